@@ -1,0 +1,309 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Op names a Store operation, for fault injection.
+type Op string
+
+// The operations a FaultFunc sees.
+const (
+	OpGet    Op = "get"
+	OpPut    Op = "put"
+	OpCAS    Op = "cas"
+	OpDelete Op = "delete"
+	OpList   Op = "list"
+	OpWatch  Op = "watch"
+	OpLock   Op = "lock"
+)
+
+// FaultFunc decides whether an operation fails. Returning nil lets it run.
+type FaultFunc func(op Op, key string) error
+
+// Memory is the in-memory Store: first-class, used by `serve -dev` and by
+// unit tests, with Consul's semantics (one index counter, CAS by modify index,
+// tombstones so a delete moves a prefix's index, blocking watches).
+type Memory struct {
+	mu         sync.Mutex
+	index      uint64
+	data       map[string]*KV
+	tombstones map[string]uint64 // deleted key -> index of its deletion
+	changed    chan struct{}     // closed and replaced on every write
+	fault      FaultFunc
+	leases     map[string]*memLease // session id -> lease
+}
+
+var _ Store = (*Memory)(nil)
+
+// NewMemory returns an empty in-memory store.
+func NewMemory() *Memory {
+	return &Memory{
+		data:       map[string]*KV{},
+		tombstones: map[string]uint64{},
+		changed:    make(chan struct{}),
+		leases:     map[string]*memLease{},
+	}
+}
+
+// InjectFault makes every later operation consult fn first; nil removes it.
+// Tests use it to exercise a broker whose store is failing.
+func (m *Memory) InjectFault(fn FaultFunc) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fault = fn
+}
+
+// ExpireLeases invalidates every live lease as if its holder had stopped
+// renewing: the locks free and each Lost channel closes.
+func (m *Memory) ExpireLeases() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, l := range m.leases {
+		m.endLeaseLocked(l)
+	}
+}
+
+// check runs the shared preamble of every operation: context, fault, key.
+// Callers hold m.mu.
+func (m *Memory) check(ctx context.Context, op Op, key string, prefix bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if m.fault != nil {
+		if err := m.fault(op, key); err != nil {
+			return err
+		}
+	}
+	if prefix {
+		return ValidatePrefix(key)
+	}
+	return ValidateKey(key)
+}
+
+func (m *Memory) bumpLocked() uint64 {
+	m.index++
+	close(m.changed)
+	m.changed = make(chan struct{})
+	return m.index
+}
+
+func copyKV(kv *KV) KV {
+	out := *kv
+	out.Value = bytes.Clone(kv.Value)
+	return out
+}
+
+// Get implements Store.
+func (m *Memory) Get(ctx context.Context, key string) (KV, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx, OpGet, key, false); err != nil {
+		return KV{}, err
+	}
+	kv, ok := m.data[key]
+	if !ok {
+		return KV{}, fmt.Errorf("get %q: %w", key, ErrNotFound)
+	}
+	return copyKV(kv), nil
+}
+
+// Put implements Store.
+func (m *Memory) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx, OpPut, key, false); err != nil {
+		return 0, err
+	}
+	return m.writeLocked(key, value), nil
+}
+
+func (m *Memory) writeLocked(key string, value []byte) uint64 {
+	idx := m.bumpLocked()
+	if kv, ok := m.data[key]; ok {
+		kv.Value = bytes.Clone(value)
+		kv.ModifyIndex = idx
+		return idx
+	}
+	delete(m.tombstones, key)
+	m.data[key] = &KV{Key: key, Value: bytes.Clone(value), CreateIndex: idx, ModifyIndex: idx}
+	return idx
+}
+
+// CAS implements Store.
+func (m *Memory) CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx, OpCAS, key, false); err != nil {
+		return 0, err
+	}
+	kv, exists := m.data[key]
+	switch {
+	case index == 0 && exists:
+		return 0, fmt.Errorf("create %q: already exists: %w", key, ErrConflict)
+	case index != 0 && !exists:
+		return 0, fmt.Errorf("cas %q at %d: key is gone: %w", key, index, ErrConflict)
+	case index != 0 && kv.ModifyIndex != index:
+		return 0, fmt.Errorf("cas %q at %d: now at %d: %w", key, index, kv.ModifyIndex, ErrConflict)
+	}
+	return m.writeLocked(key, value), nil
+}
+
+// Delete implements Store.
+func (m *Memory) Delete(ctx context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx, OpDelete, key, false); err != nil {
+		return err
+	}
+	m.deleteLocked(key)
+	return nil
+}
+
+func (m *Memory) deleteLocked(key string) {
+	if _, ok := m.data[key]; !ok {
+		return
+	}
+	delete(m.data, key)
+	m.tombstones[key] = m.bumpLocked()
+}
+
+// DeleteCAS implements Store.
+func (m *Memory) DeleteCAS(ctx context.Context, key string, index uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx, OpDelete, key, false); err != nil {
+		return err
+	}
+	kv, ok := m.data[key]
+	if !ok {
+		return fmt.Errorf("delete %q at %d: key is gone: %w", key, index, ErrConflict)
+	}
+	if kv.ModifyIndex != index {
+		return fmt.Errorf("delete %q at %d: now at %d: %w", key, index, kv.ModifyIndex, ErrConflict)
+	}
+	m.deleteLocked(key)
+	return nil
+}
+
+// List implements Store.
+func (m *Memory) List(ctx context.Context, prefix string) ([]KV, uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx, OpList, prefix, true); err != nil {
+		return nil, 0, err
+	}
+	kvs, idx := m.listLocked(prefix)
+	return kvs, idx, nil
+}
+
+// listLocked returns the keys under prefix and the prefix index: the highest
+// modify or deletion index under it. Like Consul, an untouched prefix reports
+// the store's current index so a watcher does not spin on 0.
+func (m *Memory) listLocked(prefix string) ([]KV, uint64) {
+	var out []KV
+	var idx uint64
+	for k, kv := range m.data {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, copyKV(kv))
+			idx = max(idx, kv.ModifyIndex)
+		}
+	}
+	for k, ti := range m.tombstones {
+		if strings.HasPrefix(k, prefix) {
+			idx = max(idx, ti)
+		}
+	}
+	if idx == 0 {
+		idx = max(m.index, 1)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, idx
+}
+
+// Watch implements Store.
+func (m *Memory) Watch(ctx context.Context, prefix string, index uint64) ([]KV, uint64, error) {
+	for {
+		m.mu.Lock()
+		if err := m.check(ctx, OpWatch, prefix, true); err != nil {
+			m.mu.Unlock()
+			return nil, 0, err
+		}
+		kvs, idx := m.listLocked(prefix)
+		// idx < index means the caller holds an index from another store
+		// (a restart): like Consul's reset rule, answer at once.
+		if idx != index {
+			m.mu.Unlock()
+			return kvs, idx, nil
+		}
+		changed := m.changed
+		m.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		}
+	}
+}
+
+// memLease is a lease on the memory store. Memory leases never expire on
+// their own (the process holding them is the process holding the store);
+// ExpireLeases simulates a holder that died.
+type memLease struct {
+	m       *Memory
+	id, key string
+	lost    chan struct{}
+	ended   bool
+}
+
+// TryLock implements Locker.
+func (m *Memory) TryLock(ctx context.Context, key string, holder []byte, ttl time.Duration) (Lease, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx, OpLock, key, false); err != nil {
+		return nil, err
+	}
+	if kv, ok := m.data[key]; ok && kv.Session != "" {
+		return nil, fmt.Errorf("lock %q: %w", key, ErrLockHeld)
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	l := &memLease{m: m, id: hex.EncodeToString(b[:]), key: key, lost: make(chan struct{})}
+	m.writeLocked(key, holder)
+	m.data[key].Session = l.id
+	m.leases[l.id] = l
+	return l, nil
+}
+
+// endLeaseLocked frees the lease's key (Consul's "release" behavior: the key
+// stays, its session is cleared) and closes Lost.
+func (m *Memory) endLeaseLocked(l *memLease) {
+	if l.ended {
+		return
+	}
+	l.ended = true
+	delete(m.leases, l.id)
+	if kv, ok := m.data[l.key]; ok && kv.Session == l.id {
+		kv.Session = ""
+		kv.ModifyIndex = m.bumpLocked()
+	}
+	close(l.lost)
+}
+
+func (l *memLease) Key() string           { return l.key }
+func (l *memLease) Lost() <-chan struct{} { return l.lost }
+
+func (l *memLease) Release(ctx context.Context) error {
+	l.m.mu.Lock()
+	defer l.m.mu.Unlock()
+	l.m.endLeaseLocked(l)
+	return ctx.Err()
+}
