@@ -1,0 +1,103 @@
+package peers
+
+import (
+	"context"
+	"io"
+
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// Cloud is the contract every cloud in the pool satisfies. It is the union
+// of small parts so a consumer can declare only the part it uses (the image
+// stager needs Images and ImageData, not Volumes).
+//
+// Every call takes a context and honours its deadline. Long operations
+// (server boot, volume creation) return at once with a transitional status
+// (BUILD, creating); callers poll Get* until the resource settles.
+type Cloud interface {
+	// Info says what kind of cloud this is and which driver serves it.
+	Info() Info
+	// Capacity reports totals and usage, for the registry and placement.
+	Capacity(ctx context.Context) (registry.Capacity, error)
+	Compute
+	Keypairs
+	Images
+	Networks
+	Volumes
+}
+
+// Compute manages flavors and servers.
+type Compute interface {
+	ListFlavors(ctx context.Context) ([]Flavor, error)
+	GetFlavor(ctx context.Context, id string) (Flavor, error)
+	CreateServer(ctx context.Context, spec ServerSpec) (Server, error)
+	GetServer(ctx context.Context, id string) (Server, error)
+	ListServers(ctx context.Context, opts ListOptions) ([]Server, error)
+	// DeleteServer starts deletion; GetServer reports ErrNotFound once gone.
+	DeleteServer(ctx context.Context, id string) error
+	// ServerAction runs a power action; an action the current status does
+	// not allow (start an ACTIVE server) is ErrConflict.
+	ServerAction(ctx context.Context, id string, action ServerAction) error
+}
+
+// Keypairs manages SSH keypairs.
+type Keypairs interface {
+	CreateKeypair(ctx context.Context, spec KeypairSpec) (Keypair, error)
+	GetKeypair(ctx context.Context, name string) (Keypair, error)
+	ListKeypairs(ctx context.Context, opts ListOptions) ([]Keypair, error)
+	DeleteKeypair(ctx context.Context, name string) error
+}
+
+// Images manages image metadata. Image bytes move through ImageData.
+type Images interface {
+	CreateImage(ctx context.Context, spec ImageSpec) (Image, error)
+	GetImage(ctx context.Context, id string) (Image, error)
+	ListImages(ctx context.Context, opts ListOptions) ([]Image, error)
+	UpdateImage(ctx context.Context, id string, patch ImagePatch) (Image, error)
+	DeleteImage(ctx context.Context, id string) error
+}
+
+// Networks manages networks, subnets and ports.
+type Networks interface {
+	CreateNetwork(ctx context.Context, spec NetworkSpec) (Network, error)
+	GetNetwork(ctx context.Context, id string) (Network, error)
+	ListNetworks(ctx context.Context, opts ListOptions) ([]Network, error)
+	DeleteNetwork(ctx context.Context, id string) error
+
+	CreateSubnet(ctx context.Context, spec SubnetSpec) (Subnet, error)
+	GetSubnet(ctx context.Context, id string) (Subnet, error)
+	ListSubnets(ctx context.Context, opts ListOptions) ([]Subnet, error)
+	DeleteSubnet(ctx context.Context, id string) error
+
+	CreatePort(ctx context.Context, spec PortSpec) (Port, error)
+	GetPort(ctx context.Context, id string) (Port, error)
+	ListPorts(ctx context.Context, opts ListOptions) ([]Port, error)
+	DeletePort(ctx context.Context, id string) error
+}
+
+// Volumes manages block storage and attachments.
+type Volumes interface {
+	CreateVolume(ctx context.Context, spec VolumeSpec) (Volume, error)
+	GetVolume(ctx context.Context, id string) (Volume, error)
+	ListVolumes(ctx context.Context, opts ListOptions) ([]Volume, error)
+	DeleteVolume(ctx context.Context, id string) error
+	AttachVolume(ctx context.Context, serverID, volumeID string) (VolumeAttachment, error)
+	DetachVolume(ctx context.Context, serverID, volumeID string) error
+}
+
+// ImageData is the optional ability to move image bytes as streams. A cloud
+// without it can still boot images that are already there.
+type ImageData interface {
+	// UploadImage streams data into a queued image. size is the expected
+	// length or -1 when unknown. A failed or interrupted upload leaves the
+	// image killed, never active with partial bytes.
+	UploadImage(ctx context.Context, id string, data io.Reader, size int64) error
+	// DownloadImage streams an active image's bytes.
+	DownloadImage(ctx context.Context, id string) (io.ReadCloser, error)
+}
+
+// ConsoleReader is the optional ability to read a server's console log.
+type ConsoleReader interface {
+	// ConsoleOutput returns the last lines of the console (all when lines <= 0).
+	ConsoleOutput(ctx context.Context, serverID string, lines int) (string, error)
+}

@@ -1,0 +1,356 @@
+package peers
+
+import (
+	"time"
+
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// Capacity is the registry's capacity record: a cloud reports it, the
+// registry stores it, placement reads it.
+type Capacity = registry.Capacity
+
+// Metadata keys cloudmux writes on every resource it creates, so the broker
+// can find and adopt its resources after a crash and rebuild its index by
+// scanning a peer.
+const (
+	MetaBrokerID = "cloudmux_broker_id"
+	MetaProject  = "cloudmux_project"
+	MetaID       = "cloudmux_id" // the broker-wide ID of the resource
+)
+
+// Info describes a connected cloud.
+type Info struct {
+	Kind   registry.Kind `json:"kind"`
+	Driver string        `json:"driver"` // e.g. "libvirt", "fake", "gophercloud"
+	Region string        `json:"region,omitempty"`
+}
+
+// ListOptions narrows a list. Empty fields match everything.
+type ListOptions struct {
+	Project string
+	// Metadata matches resources carrying every one of these pairs.
+	Metadata map[string]string
+}
+
+// Matches reports whether a resource with project and metadata passes o.
+func (o ListOptions) Matches(project string, metadata map[string]string) bool {
+	if o.Project != "" && o.Project != project {
+		return false
+	}
+	for k, v := range o.Metadata {
+		if metadata[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Flavor is a server size.
+type Flavor struct {
+	ID           string            `json:"id"`
+	Name         string            `json:"name"`
+	VCPUs        int               `json:"vcpus"`
+	RAMMiB       int               `json:"ram_mib"`
+	DiskGiB      int               `json:"disk_gib"`
+	EphemeralGiB int               `json:"ephemeral_gib,omitempty"`
+	IsPublic     bool              `json:"is_public"`
+	ExtraSpecs   map[string]string `json:"extra_specs,omitempty"`
+}
+
+// ServerStatus follows Nova's server statuses.
+type ServerStatus string
+
+// Nova's statuses, the subset a driver reports.
+const (
+	ServerBuild      ServerStatus = "BUILD"
+	ServerActive     ServerStatus = "ACTIVE"
+	ServerShutoff    ServerStatus = "SHUTOFF"
+	ServerReboot     ServerStatus = "REBOOT"
+	ServerHardReboot ServerStatus = "HARD_REBOOT"
+	ServerError      ServerStatus = "ERROR"
+	ServerDeleted    ServerStatus = "DELETED"
+)
+
+// ServerAction is a power action.
+type ServerAction string
+
+// Power actions every Compute implements.
+const (
+	ActionStart      ServerAction = "start"
+	ActionStop       ServerAction = "stop"
+	ActionReboot     ServerAction = "reboot"
+	ActionHardReboot ServerAction = "hard_reboot"
+)
+
+// Address is one IP of a server on a network.
+type Address struct {
+	Network string `json:"network"`
+	Addr    string `json:"addr"`
+	Version int    `json:"version"`
+	MAC     string `json:"mac,omitempty"`
+	Type    string `json:"type,omitempty"` // "fixed" or "floating"
+}
+
+// Server is a virtual machine.
+type Server struct {
+	ID               string            `json:"id"`
+	Name             string            `json:"name"`
+	Status           ServerStatus      `json:"status"`
+	Project          string            `json:"project"`
+	FlavorID         string            `json:"flavor_id"`
+	ImageID          string            `json:"image_id,omitempty"`
+	KeyName          string            `json:"key_name,omitempty"`
+	AvailabilityZone string            `json:"availability_zone,omitempty"`
+	Host             string            `json:"host,omitempty"`
+	Addresses        []Address         `json:"addresses,omitempty"`
+	Volumes          []string          `json:"volumes,omitempty"` // attached volume IDs
+	Metadata         map[string]string `json:"metadata,omitempty"`
+	Fault            string            `json:"fault,omitempty"`
+	CreatedAt        time.Time         `json:"created_at"`
+	UpdatedAt        time.Time         `json:"updated_at"`
+}
+
+// NetworkAttachment asks for a NIC: on a network, or an existing port.
+type NetworkAttachment struct {
+	NetworkID string `json:"network_id,omitempty"`
+	PortID    string `json:"port_id,omitempty"`
+	FixedIP   string `json:"fixed_ip,omitempty"`
+}
+
+// ServerSpec is what CreateServer needs.
+type ServerSpec struct {
+	Name     string
+	Project  string
+	FlavorID string
+	// ImageID may be empty when BootVolumeID is set.
+	ImageID          string
+	BootVolumeID     string
+	Networks         []NetworkAttachment
+	KeyName          string
+	UserData         []byte
+	Metadata         map[string]string
+	AvailabilityZone string
+}
+
+// ImageStatus follows the Image Service lifecycle.
+type ImageStatus string
+
+// Image statuses: queued -> saving -> active; killed on a failed upload;
+// pending_delete while a delayed delete waits; deleted.
+const (
+	ImageQueued        ImageStatus = "queued"
+	ImageSaving        ImageStatus = "saving"
+	ImageActive        ImageStatus = "active"
+	ImageKilled        ImageStatus = "killed"
+	ImageDeleted       ImageStatus = "deleted"
+	ImagePendingDelete ImageStatus = "pending_delete"
+)
+
+// Image is a VM disk image and its metadata.
+type Image struct {
+	ID              string            `json:"id"`
+	Name            string            `json:"name"`
+	Status          ImageStatus       `json:"status"`
+	Project         string            `json:"project"` // the owner
+	DiskFormat      string            `json:"disk_format"`
+	ContainerFormat string            `json:"container_format"`
+	Size            int64             `json:"size"`
+	Checksum        string            `json:"checksum,omitempty"` // MD5, hex
+	OSHashAlgo      string            `json:"os_hash_algo,omitempty"`
+	OSHashValue     string            `json:"os_hash_value,omitempty"`
+	MinRAMMiB       int               `json:"min_ram"`
+	MinDiskGiB      int               `json:"min_disk"`
+	Visibility      string            `json:"visibility"`
+	Protected       bool              `json:"protected"`
+	Properties      map[string]string `json:"properties,omitempty"`
+	CreatedAt       time.Time         `json:"created_at"`
+	UpdatedAt       time.Time         `json:"updated_at"`
+}
+
+// ImageSpec registers an image (its data comes later, through ImageData).
+type ImageSpec struct {
+	// ID may request a specific UUID (the broker keeps IDs stable across
+	// peers when it stages a copy); empty lets the cloud choose.
+	ID              string
+	Name            string
+	Project         string
+	DiskFormat      string
+	ContainerFormat string
+	MinRAMMiB       int
+	MinDiskGiB      int
+	Visibility      string
+	Protected       bool
+	Properties      map[string]string
+}
+
+// ImagePatch changes an image's metadata; nil fields stay as they are.
+type ImagePatch struct {
+	Name             *string
+	MinRAMMiB        *int
+	MinDiskGiB       *int
+	Visibility       *string
+	Protected        *bool
+	SetProperties    map[string]string
+	RemoveProperties []string
+}
+
+// Network is a layer-2 network.
+type Network struct {
+	ID           string            `json:"id"`
+	Name         string            `json:"name"`
+	Project      string            `json:"project"`
+	Status       string            `json:"status"` // ACTIVE, DOWN, BUILD, ERROR
+	AdminStateUp bool              `json:"admin_state_up"`
+	Shared       bool              `json:"shared"`
+	External     bool              `json:"external"`
+	MTU          int               `json:"mtu,omitempty"`
+	Subnets      []string          `json:"subnets,omitempty"`
+	Metadata     map[string]string `json:"metadata,omitempty"`
+}
+
+// NetworkSpec creates a network.
+type NetworkSpec struct {
+	Name     string
+	Project  string
+	Shared   bool
+	MTU      int
+	Metadata map[string]string
+}
+
+// IPRange is an inclusive range of addresses.
+type IPRange struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
+// Subnet is an IP range on a network.
+type Subnet struct {
+	ID              string            `json:"id"`
+	Name            string            `json:"name"`
+	Project         string            `json:"project"`
+	NetworkID       string            `json:"network_id"`
+	CIDR            string            `json:"cidr"`
+	IPVersion       int               `json:"ip_version"`
+	GatewayIP       string            `json:"gateway_ip,omitempty"`
+	EnableDHCP      bool              `json:"enable_dhcp"`
+	AllocationPools []IPRange         `json:"allocation_pools,omitempty"`
+	DNSNameservers  []string          `json:"dns_nameservers,omitempty"`
+	Metadata        map[string]string `json:"metadata,omitempty"`
+}
+
+// SubnetSpec creates a subnet. An empty GatewayIP picks the first host
+// address; NoGateway disables the gateway.
+type SubnetSpec struct {
+	Name           string
+	Project        string
+	NetworkID      string
+	CIDR           string
+	IPVersion      int
+	GatewayIP      string
+	NoGateway      bool
+	EnableDHCP     bool
+	DNSNameservers []string
+	Metadata       map[string]string
+}
+
+// FixedIP is an address of a port on a subnet.
+type FixedIP struct {
+	SubnetID  string `json:"subnet_id"`
+	IPAddress string `json:"ip_address"`
+}
+
+// Port is a NIC attachment point on a network.
+type Port struct {
+	ID          string            `json:"id"`
+	Name        string            `json:"name"`
+	Project     string            `json:"project"`
+	NetworkID   string            `json:"network_id"`
+	MACAddress  string            `json:"mac_address"`
+	FixedIPs    []FixedIP         `json:"fixed_ips,omitempty"`
+	DeviceID    string            `json:"device_id,omitempty"`
+	DeviceOwner string            `json:"device_owner,omitempty"`
+	Status      string            `json:"status"` // ACTIVE, DOWN, BUILD
+	Metadata    map[string]string `json:"metadata,omitempty"`
+}
+
+// PortSpec creates a port.
+type PortSpec struct {
+	Name      string
+	Project   string
+	NetworkID string
+	FixedIPs  []FixedIP // SubnetID and/or IPAddress; empty picks one
+	Metadata  map[string]string
+}
+
+// VolumeStatus follows Cinder's volume statuses.
+type VolumeStatus string
+
+// Cinder's statuses, the subset a driver reports.
+const (
+	VolumeCreating  VolumeStatus = "creating"
+	VolumeAvailable VolumeStatus = "available"
+	VolumeAttaching VolumeStatus = "attaching"
+	VolumeInUse     VolumeStatus = "in-use"
+	VolumeDetaching VolumeStatus = "detaching"
+	VolumeDeleting  VolumeStatus = "deleting"
+	VolumeError     VolumeStatus = "error"
+)
+
+// VolumeAttachment links a volume to a server.
+type VolumeAttachment struct {
+	ID       string `json:"id"`
+	ServerID string `json:"server_id"`
+	VolumeID string `json:"volume_id"`
+	Device   string `json:"device,omitempty"`
+}
+
+// Volume is a block device.
+type Volume struct {
+	ID               string             `json:"id"`
+	Name             string             `json:"name"`
+	Description      string             `json:"description,omitempty"`
+	Project          string             `json:"project"`
+	SizeGiB          int                `json:"size_gib"`
+	Status           VolumeStatus       `json:"status"`
+	VolumeType       string             `json:"volume_type,omitempty"`
+	AvailabilityZone string             `json:"availability_zone,omitempty"`
+	Bootable         bool               `json:"bootable"`
+	SourceImageID    string             `json:"source_image_id,omitempty"`
+	Attachments      []VolumeAttachment `json:"attachments,omitempty"`
+	Metadata         map[string]string  `json:"metadata,omitempty"`
+	CreatedAt        time.Time          `json:"created_at"`
+}
+
+// VolumeSpec creates a volume, empty or from an image.
+type VolumeSpec struct {
+	Name             string
+	Description      string
+	Project          string
+	SizeGiB          int
+	VolumeType       string
+	AvailabilityZone string
+	ImageID          string
+	Metadata         map[string]string
+}
+
+// Keypair is an SSH public key servers can be booted with. Names are unique
+// per cloud; the broker namespaces user keypairs onto peers.
+type Keypair struct {
+	Name        string    `json:"name"`
+	Project     string    `json:"project,omitempty"`
+	UserID      string    `json:"user_id,omitempty"`
+	Type        string    `json:"type"` // "ssh" or "x509"
+	PublicKey   string    `json:"public_key"`
+	Fingerprint string    `json:"fingerprint"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// KeypairSpec imports a public key.
+type KeypairSpec struct {
+	Name      string
+	Project   string
+	UserID    string
+	Type      string
+	PublicKey string
+}

@@ -1,0 +1,119 @@
+package registry
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+)
+
+var (
+	peerNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	labelKeyRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$`)
+	currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
+)
+
+// Interfaces lists the endpoint interfaces a peer may select.
+var Interfaces = []string{"public", "internal", "admin"}
+
+// Validate checks the record and returns every problem at once, each a
+// *FieldError, joined; errors.Is(err, ErrInvalid) holds for the result.
+func (p Peer) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+	}
+
+	switch {
+	case p.Name == "":
+		bad("name", "is required")
+	case !peerNameRE.MatchString(p.Name):
+		bad("name", "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+
+	if !slices.Contains(Kinds, p.Kind) {
+		bad("kind", "unknown peer kind %q: must be one of %s", p.Kind, joinKinds())
+	}
+
+	e := p.Endpoint
+	switch {
+	case e.AuthURL == "" && p.Kind == KindOpenStack:
+		bad("endpoint.auth_url", "is required for an openstack peer")
+	case e.AuthURL != "":
+		if reason := checkURL(e.AuthURL); reason != "" {
+			bad("endpoint.auth_url", "%s", reason)
+		}
+	}
+	if e.Interface != "" && !slices.Contains(Interfaces, e.Interface) {
+		bad("endpoint.interface", "must be one of public, internal, admin; got %q", e.Interface)
+	}
+	if e.CACert != "" && !x509.NewCertPool().AppendCertsFromPEM([]byte(e.CACert)) {
+		bad("endpoint.ca_cert", "holds no PEM certificate")
+	}
+
+	for _, k := range sortedKeys(p.Labels) {
+		v := p.Labels[k]
+		if !labelKeyRE.MatchString(k) {
+			bad("labels."+k, "label keys are 1-63 letters, digits, '.', '_', '/' or '-', starting and ending with a letter or digit")
+		}
+		if len(v) > 255 || strings.ContainsFunc(v, unicode.IsControl) {
+			bad("labels."+k, "label values are at most 255 characters without control characters")
+		}
+	}
+
+	for name, r := range map[string]Resource{
+		"capacity.vcpus": p.Capacity.VCPUs, "capacity.ram_mib": p.Capacity.RAMMiB,
+		"capacity.disk_gib": p.Capacity.DiskGiB, "capacity.instances": p.Capacity.Instances,
+	} {
+		if r.Total < 0 || r.Used < 0 {
+			bad(name, "totals and usage cannot be negative")
+		}
+	}
+	if p.Cost.VCPUHour < 0 || p.Cost.RAMGiBHour < 0 || p.Cost.DiskGiBMonth < 0 {
+		bad("cost", "cost figures cannot be negative")
+	}
+	if p.Cost.Currency != "" && !currencyRE.MatchString(p.Cost.Currency) {
+		bad("cost.currency", "must be an ISO 4217 code such as EUR or USD; got %q", p.Cost.Currency)
+	}
+	if p.Status != "" && !slices.Contains(Statuses, p.Status) {
+		bad("status", "must be one of up, degraded, down, maintenance; got %q", p.Status)
+	}
+	slices.SortStableFunc(errs, func(a, b error) int {
+		return strings.Compare(a.(*FieldError).Field, b.(*FieldError).Field)
+	})
+	return errors.Join(errs...)
+}
+
+func checkURL(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return "is not a valid URL: " + err.Error()
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Sprintf("must be an absolute http or https URL; got scheme %q", u.Scheme)
+	case u.Host == "":
+		return "must name a host"
+	}
+	return ""
+}
+
+func joinKinds() string {
+	s := make([]string, len(Kinds))
+	for i, k := range Kinds {
+		s[i] = string(k)
+	}
+	return strings.Join(s, ", ")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
