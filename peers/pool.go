@@ -1,0 +1,225 @@
+package peers
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// Connector builds a Cloud for a peer record. The pool calls it when a peer
+// appears or its connection settings (kind, endpoint, credentials) change.
+type Connector func(ctx context.Context, p registry.Peer, creds registry.Credentials) (Cloud, error)
+
+// PeerSource is the part of registry.PeerSnapshot the pool follows.
+type PeerSource interface {
+	View() *registry.PeerView
+	Changed() <-chan struct{}
+}
+
+// CredentialSource reads a peer's stored credentials.
+type CredentialSource interface {
+	Credentials(ctx context.Context, p registry.Peer) (registry.Credentials, error)
+}
+
+// Member is one peer of the pool: its latest record and its connection.
+// Cloud is nil while the peer cannot be connected; Err says why.
+type Member struct {
+	Peer  registry.Peer
+	Cloud Cloud
+	Err   error
+
+	fingerprint string
+}
+
+// Usable reports whether new work may go to the member: connected, and up
+// or degraded.
+func (m *Member) Usable() bool {
+	return m.Cloud != nil && (m.Peer.Status == registry.StatusUp || m.Peer.Status == registry.StatusDegraded)
+}
+
+// Pool is the live set of connected clouds. Reads (Get, Members) are lock-free
+// loads of an immutable map; Run reconciles it with the registry snapshot.
+type Pool struct {
+	source     PeerSource
+	creds      CredentialSource
+	connectors map[registry.Kind]Connector
+	log        logrus.FieldLogger
+	retry      time.Duration
+
+	members atomic.Pointer[map[string]*Member]
+	mu      sync.Mutex // serializes reconciles
+	changed chan struct{}
+}
+
+// PoolConfig wires a Pool.
+type PoolConfig struct {
+	Source      PeerSource
+	Credentials CredentialSource
+	Connectors  map[registry.Kind]Connector
+	Log         logrus.FieldLogger
+	// RetryInterval is how often peers that failed to connect are retried.
+	RetryInterval time.Duration
+}
+
+// NewPool returns an empty pool; call Run (or Reconcile) to fill it.
+func NewPool(cfg PoolConfig) *Pool {
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = 30 * time.Second
+	}
+	p := &Pool{
+		source: cfg.Source, creds: cfg.Credentials, connectors: cfg.Connectors,
+		log: cfg.Log, retry: cfg.RetryInterval, changed: make(chan struct{}),
+	}
+	empty := map[string]*Member{}
+	p.members.Store(&empty)
+	return p
+}
+
+// Get returns the member with this peer ID.
+func (p *Pool) Get(id string) (*Member, bool) {
+	m, ok := (*p.members.Load())[id]
+	return m, ok
+}
+
+// Lookup finds a member by peer ID or name.
+func (p *Pool) Lookup(idOrName string) (*Member, bool) {
+	if m, ok := p.Get(idOrName); ok {
+		return m, true
+	}
+	for _, m := range *p.members.Load() {
+		if m.Peer.Name == idOrName {
+			return m, true
+		}
+	}
+	return nil, false
+}
+
+// Members returns every member sorted by peer name.
+func (p *Pool) Members() []*Member {
+	ms := *p.members.Load()
+	out := make([]*Member, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Peer.Name < out[j].Peer.Name })
+	return out
+}
+
+// Changed returns a channel closed after the next reconcile that changed
+// the pool.
+func (p *Pool) Changed() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.changed
+}
+
+// Run reconciles on every snapshot change, and periodically to retry
+// peers that failed to connect, until ctx ends. On return every
+// connection is closed.
+func (p *Pool) Run(ctx context.Context) error {
+	ticker := time.NewTicker(p.retry)
+	defer ticker.Stop()
+	defer p.closeAll()
+	for {
+		changed := p.source.Changed()
+		p.Reconcile(ctx)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		case <-ticker.C:
+		}
+	}
+}
+
+// connFingerprint is what forces a reconnect when it changes.
+func connFingerprint(pr registry.Peer) string {
+	return fmt.Sprintf("%s|%+v|%s|%d", pr.Kind, pr.Endpoint, pr.CredentialsRef, pr.CredentialsUpdatedAt.UnixNano())
+}
+
+// Reconcile brings the members in line with the current registry view:
+// connect new peers, reconnect changed ones, close removed ones, and refresh
+// every member's record.
+func (p *Pool) Reconcile(ctx context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := *p.members.Load()
+	view := p.source.View()
+	next := make(map[string]*Member, view.Len())
+	for _, pr := range view.List() {
+		fp := connFingerprint(pr)
+		if m, ok := old[pr.ID]; ok && m.fingerprint == fp && m.Cloud != nil {
+			next[pr.ID] = &Member{Peer: pr, Cloud: m.Cloud, fingerprint: fp}
+			continue
+		}
+		if m, ok := old[pr.ID]; ok && m.Cloud != nil {
+			closeCloud(m.Cloud)
+		}
+		cloud, err := p.connect(ctx, pr)
+		if err != nil {
+			p.log.WithError(err).WithFields(logrus.Fields{"peer_id": pr.ID, "peer": pr.Name, "kind": pr.Kind}).Warn("pool: cannot connect peer")
+		}
+		next[pr.ID] = &Member{Peer: pr, Cloud: cloud, Err: err, fingerprint: fp}
+	}
+	for id, m := range old {
+		if _, ok := next[id]; !ok && m.Cloud != nil {
+			closeCloud(m.Cloud)
+		}
+	}
+	p.members.Store(&next)
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+func (p *Pool) connect(ctx context.Context, pr registry.Peer) (Cloud, error) {
+	connector, ok := p.connectors[pr.Kind]
+	if !ok {
+		return nil, fmt.Errorf("peer %q: no driver for kind %q in this broker: %w", pr.Name, pr.Kind, ErrNotSupported)
+	}
+	creds, err := p.creds.Credentials(ctx, pr)
+	if err != nil {
+		return nil, fmt.Errorf("peer %q: %w", pr.Name, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return connector(cctx, pr, creds)
+}
+
+func (p *Pool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range *p.members.Load() {
+		if m.Cloud != nil {
+			closeCloud(m.Cloud)
+		}
+	}
+}
+
+// closeCloud closes clouds that hold resources (connections, goroutines).
+// In-process clouds shared across reconnects (the local cloud) do not
+// implement io.Closer and are left alone.
+func closeCloud(c Cloud) {
+	if cl, ok := c.(io.Closer); ok {
+		_ = cl.Close()
+	}
+}
+
+// Static returns a Connector serving clouds that live in this process (the
+// local cloud), by peer name.
+func Static(clouds map[string]Cloud) Connector {
+	return func(_ context.Context, p registry.Peer, _ registry.Credentials) (Cloud, error) {
+		c, ok := clouds[p.Name]
+		if !ok {
+			return nil, fmt.Errorf("no in-process cloud named %q: %w", p.Name, ErrNotFound)
+		}
+		return c, nil
+	}
+}

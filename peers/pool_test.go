@@ -1,0 +1,241 @@
+package peers_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// capacityCloud answers Capacity (what the prober calls) and counts
+// closes; any other call panics through the nil embedded interface, which
+// is the point: pool and prober must call nothing else.
+type capacityCloud struct {
+	peers.Cloud
+	mu     sync.Mutex
+	err    error
+	closed atomic.Int32
+}
+
+func (c *capacityCloud) Capacity(context.Context) (registry.Capacity, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return registry.Capacity{VCPUs: registry.Resource{Total: 8, Used: 2}}, c.err
+}
+
+func (c *capacityCloud) setErr(err error) {
+	c.mu.Lock()
+	c.err = err
+	c.mu.Unlock()
+}
+
+func (c *capacityCloud) Close() error { c.closed.Add(1); return nil }
+
+type harness struct {
+	store   *registry.Memory
+	reg     *registry.PeerRegistry
+	snap    *registry.PeerSnapshot
+	pool    *peers.Pool
+	connect atomic.Int32
+	clouds  sync.Map // peer name -> *capacityCloud
+}
+
+func newHarness(t *testing.T) (*harness, context.Context) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	h := &harness{store: registry.NewMemory()}
+	h.reg = registry.NewPeerRegistry(h.store)
+	log := logrus.New()
+	log.SetLevel(logrus.WarnLevel)
+	h.snap = registry.NewPeerSnapshot(h.store, log)
+	go func() { _ = h.snap.Run(ctx) }()
+	connector := func(_ context.Context, p registry.Peer, creds registry.Credentials) (peers.Cloud, error) {
+		h.connect.Add(1)
+		if creds.Password == "wrong" {
+			return nil, peers.ErrUnauthorized
+		}
+		c := &capacityCloud{}
+		h.clouds.Store(p.Name, c)
+		return c, nil
+	}
+	h.pool = peers.NewPool(peers.PoolConfig{
+		Source: h.snap, Credentials: h.reg, Log: log,
+		Connectors: map[registry.Kind]peers.Connector{registry.KindOpenStack: connector},
+	})
+	if err := h.snap.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return h, ctx
+}
+
+// sync waits for the snapshot to reach rev, then reconciles.
+func (h *harness) sync(t *testing.T, ctx context.Context, rev uint64) {
+	t.Helper()
+	if err := h.snap.WaitIndex(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	h.pool.Reconcile(ctx)
+}
+
+func peerSpec(name string) registry.Peer {
+	return registry.Peer{Name: name, Kind: registry.KindOpenStack, Endpoint: registry.Endpoint{AuthURL: "http://127.0.0.1:5000/v3"}}
+}
+
+func creds(pw string) *registry.Credentials {
+	return &registry.Credentials{Username: "u", UserDomainName: "Default", Password: pw}
+}
+
+func TestPoolReconcile(t *testing.T) {
+	h, ctx := newHarness(t)
+	p, err := h.reg.Create(ctx, peerSpec("a"), creds("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sync(t, ctx, p.Revision)
+	m, ok := h.pool.Lookup("a")
+	if !ok || m.Cloud == nil || m.Err != nil {
+		t.Fatalf("member a = %+v, %v; want connected", m, ok)
+	}
+
+	// A label change refreshes the record without reconnecting.
+	upd := p
+	upd.Labels = map[string]string{"tier": "public"}
+	p, err = h.reg.Update(ctx, upd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sync(t, ctx, p.Revision)
+	if m, _ := h.pool.Get(p.ID); m.Peer.Labels["tier"] != "public" || h.connect.Load() != 1 {
+		t.Fatalf("after label change: labels %v, %d connects; want refreshed record and 1 connect", m.Peer.Labels, h.connect.Load())
+	}
+
+	// New credentials reconnect and close the old connection.
+	old, _ := h.clouds.Load("a")
+	p, err = h.reg.SetCredentials(ctx, p.ID, *creds("wrong"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sync(t, ctx, p.Revision)
+	m, _ = h.pool.Get(p.ID)
+	if h.connect.Load() != 2 || m.Cloud != nil || !errors.Is(m.Err, peers.ErrUnauthorized) {
+		t.Fatalf("after new credentials: %d connects, member %+v; want a reconnect that failed with ErrUnauthorized", h.connect.Load(), m)
+	}
+	if old.(*capacityCloud).closed.Load() != 1 {
+		t.Fatal("old connection not closed on reconnect")
+	}
+
+	// Removal drops the member.
+	if _, err := h.reg.Delete(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		changed := h.snap.Changed() // before reconciling, or a change in between is missed
+		h.pool.Reconcile(ctx)
+		if _, ok := h.pool.Get(p.ID); !ok {
+			break
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatal("removed peer never left the pool")
+		}
+	}
+}
+
+func TestPoolUnknownKind(t *testing.T) {
+	h, ctx := newHarness(t)
+	p, err := h.reg.Create(ctx, registry.Peer{Name: "local-1", Kind: registry.KindLocal}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sync(t, ctx, p.Revision)
+	m, ok := h.pool.Get(p.ID)
+	if !ok || m.Cloud != nil || !errors.Is(m.Err, peers.ErrNotSupported) || m.Usable() {
+		t.Fatalf("member without a driver = %+v; want present, unusable, ErrNotSupported", m)
+	}
+}
+
+// recordingCatalog remembers the last health per peer.
+type recordingCatalog struct {
+	mu         sync.Mutex
+	registered map[string]bool
+	health     map[string]registry.Status
+}
+
+func (c *recordingCatalog) RegisterPeer(_ context.Context, p registry.Peer) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.registered[p.ID] = true
+	return nil
+}
+
+func (c *recordingCatalog) DeregisterPeer(_ context.Context, id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.registered, id)
+	return nil
+}
+
+func (c *recordingCatalog) SetHealth(_ context.Context, id string, s registry.Status, _ string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.health[id] = s
+	return nil
+}
+
+func TestProberHysteresis(t *testing.T) {
+	h, ctx := newHarness(t)
+	p, err := h.reg.Create(ctx, peerSpec("flappy"), creds("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sync(t, ctx, p.Revision)
+	catalog := &recordingCatalog{registered: map[string]bool{}, health: map[string]registry.Status{}}
+	prober := peers.NewProber(peers.ProberConfig{
+		Pool: h.pool, Registry: h.reg, Catalog: catalog, Log: logrus.New(), FallAfter: 3, RiseAfter: 2,
+	})
+	c, _ := h.clouds.Load("flappy")
+	cloud := c.(*capacityCloud)
+
+	steps := []struct {
+		name string
+		err  error
+		want registry.Status
+	}{
+		{"first success rises at once", nil, registry.StatusUp},
+		{"one failure degrades", errors.New("timeout"), registry.StatusDegraded},
+		{"two failures still degraded", errors.New("timeout"), registry.StatusDegraded},
+		{"third failure is down", errors.New("timeout"), registry.StatusDown},
+		{"one success is not enough", nil, registry.StatusDown},
+		{"second success brings it up", nil, registry.StatusUp},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			cloud.setErr(st.err)
+			prober.ProbeAll(ctx)
+			got, err := h.reg.Get(ctx, p.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != st.want || got.LastHeartbeat.IsZero() {
+				t.Fatalf("status = %s (%s), heartbeat %v; want %s", got.Status, got.StatusReason, got.LastHeartbeat, st.want)
+			}
+			catalog.mu.Lock()
+			defer catalog.mu.Unlock()
+			if !catalog.registered[p.ID] || catalog.health[p.ID] != st.want {
+				t.Fatalf("catalog: registered %v health %s; want registered, %s", catalog.registered[p.ID], catalog.health[p.ID], st.want)
+			}
+		})
+	}
+	got, _ := h.reg.Get(ctx, p.ID)
+	if got.Capacity.VCPUs.Total != 8 {
+		t.Fatalf("capacity not recorded: %+v", got.Capacity)
+	}
+}

@@ -1,0 +1,208 @@
+package peers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// HealthReporter is the part of registry.PeerRegistry the prober writes to.
+type HealthReporter interface {
+	ReportHealth(ctx context.Context, id string, h registry.Health) (registry.Peer, error)
+}
+
+// ProberConfig wires a Prober.
+type ProberConfig struct {
+	Pool     *Pool
+	Registry HealthReporter
+	Catalog  registry.ServiceCatalog
+	Log      logrus.FieldLogger
+	Interval time.Duration // between probe rounds; default 10s
+	Timeout  time.Duration // per probe; default 5s
+	// FallAfter consecutive failures mark a peer down (earlier ones mark it
+	// degraded); RiseAfter consecutive successes bring a down peer back up.
+	// Hysteresis keeps a flapping peer from flapping placement.
+	FallAfter, RiseAfter int
+	Now                  func() time.Time
+}
+
+// Prober probes every pool member on an interval (a cheap capacity call),
+// writes status, capacity and heartbeat to the registry, and keeps each
+// peer's Consul TTL check passing or failing.
+type Prober struct {
+	cfg ProberConfig
+
+	mu         sync.Mutex
+	state      map[string]*probeState
+	registered map[string]string // peer ID -> catalog fingerprint
+}
+
+type probeState struct {
+	fails, oks int
+	status     registry.Status
+}
+
+// NewProber applies defaults and returns a prober.
+func NewProber(cfg ProberConfig) *Prober {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 10 * time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.FallAfter <= 0 {
+		cfg.FallAfter = 3
+	}
+	if cfg.RiseAfter <= 0 {
+		cfg.RiseAfter = 2
+	}
+	if cfg.Catalog == nil {
+		cfg.Catalog = registry.NopCatalog{}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Prober{cfg: cfg, state: map[string]*probeState{}, registered: map[string]string{}}
+}
+
+// Run probes at once, then every interval, until ctx ends.
+func (pr *Prober) Run(ctx context.Context) error {
+	t := time.NewTicker(pr.cfg.Interval)
+	defer t.Stop()
+	for {
+		pr.ProbeAll(ctx)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// ProbeAll probes every member concurrently and waits for all of them.
+func (pr *Prober) ProbeAll(ctx context.Context) {
+	members := pr.cfg.Pool.Members()
+	var wg sync.WaitGroup
+	for _, m := range members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pr.probe(ctx, m)
+		}()
+	}
+	wg.Wait()
+	pr.forgetRemoved(ctx, members)
+}
+
+func (pr *Prober) probe(ctx context.Context, m *Member) {
+	log := pr.cfg.Log.WithFields(logrus.Fields{"peer_id": m.Peer.ID, "peer": m.Peer.Name})
+	pr.ensureRegistered(ctx, m.Peer, log)
+
+	var capacity *registry.Capacity
+	err := m.Err
+	if m.Cloud != nil {
+		pctx, cancel := context.WithTimeout(ctx, pr.cfg.Timeout)
+		c, cerr := m.Cloud.Capacity(pctx)
+		cancel()
+		if cerr == nil {
+			capacity = &c
+		}
+		err = cerr
+	}
+	if ctx.Err() != nil {
+		return // shutting down: a canceled probe says nothing about the peer
+	}
+	status, reason := pr.judge(m.Peer.ID, err)
+	if _, rerr := pr.cfg.Registry.ReportHealth(ctx, m.Peer.ID, registry.Health{
+		Status: status, Reason: reason, Capacity: capacity, At: pr.cfg.Now(),
+	}); rerr != nil {
+		log.WithError(rerr).Warn("prober: cannot record health")
+	}
+	if m.Peer.Status == registry.StatusMaintenance {
+		status, reason = registry.StatusMaintenance, "in maintenance: "+m.Peer.StatusReason
+	}
+	if herr := pr.cfg.Catalog.SetHealth(ctx, m.Peer.ID, status, reason); herr != nil {
+		log.WithError(herr).Warn("prober: cannot update the catalog health check")
+	}
+	if err != nil {
+		log.WithError(err).WithField("status", status).Debug("prober: probe failed")
+	}
+}
+
+// judge turns a probe outcome into a status with hysteresis.
+func (pr *Prober) judge(id string, err error) (registry.Status, string) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	st, ok := pr.state[id]
+	if !ok {
+		st = &probeState{status: registry.StatusDown}
+		pr.state[id] = st
+	}
+	if err != nil {
+		st.fails++
+		st.oks = 0
+		if st.fails >= pr.cfg.FallAfter || st.status == registry.StatusDown {
+			st.status = registry.StatusDown
+		} else {
+			st.status = registry.StatusDegraded
+		}
+		return st.status, fmt.Sprintf("probe failed (%d in a row): %v", st.fails, err)
+	}
+	st.oks++
+	st.fails = 0
+	// A peer never seen up rises on its first success: there is no flap to
+	// damp yet, and a new peer should not wait rounds to take work.
+	if st.status == registry.StatusDown && st.oks < pr.cfg.RiseAfter && ok {
+		return registry.StatusDown, fmt.Sprintf("recovering (%d/%d good probes)", st.oks, pr.cfg.RiseAfter)
+	}
+	st.status = registry.StatusUp
+	return st.status, ""
+}
+
+func catalogFingerprint(p registry.Peer) string {
+	return fmt.Sprintf("%s|%s|%v", p.Name, p.Kind, p.Labels)
+}
+
+func (pr *Prober) ensureRegistered(ctx context.Context, p registry.Peer, log logrus.FieldLogger) {
+	fp := catalogFingerprint(p)
+	pr.mu.Lock()
+	done := pr.registered[p.ID] == fp
+	pr.mu.Unlock()
+	if done {
+		return
+	}
+	if err := pr.cfg.Catalog.RegisterPeer(ctx, p); err != nil {
+		log.WithError(err).Warn("prober: cannot register the peer in the catalog")
+		return
+	}
+	pr.mu.Lock()
+	pr.registered[p.ID] = fp
+	pr.mu.Unlock()
+}
+
+func (pr *Prober) forgetRemoved(ctx context.Context, members []*Member) {
+	live := make(map[string]bool, len(members))
+	for _, m := range members {
+		live[m.Peer.ID] = true
+	}
+	pr.mu.Lock()
+	var gone []string
+	for id := range pr.registered {
+		if !live[id] {
+			gone = append(gone, id)
+			delete(pr.registered, id)
+			delete(pr.state, id)
+		}
+	}
+	pr.mu.Unlock()
+	for _, id := range gone {
+		if err := pr.cfg.Catalog.DeregisterPeer(ctx, id); err != nil {
+			pr.cfg.Log.WithError(err).WithField("peer_id", id).Warn("prober: cannot deregister a removed peer")
+		}
+	}
+}
