@@ -1,0 +1,141 @@
+package broker
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// PeerAdmin is the part of registry.PeerRegistry the /v1/peers API writes
+// through.
+type PeerAdmin interface {
+	Create(ctx context.Context, p registry.Peer, creds *registry.Credentials) (registry.Peer, error)
+	Get(ctx context.Context, idOrName string) (registry.Peer, error)
+	Update(ctx context.Context, p registry.Peer) (registry.Peer, error)
+	Delete(ctx context.Context, idOrName string) (registry.Peer, error)
+	SetCredentials(ctx context.Context, id string, creds registry.Credentials) (registry.Peer, error)
+}
+
+// PeerView is the part of registry.PeerSnapshot reads go through.
+type PeerView interface {
+	View() *registry.PeerView
+	WaitIndex(ctx context.Context, idx uint64) error
+}
+
+// Config wires a Server.
+type Config struct {
+	Peers    PeerAdmin
+	Snapshot PeerView
+	Pool     *peers.Pool
+	Tokens   *Tokens
+	Log      logrus.FieldLogger
+	Version  string
+	// RequestTimeout bounds every request; default 60s.
+	RequestTimeout time.Duration
+	// Ready reports whether the broker can serve (snapshot loaded); /healthz
+	// answers 503 until it does.
+	Ready func() bool
+	// Metrics is where the broker registers its collectors; nil makes a
+	// private registry (tests run several servers in one process).
+	Metrics *prometheus.Registry
+}
+
+// Server is the broker's HTTP side.
+type Server struct {
+	Config
+	log     logrus.FieldLogger
+	router  chi.Router
+	metrics *metrics
+}
+
+// New builds the router.
+func New(cfg Config) *Server {
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 60 * time.Second
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
+	}
+	if cfg.Ready == nil {
+		cfg.Ready = func() bool { return true }
+	}
+	s := &Server{Config: cfg, log: cfg.Log}
+	s.metrics = newMetrics(cfg.Metrics, cfg.Snapshot)
+
+	r := chi.NewRouter()
+	// Order matters: the request ID first so every later log line carries
+	// it, then the logger, then Recoverer inside the logger so a panic is
+	// logged as a 500, then the timeout.
+	r.Use(middleware.RequestID)
+	r.Use(s.requestLogger)
+	r.Use(middleware.Recoverer)
+	r.Use(middleware.Timeout(cfg.RequestTimeout))
+
+	r.Get("/healthz", s.healthz)
+	r.Handle("/metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
+	r.Route("/v1", func(r chi.Router) {
+		r.Get("/", s.v1Discovery)
+		r.Post("/auth/tokens", s.login)
+		r.Group(func(r chi.Router) {
+			r.Use(s.authenticate)
+			r.Get("/auth/tokens", s.whoami)
+			r.Delete("/auth/tokens", s.logout)
+			r.Route("/peers", s.peerRoutes)
+		})
+	})
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errNotFoundPath)
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeJSONError(w, r, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed on "+r.URL.Path)
+	})
+	s.router = r
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+func (s *Server) publicURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if !s.Ready() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "starting"})
+		return
+	}
+	view := s.Snapshot.View()
+	counts := map[registry.Status]int{}
+	for _, p := range view.List() {
+		counts[p.Status]++
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "version": s.Version, "peers": counts})
+}
+
+func (s *Server) v1Discovery(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"version": map[string]any{"id": "v1", "status": "CURRENT", "cloudmux": s.Version},
+		"links":   []map[string]string{{"rel": "self", "href": s.publicURL(r) + "/v1/"}},
+	})
+}
+
+func writeJSONError(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	var body errorBody
+	body.Error.Code, body.Error.Title, body.Error.Message = code, http.StatusText(code), msg
+	body.Error.RequestID = middleware.GetReqID(r.Context())
+	writeJSON(w, code, body)
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/cloudmux/cloudmux/registry"
+	"github.com/cloudmux/cloudmux/registry/consul"
+)
+
+// Config is `cloudmux serve`'s typed configuration. It is built in layers:
+// defaults, then the -config file, then environment variables, then flags,
+// then Validate reports every problem at once.
+type Config struct {
+	Listen   string    `yaml:"listen"`
+	DataDir  string    `yaml:"data_dir"`
+	BrokerID string    `yaml:"broker_id"`
+	Log      LogConfig `yaml:"log"`
+	Store    struct {
+		// Backend is "consul" or "memory" (memory loses everything on exit:
+		// for -dev and experiments).
+		Backend string       `yaml:"backend"`
+		Consul  ConsulConfig `yaml:"consul"`
+	} `yaml:"store"`
+	Prober struct {
+		Interval Duration `yaml:"interval"`
+		Timeout  Duration `yaml:"timeout"`
+	} `yaml:"prober"`
+	LocalCloud LocalCloudConfig `yaml:"local_cloud"`
+	// AdminPassword comes from CLOUDMUX_ADMIN_PASSWORD, never the file;
+	// empty in -dev generates one.
+	AdminPassword string `yaml:"-"`
+	Dev           bool   `yaml:"-"`
+}
+
+// LogConfig selects level and format.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // auto (text on a terminal, JSON otherwise), text, json
+}
+
+// ConsulConfig is the file form of consul.Config.
+type ConsulConfig struct {
+	Address    string `yaml:"address"`
+	Token      string `yaml:"token"`
+	Scheme     string `yaml:"scheme"`
+	Datacenter string `yaml:"datacenter"`
+	KeyPrefix  string `yaml:"key_prefix"`
+	TLS        struct {
+		CAFile             string `yaml:"ca_file"`
+		CertFile           string `yaml:"cert_file"`
+		KeyFile            string `yaml:"key_file"`
+		ServerName         string `yaml:"server_name"`
+		InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	} `yaml:"tls"`
+}
+
+// LocalCloudConfig configures the in-process local cloud peer.
+type LocalCloudConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// Name is the peer's name in the registry.
+	Name string `yaml:"name"`
+	// Driver is "fake" (in-memory, nothing boots) or "libvirt".
+	Driver string `yaml:"driver"`
+	// Seed creates the devstack-like starter image and network.
+	Seed   bool              `yaml:"seed"`
+	Labels map[string]string `yaml:"labels"`
+}
+
+// Duration reads "10s" style durations from YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration such as 10s", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func defaultConfig() Config {
+	var c Config
+	c.Listen = "127.0.0.1:8080"
+	c.Log = LogConfig{Level: "info", Format: "auto"}
+	c.Store.Backend = "consul"
+	c.Prober.Interval = Duration(10 * time.Second)
+	c.Prober.Timeout = Duration(5 * time.Second)
+	c.LocalCloud = LocalCloudConfig{Enabled: false, Name: "local", Driver: "libvirt", Labels: map[string]string{"tier": "private"}}
+	return c
+}
+
+// devConfig is what -dev changes: everything embedded.
+func (c *Config) applyDev() {
+	c.Dev = true
+	c.Store.Backend = "memory"
+	c.LocalCloud.Enabled = true
+	c.LocalCloud.Driver = "fake"
+	c.LocalCloud.Seed = true
+}
+
+// loadFile overlays a YAML config file; unknown keys are errors, so a typo
+// does not silently fall back to a default.
+func (c *Config) loadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// applyEnv overlays the environment: CLOUDMUX_* for cloudmux's own settings
+// and the standard CONSUL_* variables for the Consul client.
+func (c *Config) applyEnv(getenv func(string) string) {
+	set := func(dst *string, name string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	set(&c.Listen, "CLOUDMUX_LISTEN")
+	set(&c.DataDir, "CLOUDMUX_DATA_DIR")
+	set(&c.BrokerID, "CLOUDMUX_BROKER_ID")
+	set(&c.Log.Level, "CLOUDMUX_LOG_LEVEL")
+	set(&c.Log.Format, "CLOUDMUX_LOG_FORMAT")
+	set(&c.AdminPassword, "CLOUDMUX_ADMIN_PASSWORD")
+	cc := &c.Store.Consul
+	set(&cc.Address, "CONSUL_HTTP_ADDR")
+	set(&cc.Token, "CONSUL_HTTP_TOKEN")
+	set(&cc.TLS.CAFile, "CONSUL_CACERT")
+	set(&cc.TLS.CertFile, "CONSUL_CLIENT_CERT")
+	set(&cc.TLS.KeyFile, "CONSUL_CLIENT_KEY")
+	set(&cc.TLS.ServerName, "CONSUL_TLS_SERVER_NAME")
+	if v := getenv("CONSUL_HTTP_SSL"); v == "true" || v == "1" {
+		cc.Scheme = "https"
+	}
+	if v := getenv("CONSUL_HTTP_SSL_VERIFY"); v == "false" || v == "0" {
+		cc.TLS.InsecureSkipVerify = true
+	}
+}
+
+func (c ConsulConfig) toConsul() consul.Config {
+	return consul.Config{
+		Address: c.Address, Token: c.Token, Scheme: c.Scheme, Datacenter: c.Datacenter, KeyPrefix: c.KeyPrefix,
+		TLS: consul.TLSConfig{
+			CAFile: c.TLS.CAFile, CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile,
+			ServerName: c.TLS.ServerName, InsecureSkipVerify: c.TLS.InsecureSkipVerify,
+		},
+	}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &registry.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+	}
+	if host, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "must be host:port: %v", err)
+	} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) && !c.allowPublicListen() {
+		bad("listen", "%q is not a loopback address; cloudmux listens on loopback unless CLOUDMUX_ALLOW_PUBLIC_LISTEN=1", host)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "warning", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error; got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "auto", "text", "json":
+	default:
+		bad("log.format", "must be auto, text or json; got %q", c.Log.Format)
+	}
+	switch c.Store.Backend {
+	case "memory":
+		if !c.Dev {
+			bad("store.backend", "memory keeps nothing across restarts; use it with -dev only")
+		}
+	case "consul":
+		for _, fe := range registry.FieldErrors(c.Store.Consul.toConsul().Validate()) {
+			bad("store.consul."+fe.Field, "%s", fe.Reason)
+		}
+		if err := c.Store.Consul.toConsul().Validate(); err != nil && len(registry.FieldErrors(err)) == 0 {
+			bad("store.consul", "%v", err)
+		}
+	default:
+		bad("store.backend", "must be consul or memory; got %q", c.Store.Backend)
+	}
+	if c.Prober.Interval < Duration(time.Second) {
+		bad("prober.interval", "must be at least 1s")
+	}
+	if c.Prober.Timeout <= 0 || c.Prober.Timeout > c.Prober.Interval {
+		bad("prober.timeout", "must be positive and at most prober.interval")
+	}
+	if c.LocalCloud.Enabled {
+		if c.LocalCloud.Name == "" {
+			bad("local_cloud.name", "is required when the local cloud is enabled")
+		}
+		switch c.LocalCloud.Driver {
+		case "fake":
+		case "libvirt":
+			bad("local_cloud.driver", "the libvirt driver is not in this build yet; use fake")
+		default:
+			bad("local_cloud.driver", "must be fake or libvirt; got %q", c.LocalCloud.Driver)
+		}
+	}
+	if c.AdminPassword != "" && len(c.AdminPassword) < 8 {
+		bad("CLOUDMUX_ADMIN_PASSWORD", "must be at least 8 characters")
+	}
+	if !c.Dev && c.DataDir == "" {
+		bad("data_dir", "is required outside -dev")
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) allowPublicListen() bool {
+	return os.Getenv("CLOUDMUX_ALLOW_PUBLIC_LISTEN") == "1"
+}
+
+// String lists the settings without secrets, for the startup log.
+func (c Config) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen=%s data_dir=%s store=%s", c.Listen, c.DataDir, c.Store.Backend)
+	if c.Store.Backend == "consul" {
+		fmt.Fprintf(&b, " consul=%s prefix=%s", c.Store.Consul.Address, c.Store.Consul.KeyPrefix)
+	}
+	if c.LocalCloud.Enabled {
+		fmt.Fprintf(&b, " local_cloud=%s(%s)", c.LocalCloud.Name, c.LocalCloud.Driver)
+	}
+	return b.String()
+}

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/term"
+
+	"github.com/cloudmux/cloudmux/broker"
+	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/registry"
+	"github.com/cloudmux/cloudmux/registry/consul"
+)
+
+func runServe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dev := fs.Bool("dev", false, "everything embedded: memory store, fake local cloud, printed admin credentials")
+	configPath := fs.String("config", "", "YAML config file")
+	listen := fs.String("listen", "", "address to listen on (default 127.0.0.1:8080)")
+	dataDir := fs.String("data-dir", "", "directory for cloudmux's files (with -dev: a fresh temporary directory)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "", "auto, text or json")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "serve: unexpected arguments %v\n", fs.Args())
+		return 2
+	}
+
+	cfg := defaultConfig()
+	if *dev {
+		cfg.applyDev()
+	}
+	if *configPath != "" {
+		if err := cfg.loadFile(*configPath); err != nil {
+			fmt.Fprintf(stderr, "serve: %v\n", err)
+			return 2
+		}
+	}
+	cfg.applyEnv(os.Getenv)
+	for dst, v := range map[*string]string{&cfg.Listen: *listen, &cfg.DataDir: *dataDir, &cfg.Log.Level: *logLevel, &cfg.Log.Format: *logFormat} {
+		if v != "" {
+			*dst = v
+		}
+	}
+	removeDataDir := false
+	if cfg.Dev && cfg.DataDir == "" {
+		d, err := os.MkdirTemp("", "cloudmux-dev-")
+		if err != nil {
+			fmt.Fprintf(stderr, "serve: %v\n", err)
+			return 1
+		}
+		cfg.DataDir, removeDataDir = d, true
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "serve: invalid configuration:\n")
+		for _, fe := range registry.FieldErrors(err) {
+			fmt.Fprintf(stderr, "  - %s: %s\n", fe.Field, fe.Reason)
+		}
+		if len(registry.FieldErrors(err)) == 0 {
+			fmt.Fprintf(stderr, "  - %v\n", err)
+		}
+		return 2
+	}
+	if removeDataDir {
+		defer os.RemoveAll(cfg.DataDir)
+	}
+
+	log := newLogger(cfg.Log, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, log, stdout); err != nil {
+		log.WithError(err).Error("cloudmux stopped with an error")
+		return 1
+	}
+	return 0
+}
+
+func newLogger(c LogConfig, out io.Writer) *logrus.Logger {
+	log := logrus.New()
+	log.SetOutput(out)
+	lvl, err := logrus.ParseLevel(c.Level)
+	if err != nil {
+		lvl = logrus.InfoLevel
+	}
+	log.SetLevel(lvl)
+	isTerm := false
+	if f, ok := out.(*os.File); ok {
+		isTerm = term.IsTerminal(int(f.Fd()))
+	}
+	if c.Format == "json" || (c.Format == "auto" && !isTerm) {
+		log.SetFormatter(&logrus.JSONFormatter{TimestampFormat: time.RFC3339Nano})
+	} else {
+		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+	}
+	return log
+}
+
+// storeFor opens the configured Store and the catalog peers are published in.
+func storeFor(cfg Config, log logrus.FieldLogger) (registry.Store, registry.ServiceCatalog, error) {
+	if cfg.Store.Backend == "memory" {
+		return registry.NewMemory(), registry.NopCatalog{}, nil
+	}
+	s, err := consul.New(cfg.Store.Consul.toConsul(), log.WithField("component", "consul"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, s, nil
+}
+
+// serve runs a broker until ctx ends, then shuts down in order: stop
+// accepting requests, let in-flight ones finish, stop background loops.
+func serve(ctx context.Context, cfg Config, log *logrus.Logger, stdout io.Writer) error {
+	store, catalog, err := storeFor(cfg, log)
+	if err != nil {
+		return err
+	}
+	peerReg := registry.NewPeerRegistry(store)
+	snap := registry.NewPeerSnapshot(store, log.WithField("component", "snapshot"))
+
+	bg, cancelBG := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	goBG := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(bg); err != nil && !errors.Is(err, context.Canceled) {
+				log.WithError(err).WithField("loop", name).Error("background loop ended")
+			}
+		}()
+	}
+	defer func() { cancelBG(); wg.Wait() }()
+
+	goBG("snapshot", snap.Run)
+	startCtx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelStart()
+	if err := snap.WaitReady(startCtx); err != nil {
+		return fmt.Errorf("load the peer registry from the store: %w", err)
+	}
+
+	connectors := map[registry.Kind]peers.Connector{}
+	local, err := startLocalCloud(startCtx, cfg, peerReg, log)
+	if err != nil {
+		return fmt.Errorf("local cloud: %w", err)
+	}
+	if local != nil {
+		connectors[registry.KindLocal] = peers.Static(map[string]peers.Cloud{cfg.LocalCloud.Name: local})
+	}
+	pool := peers.NewPool(peers.PoolConfig{Source: snap, Credentials: peerReg, Connectors: connectors, Log: log.WithField("component", "pool")})
+	pool.Reconcile(startCtx)
+	goBG("pool", pool.Run)
+	prober := peers.NewProber(peers.ProberConfig{
+		Pool: pool, Registry: peerReg, Catalog: catalog, Log: log.WithField("component", "prober"),
+		Interval: time.Duration(cfg.Prober.Interval), Timeout: time.Duration(cfg.Prober.Timeout),
+	})
+	goBG("prober", prober.Run)
+
+	tokens := broker.NewTokens(store)
+	adminPassword, adminToken, err := bootstrapAdmin(startCtx, cfg, store, tokens, log)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	addr := "http://" + ln.Addr().String()
+	handler := broker.New(broker.Config{
+		Peers: peerReg, Snapshot: snap, Pool: pool, Tokens: tokens,
+		Log: log.WithField("component", "http"), Version: version,
+	})
+	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+
+	if err := writeEnvFile(cfg.DataDir, addr, adminToken); err != nil {
+		log.WithError(err).Warn("cannot write cloudmux.env")
+	}
+	printBanner(stdout, cfg, addr, adminPassword, adminToken)
+	log.WithFields(logrus.Fields{"addr": addr, "config": cfg.String(), "version": version}).Info("cloudmux serving")
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-serveErr:
+		return err
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}
+
+// bootstrapAdmin makes sure the admin user exists and returns its password
+// (only when this process chose or was given it) and a fresh admin token.
+func bootstrapAdmin(ctx context.Context, cfg Config, store registry.Store, tokens *broker.Tokens, log logrus.FieldLogger) (string, string, error) {
+	password := cfg.AdminPassword
+	_, err := store.Get(ctx, "auth/users/admin")
+	exists := err == nil
+	if err != nil && !errors.Is(err, registry.ErrNotFound) {
+		return "", "", err
+	}
+	switch {
+	case password != "":
+		// Given explicitly: (re)set it, so a known password always works.
+	case exists:
+		log.Info("admin user exists; keeping its password")
+	default:
+		var b [18]byte
+		_, _ = rand.Read(b[:])
+		password = base64.RawURLEncoding.EncodeToString(b[:])
+		if !cfg.Dev {
+			path := filepath.Join(cfg.DataDir, "admin-password")
+			if err := os.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
+				return "", "", err
+			}
+			log.WithField("file", path).Warn("generated the admin password; it is in this file, readable only by this user")
+		}
+	}
+	if password != "" {
+		if err := broker.BootstrapAdmin(ctx, store, password); err != nil {
+			return "", "", err
+		}
+	}
+	if !cfg.Dev {
+		return "", "", nil
+	}
+	token, _, err := tokens.Login(ctx, "admin", password, 24*time.Hour)
+	return password, token, err
+}
+
+func writeEnvFile(dir, addr, token string) error {
+	content := fmt.Sprintf("export CLOUDMUX_ADDR=%s\n", addr)
+	if token != "" {
+		content += fmt.Sprintf("export CLOUDMUX_TOKEN=%s\n", token)
+	}
+	return os.WriteFile(filepath.Join(dir, "cloudmux.env"), []byte(content), 0o600)
+}
+
+func printBanner(w io.Writer, cfg Config, addr, password, token string) {
+	if !cfg.Dev {
+		fmt.Fprintf(w, "cloudmux %s serving on %s\n", version, addr)
+		return
+	}
+	fmt.Fprintf(w, `==> cloudmux dev broker started: everything is in memory and is lost on exit.
+
+    API:            %s
+    Data dir:       %s
+    Local peer:     %s (driver=%s)
+
+    Admin user:     admin (project admin)
+    Admin password: %s
+    Admin token:    %s
+
+  Point the cloudmux CLI at it:
+
+    export CLOUDMUX_ADDR=%s
+    export CLOUDMUX_TOKEN=%s
+
+  (also in %s)
+
+`, addr, cfg.DataDir, cfg.LocalCloud.Name, cfg.LocalCloud.Driver, password, token, addr, token, filepath.Join(cfg.DataDir, "cloudmux.env"))
+}
