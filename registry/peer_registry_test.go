@@ -111,9 +111,11 @@ func TestCredentialsNeverPrinted(t *testing.T) {
 	log.SetFormatter(&logrus.JSONFormatter{})
 	log.WithField("creds", *c).WithField("ptr", c).Info("oops")
 	b, _ := json.Marshal(struct{ C registry.Credentials }{*c})
+	//lint:ignore S1025 the point is to check what %s prints
+	viaS := fmt.Sprintf("%s", c)
 	outputs := map[string]string{
 		"%v": fmt.Sprintf("%v", *c), "%+v": fmt.Sprintf("%+v", *c), "%#v": fmt.Sprintf("%#v", *c),
-		"%s ptr": fmt.Sprintf("%s", c), "json": string(b), "logrus json": logs.String(),
+		"%s ptr": viaS, "json": string(b), "logrus json": logs.String(),
 	}
 	for how, out := range outputs {
 		if strings.Contains(out, secret) {

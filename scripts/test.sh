@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# test.sh — the whole test suite, as CI runs it: install dependencies, lint,
+# then every test with the race detector against real components (a real
+# Consul agent is started by the tests themselves on free loopback ports).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+eval "$(./scripts/test-deps.sh)"
+export CONSUL_BIN
+
+echo "==> lint"
+make --no-print-directory lint
+
+echo "==> tests"
+# -count=1: never a cached pass; CI must run everything.
+log=$(mktemp)
+set +e
+go test -race -count=1 -timeout 20m ./... 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -c '^ok ' "$log" || true)
+failed=$(grep -c '^FAIL' "$log" || true)
+rm -f "$log"
+echo "packages: $passed passed, $failed failed"
+exit "$status"
