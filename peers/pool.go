@@ -94,10 +94,8 @@ func (p *Pool) Lookup(idOrName string) (*Member, bool) {
 	if m, ok := p.Get(idOrName); ok {
 		return m, true
 	}
-	for _, m := range *p.members.Load() {
-		if m.Peer.Name == idOrName {
-			return m, true
-		}
+	if pr, ok := p.source.View().Lookup(idOrName); ok {
+		return p.Get(pr.ID)
 	}
 	return nil, false
 }
