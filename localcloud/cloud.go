@@ -1,0 +1,204 @@
+package localcloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// Cloud is the local cloud. Create it with New; Close it when done.
+type Cloud struct {
+	cfg     Config
+	driver  Driver
+	log     logrus.FieldLogger
+	store   *imageStore
+	flavors []peers.Flavor // immutable after New
+
+	// bg outlives requests: background work (boots, deletes) runs under it,
+	// and Close cancels it.
+	bg     context.Context
+	stopBG context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	closed   bool
+	hosts    []*host // in config order
+	servers  map[string]*server
+	keypairs map[string]*peers.Keypair
+	images   map[string]*image // includes deleted ones (tombstones)
+	networks map[string]*network
+	subnets  map[string]*subnet
+	ports    map[string]*peers.Port
+	volumes  map[string]*volume
+	macs     map[string]bool
+}
+
+var (
+	_ peers.Cloud         = (*Cloud)(nil)
+	_ peers.ImageData     = (*Cloud)(nil)
+	_ peers.ConsoleReader = (*Cloud)(nil)
+)
+
+// New validates cfg and returns a Cloud over driver, with no servers,
+// images, networks or volumes yet (see Seed). It creates DataDir/images and
+// removes partial uploads a previous process left there.
+func New(cfg Config, driver Driver, log logrus.FieldLogger) (*Cloud, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("localcloud: invalid config: %w", err)
+	}
+	if driver == nil {
+		return nil, fmt.Errorf("localcloud: a driver is required: %w", peers.ErrInvalid)
+	}
+	if log == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		log = l
+	}
+	cfg.Overcommit = cfg.Overcommit.withDefaults()
+	cfg.Hosts = append([]HostConfig(nil), cfg.Hosts...)
+	log = log.WithFields(logrus.Fields{"cloud": cfg.Name, "driver": driver.Name()})
+	store, err := newImageStore(filepath.Join(cfg.DataDir, "images"), log)
+	if err != nil {
+		return nil, fmt.Errorf("localcloud: image store: %w", err)
+	}
+	bg, stop := context.WithCancel(context.Background())
+	c := &Cloud{
+		cfg: cfg, driver: driver, log: log, store: store, flavors: cloneFlavors(cfg.Flavors),
+		bg: bg, stopBG: stop,
+		servers: map[string]*server{}, keypairs: map[string]*peers.Keypair{}, images: map[string]*image{},
+		networks: map[string]*network{}, subnets: map[string]*subnet{}, ports: map[string]*peers.Port{},
+		volumes: map[string]*volume{}, macs: map[string]bool{},
+	}
+	for _, h := range cfg.Hosts {
+		c.hosts = append(c.hosts, &host{cfg: h})
+	}
+	log.WithField("hosts", len(cfg.Hosts)).Info("local cloud ready")
+	return c, nil
+}
+
+// Info says this is a local cloud and which driver runs it.
+func (c *Cloud) Info() peers.Info {
+	return peers.Info{Kind: registry.KindLocal, Driver: c.driver.Name(), Region: c.cfg.Region}
+}
+
+// Close stops background work (boots, deletes and the like in flight end
+// with an error status) and delayed image deletes (those images keep their
+// bytes), and waits for it to finish. Later calls fail with
+// peers.ErrUnavailable.
+func (c *Cloud) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	for _, img := range c.images {
+		if img.scrub != nil {
+			img.scrub.Stop()
+		}
+	}
+	c.mu.Unlock()
+	c.stopBG()
+	c.wg.Wait()
+	c.log.Info("local cloud closed")
+	return nil
+}
+
+// begin is the preamble of every call: a done context or a closed cloud
+// ends it. On success it returns with c.mu held.
+func (c *Cloud) begin(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return fmt.Errorf("local cloud %s is closed: %w", c.cfg.Name, peers.ErrUnavailable)
+	}
+	return nil
+}
+
+// background runs fn in a goroutine under the Cloud's lifetime context. The
+// caller holds c.mu and has checked c.closed, so Close cannot be between its
+// check and wg.Wait.
+func (c *Cloud) background(fn func(ctx context.Context)) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		fn(c.bg)
+	}()
+}
+
+// errf wraps sentinel with a message naming the resource and the reason.
+func errf(sentinel error, format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), sentinel)
+}
+
+func notFound(kind, id string) error {
+	return errf(peers.ErrNotFound, "%s %s", kind, id)
+}
+
+// newID returns a fresh UUID.
+func newID() string { return uuid.NewString() }
+
+func now() time.Time { return time.Now().UTC() }
+
+// Limits Nova and Neutron put on metadata.
+const (
+	maxMetadataItems = 128
+	maxMetadataLen   = 255
+)
+
+// checkMetadata validates a resource's metadata as Nova does: at most 128
+// pairs, keys 1 to 255 characters, values at most 255.
+func checkMetadata(m map[string]string) error {
+	if len(m) > maxMetadataItems {
+		return errf(peers.ErrInvalid, "metadata has %d items; at most %d allowed", len(m), maxMetadataItems)
+	}
+	for k, v := range m {
+		if k == "" || len(k) > maxMetadataLen {
+			return errf(peers.ErrInvalid, "metadata key %q: want 1 to %d characters", k, maxMetadataLen)
+		}
+		if len(v) > maxMetadataLen {
+			return errf(peers.ErrInvalid, "metadata %q: value longer than %d characters", k, maxMetadataLen)
+		}
+	}
+	return nil
+}
+
+// requireProject refuses a create without the owning project: every
+// resource the broker makes is some project's.
+func requireProject(kind, project string) error {
+	if project == "" {
+		return errf(peers.ErrInvalid, "%s: project is required", kind)
+	}
+	return nil
+}
+
+func cloneFlavors(fs []peers.Flavor) []peers.Flavor {
+	out := make([]peers.Flavor, len(fs))
+	for i, f := range fs {
+		f.ExtraSpecs = maps.Clone(f.ExtraSpecs)
+		out[i] = f
+	}
+	return out
+}
+
+// ignoreNotFound treats a driver's "already gone" as success, for deletes.
+func ignoreNotFound(err error) error {
+	if errors.Is(err, peers.ErrNotFound) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,218 @@
+package localcloud_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/cloudmux/cloudmux/localcloud"
+	"github.com/cloudmux/cloudmux/localcloud/fake"
+	"github.com/cloudmux/cloudmux/peers"
+)
+
+func TestBuildFailure(t *testing.T) {
+	boom := errors.New("host on fire")
+	for _, op := range []fake.Op{fake.OpCreateVolume, fake.OpUploadVolume, fake.OpDefine, fake.OpStart, fake.OpState} {
+		t.Run(string(op), func(t *testing.T) {
+			c, drv := newCloud(t, oneHost(t))
+			img := seed(t, c).ImageID
+			n, _ := makeNet(t, c, "10.6.0.0/24")
+			drv.InjectFault(func(o fake.Op, host, id string) error {
+				if o == op {
+					return boom
+				}
+				return nil
+			})
+			srv, err := c.CreateServer(t.Context(), peers.ServerSpec{Name: "s", Project: "p", FlavorID: "1", ImageID: img, Networks: []peers.NetworkAttachment{{NetworkID: n.ID}}})
+			if err != nil {
+				t.Fatalf("CreateServer: %v (a driver failure shows later, as ERROR)", err)
+			}
+			srv = waitServer(t, c, srv.ID, peers.ServerError)
+			if !strings.Contains(srv.Fault, "host on fire") {
+				t.Fatalf("fault = %q, want it to carry the driver's error", srv.Fault)
+			}
+			if capa, _ := c.Capacity(t.Context()); capa.Instances.Used != 0 || capa.RAMMiB.Used != 0 {
+				t.Fatalf("capacity with a failed build: %+v; want it given back", capa)
+			}
+			if inv := drv.Inventory("host-a"); len(inv.Domains) != 0 || len(inv.Volumes) != 0 {
+				t.Fatalf("host after a failed build: %+v; want the half-built domain and disk removed", inv)
+			}
+			drv.InjectFault(nil)
+			if err := c.DeleteServer(t.Context(), srv.ID); err != nil {
+				t.Fatal(err)
+			}
+			waitServerGone(t, c, srv.ID)
+			if ports, _ := c.ListPorts(t.Context(), peers.ListOptions{}); len(ports) != 0 {
+				t.Fatalf("ports after deleting the failed server: %d, want 0", len(ports))
+			}
+		})
+	}
+}
+
+func TestDeleteDuringBuild(t *testing.T) {
+	c, drv := newCloud(t, oneHost(t))
+	img := seed(t, c).ImageID
+	entered, release := make(chan struct{}), make(chan struct{})
+	// The fault blocks the boot inside DefineDomain until released.
+	drv.InjectFault(func(o fake.Op, host, id string) error {
+		if o == fake.OpDefine {
+			close(entered)
+			<-release
+		}
+		return nil
+	})
+	srv, err := c.CreateServer(t.Context(), peers.ServerSpec{Name: "s", Project: "p", FlavorID: "1", ImageID: img})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	if err := c.DeleteServer(t.Context(), srv.ID); err != nil {
+		t.Fatalf("DeleteServer during BUILD: %v", err)
+	}
+	if got, err := c.GetServer(t.Context(), srv.ID); err != nil || got.Status != peers.ServerBuild {
+		t.Fatalf("server with a delete waiting for its boot = %+v, %v; want still BUILD", got, err)
+	}
+	if err := c.ServerAction(t.Context(), srv.ID, peers.ActionStop); !errors.Is(err, peers.ErrConflict) {
+		t.Fatalf("stop during BUILD = %v, want ErrConflict", err)
+	}
+	close(release)
+	waitServerGone(t, c, srv.ID)
+	drv.InjectFault(nil)
+	if inv := drv.Inventory("host-a"); len(inv.Domains) != 0 || len(inv.Volumes) != 0 {
+		t.Fatalf("host after delete during build: %+v, want empty", inv)
+	}
+}
+
+func TestPowerActionFailureKeepsState(t *testing.T) {
+	c, drv := newCloud(t, oneHost(t))
+	img := seed(t, c).ImageID
+	srv, err := c.CreateServer(t.Context(), peers.ServerSpec{Name: "s", Project: "p", FlavorID: "1", ImageID: img})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitServer(t, c, srv.ID, peers.ServerActive)
+	drv.InjectFault(func(o fake.Op, host, id string) error {
+		if o == fake.OpShutdown {
+			return errors.New("acpi broken")
+		}
+		return nil
+	})
+	if err := c.ServerAction(t.Context(), srv.ID, peers.ActionStop); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "stop to fail", func() (bool, string) {
+		got, _ := c.GetServer(context.Background(), srv.ID)
+		return got.Status == peers.ServerActive && strings.Contains(got.Fault, "acpi broken"), string(got.Status) + " " + got.Fault
+	})
+	drv.InjectFault(nil)
+	if err := c.ServerAction(t.Context(), srv.ID, peers.ActionStop); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitServer(t, c, srv.ID, peers.ServerShutoff); got.Fault != "" {
+		t.Fatalf("fault after a successful stop = %q, want it cleared", got.Fault)
+	}
+}
+
+func TestVolumes(t *testing.T) {
+	c, drv := newCloud(t, twoHosts(t))
+	img := seed(t, c).ImageID
+	waitVolume := func(id string, want peers.VolumeStatus) peers.Volume {
+		t.Helper()
+		var v peers.Volume
+		waitFor(t, "volume "+id+" "+string(want), func() (bool, string) {
+			var err error
+			v, err = c.GetVolume(context.Background(), id)
+			return v.Status == want, string(v.Status) + " " + errString(err)
+		})
+		return v
+	}
+
+	t.Run("FromImageCopiesTheBytes", func(t *testing.T) {
+		v, err := c.CreateVolume(t.Context(), peers.VolumeSpec{Name: "boot", Project: "p", SizeGiB: 1, ImageID: img, AvailabilityZone: "nova:host-a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitVolume(v.ID, peers.VolumeAvailable)
+		sum := sha256.Sum256(localcloud.PlaceholderDisk())
+		pv, ok := drv.Volume("host-a", v.ID)
+		if !ok || pv.Written != int64(len(localcloud.PlaceholderDisk())) || pv.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Fatalf("pool volume = %+v, %v; want the image's %d bytes", pv, ok, len(localcloud.PlaceholderDisk()))
+		}
+
+		srv, err := c.CreateServer(t.Context(), peers.ServerSpec{Name: "bfv", Project: "p", FlavorID: "2", BootVolumeID: v.ID})
+		if err != nil {
+			t.Fatalf("boot from volume: %v", err)
+		}
+		if srv.Host != "host-a" {
+			t.Fatalf("server booted from a host-a volume went to %s", srv.Host)
+		}
+		srv = waitServer(t, c, srv.ID, peers.ServerActive)
+		if got, _ := c.GetVolume(t.Context(), v.ID); got.Status != peers.VolumeInUse || len(got.Attachments) != 1 || got.Attachments[0].Device != "/dev/vda" {
+			t.Fatalf("boot volume = %+v, want in-use at /dev/vda", got)
+		}
+		// m1.small's 20 GiB root disk is not taken: the volume is the root.
+		if capa, _ := c.Capacity(t.Context()); capa.DiskGiB.Used != 1 {
+			t.Fatalf("disk used = %d GiB, want only the volume's 1", capa.DiskGiB.Used)
+		}
+		if err := c.DetachVolume(t.Context(), srv.ID, v.ID); !errors.Is(err, peers.ErrConflict) {
+			t.Fatalf("detaching the root volume = %v, want ErrConflict", err)
+		}
+		if err := c.DeleteServer(t.Context(), srv.ID); err != nil {
+			t.Fatal(err)
+		}
+		waitServerGone(t, c, srv.ID)
+		waitVolume(v.ID, peers.VolumeAvailable)
+	})
+
+	t.Run("AttachAcrossHostsIsAConflict", func(t *testing.T) {
+		v, err := c.CreateVolume(t.Context(), peers.VolumeSpec{Name: "far", Project: "p", SizeGiB: 1, AvailabilityZone: "nova:host-b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitVolume(v.ID, peers.VolumeAvailable)
+		srv, err := c.CreateServer(t.Context(), peers.ServerSpec{Name: "s", Project: "p", FlavorID: "1", ImageID: img, AvailabilityZone: "nova:host-a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitServer(t, c, srv.ID, peers.ServerActive)
+		if _, err := c.AttachVolume(t.Context(), srv.ID, v.ID); !errors.Is(err, peers.ErrConflict) || !strings.Contains(err.Error(), "host-b") {
+			t.Fatalf("AttachVolume across hosts = %v, want ErrConflict naming the volume's host", err)
+		}
+	})
+
+	t.Run("TooSmallForImage", func(t *testing.T) {
+		big, err := c.CreateImage(t.Context(), peers.ImageSpec{Name: "big", Project: "p", DiskFormat: "raw", ContainerFormat: "bare", MinDiskGiB: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.UploadImage(t.Context(), big.ID, strings.NewReader("tiny"), 4); err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.CreateVolume(t.Context(), peers.VolumeSpec{Name: "small", Project: "p", SizeGiB: 1, ImageID: big.ID})
+		if !errors.Is(err, peers.ErrInvalid) || !strings.Contains(err.Error(), "min_disk 5") {
+			t.Fatalf("CreateVolume smaller than the image's min_disk = %v, want ErrInvalid", err)
+		}
+	})
+}
+
+func TestConsoleOutput(t *testing.T) {
+	c, _ := newCloud(t, oneHost(t))
+	img := seed(t, c).ImageID
+	srv, err := c.CreateServer(t.Context(), peers.ServerSpec{Name: "s", Project: "p", FlavorID: "1", ImageID: img})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitServer(t, c, srv.ID, peers.ServerActive)
+	all, err := c.ConsoleOutput(t.Context(), srv.ID, 0)
+	if err != nil || !strings.Contains(all, "fake driver") || strings.Count(all, "\n") < 2 {
+		t.Fatalf("console = %q, %v; want the fake's lines, saying it is fake", all, err)
+	}
+	last, err := c.ConsoleOutput(t.Context(), srv.ID, 1)
+	lines := strings.Split(strings.TrimRight(all, "\n"), "\n")
+	if err != nil || last != lines[len(lines)-1]+"\n" {
+		t.Fatalf("console, last line = %q, %v; want %q", last, err, lines[len(lines)-1])
+	}
+}

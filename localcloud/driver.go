@@ -1,0 +1,168 @@
+package localcloud
+
+import (
+	"context"
+	"io"
+)
+
+// Driver is the hypervisor side of the local cloud: what must happen on a
+// host for the control plane's decisions to become real. It knows nothing
+// of projects, quotas, statuses or IP allocation; Cloud decides all that and
+// tells the driver exactly what to build.
+//
+// Every method names the host it acts on (a HostConfig.Name) and honours ctx.
+// Errors wrap the peers sentinels at the boundary: a missing domain, volume
+// or network is peers.ErrNotFound, an unreachable host peers.ErrUnavailable.
+// Removing something already gone returns an error wrapping
+// peers.ErrNotFound, which Cloud treats as done, so cleanup after a crash is
+// safe to repeat.
+type Driver interface {
+	// Name is the driver's name, reported as peers.Info.Driver ("libvirt",
+	// "fake").
+	Name() string
+	// HostResources reports the host's physical vCPUs, memory and storage
+	// pool size. Cloud asks once per host, only for what the HostConfig
+	// leaves at zero.
+	HostResources(ctx context.Context, host string) (HostResources, error)
+
+	DomainDriver
+	StorageDriver
+	NetworkDriver
+}
+
+// DomainDriver manages virtual machines. A domain's ID is the server's ID.
+type DomainDriver interface {
+	// DefineDomain creates a persistent, stopped domain from spec. Its root
+	// disk and NIC networks already exist.
+	DefineDomain(ctx context.Context, host string, spec DomainSpec) error
+	// StartDomain powers a stopped domain on. It may return before the
+	// guest runs; DomainState says when it does.
+	StartDomain(ctx context.Context, host, id string) error
+	// ShutdownDomain asks the guest to power off (ACPI). It returns at once;
+	// the guest may take its time or ignore the request, so Cloud polls
+	// DomainState and falls back to DestroyDomain.
+	ShutdownDomain(ctx context.Context, host, id string) error
+	// RebootDomain restarts a running domain: through the guest when hard
+	// is false, by resetting the virtual hardware when true.
+	RebootDomain(ctx context.Context, host, id string, hard bool) error
+	// DestroyDomain powers a domain off at once, like pulling the plug. A
+	// domain already off is not an error.
+	DestroyDomain(ctx context.Context, host, id string) error
+	// UndefineDomain removes a stopped domain's definition. Its disks stay:
+	// they are pool volumes Cloud deletes on its own.
+	UndefineDomain(ctx context.Context, host, id string) error
+	// DomainState reports whether the domain runs, is off, or is between
+	// the two.
+	DomainState(ctx context.Context, host, id string) (DomainState, error)
+	// AttachDisk adds a pool volume to a domain as disk.Device, to its
+	// definition and, when it runs, to the live guest too.
+	AttachDisk(ctx context.Context, host, domainID string, disk Disk) error
+	// DetachDisk removes a pool volume from a domain, persistently and live.
+	DetachDisk(ctx context.Context, host, domainID, volumeID string) error
+	// ConsoleOutput returns what the domain wrote to its serial console.
+	ConsoleOutput(ctx context.Context, host, id string) (string, error)
+}
+
+// StorageDriver manages volumes in a host's storage pool: server root disks
+// and block-storage volumes alike.
+type StorageDriver interface {
+	// CreateVolume allocates an empty volume of vol.SizeGiB.
+	CreateVolume(ctx context.Context, host string, vol PoolVolume) error
+	// UploadVolume writes data (size bytes, or until EOF when size is -1)
+	// at the start of the volume: an image becoming a root disk.
+	UploadVolume(ctx context.Context, host, id string, data io.Reader, size int64) error
+	// DeleteVolume removes a volume no domain uses.
+	DeleteVolume(ctx context.Context, host, id string) error
+}
+
+// NetworkDriver manages isolated layer-2 networks on a host. Addressing is
+// Cloud's business: a network here is a bridge with no route out and no
+// connection to the host's own networks.
+type NetworkDriver interface {
+	// CreateNetwork creates and starts an isolated network.
+	CreateNetwork(ctx context.Context, host string, net IsolatedNetwork) error
+	// DeleteNetwork stops and removes it.
+	DeleteNetwork(ctx context.Context, host, id string) error
+}
+
+// HostResources is what a host has (physical, before overcommit) or what
+// servers and volumes take of it.
+type HostResources struct {
+	VCPUs   int64 `json:"vcpus"`
+	RAMMiB  int64 `json:"ram_mib"`
+	DiskGiB int64 `json:"disk_gib"`
+}
+
+func (r HostResources) add(o HostResources) HostResources {
+	return HostResources{r.VCPUs + o.VCPUs, r.RAMMiB + o.RAMMiB, r.DiskGiB + o.DiskGiB}
+}
+
+func (r HostResources) sub(o HostResources) HostResources {
+	return HostResources{r.VCPUs - o.VCPUs, r.RAMMiB - o.RAMMiB, r.DiskGiB - o.DiskGiB}
+}
+
+// fits reports whether r fits within limit in every dimension.
+func (r HostResources) fits(limit HostResources) bool {
+	return r.VCPUs <= limit.VCPUs && r.RAMMiB <= limit.RAMMiB && r.DiskGiB <= limit.DiskGiB
+}
+
+// DomainState is a domain's power state as the driver sees it.
+type DomainState string
+
+// Domain states. Transitioning covers booting, shutting down and
+// rebooting: the driver has acted and the guest has not settled yet.
+const (
+	DomainRunning       DomainState = "running"
+	DomainShutoff       DomainState = "shutoff"
+	DomainTransitioning DomainState = "transitioning"
+	DomainCrashed       DomainState = "crashed"
+)
+
+// DomainSpec is everything a driver needs to define a server's domain.
+type DomainSpec struct {
+	ID      string `json:"id"` // the server's UUID, also the domain's UUID
+	Name    string `json:"name"`
+	VCPUs   int    `json:"vcpus"`
+	RAMMiB  int    `json:"ram_mib"`
+	Disks   []Disk `json:"disks"` // Disks[0] is the boot disk
+	NICs    []NIC  `json:"nics"`
+	KeyName string `json:"key_name,omitempty"`
+	// PublicKey and UserData go into a config drive for cloud-init.
+	PublicKey string `json:"public_key,omitempty"`
+	UserData  []byte `json:"user_data,omitempty"`
+	// Metadata is stored with the domain (libvirt <metadata>) so the cloud's
+	// state can be rebuilt from the hosts: project, flavor, image, the
+	// server's metadata.
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// Disk is a pool volume attached to a domain.
+type Disk struct {
+	VolumeID string `json:"volume_id"`
+	Device   string `json:"device"` // vda, vdb, ...
+}
+
+// NIC is one network interface of a domain: a port of the cloud's.
+type NIC struct {
+	PortID    string `json:"port_id"`
+	NetworkID string `json:"network_id"`
+	MAC       string `json:"mac"`
+	// IPs are the port's fixed IPs in CIDR form (10.0.0.5/24), for a config
+	// drive's network data; the isolated network runs no DHCP of its own.
+	IPs     []string `json:"ips,omitempty"`
+	Gateway string   `json:"gateway,omitempty"`
+}
+
+// PoolVolume is a volume in a host's storage pool.
+type PoolVolume struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	SizeGiB int    `json:"size_gib"`
+}
+
+// IsolatedNetwork is a network's layer 2 on a host.
+type IsolatedNetwork struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	MTU  int    `json:"mtu,omitempty"`
+}

@@ -1,0 +1,473 @@
+package fake
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/cloudmux/cloudmux/localcloud"
+	"github.com/cloudmux/cloudmux/peers"
+)
+
+// Op names a driver operation, for fault injection.
+type Op string
+
+// The operations a FaultFunc sees.
+const (
+	OpHostResources Op = "host_resources"
+	OpDefine        Op = "define"
+	OpStart         Op = "start"
+	OpShutdown      Op = "shutdown"
+	OpReboot        Op = "reboot"
+	OpDestroy       Op = "destroy"
+	OpUndefine      Op = "undefine"
+	OpState         Op = "state"
+	OpAttach        Op = "attach"
+	OpDetach        Op = "detach"
+	OpConsole       Op = "console"
+	OpCreateVolume  Op = "create_volume"
+	OpUploadVolume  Op = "upload_volume"
+	OpDeleteVolume  Op = "delete_volume"
+	OpCreateNetwork Op = "create_network"
+	OpDeleteNetwork Op = "delete_network"
+)
+
+// FaultFunc decides whether an operation fails: host is the host, id the
+// domain, volume or network acted on. Returning nil lets it run.
+type FaultFunc func(op Op, host, id string) error
+
+// Resources a host reports for what its HostConfig leaves at zero.
+const (
+	DefaultVCPUs   = 8
+	DefaultRAMMiB  = 16384
+	DefaultDiskGiB = 200
+)
+
+// Driver is the fake. Create it with New.
+type Driver struct {
+	mu    sync.Mutex
+	hosts map[string]*host
+	fault FaultFunc
+}
+
+var _ localcloud.Driver = (*Driver)(nil)
+
+type host struct {
+	res      localcloud.HostResources
+	domains  map[string]*domain
+	volumes  map[string]*volume
+	networks map[string]localcloud.IsolatedNetwork
+}
+
+type domain struct {
+	spec    localcloud.DomainSpec
+	state   localcloud.DomainState
+	settle  localcloud.DomainState // what a transitioning domain becomes
+	console []string
+}
+
+type volume struct {
+	spec       localcloud.PoolVolume
+	written    int64
+	sha256     string
+	attachedTo string // domain ID
+}
+
+// New returns a fake with the given hosts. A host's resources are its
+// HostConfig's, or the defaults where those are zero.
+func New(hosts ...localcloud.HostConfig) *Driver {
+	d := &Driver{hosts: map[string]*host{}}
+	for _, h := range hosts {
+		d.hosts[h.Name] = &host{
+			res: localcloud.HostResources{
+				VCPUs:   int64(orDefault(h.VCPUs, DefaultVCPUs)),
+				RAMMiB:  int64(orDefault(h.RAMMiB, DefaultRAMMiB)),
+				DiskGiB: int64(orDefault(h.DiskGiB, DefaultDiskGiB)),
+			},
+			domains: map[string]*domain{}, volumes: map[string]*volume{}, networks: map[string]localcloud.IsolatedNetwork{},
+		}
+	}
+	return d
+}
+
+func orDefault(v, def int) int {
+	if v != 0 {
+		return v
+	}
+	return def
+}
+
+// InjectFault makes every later operation consult fn first; nil removes it.
+func (d *Driver) InjectFault(fn FaultFunc) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.fault = fn
+}
+
+// Name is "fake".
+func (d *Driver) Name() string { return "fake" }
+
+// lock is the preamble of every operation: context, fault, host. On
+// success it returns the host with d.mu held.
+func (d *Driver) lock(ctx context.Context, op Op, hostName, id string) (*host, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	if d.fault != nil {
+		if err := d.fault(op, hostName, id); err != nil {
+			d.mu.Unlock()
+			return nil, fmt.Errorf("fake %s %s on %s: %w", op, id, hostName, err)
+		}
+	}
+	h, ok := d.hosts[hostName]
+	if !ok {
+		d.mu.Unlock()
+		return nil, fmt.Errorf("fake: no host %q: %w", hostName, peers.ErrUnavailable)
+	}
+	return h, nil
+}
+
+func errf(sentinel error, format string, args ...any) error {
+	return fmt.Errorf("fake: %s: %w", fmt.Sprintf(format, args...), sentinel)
+}
+
+// HostResources reports the host's configured (or default) resources.
+func (d *Driver) HostResources(ctx context.Context, hostName string) (localcloud.HostResources, error) {
+	h, err := d.lock(ctx, OpHostResources, hostName, "")
+	if err != nil {
+		return localcloud.HostResources{}, err
+	}
+	defer d.mu.Unlock()
+	return h.res, nil
+}
+
+func (h *host) domain(id string) (*domain, error) {
+	dom, ok := h.domains[id]
+	if !ok {
+		return nil, errf(peers.ErrNotFound, "no domain %s", id)
+	}
+	return dom, nil
+}
+
+// DefineDomain records a stopped domain. Its disks must be pool volumes no
+// other domain uses, its NICs on networks the host has.
+func (d *Driver) DefineDomain(ctx context.Context, hostName string, spec localcloud.DomainSpec) error {
+	h, err := d.lock(ctx, OpDefine, hostName, spec.ID)
+	if err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	if _, dup := h.domains[spec.ID]; dup {
+		return errf(peers.ErrConflict, "domain %s already defined", spec.ID)
+	}
+	for _, disk := range spec.Disks {
+		v, ok := h.volumes[disk.VolumeID]
+		if !ok {
+			return errf(peers.ErrNotFound, "domain %s: disk %s is not in the pool", spec.ID, disk.VolumeID)
+		}
+		if v.attachedTo != "" {
+			return errf(peers.ErrConflict, "domain %s: disk %s is used by domain %s", spec.ID, disk.VolumeID, v.attachedTo)
+		}
+	}
+	for _, nic := range spec.NICs {
+		if _, ok := h.networks[nic.NetworkID]; !ok {
+			return errf(peers.ErrNotFound, "domain %s: network %s does not exist", spec.ID, nic.NetworkID)
+		}
+	}
+	for _, disk := range spec.Disks {
+		h.volumes[disk.VolumeID].attachedTo = spec.ID
+	}
+	spec.Disks = slices.Clone(spec.Disks)
+	spec.NICs = slices.Clone(spec.NICs)
+	h.domains[spec.ID] = &domain{spec: spec, state: localcloud.DomainShutoff,
+		console: []string{fmt.Sprintf("fake driver: domain %s (%s) defined: %d vCPU, %d MiB", spec.Name, spec.ID, spec.VCPUs, spec.RAMMiB)}}
+	return nil
+}
+
+// transition moves a domain from one settled state towards another.
+func (d *Driver) transition(ctx context.Context, op Op, hostName, id string, from, to localcloud.DomainState, say string) error {
+	h, err := d.lock(ctx, op, hostName, id)
+	if err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	dom, err := h.domain(id)
+	if err != nil {
+		return err
+	}
+	if dom.state != from {
+		return errf(peers.ErrConflict, "%s domain %s: it is %s, not %s", op, id, dom.state, from)
+	}
+	dom.state, dom.settle = localcloud.DomainTransitioning, to
+	dom.console = append(dom.console, "fake driver: "+say+" (there is no guest; nothing runs)")
+	return nil
+}
+
+// StartDomain powers a shutoff domain on; it runs after the next
+// DomainState read.
+func (d *Driver) StartDomain(ctx context.Context, hostName, id string) error {
+	return d.transition(ctx, OpStart, hostName, id, localcloud.DomainShutoff, localcloud.DomainRunning, "powered on")
+}
+
+// ShutdownDomain asks a running domain to power off; it is off after the
+// next DomainState read.
+func (d *Driver) ShutdownDomain(ctx context.Context, hostName, id string) error {
+	return d.transition(ctx, OpShutdown, hostName, id, localcloud.DomainRunning, localcloud.DomainShutoff, "ACPI shutdown")
+}
+
+// RebootDomain restarts a running domain; it runs again after the next
+// DomainState read.
+func (d *Driver) RebootDomain(ctx context.Context, hostName, id string, hard bool) error {
+	say := "reboot"
+	if hard {
+		say = "reset"
+	}
+	return d.transition(ctx, OpReboot, hostName, id, localcloud.DomainRunning, localcloud.DomainRunning, say)
+}
+
+// DestroyDomain powers a domain off at once, whatever its state.
+func (d *Driver) DestroyDomain(ctx context.Context, hostName, id string) error {
+	h, err := d.lock(ctx, OpDestroy, hostName, id)
+	if err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	dom, err := h.domain(id)
+	if err != nil {
+		return err
+	}
+	if dom.state != localcloud.DomainShutoff {
+		dom.console = append(dom.console, "fake driver: destroyed (power cut)")
+	}
+	dom.state = localcloud.DomainShutoff
+	return nil
+}
+
+// UndefineDomain removes a shutoff domain; its disks stay in the pool.
+func (d *Driver) UndefineDomain(ctx context.Context, hostName, id string) error {
+	h, err := d.lock(ctx, OpUndefine, hostName, id)
+	if err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	dom, err := h.domain(id)
+	if err != nil {
+		return err
+	}
+	if dom.state != localcloud.DomainShutoff {
+		return errf(peers.ErrConflict, "undefine domain %s: it is %s; destroy it first", id, dom.state)
+	}
+	for _, disk := range dom.spec.Disks {
+		if v := h.volumes[disk.VolumeID]; v != nil && v.attachedTo == id {
+			v.attachedTo = ""
+		}
+	}
+	delete(h.domains, id)
+	return nil
+}
+
+// DomainState reports the domain's state. A transitioning domain is
+// reported so once and settles.
+func (d *Driver) DomainState(ctx context.Context, hostName, id string) (localcloud.DomainState, error) {
+	h, err := d.lock(ctx, OpState, hostName, id)
+	if err != nil {
+		return "", err
+	}
+	defer d.mu.Unlock()
+	dom, err := h.domain(id)
+	if err != nil {
+		return "", err
+	}
+	st := dom.state
+	if st == localcloud.DomainTransitioning {
+		dom.state = dom.settle
+	}
+	return st, nil
+}
+
+// AttachDisk adds a pool volume no domain uses to a domain.
+func (d *Driver) AttachDisk(ctx context.Context, hostName, domainID string, disk localcloud.Disk) error {
+	h, err := d.lock(ctx, OpAttach, hostName, disk.VolumeID)
+	if err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	dom, err := h.domain(domainID)
+	if err != nil {
+		return err
+	}
+	v, ok := h.volumes[disk.VolumeID]
+	if !ok {
+		return errf(peers.ErrNotFound, "no volume %s", disk.VolumeID)
+	}
+	if v.attachedTo != "" {
+		return errf(peers.ErrConflict, "volume %s is used by domain %s", disk.VolumeID, v.attachedTo)
+	}
+	for _, other := range dom.spec.Disks {
+		if other.Device == disk.Device {
+			return errf(peers.ErrConflict, "domain %s already has a disk at %s", domainID, disk.Device)
+		}
+	}
+	v.attachedTo = domainID
+	dom.spec.Disks = append(dom.spec.Disks, disk)
+	return nil
+}
+
+// DetachDisk removes a pool volume from a domain.
+func (d *Driver) DetachDisk(ctx context.Context, hostName, domainID, volumeID string) error {
+	h, err := d.lock(ctx, OpDetach, hostName, volumeID)
+	if err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	dom, err := h.domain(domainID)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(dom.spec.Disks, func(x localcloud.Disk) bool { return x.VolumeID == volumeID })
+	if i < 0 {
+		return errf(peers.ErrNotFound, "volume %s is not attached to domain %s", volumeID, domainID)
+	}
+	dom.spec.Disks = slices.Delete(dom.spec.Disks, i, i+1)
+	h.volumes[volumeID].attachedTo = ""
+	return nil
+}
+
+// ConsoleOutput returns what the fake logged for the domain.
+func (d *Driver) ConsoleOutput(ctx context.Context, hostName, id string) (string, error) {
+	h, err := d.lock(ctx, OpConsole, hostName, id)
+	if err != nil {
+		return "", err
+	}
+	defer d.mu.Unlock()
+	dom, err := h.domain(id)
+	if err != nil {
+		return "", err
+	}
+	return strings.Join(dom.console, "\n") + "\n", nil
+}
+
+// CreateVolume records an empty pool volume.
+func (d *Driver) CreateVolume(ctx context.Context, hostName string, vol localcloud.PoolVolume) error {
+	h, err := d.lock(ctx, OpCreateVolume, hostName, vol.ID)
+	if err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	if _, dup := h.volumes[vol.ID]; dup {
+		return errf(peers.ErrConflict, "volume %s already exists", vol.ID)
+	}
+	if vol.SizeGiB < 1 {
+		return errf(peers.ErrInvalid, "volume %s: size %d GiB", vol.ID, vol.SizeGiB)
+	}
+	h.volumes[vol.ID] = &volume{spec: vol}
+	return nil
+}
+
+// UploadVolume reads data to the end (or size bytes) and keeps only its
+// length and SHA-256, which Volume reports. The read happens without the
+// driver's lock, as a real copy would not block the host.
+func (d *Driver) UploadVolume(ctx context.Context, hostName, id string, data io.Reader, size int64) error {
+	h, err := d.lock(ctx, OpUploadVolume, hostName, id)
+	if err != nil {
+		return err
+	}
+	v, ok := h.volumes[id]
+	var capacity int64
+	if ok {
+		capacity = int64(v.spec.SizeGiB) << 30
+	}
+	d.mu.Unlock()
+	if !ok {
+		return errf(peers.ErrNotFound, "no volume %s", id)
+	}
+	sum := sha256.New()
+	n, err := io.Copy(sum, io.LimitReader(ctxReader{ctx, data}, capacity+1))
+	if err != nil {
+		return fmt.Errorf("fake: upload to volume %s: %w", id, err)
+	}
+	switch {
+	case n > capacity:
+		return errf(peers.ErrCapacity, "volume %s: data is larger than its %d bytes", id, capacity)
+	case size >= 0 && n != size:
+		return errf(peers.ErrInvalid, "volume %s: got %d bytes, expected %d", id, n, size)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if v, ok = h.volumes[id]; !ok {
+		return errf(peers.ErrNotFound, "volume %s was deleted during the upload", id)
+	}
+	v.written, v.sha256 = n, hex.EncodeToString(sum.Sum(nil))
+	return nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
+
+// DeleteVolume removes a pool volume no domain uses.
+func (d *Driver) DeleteVolume(ctx context.Context, hostName, id string) error {
+	h, err := d.lock(ctx, OpDeleteVolume, hostName, id)
+	if err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	v, ok := h.volumes[id]
+	if !ok {
+		return errf(peers.ErrNotFound, "no volume %s", id)
+	}
+	if v.attachedTo != "" {
+		return errf(peers.ErrConflict, "volume %s is used by domain %s", id, v.attachedTo)
+	}
+	delete(h.volumes, id)
+	return nil
+}
+
+// CreateNetwork records an isolated network.
+func (d *Driver) CreateNetwork(ctx context.Context, hostName string, net localcloud.IsolatedNetwork) error {
+	h, err := d.lock(ctx, OpCreateNetwork, hostName, net.ID)
+	if err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	if _, dup := h.networks[net.ID]; dup {
+		return errf(peers.ErrConflict, "network %s already exists", net.ID)
+	}
+	h.networks[net.ID] = net
+	return nil
+}
+
+// DeleteNetwork removes a network no domain has a NIC on.
+func (d *Driver) DeleteNetwork(ctx context.Context, hostName, id string) error {
+	h, err := d.lock(ctx, OpDeleteNetwork, hostName, id)
+	if err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	if _, ok := h.networks[id]; !ok {
+		return errf(peers.ErrNotFound, "no network %s", id)
+	}
+	for _, dom := range h.domains {
+		for _, nic := range dom.spec.NICs {
+			if nic.NetworkID == id {
+				return errf(peers.ErrConflict, "network %s: domain %s has a NIC on it", id, dom.spec.ID)
+			}
+		}
+	}
+	delete(h.networks, id)
+	return nil
+}

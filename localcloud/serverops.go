@@ -1,0 +1,264 @@
+package localcloud
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/peers"
+)
+
+// Timeouts of background work. A boot copies the image into the root disk,
+// so it gets longest.
+const (
+	spawnTimeout = 30 * time.Minute
+	powerTimeout = 5 * time.Minute
+	// shutdownGrace is how long a guest gets to power off after ACPI
+	// shutdown before it is destroyed (Nova's shutdown_timeout).
+	shutdownGrace = 60 * time.Second
+)
+
+// runTask starts work in the background as s's one task. The caller holds
+// c.mu, has checked that s is idle, and has made the part of the change a
+// reader sees at once (status REBOOT, say). done runs under c.mu with
+// work's error; a DeleteServer that came meanwhile starts after it.
+func (c *Cloud) runTask(s *server, task string, work func(ctx context.Context) error, done func(err error)) {
+	s.task = task
+	c.background(func(ctx context.Context) {
+		err := work(ctx)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		s.task = ""
+		s.UpdatedAt = now()
+		done(err)
+		if s.deleteWait && !c.closed {
+			c.startDeleteLocked(s)
+		}
+	})
+}
+
+// spawn builds and boots a server's domain: root disk from the image (when
+// imgData is set), definition, power on. On failure it removes what it made.
+func (c *Cloud) spawn(ctx context.Context, hostName string, dom DomainSpec, rootDisk string, rootGiB int, imgData io.ReadCloser, imgSize int64) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, spawnTimeout)
+	defer cancel()
+	defer func() {
+		if err != nil {
+			cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), powerTimeout)
+			defer ccancel()
+			if terr := c.teardown(cctx, hostName, dom.ID, rootDisk); terr != nil {
+				c.log.WithError(terr).WithField("server", dom.ID).Warn("cleaning up after a failed build failed")
+			}
+		}
+	}()
+	if imgData != nil {
+		defer imgData.Close()
+		if err := c.driver.CreateVolume(ctx, hostName, PoolVolume{ID: rootDisk, Name: dom.Name + "-disk", SizeGiB: rootGiB}); err != nil {
+			return fmt.Errorf("creating the root disk: %w", err)
+		}
+		if err := c.driver.UploadVolume(ctx, hostName, rootDisk, imgData, imgSize); err != nil {
+			return fmt.Errorf("copying the image into the root disk: %w", err)
+		}
+	}
+	if err := c.driver.DefineDomain(ctx, hostName, dom); err != nil {
+		return fmt.Errorf("defining the domain: %w", err)
+	}
+	if err := c.driver.StartDomain(ctx, hostName, dom.ID); err != nil {
+		return fmt.Errorf("starting the domain: %w", err)
+	}
+	return c.waitDomain(ctx, hostName, dom.ID, DomainRunning)
+}
+
+// teardown removes a server's domain and root disk, whatever exists of
+// them; it is safe to repeat.
+func (c *Cloud) teardown(ctx context.Context, hostName, id, rootDisk string) error {
+	if err := ignoreNotFound(c.driver.DestroyDomain(ctx, hostName, id)); err != nil {
+		return fmt.Errorf("destroying the domain: %w", err)
+	}
+	if err := ignoreNotFound(c.driver.UndefineDomain(ctx, hostName, id)); err != nil {
+		return fmt.Errorf("undefining the domain: %w", err)
+	}
+	if rootDisk != "" {
+		if err := ignoreNotFound(c.driver.DeleteVolume(ctx, hostName, rootDisk)); err != nil {
+			return fmt.Errorf("deleting the root disk: %w", err)
+		}
+	}
+	return nil
+}
+
+// waitDomain polls the driver until the domain is in state want. A crash
+// ends the wait; so does ctx.
+func (c *Cloud) waitDomain(ctx context.Context, hostName, id string, want DomainState) error {
+	delay := time.Millisecond
+	for {
+		st, err := c.driver.DomainState(ctx, hostName, id)
+		if err != nil {
+			return fmt.Errorf("reading the domain's state: %w", err)
+		}
+		if st == want {
+			return nil
+		}
+		if st == DomainCrashed {
+			return fmt.Errorf("domain crashed while waiting for it to be %s", want)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("domain still %s, not %s: %w", st, want, ctx.Err())
+		case <-t.C:
+		}
+		delay = min(delay*2, 500*time.Millisecond)
+	}
+}
+
+// powerOff asks the guest to shut down and, if it has not within
+// shutdownGrace, destroys the domain.
+func (c *Cloud) powerOff(ctx context.Context, hostName, id string) error {
+	if err := c.driver.ShutdownDomain(ctx, hostName, id); err != nil {
+		return fmt.Errorf("shutting the domain down: %w", err)
+	}
+	gctx, cancel := context.WithTimeout(ctx, shutdownGrace)
+	err := c.waitDomain(gctx, hostName, id, DomainShutoff)
+	cancel()
+	if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	c.log.WithField("server", id).Warn("guest ignored the shutdown request; destroying the domain")
+	if err := c.driver.DestroyDomain(ctx, hostName, id); err != nil {
+		return fmt.Errorf("destroying the domain: %w", err)
+	}
+	return c.waitDomain(ctx, hostName, id, DomainShutoff)
+}
+
+// ServerAction runs a power action. Like Nova: start needs SHUTOFF; stop
+// and a soft reboot need ACTIVE; a hard reboot also rescues a SHUTOFF or
+// ERROR server whose domain exists. Anything else, or any action while
+// another task runs, is ErrConflict; an unknown action is ErrInvalid.
+func (c *Cloud) ServerAction(ctx context.Context, id string, action peers.ServerAction) error {
+	if err := c.begin(ctx); err != nil {
+		return err
+	}
+	defer c.mu.Unlock()
+	s, ok := c.servers[id]
+	if !ok {
+		return notFound("server", id)
+	}
+	if s.task != "" || s.deleteWait {
+		return errf(peers.ErrConflict, "server %s is busy (%s); try %s later", id, cmp.Or(s.task, "deleting"), action)
+	}
+	allowed := map[peers.ServerAction][]peers.ServerStatus{
+		peers.ActionStart:      {peers.ServerShutoff},
+		peers.ActionStop:       {peers.ServerActive},
+		peers.ActionReboot:     {peers.ServerActive},
+		peers.ActionHardReboot: {peers.ServerActive, peers.ServerShutoff, peers.ServerError},
+	}
+	states, known := allowed[action]
+	if !known {
+		return errf(peers.ErrInvalid, "server %s: unknown action %q", id, action)
+	}
+	if !slices.Contains(states, s.Status) || !s.defined {
+		return errf(peers.ErrConflict, "server %s is %s; %s needs %v", id, s.Status, action, states)
+	}
+	hostName, was := s.Host, s.Status
+	log := c.log.WithFields(logrus.Fields{"server": id, "host": hostName, "action": string(action)})
+	var work func(ctx context.Context) error
+	after := peers.ServerActive
+	switch action {
+	case peers.ActionStart:
+		work = func(ctx context.Context) error {
+			if err := c.driver.StartDomain(ctx, hostName, id); err != nil {
+				return err
+			}
+			return c.waitDomain(ctx, hostName, id, DomainRunning)
+		}
+	case peers.ActionStop:
+		after = peers.ServerShutoff
+		work = func(ctx context.Context) error { return c.powerOff(ctx, hostName, id) }
+	case peers.ActionReboot, peers.ActionHardReboot:
+		hard := action == peers.ActionHardReboot
+		s.Status = peers.ServerReboot
+		if hard {
+			s.Status = peers.ServerHardReboot
+		}
+		work = func(ctx context.Context) error {
+			var err error
+			if was == peers.ServerActive {
+				err = c.driver.RebootDomain(ctx, hostName, id, hard)
+			} else {
+				// Off or broken: a hard reboot is a fresh power-on.
+				if err = c.driver.DestroyDomain(ctx, hostName, id); err == nil {
+					err = c.driver.StartDomain(ctx, hostName, id)
+				}
+			}
+			if err != nil {
+				return err
+			}
+			return c.waitDomain(ctx, hostName, id, DomainRunning)
+		}
+	}
+	log.Info("server action started")
+	c.runTask(s, string(action), func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, powerTimeout)
+		defer cancel()
+		return work(ctx)
+	}, func(err error) {
+		if err != nil {
+			// Nova keeps the state and records the fault; a failed reboot
+			// leaves the server in an unknown state, which is ERROR.
+			log.WithError(err).Warn("server action failed")
+			s.Fault = fmt.Sprintf("%s failed: %v", action, err)
+			if s.Status == peers.ServerReboot || s.Status == peers.ServerHardReboot {
+				s.Status = peers.ServerError
+			}
+			return
+		}
+		s.Status, s.Fault = after, ""
+		log.WithField("status", string(after)).Info("server action done")
+	})
+	return nil
+}
+
+// ConsoleOutput returns the last lines of a server's serial console (all of
+// it when lines <= 0). A server without a domain yet is ErrConflict.
+func (c *Cloud) ConsoleOutput(ctx context.Context, serverID string, lines int) (string, error) {
+	if err := c.begin(ctx); err != nil {
+		return "", err
+	}
+	s, ok := c.servers[serverID]
+	if !ok {
+		c.mu.Unlock()
+		return "", notFound("server", serverID)
+	}
+	if !s.defined {
+		c.mu.Unlock()
+		return "", errf(peers.ErrConflict, "server %s is %s and has no console yet", serverID, s.Status)
+	}
+	hostName := s.Host
+	c.mu.Unlock()
+	out, err := c.driver.ConsoleOutput(ctx, hostName, serverID)
+	if err != nil {
+		return "", fmt.Errorf("server %s console: %w", serverID, err)
+	}
+	return lastLines(out, lines), nil
+}
+
+// lastLines keeps the last n lines of s (all when n <= 0).
+func lastLines(s string, n int) string {
+	if n <= 0 || s == "" {
+		return s
+	}
+	trimmed := strings.TrimRight(s, "\n")
+	all := strings.Split(trimmed, "\n")
+	if len(all) <= n {
+		return s
+	}
+	return strings.Join(all[len(all)-n:], "\n") + "\n"
+}
