@@ -51,6 +51,7 @@ type Pool struct {
 	source     PeerSource
 	creds      CredentialSource
 	connectors map[registry.Kind]Connector
+	inProcess  map[string]Cloud
 	log        logrus.FieldLogger
 	retry      time.Duration
 
@@ -64,7 +65,11 @@ type PoolConfig struct {
 	Source      PeerSource
 	Credentials CredentialSource
 	Connectors  map[registry.Kind]Connector
-	Log         logrus.FieldLogger
+	// InProcess are clouds living in this process (the local cloud), by
+	// peer name, serving local-kind peers. Their owner closes them; the pool
+	// never does, since a reconnect hands out the same instance again.
+	InProcess map[string]Cloud
+	Log       logrus.FieldLogger
 	// RetryInterval is how often peers that failed to connect are retried.
 	RetryInterval time.Duration
 }
@@ -75,7 +80,7 @@ func NewPool(cfg PoolConfig) *Pool {
 		cfg.RetryInterval = 30 * time.Second
 	}
 	p := &Pool{
-		source: cfg.Source, creds: cfg.Credentials, connectors: cfg.Connectors,
+		source: cfg.Source, creds: cfg.Credentials, connectors: cfg.Connectors, inProcess: cfg.InProcess,
 		log: cfg.Log, retry: cfg.RetryInterval, changed: make(chan struct{}),
 	}
 	empty := map[string]*Member{}
@@ -159,7 +164,7 @@ func (p *Pool) Reconcile(ctx context.Context) {
 			continue
 		}
 		if m, ok := old[pr.ID]; ok && m.Cloud != nil {
-			closeCloud(m.Cloud)
+			p.closeCloud(m.Cloud)
 		}
 		cloud, err := p.connect(ctx, pr)
 		if err != nil {
@@ -169,7 +174,7 @@ func (p *Pool) Reconcile(ctx context.Context) {
 	}
 	for id, m := range old {
 		if _, ok := next[id]; !ok && m.Cloud != nil {
-			closeCloud(m.Cloud)
+			p.closeCloud(m.Cloud)
 		}
 	}
 	p.members.Store(&next)
@@ -178,6 +183,11 @@ func (p *Pool) Reconcile(ctx context.Context) {
 }
 
 func (p *Pool) connect(ctx context.Context, pr registry.Peer) (Cloud, error) {
+	if pr.Kind == registry.KindLocal {
+		if c, ok := p.inProcess[pr.Name]; ok {
+			return c, nil
+		}
+	}
 	connector, ok := p.connectors[pr.Kind]
 	if !ok {
 		return nil, fmt.Errorf("peer %q: no driver for kind %q in this broker: %w", pr.Name, pr.Kind, ErrNotSupported)
@@ -196,28 +206,20 @@ func (p *Pool) closeAll() {
 	defer p.mu.Unlock()
 	for _, m := range *p.members.Load() {
 		if m.Cloud != nil {
-			closeCloud(m.Cloud)
+			p.closeCloud(m.Cloud)
 		}
 	}
 }
 
-// closeCloud closes clouds that hold resources (connections, goroutines).
-// In-process clouds shared across reconnects (the local cloud) do not
-// implement io.Closer and are left alone.
-func closeCloud(c Cloud) {
+// closeCloud closes a connection the pool made, if it holds resources
+// (io.Closer). In-process clouds belong to their owner and stay open.
+func (p *Pool) closeCloud(c Cloud) {
+	for _, own := range p.inProcess {
+		if own == c {
+			return
+		}
+	}
 	if cl, ok := c.(io.Closer); ok {
 		_ = cl.Close()
-	}
-}
-
-// Static returns a Connector serving clouds that live in this process (the
-// local cloud), by peer name.
-func Static(clouds map[string]Cloud) Connector {
-	return func(_ context.Context, p registry.Peer, _ registry.Credentials) (Cloud, error) {
-		c, ok := clouds[p.Name]
-		if !ok {
-			return nil, fmt.Errorf("no in-process cloud named %q: %w", p.Name, ErrNotFound)
-		}
-		return c, nil
 	}
 }

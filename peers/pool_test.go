@@ -239,3 +239,54 @@ func TestProberHysteresis(t *testing.T) {
 		t.Fatalf("capacity not recorded: %+v", got.Capacity)
 	}
 }
+
+func TestPoolNeverClosesInProcessClouds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store := registry.NewMemory()
+	reg := registry.NewPeerRegistry(store)
+	snap := registry.NewPeerSnapshot(store, logrus.New())
+	go func() { _ = snap.Run(ctx) }()
+	local := &capacityCloud{}
+	pool := peers.NewPool(peers.PoolConfig{Source: snap, Credentials: reg, Log: logrus.New(),
+		InProcess: map[string]peers.Cloud{"local": local}})
+	p, err := reg.Create(ctx, registry.Peer{Name: "local", Kind: registry.KindLocal}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snap.WaitIndex(ctx, p.Revision); err != nil {
+		t.Fatal(err)
+	}
+	pool.Reconcile(ctx)
+	if m, _ := pool.Get(p.ID); m == nil || m.Cloud != peers.Cloud(local) {
+		t.Fatalf("local peer not served by the in-process cloud: %+v", m)
+	}
+	// A changed endpoint forces a reconnect; removal drops the member.
+	upd := p
+	upd.Endpoint.Region = "elsewhere"
+	if p, err = reg.Update(ctx, upd); err != nil {
+		t.Fatal(err)
+	}
+	if err := snap.WaitIndex(ctx, p.Revision); err != nil {
+		t.Fatal(err)
+	}
+	pool.Reconcile(ctx)
+	if _, err := reg.Delete(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		changed := snap.Changed()
+		pool.Reconcile(ctx)
+		if _, ok := pool.Get(p.ID); !ok {
+			break
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatal("removed peer stayed")
+		}
+	}
+	if n := local.closed.Load(); n != 0 {
+		t.Fatalf("the pool closed the in-process cloud %d times", n)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -41,8 +42,26 @@ type devBroker struct {
 	addr    string
 	token   string
 	dataDir string
-	stderr  *bytes.Buffer
+	stderr  *lockedBuffer
 	exited  chan error
+}
+
+// lockedBuffer is written by exec's copying goroutine while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 const testAdminPassword = "correct-horse-battery"
@@ -55,7 +74,7 @@ func startDev(t *testing.T) *devBroker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &devBroker{cmd: cmd, stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
+	b := &devBroker{cmd: cmd, stderr: &lockedBuffer{}, exited: make(chan error, 1)}
 	cmd.Stderr = b.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -287,5 +306,42 @@ func TestServeConfigErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDevLocalPeerComesUp follows the whole loop: -dev registers the local
+// cloud, the pool connects it, the prober probes it and writes status and
+// capacity to the registry, and the API shows it.
+func TestDevLocalPeerComesUp(t *testing.T) {
+	b := startDev(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		stdout, stderr, code := b.cli(t, nil, "peer", "show", "local", "-o", "json")
+		if code != 0 {
+			t.Fatalf("peer show local: exit %d\n%s%s", code, stdout, stderr)
+		}
+		var p struct {
+			Status    string `json:"status"`
+			Connected bool   `json:"connected"`
+			Driver    string `json:"driver"`
+			Kind      string `json:"kind"`
+			Capacity  struct {
+				VCPUs struct{ Total int } `json:"vcpus"`
+			} `json:"capacity"`
+			LastHeartbeat string `json:"last_heartbeat"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &p); err != nil {
+			t.Fatalf("peer show -o json: %v\n%s", err, stdout)
+		}
+		if p.Status == "up" {
+			if !p.Connected || p.Driver != "fake" || p.Kind != "local" || p.Capacity.VCPUs.Total == 0 || p.LastHeartbeat == "" {
+				t.Fatalf("local peer up but %+v; want connected, driver fake, capacity and a heartbeat", p)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("local peer never came up; last: %s", stdout)
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval, not a correctness gate
 	}
 }

@@ -2,15 +2,57 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/localcloud"
+	"github.com/cloudmux/cloudmux/localcloud/fake"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
 // startLocalCloud builds the in-process local cloud and makes sure it is
-// registered as a peer. It returns nil when the local cloud is disabled.
-func startLocalCloud(ctx context.Context, cfg Config, reg *registry.PeerRegistry, log logrus.FieldLogger) (peers.Cloud, error) {
-	return nil, nil // wired to localcloud once it lands
+// registered as a peer, so it is listed, probed and placed on like any
+// remote cloud. It returns nil when the local cloud is disabled.
+func startLocalCloud(ctx context.Context, cfg Config, reg *registry.PeerRegistry, log logrus.FieldLogger) (*localcloud.Cloud, error) {
+	lc := cfg.LocalCloud
+	if !lc.Enabled {
+		return nil, nil
+	}
+	lcfg := localcloud.DevDefaults(filepath.Join(cfg.DataDir, "localcloud"))
+	lcfg.Name = lc.Name
+	var driver localcloud.Driver
+	switch lc.Driver {
+	case "fake":
+		driver = fake.New(lcfg.Hosts...)
+	default:
+		return nil, fmt.Errorf("local cloud driver %q is not available in this build", lc.Driver)
+	}
+	cloud, err := localcloud.New(lcfg, driver, log.WithField("component", "localcloud"))
+	if err != nil {
+		return nil, err
+	}
+	if lc.Seed {
+		if _, err := cloud.Seed(ctx); err != nil {
+			return nil, err
+		}
+	}
+	capacity, err := cloud.Capacity(ctx)
+	if err != nil {
+		return nil, err
+	}
+	_, err = reg.Get(ctx, lc.Name)
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		p, err := reg.Create(ctx, registry.Peer{Name: lc.Name, Kind: registry.KindLocal, Labels: lc.Labels, Capacity: capacity}, nil)
+		if err != nil {
+			return nil, fmt.Errorf("register the local cloud as peer %q: %w", lc.Name, err)
+		}
+		log.WithField("peer_id", p.ID).WithField("peer", p.Name).Info("registered the local cloud as a peer")
+	case err != nil:
+		return nil, err
+	}
+	return cloud, nil
 }

@@ -145,7 +145,18 @@ func serve(ctx context.Context, cfg Config, log *logrus.Logger, stdout io.Writer
 			}
 		}()
 	}
-	defer func() { cancelBG(); wg.Wait() }()
+	// closeAfterLoops run once every background loop has stopped, so
+	// nothing uses what they close.
+	var closeAfterLoops []func() error
+	defer func() {
+		cancelBG()
+		wg.Wait()
+		for _, c := range closeAfterLoops {
+			if err := c(); err != nil {
+				log.WithError(err).Warn("close on shutdown")
+			}
+		}
+	}()
 
 	goBG("snapshot", snap.Run)
 	startCtx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
@@ -154,15 +165,19 @@ func serve(ctx context.Context, cfg Config, log *logrus.Logger, stdout io.Writer
 		return fmt.Errorf("load the peer registry from the store: %w", err)
 	}
 
-	connectors := map[registry.Kind]peers.Connector{}
 	local, err := startLocalCloud(startCtx, cfg, peerReg, log)
 	if err != nil {
 		return fmt.Errorf("local cloud: %w", err)
 	}
+	inProcess := map[string]peers.Cloud{}
 	if local != nil {
-		connectors[registry.KindLocal] = peers.Static(map[string]peers.Cloud{cfg.LocalCloud.Name: local})
+		closeAfterLoops = append(closeAfterLoops, local.Close)
+		inProcess[cfg.LocalCloud.Name] = local
 	}
-	pool := peers.NewPool(peers.PoolConfig{Source: snap, Credentials: peerReg, Connectors: connectors, Log: log.WithField("component", "pool")})
+	pool := peers.NewPool(peers.PoolConfig{
+		Source: snap, Credentials: peerReg, InProcess: inProcess,
+		Connectors: map[registry.Kind]peers.Connector{}, Log: log.WithField("component", "pool"),
+	})
 	pool.Reconcile(startCtx)
 	goBG("pool", pool.Run)
 	prober := peers.NewProber(peers.ProberConfig{
