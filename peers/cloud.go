@@ -11,6 +11,9 @@ import (
 // of small parts so a consumer can declare only the part it uses (the image
 // stager needs Images and ImageData, not Volumes).
 //
+// A Cloud that holds connections or goroutines also implements io.Closer;
+// the pool closes the clouds it connected when their peer goes away.
+//
 // Every call takes a context and honours its deadline. Long operations
 // (server boot, volume creation) return at once with a transitional status
 // (BUILD, creating); callers poll Get* until the resource settles.
@@ -18,6 +21,8 @@ type Cloud interface {
 	// Info says what kind of cloud this is and which driver serves it.
 	Info() Info
 	// Capacity reports totals and usage, for the registry and placement.
+	// Totals are what may be allocated, after the cloud's allocation
+	// (overcommit) ratios, so Free() is what is left to place.
 	Capacity(ctx context.Context) (registry.Capacity, error)
 	Compute
 	Keypairs
@@ -30,17 +35,23 @@ type Cloud interface {
 type Compute interface {
 	ListFlavors(ctx context.Context) ([]Flavor, error)
 	GetFlavor(ctx context.Context, id string) (Flavor, error)
+	// CreateServer boots a server. An unknown flavor, image, keypair or
+	// network is ErrNotFound or ErrInvalid (Nova answers 400; the broker
+	// resolves references before it calls). Empty Networks means no NIC:
+	// the broker turns Nova's "auto" into explicit networks first.
 	CreateServer(ctx context.Context, spec ServerSpec) (Server, error)
 	GetServer(ctx context.Context, id string) (Server, error)
 	ListServers(ctx context.Context, opts ListOptions) ([]Server, error)
 	// DeleteServer starts deletion; GetServer reports ErrNotFound once gone.
 	DeleteServer(ctx context.Context, id string) error
 	// ServerAction runs a power action; an action the current status does
-	// not allow (start an ACTIVE server) is ErrConflict.
+	// not allow (start an ACTIVE server) is ErrConflict, an unknown action
+	// ErrInvalid.
 	ServerAction(ctx context.Context, id string, action ServerAction) error
 }
 
-// Keypairs manages SSH keypairs.
+// Keypairs manages SSH keypairs. Keypairs carry no metadata, so a
+// ListOptions.Metadata filter matches none of them.
 type Keypairs interface {
 	CreateKeypair(ctx context.Context, spec KeypairSpec) (Keypair, error)
 	GetKeypair(ctx context.Context, name string) (Keypair, error)
@@ -49,6 +60,8 @@ type Keypairs interface {
 }
 
 // Images manages image metadata. Image bytes move through ImageData.
+// Deleted and pending_delete images are ErrNotFound to GetImage and absent
+// from ListImages, as in Glance v2.
 type Images interface {
 	CreateImage(ctx context.Context, spec ImageSpec) (Image, error)
 	GetImage(ctx context.Context, id string) (Image, error)
@@ -80,6 +93,7 @@ type Volumes interface {
 	CreateVolume(ctx context.Context, spec VolumeSpec) (Volume, error)
 	GetVolume(ctx context.Context, id string) (Volume, error)
 	ListVolumes(ctx context.Context, opts ListOptions) ([]Volume, error)
+	// DeleteVolume of an attached volume is ErrConflict.
 	DeleteVolume(ctx context.Context, id string) error
 	AttachVolume(ctx context.Context, serverID, volumeID string) (VolumeAttachment, error)
 	DetachVolume(ctx context.Context, serverID, volumeID string) error
@@ -90,7 +104,8 @@ type Volumes interface {
 type ImageData interface {
 	// UploadImage streams data into a queued image. size is the expected
 	// length or -1 when unknown. A failed or interrupted upload leaves the
-	// image killed, never active with partial bytes.
+	// image killed (or queued, as Glance since Rocky resets it), never
+	// active with partial bytes.
 	UploadImage(ctx context.Context, id string, data io.Reader, size int64) error
 	// DownloadImage streams an active image's bytes.
 	DownloadImage(ctx context.Context, id string) (io.ReadCloser, error)

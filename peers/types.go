@@ -85,6 +85,7 @@ const (
 
 // Address is one IP of a server on a network.
 type Address struct {
+	// Network is the network's name, as Nova labels addresses.
 	Network string `json:"network"`
 	Addr    string `json:"addr"`
 	Version int    `json:"version"`
