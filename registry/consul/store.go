@@ -1,0 +1,361 @@
+package consul
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// watchWaitTime is how long one blocking query may be held by Consul before
+// it answers "nothing changed" and Watch asks again. Long polls are cheap
+// for Consul; the value mostly bounds how long a Watch takes to notice that
+// the cluster's index went backwards (see Watch). Consul caps it at 10 min.
+const watchWaitTime = 5 * time.Minute
+
+// Store is the Consul backend of registry.Store, and also its
+// registry.ServiceCatalog: both use one client, so one Config (address,
+// token, TLS) covers KV and catalog, and the broker wires one value into
+// both roles.
+type Store struct {
+	client *api.Client
+	kv     *api.KV
+	prefix string
+	log    logrus.FieldLogger
+}
+
+var (
+	_ registry.Store          = (*Store)(nil)
+	_ registry.ServiceCatalog = (*Store)(nil)
+)
+
+// New validates cfg and returns a Store. It does not contact Consul, so a
+// broker can start while Consul is still coming up; use Ping for readiness.
+// A nil log discards.
+func New(cfg Config, log logrus.FieldLogger) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("consul: invalid config: %w", err)
+	}
+	if log == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		log = l
+	}
+	apiCfg, err := cfg.apiConfig()
+	if err != nil {
+		return nil, fmt.Errorf("consul: %w", err)
+	}
+	client, err := api.NewClient(apiCfg)
+	if err != nil {
+		return nil, fmt.Errorf("consul: client: %w", err)
+	}
+	s := &Store{
+		client: client,
+		kv:     client.KV(),
+		prefix: cfg.keyPrefix(),
+		log:    log,
+	}
+	log.WithFields(logrus.Fields{
+		"address":    cfg.Address,
+		"scheme":     cfg.scheme(),
+		"datacenter": cfg.Datacenter,
+		"key_prefix": s.prefix,
+		"token_set":  cfg.Token != "",
+	}).Debug("consul: store configured")
+	return s, nil
+}
+
+// Ping checks that Consul answers and has a leader (writes need one).
+func (s *Store) Ping(ctx context.Context) error {
+	leader, err := s.client.Status().LeaderWithQueryOptions(readOpts(ctx))
+	if err != nil {
+		return s.fail(ctx, "ping", "", err)
+	}
+	if leader == "" {
+		return fmt.Errorf("consul: ping: no cluster leader: %w", registry.ErrUnavailable)
+	}
+	return nil
+}
+
+// Reads use Consul's default consistency mode: served by the leader, stale
+// only across a leader change. CAS correctness does not need more, because
+// the compare happens inside the Raft write itself: a read that returned an
+// old ModifyIndex makes the following CAS fail with ErrConflict, and the
+// caller re-reads. RequireConsistent would add a leader round trip to every
+// read for no gain in safety.
+func readOpts(ctx context.Context) *api.QueryOptions {
+	return (&api.QueryOptions{}).WithContext(ctx)
+}
+
+func writeOpts(ctx context.Context) *api.WriteOptions {
+	return (&api.WriteOptions{}).WithContext(ctx)
+}
+
+// checkKey applies registry.ValidateKey plus two rules Consul's HTTP API
+// imposes. Consul serves keys in URL paths through Go's ServeMux, which
+// answers a path with a "." or ".." segment by redirecting to the cleaned
+// path, so "a/../b" would read "b"; and keys written through the
+// transaction API travel in JSON, which replaces invalid UTF-8, so the key
+// written would differ from the key read. Both are rejected up front.
+func checkKey(key string) error {
+	if err := registry.ValidateKey(key); err != nil {
+		return err
+	}
+	return checkConsulKey(key)
+}
+
+func checkConsulKey(key string) error {
+	if !utf8.ValidString(key) {
+		return fmt.Errorf("%w: %q is not valid UTF-8", registry.ErrInvalidKey, key)
+	}
+	for seg := range strings.SplitSeq(key, "/") {
+		if seg == "." || seg == ".." {
+			return fmt.Errorf("%w: %q has a %q path segment", registry.ErrInvalidKey, key, seg)
+		}
+	}
+	return nil
+}
+
+// fullKey validates a caller's key and puts the prefix in front of it.
+func (s *Store) fullKey(key string) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	return s.prefix + key, nil
+}
+
+// fullPrefix is fullKey for List and Watch, where "" means everything.
+func (s *Store) fullPrefix(prefix string) (string, error) {
+	if err := registry.ValidatePrefix(prefix); err != nil {
+		return "", err
+	}
+	if prefix != "" {
+		if err := checkConsulKey(prefix); err != nil {
+			return "", err
+		}
+	}
+	return s.prefix + prefix, nil
+}
+
+func (s *Store) toKV(p *api.KVPair) registry.KV {
+	return registry.KV{
+		Key:         strings.TrimPrefix(p.Key, s.prefix),
+		Value:       p.Value,
+		CreateIndex: p.CreateIndex,
+		ModifyIndex: p.ModifyIndex,
+		Session:     p.Session,
+	}
+}
+
+func (s *Store) toKVs(pairs api.KVPairs) []registry.KV {
+	out := make([]registry.KV, 0, len(pairs))
+	for _, p := range pairs {
+		out = append(out, s.toKV(p))
+	}
+	// Consul already answers in key order; sorting again costs little and
+	// makes the contract independent of that detail.
+	slices.SortFunc(out, func(a, b registry.KV) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
+
+// Get implements registry.Store.
+func (s *Store) Get(ctx context.Context, key string) (registry.KV, error) {
+	full, err := s.fullKey(key)
+	if err != nil {
+		return registry.KV{}, err
+	}
+	pair, _, err := s.kv.Get(full, readOpts(ctx))
+	if err != nil {
+		return registry.KV{}, s.fail(ctx, "get", key, err)
+	}
+	if pair == nil {
+		return registry.KV{}, fmt.Errorf("consul: get %q: %w", key, registry.ErrNotFound)
+	}
+	return s.toKV(pair), nil
+}
+
+// Put implements registry.Store. It goes through the transaction API
+// because a plain KV PUT answers only "true" and the contract needs the new
+// modify index; reading it back afterwards could see someone else's write.
+//
+// Unlike the memory backend, Consul does not bump the modify index when the
+// value written equals the stored one: Put returns the unchanged index and
+// watchers do not wake.
+//
+// The transaction API carries values base64-encoded in JSON and caps the
+// request at txn_max_req_len (512 KiB by default), so Put and CAS take
+// values up to about 384 KiB; a larger one fails with Consul's 413 message
+// naming the setting. Records are far smaller than that.
+func (s *Store) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	full, err := s.fullKey(key)
+	if err != nil {
+		return 0, err
+	}
+	return s.setTxn(ctx, "put", key, &api.KVTxnOp{Verb: api.KVSet, Key: full, Value: value})
+}
+
+// CAS implements registry.Store with a transactional check-and-set, which
+// Consul applies inside the Raft write: index 0 means create-only, any
+// other index must equal the key's current modify index.
+func (s *Store) CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error) {
+	full, err := s.fullKey(key)
+	if err != nil {
+		return 0, err
+	}
+	return s.setTxn(ctx, "cas", key, &api.KVTxnOp{Verb: api.KVCAS, Key: full, Value: value, Index: index})
+}
+
+// setTxn runs one set or cas operation and returns the key's new modify
+// index from the transaction's result.
+func (s *Store) setTxn(ctx context.Context, op, key string, kvOp *api.KVTxnOp) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("consul: %s %q: %w", op, key, err)
+	}
+	results, rejected, err := s.txn(ctx, api.TxnOps{{KV: kvOp}})
+	if err != nil {
+		return 0, s.fail(ctx, op, key, err)
+	}
+	if rejected != nil {
+		return 0, s.rejected(op, key, kvOp.Index, rejected)
+	}
+	if len(results) == 0 || results[0].KV == nil {
+		return 0, fmt.Errorf("consul: %s %q: transaction returned no result", op, key)
+	}
+	return results[0].KV.ModifyIndex, nil
+}
+
+// Delete implements registry.Store.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	full, err := s.fullKey(key)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("consul: delete %q: %w", key, err)
+	}
+	if _, err := s.kv.Delete(full, writeOpts(ctx)); err != nil {
+		return s.fail(ctx, "delete", key, err)
+	}
+	return nil
+}
+
+// DeleteCAS implements registry.Store. Consul's own delete-cas succeeds when
+// the key is already gone; the contract (and the memory backend) call that a
+// conflict, since the caller's view is stale. So the delete runs in a
+// transaction behind a check-index operation, which fails for a missing key
+// as well as for a moved index.
+func (s *Store) DeleteCAS(ctx context.Context, key string, index uint64) error {
+	full, err := s.fullKey(key)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("consul: delete-cas %q: %w", key, err)
+	}
+	_, rejected, err := s.txn(ctx, api.TxnOps{
+		{KV: &api.KVTxnOp{Verb: api.KVCheckIndex, Key: full, Index: index}},
+		{KV: &api.KVTxnOp{Verb: api.KVDelete, Key: full}},
+	})
+	if err != nil {
+		return s.fail(ctx, "delete-cas", key, err)
+	}
+	if rejected != nil {
+		return s.rejected("delete-cas", key, index, rejected)
+	}
+	return nil
+}
+
+// List implements registry.Store. The index is Consul's X-Consul-Index for
+// the prefix, which (like the memory backend's) covers deletes through
+// Consul's tombstones and falls back to the whole KV table's index for an
+// empty prefix.
+func (s *Store) List(ctx context.Context, prefix string) ([]registry.KV, uint64, error) {
+	full, err := s.fullPrefix(prefix)
+	if err != nil {
+		return nil, 0, err
+	}
+	pairs, meta, err := s.kv.List(full, readOpts(ctx))
+	if err != nil {
+		return nil, 0, s.fail(ctx, "list", prefix, err)
+	}
+	return s.toKVs(pairs), meta.LastIndex, nil
+}
+
+// Watch implements registry.Store with Consul blocking queries.
+//
+// Consul answers a blocking query when the prefix's index passes index or
+// when the wait time runs out; an answer at the same index is a timeout and
+// Watch asks again. An answer below index means the cluster's index went
+// backwards (state rebuilt from scratch): Watch returns it at once so the
+// caller resynchronises. One difference from the memory backend remains:
+// Consul itself holds a query whose index is ahead of the cluster's until
+// the wait time ends (snapshot restores excepted, which Consul answers at
+// once), so after a rebuild Watch may take up to watchWaitTime to answer.
+func (s *Store) Watch(ctx context.Context, prefix string, index uint64) ([]registry.KV, uint64, error) {
+	full, err := s.fullPrefix(prefix)
+	if err != nil {
+		return nil, 0, err
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		q := (&api.QueryOptions{WaitIndex: index, WaitTime: watchWaitTime}).WithContext(ctx)
+		pairs, meta, err := s.kv.List(full, q)
+		if err != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return nil, 0, ctxErr // the contract: ctx.Err() itself
+			}
+			return nil, 0, s.fail(ctx, "watch", prefix, err)
+		}
+		switch idx := meta.LastIndex; {
+		case index != 0 && idx == index:
+			continue // wait time ran out with nothing new
+		case idx < index:
+			s.log.WithFields(logrus.Fields{"prefix": prefix, "index": index, "consul_index": idx}).
+				Warn("consul: watch index went backwards; Consul state was reset")
+			return s.toKVs(pairs), idx, nil
+		default:
+			return s.toKVs(pairs), idx, nil
+		}
+	}
+}
+
+// txn runs ops as one Consul transaction. A transaction Consul refused
+// (HTTP 409: a check failed) comes back as the refusals' texts in rejected,
+// with err nil. It posts through Raw rather than api.Txn because api.Txn
+// flattens every other failure into a string without its status code, and a
+// 500 (no leader) must stay distinguishable from a 400.
+func (s *Store) txn(ctx context.Context, ops api.TxnOps) (api.TxnResults, []string, error) {
+	var out api.TxnResponse
+	_, err := s.client.Raw().Write("/v1/txn", ops, &out, writeOpts(ctx))
+	if err != nil {
+		if what, ok := txnRefusals(err); ok {
+			return nil, what, nil
+		}
+		return nil, nil, err
+	}
+	return out.Results, nil, nil
+}
+
+// rejected turns a refused transaction into an error. A refusal for lack of
+// ACL permission is not a conflict (retrying cannot help); every other
+// refusal of our single-key transactions is a failed index check.
+func (s *Store) rejected(op, key string, index uint64, what []string) error {
+	msg := strings.Join(what, "; ")
+	if strings.Contains(msg, "Permission denied") {
+		return fmt.Errorf("consul: %s %q: %s (check the ACL token's key_prefix write rights)", op, key, msg)
+	}
+	if op == "cas" && index == 0 {
+		return fmt.Errorf("consul: create %q: already exists: %w", key, registry.ErrConflict)
+	}
+	return fmt.Errorf("consul: %s %q at index %d: %s: %w", op, key, index, msg, registry.ErrConflict)
+}

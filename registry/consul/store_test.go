@@ -1,0 +1,220 @@
+package consul_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/cloudmux/cloudmux/internal/consultest"
+	"github.com/cloudmux/cloudmux/registry"
+	"github.com/cloudmux/cloudmux/registry/consul"
+	"github.com/cloudmux/cloudmux/registry/registrytest"
+)
+
+// newStore returns a Store on agent a under prefix.
+func newStore(t *testing.T, a *consultest.Agent, prefix string) *consul.Store {
+	t.Helper()
+	log, _ := test.NewNullLogger()
+	s, err := consul.New(consul.Config{Address: a.Addr, KeyPrefix: prefix}, log)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return s
+}
+
+// ctxT bounds a test's calls generously: it turns a hang into a failure,
+// it is not a timing assertion.
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	a := consultest.Start(t)
+	registrytest.Exercise(t, newStore(t, a, "conformance/"))
+}
+
+// TestConformanceDefaultPrefix runs the suite through a Store built the
+// way the broker builds one, with the default prefix.
+func TestConformanceDefaultPrefix(t *testing.T) {
+	t.Parallel()
+	a := consultest.Start(t)
+	s, err := consul.New(consul.Config{Address: "http://" + a.Addr}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	registrytest.Exercise(t, s)
+	pairs, _, err := a.Client().KV().List("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pairs {
+		if !strings.HasPrefix(p.Key, consul.DefaultKeyPrefix) {
+			t.Fatalf("key %q written outside %q", p.Key, consul.DefaultKeyPrefix)
+		}
+	}
+}
+
+func TestPrefixIsolation(t *testing.T) {
+	t.Parallel()
+	a := consultest.Start(t)
+	ctx := ctxT(t)
+	one, two := newStore(t, a, "one/"), newStore(t, a, "two/")
+
+	if _, err := one.Put(ctx, "shared/k", []byte("from one")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := two.Put(ctx, "shared/k", []byte("from two")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := two.Put(ctx, "only-two", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name     string
+		store    *consul.Store
+		wantVal  string
+		wantKeys []string
+	}{
+		{"one", one, "from one", []string{"shared/k"}},
+		{"two", two, "from two", []string{"only-two", "shared/k"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kv, err := tc.store.Get(ctx, "shared/k")
+			if err != nil || string(kv.Value) != tc.wantVal || kv.Key != "shared/k" {
+				t.Fatalf("Get = %q %q, %v; want key shared/k value %q", kv.Key, kv.Value, err, tc.wantVal)
+			}
+			kvs, _, err := tc.store.List(ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keys []string
+			for _, kv := range kvs {
+				keys = append(keys, kv.Key)
+			}
+			if len(keys) != len(tc.wantKeys) {
+				t.Fatalf("List(\"\") = %v, want %v (own keys, without the prefix)", keys, tc.wantKeys)
+			}
+			for i := range keys {
+				if keys[i] != tc.wantKeys[i] {
+					t.Fatalf("List(\"\") = %v, want %v (own keys, without the prefix)", keys, tc.wantKeys)
+				}
+			}
+		})
+	}
+
+	if _, err := one.Get(ctx, "only-two"); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("store one sees store two's key: %v", err)
+	}
+	// The raw view shows where the keys really are.
+	pair, _, err := a.Client().KV().Get("two/only-two", nil)
+	if err != nil || pair == nil {
+		t.Fatalf("raw Get(two/only-two) = %v, %v; want the prefixed key", pair, err)
+	}
+}
+
+// TestKeysConsulCannotServe covers keys registry.ValidateKey accepts but
+// Consul's HTTP API would silently alter (path cleaning, JSON's UTF-8
+// replacement). They are refused before any request is made, so no agent
+// is needed.
+func TestKeysConsulCannotServe(t *testing.T) {
+	t.Parallel()
+	s, err := consul.New(consul.Config{Address: closedAddr(t)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	for _, tc := range []struct{ name, key string }{
+		{"dot-dot segment", "a/../b"},
+		{"dot segment", "a/./b"},
+		{"trailing dot-dot", "a/.."},
+		{"lone dot", "."},
+		{"invalid UTF-8", "a/\xff"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if registry.ValidateKey(tc.key) != nil {
+				t.Fatalf("registry.ValidateKey(%q) now refuses it; this test is obsolete", tc.key)
+			}
+			ops := map[string]error{}
+			_, ops["Get"] = s.Get(ctx, tc.key)
+			_, ops["Put"] = s.Put(ctx, tc.key, []byte("x"))
+			_, ops["CAS"] = s.CAS(ctx, tc.key, []byte("x"), 0)
+			ops["Delete"] = s.Delete(ctx, tc.key)
+			ops["DeleteCAS"] = s.DeleteCAS(ctx, tc.key, 1)
+			_, _, ops["List"] = s.List(ctx, tc.key)
+			_, _, ops["Watch"] = s.Watch(ctx, tc.key, 1)
+			_, ops["TryLock"] = s.TryLock(ctx, tc.key, nil, 0)
+			for op, err := range ops {
+				if !errors.Is(err, registry.ErrInvalidKey) {
+					t.Errorf("%s(%q) = %v, want ErrInvalidKey", op, tc.key, err)
+				}
+			}
+		})
+	}
+}
+
+// TestUnchangedWriteKeepsModifyIndex pins down a Consul semantic the memory
+// backend does not share: a write whose value equals the stored one is a
+// no-op that keeps the modify index (Consul's kvsSetTxn skips equal
+// entries). A CAS that rewrites the same value therefore does not fence
+// off other writers holding the same index.
+func TestUnchangedWriteKeepsModifyIndex(t *testing.T) {
+	t.Parallel()
+	a := consultest.Start(t)
+	s := newStore(t, a, "nochange/")
+	ctx := ctxT(t)
+
+	first, err := s.Put(ctx, "k", []byte("same"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.Put(ctx, "k", []byte("same"))
+	if err != nil || again != first {
+		t.Fatalf("second Put of an equal value = %d, %v; Consul keeps index %d", again, err, first)
+	}
+	touched, err := s.CAS(ctx, "k", []byte("same"), first)
+	if err != nil || touched != first {
+		t.Fatalf("CAS rewriting the equal value = %d, %v; want success at unchanged index %d", touched, err, first)
+	}
+	// Another writer still holding `first` wins: the touch fenced nothing.
+	if _, err := s.CAS(ctx, "k", []byte("other"), first); err != nil {
+		t.Fatalf("CAS at the touched index = %v; Consul accepts it", err)
+	}
+}
+
+// TestDeleteCASOnMissingKeyConflicts covers where the backend departs from
+// Consul's raw delete-cas (which succeeds on a missing key) to keep the
+// contract: the caller's view is stale, so it is a conflict.
+func TestDeleteCASOnMissingKeyConflicts(t *testing.T) {
+	t.Parallel()
+	a := consultest.Start(t)
+	s := newStore(t, a, "delcas/")
+	ctx := ctxT(t)
+	idx, err := s.Put(ctx, "k", []byte("v"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	for _, index := range []uint64{idx, 0} {
+		if err := s.DeleteCAS(ctx, "k", index); !errors.Is(err, registry.ErrConflict) {
+			t.Fatalf("DeleteCAS(missing, %d) = %v, want ErrConflict", index, err)
+		}
+	}
+}
+
+func TestPing(t *testing.T) {
+	t.Parallel()
+	a := consultest.Start(t)
+	if err := newStore(t, a, "ping/").Ping(ctxT(t)); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+}
