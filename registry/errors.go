@@ -13,6 +13,8 @@ var (
 	// ErrInvalidKey: the key is empty, starts with '/', or holds a character
 	// the backends do not agree on.
 	ErrInvalidKey = errors.New("registry: invalid key")
+	// ErrValueTooLarge: the value is larger than MaxValueSize.
+	ErrValueTooLarge = errors.New("registry: value too large")
 	// ErrLockHeld: another holder owns the lock.
 	ErrLockHeld = errors.New("registry: lock held by another holder")
 	// ErrLeaseLost: the lease behind a lock expired or was invalidated.

@@ -123,10 +123,16 @@ func (m *Memory) Put(ctx context.Context, key string, value []byte) (uint64, err
 	if err := m.check(ctx, OpPut, key, false); err != nil {
 		return 0, err
 	}
+	if err := ValidateValue(value); err != nil {
+		return 0, err
+	}
 	return m.writeLocked(key, value), nil
 }
 
 func (m *Memory) writeLocked(key string, value []byte) uint64 {
+	if kv, ok := m.data[key]; ok && bytes.Equal(kv.Value, value) {
+		return kv.ModifyIndex // unchanged: no new index, no wake-up (as Consul)
+	}
 	idx := m.bumpLocked()
 	if kv, ok := m.data[key]; ok {
 		kv.Value = bytes.Clone(value)
@@ -143,6 +149,9 @@ func (m *Memory) CAS(ctx context.Context, key string, value []byte, index uint64
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.check(ctx, OpCAS, key, false); err != nil {
+		return 0, err
+	}
+	if err := ValidateValue(value); err != nil {
 		return 0, err
 	}
 	kv, exists := m.data[key]
@@ -169,11 +178,20 @@ func (m *Memory) Delete(ctx context.Context, key string) error {
 }
 
 func (m *Memory) deleteLocked(key string) {
-	if _, ok := m.data[key]; !ok {
+	kv, ok := m.data[key]
+	if !ok {
 		return
 	}
 	delete(m.data, key)
 	m.tombstones[key] = m.bumpLocked()
+	// Deleting a locked key ends its lease, as with Consul: otherwise the
+	// next TryLock would succeed while the old holder still believes it
+	// holds the lock.
+	if l, ok := m.leases[kv.Session]; ok {
+		l.ended = true
+		delete(m.leases, l.id)
+		close(l.lost)
+	}
 }
 
 // DeleteCAS implements Store.
@@ -278,7 +296,9 @@ func (m *Memory) TryLock(ctx context.Context, key string, holder []byte, ttl tim
 	_, _ = rand.Read(b[:])
 	l := &memLease{m: m, id: hex.EncodeToString(b[:]), key: key, lost: make(chan struct{})}
 	m.writeLocked(key, holder)
-	m.data[key].Session = l.id
+	kv := m.data[key]
+	kv.Session = l.id
+	kv.ModifyIndex = m.bumpLocked() // taking the lock is a change even when the value is not
 	m.leases[l.id] = l
 	return l, nil
 }

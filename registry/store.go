@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // KV is one stored key with the indexes the store assigned it. Indexes come
@@ -24,7 +25,10 @@ type KV struct {
 type Store interface {
 	// Get returns the key or an error wrapping ErrNotFound.
 	Get(ctx context.Context, key string) (KV, error)
-	// Put writes unconditionally and returns the new modify index.
+	// Put writes unconditionally and returns the new modify index. Writing
+	// the value a key already holds changes nothing (Consul's rule): the
+	// index stays and watchers do not wake, so a same-value write is no
+	// fence or heartbeat.
 	Put(ctx context.Context, key string, value []byte) (uint64, error)
 	// CAS writes only if the key's modify index equals index; index 0 means
 	// "only if the key does not exist". A lost race wraps ErrConflict.
@@ -71,7 +75,25 @@ const (
 	MaxLockTTL = 24 * time.Hour
 )
 
-// ValidateKey applies the key rules both backends share.
+// MaxValueSize bounds a stored value. Consul's transaction API (which the
+// Consul backend writes through to learn the new index) carries values
+// base64-encoded under a 512 KiB request cap; 256 KiB leaves room for the
+// encoding and the envelope. Records are far smaller.
+const MaxValueSize = 256 << 10
+
+// ValidateValue applies the value rules both backends share.
+func ValidateValue(value []byte) error {
+	if len(value) > MaxValueSize {
+		return fmt.Errorf("%w: %d bytes, more than %d", ErrValueTooLarge, len(value), MaxValueSize)
+	}
+	return nil
+}
+
+// ValidateKey applies the key rules both backends share. Beyond the obvious,
+// two come from Consul's HTTP API and bind the memory backend too, so code
+// tested on memory cannot write a key Consul would mangle: a "." or ".."
+// segment (Consul's router redirects to the cleaned path, so "a/../b" would
+// read "b") and invalid UTF-8 (keys travel in JSON, which replaces it).
 func ValidateKey(key string) error {
 	switch {
 	case key == "":
@@ -83,9 +105,17 @@ func ValidateKey(key string) error {
 	case len(key) > 512:
 		return fmt.Errorf("%w: longer than 512 bytes", ErrInvalidKey)
 	}
+	if !utf8.ValidString(key) {
+		return fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalidKey, key)
+	}
 	for _, r := range key {
 		if r < 0x20 || r == 0x7f {
 			return fmt.Errorf("%w: %q holds a control character", ErrInvalidKey, key)
+		}
+	}
+	for seg := range strings.SplitSeq(key, "/") {
+		if seg == "." || seg == ".." {
+			return fmt.Errorf("%w: %q has a %q path segment", ErrInvalidKey, key, seg)
 		}
 	}
 	return nil

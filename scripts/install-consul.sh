@@ -23,6 +23,14 @@ if [ -x "$cached" ]; then
 fi
 
 mkdir -p "$cache_dir"
+# Several test packages may ask at once on a cold cache: one builds, the
+# others wait for it and then find the binary.
+exec 9>"$cache_dir/.consul-$version.lock"
+flock 9
+if [ -x "$cached" ]; then
+	echo "$cached"
+	exit 0
+fi
 work=$(mktemp -d)
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 

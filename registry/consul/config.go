@@ -179,7 +179,7 @@ func (c Config) Validate() error {
 	}
 
 	if p := c.KeyPrefix; p != "" {
-		if err := checkKey(p); err != nil {
+		if err := registry.ValidateKey(p); err != nil {
 			add("key_prefix", "%v", err)
 		}
 		if !strings.HasSuffix(p, "/") {

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hashicorp/consul/api"
 	"github.com/sirupsen/logrus"
@@ -99,34 +98,11 @@ func writeOpts(ctx context.Context) *api.WriteOptions {
 	return (&api.WriteOptions{}).WithContext(ctx)
 }
 
-// checkKey applies registry.ValidateKey plus two rules Consul's HTTP API
-// imposes. Consul serves keys in URL paths through Go's ServeMux, which
-// answers a path with a "." or ".." segment by redirecting to the cleaned
-// path, so "a/../b" would read "b"; and keys written through the
-// transaction API travel in JSON, which replaces invalid UTF-8, so the key
-// written would differ from the key read. Both are rejected up front.
-func checkKey(key string) error {
-	if err := registry.ValidateKey(key); err != nil {
-		return err
-	}
-	return checkConsulKey(key)
-}
-
-func checkConsulKey(key string) error {
-	if !utf8.ValidString(key) {
-		return fmt.Errorf("%w: %q is not valid UTF-8", registry.ErrInvalidKey, key)
-	}
-	for seg := range strings.SplitSeq(key, "/") {
-		if seg == "." || seg == ".." {
-			return fmt.Errorf("%w: %q has a %q path segment", registry.ErrInvalidKey, key, seg)
-		}
-	}
-	return nil
-}
-
 // fullKey validates a caller's key and puts the prefix in front of it.
 func (s *Store) fullKey(key string) (string, error) {
-	if err := checkKey(key); err != nil {
+	// registry.ValidateKey carries the rules Consul's HTTP API imposes
+	// ("." and ".." segments, invalid UTF-8), so memory refuses them too.
+	if err := registry.ValidateKey(key); err != nil {
 		return "", err
 	}
 	return s.prefix + key, nil
@@ -136,11 +112,6 @@ func (s *Store) fullKey(key string) (string, error) {
 func (s *Store) fullPrefix(prefix string) (string, error) {
 	if err := registry.ValidatePrefix(prefix); err != nil {
 		return "", err
-	}
-	if prefix != "" {
-		if err := checkConsulKey(prefix); err != nil {
-			return "", err
-		}
 	}
 	return s.prefix + prefix, nil
 }
@@ -186,17 +157,17 @@ func (s *Store) Get(ctx context.Context, key string) (registry.KV, error) {
 // because a plain KV PUT answers only "true" and the contract needs the new
 // modify index; reading it back afterwards could see someone else's write.
 //
-// Unlike the memory backend, Consul does not bump the modify index when the
-// value written equals the stored one: Put returns the unchanged index and
-// watchers do not wake.
+// Consul does not bump the modify index when the value written equals the
+// stored one (the contract's rule): Put returns the unchanged index.
 //
-// The transaction API carries values base64-encoded in JSON and caps the
-// request at txn_max_req_len (512 KiB by default), so Put and CAS take
-// values up to about 384 KiB; a larger one fails with Consul's 413 message
-// naming the setting. Records are far smaller than that.
+// The transaction API carries values base64-encoded in JSON under a
+// txn_max_req_len cap (512 KiB by default), hence registry.MaxValueSize.
 func (s *Store) Put(ctx context.Context, key string, value []byte) (uint64, error) {
 	full, err := s.fullKey(key)
 	if err != nil {
+		return 0, err
+	}
+	if err := registry.ValidateValue(value); err != nil {
 		return 0, err
 	}
 	return s.setTxn(ctx, "put", key, &api.KVTxnOp{Verb: api.KVSet, Key: full, Value: value})
@@ -208,6 +179,9 @@ func (s *Store) Put(ctx context.Context, key string, value []byte) (uint64, erro
 func (s *Store) CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error) {
 	full, err := s.fullKey(key)
 	if err != nil {
+		return 0, err
+	}
+	if err := registry.ValidateValue(value); err != nil {
 		return 0, err
 	}
 	return s.setTxn(ctx, "cas", key, &api.KVTxnOp{Verb: api.KVCAS, Key: full, Value: value, Index: index})

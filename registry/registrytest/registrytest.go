@@ -40,7 +40,10 @@ func Exercise(t *testing.T, store registry.Store) {
 		{"WatchBehindReturnsAtOnce", testWatchBehind},
 		{"ConcurrentCASLosesNoUpdate", testConcurrentCAS},
 		{"Lock", testLock},
+		{"DeletingLockedKeyEndsLease", testDeleteLockedKey},
 		{"BinaryValues", testBinaryValues},
+		{"UnchangedWriteKeepsIndex", testUnchangedWrite},
+		{"ValueSizeLimit", testValueSizeLimit},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -202,6 +205,9 @@ func testInvalidKeys(t *testing.T, s registry.Store, p string) {
 		{"leading slash", "/" + p + "x"},
 		{"empty segment", p + "a//b"},
 		{"control character", p + "a\nb"},
+		{"dot segment", p + "a/./b"},
+		{"dot-dot segment", p + "a/../b"},
+		{"invalid utf-8", p + "a\xffb"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := s.Put(ctx, tc.key, []byte("x")); !errors.Is(err, registry.ErrInvalidKey) {
@@ -401,6 +407,9 @@ func testLock(t *testing.T, s registry.Store, p string) {
 	if err := lease.Release(ctx); err != nil {
 		t.Fatalf("second Release: %v", err)
 	}
+	if kv := mustGet(t, s, key); string(kv.Value) != "broker-a" || kv.Session != "" {
+		t.Fatalf("after Release the key is %q session %q; want the holder's value kept and no session", kv.Value, kv.Session)
+	}
 	other, err := s.TryLock(ctx, key, []byte("broker-b"), registry.MinLockTTL)
 	if err != nil {
 		t.Fatalf("TryLock after Release: %v", err)
@@ -421,5 +430,74 @@ func testBinaryValues(t *testing.T, s registry.Store, p string) {
 	empty := mustPut(t, s, p+"empty", "")
 	if kv := mustGet(t, s, p+"empty"); len(kv.Value) != 0 || kv.ModifyIndex != empty {
 		t.Fatalf("empty value = %q@%d", kv.Value, kv.ModifyIndex)
+	}
+}
+
+// testDeleteLockedKey: deleting a locked key ends the lease (Lost closes),
+// so no two holders ever believe they hold the lock.
+func testDeleteLockedKey(t *testing.T, s registry.Store, p string) {
+	ctx := ctxT(t)
+	key := p + "lock"
+	lease, err := s.TryLock(ctx, key, []byte("a"), registry.MinLockTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lease.Release(context.Background()) })
+	if err := s.Delete(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lease.Lost():
+	case <-ctx.Done():
+		t.Fatal("Lost not closed after the locked key was deleted")
+	}
+	other, err := s.TryLock(ctx, key, []byte("b"), registry.MinLockTTL)
+	if err != nil {
+		t.Fatalf("TryLock after the key was deleted: %v", err)
+	}
+	if err := other.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testUnchangedWrite pins Consul's rule: writing the value a key already
+// holds keeps its modify index and wakes no watcher.
+func testUnchangedWrite(t *testing.T, s registry.Store, p string) {
+	ctx := ctxT(t)
+	first := mustPut(t, s, p+"u/k", "same")
+	if again := mustPut(t, s, p+"u/k", "same"); again != first {
+		t.Fatalf("rewriting the same value moved the index %d -> %d", first, again)
+	}
+	if idx, err := s.CAS(ctx, p+"u/k", []byte("same"), first); err != nil || idx != first {
+		t.Fatalf("same-value CAS = %d, %v; want %d, nil", idx, err, first)
+	}
+	_, idx, err := s.List(ctx, p+"u/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	ch := watchAsync(wctx, s, p+"u/", idx)
+	settle()
+	mustPut(t, s, p+"u/k", "same")
+	if r := <-ch; !errors.Is(r.err, context.DeadlineExceeded) {
+		t.Fatalf("an unchanged write woke a watcher: %d keys at %d, %v", len(r.kvs), r.idx, r.err)
+	}
+}
+
+func testValueSizeLimit(t *testing.T, s registry.Store, p string) {
+	ctx := ctxT(t)
+	if _, err := s.Put(ctx, p+"max", make([]byte, registry.MaxValueSize)); err != nil {
+		t.Fatalf("Put of exactly MaxValueSize: %v", err)
+	}
+	big := make([]byte, registry.MaxValueSize+1)
+	if _, err := s.Put(ctx, p+"big", big); !errors.Is(err, registry.ErrValueTooLarge) {
+		t.Fatalf("Put over MaxValueSize = %v, want ErrValueTooLarge", err)
+	}
+	if _, err := s.CAS(ctx, p+"big", big, 0); !errors.Is(err, registry.ErrValueTooLarge) {
+		t.Fatalf("CAS over MaxValueSize = %v, want ErrValueTooLarge", err)
+	}
+	if _, err := s.Get(ctx, p+"big"); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("a refused value was stored: %v", err)
 	}
 }
