@@ -290,3 +290,23 @@ func TestPoolNeverClosesInProcessClouds(t *testing.T) {
 		t.Fatalf("the pool closed the in-process cloud %d times", n)
 	}
 }
+
+// TestProberLeavesPeersItCannotServe: a peer this broker has no driver for
+// (another broker's local cloud) is not judged from here.
+func TestProberLeavesPeersItCannotServe(t *testing.T) {
+	h, ctx := newHarness(t)
+	p, err := h.reg.Create(ctx, registry.Peer{Name: "other-brokers-local", Kind: registry.KindLocal}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sync(t, ctx, p.Revision)
+	catalog := &recordingCatalog{registered: map[string]bool{}, health: map[string]registry.Status{}}
+	peers.NewProber(peers.ProberConfig{Pool: h.pool, Registry: h.reg, Catalog: catalog, Log: logrus.New()}).ProbeAll(ctx)
+	got, err := h.reg.Get(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Revision != p.Revision || !got.LastHeartbeat.IsZero() || catalog.registered[p.ID] {
+		t.Fatalf("the prober judged a peer it cannot serve: %+v, registered %v", got, catalog.registered[p.ID])
+	}
+}

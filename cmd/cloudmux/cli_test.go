@@ -68,8 +68,16 @@ const testAdminPassword = "correct-horse-battery"
 
 func startDev(t *testing.T) *devBroker {
 	t.Helper()
-	cmd := exec.Command(cloudmuxBin, "serve", "-dev", "-listen", "127.0.0.1:0", "-log-format", "json")
-	cmd.Env = append(os.Environ(), "CLOUDMUX_ADMIN_PASSWORD="+testAdminPassword)
+	return startBroker(t, []string{"serve", "-dev", "-listen", "127.0.0.1:0", "-log-format", "json"},
+		[]string{"CLOUDMUX_ADMIN_PASSWORD=" + testAdminPassword})
+}
+
+// startBroker runs `cloudmux ARGS` and waits for its banner: with -dev the
+// export lines (address and admin token), otherwise "serving on ADDR".
+func startBroker(t *testing.T, args, env []string) *devBroker {
+	t.Helper()
+	cmd := exec.Command(cloudmuxBin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -87,12 +95,16 @@ func startDev(t *testing.T) *devBroker {
 			if v, ok := strings.CutPrefix(line, "export CLOUDMUX_ADDR="); ok {
 				b.addr = v
 			}
+			if v, ok := strings.CutPrefix(line, "Data dir:"); ok {
+				b.dataDir = strings.TrimSpace(v)
+			}
 			if v, ok := strings.CutPrefix(line, "export CLOUDMUX_TOKEN="); ok {
 				b.token = v
 				close(found)
 			}
-			if v, ok := strings.CutPrefix(line, "Data dir:"); ok {
-				b.dataDir = strings.TrimSpace(v)
+			if _, v, ok := strings.Cut(line, " serving on "); ok {
+				b.addr = v
+				close(found)
 			}
 		}
 		_, _ = io.Copy(io.Discard, stdout)
@@ -100,14 +112,17 @@ func startDev(t *testing.T) *devBroker {
 	go func() { b.exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-b.exited
+		if err, ok := <-b.exited; ok {
+			b.exited <- err
+		}
 	})
 	select {
 	case <-found:
 	case err := <-b.exited:
-		t.Fatalf("serve -dev exited early: %v\n%s", err, b.stderr)
+		b.exited <- err
+		t.Fatalf("cloudmux %v exited early: %v\n%s", args, err, b.stderr)
 	case <-time.After(60 * time.Second):
-		t.Fatalf("serve -dev printed no banner\n%s", b.stderr)
+		t.Fatalf("cloudmux %v printed no banner\n%s", args, b.stderr)
 	}
 	return b
 }

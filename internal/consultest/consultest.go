@@ -109,7 +109,9 @@ func StartProcess() (*Agent, func(), error) {
 }
 
 // Client returns a Consul API client for the agent. Each call builds a new
-// client so a test can change its copy's settings freely.
+// client (with its own connection pool) so a test can change its copy's
+// settings freely: make one per test, not one per poll, or the agent's
+// per-IP connection limit answers 429.
 func (a *Agent) Client() *api.Client {
 	c, err := api.NewClient(a.clientConfig())
 	if err != nil {

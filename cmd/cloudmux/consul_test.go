@@ -1,0 +1,141 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/cloudmux/cloudmux/internal/consultest"
+)
+
+// TestTwoBrokersOnConsul runs two `cloudmux serve -config` brokers against
+// one real Consul agent, each hosting its own local cloud, as two replicas of
+// one installation would. What one writes the other serves; each local peer
+// is probed by the broker hosting it; Consul's own health API shows the pool.
+func TestTwoBrokersOnConsul(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Consul agent")
+	}
+	agent := consultest.Start(t)
+	prefix := fmt.Sprintf("e2e-%d/", time.Now().UnixNano())
+	start := func(name string) *devBroker {
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "cloudmux.yaml")
+		content := fmt.Sprintf(`listen: 127.0.0.1:0
+data_dir: %s
+log: {format: json}
+store:
+  backend: consul
+  consul: {key_prefix: %s}
+prober: {interval: 1s, timeout: 1s}
+local_cloud: {enabled: true, name: %s, driver: fake, labels: {tier: private}}
+`, dir, prefix, name)
+		if err := os.WriteFile(cfg, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return startBroker(t, []string{"serve", "-config", cfg},
+			[]string{"CONSUL_HTTP_ADDR=" + agent.Addr, "CLOUDMUX_ADMIN_PASSWORD=" + testAdminPassword})
+	}
+	a, b := start("local-a"), start("local-b")
+
+	// A token issued by broker A works on broker B: tokens live in Consul.
+	out, errOut, code := a.cli(t, []string{"CLOUDMUX_TOKEN=", "CLOUDMUX_PASSWORD=" + testAdminPassword}, "login", "-u", "admin")
+	if code != 0 {
+		t.Fatalf("login on A: %s%s", out, errOut)
+	}
+	token := strings.TrimPrefix(strings.TrimSpace(out), "export CLOUDMUX_TOKEN=")
+	a.token, b.token = token, token
+
+	// A peer added through A is served by B (its snapshot follows Consul).
+	if out, errOut, code := a.cli(t, []string{"PW=eu-secret"}, "peer", "add", "-name", "eu", "-auth-url", "http://127.0.0.1:1/v3",
+		"-username", "svc", "-password-env", "PW", "-label", "tier=public"); code != 0 {
+		t.Fatalf("peer add on A: %s%s", out, errOut)
+	}
+	waitFor(t, "B to list eu, local-a and local-b", func() (bool, string) {
+		out, _, _ := b.cli(t, nil, "peer", "list")
+		return strings.Contains(out, "eu") && strings.Contains(out, "local-a") && strings.Contains(out, "local-b"), out
+	})
+
+	// Each local peer comes up, probed by the broker hosting it, and stays
+	// up: the other broker, which cannot reach it, does not mark it down.
+	for _, name := range []string{"local-a", "local-b"} {
+		waitFor(t, name+" up", func() (bool, string) {
+			out, _, _ := b.cli(t, nil, "peer", "show", name, "-o", "json")
+			var p struct{ Status string }
+			_ = json.Unmarshal([]byte(out), &p)
+			return p.Status == "up", out
+		})
+	}
+
+	// Consul's health API shows both local peers passing, and the remote
+	// peer (no broker here has a driver for it yet) critical.
+	health := agent.Client().Health() // one client: a client per poll would exhaust Consul's per-IP connection limit
+	waitFor(t, "Consul health to show the pool", func() (bool, string) {
+		entries, _, err := health.Service("cloudmux-peer", "", false, nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		states := map[string]string{}
+		for _, e := range entries {
+			states[e.Service.Meta["peer_name"]] = e.Checks.AggregatedStatus()
+		}
+		return states["local-a"] == api.HealthPassing && states["local-b"] == api.HealthPassing &&
+			states["eu"] == api.HealthCritical, fmt.Sprint(states)
+	})
+
+	// Removal through B reaches A.
+	if out, errOut, code := b.cli(t, nil, "peer", "rm", "eu"); code != 0 {
+		t.Fatalf("peer rm on B: %s%s", out, errOut)
+	}
+	waitFor(t, "A to drop eu", func() (bool, string) {
+		out, _, _ := a.cli(t, nil, "peer", "list")
+		return !strings.Contains(out, "eu "), out
+	})
+
+	// No secret reached Consul's peer records or either log.
+	pairs, _, err := agent.Client().KV().List(prefix+"peers/records/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range pairs {
+		if strings.Contains(string(kv.Value), "eu-secret") {
+			t.Fatalf("peer record %s holds the password", kv.Key)
+		}
+	}
+	for _, br := range []*devBroker{a, b} {
+		if strings.Contains(br.stderr.String(), "eu-secret") {
+			t.Fatal("a broker log holds the peer password")
+		}
+		if err := br.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-br.exited; err != nil {
+			t.Fatalf("broker exit after SIGTERM: %v", err)
+		}
+		br.exited <- nil
+	}
+}
+
+// waitFor polls cond until it holds or 30 s pass; the poll interval is not
+// a correctness gate.
+func waitFor(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok, last := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; last: %s", what, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
