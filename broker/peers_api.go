@@ -58,14 +58,10 @@ func (s *Server) viewOf(p registry.Peer) peerView {
 // ?kind=, ?status=, ?label=k=v (repeatable).
 func (s *Server) listPeers(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	labels := map[string]string{}
-	for _, l := range q["label"] {
-		k, v, ok := strings.Cut(l, "=")
-		if !ok {
-			s.writeError(w, r, &registry.FieldError{Field: "label", Reason: fmt.Sprintf("%q is not key=value", l)})
-			return
-		}
-		labels[k] = v
+	labels, err := parseLabels(q["label"])
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	out := []peerView{}
 	for _, p := range s.Snapshot.View().List() {
@@ -81,6 +77,19 @@ func (s *Server) listPeers(w http.ResponseWriter, r *http.Request) {
 		out = append(out, s.viewOf(p))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"peers": out})
+}
+
+// parseLabels reads repeated ?label=k=v query parameters.
+func parseLabels(params []string) (map[string]string, error) {
+	labels := map[string]string{}
+	for _, l := range params {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok {
+			return nil, &registry.FieldError{Field: "label", Reason: fmt.Sprintf("%q is not key=value", l)}
+		}
+		labels[k] = v
+	}
+	return labels, nil
 }
 
 func hasLabels(have, want map[string]string) bool {
@@ -250,14 +259,10 @@ func (s *Server) importPeers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	labels := map[string]string{}
-	for _, l := range q["label"] {
-		k, v, ok := strings.Cut(l, "=")
-		if !ok {
-			s.writeError(w, r, &registry.FieldError{Field: "label", Reason: fmt.Sprintf("%q is not key=value", l)})
-			return
-		}
-		labels[k] = v
+	labels, err := parseLabels(q["label"])
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	imported, err := openstack.ImportCloudsYAML(body, openstack.ImportOptions{Only: q["cloud"], Labels: labels})
 	if err != nil {

@@ -133,6 +133,21 @@ func (d *Driver) lock(ctx context.Context, op Op, hostName, id string) (*host, e
 	return h, nil
 }
 
+// lockDomain is lock plus the domain lookup. On success the caller holds
+// d.mu and must unlock it.
+func (d *Driver) lockDomain(ctx context.Context, op Op, hostName, id string) (*host, *domain, error) {
+	h, err := d.lock(ctx, op, hostName, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	dom, err := h.domain(id)
+	if err != nil {
+		d.mu.Unlock()
+		return nil, nil, err
+	}
+	return h, dom, nil
+}
+
 func errf(sentinel error, format string, args ...any) error {
 	return fmt.Errorf("fake: %s: %w", fmt.Sprintf(format, args...), sentinel)
 }
@@ -192,15 +207,11 @@ func (d *Driver) DefineDomain(ctx context.Context, hostName string, spec localcl
 
 // transition moves a domain from one settled state towards another.
 func (d *Driver) transition(ctx context.Context, op Op, hostName, id string, from, to localcloud.DomainState, say string) error {
-	h, err := d.lock(ctx, op, hostName, id)
+	_, dom, err := d.lockDomain(ctx, op, hostName, id)
 	if err != nil {
 		return err
 	}
 	defer d.mu.Unlock()
-	dom, err := h.domain(id)
-	if err != nil {
-		return err
-	}
 	if dom.state != from {
 		return errf(peers.ErrConflict, "%s domain %s: it is %s, not %s", op, id, dom.state, from)
 	}
@@ -233,15 +244,11 @@ func (d *Driver) RebootDomain(ctx context.Context, hostName, id string, hard boo
 
 // DestroyDomain powers a domain off at once, whatever its state.
 func (d *Driver) DestroyDomain(ctx context.Context, hostName, id string) error {
-	h, err := d.lock(ctx, OpDestroy, hostName, id)
+	_, dom, err := d.lockDomain(ctx, OpDestroy, hostName, id)
 	if err != nil {
 		return err
 	}
 	defer d.mu.Unlock()
-	dom, err := h.domain(id)
-	if err != nil {
-		return err
-	}
 	if dom.state != localcloud.DomainShutoff {
 		dom.console = append(dom.console, "fake driver: destroyed (power cut)")
 	}
@@ -251,15 +258,11 @@ func (d *Driver) DestroyDomain(ctx context.Context, hostName, id string) error {
 
 // UndefineDomain removes a shutoff domain; its disks stay in the pool.
 func (d *Driver) UndefineDomain(ctx context.Context, hostName, id string) error {
-	h, err := d.lock(ctx, OpUndefine, hostName, id)
+	h, dom, err := d.lockDomain(ctx, OpUndefine, hostName, id)
 	if err != nil {
 		return err
 	}
 	defer d.mu.Unlock()
-	dom, err := h.domain(id)
-	if err != nil {
-		return err
-	}
 	if dom.state != localcloud.DomainShutoff {
 		return errf(peers.ErrConflict, "undefine domain %s: it is %s; destroy it first", id, dom.state)
 	}
@@ -275,15 +278,11 @@ func (d *Driver) UndefineDomain(ctx context.Context, hostName, id string) error 
 // DomainState reports the domain's state. A transitioning domain is
 // reported so once and settles.
 func (d *Driver) DomainState(ctx context.Context, hostName, id string) (localcloud.DomainState, error) {
-	h, err := d.lock(ctx, OpState, hostName, id)
+	_, dom, err := d.lockDomain(ctx, OpState, hostName, id)
 	if err != nil {
 		return "", err
 	}
 	defer d.mu.Unlock()
-	dom, err := h.domain(id)
-	if err != nil {
-		return "", err
-	}
 	st := dom.state
 	if st == localcloud.DomainTransitioning {
 		dom.state = dom.settle
@@ -341,15 +340,11 @@ func (d *Driver) DetachDisk(ctx context.Context, hostName, domainID, volumeID st
 
 // ConsoleOutput returns what the fake logged for the domain.
 func (d *Driver) ConsoleOutput(ctx context.Context, hostName, id string) (string, error) {
-	h, err := d.lock(ctx, OpConsole, hostName, id)
+	_, dom, err := d.lockDomain(ctx, OpConsole, hostName, id)
 	if err != nil {
 		return "", err
 	}
 	defer d.mu.Unlock()
-	dom, err := h.domain(id)
-	if err != nil {
-		return "", err
-	}
 	return strings.Join(dom.console, "\n") + "\n", nil
 }
 
