@@ -220,14 +220,24 @@ func (r *PeerRegistry) casRecord(ctx context.Context, p Peer, rev uint64) (Peer,
 	return p, nil
 }
 
-// Delete removes the peer, its name and its credentials.
+// Delete removes the peer, its name and its credentials. The record is
+// deleted at the revision just read, so the name and credentials removed
+// are that record's even if a rename races; a conflict (the prober writes
+// every record each round) rereads and tries again.
 func (r *PeerRegistry) Delete(ctx context.Context, idOrName string) (Peer, error) {
-	p, err := r.Get(ctx, idOrName)
-	if err != nil {
-		return Peer{}, err
-	}
-	if err := r.store.DeleteCAS(ctx, recordKey(p.ID), p.Revision); err != nil {
-		return Peer{}, fmt.Errorf("delete peer %q: %w", p.ID, err)
+	var p Peer
+	for {
+		var err error
+		if p, err = r.Get(ctx, idOrName); err != nil {
+			return Peer{}, err
+		}
+		err = r.store.DeleteCAS(ctx, recordKey(p.ID), p.Revision)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrConflict) {
+			return Peer{}, fmt.Errorf("delete peer %q: %w", p.ID, err)
+		}
 	}
 	// The record is gone; the rest is cleanup that must not be skipped.
 	bg := context.WithoutCancel(ctx)

@@ -320,3 +320,39 @@ func TestPeerSnapshotSurvivesStoreFailure(t *testing.T) {
 		t.Fatalf("recovered snapshot has labels %v", got.Labels)
 	}
 }
+
+// TestDeleteWhileProbed: deleting a peer the prober keeps rewriting still
+// succeeds (the delete rereads on conflict instead of answering 409).
+func TestDeleteWhileProbed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	reg := registry.NewPeerRegistry(registry.NewMemory())
+	p, err := reg.Create(ctx, osPeer("busy"), osCreds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := reg.ReportHealth(ctx, p.ID, registry.Health{Status: registry.StatusUp, At: time.Now()}); errors.Is(err, registry.ErrNotFound) {
+				return
+			}
+		}
+	}()
+	_, err = reg.Delete(ctx, p.ID)
+	close(stop)
+	<-done
+	if err != nil {
+		t.Fatalf("Delete while probed: %v", err)
+	}
+	if _, err := reg.Get(ctx, p.ID); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("peer survived its delete: %v", err)
+	}
+}
