@@ -164,6 +164,7 @@ type Image struct {
 	MinDiskGiB      int               `json:"min_disk"`
 	Visibility      string            `json:"visibility"`
 	Protected       bool              `json:"protected"`
+	Tags            []string          `json:"tags,omitempty"`
 	Properties      map[string]string `json:"properties,omitempty"`
 	CreatedAt       time.Time         `json:"created_at"`
 	UpdatedAt       time.Time         `json:"updated_at"`
@@ -182,7 +183,12 @@ type ImageSpec struct {
 	MinDiskGiB      int
 	Visibility      string
 	Protected       bool
+	Tags            []string
 	Properties      map[string]string
+	// Checksum, when set, is the MD5 (hex) the uploaded bytes must have; a
+	// mismatch kills the upload. The broker sets it when it copies an image
+	// between peers.
+	Checksum string
 }
 
 // ImagePatch changes an image's metadata; nil fields stay as they are.
@@ -194,6 +200,8 @@ type ImagePatch struct {
 	Protected        *bool
 	SetProperties    map[string]string
 	RemoveProperties []string
+	AddTags          []string
+	RemoveTags       []string
 }
 
 // Network is a layer-2 network.
@@ -338,16 +346,20 @@ type VolumeSpec struct {
 // Keypair is an SSH public key servers can be booted with. Names are unique
 // per cloud; the broker namespaces user keypairs onto peers.
 type Keypair struct {
-	Name        string    `json:"name"`
-	Project     string    `json:"project,omitempty"`
-	UserID      string    `json:"user_id,omitempty"`
-	Type        string    `json:"type"` // "ssh" or "x509"
-	PublicKey   string    `json:"public_key"`
-	Fingerprint string    `json:"fingerprint"`
-	CreatedAt   time.Time `json:"created_at"`
+	Name        string `json:"name"`
+	Project     string `json:"project,omitempty"`
+	UserID      string `json:"user_id,omitempty"`
+	Type        string `json:"type"` // "ssh" or "x509"
+	PublicKey   string `json:"public_key"`
+	Fingerprint string `json:"fingerprint"`
+	// PrivateKey is set only in the answer to a create that generated the
+	// key pair; it is never stored.
+	PrivateKey string    `json:"private_key,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
 }
 
-// KeypairSpec imports a public key.
+// KeypairSpec imports a public key, or, with PublicKey empty, asks the
+// cloud to generate a key pair and return its private key once.
 type KeypairSpec struct {
 	Name      string
 	Project   string
