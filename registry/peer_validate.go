@@ -1,7 +1,9 @@
 package registry
 
 import (
+	"bytes"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/url"
@@ -51,8 +53,10 @@ func (p Peer) Validate() error {
 	if e.Interface != "" && !slices.Contains(Interfaces, e.Interface) {
 		bad("endpoint.interface", "must be one of public, internal, admin; got %q", e.Interface)
 	}
-	if e.CACert != "" && !x509.NewCertPool().AppendCertsFromPEM([]byte(e.CACert)) {
-		bad("endpoint.ca_cert", "holds no PEM certificate")
+	if e.CACert != "" {
+		if reason := checkCABundle(e.CACert); reason != "" {
+			bad("endpoint.ca_cert", "%s", reason)
+		}
 	}
 
 	for _, k := range sortedKeys(p.Labels) {
@@ -86,6 +90,35 @@ func (p Peer) Validate() error {
 		return strings.Compare(a.(*FieldError).Field, b.(*FieldError).Field)
 	})
 	return errors.Join(errs...)
+}
+
+// checkCABundle accepts PEM CERTIFICATE blocks only: a bundle that also
+// holds a private key (a common copy-paste slip) is refused rather than
+// stored and shown back.
+func checkCABundle(bundle string) string {
+	rest := []byte(bundle)
+	certs := 0
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return fmt.Sprintf("holds a %s block; a CA bundle holds certificates only", block.Type)
+		}
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			return "holds a certificate that does not parse: " + err.Error()
+		}
+		certs++
+	}
+	if certs == 0 {
+		return "holds no PEM certificate"
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		return "holds data that is not PEM after the certificates"
+	}
+	return ""
 }
 
 func checkURL(raw string) string {

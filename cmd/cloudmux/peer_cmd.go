@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cloudmux/cloudmux/peers/openstack"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -120,6 +121,10 @@ func runPeer(args []string, stdout, stderr io.Writer) int {
 		}
 		data, err := os.ReadFile(fs.Arg(0))
 		if err != nil {
+			return exitCode(stderr, err)
+		}
+		// cacert paths name files on this machine: send their contents.
+		if data, err = openstack.InlineCACerts(data, os.ReadFile); err != nil {
 			return exitCode(stderr, err)
 		}
 		q := url.Values{}

@@ -3,7 +3,6 @@ package openstack
 import (
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
@@ -25,9 +24,17 @@ type ImportOptions struct {
 	Only []string
 	// Labels are added to every imported peer.
 	Labels map[string]string
-	// ReadFile reads cacert paths; nil uses os.ReadFile.
+	// ReadFile reads cacert paths. Nil refuses them: a broker must never
+	// read a path named in a request on its own disk (it would hand its own
+	// files back through the API). Clients inline the file instead (see
+	// InlineCACerts), as `cacert_pem`.
 	ReadFile func(path string) ([]byte, error)
 }
+
+// cacertPEMKey is cloudmux's extension to clouds.yaml: the CA bundle itself
+// rather than a path, so the file is read where it lives (the user's
+// machine) and not where the document is parsed.
+const cacertPEMKey = "cacert_pem"
 
 // ImportCloudsYAML reads a clouds.yaml document into peers. It validates
 // everything before returning anything: every problem in every entry comes
@@ -42,9 +49,17 @@ func ImportCloudsYAML(data []byte, opts ImportOptions) ([]Imported, error) {
 	if len(doc.Clouds) == 0 {
 		return nil, &registry.FieldError{Field: "clouds", Reason: "no clouds defined: expected a top-level 'clouds:' map"}
 	}
+	var inline struct {
+		Clouds map[string]struct {
+			CACertPEM string `yaml:"cacert_pem"`
+		} `yaml:"clouds"`
+	}
+	_ = yaml.Unmarshal(data, &inline) // the same document just decoded: cannot fail differently
 	readFile := opts.ReadFile
 	if readFile == nil {
-		readFile = os.ReadFile
+		readFile = func(path string) ([]byte, error) {
+			return nil, fmt.Errorf("paths are not read here; send the bundle inline as %s (`cloudmux peer import` does)", cacertPEMKey)
+		}
 	}
 	var names []string
 	for name := range doc.Clouds {
@@ -62,7 +77,7 @@ func ImportCloudsYAML(data []byte, opts ImportOptions) ([]Imported, error) {
 		if len(opts.Only) > 0 && !slices.Contains(opts.Only, name) {
 			continue
 		}
-		imp, err := importOne(name, doc.Clouds[name], opts.Labels, readFile)
+		imp, err := importOne(name, doc.Clouds[name], inline.Clouds[name].CACertPEM, opts.Labels, readFile)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -75,7 +90,7 @@ func ImportCloudsYAML(data []byte, opts ImportOptions) ([]Imported, error) {
 	return out, nil
 }
 
-func importOne(name string, c clouds.Cloud, labels map[string]string, readFile func(string) ([]byte, error)) (Imported, error) {
+func importOne(name string, c clouds.Cloud, cacertPEM string, labels map[string]string, readFile func(string) ([]byte, error)) (Imported, error) {
 	prefix := "clouds." + name + "."
 	var errs []error
 	bad := func(field, reason string) {
@@ -111,7 +126,12 @@ func importOne(name string, c clouds.Cloud, labels map[string]string, readFile f
 	for k, v := range labels {
 		p.Labels[k] = v
 	}
-	if c.CACertFile != "" {
+	switch {
+	case c.CACertFile != "" && cacertPEM != "":
+		bad("cacert", "give cacert (a path) or "+cacertPEMKey+" (the bundle), not both")
+	case cacertPEM != "":
+		p.Endpoint.CACert = cacertPEM
+	case c.CACertFile != "":
 		pem, err := readFile(c.CACertFile)
 		if err != nil {
 			bad("cacert", "cannot read "+c.CACertFile+": "+err.Error())
@@ -181,4 +201,62 @@ func cloudsField(field string) string {
 		return "auth." + rest
 	}
 	return field
+}
+
+// InlineCACerts rewrites a clouds.yaml document so every `cacert: PATH` is
+// replaced by `cacert_pem: CONTENTS`, reading each path with readFile. The
+// CLI runs it on the user's machine before sending the document to a broker.
+// Every unreadable path is reported, each as clouds.NAME.cacert.
+func InlineCACerts(data []byte, readFile func(string) ([]byte, error)) ([]byte, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &registry.FieldError{Field: "clouds.yaml", Reason: "is not valid YAML: " + err.Error()}
+	}
+	cloudsNode := mapValue(docMapping(&root), "clouds")
+	if cloudsNode == nil || cloudsNode.Kind != yaml.MappingNode {
+		return data, nil // nothing to inline; the importer reports the shape
+	}
+	var errs []error
+	for i := 0; i+1 < len(cloudsNode.Content); i += 2 {
+		name, cloud := cloudsNode.Content[i].Value, cloudsNode.Content[i+1]
+		if cloud.Kind != yaml.MappingNode {
+			continue
+		}
+		for j := 0; j+1 < len(cloud.Content); j += 2 {
+			if cloud.Content[j].Value != "cacert" {
+				continue
+			}
+			path := cloud.Content[j+1].Value
+			pem, err := readFile(path)
+			if err != nil {
+				errs = append(errs, &registry.FieldError{Field: "clouds." + name + ".cacert", Reason: "cannot read " + path + ": " + err.Error()})
+				continue
+			}
+			cloud.Content[j].Value = cacertPEMKey
+			cloud.Content[j+1] = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: string(pem), Style: yaml.LiteralStyle}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return yaml.Marshal(&root)
+}
+
+func docMapping(root *yaml.Node) *yaml.Node {
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		return root.Content[0]
+	}
+	return root
+}
+
+func mapValue(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
 }

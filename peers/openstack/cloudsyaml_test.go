@@ -1,8 +1,19 @@
 package openstack_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/cloudmux/cloudmux/peers/openstack"
 	"github.com/cloudmux/cloudmux/registry"
@@ -99,4 +110,86 @@ clouds:
 			}
 		})
 	}
+}
+
+// testCA returns a self-signed certificate and its private key, PEM-encoded.
+func testCA(t *testing.T) (certPEM, keyPEM string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
+}
+
+func TestCACertHandling(t *testing.T) {
+	cert, key := testCA(t)
+	dir := t.TempDir()
+	certFile := filepath.Join(dir, "ca.pem")
+	leaky := filepath.Join(dir, "leaky.pem")
+	if err := os.WriteFile(certFile, []byte(cert), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(leaky, []byte(cert+key), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	doc := func(path string) []byte {
+		return []byte(`clouds:
+  a:
+    cacert: ` + path + `
+    auth: {auth_url: "https://k:5000/v3", username: u, password: p, user_domain_name: Default}
+`)
+	}
+
+	t.Run("a broker never reads a path", func(t *testing.T) {
+		_, err := openstack.ImportCloudsYAML(doc(certFile), openstack.ImportOptions{})
+		fes := registry.FieldErrors(err)
+		if len(fes) != 1 || fes[0].Field != "clouds.a.cacert" || !strings.Contains(fes[0].Reason, "cacert_pem") {
+			t.Fatalf("import with a cacert path and no reader = %v; want a clouds.a.cacert error pointing at cacert_pem", err)
+		}
+	})
+	t.Run("the CLI inlines the file", func(t *testing.T) {
+		inlined, err := openstack.InlineCACerts(doc(certFile), os.ReadFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(inlined), certFile) {
+			t.Fatalf("the path survived inlining:\n%s", inlined)
+		}
+		got, err := openstack.ImportCloudsYAML(inlined, openstack.ImportOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[0].Peer.Endpoint.CACert != cert {
+			t.Fatalf("ca_cert = %q, want the file's certificate", got[0].Peer.Endpoint.CACert)
+		}
+	})
+	t.Run("a bundle with a private key is refused", func(t *testing.T) {
+		inlined, err := openstack.InlineCACerts(doc(leaky), os.ReadFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = openstack.ImportCloudsYAML(inlined, openstack.ImportOptions{})
+		fes := registry.FieldErrors(err)
+		if len(fes) != 1 || fes[0].Field != "clouds.a.cacert" || !strings.Contains(fes[0].Reason, "PRIVATE KEY") {
+			t.Fatalf("import of a bundle holding a key = %v; want clouds.a.cacert naming the PRIVATE KEY block", err)
+		}
+		if strings.Contains(err.Error(), "BEGIN") {
+			t.Fatalf("the error echoes the bundle: %v", err)
+		}
+	})
+	t.Run("unreadable file reported by the CLI", func(t *testing.T) {
+		_, err := openstack.InlineCACerts(doc(filepath.Join(dir, "missing.pem")), os.ReadFile)
+		if fes := registry.FieldErrors(err); len(fes) != 1 || fes[0].Field != "clouds.a.cacert" {
+			t.Fatalf("InlineCACerts with a missing file = %v", err)
+		}
+	})
 }
