@@ -195,15 +195,17 @@ func (s *Server) updatePeer(w http.ResponseWriter, r *http.Request) {
 		case registry.StatusMaintenance:
 			next.Status = registry.StatusMaintenance
 		case registry.StatusUp:
-			if cur.Status == registry.StatusMaintenance {
-				next.Status, next.StatusReason = registry.StatusDown, "leaving maintenance; waiting for a probe"
-			}
+			next.Status, next.StatusReason = "", ""
 		default:
 			s.writeError(w, r, &registry.FieldError{Field: "status", Reason: "admins may set maintenance, or up to leave maintenance; the prober sets the rest"})
 			return
 		}
 	}
 	if patch.StatusReason != nil {
+		if next.Status != registry.StatusMaintenance {
+			s.writeError(w, r, &registry.FieldError{Field: "status_reason", Reason: "only a peer in maintenance carries an admin's reason"})
+			return
+		}
 		next.StatusReason = *patch.StatusReason
 	}
 	p, err := s.Peers.Update(r.Context(), next)

@@ -5,21 +5,31 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 )
 
-// Key layout of the peer registry inside a Store.
+// Key layout of the peer registry inside a Store. Everything a snapshot
+// needs sits under PeerPrefix; credentials sit elsewhere, so a snapshot
+// (which lists and watches PeerPrefix) never loads a secret.
 const (
-	PeerRecordPrefix      = "peers/records/"
-	peerNamePrefix        = "peers/names/"
-	peerCredentialsPrefix = "peers/credentials/"
+	PeerPrefix            = "peers/"
+	PeerRecordPrefix      = PeerPrefix + "records/"
+	peerHealthPrefix      = PeerPrefix + "health/"
+	peerNamePrefix        = PeerPrefix + "names/"
+	peerCredentialsPrefix = "credentials/peers/"
 )
 
-// PeerRegistry keeps peer records, their name index and their credentials
-// in a Store. It is safe for concurrent use by many brokers: every
-// read-modify-write is a compare-and-swap on the record's modify index.
+// The record (admin-owned: name, endpoint, labels, cost, maintenance) and the
+// health (prober-owned: status, capacity, heartbeat) are separate keys, so a
+// probe never moves the record's revision: an admin's compare-and-swap edit
+// does not race the prober, and each probe rewrites one small key.
+
+// PeerRegistry keeps peer records, their health, their name index and
+// their credentials in a Store. It is safe for concurrent use by many
+// brokers: every read-modify-write is a compare-and-swap.
 type PeerRegistry struct {
 	store Store
 	now   func() time.Time
@@ -31,38 +41,62 @@ func NewPeerRegistry(store Store) *PeerRegistry {
 }
 
 func recordKey(id string) string      { return PeerRecordPrefix + id }
+func healthKey(id string) string      { return peerHealthPrefix + id }
 func nameKey(name string) string      { return peerNamePrefix + name }
 func credentialsKey(id string) string { return peerCredentialsPrefix + id }
 
+// healthRecord is what the prober last learned about a peer.
+type healthRecord struct {
+	Status        Status    `json:"status"`
+	Reason        string    `json:"reason,omitempty"`
+	Capacity      *Capacity `json:"capacity,omitempty"`
+	LastHeartbeat time.Time `json:"last_heartbeat,omitzero"`
+}
+
+// merge builds the view of a peer from its record and health. An admin's
+// maintenance wins over any probe; a peer never probed is down.
+func merge(rec Peer, h *healthRecord) Peer {
+	p := rec
+	switch {
+	case rec.Status == StatusMaintenance:
+	case h != nil:
+		p.Status, p.StatusReason = h.Status, h.Reason
+	default:
+		p.Status, p.StatusReason = StatusDown, "not probed yet"
+	}
+	if h != nil {
+		if h.Capacity != nil {
+			p.Capacity = *h.Capacity
+		}
+		p.LastHeartbeat = h.LastHeartbeat
+	}
+	return p
+}
+
 // Create validates p (and creds, when given) reporting every problem at
 // once, assigns an ID, and stores the record. A taken name is
-// ErrDuplicateName. A new peer is down until the prober has seen it.
+// ErrDuplicateName. Status may only be maintenance; a new peer is down
+// until the prober has seen it.
 func (r *PeerRegistry) Create(ctx context.Context, p Peer, creds *Credentials) (Peer, error) {
 	if p.ID == "" {
 		p.ID = uuid.NewString()
 	}
-	if p.Status == "" {
-		p.Status, p.StatusReason = StatusDown, "not probed yet"
+	if p.Status != StatusMaintenance {
+		p.Status, p.StatusReason = "", ""
 	}
 	now := r.now()
 	p.CreatedAt, p.UpdatedAt, p.LastHeartbeat, p.Revision = now, now, time.Time{}, 0
+	p.CredentialsRef, p.CredentialsUpdatedAt = "", time.Time{}
 	if creds != nil && !creds.IsZero() {
-		p.CredentialsRef = credentialsKey(p.ID)
-		p.CredentialsUpdatedAt = now
-	} else {
-		p.CredentialsRef = ""
+		p.CredentialsRef, p.CredentialsUpdatedAt = credentialsKey(p.ID), now
 	}
 	if err := validatePeer(p, creds); err != nil {
 		return Peer{}, err
 	}
-
-	if _, err := r.store.CAS(ctx, nameKey(p.Name), []byte(p.ID), 0); err != nil {
-		if errors.Is(err, ErrConflict) {
-			return Peer{}, fmt.Errorf("%w: a peer named %q already exists", ErrDuplicateName, p.Name)
-		}
-		return Peer{}, fmt.Errorf("reserve peer name %q: %w", p.Name, err)
+	if err := r.reserveName(ctx, p.Name, p.ID); err != nil {
+		return Peer{}, err
 	}
-	// From here a failure must give the name back, or it stays taken forever.
+	// From here a failure must give the name back, or it stays taken.
 	undo := func() { _ = r.store.Delete(context.WithoutCancel(ctx), nameKey(p.Name)) }
 	if p.CredentialsRef != "" {
 		if err := r.putCredentials(ctx, p.ID, *creds); err != nil {
@@ -87,7 +121,41 @@ func (r *PeerRegistry) Create(ctx context.Context, p Peer, creds *Credentials) (
 		return Peer{}, fmt.Errorf("store peer %q: %w", p.Name, err)
 	}
 	p.Revision = idx
-	return p, nil
+	return merge(p, nil), nil
+}
+
+// reserveName takes name for id by create-only CAS. A name left behind by
+// a broker that crashed between reserving it and writing the record (or by
+// a failed cleanup) points at no record, or at a record with another name:
+// such a stale reservation is taken over, by CAS so two takers cannot both
+// win.
+func (r *PeerRegistry) reserveName(ctx context.Context, name, id string) error {
+	for {
+		_, err := r.store.CAS(ctx, nameKey(name), []byte(id), 0)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return fmt.Errorf("reserve peer name %q: %w", name, err)
+		}
+		kv, gerr := r.store.Get(ctx, nameKey(name))
+		if errors.Is(gerr, ErrNotFound) {
+			continue // freed meanwhile: try again
+		}
+		if gerr != nil {
+			return gerr
+		}
+		if owner, err := r.getRecord(ctx, string(kv.Value)); err == nil && owner.Name == name {
+			return fmt.Errorf("%w: a peer named %q already exists", ErrDuplicateName, name)
+		} else if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if _, err := r.store.CAS(ctx, nameKey(name), []byte(id), kv.ModifyIndex); err == nil {
+			return nil
+		} else if !errors.Is(err, ErrConflict) {
+			return err
+		}
+	}
 }
 
 // validatePeer checks the record and any new credentials together, so a
@@ -105,22 +173,45 @@ func validatePeer(p Peer, creds *Credentials) error {
 
 // Get returns the peer with this ID, or with this name.
 func (r *PeerRegistry) Get(ctx context.Context, idOrName string) (Peer, error) {
-	p, err := r.get(ctx, idOrName)
-	if !errors.Is(err, ErrNotFound) || ValidateKey(nameKey(idOrName)) != nil {
-		return p, err
+	rec, err := r.lookup(ctx, idOrName)
+	if err != nil {
+		return Peer{}, err
 	}
-	kv, nerr := r.store.Get(ctx, nameKey(idOrName))
-	if nerr != nil {
-		if errors.Is(nerr, ErrNotFound) {
-			return Peer{}, fmt.Errorf("peer %q: %w", idOrName, ErrNotFound)
-		}
-		return Peer{}, nerr
+	h, err := r.getHealth(ctx, rec.ID)
+	if err != nil {
+		return Peer{}, err
 	}
-	return r.get(ctx, string(kv.Value))
+	return merge(rec, h), nil
 }
 
-func (r *PeerRegistry) get(ctx context.Context, id string) (Peer, error) {
-	if err := ValidateKey(recordKey(id)); err != nil {
+// lookup finds a record by ID, then by name. A name is trusted only if the
+// record it points at still carries it (a stale name key after a failed
+// rename cleanup must not resolve to the renamed peer).
+func (r *PeerRegistry) lookup(ctx context.Context, idOrName string) (Peer, error) {
+	rec, err := r.getRecord(ctx, idOrName)
+	if !errors.Is(err, ErrNotFound) {
+		return rec, err
+	}
+	notFound := fmt.Errorf("peer %q: %w", idOrName, ErrNotFound)
+	if ValidateKey(nameKey(idOrName)) != nil {
+		return Peer{}, notFound
+	}
+	kv, err := r.store.Get(ctx, nameKey(idOrName))
+	if errors.Is(err, ErrNotFound) {
+		return Peer{}, notFound
+	}
+	if err != nil {
+		return Peer{}, err
+	}
+	rec, err = r.getRecord(ctx, string(kv.Value))
+	if errors.Is(err, ErrNotFound) || (err == nil && rec.Name != idOrName) {
+		return Peer{}, notFound
+	}
+	return rec, err
+}
+
+func (r *PeerRegistry) getRecord(ctx context.Context, id string) (Peer, error) {
+	if ValidateKey(recordKey(id)) != nil {
 		return Peer{}, fmt.Errorf("peer %q: %w", id, ErrNotFound)
 	}
 	kv, err := r.store.Get(ctx, recordKey(id))
@@ -133,6 +224,17 @@ func (r *PeerRegistry) get(ctx context.Context, id string) (Peer, error) {
 	return decodePeer(kv)
 }
 
+func (r *PeerRegistry) getHealth(ctx context.Context, id string) (*healthRecord, error) {
+	kv, err := r.store.Get(ctx, healthKey(id))
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decodeHealth(kv)
+}
+
 func decodePeer(kv KV) (Peer, error) {
 	var p Peer
 	if err := json.Unmarshal(kv.Value, &p); err != nil {
@@ -142,35 +244,61 @@ func decodePeer(kv KV) (Peer, error) {
 	return p, nil
 }
 
+func decodeHealth(kv KV) (*healthRecord, error) {
+	var h healthRecord
+	if err := json.Unmarshal(kv.Value, &h); err != nil {
+		return nil, fmt.Errorf("decode peer health %q: %w", kv.Key, err)
+	}
+	return &h, nil
+}
+
 // List returns every peer, by ID. The hot path uses PeerSnapshot instead.
 func (r *PeerRegistry) List(ctx context.Context) ([]Peer, error) {
-	kvs, _, err := r.store.List(ctx, PeerRecordPrefix)
+	kvs, _, err := r.store.List(ctx, PeerPrefix)
 	if err != nil {
 		return nil, err
 	}
 	return decodePeers(kvs)
 }
 
+// decodePeers builds merged peers from a listing of PeerPrefix. Undecodable
+// keys are reported and skipped, so one bad record does not hide the rest.
 func decodePeers(kvs []KV) ([]Peer, error) {
-	out := make([]Peer, 0, len(kvs))
+	var recs []Peer
+	health := map[string]*healthRecord{}
 	var errs []error
 	for _, kv := range kvs {
-		p, err := decodePeer(kv)
-		if err != nil {
-			errs = append(errs, err)
-			continue
+		switch {
+		case strings.HasPrefix(kv.Key, PeerRecordPrefix):
+			p, err := decodePeer(kv)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			recs = append(recs, p)
+		case strings.HasPrefix(kv.Key, peerHealthPrefix):
+			h, err := decodeHealth(kv)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			health[strings.TrimPrefix(kv.Key, peerHealthPrefix)] = h
 		}
-		out = append(out, p)
+	}
+	out := make([]Peer, 0, len(recs))
+	for _, rec := range recs {
+		out = append(out, merge(rec, health[rec.ID]))
 	}
 	return out, errors.Join(errs...)
 }
 
 // Update replaces the admin-editable fields of the record at p.Revision
-// (compare-and-swap: a stale revision is ErrConflict). Health fields, times
-// and the credentials reference are kept from the stored record; a rename
-// moves the name index.
+// (compare-and-swap: a stale revision is ErrConflict; 0 means "whatever is
+// current"). Status may be maintenance (enter, or stay with a new reason)
+// or anything else to leave maintenance; health, times and credentials are
+// kept. A rename moves the name index.
 func (r *PeerRegistry) Update(ctx context.Context, p Peer) (Peer, error) {
-	cur, err := r.get(ctx, p.ID)
+	cur, err := r.getRecord(ctx, p.ID)
 	if err != nil {
 		return Peer{}, err
 	}
@@ -179,32 +307,39 @@ func (r *PeerRegistry) Update(ctx context.Context, p Peer) (Peer, error) {
 	}
 	next := cur
 	next.Name, next.Kind, next.Endpoint, next.Labels, next.Cost = p.Name, p.Kind, p.Endpoint, p.Labels, p.Cost
-	if p.Status != "" && p.Status != cur.Status {
-		next.Status, next.StatusReason = p.Status, p.StatusReason
+	if p.Status == StatusMaintenance {
+		next.Status, next.StatusReason = StatusMaintenance, p.StatusReason
+	} else {
+		next.Status, next.StatusReason = "", ""
 	}
 	next.UpdatedAt = r.now()
 	if err := validatePeer(next, nil); err != nil {
 		return Peer{}, err
 	}
-	if next.Name != cur.Name {
-		if _, err := r.store.CAS(ctx, nameKey(next.Name), []byte(next.ID), 0); err != nil {
-			if errors.Is(err, ErrConflict) {
-				return Peer{}, fmt.Errorf("%w: a peer named %q already exists", ErrDuplicateName, next.Name)
-			}
+	renamed := next.Name != cur.Name
+	if renamed {
+		if err := r.reserveName(ctx, next.Name, next.ID); err != nil {
 			return Peer{}, err
 		}
 	}
 	saved, err := r.casRecord(ctx, next, cur.Revision)
+	bg := context.WithoutCancel(ctx) // cleanup must not be skipped
 	if err != nil {
-		if next.Name != cur.Name {
-			_ = r.store.Delete(context.WithoutCancel(ctx), nameKey(next.Name))
+		if renamed {
+			_ = r.store.Delete(bg, nameKey(next.Name))
 		}
 		return Peer{}, err
 	}
-	if next.Name != cur.Name {
-		_ = r.store.Delete(ctx, nameKey(cur.Name))
+	if renamed {
+		// Should this fail, lookup ignores the stale name and reserveName
+		// takes it over: nothing is lost but a key.
+		_ = r.store.Delete(bg, nameKey(cur.Name))
 	}
-	return saved, nil
+	h, err := r.getHealth(ctx, saved.ID)
+	if err != nil {
+		return Peer{}, err
+	}
+	return merge(saved, h), nil
 }
 
 func (r *PeerRegistry) casRecord(ctx context.Context, p Peer, rev uint64) (Peer, error) {
@@ -220,15 +355,15 @@ func (r *PeerRegistry) casRecord(ctx context.Context, p Peer, rev uint64) (Peer,
 	return p, nil
 }
 
-// Delete removes the peer, its name and its credentials. The record is
-// deleted at the revision just read, so the name and credentials removed
-// are that record's even if a rename races; a conflict (the prober writes
-// every record each round) rereads and tries again.
+// Delete removes the peer, its name, its health and its credentials. The
+// record is deleted at the revision just read, so the name and credentials
+// removed are that record's even if a rename races; a conflict rereads and
+// tries again.
 func (r *PeerRegistry) Delete(ctx context.Context, idOrName string) (Peer, error) {
 	var p Peer
 	for {
 		var err error
-		if p, err = r.Get(ctx, idOrName); err != nil {
+		if p, err = r.lookup(ctx, idOrName); err != nil {
 			return Peer{}, err
 		}
 		err = r.store.DeleteCAS(ctx, recordKey(p.ID), p.Revision)
@@ -239,9 +374,12 @@ func (r *PeerRegistry) Delete(ctx context.Context, idOrName string) (Peer, error
 			return Peer{}, fmt.Errorf("delete peer %q: %w", p.ID, err)
 		}
 	}
-	// The record is gone; the rest is cleanup that must not be skipped.
-	bg := context.WithoutCancel(ctx)
-	return p, errors.Join(r.store.Delete(bg, nameKey(p.Name)), r.store.Delete(bg, credentialsKey(p.ID)))
+	bg := context.WithoutCancel(ctx) // the record is gone; cleanup must run
+	return p, errors.Join(
+		r.store.Delete(bg, nameKey(p.Name)),
+		r.store.Delete(bg, healthKey(p.ID)),
+		r.store.Delete(bg, credentialsKey(p.ID)),
+	)
 }
 
 // SetCredentials replaces the peer's credentials and stamps the record so
@@ -250,16 +388,32 @@ func (r *PeerRegistry) SetCredentials(ctx context.Context, id string, creds Cred
 	if err := creds.Validate(); err != nil {
 		return Peer{}, err
 	}
-	if _, err := r.get(ctx, id); err != nil {
+	if _, err := r.getRecord(ctx, id); err != nil {
 		return Peer{}, err
 	}
 	if err := r.putCredentials(ctx, id, creds); err != nil {
 		return Peer{}, err
 	}
-	return r.modify(ctx, id, func(p *Peer) {
-		p.CredentialsRef = credentialsKey(id)
-		p.CredentialsUpdatedAt = r.now()
-	})
+	for {
+		cur, err := r.getRecord(ctx, id)
+		if err != nil {
+			return Peer{}, err
+		}
+		next := cur
+		next.CredentialsRef, next.CredentialsUpdatedAt = credentialsKey(id), r.now()
+		saved, err := r.casRecord(ctx, next, cur.Revision)
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return Peer{}, err
+		}
+		h, err := r.getHealth(ctx, id)
+		if err != nil {
+			return Peer{}, err
+		}
+		return merge(saved, h), nil
+	}
 }
 
 func (r *PeerRegistry) putCredentials(ctx context.Context, id string, creds Credentials) error {
@@ -294,39 +448,33 @@ func (r *PeerRegistry) Credentials(ctx context.Context, p Peer) (Credentials, er
 type Health struct {
 	Status   Status
 	Reason   string
-	Capacity *Capacity // nil keeps the stored capacity
+	Capacity *Capacity // nil keeps the last reported capacity
 	At       time.Time
 }
 
-// ReportHealth records a probe result. An admin's maintenance status wins:
-// the probe then refreshes capacity and heartbeat only.
+// ReportHealth records a probe result under the peer's health key; the
+// record and its revision are untouched. An admin's maintenance status still
+// wins in the merged view. A peer that no longer exists is ErrNotFound and
+// nothing is written.
 func (r *PeerRegistry) ReportHealth(ctx context.Context, id string, h Health) (Peer, error) {
-	return r.modify(ctx, id, func(p *Peer) {
-		if p.Status != StatusMaintenance {
-			p.Status, p.StatusReason = h.Status, h.Reason
-		}
-		if h.Capacity != nil {
-			p.Capacity = *h.Capacity
-		}
-		p.LastHeartbeat = h.At.UTC()
-	})
-}
-
-// modify is a read-modify-CAS loop for writes that do not come from an
-// admin holding a revision (probes, credential stamps): they retry on
-// conflict instead of failing.
-func (r *PeerRegistry) modify(ctx context.Context, id string, change func(*Peer)) (Peer, error) {
-	for {
-		cur, err := r.get(ctx, id)
-		if err != nil {
-			return Peer{}, err
-		}
-		next := cur
-		change(&next)
-		saved, err := r.casRecord(ctx, next, cur.Revision)
-		if errors.Is(err, ErrConflict) {
-			continue
-		}
-		return saved, err
+	rec, err := r.getRecord(ctx, id)
+	if err != nil {
+		return Peer{}, err
 	}
+	prev, err := r.getHealth(ctx, id)
+	if err != nil {
+		return Peer{}, err
+	}
+	next := healthRecord{Status: h.Status, Reason: h.Reason, Capacity: h.Capacity, LastHeartbeat: h.At.UTC()}
+	if next.Capacity == nil && prev != nil {
+		next.Capacity = prev.Capacity
+	}
+	b, err := json.Marshal(next)
+	if err != nil {
+		return Peer{}, err
+	}
+	if _, err := r.store.Put(ctx, healthKey(id), b); err != nil {
+		return Peer{}, fmt.Errorf("record health of peer %q: %w", id, err)
+	}
+	return merge(rec, &next), nil
 }

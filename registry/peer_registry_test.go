@@ -356,3 +356,102 @@ func TestDeleteWhileProbed(t *testing.T) {
 		t.Fatalf("peer survived its delete: %v", err)
 	}
 }
+
+// TestProbeLeavesRevision: health lives under its own key, so probes never
+// move the record's revision and an admin's CAS edit does not race them.
+func TestProbeLeavesRevision(t *testing.T) {
+	ctx := context.Background()
+	reg := registry.NewPeerRegistry(registry.NewMemory())
+	p, err := reg.Create(ctx, osPeer("eu"), osCreds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	capacity := registry.Capacity{RAMMiB: registry.Resource{Total: 1024}}
+	for range 5 {
+		if _, err := reg.ReportHealth(ctx, p.ID, registry.Health{Status: registry.StatusUp, Capacity: &capacity, At: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := reg.Get(ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Revision != p.Revision || got.Status != registry.StatusUp || got.Capacity.RAMMiB.Total != 1024 {
+		t.Fatalf("after probes: revision %d (was %d), status %s, capacity %+v", got.Revision, p.Revision, got.Status, got.Capacity)
+	}
+	upd := p
+	upd.Labels = map[string]string{"tier": "public"}
+	if _, err := reg.Update(ctx, upd); err != nil {
+		t.Fatalf("CAS edit at the revision read before the probes: %v", err)
+	}
+	if _, err := reg.ReportHealth(ctx, "no-such-peer", registry.Health{Status: registry.StatusUp, At: time.Now()}); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("health for a missing peer = %v, want ErrNotFound", err)
+	}
+}
+
+func TestNameIndexRepairs(t *testing.T) {
+	ctx := context.Background()
+	store := registry.NewMemory()
+	reg := registry.NewPeerRegistry(store)
+
+	t.Run("stale name does not resolve and is reclaimed", func(t *testing.T) {
+		p, err := reg.Create(ctx, osPeer("old-name"), osCreds())
+		if err != nil {
+			t.Fatal(err)
+		}
+		upd := p
+		upd.Name = "new-name"
+		if _, err := reg.Update(ctx, upd); err != nil {
+			t.Fatal(err)
+		}
+		// Simulate a rename whose cleanup of the old name failed.
+		if _, err := store.Put(ctx, "peers/names/old-name", []byte(p.ID)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reg.Get(ctx, "old-name"); !errors.Is(err, registry.ErrNotFound) {
+			t.Fatalf("a stale name resolved: %v", err)
+		}
+		if _, err := reg.Create(ctx, osPeer("old-name"), osCreds()); err != nil {
+			t.Fatalf("stale name not reclaimed: %v", err)
+		}
+	})
+	t.Run("dangling reservation is reclaimed", func(t *testing.T) {
+		// A broker that crashed between reserving the name and writing the record.
+		if _, err := store.Put(ctx, "peers/names/orphan", []byte("id-that-never-was")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reg.Create(ctx, osPeer("orphan"), osCreds()); err != nil {
+			t.Fatalf("dangling name not reclaimed: %v", err)
+		}
+		if _, err := reg.Create(ctx, osPeer("orphan"), osCreds()); !errors.Is(err, registry.ErrDuplicateName) {
+			t.Fatalf("a live name was taken over: %v", err)
+		}
+	})
+}
+
+func TestMaintenanceReason(t *testing.T) {
+	ctx := context.Background()
+	reg := registry.NewPeerRegistry(registry.NewMemory())
+	p, err := reg.Create(ctx, osPeer("m"), osCreds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, reason := range []string{"disk swap", "still swapping"} {
+		upd := p
+		upd.Status, upd.StatusReason = registry.StatusMaintenance, reason
+		if p, err = reg.Update(ctx, upd); err != nil {
+			t.Fatal(err)
+		}
+		if p.Status != registry.StatusMaintenance || p.StatusReason != reason {
+			t.Fatalf("status %s (%s), want maintenance (%s)", p.Status, p.StatusReason, reason)
+		}
+	}
+	upd := p
+	upd.Status = registry.StatusUp
+	if p, err = reg.Update(ctx, upd); err != nil {
+		t.Fatal(err)
+	}
+	if p.Status != registry.StatusDown || p.StatusReason != "not probed yet" {
+		t.Fatalf("after leaving maintenance: %s (%s); want the health view, down (not probed yet)", p.Status, p.StatusReason)
+	}
+}

@@ -114,9 +114,9 @@ func (s *PeerSnapshot) Run(ctx context.Context) error {
 		var next uint64
 		var err error
 		if index == 0 {
-			kvs, next, err = s.store.List(ctx, PeerRecordPrefix)
+			kvs, next, err = s.store.List(ctx, PeerPrefix)
 		} else {
-			kvs, next, err = s.store.Watch(ctx, PeerRecordPrefix, index)
+			kvs, next, err = s.store.Watch(ctx, PeerPrefix, index)
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
