@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -128,8 +129,12 @@ type userRecord struct {
 	Roles        []string `json:"roles"`
 }
 
-// BootstrapAdmin creates (or resets the password of) the admin user.
-func BootstrapAdmin(ctx context.Context, store Store, password string) error {
+// BootstrapAdmin creates the admin user with password. With reset it also
+// replaces an existing admin's password (an operator who set
+// CLOUDMUX_ADMIN_PASSWORD means it); without, an existing admin is kept and
+// the answer wraps registry.ErrConflict, so two brokers starting together
+// cannot both believe their generated password is the one in force.
+func BootstrapAdmin(ctx context.Context, store Store, password string, reset bool) error {
 	if len(password) < 8 {
 		return fmt.Errorf("%w: the admin password must be at least 8 characters", ErrBadRequest)
 	}
@@ -138,13 +143,28 @@ func BootstrapAdmin(ctx context.Context, store Store, password string) error {
 		return err
 	}
 	u := userRecord{ID: "admin", Name: "admin", PasswordHash: string(hash), ProjectID: "admin", ProjectName: "admin", Roles: []string{RoleAdmin}}
-	raw, _ := json.Marshal(u)
-	_, err = store.Put(ctx, userPrefix+u.Name, raw)
-	return err
+	raw, err := json.Marshal(u)
+	if err != nil {
+		return err
+	}
+	if reset {
+		_, err = store.Put(ctx, userPrefix+u.Name, raw)
+		return err
+	}
+	if _, err = store.CAS(ctx, userPrefix+u.Name, raw, 0); err != nil {
+		return fmt.Errorf("create the admin user: %w", err)
+	}
+	return nil
 }
+
+var userNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 
 // Login checks a user's password and issues a token.
 func (t *Tokens) Login(ctx context.Context, name, password string, ttl time.Duration) (string, Principal, error) {
+	if !userNameRE.MatchString(name) {
+		// Never a store key: "../users/admin" or "a//b" must not reach it.
+		return "", Principal{}, &registry.FieldError{Field: "username", Reason: "1-64 letters, digits, '.', '_', '@' or '-'"}
+	}
 	kv, err := t.store.Get(ctx, userPrefix+name)
 	if err != nil && !errors.Is(err, registry.ErrNotFound) {
 		return "", Principal{}, err

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -41,7 +43,7 @@ func newEnv(t *testing.T) *env {
 	}
 	pool := peers.NewPool(peers.PoolConfig{Source: snap, Credentials: reg, Log: log})
 	tokens := broker.NewTokens(store)
-	if err := broker.BootstrapAdmin(ctx, store, "admin-password"); err != nil {
+	if err := broker.BootstrapAdmin(ctx, store, "admin-password", true); err != nil {
 		t.Fatal(err)
 	}
 	admin, _, err := tokens.Login(ctx, "admin", "admin-password", time.Hour)
@@ -114,6 +116,13 @@ func TestPeerAPIBadInput(t *testing.T) {
 			[]string{"clouds.x.auth.auth_url", "clouds.x.auth.username", "clouds.x.auth.password"}},
 		{"bad label filter", "GET", "/v1/peers/?label=novalue", e.adminToken, ``, 400, []string{"label"}},
 		{"method not allowed", "PUT", "/v1/peers/", e.adminToken, `{}`, 405, nil},
+		{"unknown credentials field", "POST", "/v1/peers/", e.adminToken, `{"name":"x","kind":"openstack","endpoint":{"auth_url":"http://h/v3"},"credentials":{"username":"u","pasword":"p"}}`, 400, []string{"credentials.pasword"}},
+		{"mistyped credentials field", "PUT", "/v1/peers/nope/credentials", e.adminToken, `{"password":7}`, 400, []string{"credentials.password"}},
+		{"trailing brace", "POST", "/v1/peers/", e.adminToken, `{"name":"x","kind":"local"}}`, 400, nil},
+		{"too many labels", "POST", "/v1/peers/", e.adminToken, manyLabels(100), 400, []string{"labels"}},
+		{"body too large", "POST", "/v1/peers/", e.adminToken, `{"name":"` + strings.Repeat("x", 2<<20) + `"}`, 413, nil},
+		{"path-like user name", "POST", "/v1/auth/tokens", "", `{"username":"../users/admin","password":"x"}`, 400, []string{"username"}},
+		{"negative cost", "POST", "/v1/peers/", e.adminToken, `{"name":"x","kind":"local","cost":{"vcpu_hour":-1}}`, 400, []string{"cost.vcpu_hour"}},
 		{"missing peer", "GET", "/v1/peers/nope", e.adminToken, ``, 404, nil},
 	}
 	for _, tc := range tests {
@@ -233,4 +242,34 @@ func TestTokens(t *testing.T) {
 			t.Fatalf("token stored in clear under %s", kv.Key)
 		}
 	}
+}
+
+func TestBootstrapAdminOnce(t *testing.T) {
+	ctx := context.Background()
+	store := registry.NewMemory()
+	if err := broker.BootstrapAdmin(ctx, store, "first-password", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.BootstrapAdmin(ctx, store, "second-password", false); !errors.Is(err, registry.ErrConflict) {
+		t.Fatalf("a second generated password replaced the first: %v", err)
+	}
+	tokens := broker.NewTokens(store)
+	if _, _, err := tokens.Login(ctx, "admin", "first-password", time.Hour); err != nil {
+		t.Fatalf("the first password stopped working: %v", err)
+	}
+	if err := broker.BootstrapAdmin(ctx, store, "operator-password", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tokens.Login(ctx, "admin", "operator-password", time.Hour); err != nil {
+		t.Fatalf("an operator's reset did not take: %v", err)
+	}
+}
+
+func manyLabels(n int) string {
+	labels := map[string]string{}
+	for i := range n {
+		labels[fmt.Sprintf("k%d", i)] = "v"
+	}
+	b, _ := json.Marshal(map[string]any{"name": "x", "kind": "local", "labels": labels})
+	return string(b)
 }

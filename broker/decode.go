@@ -22,7 +22,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: unexpected data after the JSON object", ErrBadRequest)
 	}
 	return nil
@@ -32,7 +32,10 @@ func jsonError(err error) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	var tooBig *http.MaxBytesError
+	var fe *registry.FieldError
 	switch {
+	case errors.As(err, &fe): // from a type's own UnmarshalJSON, already precise
+		return fe
 	case errors.As(err, &syn):
 		return fmt.Errorf("%w: malformed JSON at byte %d: %v", ErrBadRequest, syn.Offset, err)
 	case errors.As(err, &typ):
@@ -42,7 +45,7 @@ func jsonError(err error) error {
 		}
 		return &registry.FieldError{Field: field, Reason: fmt.Sprintf("must be %s, not %s", typ.Type, typ.Value)}
 	case errors.As(err, &tooBig):
-		return fmt.Errorf("%w: body larger than %d bytes", ErrBadRequest, tooBig.Limit)
+		return fmt.Errorf("%w: larger than %d bytes", ErrTooLarge, tooBig.Limit)
 	case errors.Is(err, io.EOF):
 		return fmt.Errorf("%w: empty body; expected a JSON object", ErrBadRequest)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):

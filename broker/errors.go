@@ -17,6 +17,7 @@ var (
 	ErrUnauthenticated = errors.New("broker: authentication required")
 	ErrForbidden       = errors.New("broker: not allowed")
 	ErrBadRequest      = errors.New("broker: bad request")
+	ErrTooLarge        = errors.New("broker: request body too large")
 )
 
 // errorBody is the error shape of the /v1 API: Keystone's
@@ -39,8 +40,11 @@ func statusOf(err error) int {
 		return http.StatusUnauthorized
 	case errors.Is(err, ErrForbidden):
 		return http.StatusForbidden
-	case errors.Is(err, registry.ErrInvalid), errors.Is(err, ErrBadRequest), errors.Is(err, peers.ErrInvalid):
+	case errors.Is(err, registry.ErrInvalid), errors.Is(err, ErrBadRequest), errors.Is(err, peers.ErrInvalid),
+		errors.Is(err, registry.ErrInvalidKey):
 		return http.StatusBadRequest
+	case errors.Is(err, registry.ErrValueTooLarge), errors.Is(err, ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, registry.ErrNotFound), errors.Is(err, peers.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, registry.ErrConflict), errors.Is(err, registry.ErrDuplicateName), errors.Is(err, peers.ErrConflict):

@@ -37,6 +37,7 @@ type Member struct {
 	Err   error
 
 	fingerprint string
+	attemptedAt time.Time // last connection attempt
 }
 
 // Usable reports whether new work may go to the member: connected, and up
@@ -150,28 +151,45 @@ func connFingerprint(pr registry.Peer) string {
 
 // Reconcile brings the members in line with the current registry view:
 // connect new peers, reconnect changed ones, close removed ones, and refresh
-// every member's record.
+// every member's record. A peer that failed to connect is retried when its
+// connection settings change or RetryInterval has passed, not on every
+// registry change. Connections are made in parallel, so one slow cloud does
+// not hold up the others; reads of the pool never wait for any of this.
 func (p *Pool) Reconcile(ctx context.Context) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	old := *p.members.Load()
 	view := p.source.View()
 	next := make(map[string]*Member, view.Len())
+	var toConnect []*Member
+	now := time.Now()
 	for _, pr := range view.List() {
 		fp := connFingerprint(pr)
-		if m, ok := old[pr.ID]; ok && m.fingerprint == fp && m.Cloud != nil {
-			next[pr.ID] = &Member{Peer: pr, Cloud: m.Cloud, fingerprint: fp}
-			continue
+		m, had := old[pr.ID]
+		switch {
+		case had && m.fingerprint == fp && (m.Cloud != nil || now.Sub(m.attemptedAt) < p.retry):
+			next[pr.ID] = &Member{Peer: pr, Cloud: m.Cloud, Err: m.Err, fingerprint: fp, attemptedAt: m.attemptedAt}
+		default:
+			if had && m.Cloud != nil {
+				p.closeCloud(m.Cloud)
+			}
+			nm := &Member{Peer: pr, fingerprint: fp, attemptedAt: now}
+			next[pr.ID] = nm
+			toConnect = append(toConnect, nm)
 		}
-		if m, ok := old[pr.ID]; ok && m.Cloud != nil {
-			p.closeCloud(m.Cloud)
-		}
-		cloud, err := p.connect(ctx, pr)
-		if err != nil {
-			p.log.WithError(err).WithFields(logrus.Fields{"peer_id": pr.ID, "peer": pr.Name, "kind": pr.Kind}).Warn("pool: cannot connect peer")
-		}
-		next[pr.ID] = &Member{Peer: pr, Cloud: cloud, Err: err, fingerprint: fp}
 	}
+	var wg sync.WaitGroup
+	for _, m := range toConnect {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.Cloud, m.Err = p.connect(ctx, m.Peer)
+			if m.Err != nil {
+				p.log.WithError(m.Err).WithFields(logrus.Fields{"peer_id": m.Peer.ID, "peer": m.Peer.Name, "kind": m.Peer.Kind}).Warn("pool: cannot connect peer")
+			}
+		}()
+	}
+	wg.Wait()
 	for id, m := range old {
 		if _, ok := next[id]; !ok && m.Cloud != nil {
 			p.closeCloud(m.Cloud)

@@ -3,6 +3,7 @@ package peers_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -186,8 +187,20 @@ func (c *recordingCatalog) DeregisterPeer(_ context.Context, id string) error {
 func (c *recordingCatalog) SetHealth(_ context.Context, id string, s registry.Status, _ string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.registered[id] {
+		return fmt.Errorf("peer %s not registered: %w", id, registry.ErrNotFound) // as the Consul catalog answers
+	}
 	c.health[id] = s
 	return nil
+}
+
+// forget drops every registration, as a Consul agent restarted without its
+// state would.
+func (c *recordingCatalog) forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.registered = map[string]bool{}
+	c.health = map[string]registry.Status{}
 }
 
 func TestProberHysteresis(t *testing.T) {
@@ -308,5 +321,49 @@ func TestProberLeavesPeersItCannotServe(t *testing.T) {
 	}
 	if got.Revision != p.Revision || !got.LastHeartbeat.IsZero() || catalog.registered[p.ID] {
 		t.Fatalf("the prober judged a peer it cannot serve: %+v, registered %v", got, catalog.registered[p.ID])
+	}
+}
+
+// TestPoolRetriesOnInterval: a peer that failed to connect is retried after
+// RetryInterval, not on every registry change.
+func TestPoolRetriesOnInterval(t *testing.T) {
+	h, ctx := newHarness(t)
+	p, err := h.reg.Create(ctx, peerSpec("flaky"), creds("wrong"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sync(t, ctx, p.Revision)
+	if h.connect.Load() != 1 {
+		t.Fatalf("%d connects after create, want 1", h.connect.Load())
+	}
+	// Unrelated registry changes (another peer) do not retry it.
+	for i := range 3 {
+		other, err := h.reg.Create(ctx, peerSpec(fmt.Sprintf("other-%d", i)), creds("pw"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.sync(t, ctx, other.Revision)
+	}
+	if got := h.connect.Load(); got != 4 { // 1 failed + 3 others
+		t.Fatalf("%d connects, want 4: the failed peer was retried on unrelated changes", got)
+	}
+}
+
+func TestProberReregistersForgottenPeers(t *testing.T) {
+	h, ctx := newHarness(t)
+	p, err := h.reg.Create(ctx, peerSpec("a"), creds("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sync(t, ctx, p.Revision)
+	catalog := &recordingCatalog{registered: map[string]bool{}, health: map[string]registry.Status{}}
+	prober := peers.NewProber(peers.ProberConfig{Pool: h.pool, Registry: h.reg, Catalog: catalog, Log: logrus.New()})
+	prober.ProbeAll(ctx)
+	catalog.forget()
+	prober.ProbeAll(ctx)
+	catalog.mu.Lock()
+	defer catalog.mu.Unlock()
+	if !catalog.registered[p.ID] || catalog.health[p.ID] != registry.StatusUp {
+		t.Fatalf("after the agent forgot: registered %v, health %q; want re-registered and up", catalog.registered[p.ID], catalog.health[p.ID])
 	}
 }

@@ -133,7 +133,17 @@ func (pr *Prober) probe(ctx context.Context, m *Member) {
 	if m.Peer.Status == registry.StatusMaintenance {
 		status, reason = registry.StatusMaintenance, "in maintenance: "+m.Peer.StatusReason
 	}
-	if herr := pr.cfg.Catalog.SetHealth(ctx, m.Peer.ID, status, reason); herr != nil {
+	herr := pr.cfg.Catalog.SetHealth(ctx, m.Peer.ID, status, reason)
+	if errors.Is(herr, registry.ErrNotFound) {
+		// The agent forgot the service (restarted without its state, or
+		// reaped it after DeregisterCriticalAfter): register it again.
+		pr.mu.Lock()
+		delete(pr.registered, m.Peer.ID)
+		pr.mu.Unlock()
+		pr.ensureRegistered(ctx, m.Peer, log)
+		herr = pr.cfg.Catalog.SetHealth(ctx, m.Peer.ID, status, reason)
+	}
+	if herr != nil {
 		log.WithError(herr).Warn("prober: cannot update the catalog health check")
 	}
 	if err != nil {

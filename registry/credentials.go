@@ -1,8 +1,10 @@
 package registry
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 )
 
 // Auth types a remote peer's credentials may use (clouds.yaml's auth_type).
@@ -49,11 +51,24 @@ func (Credentials) GoString() string { return redacted }
 // MarshalJSON redacts: credentials encode as a marker, never as secrets.
 func (Credentials) MarshalJSON() ([]byte, error) { return json.Marshal(redacted) }
 
-// UnmarshalJSON reads the secret form (the API accepts credentials).
+// UnmarshalJSON reads the secret form (the API accepts credentials). It
+// refuses unknown fields itself (an outer decoder's DisallowUnknownFields
+// does not reach a custom unmarshaler), so a misspelt "pasword" is an error
+// naming credentials.pasword rather than a silently empty password.
 func (c *Credentials) UnmarshalJSON(b []byte) error {
 	var w credentialsWire
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &typ) && typ.Field != "":
+			return &FieldError{Field: "credentials." + typ.Field, Reason: "must be " + typ.Type.String() + ", not " + typ.Value}
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return &FieldError{Field: "credentials." + name, Reason: "unknown field"}
+		}
+		return &FieldError{Field: "credentials", Reason: err.Error()}
 	}
 	*c = Credentials(w)
 	return nil

@@ -19,6 +19,10 @@ var (
 	currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
 )
 
+// MaxLabels bounds a peer's labels, so a record stays well inside the
+// store's value limit.
+const MaxLabels = 64
+
 // Interfaces lists the endpoint interfaces a peer may select.
 var Interfaces = []string{"public", "internal", "admin"}
 
@@ -59,6 +63,9 @@ func (p Peer) Validate() error {
 		}
 	}
 
+	if len(p.Labels) > MaxLabels {
+		bad("labels", "at most %d labels; got %d", MaxLabels, len(p.Labels))
+	}
 	for _, k := range sortedKeys(p.Labels) {
 		v := p.Labels[k]
 		if !labelKeyRE.MatchString(k) {
@@ -77,8 +84,10 @@ func (p Peer) Validate() error {
 			bad(name, "totals and usage cannot be negative")
 		}
 	}
-	if p.Cost.VCPUHour < 0 || p.Cost.RAMGiBHour < 0 || p.Cost.DiskGiBMonth < 0 {
-		bad("cost", "cost figures cannot be negative")
+	for name, v := range map[string]float64{"cost.vcpu_hour": p.Cost.VCPUHour, "cost.ram_gib_hour": p.Cost.RAMGiBHour, "cost.disk_gib_month": p.Cost.DiskGiBMonth} {
+		if v < 0 {
+			bad(name, "cannot be negative")
+		}
 	}
 	if p.Cost.Currency != "" && !currencyRE.MatchString(p.Cost.Currency) {
 		bad("cost.currency", "must be an ISO 4217 code such as EUR or USD; got %q", p.Cost.Currency)

@@ -225,25 +225,31 @@ func serve(ctx context.Context, cfg Config, log *logrus.Logger, stdout io.Writer
 	return nil
 }
 
-// bootstrapAdmin makes sure the admin user exists and returns its password
-// (only when this process chose or was given it) and a fresh admin token.
+// bootstrapAdmin makes sure the admin user exists and, in -dev, returns its
+// password and a fresh admin token for the banner. A password given in
+// CLOUDMUX_ADMIN_PASSWORD is (re)set; otherwise a new admin gets a generated
+// one, created by compare-and-swap so that of two brokers starting together
+// exactly one wins and only the winner writes DATA_DIR/admin-password.
 func bootstrapAdmin(ctx context.Context, cfg Config, store registry.Store, tokens *broker.Tokens, log logrus.FieldLogger) (string, string, error) {
 	password := cfg.AdminPassword
-	_, err := store.Get(ctx, "auth/users/admin")
-	exists := err == nil
-	if err != nil && !errors.Is(err, registry.ErrNotFound) {
-		return "", "", err
-	}
-	switch {
-	case password != "":
-		// Given explicitly: (re)set it, so a known password always works.
-	case exists:
-		log.Info("admin user exists; keeping its password")
-	default:
+	if password != "" {
+		if err := broker.BootstrapAdmin(ctx, store, password, true); err != nil {
+			return "", "", err
+		}
+	} else {
 		var b [18]byte
-		_, _ = rand.Read(b[:])
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", "", err
+		}
 		password = base64.RawURLEncoding.EncodeToString(b[:])
-		if !cfg.Dev {
+		err := broker.BootstrapAdmin(ctx, store, password, false)
+		switch {
+		case errors.Is(err, registry.ErrConflict):
+			log.Info("admin user exists; keeping its password")
+			password = ""
+		case err != nil:
+			return "", "", err
+		case !cfg.Dev:
 			path := filepath.Join(cfg.DataDir, "admin-password")
 			if err := os.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
 				return "", "", err
@@ -251,12 +257,7 @@ func bootstrapAdmin(ctx context.Context, cfg Config, store registry.Store, token
 			log.WithField("file", path).Warn("generated the admin password; it is in this file, readable only by this user")
 		}
 	}
-	if password != "" {
-		if err := broker.BootstrapAdmin(ctx, store, password); err != nil {
-			return "", "", err
-		}
-	}
-	if !cfg.Dev {
+	if !cfg.Dev || password == "" {
 		return "", "", nil
 	}
 	token, _, err := tokens.Login(ctx, "admin", password, 24*time.Hour)
