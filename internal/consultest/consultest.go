@@ -137,6 +137,20 @@ func (a *Agent) clientConfig() *api.Config {
 
 // Stop ends the agent: SIGTERM, then SIGKILL after a grace period. It is
 // safe to call more than once.
+// Freeze stops the agent process (SIGSTOP) so calls to it hang, as with a
+// paused or partitioned server, and returns a function that thaws it. Tests
+// use it to check that nothing waits on a stalled Consul forever.
+func (a *Agent) Freeze(t testing.TB) (thaw func()) {
+	t.Helper()
+	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("freeze consul agent: %v", err)
+	}
+	var once sync.Once
+	thaw = func() { once.Do(func() { _ = a.cmd.Process.Signal(syscall.SIGCONT) }) }
+	t.Cleanup(thaw)
+	return thaw
+}
+
 func (a *Agent) Stop() error {
 	a.stopOnce.Do(func() { a.stopErr = a.stop() })
 	return a.stopErr

@@ -50,6 +50,7 @@ func (s *Store) TryLock(ctx context.Context, key string, holder []byte, ttl time
 	}
 	ttl = registry.ClampTTL(ttl)
 	var created struct{ ID string }
+	sessionStart := time.Now() // Consul's TTL clock starts no earlier than this
 	_, err = s.client.Raw().Write("/v1/session/create", sessionCreate{
 		Name:      "cloudmux lock " + key,
 		TTL:       ttl.String(),
@@ -83,7 +84,7 @@ func (s *Store) TryLock(ctx context.Context, key string, holder []byte, ttl time
 		log:     s.log.WithFields(logrus.Fields{"key": key, "session": id}),
 	}
 	l.wg.Add(2)
-	go l.renew(runCtx)
+	go l.renew(runCtx, sessionStart)
 	go l.watch(runCtx)
 	l.log.WithField("ttl", ttl).Debug("consul: lock acquired")
 	return l, nil
@@ -139,20 +140,45 @@ func (l *lease) end(reason string, err error) {
 	l.cancel()
 }
 
-// renew keeps the session alive. It is stopped through its context rather
-// than RenewPeriodic's done channel: closing that channel makes
-// RenewPeriodic destroy the session itself, which would race Release's
-// release-then-destroy order.
-func (l *lease) renew(ctx context.Context) {
+// renew keeps the session alive with its own loop rather than
+// RenewPeriodic, for two reasons. RenewPeriodic checks its deadline only
+// between calls and the client has no response timeout, so one stalled
+// call (a paused server, a dead connection) could block it past the TTL
+// while Consul frees the lock (lock-delay is zero) and another broker takes
+// it, with Lost never closing here. And closing its done channel destroys
+// the session, which would race Release.
+//
+// So: every call is bounded by TTL/3, and an independent timer closes Lost
+// whatever calls are in flight, a little (TTL/10) before the earliest moment
+// Consul may free the lock: (start of the last successful renew, or of the
+// session) + TTL. Giving the lock up slightly early is safe; late is not.
+func (l *lease) renew(ctx context.Context, sessionStart time.Time) {
 	defer l.wg.Done()
-	err := l.s.client.Session().RenewPeriodic(l.ttl.String(), l.session, writeOpts(ctx), nil)
-	if ctx.Err() != nil {
-		return // stopped by Release or by the watcher
+	margin := l.ttl / 10
+	expire := time.AfterFunc(l.ttl-margin-time.Since(sessionStart), func() { l.end("session not renewed within its TTL", nil) })
+	defer expire.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(l.ttl / 3):
+		}
+		start := time.Now()
+		cctx, cancel := context.WithTimeout(ctx, l.ttl/3)
+		entry, _, err := l.s.client.Session().Renew(l.session, writeOpts(cctx))
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return // stopped by Release or by the watcher
+		case err != nil:
+			l.log.WithError(err).Debug("consul: session renewal failed; retrying until the TTL runs out")
+		case entry == nil:
+			l.end("session expired or destroyed", api.ErrSessionExpired)
+			return
+		default:
+			expire.Reset(l.ttl - margin - time.Since(start))
+		}
 	}
-	if err == nil {
-		err = api.ErrSessionExpired
-	}
-	l.end("session renewal stopped", err)
 }
 
 // watch follows the key with blocking queries until it no longer names the

@@ -220,3 +220,33 @@ func TestLeaseOutlivesTTL(t *testing.T) {
 		t.Fatalf("key after 2×TTL = %+v, %v; want still held", kv, err)
 	}
 }
+
+// TestLeaseLostWhenConsulStalls freezes the agent so the renew call hangs:
+// Lost must still close by the TTL (Consul may free the lock from then on,
+// and with zero lock-delay another broker could take it), not wait for the
+// hung call.
+func TestLeaseLostWhenConsulStalls(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits a TTL in real time")
+	}
+	t.Parallel()
+	a := consultest.Start(t)
+	s := newStore(t, a, "stall/")
+	ctx := ctxT(t)
+	lease, err := s.TryLock(ctx, "k", []byte("me"), registry.MinLockTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := time.Now()
+	thaw := a.Freeze(t)
+	select {
+	case <-lease.Lost():
+		if held := time.Since(taken); held > registry.MinLockTTL {
+			t.Fatalf("Lost closed %v after the lock was taken, later than its TTL %v", held, registry.MinLockTTL)
+		}
+	case <-ctx.Done():
+		t.Fatal("Lost never closed while Consul was frozen")
+	}
+	thaw()
+	_ = lease.Release(ctx)
+}
