@@ -190,6 +190,7 @@ func TestPeerAPILifecycle(t *testing.T) {
 		{"new credentials", "PUT", "/v1/peers/eu/credentials", `{"auth_type":"token","token":"tok-secret"}`, 204, ""},
 		{"show by name", "GET", "/v1/peers/eu", "", 200, `"connected": false`},
 		{"delete", "DELETE", "/v1/peers/eu", "", 204, ""},
+		{"list after delete", "GET", "/v1/peers/", "", 200, `"peers": []`},
 		{"delete again", "DELETE", "/v1/peers/eu", "", 404, "not found"},
 	}
 	for _, st := range steps {

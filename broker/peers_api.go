@@ -149,6 +149,24 @@ func (s *Server) awaitSnapshot(ctx context.Context, rev uint64) {
 	_ = s.Snapshot.WaitIndex(ctx, rev)
 }
 
+// awaitGone is awaitSnapshot for a delete: the next list from this client
+// no longer shows the peer. Bounded, since the delete already succeeded.
+func (s *Server) awaitGone(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for {
+		changed := s.Snapshot.Changed()
+		if _, ok := s.Snapshot.View().Get(id); !ok {
+			return
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // peerPatch is the body of PATCH /v1/peers/{peer}: absent fields stay.
 // Revision, when given, makes the update a compare-and-swap.
 type peerPatch struct {
@@ -226,6 +244,7 @@ func (s *Server) deletePeer(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		logFrom(r.Context(), s.log).WithError(err).WithField("peer_id", p.ID).Warn("peer deleted; cleanup incomplete")
 	}
+	s.awaitGone(r.Context(), p.ID)
 	logFrom(r.Context(), s.log).WithField("peer_id", p.ID).WithField("peer", p.Name).Info("peer deleted")
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -29,6 +29,7 @@ type PeerAdmin interface {
 type PeerView interface {
 	View() *registry.PeerView
 	WaitIndex(ctx context.Context, idx uint64) error
+	Changed() <-chan struct{}
 }
 
 // Config wires a Server.

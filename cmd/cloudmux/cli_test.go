@@ -194,6 +194,9 @@ func TestCLIAgainstDevBroker(t *testing.T) {
 		{"login with password", []string{"CLOUDMUX_TOKEN=", "CLOUDMUX_PASSWORD=" + testAdminPassword}, []string{"login", "-u", "admin"}, 0, []string{"export CLOUDMUX_TOKEN=cmx_"}, nil},
 		{"login with wrong password", []string{"CLOUDMUX_PASSWORD=wrong-password"}, []string{"login"}, 1, []string{"401"}, nil},
 		{"unknown command", nil, []string{"frobnicate"}, 2, []string{"unknown command"}, nil},
+		{"help exits 0", nil, []string{"peer", "list", "-h"}, 0, []string{"-label"}, nil},
+		{"bad output format", nil, []string{"peer", "list", "-o", "yaml"}, 2, []string{"-o must be table or json"}, nil},
+		{"wrong argument count", nil, []string{"peer", "show"}, 2, []string{"expected 1 argument"}, nil},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {

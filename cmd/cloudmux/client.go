@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -56,7 +55,14 @@ func newClient(ctx context.Context, getenv func(string) string) (*client, error)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("CLOUDMUX_ADDR=%q is not an http(s) URL", addr)
 	}
-	c := &client{addr: strings.TrimRight(addr, "/"), token: getenv("CLOUDMUX_TOKEN"), http: &http.Client{Timeout: 60 * time.Second}}
+	c := &client{addr: strings.TrimRight(addr, "/"), token: getenv("CLOUDMUX_TOKEN"), http: &http.Client{
+		Timeout: 60 * time.Second,
+		// Go strips Authorization on a cross-host redirect but not
+		// X-Auth-Token: refuse redirects rather than send a token elsewhere.
+		CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+			return fmt.Errorf("the broker redirected to %s; not following with a token", req.URL.Redacted())
+		},
+	}}
 	if c.token == "" && getenv("CLOUDMUX_USERNAME") != "" {
 		var out struct{ Token string }
 		err := c.do(ctx, http.MethodPost, "/v1/auth/tokens", map[string]string{
@@ -125,10 +131,6 @@ func exitCode(stderr io.Writer, err error) int {
 		return 0
 	}
 	fmt.Fprintf(stderr, "error: %v\n", err)
-	var ae *apiError
-	if errors.As(err, &ae) && ae.Code >= 400 && ae.Code < 500 {
-		return 1
-	}
 	return 1
 }
 

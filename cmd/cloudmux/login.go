@@ -19,7 +19,7 @@ func runLogin(args []string, stdout, stderr io.Writer) int {
 	passwordEnv := fs.String("password-env", "CLOUDMUX_PASSWORD", "environment variable holding the password")
 	ttl := fs.String("ttl", "", "token lifetime, e.g. 8h (default 24h)")
 	if err := parseFlags(fs, args, 0); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -14,7 +14,7 @@ const usage = `cloudmux: one endpoint across private and public clouds
 Usage:
   cloudmux serve -dev                 run an all-embedded broker (memory store, local cloud)
   cloudmux serve -config FILE         run a broker against Consul
-  cloudmux peer list|show|add|rm|import|set-credentials ...
+  cloudmux peer list|show|add|rm|import|maintenance ...
   cloudmux login -u admin             get a token (prints it; export CLOUDMUX_TOKEN)
   cloudmux version
 
@@ -42,6 +42,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "login":
 		return runLogin(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "version: unexpected arguments %v\n", args[1:])
+			return 2
+		}
 		fmt.Fprintf(stdout, "cloudmux %s\n", version)
 		return 0
 	case "help", "-h", "--help":

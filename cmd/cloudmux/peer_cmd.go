@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -70,7 +71,7 @@ func runPeer(args []string, stdout, stderr io.Writer) int {
 		kind := fs.String("kind", "", "only this kind")
 		status := fs.String("status", "", "only this status")
 		if err := parseFlags(fs, rest, 0); err != nil {
-			return 2
+			return usageExit(err)
 		}
 		q := url.Values{}
 		if *kind != "" {
@@ -91,7 +92,7 @@ func runPeer(args []string, stdout, stderr io.Writer) int {
 		})
 	case "show":
 		if err := parseFlags(fs, rest, 1); err != nil {
-			return 2
+			return usageExit(err)
 		}
 		return withClient(ctx, stderr, func(c *client) error {
 			var out struct{ Peer peerOut }
@@ -104,7 +105,7 @@ func runPeer(args []string, stdout, stderr io.Writer) int {
 		return peerAdd(ctx, fs, rest, labels, output, stdout, stderr)
 	case "rm", "delete":
 		if err := parseFlags(fs, rest, 1); err != nil {
-			return 2
+			return usageExit(err)
 		}
 		return withClient(ctx, stderr, func(c *client) error {
 			if err := c.do(ctx, http.MethodDelete, "/v1/peers/"+url.PathEscape(fs.Arg(0)), nil, nil); err != nil {
@@ -117,7 +118,7 @@ func runPeer(args []string, stdout, stderr io.Writer) int {
 		var only listFlags
 		fs.Var(&only, "cloud", "import only this cloud (repeatable)")
 		if err := parseFlags(fs, rest, 1); err != nil {
-			return 2
+			return usageExit(err)
 		}
 		data, err := os.ReadFile(fs.Arg(0))
 		if err != nil {
@@ -144,7 +145,7 @@ func runPeer(args []string, stdout, stderr io.Writer) int {
 	case "maintenance":
 		reason := fs.String("reason", "", "why (shown in peer show)")
 		if err := parseFlags(fs, rest, 2); err != nil {
-			return 2
+			return usageExit(err)
 		}
 		status := map[string]registry.Status{"on": registry.StatusMaintenance, "off": registry.StatusUp}[fs.Arg(1)]
 		if status == "" {
@@ -183,7 +184,7 @@ func peerAdd(ctx context.Context, fs *flag.FlagSet, args []string, labels labelF
 	appCredID := fs.String("app-cred-id", "", "application credential ID")
 	appCredSecretEnv := fs.String("app-cred-secret-env", "", "name of the environment variable holding the application credential secret")
 	if err := parseFlags(fs, args, 0); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	body := map[string]any{
 		"name": *name, "kind": *kind, "labels": map[string]string(labels),
@@ -225,9 +226,21 @@ func peerAdd(ctx context.Context, fs *flag.FlagSet, args []string, labels labelF
 	})
 }
 
-// parseFlags parses and checks the positional argument count. Flags may
-// follow positional arguments (`peer show NAME -o json`).
+// parseFlags parses and checks the positional argument count and the -o
+// flag, when the set has one. Flags may follow positional arguments
+// (`peer show NAME -o json`).
 func parseFlags(fs *flag.FlagSet, args []string, positional int) error {
+	if err := parseArgs(fs, args, positional); err != nil {
+		return err
+	}
+	if o := fs.Lookup("o"); o != nil && o.Value.String() != "table" && o.Value.String() != "json" {
+		fmt.Fprintf(fs.Output(), "%s: -o must be table or json, not %q\n", fs.Name(), o.Value.String())
+		return errUsage
+	}
+	return nil
+}
+
+func parseArgs(fs *flag.FlagSet, args []string, positional int) error {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -244,9 +257,20 @@ func parseFlags(fs *flag.FlagSet, args []string, positional int) error {
 	}
 	if fs.NArg() != positional {
 		fmt.Fprintf(fs.Output(), "%s: expected %d argument(s), got %d\n", fs.Name(), positional, fs.NArg())
-		return flag.ErrHelp
+		return errUsage
 	}
 	return nil
+}
+
+// errUsage is a command line that does not fit the command.
+var errUsage = errors.New("usage error")
+
+// usageExit is 0 when the user asked for help (-h), 2 for a usage error.
+func usageExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
 }
 
 func withClient(ctx context.Context, stderr io.Writer, fn func(*client) error) int {

@@ -85,7 +85,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	log := newLogger(cfg.Log, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, log, stdout); err != nil {
+	if err := serve(ctx, stop, cfg, log, stdout); err != nil {
 		log.WithError(err).Error("cloudmux stopped with an error")
 		return 1
 	}
@@ -126,7 +126,7 @@ func storeFor(cfg Config, log logrus.FieldLogger) (registry.Store, registry.Serv
 
 // serve runs a broker until ctx ends, then shuts down in order: stop
 // accepting requests, let in-flight ones finish, stop background loops.
-func serve(ctx context.Context, cfg Config, log *logrus.Logger, stdout io.Writer) error {
+func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logger, stdout io.Writer) error {
 	store, catalog, err := storeFor(cfg, log)
 	if err != nil {
 		return err
@@ -201,7 +201,14 @@ func serve(ctx context.Context, cfg Config, log *logrus.Logger, stdout io.Writer
 		Peers: peerReg, Snapshot: snap, Pool: pool, Tokens: tokens,
 		Log: log.WithField("component", "http"), Version: version,
 	})
-	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		// A body must arrive within a minute (image uploads will get their
+		// own deadline); idle keep-alive connections are dropped.
+		ReadTimeout: time.Minute,
+		IdleTimeout: 2 * time.Minute,
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 
@@ -213,6 +220,9 @@ func serve(ctx context.Context, cfg Config, log *logrus.Logger, stdout io.Writer
 
 	select {
 	case <-ctx.Done():
+		// A second SIGINT/SIGTERM now kills the process the default way
+		// instead of waiting out the graceful shutdown.
+		stopSignals()
 		log.Info("shutting down")
 	case err := <-serveErr:
 		return err
