@@ -229,6 +229,7 @@ func TestProberHysteresis(t *testing.T) {
 		{"one success is not enough", nil, registry.StatusDown},
 		{"second success brings it up", nil, registry.StatusUp},
 	}
+	var lastSeen time.Time
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
 			cloud.setErr(st.err)
@@ -240,6 +241,10 @@ func TestProberHysteresis(t *testing.T) {
 			if got.Status != st.want || got.LastHeartbeat.IsZero() {
 				t.Fatalf("status = %s (%s), heartbeat %v; want %s", got.Status, got.StatusReason, got.LastHeartbeat, st.want)
 			}
+			if st.err != nil && !got.LastHeartbeat.Equal(lastSeen) {
+				t.Fatalf("a failed probe moved the heartbeat from %v to %v", lastSeen, got.LastHeartbeat)
+			}
+			lastSeen = got.LastHeartbeat
 			catalog.mu.Lock()
 			defer catalog.mu.Unlock()
 			if !catalog.registered[p.ID] || catalog.health[p.ID] != st.want {

@@ -125,8 +125,12 @@ func (pr *Prober) probe(ctx context.Context, m *Member) {
 		return // shutting down: a canceled probe says nothing about the peer
 	}
 	status, reason := pr.judge(m.Peer.ID, err)
+	var seen time.Time
+	if err == nil {
+		seen = pr.cfg.Now()
+	}
 	if _, rerr := pr.cfg.Registry.ReportHealth(ctx, m.Peer.ID, registry.Health{
-		Status: status, Reason: reason, Capacity: capacity, At: pr.cfg.Now(),
+		Status: status, Reason: reason, Capacity: capacity, At: seen,
 	}); rerr != nil {
 		log.WithError(rerr).Warn("prober: cannot record health")
 	}

@@ -449,7 +449,9 @@ type Health struct {
 	Status   Status
 	Reason   string
 	Capacity *Capacity // nil keeps the last reported capacity
-	At       time.Time
+	// At is when the peer last answered; zero (a failed probe) keeps the
+	// previous heartbeat, so LastHeartbeat means "last seen alive".
+	At time.Time
 }
 
 // ReportHealth records a probe result under the peer's health key; the
@@ -465,9 +467,17 @@ func (r *PeerRegistry) ReportHealth(ctx context.Context, id string, h Health) (P
 	if err != nil {
 		return Peer{}, err
 	}
-	next := healthRecord{Status: h.Status, Reason: h.Reason, Capacity: h.Capacity, LastHeartbeat: h.At.UTC()}
-	if next.Capacity == nil && prev != nil {
-		next.Capacity = prev.Capacity
+	next := healthRecord{Status: h.Status, Reason: h.Reason, Capacity: h.Capacity}
+	if !h.At.IsZero() {
+		next.LastHeartbeat = h.At.UTC()
+	}
+	if prev != nil {
+		if next.Capacity == nil {
+			next.Capacity = prev.Capacity
+		}
+		if next.LastHeartbeat.IsZero() {
+			next.LastHeartbeat = prev.LastHeartbeat
+		}
 	}
 	b, err := json.Marshal(next)
 	if err != nil {

@@ -94,8 +94,17 @@ func defaultConfig() Config {
 	c.Store.Backend = "consul"
 	c.Prober.Interval = Duration(10 * time.Second)
 	c.Prober.Timeout = Duration(5 * time.Second)
-	c.LocalCloud = LocalCloudConfig{Enabled: false, Name: "local", Driver: "libvirt", Labels: map[string]string{"tier": "private"}}
+	// Labels stay nil here: YAML would merge a file's map into a default
+	// map, so a file could never drop tier=private. See applyDefaults.
+	c.LocalCloud = LocalCloudConfig{Enabled: false, Name: "local", Driver: "libvirt"}
 	return c
+}
+
+// applyDefaults fills what must not be set before the file is read.
+func (c *Config) applyDefaults() {
+	if c.LocalCloud.Labels == nil {
+		c.LocalCloud.Labels = map[string]string{"tier": "private"}
+	}
 }
 
 // devConfig is what -dev changes: everything embedded.

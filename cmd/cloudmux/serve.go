@@ -53,6 +53,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	cfg.applyDefaults()
 	cfg.applyEnv(os.Getenv)
 	for dst, v := range map[*string]string{&cfg.Listen: *listen, &cfg.DataDir: *dataDir, &cfg.Log.Level: *logLevel, &cfg.Log.Format: *logFormat} {
 		if v != "" {

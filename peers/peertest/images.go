@@ -120,6 +120,52 @@ func (s *suite) testImages(t *testing.T) {
 		wantErr(t, "UpdateImage of an unknown image", err, peers.ErrNotFound)
 	})
 
+	t.Run("Tags", func(t *testing.T) {
+		// Glance keeps tags as a set, in no particular order.
+		tagged := s.makeImage(t, peers.ImageSpec{Tags: []string{"peertest-a", "peertest-b"}})
+		wantTags(t, "CreateImage", tagged.Tags, "peertest-a", "peertest-b")
+		wantTags(t, "GetImage", s.mustGetImage(t, tagged.ID).Tags, "peertest-a", "peertest-b")
+		updated, err := s.c.UpdateImage(t.Context(), tagged.ID, peers.ImagePatch{AddTags: []string{"peertest-c"}, RemoveTags: []string{"peertest-a"}})
+		if err != nil {
+			t.Fatalf("UpdateImage tags: %v", err)
+		}
+		wantTags(t, "UpdateImage", updated.Tags, "peertest-b", "peertest-c")
+		wantTags(t, "GetImage after UpdateImage", s.mustGetImage(t, tagged.ID).Tags, "peertest-b", "peertest-c")
+		meta := tagged.Properties
+		l, err := s.c.ListImages(t.Context(), peers.ListOptions{Metadata: map[string]string{peers.MetaID: meta[peers.MetaID]}})
+		if err != nil || len(l) != 1 {
+			t.Fatalf("ListImages by MetaID = %d images, %v; want the tagged image", len(l), err)
+		}
+		wantTags(t, "ListImages", l[0].Tags, "peertest-b", "peertest-c")
+	})
+
+	t.Run("Visibility", func(t *testing.T) {
+		// Unset is shared in Glance since Image API v2.5, private before.
+		plain := s.makeImage(t, peers.ImageSpec{})
+		if plain.Visibility != "shared" && plain.Visibility != "private" {
+			t.Fatalf("CreateImage without a visibility = %q, want shared (or private, before Image API v2.5)", plain.Visibility)
+		}
+		// public is left out: Glance's default policy keeps it for admins.
+		for _, v := range []string{"private", "shared", "community"} {
+			got := s.makeImage(t, peers.ImageSpec{Visibility: v})
+			if got.Visibility != v || s.mustGetImage(t, got.ID).Visibility != v {
+				t.Fatalf("CreateImage with visibility %s gave %q", v, got.Visibility)
+			}
+		}
+		for _, v := range []string{"shared", "community", "private"} {
+			updated, err := s.c.UpdateImage(t.Context(), plain.ID, peers.ImagePatch{Visibility: &v})
+			if err != nil {
+				t.Fatalf("UpdateImage visibility %s: %v", v, err)
+			}
+			if got := s.mustGetImage(t, plain.ID).Visibility; updated.Visibility != v || got != v {
+				t.Fatalf("UpdateImage visibility %s gave %q, then GetImage %q", v, updated.Visibility, got)
+			}
+		}
+		bad := "everyone"
+		_, err := s.c.UpdateImage(t.Context(), plain.ID, peers.ImagePatch{Visibility: &bad})
+		wantErr(t, "UpdateImage to an unknown visibility", err, peers.ErrInvalid)
+	})
+
 	t.Run("Delete", func(t *testing.T) {
 		if err := s.c.DeleteImage(t.Context(), img.ID); err != nil {
 			t.Fatalf("DeleteImage: %v", err)
@@ -133,6 +179,15 @@ func (s *suite) testImages(t *testing.T) {
 		}
 		wantErr(t, "DeleteImage twice", s.c.DeleteImage(t.Context(), img.ID), peers.ErrNotFound)
 	})
+}
+
+// wantTags fails t unless got holds exactly want, in any order.
+func wantTags(t *testing.T, what string, got []string, want ...string) {
+	t.Helper()
+	sorted := slices.Sorted(slices.Values(got))
+	if !slices.Equal(sorted, slices.Sorted(slices.Values(want))) {
+		t.Fatalf("%s: tags %v, want %v (in any order)", what, got, want)
+	}
 }
 
 func (s *suite) mustGetImage(t *testing.T, id string) peers.Image {

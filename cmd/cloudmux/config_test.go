@@ -1,0 +1,52 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestConfigLayers: defaults, then the file, then the environment; a map in
+// the file replaces the default rather than merging into it.
+func TestConfigLayers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cloudmux.yaml")
+	content := "listen: 127.0.0.1:9000\nprober: {interval: 30s}\nlocal_cloud: {enabled: true, driver: fake, labels: {zone: a}}\nstore: {consul: {address: 127.0.0.1:8501}}\n"
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"CONSUL_HTTP_ADDR": "127.0.0.1:8502", "CLOUDMUX_LOG_LEVEL": "debug"}
+	tests := []struct {
+		name string
+		env  bool
+		got  func(Config) any
+		want any
+	}{
+		{"file beats default", false, func(c Config) any { return c.Listen }, "127.0.0.1:9000"},
+		{"default kept", false, func(c Config) any { return c.Prober.Timeout }, Duration(5 * time.Second)},
+		{"file duration", false, func(c Config) any { return c.Prober.Interval }, Duration(30 * time.Second)},
+		{"file map replaces default", false, func(c Config) any { return len(c.LocalCloud.Labels) == 1 && c.LocalCloud.Labels["zone"] == "a" }, true},
+		{"env beats file", true, func(c Config) any { return c.Store.Consul.Address }, "127.0.0.1:8502"},
+		{"env sets unset", true, func(c Config) any { return c.Log.Level }, "debug"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := defaultConfig()
+			if err := cfg.loadFile(path); err != nil {
+				t.Fatal(err)
+			}
+			cfg.applyDefaults()
+			if tc.env {
+				cfg.applyEnv(func(k string) string { return env[k] })
+			}
+			if got := tc.got(cfg); got != tc.want {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+	cfg := defaultConfig()
+	cfg.applyDefaults()
+	if cfg.LocalCloud.Labels["tier"] != "private" {
+		t.Fatalf("default labels = %v, want tier=private", cfg.LocalCloud.Labels)
+	}
+}
