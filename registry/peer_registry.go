@@ -31,13 +31,21 @@ const (
 // their credentials in a Store. It is safe for concurrent use by many
 // brokers: every read-modify-write is a compare-and-swap.
 type PeerRegistry struct {
-	store Store
-	now   func() time.Time
+	store  Store
+	sealer Sealer
+	now    func() time.Time
 }
 
-// NewPeerRegistry returns a registry over store.
+// NewPeerRegistry returns a registry over store. Credentials are stored as
+// they are; use WithSealer to encrypt them.
 func NewPeerRegistry(store Store) *PeerRegistry {
-	return &PeerRegistry{store: store, now: func() time.Time { return time.Now().UTC() }}
+	return &PeerRegistry{store: store, sealer: plainSealer{}, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// WithSealer makes the registry seal credentials before storing them.
+func (r *PeerRegistry) WithSealer(s Sealer) *PeerRegistry {
+	r.sealer = s
+	return r
 }
 
 func recordKey(id string) string      { return PeerRecordPrefix + id }
@@ -421,6 +429,9 @@ func (r *PeerRegistry) putCredentials(ctx context.Context, id string, creds Cred
 	if err != nil {
 		return err
 	}
+	if b, err = r.sealer.Seal(b); err != nil {
+		return fmt.Errorf("seal credentials of peer %q: %w", id, err)
+	}
 	if _, err := r.store.Put(ctx, credentialsKey(id), b); err != nil {
 		return fmt.Errorf("store credentials of peer %q: %w", id, err)
 	}
@@ -437,8 +448,12 @@ func (r *PeerRegistry) Credentials(ctx context.Context, p Peer) (Credentials, er
 	if err != nil {
 		return Credentials{}, fmt.Errorf("credentials of peer %q: %w", p.ID, err)
 	}
+	plain, err := r.sealer.Open(kv.Value)
+	if err != nil {
+		return Credentials{}, fmt.Errorf("credentials of peer %q: %w", p.ID, err)
+	}
 	var c Credentials
-	if err := json.Unmarshal(kv.Value, &c); err != nil {
+	if err := json.Unmarshal(plain, &c); err != nil {
 		return Credentials{}, fmt.Errorf("decode credentials of peer %q: %w", p.ID, err)
 	}
 	return c, nil

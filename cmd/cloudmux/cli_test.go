@@ -303,7 +303,7 @@ func TestServeConfigErrors(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"every problem at once", []string{"serve", "-config", cfgPath}, []string{"listen:", "log.level:", "store.backend:", "data_dir:"}},
+		{"every problem at once", []string{"serve", "-config", cfgPath}, []string{"listen:", "log.level:", "store.backend:", "data_dir:", "credentials_key_file:"}},
 		{"unknown key", []string{"serve", "-config", typo}, []string{"lisen"}},
 		{"bad consul address", []string{"serve", "-config", "/dev/null", "-data-dir", t.TempDir()}, []string{"store.consul.address"}},
 	}

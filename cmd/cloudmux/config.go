@@ -34,6 +34,11 @@ type Config struct {
 		Timeout  Duration `yaml:"timeout"`
 	} `yaml:"prober"`
 	LocalCloud LocalCloudConfig `yaml:"local_cloud"`
+	// CredentialsKeyFile holds the key (64 hex characters) peer credentials
+	// are sealed with in the store. Every replica of an installation needs
+	// the same file; a missing file is created with a new key. -dev keeps
+	// one in its data dir.
+	CredentialsKeyFile string `yaml:"credentials_key_file"`
 	// AdminPassword comes from CLOUDMUX_ADMIN_PASSWORD, never the file;
 	// empty in -dev generates one.
 	AdminPassword string `yaml:"-"`
@@ -146,6 +151,7 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	set(&c.Log.Level, "CLOUDMUX_LOG_LEVEL")
 	set(&c.Log.Format, "CLOUDMUX_LOG_FORMAT")
 	set(&c.AdminPassword, "CLOUDMUX_ADMIN_PASSWORD")
+	set(&c.CredentialsKeyFile, "CLOUDMUX_CREDENTIALS_KEY_FILE")
 	cc := &c.Store.Consul
 	set(&cc.Address, "CONSUL_HTTP_ADDR")
 	set(&cc.Token, "CONSUL_HTTP_TOKEN")
@@ -230,6 +236,9 @@ func (c Config) Validate() error {
 	}
 	if !c.Dev && c.DataDir == "" {
 		bad("data_dir", "is required outside -dev")
+	}
+	if !c.Dev && c.CredentialsKeyFile == "" {
+		bad("credentials_key_file", "is required outside -dev: peer credentials are sealed with it (a missing file is created; share it between replicas)")
 	}
 	return errors.Join(errs...)
 }

@@ -25,6 +25,7 @@ func TestTwoBrokersOnConsul(t *testing.T) {
 	}
 	agent := consultest.Start(t)
 	prefix := fmt.Sprintf("e2e-%d/", time.Now().UnixNano())
+	keyFile := filepath.Join(t.TempDir(), "credentials.key") // shared by both replicas; the first creates it
 	start := func(name string) *devBroker {
 		dir := t.TempDir()
 		cfg := filepath.Join(dir, "cloudmux.yaml")
@@ -36,7 +37,8 @@ store:
   consul: {key_prefix: %s}
 prober: {interval: 1s, timeout: 1s}
 local_cloud: {enabled: true, name: %s, driver: fake, labels: {tier: private}}
-`, dir, prefix, name)
+credentials_key_file: %s
+`, dir, prefix, name, keyFile)
 		if err := os.WriteFile(cfg, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -90,6 +92,23 @@ local_cloud: {enabled: true, name: %s, driver: fake, labels: {tier: private}}
 			states["eu"] == api.HealthCritical, fmt.Sprint(states)
 	})
 
+	// No secret reached Consul (records or the sealed credentials) or either log.
+	pairs, _, err := agent.Client().KV().List(prefix, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := 0
+	for _, kv := range pairs {
+		if strings.HasPrefix(string(kv.Value), "cmxsealed:") {
+			sealed++
+		}
+		if strings.Contains(string(kv.Value), "eu-secret") {
+			t.Fatalf("Consul key %s holds the password", kv.Key)
+		}
+	}
+	if sealed != 1 {
+		t.Fatalf("%d sealed values in Consul, want 1 (eu's credentials)", sealed)
+	}
 	// Removal through B reaches A.
 	if out, errOut, code := b.cli(t, nil, "peer", "rm", "eu"); code != 0 {
 		t.Fatalf("peer rm on B: %s%s", out, errOut)
@@ -99,16 +118,6 @@ local_cloud: {enabled: true, name: %s, driver: fake, labels: {tier: private}}
 		return !strings.Contains(out, "eu "), out
 	})
 
-	// No secret reached Consul's peer records or either log.
-	pairs, _, err := agent.Client().KV().List(prefix+"peers/records/", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, kv := range pairs {
-		if strings.Contains(string(kv.Value), "eu-secret") {
-			t.Fatalf("peer record %s holds the password", kv.Key)
-		}
-	}
 	for _, br := range []*devBroker{a, b} {
 		if strings.Contains(br.stderr.String(), "eu-secret") {
 			t.Fatal("a broker log holds the peer password")

@@ -132,7 +132,11 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	if err != nil {
 		return err
 	}
-	peerReg := registry.NewPeerRegistry(store)
+	sealer, err := credentialsSealer(cfg)
+	if err != nil {
+		return err
+	}
+	peerReg := registry.NewPeerRegistry(store).WithSealer(sealer)
 	snap := registry.NewPeerSnapshot(store, log.WithField("component", "snapshot"))
 
 	bg, cancelBG := context.WithCancel(context.WithoutCancel(ctx))
@@ -234,6 +238,27 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		return fmt.Errorf("http shutdown: %w", err)
 	}
 	return nil
+}
+
+// credentialsSealer loads the credentials key, creating it when the file
+// does not exist yet. Two replicas starting together on one machine may race
+// to create it: the loser loads the winner's.
+func credentialsSealer(cfg Config) (registry.Sealer, error) {
+	path := cfg.CredentialsKeyFile
+	if path == "" {
+		path = filepath.Join(cfg.DataDir, "credentials.key")
+	}
+	key, err := registry.LoadKeyFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		key, err = registry.GenerateKeyFile(path)
+		if errors.Is(err, os.ErrExist) {
+			key, err = registry.LoadKeyFile(path)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("credentials key: %w", err)
+	}
+	return registry.NewAESGCM(key)
 }
 
 // bootstrapAdmin makes sure the admin user exists and, in -dev, returns its

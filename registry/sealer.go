@@ -1,0 +1,130 @@
+package registry
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Sealer encrypts secrets before they reach the store and decrypts them on
+// the way back, so reading Consul's KV (a snapshot, a backup, an ACL that
+// is too broad) does not yield peer credentials.
+type Sealer interface {
+	Seal(plaintext []byte) ([]byte, error)
+	Open(sealed []byte) ([]byte, error)
+}
+
+// ErrSealed: a stored secret cannot be opened (wrong key, or a record that
+// was tampered with).
+var ErrSealed = errors.New("registry: cannot open sealed secret")
+
+// sealedPrefix marks sealed values, so a plaintext value written before
+// encryption was enabled still reads, and is sealed on its next write.
+var sealedPrefix = []byte("cmxsealed:v1:")
+
+// AESGCM seals with AES-256-GCM under one key, which every broker replica of
+// an installation shares.
+type AESGCM struct{ aead cipher.AEAD }
+
+var _ Sealer = (*AESGCM)(nil)
+
+// NewAESGCM takes a 32-byte key.
+func NewAESGCM(key []byte) (*AESGCM, error) {
+	if len(key) != 32 {
+		return nil, fmt.Errorf("credentials key: want 32 bytes, got %d", len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &AESGCM{aead: aead}, nil
+}
+
+// LoadKeyFile reads a key file: 64 hex characters (as GenerateKeyFile
+// writes), surrounding whitespace ignored. Files readable by others are
+// refused.
+func LoadKeyFile(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("credentials key %s is readable by others (mode %v); chmod 600 it", path, st.Mode().Perm())
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil || len(key) != 32 {
+		return nil, fmt.Errorf("credentials key %s: want 64 hex characters (32 bytes)", path)
+	}
+	return key, nil
+}
+
+// GenerateKeyFile writes a new random key to path (mode 0600), refusing to
+// overwrite an existing file.
+func GenerateKeyFile(path string) ([]byte, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.WriteString(hex.EncodeToString(key) + "\n"); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return key, f.Close()
+}
+
+// Seal implements Sealer: prefix, nonce, ciphertext.
+func (s *AESGCM) Seal(plaintext []byte) ([]byte, error) {
+	nonce := make([]byte, s.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	out := append(bytes.Clone(sealedPrefix), nonce...)
+	return s.aead.Seal(out, nonce, plaintext, sealedPrefix), nil
+}
+
+// Open implements Sealer. A value without the sealed prefix is returned as
+// is (written before sealing was enabled).
+func (s *AESGCM) Open(sealed []byte) ([]byte, error) {
+	body, ok := bytes.CutPrefix(sealed, sealedPrefix)
+	if !ok {
+		return sealed, nil
+	}
+	n := s.aead.NonceSize()
+	if len(body) < n {
+		return nil, fmt.Errorf("%w: too short", ErrSealed)
+	}
+	plain, err := s.aead.Open(nil, body[:n], body[n:], sealedPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v (is this broker using the installation's credentials key?)", ErrSealed, err)
+	}
+	return plain, nil
+}
+
+// plainSealer stores secrets as they are: a broker configured without a key.
+type plainSealer struct{}
+
+func (plainSealer) Seal(p []byte) ([]byte, error) { return p, nil }
+func (plainSealer) Open(p []byte) ([]byte, error) {
+	if bytes.HasPrefix(p, sealedPrefix) {
+		return nil, fmt.Errorf("%w: the secret is sealed and this broker has no credentials key", ErrSealed)
+	}
+	return p, nil
+}
