@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -21,11 +22,15 @@ import (
 type image struct {
 	peers.Image
 	scrub *time.Timer // pending_delete -> deleted, with a delayed delete
+	// wantMD5 is the ImageSpec's Checksum: the upload must hash to it. It
+	// is not the image's checksum until the data is there.
+	wantMD5 string
 }
 
 func (img *image) view() peers.Image {
 	v := img.Image
 	v.Properties = maps.Clone(img.Properties)
+	v.Tags = slices.Clone(img.Tags)
 	return v
 }
 
@@ -63,6 +68,37 @@ func checkImageProperties(props map[string]string) error {
 	return nil
 }
 
+// Glance's limits on tags: image_tag_quota and the schema's maxLength.
+const (
+	maxImageTags   = 128
+	maxImageTagLen = 255
+)
+
+func checkImageTags(tags []string) error {
+	for _, tag := range tags {
+		if tag == "" || len(tag) > maxImageTagLen {
+			return errf(peers.ErrInvalid, "tag %q: want 1 to %d characters", tag, maxImageTagLen)
+		}
+	}
+	return nil
+}
+
+// tagSet returns tags sorted without duplicates (Glance keeps a set), or
+// nil for none; more than maxImageTags is ErrCapacity (Glance's 413).
+func tagSet(tags []string) ([]string, error) {
+	if len(tags) == 0 {
+		return nil, nil
+	}
+	set := slices.Compact(slices.Sorted(slices.Values(tags)))
+	if len(set) > maxImageTags {
+		return nil, errf(peers.ErrCapacity, "%d tags; at most %d allowed", len(set), maxImageTags)
+	}
+	return set, nil
+}
+
+// md5HexRE is an MD5 in hex, as Glance's checksum.
+var md5HexRE = regexp.MustCompile(`^[0-9a-fA-F]{32}$`)
+
 func checkOneOf(field, v string, allowed []string) error {
 	if !slices.Contains(allowed, v) {
 		return errf(peers.ErrInvalid, "%s %q: want one of %s", field, v, strings.Join(allowed, ", "))
@@ -73,7 +109,10 @@ func checkOneOf(field, v string, allowed []string) error {
 // CreateImage registers a queued image; its bytes come through UploadImage.
 // Names need not be unique. disk_format and container_format are required
 // here (Glance wants them only before the upload) so a queued image is
-// always uploadable.
+// always uploadable. Visibility defaults to shared, as in Glance since
+// Image API v2.5 (a shared image without members is as private as private).
+// Tags are a set: duplicates collapse. A Checksum is what the upload must
+// hash to.
 func (c *Cloud) CreateImage(ctx context.Context, spec peers.ImageSpec) (peers.Image, error) {
 	if err := ctx.Err(); err != nil {
 		return peers.Image{}, err
@@ -92,6 +131,7 @@ func (c *Cloud) CreateImage(ctx context.Context, spec peers.ImageSpec) (peers.Im
 		checkOneOf("container_format", spec.ContainerFormat, containerFormats),
 		checkOneOf("visibility", visibility, visibilities),
 		checkImageProperties(spec.Properties),
+		checkImageTags(spec.Tags),
 	} {
 		if err != nil {
 			return peers.Image{}, fmt.Errorf("image %q: %w", spec.Name, err)
@@ -100,13 +140,20 @@ func (c *Cloud) CreateImage(ctx context.Context, spec peers.ImageSpec) (peers.Im
 	if spec.MinRAMMiB < 0 || spec.MinDiskGiB < 0 {
 		return peers.Image{}, errf(peers.ErrInvalid, "image %q: min_ram %d and min_disk %d may not be negative", spec.Name, spec.MinRAMMiB, spec.MinDiskGiB)
 	}
+	if spec.Checksum != "" && !md5HexRE.MatchString(spec.Checksum) {
+		return peers.Image{}, errf(peers.ErrInvalid, "image %q: checksum %q is not an MD5 in hex", spec.Name, spec.Checksum)
+	}
+	tags, err := tagSet(spec.Tags)
+	if err != nil {
+		return peers.Image{}, fmt.Errorf("image %q: %w", spec.Name, err)
+	}
 	t := now()
 	img := &image{Image: peers.Image{
 		ID: id, Name: spec.Name, Status: peers.ImageQueued, Project: spec.Project,
 		DiskFormat: spec.DiskFormat, ContainerFormat: spec.ContainerFormat,
 		MinRAMMiB: spec.MinRAMMiB, MinDiskGiB: spec.MinDiskGiB, Visibility: visibility, Protected: spec.Protected,
-		Properties: maps.Clone(spec.Properties), CreatedAt: t, UpdatedAt: t,
-	}}
+		Tags: tags, Properties: maps.Clone(spec.Properties), CreatedAt: t, UpdatedAt: t,
+	}, wantMD5: strings.ToLower(spec.Checksum)}
 	if err := c.begin(ctx); err != nil {
 		return peers.Image{}, err
 	}
@@ -175,7 +222,9 @@ func (c *Cloud) ListImages(ctx context.Context, opts peers.ListOptions) ([]peers
 }
 
 // UpdateImage changes an image's metadata, all of the patch or none of it.
-// Removing a property the image lacks is not an error.
+// Removing a property or tag the image lacks is not an error; AddTags
+// apply before RemoveTags. A protected image takes any change (Glance
+// refuses only its deletion), unprotecting included.
 func (c *Cloud) UpdateImage(ctx context.Context, id string, patch peers.ImagePatch) (peers.Image, error) {
 	if err := ctx.Err(); err != nil {
 		return peers.Image{}, err
@@ -191,6 +240,9 @@ func (c *Cloud) UpdateImage(ctx context.Context, id string, patch peers.ImagePat
 	if err := checkImageProperties(patch.SetProperties); err != nil {
 		return peers.Image{}, fmt.Errorf("image %s: %w", id, err)
 	}
+	if err := checkImageTags(patch.AddTags); err != nil {
+		return peers.Image{}, fmt.Errorf("image %s: %w", id, err)
+	}
 	if err := c.begin(ctx); err != nil {
 		return peers.Image{}, err
 	}
@@ -199,6 +251,16 @@ func (c *Cloud) UpdateImage(ctx context.Context, id string, patch peers.ImagePat
 	if err != nil {
 		return peers.Image{}, err
 	}
+	tags := img.Tags
+	if len(patch.AddTags) > 0 || len(patch.RemoveTags) > 0 {
+		tags = slices.DeleteFunc(append(slices.Clone(img.Tags), patch.AddTags...), func(t string) bool {
+			return slices.Contains(patch.RemoveTags, t)
+		})
+		if tags, err = tagSet(tags); err != nil {
+			return peers.Image{}, fmt.Errorf("image %s: %w", id, err)
+		}
+	}
+	img.Tags = tags
 	if patch.Name != nil {
 		img.Name = *patch.Name
 	}

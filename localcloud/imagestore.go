@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/sirupsen/logrus"
 
@@ -58,11 +59,23 @@ type written struct {
 	sha512 string
 }
 
-// write streams r into a temporary file for image id, hashing as it goes,
-// and syncs it. It reads until EOF, or exactly size bytes when size >= 0
-// (more or fewer is an error). On any error, ctx's end included, the
-// temporary file is removed.
-func (s *imageStore) write(ctx context.Context, id string, r io.Reader, size int64) (*written, error) {
+// uploadCheck is what an upload's bytes must satisfy.
+type uploadCheck struct {
+	diskFormat string // the declared disk_format, checked on the stream
+	md5        string // the expected MD5 (hex), or empty
+}
+
+// copyBufferSize is the upload's copy buffer: large enough that syscalls
+// and hashing run on big chunks, small enough not to matter in memory.
+const copyBufferSize = 256 << 10
+
+// write streams r into a temporary file for image id, hashing and checking
+// its format as it goes, and syncs it. It reads until EOF, or exactly size
+// bytes when size >= 0 (more or fewer is an error). Bytes that contradict
+// want.diskFormat stop the copy at once; an MD5 other than want.md5 fails
+// it at the end. On any error, ctx's end included, the temporary file is
+// removed.
+func (s *imageStore) write(ctx context.Context, id string, r io.Reader, size int64, want uploadCheck) (*written, error) {
 	f, err := os.CreateTemp(s.dir, tmpPrefix+id+"-")
 	if err != nil {
 		return nil, err
@@ -75,15 +88,22 @@ func (s *imageStore) write(ctx context.Context, id string, r io.Reader, size int
 		}
 	}()
 	md5h, shah := md5.New(), sha512.New()
-	src := &ctxReader{ctx: ctx, r: r}
-	var n int64
+	insp := newFormatInspector(want.diskFormat)
+	var src io.Reader = &ctxReader{ctx: ctx, r: r}
 	if size >= 0 {
 		// One byte past size tells "too long" from "exactly right".
-		n, err = io.Copy(io.MultiWriter(f, md5h, shah), io.LimitReader(src, size+1))
-	} else {
-		n, err = io.Copy(io.MultiWriter(f, md5h, shah), src)
+		src = io.LimitReader(src, size+1)
 	}
+	// The inspector goes first, so bytes it refuses never reach the disk.
+	n, err := io.CopyBuffer(io.MultiWriter(insp, fanOut{f, md5h, shah}), src, make([]byte, copyBufferSize))
 	if err != nil {
+		if insp.err != nil && errors.Is(err, insp.err) {
+			return nil, fmt.Errorf("refused after %d bytes: %w", n, err)
+		}
+		return nil, fmt.Errorf("upload interrupted after %d bytes: %w", n, err)
+	}
+	if err := ctx.Err(); err != nil {
+		// Cancelled as the stream ended: the caller has given up on it.
 		return nil, fmt.Errorf("upload interrupted after %d bytes: %w", n, err)
 	}
 	if size >= 0 && n > size {
@@ -91,6 +111,13 @@ func (s *imageStore) write(ctx context.Context, id string, r io.Reader, size int
 	}
 	if size >= 0 && n < size {
 		return nil, errf(peers.ErrInvalid, "upload ended after %d of the %d bytes announced", n, size)
+	}
+	if err := insp.finish(); err != nil {
+		return nil, err
+	}
+	sum := hex.EncodeToString(md5h.Sum(nil))
+	if want.md5 != "" && sum != want.md5 {
+		return nil, errf(peers.ErrInvalid, "checksum mismatch: the data's MD5 is %s, expected %s", sum, want.md5)
 	}
 	if err := f.Sync(); err != nil {
 		return nil, fmt.Errorf("syncing upload: %w", err)
@@ -101,8 +128,39 @@ func (s *imageStore) write(ctx context.Context, id string, r io.Reader, size int
 	ok = true
 	return &written{
 		tmp: f.Name(), final: s.path(id), size: n,
-		md5: hex.EncodeToString(md5h.Sum(nil)), sha512: hex.EncodeToString(shah.Sum(nil)),
+		md5: sum, sha512: hex.EncodeToString(shah.Sum(nil)),
 	}, nil
+}
+
+// fanOut writes each chunk to all its writers at once, one goroutine each
+// but the first: MD5, SHA-512 and the disk each take about as long, so on
+// several cores an upload runs at the pace of the slowest, not their sum.
+// Chunks too small to repay the goroutines are written in turn.
+type fanOut []io.Writer
+
+// fanOutMin is the smallest chunk fanOut spreads over goroutines.
+const fanOutMin = 32 << 10
+
+func (fo fanOut) Write(p []byte) (int, error) {
+	if len(p) < fanOutMin {
+		for _, w := range fo {
+			if _, err := w.Write(p); err != nil {
+				return 0, err
+			}
+		}
+		return len(p), nil
+	}
+	errs := make([]error, len(fo))
+	var wg sync.WaitGroup
+	for i, w := range fo[1:] {
+		wg.Go(func() { _, errs[i+1] = w.Write(p) })
+	}
+	_, errs[0] = fo[0].Write(p)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // commit renames the upload into place and syncs the directory, so the
@@ -157,8 +215,11 @@ func (r *ctxReadCloser) Close() error { return r.c.Close() }
 // UploadImage streams data into a queued image: queued -> saving -> active
 // with size, MD5 checksum and SHA-512 os_hash_value computed on the way.
 // Bytes go to disk, never whole into memory. Any failure (the reader's, a
-// size mismatch, the disk's, ctx ending) leaves the image killed with no
-// partial file. An image deleted while saving stays deleted.
+// size mismatch, the disk's, ctx ending, bytes that are not the declared
+// disk_format, an MD5 other than the ImageSpec's Checksum) leaves the image
+// killed with no partial file; the error says why (ErrInvalid for the
+// data's own faults) and the log records it. An image deleted while saving
+// stays deleted.
 func (c *Cloud) UploadImage(ctx context.Context, id string, data io.Reader, size int64) error {
 	if size < -1 {
 		return errf(peers.ErrInvalid, "image %s: size %d; want >= 0, or -1 when unknown", id, size)
@@ -176,10 +237,11 @@ func (c *Cloud) UploadImage(ctx context.Context, id string, data io.Reader, size
 		return errf(peers.ErrConflict, "image %s is %s; only a queued image takes data", id, img.Status)
 	}
 	img.Status, img.UpdatedAt = peers.ImageSaving, now()
+	want := uploadCheck{diskFormat: img.DiskFormat, md5: img.wantMD5}
 	c.mu.Unlock()
 
 	log := c.log.WithField("image", id)
-	w, err := c.store.write(ctx, id, data, size)
+	w, err := c.store.write(ctx, id, data, size, want)
 	if err == nil {
 		err = c.store.commit(w)
 	}
@@ -195,7 +257,7 @@ func (c *Cloud) UploadImage(ctx context.Context, id string, data io.Reader, size
 	img.UpdatedAt = now()
 	if err != nil {
 		img.Status = peers.ImageKilled
-		log.WithError(err).Warn("image upload failed; image killed")
+		log.WithField("reason", err.Error()).Warn("image upload failed; image killed")
 		return fmt.Errorf("image %s killed: %w", id, err)
 	}
 	img.Status, img.Size = peers.ImageActive, w.size

@@ -2,6 +2,8 @@ package localcloud
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/x509"
 	"encoding/pem"
@@ -20,8 +22,10 @@ import (
 var keypairNameRE = regexp.MustCompile(`^[a-zA-Z0-9 _.@-]{1,255}$`)
 
 // CreateKeypair imports a public key: an SSH key in authorized_keys form
-// (type "ssh", the default) or a PEM certificate (type "x509"). Names are
-// unique across the cloud.
+// (type "ssh", the default) or a PEM certificate (type "x509"). With no
+// public key it generates an SSH key pair, as Nova before microversion 2.92
+// did, and returns the private key in this answer only: it is never stored.
+// Names are unique across the cloud.
 func (c *Cloud) CreateKeypair(ctx context.Context, spec peers.KeypairSpec) (peers.Keypair, error) {
 	if err := ctx.Err(); err != nil {
 		return peers.Keypair{}, err
@@ -33,12 +37,21 @@ func (c *Cloud) CreateKeypair(ctx context.Context, spec peers.KeypairSpec) (peer
 	if typ == "" {
 		typ = "ssh"
 	}
-	var fp string
+	var fp, private string
 	var err error
-	switch typ {
-	case "ssh":
+	switch {
+	case typ == "ssh" && strings.TrimSpace(spec.PublicKey) == "":
+		if err = c.keypairNameFree(ctx, spec.Name); err != nil {
+			return peers.Keypair{}, err
+		}
+		if spec.PublicKey, private, err = generateSSHKeypair(); err == nil {
+			fp, err = sshFingerprint(spec.PublicKey)
+		}
+	case typ == "x509" && strings.TrimSpace(spec.PublicKey) == "":
+		err = errf(peers.ErrNotSupported, "generating an x509 keypair; import a certificate")
+	case typ == "ssh":
 		fp, err = sshFingerprint(spec.PublicKey)
-	case "x509":
+	case typ == "x509":
 		fp, err = x509Fingerprint(spec.PublicKey)
 	default:
 		err = errf(peers.ErrInvalid, "type %q: want ssh or x509", typ)
@@ -58,8 +71,52 @@ func (c *Cloud) CreateKeypair(ctx context.Context, spec peers.KeypairSpec) (peer
 		return peers.Keypair{}, errf(peers.ErrConflict, "keypair %s already exists", kp.Name)
 	}
 	c.keypairs[kp.Name] = &kp
-	c.log.WithFields(logrus.Fields{"keypair": kp.Name, "project": kp.Project, "fingerprint": fp}).Info("keypair imported")
-	return kp, nil
+	how := "keypair imported"
+	if private != "" {
+		how = "keypair generated"
+	}
+	c.log.WithFields(logrus.Fields{"keypair": kp.Name, "project": kp.Project, "fingerprint": fp}).Info(how)
+	out := kp
+	out.PrivateKey = private
+	return out, nil
+}
+
+// keypairNameFree refuses a name in use before the work of generating a key
+// pair for it; CreateKeypair checks again when it stores the pair.
+func (c *Cloud) keypairNameFree(ctx context.Context, name string) error {
+	if err := c.begin(ctx); err != nil {
+		return err
+	}
+	defer c.mu.Unlock()
+	if _, dup := c.keypairs[name]; dup {
+		return errf(peers.ErrConflict, "keypair %s already exists", name)
+	}
+	return nil
+}
+
+// generatedKeyComment ends a generated public key, as Nova's
+// "Generated-by-Nova".
+const generatedKeyComment = "Generated-by-cloudmux"
+
+// generateSSHKeypair makes an RSA 2048 key pair, what Nova generated: the
+// public key in authorized_keys form and the private key as a PKCS#1 PEM
+// ("BEGIN RSA PRIVATE KEY"), which OpenSSH, paramiko, PuTTYgen and
+// golang.org/x/crypto/ssh all read. RSA rather than ed25519 because the
+// key goes into guests of any age: dropbear before 2020.79 (CirrOS 0.5 and
+// older) and other old sshds know no ed25519; every sshd knows RSA, and
+// OpenSSH signs with it by rsa-sha2-256/512, not the retired SHA-1.
+func generateSSHKeypair() (public, private string, err error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return "", "", fmt.Errorf("generating an RSA key: %w", err)
+	}
+	pub, err := ssh.NewPublicKey(&key.PublicKey)
+	if err != nil {
+		return "", "", fmt.Errorf("encoding the public key: %w", err)
+	}
+	public = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))) + " " + generatedKeyComment
+	private = string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
+	return public, private, nil
 }
 
 // sshFingerprint parses an authorized_keys line and returns Nova's
