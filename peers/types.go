@@ -187,7 +187,9 @@ type ImageSpec struct {
 	Properties      map[string]string
 	// Checksum, when set, is the MD5 (hex) the uploaded bytes must have; a
 	// mismatch kills the upload. The broker sets it when it copies an image
-	// between peers.
+	// between peers. Glance takes no checksum on create, so a Glance-backed
+	// driver checks the MD5 itself after the upload and deletes the image on
+	// a mismatch.
 	Checksum string
 }
 
@@ -359,7 +361,10 @@ type Keypair struct {
 }
 
 // KeypairSpec imports a public key, or, with PublicKey empty, asks the
-// cloud to generate a key pair and return its private key once.
+// cloud to generate a key pair and return its private key once. Nova stopped
+// generating pairs at microversion 2.92, so a Nova-backed driver generates
+// the pair itself and imports the public half. Generating an x509 pair may
+// be ErrNotSupported.
 type KeypairSpec struct {
 	Name      string
 	Project   string
