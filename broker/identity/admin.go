@@ -1,0 +1,250 @@
+package identity
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// filterByName keeps the items whose name equals ?name= (the openstack CLI
+// resolves names this way), case-insensitively like Keystone.
+func filterByName[T any](r *http.Request, items []T, name func(T) string) []T {
+	want := r.URL.Query().Get("name")
+	if want == "" {
+		return items
+	}
+	out := []T{}
+	for _, it := range items {
+		if strings.EqualFold(name(it), want) {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+func links(r *http.Request) map[string]any {
+	return map[string]any{"self": BaseURL(r) + r.URL.Path, "next": nil, "previous": nil}
+}
+
+func (k *Keystone) listDomains(w http.ResponseWriter, r *http.Request) {
+	ds, err := k.Dir.ListDomains(r.Context())
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"domains": filterByName(r, ds, func(d Domain) string { return d.Name }), "links": links(r)})
+}
+
+func (k *Keystone) showDomain(w http.ResponseWriter, r *http.Request) {
+	d, err := k.Dir.GetDomain(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"domain": d})
+}
+
+func (k *Keystone) listProjects(w http.ResponseWriter, r *http.Request) {
+	ps, err := k.Dir.ListProjects(r.Context())
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	if d := r.URL.Query().Get("domain_id"); d != "" {
+		kept := ps[:0]
+		for _, p := range ps {
+			if p.DomainID == d {
+				kept = append(kept, p)
+			}
+		}
+		ps = kept
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"projects": filterByName(r, ps, func(p Project) string { return p.Name }), "links": links(r)})
+}
+
+func (k *Keystone) createProject(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Project struct {
+			Name        string `json:"name"`
+			DomainID    string `json:"domain_id"`
+			Description string `json:"description"`
+			Enabled     *bool  `json:"enabled"`
+		} `json:"project"`
+	}
+	if err := decode(r, &req); err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	p := Project{Name: req.Project.Name, DomainID: req.Project.DomainID, Description: req.Project.Description, Enabled: req.Project.Enabled == nil || *req.Project.Enabled}
+	if p.DomainID == "" {
+		p.DomainID = DefaultDomainID
+	}
+	p, err := k.Dir.CreateProject(r.Context(), p)
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"project": p})
+}
+
+func (k *Keystone) showProject(w http.ResponseWriter, r *http.Request) {
+	p, err := k.Dir.GetProject(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"project": p})
+}
+
+func (k *Keystone) deleteProject(w http.ResponseWriter, r *http.Request) {
+	if err := k.Dir.DeleteProject(r.Context(), chi.URLParam(r, "id")); err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (k *Keystone) listUsers(w http.ResponseWriter, r *http.Request) {
+	us, err := k.Dir.ListUsers(r.Context())
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"users": filterByName(r, us, func(u User) string { return u.Name }), "links": links(r)})
+}
+
+func (k *Keystone) createUser(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		User struct {
+			Name             string `json:"name"`
+			Password         string `json:"password"`
+			DomainID         string `json:"domain_id"`
+			DefaultProjectID string `json:"default_project_id"`
+			Enabled          *bool  `json:"enabled"`
+		} `json:"user"`
+	}
+	if err := decode(r, &req); err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	u := User{Name: req.User.Name, DomainID: req.User.DomainID, DefaultProjectID: req.User.DefaultProjectID, Enabled: req.User.Enabled == nil || *req.User.Enabled}
+	if u.DomainID == "" {
+		u.DomainID = DefaultDomainID
+	}
+	if u.DefaultProjectID != "" {
+		if _, err := k.Dir.GetProject(r.Context(), u.DefaultProjectID); err != nil {
+			WriteError(w, r, &registry.FieldError{Field: "user.default_project_id", Reason: "no such project"})
+			return
+		}
+	}
+	u, err := k.Dir.CreateUser(r.Context(), u, req.User.Password)
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"user": u})
+}
+
+func (k *Keystone) showUser(w http.ResponseWriter, r *http.Request) {
+	u, err := k.Dir.GetUser(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user": u})
+}
+
+func (k *Keystone) deleteUser(w http.ResponseWriter, r *http.Request) {
+	if err := k.Dir.DeleteUser(r.Context(), chi.URLParam(r, "id")); err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (k *Keystone) listRoles(w http.ResponseWriter, r *http.Request) {
+	rs, err := k.Dir.ListRoles(r.Context())
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"roles": filterByName(r, rs, func(x Role) string { return x.Name }), "links": links(r)})
+}
+
+func (k *Keystone) createRole(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Role struct {
+			Name string `json:"name"`
+		} `json:"role"`
+	}
+	if err := decode(r, &req); err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	role, err := k.Dir.CreateRole(r.Context(), Role{Name: req.Role.Name})
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"role": role})
+}
+
+func assignmentFrom(r *http.Request) Assignment {
+	return Assignment{ProjectID: chi.URLParam(r, "project"), UserID: chi.URLParam(r, "user"), RoleID: chi.URLParam(r, "role")}
+}
+
+func (k *Keystone) grant(w http.ResponseWriter, r *http.Request) {
+	if err := k.Dir.Grant(r.Context(), assignmentFrom(r)); err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (k *Keystone) checkGrant(w http.ResponseWriter, r *http.Request) {
+	a := assignmentFrom(r)
+	as, err := k.Dir.Assignments(r.Context(), a.ProjectID, a.UserID)
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	for _, x := range as {
+		if x.RoleID == a.RoleID {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusNotFound)
+}
+
+func (k *Keystone) ungrant(w http.ResponseWriter, r *http.Request) {
+	if err := k.Dir.Ungrant(r.Context(), assignmentFrom(r)); err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// listAssignments answers GET /v3/role_assignments with the filters the
+// openstack CLI sends: scope.project.id and user.id.
+func (k *Keystone) listAssignments(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	as, err := k.Dir.Assignments(r.Context(), q.Get("scope.project.id"), q.Get("user.id"))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		WriteError(w, r, err)
+		return
+	}
+	out := make([]map[string]any, 0, len(as))
+	for _, a := range as {
+		out = append(out, map[string]any{
+			"role":  map[string]string{"id": a.RoleID},
+			"user":  map[string]string{"id": a.UserID},
+			"scope": map[string]any{"project": map[string]string{"id": a.ProjectID}},
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"role_assignments": out, "links": links(r)})
+}

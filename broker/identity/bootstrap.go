@@ -1,0 +1,82 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Bootstrapped names what Bootstrap made or found.
+type Bootstrapped struct {
+	Domain  Domain
+	Project Project
+	User    User
+	Roles   map[string]Role
+	// Created is true when this call created the admin user (so its
+	// password is the one given), false when the user existed already.
+	Created bool
+}
+
+// Bootstrap gives an empty directory what devstack has: domain Default,
+// roles admin/member/reader, project admin, user admin holding admin on it.
+// It is idempotent. The admin's password is set when the user is created;
+// for an existing admin it is replaced only when reset is true. Two brokers
+// bootstrapping at once agree: the loser of each create finds the winner's.
+func (d *Directory) Bootstrap(ctx context.Context, password string, reset bool) (Bootstrapped, error) {
+	var b Bootstrapped
+	var err error
+	if b.Domain, err = ensure(ctx, func() (Domain, error) { return d.GetDomain(ctx, DefaultDomainID) },
+		func() (Domain, error) {
+			return d.CreateDomain(ctx, Domain{ID: DefaultDomainID, Name: DefaultDomainName, Description: "The default domain", Enabled: true})
+		}); err != nil {
+		return b, fmt.Errorf("bootstrap domain: %w", err)
+	}
+	b.Roles = map[string]Role{}
+	for _, name := range []string{RoleAdmin, RoleMember, RoleReader} {
+		r, err := ensure(ctx, func() (Role, error) { return d.FindRole(ctx, name) },
+			func() (Role, error) { return d.CreateRole(ctx, Role{Name: name}) })
+		if err != nil {
+			return b, fmt.Errorf("bootstrap role %s: %w", name, err)
+		}
+		b.Roles[name] = r
+	}
+	if b.Project, err = ensure(ctx, func() (Project, error) { return d.FindProject(ctx, DefaultDomainID, AdminProjectName) },
+		func() (Project, error) {
+			return d.CreateProject(ctx, Project{Name: AdminProjectName, DomainID: DefaultDomainID, Description: "Bootstrap project", Enabled: true})
+		}); err != nil {
+		return b, fmt.Errorf("bootstrap project: %w", err)
+	}
+	b.User, err = d.FindUser(ctx, DefaultDomainID, AdminUserName)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		b.User, err = d.CreateUser(ctx, User{Name: AdminUserName, DomainID: DefaultDomainID, Enabled: true, DefaultProjectID: b.Project.ID}, password)
+		if errors.Is(err, ErrConflict) { // another broker won
+			b.User, err = d.FindUser(ctx, DefaultDomainID, AdminUserName)
+		} else {
+			b.Created = err == nil
+		}
+	case err == nil && reset:
+		err = d.SetPassword(ctx, b.User.ID, password)
+	}
+	if err != nil {
+		return b, fmt.Errorf("bootstrap admin user: %w", err)
+	}
+	if err := d.Grant(ctx, Assignment{UserID: b.User.ID, ProjectID: b.Project.ID, RoleID: b.Roles[RoleAdmin].ID}); err != nil {
+		return b, fmt.Errorf("bootstrap admin role: %w", err)
+	}
+	return b, nil
+}
+
+// ensure returns what get finds, else what create makes; when create loses a
+// race (ErrConflict), what get finds then.
+func ensure[T any](ctx context.Context, get, create func() (T, error)) (T, error) {
+	v, err := get()
+	if !errors.Is(err, ErrNotFound) {
+		return v, err
+	}
+	v, err = create()
+	if errors.Is(err, ErrConflict) {
+		return get()
+	}
+	return v, err
+}

@@ -1,0 +1,422 @@
+package identity
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// keystoneTime is Keystone's timestamp format, which gophercloud parses.
+const keystoneTime = "2006-01-02T15:04:05.000000Z"
+
+// Keystone serves the Keystone v3 API subset cloudmux offers.
+type Keystone struct {
+	Dir     *Directory
+	Tokens  *Tokens
+	Catalog func(baseURL string) []Service
+	Log     logrus.FieldLogger
+	TTL     time.Duration
+}
+
+// Service is one catalog entry.
+type Service struct {
+	ID        string     `json:"id"`
+	Type      string     `json:"type"`
+	Name      string     `json:"name"`
+	Endpoints []Endpoint `json:"endpoints"`
+}
+
+// Endpoint is one URL of a service.
+type Endpoint struct {
+	ID        string `json:"id"`
+	Interface string `json:"interface"`
+	Region    string `json:"region"`
+	RegionID  string `json:"region_id"`
+	URL       string `json:"url"`
+}
+
+// BaseURL is the scheme and host a request reached the broker at; catalog
+// URLs use it so a client is sent back where it came from.
+func BaseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// Routes mounts /v3 on r.
+func (k *Keystone) Routes(r chi.Router) {
+	r.Get("/", k.version)
+	r.Route("/auth", func(r chi.Router) {
+		r.Post("/tokens", k.issue)
+		r.Group(func(r chi.Router) {
+			r.Use(k.Authenticate)
+			r.Get("/tokens", k.validate)
+			r.Head("/tokens", k.validate)
+			r.Delete("/tokens", k.revoke)
+			r.Get("/catalog", k.catalog)
+			r.Get("/projects", k.myProjects)
+		})
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(k.Authenticate)
+		r.Get("/users/{user}/projects", k.userProjects)
+		r.Group(func(r chi.Router) {
+			r.Use(RequireRole(RoleAdmin))
+			r.Get("/domains", k.listDomains)
+			r.Get("/domains/{id}", k.showDomain)
+			r.Get("/projects", k.listProjects)
+			r.Post("/projects", k.createProject)
+			r.Get("/projects/{id}", k.showProject)
+			r.Delete("/projects/{id}", k.deleteProject)
+			r.Get("/users", k.listUsers)
+			r.Post("/users", k.createUser)
+			r.Get("/users/{id}", k.showUser)
+			r.Delete("/users/{id}", k.deleteUser)
+			r.Get("/roles", k.listRoles)
+			r.Post("/roles", k.createRole)
+			r.Get("/role_assignments", k.listAssignments)
+			r.Put("/projects/{project}/users/{user}/roles/{role}", k.grant)
+			r.Head("/projects/{project}/users/{user}/roles/{role}", k.checkGrant)
+			r.Delete("/projects/{project}/users/{user}/roles/{role}", k.ungrant)
+		})
+	})
+}
+
+// Versions answers GET / with the identity versions, as Keystone's root
+// does (clients given an unversioned auth_url discover /v3 here).
+func (k *Keystone) Versions(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusMultipleChoices, map[string]any{"versions": map[string]any{"values": []any{k.versionDoc(r)}}})
+}
+
+func (k *Keystone) version(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"version": k.versionDoc(r)})
+}
+
+func (k *Keystone) versionDoc(r *http.Request) map[string]any {
+	return map[string]any{
+		"id": "v3.14", "status": "stable", "updated": "2020-04-07T00:00:00Z",
+		"links":      []map[string]string{{"rel": "self", "href": BaseURL(r) + "/v3/"}},
+		"media-types": []map[string]string{{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}},
+	}
+}
+
+// ctxKey types the context keys of this package.
+type ctxKey int
+
+const tokenKey ctxKey = 0
+
+// TokenFrom returns the validated token of a request.
+func TokenFrom(ctx context.Context) (Token, bool) {
+	t, ok := ctx.Value(tokenKey).(Token)
+	return t, ok
+}
+
+// AuthToken reads the caller's token: X-Auth-Token, or a bearer token.
+func AuthToken(r *http.Request) string {
+	if t := r.Header.Get("X-Auth-Token"); t != "" {
+		return t
+	}
+	if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return strings.TrimSpace(v)
+	}
+	return ""
+}
+
+// Authenticate requires a valid token and puts it in the context.
+func (k *Keystone) Authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t, err := k.Tokens.Validate(r.Context(), AuthToken(r))
+		if err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey, t)))
+	})
+}
+
+// RequireRole answers 403 unless the token holds role (admin implies all).
+func RequireRole(role string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if t, _ := TokenFrom(r.Context()); !t.HasRole(role) {
+				WriteError(w, r, fmt.Errorf("%w: this needs the %s role", ErrForbidden, role))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+type nameOrID struct {
+	ID     string    `json:"id"`
+	Name   string    `json:"name"`
+	Domain *nameOrID `json:"domain"`
+}
+
+type authRequest struct {
+	Auth struct {
+		Identity struct {
+			Methods  []string `json:"methods"`
+			Password *struct {
+				User struct {
+					nameOrID
+					Password string `json:"password"`
+				} `json:"user"`
+			} `json:"password"`
+			Token *struct {
+				ID string `json:"id"`
+			} `json:"token"`
+		} `json:"identity"`
+		Scope json.RawMessage `json:"scope"`
+	} `json:"auth"`
+}
+
+func (k *Keystone) issue(w http.ResponseWriter, r *http.Request) {
+	var req authRequest
+	if err := decode(r, &req); err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	id := req.Auth.Identity
+	var user User
+	var methods []string
+	switch {
+	case slices.Contains(id.Methods, "password") && id.Password != nil:
+		u, err := k.findUser(ctx, id.Password.User.nameOrID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			WriteError(w, r, err)
+			return
+		}
+		if user, err = k.Dir.CheckPassword(ctx, u, id.Password.User.Password); err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		methods = []string{"password"}
+	case slices.Contains(id.Methods, "token") && id.Token != nil:
+		prev, err := k.Tokens.Validate(ctx, id.Token.ID)
+		if err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		if user, err = k.Dir.GetUser(ctx, prev.UserID); err != nil || !user.Enabled {
+			WriteError(w, r, fmt.Errorf("%w: the token's user is gone or disabled", ErrUnauthorized))
+			return
+		}
+		methods = []string{"token"}
+	default:
+		WriteError(w, r, &registry.FieldError{Field: "auth.identity.methods", Reason: "supported methods are password and token, with their sections"})
+		return
+	}
+	t := Token{UserID: user.ID, UserName: user.Name, UserDomainID: user.DomainID, Methods: methods}
+	if dom, err := k.Dir.GetDomain(ctx, user.DomainID); err == nil {
+		t.UserDomainName = dom.Name
+	}
+	if err := k.scope(ctx, &t, req.Auth.Scope, user); err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	ttl := k.TTL
+	if ttl <= 0 {
+		ttl = DefaultTokenTTL
+	}
+	token, t, err := k.Tokens.Issue(ctx, t, ttl)
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	w.Header().Set("X-Subject-Token", token)
+	k.Log.WithFields(logrus.Fields{"user": t.UserName, "project": t.ProjectName, "audit_id": t.AuditID}).Info("token issued")
+	writeJSON(w, http.StatusCreated, map[string]any{"token": k.tokenBody(r, t, r.URL.Query().Has("nocatalog"))})
+}
+
+func (k *Keystone) findUser(ctx context.Context, u nameOrID) (User, error) {
+	if u.ID != "" {
+		return k.Dir.GetUser(ctx, u.ID)
+	}
+	domainID, err := k.domainID(ctx, u.Domain)
+	if err != nil {
+		return User{}, err
+	}
+	return k.Dir.FindUser(ctx, domainID, u.Name)
+}
+
+func (k *Keystone) domainID(ctx context.Context, d *nameOrID) (string, error) {
+	switch {
+	case d == nil:
+		return DefaultDomainID, nil
+	case d.ID != "":
+		return d.ID, nil
+	default:
+		dom, err := k.Dir.FindDomain(ctx, d.Name)
+		return dom.ID, err
+	}
+}
+
+// scope resolves the requested scope (a project by id, or by name and
+// domain; "unscoped"; or none, which uses the user's default project when it
+// has a role there) and fills the token's project and roles.
+func (k *Keystone) scope(ctx context.Context, t *Token, raw json.RawMessage, user User) error {
+	var want *nameOrID
+	switch s := strings.TrimSpace(string(raw)); {
+	case s == "" || s == "null":
+		if user.DefaultProjectID != "" {
+			want = &nameOrID{ID: user.DefaultProjectID}
+		}
+	case s == `"unscoped"`:
+	default:
+		var sc struct {
+			Project *nameOrID `json:"project"`
+		}
+		if err := json.Unmarshal(raw, &sc); err != nil || sc.Project == nil {
+			return &registry.FieldError{Field: "auth.scope", Reason: "only project scope (by id, or name and domain) and \"unscoped\" are supported"}
+		}
+		want = sc.Project
+	}
+	if want == nil {
+		return nil
+	}
+	var p Project
+	var err error
+	if want.ID != "" {
+		p, err = k.Dir.GetProject(ctx, want.ID)
+	} else {
+		var domainID string
+		if domainID, err = k.domainID(ctx, want.Domain); err == nil {
+			p, err = k.Dir.FindProject(ctx, domainID, want.Name)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%w: no access to the requested project", ErrUnauthorized)
+	}
+	roles, err := k.Dir.RolesOn(ctx, p.ID, user.ID)
+	if err != nil {
+		return err
+	}
+	if len(roles) == 0 || !p.Enabled {
+		return fmt.Errorf("%w: user %s has no role on project %s", ErrUnauthorized, user.Name, p.Name)
+	}
+	t.ProjectID, t.ProjectName, t.ProjectDomain, t.Roles = p.ID, p.Name, p.DomainID, roles
+	return nil
+}
+
+func (k *Keystone) tokenBody(r *http.Request, t Token, noCatalog bool) map[string]any {
+	body := map[string]any{
+		"methods":    t.Methods,
+		"user":       map[string]any{"id": t.UserID, "name": t.UserName, "domain": map[string]string{"id": t.UserDomainID, "name": t.UserDomainName}, "password_expires_at": nil},
+		"audit_ids":  []string{t.AuditID},
+		"issued_at":  t.IssuedAt.Format(keystoneTime),
+		"expires_at": t.ExpiresAt.Format(keystoneTime),
+		"is_domain":  false,
+	}
+	if t.Scoped() {
+		domName := t.ProjectDomain
+		if dom, err := k.Dir.GetDomain(r.Context(), t.ProjectDomain); err == nil {
+			domName = dom.Name
+		}
+		body["project"] = map[string]any{"id": t.ProjectID, "name": t.ProjectName, "domain": map[string]string{"id": t.ProjectDomain, "name": domName}}
+		body["roles"] = t.Roles
+		if !noCatalog && k.Catalog != nil {
+			body["catalog"] = k.Catalog(BaseURL(r))
+		}
+	}
+	return body
+}
+
+func (k *Keystone) validate(w http.ResponseWriter, r *http.Request) {
+	caller, _ := TokenFrom(r.Context())
+	subject := r.Header.Get("X-Subject-Token")
+	t, err := k.Tokens.Validate(r.Context(), subject)
+	if err != nil {
+		WriteError(w, r, fmt.Errorf("%w: could not find the subject token", ErrNotFound))
+		return
+	}
+	if subject != AuthToken(r) && !caller.HasRole(RoleAdmin) && caller.UserID != t.UserID {
+		WriteError(w, r, fmt.Errorf("%w: only an admin may validate another user's token", ErrForbidden))
+		return
+	}
+	w.Header().Set("X-Subject-Token", subject)
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"token": k.tokenBody(r, t, r.URL.Query().Has("nocatalog"))})
+}
+
+func (k *Keystone) revoke(w http.ResponseWriter, r *http.Request) {
+	caller, _ := TokenFrom(r.Context())
+	subject := r.Header.Get("X-Subject-Token")
+	t, err := k.Tokens.Validate(r.Context(), subject)
+	if err != nil {
+		WriteError(w, r, fmt.Errorf("%w: could not find the subject token", ErrNotFound))
+		return
+	}
+	if !caller.HasRole(RoleAdmin) && caller.UserID != t.UserID {
+		WriteError(w, r, fmt.Errorf("%w: only an admin may revoke another user's token", ErrForbidden))
+		return
+	}
+	if err := k.Tokens.Revoke(r.Context(), subject); err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (k *Keystone) catalog(w http.ResponseWriter, r *http.Request) {
+	var cat []Service
+	if k.Catalog != nil {
+		cat = k.Catalog(BaseURL(r))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"catalog": cat})
+}
+
+func (k *Keystone) myProjects(w http.ResponseWriter, r *http.Request) {
+	t, _ := TokenFrom(r.Context())
+	k.writeUserProjects(w, r, t.UserID)
+}
+
+func (k *Keystone) userProjects(w http.ResponseWriter, r *http.Request) {
+	t, _ := TokenFrom(r.Context())
+	user := chi.URLParam(r, "user")
+	if user != t.UserID && !t.HasRole(RoleAdmin) {
+		WriteError(w, r, fmt.Errorf("%w: another user's projects", ErrForbidden))
+		return
+	}
+	k.writeUserProjects(w, r, user)
+}
+
+func (k *Keystone) writeUserProjects(w http.ResponseWriter, r *http.Request, userID string) {
+	all, err := k.Dir.Assignments(r.Context(), "", userID)
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	seen := map[string]bool{}
+	out := []Project{}
+	for _, a := range all {
+		if seen[a.ProjectID] {
+			continue
+		}
+		seen[a.ProjectID] = true
+		if p, err := k.Dir.GetProject(r.Context(), a.ProjectID); err == nil {
+			out = append(out, p)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"projects": out, "links": map[string]any{"self": BaseURL(r) + r.URL.Path}})
+}
+
+// middleware request ID for error bodies.
+func requestID(r *http.Request) string { return middleware.GetReqID(r.Context()) }

@@ -1,0 +1,211 @@
+package identity_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/projects"
+	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/roles"
+	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
+	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/users"
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+const adminPassword = "admin-secret-pw"
+
+type env struct {
+	srv    *httptest.Server
+	dir    *identity.Directory
+	tokens *identity.Tokens
+	boot   identity.Bootstrapped
+}
+
+// newEnv serves Keystone over real HTTP on a memory store; replicas > 1
+// start more brokers on the same store (as replicas on one Consul).
+func newEnv(t *testing.T, store registry.Store) *env {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	dir := identity.NewDirectory(store)
+	boot, err := dir.Bootstrap(ctx, adminPassword, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks := identity.NewTokens(store, log)
+	go func() { _ = toks.Run(ctx, time.Hour) }()
+	k := &identity.Keystone{Dir: dir, Tokens: toks, Catalog: identity.StaticCatalog(identity.DefaultServices), Log: log}
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID)
+	r.Get("/", k.Versions)
+	r.Route("/v3", k.Routes)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	return &env{srv: srv, dir: dir, tokens: toks, boot: boot}
+}
+
+func (e *env) login(t *testing.T, user, password, project string) (*gophercloud.ProviderClient, error) {
+	t.Helper()
+	return openstack.AuthenticatedClient(context.Background(), gophercloud.AuthOptions{
+		IdentityEndpoint: e.srv.URL + "/v3", Username: user, Password: password,
+		DomainName: "Default", TenantName: project,
+	})
+}
+
+func TestGophercloudFlows(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, registry.NewMemory())
+	provider, err := e.login(t, "admin", adminPassword, "admin")
+	if err != nil {
+		t.Fatalf("gophercloud authentication: %v", err)
+	}
+	idc, err := openstack.NewIdentityV3(provider, gophercloud.EndpointOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("catalog resolves every service", func(t *testing.T) {
+		compute, err := openstack.NewComputeV2(provider, gophercloud.EndpointOpts{Region: identity.Region})
+		if err != nil || !strings.HasSuffix(strings.TrimSuffix(compute.Endpoint, "/"), "/compute/v2.1") {
+			t.Fatalf("compute endpoint = %v, %v", compute, err)
+		}
+		cat, err := tokens.Get(ctx, idc, provider.Token()).ExtractServiceCatalog()
+		if err != nil || len(cat.Entries) != len(identity.DefaultServices) {
+			t.Fatalf("catalog = %+v, %v", cat, err)
+		}
+	})
+	t.Run("token validates, shows project and roles", func(t *testing.T) {
+		res := tokens.Get(ctx, idc, provider.Token())
+		p, err := res.ExtractProject()
+		if err != nil || p.Name != "admin" {
+			t.Fatalf("project = %+v, %v", p, err)
+		}
+		rs, err := res.ExtractRoles()
+		if err != nil || len(rs) != 1 || rs[0].Name != "admin" {
+			t.Fatalf("roles = %+v, %v", rs, err)
+		}
+	})
+
+	// A second project with a member user.
+	proj, err := projects.Create(ctx, idc, projects.CreateOpts{Name: "team-b", DomainID: "default"}).Extract()
+	if err != nil {
+		t.Fatalf("create project: %v", err)
+	}
+	user, err := users.Create(ctx, idc, users.CreateOpts{Name: "bob", Password: "bob-password-1", DomainID: "default", DefaultProjectID: proj.ID}).Extract()
+	if err != nil {
+		t.Fatalf("create user: %v", err)
+	}
+	if err := roles.Assign(ctx, idc, e.boot.Roles[identity.RoleMember].ID, roles.AssignOpts{UserID: user.ID, ProjectID: proj.ID}).ExtractErr(); err != nil {
+		t.Fatalf("assign role: %v", err)
+	}
+	pages, err := projects.List(idc, projects.ListOpts{Name: "team-b"}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps, _ := projects.ExtractProjects(pages); len(ps) != 1 || ps[0].ID != proj.ID {
+		t.Fatalf("project list by name = %+v", ps)
+	}
+
+	t.Run("member logs in to its project", func(t *testing.T) {
+		bob, err := e.login(t, "bob", "bob-password-1", "team-b")
+		if err != nil {
+			t.Fatalf("bob: %v", err)
+		}
+		bidc, _ := openstack.NewIdentityV3(bob, gophercloud.EndpointOpts{})
+		_, err = projects.Create(ctx, bidc, projects.CreateOpts{Name: "not-allowed"}).Extract()
+		if !gophercloud.ResponseCodeIs(err, http.StatusForbidden) {
+			t.Fatalf("member creating a project = %v, want 403", err)
+		}
+		// Revoking its own token works and the token then fails.
+		if err := tokens.Revoke(ctx, bidc, bob.Token()).Err; err != nil {
+			t.Fatalf("revoke: %v", err)
+		}
+		if ok, _ := tokens.Validate(ctx, idc, bob.Token()); ok {
+			t.Fatal("a revoked token still validates")
+		}
+	})
+	t.Run("refusals", func(t *testing.T) {
+		cases := []struct{ name, user, pw, project string }{
+			{"wrong password", "admin", "nope-nope", "admin"},
+			{"unknown user", "mallory", "whatever1", "admin"},
+			{"no role on project", "bob", "bob-password-1", "admin"},
+			{"unknown project", "admin", adminPassword, "no-such-project"},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				_, err := e.login(t, c.user, c.pw, c.project)
+				if !gophercloud.ResponseCodeIs(err, http.StatusUnauthorized) {
+					t.Fatalf("login = %v, want 401", err)
+				}
+			})
+		}
+	})
+}
+
+// TestRevocationReachesReplicas: a token revoked on one broker is refused
+// by another broker on the same store, even one that cached it.
+func TestRevocationReachesReplicas(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store := registry.NewMemory()
+	a, b := newEnv(t, store), newEnv(t, store)
+	provider, err := a.login(t, "admin", adminPassword, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := provider.Token()
+	if _, err := b.tokens.Validate(ctx, token); err != nil {
+		t.Fatalf("replica b refuses a token a issued: %v", err)
+	}
+	if err := a.tokens.Revoke(ctx, token); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err := b.tokens.Validate(ctx, token)
+		if errors.Is(err, identity.ErrUnauthorized) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("replica b still accepts a revoked token it had cached")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not a correctness gate
+	}
+}
+
+func TestSweepRemovesExpired(t *testing.T) {
+	ctx := context.Background()
+	store := registry.NewMemory()
+	e := newEnv(t, store)
+	tok, _, err := e.tokens.Issue(ctx, identity.Token{UserID: "u"}, -time.Second) // born expired
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, _, err := e.tokens.Issue(ctx, identity.Token{UserID: "u"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := e.tokens.Sweep(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("Sweep = %d, %v; want 1 removed", n, err)
+	}
+	if _, err := e.tokens.Validate(ctx, tok); !errors.Is(err, identity.ErrUnauthorized) {
+		t.Fatalf("expired token = %v", err)
+	}
+	if _, err := e.tokens.Validate(ctx, live); err != nil {
+		t.Fatalf("a live token was swept: %v", err)
+	}
+}

@@ -1,0 +1,289 @@
+package identity
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+const (
+	tokensPrefix  = "auth/tokens/"
+	revokedPrefix = "auth/revoked/"
+	// DefaultTokenTTL is Keystone's default token lifetime.
+	DefaultTokenTTL = time.Hour
+	maxCached       = 100_000
+)
+
+// Token is what a token stands for: who, scoped to what, with which roles.
+type Token struct {
+	UserID         string    `json:"user_id"`
+	UserName       string    `json:"user_name"`
+	UserDomainID   string    `json:"user_domain_id"`
+	UserDomainName string    `json:"user_domain_name"`
+	ProjectID      string    `json:"project_id,omitempty"`
+	ProjectName    string    `json:"project_name,omitempty"`
+	ProjectDomain  string    `json:"project_domain_id,omitempty"`
+	Roles          []Role    `json:"roles,omitempty"`
+	Methods        []string  `json:"methods"`
+	IssuedAt       time.Time `json:"issued_at"`
+	ExpiresAt      time.Time `json:"expires_at"`
+	AuditID        string    `json:"audit_id"`
+}
+
+// Scoped reports whether the token is scoped to a project.
+func (t Token) Scoped() bool { return t.ProjectID != "" }
+
+// HasRole reports whether the token carries role: admin implies member,
+// member implies reader (Keystone's default implied roles).
+func (t Token) HasRole(role string) bool {
+	implied := map[string][]string{RoleAdmin: {RoleAdmin, RoleMember, RoleReader}, RoleMember: {RoleMember, RoleReader}, RoleReader: {RoleReader}}
+	for _, r := range t.Roles {
+		if slices.Contains(implied[r.Name], role) || r.Name == role {
+			return true
+		}
+	}
+	return false
+}
+
+// RoleNames lists the token's role names.
+func (t Token) RoleNames() []string {
+	out := make([]string, len(t.Roles))
+	for i, r := range t.Roles {
+		out[i] = r.Name
+	}
+	return out
+}
+
+// Tokens issues, validates and revokes tokens. Validation is served from
+// memory once a token has been seen; revocations from any replica reach
+// this one through Run's watch.
+type Tokens struct {
+	store Store
+	log   logrus.FieldLogger
+	now   func() time.Time
+
+	mu      sync.Mutex
+	cache   map[string]Token     // token hash -> token
+	revoked map[string]time.Time // token hash -> its expiry (kept until then)
+}
+
+// NewTokens returns a token service over store; call Run to follow
+// revocations made by other replicas.
+func NewTokens(store Store, log logrus.FieldLogger) *Tokens {
+	return &Tokens{store: store, log: log, now: func() time.Time { return time.Now().UTC() },
+		cache: map[string]Token{}, revoked: map[string]time.Time{}}
+}
+
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// Issue stores t and returns a new random token for it.
+func (s *Tokens) Issue(ctx context.Context, t Token, ttl time.Duration) (string, Token, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", Token{}, err
+	}
+	var audit [12]byte
+	_, _ = rand.Read(audit[:])
+	token := "cmx_" + base64.RawURLEncoding.EncodeToString(b[:])
+	t.IssuedAt = s.now()
+	t.ExpiresAt = t.IssuedAt.Add(ttl)
+	t.AuditID = base64.RawURLEncoding.EncodeToString(audit[:])
+	raw, err := json.Marshal(t)
+	if err != nil {
+		return "", Token{}, err
+	}
+	if _, err := s.store.CAS(ctx, tokensPrefix+hashToken(token), raw, 0); err != nil {
+		return "", Token{}, fmt.Errorf("store token: %w", err)
+	}
+	return token, t, nil
+}
+
+// Validate returns what a live token stands for.
+func (s *Tokens) Validate(ctx context.Context, token string) (Token, error) {
+	if token == "" || len(token) > 256 {
+		return Token{}, fmt.Errorf("%w: send a token in X-Auth-Token", ErrUnauthorized)
+	}
+	h := hashToken(token)
+	now := s.now()
+	s.mu.Lock()
+	if _, gone := s.revoked[h]; gone {
+		s.mu.Unlock()
+		return Token{}, fmt.Errorf("%w: the token was revoked", ErrUnauthorized)
+	}
+	t, ok := s.cache[h]
+	s.mu.Unlock()
+	if !ok {
+		var err error
+		if t, err = s.load(ctx, h); err != nil {
+			return Token{}, err
+		}
+	}
+	if !now.Before(t.ExpiresAt) {
+		s.forget(h)
+		return Token{}, fmt.Errorf("%w: the token expired at %s", ErrUnauthorized, t.ExpiresAt.Format(time.RFC3339))
+	}
+	return t, nil
+}
+
+func (s *Tokens) load(ctx context.Context, h string) (Token, error) {
+	kv, err := s.store.Get(ctx, tokensPrefix+h)
+	if errors.Is(err, registry.ErrNotFound) {
+		return Token{}, fmt.Errorf("%w: the token is unknown, expired or revoked", ErrUnauthorized)
+	}
+	if err != nil {
+		return Token{}, err
+	}
+	var t Token
+	if err := json.Unmarshal(kv.Value, &t); err != nil {
+		return Token{}, fmt.Errorf("decode token: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, gone := s.revoked[h]; gone { // revoked while we read it
+		return Token{}, fmt.Errorf("%w: the token was revoked", ErrUnauthorized)
+	}
+	if len(s.cache) >= maxCached {
+		clear(s.cache) // crude but bounded; entries reload on demand
+	}
+	s.cache[h] = t
+	return t, nil
+}
+
+func (s *Tokens) forget(h string) {
+	s.mu.Lock()
+	delete(s.cache, h)
+	s.mu.Unlock()
+}
+
+// Revoke invalidates a token on every replica: a revocation record (kept
+// until the token would have expired) that every replica watches, then the
+// token record itself.
+func (s *Tokens) Revoke(ctx context.Context, token string) error {
+	t, err := s.Validate(ctx, token)
+	if err != nil {
+		return err
+	}
+	h := hashToken(token)
+	raw, _ := json.Marshal(t.ExpiresAt)
+	if _, err := s.store.Put(ctx, revokedPrefix+h, raw); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.revoked[h] = t.ExpiresAt
+	delete(s.cache, h)
+	s.mu.Unlock()
+	return s.store.Delete(ctx, tokensPrefix+h)
+}
+
+// Run follows revocations from every replica until ctx ends, and sweeps
+// expired tokens and revocations from the store every sweep interval.
+func (s *Tokens) Run(ctx context.Context, sweep time.Duration) error {
+	go s.sweepLoop(ctx, sweep)
+	var index uint64
+	for {
+		var kvs []registry.KV
+		var next uint64
+		var err error
+		if index == 0 {
+			kvs, next, err = s.store.List(ctx, revokedPrefix)
+		} else {
+			kvs, next, err = s.store.Watch(ctx, revokedPrefix, index)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			s.log.WithError(err).Warn("tokens: revocation watch failed; retrying")
+			index = 0
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		}
+		index = next
+		revoked := make(map[string]time.Time, len(kvs))
+		for _, kv := range kvs {
+			var exp time.Time
+			_ = json.Unmarshal(kv.Value, &exp)
+			revoked[strings.TrimPrefix(kv.Key, revokedPrefix)] = exp
+		}
+		s.mu.Lock()
+		for h, exp := range s.revoked { // keep local revocations the watch has not delivered yet
+			if _, ok := revoked[h]; !ok && s.now().Before(exp) {
+				revoked[h] = exp
+			}
+		}
+		s.revoked = revoked
+		for h := range revoked {
+			delete(s.cache, h)
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *Tokens) sweepLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.Sweep(ctx); err != nil {
+				s.log.WithError(err).Warn("tokens: sweep failed")
+			} else if n > 0 {
+				s.log.WithField("removed", n).Debug("tokens: swept expired records")
+			}
+		}
+	}
+}
+
+// Sweep deletes expired tokens and revocations of expired tokens. Every
+// replica may sweep; deletes are idempotent.
+func (s *Tokens) Sweep(ctx context.Context) (int, error) {
+	now := s.now()
+	removed := 0
+	for _, prefix := range []string{tokensPrefix, revokedPrefix} {
+		kvs, _, err := s.store.List(ctx, prefix)
+		if err != nil {
+			return removed, err
+		}
+		for _, kv := range kvs {
+			var exp time.Time
+			if prefix == tokensPrefix {
+				var t Token
+				if json.Unmarshal(kv.Value, &t) != nil {
+					continue
+				}
+				exp = t.ExpiresAt
+			} else if json.Unmarshal(kv.Value, &exp) != nil {
+				continue
+			}
+			if now.After(exp) {
+				if err := s.store.Delete(ctx, kv.Key); err != nil {
+					return removed, err
+				}
+				removed++
+			}
+		}
+	}
+	return removed, nil
+}
