@@ -25,7 +25,7 @@ type Bootstrapped struct {
 func (d *Directory) Bootstrap(ctx context.Context, password string, reset bool) (Bootstrapped, error) {
 	var b Bootstrapped
 	var err error
-	if b.Domain, err = ensure(ctx, func() (Domain, error) { return d.GetDomain(ctx, DefaultDomainID) },
+	if b.Domain, err = ensure(func() (Domain, error) { return d.GetDomain(ctx, DefaultDomainID) },
 		func() (Domain, error) {
 			return d.CreateDomain(ctx, Domain{ID: DefaultDomainID, Name: DefaultDomainName, Description: "The default domain", Enabled: true})
 		}); err != nil {
@@ -33,14 +33,14 @@ func (d *Directory) Bootstrap(ctx context.Context, password string, reset bool) 
 	}
 	b.Roles = map[string]Role{}
 	for _, name := range []string{RoleAdmin, RoleMember, RoleReader} {
-		r, err := ensure(ctx, func() (Role, error) { return d.FindRole(ctx, name) },
+		r, err := ensure(func() (Role, error) { return d.FindRole(ctx, name) },
 			func() (Role, error) { return d.CreateRole(ctx, Role{Name: name}) })
 		if err != nil {
 			return b, fmt.Errorf("bootstrap role %s: %w", name, err)
 		}
 		b.Roles[name] = r
 	}
-	if b.Project, err = ensure(ctx, func() (Project, error) { return d.FindProject(ctx, DefaultDomainID, AdminProjectName) },
+	if b.Project, err = ensure(func() (Project, error) { return d.FindProject(ctx, DefaultDomainID, AdminProjectName) },
 		func() (Project, error) {
 			return d.CreateProject(ctx, Project{Name: AdminProjectName, DomainID: DefaultDomainID, Description: "Bootstrap project", Enabled: true})
 		}); err != nil {
@@ -69,7 +69,7 @@ func (d *Directory) Bootstrap(ctx context.Context, password string, reset bool) 
 
 // ensure returns what get finds, else what create makes; when create loses a
 // race (ErrConflict), what get finds then.
-func ensure[T any](ctx context.Context, get, create func() (T, error)) (T, error) {
+func ensure[T any](get, create func() (T, error)) (T, error) {
 	v, err := get()
 	if !errors.Is(err, ErrNotFound) {
 		return v, err

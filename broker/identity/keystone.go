@@ -108,7 +108,7 @@ func (k *Keystone) version(w http.ResponseWriter, r *http.Request) {
 func (k *Keystone) versionDoc(r *http.Request) map[string]any {
 	return map[string]any{
 		"id": "v3.14", "status": "stable", "updated": "2020-04-07T00:00:00Z",
-		"links":      []map[string]string{{"rel": "self", "href": BaseURL(r) + "/v3/"}},
+		"links":       []map[string]string{{"rel": "self", "href": BaseURL(r) + "/v3/"}},
 		"media-types": []map[string]string{{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}},
 	}
 }
