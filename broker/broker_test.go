@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker"
+	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
 )
@@ -42,19 +42,25 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	pool := peers.NewPool(peers.PoolConfig{Source: snap, Credentials: reg, Log: log})
-	tokens := broker.NewTokens(store)
-	if err := broker.BootstrapAdmin(ctx, store, "admin-password", true); err != nil {
-		t.Fatal(err)
-	}
-	admin, _, err := tokens.Login(ctx, "admin", "admin-password", time.Hour)
+	dir := identity.NewDirectory(store)
+	boot, err := dir.Bootstrap(ctx, "admin-password", true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	member, _, err := tokens.Issue(ctx, broker.Principal{UserID: "u1", UserName: "alice", Roles: []string{broker.RoleMember}}, time.Hour)
+	tokens := identity.NewTokens(store, log)
+	go func() { _ = tokens.Run(ctx, time.Hour) }()
+	keystone := &identity.Keystone{Dir: dir, Tokens: tokens, Catalog: identity.StaticCatalog(identity.DefaultServices), Log: log}
+	admin, _, err := tokens.Issue(ctx, identity.Token{UserID: boot.User.ID, UserName: "admin", ProjectID: boot.Project.ID,
+		Roles: []identity.Role{boot.Roles[identity.RoleAdmin]}}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(broker.New(broker.Config{Peers: reg, Snapshot: snap, Pool: pool, Tokens: tokens, Log: log, Version: "test"}))
+	member, _, err := tokens.Issue(ctx, identity.Token{UserID: "u1", UserName: "alice", ProjectID: boot.Project.ID,
+		Roles: []identity.Role{boot.Roles[identity.RoleMember]}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(broker.New(broker.Config{Peers: reg, Snapshot: snap, Pool: pool, Identity: keystone, Log: log, Version: "test"}))
 	t.Cleanup(srv.Close)
 	return &env{srv: srv, adminToken: admin, memberToken: member, reg: reg, store: store}
 }
@@ -121,7 +127,7 @@ func TestPeerAPIBadInput(t *testing.T) {
 		{"trailing brace", "POST", "/v1/peers/", e.adminToken, `{"name":"x","kind":"local"}}`, 400, nil},
 		{"too many labels", "POST", "/v1/peers/", e.adminToken, manyLabels(100), 400, []string{"labels"}},
 		{"body too large", "POST", "/v1/peers/", e.adminToken, `{"name":"` + strings.Repeat("x", 2<<20) + `"}`, 413, nil},
-		{"path-like user name", "POST", "/v1/auth/tokens", "", `{"username":"../users/admin","password":"x"}`, 400, []string{"username"}},
+		{"path-like user name is just unknown", "POST", "/v1/auth/tokens", "", `{"username":"../users/admin","password":"x"}`, 401, nil},
 		{"negative cost", "POST", "/v1/peers/", e.adminToken, `{"name":"x","kind":"local","cost":{"vcpu_hour":-1}}`, 400, []string{"cost.vcpu_hour"}},
 		{"missing peer", "GET", "/v1/peers/nope", e.adminToken, ``, 404, nil},
 	}
@@ -245,26 +251,6 @@ func TestTokens(t *testing.T) {
 	}
 }
 
-func TestBootstrapAdminOnce(t *testing.T) {
-	ctx := context.Background()
-	store := registry.NewMemory()
-	if err := broker.BootstrapAdmin(ctx, store, "first-password", false); err != nil {
-		t.Fatal(err)
-	}
-	if err := broker.BootstrapAdmin(ctx, store, "second-password", false); !errors.Is(err, registry.ErrConflict) {
-		t.Fatalf("a second generated password replaced the first: %v", err)
-	}
-	tokens := broker.NewTokens(store)
-	if _, _, err := tokens.Login(ctx, "admin", "first-password", time.Hour); err != nil {
-		t.Fatalf("the first password stopped working: %v", err)
-	}
-	if err := broker.BootstrapAdmin(ctx, store, "operator-password", true); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := tokens.Login(ctx, "admin", "operator-password", time.Hour); err != nil {
-		t.Fatalf("an operator's reset did not take: %v", err)
-	}
-}
 
 func manyLabels(n int) string {
 	labels := map[string]string{}

@@ -8,14 +8,13 @@ import (
 
 	"github.com/go-chi/chi/v5/middleware"
 
+	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
 // Errors of the broker itself.
 var (
-	ErrUnauthenticated = errors.New("broker: authentication required")
-	ErrForbidden       = errors.New("broker: not allowed")
 	ErrBadRequest      = errors.New("broker: bad request")
 	ErrTooLarge        = errors.New("broker: request body too large")
 )
@@ -36,16 +35,16 @@ type errorBody struct {
 // statusOf maps sentinel errors to HTTP statuses at the boundary.
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, ErrUnauthenticated), errors.Is(err, peers.ErrUnauthorized):
+	case errors.Is(err, peers.ErrUnauthorized), errors.Is(err, identity.ErrUnauthorized):
 		return http.StatusUnauthorized
-	case errors.Is(err, ErrForbidden):
+	case errors.Is(err, identity.ErrForbidden):
 		return http.StatusForbidden
 	case errors.Is(err, registry.ErrInvalid), errors.Is(err, ErrBadRequest), errors.Is(err, peers.ErrInvalid),
 		errors.Is(err, registry.ErrInvalidKey):
 		return http.StatusBadRequest
 	case errors.Is(err, registry.ErrValueTooLarge), errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, registry.ErrNotFound), errors.Is(err, peers.ErrNotFound):
+	case errors.Is(err, registry.ErrNotFound), errors.Is(err, peers.ErrNotFound), errors.Is(err, identity.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, registry.ErrConflict), errors.Is(err, registry.ErrDuplicateName), errors.Is(err, peers.ErrConflict):
 		return http.StatusConflict

@@ -11,12 +11,13 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/peers/openstack"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
 func (s *Server) peerRoutes(r chi.Router) {
-	r.Use(s.requireRole(RoleAdmin))
+	r.Use(s.requireRole(identity.RoleAdmin))
 	r.Get("/", s.listPeers)
 	r.Post("/", s.createPeer)
 	r.Post("/import", s.importPeers)

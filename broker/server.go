@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
 
+	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
 )
@@ -37,7 +38,7 @@ type Config struct {
 	Peers    PeerAdmin
 	Snapshot PeerView
 	Pool     *peers.Pool
-	Tokens   *Tokens
+	Identity *identity.Keystone
 	Log      logrus.FieldLogger
 	Version  string
 	// RequestTimeout bounds every request; default 60s.
@@ -81,6 +82,8 @@ func New(cfg Config) *Server {
 	r.Use(middleware.Recoverer)
 	r.Use(middleware.Timeout(cfg.RequestTimeout))
 
+	r.Get("/", cfg.Identity.Versions)
+	r.Route("/v3", cfg.Identity.Routes)
 	r.Get("/healthz", s.healthz)
 	r.Handle("/metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
 	r.Route("/v1", func(r chi.Router) {

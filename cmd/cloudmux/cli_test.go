@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack"
 )
 
 // cloudmuxBin is the binary under test, built once in TestMain.
@@ -248,6 +251,8 @@ func TestDevBrokerHTTP(t *testing.T) {
 		token string
 		code  int
 	}{
+		{"keystone discovery", "/", "", 300},
+		{"keystone v3", "/v3", "", 200},
 		{"healthz", "/healthz", "", 200},
 		{"metrics", "/metrics", "", 200},
 		{"v1 discovery", "/v1/", "", 200},
@@ -261,6 +266,31 @@ func TestDevBrokerHTTP(t *testing.T) {
 				t.Fatalf("GET %s = %d %v, want %d", tc.path, code, body, tc.code)
 			}
 		})
+	}
+}
+
+// TestDevBrokerOpenStackClients: the files -dev writes are all an OpenStack
+// client needs; gophercloud authenticates with them and finds the catalog.
+func TestDevBrokerOpenStackClients(t *testing.T) {
+	b := startDev(t)
+	for _, f := range []string{"openrc", "clouds.yaml"} {
+		raw, err := os.ReadFile(filepath.Join(b.dataDir, f))
+		if err != nil || !strings.Contains(string(raw), b.addr+"/v3") || !strings.Contains(string(raw), testAdminPassword) {
+			t.Fatalf("%s = %q, %v; want the auth URL and the admin password", f, raw, err)
+		}
+	}
+	provider, err := openstack.AuthenticatedClient(context.Background(), gophercloud.AuthOptions{
+		IdentityEndpoint: b.addr + "/v3", Username: "admin", Password: testAdminPassword, DomainName: "Default", TenantName: "admin",
+	})
+	if err != nil {
+		t.Fatalf("gophercloud against serve -dev: %v", err)
+	}
+	if _, err := openstack.NewComputeV2(provider, gophercloud.EndpointOpts{Region: "RegionOne"}); err != nil {
+		t.Fatalf("compute endpoint from the catalog: %v", err)
+	}
+	// The Keystone token works on /v1 too: one identity for every API.
+	if _, _, code := b.cli(t, []string{"CLOUDMUX_TOKEN=" + provider.Token()}, "peer", "list"); code != 0 {
+		t.Fatalf("a Keystone token refused by /v1: exit %d", code)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/cloudmux/cloudmux/broker"
+	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
 	"github.com/cloudmux/cloudmux/registry/consul"
@@ -191,11 +192,14 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	})
 	goBG("prober", prober.Run)
 
-	tokens := broker.NewTokens(store)
-	adminPassword, adminToken, err := bootstrapAdmin(startCtx, cfg, store, tokens, log)
+	dir := identity.NewDirectory(store)
+	tokens := identity.NewTokens(store, log.WithField("component", "tokens"))
+	goBG("tokens", func(ctx context.Context) error { return tokens.Run(ctx, 10*time.Minute) })
+	adminPassword, adminToken, err := bootstrapAdmin(startCtx, cfg, dir, tokens, log)
 	if err != nil {
 		return err
 	}
+	keystone := &identity.Keystone{Dir: dir, Tokens: tokens, Catalog: identity.StaticCatalog(identity.DefaultServices), Log: log.WithField("component", "identity")}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -203,7 +207,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	}
 	addr := "http://" + ln.Addr().String()
 	handler := broker.New(broker.Config{
-		Peers: peerReg, Snapshot: snap, Pool: pool, Tokens: tokens,
+		Peers: peerReg, Snapshot: snap, Pool: pool, Identity: keystone,
 		Log: log.WithField("component", "http"), Version: version,
 	})
 	httpSrv := &http.Server{
@@ -219,6 +223,11 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 
 	if err := writeEnvFile(cfg.DataDir, addr, adminToken); err != nil {
 		log.WithError(err).Warn("cannot write cloudmux.env")
+	}
+	if adminPassword != "" {
+		if err := writeClientFiles(cfg.DataDir, addr, adminPassword); err != nil {
+			log.WithError(err).Warn("cannot write openrc and clouds.yaml")
+		}
 	}
 	printBanner(stdout, cfg, addr, adminPassword, adminToken)
 	log.WithFields(logrus.Fields{"addr": addr, "config": cfg.String(), "version": version}).Info("cloudmux serving")
@@ -261,43 +270,77 @@ func credentialsSealer(cfg Config) (registry.Sealer, error) {
 	return registry.NewAESGCM(key)
 }
 
-// bootstrapAdmin makes sure the admin user exists and, in -dev, returns its
-// password and a fresh admin token for the banner. A password given in
+// bootstrapAdmin gives the directory what devstack has (domain Default,
+// roles, project admin, user admin) and, in -dev, returns the admin password
+// and a fresh admin token for the banner. A password given in
 // CLOUDMUX_ADMIN_PASSWORD is (re)set; otherwise a new admin gets a generated
-// one, created by compare-and-swap so that of two brokers starting together
-// exactly one wins and only the winner writes DATA_DIR/admin-password.
-func bootstrapAdmin(ctx context.Context, cfg Config, store registry.Store, tokens *broker.Tokens, log logrus.FieldLogger) (string, string, error) {
-	password := cfg.AdminPassword
-	if password != "" {
-		if err := broker.BootstrapAdmin(ctx, store, password, true); err != nil {
-			return "", "", err
-		}
-	} else {
+// one, and only the broker that created the admin (of two starting
+// together) writes DATA_DIR/admin-password.
+func bootstrapAdmin(ctx context.Context, cfg Config, dir *identity.Directory, tokens *identity.Tokens, log logrus.FieldLogger) (string, string, error) {
+	password, reset := cfg.AdminPassword, true
+	if password == "" {
 		var b [18]byte
 		if _, err := rand.Read(b[:]); err != nil {
 			return "", "", err
 		}
-		password = base64.RawURLEncoding.EncodeToString(b[:])
-		err := broker.BootstrapAdmin(ctx, store, password, false)
-		switch {
-		case errors.Is(err, registry.ErrConflict):
-			log.Info("admin user exists; keeping its password")
-			password = ""
-		case err != nil:
+		password, reset = base64.RawURLEncoding.EncodeToString(b[:]), false
+	}
+	boot, err := dir.Bootstrap(ctx, password, reset)
+	if err != nil {
+		return "", "", err
+	}
+	if !reset && !boot.Created {
+		log.Info("admin user exists; keeping its password")
+		password = ""
+	}
+	if !reset && boot.Created && !cfg.Dev {
+		path := filepath.Join(cfg.DataDir, "admin-password")
+		if err := os.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
 			return "", "", err
-		case !cfg.Dev:
-			path := filepath.Join(cfg.DataDir, "admin-password")
-			if err := os.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
-				return "", "", err
-			}
-			log.WithField("file", path).Warn("generated the admin password; it is in this file, readable only by this user")
 		}
+		log.WithField("file", path).Warn("generated the admin password; it is in this file, readable only by this user")
 	}
 	if !cfg.Dev || password == "" {
 		return "", "", nil
 	}
-	token, _, err := tokens.Login(ctx, "admin", password, 24*time.Hour)
+	token, _, err := tokens.Issue(ctx, identity.Token{
+		UserID: boot.User.ID, UserName: boot.User.Name, UserDomainID: boot.User.DomainID, UserDomainName: boot.Domain.Name,
+		ProjectID: boot.Project.ID, ProjectName: boot.Project.Name, ProjectDomain: boot.Project.DomainID,
+		Roles: []identity.Role{boot.Roles[identity.RoleAdmin]}, Methods: []string{"password"},
+	}, 24*time.Hour)
 	return password, token, err
+}
+
+// writeClientFiles writes what OpenStack clients need to reach this broker
+// as admin: an openrc to source and a clouds.yaml with cloud "cloudmux".
+func writeClientFiles(dir, addr, password string) error {
+	openrc := fmt.Sprintf(`export OS_AUTH_URL=%[1]s/v3
+export OS_IDENTITY_API_VERSION=3
+export OS_USERNAME=admin
+export OS_PASSWORD=%[2]s
+export OS_PROJECT_NAME=admin
+export OS_USER_DOMAIN_NAME=Default
+export OS_PROJECT_DOMAIN_NAME=Default
+export OS_REGION_NAME=%[3]s
+export OS_INTERFACE=public
+`, addr, password, identity.Region)
+	clouds := fmt.Sprintf(`clouds:
+  cloudmux:
+    auth:
+      auth_url: %[1]s/v3
+      username: admin
+      password: %[2]q
+      project_name: admin
+      user_domain_name: Default
+      project_domain_name: Default
+    region_name: %[3]s
+    interface: public
+    identity_api_version: 3
+`, addr, password, identity.Region)
+	return errors.Join(
+		os.WriteFile(filepath.Join(dir, "openrc"), []byte(openrc), 0o600),
+		os.WriteFile(filepath.Join(dir, "clouds.yaml"), []byte(clouds), 0o600),
+	)
 }
 
 func writeEnvFile(dir, addr, token string) error {
@@ -330,5 +373,11 @@ func printBanner(w io.Writer, cfg Config, addr, password, token string) {
 
   (also in %s)
 
-`, addr, cfg.DataDir, cfg.LocalCloud.Name, cfg.LocalCloud.Driver, password, token, addr, token, filepath.Join(cfg.DataDir, "cloudmux.env"))
+  Or any OpenStack client:
+
+    source %s
+    OS_CLIENT_CONFIG_FILE=%s OS_CLOUD=cloudmux openstack token issue
+
+`, addr, cfg.DataDir, cfg.LocalCloud.Name, cfg.LocalCloud.Driver, password, token, addr, token, filepath.Join(cfg.DataDir, "cloudmux.env"),
+		filepath.Join(cfg.DataDir, "openrc"), filepath.Join(cfg.DataDir, "clouds.yaml"))
 }
