@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -30,13 +31,35 @@ func links(r *http.Request) map[string]any {
 	return map[string]any{"self": BaseURL(r) + r.URL.Path, "next": nil, "previous": nil}
 }
 
+// entity renders v (a Domain, Project, User or Role) with Keystone's
+// per-entity links, which clients such as the openstack CLI read.
+func entity(r *http.Request, collection, id string, v any) map[string]any {
+	raw, _ := json.Marshal(v)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	m["links"] = map[string]string{"self": BaseURL(r) + "/v3/" + collection + "/" + id}
+	if collection == "projects" {
+		m["is_domain"], m["parent_id"], m["tags"] = false, m["domain_id"], []string{}
+	}
+	return m
+}
+
+func entities[T any](r *http.Request, collection string, items []T, id func(T) string) []map[string]any {
+	out := make([]map[string]any, len(items))
+	for i, it := range items {
+		out[i] = entity(r, collection, id(it), it)
+	}
+	return out
+}
+
 func (k *Keystone) listDomains(w http.ResponseWriter, r *http.Request) {
 	ds, err := k.Dir.ListDomains(r.Context())
 	if err != nil {
 		WriteError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"domains": filterByName(r, ds, func(d Domain) string { return d.Name }), "links": links(r)})
+	ds = filterByName(r, ds, func(d Domain) string { return d.Name })
+	writeJSON(w, http.StatusOK, map[string]any{"domains": entities(r, "domains", ds, func(d Domain) string { return d.ID }), "links": links(r)})
 }
 
 func (k *Keystone) showDomain(w http.ResponseWriter, r *http.Request) {
@@ -45,7 +68,7 @@ func (k *Keystone) showDomain(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"domain": d})
+	writeJSON(w, http.StatusOK, map[string]any{"domain": entity(r, "domains", d.ID, d)})
 }
 
 func (k *Keystone) listProjects(w http.ResponseWriter, r *http.Request) {
@@ -63,7 +86,8 @@ func (k *Keystone) listProjects(w http.ResponseWriter, r *http.Request) {
 		}
 		ps = kept
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"projects": filterByName(r, ps, func(p Project) string { return p.Name }), "links": links(r)})
+	ps = filterByName(r, ps, func(p Project) string { return p.Name })
+	writeJSON(w, http.StatusOK, map[string]any{"projects": entities(r, "projects", ps, func(p Project) string { return p.ID }), "links": links(r)})
 }
 
 func (k *Keystone) createProject(w http.ResponseWriter, r *http.Request) {
@@ -88,7 +112,7 @@ func (k *Keystone) createProject(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"project": p})
+	writeJSON(w, http.StatusCreated, map[string]any{"project": entity(r, "projects", p.ID, p)})
 }
 
 func (k *Keystone) showProject(w http.ResponseWriter, r *http.Request) {
@@ -97,7 +121,7 @@ func (k *Keystone) showProject(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"project": p})
+	writeJSON(w, http.StatusOK, map[string]any{"project": entity(r, "projects", p.ID, p)})
 }
 
 func (k *Keystone) deleteProject(w http.ResponseWriter, r *http.Request) {
@@ -114,7 +138,8 @@ func (k *Keystone) listUsers(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"users": filterByName(r, us, func(u User) string { return u.Name }), "links": links(r)})
+	us = filterByName(r, us, func(u User) string { return u.Name })
+	writeJSON(w, http.StatusOK, map[string]any{"users": entities(r, "users", us, func(u User) string { return u.ID }), "links": links(r)})
 }
 
 func (k *Keystone) createUser(w http.ResponseWriter, r *http.Request) {
@@ -146,7 +171,7 @@ func (k *Keystone) createUser(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"user": u})
+	writeJSON(w, http.StatusCreated, map[string]any{"user": entity(r, "users", u.ID, u)})
 }
 
 func (k *Keystone) showUser(w http.ResponseWriter, r *http.Request) {
@@ -155,11 +180,21 @@ func (k *Keystone) showUser(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"user": u})
+	writeJSON(w, http.StatusOK, map[string]any{"user": entity(r, "users", u.ID, u)})
 }
 
 func (k *Keystone) deleteUser(w http.ResponseWriter, r *http.Request) {
-	if err := k.Dir.DeleteUser(r.Context(), chi.URLParam(r, "id")); err != nil {
+	id := chi.URLParam(r, "id")
+	if _, err := k.Dir.GetUser(r.Context(), id); err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	// Tokens first: a user half-deleted must not keep access.
+	if err := k.Tokens.RevokeUser(r.Context(), id); err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	if err := k.Dir.DeleteUser(r.Context(), id); err != nil {
 		WriteError(w, r, err)
 		return
 	}
@@ -172,7 +207,8 @@ func (k *Keystone) listRoles(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"roles": filterByName(r, rs, func(x Role) string { return x.Name }), "links": links(r)})
+	rs = filterByName(r, rs, func(x Role) string { return x.Name })
+	writeJSON(w, http.StatusOK, map[string]any{"roles": entities(r, "roles", rs, func(x Role) string { return x.ID }), "links": links(r)})
 }
 
 func (k *Keystone) createRole(w http.ResponseWriter, r *http.Request) {
@@ -190,7 +226,7 @@ func (k *Keystone) createRole(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"role": role})
+	writeJSON(w, http.StatusCreated, map[string]any{"role": entity(r, "roles", role.ID, role)})
 }
 
 func assignmentFrom(r *http.Request) Assignment {

@@ -281,13 +281,23 @@ func (d *Directory) ListUsers(ctx context.Context) ([]User, error) {
 	return us, err
 }
 
-// DeleteUser removes a user and its name.
+// DeleteUser removes a user, its name and its role assignments. (Its
+// tokens are the token service's to revoke: see Tokens.RevokeUser.)
 func (d *Directory) DeleteUser(ctx context.Context, id string) error {
 	u, err := d.GetUser(ctx, id)
 	if err != nil {
 		return err
 	}
-	return errors.Join(d.store.Delete(ctx, usersPrefix+id), d.store.Delete(context.WithoutCancel(ctx), nameKey(userNamesPrefix, u.DomainID, u.Name)))
+	as, err := d.Assignments(ctx, "", id)
+	if err != nil {
+		return err
+	}
+	bg := context.WithoutCancel(ctx)
+	errs := []error{d.store.Delete(ctx, usersPrefix+id), d.store.Delete(bg, nameKey(userNamesPrefix, u.DomainID, u.Name))}
+	for _, a := range as {
+		errs = append(errs, d.store.Delete(bg, assignmentKey(a.ProjectID, a.UserID, a.RoleID)))
+	}
+	return errors.Join(errs...)
 }
 
 // dummyHash keeps a failed lookup as slow as a failed password check, so

@@ -415,7 +415,7 @@ func (k *Keystone) writeUserProjects(w http.ResponseWriter, r *http.Request, use
 			out = append(out, p)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"projects": out, "links": map[string]any{"self": BaseURL(r) + r.URL.Path}})
+	writeJSON(w, http.StatusOK, map[string]any{"projects": entities(r, "projects", out, func(p Project) string { return p.ID }), "links": links(r)})
 }
 
 // middleware request ID for error bodies.

@@ -209,3 +209,47 @@ func TestSweepRemovesExpired(t *testing.T) {
 		t.Fatalf("a live token was swept: %v", err)
 	}
 }
+
+// TestDeletedUserLosesTokens: deleting a user voids its live tokens on every
+// replica and removes its role assignments.
+func TestDeletedUserLosesTokens(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store := registry.NewMemory()
+	a, b := newEnv(t, store), newEnv(t, store)
+	u, err := a.dir.CreateUser(ctx, identity.User{Name: "carol", DomainID: identity.DefaultDomainID, Enabled: true}, "carol-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.dir.Grant(ctx, identity.Assignment{UserID: u.ID, ProjectID: a.boot.Project.ID, RoleID: a.boot.Roles[identity.RoleMember].ID}); err != nil {
+		t.Fatal(err)
+	}
+	carol, err := a.login(t, "carol", "carol-password", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.tokens.Validate(ctx, carol.Token()); err != nil {
+		t.Fatalf("replica b refuses carol's fresh token: %v", err)
+	}
+	admin, err := a.login(t, "admin", adminPassword, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idc, _ := openstack.NewIdentityV3(admin, gophercloud.EndpointOpts{})
+	if err := users.Delete(ctx, idc, u.ID).ExtractErr(); err != nil {
+		t.Fatalf("delete user: %v", err)
+	}
+	for {
+		_, err := b.tokens.Validate(ctx, carol.Token())
+		if errors.Is(err, identity.ErrUnauthorized) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("replica b still accepts a deleted user's token")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not a correctness gate
+	}
+	if as, err := a.dir.Assignments(ctx, "", u.ID); err != nil || len(as) != 0 {
+		t.Fatalf("assignments after delete = %v, %v", as, err)
+	}
+}

@@ -22,6 +22,14 @@ import (
 const (
 	tokensPrefix  = "auth/tokens/"
 	revokedPrefix = "auth/revoked/"
+	// revokedUsersPrefix holds per-user revocation events: every token of
+	// the user issued before the event is refused. It shares the watched
+	// prefix "auth/revoked" with token revocations.
+	revokedUsersPrefix = "auth/revoked-users/"
+	revocationsWatch   = "auth/revoked"
+	// MaxTokenTTL bounds token lifetimes, and so how long revocation
+	// events must be kept.
+	MaxTokenTTL = 7 * 24 * time.Hour
 	// DefaultTokenTTL is Keystone's default token lifetime.
 	DefaultTokenTTL = time.Hour
 	maxCached       = 100_000
@@ -75,16 +83,17 @@ type Tokens struct {
 	log   logrus.FieldLogger
 	now   func() time.Time
 
-	mu      sync.Mutex
-	cache   map[string]Token     // token hash -> token
-	revoked map[string]time.Time // token hash -> its expiry (kept until then)
+	mu           sync.Mutex
+	cache        map[string]Token     // token hash -> token
+	revoked      map[string]time.Time // token hash -> its expiry (kept until then)
+	revokedUsers map[string]time.Time // user ID -> tokens issued before this are void
 }
 
 // NewTokens returns a token service over store; call Run to follow
 // revocations made by other replicas.
 func NewTokens(store Store, log logrus.FieldLogger) *Tokens {
 	return &Tokens{store: store, log: log, now: func() time.Time { return time.Now().UTC() },
-		cache: map[string]Token{}, revoked: map[string]time.Time{}}
+		cache: map[string]Token{}, revoked: map[string]time.Time{}, revokedUsers: map[string]time.Time{}}
 }
 
 func hashToken(token string) string {
@@ -138,7 +147,28 @@ func (s *Tokens) Validate(ctx context.Context, token string) (Token, error) {
 		s.forget(h)
 		return Token{}, fmt.Errorf("%w: the token expired at %s", ErrUnauthorized, t.ExpiresAt.Format(time.RFC3339))
 	}
+	s.mu.Lock()
+	since, userRevoked := s.revokedUsers[t.UserID]
+	s.mu.Unlock()
+	if userRevoked && !t.IssuedAt.After(since) {
+		s.forget(h)
+		return Token{}, fmt.Errorf("%w: the user's tokens were revoked", ErrUnauthorized)
+	}
 	return t, nil
+}
+
+// RevokeUser voids every token of a user issued until now, on every
+// replica (a deleted or disabled user must lose access at once).
+func (s *Tokens) RevokeUser(ctx context.Context, userID string) error {
+	now := s.now()
+	raw, _ := json.Marshal(now)
+	if _, err := s.store.Put(ctx, revokedUsersPrefix+userID, raw); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.revokedUsers[userID] = now
+	s.mu.Unlock()
+	return nil
 }
 
 func (s *Tokens) load(ctx context.Context, h string) (Token, error) {
@@ -201,9 +231,9 @@ func (s *Tokens) Run(ctx context.Context, sweep time.Duration) error {
 		var next uint64
 		var err error
 		if index == 0 {
-			kvs, next, err = s.store.List(ctx, revokedPrefix)
+			kvs, next, err = s.store.List(ctx, revocationsWatch)
 		} else {
-			kvs, next, err = s.store.Watch(ctx, revokedPrefix, index)
+			kvs, next, err = s.store.Watch(ctx, revocationsWatch, index)
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -219,23 +249,42 @@ func (s *Tokens) Run(ctx context.Context, sweep time.Duration) error {
 			continue
 		}
 		index = next
-		revoked := make(map[string]time.Time, len(kvs))
-		for _, kv := range kvs {
-			var exp time.Time
-			_ = json.Unmarshal(kv.Value, &exp)
-			revoked[strings.TrimPrefix(kv.Key, revokedPrefix)] = exp
+		s.applyRevocations(kvs)
+	}
+}
+
+// applyRevocations replaces the in-memory revocation sets with what the
+// store holds, keeping local revocations the watch has not delivered yet,
+// and drops revoked tokens from the cache.
+func (s *Tokens) applyRevocations(kvs []registry.KV) {
+	revoked := map[string]time.Time{}
+	users := map[string]time.Time{}
+	for _, kv := range kvs {
+		var at time.Time
+		_ = json.Unmarshal(kv.Value, &at)
+		switch {
+		case strings.HasPrefix(kv.Key, revokedPrefix):
+			revoked[strings.TrimPrefix(kv.Key, revokedPrefix)] = at
+		case strings.HasPrefix(kv.Key, revokedUsersPrefix):
+			users[strings.TrimPrefix(kv.Key, revokedUsersPrefix)] = at
 		}
-		s.mu.Lock()
-		for h, exp := range s.revoked { // keep local revocations the watch has not delivered yet
-			if _, ok := revoked[h]; !ok && s.now().Before(exp) {
-				revoked[h] = exp
-			}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for h, exp := range s.revoked {
+		if _, ok := revoked[h]; !ok && now.Before(exp) {
+			revoked[h] = exp
 		}
-		s.revoked = revoked
-		for h := range revoked {
-			delete(s.cache, h)
+	}
+	for u, at := range s.revokedUsers {
+		if prev, ok := users[u]; !ok || prev.Before(at) {
+			users[u] = at
 		}
-		s.mu.Unlock()
+	}
+	s.revoked, s.revokedUsers = revoked, users
+	for h := range revoked {
+		delete(s.cache, h)
 	}
 }
 
@@ -261,7 +310,7 @@ func (s *Tokens) sweepLoop(ctx context.Context, every time.Duration) {
 func (s *Tokens) Sweep(ctx context.Context) (int, error) {
 	now := s.now()
 	removed := 0
-	for _, prefix := range []string{tokensPrefix, revokedPrefix} {
+	for _, prefix := range []string{tokensPrefix, revokedPrefix, revokedUsersPrefix} {
 		kvs, _, err := s.store.List(ctx, prefix)
 		if err != nil {
 			return removed, err
@@ -276,6 +325,8 @@ func (s *Tokens) Sweep(ctx context.Context) (int, error) {
 				exp = t.ExpiresAt
 			} else if json.Unmarshal(kv.Value, &exp) != nil {
 				continue
+			} else if prefix == revokedUsersPrefix {
+				exp = exp.Add(MaxTokenTTL) // every token it voids has expired by then
 			}
 			if now.After(exp) {
 				if err := s.store.Delete(ctx, kv.Key); err != nil {

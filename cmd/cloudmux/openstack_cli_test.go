@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var (
+	openstackOnce sync.Once
+	openstackBin  string
+	openstackErr  error
+)
+
+// openstackCLI returns the real openstack CLI, installing it on first use
+// (CI machines start without it).
+func openstackCLI(t *testing.T) string {
+	t.Helper()
+	openstackOnce.Do(func() {
+		out, err := exec.Command("bash", filepath.Join("..", "..", "scripts", "install-openstack-cli.sh")).Output()
+		lines := strings.Fields(string(out))
+		if err != nil || len(lines) == 0 {
+			openstackErr = err
+			return
+		}
+		openstackBin = lines[len(lines)-1]
+	})
+	if openstackErr != nil || openstackBin == "" {
+		t.Fatalf("the openstack CLI cannot be had: %v", openstackErr)
+	}
+	return openstackBin
+}
+
+// osc runs the openstack CLI with the environment an openrc would set,
+// plus overrides.
+func osc(t *testing.T, b *devBroker, env map[string]string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(openstackCLI(t), args...)
+	vars := map[string]string{
+		"OS_AUTH_URL": b.addr + "/v3", "OS_IDENTITY_API_VERSION": "3", "OS_USERNAME": "admin",
+		"OS_PASSWORD": testAdminPassword, "OS_PROJECT_NAME": "admin", "OS_USER_DOMAIN_NAME": "Default",
+		"OS_PROJECT_DOMAIN_NAME": "Default", "OS_REGION_NAME": "RegionOne", "OS_INTERFACE": "public",
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	for k, v := range vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), code
+}
+
+// TestOpenStackCLIIdentity drives the real openstack CLI against serve -dev
+// through the identity flows an admin and a project member use.
+func TestOpenStackCLIIdentity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("installs and runs the openstack CLI")
+	}
+	b := startDev(t)
+	bob := map[string]string{"OS_USERNAME": "bob", "OS_PASSWORD": "bob-password-1", "OS_PROJECT_NAME": "team-b"}
+	steps := []struct {
+		name     string
+		env      map[string]string
+		args     []string
+		wantCode int
+		want     []string
+	}{
+		{"token issue", nil, []string{"token", "issue", "-f", "value", "-c", "id"}, 0, []string{"cmx_"}},
+		{"catalog list", nil, []string{"catalog", "list", "-f", "value", "-c", "Type"}, 0, []string{"identity", "compute", "image", "network", "volumev3"}},
+		{"project create", nil, []string{"project", "create", "team-b", "-f", "value", "-c", "name"}, 0, []string{"team-b"}},
+		{"duplicate project", nil, []string{"project", "create", "team-b"}, 1, []string{"409"}},
+		{"user create", nil, []string{"user", "create", "--password", "bob-password-1", "--project", "team-b", "bob", "-f", "value", "-c", "name"}, 0, []string{"bob"}},
+		{"role add", nil, []string{"role", "add", "--project", "team-b", "--user", "bob", "member"}, 0, nil},
+		{"assignment list", nil, []string{"role", "assignment", "list", "--project", "team-b", "-f", "value"}, 0, []string{"False"}},
+		{"member token", bob, []string{"token", "issue", "-f", "value", "-c", "project_id"}, 0, nil},
+		{"member cannot create projects", bob, []string{"project", "create", "nope"}, 1, []string{"403"}},
+		{"wrong password", map[string]string{"OS_PASSWORD": "wrong-password"}, []string{"token", "issue"}, 1, []string{"401"}},
+		{"member has no admin project", map[string]string{"OS_USERNAME": "bob", "OS_PASSWORD": "bob-password-1"}, []string{"token", "issue"}, 1, []string{"401"}},
+		{"project list", nil, []string{"project", "list", "-f", "value", "-c", "Name"}, 0, []string{"admin", "team-b"}},
+		{"user delete", nil, []string{"user", "delete", "bob"}, 0, nil},
+		{"deleted user cannot log in", bob, []string{"token", "issue"}, 1, []string{"401"}},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			out, code := osc(t, b, st.env, st.args...)
+			if code != st.wantCode {
+				t.Fatalf("openstack %v: exit %d, want %d\n%s", st.args, code, st.wantCode, out)
+			}
+			for _, w := range st.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("openstack %v: output lacks %q:\n%s", st.args, w, out)
+				}
+			}
+		})
+	}
+}

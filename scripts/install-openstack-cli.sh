@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# install-openstack-cli.sh — make the real `openstack` CLI (Debian's
+# python3-openstackclient) available and print its path. Tests drive it
+# against the broker, as users would.
+set -euo pipefail
+if [ -x /usr/bin/openstack ]; then
+	echo /usr/bin/openstack
+	exit 0
+fi
+lock="${XDG_CACHE_HOME:-$HOME/.cache}/cloudmux/.apt.lock"
+mkdir -p "$(dirname "$lock")"
+exec 9>"$lock"
+flock 9
+if [ ! -x /usr/bin/openstack ]; then
+	echo "installing python3-openstackclient (one time)..." >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >&2
+	apt-get install -y -qq --no-install-recommends python3-openstackclient >&2
+fi
+echo /usr/bin/openstack
