@@ -251,7 +251,6 @@ func TestTokens(t *testing.T) {
 	}
 }
 
-
 func manyLabels(n int) string {
 	labels := map[string]string{}
 	for i := range n {

@@ -15,8 +15,8 @@ import (
 
 // Errors of the broker itself.
 var (
-	ErrBadRequest      = errors.New("broker: bad request")
-	ErrTooLarge        = errors.New("broker: request body too large")
+	ErrBadRequest = errors.New("broker: bad request")
+	ErrTooLarge   = errors.New("broker: request body too large")
 )
 
 // errorBody is the error shape of the /v1 API: Keystone's
