@@ -2,24 +2,14 @@ package localcloud
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha1"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/sirupsen/logrus"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/cloudmux/cloudmux/peers"
 )
-
-// keypairNameRE is Nova's rule for keypair names.
-var keypairNameRE = regexp.MustCompile(`^[a-zA-Z0-9 _.@-]{1,255}$`)
 
 // CreateKeypair imports a public key: an SSH key in authorized_keys form
 // (type "ssh", the default) or a PEM certificate (type "x509"). With no
@@ -30,7 +20,7 @@ func (c *Cloud) CreateKeypair(ctx context.Context, spec peers.KeypairSpec) (peer
 	if err := ctx.Err(); err != nil {
 		return peers.Keypair{}, err
 	}
-	if !keypairNameRE.MatchString(spec.Name) {
+	if !peers.ValidKeypairName(spec.Name) {
 		return peers.Keypair{}, errf(peers.ErrInvalid, "keypair name %q: want 1 to 255 letters, digits, spaces or . _ - @", spec.Name)
 	}
 	typ := spec.Type
@@ -44,17 +34,13 @@ func (c *Cloud) CreateKeypair(ctx context.Context, spec peers.KeypairSpec) (peer
 		if err = c.keypairNameFree(ctx, spec.Name); err != nil {
 			return peers.Keypair{}, err
 		}
-		if spec.PublicKey, private, err = generateSSHKeypair(); err == nil {
-			fp, err = sshFingerprint(spec.PublicKey)
+		if spec.PublicKey, private, err = peers.GenerateSSHKeypair(); err == nil {
+			fp, err = peers.KeypairFingerprint(typ, spec.PublicKey)
 		}
 	case typ == "x509" && strings.TrimSpace(spec.PublicKey) == "":
 		err = errf(peers.ErrNotSupported, "generating an x509 keypair; import a certificate")
-	case typ == "ssh":
-		fp, err = sshFingerprint(spec.PublicKey)
-	case typ == "x509":
-		fp, err = x509Fingerprint(spec.PublicKey)
 	default:
-		err = errf(peers.ErrInvalid, "type %q: want ssh or x509", typ)
+		fp, err = peers.KeypairFingerprint(typ, spec.PublicKey)
 	}
 	if err != nil {
 		return peers.Keypair{}, fmt.Errorf("keypair %s: %w", spec.Name, err)
@@ -92,62 +78,6 @@ func (c *Cloud) keypairNameFree(ctx context.Context, name string) error {
 		return errf(peers.ErrConflict, "keypair %s already exists", name)
 	}
 	return nil
-}
-
-// generatedKeyComment ends a generated public key, as Nova's
-// "Generated-by-Nova".
-const generatedKeyComment = "Generated-by-cloudmux"
-
-// generateSSHKeypair makes an RSA 2048 key pair, what Nova generated: the
-// public key in authorized_keys form and the private key as a PKCS#1 PEM
-// ("BEGIN RSA PRIVATE KEY"), which OpenSSH, paramiko, PuTTYgen and
-// golang.org/x/crypto/ssh all read. RSA rather than ed25519 because the
-// key goes into guests of any age: dropbear before 2020.79 (CirrOS 0.5 and
-// older) and other old sshds know no ed25519; every sshd knows RSA, and
-// OpenSSH signs with it by rsa-sha2-256/512, not the retired SHA-1.
-func generateSSHKeypair() (public, private string, err error) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return "", "", fmt.Errorf("generating an RSA key: %w", err)
-	}
-	pub, err := ssh.NewPublicKey(&key.PublicKey)
-	if err != nil {
-		return "", "", fmt.Errorf("encoding the public key: %w", err)
-	}
-	public = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))) + " " + generatedKeyComment
-	private = string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
-	return public, private, nil
-}
-
-// sshFingerprint parses an authorized_keys line and returns Nova's
-// fingerprint of it: colon-separated MD5 of the key blob.
-func sshFingerprint(pub string) (string, error) {
-	key, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(pub))
-	if err != nil {
-		return "", errf(peers.ErrInvalid, "public key is not an SSH public key (%v)", err)
-	}
-	if strings.TrimSpace(string(rest)) != "" {
-		return "", errf(peers.ErrInvalid, "public key: want exactly one key")
-	}
-	return ssh.FingerprintLegacyMD5(key), nil
-}
-
-// x509Fingerprint parses a PEM certificate and returns Nova's fingerprint of
-// it: colon-separated SHA-1 of the DER bytes.
-func x509Fingerprint(pub string) (string, error) {
-	block, _ := pem.Decode([]byte(pub))
-	if block == nil || block.Type != "CERTIFICATE" {
-		return "", errf(peers.ErrInvalid, "public key: want a PEM CERTIFICATE for type x509")
-	}
-	if _, err := x509.ParseCertificate(block.Bytes); err != nil {
-		return "", errf(peers.ErrInvalid, "public key: certificate does not parse (%v)", err)
-	}
-	sum := sha1.Sum(block.Bytes)
-	parts := make([]string, len(sum))
-	for i, b := range sum {
-		parts[i] = fmt.Sprintf("%02x", b)
-	}
-	return strings.Join(parts, ":"), nil
 }
 
 // GetKeypair returns the keypair called name.
