@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
 
+	"github.com/cloudmux/cloudmux/broker/compute"
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
@@ -39,6 +40,8 @@ type Config struct {
 	Snapshot PeerView
 	Pool     *peers.Pool
 	Identity *identity.Keystone
+	// Compute serves /compute (Nova); nil leaves it out.
+	Compute *compute.Nova
 	Log      logrus.FieldLogger
 	Version  string
 	// RequestTimeout bounds every request; default 60s.
@@ -84,6 +87,9 @@ func New(cfg Config) *Server {
 
 	r.Get("/", cfg.Identity.Versions)
 	r.Route("/v3", cfg.Identity.Routes)
+	if cfg.Compute != nil {
+		r.Route("/compute", cfg.Compute.Routes)
+	}
 	r.Get("/healthz", s.healthz)
 	r.Handle("/metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
 	r.Route("/v1", func(r chi.Router) {

@@ -372,3 +372,31 @@ func TestProberReregistersForgottenPeers(t *testing.T) {
 		t.Fatalf("after the agent forgot: registered %v, health %q; want re-registered and up", catalog.registered[p.ID], catalog.health[p.ID])
 	}
 }
+
+func TestGather(t *testing.T) {
+	ms := []*peers.Member{{Peer: registry.Peer{Name: "fast"}}, {Peer: registry.Peer{Name: "broken"}}, {Peer: registry.Peer{Name: "stuck"}}}
+	release := make(chan struct{})
+	defer close(release)
+	start := time.Now()
+	res := peers.Gather(context.Background(), ms, 200*time.Millisecond, func(ctx context.Context, m *peers.Member) (string, error) {
+		switch m.Peer.Name {
+		case "broken":
+			return "", peers.ErrUnavailable
+		case "stuck":
+			<-release // ignores its context on purpose
+		}
+		return "hello from " + m.Peer.Name, nil
+	})
+	if res[0].Err != nil || res[0].Value != "hello from fast" {
+		t.Fatalf("fast = %+v", res[0])
+	}
+	if !errors.Is(res[1].Err, peers.ErrUnavailable) {
+		t.Fatalf("broken = %+v", res[1])
+	}
+	if !errors.Is(res[2].Err, context.DeadlineExceeded) {
+		t.Fatalf("stuck = %+v", res[2])
+	}
+	if waited := time.Since(start); waited > 10*time.Second {
+		t.Fatalf("a peer that ignores its context held Gather for %v", waited)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/cloudmux/cloudmux/broker"
+	"github.com/cloudmux/cloudmux/broker/compute"
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
@@ -208,6 +209,8 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	addr := "http://" + ln.Addr().String()
 	handler := broker.New(broker.Config{
 		Peers: peerReg, Snapshot: snap, Pool: pool, Identity: keystone,
+		Compute: &compute.Nova{Pool: pool, Keypairs: compute.NewKeypairStore(store), Auth: keystone.Authenticate,
+			Log: log.WithField("component", "compute")},
 		Log: log.WithField("component", "http"), Version: version,
 	})
 	httpSrv := &http.Server{

@@ -1,0 +1,193 @@
+package compute
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// Store is the part of registry.Store the keypair store uses.
+type Store interface {
+	Get(ctx context.Context, key string) (registry.KV, error)
+	CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error)
+	Delete(ctx context.Context, key string) error
+	List(ctx context.Context, prefix string) ([]registry.KV, uint64, error)
+}
+
+// KeypairStore keeps users' keypairs. As in Nova they belong to a user, not
+// a project; the broker imports the public key into a peer when a server
+// is booted there with it.
+type KeypairStore struct {
+	store Store
+	now   func() time.Time
+}
+
+// NewKeypairStore returns a keypair store over store.
+func NewKeypairStore(store Store) *KeypairStore {
+	return &KeypairStore{store: store, now: func() time.Time { return time.Now().UTC() }}
+}
+
+const keypairsPrefix = "compute/keypairs/"
+
+func keypairKey(userID, name string) string {
+	return keypairsPrefix + userID + "/" + base64.RawURLEncoding.EncodeToString([]byte(name))
+}
+
+// Create imports a public key or, with none, generates a pair and returns
+// the private key once (never stored).
+func (s *KeypairStore) Create(ctx context.Context, userID string, spec peers.KeypairSpec) (peers.Keypair, error) {
+	if !peers.ValidKeypairName(spec.Name) {
+		return peers.Keypair{}, fmt.Errorf("keypair name %q: want 1 to 255 letters, digits, spaces or . _ - @: %w", spec.Name, peers.ErrInvalid)
+	}
+	typ := spec.Type
+	if typ == "" {
+		typ = "ssh"
+	}
+	if _, err := s.Get(ctx, userID, spec.Name); err == nil {
+		return peers.Keypair{}, fmt.Errorf("Key pair '%s' already exists: %w", spec.Name, peers.ErrConflict)
+	}
+	var private string
+	public := strings.TrimSpace(spec.PublicKey)
+	if public == "" {
+		if typ != "ssh" {
+			return peers.Keypair{}, fmt.Errorf("generating an %s keypair; import one: %w", typ, peers.ErrInvalid)
+		}
+		var err error
+		if public, private, err = peers.GenerateSSHKeypair(); err != nil {
+			return peers.Keypair{}, err
+		}
+	}
+	fp, err := peers.KeypairFingerprint(typ, public)
+	if err != nil {
+		return peers.Keypair{}, err
+	}
+	kp := peers.Keypair{Name: spec.Name, UserID: userID, Type: typ, PublicKey: public, Fingerprint: fp, CreatedAt: s.now()}
+	raw, err := json.Marshal(kp)
+	if err != nil {
+		return peers.Keypair{}, err
+	}
+	if _, err := s.store.CAS(ctx, keypairKey(userID, spec.Name), raw, 0); err != nil {
+		if errors.Is(err, registry.ErrConflict) {
+			return peers.Keypair{}, fmt.Errorf("Key pair '%s' already exists: %w", spec.Name, peers.ErrConflict)
+		}
+		return peers.Keypair{}, err
+	}
+	kp.PrivateKey = private
+	return kp, nil
+}
+
+// Get returns a user's keypair.
+func (s *KeypairStore) Get(ctx context.Context, userID, name string) (peers.Keypair, error) {
+	kv, err := s.store.Get(ctx, keypairKey(userID, name))
+	if errors.Is(err, registry.ErrNotFound) {
+		return peers.Keypair{}, fmt.Errorf("Keypair %s not found for user %s: %w", name, userID, peers.ErrNotFound)
+	}
+	if err != nil {
+		return peers.Keypair{}, err
+	}
+	var kp peers.Keypair
+	return kp, json.Unmarshal(kv.Value, &kp)
+}
+
+// List returns a user's keypairs, by name.
+func (s *KeypairStore) List(ctx context.Context, userID string) ([]peers.Keypair, error) {
+	kvs, _, err := s.store.List(ctx, keypairsPrefix+userID+"/")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]peers.Keypair, 0, len(kvs))
+	for _, kv := range kvs {
+		var kp peers.Keypair
+		if err := json.Unmarshal(kv.Value, &kp); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		out = append(out, kp)
+	}
+	return out, nil
+}
+
+// Delete removes a user's keypair.
+func (s *KeypairStore) Delete(ctx context.Context, userID, name string) error {
+	if _, err := s.Get(ctx, userID, name); err != nil {
+		return err
+	}
+	return s.store.Delete(ctx, keypairKey(userID, name))
+}
+
+func keypairView(kp peers.Keypair, full bool) map[string]any {
+	v := map[string]any{"name": kp.Name, "public_key": kp.PublicKey, "fingerprint": kp.Fingerprint}
+	if kp.PrivateKey != "" {
+		v["private_key"] = kp.PrivateKey
+	}
+	if full {
+		v["user_id"], v["created_at"], v["deleted"], v["deleted_at"], v["updated_at"], v["id"] = kp.UserID, kp.CreatedAt.Format("2006-01-02T15:04:05.000000"), false, nil, nil, 0
+	}
+	return v
+}
+
+func (n *Nova) listKeypairs(w http.ResponseWriter, r *http.Request) {
+	t, _ := identity.TokenFrom(r.Context())
+	kps, err := n.Keypairs.List(r.Context(), t.UserID)
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	out := make([]map[string]any, 0, len(kps))
+	for _, kp := range kps {
+		out = append(out, map[string]any{"keypair": keypairView(kp, false)})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keypairs": out})
+}
+
+func (n *Nova) createKeypair(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Keypair *struct {
+			Name      string `json:"name"`
+			PublicKey string `json:"public_key"`
+			Type      string `json:"type"`
+		} `json:"keypair"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil || req.Keypair == nil {
+		writeFault(w, r, http.StatusBadRequest, "Invalid input for field/attribute keypair: expected {\"keypair\": {\"name\": ...}}")
+		return
+	}
+	t, _ := identity.TokenFrom(r.Context())
+	kp, err := n.Keypairs.Create(r.Context(), t.UserID, peers.KeypairSpec{Name: req.Keypair.Name, PublicKey: req.Keypair.PublicKey, Type: req.Keypair.Type, UserID: t.UserID})
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	v := keypairView(kp, false)
+	v["user_id"] = kp.UserID
+	writeJSON(w, http.StatusOK, map[string]any{"keypair": v}) // 2.1 answers 200; 201 came with 2.2
+}
+
+func (n *Nova) showKeypair(w http.ResponseWriter, r *http.Request) {
+	t, _ := identity.TokenFrom(r.Context())
+	kp, err := n.Keypairs.Get(r.Context(), t.UserID, chi.URLParam(r, "name"))
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keypair": keypairView(kp, true)})
+}
+
+func (n *Nova) deleteKeypair(w http.ResponseWriter, r *http.Request) {
+	t, _ := identity.TokenFrom(r.Context())
+	if err := n.Keypairs.Delete(r.Context(), t.UserID, chi.URLParam(r, "name")); err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
