@@ -14,7 +14,8 @@ flock 9
 if [ ! -x /usr/bin/openstack ]; then
 	echo "installing python3-openstackclient (one time)..." >&2
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >&2
-	apt-get install -y -qq --no-install-recommends python3-openstackclient >&2
+	# Wait for dpkg's own lock too: another installer (libvirt's) may hold it.
+	apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
+	apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends python3-openstackclient >&2
 fi
 echo /usr/bin/openstack
