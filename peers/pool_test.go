@@ -400,3 +400,61 @@ func TestGather(t *testing.T) {
 		t.Fatalf("a peer that ignores its context held Gather for %v", waited)
 	}
 }
+
+// countingReporter counts health reports per peer name.
+type countingReporter struct {
+	peers.HealthReporter
+	mu     sync.Mutex
+	byPeer map[string]int
+	names  map[string]string
+}
+
+func (c *countingReporter) ReportHealth(ctx context.Context, id string, h registry.Health) (registry.Peer, error) {
+	c.mu.Lock()
+	c.byPeer[c.names[id]]++
+	c.mu.Unlock()
+	return c.HealthReporter.ReportHealth(ctx, id, h)
+}
+
+func (c *countingReporter) count(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byPeer[name]
+}
+
+// TestProberLeadership: of two brokers on one store, only the leader judges
+// remote peers; when its lease is lost the other takes over.
+func TestProberLeadership(t *testing.T) {
+	h, ctx := newHarness(t)
+	p, err := h.reg.Create(ctx, peerSpec("remote"), creds("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sync(t, ctx, p.Revision)
+	names := map[string]string{p.ID: "remote"}
+	newProber := func(holder string) (*peers.Prober, *countingReporter) {
+		rep := &countingReporter{HealthReporter: h.reg, byPeer: map[string]int{}, names: names}
+		return peers.NewProber(peers.ProberConfig{Pool: h.pool, Registry: rep, Log: logrus.New(),
+			Leader: h.store, Holder: holder}), rep
+	}
+	a, repA := newProber("broker-a")
+	b, repB := newProber("broker-b")
+	for range 3 {
+		a.ProbeAll(ctx)
+		b.ProbeAll(ctx)
+	}
+	if repA.count("remote") != 3 || repB.count("remote") != 0 {
+		t.Fatalf("remote probed %d times by the leader and %d by the other; want 3 and 0", repA.count("remote"), repB.count("remote"))
+	}
+	h.store.ExpireLeases() // broker a stops renewing (it died)
+	b.ProbeAll(ctx)
+	a.ProbeAll(ctx)
+	if repB.count("remote") != 1 || repA.count("remote") != 3 {
+		t.Fatalf("after a's lease was lost: a %d, b %d; want b to lead", repA.count("remote"), repB.count("remote"))
+	}
+	b.Stop(ctx)
+	a.ProbeAll(ctx)
+	if repA.count("remote") != 4 {
+		t.Fatalf("after b stepped down, a probed remote %d times, want 4", repA.count("remote"))
+	}
+}

@@ -30,6 +30,14 @@ type ProberConfig struct {
 	// Hysteresis keeps a flapping peer from flapping placement.
 	FallAfter, RiseAfter int
 	Now                  func() time.Time
+	// Leader, when set, elects one broker of the installation to probe
+	// remote peers, so replicas that disagree (one sees a peer, another
+	// does not) do not take turns overwriting its health. Nil: this broker
+	// is alone and probes everything. Local clouds are always probed by the
+	// broker hosting them.
+	Leader registry.Locker
+	// LeaderKey and Holder name the lock and this broker in it.
+	LeaderKey, Holder string
 }
 
 // Prober probes every pool member on an interval (a cheap capacity call),
@@ -41,6 +49,7 @@ type Prober struct {
 	mu         sync.Mutex
 	state      map[string]*probeState
 	registered map[string]string // peer ID -> catalog fingerprint
+	lease      registry.Lease    // held while this broker leads
 }
 
 type probeState struct {
@@ -68,13 +77,18 @@ func NewProber(cfg ProberConfig) *Prober {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.LeaderKey == "" {
+		cfg.LeaderKey = "leader/prober"
+	}
 	return &Prober{cfg: cfg, state: map[string]*probeState{}, registered: map[string]string{}}
 }
 
-// Run probes at once, then every interval, until ctx ends.
+// Run probes at once, then every interval, until ctx ends; then it gives
+// up the leadership.
 func (pr *Prober) Run(ctx context.Context) error {
 	t := time.NewTicker(pr.cfg.Interval)
 	defer t.Stop()
+	defer pr.Stop(context.WithoutCancel(ctx))
 	for {
 		pr.ProbeAll(ctx)
 		select {
@@ -85,17 +99,18 @@ func (pr *Prober) Run(ctx context.Context) error {
 	}
 }
 
-// ProbeAll probes every member concurrently and waits for all of them.
+// ProbeAll probes, concurrently, the members this broker should judge: the
+// local clouds it hosts, and remote peers when it leads. It waits for all.
 func (pr *Prober) ProbeAll(ctx context.Context) {
 	members := pr.cfg.Pool.Members()
+	leading := pr.lead(ctx)
+	var mine []*Member
 	var wg sync.WaitGroup
 	for _, m := range members {
-		if m.Peer.Kind == registry.KindLocal && errors.Is(m.Err, ErrNotSupported) {
-			// Another broker's in-process local cloud: the broker hosting
-			// it probes it, and judging it from here would fight that
-			// verdict. Should that broker die, its Consul TTL check lapses.
+		if !pr.judges(m, leading) {
 			continue
 		}
+		mine = append(mine, m)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -103,7 +118,61 @@ func (pr *Prober) ProbeAll(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
-	pr.forgetRemoved(ctx, members)
+	pr.forgetOthers(ctx, mine)
+}
+
+// judges says whether this broker judges m's health.
+func (pr *Prober) judges(m *Member, leading bool) bool {
+	if m.Peer.Kind == registry.KindLocal {
+		// Another broker's in-process local cloud is that broker's to
+		// judge; should it die, its Consul TTL check lapses.
+		return !errors.Is(m.Err, ErrNotSupported)
+	}
+	return leading
+}
+
+// lead keeps or takes the prober leadership; without a Leader configured
+// this broker always leads.
+func (pr *Prober) lead(ctx context.Context) bool {
+	if pr.cfg.Leader == nil {
+		return true
+	}
+	pr.mu.Lock()
+	lease := pr.lease
+	pr.mu.Unlock()
+	if lease != nil {
+		select {
+		case <-lease.Lost():
+			pr.cfg.Log.Warn("prober: lost the leadership")
+		default:
+			return true
+		}
+	}
+	lease, err := pr.cfg.Leader.TryLock(ctx, pr.cfg.LeaderKey, []byte(pr.cfg.Holder), 3*registry.MinLockTTL)
+	if err != nil {
+		if !errors.Is(err, registry.ErrLockHeld) {
+			pr.cfg.Log.WithError(err).Warn("prober: cannot take the leadership")
+		}
+		lease = nil
+	} else {
+		pr.cfg.Log.WithField("holder", pr.cfg.Holder).Info("prober: leading; probing remote peers")
+	}
+	pr.mu.Lock()
+	pr.lease = lease
+	pr.mu.Unlock()
+	return lease != nil
+}
+
+// Stop gives the leadership up, so another broker takes over at once
+// rather than after the lease's TTL.
+func (pr *Prober) Stop(ctx context.Context) {
+	pr.mu.Lock()
+	lease := pr.lease
+	pr.lease = nil
+	pr.mu.Unlock()
+	if lease != nil {
+		_ = lease.Release(ctx)
+	}
 }
 
 func (pr *Prober) probe(ctx context.Context, m *Member) {
@@ -124,7 +193,7 @@ func (pr *Prober) probe(ctx context.Context, m *Member) {
 	if ctx.Err() != nil {
 		return // shutting down: a canceled probe says nothing about the peer
 	}
-	status, reason := pr.judge(m.Peer.ID, err)
+	status, reason := pr.judge(m.Peer, err)
 	var seen time.Time
 	if err == nil {
 		seen = pr.cfg.Now()
@@ -156,13 +225,20 @@ func (pr *Prober) probe(ctx context.Context, m *Member) {
 }
 
 // judge turns a probe outcome into a status with hysteresis.
-func (pr *Prober) judge(id string, err error) (registry.Status, string) {
+func (pr *Prober) judge(p registry.Peer, err error) (registry.Status, string) {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
-	st, ok := pr.state[id]
+	st, ok := pr.state[p.ID]
 	if !ok {
+		// Start from the recorded verdict (another broker's, before a
+		// leadership change, or this one's before a restart), so a new
+		// judge's first failed probe degrades an up peer rather than
+		// dropping it.
 		st = &probeState{status: registry.StatusDown}
-		pr.state[id] = st
+		if p.Status == registry.StatusUp || p.Status == registry.StatusDegraded {
+			st.status = p.Status
+		}
+		pr.state[p.ID] = st
 	}
 	if err != nil {
 		st.fails++
@@ -206,9 +282,12 @@ func (pr *Prober) ensureRegistered(ctx context.Context, p registry.Peer, log log
 	pr.mu.Unlock()
 }
 
-func (pr *Prober) forgetRemoved(ctx context.Context, members []*Member) {
-	live := make(map[string]bool, len(members))
-	for _, m := range members {
+// forgetOthers drops the catalog registration and hysteresis state of
+// every peer this broker no longer judges (removed, or judged by the leader
+// now), so its agent does not show a stale, lapsing instance.
+func (pr *Prober) forgetOthers(ctx context.Context, judged []*Member) {
+	live := make(map[string]bool, len(judged))
+	for _, m := range judged {
 		live[m.Peer.ID] = true
 	}
 	pr.mu.Lock()
@@ -217,13 +296,17 @@ func (pr *Prober) forgetRemoved(ctx context.Context, members []*Member) {
 		if !live[id] {
 			gone = append(gone, id)
 			delete(pr.registered, id)
+		}
+	}
+	for id := range pr.state {
+		if !live[id] {
 			delete(pr.state, id)
 		}
 	}
 	pr.mu.Unlock()
 	for _, id := range gone {
 		if err := pr.cfg.Catalog.DeregisterPeer(ctx, id); err != nil {
-			pr.cfg.Log.WithError(err).WithField("peer_id", id).Warn("prober: cannot deregister a removed peer")
+			pr.cfg.Log.WithError(err).WithField("peer_id", id).Warn("prober: cannot deregister a peer it no longer judges")
 		}
 	}
 }

@@ -190,6 +190,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	prober := peers.NewProber(peers.ProberConfig{
 		Pool: pool, Registry: peerReg, Catalog: catalog, Log: log.WithField("component", "prober"),
 		Interval: time.Duration(cfg.Prober.Interval), Timeout: time.Duration(cfg.Prober.Timeout),
+		Leader: store, Holder: brokerID(cfg),
 	})
 	goBG("prober", prober.Run)
 
@@ -250,6 +251,16 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		return fmt.Errorf("http shutdown: %w", err)
 	}
 	return nil
+}
+
+// brokerID names this broker among the installation's replicas: the
+// configured broker_id, or host and process.
+func brokerID(cfg Config) string {
+	if cfg.BrokerID != "" {
+		return cfg.BrokerID
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
 
 // credentialsSealer loads the credentials key, creating it when the file
