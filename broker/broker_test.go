@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -258,4 +259,29 @@ func manyLabels(n int) string {
 	}
 	b, _ := json.Marshal(map[string]any{"name": "x", "kind": "local", "labels": labels})
 	return string(b)
+}
+
+// TestImportIsAllOrNothing: when one entry cannot be created, the entries
+// created before it are removed again.
+func TestImportIsAllOrNothing(t *testing.T) {
+	e := newEnv(t)
+	// The store fails the second entry's name reservation.
+	e.store.InjectFault(func(op registry.Op, key string) error {
+		if op == registry.OpCAS && key == "peers/names/zz" {
+			return registry.ErrUnavailable
+		}
+		return nil
+	})
+	doc := `clouds:
+  aa: {auth: {auth_url: "http://127.0.0.1:1/v3", username: u, password: p, user_domain_name: Default}}
+  zz: {auth: {auth_url: "http://127.0.0.1:1/v3", username: u, password: p, user_domain_name: Default}}
+`
+	code, raw := e.call(t, "POST", "/v1/peers/import", e.adminToken, doc)
+	if code != http.StatusServiceUnavailable || !bytes.Contains(raw, []byte("nothing imported")) {
+		t.Fatalf("import = %d %s; want 503 saying nothing was imported", code, raw)
+	}
+	e.store.InjectFault(nil)
+	if _, err := e.reg.Get(context.Background(), "aa"); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("a failed import left peer aa behind: %v", err)
+	}
 }

@@ -306,7 +306,15 @@ func (s *Server) importPeers(w http.ResponseWriter, r *http.Request) {
 	for _, imp := range imported {
 		p, err := s.Peers.Create(r.Context(), imp.Peer, &imp.Credentials)
 		if err != nil {
-			s.writeError(w, r, fmt.Errorf("import %q (after creating %d): %w", imp.Peer.Name, len(out), err))
+			// All or nothing: take back what this import created.
+			bg := context.WithoutCancel(r.Context())
+			var undo []error
+			for _, done := range out {
+				if _, derr := s.Peers.Delete(bg, done.ID); derr != nil {
+					undo = append(undo, fmt.Errorf("roll back %q: %w", done.Name, derr))
+				}
+			}
+			s.writeError(w, r, errors.Join(append([]error{fmt.Errorf("import %q: %w (nothing imported)", imp.Peer.Name, err)}, undo...)...))
 			return
 		}
 		last = max(last, p.Revision)
