@@ -97,6 +97,7 @@ func defaultConfig() Config {
 	c.Listen = "127.0.0.1:8080"
 	c.Log = LogConfig{Level: "info", Format: "auto"}
 	c.Store.Backend = "consul"
+	c.Store.Consul.Address = "127.0.0.1:8500" // Consul's own default
 	c.Prober.Interval = Duration(10 * time.Second)
 	c.Prober.Timeout = Duration(5 * time.Second)
 	// Labels stay nil here: YAML would merge a file's map into a default

@@ -46,6 +46,9 @@ func TestConfigLayers(t *testing.T) {
 	}
 	cfg := defaultConfig()
 	cfg.applyDefaults()
+	if cfg.Store.Consul.Address != "127.0.0.1:8500" {
+		t.Fatalf("default Consul address = %q, want Consul's own default", cfg.Store.Consul.Address)
+	}
 	if cfg.LocalCloud.Labels["tier"] != "private" {
 		t.Fatalf("default labels = %v, want tier=private", cfg.LocalCloud.Labels)
 	}

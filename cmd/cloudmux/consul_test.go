@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -46,6 +47,19 @@ credentials_key_file: %s
 			[]string{"CONSUL_HTTP_ADDR=" + agent.Addr, "CLOUDMUX_ADMIN_PASSWORD=" + testAdminPassword})
 	}
 	a, b := start("local-a"), start("local-b")
+	// A third broker given an already hosted local cloud name refuses to
+	// start rather than fight over the peer.
+	clash := filepath.Join(t.TempDir(), "clash.yaml")
+	if err := os.WriteFile(clash, []byte(fmt.Sprintf("listen: 127.0.0.1:0\ndata_dir: %s\nbroker_id: other\nstore: {backend: consul, consul: {key_prefix: %s}}\nlocal_cloud: {enabled: true, name: local-a, driver: fake}\ncredentials_key_file: %s\n",
+		t.TempDir(), prefix, keyFile)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clashCmd := exec.Command(cloudmuxBin, "serve", "-config", clash)
+	clashCmd.Env = append(os.Environ(), "CONSUL_HTTP_ADDR="+agent.Addr)
+	clashOut, err := clashCmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(clashOut), "is hosted by broker") {
+		t.Fatalf("a broker claiming another's local cloud started: %v\n%s", err, clashOut)
+	}
 
 	// A token issued by broker A works on broker B: tokens live in Consul.
 	out, errOut, code := a.cli(t, []string{"CLOUDMUX_TOKEN=", "CLOUDMUX_PASSWORD=" + testAdminPassword}, "login", "-u", "admin")

@@ -13,6 +13,9 @@ import (
 	"github.com/cloudmux/cloudmux/registry"
 )
 
+// HostLabel on a local peer names the broker hosting its cloud.
+const HostLabel = "cloudmux.io/host"
+
 // startLocalCloud builds the in-process local cloud and makes sure it is
 // registered as a peer, so it is listed, probed and placed on like any
 // remote cloud. It returns nil when the local cloud is disabled.
@@ -43,16 +46,28 @@ func startLocalCloud(ctx context.Context, cfg Config, reg *registry.PeerRegistry
 	if err != nil {
 		return nil, err
 	}
-	_, err = reg.Get(ctx, lc.Name)
+	existing, err := reg.Get(ctx, lc.Name)
+	host := brokerID(cfg)
 	switch {
 	case errors.Is(err, registry.ErrNotFound):
-		p, err := reg.Create(ctx, registry.Peer{Name: lc.Name, Kind: registry.KindLocal, Labels: lc.Labels, Capacity: capacity}, nil)
+		labels := map[string]string{HostLabel: host}
+		for k, v := range lc.Labels {
+			labels[k] = v
+		}
+		p, err := reg.Create(ctx, registry.Peer{Name: lc.Name, Kind: registry.KindLocal, Labels: labels, Capacity: capacity}, nil)
 		if err != nil {
 			return nil, fmt.Errorf("register the local cloud as peer %q: %w", lc.Name, err)
 		}
 		log.WithField("peer_id", p.ID).WithField("peer", p.Name).Info("registered the local cloud as a peer")
 	case err != nil:
 		return nil, err
+	case existing.Kind != registry.KindLocal:
+		return nil, fmt.Errorf("local_cloud.name %q is taken by a %s peer; choose another name", lc.Name, existing.Kind)
+	case existing.Labels[HostLabel] != host:
+		// Two brokers serving one local peer would overwrite each other's
+		// health and capacity: refuse rather than fight.
+		return nil, fmt.Errorf("the local cloud %q is hosted by broker %q; give this broker's local cloud another local_cloud.name (or set broker_id to %q if this is that broker)",
+			lc.Name, existing.Labels[HostLabel], existing.Labels[HostLabel])
 	}
 	return cloud, nil
 }

@@ -254,13 +254,17 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 }
 
 // brokerID names this broker among the installation's replicas: the
-// configured broker_id, or host and process.
+// configured broker_id, or the host name, which survives restarts (a local
+// peer stays this broker's after one).
 func brokerID(cfg Config) string {
 	if cfg.BrokerID != "" {
 		return cfg.BrokerID
 	}
-	host, _ := os.Hostname()
-	return fmt.Sprintf("%s-%d", host, os.Getpid())
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return "cloudmux"
+	}
+	return host
 }
 
 // credentialsSealer loads the credentials key, creating it when the file
