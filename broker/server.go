@@ -13,6 +13,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/compute"
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
 )
@@ -42,6 +43,8 @@ type Config struct {
 	Identity *identity.Keystone
 	// Compute serves /compute (Nova); nil leaves it out.
 	Compute *compute.Nova
+	// Volume serves /volume (Cinder); nil leaves it out.
+	Volume *volume.Cinder
 	Log      logrus.FieldLogger
 	Version  string
 	// RequestTimeout bounds every request; default 60s.
@@ -89,6 +92,9 @@ func New(cfg Config) *Server {
 	r.Route("/v3", cfg.Identity.Routes)
 	if cfg.Compute != nil {
 		r.Route("/compute", cfg.Compute.Routes)
+	}
+	if cfg.Volume != nil {
+		r.Route("/volume", cfg.Volume.Routes)
 	}
 	r.Get("/healthz", s.healthz)
 	r.Handle("/metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))

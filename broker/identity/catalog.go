@@ -8,12 +8,12 @@ type ServiceEntry struct {
 	Type, Name, Path string
 }
 
-// DefaultServices are the services the broker serves, and their paths.
+// DefaultServices are the services the broker serves, and their paths. A
+// service is listed only once it is served: clients probe every catalog
+// entry, and one that answers nothing breaks them.
 var DefaultServices = []ServiceEntry{
 	{Type: "identity", Name: "keystone", Path: "/v3"},
 	{Type: "compute", Name: "nova", Path: "/compute/v2.1"},
-	{Type: "image", Name: "glance", Path: "/image"},
-	{Type: "network", Name: "neutron", Path: "/network"},
 	{Type: "volumev3", Name: "cinderv3", Path: "/volume/v3"},
 	{Type: "cloudmux", Name: "cloudmux", Path: "/v1"},
 }

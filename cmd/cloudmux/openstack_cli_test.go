@@ -80,7 +80,7 @@ func TestOpenStackCLIIdentity(t *testing.T) {
 		want     []string
 	}{
 		{"token issue", nil, []string{"token", "issue", "-f", "value", "-c", "id"}, 0, []string{"cmx_"}},
-		{"catalog list", nil, []string{"catalog", "list", "-f", "value", "-c", "Type"}, 0, []string{"identity", "compute", "image", "network", "volumev3"}},
+		{"catalog list", nil, []string{"catalog", "list", "-f", "value", "-c", "Type"}, 0, []string{"identity", "compute", "volumev3", "cloudmux"}},
 		{"project create", nil, []string{"project", "create", "team-b", "-f", "value", "-c", "name"}, 0, []string{"team-b"}},
 		{"duplicate project", nil, []string{"project", "create", "team-b"}, 1, []string{"409"}},
 		{"user create", nil, []string{"user", "create", "--password", "bob-password-1", "--project", "team-b", "bob", "-f", "value", "-c", "name"}, 0, []string{"bob"}},
@@ -93,7 +93,8 @@ func TestOpenStackCLIIdentity(t *testing.T) {
 		{"project list", nil, []string{"project", "list", "-f", "value", "-c", "Name"}, 0, []string{"admin", "team-b"}},
 		{"flavor list", nil, []string{"flavor", "list", "-f", "value", "-c", "Name"}, 0, []string{"m1.nano", "m1.tiny", "m1.small", "m1.medium"}},
 		{"flavor show", nil, []string{"flavor", "show", "m1.small", "-f", "value", "-c", "ram"}, 0, []string{"2048"}},
-		{"availability zones are peers", nil, []string{"availability", "zone", "list", "-f", "value"}, 0, []string{"local available"}},
+		{"availability zones are peers", nil, []string{"availability", "zone", "list", "--compute", "-f", "value"}, 0, []string{"local available"}},
+		{"volume zones are peers", nil, []string{"availability", "zone", "list", "--volume", "-f", "value"}, 0, []string{"local available"}},
 		{"keypair create", nil, []string{"keypair", "create", "k1"}, 0, []string{"BEGIN RSA PRIVATE KEY"}},
 		{"keypair list", nil, []string{"keypair", "list", "-f", "value", "-c", "Name"}, 0, []string{"k1"}},
 		{"keypairs are per user", bob, []string{"keypair", "list", "-f", "value", "-c", "Name"}, 0, nil},

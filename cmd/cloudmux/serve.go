@@ -17,13 +17,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/term"
 
 	"github.com/cloudmux/cloudmux/broker"
 	"github.com/cloudmux/cloudmux/broker/compute"
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
 	"github.com/cloudmux/cloudmux/registry/consul"
 )
@@ -194,6 +198,10 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	})
 	goBG("prober", prober.Run)
 
+	installation, err := installationID(startCtx, store)
+	if err != nil {
+		return err
+	}
 	dir := identity.NewDirectory(store)
 	tokens := identity.NewTokens(store, log.WithField("component", "tokens"))
 	goBG("tokens", func(ctx context.Context) error { return tokens.Run(ctx, 10*time.Minute) })
@@ -212,6 +220,8 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		Peers: peerReg, Snapshot: snap, Pool: pool, Identity: keystone,
 		Compute: &compute.Nova{Pool: pool, Keypairs: compute.NewKeypairStore(store), Auth: keystone.Authenticate,
 			Log: log.WithField("component", "compute")},
+		Volume: &volume.Cinder{Pool: pool, Index: index.New(store), Placer: policy.Default{}, Auth: keystone.Authenticate,
+			Log: log.WithField("component", "volume"), BrokerID: installation},
 		Log: log.WithField("component", "http"), Version: version,
 	})
 	httpSrv := &http.Server{
@@ -251,6 +261,26 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		return fmt.Errorf("http shutdown: %w", err)
 	}
 	return nil
+}
+
+// installationID is the ID every resource this installation creates
+// carries (peers.MetaBrokerID), so it can find and adopt its resources on a
+// peer. The first broker creates it; every replica reads the same one.
+func installationID(ctx context.Context, store registry.Store) (string, error) {
+	kv, err := store.Get(ctx, "cluster/id")
+	if err == nil {
+		return string(kv.Value), nil
+	}
+	if !errors.Is(err, registry.ErrNotFound) {
+		return "", err
+	}
+	id := uuid.NewString()
+	if _, err := store.CAS(ctx, "cluster/id", []byte(id), 0); errors.Is(err, registry.ErrConflict) {
+		return installationID(ctx, store) // another broker won
+	} else if err != nil {
+		return "", err
+	}
+	return id, nil
 }
 
 // brokerID names this broker among the installation's replicas: the

@@ -1,0 +1,119 @@
+// Package index is the broker's resource index: for every resource the
+// broker created, its broker-wide ID, the peer it lives on, the peer's own
+// ID for it, and the project owning it. The same facts ride on the resource
+// itself (peers.MetaID, MetaProject, MetaBrokerID), so the index can be
+// rebuilt by scanning the peers.
+package index
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// ErrNotFound: no such resource in this project (or at all: callers must
+// not tell the two apart, so a tenant learns nothing of others' IDs).
+var ErrNotFound = errors.New("index: resource not found")
+
+// Entry is one indexed resource.
+type Entry struct {
+	Kind           string    `json:"kind"`
+	ID             string    `json:"id"`
+	Project        string    `json:"project"`
+	PeerID         string    `json:"peer_id"`
+	PeerResourceID string    `json:"peer_resource_id"`
+	Name           string    `json:"name,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// Store is the part of registry.Store the index uses.
+type Store interface {
+	Get(ctx context.Context, key string) (registry.KV, error)
+	CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error)
+	Delete(ctx context.Context, key string) error
+	List(ctx context.Context, prefix string) ([]registry.KV, uint64, error)
+}
+
+// Index keeps entries under index/<kind>/<id>, and a copy under
+// index-by-project/<kind>/<project>/<id> so a project's list reads only its
+// own entries. Entries never change once written, so the copies agree.
+type Index struct{ store Store }
+
+// New returns an index over store.
+func New(store Store) *Index { return &Index{store: store} }
+
+func primaryKey(kind, id string) string { return "index/" + kind + "/" + id }
+func projectKey(kind, project, id string) string {
+	return "index-by-project/" + kind + "/" + project + "/" + id
+}
+
+// Put records a new entry; an ID already taken is registry.ErrConflict.
+func (x *Index) Put(ctx context.Context, e Entry) error {
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	if _, err := x.store.CAS(ctx, primaryKey(e.Kind, e.ID), raw, 0); err != nil {
+		return fmt.Errorf("index %s %s: %w", e.Kind, e.ID, err)
+	}
+	if _, err := x.store.CAS(ctx, projectKey(e.Kind, e.Project, e.ID), raw, 0); err != nil {
+		_ = x.store.Delete(context.WithoutCancel(ctx), primaryKey(e.Kind, e.ID))
+		return fmt.Errorf("index %s %s: %w", e.Kind, e.ID, err)
+	}
+	return nil
+}
+
+// Get returns the entry for id if it belongs to project (any project when
+// project is ""); otherwise ErrNotFound.
+func (x *Index) Get(ctx context.Context, kind, id, project string) (Entry, error) {
+	if registry.ValidateKey(primaryKey(kind, id)) != nil {
+		return Entry{}, fmt.Errorf("%s %s: %w", kind, id, ErrNotFound)
+	}
+	kv, err := x.store.Get(ctx, primaryKey(kind, id))
+	if errors.Is(err, registry.ErrNotFound) {
+		return Entry{}, fmt.Errorf("%s %s: %w", kind, id, ErrNotFound)
+	}
+	if err != nil {
+		return Entry{}, err
+	}
+	var e Entry
+	if err := json.Unmarshal(kv.Value, &e); err != nil {
+		return Entry{}, fmt.Errorf("decode %s: %w", kv.Key, err)
+	}
+	if project != "" && e.Project != project {
+		return Entry{}, fmt.Errorf("%s %s: %w", kind, id, ErrNotFound)
+	}
+	return e, nil
+}
+
+// List returns a project's entries of a kind (every project's when
+// project is ""), by ID.
+func (x *Index) List(ctx context.Context, kind, project string) ([]Entry, error) {
+	prefix := "index/" + kind + "/"
+	if project != "" {
+		prefix = "index-by-project/" + kind + "/" + project + "/"
+	}
+	kvs, _, err := x.store.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, 0, len(kvs))
+	for _, kv := range kvs {
+		var e Entry
+		if err := json.Unmarshal(kv.Value, &e); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Delete removes an entry.
+func (x *Index) Delete(ctx context.Context, e Entry) error {
+	return errors.Join(x.store.Delete(ctx, primaryKey(e.Kind, e.ID)),
+		x.store.Delete(context.WithoutCancel(ctx), projectKey(e.Kind, e.Project, e.ID)))
+}

@@ -1,0 +1,438 @@
+package volume
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/google/uuid"
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/policy"
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// Version is the one Cinder microversion this API implements.
+const Version = "3.0"
+
+// PartialHeader names peers a merged list is missing.
+const PartialHeader = "X-Cloudmux-Partial-Peers"
+
+const kind = "volume"
+
+// Pool is the part of peers.Pool the API uses.
+type Pool interface {
+	Members() []*peers.Member
+	Get(id string) (*peers.Member, bool)
+}
+
+// Cinder serves /volume.
+type Cinder struct {
+	Pool   Pool
+	Index  *index.Index
+	Placer policy.Placer
+	Auth   func(http.Handler) http.Handler
+	Log    logrus.FieldLogger
+	// BrokerID marks every volume this installation creates.
+	BrokerID    string
+	PeerTimeout time.Duration
+}
+
+// Routes mounts the API on r (at /volume). Volumes are reachable with and
+// without the project in the path, as Cinder's are.
+func (c *Cinder) Routes(r chi.Router) {
+	r.Get("/", c.versions)
+	r.Route("/v3", func(r chi.Router) {
+		r.Use(microversion)
+		r.NotFound(func(w http.ResponseWriter, r *http.Request) { fault(w, r, http.StatusNotFound, "The resource could not be found.") })
+		r.Get("/", c.version)
+		volumes := func(r chi.Router) {
+			r.Get("/", c.list(false))
+			r.Get("/detail", c.list(true))
+			r.Post("/", c.create)
+			r.Get("/{id}", c.show)
+			r.Delete("/{id}", c.delete)
+		}
+		r.Group(func(r chi.Router) {
+			r.Use(c.Auth, requireProject)
+			r.Get("/os-availability-zone", c.zones)
+			r.Get("/{project}/os-availability-zone", c.zones)
+			r.Route("/volumes", volumes)
+			r.Route("/{project}/volumes", func(r chi.Router) {
+				r.Use(pathProject)
+				volumes(r)
+			})
+		})
+	})
+}
+
+func versionDoc(r *http.Request) map[string]any {
+	return map[string]any{"id": "v3.0", "status": "CURRENT", "version": Version, "min_version": Version,
+		"updated": "2016-02-08T12:20:21Z", "links": []map[string]string{{"rel": "self", "href": identity.BaseURL(r) + "/volume/v3/"}}}
+}
+
+func (c *Cinder) versions(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusMultipleChoices, map[string]any{"versions": []any{versionDoc(r)}})
+}
+
+func (c *Cinder) version(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"versions": []any{versionDoc(r)}})
+}
+
+// microversion accepts only the version this API implements (or none, or
+// "latest"), answering 406 otherwise as Cinder does.
+func microversion(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked, _ := strings.CutPrefix(strings.TrimSpace(r.Header.Get("OpenStack-API-Version")), "volume ")
+		if asked != "" && asked != "latest" && asked != Version && asked != "3" {
+			fault(w, r, http.StatusNotAcceptable, fmt.Sprintf("Version %s is not supported by the API. Minimum is %s and maximum is %s.", asked, Version, Version))
+			return
+		}
+		w.Header().Set("OpenStack-API-Version", "volume "+Version)
+		w.Header().Set("Vary", "OpenStack-API-Version")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func requireProject(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if t, _ := identity.TokenFrom(r.Context()); !t.Scoped() {
+			fault(w, r, http.StatusForbidden, "a project-scoped token is required")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// pathProject refuses a project in the path other than the token's.
+func pathProject(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if t, _ := identity.TokenFrom(r.Context()); chi.URLParam(r, "project") != t.ProjectID {
+			fault(w, r, http.StatusForbidden, "the project in the path is not the token's project")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+var faultNames = map[int]string{400: "badRequest", 403: "forbidden", 404: "itemNotFound", 409: "conflictingRequest", 413: "overLimit", 503: "serviceUnavailable"}
+
+func fault(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	name, ok := faultNames[code]
+	if !ok {
+		name = "computeFault"
+	}
+	w.Header().Set("X-Openstack-Request-Id", "req-"+middleware.GetReqID(r.Context()))
+	writeJSON(w, code, map[string]any{name: map[string]any{"code": code, "message": msg}})
+}
+
+func (c *Cinder) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, index.ErrNotFound), errors.Is(err, peers.ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, peers.ErrInvalid), errors.Is(err, registry.ErrInvalid), errors.Is(err, peers.ErrConflict):
+		code = http.StatusBadRequest // Cinder answers an invalid state with 400
+	case errors.Is(err, peers.ErrCapacity):
+		code = http.StatusRequestEntityTooLarge
+	case errors.Is(err, peers.ErrUnavailable), errors.Is(err, registry.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		code = http.StatusServiceUnavailable
+	}
+	msg := err.Error()
+	if code == http.StatusInternalServerError {
+		c.Log.WithError(err).WithField("request_id", middleware.GetReqID(r.Context())).Error("volume: internal error")
+		msg = "internal error; see the broker log for request " + middleware.GetReqID(r.Context())
+	}
+	fault(w, r, code, msg)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// view renders a peer's volume as Cinder shows it, under its broker ID.
+func view(r *http.Request, e index.Entry, peer string, v peers.Volume, detail bool) map[string]any {
+	self := identity.BaseURL(r) + "/volume/v3/" + e.Project + "/volumes/" + e.ID
+	out := map[string]any{"id": e.ID, "name": v.Name, "links": []map[string]string{{"rel": "self", "href": self}}}
+	if !detail {
+		return out
+	}
+	meta := map[string]string{}
+	for k, val := range v.Metadata {
+		if !strings.HasPrefix(k, "cloudmux_") {
+			meta[k] = val
+		}
+	}
+	attachments := []map[string]any{}
+	for _, a := range v.Attachments {
+		attachments = append(attachments, map[string]any{"id": a.ID, "attachment_id": a.ID, "server_id": a.ServerID, "volume_id": e.ID, "device": a.Device})
+	}
+	maps.Copy(out, map[string]any{
+		"description": v.Description, "size": v.SizeGiB, "status": v.Status, "availability_zone": peer,
+		"created_at": v.CreatedAt.UTC().Format("2006-01-02T15:04:05.000000"), "updated_at": nil,
+		"volume_type": v.VolumeType, "bootable": strconv.FormatBool(v.Bootable), "encrypted": false, "multiattach": false,
+		"attachments": attachments, "metadata": meta, "os-vol-tenant-attr:tenant_id": e.Project,
+		"snapshot_id": nil, "source_volid": nil, "consistencygroup_id": nil, "replication_status": nil,
+	})
+	return out
+}
+
+type createRequest struct {
+	Volume *struct {
+		Size             json.Number       `json:"size"`
+		Name             string            `json:"name"`
+		Description      string            `json:"description"`
+		AvailabilityZone string            `json:"availability_zone"`
+		VolumeType       string            `json:"volume_type"`
+		Metadata         map[string]string `json:"metadata"`
+		ImageRef         string            `json:"imageRef"`
+	} `json:"volume"`
+}
+
+// create places the volume, tries allowed peers best first (a peer out of
+// capacity hands over to the next), and indexes it; if the index write
+// fails the peer's volume is removed again, so nothing is left unowned.
+func (c *Cinder) create(w http.ResponseWriter, r *http.Request) {
+	var req createRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil || req.Volume == nil {
+		fault(w, r, http.StatusBadRequest, "Invalid input: expected {\"volume\": {\"size\": ...}}")
+		return
+	}
+	var problems []string
+	size, err := strconv.Atoi(req.Volume.Size.String())
+	if err != nil || size < 1 || size > 16384 {
+		problems = append(problems, "size: must be a whole number of GiB from 1 to 16384")
+	}
+	if len(req.Volume.Name) > 255 {
+		problems = append(problems, "name: at most 255 characters")
+	}
+	for k := range req.Volume.Metadata {
+		if strings.HasPrefix(k, "cloudmux_") {
+			problems = append(problems, "metadata."+k+": the cloudmux_ prefix is reserved")
+		}
+	}
+	if req.Volume.ImageRef != "" {
+		problems = append(problems, "imageRef: volumes from images are not offered yet")
+	}
+	if len(problems) > 0 {
+		fault(w, r, http.StatusBadRequest, "Invalid input: "+strings.Join(problems, "; "))
+		return
+	}
+	t, _ := identity.TokenFrom(r.Context())
+	id := uuid.NewString()
+	meta := maps.Clone(req.Volume.Metadata)
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta[peers.MetaID], meta[peers.MetaProject], meta[peers.MetaBrokerID] = id, t.ProjectID, c.BrokerID
+	spec := peers.VolumeSpec{Name: req.Volume.Name, Description: req.Volume.Description, Project: t.ProjectID,
+		SizeGiB: size, VolumeType: req.Volume.VolumeType, Metadata: meta}
+
+	candidates := c.candidates()
+	decision, err := c.Placer.Place(r.Context(), policy.Request{Kind: kind, Project: t.ProjectID, DiskGiB: size, AvailabilityZone: req.Volume.AvailabilityZone}, candidates)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	var tried []string
+	for _, p := range decision.Allowed() {
+		m, ok := c.Pool.Get(p.ID)
+		if !ok || m.Cloud == nil {
+			continue
+		}
+		vol, err := m.Cloud.CreateVolume(r.Context(), spec)
+		if errors.Is(err, peers.ErrCapacity) || errors.Is(err, peers.ErrUnavailable) {
+			tried = append(tried, fmt.Sprintf("%s: %v", p.Name, err))
+			continue
+		}
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		e := index.Entry{Kind: kind, ID: id, Project: t.ProjectID, PeerID: p.ID, PeerResourceID: vol.ID, Name: vol.Name, CreatedAt: vol.CreatedAt}
+		if err := c.Index.Put(r.Context(), e); err != nil {
+			_ = m.Cloud.DeleteVolume(context.WithoutCancel(r.Context()), vol.ID)
+			c.fail(w, r, err)
+			return
+		}
+		c.Log.WithFields(logrus.Fields{"volume": id, "peer": p.Name, "project": t.ProjectID, "size_gib": size}).Info("volume created")
+		writeJSON(w, http.StatusAccepted, map[string]any{"volume": view(r, e, p.Name, vol, true)})
+		return
+	}
+	why := decision.Explain()
+	if len(tried) > 0 {
+		why = strings.Join(tried, "; ") + "; " + why
+	}
+	c.fail(w, r, fmt.Errorf("no peer can hold a %d GiB volume: %s: %w", size, why, peers.ErrCapacity))
+}
+
+// candidates are the peers this broker is connected to, as placement
+// input.
+func (c *Cinder) candidates() []registry.Peer {
+	var out []registry.Peer
+	for _, m := range c.Pool.Members() {
+		if m.Cloud != nil {
+			out = append(out, m.Peer)
+		}
+	}
+	return out
+}
+
+// zones lists one availability zone per connected peer, as Nova does, so
+// --availability-zone pins a volume to a peer.
+func (c *Cinder) zones(w http.ResponseWriter, r *http.Request) {
+	out := []map[string]any{}
+	for _, m := range c.Pool.Members() {
+		out = append(out, map[string]any{"zoneName": m.Peer.Name, "zoneState": map[string]bool{"available": m.Usable()}})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"availabilityZoneInfo": out})
+}
+
+func (c *Cinder) lookup(r *http.Request) (index.Entry, *peers.Member, error) {
+	t, _ := identity.TokenFrom(r.Context())
+	e, err := c.Index.Get(r.Context(), kind, chi.URLParam(r, "id"), t.ProjectID)
+	if err != nil {
+		return index.Entry{}, nil, fmt.Errorf("Volume %s could not be found: %w", chi.URLParam(r, "id"), err)
+	}
+	m, ok := c.Pool.Get(e.PeerID)
+	if !ok || m.Cloud == nil {
+		return e, nil, fmt.Errorf("the peer holding volume %s is not connected: %w", e.ID, peers.ErrUnavailable)
+	}
+	return e, m, nil
+}
+
+func (c *Cinder) show(w http.ResponseWriter, r *http.Request) {
+	e, m, err := c.lookup(r)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	v, err := m.Cloud.GetVolume(r.Context(), e.PeerResourceID)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"volume": view(r, e, m.Peer.Name, v, true)})
+}
+
+func (c *Cinder) delete(w http.ResponseWriter, r *http.Request) {
+	e, m, err := c.lookup(r)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if err := m.Cloud.DeleteVolume(r.Context(), e.PeerResourceID); err != nil && !errors.Is(err, peers.ErrNotFound) {
+		c.fail(w, r, err)
+		return
+	}
+	if err := c.Index.Delete(r.Context(), e); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// list merges the project's volumes from every peer holding some: one
+// list call per peer, in parallel, each under a deadline. Peers that do
+// not answer are named in PartialHeader and their volumes left out.
+// Filters: name, status; paging: limit, marker; newest first, as Cinder.
+func (c *Cinder) list(detail bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		t, _ := identity.TokenFrom(r.Context())
+		entries, err := c.Index.List(r.Context(), kind, t.ProjectID)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		byPeer := map[string]map[string]index.Entry{} // peer ID -> peer volume ID -> entry
+		for _, e := range entries {
+			if byPeer[e.PeerID] == nil {
+				byPeer[e.PeerID] = map[string]index.Entry{}
+			}
+			byPeer[e.PeerID][e.PeerResourceID] = e
+		}
+		var members []*peers.Member
+		var failed []string
+		for peerID := range byPeer {
+			if m, ok := c.Pool.Get(peerID); ok && m.Cloud != nil {
+				members = append(members, m)
+			} else {
+				failed = append(failed, peerID)
+			}
+		}
+		timeout := c.PeerTimeout
+		if timeout <= 0 {
+			timeout = 10 * time.Second
+		}
+		res := peers.Gather(r.Context(), members, timeout, func(ctx context.Context, m *peers.Member) ([]peers.Volume, error) {
+			return m.Cloud.ListVolumes(ctx, peers.ListOptions{Metadata: map[string]string{peers.MetaProject: t.ProjectID}})
+		})
+		type item struct {
+			e    index.Entry
+			peer string
+			v    peers.Volume
+		}
+		var items []item
+		for _, rr := range res {
+			if rr.Err != nil {
+				failed = append(failed, rr.Member.Peer.Name)
+				continue
+			}
+			for _, v := range rr.Value {
+				if e, ok := byPeer[rr.Member.Peer.ID][v.ID]; ok {
+					items = append(items, item{e, rr.Member.Peer.Name, v})
+				}
+			}
+		}
+		if len(failed) > 0 {
+			sort.Strings(failed)
+			w.Header().Set(PartialHeader, strings.Join(failed, ","))
+			c.Log.WithField("peers", failed).Warn("volume: partial list; peers did not answer")
+		}
+		q := r.URL.Query()
+		sort.Slice(items, func(i, j int) bool {
+			if !items[i].v.CreatedAt.Equal(items[j].v.CreatedAt) {
+				return items[i].v.CreatedAt.After(items[j].v.CreatedAt)
+			}
+			return items[i].e.ID < items[j].e.ID
+		})
+		out := []map[string]any{}
+		started := q.Get("marker") == ""
+		limit, _ := strconv.Atoi(q.Get("limit"))
+		for _, it := range items {
+			if !started {
+				started = it.e.ID == q.Get("marker")
+				continue
+			}
+			if name := q.Get("name"); name != "" && it.v.Name != name {
+				continue
+			}
+			if st := q.Get("status"); st != "" && string(it.v.Status) != st {
+				continue
+			}
+			out = append(out, view(r, it.e, it.peer, it.v, detail))
+			if limit > 0 && len(out) == limit {
+				break
+			}
+		}
+		if !started {
+			fault(w, r, http.StatusBadRequest, "marker "+q.Get("marker")+" not found")
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"volumes": out})
+	}
+}

@@ -1,0 +1,160 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// Request is what is being placed.
+type Request struct {
+	Kind    string // "server", "volume", ...
+	Project string
+	// Resources the new thing takes; zero fields are not checked.
+	VCPUs, RAMMiB, DiskGiB int
+	// AvailabilityZone pins a peer by name (each peer is a zone).
+	AvailabilityZone string
+	// RequiredLabels must all be on a peer; PreferredLabels raise its score.
+	RequiredLabels, PreferredLabels map[string]string
+}
+
+// Verdict is what placement decided about one candidate peer.
+type Verdict struct {
+	Peer    registry.Peer
+	Allowed bool
+	// Score is 0-100 for allowed peers; higher is better.
+	Score int
+	// Reasons say why a peer was rejected (every rule that rejected it) or
+	// how it scored.
+	Reasons []string
+}
+
+// Decision is a placement: every candidate's verdict, allowed peers first,
+// best first.
+type Decision struct {
+	Verdicts []Verdict
+}
+
+// Allowed returns the allowed peers, best first.
+func (d Decision) Allowed() []registry.Peer {
+	var out []registry.Peer
+	for _, v := range d.Verdicts {
+		if v.Allowed {
+			out = append(out, v.Peer)
+		}
+	}
+	return out
+}
+
+// Explain summarises the rejections, for an error a user can act on.
+func (d Decision) Explain() string {
+	s := ""
+	for _, v := range d.Verdicts {
+		if !v.Allowed {
+			s += fmt.Sprintf("; %s: %v", v.Peer.Name, v.Reasons)
+		}
+	}
+	if s == "" {
+		return "no peers in the pool"
+	}
+	return s[2:]
+}
+
+// Placer decides where a request may run and where it should: filter, then
+// score, like Nomad's feasibility and ranking stack. The OPA engine
+// implements it with admin-written Rego; Default is the built-in policy.
+type Placer interface {
+	Place(ctx context.Context, req Request, candidates []registry.Peer) (Decision, error)
+}
+
+// Default places on healthy peers with room, pinned by availability zone
+// and required labels when asked, preferring the peer with the most free
+// memory (then vCPUs) after placement, and preferred labels.
+type Default struct{}
+
+var _ Placer = Default{}
+
+// Place implements Placer.
+func (Default) Place(ctx context.Context, req Request, candidates []registry.Peer) (Decision, error) {
+	if err := ctx.Err(); err != nil {
+		return Decision{}, err
+	}
+	var d Decision
+	for _, p := range candidates {
+		v := Verdict{Peer: p}
+		reject := func(format string, args ...any) { v.Reasons = append(v.Reasons, fmt.Sprintf(format, args...)) }
+		if p.Status != registry.StatusUp && p.Status != registry.StatusDegraded {
+			reject("status is %s", p.Status)
+		}
+		if req.AvailabilityZone != "" && req.AvailabilityZone != p.Name {
+			reject("not availability zone %q", req.AvailabilityZone)
+		}
+		for _, k := range sortedKeys(req.RequiredLabels) {
+			if p.Labels[k] != req.RequiredLabels[k] {
+				reject("lacks required label %s=%s", k, req.RequiredLabels[k])
+			}
+		}
+		c := p.Capacity
+		for _, dim := range []struct {
+			name string
+			want int
+			r    registry.Resource
+		}{{"vCPUs", req.VCPUs, c.VCPUs}, {"RAM MiB", req.RAMMiB, c.RAMMiB}, {"disk GiB", req.DiskGiB, c.DiskGiB}} {
+			// A peer that reports no total has not said; trust it.
+			if dim.want > 0 && dim.r.Total > 0 && dim.r.Free() < int64(dim.want) {
+				reject("needs %d %s, %d free", dim.want, dim.name, dim.r.Free())
+			}
+		}
+		if c.Instances.Total > 0 && req.Kind == "server" && c.Instances.Free() < 1 {
+			reject("no instance slots free")
+		}
+		if v.Allowed = len(v.Reasons) == 0; v.Allowed {
+			v.Score, v.Reasons = score(req, p)
+		}
+		d.Verdicts = append(d.Verdicts, v)
+	}
+	sort.SliceStable(d.Verdicts, func(i, j int) bool {
+		a, b := d.Verdicts[i], d.Verdicts[j]
+		if a.Allowed != b.Allowed {
+			return a.Allowed
+		}
+		if a.Score != b.Score {
+			return a.Score > b.Score
+		}
+		return a.Peer.Name < b.Peer.Name
+	})
+	return d, nil
+}
+
+// score: 80 points for free memory after placement (as a share of the
+// total), 20 for preferred labels held.
+func score(req Request, p registry.Peer) (int, []string) {
+	memory := 80
+	if t := p.Capacity.RAMMiB.Total; t > 0 {
+		free := p.Capacity.RAMMiB.Free() - int64(req.RAMMiB)
+		memory = int(max(free, 0) * 80 / t)
+	}
+	labels := 20
+	if n := len(req.PreferredLabels); n > 0 {
+		held := 0
+		for k, v := range req.PreferredLabels {
+			if p.Labels[k] == v {
+				held++
+			}
+		}
+		labels = held * 20 / n
+	}
+	return memory + labels, []string{fmt.Sprintf("free memory %d/80, preferred labels %d/20", memory, labels)}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
