@@ -44,9 +44,9 @@ type Config struct {
 	// Compute serves /compute (Nova); nil leaves it out.
 	Compute *compute.Nova
 	// Volume serves /volume (Cinder); nil leaves it out.
-	Volume *volume.Cinder
-	Log      logrus.FieldLogger
-	Version  string
+	Volume  *volume.Cinder
+	Log     logrus.FieldLogger
+	Version string
 	// RequestTimeout bounds every request; default 60s.
 	RequestTimeout time.Duration
 	// Ready reports whether the broker can serve (snapshot loaded); /healthz

@@ -56,7 +56,9 @@ func (c *Cinder) Routes(r chi.Router) {
 	r.Get("/", c.versions)
 	r.Route("/v3", func(r chi.Router) {
 		r.Use(microversion)
-		r.NotFound(func(w http.ResponseWriter, r *http.Request) { fault(w, r, http.StatusNotFound, "The resource could not be found.") })
+		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+			fault(w, r, http.StatusNotFound, "The resource could not be found.")
+		})
 		r.Get("/", c.version)
 		volumes := func(r chi.Router) {
 			r.Get("/", c.list(false))
