@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 eval "$(./scripts/test-deps.sh)"
-export CONSUL_BIN
+export CONSUL_BIN CLOUDMUX_GUEST_IMAGE
+# Tests that need libvirt fail here rather than skip: CI must run them all.
+export CLOUDMUX_REQUIRE_LIBVIRT=1
 
 echo "==> lint"
 make --no-print-directory lint
