@@ -55,7 +55,7 @@ func (s *KeypairStore) Create(ctx context.Context, userID string, spec peers.Key
 		typ = "ssh"
 	}
 	if _, err := s.Get(ctx, userID, spec.Name); err == nil {
-		return peers.Keypair{}, fmt.Errorf("Key pair '%s' already exists: %w", spec.Name, peers.ErrConflict)
+		return peers.Keypair{}, fmt.Errorf("key pair '%s' already exists: %w", spec.Name, peers.ErrConflict)
 	}
 	var private string
 	public := strings.TrimSpace(spec.PublicKey)
@@ -79,7 +79,7 @@ func (s *KeypairStore) Create(ctx context.Context, userID string, spec peers.Key
 	}
 	if _, err := s.store.CAS(ctx, keypairKey(userID, spec.Name), raw, 0); err != nil {
 		if errors.Is(err, registry.ErrConflict) {
-			return peers.Keypair{}, fmt.Errorf("Key pair '%s' already exists: %w", spec.Name, peers.ErrConflict)
+			return peers.Keypair{}, fmt.Errorf("key pair '%s' already exists: %w", spec.Name, peers.ErrConflict)
 		}
 		return peers.Keypair{}, err
 	}
@@ -91,7 +91,7 @@ func (s *KeypairStore) Create(ctx context.Context, userID string, spec peers.Key
 func (s *KeypairStore) Get(ctx context.Context, userID, name string) (peers.Keypair, error) {
 	kv, err := s.store.Get(ctx, keypairKey(userID, name))
 	if errors.Is(err, registry.ErrNotFound) {
-		return peers.Keypair{}, fmt.Errorf("Keypair %s not found for user %s: %w", name, userID, peers.ErrNotFound)
+		return peers.Keypair{}, fmt.Errorf("keypair %s not found for user %s: %w", name, userID, peers.ErrNotFound)
 	}
 	if err != nil {
 		return peers.Keypair{}, err

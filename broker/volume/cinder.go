@@ -308,7 +308,7 @@ func (c *Cinder) lookup(r *http.Request) (index.Entry, *peers.Member, error) {
 	t, _ := identity.TokenFrom(r.Context())
 	e, err := c.Index.Get(r.Context(), kind, chi.URLParam(r, "id"), t.ProjectID)
 	if err != nil {
-		return index.Entry{}, nil, fmt.Errorf("Volume %s could not be found: %w", chi.URLParam(r, "id"), err)
+		return index.Entry{}, nil, fmt.Errorf("volume %s could not be found: %w", chi.URLParam(r, "id"), err)
 	}
 	m, ok := c.Pool.Get(e.PeerID)
 	if !ok || m.Cloud == nil {
