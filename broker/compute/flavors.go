@@ -2,6 +2,7 @@ package compute
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -9,6 +10,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/peers"
 )
 
@@ -62,12 +64,12 @@ func flavorView(r *http.Request, f peers.Flavor, detail bool) map[string]any {
 func (n *Nova) listFlavors(detail bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		flavors, failed, errs := n.mergedFlavors(r.Context())
-		n.flagPartial(w, r, "flavors", failed, errs)
+		osapi.FlagPartial(w, r, n.Log, "flavors", failed, errors.Join(errs...))
 		out := make([]map[string]any, 0, len(flavors))
 		for _, f := range flavors {
 			out = append(out, flavorView(r, f, detail))
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"flavors": out})
+		osapi.WriteJSON(w, http.StatusOK, map[string]any{"flavors": out})
 	}
 }
 
@@ -75,19 +77,19 @@ func (n *Nova) listFlavors(detail bool) http.HandlerFunc {
 func (n *Nova) findFlavor(w http.ResponseWriter, r *http.Request, answer func(peers.Flavor)) {
 	id := chi.URLParam(r, "id")
 	flavors, failed, errs := n.mergedFlavors(r.Context())
-	n.flagPartial(w, r, "flavors", failed, errs)
+	osapi.FlagPartial(w, r, n.Log, "flavors", failed, errors.Join(errs...))
 	for _, f := range flavors {
 		if f.ID == id {
 			answer(f)
 			return
 		}
 	}
-	writeFault(w, r, http.StatusNotFound, fmt.Sprintf("Flavor %s could not be found.", id))
+	osapi.Fault(w, r, http.StatusNotFound, fmt.Sprintf("Flavor %s could not be found.", id))
 }
 
 func (n *Nova) showFlavor(w http.ResponseWriter, r *http.Request) {
 	n.findFlavor(w, r, func(f peers.Flavor) {
-		writeJSON(w, http.StatusOK, map[string]any{"flavor": flavorView(r, f, true)})
+		osapi.WriteJSON(w, http.StatusOK, map[string]any{"flavor": flavorView(r, f, true)})
 	})
 }
 
@@ -97,7 +99,7 @@ func (n *Nova) flavorExtraSpecs(w http.ResponseWriter, r *http.Request) {
 		if specs == nil {
 			specs = map[string]string{}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"extra_specs": specs})
+		osapi.WriteJSON(w, http.StatusOK, map[string]any{"extra_specs": specs})
 	})
 }
 
@@ -115,6 +117,6 @@ func (n *Nova) zones(detail bool) http.HandlerFunc {
 			}
 			out = append(out, z)
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"availabilityZoneInfo": out})
+		osapi.WriteJSON(w, http.StatusOK, map[string]any{"availabilityZoneInfo": out})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
 )
@@ -147,7 +148,7 @@ func (n *Nova) listKeypairs(w http.ResponseWriter, r *http.Request) {
 	for _, kp := range kps {
 		out = append(out, map[string]any{"keypair": keypairView(kp, false)})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"keypairs": out})
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"keypairs": out})
 }
 
 func (n *Nova) createKeypair(w http.ResponseWriter, r *http.Request) {
@@ -159,7 +160,7 @@ func (n *Nova) createKeypair(w http.ResponseWriter, r *http.Request) {
 		} `json:"keypair"`
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil || req.Keypair == nil {
-		writeFault(w, r, http.StatusBadRequest, "Invalid input for field/attribute keypair: expected {\"keypair\": {\"name\": ...}}")
+		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input for field/attribute keypair: expected {\"keypair\": {\"name\": ...}}")
 		return
 	}
 	t, _ := identity.TokenFrom(r.Context())
@@ -170,7 +171,7 @@ func (n *Nova) createKeypair(w http.ResponseWriter, r *http.Request) {
 	}
 	v := keypairView(kp, false)
 	v["user_id"] = kp.UserID
-	writeJSON(w, http.StatusOK, map[string]any{"keypair": v}) // 2.1 answers 200; 201 came with 2.2
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"keypair": v}) // 2.1 answers 200; 201 came with 2.2
 }
 
 func (n *Nova) showKeypair(w http.ResponseWriter, r *http.Request) {
@@ -180,7 +181,7 @@ func (n *Nova) showKeypair(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"keypair": keypairView(kp, true)})
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"keypair": keypairView(kp, true)})
 }
 
 func (n *Nova) deleteKeypair(w http.ResponseWriter, r *http.Request) {

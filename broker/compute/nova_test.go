@@ -20,6 +20,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/compute"
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/localcloud/fake"
 	"github.com/cloudmux/cloudmux/peers"
@@ -170,8 +171,8 @@ func TestPartialFlavorList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := resp.Header.Get(compute.PartialHeader); got != "local-stuck" {
-		t.Fatalf("%s = %q, want local-stuck", compute.PartialHeader, got)
+	if got := resp.Header.Get(osapi.PartialHeader); got != "local-stuck" {
+		t.Fatalf("%s = %q, want local-stuck", osapi.PartialHeader, got)
 	}
 	if waited := time.Since(start); waited > 10*time.Second {
 		t.Fatalf("a stuck peer held the list for %v", waited)

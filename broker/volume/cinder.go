@@ -13,12 +13,12 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
@@ -26,9 +26,6 @@ import (
 
 // Version is the one Cinder microversion this API implements.
 const Version = "3.0"
-
-// PartialHeader names peers a merged list is missing.
-const PartialHeader = "X-Cloudmux-Partial-Peers"
 
 const kind = "volume"
 
@@ -55,9 +52,9 @@ type Cinder struct {
 func (c *Cinder) Routes(r chi.Router) {
 	r.Get("/", c.versions)
 	r.Route("/v3", func(r chi.Router) {
-		r.Use(microversion)
+		r.Use(osapi.Microversion("volume", "", Version, Version))
 		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-			fault(w, r, http.StatusNotFound, "The resource could not be found.")
+			osapi.Fault(w, r, http.StatusNotFound, "The resource could not be found.")
 		})
 		r.Get("/", c.version)
 		volumes := func(r chi.Router) {
@@ -68,7 +65,7 @@ func (c *Cinder) Routes(r chi.Router) {
 			r.Delete("/{id}", c.delete)
 		}
 		r.Group(func(r chi.Router) {
-			r.Use(c.Auth, requireProject)
+			r.Use(c.Auth, osapi.RequireProject)
 			r.Get("/os-availability-zone", c.zones)
 			r.Get("/{project}/os-availability-zone", c.zones)
 			r.Route("/volumes", volumes)
@@ -86,58 +83,22 @@ func versionDoc(r *http.Request) map[string]any {
 }
 
 func (c *Cinder) versions(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusMultipleChoices, map[string]any{"versions": []any{versionDoc(r)}})
+	osapi.WriteJSON(w, http.StatusMultipleChoices, map[string]any{"versions": []any{versionDoc(r)}})
 }
 
 func (c *Cinder) version(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"versions": []any{versionDoc(r)}})
-}
-
-// microversion accepts only the version this API implements (or none, or
-// "latest"), answering 406 otherwise as Cinder does.
-func microversion(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		asked, _ := strings.CutPrefix(strings.TrimSpace(r.Header.Get("OpenStack-API-Version")), "volume ")
-		if asked != "" && asked != "latest" && asked != Version && asked != "3" {
-			fault(w, r, http.StatusNotAcceptable, fmt.Sprintf("Version %s is not supported by the API. Minimum is %s and maximum is %s.", asked, Version, Version))
-			return
-		}
-		w.Header().Set("OpenStack-API-Version", "volume "+Version)
-		w.Header().Set("Vary", "OpenStack-API-Version")
-		next.ServeHTTP(w, r)
-	})
-}
-
-func requireProject(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if t, _ := identity.TokenFrom(r.Context()); !t.Scoped() {
-			fault(w, r, http.StatusForbidden, "a project-scoped token is required")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"versions": []any{versionDoc(r)}})
 }
 
 // pathProject refuses a project in the path other than the token's.
 func pathProject(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if t, _ := identity.TokenFrom(r.Context()); chi.URLParam(r, "project") != t.ProjectID {
-			fault(w, r, http.StatusForbidden, "the project in the path is not the token's project")
+			osapi.Fault(w, r, http.StatusForbidden, "the project in the path is not the token's project")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-var faultNames = map[int]string{400: "badRequest", 403: "forbidden", 404: "itemNotFound", 409: "conflictingRequest", 413: "overLimit", 503: "serviceUnavailable"}
-
-func fault(w http.ResponseWriter, r *http.Request, code int, msg string) {
-	name, ok := faultNames[code]
-	if !ok {
-		name = "computeFault"
-	}
-	w.Header().Set("X-Openstack-Request-Id", "req-"+middleware.GetReqID(r.Context()))
-	writeJSON(w, code, map[string]any{name: map[string]any{"code": code, "message": msg}})
 }
 
 func (c *Cinder) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -152,18 +113,11 @@ func (c *Cinder) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, peers.ErrUnavailable), errors.Is(err, registry.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		code = http.StatusServiceUnavailable
 	}
-	msg := err.Error()
 	if code == http.StatusInternalServerError {
-		c.Log.WithError(err).WithField("request_id", middleware.GetReqID(r.Context())).Error("volume: internal error")
-		msg = "internal error; see the broker log for request " + middleware.GetReqID(r.Context())
+		osapi.Internal(w, r, c.Log, err)
+		return
 	}
-	fault(w, r, code, msg)
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	osapi.Fault(w, r, code, err.Error())
 }
 
 // view renders a peer's volume as Cinder shows it, under its broker ID.
@@ -211,7 +165,7 @@ type createRequest struct {
 func (c *Cinder) create(w http.ResponseWriter, r *http.Request) {
 	var req createRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil || req.Volume == nil {
-		fault(w, r, http.StatusBadRequest, "Invalid input: expected {\"volume\": {\"size\": ...}}")
+		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input: expected {\"volume\": {\"size\": ...}}")
 		return
 	}
 	var problems []string
@@ -231,7 +185,7 @@ func (c *Cinder) create(w http.ResponseWriter, r *http.Request) {
 		problems = append(problems, "imageRef: volumes from images are not offered yet")
 	}
 	if len(problems) > 0 {
-		fault(w, r, http.StatusBadRequest, "Invalid input: "+strings.Join(problems, "; "))
+		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input: "+strings.Join(problems, "; "))
 		return
 	}
 	t, _ := identity.TokenFrom(r.Context())
@@ -272,7 +226,7 @@ func (c *Cinder) create(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		c.Log.WithFields(logrus.Fields{"volume": id, "peer": p.Name, "project": t.ProjectID, "size_gib": size}).Info("volume created")
-		writeJSON(w, http.StatusAccepted, map[string]any{"volume": view(r, e, p.Name, vol, true)})
+		osapi.WriteJSON(w, http.StatusAccepted, map[string]any{"volume": view(r, e, p.Name, vol, true)})
 		return
 	}
 	why := decision.Explain()
@@ -301,7 +255,7 @@ func (c *Cinder) zones(w http.ResponseWriter, r *http.Request) {
 	for _, m := range c.Pool.Members() {
 		out = append(out, map[string]any{"zoneName": m.Peer.Name, "zoneState": map[string]bool{"available": m.Usable()}})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"availabilityZoneInfo": out})
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"availabilityZoneInfo": out})
 }
 
 func (c *Cinder) lookup(r *http.Request) (index.Entry, *peers.Member, error) {
@@ -328,7 +282,7 @@ func (c *Cinder) show(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"volume": view(r, e, m.Peer.Name, v, true)})
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"volume": view(r, e, m.Peer.Name, v, true)})
 }
 
 func (c *Cinder) delete(w http.ResponseWriter, r *http.Request) {
@@ -400,11 +354,8 @@ func (c *Cinder) list(detail bool) http.HandlerFunc {
 				}
 			}
 		}
-		if len(failed) > 0 {
-			sort.Strings(failed)
-			w.Header().Set(PartialHeader, strings.Join(failed, ","))
-			c.Log.WithField("peers", failed).Warn("volume: partial list; peers did not answer")
-		}
+		sort.Strings(failed)
+		osapi.FlagPartial(w, r, c.Log, "volumes", failed, nil)
 		q := r.URL.Query()
 		sort.Slice(items, func(i, j int) bool {
 			if !items[i].v.CreatedAt.Equal(items[j].v.CreatedAt) {
@@ -432,9 +383,9 @@ func (c *Cinder) list(detail bool) http.HandlerFunc {
 			}
 		}
 		if !started {
-			fault(w, r, http.StatusBadRequest, "marker "+q.Get("marker")+" not found")
+			osapi.Fault(w, r, http.StatusBadRequest, "marker "+q.Get("marker")+" not found")
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"volumes": out})
+		osapi.WriteJSON(w, http.StatusOK, map[string]any{"volumes": out})
 	}
 }

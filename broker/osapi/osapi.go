@@ -1,0 +1,127 @@
+// Package osapi is the plumbing the broker's OpenStack service APIs share:
+// Nova-family error bodies ({"itemNotFound": {...}}, as Nova and Cinder
+// answer), microversion negotiation, the project-scope requirement, and the
+// header that flags a list merged from peers as partial.
+package osapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/broker/identity"
+)
+
+// PartialHeader names the peers a merged list is missing because they did
+// not answer in time.
+const PartialHeader = "X-Cloudmux-Partial-Peers"
+
+// faultNames are the error body keys Nova and Cinder use, by status.
+var faultNames = map[int]string{
+	400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound", 405: "badMethod",
+	409: "conflictingRequest", 413: "overLimit", 415: "badMediaType", 429: "overLimit",
+	501: "notImplemented", 503: "serviceUnavailable",
+}
+
+// Fault answers with a Nova-family error body.
+func Fault(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	name, ok := faultNames[code]
+	if !ok {
+		name = "computeFault"
+	}
+	w.Header().Set("X-Openstack-Request-Id", "req-"+middleware.GetReqID(r.Context()))
+	WriteJSON(w, code, map[string]any{name: map[string]any{"code": code, "message": msg}})
+}
+
+// WriteJSON answers with v as JSON.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Internal logs err under the request ID and answers 500 without echoing
+// it: internals stay in the broker's log.
+func Internal(w http.ResponseWriter, r *http.Request, log logrus.FieldLogger, err error) {
+	id := middleware.GetReqID(r.Context())
+	log.WithError(err).WithField("request_id", id).Error("internal error")
+	Fault(w, r, http.StatusInternalServerError, "internal error; see the broker log for request "+id)
+}
+
+// RequireProject refuses unscoped tokens: every resource of these APIs
+// belongs to a project.
+func RequireProject(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if t, _ := identity.TokenFrom(r.Context()); !t.Scoped() {
+			Fault(w, r, http.StatusForbidden, "a project-scoped token is required")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Microversion negotiates a service's API version from the
+// OpenStack-API-Version header ("SERVICE X.Y") or the service's legacy
+// header, when it has one. Only versions in [min, max] (or "latest") are
+// accepted; anything else is 406, as the services answer, so a client never
+// believes it got a behaviour it did not.
+func Microversion(service, legacyHeader, min, max string) func(http.Handler) http.Handler {
+	vary := "OpenStack-API-Version"
+	if legacyHeader != "" {
+		vary += ", " + legacyHeader
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var asked string
+			if legacyHeader != "" {
+				asked = strings.TrimSpace(r.Header.Get(legacyHeader))
+			}
+			if v, ok := strings.CutPrefix(strings.TrimSpace(r.Header.Get("OpenStack-API-Version")), service+" "); ok {
+				asked = strings.TrimSpace(v)
+			}
+			if asked != "" && asked != "latest" && !inRange(asked, min, max) {
+				Fault(w, r, http.StatusNotAcceptable, fmt.Sprintf("Version %s is not supported by the API. Minimum is %s and maximum is %s.", asked, min, max))
+				return
+			}
+			w.Header().Set("OpenStack-API-Version", service+" "+max)
+			if legacyHeader != "" {
+				w.Header().Set(legacyHeader, max)
+			}
+			w.Header().Set("Vary", vary)
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// inRange compares "X.Y" microversions numerically.
+func inRange(v, min, max string) bool {
+	parse := func(s string) (int, int, bool) {
+		a, b, ok := strings.Cut(s, ".")
+		x, err1 := strconv.Atoi(a)
+		y, err2 := strconv.Atoi(b)
+		return x, y, ok && err1 == nil && err2 == nil
+	}
+	vx, vy, ok := parse(v)
+	lx, ly, _ := parse(min)
+	hx, hy, _ := parse(max)
+	if !ok {
+		return false
+	}
+	return (vx > lx || (vx == lx && vy >= ly)) && (vx < hx || (vx == hx && vy <= hy))
+}
+
+// FlagPartial names the peers a merged list is missing, in PartialHeader
+// and a log line, so a client can tell a short list from a complete one.
+func FlagPartial(w http.ResponseWriter, r *http.Request, log logrus.FieldLogger, what string, failed []string, err error) {
+	if len(failed) == 0 {
+		return
+	}
+	w.Header().Set(PartialHeader, strings.Join(failed, ","))
+	log.WithError(err).WithFields(logrus.Fields{"list": what, "peers": failed,
+		"request_id": middleware.GetReqID(r.Context())}).Warn("partial list; peers did not answer")
+}

@@ -1,0 +1,21 @@
+package osapi
+
+import "testing"
+
+func TestInRange(t *testing.T) {
+	tests := []struct {
+		name, v string
+		want    bool
+	}{
+		{"min", "2.1", true}, {"inside", "2.10", true}, {"max", "2.60", true},
+		{"above", "2.61", false}, {"below", "2.0", false}, {"other major", "3.1", false},
+		{"garbage", "banana", false}, {"no minor", "2", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := inRange(tc.v, "2.1", "2.60"); got != tc.want {
+				t.Fatalf("inRange(%q) = %v, want %v", tc.v, got, tc.want)
+			}
+		})
+	}
+}
