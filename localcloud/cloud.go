@@ -42,6 +42,7 @@ type Cloud struct {
 	ports    map[string]*peers.Port
 	volumes  map[string]*volume
 	macs     map[string]bool
+	bases    map[string]*baseImage // by host and image ID
 }
 
 var (
@@ -78,7 +79,7 @@ func New(cfg Config, driver Driver, log logrus.FieldLogger) (*Cloud, error) {
 		bg: bg, stopBG: stop,
 		servers: map[string]*server{}, keypairs: map[string]*peers.Keypair{}, images: map[string]*image{},
 		networks: map[string]*network{}, subnets: map[string]*subnet{}, ports: map[string]*peers.Port{},
-		volumes: map[string]*volume{}, macs: map[string]bool{},
+		volumes: map[string]*volume{}, macs: map[string]bool{}, bases: map[string]*baseImage{},
 	}
 	for _, h := range cfg.Hosts {
 		c.hosts = append(c.hosts, &host{cfg: h})

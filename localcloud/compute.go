@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"io"
 	"maps"
 	"net/netip"
 	"slices"
@@ -126,8 +125,7 @@ func (c *Cloud) CreateServer(ctx context.Context, spec peers.ServerSpec) (peers.
 	if err := c.attachPortsLocked(s, spec); err != nil {
 		return peers.Server{}, fmt.Errorf("server %q: %w", spec.Name, err)
 	}
-	// An interface, not *os.File: spawn tests it against nil.
-	var imgData io.ReadCloser
+	var root *rootDisk
 	if b.img != nil {
 		// Opened now, so deleting the image during the boot does not fail it.
 		f, err := c.openImageData(b.img)
@@ -135,7 +133,11 @@ func (c *Cloud) CreateServer(ctx context.Context, spec peers.ServerSpec) (peers.
 			c.releasePortsLocked(s)
 			return peers.Server{}, err
 		}
-		imgData, s.rootDisk = f, s.ID+"-disk"
+		s.rootDisk = s.ID + "-disk"
+		root = &rootDisk{
+			base: baseSource{imageID: b.img.ID, format: poolFormat(b.img.DiskFormat), size: b.imgSize, data: f},
+			vol:  PoolVolume{ID: s.rootDisk, Name: s.Name + "-disk", SizeGiB: b.rootGiB},
+		}
 	}
 	if b.bootVol != nil {
 		c.markAttachedLocked(b.bootVol, s, peers.VolumeAttachment{ID: newID(), ServerID: s.ID, VolumeID: b.bootVol.ID, Device: "/dev/vda"})
@@ -145,11 +147,11 @@ func (c *Cloud) CreateServer(ctx context.Context, spec peers.ServerSpec) (peers.
 	h.instances++
 	c.servers[s.ID] = s
 
-	dom, root, hostName := c.domainSpecLocked(s, b, spec.UserData), s.rootDisk, h.cfg.Name
+	dom, hostName := c.domainSpecLocked(s, b, spec.UserData), h.cfg.Name
 	log := c.log.WithFields(logrus.Fields{"server": s.ID, "name": s.Name, "project": s.Project, "host": h.cfg.Name, "flavor": b.flavor.ID})
 	log.Info("server building")
 	c.runTask(s, "spawning", func(ctx context.Context) error {
-		return c.spawn(ctx, hostName, dom, root, b.rootGiB, imgData, b.imgSize)
+		return c.spawn(ctx, hostName, dom, root)
 	}, func(err error) {
 		if err != nil {
 			log.WithError(err).Warn("server build failed")
@@ -191,6 +193,9 @@ func (c *Cloud) planBoot(spec peers.ServerSpec, forced string) (bootPlan, error)
 		}
 		if err := checkImageFitsFlavor(&b.img.Image, b.flavor); err != nil {
 			return b, err
+		}
+		if !bootableFormat(b.img.DiskFormat) {
+			return b, errf(peers.ErrInvalid, "image %s is %s; servers boot from raw or qcow2 images", b.img.ID, b.img.DiskFormat)
 		}
 		b.imgSize = b.img.Size
 		// A flavor with no root disk size takes the image's (Nova's rule).
@@ -467,5 +472,6 @@ func (c *Cloud) startDeleteLocked(s *server) {
 		c.detachAllLocked(s)
 		delete(c.servers, id)
 		log.Info("server deleted")
+		c.collectBasesLocked(hostName)
 	})
 }

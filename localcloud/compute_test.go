@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cloudmux/cloudmux/localcloud"
@@ -37,7 +38,7 @@ func TestBuildFailure(t *testing.T) {
 			if capa, _ := c.Capacity(t.Context()); capa.Instances.Used != 0 || capa.RAMMiB.Used != 0 {
 				t.Fatalf("capacity with a failed build: %+v; want it given back", capa)
 			}
-			if inv := drv.Inventory("host-a"); len(inv.Domains) != 0 || len(inv.Volumes) != 0 {
+			if inv := drv.Contents("host-a"); len(inv.Domains) != 0 || len(inv.Volumes) != 0 {
 				t.Fatalf("host after a failed build: %+v; want the half-built domain and disk removed", inv)
 			}
 			drv.InjectFault(nil)
@@ -81,7 +82,7 @@ func TestDeleteDuringBuild(t *testing.T) {
 	close(release)
 	waitServerGone(t, c, srv.ID)
 	drv.InjectFault(nil)
-	if inv := drv.Inventory("host-a"); len(inv.Domains) != 0 || len(inv.Volumes) != 0 {
+	if inv := drv.Contents("host-a"); len(inv.Domains) != 0 || len(inv.Volumes) != 0 {
 		t.Fatalf("host after delete during build: %+v, want empty", inv)
 	}
 }
@@ -130,16 +131,22 @@ func TestVolumes(t *testing.T) {
 		return v
 	}
 
-	t.Run("FromImageCopiesTheBytes", func(t *testing.T) {
+	t.Run("FromImageIsAnOverlayOnTheImage", func(t *testing.T) {
 		v, err := c.CreateVolume(t.Context(), peers.VolumeSpec{Name: "boot", Project: "p", SizeGiB: 1, ImageID: img, AvailabilityZone: "nova:host-a"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		waitVolume(v.ID, peers.VolumeAvailable)
+		// The volume is a qcow2 overlay on the image's base volume, which
+		// holds the image's bytes.
 		sum := sha256.Sum256(localcloud.PlaceholderDisk())
 		pv, ok := drv.Volume("host-a", v.ID)
-		if !ok || pv.Written != int64(len(localcloud.PlaceholderDisk())) || pv.SHA256 != hex.EncodeToString(sum[:]) {
-			t.Fatalf("pool volume = %+v, %v; want the image's %d bytes", pv, ok, len(localcloud.PlaceholderDisk()))
+		if !ok || pv.BackingID != localcloud.BaseImageVolume(img) || pv.Format != localcloud.VolumeQCOW2 || pv.BackingFormat != localcloud.VolumeRaw {
+			t.Fatalf("pool volume = %+v, %v; want a qcow2 overlay on raw %s", pv, ok, localcloud.BaseImageVolume(img))
+		}
+		base, ok := drv.Volume("host-a", pv.BackingID)
+		if !ok || base.Written != int64(len(localcloud.PlaceholderDisk())) || base.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Fatalf("base volume = %+v, %v; want the image's %d bytes", base, ok, len(localcloud.PlaceholderDisk()))
 		}
 
 		srv, err := c.CreateServer(t.Context(), peers.ServerSpec{Name: "bfv", Project: "p", FlavorID: "2", BootVolumeID: v.ID})
@@ -214,5 +221,59 @@ func TestConsoleOutput(t *testing.T) {
 	lines := strings.Split(strings.TrimRight(all, "\n"), "\n")
 	if err != nil || last != lines[len(lines)-1]+"\n" {
 		t.Fatalf("console, last line = %q, %v; want %q", last, err, lines[len(lines)-1])
+	}
+}
+
+// TestBaseImages: an image is uploaded to a host once, servers' root disks
+// are overlays on it, and the base goes once the image is deleted and the
+// last overlay is gone.
+func TestBaseImages(t *testing.T) {
+	c, drv := newCloud(t, oneHost(t))
+	img, err := c.CreateImage(t.Context(), peers.ImageSpec{Name: "img", Project: "p", DiskFormat: "raw", ContainerFormat: "bare"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UploadImage(t.Context(), img.ID, strings.NewReader(string(localcloud.PlaceholderDisk())), -1); err != nil {
+		t.Fatal(err)
+	}
+	var uploads atomic.Int32
+	drv.InjectFault(func(o fake.Op, host, id string) error {
+		if o == fake.OpUploadVolume {
+			uploads.Add(1)
+		}
+		return nil
+	})
+	var ids []string
+	for range 3 {
+		srv, err := c.CreateServer(t.Context(), peers.ServerSpec{Name: "s", Project: "p", FlavorID: "1", ImageID: img.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitServer(t, c, srv.ID, peers.ServerActive)
+		root, ok := drv.Volume("host-a", srv.ID+"-disk")
+		if !ok || root.BackingID != localcloud.BaseImageVolume(img.ID) || root.SizeGiB != 1 {
+			t.Fatalf("root disk = %+v, %v; want a 1 GiB overlay on the image's base", root, ok)
+		}
+		ids = append(ids, srv.ID)
+	}
+	if n := uploads.Load(); n != 1 {
+		t.Fatalf("image uploaded %d times to the host, want once", n)
+	}
+	if err := c.DeleteImage(t.Context(), img.ID); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		if err := c.DeleteServer(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+		waitServerGone(t, c, id)
+		want := 1
+		if i == len(ids)-1 {
+			want = 0
+		}
+		waitFor(t, "base volumes", func() (bool, string) {
+			inv := drv.Contents("host-a")
+			return len(inv.BaseVolumes) == want, strings.Join(inv.BaseVolumes, ",")
+		})
 	}
 }

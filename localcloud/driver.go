@@ -49,7 +49,8 @@ type DomainDriver interface {
 	// domain already off is not an error.
 	DestroyDomain(ctx context.Context, host, id string) error
 	// UndefineDomain removes a stopped domain's definition. Its disks stay:
-	// they are pool volumes Cloud deletes on its own.
+	// they are pool volumes Cloud deletes on its own. What the driver made
+	// for the domain by itself (a config drive, a console log) goes with it.
 	UndefineDomain(ctx context.Context, host, id string) error
 	// DomainState reports whether the domain runs, is off, or is between
 	// the two.
@@ -66,12 +67,17 @@ type DomainDriver interface {
 // StorageDriver manages volumes in a host's storage pool: server root disks
 // and block-storage volumes alike.
 type StorageDriver interface {
-	// CreateVolume allocates an empty volume of vol.SizeGiB.
+	// CreateVolume allocates a volume: empty, of vol.SizeGiB (or exactly
+	// vol.SizeBytes), or a copy-on-write overlay on vol.BackingID.
 	CreateVolume(ctx context.Context, host string, vol PoolVolume) error
 	// UploadVolume writes data (size bytes, or until EOF when size is -1)
 	// at the start of the volume: an image becoming a root disk.
 	UploadVolume(ctx context.Context, host, id string, data io.Reader, size int64) error
-	// DeleteVolume removes a volume no domain uses.
+	// ResizeVolume grows a volume to newSizeGiB. When domainID is not
+	// empty the volume is attached to that domain, and a running guest sees
+	// the new size at once (a live block resize). Shrinking is ErrInvalid.
+	ResizeVolume(ctx context.Context, host, id string, newSizeGiB int, domainID string) error
+	// DeleteVolume removes a volume no domain uses and no overlay is based on.
 	DeleteVolume(ctx context.Context, host, id string) error
 }
 
@@ -127,7 +133,9 @@ type DomainSpec struct {
 	Disks   []Disk `json:"disks"` // Disks[0] is the boot disk
 	NICs    []NIC  `json:"nics"`
 	KeyName string `json:"key_name,omitempty"`
-	// PublicKey and UserData go into a config drive for cloud-init.
+	// PublicKey and UserData go into a config drive for cloud-init (with
+	// the server's metadata and NICs), where the driver builds one: an
+	// ISO 9660 volume labelled config-2, attached read-only.
 	PublicKey string `json:"public_key,omitempty"`
 	UserData  []byte `json:"user_data,omitempty"`
 	// Metadata is stored with the domain (libvirt <metadata>) so the cloud's
@@ -158,11 +166,66 @@ type PoolVolume struct {
 	ID      string `json:"id"`
 	Name    string `json:"name"`
 	SizeGiB int    `json:"size_gib"`
+	// SizeBytes, when positive, is the exact capacity and overrides
+	// SizeGiB: a base image holding exactly an image's bytes.
+	SizeBytes int64 `json:"size_bytes,omitempty"`
+	// Format is the volume's format on disk, VolumeQCOW2 (the default) or
+	// VolumeRaw. A base image takes its image's disk_format.
+	Format string `json:"format,omitempty"`
+	// BackingID, when set, makes the volume a qcow2 overlay on that pool
+	// volume (a base image, of BackingFormat): writes go to the overlay,
+	// reads of untouched blocks to the base. A server's root disk is one.
+	BackingID     string `json:"backing_id,omitempty"`
+	BackingFormat string `json:"backing_format,omitempty"`
 }
+
+// Pool volume formats.
+const (
+	VolumeQCOW2 = "qcow2"
+	VolumeRaw   = "raw"
+)
+
+// Bytes is the volume's capacity in bytes.
+func (v PoolVolume) Bytes() int64 {
+	if v.SizeBytes > 0 {
+		return v.SizeBytes
+	}
+	return int64(v.SizeGiB) << 30
+}
+
+// BaseImageVolume is the pool volume that holds image imageID's bytes on a
+// host, uploaded once and shared by the root disks of the servers booted
+// from it there.
+func BaseImageVolume(imageID string) string { return "image-" + imageID }
 
 // IsolatedNetwork is a network's layer 2 on a host.
 type IsolatedNetwork struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 	MTU  int    `json:"mtu,omitempty"`
+}
+
+// Inventorier is the optional ability of a driver to list what it made on
+// a host, with the metadata Cloud stored there (DomainSpec.Metadata), so
+// the cloud's records can be rebuilt from the hosts after a crash.
+type Inventorier interface {
+	Inventory(ctx context.Context, host string) (HostInventory, error)
+}
+
+// HostInventory is what a driver made on one host.
+type HostInventory struct {
+	Domains []InventoryDomain `json:"domains"`
+	// Volumes are the pool volumes Cloud asked for (root disks, block
+	// storage volumes, base images), with their capacity in SizeBytes,
+	// their Format and BackingID; what the driver makes for itself (config
+	// drives, console logs) is left out.
+	Volumes  []PoolVolume `json:"volumes"`
+	Networks []string     `json:"networks"` // network IDs
+}
+
+// InventoryDomain is a domain as defined: the spec (without PublicKey and
+// UserData, which only the config drive keeps) and its power state.
+type InventoryDomain struct {
+	DomainSpec
+	State DomainState `json:"state"`
 }

@@ -126,9 +126,10 @@ func TestConformance(t *testing.T) {
 		return
 	}
 	// Everything the suite made is gone, on the host as in the cloud.
-	inv := drv.Inventory("host-a")
-	if len(inv.Domains) != 0 || len(inv.Volumes) != 0 || !slices.Equal(inv.Networks, []string{seeded.NetworkID}) {
-		t.Fatalf("host after the suite: %+v; want no domains or volumes and only the seeded network %s", inv, seeded.NetworkID)
+	inv := drv.Contents("host-a")
+	if len(inv.Domains) != 0 || len(inv.Volumes) != 0 || !slices.Equal(inv.Networks, []string{seeded.NetworkID}) ||
+		!slices.Equal(inv.BaseVolumes, []string{localcloud.BaseImageVolume(seeded.ImageID)}) {
+		t.Fatalf("host after the suite: %+v; want no domains or volumes, only the seeded network %s and the seeded image's base volume", inv, seeded.NetworkID)
 	}
 	capa, err := c.Capacity(t.Context())
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
@@ -44,27 +43,36 @@ func (c *Cloud) runTask(s *server, task string, work func(ctx context.Context) e
 	})
 }
 
-// spawn builds and boots a server's domain: root disk from the image (when
-// imgData is set), definition, power on. On failure it removes what it made.
-func (c *Cloud) spawn(ctx context.Context, hostName string, dom DomainSpec, rootDisk string, rootGiB int, imgData io.ReadCloser, imgSize int64) (err error) {
+// rootDisk is a server's root disk to build: an overlay on its image's
+// base volume.
+type rootDisk struct {
+	base baseSource
+	vol  PoolVolume
+}
+
+// spawn builds and boots a server's domain: root disk (when root is set) as
+// a qcow2 overlay on the image's base volume, which is uploaded first if the
+// host lacks it; definition; power on. On failure it removes what it made.
+func (c *Cloud) spawn(ctx context.Context, hostName string, dom DomainSpec, root *rootDisk) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, spawnTimeout)
 	defer cancel()
+	rootID := ""
+	if root != nil {
+		rootID = root.vol.ID
+		defer root.base.data.Close()
+	}
 	defer func() {
 		if err != nil {
 			cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), powerTimeout)
 			defer ccancel()
-			if terr := c.teardown(cctx, hostName, dom.ID, rootDisk); terr != nil {
+			if terr := c.teardown(cctx, hostName, dom.ID, rootID); terr != nil {
 				c.log.WithError(terr).WithField("server", dom.ID).Warn("cleaning up after a failed build failed")
 			}
 		}
 	}()
-	if imgData != nil {
-		defer imgData.Close()
-		if err := c.driver.CreateVolume(ctx, hostName, PoolVolume{ID: rootDisk, Name: dom.Name + "-disk", SizeGiB: rootGiB}); err != nil {
+	if root != nil {
+		if err := c.createOverlay(ctx, hostName, root.base, root.vol); err != nil {
 			return fmt.Errorf("creating the root disk: %w", err)
-		}
-		if err := c.driver.UploadVolume(ctx, hostName, rootDisk, imgData, imgSize); err != nil {
-			return fmt.Errorf("copying the image into the root disk: %w", err)
 		}
 	}
 	if err := c.driver.DefineDomain(ctx, hostName, dom); err != nil {

@@ -63,6 +63,7 @@ func (c *Cloud) CreateVolume(ctx context.Context, spec peers.VolumeSpec) (peers.
 	defer c.mu.Unlock()
 	var imgData *os.File
 	var imgSize int64
+	var imgFormat string
 	if spec.ImageID != "" {
 		img, err := c.liveImage(spec.ImageID)
 		if err != nil {
@@ -74,7 +75,10 @@ func (c *Cloud) CreateVolume(ctx context.Context, spec peers.VolumeSpec) (peers.
 		case int64(spec.SizeGiB)*gib < img.Size || spec.SizeGiB < img.MinDiskGiB:
 			return peers.Volume{}, errf(peers.ErrInvalid, "volume %q: %d GiB is smaller than image %s (%d bytes, min_disk %d GiB)", spec.Name, spec.SizeGiB, img.ID, img.Size, img.MinDiskGiB)
 		}
-		imgSize = img.Size
+		if !bootableFormat(img.DiskFormat) {
+			return peers.Volume{}, errf(peers.ErrInvalid, "image %s is %s; volumes are made from raw or qcow2 images", img.ID, img.DiskFormat)
+		}
+		imgSize, imgFormat = img.Size, poolFormat(img.DiskFormat)
 		if imgData, err = c.openImageData(img); err != nil {
 			return peers.Volume{}, err
 		}
@@ -102,12 +106,13 @@ func (c *Cloud) CreateVolume(ctx context.Context, spec peers.VolumeSpec) (peers.
 	c.background(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, spawnTimeout)
 		defer cancel()
-		err := c.driver.CreateVolume(ctx, hostName, pv)
-		if err == nil && imgData != nil {
-			err = c.driver.UploadVolume(ctx, hostName, pv.ID, imgData, imgSize)
-		}
+		var err error
 		if imgData != nil {
+			// A qcow2 overlay on the image's base volume, like a root disk.
+			err = c.createOverlay(ctx, hostName, baseSource{imageID: spec.ImageID, format: imgFormat, size: imgSize, data: imgData}, pv)
 			_ = imgData.Close()
+		} else {
+			err = c.driver.CreateVolume(ctx, hostName, pv)
 		}
 		if err != nil {
 			// Whatever the driver made is of no use; a failure here leaves
@@ -199,6 +204,7 @@ func (c *Cloud) DeleteVolume(ctx context.Context, id string) error {
 		c.releaseVolumeAllocLocked(v)
 		delete(c.volumes, id)
 		log.Info("volume deleted")
+		c.collectBasesLocked(hostName)
 	})
 	return nil
 }
@@ -340,4 +346,89 @@ func (c *Cloud) DetachVolume(ctx context.Context, serverID, volumeID string) err
 		log.Info("volume detached")
 	})
 	return nil
+}
+
+// VolumeExtending is Cinder's status of a volume being extended. (The
+// peers package has no constant for it yet.)
+const VolumeExtending peers.VolumeStatus = "extending"
+
+// ExtendVolume grows a volume to newSizeGiB, as Cinder's os-extend: an
+// available volume in the pool, an in-use one live, through its server's
+// running guest (which sees the new size at once). The volume is extending
+// until the driver is done, then back to its status with the new size; a
+// failed extend keeps the old size and logs why. A size not larger than
+// the current one is ErrInvalid; a volume in any other status, or whose
+// server is busy, ErrConflict; a host without the room, ErrCapacity.
+func (c *Cloud) ExtendVolume(ctx context.Context, id string, newSizeGiB int) (peers.Volume, error) {
+	if err := c.begin(ctx); err != nil {
+		return peers.Volume{}, err
+	}
+	defer c.mu.Unlock()
+	v, ok := c.volumes[id]
+	if !ok {
+		return peers.Volume{}, notFound("volume", id)
+	}
+	if newSizeGiB <= v.SizeGiB {
+		return peers.Volume{}, errf(peers.ErrInvalid, "volume %s: new size %d GiB must be larger than its %d GiB", id, newSizeGiB, v.SizeGiB)
+	}
+	var s *server
+	switch v.Status {
+	case peers.VolumeAvailable:
+	case peers.VolumeInUse:
+		if len(v.Attachments) > 0 {
+			s = c.servers[v.Attachments[0].ServerID]
+		}
+		switch {
+		case s == nil:
+			return peers.Volume{}, errf(peers.ErrConflict, "volume %s is in-use by a server that is gone", id)
+		case s.task != "" || s.deleteWait:
+			return peers.Volume{}, errf(peers.ErrConflict, "volume %s: its server %s is busy (%s)", id, s.ID, cmp.Or(s.task, "deleting"))
+		}
+	default:
+		return peers.Volume{}, errf(peers.ErrConflict, "volume %s is %s; only an available or in-use volume can be extended", id, v.Status)
+	}
+	h := c.hostNamed(v.host)
+	delta := int64(newSizeGiB - v.SizeGiB)
+	if h == nil || h.free(c.cfg.Overcommit).DiskGiB < delta {
+		return peers.Volume{}, errf(peers.ErrCapacity, "volume %s: host %s has no room for %d more GiB", id, v.host, delta)
+	}
+	h.used.DiskGiB += delta
+	v.alloc += delta
+	was := v.Status
+	v.Status = VolumeExtending
+	hostName, domainID := v.host, ""
+	if s != nil {
+		domainID = s.ID
+	}
+	log := c.log.WithFields(logrus.Fields{"volume": id, "host": hostName, "size_gib": newSizeGiB, "server": domainID})
+	work := func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, powerTimeout)
+		defer cancel()
+		return c.driver.ResizeVolume(ctx, hostName, id, newSizeGiB, domainID)
+	}
+	done := func(err error) {
+		v.Status = was
+		if err != nil {
+			log.WithError(err).Warn("volume extend failed")
+			if hh := c.hostNamed(hostName); hh != nil && v.alloc >= delta {
+				hh.used.DiskGiB -= delta
+				v.alloc -= delta
+			}
+			return
+		}
+		v.SizeGiB = newSizeGiB
+		log.Info("volume extended")
+	}
+	if s != nil {
+		c.runTask(s, "extending_volume", work, done)
+	} else {
+		c.background(func(ctx context.Context) {
+			err := work(ctx)
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			done(err)
+		})
+	}
+	log.Info("volume extending")
+	return v.view(), nil
 }

@@ -97,6 +97,13 @@ type Volumes interface {
 	DeleteVolume(ctx context.Context, id string) error
 	AttachVolume(ctx context.Context, serverID, volumeID string) (VolumeAttachment, error)
 	DetachVolume(ctx context.Context, serverID, volumeID string) error
+	// ExtendVolume grows a volume to newSizeGiB (Cinder's os-extend): an
+	// available volume, or an in-use one live (the guest sees the new size).
+	// It returns at once with the volume extending (Cinder's status); the
+	// volume settles back to available or in-use with SizeGiB newSizeGiB.
+	// A size not larger than the current one is ErrInvalid; a volume in
+	// another status ErrConflict.
+	ExtendVolume(ctx context.Context, id string, newSizeGiB int) (Volume, error)
 }
 
 // ImageData is the optional ability to move image bytes as streams. A cloud

@@ -33,6 +33,8 @@ const (
 	OpCreateVolume  Op = "create_volume"
 	OpUploadVolume  Op = "upload_volume"
 	OpDeleteVolume  Op = "delete_volume"
+	OpResizeVolume  Op = "resize_volume"
+	OpInventory     Op = "inventory"
 	OpCreateNetwork Op = "create_network"
 	OpDeleteNetwork Op = "delete_network"
 )
@@ -358,8 +360,17 @@ func (d *Driver) CreateVolume(ctx context.Context, hostName string, vol localclo
 	if _, dup := h.volumes[vol.ID]; dup {
 		return errf(peers.ErrConflict, "volume %s already exists", vol.ID)
 	}
-	if vol.SizeGiB < 1 {
+	if vol.SizeGiB < 1 && vol.SizeBytes <= 0 {
 		return errf(peers.ErrInvalid, "volume %s: size %d GiB", vol.ID, vol.SizeGiB)
+	}
+	if vol.BackingID != "" {
+		b, ok := h.volumes[vol.BackingID]
+		if !ok {
+			return errf(peers.ErrNotFound, "volume %s: backing volume %s is not in the pool", vol.ID, vol.BackingID)
+		}
+		if b.spec.Bytes() > vol.Bytes() {
+			return errf(peers.ErrInvalid, "volume %s: %d bytes, smaller than its backing volume %s", vol.ID, vol.Bytes(), vol.BackingID)
+		}
 	}
 	h.volumes[vol.ID] = &volume{spec: vol}
 	return nil
@@ -376,7 +387,7 @@ func (d *Driver) UploadVolume(ctx context.Context, hostName, id string, data io.
 	v, ok := h.volumes[id]
 	var capacity int64
 	if ok {
-		capacity = int64(v.spec.SizeGiB) << 30
+		capacity = v.spec.Bytes()
 	}
 	d.mu.Unlock()
 	if !ok {
@@ -428,7 +439,33 @@ func (d *Driver) DeleteVolume(ctx context.Context, hostName, id string) error {
 	if v.attachedTo != "" {
 		return errf(peers.ErrConflict, "volume %s is used by domain %s", id, v.attachedTo)
 	}
+	for _, o := range h.volumes {
+		if o.spec.BackingID == id {
+			return errf(peers.ErrConflict, "volume %s is the backing volume of %s", id, o.spec.ID)
+		}
+	}
 	delete(h.volumes, id)
+	return nil
+}
+
+// ResizeVolume grows a volume; domainID, when set, must be the domain it
+// is attached to.
+func (d *Driver) ResizeVolume(ctx context.Context, hostName, id string, newSizeGiB int, domainID string) error {
+	h, err := d.lock(ctx, OpResizeVolume, hostName, id)
+	if err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	v, ok := h.volumes[id]
+	switch {
+	case !ok:
+		return errf(peers.ErrNotFound, "no volume %s", id)
+	case int64(newSizeGiB)<<30 < v.spec.Bytes():
+		return errf(peers.ErrInvalid, "volume %s: %d GiB would shrink it", id, newSizeGiB)
+	case v.attachedTo != domainID:
+		return errf(peers.ErrConflict, "volume %s is attached to %q, not %q", id, v.attachedTo, domainID)
+	}
+	v.spec.SizeGiB, v.spec.SizeBytes = newSizeGiB, 0
 	return nil
 }
 

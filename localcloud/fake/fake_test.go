@@ -70,7 +70,7 @@ func TestDomainLifecycle(t *testing.T) {
 			return
 		}
 	}
-	if inv := d.Inventory("h"); len(inv.Domains)+len(inv.Volumes) != 0 {
+	if inv := d.Contents("h"); len(inv.Domains)+len(inv.Volumes) != 0 {
 		t.Fatalf("inventory at the end = %+v, want empty", inv)
 	}
 }

@@ -1,8 +1,10 @@
 package fake
 
 import (
+	"context"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/cloudmux/cloudmux/localcloud"
 )
@@ -44,25 +46,66 @@ func (d *Driver) Volume(hostName, id string) (VolumeInfo, bool) {
 	return VolumeInfo{PoolVolume: v.spec, Written: v.written, SHA256: v.sha256, AttachedTo: v.attachedTo}, true
 }
 
-// Inventory lists the IDs of what exists on a host, sorted.
+// Inventory lists the IDs of what exists on a host, sorted (see
+// Driver.Inventory for the localcloud.Inventorier view). Base image
+// volumes (localcloud.BaseImageVolume: a cache of images on the host) are
+// listed apart from the other volumes.
 type Inventory struct {
-	Domains  []string
-	Volumes  []string
-	Networks []string
+	Domains     []string
+	Volumes     []string
+	BaseVolumes []string
+	Networks    []string
 }
 
-// Inventory returns what exists on a host, so a test can check that the
-// cloud cleaned up after itself.
-func (d *Driver) Inventory(hostName string) Inventory {
+// Contents returns the IDs of what exists on a host, so a test can check
+// that the cloud cleaned up after itself.
+func (d *Driver) Contents(hostName string) Inventory {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	h := d.hosts[hostName]
 	if h == nil {
 		return Inventory{}
 	}
-	return Inventory{
+	inv := Inventory{
 		Domains:  slices.Sorted(maps.Keys(h.domains)),
-		Volumes:  slices.Sorted(maps.Keys(h.volumes)),
 		Networks: slices.Sorted(maps.Keys(h.networks)),
 	}
+	for _, id := range slices.Sorted(maps.Keys(h.volumes)) {
+		if strings.HasPrefix(id, localcloud.BaseImageVolume("")) {
+			inv.BaseVolumes = append(inv.BaseVolumes, id)
+		} else {
+			inv.Volumes = append(inv.Volumes, id)
+		}
+	}
+	return inv
+}
+
+var _ localcloud.Inventorier = (*Driver)(nil)
+
+// Inventory lists the host's domains, volumes and networks, as
+// localcloud.Inventorier.
+func (d *Driver) Inventory(ctx context.Context, hostName string) (localcloud.HostInventory, error) {
+	h, err := d.lock(ctx, OpInventory, hostName, "")
+	if err != nil {
+		return localcloud.HostInventory{}, err
+	}
+	defer d.mu.Unlock()
+	var inv localcloud.HostInventory
+	for _, id := range slices.Sorted(maps.Keys(h.domains)) {
+		dom := h.domains[id]
+		spec := dom.spec
+		spec.PublicKey, spec.UserData = "", nil
+		spec.Disks, spec.NICs, spec.Metadata = slices.Clone(spec.Disks), slices.Clone(spec.NICs), maps.Clone(spec.Metadata)
+		inv.Domains = append(inv.Domains, localcloud.InventoryDomain{DomainSpec: spec, State: dom.state})
+	}
+	for _, id := range slices.Sorted(maps.Keys(h.volumes)) {
+		v := h.volumes[id].spec
+		v.SizeBytes, v.SizeGiB = v.Bytes(), 0
+		if v.Format == "" {
+			v.Format = localcloud.VolumeQCOW2
+		}
+		inv.Volumes = append(inv.Volumes, v)
+	}
+	inv.Networks = slices.Sorted(maps.Keys(h.networks))
+	return inv, nil
 }

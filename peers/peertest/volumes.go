@@ -131,6 +131,8 @@ func (s *suite) testVolumes(t *testing.T) {
 		wantErr(t, "AttachVolume of an unknown volume", err, peers.ErrNotFound, peers.ErrInvalid)
 	})
 
+	t.Run("Extend", func(t *testing.T) { s.testExtendVolume(t) })
+
 	t.Run("Delete", func(t *testing.T) {
 		if err := s.c.DeleteVolume(t.Context(), vol.ID); err != nil {
 			t.Fatalf("DeleteVolume(%s): %v", vol.ID, err)
@@ -154,4 +156,50 @@ func (s *suite) waitServerVolumes(t *testing.T, serverID, volumeID string, want 
 		}
 		return slices.Contains(srv.Volumes, volumeID) == want, fmt.Sprintf("%s, volumes %v", srv.Status, srv.Volumes), nil
 	})
+}
+
+// testExtendVolume grows an available volume, then an in-use one, and
+// checks the refusals.
+func (s *suite) testExtendVolume(t *testing.T) {
+	ctx := t.Context()
+	vol, err := s.c.CreateVolume(ctx, peers.VolumeSpec{Name: s.name("extvol"), Project: s.fx.Project, SizeGiB: 1, Metadata: s.meta()})
+	if err != nil {
+		t.Fatalf("CreateVolume: %v", err)
+	}
+	s.cleanupVolume(t, vol.ID)
+	s.waitVolume(t, vol.ID, peers.VolumeAvailable, nil)
+
+	_, err = s.c.ExtendVolume(ctx, vol.ID, 1)
+	wantErr(t, "ExtendVolume to the same size", err, peers.ErrInvalid)
+	_, err = s.c.ExtendVolume(ctx, "00000000-0000-4000-8000-0000000000af", 5)
+	wantErr(t, "ExtendVolume of an unknown volume", err, peers.ErrNotFound)
+
+	got, err := s.c.ExtendVolume(ctx, vol.ID, 2)
+	if errors.Is(err, peers.ErrNotSupported) {
+		t.Skipf("the cloud cannot extend volumes: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("ExtendVolume(%s, 2) of an available volume: %v", vol.ID, err)
+	}
+	if got.ID != vol.ID {
+		t.Fatalf("ExtendVolume returned volume %s, want %s", got.ID, vol.ID)
+	}
+	sized := func(n int) func(peers.Volume) bool { return func(v peers.Volume) bool { return v.SizeGiB == n } }
+	s.waitVolume(t, vol.ID, peers.VolumeAvailable, sized(2))
+
+	// In-use: the attached server's guest sees the new size live.
+	net, _ := s.makeNetwork(t, "10.83.0.0/24")
+	srv := s.bootServer(t, net.ID)
+	if _, err := s.c.AttachVolume(ctx, srv.ID, vol.ID); err != nil {
+		t.Fatalf("AttachVolume(%s, %s): %v", srv.ID, vol.ID, err)
+	}
+	s.waitVolume(t, vol.ID, peers.VolumeInUse, nil)
+	if _, err := s.c.ExtendVolume(ctx, vol.ID, 3); err != nil {
+		t.Fatalf("ExtendVolume(%s, 3) of an in-use volume: %v", vol.ID, err)
+	}
+	s.waitVolume(t, vol.ID, peers.VolumeInUse, sized(3))
+	if err := s.c.DetachVolume(ctx, srv.ID, vol.ID); err != nil {
+		t.Fatalf("DetachVolume(%s, %s): %v", srv.ID, vol.ID, err)
+	}
+	s.waitVolume(t, vol.ID, peers.VolumeAvailable, nil)
 }
