@@ -348,9 +348,6 @@ func (c *Cloud) DetachVolume(ctx context.Context, serverID, volumeID string) err
 	return nil
 }
 
-// VolumeExtending is Cinder's status of a volume being extended. (The
-// peers package has no constant for it yet.)
-const VolumeExtending peers.VolumeStatus = "extending"
 
 // ExtendVolume grows a volume to newSizeGiB, as Cinder's os-extend: an
 // available volume in the pool, an in-use one live, through its server's
@@ -395,7 +392,7 @@ func (c *Cloud) ExtendVolume(ctx context.Context, id string, newSizeGiB int) (pe
 	h.used.DiskGiB += delta
 	v.alloc += delta
 	was := v.Status
-	v.Status = VolumeExtending
+	v.Status = peers.VolumeExtending
 	hostName, domainID := v.host, ""
 	if s != nil {
 		domainID = s.ID

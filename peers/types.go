@@ -305,6 +305,7 @@ const (
 	VolumeInUse     VolumeStatus = "in-use"
 	VolumeDetaching VolumeStatus = "detaching"
 	VolumeDeleting  VolumeStatus = "deleting"
+	VolumeExtending VolumeStatus = "extending"
 	VolumeError     VolumeStatus = "error"
 )
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
+
+	"github.com/cloudmux/cloudmux/internal/libvirttest"
 )
 
 // cloudmuxBin is the binary under test, built once in TestMain.
@@ -392,4 +395,32 @@ func TestDevLocalPeerComesUp(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond) // polling interval, not a correctness gate
 	}
+}
+
+// TestServeOnLibvirt runs the broker's local cloud on the real libvirt
+// driver (libvirtd's test driver, which needs no guest) and follows the
+// peer until the prober reports it up with driver=libvirt.
+func TestServeOnLibvirt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs libvirtd")
+	}
+	libvirttest.Ensure(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "cloudmux.yaml")
+	content := "prober: {interval: 1s, timeout: 1s}\nlocal_cloud: {driver: libvirt, hosts: [{name: testhost, uri: \"" + libvirttest.TestURI +
+		"\"}], pool: cmxserve" + strconv.Itoa(os.Getpid()) + ", pool_path: " + filepath.Join(dir, "pool") + "}\n"
+	if err := os.WriteFile(cfg, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := startBroker(t, []string{"serve", "-dev", "-config", cfg, "-listen", "127.0.0.1:0", "-log-format", "json"},
+		[]string{"CLOUDMUX_ADMIN_PASSWORD=" + testAdminPassword})
+	waitFor(t, "the libvirt-backed local peer up", func() (bool, string) {
+		out, _, _ := b.cli(t, nil, "peer", "show", "local", "-o", "json")
+		var p struct {
+			Status string `json:"status"`
+			Driver string `json:"driver"`
+		}
+		_ = json.Unmarshal([]byte(out), &p)
+		return p.Status == "up" && p.Driver == "libvirt", out
+	})
 }

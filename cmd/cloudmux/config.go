@@ -77,6 +77,23 @@ type LocalCloudConfig struct {
 	// Seed creates the devstack-like starter image and network.
 	Seed   bool              `yaml:"seed"`
 	Labels map[string]string `yaml:"labels"`
+	// Hosts are the hypervisors (libvirt driver): a name and a libvirt URI
+	// each (qemu:///system, qemu+tcp://host/system). Default: this machine.
+	Hosts []LocalHost `yaml:"hosts"`
+	// Pool and PoolPath name each host's dir storage pool (default
+	// "cloudmux" at /var/lib/cloudmux/pool).
+	Pool     string `yaml:"pool"`
+	PoolPath string `yaml:"pool_path"`
+}
+
+// LocalHost is one hypervisor of the local cloud. Zero resources are
+// asked of the host; smaller values reserve the rest for the host itself.
+type LocalHost struct {
+	Name    string `yaml:"name"`
+	URI     string `yaml:"uri"`
+	VCPUs   int    `yaml:"vcpus"`
+	RAMMiB  int    `yaml:"ram_mib"`
+	DiskGiB int    `yaml:"disk_gib"`
 }
 
 // Duration reads "10s" style durations from YAML.
@@ -225,11 +242,14 @@ func (c Config) Validate() error {
 			bad("local_cloud.name", "is required when the local cloud is enabled")
 		}
 		switch c.LocalCloud.Driver {
-		case "fake":
-		case "libvirt":
-			bad("local_cloud.driver", "the libvirt driver is not in this build yet; use fake")
+		case "fake", "libvirt":
 		default:
 			bad("local_cloud.driver", "must be fake or libvirt; got %q", c.LocalCloud.Driver)
+		}
+	}
+	for i, h := range c.LocalCloud.Hosts {
+		if h.Name == "" || h.URI == "" {
+			bad(fmt.Sprintf("local_cloud.hosts[%d]", i), "needs a name and a libvirt uri")
 		}
 	}
 	if c.AdminPassword != "" && len(c.AdminPassword) < 8 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/localcloud/fake"
+	"github.com/cloudmux/cloudmux/localcloud/libvirt"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -19,24 +20,53 @@ const HostLabel = "cloudmux.io/host"
 // startLocalCloud builds the in-process local cloud and makes sure it is
 // registered as a peer, so it is listed, probed and placed on like any
 // remote cloud. It returns nil when the local cloud is disabled.
-func startLocalCloud(ctx context.Context, cfg Config, reg *registry.PeerRegistry, log logrus.FieldLogger) (*localcloud.Cloud, error) {
+// It returns a close function for the cloud and its driver, to run once
+// nothing uses them any more.
+func startLocalCloud(ctx context.Context, cfg Config, reg *registry.PeerRegistry, log logrus.FieldLogger) (*localcloud.Cloud, func() error, error) {
 	lc := cfg.LocalCloud
 	if !lc.Enabled {
-		return nil, nil
+		return nil, nil, nil
 	}
 	lcfg := localcloud.DevDefaults(filepath.Join(cfg.DataDir, "localcloud"))
 	lcfg.Name = lc.Name
+	if len(lc.Hosts) > 0 {
+		lcfg.Hosts = nil
+		for _, h := range lc.Hosts {
+			lcfg.Hosts = append(lcfg.Hosts, localcloud.HostConfig{Name: h.Name, URI: h.URI, VCPUs: h.VCPUs, RAMMiB: h.RAMMiB, DiskGiB: h.DiskGiB})
+		}
+	}
 	var driver localcloud.Driver
+	closeDriver := func() error { return nil }
 	switch lc.Driver {
 	case "fake":
 		driver = fake.New(lcfg.Hosts...)
+	case "libvirt":
+		d, err := libvirt.New(libvirt.Config{Hosts: lcfg.Hosts, Pool: lc.Pool, PoolPath: lc.PoolPath}, log.WithField("component", "libvirt"))
+		if err != nil {
+			return nil, nil, err
+		}
+		driver, closeDriver = d, d.Close
 	default:
-		return nil, fmt.Errorf("local cloud driver %q is not available in this build", lc.Driver)
+		return nil, nil, fmt.Errorf("local cloud driver %q is not available in this build", lc.Driver)
 	}
 	cloud, err := localcloud.New(lcfg, driver, log.WithField("component", "localcloud"))
 	if err != nil {
-		return nil, err
+		_ = closeDriver()
+		return nil, nil, err
 	}
+	closeAll := func() error { return errors.Join(cloud.Close(), closeDriver()) }
+	cloud, err = finishLocalCloud(ctx, cfg, cloud, reg, log)
+	if err != nil {
+		_ = closeAll()
+		return nil, nil, err
+	}
+	return cloud, closeAll, nil
+}
+
+// finishLocalCloud seeds the cloud and makes sure it is registered as this
+// broker's local peer.
+func finishLocalCloud(ctx context.Context, cfg Config, cloud *localcloud.Cloud, reg *registry.PeerRegistry, log logrus.FieldLogger) (*localcloud.Cloud, error) {
+	lc := cfg.LocalCloud
 	if lc.Seed {
 		if _, err := cloud.Seed(ctx); err != nil {
 			return nil, err

@@ -176,13 +176,13 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		return fmt.Errorf("load the peer registry from the store: %w", err)
 	}
 
-	local, err := startLocalCloud(startCtx, cfg, peerReg, log)
+	local, closeLocal, err := startLocalCloud(startCtx, cfg, peerReg, log)
 	if err != nil {
 		return fmt.Errorf("local cloud: %w", err)
 	}
 	inProcess := map[string]peers.Cloud{}
 	if local != nil {
-		closeAfterLoops = append(closeAfterLoops, local.Close)
+		closeAfterLoops = append(closeAfterLoops, closeLocal)
 		inProcess[cfg.LocalCloud.Name] = local
 	}
 	pool := peers.NewPool(peers.PoolConfig{
