@@ -109,6 +109,7 @@ func (s *Server) loginUser(ctx context.Context, req loginRequest, ttl time.Durat
 			return "", identity.Token{}, fmt.Errorf("%w: no role on project %q", identity.ErrUnauthorized, p.Name)
 		}
 		t.ProjectID, t.ProjectName, t.ProjectDomain, t.Roles = p.ID, p.Name, p.DomainID, roles
+		t.AdminProject = identity.IsAdminProject(p)
 	}
 	return s.Identity.Tokens.Issue(ctx, t, ttl)
 }

@@ -52,7 +52,7 @@ func newEnv(t *testing.T) *env {
 	go func() { _ = tokens.Run(ctx, time.Hour) }()
 	keystone := &identity.Keystone{Dir: dir, Tokens: tokens, Catalog: identity.StaticCatalog(identity.DefaultServices), Log: log}
 	admin, _, err := tokens.Issue(ctx, identity.Token{UserID: boot.User.ID, UserName: "admin", ProjectID: boot.Project.ID,
-		Roles: []identity.Role{boot.Roles[identity.RoleAdmin]}}, time.Hour)
+		AdminProject: true, Roles: []identity.Role{boot.Roles[identity.RoleAdmin]}}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/sirupsen/logrus"
 
-	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -60,9 +59,5 @@ func (s *Server) requestLogger(next http.Handler) http.Handler {
 	})
 }
 
-// requireRole answers 403 unless the token holds role (admin implies all).
-func (s *Server) requireRole(role string) func(http.Handler) http.Handler {
-	return identity.RequireRole(role)
-}
 
 func itoa(n int) string { return strconv.Itoa(n) }

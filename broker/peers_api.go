@@ -17,7 +17,7 @@ import (
 )
 
 func (s *Server) peerRoutes(r chi.Router) {
-	r.Use(s.requireRole(identity.RoleAdmin))
+	r.Use(identity.RequireCloudAdmin)
 	r.Get("/", s.listPeers)
 	r.Post("/", s.createPeer)
 	r.Post("/import", s.importPeers)

@@ -59,7 +59,7 @@ func (n *Nova) Routes(r chi.Router) {
 			})
 			r.Route("/os-availability-zone", func(r chi.Router) {
 				r.Get("/", n.zones(false))
-				r.With(identity.RequireRole(identity.RoleAdmin)).Get("/detail", n.zones(true))
+				r.With(identity.RequireCloudAdmin).Get("/detail", n.zones(true))
 			})
 			r.Route("/os-keypairs", func(r chi.Router) {
 				r.Get("/", n.listKeypairs)

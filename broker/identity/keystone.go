@@ -74,7 +74,7 @@ func (k *Keystone) Routes(r chi.Router) {
 		r.Use(k.Authenticate)
 		r.Get("/users/{user}/projects", k.userProjects)
 		r.Group(func(r chi.Router) {
-			r.Use(RequireRole(RoleAdmin))
+			r.Use(RequireCloudAdmin)
 			r.Get("/domains", k.listDomains)
 			r.Get("/domains/{id}", k.showDomain)
 			r.Get("/projects", k.listProjects)
@@ -147,7 +147,20 @@ func (k *Keystone) Authenticate(next http.Handler) http.Handler {
 	})
 }
 
-// RequireRole answers 403 unless the token holds role (admin implies all).
+// RequireCloudAdmin answers 403 unless the token is a cloud admin's (the
+// admin role on the admin project).
+func RequireCloudAdmin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if t, _ := TokenFrom(r.Context()); !t.CloudAdmin() {
+			WriteError(w, r, fmt.Errorf("%w: this needs the admin role on the %s project", ErrForbidden, AdminProjectName))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// RequireRole answers 403 unless the token holds role on its project
+// (admin implies member implies reader).
 func RequireRole(role string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -310,7 +323,13 @@ func (k *Keystone) scope(ctx context.Context, t *Token, raw json.RawMessage, use
 		return fmt.Errorf("%w: user %s has no role on project %s", ErrUnauthorized, user.Name, p.Name)
 	}
 	t.ProjectID, t.ProjectName, t.ProjectDomain, t.Roles = p.ID, p.Name, p.DomainID, roles
+	t.AdminProject = IsAdminProject(p)
 	return nil
+}
+
+// IsAdminProject reports whether p is the cloud's admin project.
+func IsAdminProject(p Project) bool {
+	return p.Name == AdminProjectName && p.DomainID == DefaultDomainID
 }
 
 func (k *Keystone) tokenBody(r *http.Request, t Token, noCatalog bool) map[string]any {
@@ -329,6 +348,7 @@ func (k *Keystone) tokenBody(r *http.Request, t Token, noCatalog bool) map[strin
 		}
 		body["project"] = map[string]any{"id": t.ProjectID, "name": t.ProjectName, "domain": map[string]string{"id": t.ProjectDomain, "name": domName}}
 		body["roles"] = t.Roles
+		body["is_admin_project"] = t.AdminProject
 		if !noCatalog && k.Catalog != nil {
 			body["catalog"] = k.Catalog(BaseURL(r))
 		}
@@ -344,7 +364,7 @@ func (k *Keystone) validate(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, fmt.Errorf("%w: could not find the subject token", ErrNotFound))
 		return
 	}
-	if subject != AuthToken(r) && !caller.HasRole(RoleAdmin) && caller.UserID != t.UserID {
+	if subject != AuthToken(r) && !caller.CloudAdmin() && caller.UserID != t.UserID {
 		WriteError(w, r, fmt.Errorf("%w: only an admin may validate another user's token", ErrForbidden))
 		return
 	}
@@ -364,7 +384,7 @@ func (k *Keystone) revoke(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, fmt.Errorf("%w: could not find the subject token", ErrNotFound))
 		return
 	}
-	if !caller.HasRole(RoleAdmin) && caller.UserID != t.UserID {
+	if !caller.CloudAdmin() && caller.UserID != t.UserID {
 		WriteError(w, r, fmt.Errorf("%w: only an admin may revoke another user's token", ErrForbidden))
 		return
 	}
@@ -391,7 +411,7 @@ func (k *Keystone) myProjects(w http.ResponseWriter, r *http.Request) {
 func (k *Keystone) userProjects(w http.ResponseWriter, r *http.Request) {
 	t, _ := TokenFrom(r.Context())
 	user := chi.URLParam(r, "user")
-	if user != t.UserID && !t.HasRole(RoleAdmin) {
+	if user != t.UserID && !t.CloudAdmin() {
 		WriteError(w, r, fmt.Errorf("%w: another user's projects", ErrForbidden))
 		return
 	}

@@ -253,3 +253,40 @@ func TestDeletedUserLosesTokens(t *testing.T) {
 		t.Fatalf("assignments after delete = %v, %v", as, err)
 	}
 }
+
+// TestProjectAdminIsNotCloudAdmin: the admin role on an ordinary project
+// does not reach cloud-wide operations (Keystone's is_admin_project).
+func TestProjectAdminIsNotCloudAdmin(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, registry.NewMemory())
+	demo, err := e.dir.CreateProject(ctx, identity.Project{Name: "demo", DomainID: identity.DefaultDomainID, Enabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := e.dir.CreateUser(ctx, identity.User{Name: "dana", DomainID: identity.DefaultDomainID, Enabled: true}, "dana-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.dir.Grant(ctx, identity.Assignment{UserID: u.ID, ProjectID: demo.ID, RoleID: e.boot.Roles[identity.RoleAdmin].ID}); err != nil {
+		t.Fatal(err)
+	}
+	dana, err := e.login(t, "dana", "dana-password", "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idc, _ := openstack.NewIdentityV3(dana, gophercloud.EndpointOpts{})
+	if _, err := projects.Create(ctx, idc, projects.CreateOpts{Name: "grab"}).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusForbidden) {
+		t.Fatalf("project admin creating a project = %v, want 403", err)
+	}
+	err = roles.Assign(ctx, idc, e.boot.Roles[identity.RoleAdmin].ID, roles.AssignOpts{UserID: u.ID, ProjectID: e.boot.Project.ID}).ExtractErr()
+	if !gophercloud.ResponseCodeIs(err, http.StatusForbidden) {
+		t.Fatalf("project admin granting itself the admin project = %v, want 403", err)
+	}
+	admin, err := e.login(t, "admin", adminPassword, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := tokens.Validate(ctx, idc, admin.Token()); ok || err == nil {
+		t.Fatal("a project admin validated the cloud admin's token")
+	}
+}

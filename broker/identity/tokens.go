@@ -44,7 +44,11 @@ type Token struct {
 	ProjectID      string    `json:"project_id,omitempty"`
 	ProjectName    string    `json:"project_name,omitempty"`
 	ProjectDomain  string    `json:"project_domain_id,omitempty"`
-	Roles          []Role    `json:"roles,omitempty"`
+	// AdminProject: the token is scoped to the cloud's admin project, so
+	// its admin role is cloud-wide (Keystone's is_admin_project). Admin on
+	// any other project is admin of that project only.
+	AdminProject bool   `json:"is_admin_project,omitempty"`
+	Roles        []Role `json:"roles,omitempty"`
 	Methods        []string  `json:"methods"`
 	IssuedAt       time.Time `json:"issued_at"`
 	ExpiresAt      time.Time `json:"expires_at"`
@@ -65,6 +69,10 @@ func (t Token) HasRole(role string) bool {
 	}
 	return false
 }
+
+// CloudAdmin reports whether the token may act on the whole cloud: the
+// admin role, on the admin project.
+func (t Token) CloudAdmin() bool { return t.AdminProject && t.HasRole(RoleAdmin) }
 
 // RoleNames lists the token's role names.
 func (t Token) RoleNames() []string {

@@ -353,7 +353,7 @@ func bootstrapAdmin(ctx context.Context, cfg Config, dir *identity.Directory, to
 	}
 	token, _, err := tokens.Issue(ctx, identity.Token{
 		UserID: boot.User.ID, UserName: boot.User.Name, UserDomainID: boot.User.DomainID, UserDomainName: boot.Domain.Name,
-		ProjectID: boot.Project.ID, ProjectName: boot.Project.Name, ProjectDomain: boot.Project.DomainID,
+		ProjectID: boot.Project.ID, ProjectName: boot.Project.Name, ProjectDomain: boot.Project.DomainID, AdminProject: true,
 		Roles: []identity.Role{boot.Roles[identity.RoleAdmin]}, Methods: []string{"password"},
 	}, 24*time.Hour)
 	return password, token, err
