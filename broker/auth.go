@@ -101,6 +101,9 @@ func (s *Server) loginUser(ctx context.Context, req loginRequest, ttl time.Durat
 		if err != nil {
 			return "", identity.Token{}, err
 		}
+		if !p.Enabled {
+			return "", identity.Token{}, fmt.Errorf("%w: project %q is disabled", identity.ErrUnauthorized, p.Name)
+		}
 		roles, err := dir.RolesOn(ctx, p.ID, u.ID)
 		if err != nil {
 			return "", identity.Token{}, err

@@ -63,9 +63,9 @@ func (n *Nova) Routes(r chi.Router) {
 			})
 			r.Route("/os-keypairs", func(r chi.Router) {
 				r.Get("/", n.listKeypairs)
-				r.Post("/", n.createKeypair)
+				r.With(identity.RequireRole(identity.RoleMember)).Post("/", n.createKeypair)
 				r.Get("/{name}", n.showKeypair)
-				r.Delete("/{name}", n.deleteKeypair)
+				r.With(identity.RequireRole(identity.RoleMember)).Delete("/{name}", n.deleteKeypair)
 			})
 		})
 	})

@@ -55,7 +55,7 @@ func entities[T any](r *http.Request, collection string, items []T, id func(T) s
 func (k *Keystone) listDomains(w http.ResponseWriter, r *http.Request) {
 	ds, err := k.Dir.ListDomains(r.Context())
 	if err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	ds = filterByName(r, ds, func(d Domain) string { return d.Name })
@@ -65,7 +65,7 @@ func (k *Keystone) listDomains(w http.ResponseWriter, r *http.Request) {
 func (k *Keystone) showDomain(w http.ResponseWriter, r *http.Request) {
 	d, err := k.Dir.GetDomain(r.Context(), chi.URLParam(r, "id"))
 	if err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"domain": entity(r, "domains", d.ID, d)})
@@ -74,7 +74,7 @@ func (k *Keystone) showDomain(w http.ResponseWriter, r *http.Request) {
 func (k *Keystone) listProjects(w http.ResponseWriter, r *http.Request) {
 	ps, err := k.Dir.ListProjects(r.Context())
 	if err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	if d := r.URL.Query().Get("domain_id"); d != "" {
@@ -100,7 +100,7 @@ func (k *Keystone) createProject(w http.ResponseWriter, r *http.Request) {
 		} `json:"project"`
 	}
 	if err := decode(r, &req); err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	p := Project{Name: req.Project.Name, DomainID: req.Project.DomainID, Description: req.Project.Description, Enabled: req.Project.Enabled == nil || *req.Project.Enabled}
@@ -109,7 +109,7 @@ func (k *Keystone) createProject(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := k.Dir.CreateProject(r.Context(), p)
 	if err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"project": entity(r, "projects", p.ID, p)})
@@ -118,15 +118,25 @@ func (k *Keystone) createProject(w http.ResponseWriter, r *http.Request) {
 func (k *Keystone) showProject(w http.ResponseWriter, r *http.Request) {
 	p, err := k.Dir.GetProject(r.Context(), chi.URLParam(r, "id"))
 	if err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"project": entity(r, "projects", p.ID, p)})
 }
 
 func (k *Keystone) deleteProject(w http.ResponseWriter, r *http.Request) {
-	if err := k.Dir.DeleteProject(r.Context(), chi.URLParam(r, "id")); err != nil {
-		WriteError(w, r, err)
+	id := chi.URLParam(r, "id")
+	if _, err := k.Dir.GetProject(r.Context(), id); err != nil {
+		k.fail(w, r, err)
+		return
+	}
+	// Tokens first: a project half-deleted must not keep access.
+	if err := k.Tokens.RevokeProject(r.Context(), id); err != nil {
+		k.fail(w, r, err)
+		return
+	}
+	if err := k.Dir.DeleteProject(r.Context(), id); err != nil {
+		k.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -135,7 +145,7 @@ func (k *Keystone) deleteProject(w http.ResponseWriter, r *http.Request) {
 func (k *Keystone) listUsers(w http.ResponseWriter, r *http.Request) {
 	us, err := k.Dir.ListUsers(r.Context())
 	if err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	us = filterByName(r, us, func(u User) string { return u.Name })
@@ -153,7 +163,7 @@ func (k *Keystone) createUser(w http.ResponseWriter, r *http.Request) {
 		} `json:"user"`
 	}
 	if err := decode(r, &req); err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	u := User{Name: req.User.Name, DomainID: req.User.DomainID, DefaultProjectID: req.User.DefaultProjectID, Enabled: req.User.Enabled == nil || *req.User.Enabled}
@@ -162,13 +172,13 @@ func (k *Keystone) createUser(w http.ResponseWriter, r *http.Request) {
 	}
 	if u.DefaultProjectID != "" {
 		if _, err := k.Dir.GetProject(r.Context(), u.DefaultProjectID); err != nil {
-			WriteError(w, r, &registry.FieldError{Field: "user.default_project_id", Reason: "no such project"})
+			k.fail(w, r, &registry.FieldError{Field: "user.default_project_id", Reason: "no such project"})
 			return
 		}
 	}
 	u, err := k.Dir.CreateUser(r.Context(), u, req.User.Password)
 	if err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"user": entity(r, "users", u.ID, u)})
@@ -177,7 +187,7 @@ func (k *Keystone) createUser(w http.ResponseWriter, r *http.Request) {
 func (k *Keystone) showUser(w http.ResponseWriter, r *http.Request) {
 	u, err := k.Dir.GetUser(r.Context(), chi.URLParam(r, "id"))
 	if err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"user": entity(r, "users", u.ID, u)})
@@ -186,16 +196,16 @@ func (k *Keystone) showUser(w http.ResponseWriter, r *http.Request) {
 func (k *Keystone) deleteUser(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	if _, err := k.Dir.GetUser(r.Context(), id); err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	// Tokens first: a user half-deleted must not keep access.
 	if err := k.Tokens.RevokeUser(r.Context(), id); err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	if err := k.Dir.DeleteUser(r.Context(), id); err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -204,7 +214,7 @@ func (k *Keystone) deleteUser(w http.ResponseWriter, r *http.Request) {
 func (k *Keystone) listRoles(w http.ResponseWriter, r *http.Request) {
 	rs, err := k.Dir.ListRoles(r.Context())
 	if err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	rs = filterByName(r, rs, func(x Role) string { return x.Name })
@@ -218,12 +228,12 @@ func (k *Keystone) createRole(w http.ResponseWriter, r *http.Request) {
 		} `json:"role"`
 	}
 	if err := decode(r, &req); err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	role, err := k.Dir.CreateRole(r.Context(), Role{Name: req.Role.Name})
 	if err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"role": entity(r, "roles", role.ID, role)})
@@ -235,7 +245,7 @@ func assignmentFrom(r *http.Request) Assignment {
 
 func (k *Keystone) grant(w http.ResponseWriter, r *http.Request) {
 	if err := k.Dir.Grant(r.Context(), assignmentFrom(r)); err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -245,7 +255,7 @@ func (k *Keystone) checkGrant(w http.ResponseWriter, r *http.Request) {
 	a := assignmentFrom(r)
 	as, err := k.Dir.Assignments(r.Context(), a.ProjectID, a.UserID)
 	if err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	for _, x := range as {
@@ -258,8 +268,15 @@ func (k *Keystone) checkGrant(w http.ResponseWriter, r *http.Request) {
 }
 
 func (k *Keystone) ungrant(w http.ResponseWriter, r *http.Request) {
-	if err := k.Dir.Ungrant(r.Context(), assignmentFrom(r)); err != nil {
-		WriteError(w, r, err)
+	a := assignmentFrom(r)
+	if err := k.Dir.Ungrant(r.Context(), a); err != nil {
+		k.fail(w, r, err)
+		return
+	}
+	// The user's live tokens carry the role: void them, as Keystone does;
+	// the user logs in again with what it still holds.
+	if err := k.Tokens.RevokeUser(r.Context(), a.UserID); err != nil {
+		k.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -271,7 +288,7 @@ func (k *Keystone) listAssignments(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	as, err := k.Dir.Assignments(r.Context(), q.Get("scope.project.id"), q.Get("user.id"))
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	out := make([]map[string]any, 0, len(as))

@@ -209,11 +209,20 @@ func (d *Directory) DeleteProject(ctx context.Context, id string) error {
 	return errors.Join(errs...)
 }
 
+// checkPassword applies the password rules; bcrypt reads at most 72 bytes,
+// and a longer password would be silently truncated, so it is refused.
+func checkPassword(password string) error {
+	if len(password) < 8 || len(password) > 72 {
+		return &registry.FieldError{Field: "user.password", Reason: "must be 8 to 72 bytes"}
+	}
+	return nil
+}
+
 // CreateUser adds a user with a password (hashed with bcrypt).
 func (d *Directory) CreateUser(ctx context.Context, u User, password string) (User, error) {
 	errs := []error{validName("user.name", u.Name)}
-	if len(password) < 8 {
-		errs = append(errs, &registry.FieldError{Field: "user.password", Reason: "must be at least 8 characters"})
+	if err := checkPassword(password); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := d.GetDomain(ctx, u.DomainID); err != nil {
 		errs = append(errs, &registry.FieldError{Field: "user.domain_id", Reason: fmt.Sprintf("no domain %q", u.DomainID)})
@@ -238,8 +247,8 @@ func (d *Directory) CreateUser(ctx context.Context, u User, password string) (Us
 
 // SetPassword replaces a user's password.
 func (d *Directory) SetPassword(ctx context.Context, id, password string) error {
-	if len(password) < 8 {
-		return &registry.FieldError{Field: "user.password", Reason: "must be at least 8 characters"}
+	if err := checkPassword(password); err != nil {
+		return err
 	}
 	u, err := getJSON[User](ctx, d.store, usersPrefix+id, "user", id)
 	if err != nil {

@@ -63,14 +63,23 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, code, body)
 }
 
+// fail is WriteError that also logs what a 5xx answer does not echo, under
+// the request ID the answer names.
+func (k *Keystone) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if statusOf(err) >= 500 {
+		k.Log.WithError(err).WithField("request_id", requestID(r)).Error("identity: request failed")
+	}
+	WriteError(w, r, err)
+}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// decode reads one JSON object, refusing unknown fields only at the top
-// level (Keystone clients send extra fields inside documents, e.g. "options").
+// decode reads one JSON object. Unknown fields are ignored, as Keystone
+// does: clients send fields it has no use for (e.g. "options").
 func decode(r *http.Request, v any) error {
 	raw, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {

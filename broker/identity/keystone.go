@@ -140,7 +140,7 @@ func (k *Keystone) Authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t, err := k.Tokens.Validate(r.Context(), AuthToken(r))
 		if err != nil {
-			WriteError(w, r, err)
+			k.fail(w, r, err)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey, t)))
@@ -200,38 +200,42 @@ type authRequest struct {
 func (k *Keystone) issue(w http.ResponseWriter, r *http.Request) {
 	var req authRequest
 	if err := decode(r, &req); err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	ctx := r.Context()
 	id := req.Auth.Identity
 	var user User
 	var methods []string
+	var rescopeLimit time.Duration
 	switch {
 	case slices.Contains(id.Methods, "password") && id.Password != nil:
 		u, err := k.findUser(ctx, id.Password.User.nameOrID)
 		if err != nil && !errors.Is(err, ErrNotFound) {
-			WriteError(w, r, err)
+			k.fail(w, r, err)
 			return
 		}
 		if user, err = k.Dir.CheckPassword(ctx, u, id.Password.User.Password); err != nil {
-			WriteError(w, r, err)
+			k.fail(w, r, err)
 			return
 		}
 		methods = []string{"password"}
 	case slices.Contains(id.Methods, "token") && id.Token != nil:
 		prev, err := k.Tokens.Validate(ctx, id.Token.ID)
 		if err != nil {
-			WriteError(w, r, err)
+			k.fail(w, r, err)
 			return
 		}
+		// A token begets tokens that die with it: rescoping never extends
+		// a lifetime, or a stolen token would live forever.
+		rescopeLimit = time.Until(prev.ExpiresAt)
 		if user, err = k.Dir.GetUser(ctx, prev.UserID); err != nil || !user.Enabled {
-			WriteError(w, r, fmt.Errorf("%w: the token's user is gone or disabled", ErrUnauthorized))
+			k.fail(w, r, fmt.Errorf("%w: the token's user is gone or disabled", ErrUnauthorized))
 			return
 		}
 		methods = []string{"token"}
 	default:
-		WriteError(w, r, &registry.FieldError{Field: "auth.identity.methods", Reason: "supported methods are password and token, with their sections"})
+		k.fail(w, r, &registry.FieldError{Field: "auth.identity.methods", Reason: "supported methods are password and token, with their sections"})
 		return
 	}
 	t := Token{UserID: user.ID, UserName: user.Name, UserDomainID: user.DomainID, Methods: methods}
@@ -239,16 +243,19 @@ func (k *Keystone) issue(w http.ResponseWriter, r *http.Request) {
 		t.UserDomainName = dom.Name
 	}
 	if err := k.scope(ctx, &t, req.Auth.Scope, user); err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	ttl := k.TTL
 	if ttl <= 0 {
 		ttl = DefaultTokenTTL
 	}
+	if rescopeLimit > 0 {
+		ttl = min(ttl, rescopeLimit)
+	}
 	token, t, err := k.Tokens.Issue(ctx, t, ttl)
 	if err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	w.Header().Set("X-Subject-Token", token)
@@ -361,11 +368,11 @@ func (k *Keystone) validate(w http.ResponseWriter, r *http.Request) {
 	subject := r.Header.Get("X-Subject-Token")
 	t, err := k.Tokens.Validate(r.Context(), subject)
 	if err != nil {
-		WriteError(w, r, fmt.Errorf("%w: could not find the subject token", ErrNotFound))
+		k.fail(w, r, fmt.Errorf("%w: could not find the subject token", ErrNotFound))
 		return
 	}
 	if subject != AuthToken(r) && !caller.CloudAdmin() && caller.UserID != t.UserID {
-		WriteError(w, r, fmt.Errorf("%w: only an admin may validate another user's token", ErrForbidden))
+		k.fail(w, r, fmt.Errorf("%w: only an admin may validate another user's token", ErrForbidden))
 		return
 	}
 	w.Header().Set("X-Subject-Token", subject)
@@ -381,15 +388,15 @@ func (k *Keystone) revoke(w http.ResponseWriter, r *http.Request) {
 	subject := r.Header.Get("X-Subject-Token")
 	t, err := k.Tokens.Validate(r.Context(), subject)
 	if err != nil {
-		WriteError(w, r, fmt.Errorf("%w: could not find the subject token", ErrNotFound))
+		k.fail(w, r, fmt.Errorf("%w: could not find the subject token", ErrNotFound))
 		return
 	}
 	if !caller.CloudAdmin() && caller.UserID != t.UserID {
-		WriteError(w, r, fmt.Errorf("%w: only an admin may revoke another user's token", ErrForbidden))
+		k.fail(w, r, fmt.Errorf("%w: only an admin may revoke another user's token", ErrForbidden))
 		return
 	}
 	if err := k.Tokens.Revoke(r.Context(), subject); err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -412,7 +419,7 @@ func (k *Keystone) userProjects(w http.ResponseWriter, r *http.Request) {
 	t, _ := TokenFrom(r.Context())
 	user := chi.URLParam(r, "user")
 	if user != t.UserID && !t.CloudAdmin() {
-		WriteError(w, r, fmt.Errorf("%w: another user's projects", ErrForbidden))
+		k.fail(w, r, fmt.Errorf("%w: another user's projects", ErrForbidden))
 		return
 	}
 	k.writeUserProjects(w, r, user)
@@ -421,7 +428,7 @@ func (k *Keystone) userProjects(w http.ResponseWriter, r *http.Request) {
 func (k *Keystone) writeUserProjects(w http.ResponseWriter, r *http.Request, userID string) {
 	all, err := k.Dir.Assignments(r.Context(), "", userID)
 	if err != nil {
-		WriteError(w, r, err)
+		k.fail(w, r, err)
 		return
 	}
 	seen := map[string]bool{}

@@ -290,3 +290,73 @@ func TestProjectAdminIsNotCloudAdmin(t *testing.T) {
 		t.Fatal("a project admin validated the cloud admin's token")
 	}
 }
+
+func TestTokensDieWithTheirGrounds(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, registry.NewMemory())
+	admin, err := e.login(t, "admin", adminPassword, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idc, _ := openstack.NewIdentityV3(admin, gophercloud.EndpointOpts{})
+	mk := func(project, user string) (identity.Project, identity.User) {
+		p, err := e.dir.CreateProject(ctx, identity.Project{Name: project, DomainID: identity.DefaultDomainID, Enabled: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := e.dir.CreateUser(ctx, identity.User{Name: user, DomainID: identity.DefaultDomainID, Enabled: true}, user+"-password")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.dir.Grant(ctx, identity.Assignment{UserID: u.ID, ProjectID: p.ID, RoleID: e.boot.Roles[identity.RoleMember].ID}); err != nil {
+			t.Fatal(err)
+		}
+		return p, u
+	}
+	t.Run("role removed", func(t *testing.T) {
+		p, u := mk("p1", "u1")
+		c, err := e.login(t, "u1", "u1-password", "p1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := roles.Unassign(ctx, idc, e.boot.Roles[identity.RoleMember].ID, roles.UnassignOpts{UserID: u.ID, ProjectID: p.ID}).ExtractErr(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.tokens.Validate(ctx, c.Token()); !errors.Is(err, identity.ErrUnauthorized) {
+			t.Fatalf("token after its role was removed = %v, want refused", err)
+		}
+	})
+	t.Run("project deleted", func(t *testing.T) {
+		p, _ := mk("p2", "u2")
+		c, err := e.login(t, "u2", "u2-password", "p2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := projects.Delete(ctx, idc, p.ID).ExtractErr(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.tokens.Validate(ctx, c.Token()); !errors.Is(err, identity.ErrUnauthorized) {
+			t.Fatalf("token of a deleted project = %v, want refused", err)
+		}
+	})
+	t.Run("rescoping never extends a lifetime", func(t *testing.T) {
+		first, err := e.tokens.Validate(ctx, admin.Token())
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := tokens.Create(ctx, idc, &tokens.AuthOptions{TokenID: admin.Token(), Scope: tokens.Scope{ProjectName: "admin", DomainName: "Default"}})
+		tok, err := res.ExtractToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok.ExpiresAt.After(first.ExpiresAt.Add(time.Millisecond)) {
+			t.Fatalf("rescoped token expires %v, after its parent %v", tok.ExpiresAt, first.ExpiresAt)
+		}
+	})
+	t.Run("passwords bcrypt would truncate are refused", func(t *testing.T) {
+		_, err := users.Create(ctx, idc, users.CreateOpts{Name: "long", Password: strings.Repeat("x", 80), DomainID: "default"}).Extract()
+		if !gophercloud.ResponseCodeIs(err, http.StatusBadRequest) {
+			t.Fatalf("80-byte password = %v, want 400", err)
+		}
+	})
+}

@@ -26,6 +26,9 @@ const (
 	// the user issued before the event is refused. It shares the watched
 	// prefix "auth/revoked" with token revocations.
 	revokedUsersPrefix = "auth/revoked-users/"
+	// revokedProjectsPrefix: every token scoped to the project issued
+	// before the event is refused (the project was deleted).
+	revokedProjectsPrefix = "auth/revoked-projects/"
 	revocationsWatch   = "auth/revoked"
 	// MaxTokenTTL bounds token lifetimes, and so how long revocation
 	// events must be kept.
@@ -33,6 +36,9 @@ const (
 	// DefaultTokenTTL is Keystone's default token lifetime.
 	DefaultTokenTTL = time.Hour
 	maxCached       = 100_000
+	// watchStaleAfter: how long the revocation watch may fail before
+	// validation stops trusting the cache.
+	watchStaleAfter = 30 * time.Second
 )
 
 // Token is what a token stands for: who, scoped to what, with which roles.
@@ -95,13 +101,15 @@ type Tokens struct {
 	cache        map[string]Token     // token hash -> token
 	revoked      map[string]time.Time // token hash -> its expiry (kept until then)
 	revokedUsers map[string]time.Time // user ID -> tokens issued before this are void
+	revokedProjs map[string]time.Time // project ID -> scoped tokens issued before this are void
+	watchOK      time.Time            // last time the revocation watch answered
 }
 
 // NewTokens returns a token service over store; call Run to follow
 // revocations made by other replicas.
 func NewTokens(store Store, log logrus.FieldLogger) *Tokens {
 	return &Tokens{store: store, log: log, now: func() time.Time { return time.Now().UTC() },
-		cache: map[string]Token{}, revoked: map[string]time.Time{}, revokedUsers: map[string]time.Time{}}
+		cache: map[string]Token{}, revoked: map[string]time.Time{}, revokedUsers: map[string]time.Time{}, revokedProjs: map[string]time.Time{}}
 }
 
 func hashToken(token string) string {
@@ -144,6 +152,12 @@ func (s *Tokens) Validate(ctx context.Context, token string) (Token, error) {
 		return Token{}, fmt.Errorf("%w: the token was revoked", ErrUnauthorized)
 	}
 	t, ok := s.cache[h]
+	// While the revocation watch is failing, another replica's revocation
+	// may not have reached this one: serve from the store (authoritative,
+	// Revoke deletes the record) rather than fail open from the cache.
+	if ok && now.Sub(s.watchOK) > watchStaleAfter {
+		ok = false
+	}
 	s.mu.Unlock()
 	if !ok {
 		var err error
@@ -157,12 +171,27 @@ func (s *Tokens) Validate(ctx context.Context, token string) (Token, error) {
 	}
 	s.mu.Lock()
 	since, userRevoked := s.revokedUsers[t.UserID]
+	projSince, projRevoked := s.revokedProjs[t.ProjectID]
 	s.mu.Unlock()
-	if userRevoked && !t.IssuedAt.After(since) {
+	if (userRevoked && !t.IssuedAt.After(since)) || (t.ProjectID != "" && projRevoked && !t.IssuedAt.After(projSince)) {
 		s.forget(h)
-		return Token{}, fmt.Errorf("%w: the user's tokens were revoked", ErrUnauthorized)
+		return Token{}, fmt.Errorf("%w: the token was revoked", ErrUnauthorized)
 	}
 	return t, nil
+}
+
+// RevokeProject voids every token scoped to a project issued until now,
+// on every replica (the project is being deleted).
+func (s *Tokens) RevokeProject(ctx context.Context, projectID string) error {
+	now := s.now()
+	raw, _ := json.Marshal(now)
+	if _, err := s.store.Put(ctx, revokedProjectsPrefix+projectID, raw); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.revokedProjs[projectID] = now
+	s.mu.Unlock()
+	return nil
 }
 
 // RevokeUser voids every token of a user issued until now, on every
@@ -267,6 +296,7 @@ func (s *Tokens) Run(ctx context.Context, sweep time.Duration) error {
 func (s *Tokens) applyRevocations(kvs []registry.KV) {
 	revoked := map[string]time.Time{}
 	users := map[string]time.Time{}
+	projs := map[string]time.Time{}
 	for _, kv := range kvs {
 		var at time.Time
 		_ = json.Unmarshal(kv.Value, &at)
@@ -275,22 +305,31 @@ func (s *Tokens) applyRevocations(kvs []registry.KV) {
 			revoked[strings.TrimPrefix(kv.Key, revokedPrefix)] = at
 		case strings.HasPrefix(kv.Key, revokedUsersPrefix):
 			users[strings.TrimPrefix(kv.Key, revokedUsersPrefix)] = at
+		case strings.HasPrefix(kv.Key, revokedProjectsPrefix):
+			projs[strings.TrimPrefix(kv.Key, revokedProjectsPrefix)] = at
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
+	s.watchOK = now
 	for h, exp := range s.revoked {
 		if _, ok := revoked[h]; !ok && now.Before(exp) {
 			revoked[h] = exp
 		}
 	}
-	for u, at := range s.revokedUsers {
-		if prev, ok := users[u]; !ok || prev.Before(at) {
-			users[u] = at
+	// Keep local events the watch has not delivered yet, but only while
+	// they can still void a token: the maps stay bounded.
+	keepNewer := func(into, local map[string]time.Time) {
+		for k, at := range local {
+			if prev, ok := into[k]; (!ok || prev.Before(at)) && now.Sub(at) < MaxTokenTTL {
+				into[k] = at
+			}
 		}
 	}
-	s.revoked, s.revokedUsers = revoked, users
+	keepNewer(users, s.revokedUsers)
+	keepNewer(projs, s.revokedProjs)
+	s.revoked, s.revokedUsers, s.revokedProjs = revoked, users, projs
 	for h := range revoked {
 		delete(s.cache, h)
 	}
@@ -318,7 +357,7 @@ func (s *Tokens) sweepLoop(ctx context.Context, every time.Duration) {
 func (s *Tokens) Sweep(ctx context.Context) (int, error) {
 	now := s.now()
 	removed := 0
-	for _, prefix := range []string{tokensPrefix, revokedPrefix, revokedUsersPrefix} {
+	for _, prefix := range []string{tokensPrefix, revokedPrefix, revokedUsersPrefix, revokedProjectsPrefix} {
 		kvs, _, err := s.store.List(ctx, prefix)
 		if err != nil {
 			return removed, err
@@ -333,7 +372,7 @@ func (s *Tokens) Sweep(ctx context.Context) (int, error) {
 				exp = t.ExpiresAt
 			} else if json.Unmarshal(kv.Value, &exp) != nil {
 				continue
-			} else if prefix == revokedUsersPrefix {
+			} else if prefix == revokedUsersPrefix || prefix == revokedProjectsPrefix {
 				exp = exp.Add(MaxTokenTTL) // every token it voids has expired by then
 			}
 			if now.After(exp) {

@@ -60,9 +60,10 @@ func (c *Cinder) Routes(r chi.Router) {
 		volumes := func(r chi.Router) {
 			r.Get("/", c.list(false))
 			r.Get("/detail", c.list(true))
-			r.Post("/", c.create)
+			// Readers read; writing takes member (admin implies it).
+			r.With(identity.RequireRole(identity.RoleMember)).Post("/", c.create)
 			r.Get("/{id}", c.show)
-			r.Delete("/{id}", c.delete)
+			r.With(identity.RequireRole(identity.RoleMember)).Delete("/{id}", c.delete)
 		}
 		r.Group(func(r chi.Router) {
 			r.Use(c.Auth, osapi.RequireProject)

@@ -190,6 +190,26 @@ func TestVolumesAcrossPeers(t *testing.T) {
 		}
 	})
 
+	t.Run("readers read, members write", func(t *testing.T) {
+		u, err := e.dir.CreateUser(ctx, identity.User{Name: "rita", DomainID: identity.DefaultDomainID, Enabled: true}, "rita-password")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.dir.Grant(ctx, identity.Assignment{UserID: u.ID, ProjectID: e.boot.Project.ID, RoleID: e.boot.Roles[identity.RoleReader].ID}); err != nil {
+			t.Fatal(err)
+		}
+		rita := e.client(t, "rita", "rita-password", "admin")
+		if _, err := volumes.Get(ctx, rita, v.ID).Extract(); err != nil {
+			t.Fatalf("reader show = %v", err)
+		}
+		if _, err := volumes.Create(ctx, rita, volumes.CreateOpts{Size: 1}, nil).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusForbidden) {
+			t.Fatalf("reader create = %v, want 403", err)
+		}
+		if err := volumes.Delete(ctx, rita, v.ID, nil).ExtractErr(); !gophercloud.ResponseCodeIs(err, http.StatusForbidden) {
+			t.Fatalf("reader delete = %v, want 403", err)
+		}
+	})
+
 	for _, id := range []string{v.ID, small.ID} {
 		if err := volumes.Delete(ctx, admin, id, nil).ExtractErr(); err != nil {
 			t.Fatal(err)
