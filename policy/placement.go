@@ -129,13 +129,20 @@ func (Default) Place(ctx context.Context, req Request, candidates []registry.Pee
 	return d, nil
 }
 
-// score: 80 points for free memory after placement (as a share of the
-// total), 20 for preferred labels held.
+// score gives 70 points for room left after placement on the dimension
+// the request needs most (memory for servers, disk for volumes) as a share
+// of the peer's total, 20 for preferred labels held, 10 for being up rather
+// than degraded. A peer that reports no total on that dimension gets half
+// the room points: unknown is neither best nor worst.
 func score(req Request, p registry.Peer) (int, []string) {
-	memory := 80
-	if t := p.Capacity.RAMMiB.Total; t > 0 {
-		free := p.Capacity.RAMMiB.Free() - int64(req.RAMMiB)
-		memory = int(max(free, 0) * 80 / t)
+	r, want, dim := p.Capacity.RAMMiB, int64(req.RAMMiB), "memory"
+	if req.Kind == "volume" {
+		r, want, dim = p.Capacity.DiskGiB, int64(req.DiskGiB), "disk"
+	}
+	room := 35
+	if r.Total > 0 {
+		left := min(max(r.Total-r.Used-want, 0), r.Total)
+		room = int(left * 70 / r.Total)
 	}
 	labels := 20
 	if n := len(req.PreferredLabels); n > 0 {
@@ -147,7 +154,12 @@ func score(req Request, p registry.Peer) (int, []string) {
 		}
 		labels = held * 20 / n
 	}
-	return memory + labels, []string{fmt.Sprintf("free memory %d/80, preferred labels %d/20", memory, labels)}
+	health := 10
+	if p.Status == registry.StatusDegraded {
+		health = 0
+	}
+	total := min(max(room+labels+health, 0), 100)
+	return total, []string{fmt.Sprintf("%s room %d/70, preferred labels %d/20, health %d/10", dim, room, labels, health)}
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -65,3 +65,42 @@ func TestDefaultPlacement(t *testing.T) {
 		})
 	}
 }
+
+func TestScoring(t *testing.T) {
+	disky := peer("disky", registry.StatusUp, 100, 10000, nil)
+	disky.Capacity.DiskGiB = registry.Resource{Total: 1000}
+	roomy := peer("roomy", registry.StatusUp, 9000, 10000, nil)
+	roomy.Capacity.DiskGiB = registry.Resource{Total: 100, Used: 90}
+	sickly := peer("sickly", registry.StatusDegraded, 9000, 10000, nil)
+	unknown := registry.Peer{Name: "unknown", Status: registry.StatusUp}
+	odd := peer("odd", registry.StatusUp, 20000, 10000, nil) // used < 0: a peer misreporting
+	tests := []struct {
+		name    string
+		req     policy.Request
+		pool    []registry.Peer
+		allowed string
+	}{
+		{"volumes score on disk, not memory", policy.Request{Kind: "volume", DiskGiB: 5}, []registry.Peer{roomy, disky}, "disky,roomy"},
+		{"degraded ranks below up", policy.Request{Kind: "server", RAMMiB: 512}, []registry.Peer{sickly, roomy}, "roomy,sickly"},
+		{"unknown capacity is neutral, not best", policy.Request{Kind: "server", RAMMiB: 512}, []registry.Peer{unknown, roomy}, "roomy,unknown"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := policy.Default{}.Place(context.Background(), tc.req, tc.pool)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, p := range d.Allowed() {
+				names = append(names, p.Name)
+			}
+			if strings.Join(names, ",") != tc.allowed {
+				t.Fatalf("allowed = %v, want %s\n%+v", names, tc.allowed, d.Verdicts)
+			}
+		})
+	}
+	d, _ := policy.Default{}.Place(context.Background(), policy.Request{Kind: "server"}, []registry.Peer{odd})
+	if s := d.Verdicts[0].Score; s < 0 || s > 100 {
+		t.Fatalf("a misreporting peer scored %d, outside 0-100", s)
+	}
+}

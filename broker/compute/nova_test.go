@@ -102,7 +102,9 @@ func newEnv(t *testing.T, stuck bool) *env {
 	}
 	toks := identity.NewTokens(store, log)
 	keystone := &identity.Keystone{Dir: dir, Tokens: toks, Catalog: identity.StaticCatalog(identity.DefaultServices), Log: log}
-	nova := &compute.Nova{Pool: pool, Keypairs: compute.NewKeypairStore(store), Auth: keystone.Authenticate, Log: log, PeerTimeout: 300 * time.Millisecond}
+	// Healthy in-process peers answer in microseconds; 2s leaves room for a
+	// loaded CI machine, and the stuck peer never answers at all.
+	nova := &compute.Nova{Pool: pool, Keypairs: compute.NewKeypairStore(store), Auth: keystone.Authenticate, Log: log, PeerTimeout: 2 * time.Second}
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID)
 	r.Route("/v3", keystone.Routes)

@@ -199,7 +199,11 @@ func (c *Cinder) create(w http.ResponseWriter, r *http.Request) {
 	spec := peers.VolumeSpec{Name: req.Volume.Name, Description: req.Volume.Description, Project: t.ProjectID,
 		SizeGiB: size, VolumeType: req.Volume.VolumeType, Metadata: meta}
 
-	candidates := c.candidates()
+	candidates, disconnected := c.candidates()
+	if az := req.Volume.AvailabilityZone; az != "" && !c.isZone(az) {
+		osapi.Fault(w, r, http.StatusBadRequest, fmt.Sprintf("Availability zone '%s' is invalid.", az))
+		return
+	}
 	decision, err := c.Placer.Place(r.Context(), policy.Request{Kind: kind, Project: t.ProjectID, DiskGiB: size, AvailabilityZone: req.Volume.AvailabilityZone}, candidates)
 	if err != nil {
 		c.fail(w, r, err)
@@ -234,19 +238,33 @@ func (c *Cinder) create(w http.ResponseWriter, r *http.Request) {
 	if len(tried) > 0 {
 		why = strings.Join(tried, "; ") + "; " + why
 	}
+	for _, name := range disconnected {
+		why += "; " + name + ": not connected"
+	}
 	c.fail(w, r, fmt.Errorf("no peer can hold a %d GiB volume: %s: %w", size, why, peers.ErrCapacity))
 }
 
 // candidates are the peers this broker is connected to, as placement
-// input.
-func (c *Cinder) candidates() []registry.Peer {
-	var out []registry.Peer
+// input, and the names of those it is not (they are reasons too).
+func (c *Cinder) candidates() (connected []registry.Peer, disconnected []string) {
 	for _, m := range c.Pool.Members() {
 		if m.Cloud != nil {
-			out = append(out, m.Peer)
+			connected = append(connected, m.Peer)
+		} else {
+			disconnected = append(disconnected, m.Peer.Name)
 		}
 	}
-	return out
+	return connected, disconnected
+}
+
+// isZone reports whether a peer of the pool is called az.
+func (c *Cinder) isZone(az string) bool {
+	for _, m := range c.Pool.Members() {
+		if m.Peer.Name == az {
+			return true
+		}
+	}
+	return false
 }
 
 // zones lists one availability zone per connected peer, as Nova does, so

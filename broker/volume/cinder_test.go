@@ -152,6 +152,7 @@ func TestVolumesAcrossPeers(t *testing.T) {
 		{"too big for every peer", volumes.CreateOpts{Size: 10000}, http.StatusRequestEntityTooLarge},
 		{"zone too small", volumes.CreateOpts{Size: 10, AvailabilityZone: "small"}, http.StatusRequestEntityTooLarge},
 		{"zero size", volumes.CreateOpts{Size: 0}, http.StatusBadRequest},
+		{"unknown zone", volumes.CreateOpts{Size: 1, AvailabilityZone: "nope"}, http.StatusBadRequest},
 		{"reserved metadata", volumes.CreateOpts{Size: 1, Metadata: map[string]string{"cloudmux_id": "x"}}, http.StatusBadRequest},
 	}
 	for _, tc := range refusals {
