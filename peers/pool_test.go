@@ -458,3 +458,30 @@ func TestProberLeadership(t *testing.T) {
 		t.Fatalf("after b stepped down, a probed remote %d times, want 4", repA.count("remote"))
 	}
 }
+
+// TestProberProbesNewPeersAtOnce: a peer joining the pool is probed without
+// waiting for the next interval.
+func TestProberProbesNewPeersAtOnce(t *testing.T) {
+	h, ctx := newHarness(t)
+	go func() { _ = h.pool.Run(ctx) }()
+	prober := peers.NewProber(peers.ProberConfig{Pool: h.pool, Registry: h.reg, Log: logrus.New(), Interval: time.Hour})
+	go func() { _ = prober.Run(ctx) }()
+	p, err := h.reg.Create(ctx, peerSpec("newcomer"), creds("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		got, err := h.reg.Get(ctx, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status == registry.StatusUp {
+			return
+		}
+		select {
+		case <-h.snap.Changed():
+		case <-ctx.Done():
+			t.Fatal("a new peer waited for the next probe interval (an hour)")
+		}
+	}
+}

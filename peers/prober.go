@@ -83,20 +83,53 @@ func NewProber(cfg ProberConfig) *Prober {
 	return &Prober{cfg: cfg, state: map[string]*probeState{}, registered: map[string]string{}}
 }
 
-// Run probes at once, then every interval, until ctx ends; then it gives
-// up the leadership.
+// Run probes at once, then every interval, and probes a peer that joins
+// the pool as soon as it appears (a new peer should not wait an interval to
+// take work), until ctx ends; then it gives up the leadership.
 func (pr *Prober) Run(ctx context.Context) error {
 	t := time.NewTicker(pr.cfg.Interval)
 	defer t.Stop()
 	defer pr.Stop(context.WithoutCancel(ctx))
+	// The channel is taken before each round, or a member joining during
+	// the round would be missed until the next tick.
+	changed := pr.cfg.Pool.Changed()
+	pr.ProbeAll(ctx)
 	for {
-		pr.ProbeAll(ctx)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
+			changed = pr.cfg.Pool.Changed()
+			pr.ProbeAll(ctx)
+		case <-changed:
+			changed = pr.cfg.Pool.Changed()
+			pr.probeNew(ctx)
 		}
 	}
+}
+
+// probeNew probes the members this broker judges but has not probed yet.
+// Probes of known members change the pool too (their health is written);
+// those are left to the interval, so this does not loop.
+func (pr *Prober) probeNew(ctx context.Context) {
+	pr.mu.Lock()
+	leading := pr.cfg.Leader == nil || pr.lease != nil
+	var fresh []*Member
+	for _, m := range pr.cfg.Pool.Members() {
+		if _, seen := pr.state[m.Peer.ID]; !seen && pr.judges(m, leading) {
+			fresh = append(fresh, m)
+		}
+	}
+	pr.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, m := range fresh {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pr.probe(ctx, m)
+		}()
+	}
+	wg.Wait()
 }
 
 // ProbeAll probes, concurrently, the members this broker should judge: the

@@ -2,9 +2,12 @@ package registry
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -116,6 +119,38 @@ func (s *AESGCM) Open(sealed []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %v (is this broker using the installation's credentials key?)", ErrSealed, err)
 	}
 	return plain, nil
+}
+
+// keyCheckKey holds an HMAC of a fixed message under the installation's
+// credentials key: proof of which key the installation uses, revealing
+// nothing of it.
+const keyCheckKey = "cluster/credentials-key-check"
+
+// ErrWrongKey: a broker's credentials key is not the installation's.
+var ErrWrongKey = errors.New("registry: not the installation's credentials key")
+
+// CheckKey records key's check value when the installation has none yet,
+// and otherwise refuses a key whose check value differs.
+func CheckKey(ctx context.Context, store Store, key []byte) error {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("cloudmux credentials key check v1"))
+	sum := hex.EncodeToString(mac.Sum(nil))
+	kv, err := store.Get(ctx, keyCheckKey)
+	if errors.Is(err, ErrNotFound) {
+		if _, err := store.CAS(ctx, keyCheckKey, []byte(sum), 0); err == nil {
+			return nil
+		} else if !errors.Is(err, ErrConflict) {
+			return err
+		}
+		kv, err = store.Get(ctx, keyCheckKey) // another replica recorded one first
+	}
+	if err != nil {
+		return err
+	}
+	if !hmac.Equal(kv.Value, []byte(sum)) {
+		return fmt.Errorf("%w: copy the key file of the replica that created it (credentials sealed with it would be unreadable here)", ErrWrongKey)
+	}
+	return nil
 }
 
 // plainSealer stores secrets as they are: a broker configured without a key.

@@ -90,3 +90,22 @@ func mustAESGCM(t *testing.T, key []byte) *registry.AESGCM {
 	}
 	return s
 }
+
+func TestCheckKey(t *testing.T) {
+	ctx := context.Background()
+	store := registry.NewMemory()
+	a, b := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	if err := registry.CheckKey(ctx, store, a); err != nil {
+		t.Fatalf("first key: %v", err)
+	}
+	if err := registry.CheckKey(ctx, store, a); err != nil {
+		t.Fatalf("same key again: %v", err)
+	}
+	if err := registry.CheckKey(ctx, store, b); !errors.Is(err, registry.ErrWrongKey) {
+		t.Fatalf("another key = %v, want ErrWrongKey", err)
+	}
+	kv, _ := store.Get(ctx, "cluster/credentials-key-check")
+	if bytes.Contains(kv.Value, a) {
+		t.Fatal("the check value holds the key")
+	}
+}

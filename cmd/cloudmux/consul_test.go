@@ -60,6 +60,18 @@ credentials_key_file: %s
 	if err == nil || !strings.Contains(string(clashOut), "is hosted by broker") {
 		t.Fatalf("a broker claiming another's local cloud started: %v\n%s", err, clashOut)
 	}
+	// A replica with its own credentials key refuses to start: it could not
+	// read the others' sealed credentials.
+	wrongKey := filepath.Join(t.TempDir(), "clash2.yaml")
+	if err := os.WriteFile(wrongKey, []byte(fmt.Sprintf("listen: 127.0.0.1:0\ndata_dir: %s\nbroker_id: third\nstore: {backend: consul, consul: {key_prefix: %s}}\ncredentials_key_file: %s\n",
+		t.TempDir(), prefix, filepath.Join(t.TempDir(), "other.key"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keyCmd := exec.Command(cloudmuxBin, "serve", "-config", wrongKey)
+	keyCmd.Env = append(os.Environ(), "CONSUL_HTTP_ADDR="+agent.Addr)
+	if out, err := keyCmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "not the installation's credentials key") {
+		t.Fatalf("a replica with another credentials key started: %v\n%s", err, out)
+	}
 
 	// A token issued by broker A works on broker B: tokens live in Consul.
 	out, errOut, code := a.cli(t, []string{"CLOUDMUX_TOKEN=", "CLOUDMUX_PASSWORD=" + testAdminPassword}, "login", "-u", "admin")

@@ -55,26 +55,25 @@ func startLocalCloud(ctx context.Context, cfg Config, reg *registry.PeerRegistry
 		return nil, nil, err
 	}
 	closeAll := func() error { return errors.Join(cloud.Close(), closeDriver()) }
-	cloud, err = finishLocalCloud(ctx, cfg, cloud, reg, log)
-	if err != nil {
+	if err := registerLocalCloud(ctx, cfg, cloud, reg, log); err != nil {
 		_ = closeAll()
 		return nil, nil, err
 	}
 	return cloud, closeAll, nil
 }
 
-// finishLocalCloud seeds the cloud and makes sure it is registered as this
-// broker's local peer.
-func finishLocalCloud(ctx context.Context, cfg Config, cloud *localcloud.Cloud, reg *registry.PeerRegistry, log logrus.FieldLogger) (*localcloud.Cloud, error) {
+// registerLocalCloud seeds the cloud and makes sure it is registered as
+// this broker's local peer.
+func registerLocalCloud(ctx context.Context, cfg Config, cloud *localcloud.Cloud, reg *registry.PeerRegistry, log logrus.FieldLogger) error {
 	lc := cfg.LocalCloud
 	if lc.Seed {
 		if _, err := cloud.Seed(ctx); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	capacity, err := cloud.Capacity(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	existing, err := reg.Get(ctx, lc.Name)
 	host := brokerID(cfg)
@@ -86,18 +85,18 @@ func finishLocalCloud(ctx context.Context, cfg Config, cloud *localcloud.Cloud, 
 		}
 		p, err := reg.Create(ctx, registry.Peer{Name: lc.Name, Kind: registry.KindLocal, Labels: labels, Capacity: capacity}, nil)
 		if err != nil {
-			return nil, fmt.Errorf("register the local cloud as peer %q: %w", lc.Name, err)
+			return fmt.Errorf("register the local cloud as peer %q: %w", lc.Name, err)
 		}
 		log.WithField("peer_id", p.ID).WithField("peer", p.Name).Info("registered the local cloud as a peer")
 	case err != nil:
-		return nil, err
+		return err
 	case existing.Kind != registry.KindLocal:
-		return nil, fmt.Errorf("local_cloud.name %q is taken by a %s peer; choose another name", lc.Name, existing.Kind)
+		return fmt.Errorf("local_cloud.name %q is taken by a %s peer; choose another name", lc.Name, existing.Kind)
 	case existing.Labels[HostLabel] != host:
 		// Two brokers serving one local peer would overwrite each other's
 		// health and capacity: refuse rather than fight.
-		return nil, fmt.Errorf("the local cloud %q is hosted by broker %q; give this broker's local cloud another local_cloud.name (or set broker_id to %q if this is that broker)",
+		return fmt.Errorf("the local cloud %q is hosted by broker %q; give this broker's local cloud another local_cloud.name (or set broker_id to %q if this is that broker)",
 			lc.Name, existing.Labels[HostLabel], existing.Labels[HostLabel])
 	}
-	return cloud, nil
+	return nil
 }

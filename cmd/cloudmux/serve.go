@@ -138,7 +138,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	if err != nil {
 		return err
 	}
-	sealer, err := credentialsSealer(cfg)
+	sealer, err := credentialsSealer(ctx, cfg, store)
 	if err != nil {
 		return err
 	}
@@ -298,9 +298,12 @@ func brokerID(cfg Config) string {
 }
 
 // credentialsSealer loads the credentials key, creating it when the file
-// does not exist yet. Two replicas starting together on one machine may race
-// to create it: the loser loads the winner's.
-func credentialsSealer(cfg Config) (registry.Sealer, error) {
+// does not exist yet (two replicas starting together on one machine may race
+// to create it: the loser loads the winner's), then checks it is the
+// installation's key: a replica with another key could not open the others'
+// sealed credentials, and would re-seal them under its own key when it
+// wrote any.
+func credentialsSealer(ctx context.Context, cfg Config, store registry.Store) (registry.Sealer, error) {
 	path := cfg.CredentialsKeyFile
 	if path == "" {
 		path = filepath.Join(cfg.DataDir, "credentials.key")
@@ -314,6 +317,9 @@ func credentialsSealer(cfg Config) (registry.Sealer, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("credentials key: %w", err)
+	}
+	if err := registry.CheckKey(ctx, store, key); err != nil {
+		return nil, fmt.Errorf("credentials key %s: %w", path, err)
 	}
 	return registry.NewAESGCM(key)
 }
