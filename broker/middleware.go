@@ -59,5 +59,4 @@ func (s *Server) requestLogger(next http.Handler) http.Handler {
 	})
 }
 
-
 func itoa(n int) string { return strconv.Itoa(n) }

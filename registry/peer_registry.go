@@ -429,7 +429,7 @@ func (r *PeerRegistry) putCredentials(ctx context.Context, id string, creds Cred
 	if err != nil {
 		return err
 	}
-	if b, err = r.sealer.Seal(b); err != nil {
+	if b, err = r.sealer.Seal(b, []byte(credentialsKey(id))); err != nil {
 		return fmt.Errorf("seal credentials of peer %q: %w", id, err)
 	}
 	if _, err := r.store.Put(ctx, credentialsKey(id), b); err != nil {
@@ -444,11 +444,14 @@ func (r *PeerRegistry) Credentials(ctx context.Context, p Peer) (Credentials, er
 	if p.CredentialsRef == "" {
 		return Credentials{}, nil
 	}
-	kv, err := r.store.Get(ctx, p.CredentialsRef)
+	// Always the peer's own key, whatever the record names: a record
+	// edited to point at another peer's credentials gets nothing.
+	key := credentialsKey(p.ID)
+	kv, err := r.store.Get(ctx, key)
 	if err != nil {
 		return Credentials{}, fmt.Errorf("credentials of peer %q: %w", p.ID, err)
 	}
-	plain, err := r.sealer.Open(kv.Value)
+	plain, err := r.sealer.Open(kv.Value, []byte(key))
 	if err != nil {
 		return Credentials{}, fmt.Errorf("credentials of peer %q: %w", p.ID, err)
 	}

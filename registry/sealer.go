@@ -18,9 +18,13 @@ import (
 // Sealer encrypts secrets before they reach the store and decrypts them on
 // the way back, so reading Consul's KV (a snapshot, a backup, an ACL that
 // is too broad) does not yield peer credentials.
+//
+// The binding (additional authenticated data) ties a sealed value to where
+// it belongs, e.g. its key: a value moved elsewhere by someone with write
+// access to the store does not open.
 type Sealer interface {
-	Seal(plaintext []byte) ([]byte, error)
-	Open(sealed []byte) ([]byte, error)
+	Seal(plaintext, binding []byte) ([]byte, error)
+	Open(sealed, binding []byte) ([]byte, error)
 }
 
 // ErrSealed: a stored secret cannot be opened (wrong key, or a record that
@@ -93,19 +97,21 @@ func GenerateKeyFile(path string) ([]byte, error) {
 	return key, f.Close()
 }
 
-// Seal implements Sealer: prefix, nonce, ciphertext.
-func (s *AESGCM) Seal(plaintext []byte) ([]byte, error) {
+// Seal implements Sealer: prefix, random 96-bit nonce, ciphertext.
+func (s *AESGCM) Seal(plaintext, binding []byte) ([]byte, error) {
 	nonce := make([]byte, s.aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
 	out := append(bytes.Clone(sealedPrefix), nonce...)
-	return s.aead.Seal(out, nonce, plaintext, sealedPrefix), nil
+	return s.aead.Seal(out, nonce, plaintext, aad(binding)), nil
 }
+
+func aad(binding []byte) []byte { return append(bytes.Clone(sealedPrefix), binding...) }
 
 // Open implements Sealer. A value without the sealed prefix is returned as
 // is (written before sealing was enabled).
-func (s *AESGCM) Open(sealed []byte) ([]byte, error) {
+func (s *AESGCM) Open(sealed, binding []byte) ([]byte, error) {
 	body, ok := bytes.CutPrefix(sealed, sealedPrefix)
 	if !ok {
 		return sealed, nil
@@ -114,7 +120,7 @@ func (s *AESGCM) Open(sealed []byte) ([]byte, error) {
 	if len(body) < n {
 		return nil, fmt.Errorf("%w: too short", ErrSealed)
 	}
-	plain, err := s.aead.Open(nil, body[:n], body[n:], sealedPrefix)
+	plain, err := s.aead.Open(nil, body[:n], body[n:], aad(binding))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v (is this broker using the installation's credentials key?)", ErrSealed, err)
 	}
@@ -156,8 +162,8 @@ func CheckKey(ctx context.Context, store Store, key []byte) error {
 // plainSealer stores secrets as they are: a broker configured without a key.
 type plainSealer struct{}
 
-func (plainSealer) Seal(p []byte) ([]byte, error) { return p, nil }
-func (plainSealer) Open(p []byte) ([]byte, error) {
+func (plainSealer) Seal(p, _ []byte) ([]byte, error) { return p, nil }
+func (plainSealer) Open(p, _ []byte) ([]byte, error) {
 	if bytes.HasPrefix(p, sealedPrefix) {
 		return nil, fmt.Errorf("%w: the secret is sealed and this broker has no credentials key", ErrSealed)
 	}

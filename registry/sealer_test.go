@@ -61,6 +61,20 @@ func TestSealedCredentials(t *testing.T) {
 			}
 		})
 	}
+	t.Run("sealed credentials do not open under another peer", func(t *testing.T) {
+		other, err := reg.Create(ctx, osPeer("victim"), osCreds())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Someone with write access to the store copies p's sealed
+		// credentials under another peer's key.
+		if _, err := store.Put(ctx, other.CredentialsRef, raw.Value); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reg.Credentials(ctx, other); !errors.Is(err, registry.ErrSealed) {
+			t.Fatalf("moved credentials = %v, want ErrSealed", err)
+		}
+	})
 	t.Run("plaintext from before sealing still reads", func(t *testing.T) {
 		plain := registry.NewPeerRegistry(store)
 		old, err := plain.Create(ctx, osPeer("older"), osCreds())

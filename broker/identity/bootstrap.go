@@ -15,6 +15,8 @@ type Bootstrapped struct {
 	// Created is true when this call created the admin user (so its
 	// password is the one given), false when the user existed already.
 	Created bool
+	// PasswordReset is true when an existing admin's password was changed.
+	PasswordReset bool
 }
 
 // Bootstrap gives an empty directory what devstack has: domain Default,
@@ -56,7 +58,14 @@ func (d *Directory) Bootstrap(ctx context.Context, password string, reset bool) 
 			b.Created = err == nil
 		}
 	case err == nil && reset:
-		err = d.SetPassword(ctx, b.User.ID, password)
+		// Reset only a password that differs: replicas restarting with the
+		// same CLOUDMUX_ADMIN_PASSWORD must not undo an operator's change
+		// back and forth, and a real change is reported (the caller voids
+		// the admin's tokens).
+		if _, cerr := d.CheckPassword(ctx, b.User, password); cerr != nil {
+			err = d.SetPassword(ctx, b.User.ID, password)
+			b.PasswordReset = err == nil
+		}
 	}
 	if err != nil {
 		return b, fmt.Errorf("bootstrap admin user: %w", err)

@@ -29,7 +29,7 @@ const (
 	// revokedProjectsPrefix: every token scoped to the project issued
 	// before the event is refused (the project was deleted).
 	revokedProjectsPrefix = "auth/revoked-projects/"
-	revocationsWatch   = "auth/revoked"
+	revocationsWatch      = "auth/revoked"
 	// MaxTokenTTL bounds token lifetimes, and so how long revocation
 	// events must be kept.
 	MaxTokenTTL = 7 * 24 * time.Hour
@@ -43,22 +43,22 @@ const (
 
 // Token is what a token stands for: who, scoped to what, with which roles.
 type Token struct {
-	UserID         string    `json:"user_id"`
-	UserName       string    `json:"user_name"`
-	UserDomainID   string    `json:"user_domain_id"`
-	UserDomainName string    `json:"user_domain_name"`
-	ProjectID      string    `json:"project_id,omitempty"`
-	ProjectName    string    `json:"project_name,omitempty"`
-	ProjectDomain  string    `json:"project_domain_id,omitempty"`
+	UserID         string `json:"user_id"`
+	UserName       string `json:"user_name"`
+	UserDomainID   string `json:"user_domain_id"`
+	UserDomainName string `json:"user_domain_name"`
+	ProjectID      string `json:"project_id,omitempty"`
+	ProjectName    string `json:"project_name,omitempty"`
+	ProjectDomain  string `json:"project_domain_id,omitempty"`
 	// AdminProject: the token is scoped to the cloud's admin project, so
 	// its admin role is cloud-wide (Keystone's is_admin_project). Admin on
 	// any other project is admin of that project only.
-	AdminProject bool   `json:"is_admin_project,omitempty"`
-	Roles        []Role `json:"roles,omitempty"`
-	Methods        []string  `json:"methods"`
-	IssuedAt       time.Time `json:"issued_at"`
-	ExpiresAt      time.Time `json:"expires_at"`
-	AuditID        string    `json:"audit_id"`
+	AdminProject bool      `json:"is_admin_project,omitempty"`
+	Roles        []Role    `json:"roles,omitempty"`
+	Methods      []string  `json:"methods"`
+	IssuedAt     time.Time `json:"issued_at"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	AuditID      string    `json:"audit_id"`
 }
 
 // Scoped reports whether the token is scoped to a project.

@@ -2,9 +2,12 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // TestConfigLayers: defaults, then the file, then the environment; a map in
@@ -51,5 +54,39 @@ func TestConfigLayers(t *testing.T) {
 	}
 	if cfg.LocalCloud.Labels["tier"] != "private" {
 		t.Fatalf("default labels = %v, want tier=private", cfg.LocalCloud.Labels)
+	}
+}
+
+// TestClientFilesQuoting: any password survives both files intact; nothing
+// in it runs when openrc is sourced.
+func TestClientFilesQuoting(t *testing.T) {
+	dir := t.TempDir()
+	password := `it's $HOME; $(touch ` + filepath.Join(dir, "pwned") + `) "quoted" \ ` + "`x`"
+	if err := writeClientFiles(dir, "http://127.0.0.1:8080", password); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("bash", "-c", `source "$1/openrc" && printf %s "$OS_PASSWORD"`, "bash", dir).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != password {
+		t.Fatalf("openrc gave %q, want %q", out, password)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
+		t.Fatal("sourcing openrc ran code from the password")
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "clouds.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Clouds map[string]struct {
+			Auth struct {
+				Password string `yaml:"password"`
+			} `yaml:"auth"`
+		} `yaml:"clouds"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil || doc.Clouds["cloudmux"].Auth.Password != password {
+		t.Fatalf("clouds.yaml password = %q, %v", doc.Clouds["cloudmux"].Auth.Password, err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/term"
+	"gopkg.in/yaml.v3"
 
 	"github.com/cloudmux/cloudmux/broker"
 	"github.com/cloudmux/cloudmux/broker/compute"
@@ -343,6 +345,12 @@ func bootstrapAdmin(ctx context.Context, cfg Config, dir *identity.Directory, to
 	if err != nil {
 		return "", "", err
 	}
+	if boot.PasswordReset {
+		log.Warn("admin password reset from CLOUDMUX_ADMIN_PASSWORD; the admin's tokens are revoked")
+		if err := tokens.RevokeUser(ctx, boot.User.ID); err != nil {
+			return "", "", err
+		}
+	}
 	if !reset && !boot.Created {
 		log.Info("admin user exists; keeping its password")
 		password = ""
@@ -367,33 +375,32 @@ func bootstrapAdmin(ctx context.Context, cfg Config, dir *identity.Directory, to
 
 // writeClientFiles writes what OpenStack clients need to reach this broker
 // as admin: an openrc to source and a clouds.yaml with cloud "cloudmux".
+// Values are quoted for their format, so any password is safe in both.
 func writeClientFiles(dir, addr, password string) error {
-	openrc := fmt.Sprintf(`export OS_AUTH_URL=%[1]s/v3
+	sh := func(v string) string { return "'" + strings.ReplaceAll(v, "'", `'"'"'`) + "'" }
+	openrc := fmt.Sprintf(`export OS_AUTH_URL=%s
 export OS_IDENTITY_API_VERSION=3
 export OS_USERNAME=admin
-export OS_PASSWORD=%[2]s
+export OS_PASSWORD=%s
 export OS_PROJECT_NAME=admin
 export OS_USER_DOMAIN_NAME=Default
 export OS_PROJECT_DOMAIN_NAME=Default
-export OS_REGION_NAME=%[3]s
+export OS_REGION_NAME=%s
 export OS_INTERFACE=public
-`, addr, password, identity.Region)
-	clouds := fmt.Sprintf(`clouds:
-  cloudmux:
-    auth:
-      auth_url: %[1]s/v3
-      username: admin
-      password: %[2]q
-      project_name: admin
-      user_domain_name: Default
-      project_domain_name: Default
-    region_name: %[3]s
-    interface: public
-    identity_api_version: 3
-`, addr, password, identity.Region)
+`, sh(addr+"/v3"), sh(password), sh(identity.Region))
+	clouds, err := yaml.Marshal(map[string]any{"clouds": map[string]any{"cloudmux": map[string]any{
+		"auth": map[string]string{
+			"auth_url": addr + "/v3", "username": "admin", "password": password, "project_name": "admin",
+			"user_domain_name": "Default", "project_domain_name": "Default",
+		},
+		"region_name": identity.Region, "interface": "public", "identity_api_version": 3,
+	}}})
+	if err != nil {
+		return err
+	}
 	return errors.Join(
 		os.WriteFile(filepath.Join(dir, "openrc"), []byte(openrc), 0o600),
-		os.WriteFile(filepath.Join(dir, "clouds.yaml"), []byte(clouds), 0o600),
+		os.WriteFile(filepath.Join(dir, "clouds.yaml"), clouds, 0o600),
 	)
 }
 
