@@ -485,3 +485,41 @@ func TestProberProbesNewPeersAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestProberNewJudgeKeepsRecordedVerdict: a prober taking over (restart or
+// leadership change) starts from the recorded status: one failed probe
+// degrades an up peer, and a peer recorded down after being seen alive
+// needs RiseAfter good probes.
+func TestProberNewJudgeKeepsRecordedVerdict(t *testing.T) {
+	h, ctx := newHarness(t)
+	p, err := h.reg.Create(ctx, peerSpec("steady"), creds("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = h.reg.ReportHealth(ctx, p.ID, registry.Health{Status: registry.StatusUp, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	h.sync(t, ctx, p.Revision)
+	if err := h.snap.WaitIndex(ctx, p.Revision); err != nil {
+		t.Fatal(err)
+	}
+	for { // the pool's record must show the recorded verdict
+		changed := h.snap.Changed()
+		h.pool.Reconcile(ctx)
+		if m, _ := h.pool.Get(p.ID); m.Peer.Status == registry.StatusUp {
+			break
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatal("pool never saw the recorded status")
+		}
+	}
+	c, _ := h.clouds.Load("steady")
+	c.(*capacityCloud).setErr(errors.New("blip"))
+	peers.NewProber(peers.ProberConfig{Pool: h.pool, Registry: h.reg, Log: logrus.New()}).ProbeAll(ctx)
+	got, _ := h.reg.Get(ctx, p.ID)
+	if got.Status != registry.StatusDegraded {
+		t.Fatalf("one failure by a new judge: %s, want degraded", got.Status)
+	}
+}

@@ -55,6 +55,7 @@ type Prober struct {
 type probeState struct {
 	fails, oks int
 	status     registry.Status
+	seenAlive  bool // ever answered: recorded heartbeat, or a probe here
 }
 
 // NewProber applies defaults and returns a prober.
@@ -210,18 +211,25 @@ func (pr *Prober) Stop(ctx context.Context) {
 
 func (pr *Prober) probe(ctx context.Context, m *Member) {
 	log := pr.cfg.Log.WithFields(logrus.Fields{"peer_id": m.Peer.ID, "peer": m.Peer.Name})
-	pr.ensureRegistered(ctx, m.Peer, log)
+	// Every call of a probe is bounded: a hung store, agent or driver must
+	// not stall the round (and with it every other peer's health).
+	bounded := func(fn func(ctx context.Context)) {
+		cctx, cancel := context.WithTimeout(ctx, pr.cfg.Timeout)
+		defer cancel()
+		fn(cctx)
+	}
+	bounded(func(ctx context.Context) { pr.ensureRegistered(ctx, m.Peer, log) })
 
 	var capacity *registry.Capacity
 	err := m.Err
 	if m.Cloud != nil {
-		pctx, cancel := context.WithTimeout(ctx, pr.cfg.Timeout)
-		c, cerr := m.Cloud.Capacity(pctx)
-		cancel()
-		if cerr == nil {
-			capacity = &c
+		res := Gather(ctx, []*Member{m}, pr.cfg.Timeout, func(ctx context.Context, m *Member) (registry.Capacity, error) {
+			return m.Cloud.Capacity(ctx) // Gather answers even for a driver that ignores ctx
+		})[0]
+		if res.Err == nil {
+			capacity = &res.Value
 		}
-		err = cerr
+		err = res.Err
 	}
 	if ctx.Err() != nil {
 		return // shutting down: a canceled probe says nothing about the peer
@@ -231,27 +239,31 @@ func (pr *Prober) probe(ctx context.Context, m *Member) {
 	if err == nil {
 		seen = pr.cfg.Now()
 	}
-	if _, rerr := pr.cfg.Registry.ReportHealth(ctx, m.Peer.ID, registry.Health{
-		Status: status, Reason: reason, Capacity: capacity, At: seen,
-	}); rerr != nil {
-		log.WithError(rerr).Warn("prober: cannot record health")
-	}
+	bounded(func(ctx context.Context) {
+		if _, rerr := pr.cfg.Registry.ReportHealth(ctx, m.Peer.ID, registry.Health{
+			Status: status, Reason: reason, Capacity: capacity, At: seen,
+		}); rerr != nil {
+			log.WithError(rerr).Warn("prober: cannot record health")
+		}
+	})
 	if m.Peer.Status == registry.StatusMaintenance {
 		status, reason = registry.StatusMaintenance, "in maintenance: "+m.Peer.StatusReason
 	}
-	herr := pr.cfg.Catalog.SetHealth(ctx, m.Peer.ID, status, reason)
-	if errors.Is(herr, registry.ErrNotFound) {
-		// The agent forgot the service (restarted without its state, or
-		// reaped it after DeregisterCriticalAfter): register it again.
-		pr.mu.Lock()
-		delete(pr.registered, m.Peer.ID)
-		pr.mu.Unlock()
-		pr.ensureRegistered(ctx, m.Peer, log)
-		herr = pr.cfg.Catalog.SetHealth(ctx, m.Peer.ID, status, reason)
-	}
-	if herr != nil {
-		log.WithError(herr).Warn("prober: cannot update the catalog health check")
-	}
+	bounded(func(ctx context.Context) {
+		herr := pr.cfg.Catalog.SetHealth(ctx, m.Peer.ID, status, reason)
+		if errors.Is(herr, registry.ErrNotFound) {
+			// The agent forgot the service (restarted without its state,
+			// or reaped it after DeregisterCriticalAfter): register again.
+			pr.mu.Lock()
+			delete(pr.registered, m.Peer.ID)
+			pr.mu.Unlock()
+			pr.ensureRegistered(ctx, m.Peer, log)
+			herr = pr.cfg.Catalog.SetHealth(ctx, m.Peer.ID, status, reason)
+		}
+		if herr != nil {
+			log.WithError(herr).Warn("prober: cannot update the catalog health check")
+		}
+	})
 	if err != nil {
 		log.WithError(err).WithField("status", status).Debug("prober: probe failed")
 	}
@@ -267,7 +279,7 @@ func (pr *Prober) judge(p registry.Peer, err error) (registry.Status, string) {
 		// leadership change, or this one's before a restart), so a new
 		// judge's first failed probe degrades an up peer rather than
 		// dropping it.
-		st = &probeState{status: registry.StatusDown}
+		st = &probeState{status: registry.StatusDown, seenAlive: !p.LastHeartbeat.IsZero()}
 		if p.Status == registry.StatusUp || p.Status == registry.StatusDegraded {
 			st.status = p.Status
 		}
@@ -285,11 +297,13 @@ func (pr *Prober) judge(p registry.Peer, err error) (registry.Status, string) {
 	}
 	st.oks++
 	st.fails = 0
-	// A peer never seen up rises on its first success: there is no flap to
-	// damp yet, and a new peer should not wait rounds to take work.
-	if st.status == registry.StatusDown && st.oks < pr.cfg.RiseAfter && ok {
+	// A peer never seen alive rises on its first success: there is no flap
+	// to damp yet, and a new peer should not wait rounds to take work. A
+	// peer that was seen and went down must prove itself RiseAfter times.
+	if st.status == registry.StatusDown && st.oks < pr.cfg.RiseAfter && st.seenAlive {
 		return registry.StatusDown, fmt.Sprintf("recovering (%d/%d good probes)", st.oks, pr.cfg.RiseAfter)
 	}
+	st.seenAlive = true
 	st.status = registry.StatusUp
 	return st.status, ""
 }
