@@ -35,7 +35,6 @@ func (s *Server) requestLogger(next http.Handler) http.Handler {
 		start := time.Now()
 		log := s.log.WithField("request_id", middleware.GetReqID(r.Context()))
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-		ww.Header().Set("X-Openstack-Request-Id", "req-"+middleware.GetReqID(r.Context()))
 		next.ServeHTTP(ww, r.WithContext(context.WithValue(r.Context(), loggerKey, log)))
 		route := chi.RouteContext(r.Context()).RoutePattern()
 		if route == "" {

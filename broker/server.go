@@ -13,6 +13,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/compute"
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
@@ -83,7 +84,7 @@ func New(cfg Config) *Server {
 	// Order matters: the request ID first so every later log line carries
 	// it, then the logger, then Recoverer inside the logger so a panic is
 	// logged as a 500, then the timeout.
-	r.Use(middleware.RequestID)
+	r.Use(osapi.RequestID)
 	r.Use(s.requestLogger)
 	r.Use(middleware.Recoverer)
 	r.Use(middleware.Timeout(cfg.RequestTimeout))

@@ -471,6 +471,7 @@ func TestProberProbesNewPeersAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
+		changed := h.snap.Changed() // before looking, or a change in between is missed
 		got, err := h.reg.Get(ctx, p.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -479,7 +480,7 @@ func TestProberProbesNewPeersAtOnce(t *testing.T) {
 			return
 		}
 		select {
-		case <-h.snap.Changed():
+		case <-changed:
 		case <-ctx.Done():
 			t.Fatal("a new peer waited for the next probe interval (an hour)")
 		}

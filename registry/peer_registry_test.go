@@ -273,9 +273,13 @@ func TestPeerSnapshotFollowsWatch(t *testing.T) {
 	if _, err := reg.Delete(ctx, p.ID); err != nil {
 		t.Fatal(err)
 	}
-	for snap.View().Len() != 0 {
+	for {
+		changed := snap.Changed() // before looking, or a change in between is missed
+		if snap.View().Len() == 0 {
+			break
+		}
 		select {
-		case <-snap.Changed():
+		case <-changed:
 		case <-ctx.Done():
 			t.Fatal("delete never reached the snapshot")
 		}

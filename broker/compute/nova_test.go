@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/availabilityzones"
@@ -48,7 +47,7 @@ type env struct {
 // never answers.
 func newEnv(t *testing.T, stuck bool) *env {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	log := logrus.New()
 	log.SetOutput(io.Discard)
@@ -86,9 +85,13 @@ func newEnv(t *testing.T, stuck bool) *env {
 	if err := snap.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for snap.View().Len() < len(names) || snap.View().List()[0].Status != registry.StatusUp {
+	for {
+		changed := snap.Changed() // before looking, or a change in between is missed
+		if v := snap.View(); v.Len() == len(names) && allUp(v.List()) {
+			break
+		}
 		select {
-		case <-snap.Changed():
+		case <-changed:
 		case <-ctx.Done():
 			t.Fatal("snapshot never saw the peers up")
 		}
@@ -106,12 +109,21 @@ func newEnv(t *testing.T, stuck bool) *env {
 	// loaded CI machine, and the stuck peer never answers at all.
 	nova := &compute.Nova{Pool: pool, Keypairs: compute.NewKeypairStore(store), Auth: keystone.Authenticate, Log: log, PeerTimeout: 2 * time.Second}
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID)
+	r.Use(osapi.RequestID)
 	r.Route("/v3", keystone.Routes)
 	r.Route("/compute", nova.Routes)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
 	return &env{srv: srv, log: log, pool: pool}
+}
+
+func allUp(ps []registry.Peer) bool {
+	for _, p := range ps {
+		if p.Status != registry.StatusUp {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *env) client(t *testing.T) *gophercloud.ServiceClient {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/projects"
@@ -21,6 +20,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -50,7 +50,7 @@ func newEnv(t *testing.T, store registry.Store) *env {
 	go func() { _ = toks.Run(ctx, time.Hour) }()
 	k := &identity.Keystone{Dir: dir, Tokens: toks, Catalog: identity.StaticCatalog(identity.DefaultServices), Log: log}
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID)
+	r.Use(osapi.RequestID)
 	r.Get("/", k.Versions)
 	r.Route("/v3", k.Routes)
 	srv := httptest.NewServer(r)

@@ -5,6 +5,7 @@
 package osapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
@@ -34,7 +36,6 @@ func Fault(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	if !ok {
 		name = "computeFault"
 	}
-	w.Header().Set("X-Openstack-Request-Id", "req-"+middleware.GetReqID(r.Context()))
 	WriteJSON(w, code, map[string]any{name: map[string]any{"code": code, "message": msg}})
 }
 
@@ -43,6 +44,18 @@ func WriteJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// RequestID gives every request an OpenStack-style ID, "req-" and a UUID,
+// in the context (where chi's middleware.GetReqID finds it) and in the
+// X-Openstack-Request-Id header clients quote. A client's own ID is not
+// trusted: log lines must not be forgeable.
+func RequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := "req-" + uuid.NewString()
+		w.Header().Set("X-Openstack-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), middleware.RequestIDKey, id)))
+	})
 }
 
 // Internal logs err under the request ID and answers 500 without echoing

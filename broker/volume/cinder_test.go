@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/localcloud/fake"
@@ -35,7 +35,7 @@ type env struct {
 // with 2 GiB of disk and "big" with 500 GiB.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	log := logrus.New()
 	log.SetOutput(io.Discard)
@@ -67,12 +67,13 @@ func newEnv(t *testing.T) *env {
 		}
 	}
 	for {
+		changed := snap.Changed() // before looking, or a change in between is missed
 		ps := snap.View().List()
 		if len(ps) == 2 && ps[0].Status == registry.StatusUp && ps[1].Status == registry.StatusUp {
 			break
 		}
 		select {
-		case <-snap.Changed():
+		case <-changed:
 		case <-ctx.Done():
 			t.Fatal("peers never up in the snapshot")
 		}
@@ -87,7 +88,7 @@ func newEnv(t *testing.T) *env {
 	keystone := &identity.Keystone{Dir: dir, Tokens: identity.NewTokens(store, log), Catalog: identity.StaticCatalog(identity.DefaultServices), Log: log}
 	cinder := &volume.Cinder{Pool: pool, Index: index.New(store), Placer: policy.Default{}, Auth: keystone.Authenticate, Log: log, BrokerID: "test-broker"}
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID)
+	r.Use(osapi.RequestID)
 	r.Route("/v3", keystone.Routes)
 	r.Route("/volume", cinder.Routes)
 	srv := httptest.NewServer(r)
