@@ -348,7 +348,6 @@ func (c *Cloud) DetachVolume(ctx context.Context, serverID, volumeID string) err
 	return nil
 }
 
-
 // ExtendVolume grows a volume to newSizeGiB, as Cinder's os-extend: an
 // available volume in the pool, an in-use one live, through its server's
 // running guest (which sees the new size at once). The volume is extending
