@@ -2,7 +2,6 @@ package libvirt
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -173,5 +172,3 @@ func do(ctx context.Context, h *hostConn, timeout time.Duration, what string, fn
 func errNoHost(name string) error {
 	return fmt.Errorf("libvirt: no host %q: %w", name, peers.ErrUnavailable)
 }
-
-var errClosed = errors.New("libvirt: driver closed")

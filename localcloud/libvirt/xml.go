@@ -172,9 +172,6 @@ type names struct {
 func (n names) domain(id string) string  { return n.prefix + id }
 func (n names) volume(id string) string  { return n.prefix + id }
 func (n names) network(id string) string { return n.prefix + id }
-func (n names) configDrive(domainID string) string {
-	return n.volume(domainID + "-config.iso")
-}
 func (n names) consoleLog(domainID string) string {
 	return n.volume(domainID + "-console.log")
 }
