@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -15,18 +14,14 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/availabilityzones"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/flavors"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/keypairs"
-	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/compute"
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/osapi"
+	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/localcloud"
-	"github.com/cloudmux/cloudmux/localcloud/fake"
 	"github.com/cloudmux/cloudmux/peers"
-	"github.com/cloudmux/cloudmux/registry"
 )
-
-const adminPassword = "admin-secret-pw"
 
 // stuckCloud is a peer that never answers a flavor list in time.
 type stuckCloud struct{ *localcloud.Cloud }
@@ -36,105 +31,25 @@ func (stuckCloud) ListFlavors(ctx context.Context) ([]peers.Flavor, error) {
 	return nil, ctx.Err()
 }
 
-type env struct {
-	srv  *httptest.Server
-	log  *logrus.Logger
-	pool *peers.Pool
-}
-
-// newEnv serves Keystone and Nova over real HTTP with peers: local-a and
-// local-b (local clouds on the fake driver) and, with stuck, a third that
-// never answers.
-func newEnv(t *testing.T, stuck bool) *env {
+// newEnv serves Keystone and Nova with peers local-a and local-b and, with
+// stuck, a third that never answers.
+func newEnv(t *testing.T, stuck bool) *brokertest.Env {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	store := registry.NewMemory()
-	reg := registry.NewPeerRegistry(store)
-	snap := registry.NewPeerSnapshot(store, log)
-	go func() { _ = snap.Run(ctx) }()
-	inProcess := map[string]peers.Cloud{}
-	names := []string{"local-a", "local-b"}
+	ps := []brokertest.Peer{{Name: "local-a"}, {Name: "local-b"}}
 	if stuck {
-		names = append(names, "local-stuck")
+		ps = append(ps, brokertest.Peer{Name: "local-stuck", Wrap: func(c *localcloud.Cloud) peers.Cloud { return stuckCloud{c} }})
 	}
-	var last uint64
-	for _, name := range names {
-		cfg := localcloud.DevDefaults(t.TempDir())
-		cfg.Name = name
-		c, err := localcloud.New(cfg, fake.New(cfg.Hosts...), log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close() })
-		inProcess[name] = c
-		if name == "local-stuck" {
-			inProcess[name] = stuckCloud{c}
-		}
-		p, err := reg.Create(ctx, registry.Peer{Name: name, Kind: registry.KindLocal}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p, err = reg.ReportHealth(ctx, p.ID, registry.Health{Status: registry.StatusUp, At: time.Now()}); err != nil {
-			t.Fatal(err)
-		}
-		last = max(last, p.Revision)
-	}
-	if err := snap.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		changed := snap.Changed() // before looking, or a change in between is missed
-		if v := snap.View(); v.Len() == len(names) && allUp(v.List()) {
-			break
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			t.Fatal("snapshot never saw the peers up")
-		}
-	}
-	pool := peers.NewPool(peers.PoolConfig{Source: snap, Credentials: reg, InProcess: inProcess, Log: log})
-	pool.Reconcile(ctx)
-
-	dir := identity.NewDirectory(store)
-	if _, err := dir.Bootstrap(ctx, adminPassword, true); err != nil {
-		t.Fatal(err)
-	}
-	toks := identity.NewTokens(store, log)
-	keystone := &identity.Keystone{Dir: dir, Tokens: toks, Catalog: identity.StaticCatalog(identity.DefaultServices), Log: log}
-	// Healthy in-process peers answer in microseconds; 2s leaves room for a
-	// loaded CI machine, and the stuck peer never answers at all.
-	nova := &compute.Nova{Pool: pool, Keypairs: compute.NewKeypairStore(store), Auth: keystone.Authenticate, Log: log, PeerTimeout: 2 * time.Second}
-	r := chi.NewRouter()
-	r.Use(osapi.RequestID)
-	r.Route("/v3", keystone.Routes)
-	r.Route("/compute", nova.Routes)
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
-	return &env{srv: srv, log: log, pool: pool}
-}
-
-func allUp(ps []registry.Peer) bool {
-	for _, p := range ps {
-		if p.Status != registry.StatusUp {
-			return false
-		}
-	}
-	return true
-}
-
-func (e *env) client(t *testing.T) *gophercloud.ServiceClient {
-	t.Helper()
-	provider, err := openstack.AuthenticatedClient(context.Background(), gophercloud.AuthOptions{
-		IdentityEndpoint: e.srv.URL + "/v3", Username: "admin", Password: adminPassword, DomainName: "Default", TenantName: "admin",
+	return brokertest.New(t, ps, func(e *brokertest.Env, r chi.Router) {
+		// Healthy in-process peers answer in microseconds; 2s leaves room
+		// for a loaded CI machine, and the stuck peer never answers at all.
+		nova := &compute.Nova{Pool: e.Pool, Keypairs: compute.NewKeypairStore(e.Store), Auth: e.Keystone.Authenticate, Log: e.Log, PeerTimeout: 2 * time.Second}
+		r.Route("/compute", nova.Routes)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := openstack.NewComputeV2(provider, gophercloud.EndpointOpts{Region: identity.Region})
+}
+
+func client(t *testing.T, e *brokertest.Env) *gophercloud.ServiceClient {
+	t.Helper()
+	c, err := openstack.NewComputeV2(e.Provider(t, "admin", brokertest.AdminPassword, "admin"), gophercloud.EndpointOpts{Region: identity.Region})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +58,7 @@ func (e *env) client(t *testing.T) *gophercloud.ServiceClient {
 
 func TestFlavorsAndZones(t *testing.T) {
 	ctx := context.Background()
-	c := newEnv(t, false).client(t)
+	c := client(t, newEnv(t, false))
 	pages, err := flavors.ListDetail(c, nil).AllPages(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -178,8 +93,7 @@ func TestFlavorsAndZones(t *testing.T) {
 }
 
 func TestPartialFlavorList(t *testing.T) {
-	e := newEnv(t, true)
-	c := e.client(t)
+	c := client(t, newEnv(t, true))
 	start := time.Now()
 	resp, err := c.Get(context.Background(), c.ServiceURL("flavors"), nil, nil)
 	if err != nil {
@@ -195,7 +109,7 @@ func TestPartialFlavorList(t *testing.T) {
 
 func TestKeypairs(t *testing.T) {
 	ctx := context.Background()
-	c := newEnv(t, false).client(t)
+	c := client(t, newEnv(t, false))
 	gen, err := keypairs.Create(ctx, c, keypairs.CreateOpts{Name: "generated"}).Extract()
 	if err != nil {
 		t.Fatal(err)
@@ -256,7 +170,7 @@ func TestMicroversions(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/compute/v2.1/", nil)
+			req, _ := http.NewRequest(http.MethodGet, e.Server.URL+"/compute/v2.1/", nil)
 			if tc.header != "" {
 				req.Header.Set(tc.header, tc.value)
 			}

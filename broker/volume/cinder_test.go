@@ -2,109 +2,35 @@ package volume_test
 
 import (
 	"context"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"testing"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
-	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/index"
-	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/broker/volume"
-	"github.com/cloudmux/cloudmux/localcloud"
-	"github.com/cloudmux/cloudmux/localcloud/fake"
+	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
-	"github.com/cloudmux/cloudmux/registry"
 )
-
-type env struct {
-	srv  *httptest.Server
-	dir  *identity.Directory
-	boot identity.Bootstrapped
-}
 
 // newEnv serves Keystone and Cinder with two local-cloud peers: "small"
 // with 2 GiB of disk and "big" with 500 GiB.
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *brokertest.Env {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	store := registry.NewMemory()
-	reg := registry.NewPeerRegistry(store)
-	snap := registry.NewPeerSnapshot(store, log)
-	go func() { _ = snap.Run(ctx) }()
-	inProcess := map[string]peers.Cloud{}
-	for name, disk := range map[string]int{"small": 2, "big": 500} {
-		cfg := localcloud.DevDefaults(t.TempDir())
-		cfg.Name = name
-		cfg.Hosts[0].DiskGiB = disk
-		c, err := localcloud.New(cfg, fake.New(cfg.Hosts...), log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close() })
-		inProcess[name] = c
-		capacity, err := c.Capacity(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := reg.Create(ctx, registry.Peer{Name: name, Kind: registry.KindLocal}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := reg.ReportHealth(ctx, p.ID, registry.Health{Status: registry.StatusUp, Capacity: &capacity, At: time.Now()}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for {
-		changed := snap.Changed() // before looking, or a change in between is missed
-		ps := snap.View().List()
-		if len(ps) == 2 && ps[0].Status == registry.StatusUp && ps[1].Status == registry.StatusUp {
-			break
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			t.Fatal("peers never up in the snapshot")
-		}
-	}
-	pool := peers.NewPool(peers.PoolConfig{Source: snap, Credentials: reg, InProcess: inProcess, Log: log})
-	pool.Reconcile(ctx)
-	dir := identity.NewDirectory(store)
-	boot, err := dir.Bootstrap(ctx, "admin-password", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keystone := &identity.Keystone{Dir: dir, Tokens: identity.NewTokens(store, log), Catalog: identity.StaticCatalog(identity.DefaultServices), Log: log}
-	cinder := &volume.Cinder{Pool: pool, Index: index.New(store), Placer: policy.Default{}, Auth: keystone.Authenticate, Log: log, BrokerID: "test-broker"}
-	r := chi.NewRouter()
-	r.Use(osapi.RequestID)
-	r.Route("/v3", keystone.Routes)
-	r.Route("/volume", cinder.Routes)
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
-	return &env{srv: srv, dir: dir, boot: boot}
+	return brokertest.New(t, []brokertest.Peer{{Name: "small", DiskGiB: 2}, {Name: "big", DiskGiB: 500}}, func(e *brokertest.Env, r chi.Router) {
+		cinder := &volume.Cinder{Pool: e.Pool, Index: index.New(e.Store), Placer: policy.Default{}, Auth: e.Keystone.Authenticate, Log: e.Log, BrokerID: "test-broker"}
+		r.Route("/volume", cinder.Routes)
+	})
 }
 
-func (e *env) client(t *testing.T, user, password, project string) *gophercloud.ServiceClient {
+func client(t *testing.T, e *brokertest.Env, user, password, project string) *gophercloud.ServiceClient {
 	t.Helper()
-	provider, err := openstack.AuthenticatedClient(context.Background(), gophercloud.AuthOptions{
-		IdentityEndpoint: e.srv.URL + "/v3", Username: user, Password: password, DomainName: "Default", TenantName: project,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := openstack.NewBlockStorageV3(provider, gophercloud.EndpointOpts{Region: identity.Region})
+	c, err := openstack.NewBlockStorageV3(e.Provider(t, user, password, project), gophercloud.EndpointOpts{Region: identity.Region})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +40,7 @@ func (e *env) client(t *testing.T, user, password, project string) *gophercloud.
 func TestVolumesAcrossPeers(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	admin := e.client(t, "admin", "admin-password", "admin")
+	admin := client(t, e, "admin", brokertest.AdminPassword, "admin")
 
 	// 10 GiB fits only on "big": placement must say so and put it there.
 	v, err := volumes.Create(ctx, admin, volumes.CreateOpts{Size: 10, Name: "data", Metadata: map[string]string{"app": "db"}}, nil).Extract()
@@ -165,18 +91,8 @@ func TestVolumesAcrossPeers(t *testing.T) {
 	}
 
 	t.Run("another project sees nothing", func(t *testing.T) {
-		p, err := e.dir.CreateProject(ctx, identity.Project{Name: "other", DomainID: identity.DefaultDomainID, Enabled: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		u, err := e.dir.CreateUser(ctx, identity.User{Name: "eve", DomainID: identity.DefaultDomainID, Enabled: true}, "eve-password")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e.dir.Grant(ctx, identity.Assignment{UserID: u.ID, ProjectID: p.ID, RoleID: e.boot.Roles[identity.RoleMember].ID}); err != nil {
-			t.Fatal(err)
-		}
-		eve := e.client(t, "eve", "eve-password", "other")
+		pw := e.Member(t, "eve", "other", identity.RoleMember)
+		eve := client(t, e, "eve", pw, "other")
 		pages, err := volumes.List(eve, volumes.ListOpts{}).AllPages(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -193,14 +109,8 @@ func TestVolumesAcrossPeers(t *testing.T) {
 	})
 
 	t.Run("readers read, members write", func(t *testing.T) {
-		u, err := e.dir.CreateUser(ctx, identity.User{Name: "rita", DomainID: identity.DefaultDomainID, Enabled: true}, "rita-password")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e.dir.Grant(ctx, identity.Assignment{UserID: u.ID, ProjectID: e.boot.Project.ID, RoleID: e.boot.Roles[identity.RoleReader].ID}); err != nil {
-			t.Fatal(err)
-		}
-		rita := e.client(t, "rita", "rita-password", "admin")
+		pw := e.Member(t, "rita", "admin", identity.RoleReader)
+		rita := client(t, e, "rita", pw, "admin")
 		if _, err := volumes.Get(ctx, rita, v.ID).Extract(); err != nil {
 			t.Fatalf("reader show = %v", err)
 		}
