@@ -13,8 +13,9 @@ go test -run '^$' -bench . -benchtime "${BENCHTIME:-1s}" -count 1 ./... | tee "$
 echo
 printf '| %-58s | %14s | %s\n' "benchmark" "ns/op" "other metrics"
 printf '|%s|%s|%s\n' "$(printf -- '-%.0s' {1..60})" "$(printf -- '-%.0s' {1..16})" "---------------"
-awk '/^Benchmark/ {
-	name=$1; sub(/-[0-9]+$/, "", name)
+awk '/^pkg: / { pkg=$2; sub(/^github.com\/cloudmux\/cloudmux\//, "", pkg) }
+/^Benchmark/ {
+	name=$1; sub(/-[0-9]+$/, "", name); name=pkg "." name
 	ns=""; other=""
 	for (i = 3; i < NF; i += 2) {
 		if ($(i+1) == "ns/op") ns = $i
