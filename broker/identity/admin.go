@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -283,21 +284,44 @@ func (k *Keystone) ungrant(w http.ResponseWriter, r *http.Request) {
 }
 
 // listAssignments answers GET /v3/role_assignments with the filters the
-// openstack CLI sends: scope.project.id and user.id.
+// openstack CLI sends (scope.project.id, user.id) and, with include_names,
+// the names it prints for --names.
 func (k *Keystone) listAssignments(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	as, err := k.Dir.Assignments(r.Context(), q.Get("scope.project.id"), q.Get("user.id"))
+	ctx := r.Context()
+	as, err := k.Dir.Assignments(ctx, q.Get("scope.project.id"), q.Get("user.id"))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		k.fail(w, r, err)
 		return
 	}
+	names := q.Has("include_names") && q.Get("include_names") != "false" && q.Get("include_names") != "0"
+	domain := map[string]string{"id": DefaultDomainID, "name": DefaultDomainName}
 	out := make([]map[string]any, 0, len(as))
 	for _, a := range as {
-		out = append(out, map[string]any{
-			"role":  map[string]string{"id": a.RoleID},
-			"user":  map[string]string{"id": a.UserID},
-			"scope": map[string]any{"project": map[string]string{"id": a.ProjectID}},
-		})
+		role := map[string]any{"id": a.RoleID}
+		user := map[string]any{"id": a.UserID}
+		project := map[string]any{"id": a.ProjectID}
+		if names {
+			if x, err := k.Dir.GetRole(ctx, a.RoleID); err == nil {
+				role["name"] = x.Name
+			}
+			if x, err := k.Dir.GetUser(ctx, a.UserID); err == nil {
+				user["name"], user["domain"] = x.Name, domainOf(ctx, k.Dir, x.DomainID, domain)
+			}
+			if x, err := k.Dir.GetProject(ctx, a.ProjectID); err == nil {
+				project["name"], project["domain"] = x.Name, domainOf(ctx, k.Dir, x.DomainID, domain)
+			}
+		}
+		out = append(out, map[string]any{"role": role, "user": user, "scope": map[string]any{"project": project}})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"role_assignments": out, "links": links(r)})
+}
+
+// domainOf names a domain for an assignment listing, falling back to the
+// default domain's names when the lookup fails.
+func domainOf(ctx context.Context, d *Directory, id string, fallback map[string]string) map[string]string {
+	if dom, err := d.GetDomain(ctx, id); err == nil {
+		return map[string]string{"id": dom.ID, "name": dom.Name}
+	}
+	return fallback
 }

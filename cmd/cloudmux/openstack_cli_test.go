@@ -86,6 +86,7 @@ func TestOpenStackCLIIdentity(t *testing.T) {
 		{"user create", nil, []string{"user", "create", "--password", "bob-password-1", "--project", "team-b", "bob", "-f", "value", "-c", "name"}, 0, []string{"bob"}},
 		{"role add", nil, []string{"role", "add", "--project", "team-b", "--user", "bob", "member"}, 0, nil},
 		{"assignment list", nil, []string{"role", "assignment", "list", "--project", "team-b", "-f", "value"}, 0, []string{"False"}},
+		{"assignment list with names", nil, []string{"role", "assignment", "list", "--project", "team-b", "--names", "-f", "value"}, 0, []string{"member bob@Default", "team-b@Default"}},
 		{"member token", bob, []string{"token", "issue", "-f", "value", "-c", "project_id"}, 0, nil},
 		{"member cannot create projects", bob, []string{"project", "create", "nope"}, 1, []string{"403"}},
 		{"wrong password", map[string]string{"OS_PASSWORD": "wrong-password"}, []string{"token", "issue"}, 1, []string{"401"}},
