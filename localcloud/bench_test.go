@@ -2,15 +2,12 @@ package localcloud_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/localcloud/fake"
-	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/localcloud/localcloudtest"
 )
 
 // BenchmarkCreate100Servers measures create->ACTIVE throughput over the
@@ -31,51 +28,12 @@ func BenchmarkCreate100Servers(b *testing.B) {
 	}
 	const n = 100
 	var total time.Duration
-	ctx := context.Background()
 	for b.Loop() {
 		start := time.Now()
-		ids := make([]string, n)
-		var wg sync.WaitGroup
-		errs := make(chan error, n)
-		for i := range n {
-			wg.Go(func() {
-				srv, err := c.CreateServer(ctx, peers.ServerSpec{Name: fmt.Sprintf("bench-%d", i), Project: "bench", FlavorID: "42",
-					ImageID: seeded.ImageID, Networks: []peers.NetworkAttachment{{NetworkID: seeded.NetworkID}}})
-				if err != nil {
-					errs <- err
-					return
-				}
-				ids[i] = srv.ID
-				for {
-					s, err := c.GetServer(ctx, srv.ID)
-					if err != nil || s.Status == peers.ServerError {
-						errs <- fmt.Errorf("server %s: %v %s", srv.ID, err, s.Fault)
-						return
-					}
-					if s.Status == peers.ServerActive {
-						return
-					}
-					time.Sleep(time.Millisecond)
-				}
-			})
-		}
-		wg.Wait()
+		ids := localcloudtest.CreateActive(b, c, seeded, n)
 		total += time.Since(start)
-		close(errs)
-		for err := range errs {
-			b.Fatal(err)
-		}
 		b.StopTimer()
-		for _, id := range ids {
-			if err := c.DeleteServer(ctx, id); err != nil {
-				b.Fatal(err)
-			}
-		}
-		for _, id := range ids {
-			for _, err := c.GetServer(ctx, id); !errors.Is(err, peers.ErrNotFound); _, err = c.GetServer(ctx, id) {
-				time.Sleep(time.Millisecond)
-			}
-		}
+		localcloudtest.DeleteAll(b, c, ids)
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(n*b.N)/total.Seconds(), "servers/s")

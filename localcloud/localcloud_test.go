@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,43 +13,14 @@ import (
 
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/localcloud/fake"
+	"github.com/cloudmux/cloudmux/localcloud/localcloudtest"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/peers/peertest"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
-// syncBuffer collects the cloud's log; background goroutines write to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// testLogger logs into a buffer that a failing test prints. Its cleanup is
-// registered first, so it runs last, after the cloud is closed.
-func testLogger(t *testing.T) logrus.FieldLogger {
-	buf := &syncBuffer{}
-	l := logrus.New()
-	l.SetOutput(buf)
-	l.SetLevel(logrus.DebugLevel)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("cloud log:\n%s", buf.String())
-		}
-	})
-	return l
-}
+// testLogger logs into a buffer a failing test prints.
+func testLogger(t *testing.T) logrus.FieldLogger { return localcloudtest.Logger(t) }
 
 // oneHost is a config with one roomy host.
 func oneHost(t *testing.T) localcloud.Config {

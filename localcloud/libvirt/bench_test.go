@@ -2,15 +2,12 @@ package libvirt_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/localcloud/libvirt"
-	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/localcloud/localcloudtest"
 )
 
 // BenchmarkCreate100Servers measures create->ACTIVE throughput of the local
@@ -49,10 +46,10 @@ func BenchmarkCreate100Servers(b *testing.B) {
 	var total time.Duration
 	for b.Loop() {
 		start := time.Now()
-		ids := createActive(b, c, seeded, n)
+		ids := localcloudtest.CreateActive(b, c, seeded, n)
 		total += time.Since(start)
 		b.StopTimer()
-		deleteAll(b, c, ids)
+		localcloudtest.DeleteAll(b, c, ids)
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(n*b.N)/total.Seconds(), "servers/s")
@@ -62,59 +59,5 @@ func requireLibvirtB(b *testing.B) {
 	b.Helper()
 	if !libvirtHere() {
 		b.Skipf("no libvirtd (%s is absent); set CLOUDMUX_REQUIRE_LIBVIRT=1 to fail instead", libvirtSocket)
-	}
-}
-
-// createActive creates n servers at once and waits until all are ACTIVE.
-func createActive(b *testing.B, c *localcloud.Cloud, seeded localcloud.Seeded, n int) []string {
-	ctx := context.Background()
-	ids := make([]string, n)
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Go(func() {
-			srv, err := c.CreateServer(ctx, peers.ServerSpec{Name: fmt.Sprintf("bench-%d", i), Project: "bench", FlavorID: "42",
-				ImageID: seeded.ImageID, Networks: []peers.NetworkAttachment{{NetworkID: seeded.NetworkID}}})
-			if err != nil {
-				errs <- err
-				return
-			}
-			ids[i] = srv.ID
-			for {
-				s, err := c.GetServer(ctx, srv.ID)
-				if err != nil || s.Status == peers.ServerError {
-					errs <- fmt.Errorf("server %s: %v %s", srv.ID, err, s.Fault)
-					return
-				}
-				if s.Status == peers.ServerActive {
-					return
-				}
-				time.Sleep(2 * time.Millisecond)
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
-	return ids
-}
-
-func deleteAll(b *testing.B, c *localcloud.Cloud, ids []string) {
-	ctx := context.Background()
-	for _, id := range ids {
-		if err := c.DeleteServer(ctx, id); err != nil {
-			b.Fatal(err)
-		}
-	}
-	for _, id := range ids {
-		for {
-			_, err := c.GetServer(ctx, id)
-			if errors.Is(err, peers.ErrNotFound) {
-				break
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
 	}
 }

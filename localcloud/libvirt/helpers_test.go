@@ -16,6 +16,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/localcloud/libvirt"
+	"github.com/cloudmux/cloudmux/localcloud/localcloudtest"
 )
 
 const libvirtSocket = "/var/run/libvirt/libvirt-sock"
@@ -42,36 +43,8 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// syncBuffer collects a log written from background goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func testLogger(t *testing.T) logrus.FieldLogger {
-	buf := &syncBuffer{}
-	l := logrus.New()
-	l.SetOutput(buf)
-	l.SetLevel(logrus.DebugLevel)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("log:\n%s", buf.String())
-		}
-	})
-	return l
-}
+// testLogger logs into a buffer a failing test prints.
+func testLogger(t *testing.T) logrus.FieldLogger { return localcloudtest.Logger(t) }
 
 // countingDial wraps libvirt.Dial, remembering every connection it opens.
 type countingDial struct {
