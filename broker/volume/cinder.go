@@ -142,9 +142,14 @@ func view(r *http.Request, e index.Entry, peer string, v peers.Volume, detail bo
 		"description": v.Description, "size": v.SizeGiB, "status": v.Status, "availability_zone": peer,
 		"created_at": v.CreatedAt.UTC().Format("2006-01-02T15:04:05.000000"), "updated_at": nil,
 		"volume_type": v.VolumeType, "bootable": strconv.FormatBool(v.Bootable), "encrypted": false, "multiattach": false,
-		"attachments": attachments, "metadata": meta, "os-vol-tenant-attr:tenant_id": e.Project,
+		"attachments": attachments, "metadata": meta,
 		"snapshot_id": nil, "source_volid": nil, "consistencygroup_id": nil, "replication_status": nil,
 	})
+	// The owning project is an admin attribute in Cinder (policy
+	// volume_extension:volume_tenant_attribute).
+	if t, _ := identity.TokenFrom(r.Context()); t.CloudAdmin() {
+		out["os-vol-tenant-attr:tenant_id"] = e.Project
+	}
 	return out
 }
 
@@ -343,10 +348,13 @@ func (c *Cinder) list(detail bool) http.HandlerFunc {
 		var members []*peers.Member
 		var failed []string
 		for peerID := range byPeer {
-			if m, ok := c.Pool.Get(peerID); ok && m.Cloud != nil {
+			switch m, ok := c.Pool.Get(peerID); {
+			case ok && m.Cloud != nil:
 				members = append(members, m)
-			} else {
-				failed = append(failed, peerID)
+			case ok:
+				failed = append(failed, m.Peer.Name)
+			default:
+				failed = append(failed, peerID) // the peer left the pool: only its ID is known
 			}
 		}
 		timeout := c.PeerTimeout
@@ -383,8 +391,18 @@ func (c *Cinder) list(detail bool) http.HandlerFunc {
 			return items[i].e.ID < items[j].e.ID
 		})
 		out := []map[string]any{}
+		var last string
+		more := false
 		started := q.Get("marker") == ""
-		limit, _ := strconv.Atoi(q.Get("limit"))
+		limit := 0
+		if s := q.Get("limit"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				osapi.Fault(w, r, http.StatusBadRequest, "Invalid input received: limit must be a non-negative integer")
+				return
+			}
+			limit = n
+		}
 		for _, it := range items {
 			if !started {
 				started = it.e.ID == q.Get("marker")
@@ -396,15 +414,24 @@ func (c *Cinder) list(detail bool) http.HandlerFunc {
 			if st := q.Get("status"); st != "" && string(it.v.Status) != st {
 				continue
 			}
-			out = append(out, view(r, it.e, it.peer, it.v, detail))
 			if limit > 0 && len(out) == limit {
+				more = true // one more matches: the page is full and not the last
 				break
 			}
+			out = append(out, view(r, it.e, it.peer, it.v, detail))
+			last = it.e.ID
 		}
 		if !started {
 			osapi.Fault(w, r, http.StatusBadRequest, "marker "+q.Get("marker")+" not found")
 			return
 		}
-		osapi.WriteJSON(w, http.StatusOK, map[string]any{"volumes": out})
+		body := map[string]any{"volumes": out}
+		if more {
+			// Cinder's next link: the same query from after the last ID.
+			next := r.URL.Query()
+			next.Set("marker", last)
+			body["volumes_links"] = []map[string]string{{"rel": "next", "href": identity.BaseURL(r) + r.URL.Path + "?" + next.Encode()}}
+		}
+		osapi.WriteJSON(w, http.StatusOK, body)
 	}
 }

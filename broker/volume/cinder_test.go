@@ -108,6 +108,43 @@ func TestVolumesAcrossPeers(t *testing.T) {
 		}
 	})
 
+	t.Run("paging and filters", func(t *testing.T) {
+		pages, err := volumes.List(admin, volumes.ListOpts{Limit: 1}).AllPages(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if vs, _ := volumes.ExtractVolumes(pages); len(vs) != 2 {
+			t.Fatalf("paging one at a time found %d volumes, want 2", len(vs))
+		}
+		one, err := volumes.List(admin, volumes.ListOpts{Name: "data"}).AllPages(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if vs, _ := volumes.ExtractVolumes(one); len(vs) != 1 || vs[0].ID != v.ID {
+			t.Fatalf("name filter = %+v", vs)
+		}
+		resp, err := admin.Get(ctx, admin.ServiceURL("volumes")+"?limit=abc", nil, nil)
+		if !gophercloud.ResponseCodeIs(err, http.StatusBadRequest) {
+			t.Fatalf("limit=abc = %v %v, want 400", resp, err)
+		}
+	})
+	t.Run("only admins see the owning project", func(t *testing.T) {
+		pw := e.Member(t, "mo", "admin", identity.RoleMember)
+		mo := client(t, e, "mo", pw, "admin")
+		raw := func(c *gophercloud.ServiceClient) map[string]any {
+			res := volumes.Get(ctx, c, v.ID)
+			if res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			return res.Body.(map[string]any)["volume"].(map[string]any)
+		}
+		if _, ok := raw(mo)["os-vol-tenant-attr:tenant_id"]; ok {
+			t.Fatal("a member sees the admin-only tenant attribute")
+		}
+		if raw(admin)["os-vol-tenant-attr:tenant_id"] == nil {
+			t.Fatal("the cloud admin does not see the owning project")
+		}
+	})
 	t.Run("readers read, members write", func(t *testing.T) {
 		pw := e.Member(t, "rita", "admin", identity.RoleReader)
 		rita := client(t, e, "rita", pw, "admin")
