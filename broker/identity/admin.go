@@ -125,6 +125,48 @@ func (k *Keystone) showProject(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"project": entity(r, "projects", p.ID, p)})
 }
 
+func (k *Keystone) updateProject(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Project struct {
+			Name        *string `json:"name"`
+			Description *string `json:"description"`
+			Enabled     *bool   `json:"enabled"`
+		} `json:"project"`
+	}
+	if err := decode(r, &req); err != nil {
+		k.fail(w, r, err)
+		return
+	}
+	id := chi.URLParam(r, "id")
+	if p := req.Project; p.Enabled != nil && !*p.Enabled {
+		// Disabling cuts access at once, on every replica.
+		if _, err := k.Dir.GetProject(r.Context(), id); err != nil {
+			k.fail(w, r, err)
+			return
+		}
+		if err := k.Tokens.RevokeProject(r.Context(), id); err != nil {
+			k.fail(w, r, err)
+			return
+		}
+	}
+	p, err := k.Dir.UpdateProject(r.Context(), id, func(p *Project) {
+		if req.Project.Name != nil {
+			p.Name = *req.Project.Name
+		}
+		if req.Project.Description != nil {
+			p.Description = *req.Project.Description
+		}
+		if req.Project.Enabled != nil {
+			p.Enabled = *req.Project.Enabled
+		}
+	})
+	if err != nil {
+		k.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"project": entity(r, "projects", p.ID, p)})
+}
+
 func (k *Keystone) deleteProject(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	if _, err := k.Dir.GetProject(r.Context(), id); err != nil {
@@ -192,6 +234,61 @@ func (k *Keystone) showUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"user": entity(r, "users", u.ID, u)})
+}
+
+func (k *Keystone) updateUser(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		User struct {
+			Name             *string `json:"name"`
+			Password         *string `json:"password"`
+			DefaultProjectID *string `json:"default_project_id"`
+			Enabled          *bool   `json:"enabled"`
+		} `json:"user"`
+	}
+	if err := decode(r, &req); err != nil {
+		k.fail(w, r, err)
+		return
+	}
+	ctx, id, u := r.Context(), chi.URLParam(r, "id"), req.User
+	if u.DefaultProjectID != nil && *u.DefaultProjectID != "" {
+		if _, err := k.Dir.GetProject(ctx, *u.DefaultProjectID); err != nil {
+			k.fail(w, r, &registry.FieldError{Field: "user.default_project_id", Reason: "no such project"})
+			return
+		}
+	}
+	if _, err := k.Dir.GetUser(ctx, id); err != nil {
+		k.fail(w, r, err)
+		return
+	}
+	// A disabled user, or one whose password changed, keeps no old token.
+	if (u.Enabled != nil && !*u.Enabled) || u.Password != nil {
+		if err := k.Tokens.RevokeUser(ctx, id); err != nil {
+			k.fail(w, r, err)
+			return
+		}
+	}
+	if u.Password != nil {
+		if err := k.Dir.SetPassword(ctx, id, *u.Password); err != nil {
+			k.fail(w, r, err)
+			return
+		}
+	}
+	user, err := k.Dir.UpdateUser(ctx, id, func(x *User) {
+		if u.Name != nil {
+			x.Name = *u.Name
+		}
+		if u.DefaultProjectID != nil {
+			x.DefaultProjectID = *u.DefaultProjectID
+		}
+		if u.Enabled != nil {
+			x.Enabled = *u.Enabled
+		}
+	})
+	if err != nil {
+		k.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user": entity(r, "users", user.ID, user)})
 }
 
 func (k *Keystone) deleteUser(w http.ResponseWriter, r *http.Request) {

@@ -267,6 +267,87 @@ func (d *Directory) SetPassword(ctx context.Context, id, password string) error 
 	return err
 }
 
+// UpdateUser applies change to a user and stores it; a rename moves the
+// name index. The password hash is kept (SetPassword changes it).
+func (d *Directory) UpdateUser(ctx context.Context, id string, change func(*User)) (User, error) {
+	kv, err := d.store.Get(ctx, usersPrefix+id)
+	if errors.Is(err, registry.ErrNotFound) {
+		return User{}, fmt.Errorf("%w user %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return User{}, err
+	}
+	var cur User
+	if err := json.Unmarshal(kv.Value, &cur); err != nil {
+		return User{}, err
+	}
+	next := cur
+	change(&next)
+	next.ID, next.DomainID, next.PasswordHash, next.CreatedAt = cur.ID, cur.DomainID, cur.PasswordHash, cur.CreatedAt
+	if err := validName("user.name", next.Name); err != nil {
+		return User{}, err
+	}
+	if err := d.rename(ctx, "user", nameKey(userNamesPrefix, cur.DomainID, cur.Name), nameKey(userNamesPrefix, cur.DomainID, next.Name), next.Name, id); err != nil {
+		return User{}, err
+	}
+	raw, err := json.Marshal(next)
+	if err != nil {
+		return User{}, err
+	}
+	if _, err := d.store.CAS(ctx, usersPrefix+id, raw, kv.ModifyIndex); err != nil {
+		return User{}, fmt.Errorf("update user %s: %w", id, err)
+	}
+	next.PasswordHash = ""
+	return next, nil
+}
+
+// UpdateProject applies change to a project and stores it.
+func (d *Directory) UpdateProject(ctx context.Context, id string, change func(*Project)) (Project, error) {
+	kv, err := d.store.Get(ctx, projectsPrefix+id)
+	if errors.Is(err, registry.ErrNotFound) {
+		return Project{}, fmt.Errorf("%w project %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return Project{}, err
+	}
+	var cur Project
+	if err := json.Unmarshal(kv.Value, &cur); err != nil {
+		return Project{}, err
+	}
+	next := cur
+	change(&next)
+	next.ID, next.DomainID = cur.ID, cur.DomainID
+	if err := validName("project.name", next.Name); err != nil {
+		return Project{}, err
+	}
+	if err := d.rename(ctx, "project", nameKey(projectNamesPfx, cur.DomainID, cur.Name), nameKey(projectNamesPfx, cur.DomainID, next.Name), next.Name, id); err != nil {
+		return Project{}, err
+	}
+	raw, err := json.Marshal(next)
+	if err != nil {
+		return Project{}, err
+	}
+	if _, err := d.store.CAS(ctx, projectsPrefix+id, raw, kv.ModifyIndex); err != nil {
+		return Project{}, fmt.Errorf("update project %s: %w", id, err)
+	}
+	return next, nil
+}
+
+// rename claims a new name index for id and releases the old one; the
+// same name is a no-op.
+func (d *Directory) rename(ctx context.Context, what, oldIdx, newIdx, newName, id string) error {
+	if oldIdx == newIdx {
+		return nil
+	}
+	if _, err := d.store.CAS(ctx, newIdx, []byte(id), 0); err != nil {
+		if errors.Is(err, registry.ErrConflict) {
+			return fmt.Errorf("%w: a %s named %q already exists", ErrConflict, what, newName)
+		}
+		return err
+	}
+	return d.store.Delete(context.WithoutCancel(ctx), oldIdx)
+}
+
 // GetUser finds a user by ID; the password hash is not returned.
 func (d *Directory) GetUser(ctx context.Context, id string) (User, error) {
 	u, err := getJSON[User](ctx, d.store, usersPrefix+id, "user", id)

@@ -102,8 +102,19 @@ func TestOpenStackCLIIdentity(t *testing.T) {
 		{"keypair show hides the private key", nil, []string{"keypair", "show", "k1", "-f", "value", "-c", "private_key"}, 0, []string{"None"}},
 		{"keypair delete", nil, []string{"keypair", "delete", "k1"}, 0, nil},
 		{"keypair gone", nil, []string{"keypair", "show", "k1"}, 1, []string{"No Keypair found"}},
+		{"disable user", nil, []string{"user", "set", "--disable", "bob"}, 0, nil},
+		{"disabled user cannot log in", bob, []string{"token", "issue"}, 1, []string{"401"}},
+		{"enable user", nil, []string{"user", "set", "--enable", "bob"}, 0, nil},
+		{"enabled again", bob, []string{"token", "issue", "-f", "value", "-c", "project_id"}, 0, nil},
+		{"disable project", nil, []string{"project", "set", "--disable", "team-b"}, 0, nil},
+		{"disabled project refuses tokens", bob, []string{"token", "issue"}, 1, []string{"401"}},
+		{"enable project", nil, []string{"project", "set", "--enable", "--description", "the b team", "team-b"}, 0, nil},
+		{"project shows the change", nil, []string{"project", "show", "team-b", "-f", "value", "-c", "description"}, 0, []string{"the b team"}},
+		{"change password", nil, []string{"user", "set", "--password", "bob-password-2", "bob"}, 0, nil},
+		{"old password refused", bob, []string{"token", "issue"}, 1, []string{"401"}},
+		{"new password works", map[string]string{"OS_USERNAME": "bob", "OS_PASSWORD": "bob-password-2", "OS_PROJECT_NAME": "team-b"}, []string{"token", "issue", "-f", "value", "-c", "id"}, 0, []string{"cmx_"}},
 		{"user delete", nil, []string{"user", "delete", "bob"}, 0, nil},
-		{"deleted user cannot log in", bob, []string{"token", "issue"}, 1, []string{"401"}},
+		{"deleted user cannot log in", map[string]string{"OS_USERNAME": "bob", "OS_PASSWORD": "bob-password-2", "OS_PROJECT_NAME": "team-b"}, []string{"token", "issue"}, 1, []string{"401"}},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
