@@ -64,6 +64,7 @@ func (c *Cinder) Routes(r chi.Router) {
 			r.With(identity.RequireRole(identity.RoleMember)).Post("/", c.create)
 			r.Get("/{id}", c.show)
 			r.With(identity.RequireRole(identity.RoleMember)).Delete("/{id}", c.delete)
+			r.With(identity.RequireRole(identity.RoleMember)).Post("/{id}/action", c.action)
 		}
 		r.Group(func(r chi.Router) {
 			r.Use(c.Auth, osapi.RequireProject)
@@ -320,6 +321,44 @@ func (c *Cinder) delete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := c.Index.Delete(r.Context(), e); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// action runs a volume action; os-extend grows a volume (Cinder refuses to
+// shrink, and so does this: the new size must be larger).
+func (c *Cinder) action(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Extend *struct {
+			NewSize json.Number `json:"new_size"`
+		} `json:"os-extend"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil || req.Extend == nil {
+		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input: the supported action is {\"os-extend\": {\"new_size\": N}}")
+		return
+	}
+	size, err := strconv.Atoi(req.Extend.NewSize.String())
+	if err != nil || size < 1 || size > 16384 {
+		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input: new_size must be a whole number of GiB from 1 to 16384")
+		return
+	}
+	e, m, err := c.lookup(r)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	cur, err := m.Cloud.GetVolume(r.Context(), e.PeerResourceID)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if size <= cur.SizeGiB {
+		osapi.Fault(w, r, http.StatusBadRequest, fmt.Sprintf("Invalid input: new size %d GiB must be larger than the current %d GiB", size, cur.SizeGiB))
+		return
+	}
+	if _, err := m.Cloud.ExtendVolume(r.Context(), e.PeerResourceID, size); err != nil {
 		c.fail(w, r, err)
 		return
 	}

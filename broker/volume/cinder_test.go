@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/gophercloud/gophercloud/v2"
@@ -108,6 +109,39 @@ func TestVolumesAcrossPeers(t *testing.T) {
 		}
 	})
 
+	t.Run("extend", func(t *testing.T) {
+		if err := volumes.ExtendSize(ctx, admin, small.ID, volumes.ExtendSizeOpts{NewSize: 2}).ExtractErr(); err != nil {
+			t.Fatalf("extend 1 -> 2 GiB: %v", err)
+		}
+		for {
+			got, err := volumes.Get(ctx, admin, small.ID).Extract()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Size == 2 && got.Status == "available" {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("volume never reached 2 GiB available: %+v", got)
+			}
+			time.Sleep(10 * time.Millisecond) // polling a transition, not a correctness gate
+		}
+		for _, tc := range []struct {
+			name string
+			size int
+			code int
+		}{
+			{"shrink refused", 1, http.StatusBadRequest},
+			{"beyond the peer's disk", 100, http.StatusRequestEntityTooLarge},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				err := volumes.ExtendSize(ctx, admin, small.ID, volumes.ExtendSizeOpts{NewSize: tc.size}).ExtractErr()
+				if !gophercloud.ResponseCodeIs(err, tc.code) {
+					t.Fatalf("extend to %d = %v, want %d", tc.size, err, tc.code)
+				}
+			})
+		}
+	})
 	t.Run("paging and filters", func(t *testing.T) {
 		pages, err := volumes.List(admin, volumes.ListOpts{Limit: 1}).AllPages(ctx)
 		if err != nil {
