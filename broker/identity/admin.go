@@ -168,19 +168,20 @@ func (k *Keystone) updateProject(w http.ResponseWriter, r *http.Request) {
 }
 
 func (k *Keystone) deleteProject(w http.ResponseWriter, r *http.Request) {
+	k.deleteRevoking(w, r,
+		func(ctx context.Context, id string) error { _, err := k.Dir.GetProject(ctx, id); return err },
+		k.Tokens.RevokeProject, k.Dir.DeleteProject)
+}
+
+// deleteRevoking deletes a user or project that must exist, revoking its
+// tokens first: one half-deleted must not keep access.
+func (k *Keystone) deleteRevoking(w http.ResponseWriter, r *http.Request, exists, revoke, remove func(context.Context, string) error) {
 	id := chi.URLParam(r, "id")
-	if _, err := k.Dir.GetProject(r.Context(), id); err != nil {
-		k.fail(w, r, err)
-		return
-	}
-	// Tokens first: a project half-deleted must not keep access.
-	if err := k.Tokens.RevokeProject(r.Context(), id); err != nil {
-		k.fail(w, r, err)
-		return
-	}
-	if err := k.Dir.DeleteProject(r.Context(), id); err != nil {
-		k.fail(w, r, err)
-		return
+	for _, step := range []func(context.Context, string) error{exists, revoke, remove} {
+		if err := step(r.Context(), id); err != nil {
+			k.fail(w, r, err)
+			return
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -292,21 +293,9 @@ func (k *Keystone) updateUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (k *Keystone) deleteUser(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "id")
-	if _, err := k.Dir.GetUser(r.Context(), id); err != nil {
-		k.fail(w, r, err)
-		return
-	}
-	// Tokens first: a user half-deleted must not keep access.
-	if err := k.Tokens.RevokeUser(r.Context(), id); err != nil {
-		k.fail(w, r, err)
-		return
-	}
-	if err := k.Dir.DeleteUser(r.Context(), id); err != nil {
-		k.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	k.deleteRevoking(w, r,
+		func(ctx context.Context, id string) error { _, err := k.Dir.GetUser(ctx, id); return err },
+		k.Tokens.RevokeUser, k.Dir.DeleteUser)
 }
 
 func (k *Keystone) listRoles(w http.ResponseWriter, r *http.Request) {

@@ -268,67 +268,59 @@ func (d *Directory) SetPassword(ctx context.Context, id, password string) error 
 }
 
 // UpdateUser applies change to a user and stores it; a rename moves the
-// name index. The password hash is kept (SetPassword changes it).
+// name index. ID, domain, password hash and creation time are kept
+// (SetPassword changes the hash).
 func (d *Directory) UpdateUser(ctx context.Context, id string, change func(*User)) (User, error) {
-	kv, err := d.store.Get(ctx, usersPrefix+id)
-	if errors.Is(err, registry.ErrNotFound) {
-		return User{}, fmt.Errorf("%w user %s", ErrNotFound, id)
-	}
-	if err != nil {
-		return User{}, err
-	}
-	var cur User
-	if err := json.Unmarshal(kv.Value, &cur); err != nil {
-		return User{}, err
-	}
-	next := cur
-	change(&next)
-	next.ID, next.DomainID, next.PasswordHash, next.CreatedAt = cur.ID, cur.DomainID, cur.PasswordHash, cur.CreatedAt
-	if err := validName("user.name", next.Name); err != nil {
-		return User{}, err
-	}
-	if err := d.rename(ctx, "user", nameKey(userNamesPrefix, cur.DomainID, cur.Name), nameKey(userNamesPrefix, cur.DomainID, next.Name), next.Name, id); err != nil {
-		return User{}, err
-	}
-	raw, err := json.Marshal(next)
-	if err != nil {
-		return User{}, err
-	}
-	if _, err := d.store.CAS(ctx, usersPrefix+id, raw, kv.ModifyIndex); err != nil {
-		return User{}, fmt.Errorf("update user %s: %w", id, err)
-	}
-	next.PasswordHash = ""
-	return next, nil
+	u, err := updateNamed(ctx, d, "user", usersPrefix, id, change,
+		func(cur, next *User) {
+			next.ID, next.DomainID, next.PasswordHash, next.CreatedAt = cur.ID, cur.DomainID, cur.PasswordHash, cur.CreatedAt
+		},
+		func(u *User) (string, string) { return u.Name, nameKey(userNamesPrefix, u.DomainID, u.Name) })
+	u.PasswordHash = ""
+	return u, err
 }
 
-// UpdateProject applies change to a project and stores it.
+// UpdateProject applies change to a project and stores it; a rename moves
+// the name index. ID and domain are kept.
 func (d *Directory) UpdateProject(ctx context.Context, id string, change func(*Project)) (Project, error) {
-	kv, err := d.store.Get(ctx, projectsPrefix+id)
+	return updateNamed(ctx, d, "project", projectsPrefix, id, change,
+		func(cur, next *Project) { next.ID, next.DomainID = cur.ID, cur.DomainID },
+		func(p *Project) (string, string) { return p.Name, nameKey(projectNamesPfx, p.DomainID, p.Name) })
+}
+
+// updateNamed reads the record at prefix+id, applies change, restores what
+// keep says may not change, moves the name index (nameOf gives a record's
+// name and index key) when the name changed, and writes back by CAS.
+func updateNamed[T any](ctx context.Context, d *Directory, what, prefix, id string, change func(*T), keep func(cur, next *T), nameOf func(*T) (string, string)) (T, error) {
+	var zero T
+	kv, err := d.store.Get(ctx, prefix+id)
 	if errors.Is(err, registry.ErrNotFound) {
-		return Project{}, fmt.Errorf("%w project %s", ErrNotFound, id)
+		return zero, fmt.Errorf("%w %s %s", ErrNotFound, what, id)
 	}
 	if err != nil {
-		return Project{}, err
+		return zero, err
 	}
-	var cur Project
+	var cur T
 	if err := json.Unmarshal(kv.Value, &cur); err != nil {
-		return Project{}, err
+		return zero, err
 	}
 	next := cur
 	change(&next)
-	next.ID, next.DomainID = cur.ID, cur.DomainID
-	if err := validName("project.name", next.Name); err != nil {
-		return Project{}, err
+	keep(&cur, &next)
+	name, newIdx := nameOf(&next)
+	if err := validName(what+".name", name); err != nil {
+		return zero, err
 	}
-	if err := d.rename(ctx, "project", nameKey(projectNamesPfx, cur.DomainID, cur.Name), nameKey(projectNamesPfx, cur.DomainID, next.Name), next.Name, id); err != nil {
-		return Project{}, err
+	_, oldIdx := nameOf(&cur)
+	if err := d.rename(ctx, what, oldIdx, newIdx, name, id); err != nil {
+		return zero, err
 	}
 	raw, err := json.Marshal(next)
 	if err != nil {
-		return Project{}, err
+		return zero, err
 	}
-	if _, err := d.store.CAS(ctx, projectsPrefix+id, raw, kv.ModifyIndex); err != nil {
-		return Project{}, fmt.Errorf("update project %s: %w", id, err)
+	if _, err := d.store.CAS(ctx, prefix+id, raw, kv.ModifyIndex); err != nil {
+		return zero, fmt.Errorf("update %s %s: %w", what, id, err)
 	}
 	return next, nil
 }
