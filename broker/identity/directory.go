@@ -320,6 +320,11 @@ func updateNamed[T any](ctx context.Context, d *Directory, what, prefix, id stri
 		return zero, err
 	}
 	if _, err := d.store.CAS(ctx, prefix+id, raw, kv.ModifyIndex); err != nil {
+		// The record kept its name: give the index back to it.
+		oldName, _ := nameOf(&cur)
+		if rerr := d.rename(context.WithoutCancel(ctx), what, newIdx, oldIdx, oldName, id); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("restore the name index: %w", rerr))
+		}
 		return zero, fmt.Errorf("update %s %s: %w", what, id, err)
 	}
 	return next, nil
