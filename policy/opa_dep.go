@@ -1,0 +1,3 @@
+package policy
+
+import _ "github.com/open-policy-agent/opa/v1/rego"
