@@ -28,6 +28,14 @@ type Entry struct {
 	PeerResourceID string    `json:"peer_resource_id"`
 	Name           string    `json:"name,omitempty"`
 	CreatedAt      time.Time `json:"created_at"`
+	// IndexedAt is when the entry was written, on the writing broker's
+	// clock; Rebuild never removes an entry younger than its scan.
+	IndexedAt time.Time `json:"indexed_at,omitzero"`
+}
+
+// sameResource reports whether two entries point at one resource.
+func (e Entry) sameResource(o Entry) bool {
+	return e.Kind == o.Kind && e.ID == o.ID && e.Project == o.Project && e.PeerID == o.PeerID && e.PeerResourceID == o.PeerResourceID
 }
 
 // Store is the part of registry.Store the index uses.
@@ -51,13 +59,25 @@ func projectKey(kind, project, id string) string {
 	return "index-by-project/" + kind + "/" + project + "/" + id
 }
 
-// Put records a new entry; an ID already taken is registry.ErrConflict.
+// Put records a new entry; an ID already taken by another resource is
+// registry.ErrConflict. Writing an entry for the resource the ID already
+// names succeeds without change: a Rebuild may have indexed a fresh
+// resource before its creator did, and the creator must not mistake that
+// for a clash (and undo its create).
 func (x *Index) Put(ctx context.Context, e Entry) error {
+	if e.IndexedAt.IsZero() {
+		e.IndexedAt = time.Now().UTC()
+	}
 	raw, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
 	if _, err := x.store.CAS(ctx, primaryKey(e.Kind, e.ID), raw, 0); err != nil {
+		if errors.Is(err, registry.ErrConflict) {
+			if cur, gerr := x.Get(ctx, e.Kind, e.ID, ""); gerr == nil && cur.sameResource(e) {
+				return nil
+			}
+		}
 		return fmt.Errorf("index %s %s: %w", e.Kind, e.ID, err)
 	}
 	if _, err := x.store.CAS(ctx, projectKey(e.Kind, e.Project, e.ID), raw, 0); err != nil {

@@ -19,8 +19,13 @@ func TestIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := x.Put(ctx, a); !errors.Is(err, registry.ErrConflict) {
-		t.Fatalf("second Put of an ID = %v, want ErrConflict", err)
+	if err := x.Put(ctx, a); err != nil {
+		t.Fatalf("a second Put of the same resource = %v, want success", err)
+	}
+	clash := a
+	clash.PeerResourceID = "p-other"
+	if err := x.Put(ctx, clash); !errors.Is(err, registry.ErrConflict) {
+		t.Fatalf("Put of a taken ID for another resource = %v, want ErrConflict", err)
 	}
 	tests := []struct {
 		name, id, project string
