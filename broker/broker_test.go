@@ -17,6 +17,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker"
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
 )
@@ -61,7 +62,8 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(broker.New(broker.Config{Peers: reg, Snapshot: snap, Pool: pool, Identity: keystone, Log: log, Version: "test"}))
+	srv := httptest.NewServer(broker.New(broker.Config{Peers: reg, Snapshot: snap, Pool: pool, Identity: keystone,
+		Index: index.New(store), BrokerID: "test-installation", Log: log, Version: "test"}))
 	t.Cleanup(srv.Close)
 	return &env{srv: srv, adminToken: admin, memberToken: member, reg: reg, store: store}
 }
@@ -283,5 +285,36 @@ func TestImportIsAllOrNothing(t *testing.T) {
 	e.store.InjectFault(nil)
 	if _, err := e.reg.Get(context.Background(), "aa"); !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("a failed import left peer aa behind: %v", err)
+	}
+}
+
+// TestIndexRebuildAPI: the rebuild is an admin's tool; it answers its
+// report, and a member is refused.
+func TestIndexRebuildAPI(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name  string
+		token string
+		want  int
+	}{
+		{"admin", e.adminToken, http.StatusOK},
+		{"member", e.memberToken, http.StatusForbidden},
+		{"anonymous", "", http.StatusUnauthorized},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := e.call(t, http.MethodPost, "/v1/index/rebuild", tc.token, "")
+			if code != tc.want {
+				t.Fatalf("POST /v1/index/rebuild = %d %s, want %d", code, body, tc.want)
+			}
+			if code == http.StatusOK {
+				var out struct {
+					Rebuild index.RebuildReport `json:"rebuild"`
+				}
+				if err := json.Unmarshal(body, &out); err != nil || out.Rebuild.Added == nil {
+					t.Fatalf("report %s: %v", body, err)
+				}
+			}
+		})
 	}
 }

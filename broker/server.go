@@ -13,6 +13,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/compute"
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/peers"
@@ -45,9 +46,13 @@ type Config struct {
 	// Compute serves /compute (Nova); nil leaves it out.
 	Compute *compute.Nova
 	// Volume serves /volume (Cinder); nil leaves it out.
-	Volume  *volume.Cinder
-	Log     logrus.FieldLogger
-	Version string
+	Volume *volume.Cinder
+	// Index is the resource index /v1/index/rebuild reconciles, with the
+	// marks of BrokerID (the installation ID).
+	Index    *index.Index
+	BrokerID string
+	Log      logrus.FieldLogger
+	Version  string
 	// RequestTimeout bounds every request; default 60s.
 	RequestTimeout time.Duration
 	// Ready reports whether the broker can serve (snapshot loaded); /healthz
@@ -107,6 +112,7 @@ func New(cfg Config) *Server {
 			r.Get("/auth/tokens", s.whoami)
 			r.Delete("/auth/tokens", s.logout)
 			r.Route("/peers", s.peerRoutes)
+			r.Route("/index", s.indexRoutes)
 		})
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

@@ -218,12 +218,27 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		return err
 	}
 	addr := "http://" + ln.Addr().String()
+	idx := index.New(store)
+	// A broker that crashed between a peer's create and its index write
+	// left a marked resource unindexed; adopt such resources now.
+	goBG("index-rebuild", func(ctx context.Context) error {
+		rep, err := idx.Rebuild(ctx, pool.Members(), installation, 30*time.Second)
+		l := log.WithFields(logrus.Fields{"component": "index", "added": rep.Added, "removed": rep.Removed,
+			"conflicts": rep.Conflicts, "failed_peers": rep.FailedPeers})
+		if err != nil {
+			l.WithError(err).Warn("index rebuild incomplete")
+			return nil
+		}
+		l.Info("index rebuilt from the peers")
+		return nil
+	})
 	handler := broker.New(broker.Config{
 		Peers: peerReg, Snapshot: snap, Pool: pool, Identity: keystone,
 		Compute: &compute.Nova{Pool: pool, Keypairs: compute.NewKeypairStore(store), Auth: keystone.Authenticate,
 			Log: log.WithField("component", "compute")},
-		Volume: &volume.Cinder{Pool: pool, Index: index.New(store), Placer: policy.Default{}, Auth: keystone.Authenticate,
+		Volume: &volume.Cinder{Pool: pool, Index: idx, Placer: policy.Default{}, Auth: keystone.Authenticate,
 			Log: log.WithField("component", "volume"), BrokerID: installation},
+		Index: idx, BrokerID: installation,
 		Log: log.WithField("component", "http"), Version: version,
 	})
 	httpSrv := &http.Server{
