@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -59,3 +60,35 @@ func (s *Server) requestLogger(next http.Handler) http.Handler {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// Streaming reports whether a request moves a body of unbounded length or
+// duration: image data (Glance's /file) and event streams. Those run
+// without the request timeout and body deadline; the client going away
+// still cancels them.
+func Streaming(r *http.Request) bool {
+	p := r.URL.Path
+	switch {
+	case strings.HasPrefix(p, "/image/") && strings.HasSuffix(p, "/file"):
+		return true
+	case r.Method == http.MethodGet && strings.HasSuffix(p, "/events") && strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
+		return true
+	}
+	return false
+}
+
+// deadlines bounds every ordinary request: its body must arrive and its
+// handler must answer within RequestTimeout. The server itself sets no
+// ReadTimeout, since one would cut image uploads short.
+func (s *Server) deadlines(next http.Handler) http.Handler {
+	bounded := middleware.Timeout(s.RequestTimeout)(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if Streaming(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		// Not every ResponseWriter (httptest's recorder) can; then only
+		// the handler timeout applies.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.RequestTimeout))
+		bounded.ServeHTTP(w, r)
+	})
+}

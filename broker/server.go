@@ -88,11 +88,11 @@ func New(cfg Config) *Server {
 	r := chi.NewRouter()
 	// Order matters: the request ID first so every later log line carries
 	// it, then the logger, then Recoverer inside the logger so a panic is
-	// logged as a 500, then the timeout.
+	// logged as a 500, then the timeout (streams of image data excepted).
 	r.Use(osapi.RequestID)
 	r.Use(s.requestLogger)
 	r.Use(middleware.Recoverer)
-	r.Use(middleware.Timeout(cfg.RequestTimeout))
+	r.Use(s.deadlines)
 
 	r.Get("/", cfg.Identity.Versions)
 	r.Route("/v3", cfg.Identity.Routes)

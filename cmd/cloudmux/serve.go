@@ -244,9 +244,8 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	httpSrv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		// A body must arrive within a minute (image uploads will get their
-		// own deadline); idle keep-alive connections are dropped.
-		ReadTimeout: time.Minute,
+		// No ReadTimeout: the broker sets each request's body deadline
+		// itself, since image uploads stream for as long as they take.
 		IdleTimeout: 2 * time.Minute,
 	}
 	serveErr := make(chan error, 1)
