@@ -50,7 +50,7 @@ type Env struct {
 
 // New builds the environment and serves Keystone at /v3 plus whatever
 // mount adds (the API under test), under the broker's request IDs.
-func New(t *testing.T, ps []Peer, mount func(e *Env, r chi.Router)) *Env {
+func New(t testing.TB, ps []Peer, mount func(e *Env, r chi.Router)) *Env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
@@ -130,7 +130,7 @@ func allUp(ps []registry.Peer) bool {
 }
 
 // Provider logs in with gophercloud as user on project.
-func (e *Env) Provider(t *testing.T, user, password, project string) *gophercloud.ProviderClient {
+func (e *Env) Provider(t testing.TB, user, password, project string) *gophercloud.ProviderClient {
 	t.Helper()
 	p, err := openstack.AuthenticatedClient(e.Ctx, gophercloud.AuthOptions{
 		IdentityEndpoint: e.Server.URL + "/v3", Username: user, Password: password, DomainName: "Default", TenantName: project,
@@ -143,7 +143,7 @@ func (e *Env) Provider(t *testing.T, user, password, project string) *gopherclou
 
 // Member creates a project (if needed) and a user holding role on it, and
 // returns the user's password.
-func (e *Env) Member(t *testing.T, user, project, role string) string {
+func (e *Env) Member(t testing.TB, user, project, role string) string {
 	t.Helper()
 	p, err := e.Dir.FindProject(e.Ctx, identity.DefaultDomainID, project)
 	if err != nil {
