@@ -73,6 +73,7 @@ func (k *Keystone) Routes(r chi.Router) {
 	r.Group(func(r chi.Router) {
 		r.Use(k.Authenticate)
 		r.Get("/users/{user}/projects", k.userProjects)
+		r.Route("/users/{user}/credentials/OS-EC2", k.ec2CredentialRoutes)
 		r.Group(func(r chi.Router) {
 			r.Use(RequireCloudAdmin)
 			r.Get("/domains", k.listDomains)
