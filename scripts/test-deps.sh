@@ -4,7 +4,8 @@
 #   - a running local libvirtd (qemu:///system; Debian packages installed and
 #     daemons started by scripts/install-libvirt.sh, no forwarding network);
 #   - the test guest's disk image (scripts/build-guest-image.sh, cached);
-#   - the real openstack CLI (scripts/install-openstack-cli.sh).
+#   - the real openstack CLI (scripts/install-openstack-cli.sh) and aws CLI
+#     (scripts/install-awscli.sh).
 # Progress goes to stderr; stdout carries only the export lines.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,6 +25,10 @@ fi
 # After libvirt's apt work, not beside it: one installer at a time.
 "$here/install-openstack-cli.sh" >/dev/null || {
 	echo "test-deps: scripts/install-openstack-cli.sh failed" >&2
+	exit 1
+}
+"$here/install-awscli.sh" >/dev/null || {
+	echo "test-deps: scripts/install-awscli.sh failed" >&2
 	exit 1
 }
 

@@ -9,6 +9,8 @@ eval "$(./scripts/test-deps.sh)"
 export CONSUL_BIN CLOUDMUX_GUEST_IMAGE
 # Tests that need libvirt fail here rather than skip: CI must run them all.
 export CLOUDMUX_REQUIRE_LIBVIRT=1
+# The aws CLI is installed above; its tests must run, not skip.
+export CLOUDMUX_REQUIRE_AWSCLI=1
 
 echo "==> lint"
 make --no-print-directory lint
