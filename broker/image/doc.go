@@ -1,0 +1,30 @@
+// Package image is the broker's image service: Glance v2 semantics across
+// the peers of the pool.
+//
+// Service is the reusable layer (create, get/resolve, list, update, tags,
+// delete, deactivate/reactivate, streamed upload and download) that the
+// Glance v2 HTTP API (Glance, mounted at /image) and the other APIs that
+// name images (Nova's imageRef, EC2's DescribeImages/RegisterImage) share,
+// so every API applies the same visibility rules and sees the same IDs.
+//
+// Images created through the broker are placed by policy on a peer that can
+// hold image bytes (peers.ImageData), under a broker-wide UUID that is also
+// the image's ID on the peer (peers.ImageSpec.ID), so a copy staged on
+// another peer keeps it. They are recorded in the resource index (kind
+// "image") and carry peers.MetaID, MetaProject and MetaBrokerID as
+// properties, which the API never shows. Images that exist natively on a
+// peer (a local cloud's seeded public image, a remote cloud's catalogue) are
+// not indexed: their broker ID is the peer's own ID, found by asking the
+// connected peers in parallel.
+//
+// Visibility follows Glance: public and community images are visible to
+// every project, private and shared ones to their owner only (image members
+// are not offered, so a shared image is as private as private); a cloud
+// admin sees everything. An image a project cannot see is ErrNotFound, never
+// ErrForbidden, so its existence does not leak.
+//
+// Deactivation (Glance's admin-only deactivate/reactivate actions) is a
+// broker-wide record in the registry Store keyed by image ID, since the
+// peers' contract has no such status: a deactivated image shows status
+// "deactivated" and refuses downloads to everyone but cloud admins.
+package image

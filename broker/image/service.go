@@ -1,0 +1,738 @@
+package image
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/policy"
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// Kind is the resource index kind, and the placement request kind, of
+// images.
+const Kind = "image"
+
+// StatusDeactivated is the status Glance shows for a deactivated image.
+const StatusDeactivated peers.ImageStatus = "deactivated"
+
+// DefaultMaxImageSize is Glance's default image_size_cap: 1 TiB.
+const DefaultMaxImageSize int64 = 1 << 40
+
+// hiddenProperty carries Glance's os_hidden on the peer, whose image type
+// has no such field. Like every cloudmux_ property, users never see it.
+const hiddenProperty = "cloudmux_os_hidden"
+
+// deactivatedPrefix is where deactivation records live in the Store.
+const deactivatedPrefix = "image-deactivated/"
+
+// Pool is the part of peers.Pool the service uses.
+type Pool interface {
+	Members() []*peers.Member
+	Get(id string) (*peers.Member, bool)
+}
+
+// Store is the part of registry.Store the service keeps deactivation
+// records in.
+type Store interface {
+	Get(ctx context.Context, key string) (registry.KV, error)
+	Put(ctx context.Context, key string, value []byte) (uint64, error)
+	Delete(ctx context.Context, key string) error
+	List(ctx context.Context, prefix string) ([]registry.KV, uint64, error)
+}
+
+// Service is the image service across the pool. Its zero value is not
+// usable: set Pool, Index, Placer, Store and Log; BrokerID marks the images
+// this installation creates.
+type Service struct {
+	Pool   Pool
+	Index  *index.Index
+	Placer policy.Placer
+	Store  Store
+	Log    logrus.FieldLogger
+	// BrokerID is written on every image the broker creates
+	// (peers.MetaBrokerID), so its copies on any peer are recognised.
+	BrokerID string
+	// PeerTimeout bounds each peer's part of a fan-out; default 10s.
+	PeerTimeout time.Duration
+	// MaxImageSize caps an image's data in bytes (Glance's
+	// image_size_cap); default DefaultMaxImageSize.
+	MaxImageSize int64
+}
+
+// Caller is who asks: the project its token is scoped to, and whether it
+// is a cloud admin (who sees and may change every image, as in Glance).
+type Caller struct {
+	Project string
+	Admin   bool
+}
+
+// CallerOf returns the caller a Keystone token stands for.
+func CallerOf(t identity.Token) Caller {
+	return Caller{Project: t.ProjectID, Admin: t.CloudAdmin()}
+}
+
+// Image is an image as the broker shows it.
+type Image struct {
+	// Image is the peer's image under its broker-wide ID, owned by
+	// Project, with Properties stripped of cloudmux_ keys and Status
+	// StatusDeactivated when deactivated.
+	peers.Image
+	// Hidden is Glance's os_hidden: left out of default lists.
+	Hidden bool
+	// PeerID and PeerName name the peer holding the image (its home, for
+	// an image the broker created); PeerImageID is its ID there, equal to
+	// ID for every image the broker created.
+	PeerID, PeerName, PeerImageID string
+	// Indexed reports an image the broker created (in the resource index)
+	// rather than one native to its peer.
+	Indexed bool
+}
+
+// CreateSpec is a new image's metadata. DiskFormat and ContainerFormat
+// are required (peers take data only for images that have them).
+type CreateSpec struct {
+	// ID requests a UUID; empty lets the broker choose one.
+	ID              string
+	Name            string
+	DiskFormat      string
+	ContainerFormat string
+	// Visibility defaults to "shared", as in Glance. "public" takes a
+	// cloud admin (Glance's publicize_image policy).
+	Visibility string
+	// Owner defaults to the caller's project; only a cloud admin may name
+	// another.
+	Owner      string
+	MinRAMMiB  int
+	MinDiskGiB int
+	Protected  bool
+	Hidden     bool
+	Tags       []string
+	Properties map[string]string
+}
+
+// Patch changes an image's metadata; nil fields and empty lists change
+// nothing.
+type Patch struct {
+	peers.ImagePatch
+	Hidden *bool
+}
+
+// The formats and visibilities Glance accepts by default.
+var (
+	DiskFormats      = []string{"ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"}
+	ContainerFormats = []string{"ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"}
+	Visibilities     = []string{"community", "public", "private", "shared"}
+)
+
+// CoreAttributes are Glance's own image attributes: no custom property
+// may be named like one.
+var CoreAttributes = []string{
+	"id", "name", "status", "visibility", "protected", "os_hidden", "checksum", "os_hash_algo", "os_hash_value",
+	"owner", "size", "virtual_size", "min_ram", "min_disk", "created_at", "updated_at", "deleted", "deleted_at",
+	"disk_format", "container_format", "locations", "direct_url", "self", "file", "schema", "tags", "stores",
+}
+
+func (s *Service) timeout() time.Duration {
+	if s.PeerTimeout > 0 {
+		return s.PeerTimeout
+	}
+	return 10 * time.Second
+}
+
+func (s *Service) maxSize() int64 {
+	if s.MaxImageSize > 0 {
+		return s.MaxImageSize
+	}
+	return DefaultMaxImageSize
+}
+
+// connected returns the members with a connection, and the names of those
+// without one.
+func (s *Service) connected() (ms []*peers.Member, down []string) {
+	for _, m := range s.Pool.Members() {
+		if m.Cloud != nil {
+			ms = append(ms, m)
+		} else {
+			down = append(down, m.Peer.Name)
+		}
+	}
+	return ms, down
+}
+
+// managedID returns the broker ID of an image this installation created.
+func (s *Service) managedID(img peers.Image) (string, bool) {
+	id := img.Properties[peers.MetaID]
+	return id, id != "" && img.Properties[peers.MetaBrokerID] == s.BrokerID
+}
+
+// located is an image found on a peer.
+type located struct {
+	img    peers.Image // as the peer has it
+	member *peers.Member
+	entry  *index.Entry // nil for a native image
+}
+
+// locate finds an image by broker ID: through the index for an image the
+// broker created, otherwise by asking every connected peer in parallel
+// (the first peer by name holding it wins). Visibility is not checked.
+func (s *Service) locate(ctx context.Context, id string) (located, error) {
+	e, err := s.Index.Get(ctx, Kind, id, "")
+	switch {
+	case err == nil:
+		m, ok := s.Pool.Get(e.PeerID)
+		if !ok || m.Cloud == nil {
+			return located{}, fmt.Errorf("image %s: its peer %s is not connected: %w", id, e.PeerID, ErrUnavailable)
+		}
+		img, err := m.Cloud.GetImage(ctx, e.PeerResourceID)
+		if errors.Is(err, peers.ErrNotFound) {
+			return located{}, fmt.Errorf("no image found with ID %s (gone from its peer %s): %w", id, m.Peer.Name, ErrNotFound)
+		}
+		if err != nil {
+			return located{}, fmt.Errorf("image %s on peer %s: %w", id, m.Peer.Name, err)
+		}
+		return located{img: img, member: m, entry: &e}, nil
+	case !errors.Is(err, index.ErrNotFound):
+		return located{}, err
+	}
+	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
+		return located{}, fmt.Errorf("no image found with ID %s: %w", id, ErrNotFound)
+	}
+	members, _ := s.connected()
+	res := peers.Gather(ctx, members, s.timeout(), func(ctx context.Context, m *peers.Member) (peers.Image, error) {
+		return m.Cloud.GetImage(ctx, id)
+	})
+	var failed []string
+	for _, r := range res {
+		if r.Err == nil {
+			return located{img: r.Value, member: r.Member}, nil
+		}
+		if !errors.Is(r.Err, peers.ErrNotFound) {
+			failed = append(failed, r.Member.Peer.Name)
+		}
+	}
+	if len(failed) > 0 {
+		return located{}, fmt.Errorf("image %s is on no peer that answered; %s did not: %w", id, strings.Join(failed, ", "), ErrUnavailable)
+	}
+	return located{}, fmt.Errorf("no image found with ID %s: %w", id, ErrNotFound)
+}
+
+// present shows a located image as the broker does.
+func (s *Service) present(l located, deactivated bool) Image {
+	img := l.img
+	out := Image{PeerID: l.member.Peer.ID, PeerName: l.member.Peer.Name, PeerImageID: img.ID, Indexed: l.entry != nil}
+	out.Hidden = img.Properties[hiddenProperty] == "true"
+	if id, ok := s.managedID(img); ok {
+		img.ID = id
+		if p := img.Properties[peers.MetaProject]; p != "" {
+			img.Project = p
+		}
+	}
+	if l.entry != nil {
+		img.ID, img.Project = l.entry.ID, l.entry.Project
+	}
+	props := map[string]string{}
+	for k, v := range img.Properties {
+		if !strings.HasPrefix(k, "cloudmux_") {
+			props[k] = v
+		}
+	}
+	img.Properties = props
+	img.Tags = slices.Clone(img.Tags)
+	if deactivated && img.Status == peers.ImageActive {
+		img.Status = StatusDeactivated
+	}
+	out.Image = img
+	return out
+}
+
+// visible applies Glance's visibility rules.
+func visible(c Caller, img Image) bool {
+	return c.Admin || img.Visibility == "public" || img.Visibility == "community" || (c.Project != "" && img.Project == c.Project)
+}
+
+func (s *Service) isDeactivated(ctx context.Context, id string) (bool, error) {
+	_, err := s.Store.Get(ctx, deactivatedPrefix+id)
+	if errors.Is(err, registry.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// find locates an image the caller may see.
+func (s *Service) find(ctx context.Context, c Caller, id string) (located, Image, error) {
+	l, err := s.locate(ctx, id)
+	if err != nil {
+		return located{}, Image{}, err
+	}
+	img := s.present(l, false)
+	if !visible(c, img) {
+		return located{}, Image{}, fmt.Errorf("no image found with ID %s: %w", id, ErrNotFound)
+	}
+	deact, err := s.isDeactivated(ctx, img.ID)
+	if err != nil {
+		return located{}, Image{}, err
+	}
+	if deact && img.Status == peers.ImageActive {
+		img.Status = StatusDeactivated
+	}
+	return l, img, nil
+}
+
+// findWritable locates an image the caller may change: its own, or any
+// for a cloud admin. Seeing another project's public image but not owning
+// it is ErrForbidden, as in Glance.
+func (s *Service) findWritable(ctx context.Context, c Caller, id string) (located, Image, error) {
+	l, img, err := s.find(ctx, c, id)
+	if err != nil {
+		return l, img, err
+	}
+	if !c.Admin && img.Project != c.Project {
+		return l, img, fmt.Errorf("you are not permitted to modify image %s, owned by another project: %w", id, ErrForbidden)
+	}
+	return l, img, nil
+}
+
+// Get returns an image the caller may see; any other ID is ErrNotFound.
+func (s *Service) Get(ctx context.Context, c Caller, id string) (Image, error) {
+	_, img, err := s.find(ctx, c, id)
+	return img, err
+}
+
+// Resolve is Get for the APIs that reference images (Nova's imageRef,
+// EC2's image IDs): the image the caller may use, with the peer holding
+// it (PeerID) and its ID there (PeerImageID). Callers booting from it
+// check Status themselves (only "active" has bytes; "deactivated" must be
+// refused).
+func (s *Service) Resolve(ctx context.Context, c Caller, id string) (Image, error) {
+	return s.Get(ctx, c, id)
+}
+
+func checkOneOf(field, v string, allowed []string) error {
+	if !slices.Contains(allowed, v) {
+		return fmt.Errorf("invalid value '%s' for %s: want one of %s: %w", v, field, strings.Join(allowed, ", "), ErrInvalid)
+	}
+	return nil
+}
+
+func checkProperties(props map[string]string) error {
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(props)) {
+		switch {
+		case strings.HasPrefix(k, "cloudmux_"):
+			errs = append(errs, fmt.Errorf("attribute '%s' is reserved (the cloudmux_ prefix is the broker's): %w", k, ErrForbidden))
+		case slices.Contains(CoreAttributes, k):
+			errs = append(errs, fmt.Errorf("attribute '%s' is reserved: %w", k, ErrForbidden))
+		case len(k) > 255:
+			errs = append(errs, fmt.Errorf("property name %.20q...: longer than 255 characters: %w", k, ErrInvalid))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkTags(tags []string) error {
+	var errs []error
+	for _, t := range tags {
+		if t == "" || len(t) > 255 {
+			errs = append(errs, fmt.Errorf("tag %q: want 1 to 255 characters: %w", t, ErrInvalid))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Validate returns every problem of the spec at once.
+func (spec CreateSpec) Validate() error {
+	var errs []error
+	if spec.ID != "" {
+		if _, err := uuid.Parse(spec.ID); err != nil || len(spec.ID) != 36 {
+			errs = append(errs, fmt.Errorf("id '%s' is not a UUID: %w", spec.ID, ErrInvalid))
+		}
+	}
+	if len(spec.Name) > 255 {
+		errs = append(errs, fmt.Errorf("name: longer than 255 characters: %w", ErrInvalid))
+	}
+	if spec.DiskFormat == "" {
+		errs = append(errs, fmt.Errorf("disk_format is required: %w", ErrInvalid))
+	} else if err := checkOneOf("disk_format", spec.DiskFormat, DiskFormats); err != nil {
+		errs = append(errs, err)
+	}
+	if spec.ContainerFormat == "" {
+		errs = append(errs, fmt.Errorf("container_format is required: %w", ErrInvalid))
+	} else if err := checkOneOf("container_format", spec.ContainerFormat, ContainerFormats); err != nil {
+		errs = append(errs, err)
+	}
+	if spec.Visibility != "" {
+		if err := checkOneOf("visibility", spec.Visibility, Visibilities); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if spec.MinRAMMiB < 0 || spec.MinDiskGiB < 0 {
+		errs = append(errs, fmt.Errorf("min_ram and min_disk may not be negative: %w", ErrInvalid))
+	}
+	errs = append(errs, checkTags(spec.Tags), checkProperties(spec.Properties))
+	return errors.Join(errs...)
+}
+
+// Create registers a queued image on the peer placement picks among those
+// that can hold image bytes, falling back to the next allowed peer when
+// one is out of capacity, and indexes it under its broker ID, which is also
+// its ID on the peer. If the index write fails the peer's image is removed
+// again. The data comes later, through Upload.
+func (s *Service) Create(ctx context.Context, c Caller, spec CreateSpec) (Image, error) {
+	if err := spec.Validate(); err != nil {
+		return Image{}, err
+	}
+	if spec.Visibility == "public" && !c.Admin {
+		return Image{}, fmt.Errorf("only a cloud admin may publicize an image (visibility public): %w", ErrForbidden)
+	}
+	owner := c.Project
+	if spec.Owner != "" && spec.Owner != c.Project {
+		if !c.Admin {
+			return Image{}, fmt.Errorf("owner: you may only create images owned by your project: %w", ErrForbidden)
+		}
+		owner = spec.Owner
+	}
+	id := spec.ID
+	if id == "" {
+		id = uuid.NewString()
+	} else {
+		id = strings.ToLower(id)
+		switch _, err := s.locate(ctx, id); {
+		case err == nil:
+			return Image{}, fmt.Errorf("image ID %s already exists: %w", id, ErrConflict)
+		case !errors.Is(err, ErrNotFound):
+			return Image{}, err
+		}
+	}
+	props := maps.Clone(spec.Properties)
+	if props == nil {
+		props = map[string]string{}
+	}
+	props[peers.MetaID], props[peers.MetaProject], props[peers.MetaBrokerID] = id, owner, s.BrokerID
+	if spec.Hidden {
+		props[hiddenProperty] = "true"
+	}
+	ps := peers.ImageSpec{ID: id, Name: spec.Name, Project: owner, DiskFormat: spec.DiskFormat, ContainerFormat: spec.ContainerFormat,
+		MinRAMMiB: spec.MinRAMMiB, MinDiskGiB: spec.MinDiskGiB, Visibility: spec.Visibility, Protected: spec.Protected,
+		Tags: slices.Clone(spec.Tags), Properties: props}
+
+	// Only peers that can take image bytes are candidates; the others are
+	// reasons, like the disconnected ones.
+	members, down := s.connected()
+	var candidates []registry.Peer
+	var reasons []string
+	for _, m := range members {
+		if _, ok := m.Cloud.(peers.ImageData); !ok {
+			reasons = append(reasons, m.Peer.Name+": cannot store image data")
+			continue
+		}
+		candidates = append(candidates, m.Peer)
+	}
+	for _, name := range down {
+		reasons = append(reasons, name+": not connected")
+	}
+	var tried []string
+	if len(candidates) > 0 {
+		decision, err := s.Placer.Place(ctx, policy.Request{Kind: Kind, Project: owner}, candidates)
+		if err != nil {
+			return Image{}, err
+		}
+		for _, p := range decision.Allowed() {
+			m, ok := s.Pool.Get(p.ID)
+			if !ok || m.Cloud == nil {
+				continue
+			}
+			img, err := m.Cloud.CreateImage(ctx, ps)
+			if errors.Is(err, peers.ErrCapacity) || errors.Is(err, peers.ErrUnavailable) {
+				tried = append(tried, fmt.Sprintf("%s: %v", p.Name, err))
+				continue
+			}
+			if errors.Is(err, peers.ErrConflict) {
+				return Image{}, fmt.Errorf("image ID %s already exists on peer %s: %w", id, p.Name, ErrConflict)
+			}
+			if err != nil {
+				return Image{}, fmt.Errorf("creating image on peer %s: %w", p.Name, err)
+			}
+			e := index.Entry{Kind: Kind, ID: id, Project: owner, PeerID: p.ID, PeerResourceID: img.ID, Name: img.Name, CreatedAt: img.CreatedAt}
+			if err := s.Index.Put(ctx, e); err != nil {
+				if derr := m.Cloud.DeleteImage(context.WithoutCancel(ctx), img.ID); derr != nil {
+					s.Log.WithError(derr).WithFields(logrus.Fields{"image": id, "peer": p.Name}).Warn("image left on its peer after a failed index write")
+				}
+				if errors.Is(err, registry.ErrConflict) {
+					return Image{}, fmt.Errorf("image ID %s already exists: %w", id, ErrConflict)
+				}
+				return Image{}, fmt.Errorf("indexing image %s: %w", id, err)
+			}
+			s.Log.WithFields(logrus.Fields{"image": id, "peer": p.Name, "project": owner}).Info("image created")
+			return s.present(located{img: img, member: m, entry: &e}, false), nil
+		}
+		reasons = append(reasons, decision.Explain())
+	}
+	return Image{}, fmt.Errorf("%s: %w", strings.Join(append(tried, reasons...), "; "), ErrNoPeer)
+}
+
+// copies runs fn on every other connected peer holding a copy of the
+// image (same ID, as the stager makes them), in parallel; failures are
+// logged, not returned: the home peer is the image's truth.
+func (s *Service) copies(ctx context.Context, l located, what string, fn func(ctx context.Context, m *peers.Member) error) {
+	members, _ := s.connected()
+	members = slices.DeleteFunc(members, func(m *peers.Member) bool { return m.Peer.ID == l.member.Peer.ID })
+	if len(members) == 0 {
+		return
+	}
+	res := peers.Gather(ctx, members, s.timeout(), func(ctx context.Context, m *peers.Member) (bool, error) {
+		img, err := m.Cloud.GetImage(ctx, l.img.ID)
+		if errors.Is(err, peers.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if img.Properties[peers.MetaID] != l.img.Properties[peers.MetaID] {
+			return false, nil // the same ID, but not a copy of this image
+		}
+		return true, fn(ctx, m)
+	})
+	for _, r := range res {
+		if r.Err != nil {
+			s.Log.WithError(r.Err).WithFields(logrus.Fields{"image": l.img.ID, "peer": r.Member.Peer.Name, "op": what}).Warn("a copy of the image was not updated")
+		}
+	}
+}
+
+// Update changes an image's metadata on its peer (and on the peers holding
+// copies of it). Making an image public takes a cloud admin.
+func (s *Service) Update(ctx context.Context, c Caller, id string, p Patch) (Image, error) {
+	l, cur, err := s.findWritable(ctx, c, id)
+	if err != nil {
+		return Image{}, err
+	}
+	if p.Visibility != nil {
+		if err := checkOneOf("visibility", *p.Visibility, Visibilities); err != nil {
+			return Image{}, err
+		}
+		if *p.Visibility == "public" && cur.Visibility != "public" && !c.Admin {
+			return Image{}, fmt.Errorf("only a cloud admin may publicize an image (visibility public): %w", ErrForbidden)
+		}
+	}
+	if p.Name != nil && len(*p.Name) > 255 {
+		return Image{}, fmt.Errorf("name: longer than 255 characters: %w", ErrInvalid)
+	}
+	if (p.MinRAMMiB != nil && *p.MinRAMMiB < 0) || (p.MinDiskGiB != nil && *p.MinDiskGiB < 0) {
+		return Image{}, fmt.Errorf("min_ram and min_disk may not be negative: %w", ErrInvalid)
+	}
+	remove := map[string]string{}
+	for _, k := range p.RemoveProperties {
+		remove[k] = ""
+	}
+	if err := errors.Join(checkProperties(p.SetProperties), checkProperties(remove), checkTags(p.AddTags)); err != nil {
+		return Image{}, err
+	}
+	pp := p.ImagePatch
+	pp.SetProperties = maps.Clone(p.SetProperties)
+	pp.RemoveProperties = slices.Clone(p.RemoveProperties)
+	if p.Hidden != nil {
+		if *p.Hidden {
+			if pp.SetProperties == nil {
+				pp.SetProperties = map[string]string{}
+			}
+			pp.SetProperties[hiddenProperty] = "true"
+		} else {
+			pp.RemoveProperties = append(pp.RemoveProperties, hiddenProperty)
+		}
+	}
+	img, err := l.member.Cloud.UpdateImage(ctx, l.img.ID, pp)
+	if err != nil {
+		return Image{}, fmt.Errorf("updating image %s on peer %s: %w", id, l.member.Peer.Name, err)
+	}
+	s.copies(ctx, l, "update", func(ctx context.Context, m *peers.Member) error {
+		_, err := m.Cloud.UpdateImage(ctx, l.img.ID, pp)
+		return err
+	})
+	l.img = img
+	out := s.present(l, cur.Status == StatusDeactivated)
+	return out, nil
+}
+
+// AddTag tags an image (tags are a set: adding one twice is no error).
+func (s *Service) AddTag(ctx context.Context, c Caller, id, tag string) error {
+	_, err := s.Update(ctx, c, id, Patch{ImagePatch: peers.ImagePatch{AddTags: []string{tag}}})
+	return err
+}
+
+// RemoveTag untags an image; a tag it lacks is ErrNotFound, as in Glance.
+func (s *Service) RemoveTag(ctx context.Context, c Caller, id, tag string) error {
+	_, img, err := s.findWritable(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(img.Tags, tag) {
+		return fmt.Errorf("tag %s not found on image %s: %w", tag, id, ErrNotFound)
+	}
+	_, err = s.Update(ctx, c, id, Patch{ImagePatch: peers.ImagePatch{RemoveTags: []string{tag}}})
+	return err
+}
+
+// Delete deletes an image from its peer and the peers holding copies, and
+// forgets it. A protected image is ErrForbidden.
+func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
+	l, img, err := s.findWritable(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	if img.Protected {
+		return fmt.Errorf("image %s is protected and cannot be deleted: %w", id, ErrForbidden)
+	}
+	err = l.member.Cloud.DeleteImage(ctx, l.img.ID)
+	if errors.Is(err, peers.ErrConflict) {
+		return fmt.Errorf("image %s cannot be deleted now: %w", id, ErrForbidden)
+	}
+	if err != nil && !errors.Is(err, peers.ErrNotFound) {
+		return fmt.Errorf("deleting image %s on peer %s: %w", id, l.member.Peer.Name, err)
+	}
+	s.copies(ctx, l, "delete", func(ctx context.Context, m *peers.Member) error {
+		return m.Cloud.DeleteImage(ctx, l.img.ID)
+	})
+	if l.entry != nil {
+		if err := s.Index.Delete(ctx, *l.entry); err != nil {
+			return fmt.Errorf("forgetting image %s: %w", id, err)
+		}
+	}
+	if err := s.Store.Delete(ctx, deactivatedPrefix+img.ID); err != nil {
+		s.Log.WithError(err).WithField("image", id).Warn("deactivation record of a deleted image left behind")
+	}
+	s.Log.WithFields(logrus.Fields{"image": id, "peer": l.member.Peer.Name, "project": c.Project}).Info("image deleted")
+	return nil
+}
+
+// Deactivate makes an active image unusable (no downloads but by cloud
+// admins, so no boots) until Reactivate. Cloud admins only, as in Glance;
+// deactivating a deactivated image changes nothing.
+func (s *Service) Deactivate(ctx context.Context, c Caller, id string) error {
+	return s.setDeactivated(ctx, c, id, true)
+}
+
+// Reactivate undoes Deactivate. Cloud admins only; reactivating an active
+// image changes nothing.
+func (s *Service) Reactivate(ctx context.Context, c Caller, id string) error {
+	return s.setDeactivated(ctx, c, id, false)
+}
+
+func (s *Service) setDeactivated(ctx context.Context, c Caller, id string, on bool) error {
+	if !c.Admin {
+		return fmt.Errorf("deactivate and reactivate take a cloud admin: %w", ErrForbidden)
+	}
+	_, img, err := s.find(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	verb := map[bool]string{true: "deactivate", false: "reactivate"}[on]
+	if img.Status != peers.ImageActive && img.Status != StatusDeactivated {
+		return fmt.Errorf("not allowed to %s image in status '%s': %w", verb, img.Status, ErrForbidden)
+	}
+	if !on {
+		return s.Store.Delete(ctx, deactivatedPrefix+img.ID)
+	}
+	rec, _ := json.Marshal(map[string]any{"id": img.ID, "by_project": c.Project, "at": time.Now().UTC()})
+	if _, err := s.Store.Put(ctx, deactivatedPrefix+img.ID, rec); err != nil {
+		return fmt.Errorf("deactivating image %s: %w", id, err)
+	}
+	s.Log.WithField("image", id).Info("image deactivated")
+	return nil
+}
+
+// Upload streams data into a queued image on its peer, without buffering:
+// the reader is handed to the peer as it is. size is the length the
+// client announced, or -1. Data beyond MaxImageSize is ErrTooLarge and the
+// image is left as the peer leaves a failed upload (killed, or queued).
+func (s *Service) Upload(ctx context.Context, c Caller, id string, data io.Reader, size int64) error {
+	l, img, err := s.findWritable(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	if img.Status != peers.ImageQueued {
+		return fmt.Errorf("image status transition from %s to saving is not allowed: %w", img.Status, ErrConflict)
+	}
+	limit := s.maxSize()
+	if size > limit {
+		return fmt.Errorf("image data of %d bytes exceeds the %d byte image size cap: %w", size, limit, ErrTooLarge)
+	}
+	dst, ok := l.member.Cloud.(peers.ImageData)
+	if !ok {
+		return fmt.Errorf("peer %s cannot store image data: %w", l.member.Peer.Name, peers.ErrNotSupported)
+	}
+	capped := &capReader{r: data, left: limit}
+	err = dst.UploadImage(ctx, l.img.ID, capped, size)
+	if capped.over {
+		return fmt.Errorf("image data exceeds the %d byte image size cap: %w", limit, ErrTooLarge)
+	}
+	if err != nil {
+		return fmt.Errorf("uploading image %s to peer %s: %w", id, l.member.Peer.Name, err)
+	}
+	s.Log.WithFields(logrus.Fields{"image": id, "peer": l.member.Peer.Name}).Info("image data uploaded")
+	return nil
+}
+
+// Download returns the image and a stream of its bytes straight from its
+// peer; the caller closes it. An image without data (queued, saving,
+// killed) returns a nil stream (Glance answers 204). A deactivated image
+// is ErrForbidden but to cloud admins.
+func (s *Service) Download(ctx context.Context, c Caller, id string) (Image, io.ReadCloser, error) {
+	l, img, err := s.find(ctx, c, id)
+	if err != nil {
+		return Image{}, nil, err
+	}
+	if img.Status == StatusDeactivated && !c.Admin {
+		return Image{}, nil, fmt.Errorf("the requested image %s has been deactivated; image data download is prohibited: %w", id, ErrForbidden)
+	}
+	if img.Status != peers.ImageActive && img.Status != StatusDeactivated {
+		return img, nil, nil
+	}
+	src, ok := l.member.Cloud.(peers.ImageData)
+	if !ok {
+		return Image{}, nil, fmt.Errorf("peer %s cannot serve image data: %w", l.member.Peer.Name, peers.ErrNotSupported)
+	}
+	rc, err := src.DownloadImage(ctx, l.img.ID)
+	if err != nil {
+		return Image{}, nil, fmt.Errorf("downloading image %s from peer %s: %w", id, l.member.Peer.Name, err)
+	}
+	return img, rc, nil
+}
+
+// capReader fails a stream that goes past left bytes, remembering it did.
+type capReader struct {
+	r    io.Reader
+	left int64
+	over bool
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		// One byte more tells a stream of exactly the cap from a longer one.
+		var b [1]byte
+		n, err := c.r.Read(b[:])
+		if n > 0 {
+			c.over = true
+			return 0, ErrTooLarge
+		}
+		return 0, err
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
