@@ -1,0 +1,520 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/policy"
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// NetworkCreate is a new network.
+type NetworkCreate struct {
+	Name        string
+	Description string
+	// Shared makes the network visible to every project; callers allow it
+	// to cloud admins only, as Neutron's policy does.
+	Shared       bool
+	AdminStateUp *bool
+	MTU          int
+	// ZoneHints are peer names (each peer is an availability zone): the
+	// network goes to one of them.
+	ZoneHints []string
+}
+
+// SubnetCreate is a new subnet on a network the project owns.
+type SubnetCreate struct {
+	Name        string
+	Description string
+	NetworkID   string // broker ID
+	CIDR        string
+	IPVersion   int
+	// GatewayIP empty picks the first host address; NoGateway (Neutron's
+	// "gateway_ip": null) has none.
+	GatewayIP       string
+	NoGateway       bool
+	EnableDHCP      bool
+	AllocationPools []peers.IPRange
+	DNSNameservers  []string
+}
+
+// PortCreate is a new port on a network the project may see.
+type PortCreate struct {
+	Name         string
+	Description  string
+	NetworkID    string          // broker ID
+	FixedIPs     []peers.FixedIP // broker subnet IDs and/or addresses
+	AdminStateUp *bool
+}
+
+// Update changes broker-kept attributes; nil fields stay.
+type Update struct {
+	Name         *string
+	Description  *string
+	AdminStateUp *bool
+}
+
+func (s *Service) meta(project, id string) map[string]string {
+	return map[string]string{peers.MetaID: id, peers.MetaProject: project, peers.MetaBrokerID: s.BrokerID}
+}
+
+// record indexes a new resource and stores its attributes; on failure it
+// undoes what it did and calls undo, so nothing is left unowned.
+func (s *Service) record(ctx context.Context, e index.Entry, a *Attrs, undo func(context.Context) error) error {
+	err := s.Index.Put(ctx, e)
+	if err == nil && a != nil {
+		if _, err = s.changeAttrs(ctx, e.Kind, e.ID, func(x *Attrs) { *x = *a }); err != nil {
+			_ = s.Index.Delete(context.WithoutCancel(ctx), e)
+		}
+	}
+	if err != nil {
+		if uerr := undo(context.WithoutCancel(ctx)); uerr != nil {
+			s.Log.WithError(uerr).WithFields(logrus.Fields{"kind": e.Kind, "peer_resource": e.PeerResourceID}).Error("could not undo a create whose index write failed; the peer keeps an orphan")
+		}
+		return err
+	}
+	return nil
+}
+
+// CreateNetwork places a network (policy.Placer, Kind "network"; one zone
+// hint pins the peer, several allow any of them), creates it on the best
+// allowed peer, falling back to the next when a peer is out of capacity or
+// unavailable, and indexes it under a new broker ID.
+func (s *Service) CreateNetwork(ctx context.Context, project string, req NetworkCreate) (Network, error) {
+	var candidates []registry.Peer
+	var disconnected []string
+	zones := map[string]bool{}
+	for _, m := range s.Pool.Members() {
+		zones[m.Peer.Name] = true
+		if m.Cloud != nil {
+			candidates = append(candidates, m.Peer)
+		} else {
+			disconnected = append(disconnected, m.Peer.Name)
+		}
+	}
+	for _, z := range req.ZoneHints {
+		if !zones[z] {
+			return Network{}, &Error{Status: 404, Type: "AvailabilityZoneNotFound", Message: fmt.Sprintf("AvailabilityZone %s could not be found.", z), Err: ErrNotFound}
+		}
+	}
+	preq := policy.Request{Kind: KindNetwork, Project: project}
+	if len(req.ZoneHints) == 1 {
+		preq.AvailabilityZone = req.ZoneHints[0]
+	}
+	decision, err := s.Placer.Place(ctx, preq, candidates)
+	if err != nil {
+		return Network{}, err
+	}
+	id := uuid.NewString()
+	spec := peers.NetworkSpec{Name: req.Name, Project: project, Shared: req.Shared, MTU: req.MTU, Metadata: s.meta(project, id)}
+	var tried []string
+	for _, p := range decision.Allowed() {
+		if len(req.ZoneHints) > 1 && !slices.Contains(req.ZoneHints, p.Name) {
+			continue
+		}
+		m, ok := s.member(p.ID)
+		if !ok {
+			continue
+		}
+		n, err := m.Cloud.CreateNetwork(ctx, spec)
+		if errors.Is(err, peers.ErrCapacity) || errors.Is(err, peers.ErrUnavailable) {
+			tried = append(tried, fmt.Sprintf("%s: %v", p.Name, err))
+			continue
+		}
+		if errors.Is(err, peers.ErrInvalid) {
+			return Network{}, invalidInput("%v", strings.TrimSuffix(err.Error(), ": "+peers.ErrInvalid.Error()))
+		}
+		if err != nil {
+			return Network{}, err
+		}
+		now := time.Now().UTC()
+		e := index.Entry{Kind: KindNetwork, ID: id, Project: project, PeerID: p.ID, PeerResourceID: n.ID, Name: n.Name, CreatedAt: now}
+		var a *Attrs
+		if req.Description != "" || (req.AdminStateUp != nil && !*req.AdminStateUp) || len(req.ZoneHints) > 0 {
+			a = &Attrs{Description: req.Description, AdminStateUp: req.AdminStateUp, ZoneHints: slices.Clone(req.ZoneHints)}
+		}
+		if err := s.record(ctx, e, a, func(ctx context.Context) error { return m.Cloud.DeleteNetwork(ctx, n.ID) }); err != nil {
+			return Network{}, err
+		}
+		s.Log.WithFields(logrus.Fields{"network": id, "peer": p.Name, "project": project}).Info("network created")
+		out := Network{Ref: Ref{Kind: KindNetwork, ID: id, Project: project, Member: m, PeerResourceID: n.ID, CreatedAt: now}, Peer: n}
+		if a != nil {
+			out.Attrs = *a
+		}
+		return out, nil
+	}
+	why := decision.Explain()
+	if len(tried) > 0 {
+		why = strings.Join(tried, "; ") + "; " + why
+	}
+	for _, name := range disconnected {
+		why += "; " + name + ": not connected"
+	}
+	return Network{}, &Error{Status: 503, Type: "NoPeerAvailable", Message: "No peer can hold the network: " + why, Err: ErrNoPeer}
+}
+
+// ownedRef resolves a resource project must own to change (action is the
+// Neutron policy rule named when it only may see it).
+func (s *Service) ownedRef(ctx context.Context, project, kind, id, action string) (Ref, error) {
+	ref, err := s.Resolve(ctx, project, kind, id)
+	if err != nil {
+		return Ref{}, err
+	}
+	if !ref.OwnedBy(project) {
+		return Ref{}, forbidden(action)
+	}
+	return ref, nil
+}
+
+// validateSubnet checks a subnet request field by field, as Neutron does,
+// and returns the parsed prefix.
+func validateSubnet(req SubnetCreate) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(req.CIDR)
+	if err != nil {
+		return p, badInput("cidr", fmt.Sprintf("'%s' is not a valid IP subnet", req.CIDR))
+	}
+	if m := p.Masked(); m != p {
+		return p, badInput("cidr", fmt.Sprintf("'%s' isn't a recognized IP subnet cidr, '%s' is recommended", req.CIDR, m))
+	}
+	version := 4
+	if p.Addr().Is6() {
+		version = 6
+	}
+	switch req.IPVersion {
+	case 0, version:
+	case 4, 6:
+		return p, invalidInput("Cidr %s does not match ip_version %d", req.CIDR, req.IPVersion)
+	default:
+		return p, badInput("ip_version", fmt.Sprintf("%d is not in [4, 6]", req.IPVersion))
+	}
+	if req.GatewayIP != "" {
+		gw, err := netip.ParseAddr(req.GatewayIP)
+		if err != nil {
+			return p, badInput("gateway_ip", fmt.Sprintf("'%s' is not a valid IP address", req.GatewayIP))
+		}
+		if gw.Is4() != p.Addr().Is4() {
+			return p, invalidInput("gateway_ip %s does not match the IP version of cidr %s", gw, p)
+		}
+		if gw == p.Addr() {
+			return p, invalidInput("Gateway ip %s conflicts with allocation pool %s", gw, p)
+		}
+	}
+	for _, ns := range req.DNSNameservers {
+		if _, err := netip.ParseAddr(ns); err != nil {
+			return p, badInput("dns_nameservers", fmt.Sprintf("'%s' is not a valid nameserver", ns))
+		}
+	}
+	for _, r := range req.AllocationPools {
+		a, err1 := netip.ParseAddr(r.Start)
+		b, err2 := netip.ParseAddr(r.End)
+		if err1 != nil || err2 != nil || !p.Contains(a) || !p.Contains(b) || b.Less(a) {
+			return p, &Error{Status: 400, Type: "InvalidAllocationPool", Message: fmt.Sprintf("The allocation pool %s-%s spans beyond the subnet cidr %s.", r.Start, r.End, p), Err: ErrInvalid}
+		}
+	}
+	return p, nil
+}
+
+// CreateSubnet adds a subnet to a network of project, on the network's
+// peer. A CIDR overlapping another subnet of the network is Neutron's
+// InvalidInput. Custom allocation pools are honoured only when they are
+// the pools the peer derives (the peers contract takes none): anything
+// else is refused rather than silently ignored.
+func (s *Service) CreateSubnet(ctx context.Context, project string, req SubnetCreate) (Subnet, error) {
+	prefix, err := validateSubnet(req)
+	if err != nil {
+		return Subnet{}, err
+	}
+	net, err := s.ownedRef(ctx, project, KindNetwork, req.NetworkID, "create_subnet")
+	if err != nil {
+		return Subnet{}, err
+	}
+	c := net.Member.Cloud
+	pn, err := c.GetNetwork(ctx, net.PeerResourceID)
+	if err != nil {
+		return Subnet{}, err
+	}
+	for _, sid := range pn.Subnets {
+		if other, err := c.GetSubnet(ctx, sid); err == nil {
+			if op, err := netip.ParsePrefix(other.CIDR); err == nil && op.Overlaps(prefix) {
+				return Subnet{}, invalidInput("Requested subnet with cidr: %s for network: %s overlaps with another subnet", prefix, net.ID)
+			}
+		}
+	}
+	id := uuid.NewString()
+	sn, err := c.CreateSubnet(ctx, peers.SubnetSpec{
+		Name: req.Name, Project: project, NetworkID: net.PeerResourceID, CIDR: prefix.String(), IPVersion: req.IPVersion,
+		GatewayIP: req.GatewayIP, NoGateway: req.NoGateway, EnableDHCP: req.EnableDHCP,
+		DNSNameservers: slices.Clone(req.DNSNameservers), Metadata: s.meta(project, id),
+	})
+	switch {
+	case errors.Is(err, peers.ErrInvalid):
+		return Subnet{}, invalidInput("%s", strings.TrimSuffix(err.Error(), ": "+peers.ErrInvalid.Error()))
+	case errors.Is(err, peers.ErrNotFound):
+		return Subnet{}, notFound(KindNetwork, req.NetworkID)
+	case err != nil:
+		return Subnet{}, err
+	}
+	undo := func(ctx context.Context) error { return c.DeleteSubnet(ctx, sn.ID) }
+	if len(req.AllocationPools) > 0 && !samePools(req.AllocationPools, sn.AllocationPools) {
+		_ = undo(context.WithoutCancel(ctx))
+		return Subnet{}, &Error{Status: 400, Type: "InvalidAllocationPool", Err: ErrInvalid,
+			Message: fmt.Sprintf("The allocation pools %s are not supported: this cloud allocates %s for cidr %s and gateway %s", poolString(req.AllocationPools), poolString(sn.AllocationPools), sn.CIDR, orNone(sn.GatewayIP))}
+	}
+	now := time.Now().UTC()
+	e := index.Entry{Kind: KindSubnet, ID: id, Project: project, PeerID: net.Member.Peer.ID, PeerResourceID: sn.ID, Name: sn.Name, CreatedAt: now}
+	var a *Attrs
+	if req.Description != "" {
+		a = &Attrs{Description: req.Description}
+	}
+	if err := s.record(ctx, e, a, undo); err != nil {
+		return Subnet{}, err
+	}
+	s.Log.WithFields(logrus.Fields{"subnet": id, "network": net.ID, "cidr": sn.CIDR, "project": project}).Info("subnet created")
+	out := Subnet{Ref: Ref{Kind: KindSubnet, ID: id, Project: project, Member: net.Member, PeerResourceID: sn.ID, CreatedAt: now}, Peer: sn, NetworkID: net.ID}
+	if a != nil {
+		out.Attrs = *a
+	}
+	return out, nil
+}
+
+func samePools(a, b []peers.IPRange) bool {
+	return slices.EqualFunc(a, b, func(x, y peers.IPRange) bool {
+		xs, e1 := netip.ParseAddr(x.Start)
+		xe, e2 := netip.ParseAddr(x.End)
+		ys, e3 := netip.ParseAddr(y.Start)
+		ye, e4 := netip.ParseAddr(y.End)
+		return errors.Join(e1, e2, e3, e4) == nil && xs == ys && xe == ye
+	})
+}
+
+func poolString(rs []peers.IPRange) string {
+	var parts []string
+	for _, r := range rs {
+		parts = append(parts, r.Start+"-"+r.End)
+	}
+	return strings.Join(parts, ",")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// CreatePort creates a port of project on a network it may see (its own or
+// a shared one), on the network's peer. FixedIPs name subnets by broker ID.
+func (s *Service) CreatePort(ctx context.Context, project string, req PortCreate) (Port, error) {
+	net, err := s.Resolve(ctx, project, KindNetwork, req.NetworkID)
+	if err != nil {
+		return Port{}, err
+	}
+	c := net.Member.Cloud
+	fixed := make([]peers.FixedIP, len(req.FixedIPs))
+	for i, f := range req.FixedIPs {
+		if f.IPAddress != "" {
+			if _, err := netip.ParseAddr(f.IPAddress); err != nil {
+				return Port{}, badInput("fixed_ips", fmt.Sprintf("'%s' is not a valid IP address", f.IPAddress))
+			}
+		}
+		fixed[i].IPAddress = f.IPAddress
+		if f.SubnetID == "" {
+			continue
+		}
+		sref, err := s.Resolve(ctx, project, KindSubnet, f.SubnetID)
+		if err == nil && sref.Member.Peer.ID == net.Member.Peer.ID {
+			var sn peers.Subnet
+			if sn, err = c.GetSubnet(ctx, sref.PeerResourceID); err == nil && sn.NetworkID == net.PeerResourceID {
+				fixed[i].SubnetID = sref.PeerResourceID
+				continue
+			}
+		}
+		if err != nil && !errors.Is(err, peers.ErrNotFound) {
+			return Port{}, err
+		}
+		return Port{}, invalidInput("Failed to create port on network %s, because fixed_ips included invalid subnet %s.", req.NetworkID, f.SubnetID)
+	}
+	if len(fixed) == 0 {
+		fixed = nil
+	}
+	id := uuid.NewString()
+	p, err := c.CreatePort(ctx, peers.PortSpec{Name: req.Name, Project: project, NetworkID: net.PeerResourceID, FixedIPs: fixed, Metadata: s.meta(project, id)})
+	switch {
+	case errors.Is(err, peers.ErrCapacity):
+		return Port{}, inUse("IpAddressGenerationFailure", "No more IP addresses available on network %s.", req.NetworkID)
+	case errors.Is(err, peers.ErrConflict) && len(req.FixedIPs) > 0:
+		return Port{}, inUse("IpAddressAlreadyAllocated", "IP address %s already allocated on network %s.", fixedString(req.FixedIPs), req.NetworkID)
+	case errors.Is(err, peers.ErrInvalid):
+		return Port{}, invalidInput("%s", strings.TrimSuffix(err.Error(), ": "+peers.ErrInvalid.Error()))
+	case errors.Is(err, peers.ErrNotFound):
+		return Port{}, notFound(KindNetwork, req.NetworkID)
+	case err != nil:
+		return Port{}, err
+	}
+	now := time.Now().UTC()
+	e := index.Entry{Kind: KindPort, ID: id, Project: project, PeerID: net.Member.Peer.ID, PeerResourceID: p.ID, Name: p.Name, CreatedAt: now}
+	var a *Attrs
+	if req.Description != "" || (req.AdminStateUp != nil && !*req.AdminStateUp) {
+		a = &Attrs{Description: req.Description, AdminStateUp: req.AdminStateUp}
+	}
+	if err := s.record(ctx, e, a, func(ctx context.Context) error { return c.DeletePort(ctx, p.ID) }); err != nil {
+		return Port{}, err
+	}
+	s.Log.WithFields(logrus.Fields{"port": id, "network": net.ID, "project": project}).Info("port created")
+	// The peer answered with its own subnet IDs: show the broker's.
+	got, err := s.GetPort(ctx, project, id)
+	if err != nil {
+		out := Port{Ref: Ref{Kind: KindPort, ID: id, Project: project, Member: net.Member, PeerResourceID: p.ID, CreatedAt: now}, Peer: p, NetworkID: net.ID}
+		if a != nil {
+			out.Attrs = *a
+		}
+		return out, nil
+	}
+	return got, nil
+}
+
+func fixedString(fs []peers.FixedIP) string {
+	var parts []string
+	for _, f := range fs {
+		if f.IPAddress != "" {
+			parts = append(parts, f.IPAddress)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// DeleteNetwork deletes a network of project and its subnets. A network
+// with ports is Neutron's 409 NetworkInUse.
+func (s *Service) DeleteNetwork(ctx context.Context, project, id string) error {
+	ref, err := s.ownedRef(ctx, project, KindNetwork, id, "delete_network")
+	if err != nil {
+		return err
+	}
+	c := ref.Member.Cloud
+	// The subnets go with the network: find their index entries first.
+	var subnetEntries []index.Entry
+	if pn, err := c.GetNetwork(ctx, ref.PeerResourceID); err == nil && len(pn.Subnets) > 0 {
+		subs, err := c.ListSubnets(ctx, peers.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for _, sn := range subs {
+			if !slices.Contains(pn.Subnets, sn.ID) || sn.Metadata[peers.MetaBrokerID] != s.BrokerID {
+				continue
+			}
+			if e, err := s.Index.Get(ctx, KindSubnet, sn.Metadata[peers.MetaID], ""); err == nil {
+				subnetEntries = append(subnetEntries, e)
+			}
+		}
+	}
+	err = c.DeleteNetwork(ctx, ref.PeerResourceID)
+	switch {
+	case errors.Is(err, peers.ErrConflict):
+		return inUse("NetworkInUse", "Unable to complete operation on network %s. There are one or more ports still in use on the network.", id)
+	case err != nil && !errors.Is(err, peers.ErrNotFound):
+		return err
+	}
+	var errs []error
+	for _, e := range subnetEntries {
+		errs = append(errs, s.forget(ctx, e))
+	}
+	e := index.Entry{Kind: KindNetwork, ID: ref.ID, Project: ref.Project, PeerID: ref.Member.Peer.ID, PeerResourceID: ref.PeerResourceID}
+	errs = append(errs, s.forget(ctx, e))
+	s.Log.WithFields(logrus.Fields{"network": id, "project": project}).Info("network deleted")
+	return errors.Join(errs...)
+}
+
+// forget removes a deleted resource's index entry and attributes.
+func (s *Service) forget(ctx context.Context, e index.Entry) error {
+	return errors.Join(s.Index.Delete(ctx, e), s.Store.Delete(context.WithoutCancel(ctx), attrsKey(e.Kind, e.ID)))
+}
+
+// DeleteSubnet deletes a subnet of project; one a port has an address on
+// is Neutron's 409 SubnetInUse.
+func (s *Service) DeleteSubnet(ctx context.Context, project, id string) error {
+	ref, err := s.ownedRef(ctx, project, KindSubnet, id, "delete_subnet")
+	if err != nil {
+		return err
+	}
+	err = ref.Member.Cloud.DeleteSubnet(ctx, ref.PeerResourceID)
+	switch {
+	case errors.Is(err, peers.ErrConflict):
+		return inUse("SubnetInUse", "Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.", id)
+	case err != nil && !errors.Is(err, peers.ErrNotFound):
+		return err
+	}
+	return s.forget(ctx, index.Entry{Kind: KindSubnet, ID: ref.ID, Project: ref.Project, PeerID: ref.Member.Peer.ID, PeerResourceID: ref.PeerResourceID})
+}
+
+// DeletePort deletes a port of project; one a server uses is 409
+// PortInUse (delete the server, or detach it, first).
+func (s *Service) DeletePort(ctx context.Context, project, id string) error {
+	ref, err := s.ownedRef(ctx, project, KindPort, id, "delete_port")
+	if err != nil {
+		return err
+	}
+	err = ref.Member.Cloud.DeletePort(ctx, ref.PeerResourceID)
+	switch {
+	case errors.Is(err, peers.ErrConflict):
+		return inUse("PortInUse", "Unable to complete operation on port %s. The port has an attached device; delete the server first.", id)
+	case err != nil && !errors.Is(err, peers.ErrNotFound):
+		return err
+	}
+	return s.forget(ctx, index.Entry{Kind: KindPort, ID: ref.ID, Project: ref.Project, PeerID: ref.Member.Peer.ID, PeerResourceID: ref.PeerResourceID})
+}
+
+// update changes the broker-kept attributes of a resource project owns.
+func (s *Service) update(ctx context.Context, project, kind, id string, u Update) error {
+	if _, err := s.ownedRef(ctx, project, kind, id, "update_"+kind); err != nil {
+		return err
+	}
+	_, err := s.changeAttrs(ctx, kind, id, func(a *Attrs) {
+		if u.Name != nil {
+			a.Name = u.Name
+		}
+		if u.Description != nil {
+			a.Description = *u.Description
+		}
+		if u.AdminStateUp != nil {
+			a.AdminStateUp = u.AdminStateUp
+		}
+	})
+	return err
+}
+
+// UpdateNetwork renames a network, or changes its description or
+// administrative state.
+func (s *Service) UpdateNetwork(ctx context.Context, project, id string, u Update) (Network, error) {
+	if err := s.update(ctx, project, KindNetwork, id, u); err != nil {
+		return Network{}, err
+	}
+	return s.GetNetwork(ctx, project, id)
+}
+
+// UpdateSubnet renames a subnet or changes its description.
+func (s *Service) UpdateSubnet(ctx context.Context, project, id string, u Update) (Subnet, error) {
+	u.AdminStateUp = nil
+	if err := s.update(ctx, project, KindSubnet, id, u); err != nil {
+		return Subnet{}, err
+	}
+	return s.GetSubnet(ctx, project, id)
+}
+
+// UpdatePort renames a port, or changes its description or administrative
+// state.
+func (s *Service) UpdatePort(ctx context.Context, project, id string, u Update) (Port, error) {
+	if err := s.update(ctx, project, KindPort, id, u); err != nil {
+		return Port{}, err
+	}
+	return s.GetPort(ctx, project, id)
+}

@@ -1,0 +1,444 @@
+package network
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// SecurityGroup is a broker-level security group of a project. No peer
+// enforces it yet: it is kept so that clients that create and name groups
+// (openstack server create, Terraform) work, and so a later peer driver can
+// apply them.
+type SecurityGroup struct {
+	ID          string              `json:"id"`
+	Name        string              `json:"name"`
+	Description string              `json:"description"`
+	Project     string              `json:"project"`
+	Stateful    bool                `json:"stateful"`
+	Rules       []SecurityGroupRule `json:"rules"`
+	Revision    int                 `json:"revision_number"`
+	CreatedAt   time.Time           `json:"created_at"`
+	UpdatedAt   time.Time           `json:"updated_at"`
+}
+
+// SecurityGroupRule is one rule of a group.
+type SecurityGroupRule struct {
+	ID              string `json:"id"`
+	SecurityGroupID string `json:"security_group_id"`
+	Direction       string `json:"direction"` // ingress or egress
+	EtherType       string `json:"ethertype"` // IPv4 or IPv6
+	// Protocol is "" for any, else a name (tcp, udp, icmp...) or a number.
+	Protocol       string    `json:"protocol,omitempty"`
+	PortRangeMin   *int      `json:"port_range_min,omitempty"`
+	PortRangeMax   *int      `json:"port_range_max,omitempty"`
+	RemoteIPPrefix string    `json:"remote_ip_prefix,omitempty"`
+	RemoteGroupID  string    `json:"remote_group_id,omitempty"`
+	Description    string    `json:"description,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// DefaultSecurityGroup is the name of the group every project has.
+const DefaultSecurityGroup = "default"
+
+// sgNamespace derives the default group's ID from the project, so
+// replicas creating it at once agree on one group.
+var sgNamespace = uuid.MustParse("6f1d0c33-3c5e-4f57-9b0e-1c7c2a8f4e21")
+
+func sgKey(project, id string) string { return "neutron/security-groups/" + project + "/" + id }
+
+// defaultGroup is Neutron's default group: egress anywhere, ingress from
+// members of the group itself, for IPv4 and IPv6.
+func defaultGroup(project string, now time.Time) SecurityGroup {
+	id := uuid.NewSHA1(sgNamespace, []byte("default/"+project)).String()
+	g := SecurityGroup{ID: id, Name: DefaultSecurityGroup, Description: "Default security group", Project: project,
+		Stateful: true, Revision: 1, CreatedAt: now, UpdatedAt: now}
+	for i, r := range []SecurityGroupRule{
+		{Direction: "egress", EtherType: "IPv4"}, {Direction: "egress", EtherType: "IPv6"},
+		{Direction: "ingress", EtherType: "IPv4", RemoteGroupID: id}, {Direction: "ingress", EtherType: "IPv6", RemoteGroupID: id},
+	} {
+		r.ID = uuid.NewSHA1(sgNamespace, []byte(id+"/"+strconv.Itoa(i))).String()
+		r.SecurityGroupID, r.CreatedAt = id, now
+		g.Rules = append(g.Rules, r)
+	}
+	return g
+}
+
+// SecurityGroups returns the project's groups by name then ID, creating
+// the default group on first use.
+func (s *Service) SecurityGroups(ctx context.Context, project string) ([]SecurityGroup, error) {
+	kvs, _, err := s.Store.List(ctx, "neutron/security-groups/"+project+"/")
+	if err != nil {
+		return nil, err
+	}
+	var out []SecurityGroup
+	def := defaultGroup(project, time.Now().UTC())
+	hasDefault := false
+	for _, kv := range kvs {
+		var g SecurityGroup
+		if err := json.Unmarshal(kv.Value, &g); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		hasDefault = hasDefault || g.ID == def.ID
+		out = append(out, g)
+	}
+	if !hasDefault {
+		g, err := s.ensureDefault(ctx, def)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	slices.SortFunc(out, func(a, b SecurityGroup) int { return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID)) })
+	return out, nil
+}
+
+// ensureDefault writes the default group unless a replica did first.
+func (s *Service) ensureDefault(ctx context.Context, def SecurityGroup) (SecurityGroup, error) {
+	raw, err := json.Marshal(def)
+	if err != nil {
+		return SecurityGroup{}, err
+	}
+	if _, err := s.Store.CAS(ctx, sgKey(def.Project, def.ID), raw, 0); errors.Is(err, registry.ErrConflict) {
+		g, _, err := s.loadGroup(ctx, def.Project, def.ID)
+		return g, err
+	} else if err != nil {
+		return SecurityGroup{}, err
+	}
+	return def, nil
+}
+
+func (s *Service) loadGroup(ctx context.Context, project, id string) (SecurityGroup, uint64, error) {
+	if registry.ValidateKey(sgKey(project, id)) != nil {
+		return SecurityGroup{}, 0, notFound(kindSecurityGroup, id)
+	}
+	kv, err := s.Store.Get(ctx, sgKey(project, id))
+	if errors.Is(err, registry.ErrNotFound) {
+		if def := defaultGroup(project, time.Now().UTC()); def.ID == id {
+			g, err := s.ensureDefault(ctx, def)
+			if err != nil {
+				return SecurityGroup{}, 0, err
+			}
+			return s.loadGroup(ctx, project, g.ID)
+		}
+		return SecurityGroup{}, 0, notFound(kindSecurityGroup, id)
+	}
+	if err != nil {
+		return SecurityGroup{}, 0, err
+	}
+	var g SecurityGroup
+	if err := json.Unmarshal(kv.Value, &g); err != nil {
+		return SecurityGroup{}, 0, fmt.Errorf("decode %s: %w", kv.Key, err)
+	}
+	return g, kv.ModifyIndex, nil
+}
+
+// SecurityGroup returns a group of the project by ID.
+func (s *Service) SecurityGroup(ctx context.Context, project, id string) (SecurityGroup, error) {
+	g, _, err := s.loadGroup(ctx, project, id)
+	return g, err
+}
+
+// FindSecurityGroup returns the project's group with ID or name nameOrID
+// (as Nova's security_groups: [{name}] names them); a name two groups share
+// is ErrInvalid (Neutron's NoUniqueMatch).
+func (s *Service) FindSecurityGroup(ctx context.Context, project, nameOrID string) (SecurityGroup, error) {
+	groups, err := s.SecurityGroups(ctx, project)
+	if err != nil {
+		return SecurityGroup{}, err
+	}
+	var match []SecurityGroup
+	for _, g := range groups {
+		if g.ID == nameOrID {
+			return g, nil
+		}
+		if g.Name == nameOrID {
+			match = append(match, g)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return SecurityGroup{}, notFound(kindSecurityGroup, nameOrID)
+	case 1:
+		return match[0], nil
+	}
+	return SecurityGroup{}, &Error{Status: 409, Type: "NoUniqueMatch", Message: fmt.Sprintf("Multiple security_group matches found for name '%s', use an ID to be more specific.", nameOrID), Err: ErrInvalid}
+}
+
+// CreateSecurityGroup creates a group with Neutron's default egress rules.
+func (s *Service) CreateSecurityGroup(ctx context.Context, project, name, description string, stateful bool) (SecurityGroup, error) {
+	if name == DefaultSecurityGroup {
+		// Creating a second "default" would make the name ambiguous.
+		if _, err := s.SecurityGroups(ctx, project); err != nil {
+			return SecurityGroup{}, err
+		}
+		return SecurityGroup{}, &Error{Status: 409, Type: "SecurityGroupDefaultAlreadyExists", Message: "Default security group already exists.", Err: ErrInUse}
+	}
+	if len(name) > 255 || len(description) > 255 {
+		return SecurityGroup{}, badInput("name", "the name and the description are at most 255 characters")
+	}
+	now := time.Now().UTC()
+	g := SecurityGroup{ID: uuid.NewString(), Name: name, Description: description, Project: project, Stateful: stateful,
+		Revision: 1, CreatedAt: now, UpdatedAt: now}
+	for _, et := range []string{"IPv4", "IPv6"} {
+		g.Rules = append(g.Rules, SecurityGroupRule{ID: uuid.NewString(), SecurityGroupID: g.ID, Direction: "egress", EtherType: et, CreatedAt: now})
+	}
+	raw, err := json.Marshal(g)
+	if err != nil {
+		return SecurityGroup{}, err
+	}
+	if _, err := s.Store.CAS(ctx, sgKey(project, g.ID), raw, 0); err != nil {
+		return SecurityGroup{}, err
+	}
+	return g, nil
+}
+
+// changeGroup applies change to a group with compare-and-swap, retrying a
+// lost race.
+func (s *Service) changeGroup(ctx context.Context, project, id string, change func(*SecurityGroup) error) (SecurityGroup, error) {
+	for {
+		g, at, err := s.loadGroup(ctx, project, id)
+		if err != nil {
+			return SecurityGroup{}, err
+		}
+		if err := change(&g); err != nil {
+			return SecurityGroup{}, err
+		}
+		g.Revision++
+		g.UpdatedAt = time.Now().UTC()
+		raw, err := json.Marshal(g)
+		if err != nil {
+			return SecurityGroup{}, err
+		}
+		if _, err := s.Store.CAS(ctx, sgKey(project, id), raw, at); errors.Is(err, registry.ErrConflict) {
+			continue
+		} else if err != nil {
+			return SecurityGroup{}, err
+		}
+		return g, nil
+	}
+}
+
+// UpdateSecurityGroup renames a group or changes its description; the
+// default group keeps its name.
+func (s *Service) UpdateSecurityGroup(ctx context.Context, project, id string, name, description *string) (SecurityGroup, error) {
+	return s.changeGroup(ctx, project, id, func(g *SecurityGroup) error {
+		if name != nil && *name != g.Name {
+			if g.Name == DefaultSecurityGroup || *name == DefaultSecurityGroup {
+				return &Error{Status: 409, Type: "SecurityGroupCannotUpdateDefault", Message: "Updating default security group not allowed.", Err: ErrInUse}
+			}
+			g.Name = *name
+		}
+		if description != nil {
+			g.Description = *description
+		}
+		return nil
+	})
+}
+
+// DeleteSecurityGroup deletes a group other than the default one. Rules of
+// other groups naming it as their remote group go with it, as in Neutron.
+func (s *Service) DeleteSecurityGroup(ctx context.Context, project, id string) error {
+	g, at, err := s.loadGroup(ctx, project, id)
+	if err != nil {
+		return err
+	}
+	if g.Name == DefaultSecurityGroup {
+		return &Error{Status: 409, Type: "SecurityGroupCannotRemoveDefault", Message: "Insufficient rights for removing default security group.", Err: ErrInUse}
+	}
+	if err := s.Store.DeleteCAS(ctx, sgKey(project, id), at); err != nil {
+		if errors.Is(err, registry.ErrConflict) {
+			return s.DeleteSecurityGroup(ctx, project, id)
+		}
+		return err
+	}
+	groups, err := s.SecurityGroups(ctx, project)
+	if err != nil {
+		return err
+	}
+	for _, other := range groups {
+		if slices.ContainsFunc(other.Rules, func(r SecurityGroupRule) bool { return r.RemoteGroupID == id }) {
+			if _, err := s.changeGroup(ctx, project, other.ID, func(o *SecurityGroup) error {
+				o.Rules = slices.DeleteFunc(o.Rules, func(r SecurityGroupRule) bool { return r.RemoteGroupID == id })
+				return nil
+			}); err != nil && !errors.Is(err, ErrNotFound) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// protocols Neutron knows by name, with their numbers.
+var protocols = map[string]int{
+	"ah": 51, "dccp": 33, "egp": 8, "esp": 50, "gre": 47, "icmp": 1, "icmpv6": 58, "igmp": 2, "ipip": 4,
+	"ipv6-encap": 41, "ipv6-frag": 44, "ipv6-icmp": 58, "ipv6-nonxt": 59, "ipv6-opts": 60, "ipv6-route": 43,
+	"ospf": 89, "pgm": 113, "rsvp": 46, "sctp": 132, "tcp": 6, "udp": 17, "udplite": 136, "vrrp": 112,
+}
+
+// validateRule checks a rule as Neutron does and normalises it.
+func validateRule(r *SecurityGroupRule) error {
+	switch r.Direction {
+	case "ingress", "egress":
+	default:
+		return badInput("direction", fmt.Sprintf("'%s' is not in ['ingress', 'egress']", r.Direction))
+	}
+	if r.EtherType == "" {
+		r.EtherType = "IPv4"
+	}
+	switch strings.ToLower(r.EtherType) {
+	case "ipv4":
+		r.EtherType = "IPv4"
+	case "ipv6":
+		r.EtherType = "IPv6"
+	default:
+		return badInput("ethertype", fmt.Sprintf("'%s' is not in ['IPv4', 'IPv6']", r.EtherType))
+	}
+	r.Protocol = strings.ToLower(r.Protocol)
+	if r.Protocol == "any" {
+		r.Protocol = ""
+	}
+	num := -1
+	if r.Protocol != "" {
+		if n, ok := protocols[r.Protocol]; ok {
+			num = n
+		} else if n, err := strconv.Atoi(r.Protocol); err == nil && n >= 0 && n <= 255 {
+			num = n
+		} else {
+			return &Error{Status: 400, Type: "SecurityGroupRuleInvalidProtocol", Err: ErrInvalid,
+				Message: fmt.Sprintf("Security group rule protocol %s not supported. Only protocol values [None, tcp, udp, icmp, icmpv6 ...] and integer representations [0 to 255] are supported.", r.Protocol)}
+		}
+	}
+	if r.PortRangeMin != nil || r.PortRangeMax != nil {
+		switch num {
+		case 6, 17, 33, 132, 136: // ports
+			lo, hi := r.PortRangeMin, r.PortRangeMax
+			if lo == nil || hi == nil || *lo < 1 || *hi > 65535 || *lo > *hi {
+				return &Error{Status: 400, Type: "SecurityGroupInvalidPortRange", Err: ErrInvalid,
+					Message: "For TCP/UDP protocols, port_range_min must be <= port_range_max"}
+			}
+		case 1, 58: // ICMP type and code
+			for _, v := range []*int{r.PortRangeMin, r.PortRangeMax} {
+				if v != nil && (*v < 0 || *v > 255) {
+					return &Error{Status: 400, Type: "SecurityGroupInvalidIcmpValue", Err: ErrInvalid,
+						Message: fmt.Sprintf("Invalid value for ICMP field (type or code): %d. It must be 0 to 255.", *v)}
+				}
+			}
+		default:
+			return &Error{Status: 400, Type: "SecurityGroupInvalidPortValue", Err: ErrInvalid,
+				Message: "Invalid value for port: ports are allowed only with TCP, UDP, DCCP, SCTP, UDP-Lite and ICMP"}
+		}
+	}
+	if r.RemoteIPPrefix != "" && r.RemoteGroupID != "" {
+		return &Error{Status: 400, Type: "SecurityGroupRemoteGroupAndRemoteIpPrefix", Err: ErrInvalid,
+			Message: "Only remote_ip_prefix or remote_group_id may be provided."}
+	}
+	if r.RemoteIPPrefix != "" {
+		p, err := netip.ParsePrefix(r.RemoteIPPrefix)
+		if err != nil {
+			a, err2 := netip.ParseAddr(r.RemoteIPPrefix)
+			if err2 != nil {
+				return badInput("remote_ip_prefix", fmt.Sprintf("'%s' is not a valid IP subnet", r.RemoteIPPrefix))
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Addr().Is4() != (r.EtherType == "IPv4") {
+			return &Error{Status: 400, Type: "SecurityGroupRuleParameterConflict", Err: ErrInvalid,
+				Message: fmt.Sprintf("Conflicting value ethertype %s for CIDR %s", r.EtherType, r.RemoteIPPrefix)}
+		}
+		r.RemoteIPPrefix = p.Masked().String()
+	}
+	return nil
+}
+
+// sameRule reports whether two rules match the same traffic.
+func sameRule(a, b SecurityGroupRule) bool {
+	eq := func(x, y *int) bool { return (x == nil && y == nil) || (x != nil && y != nil && *x == *y) }
+	return a.Direction == b.Direction && a.EtherType == b.EtherType && a.Protocol == b.Protocol &&
+		eq(a.PortRangeMin, b.PortRangeMin) && eq(a.PortRangeMax, b.PortRangeMax) &&
+		a.RemoteIPPrefix == b.RemoteIPPrefix && a.RemoteGroupID == b.RemoteGroupID
+}
+
+// CreateSecurityGroupRule adds a rule to a group of the project. A remote
+// group must be the project's too; a rule equal to an existing one is
+// Neutron's 409 SecurityGroupRuleExists.
+func (s *Service) CreateSecurityGroupRule(ctx context.Context, project string, r SecurityGroupRule) (SecurityGroupRule, error) {
+	if err := validateRule(&r); err != nil {
+		return SecurityGroupRule{}, err
+	}
+	if r.SecurityGroupID == "" {
+		return SecurityGroupRule{}, badInput("security_group_id", "'None' is not a valid UUID")
+	}
+	if r.RemoteGroupID != "" && r.RemoteGroupID != r.SecurityGroupID {
+		if _, _, err := s.loadGroup(ctx, project, r.RemoteGroupID); err != nil {
+			return SecurityGroupRule{}, err
+		}
+	}
+	r.ID, r.CreatedAt = uuid.NewString(), time.Now().UTC()
+	_, err := s.changeGroup(ctx, project, r.SecurityGroupID, func(g *SecurityGroup) error {
+		for _, o := range g.Rules {
+			if sameRule(o, r) {
+				return &Error{Status: 409, Type: "SecurityGroupRuleExists", Message: fmt.Sprintf("Security group rule already exists. Rule id is %s.", o.ID), Err: ErrInUse}
+			}
+		}
+		g.Rules = append(g.Rules, r)
+		return nil
+	})
+	return r, err
+}
+
+// SecurityGroupRules returns every rule of the project's groups.
+func (s *Service) SecurityGroupRules(ctx context.Context, project string) ([]SecurityGroupRule, error) {
+	groups, err := s.SecurityGroups(ctx, project)
+	if err != nil {
+		return nil, err
+	}
+	var out []SecurityGroupRule
+	for _, g := range groups {
+		out = append(out, g.Rules...)
+	}
+	slices.SortFunc(out, func(a, b SecurityGroupRule) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// SecurityGroupRule returns a rule of one of the project's groups.
+func (s *Service) SecurityGroupRule(ctx context.Context, project, id string) (SecurityGroupRule, error) {
+	rules, err := s.SecurityGroupRules(ctx, project)
+	if err != nil {
+		return SecurityGroupRule{}, err
+	}
+	for _, r := range rules {
+		if r.ID == id {
+			return r, nil
+		}
+	}
+	return SecurityGroupRule{}, notFound(kindSecurityGroupRule, id)
+}
+
+// DeleteSecurityGroupRule removes a rule from its group.
+func (s *Service) DeleteSecurityGroupRule(ctx context.Context, project, id string) error {
+	r, err := s.SecurityGroupRule(ctx, project, id)
+	if err != nil {
+		return err
+	}
+	_, err = s.changeGroup(ctx, project, r.SecurityGroupID, func(g *SecurityGroup) error {
+		before := len(g.Rules)
+		g.Rules = slices.DeleteFunc(g.Rules, func(x SecurityGroupRule) bool { return x.ID == id })
+		if len(g.Rules) == before {
+			return notFound(kindSecurityGroupRule, id)
+		}
+		return nil
+	})
+	return err
+}
