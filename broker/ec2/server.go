@@ -1,0 +1,211 @@
+package ec2
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/broker/compute"
+	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/image"
+	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/policy"
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// Pool is the part of peers.Pool the API uses.
+type Pool interface {
+	Members() []*peers.Member
+	Get(id string) (*peers.Member, bool)
+}
+
+// API serves the EC2 Query API (mount it at /ec2).
+type API struct {
+	Pool     Pool
+	Store    Store
+	Creds    CredentialStore
+	Keypairs *compute.KeypairStore
+	Images   *image.Service
+	Index    *index.Index
+	Placer   policy.Placer
+	Log      logrus.FieldLogger
+	// BrokerID marks every resource this installation creates.
+	BrokerID string
+	// Region is the region DescribeRegions names; default identity.Region.
+	// Requests signed for any region are accepted.
+	Region string
+	// PeerTimeout bounds each peer's part of a fan-out; default 10s.
+	PeerTimeout time.Duration
+	// Now is the clock signatures are checked against; default time.Now.
+	Now func() time.Time
+
+	ids *ids
+}
+
+// maxBody bounds a Query request's form body.
+const maxBody = 1 << 20
+
+// call is one authenticated action request.
+type call struct {
+	r      *http.Request
+	token  identity.Token
+	params params
+}
+
+type actionFunc func(ctx context.Context, c *call) (any, error)
+
+type actionDef struct {
+	fn actionFunc
+	// write actions need the member role; readers only describe.
+	write bool
+}
+
+func (a *API) actions() map[string]actionDef {
+	return map[string]actionDef{
+		"DescribeRegions":           {a.describeRegions, false},
+		"DescribeAvailabilityZones": {a.describeZones, false},
+		"DescribeKeyPairs":          {a.describeKeyPairs, false},
+		"CreateKeyPair":             {a.createKeyPair, true},
+		"ImportKeyPair":             {a.importKeyPair, true},
+		"DeleteKeyPair":             {a.deleteKeyPair, true},
+		"CreateTags":                {a.createTags, true},
+		"DeleteTags":                {a.deleteTags, true},
+		"DescribeTags":              {a.describeTags, false},
+		"CreateVolume":              {a.createVolume, true},
+		"DescribeVolumes":           {a.describeVolumes, false},
+		"DeleteVolume":              {a.deleteVolume, true},
+		"AttachVolume":              {a.attachVolume, true},
+		"DetachVolume":              {a.detachVolume, true},
+		"DescribeImages":            {a.describeImages, false},
+		"RegisterImage":             {a.registerImage, true},
+		"DeregisterImage":           {a.deregisterImage, true},
+	}
+}
+
+// Routes mounts the API on r (at /ec2): every action is a GET or a
+// form-encoded POST to the root.
+func (a *API) Routes(r chi.Router) {
+	if a.ids == nil {
+		a.ids = newIDs(a.Store)
+	}
+	actions := a.actions()
+	v := &verifier{creds: a.Creds, now: a.now}
+	r.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, v, actions) })
+}
+
+func (a *API) now() time.Time {
+	if a.Now != nil {
+		return a.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (a *API) region() string {
+	if a.Region != "" {
+		return a.Region
+	}
+	return identity.Region
+}
+
+func (a *API) peerTimeout() time.Duration {
+	if a.PeerTimeout > 0 {
+		return a.PeerTimeout
+	}
+	return 10 * time.Second
+}
+
+func (a *API) serve(w http.ResponseWriter, r *http.Request, v *verifier, actions map[string]actionDef) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		writeError(w, r, errorf(http.StatusMethodNotAllowed, "UnsupportedOperation", "the EC2 Query API takes GET or POST, not %s", r.Method))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		writeError(w, r, invalidParameter("reading the body: %v", err))
+		return
+	}
+	if len(body) > maxBody {
+		writeError(w, r, errorf(http.StatusRequestEntityTooLarge, "InvalidParameterValue", "the request body is larger than %d bytes", maxBody))
+		return
+	}
+	form := r.URL.Query()
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); r.Method == http.MethodPost && (mt == "application/x-www-form-urlencoded" || mt == "") {
+		bodyForm, err := url.ParseQuery(string(body))
+		if err != nil {
+			writeError(w, r, invalidParameter("the form body does not parse: %v", err))
+			return
+		}
+		for k, vals := range bodyForm {
+			form[k] = append(form[k], vals...)
+		}
+	}
+	token, e := v.verify(r, body, form)
+	if e != nil {
+		a.Log.WithFields(logrus.Fields{"code": e.Code, "reason": e.Message, "request_id": middleware.GetReqID(r.Context())}).Info("ec2: request refused")
+		writeError(w, r, e)
+		return
+	}
+	ctx := identity.WithToken(r.Context(), token)
+	r = r.WithContext(ctx)
+	name := form.Get("Action")
+	if name == "" {
+		writeError(w, r, missingParameter("Action"))
+		return
+	}
+	def, ok := actions[name]
+	if !ok {
+		writeError(w, r, errorf(http.StatusBadRequest, "InvalidAction", "The action %s is not valid for this web service.", name))
+		return
+	}
+	if def.write && !token.HasRole(identity.RoleMember) {
+		writeError(w, r, unauthorizedOperation("You are not authorized to perform this operation: %s needs the member role on the project", name))
+		return
+	}
+	out, err := def.fn(ctx, &call{r: r, token: token, params: params(form)})
+	if err != nil {
+		a.fail(w, r, name, err)
+		return
+	}
+	a.Log.WithFields(logrus.Fields{"action": name, "project": token.ProjectID, "user": token.UserName}).Debug("ec2: action served")
+	writeResponse(w, r, name, out)
+}
+
+// fail answers an action's error: an *Error as it is, a sentinel of the
+// layers below as the EC2 code that means it, anything else as an internal
+// error that is logged, not echoed.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, action string, err error) {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+	case errors.Is(err, peers.ErrCapacity):
+		e = errorf(http.StatusServiceUnavailable, "InsufficientInstanceCapacity", "%s", err.Error())
+	case errors.Is(err, peers.ErrInvalid), errors.Is(err, registry.ErrInvalid):
+		e = invalidParameter("%s", err.Error())
+	case errors.Is(err, peers.ErrConflict):
+		e = errorf(http.StatusBadRequest, "IncorrectState", "%s", err.Error())
+	case errors.Is(err, peers.ErrNotSupported):
+		e = errorf(http.StatusBadRequest, "UnsupportedOperation", "%s", err.Error())
+	case errors.Is(err, peers.ErrUnavailable), errors.Is(err, registry.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		e = errorf(http.StatusServiceUnavailable, "Unavailable", "%s", err.Error())
+	default:
+		id := middleware.GetReqID(r.Context())
+		a.Log.WithError(err).WithFields(logrus.Fields{"action": action, "request_id": id}).Error("ec2: internal error")
+		e = errorf(http.StatusInternalServerError, "InternalError", "An internal error has occurred; see the broker log for request %s", id)
+	}
+	writeError(w, r, e)
+}
+
+// baseHost is the host a request reached the broker at.
+func baseHost(r *http.Request) string {
+	return strings.TrimPrefix(strings.TrimPrefix(identity.BaseURL(r), "http://"), "https://")
+}
