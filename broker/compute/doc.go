@@ -1,6 +1,18 @@
-// Package compute is the broker's Nova v2.1 API: version discovery and
-// microversion negotiation, flavors merged across the pool, one
-// availability zone per peer, and os-keypairs, which the broker keeps
-// itself (per user, as Nova does) and hands to whichever peer a server
-// lands on. Errors use Nova's shapes ({"itemNotFound": {...}} and kin).
+// Package compute is the broker's Nova v2.1 API and the servers service
+// layer behind it.
+//
+// Servers (servers.go) is the reusable layer: create (placement through
+// policy.Placer among the peers holding the image, networks and boot
+// volume the request names), get, list (fan-out with a per-peer deadline
+// and a partial-result report), update, delete, power actions, console
+// output, volume attachments and usage. The Nova HTTP handlers and the EC2
+// API call the same functions, so both apply the same placement, tenancy
+// and ID rules. See the Servers doc comment for the rules.
+//
+// Nova (nova.go) serves version discovery and microversion negotiation,
+// flavors merged across the pool, one availability zone per peer,
+// os-keypairs, which the broker keeps itself (per user, as Nova does) and
+// hands to whichever peer a server lands on, servers, limits and
+// os-volume_attachments. Errors use Nova's shapes ({"itemNotFound": {...}}
+// and kin).
 package compute

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -19,9 +20,18 @@ import (
 // the broker shows it with the ID of the first peer (by name) offering it.
 // Peers that did not answer are returned in failed.
 func (n *Nova) mergedFlavors(ctx context.Context) (flavors []peers.Flavor, failed []string, errs []error) {
-	res := peers.Gather(ctx, n.connected(), n.peerTimeout(), func(ctx context.Context, m *peers.Member) ([]peers.Flavor, error) {
+	return mergeFlavors(gatherFlavors(ctx, n.connected(), n.peerTimeout()))
+}
+
+// gatherFlavors asks every member for its flavors, in parallel.
+func gatherFlavors(ctx context.Context, members []*peers.Member, timeout time.Duration) []peers.Result[[]peers.Flavor] {
+	return peers.Gather(ctx, members, timeout, func(ctx context.Context, m *peers.Member) ([]peers.Flavor, error) {
 		return m.Cloud.ListFlavors(ctx)
 	})
+}
+
+// mergeFlavors merges per-peer flavor lists as mergedFlavors describes.
+func mergeFlavors(res []peers.Result[[]peers.Flavor]) (flavors []peers.Flavor, failed []string, errs []error) {
 	seen := map[string]bool{}
 	for _, r := range res {
 		if r.Err != nil {

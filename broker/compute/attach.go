@@ -1,0 +1,139 @@
+package compute
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/policy"
+)
+
+// Attachment is a volume attached to a server, by broker IDs. As in Nova,
+// an attachment's ID is its volume's ID.
+type Attachment struct {
+	ID       string
+	ServerID string
+	VolumeID string
+	Device   string
+}
+
+// volumeOf finds a volume of the caller's project.
+func (s *Servers) volumeOf(ctx context.Context, c Caller, id string) (index.Entry, error) {
+	e, err := s.Index.Get(ctx, kindVolume, id, c.Project)
+	if errors.Is(err, index.ErrNotFound) {
+		return e, &Error{Field: "volumeId", Message: fmt.Sprintf("Volume %s could not be found.", id), Err: ErrNotFound}
+	}
+	return e, err
+}
+
+// Attach attaches a volume of the caller's project to one of its servers.
+// Both must live on the same peer (a volume does not travel between
+// clouds): otherwise ErrInvalid saying where each is.
+func (s *Servers) Attach(ctx context.Context, c Caller, serverID, volumeID string) (Attachment, error) {
+	e, m, err := s.lookup(ctx, c, serverID)
+	if err != nil {
+		return Attachment{}, err
+	}
+	ve, err := s.volumeOf(ctx, c, volumeID)
+	if err != nil {
+		return Attachment{}, err
+	}
+	if ve.PeerID != e.PeerID {
+		where := ve.PeerID
+		if vm, ok := s.Pool.Get(ve.PeerID); ok {
+			where = vm.Peer.Name
+		}
+		return Attachment{}, &Error{Field: "volumeId", Err: ErrInvalid, Message: fmt.Sprintf(
+			"Volume %s is in availability zone %s and server %s in %s: a volume attaches only to a server on its own peer", volumeID, where, serverID, m.Peer.Name)}
+	}
+	att, err := m.Cloud.AttachVolume(ctx, e.PeerResourceID, ve.PeerResourceID)
+	switch {
+	case errors.Is(err, peers.ErrConflict):
+		return Attachment{}, &Error{Message: fmt.Sprintf("Cannot attach volume %s to server %s: %v", volumeID, serverID, err), Err: ErrConflict}
+	case errors.Is(err, peers.ErrNotFound):
+		return Attachment{}, &Error{Message: fmt.Sprintf("Volume %s or server %s is gone from its peer: %v", volumeID, serverID, err), Err: ErrNotFound}
+	case err != nil:
+		return Attachment{}, err
+	}
+	return Attachment{ID: volumeID, ServerID: serverID, VolumeID: volumeID, Device: att.Device}, nil
+}
+
+// Detach detaches a volume from a server; one not attached to it is
+// ErrNotFound.
+func (s *Servers) Detach(ctx context.Context, c Caller, serverID, volumeID string) error {
+	e, m, err := s.lookup(ctx, c, serverID)
+	if err != nil {
+		return err
+	}
+	nf := &Error{Message: fmt.Sprintf("Volume %s is not attached to server %s.", volumeID, serverID), Err: ErrNotFound}
+	ve, err := s.volumeOf(ctx, c, volumeID)
+	if errors.Is(err, ErrNotFound) || err == nil && ve.PeerID != e.PeerID {
+		return nf
+	}
+	if err != nil {
+		return err
+	}
+	err = m.Cloud.DetachVolume(ctx, e.PeerResourceID, ve.PeerResourceID)
+	switch {
+	case errors.Is(err, peers.ErrNotFound):
+		return nf
+	case errors.Is(err, peers.ErrConflict):
+		return &Error{Message: fmt.Sprintf("Cannot detach volume %s from server %s: %v", volumeID, serverID, err), Err: ErrConflict}
+	}
+	return err
+}
+
+// Attachments lists the volumes attached to a server (a boot volume
+// included).
+func (s *Servers) Attachments(ctx context.Context, c Caller, serverID string) ([]Attachment, error) {
+	e, m, err := s.lookup(ctx, c, serverID)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := s.peerServer(ctx, e, m)
+	if err != nil {
+		return nil, err
+	}
+	vols, err := s.volumeIDs(ctx, c.Project)
+	if err != nil {
+		return nil, err
+	}
+	out := []Attachment{}
+	for _, pv := range srv.Volumes {
+		id := cmpOr(vols[m.Peer.ID+"/"+pv], pv)
+		a := Attachment{ID: id, ServerID: serverID, VolumeID: id}
+		if v, err := m.Cloud.GetVolume(ctx, pv); err == nil {
+			for _, va := range v.Attachments {
+				if va.ServerID == srv.ID {
+					a.Device = va.Device
+				}
+			}
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// Usage sums what the project's servers take (Nova's totalCoresUsed,
+// totalRAMUsed, totalInstancesUsed), over the peers that answered; the
+// others are named in failed.
+func (s *Servers) Usage(ctx context.Context, c Caller) (u policy.Usage, failed []string, err error) {
+	page, err := s.List(ctx, c, Query{})
+	if err != nil {
+		return u, nil, err
+	}
+	for _, srv := range page.Servers {
+		u.Instances++
+		u.VCPUs += srv.VCPUs
+		u.RAMMiB += srv.RAMMiB
+		u.DiskGiB += srv.DiskGiB
+	}
+	vols, err := s.Index.List(ctx, kindVolume, c.Project)
+	if err != nil {
+		return u, nil, err
+	}
+	u.Volumes = len(vols)
+	return u, page.Failed, nil
+}

@@ -1,0 +1,318 @@
+package compute
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cloudmux/cloudmux/broker/image"
+	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/peers"
+)
+
+// plan is what Create resolved before placement.
+type plan struct {
+	flavor     peers.Flavor      // as the broker shows it (merged)
+	peerFlavor map[string]string // peer ID -> that peer's ID of the flavor
+	image      *image.Image      // nil when booting from a volume
+	bootVolume index.Entry       // zero when booting from an image
+	nics       []resolvedNIC
+	keypair    *peers.Keypair
+	candidates []*peers.Member // connected peers holding every reference
+	rejected   []string        // why each other peer is not a candidate
+}
+
+// resolvedNIC is a NIC request on its peer.
+type resolvedNIC struct {
+	ref                            string // the broker ID asked for
+	peerID                         string
+	peerNetwork, peerPort, fixedIP string
+}
+
+// lastSegment takes the ID out of a reference given as a URL, as Nova
+// accepts (flavorRef and imageRef may be hrefs).
+func lastSegment(ref string) string {
+	if i := strings.LastIndex(ref, "/"); i >= 0 && strings.Contains(ref, "://") {
+		return ref[i+1:]
+	}
+	return ref
+}
+
+// plan resolves every reference of spec and picks the candidate peers.
+func (s *Servers) plan(ctx context.Context, c Caller, spec CreateSpec) (plan, error) {
+	p := plan{peerFlavor: map[string]string{}}
+	members, down := s.connected()
+	for _, name := range down {
+		p.rejected = append(p.rejected, name+": not connected")
+	}
+	if az := spec.AvailabilityZone; az != "" && !slices.ContainsFunc(s.Pool.Members(), func(m *peers.Member) bool { return m.Peer.Name == az }) {
+		return p, invalid("availability_zone", "Availability zone '%s' is invalid: each peer of the pool is a zone (GET /os-availability-zone)", az)
+	}
+	var errs []error
+
+	// Flavor: the merged list's ID or name; each peer's own ID by name.
+	res := gatherFlavors(ctx, members, s.timeout())
+	merged, _, _ := mergeFlavors(res)
+	ref := lastSegment(spec.FlavorRef)
+	i := slices.IndexFunc(merged, func(f peers.Flavor) bool { return f.ID == ref })
+	if i < 0 {
+		i = slices.IndexFunc(merged, func(f peers.Flavor) bool { return f.Name == ref })
+	}
+	if i < 0 {
+		errs = append(errs, invalid("flavorRef", "Invalid flavorRef provided: flavor %s could not be found", ref))
+	} else {
+		p.flavor = merged[i]
+	}
+	flavorless := map[string]string{}
+	for _, r := range res {
+		if r.Err != nil {
+			flavorless[r.Member.Peer.ID] = fmt.Sprintf("%s: did not answer (%v)", r.Member.Peer.Name, r.Err)
+			continue
+		}
+		if j := slices.IndexFunc(r.Value, func(f peers.Flavor) bool { return f.Name == p.flavor.Name }); j >= 0 {
+			p.peerFlavor[r.Member.Peer.ID] = r.Value[j].ID
+		} else {
+			flavorless[r.Member.Peer.ID] = fmt.Sprintf("%s: has no flavor %s", r.Member.Peer.Name, p.flavor.Name)
+		}
+	}
+
+	if spec.ImageRef != "" {
+		if err := s.resolveImage(ctx, c, lastSegment(spec.ImageRef), &p, i >= 0); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if spec.BootVolume != "" {
+		e, err := s.Index.Get(ctx, kindVolume, spec.BootVolume, c.Project)
+		switch {
+		case errors.Is(err, index.ErrNotFound):
+			errs = append(errs, invalid("block_device_mapping_v2", "Invalid input for field/attribute block_device_mapping_v2: volume %s could not be found", spec.BootVolume))
+		case err != nil:
+			return p, err
+		default:
+			p.bootVolume = e
+		}
+	}
+	for n, nic := range spec.NICs {
+		r, err := s.resolveNIC(ctx, c, nic)
+		if err != nil {
+			if errors.Is(err, ErrInvalid) {
+				errs = append(errs, invalid("networks", "Invalid input for field/attribute networks[%d]: %v", n, err))
+				continue
+			}
+			return p, err
+		}
+		p.nics = append(p.nics, r)
+	}
+	if spec.KeyName != "" {
+		kp, err := s.Keypairs.Get(ctx, c.User, spec.KeyName)
+		switch {
+		case errors.Is(err, peers.ErrNotFound):
+			errs = append(errs, invalid("key_name", "Invalid key_name provided: keypair %s not found", spec.KeyName))
+		case err != nil:
+			return p, err
+		default:
+			p.keypair = &kp
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return p, err
+	}
+
+	// Candidates: the connected peers holding everything the server needs.
+	for _, m := range members {
+		var why []string
+		if r, ok := flavorless[m.Peer.ID]; ok {
+			why = append(why, r)
+		}
+		if az := spec.AvailabilityZone; az != "" && m.Peer.Name != az {
+			why = append(why, fmt.Sprintf("%s: not availability zone %s", m.Peer.Name, az))
+		}
+		if p.image != nil && p.image.PeerID != m.Peer.ID {
+			why = append(why, fmt.Sprintf("%s: does not hold image %s (it is on %s)", m.Peer.Name, p.image.ID, p.image.PeerName))
+		}
+		if p.bootVolume.PeerID != "" && p.bootVolume.PeerID != m.Peer.ID {
+			why = append(why, fmt.Sprintf("%s: does not hold volume %s", m.Peer.Name, p.bootVolume.ID))
+		}
+		for _, n := range p.nics {
+			if n.peerID != m.Peer.ID {
+				why = append(why, fmt.Sprintf("%s: does not hold network or port %s", m.Peer.Name, n.ref))
+			}
+		}
+		if len(why) == 0 {
+			p.candidates = append(p.candidates, m)
+		} else {
+			p.rejected = append(p.rejected, why...)
+		}
+	}
+	if len(p.candidates) == 0 {
+		return p, &Error{Message: "No valid host was found: no connected peer holds everything the server needs. " + strings.Join(p.rejected, "; "), Err: ErrNoValidHost}
+	}
+	return p, nil
+}
+
+// resolveImage finds imageRef with Glance's visibility rules and checks
+// it against the flavor as Nova does (FlavorMemoryTooSmall,
+// FlavorDiskTooSmall: 400s).
+func (s *Servers) resolveImage(ctx context.Context, c Caller, ref string, p *plan, haveFlavor bool) error {
+	img, err := s.Images.Resolve(ctx, c.image(), ref)
+	switch {
+	case errors.Is(err, image.ErrNotFound):
+		return invalid("imageRef", "Invalid imageRef provided: image %s could not be found", ref)
+	case errors.Is(err, image.ErrUnavailable):
+		return &Error{Field: "imageRef", Message: err.Error(), Err: ErrUnavailable}
+	case err != nil:
+		return err
+	}
+	if img.Status != peers.ImageActive {
+		return invalid("imageRef", "Image %s is not active (status %s)", img.ID, img.Status)
+	}
+	p.image = &img
+	if !haveFlavor {
+		return nil
+	}
+	f := p.flavor
+	if img.MinRAMMiB > f.RAMMiB {
+		return invalid("flavorRef", "Flavor's memory is too small for requested image: flavor %s has %d MiB, image %s needs min_ram %d MiB", f.Name, f.RAMMiB, img.ID, img.MinRAMMiB)
+	}
+	if f.DiskGiB > 0 && img.MinDiskGiB > f.DiskGiB {
+		return invalid("flavorRef", "Flavor's disk is too small for requested image: flavor %s has %d GiB, image %s needs min_disk %d GiB", f.Name, f.DiskGiB, img.ID, img.MinDiskGiB)
+	}
+	if f.DiskGiB > 0 && img.Size > int64(f.DiskGiB)<<30 {
+		return invalid("flavorRef", "Flavor's disk is too small for requested image: flavor %s has %d GiB, image %s is %d bytes", f.Name, f.DiskGiB, img.ID, img.Size)
+	}
+	return nil
+}
+
+// resolveNIC finds a NIC's network or port. Problems the user can fix are
+// ErrInvalid; an unreachable peer is ErrUnavailable.
+func (s *Servers) resolveNIC(ctx context.Context, c Caller, nic NIC) (resolvedNIC, error) {
+	if nic.Port != "" {
+		e, err := s.Index.Get(ctx, kindPort, nic.Port, c.Project)
+		if errors.Is(err, index.ErrNotFound) {
+			return resolvedNIC{}, fmt.Errorf("port %s could not be found: %w", nic.Port, ErrInvalid)
+		}
+		if err != nil {
+			return resolvedNIC{}, err
+		}
+		return resolvedNIC{ref: nic.Port, peerID: e.PeerID, peerPort: e.PeerResourceID}, nil
+	}
+	peerID, peerNet, err := s.resolveNetwork(ctx, c.Project, nic.Network)
+	if err != nil {
+		return resolvedNIC{}, err
+	}
+	return resolvedNIC{ref: nic.Network, peerID: peerID, peerNetwork: peerNet, fixedIP: nic.FixedIP}, nil
+}
+
+// resolveNetwork finds a network a project may put a server on, by the
+// rules of the network API: its own (indexed), another project's indexed
+// network that is shared or external, or a peer's own shared or external
+// network by the peer's ID, found by asking the connected peers in
+// parallel. Anything else is ErrInvalid ("could not be found"), so
+// others' networks do not leak.
+func (s *Servers) resolveNetwork(ctx context.Context, project, id string) (peerID, peerNet string, err error) {
+	nf := fmt.Errorf("network %s could not be found: %w", id, ErrInvalid)
+	e, err := s.Index.Get(ctx, kindNetwork, id, "")
+	if err == nil {
+		m, ok := s.Pool.Get(e.PeerID)
+		if !ok || m.Cloud == nil {
+			if e.Project != project {
+				return "", "", nf
+			}
+			return "", "", fmt.Errorf("the peer holding network %s is not connected: %w", id, ErrUnavailable)
+		}
+		if e.Project != project {
+			n, err := m.Cloud.GetNetwork(ctx, e.PeerResourceID)
+			if err != nil || !(n.Shared || n.External) {
+				return "", "", nf
+			}
+		}
+		return e.PeerID, e.PeerResourceID, nil
+	}
+	if !errors.Is(err, index.ErrNotFound) {
+		return "", "", err
+	}
+	members, _ := s.connected()
+	res := peers.Gather(ctx, members, s.timeout(), func(ctx context.Context, m *peers.Member) (bool, error) {
+		n, err := m.Cloud.GetNetwork(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		return (n.Shared || n.External) && n.Metadata[peers.MetaBrokerID] != s.BrokerID, nil
+	})
+	var failed []string
+	for _, r := range res {
+		if r.Err == nil && r.Value {
+			return r.Member.Peer.ID, id, nil
+		}
+		if r.Err != nil && !errors.Is(r.Err, peers.ErrNotFound) {
+			failed = append(failed, r.Member.Peer.Name)
+		}
+	}
+	if len(failed) > 0 {
+		// It may be on a peer that did not answer: "not found" would be a
+		// lie the client acts on.
+		return "", "", fmt.Errorf("network %s is on no peer that answered; %s did not: %w", id, strings.Join(failed, ", "), ErrUnavailable)
+	}
+	return "", "", nf
+}
+
+// autoNetwork is Nova's "auto" on peer m: the project's oldest network
+// there with a subnet, else the peer's first shared network (by name) with
+// a subnet, else none ("").
+func (s *Servers) autoNetwork(ctx context.Context, c Caller, m *peers.Member) (string, error) {
+	entries, err := s.Index.List(ctx, kindNetwork, c.Project)
+	if err != nil {
+		return "", err
+	}
+	slices.SortFunc(entries, func(a, b index.Entry) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	for _, e := range entries {
+		if e.PeerID != m.Peer.ID {
+			continue
+		}
+		if n, err := m.Cloud.GetNetwork(ctx, e.PeerResourceID); err == nil && len(n.Subnets) > 0 {
+			return n.ID, nil
+		}
+	}
+	nets, err := m.Cloud.ListNetworks(ctx, peers.ListOptions{})
+	if err != nil {
+		return "", err
+	}
+	slices.SortFunc(nets, func(a, b peers.Network) int { return strings.Compare(a.Name, b.Name) })
+	for _, n := range nets {
+		if n.Shared && !n.External && len(n.Subnets) > 0 {
+			return n.ID, nil
+		}
+	}
+	return "", nil
+}
+
+// peerKeypairName names a user's keypair on a peer, where names are
+// unique per cloud: a digest of the user, the name and the key, so two
+// users' "default" never clash, and a keypair re-created with another key
+// gets a new name instead of booting with the old key.
+func peerKeypairName(user string, kp peers.Keypair) string {
+	sum := sha256.Sum256([]byte(user + "\x00" + kp.Name + "\x00" + kp.Type + "\x00" + kp.PublicKey))
+	return "cloudmux-" + hex.EncodeToString(sum[:16])
+}
+
+// importKeypair makes sure the peer holds the user's public key and
+// returns its name there.
+func importKeypair(ctx context.Context, cloud peers.Keypairs, c Caller, kp peers.Keypair) (string, error) {
+	name := peerKeypairName(c.User, kp)
+	_, err := cloud.GetKeypair(ctx, name)
+	if err == nil {
+		return name, nil
+	}
+	if !errors.Is(err, peers.ErrNotFound) {
+		return "", err
+	}
+	_, err = cloud.CreateKeypair(ctx, peers.KeypairSpec{Name: name, Project: c.Project, UserID: c.User, Type: kp.Type, PublicKey: kp.PublicKey})
+	if err != nil && !errors.Is(err, peers.ErrConflict) { // a concurrent boot imported it
+		return "", fmt.Errorf("importing keypair %s: %w", kp.Name, err)
+	}
+	return name, nil
+}

@@ -1,0 +1,439 @@
+package compute
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// attrs are what the broker keeps of a server because peers cannot: a
+// rename and the metadata set after the boot.
+type attrs struct {
+	Name *string `json:"name,omitempty"`
+	// Metadata replaces the peer's user metadata when MetadataSet.
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	MetadataSet bool              `json:"metadata_set,omitempty"`
+	UpdatedAt   time.Time         `json:"updated_at,omitzero"`
+}
+
+func attrsPrefix(project string) string  { return "compute/server-attrs/" + project + "/" }
+func attrsKey(project, id string) string { return attrsPrefix(project) + id }
+
+// loadAttrs reads a server's attrs and the index to CAS them at (0 when
+// there are none).
+func (s *Servers) loadAttrs(ctx context.Context, project, id string) (attrs, uint64, error) {
+	kv, err := s.Store.Get(ctx, attrsKey(project, id))
+	if errors.Is(err, registry.ErrNotFound) {
+		return attrs{}, 0, nil
+	}
+	if err != nil {
+		return attrs{}, 0, err
+	}
+	var a attrs
+	if err := json.Unmarshal(kv.Value, &a); err != nil {
+		return attrs{}, 0, fmt.Errorf("decode %s: %w", kv.Key, err)
+	}
+	return a, kv.ModifyIndex, nil
+}
+
+// volumeIDs maps a project's indexed volumes from peer ID + "/" + the
+// peer's volume ID to their broker IDs.
+func (s *Servers) volumeIDs(ctx context.Context, project string) (map[string]string, error) {
+	entries, err := s.Index.List(ctx, kindVolume, project)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(entries))
+	for _, e := range entries {
+		out[e.PeerID+"/"+e.PeerResourceID] = e.ID
+	}
+	return out, nil
+}
+
+// present shows a peer's server as the broker does: under its broker ID,
+// with broker IDs for its flavor, image and volumes and without cloudmux_
+// metadata. flavor is the peer's flavor of the server, when known.
+func (s *Servers) present(e index.Entry, m *peers.Member, srv peers.Server, a attrs, vols map[string]string, flavor ...peers.Flavor) Server {
+	meta := srv.Metadata
+	out := Server{
+		ID: e.ID, Name: srv.Name, Status: srv.Status, Project: e.Project, UserID: meta[metaUser],
+		FlavorID: cmpOr(meta[metaFlavor], srv.FlavorID), FlavorName: meta[metaFlavorName],
+		ImageID: cmpOr(meta[metaImage], srv.ImageID), BootVolume: meta[metaBootVolume],
+		KeyName: cmpOr(meta[metaKeyName], srv.KeyName), Zone: m.Peer.Name, PeerID: m.Peer.ID, PeerServerID: srv.ID,
+		Host: srv.Host, Addresses: slices.Clone(srv.Addresses), Fault: srv.Fault, CreatedAt: srv.CreatedAt, UpdatedAt: srv.UpdatedAt,
+		Metadata: map[string]string{},
+	}
+	if out.BootVolume != "" {
+		out.ImageID = ""
+	}
+	if len(flavor) > 0 && flavor[0].ID != "" {
+		f := flavor[0]
+		out.VCPUs, out.RAMMiB, out.DiskGiB = f.VCPUs, f.RAMMiB, f.DiskGiB
+		out.FlavorName = cmpOr(out.FlavorName, f.Name)
+	}
+	for _, v := range srv.Volumes {
+		out.Volumes = append(out.Volumes, cmpOr(vols[m.Peer.ID+"/"+v], v))
+	}
+	for k, v := range meta {
+		if !strings.HasPrefix(k, reservedMetaPre) {
+			out.Metadata[k] = v
+		}
+	}
+	if a.Name != nil {
+		out.Name = *a.Name
+	}
+	if a.MetadataSet {
+		out.Metadata = maps.Clone(a.Metadata)
+		if out.Metadata == nil {
+			out.Metadata = map[string]string{}
+		}
+	}
+	if a.UpdatedAt.After(out.UpdatedAt) {
+		out.UpdatedAt = a.UpdatedAt
+	}
+	return out
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// lookup finds a server of the caller's project and its connected peer.
+func (s *Servers) lookup(ctx context.Context, c Caller, id string) (index.Entry, *peers.Member, error) {
+	e, err := s.Index.Get(ctx, KindServer, id, c.Project)
+	if errors.Is(err, index.ErrNotFound) {
+		return e, nil, notFound(id)
+	}
+	if err != nil {
+		return e, nil, err
+	}
+	m, ok := s.Pool.Get(e.PeerID)
+	if !ok || m.Cloud == nil {
+		return e, nil, &Error{Message: fmt.Sprintf("The peer holding server %s is not connected; try again later.", id), Err: ErrUnavailable}
+	}
+	return e, m, nil
+}
+
+// peerServer reads the peer's server; one gone from its peer is not found.
+func (s *Servers) peerServer(ctx context.Context, e index.Entry, m *peers.Member) (peers.Server, error) {
+	srv, err := m.Cloud.GetServer(ctx, e.PeerResourceID)
+	if errors.Is(err, peers.ErrNotFound) {
+		return srv, notFound(e.ID)
+	}
+	return srv, err
+}
+
+// Get returns a server of the caller's project.
+func (s *Servers) Get(ctx context.Context, c Caller, id string) (Server, error) {
+	e, m, err := s.lookup(ctx, c, id)
+	if err != nil {
+		return Server{}, err
+	}
+	srv, err := s.peerServer(ctx, e, m)
+	if err != nil {
+		return Server{}, err
+	}
+	a, _, err := s.loadAttrs(ctx, c.Project, id)
+	if err != nil {
+		return Server{}, err
+	}
+	vols, err := s.volumeIDs(ctx, c.Project)
+	if err != nil {
+		return Server{}, err
+	}
+	f, _ := m.Cloud.GetFlavor(ctx, srv.FlavorID) // sizes are a nicety: a peer that dropped the flavor still shows the server
+	return s.present(e, m, srv, a, vols, f), nil
+}
+
+// Query narrows and pages a list. Empty fields match everything.
+type Query struct {
+	// Name is matched as Nova does, as an unanchored regular expression
+	// (Go's syntax, close to Python's for the usual patterns); a pattern
+	// that does not compile matches as a plain substring.
+	Name string
+	// Status is a Nova status (ACTIVE, SHUTOFF, ...), case-insensitive.
+	Status string
+	// ChangesSince keeps servers updated at or after it. Deleted servers
+	// are not listed (the broker forgets them at once).
+	ChangesSince time.Time
+	// IDs keeps only these servers (EC2's instance IDs).
+	IDs []string
+	// Limit caps the page (0: no cap); Marker is the last ID of the
+	// previous page.
+	Limit  int
+	Marker string
+}
+
+// Page is one page of servers, newest first (then by ID), as Nova orders.
+type Page struct {
+	Servers []Server
+	// More reports that servers follow this page.
+	More bool
+	// Failed names the peers that did not answer (or are not connected):
+	// their servers are missing from the page.
+	Failed []string
+}
+
+// List merges the project's servers from every peer holding some, in
+// parallel, each peer under the per-peer deadline.
+func (s *Servers) List(ctx context.Context, c Caller, q Query) (Page, error) {
+	if q.Limit < 0 {
+		return Page{}, invalid("limit", "Invalid input: limit must be a non-negative integer")
+	}
+	nameRE, _ := regexp.Compile(q.Name)
+	entries, err := s.Index.List(ctx, KindServer, c.Project)
+	if err != nil {
+		return Page{}, err
+	}
+	byPeer := map[string]map[string]index.Entry{} // peer ID -> peer server ID -> entry
+	for _, e := range entries {
+		if len(q.IDs) > 0 && !slices.Contains(q.IDs, e.ID) {
+			continue
+		}
+		if byPeer[e.PeerID] == nil {
+			byPeer[e.PeerID] = map[string]index.Entry{}
+		}
+		byPeer[e.PeerID][e.PeerResourceID] = e
+	}
+	var members []*peers.Member
+	var failed []string
+	for peerID := range byPeer {
+		switch m, ok := s.Pool.Get(peerID); {
+		case ok && m.Cloud != nil:
+			members = append(members, m)
+		case ok:
+			failed = append(failed, m.Peer.Name)
+		default:
+			failed = append(failed, peerID) // the peer left the pool: only its ID is known
+		}
+	}
+	type answer struct {
+		servers []peers.Server
+		flavors map[string]peers.Flavor
+	}
+	res := peers.Gather(ctx, members, s.timeout(), func(ctx context.Context, m *peers.Member) (answer, error) {
+		srvs, err := m.Cloud.ListServers(ctx, peers.ListOptions{Metadata: map[string]string{peers.MetaProject: c.Project}})
+		if err != nil {
+			return answer{}, err
+		}
+		a := answer{servers: srvs, flavors: map[string]peers.Flavor{}}
+		if fs, err := m.Cloud.ListFlavors(ctx); err == nil {
+			for _, f := range fs {
+				a.flavors[f.ID] = f
+			}
+		}
+		return a, nil
+	})
+	kvs, _, err := s.Store.List(ctx, attrsPrefix(c.Project))
+	if err != nil {
+		return Page{}, err
+	}
+	all := map[string]attrs{}
+	for _, kv := range kvs {
+		var a attrs
+		if err := json.Unmarshal(kv.Value, &a); err == nil {
+			all[strings.TrimPrefix(kv.Key, attrsPrefix(c.Project))] = a
+		}
+	}
+	vols, err := s.volumeIDs(ctx, c.Project)
+	if err != nil {
+		return Page{}, err
+	}
+	var items []Server
+	for _, r := range res {
+		if r.Err != nil {
+			failed = append(failed, r.Member.Peer.Name)
+			s.Log.WithError(r.Err).WithField("peer", r.Member.Peer.Name).Warn("server list: peer did not answer")
+			continue
+		}
+		for _, srv := range r.Value.servers {
+			if e, ok := byPeer[r.Member.Peer.ID][srv.ID]; ok {
+				items = append(items, s.present(e, r.Member, srv, all[e.ID], vols, r.Value.flavors[srv.FlavorID]))
+			}
+		}
+	}
+	slices.Sort(failed)
+	slices.SortFunc(items, func(a, b Server) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	page := Page{Failed: failed, Servers: []Server{}}
+	started := q.Marker == ""
+	for _, it := range items {
+		if !started {
+			started = it.ID == q.Marker
+			continue
+		}
+		if !q.matches(it, nameRE) {
+			continue
+		}
+		if q.Limit > 0 && len(page.Servers) == q.Limit {
+			page.More = true
+			break
+		}
+		page.Servers = append(page.Servers, it)
+	}
+	if !started {
+		return Page{}, invalid("marker", "marker [%s] not found", q.Marker)
+	}
+	return page, nil
+}
+
+func (q Query) matches(srv Server, nameRE *regexp.Regexp) bool {
+	if q.Name != "" {
+		if nameRE != nil && !nameRE.MatchString(srv.Name) || nameRE == nil && !strings.Contains(srv.Name, q.Name) {
+			return false
+		}
+	}
+	if q.Status != "" && !strings.EqualFold(string(srv.Status), q.Status) {
+		return false
+	}
+	if !q.ChangesSince.IsZero() && srv.UpdatedAt.Before(q.ChangesSince) {
+		return false
+	}
+	return true
+}
+
+// Update changes what the broker keeps of a server; nil fields stay.
+type Update struct {
+	Name *string
+	// Metadata is merged into the server's metadata, or replaces it all
+	// with ReplaceMetadata (Nova's PUT /servers/{id}/metadata).
+	Metadata        map[string]string
+	ReplaceMetadata bool
+	// DeleteMetadata removes keys; a key the server lacks is ErrNotFound.
+	DeleteMetadata []string
+}
+
+// Update renames a server or changes its metadata, and returns it.
+func (s *Servers) Update(ctx context.Context, c Caller, id string, u Update) (Server, error) {
+	if u.Name != nil && (strings.TrimSpace(*u.Name) == "" || len(*u.Name) > 255) {
+		return Server{}, invalid("name", "Invalid input for field/attribute name: want 1 to 255 characters, not all spaces")
+	}
+	if err := checkMetadata(u.Metadata); err != nil {
+		return Server{}, err
+	}
+	for attempt := 0; ; attempt++ {
+		cur, err := s.Get(ctx, c, id)
+		if err != nil {
+			return Server{}, err
+		}
+		a, at, err := s.loadAttrs(ctx, c.Project, id)
+		if err != nil {
+			return Server{}, err
+		}
+		if u.Name != nil {
+			a.Name = u.Name
+		}
+		if u.Metadata != nil || len(u.DeleteMetadata) > 0 {
+			meta := cur.Metadata
+			if u.ReplaceMetadata {
+				meta = map[string]string{}
+			}
+			maps.Copy(meta, u.Metadata)
+			for _, k := range u.DeleteMetadata {
+				if _, ok := meta[k]; !ok {
+					return Server{}, &Error{Field: "metadata", Message: fmt.Sprintf("Metadata item was not found: %s", k), Err: ErrNotFound}
+				}
+				delete(meta, k)
+			}
+			if err := checkMetadata(meta); err != nil {
+				return Server{}, err
+			}
+			a.Metadata, a.MetadataSet = meta, true
+		}
+		a.UpdatedAt = time.Now().UTC()
+		raw, err := json.Marshal(a)
+		if err != nil {
+			return Server{}, err
+		}
+		_, err = s.Store.CAS(ctx, attrsKey(c.Project, id), raw, at)
+		if errors.Is(err, registry.ErrConflict) && attempt < 5 {
+			continue // a concurrent update: read again and reapply
+		}
+		if err != nil {
+			return Server{}, err
+		}
+		return s.Get(ctx, c, id)
+	}
+}
+
+// Delete starts deleting a server on its peer and forgets it at once:
+// later calls answer ErrNotFound, as Nova's do once a server is gone.
+func (s *Servers) Delete(ctx context.Context, c Caller, id string) error {
+	e, m, err := s.lookup(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	if err := m.Cloud.DeleteServer(ctx, e.PeerResourceID); err != nil && !errors.Is(err, peers.ErrNotFound) {
+		return fmt.Errorf("deleting server %s on %s: %w", id, m.Peer.Name, err)
+	}
+	if err := s.Index.Delete(ctx, e); err != nil {
+		return err
+	}
+	if err := s.Store.Delete(ctx, attrsKey(c.Project, id)); err != nil && !errors.Is(err, registry.ErrNotFound) {
+		s.Log.WithError(err).WithField("server", id).Warn("server attributes left behind")
+	}
+	s.Log.WithFields(logrus.Fields{"server": id, "peer": m.Peer.Name, "project": c.Project}).Info("server deleted")
+	return nil
+}
+
+// Action runs a power action (start, stop, reboot, hard_reboot). One the
+// server's state does not allow is ErrConflict.
+func (s *Servers) Action(ctx context.Context, c Caller, id string, action peers.ServerAction) error {
+	switch action {
+	case peers.ActionStart, peers.ActionStop, peers.ActionReboot, peers.ActionHardReboot:
+	default:
+		return invalid("action", "Invalid action %q", action)
+	}
+	e, m, err := s.lookup(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	err = m.Cloud.ServerAction(ctx, e.PeerResourceID, action)
+	switch {
+	case errors.Is(err, peers.ErrConflict):
+		return &Error{Message: fmt.Sprintf("Cannot '%s' instance %s while it is in its current state: %v", action, id, err), Err: ErrConflict}
+	case errors.Is(err, peers.ErrNotFound):
+		return notFound(id)
+	}
+	return err
+}
+
+// Console returns the last lines of a server's console (all of it when
+// lines <= 0). A peer that cannot read consoles is peers.ErrNotSupported.
+func (s *Servers) Console(ctx context.Context, c Caller, id string, lines int) (string, error) {
+	e, m, err := s.lookup(ctx, c, id)
+	if err != nil {
+		return "", err
+	}
+	cr, ok := m.Cloud.(peers.ConsoleReader)
+	if !ok {
+		return "", fmt.Errorf("peer %s cannot read consoles: %w", m.Peer.Name, peers.ErrNotSupported)
+	}
+	out, err := cr.ConsoleOutput(ctx, e.PeerResourceID, lines)
+	switch {
+	case errors.Is(err, peers.ErrConflict):
+		return "", &Error{Message: fmt.Sprintf("Instance %s has no console yet: %v", id, err), Err: ErrConflict}
+	case errors.Is(err, peers.ErrNotFound):
+		return "", notFound(id)
+	}
+	return out, err
+}

@@ -1,0 +1,419 @@
+package compute
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/image"
+	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/policy"
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// Index kinds the servers service reads and writes.
+const (
+	KindServer  = "server"
+	kindVolume  = "volume"
+	kindNetwork = "network"
+	kindPort    = "port"
+)
+
+// Metadata keys the broker writes on a peer's server, beside peers.MetaID,
+// MetaProject and MetaBrokerID, so a server shows its broker-side facts
+// without a lookup and the index can be rebuilt. Users never see cloudmux_
+// keys, and may not set them.
+const (
+	metaUser        = "cloudmux_user"
+	metaFlavor      = "cloudmux_flavor"      // broker flavor ID
+	metaFlavorName  = "cloudmux_flavor_name" // its name
+	metaImage       = "cloudmux_image"       // broker image ID
+	metaKeyName     = "cloudmux_key_name"    // the user's keypair name
+	metaBootVolume  = "cloudmux_boot_volume" // broker volume ID
+	reservedMetaPre = "cloudmux_"
+)
+
+// Nova's limits on server metadata and user data.
+const (
+	maxMetadataItems = 128
+	maxMetadataLen   = 255
+	// MaxUserData is Nova's limit on user_data: 65535 bytes of base64.
+	MaxUserData = 65535
+)
+
+// Pool is the part of peers.Pool the servers service uses.
+type Pool interface {
+	Members() []*peers.Member
+	Get(id string) (*peers.Member, bool)
+}
+
+// Images is the part of image.Service servers use to resolve imageRef:
+// the image the caller may use, its peer and its ID there.
+type Images interface {
+	Resolve(ctx context.Context, c image.Caller, id string) (image.Image, error)
+}
+
+var _ Images = (*image.Service)(nil)
+
+// Servers is the compute service layer: servers routed across the peers
+// of the pool. The Nova API (this package's HTTP handlers) and the EC2 API
+// (RunInstances, DescribeInstances, Start/Stop/Reboot/TerminateInstances,
+// GetConsoleOutput, AttachVolume/DetachVolume) both call it, so they apply
+// the same placement, tenancy and ID rules.
+//
+//   - IDs: every server gets a broker-wide UUID, recorded in the resource
+//     index (kind "server") with its peer and its ID there, and written on
+//     the peer's server as metadata (peers.MetaID, MetaProject,
+//     MetaBrokerID), so the index can be rebuilt by scanning the peers.
+//     Flavor, image, volume and keypair references are shown by their
+//     broker IDs and names, never the peer's.
+//   - Tenancy: a caller sees and touches only its project's servers; any
+//     other ID is ErrNotFound (never "forbidden": existence does not leak).
+//   - Placement: Create resolves every reference first (flavor by broker ID
+//     or name; image through Images, with Glance's visibility; networks and
+//     ports through the index or a peer's own shared network; a boot volume
+//     through the index), keeps as candidates the connected peers holding
+//     all of them (each other peer gets its reason), asks Placer, and tries
+//     the allowed peers best first: a peer out of capacity or unreachable
+//     hands over to the next. The index write is rolled back (the peer's
+//     server deleted) if it fails.
+//   - Lists fan out to the peers holding the project's servers in
+//     parallel, each under PeerTimeout; peers that do not answer are named
+//     in Page.Failed and their servers left out, never waited for.
+//
+// Errors wrap this package's sentinels (ErrNotFound, ErrInvalid,
+// ErrConflict, ErrNoValidHost, ErrUnavailable), themselves wrapping the
+// peers sentinels; refusals of a request attribute are *Error naming the
+// field (FieldOf). Its zero value is not usable: set Pool, Index, Placer,
+// Images, Keypairs, Store and Log; BrokerID marks the servers this
+// installation creates.
+type Servers struct {
+	Pool     Pool
+	Index    *index.Index
+	Placer   policy.Placer
+	Images   Images
+	Keypairs *KeypairStore
+	// Store keeps what peers cannot: renames and metadata changes made
+	// after the boot (peers.Compute has no update).
+	Store Store
+	Log   logrus.FieldLogger
+	// BrokerID is written on every server the broker creates.
+	BrokerID string
+	// PeerTimeout bounds each peer's part of a fan-out; default 10s.
+	PeerTimeout time.Duration
+}
+
+// Caller is who asks: the project its token is scoped to, the user, and
+// whether it is a cloud admin (who may use any project's images).
+type Caller struct {
+	Project string
+	User    string
+	Admin   bool
+}
+
+// CallerOf returns the caller a Keystone token stands for.
+func CallerOf(t identity.Token) Caller {
+	return Caller{Project: t.ProjectID, User: t.UserID, Admin: t.CloudAdmin()}
+}
+
+func (c Caller) image() image.Caller { return image.Caller{Project: c.Project, Admin: c.Admin} }
+
+// NIC asks for one network interface: on a network (broker ID, or a
+// peer's own shared network by its ID), optionally with a fixed IP, or on
+// an existing port of the project.
+type NIC struct {
+	Network string
+	Port    string
+	FixedIP string
+}
+
+// Networks modes besides an explicit list.
+const (
+	NetworksAuto = "auto" // the project's network on the chosen peer, else a shared one there, else none
+	NetworksNone = "none" // no NIC
+)
+
+// CreateSpec is a new server. FlavorRef and one of ImageRef or
+// BootVolume are required.
+type CreateSpec struct {
+	Name string
+	// FlavorRef is a flavor's broker ID (as GET /flavors shows it) or name.
+	FlavorRef string
+	// ImageRef is an image's broker ID; empty when booting from a volume.
+	ImageRef string
+	// BootVolume is the broker ID of a volume of the project to boot from.
+	BootVolume string
+	// NICs are explicit interfaces; when empty, NetworksMode says what to
+	// do ("" is NetworksAuto, as Nova since 2.37 requires it be said).
+	NICs         []NIC
+	NetworksMode string
+	// KeyName names one of the user's keypairs (os-keypairs); the broker
+	// imports its public key onto the chosen peer.
+	KeyName string
+	// UserData is the decoded user data (at most MaxUserData bytes).
+	UserData []byte
+	Metadata map[string]string
+	// AvailabilityZone pins a peer by name (each peer is a zone).
+	AvailabilityZone string
+	// Hints and labels reach the placement policy as they are.
+	Hints           map[string]string
+	RequiredLabels  map[string]string
+	PreferredLabels map[string]string
+	Tags            []string
+}
+
+// Server is a server as the broker shows it: broker IDs throughout.
+type Server struct {
+	ID      string
+	Name    string
+	Status  peers.ServerStatus
+	Project string
+	UserID  string
+	// FlavorID is the broker's flavor ID, FlavorName its name; VCPUs,
+	// RAMMiB and DiskGiB its sizes when the peer still offers it.
+	FlavorID, FlavorName   string
+	VCPUs, RAMMiB, DiskGiB int
+	// ImageID is the broker image ID, empty for a server booted from a
+	// volume (BootVolume).
+	ImageID    string
+	BootVolume string
+	KeyName    string
+	// Zone is the availability zone: the peer's name. PeerID and
+	// PeerServerID say where the server lives; Host is the peer's host.
+	Zone, PeerID, PeerServerID, Host string
+	Addresses                        []peers.Address
+	// Volumes are the broker IDs of the attached volumes (the peer's IDs
+	// for volumes the broker did not create).
+	Volumes   []string
+	Metadata  map[string]string
+	Fault     string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// AdminPass is set only in Create's answer: Nova returns one, but the
+	// peers' contract cannot inject it, so no guest uses it (use key_name).
+	AdminPass string
+}
+
+// timeout is the per-peer deadline of fan-outs.
+func (s *Servers) timeout() time.Duration {
+	if s.PeerTimeout > 0 {
+		return s.PeerTimeout
+	}
+	return 10 * time.Second
+}
+
+// connected returns the members with a connection, and the names of those
+// without one.
+func (s *Servers) connected() (ms []*peers.Member, down []string) {
+	for _, m := range s.Pool.Members() {
+		if m.Cloud != nil {
+			ms = append(ms, m)
+		} else {
+			down = append(down, m.Peer.Name)
+		}
+	}
+	return ms, down
+}
+
+// Validate returns every problem of the spec that needs no lookup.
+func (spec CreateSpec) Validate() error {
+	var errs []error
+	if strings.TrimSpace(spec.Name) == "" || len(spec.Name) > 255 {
+		errs = append(errs, invalid("name", "Invalid input for field/attribute name: want 1 to 255 characters, not all spaces"))
+	}
+	if spec.FlavorRef == "" {
+		errs = append(errs, invalid("flavorRef", "Invalid input for field/attribute flavorRef: a flavor is required"))
+	}
+	if spec.ImageRef == "" && spec.BootVolume == "" {
+		errs = append(errs, invalid("imageRef", "Invalid input for field/attribute imageRef: an image, or a boot volume in block_device_mapping_v2, is required"))
+	}
+	if spec.ImageRef != "" && spec.BootVolume != "" {
+		errs = append(errs, invalid("imageRef", "Invalid input: give an image or a boot volume, not both"))
+	}
+	switch spec.NetworksMode {
+	case "", NetworksAuto, NetworksNone:
+		if spec.NetworksMode != "" && len(spec.NICs) > 0 {
+			errs = append(errs, invalid("networks", "Invalid input for field/attribute networks: %q cannot be combined with explicit networks", spec.NetworksMode))
+		}
+	default:
+		errs = append(errs, invalid("networks", "Invalid input for field/attribute networks: want a list or \"auto\" or \"none\", not %q", spec.NetworksMode))
+	}
+	for i, n := range spec.NICs {
+		if (n.Network == "") == (n.Port == "") {
+			errs = append(errs, invalid("networks", "Invalid input for field/attribute networks[%d]: give exactly one of uuid or port", i))
+		}
+		if n.FixedIP != "" && n.Port != "" {
+			errs = append(errs, invalid("networks", "Invalid input for field/attribute networks[%d]: fixed_ip goes with uuid, not port", i))
+		}
+	}
+	if len(spec.UserData) > MaxUserData {
+		errs = append(errs, invalid("user_data", "Invalid input for field/attribute user_data: at most %d bytes", MaxUserData))
+	}
+	if err := checkMetadata(spec.Metadata); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// checkMetadata applies Nova's limits and reserves the cloudmux_ prefix.
+func checkMetadata(m map[string]string) error {
+	var errs []error
+	if len(m) > maxMetadataItems {
+		errs = append(errs, invalid("metadata", "Quota exceeded for metadata_items: %d items, at most %d allowed", len(m), maxMetadataItems))
+	}
+	for k, v := range m {
+		switch {
+		case k == "" || len(k) > maxMetadataLen:
+			errs = append(errs, invalid("metadata", "Invalid input for field/attribute metadata: key %q must be 1 to %d characters", k, maxMetadataLen))
+		case len(v) > maxMetadataLen:
+			errs = append(errs, invalid("metadata", "Invalid input for field/attribute metadata: the value of %q is longer than %d characters", k, maxMetadataLen))
+		case strings.HasPrefix(k, reservedMetaPre):
+			errs = append(errs, invalid("metadata", "Invalid input for field/attribute metadata: the %s prefix of %q is reserved", reservedMetaPre, k))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// adminPass is a random password as Nova generates (12 characters).
+func adminPass() string {
+	const letters = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = letters[int(b[i])%len(letters)]
+	}
+	return string(b)
+}
+
+// Create resolves the spec's references, places the server and boots it
+// on the best allowed peer. It returns at once with the server in BUILD,
+// as Nova does; callers poll Get.
+func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server, error) {
+	if err := spec.Validate(); err != nil {
+		return Server{}, err
+	}
+	p, err := s.plan(ctx, c, spec)
+	if err != nil {
+		return Server{}, err
+	}
+	id := uuid.NewString()
+	req := policy.Request{
+		Kind: KindServer, Project: c.Project, User: c.User, ResourceID: id, Name: spec.Name, Flavor: p.flavor.Name,
+		VCPUs: p.flavor.VCPUs, RAMMiB: p.flavor.RAMMiB, DiskGiB: p.flavor.DiskGiB, AvailabilityZone: spec.AvailabilityZone,
+		RequiredLabels: spec.RequiredLabels, PreferredLabels: spec.PreferredLabels, Hints: spec.Hints, Tags: spec.Tags,
+	}
+	if p.image != nil {
+		req.Image = &policy.Image{ID: p.image.ID, Properties: p.image.Properties, MinRAMMiB: p.image.MinRAMMiB,
+			MinDiskGiB: p.image.MinDiskGiB, Peers: []string{p.image.PeerID}}
+	}
+	candidates := make([]registry.Peer, 0, len(p.candidates))
+	for _, m := range p.candidates {
+		candidates = append(candidates, m.Peer)
+	}
+	decision, err := s.Placer.Place(ctx, req, candidates)
+	if err != nil {
+		return Server{}, err
+	}
+	meta := maps.Clone(spec.Metadata)
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta[peers.MetaID], meta[peers.MetaProject], meta[peers.MetaBrokerID] = id, c.Project, s.BrokerID
+	meta[metaUser], meta[metaFlavor], meta[metaFlavorName] = c.User, p.flavor.ID, p.flavor.Name
+	if p.image != nil {
+		meta[metaImage] = p.image.ID
+	}
+	if spec.KeyName != "" {
+		meta[metaKeyName] = spec.KeyName
+	}
+	if spec.BootVolume != "" {
+		meta[metaBootVolume] = spec.BootVolume
+	}
+	var tried []string
+	for _, peer := range decision.Allowed() {
+		m, ok := s.Pool.Get(peer.ID)
+		if !ok || m.Cloud == nil {
+			tried = append(tried, peer.Name+": not connected")
+			continue
+		}
+		ps, err := s.peerSpec(ctx, c, spec, p, m, meta)
+		if err == nil {
+			var srv peers.Server
+			if srv, err = m.Cloud.CreateServer(ctx, ps); err == nil {
+				return s.record(ctx, c, id, m, srv)
+			}
+		}
+		if errors.Is(err, peers.ErrCapacity) || errors.Is(err, peers.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+			tried = append(tried, fmt.Sprintf("%s: %v", peer.Name, err))
+			continue
+		}
+		if errors.Is(err, peers.ErrInvalid) || errors.Is(err, peers.ErrNotFound) {
+			// The peer refused what the request asks (min_ram, min_disk,
+			// an image too large for the flavor, a taken fixed IP): Nova
+			// answers 400 with the reason.
+			return Server{}, &Error{Message: fmt.Sprintf("Peer %s refused the server: %v", peer.Name, err), Err: ErrInvalid}
+		}
+		return Server{}, fmt.Errorf("creating server on %s: %w", peer.Name, err)
+	}
+	why := tried
+	if ex := decision.Explain(); len(decision.Verdicts) > len(decision.Allowed()) || len(decision.Verdicts) == 0 {
+		why = append(why, ex)
+	}
+	why = append(why, p.rejected...)
+	return Server{}, &Error{Message: "No valid host was found. " + strings.Join(why, "; "), Err: ErrNoValidHost}
+}
+
+// record indexes a server the peer just created, deleting it again if the
+// index write fails, so nothing is left unowned.
+func (s *Servers) record(ctx context.Context, c Caller, id string, m *peers.Member, srv peers.Server) (Server, error) {
+	e := index.Entry{Kind: KindServer, ID: id, Project: c.Project, PeerID: m.Peer.ID, PeerResourceID: srv.ID, Name: srv.Name, CreatedAt: srv.CreatedAt}
+	if err := s.Index.Put(ctx, e); err != nil {
+		if derr := m.Cloud.DeleteServer(context.WithoutCancel(ctx), srv.ID); derr != nil {
+			s.Log.WithError(derr).WithFields(logrus.Fields{"server": id, "peer": m.Peer.Name, "peer_server": srv.ID}).Error("server left on its peer after a failed index write; an index rebuild adopts it")
+		}
+		return Server{}, fmt.Errorf("indexing server %s: %w", id, err)
+	}
+	s.Log.WithFields(logrus.Fields{"server": id, "peer": m.Peer.Name, "project": c.Project, "flavor": srv.FlavorID}).Info("server created")
+	out := s.present(e, m, srv, attrs{}, nil)
+	out.AdminPass = adminPass()
+	return out, nil
+}
+
+// peerSpec is the spec for the chosen peer: its flavor, its image, its
+// networks (auto resolved there) and the user's keypair imported there.
+func (s *Servers) peerSpec(ctx context.Context, c Caller, spec CreateSpec, p plan, m *peers.Member, meta map[string]string) (peers.ServerSpec, error) {
+	ps := peers.ServerSpec{Name: spec.Name, Project: c.Project, FlavorID: p.peerFlavor[m.Peer.ID],
+		BootVolumeID: p.bootVolume.PeerResourceID, UserData: spec.UserData, Metadata: meta}
+	if p.image != nil {
+		ps.ImageID = p.image.PeerImageID
+	}
+	for _, n := range p.nics {
+		ps.Networks = append(ps.Networks, peers.NetworkAttachment{NetworkID: n.peerNetwork, PortID: n.peerPort, FixedIP: n.fixedIP})
+	}
+	if len(spec.NICs) == 0 && spec.NetworksMode != NetworksNone {
+		net, err := s.autoNetwork(ctx, c, m)
+		if err != nil {
+			return ps, err
+		}
+		if net != "" {
+			ps.Networks = []peers.NetworkAttachment{{NetworkID: net}}
+		}
+	}
+	if p.keypair != nil {
+		name, err := importKeypair(ctx, m.Cloud, c, *p.keypair)
+		if err != nil {
+			return ps, err
+		}
+		ps.KeyName = name
+	}
+	return ps, nil
+}
