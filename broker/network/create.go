@@ -55,6 +55,9 @@ type PortCreate struct {
 	NetworkID    string          // broker ID
 	FixedIPs     []peers.FixedIP // broker subnet IDs and/or addresses
 	AdminStateUp *bool
+	// SecurityGroups are group IDs of the project; nil is its default
+	// group, as in Neutron.
+	SecurityGroups []string
 }
 
 // Update changes broker-kept attributes; nil fields stay.
@@ -62,6 +65,8 @@ type Update struct {
 	Name         *string
 	Description  *string
 	AdminStateUp *bool
+	// SecurityGroups (ports only) replaces the port's groups.
+	SecurityGroups *[]string
 }
 
 func (s *Service) meta(project, id string) map[string]string {
@@ -319,6 +324,9 @@ func (s *Service) CreatePort(ctx context.Context, project string, req PortCreate
 	if err != nil {
 		return Port{}, err
 	}
+	if err := s.checkGroups(ctx, project, req.SecurityGroups); err != nil {
+		return Port{}, err
+	}
 	c := net.Member.Cloud
 	fixed := make([]peers.FixedIP, len(req.FixedIPs))
 	for i, f := range req.FixedIPs {
@@ -364,8 +372,11 @@ func (s *Service) CreatePort(ctx context.Context, project string, req PortCreate
 	now := time.Now().UTC()
 	e := index.Entry{Kind: KindPort, ID: id, Project: project, PeerID: net.Member.Peer.ID, PeerResourceID: p.ID, Name: p.Name, CreatedAt: now}
 	var a *Attrs
-	if req.Description != "" || (req.AdminStateUp != nil && !*req.AdminStateUp) {
-		a = &Attrs{Description: req.Description, AdminStateUp: req.AdminStateUp}
+	if req.Description != "" || (req.AdminStateUp != nil && !*req.AdminStateUp) || req.SecurityGroups != nil {
+		a = &Attrs{Description: req.Description, AdminStateUp: req.AdminStateUp, SecurityGroups: slices.Clone(req.SecurityGroups)}
+		if a.SecurityGroups == nil && req.SecurityGroups != nil {
+			a.SecurityGroups = []string{} // explicitly none
+		}
 	}
 	if err := s.record(ctx, e, a, func(ctx context.Context) error { return c.DeletePort(ctx, p.ID) }); err != nil {
 		return Port{}, err
@@ -478,6 +489,11 @@ func (s *Service) update(ctx context.Context, project, kind, id string, u Update
 	if _, err := s.ownedRef(ctx, project, kind, id, "update_"+kind); err != nil {
 		return err
 	}
+	if u.SecurityGroups != nil {
+		if err := s.checkGroups(ctx, project, *u.SecurityGroups); err != nil {
+			return err
+		}
+	}
 	_, err := s.changeAttrs(ctx, kind, id, func(a *Attrs) {
 		if u.Name != nil {
 			a.Name = u.Name
@@ -488,13 +504,27 @@ func (s *Service) update(ctx context.Context, project, kind, id string, u Update
 		if u.AdminStateUp != nil {
 			a.AdminStateUp = u.AdminStateUp
 		}
+		if u.SecurityGroups != nil {
+			a.SecurityGroups = append([]string{}, *u.SecurityGroups...)
+		}
 	})
 	return err
+}
+
+// checkGroups makes sure every group ID names a group of the project.
+func (s *Service) checkGroups(ctx context.Context, project string, ids []string) error {
+	for _, id := range ids {
+		if _, err := s.SecurityGroup(ctx, project, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // UpdateNetwork renames a network, or changes its description or
 // administrative state.
 func (s *Service) UpdateNetwork(ctx context.Context, project, id string, u Update) (Network, error) {
+	u.SecurityGroups = nil
 	if err := s.update(ctx, project, KindNetwork, id, u); err != nil {
 		return Network{}, err
 	}
@@ -503,7 +533,7 @@ func (s *Service) UpdateNetwork(ctx context.Context, project, id string, u Updat
 
 // UpdateSubnet renames a subnet or changes its description.
 func (s *Service) UpdateSubnet(ctx context.Context, project, id string, u Update) (Subnet, error) {
-	u.AdminStateUp = nil
+	u.AdminStateUp, u.SecurityGroups = nil, nil
 	if err := s.update(ctx, project, KindSubnet, id, u); err != nil {
 		return Subnet{}, err
 	}

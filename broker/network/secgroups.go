@@ -58,10 +58,16 @@ var sgNamespace = uuid.MustParse("6f1d0c33-3c5e-4f57-9b0e-1c7c2a8f4e21")
 
 func sgKey(project, id string) string { return "neutron/security-groups/" + project + "/" + id }
 
+// DefaultSecurityGroupID is the ID of project's default group (made on
+// first use; the ID is derived from the project, so it is known before).
+func DefaultSecurityGroupID(project string) string {
+	return uuid.NewSHA1(sgNamespace, []byte("default/"+project)).String()
+}
+
 // defaultGroup is Neutron's default group: egress anywhere, ingress from
 // members of the group itself, for IPv4 and IPv6.
 func defaultGroup(project string, now time.Time) SecurityGroup {
-	id := uuid.NewSHA1(sgNamespace, []byte("default/"+project)).String()
+	id := DefaultSecurityGroupID(project)
 	g := SecurityGroup{ID: id, Name: DefaultSecurityGroup, Description: "Default security group", Project: project,
 		Stateful: true, Revision: 1, CreatedAt: now, UpdatedAt: now}
 	for i, r := range []SecurityGroupRule{

@@ -232,12 +232,14 @@ func (s *Service) member(id string) (*peers.Member, bool) {
 // hints asked for, and a revision. Stored only once one differs from the
 // default.
 type Attrs struct {
-	Name         *string   `json:"name,omitempty"`
-	Description  string    `json:"description,omitempty"`
-	AdminStateUp *bool     `json:"admin_state_up,omitempty"`
-	ZoneHints    []string  `json:"availability_zone_hints,omitempty"`
-	Revision     int       `json:"revision_number"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	Name         *string  `json:"name,omitempty"`
+	Description  string   `json:"description,omitempty"`
+	AdminStateUp *bool    `json:"admin_state_up,omitempty"`
+	ZoneHints    []string `json:"availability_zone_hints,omitempty"`
+	// SecurityGroups of a port; nil means the project's default group.
+	SecurityGroups []string  `json:"security_groups,omitempty"`
+	Revision       int       `json:"revision_number"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 func attrsKey(kind, id string) string { return "neutron/attrs/" + kind + "/" + id }

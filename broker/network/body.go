@@ -1,0 +1,142 @@
+package network
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// body is one resource of a request body ({"network": {...}}), attribute
+// by attribute, so each can be checked as Neutron checks it: wrong types
+// and unknown attributes are 400s naming the attribute.
+type body map[string]json.RawMessage
+
+// decodeBody reads {"<resource>": {...}}.
+func decodeBody(w http.ResponseWriter, r *http.Request, resource string) (body, error) {
+	var outer map[string]json.RawMessage
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&outer); err != nil {
+		return nil, &Error{Status: 400, Type: "HTTPBadRequest", Message: "Malformed request body: " + err.Error(), Err: ErrInvalid}
+	}
+	raw, ok := outer[resource]
+	if !ok {
+		return nil, &Error{Status: 400, Type: "HTTPBadRequest", Message: fmt.Sprintf("Resource body required: expected {\"%s\": {...}}", resource), Err: ErrInvalid}
+	}
+	var b body
+	if err := json.Unmarshal(raw, &b); err != nil || b == nil {
+		return nil, &Error{Status: 400, Type: "HTTPBadRequest", Message: fmt.Sprintf("Invalid format for %s: an object is expected", resource), Err: ErrInvalid}
+	}
+	return b, nil
+}
+
+func (b body) has(key string) bool { _, ok := b[key]; return ok }
+
+func (b body) null(key string) bool {
+	return b.has(key) && bytes.Equal(bytes.TrimSpace(b[key]), []byte("null"))
+}
+
+func (b body) str(key string, errs *[]error) string {
+	var s string
+	if b.has(key) && !b.null(key) {
+		if err := json.Unmarshal(b[key], &s); err != nil {
+			*errs = append(*errs, badInput(key, fmt.Sprintf("'%s' is not a valid string", b[key])))
+		}
+	}
+	return s
+}
+
+func (b body) strPtr(key string, errs *[]error) *string {
+	if !b.has(key) {
+		return nil
+	}
+	s := b.str(key, errs)
+	return &s
+}
+
+func (b body) boolean(key string, errs *[]error) *bool {
+	if !b.has(key) || b.null(key) {
+		return nil
+	}
+	var v bool
+	if err := json.Unmarshal(b[key], &v); err != nil {
+		// Neutron also takes "true"/"false" strings.
+		var s string
+		if json.Unmarshal(b[key], &s) == nil && (strings.EqualFold(s, "true") || strings.EqualFold(s, "false")) {
+			v = strings.EqualFold(s, "true")
+			return &v
+		}
+		*errs = append(*errs, badInput(key, fmt.Sprintf("'%s' cannot be converted to boolean", b[key])))
+		return nil
+	}
+	return &v
+}
+
+func (b body) integer(key string, errs *[]error) int {
+	var n int
+	if b.has(key) && !b.null(key) {
+		if err := json.Unmarshal(b[key], &n); err != nil {
+			*errs = append(*errs, badInput(key, fmt.Sprintf("'%s' is not an integer", b[key])))
+		}
+	}
+	return n
+}
+
+func (b body) strs(key string, errs *[]error) []string {
+	var v []string
+	if b.has(key) && !b.null(key) {
+		if err := json.Unmarshal(b[key], &v); err != nil {
+			*errs = append(*errs, badInput(key, fmt.Sprintf("'%s' is not a list of strings", b[key])))
+		}
+	}
+	return v
+}
+
+// into decodes an attribute of structured type.
+func (b body) into(key string, v any, errs *[]error) {
+	if b.has(key) && !b.null(key) {
+		if err := json.Unmarshal(b[key], v); err != nil {
+			*errs = append(*errs, badInput(key, fmt.Sprintf("'%s' is not valid: %v", b[key], err)))
+		}
+	}
+}
+
+// tolerate accepts an attribute this cloud does not implement only with a
+// value that asks for nothing (false, null, an empty list...), which is
+// what clients send by default; any other value is refused, never ignored.
+func (b body) tolerate(errs *[]error, key string, harmless ...string) {
+	if !b.has(key) {
+		return
+	}
+	got := strings.Join(strings.Fields(string(b[key])), "")
+	if slices.Contains(harmless, got) {
+		return
+	}
+	*errs = append(*errs, invalidInput("%s %s is not supported by this cloud", key, got))
+}
+
+// unknown reports attributes outside allowed as Neutron does.
+func (b body) unknown(errs *[]error, allowed ...string) {
+	var extra []string
+	for k := range b {
+		if !slices.Contains(allowed, k) {
+			extra = append(extra, k)
+		}
+	}
+	if len(extra) > 0 {
+		sort.Strings(extra)
+		*errs = append(*errs, &Error{Status: 400, Type: "HTTPBadRequest", Message: fmt.Sprintf("Unrecognized attribute(s) '%s'", strings.Join(extra, ", ")), Err: ErrInvalid})
+	}
+}
+
+// ownProject refuses project_id/tenant_id naming another project: the
+// broker creates resources in the token's project only.
+func (b body) ownProject(project string, errs *[]error) {
+	for _, key := range []string{"project_id", "tenant_id"} {
+		if p := b.str(key, errs); p != "" && p != project {
+			*errs = append(*errs, invalidInput("%s %s: resources are created in the token's project only", key, p))
+		}
+	}
+}
