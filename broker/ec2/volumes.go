@@ -271,7 +271,7 @@ func (a *API) describeVolumes(ctx context.Context, c *call) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			seen[id] = true
+			seen[id], seen[e.ID] = true, true
 			if len(wanted) > 0 && !contains(wanted, id) && !contains(wanted, e.ID) {
 				continue
 			}
