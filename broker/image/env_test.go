@@ -134,3 +134,5 @@ func md5hex(b []byte) string {
 	s := md5.Sum(b)
 	return hex.EncodeToString(s[:])
 }
+
+var callerAdmin = image.Caller{Admin: true}
