@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/index"
@@ -168,6 +169,11 @@ func sharedOnPeer(ctx context.Context, c peers.Networks, kind, peerID string) (b
 // count, and only those no broker of this installation created (those are
 // known by their broker IDs).
 func (s *Service) resolveNative(ctx context.Context, kind, id string) (Ref, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		// Not an ID at all (clients look names up by ID first): no peer
+		// needs asking, and a slow peer must not turn a name into a 503.
+		return Ref{}, notFound(kind, id)
+	}
 	type found struct {
 		project string
 		ok      bool

@@ -1,0 +1,117 @@
+package network_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/internal/brokertest"
+)
+
+// openstackCLI returns the real openstack CLI, installing it if needed.
+func openstackCLI(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("bash", filepath.Join("..", "..", "scripts", "install-openstack-cli.sh")).Output()
+	lines := strings.Fields(string(out))
+	if err != nil || len(lines) == 0 {
+		t.Fatalf("the openstack CLI cannot be had: %v", err)
+	}
+	return lines[len(lines)-1]
+}
+
+// TestOpenStackCLI drives the real openstack CLI through the network flows
+// a user runs: networks, subnets, ports, security groups, and a second
+// project that sees only the shared network.
+func TestOpenStackCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the openstack CLI")
+	}
+	bin := openstackCLI(t)
+	e := newEnv(t)
+	bobPassword := e.Member(t, "bob", "team-b", identity.RoleMember)
+	home := t.TempDir()
+	run := func(env map[string]string, args ...string) (string, int) {
+		vars := map[string]string{
+			"OS_AUTH_URL": e.Server.URL + "/v3", "OS_IDENTITY_API_VERSION": "3", "OS_USERNAME": "admin",
+			"OS_PASSWORD": brokertest.AdminPassword, "OS_PROJECT_NAME": "admin", "OS_USER_DOMAIN_NAME": "Default",
+			"OS_PROJECT_DOMAIN_NAME": "Default", "OS_REGION_NAME": identity.Region, "OS_INTERFACE": "public",
+		}
+		for k, v := range env {
+			vars[k] = v
+		}
+		cmd := exec.Command(bin, args...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}
+		for k, v := range vars {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return out.String(), ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return out.String(), 0
+	}
+	bob := map[string]string{"OS_USERNAME": "bob", "OS_PASSWORD": bobPassword, "OS_PROJECT_NAME": "team-b"}
+	steps := []struct {
+		name     string
+		env      map[string]string
+		args     []string
+		wantCode int
+		want     []string
+	}{
+		{"network create", nil, []string{"network", "create", "net-cli", "-f", "value", "-c", "status"}, 0, []string{"ACTIVE"}},
+		{"pinned network", nil, []string{"network", "create", "--availability-zone-hint", "west", "net-west", "-f", "value", "-c", "availability_zones"}, 0, []string{"west"}},
+		{"subnet create", nil, []string{"subnet", "create", "--network", "net-cli", "--subnet-range", "10.9.0.0/24", "sub-cli", "-f", "value", "-c", "gateway_ip"}, 0, []string{"10.9.0.1"}},
+		{"bad subnet range", nil, []string{"subnet", "create", "--network", "net-cli", "--subnet-range", "10.9.0.0/33", "bad"}, 1, []string{"Invalid input for cidr"}},
+		{"overlapping range", nil, []string{"subnet", "create", "--network", "net-cli", "--subnet-range", "10.9.0.128/25", "overlap"}, 1, []string{"overlaps with another subnet"}},
+		{"network list", nil, []string{"network", "list", "-f", "value", "-c", "Name"}, 0, []string{"net-cli", "net-west", "private"}},
+		{"network show", nil, []string{"network", "show", "net-cli", "-f", "value", "-c", "name"}, 0, []string{"net-cli"}},
+		{"subnet list", nil, []string{"subnet", "list", "-f", "value", "-c", "Subnet"}, 0, []string{"10.9.0.0/24", "10.0.0.0/24"}},
+		{"port create", nil, []string{"port", "create", "--network", "net-cli", "port-cli", "-f", "value", "-c", "fixed_ips"}, 0, []string{"10.9.0.2"}},
+		{"port list", nil, []string{"port", "list", "-f", "value", "-c", "Name"}, 0, []string{"port-cli"}},
+		{"network in use", nil, []string{"network", "delete", "net-cli"}, 1, []string{"ports still in use"}},
+		{"network set", nil, []string{"network", "set", "--name", "net-renamed", "net-cli"}, 0, nil},
+		{"renamed", nil, []string{"network", "show", "net-renamed", "-f", "value", "-c", "name"}, 0, []string{"net-renamed"}},
+		{"security group list", nil, []string{"security", "group", "list", "-f", "value", "-c", "Name"}, 0, []string{"default"}},
+		{"security group create", nil, []string{"security", "group", "create", "web", "-f", "value", "-c", "name"}, 0, []string{"web"}},
+		{"rule create", nil, []string{"security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22", "web", "-f", "value", "-c", "port_range_max"}, 0, []string{"22"}},
+		{"rule list", nil, []string{"security", "group", "rule", "list", "web", "-f", "value", "-c", "IP Protocol"}, 0, []string{"tcp"}},
+		{"network zones are peers", nil, []string{"availability", "zone", "list", "--network", "-f", "value"}, 0, []string{"east available", "west available"}},
+		{"extension list", nil, []string{"extension", "list", "--network", "-f", "value", "-c", "Alias"}, 0, []string{"security-group", "network_availability_zone"}},
+		{"bob sees only the shared network", bob, []string{"network", "list", "-f", "value", "-c", "Name"}, 0, []string{"private"}},
+		{"bob cannot see admin's network", bob, []string{"network", "show", "net-renamed"}, 1, []string{"No Network found"}},
+		{"bob cannot delete admin's network", bob, []string{"network", "delete", "net-renamed"}, 1, nil},
+		{"bob's port on the shared network", bob, []string{"port", "create", "--network", "private", "bobs-port", "-f", "value", "-c", "name"}, 0, []string{"bobs-port"}},
+		{"port delete", nil, []string{"port", "delete", "port-cli"}, 0, nil},
+		{"security group delete", nil, []string{"security", "group", "delete", "web"}, 0, nil},
+		{"subnet delete", nil, []string{"subnet", "delete", "sub-cli"}, 0, nil},
+		{"network delete", nil, []string{"network", "delete", "net-renamed", "net-west"}, 0, nil},
+		{"gone", nil, []string{"network", "list", "-f", "value", "-c", "Name"}, 0, []string{"private"}},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			out, code := run(st.env, st.args...)
+			if code != st.wantCode {
+				t.Fatalf("openstack %v: exit %d, want %d\n%s", st.args, code, st.wantCode, out)
+			}
+			for _, w := range st.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("openstack %v: output lacks %q:\n%s", st.args, w, out)
+				}
+			}
+		})
+	}
+	if out, _ := run(bob, "network", "list", "-f", "value", "-c", "Name"); strings.Contains(out, "net-") {
+		t.Fatalf("bob sees admin's networks:\n%s", out)
+	}
+	if out, _ := run(nil, "network", "list", "-f", "value", "-c", "Name"); strings.Contains(out, "net-") {
+		t.Fatalf("networks left after the deletes:\n%s", out)
+	}
+}
