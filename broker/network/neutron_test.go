@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/gophercloud/gophercloud/v2"
@@ -39,10 +40,17 @@ type testEnv struct {
 }
 
 func newEnv(t *testing.T) *testEnv {
+	return newEnvWith(t, []brokertest.Peer{{Name: "east"}, {Name: "west"}}, 0)
+}
+
+// newEnvWith builds the environment over ps (one must be "east") with a
+// per-peer fan-out deadline (0: the default).
+func newEnvWith(t *testing.T, ps []brokertest.Peer, peerTimeout time.Duration) *testEnv {
 	t.Helper()
 	te := &testEnv{}
-	te.Env = brokertest.New(t, []brokertest.Peer{{Name: "east"}, {Name: "west"}}, func(e *brokertest.Env, r chi.Router) {
-		te.svc = &network.Service{Pool: e.Pool, Index: index.New(e.Store), Store: e.Store, Placer: policy.Default{}, Log: e.Log, BrokerID: "test-broker"}
+	te.Env = brokertest.New(t, ps, func(e *brokertest.Env, r chi.Router) {
+		te.svc = &network.Service{Pool: e.Pool, Index: index.New(e.Store), Store: e.Store, Placer: policy.Default{}, Log: e.Log,
+			BrokerID: "test-broker", PeerTimeout: peerTimeout}
 		n := &network.Neutron{Service: te.svc, Auth: e.Keystone.Authenticate, Log: e.Log}
 		r.Route("/network", n.Routes)
 		e.Keystone.Catalog = identity.StaticCatalog(services)
