@@ -44,7 +44,7 @@ type envOpts struct {
 }
 
 // newEnv serves Keystone and Glance over local-cloud peers with names.
-func newEnv(t *testing.T, opts envOpts, names ...string) *testEnv {
+func newEnv(t testing.TB, opts envOpts, names ...string) *testEnv {
 	t.Helper()
 	te := &testEnv{clouds: map[string]*localcloud.Cloud{}}
 	var ps []brokertest.Peer
@@ -76,7 +76,7 @@ func (te *testEnv) cloud(name string) *localcloud.Cloud {
 }
 
 // client is a gophercloud image client for user on project.
-func (te *testEnv) client(t *testing.T, user, password, project string) *gophercloud.ServiceClient {
+func (te *testEnv) client(t testing.TB, user, password, project string) *gophercloud.ServiceClient {
 	t.Helper()
 	c, err := openstack.NewImageV2(te.Provider(t, user, password, project), gophercloud.EndpointOpts{Region: identity.Region})
 	if err != nil {
@@ -85,7 +85,7 @@ func (te *testEnv) client(t *testing.T, user, password, project string) *gopherc
 	return c
 }
 
-func (te *testEnv) admin(t *testing.T) *gophercloud.ServiceClient {
+func (te *testEnv) admin(t testing.TB) *gophercloud.ServiceClient {
 	return te.client(t, "admin", brokertest.AdminPassword, "admin")
 }
 

@@ -68,6 +68,7 @@ func (g *Glance) Routes(r chi.Router) {
 				r.With(member).Delete("/", g.delete)
 				r.With(member).Put("/file", g.upload)
 				r.Get("/file", g.download)
+				r.Head("/file", g.download)
 				r.With(member).Put("/tags/{tag}", g.addTag)
 				r.With(member).Delete("/tags/{tag}", g.removeTag)
 				r.Post("/actions/deactivate", g.action(g.Images.Deactivate))
