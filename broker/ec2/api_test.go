@@ -2,8 +2,8 @@ package ec2_test
 
 import (
 	"bytes"
-	"encoding/base64"
 	"context"
+	"encoding/base64"
 	"encoding/xml"
 	"io"
 	"net/http"
@@ -28,11 +28,12 @@ import (
 // OpenStack APIs, for the tests to look through.
 type testEnv struct {
 	*brokertest.Env
-	api    *ec2.API
-	images *image.Service
-	index  *index.Index
-	keys   *compute.KeypairStore
-	creds  *identity.EC2Credentials
+	api     *ec2.API
+	images  *image.Service
+	servers *compute.Servers
+	index   *index.Index
+	keys    *compute.KeypairStore
+	creds   *identity.EC2Credentials
 }
 
 func newTestEnv(t *testing.T) *testEnv {
@@ -43,7 +44,9 @@ func newTestEnv(t *testing.T) *testEnv {
 		te.keys = compute.NewKeypairStore(e.Store)
 		te.creds = identity.NewEC2Credentials(e.Dir)
 		te.images = &image.Service{Pool: e.Pool, Index: te.index, Placer: policy.Default{}, Store: e.Store, Log: e.Log, BrokerID: "test-broker"}
-		te.api = &ec2.API{Pool: e.Pool, Store: e.Store, Creds: te.creds, Keypairs: te.keys, Images: te.images,
+		te.servers = &compute.Servers{Pool: e.Pool, Index: te.index, Placer: policy.Default{}, Images: te.images, Keypairs: te.keys,
+			Store: e.Store, Log: e.Log, BrokerID: "test-broker"}
+		te.api = &ec2.API{Pool: e.Pool, Store: e.Store, Creds: te.creds, Keypairs: te.keys, Images: te.images, Servers: te.servers,
 			Index: te.index, Placer: policy.Default{}, Log: e.Log, BrokerID: "test-broker"}
 		r.Route("/ec2", te.api.Routes)
 	})

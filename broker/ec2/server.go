@@ -36,6 +36,7 @@ type API struct {
 	Creds    CredentialStore
 	Keypairs *compute.KeypairStore
 	Images   *image.Service
+	Servers  ServerService
 	Index    *index.Index
 	Placer   policy.Placer
 	Log      logrus.FieldLogger
@@ -89,6 +90,13 @@ func (a *API) actions() map[string]actionDef {
 		"DescribeImages":            {a.describeImages, false},
 		"RegisterImage":             {a.registerImage, true},
 		"DeregisterImage":           {a.deregisterImage, true},
+		"RunInstances":              {a.runInstances, true},
+		"DescribeInstances":         {a.describeInstances, false},
+		"StartInstances":            {a.startInstances, true},
+		"StopInstances":             {a.stopInstances, true},
+		"RebootInstances":           {a.rebootInstances, true},
+		"TerminateInstances":        {a.terminateInstances, true},
+		"GetConsoleOutput":          {a.getConsoleOutput, false},
 	}
 }
 

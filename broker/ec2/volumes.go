@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 
+	"github.com/cloudmux/cloudmux/broker/compute"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
@@ -357,8 +358,10 @@ func (a *API) deleteVolume(ctx context.Context, c *call) (any, error) {
 	return returnTrue{true}, nil
 }
 
+// attachVolume attaches through the servers service, as Nova's
+// os-volume_attachments does (volume and instance on the same peer).
 func (a *API) attachVolume(ctx context.Context, c *call) (any, error) {
-	volID, vol, m, err := a.volumeAndMember(ctx, c)
+	volID, vol, _, err := a.volumeAndMember(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -373,15 +376,12 @@ func (a *API) attachVolume(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if inst.PeerID != vol.PeerID {
-		return nil, errorf(400, "InvalidVolume.ZoneMismatch", "The volume '%s' is not in the same availability zone as instance '%s'", volID, instID)
-	}
-	att, err := m.Cloud.AttachVolume(ctx, inst.PeerResourceID, vol.PeerResourceID)
-	if errors.Is(err, peers.ErrConflict) {
+	att, err := a.Servers.Attach(ctx, compute.CallerOf(c.token), inst.ID, vol.ID)
+	if errors.Is(err, compute.ErrConflict) {
 		return nil, errorf(400, "VolumeInUse", "%s is already attached or busy: %v", volID, err)
 	}
 	if err != nil {
-		return nil, err
+		return nil, serverErr(err, instID)
 	}
 	device := att.Device
 	if device == "" {
@@ -390,6 +390,7 @@ func (a *API) attachVolume(ctx context.Context, c *call) (any, error) {
 	return attachmentItem{VolumeID: volID, InstanceID: instID, Device: device, Status: "attaching", AttachTime: a.now().Format(timeFormat)}, nil
 }
 
+// detachVolume detaches a volume from the instance it is attached to.
 func (a *API) detachVolume(ctx context.Context, c *call) (any, error) {
 	volID, vol, m, err := a.volumeAndMember(ctx, c)
 	if err != nil {
@@ -407,17 +408,19 @@ func (a *API) detachVolume(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	att := v.Attachments[0]
-	instID := att.ServerID
-	if brokerID, ok := servers[vol.PeerID+"/"+att.ServerID]; ok {
-		if instID, err = a.ids.ec2ID(ctx, prefixInstance, brokerID); err != nil {
-			return nil, err
-		}
+	brokerID, ok := servers[vol.PeerID+"/"+att.ServerID]
+	if !ok {
+		return nil, errorf(400, "IncorrectState", "Volume '%s' is attached to a server this broker does not manage", volID)
 	}
-	if want := c.params.get("InstanceId"); want != "" && want != instID {
+	instID, err := a.ids.ec2ID(ctx, prefixInstance, brokerID)
+	if err != nil {
+		return nil, err
+	}
+	if want := c.params.get("InstanceId"); want != "" && want != instID && want != brokerID {
 		return nil, errorf(400, "IncorrectState", "Volume '%s' is not attached to instance '%s'", volID, want)
 	}
-	if err := m.Cloud.DetachVolume(ctx, att.ServerID, vol.PeerResourceID); err != nil {
-		return nil, err
+	if err := a.Servers.Detach(ctx, compute.CallerOf(c.token), brokerID, vol.ID); err != nil {
+		return nil, serverErr(err, instID)
 	}
 	return attachmentItem{VolumeID: volID, InstanceID: instID, Device: att.Device, Status: "detaching", AttachTime: v.CreatedAt.UTC().Format(timeFormat)}, nil
 }
