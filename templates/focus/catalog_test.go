@@ -1,0 +1,243 @@
+package focus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/cloudmux/cloudmux/registry"
+	"github.com/cloudmux/cloudmux/templates"
+)
+
+const netV1 = `eve_template_version: 1
+description: a network
+parameters:
+  cidr: {type: string, default: 10.0.0.0/24}
+resources:
+  net: {type: Network}
+  subnet: {type: Subnet, properties: {network: {get_resource: net}, cidr: {get_param: cidr}}}
+outputs:
+  net_id: {value: {get_resource: net}}
+`
+
+const webV1 = `eve_template_version: 1
+parameters:
+  flavor: {type: string, default: m1.tiny}
+resources:
+  web: {type: Server, properties: {flavor: {get_param: flavor}, image: cirros}}
+`
+
+const webV2 = `eve_template_version: 1
+parameters:
+  flavor: {type: string, default: m1.small}
+  size: {type: number, default: 1}
+resources:
+  web: {type: Server, properties: {flavor: {get_param: flavor}, image: cirros, networks: [{network: {get_attr: [fabric, net_id]}}]}}
+  fabric: {type: "template:net@1", properties: {cidr: 10.9.0.0/24}}
+  data: {type: Volume, properties: {size: {get_param: size}}}
+`
+
+func newCatalog() (*Catalog, context.Context) {
+	return &Catalog{Store: registry.NewMemory()}, context.Background()
+}
+
+func push(t *testing.T, c *Catalog, name, src string) Version {
+	t.Helper()
+	v, _, err := c.Push(context.Background(), name, []byte(src), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestPushIsContentAddressed(t *testing.T) {
+	c, ctx := newCatalog()
+	v1, created, err := c.Push(ctx, "web", []byte(webV1), "alice")
+	if err != nil || !created || v1.Version != 1 {
+		t.Fatalf("first push: %+v %v %v", v1, created, err)
+	}
+	again, created, err := c.Push(ctx, "web", []byte(webV1), "bob")
+	if err != nil || created || again.Version != 1 || again.CreatedBy != "alice" {
+		t.Fatalf("same content: %+v created=%v %v", again, created, err)
+	}
+	push(t, c, "net", netV1)
+	v2 := push(t, c, "web", webV2)
+	if v2.Version != 2 || !slices.Equal(v2.Uses, []string{"net@1"}) {
+		t.Fatalf("v2 = %d uses %v", v2.Version, v2.Uses)
+	}
+	latest, err := c.Get(ctx, "web", "latest")
+	if err != nil || latest.Version != 2 {
+		t.Fatalf("latest %d %v", latest.Version, err)
+	}
+	if _, err := c.Get(ctx, "web", "9"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing version: %v", err)
+	}
+	list, err := c.List(ctx)
+	if err != nil || len(list) != 2 || list[1].Name != "web" || list[1].Latest != 2 {
+		t.Fatalf("list %+v %v", list, err)
+	}
+	if _, _, err := c.Push(ctx, "Bad Name", []byte(webV1), ""); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad name: %v", err)
+	}
+	if _, _, err := c.Push(ctx, "web", []byte("eve_template_version: 1\nresources: {a: {type: Nope}}\n"), ""); !errors.Is(err, templates.ErrInvalid) {
+		t.Fatalf("invalid template: %v", err)
+	}
+	if _, _, err := c.Push(ctx, "x", []byte("eve_template_version: 1\nresources: {a: {type: \"template:ghost@1\"}}\n"), ""); err == nil {
+		t.Fatal("nesting a missing template was accepted")
+	}
+}
+
+func TestConcurrentPushes(t *testing.T) {
+	c, ctx := newCatalog()
+	var wg sync.WaitGroup
+	versions := make([]int, 8)
+	for i := range versions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			src := webV1
+			if i%2 == 1 {
+				src = strings.Replace(webV1, "m1.tiny", fmt.Sprintf("m1.tiny%d", i), 1)
+			}
+			v, _, err := c.Push(ctx, "web", []byte(src), "")
+			if err != nil {
+				t.Error(err)
+			}
+			versions[i] = v.Version
+		}()
+	}
+	wg.Wait()
+	all, err := c.Versions(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Four distinct contents plus the shared one: five versions, 1..5.
+	if len(all) != 5 || all[4].Version != 5 {
+		t.Fatalf("%d versions: %+v", len(all), all)
+	}
+	for i := 2; i < len(versions); i += 2 {
+		if versions[i] != versions[0] {
+			t.Fatalf("identical pushes got versions %v", versions)
+		}
+	}
+}
+
+func TestDiffAndRelationships(t *testing.T) {
+	c, ctx := newCatalog()
+	push(t, c, "net", netV1)
+	push(t, c, "web", webV1)
+	push(t, c, "web", webV2)
+	changes, err := c.Diff(ctx, "web", "1", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ch := range changes {
+		got = append(got, ch.String())
+	}
+	want := []string{
+		"changed parameters.flavor [default]",
+		"added parameters.size",
+		"added resources.data",
+		"added resources.fabric",
+		"changed resources.web [properties.networks]",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("diff:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// A child extending web@2 and a binding on it.
+	child := "eve_template_version: 1\nextends: web@2\nresources:\n  data: {type: Volume, properties: {size: 5}}\n"
+	push(t, c, "web-big", child)
+	if _, _, err := c.PushBinding(ctx, "prod", BindingSpec{Template: "web@2", Parameters: map[string]any{"size": 3},
+		Placement: map[string]templates.Placement{"web": {Peer: "local"}}}, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RecordUse(ctx, "web@2", "deployment:d-1"); err != nil {
+		t.Fatal(err)
+	}
+	uses, err := c.UsedBy(ctx, "web", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantUses := []Use{{"binding", "prod@1"}, {"deployment", "d-1"}, {"template", "web-big@1"}}
+	if !slices.Equal(uses, wantUses) {
+		t.Fatalf("used by %+v, want %+v", uses, wantUses)
+	}
+	if uses, _ := c.UsedBy(ctx, "net", "1"); !slices.Equal(uses, []Use{{"template", "web@2"}}) {
+		t.Fatalf("net@1 used by %+v", uses)
+	}
+
+	// Flattening resolves extends and nesting into concrete resources.
+	tpl, err := c.Resolve(ctx, "web-big", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flat, err := templates.Flatten(ctx, tpl, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := slices.Sorted(func(yield func(string) bool) {
+		for n := range flat.Resources {
+			if !yield(n) {
+				return
+			}
+		}
+	})
+	if !slices.Equal(names, []string{"data", "fabric.net", "fabric.subnet", "web"}) {
+		t.Fatalf("flattened resources %v", names)
+	}
+	if got := flat.Resources["data"].Properties["size"]; got != int64(5) {
+		t.Fatalf("child override lost: size %v", got)
+	}
+	if got := flat.Resources["fabric.subnet"].Properties["cidr"]; got != "10.9.0.0/24" {
+		t.Fatalf("nested parameter not bound: %v", got)
+	}
+	nets := flat.Resources["web"].Properties["networks"].([]any)[0].(map[string]any)["network"]
+	if templates.Canonical(nets) != `{"get_resource":"fabric.net"}` {
+		t.Fatalf("nested output not substituted: %s", templates.Canonical(nets))
+	}
+	if deps := flat.Dependencies()["web"]; !slices.Equal(deps, []string{"fabric.net"}) {
+		t.Fatalf("web deps %v", deps)
+	}
+}
+
+func TestBindings(t *testing.T) {
+	c, ctx := newCatalog()
+	push(t, c, "web", webV1)
+	spec, err := ParseBindingSpec([]byte("template: web\nparameters: {flavor: m1.nano}\nplacement: {web: {required_labels: {tier: gold}}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, created, err := c.PushBinding(ctx, "prod", spec, "alice")
+	if err != nil || !created || b.Version != 1 || b.Template != "web@1" || b.Placement["web"].RequiredLabels["tier"] != "gold" {
+		t.Fatalf("%+v %v %v", b, created, err)
+	}
+	again, created, err := c.PushBinding(ctx, "prod", spec, "bob")
+	if err != nil || created || again.Version != 1 {
+		t.Fatalf("same binding: %+v %v %v", again, created, err)
+	}
+	for _, tc := range []struct {
+		name string
+		spec BindingSpec
+		want string
+	}{
+		{"unknown parameter", BindingSpec{Template: "web@1", Parameters: map[string]any{"flavour": "x"}}, "parameters.flavour: not a parameter"},
+		{"unknown resource", BindingSpec{Template: "web@1", Placement: map[string]templates.Placement{"db": {}}}, "placement.db: no such resource"},
+		{"missing template", BindingSpec{Template: "nope@1"}, "not found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, _, err := c.PushBinding(ctx, "prod", tc.spec, ""); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	list, err := c.Bindings(ctx)
+	if err != nil || len(list) != 1 || list[0].Name != "prod" {
+		t.Fatalf("bindings %+v %v", list, err)
+	}
+}
