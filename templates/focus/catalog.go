@@ -137,7 +137,9 @@ func (c *Catalog) Push(ctx context.Context, name string, source []byte, by strin
 
 type errHashTaken int
 
-func (e errHashTaken) Error() string { return fmt.Sprintf("content already stored as version %d", int(e)) }
+func (e errHashTaken) Error() string {
+	return fmt.Sprintf("content already stored as version %d", int(e))
+}
 
 // create writes the next version of kind/name with a create-only CAS
 // (retrying when another writer took the number), then claims its hash. A
