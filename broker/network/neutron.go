@@ -78,8 +78,11 @@ func (h *Neutron) Routes(r chi.Router) {
 			// No routers or floating IPs exist here: their lists are
 			// honestly empty, and nothing can be made (the l3 extensions
 			// are not advertised, so clients do not try).
-			r.Get("/floatingips", h.empty("floatingips"))
-			r.Get("/routers", h.empty("routers"))
+			for _, c := range []string{"floatingips", "routers"} {
+				r.Get("/"+c, h.empty(c))
+				r.HandleFunc("/"+c+"/*", noL3)
+				r.Post("/"+c, noL3)
+			}
 		})
 	})
 }
@@ -204,6 +207,12 @@ func (h *Neutron) extension(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, "ExtensionNotFound", "Extension with alias "+alias+" does not exist")
 }
 
+// noL3 answers what Neutron without the l3 extension answers for its
+// resources, with the reason.
+func noL3(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusNotFound, "HTTPNotFound", "The resource could not be found: this cloud offers no routers or floating IPs.")
+}
+
 func (h *Neutron) empty(collection string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		osapi.WriteJSON(w, http.StatusOK, map[string]any{collection: []any{}})
@@ -212,6 +221,41 @@ func (h *Neutron) empty(collection string) http.HandlerFunc {
 
 // listParams are the query parameters that are not attribute filters.
 var listParams = map[string]bool{"fields": true, "limit": true, "marker": true, "sort_key": true, "sort_dir": true, "page_reverse": true}
+
+// matchesList applies the filters on list-valued attributes: tags (no
+// resource here has any, so asking for one matches nothing) and fixed_ips
+// ("ip_address=10.0.0.3", "subnet_id=..."; several must all hold for one
+// address). Other keys pass.
+func matchesList(key string, want []string, it map[string]any) bool {
+	switch key {
+	case "tags", "tags-any":
+		return slices.Equal(want, []string{""})
+	case "fixed_ips":
+		// Values of one key are alternatives; different keys must all
+		// hold for the same address, as Neutron joins them.
+		alts := map[string][]string{}
+		for _, w := range want {
+			k, v, _ := strings.Cut(w, "=")
+			alts[k] = append(alts[k], v)
+		}
+		ips, _ := it["fixed_ips"].([]map[string]string)
+		return slices.ContainsFunc(ips, func(ip map[string]string) bool {
+			for k, vs := range alts {
+				ok := slices.ContainsFunc(vs, func(v string) bool {
+					if k == "ip_address_substr" {
+						return strings.Contains(ip["ip_address"], v)
+					}
+					return ip[k] == v
+				})
+				if !ok {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	return true
+}
 
 // text is an attribute value as a filter compares it.
 func text(v any) (string, bool) {
@@ -241,6 +285,10 @@ func (h *Neutron) writeList(w http.ResponseWriter, r *http.Request, collection, 
 		for key, want := range q {
 			if listParams[key] {
 				continue
+			}
+			if !matchesList(key, want, it) {
+				keep = false
+				break
 			}
 			got, ok := text(it[key])
 			if _, present := it[key]; !present || !ok {

@@ -210,6 +210,20 @@ func TestNetworksSubnetsPorts(t *testing.T) {
 		if got, _ := ports.ExtractPorts(pages); len(got) != 2 {
 			t.Fatalf("ports on net1 = %d, want 2", len(got))
 		}
+		pages, err = ports.List(admin, ports.ListOpts{FixedIPs: []ports.FixedIPOpts{{IPAddress: "10.9.0.10", SubnetID: sub.ID}}}).AllPages(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := ports.ExtractPorts(pages); len(got) != 1 || got[0].ID != port.ID {
+			t.Fatalf("ports with 10.9.0.10 = %+v", got)
+		}
+		pages, err = ports.List(admin, ports.ListOpts{Tags: "blue"}).AllPages(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := ports.ExtractPorts(pages); len(got) != 0 {
+			t.Fatalf("ports tagged blue = %+v", got)
+		}
 		pages, err = ports.List(admin, ports.ListOpts{Name: "nope"}).AllPages(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -486,4 +500,39 @@ func TestPagingAndFields(t *testing.T) {
 			t.Fatalf("project_id filter kept %d networks", len(out.Networks))
 		}
 	})
+}
+
+func TestDiscoveryAndEmptyL3(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	admin := client(t, e, "admin", brokertest.AdminPassword, "admin")
+	for _, path := range []string{"/network", "/network/"} {
+		resp, err := http.Get(e.Server.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Versions []struct{ ID, Status string }
+		}
+		err = json.NewDecoder(resp.Body).Decode(&doc)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || len(doc.Versions) != 1 || doc.Versions[0].ID != "v2.0" {
+			t.Fatalf("GET %s = %d %+v %v", path, resp.StatusCode, doc, err)
+		}
+	}
+	if res := raw(t, admin, ""); len(res["resources"].([]any)) == 0 {
+		t.Fatalf("GET /network/v2.0/ = %v", res)
+	}
+	if ext := raw(t, admin, "extensions/security-group"); ext["extension"].(map[string]any)["alias"] != "security-group" {
+		t.Fatalf("extension show = %v", ext)
+	}
+	for _, c := range []string{"floatingips", "routers"} {
+		if got := raw(t, admin, c)[c].([]any); len(got) != 0 {
+			t.Fatalf("%s = %v, want []", c, got)
+		}
+		_, err := admin.Post(ctx, admin.ServiceURL(c), map[string]any{c[:len(c)-1]: map[string]any{}}, nil, nil)
+		wantFault(t, "create in "+c, err, http.StatusNotFound, "HTTPNotFound")
+	}
+	_, err := admin.Get(ctx, admin.ServiceURL("no-such-thing"), nil, nil)
+	wantFault(t, "unknown resource", err, http.StatusNotFound, "HTTPNotFound")
 }
