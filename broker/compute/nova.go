@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -31,8 +32,11 @@ type Members interface {
 type Nova struct {
 	Pool     Members
 	Keypairs *KeypairStore
-	Auth     func(http.Handler) http.Handler // Keystone token validation
-	Log      logrus.FieldLogger
+	// Servers serves /servers, /limits and os-volume_attachments; nil
+	// leaves them unmounted.
+	Servers *Servers
+	Auth    func(http.Handler) http.Handler // Keystone token validation
+	Log     logrus.FieldLogger
 	// PeerTimeout bounds each peer's part of a fan-out; default 10s.
 	PeerTimeout time.Duration
 }
@@ -67,6 +71,9 @@ func (n *Nova) Routes(r chi.Router) {
 				r.Get("/{name}", n.showKeypair)
 				r.With(identity.RequireRole(identity.RoleMember)).Delete("/{name}", n.deleteKeypair)
 			})
+			if n.Servers != nil {
+				n.serverRoutes(r)
+			}
 		})
 	})
 }
@@ -92,6 +99,10 @@ func (n *Nova) version(w http.ResponseWriter, r *http.Request) {
 func (n *Nova) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := http.StatusInternalServerError
 	switch {
+	case errors.Is(err, ErrNoValidHost):
+		// Nova would accept the request and fail the server later; the
+		// broker knows at once, and says why each peer cannot take it.
+		code = http.StatusBadRequest
 	case errors.Is(err, peers.ErrNotFound), errors.Is(err, registry.ErrNotFound):
 		code = http.StatusNotFound
 	case errors.Is(err, peers.ErrInvalid), errors.Is(err, registry.ErrInvalid):
@@ -109,7 +120,7 @@ func (n *Nova) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		osapi.Internal(w, r, n.Log, err)
 		return
 	}
-	osapi.Fault(w, r, code, err.Error())
+	osapi.Fault(w, r, code, strings.ReplaceAll(err.Error(), "\n", "; "))
 }
 
 // connected lists the members this broker can talk to.

@@ -349,7 +349,7 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 		if err == nil {
 			var srv peers.Server
 			if srv, err = m.Cloud.CreateServer(ctx, ps); err == nil {
-				return s.record(ctx, c, id, m, srv)
+				return s.record(ctx, c, id, m, srv, p.flavor)
 			}
 		}
 		if errors.Is(err, peers.ErrCapacity) || errors.Is(err, peers.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
@@ -374,7 +374,7 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 
 // record indexes a server the peer just created, deleting it again if the
 // index write fails, so nothing is left unowned.
-func (s *Servers) record(ctx context.Context, c Caller, id string, m *peers.Member, srv peers.Server) (Server, error) {
+func (s *Servers) record(ctx context.Context, c Caller, id string, m *peers.Member, srv peers.Server, f peers.Flavor) (Server, error) {
 	e := index.Entry{Kind: KindServer, ID: id, Project: c.Project, PeerID: m.Peer.ID, PeerResourceID: srv.ID, Name: srv.Name, CreatedAt: srv.CreatedAt}
 	if err := s.Index.Put(ctx, e); err != nil {
 		if derr := m.Cloud.DeleteServer(context.WithoutCancel(ctx), srv.ID); derr != nil {
@@ -383,7 +383,7 @@ func (s *Servers) record(ctx context.Context, c Caller, id string, m *peers.Memb
 		return Server{}, fmt.Errorf("indexing server %s: %w", id, err)
 	}
 	s.Log.WithFields(logrus.Fields{"server": id, "peer": m.Peer.Name, "project": c.Project, "flavor": srv.FlavorID}).Info("server created")
-	out := s.present(e, m, srv, attrs{}, nil)
+	out := s.present(e, m, srv, attrs{}, nil, f)
 	out.AdminPass = adminPass()
 	return out, nil
 }

@@ -1,0 +1,631 @@
+package compute_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/keypairs"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/limits"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/volumeattach"
+	"github.com/gophercloud/gophercloud/v2/pagination"
+
+	"github.com/cloudmux/cloudmux/broker/compute"
+	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/image"
+	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/osapi"
+	"github.com/cloudmux/cloudmux/broker/volume"
+	"github.com/cloudmux/cloudmux/internal/brokertest"
+	"github.com/cloudmux/cloudmux/localcloud"
+	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/policy"
+)
+
+const testBroker = "test-broker"
+
+// serversEnv is Keystone, Nova (with servers) and Cinder over seeded
+// local-cloud peers.
+type serversEnv struct {
+	*brokertest.Env
+	Index  *index.Index
+	Seeded map[string]localcloud.Seeded // by peer name
+}
+
+// seeder is a local cloud, or a wrapper embedding one.
+type seeder interface {
+	Seed(ctx context.Context) (localcloud.Seeded, error)
+}
+
+func newServersEnv(t *testing.T, ps ...brokertest.Peer) *serversEnv {
+	t.Helper()
+	if len(ps) == 0 {
+		ps = []brokertest.Peer{{Name: "local-a"}, {Name: "local-b"}}
+	}
+	se := &serversEnv{Seeded: map[string]localcloud.Seeded{}}
+	se.Env = brokertest.New(t, ps, func(e *brokertest.Env, r chi.Router) {
+		se.Index = index.New(e.Store)
+		images := &image.Service{Pool: e.Pool, Index: se.Index, Placer: policy.Default{}, Store: e.Store, Log: e.Log, BrokerID: testBroker}
+		kps := compute.NewKeypairStore(e.Store)
+		srv := &compute.Servers{Pool: e.Pool, Index: se.Index, Placer: policy.Default{}, Images: images, Keypairs: kps,
+			Store: e.Store, Log: e.Log, BrokerID: testBroker, PeerTimeout: 2 * time.Second}
+		nova := &compute.Nova{Pool: e.Pool, Keypairs: kps, Servers: srv, Auth: e.Keystone.Authenticate, Log: e.Log, PeerTimeout: 2 * time.Second}
+		r.Route("/compute", nova.Routes)
+		cinder := &volume.Cinder{Pool: e.Pool, Index: se.Index, Placer: policy.Default{}, Auth: e.Keystone.Authenticate, Log: e.Log, BrokerID: testBroker}
+		r.Route("/volume", cinder.Routes)
+	})
+	for _, m := range se.Pool.Members() {
+		s, err := m.Cloud.(seeder).Seed(se.Ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		se.Seeded[m.Peer.Name] = s
+	}
+	return se
+}
+
+func (se *serversEnv) compute(t *testing.T, user, password, project string) *gophercloud.ServiceClient {
+	t.Helper()
+	c, err := openstack.NewComputeV2(se.Provider(t, user, password, project), gophercloud.EndpointOpts{Region: identity.Region})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (se *serversEnv) admin(t *testing.T) *gophercloud.ServiceClient {
+	return se.compute(t, "admin", brokertest.AdminPassword, "admin")
+}
+
+// waitStatus polls a server until it has status want, as clients do.
+func waitStatus(t *testing.T, c *gophercloud.ServiceClient, id, want string) *servers.Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s, err := servers.Get(ctx, c, id).Extract()
+		if err == nil && s.Status == want {
+			return s
+		}
+		if err == nil && s.Status == "ERROR" && want != "ERROR" {
+			t.Fatalf("server %s went to ERROR: %+v", id, s.Fault)
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("server %s never reached %s (last: %+v, %v)", id, want, s, err)
+		}
+	}
+}
+
+func create(t *testing.T, c *gophercloud.ServiceClient, opts servers.CreateOptsBuilder) *servers.Server {
+	t.Helper()
+	s, err := servers.Create(context.Background(), c, opts, nil).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func is404(err error) bool { return gophercloud.ResponseCodeIs(err, http.StatusNotFound) }
+
+func TestServerLifecycle(t *testing.T) {
+	ctx := context.Background()
+	se := newServersEnv(t)
+	c := se.admin(t)
+	if _, err := keypairs.Create(ctx, c, keypairs.CreateOpts{Name: "mykey"}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	img := se.Seeded["local-a"].ImageID
+	created := create(t, c, keypairs.CreateOptsExt{KeyName: "mykey", CreateOptsBuilder: servers.CreateOpts{
+		Name: "web-1", FlavorRef: "1", ImageRef: img, Metadata: map[string]string{"app": "web"},
+		UserData: []byte("#cloud-config\n"), Networks: "auto",
+	}})
+	if created.AdminPass == "" || created.ID == "" || created.ID == img {
+		t.Fatalf("create answered %+v; want a broker ID and an adminPass", created)
+	}
+	s := waitStatus(t, c, created.ID, "ACTIVE")
+	if s.Name != "web-1" || s.Flavor["id"] != "1" || s.Image["id"] != img || s.KeyName != "mykey" ||
+		s.AvailabilityZone != "local-a" || s.PowerState != servers.RUNNING || s.VmState != "active" || s.TenantID != se.Boot.Project.ID {
+		t.Fatalf("server = %+v", s)
+	}
+	if len(s.Metadata) != 1 || s.Metadata["app"] != "web" {
+		t.Fatalf("metadata = %v; want only the user's (no cloudmux_ keys)", s.Metadata)
+	}
+	if _, ok := s.Addresses[localcloud.SeedNetworkName]; !ok {
+		t.Fatalf("addresses = %v; want one on the shared network %q (networks auto)", s.Addresses, localcloud.SeedNetworkName)
+	}
+	// The peer holds the server under its own ID, marked with the broker's.
+	e, err := se.Index.Get(ctx, compute.KindServer, s.ID, se.Boot.Project.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := se.Pool.Get(e.PeerID)
+	ps, err := m.Cloud.GetServer(ctx, e.PeerResourceID)
+	if err != nil || ps.Metadata[peers.MetaID] != s.ID || ps.Metadata[peers.MetaProject] != se.Boot.Project.ID || ps.Metadata[peers.MetaBrokerID] != testBroker {
+		t.Fatalf("peer server = %+v, %v; want the broker's marks", ps, err)
+	}
+	if ps.KeyName == "mykey" || !strings.HasPrefix(ps.KeyName, "cloudmux-") {
+		t.Fatalf("peer keypair name = %q; want the user's key imported under a namespaced name", ps.KeyName)
+	}
+
+	// Rename and metadata.
+	if u, err := servers.Update(ctx, c, s.ID, servers.UpdateOpts{Name: "web-renamed"}).Extract(); err != nil || u.Name != "web-renamed" {
+		t.Fatalf("update = %+v, %v", u, err)
+	}
+	if md, err := servers.UpdateMetadata(ctx, c, s.ID, servers.MetadataOpts{"tier": "front"}).Extract(); err != nil || md["tier"] != "front" || md["app"] != "web" {
+		t.Fatalf("update metadata = %v, %v", md, err)
+	}
+	if err := servers.DeleteMetadatum(ctx, c, s.ID, "app").ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := servers.DeleteMetadatum(ctx, c, s.ID, "app").ExtractErr(); !is404(err) {
+		t.Fatalf("deleting a missing metadata key = %v; want 404", err)
+	}
+	got, err := servers.Get(ctx, c, s.ID).Extract()
+	if err != nil || got.Name != "web-renamed" || len(got.Metadata) != 1 || got.Metadata["tier"] != "front" {
+		t.Fatalf("after updates = %+v, %v", got, err)
+	}
+
+	// Power actions.
+	if err := servers.Stop(ctx, c, s.ID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	if off := waitStatus(t, c, s.ID, "SHUTOFF"); off.PowerState != servers.SHUTDOWN || off.VmState != "stopped" {
+		t.Fatalf("stopped = %+v", off)
+	}
+	if err := servers.Stop(ctx, c, s.ID).ExtractErr(); !gophercloud.ResponseCodeIs(err, http.StatusConflict) {
+		t.Fatalf("stopping a stopped server = %v; want 409", err)
+	}
+	if err := servers.Start(ctx, c, s.ID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, c, s.ID, "ACTIVE")
+	for _, typ := range []servers.RebootMethod{servers.SoftReboot, servers.HardReboot} {
+		if err := servers.Reboot(ctx, c, s.ID, servers.RebootOpts{Type: typ}).ExtractErr(); err != nil {
+			t.Fatalf("%s reboot: %v", typ, err)
+		}
+		waitStatus(t, c, s.ID, "ACTIVE")
+	}
+	if _, err := servers.ShowConsoleOutput(ctx, c, s.ID, servers.ShowConsoleOutputOpts{Length: 10}).Extract(); err != nil {
+		t.Fatalf("console output: %v", err)
+	}
+
+	lim, err := limits.Get(ctx, c, nil).Extract()
+	if err != nil || lim.Absolute.TotalInstancesUsed != 1 || lim.Absolute.TotalCoresUsed != 1 || lim.Absolute.TotalRAMUsed != 512 {
+		t.Fatalf("limits = %+v, %v; want one m1.tiny in use", lim, err)
+	}
+
+	if err := servers.Delete(ctx, c, s.ID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := servers.Get(ctx, c, s.ID).Extract(); !is404(err) {
+		t.Fatalf("get after delete = %v; want 404", err)
+	}
+	if err := servers.Delete(ctx, c, s.ID).ExtractErr(); !is404(err) {
+		t.Fatalf("second delete = %v; want 404", err)
+	}
+}
+
+func listAll(t *testing.T, c *gophercloud.ServiceClient, opts servers.ListOpts) []servers.Server {
+	t.Helper()
+	pages, err := servers.List(c, opts).AllPages(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := servers.ExtractServers(pages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ss
+}
+
+func names(ss []servers.Server) []string {
+	var out []string
+	for _, s := range ss {
+		out = append(out, s.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestServerListFiltersAndPaging(t *testing.T) {
+	ctx := context.Background()
+	se := newServersEnv(t)
+	c := se.admin(t)
+	// Alternate peers, so the list merges two fan-out answers.
+	var ids []string
+	for i, n := range []string{"pg-0", "pg-1", "pg-2", "pg-3", "pg-4"} {
+		peer := []string{"local-a", "local-b"}[i%2]
+		s := create(t, c, servers.CreateOpts{Name: n, FlavorRef: "m1.nano", ImageRef: se.Seeded[peer].ImageID, Networks: "none"})
+		ids = append(ids, s.ID)
+	}
+	for _, id := range ids {
+		waitStatus(t, c, id, "ACTIVE")
+	}
+
+	all := listAll(t, c, servers.ListOpts{})
+	if len(all) != 5 {
+		t.Fatalf("listed %d servers; want 5", len(all))
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].Created.After(all[i-1].Created) {
+			t.Fatalf("not newest first: %v before %v", all[i-1].Created, all[i].Created)
+		}
+	}
+	zones := map[string]bool{}
+	for _, s := range all {
+		zones[s.AvailabilityZone] = true
+		if s.Flavor["id"] != "42" {
+			t.Fatalf("flavor of %s = %v; want the broker's m1.nano, 42", s.Name, s.Flavor)
+		}
+	}
+	if len(zones) != 2 {
+		t.Fatalf("zones = %v; want both peers", zones)
+	}
+
+	// Pages of two, followed by their next links, give the same servers in
+	// the same order.
+	pages := 0
+	var paged []servers.Server
+	err := servers.List(c, servers.ListOpts{Limit: 2}).EachPage(ctx, func(_ context.Context, p pagination.Page) (bool, error) {
+		ss, err := servers.ExtractServers(p)
+		pages++
+		paged = append(paged, ss...)
+		return err == nil, err
+	})
+	if err != nil || pages != 3 || len(paged) != 5 {
+		t.Fatalf("paging: %d pages, %d servers, %v; want 3 pages of 5 servers", pages, len(paged), err)
+	}
+	for i := range paged {
+		if paged[i].ID != all[i].ID {
+			t.Fatalf("paged order differs at %d: %s vs %s", i, paged[i].ID, all[i].ID)
+		}
+	}
+
+	for _, tc := range []struct {
+		name string
+		opts servers.ListOpts
+		want []string
+	}{
+		{"name regex", servers.ListOpts{Name: "pg-[13]"}, []string{"pg-1", "pg-3"}},
+		{"name substring", servers.ListOpts{Name: "pg-4"}, []string{"pg-4"}},
+		{"status active", servers.ListOpts{Status: "ACTIVE"}, []string{"pg-0", "pg-1", "pg-2", "pg-3", "pg-4"}},
+		{"status shutoff", servers.ListOpts{Status: "SHUTOFF"}, nil},
+		{"changes-since future", servers.ListOpts{ChangesSince: time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, nil},
+		{"changes-since past", servers.ListOpts{ChangesSince: "2020-01-01T00:00:00Z"}, []string{"pg-0", "pg-1", "pg-2", "pg-3", "pg-4"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := names(listAll(t, c, tc.opts)); !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v; want %v", got, tc.want)
+			}
+		})
+	}
+	if _, err := servers.List(c, servers.ListOpts{Marker: "no-such-server"}).AllPages(ctx); !gophercloud.ResponseCodeIs(err, http.StatusBadRequest) {
+		t.Fatalf("unknown marker = %v; want 400", err)
+	}
+	// The compact list has only id, name and links.
+	pagesSimple, err := servers.ListSimple(c, nil).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ss, _ := servers.ExtractServers(pagesSimple); len(ss) != 5 || ss[0].Status != "" {
+		t.Fatalf("compact list = %+v", ss)
+	}
+}
+
+func TestServerTenantIsolation(t *testing.T) {
+	ctx := context.Background()
+	se := newServersEnv(t)
+	a := se.admin(t)
+	s := create(t, a, servers.CreateOpts{Name: "secret", FlavorRef: "1", ImageRef: se.Seeded["local-a"].ImageID})
+	waitStatus(t, a, s.ID, "ACTIVE")
+	pw := se.Member(t, "bob", "beta", identity.RoleMember)
+	b := se.compute(t, "bob", pw, "beta")
+
+	if ss := listAll(t, b, servers.ListOpts{}); len(ss) != 0 {
+		t.Fatalf("project beta lists %v", names(ss))
+	}
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"get", func() error { return servers.Get(ctx, b, s.ID).Err }},
+		{"update", func() error { return servers.Update(ctx, b, s.ID, servers.UpdateOpts{Name: "mine"}).Err }},
+		{"delete", func() error { return servers.Delete(ctx, b, s.ID).ExtractErr() }},
+		{"stop", func() error { return servers.Stop(ctx, b, s.ID).ExtractErr() }},
+		{"console", func() error { return servers.ShowConsoleOutput(ctx, b, s.ID, servers.ShowConsoleOutputOpts{}).Err }},
+		{"metadata", func() error { return servers.Metadata(ctx, b, s.ID).Err }},
+		{"attachments", func() error { _, err := volumeattach.List(b, s.ID).AllPages(ctx); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.call(); !is404(err) {
+				t.Fatalf("project beta: %v; want 404", err)
+			}
+		})
+	}
+	// Beta boots from the same public image; admin never sees it.
+	mine := create(t, b, servers.CreateOpts{Name: "bobs", FlavorRef: "1", ImageRef: se.Seeded["local-a"].ImageID})
+	if got := names(listAll(t, a, servers.ListOpts{})); !slices.Equal(got, []string{"secret"}) {
+		t.Fatalf("admin lists %v", got)
+	}
+	if _, err := servers.Get(ctx, a, mine.ID).Extract(); !is404(err) {
+		t.Fatalf("admin gets beta's server: %v; want 404 (no all_tenants)", err)
+	}
+	if _, err := servers.Get(ctx, a, s.ID).Extract(); err != nil {
+		t.Fatalf("the owner lost its server: %v", err)
+	}
+}
+
+// post sends a raw JSON body and returns the status and the fault message.
+func post(t *testing.T, c *gophercloud.ServiceClient, path string, body any) (int, string) {
+	t.Helper()
+	var fault map[string]struct {
+		Message string `json:"message"`
+	}
+	resp, err := c.Post(context.Background(), c.ServiceURL(path), body, &fault, &gophercloud.RequestOpts{OkCodes: []int{200, 202, 400, 403, 404, 409}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fault {
+		return resp.StatusCode, f.Message
+	}
+	return resp.StatusCode, ""
+}
+
+func TestServerCreateRefusals(t *testing.T) {
+	ctx := context.Background()
+	se := newServersEnv(t)
+	c := se.admin(t)
+	imgA, imgB := se.Seeded["local-a"].ImageID, se.Seeded["local-b"].ImageID
+	// The image on local-b now needs more memory than m1.tiny has.
+	mb := se.Pool.Members()[1] // by name: local-b
+	big := 100000
+	if _, err := mb.Cloud.UpdateImage(ctx, imgB, peers.ImagePatch{MinRAMMiB: &big}); err != nil {
+		t.Fatal(err)
+	}
+	good := func(edit func(m map[string]any)) map[string]any {
+		m := map[string]any{"name": "x", "flavorRef": "1", "imageRef": imgA}
+		edit(m)
+		return map[string]any{"server": m}
+	}
+	for _, tc := range []struct {
+		name string
+		body any
+		want string // in the message
+	}{
+		{"no server", map[string]any{"srv": 1}, "server"},
+		{"unknown flavor", good(func(m map[string]any) { m["flavorRef"] = "m9.huge" }), "flavorRef"},
+		{"unknown image", good(func(m map[string]any) { m["imageRef"] = "4f1e9fa8-0000-4000-8000-000000000000" }), "imageRef"},
+		{"unknown network", good(func(m map[string]any) {
+			m["networks"] = []map[string]string{{"uuid": "4f1e9fa8-0000-4000-8000-000000000001"}}
+		}), "networks"},
+		{"bad networks", good(func(m map[string]any) { m["networks"] = "some" }), "networks"},
+		{"bad user_data", good(func(m map[string]any) { m["user_data"] = "!!! not base64 !!!" }), "user_data"},
+		{"unknown key", good(func(m map[string]any) { m["key_name"] = "nokey" }), "key_name"},
+		{"unknown zone", good(func(m map[string]any) { m["availability_zone"] = "mars" }), "Availability zone 'mars' is invalid"},
+		{"reserved metadata", good(func(m map[string]any) { m["metadata"] = map[string]string{"cloudmux_id": "x"} }), "metadata"},
+		{"no name", good(func(m map[string]any) { m["name"] = "" }), "name"},
+		{"image elsewhere than zone", good(func(m map[string]any) { m["availability_zone"] = "local-b" }), "does not hold image " + imgA},
+		{"min_ram", good(func(m map[string]any) { m["imageRef"] = imgB }), "min_ram"},
+		{"bfv from image", good(func(m map[string]any) {
+			m["block_device_mapping_v2"] = []map[string]any{{"boot_index": 0, "uuid": imgA, "source_type": "image", "destination_type": "volume"}}
+		}), "block_device_mapping_v2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, msg := post(t, c, "servers", tc.body)
+			if code != http.StatusBadRequest || !strings.Contains(msg, tc.want) {
+				t.Fatalf("got %d %q; want 400 naming %q", code, msg, tc.want)
+			}
+		})
+	}
+	if ss := listAll(t, c, servers.ListOpts{}); len(ss) != 0 {
+		t.Fatalf("refused creates left servers: %v", names(ss))
+	}
+
+	s := create(t, c, servers.CreateOpts{Name: "act", FlavorRef: "1", ImageRef: imgA})
+	waitStatus(t, c, s.ID, "ACTIVE")
+	for _, tc := range []struct {
+		name string
+		body any
+		want string
+	}{
+		{"unknown action", map[string]any{"os-explode": nil}, "no such action"},
+		{"two actions", map[string]any{"os-start": nil, "os-stop": nil}, "exactly one"},
+		{"bad reboot type", map[string]any{"reboot": map[string]string{"type": "GENTLE"}}, "SOFT, HARD"},
+		{"bad console length", map[string]any{"os-getConsoleOutput": map[string]any{"length": "many"}}, "length"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, msg := post(t, c, "servers/"+s.ID+"/action", tc.body)
+			if code != http.StatusBadRequest || !strings.Contains(msg, tc.want) {
+				t.Fatalf("got %d %q; want 400 naming %q", code, msg, tc.want)
+			}
+		})
+	}
+}
+
+// slowLister is a peer whose server list never answers in time.
+type slowLister struct{ *localcloud.Cloud }
+
+func (slowLister) ListServers(ctx context.Context, _ peers.ListOptions) ([]peers.Server, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestServerListPartialAndZonePin(t *testing.T) {
+	ctx := context.Background()
+	se := newServersEnv(t, brokertest.Peer{Name: "local-a"}, brokertest.Peer{Name: "local-slow", Wrap: func(c *localcloud.Cloud) peers.Cloud { return slowLister{c} }})
+	c := se.admin(t)
+	// The zone pins the peer: both zones hold a seeded image of their own.
+	for _, zone := range []string{"local-a", "local-slow"} {
+		s := create(t, c, servers.CreateOpts{Name: "on-" + zone, FlavorRef: "1", ImageRef: se.Seeded[zone].ImageID, AvailabilityZone: zone})
+		if got := waitStatus(t, c, s.ID, "ACTIVE"); got.AvailabilityZone != zone {
+			t.Fatalf("server pinned to %s landed in %s", zone, got.AvailabilityZone)
+		}
+	}
+	var body struct {
+		Servers []servers.Server `json:"servers"`
+	}
+	resp, err := c.Get(ctx, c.ServiceURL("servers", "detail"), &body, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.Header.Get(osapi.PartialHeader); got != "local-slow" {
+		t.Fatalf("partial header = %q; want local-slow", got)
+	}
+	if len(body.Servers) != 1 || body.Servers[0].Name != "on-local-a" {
+		t.Fatalf("partial list = %v; want the answering peer's server", names(body.Servers))
+	}
+}
+
+func TestServerVolumeAttachments(t *testing.T) {
+	ctx := context.Background()
+	se := newServersEnv(t)
+	c := se.admin(t)
+	bs, err := openstack.NewBlockStorageV3(se.Provider(t, "admin", brokertest.AdminPassword, "admin"), gophercloud.EndpointOpts{Region: identity.Region})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := create(t, c, servers.CreateOpts{Name: "db", FlavorRef: "1", ImageRef: se.Seeded["local-a"].ImageID})
+	waitStatus(t, c, s.ID, "ACTIVE")
+	vol := func(zone string) string {
+		v, err := volumes.Create(ctx, bs, volumes.CreateOpts{Size: 1, Name: "data-" + zone, AvailabilityZone: zone}, nil).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitVolume(t, bs, v.ID, "available")
+		return v.ID
+	}
+	here, there := vol("local-a"), vol("local-b")
+
+	att, err := volumeattach.Create(ctx, c, s.ID, volumeattach.CreateOpts{VolumeID: here}).Extract()
+	if err != nil || att.VolumeID != here || att.ServerID != s.ID || att.Device == "" {
+		t.Fatalf("attach = %+v, %v", att, err)
+	}
+	waitVolume(t, bs, here, "in-use")
+	got, err := servers.Get(ctx, c, s.ID).Extract()
+	if err != nil || len(got.AttachedVolumes) != 1 || got.AttachedVolumes[0].ID != here {
+		t.Fatalf("server volumes = %+v, %v; want the broker ID of %s", got.AttachedVolumes, err, here)
+	}
+	pages, err := volumeattach.List(c, s.ID).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if as, _ := volumeattach.ExtractVolumeAttachments(pages); len(as) != 1 || as[0].VolumeID != here || as[0].Device != att.Device {
+		t.Fatalf("attachments = %+v", as)
+	}
+	if one, err := volumeattach.Get(ctx, c, s.ID, here).Extract(); err != nil || one.VolumeID != here {
+		t.Fatalf("show attachment = %+v, %v", one, err)
+	}
+
+	code, msg := post(t, c, "servers/"+s.ID+"/os-volume_attachments", map[string]any{"volumeAttachment": map[string]string{"volumeId": there}})
+	if code != http.StatusBadRequest || !strings.Contains(msg, "own peer") {
+		t.Fatalf("cross-peer attach = %d %q; want 400 saying they are on different peers", code, msg)
+	}
+	code, _ = post(t, c, "servers/"+s.ID+"/os-volume_attachments", map[string]any{"volumeAttachment": map[string]string{"volumeId": "4f1e9fa8-0000-4000-8000-000000000002"}})
+	if code != http.StatusNotFound {
+		t.Fatalf("attach of an unknown volume = %d; want 404", code)
+	}
+
+	if err := volumeattach.Delete(ctx, c, s.ID, here).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitVolume(t, bs, here, "available")
+	if err := volumeattach.Delete(ctx, c, s.ID, here).ExtractErr(); !is404(err) {
+		t.Fatalf("detaching a detached volume = %v; want 404", err)
+	}
+}
+
+func waitVolume(t *testing.T, bs *gophercloud.ServiceClient, id, want string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		v, err := volumes.Get(ctx, bs, id).Extract()
+		if err == nil && v.Status == want {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("volume %s never reached %s (last %+v, %v)", id, want, v, err)
+		}
+	}
+}
+
+func TestServerBootFromVolume(t *testing.T) {
+	ctx := context.Background()
+	se := newServersEnv(t)
+	c := se.admin(t)
+	// Cinder's API makes no volumes from images yet: make a bootable one on
+	// the peer and index it as the volume API would.
+	m := se.Pool.Members()[0]
+	id := "0b5e1d7e-0000-4000-8000-00000000b007"
+	pv, err := m.Cloud.CreateVolume(ctx, peers.VolumeSpec{Name: "root", Project: se.Boot.Project.ID, SizeGiB: 1, ImageID: se.Seeded[m.Peer.Name].ImageID,
+		Metadata: map[string]string{peers.MetaID: id, peers.MetaProject: se.Boot.Project.ID, peers.MetaBrokerID: testBroker}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := se.Index.Put(ctx, index.Entry{Kind: "volume", ID: id, Project: se.Boot.Project.ID, PeerID: m.Peer.ID, PeerResourceID: pv.ID}); err != nil {
+		t.Fatal(err)
+	}
+	for v := pv; v.Status != peers.VolumeAvailable; {
+		changed := time.After(5 * time.Millisecond)
+		select {
+		case <-changed:
+		case <-se.Ctx.Done():
+			t.Fatal("the volume never became available")
+		}
+		if v, err = m.Cloud.GetVolume(ctx, pv.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := create(t, c, servers.CreateOpts{Name: "bfv", FlavorRef: "1", Networks: "none", BlockDevice: []servers.BlockDevice{
+		{BootIndex: 0, UUID: id, SourceType: servers.SourceVolume, DestinationType: servers.DestinationVolume},
+	}})
+	got := waitStatus(t, c, s.ID, "ACTIVE")
+	if len(got.Image) != 0 || got.AvailabilityZone != m.Peer.Name || len(got.AttachedVolumes) != 1 || got.AttachedVolumes[0].ID != id {
+		t.Fatalf("boot-from-volume server = %+v", got)
+	}
+	if len(got.Addresses) != 0 {
+		t.Fatalf("networks none gave addresses %v", got.Addresses)
+	}
+}
+
+// TestServersServiceErrors checks what the EC2 API relies on: refusals
+// carry the field, sentinels and peers sentinels both match.
+func TestServersServiceErrors(t *testing.T) {
+	se := newServersEnv(t)
+	srv := &compute.Servers{Pool: se.Pool, Index: se.Index, Placer: policy.Default{},
+		Images:   &image.Service{Pool: se.Pool, Index: se.Index, Placer: policy.Default{}, Store: se.Store, Log: se.Log, BrokerID: testBroker},
+		Keypairs: compute.NewKeypairStore(se.Store), Store: se.Store, Log: se.Log, BrokerID: testBroker}
+	caller := compute.Caller{Project: se.Boot.Project.ID, User: se.Boot.User.ID}
+	_, err := srv.Create(se.Ctx, caller, compute.CreateSpec{Name: "x", FlavorRef: "1", ImageRef: "no-such-image"})
+	if !errors.Is(err, compute.ErrInvalid) || !errors.Is(err, peers.ErrInvalid) || compute.FieldOf(err) != "imageRef" {
+		t.Fatalf("unknown image: %v (field %q)", err, compute.FieldOf(err))
+	}
+	if _, err := srv.Get(se.Ctx, caller, "nope"); !errors.Is(err, compute.ErrNotFound) || !errors.Is(err, peers.ErrNotFound) {
+		t.Fatalf("unknown server: %v", err)
+	}
+	s, err := srv.Create(se.Ctx, caller, compute.CreateSpec{Name: "svc", FlavorRef: "m1.tiny", ImageRef: se.Seeded["local-b"].ImageID, NetworksMode: compute.NetworksNone})
+	if err != nil || s.Zone != "local-b" || s.FlavorID != "1" || s.FlavorName != "m1.tiny" || s.VCPUs != 1 {
+		t.Fatalf("create = %+v, %v", s, err)
+	}
+	page, err := srv.List(se.Ctx, caller, compute.Query{IDs: []string{s.ID}})
+	if err != nil || len(page.Servers) != 1 || page.Servers[0].ID != s.ID {
+		t.Fatalf("list by ID = %+v, %v", page, err)
+	}
+}
