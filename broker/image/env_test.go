@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/gophercloud/gophercloud/v2"
@@ -41,6 +42,9 @@ type envOpts struct {
 	// noData names peers served without their image data ability.
 	noData  []string
 	maxSize int64
+	// wrap serves the named peers through a wrapper (a full or stuck cloud).
+	wrap        map[string]func(*localcloud.Cloud) peers.Cloud
+	peerTimeout time.Duration
 }
 
 // newEnv serves Keystone and Glance over local-cloud peers with names.
@@ -56,12 +60,15 @@ func newEnv(t testing.TB, opts envOpts, names ...string) *testEnv {
 			if slices.Contains(opts.noData, n) {
 				return struct{ peers.Cloud }{c} // hides peers.ImageData
 			}
+			if w := opts.wrap[n]; w != nil {
+				return w(c)
+			}
 			return c
 		}})
 	}
 	te.Env = brokertest.New(t, ps, func(e *brokertest.Env, r chi.Router) {
 		te.Images = &image.Service{Pool: e.Pool, Index: index.New(e.Store), Placer: policy.Default{}, Store: e.Store,
-			Log: e.Log, BrokerID: "test-broker", MaxImageSize: opts.maxSize}
+			Log: e.Log, BrokerID: "test-broker", MaxImageSize: opts.maxSize, PeerTimeout: opts.peerTimeout}
 		g := &image.Glance{Images: te.Images, Auth: e.Keystone.Authenticate, Log: e.Log}
 		r.Route("/image", g.Routes)
 		e.Keystone.Catalog = identity.StaticCatalog(services)

@@ -176,6 +176,7 @@ func TestBadInput(t *testing.T) {
 		{"bad sort dir", "GET", "images?sort_key=name&sort_dir=up", "", "", 400, "up"},
 		{"bad limit", "GET", "images?limit=-1", "", "", 400, "limit"},
 		{"unknown marker", "GET", "images?marker=3b0f7a3c-2f35-4b40-8c43-0d8a9e4b0a11", "", "", 400, "marker"},
+		{"bad time filter", "GET", "images?created_at=gt:yesterday", "", "", 400, "created_at"},
 		{"bad visibility filter", "GET", "images?visibility=secret", "", "", 400, "visibility"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/peers"
@@ -31,12 +32,40 @@ type Query struct {
 	Hidden bool
 	// Properties must all be on an image with these values.
 	Properties map[string]string
+	// CreatedAt and UpdatedAt compare the image's times (Glance's
+	// created_at=gt:2024-01-01T00:00:00Z); every condition must hold.
+	CreatedAt, UpdatedAt []TimeFilter
 	// Sort orders the list; default created_at then id, newest first.
 	Sort []SortKey
 	// Limit caps the page (0: no cap); Marker is the ID of the last image
 	// of the previous page.
 	Limit  int
 	Marker string
+}
+
+// TimeFilter is one time comparison: Op is eq, neq, gt, gte, lt or lte.
+type TimeFilter struct {
+	Op string
+	At time.Time
+}
+
+func (f TimeFilter) holds(t time.Time) bool {
+	c := t.Truncate(time.Second).Compare(f.At)
+	switch f.Op {
+	case "eq":
+		return c == 0
+	case "neq":
+		return c != 0
+	case "gt":
+		return c > 0
+	case "gte":
+		return c >= 0
+	case "lt":
+		return c < 0
+	case "lte":
+		return c <= 0
+	}
+	return false
 }
 
 // SortKey is one sort criterion.
@@ -70,6 +99,11 @@ func (q Query) Validate() error {
 	}
 	if q.Limit < 0 {
 		errs = append(errs, fmt.Errorf("limit must be a non-negative integer: %w", ErrInvalid))
+	}
+	for _, f := range append(slices.Clone(q.CreatedAt), q.UpdatedAt...) {
+		if !slices.Contains([]string{"eq", "neq", "gt", "gte", "lt", "lte"}, f.Op) {
+			errs = append(errs, fmt.Errorf("invalid time comparison operator '%s': want eq, neq, gt, gte, lt or lte: %w", f.Op, ErrInvalid))
+		}
 	}
 	if q.Visibility != "" && q.Visibility != "all" {
 		if err := checkOneOf("visibility", q.Visibility, Visibilities); err != nil {
@@ -203,6 +237,16 @@ func (q Query) matches(c Caller, img Image) bool {
 	}
 	for k, v := range q.Properties {
 		if got, ok := img.Properties[k]; !ok || got != v {
+			return false
+		}
+	}
+	for _, f := range q.CreatedAt {
+		if !f.holds(img.CreatedAt) {
+			return false
+		}
+	}
+	for _, f := range q.UpdatedAt {
+		if !f.holds(img.UpdatedAt) {
 			return false
 		}
 	}

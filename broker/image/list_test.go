@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
@@ -17,6 +18,7 @@ func TestListFiltersSortAndPaging(t *testing.T) {
 	ctx := context.Background()
 	te := newEnv(t, envOpts{}, "alpha", "beta")
 	admin := te.admin(t)
+	start := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
 	yes := true
 	specs := []struct {
 		opts images.CreateOpts
@@ -71,6 +73,10 @@ func TestListFiltersSortAndPaging(t *testing.T) {
 		{"owner", images.ListOpts{Owner: te.Boot.Project.ID, Name: "alpha"}, "", []string{"alpha"}},
 		{"visibility shared", images.ListOpts{Visibility: images.ImageVisibilityShared, Name: "delta"}, "", []string{"delta"}},
 		{"visibility public", images.ListOpts{Visibility: images.ImageVisibilityPublic}, "", nil},
+		{"created since", images.ListOpts{CreatedAtQuery: &images.ImageDateQuery{Date: start, Filter: images.FilterGTE}, Sort: "name:asc"}, "",
+			[]string{"alpha", "bravo", "charlie", "delta", "echo"}},
+		{"created before", images.ListOpts{CreatedAtQuery: &images.ImageDateQuery{Date: start, Filter: images.FilterLT}}, "", nil},
+		{"updated until", images.ListOpts{UpdatedAtQuery: &images.ImageDateQuery{Date: start.Add(time.Hour), Filter: images.FilterLTE}, Name: "echo"}, "", []string{"echo"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := *admin

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cloudmux/cloudmux/broker/osapi"
 )
@@ -15,6 +17,7 @@ var listed = map[string]bool{
 	"limit": true, "marker": true, "sort": true, "sort_key": true, "sort_dir": true, "name": true, "status": true,
 	"visibility": true, "owner": true, "tag": true, "disk_format": true, "container_format": true, "id": true,
 	"size_min": true, "size_max": true, "protected": true, "os_hidden": true, "member_status": true,
+	"created_at": true, "updated_at": true,
 }
 
 // list answers GET /v2/images: Glance's filters (name, status, id,
@@ -109,6 +112,25 @@ func parseQuery(v url.Values) (Query, error) {
 				q.Protected = &b
 			} else {
 				q.Hidden = b
+			}
+		}
+	}
+	for _, k := range []string{"created_at", "updated_at"} {
+		for _, s := range v[k] {
+			op, at, ok := strings.Cut(s, ":")
+			if !ok || !slices.Contains([]string{"eq", "neq", "gt", "gte", "lt", "lte"}, op) {
+				op, at = "eq", s
+			}
+			t, err := time.Parse(time.RFC3339, at)
+			if err != nil {
+				bad("%s: '%s' is not [op:]timestamp with an RFC 3339 timestamp", k, s)
+				continue
+			}
+			f := TimeFilter{Op: op, At: t}
+			if k == "created_at" {
+				q.CreatedAt = append(q.CreatedAt, f)
+			} else {
+				q.UpdatedAt = append(q.UpdatedAt, f)
 			}
 		}
 	}

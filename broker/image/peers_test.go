@@ -1,0 +1,74 @@
+package image_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
+
+	"github.com/cloudmux/cloudmux/broker/osapi"
+	"github.com/cloudmux/cloudmux/localcloud"
+	"github.com/cloudmux/cloudmux/peers"
+)
+
+// fullCloud refuses new images for lack of room.
+type fullCloud struct{ *localcloud.Cloud }
+
+func (fullCloud) CreateImage(context.Context, peers.ImageSpec) (peers.Image, error) {
+	return peers.Image{}, fmt.Errorf("image store full: %w", peers.ErrCapacity)
+}
+
+// stuckCloud never answers a list (until the caller gives up) and takes
+// no new images.
+type stuckCloud struct{ *localcloud.Cloud }
+
+func (stuckCloud) ListImages(ctx context.Context, _ peers.ListOptions) ([]peers.Image, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (stuckCloud) CreateImage(context.Context, peers.ImageSpec) (peers.Image, error) {
+	return peers.Image{}, fmt.Errorf("busy: %w", peers.ErrUnavailable)
+}
+
+func TestPlacementFallsBackToTheNextPeer(t *testing.T) {
+	ctx := context.Background()
+	te := newEnv(t, envOpts{wrap: map[string]func(*localcloud.Cloud) peers.Cloud{
+		"a-full": func(c *localcloud.Cloud) peers.Cloud { return fullCloud{c} },
+	}}, "a-full", "b-roomy")
+	admin := te.admin(t)
+	for i := range 3 {
+		img, err := images.Create(ctx, admin, images.CreateOpts{Name: fmt.Sprint(i), DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := te.Images.Get(ctx, callerAdmin, img.ID); err != nil || got.PeerName != "b-roomy" {
+			t.Fatalf("image %d placed on %q (%v), want b-roomy", i, got.PeerName, err)
+		}
+	}
+}
+
+func TestSlowPeerGivesAPartialList(t *testing.T) {
+	ctx := context.Background()
+	te := newEnv(t, envOpts{peerTimeout: 200 * time.Millisecond, wrap: map[string]func(*localcloud.Cloud) peers.Cloud{
+		"stuck": func(c *localcloud.Cloud) peers.Cloud { return stuckCloud{c} },
+	}}, "fine", "stuck")
+	admin := te.admin(t)
+	img, err := images.Create(ctx, admin, images.CreateOpts{Name: "here", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, h, b := raw(t, admin, http.MethodGet, "images", "", nil)
+	if code != http.StatusOK || h.Get(osapi.PartialHeader) != "stuck" {
+		t.Fatalf("list = %d, %s = %q", code, osapi.PartialHeader, h.Get(osapi.PartialHeader))
+	}
+	if got := listNames(t, admin, images.ListOpts{}); len(got) != 1 || got[0] != "here" {
+		t.Fatalf("partial list = %v (%s), want the image on the peer that answered", got, b)
+	}
+	if _, err := images.Get(ctx, admin, img.ID).Extract(); err != nil {
+		t.Fatalf("an indexed image is read from its own peer: %v", err)
+	}
+}
