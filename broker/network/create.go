@@ -137,7 +137,7 @@ func (s *Service) CreateNetwork(ctx context.Context, project string, req Network
 			continue
 		}
 		if errors.Is(err, peers.ErrInvalid) {
-			return Network{}, invalidInput("%v", strings.TrimSuffix(err.Error(), ": "+peers.ErrInvalid.Error()))
+			return Network{}, invalidInput("%s", peerMessage(err, nil))
 		}
 		if err != nil {
 			return Network{}, err
@@ -263,7 +263,7 @@ func (s *Service) CreateSubnet(ctx context.Context, project string, req SubnetCr
 	})
 	switch {
 	case errors.Is(err, peers.ErrInvalid):
-		return Subnet{}, invalidInput("%s", strings.TrimSuffix(err.Error(), ": "+peers.ErrInvalid.Error()))
+		return Subnet{}, invalidInput("%s", peerMessage(err, map[string]string{net.PeerResourceID: net.ID}))
 	case errors.Is(err, peers.ErrNotFound):
 		return Subnet{}, notFound(KindNetwork, req.NetworkID)
 	case err != nil:
@@ -290,6 +290,16 @@ func (s *Service) CreateSubnet(ctx context.Context, project string, req SubnetCr
 		out.Attrs = *a
 	}
 	return out, nil
+}
+
+// peerMessage is a peer's refusal as a user reads it: without the
+// sentinel's text, and with the peer's IDs replaced by the broker's.
+func peerMessage(err error, brokerIDs map[string]string) string {
+	msg := strings.TrimSuffix(err.Error(), ": "+peers.ErrInvalid.Error())
+	for peerID, id := range brokerIDs {
+		msg = strings.ReplaceAll(msg, peerID, id)
+	}
+	return msg
 }
 
 func samePools(a, b []peers.IPRange) bool {
@@ -363,7 +373,13 @@ func (s *Service) CreatePort(ctx context.Context, project string, req PortCreate
 	case errors.Is(err, peers.ErrConflict) && len(req.FixedIPs) > 0:
 		return Port{}, inUse("IpAddressAlreadyAllocated", "IP address %s already allocated on network %s.", fixedString(req.FixedIPs), req.NetworkID)
 	case errors.Is(err, peers.ErrInvalid):
-		return Port{}, invalidInput("%s", strings.TrimSuffix(err.Error(), ": "+peers.ErrInvalid.Error()))
+		ids := map[string]string{net.PeerResourceID: net.ID}
+		for i, f := range fixed {
+			if f.SubnetID != "" {
+				ids[f.SubnetID] = req.FixedIPs[i].SubnetID
+			}
+		}
+		return Port{}, invalidInput("%s", peerMessage(err, ids))
 	case errors.Is(err, peers.ErrNotFound):
 		return Port{}, notFound(KindNetwork, req.NetworkID)
 	case err != nil:

@@ -19,6 +19,16 @@
 // broker-level records in the registry store, per project, with Neutron's
 // "default" group made on first use; no peer enforces them yet.
 //
+// Another API (the compute API booting a server) uses the Service, never
+// the HTTP layer: Resolve(ctx, project, KindNetwork, uuid) for Nova's
+// networks: [{"uuid": ...}] and Resolve(ctx, project, KindPort, id) for
+// [{"port": ...}] give the peer (Ref.Member) and the peer's ID
+// (Ref.PeerResourceID) to put in peers.NetworkAttachment; the server must
+// go to that peer. List(ctx, project, false) gives the networks a project
+// may use (for "auto"), FindSecurityGroup the groups Nova's
+// security_groups name. Errors are *Error values wrapping ErrNotFound,
+// ErrInUse, ErrInvalid or ErrForbidden (which wrap the peers sentinels).
+//
 // Neutron (HTTP) is the API itself, with Neutron's error bodies
 // ({"NeutronError": {"type": ..., "message": ..., "detail": ""}}).
 package network

@@ -175,6 +175,7 @@ var extensionList = []struct{ alias, name, description string }{
 	{"sorting", "Sorting support", "sort_key and sort_dir on lists."},
 	{"project-id", "project_id field enabled", "project_id alongside tenant_id."},
 	{"quotas", "Quota management support", "Quotas (unlimited: the broker enforces none)."},
+	{"quota_details", "Quota details management support", "Quota usage per resource."},
 	{"security-group", "security-group", "Security groups and rules, kept by the broker per project."},
 	{"standard-attr-description", "standard-attr-description", "description on every resource."},
 	{"standard-attr-revisions", "Resource revision numbers", "revision_number on every resource."},
