@@ -629,3 +629,78 @@ func TestServersServiceErrors(t *testing.T) {
 		t.Fatalf("list by ID = %+v, %v", page, err)
 	}
 }
+
+func TestServerNetworks(t *testing.T) {
+	ctx := context.Background()
+	se := newServersEnv(t)
+	c := se.admin(t)
+	project := se.Boot.Project.ID
+	a, b := se.Pool.Members()[0], se.Pool.Members()[1] // local-a, local-b
+	marks := func(id string) map[string]string {
+		return map[string]string{peers.MetaID: id, peers.MetaProject: project, peers.MetaBrokerID: testBroker}
+	}
+	// A network of the project on local-b, as the network API makes one.
+	netID := "6e7a0000-0000-4000-8000-00000000ae70"
+	pn, err := b.Cloud.CreateNetwork(ctx, peers.NetworkSpec{Name: "team-net", Project: project, Metadata: marks(netID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Cloud.CreateSubnet(ctx, peers.SubnetSpec{Name: "team-sub", Project: project, NetworkID: pn.ID, CIDR: "192.168.7.0/24", IPVersion: 4, EnableDHCP: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := se.Index.Put(ctx, index.Entry{Kind: "network", ID: netID, Project: project, PeerID: b.Peer.ID, PeerResourceID: pn.ID}); err != nil {
+		t.Fatal(err)
+	}
+	// A port of the project on local-a's shared network.
+	portID := "6e7a0000-0000-4000-8000-0000000000b0"
+	pp, err := a.Cloud.CreatePort(ctx, peers.PortSpec{Project: project, NetworkID: se.Seeded["local-a"].NetworkID, Metadata: marks(portID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := se.Index.Put(ctx, index.Entry{Kind: "port", ID: portID, Project: project, PeerID: a.Peer.ID, PeerResourceID: pp.ID}); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name     string
+		image    string
+		networks any
+		wantNet  string
+		wantAddr string
+	}{
+		{"shared network by the peer's ID", "local-a", []servers.Network{{UUID: se.Seeded["local-a"].NetworkID}}, localcloud.SeedNetworkName, ""},
+		{"fixed IP", "local-a", []servers.Network{{UUID: se.Seeded["local-a"].NetworkID, FixedIP: "10.0.0.77"}}, localcloud.SeedNetworkName, "10.0.0.77"},
+		{"project network by broker ID", "local-b", []servers.Network{{UUID: netID}}, "team-net", ""},
+		{"port by broker ID", "local-a", []servers.Network{{Port: portID}}, localcloud.SeedNetworkName, pp.FixedIPs[0].IPAddress},
+		{"auto prefers the project's network", "local-b", "auto", "team-net", ""},
+		{"auto falls back to a shared one", "local-a", "auto", localcloud.SeedNetworkName, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := create(t, c, servers.CreateOpts{Name: tc.name, FlavorRef: "1", ImageRef: se.Seeded[tc.image].ImageID, Networks: tc.networks})
+			got := waitStatus(t, c, s.ID, "ACTIVE")
+			addrs, ok := got.Addresses[tc.wantNet].([]any)
+			if !ok || len(got.Addresses) != 1 || len(addrs) != 1 {
+				t.Fatalf("addresses = %v; want one on %s", got.Addresses, tc.wantNet)
+			}
+			if addr := addrs[0].(map[string]any)["addr"]; tc.wantAddr != "" && addr != tc.wantAddr {
+				t.Fatalf("address = %v; want %s", addr, tc.wantAddr)
+			}
+		})
+	}
+	// The image is on local-a, the network on local-b: no peer holds both.
+	code, msg := post(t, c, "servers", map[string]any{"server": map[string]any{"name": "split", "flavorRef": "1",
+		"imageRef": se.Seeded["local-a"].ImageID, "networks": []map[string]string{{"uuid": netID}}}})
+	if code != http.StatusBadRequest || !strings.Contains(msg, "does not hold network or port "+netID) {
+		t.Fatalf("split references = %d %q; want 400 with each peer's reason", code, msg)
+	}
+	// Another project sees neither the private network nor the port.
+	pw := se.Member(t, "eve", "eve-project", identity.RoleMember)
+	eve := se.compute(t, "eve", pw, "eve-project")
+	for _, nw := range []map[string]string{{"uuid": netID}, {"port": portID}} {
+		code, msg := post(t, eve, "servers", map[string]any{"server": map[string]any{"name": "steal", "flavorRef": "1",
+			"imageRef": se.Seeded["local-b"].ImageID, "networks": []map[string]string{nw}}})
+		if code != http.StatusBadRequest || !strings.Contains(msg, "could not be found") {
+			t.Fatalf("another project's %v = %d %q; want 400 not found", nw, code, msg)
+		}
+	}
+}
