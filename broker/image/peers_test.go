@@ -2,6 +2,7 @@ package image_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"testing"
@@ -70,5 +71,63 @@ func TestSlowPeerGivesAPartialList(t *testing.T) {
 	}
 	if _, err := images.Get(ctx, admin, img.ID).Extract(); err != nil {
 		t.Fatalf("an indexed image is read from its own peer: %v", err)
+	}
+}
+
+// failingReader yields n bytes, then fails: a client dying mid-upload.
+type failingReader struct{ n int }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, errors.New("client went away")
+	}
+	k := min(len(p), f.n)
+	clear(p[:k])
+	f.n -= k
+	return k, nil
+}
+
+func TestInterruptedUploadKillsTheImage(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	te := newEnv(t, envOpts{}, "alpha")
+	admin := te.admin(t)
+	img, err := images.Create(ctx, admin, images.CreateOpts{Name: "cut", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, admin.ResourceBaseURL()+"images/"+img.ID+"/file", &failingReader{n: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = 8 << 20
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("X-Auth-Token", admin.Token())
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("an upload whose body failed answered %d", resp.StatusCode)
+	}
+	// The broker learns of the cut when its read of the body fails; the
+	// peer then kills the image. Wait for that (bounded by ctx), never for
+	// a fixed time.
+	for {
+		got, err := images.Get(ctx, admin, img.ID).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status == images.ImageStatusKilled {
+			break
+		}
+		if got.Status != images.ImageStatusQueued && got.Status != images.ImageStatusSaving {
+			t.Fatalf("after a cut upload the image is %s, want killed", got.Status)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the image stayed %s after its upload was cut", got.Status)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if code, _, _ := raw(t, admin, http.MethodGet, "images/"+img.ID+"/file", "", nil); code != http.StatusNoContent {
+		t.Fatalf("download of a killed image = %d, want 204", code)
 	}
 }
