@@ -16,6 +16,7 @@ Usage:
   cloudmux serve -config FILE         run a broker against Consul
   cloudmux peer list|show|add|rm|import|maintenance ...
   cloudmux login -u admin             get a token (prints it; export CLOUDMUX_TOKEN)
+  cloudmux ec2 credentials create|list|delete   EC2 access keys for the aws CLI
   cloudmux version
 
 The client commands read CLOUDMUX_ADDR (default http://127.0.0.1:8080) and
@@ -41,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runPeer(args[1:], stdout, stderr)
 	case "login":
 		return runLogin(args[1:], stdout, stderr)
+	case "ec2":
+		return runEC2(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		if len(args) > 1 {
 			fmt.Fprintf(stderr, "version: unexpected arguments %v\n", args[1:])
