@@ -19,6 +19,65 @@ type Request struct {
 	AvailabilityZone string
 	// RequiredLabels must all be on a peer; PreferredLabels raise its score.
 	RequiredLabels, PreferredLabels map[string]string
+
+	// The fields below feed the OPA engine (Default ignores them); zero
+	// values are fine. See doc.go for the input document they become.
+
+	// User is the requesting user's ID.
+	User string
+	// ResourceID is the broker ID of the resource being placed: decision
+	// records are found by it (GET /v1/decisions?resource=).
+	ResourceID string
+	// Name is the new resource's name.
+	Name string
+	// Flavor names the flavor (ID or name) a server is created from; its
+	// sizes are VCPUs, RAMMiB and DiskGiB.
+	Flavor string
+	// Image is the image a server boots from, when any.
+	Image *Image
+	// Tags are the request's tags.
+	Tags []string
+	// Hints are further scheduler hints, passed to the policy as they are.
+	Hints map[string]string
+	// Deployment names the template deployment and resource the request
+	// comes from, when it does.
+	Deployment *Deployment
+	// SpreadPeers counts the replicas of the deployment's spread group
+	// already placed, by peer ID.
+	SpreadPeers map[string]int
+	// Usage is the project's current usage summed over every peer, Quota
+	// its limits (a negative limit is unlimited; nil Quota is no quota).
+	Usage, Quota *Usage
+}
+
+// Image is what placement knows about an image.
+type Image struct {
+	ID         string
+	Properties map[string]string
+	MinRAMMiB  int
+	MinDiskGiB int
+	// Peers are the IDs of the peers that already hold the image.
+	Peers []string
+}
+
+// Deployment is the template resource a request places.
+type Deployment struct {
+	ID       string // deployment ID
+	Template string // template name (and version)
+	Resource string // resource name in the template
+	Replica  int    // replica index, from 0
+	// SpreadGroup groups the replicas that spread over peers; empty means
+	// deployment ID + "/" + resource.
+	SpreadGroup string
+}
+
+// Usage counts what a project holds, or may hold.
+type Usage struct {
+	VCPUs     int `json:"vcpus"`
+	RAMMiB    int `json:"ram_mib"`
+	DiskGiB   int `json:"disk_gib"`
+	Instances int `json:"instances"`
+	Volumes   int `json:"volumes"`
 }
 
 // Verdict is what placement decided about one candidate peer.
@@ -36,6 +95,11 @@ type Verdict struct {
 // best first.
 type Decision struct {
 	Verdicts []Verdict
+	// ID names the decision in the decision log and records (the OPA
+	// engine sets it; Default leaves it empty).
+	ID string
+	// Policy is the policy version that decided.
+	Policy string
 }
 
 // Allowed returns the allowed peers, best first.

@@ -1,0 +1,381 @@
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// DefaultTimeout bounds one decision. The stock policy decides for 1,000
+// peers in a few milliseconds; a policy that takes longer is broken, and
+// placement fails closed rather than waiting on it.
+const DefaultTimeout = 250 * time.Millisecond
+
+// EngineConfig wires an Engine.
+type EngineConfig struct {
+	// Versions is where policy versions live; nil runs the stock policy
+	// only (and Run returns at once).
+	Versions *Versions
+	// Decisions records every real decision; nil records none.
+	Decisions *Decisions
+	// Log receives the decision log (one JSON entry per decision, in OPA's
+	// decision log shape) and reload events.
+	Log logrus.FieldLogger
+	// Labels are the decision log's labels (e.g. the broker's ID).
+	Labels map[string]string
+	// Timeout bounds each evaluation; DefaultTimeout when zero.
+	Timeout time.Duration
+}
+
+// Engine places with admin-written Rego: the active policy version,
+// compiled once, evaluated per decision. It follows the active version in
+// the store (Run) so every broker replica switches when an admin activates
+// or rolls back.
+type Engine struct {
+	cfg EngineConfig
+	cur atomic.Pointer[compiled]
+
+	mu      sync.Mutex
+	changed chan struct{}        // closed and replaced on every switch
+	cache   map[string]*compiled // recently used versions, for explain
+	peers   peerCache
+}
+
+var _ Placer = (*Engine)(nil)
+
+// NewEngine returns an engine running the stock policy until Run loads
+// the active version.
+func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
+	if cfg.Log == nil {
+		l := logrus.New()
+		l.SetOutput(discard{})
+		cfg.Log = l
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	e := &Engine{cfg: cfg, changed: make(chan struct{}), cache: map[string]*compiled{}}
+	c, err := compile(ctx, StockVersion, Stock())
+	if err != nil {
+		return nil, fmt.Errorf("the stock policy: %w", err)
+	}
+	e.cur.Store(c)
+	e.cache[StockVersion] = c
+	return e, nil
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// Active is the version deciding now.
+func (e *Engine) Active() string { return e.cur.Load().version }
+
+// Changed is closed at the next switch of version. Take it before reading
+// Active, or a switch in between is missed.
+func (e *Engine) Changed() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.changed
+}
+
+func (e *Engine) use(c *compiled) {
+	e.cur.Store(c)
+	e.mu.Lock()
+	close(e.changed)
+	e.changed = make(chan struct{})
+	e.mu.Unlock()
+}
+
+// compiledVersion returns version compiled, from the cache or the store.
+func (e *Engine) compiledVersion(ctx context.Context, version string) (*compiled, error) {
+	e.mu.Lock()
+	c := e.cache[version]
+	e.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	if e.cfg.Versions == nil {
+		return nil, fmt.Errorf("%w: version %s (this engine has only the stock policy)", ErrNotFound, version)
+	}
+	v, err := e.cfg.Versions.Get(ctx, version)
+	if err != nil {
+		return nil, err
+	}
+	if c, err = compile(ctx, v.ID, v.Bundle); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.cache) >= 8 { // a handful: the active one and those explained against
+		for k := range e.cache {
+			if k != StockVersion && k != e.cur.Load().version {
+				delete(e.cache, k)
+				break
+			}
+		}
+	}
+	e.cache[version] = c
+	return c, nil
+}
+
+// Run follows the active version in the store until ctx ends: it loads
+// the active version at once and again whenever it changes, compiling
+// each version once. A version that fails to load leaves the current one
+// deciding (logged); a store error is retried.
+func (e *Engine) Run(ctx context.Context) error {
+	if e.cfg.Versions == nil {
+		return nil
+	}
+	var idx uint64
+	backoff := 100 * time.Millisecond
+	for {
+		a, next, err := e.cfg.Versions.watchActive(ctx, idx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			e.cfg.Log.WithError(err).Warn("policy: watching the active version failed; retrying")
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		idx = next
+		if a.Version == e.Active() {
+			continue
+		}
+		c, err := e.compiledVersion(ctx, a.Version)
+		if err != nil {
+			e.cfg.Log.WithError(err).WithField("version", a.Version).Error("policy: the active version does not load; the previous one still decides")
+			continue
+		}
+		e.use(c)
+		e.cfg.Log.WithFields(logrus.Fields{"version": a.Version, "activated_by": a.ActivatedBy}).Info("policy: version active")
+	}
+}
+
+// Place implements Placer: it evaluates the active policy, records the
+// decision and writes the decision log. Evaluation errors and timeouts
+// fail closed: an error, no decision.
+func (e *Engine) Place(ctx context.Context, req Request, candidates []registry.Peer) (Decision, error) {
+	c := e.cur.Load()
+	input := e.peers.input(req, candidates)
+	start := time.Now()
+	d, result, err := e.eval(ctx, c, input, candidates)
+	elapsed := time.Since(start)
+	if err != nil {
+		e.cfg.Log.WithError(err).WithFields(logrus.Fields{"policy": c.version, "resource": req.ResourceID}).Error("policy: placement failed closed")
+		return Decision{}, err
+	}
+	d.ID = uuid.NewString()
+	e.logDecision(d, input, result, elapsed, start)
+	if e.cfg.Decisions != nil {
+		if err := e.cfg.Decisions.Record(ctx, NewRecord(d, req, start)); err != nil {
+			// The decision stands: a lost record must not fail a placement.
+			e.cfg.Log.WithError(err).WithField("decision_id", d.ID).Warn("policy: decision not recorded")
+		}
+	}
+	return d, nil
+}
+
+// Explain is Place without consequences: no record, no decision log. An
+// empty version uses the active one.
+func (e *Engine) Explain(ctx context.Context, version string, req Request, candidates []registry.Peer) (Decision, error) {
+	c := e.cur.Load()
+	if version != "" && version != c.version {
+		var err error
+		if c, err = e.compiledVersion(ctx, version); err != nil {
+			return Decision{}, err
+		}
+	}
+	d, _, err := e.eval(ctx, c, e.peers.input(req, candidates), candidates)
+	return d, err
+}
+
+// Evaluate runs one decision on the active policy without recording or
+// logging it: the hot path alone, for benchmarks.
+func (e *Engine) Evaluate(ctx context.Context, req Request, candidates []registry.Peer) (Decision, error) {
+	d, _, err := e.eval(ctx, e.cur.Load(), e.peers.input(req, candidates), candidates)
+	return d, err
+}
+
+// result is what the policy answered, for the decision log.
+type result struct {
+	Deny  map[string][]string `json:"deny"`
+	Score map[string]any      `json:"score"`
+	Order []string            `json:"order"`
+}
+
+func (e *Engine) eval(ctx context.Context, c *compiled, input ast.Value, candidates []registry.Peer) (Decision, result, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+	defer cancel()
+	rs, err := c.query.Eval(ctx, rego.EvalParsedInput(input))
+	if err != nil {
+		if ctx.Err() != nil {
+			return Decision{}, result{}, fmt.Errorf("%w: policy %s did not decide within %s: %w", ErrEvaluation, c.version, e.cfg.Timeout, ctx.Err())
+		}
+		return Decision{}, result{}, fmt.Errorf("%w: policy %s: %v", ErrEvaluation, c.version, err)
+	}
+	if len(rs) != 1 {
+		return Decision{}, result{}, fmt.Errorf("%w: policy %s: deny or score is undefined for this input", ErrEvaluation, c.version)
+	}
+	b := rs[0].Bindings
+	res := result{Deny: map[string][]string{}, Score: map[string]any{}}
+	if raw, ok := b["deny"]; ok {
+		m, ok := raw.(map[string]any)
+		if !ok {
+			return Decision{}, result{}, fmt.Errorf("%w: policy %s: deny is %T, not an object of peer ID to reasons", ErrEvaluation, c.version, raw)
+		}
+		for id, v := range m {
+			reasons, err := stringsOf(v)
+			if err != nil {
+				return Decision{}, result{}, fmt.Errorf("%w: policy %s: deny[%q]: %v", ErrEvaluation, c.version, id, err)
+			}
+			res.Deny[id] = reasons
+		}
+	}
+	if raw, ok := b["score"]; ok {
+		m, ok := raw.(map[string]any)
+		if !ok {
+			return Decision{}, result{}, fmt.Errorf("%w: policy %s: score is %T, not an object of peer ID to score", ErrEvaluation, c.version, raw)
+		}
+		res.Score = m
+	}
+	d := Decision{Policy: c.version, Verdicts: make([]Verdict, 0, len(candidates))}
+	for _, p := range candidates {
+		v := Verdict{Peer: p}
+		if reasons, denied := res.Deny[p.ID]; denied {
+			v.Reasons = reasons
+			if len(v.Reasons) == 0 {
+				v.Reasons = []string{"denied by policy " + c.version}
+			}
+		} else {
+			v.Allowed = true
+			if s, ok := res.Score[p.ID]; ok {
+				if v.Score, v.Reasons, err = scoreOf(s); err != nil {
+					return Decision{}, result{}, fmt.Errorf("%w: policy %s: score[%q]: %v", ErrEvaluation, c.version, p.ID, err)
+				}
+			} else {
+				v.Reasons = []string{"the policy gave no score"}
+			}
+		}
+		d.Verdicts = append(d.Verdicts, v)
+	}
+	sort.SliceStable(d.Verdicts, func(i, j int) bool {
+		a, b := d.Verdicts[i], d.Verdicts[j]
+		if a.Allowed != b.Allowed {
+			return a.Allowed
+		}
+		if a.Score != b.Score {
+			return a.Score > b.Score
+		}
+		return a.Peer.Name < b.Peer.Name
+	})
+	for _, v := range d.Verdicts {
+		if v.Allowed {
+			res.Order = append(res.Order, v.Peer.ID)
+		}
+	}
+	return d, res, nil
+}
+
+func stringsOf(v any) ([]string, error) {
+	arr, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("%T is not a set of strings", v)
+	}
+	out := make([]string, 0, len(arr))
+	for _, x := range arr {
+		s, ok := x.(string)
+		if !ok {
+			s = fmt.Sprint(x)
+		}
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// scoreOf reads a score: a number, or {"score": n, "reasons": [...],
+// "parts": {name: points}}. Scores are clamped to 0-100.
+func scoreOf(v any) (int, []string, error) {
+	var n float64
+	var reasons []string
+	switch s := v.(type) {
+	case json.Number:
+		f, err := s.Float64()
+		if err != nil {
+			return 0, nil, err
+		}
+		n = f
+	case map[string]any:
+		num, ok := s["score"].(json.Number)
+		if !ok {
+			return 0, nil, errors.New(`an object score needs a numeric "score"`)
+		}
+		n, _ = num.Float64()
+		if rs, ok := s["reasons"]; ok {
+			var err error
+			if reasons, err = stringsOf(rs); err != nil {
+				return 0, nil, err
+			}
+		}
+		if parts, ok := s["parts"].(map[string]any); ok && len(parts) > 0 {
+			var b strings.Builder
+			fmt.Fprintf(&b, "score %d =", clamp(n))
+			for i, k := range slices.Sorted(maps.Keys(parts)) {
+				if i > 0 {
+					b.WriteString(" +")
+				}
+				fmt.Fprintf(&b, " %s %v", k, parts[k])
+			}
+			reasons = append(reasons, b.String())
+		}
+	default:
+		return 0, nil, fmt.Errorf("%T is neither a number nor an object", v)
+	}
+	if len(reasons) == 0 {
+		reasons = []string{fmt.Sprintf("score %d", clamp(n))}
+	}
+	return clamp(n), reasons, nil
+}
+
+func clamp(f float64) int { return int(min(max(f, 0), 100) + 0.5) }
+
+// logDecision writes one decision log entry in OPA's shape.
+func (e *Engine) logDecision(d Decision, input ast.Value, res result, elapsed time.Duration, at time.Time) {
+	in := mustJSON(input)
+	labels := map[string]string{"app": "cloudmux"}
+	maps.Copy(labels, e.cfg.Labels)
+	e.cfg.Log.WithFields(logrus.Fields{
+		"type":        "openpolicyagent.org/decision_logs",
+		"decision_id": d.ID,
+		"path":        Path,
+		"input":       in,
+		"result":      res,
+		"timestamp":   at.UTC().Format(time.RFC3339Nano),
+		"metrics":     map[string]int64{"timer_rego_query_eval_ns": elapsed.Nanoseconds()},
+		"labels":      labels,
+		"bundles":     map[string]any{"cloudmux": map[string]string{"revision": d.Policy}},
+	}).Info("Decision Log")
+}

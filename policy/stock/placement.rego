@@ -1,0 +1,242 @@
+# The stock cloudmux placement policy: filter, then score.
+#
+# Input and output are documented in the policy package (doc.go). In short:
+# input.request is what is being placed, input.peers the candidates; the
+# policy answers deny[peer_id] (a set of human-readable reasons; a peer with
+# any reason is rejected) and score[peer_id] (0-100, or an object with score
+# and parts) for the peers it allows.
+#
+# Every rule iterates the peers once; whatever does not depend on the peer
+# (image and quota checks, the cost range of public peers, the fewest
+# replicas of a spread group) is a complete rule, computed once per decision,
+# so a decision costs O(peers x rules), never O(peers^2).
+package cloudmux.placement
+
+# input.request and input.peers are read directly everywhere: a rule
+# standing for them (req := input.request) would be a virtual document,
+# and every access through it costs an evaluation.
+
+# ---- filter ---------------------------------------------------------------
+
+# Only healthy peers take new work.
+# (Per-peer tests are written as positive comparisons: a negation ("not")
+# evaluates a sub-query, several times dearer, and this runs for every peer.)
+deny[p.id] contains sprintf("status is %s", [p.status]) if {
+	some p in input.peers
+	p.status != "up"
+	p.status != "degraded"
+}
+
+dims := {"vcpus": "vCPUs", "ram_mib": "MiB of RAM", "disk_gib": "GiB of disk"}
+
+# Enough free capacity on every dimension the request takes. A peer that
+# reports no total has not said; it is trusted.
+deny[p.id] contains sprintf("needs %d %s, %d free", [want, label, c.free]) if {
+	ds := dims
+	some dim, label in ds
+	want := input.request.resources[dim]
+	want > 0
+	some p in input.peers
+	c := p.capacity[dim]
+	c.free < want
+	c.total > 0
+}
+
+deny[p.id] contains "no instance slots free" if {
+	input.request.kind == "server"
+	some p in input.peers
+	p.capacity.instances.total > 0
+	p.capacity.instances.free < 1
+}
+
+# Every required label (scheduler hint) must be on the peer.
+deny[p.id] contains sprintf("lacks required label %s=%s", [k, v]) if {
+	some k, v in input.request.hints.required_labels
+	some p in input.peers
+	object.get(p.labels, k, null) != v
+}
+
+# Each peer is an availability zone, named by its name (or its
+# availability_zone label).
+deny[p.id] contains sprintf("not availability zone %q", [az]) if {
+	az := input.request.availability_zone
+	az != ""
+	some p in input.peers
+	p.name != az
+	object.get(p.labels, "availability_zone", "") != az
+}
+
+# An image that needs more RAM or disk than the flavor gives fits nowhere.
+# A flavor with no disk boots from a volume, so min_disk is not its concern.
+request_problems contains sprintf("image %s needs %d MiB of RAM, the flavor has %d", [input.request.image.id, input.request.image.min_ram_mib, input.request.resources.ram_mib]) if {
+	input.request.image.min_ram_mib > input.request.resources.ram_mib
+}
+
+request_problems contains sprintf("image %s needs %d GiB of disk, the flavor has %d", [input.request.image.id, input.request.image.min_disk_gib, input.request.resources.disk_gib]) if {
+	input.request.resources.disk_gib > 0
+	input.request.image.min_disk_gib > input.request.resources.disk_gib
+}
+
+# An image built for one architecture runs only where peers say they offer
+# it (label arch), when they say.
+deny[p.id] contains sprintf("image architecture %s, peer offers %s", [arch, p.labels.arch]) if {
+	arch := input.request.image.properties.architecture
+	some p in input.peers
+	p.labels.arch != arch
+}
+
+# The project's quota spans every peer: usage is the project's total.
+need := {
+	"vcpus": input.request.resources.vcpus,
+	"ram_mib": input.request.resources.ram_mib,
+	"disk_gib": input.request.resources.disk_gib,
+	"instances": count_of("server"),
+	"volumes": count_of("volume"),
+}
+
+count_of(kind) := 1 if input.request.kind == kind
+else := 0
+
+request_problems contains sprintf("project quota for %s exceeded: %d used + %d requested > %d allowed", [dim, used, want, limit]) if {
+	some dim, limit in input.request.quota
+	limit >= 0
+	want := need[dim]
+	want > 0
+	used := object.get(input.request.usage, dim, 0)
+	used + want > limit
+}
+
+# A problem of the request itself rejects every peer, with the same reason.
+deny[p.id] contains msg if {
+	problems := request_problems
+	some msg in problems
+	some p in input.peers
+}
+
+# ---- score ----------------------------------------------------------------
+
+# Scores: a private peer scores 55-100, a public one 0-45, so any allowed
+# private peer outranks every public one (local-first bursting), and the
+# broker falls back to the next allowed peer, the cheapest public one, when
+# the private ones are full.
+#
+# Scoring is most of a decision's cost, so a peer's score is a few lookups
+# and sums: everything that is the same for all peers, or differs for only
+# a few of them (spread, preferred labels, image), is computed once per
+# decision into objects the per-peer comprehensions read through locals.
+
+# Complete rules, evaluated once per decision: probing a partial rule with
+# a bound key (deny[p.id]) would re-run every deny rule per peer.
+denied_ids := {id: true | d := deny; some id, _ in d}
+
+allowed := [p | d := denied_ids; some p in input.peers; object.get(d, p.id, false) == false] if count(denied_ids) > 0
+else := input.peers
+
+score := object.union(private_scores, public_scores)
+
+# Private peers first: labelled tier=private, or local clouds without a tier
+# label (the tier defaults to the kind).
+private_tiers := {"private": true, "local": true}
+
+# Private: 55, plus the room left after placement on the dimension the
+# request needs most (memory for servers, disk for volumes), 0-10.
+private_scores := {p.id: {"score": total, "parts": {"private": 55, "room": room, "shared": extra, "health": health}} |
+	tiers := private_tiers
+	adj := adjust
+	base := shared_base
+	hp := health_points
+	ps := allowed
+	some p in ps
+	object.get(tiers, object.get(p.labels, "tier", p.kind), false)
+	room := room_points(p.capacity[main_dim])
+	extra := base + object.get(adj, p.id, 0)
+	health := hp[p.status]
+	total := ((55 + room) + extra) + health
+}
+
+# Public: the cost, cheapest of the allowed public peers 10, dearest 0.
+public_scores := {p.id: {"score": total, "parts": {"cost": cost, "shared": extra, "health": health}} |
+	tiers := private_tiers
+	adj := adjust
+	base := shared_base
+	hp := health_points
+	lo := cost_min
+	span := cost_span
+	ps := allowed
+	some p in ps
+	object.get(tiers, object.get(p.labels, "tier", p.kind), false) == false
+	cost := 10 - idiv((p.cost - lo) * 10, span)
+	extra := base + object.get(adj, p.id, 0)
+	health := hp[p.status]
+	total := (cost + extra) + health
+}
+
+main_dim := "disk_gib" if input.request.kind == "volume"
+else := "ram_mib"
+
+# Unknown capacity is neither best nor worst; a misreporting peer (used < 0)
+# gets no more than the maximum.
+room_points(c) := 5 if {
+	c.total <= 0
+} else := min([10, idiv(10 * max([c.free - input.request.resources[main_dim], 0]), c.total)])
+
+# idiv is integer division, rounding down. Integers stay on OPA's fast
+# arithmetic path; "/" of integers that do not divide evenly goes through
+# math/big.
+idiv(x, y) := (x - (x % y)) / y
+
+public_costs := [p.cost |
+	tiers := private_tiers
+	ps := allowed
+	some p in ps
+	object.get(tiers, object.get(p.labels, "tier", p.kind), false) == false
+]
+
+# Costs are integer millionths of a currency unit per hour.
+cost_min := min(public_costs)
+
+# The span is at least 1 so equal costs all score 10.
+cost_span := max([max(public_costs) - cost_min, 1])
+
+health_points := {"up": 5, "degraded": 0}
+
+# The shared part, 0-30: spread 20, preferred labels 5, image 5. shared_base
+# is what a peer gets that holds no replica, no preferred label and not the
+# image; adjust adds what the few peers that do differ by.
+shared_base := (20 + label_base) + image_base
+
+label_base := 5 if count(input.request.hints.preferred_labels) == 0
+else := 0
+
+image_base := 5 if input.request.image.id == ""
+else := 0
+
+adjust := {id: sum([object.get(spread_adjust, id, 0), object.get(label_points, id, 0), object.get(image_points, id, 0)]) |
+	some id in union({object.keys(spread_adjust), object.keys(label_points), object.keys(image_points)})
+}
+
+# The image: 5 more where it is already held.
+image_points := {id: 5 | input.request.image.id != ""; some id in input.request.image.peers}
+
+# Preferred labels: 5 for holding all, in proportion for some.
+label_points := {p.id: pts |
+	n := count(input.request.hints.preferred_labels)
+	n > 0
+	ps := allowed
+	some p in ps
+	held := count({k | some k, v in input.request.hints.preferred_labels; p.labels[k] == v})
+	held > 0
+	pts := round((5 * held) / n)
+}
+
+# Replicas of one template resource spread: the peers holding the fewest
+# replicas of the group score 20, one more 10, more 0. Only peers already
+# holding replicas are listed: the others hold the fewest (none).
+spread_min := min([object.get(input.request.spread.peers, p.id, 0) | input.request.spread.group != ""; ps := allowed; some p in ps])
+
+spread_adjust := {id: delta |
+	input.request.spread.group != ""
+	some id, n in input.request.spread.peers
+	n > spread_min
+	delta := max([0, 20 - (10 * (n - spread_min))]) - 20
+}
