@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/url"
@@ -72,6 +73,44 @@ func (v *verifier) verify(r *http.Request, body []byte, form url.Values) (identi
 		return v.checkV2(r, form)
 	}
 	return identity.Token{}, errorf(http.StatusUnauthorized, "MissingAuthenticationToken",
+		"The request must be signed (AWS Signature Version 4, in the Authorization header or a presigned query)")
+}
+
+// verifyStream authenticates a request whose body is streamed rather than
+// read first (an image upload): a header signature must cover
+// X-Amz-Content-Sha256, UNSIGNED-PAYLOAD or the body's SHA-256 (returned,
+// for the caller to compare once the body has streamed through), or the
+// request must be presigned.
+func (v *verifier) verifyStream(r *http.Request) (identity.Token, string, *Error) {
+	switch {
+	case strings.HasPrefix(r.Header.Get("Authorization"), algorithm+" "):
+		a, e := parseAuthHeader(r)
+		if e != nil {
+			return identity.Token{}, "", e
+		}
+		payload := r.Header.Get("X-Amz-Content-Sha256")
+		if payload == "" {
+			return identity.Token{}, "", errorf(http.StatusBadRequest, "MissingParameter",
+				"an upload needs X-Amz-Content-Sha256: UNSIGNED-PAYLOAD or the SHA-256 of the body, in hex")
+		}
+		want := ""
+		if payload != unsignedPayload {
+			if _, err := hex.DecodeString(payload); err != nil || len(payload) != 64 {
+				return identity.Token{}, "", invalidParameter("X-Amz-Content-Sha256 must be UNSIGNED-PAYLOAD or 64 hex digits")
+			}
+			want = strings.ToLower(payload)
+		}
+		t, e := v.check(r, a, []string{payload})
+		return t, want, e
+	case r.URL.Query().Get("X-Amz-Algorithm") != "":
+		a, e := parsePresigned(r.URL.Query())
+		if e != nil {
+			return identity.Token{}, "", e
+		}
+		t, e := v.check(r, a, []string{unsignedPayload})
+		return t, "", e
+	}
+	return identity.Token{}, "", errorf(http.StatusUnauthorized, "MissingAuthenticationToken",
 		"The request must be signed (AWS Signature Version 4, in the Authorization header or a presigned query)")
 }
 

@@ -101,7 +101,7 @@ func (a *API) actions() map[string]actionDef {
 }
 
 // Routes mounts the API on r (at /ec2): every action is a GET or a
-// form-encoded POST to the root.
+// form-encoded POST to the root; image bytes go to /upload.
 func (a *API) Routes(r chi.Router) {
 	if a.ids == nil {
 		a.ids = newIDs(a.Store)
@@ -109,6 +109,10 @@ func (a *API) Routes(r chi.Router) {
 	actions := a.actions()
 	v := &verifier{creds: a.Creds, now: a.now}
 	r.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, v, actions) })
+	if a.Images != nil {
+		r.Put("/upload", a.upload(v))
+		r.Post("/upload", a.upload(v))
+	}
 }
 
 func (a *API) now() time.Time {

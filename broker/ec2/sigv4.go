@@ -162,7 +162,8 @@ type Keys struct {
 // Sign signs req (whose body is body) with an Authorization header for
 // region and service at time at: it sets X-Amz-Date and signs host,
 // x-amz-date and every header already set whose name is content-type or
-// starts with x-amz-.
+// starts with x-amz-. An X-Amz-Content-Sha256 already set (a streamed body's
+// hash, or UNSIGNED-PAYLOAD) is signed as the payload instead of body's.
 func Sign(req *http.Request, body []byte, creds Keys, region, service string, at time.Time) error {
 	amzDate := at.UTC().Format(amzDateFormat)
 	req.Header.Set("X-Amz-Date", amzDate)
@@ -183,7 +184,11 @@ func Sign(req *http.Request, body []byte, creds Keys, region, service string, at
 		return err
 	}
 	sc := scope{date: amzDate[:8], region: region, service: service}
-	canonical := canonicalRequest(req.Method, req.URL.EscapedPath(), query, req.Header, host, signed, sha256Hex(body))
+	payload := req.Header.Get("X-Amz-Content-Sha256") // UNSIGNED-PAYLOAD, or a hash set by the caller
+	if payload == "" {
+		payload = sha256Hex(body)
+	}
+	canonical := canonicalRequest(req.Method, req.URL.EscapedPath(), query, req.Header, host, signed, payload)
 	sig := signature(creds.SecretKey, amzDate, sc, canonical)
 	req.Header.Set("Authorization", fmt.Sprintf("%s Credential=%s/%s, SignedHeaders=%s, Signature=%s",
 		algorithm, creds.AccessKey, sc, strings.Join(signed, ";"), sig))
