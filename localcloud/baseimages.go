@@ -92,9 +92,8 @@ func (c *Cloud) createOverlay(ctx context.Context, hostName string, src baseSour
 
 // collectBases deletes, in the background, the base volumes on hostName
 // whose image is deleted and which no root disk or volume there is an
-// overlay on any more. It runs after a server or a volume goes; a base
-// whose image is deleted while nothing uses it waits for the next such
-// event on its host. Callers hold c.mu.
+// overlay on any more. It runs after a server or a volume goes, when an
+// image is purged, and on recovery. Callers hold c.mu.
 func (c *Cloud) collectBasesLocked(hostName string) {
 	var drop []string
 	for key, b := range c.bases {

@@ -43,6 +43,11 @@ type Cloud struct {
 	volumes  map[string]*volume
 	macs     map[string]bool
 	bases    map[string]*baseImage // by host and image ID
+	// loaded are the records read from the state file that Recover has
+	// not reconciled with their hosts yet.
+	loaded loadedSet
+	// halted stops saving: a test's stand-in for the process dying.
+	halted bool
 }
 
 var (
@@ -51,9 +56,12 @@ var (
 	_ peers.ConsoleReader = (*Cloud)(nil)
 )
 
-// New validates cfg and returns a Cloud over driver, with no servers,
-// images, networks or volumes yet (see Seed). It creates DataDir/images and
-// removes partial uploads a previous process left there.
+// New validates cfg and returns a Cloud over driver. It creates
+// DataDir/images, removes partial uploads a previous process left there,
+// and loads the records a previous process saved in DataDir/state.json
+// (none the first time: see Seed). Call Recover next to reconcile those
+// records with the hosts. A state file that cannot be read fails New: a
+// cloud starting empty over it would forget, then overwrite, everything.
 func New(cfg Config, driver Driver, log logrus.FieldLogger) (*Cloud, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("localcloud: invalid config: %w", err)
@@ -80,9 +88,14 @@ func New(cfg Config, driver Driver, log logrus.FieldLogger) (*Cloud, error) {
 		servers: map[string]*server{}, keypairs: map[string]*peers.Keypair{}, images: map[string]*image{},
 		networks: map[string]*network{}, subnets: map[string]*subnet{}, ports: map[string]*peers.Port{},
 		volumes: map[string]*volume{}, macs: map[string]bool{}, bases: map[string]*baseImage{},
+		loaded: newLoadedSet(),
 	}
 	for _, h := range cfg.Hosts {
 		c.hosts = append(c.hosts, &host{cfg: h})
+	}
+	if err := c.loadState(); err != nil {
+		stop()
+		return nil, fmt.Errorf("localcloud: state: %w", err)
 	}
 	log.WithField("hosts", len(cfg.Hosts)).Info("local cloud ready")
 	return c, nil

@@ -30,6 +30,9 @@ type server struct {
 	defined    bool            // the domain exists on Host
 	task       string          // the background work running ("" when idle)
 	deleteWait bool            // DeleteServer came while a task ran
+	// interrupted is the task a restart cut short, until Recover settles
+	// the status from the domain's state.
+	interrupted string
 }
 
 // ListFlavors returns the configured flavors.
@@ -164,6 +167,7 @@ func (c *Cloud) CreateServer(ctx context.Context, spec peers.ServerSpec) (peers.
 		c.setPortStatusLocked(s, "ACTIVE")
 		log.Info("server active")
 	})
+	c.saveLocked()
 	return c.serverView(s), nil
 }
 
@@ -449,6 +453,7 @@ func (c *Cloud) DeleteServer(ctx context.Context, id string) error {
 	default:
 		s.deleteWait = true
 	}
+	c.saveLocked()
 	return nil
 }
 

@@ -162,6 +162,7 @@ func (c *Cloud) CreateImage(ctx context.Context, spec peers.ImageSpec) (peers.Im
 		return peers.Image{}, errf(peers.ErrConflict, "image id %s is taken (status %s)", id, old.Status)
 	}
 	c.images[id] = img
+	c.saveLocked()
 	c.log.WithFields(logrus.Fields{"image": id, "name": img.Name, "project": img.Project}).Info("image registered")
 	return img.view(), nil
 }
@@ -284,6 +285,7 @@ func (c *Cloud) UpdateImage(ctx context.Context, id string, patch peers.ImagePat
 		delete(img.Properties, k)
 	}
 	img.UpdatedAt = now()
+	c.saveLocked()
 	c.log.WithField("image", id).Info("image updated")
 	return img.view(), nil
 }
@@ -310,6 +312,7 @@ func (c *Cloud) DeleteImage(ctx context.Context, id string) error {
 	if d := c.cfg.ImageDeleteDelay; d > 0 {
 		img.Status = peers.ImagePendingDelete
 		img.scrub = time.AfterFunc(d, func() { c.scrubImage(id) })
+		c.saveLocked()
 		log.WithField("delay", d).Info("image pending delete")
 		return nil
 	}
@@ -340,4 +343,10 @@ func (c *Cloud) purgeImageLocked(img *image) {
 	img.Status = peers.ImageDeleted
 	img.scrub = nil
 	img.UpdatedAt = now()
+	c.saveLocked()
+	// Its base volumes that nothing is based on go now, not at the next
+	// server or volume delete on their host.
+	for _, h := range c.hosts {
+		c.collectBasesLocked(h.cfg.Name)
+	}
 }

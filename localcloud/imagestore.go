@@ -238,6 +238,7 @@ func (c *Cloud) UploadImage(ctx context.Context, id string, data io.Reader, size
 	}
 	img.Status, img.UpdatedAt = peers.ImageSaving, now()
 	want := uploadCheck{diskFormat: img.DiskFormat, md5: img.wantMD5}
+	c.saveLocked()
 	c.mu.Unlock()
 
 	log := c.log.WithField("image", id)
@@ -247,6 +248,7 @@ func (c *Cloud) UploadImage(ctx context.Context, id string, data io.Reader, size
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.saveLocked()
 	if img.Status != peers.ImageSaving {
 		// Deleted meanwhile: its bytes must not outlive it.
 		if err == nil {

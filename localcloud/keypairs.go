@@ -57,6 +57,7 @@ func (c *Cloud) CreateKeypair(ctx context.Context, spec peers.KeypairSpec) (peer
 		return peers.Keypair{}, errf(peers.ErrConflict, "keypair %s already exists", kp.Name)
 	}
 	c.keypairs[kp.Name] = &kp
+	c.saveLocked()
 	how := "keypair imported"
 	if private != "" {
 		how = "keypair generated"
@@ -121,6 +122,7 @@ func (c *Cloud) DeleteKeypair(ctx context.Context, name string) error {
 		return notFound("keypair", name)
 	}
 	delete(c.keypairs, name)
+	c.saveLocked()
 	c.log.WithField("keypair", name).Info("keypair deleted")
 	return nil
 }

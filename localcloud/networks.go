@@ -85,6 +85,7 @@ func (c *Cloud) CreateNetwork(ctx context.Context, spec peers.NetworkSpec) (peer
 		return peers.Network{}, err
 	}
 	c.networks[n.ID] = n
+	c.saveLocked()
 	c.mu.Unlock()
 
 	log := c.log.WithFields(logrus.Fields{"network": n.ID, "name": n.Name, "project": n.Project})
@@ -95,6 +96,7 @@ func (c *Cloud) CreateNetwork(ctx context.Context, spec peers.NetworkSpec) (peer
 			c.removeNetworkFromHosts(c.bg, n.ID, created, log)
 			c.mu.Lock()
 			delete(c.networks, n.ID)
+			c.saveLocked()
 			c.mu.Unlock()
 			return peers.Network{}, fmt.Errorf("network %s on host %s: %w", n.ID, h.Name, err)
 		}
@@ -103,6 +105,7 @@ func (c *Cloud) CreateNetwork(ctx context.Context, spec peers.NetworkSpec) (peer
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n.Status = "ACTIVE"
+	c.saveLocked()
 	log.Info("network created")
 	return n.view(), nil
 }
@@ -172,16 +175,23 @@ func (c *Cloud) DeleteNetwork(ctx context.Context, id string) error {
 		return errf(peers.ErrConflict, "network %s is in use by ports %s", id, strings.Join(inUse, ", "))
 	}
 	n.deleting = true
+	c.saveLocked()
 	c.mu.Unlock()
+	return c.finishNetworkDelete(ctx, n)
+}
 
-	log := c.log.WithField("network", id)
+// finishNetworkDelete removes a network marked deleting from every host,
+// then forgets it and its subnets; on failure it is usable again.
+func (c *Cloud) finishNetworkDelete(ctx context.Context, n *network) error {
+	log := c.log.WithField("network", n.ID)
 	hosts := make([]string, len(c.cfg.Hosts))
 	for i, h := range c.cfg.Hosts {
 		hosts[i] = h.Name
 	}
-	err := c.removeNetworkFromHosts(ctx, id, hosts, log)
+	err := c.removeNetworkFromHosts(ctx, n.ID, hosts, log)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.saveLocked()
 	if err != nil {
 		n.deleting = false
 		return err
@@ -189,7 +199,7 @@ func (c *Cloud) DeleteNetwork(ctx context.Context, id string) error {
 	for _, sid := range n.Subnets {
 		delete(c.subnets, sid)
 	}
-	delete(c.networks, id)
+	delete(c.networks, n.ID)
 	log.Info("network deleted")
 	return nil
 }
@@ -261,6 +271,7 @@ func (c *Cloud) CreateSubnet(ctx context.Context, spec peers.SubnetSpec) (peers.
 	}
 	c.subnets[sn.ID] = sn
 	n.Subnets = append(n.Subnets, sn.ID)
+	c.saveLocked()
 	c.log.WithFields(logrus.Fields{"subnet": sn.ID, "network": n.ID, "cidr": sn.CIDR}).Info("subnet created")
 	return sn.view(), nil
 }
@@ -313,6 +324,7 @@ func (c *Cloud) DeleteSubnet(ctx context.Context, id string) error {
 		n.Subnets = slices.DeleteFunc(n.Subnets, func(s string) bool { return s == id })
 	}
 	delete(c.subnets, id)
+	c.saveLocked()
 	c.log.WithField("subnet", id).Info("subnet deleted")
 	return nil
 }
@@ -336,6 +348,7 @@ func (c *Cloud) CreatePort(ctx context.Context, spec peers.PortSpec) (peers.Port
 	if err != nil {
 		return peers.Port{}, err
 	}
+	c.saveLocked()
 	c.log.WithFields(logrus.Fields{"port": p.ID, "network": p.NetworkID, "fixed_ips": p.FixedIPs}).Info("port created")
 	return portView(p), nil
 }
@@ -487,6 +500,7 @@ func (c *Cloud) DeletePort(ctx context.Context, id string) error {
 		return errf(peers.ErrConflict, "port %s is in use by server %s; delete the server first", id, p.DeviceID)
 	}
 	c.releasePortLocked(p)
+	c.saveLocked()
 	c.log.WithField("port", id).Info("port deleted")
 	return nil
 }

@@ -40,6 +40,7 @@ func (c *Cloud) runTask(s *server, task string, work func(ctx context.Context) e
 		if s.deleteWait && !c.closed {
 			c.startDeleteLocked(s)
 		}
+		c.saveLocked()
 	})
 }
 
@@ -213,6 +214,7 @@ func (c *Cloud) ServerAction(ctx context.Context, id string, action peers.Server
 		}
 	}
 	log.Info("server action started")
+	defer c.saveLocked()
 	c.runTask(s, string(action), func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, powerTimeout)
 		defer cancel()

@@ -123,6 +123,7 @@ func (c *Cloud) CreateVolume(ctx context.Context, spec peers.VolumeSpec) (peers.
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		defer c.saveLocked()
 		if err != nil {
 			log.WithError(err).Warn("volume creation failed")
 			v.Status = peers.VolumeError
@@ -133,6 +134,7 @@ func (c *Cloud) CreateVolume(ctx context.Context, spec peers.VolumeSpec) (peers.
 		log.Info("volume available")
 	})
 	log.Info("volume creating")
+	c.saveLocked()
 	return v.view(), nil
 }
 
@@ -187,8 +189,16 @@ func (c *Cloud) DeleteVolume(ctx context.Context, id string) error {
 	if v.Status != peers.VolumeAvailable && v.Status != peers.VolumeError {
 		return errf(peers.ErrConflict, "volume %s is %s; only an available or error volume can be deleted", id, v.Status)
 	}
+	c.startVolumeDeleteLocked(v)
+	c.saveLocked()
+	return nil
+}
+
+// startVolumeDeleteLocked marks v deleting and removes its pool volume in
+// the background; the record goes once the pool volume has.
+func (c *Cloud) startVolumeDeleteLocked(v *volume) {
 	v.Status = peers.VolumeDeleting
-	hostName := v.host
+	hostName, id := v.host, v.ID
 	log := c.log.WithFields(logrus.Fields{"volume": id, "host": hostName})
 	c.background(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, powerTimeout)
@@ -196,6 +206,7 @@ func (c *Cloud) DeleteVolume(ctx context.Context, id string) error {
 		err := ignoreNotFound(c.driver.DeleteVolume(ctx, hostName, id))
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		defer c.saveLocked()
 		if err != nil {
 			log.WithError(err).Warn("volume delete failed")
 			v.Status = peers.VolumeError
@@ -206,7 +217,6 @@ func (c *Cloud) DeleteVolume(ctx context.Context, id string) error {
 		log.Info("volume deleted")
 		c.collectBasesLocked(hostName)
 	})
-	return nil
 }
 
 // AttachVolume attaches an available volume to an ACTIVE or SHUTOFF server
@@ -256,6 +266,7 @@ func (c *Cloud) AttachVolume(ctx context.Context, serverID, volumeID string) (pe
 		c.markAttachedLocked(v, s, att)
 		log.Info("volume attached")
 	})
+	c.saveLocked()
 	return att, nil
 }
 
@@ -345,6 +356,7 @@ func (c *Cloud) DetachVolume(ctx context.Context, serverID, volumeID string) err
 		c.unmarkAttachedLocked(v, s)
 		log.Info("volume detached")
 	})
+	c.saveLocked()
 	return nil
 }
 
@@ -423,8 +435,10 @@ func (c *Cloud) ExtendVolume(ctx context.Context, id string, newSizeGiB int) (pe
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			done(err)
+			c.saveLocked()
 		})
 	}
 	log.Info("volume extending")
+	c.saveLocked()
 	return v.view(), nil
 }

@@ -40,7 +40,8 @@ const (
 )
 
 // FaultFunc decides whether an operation fails: host is the host, id the
-// domain, volume or network acted on. Returning nil lets it run.
+// domain, volume or network acted on. Returning nil lets it run. It may
+// block (the operation hangs); other operations go on meanwhile.
 type FaultFunc func(op Op, host, id string) error
 
 // Resources a host reports for what its HostConfig leaves at zero.
@@ -121,11 +122,14 @@ func (d *Driver) lock(ctx context.Context, op Op, hostName, id string) (*host, e
 		return nil, err
 	}
 	d.mu.Lock()
-	if d.fault != nil {
-		if err := d.fault(op, hostName, id); err != nil {
-			d.mu.Unlock()
+	// The fault runs without d.mu, so one that blocks (a hung host, a
+	// process dying mid-call) stalls only its own operation.
+	if fault := d.fault; fault != nil {
+		d.mu.Unlock()
+		if err := fault(op, hostName, id); err != nil {
 			return nil, fmt.Errorf("fake %s %s on %s: %w", op, id, hostName, err)
 		}
+		d.mu.Lock()
 	}
 	h, ok := d.hosts[hostName]
 	if !ok {

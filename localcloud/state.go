@@ -1,0 +1,304 @@
+package localcloud
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/cloudmux/cloudmux/peers"
+)
+
+// The cloud's records (servers, images, keypairs, networks, subnets,
+// ports with their addresses, volumes with their attachments) are saved
+// whole, as JSON, to DataDir/state.json after every change, before the
+// call that made it returns: what a caller was told exists survives a
+// crash of this process. The hosts hold the rest (domains, pool volumes,
+// networks, with cloudmux metadata on domains), and Recover reconciles the
+// two. The file is small (about a kilobyte a server) and written in well
+// under a millisecond, so one writer under c.mu is simpler than anything
+// incremental.
+
+// stateFileName is the state file's name in Config.DataDir.
+const stateFileName = "state.json"
+
+// stateVersion is the layout of the state file; a newer one is refused
+// rather than half read.
+const stateVersion = 1
+
+type savedState struct {
+	Version  int             `json:"version"`
+	SavedAt  time.Time       `json:"saved_at"`
+	Servers  []savedServer   `json:"servers"`
+	Images   []savedImage    `json:"images"`
+	Keypairs []peers.Keypair `json:"keypairs"`
+	Networks []savedNetwork  `json:"networks"`
+	Subnets  []peers.Subnet  `json:"subnets"`
+	Ports    []peers.Port    `json:"ports"`
+	Volumes  []savedVolume   `json:"volumes"`
+}
+
+type savedServer struct {
+	Server     peers.Server  `json:"server"`
+	Alloc      HostResources `json:"alloc"`
+	RootDisk   string        `json:"root_disk,omitempty"`
+	Ports      []string      `json:"ports,omitempty"`
+	OwnPorts   []string      `json:"own_ports,omitempty"`
+	Defined    bool          `json:"defined"`
+	Task       string        `json:"task,omitempty"`
+	DeleteWait bool          `json:"delete_wait,omitempty"`
+}
+
+type savedImage struct {
+	Image   peers.Image `json:"image"`
+	WantMD5 string      `json:"want_md5,omitempty"`
+}
+
+type savedNetwork struct {
+	Network  peers.Network `json:"network"`
+	Deleting bool          `json:"deleting,omitempty"`
+}
+
+type savedVolume struct {
+	Volume peers.Volume `json:"volume"`
+	Host   string       `json:"host"`
+	Alloc  int64        `json:"alloc"`
+}
+
+func (c *Cloud) statePath() string { return filepath.Join(c.cfg.DataDir, stateFileName) }
+
+// snapshotLocked copies the records into their saved form, sorted so equal
+// states write equal files.
+func (c *Cloud) snapshotLocked() savedState {
+	st := savedState{Version: stateVersion, SavedAt: now()}
+	for _, s := range c.servers {
+		ss := savedServer{
+			Server: c.serverView(s), Alloc: s.alloc, RootDisk: s.rootDisk, Ports: slices.Clone(s.ports),
+			OwnPorts: slices.Sorted(maps.Keys(s.ownPorts)), Defined: s.defined, Task: s.task, DeleteWait: s.deleteWait,
+		}
+		ss.Server.Addresses = nil // derived from the ports
+		st.Servers = append(st.Servers, ss)
+	}
+	for _, img := range c.images {
+		st.Images = append(st.Images, savedImage{Image: img.view(), WantMD5: img.wantMD5})
+	}
+	for _, kp := range c.keypairs {
+		st.Keypairs = append(st.Keypairs, *kp)
+	}
+	for _, n := range c.networks {
+		st.Networks = append(st.Networks, savedNetwork{Network: n.view(), Deleting: n.deleting})
+	}
+	for _, sn := range c.subnets {
+		st.Subnets = append(st.Subnets, sn.view())
+	}
+	for _, p := range c.ports {
+		st.Ports = append(st.Ports, portView(p))
+	}
+	for _, v := range c.volumes {
+		st.Volumes = append(st.Volumes, savedVolume{Volume: v.view(), Host: v.host, Alloc: v.alloc})
+	}
+	slices.SortFunc(st.Servers, func(a, b savedServer) int { return cmp.Compare(a.Server.ID, b.Server.ID) })
+	slices.SortFunc(st.Images, func(a, b savedImage) int { return cmp.Compare(a.Image.ID, b.Image.ID) })
+	slices.SortFunc(st.Keypairs, func(a, b peers.Keypair) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(st.Networks, func(a, b savedNetwork) int { return cmp.Compare(a.Network.ID, b.Network.ID) })
+	slices.SortFunc(st.Subnets, func(a, b peers.Subnet) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(st.Ports, func(a, b peers.Port) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(st.Volumes, func(a, b savedVolume) int { return cmp.Compare(a.Volume.ID, b.Volume.ID) })
+	return st
+}
+
+// saveLocked writes the records to the state file: a temporary file,
+// synced, renamed over the old one, the directory synced, so the file is
+// always one whole state. A failure is logged: the change has happened
+// in memory and the next save carries it. Callers hold c.mu.
+func (c *Cloud) saveLocked() {
+	if c.halted {
+		return
+	}
+	if err := c.writeState(c.snapshotLocked()); err != nil {
+		c.log.WithError(err).Error("saving the cloud's state failed; a crash now would lose the latest changes")
+	}
+}
+
+func (c *Cloud) writeState(st savedState) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	path := c.statePath()
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	d, err := os.Open(c.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// loadState reads the state file, if there is one, into the empty maps of
+// a new Cloud, and settles what the crash interrupted as far as it can
+// without the hosts: an upload in progress is killed (its partial file is
+// gone already), a volume being created is in error (Cinder's rule), a
+// delayed image delete is scheduled again, and work on servers is left for
+// Recover, which asks the hosts. It records what it loaded in c.loaded for
+// Recover. Called from New, before the Cloud is shared.
+func (c *Cloud) loadState() error {
+	b, err := os.ReadFile(c.statePath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var st savedState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("%s is not a state file: %w", c.statePath(), err)
+	}
+	if st.Version != stateVersion {
+		return fmt.Errorf("%s has version %d; this cloudmux reads version %d", c.statePath(), st.Version, stateVersion)
+	}
+	for _, kp := range st.Keypairs {
+		c.keypairs[kp.Name] = &kp
+	}
+	for _, si := range st.Images {
+		img := &image{Image: si.Image, wantMD5: si.WantMD5}
+		c.images[img.ID] = img
+		c.settleImageLocked(img)
+	}
+	for _, sn := range st.Networks {
+		n := &network{Network: sn.Network, deleting: sn.Deleting}
+		c.networks[n.ID] = n
+		c.loaded.networks[n.ID] = true
+	}
+	for _, ps := range st.Subnets {
+		plan, err := planOf(ps)
+		if err != nil {
+			return fmt.Errorf("%s: subnet %s: %w", c.statePath(), ps.ID, err)
+		}
+		c.subnets[ps.ID] = &subnet{Subnet: ps, plan: plan, used: map[netip.Addr]string{}}
+	}
+	for _, p := range st.Ports {
+		p := p
+		c.ports[p.ID] = &p
+		c.macs[p.MACAddress] = true
+		for _, f := range p.FixedIPs {
+			a, err := netip.ParseAddr(f.IPAddress)
+			if sn := c.subnets[f.SubnetID]; sn != nil && err == nil {
+				sn.used[a] = p.ID
+			}
+		}
+	}
+	for _, sv := range st.Volumes {
+		v := &volume{Volume: sv.Volume, host: sv.Host, alloc: sv.Alloc}
+		c.volumes[v.ID] = v
+		c.loaded.volumes[v.ID] = true
+		if v.Status == peers.VolumeCreating {
+			v.Status = peers.VolumeError
+			c.log.WithField("volume", v.ID).Warn("volume creation was interrupted by a restart; volume in error")
+		}
+	}
+	for _, ss := range st.Servers {
+		s := &server{
+			Server: ss.Server, alloc: ss.Alloc, rootDisk: ss.RootDisk, ports: ss.Ports, ownPorts: map[string]bool{},
+			defined: ss.Defined, deleteWait: ss.DeleteWait || ss.Task == "deleting",
+		}
+		for _, id := range ss.OwnPorts {
+			s.ownPorts[id] = true
+		}
+		if ss.Task != "" && ss.Task != "deleting" {
+			s.interrupted = ss.Task
+		}
+		c.servers[s.ID] = s
+		c.loaded.servers[s.ID] = true
+	}
+	c.recountLocked()
+	c.log.WithField("saved_at", st.SavedAt).WithField("servers", len(st.Servers)).WithField("images", len(st.Images)).
+		WithField("networks", len(st.Networks)).WithField("volumes", len(st.Volumes)).Info("state loaded")
+	return nil
+}
+
+// settleImageLocked ends what a restart interrupted for a loaded image.
+func (c *Cloud) settleImageLocked(img *image) {
+	log := c.log.WithField("image", img.ID)
+	switch img.Status {
+	case peers.ImageSaving:
+		img.Status, img.UpdatedAt = peers.ImageKilled, now()
+		log.Warn("image upload was interrupted by a restart; image killed")
+	case peers.ImageActive:
+		if _, err := os.Stat(c.store.path(img.ID)); err != nil {
+			img.Status, img.UpdatedAt = peers.ImageKilled, now()
+			log.WithError(err).Error("an active image's data is missing; image killed")
+		}
+	case peers.ImagePendingDelete:
+		left := max(img.UpdatedAt.Add(c.cfg.ImageDeleteDelay).Sub(now()), 0)
+		id := img.ID
+		img.scrub = time.AfterFunc(left, func() { c.scrubImage(id) })
+	}
+}
+
+// planOf rebuilds a saved subnet's addressing from its fields.
+func planOf(sn peers.Subnet) (subnetPlan, error) {
+	p, err := netip.ParsePrefix(sn.CIDR)
+	if err != nil {
+		return subnetPlan{}, err
+	}
+	plan := subnetPlan{prefix: p}
+	if sn.GatewayIP != "" {
+		if plan.gateway, err = netip.ParseAddr(sn.GatewayIP); err != nil {
+			return subnetPlan{}, err
+		}
+	}
+	for _, r := range sn.AllocationPools {
+		start, err1 := netip.ParseAddr(r.Start)
+		end, err2 := netip.ParseAddr(r.End)
+		if err := errors.Join(err1, err2); err != nil {
+			return subnetPlan{}, err
+		}
+		plan.pools = append(plan.pools, ipRange{start, end})
+	}
+	return plan, nil
+}
+
+// recountLocked recomputes what every host has handed out from the
+// records: the servers' and volumes' allocations.
+func (c *Cloud) recountLocked() {
+	for _, h := range c.hosts {
+		h.used, h.instances = HostResources{}, 0
+	}
+	for _, s := range c.servers {
+		if h := c.hostNamed(s.Host); h != nil && s.alloc != (HostResources{}) {
+			h.used = h.used.add(s.alloc)
+			h.instances++
+		}
+	}
+	for _, v := range c.volumes {
+		if h := c.hostNamed(v.host); h != nil {
+			h.used.DiskGiB += v.alloc
+		}
+	}
+}
