@@ -184,6 +184,12 @@ func (s *Service) visible(ctx context.Context, project string, states []peerStat
 		}
 		for _, p := range st.ports {
 			r, ok := ref(KindPort, p.ID, p.Project, p.Metadata, false)
+			if se, bound := own[kindServer][peerID+"/"+p.DeviceID]; !ok && bound && p.DeviceID != "" {
+				// A port the peer made for one of the project's servers
+				// (Nova's networks: [{uuid}]): the project's, under the
+				// peer's ID, as Neutron lists a server's ports.
+				r, ok = Ref{Kind: KindPort, ID: p.ID, Project: project, Member: st.m, PeerResourceID: p.ID, CreatedAt: se.CreatedAt}, true
+			}
 			if !ok {
 				continue
 			}

@@ -101,7 +101,9 @@ func (s *Service) timeout() time.Duration {
 //   - an indexed network of another project that is shared (or external),
 //     and subnets of such a network;
 //   - a peer's own shared or external network, by the peer's ID, found by
-//     asking the connected peers in parallel, and subnets of such networks.
+//     asking the connected peers in parallel, and subnets of such networks;
+//   - a port a peer made for a server of the project (Nova's
+//     networks: [{uuid}]), by the peer's ID: it is the project's.
 //
 // Anything else, ports of other projects included, is ErrNotFound (a
 // *Error with Neutron's NetworkNotFound/SubnetNotFound/PortNotFound), so
@@ -117,7 +119,7 @@ func (s *Service) Resolve(ctx context.Context, project, kind, id string) (Ref, e
 	switch {
 	case errors.Is(err, index.ErrNotFound):
 		if kind == KindPort {
-			return Ref{}, notFound(kind, id)
+			return s.resolveServerPort(ctx, project, id)
 		}
 		return s.resolveNative(ctx, kind, id)
 	case err != nil:
@@ -214,6 +216,44 @@ func (s *Service) resolveNative(ctx context.Context, kind, id string) (Ref, erro
 		return Ref{}, failed
 	}
 	return Ref{}, notFound(kind, id)
+}
+
+// resolveServerPort finds a port a peer made for one of project's servers
+// (not indexed: the peer made it, not the broker), by the peer's ID, on the
+// peers holding the project's servers.
+func (s *Service) resolveServerPort(ctx context.Context, project, id string) (Ref, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return Ref{}, notFound(KindPort, id)
+	}
+	servers, err := s.Index.List(ctx, kindServer, project)
+	if err != nil {
+		return Ref{}, err
+	}
+	byPeer := map[string]map[string]index.Entry{}
+	var members []*peers.Member
+	for _, e := range servers {
+		if byPeer[e.PeerID] == nil {
+			m, ok := s.member(e.PeerID)
+			if !ok {
+				continue
+			}
+			byPeer[e.PeerID] = map[string]index.Entry{}
+			members = append(members, m)
+		}
+		byPeer[e.PeerID][e.PeerResourceID] = e
+	}
+	res := peers.Gather(ctx, members, s.timeout(), func(ctx context.Context, m *peers.Member) (peers.Port, error) {
+		return m.Cloud.GetPort(ctx, id)
+	})
+	for _, r := range res {
+		if r.Err != nil || r.Value.DeviceID == "" {
+			continue
+		}
+		if se, ok := byPeer[r.Member.Peer.ID][r.Value.DeviceID]; ok {
+			return Ref{Kind: KindPort, ID: id, Project: project, Member: r.Member, PeerResourceID: id, CreatedAt: se.CreatedAt}, nil
+		}
+	}
+	return Ref{}, notFound(KindPort, id)
 }
 
 // connected returns the pool members with a live cloud.
