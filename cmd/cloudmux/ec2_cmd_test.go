@@ -56,6 +56,27 @@ func TestEC2Credentials(t *testing.T) {
 		t.Fatalf("after delete: %q (%v)", out, err)
 	}
 
+	t.Run("openstack ec2 credentials", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("installs and runs the openstack CLI")
+		}
+		out, code := osc(t, b, nil, "ec2", "credentials", "create", "-f", "json")
+		var made map[string]any
+		if code != 0 || json.Unmarshal([]byte(out), &made) != nil || made["access"] == nil || made["secret"] == nil {
+			t.Fatalf("openstack ec2 credentials create: exit %d: %s", code, out)
+		}
+		access := made["access"].(string)
+		if out, code := osc(t, b, nil, "ec2", "credentials", "list", "-f", "value", "-c", "Access"); code != 0 || !strings.Contains(out, access) {
+			t.Fatalf("openstack ec2 credentials list: exit %d: %s", code, out)
+		}
+		if out, code := osc(t, b, nil, "ec2", "credentials", "show", access, "-f", "value", "-c", "secret"); code != 0 || strings.TrimSpace(out) != made["secret"] {
+			t.Fatalf("openstack ec2 credentials show: exit %d: %s", code, out)
+		}
+		if out, code := osc(t, b, nil, "ec2", "credentials", "delete", access); code != 0 {
+			t.Fatalf("openstack ec2 credentials delete: exit %d: %s", code, out)
+		}
+	})
+
 	t.Run("aws CLI with the keys", func(t *testing.T) {
 		resp, err := http.Get(b.addr + "/ec2/")
 		if err != nil {
