@@ -13,6 +13,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/compute"
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/broker/volume"
@@ -47,6 +48,8 @@ type Config struct {
 	Compute *compute.Nova
 	// Volume serves /volume (Cinder); nil leaves it out.
 	Volume *volume.Cinder
+	// Image serves /image (Glance); nil leaves it out.
+	Image *image.Glance
 	// Index is the resource index /v1/index/rebuild reconciles, with the
 	// marks of BrokerID (the installation ID).
 	Index    *index.Index
@@ -101,6 +104,10 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Volume != nil {
 		r.Route("/volume", cfg.Volume.Routes)
+	}
+	if cfg.Image != nil {
+		// At /image exactly: Glance's Location headers assume it.
+		r.Route("/image", cfg.Image.Routes)
 	}
 	r.Get("/healthz", s.healthz)
 	r.Handle("/metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))

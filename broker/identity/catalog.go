@@ -15,6 +15,7 @@ var DefaultServices = []ServiceEntry{
 	{Type: "identity", Name: "keystone", Path: "/v3"},
 	{Type: "compute", Name: "nova", Path: "/compute/v2.1"},
 	{Type: "volumev3", Name: "cinderv3", Path: "/volume/v3"},
+	{Type: "image", Name: "glance", Path: "/image"},
 	{Type: "cloudmux", Name: "cloudmux", Path: "/v1"},
 }
 
