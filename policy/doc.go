@@ -4,4 +4,76 @@
 // and explains every decision: which peers were rejected and why, and how the
 // allowed ones scored. Policies live in the registry Store and hot-reload on
 // every broker replica through the watch.
+//
+// # Engine
+//
+// Engine implements Placer. It holds the active version compiled (rego
+// PrepareForEval, once per version) and evaluates it per decision under a
+// deadline (DefaultTimeout). Evaluation errors, timeouts and malformed
+// output fail closed: Place returns an error wrapping ErrEvaluation and no
+// decision. Place records every decision (Decisions) and writes one
+// decision log entry in OPA's shape (decision_id, path, input, result,
+// timestamp, metrics, labels, bundles) to the injected logger; Explain
+// (what-if, any version) does neither. Run follows the active version in
+// the store; until it loads one the stock policy decides.
+//
+// # Input
+//
+// input.request is what is being placed; every field is present:
+//
+//	kind               "server" | "volume" | ...
+//	project, user      IDs of the requester
+//	resource_id        broker ID of the new resource ("" when unknown)
+//	name, flavor       resource name, flavor name or ID
+//	resources          {vcpus, ram_mib, disk_gib}: what it takes (a volume's size is disk_gib)
+//	image              {id, properties{}, min_ram_mib, min_disk_gib, peers[]}: peers = IDs of peers holding it; id "" = none
+//	tags               [string]
+//	hints              {required_labels{}, preferred_labels{}, other{}}: scheduler hints
+//	availability_zone  "" or a peer name
+//	deployment         {id, template, resource, replica}: the template resource it comes from ("" ids when none)
+//	spread             {group, peers{peer_id: replicas}}: replicas of the group already placed, by peer; group "" = none
+//	usage              {vcpus, ram_mib, disk_gib, instances, volumes}: the project's total over every peer
+//	quota              same keys; a negative limit is unlimited; {} = no quota
+//
+// input.peers are the candidates, in the broker's order:
+//
+//	id, name, kind ("local" | "openstack"), labels{}, region, status ("up" | "degraded" | "down" | "maintenance")
+//	capacity           {vcpus, ram_mib, disk_gib, instances}: each {total, used, free}; total 0 = not reported
+//	cost               integer millionths of a currency unit per hour for this request: the peer's "cost"
+//	                   label when it is a number, else its record's rates applied to resources
+//	cost_rates         {currency, vcpu_hour, ram_gib_hour, disk_gib_month}: the record's rates
+//
+// # Output
+//
+// The policy is package cloudmux.placement and defines either or both of:
+//
+//	deny[peer_id]   a set of human-readable reasons; a peer with any reason is rejected, with all of them
+//	score[peer_id]  a number 0-100, or {"score": n, "reasons": [...], "parts": {name: points}}, for allowed peers
+//
+// Filter, then score: the engine drops the scores of denied peers, clamps
+// scores to 0-100 and orders the allowed peers by score, then name (the
+// chosen order; the broker tries them in turn). An allowed peer without a
+// score scores 0.
+//
+// # Stock policy
+//
+// policy/stock/placement.rego (with placement_test.rego and fixtures under
+// data.cloudmux.fixtures): healthy peers with room on every requested
+// dimension, required labels, availability zone, image min_ram/min_disk and
+// architecture, project quota over all peers; private peers (tier=private,
+// or local without a tier label) score 55-100 and public ones 0-45, so
+// placement is local-first and overflows to public peers, cheapest first,
+// when the private ones are full; replicas of one template resource spread
+// to the peers holding fewest; a peer holding the image and preferred
+// labels score more.
+//
+// # Store
+//
+// Versions keeps uploads (modules, *_test.rego tests, data documents) as
+// immutable versions named by their content hash under policies/versions/;
+// an upload must compile and its tests must pass (CompileError lists every
+// problem as file:row:col). policies/active names the active version and
+// the rollback history. Decisions keeps decision records under
+// policies/decisions/ with index keys per resource and deployment, bounded
+// by count and age.
 package policy
