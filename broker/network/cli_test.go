@@ -89,6 +89,10 @@ func TestOpenStackCLI(t *testing.T) {
 		{"security group create", nil, []string{"security", "group", "create", "web", "-f", "value", "-c", "name"}, 0, []string{"web"}},
 		{"rule create", nil, []string{"security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22", "web", "-f", "value", "-c", "port_range_max"}, 0, []string{"22"}},
 		{"rule list", nil, []string{"security", "group", "rule", "list", "web", "-f", "value", "-c", "IP Protocol"}, 0, []string{"tcp"}},
+		{"shared network create", nil, []string{"network", "create", "--share", "net-shared", "-f", "value", "-c", "shared"}, 0, []string{"True"}},
+		{"shared network list", nil, []string{"network", "list", "--share", "-f", "value", "-c", "Name"}, 0, []string{"net-shared", "private"}},
+		{"router list", nil, []string{"router", "list", "-f", "value"}, 0, nil},
+		{"floating ip list", nil, []string{"floating", "ip", "list", "-f", "value"}, 0, nil},
 		{"network zones are peers", nil, []string{"availability", "zone", "list", "--network", "-f", "value"}, 0, []string{"east available", "west available"}},
 		{"extension list", nil, []string{"extension", "list", "--network", "-f", "value", "-c", "Alias"}, 0, []string{"security-group", "network_availability_zone"}},
 		{"bob sees only the shared network", bob, []string{"network", "list", "-f", "value", "-c", "Name"}, 0, []string{"private"}},
@@ -98,7 +102,7 @@ func TestOpenStackCLI(t *testing.T) {
 		{"port delete", nil, []string{"port", "delete", "port-cli2"}, 0, nil},
 		{"security group delete", nil, []string{"security", "group", "delete", "web"}, 0, nil},
 		{"subnet delete", nil, []string{"subnet", "delete", "sub-cli"}, 0, nil},
-		{"network delete", nil, []string{"network", "delete", "net-renamed", "net-west"}, 0, nil},
+		{"network delete", nil, []string{"network", "delete", "net-renamed", "net-west", "net-shared"}, 0, nil},
 		{"gone", nil, []string{"network", "list", "-f", "value", "-c", "Name"}, 0, []string{"private"}},
 	}
 	for _, st := range steps {

@@ -131,12 +131,21 @@ func requireRole(role string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if t, _ := identity.TokenFrom(r.Context()); !t.HasRole(role) {
-				writeError(w, http.StatusForbidden, "PolicyNotAuthorized", fmt.Sprintf("(rule:%s) is disallowed by policy: the %s role is required", strings.ToLower(r.Method), role))
+				writeError(w, http.StatusForbidden, "PolicyNotAuthorized", fmt.Sprintf("rule:%s is disallowed by policy: the %s role is required", policyAction(r), role))
 				return
 			}
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// policyAction names a write as Neutron's policy rules do: create_network,
+// delete_security_group_rule...
+func policyAction(r *http.Request) string {
+	verb := map[string]string{http.MethodPost: "create", http.MethodPut: "update", http.MethodDelete: "delete"}[r.Method]
+	_, rest, _ := strings.Cut(r.URL.Path, "/v2.0/")
+	collection, _, _ := strings.Cut(rest, "/")
+	return verb + "_" + strings.ReplaceAll(strings.TrimSuffix(collection, "s"), "-", "_")
 }
 
 func project(r *http.Request) string {

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 
@@ -110,6 +112,10 @@ func TestPlacementAndRoles(t *testing.T) {
 		if ns, _ := networks.ExtractNetworks(pages); len(ns) < 4 {
 			t.Fatalf("reader sees %d networks", len(ns))
 		}
-		wantFault(t, "reader create", networks.Create(ctx, rita, networks.CreateOpts{Name: "x"}).Err, http.StatusForbidden, "PolicyNotAuthorized")
+		err = networks.Create(ctx, rita, networks.CreateOpts{Name: "x"}).Err
+		wantFault(t, "reader create", err, http.StatusForbidden, "PolicyNotAuthorized")
+		if body := string(err.(gophercloud.ErrUnexpectedResponseCode).Body); !strings.Contains(body, "rule:create_network") {
+			t.Fatalf("refusal %s does not name the rule", body)
+		}
 	})
 }
