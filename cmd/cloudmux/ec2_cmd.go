@@ -2,24 +2,38 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/xml"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/cloudmux/cloudmux/broker/ec2"
+	"github.com/cloudmux/cloudmux/broker/identity"
 )
 
 const ec2Usage = `Usage:
   cloudmux ec2 credentials create [-project NAME|ID] [-o table|json|env]
   cloudmux ec2 credentials list [-o table|json]
   cloudmux ec2 credentials delete ACCESS
+  cloudmux ec2 upload -name NAME [-disk-format raw] [-container-format bare] FILE
 
 EC2 credentials are access/secret key pairs for the broker's EC2 API
 (/ec2/), acting as you on one project (default: your token's project).
+upload sends an image file to /ec2/upload signed with the keys in
+AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (econe-upload's step) and
+prints the image location to register:
+  aws ec2 register-image --image-location LOCATION --name NAME
+
 Use them with the aws CLI:
   eval "$(cloudmux ec2 credentials create -o env)"
   aws --endpoint-url "$CLOUDMUX_ADDR/ec2/" --region RegionOne ec2 describe-instances
@@ -34,6 +48,9 @@ type ec2Credential struct {
 }
 
 func runEC2(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "upload" {
+		return runEC2Upload(args[1:], stdout, stderr)
+	}
 	if len(args) < 2 || args[0] != "credentials" && args[0] != "creds" {
 		fmt.Fprint(stderr, ec2Usage)
 		return 2
@@ -185,4 +202,76 @@ func printCredentials(w io.Writer, output string, creds []ec2Credential, single 
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Access, c.Secret, c.TenantID)
 	}
 	return tw.Flush()
+}
+
+// runEC2Upload streams an image file to the broker's /ec2/upload, signed
+// (SigV4, with the file's SHA-256 as the payload hash) with the EC2 keys of
+// the environment, and prints the image location and AMI ID.
+func runEC2Upload(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ec2 upload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	name := fs.String("name", "", "image name (default: the file's base name)")
+	diskFormat := fs.String("disk-format", "raw", "disk format: raw, qcow2, ...")
+	containerFormat := fs.String("container-format", "bare", "container format")
+	if err := parseArgs(fs, args, 1); err != nil {
+		return usageExit(err)
+	}
+	keys := ec2.Keys{AccessKey: getenv("AWS_ACCESS_KEY_ID"), SecretKey: getenv("AWS_SECRET_ACCESS_KEY")}
+	if keys.AccessKey == "" || keys.SecretKey == "" {
+		fmt.Fprintln(stderr, "ec2 upload: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (cloudmux ec2 credentials create -o env)")
+		return 2
+	}
+	path := fs.Arg(0)
+	if *name == "" {
+		*name = filepath.Base(path)
+	}
+	addr := strings.TrimRight(getenv("CLOUDMUX_ADDR"), "/")
+	if addr == "" {
+		addr = "http://127.0.0.1:8080"
+	}
+	return exitCode(stderr, func() error {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		h := sha256.New()
+		size, err := io.Copy(h, f) // hashed first, so the signature covers the bytes
+		if err != nil {
+			return err
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		q := url.Values{"name": {*name}, "disk_format": {*diskFormat}, "container_format": {*containerFormat}}
+		req, err := http.NewRequest(http.MethodPut, addr+"/ec2/upload?"+q.Encode(), f)
+		if err != nil {
+			return err
+		}
+		req.ContentLength = size
+		req.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(h.Sum(nil)))
+		if err := ec2.Sign(req, nil, keys, identity.Region, "ec2", time.Now()); err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("cannot reach the broker at %s: %w", addr, err)
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Location string `xml:"imageLocation"`
+			ImageID  string `xml:"imageId"`
+			Code     string `xml:"Errors>Error>Code"`
+			Message  string `xml:"Errors>Error>Message"`
+		}
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if err := xml.Unmarshal(raw, &out); err != nil {
+			return fmt.Errorf("upload: %s: %s", resp.Status, strings.TrimSpace(string(raw)))
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("upload: %s: %s", out.Code, out.Message)
+		}
+		fmt.Fprintf(stdout, "IMAGE_LOCATION=%s\nIMAGE_ID=%s\n", out.Location, out.ImageID)
+		return nil
+	}())
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestEC2Credentials drives `cloudmux ec2 credentials` against serve -dev,
@@ -109,4 +110,190 @@ func TestEC2Credentials(t *testing.T) {
 			t.Fatalf("aws ec2 describe-availability-zones: %v: %s", err, raw)
 		}
 	})
+}
+
+// awsAt runs the real aws CLI against a broker's /ec2/ with keys.
+func awsAt(t *testing.T, b *devBroker, keys ec2Credential, args ...string) (string, int) {
+	t.Helper()
+	home := t.TempDir()
+	full := append([]string{"--endpoint-url", b.addr + "/ec2/", "--region", "RegionOne", "--output", "json", "ec2"}, args...)
+	cmd := exec.Command("/usr/bin/aws", full...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "AWS_ACCESS_KEY_ID=" + keys.Access,
+		"AWS_SECRET_ACCESS_KEY=" + keys.Secret, "AWS_CONFIG_FILE=" + filepath.Join(home, "config"),
+		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "credentials"), "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_PAGER=", "AWS_MAX_ATTEMPTS=1"}
+	raw, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(raw), ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw), 0
+}
+
+// TestAWSCLIAgainstServe is the EC2 workflow with the real aws CLI
+// against serve -dev: upload (cloudmux ec2 upload) and register an image,
+// run an instance, describe it until running, tag it, stop, start and
+// terminate it; a forged signature and a second project are refused.
+func TestAWSCLIAgainstServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the aws CLI")
+	}
+	b := startDev(t)
+	resp, err := http.Get(b.addr + "/ec2/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "<Code>MissingAuthenticationToken</Code>") {
+		t.Skip("this broker does not serve the EC2 API at /ec2/ yet")
+	}
+	if _, err := os.Stat("/usr/bin/aws"); err != nil {
+		if os.Getenv("CLOUDMUX_REQUIRE_AWSCLI") == "1" {
+			t.Fatal("/usr/bin/aws is missing and CLOUDMUX_REQUIRE_AWSCLI=1: run scripts/install-awscli.sh")
+		}
+		t.Skip("/usr/bin/aws is not installed (scripts/install-awscli.sh)")
+	}
+	keysOf := func(env []string) ec2Credential {
+		out, errOut, code := b.cli(t, env, "ec2", "credentials", "create", "-o", "json")
+		var k ec2Credential
+		if code != 0 || json.Unmarshal([]byte(out), &k) != nil {
+			t.Fatalf("ec2 credentials create: exit %d: %s%s", code, out, errOut)
+		}
+		return k
+	}
+	admin := keysOf(nil)
+	ok := func(keys ec2Credential, out any, args ...string) {
+		t.Helper()
+		raw, code := awsAt(t, b, keys, args...)
+		if code != 0 {
+			t.Fatalf("aws ec2 %s: exit %d: %s", strings.Join(args, " "), code, raw)
+		}
+		if out != nil {
+			if err := json.Unmarshal([]byte(raw), out); err != nil {
+				t.Fatalf("aws ec2 %s: %v in %s", strings.Join(args, " "), err, raw)
+			}
+		}
+	}
+	fails := func(keys ec2Credential, code string, args ...string) {
+		t.Helper()
+		raw, exit := awsAt(t, b, keys, args...)
+		if exit == 0 || !strings.Contains(raw, "("+code+")") {
+			t.Fatalf("aws ec2 %s: exit %d: %s; want %s", strings.Join(args, " "), exit, raw, code)
+		}
+	}
+	states := func(keys ec2Credential, ids ...string) map[string]string {
+		t.Helper()
+		var out struct {
+			Reservations []struct {
+				Instances []struct {
+					InstanceID string `json:"InstanceId"`
+					State      struct{ Name string }
+				}
+			}
+		}
+		ok(keys, &out, append([]string{"describe-instances"}, prefixed("--instance-ids", ids)...)...)
+		got := map[string]string{}
+		for _, r := range out.Reservations {
+			for _, i := range r.Instances {
+				got[i.InstanceID] = i.State.Name
+			}
+		}
+		return got
+	}
+	waitFor := func(state, id string) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for states(admin, id)[id] != state {
+			if time.Now().After(deadline) {
+				t.Fatalf("instance %s never became %s: %v", id, state, states(admin, id))
+			}
+			time.Sleep(200 * time.Millisecond) // polling the peer's boot, not synchronising
+		}
+	}
+
+	var zones struct{ AvailabilityZones []struct{ ZoneName string } }
+	ok(admin, &zones, "describe-availability-zones")
+	if len(zones.AvailabilityZones) != 1 || zones.AvailabilityZones[0].ZoneName != "local" {
+		t.Fatalf("zones = %+v", zones)
+	}
+
+	// econe's upload, then register.
+	file := filepath.Join(t.TempDir(), "disk.raw")
+	if err := os.WriteFile(file, []byte(strings.Repeat("raw disk bytes\n", 4096)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	awsEnv := []string{"AWS_ACCESS_KEY_ID=" + admin.Access, "AWS_SECRET_ACCESS_KEY=" + admin.Secret}
+	out, errOut, code := b.cli(t, awsEnv, "ec2", "upload", "-name", "uploaded.raw", file)
+	location, _, _ := strings.Cut(strings.TrimPrefix(out, "IMAGE_LOCATION="), "\n")
+	if code != 0 || !strings.HasPrefix(location, "cloudmux/") {
+		t.Fatalf("ec2 upload: exit %d: %s%s", code, out, errOut)
+	}
+	var reg struct {
+		ImageID string `json:"ImageId"`
+	}
+	ok(admin, &reg, "register-image", "--image-location", location, "--name", "econe-style")
+	var images struct {
+		Images []struct{ ImageID, Name, State string }
+	}
+	ok(admin, &images, "describe-images", "--image-ids", reg.ImageID)
+	if len(images.Images) != 1 || images.Images[0].Name != "econe-style" || images.Images[0].State != "available" {
+		t.Fatalf("describe-images = %+v", images)
+	}
+
+	var run struct {
+		Instances []struct {
+			InstanceID string `json:"InstanceId"`
+		}
+	}
+	ok(admin, &run, "run-instances", "--image-id", reg.ImageID, "--instance-type", "m1.nano", "--count", "1",
+		"--tag-specifications", "ResourceType=instance,Tags=[{Key=Name,Value=serve-web}]")
+	if len(run.Instances) != 1 {
+		t.Fatalf("run-instances = %+v", run)
+	}
+	id := run.Instances[0].InstanceID
+	waitFor("running", id)
+	ok(admin, nil, "create-tags", "--resources", id, "--tags", "Key=env,Value=dev")
+	var tags struct{ Tags []struct{ Key, Value string } }
+	ok(admin, &tags, "describe-tags", "--filters", "Name=resource-id,Values="+id, "Name=key,Values=env")
+	if len(tags.Tags) != 1 || tags.Tags[0].Value != "dev" {
+		t.Fatalf("describe-tags = %+v", tags)
+	}
+	ok(admin, nil, "stop-instances", "--instance-ids", id)
+	waitFor("stopped", id)
+	ok(admin, nil, "start-instances", "--instance-ids", id)
+	waitFor("running", id)
+
+	fails(ec2Credential{Access: admin.Access, Secret: "forged"}, "AuthFailure", "describe-instances")
+	for _, args := range [][]string{
+		{"project", "create", "team-ec2"},
+		{"user", "create", "--password", "carol-password-1", "--project", "team-ec2", "carol"},
+		{"role", "add", "--project", "team-ec2", "--user", "carol", "member"},
+	} {
+		if out, code := osc(t, b, nil, args...); code != 0 {
+			t.Fatalf("openstack %v: exit %d: %s", args, code, out)
+		}
+	}
+	login, errOut, code := b.cli(t, []string{"CLOUDMUX_PASSWORD=carol-password-1"}, "login", "-u", "carol")
+	token := strings.TrimSpace(strings.TrimPrefix(login, "export CLOUDMUX_TOKEN="))
+	if code != 0 || token == "" {
+		t.Fatalf("login carol: exit %d: %s%s", code, login, errOut)
+	}
+	carol := keysOf([]string{"CLOUDMUX_TOKEN=" + token})
+	if seen := states(carol); len(seen) != 0 {
+		t.Fatalf("carol sees %v", seen)
+	}
+	fails(carol, "InvalidInstanceID.NotFound", "describe-instances", "--instance-ids", id)
+	fails(carol, "InvalidInstanceID.NotFound", "terminate-instances", "--instance-ids", id)
+
+	ok(admin, nil, "terminate-instances", "--instance-ids", id)
+	waitFor("terminated", id)
+}
+
+func prefixed(flag string, vals []string) []string {
+	if len(vals) == 0 {
+		return nil
+	}
+	return append([]string{flag}, vals...)
 }
