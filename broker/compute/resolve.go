@@ -11,6 +11,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/peers"
 )
 
@@ -187,84 +188,37 @@ func (s *Servers) resolveImage(ctx context.Context, c Caller, ref string, p *pla
 	return nil
 }
 
-// resolveNIC finds a NIC's network or port. Problems the user can fix are
-// ErrInvalid; an unreachable peer is ErrUnavailable.
+// resolveNIC finds a NIC's network or port through the network service,
+// so servers follow the network API's visibility rules: the project's own
+// networks and ports, others' shared networks, a peer's own shared
+// networks by its ID. One the project may not use is ErrInvalid ("could
+// not be found"); an unreachable peer is ErrUnavailable.
 func (s *Servers) resolveNIC(ctx context.Context, c Caller, nic NIC) (resolvedNIC, error) {
+	kind, id := network.KindNetwork, nic.Network
 	if nic.Port != "" {
-		e, err := s.Index.Get(ctx, kindPort, nic.Port, c.Project)
-		if errors.Is(err, index.ErrNotFound) {
-			return resolvedNIC{}, fmt.Errorf("port %s could not be found: %w", nic.Port, ErrInvalid)
-		}
-		if err != nil {
-			return resolvedNIC{}, err
-		}
-		return resolvedNIC{ref: nic.Port, peerID: e.PeerID, peerPort: e.PeerResourceID}, nil
+		kind, id = network.KindPort, nic.Port
 	}
-	peerID, peerNet, err := s.resolveNetwork(ctx, c.Project, nic.Network)
-	if err != nil {
+	ref, err := s.Networks.Resolve(ctx, c.Project, kind, id)
+	switch {
+	case errors.Is(err, peers.ErrNotFound):
+		return resolvedNIC{}, fmt.Errorf("%s %s could not be found: %w", kind, id, ErrInvalid)
+	case err != nil:
 		return resolvedNIC{}, err
 	}
-	return resolvedNIC{ref: nic.Network, peerID: peerID, peerNetwork: peerNet, fixedIP: nic.FixedIP}, nil
-}
-
-// resolveNetwork finds a network a project may put a server on, by the
-// rules of the network API: its own (indexed), another project's indexed
-// network that is shared or external, or a peer's own shared or external
-// network by the peer's ID, found by asking the connected peers in
-// parallel. Anything else is ErrInvalid ("could not be found"), so
-// others' networks do not leak.
-func (s *Servers) resolveNetwork(ctx context.Context, project, id string) (peerID, peerNet string, err error) {
-	nf := fmt.Errorf("network %s could not be found: %w", id, ErrInvalid)
-	e, err := s.Index.Get(ctx, kindNetwork, id, "")
-	if err == nil {
-		m, ok := s.Pool.Get(e.PeerID)
-		if !ok || m.Cloud == nil {
-			if e.Project != project {
-				return "", "", nf
-			}
-			return "", "", fmt.Errorf("the peer holding network %s is not connected: %w", id, ErrUnavailable)
-		}
-		if e.Project != project {
-			n, err := m.Cloud.GetNetwork(ctx, e.PeerResourceID)
-			if err != nil || !(n.Shared || n.External) {
-				return "", "", nf
-			}
-		}
-		return e.PeerID, e.PeerResourceID, nil
+	r := resolvedNIC{ref: id, peerID: ref.Member.Peer.ID, fixedIP: nic.FixedIP}
+	if kind == network.KindPort {
+		r.peerPort = ref.PeerResourceID
+	} else {
+		r.peerNetwork = ref.PeerResourceID
 	}
-	if !errors.Is(err, index.ErrNotFound) {
-		return "", "", err
-	}
-	members, _ := s.connected()
-	res := peers.Gather(ctx, members, s.timeout(), func(ctx context.Context, m *peers.Member) (bool, error) {
-		n, err := m.Cloud.GetNetwork(ctx, id)
-		if err != nil {
-			return false, err
-		}
-		return (n.Shared || n.External) && n.Metadata[peers.MetaBrokerID] != s.BrokerID, nil
-	})
-	var failed []string
-	for _, r := range res {
-		if r.Err == nil && r.Value {
-			return r.Member.Peer.ID, id, nil
-		}
-		if r.Err != nil && !errors.Is(r.Err, peers.ErrNotFound) {
-			failed = append(failed, r.Member.Peer.Name)
-		}
-	}
-	if len(failed) > 0 {
-		// It may be on a peer that did not answer: "not found" would be a
-		// lie the client acts on.
-		return "", "", fmt.Errorf("network %s is on no peer that answered; %s did not: %w", id, strings.Join(failed, ", "), ErrUnavailable)
-	}
-	return "", "", nf
+	return r, nil
 }
 
 // autoNetwork is Nova's "auto" on peer m: the project's oldest network
 // there with a subnet, else the peer's first shared network (by name) with
 // a subnet, else none ("").
 func (s *Servers) autoNetwork(ctx context.Context, c Caller, m *peers.Member) (string, error) {
-	entries, err := s.Index.List(ctx, kindNetwork, c.Project)
+	entries, err := s.Index.List(ctx, network.KindNetwork, c.Project)
 	if err != nil {
 		return "", err
 	}

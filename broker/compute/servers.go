@@ -15,6 +15,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
@@ -22,10 +23,8 @@ import (
 
 // Index kinds the servers service reads and writes.
 const (
-	KindServer  = "server"
-	kindVolume  = "volume"
-	kindNetwork = "network"
-	kindPort    = "port"
+	KindServer = "server"
+	kindVolume = "volume"
 )
 
 // Metadata keys the broker writes on a peer's server, beside peers.MetaID,
@@ -64,6 +63,16 @@ type Images interface {
 
 var _ Images = (*image.Service)(nil)
 
+// Networks is the part of network.Service servers use to resolve the
+// networks and ports a request names (kinds network.KindNetwork and
+// network.KindPort): Ref.Member and Ref.PeerResourceID say where they
+// are.
+type Networks interface {
+	Resolve(ctx context.Context, project, kind, id string) (network.Ref, error)
+}
+
+var _ Networks = (*network.Service)(nil)
+
 // Servers is the compute service layer: servers routed across the peers
 // of the pool. The Nova API (this package's HTTP handlers) and the EC2 API
 // (RunInstances, DescribeInstances, Start/Stop/Reboot/TerminateInstances,
@@ -80,8 +89,8 @@ var _ Images = (*image.Service)(nil)
 //     other ID is ErrNotFound (never "forbidden": existence does not leak).
 //   - Placement: Create resolves every reference first (flavor by broker ID
 //     or name; image through Images, with Glance's visibility; networks and
-//     ports through the index or a peer's own shared network; a boot volume
-//     through the index), keeps as candidates the connected peers holding
+//     ports through Networks, with Neutron's; a boot volume through the
+//     index), keeps as candidates the connected peers holding
 //     all of them (each other peer gets its reason), asks Placer, and tries
 //     the allowed peers best first: a peer out of capacity or unreachable
 //     hands over to the next. The index write is rolled back (the peer's
@@ -94,13 +103,14 @@ var _ Images = (*image.Service)(nil)
 // ErrConflict, ErrNoValidHost, ErrUnavailable), themselves wrapping the
 // peers sentinels; refusals of a request attribute are *Error naming the
 // field (FieldOf). Its zero value is not usable: set Pool, Index, Placer,
-// Images, Keypairs, Store and Log; BrokerID marks the servers this
+// Images, Networks, Keypairs, Store and Log; BrokerID marks the servers this
 // installation creates.
 type Servers struct {
 	Pool     Pool
 	Index    *index.Index
 	Placer   policy.Placer
 	Images   Images
+	Networks Networks
 	Keypairs *KeypairStore
 	// Store keeps what peers cannot: renames and metadata changes made
 	// after the boot (peers.Compute has no update).

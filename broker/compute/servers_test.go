@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
@@ -23,6 +24,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
@@ -33,13 +35,20 @@ import (
 
 const testBroker = "test-broker"
 
-// serversEnv is Keystone, Nova (with servers) and Cinder over seeded
-// local-cloud peers.
+// serversEnv is Keystone, Nova (with servers), Cinder, Glance and Neutron
+// over seeded local-cloud peers.
 type serversEnv struct {
 	*brokertest.Env
-	Index  *index.Index
-	Seeded map[string]localcloud.Seeded // by peer name
+	Index    *index.Index
+	Servers  *compute.Servers
+	Networks *network.Service
+	Seeded   map[string]localcloud.Seeded // by peer name
 }
+
+// services are the broker's, with Glance and Neutron, which the CLI needs.
+var services = append(slices.Clone(identity.DefaultServices),
+	identity.ServiceEntry{Type: "image", Name: "glance", Path: "/image"},
+	identity.ServiceEntry{Type: "network", Name: "neutron", Path: "/network"})
 
 // seeder is a local cloud, or a wrapper embedding one.
 type seeder interface {
@@ -55,13 +64,19 @@ func newServersEnv(t *testing.T, ps ...brokertest.Peer) *serversEnv {
 	se.Env = brokertest.New(t, ps, func(e *brokertest.Env, r chi.Router) {
 		se.Index = index.New(e.Store)
 		images := &image.Service{Pool: e.Pool, Index: se.Index, Placer: policy.Default{}, Store: e.Store, Log: e.Log, BrokerID: testBroker}
+		se.Networks = &network.Service{Pool: e.Pool, Index: se.Index, Store: e.Store, Placer: policy.Default{}, Log: e.Log, BrokerID: testBroker}
 		kps := compute.NewKeypairStore(e.Store)
-		srv := &compute.Servers{Pool: e.Pool, Index: se.Index, Placer: policy.Default{}, Images: images, Keypairs: kps,
-			Store: e.Store, Log: e.Log, BrokerID: testBroker, PeerTimeout: 2 * time.Second}
-		nova := &compute.Nova{Pool: e.Pool, Keypairs: kps, Servers: srv, Auth: e.Keystone.Authenticate, Log: e.Log, PeerTimeout: 2 * time.Second}
+		se.Servers = &compute.Servers{Pool: e.Pool, Index: se.Index, Placer: policy.Default{}, Images: images, Networks: se.Networks,
+			Keypairs: kps, Store: e.Store, Log: e.Log, BrokerID: testBroker, PeerTimeout: 2 * time.Second}
+		nova := &compute.Nova{Pool: e.Pool, Keypairs: kps, Servers: se.Servers, Auth: e.Keystone.Authenticate, Log: e.Log, PeerTimeout: 2 * time.Second}
 		r.Route("/compute", nova.Routes)
 		cinder := &volume.Cinder{Pool: e.Pool, Index: se.Index, Placer: policy.Default{}, Auth: e.Keystone.Authenticate, Log: e.Log, BrokerID: testBroker}
 		r.Route("/volume", cinder.Routes)
+		glance := &image.Glance{Images: images, Auth: e.Keystone.Authenticate, Log: e.Log}
+		r.Route("/image", glance.Routes)
+		neutron := &network.Neutron{Service: se.Networks, Auth: e.Keystone.Authenticate, Log: e.Log}
+		r.Route("/network", neutron.Routes)
+		e.Keystone.Catalog = identity.StaticCatalog(services)
 	})
 	for _, m := range se.Pool.Members() {
 		s, err := m.Cloud.(seeder).Seed(se.Ctx)
@@ -566,33 +581,41 @@ func waitVolume(t *testing.T, bs *gophercloud.ServiceClient, id, want string) {
 	}
 }
 
-func TestServerBootFromVolume(t *testing.T) {
-	ctx := context.Background()
-	se := newServersEnv(t)
-	c := se.admin(t)
-	// Cinder's API makes no volumes from images yet: make a bootable one on
-	// the peer and index it as the volume API would.
-	m := se.Pool.Members()[0]
-	id := "0b5e1d7e-0000-4000-8000-00000000b007"
-	pv, err := m.Cloud.CreateVolume(ctx, peers.VolumeSpec{Name: "root", Project: se.Boot.Project.ID, SizeGiB: 1, ImageID: se.Seeded[m.Peer.Name].ImageID,
-		Metadata: map[string]string{peers.MetaID: id, peers.MetaProject: se.Boot.Project.ID, peers.MetaBrokerID: testBroker}})
+// bootableVolume makes a bootable volume of the admin project on m from
+// its seeded image and indexes it as the volume API would (Cinder's API
+// makes no volumes from images yet), and waits until it is available.
+func (se *serversEnv) bootableVolume(t *testing.T, m *peers.Member) string {
+	t.Helper()
+	ctx, project := se.Ctx, se.Boot.Project.ID
+	id := uuid.NewString()
+	pv, err := m.Cloud.CreateVolume(ctx, peers.VolumeSpec{Name: "root", Project: project, SizeGiB: 1, ImageID: se.Seeded[m.Peer.Name].ImageID,
+		Metadata: map[string]string{peers.MetaID: id, peers.MetaProject: project, peers.MetaBrokerID: testBroker}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := se.Index.Put(ctx, index.Entry{Kind: "volume", ID: id, Project: se.Boot.Project.ID, PeerID: m.Peer.ID, PeerResourceID: pv.ID}); err != nil {
+	if err := se.Index.Put(ctx, index.Entry{Kind: "volume", ID: id, Project: project, PeerID: m.Peer.ID, PeerResourceID: pv.ID, Name: pv.Name}); err != nil {
 		t.Fatal(err)
 	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for v := pv; v.Status != peers.VolumeAvailable; {
-		changed := time.After(5 * time.Millisecond)
 		select {
-		case <-changed:
-		case <-se.Ctx.Done():
+		case <-tick.C:
+		case <-ctx.Done():
 			t.Fatal("the volume never became available")
 		}
 		if v, err = m.Cloud.GetVolume(ctx, pv.ID); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return id
+}
+
+func TestServerBootFromVolume(t *testing.T) {
+	se := newServersEnv(t)
+	c := se.admin(t)
+	m := se.Pool.Members()[0]
+	id := se.bootableVolume(t, m)
 	s := create(t, c, servers.CreateOpts{Name: "bfv", FlavorRef: "1", Networks: "none", BlockDevice: []servers.BlockDevice{
 		{BootIndex: 0, UUID: id, SourceType: servers.SourceVolume, DestinationType: servers.DestinationVolume},
 	}})
@@ -609,9 +632,7 @@ func TestServerBootFromVolume(t *testing.T) {
 // carry the field, sentinels and peers sentinels both match.
 func TestServersServiceErrors(t *testing.T) {
 	se := newServersEnv(t)
-	srv := &compute.Servers{Pool: se.Pool, Index: se.Index, Placer: policy.Default{},
-		Images:   &image.Service{Pool: se.Pool, Index: se.Index, Placer: policy.Default{}, Store: se.Store, Log: se.Log, BrokerID: testBroker},
-		Keypairs: compute.NewKeypairStore(se.Store), Store: se.Store, Log: se.Log, BrokerID: testBroker}
+	srv := se.Servers
 	caller := compute.Caller{Project: se.Boot.Project.ID, User: se.Boot.User.ID}
 	_, err := srv.Create(se.Ctx, caller, compute.CreateSpec{Name: "x", FlavorRef: "1", ImageRef: "no-such-image"})
 	if !errors.Is(err, compute.ErrInvalid) || !errors.Is(err, peers.ErrInvalid) || compute.FieldOf(err) != "imageRef" {
