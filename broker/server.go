@@ -15,6 +15,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/peers"
@@ -50,6 +51,8 @@ type Config struct {
 	Volume *volume.Cinder
 	// Image serves /image (Glance); nil leaves it out.
 	Image *image.Glance
+	// Network serves /network (Neutron); nil leaves it out.
+	Network *network.Neutron
 	// Index is the resource index /v1/index/rebuild reconciles, with the
 	// marks of BrokerID (the installation ID).
 	Index    *index.Index
@@ -108,6 +111,9 @@ func New(cfg Config) *Server {
 	if cfg.Image != nil {
 		// At /image exactly: Glance's Location headers assume it.
 		r.Route("/image", cfg.Image.Routes)
+	}
+	if cfg.Network != nil {
+		r.Route("/network", cfg.Network.Routes)
 	}
 	r.Get("/healthz", s.healthz)
 	r.Handle("/metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))

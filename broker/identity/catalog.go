@@ -16,6 +16,8 @@ var DefaultServices = []ServiceEntry{
 	{Type: "compute", Name: "nova", Path: "/compute/v2.1"},
 	{Type: "volumev3", Name: "cinderv3", Path: "/volume/v3"},
 	{Type: "image", Name: "glance", Path: "/image"},
+	// Unversioned, as Neutron's: clients add v2.0/ themselves.
+	{Type: "network", Name: "neutron", Path: "/network"},
 	{Type: "cloudmux", Name: "cloudmux", Path: "/v1"},
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
@@ -235,14 +236,17 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	})
 	images := &image.Service{Pool: pool, Index: idx, Placer: policy.Default{}, Store: store,
 		Log: log.WithField("component", "image"), BrokerID: installation}
+	networks := &network.Service{Pool: pool, Index: idx, Store: store, Placer: policy.Default{},
+		Log: log.WithField("component", "network"), BrokerID: installation}
 	handler := broker.New(broker.Config{
 		Peers: peerReg, Snapshot: snap, Pool: pool, Identity: keystone,
 		Compute: &compute.Nova{Pool: pool, Keypairs: compute.NewKeypairStore(store), Auth: keystone.Authenticate,
 			Log: log.WithField("component", "compute")},
 		Volume: &volume.Cinder{Pool: pool, Index: idx, Placer: policy.Default{}, Auth: keystone.Authenticate,
 			Log: log.WithField("component", "volume"), BrokerID: installation},
-		Image: &image.Glance{Images: images, Auth: keystone.Authenticate, Log: log.WithField("component", "glance")},
-		Index: idx, BrokerID: installation,
+		Image:   &image.Glance{Images: images, Auth: keystone.Authenticate, Log: log.WithField("component", "glance")},
+		Network: &network.Neutron{Service: networks, Auth: keystone.Authenticate, Log: log.WithField("component", "neutron")},
+		Index:   idx, BrokerID: installation,
 		Log: log.WithField("component", "http"), Version: version,
 	})
 	httpSrv := &http.Server{
