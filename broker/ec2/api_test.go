@@ -36,7 +36,7 @@ type testEnv struct {
 	creds   *identity.EC2Credentials
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
 	te := &testEnv{}
 	te.Env = brokertest.New(t, []brokertest.Peer{{Name: "alpha"}, {Name: "beta"}}, func(e *brokertest.Env, r chi.Router) {
@@ -54,7 +54,7 @@ func newTestEnv(t *testing.T) *testEnv {
 }
 
 // keysFor creates EC2 credentials for a user on a project.
-func (te *testEnv) keysFor(t *testing.T, user, project string) ec2.Keys {
+func (te *testEnv) keysFor(t testing.TB, user, project string) ec2.Keys {
 	t.Helper()
 	u, err := te.Dir.FindUser(te.Ctx, identity.DefaultDomainID, user)
 	if err != nil {
@@ -354,6 +354,20 @@ func TestVolumesAndTags(t *testing.T) {
 	admin.must("DescribeTags", url.Values{"Filter.1.Name": {"key"}, "Filter.1.Value.1": {"env"}}, &tags)
 	if len(tags.Items) != 1 || tags.Items[0].ResourceID != created.ID || tags.Items[0].Type != "volume" || tags.Items[0].Value != "prod" {
 		t.Fatalf("tags = %+v", tags)
+	}
+
+	// DeleteTags removes a key only where the value matches, when given.
+	admin.must("DeleteTags", url.Values{"ResourceId.1": {created.ID}, "Tag.1.Key": {"env"}, "Tag.1.Value": {"staging"}}, nil)
+	tags.Items = nil
+	admin.must("DescribeTags", url.Values{"Filter.1.Name": {"resource-id"}, "Filter.1.Value.1": {created.ID}}, &tags)
+	if len(tags.Items) != 2 {
+		t.Fatalf("a value mismatch deleted a tag: %+v", tags)
+	}
+	admin.must("DeleteTags", url.Values{"ResourceId.1": {created.ID}, "Tag.1.Key": {"env"}}, nil)
+	tags.Items = nil
+	admin.must("DescribeTags", url.Values{"Filter.1.Name": {"resource-id"}, "Filter.1.Value.1": {created.ID}}, &tags)
+	if len(tags.Items) != 1 || tags.Items[0].Key != "Name" {
+		t.Fatalf("after DeleteTags: %+v", tags)
 	}
 
 	// Another project sees nothing of it and cannot touch it.
