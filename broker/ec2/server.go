@@ -29,7 +29,9 @@ type Pool interface {
 	Get(id string) (*peers.Member, bool)
 }
 
-// API serves the EC2 Query API (mount it at /ec2).
+// API serves the EC2 Query API (mount it at /ec2). Pool, Store, Creds,
+// Keypairs, Index, Placer and Log are required; Images adds the image
+// actions and the upload path, Servers (with Images) the instance actions.
 type API struct {
 	Pool     Pool
 	Store    Store
@@ -71,8 +73,11 @@ type actionDef struct {
 	write bool
 }
 
+// actions are the actions the API offers: a group whose service is not
+// configured (Images, Servers nil) is left out, and its actions answer
+// InvalidAction rather than fail inside.
 func (a *API) actions() map[string]actionDef {
-	return map[string]actionDef{
+	out := map[string]actionDef{
 		"DescribeRegions":           {a.describeRegions, false},
 		"DescribeAvailabilityZones": {a.describeZones, false},
 		"DescribeKeyPairs":          {a.describeKeyPairs, false},
@@ -85,19 +90,26 @@ func (a *API) actions() map[string]actionDef {
 		"CreateVolume":              {a.createVolume, true},
 		"DescribeVolumes":           {a.describeVolumes, false},
 		"DeleteVolume":              {a.deleteVolume, true},
-		"AttachVolume":              {a.attachVolume, true},
-		"DetachVolume":              {a.detachVolume, true},
-		"DescribeImages":            {a.describeImages, false},
-		"RegisterImage":             {a.registerImage, true},
-		"DeregisterImage":           {a.deregisterImage, true},
-		"RunInstances":              {a.runInstances, true},
-		"DescribeInstances":         {a.describeInstances, false},
-		"StartInstances":            {a.startInstances, true},
-		"StopInstances":             {a.stopInstances, true},
-		"RebootInstances":           {a.rebootInstances, true},
-		"TerminateInstances":        {a.terminateInstances, true},
-		"GetConsoleOutput":          {a.getConsoleOutput, false},
 	}
+	if a.Images != nil {
+		out["DescribeImages"] = actionDef{a.describeImages, false}
+		out["RegisterImage"] = actionDef{a.registerImage, true}
+		out["DeregisterImage"] = actionDef{a.deregisterImage, true}
+	}
+	if a.Servers != nil {
+		out["AttachVolume"] = actionDef{a.attachVolume, true}
+		out["DetachVolume"] = actionDef{a.detachVolume, true}
+	}
+	if a.Servers != nil && a.Images != nil {
+		out["RunInstances"] = actionDef{a.runInstances, true}
+		out["DescribeInstances"] = actionDef{a.describeInstances, false}
+		out["StartInstances"] = actionDef{a.startInstances, true}
+		out["StopInstances"] = actionDef{a.stopInstances, true}
+		out["RebootInstances"] = actionDef{a.rebootInstances, true}
+		out["TerminateInstances"] = actionDef{a.terminateInstances, true}
+		out["GetConsoleOutput"] = actionDef{a.getConsoleOutput, false}
+	}
+	return out
 }
 
 // Routes mounts the API on r (at /ec2): every action is a GET or a
