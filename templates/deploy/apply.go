@@ -1,0 +1,645 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/templates"
+)
+
+// MetaAttempt tags a peer resource with the attempt that created it, so a
+// rollback sweep finds what the attempt made even when no step recorded it.
+const MetaAttempt = "cloudmux_attempt"
+
+func (r *run) snapshot() *Deployment {
+	var c Deployment
+	r.view(func(d *Deployment) {
+		c = *d
+		c.Resources = maps.Clone(d.Resources)
+		c.Retired = maps.Clone(d.Retired)
+	})
+	return &c
+}
+
+// apply plans the deployment's spec against what exists and carries the
+// plan out; a failure rolls back (or is kept, when asked).
+func (r *run) apply(ctx context.Context) error {
+	d := r.snapshot()
+	plan, err := r.e.Plan(ctx, d, d.Spec)
+	if err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		r.event(ctx, Event{Action: "plan", Status: "FAILED", Message: err.Error()})
+		return r.save(ctx, func(d *Deployment) { d.Status, d.Error = StatusFailed, "plan: "+err.Error() })
+	}
+	r.render = plan.render
+	if err := r.save(ctx, func(d *Deployment) { d.Status = StatusApplying }); err != nil {
+		return err
+	}
+	counts := plan.Counts()
+	r.event(ctx, Event{Action: "apply", Status: "IN_PROGRESS", Message: fmt.Sprintf("attempt %d: %d to create, %d to update, %d to replace, %d to delete",
+		d.Attempt, counts[ActCreate], counts[ActUpdate], counts[ActReplace], counts[ActDelete])})
+	var keys []string
+	deps := map[string][]string{}
+	var removals []string
+	for _, st := range plan.Steps {
+		switch st.Action {
+		case ActCreate, ActReplace, ActUpdate:
+			keys = append(keys, st.Key)
+			deps[st.Key] = st.Deps
+		case ActDelete:
+			removals = append(removals, st.Key)
+		}
+	}
+	if err := dag(ctx, keys, deps, r.step, false); err != nil {
+		if c := context.Cause(ctx); c != nil {
+			return c
+		}
+		if errors.Is(err, errGoalChanged) {
+			return errGoalChanged
+		}
+		return r.fail(ctx, err)
+	}
+	// Success: what was superseded or dropped goes now.
+	r.view(func(d *Deployment) {
+		for k := range d.Retired {
+			removals = append(removals, retiredPrefix+k)
+		}
+	})
+	if err := r.remove(ctx, removals); err != nil {
+		if c := context.Cause(ctx); c != nil {
+			return c
+		}
+		r.event(ctx, Event{Action: "apply", Status: "FAILED", Message: "cleanup: " + err.Error()})
+		return r.save(ctx, func(d *Deployment) { d.Status, d.Error = StatusFailed, "cleanup: "+err.Error() })
+	}
+	outputs := r.outputs(ctx)
+	var old *Spec
+	if err := r.save(ctx, func(d *Deployment) {
+		old = d.Applied
+		spec := d.Spec
+		d.Status, d.Error, d.Outputs, d.Applied = StatusComplete, "", outputs, &spec
+	}); err != nil {
+		return err
+	}
+	if r.e.Uses != nil && old != nil && old.Template != "" && old.Template != d.Spec.Template {
+		_ = r.e.Uses.ReleaseUse(ctx, old.Template, "deployment:"+r.id)
+	}
+	r.event(ctx, Event{Action: "complete", Status: string(StatusComplete)})
+	return nil
+}
+
+// fail ends a failed attempt: kept as FAILED when the spec asks, else
+// rolled back.
+func (r *run) fail(ctx context.Context, cause error) error {
+	msg := cause.Error()
+	keep := false
+	r.view(func(d *Deployment) { keep = d.Spec.KeepOnFailure })
+	if keep {
+		r.event(ctx, Event{Action: "failed", Status: string(StatusFailed), Message: msg + " (kept, as asked)"})
+		return r.save(ctx, func(d *Deployment) { d.Status, d.Error = StatusFailed, msg })
+	}
+	r.event(ctx, Event{Action: "rollback", Status: "IN_PROGRESS", Message: msg})
+	if err := r.save(ctx, func(d *Deployment) { d.Status, d.Error = StatusRollingBack, msg }); err != nil {
+		return err
+	}
+	return r.rollback(ctx, msg)
+}
+
+// rollback removes what the current attempt created, on every peer,
+// sweeps the peers for anything tagged with the attempt that no step
+// recorded, and restores what a replace retired.
+func (r *run) rollback(ctx context.Context, cause string) error {
+	var keys []string
+	var attempt int
+	r.view(func(d *Deployment) {
+		attempt = d.Attempt
+		for k, res := range d.Resources {
+			if res.Attempt == attempt {
+				keys = append(keys, k)
+			}
+		}
+	})
+	err := r.remove(ctx, keys)
+	if err == nil {
+		err = r.sweep(ctx, map[string]string{MetaDeployment: r.id, MetaAttempt: strconv.Itoa(attempt)})
+	}
+	if c := context.Cause(ctx); c != nil {
+		return c
+	}
+	if err != nil {
+		r.event(ctx, Event{Action: "rollback", Status: "FAILED", Message: err.Error()})
+		return r.save(ctx, func(d *Deployment) {
+			d.Status, d.Error = StatusFailed, fmt.Sprintf("%s; rollback incomplete: %v", cause, err)
+		})
+	}
+	r.event(ctx, Event{Action: "rollback", Status: "COMPLETE", Message: cause})
+	return r.save(ctx, func(d *Deployment) {
+		for k, old := range d.Retired {
+			d.Resources[k] = old
+		}
+		d.Retired = map[string]*Resource{}
+		d.Status, d.Error = StatusFailed, "rolled back: "+cause
+	})
+}
+
+// deleteAll removes every resource of the deployment, then sweeps the
+// peers for anything still tagged with it.
+func (r *run) deleteAll(ctx context.Context) error {
+	var keys []string
+	r.view(func(d *Deployment) {
+		keys = slices.Collect(maps.Keys(d.Resources))
+		for k := range d.Retired {
+			keys = append(keys, retiredPrefix+k)
+		}
+	})
+	r.event(ctx, Event{Action: "delete", Status: "IN_PROGRESS", Message: fmt.Sprintf("%d resources", len(keys))})
+	err := r.remove(ctx, keys)
+	if err == nil {
+		err = r.sweep(ctx, map[string]string{MetaDeployment: r.id})
+	}
+	if c := context.Cause(ctx); c != nil {
+		return c
+	}
+	if errors.Is(err, errGoalChanged) {
+		return err
+	}
+	if err != nil {
+		r.event(ctx, Event{Action: "delete", Status: "FAILED", Message: err.Error()})
+		return r.save(ctx, func(d *Deployment) { d.Status, d.Error = StatusFailed, "delete: "+err.Error() })
+	}
+	var applied *Spec
+	if err := r.save(ctx, func(d *Deployment) {
+		applied = d.Applied
+		d.Status, d.Outputs, d.Error = StatusDeleted, nil, ""
+	}); err != nil {
+		return err
+	}
+	if r.e.Uses != nil {
+		d := r.snapshot()
+		for _, s := range []*Spec{&d.Spec, applied} {
+			if s != nil && s.Template != "" {
+				_ = r.e.Uses.ReleaseUse(ctx, s.Template, "deployment:"+r.id)
+			}
+		}
+	}
+	r.event(ctx, Event{Action: "deleted", Status: string(StatusDeleted)})
+	return nil
+}
+
+// step carries out one create, replace or update.
+func (r *run) step(ctx context.Context, key string) error {
+	st := r.render.instances[key]
+	if st.Action == ActUpdate {
+		return r.update(ctx, st)
+	}
+	return r.create(ctx, st)
+}
+
+func (r *run) member(peerID, peerName string) (peers.Cloud, error) {
+	m, ok := r.e.Peers.Get(peerID)
+	if !ok || m.Cloud == nil {
+		return nil, fmt.Errorf("%w: peer %s is not connected", peers.ErrUnavailable, peerName)
+	}
+	return m.Cloud, nil
+}
+
+func (r *run) create(ctx context.Context, st *Step) error {
+	resumed := false
+	if err := r.save(ctx, func(d *Deployment) {
+		cur := d.Resources[st.Key]
+		if cur != nil && st.Action == ActReplace && cur.Attempt != d.Attempt {
+			d.Retired[st.Key] = cur
+			cur = nil
+		}
+		if cur != nil && cur.Status == ResReady && cur.Attempt != d.Attempt {
+			cur = nil // a leftover record; the peer is asked below
+		}
+		if cur == nil {
+			cur = &Resource{Key: st.Key, BrokerID: uuid.NewString()}
+			d.Resources[st.Key] = cur
+		} else {
+			resumed = true
+		}
+		cur.Resource, cur.Index, cur.Kind, cur.PeerID, cur.PeerName = st.Resource, st.Index, st.Kind, st.PeerID, st.PeerName
+		cur.Props, cur.Deps, cur.Attempt, cur.Error = st.Props, st.Deps, d.Attempt, ""
+		if cur.Status != ResCreated || cur.ID == "" {
+			cur.Status = ResCreating
+		}
+	}); err != nil {
+		return err
+	}
+	res := r.resource(st.Key)
+	var retiredID string
+	if old := r.resource(retiredPrefix + st.Key); old != nil && old.PeerID == st.PeerID {
+		retiredID = old.ID
+	}
+	action := string(st.Action)
+	r.event(ctx, Event{Resource: st.Key, Peer: st.PeerName, Action: action, Status: "IN_PROGRESS"})
+	failed := func(err error) error {
+		if ctx.Err() == nil {
+			_ = r.save(ctx, func(d *Deployment) {
+				if cur := d.Resources[st.Key]; cur != nil {
+					cur.Status, cur.Error = ResFailed, err.Error()
+				}
+			})
+			r.event(ctx, Event{Resource: st.Key, Peer: st.PeerName, Action: action, Status: "FAILED", Message: err.Error()})
+		}
+		return err
+	}
+	c, err := r.member(st.PeerID, st.PeerName)
+	if err != nil {
+		return failed(err)
+	}
+	p, err := r.scope(st).Eval(r.render.tpl.Resources[st.Resource].Properties)
+	if err != nil {
+		return failed(fmt.Errorf("properties: %w", err))
+	}
+	var project string
+	r.view(func(d *Deployment) { project = d.Project })
+	tags := map[string]string{MetaDeployment: r.id, MetaResource: st.Key, MetaAttempt: strconv.Itoa(res.Attempt),
+		peers.MetaProject: project, peers.MetaID: res.BrokerID}
+	if r.e.BrokerID != "" {
+		tags[peers.MetaBrokerID] = r.e.BrokerID
+	}
+	id, _, err := r.adopt(ctx, c, res, retiredID, resumed, props(asMap(p)))
+	if err != nil {
+		return failed(err)
+	}
+	var extra map[string]any
+	if id == "" {
+		var defName string
+		r.view(func(d *Deployment) { defName = sanitize(d.Name + "-" + st.Key) })
+		err = r.e.call(ctx, st.PeerID, func() error {
+			var err error
+			id, extra, err = r.createOnPeer(ctx, c, res, props(asMap(p)), tags, project, defName)
+			return err
+		})
+		if err != nil {
+			return failed(err)
+		}
+	} else {
+		r.event(ctx, Event{Resource: st.Key, Peer: st.PeerName, Action: "adopt", Status: "IN_PROGRESS", Message: "found " + id + " on the peer"})
+		action = "adopt"
+		if res.Kind == templates.KindVolumeAttachment {
+			extra = map[string]any{"server_id": props(asMap(p)).str("server"), "volume_id": props(asMap(p)).str("volume")}
+		}
+	}
+	if err := r.save(ctx, func(d *Deployment) {
+		cur := d.Resources[st.Key]
+		cur.ID, cur.Status = id, ResCreated
+		if len(extra) > 0 {
+			cur.Attrs = merge2(cur.Attrs, extra)
+		}
+	}); err != nil {
+		return err
+	}
+	res = r.resource(st.Key)
+	var attrs map[string]any
+	err = r.e.poll(ctx, st.Key, func() (bool, error) {
+		var done bool
+		err := r.e.call(ctx, st.PeerID, func() error {
+			var err error
+			done, attrs, err = settled(ctx, c, res)
+			return err
+		})
+		return done, err
+	})
+	if err != nil {
+		return failed(err)
+	}
+	if err := r.save(ctx, func(d *Deployment) {
+		cur := d.Resources[st.Key]
+		cur.Status, cur.Attrs = ResReady, merge2(cur.Attrs, attrs)
+	}); err != nil {
+		return err
+	}
+	r.event(ctx, Event{Resource: st.Key, Peer: st.PeerName, Action: action, Status: "COMPLETE", Message: id})
+	return nil
+}
+
+func merge2(a, b map[string]any) map[string]any {
+	out := maps.Clone(a)
+	if out == nil {
+		out = map[string]any{}
+	}
+	maps.Copy(out, b)
+	return out
+}
+
+// adopt finds a resource an interrupted step made: by its recorded ID,
+// else by its tags (excluding the instance a replace retires). Twins a
+// retried create left are deleted. A keypair has no tags: it is adopted
+// by name only when this step is a resumed one.
+func (r *run) adopt(ctx context.Context, c peers.Cloud, res *Resource, retiredID string, resumed bool, p props) (string, bool, error) {
+	if res.ID != "" {
+		g, err := gone(ctx, c, res, res.ID)
+		if err != nil {
+			return "", false, err
+		}
+		if !g {
+			return res.ID, true, nil
+		}
+	}
+	if res.Kind == templates.KindKeypair {
+		if !resumed {
+			return "", false, nil
+		}
+		if _, err := c.GetKeypair(ctx, p.str("name")); err == nil {
+			return p.str("name"), true, nil
+		}
+		return "", false, nil
+	}
+	if res.Kind == templates.KindVolumeAttachment {
+		if v, err := c.GetVolume(ctx, p.str("volume")); err == nil && attachedTo(v, p.str("server")) {
+			return v.ID, true, nil
+		}
+		return "", false, nil
+	}
+	var ids []string
+	err := r.e.call(ctx, res.PeerID, func() error {
+		var err error
+		ids, err = tagged(ctx, c, res.Kind, map[string]string{MetaDeployment: r.id, MetaResource: res.Key})
+		return err
+	})
+	if err != nil {
+		return "", false, err
+	}
+	ids = slices.DeleteFunc(ids, func(id string) bool { return id == retiredID })
+	if len(ids) == 0 {
+		return "", false, nil
+	}
+	for _, twin := range ids[1:] {
+		r.event(ctx, Event{Resource: res.Key, Peer: res.PeerName, Action: "delete", Status: "IN_PROGRESS", Message: "twin " + twin})
+		if err := r.destroy(ctx, c, res, twin); err != nil {
+			return "", false, err
+		}
+	}
+	return ids[0], true, nil
+}
+
+// update grows a volume in place (the only in-place change peers offer).
+func (r *run) update(ctx context.Context, st *Step) error {
+	if err := r.save(ctx, func(d *Deployment) { d.Resources[st.Key].Status = ResUpdating }); err != nil {
+		return err
+	}
+	res := r.resource(st.Key)
+	r.event(ctx, Event{Resource: st.Key, Peer: st.PeerName, Action: "update", Status: "IN_PROGRESS", Message: strings.Join(st.Changes, ", ")})
+	c, err := r.member(st.PeerID, st.PeerName)
+	if err != nil {
+		return err
+	}
+	pv, err := r.scope(st).Eval(r.render.tpl.Resources[st.Resource].Properties)
+	if err != nil {
+		return err
+	}
+	size := props(asMap(pv)).num("size")
+	var attrs map[string]any
+	err = r.e.call(ctx, st.PeerID, func() error {
+		v, err := c.GetVolume(ctx, res.ID)
+		if err != nil || v.SizeGiB >= size {
+			return err
+		}
+		_, err = c.ExtendVolume(ctx, res.ID, size)
+		return err
+	})
+	if err == nil {
+		err = r.e.poll(ctx, st.Key, func() (bool, error) {
+			done, a, err := settled(ctx, c, res)
+			attrs = a
+			return done && a["size"] == int64(size), err
+		})
+	}
+	if err != nil {
+		r.event(ctx, Event{Resource: st.Key, Peer: st.PeerName, Action: "update", Status: "FAILED", Message: err.Error()})
+		return err
+	}
+	if err := r.save(ctx, func(d *Deployment) {
+		cur := d.Resources[st.Key]
+		cur.Status, cur.Props, cur.Attrs = ResReady, st.Props, merge2(cur.Attrs, attrs)
+	}); err != nil {
+		return err
+	}
+	r.event(ctx, Event{Resource: st.Key, Peer: st.PeerName, Action: "update", Status: "COMPLETE"})
+	return nil
+}
+
+// remove deletes instances (keys of Resources, or "retired:" keys),
+// dependents first, in parallel; every one is tried.
+func (r *run) remove(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	var all []*Resource
+	byKey := map[string]string{} // instance key -> removal key
+	r.view(func(d *Deployment) {
+		for _, k := range keys {
+			if res := lookup(d, k); res != nil {
+				c := *res
+				c.Key = k
+				all = append(all, &c)
+				byKey[k] = k
+			}
+		}
+	})
+	// Reverse dependencies: k waits for everything that depends on it.
+	// Retired instances depend on the retired (or live) copies they name.
+	rev := map[string][]string{}
+	for _, res := range all {
+		for _, d := range res.Deps {
+			for _, cand := range []string{d, retiredPrefix + d} {
+				if _, ok := byKey[cand]; ok {
+					rev[cand] = append(rev[cand], res.Key)
+				}
+			}
+		}
+	}
+	return dag(ctx, keys, rev, r.removeOne, true)
+}
+
+func (r *run) removeOne(ctx context.Context, key string) error {
+	res := r.resource(key)
+	if res == nil {
+		return nil
+	}
+	if err := r.save(ctx, func(d *Deployment) {
+		if cur := lookup(d, key); cur != nil {
+			cur.Status = ResDeleting
+		}
+	}); err != nil {
+		return err
+	}
+	r.event(ctx, Event{Resource: key, Peer: res.PeerName, Action: "delete", Status: "IN_PROGRESS"})
+	c, err := r.member(res.PeerID, res.PeerName)
+	if err != nil {
+		r.event(ctx, Event{Resource: key, Peer: res.PeerName, Action: "delete", Status: "FAILED", Message: err.Error()})
+		return err
+	}
+	ids := []string{res.ID}
+	if res.ID == "" || res.Kind == templates.KindVolumeAttachment {
+		found, err := tagged(ctx, c, res.Kind, map[string]string{MetaDeployment: r.id, MetaResource: res.Key})
+		if err != nil {
+			return err
+		}
+		ids = append(slices.DeleteFunc(ids, func(s string) bool { return s == "" }), found...)
+	}
+	for _, id := range ids {
+		if err := r.destroy(ctx, c, res, id); err != nil {
+			r.event(ctx, Event{Resource: key, Peer: res.PeerName, Action: "delete", Status: "FAILED", Message: err.Error()})
+			return err
+		}
+	}
+	if err := r.save(ctx, func(d *Deployment) {
+		if k, ok := cutPrefix(key, retiredPrefix); ok {
+			delete(d.Retired, k)
+		} else {
+			delete(d.Resources, key)
+		}
+	}); err != nil {
+		return err
+	}
+	r.event(ctx, Event{Resource: key, Peer: res.PeerName, Action: "delete", Status: "COMPLETE"})
+	return nil
+}
+
+// destroy deletes one resource and waits until the peer no longer has it.
+// A conflict (a network whose ports a deleting server still holds) is
+// retried until the peer lets go.
+func (r *run) destroy(ctx context.Context, c peers.Cloud, res *Resource, id string) error {
+	started := false
+	return r.e.poll(ctx, "delete "+res.Key, func() (bool, error) {
+		var done bool
+		err := r.e.call(ctx, res.PeerID, func() error {
+			if !started {
+				err := startDelete(ctx, c, res, id)
+				if errors.Is(err, peers.ErrConflict) {
+					return nil // retry on the next poll
+				}
+				if err != nil {
+					return err
+				}
+				started = true
+			}
+			g, err := gone(ctx, c, res, id)
+			done = g
+			return err
+		})
+		return done, err
+	})
+}
+
+// sweep deletes whatever the usable peers still hold with these tags.
+func (r *run) sweep(ctx context.Context, tags map[string]string) error {
+	var errs []error
+	for _, m := range r.e.Peers.Members() {
+		if !m.Usable() {
+			continue
+		}
+		for _, kind := range sweepOrder {
+			ids, err := tagged(ctx, m.Cloud, kind, tags)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: list %s: %w", m.Peer.Name, kind, err))
+				continue
+			}
+			for _, id := range ids {
+				res := &Resource{Key: "sweep", Kind: kind, PeerID: m.Peer.ID, PeerName: m.Peer.Name}
+				r.event(ctx, Event{Resource: string(kind) + " " + id, Peer: m.Peer.Name, Action: "delete", Status: "IN_PROGRESS", Message: "untracked, tagged with this deployment"})
+				if err := r.destroy(ctx, m.Cloud, res, id); err != nil {
+					errs = append(errs, fmt.Errorf("%s: delete %s %s: %w", m.Peer.Name, kind, id, err))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// scope resolves references for an instance on its peer.
+func (r *run) scope(st *Step) *templates.Scope {
+	return &templates.Scope{Params: r.render.params, Conditions: r.render.conditions, Index: st.Index,
+		Resource: func(name string) (any, error) { return r.refValue(name, st.PeerID, "id") },
+		Attr: func(name, attr string, path []any) (any, error) {
+			v, err := r.refValue(name, st.PeerID, attr)
+			if err != nil {
+				return nil, err
+			}
+			return templates.Dig(v, path)
+		}}
+}
+
+// refValue reads an attribute ("id" for get_resource) of resource name,
+// as seen from peerID: the copy on that peer for a per-peer resource (the
+// first copy when peerID is ""), a list for a counted one.
+func (r *run) refValue(name, peerID, attr string) (any, error) {
+	keys := r.render.byName[name]
+	res := r.render.tpl.Resources[name]
+	if res == nil {
+		return nil, fmt.Errorf("no resource %q", name)
+	}
+	if len(keys) == 0 {
+		if res.Count != nil {
+			return []any{}, nil
+		}
+		return nil, fmt.Errorf("%w: %s has no instance", templates.ErrUnresolved, name)
+	}
+	if replicated(res.Kind) {
+		pick := keys[0]
+		for _, k := range keys {
+			if r.render.instances[k].PeerID == peerID {
+				pick = k
+			}
+		}
+		keys = []string{pick}
+	}
+	var vals []any
+	for _, k := range keys {
+		inst := r.resource(k)
+		if inst == nil || inst.ID == "" {
+			return nil, fmt.Errorf("%w: %s", templates.ErrUnresolved, k)
+		}
+		switch attr {
+		case "id":
+			vals = append(vals, inst.ID)
+		case "peer":
+			vals = append(vals, inst.PeerName)
+		default:
+			vals = append(vals, inst.Attrs[attr])
+		}
+	}
+	if res.Count != nil {
+		return vals, nil
+	}
+	return vals[0], nil
+}
+
+// outputs evaluates the template's outputs; one that fails reads as its
+// error, as Heat's output_error.
+func (r *run) outputs(ctx context.Context) map[string]any {
+	out := map[string]any{}
+	s := r.scope(&Step{Index: -1})
+	for name, o := range r.render.tpl.Outputs {
+		if on, err := s.Condition(o.Condition); err != nil || !on {
+			continue
+		}
+		v, err := s.Eval(o.Value)
+		if err != nil {
+			v = map[string]any{"error": err.Error()}
+			r.event(ctx, Event{Action: "output", Status: "FAILED", Message: name + ": " + err.Error()})
+		}
+		out[name] = v
+	}
+	return out
+}
+
+// sanitize makes a peer resource name from a deployment and key.
+func sanitize(s string) string {
+	return strings.NewReplacer("[", "-", "]", "", "@", "-", ".", "-").Replace(s)
+}

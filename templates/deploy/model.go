@@ -1,0 +1,128 @@
+package deploy
+
+import (
+	"time"
+
+	"github.com/cloudmux/cloudmux/templates"
+)
+
+// Status is a deployment's status.
+type Status string
+
+// Deployment statuses. PENDING, APPLYING, ROLLING_BACK and DELETING are
+// work in progress: an engine that finds one without an owner resumes it.
+const (
+	StatusPending     Status = "PENDING"
+	StatusApplying    Status = "APPLYING"
+	StatusComplete    Status = "COMPLETE"
+	StatusRollingBack Status = "ROLLING_BACK"
+	StatusFailed      Status = "FAILED"
+	StatusDeleting    Status = "DELETING"
+	StatusDeleted     Status = "DELETED"
+)
+
+// InProgress reports whether the status is work an engine must finish.
+func (s Status) InProgress() bool {
+	return s == StatusPending || s == StatusApplying || s == StatusRollingBack || s == StatusDeleting
+}
+
+// Spec is what a deployment should be: a template and its inputs.
+type Spec struct {
+	// Template is "NAME@VERSION" when the template came from the catalog
+	// (informational; Source is what is deployed).
+	Template string `json:"template,omitempty"`
+	// Binding is "NAME@VERSION" when the inputs came from a binding.
+	Binding string `json:"binding,omitempty"`
+	// Source is the template document.
+	Source     string                         `json:"source"`
+	Parameters map[string]any                 `json:"parameters,omitempty"`
+	Placement  map[string]templates.Placement `json:"placement,omitempty"`
+	// KeepOnFailure keeps what a failed attempt created (status FAILED)
+	// instead of rolling it back.
+	KeepOnFailure bool `json:"keep_on_failure,omitempty"`
+}
+
+// Deployment is the durable record of one deployment.
+type Deployment struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Project string `json:"project"`
+	Status  Status `json:"status"`
+	// Goal is what the in-progress work is for: "apply" or "delete".
+	Goal string `json:"goal"`
+	Spec Spec   `json:"spec"`
+	// Applied is the spec of the last successful apply: a failed update
+	// rolls back to it.
+	Applied *Spec `json:"applied,omitempty"`
+	// Attempt counts apply attempts; resources remember the attempt that
+	// created them, so a rollback removes exactly this attempt's.
+	Attempt int `json:"attempt"`
+	// Resources are the instances that exist (or are being made), by key:
+	// "web", "web[1]" for replicas, "net@peer" for per-peer copies.
+	Resources map[string]*Resource `json:"resources"`
+	// Retired are instances a replace superseded, deleted once the attempt
+	// succeeds, restored if it rolls back.
+	Retired   map[string]*Resource `json:"retired,omitempty"`
+	Outputs   map[string]any       `json:"outputs,omitempty"`
+	Error     string               `json:"error,omitempty"`
+	CreatedAt time.Time            `json:"created_at"`
+	UpdatedAt time.Time            `json:"updated_at"`
+}
+
+// ResourceStatus is an instance's status.
+type ResourceStatus string
+
+// Instance statuses. CREATING is written before the peer is asked, so a
+// crash between the call and the next write leaves a CREATING instance
+// the resumed run finds on the peer by its tags.
+const (
+	ResCreating ResourceStatus = "CREATING"
+	ResCreated  ResourceStatus = "CREATED" // the peer accepted; settling
+	ResReady    ResourceStatus = "READY"
+	ResUpdating ResourceStatus = "UPDATING"
+	ResDeleting ResourceStatus = "DELETING"
+	ResFailed   ResourceStatus = "FAILED"
+)
+
+// Resource is one instance on one peer.
+type Resource struct {
+	Key      string         `json:"key"`
+	Resource string         `json:"resource"`
+	Index    int            `json:"index"` // -1 unless counted
+	Kind     templates.Kind `json:"kind"`
+	PeerID   string         `json:"peer_id"`
+	PeerName string         `json:"peer_name"`
+	// BrokerID is the broker-wide ID written on the peer resource
+	// (peers.MetaID) before it is created.
+	BrokerID string `json:"broker_id"`
+	// ID is the peer's ID of the resource (a keypair's name).
+	ID     string         `json:"id,omitempty"`
+	Status ResourceStatus `json:"status"`
+	// Props is the canonical JSON of the planned properties, references
+	// still symbolic: an update changes it only if the template did.
+	Props   string         `json:"props"`
+	Attrs   map[string]any `json:"attrs,omitempty"`
+	Attempt int            `json:"attempt"`
+	// Deps are the keys this instance depends on.
+	Deps  []string `json:"deps,omitempty"`
+	Error string   `json:"error,omitempty"`
+}
+
+// Event is one step of a deployment's history.
+type Event struct {
+	Seq      int64     `json:"seq"`
+	Time     time.Time `json:"time"`
+	Resource string    `json:"resource,omitempty"`
+	Peer     string    `json:"peer,omitempty"`
+	// Action is what happened: create, update, replace, delete, adopt,
+	// rollback, or deployment-level: apply, complete, failed, deleted.
+	Action  string `json:"action"`
+	Status  string `json:"status"`
+	Message string `json:"message,omitempty"`
+}
+
+// Metadata keys on every peer resource a deployment creates.
+const (
+	MetaDeployment = "cloudmux_deployment"
+	MetaResource   = "cloudmux_resource"
+)
