@@ -211,6 +211,57 @@ func TestAWSCLI(t *testing.T) {
 	cli.waitCLI(ctx, "stopped", ids[0])
 	cli.ok(nil, "start-instances", "--instance-ids", ids[0])
 	cli.waitCLI(ctx, "running", ids[0])
+	cli.ok(nil, "reboot-instances", "--instance-ids", ids[1])
+	var console struct{ InstanceID, Output string }
+	cli.ok(&console, "get-console-output", "--instance-id", ids[1])
+
+	// Key pairs and volumes: every answer must parse in botocore.
+	pub := filepath.Join(t.TempDir(), "id.pub")
+	if err := os.WriteFile(pub, []byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBQ8hcY4pYWVuXmjrwD59bRUptCSy8JWm4ogrBG1bCHB cli@test\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cli.ok(nil, "import-key-pair", "--key-name", "imported", "--public-key-material", "fileb://"+pub)
+	var kps struct {
+		KeyPairs []struct{ KeyName, KeyFingerprint, KeyPairID string }
+	}
+	cli.ok(&kps, "describe-key-pairs")
+	if len(kps.KeyPairs) != 2 || kps.KeyPairs[0].KeyName != "cli-key" || kps.KeyPairs[1].KeyName != "imported" {
+		t.Fatalf("describe-key-pairs = %+v", kps)
+	}
+	cli.ok(nil, "delete-key-pair", "--key-name", "imported")
+	var vol struct{ VolumeID, State, AvailabilityZone string }
+	cli.ok(&vol, "create-volume", "--size", "1", "--availability-zone", img.PeerName,
+		"--tag-specifications", "ResourceType=volume,Tags=[{Key=Name,Value=cli-vol}]")
+	if !strings.HasPrefix(vol.VolumeID, "vol-") || vol.AvailabilityZone != img.PeerName {
+		t.Fatalf("create-volume = %+v", vol)
+	}
+	cli.ok(nil, "attach-volume", "--volume-id", vol.VolumeID, "--instance-id", ids[1], "--device", "/dev/vdb")
+	for {
+		var vols struct {
+			Volumes []struct {
+				State       string
+				Attachments []struct{ InstanceID, State string }
+			}
+		}
+		cli.ok(&vols, "describe-volumes", "--volume-ids", vol.VolumeID)
+		if len(vols.Volumes) == 1 && vols.Volumes[0].State == "in-use" && len(vols.Volumes[0].Attachments) == 1 && vols.Volumes[0].Attachments[0].InstanceID == ids[1] {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the volume never showed attached: %+v", vols)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	cli.ok(nil, "detach-volume", "--volume-id", vol.VolumeID)
+	cli.ok(nil, "delete-tags", "--resources", vol.VolumeID, "--tags", "Key=Name")
+	var regions struct {
+		Regions []struct{ RegionName, Endpoint string }
+	}
+	cli.ok(&regions, "describe-regions")
+	if len(regions.Regions) != 1 || regions.Regions[0].RegionName != identity.Region {
+		t.Fatalf("describe-regions = %+v", regions)
+	}
 
 	// Refusals: a wrong secret, and another project's keys.
 	forged := &awsRunner{t: t, endpoint: cli.endpoint, keys: ec2.Keys{AccessKey: cli.keys.AccessKey, SecretKey: "forged-secret"}, home: t.TempDir()}
@@ -225,6 +276,19 @@ func TestAWSCLI(t *testing.T) {
 
 	cli.ok(nil, append([]string{"terminate-instances", "--instance-ids"}, ids...)...)
 	cli.waitCLI(ctx, "terminated", ids...)
+	for {
+		var vols struct{ Volumes []struct{ State string } }
+		cli.ok(&vols, "describe-volumes", "--volume-ids", vol.VolumeID)
+		if len(vols.Volumes) == 1 && vols.Volumes[0].State == "available" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the volume never came back available: %+v", vols)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	cli.ok(nil, "delete-volume", "--volume-id", vol.VolumeID)
 	cli.ok(nil, "deregister-image", "--image-id", reg.ImageID)
 	cli.fails("InvalidAMIID.NotFound", "describe-images", "--image-ids", reg.ImageID)
 }
