@@ -20,7 +20,10 @@ type plan struct {
 	flavor     peers.Flavor      // as the broker shows it (merged)
 	peerFlavor map[string]string // peer ID -> that peer's ID of the flavor
 	image      *image.Image      // nil when booting from a volume
-	bootVolume index.Entry       // zero when booting from an image
+	// imageOn maps the peers holding the image (its home, and copies the
+	// stager recorded) to the image's ID there.
+	imageOn    map[string]string
+	bootVolume index.Entry // zero when booting from an image
 	nics       []resolvedNIC
 	keypair    *peers.Keypair
 	candidates []*peers.Member // connected peers holding every reference
@@ -132,8 +135,10 @@ func (s *Servers) plan(ctx context.Context, c Caller, spec CreateSpec) (plan, er
 		if az := spec.AvailabilityZone; az != "" && m.Peer.Name != az {
 			why = append(why, fmt.Sprintf("%s: not availability zone %s", m.Peer.Name, az))
 		}
-		if p.image != nil && p.image.PeerID != m.Peer.ID {
-			why = append(why, fmt.Sprintf("%s: does not hold image %s (it is on %s)", m.Peer.Name, p.image.ID, p.image.PeerName))
+		if p.image != nil {
+			if r := s.imageReason(p, m); r != "" {
+				why = append(why, r)
+			}
 		}
 		if p.bootVolume.PeerID != "" && p.bootVolume.PeerID != m.Peer.ID {
 			why = append(why, fmt.Sprintf("%s: does not hold volume %s", m.Peer.Name, p.bootVolume.ID))
@@ -172,6 +177,16 @@ func (s *Servers) resolveImage(ctx context.Context, c Caller, ref string, p *pla
 		return invalid("imageRef", "Image %s is not active (status %s)", img.ID, img.Status)
 	}
 	p.image = &img
+	p.imageOn = map[string]string{img.PeerID: img.PeerImageID}
+	if s.Stager != nil {
+		reps, err := s.Stager.Replicas(ctx, img.PeerImageID)
+		if err != nil {
+			return err
+		}
+		for _, r := range reps {
+			p.imageOn[r.PeerID] = r.PeerImageID
+		}
+	}
 	if !haveFlavor {
 		return nil
 	}
@@ -186,6 +201,51 @@ func (s *Servers) resolveImage(ctx context.Context, c Caller, ref string, p *pla
 		return invalid("flavorRef", "Flavor's disk is too small for requested image: flavor %s has %d GiB, image %s is %d bytes", f.Name, f.DiskGiB, img.ID, img.Size)
 	}
 	return nil
+}
+
+// imageReason says why m cannot boot the plan's image, or "": it holds
+// the image, or the stager can copy it there (both peers move image
+// bytes, and the home peer is connected).
+func (s *Servers) imageReason(p plan, m *peers.Member) string {
+	if _, ok := p.imageOn[m.Peer.ID]; ok {
+		return ""
+	}
+	if s.Stager == nil {
+		return fmt.Sprintf("%s: does not hold image %s (it is on %s)", m.Peer.Name, p.image.ID, p.image.PeerName)
+	}
+	home, ok := s.Pool.Get(p.image.PeerID)
+	if !ok || home.Cloud == nil {
+		return fmt.Sprintf("%s: does not hold image %s, and its home %s is not connected to copy it from", m.Peer.Name, p.image.ID, p.image.PeerName)
+	}
+	_, from := home.Cloud.(peers.ImageData)
+	_, to := m.Cloud.(peers.ImageData)
+	if !from || !to {
+		return fmt.Sprintf("%s: does not hold image %s, and cannot receive a copy from %s", m.Peer.Name, p.image.ID, p.image.PeerName)
+	}
+	return ""
+}
+
+// bootImage returns the ID on m of the plan's image, staging a copy
+// there first if m does not hold one.
+func (s *Servers) bootImage(ctx context.Context, p plan, m *peers.Member) (string, error) {
+	if p.image.PeerID == m.Peer.ID {
+		return p.image.PeerImageID, nil
+	}
+	if s.Stager == nil {
+		return "", fmt.Errorf("%s does not hold image %s: %w", m.Peer.Name, p.image.ID, ErrInvalid)
+	}
+	home, ok := s.Pool.Get(p.image.PeerID)
+	if !ok || home.Cloud == nil {
+		return "", fmt.Errorf("the home of image %s is not connected: %w", p.image.ID, ErrUnavailable)
+	}
+	src := p.image.Image // as the home peer has it: its ID there
+	src.ID = p.image.PeerImageID
+	rep, err := s.Stager.Ensure(ctx, src, home, m)
+	if err != nil {
+		// The copy failed or did not fit: another peer may do.
+		return "", fmt.Errorf("staging image %s on %s: %v: %w", p.image.ID, m.Peer.Name, err, peers.ErrUnavailable)
+	}
+	return rep.PeerImageID, nil
 }
 
 // resolveNIC finds a NIC's network or port through the network service,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/network"
+	"github.com/cloudmux/cloudmux/broker/staging"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
@@ -73,6 +75,15 @@ type Networks interface {
 
 var _ Networks = (*network.Service)(nil)
 
+// Stager is the part of staging.Stager servers use to copy an image to
+// the peer a server is placed on when that peer does not hold it.
+type Stager interface {
+	Ensure(ctx context.Context, img peers.Image, src, dst *peers.Member) (staging.Replica, error)
+	Replicas(ctx context.Context, imageID string) ([]staging.Replica, error)
+}
+
+var _ Stager = (*staging.Stager)(nil)
+
 // Servers is the compute service layer: servers routed across the peers
 // of the pool. The Nova API (this package's HTTP handlers) and the EC2 API
 // (RunInstances, DescribeInstances, Start/Stop/Reboot/TerminateInstances,
@@ -90,10 +101,13 @@ var _ Networks = (*network.Service)(nil)
 //   - Placement: Create resolves every reference first (flavor by broker ID
 //     or name; image through Images, with Glance's visibility; networks and
 //     ports through Networks, with Neutron's; a boot volume through the
-//     index), keeps as candidates the connected peers holding
-//     all of them (each other peer gets its reason), asks Placer, and tries
-//     the allowed peers best first: a peer out of capacity or unreachable
-//     hands over to the next. The index write is rolled back (the peer's
+//     index), keeps as candidates the connected peers holding all of them
+//     (each other peer gets its reason; with a Stager, a peer lacking only
+//     the image stays a candidate if the image can be copied there), asks
+//     Placer, and tries the allowed peers, those holding the image first,
+//     each group best first: a peer out of capacity, unreachable or failing
+//     the copy hands over to the next. The copy (a stream, checksummed)
+//     happens before Create returns. The index write is rolled back (the peer's
 //     server deleted) if it fails.
 //   - Lists fan out to the peers holding the project's servers in
 //     parallel, each under PeerTimeout; peers that do not answer are named
@@ -111,6 +125,11 @@ type Servers struct {
 	Placer   policy.Placer
 	Images   Images
 	Networks Networks
+	// Stager, when set, copies an image to a peer that lacks it: every
+	// peer that can receive image bytes is then a candidate for an image
+	// server, not only those holding the image. Nil keeps servers on the
+	// peers holding their image.
+	Stager   Stager
 	Keypairs *KeypairStore
 	// Store keeps what peers cannot: renames and metadata changes made
 	// after the boot (peers.Compute has no update).
@@ -323,7 +342,7 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 	}
 	if p.image != nil {
 		req.Image = &policy.Image{ID: p.image.ID, Properties: p.image.Properties, MinRAMMiB: p.image.MinRAMMiB,
-			MinDiskGiB: p.image.MinDiskGiB, Peers: []string{p.image.PeerID}}
+			MinDiskGiB: p.image.MinDiskGiB, Peers: slices.Sorted(maps.Keys(p.imageOn))}
 	}
 	candidates := make([]registry.Peer, 0, len(p.candidates))
 	for _, m := range p.candidates {
@@ -349,7 +368,7 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 		meta[metaBootVolume] = spec.BootVolume
 	}
 	var tried []string
-	for _, peer := range decision.Allowed() {
+	for _, peer := range s.order(decision.Allowed(), p) {
 		m, ok := s.Pool.Get(peer.ID)
 		if !ok || m.Cloud == nil {
 			tried = append(tried, peer.Name+": not connected")
@@ -382,6 +401,28 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 	return Server{}, &Error{Message: "No valid host was found. " + strings.Join(why, "; "), Err: ErrNoValidHost}
 }
 
+// order puts the allowed peers already holding the image first, each
+// group in the policy's order: a copy is made only when no peer holding
+// the image may take the server.
+func (s *Servers) order(allowed []registry.Peer, p plan) []registry.Peer {
+	if p.image == nil {
+		return allowed
+	}
+	out := slices.Clone(allowed)
+	slices.SortStableFunc(out, func(a, b registry.Peer) int {
+		_, ha := p.imageOn[a.ID]
+		_, hb := p.imageOn[b.ID]
+		switch {
+		case ha && !hb:
+			return -1
+		case hb && !ha:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
 // record indexes a server the peer just created, deleting it again if the
 // index write fails, so nothing is left unowned.
 func (s *Servers) record(ctx context.Context, c Caller, id string, m *peers.Member, srv peers.Server, f peers.Flavor) (Server, error) {
@@ -404,7 +445,11 @@ func (s *Servers) peerSpec(ctx context.Context, c Caller, spec CreateSpec, p pla
 	ps := peers.ServerSpec{Name: spec.Name, Project: c.Project, FlavorID: p.peerFlavor[m.Peer.ID],
 		BootVolumeID: p.bootVolume.PeerResourceID, UserData: spec.UserData, Metadata: meta}
 	if p.image != nil {
-		ps.ImageID = p.image.PeerImageID
+		id, err := s.bootImage(ctx, p, m)
+		if err != nil {
+			return ps, err
+		}
+		ps.ImageID = id
 	}
 	for _, n := range p.nics {
 		ps.Networks = append(ps.Networks, peers.NetworkAttachment{NetworkID: n.peerNetwork, PortID: n.peerPort, FixedIP: n.fixedIP})

@@ -3,6 +3,7 @@ package compute_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -26,11 +27,13 @@ import (
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/broker/osapi"
+	"github.com/cloudmux/cloudmux/broker/staging"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
+	"github.com/cloudmux/cloudmux/registry"
 )
 
 const testBroker = "test-broker"
@@ -67,7 +70,7 @@ func newServersEnv(t *testing.T, ps ...brokertest.Peer) *serversEnv {
 		se.Networks = &network.Service{Pool: e.Pool, Index: se.Index, Store: e.Store, Placer: policy.Default{}, Log: e.Log, BrokerID: testBroker}
 		kps := compute.NewKeypairStore(e.Store)
 		se.Servers = &compute.Servers{Pool: e.Pool, Index: se.Index, Placer: policy.Default{}, Images: images, Networks: se.Networks,
-			Keypairs: kps, Store: e.Store, Log: e.Log, BrokerID: testBroker, PeerTimeout: 2 * time.Second}
+			Stager: staging.New(e.Store, "test-broker-1", e.Log), Keypairs: kps, Store: e.Store, Log: e.Log, BrokerID: testBroker, PeerTimeout: 2 * time.Second}
 		nova := &compute.Nova{Pool: e.Pool, Keypairs: kps, Servers: se.Servers, Auth: e.Keystone.Authenticate, Log: e.Log, PeerTimeout: 2 * time.Second}
 		r.Route("/compute", nova.Routes)
 		cinder := &volume.Cinder{Pool: e.Pool, Index: se.Index, Placer: policy.Default{}, Auth: e.Keystone.Authenticate, Log: e.Log, BrokerID: testBroker}
@@ -432,7 +435,6 @@ func TestServerCreateRefusals(t *testing.T) {
 		{"unknown zone", good(func(m map[string]any) { m["availability_zone"] = "mars" }), "Availability zone 'mars' is invalid"},
 		{"reserved metadata", good(func(m map[string]any) { m["metadata"] = map[string]string{"cloudmux_id": "x"} }), "metadata"},
 		{"no name", good(func(m map[string]any) { m["name"] = "" }), "name"},
-		{"image elsewhere than zone", good(func(m map[string]any) { m["availability_zone"] = "local-b" }), "does not hold image " + imgA},
 		{"min_ram", good(func(m map[string]any) { m["imageRef"] = imgB }), "min_ram"},
 		{"bfv from image", good(func(m map[string]any) {
 			m["block_device_mapping_v2"] = []map[string]any{{"boot_index": 0, "uuid": imgA, "source_type": "image", "destination_type": "volume"}}
@@ -708,11 +710,17 @@ func TestServerNetworks(t *testing.T) {
 			}
 		})
 	}
-	// The image is on local-a, the network on local-b: no peer holds both.
+	// The port is on local-a, the network on local-b: no peer holds both.
 	code, msg := post(t, c, "servers", map[string]any{"server": map[string]any{"name": "split", "flavorRef": "1",
-		"imageRef": se.Seeded["local-a"].ImageID, "networks": []map[string]string{{"uuid": netID}}}})
-	if code != http.StatusBadRequest || !strings.Contains(msg, "does not hold network or port "+netID) {
+		"imageRef": se.Seeded["local-a"].ImageID, "networks": []map[string]string{{"uuid": netID}, {"port": portID}}}})
+	if code != http.StatusBadRequest || !strings.Contains(msg, "local-a: does not hold network or port "+netID) ||
+		!strings.Contains(msg, "local-b: does not hold network or port "+portID) {
 		t.Fatalf("split references = %d %q; want 400 with each peer's reason", code, msg)
+	}
+	// The image is on local-a, the network on local-b: the image is copied.
+	s := create(t, c, servers.CreateOpts{Name: "staged", FlavorRef: "1", ImageRef: se.Seeded["local-a"].ImageID, Networks: []servers.Network{{UUID: netID}}})
+	if got := waitStatus(t, c, s.ID, "ACTIVE"); got.AvailabilityZone != "local-b" || got.Image["id"] != se.Seeded["local-a"].ImageID {
+		t.Fatalf("server = %+v; want it on local-b, showing the broker's image ID", got)
 	}
 	// Another project sees neither the private network nor the port.
 	pw := se.Member(t, "eve", "eve-project", identity.RoleMember)
@@ -724,4 +732,65 @@ func TestServerNetworks(t *testing.T) {
 			t.Fatalf("another project's %v = %d %q; want 400 not found", nw, code, msg)
 		}
 	}
+}
+
+func TestServerImageStaging(t *testing.T) {
+	ctx := context.Background()
+	se := newServersEnv(t)
+	c := se.admin(t)
+	imgA := se.Seeded["local-a"].ImageID
+	b := se.Pool.Members()[1] // local-b
+	caller := compute.Caller{Project: se.Boot.Project.ID, User: se.Boot.User.ID}
+	copiesOnB := func() int {
+		t.Helper()
+		copies, err := b.Cloud.ListImages(ctx, peers.ListOptions{Metadata: map[string]string{staging.MetaReplicaOf: imgA}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(copies)
+	}
+	// Even when the policy ranks local-b first, a peer holding the image
+	// is tried first: no copy is made when none is needed.
+	preferB := *se.Servers
+	preferB.Placer = rankFirst{"local-b"}
+	near, err := preferB.Create(ctx, caller, compute.CreateSpec{Name: "near", FlavorRef: "1", ImageRef: imgA, NetworksMode: compute.NetworksNone})
+	if err != nil || near.Zone != "local-a" || copiesOnB() != 0 {
+		t.Fatalf("unpinned server in %q (%v), %d copies; want local-a and none", near.Zone, err, copiesOnB())
+	}
+	for i := range 2 {
+		s := create(t, c, servers.CreateOpts{Name: fmt.Sprintf("far-%d", i), FlavorRef: "1", ImageRef: imgA, AvailabilityZone: "local-b", Networks: "none"})
+		if got := waitStatus(t, c, s.ID, "ACTIVE"); got.AvailabilityZone != "local-b" || got.Image["id"] != imgA {
+			t.Fatalf("server = %+v; want it on local-b with image %s", got, imgA)
+		}
+	}
+	// One copy, reused by the second boot.
+	if n := copiesOnB(); n != 1 {
+		t.Fatalf("copies on local-b = %d; want 1", n)
+	}
+
+	// Without a stager, a server stays with its image: pinning it elsewhere
+	// is refused with the reason.
+	noCopy := *se.Servers
+	noCopy.Stager = nil
+	_, err = noCopy.Create(ctx, caller, compute.CreateSpec{Name: "x", FlavorRef: "1", ImageRef: se.Seeded["local-b"].ImageID, AvailabilityZone: "local-a", NetworksMode: compute.NetworksNone})
+	if !errors.Is(err, compute.ErrNoValidHost) || !strings.Contains(err.Error(), "local-a: does not hold image "+se.Seeded["local-b"].ImageID) {
+		t.Fatalf("pinned away from the image without a stager: %v", err)
+	}
+}
+
+// rankFirst is the default policy, with one peer moved to the front.
+type rankFirst struct{ name string }
+
+func (r rankFirst) Place(ctx context.Context, req policy.Request, candidates []registry.Peer) (policy.Decision, error) {
+	d, err := policy.Default{}.Place(ctx, req, candidates)
+	slices.SortStableFunc(d.Verdicts, func(a, b policy.Verdict) int {
+		switch {
+		case a.Peer.Name == r.name:
+			return -1
+		case b.Peer.Name == r.name:
+			return 1
+		}
+		return 0
+	})
+	return d, err
 }
