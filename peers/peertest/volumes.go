@@ -81,6 +81,7 @@ func (s *suite) testVolumes(t *testing.T) {
 	})
 
 	t.Run("FromImage", func(t *testing.T) {
+		s.gap(t)
 		img, err := s.c.GetImage(t.Context(), s.fx.ImageID)
 		if err != nil {
 			t.Fatalf("GetImage(%s): %v", s.fx.ImageID, err)
@@ -131,7 +132,10 @@ func (s *suite) testVolumes(t *testing.T) {
 		wantErr(t, "AttachVolume of an unknown volume", err, peers.ErrNotFound, peers.ErrInvalid)
 	})
 
-	t.Run("Extend", func(t *testing.T) { s.testExtendVolume(t) })
+	t.Run("Extend", func(t *testing.T) {
+		s.gap(t)
+		s.testExtendVolume(t)
+	})
 
 	t.Run("Delete", func(t *testing.T) {
 		if err := s.c.DeleteVolume(t.Context(), vol.ID); err != nil {

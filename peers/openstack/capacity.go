@@ -1,0 +1,140 @@
+package openstack
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/gophercloud/gophercloud/v2"
+	cinderlimits "github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/limits"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/availabilityzones"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/hypervisors"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/limits"
+
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// unlimited stands for a quota of -1 when nothing else bounds a dimension:
+// large enough that placement never rules the peer out on it, small
+// enough that sums over peers do not overflow.
+const unlimited = int64(1) << 40
+
+// Capacity is what the project may still place on the cloud. Two sources
+// bound each dimension:
+//
+//   - the project's quota and usage (Nova limits: cores, RAM, instances;
+//     Cinder limits: gigabytes), which is what binds a tenant of a public
+//     cloud;
+//   - with an admin token, the hypervisors' totals and usage (Nova's
+//     os-hypervisors/statistics, asked at microversion 2.87 at most: 2.88
+//     removed it), which binds a private cloud the broker runs.
+//
+// For each dimension the source with less free room is reported, whole
+// (its total and its used), so Free() is the true headroom. Hypervisor
+// totals are physical: the cloud's allocation ratios may let Used exceed
+// them. A quota of -1 (unlimited) with no hypervisor view is reported as a
+// very large total. Disk is the Cinder quota for a project token (Nova has
+// no disk quota), the hypervisors' local disk for an admin one.
+func (c *Cloud) Capacity(ctx context.Context) (registry.Capacity, error) {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	lim, err := limits.Get(ctx, c.compute, nil).Extract()
+	if err != nil {
+		return registry.Capacity{}, translate("nova: limits", err)
+	}
+	a := lim.Absolute
+	capa := registry.Capacity{
+		VCPUs:     quota(a.MaxTotalCores, a.TotalCoresUsed),
+		RAMMiB:    quota(a.MaxTotalRAMSize, a.TotalRAMUsed),
+		Instances: quota(a.MaxTotalInstances, a.TotalInstancesUsed),
+		DiskGiB:   registry.Resource{Total: unlimited},
+	}
+	if c.volume != nil {
+		vl, err := cinderlimits.Get(ctx, c.volume).Extract()
+		switch {
+		case err == nil:
+			capa.DiskGiB = quota(vl.Absolute.MaxTotalVolumeGigabytes, vl.Absolute.TotalGigabytesUsed)
+		case ctx.Err() != nil:
+			return registry.Capacity{}, translate("cinder: limits", err)
+		default:
+			c.log.WithError(err).Debug("openstack: cinder limits unreadable; disk unbounded by quota")
+		}
+	}
+	if c.admin {
+		st, err := c.hypervisorStats(ctx)
+		switch {
+		case err == nil:
+			capa.VCPUs = tighter(capa.VCPUs, registry.Resource{Total: int64(st.VCPUs), Used: int64(st.VCPUsUsed)})
+			capa.RAMMiB = tighter(capa.RAMMiB, registry.Resource{Total: int64(st.MemoryMB), Used: int64(st.MemoryMBUsed)})
+			capa.DiskGiB = tighter(capa.DiskGiB, registry.Resource{Total: int64(st.LocalGB), Used: int64(st.LocalGBUsed)})
+		case ctx.Err() != nil:
+			return registry.Capacity{}, translate("nova: hypervisor statistics", err)
+		default:
+			c.log.WithError(err).Debug("openstack: hypervisor statistics unreadable; quota only")
+		}
+	}
+	return capa, nil
+}
+
+func quota(limit, used int) registry.Resource {
+	if limit < 0 {
+		return registry.Resource{Total: unlimited, Used: int64(used)}
+	}
+	return registry.Resource{Total: int64(limit), Used: int64(used)}
+}
+
+// tighter returns whichever of a and b has less free room (b only when it
+// says anything).
+func tighter(a, b registry.Resource) registry.Resource {
+	if b.Total <= 0 {
+		return a
+	}
+	if b.Free() < a.Free() {
+		return b
+	}
+	return a
+}
+
+func (c *Cloud) hypervisorStats(ctx context.Context) (*hypervisors.Statistics, error) {
+	sc := *c.compute
+	if c.computeMinor > 87 {
+		sc.Microversion = "2.87"
+	}
+	return hypervisors.GetStatistics(ctx, &sc).Extract()
+}
+
+// AvailabilityZones lists the compute zones that are available, sorted.
+// (peers.Cloud has no such method yet; the broker may ask for it through
+// an interface of its own.)
+func (c *Cloud) AvailabilityZones(ctx context.Context) ([]string, error) {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	pages, err := availabilityzones.List(c.compute).AllPages(ctx)
+	if err != nil {
+		return nil, translate("nova: availability zones", err)
+	}
+	zones, err := availabilityzones.ExtractAvailabilityZones(pages)
+	if err != nil {
+		return nil, translate("nova: availability zones", err)
+	}
+	var out []string
+	for _, z := range zones {
+		if z.ZoneState.Available {
+			out = append(out, z.ZoneName)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Probe is a cheap liveness check: the token (renewed if it expired) and
+// one small read from Nova.
+func (c *Cloud) Probe(ctx context.Context) error {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	_, err := c.compute.Get(ctx, c.compute.ServiceURL(""), nil, &gophercloud.RequestOpts{OkCodes: []int{200}})
+	if err != nil {
+		return translate(fmt.Sprintf("openstack peer %q: probe", c.cfg.Name), err)
+	}
+	return nil
+}

@@ -1,0 +1,155 @@
+package openstack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+
+	"github.com/gophercloud/gophercloud/v2"
+
+	"github.com/cloudmux/cloudmux/peers"
+)
+
+// translate turns an error from gophercloud into one wrapping a peers
+// sentinel, keeping the remote cloud's own message (and the original error,
+// for errors.As) so logs say what the cloud said. what names the call
+// ("nova: create server"). The mapping:
+//
+//	404                        ErrNotFound
+//	409                        ErrConflict (Neutron's OverQuota: ErrCapacity)
+//	413, 403 naming a quota    ErrCapacity
+//	400, 422                   ErrInvalid
+//	401, other 403             ErrUnauthorized (the peer's credentials may not do this)
+//	501                        ErrNotSupported
+//	429, 5xx, connection       ErrUnavailable
+//	context cancelled          context.Canceled (deadline: also ErrUnavailable)
+func translate(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w (%w)", what, peers.ErrUnavailable, err)
+	}
+	if code, msg, ok := responseCode(err); ok {
+		return fmt.Errorf("%s: %d %s: %w", what, code, msg, statusSentinel(code, msg))
+	}
+	var reauth gophercloud.ErrUnableToReauthenticate
+	var reauthP *gophercloud.ErrUnableToReauthenticate
+	if errors.As(err, &reauth) || errors.As(err, &reauthP) {
+		return fmt.Errorf("%s: %w: %v", what, peers.ErrUnauthorized, err)
+	}
+	var missing gophercloud.ErrMissingInput
+	var invalid gophercloud.ErrInvalidInput
+	if errors.As(err, &missing) || errors.As(err, &invalid) {
+		return fmt.Errorf("%s: %w: %v", what, peers.ErrInvalid, err)
+	}
+	var svc gophercloud.ErrServiceNotFound
+	var ep gophercloud.ErrEndpointNotFound
+	if errors.As(err, &svc) || errors.As(err, &ep) {
+		return fmt.Errorf("%s: %w: %v", what, peers.ErrNotSupported, err)
+	}
+	if isConnectionError(err) {
+		return fmt.Errorf("%s: %w: %w", what, peers.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// statusSentinel maps an HTTP status (and, for the ambiguous ones, the
+// message) to a sentinel.
+func statusSentinel(code int, msg string) error {
+	lower := strings.ToLower(msg)
+	quota := strings.Contains(lower, "quota") || strings.Contains(lower, "overquota") || strings.Contains(lower, "limit exceeded")
+	switch {
+	case code == http.StatusNotFound:
+		return peers.ErrNotFound
+	case code == http.StatusConflict && quota:
+		return peers.ErrCapacity // Neutron: 409 OverQuota
+	case code == http.StatusConflict:
+		return peers.ErrConflict
+	case code == http.StatusRequestEntityTooLarge:
+		return peers.ErrCapacity
+	case code == http.StatusForbidden && quota:
+		return peers.ErrCapacity // Nova since 2.1: 403 "Quota exceeded for cores"
+	case code == http.StatusUnauthorized, code == http.StatusForbidden:
+		return peers.ErrUnauthorized
+	case code == http.StatusBadRequest, code == http.StatusUnprocessableEntity,
+		code == http.StatusRequestedRangeNotSatisfiable, code == http.StatusUnsupportedMediaType:
+		return peers.ErrInvalid
+	case code == http.StatusNotImplemented:
+		return peers.ErrNotSupported
+	case code == http.StatusTooManyRequests, code >= 500:
+		return peers.ErrUnavailable
+	}
+	return peers.ErrInvalid
+}
+
+// responseCode extracts the status and the remote message from a gophercloud
+// response error (also after a re-authentication).
+func responseCode(err error) (int, string, bool) {
+	var v gophercloud.ErrUnexpectedResponseCode
+	var p *gophercloud.ErrUnexpectedResponseCode
+	switch {
+	case errors.As(err, &v):
+	case errors.As(err, &p) && p != nil:
+		v = *p
+	default:
+		return 0, "", false
+	}
+	return v.Actual, remoteMessage(v.Body, v.Actual), true
+}
+
+// remoteMessage finds the human message in an OpenStack error body: Nova
+// and Cinder nest it ({"itemNotFound": {"message": ...}}), Neutron too
+// ({"NeutronError": {"type": ..., "message": ...}}), Keystone under
+// "error", Glance answers text. Neutron's type is kept, since it is what
+// tells OverQuota from other conflicts.
+func remoteMessage(body []byte, code int) string {
+	var doc map[string]any
+	if json.Unmarshal(body, &doc) == nil {
+		if m, ok := doc["message"].(string); ok {
+			return m
+		}
+		for _, v := range doc {
+			inner, ok := v.(map[string]any)
+			if !ok {
+				continue
+			}
+			msg, _ := inner["message"].(string)
+			if typ, ok := inner["type"].(string); ok && typ != "" {
+				msg = typ + ": " + msg
+			}
+			if msg != "" {
+				return msg
+			}
+		}
+	}
+	text := strings.Join(strings.Fields(string(body)), " ")
+	if len(text) > 300 {
+		text = text[:300] + "..."
+	}
+	if text == "" {
+		text = http.StatusText(code)
+	}
+	return text
+}
+
+// isConnectionError reports failures to reach the cloud at all: refused,
+// reset, DNS, TLS, a body cut short.
+func isConnectionError(err error) bool {
+	var ue *url.Error
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &ue) || errors.As(err, &ne) || errors.As(err, &oe) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
+}

@@ -1,0 +1,244 @@
+package openstack_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudmux/cloudmux/peers/openstack"
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// apiServer is a real HTTP server speaking just enough Keystone v3 and Nova
+// for the driver to connect, and answering other Nova paths from a script:
+// the error translation and retry tests go through gophercloud and the
+// driver over real HTTP, with the cloud's answers chosen per test.
+type apiServer struct {
+	*httptest.Server
+	t testing.TB
+
+	mu       sync.Mutex
+	scripts  map[string][]reply // "METHOD /path" -> answers, the last repeated
+	hits     map[string]int
+	tokens   int    // tokens issued
+	maxMinor int    // Nova's announced maximum microversion; 0: none
+	expired  string // a token answered 401 from now on
+	headers  []string
+}
+
+type reply struct {
+	status int
+	body   string
+	header map[string]string
+	// hangup closes the connection without an answer.
+	hangup bool
+}
+
+func newAPIServer(t testing.TB, maxMinor int) *apiServer {
+	s := &apiServer{t: t, scripts: map[string][]reply{}, hits: map[string]int{}, maxMinor: maxMinor}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *apiServer) script(method, path string, replies ...reply) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.scripts[method+" "+path] = replies
+}
+
+func (s *apiServer) count(method, path string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hits[method+" "+path]
+}
+
+func (s *apiServer) tokensIssued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokens
+}
+
+// expire makes the current token answer 401, as Keystone-protected APIs do
+// once a token expires.
+func (s *apiServer) expire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expired = fmt.Sprintf("token-%d", s.tokens)
+}
+
+func (s *apiServer) serve(w http.ResponseWriter, r *http.Request) {
+	key := r.Method + " " + r.URL.Path
+	s.mu.Lock()
+	s.hits[key]++
+	n := s.hits[key]
+	s.headers = append(s.headers, r.Header.Get("X-OpenStack-Nova-API-Version"))
+	expired := s.expired != "" && r.Header.Get("X-Auth-Token") == s.expired
+	replies := s.scripts[key]
+	s.mu.Unlock()
+	switch {
+	case key == "POST /v3/auth/tokens":
+		s.issueToken(w)
+		return
+	case key == "GET /compute/v2.1/" || key == "GET /compute/v2.1":
+		v := map[string]any{"id": "v2.1", "status": "CURRENT", "version": "", "min_version": ""}
+		if s.maxMinor > 0 {
+			v["version"], v["min_version"] = fmt.Sprintf("2.%d", s.maxMinor), "2.1"
+		}
+		writeJSON(w, 200, map[string]any{"version": v})
+		return
+	case expired:
+		writeJSON(w, 401, map[string]any{"error": map[string]any{"code": 401, "message": "The request you have made requires authentication."}})
+		return
+	case len(replies) == 0:
+		writeJSON(w, 404, map[string]any{"itemNotFound": map[string]any{"code": 404, "message": "no script for " + key}})
+		return
+	}
+	rp := replies[min(n, len(replies))-1]
+	if rp.hangup {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			_ = conn.Close()
+		}
+		return
+	}
+	for k, v := range rp.header {
+		w.Header().Set(k, v)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(rp.status)
+	_, _ = w.Write([]byte(rp.body))
+}
+
+func (s *apiServer) issueToken(w http.ResponseWriter) {
+	s.mu.Lock()
+	s.tokens++
+	id := fmt.Sprintf("token-%d", s.tokens)
+	s.mu.Unlock()
+	w.Header().Set("X-Subject-Token", id)
+	writeJSON(w, 201, map[string]any{"token": map[string]any{
+		"expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
+		"project":    map[string]any{"id": "p-test", "name": "test", "domain": map[string]any{"id": "default", "name": "Default"}},
+		"user":       map[string]any{"id": "u-test", "name": "test", "domain": map[string]any{"id": "default", "name": "Default"}},
+		"roles":      []any{map[string]any{"id": "r1", "name": "member"}},
+		"catalog": []any{map[string]any{"type": "compute", "name": "nova", "id": "c1", "endpoints": []any{
+			map[string]any{"id": "e1", "interface": "public", "region": "RegionOne", "region_id": "RegionOne", "url": s.URL + "/compute/v2.1"},
+		}}},
+	}})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// fastRetry keeps the tests quick while exercising the whole policy.
+var fastRetry = openstack.RetryPolicy{MaxRetries: 3, Base: time.Millisecond, Max: 4 * time.Millisecond}
+
+// connectAPI connects the driver to s with password credentials.
+func connectAPI(t testing.TB, s *apiServer, retry openstack.RetryPolicy) *openstack.Cloud {
+	t.Helper()
+	c, err := openstack.New(context.Background(), openstack.Config{
+		Name:     "fake",
+		Endpoint: registry.Endpoint{AuthURL: s.URL + "/v3", Region: "RegionOne"},
+		Credentials: registry.Credentials{Username: "test", Password: "pw", UserDomainName: "Default",
+			ProjectName: "test", ProjectDomainName: "Default"},
+		Retry: retry,
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func novaFault(kind string, code int, msg string) string {
+	b, _ := json.Marshal(map[string]any{kind: map[string]any{"code": code, "message": msg}})
+	return string(b)
+}
+
+func neutronFault(typ, msg string) string {
+	b, _ := json.Marshal(map[string]any{"NeutronError": map[string]any{"type": typ, "message": msg, "detail": ""}})
+	return string(b)
+}
+
+func TestMicroversionNegotiation(t *testing.T) {
+	tests := []struct {
+		name     string
+		cloudMax int
+		want     string
+	}{
+		{"newer cloud: what the driver asks for", 93, openstack.WantComputeMicroversion},
+		{"older cloud: its maximum", 60, "2.60"},
+		{"no microversions announced: no header", 0, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newAPIServer(t, tc.cloudMax)
+			s.script("GET", "/compute/v2.1/flavors/1", reply{status: 200, body: `{"flavor": {"id": "1", "name": "m1", "vcpus": 1, "ram": 64, "disk": 1}}`})
+			c := connectAPI(t, s, fastRetry)
+			if got := c.ComputeMicroversion(); got != tc.want {
+				t.Fatalf("ComputeMicroversion() = %q, want %q", got, tc.want)
+			}
+			if _, err := c.GetFlavor(t.Context(), "1"); err != nil {
+				t.Fatalf("GetFlavor: %v", err)
+			}
+			s.mu.Lock()
+			sent := s.headers[len(s.headers)-1]
+			s.mu.Unlock()
+			if sent != tc.want {
+				t.Fatalf("the flavor request carried X-OpenStack-Nova-API-Version %q, want %q", sent, tc.want)
+			}
+		})
+	}
+}
+
+func TestTokenRenewedOnExpiry(t *testing.T) {
+	s := newAPIServer(t, 79)
+	s.script("GET", "/compute/v2.1/flavors/1", reply{status: 200, body: `{"flavor": {"id": "1", "name": "m1", "vcpus": 1, "ram": 64, "disk": 1}}`})
+	c := connectAPI(t, s, fastRetry)
+	if n := s.tokensIssued(); n != 1 {
+		t.Fatalf("%d tokens issued on connect, want 1", n)
+	}
+	s.expire()
+	if _, err := c.GetFlavor(t.Context(), "1"); err != nil {
+		t.Fatalf("GetFlavor with an expired token: %v (want a new token and the call replayed)", err)
+	}
+	if n := s.tokensIssued(); n != 2 {
+		t.Fatalf("%d tokens issued, want 2 (one re-authentication)", n)
+	}
+	if n := s.count("GET", "/compute/v2.1/flavors/1"); n != 2 {
+		t.Fatalf("the call was sent %d times, want 2 (refused, then replayed)", n)
+	}
+}
+
+func TestConnectRefusals(t *testing.T) {
+	s := newAPIServer(t, 79)
+	tests := []struct {
+		name string
+		cfg  openstack.Config
+	}{
+		{"no auth URL", openstack.Config{Credentials: registry.Credentials{Username: "u", Password: "p", UserDomainName: "Default"}}},
+		{"credentials missing a password", openstack.Config{Endpoint: registry.Endpoint{AuthURL: s.URL + "/v3"}, Credentials: registry.Credentials{Username: "u", UserDomainName: "Default"}}},
+		{"bad CA bundle", openstack.Config{Endpoint: registry.Endpoint{AuthURL: s.URL + "/v3", CACert: "not a PEM"}, Credentials: registry.Credentials{Username: "u", Password: "p", UserDomainName: "Default"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := openstack.New(t.Context(), tc.cfg)
+			if err == nil {
+				_ = c.Close()
+				t.Fatalf("New accepted %s", tc.name)
+			}
+			if !strings.Contains(err.Error(), "invalid") {
+				t.Fatalf("New: %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
