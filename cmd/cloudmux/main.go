@@ -15,6 +15,7 @@ Usage:
   cloudmux serve -dev                 run an all-embedded broker (memory store, local cloud)
   cloudmux serve -config FILE         run a broker against Consul
   cloudmux peer list|show|add|rm|import|maintenance ...
+  cloudmux policy push|list|show|activate|rollback|test|explain|decisions ...
   cloudmux login -u admin             get a token (prints it; export CLOUDMUX_TOKEN)
   cloudmux ec2 credentials create|list|delete   EC2 access keys for the aws CLI
   cloudmux version
@@ -40,6 +41,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runServe(args[1:], stdout, stderr)
 	case "peer", "peers":
 		return runPeer(args[1:], stdout, stderr)
+	case "policy":
+		return runPolicy(args[1:], stdout, stderr)
 	case "login":
 		return runLogin(args[1:], stdout, stderr)
 	case "ec2":
