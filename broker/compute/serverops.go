@@ -152,9 +152,11 @@ func (s *Servers) Get(ctx context.Context, c Caller, id string) (Server, error) 
 	if err != nil {
 		return Server{}, err
 	}
-	vols, err := s.volumeIDs(ctx, c.Project)
-	if err != nil {
-		return Server{}, err
+	var vols map[string]string
+	if len(srv.Volumes) > 0 { // a lookup only when there is something to translate
+		if vols, err = s.volumeIDs(ctx, c.Project); err != nil {
+			return Server{}, err
+		}
 	}
 	f, _ := m.Cloud.GetFlavor(ctx, srv.FlavorID) // sizes are a nicety: a peer that dropped the flavor still shows the server
 	return s.present(e, m, srv, a, vols, f), nil
@@ -250,9 +252,15 @@ func (s *Servers) List(ctx context.Context, c Caller, q Query) (Page, error) {
 			all[strings.TrimPrefix(kv.Key, attrsPrefix(c.Project))] = a
 		}
 	}
-	vols, err := s.volumeIDs(ctx, c.Project)
-	if err != nil {
-		return Page{}, err
+	var vols map[string]string
+	for _, r := range res {
+		for _, srv := range r.Value.servers {
+			if len(srv.Volumes) > 0 && vols == nil {
+				if vols, err = s.volumeIDs(ctx, c.Project); err != nil {
+					return Page{}, err
+				}
+			}
+		}
 	}
 	var items []Server
 	for _, r := range res {

@@ -472,3 +472,12 @@ func (s *Servers) peerSpec(ctx context.Context, c Caller, spec CreateSpec, p pla
 	}
 	return ps, nil
 }
+
+// Flavors lists the flavors the pool offers, one per name, with the IDs
+// the Nova API shows (what CreateSpec.FlavorRef takes); peers that did not
+// answer are named in failed. EC2's instance types are these names.
+func (s *Servers) Flavors(ctx context.Context) (flavors []peers.Flavor, failed []string) {
+	members, _ := s.connected()
+	flavors, failed, _ = mergeFlavors(gatherFlavors(ctx, members, s.timeout()))
+	return flavors, failed
+}

@@ -39,6 +39,8 @@ func (n *Nova) serverRoutes(r chi.Router) {
 			r.With(member).Delete("/", n.deleteServer)
 			r.With(member).Post("/action", n.serverAction)
 			r.Get("/ips", n.serverIPs)
+			r.Get("/os-interface", n.listInterfaces)
+			r.Get("/os-interface/{port}", n.showInterface)
 			r.Get("/metadata", n.serverMetadata)
 			r.With(member).Put("/metadata", n.setServerMetadata(true))
 			r.With(member).Post("/metadata", n.setServerMetadata(false))
@@ -633,4 +635,42 @@ func (n *Nova) limits(w http.ResponseWriter, r *http.Request) {
 		"maxSecurityGroups": 10, "maxSecurityGroupRules": 20, "totalSecurityGroupsUsed": 0,
 		"maxTotalFloatingIps": -1, "totalFloatingIpsUsed": 0,
 	}}})
+}
+
+func interfaceView(nic Interface) map[string]any {
+	ips := []map[string]string{}
+	for _, f := range nic.FixedIPs {
+		ips = append(ips, map[string]string{"subnet_id": f.SubnetID, "ip_address": f.IPAddress})
+	}
+	return map[string]any{"port_id": nic.PortID, "net_id": nic.NetworkID, "mac_addr": nic.MAC, "port_state": nic.State, "fixed_ips": ips}
+}
+
+// listInterfaces answers os-interface (read only: attaching NICs after the
+// boot is not offered), which Terraform's provider reads.
+func (n *Nova) listInterfaces(w http.ResponseWriter, r *http.Request) {
+	nics, err := n.Servers.Interfaces(r.Context(), caller(r), chi.URLParam(r, "id"))
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	out := make([]map[string]any, 0, len(nics))
+	for _, nic := range nics {
+		out = append(out, interfaceView(nic))
+	}
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"interfaceAttachments": out})
+}
+
+func (n *Nova) showInterface(w http.ResponseWriter, r *http.Request) {
+	nics, err := n.Servers.Interfaces(r.Context(), caller(r), chi.URLParam(r, "id"))
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	for _, nic := range nics {
+		if nic.PortID == chi.URLParam(r, "port") {
+			osapi.WriteJSON(w, http.StatusOK, map[string]any{"interfaceAttachment": interfaceView(nic)})
+			return
+		}
+	}
+	osapi.Fault(w, r, http.StatusNotFound, fmt.Sprintf("Port %s is not attached to server %s", chi.URLParam(r, "port"), chi.URLParam(r, "id")))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/attachinterfaces"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/keypairs"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/limits"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
@@ -647,6 +648,9 @@ func TestServersServiceErrors(t *testing.T) {
 	if err != nil || s.Zone != "local-b" || s.FlavorID != "1" || s.FlavorName != "m1.tiny" || s.VCPUs != 1 {
 		t.Fatalf("create = %+v, %v", s, err)
 	}
+	if fs, failed := srv.Flavors(se.Ctx); len(fs) != 4 || len(failed) != 0 || !slices.ContainsFunc(fs, func(f peers.Flavor) bool { return f.Name == s.FlavorName }) {
+		t.Fatalf("flavors = %+v, failed %v", fs, failed)
+	}
 	page, err := srv.List(se.Ctx, caller, compute.Query{IDs: []string{s.ID}})
 	if err != nil || len(page.Servers) != 1 || page.Servers[0].ID != s.ID {
 		t.Fatalf("list by ID = %+v, %v", page, err)
@@ -707,6 +711,23 @@ func TestServerNetworks(t *testing.T) {
 			}
 			if addr := addrs[0].(map[string]any)["addr"]; tc.wantAddr != "" && addr != tc.wantAddr {
 				t.Fatalf("address = %v; want %s", addr, tc.wantAddr)
+			}
+			// os-interface names the network (and a port given by the
+			// project) by broker ID.
+			pages, err := attachinterfaces.List(c, s.ID).AllPages(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nics, err := attachinterfaces.ExtractInterfaces(pages)
+			wantNet := se.Seeded[tc.image].NetworkID
+			if tc.wantNet == "team-net" {
+				wantNet = netID
+			}
+			if err != nil || len(nics) != 1 || nics[0].NetID != wantNet || len(nics[0].FixedIPs) != 1 {
+				t.Fatalf("interfaces = %+v, %v; want one on %s", nics, err, wantNet)
+			}
+			if ports, ok := tc.networks.([]servers.Network); ok && ports[0].Port != "" && nics[0].PortID != portID {
+				t.Fatalf("interface port = %s; want %s", nics[0].PortID, portID)
 			}
 		})
 	}
