@@ -211,6 +211,26 @@ func TestAWSCLI(t *testing.T) {
 	cli.waitCLI(ctx, "stopped", ids[0])
 	cli.ok(nil, "start-instances", "--instance-ids", ids[0])
 	cli.waitCLI(ctx, "running", ids[0])
+	var status struct {
+		InstanceStatuses []struct {
+			InstanceID    string `json:"InstanceId"`
+			InstanceState struct{ Name string }
+		}
+	}
+	cli.ok(&status, "describe-instance-status", "--instance-ids", ids[1])
+	if len(status.InstanceStatuses) != 1 || status.InstanceStatuses[0].InstanceState.Name != "running" {
+		t.Fatalf("describe-instance-status = %+v", status)
+	}
+	var types struct {
+		InstanceTypes []struct {
+			InstanceType string
+			MemoryInfo   struct{ SizeInMiB int }
+		}
+	}
+	cli.ok(&types, "describe-instance-types", "--instance-types", "t2.micro")
+	if len(types.InstanceTypes) != 1 || types.InstanceTypes[0].MemoryInfo.SizeInMiB != 512 {
+		t.Fatalf("describe-instance-types = %+v", types)
+	}
 	cli.ok(nil, "reboot-instances", "--instance-ids", ids[1])
 	var console struct{ InstanceID, Output string }
 	cli.ok(&console, "get-console-output", "--instance-id", ids[1])

@@ -327,6 +327,37 @@ func (a *API) runInstances(ctx context.Context, c *call) (any, error) {
 // with the terminated ones still remembered; InstanceId.N names instances
 // (each must exist); filters as EC2's, tags included.
 func (a *API) describeInstances(ctx context.Context, c *call) (any, error) {
+	sel, err := a.selectInstances(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	byRes := map[string]*reservationItem{}
+	var order []string
+	for _, it := range sel {
+		r, ok := byRes[it.reservation]
+		if !ok {
+			r = &reservationItem{ReservationID: it.reservation, OwnerID: it.owner, GroupSet: list[groupItem](nil)}
+			byRes[it.reservation] = r
+			order = append(order, it.reservation)
+		}
+		r.Instances.Items = append(r.Instances.Items, it)
+	}
+	sort.Strings(order)
+	out := make([]reservationItem, 0, len(order))
+	for _, id := range order {
+		r := byRes[id]
+		sort.Slice(r.Instances.Items, func(i, j int) bool { return r.Instances.Items[i].LaunchIndex < r.Instances.Items[j].LaunchIndex })
+		out = append(out, *r)
+	}
+	return struct {
+		Reservations items[reservationItem] `xml:"reservationSet"`
+	}{list(out)}, nil
+}
+
+// selectInstances returns the project's instances (the terminated ones it
+// still remembers included) that InstanceId.N and Filter.N select. Every
+// named instance must exist.
+func (a *API) selectInstances(ctx context.Context, c *call) ([]instanceItem, error) {
 	caller := compute.CallerOf(c.token)
 	// Instances are named by EC2 ID, or by the broker UUID Nova shows.
 	var wanted []string
@@ -383,38 +414,71 @@ func (a *API) describeInstances(ctx context.Context, c *call) (any, error) {
 	all = append(all, gone...)
 	seen := map[string]bool{}
 	filters := c.params.filters()
-	byRes := map[string]*reservationItem{}
-	var order []string
+	var out []instanceItem
 	for _, it := range all {
 		seen[it.InstanceID] = true
 		if len(wanted) > 0 && !contains(wanted, it.InstanceID) {
 			continue
 		}
-		if !instanceMatches(it, filters) || !tagFilters(tags[it.InstanceID], filters) {
-			continue
+		// A terminated instance keeps the tags it had (they are gone from
+		// the store): filter on the ones it shows.
+		var recs []tagRecord
+		for _, t := range it.TagSet.Items {
+			recs = append(recs, tagRecord{Key: t.Key, Value: t.Value})
 		}
-		r, ok := byRes[it.reservation]
-		if !ok {
-			r = &reservationItem{ReservationID: it.reservation, OwnerID: it.owner, GroupSet: list[groupItem](nil)}
-			byRes[it.reservation] = r
-			order = append(order, it.reservation)
+		if instanceMatches(it, filters) && tagFilters(recs, filters) {
+			out = append(out, it)
 		}
-		r.Instances.Items = append(r.Instances.Items, it)
 	}
 	for _, id := range wanted {
 		if !seen[id] {
 			return nil, notFound("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
 		}
 	}
-	sort.Strings(order)
-	out := make([]reservationItem, 0, len(order))
-	for _, id := range order {
-		r := byRes[id]
-		sort.Slice(r.Instances.Items, func(i, j int) bool { return r.Instances.Items[i].LaunchIndex < r.Instances.Items[j].LaunchIndex })
-		out = append(out, *r)
+	return out, nil
+}
+
+type statusDetail struct {
+	Name   string `xml:"name"`
+	Status string `xml:"status"`
+}
+
+type statusSummary struct {
+	Status  string              `xml:"status"`
+	Details items[statusDetail] `xml:"details"`
+}
+
+type instanceStatusItem struct {
+	InstanceID       string        `xml:"instanceId"`
+	AvailabilityZone string        `xml:"availabilityZone"`
+	State            state         `xml:"instanceState"`
+	SystemStatus     statusSummary `xml:"systemStatus"`
+	InstanceStatus   statusSummary `xml:"instanceStatus"`
+}
+
+// describeInstanceStatus reports running instances (every selected one
+// with IncludeAllInstances) as reachable: a peer that runs a server is the
+// only health check the broker has.
+func (a *API) describeInstanceStatus(ctx context.Context, c *call) (any, error) {
+	sel, err := a.selectInstances(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	all := c.params.get("IncludeAllInstances") == "true"
+	var out []instanceStatusItem
+	for _, it := range sel {
+		if it.State != stateRunning && !all {
+			continue
+		}
+		sum := statusSummary{Status: "not-applicable", Details: list[statusDetail](nil)}
+		if it.State == stateRunning {
+			sum = statusSummary{Status: "ok", Details: list([]statusDetail{{Name: "reachability", Status: "passed"}})}
+		}
+		out = append(out, instanceStatusItem{InstanceID: it.InstanceID, AvailabilityZone: it.AvailabilityZone, State: it.State,
+			SystemStatus: sum, InstanceStatus: sum})
 	}
 	return struct {
-		Reservations items[reservationItem] `xml:"reservationSet"`
+		Statuses items[instanceStatusItem] `xml:"instanceStatusSet"`
 	}{list(out)}, nil
 }
 

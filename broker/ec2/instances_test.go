@@ -210,6 +210,29 @@ func TestInstancesThroughEC2AndNova(t *testing.T) {
 		t.Fatalf("filtered = %+v", web)
 	}
 
+	var status struct {
+		Items []struct {
+			ID     string `xml:"instanceId"`
+			State  string `xml:"instanceState>name"`
+			System string `xml:"systemStatus>status"`
+		} `xml:"instanceStatusSet>item"`
+	}
+	admin.must("DescribeInstanceStatus", url.Values{"InstanceId.1": {ids[0]}}, &status)
+	if len(status.Items) != 1 || status.Items[0].ID != ids[0] || status.Items[0].System != "ok" {
+		t.Fatalf("instance status = %+v", status)
+	}
+	var types struct {
+		Items []struct {
+			Name   string `xml:"instanceType"`
+			VCPUs  int    `xml:"vCpuInfo>defaultVCpus"`
+			Memory int    `xml:"memoryInfo>sizeInMiB"`
+		} `xml:"instanceTypeSet>item"`
+	}
+	admin.must("DescribeInstanceTypes", url.Values{"InstanceType.1": {"t2.micro"}, "InstanceType.2": {"m1.small"}}, &types)
+	if len(types.Items) != 2 || types.Items[1].Name != "t2.micro" || types.Items[1].Memory != 512 || types.Items[0].Memory != 2048 {
+		t.Fatalf("instance types = %+v", types)
+	}
+
 	// The second project sees none of them and cannot touch them.
 	if seen := bob.describe(nil); len(seen) != 0 {
 		t.Fatalf("bob sees %+v", seen)

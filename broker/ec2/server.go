@@ -80,6 +80,7 @@ func (a *API) actions() map[string]actionDef {
 	out := map[string]actionDef{
 		"DescribeRegions":           {a.describeRegions, false},
 		"DescribeAvailabilityZones": {a.describeZones, false},
+		"DescribeInstanceTypes":     {a.describeInstanceTypes, false},
 		"DescribeKeyPairs":          {a.describeKeyPairs, false},
 		"CreateKeyPair":             {a.createKeyPair, true},
 		"ImportKeyPair":             {a.importKeyPair, true},
@@ -103,6 +104,7 @@ func (a *API) actions() map[string]actionDef {
 	if a.Servers != nil && a.Images != nil {
 		out["RunInstances"] = actionDef{a.runInstances, true}
 		out["DescribeInstances"] = actionDef{a.describeInstances, false}
+		out["DescribeInstanceStatus"] = actionDef{a.describeInstanceStatus, false}
 		out["StartInstances"] = actionDef{a.startInstances, true}
 		out["StopInstances"] = actionDef{a.stopInstances, true}
 		out["RebootInstances"] = actionDef{a.rebootInstances, true}

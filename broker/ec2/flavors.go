@@ -1,0 +1,98 @@
+package ec2
+
+import (
+	"context"
+	"sort"
+	"strconv"
+
+	"github.com/cloudmux/cloudmux/peers"
+)
+
+// Instance types are the pool's flavors, one per name (peers sharing a
+// size share its name, as Nova's flavor list merges them), plus the EC2
+// aliases of instanceTypes for the flavors they map to.
+
+type instanceTypeItem struct {
+	InstanceType      string        `xml:"instanceType"`
+	CurrentGeneration bool          `xml:"currentGeneration"`
+	VCPUs             int           `xml:"vCpuInfo>defaultVCpus"`
+	MemoryMiB         int           `xml:"memoryInfo>sizeInMiB"`
+	StorageSupported  bool          `xml:"instanceStorageSupported"`
+	StorageGB         int           `xml:"instanceStorageInfo>totalSizeInGB,omitempty"`
+	Hypervisor        string        `xml:"hypervisor"`
+	Architectures     items[string] `xml:"processorInfo>supportedArchitectures"`
+	RootDeviceTypes   items[string] `xml:"supportedRootDeviceTypes"`
+}
+
+func (a *API) describeInstanceTypes(ctx context.Context, c *call) (any, error) {
+	var members []*peers.Member
+	for _, m := range a.Pool.Members() {
+		if m.Cloud != nil {
+			members = append(members, m)
+		}
+	}
+	res := peers.Gather(ctx, members, a.peerTimeout(), func(ctx context.Context, m *peers.Member) ([]peers.Flavor, error) {
+		return m.Cloud.ListFlavors(ctx)
+	})
+	byName := map[string]peers.Flavor{}
+	for _, r := range res {
+		if r.Err != nil {
+			a.Log.WithError(r.Err).WithField("peer", r.Member.Peer.Name).Warn("ec2: partial instance type list; peer did not answer")
+			continue
+		}
+		for _, f := range r.Value {
+			if _, ok := byName[f.Name]; !ok && f.IsPublic {
+				byName[f.Name] = f
+			}
+		}
+	}
+	view := func(name string, f peers.Flavor) instanceTypeItem {
+		return instanceTypeItem{InstanceType: name, CurrentGeneration: true, VCPUs: f.VCPUs, MemoryMiB: f.RAMMiB,
+			StorageSupported: f.DiskGiB > 0, StorageGB: f.DiskGiB, Hypervisor: "xen",
+			Architectures: list([]string{"x86_64"}), RootDeviceTypes: list([]string{"instance-store"})}
+	}
+	var out []instanceTypeItem
+	for name, f := range byName {
+		out = append(out, view(name, f))
+	}
+	for alias, name := range instanceTypes {
+		if f, ok := byName[name]; ok && alias != name {
+			out = append(out, view(alias, f))
+		}
+	}
+	wanted := c.params.list("InstanceType")
+	filters := c.params.filters()
+	kept := out[:0]
+	for _, it := range out {
+		if len(wanted) > 0 && !contains(wanted, it.InstanceType) {
+			continue
+		}
+		if typeMatches(it, filters) {
+			kept = append(kept, it)
+		}
+	}
+	sort.Slice(kept, func(i, j int) bool { return kept[i].InstanceType < kept[j].InstanceType })
+	return struct {
+		Types items[instanceTypeItem] `xml:"instanceTypeSet"`
+	}{list(kept)}, nil
+}
+
+func typeMatches(it instanceTypeItem, filters []filter) bool {
+	for _, f := range filters {
+		var v string
+		switch f.Name {
+		case "instance-type":
+			v = it.InstanceType
+		case "vcpu-info.default-vcpus":
+			v = strconv.Itoa(it.VCPUs)
+		case "memory-info.size-in-mib":
+			v = strconv.Itoa(it.MemoryMiB)
+		default:
+			continue
+		}
+		if !matchAny(f.Values, v) {
+			return false
+		}
+	}
+	return true
+}
