@@ -341,6 +341,11 @@ func merge2(a, b map[string]any) map[string]any {
 // retried create left are deleted. A keypair has no tags: it is adopted
 // by name only when this step is a resumed one.
 func (r *run) adopt(ctx context.Context, c peers.Cloud, res *Resource, retiredID string, resumed bool, p props) (string, bool, error) {
+	if !resumed {
+		// The CREATING record was written just now, before any peer call
+		// for it: nothing can be on the peer yet.
+		return "", false, nil
+	}
 	if res.ID != "" {
 		g, err := gone(ctx, c, res, res.ID)
 		if err != nil {

@@ -137,3 +137,9 @@ func (te *testEnv) projectResources(t testing.TB, project string) map[string]int
 	}
 	return out
 }
+
+func (h *hookCloud) AttachVolume(ctx context.Context, serverID, volumeID string) (peers.VolumeAttachment, error) {
+	return hookCreate(ctx, h, "attachment", func() (peers.VolumeAttachment, error) {
+		return h.Cloud.AttachVolume(ctx, serverID, volumeID)
+	})
+}
