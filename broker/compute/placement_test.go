@@ -1,0 +1,218 @@
+package compute_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/attachinterfaces"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+
+	"github.com/cloudmux/cloudmux/broker/compute"
+	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/osapi"
+	"github.com/cloudmux/cloudmux/broker/staging"
+	"github.com/cloudmux/cloudmux/internal/brokertest"
+	"github.com/cloudmux/cloudmux/localcloud"
+	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/policy"
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// slowLister is a peer whose server list never answers in time.
+type slowLister struct{ *localcloud.Cloud }
+
+func (slowLister) ListServers(ctx context.Context, _ peers.ListOptions) ([]peers.Server, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestServerListPartialAndZonePin(t *testing.T) {
+	ctx := context.Background()
+	se := newServersEnv(t, brokertest.Peer{Name: "local-a"}, brokertest.Peer{Name: "local-slow", Wrap: func(c *localcloud.Cloud) peers.Cloud { return slowLister{c} }})
+	c := se.admin(t)
+	// The zone pins the peer: both zones hold a seeded image of their own.
+	for _, zone := range []string{"local-a", "local-slow"} {
+		s := create(t, c, servers.CreateOpts{Name: "on-" + zone, FlavorRef: "1", ImageRef: se.Seeded[zone].ImageID, AvailabilityZone: zone})
+		if got := waitStatus(t, c, s.ID, "ACTIVE"); got.AvailabilityZone != zone {
+			t.Fatalf("server pinned to %s landed in %s", zone, got.AvailabilityZone)
+		}
+	}
+	var body struct {
+		Servers []servers.Server `json:"servers"`
+	}
+	resp, err := c.Get(ctx, c.ServiceURL("servers", "detail"), &body, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.Header.Get(osapi.PartialHeader); got != "local-slow" {
+		t.Fatalf("partial header = %q; want local-slow", got)
+	}
+	if len(body.Servers) != 1 || body.Servers[0].Name != "on-local-a" {
+		t.Fatalf("partial list = %v; want the answering peer's server", names(body.Servers))
+	}
+}
+
+func TestServerNetworks(t *testing.T) {
+	ctx := context.Background()
+	se := newServersEnv(t)
+	c := se.admin(t)
+	project := se.Boot.Project.ID
+	a, b := se.Pool.Members()[0], se.Pool.Members()[1] // local-a, local-b
+	marks := func(id string) map[string]string {
+		return map[string]string{peers.MetaID: id, peers.MetaProject: project, peers.MetaBrokerID: testBroker}
+	}
+	// A network of the project on local-b, as the network API makes one.
+	netID := "6e7a0000-0000-4000-8000-00000000ae70"
+	pn, err := b.Cloud.CreateNetwork(ctx, peers.NetworkSpec{Name: "team-net", Project: project, Metadata: marks(netID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Cloud.CreateSubnet(ctx, peers.SubnetSpec{Name: "team-sub", Project: project, NetworkID: pn.ID, CIDR: "192.168.7.0/24", IPVersion: 4, EnableDHCP: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := se.Index.Put(ctx, index.Entry{Kind: "network", ID: netID, Project: project, PeerID: b.Peer.ID, PeerResourceID: pn.ID}); err != nil {
+		t.Fatal(err)
+	}
+	// A port of the project on local-a's shared network.
+	portID := "6e7a0000-0000-4000-8000-0000000000b0"
+	pp, err := a.Cloud.CreatePort(ctx, peers.PortSpec{Project: project, NetworkID: se.Seeded["local-a"].NetworkID, Metadata: marks(portID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := se.Index.Put(ctx, index.Entry{Kind: "port", ID: portID, Project: project, PeerID: a.Peer.ID, PeerResourceID: pp.ID}); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name     string
+		image    string
+		networks any
+		wantNet  string
+		wantAddr string
+	}{
+		{"shared network by the peer's ID", "local-a", []servers.Network{{UUID: se.Seeded["local-a"].NetworkID}}, localcloud.SeedNetworkName, ""},
+		{"fixed IP", "local-a", []servers.Network{{UUID: se.Seeded["local-a"].NetworkID, FixedIP: "10.0.0.77"}}, localcloud.SeedNetworkName, "10.0.0.77"},
+		{"project network by broker ID", "local-b", []servers.Network{{UUID: netID}}, "team-net", ""},
+		{"port by broker ID", "local-a", []servers.Network{{Port: portID}}, localcloud.SeedNetworkName, pp.FixedIPs[0].IPAddress},
+		{"auto prefers the project's network", "local-b", "auto", "team-net", ""},
+		{"auto falls back to a shared one", "local-a", "auto", localcloud.SeedNetworkName, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := create(t, c, servers.CreateOpts{Name: tc.name, FlavorRef: "1", ImageRef: se.Seeded[tc.image].ImageID, Networks: tc.networks})
+			got := waitStatus(t, c, s.ID, "ACTIVE")
+			addrs, ok := got.Addresses[tc.wantNet].([]any)
+			if !ok || len(got.Addresses) != 1 || len(addrs) != 1 {
+				t.Fatalf("addresses = %v; want one on %s", got.Addresses, tc.wantNet)
+			}
+			if addr := addrs[0].(map[string]any)["addr"]; tc.wantAddr != "" && addr != tc.wantAddr {
+				t.Fatalf("address = %v; want %s", addr, tc.wantAddr)
+			}
+			// os-interface names the network (and a port given by the
+			// project) by broker ID.
+			pages, err := attachinterfaces.List(c, s.ID).AllPages(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nics, err := attachinterfaces.ExtractInterfaces(pages)
+			wantNet := se.Seeded[tc.image].NetworkID
+			if tc.wantNet == "team-net" {
+				wantNet = netID
+			}
+			if err != nil || len(nics) != 1 || nics[0].NetID != wantNet || len(nics[0].FixedIPs) != 1 {
+				t.Fatalf("interfaces = %+v, %v; want one on %s", nics, err, wantNet)
+			}
+			if ports, ok := tc.networks.([]servers.Network); ok && ports[0].Port != "" && nics[0].PortID != portID {
+				t.Fatalf("interface port = %s; want %s", nics[0].PortID, portID)
+			}
+		})
+	}
+	// The port is on local-a, the network on local-b: no peer holds both.
+	code, msg := post(t, c, "servers", map[string]any{"server": map[string]any{"name": "split", "flavorRef": "1",
+		"imageRef": se.Seeded["local-a"].ImageID, "networks": []map[string]string{{"uuid": netID}, {"port": portID}}}})
+	if code != http.StatusBadRequest || !strings.Contains(msg, "local-a: does not hold network or port "+netID) ||
+		!strings.Contains(msg, "local-b: does not hold network or port "+portID) {
+		t.Fatalf("split references = %d %q; want 400 with each peer's reason", code, msg)
+	}
+	// The image is on local-a, the network on local-b: the image is copied.
+	s := create(t, c, servers.CreateOpts{Name: "staged", FlavorRef: "1", ImageRef: se.Seeded["local-a"].ImageID, Networks: []servers.Network{{UUID: netID}}})
+	if got := waitStatus(t, c, s.ID, "ACTIVE"); got.AvailabilityZone != "local-b" || got.Image["id"] != se.Seeded["local-a"].ImageID {
+		t.Fatalf("server = %+v; want it on local-b, showing the broker's image ID", got)
+	}
+	// Another project sees neither the private network nor the port.
+	pw := se.Member(t, "eve", "eve-project", identity.RoleMember)
+	eve := se.compute(t, "eve", pw, "eve-project")
+	for _, nw := range []map[string]string{{"uuid": netID}, {"port": portID}} {
+		code, msg := post(t, eve, "servers", map[string]any{"server": map[string]any{"name": "steal", "flavorRef": "1",
+			"imageRef": se.Seeded["local-b"].ImageID, "networks": []map[string]string{nw}}})
+		if code != http.StatusBadRequest || !strings.Contains(msg, "could not be found") {
+			t.Fatalf("another project's %v = %d %q; want 400 not found", nw, code, msg)
+		}
+	}
+}
+
+func TestServerImageStaging(t *testing.T) {
+	ctx := context.Background()
+	se := newServersEnv(t)
+	c := se.admin(t)
+	imgA := se.Seeded["local-a"].ImageID
+	b := se.Pool.Members()[1] // local-b
+	caller := compute.Caller{Project: se.Boot.Project.ID, User: se.Boot.User.ID}
+	copiesOnB := func() int {
+		t.Helper()
+		copies, err := b.Cloud.ListImages(ctx, peers.ListOptions{Metadata: map[string]string{staging.MetaReplicaOf: imgA}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(copies)
+	}
+	// Even when the policy ranks local-b first, a peer holding the image
+	// is tried first: no copy is made when none is needed.
+	preferB := *se.Servers
+	preferB.Placer = rankFirst{"local-b"}
+	near, err := preferB.Create(ctx, caller, compute.CreateSpec{Name: "near", FlavorRef: "1", ImageRef: imgA, NetworksMode: compute.NetworksNone})
+	if err != nil || near.Zone != "local-a" || copiesOnB() != 0 {
+		t.Fatalf("unpinned server in %q (%v), %d copies; want local-a and none", near.Zone, err, copiesOnB())
+	}
+	for i := range 2 {
+		s := create(t, c, servers.CreateOpts{Name: fmt.Sprintf("far-%d", i), FlavorRef: "1", ImageRef: imgA, AvailabilityZone: "local-b", Networks: "none"})
+		if got := waitStatus(t, c, s.ID, "ACTIVE"); got.AvailabilityZone != "local-b" || got.Image["id"] != imgA {
+			t.Fatalf("server = %+v; want it on local-b with image %s", got, imgA)
+		}
+	}
+	// One copy, reused by the second boot.
+	if n := copiesOnB(); n != 1 {
+		t.Fatalf("copies on local-b = %d; want 1", n)
+	}
+
+	// Without a stager, a server stays with its image: pinning it elsewhere
+	// is refused with the reason.
+	noCopy := *se.Servers
+	noCopy.Stager = nil
+	_, err = noCopy.Create(ctx, caller, compute.CreateSpec{Name: "x", FlavorRef: "1", ImageRef: se.Seeded["local-b"].ImageID, AvailabilityZone: "local-a", NetworksMode: compute.NetworksNone})
+	if !errors.Is(err, compute.ErrNoValidHost) || !strings.Contains(err.Error(), "local-a: does not hold image "+se.Seeded["local-b"].ImageID) {
+		t.Fatalf("pinned away from the image without a stager: %v", err)
+	}
+}
+
+// rankFirst is the default policy, with one peer moved to the front.
+type rankFirst struct{ name string }
+
+func (r rankFirst) Place(ctx context.Context, req policy.Request, candidates []registry.Peer) (policy.Decision, error) {
+	d, err := policy.Default{}.Place(ctx, req, candidates)
+	slices.SortStableFunc(d.Verdicts, func(a, b policy.Verdict) int {
+		switch {
+		case a.Peer.Name == r.name:
+			return -1
+		case b.Peer.Name == r.name:
+			return 1
+		}
+		return 0
+	})
+	return d, err
+}
