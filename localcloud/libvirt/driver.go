@@ -399,12 +399,32 @@ func (d *Driver) removeDomainFiles(ctx context.Context, host, id string) error {
 	return nil
 }
 
+// refreshPool rescans the pool directory. libvirt refuses a refresh while
+// the pool has a volume being built (a qcow2 volume's qemu-img, an upload
+// on another connection): "pool has asynchronous jobs running". That ends
+// on its own, so the refresh is tried again, with a growing pause, for up
+// to CallTimeout.
 func (d *Driver) refreshPool(ctx context.Context, h *hostConn) error {
 	p, err := d.pool(ctx, h)
 	if err != nil {
 		return err
 	}
-	return do(ctx, h, d.cfg.CallTimeout, "refresh pool", func(a API) error { return a.StoragePoolRefresh(p, 0) })
+	deadline := time.Now().Add(d.cfg.CallTimeout)
+	pause := 10 * time.Millisecond
+	for {
+		err := do(ctx, h, d.cfg.CallTimeout, "refresh pool", func(a API) error { return a.StoragePoolRefresh(p, 0) })
+		if err == nil || !strings.Contains(err.Error(), "asynchronous jobs running") || time.Now().Add(pause).After(deadline) {
+			return err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("libvirt: refresh pool: %w (while waiting for the pool's jobs: %w)", ctx.Err(), err)
+		case <-t.C:
+		}
+		pause = min(2*pause, time.Second)
+	}
 }
 
 // domainState maps libvirt's states onto the driver's.
