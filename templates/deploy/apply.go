@@ -323,9 +323,37 @@ func (r *run) create(ctx context.Context, st *Step) error {
 	}); err != nil {
 		return err
 	}
+	r.tellIndex(ctx, st.Key, true)
 	r.event(ctx, Event{Resource: st.Key, Peer: st.PeerName, Action: action, Status: "COMPLETE", Message: id})
 	return nil
 }
+
+// tellIndex tells the Indexer about an instance created (or about to go).
+func (r *run) tellIndex(ctx context.Context, key string, created bool) {
+	res := r.resource(key)
+	if r.e.Index == nil || res == nil || indexKinds[res.Kind] == "" || res.ID == "" {
+		return
+	}
+	kind := indexKinds[res.Kind]
+	var project, name string
+	r.view(func(d *Deployment) { project = d.Project })
+	if n, ok := res.Attrs["name"].(string); ok {
+		name = n
+	}
+	ir := IndexedResource{Kind: kind, BrokerID: res.BrokerID, Project: project, PeerID: res.PeerID, PeerResourceID: res.ID, Name: name}
+	var err error
+	if created {
+		err = r.e.Index.Indexed(ctx, ir)
+	} else {
+		err = r.e.Index.Unindexed(ctx, ir)
+	}
+	if err != nil {
+		r.e.log().WithError(err).WithField("deployment", r.id).WithField("resource", key).Warn("index update failed; the rebuild will reconcile")
+	}
+}
+
+var indexKinds = map[templates.Kind]string{templates.KindServer: "server", templates.KindVolume: "volume",
+	templates.KindNetwork: "network", templates.KindSubnet: "subnet", templates.KindPort: "port", templates.KindImage: "image"}
 
 func merge2(a, b map[string]any) map[string]any {
 	out := maps.Clone(a)
@@ -503,6 +531,7 @@ func (r *run) removeOne(ctx context.Context, key string) error {
 			return err
 		}
 	}
+	r.tellIndex(ctx, key, false)
 	if err := r.save(ctx, func(d *Deployment) {
 		if k, ok := cutPrefix(key, retiredPrefix); ok {
 			delete(d.Retired, k)

@@ -45,6 +45,21 @@ type Uses interface {
 	ReleaseUse(ctx context.Context, ref, user string) error
 }
 
+// Indexer records the resources a deployment creates in the broker's
+// resource index, so the OpenStack APIs show them (kinds "server",
+// "volume", "network", "subnet", "port", "image"; keypairs and
+// attachments are not indexed). Failures are logged, not fatal: the
+// index rebuild finds the resources by their metadata.
+type Indexer interface {
+	Indexed(ctx context.Context, r IndexedResource) error
+	Unindexed(ctx context.Context, r IndexedResource) error
+}
+
+// IndexedResource is what an Indexer records.
+type IndexedResource struct {
+	Kind, BrokerID, Project, PeerID, PeerResourceID, Name string
+}
+
 // Engine plans and applies deployments. One engine per broker; several
 // engines may share a Store, the lease on each deployment deciding which
 // one works on it.
@@ -57,6 +72,8 @@ type Engine struct {
 	Resolver templates.Resolver
 	// Uses, when set, records each deployment as a user of its template version.
 	Uses Uses
+	// Index, when set, is told of every resource created and deleted.
+	Index Indexer
 	// Holder names this engine in lease records (the broker's ID).
 	Holder string
 	// BrokerID is the installation's ID written on every peer resource

@@ -86,7 +86,8 @@ func TestDeployAcrossTwoPeersUpdateAndDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := env.engine("broker-1")
-	e.Resolver, e.Uses = cat, cat
+	idx := &recIndex{}
+	e.Resolver, e.Uses, e.Index = cat, cat, idx
 
 	d, plan, err := e.Create(ctx, "web", "p1", Spec{Template: v1.Ref(), Source: v1.Source})
 	if err != nil {
@@ -129,6 +130,9 @@ func TestDeployAcrossTwoPeersUpdateAndDelete(t *testing.T) {
 	}
 	if uses, _ := cat.UsedBy(ctx, "web", "1"); len(uses) != 1 || uses[0].Ref != d.ID {
 		t.Fatalf("web@1 used by %+v", uses)
+	}
+	if idx.count("server") != 2 || idx.count("network") != 2 || idx.count("subnet") != 2 || idx.count("volume") != 1 {
+		t.Fatalf("indexed %v", idx.m)
 	}
 	oldWeb, oldApp := d.Resources["web"].ID, d.Resources["app"].ID
 
@@ -175,6 +179,9 @@ func TestDeployAcrossTwoPeersUpdateAndDelete(t *testing.T) {
 	}
 	if got := env.projectResources(t, "p1"); got["local"]+got["remote"] != 0 {
 		t.Fatalf("left behind: %v", got)
+	}
+	if len(idx.m) != 0 {
+		t.Fatalf("still indexed: %v", idx.m)
 	}
 	evs, _, err := e.Events(ctx, d.ID, 0)
 	if err != nil || len(evs) < 20 || evs[len(evs)-1].Action != "deleted" {

@@ -143,3 +143,38 @@ func (h *hookCloud) AttachVolume(ctx context.Context, serverID, volumeID string)
 		return h.Cloud.AttachVolume(ctx, serverID, volumeID)
 	})
 }
+
+// recIndex is an Indexer keeping what is indexed now.
+type recIndex struct {
+	mu sync.Mutex
+	m  map[string]IndexedResource
+}
+
+func (x *recIndex) Indexed(_ context.Context, r IndexedResource) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.m == nil {
+		x.m = map[string]IndexedResource{}
+	}
+	x.m[r.BrokerID] = r
+	return nil
+}
+
+func (x *recIndex) Unindexed(_ context.Context, r IndexedResource) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	delete(x.m, r.BrokerID)
+	return nil
+}
+
+func (x *recIndex) count(kind string) int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	n := 0
+	for _, r := range x.m {
+		if r.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
