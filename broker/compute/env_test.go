@@ -49,7 +49,7 @@ type seeder interface {
 	Seed(ctx context.Context) (localcloud.Seeded, error)
 }
 
-func newServersEnv(t *testing.T, ps ...brokertest.Peer) *serversEnv {
+func newServersEnv(t testing.TB, ps ...brokertest.Peer) *serversEnv {
 	t.Helper()
 	if len(ps) == 0 {
 		ps = []brokertest.Peer{{Name: "local-a"}, {Name: "local-b"}}
@@ -82,7 +82,7 @@ func newServersEnv(t *testing.T, ps ...brokertest.Peer) *serversEnv {
 	return se
 }
 
-func (se *serversEnv) compute(t *testing.T, user, password, project string) *gophercloud.ServiceClient {
+func (se *serversEnv) compute(t testing.TB, user, password, project string) *gophercloud.ServiceClient {
 	t.Helper()
 	c, err := openstack.NewComputeV2(se.Provider(t, user, password, project), gophercloud.EndpointOpts{Region: identity.Region})
 	if err != nil {
@@ -91,12 +91,12 @@ func (se *serversEnv) compute(t *testing.T, user, password, project string) *gop
 	return c
 }
 
-func (se *serversEnv) admin(t *testing.T) *gophercloud.ServiceClient {
+func (se *serversEnv) admin(t testing.TB) *gophercloud.ServiceClient {
 	return se.compute(t, "admin", brokertest.AdminPassword, "admin")
 }
 
 // waitStatus polls a server until it has status want, as clients do.
-func waitStatus(t *testing.T, c *gophercloud.ServiceClient, id, want string) *servers.Server {
+func waitStatus(t testing.TB, c *gophercloud.ServiceClient, id, want string) *servers.Server {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -118,7 +118,7 @@ func waitStatus(t *testing.T, c *gophercloud.ServiceClient, id, want string) *se
 	}
 }
 
-func create(t *testing.T, c *gophercloud.ServiceClient, opts servers.CreateOptsBuilder) *servers.Server {
+func create(t testing.TB, c *gophercloud.ServiceClient, opts servers.CreateOptsBuilder) *servers.Server {
 	t.Helper()
 	s, err := servers.Create(context.Background(), c, opts, nil).Extract()
 	if err != nil {
