@@ -47,7 +47,7 @@ func parseID(id string) (prefix string, ok bool) {
 // ec2/uuids/<prefix>/<uuid> -> ec2 id) with create-only writes, so a
 // collision is seen, not silently shared: the later UUID takes the next
 // candidate, SHA-256(prefix:uuid:1), and so on. Mappings never change once
-// written, so they are cached without bound on invalidation.
+// written, so they are cached with no invalidation.
 type ids struct {
 	store Store
 	mu    sync.RWMutex
@@ -70,8 +70,16 @@ func candidate(prefix, uuid string, n int) string {
 	return prefix + "-" + hex.EncodeToString(sum[:])[:17]
 }
 
+// maxCachedIDs bounds the cache; past it the cache starts over (crude, but
+// entries reload from the store on demand).
+const maxCachedIDs = 200_000
+
 func (m *ids) remember(prefix, uuid, ec2ID string) {
 	m.mu.Lock()
+	if len(m.toID) >= maxCachedIDs {
+		clear(m.toEC2)
+		clear(m.toID)
+	}
 	m.toEC2[prefix+"/"+uuid], m.toID[ec2ID] = ec2ID, uuid
 	m.mu.Unlock()
 }

@@ -1,0 +1,63 @@
+package ec2
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// TestIDsCollisionAndReplicas: an EC2 ID another resource holds is never
+// shared (the next candidate is taken), and replicas mapping the same UUID
+// at once agree on one ID.
+func TestIDsCollisionAndReplicas(t *testing.T) {
+	ctx := context.Background()
+	store := registry.NewMemory()
+	a, b := uuid.NewString(), uuid.NewString()
+	// Another resource already holds b's first candidate.
+	if _, err := store.CAS(ctx, "ec2/ids/"+candidate(prefixInstance, b, 0), []byte(a), 0); err != nil {
+		t.Fatal(err)
+	}
+	m := newIDs(store)
+	got, err := m.ec2ID(ctx, prefixInstance, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != candidate(prefixInstance, b, 1) {
+		t.Fatalf("ec2ID = %s; want the second candidate %s", got, candidate(prefixInstance, b, 1))
+	}
+	if back, err := newIDs(store).resolve(ctx, prefixInstance, got); err != nil || back != b {
+		t.Fatalf("resolve(%s) = %s, %v; want %s", got, back, err, b)
+	}
+	if _, err := m.resolve(ctx, prefixInstance, "i-0123456789abcdef0"); err != errUnknownID {
+		t.Fatalf("resolve of an unmapped ID = %v", err)
+	}
+	if _, err := m.resolve(ctx, prefixVolume, got); err != errUnknownID {
+		t.Fatalf("an instance ID resolved as a volume: %v", err)
+	}
+
+	c := uuid.NewString()
+	const replicas = 8
+	ids := make([]string, replicas)
+	var wg sync.WaitGroup
+	for i := range replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id, err := newIDs(store).ec2ID(ctx, prefixVolume, c)
+			if err != nil {
+				t.Error(err)
+			}
+			ids[i] = id
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id != ids[0] || len(id) != len("vol-")+17 {
+			t.Fatalf("replicas disagree: %v", ids)
+		}
+	}
+}
