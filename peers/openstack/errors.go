@@ -22,7 +22,7 @@ import (
 // for errors.As) so logs say what the cloud said. what names the call
 // ("nova: create server"). The mapping:
 //
-//	404                        ErrNotFound
+//	404, 410                   ErrNotFound
 //	409                        ErrConflict (Neutron's OverQuota: ErrCapacity)
 //	413, 403 naming a quota    ErrCapacity
 //	400, 422                   ErrInvalid
@@ -43,25 +43,52 @@ func translate(what string, err error) error {
 	if code, msg, ok := responseCode(err); ok {
 		return fmt.Errorf("%s: %d %s: %w", what, code, msg, statusSentinel(code, msg))
 	}
-	var reauth gophercloud.ErrUnableToReauthenticate
-	var reauthP *gophercloud.ErrUnableToReauthenticate
-	if errors.As(err, &reauth) || errors.As(err, &reauthP) {
-		return fmt.Errorf("%s: %w: %v", what, peers.ErrUnauthorized, err)
-	}
-	var missing gophercloud.ErrMissingInput
-	var invalid gophercloud.ErrInvalidInput
-	if errors.As(err, &missing) || errors.As(err, &invalid) {
-		return fmt.Errorf("%s: %w: %v", what, peers.ErrInvalid, err)
-	}
-	var svc gophercloud.ErrServiceNotFound
-	var ep gophercloud.ErrEndpointNotFound
-	if errors.As(err, &svc) || errors.As(err, &ep) {
-		return fmt.Errorf("%s: %w: %v", what, peers.ErrNotSupported, err)
+	if sentinel := gophercloudSentinel(err); sentinel != nil {
+		return fmt.Errorf("%s: %w: %v", what, sentinel, err)
 	}
 	if isConnectionError(err) {
 		return fmt.Errorf("%s: %w: %w", what, peers.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// gophercloudSentinel classifies gophercloud's own (non-HTTP) errors,
+// which it returns some by value and some by pointer.
+func gophercloudSentinel(err error) error {
+	var found error
+	walk(err, func(e error) bool {
+		switch e.(type) {
+		case gophercloud.ErrUnableToReauthenticate, *gophercloud.ErrUnableToReauthenticate:
+			found = peers.ErrUnauthorized
+		case gophercloud.ErrMissingInput, *gophercloud.ErrMissingInput, gophercloud.ErrInvalidInput, *gophercloud.ErrInvalidInput:
+			found = peers.ErrInvalid
+		case gophercloud.ErrServiceNotFound, *gophercloud.ErrServiceNotFound, gophercloud.ErrEndpointNotFound, *gophercloud.ErrEndpointNotFound:
+			found = peers.ErrNotSupported
+		}
+		return found != nil
+	})
+	return found
+}
+
+// walk visits err and everything it wraps until visit returns true.
+func walk(err error, visit func(error) bool) bool {
+	if err == nil {
+		return false
+	}
+	if visit(err) {
+		return true
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return walk(u.Unwrap(), visit)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if walk(e, visit) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // statusSentinel maps an HTTP status (and, for the ambiguous ones, the
@@ -70,7 +97,7 @@ func statusSentinel(code int, msg string) error {
 	lower := strings.ToLower(msg)
 	quota := strings.Contains(lower, "quota") || strings.Contains(lower, "overquota") || strings.Contains(lower, "limit exceeded")
 	switch {
-	case code == http.StatusNotFound:
+	case code == http.StatusNotFound, code == http.StatusGone:
 		return peers.ErrNotFound
 	case code == http.StatusConflict && quota:
 		return peers.ErrCapacity // Neutron: 409 OverQuota

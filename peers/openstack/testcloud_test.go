@@ -106,3 +106,14 @@ func TestConformance(t *testing.T) {
 	c := connect(t, "")
 	peertest.Exercise(t, c, fixture(t, c))
 }
+
+// TestConformanceAdmin runs the suite again with an admin token, which
+// sees every project in Glance and Neutron (the driver narrows that back to
+// the project's view) and reads the hypervisors' capacity.
+func TestConformanceAdmin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the tenant run covers the suite; -short skips the admin run")
+	}
+	c := connect(t, adminName)
+	peertest.Exercise(t, c, fixture(t, c))
+}
