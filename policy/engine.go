@@ -21,10 +21,11 @@ import (
 	"github.com/cloudmux/cloudmux/registry"
 )
 
-// DefaultTimeout bounds one decision. The stock policy decides for 1,000
-// peers in a few milliseconds; a policy that takes longer is broken, and
-// placement fails closed rather than waiting on it.
-const DefaultTimeout = 250 * time.Millisecond
+// DefaultTimeout bounds one decision. The stock policy decides for 100
+// peers in a few milliseconds and for 1,000 in tens; a policy that takes a
+// second is broken (or looping), and placement fails closed rather than
+// waiting on it.
+const DefaultTimeout = time.Second
 
 // EngineConfig wires an Engine.
 type EngineConfig struct {

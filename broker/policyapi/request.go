@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
 )
@@ -99,4 +100,23 @@ func (q Request) toPolicy() policy.Request {
 		r.Deployment.SpreadGroup = q.Spread.Group
 	}
 	return r
+}
+
+// Pool is the part of peers.Pool explain reads candidates from.
+type Pool interface {
+	Members() []*peers.Member
+}
+
+// PoolCandidates returns the connected members of pool as placement
+// candidates, as the broker's create paths pass them: API.Candidates.
+func PoolCandidates(pool Pool) func() []registry.Peer {
+	return func() []registry.Peer {
+		var out []registry.Peer
+		for _, m := range pool.Members() {
+			if m.Cloud != nil {
+				out = append(out, m.Peer)
+			}
+		}
+		return out
+	}
 }

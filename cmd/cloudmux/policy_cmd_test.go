@@ -12,7 +12,6 @@ import (
 	"github.com/cloudmux/cloudmux/broker/policyapi"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/policy"
-	"github.com/cloudmux/cloudmux/registry"
 )
 
 func writeFiles(t *testing.T, files map[string]string) string {
@@ -113,13 +112,7 @@ func TestPolicyCommandsAgainstBroker(t *testing.T) {
 			t.Fatal(err)
 		}
 		api := &policyapi.API{Versions: vs, Decisions: ds, Engine: engine, Auth: e.Keystone.Authenticate, Log: e.Log,
-			Candidates: func() []registry.Peer {
-				var ps []registry.Peer
-				for _, m := range e.Pool.Members() {
-					ps = append(ps, m.Peer)
-				}
-				return ps
-			}}
+			Candidates: policyapi.PoolCandidates(e.Pool)}
 		r.Route("/v1", api.Routes)
 	})
 	go func() { _ = engine.Run(env.Ctx) }()
