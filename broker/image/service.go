@@ -187,20 +187,23 @@ type located struct {
 // locate finds an image by broker ID: through the index for an image the
 // broker created, otherwise by asking every connected peer in parallel
 // (the first peer by name holding it wins). Visibility is not checked.
+// When the index names the image but its peer cannot produce it, the
+// error comes with the entry (located.entry set, img zero), so callers can
+// hide another project's image (find) or forget a dangling entry (Delete).
 func (s *Service) locate(ctx context.Context, id string) (located, error) {
 	e, err := s.Index.Get(ctx, Kind, id, "")
 	switch {
 	case err == nil:
 		m, ok := s.Pool.Get(e.PeerID)
 		if !ok || m.Cloud == nil {
-			return located{}, fmt.Errorf("image %s: its peer %s is not connected: %w", id, e.PeerID, ErrUnavailable)
+			return located{entry: &e}, fmt.Errorf("image %s: its peer %s is not connected: %w", id, e.PeerID, ErrUnavailable)
 		}
 		img, err := m.Cloud.GetImage(ctx, e.PeerResourceID)
 		if errors.Is(err, peers.ErrNotFound) {
-			return located{}, fmt.Errorf("no image found with ID %s (gone from its peer %s): %w", id, m.Peer.Name, ErrNotFound)
+			return located{member: m, entry: &e}, fmt.Errorf("no image found with ID %s (gone from its peer %s): %w", id, m.Peer.Name, ErrNotFound)
 		}
 		if err != nil {
-			return located{}, fmt.Errorf("image %s on peer %s: %w", id, m.Peer.Name, err)
+			return located{member: m, entry: &e}, fmt.Errorf("image %s on peer %s: %w", id, m.Peer.Name, err)
 		}
 		return located{img: img, member: m, entry: &e}, nil
 	case !errors.Is(err, index.ErrNotFound):
@@ -274,6 +277,11 @@ func (s *Service) isDeactivated(ctx context.Context, id string) (bool, error) {
 func (s *Service) find(ctx context.Context, c Caller, id string) (located, Image, error) {
 	l, err := s.locate(ctx, id)
 	if err != nil {
+		if l.entry != nil && !c.Admin && l.entry.Project != c.Project {
+			// Its peer did not answer, so whether it is public is unknown:
+			// a 503 would confirm to another project that the ID exists.
+			return located{}, Image{}, fmt.Errorf("no image found with ID %s: %w", id, ErrNotFound)
+		}
 		return located{}, Image{}, err
 	}
 	img := s.present(l, false)
