@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/attachinterfaces"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/limits"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
 	"github.com/cloudmux/cloudmux/broker/compute"
@@ -171,13 +172,18 @@ func TestServerImageStaging(t *testing.T) {
 		}
 		return len(copies)
 	}
-	// Even when the policy ranks local-b first, a peer holding the image
-	// is tried first: no copy is made when none is needed.
+	// Between peers the policy scores alike, the one holding the image
+	// wins: no copy is made to break a tie.
+	near, err := se.Servers.Create(ctx, caller, compute.CreateSpec{Name: "near", FlavorRef: "1", ImageRef: se.Seeded["local-b"].ImageID, NetworksMode: compute.NetworksNone})
+	if err != nil || near.Zone != "local-b" {
+		t.Fatalf("unpinned server in %q (%v); want local-b, which holds its image", near.Zone, err)
+	}
+	// The policy decides: ranking local-b first sends local-a's image there.
 	preferB := *se.Servers
 	preferB.Placer = rankFirst{"local-b"}
-	near, err := preferB.Create(ctx, caller, compute.CreateSpec{Name: "near", FlavorRef: "1", ImageRef: imgA, NetworksMode: compute.NetworksNone})
-	if err != nil || near.Zone != "local-a" || copiesOnB() != 0 {
-		t.Fatalf("unpinned server in %q (%v), %d copies; want local-a and none", near.Zone, err, copiesOnB())
+	far, err := preferB.Create(ctx, caller, compute.CreateSpec{Name: "far", FlavorRef: "1", ImageRef: imgA, NetworksMode: compute.NetworksNone})
+	if err != nil || far.Zone != "local-b" || copiesOnB() != 1 {
+		t.Fatalf("server in %q (%v), %d copies; want local-b and one copy", far.Zone, err, copiesOnB())
 	}
 	for i := range 2 {
 		s := create(t, c, servers.CreateOpts{Name: fmt.Sprintf("far-%d", i), FlavorRef: "1", ImageRef: imgA, AvailabilityZone: "local-b", Networks: "none"})
@@ -200,11 +206,17 @@ func TestServerImageStaging(t *testing.T) {
 	}
 }
 
-// rankFirst is the default policy, with one peer moved to the front.
+// rankFirst is the default policy, with one peer moved to the front and
+// scored above the others.
 type rankFirst struct{ name string }
 
 func (r rankFirst) Place(ctx context.Context, req policy.Request, candidates []registry.Peer) (policy.Decision, error) {
 	d, err := policy.Default{}.Place(ctx, req, candidates)
+	for i := range d.Verdicts {
+		if d.Verdicts[i].Peer.Name == r.name {
+			d.Verdicts[i].Score = 100
+		}
+	}
 	slices.SortStableFunc(d.Verdicts, func(a, b policy.Verdict) int {
 		switch {
 		case a.Peer.Name == r.name:
@@ -215,4 +227,38 @@ func (r rankFirst) Place(ctx context.Context, req policy.Request, candidates []r
 		return 0
 	})
 	return d, err
+}
+
+// staticQuota gives every project the same quota.
+type staticQuota policy.Usage
+
+func (q staticQuota) Quota(context.Context, string) (*policy.Usage, error) {
+	u := policy.Usage(q)
+	return &u, nil
+}
+
+// TestServerQuota: with Quotas set, the stock OPA policy sees the
+// project's usage over every peer and refuses a server over quota; GET
+// /limits shows the quota.
+func TestServerQuota(t *testing.T) {
+	ctx := context.Background()
+	se := newServersEnv(t)
+	engine, err := policy.NewEngine(ctx, policy.EngineConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	se.Servers.Placer = engine // before any request: the HTTP API uses it too
+	se.Servers.Quotas = staticQuota{VCPUs: -1, RAMMiB: -1, DiskGiB: -1, Instances: 2, Volumes: -1}
+	c := se.admin(t)
+	for i, zone := range []string{"local-a", "local-b"} {
+		create(t, c, servers.CreateOpts{Name: fmt.Sprintf("q-%d", i), FlavorRef: "1", ImageRef: se.Seeded[zone].ImageID})
+	}
+	code, msg := post(t, c, "servers", map[string]any{"server": map[string]any{"name": "one-too-many", "flavorRef": "1", "imageRef": se.Seeded["local-a"].ImageID}})
+	if code != http.StatusBadRequest || !strings.Contains(msg, "project quota for instances exceeded: 2 used + 1 requested > 2 allowed") {
+		t.Fatalf("over quota = %d %q", code, msg)
+	}
+	lim, err := limits.Get(ctx, c, nil).Extract()
+	if err != nil || lim.Absolute.MaxTotalInstances != 2 || lim.Absolute.TotalInstancesUsed != 2 || lim.Absolute.MaxTotalCores != -1 {
+		t.Fatalf("limits = %+v, %v", lim.Absolute, err)
+	}
 }

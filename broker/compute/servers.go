@@ -84,6 +84,14 @@ type Stager interface {
 
 var _ Stager = (*staging.Stager)(nil)
 
+// Quotas says a project's limits (a negative field is unlimited; nil is no
+// quota). The broker keeps no quotas itself: with Quotas set, Create hands
+// the project's usage and quota to the placement policy (whose stock rules
+// refuse a server over quota on every peer) and GET /limits shows them.
+type Quotas interface {
+	Quota(ctx context.Context, project string) (*policy.Usage, error)
+}
+
 // Servers is the compute service layer: servers routed across the peers
 // of the pool. The Nova API (this package's HTTP handlers) and the EC2 API
 // (RunInstances, DescribeInstances, Start/Stop/Reboot/TerminateInstances,
@@ -104,9 +112,9 @@ var _ Stager = (*staging.Stager)(nil)
 //     index), keeps as candidates the connected peers holding all of them
 //     (each other peer gets its reason; with a Stager, a peer lacking only
 //     the image stays a candidate if the image can be copied there), asks
-//     Placer, and tries the allowed peers, those holding the image first,
-//     each group best first: a peer out of capacity, unreachable or failing
-//     the copy hands over to the next. The copy (a stream, checksummed)
+//     Placer, and tries the allowed peers best first (among equals, those
+//     holding the image first): a peer out of capacity, unreachable or
+//     failing the copy hands over to the next. The copy (a stream, checksummed)
 //     happens before Create returns. The index write is rolled back (the peer's
 //     server deleted) if it fails.
 //   - Lists fan out to the peers holding the project's servers in
@@ -129,7 +137,9 @@ type Servers struct {
 	// peer that can receive image bytes is then a candidate for an image
 	// server, not only those holding the image. Nil keeps servers on the
 	// peers holding their image.
-	Stager   Stager
+	Stager Stager
+	// Quotas, when set, gives placement the project's quota and usage.
+	Quotas   Quotas
 	Keypairs *KeypairStore
 	// Store keeps what peers cannot: renames and metadata changes made
 	// after the boot (peers.Compute has no update).
@@ -344,6 +354,9 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 		req.Image = &policy.Image{ID: p.image.ID, Properties: p.image.Properties, MinRAMMiB: p.image.MinRAMMiB,
 			MinDiskGiB: p.image.MinDiskGiB, Peers: slices.Sorted(maps.Keys(p.imageOn))}
 	}
+	if err := s.quota(ctx, c, &req); err != nil {
+		return Server{}, err
+	}
 	candidates := make([]registry.Peer, 0, len(p.candidates))
 	for _, m := range p.candidates {
 		candidates = append(candidates, m.Peer)
@@ -368,7 +381,7 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 		meta[metaBootVolume] = spec.BootVolume
 	}
 	var tried []string
-	for _, peer := range s.order(decision.Allowed(), p) {
+	for _, peer := range s.order(decision, p) {
 		m, ok := s.Pool.Get(peer.ID)
 		if !ok || m.Cloud == nil {
 			tried = append(tried, peer.Name+": not connected")
@@ -401,25 +414,59 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 	return Server{}, &Error{Message: "No valid host was found. " + strings.Join(why, "; "), Err: ErrNoValidHost}
 }
 
-// order puts the allowed peers already holding the image first, each
-// group in the policy's order: a copy is made only when no peer holding
-// the image may take the server.
-func (s *Servers) order(allowed []registry.Peer, p plan) []registry.Peer {
-	if p.image == nil {
-		return allowed
+// quota adds the project's quota and usage to a placement request when
+// Quotas gives one. Usage counts the peers that answered; the others are
+// logged (a quota check short of them errs on the generous side).
+func (s *Servers) quota(ctx context.Context, c Caller, req *policy.Request) error {
+	if s.Quotas == nil {
+		return nil
 	}
-	out := slices.Clone(allowed)
-	slices.SortStableFunc(out, func(a, b registry.Peer) int {
-		_, ha := p.imageOn[a.ID]
-		_, hb := p.imageOn[b.ID]
-		switch {
-		case ha && !hb:
-			return -1
-		case hb && !ha:
-			return 1
+	q, err := s.Quotas.Quota(ctx, c.Project)
+	if err != nil || q == nil {
+		return err
+	}
+	u, failed, err := s.Usage(ctx, c)
+	if err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		s.Log.WithFields(logrus.Fields{"project": c.Project, "peers": failed}).Warn("quota check without the usage of peers that did not answer")
+	}
+	req.Usage, req.Quota = &u, q
+	return nil
+}
+
+// order returns the allowed peers in the policy's order, except that
+// among peers of equal score those already holding the image come first:
+// the policy decides (input.request.image.peers lets it prefer holders;
+// the stock policy does), and a tie is never broken by copying an image.
+func (s *Servers) order(d policy.Decision, p plan) []registry.Peer {
+	var allowed []policy.Verdict
+	for _, v := range d.Verdicts {
+		if v.Allowed {
+			allowed = append(allowed, v)
 		}
-		return 0
-	})
+	}
+	if p.image != nil {
+		slices.SortStableFunc(allowed, func(a, b policy.Verdict) int {
+			if a.Score != b.Score {
+				return b.Score - a.Score
+			}
+			_, ha := p.imageOn[a.Peer.ID]
+			_, hb := p.imageOn[b.Peer.ID]
+			switch {
+			case ha && !hb:
+				return -1
+			case hb && !ha:
+				return 1
+			}
+			return 0
+		})
+	}
+	out := make([]registry.Peer, len(allowed))
+	for i, v := range allowed {
+		out[i] = v.Peer
+	}
 	return out
 }
 

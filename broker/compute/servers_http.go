@@ -17,6 +17,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/policy"
 )
 
 // maxListLimit is Nova's max_limit: a page never holds more.
@@ -617,18 +618,30 @@ func (n *Nova) detachVolume(w http.ResponseWriter, r *http.Request) {
 }
 
 // limits answers GET /limits: what the project uses, summed over the
-// peers that answered. The broker keeps no quotas, so every maximum is -1
-// (unlimited), as Nova shows an unlimited quota; placement still refuses
-// what no peer can hold.
+// peers that answered, and its quota from Servers.Quotas; without one
+// every maximum is -1 (unlimited), as Nova shows an unlimited quota, and
+// placement still refuses what no peer can hold.
 func (n *Nova) limits(w http.ResponseWriter, r *http.Request) {
-	u, failed, err := n.Servers.Usage(r.Context(), caller(r))
+	c := caller(r)
+	u, failed, err := n.Servers.Usage(r.Context(), c)
 	if err != nil {
 		n.writeError(w, r, err)
 		return
 	}
+	q := &policy.Usage{VCPUs: -1, RAMMiB: -1, Instances: -1}
+	if n.Servers.Quotas != nil {
+		pq, err := n.Servers.Quotas.Quota(r.Context(), c.Project)
+		if err != nil {
+			n.writeError(w, r, err)
+			return
+		}
+		if pq != nil {
+			q = pq
+		}
+	}
 	osapi.FlagPartial(w, r, n.Log, "limits", failed, nil)
 	osapi.WriteJSON(w, http.StatusOK, map[string]any{"limits": map[string]any{"rate": []any{}, "absolute": map[string]any{
-		"maxTotalCores": -1, "maxTotalInstances": -1, "maxTotalRAMSize": -1,
+		"maxTotalCores": q.VCPUs, "maxTotalInstances": q.Instances, "maxTotalRAMSize": q.RAMMiB,
 		"totalCoresUsed": u.VCPUs, "totalInstancesUsed": u.Instances, "totalRAMUsed": u.RAMMiB,
 		"maxServerMeta": maxMetadataItems, "maxImageMeta": 128, "maxPersonality": 5, "maxPersonalitySize": 10240,
 		"maxTotalKeypairs": 100, "maxServerGroups": 10, "maxServerGroupMembers": 10, "totalServerGroupsUsed": 0,
