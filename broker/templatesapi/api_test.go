@@ -165,7 +165,9 @@ func TestTemplatesBindingsDeployments(t *testing.T) {
 	}
 	v2 := strings.Replace(webTemplate, "default: m1.nano", "default: m1.tiny", 1)
 	ae.do(t, alice, "POST", "/v1/templates/web/versions", v2, nil)
-	var diff struct{ Changes []struct{ Section, Name, Op string } }
+	var diff struct {
+		Changes []struct{ Section, Name, Op string }
+	}
 	if code := ae.do(t, reader, "GET", "/v1/templates/web/diff?from=1&to=2", "", &diff); code != 200 || len(diff.Changes) != 1 || diff.Changes[0].Name != "flavor" {
 		t.Fatalf("diff: %d %+v", code, diff)
 	}
@@ -202,7 +204,9 @@ func TestTemplatesBindingsDeployments(t *testing.T) {
 	if code := ae.do(t, mallory, "DELETE", "/v1/deployments/"+id, "", nil); code != 404 {
 		t.Fatalf("another project's delete: %d", code)
 	}
-	var uses struct{ UsedBy []focus.Use `json:"used_by"` }
+	var uses struct {
+		UsedBy []focus.Use `json:"used_by"`
+	}
 	ae.do(t, alice, "GET", "/v1/templates/web/versions/1/used-by", "", &uses)
 	if len(uses.UsedBy) != 2 { // the binding and the deployment
 		t.Fatalf("used by %+v", uses)
