@@ -2,8 +2,10 @@ package image_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -12,8 +14,10 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
+	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/registry"
 )
 
 // flakyCloud is a local cloud whose image reads fail while down is set (a
@@ -68,5 +72,40 @@ func TestUnreachablePeerDoesNotLeakOthersImages(t *testing.T) {
 	}
 	if _, err := te.Images.Get(ctx, image.Caller{Project: "team-b"}, img.ID); err == nil {
 		t.Fatal("service get succeeded")
+	}
+}
+
+// A delete that removes the image from its peer but cannot drop its index
+// entry fails; retrying it must finish the job, not answer 404 forever
+// over an entry that points at nothing.
+func TestDeleteCutBeforeTheIndexIsRetried(t *testing.T) {
+	ctx := context.Background()
+	te := newEnv(t, envOpts{}, "alpha")
+	alice := te.client(t, "alice", te.Member(t, "alice", "team-a", identity.RoleMember), "team-a")
+	img, err := images.Create(ctx, alice, images.CreateOpts{Name: "doomed", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	te.Store.InjectFault(func(op registry.Op, key string) error {
+		if op == registry.OpDelete && strings.HasPrefix(key, "index/") {
+			return fmt.Errorf("consul lost its leader: %w", registry.ErrUnavailable)
+		}
+		return nil
+	})
+	if err := images.Delete(ctx, alice, img.ID).ExtractErr(); err == nil {
+		t.Fatal("delete succeeded although the index could not be written")
+	}
+	te.Store.InjectFault(nil)
+	if _, err := te.cloud("alpha").GetImage(ctx, img.ID); err == nil {
+		t.Fatal("the test needs the peer's part of the delete done")
+	}
+	if err := images.Delete(ctx, alice, img.ID).ExtractErr(); err != nil {
+		t.Fatalf("retried delete = %v, want it to finish", err)
+	}
+	if _, err := te.Images.Index.Get(ctx, image.Kind, img.ID, ""); !errors.Is(err, index.ErrNotFound) {
+		t.Fatalf("index entry after the retried delete: %v", err)
+	}
+	if err := images.Delete(ctx, alice, img.ID).ExtractErr(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+		t.Fatalf("third delete = %v, want 404", err)
 	}
 }

@@ -282,7 +282,7 @@ func (s *Service) find(ctx context.Context, c Caller, id string) (located, Image
 			// a 503 would confirm to another project that the ID exists.
 			return located{}, Image{}, fmt.Errorf("no image found with ID %s: %w", id, ErrNotFound)
 		}
-		return located{}, Image{}, err
+		return l, Image{}, err // the entry, for Delete to forget a dangling one
 	}
 	img := s.present(l, false)
 	if !visible(c, img) {
@@ -596,6 +596,14 @@ func (s *Service) RemoveTag(ctx context.Context, c Caller, id, tag string) error
 // forgets it. A protected image is ErrForbidden.
 func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
 	l, img, err := s.findWritable(ctx, c, id)
+	if errors.Is(err, ErrNotFound) && l.entry != nil && l.member != nil {
+		// The caller's image is indexed but gone from its peer: a delete
+		// cut short between the peer and the index. Finishing it is the
+		// only way the entry ever goes (every other call says 404).
+		l.img.ID = l.entry.PeerResourceID
+		l.img.Properties = map[string]string{peers.MetaID: l.entry.ID}
+		return s.forget(ctx, c, l, id)
+	}
 	if err != nil {
 		return err
 	}
@@ -609,16 +617,23 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
 	if err != nil && !errors.Is(err, peers.ErrNotFound) {
 		return fmt.Errorf("deleting image %s on peer %s: %w", id, l.member.Peer.Name, err)
 	}
+	return s.forget(ctx, c, l, id)
+}
+
+// forget finishes a delete once the home peer's image is gone: the staged
+// copies, the index entry, the deactivation record. The index goes last so
+// that a failure before it leaves the entry for a retried delete to find.
+func (s *Service) forget(ctx context.Context, c Caller, l located, id string) error {
 	s.copies(ctx, l, "delete", func(ctx context.Context, m *peers.Member) error {
 		return m.Cloud.DeleteImage(ctx, l.img.ID)
 	})
+	if err := s.Store.Delete(ctx, deactivatedPrefix+id); err != nil && !errors.Is(err, registry.ErrNotFound) {
+		s.Log.WithError(err).WithField("image", id).Warn("deactivation record of a deleted image left behind")
+	}
 	if l.entry != nil {
 		if err := s.Index.Delete(ctx, *l.entry); err != nil {
 			return fmt.Errorf("forgetting image %s: %w", id, err)
 		}
-	}
-	if err := s.Store.Delete(ctx, deactivatedPrefix+img.ID); err != nil {
-		s.Log.WithError(err).WithField("image", id).Warn("deactivation record of a deleted image left behind")
 	}
 	s.Log.WithFields(logrus.Fields{"image": id, "peer": l.member.Peer.Name, "project": c.Project}).Info("image deleted")
 	return nil
