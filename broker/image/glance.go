@@ -57,7 +57,7 @@ func (g *Glance) Routes(r chi.Router) {
 		r.Get("/", g.versions(http.StatusOK))
 		r.Group(func(r chi.Router) {
 			r.Use(g.Auth, requireProject)
-			member := identity.RequireRole(identity.RoleMember)
+			member := requireRole(identity.RoleMember)
 			r.Get("/schemas/image", g.schema(imageSchema))
 			r.Get("/schemas/images", g.schema(imagesSchema))
 			r.Get("/images", g.list)
@@ -109,6 +109,21 @@ func requireProject(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// requireRole refuses a token without role with Glance's error body:
+// identity.RequireRole answers in Keystone's shape, which Glance clients
+// do not read.
+func requireRole(role string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if t, _ := identity.TokenFrom(r.Context()); !t.HasRole(role) {
+				fault(w, http.StatusForbidden, "You are not authorized to complete this action: it needs the "+role+" role on the project.")
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 func caller(r *http.Request) Caller {
