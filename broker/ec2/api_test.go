@@ -19,6 +19,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/policy"
 )
@@ -28,12 +29,13 @@ import (
 // OpenStack APIs, for the tests to look through.
 type testEnv struct {
 	*brokertest.Env
-	api     *ec2.API
-	images  *image.Service
-	servers *compute.Servers
-	index   *index.Index
-	keys    *compute.KeypairStore
-	creds   *identity.EC2Credentials
+	api      *ec2.API
+	images   *image.Service
+	servers  *compute.Servers
+	networks *network.Service
+	index    *index.Index
+	keys     *compute.KeypairStore
+	creds    *identity.EC2Credentials
 }
 
 func newTestEnv(t testing.TB) *testEnv {
@@ -44,10 +46,11 @@ func newTestEnv(t testing.TB) *testEnv {
 		te.keys = compute.NewKeypairStore(e.Store)
 		te.creds = identity.NewEC2Credentials(e.Dir)
 		te.images = &image.Service{Pool: e.Pool, Index: te.index, Placer: policy.Default{}, Store: e.Store, Log: e.Log, BrokerID: "test-broker"}
+		te.networks = &network.Service{Pool: e.Pool, Index: te.index, Store: e.Store, Placer: policy.Default{}, Log: e.Log, BrokerID: "test-broker"}
 		te.servers = &compute.Servers{Pool: e.Pool, Index: te.index, Placer: policy.Default{}, Images: te.images, Keypairs: te.keys,
-			Store: e.Store, Log: e.Log, BrokerID: "test-broker"}
+			Networks: te.networks, Store: e.Store, Log: e.Log, BrokerID: "test-broker"}
 		te.api = &ec2.API{Pool: e.Pool, Store: e.Store, Creds: te.creds, Keypairs: te.keys, Images: te.images, Servers: te.servers,
-			Index: te.index, Placer: policy.Default{}, Log: e.Log, BrokerID: "test-broker"}
+			Networks: te.networks, Index: te.index, Placer: policy.Default{}, Log: e.Log, BrokerID: "test-broker"}
 		r.Route("/ec2", te.api.Routes)
 	})
 	return te

@@ -278,6 +278,17 @@ func (a *API) runInstances(ctx context.Context, c *call) (any, error) {
 			return nil, err
 		}
 	}
+	netID, fixedIP, err := a.launchNetwork(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if fixedIP != "" && maxCount > 1 {
+		return nil, invalidParameter("PrivateIpAddress can be given for one instance only, not MaxCount %d", maxCount)
+	}
+	var nics []compute.NIC
+	if netID != "" {
+		nics = []compute.NIC{{Network: netID, FixedIP: fixedIP}}
+	}
 	az := p.get("Placement.AvailabilityZone")
 	if az != "" && !a.isZone(az) {
 		return nil, invalidParameter("Invalid availability zone: [%s]", az)
@@ -289,7 +300,7 @@ func (a *API) runInstances(ctx context.Context, c *call) (any, error) {
 	var lastErr error
 	for i := range maxCount {
 		srv, err := a.Servers.Create(ctx, caller, compute.CreateSpec{Name: name, FlavorRef: flavor, ImageRef: img.ID, KeyName: keyName,
-			UserData: userData, AvailabilityZone: az, Metadata: map[string]string{metaReservation: reservation, metaLaunchIndex: strconv.Itoa(i)}})
+			UserData: userData, AvailabilityZone: az, NICs: nics, Metadata: map[string]string{metaReservation: reservation, metaLaunchIndex: strconv.Itoa(i)}})
 		if err != nil {
 			lastErr = err
 			break

@@ -39,6 +39,9 @@ type API struct {
 	Keypairs *compute.KeypairStore
 	Images   *image.Service
 	Servers  ServerService
+	// Networks adds VPCs, subnets and security groups (and SubnetId on
+	// RunInstances).
+	Networks NetworkService
 	Index    *index.Index
 	Placer   policy.Placer
 	Log      logrus.FieldLogger
@@ -100,6 +103,11 @@ func (a *API) actions() map[string]actionDef {
 	if a.Servers != nil {
 		out["AttachVolume"] = actionDef{a.attachVolume, true}
 		out["DetachVolume"] = actionDef{a.detachVolume, true}
+	}
+	if a.Networks != nil {
+		out["DescribeVpcs"] = actionDef{a.describeVpcs, false}
+		out["DescribeSubnets"] = actionDef{a.describeSubnets, false}
+		out["DescribeSecurityGroups"] = actionDef{a.describeSecurityGroups, false}
 	}
 	if a.Servers != nil && a.Images != nil {
 		out["RunInstances"] = actionDef{a.runInstances, true}

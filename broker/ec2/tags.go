@@ -47,7 +47,7 @@ var notFoundCodes = map[string]string{prefixInstance: "InvalidInstanceID.NotFoun
 // resource type's NotFound error.
 func (a *API) owned(ctx context.Context, project, id string) (string, index.Entry, error) {
 	prefix, ok := parseID(id)
-	if !ok {
+	if _, taggable := indexKinds[prefix]; !ok || !taggable {
 		return "", index.Entry{}, invalidParameter("Invalid id: %q (expected i-, ami- or vol- and 8 or 17 hex digits)", id)
 	}
 	uuid, err := a.ids.resolve(ctx, prefix, id)

@@ -1,0 +1,103 @@
+package ec2_test
+
+import (
+	"context"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/network"
+)
+
+// TestVPCsAreNeutronNetworks: a project's networks, subnets and security
+// groups show as VPCs, subnets and groups, to it alone, and RunInstances
+// puts an instance on a subnet with a fixed address.
+func TestVPCsAreNeutronNetworks(t *testing.T) {
+	te := newTestEnv(t)
+	ctx, cancel := context.WithTimeout(te.Ctx, time.Minute)
+	defer cancel()
+	te.Member(t, "bob", "team-b", identity.RoleMember)
+	bob := te.client(t, te.keysFor(t, "bob", "team-b"))
+	admin := te.client(t, te.keysFor(t, "admin", "admin"))
+	proj, _ := te.Dir.FindProject(ctx, identity.DefaultDomainID, "team-b")
+	img := te.uploadImage(t, "team-b", "vpc-image.raw")
+
+	net, err := te.networks.CreateNetwork(ctx, proj.ID, network.NetworkCreate{Name: "net-b", ZoneHints: []string{img.PeerName}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := te.networks.CreateSubnet(ctx, proj.ID, network.SubnetCreate{Name: "sub-b", NetworkID: net.Ref.ID, CIDR: "10.1.0.0/24", IPVersion: 4, EnableDHCP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var vpcs struct {
+		Items []struct {
+			ID   string `xml:"vpcId"`
+			CIDR string `xml:"cidrBlock"`
+			Name string `xml:"tagSet>item>value"`
+		} `xml:"vpcSet>item"`
+	}
+	bob.must("DescribeVpcs", nil, &vpcs)
+	if len(vpcs.Items) != 1 || vpcs.Items[0].CIDR != "10.1.0.0/24" || vpcs.Items[0].Name != "net-b" {
+		t.Fatalf("vpcs = %+v", vpcs)
+	}
+	var subnets struct {
+		Items []struct {
+			ID        string `xml:"subnetId"`
+			VPC       string `xml:"vpcId"`
+			Zone      string `xml:"availabilityZone"`
+			Available int    `xml:"availableIpAddressCount"`
+		} `xml:"subnetSet>item"`
+	}
+	bob.must("DescribeSubnets", url.Values{"Filter.1.Name": {"vpc-id"}, "Filter.1.Value.1": {vpcs.Items[0].ID}}, &subnets)
+	if len(subnets.Items) != 1 || subnets.Items[0].VPC != vpcs.Items[0].ID || subnets.Items[0].Zone != img.PeerName || subnets.Items[0].Available != 253 {
+		t.Fatalf("subnets = %+v (subnet %s)", subnets, sub.Ref.ID)
+	}
+	subnetID := subnets.Items[0].ID
+	var groups struct {
+		Items []struct {
+			ID      string   `xml:"groupId"`
+			Name    string   `xml:"groupName"`
+			Egress  []string `xml:"ipPermissionsEgress>item>ipRanges>item>cidrIp"`
+			Ingress []string `xml:"ipPermissions>item>groups>item>groupId"`
+		} `xml:"securityGroupInfo>item"`
+	}
+	bob.must("DescribeSecurityGroups", nil, &groups)
+	if len(groups.Items) != 1 || groups.Items[0].Name != "default" || len(groups.Items[0].Egress) != 1 || groups.Items[0].Egress[0] != "0.0.0.0/0" ||
+		len(groups.Items[0].Ingress) != 2 || groups.Items[0].Ingress[0] != groups.Items[0].ID {
+		t.Fatalf("security groups = %+v", groups)
+	}
+
+	// The admin project sees none of team-b's.
+	vpcs.Items = nil
+	admin.must("DescribeVpcs", nil, &vpcs)
+	if len(vpcs.Items) != 0 {
+		t.Fatalf("admin sees %+v", vpcs)
+	}
+	wantCode(t, admin.do("DescribeSubnets", url.Values{"SubnetId.1": {subnetID}}, nil), "InvalidSubnetID.NotFound")
+	var imgs struct {
+		IDs []string `xml:"imagesSet>item>imageId"`
+	}
+	bob.must("DescribeImages", url.Values{"Owner.1": {"self"}}, &imgs)
+	// (A cloud admin may use any project's image, but not its subnet.)
+	wantCode(t, admin.do("RunInstances", url.Values{"ImageId": {imgs.IDs[0]}, "SubnetId": {subnetID}}, nil), "InvalidSubnetID.NotFound")
+	wantCode(t, bob.do("RunInstances", url.Values{"ImageId": {imgs.IDs[0]}, "SubnetId": {subnetID}, "SecurityGroupId.1": {"sg-0123456789abcdef0"}}, nil), "InvalidGroup.NotFound")
+	wantCode(t, bob.do("RunInstances", url.Values{"ImageId": {imgs.IDs[0]}, "PrivateIpAddress": {"10.1.0.50"}}, nil), "InvalidParameterValue")
+
+	var run struct {
+		Instances []instance `xml:"instancesSet>item"`
+	}
+	bob.must("RunInstances", url.Values{"ImageId": {imgs.IDs[0]}, "InstanceType": {"m1.nano"}, "SubnetId": {subnetID},
+		"PrivateIpAddress": {"10.1.0.50"}, "SecurityGroupId.1": {groups.Items[0].ID}}, &run)
+	id := run.Instances[0].ID
+	bob.waitState(ctx, "running", id)
+	var desc struct {
+		IPs []string `xml:"reservationSet>item>instancesSet>item>privateIpAddress"`
+	}
+	bob.must("DescribeInstances", url.Values{"InstanceId.1": {id}}, &desc)
+	if len(desc.IPs) != 1 || desc.IPs[0] != "10.1.0.50" {
+		t.Fatalf("instance addresses = %+v", desc)
+	}
+}
