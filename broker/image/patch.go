@@ -27,6 +27,9 @@ type patchOp struct {
 	op    string // add, replace, remove
 	attr  string // the top-level attribute or property the path names
 	value json.RawMessage
+	// v20 is the 2.0 media type, whose add refuses to overwrite (Glance's
+	// json_schema_version 4); 2.1's add replaces, as RFC 6902 says.
+	v20 bool
 }
 
 // update answers PATCH /v2/images/{id}: the operations apply in order to
@@ -103,7 +106,7 @@ func parseOps(raw []map[string]json.RawMessage, v20 bool) ([]patchOp, error) {
 		if op != "remove" && !has {
 			return nil, fmt.Errorf("operation %d: %s needs a value: %w", i, op, ErrInvalid)
 		}
-		ops = append(ops, patchOp{op: op, attr: attr, value: value})
+		ops = append(ops, patchOp{op: op, attr: attr, value: value, v20: v20})
 	}
 	return ops, nil
 }
@@ -117,6 +120,11 @@ func pointer(path string) (string, error) {
 	}
 	if strings.Contains(rest, "/") {
 		return "", fmt.Errorf("nested paths are not allowed: '%s': %w", path, ErrInvalid)
+	}
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == '~' && (i+1 == len(rest) || (rest[i+1] != '0' && rest[i+1] != '1')) {
+			return "", fmt.Errorf("pointer '%s' contains '~' not part of a recognized escape sequence (~0 or ~1): %w", path, ErrInvalid)
+		}
 	}
 	return strings.NewReplacer("~1", "/", "~0", "~").Replace(rest), nil
 }
@@ -142,6 +150,8 @@ func applyOps(cur Image, ops []patchOp) (Patch, error) {
 			return Patch{}, fmt.Errorf("image locations are not offered: %w", ErrForbidden)
 		case o.op == "remove" && slices.Contains(CoreAttributes, a):
 			return Patch{}, fmt.Errorf("property %s may not be removed: %w", a, ErrForbidden)
+		case o.v20 && o.op == "add" && (slices.Contains(CoreAttributes, a) || hasKey(props, a)):
+			return Patch{}, fmt.Errorf("property %s already present: %w", a, ErrConflict)
 		}
 		var err error
 		switch a {
@@ -232,6 +242,8 @@ func applyOps(cur Image, ops []patchOp) (Patch, error) {
 	slices.Sort(p.RemoveProperties)
 	return p, nil
 }
+
+func hasKey(m map[string]string, k string) bool { _, ok := m[k]; return ok }
 
 func decodeBool(raw json.RawMessage, dst *bool) error {
 	if json.Unmarshal(raw, dst) != nil {

@@ -81,6 +81,10 @@ func TestPatch(t *testing.T) {
 		{"remove missing property", `[{"op":"remove","path":"/nope"}]`, 409, nil, "nope"},
 		{"nested path", `[{"op":"add","path":"/a/b","value":"x"}]`, 400, nil, "nested"},
 		{"no leading slash", `[{"op":"add","path":"a","value":"x"}]`, 400, nil, "pointer"},
+		{"unknown escape", `[{"op":"add","path":"/a~2b","value":"x"}]`, 400, nil, "escape"},
+		{"trailing tilde", `[{"op":"add","path":"/a~","value":"x"}]`, 400, nil, "escape"},
+		{"empty path", `[{"op":"add","path":"","value":"x"}]`, 400, nil, "pointer"},
+		{"add over a property replaces it in 2.1", `[{"op":"add","path":"/x","value":"3"}]`, 200, func(m map[string]any) bool { return m["x"] == "3" }, ""},
 		{"unknown op", `[{"op":"move","path":"/a","from":"/b"}]`, 400, nil, "op"},
 		{"missing value", `[{"op":"add","path":"/a"}]`, 400, nil, "value"},
 		{"non-string property", `[{"op":"add","path":"/a","value":1}]`, 400, nil, "string"},
@@ -99,6 +103,16 @@ func TestPatch(t *testing.T) {
 		code, out, _ := patch(t, image.PatchMediaType20, `[{"replace":"/name","value":"old-style"}]`)
 		if code != http.StatusOK || out["name"] != "old-style" {
 			t.Fatalf("2.0 patch = %d %v", code, out)
+		}
+	})
+	t.Run("v2.0 add refuses to overwrite", func(t *testing.T) {
+		for _, body := range []string{`[{"add":"/x","value":"4"}]`, `[{"add":"/name","value":"n"}]`} {
+			if code, _, msg := patch(t, image.PatchMediaType20, body); code != http.StatusConflict || !strings.Contains(msg, "already present") {
+				t.Fatalf("2.0 %s = %d %q, want 409", body, code, msg)
+			}
+		}
+		if code, out, _ := patch(t, image.PatchMediaType20, `[{"add":"/fresh","value":"5"}]`); code != http.StatusOK || out["fresh"] != "5" {
+			t.Fatalf("2.0 add of a new property = %d %v", code, out)
 		}
 	})
 	t.Run("wrong media type", func(t *testing.T) {
