@@ -164,8 +164,7 @@ func (s *Service) List(ctx context.Context, c Caller, q Query) (Page, error) {
 				continue
 			}
 			seen[id] = true
-			img := s.present(l, deactivated[id])
-			if visible(c, img) && q.matches(c, img) {
+			if img := s.present(l, deactivated[id]); visible(c, img) {
 				all = append(all, img)
 			}
 		}
@@ -190,6 +189,9 @@ func (s *Service) List(ctx context.Context, c Caller, q Query) (Page, error) {
 		}
 		return d
 	})
+	// The marker is any image the caller sees, as in Glance, not only one
+	// the filters keep: a page's last image may have changed (an image
+	// listed by status=active, deactivated since) before the next request.
 	if q.Marker != "" {
 		i := slices.IndexFunc(all, func(img Image) bool { return img.ID == q.Marker })
 		if i < 0 {
@@ -197,6 +199,7 @@ func (s *Service) List(ctx context.Context, c Caller, q Query) (Page, error) {
 		}
 		all = all[i+1:]
 	}
+	all = slices.DeleteFunc(all, func(img Image) bool { return !q.matches(c, img) })
 	page := Page{Images: all, Partial: failed}
 	if q.Limit > 0 && len(all) > q.Limit {
 		page.Images, page.More = all[:q.Limit], true

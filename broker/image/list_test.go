@@ -124,6 +124,30 @@ func TestListFiltersSortAndPaging(t *testing.T) {
 		}
 	})
 
+	t.Run("marker and limit edges", func(t *testing.T) {
+		for _, tc := range []struct {
+			name, query string
+			want        []string
+		}{
+			// The marker is any visible image, not only one the filters keep.
+			{"marker outside the filter", "sort=name:asc&status=queued&marker=" + ids["alpha"], []string{"charlie", "echo"}},
+			{"marker last", "sort=name:asc&marker=" + ids["echo"], nil},
+			{"limit 0 is the cap", "sort=name:asc&limit=0", []string{"alpha", "bravo", "charlie", "delta", "echo"}},
+			{"huge limit is the cap", "sort=name:asc&limit=99999999999999999999", []string{"alpha", "bravo", "charlie", "delta", "echo"}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				code, _, b := raw(t, admin, http.MethodGet, "images?"+tc.query, "", nil)
+				var body struct{ Images []images.Image }
+				if err := json.Unmarshal(b, &body); err != nil || code != http.StatusOK {
+					t.Fatalf("list = %d %s", code, b)
+				}
+				if !slices.Equal(names(body.Images), tc.want) {
+					t.Fatalf("list = %v, want %v", names(body.Images), tc.want)
+				}
+			})
+		}
+	})
+
 	t.Run("first, next and schema fields", func(t *testing.T) {
 		code, _, b := raw(t, admin, http.MethodGet, "images?limit=2&sort=name:asc", "", nil)
 		var body struct {

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -67,6 +68,9 @@ func parseQuery(v url.Values) (Query, error) {
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
+		if errors.Is(err, strconv.ErrRange) && n > 0 {
+			err = nil // past any int: Glance caps it like any other too large limit
+		}
 		if err != nil || n < 0 {
 			bad("limit must be a non-negative integer")
 		}
