@@ -18,6 +18,9 @@ Usage:
   cloudmux policy push|list|show|activate|rollback|test|explain|decisions ...
   cloudmux login -u admin             get a token (prints it; export CLOUDMUX_TOKEN)
   cloudmux ec2 credentials create|list|delete   EC2 access keys for the aws CLI
+  cloudmux template push|list|show|diff|used-by ...   Eve/HOT templates in the Focus catalog
+  cloudmux binding push|list|show ...                 binding documents (parameters, placement)
+  cloudmux deploy plan|apply|update|list|show|events|delete|retry ...
   cloudmux version
 
 The client commands read CLOUDMUX_ADDR (default http://127.0.0.1:8080) and
@@ -45,6 +48,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runPolicy(args[1:], stdout, stderr)
 	case "login":
 		return runLogin(args[1:], stdout, stderr)
+	case "template", "templates":
+		return runTemplate(args[1:], stdout, stderr)
+	case "binding", "bindings":
+		return runBinding(args[1:], stdout, stderr)
+	case "deploy", "deployment", "deployments":
+		return runDeploy(args[1:], stdout, stderr)
 	case "ec2":
 		return runEC2(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
