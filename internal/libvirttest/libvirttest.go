@@ -75,11 +75,14 @@ var (
 
 // Ensure makes sure libvirtd answers on SystemURI (installing and starting
 // it the first time in this test binary) and fails the test when it cannot.
+// It holds the daemon for the test (Share): a RestartDaemon elsewhere
+// waits for it.
 func Ensure(t testing.TB) {
 	t.Helper()
 	if err := EnsureErr(); err != nil {
 		t.Fatalf("libvirttest: no libvirt: %v", err)
 	}
+	Share(t)
 }
 
 // EnsureErr is Ensure for TestMain and benchmarks: it returns the error.

@@ -14,6 +14,7 @@ import (
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/sirupsen/logrus"
 
+	"github.com/cloudmux/cloudmux/internal/libvirttest"
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/localcloud/libvirt"
 	"github.com/cloudmux/cloudmux/localcloud/localcloudtest"
@@ -23,11 +24,14 @@ const libvirtSocket = "/var/run/libvirt/libvirt-sock"
 
 // requireLibvirt skips the test when there is no libvirtd here, unless
 // CLOUDMUX_REQUIRE_LIBVIRT is set (CI sets it: there, no libvirtd fails).
+// It holds the daemon for the test (libvirttest.Share), so a restart of it
+// by another test binary waits.
 func requireLibvirt(t *testing.T) {
 	t.Helper()
 	if !libvirtHere() {
 		t.Skipf("no libvirtd (%s is absent); set CLOUDMUX_REQUIRE_LIBVIRT=1 to fail instead", libvirtSocket)
 	}
+	libvirttest.Share(t)
 }
 
 // libvirtHere is false when there is no libvirtd socket and
