@@ -310,7 +310,10 @@ var (
 // custom properties alongside core ones.
 func (g *Glance) create(w http.ResponseWriter, r *http.Request) {
 	var body map[string]json.RawMessage
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&body); err != nil || body == nil {
+	if !decodeJSON(w, r, &body, "a JSON object of image attributes") {
+		return
+	}
+	if body == nil {
 		fault(w, http.StatusBadRequest, "Body expected in request: a JSON object of image attributes")
 		return
 	}
@@ -326,6 +329,31 @@ func (g *Glance) create(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", identity.BaseURL(r)+"/image/v2/images/"+img.ID)
 	osapi.WriteJSON(w, http.StatusCreated, view(img))
+}
+
+// maxBody caps a JSON request body: image metadata is small, and an
+// unbounded body would be read whole into memory.
+const maxBody = 1 << 20
+
+// decodeJSON reads a JSON request body of at most maxBody bytes into v,
+// answering 413 when it is larger and 400 naming what was expected when
+// it is not one JSON value. It reports whether v was read.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any, want string) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("data after the JSON value")
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		fault(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than %d bytes.", maxBody))
+		return false
+	case err != nil:
+		fault(w, http.StatusBadRequest, fmt.Sprintf("Malformed request body (%v): want %s.", err, want))
+		return false
+	}
+	return true
 }
 
 // createSpec reads a create body, naming every bad attribute at once.

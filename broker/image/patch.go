@@ -41,8 +41,7 @@ func (g *Glance) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var raw []map[string]json.RawMessage
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&raw); err != nil {
-		fault(w, http.StatusBadRequest, "Request body must be a JSON array of operation objects.")
+	if !decodeJSON(w, r, &raw, "a JSON array of operation objects") {
 		return
 	}
 	ops, err := parseOps(raw, mt == PatchMediaType20)
