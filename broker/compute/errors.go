@@ -24,6 +24,9 @@ var (
 	// ErrNoValidHost: no peer may hold the server; the message gives every
 	// peer's reason (Nova's "No valid host was found").
 	ErrNoValidHost = fmt.Errorf("compute: no valid host was found: %w", peers.ErrCapacity)
+	// ErrForbidden: the caller may not do this (list every project's
+	// servers without being a cloud admin).
+	ErrForbidden = errors.New("compute: forbidden")
 	// ErrUnavailable: the peer holding the server is not connected or did
 	// not answer.
 	ErrUnavailable = fmt.Errorf("compute: peer unavailable: %w", peers.ErrUnavailable)

@@ -103,6 +103,8 @@ func (n *Nova) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		// Nova would accept the request and fail the server later; the
 		// broker knows at once, and says why each peer cannot take it.
 		code = http.StatusBadRequest
+	case errors.Is(err, ErrForbidden):
+		code = http.StatusForbidden
 	case errors.Is(err, peers.ErrNotFound), errors.Is(err, registry.ErrNotFound):
 		code = http.StatusNotFound
 	case errors.Is(err, peers.ErrInvalid), errors.Is(err, registry.ErrInvalid):

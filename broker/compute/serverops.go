@@ -28,7 +28,9 @@ type attrs struct {
 	UpdatedAt   time.Time         `json:"updated_at,omitzero"`
 }
 
-func attrsPrefix(project string) string  { return "compute/server-attrs/" + project + "/" }
+const attrsRoot = "compute/server-attrs/"
+
+func attrsPrefix(project string) string  { return attrsRoot + project + "/" }
 func attrsKey(project, id string) string { return attrsPrefix(project) + id }
 
 // loadAttrs reads a server's attrs and the index to CAS them at (0 when
@@ -179,6 +181,9 @@ type Query struct {
 	// previous page.
 	Limit  int
 	Marker string
+	// AllProjects lists every project's servers (Nova's all_tenants): a
+	// cloud admin's only; anyone else asking is refused (ErrForbidden).
+	AllProjects bool
 }
 
 // Page is one page of servers, newest first (then by ID), as Nova orders.
@@ -197,8 +202,15 @@ func (s *Servers) List(ctx context.Context, c Caller, q Query) (Page, error) {
 	if q.Limit < 0 {
 		return Page{}, invalid("limit", "Invalid input: limit must be a non-negative integer")
 	}
+	if q.AllProjects && !c.Admin {
+		return Page{}, fmt.Errorf("listing every project's servers takes a cloud admin: %w", ErrForbidden)
+	}
+	project, filter := c.Project, map[string]string{peers.MetaProject: c.Project}
+	if q.AllProjects {
+		project, filter = "", map[string]string{peers.MetaBrokerID: s.BrokerID}
+	}
 	nameRE, _ := regexp.Compile(q.Name)
-	entries, err := s.Index.List(ctx, KindServer, c.Project)
+	entries, err := s.Index.List(ctx, KindServer, project)
 	if err != nil {
 		return Page{}, err
 	}
@@ -229,7 +241,7 @@ func (s *Servers) List(ctx context.Context, c Caller, q Query) (Page, error) {
 		flavors map[string]peers.Flavor
 	}
 	res := peers.Gather(ctx, members, s.timeout(), func(ctx context.Context, m *peers.Member) (answer, error) {
-		srvs, err := m.Cloud.ListServers(ctx, peers.ListOptions{Metadata: map[string]string{peers.MetaProject: c.Project}})
+		srvs, err := m.Cloud.ListServers(ctx, peers.ListOptions{Metadata: filter})
 		if err != nil {
 			return answer{}, err
 		}
@@ -241,22 +253,26 @@ func (s *Servers) List(ctx context.Context, c Caller, q Query) (Page, error) {
 		}
 		return a, nil
 	})
-	kvs, _, err := s.Store.List(ctx, attrsPrefix(c.Project))
+	prefix := attrsPrefix(project)
+	if project == "" {
+		prefix = attrsRoot
+	}
+	kvs, _, err := s.Store.List(ctx, prefix)
 	if err != nil {
 		return Page{}, err
 	}
-	all := map[string]attrs{}
+	all := map[string]attrs{} // by server ID, the key's last part
 	for _, kv := range kvs {
 		var a attrs
 		if err := json.Unmarshal(kv.Value, &a); err == nil {
-			all[strings.TrimPrefix(kv.Key, attrsPrefix(c.Project))] = a
+			all[kv.Key[strings.LastIndex(kv.Key, "/")+1:]] = a
 		}
 	}
 	var vols map[string]string
 	for _, r := range res {
 		for _, srv := range r.Value.servers {
 			if len(srv.Volumes) > 0 && vols == nil {
-				if vols, err = s.volumeIDs(ctx, c.Project); err != nil {
+				if vols, err = s.volumeIDs(ctx, project); err != nil {
 					return Page{}, err
 				}
 			}

@@ -314,6 +314,9 @@ func (n *Nova) listServers(detail bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		v := r.URL.Query()
 		q := Query{Name: v.Get("name"), Status: v.Get("status"), Marker: v.Get("marker"), Limit: maxListLimit}
+		if at := v.Get("all_tenants"); at != "" && at != "0" && !strings.EqualFold(at, "false") {
+			q.AllProjects = true
+		}
 		if s := v.Get("limit"); s != "" {
 			l, err := strconv.Atoi(s)
 			if err != nil || l < 0 {

@@ -243,6 +243,14 @@ func TestServerTenantIsolation(t *testing.T) {
 	if got := names(listAll(t, a, servers.ListOpts{})); !slices.Equal(got, []string{"secret"}) {
 		t.Fatalf("admin lists %v", got)
 	}
+	// A cloud admin lists every project's servers when asking; a member
+	// may not.
+	if got := names(listAll(t, a, servers.ListOpts{AllTenants: true})); !slices.Equal(got, []string{"bobs", "secret"}) {
+		t.Fatalf("admin lists all projects: %v", got)
+	}
+	if _, err := servers.List(b, servers.ListOpts{AllTenants: true}).AllPages(ctx); !gophercloud.ResponseCodeIs(err, http.StatusForbidden) {
+		t.Fatalf("member lists all projects: %v; want 403", err)
+	}
 	if _, err := servers.Get(ctx, a, mine.ID).Extract(); !is404(err) {
 		t.Fatalf("admin gets beta's server: %v; want 404 (no all_tenants)", err)
 	}
