@@ -73,7 +73,10 @@ func (k *Keystone) Routes(r chi.Router) {
 	r.Group(func(r chi.Router) {
 		r.Use(k.Authenticate)
 		r.Get("/users/{user}/projects", k.userProjects)
-		r.Route("/users/{user}/credentials/OS-EC2", k.ec2CredentialRoutes)
+		// Keystone keeps tokens from application credentials away from
+		// the EC2 keys: keys act with the user's full roles.
+		r.With(refuseAppCredTokens("EC2 credentials")).Route("/users/{user}/credentials/OS-EC2", k.ec2CredentialRoutes)
+		r.Route("/users/{user}/application_credentials", k.appCredentialRoutes)
 		r.Group(func(r chi.Router) {
 			r.Use(RequireCloudAdmin)
 			r.Get("/domains", k.listDomains)
@@ -195,6 +198,7 @@ type authRequest struct {
 			Token *struct {
 				ID string `json:"id"`
 			} `json:"token"`
+			ApplicationCredential *appCredAuth `json:"application_credential"`
 		} `json:"identity"`
 		Scope json.RawMessage `json:"scope"`
 	} `json:"auth"`
@@ -211,6 +215,7 @@ func (k *Keystone) issue(w http.ResponseWriter, r *http.Request) {
 	var user User
 	var methods []string
 	var rescopeLimit time.Duration
+	var appCred *AppCredential
 	switch {
 	case slices.Contains(id.Methods, "password") && id.Password != nil:
 		u, err := k.findUser(ctx, id.Password.User.nameOrID)
@@ -229,6 +234,12 @@ func (k *Keystone) issue(w http.ResponseWriter, r *http.Request) {
 			k.fail(w, r, err)
 			return
 		}
+		// Keystone: a token from an application credential is as narrow
+		// as the credential; it does not beget tokens of other scopes.
+		if prev.AppCred != nil {
+			k.fail(w, r, fmt.Errorf("%w: using a delegated token to create another token is not allowed", ErrForbidden))
+			return
+		}
 		// A token begets tokens that die with it: rescoping never extends
 		// a lifetime, or a stolen token would live forever.
 		rescopeLimit = time.Until(prev.ExpiresAt)
@@ -237,15 +248,26 @@ func (k *Keystone) issue(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		methods = []string{"token"}
+	case slices.Contains(id.Methods, MethodAppCred) && id.ApplicationCredential != nil:
+		u, ac, err := k.appCredLogin(ctx, *id.ApplicationCredential)
+		if err != nil {
+			k.fail(w, r, err)
+			return
+		}
+		user, appCred, methods = u, &ac, []string{MethodAppCred}
 	default:
-		k.fail(w, r, &registry.FieldError{Field: "auth.identity.methods", Reason: "supported methods are password and token, with their sections"})
+		k.fail(w, r, &registry.FieldError{Field: "auth.identity.methods", Reason: "supported methods are password, token and application_credential, with their sections"})
 		return
 	}
 	t := Token{UserID: user.ID, UserName: user.Name, UserDomainID: user.DomainID, Methods: methods}
 	if dom, err := k.Dir.GetDomain(ctx, user.DomainID); err == nil {
 		t.UserDomainName = dom.Name
 	}
-	if err := k.scope(ctx, &t, req.Auth.Scope, user); err != nil {
+	scope := func() error { return k.scope(ctx, &t, req.Auth.Scope, user) }
+	if appCred != nil {
+		scope = func() error { return k.appCredScope(ctx, &t, req.Auth.Scope, *appCred) }
+	}
+	if err := scope(); err != nil {
 		k.fail(w, r, err)
 		return
 	}
@@ -350,6 +372,9 @@ func (k *Keystone) tokenBody(r *http.Request, t Token, noCatalog bool) map[strin
 		"issued_at":  t.IssuedAt.Format(keystoneTime),
 		"expires_at": t.ExpiresAt.Format(keystoneTime),
 		"is_domain":  false,
+	}
+	if t.AppCred != nil {
+		body["application_credential"] = t.AppCred
 	}
 	if t.Scoped() {
 		domName := t.ProjectDomain

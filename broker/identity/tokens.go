@@ -29,6 +29,9 @@ const (
 	// revokedProjectsPrefix: every token scoped to the project issued
 	// before the event is refused (the project was deleted).
 	revokedProjectsPrefix = "auth/revoked-projects/"
+	// revokedAppCredsPrefix: every token issued from the application
+	// credential is refused (it was deleted).
+	revokedAppCredsPrefix = "auth/revoked-appcreds/"
 	revocationsWatch      = "auth/revoked"
 	// MaxTokenTTL bounds token lifetimes, and so how long revocation
 	// events must be kept.
@@ -59,6 +62,19 @@ type Token struct {
 	IssuedAt     time.Time `json:"issued_at"`
 	ExpiresAt    time.Time `json:"expires_at"`
 	AuditID      string    `json:"audit_id"`
+	// AppCred names the application credential the token was issued
+	// from; nil for tokens from a password or another token.
+	AppCred *TokenAppCred `json:"application_credential,omitempty"`
+}
+
+// TokenAppCred is what a token records of its application credential, as
+// Keystone shows it in the token body.
+type TokenAppCred struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Restricted: the credential may not manage application credentials
+	// (Keystone's "unrestricted": false).
+	Restricted bool `json:"restricted"`
 }
 
 // Scoped reports whether the token is scoped to a project.
@@ -102,6 +118,7 @@ type Tokens struct {
 	revoked      map[string]time.Time // token hash -> its expiry (kept until then)
 	revokedUsers map[string]time.Time // user ID -> tokens issued before this are void
 	revokedProjs map[string]time.Time // project ID -> scoped tokens issued before this are void
+	revokedApps  map[string]time.Time // application credential ID -> every token from it is void
 	watchOK      time.Time            // last time the revocation watch answered
 }
 
@@ -109,7 +126,8 @@ type Tokens struct {
 // revocations made by other replicas.
 func NewTokens(store Store, log logrus.FieldLogger) *Tokens {
 	return &Tokens{store: store, log: log, now: func() time.Time { return time.Now().UTC() },
-		cache: map[string]Token{}, revoked: map[string]time.Time{}, revokedUsers: map[string]time.Time{}, revokedProjs: map[string]time.Time{}}
+		cache: map[string]Token{}, revoked: map[string]time.Time{}, revokedUsers: map[string]time.Time{}, revokedProjs: map[string]time.Time{},
+		revokedApps: map[string]time.Time{}}
 }
 
 func hashToken(token string) string {
@@ -117,7 +135,9 @@ func hashToken(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Issue stores t and returns a new random token for it.
+// Issue stores t and returns a new random token for it. It lives ttl,
+// or until t.ExpiresAt when that is set and sooner (a token never outlives
+// the credential it came from).
 func (s *Tokens) Issue(ctx context.Context, t Token, ttl time.Duration) (string, Token, error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -127,7 +147,9 @@ func (s *Tokens) Issue(ctx context.Context, t Token, ttl time.Duration) (string,
 	_, _ = rand.Read(audit[:])
 	token := "cmx_" + base64.RawURLEncoding.EncodeToString(b[:])
 	t.IssuedAt = s.now()
-	t.ExpiresAt = t.IssuedAt.Add(ttl)
+	if exp := t.IssuedAt.Add(ttl); t.ExpiresAt.IsZero() || exp.Before(t.ExpiresAt) {
+		t.ExpiresAt = exp
+	}
 	t.AuditID = base64.RawURLEncoding.EncodeToString(audit[:])
 	raw, err := json.Marshal(t)
 	if err != nil {
@@ -172,8 +194,14 @@ func (s *Tokens) Validate(ctx context.Context, token string) (Token, error) {
 	s.mu.Lock()
 	since, userRevoked := s.revokedUsers[t.UserID]
 	projSince, projRevoked := s.revokedProjs[t.ProjectID]
+	// A deleted application credential voids its tokens whenever they
+	// were issued: one issued while the delete ran is void too.
+	appRevoked := false
+	if t.AppCred != nil {
+		_, appRevoked = s.revokedApps[t.AppCred.ID]
+	}
 	s.mu.Unlock()
-	if (userRevoked && !t.IssuedAt.After(since)) || (t.ProjectID != "" && projRevoked && !t.IssuedAt.After(projSince)) {
+	if appRevoked || (userRevoked && !t.IssuedAt.After(since)) || (t.ProjectID != "" && projRevoked && !t.IssuedAt.After(projSince)) {
 		s.forget(h)
 		return Token{}, fmt.Errorf("%w: the token was revoked", ErrUnauthorized)
 	}
@@ -204,6 +232,21 @@ func (s *Tokens) RevokeUser(ctx context.Context, userID string) error {
 	}
 	s.mu.Lock()
 	s.revokedUsers[userID] = now
+	s.mu.Unlock()
+	return nil
+}
+
+// RevokeApplicationCredential voids every token issued from an
+// application credential, on every replica (the credential is being
+// deleted).
+func (s *Tokens) RevokeApplicationCredential(ctx context.Context, id string) error {
+	now := s.now()
+	raw, _ := json.Marshal(now)
+	if _, err := s.store.Put(ctx, revokedAppCredsPrefix+id, raw); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.revokedApps[id] = now
 	s.mu.Unlock()
 	return nil
 }
@@ -297,6 +340,7 @@ func (s *Tokens) applyRevocations(kvs []registry.KV) {
 	revoked := map[string]time.Time{}
 	users := map[string]time.Time{}
 	projs := map[string]time.Time{}
+	apps := map[string]time.Time{}
 	for _, kv := range kvs {
 		var at time.Time
 		_ = json.Unmarshal(kv.Value, &at)
@@ -307,6 +351,8 @@ func (s *Tokens) applyRevocations(kvs []registry.KV) {
 			users[strings.TrimPrefix(kv.Key, revokedUsersPrefix)] = at
 		case strings.HasPrefix(kv.Key, revokedProjectsPrefix):
 			projs[strings.TrimPrefix(kv.Key, revokedProjectsPrefix)] = at
+		case strings.HasPrefix(kv.Key, revokedAppCredsPrefix):
+			apps[strings.TrimPrefix(kv.Key, revokedAppCredsPrefix)] = at
 		}
 	}
 	s.mu.Lock()
@@ -329,7 +375,8 @@ func (s *Tokens) applyRevocations(kvs []registry.KV) {
 	}
 	keepNewer(users, s.revokedUsers)
 	keepNewer(projs, s.revokedProjs)
-	s.revoked, s.revokedUsers, s.revokedProjs = revoked, users, projs
+	keepNewer(apps, s.revokedApps)
+	s.revoked, s.revokedUsers, s.revokedProjs, s.revokedApps = revoked, users, projs, apps
 	for h := range revoked {
 		delete(s.cache, h)
 	}
@@ -357,7 +404,7 @@ func (s *Tokens) sweepLoop(ctx context.Context, every time.Duration) {
 func (s *Tokens) Sweep(ctx context.Context) (int, error) {
 	now := s.now()
 	removed := 0
-	for _, prefix := range []string{tokensPrefix, revokedPrefix, revokedUsersPrefix, revokedProjectsPrefix} {
+	for _, prefix := range []string{tokensPrefix, revokedPrefix, revokedUsersPrefix, revokedProjectsPrefix, revokedAppCredsPrefix} {
 		kvs, _, err := s.store.List(ctx, prefix)
 		if err != nil {
 			return removed, err
@@ -372,7 +419,7 @@ func (s *Tokens) Sweep(ctx context.Context) (int, error) {
 				exp = t.ExpiresAt
 			} else if json.Unmarshal(kv.Value, &exp) != nil {
 				continue
-			} else if prefix == revokedUsersPrefix || prefix == revokedProjectsPrefix {
+			} else if prefix == revokedUsersPrefix || prefix == revokedProjectsPrefix || prefix == revokedAppCredsPrefix {
 				exp = exp.Add(MaxTokenTTL) // every token it voids has expired by then
 			}
 			if now.After(exp) {
