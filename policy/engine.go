@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -222,9 +223,21 @@ func (e *Engine) Evaluate(ctx context.Context, req Request, candidates []registr
 
 // result is what the policy answered, for the decision log.
 type result struct {
-	Deny  map[string][]string `json:"deny"`
-	Score map[string]any      `json:"score"`
-	Order []string            `json:"order"`
+	Deny  *ast.Term `json:"-"`
+	Score *ast.Term `json:"-"`
+	Order []string  `json:"order"`
+}
+
+// MarshalJSON renders the policy's answer as OPA would log it.
+func (r result) MarshalJSON() ([]byte, error) {
+	out := map[string]any{"order": r.Order}
+	if r.Deny != nil {
+		out["deny"] = mustJSON(r.Deny.Value)
+	}
+	if r.Score != nil {
+		out["score"] = mustJSON(r.Score.Value)
+	}
+	return json.Marshal(out)
 }
 
 func (e *Engine) eval(ctx context.Context, c *compiled, input ast.Value, candidates []registry.Peer) (Decision, result, error) {
@@ -240,44 +253,48 @@ func (e *Engine) eval(ctx context.Context, c *compiled, input ast.Value, candida
 	if len(rs) != 1 {
 		return Decision{}, result{}, fmt.Errorf("%w: policy %s: deny or score is undefined for this input", ErrEvaluation, c.version)
 	}
-	b := rs[0].Bindings
-	res := result{Deny: map[string][]string{}, Score: map[string]any{}}
-	if raw, ok := b["deny"]; ok {
-		m, ok := raw.(map[string]any)
-		if !ok {
-			return Decision{}, result{}, fmt.Errorf("%w: policy %s: deny is %T, not an object of peer ID to reasons", ErrEvaluation, c.version, raw)
-		}
-		for id, v := range m {
-			reasons, err := stringsOf(v)
-			if err != nil {
-				return Decision{}, result{}, fmt.Errorf("%w: policy %s: deny[%q]: %v", ErrEvaluation, c.version, id, err)
-			}
-			res.Deny[id] = reasons
-		}
+	fail := func(format string, args ...any) (Decision, result, error) {
+		return Decision{}, result{}, fmt.Errorf("%w: policy %s: %s", ErrEvaluation, c.version, fmt.Sprintf(format, args...))
 	}
-	if raw, ok := b["score"]; ok {
-		m, ok := raw.(map[string]any)
-		if !ok {
-			return Decision{}, result{}, fmt.Errorf("%w: policy %s: score is %T, not an object of peer ID to score", ErrEvaluation, c.version, raw)
+	var res result
+	var deny, score ast.Object
+	if t, ok := rs[0].Bindings["deny"].(*ast.Term); ok {
+		if deny, ok = t.Value.(ast.Object); !ok {
+			return fail("deny is %s, not an object of peer ID to reasons", ast.ValueName(t.Value))
 		}
-		res.Score = m
+		res.Deny = t
+	}
+	if t, ok := rs[0].Bindings["score"].(*ast.Term); ok {
+		if score, ok = t.Value.(ast.Object); !ok {
+			return fail("score is %s, not an object of peer ID to score", ast.ValueName(t.Value))
+		}
+		res.Score = t
 	}
 	d := Decision{Policy: c.version, Verdicts: make([]Verdict, 0, len(candidates))}
 	for _, p := range candidates {
 		v := Verdict{Peer: p}
-		if reasons, denied := res.Deny[p.ID]; denied {
-			v.Reasons = reasons
+		key := ast.StringTerm(p.ID)
+		var reasons *ast.Term
+		if deny != nil {
+			reasons = deny.Get(key)
+		}
+		if reasons != nil {
+			if v.Reasons, err = stringsOf(reasons.Value); err != nil {
+				return fail("deny[%q]: %v", p.ID, err)
+			}
 			if len(v.Reasons) == 0 {
 				v.Reasons = []string{"denied by policy " + c.version}
 			}
 		} else {
 			v.Allowed = true
-			if s, ok := res.Score[p.ID]; ok {
-				if v.Score, v.Reasons, err = scoreOf(s); err != nil {
-					return Decision{}, result{}, fmt.Errorf("%w: policy %s: score[%q]: %v", ErrEvaluation, c.version, p.ID, err)
-				}
-			} else {
+			var s *ast.Term
+			if score != nil {
+				s = score.Get(key)
+			}
+			if s == nil {
 				v.Reasons = []string{"the policy gave no score"}
+			} else if v.Score, v.Reasons, err = scoreOf(s.Value); err != nil {
+				return fail("score[%q]: %v", p.ID, err)
 			}
 		}
 		d.Verdicts = append(d.Verdicts, v)
@@ -300,63 +317,95 @@ func (e *Engine) eval(ctx context.Context, c *compiled, input ast.Value, candida
 	return d, res, nil
 }
 
-func stringsOf(v any) ([]string, error) {
-	arr, ok := v.([]any)
-	if !ok {
-		return nil, fmt.Errorf("%T is not a set of strings", v)
-	}
-	out := make([]string, 0, len(arr))
-	for _, x := range arr {
-		s, ok := x.(string)
-		if !ok {
-			s = fmt.Sprint(x)
+// stringsOf reads a set (or array) of reasons, sorted.
+func stringsOf(v ast.Value) ([]string, error) {
+	var out []string
+	add := func(t *ast.Term) {
+		if s, ok := t.Value.(ast.String); ok {
+			out = append(out, string(s))
+		} else {
+			out = append(out, t.String())
 		}
-		out = append(out, s)
+	}
+	switch x := v.(type) {
+	case ast.Set:
+		out = make([]string, 0, x.Len())
+		x.Foreach(add)
+	case *ast.Array:
+		out = make([]string, 0, x.Len())
+		x.Foreach(add)
+	default:
+		return nil, fmt.Errorf("%s is not a set of strings", ast.ValueName(v))
 	}
 	slices.Sort(out)
 	return out, nil
 }
 
+var (
+	scoreKey   = ast.StringTerm("score")
+	reasonsKey = ast.StringTerm("reasons")
+	partsKey   = ast.StringTerm("parts")
+)
+
 // scoreOf reads a score: a number, or {"score": n, "reasons": [...],
 // "parts": {name: points}}. Scores are clamped to 0-100.
-func scoreOf(v any) (int, []string, error) {
+func scoreOf(v ast.Value) (int, []string, error) {
 	var n float64
 	var reasons []string
 	switch s := v.(type) {
-	case json.Number:
-		f, err := s.Float64()
-		if err != nil {
-			return 0, nil, err
+	case ast.Number:
+		f, ok := s.Float64()
+		if !ok {
+			return 0, nil, fmt.Errorf("%s is not a number", s)
 		}
 		n = f
-	case map[string]any:
-		num, ok := s["score"].(json.Number)
-		if !ok {
+	case ast.Object:
+		var num ast.Number
+		if t := s.Get(scoreKey); t != nil {
+			num, _ = t.Value.(ast.Number)
+		}
+		if num == "" {
 			return 0, nil, errors.New(`an object score needs a numeric "score"`)
 		}
 		n, _ = num.Float64()
-		if rs, ok := s["reasons"]; ok {
+		if rs := s.Get(reasonsKey); rs != nil {
 			var err error
-			if reasons, err = stringsOf(rs); err != nil {
+			if reasons, err = stringsOf(rs.Value); err != nil {
 				return 0, nil, err
 			}
 		}
-		if parts, ok := s["parts"].(map[string]any); ok && len(parts) > 0 {
+		var parts ast.Object
+		if t := s.Get(partsKey); t != nil {
+			parts, _ = t.Value.(ast.Object)
+		}
+		if parts != nil && parts.Len() > 0 {
 			var b strings.Builder
-			fmt.Fprintf(&b, "score %d =", clamp(n))
-			for i, k := range slices.Sorted(maps.Keys(parts)) {
+			b.WriteString("score ")
+			b.WriteString(strconv.Itoa(clamp(n)))
+			b.WriteString(" =")
+			// Object keys iterate sorted.
+			i := 0
+			parts.Foreach(func(k, v *ast.Term) {
 				if i > 0 {
 					b.WriteString(" +")
 				}
-				fmt.Fprintf(&b, " %s %v", k, parts[k])
-			}
+				i++
+				b.WriteByte(' ')
+				if ks, ok := k.Value.(ast.String); ok {
+					b.WriteString(string(ks))
+				} else {
+					b.WriteString(k.String())
+				}
+				b.WriteByte(' ')
+				b.WriteString(v.String())
+			})
 			reasons = append(reasons, b.String())
 		}
 	default:
-		return 0, nil, fmt.Errorf("%T is neither a number nor an object", v)
+		return 0, nil, fmt.Errorf("%s is neither a number nor an object", ast.ValueName(v))
 	}
 	if len(reasons) == 0 {
-		reasons = []string{fmt.Sprintf("score %d", clamp(n))}
+		reasons = []string{"score " + strconv.Itoa(clamp(n))}
 	}
 	return clamp(n), reasons, nil
 }

@@ -95,59 +95,56 @@ type peerKey struct {
 	nlabels  int
 }
 
-// peerCache keeps each peer's input fields between decisions: building
-// them is most of the input's cost, and peers change far less often than
-// decisions are made. Peers without a revision (not from a store) are
-// built every time.
+// peerCache keeps each peer's input term between decisions: building
+// them is a large part of a decision's cost, and peers change far less
+// often than decisions are made. The term depends on the peer (its key)
+// and, through cost, on the request's sizes; the last term built for each
+// peer is kept. Peers without a revision (not from a store) are built
+// every time.
 type peerCache struct {
 	mu sync.Mutex
 	m  map[string]cachedPeer
 }
 
+// shape is what of a request a peer's term depends on.
+type shape struct{ vcpus, ram, disk int }
+
 type cachedPeer struct {
 	key   peerKey
-	items [][2]*ast.Term // every field but cost, which depends on the request
+	shape shape
+	term  *ast.Term
 }
 
-func (pc *peerCache) items(p registry.Peer) [][2]*ast.Term {
+func (pc *peerCache) peerTerm(req Request, p registry.Peer) *ast.Term {
 	k := peerKey{p.ID, p.Name, p.Revision, p.Status, p.Capacity, p.Cost, len(p.Labels)}
+	sh := shape{req.VCPUs, req.RAMMiB, req.DiskGiB}
 	if p.Revision != 0 {
 		pc.mu.Lock()
 		c, ok := pc.m[p.ID]
 		pc.mu.Unlock()
-		if ok && c.key == k {
-			return c.items
+		if ok && c.key == k && c.shape == sh {
+			return c.term
 		}
 	}
 	c := p.Capacity
-	items := [][2]*ast.Term{
-		{str("id"), str(p.ID)}, {str("name"), str(p.Name)}, {str("kind"), str(string(p.Kind))},
-		{str("labels"), strMap(p.Labels)}, {str("region"), str(Region(p))}, {str("status"), str(string(p.Status))},
-		{str("capacity"), obj("vcpus", resourceTerm(c.VCPUs), "ram_mib", resourceTerm(c.RAMMiB),
-			"disk_gib", resourceTerm(c.DiskGiB), "instances", resourceTerm(c.Instances))},
-		{str("cost_rates"), obj("currency", str(p.Cost.Currency), "vcpu_hour", ast.FloatNumberTerm(p.Cost.VCPUHour),
-			"ram_gib_hour", ast.FloatNumberTerm(p.Cost.RAMGiBHour), "disk_gib_month", ast.FloatNumberTerm(p.Cost.DiskGiBMonth))},
-	}
+	// Cost in whole millionths: Rego does integer arithmetic on a fast
+	// path and floats through math/big, ten times slower.
+	t := obj("id", str(p.ID), "name", str(p.Name), "kind", str(string(p.Kind)),
+		"labels", strMap(p.Labels), "region", str(Region(p)), "status", str(string(p.Status)),
+		"capacity", obj("vcpus", resourceTerm(c.VCPUs), "ram_mib", resourceTerm(c.RAMMiB),
+			"disk_gib", resourceTerm(c.DiskGiB), "instances", resourceTerm(c.Instances)),
+		"cost", num(int64(math.Round(PeerCost(req, p)*1e6))),
+		"cost_rates", obj("currency", str(p.Cost.Currency), "vcpu_hour", ast.FloatNumberTerm(p.Cost.VCPUHour),
+			"ram_gib_hour", ast.FloatNumberTerm(p.Cost.RAMGiBHour), "disk_gib_month", ast.FloatNumberTerm(p.Cost.DiskGiBMonth)))
 	if p.Revision != 0 {
 		pc.mu.Lock()
 		if pc.m == nil || len(pc.m) > 4096 { // peers that left the pool go with the next reset
 			pc.m = map[string]cachedPeer{}
 		}
-		pc.m[p.ID] = cachedPeer{key: k, items: items}
+		pc.m[p.ID] = cachedPeer{key: k, shape: sh, term: t}
 		pc.mu.Unlock()
 	}
-	return items
-}
-
-// peerTerm is one candidate as the policy sees it.
-func (pc *peerCache) peerTerm(req Request, p registry.Peer) *ast.Term {
-	cached := pc.items(p)
-	items := make([][2]*ast.Term, len(cached), len(cached)+1)
-	copy(items, cached)
-	// Cost in whole millionths: Rego does integer arithmetic on a fast
-	// path and floats through math/big, ten times slower.
-	items = append(items, [2]*ast.Term{str("cost"), num(int64(math.Round(PeerCost(req, p) * 1e6)))})
-	return ast.ObjectTerm(items...)
+	return t
 }
 
 // requestTerm is input.request. Every documented field is present (zero

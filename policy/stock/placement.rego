@@ -27,26 +27,38 @@ deny[p.id] contains sprintf("status is %s", [p.status]) if {
 	p.status != "degraded"
 }
 
-dims := {"vcpus": "vCPUs", "ram_mib": "MiB of RAM", "disk_gib": "GiB of disk"}
-
 # Enough free capacity on every dimension the request takes. A peer that
-# reports no total has not said; it is trusted.
-deny[p.id] contains sprintf("needs %d %s, %d free", [want, label, c.free]) if {
-	ds := dims
-	some dim, label in ds
-	want := input.request.resources[dim]
+# reports no total has not said; it is trusted. (One rule per dimension:
+# fixed paths are cheaper than p.capacity[dim], and this runs per peer.)
+deny[p.id] contains sprintf("needs %d vCPUs, %d free", [want, p.capacity.vcpus.free]) if {
+	want := input.request.resources.vcpus
 	want > 0
 	some p in input.peers
-	c := p.capacity[dim]
-	c.free < want
-	c.total > 0
+	p.capacity.vcpus.free < want
+	p.capacity.vcpus.total > 0
+}
+
+deny[p.id] contains sprintf("needs %d MiB of RAM, %d free", [want, p.capacity.ram_mib.free]) if {
+	want := input.request.resources.ram_mib
+	want > 0
+	some p in input.peers
+	p.capacity.ram_mib.free < want
+	p.capacity.ram_mib.total > 0
+}
+
+deny[p.id] contains sprintf("needs %d GiB of disk, %d free", [want, p.capacity.disk_gib.free]) if {
+	want := input.request.resources.disk_gib
+	want > 0
+	some p in input.peers
+	p.capacity.disk_gib.free < want
+	p.capacity.disk_gib.total > 0
 }
 
 deny[p.id] contains "no instance slots free" if {
 	input.request.kind == "server"
 	some p in input.peers
-	p.capacity.instances.total > 0
 	p.capacity.instances.free < 1
+	p.capacity.instances.total > 0
 }
 
 # Every required label (scheduler hint) must be on the peer.
@@ -134,6 +146,11 @@ else := input.peers
 
 score := object.union(private_scores, public_scores)
 
+# The allowed peers split by tier, once.
+allowed_private := [p | tiers := private_tiers; ps := allowed; some p in ps; object.get(tiers, object.get(p.labels, "tier", p.kind), false)]
+
+allowed_public := [p | tiers := private_tiers; ps := allowed; some p in ps; object.get(tiers, object.get(p.labels, "tier", p.kind), false) == false]
+
 # Private peers first: labelled tier=private, or local clouds without a tier
 # label (the tier defaults to the kind).
 private_tiers := {"private": true, "local": true}
@@ -141,13 +158,11 @@ private_tiers := {"private": true, "local": true}
 # Private: 55, plus the room left after placement on the dimension the
 # request needs most (memory for servers, disk for volumes), 0-10.
 private_scores := {p.id: {"score": total, "parts": {"private": 55, "room": room, "shared": extra, "health": health}} |
-	tiers := private_tiers
 	adj := adjust
 	base := shared_base
 	hp := health_points
-	ps := allowed
+	ps := allowed_private
 	some p in ps
-	object.get(tiers, object.get(p.labels, "tier", p.kind), false)
 	room := room_points(p.capacity[main_dim])
 	extra := base + object.get(adj, p.id, 0)
 	health := hp[p.status]
@@ -156,16 +171,15 @@ private_scores := {p.id: {"score": total, "parts": {"private": 55, "room": room,
 
 # Public: the cost, cheapest of the allowed public peers 10, dearest 0.
 public_scores := {p.id: {"score": total, "parts": {"cost": cost, "shared": extra, "health": health}} |
-	tiers := private_tiers
 	adj := adjust
 	base := shared_base
 	hp := health_points
 	lo := cost_min
 	span := cost_span
-	ps := allowed
+	ps := allowed_public
 	some p in ps
-	object.get(tiers, object.get(p.labels, "tier", p.kind), false) == false
-	cost := 10 - idiv((p.cost - lo) * 10, span)
+	x := (p.cost - lo) * 10
+	cost := 10 - ((x - (x % span)) / span) # integer division, inline (see idiv)
 	extra := base + object.get(adj, p.id, 0)
 	health := hp[p.status]
 	total := (cost + extra) + health
@@ -185,12 +199,7 @@ room_points(c) := 5 if {
 # math/big.
 idiv(x, y) := (x - (x % y)) / y
 
-public_costs := [p.cost |
-	tiers := private_tiers
-	ps := allowed
-	some p in ps
-	object.get(tiers, object.get(p.labels, "tier", p.kind), false) == false
-]
+public_costs := [p.cost | ps := allowed_public; some p in ps]
 
 # Costs are integer millionths of a currency unit per hour.
 cost_min := min(public_costs)
