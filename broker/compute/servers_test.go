@@ -429,3 +429,25 @@ func TestServersServiceErrors(t *testing.T) {
 		t.Fatalf("list by ID = %+v, %v", page, err)
 	}
 }
+
+// doomedCloud reports every server named "doomed" failed, as a peer does
+// when a boot fails.
+type doomedCloud struct{ *localcloud.Cloud }
+
+func (d doomedCloud) GetServer(ctx context.Context, id string) (peers.Server, error) {
+	s, err := d.Cloud.GetServer(ctx, id)
+	if err == nil && s.Name == "doomed" {
+		s.Status, s.Fault = peers.ServerError, "build failed: no bootable device"
+	}
+	return s, err
+}
+
+func TestServerFaultShown(t *testing.T) {
+	se := newServersEnv(t, brokertest.Peer{Name: "local-a", Wrap: func(c *localcloud.Cloud) peers.Cloud { return doomedCloud{c} }})
+	c := se.admin(t)
+	s := create(t, c, servers.CreateOpts{Name: "doomed", FlavorRef: "1", ImageRef: se.Seeded["local-a"].ImageID})
+	got := waitStatus(t, c, s.ID, "ERROR")
+	if got.Fault.Code != 500 || got.Fault.Message != "build failed: no bootable device" || got.VmState != "error" {
+		t.Fatalf("failed server = %+v, fault %+v", got, got.Fault)
+	}
+}
