@@ -31,9 +31,11 @@ type Members interface {
 // Nova serves /compute.
 type Nova struct {
 	Pool     Members
+	// Keypairs must be the store Servers (and the EC2 API) use, so a
+	// keypair made here boots servers there.
 	Keypairs *KeypairStore
-	// Servers serves /servers, /limits and os-volume_attachments; nil
-	// leaves them unmounted.
+	// Servers serves /servers (with os-volume_attachments, os-interface
+	// and metadata) and /limits; nil leaves them unmounted.
 	Servers *Servers
 	Auth    func(http.Handler) http.Handler // Keystone token validation
 	Log     logrus.FieldLogger
