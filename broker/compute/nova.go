@@ -30,7 +30,7 @@ type Members interface {
 
 // Nova serves /compute.
 type Nova struct {
-	Pool     Members
+	Pool Members
 	// Keypairs must be the store Servers (and the EC2 API) use, so a
 	// keypair made here boots servers there.
 	Keypairs *KeypairStore
