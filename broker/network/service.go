@@ -139,11 +139,12 @@ func (s *Service) Resolve(ctx context.Context, project, kind, id string) (Ref, e
 	if e.Project == project {
 		return ref, nil
 	}
-	shared, err := sharedOnPeer(ctx, m.Cloud, kind, e.PeerResourceID)
-	if err != nil && !errors.Is(err, peers.ErrNotFound) {
-		return Ref{}, err
-	}
-	if !shared {
+	// Whatever went wrong asking, the answer to another project is "not
+	// found": a 503 here would confirm its private resource exists.
+	if shared, err := sharedOnPeer(ctx, m.Cloud, kind, e.PeerResourceID); err != nil || !shared {
+		if err != nil && !errors.Is(err, peers.ErrNotFound) {
+			s.Log.WithError(err).WithFields(logrus.Fields{"kind": kind, "id": id, "peer": m.Peer.Name}).Warn("could not tell whether another project's resource is shared")
+		}
 		return Ref{}, notFound(kind, id)
 	}
 	return ref, nil
