@@ -113,6 +113,7 @@ func TestApplicationCredentialsCLI(t *testing.T) {
 	}{
 		{"list", true, []string{"application", "credential", "list", "-f", "value", "-c", "Name"}, 0, []string{"ci-cred"}, ""},
 		{"show hides the secret", true, []string{"application", "credential", "show", "ci-cred", "-f", "json"}, 0, []string{`"description": "for CI"`}, `"secret"`},
+		{"an expiry, as the CLI writes it", true, []string{"application", "credential", "create", "--expiration", "2099-01-31T12:00:00", "dated", "-f", "value", "-c", "expires_at"}, 0, []string{"2099-01-31T12:00:00.000000"}, ""},
 		{"a role carol lacks", true, []string{"application", "credential", "create", "--role", "admin", "too-much"}, 1, []string{"400"}, ""},
 		{"token issue by id", false, with(byID, "token", "issue", "-f", "value", "-c", "project_id"), 0, []string{proj.ID}, ""},
 		{"token issue by name", false, with(byName, "token", "issue", "-f", "value", "-c", "user_id"), 0, []string{carol.ID}, ""},

@@ -74,3 +74,26 @@ func TestAppCredentialSecretsAndExpiry(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkAppCredentialAuthenticate measures checking a credential's
+// secret (bcrypt at the default cost dominates, as for passwords).
+func BenchmarkAppCredentialAuthenticate(b *testing.B) {
+	ctx := context.Background()
+	d := NewDirectory(registry.NewMemory())
+	boot, err := d.Bootstrap(ctx, "admin-secret-pw", false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	creator := Token{UserID: boot.User.ID, ProjectID: boot.Project.ID, Roles: []Role{boot.Roles[RoleAdmin]}}
+	ac, secret, err := NewAppCredentials(d).Create(ctx, creator, AppCredentialRequest{Name: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc := NewAppCredentials(d)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := svc.Authenticate(ctx, ac.ID, "", "", secret); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
