@@ -19,11 +19,7 @@ import (
 // tenantConfig is the testcloud tenant entry of the clouds.yaml.
 func tenantConfig(t *testing.T) openstack.Config {
 	t.Helper()
-	cfg, err := openstack.FromCloudsYAML(cloudsYAML(t), "testcloud", nil)
-	if err != nil {
-		t.Fatalf("clouds.yaml: %v", err)
-	}
-	return cfg
+	return entryConfig(t, cloudsYAML(t), "testcloud")
 }
 
 // gopherClient authenticates with gophercloud directly, as the tenant.
@@ -127,7 +123,9 @@ func TestAuthMethods(t *testing.T) {
 // TestConnector builds the peer the way the pool does, from a registry
 // record and its credentials.
 func TestConnector(t *testing.T) {
-	imported, err := openstack.ImportCloudsYAML(cloudsYAML(t), openstack.ImportOptions{Only: []string{"testcloud"}})
+	data := cloudsYAML(t)
+	entryConfig(t, data, "testcloud")
+	imported, err := openstack.ImportCloudsYAML(data, openstack.ImportOptions{Only: []string{"testcloud"}})
 	if err != nil {
 		t.Fatal(err)
 	}

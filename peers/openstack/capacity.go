@@ -3,6 +3,7 @@ package openstack
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sort"
 
 	"github.com/gophercloud/gophercloud/v2"
@@ -10,7 +11,9 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/availabilityzones"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/hypervisors"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/limits"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
+	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -38,16 +41,25 @@ const unlimited = int64(1) << 40
 func (c *Cloud) Capacity(ctx context.Context) (registry.Capacity, error) {
 	ctx, cancel := c.call(ctx)
 	defer cancel()
+	var capa registry.Capacity
 	lim, err := limits.Get(ctx, c.compute, nil).Extract()
-	if err != nil {
+	switch {
+	case err == nil:
+		a := lim.Absolute
+		capa = registry.Capacity{
+			VCPUs:     quota(a.MaxTotalCores, a.TotalCoresUsed),
+			RAMMiB:    quota(a.MaxTotalRAMSize, a.TotalRAMUsed),
+			Instances: quota(a.MaxTotalInstances, a.TotalInstancesUsed),
+			DiskGiB:   registry.Resource{Total: unlimited},
+		}
+	case gophercloud.ResponseCodeIs(err, http.StatusNotFound):
+		// A Nova-compatible API without /limits: count the project's
+		// servers, with no bound.
+		if capa, err = c.usageFromServers(ctx); err != nil {
+			return registry.Capacity{}, err
+		}
+	default:
 		return registry.Capacity{}, translate("nova: limits", err)
-	}
-	a := lim.Absolute
-	capa := registry.Capacity{
-		VCPUs:     quota(a.MaxTotalCores, a.TotalCoresUsed),
-		RAMMiB:    quota(a.MaxTotalRAMSize, a.TotalRAMUsed),
-		Instances: quota(a.MaxTotalInstances, a.TotalInstancesUsed),
-		DiskGiB:   registry.Resource{Total: unlimited},
 	}
 	if c.volume != nil {
 		vl, err := cinderlimits.Get(ctx, c.volume).Extract()
@@ -74,6 +86,59 @@ func (c *Cloud) Capacity(ctx context.Context) (registry.Capacity, error) {
 		}
 	}
 	return capa, nil
+}
+
+// usageFromServers sums the project's servers' flavors (embedded since
+// 2.47, looked up before), against unbounded totals.
+func (c *Cloud) usageFromServers(ctx context.Context) (registry.Capacity, error) {
+	pages, err := servers.List(c.compute, servers.ListOpts{}).AllPages(ctx)
+	if err != nil {
+		return registry.Capacity{}, translate("nova: list servers for usage", err)
+	}
+	all, err := servers.ExtractServers(pages)
+	if err != nil {
+		return registry.Capacity{}, translate("nova: list servers for usage", err)
+	}
+	var known map[string]peers.Flavor
+	capa := registry.Capacity{VCPUs: registry.Resource{Total: unlimited}, RAMMiB: registry.Resource{Total: unlimited},
+		DiskGiB: registry.Resource{Total: unlimited}, Instances: registry.Resource{Total: unlimited}}
+	for _, s := range all {
+		if serverStatus(s.Status) == peers.ServerDeleted {
+			continue
+		}
+		vcpus, ram, disk := num(s.Flavor["vcpus"]), num(s.Flavor["ram"]), num(s.Flavor["disk"])
+		if id, ok := s.Flavor["id"].(string); ok && vcpus == 0 {
+			if known == nil {
+				known = map[string]peers.Flavor{}
+				fs, err := c.ListFlavors(ctx)
+				if err != nil {
+					return registry.Capacity{}, err
+				}
+				for _, f := range fs {
+					known[f.ID] = f
+				}
+			}
+			f := known[id]
+			vcpus, ram, disk = int64(f.VCPUs), int64(f.RAMMiB), int64(f.DiskGiB)
+		}
+		capa.Instances.Used++
+		capa.VCPUs.Used += vcpus
+		capa.RAMMiB.Used += ram
+		capa.DiskGiB.Used += disk
+	}
+	return capa, nil
+}
+
+// num reads a JSON number gophercloud decoded as float64 or json.Number.
+func num(v any) int64 {
+	switch n := v.(type) {
+	case float64:
+		return int64(n)
+	case interface{ Int64() (int64, error) }:
+		i, _ := n.Int64()
+		return i
+	}
+	return 0
 }
 
 func quota(limit, used int) registry.Resource {

@@ -74,6 +74,10 @@ type Cloud struct {
 
 	project string // the scoped project's ID
 	admin   bool   // the token carries the admin role
+	// federated: the peer is another cloudmux broker (see meta.go).
+	federated bool
+	// neutronTags: Neutron has the standard-attr-tag extension.
+	neutronTags bool
 
 	// computeMinor and volumeMinor are the negotiated microversions' minors.
 	computeMinor int
@@ -178,13 +182,27 @@ func New(ctx context.Context, cfg Config) (*Cloud, error) {
 		return nil, translate(fmt.Sprintf("openstack peer %q: compute endpoint", cfg.Name), err)
 	}
 	// The others are optional: a cloud without Cinder still runs servers.
-	c.image, _ = openstack.NewImageV2(provider, eo)
-	c.network, _ = openstack.NewNetworkV2(provider, eo)
-	c.volume, _ = openstack.NewBlockStorageV3(provider, eo)
+	c.image = optional(openstack.NewImageV2(provider, eo))
+	c.network = optional(openstack.NewNetworkV2(provider, eo))
+	c.volume = optional(openstack.NewBlockStorageV3(provider, eo))
+	_, err = provider.EndpointLocator(gophercloud.EndpointOpts{Type: "cloudmux", Region: eo.Region, Availability: eo.Availability})
+	c.federated = err == nil
+	if c.network != nil {
+		c.neutronTags = c.hasNeutronTags(authCtx)
+	}
 	if err := c.negotiate(authCtx); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// optional keeps a service client only when its endpoint was found
+// (gophercloud returns a half-made client with the error).
+func optional(sc *gophercloud.ServiceClient, err error) *gophercloud.ServiceClient {
+	if err != nil {
+		return nil
+	}
+	return sc
 }
 
 // authOptions turns stored credentials into gophercloud's. AllowReauth

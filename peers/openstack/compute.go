@@ -63,7 +63,7 @@ func (c *Cloud) CreateServer(ctx context.Context, spec peers.ServerSpec) (peers.
 	defer cancel()
 	opts := servers.CreateOpts{
 		Name: spec.Name, ImageRef: spec.ImageID, FlavorRef: spec.FlavorID,
-		AvailabilityZone: spec.AvailabilityZone, Metadata: spec.Metadata,
+		AvailabilityZone: spec.AvailabilityZone, Metadata: c.outMeta(spec.Metadata),
 	}
 	if len(spec.UserData) > 0 {
 		opts.UserData = []byte(base64.StdEncoding.EncodeToString(spec.UserData))
@@ -233,7 +233,7 @@ func (c *Cloud) toServer(ctx context.Context, s servers.Server) peers.Server {
 	out := peers.Server{
 		ID: s.ID, Name: s.Name, Status: serverStatus(s.Status), Project: s.TenantID,
 		KeyName: s.KeyName, AvailabilityZone: s.AvailabilityZone, Host: s.Host,
-		Metadata: s.Metadata, Fault: s.Fault.Message, CreatedAt: s.Created, UpdatedAt: s.Updated,
+		Metadata: c.inMeta(s.Metadata), Fault: s.Fault.Message, CreatedAt: s.Created, UpdatedAt: s.Updated,
 		FlavorID: c.flavorID(ctx, s.Flavor),
 	}
 	if id, ok := s.Image["id"].(string); ok {

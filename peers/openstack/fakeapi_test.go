@@ -3,6 +3,7 @@ package openstack_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/peers/openstack"
 	"github.com/cloudmux/cloudmux/registry"
 )
@@ -240,5 +242,25 @@ func TestConnectRefusals(t *testing.T) {
 				t.Fatalf("New: %v, want ErrInvalid", err)
 			}
 		})
+	}
+}
+
+// TestMissingServices: a cloud whose catalog lists only Nova still
+// connects; image, network and volume calls are ErrNotSupported.
+func TestMissingServices(t *testing.T) {
+	s := newAPIServer(t, 79)
+	c := connectAPI(t, s, fastRetry)
+	calls := map[string]error{
+		"ListImages":   func() error { _, err := c.ListImages(t.Context(), peers.ListOptions{}); return err }(),
+		"ListNetworks": func() error { _, err := c.ListNetworks(t.Context(), peers.ListOptions{}); return err }(),
+		"CreateVolume": func() error {
+			_, err := c.CreateVolume(t.Context(), peers.VolumeSpec{Name: "v", SizeGiB: 1})
+			return err
+		}(),
+	}
+	for name, err := range calls {
+		if !errors.Is(err, peers.ErrNotSupported) {
+			t.Errorf("%s on a cloud without the service: %v, want ErrNotSupported", name, err)
+		}
 	}
 }

@@ -150,6 +150,8 @@ func (c *Cloud) UploadImage(ctx context.Context, id string, data io.Reader, size
 		if body.err != nil {
 			if expected != "" && errors.Is(body.err, peers.ErrInvalid) && strings.Contains(body.err.Error(), "MD5") {
 				c.discardImage(id)
+			} else {
+				c.settle(id)
 			}
 			return fmt.Errorf("glance: upload image %s: %w", id, body.err)
 		}
@@ -172,6 +174,28 @@ func (c *Cloud) UploadImage(ctx context.Context, id string, data io.Reader, size
 	delete(c.expected, id)
 	c.mu.Unlock()
 	return nil
+}
+
+// settle waits, briefly, for Glance to finish with an upload the driver
+// cut off: Glance notices the dropped connection on its own time and shows
+// the image saving until then, refusing a new upload meanwhile. Best
+// effort: callers still see saving if Glance takes longer.
+func (c *Cloud) settle(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for delay := 20 * time.Millisecond; ; delay = min(2*delay, 500*time.Millisecond) {
+		img, err := c.GetImage(ctx, id)
+		if err != nil || img.Status != peers.ImageSaving {
+			return
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // discardImage deletes an image whose bytes are wrong, on its own deadline

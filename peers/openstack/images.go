@@ -37,7 +37,7 @@ func (c *Cloud) CreateImage(ctx context.Context, spec peers.ImageSpec) (peers.Im
 	defer cancel()
 	opts := images.CreateOpts{
 		Name: spec.Name, ID: spec.ID, Tags: spec.Tags, ContainerFormat: spec.ContainerFormat,
-		DiskFormat: spec.DiskFormat, MinDisk: spec.MinDiskGiB, MinRAM: spec.MinRAMMiB, Properties: spec.Properties,
+		DiskFormat: spec.DiskFormat, MinDisk: spec.MinDiskGiB, MinRAM: spec.MinRAMMiB, Properties: c.outMeta(spec.Properties),
 	}
 	if spec.Visibility != "" {
 		v := images.ImageVisibility(spec.Visibility)
@@ -55,7 +55,7 @@ func (c *Cloud) CreateImage(ctx context.Context, spec peers.ImageSpec) (peers.Im
 		c.expected[img.ID] = strings.ToLower(spec.Checksum)
 		c.mu.Unlock()
 	}
-	return toImage(*img), nil
+	return c.toImage(*img), nil
 }
 
 // imageCreate lets a name be empty, as Glance does (gophercloud requires
@@ -88,7 +88,7 @@ func (c *Cloud) GetImage(ctx context.Context, id string) (peers.Image, error) {
 	if err != nil {
 		return peers.Image{}, translate("glance: show image "+id, err)
 	}
-	out := toImage(*img)
+	out := c.toImage(*img)
 	if out.Status == peers.ImageDeleted || out.Status == peers.ImagePendingDelete {
 		return peers.Image{}, fmt.Errorf("glance: image %s is %s: %w", id, out.Status, peers.ErrNotFound)
 	}
@@ -139,7 +139,7 @@ func (c *Cloud) ListImages(ctx context.Context, opts peers.ListOptions) ([]peers
 	}
 	ctx, cancel := c.call(ctx)
 	defer cancel()
-	q := imageListQuery{ListOpts: images.ListOpts{Owner: opts.Project, Limit: 200}, props: opts.Metadata}
+	q := imageListQuery{ListOpts: images.ListOpts{Owner: opts.Project, Limit: 200}, props: c.outMeta(opts.Metadata)}
 	pages, err := images.List(c.image, q).AllPages(ctx)
 	if err != nil {
 		return nil, translate("glance: list images", err)
@@ -150,7 +150,7 @@ func (c *Cloud) ListImages(ctx context.Context, opts peers.ListOptions) ([]peers
 	}
 	var out []peers.Image
 	for _, img := range all {
-		im := toImage(img)
+		im := c.toImage(img)
 		if im.Status == peers.ImageDeleted || im.Status == peers.ImagePendingDelete {
 			continue
 		}
@@ -214,11 +214,11 @@ func (c *Cloud) UpdateImage(ctx context.Context, id string, patch peers.ImagePat
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		add("add", k, patch.SetProperties[k]) // JSON patch add replaces an existing member
+		add("add", escapeKeyIf(c.federated, k), patch.SetProperties[k]) // JSON patch add replaces an existing member
 	}
 	for _, k := range patch.RemoveProperties {
 		if _, ok := cur.Properties[k]; ok {
-			add("remove", k, nil)
+			add("remove", escapeKeyIf(c.federated, k), nil)
 		}
 	}
 	if len(ops) > 0 {
@@ -257,7 +257,14 @@ func (c *Cloud) DeleteImage(ctx context.Context, id string) error {
 	return translate("glance: delete image "+id, err)
 }
 
-func toImage(img images.Image) peers.Image {
+func escapeKeyIf(federated bool, k string) string {
+	if federated {
+		return escapeKey(k)
+	}
+	return k
+}
+
+func (c *Cloud) toImage(img images.Image) peers.Image {
 	out := peers.Image{
 		ID: img.ID, Name: img.Name, Status: peers.ImageStatus(img.Status), Project: img.Owner,
 		DiskFormat: img.DiskFormat, ContainerFormat: img.ContainerFormat, Size: img.SizeBytes,
@@ -280,5 +287,6 @@ func toImage(img images.Image) peers.Image {
 			out.Properties[k] = fmt.Sprint(v)
 		}
 	}
+	out.Properties = c.inMeta(out.Properties)
 	return out
 }

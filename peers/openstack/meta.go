@@ -126,3 +126,49 @@ func unescapeTag(s string) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// A peer that is itself a cloudmux broker (its catalog lists a "cloudmux"
+// service) reserves the cloudmux_ metadata prefix for its own keys, and
+// would mix them with ours on the resources it creates below. Towards such
+// a peer the driver escapes keys by prefix: a key starting with
+// "cloudmux_" or fedPrefix gets fedPrefix prepended on the way out and one
+// fedPrefix stripped on the way in. The mapping is a bijection, so brokers
+// stack to any depth (A -> B -> C) with every layer's keys intact.
+const fedPrefix = "cmxfed_"
+
+const brokerMetaPrefix = "cloudmux_"
+
+func escapeKey(k string) string {
+	if strings.HasPrefix(k, brokerMetaPrefix) || strings.HasPrefix(k, fedPrefix) {
+		return fedPrefix + k
+	}
+	return k
+}
+
+func unescapeKey(k string) string {
+	return strings.TrimPrefix(k, fedPrefix)
+}
+
+// outMeta prepares metadata for the peer.
+func (c *Cloud) outMeta(m map[string]string) map[string]string {
+	if !c.federated || m == nil {
+		return m
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[escapeKey(k)] = v
+	}
+	return out
+}
+
+// inMeta reads metadata from the peer back into the broker's keys.
+func (c *Cloud) inMeta(m map[string]string) map[string]string {
+	if !c.federated || m == nil {
+		return m
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[unescapeKey(k)] = v
+	}
+	return out
+}

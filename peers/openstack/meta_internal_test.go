@@ -62,3 +62,25 @@ func TestMetaEncoding(t *testing.T) {
 		}
 	})
 }
+
+func TestFederatedKeyEscaping(t *testing.T) {
+	fed := &Cloud{federated: true}
+	in := map[string]string{peers.MetaID: "a", fedPrefix + "x": "b", fedPrefix + peers.MetaID: "c", "plain": "d"}
+	out := fed.outMeta(in)
+	for k := range out {
+		if strings.HasPrefix(k, brokerMetaPrefix) {
+			t.Fatalf("escaped metadata %v still has a %s key for the peer broker to refuse", out, brokerMetaPrefix)
+		}
+	}
+	if len(out) != len(in) || out["plain"] != "d" {
+		t.Fatalf("escaped metadata %v lost or renamed keys of %v", out, in)
+	}
+	// Two brokers deep: the inner driver escapes the outer's escaped keys again.
+	if back := fed.inMeta(fed.inMeta(fed.outMeta(out))); !maps.Equal(back, in) {
+		t.Fatalf("round trip through two brokers = %v, want %v", back, in)
+	}
+	plain := &Cloud{}
+	if got := plain.outMeta(in); !maps.Equal(got, in) {
+		t.Fatalf("a plain OpenStack peer got %v, want the keys as they are", got)
+	}
+}

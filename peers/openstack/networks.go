@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/attributestags"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/external"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/mtu"
@@ -31,7 +32,7 @@ func (c *Cloud) CreateNetwork(ctx context.Context, spec peers.NetworkSpec) (peer
 	if err := c.needNetwork(); err != nil {
 		return peers.Network{}, err
 	}
-	desc, tags, err := encodeMeta(spec.Metadata)
+	desc, tags, err := c.encodeMeta(spec.Metadata)
 	if err != nil {
 		return peers.Network{}, fmt.Errorf("neutron: create network %q: %w", spec.Name, err)
 	}
@@ -49,20 +50,51 @@ func (c *Cloud) CreateNetwork(ctx context.Context, spec peers.NetworkSpec) (peer
 		c.undo(func(ctx context.Context) error { return networks.Delete(ctx, c.network, n.ID).ExtractErr() })
 		return peers.Network{}, err
 	}
-	return toNetwork(n), nil
+	return c.toNetwork(n), nil
 }
 
 // tag sets a new resource's tags (Neutron takes none in a create) and
-// returns them.
+// returns them. A Neutron without tags (a 404 on the tags of the resource
+// just made) leaves the description alone to carry the metadata.
 func (c *Cloud) tag(ctx context.Context, kind, id string, tags []string) ([]string, error) {
-	if len(tags) == 0 {
+	if len(tags) == 0 || !c.neutronTags {
 		return nil, nil
 	}
 	got, err := attributestags.ReplaceAll(ctx, c.network, kind, id, attributestags.ReplaceAllOpts{Tags: tags}).Extract()
+	if gophercloud.ResponseCodeIs(err, 404) {
+		c.log.WithField("kind", kind).Info("openstack: Neutron has no tags here; the description alone carries cloudmux's metadata")
+		return nil, nil
+	}
 	if err != nil {
 		return nil, translate(fmt.Sprintf("neutron: tag %s %s", kind, id), err)
 	}
 	return got, nil
+}
+
+// encodeMeta is encodeMeta (meta.go) for this peer: keys escaped for a
+// broker, and refused when neither a description nor tags can hold them.
+func (c *Cloud) encodeMeta(m map[string]string) (string, []string, error) {
+	desc, tags, err := encodeMeta(c.outMeta(m))
+	if err == nil && len(m) > 0 && desc == "" && !c.neutronTags {
+		err = fmt.Errorf("metadata longer than a Neutron description, and this Neutron has no tags: %w", peers.ErrInvalid)
+	}
+	return desc, tags, err
+}
+
+// hasNeutronTags asks Neutron whether it has tags; when it cannot say,
+// tagging is tried (and a 404 then falls back to the description).
+func (c *Cloud) hasNeutronTags(ctx context.Context) bool {
+	pages, err := extensions.List(c.network).AllPages(ctx)
+	if err != nil {
+		return true
+	}
+	exts, err := extensions.ExtractExtensions(pages)
+	if err != nil {
+		return true
+	}
+	return slices.ContainsFunc(exts, func(e extensions.Extension) bool {
+		return e.Alias == "standard-attr-tag" || e.Alias == "tag" || e.Alias == "tag-ext"
+	})
 }
 
 // undo deletes a half-made resource on its own deadline.
@@ -92,7 +124,7 @@ func (c *Cloud) GetNetwork(ctx context.Context, id string) (peers.Network, error
 	if err := networks.Get(ctx, c.network, id).ExtractInto(&n); err != nil {
 		return peers.Network{}, translate("neutron: show network "+id, err)
 	}
-	return toNetwork(n), nil
+	return c.toNetwork(n), nil
 }
 
 // visible narrows an admin token's view (every project's) to what the
@@ -118,7 +150,7 @@ func (c *Cloud) ListNetworks(ctx context.Context, opts peers.ListOptions) ([]pee
 	}
 	var out []peers.Network
 	for _, n := range all {
-		pn := toNetwork(n)
+		pn := c.toNetwork(n)
 		if c.visible(pn.Project, pn.Shared || pn.External) && opts.Matches(pn.Project, pn.Metadata) {
 			out = append(out, pn)
 		}
@@ -137,11 +169,11 @@ func (c *Cloud) DeleteNetwork(ctx context.Context, id string) error {
 	return translate("neutron: delete network "+id, networks.Delete(ctx, c.network, id).ExtractErr())
 }
 
-func toNetwork(n network) peers.Network {
+func (c *Cloud) toNetwork(n network) peers.Network {
 	return peers.Network{
 		ID: n.ID, Name: n.Name, Project: projectOf(n.ProjectID, n.TenantID), Status: n.Status,
 		AdminStateUp: n.AdminStateUp, Shared: n.Shared, External: n.External, MTU: n.MTU,
-		Subnets: n.Subnets, Metadata: decodeMeta(n.Description, n.Tags),
+		Subnets: n.Subnets, Metadata: c.inMeta(decodeMeta(n.Description, n.Tags)),
 	}
 }
 
@@ -158,7 +190,7 @@ func (c *Cloud) CreateSubnet(ctx context.Context, spec peers.SubnetSpec) (peers.
 	if err := c.needNetwork(); err != nil {
 		return peers.Subnet{}, err
 	}
-	desc, tags, err := encodeMeta(spec.Metadata)
+	desc, tags, err := c.encodeMeta(spec.Metadata)
 	if err != nil {
 		return peers.Subnet{}, fmt.Errorf("neutron: create subnet %q: %w", spec.Name, err)
 	}
@@ -188,7 +220,7 @@ func (c *Cloud) CreateSubnet(ctx context.Context, spec peers.SubnetSpec) (peers.
 		c.undo(func(ctx context.Context) error { return subnets.Delete(ctx, c.network, s.ID).ExtractErr() })
 		return peers.Subnet{}, err
 	}
-	return toSubnet(*s), nil
+	return c.toSubnet(*s), nil
 }
 
 // GetSubnet shows a subnet.
@@ -202,7 +234,7 @@ func (c *Cloud) GetSubnet(ctx context.Context, id string) (peers.Subnet, error) 
 	if err != nil {
 		return peers.Subnet{}, translate("neutron: show subnet "+id, err)
 	}
-	return toSubnet(*s), nil
+	return c.toSubnet(*s), nil
 }
 
 // ListSubnets lists the subnets the project sees. For an admin token a
@@ -230,7 +262,7 @@ func (c *Cloud) ListSubnets(ctx context.Context, opts peers.ListOptions) ([]peer
 	}
 	var out []peers.Subnet
 	for _, s := range all {
-		ps := toSubnet(s)
+		ps := c.toSubnet(s)
 		if c.visible(ps.Project, shared[ps.NetworkID]) && opts.Matches(ps.Project, ps.Metadata) {
 			out = append(out, ps)
 		}
@@ -267,11 +299,11 @@ func (c *Cloud) DeleteSubnet(ctx context.Context, id string) error {
 	return translate("neutron: delete subnet "+id, subnets.Delete(ctx, c.network, id).ExtractErr())
 }
 
-func toSubnet(s subnets.Subnet) peers.Subnet {
+func (c *Cloud) toSubnet(s subnets.Subnet) peers.Subnet {
 	out := peers.Subnet{
 		ID: s.ID, Name: s.Name, Project: projectOf(s.ProjectID, s.TenantID), NetworkID: s.NetworkID,
 		CIDR: s.CIDR, IPVersion: s.IPVersion, GatewayIP: s.GatewayIP, EnableDHCP: s.EnableDHCP,
-		DNSNameservers: s.DNSNameservers, Metadata: decodeMeta(s.Description, s.Tags),
+		DNSNameservers: s.DNSNameservers, Metadata: c.inMeta(decodeMeta(s.Description, s.Tags)),
 	}
 	for _, p := range s.AllocationPools {
 		out.AllocationPools = append(out.AllocationPools, peers.IPRange{Start: p.Start, End: p.End})
@@ -285,7 +317,7 @@ func (c *Cloud) CreatePort(ctx context.Context, spec peers.PortSpec) (peers.Port
 	if err := c.needNetwork(); err != nil {
 		return peers.Port{}, err
 	}
-	desc, tags, err := encodeMeta(spec.Metadata)
+	desc, tags, err := c.encodeMeta(spec.Metadata)
 	if err != nil {
 		return peers.Port{}, fmt.Errorf("neutron: create port %q: %w", spec.Name, err)
 	}
@@ -307,7 +339,7 @@ func (c *Cloud) CreatePort(ctx context.Context, spec peers.PortSpec) (peers.Port
 		c.undo(func(ctx context.Context) error { return ports.Delete(ctx, c.network, p.ID).ExtractErr() })
 		return peers.Port{}, err
 	}
-	return toPort(*p), nil
+	return c.toPort(*p), nil
 }
 
 // GetPort shows a port.
@@ -321,7 +353,7 @@ func (c *Cloud) GetPort(ctx context.Context, id string) (peers.Port, error) {
 	if err != nil {
 		return peers.Port{}, translate("neutron: show port "+id, err)
 	}
-	return toPort(*p), nil
+	return c.toPort(*p), nil
 }
 
 // ListPorts lists the project's ports (an admin token: still only the
@@ -342,7 +374,7 @@ func (c *Cloud) ListPorts(ctx context.Context, opts peers.ListOptions) ([]peers.
 	}
 	var out []peers.Port
 	for _, p := range all {
-		pp := toPort(p)
+		pp := c.toPort(p)
 		if c.visible(pp.Project, false) && opts.Matches(pp.Project, pp.Metadata) {
 			out = append(out, pp)
 		}
@@ -360,11 +392,11 @@ func (c *Cloud) DeletePort(ctx context.Context, id string) error {
 	return translate("neutron: delete port "+id, ports.Delete(ctx, c.network, id).ExtractErr())
 }
 
-func toPort(p ports.Port) peers.Port {
+func (c *Cloud) toPort(p ports.Port) peers.Port {
 	out := peers.Port{
 		ID: p.ID, Name: p.Name, Project: projectOf(p.ProjectID, p.TenantID), NetworkID: p.NetworkID,
 		MACAddress: p.MACAddress, DeviceID: p.DeviceID, DeviceOwner: p.DeviceOwner, Status: p.Status,
-		Metadata: decodeMeta(p.Description, p.Tags),
+		Metadata: c.inMeta(decodeMeta(p.Description, p.Tags)),
 	}
 	for _, ip := range p.FixedIPs {
 		out.FixedIPs = append(out.FixedIPs, peers.FixedIP{SubnetID: ip.SubnetID, IPAddress: ip.IPAddress})

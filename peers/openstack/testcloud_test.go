@@ -3,6 +3,7 @@ package openstack_test
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,14 +16,28 @@ import (
 // (../shared/tools/openstack-testcloud), brought up by
 // scripts/openstack-testcloud.sh, which exports CLOUDMUX_OPENSTACK_CLOUDS
 // (a clouds.yaml) and CLOUDMUX_OPENSTACK_CLOUD (the tenant entry in it).
+// Any other OpenStack API works too (another cloudmux broker, for
+// federation): point CLOUDMUX_OPENSTACK_CLOUDS at its clouds.yaml and name
+// a flavor and an active image of it in CLOUDMUX_OPENSTACK_FLAVOR and
+// CLOUDMUX_OPENSTACK_IMAGE.
 const (
 	envClouds = "CLOUDMUX_OPENSTACK_CLOUDS"
 	envCloud  = "CLOUDMUX_OPENSTACK_CLOUD"
 	adminName = "testcloud-admin"
-	// The testcloud's seeded content (up.sh): flavor m1.nano, image "test".
-	testFlavor = "42"
-	testImage  = "test"
 )
+
+// The testcloud's seeded content (up.sh): flavor m1.nano, image "test".
+var (
+	testFlavor = envOr("CLOUDMUX_OPENSTACK_FLAVOR", "42")
+	testImage  = envOr("CLOUDMUX_OPENSTACK_IMAGE", "test")
+)
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
 
 // cloudsYAML returns the testcloud's clouds.yaml, or skips when there is
 // no testcloud.
@@ -45,15 +60,9 @@ func connect(t testing.TB, entry string) *openstack.Cloud {
 	t.Helper()
 	data := cloudsYAML(t)
 	if entry == "" {
-		entry = os.Getenv(envCloud)
-		if entry == "" {
-			entry = "testcloud"
-		}
+		entry = cloudEntry()
 	}
-	cfg, err := openstack.FromCloudsYAML(data, entry, nil)
-	if err != nil {
-		t.Fatalf("clouds.yaml entry %q: %v", entry, err)
-	}
+	cfg := entryConfig(t, data, entry)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, err := openstack.New(ctx, cfg)
@@ -62,6 +71,23 @@ func connect(t testing.TB, entry string) *openstack.Cloud {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// entryConfig reads one entry of the clouds.yaml, skipping when it has no
+// such entry (the file names another cloud, for a federation run).
+func entryConfig(t testing.TB, data []byte, entry string) openstack.Config {
+	t.Helper()
+	all, err := openstack.ImportCloudsYAML(data, openstack.ImportOptions{})
+	if err != nil {
+		t.Fatalf("%s: %v", os.Getenv(envClouds), err)
+	}
+	for _, imp := range all {
+		if imp.Peer.Name == entry {
+			return openstack.Config{Name: entry, Endpoint: imp.Peer.Endpoint, Credentials: imp.Credentials}
+		}
+	}
+	t.Skipf("%s has no entry %q: this test needs the testcloud's (scripts/openstack-testcloud.sh)", os.Getenv(envClouds), entry)
+	return openstack.Config{}
 }
 
 // seededImage finds the testcloud's public image by name.
@@ -91,20 +117,26 @@ var testcloudGaps = map[string]string{
 		"(FakeBrickLVM has no extend_volume): the volume goes to error_extending",
 }
 
-func fixture(t testing.TB, c *openstack.Cloud) peertest.Fixture {
-	return peertest.Fixture{
+func fixture(t testing.TB, c *openstack.Cloud, entry string) peertest.Fixture {
+	fx := peertest.Fixture{
 		FlavorID: testFlavor, ImageID: seededImage(t, c).ID, Project: c.ProjectID(),
 		PollTimeout: 3 * time.Minute, MaxPollInterval: time.Second,
-		Gaps: testcloudGaps,
 	}
+	if strings.HasPrefix(entry, "testcloud") {
+		fx.Gaps = testcloudGaps
+	}
+	return fx
 }
+
+// cloudEntry is the clouds.yaml entry the tenant tests use.
+func cloudEntry() string { return envOr(envCloud, "testcloud") }
 
 // TestConformance runs the peers conformance suite against the real
 // OpenStack as a tenant (a member of a non-admin project), the way a
 // remote public cloud is reached.
 func TestConformance(t *testing.T) {
 	c := connect(t, "")
-	peertest.Exercise(t, c, fixture(t, c))
+	peertest.Exercise(t, c, fixture(t, c, cloudEntry()))
 }
 
 // TestConformanceAdmin runs the suite again with an admin token, which
@@ -115,5 +147,5 @@ func TestConformanceAdmin(t *testing.T) {
 		t.Skip("the tenant run covers the suite; -short skips the admin run")
 	}
 	c := connect(t, adminName)
-	peertest.Exercise(t, c, fixture(t, c))
+	peertest.Exercise(t, c, fixture(t, c, adminName))
 }

@@ -25,7 +25,7 @@ func (c *Cloud) CreateVolume(ctx context.Context, spec peers.VolumeSpec) (peers.
 	defer cancel()
 	v, err := volumes.Create(ctx, c.volume, volumes.CreateOpts{
 		Size: spec.SizeGiB, Name: spec.Name, Description: spec.Description, VolumeType: spec.VolumeType,
-		AvailabilityZone: spec.AvailabilityZone, ImageID: spec.ImageID, Metadata: spec.Metadata,
+		AvailabilityZone: spec.AvailabilityZone, ImageID: spec.ImageID, Metadata: c.outMeta(spec.Metadata),
 	}, nil).Extract()
 	if err != nil {
 		return peers.Volume{}, translate(fmt.Sprintf("cinder: create volume %q", spec.Name), err)
@@ -55,7 +55,7 @@ func (c *Cloud) ListVolumes(ctx context.Context, opts peers.ListOptions) ([]peer
 	}
 	ctx, cancel := c.call(ctx)
 	defer cancel()
-	lo := volumes.ListOpts{Metadata: opts.Metadata}
+	lo := volumes.ListOpts{Metadata: c.outMeta(opts.Metadata)}
 	if opts.Project != "" && opts.Project != c.project {
 		if !c.admin {
 			return nil, ctx.Err()
@@ -153,7 +153,7 @@ func (c *Cloud) toVolume(v volumes.Volume) peers.Volume {
 		ID: v.ID, Name: v.Name, Description: v.Description, Project: v.TenantID, SizeGiB: v.Size,
 		Status: peers.VolumeStatus(v.Status), VolumeType: v.VolumeType, AvailabilityZone: v.AvailabilityZone,
 		Bootable: v.Bootable == "true", SourceImageID: v.VolumeImageMetadata["image_id"],
-		Metadata: v.Metadata, CreatedAt: v.CreatedAt,
+		Metadata: c.inMeta(v.Metadata), CreatedAt: v.CreatedAt,
 	}
 	if out.Project == "" {
 		// os-vol-tenant-attr is admin-only; a project token lists only
