@@ -1,0 +1,122 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/cloudmux/cloudmux/localcloud"
+)
+
+const scaled = `eve_template_version: 1
+parameters:
+  n: {type: number, default: 3}
+  size: {type: number, default: 1}
+resources:
+  net: {type: Network}
+  web:
+    type: Server
+    count: {get_param: n}
+    placement: {peer: local}
+    properties: {name: "web-%index%", flavor: m1.nano, image: ` + localcloud.SeedImageName + `, networks: [{network: {get_resource: net}}]}
+  data: {type: Volume, placement: {peer: local}, properties: {size: {get_param: size}}}
+outputs:
+  names: {value: {get_attr: [web, name]}}
+`
+
+// TestUpdateScalesDownAndGrowsInPlace: fewer replicas delete the extra
+// ones, a bigger volume is extended, not replaced.
+func TestUpdateScalesDownAndGrowsInPlace(t *testing.T) {
+	env := newEnv(t)
+	ctx := env.Ctx
+	e := env.engine("b1")
+	d, _, err := e.Create(ctx, "scaled", "p1", Spec{Source: scaled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d = runToEnd(t, e, ctx, d.ID)
+	if d.Status != StatusComplete || fmt.Sprint(d.Outputs["names"]) != "[web-0 web-1 web-2]" {
+		t.Fatalf("%s %s %v", d.Status, d.Error, d.Outputs)
+	}
+	volID := d.Resources["data"].ID
+	d, plan, err := e.Update(ctx, d.ID, Spec{Source: scaled, Parameters: map[string]any{"n": 1, "size": 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Action{}
+	for _, s := range plan.Steps {
+		got[s.Key] = s.Action
+	}
+	want := map[string]Action{"net@local": ActNoop, "web[0]": ActNoop, "web[1]": ActDelete, "web[2]": ActDelete, "data": ActUpdate}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("plan %v, want %v", got, want)
+	}
+	d = runToEnd(t, e, ctx, d.ID)
+	if d.Status != StatusComplete || d.Resources["data"].ID != volID || fmt.Sprint(d.Outputs["names"]) != "[web-0]" {
+		t.Fatalf("%s %s data %s (was %s) %v", d.Status, d.Error, d.Resources["data"].ID, volID, d.Outputs)
+	}
+	local, _ := env.Pool.Lookup("local")
+	if v, err := local.Cloud.GetVolume(ctx, volID); err != nil || v.SizeGiB != 3 {
+		t.Fatalf("volume %+v %v", v, err)
+	}
+	if n := env.tagged(t, d.ID)["local"]; n != 3 { // net, web[0], data
+		t.Fatalf("%d tagged on local", n)
+	}
+}
+
+// TestDeleteWhileApplying: a delete that lands mid-apply stops the apply
+// after its running steps and removes everything.
+func TestDeleteWhileApplying(t *testing.T) {
+	env := newEnv(t)
+	ctx := env.Ctx
+	e := env.engine("b1")
+	d, _, err := e.Create(ctx, "doomed", "p1", Spec{Source: scaled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	first := true
+	env.hooks["local"].set(func(ctx context.Context, kind string) error {
+		if kind != "server" {
+			return nil
+		}
+		env.hooks["local"].mu.Lock()
+		wasFirst := first
+		first = false
+		env.hooks["local"].mu.Unlock()
+		if wasFirst {
+			close(entered)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return nil
+	}, nil)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx, d.ID) }()
+	<-entered
+	if _, err := e.Delete(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	final, err := e.Get(ctx, d.ID)
+	if err != nil || final.Status != StatusDeleted || len(final.Resources) != 0 {
+		t.Fatalf("%v %s %s %v", err, final.Status, final.Error, final.Resources)
+	}
+	if got := env.projectResources(t, "p1"); got["local"]+got["remote"] != 0 {
+		t.Fatalf("left behind %v", got)
+	}
+	evs, _, _ := e.Events(ctx, d.ID, 0)
+	var actions []string
+	for _, ev := range evs {
+		actions = append(actions, ev.Action)
+	}
+	if !strings.Contains(strings.Join(actions, " "), "deleted") {
+		t.Fatalf("events %v", actions)
+	}
+}
