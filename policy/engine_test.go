@@ -92,6 +92,10 @@ func TestStockRules(t *testing.T) {
 		}), []registry.Peer{privateRoomy}, "roomy", nil},
 		{"volumes need disk, not instance slots", policy.Request{Kind: "volume", DiskGiB: 100}, []registry.Peer{privateFull, privateRoomy}, "roomy",
 			map[string]string{"full": "needs 100 GiB of disk, 1 free"}},
+		{"images score room on disk", policy.Request{Kind: "image", DiskGiB: 10}, []registry.Peer{
+			{ID: "id-a", Name: "a", Kind: registry.KindLocal, Status: registry.StatusUp, Capacity: registry.Capacity{RAMMiB: res(100, 0), DiskGiB: res(100, 90)}},
+			{ID: "id-b", Name: "b", Kind: registry.KindLocal, Status: registry.StatusUp, Capacity: registry.Capacity{RAMMiB: res(100, 90), DiskGiB: res(100, 0)}},
+		}, "b,a", nil},
 		{"replicas spread: the peer without one wins", with(func(r *policy.Request) {
 			r.Deployment = &policy.Deployment{ID: "d1", Resource: "web", Replica: 1}
 			r.SpreadPeers = map[string]int{"id-roomy": 1}

@@ -185,8 +185,9 @@ public_scores := {p.id: {"score": total, "parts": {"cost": cost, "shared": extra
 	total := (cost + extra) + health
 }
 
-main_dim := "disk_gib" if input.request.kind == "volume"
-else := "ram_mib"
+# The dimension room is scored on: disk for what lives on disk, memory for
+# the rest.
+main_dim := object.get({"volume": "disk_gib", "image": "disk_gib"}, input.request.kind, "ram_mib")
 
 # Unknown capacity is neither best nor worst; a misreporting peer (used < 0)
 # gets no more than the maximum.
