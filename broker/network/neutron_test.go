@@ -468,6 +468,11 @@ func TestPagingAndFields(t *testing.T) {
 		{"status", "?status=ACTIVE", 4},
 		{"two names", "?name=a&name=c", 2},
 		{"by id", "?id=" + made[0], 1},
+		{"names are exact", "?name=B", 0},
+		{"booleans in any case", "?shared=True", 1},
+		{"booleans as numbers", "?shared=0", 3},
+		{"marker outside the filter", "?sort_key=name&sort_dir=asc&name=c&marker=" + made[0], 1},
+		{"marker after the match", "?sort_key=name&sort_dir=asc&name=a&marker=" + made[2], 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -480,6 +485,32 @@ func TestPagingAndFields(t *testing.T) {
 			}
 		})
 	}
+	t.Run("sorting", func(t *testing.T) {
+		for _, tc := range []struct {
+			name, query string
+			code        int
+			first       string
+		}{
+			{"name desc", "?sort_key=name&sort_dir=desc", 200, localcloud.SeedNetworkName},
+			{"name asc", "?sort_key=name&sort_dir=asc", 200, "a"},
+			{"a key without a direction is ascending", "?sort_key=name", 200, "a"},
+			{"unknown key", "?sort_key=colour", 400, ""},
+			{"list-valued key", "?sort_key=subnets", 400, ""},
+			{"bad direction", "?sort_key=name&sort_dir=up", 400, ""},
+			{"more directions than keys", "?sort_key=name&sort_dir=asc&sort_dir=desc", 400, ""},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				var out struct{ Networks []map[string]any }
+				_, err := admin.Get(ctx, admin.ServiceURL("networks")+tc.query, &out, &gophercloud.RequestOpts{OkCodes: []int{tc.code}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.code == 200 && (len(out.Networks) != 4 || out.Networks[0]["name"] != tc.first) {
+					t.Fatalf("%s: %v, want %q first", tc.query, out.Networks, tc.first)
+				}
+			})
+		}
+	})
 	t.Run("fields", func(t *testing.T) {
 		var out struct{ Networks []map[string]any }
 		if _, err := admin.Get(ctx, admin.ServiceURL("networks")+"?fields=id&fields=name", &out, nil); err != nil {
