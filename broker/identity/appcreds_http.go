@@ -112,8 +112,10 @@ func requireUnrestricted(t Token) error {
 // user's credential is not found, not forbidden: its ID tells nothing.
 func (k *Keystone) appCredentialRoutes(r chi.Router) {
 	r.Get("/", k.listAppCreds)
+	r.Head("/", k.listAppCreds) // Keystone answers GET and HEAD
 	r.Post("/", k.createAppCred)
 	r.Get("/{id}", k.showAppCred)
+	r.Head("/{id}", k.showAppCred)
 	r.Delete("/{id}", k.deleteAppCred)
 }
 

@@ -190,6 +190,11 @@ func TestApplicationCredentials(t *testing.T) {
 		if err != nil || got.Secret != "" || got.Name != "ci" || len(got.Roles) != 2 {
 			t.Fatalf("show = %+v, %v", got, err)
 		}
+		for _, path := range []string{"", "/" + cred.ID} {
+			if code, _ := e.call(t, http.MethodHead, "/v3/users/"+e.alice.ID+"/application_credentials"+path, e.aliceC.Token(), nil); code != http.StatusOK {
+				t.Errorf("HEAD %s = %d, want 200", path, code)
+			}
+		}
 		for _, c := range []struct {
 			name, filter string
 			want         int
