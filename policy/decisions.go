@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -105,6 +107,14 @@ type Decisions struct {
 	maxAge     time.Duration
 	now        func() time.Time
 	writes     atomic.Int64
+	pruning    atomic.Bool
+	log        logrus.FieldLogger
+}
+
+// WithLog sets where background pruning reports its failures.
+func (ds *Decisions) WithLog(l logrus.FieldLogger) *Decisions {
+	ds.log = l
+	return ds
 }
 
 // NewDecisions returns the record store over s; zero bounds take the
@@ -148,10 +158,17 @@ func (ds *Decisions) Record(ctx context.Context, r Record) error {
 			return fmt.Errorf("index decision %s: %w", r.ID, err)
 		}
 	}
-	if ds.writes.Add(1)%pruneEvery == 1 {
-		if err := ds.Prune(ctx); err != nil {
-			return fmt.Errorf("prune decisions: %w", err)
-		}
+	if ds.writes.Add(1)%pruneEvery == 1 && ds.pruning.CompareAndSwap(false, true) {
+		// In the background: listing every record is no work for the
+		// placement that happened to be the fiftieth.
+		go func() {
+			defer ds.pruning.Store(false)
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if err := ds.Prune(pctx); err != nil && ds.log != nil {
+				ds.log.WithError(err).Warn("policy: pruning decision records failed")
+			}
+		}()
 	}
 	return nil
 }
