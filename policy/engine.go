@@ -28,6 +28,9 @@ import (
 // waiting on it.
 const DefaultTimeout = time.Second
 
+// recordTimeout bounds writing a decision record.
+const recordTimeout = 2 * time.Second
+
 // EngineConfig wires an Engine.
 type EngineConfig struct {
 	// Versions is where policy versions live; nil runs the stock policy
@@ -192,7 +195,11 @@ func (e *Engine) Place(ctx context.Context, req Request, candidates []registry.P
 	d.ID = uuid.NewString()
 	e.logDecision(d, input, result, elapsed, start)
 	if e.cfg.Decisions != nil {
-		if err := e.cfg.Decisions.Record(ctx, NewRecord(d, req, start)); err != nil {
+		// Bounded: a slow store delays a placement by at most this much.
+		rctx, cancel := context.WithTimeout(ctx, recordTimeout)
+		err := e.cfg.Decisions.Record(rctx, NewRecord(d, req, start))
+		cancel()
+		if err != nil {
 			// The decision stands: a lost record must not fail a placement.
 			e.cfg.Log.WithError(err).WithField("decision_id", d.ID).Warn("policy: decision not recorded")
 		}
