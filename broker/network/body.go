@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/google/uuid"
 )
 
 // body is one resource of a request body ({"network": {...}}), attribute
@@ -38,14 +40,36 @@ func (b body) null(key string) bool {
 	return b.has(key) && bytes.Equal(bytes.TrimSpace(b[key]), []byte("null"))
 }
 
+// maxString is Neutron's limit on its string attributes (names,
+// descriptions; IDs and addresses are shorter anyway).
+const maxString = 255
+
 func (b body) str(key string, errs *[]error) string {
 	var s string
 	if b.has(key) && !b.null(key) {
 		if err := json.Unmarshal(b[key], &s); err != nil {
 			*errs = append(*errs, badInput(key, fmt.Sprintf("'%s' is not a valid string", b[key])))
+		} else if len(s) > maxString {
+			*errs = append(*errs, badInput(key, fmt.Sprintf("'%.20s...' exceeds maximum length of %d", s, maxString)))
 		}
 	}
 	return s
+}
+
+// uuid reads an ID attribute, which Neutron validates as a UUID before
+// looking it up (400, not 404, for one that cannot be an ID). Absent or
+// null is "".
+func (b body) uuid(key string, errs *[]error) string {
+	s := b.str(key, errs)
+	if s != "" && !isUUID(s) {
+		*errs = append(*errs, badInput(key, fmt.Sprintf("'%s' is not a valid UUID", s)))
+	}
+	return s
+}
+
+func isUUID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil && len(s) == 36
 }
 
 func (b body) strPtr(key string, errs *[]error) *string {
@@ -84,11 +108,32 @@ func (b body) integer(key string, errs *[]error) int {
 	return n
 }
 
+// nonNegative is integer for attributes Neutron validates as
+// type:non_negative (mtu).
+func (b body) nonNegative(key string, errs *[]error) int {
+	n := b.integer(key, errs)
+	if n < 0 {
+		*errs = append(*errs, badInput(key, fmt.Sprintf("'%d' should be non-negative", n)))
+	}
+	return n
+}
+
 func (b body) strs(key string, errs *[]error) []string {
 	var v []string
 	if b.has(key) && !b.null(key) {
 		if err := json.Unmarshal(b[key], &v); err != nil {
 			*errs = append(*errs, badInput(key, fmt.Sprintf("'%s' is not a list of strings", b[key])))
+		}
+	}
+	return v
+}
+
+// uuids is strs for a list of IDs (type:uuid_list).
+func (b body) uuids(key string, errs *[]error) []string {
+	v := b.strs(key, errs)
+	for _, s := range v {
+		if !isUUID(s) {
+			*errs = append(*errs, badInput(key, fmt.Sprintf("'%s' is not a valid UUID", s)))
 		}
 	}
 	return v

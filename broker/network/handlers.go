@@ -58,7 +58,7 @@ func (h *Neutron) createNetwork(w http.ResponseWriter, r *http.Request) {
 	}
 	var errs []error
 	req := NetworkCreate{Name: b.str("name", &errs), Description: b.str("description", &errs),
-		AdminStateUp: b.boolean("admin_state_up", &errs), MTU: b.integer("mtu", &errs),
+		AdminStateUp: b.boolean("admin_state_up", &errs), MTU: b.nonNegative("mtu", &errs),
 		ZoneHints: b.strs("availability_zone_hints", &errs)}
 	if shared := b.boolean("shared", &errs); shared != nil && *shared {
 		if t, _ := identity.TokenFrom(r.Context()); !t.CloudAdmin() {
@@ -110,7 +110,7 @@ func decodeUpdate(w http.ResponseWriter, r *http.Request, resource string, admin
 		allowed = append(allowed, "admin_state_up")
 	}
 	if groups && b.has("security_groups") {
-		g := b.strs("security_groups", &errs)
+		g := b.uuids("security_groups", &errs)
 		if g == nil {
 			g = []string{}
 		}
@@ -175,7 +175,7 @@ func (h *Neutron) createSubnet(w http.ResponseWriter, r *http.Request) {
 	}
 	var errs []error
 	req := SubnetCreate{Name: b.str("name", &errs), Description: b.str("description", &errs),
-		NetworkID: b.str("network_id", &errs), CIDR: b.str("cidr", &errs), IPVersion: b.integer("ip_version", &errs),
+		NetworkID: b.uuid("network_id", &errs), CIDR: b.str("cidr", &errs), IPVersion: b.integer("ip_version", &errs),
 		GatewayIP: b.str("gateway_ip", &errs), NoGateway: b.null("gateway_ip"), EnableDHCP: true,
 		DNSNameservers: b.strs("dns_nameservers", &errs)}
 	if d := b.boolean("enable_dhcp", &errs); d != nil {
@@ -262,9 +262,9 @@ func (h *Neutron) createPort(w http.ResponseWriter, r *http.Request) {
 	}
 	var errs []error
 	req := PortCreate{Name: b.str("name", &errs), Description: b.str("description", &errs),
-		NetworkID: b.str("network_id", &errs), AdminStateUp: b.boolean("admin_state_up", &errs)}
+		NetworkID: b.uuid("network_id", &errs), AdminStateUp: b.boolean("admin_state_up", &errs)}
 	if b.has("security_groups") {
-		req.SecurityGroups = b.strs("security_groups", &errs)
+		req.SecurityGroups = b.uuids("security_groups", &errs)
 		if req.SecurityGroups == nil {
 			req.SecurityGroups = []string{}
 		}

@@ -128,9 +128,9 @@ func (h *Neutron) createRule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var errs []error
-	rule := SecurityGroupRule{SecurityGroupID: b.str("security_group_id", &errs), Direction: b.str("direction", &errs),
+	rule := SecurityGroupRule{SecurityGroupID: b.uuid("security_group_id", &errs), Direction: b.str("direction", &errs),
 		EtherType: b.str("ethertype", &errs), Protocol: protocolOf(b, &errs), RemoteIPPrefix: b.str("remote_ip_prefix", &errs),
-		RemoteGroupID: b.str("remote_group_id", &errs), Description: b.str("description", &errs)}
+		RemoteGroupID: b.uuid("remote_group_id", &errs), Description: b.str("description", &errs)}
 	for _, k := range []string{"port_range_min", "port_range_max"} {
 		if b.has(k) && !b.null(k) {
 			n := b.integer(k, &errs)

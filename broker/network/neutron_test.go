@@ -304,7 +304,32 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 	t.Run("port on an unknown network", func(t *testing.T) {
-		wantFault(t, "port create", ports.Create(ctx, admin, ports.CreateOpts{NetworkID: "nope"}).Err, 404, "NetworkNotFound")
+		wantFault(t, "port create", ports.Create(ctx, admin, ports.CreateOpts{NetworkID: "8e5d4b8c-0000-4000-8000-000000000000"}).Err, 404, "NetworkNotFound")
+	})
+	for _, tc := range []struct {
+		name, collection string
+		body             map[string]any
+		field            string
+	}{
+		{"port network_id not a UUID", "ports", map[string]any{"port": map[string]any{"network_id": "nope"}}, "network_id"},
+		{"subnet network_id not a UUID", "subnets", map[string]any{"subnet": map[string]any{"network_id": "nope", "cidr": "10.10.0.0/24", "ip_version": 4}}, "network_id"},
+		{"port security group not a UUID", "ports", map[string]any{"port": map[string]any{"network_id": net.ID, "security_groups": []string{"default"}}}, "security_groups"},
+		{"network name too long", "networks", map[string]any{"network": map[string]any{"name": strings.Repeat("n", 256)}}, "name"},
+		{"network description too long", "networks", map[string]any{"network": map[string]any{"description": strings.Repeat("d", 256)}}, "description"},
+		{"negative mtu", "networks", map[string]any{"network": map[string]any{"mtu": -1}}, "mtu"},
+		{"rule group not a UUID", "security-group-rules", map[string]any{"security_group_rule": map[string]any{"security_group_id": "x", "direction": "ingress"}}, "security_group_id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := admin.Post(ctx, admin.ServiceURL(tc.collection), tc.body, nil, nil)
+			wantFault(t, tc.name, err, 400, "HTTPBadRequest")
+			if b := string(err.(gophercloud.ErrUnexpectedResponseCode).Body); !strings.Contains(b, "Invalid input for "+tc.field) {
+				t.Fatalf("error %s does not name %q", b, tc.field)
+			}
+		})
+	}
+	t.Run("rename too long", func(t *testing.T) {
+		_, err := networks.Update(ctx, admin, net.ID, networks.UpdateOpts{Name: ptr(strings.Repeat("n", 256))}).Extract()
+		wantFault(t, "network update", err, 400, "HTTPBadRequest")
 	})
 	t.Run("port claims a device", func(t *testing.T) {
 		wantFault(t, "port create", ports.Create(ctx, admin, ports.CreateOpts{NetworkID: net.ID, DeviceID: "x"}).Err, 400, "InvalidInput")
