@@ -275,6 +275,29 @@ func TestAWSCLI(t *testing.T) {
 	}
 	cli.ok(nil, "detach-volume", "--volume-id", vol.VolumeID)
 	cli.ok(nil, "delete-tags", "--resources", vol.VolumeID, "--tags", "Key=Name")
+	var sg struct {
+		GroupID string `json:"GroupId"`
+	}
+	cli.ok(&sg, "create-security-group", "--group-name", "cli-web", "--description", "from the aws CLI")
+	cli.ok(nil, "authorize-security-group-ingress", "--group-id", sg.GroupID, "--protocol", "tcp", "--port", "22", "--cidr", "0.0.0.0/0")
+	var sgs struct {
+		SecurityGroups []struct {
+			GroupName     string
+			IPPermissions []struct {
+				IPProtocol string `json:"IpProtocol"`
+				FromPort   int
+			} `json:"IpPermissions"`
+		}
+	}
+	cli.ok(&sgs, "describe-security-groups", "--group-ids", sg.GroupID)
+	if len(sgs.SecurityGroups) != 1 || len(sgs.SecurityGroups[0].IPPermissions) != 1 || sgs.SecurityGroups[0].IPPermissions[0].FromPort != 22 {
+		t.Fatalf("describe-security-groups = %+v", sgs)
+	}
+	cli.ok(nil, "revoke-security-group-ingress", "--group-id", sg.GroupID, "--protocol", "tcp", "--port", "22", "--cidr", "0.0.0.0/0")
+	cli.ok(nil, "delete-security-group", "--group-id", sg.GroupID)
+	cli.ok(nil, "describe-vpcs")
+	cli.ok(nil, "describe-subnets")
+
 	var regions struct {
 		Regions []struct{ RegionName, Endpoint string }
 	}

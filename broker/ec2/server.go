@@ -108,6 +108,12 @@ func (a *API) actions() map[string]actionDef {
 		out["DescribeVpcs"] = actionDef{a.describeVpcs, false}
 		out["DescribeSubnets"] = actionDef{a.describeSubnets, false}
 		out["DescribeSecurityGroups"] = actionDef{a.describeSecurityGroups, false}
+		out["CreateSecurityGroup"] = actionDef{a.createSecurityGroup, true}
+		out["DeleteSecurityGroup"] = actionDef{a.deleteSecurityGroup, true}
+		out["AuthorizeSecurityGroupIngress"] = actionDef{a.authorize("ingress"), true}
+		out["AuthorizeSecurityGroupEgress"] = actionDef{a.authorize("egress"), true}
+		out["RevokeSecurityGroupIngress"] = actionDef{a.revoke("ingress"), true}
+		out["RevokeSecurityGroupEgress"] = actionDef{a.revoke("egress"), true}
 	}
 	if a.Servers != nil && a.Images != nil {
 		out["RunInstances"] = actionDef{a.runInstances, true}

@@ -21,6 +21,10 @@ type NetworkService interface {
 	List(ctx context.Context, project string, withPorts bool) (network.Visible, error)
 	GetSubnet(ctx context.Context, project, id string) (network.Subnet, error)
 	SecurityGroups(ctx context.Context, project string) ([]network.SecurityGroup, error)
+	CreateSecurityGroup(ctx context.Context, project, name, description string, stateful bool) (network.SecurityGroup, error)
+	DeleteSecurityGroup(ctx context.Context, project, id string) error
+	CreateSecurityGroupRule(ctx context.Context, project string, r network.SecurityGroupRule) (network.SecurityGroupRule, error)
+	DeleteSecurityGroupRule(ctx context.Context, project, id string) error
 }
 
 var _ NetworkService = (*network.Service)(nil)

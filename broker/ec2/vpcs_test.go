@@ -101,3 +101,62 @@ func TestVPCsAreNeutronNetworks(t *testing.T) {
 		t.Fatalf("instance addresses = %+v", desc)
 	}
 }
+
+// TestSecurityGroupWrites: groups and permissions made through EC2 are
+// Neutron's groups and rules.
+func TestSecurityGroupWrites(t *testing.T) {
+	te := newTestEnv(t)
+	te.Member(t, "bob", "team-b", identity.RoleMember)
+	bob := te.client(t, te.keysFor(t, "bob", "team-b"))
+	proj, _ := te.Dir.FindProject(te.Ctx, identity.DefaultDomainID, "team-b")
+
+	var made struct {
+		ID string `xml:"groupId"`
+	}
+	bob.must("CreateSecurityGroup", url.Values{"GroupName": {"web"}, "GroupDescription": {"web servers"}}, &made)
+	wantCode(t, bob.do("CreateSecurityGroup", url.Values{"GroupName": {"web"}, "GroupDescription": {"again"}}, nil), "InvalidGroup.Duplicate")
+	wantCode(t, bob.do("CreateSecurityGroup", url.Values{"GroupName": {"x"}}, nil), "MissingParameter")
+	ssh := url.Values{"GroupId": {made.ID}, "IpPermissions.1.IpProtocol": {"tcp"}, "IpPermissions.1.FromPort": {"22"}, "IpPermissions.1.ToPort": {"22"},
+		"IpPermissions.1.IpRanges.1.CidrIp": {"0.0.0.0/0"}, "IpPermissions.1.IpRanges.2.CidrIp": {"10.0.0.0/8"},
+		"IpPermissions.2.IpProtocol": {"icmp"}, "IpPermissions.2.FromPort": {"-1"}, "IpPermissions.2.ToPort": {"-1"},
+		"IpPermissions.2.Groups.1.GroupName": {"default"}}
+	bob.must("AuthorizeSecurityGroupIngress", ssh, nil)
+	wantCode(t, bob.do("AuthorizeSecurityGroupIngress", ssh, nil), "InvalidPermission.Duplicate")
+	wantCode(t, bob.do("AuthorizeSecurityGroupIngress", url.Values{"GroupId": {made.ID}, "IpPermissions.1.IpProtocol": {"tcp"},
+		"IpPermissions.1.FromPort": {"80"}, "IpPermissions.1.ToPort": {"70"}, "IpPermissions.1.IpRanges.1.CidrIp": {"0.0.0.0/0"}}, nil), "InvalidParameterValue")
+	wantCode(t, bob.do("AuthorizeSecurityGroupIngress", url.Values{"GroupId": {"sg-0123456789abcdef0"}, "IpProtocol": {"tcp"}, "CidrIp": {"0.0.0.0/0"}}, nil), "InvalidGroup.NotFound")
+
+	// Neutron's view: the group with two egress defaults and three new rules.
+	groups, err := te.networks.SecurityGroups(te.Ctx, proj.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var web *network.SecurityGroup
+	for i := range groups {
+		if groups[i].Name == "web" {
+			web = &groups[i]
+		}
+	}
+	if web == nil || len(web.Rules) != 5 {
+		t.Fatalf("neutron's groups = %+v", groups)
+	}
+	bob.must("RevokeSecurityGroupIngress", url.Values{"GroupName": {"web"}, "IpPermissions.1.IpProtocol": {"tcp"}, "IpPermissions.1.FromPort": {"22"},
+		"IpPermissions.1.ToPort": {"22"}, "IpPermissions.1.IpRanges.1.CidrIp": {"0.0.0.0/0"}}, nil)
+	wantCode(t, bob.do("RevokeSecurityGroupIngress", url.Values{"GroupName": {"web"}, "IpPermissions.1.IpProtocol": {"tcp"}, "IpPermissions.1.FromPort": {"22"},
+		"IpPermissions.1.ToPort": {"22"}, "IpPermissions.1.IpRanges.1.CidrIp": {"0.0.0.0/0"}}, nil), "InvalidPermission.NotFound")
+	var desc struct {
+		Perms []struct {
+			Proto string   `xml:"ipProtocol"`
+			From  string   `xml:"fromPort"`
+			CIDRs []string `xml:"ipRanges>item>cidrIp"`
+			Group []string `xml:"groups>item>groupId"`
+		} `xml:"securityGroupInfo>item>ipPermissions>item"`
+	}
+	bob.must("DescribeSecurityGroups", url.Values{"GroupId.1": {made.ID}}, &desc)
+	if len(desc.Perms) != 2 || desc.Perms[0].Proto != "tcp" || desc.Perms[0].CIDRs[0] != "10.0.0.0/8" || desc.Perms[1].Proto != "icmp" || len(desc.Perms[1].Group) != 1 {
+		t.Fatalf("described permissions = %+v", desc)
+	}
+	wantCode(t, bob.do("DeleteSecurityGroup", url.Values{"GroupName": {"default"}}, nil), "CannotDelete")
+	bob.must("DeleteSecurityGroup", url.Values{"GroupName": {"web"}}, nil)
+	wantCode(t, bob.do("DescribeSecurityGroups", url.Values{"GroupId.1": {made.ID}}, nil), "InvalidGroup.NotFound")
+}
