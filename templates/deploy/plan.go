@@ -371,7 +371,7 @@ func (pl *planner) run(ctx context.Context) (*Plan, error) {
 			inst.Key = name + "@" + inst.PeerName
 			inst.Reasons = slices.Clone(base.Reasons)
 			if len(users) > 0 {
-				inst.Reasons = []string{fmt.Sprintf("a copy on %s, where %s need it", inst.PeerName, strings.Join(usersOn(r, users, id), ", "))}
+				inst.Reasons = []string{fmt.Sprintf("a copy on %s, for %s", inst.PeerName, strings.Join(usersOn(r, users, id), ", "))}
 			}
 			r.instances[inst.Key] = &inst
 			r.byName[name] = append(r.byName[name], inst.Key)
