@@ -263,6 +263,9 @@ func (s *Service) DeleteSecurityGroup(ctx context.Context, project, id string) e
 	if g.Name == DefaultSecurityGroup {
 		return &Error{Status: 409, Type: "SecurityGroupCannotRemoveDefault", Message: "Insufficient rights for removing default security group.", Err: ErrInUse}
 	}
+	if err := s.groupUnused(ctx, project, id); err != nil {
+		return err
+	}
 	if err := s.Store.DeleteCAS(ctx, sgKey(project, id), at); err != nil {
 		if errors.Is(err, registry.ErrConflict) {
 			return s.DeleteSecurityGroup(ctx, project, id)
@@ -281,6 +284,28 @@ func (s *Service) DeleteSecurityGroup(ctx context.Context, project, id string) e
 			}); err != nil && !errors.Is(err, ErrNotFound) {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// groupUnused refuses to let a group go while a port of the project names
+// it (Neutron's SecurityGroupInUse): the port would keep an ID that
+// resolves to nothing. Only broker-made ports can name groups; the ports
+// peers make for servers have the default group, which is never deleted.
+func (s *Service) groupUnused(ctx context.Context, project, id string) error {
+	entries, err := s.Index.List(ctx, KindPort, project)
+	if err != nil {
+		return err
+	}
+	attrs, err := s.loadAttrs(ctx, KindPort)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if slices.Contains(attrs[e.ID].SecurityGroups, id) {
+			return &Error{Status: 409, Type: "SecurityGroupInUse", Err: ErrInUse,
+				Message: fmt.Sprintf("Security Group %s in use: port %s names it.", id, e.ID)}
 		}
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/groups"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/rules"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/network"
@@ -118,5 +120,38 @@ func TestSecurityGroups(t *testing.T) {
 	}
 	if gs := listGroups(); len(gs) != 1 {
 		t.Fatalf("after delete: %+v", gs)
+	}
+}
+
+// A group a port uses cannot be deleted (Neutron's 409 SecurityGroupInUse):
+// the port would name a group that no longer exists.
+func TestSecurityGroupInUse(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	admin := client(t, e, "admin", brokertest.AdminPassword, "admin")
+	eve := client(t, e, "eve", e.Member(t, "eve", "other", identity.RoleMember), "other")
+	web, err := groups.Create(ctx, admin, groups.CreateOpts{Name: "web"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := networks.Create(ctx, admin, networks.CreateOpts{Name: "n"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ports.Create(ctx, admin, ports.CreateOpts{NetworkID: net.ID, SecurityGroups: &[]string{web.ID}}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFault(t, "delete a group a port uses", groups.Delete(ctx, admin, web.ID).ExtractErr(), http.StatusConflict, "SecurityGroupInUse")
+	if _, err := groups.Get(ctx, admin, web.ID).Extract(); err != nil {
+		t.Fatalf("the refused delete removed the group: %v", err)
+	}
+	wantFault(t, "another project's port naming the group", ports.Create(ctx, eve, ports.CreateOpts{NetworkID: e.seeded.NetworkID, SecurityGroups: &[]string{web.ID}}).Err,
+		http.StatusNotFound, "SecurityGroupNotFound")
+	if _, err := ports.Update(ctx, admin, p.ID, ports.UpdateOpts{SecurityGroups: &[]string{}}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	if err := groups.Delete(ctx, admin, web.ID).ExtractErr(); err != nil {
+		t.Fatalf("delete once no port uses it: %v", err)
 	}
 }
