@@ -32,6 +32,8 @@ func (s *Servers) volumeOf(ctx context.Context, c Caller, id string) (index.Entr
 // Both must live on the same peer (a volume does not travel between
 // clouds): otherwise ErrInvalid saying where each is.
 func (s *Servers) Attach(ctx context.Context, c Caller, serverID, volumeID string) (Attachment, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout()) // one peer's call: bounded like a fan-out's part
+	defer cancel()
 	e, m, err := s.lookup(ctx, c, serverID)
 	if err != nil {
 		return Attachment{}, err
@@ -63,6 +65,8 @@ func (s *Servers) Attach(ctx context.Context, c Caller, serverID, volumeID strin
 // Detach detaches a volume from a server; one not attached to it is
 // ErrNotFound.
 func (s *Servers) Detach(ctx context.Context, c Caller, serverID, volumeID string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout()) // one peer's call: bounded like a fan-out's part
+	defer cancel()
 	e, m, err := s.lookup(ctx, c, serverID)
 	if err != nil {
 		return err
@@ -88,6 +92,8 @@ func (s *Servers) Detach(ctx context.Context, c Caller, serverID, volumeID strin
 // Attachments lists the volumes attached to a server (a boot volume
 // included).
 func (s *Servers) Attachments(ctx context.Context, c Caller, serverID string) ([]Attachment, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout()) // one peer's call: bounded like a fan-out's part
+	defer cancel()
 	e, m, err := s.lookup(ctx, c, serverID)
 	if err != nil {
 		return nil, err
@@ -152,6 +158,8 @@ type Interface struct {
 
 // Interfaces lists a server's NICs, from the ports bound to it on its peer.
 func (s *Servers) Interfaces(ctx context.Context, c Caller, serverID string) ([]Interface, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout()) // one peer's call: bounded like a fan-out's part
+	defer cancel()
 	e, m, err := s.lookup(ctx, c, serverID)
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/attachinterfaces"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/limits"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
@@ -25,12 +26,22 @@ import (
 	"github.com/cloudmux/cloudmux/registry"
 )
 
-// slowLister is a peer whose server list never answers in time.
+// slowLister is a peer whose server list never answers in time, nor its
+// show of a server named "hang".
 type slowLister struct{ *localcloud.Cloud }
 
 func (slowLister) ListServers(ctx context.Context, _ peers.ListOptions) ([]peers.Server, error) {
 	<-ctx.Done()
 	return nil, ctx.Err()
+}
+
+func (sl slowLister) GetServer(ctx context.Context, id string) (peers.Server, error) {
+	s, err := sl.Cloud.GetServer(ctx, id)
+	if err == nil && s.Name == "hang" {
+		<-ctx.Done()
+		return peers.Server{}, ctx.Err()
+	}
+	return s, err
 }
 
 func TestServerListPartialAndZonePin(t *testing.T) {
@@ -56,6 +67,11 @@ func TestServerListPartialAndZonePin(t *testing.T) {
 	}
 	if len(body.Servers) != 1 || body.Servers[0].Name != "on-local-a" {
 		t.Fatalf("partial list = %v; want the answering peer's server", names(body.Servers))
+	}
+	// A show the peer never answers ends at the per-peer deadline, 503.
+	hang := create(t, c, servers.CreateOpts{Name: "hang", FlavorRef: "1", ImageRef: se.Seeded["local-slow"].ImageID, AvailabilityZone: "local-slow"})
+	if _, err := servers.Get(ctx, c, hang.ID).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusServiceUnavailable) {
+		t.Fatalf("show on a stuck peer = %v; want 503", err)
 	}
 }
 

@@ -142,6 +142,8 @@ func (s *Servers) peerServer(ctx context.Context, e index.Entry, m *peers.Member
 
 // Get returns a server of the caller's project.
 func (s *Servers) Get(ctx context.Context, c Caller, id string) (Server, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout()) // one peer's call: bounded like a fan-out's part
+	defer cancel()
 	e, m, err := s.lookup(ctx, c, id)
 	if err != nil {
 		return Server{}, err
@@ -402,6 +404,8 @@ func (s *Servers) Update(ctx context.Context, c Caller, id string, u Update) (Se
 // Delete starts deleting a server on its peer and forgets it at once:
 // later calls answer ErrNotFound, as Nova's do once a server is gone.
 func (s *Servers) Delete(ctx context.Context, c Caller, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout()) // one peer's call: bounded like a fan-out's part
+	defer cancel()
 	e, m, err := s.lookup(ctx, c, id)
 	if err != nil {
 		return err
@@ -422,6 +426,8 @@ func (s *Servers) Delete(ctx context.Context, c Caller, id string) error {
 // Action runs a power action (start, stop, reboot, hard_reboot). One the
 // server's state does not allow is ErrConflict.
 func (s *Servers) Action(ctx context.Context, c Caller, id string, action peers.ServerAction) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout()) // one peer's call: bounded like a fan-out's part
+	defer cancel()
 	switch action {
 	case peers.ActionStart, peers.ActionStop, peers.ActionReboot, peers.ActionHardReboot:
 	default:
@@ -444,6 +450,8 @@ func (s *Servers) Action(ctx context.Context, c Caller, id string, action peers.
 // Console returns the last lines of a server's console (all of it when
 // lines <= 0). A peer that cannot read consoles is peers.ErrNotSupported.
 func (s *Servers) Console(ctx context.Context, c Caller, id string, lines int) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout()) // one peer's call: bounded like a fan-out's part
+	defer cancel()
 	e, m, err := s.lookup(ctx, c, id)
 	if err != nil {
 		return "", err
