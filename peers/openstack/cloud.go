@@ -260,7 +260,10 @@ func httpClient(ep registry.Endpoint) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	tr.TLSHandshakeTimeout = 10 * time.Second
-	tr.ResponseHeaderTimeout = 5 * time.Minute // a slow API call, not a stream: bodies may take longer
+	// Bounds a call whose context has no deadline, gophercloud's endpoint
+	// discovery included (it runs under context.TODO). Streams' bodies may
+	// take longer; only their headers must come by then.
+	tr.ResponseHeaderTimeout = 2 * time.Minute
 	tr.MaxIdleConnsPerHost = 16
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if ep.CACert != "" {

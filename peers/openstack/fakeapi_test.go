@@ -2,9 +2,13 @@ package openstack_test
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -45,6 +49,15 @@ type reply struct {
 func newAPIServer(t testing.TB, maxMinor int) *apiServer {
 	s := &apiServer{t: t, scripts: map[string][]reply{}, hits: map[string]int{}, maxMinor: maxMinor}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// newTLSAPIServer is newAPIServer over HTTPS, with a certificate of its own
+// CA (httptest's), which no system trusts.
+func newTLSAPIServer(t testing.TB) *apiServer {
+	s := &apiServer{t: t, scripts: map[string][]reply{}, hits: map[string]int{}, maxMinor: 79}
+	s.Server = httptest.NewTLSServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
 	return s
 }
@@ -95,6 +108,10 @@ func (s *apiServer) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, 200, map[string]any{"version": v})
 		return
+	case key == "GET /image/" || key == "GET /image":
+		writeJSON(w, 300, map[string]any{"versions": []any{map[string]any{"id": "v2.16", "status": "CURRENT",
+			"links": []any{map[string]any{"rel": "self", "href": s.URL + "/image/v2/"}}}}})
+		return
 	case expired:
 		writeJSON(w, 401, map[string]any{"error": map[string]any{"code": 401, "message": "The request you have made requires authentication."}})
 		return
@@ -129,9 +146,14 @@ func (s *apiServer) issueToken(w http.ResponseWriter) {
 		"project":    map[string]any{"id": "p-test", "name": "test", "domain": map[string]any{"id": "default", "name": "Default"}},
 		"user":       map[string]any{"id": "u-test", "name": "test", "domain": map[string]any{"id": "default", "name": "Default"}},
 		"roles":      []any{map[string]any{"id": "r1", "name": "member"}},
-		"catalog": []any{map[string]any{"type": "compute", "name": "nova", "id": "c1", "endpoints": []any{
-			map[string]any{"id": "e1", "interface": "public", "region": "RegionOne", "region_id": "RegionOne", "url": s.URL + "/compute/v2.1"},
-		}}},
+		"catalog": []any{
+			map[string]any{"type": "compute", "name": "nova", "id": "c1", "endpoints": []any{
+				map[string]any{"id": "e1", "interface": "public", "region": "RegionOne", "region_id": "RegionOne", "url": s.URL + "/compute/v2.1"},
+			}},
+			map[string]any{"type": "image", "name": "glance", "id": "c2", "endpoints": []any{
+				map[string]any{"id": "e2", "interface": "public", "region": "RegionOne", "region_id": "RegionOne", "url": s.URL + "/image"},
+			}},
+		},
 	}})
 }
 
@@ -147,18 +169,22 @@ var fastRetry = openstack.RetryPolicy{MaxRetries: 3, Base: time.Millisecond, Max
 // connectAPI connects the driver to s with password credentials.
 func connectAPI(t testing.TB, s *apiServer, retry openstack.RetryPolicy) *openstack.Cloud {
 	t.Helper()
-	c, err := openstack.New(context.Background(), openstack.Config{
-		Name:     "fake",
-		Endpoint: registry.Endpoint{AuthURL: s.URL + "/v3", Region: "RegionOne"},
-		Credentials: registry.Credentials{Username: "test", Password: "pw", UserDomainName: "Default",
-			ProjectName: "test", ProjectDomainName: "Default"},
-		Retry: retry,
-	})
+	c, err := openstack.New(context.Background(), apiConfig(s, retry))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+func apiConfig(s *apiServer, retry openstack.RetryPolicy) openstack.Config {
+	return openstack.Config{
+		Name:     "fake",
+		Endpoint: registry.Endpoint{AuthURL: s.URL + "/v3", Region: "RegionOne"},
+		Credentials: registry.Credentials{Username: "test", Password: "pw", UserDomainName: "Default",
+			ProjectName: "test", ProjectDomainName: "Default"},
+		Retry: retry,
+	}
 }
 
 func novaFault(kind string, code int, msg string) string {
@@ -245,13 +271,12 @@ func TestConnectRefusals(t *testing.T) {
 	}
 }
 
-// TestMissingServices: a cloud whose catalog lists only Nova still
-// connects; image, network and volume calls are ErrNotSupported.
+// TestMissingServices: a cloud whose catalog lists no Neutron nor Cinder
+// still connects; network and volume calls are ErrNotSupported.
 func TestMissingServices(t *testing.T) {
 	s := newAPIServer(t, 79)
 	c := connectAPI(t, s, fastRetry)
 	calls := map[string]error{
-		"ListImages":   func() error { _, err := c.ListImages(t.Context(), peers.ListOptions{}); return err }(),
 		"ListNetworks": func() error { _, err := c.ListNetworks(t.Context(), peers.ListOptions{}); return err }(),
 		"CreateVolume": func() error {
 			_, err := c.CreateVolume(t.Context(), peers.VolumeSpec{Name: "v", SizeGiB: 1})
@@ -263,4 +288,88 @@ func TestMissingServices(t *testing.T) {
 			t.Errorf("%s on a cloud without the service: %v, want ErrNotSupported", name, err)
 		}
 	}
+}
+
+// TestTLS: a cloud whose certificate no system trusts is reached with its
+// CA bundle, or with insecure; without either the connection is refused.
+func TestTLS(t *testing.T) {
+	s := newTLSAPIServer(t)
+	caPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw}))
+	tests := []struct {
+		name     string
+		caCert   string
+		insecure bool
+		want     error
+	}{
+		{"CA bundle", caPEM, false, nil},
+		{"insecure", "", true, nil},
+		{"neither", "", false, peers.ErrUnavailable},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := apiConfig(s, fastRetry)
+			cfg.Endpoint.CACert, cfg.Endpoint.Insecure = tc.caCert, tc.insecure
+			c, err := openstack.New(t.Context(), cfg)
+			if tc.want != nil {
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("New: %v, want %v", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			_ = c.Close()
+		})
+	}
+}
+
+// TestDownloadChecksum: a download whose bytes do not match Glance's
+// Content-MD5 fails at its end instead of ending cleanly.
+func TestDownloadChecksum(t *testing.T) {
+	const id = "00000000-0000-4000-8000-0000000000d1"
+	data := "the image bytes"
+	sum := md5.Sum([]byte(data))
+	good := base64.StdEncoding.EncodeToString(sum[:])
+	bad := base64.StdEncoding.EncodeToString(make([]byte, md5.Size))
+	tests := []struct {
+		name    string
+		header  string
+		wantErr error
+	}{
+		{"matching Content-MD5", good, nil},
+		{"no Content-MD5", "", nil},
+		{"mismatching Content-MD5", bad, peers.ErrUnavailable},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newAPIServer(t, 79)
+			h := map[string]string{}
+			if tc.header != "" {
+				h["Content-MD5"] = tc.header
+			}
+			s.script("GET", "/image/v2/images/"+id+"/file", reply{status: 200, body: data, header: h})
+			c := connectAPI(t, s, fastRetry)
+			rc, err := c.DownloadImage(t.Context(), id)
+			if err != nil {
+				t.Fatalf("DownloadImage: %v", err)
+			}
+			got, err := io.ReadAll(rc)
+			_ = rc.Close()
+			if tc.wantErr == nil && (err != nil || string(got) != data) {
+				t.Fatalf("read %q, %v; want %q", got, err, data)
+			}
+			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Fatalf("read error %v, want %v", err, tc.wantErr)
+			}
+		})
+	}
+	t.Run("no data yet", func(t *testing.T) {
+		s := newAPIServer(t, 79)
+		s.script("GET", "/image/v2/images/"+id+"/file", reply{status: 204})
+		c := connectAPI(t, s, fastRetry)
+		if _, err := c.DownloadImage(t.Context(), id); !errors.Is(err, peers.ErrConflict) {
+			t.Fatalf("DownloadImage of a queued image: %v, want ErrConflict", err)
+		}
+	})
 }
