@@ -7,11 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
-	"time"
 
 	"github.com/cloudmux/cloudmux/peers"
-	golibvirt "github.com/digitalocean/go-libvirt"
 )
 
 // ConsoleOutput reads the end (the last 256 KiB, from a line start) of
@@ -61,72 +58,11 @@ func (d *Driver) ConsoleOutput(ctx context.Context, host, id string) (string, er
 	if size > consoleTail {
 		off = size - consoleTail
 	}
-	out, err := d.download(ctx, h, v, off, size-off)
+	out, err := rawDownload(ctx, h.uri, v, off, size-off, d.cfg.CallTimeout)
 	if err != nil {
 		return "", fmt.Errorf("console of domain %s: %w", id, err)
 	}
 	return fromLineStart(out, off > 0), nil
-}
-
-// fullWriter collects want bytes and closes full when it has them.
-type fullWriter struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	want int
-	full chan struct{}
-}
-
-func (w *fullWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if w.buf.Len() >= w.want && w.full != nil {
-		close(w.full)
-		w.full = nil
-	}
-	return len(p), nil
-}
-
-func (w *fullWriter) bytes() []byte {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return bytes.Clone(w.buf.Bytes())
-}
-
-// download reads length bytes of a volume from offset on a throwaway
-// connection, cut when done. It returns as soon as it has them, without
-// waiting for go-libvirt's StorageVolDownload to return: that can
-// deadlock after the data is in (see the package documentation), and only
-// the throwaway connection's goroutines are left behind then.
-func (d *Driver) download(ctx context.Context, h *hostConn, v golibvirt.StorageVol, offset, length uint64) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	dctx, cancel := context.WithTimeout(ctx, d.cfg.DialTimeout)
-	api, err := h.dial(dctx, h.uri)
-	cancel()
-	if err != nil {
-		return nil, fmt.Errorf("libvirt: host %s: connecting to %s: %w: %w", h.name, h.uri, peers.ErrUnavailable, err)
-	}
-	defer closeAPI(api)
-	full := make(chan struct{})
-	w := &fullWriter{want: int(length), full: full}
-	done := make(chan error, 1)
-	go func() { done <- api.StorageVolDownload(v, w, offset, length, 0) }()
-	timer := time.NewTimer(d.cfg.CallTimeout)
-	defer timer.Stop()
-	select {
-	case err := <-done:
-		if err != nil {
-			return nil, mapError("download volume "+v.Name, err)
-		}
-	case <-full:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("libvirt: download volume %s: %w", v.Name, ctx.Err())
-	case <-timer.C:
-		return nil, fmt.Errorf("libvirt: download volume %s: no answer in %s: %w", v.Name, d.cfg.CallTimeout, peers.ErrUnavailable)
-	}
-	return w.bytes(), nil
 }
 
 // readTail reads the last consoleTail bytes of a local file; a missing

@@ -59,12 +59,13 @@
 // virtlogd) is in the pool directory, named cloudmux-<server>-console.log.
 // On a host reached through the local socket ConsoleOutput reads the file
 // directly. On a remote host it refreshes the pool and downloads the log
-// volume with StorageVolDownload, on a throwaway connection: go-libvirt's
-// stream code can deadlock a connection when libvirtd sends one more
-// packet after the empty one go-libvirt takes for the end of a download
-// (seen with a log being appended to; the router holds its lock while
-// handing the packet to a caller that has left). A throwaway connection
-// confines that to itself. The log is removed with the domain.
+// volume with StorageVolDownload, spoken by a minimal RPC client of the
+// driver's own (download.go) on a socket it closes when done: go-libvirt's
+// stream code can deadlock a connection, and leak its goroutines for good,
+// when libvirtd sends one more packet after the empty one go-libvirt takes
+// for the end of a download (seen with a log being appended to; the
+// router holds its lock while handing the packet to a caller that has
+// left). The log is removed with the domain.
 //
 // # Networks
 //
