@@ -469,35 +469,36 @@ func (s *Service) forget(ctx context.Context, e index.Entry) error {
 // DeleteSubnet deletes a subnet of project; one a port has an address on
 // is Neutron's 409 SubnetInUse.
 func (s *Service) DeleteSubnet(ctx context.Context, project, id string) error {
-	ref, err := s.ownedRef(ctx, project, KindSubnet, id, "delete_subnet")
-	if err != nil {
-		return err
-	}
-	err = ref.Member.Cloud.DeleteSubnet(ctx, ref.PeerResourceID)
-	switch {
-	case errors.Is(err, peers.ErrConflict):
-		return inUse("SubnetInUse", "Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.", id)
-	case err != nil && !errors.Is(err, peers.ErrNotFound):
-		return err
-	}
-	return s.forget(ctx, index.Entry{Kind: KindSubnet, ID: ref.ID, Project: ref.Project, PeerID: ref.Member.Peer.ID, PeerResourceID: ref.PeerResourceID})
+	return s.deleteOwned(ctx, project, KindSubnet, id, "SubnetInUse",
+		"Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.")
 }
 
 // DeletePort deletes a port of project; one a server uses is 409
 // PortInUse (delete the server, or detach it, first).
 func (s *Service) DeletePort(ctx context.Context, project, id string) error {
-	ref, err := s.ownedRef(ctx, project, KindPort, id, "delete_port")
+	return s.deleteOwned(ctx, project, KindPort, id, "PortInUse",
+		"Unable to complete operation on port %s. The port has an attached device; delete the server first.")
+}
+
+// deleteOwned deletes a subnet or port project owns from its peer, then
+// forgets it. The peer's conflict is Neutron's 409 of type inUseType
+// (inUseMsg formats the ID); a resource already gone from its peer is
+// only forgotten, so a delete cut short before the index is retried.
+func (s *Service) deleteOwned(ctx context.Context, project, kind, id, inUseType, inUseMsg string) error {
+	ref, err := s.ownedRef(ctx, project, kind, id, "delete_"+kind)
 	if err != nil {
 		return err
 	}
-	err = ref.Member.Cloud.DeletePort(ctx, ref.PeerResourceID)
+	c := ref.Member.Cloud
+	del := map[string]func(context.Context, string) error{KindSubnet: c.DeleteSubnet, KindPort: c.DeletePort}[kind]
+	err = del(ctx, ref.PeerResourceID)
 	switch {
 	case errors.Is(err, peers.ErrConflict):
-		return inUse("PortInUse", "Unable to complete operation on port %s. The port has an attached device; delete the server first.", id)
+		return inUse(inUseType, inUseMsg, id)
 	case err != nil && !errors.Is(err, peers.ErrNotFound):
 		return err
 	}
-	return s.forget(ctx, index.Entry{Kind: KindPort, ID: ref.ID, Project: ref.Project, PeerID: ref.Member.Peer.ID, PeerResourceID: ref.PeerResourceID})
+	return s.forget(ctx, index.Entry{Kind: kind, ID: ref.ID, Project: ref.Project, PeerID: ref.Member.Peer.ID, PeerResourceID: ref.PeerResourceID})
 }
 
 // update changes the broker-kept attributes of a resource project owns.

@@ -248,56 +248,38 @@ func errUnavailable(ref Ref) error {
 
 // GetNetwork returns a network project may see.
 func (s *Service) GetNetwork(ctx context.Context, project, id string) (Network, error) {
-	ref, err := s.Resolve(ctx, project, KindNetwork, id)
-	if err != nil {
-		return Network{}, err
-	}
-	v, err := s.one(ctx, project, ref)
-	if err != nil {
-		return Network{}, err
-	}
-	for _, n := range v.Networks {
-		if n.Ref.ID == ref.ID {
-			return n, nil
-		}
-	}
-	return Network{}, notFound(KindNetwork, id)
+	return get(ctx, s, project, KindNetwork, id, func(v Visible) []Network { return v.Networks }, func(n Network) Ref { return n.Ref })
 }
 
 // GetSubnet returns a subnet project may see.
 func (s *Service) GetSubnet(ctx context.Context, project, id string) (Subnet, error) {
-	ref, err := s.Resolve(ctx, project, KindSubnet, id)
-	if err != nil {
-		return Subnet{}, err
-	}
-	v, err := s.one(ctx, project, ref)
-	if err != nil {
-		return Subnet{}, err
-	}
-	for _, sn := range v.Subnets {
-		if sn.Ref.ID == ref.ID {
-			return sn, nil
-		}
-	}
-	return Subnet{}, notFound(KindSubnet, id)
+	return get(ctx, s, project, KindSubnet, id, func(v Visible) []Subnet { return v.Subnets }, func(sn Subnet) Ref { return sn.Ref })
 }
 
 // GetPort returns a port of project.
 func (s *Service) GetPort(ctx context.Context, project, id string) (Port, error) {
-	ref, err := s.Resolve(ctx, project, KindPort, id)
+	return get(ctx, s, project, KindPort, id, func(v Visible) []Port { return v.Ports }, func(p Port) Ref { return p.Ref })
+}
+
+// get resolves id and picks the resource out of what its peer shows
+// project: Resolve says where it is and that project may see it, the read
+// of its peer gives it with every broker ID translated.
+func get[T any](ctx context.Context, s *Service, project, kind, id string, items func(Visible) []T, ref func(T) Ref) (T, error) {
+	var zero T
+	r, err := s.Resolve(ctx, project, kind, id)
 	if err != nil {
-		return Port{}, err
+		return zero, err
 	}
-	v, err := s.one(ctx, project, ref)
+	v, err := s.one(ctx, project, r)
 	if err != nil {
-		return Port{}, err
+		return zero, err
 	}
-	for _, p := range v.Ports {
-		if p.Ref.ID == ref.ID {
-			return p, nil
+	for _, it := range items(v) {
+		if ref(it).ID == r.ID {
+			return it, nil
 		}
 	}
-	return Port{}, notFound(KindPort, id)
+	return zero, notFound(kind, id)
 }
 
 // epoch stands for the creation time of a peer's own resources, which the
