@@ -81,7 +81,7 @@ func imageErr(err error, id string) error {
 	case errors.Is(err, image.ErrConflict):
 		return errorf(http.StatusBadRequest, "IncorrectState", "%s", err.Error())
 	case errors.Is(err, image.ErrNoPeer):
-		return errorf(http.StatusServiceUnavailable, "InsufficientCapacity", "%s", err.Error())
+		return errorf(http.StatusBadRequest, "InsufficientCapacity", "%s", err.Error())
 	case errors.Is(err, image.ErrUnavailable):
 		return errorf(http.StatusServiceUnavailable, "Unavailable", "%s", err.Error())
 	}

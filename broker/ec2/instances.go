@@ -28,6 +28,7 @@ type ServerService interface {
 	Create(ctx context.Context, c compute.Caller, spec compute.CreateSpec) (compute.Server, error)
 	Get(ctx context.Context, c compute.Caller, id string) (compute.Server, error)
 	List(ctx context.Context, c compute.Caller, q compute.Query) (compute.Page, error)
+	Update(ctx context.Context, c compute.Caller, id string, u compute.Update) (compute.Server, error)
 	Delete(ctx context.Context, c compute.Caller, id string) error
 	Action(ctx context.Context, c compute.Caller, id string, action peers.ServerAction) error
 	Attach(ctx context.Context, c compute.Caller, serverID, volumeID string) (compute.Attachment, error)
@@ -198,7 +199,7 @@ func serverErr(err error, id string) error {
 	case errors.Is(err, compute.ErrConflict):
 		return errorf(http.StatusBadRequest, "IncorrectInstanceState", "%s", err.Error())
 	case errors.Is(err, compute.ErrNoValidHost):
-		return errorf(http.StatusServiceUnavailable, "InsufficientInstanceCapacity", "%s", err.Error())
+		return errorf(http.StatusBadRequest, "InsufficientInstanceCapacity", "%s", err.Error())
 	}
 	switch compute.FieldOf(err) {
 	case "imageRef":
@@ -260,6 +261,9 @@ func (a *API) runInstances(ctx context.Context, c *call) (any, error) {
 		return nil, e
 	}
 	tags := specs["instance"]
+	if len(tags) > maxTagsPerResource {
+		return nil, errorf(http.StatusBadRequest, "TagLimitExceeded", "a resource may have at most %d tags", maxTagsPerResource)
+	}
 	name := "ec2-instance"
 	for _, t := range tags {
 		if t.Key == "Name" && strings.TrimSpace(t.Value) != "" {

@@ -233,6 +233,12 @@ func TestInstancesThroughEC2AndNova(t *testing.T) {
 		t.Fatalf("instance types = %+v", types)
 	}
 
+	// A Name tag renames the server for Nova too.
+	admin.must("CreateTags", url.Values{"ResourceId.1": {ids[1]}, "Tag.1.Key": {"Name"}, "Tag.1.Value": {"web-renamed"}}, nil)
+	if page, err := te.servers.List(ctx, caller, compute.Query{Name: "^web-renamed$"}); err != nil || len(page.Servers) != 1 {
+		t.Fatalf("renamed through the Name tag: %+v, %v", page, err)
+	}
+
 	// The second project sees none of them and cannot touch them.
 	if seen := bob.describe(nil); len(seen) != 0 {
 		t.Fatalf("bob sees %+v", seen)

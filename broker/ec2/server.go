@@ -228,7 +228,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, action string, err er
 	switch {
 	case errors.As(err, &e):
 	case errors.Is(err, peers.ErrCapacity):
-		e = errorf(http.StatusServiceUnavailable, "InsufficientInstanceCapacity", "%s", err.Error())
+		e = errorf(http.StatusBadRequest, "InsufficientInstanceCapacity", "%s", err.Error())
 	case errors.Is(err, peers.ErrInvalid), errors.Is(err, registry.ErrInvalid):
 		e = invalidParameter("%s", err.Error())
 	case errors.Is(err, peers.ErrConflict):

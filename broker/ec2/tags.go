@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
+	"github.com/cloudmux/cloudmux/broker/compute"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/registry"
 )
@@ -159,16 +161,26 @@ func (a *API) createTags(ctx context.Context, c *call) (any, error) {
 		return nil, missingParameter("Tag.1.Key")
 	}
 	types := make([]string, len(resources))
+	entries := make([]index.Entry, len(resources))
 	for i, id := range resources {
-		prefix, _, err := a.owned(ctx, c.token.ProjectID, id)
+		prefix, e, err := a.owned(ctx, c.token.ProjectID, id)
 		if err != nil {
 			return nil, err
 		}
-		types[i] = resourceTypes[prefix]
+		types[i], entries[i] = resourceTypes[prefix], e
 	}
 	for i, id := range resources {
 		if err := a.putTags(ctx, c.token.ProjectID, id, types[i], tags); err != nil {
 			return nil, err
+		}
+		// An instance's Name tag is its name: Nova shows the rename.
+		for _, t := range tags {
+			if t.Key == "Name" && types[i] == "instance" && a.Servers != nil && strings.TrimSpace(t.Value) != "" {
+				name := t.Value
+				if _, err := a.Servers.Update(ctx, compute.CallerOf(c.token), entries[i].ID, compute.Update{Name: &name}); err != nil {
+					a.Log.WithError(err).WithField("instance", id).Warn("ec2: Name tag not applied as the server's name")
+				}
+			}
 		}
 	}
 	return returnTrue{true}, nil
