@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/attachinterfaces"
@@ -276,5 +277,46 @@ func TestServerQuota(t *testing.T) {
 	lim, err := limits.Get(ctx, c, nil).Extract()
 	if err != nil || lim.Absolute.MaxTotalInstances != 2 || lim.Absolute.TotalInstancesUsed != 2 || lim.Absolute.MaxTotalCores != -1 {
 		t.Fatalf("limits = %+v, %v", lim.Absolute, err)
+	}
+}
+
+// lostAnswer is a peer that creates a server but never says so.
+type lostAnswer struct{ *localcloud.Cloud }
+
+func (l lostAnswer) CreateServer(ctx context.Context, spec peers.ServerSpec) (peers.Server, error) {
+	if _, err := l.Cloud.CreateServer(ctx, spec); err != nil {
+		return peers.Server{}, err
+	}
+	<-ctx.Done()
+	return peers.Server{}, ctx.Err()
+}
+
+// TestServerCreateLostAnswer: a peer that does not answer a create in
+// time hands over to the next, and the server it may have made is removed.
+func TestServerCreateLostAnswer(t *testing.T) {
+	ctx := context.Background()
+	se := newServersEnv(t, brokertest.Peer{Name: "local-a", Wrap: func(c *localcloud.Cloud) peers.Cloud { return lostAnswer{c} }}, brokertest.Peer{Name: "local-b"})
+	c := se.admin(t)
+	// The image is on local-a, so local-a is tried first.
+	s := create(t, c, servers.CreateOpts{Name: "survivor", FlavorRef: "1", ImageRef: se.Seeded["local-a"].ImageID, Networks: "none"})
+	if got := waitStatus(t, c, s.ID, "ACTIVE"); got.AvailabilityZone != "local-b" {
+		t.Fatalf("server in %s; want local-b after local-a lost its answer", got.AvailabilityZone)
+	}
+	a := se.Pool.Members()[0]
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		left, err := a.Cloud.ListServers(ctx, peers.ListOptions{Metadata: map[string]string{peers.MetaID: s.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) == 0 {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-se.Ctx.Done():
+			t.Fatalf("local-a still holds %+v", left)
+		}
 	}
 }

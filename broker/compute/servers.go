@@ -387,12 +387,9 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 			tried = append(tried, peer.Name+": not connected")
 			continue
 		}
-		ps, err := s.peerSpec(ctx, c, spec, p, m, meta)
+		srv, err := s.boot(ctx, c, spec, p, m, meta)
 		if err == nil {
-			var srv peers.Server
-			if srv, err = m.Cloud.CreateServer(ctx, ps); err == nil {
-				return s.record(ctx, c, id, m, srv, p.flavor)
-			}
+			return s.record(ctx, c, id, m, srv, p.flavor)
 		}
 		if errors.Is(err, peers.ErrCapacity) || errors.Is(err, peers.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 			tried = append(tried, fmt.Sprintf("%s: %v", peer.Name, err))
@@ -488,6 +485,9 @@ func (s *Servers) record(ctx context.Context, c Caller, id string, m *peers.Memb
 
 // peerSpec is the spec for the chosen peer: its flavor, its image, its
 // networks (auto resolved there) and the user's keypair imported there.
+//
+// The image copy, if one is needed, takes as long as it takes; the other
+// calls are bounded by the per-peer deadline.
 func (s *Servers) peerSpec(ctx context.Context, c Caller, spec CreateSpec, p plan, m *peers.Member, meta map[string]string) (peers.ServerSpec, error) {
 	ps := peers.ServerSpec{Name: spec.Name, Project: c.Project, FlavorID: p.peerFlavor[m.Peer.ID],
 		BootVolumeID: p.bootVolume.PeerResourceID, UserData: spec.UserData, Metadata: meta}
@@ -498,6 +498,8 @@ func (s *Servers) peerSpec(ctx context.Context, c Caller, spec CreateSpec, p pla
 		}
 		ps.ImageID = id
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout())
+	defer cancel()
 	for _, n := range p.nics {
 		ps.Networks = append(ps.Networks, peers.NetworkAttachment{NetworkID: n.peerNetwork, PortID: n.peerPort, FixedIP: n.fixedIP})
 	}
@@ -518,6 +520,32 @@ func (s *Servers) peerSpec(ctx context.Context, c Caller, spec CreateSpec, p pla
 		ps.KeyName = name
 	}
 	return ps, nil
+}
+
+// boot creates the server on m. A create the peer does not answer in
+// time may still have happened there: the broker looks for it by its mark
+// and deletes it, so trying the next peer never leaves two servers.
+func (s *Servers) boot(ctx context.Context, c Caller, spec CreateSpec, p plan, m *peers.Member, meta map[string]string) (peers.Server, error) {
+	ps, err := s.peerSpec(ctx, c, spec, p, m, meta)
+	if err != nil {
+		return peers.Server{}, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.timeout())
+	defer cancel()
+	srv, err := m.Cloud.CreateServer(cctx, ps)
+	if err == nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		return srv, err
+	}
+	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout())
+	defer dcancel()
+	left, lerr := m.Cloud.ListServers(dctx, peers.ListOptions{Metadata: map[string]string{peers.MetaID: meta[peers.MetaID]}})
+	for _, l := range left {
+		lerr = errors.Join(lerr, m.Cloud.DeleteServer(dctx, l.ID))
+	}
+	if lerr != nil {
+		s.Log.WithError(lerr).WithFields(logrus.Fields{"server": meta[peers.MetaID], "peer": m.Peer.Name}).Warn("a create the peer did not answer in time may have left a server there")
+	}
+	return srv, fmt.Errorf("peer %s did not answer the create in time: %w", m.Peer.Name, err)
 }
 
 // Flavors lists the flavors the pool offers, one per name, with the IDs
