@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -93,6 +94,7 @@ var (
 	_ peers.Cloud         = (*Cloud)(nil)
 	_ peers.ImageData     = (*Cloud)(nil)
 	_ peers.ConsoleReader = (*Cloud)(nil)
+	_ io.Closer           = (*Cloud)(nil)
 	_ peers.Connector     = Connect
 )
 
@@ -131,7 +133,7 @@ func FromCloudsYAML(data []byte, cloud string, readFile func(string) ([]byte, er
 
 // New authenticates and finds the services. Compute is required; a missing
 // image, network or volume service makes those calls ErrNotSupported.
-func New(ctx context.Context, cfg Config) (*Cloud, error) {
+func New(ctx context.Context, cfg Config) (c *Cloud, err error) {
 	if cfg.Endpoint.AuthURL == "" {
 		return nil, fmt.Errorf("openstack peer %q: no auth URL: %w", cfg.Name, peers.ErrInvalid)
 	}
@@ -153,11 +155,15 @@ func New(ctx context.Context, cfg Config) (*Cloud, error) {
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		var err error
 		if hc, err = httpClient(cfg.Endpoint); err != nil {
 			return nil, fmt.Errorf("openstack peer %q: %w", cfg.Name, err)
 		}
 	}
+	defer func() {
+		if err != nil {
+			hc.CloseIdleConnections()
+		}
+	}()
 	provider, err := openstack.NewClient(cfg.Endpoint.AuthURL)
 	if err != nil {
 		return nil, fmt.Errorf("openstack peer %q: auth URL: %w: %v", cfg.Name, peers.ErrInvalid, err)
@@ -172,7 +178,7 @@ func New(ctx context.Context, cfg Config) (*Cloud, error) {
 	if err := openstack.Authenticate(authCtx, provider, authOptions(cfg.Endpoint.AuthURL, cfg.Credentials)); err != nil {
 		return nil, translate(fmt.Sprintf("openstack peer %q: authenticate", cfg.Name), err)
 	}
-	c := &Cloud{cfg: cfg, provider: provider, http: hc, log: log, flavors: map[string]string{}, expected: map[string]string{}}
+	c = &Cloud{cfg: cfg, provider: provider, http: hc, log: log, flavors: map[string]string{}, expected: map[string]string{}}
 	if c.project, err = c.authProject(); err != nil {
 		return nil, fmt.Errorf("openstack peer %q: %w: resources live in a project; scope the credentials to one", cfg.Name, peers.ErrInvalid)
 	}
