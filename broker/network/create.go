@@ -430,7 +430,9 @@ func (s *Service) DeleteNetwork(ctx context.Context, project, id string) error {
 	c := ref.Member.Cloud
 	// The subnets go with the network: find their index entries first.
 	var subnetEntries []index.Entry
-	if pn, err := c.GetNetwork(ctx, ref.PeerResourceID); err == nil && len(pn.Subnets) > 0 {
+	pn, err := c.GetNetwork(ctx, ref.PeerResourceID)
+	switch {
+	case err == nil && len(pn.Subnets) > 0:
 		subs, err := c.ListSubnets(ctx, peers.ListOptions{})
 		if err != nil {
 			return err
@@ -443,6 +445,12 @@ func (s *Service) DeleteNetwork(ctx context.Context, project, id string) error {
 				subnetEntries = append(subnetEntries, e)
 			}
 		}
+	case errors.Is(err, peers.ErrNotFound):
+		// A delete retried after the peer's part: the subnets are gone
+		// with the network, only their entries are left to find.
+		if subnetEntries, err = s.goneSubnets(ctx, project, ref.Member); err != nil {
+			return err
+		}
 	}
 	err = c.DeleteNetwork(ctx, ref.PeerResourceID)
 	switch {
@@ -451,14 +459,45 @@ func (s *Service) DeleteNetwork(ctx context.Context, project, id string) error {
 	case err != nil && !errors.Is(err, peers.ErrNotFound):
 		return err
 	}
+	// The network's entry goes last: while it stays, a retried delete
+	// finds the network and, through it, the subnets still indexed.
 	var errs []error
 	for _, e := range subnetEntries {
 		errs = append(errs, s.forget(ctx, e))
 	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("network %s is deleted but its subnets are still indexed (delete it again): %w", id, err)
+	}
 	e := index.Entry{Kind: KindNetwork, ID: ref.ID, Project: ref.Project, PeerID: ref.Member.Peer.ID, PeerResourceID: ref.PeerResourceID}
-	errs = append(errs, s.forget(ctx, e))
+	if err := s.forget(ctx, e); err != nil {
+		return err
+	}
 	s.Log.WithFields(logrus.Fields{"network": id, "project": project}).Info("network deleted")
-	return errors.Join(errs...)
+	return nil
+}
+
+// goneSubnets returns the index entries of project's subnets on member
+// that the peer no longer has. It reads the primary entries, not the
+// project's copies: an earlier cut delete may have removed the copy only
+// (index.Delete removes the two one after the other).
+func (s *Service) goneSubnets(ctx context.Context, project string, member *peers.Member) ([]index.Entry, error) {
+	entries, err := s.Index.List(ctx, KindSubnet, "")
+	if err != nil {
+		return nil, err
+	}
+	var gone []index.Entry
+	for _, e := range entries {
+		if e.PeerID != member.Peer.ID || e.Project != project {
+			continue
+		}
+		switch _, err := member.Cloud.GetSubnet(ctx, e.PeerResourceID); {
+		case errors.Is(err, peers.ErrNotFound):
+			gone = append(gone, e)
+		case err != nil:
+			return nil, err
+		}
+	}
+	return gone, nil
 }
 
 // forget removes a deleted resource's index entry and attributes.

@@ -2,7 +2,9 @@ package network_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -11,9 +13,12 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/registry"
 )
 
 // flakyNetworks is a local cloud whose network reads fail while down is
@@ -67,5 +72,41 @@ func TestUnreachablePeerDoesNotLeakOthersNetworks(t *testing.T) {
 		{"port on it", ports.Create(ctx, bob, ports.CreateOpts{NetworkID: net.ID}).Err, "NetworkNotFound"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { wantFault(t, tc.name, tc.err, 404, tc.typ) })
+	}
+}
+
+// A network delete that removes the network (and its subnets) from the
+// peer but cannot drop the index entries fails; deleting it again must
+// finish the job, leaving no subnet entry that points at nothing.
+func TestNetworkDeleteCutBeforeTheIndexIsRetried(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	admin := client(t, e, "admin", brokertest.AdminPassword, "admin")
+	net, err := networks.Create(ctx, admin, networks.CreateOpts{Name: "doomed"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn, err := subnets.Create(ctx, admin, subnets.CreateOpts{NetworkID: net.ID, CIDR: "10.60.0.0/24", IPVersion: 4}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Store.InjectFault(func(op registry.Op, key string) error {
+		if op == registry.OpDelete && strings.HasPrefix(key, "index/subnet/") {
+			return fmt.Errorf("consul lost its leader: %w", registry.ErrUnavailable)
+		}
+		return nil
+	})
+	if err := networks.Delete(ctx, admin, net.ID).ExtractErr(); err == nil {
+		t.Fatal("delete succeeded although the index could not be written")
+	}
+	e.Store.InjectFault(nil)
+	if err := networks.Delete(ctx, admin, net.ID).ExtractErr(); err != nil {
+		t.Fatalf("retried delete = %v, want it to finish", err)
+	}
+	for _, kind := range []string{network.KindNetwork, network.KindSubnet} {
+		id := map[string]string{network.KindNetwork: net.ID, network.KindSubnet: sn.ID}[kind]
+		if _, err := index.New(e.Store).Get(ctx, kind, id, ""); !errors.Is(err, index.ErrNotFound) {
+			t.Fatalf("%s entry after the retried delete: %v", kind, err)
+		}
 	}
 }
