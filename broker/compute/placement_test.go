@@ -150,6 +150,9 @@ func TestServerNetworks(t *testing.T) {
 			}
 		})
 	}
+	if got := names(listAll(t, c, servers.ListOpts{IP: `^10\.0\.0\.77$`})); !slices.Equal(got, []string{"fixed IP"}) {
+		t.Fatalf("ip filter = %v", got)
+	}
 	// The port is on local-a, the network on local-b: no peer holds both.
 	code, msg := post(t, c, "servers", map[string]any{"server": map[string]any{"name": "split", "flavorRef": "1",
 		"imageRef": se.Seeded["local-a"].ImageID, "networks": []map[string]string{{"uuid": netID}, {"port": portID}}}})

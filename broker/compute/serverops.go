@@ -179,6 +179,11 @@ type Query struct {
 	ChangesSince time.Time
 	// IDs keeps only these servers (EC2's instance IDs).
 	IDs []string
+	// Image and Flavor keep servers booted from this broker image ID or
+	// with this flavor ID; Zone those in this availability zone (peer).
+	Image, Flavor, Zone string
+	// IP is matched against the addresses as Name is against the name.
+	IP string
 	// Limit caps the page (0: no cap); Marker is the last ID of the
 	// previous page.
 	Limit  int
@@ -212,6 +217,7 @@ func (s *Servers) List(ctx context.Context, c Caller, q Query) (Page, error) {
 		project, filter = "", map[string]string{peers.MetaBrokerID: s.BrokerID}
 	}
 	nameRE, _ := regexp.Compile(q.Name)
+	ipRE, _ := regexp.Compile(q.IP)
 	entries, err := s.Index.List(ctx, KindServer, project)
 	if err != nil {
 		return Page{}, err
@@ -307,7 +313,7 @@ func (s *Servers) List(ctx context.Context, c Caller, q Query) (Page, error) {
 			started = it.ID == q.Marker
 			continue
 		}
-		if !q.matches(it, nameRE) {
+		if !q.matches(it, nameRE, ipRE) {
 			continue
 		}
 		if q.Limit > 0 && len(page.Servers) == q.Limit {
@@ -322,11 +328,9 @@ func (s *Servers) List(ctx context.Context, c Caller, q Query) (Page, error) {
 	return page, nil
 }
 
-func (q Query) matches(srv Server, nameRE *regexp.Regexp) bool {
-	if q.Name != "" {
-		if nameRE != nil && !nameRE.MatchString(srv.Name) || nameRE == nil && !strings.Contains(srv.Name, q.Name) {
-			return false
-		}
+func (q Query) matches(srv Server, nameRE, ipRE *regexp.Regexp) bool {
+	if q.Name != "" && !pattern(q.Name, nameRE, srv.Name) {
+		return false
 	}
 	if q.Status != "" && !strings.EqualFold(string(srv.Status), q.Status) {
 		return false
@@ -334,7 +338,22 @@ func (q Query) matches(srv Server, nameRE *regexp.Regexp) bool {
 	if !q.ChangesSince.IsZero() && srv.UpdatedAt.Before(q.ChangesSince) {
 		return false
 	}
+	if q.Image != "" && srv.ImageID != q.Image || q.Flavor != "" && srv.FlavorID != q.Flavor || q.Zone != "" && srv.Zone != q.Zone {
+		return false
+	}
+	if q.IP != "" && !slices.ContainsFunc(srv.Addresses, func(a peers.Address) bool { return pattern(q.IP, ipRE, a.Addr) }) {
+		return false
+	}
 	return true
+}
+
+// pattern matches s as Nova matches name and ip filters: a regular
+// expression, or a substring when the pattern does not compile.
+func pattern(p string, re *regexp.Regexp, s string) bool {
+	if re != nil {
+		return re.MatchString(s)
+	}
+	return strings.Contains(s, p)
 }
 
 // Update changes what the broker keeps of a server; nil fields stay.

@@ -313,7 +313,8 @@ func (n *Nova) createServer(w http.ResponseWriter, r *http.Request) {
 func (n *Nova) listServers(detail bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		v := r.URL.Query()
-		q := Query{Name: v.Get("name"), Status: v.Get("status"), Marker: v.Get("marker"), Limit: maxListLimit}
+		q := Query{Name: v.Get("name"), Status: v.Get("status"), Marker: v.Get("marker"), Limit: maxListLimit,
+			Image: lastSegment(v.Get("image")), Flavor: lastSegment(v.Get("flavor")), IP: v.Get("ip"), Zone: v.Get("availability_zone")}
 		if at := v.Get("all_tenants"); at != "" && at != "0" && !strings.EqualFold(at, "false") {
 			q.AllProjects = true
 		}

@@ -188,6 +188,11 @@ func TestServerListFiltersAndPaging(t *testing.T) {
 		{"status shutoff", servers.ListOpts{Status: "SHUTOFF"}, nil},
 		{"changes-since future", servers.ListOpts{ChangesSince: time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, nil},
 		{"changes-since past", servers.ListOpts{ChangesSince: "2020-01-01T00:00:00Z"}, []string{"pg-0", "pg-1", "pg-2", "pg-3", "pg-4"}},
+		{"image", servers.ListOpts{Image: se.Seeded["local-b"].ImageID}, []string{"pg-1", "pg-3"}},
+		{"flavor", servers.ListOpts{Flavor: "42"}, []string{"pg-0", "pg-1", "pg-2", "pg-3", "pg-4"}},
+		{"other flavor", servers.ListOpts{Flavor: "1"}, nil},
+		{"zone", servers.ListOpts{AvailabilityZone: "local-a"}, []string{"pg-0", "pg-2", "pg-4"}},
+		{"no ip (networks none)", servers.ListOpts{IP: "10\\."}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := names(listAll(t, c, tc.opts)); !slices.Equal(got, tc.want) {
