@@ -407,45 +407,24 @@ func (c *Cloud) serverView(s *server) peers.Server {
 
 // GetServer returns a server.
 func (c *Cloud) GetServer(ctx context.Context, id string) (peers.Server, error) {
-	if err := c.begin(ctx); err != nil {
-		return peers.Server{}, err
-	}
-	defer c.mu.Unlock()
-	s, ok := c.servers[id]
-	if !ok {
-		return peers.Server{}, notFound("server", id)
-	}
-	return c.serverView(s), nil
+	return getView(c, ctx, "server", c.servers, id, c.serverView)
 }
 
 // ListServers returns the servers passing opts, oldest first.
 func (c *Cloud) ListServers(ctx context.Context, opts peers.ListOptions) ([]peers.Server, error) {
-	if err := c.begin(ctx); err != nil {
-		return nil, err
-	}
-	defer c.mu.Unlock()
-	var out []peers.Server
-	for _, s := range c.servers {
-		if opts.Matches(s.Project, s.Metadata) {
-			out = append(out, c.serverView(s))
-		}
-	}
-	slices.SortFunc(out, func(a, b peers.Server) int { return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID)) })
-	return out, nil
+	return listViews(c, ctx, c.servers, func(s *server) bool { return opts.Matches(s.Project, s.Metadata) }, c.serverView,
+		func(a, b peers.Server) int { return byAgeThenID(a.CreatedAt, a.ID, b.CreatedAt, b.ID) })
 }
 
 // DeleteServer starts deleting a server, in any status. When a boot or a
 // power action is running, the delete follows it. Deleting a server that is
 // already being deleted is fine.
 func (c *Cloud) DeleteServer(ctx context.Context, id string) error {
-	if err := c.begin(ctx); err != nil {
+	s, err := lockOne(c, ctx, "server", c.servers, id)
+	if err != nil {
 		return err
 	}
 	defer c.mu.Unlock()
-	s, ok := c.servers[id]
-	if !ok {
-		return notFound("server", id)
-	}
 	switch s.task {
 	case "deleting":
 	case "":

@@ -208,18 +208,8 @@ func (c *Cloud) DeletedImage(ctx context.Context, id string) (peers.Image, error
 // ListImages returns the live images passing opts (Metadata matches
 // properties), oldest first.
 func (c *Cloud) ListImages(ctx context.Context, opts peers.ListOptions) ([]peers.Image, error) {
-	if err := c.begin(ctx); err != nil {
-		return nil, err
-	}
-	defer c.mu.Unlock()
-	var out []peers.Image
-	for _, img := range c.images {
-		if !img.gone() && opts.Matches(img.Project, img.Properties) {
-			out = append(out, img.view())
-		}
-	}
-	slices.SortFunc(out, func(a, b peers.Image) int { return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID)) })
-	return out, nil
+	return listViews(c, ctx, c.images, func(img *image) bool { return !img.gone() && opts.Matches(img.Project, img.Properties) }, (*image).view,
+		func(a, b peers.Image) int { return byAgeThenID(a.CreatedAt, a.ID, b.CreatedAt, b.ID) })
 }
 
 // UpdateImage changes an image's metadata, all of the patch or none of it.

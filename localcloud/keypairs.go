@@ -3,7 +3,6 @@ package localcloud
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -83,32 +82,16 @@ func (c *Cloud) keypairNameFree(ctx context.Context, name string) error {
 
 // GetKeypair returns the keypair called name.
 func (c *Cloud) GetKeypair(ctx context.Context, name string) (peers.Keypair, error) {
-	if err := c.begin(ctx); err != nil {
-		return peers.Keypair{}, err
-	}
-	defer c.mu.Unlock()
-	kp, ok := c.keypairs[name]
-	if !ok {
-		return peers.Keypair{}, notFound("keypair", name)
-	}
-	return *kp, nil
+	return getView(c, ctx, "keypair", c.keypairs, name, keypairView)
 }
+
+func keypairView(kp *peers.Keypair) peers.Keypair { return *kp }
 
 // ListKeypairs returns the keypairs passing opts, by name. Keypairs carry
 // no metadata, so a metadata filter matches none.
 func (c *Cloud) ListKeypairs(ctx context.Context, opts peers.ListOptions) ([]peers.Keypair, error) {
-	if err := c.begin(ctx); err != nil {
-		return nil, err
-	}
-	defer c.mu.Unlock()
-	var out []peers.Keypair
-	for _, kp := range c.keypairs {
-		if opts.Matches(kp.Project, nil) {
-			out = append(out, *kp)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return listViews(c, ctx, c.keypairs, func(kp *peers.Keypair) bool { return opts.Matches(kp.Project, nil) }, keypairView,
+		func(a, b peers.Keypair) int { return strings.Compare(a.Name, b.Name) })
 }
 
 // DeleteKeypair removes a keypair. Servers booted with it keep the key they

@@ -127,44 +127,22 @@ func (c *Cloud) removeNetworkFromHosts(ctx context.Context, id string, hosts []s
 
 // GetNetwork returns a network.
 func (c *Cloud) GetNetwork(ctx context.Context, id string) (peers.Network, error) {
-	if err := c.begin(ctx); err != nil {
-		return peers.Network{}, err
-	}
-	defer c.mu.Unlock()
-	n, ok := c.networks[id]
-	if !ok {
-		return peers.Network{}, notFound("network", id)
-	}
-	return n.view(), nil
+	return getView(c, ctx, "network", c.networks, id, (*network).view)
 }
 
 // ListNetworks returns the networks passing opts, by name then ID.
 func (c *Cloud) ListNetworks(ctx context.Context, opts peers.ListOptions) ([]peers.Network, error) {
-	if err := c.begin(ctx); err != nil {
-		return nil, err
-	}
-	defer c.mu.Unlock()
-	var out []peers.Network
-	for _, n := range c.networks {
-		if opts.Matches(n.Project, n.Metadata) {
-			out = append(out, n.view())
-		}
-	}
-	slices.SortFunc(out, func(a, b peers.Network) int { return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID)) })
-	return out, nil
+	return listViews(c, ctx, c.networks, func(n *network) bool { return opts.Matches(n.Project, n.Metadata) }, (*network).view,
+		func(a, b peers.Network) int { return byNameThenID(a.Name, a.ID, b.Name, b.ID) })
 }
 
 // DeleteNetwork removes a network and its subnets. Like Neutron, a network
 // with ports is in use (409 NetworkInUse): there are no network-owned ports
 // (no DHCP agent) here, so every port counts.
 func (c *Cloud) DeleteNetwork(ctx context.Context, id string) error {
-	if err := c.begin(ctx); err != nil {
+	n, err := lockOne(c, ctx, "network", c.networks, id)
+	if err != nil {
 		return err
-	}
-	n, ok := c.networks[id]
-	if !ok {
-		c.mu.Unlock()
-		return notFound("network", id)
 	}
 	if n.deleting || n.Status == "BUILD" {
 		c.mu.Unlock()
@@ -278,44 +256,23 @@ func (c *Cloud) CreateSubnet(ctx context.Context, spec peers.SubnetSpec) (peers.
 
 // GetSubnet returns a subnet.
 func (c *Cloud) GetSubnet(ctx context.Context, id string) (peers.Subnet, error) {
-	if err := c.begin(ctx); err != nil {
-		return peers.Subnet{}, err
-	}
-	defer c.mu.Unlock()
-	sn, ok := c.subnets[id]
-	if !ok {
-		return peers.Subnet{}, notFound("subnet", id)
-	}
-	return sn.view(), nil
+	return getView(c, ctx, "subnet", c.subnets, id, (*subnet).view)
 }
 
 // ListSubnets returns the subnets passing opts, by name then ID.
 func (c *Cloud) ListSubnets(ctx context.Context, opts peers.ListOptions) ([]peers.Subnet, error) {
-	if err := c.begin(ctx); err != nil {
-		return nil, err
-	}
-	defer c.mu.Unlock()
-	var out []peers.Subnet
-	for _, sn := range c.subnets {
-		if opts.Matches(sn.Project, sn.Metadata) {
-			out = append(out, sn.view())
-		}
-	}
-	slices.SortFunc(out, func(a, b peers.Subnet) int { return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID)) })
-	return out, nil
+	return listViews(c, ctx, c.subnets, func(sn *subnet) bool { return opts.Matches(sn.Project, sn.Metadata) }, (*subnet).view,
+		func(a, b peers.Subnet) int { return byNameThenID(a.Name, a.ID, b.Name, b.ID) })
 }
 
 // DeleteSubnet removes a subnet no port has an address on (Neutron's 409
 // SubnetInUse otherwise).
 func (c *Cloud) DeleteSubnet(ctx context.Context, id string) error {
-	if err := c.begin(ctx); err != nil {
+	sn, err := lockOne(c, ctx, "subnet", c.subnets, id)
+	if err != nil {
 		return err
 	}
 	defer c.mu.Unlock()
-	sn, ok := c.subnets[id]
-	if !ok {
-		return notFound("subnet", id)
-	}
 	if len(sn.used) > 0 {
 		inUse := slices.Sorted(maps.Values(sn.used))
 		return errf(peers.ErrConflict, "subnet %s is in use by ports %s", id, strings.Join(slices.Compact(inUse), ", "))
@@ -457,45 +414,24 @@ func (c *Cloud) newMAC() string {
 
 // GetPort returns a port.
 func (c *Cloud) GetPort(ctx context.Context, id string) (peers.Port, error) {
-	if err := c.begin(ctx); err != nil {
-		return peers.Port{}, err
-	}
-	defer c.mu.Unlock()
-	p, ok := c.ports[id]
-	if !ok {
-		return peers.Port{}, notFound("port", id)
-	}
-	return portView(p), nil
+	return getView(c, ctx, "port", c.ports, id, portView)
 }
 
 // ListPorts returns the ports passing opts, by name then ID.
 func (c *Cloud) ListPorts(ctx context.Context, opts peers.ListOptions) ([]peers.Port, error) {
-	if err := c.begin(ctx); err != nil {
-		return nil, err
-	}
-	defer c.mu.Unlock()
-	var out []peers.Port
-	for _, p := range c.ports {
-		if opts.Matches(p.Project, p.Metadata) {
-			out = append(out, portView(p))
-		}
-	}
-	slices.SortFunc(out, func(a, b peers.Port) int { return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID)) })
-	return out, nil
+	return listViews(c, ctx, c.ports, func(p *peers.Port) bool { return opts.Matches(p.Project, p.Metadata) }, portView,
+		func(a, b peers.Port) int { return byNameThenID(a.Name, a.ID, b.Name, b.ID) })
 }
 
 // DeletePort removes an unbound port. Neutron would also delete a port a
 // server uses and let Nova drop the NIC; here the server's domain would
 // keep a NIC nobody accounts for, so it is a conflict instead.
 func (c *Cloud) DeletePort(ctx context.Context, id string) error {
-	if err := c.begin(ctx); err != nil {
+	p, err := lockOne(c, ctx, "port", c.ports, id)
+	if err != nil {
 		return err
 	}
 	defer c.mu.Unlock()
-	p, ok := c.ports[id]
-	if !ok {
-		return notFound("port", id)
-	}
 	if p.DeviceID != "" {
 		return errf(peers.ErrConflict, "port %s is in use by server %s; delete the server first", id, p.DeviceID)
 	}

@@ -152,14 +152,11 @@ func (c *Cloud) powerOff(ctx context.Context, hostName, id string) error {
 // ERROR server whose domain exists. Anything else, or any action while
 // another task runs, is ErrConflict; an unknown action is ErrInvalid.
 func (c *Cloud) ServerAction(ctx context.Context, id string, action peers.ServerAction) error {
-	if err := c.begin(ctx); err != nil {
+	s, err := lockOne(c, ctx, "server", c.servers, id)
+	if err != nil {
 		return err
 	}
 	defer c.mu.Unlock()
-	s, ok := c.servers[id]
-	if !ok {
-		return notFound("server", id)
-	}
 	if s.task != "" || s.deleteWait {
 		return errf(peers.ErrConflict, "server %s is busy (%s); try %s later", id, cmp.Or(s.task, "deleting"), action)
 	}
@@ -239,13 +236,9 @@ func (c *Cloud) ServerAction(ctx context.Context, id string, action peers.Server
 // ConsoleOutput returns the last lines of a server's serial console (all of
 // it when lines <= 0). A server without a domain yet is ErrConflict.
 func (c *Cloud) ConsoleOutput(ctx context.Context, serverID string, lines int) (string, error) {
-	if err := c.begin(ctx); err != nil {
+	s, err := lockOne(c, ctx, "server", c.servers, serverID)
+	if err != nil {
 		return "", err
-	}
-	s, ok := c.servers[serverID]
-	if !ok {
-		c.mu.Unlock()
-		return "", notFound("server", serverID)
 	}
 	if !s.defined {
 		c.mu.Unlock()

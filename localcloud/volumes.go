@@ -148,44 +148,23 @@ func (c *Cloud) releaseVolumeAllocLocked(v *volume) {
 
 // GetVolume returns a volume.
 func (c *Cloud) GetVolume(ctx context.Context, id string) (peers.Volume, error) {
-	if err := c.begin(ctx); err != nil {
-		return peers.Volume{}, err
-	}
-	defer c.mu.Unlock()
-	v, ok := c.volumes[id]
-	if !ok {
-		return peers.Volume{}, notFound("volume", id)
-	}
-	return v.view(), nil
+	return getView(c, ctx, "volume", c.volumes, id, (*volume).view)
 }
 
 // ListVolumes returns the volumes passing opts, oldest first.
 func (c *Cloud) ListVolumes(ctx context.Context, opts peers.ListOptions) ([]peers.Volume, error) {
-	if err := c.begin(ctx); err != nil {
-		return nil, err
-	}
-	defer c.mu.Unlock()
-	var out []peers.Volume
-	for _, v := range c.volumes {
-		if opts.Matches(v.Project, v.Metadata) {
-			out = append(out, v.view())
-		}
-	}
-	slices.SortFunc(out, func(a, b peers.Volume) int { return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID)) })
-	return out, nil
+	return listViews(c, ctx, c.volumes, func(v *volume) bool { return opts.Matches(v.Project, v.Metadata) }, (*volume).view,
+		func(a, b peers.Volume) int { return byAgeThenID(a.CreatedAt, a.ID, b.CreatedAt, b.ID) })
 }
 
 // DeleteVolume starts deleting an available or error volume (Cinder's
 // rule); the volume is gone once the pool volume is.
 func (c *Cloud) DeleteVolume(ctx context.Context, id string) error {
-	if err := c.begin(ctx); err != nil {
+	v, err := lockOne(c, ctx, "volume", c.volumes, id)
+	if err != nil {
 		return err
 	}
 	defer c.mu.Unlock()
-	v, ok := c.volumes[id]
-	if !ok {
-		return notFound("volume", id)
-	}
 	if v.Status != peers.VolumeAvailable && v.Status != peers.VolumeError {
 		return errf(peers.ErrConflict, "volume %s is %s; only an available or error volume can be deleted", id, v.Status)
 	}
@@ -223,14 +202,11 @@ func (c *Cloud) startVolumeDeleteLocked(v *volume) {
 // on the same host as the next free /dev/vdX. The volume is attaching until
 // the driver is done, then in-use and listed in the server's Volumes.
 func (c *Cloud) AttachVolume(ctx context.Context, serverID, volumeID string) (peers.VolumeAttachment, error) {
-	if err := c.begin(ctx); err != nil {
+	s, err := lockOne(c, ctx, "server", c.servers, serverID)
+	if err != nil {
 		return peers.VolumeAttachment{}, err
 	}
 	defer c.mu.Unlock()
-	s, ok := c.servers[serverID]
-	if !ok {
-		return peers.VolumeAttachment{}, notFound("server", serverID)
-	}
 	v, ok := c.volumes[volumeID]
 	if !ok {
 		return peers.VolumeAttachment{}, notFound("volume", volumeID)
@@ -317,14 +293,11 @@ func (c *Cloud) detachAllLocked(s *server) {
 // until the driver is done, then available. The root volume of a server
 // booted from a volume stays (Nova: 400).
 func (c *Cloud) DetachVolume(ctx context.Context, serverID, volumeID string) error {
-	if err := c.begin(ctx); err != nil {
+	s, err := lockOne(c, ctx, "server", c.servers, serverID)
+	if err != nil {
 		return err
 	}
 	defer c.mu.Unlock()
-	s, ok := c.servers[serverID]
-	if !ok {
-		return notFound("server", serverID)
-	}
 	v, ok := c.volumes[volumeID]
 	if !ok {
 		return notFound("volume", volumeID)
@@ -368,14 +341,11 @@ func (c *Cloud) DetachVolume(ctx context.Context, serverID, volumeID string) err
 // the current one is ErrInvalid; a volume in any other status, or whose
 // server is busy, ErrConflict; a host without the room, ErrCapacity.
 func (c *Cloud) ExtendVolume(ctx context.Context, id string, newSizeGiB int) (peers.Volume, error) {
-	if err := c.begin(ctx); err != nil {
+	v, err := lockOne(c, ctx, "volume", c.volumes, id)
+	if err != nil {
 		return peers.Volume{}, err
 	}
 	defer c.mu.Unlock()
-	v, ok := c.volumes[id]
-	if !ok {
-		return peers.Volume{}, notFound("volume", id)
-	}
 	if newSizeGiB <= v.SizeGiB {
 		return peers.Volume{}, errf(peers.ErrInvalid, "volume %s: new size %d GiB must be larger than its %d GiB", id, newSizeGiB, v.SizeGiB)
 	}
