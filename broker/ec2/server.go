@@ -109,6 +109,10 @@ func (a *API) actions() map[string]actionDef {
 		out["DescribeSubnets"] = actionDef{a.describeSubnets, false}
 		out["DescribeSecurityGroups"] = actionDef{a.describeSecurityGroups, false}
 		out["CreateSecurityGroup"] = actionDef{a.createSecurityGroup, true}
+		out["CreateVpc"] = actionDef{a.createVpc, true}
+		out["DeleteVpc"] = actionDef{a.deleteVpc, true}
+		out["CreateSubnet"] = actionDef{a.createSubnet, true}
+		out["DeleteSubnet"] = actionDef{a.deleteSubnet, true}
 		out["DeleteSecurityGroup"] = actionDef{a.deleteSecurityGroup, true}
 		out["AuthorizeSecurityGroupIngress"] = actionDef{a.authorize("ingress"), true}
 		out["AuthorizeSecurityGroupEgress"] = actionDef{a.authorize("egress"), true}

@@ -19,7 +19,12 @@ import (
 // NetworkService is the part of network.Service the API uses.
 type NetworkService interface {
 	List(ctx context.Context, project string, withPorts bool) (network.Visible, error)
+	GetNetwork(ctx context.Context, project, id string) (network.Network, error)
 	GetSubnet(ctx context.Context, project, id string) (network.Subnet, error)
+	CreateNetwork(ctx context.Context, project string, req network.NetworkCreate) (network.Network, error)
+	CreateSubnet(ctx context.Context, project string, req network.SubnetCreate) (network.Subnet, error)
+	DeleteNetwork(ctx context.Context, project, id string) error
+	DeleteSubnet(ctx context.Context, project, id string) error
 	SecurityGroups(ctx context.Context, project string) ([]network.SecurityGroup, error)
 	CreateSecurityGroup(ctx context.Context, project, name, description string, stateful bool) (network.SecurityGroup, error)
 	DeleteSecurityGroup(ctx context.Context, project, id string) error
@@ -117,7 +122,11 @@ func (a *API) describeVpcs(ctx context.Context, c *call) (any, error) {
 		if n.Peer.Status == "BUILD" {
 			state = "pending"
 		}
-		it := vpcItem{VpcID: id, State: state, CidrBlock: cidrs[n.Ref.ID], OwnerID: n.Ref.Project, InstanceTenancy: "default",
+		cidr := a.vpcCIDR(ctx, n.Ref.ID) // made through CreateVpc, or the first subnet's
+		if cidr == "" {
+			cidr = cidrs[n.Ref.ID]
+		}
+		it := vpcItem{VpcID: id, State: state, CidrBlock: cidr, OwnerID: n.Ref.Project, InstanceTenancy: "default",
 			TagSet: nameTag(n.Peer.Name), shared: n.Peer.Shared}
 		if len(wanted) > 0 && !contains(wanted, id) {
 			continue

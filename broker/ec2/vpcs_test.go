@@ -160,3 +160,66 @@ func TestSecurityGroupWrites(t *testing.T) {
 	bob.must("DeleteSecurityGroup", url.Values{"GroupName": {"web"}}, nil)
 	wantCode(t, bob.do("DescribeSecurityGroups", url.Values{"GroupId.1": {made.ID}}, nil), "InvalidGroup.NotFound")
 }
+
+// TestVpcWrites: CreateVpc and CreateSubnet make Neutron's network and
+// subnet; EC2's rules on blocks and dependencies hold.
+func TestVpcWrites(t *testing.T) {
+	te := newTestEnv(t)
+	te.Member(t, "bob", "team-b", identity.RoleMember)
+	bob := te.client(t, te.keysFor(t, "bob", "team-b"))
+	proj, _ := te.Dir.FindProject(te.Ctx, identity.DefaultDomainID, "team-b")
+
+	var vpc struct {
+		ID   string `xml:"vpc>vpcId"`
+		CIDR string `xml:"vpc>cidrBlock"`
+	}
+	bob.must("CreateVpc", url.Values{"CidrBlock": {"10.20.0.0/16"}, "TagSpecification.1.ResourceType": {"vpc"},
+		"TagSpecification.1.Tag.1.Key": {"Name"}, "TagSpecification.1.Tag.1.Value": {"my-vpc"}}, &vpc)
+	if vpc.CIDR != "10.20.0.0/16" {
+		t.Fatalf("created %+v", vpc)
+	}
+	v, err := te.networks.List(te.Ctx, proj.ID, false)
+	if err != nil || len(v.Networks) != 1 || v.Networks[0].Peer.Name != "my-vpc" {
+		t.Fatalf("neutron's networks = %+v, %v", v.Networks, err)
+	}
+	zone := v.Networks[0].Ref.Member.Peer.Name
+	other := map[string]string{"alpha": "beta", "beta": "alpha"}[zone]
+	refusals := []struct {
+		name, action string
+		params       url.Values
+		code         string
+	}{
+		{"a block too large", "CreateVpc", url.Values{"CidrBlock": {"10.0.0.0/8"}}, "InvalidParameterValue"},
+		{"host bits", "CreateVpc", url.Values{"CidrBlock": {"10.0.0.1/16"}}, "InvalidParameterValue"},
+		{"outside the vpc", "CreateSubnet", url.Values{"VpcId": {vpc.ID}, "CidrBlock": {"10.30.1.0/24"}}, "InvalidSubnet.Range"},
+		{"another zone", "CreateSubnet", url.Values{"VpcId": {vpc.ID}, "CidrBlock": {"10.20.1.0/24"}, "AvailabilityZone": {other}}, "InvalidParameterValue"},
+		{"unknown vpc", "CreateSubnet", url.Values{"VpcId": {"vpc-0123456789abcdef0"}, "CidrBlock": {"10.20.1.0/24"}}, "InvalidVpcID.NotFound"},
+	}
+	for _, tc := range refusals {
+		t.Run(tc.name, func(t *testing.T) {
+			bob.t = t
+			wantCode(t, bob.do(tc.action, tc.params, nil), tc.code)
+		})
+	}
+	bob.t = t
+	var sub struct {
+		ID   string `xml:"subnet>subnetId"`
+		Zone string `xml:"subnet>availabilityZone"`
+	}
+	bob.must("CreateSubnet", url.Values{"VpcId": {vpc.ID}, "CidrBlock": {"10.20.1.0/24"}, "AvailabilityZone": {zone}}, &sub)
+	if sub.Zone != zone {
+		t.Fatalf("subnet = %+v", sub)
+	}
+	wantCode(t, bob.do("CreateSubnet", url.Values{"VpcId": {vpc.ID}, "CidrBlock": {"10.20.1.0/25"}}, nil), "InvalidSubnet.Conflict")
+	wantCode(t, bob.do("DeleteVpc", url.Values{"VpcId": {vpc.ID}}, nil), "DependencyViolation")
+	var vpcs struct {
+		CIDRs []string `xml:"vpcSet>item>cidrBlock"`
+	}
+	bob.must("DescribeVpcs", url.Values{"VpcId.1": {vpc.ID}}, &vpcs)
+	if len(vpcs.CIDRs) != 1 || vpcs.CIDRs[0] != "10.20.0.0/16" {
+		t.Fatalf("described = %+v", vpcs)
+	}
+	bob.must("DeleteSubnet", url.Values{"SubnetId": {sub.ID}}, nil)
+	bob.must("DeleteVpc", url.Values{"VpcId": {vpc.ID}}, nil)
+	wantCode(t, bob.do("DescribeVpcs", url.Values{"VpcId.1": {vpc.ID}}, nil), "InvalidVpcID.NotFound")
+}

@@ -1,0 +1,196 @@
+package ec2
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/netip"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/broker/network"
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// VPC and subnet writes: CreateVpc makes a Neutron network (placed like
+// Neutron's; a network lives on one peer, so a VPC is in one zone) and
+// records its CIDR block, which Neutron networks do not have, under
+// ec2/vpc-cidrs/<network ID>; CreateSubnet makes a subnet of it inside
+// that block. Deletes follow EC2: a VPC with subnets is a
+// DependencyViolation.
+
+func vpcCIDRKey(networkID string) string { return "ec2/vpc-cidrs/" + networkID }
+
+// vpcCIDR is the block recorded for a VPC made through EC2, or "".
+func (a *API) vpcCIDR(ctx context.Context, networkID string) string {
+	kv, err := a.Store.Get(ctx, vpcCIDRKey(networkID))
+	if err != nil {
+		return ""
+	}
+	return string(kv.Value)
+}
+
+// netErr translates the network service's errors for a VPC or subnet.
+func netErr(err error, code, id string) error {
+	switch {
+	case errors.Is(err, network.ErrNotFound):
+		return notFound(code, "The ID '%s' does not exist", id)
+	case errors.Is(err, network.ErrInUse):
+		return errorf(http.StatusBadRequest, "DependencyViolation", "%s", err.Error())
+	case errors.Is(err, network.ErrForbidden):
+		return unauthorizedOperation("%s", err.Error())
+	case errors.Is(err, network.ErrInvalid):
+		return invalidParameter("%s", err.Error())
+	case errors.Is(err, network.ErrNoPeer):
+		return errorf(http.StatusBadRequest, "InsufficientCapacity", "%s", err.Error())
+	}
+	return err
+}
+
+// ipv4Block parses an IPv4 CIDR block of /16 to /28, as EC2 allows.
+func ipv4Block(param, s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !p.Addr().Is4() || p.Bits() < 16 || p.Bits() > 28 || p.Masked() != p {
+		return netip.Prefix{}, invalidParameter("%s %q: want an IPv4 network block from /16 to /28", param, s)
+	}
+	return p, nil
+}
+
+func (a *API) createVpc(ctx context.Context, c *call) (any, error) {
+	cidr, e := c.params.require("CidrBlock")
+	if e != nil {
+		return nil, e
+	}
+	block, err := ipv4Block("CidrBlock", cidr)
+	if err != nil {
+		return nil, err
+	}
+	specs, e := c.params.tagSpecs()
+	if e != nil {
+		return nil, e
+	}
+	name := "vpc"
+	for _, t := range specs["vpc"] {
+		if t.Key == "Name" {
+			name = t.Value
+		}
+	}
+	n, err := a.Networks.CreateNetwork(ctx, c.token.ProjectID, network.NetworkCreate{Name: name})
+	if err != nil {
+		return nil, netErr(err, "InvalidVpcID.NotFound", "")
+	}
+	if _, err := a.Store.CAS(ctx, vpcCIDRKey(n.Ref.ID), []byte(block.String()), 0); err != nil && !errors.Is(err, registry.ErrConflict) {
+		_ = a.Networks.DeleteNetwork(context.WithoutCancel(ctx), c.token.ProjectID, n.Ref.ID)
+		return nil, err
+	}
+	id, err := a.ids.ec2ID(ctx, prefixVPC, n.Ref.ID)
+	if err != nil {
+		return nil, err
+	}
+	a.Log.WithFields(logrus.Fields{"vpc": id, "network": n.Ref.ID, "project": c.token.ProjectID, "cidr": block.String()}).Info("ec2: vpc created")
+	return struct {
+		Vpc vpcItem `xml:"vpc"`
+	}{vpcItem{VpcID: id, State: "available", CidrBlock: block.String(), OwnerID: c.token.ProjectID, InstanceTenancy: "default", TagSet: nameTag(name)}}, nil
+}
+
+// vpcNetwork resolves a VpcId to its network.
+func (a *API) vpcNetwork(ctx context.Context, c *call) (string, network.Network, error) {
+	id, e := c.params.require("VpcId")
+	if e != nil {
+		return "", network.Network{}, e
+	}
+	u, err := a.ids.resolve(ctx, prefixVPC, id)
+	if errors.Is(err, errUnknownID) {
+		return "", network.Network{}, notFound("InvalidVpcID.NotFound", "The vpc ID '%s' does not exist", id)
+	}
+	if err != nil {
+		return "", network.Network{}, err
+	}
+	n, err := a.Networks.GetNetwork(ctx, c.token.ProjectID, u)
+	if err != nil {
+		return "", network.Network{}, netErr(err, "InvalidVpcID.NotFound", id)
+	}
+	return id, n, nil
+}
+
+func (a *API) deleteVpc(ctx context.Context, c *call) (any, error) {
+	id, n, err := a.vpcNetwork(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if len(n.SubnetIDs) > 0 {
+		return nil, errorf(http.StatusBadRequest, "DependencyViolation", "The vpc '%s' has dependencies (subnets) and cannot be deleted.", id)
+	}
+	if err := a.Networks.DeleteNetwork(ctx, c.token.ProjectID, n.Ref.ID); err != nil {
+		return nil, netErr(err, "InvalidVpcID.NotFound", id)
+	}
+	_ = a.Store.Delete(ctx, vpcCIDRKey(n.Ref.ID))
+	return returnTrue{true}, nil
+}
+
+func (a *API) createSubnet(ctx context.Context, c *call) (any, error) {
+	vpcID, n, err := a.vpcNetwork(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	cidr, e := c.params.require("CidrBlock")
+	if e != nil {
+		return nil, e
+	}
+	block, err := ipv4Block("CidrBlock", cidr)
+	if err != nil {
+		return nil, err
+	}
+	if vpcBlock := a.vpcCIDR(ctx, n.Ref.ID); vpcBlock != "" {
+		if vb, err := netip.ParsePrefix(vpcBlock); err == nil && (!vb.Contains(block.Addr()) || block.Bits() < vb.Bits()) {
+			return nil, errorf(http.StatusBadRequest, "InvalidSubnet.Range", "The CIDR '%s' is invalid: it is outside the VPC's %s", cidr, vpcBlock)
+		}
+	}
+	zone := n.Ref.Member.Peer.Name
+	if az := c.params.get("AvailabilityZone"); az != "" && az != zone {
+		return nil, invalidParameter("AvailabilityZone %s: the VPC %s lives in %s (a network lives on one peer)", az, vpcID, zone)
+	}
+	specs, e := c.params.tagSpecs()
+	if e != nil {
+		return nil, e
+	}
+	name := ""
+	for _, t := range specs["subnet"] {
+		if t.Key == "Name" {
+			name = t.Value
+		}
+	}
+	s, err := a.Networks.CreateSubnet(ctx, c.token.ProjectID, network.SubnetCreate{Name: name, NetworkID: n.Ref.ID, CIDR: block.String(), IPVersion: 4, EnableDHCP: true})
+	if err != nil {
+		if errors.Is(err, network.ErrInvalid) {
+			return nil, errorf(http.StatusBadRequest, "InvalidSubnet.Conflict", "%s", err.Error())
+		}
+		return nil, netErr(err, "InvalidVpcID.NotFound", vpcID)
+	}
+	id, err := a.ids.ec2ID(ctx, prefixSubnet, s.Ref.ID)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Subnet subnetItem `xml:"subnet"`
+	}{subnetItem{SubnetID: id, VpcID: vpcID, State: "available", CidrBlock: block.String(), AvailableAddresses: addresses(block.String()),
+		AvailabilityZone: zone, OwnerID: c.token.ProjectID, TagSet: nameTag(name)}}, nil
+}
+
+func (a *API) deleteSubnet(ctx context.Context, c *call) (any, error) {
+	id, e := c.params.require("SubnetId")
+	if e != nil {
+		return nil, e
+	}
+	u, err := a.ids.resolve(ctx, prefixSubnet, id)
+	if errors.Is(err, errUnknownID) {
+		return nil, notFound("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Networks.DeleteSubnet(ctx, c.token.ProjectID, u); err != nil {
+		return nil, netErr(err, "InvalidSubnetID.NotFound", id)
+	}
+	return returnTrue{true}, nil
+}
