@@ -1,6 +1,7 @@
 package openstack_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/base64"
@@ -36,6 +37,8 @@ type apiServer struct {
 	maxMinor int    // Nova's announced maximum microversion; 0: none
 	expired  string // a token answered 401 from now on
 	headers  []string
+	// tokenTTL is the lifetime of issued tokens; default an hour.
+	tokenTTL time.Duration
 }
 
 type reply struct {
@@ -139,10 +142,14 @@ func (s *apiServer) issueToken(w http.ResponseWriter) {
 	s.mu.Lock()
 	s.tokens++
 	id := fmt.Sprintf("token-%d", s.tokens)
+	ttl := s.tokenTTL
 	s.mu.Unlock()
+	if ttl == 0 {
+		ttl = time.Hour
+	}
 	w.Header().Set("X-Subject-Token", id)
 	writeJSON(w, 201, map[string]any{"token": map[string]any{
-		"expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
+		"expires_at": time.Now().Add(ttl).UTC().Format(time.RFC3339),
 		"project":    map[string]any{"id": "p-test", "name": "test", "domain": map[string]any{"id": "default", "name": "Default"}},
 		"user":       map[string]any{"id": "u-test", "name": "test", "domain": map[string]any{"id": "default", "name": "Default"}},
 		"roles":      []any{map[string]any{"id": "r1", "name": "member"}},
@@ -372,4 +379,31 @@ func TestDownloadChecksum(t *testing.T) {
 			t.Fatalf("DownloadImage of a queued image: %v, want ErrConflict", err)
 		}
 	})
+}
+
+// TestUploadRenewsTokenFirst: an upload streams its body once, so a token
+// about to expire is renewed before the upload starts rather than met by a
+// 401 halfway through.
+func TestUploadRenewsTokenFirst(t *testing.T) {
+	const id = "00000000-0000-4000-8000-0000000000d2"
+	data := []byte("image bytes")
+	sum := md5.Sum(data)
+	s := newAPIServer(t, 79)
+	s.mu.Lock()
+	s.tokenTTL = time.Minute // well inside the renewal margin
+	s.mu.Unlock()
+	s.script("PUT", "/image/v2/images/"+id+"/file", reply{status: 204})
+	s.script("GET", "/image/v2/images/"+id, reply{status: 200, body: fmt.Sprintf(
+		`{"id": %q, "name": "i", "status": "active", "size": %d, "checksum": "%x", "visibility": "private", "disk_format": "raw", "container_format": "bare"}`,
+		id, len(data), sum)})
+	c := connectAPI(t, s, fastRetry)
+	if err := c.UploadImage(t.Context(), id, bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatalf("UploadImage: %v", err)
+	}
+	if n := s.tokensIssued(); n != 2 {
+		t.Fatalf("%d tokens issued, want 2: the short-lived one renewed before the upload", n)
+	}
+	if n := s.count("PUT", "/image/v2/images/"+id+"/file"); n != 1 {
+		t.Fatalf("the upload was sent %d times, want once", n)
+	}
 }
