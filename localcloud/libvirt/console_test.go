@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/localcloud/libvirt"
 	"github.com/cloudmux/cloudmux/localcloud/localcloudtest"
 	"github.com/cloudmux/cloudmux/peers"
@@ -26,19 +25,8 @@ func TestRemoteConsoleLeaksNothing(t *testing.T) {
 		t.Skip("boots a real guest; skipped with -short")
 	}
 	poll := localcloudtest.Poll{Timeout: 2 * time.Minute, Every: 100 * time.Millisecond}
-	d, cfg, _ := testDriver(t, "qemu:///system")
-	lc := localcloud.DevDefaults(t.TempDir())
-	lc.Hosts = cfg.Hosts
-	c, err := localcloud.New(lc, d, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	ctx := t.Context()
-	seeded, err := c.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tc := seededCloud(t, "qemu:///system")
+	c, seeded, ctx := tc.Cloud, tc.Seeded, t.Context()
 	srv, err := c.CreateServer(ctx, peers.ServerSpec{Name: "console", Project: "p", FlavorID: "42", ImageID: seeded.ImageID})
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +35,7 @@ func TestRemoteConsoleLeaksNothing(t *testing.T) {
 		out, err := c.ConsoleOutput(ctx, srv.ID, 0)
 		return strings.Contains(out, placeholderLine), fmt.Sprintf("%q %v", out, err)
 	})
-	libvirt.ReadConsoleThroughLibvirt(d)
+	libvirt.ReadConsoleThroughLibvirt(tc.Driver)
 	read := func() {
 		t.Helper()
 		out, err := c.ConsoleOutput(ctx, srv.ID, 0)
@@ -68,9 +56,5 @@ func TestRemoteConsoleLeaksNothing(t *testing.T) {
 		return n <= before, fmt.Sprintf("%d goroutines after %d reads, %d before", n, reads, before)
 	})
 	localcloudtest.DeleteAll(t, c, []string{srv.ID})
-	for _, err := range []error{c.DeleteSubnet(ctx, seeded.SubnetID), c.DeleteNetwork(ctx, seeded.NetworkID), c.DeleteImage(ctx, seeded.ImageID)} {
-		if err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	}
+	deleteSeeded(t, c, seeded)
 }

@@ -2,17 +2,32 @@ package libvirt_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/cloudmux/cloudmux/localcloud"
+	"github.com/cloudmux/cloudmux/localcloud/libvirt"
+	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/peers/peertest"
 )
 
-// newCloud is a local cloud over a libvirt driver on uri.
-func newCloud(t *testing.T, uri string) (*localcloud.Cloud, localcloud.Seeded) {
+// testCloud is a seeded local cloud over a test driver (testDriver), with
+// what a test may need of its making.
+type testCloud struct {
+	*localcloud.Cloud
+	Seeded    localcloud.Seeded
+	Driver    *libvirt.Driver
+	DriverCfg libvirt.Config
+	Dial      *countingDial
+	Config    localcloud.Config // the cloud's; DataDir is the test's
+}
+
+// seededCloud is a local cloud on uri, seeded, closed at cleanup. The
+// seeded resources stay: deleteSeeded removes them.
+func seededCloud(t *testing.T, uri string) testCloud {
 	t.Helper()
-	d, cfg, _ := testDriver(t, uri)
+	d, cfg, cd := testDriver(t, uri)
 	lc := localcloud.DevDefaults(t.TempDir())
 	lc.Hosts = cfg.Hosts
 	c, err := localcloud.New(lc, d, testLogger(t))
@@ -24,17 +39,26 @@ func newCloud(t *testing.T, uri string) (*localcloud.Cloud, localcloud.Seeded) {
 	if err != nil {
 		t.Fatalf("Seed: %v", err)
 	}
-	t.Cleanup(func() {
-		// The seeded network is the one thing the suite leaves.
-		ctx := context.Background()
-		if err := c.DeleteSubnet(ctx, seeded.SubnetID); err != nil {
-			t.Errorf("cleanup: DeleteSubnet: %v", err)
+	return testCloud{Cloud: c, Seeded: seeded, Driver: d, DriverCfg: cfg, Dial: cd, Config: lc}
+}
+
+// deleteSeeded removes what Seed made (what is gone already is fine).
+func deleteSeeded(t *testing.T, c *localcloud.Cloud, s localcloud.Seeded) {
+	t.Helper()
+	ctx := context.Background()
+	for _, err := range []error{c.DeleteSubnet(ctx, s.SubnetID), c.DeleteNetwork(ctx, s.NetworkID), c.DeleteImage(ctx, s.ImageID)} {
+		if err != nil && !errors.Is(err, peers.ErrNotFound) {
+			t.Errorf("deleting the seeded resources: %v", err)
 		}
-		if err := c.DeleteNetwork(ctx, seeded.NetworkID); err != nil {
-			t.Errorf("cleanup: DeleteNetwork: %v", err)
-		}
-	})
-	return c, seeded
+	}
+}
+
+// newCloud is seededCloud whose seeded resources go at cleanup.
+func newCloud(t *testing.T, uri string) (*localcloud.Cloud, localcloud.Seeded) {
+	t.Helper()
+	tc := seededCloud(t, uri)
+	t.Cleanup(func() { deleteSeeded(t, tc.Cloud, tc.Seeded) })
+	return tc.Cloud, tc.Seeded
 }
 
 // TestConformanceTestDriver runs the peers conformance suite against the

@@ -25,17 +25,8 @@ func TestRecoverOnQEMU(t *testing.T) {
 		t.Skip("boots real guests; skipped with -short")
 	}
 	poll := localcloudtest.Poll{Timeout: 3 * time.Minute, Every: 100 * time.Millisecond}
-	d1, cfg, _ := testDriver(t, "qemu:///system")
-	lc := localcloud.DevDefaults(t.TempDir())
-	lc.Hosts = cfg.Hosts
-	c1, err := localcloud.New(lc, d1, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	seeded, err := c1.Seed(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	tc := seededCloud(t, "qemu:///system")
+	c1, seeded, d1 := tc.Cloud, tc.Seeded, tc.Driver
 	// m1.nano; no stop: the placeholder guest ignores the ACPI button, so a
 	// stop would wait out the shutdown grace.
 	w := localcloudtest.Populate(t, c1, seeded, "42", false, poll)
@@ -46,12 +37,12 @@ func TestRecoverOnQEMU(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d2, err := libvirt.New(cfg, testLogger(t))
+	d2, err := libvirt.New(tc.DriverCfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = d2.Close() })
-	c2, err := localcloud.New(lc, d2, testLogger(t))
+	c2, err := localcloud.New(tc.Config, d2, testLogger(t))
 	if err != nil {
 		t.Fatalf("New on the old data directory: %v", err)
 	}
@@ -67,11 +58,5 @@ func TestRecoverOnQEMU(t *testing.T) {
 	}
 	w.Check(t, c2)
 	w.Exercise(t, c2, poll)
-	for _, err := range []error{
-		c2.DeleteSubnet(ctx, seeded.SubnetID), c2.DeleteNetwork(ctx, seeded.NetworkID), c2.DeleteImage(ctx, seeded.ImageID),
-	} {
-		if err != nil {
-			t.Errorf("deleting the seeded resources: %v", err)
-		}
-	}
+	deleteSeeded(t, c2, seeded)
 }

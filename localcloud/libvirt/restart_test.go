@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/cloudmux/cloudmux/internal/libvirttest"
-	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/localcloud/localcloudtest"
 	"github.com/cloudmux/cloudmux/peers"
 )
@@ -24,19 +23,8 @@ func TestLibvirtdRestart(t *testing.T) {
 		t.Skip("restarts libvirtd and boots real guests; skipped with -short")
 	}
 	poll := localcloudtest.Poll{Timeout: 3 * time.Minute, Every: 100 * time.Millisecond}
-	d, cfg, cd := testDriver(t, "qemu:///system")
-	lc := localcloud.DevDefaults(t.TempDir())
-	lc.Hosts = cfg.Hosts
-	c, err := localcloud.New(lc, d, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	ctx := t.Context()
-	seeded, err := c.Seed(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tc := seededCloud(t, "qemu:///system")
+	c, seeded, cd, ctx := tc.Cloud, tc.Seeded, tc.Dial, t.Context()
 	boot := func(name string) string {
 		t.Helper()
 		s, err := c.CreateServer(ctx, peers.ServerSpec{Name: name, Project: "rs", FlavorID: "42", ImageID: seeded.ImageID,
@@ -88,9 +76,5 @@ func TestLibvirtdRestart(t *testing.T) {
 		return err == nil && got.Status == peers.ServerActive, string(got.Status) + " " + got.Fault
 	})
 	localcloudtest.DeleteAll(t, c, []string{before, after})
-	for _, err := range []error{c.DeleteSubnet(ctx, seeded.SubnetID), c.DeleteNetwork(ctx, seeded.NetworkID), c.DeleteImage(ctx, seeded.ImageID)} {
-		if err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	}
+	deleteSeeded(t, c, seeded)
 }
