@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -320,6 +321,53 @@ func TestServerCreateLostAnswer(t *testing.T) {
 		case <-tick.C:
 		case <-se.Ctx.Done():
 			t.Fatalf("local-a still holds %+v", left)
+		}
+	}
+}
+
+// recordingPlacer is the default policy, remembering the last request.
+type recordingPlacer struct {
+	mu   sync.Mutex
+	last policy.Request
+}
+
+func (r *recordingPlacer) Place(ctx context.Context, req policy.Request, candidates []registry.Peer) (policy.Decision, error) {
+	r.mu.Lock()
+	r.last = req
+	r.mu.Unlock()
+	return policy.Default{}.Place(ctx, req, candidates)
+}
+
+// TestServerPlacementRequest: what the policy is asked. Scheduler hints
+// reach it under either of Nova's names, with the flavor's sizes, the
+// image and the peers holding it, and the broker ID of the server.
+func TestServerPlacementRequest(t *testing.T) {
+	se := newServersEnv(t)
+	rec := &recordingPlacer{}
+	se.Servers.Placer = rec
+	c := se.admin(t)
+	img := se.Seeded["local-b"].ImageID
+	for _, key := range []string{"os:scheduler_hints", "OS-SCH-HNT:scheduler_hints"} {
+		var created struct {
+			Server struct {
+				ID string `json:"id"`
+			} `json:"server"`
+		}
+		_, err := c.Post(se.Ctx, c.ServiceURL("servers"), map[string]any{
+			"server": map[string]any{"name": "hinted", "flavorRef": "2", "imageRef": img, "networks": "none"},
+			key:      map[string]any{"tier": "gold"},
+		}, &created, &gophercloud.RequestOpts{OkCodes: []int{http.StatusAccepted}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.mu.Lock()
+		got := rec.last
+		rec.mu.Unlock()
+		b := se.Pool.Members()[1]
+		if got.Kind != "server" || got.ResourceID != created.Server.ID || got.Hints["tier"] != "gold" || got.Flavor != "m1.small" ||
+			got.RAMMiB != 2048 || got.VCPUs != 1 || got.Image == nil || got.Image.ID != img || !slices.Equal(got.Image.Peers, []string{b.Peer.ID}) ||
+			got.Project != se.Boot.Project.ID || got.User != se.Boot.User.ID {
+			t.Fatalf("%s: placement request = %+v (image %+v)", key, got, got.Image)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -203,6 +204,8 @@ type serverCreateRequest struct {
 		} `json:"block_device_mapping_v2"`
 	} `json:"server"`
 	Hints map[string]any `json:"OS-SCH-HNT:scheduler_hints"`
+	// Nova takes the hints under either name; gophercloud sends this one.
+	OSHints map[string]any `json:"os:scheduler_hints"`
 }
 
 // refString reads a reference Nova takes as a string or a number
@@ -275,6 +278,10 @@ func (req serverCreateRequest) createSpec() (CreateSpec, error) {
 			spec.ImageRef = ""
 		}
 	}
+	if req.Hints == nil {
+		req.Hints = map[string]any{}
+	}
+	maps.Copy(req.Hints, req.OSHints)
 	for k, v := range req.Hints {
 		if spec.Hints == nil {
 			spec.Hints = map[string]string{}
