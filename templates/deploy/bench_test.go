@@ -16,6 +16,37 @@ import (
 	"github.com/cloudmux/cloudmux/registry"
 )
 
+// staticPool builds seeded fake-driver local clouds, each behind a
+// hookCloud, as a fixed pool (peer IDs "id-NAME").
+func staticPool(tb testing.TB, names ...string) (staticPeers, map[string]*hookCloud) {
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	ctx := context.Background()
+	var pool staticPeers
+	hooks := map[string]*hookCloud{}
+	for _, name := range names {
+		cfg := localcloud.DevDefaults(tb.TempDir())
+		cfg.Name = name
+		c, err := localcloud.New(cfg, fake.New(cfg.Hosts...), log)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { _ = c.Close() })
+		if _, err := c.Seed(ctx); err != nil {
+			tb.Fatal(err)
+		}
+		capacity, err := c.Capacity(ctx)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		h := &hookCloud{Cloud: c}
+		hooks[name] = h
+		pool = append(pool, &peers.Member{Cloud: h, Peer: registry.Peer{ID: "id-" + name, Name: name, Kind: registry.KindLocal,
+			Status: registry.StatusUp, Capacity: capacity}})
+	}
+	return pool, hooks
+}
+
 // staticPeers is a fixed pool, for benchmarks (brokertest wants a *testing.T).
 type staticPeers []*peers.Member
 
@@ -68,23 +99,8 @@ func BenchmarkApply50(b *testing.B) {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	ctx := context.Background()
-	var pool staticPeers
-	for _, name := range []string{"local", "remote"} {
-		cfg := localcloud.DevDefaults(b.TempDir())
-		cfg.Name = name
-		c, err := localcloud.New(cfg, fake.New(cfg.Hosts...), log)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = c.Close() })
-		if _, err := c.Seed(ctx); err != nil {
-			b.Fatal(err)
-		}
-		capacity, err := c.Capacity(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		h := &hookCloud{Cloud: c}
+	pool, hooks := staticPool(b, "local", "remote")
+	for _, h := range hooks {
 		h.set(func(ctx context.Context, _ string) error {
 			t := time.NewTimer(latency)
 			defer t.Stop()
@@ -95,8 +111,6 @@ func BenchmarkApply50(b *testing.B) {
 				return ctx.Err()
 			}
 		}, nil)
-		pool = append(pool, &peers.Member{Cloud: h, Peer: registry.Peer{ID: "id-" + name, Name: name, Kind: registry.KindLocal,
-			Status: registry.StatusUp, Capacity: capacity}})
 	}
 	e := &Engine{Store: registry.NewMemory(), Peers: pool, Placer: policy.Default{}, Holder: "bench", PerPeer: 16,
 		PollInterval: 10 * time.Millisecond, Log: log}
