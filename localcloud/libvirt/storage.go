@@ -79,11 +79,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // data path: there the data is read and dropped, so callers behave the
 // same.
 func (d *Driver) UploadVolume(ctx context.Context, host, id string, data io.Reader, size int64) error {
-	h, err := d.host(host)
-	if err != nil {
-		return err
-	}
-	_, v, err := d.volume(ctx, h, id)
+	h, v, err := d.hostVolume(ctx, host, id)
 	if err != nil {
 		return err
 	}
@@ -138,11 +134,7 @@ func (d *Driver) refuseBackingFile(ctx context.Context, h *hostConn, id string) 
 // running domain, else in the pool (StorageVolResize). The test:// driver
 // resizes nothing.
 func (d *Driver) ResizeVolume(ctx context.Context, host, id string, newSizeGiB int, domainID string) error {
-	h, err := d.host(host)
-	if err != nil {
-		return err
-	}
-	_, v, err := d.volume(ctx, h, id)
+	h, v, err := d.hostVolume(ctx, host, id)
 	if err != nil {
 		return err
 	}
@@ -185,13 +177,19 @@ func (d *Driver) ResizeVolume(ctx context.Context, host, id string, newSizeGiB i
 
 // DeleteVolume deletes a volume.
 func (d *Driver) DeleteVolume(ctx context.Context, host, id string) error {
-	h, err := d.host(host)
-	if err != nil {
-		return err
-	}
-	_, v, err := d.volume(ctx, h, id)
+	h, v, err := d.hostVolume(ctx, host, id)
 	if err != nil {
 		return err
 	}
 	return do(ctx, h, d.cfg.CallTimeout, "delete volume "+id, func(a API) error { return a.StorageVolDelete(v, 0) })
+}
+
+// hostVolume looks up a host's connection and one of its pool volumes.
+func (d *Driver) hostVolume(ctx context.Context, host, id string) (*hostConn, golibvirt.StorageVol, error) {
+	h, err := d.host(host)
+	if err != nil {
+		return nil, golibvirt.StorageVol{}, err
+	}
+	_, v, err := d.volume(ctx, h, id)
+	return h, v, err
 }
