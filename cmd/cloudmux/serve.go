@@ -31,6 +31,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/peers/openstack"
 	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
 	"github.com/cloudmux/cloudmux/registry/consul"
@@ -191,7 +192,8 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	}
 	pool := peers.NewPool(peers.PoolConfig{
 		Source: snap, Credentials: peerReg, InProcess: inProcess,
-		Connectors: map[registry.Kind]peers.Connector{}, Log: log.WithField("component", "pool"),
+		Connectors: map[registry.Kind]peers.Connector{registry.KindOpenStack: openstack.ConnectorWithLog(log.WithField("component", "openstack"))},
+		Log:        log.WithField("component", "pool"),
 	})
 	pool.Reconcile(startCtx)
 	goBG("pool", pool.Run)
