@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"sort"
@@ -68,7 +69,7 @@ var _ Placer = (*Engine)(nil)
 func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	if cfg.Log == nil {
 		l := logrus.New()
-		l.SetOutput(discard{})
+		l.SetOutput(io.Discard)
 		cfg.Log = l
 	}
 	if cfg.Timeout <= 0 {
@@ -83,10 +84,6 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	e.cache[StockVersion] = c
 	return e, nil
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // Active is the version deciding now.
 func (e *Engine) Active() string { return e.cur.Load().version }
