@@ -74,12 +74,19 @@ func (s *Service) meta(project, id string) map[string]string {
 }
 
 // record indexes a new resource and stores its attributes; on failure it
-// undoes what it did and calls undo, so nothing is left unowned.
+// undoes what it did and calls undo, so nothing is left unowned. When the
+// index entry cannot be taken back, the resource stays too: an entry
+// without its resource is listed nowhere and never cleaned, while a
+// resource with its entry is only one the caller was not told of.
 func (s *Service) record(ctx context.Context, e index.Entry, a *Attrs, undo func(context.Context) error) error {
 	err := s.Index.Put(ctx, e)
 	if err == nil && a != nil {
 		if _, err = s.changeAttrs(ctx, e.Kind, e.ID, func(x *Attrs) { *x = *a }); err != nil {
-			_ = s.Index.Delete(context.WithoutCancel(ctx), e)
+			if derr := s.Index.Delete(context.WithoutCancel(ctx), e); derr != nil {
+				s.Log.WithError(derr).WithFields(logrus.Fields{"kind": e.Kind, "id": e.ID, "project": e.Project}).
+					Error("create failed after indexing and the entry could not be removed; the resource is kept with it")
+				return err
+			}
 		}
 	}
 	if err != nil {

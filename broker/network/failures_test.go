@@ -110,3 +110,35 @@ func TestNetworkDeleteCutBeforeTheIndexIsRetried(t *testing.T) {
 		}
 	}
 }
+
+// A create whose attributes cannot be stored after the index entry was
+// written, and whose entry then cannot be removed either, must not leave
+// the entry pointing at a resource it deleted.
+func TestCreateFailingAfterTheIndexLeavesNoDanglingEntry(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	admin := client(t, e, "admin", brokertest.AdminPassword, "admin")
+	e.Store.InjectFault(func(op registry.Op, key string) error {
+		if (op == registry.OpCAS && strings.HasPrefix(key, "neutron/attrs/")) || (op == registry.OpDelete && strings.HasPrefix(key, "index/")) {
+			return fmt.Errorf("consul lost its leader: %w", registry.ErrUnavailable)
+		}
+		return nil
+	})
+	if _, err := networks.Create(ctx, admin, networks.CreateOpts{Name: "half", Description: "kept by the broker"}).Extract(); err == nil {
+		t.Fatal("create succeeded although its attributes could not be stored")
+	}
+	e.Store.InjectFault(nil)
+	entries, err := index.New(e.Store).List(ctx, network.KindNetwork, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, en := range entries {
+		m, ok := e.Pool.Get(en.PeerID)
+		if !ok {
+			t.Fatalf("entry %+v names an unknown peer", en)
+		}
+		if _, err := m.Cloud.GetNetwork(ctx, en.PeerResourceID); err != nil {
+			t.Fatalf("entry %s points at nothing: %v", en.ID, err)
+		}
+	}
+}
