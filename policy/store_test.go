@@ -141,8 +141,7 @@ func followLatency(t *testing.T, writer, reader policy.Store) time.Duration {
 	follower := newEngine(t, policy.EngineConfig{Versions: policy.NewVersions(reader)})
 	done := make(chan error, 1)
 	go func() { done <- follower.Run(ctx) }()
-	// The follower has loaded the current (stock) version when it says so.
-	for follower.Active() != policy.StockVersion {
+	if follower.Active() != policy.StockVersion {
 		t.Fatal("a new engine starts on stock")
 	}
 	changed := follower.Changed() // before acting, so the switch is not missed
