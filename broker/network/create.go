@@ -278,7 +278,12 @@ func (s *Service) CreateSubnet(ctx context.Context, project string, req SubnetCr
 	}
 	undo := func(ctx context.Context) error { return c.DeleteSubnet(ctx, sn.ID) }
 	if len(req.AllocationPools) > 0 && !samePools(req.AllocationPools, sn.AllocationPools) {
-		_ = undo(context.WithoutCancel(ctx))
+		if err := undo(context.WithoutCancel(ctx)); err != nil {
+			// Unindexed, the subnet is listed nowhere yet holds its CIDR on
+			// the network: an operator must know to remove it.
+			s.Log.WithError(err).WithFields(logrus.Fields{"network": net.ID, "peer": net.Member.Peer.Name, "peer_subnet": sn.ID}).
+				Error("could not remove a subnet refused for its allocation pools; the peer keeps an orphan")
+		}
 		return Subnet{}, &Error{Status: 400, Type: "InvalidAllocationPool", Err: ErrInvalid,
 			Message: fmt.Sprintf("The allocation pools %s are not supported: this cloud allocates %s for cidr %s and gateway %s", poolString(req.AllocationPools), poolString(sn.AllocationPools), sn.CIDR, orNone(sn.GatewayIP))}
 	}

@@ -208,7 +208,7 @@ func (s *Service) resolveNative(ctx context.Context, kind, id string) (Ref, erro
 			return Ref{Kind: kind, ID: id, Project: r.Value.project, Member: r.Member, PeerResourceID: id, Native: true}, nil
 		}
 		if r.Err != nil && !errors.Is(r.Err, peers.ErrNotFound) && failed == nil {
-			failed = fmt.Errorf("peer %s did not answer: %v: %w", r.Member.Peer.Name, r.Err, peers.ErrUnavailable)
+			failed = fmt.Errorf("peer %s did not answer: %w: %w", r.Member.Peer.Name, r.Err, peers.ErrUnavailable)
 		}
 	}
 	if failed != nil {
