@@ -208,7 +208,10 @@ func (s *Service) resolveNative(ctx context.Context, kind, id string) (Ref, erro
 			return Ref{Kind: kind, ID: id, Project: r.Value.project, Member: r.Member, PeerResourceID: id, Native: true}, nil
 		}
 		if r.Err != nil && !errors.Is(r.Err, peers.ErrNotFound) && failed == nil {
-			failed = fmt.Errorf("peer %s did not answer: %w: %w", r.Member.Peer.Name, r.Err, peers.ErrUnavailable)
+			// The peer's error is text only: callers (this API, compute)
+			// map sentinels, and this must read as unavailable, not as
+			// whatever else the peer's error wraps.
+			failed = fmt.Errorf("peer %s did not answer: %v: %w", r.Member.Peer.Name, r.Err, peers.ErrUnavailable)
 		}
 	}
 	if failed != nil {
