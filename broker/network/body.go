@@ -3,6 +3,7 @@ package network
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -17,10 +18,24 @@ import (
 // and unknown attributes are 400s naming the attribute.
 type body map[string]json.RawMessage
 
-// decodeBody reads {"<resource>": {...}}.
+// maxBody caps a request body, as Neutron's sizelimit middleware does:
+// resource bodies are small, and the body is read whole into memory.
+const maxBody = 1 << 20
+
+// decodeBody reads {"<resource>": {...}}: one JSON object of at most
+// maxBody bytes (413 past it), nothing after it.
 func decodeBody(w http.ResponseWriter, r *http.Request, resource string) (body, error) {
 	var outer map[string]json.RawMessage
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&outer); err != nil {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	err := dec.Decode(&outer)
+	if err == nil && dec.More() {
+		err = errors.New("data after the JSON object")
+	}
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Type: "HTTPRequestEntityTooLarge", Message: fmt.Sprintf("Request is too large: the limit is %d bytes.", maxBody), Err: ErrInvalid}
+	}
+	if err != nil {
 		return nil, &Error{Status: 400, Type: "HTTPBadRequest", Message: "Malformed request body: " + err.Error(), Err: ErrInvalid}
 	}
 	raw, ok := outer[resource]

@@ -327,6 +327,23 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
+	for _, tc := range []struct {
+		name, body string
+		code       int
+		typ        string
+	}{
+		{"oversized body", `{"network": {"name": "x", "description": "` + strings.Repeat("d", 1<<20) + `"}}`, 413, "HTTPRequestEntityTooLarge"},
+		{"data after the object", `{"network": {"name": "x"}} {"network": {}}`, 400, "HTTPBadRequest"},
+		{"not JSON", `{"network": `, 400, "HTTPBadRequest"},
+		{"resource missing", `{"netwerk": {}}`, 400, "HTTPBadRequest"},
+		{"resource not an object", `{"network": []}`, 400, "HTTPBadRequest"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := admin.Request(ctx, http.MethodPost, admin.ServiceURL("networks"), &gophercloud.RequestOpts{
+				RawBody: strings.NewReader(tc.body), MoreHeaders: map[string]string{"Content-Type": "application/json"}})
+			wantFault(t, tc.name, err, tc.code, tc.typ)
+		})
+	}
 	t.Run("rename too long", func(t *testing.T) {
 		_, err := networks.Update(ctx, admin, net.ID, networks.UpdateOpts{Name: ptr(strings.Repeat("n", 256))}).Extract()
 		wantFault(t, "network update", err, 400, "HTTPBadRequest")
