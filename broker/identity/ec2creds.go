@@ -22,9 +22,10 @@ import (
 // user holds there at that moment: a role removed, a user or project
 // disabled or deleted, and the keys stop working at once.
 //
-// The secret must be readable by the broker (it keys the HMAC), so it is
-// stored as is under identity/ec2-credentials/<access>, like Keystone's own
-// credential blobs; it is shown only to its owner and cloud admins, and a
+// The secret must be readable by the broker (it keys the HMAC): records
+// live under identity/ec2-credentials/<access>, sealed when the service has
+// a Sealer (WithSealer), as is otherwise, like Keystone's own credential
+// blobs; a secret is shown only to its owner and cloud admins, and a
 // per-user key lists a user's credentials without scanning everyone's.
 
 const (
@@ -46,11 +47,34 @@ type EC2Credential struct {
 
 // EC2Credentials keeps EC2 credentials in the directory's store.
 type EC2Credentials struct {
-	dir *Directory
+	dir    *Directory
+	sealer registry.Sealer
 }
 
 // NewEC2Credentials returns the EC2 credential service of a directory.
 func NewEC2Credentials(dir *Directory) *EC2Credentials { return &EC2Credentials{dir: dir} }
+
+// WithSealer seals the records (secrets included) before they reach the
+// store, bound to their key, as the peer registry seals peer credentials.
+// Records written unsealed still read.
+func (c *EC2Credentials) WithSealer(s registry.Sealer) *EC2Credentials {
+	c.sealer = s
+	return c
+}
+
+func (c *EC2Credentials) seal(key string, raw []byte) ([]byte, error) {
+	if c.sealer == nil {
+		return raw, nil
+	}
+	return c.sealer.Seal(raw, []byte(key))
+}
+
+func (c *EC2Credentials) open(key string, raw []byte) ([]byte, error) {
+	if c.sealer == nil {
+		return raw, nil
+	}
+	return c.sealer.Open(raw, []byte(key))
+}
 
 func randomHex(n int) (string, error) {
 	b := make([]byte, n)
@@ -96,6 +120,9 @@ func (c *EC2Credentials) Create(ctx context.Context, userID, projectID string) (
 	}
 	cred := EC2Credential{Access: access, Secret: secret, UserID: userID, ProjectID: projectID, CreatedAt: c.dir.now()}
 	raw, err := json.Marshal(cred)
+	if err == nil {
+		raw, err = c.seal(ec2CredsPrefix+access, raw)
+	}
 	if err != nil {
 		return EC2Credential{}, err
 	}
@@ -114,7 +141,23 @@ func (c *EC2Credentials) Lookup(ctx context.Context, access string) (EC2Credenti
 	if access == "" || len(access) > 128 {
 		return EC2Credential{}, fmt.Errorf("%w ec2 credential", ErrNotFound)
 	}
-	return getJSON[EC2Credential](ctx, c.dir.store, ec2CredsPrefix+access, "ec2 credential", access)
+	key := ec2CredsPrefix + access
+	if registry.ValidateKey(key) != nil {
+		return EC2Credential{}, fmt.Errorf("%w ec2 credential %s", ErrNotFound, access)
+	}
+	kv, err := c.dir.store.Get(ctx, key)
+	if errors.Is(err, registry.ErrNotFound) {
+		return EC2Credential{}, fmt.Errorf("%w ec2 credential %s", ErrNotFound, access)
+	}
+	if err != nil {
+		return EC2Credential{}, err
+	}
+	raw, err := c.open(key, kv.Value)
+	if err != nil {
+		return EC2Credential{}, err
+	}
+	var cred EC2Credential
+	return cred, json.Unmarshal(raw, &cred)
 }
 
 // Get returns a user's credential; another user's is ErrNotFound.
@@ -203,6 +246,10 @@ func WithToken(ctx context.Context, t Token) context.Context {
 	return context.WithValue(ctx, tokenKey, t)
 }
 
+// ec2Creds is the credential service the OS-EC2 routes use. (To seal the
+// records, it would return one made WithSealer by whoever wires Keystone.)
+func (k *Keystone) ec2Creds() *EC2Credentials { return NewEC2Credentials(k.Dir) }
+
 // ec2CredentialRoutes serves /v3/users/{user}/credentials/OS-EC2 (mounted
 // behind Authenticate): a user manages their own keys, a cloud admin
 // anyone's.
@@ -243,7 +290,7 @@ func (k *Keystone) createEC2(w http.ResponseWriter, r *http.Request) {
 	if req.TenantID == "" && user == t.UserID {
 		req.TenantID = t.ProjectID
 	}
-	cred, err := NewEC2Credentials(k.Dir).Create(r.Context(), user, req.TenantID)
+	cred, err := k.ec2Creds().Create(r.Context(), user, req.TenantID)
 	if err != nil {
 		k.fail(w, r, err)
 		return
@@ -253,7 +300,7 @@ func (k *Keystone) createEC2(w http.ResponseWriter, r *http.Request) {
 }
 
 func (k *Keystone) listEC2(w http.ResponseWriter, r *http.Request) {
-	creds, err := NewEC2Credentials(k.Dir).List(r.Context(), chi.URLParam(r, "user"))
+	creds, err := k.ec2Creds().List(r.Context(), chi.URLParam(r, "user"))
 	if err != nil {
 		k.fail(w, r, err)
 		return
@@ -266,7 +313,7 @@ func (k *Keystone) listEC2(w http.ResponseWriter, r *http.Request) {
 }
 
 func (k *Keystone) showEC2(w http.ResponseWriter, r *http.Request) {
-	cred, err := NewEC2Credentials(k.Dir).Get(r.Context(), chi.URLParam(r, "user"), chi.URLParam(r, "access"))
+	cred, err := k.ec2Creds().Get(r.Context(), chi.URLParam(r, "user"), chi.URLParam(r, "access"))
 	if err != nil {
 		k.fail(w, r, err)
 		return
@@ -276,7 +323,7 @@ func (k *Keystone) showEC2(w http.ResponseWriter, r *http.Request) {
 
 func (k *Keystone) deleteEC2(w http.ResponseWriter, r *http.Request) {
 	user, access := chi.URLParam(r, "user"), chi.URLParam(r, "access")
-	if err := NewEC2Credentials(k.Dir).Delete(r.Context(), user, access); err != nil {
+	if err := k.ec2Creds().Delete(r.Context(), user, access); err != nil {
 		k.fail(w, r, err)
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/gophercloud/gophercloud/v2"
@@ -119,5 +120,36 @@ func TestEC2Credentials(t *testing.T) {
 	}
 	if _, err := creds.Lookup(ctx, cred.Access); !errors.Is(err, identity.ErrNotFound) {
 		t.Fatalf("lookup after delete = %v", err)
+	}
+}
+
+// TestEC2CredentialsSealed: with a sealer the store never holds a secret
+// in clear, and a record copied under another access key does not open.
+func TestEC2CredentialsSealed(t *testing.T) {
+	ctx := context.Background()
+	store := registry.NewMemory()
+	e := newEnv(t, store)
+	sealer, err := registry.NewAESGCM([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := identity.NewEC2Credentials(e.dir).WithSealer(sealer)
+	cred, err := creds.Create(ctx, e.boot.User.ID, e.boot.Project.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := store.Get(ctx, "identity/ec2-credentials/"+cred.Access)
+	if err != nil || strings.Contains(string(kv.Value), cred.Secret) {
+		t.Fatalf("stored record %q (%v) holds the secret in clear", kv.Value, err)
+	}
+	got, err := creds.Lookup(ctx, cred.Access)
+	if err != nil || got.Secret != cred.Secret {
+		t.Fatalf("lookup = %+v, %v", got, err)
+	}
+	if _, err := store.Put(ctx, "identity/ec2-credentials/moved", kv.Value); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := creds.Lookup(ctx, "moved"); !errors.Is(err, registry.ErrSealed) {
+		t.Fatalf("a moved record opened: %v", err)
 	}
 }
