@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 
 eval "$(./scripts/test-deps.sh)"
 export CONSUL_BIN CLOUDMUX_GUEST_IMAGE
+# The real OpenStack the OpenStack peer is tested against (../shared's
+# testcloud). Assigned first, so a failing up.sh fails the run.
+os_env=$(./scripts/openstack-testcloud.sh)
+eval "$os_env"
 # Tests that need libvirt fail here rather than skip: CI must run them all.
 export CLOUDMUX_REQUIRE_LIBVIRT=1
 # The aws CLI is installed above; its tests must run, not skip.
