@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -291,22 +292,38 @@ func (s *Service) DeleteSecurityGroup(ctx context.Context, project, id string) e
 
 // groupUnused refuses to let a group go while a port of the project names
 // it (Neutron's SecurityGroupInUse): the port would keep an ID that
-// resolves to nothing. Only broker-made ports can name groups; the ports
-// peers make for servers have the default group, which is never deleted.
+// resolves to nothing. Ports name groups in their broker-kept attributes;
+// group IDs are random and only the project's own may be named, so any
+// port naming this one is the project's. The attributes of a server's
+// port outlive it (the compute API deletes it with the server), so a
+// naming port counts only if it still exists.
 func (s *Service) groupUnused(ctx context.Context, project, id string) error {
-	entries, err := s.Index.List(ctx, KindPort, project)
-	if err != nil {
-		return err
-	}
 	attrs, err := s.loadAttrs(ctx, KindPort)
 	if err != nil {
 		return err
 	}
-	for _, e := range entries {
-		if slices.Contains(attrs[e.ID].SecurityGroups, id) {
-			return &Error{Status: 409, Type: "SecurityGroupInUse", Err: ErrInUse,
-				Message: fmt.Sprintf("Security Group %s in use: port %s names it.", id, e.ID)}
+	var naming []string
+	for portID, a := range attrs {
+		if slices.Contains(a.SecurityGroups, id) {
+			naming = append(naming, portID)
 		}
+	}
+	if len(naming) == 0 {
+		return nil
+	}
+	v, err := s.List(ctx, project, true)
+	if err != nil {
+		return err
+	}
+	for _, p := range v.Ports {
+		if slices.Contains(naming, p.Ref.ID) {
+			return &Error{Status: 409, Type: "SecurityGroupInUse", Err: ErrInUse,
+				Message: fmt.Sprintf("Security Group %s in use: port %s names it.", id, p.Ref.ID)}
+		}
+	}
+	if len(v.Failed) > 0 {
+		return &Error{Status: 503, Type: "ServiceUnavailable", Err: peers.ErrUnavailable,
+			Message: fmt.Sprintf("Cannot tell whether ports on %s use security group %s: they did not answer.", strings.Join(v.Failed, ", "), id)}
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/groups"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
@@ -59,6 +60,22 @@ func TestServerPorts(t *testing.T) {
 		t.Fatalf("show the server's port = %+v, %v", got, err)
 	}
 	wantFault(t, "delete a bound port", ports.Delete(ctx, admin, ps[0].ID).ExtractErr(), http.StatusConflict, "PortInUse")
+	t.Run("a group the server's port names is in use", func(t *testing.T) {
+		web, err := groups.Create(ctx, admin, groups.CreateOpts{Name: "web"}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ports.Update(ctx, admin, ps[0].ID, ports.UpdateOpts{SecurityGroups: &[]string{web.ID}}).Extract(); err != nil {
+			t.Fatal(err)
+		}
+		wantFault(t, "delete the group", groups.Delete(ctx, admin, web.ID).ExtractErr(), http.StatusConflict, "SecurityGroupInUse")
+		if _, err := ports.Update(ctx, admin, ps[0].ID, ports.UpdateOpts{SecurityGroups: &[]string{}}).Extract(); err != nil {
+			t.Fatal(err)
+		}
+		if err := groups.Delete(ctx, admin, web.ID).ExtractErr(); err != nil {
+			t.Fatalf("delete once the port lets it go: %v", err)
+		}
+	})
 	wantFault(t, "bob shows it", ports.Get(ctx, bob, ps[0].ID).Err, http.StatusNotFound, "PortNotFound")
 	pages, err = ports.List(bob, ports.ListOpts{}).AllPages(ctx)
 	if err != nil {
