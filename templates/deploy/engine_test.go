@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cloudmux/cloudmux/localcloud"
@@ -301,13 +302,14 @@ resources:
 	runCtx, crash := context.WithCancel(ctx)
 	defer crash()
 	created := 0
+	var mu sync.Mutex // the count spans both peers' hooks
 	for _, h := range env.hooks {
 		h.set(nil, func(kind string) {
 			if kind != "server" {
 				return
 			}
-			h.mu.Lock() // serialize the count across both peers' hooks
-			defer h.mu.Unlock()
+			mu.Lock()
+			defer mu.Unlock()
 			created++
 			if created == 10 {
 				crash() // the peer made it; the engine never records it
