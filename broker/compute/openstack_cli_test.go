@@ -113,6 +113,9 @@ func TestOpenStackCLIServers(t *testing.T) {
 		{"boot from volume", func() (string, int) {
 			return admin("server", "create", "--flavor", "m1.tiny", "--volume", root, "--wait", "cli-bfv", "-f", "shell")
 		}, 0, []string{`status="ACTIVE"`, `N/A (booted from volume)`, `volumes_attached="[{'id': '` + root}, nil},
+		{"boot from a new volume", func() (string, int) {
+			return admin("server", "create", "--flavor", "m1.tiny", "--image", img, "--boot-from-volume", "1", "--network", net, "--wait", "cli-root", "-f", "shell")
+		}, 0, []string{`status="ACTIVE"`, `N/A (booted from volume)`, `os_ext_az_availability_zone="local-a"`}, nil},
 		{"volume create", func() (string, int) {
 			out, code := admin("volume", "create", "--size", "1", "--availability-zone", "local-a", "cli-data", "-f", "value", "-c", "id")
 			volumeID = strings.TrimSpace(out)
@@ -141,7 +144,7 @@ func TestOpenStackCLIServers(t *testing.T) {
 		{"unknown flavor", func() (string, int) {
 			return admin("server", "create", "--flavor", "m9.huge", "--volume", root, "--nic", "none", "nope")
 		}, 1, []string{"No flavor with a name or ID"}, nil},
-		{"server delete", func() (string, int) { return admin("server", "delete", "--wait", "cli-web", "cli-bfv") }, 0, nil, nil},
+		{"server delete", func() (string, int) { return admin("server", "delete", "--wait", "cli-web", "cli-bfv", "cli-root") }, 0, nil, nil},
 		{"deleted", func() (string, int) { return admin("server", "list", "-f", "value") }, 0, nil, nil},
 	}
 	for _, st := range steps {

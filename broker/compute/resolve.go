@@ -26,8 +26,10 @@ type plan struct {
 	bootVolume index.Entry // zero when booting from an image
 	nics       []resolvedNIC
 	keypair    *peers.Keypair
-	candidates []*peers.Member // connected peers holding every reference
-	rejected   []string        // why each other peer is not a candidate
+	// rootVolumeGiB is CreateSpec.RootVolumeGiB.
+	rootVolumeGiB int
+	candidates    []*peers.Member // connected peers holding every reference
+	rejected      []string        // why each other peer is not a candidate
 }
 
 // resolvedNIC is a NIC request on its peer.
@@ -48,7 +50,7 @@ func lastSegment(ref string) string {
 
 // plan resolves every reference of spec and picks the candidate peers.
 func (s *Servers) plan(ctx context.Context, c Caller, spec CreateSpec) (plan, error) {
-	p := plan{peerFlavor: map[string]string{}}
+	p := plan{peerFlavor: map[string]string{}, rootVolumeGiB: spec.RootVolumeGiB}
 	members, down := s.connected()
 	for _, name := range down {
 		p.rejected = append(p.rejected, name+": not connected")
@@ -191,6 +193,13 @@ func (s *Servers) resolveImage(ctx context.Context, c Caller, ref string, p *pla
 		return nil
 	}
 	f := p.flavor
+	if root := p.rootVolumeGiB; root > 0 {
+		// The root disk is the new volume, not the flavor's disk.
+		if img.MinDiskGiB > root || img.Size > int64(root)<<30 {
+			return invalid("block_device_mapping_v2", "Volume size %d GiB is too small for image %s (min_disk %d GiB, %d bytes)", root, img.ID, img.MinDiskGiB, img.Size)
+		}
+		f.DiskGiB = 0
+	}
 	if img.MinRAMMiB > f.RAMMiB {
 		return invalid("flavorRef", "Flavor's memory is too small for requested image: flavor %s has %d MiB, image %s needs min_ram %d MiB", f.Name, f.RAMMiB, img.ID, img.MinRAMMiB)
 	}

@@ -149,6 +149,9 @@ type Servers struct {
 	BrokerID string
 	// PeerTimeout bounds each peer's part of a fan-out; default 10s.
 	PeerTimeout time.Duration
+	// VolumeTimeout bounds the making of a root volume from an image;
+	// default DefaultVolumeTimeout.
+	VolumeTimeout time.Duration
 }
 
 // Caller is who asks: the project its token is scoped to, the user, and
@@ -191,6 +194,11 @@ type CreateSpec struct {
 	ImageRef string
 	// BootVolume is the broker ID of a volume of the project to boot from.
 	BootVolume string
+	// RootVolumeGiB, with ImageRef, boots from a new volume of this size
+	// made from the image on the chosen peer (Nova's block device of
+	// source image, destination volume). The volume is the project's, in
+	// the index like any other, and stays when the server is deleted.
+	RootVolumeGiB int
 	// NICs are explicit interfaces; when empty, NetworksMode says what to
 	// do ("" is NetworksAuto, as Nova since 2.37 requires it be said).
 	NICs         []NIC
@@ -274,6 +282,9 @@ func (spec CreateSpec) Validate() error {
 	}
 	if spec.ImageRef == "" && spec.BootVolume == "" {
 		errs = append(errs, invalid("imageRef", "Invalid input for field/attribute imageRef: an image, or a boot volume in block_device_mapping_v2, is required"))
+	}
+	if spec.RootVolumeGiB < 0 || spec.RootVolumeGiB > 16384 || spec.RootVolumeGiB > 0 && spec.ImageRef == "" {
+		errs = append(errs, invalid("block_device_mapping_v2", "Invalid input for field/attribute block_device_mapping_v2: a volume from an image needs the image (uuid) and a volume_size from 1 to 16384 GiB"))
 	}
 	if spec.ImageRef != "" && spec.BootVolume != "" {
 		errs = append(errs, invalid("imageRef", "Invalid input: give an image or a boot volume, not both"))
@@ -530,6 +541,26 @@ func (s *Servers) boot(ctx context.Context, c Caller, spec CreateSpec, p plan, m
 	if err != nil {
 		return peers.Server{}, err
 	}
+	if spec.RootVolumeGiB > 0 {
+		root, undo, err := s.rootVolume(ctx, c, spec, m, ps.ImageID)
+		if err != nil {
+			return peers.Server{}, err
+		}
+		ps.ImageID, ps.BootVolumeID = "", root.PeerResourceID
+		ps.Metadata = maps.Clone(ps.Metadata)
+		ps.Metadata[metaBootVolume] = root.ID
+		srv, err := s.create(ctx, m, ps)
+		if err != nil {
+			undo()
+		}
+		return srv, err
+	}
+	return s.create(ctx, m, ps)
+}
+
+// create asks m for the server; see boot.
+func (s *Servers) create(ctx context.Context, m *peers.Member, ps peers.ServerSpec) (peers.Server, error) {
+	meta := ps.Metadata
 	cctx, cancel := context.WithTimeout(ctx, s.timeout())
 	defer cancel()
 	srv, err := m.Cloud.CreateServer(cctx, ps)

@@ -201,6 +201,8 @@ type serverCreateRequest struct {
 			UUID            string          `json:"uuid"`
 			SourceType      string          `json:"source_type"`
 			DestinationType string          `json:"destination_type"`
+			VolumeSize      json.RawMessage `json:"volume_size"`
+			DeleteOnTerm    json.RawMessage `json:"delete_on_termination"`
 		} `json:"block_device_mapping_v2"`
 	} `json:"server"`
 	Hints map[string]any `json:"OS-SCH-HNT:scheduler_hints"`
@@ -268,14 +270,26 @@ func (req serverCreateRequest) createSpec() (CreateSpec, error) {
 		if boot != "0" {
 			continue // only the boot disk is offered; extra volumes attach afterwards
 		}
-		if bd.SourceType != "volume" || (bd.DestinationType != "" && bd.DestinationType != "volume") || bd.UUID == "" {
-			errs = append(errs, invalid("block_device_mapping_v2", "Invalid input for field/attribute block_device_mapping_v2[%d]: only booting from an existing volume (source_type volume, destination_type volume, uuid) is offered", i))
+		if bd.UUID == "" || (bd.DestinationType != "" && bd.DestinationType != "volume") {
+			errs = append(errs, invalid("block_device_mapping_v2", "Invalid input for field/attribute block_device_mapping_v2[%d]: the boot disk must be a volume (destination_type volume) named by uuid", i))
 			continue
 		}
-		spec.BootVolume = bd.UUID
-		if spec.ImageRef != "" && b.ImageRef != nil {
-			// Nova ignores imageRef when the boot disk is a volume.
-			spec.ImageRef = ""
+		switch bd.SourceType {
+		case "volume":
+			spec.BootVolume, spec.ImageRef = bd.UUID, "" // Nova ignores imageRef when the boot disk is a volume
+		case "image":
+			size, err := strconv.Atoi(strings.Trim(string(bd.VolumeSize), `"`))
+			if err != nil || size < 1 {
+				errs = append(errs, invalid("block_device_mapping_v2", "Invalid input for field/attribute block_device_mapping_v2[%d]: a volume from an image needs volume_size, a whole number of GiB", i))
+				continue
+			}
+			if del := strings.Trim(string(bd.DeleteOnTerm), `"`); strings.EqualFold(del, "true") || del == "1" {
+				errs = append(errs, invalid("block_device_mapping_v2", "Invalid input for field/attribute block_device_mapping_v2[%d]: delete_on_termination is not offered; the root volume stays, delete it after the server", i))
+				continue
+			}
+			spec.ImageRef, spec.RootVolumeGiB = bd.UUID, size
+		default:
+			errs = append(errs, invalid("block_device_mapping_v2", "Invalid input for field/attribute block_device_mapping_v2[%d]: source_type %q: the boot disk comes from a volume or an image", i, bd.SourceType))
 		}
 	}
 	if req.Hints == nil {

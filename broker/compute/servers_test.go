@@ -409,6 +409,55 @@ func TestServerBootFromVolume(t *testing.T) {
 	}
 }
 
+// TestServerBootFromNewVolume: a root volume made from an image on the
+// chosen peer (the CLI's --boot-from-volume), a volume of the project
+// like any other, left when the server goes.
+func TestServerBootFromNewVolume(t *testing.T) {
+	ctx := context.Background()
+	se := newServersEnv(t)
+	c := se.admin(t)
+	bs, err := openstack.NewBlockStorageV3(se.Provider(t, "admin", brokertest.AdminPassword, "admin"), gophercloud.EndpointOpts{Region: identity.Region})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := se.Seeded["local-b"].ImageID
+	s := create(t, c, servers.CreateOpts{Name: "rooted", FlavorRef: "1", Networks: "none", BlockDevice: []servers.BlockDevice{
+		{BootIndex: 0, UUID: img, SourceType: servers.SourceImage, DestinationType: servers.DestinationVolume, VolumeSize: 2},
+	}})
+	got := waitStatus(t, c, s.ID, "ACTIVE")
+	if len(got.Image) != 0 || got.AvailabilityZone != "local-b" || len(got.AttachedVolumes) != 1 {
+		t.Fatalf("server = %+v", got)
+	}
+	root, err := volumes.Get(ctx, bs, got.AttachedVolumes[0].ID).Extract()
+	if err != nil || root.Size != 2 || root.Bootable != "true" || root.Status != "in-use" || root.AvailabilityZone != "local-b" {
+		t.Fatalf("root volume = %+v, %v", root, err)
+	}
+	if err := servers.Delete(ctx, c, s.ID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitVolume(t, bs, root.ID, "available")
+
+	for _, tc := range []struct {
+		name string
+		bdm  map[string]any
+		want string
+	}{
+		{"no size", map[string]any{"boot_index": 0, "uuid": img, "source_type": "image", "destination_type": "volume"}, "volume_size"},
+		{"too small", map[string]any{"boot_index": 0, "uuid": img, "source_type": "image", "destination_type": "volume", "volume_size": 0}, "volume_size"},
+		{"delete on termination", map[string]any{"boot_index": 0, "uuid": img, "source_type": "image", "destination_type": "volume", "volume_size": 1, "delete_on_termination": true}, "delete_on_termination"},
+		{"snapshot", map[string]any{"boot_index": 0, "uuid": img, "source_type": "snapshot", "destination_type": "volume"}, "source_type"},
+		{"unknown image", map[string]any{"boot_index": 0, "uuid": "4f1e9fa8-0000-4000-8000-000000000009", "source_type": "image", "destination_type": "volume", "volume_size": 1}, "imageRef"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, msg := post(t, c, "servers", map[string]any{"server": map[string]any{"name": "x", "flavorRef": "1", "networks": "none",
+				"block_device_mapping_v2": []map[string]any{tc.bdm}}})
+			if code != http.StatusBadRequest || !strings.Contains(msg, tc.want) {
+				t.Fatalf("got %d %q; want 400 naming %q", code, msg, tc.want)
+			}
+		})
+	}
+}
+
 // TestServersServiceErrors checks what the EC2 API relies on: refusals
 // carry the field, sentinels and peers sentinels both match.
 func TestServersServiceErrors(t *testing.T) {
