@@ -361,6 +361,12 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 		VCPUs: p.flavor.VCPUs, RAMMiB: p.flavor.RAMMiB, DiskGiB: p.flavor.DiskGiB, AvailabilityZone: spec.AvailabilityZone,
 		RequiredLabels: spec.RequiredLabels, PreferredLabels: spec.PreferredLabels, Hints: spec.Hints, Tags: spec.Tags,
 	}
+	switch {
+	case spec.BootVolume != "":
+		req.DiskGiB = 0 // the disk is the volume's, already placed
+	case spec.RootVolumeGiB > 0:
+		req.DiskGiB = spec.RootVolumeGiB // the new root volume's, not the flavor's
+	}
 	if p.image != nil {
 		req.Image = &policy.Image{ID: p.image.ID, Properties: p.image.Properties, MinRAMMiB: p.image.MinRAMMiB,
 			MinDiskGiB: p.image.MinDiskGiB, Peers: slices.Sorted(maps.Keys(p.imageOn))}
