@@ -298,6 +298,17 @@ func TestAWSCLI(t *testing.T) {
 	cli.ok(nil, "describe-vpcs")
 	cli.ok(nil, "describe-subnets")
 
+	var attrs struct {
+		AccountAttributes []struct {
+			AttributeName   string
+			AttributeValues []struct{ AttributeValue string }
+		}
+	}
+	cli.ok(&attrs, "describe-account-attributes", "--attribute-names", "supported-platforms")
+	if len(attrs.AccountAttributes) != 1 || attrs.AccountAttributes[0].AttributeValues[0].AttributeValue != "VPC" {
+		t.Fatalf("describe-account-attributes = %+v", attrs)
+	}
+
 	var regions struct {
 		Regions []struct{ RegionName, Endpoint string }
 	}

@@ -6,12 +6,13 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/cloudmux/cloudmux/peers"
 )
 
-// Regions, zones and key pairs: the small describes.
+// Regions, zones, account attributes and key pairs: the small describes.
 
 type regionItem struct {
 	RegionName     string `xml:"regionName"`
@@ -246,4 +247,34 @@ func (a *API) deleteKeyPair(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	return returnTrue{true}, nil
+}
+
+type attributeItem struct {
+	Name   string         `xml:"attributeName"`
+	Values items[attrVal] `xml:"attributeValueSet"`
+}
+
+type attrVal struct {
+	Value string `xml:"attributeValue"`
+}
+
+// describeAccountAttributes answers what EC2 tools ask before they launch:
+// VPC only, no default VPC, and the per-request instance limit.
+func (a *API) describeAccountAttributes(_ context.Context, c *call) (any, error) {
+	all := []attributeItem{
+		{Name: "supported-platforms", Values: list([]attrVal{{"VPC"}})},
+		{Name: "default-vpc", Values: list([]attrVal{{"none"}})},
+		{Name: "max-instances", Values: list([]attrVal{{strconv.Itoa(maxInstancesPerRun)}})},
+		{Name: "vpc-max-security-groups-per-interface", Values: list([]attrVal{{"5"}})},
+	}
+	names := c.params.list("AttributeName")
+	var out []attributeItem
+	for _, at := range all {
+		if len(names) == 0 || contains(names, at.Name) {
+			out = append(out, at)
+		}
+	}
+	return struct {
+		Attributes items[attributeItem] `xml:"accountAttributeSet"`
+	}{list(out)}, nil
 }

@@ -84,6 +84,7 @@ func (a *API) actions() map[string]actionDef {
 		"DescribeRegions":           {a.describeRegions, false},
 		"DescribeAvailabilityZones": {a.describeZones, false},
 		"DescribeInstanceTypes":     {a.describeInstanceTypes, false},
+		"DescribeAccountAttributes": {a.describeAccountAttributes, false},
 		"DescribeKeyPairs":          {a.describeKeyPairs, false},
 		"CreateKeyPair":             {a.createKeyPair, true},
 		"ImportKeyPair":             {a.importKeyPair, true},
