@@ -41,16 +41,17 @@ A binding document (YAML):
 `
 
 const deployUsage = `Usage:
-  cloudmux deploy plan   SOURCE [-p k=v ...] [-o table|json]
+  cloudmux deploy plan   SOURCE [-id ID] [-p k=v ...] [-o table|json]
   cloudmux deploy apply  SOURCE [-name N] [-p k=v ...] [-keep-on-failure] [-detach]
   cloudmux deploy update ID SOURCE [-p k=v ...] [-detach]
   cloudmux deploy list   [-o table|json]
   cloudmux deploy show   ID [-o table|json]
-  cloudmux deploy events ID [-f]
+  cloudmux deploy events ID [-follow]
   cloudmux deploy delete ID [-detach]
   cloudmux deploy retry  ID [-detach]
 
 SOURCE is -template NAME[@VERSION], -binding NAME[@VERSION] or -f FILE.
+plan -id ID plans an update of deployment ID instead of a new deployment.
 apply, update, delete and retry follow the deployment until it settles
 (a live display on a terminal, one line per event otherwise) unless -detach.
 `
@@ -352,7 +353,7 @@ func runDeploy(args []string, stdout, stderr io.Writer) int {
 	keep := fs.Bool("keep-on-failure", false, "keep what a failed attempt created instead of rolling back")
 	detach := fs.Bool("detach", false, "return at once instead of following the deployment")
 	follow := fs.Bool("follow", false, "events: follow until the deployment settles")
-	fs.BoolVar(follow, "F", false, "short for -follow")
+	planID := fs.String("id", "", "plan: plan an update of this deployment")
 	params := labelFlags{}
 	fs.Var(params, "p", "parameter k=v (repeatable)")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -390,8 +391,11 @@ func runDeploy(args []string, stdout, stderr io.Writer) int {
 		}
 		req.DryRun = cmd == "plan"
 		method, path := http.MethodPost, "/v1/deployments/"
-		if cmd == "update" {
+		switch {
+		case cmd == "update":
 			method, path = http.MethodPut, "/v1/deployments/"+url.PathEscape(fs.Arg(0))
+		case cmd == "plan" && *planID != "":
+			method, path = http.MethodPut, "/v1/deployments/"+url.PathEscape(*planID)
 		}
 		return withAPI(ctx, stderr, func(c *client) error {
 			var out struct {

@@ -129,7 +129,11 @@ func TestTemplateAndDeployCLI(t *testing.T) {
 		t.Fatalf("deployments %v %v", ds, err)
 	}
 	id := ds[0].ID
-	out, errOut, code := cli("deploy", "delete", id)
+	out, errOut, code := cli("deploy", "plan", "-id", id, "-template", "web@2", "-p", "flavor=m1.small")
+	if code != 0 || !strings.Contains(out, "changes flavor") || !strings.Contains(out, "1 to replace, 0 to delete, 2 unchanged") {
+		t.Fatalf("update plan: %d\n%s\n%s", code, out, errOut)
+	}
+	out, errOut, code = cli("deploy", "delete", id)
 	if code != 0 || !strings.Contains(out, "deleted") || !strings.Contains(out, "DELETED") {
 		t.Fatalf("delete: %d\n%s\n%s", code, out, errOut)
 	}
