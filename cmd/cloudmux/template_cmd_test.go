@@ -142,3 +142,29 @@ func TestTemplateAndDeployCLI(t *testing.T) {
 		t.Fatalf("events:\n%s", out)
 	}
 }
+
+// TestProgressRedrawsOneLinePerResource checks the terminal display: one
+// line per resource, redrawn in place (cursor up, clear line), a spinner
+// while in progress and a mark when done or failed.
+func TestProgressRedrawsOneLinePerResource(t *testing.T) {
+	var b strings.Builder
+	p := &progress{w: &b, state: map[string]*progressLine{}}
+	p.event(deploy.Event{Resource: "net@local", Peer: "local", Action: "create", Status: "IN_PROGRESS"})
+	p.event(deploy.Event{Resource: "web", Peer: "remote", Action: "create", Status: "IN_PROGRESS"})
+	p.event(deploy.Event{Resource: "net@local", Peer: "local", Action: "create", Status: "COMPLETE"})
+	p.event(deploy.Event{Resource: "web", Peer: "remote", Action: "create", Status: "FAILED", Message: "no room"})
+	out := b.String()
+	frames := strings.Split(out, "\x1b[2A") // each redraw of two lines starts by going up two
+	last := frames[len(frames)-1]
+	lines := strings.Split(strings.TrimSuffix(last, "\n"), "\n")
+	if len(frames) != 3 || len(lines) != 2 {
+		t.Fatalf("%d frames, last has %d lines: %q", len(frames), len(lines), out)
+	}
+	if !strings.Contains(lines[0], "✓ net@local") || !strings.Contains(lines[0], "local") ||
+		!strings.Contains(lines[1], "✗ web") || !strings.Contains(lines[1], "remote") || !strings.Contains(lines[1], "no room") {
+		t.Fatalf("last frame %q", last)
+	}
+	if !strings.ContainsAny(frames[0]+frames[1], strings.Join(spinner, "")) {
+		t.Fatalf("no spinner while in progress: %q", out)
+	}
+}
