@@ -48,6 +48,11 @@ type Cloud struct {
 	loaded loadedSet
 	// halted stops saving: a test's stand-in for the process dying.
 	halted bool
+	// Saving the state (state.go): changes counted, changes on disk, a
+	// writer running, and the signal a write is done.
+	stateGen, savedGen uint64
+	saving             bool
+	saved              *sync.Cond
 }
 
 var (
@@ -90,6 +95,7 @@ func New(cfg Config, driver Driver, log logrus.FieldLogger) (*Cloud, error) {
 		volumes: map[string]*volume{}, macs: map[string]bool{}, bases: map[string]*baseImage{},
 		loaded: newLoadedSet(),
 	}
+	c.saved = sync.NewCond(&c.mu)
 	for _, h := range cfg.Hosts {
 		c.hosts = append(c.hosts, &host{cfg: h})
 	}

@@ -167,8 +167,9 @@ func (c *Cloud) CreateServer(ctx context.Context, spec peers.ServerSpec) (peers.
 		c.setPortStatusLocked(s, "ACTIVE")
 		log.Info("server active")
 	})
+	view := c.serverView(s) // as it is now: the save lets others in
 	c.saveLocked()
-	return c.serverView(s), nil
+	return view, nil
 }
 
 // bootPlan is what CreateServer found valid in a spec.

@@ -2,9 +2,14 @@ package localcloud
 
 // Halt stops c from saving its state, as if its process had died: what
 // it does from now on reaches the hosts but not the state file. Tests use
-// it to leave a state file as a crash mid-operation would.
+// it to leave a state file as a crash mid-operation would. Changes made
+// before it are saved first.
 func Halt(c *Cloud) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for c.saving {
+		c.saved.Wait()
+	}
 	c.halted = true
+	c.saved.Broadcast()
 }

@@ -162,9 +162,10 @@ func (c *Cloud) CreateImage(ctx context.Context, spec peers.ImageSpec) (peers.Im
 		return peers.Image{}, errf(peers.ErrConflict, "image id %s is taken (status %s)", id, old.Status)
 	}
 	c.images[id] = img
+	view := img.view()
 	c.saveLocked()
 	c.log.WithFields(logrus.Fields{"image": id, "name": img.Name, "project": img.Project}).Info("image registered")
-	return img.view(), nil
+	return view, nil
 }
 
 // liveImage returns an image that is not deleted; callers hold c.mu.
@@ -275,9 +276,10 @@ func (c *Cloud) UpdateImage(ctx context.Context, id string, patch peers.ImagePat
 		delete(img.Properties, k)
 	}
 	img.UpdatedAt = now()
+	view := img.view()
 	c.saveLocked()
 	c.log.WithField("image", id).Info("image updated")
-	return img.view(), nil
+	return view, nil
 }
 
 // DeleteImage deletes an image: at once (status deleted, bytes removed), or

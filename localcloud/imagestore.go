@@ -233,8 +233,9 @@ func (c *Cloud) UploadImage(ctx context.Context, id string, data io.Reader, size
 		return err
 	}
 	if img.Status != peers.ImageQueued {
+		status := img.Status
 		c.mu.Unlock()
-		return errf(peers.ErrConflict, "image %s is %s; only a queued image takes data", id, img.Status)
+		return errf(peers.ErrConflict, "image %s is %s; only a queued image takes data", id, status)
 	}
 	img.Status, img.UpdatedAt = peers.ImageSaving, now()
 	want := uploadCheck{diskFormat: img.DiskFormat, md5: img.wantMD5}

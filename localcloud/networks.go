@@ -105,9 +105,10 @@ func (c *Cloud) CreateNetwork(ctx context.Context, spec peers.NetworkSpec) (peer
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n.Status = "ACTIVE"
+	view := n.view()
 	c.saveLocked()
 	log.Info("network created")
-	return n.view(), nil
+	return view, nil
 }
 
 // removeNetworkFromHosts deletes a network's layer 2 from hosts, returning
@@ -249,9 +250,10 @@ func (c *Cloud) CreateSubnet(ctx context.Context, spec peers.SubnetSpec) (peers.
 	}
 	c.subnets[sn.ID] = sn
 	n.Subnets = append(n.Subnets, sn.ID)
+	view := sn.view()
 	c.saveLocked()
 	c.log.WithFields(logrus.Fields{"subnet": sn.ID, "network": n.ID, "cidr": sn.CIDR}).Info("subnet created")
-	return sn.view(), nil
+	return view, nil
 }
 
 // GetSubnet returns a subnet.
@@ -305,9 +307,10 @@ func (c *Cloud) CreatePort(ctx context.Context, spec peers.PortSpec) (peers.Port
 	if err != nil {
 		return peers.Port{}, err
 	}
+	view := portView(p)
 	c.saveLocked()
-	c.log.WithFields(logrus.Fields{"port": p.ID, "network": p.NetworkID, "fixed_ips": p.FixedIPs}).Info("port created")
-	return portView(p), nil
+	c.log.WithFields(logrus.Fields{"port": view.ID, "network": view.NetworkID, "fixed_ips": view.FixedIPs}).Info("port created")
+	return view, nil
 }
 
 // createPortLocked creates a port, giving it the fixed IPs spec asks for or

@@ -240,12 +240,11 @@ func (c *Cloud) ConsoleOutput(ctx context.Context, serverID string, lines int) (
 	if err != nil {
 		return "", err
 	}
-	if !s.defined {
-		c.mu.Unlock()
-		return "", errf(peers.ErrConflict, "server %s is %s and has no console yet", serverID, s.Status)
-	}
-	hostName := s.Host
+	defined, status, hostName := s.defined, s.Status, s.Host
 	c.mu.Unlock()
+	if !defined {
+		return "", errf(peers.ErrConflict, "server %s is %s and has no console yet", serverID, status)
+	}
 	out, err := c.driver.ConsoleOutput(ctx, hostName, serverID)
 	if err != nil {
 		return "", fmt.Errorf("server %s console: %w", serverID, err)

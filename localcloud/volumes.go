@@ -134,8 +134,9 @@ func (c *Cloud) CreateVolume(ctx context.Context, spec peers.VolumeSpec) (peers.
 		log.Info("volume available")
 	})
 	log.Info("volume creating")
+	view := v.view()
 	c.saveLocked()
-	return v.view(), nil
+	return view, nil
 }
 
 // releaseVolumeAllocLocked gives back the disk v took from its host.
@@ -409,6 +410,7 @@ func (c *Cloud) ExtendVolume(ctx context.Context, id string, newSizeGiB int) (pe
 		})
 	}
 	log.Info("volume extending")
+	view := v.view()
 	c.saveLocked()
-	return v.view(), nil
+	return view, nil
 }
