@@ -109,6 +109,7 @@ resources:
   b: {type: Network, depends_on: [c]}
   c: {type: Network, properties: {name: {get_attr: [a, name]}}}
   x: {type: Widget}
+  y: {type: Network, properties: {name: {str_split: [",", "a,b", 0]}}}
 outputs:
   o: {value: {get_attr: [vol, colour]}}
 `
@@ -129,6 +130,7 @@ outputs:
 		"resources.a: dependency cycle: a -> b -> c -> a",
 		"resources.x.type: unknown resource type \"Widget\"",
 		"outputs.o.value.get_attr: a Volume has no attribute \"colour\"",
+		"resources.y.properties.name.str_split: the str_split function is not supported",
 	}
 	for _, w := range want {
 		if !strings.Contains(err.Error(), w) {

@@ -258,9 +258,41 @@ func (t *Template) validateCount(ps *problems, path string, v any) {
 	}
 }
 
+// unsupportedFunctions are Heat's other intrinsic functions: a template
+// using one is refused rather than deployed with the call left as data.
+var unsupportedFunctions = map[string]bool{
+	"get_file": true, "repeat": true, "digest": true, "str_split": true, "map_merge": true, "map_replace": true,
+	"yaql": true, "filter": true, "make_url": true, "list_concat": true, "list_concat_unique": true, "contains": true,
+	"resolve": true, "Ref": true, "Fn::GetAtt": true, "Fn::Join": true, "Fn::Select": true, "Fn::Base64": true,
+	"Fn::GetAZs": true, "Fn::Replace": true, "Fn::Split": true, "Fn::MemberListToMap": true, "Fn::ResourceFacade": true,
+}
+
+// reportUnsupported flags one-key maps naming a function cloudmux lacks.
+func reportUnsupported(ps *problems, path string, v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		if len(x) == 1 {
+			for k := range x {
+				if unsupportedFunctions[k] {
+					ps.add(join(path, k), "the %s function is not supported", k)
+					return
+				}
+			}
+		}
+		for _, k := range sortedKeys(x) {
+			reportUnsupported(ps, join(path, k), x[k])
+		}
+	case []any:
+		for i, e := range x {
+			reportUnsupported(ps, fmt.Sprintf("%s[%d]", path, i), e)
+		}
+	}
+}
+
 // validateExpr checks every function call in v. self is the resource the
 // value belongs to ("" for outputs and conditions).
 func (t *Template) validateExpr(ps *problems, path string, v any, self string) {
+	reportUnsupported(ps, path, v)
 	visit(v, path, func(p, name string, args any) {
 		p = join(p, name)
 		switch name {
