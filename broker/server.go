@@ -17,6 +17,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/broker/osapi"
+	"github.com/cloudmux/cloudmux/broker/policyapi"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
@@ -53,6 +54,9 @@ type Config struct {
 	Image *image.Glance
 	// Network serves /network (Neutron); nil leaves it out.
 	Network *network.Neutron
+	// Policy serves /v1/policies, /v1/placement/explain and /v1/decisions;
+	// nil leaves them out.
+	Policy *policyapi.API
 	// Index is the resource index /v1/index/rebuild reconciles, with the
 	// marks of BrokerID (the installation ID).
 	Index    *index.Index
@@ -126,6 +130,9 @@ func New(cfg Config) *Server {
 			r.Delete("/auth/tokens", s.logout)
 			r.Route("/peers", s.peerRoutes)
 			r.Route("/index", s.indexRoutes)
+			if cfg.Policy != nil {
+				r.Group(cfg.Policy.Routes)
+			}
 		})
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

@@ -29,6 +29,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/network"
+	"github.com/cloudmux/cloudmux/broker/policyapi"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/peers/openstack"
@@ -208,6 +209,17 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	if err != nil {
 		return err
 	}
+	// Placement: the admins' active Rego policy (the stock one until they
+	// push their own), followed on every replica through the store's watch.
+	plog := log.WithField("component", "policy")
+	policyVersions := policy.NewVersions(store)
+	decisions := policy.NewDecisions(store, 0, 0).WithLog(plog)
+	placer, err := policy.NewEngine(startCtx, policy.EngineConfig{Versions: policyVersions, Decisions: decisions,
+		Log: plog, Labels: map[string]string{"id": brokerID(cfg), "installation": installation}})
+	if err != nil {
+		return err
+	}
+	goBG("policy", placer.Run)
 	dir := identity.NewDirectory(store)
 	tokens := identity.NewTokens(store, log.WithField("component", "tokens"))
 	goBG("tokens", func(ctx context.Context) error { return tokens.Run(ctx, 10*time.Minute) })
@@ -236,19 +248,21 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		l.Info("index rebuilt from the peers")
 		return nil
 	})
-	images := &image.Service{Pool: pool, Index: idx, Placer: policy.Default{}, Store: store,
+	images := &image.Service{Pool: pool, Index: idx, Placer: placer, Store: store,
 		Log: log.WithField("component", "image"), BrokerID: installation}
-	networks := &network.Service{Pool: pool, Index: idx, Store: store, Placer: policy.Default{},
+	networks := &network.Service{Pool: pool, Index: idx, Store: store, Placer: placer,
 		Log: log.WithField("component", "network"), BrokerID: installation}
 	handler := broker.New(broker.Config{
 		Peers: peerReg, Snapshot: snap, Pool: pool, Identity: keystone,
 		Compute: &compute.Nova{Pool: pool, Keypairs: compute.NewKeypairStore(store), Auth: keystone.Authenticate,
 			Log: log.WithField("component", "compute")},
-		Volume: &volume.Cinder{Pool: pool, Index: idx, Placer: policy.Default{}, Auth: keystone.Authenticate,
+		Volume: &volume.Cinder{Pool: pool, Index: idx, Placer: placer, Auth: keystone.Authenticate,
 			Log: log.WithField("component", "volume"), BrokerID: installation},
 		Image:   &image.Glance{Images: images, Auth: keystone.Authenticate, Log: log.WithField("component", "glance")},
 		Network: &network.Neutron{Service: networks, Auth: keystone.Authenticate, Log: log.WithField("component", "neutron")},
-		Index:   idx, BrokerID: installation,
+		Policy: &policyapi.API{Versions: policyVersions, Decisions: decisions, Engine: placer,
+			Candidates: policyapi.PoolCandidates(pool), Log: log.WithField("component", "policyapi")},
+		Index: idx, BrokerID: installation,
 		Log: log.WithField("component", "http"), Version: version,
 	})
 	httpSrv := &http.Server{
