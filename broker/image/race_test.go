@@ -98,3 +98,25 @@ func TestConcurrentPatchesAllLand(t *testing.T) {
 		t.Errorf("tags = %v, want %d", got.Tags, n)
 	}
 }
+
+// A deactivation record outliving its image (a deactivate racing the
+// delete) must not deactivate a new image created later under the same
+// requested ID.
+func TestStaleDeactivationDoesNotTouchANewImageOfTheSameID(t *testing.T) {
+	ctx := context.Background()
+	te := newEnv(t, envOpts{}, "alpha")
+	admin := te.admin(t)
+	const id = "0e6b3f0a-8d1c-4a57-bb4e-2f9d7c1a6e30"
+	if _, err := te.Store.Put(ctx, "image-deactivated/"+id, []byte(`{"id":"`+id+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := images.Create(ctx, admin, images.CreateOpts{ID: id, Name: "new", DiskFormat: "raw", ContainerFormat: "bare"}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, b := raw(t, admin, http.MethodPut, "images/"+id+"/file", "application/octet-stream", []byte("data")); code != http.StatusNoContent {
+		t.Fatalf("upload = %d %s", code, b)
+	}
+	if got, err := images.Get(ctx, admin, id).Extract(); err != nil || got.Status != images.ImageStatusActive {
+		t.Fatalf("new image = %q, %v; want active", got.Status, err)
+	}
+}

@@ -482,6 +482,14 @@ func (s *Service) Create(ctx context.Context, c Caller, spec CreateSpec) (Image,
 				}
 				return Image{}, fmt.Errorf("indexing image %s: %w", id, err)
 			}
+			if spec.ID != "" {
+				// A deactivation recorded for an earlier image of this ID (a
+				// deactivate racing that image's delete) must not apply to
+				// this one; the ID is this image's now that it is indexed.
+				if err := s.Store.Delete(ctx, deactivatedPrefix+id); err != nil && !errors.Is(err, registry.ErrNotFound) {
+					s.Log.WithError(err).WithField("image", id).Warn("could not clear a stale deactivation record")
+				}
+			}
 			s.Log.WithFields(logrus.Fields{"image": id, "peer": p.Name, "project": owner}).Info("image created")
 			return s.present(located{img: img, member: m, entry: &e}, false), nil
 		}
