@@ -248,6 +248,18 @@ func TestServerTenantIsolation(t *testing.T) {
 	if got := names(listAll(t, a, servers.ListOpts{})); !slices.Equal(got, []string{"secret"}) {
 		t.Fatalf("admin lists %v", got)
 	}
+	// A reader of beta sees beta's servers but changes nothing.
+	rpw := se.Member(t, "rita", "beta", identity.RoleReader)
+	rd := se.compute(t, "rita", rpw, "beta")
+	if got := names(listAll(t, rd, servers.ListOpts{})); !slices.Equal(got, []string{"bobs"}) {
+		t.Fatalf("reader lists %v", got)
+	}
+	if err := servers.Stop(ctx, rd, mine.ID).ExtractErr(); !gophercloud.ResponseCodeIs(err, http.StatusForbidden) {
+		t.Fatalf("reader stops a server: %v; want 403", err)
+	}
+	if _, err := servers.Create(ctx, rd, servers.CreateOpts{Name: "r", FlavorRef: "1", ImageRef: se.Seeded["local-a"].ImageID}, nil).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusForbidden) {
+		t.Fatalf("reader creates a server: %v; want 403", err)
+	}
 	// A cloud admin lists every project's servers when asking; a member
 	// may not.
 	if got := names(listAll(t, a, servers.ListOpts{AllTenants: true})); !slices.Equal(got, []string{"bobs", "secret"}) {
