@@ -382,13 +382,13 @@ func createSpec(body map[string]json.RawMessage) (CreateSpec, error) {
 			str(k, &spec.Owner)
 		case k == "protected", k == "os_hidden":
 			dst := map[string]*bool{"protected": &spec.Protected, "os_hidden": &spec.Hidden}[k]
-			if err := json.Unmarshal(raw, dst); err != nil {
-				errs = append(errs, fmt.Errorf("%s: want true or false: %w", k, ErrInvalid))
+			if err := decodeBool(raw, dst); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", k, err))
 			}
 		case k == "min_ram", k == "min_disk":
 			dst := map[string]*int{"min_ram": &spec.MinRAMMiB, "min_disk": &spec.MinDiskGiB}[k]
-			if err := json.Unmarshal(raw, dst); err != nil {
-				errs = append(errs, fmt.Errorf("%s: want an integer: %w", k, ErrInvalid))
+			if err := decodeInt(raw, dst); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", k, err))
 			}
 		case k == "tags":
 			if err := json.Unmarshal(raw, &spec.Tags); err != nil {

@@ -244,15 +244,19 @@ func applyOps(cur Image, ops []patchOp) (Patch, error) {
 
 func hasKey(m map[string]string, k string) bool { _, ok := m[k]; return ok }
 
+// isNull reports a JSON null, which encoding/json reads into a bool or an
+// int as "no change" without an error; Glance's schema refuses it there.
+func isNull(raw json.RawMessage) bool { return strings.TrimSpace(string(raw)) == "null" }
+
 func decodeBool(raw json.RawMessage, dst *bool) error {
-	if json.Unmarshal(raw, dst) != nil {
+	if isNull(raw) || json.Unmarshal(raw, dst) != nil {
 		return fmt.Errorf("want true or false: %w", ErrInvalid)
 	}
 	return nil
 }
 
 func decodeInt(raw json.RawMessage, dst *int) error {
-	if json.Unmarshal(raw, dst) != nil {
+	if isNull(raw) || json.Unmarshal(raw, dst) != nil {
 		return fmt.Errorf("want an integer: %w", ErrInvalid)
 	}
 	if *dst < 0 {

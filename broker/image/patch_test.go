@@ -90,6 +90,8 @@ func TestPatch(t *testing.T) {
 		{"non-string property", `[{"op":"add","path":"/a","value":1}]`, 400, nil, "string"},
 		{"bad visibility", `[{"op":"replace","path":"/visibility","value":"secret"}]`, 400, nil, "visibility"},
 		{"negative min_ram", `[{"op":"replace","path":"/min_ram","value":-1}]`, 400, nil, "min_ram"},
+		{"null protected", `[{"op":"replace","path":"/protected","value":null}]`, 400, nil, "protected"},
+		{"null min_disk", `[{"op":"replace","path":"/min_disk","value":null}]`, 400, nil, "min_disk"},
 		{"not an array", `{"op":"add"}`, 400, nil, "array"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
