@@ -35,9 +35,10 @@ func (a *API) describeInstanceTypes(ctx context.Context, c *call) (any, error) {
 		return m.Cloud.ListFlavors(ctx)
 	})
 	byName := map[string]peers.Flavor{}
+	var failed []string
 	for _, r := range res {
 		if r.Err != nil {
-			a.Log.WithError(r.Err).WithField("peer", r.Member.Peer.Name).Warn("ec2: partial instance type list; peer did not answer")
+			failed = append(failed, r.Member.Peer.Name)
 			continue
 		}
 		for _, f := range r.Value {
@@ -46,6 +47,7 @@ func (a *API) describeInstanceTypes(ctx context.Context, c *call) (any, error) {
 			}
 		}
 	}
+	c.flagPartial(a.Log, "instance types", failed)
 	view := func(name string, f peers.Flavor) instanceTypeItem {
 		return instanceTypeItem{InstanceType: name, CurrentGeneration: true, VCPUs: f.VCPUs, MemoryMiB: f.RAMMiB,
 			StorageSupported: f.DiskGiB > 0, StorageGB: f.DiskGiB, Hypervisor: "xen",

@@ -142,9 +142,7 @@ func (a *API) describeImages(ctx context.Context, c *call) (any, error) {
 		if err != nil {
 			return nil, imageErr(err, "")
 		}
-		if len(page.Partial) > 0 {
-			a.Log.WithField("peers", page.Partial).Warn("ec2: partial image list; peers did not answer")
-		}
+		c.flagPartial(a.Log, "images", page.Partial)
 		imgs = page.Images
 	}
 	owners := c.params.list("Owner")

@@ -405,9 +405,7 @@ func (a *API) selectInstances(ctx context.Context, c *call) ([]instanceItem, err
 		if err != nil {
 			return nil, serverErr(err, "")
 		}
-		if len(page.Failed) > 0 {
-			a.Log.WithField("peers", page.Failed).Warn("ec2: partial instance list; peers did not answer")
-		}
+		c.flagPartial(a.Log, "instances", page.Failed)
 		servers = page.Servers
 	}
 	tags, err := a.loadTags(ctx, c.token.ProjectID)

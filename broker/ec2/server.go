@@ -7,6 +7,8 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
@@ -66,6 +69,18 @@ type call struct {
 	r      *http.Request
 	token  identity.Token
 	params params
+	// partial names the peers a merged list is missing (they did not
+	// answer in time), for osapi.PartialHeader.
+	partial []string
+}
+
+// flagPartial records and logs the peers a list is missing.
+func (c *call) flagPartial(log logrus.FieldLogger, what string, peers []string) {
+	if len(peers) == 0 {
+		return
+	}
+	c.partial = append(c.partial, peers...)
+	log.WithFields(logrus.Fields{"list": what, "peers": peers, "request_id": middleware.GetReqID(c.r.Context())}).Warn("ec2: partial list; peers did not answer")
 }
 
 type actionFunc func(ctx context.Context, c *call) (any, error)
@@ -216,10 +231,15 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, v *verifier, actions
 		writeError(w, r, unauthorizedOperation("You are not authorized to perform this operation: %s needs the member role on the project", name))
 		return
 	}
-	out, err := def.fn(ctx, &call{r: r, token: token, params: params(form)})
+	c := &call{r: r, token: token, params: params(form)}
+	out, err := def.fn(ctx, c)
 	if err != nil {
 		a.fail(w, r, name, err)
 		return
+	}
+	if len(c.partial) > 0 {
+		sort.Strings(c.partial)
+		w.Header().Set(osapi.PartialHeader, strings.Join(slices.Compact(c.partial), ","))
 	}
 	a.Log.WithFields(logrus.Fields{"action": name, "project": token.ProjectID, "user": token.UserName}).Debug("ec2: action served")
 	writeResponse(w, r, name, out)

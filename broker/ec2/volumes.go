@@ -235,9 +235,15 @@ func (a *API) describeVolumes(ctx context.Context, c *call) (any, error) {
 		byPeer[e.PeerID][e.PeerResourceID] = e
 	}
 	var members []*peers.Member
+	var failed []string
 	for peerID := range byPeer {
-		if m, ok := a.Pool.Get(peerID); ok && m.Cloud != nil {
+		switch m, ok := a.Pool.Get(peerID); {
+		case ok && m.Cloud != nil:
 			members = append(members, m)
+		case ok:
+			failed = append(failed, m.Peer.Name)
+		default:
+			failed = append(failed, peerID) // the peer left the pool: only its ID is known
 		}
 	}
 	res := peers.Gather(ctx, members, a.peerTimeout(), func(ctx context.Context, m *peers.Member) ([]peers.Volume, error) {
@@ -256,7 +262,7 @@ func (a *API) describeVolumes(ctx context.Context, c *call) (any, error) {
 	seen := map[string]bool{}
 	for _, rr := range res {
 		if rr.Err != nil {
-			a.Log.WithError(rr.Err).WithField("peer", rr.Member.Peer.Name).Warn("ec2: partial volume list; peer did not answer")
+			failed = append(failed, rr.Member.Peer.Name)
 			continue
 		}
 		for _, v := range rr.Value {
@@ -281,6 +287,7 @@ func (a *API) describeVolumes(ctx context.Context, c *call) (any, error) {
 			}
 		}
 	}
+	c.flagPartial(a.Log, "volumes", failed)
 	for _, w := range wanted {
 		if !seen[w] {
 			return nil, notFound("InvalidVolume.NotFound", "The volume '%s' does not exist.", w)

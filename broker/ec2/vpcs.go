@@ -87,19 +87,17 @@ func addresses(cidr string) int {
 	return 0
 }
 
-func (a *API) visibleNetworks(ctx context.Context, project string) (network.Visible, error) {
-	v, err := a.Networks.List(ctx, project, false)
+func (a *API) visibleNetworks(ctx context.Context, c *call) (network.Visible, error) {
+	v, err := a.Networks.List(ctx, c.token.ProjectID, false)
 	if err != nil {
 		return v, err
 	}
-	if len(v.Failed) > 0 {
-		a.Log.WithField("peers", v.Failed).Warn("ec2: partial network list; peers did not answer")
-	}
+	c.flagPartial(a.Log, "networks", v.Failed)
 	return v, nil
 }
 
 func (a *API) describeVpcs(ctx context.Context, c *call) (any, error) {
-	v, err := a.visibleNetworks(ctx, c.token.ProjectID)
+	v, err := a.visibleNetworks(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +174,7 @@ func vpcMatches(v vpcItem, filters []filter) bool {
 }
 
 func (a *API) describeSubnets(ctx context.Context, c *call) (any, error) {
-	v, err := a.visibleNetworks(ctx, c.token.ProjectID)
+	v, err := a.visibleNetworks(ctx, c)
 	if err != nil {
 		return nil, err
 	}
