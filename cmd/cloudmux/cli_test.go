@@ -424,3 +424,14 @@ func TestServeOnLibvirt(t *testing.T) {
 		return p.Status == "up" && p.Driver == "libvirt", out
 	})
 }
+
+// TestServeDevFreshDataDir: -data-dir may name a directory that does not
+// exist yet; the broker creates it (the credentials key first).
+func TestServeDevFreshDataDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "new", "data")
+	b := startBroker(t, []string{"serve", "-dev", "-listen", "127.0.0.1:0", "-data-dir", dir},
+		[]string{"CLOUDMUX_ADMIN_PASSWORD=" + testAdminPassword})
+	if _, err := os.Stat(filepath.Join(dir, "credentials.key")); err != nil {
+		t.Fatalf("credentials key in the fresh data dir: %v (broker at %s)", err, b.addr)
+	}
+}

@@ -350,6 +350,10 @@ func credentialsSealer(ctx context.Context, cfg Config, store registry.Store) (r
 	}
 	key, err := registry.LoadKeyFile(path)
 	if errors.Is(err, os.ErrNotExist) {
+		// A fresh -data-dir does not exist yet.
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("credentials key: %w", err)
+		}
 		key, err = registry.GenerateKeyFile(path)
 		if errors.Is(err, os.ErrExist) {
 			key, err = registry.LoadKeyFile(path)
