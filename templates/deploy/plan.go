@@ -27,6 +27,10 @@ const (
 	ActNoop    Action = "no-op"
 )
 
+// MaxInstances bounds a deployment's instances: its record (about 650
+// bytes an instance) is one Store value, at most registry.MaxValueSize.
+const MaxInstances = 300
+
 // Step is the plan for one instance.
 type Step struct {
 	Key      string         `json:"key"`
@@ -390,6 +394,9 @@ func (pl *planner) run(ctx context.Context) (*Plan, error) {
 			}
 			sort.Strings(inst.Deps)
 		}
+	}
+	if n := len(r.instances); n > MaxInstances {
+		pl.bad("resources", "%d instances; a deployment holds at most %d (its record must fit one Store value)", n, MaxInstances)
 	}
 	if err := errors.Join(pl.errs...); err != nil {
 		return nil, err

@@ -120,3 +120,11 @@ func TestDeleteWhileApplying(t *testing.T) {
 		t.Fatalf("events %v", actions)
 	}
 }
+
+func TestTooManyInstancesAreRefusedAtPlan(t *testing.T) {
+	env := newEnv(t)
+	_, _, err := env.engine("b1").Create(env.Ctx, "big", "p1", Spec{Source: scaled, Parameters: map[string]any{"n": 400}})
+	if err == nil || !strings.Contains(err.Error(), "a deployment holds at most 300") {
+		t.Fatalf("err = %v", err)
+	}
+}
