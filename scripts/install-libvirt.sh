@@ -9,8 +9,11 @@
 # `default`, NAT) are removed; once it answers, every network with a
 # <forward> element has autostart disabled, and one found running is stopped.
 # /proc/sys/net/ipv4/ip_forward is never written; the script fails if it
-# changed while it ran. libvirtd is started without --listen: it answers on
-# its unix sockets only.
+# changed while it ran. libvirtd answers on its unix sockets and on TCP
+# 127.0.0.1:16509 only (loopback; no TLS, no authentication:
+# qemu+tcp://127.0.0.1/system, for tests of remote hosts; root's unix
+# socket allows as much already), set in its own config file,
+# /etc/libvirt/cloudmux-libvirtd.conf.
 #
 # Idempotent, non-interactive, safe to run concurrently (one runs, the others
 # wait), and quick when everything is already up. Progress goes to stderr;
@@ -22,6 +25,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/guest/lib.sh"
 
 uri=qemu:///system
+conf=/etc/libvirt/cloudmux-libvirtd.conf
 log_file=/var/log/libvirt/libvirtd.log
 wait_s=${CLOUDMUX_LIBVIRT_WAIT:-60}
 # procps: pgrep, below (a minimal Debian lacks it).
@@ -70,19 +74,29 @@ if [ -c /dev/kvm ] && getent group kvm >/dev/null; then
 	fi
 fi
 
-# start_daemon NAME: `NAME -d` with nothing of ours inherited: daemons keep
+# libvirtd's own settings; /etc/libvirt/libvirtd.conf stays as Debian ships
+# it. TCP on loopback only, unauthenticated; no TLS listener (it would need
+# certificates).
+mkdir -p /etc/libvirt
+printf '%s\n' \
+	'# Written by cloudmux scripts/install-libvirt.sh: libvirtd runs with -l -f on this file.' \
+	'listen_tls = 0' 'listen_tcp = 1' 'listen_addr = "127.0.0.1"' 'auth_tcp = "none"' >"$conf.tmp"
+mv "$conf.tmp" "$conf"
+
+# start_daemon NAME ARGS...: `NAME -d ARGS` with nothing of ours inherited: daemons keep
 # every descriptor above 2 they are given (our lock, a caller's pipe a test
 # harness waits on), so the child closes them all first; its own stdio goes
 # to /var/log/libvirt/NAME.start.log.
 start_daemon() {
 	local d=$1 start_log=/var/log/libvirt/$1.start.log
+	shift
 	mkdir -p /var/log/libvirt
 	(
 		for fd in "/proc/$BASHPID/fd/"*; do
 			fd=${fd##*/}
 			[ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
 		done
-		exec "$d" -d
+		exec "$d" -d "$@"
 	) </dev/null >>"$start_log" 2>&1 ||
 		cmx_die "$d -d failed; last lines of $start_log and /var/log/libvirt/$d.log:
 $(tail -n 10 "$start_log" 2>/dev/null)
@@ -91,7 +105,11 @@ $(tail -n 20 "/var/log/libvirt/$d.log" 2>/dev/null)"
 for d in virtlogd virtlockd libvirtd; do
 	if ! running "$d"; then
 		cmx_log "starting $d"
-		start_daemon "$d"
+		if [ "$d" = libvirtd ]; then
+			start_daemon "$d" -l -f "$conf"
+		else
+			start_daemon "$d"
+		fi
 	fi
 done
 

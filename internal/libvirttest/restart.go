@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,14 @@ const usersLock = "/var/lock/cloudmux-libvirtd-users.lock"
 // installLock is scripts/install-libvirt.sh's own lock: held while the
 // daemon is stopped, so no run of the script starts it meanwhile.
 const installLock = "/var/lock/cloudmux-libvirt.lock"
+
+// scriptDaemonArgs are the arguments scripts/install-libvirt.sh starts
+// libvirtd with, now and before it listened on loopback TCP.
+var scriptDaemonArgs = []string{"-d -l -f " + DaemonConfig, "-d"}
+
+// DaemonConfig is the libvirtd config file scripts/install-libvirt.sh
+// writes and starts libvirtd with.
+const DaemonConfig = "/etc/libvirt/cloudmux-libvirtd.conf"
 
 // pidFile is where libvirtd, run as root, writes its PID.
 const pidFile = "/run/libvirtd.pid"
@@ -81,8 +90,8 @@ func lockFile(path string, how int) (*os.File, error) {
 }
 
 // RestartDaemon stops the libvirtd scripts/install-libvirt.sh started
-// (a root "libvirtd -d"; any other daemon is not the tests' to stop, and
-// the test is skipped), runs whileDown once it has exited, and starts it
+// (a root "libvirtd -d ..." with the script's arguments; any other daemon
+// is not the tests' to stop, and the test is skipped), runs whileDown once it has exited, and starts it
 // again the same way, with the script, which returns when it answers.
 // Guests keep running meanwhile: QEMU processes do not depend on the
 // daemon. It first waits (up to 10 minutes) until no other test binary
@@ -185,8 +194,8 @@ func ourDaemon() (int, error) {
 		return 0, fmt.Errorf("libvirtd pid %d: %w", pid, err)
 	}
 	args := strings.Split(string(bytes.TrimRight(cmd, "\x00")), "\x00")
-	if len(args) != 2 || !strings.HasSuffix(args[0], "libvirtd") || args[1] != "-d" {
-		return 0, fmt.Errorf("pid %d runs %q, not the \"libvirtd -d\" the test scripts start", pid, args)
+	if !strings.HasSuffix(args[0], "libvirtd") || !slices.Contains(scriptDaemonArgs, strings.Join(args[1:], " ")) {
+		return 0, fmt.Errorf("pid %d runs %q, not a libvirtd the test scripts started", pid, args)
 	}
 	return pid, nil
 }
