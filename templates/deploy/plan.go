@@ -325,6 +325,9 @@ func (pl *planner) run(ctx context.Context) (*Plan, error) {
 			if li := follow(l, idx, depth+1); li != nil {
 				inst.PeerID, inst.PeerName = li.PeerID, li.PeerName
 				inst.Reasons = append(inst.Reasons, fmt.Sprintf("follows %s to %s", li.Key, li.PeerName))
+				if pin := pl.effectivePlacement(t.Resources[name]).Peer; pin != "" && pin != li.PeerName {
+					pl.bad("resources."+name+".placement.peer", "pinned to %s, but it must sit with %s, which is on %s", pin, li.Key, li.PeerName)
+				}
 			}
 		}
 		return inst

@@ -128,3 +128,12 @@ func TestTooManyInstancesAreRefusedAtPlan(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestAFollowerPinnedElsewhereIsRefused(t *testing.T) {
+	env := newEnv(t)
+	src := strings.Replace(webV1, "  data: {type: Volume, properties: {size: 1}}", "  data: {type: Volume, placement: {peer: local}, properties: {size: 1}}", 1)
+	_, _, err := env.engine("b1").Create(env.Ctx, "x", "p1", Spec{Source: src})
+	if err == nil || !strings.Contains(err.Error(), "resources.data.placement.peer: pinned to local, but it must sit with app, which is on remote") {
+		t.Fatalf("err = %v", err)
+	}
+}
