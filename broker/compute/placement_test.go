@@ -14,6 +14,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/attachinterfaces"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/limits"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/quotasets"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
 	"github.com/cloudmux/cloudmux/broker/compute"
@@ -281,6 +282,17 @@ func TestServerQuota(t *testing.T) {
 	lim, err := limits.Get(ctx, c, nil).Extract()
 	if err != nil || lim.Absolute.MaxTotalInstances != 2 || lim.Absolute.TotalInstancesUsed != 2 || lim.Absolute.MaxTotalCores != -1 {
 		t.Fatalf("limits = %+v, %v", lim.Absolute, err)
+	}
+	project := se.Boot.Project.ID
+	if qs, err := quotasets.Get(ctx, c, project).Extract(); err != nil || qs.Instances != 2 || qs.Cores != -1 || qs.ID != project {
+		t.Fatalf("quota set = %+v, %v", qs, err)
+	}
+	if qd, err := quotasets.GetDetail(ctx, c, project).Extract(); err != nil || qd.Instances.InUse != 2 || qd.Instances.Limit != 2 || qd.Cores.InUse != 2 {
+		t.Fatalf("quota detail = %+v, %v", qd, err)
+	}
+	pw := se.Member(t, "quinn", "other", identity.RoleMember)
+	if _, err := quotasets.Get(ctx, se.compute(t, "quinn", pw, "other"), project).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusForbidden) {
+		t.Fatalf("another project's quota: %v; want 403", err)
 	}
 }
 

@@ -18,7 +18,6 @@ import (
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/peers"
-	"github.com/cloudmux/cloudmux/policy"
 )
 
 // maxListLimit is Nova's max_limit: a page never holds more.
@@ -31,6 +30,9 @@ const novaTime = "2006-01-02T15:04:05Z"
 func (n *Nova) serverRoutes(r chi.Router) {
 	member := identity.RequireRole(identity.RoleMember)
 	r.Get("/limits", n.limits)
+	r.Get("/os-quota-sets/{project}", n.quotaSet(false))
+	r.Get("/os-quota-sets/{project}/detail", n.quotaSet(true))
+	r.Get("/os-quota-sets/{project}/defaults", n.quotaDefaults)
 	r.Route("/servers", func(r chi.Router) {
 		r.Get("/", n.listServers(false))
 		r.Get("/detail", n.listServers(true))
@@ -640,39 +642,6 @@ func (n *Nova) detachVolume(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
-}
-
-// limits answers GET /limits: what the project uses, summed over the
-// peers that answered, and its quota from Servers.Quotas; without one
-// every maximum is -1 (unlimited), as Nova shows an unlimited quota, and
-// placement still refuses what no peer can hold.
-func (n *Nova) limits(w http.ResponseWriter, r *http.Request) {
-	c := caller(r)
-	u, failed, err := n.Servers.Usage(r.Context(), c)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	q := &policy.Usage{VCPUs: -1, RAMMiB: -1, Instances: -1}
-	if n.Servers.Quotas != nil {
-		pq, err := n.Servers.Quotas.Quota(r.Context(), c.Project)
-		if err != nil {
-			n.writeError(w, r, err)
-			return
-		}
-		if pq != nil {
-			q = pq
-		}
-	}
-	osapi.FlagPartial(w, r, n.Log, "limits", failed, nil)
-	osapi.WriteJSON(w, http.StatusOK, map[string]any{"limits": map[string]any{"rate": []any{}, "absolute": map[string]any{
-		"maxTotalCores": q.VCPUs, "maxTotalInstances": q.Instances, "maxTotalRAMSize": q.RAMMiB,
-		"totalCoresUsed": u.VCPUs, "totalInstancesUsed": u.Instances, "totalRAMUsed": u.RAMMiB,
-		"maxServerMeta": maxMetadataItems, "maxImageMeta": 128, "maxPersonality": 5, "maxPersonalitySize": 10240,
-		"maxTotalKeypairs": 100, "maxServerGroups": 10, "maxServerGroupMembers": 10, "totalServerGroupsUsed": 0,
-		"maxSecurityGroups": 10, "maxSecurityGroupRules": 20, "totalSecurityGroupsUsed": 0,
-		"maxTotalFloatingIps": -1, "totalFloatingIpsUsed": 0,
-	}}})
 }
 
 func interfaceView(nic Interface) map[string]any {
