@@ -12,7 +12,9 @@
 // Nova (nova.go) serves version discovery and microversion negotiation,
 // flavors merged across the pool, one availability zone per peer,
 // os-keypairs, which the broker keeps itself (per user, as Nova does) and
-// hands to whichever peer a server lands on, servers, limits and
-// os-volume_attachments. Errors use Nova's shapes ({"itemNotFound": {...}}
-// and kin).
+// hands to whichever peer a server lands on, servers (with actions,
+// metadata, ips, os-volume_attachments and a read-only os-interface),
+// limits and read-only os-quota-sets. Errors use Nova's shapes
+// ({"itemNotFound": {...}} and kin). It implements microversion 2.1 only,
+// but also takes 2.37's networks "auto" and "none".
 package compute
