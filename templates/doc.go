@@ -40,7 +40,8 @@
 //
 // HOT templates (heat_template_version) use OS::Nova::Server,
 // OS::Neutron::Net/Subnet/Port, OS::Cinder::Volume/VolumeAttachment,
-// OS::Nova::KeyPair and OS::Glance::Image with their common properties;
+// OS::Nova::KeyPair and OS::Glance::Image with their common properties,
+// and OS::Heat::ResourceGroup (count and resource_def, as Eve's count);
 // HOT names (network_id, instance_uuid, volume_id, subnet_id, uuid,
 // block_device_mapping) map to Eve's, and single-cloud tuning (scheduler
 // hints, tenant_id, QoS) is ignored.

@@ -17,6 +17,7 @@ func FuzzParse(f *testing.F) {
 		"eve_template_version: 1\nconditions: {c: {not: c}}\nresources: {a: {type: Network, condition: c}}\n",
 		"eve_template_version: 1\nresources: {a: {type: Server, count: -1, properties: {name: {join: [1, 2]}}}}\n",
 		"a: &a [*a]\n",
+		"heat_template_version: 2016-10-14\nresources: {g: {type: OS::Heat::ResourceGroup, properties: {count: 2, resource_def: {type: OS::Neutron::Net}}}}\n",
 		"eve_template_version: 1\nresources: {a: {type: 'template:x@1'}}\noutputs: {o: {value: {get_attr: [a, b, {get_param: p}]}}}\n",
 	} {
 		f.Add([]byte(s))

@@ -103,3 +103,37 @@ func bootVolume(v any) (any, bool) {
 	}
 	return vol, true
 }
+
+// hotResourceGroup is Heat's replica group; it maps to Eve's count, and
+// "%index%" means the same in both.
+const hotResourceGroup = "OS::Heat::ResourceGroup"
+
+// decodeResourceGroup turns {count, resource_def: {type, properties}}
+// into a counted resource of resource_def's type.
+func decodeResourceGroup(ps *problems, path string, r *Resource) {
+	props := r.Properties
+	for k := range props {
+		if k != "count" && k != "resource_def" {
+			ps.add(join(path, "properties", k), "not supported on a ResourceGroup (count and resource_def are)")
+		}
+	}
+	r.Count = props["count"]
+	if r.Count == nil {
+		r.Count = int64(1) // Heat's default
+	}
+	def, ok := props["resource_def"].(map[string]any)
+	if !ok {
+		ps.add(join(path, "properties", "resource_def"), "required: a mapping with type and properties")
+		r.Properties = map[string]any{}
+		return
+	}
+	dpath := join(path, "properties", "resource_def")
+	typ, _ := def["type"].(string)
+	kind, ok := hotKinds[typ]
+	if !ok {
+		ps.add(join(dpath, "type"), "unsupported HOT resource type %q", typ)
+	}
+	r.Kind = kind
+	inner, _ := def["properties"].(map[string]any)
+	r.Properties = mapHOTProperties(ps, join(dpath, "properties"), kind, inner)
+}

@@ -303,6 +303,8 @@ func decodeResource(ps *problems, path, name string, v any, f Format) *Resource 
 	switch {
 	case r.Type == "":
 		ps.add(join(path, "type"), "required")
+	case f == FormatHOT && r.Type == hotResourceGroup:
+		decodeResourceGroup(ps, path, r)
 	case f == FormatHOT:
 		kind, ok := hotKinds[r.Type]
 		if !ok {

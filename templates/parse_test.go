@@ -227,3 +227,31 @@ func fmtValue(v any) string {
 	}
 	return fmt.Sprint(v)
 }
+
+func TestHOTResourceGroupIsACount(t *testing.T) {
+	src := `heat_template_version: 2016-10-14
+parameters:
+  n: {type: number, default: 3}
+resources:
+  group:
+    type: OS::Heat::ResourceGroup
+    properties:
+      count: {get_param: n}
+      resource_def:
+        type: OS::Nova::Server
+        properties: {name: "web-%index%", flavor: m1.tiny, image: cirros, networks: [{uuid: private}]}
+outputs:
+  ips: {value: {get_attr: [group, first_address]}}
+`
+	tpl, err := Parse([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := tpl.Resources["group"]
+	if g.Kind != KindServer || Canonical(g.Count) != `{"get_param":"n"}` || g.Properties["name"] != "web-%index%" {
+		t.Fatalf("%+v", g)
+	}
+	if nets := Canonical(g.Properties["networks"]); nets != `[{"network":"private"}]` {
+		t.Fatalf("networks %s", nets)
+	}
+}
