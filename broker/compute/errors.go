@@ -35,8 +35,9 @@ var (
 // Error is a refusal a user can act on: Message is what to show (Nova's
 // wording where Nova has one), Field the request attribute at fault (the
 // Nova name: "flavorRef", "imageRef", "networks", "key_name", "user_data",
-// "block_device_mapping_v2", "availability_zone", "metadata", "name"),
-// empty when no one field is. It wraps a sentinel above, so errors.Is
+// "block_device_mapping_v2", "availability_zone", "metadata", "name",
+// "min_count", "volumeId", "action", "limit", "marker"), empty when no one
+// field is. It wraps a sentinel above, so errors.Is
 // works; the EC2 API maps Field to its own error codes.
 type Error struct {
 	Field   string
