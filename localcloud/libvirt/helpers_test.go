@@ -81,6 +81,12 @@ func (c *countingDial) last() (libvirt.API, int) {
 // removed at cleanup, whatever the test left.
 func testDriver(t *testing.T, uri string) (*libvirt.Driver, libvirt.Config, *countingDial) {
 	t.Helper()
+	return testDriverOn(t, "h1", uri)
+}
+
+// testDriverOn is testDriver with its one host named hostName.
+func testDriverOn(t *testing.T, hostName, uri string) (*libvirt.Driver, libvirt.Config, *countingDial) {
+	t.Helper()
 	requireLibvirt(t)
 	prefix := "cmxtest-" + randHex(4) + "-"
 	poolPath := "/var/lib/cloudmux/test-pools/" + strings.TrimSuffix(prefix, "-")
@@ -89,7 +95,7 @@ func testDriver(t *testing.T, uri string) (*libvirt.Driver, libvirt.Config, *cou
 	}
 	cd := &countingDial{}
 	cfg := libvirt.Config{
-		Hosts: []localcloud.HostConfig{{Name: "h1", URI: uri}},
+		Hosts: []localcloud.HostConfig{{Name: hostName, URI: uri}},
 		Pool:  prefix + "pool", PoolPath: poolPath, Prefix: prefix, Dial: cd.dial,
 		CallTimeout: 20 * time.Second,
 	}
