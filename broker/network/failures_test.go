@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
@@ -52,14 +53,7 @@ func TestUnreachablePeerDoesNotLeakOthersNetworks(t *testing.T) {
 	}}}, 0)
 	admin := client(t, e, "admin", brokertest.AdminPassword, "admin")
 	bob := client(t, e, "bob", e.Member(t, "bob", "team-b", identity.RoleMember), "team-b")
-	net, err := networks.Create(ctx, admin, networks.CreateOpts{Name: "private", AvailabilityZoneHints: []string{"flaky"}}).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sn, err := subnets.Create(ctx, admin, subnets.CreateOpts{NetworkID: net.ID, CIDR: "10.50.0.0/24", IPVersion: 4}).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
+	net, sn := networkWithSubnet(t, admin, networks.CreateOpts{Name: "private", AvailabilityZoneHints: []string{"flaky"}}, "10.50.0.0/24")
 	down.Store(true)
 	for _, tc := range []struct {
 		name string
@@ -82,19 +76,9 @@ func TestNetworkDeleteCutBeforeTheIndexIsRetried(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	admin := client(t, e, "admin", brokertest.AdminPassword, "admin")
-	net, err := networks.Create(ctx, admin, networks.CreateOpts{Name: "doomed"}).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sn, err := subnets.Create(ctx, admin, subnets.CreateOpts{NetworkID: net.ID, CIDR: "10.60.0.0/24", IPVersion: 4}).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.Store.InjectFault(func(op registry.Op, key string) error {
-		if op == registry.OpDelete && strings.HasPrefix(key, "index/subnet/") {
-			return fmt.Errorf("consul lost its leader: %w", registry.ErrUnavailable)
-		}
-		return nil
+	net, sn := networkWithSubnet(t, admin, networks.CreateOpts{Name: "doomed"}, "10.60.0.0/24")
+	storeFails(e, func(op registry.Op, key string) bool {
+		return op == registry.OpDelete && strings.HasPrefix(key, "index/subnet/")
 	})
 	if err := networks.Delete(ctx, admin, net.ID).ExtractErr(); err == nil {
 		t.Fatal("delete succeeded although the index could not be written")
@@ -118,11 +102,8 @@ func TestCreateFailingAfterTheIndexLeavesNoDanglingEntry(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	admin := client(t, e, "admin", brokertest.AdminPassword, "admin")
-	e.Store.InjectFault(func(op registry.Op, key string) error {
-		if (op == registry.OpCAS && strings.HasPrefix(key, "neutron/attrs/")) || (op == registry.OpDelete && strings.HasPrefix(key, "index/")) {
-			return fmt.Errorf("consul lost its leader: %w", registry.ErrUnavailable)
-		}
-		return nil
+	storeFails(e, func(op registry.Op, key string) bool {
+		return (op == registry.OpCAS && strings.HasPrefix(key, "neutron/attrs/")) || (op == registry.OpDelete && strings.HasPrefix(key, "index/"))
 	})
 	if _, err := networks.Create(ctx, admin, networks.CreateOpts{Name: "half", Description: "kept by the broker"}).Extract(); err == nil {
 		t.Fatal("create succeeded although its attributes could not be stored")
@@ -141,4 +122,30 @@ func TestCreateFailingAfterTheIndexLeavesNoDanglingEntry(t *testing.T) {
 			t.Fatalf("entry %s points at nothing: %v", en.ID, err)
 		}
 	}
+}
+
+// storeFails makes the registry refuse the operations fail picks, as a
+// Consul without a leader does, until the test ends or InjectFault(nil).
+func storeFails(e *testEnv, fail func(op registry.Op, key string) bool) {
+	e.Store.InjectFault(func(op registry.Op, key string) error {
+		if fail(op, key) {
+			return fmt.Errorf("consul lost its leader: %w", registry.ErrUnavailable)
+		}
+		return nil
+	})
+}
+
+// networkWithSubnet creates a network and one IPv4 subnet on it.
+func networkWithSubnet(t *testing.T, c *gophercloud.ServiceClient, opts networks.CreateOpts, cidr string) (*networks.Network, *subnets.Subnet) {
+	t.Helper()
+	ctx := context.Background()
+	net, err := networks.Create(ctx, c, opts).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn, err := subnets.Create(ctx, c, subnets.CreateOpts{NetworkID: net.ID, CIDR: cidr, IPVersion: 4}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net, sn
 }
