@@ -517,3 +517,39 @@ func TestServerFaultShown(t *testing.T) {
 		t.Fatalf("failed server = %+v, fault %+v", got, got.Fault)
 	}
 }
+
+// TestServerIndexRebuild: the marks on the peer's server are enough to
+// rebuild a lost index entry, and the server (its root volume too) comes
+// back under the same broker IDs.
+func TestServerIndexRebuild(t *testing.T) {
+	ctx := context.Background()
+	se := newServersEnv(t)
+	c := se.admin(t)
+	s := create(t, c, servers.CreateOpts{Name: "phoenix", FlavorRef: "1", Networks: "none", BlockDevice: []servers.BlockDevice{
+		{BootIndex: 0, UUID: se.Seeded["local-a"].ImageID, SourceType: servers.SourceImage, DestinationType: servers.DestinationVolume, VolumeSize: 1},
+	}})
+	before := waitStatus(t, c, s.ID, "ACTIVE")
+	for _, kind := range []string{compute.KindServer, "volume"} {
+		id := s.ID
+		if kind == "volume" {
+			id = before.AttachedVolumes[0].ID
+		}
+		e, err := se.Index.Get(ctx, kind, id, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := se.Index.Delete(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := servers.Get(ctx, c, s.ID).Extract(); !is404(err) {
+		t.Fatalf("without its entry: %v; want 404", err)
+	}
+	if _, err := se.Index.Rebuild(ctx, se.Pool.Members(), testBroker, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	after, err := servers.Get(ctx, c, s.ID).Extract()
+	if err != nil || after.Name != "phoenix" || after.Flavor["id"] != "1" || len(after.AttachedVolumes) != 1 || after.AttachedVolumes[0].ID != before.AttachedVolumes[0].ID {
+		t.Fatalf("after the rebuild = %+v, %v; want it back as it was", after, err)
+	}
+}
