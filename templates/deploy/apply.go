@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -387,8 +388,10 @@ func (r *run) adopt(ctx context.Context, c peers.Cloud, res *Resource, retiredID
 		if !resumed {
 			return "", false, nil
 		}
-		if _, err := c.GetKeypair(ctx, p.str("name")); err == nil {
-			return p.str("name"), true, nil
+		var project string
+		r.view(func(d *Deployment) { project = d.Project })
+		if k, err := c.GetKeypair(ctx, p.str("name")); err == nil && k.Project == project {
+			return k.Name, true, nil
 		}
 		return "", false, nil
 	}
@@ -524,6 +527,20 @@ func (r *run) removeOne(ctx context.Context, key string) error {
 			return err
 		}
 		ids = append(slices.DeleteFunc(ids, func(s string) bool { return s == "" }), found...)
+		if res.Kind == templates.KindKeypair && res.ID == "" {
+			// Keypairs carry no tags: one the interrupted step may have
+			// made is found by its name, in the deployment's project.
+			var p struct {
+				Name string `json:"name"`
+			}
+			var project string
+			r.view(func(d *Deployment) { project = d.Project })
+			if json.Unmarshal([]byte(res.Props), &p) == nil && p.Name != "" && !isSymbol(p.Name) {
+				if k, err := c.GetKeypair(ctx, p.Name); err == nil && k.Project == project {
+					ids = append(ids, k.Name)
+				}
+			}
+		}
 	}
 	for _, id := range ids {
 		if err := r.destroy(ctx, c, res, id); err != nil {

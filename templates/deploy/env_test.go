@@ -178,3 +178,7 @@ func (x *recIndex) count(kind string) int {
 	}
 	return n
 }
+
+func (h *hookCloud) CreateKeypair(ctx context.Context, s peers.KeypairSpec) (peers.Keypair, error) {
+	return hookCreate(ctx, h, "keypair", func() (peers.Keypair, error) { return h.Cloud.CreateKeypair(ctx, s) })
+}

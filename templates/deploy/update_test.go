@@ -137,3 +137,41 @@ func TestAFollowerPinnedElsewhereIsRefused(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestKeypairMadeButNotRecordedIsDeleted: keypairs carry no tags, so a
+// crash right after the peer made one is covered by its name.
+func TestKeypairMadeButNotRecordedIsDeleted(t *testing.T) {
+	env := newEnv(t)
+	ctx := env.Ctx
+	src := "eve_template_version: 1\nresources:\n  key: {type: Keypair, placement: {peer: local}, properties: {name: crash-key}}\n"
+	a := env.engine("a")
+	d, _, err := a.Create(ctx, "k", "p1", Spec{Source: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, crash := context.WithCancel(ctx)
+	defer crash()
+	env.hooks["local"].set(nil, func(kind string) {
+		if kind == "keypair" {
+			crash()
+		}
+	})
+	if err := a.Run(runCtx, d.ID); err == nil {
+		t.Fatal("the run survived its crash")
+	}
+	env.hooks["local"].set(nil, nil)
+	local, _ := env.Pool.Lookup("local")
+	if _, err := local.Cloud.GetKeypair(ctx, "crash-key"); err != nil {
+		t.Fatalf("the peer did not make the keypair: %v", err)
+	}
+	b := env.engine("b")
+	if _, err := b.Delete(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if d = runToEnd(t, b, ctx, d.ID); d.Status != StatusDeleted {
+		t.Fatalf("%s %s", d.Status, d.Error)
+	}
+	if _, err := local.Cloud.GetKeypair(ctx, "crash-key"); err == nil {
+		t.Fatal("the keypair is orphaned")
+	}
+}
