@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -53,6 +54,8 @@ type Cloud struct {
 	stateGen, savedGen uint64
 	saving             bool
 	saved              *sync.Cond
+	// dirLock holds DataDir for this cloud until Close.
+	dirLock *os.File
 }
 
 var (
@@ -82,8 +85,15 @@ func New(cfg Config, driver Driver, log logrus.FieldLogger) (*Cloud, error) {
 	cfg.Overcommit = cfg.Overcommit.withDefaults()
 	cfg.Hosts = append([]HostConfig(nil), cfg.Hosts...)
 	log = log.WithFields(logrus.Fields{"cloud": cfg.Name, "driver": driver.Name()})
+	// One cloud a data directory: a second would remove the first's
+	// uploads in progress and overwrite its state file.
+	dirLock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("localcloud: %w", err)
+	}
 	store, err := newImageStore(filepath.Join(cfg.DataDir, "images"), log)
 	if err != nil {
+		_ = dirLock.Close()
 		return nil, fmt.Errorf("localcloud: image store: %w", err)
 	}
 	bg, stop := context.WithCancel(context.Background())
@@ -93,7 +103,7 @@ func New(cfg Config, driver Driver, log logrus.FieldLogger) (*Cloud, error) {
 		servers: map[string]*server{}, keypairs: map[string]*peers.Keypair{}, images: map[string]*image{},
 		networks: map[string]*network{}, subnets: map[string]*subnet{}, ports: map[string]*peers.Port{},
 		volumes: map[string]*volume{}, macs: map[string]bool{}, bases: map[string]*baseImage{},
-		loaded: newLoadedSet(),
+		loaded: newLoadedSet(), dirLock: dirLock,
 	}
 	c.saved = sync.NewCond(&c.mu)
 	for _, h := range cfg.Hosts {
@@ -101,6 +111,7 @@ func New(cfg Config, driver Driver, log logrus.FieldLogger) (*Cloud, error) {
 	}
 	if err := c.loadState(); err != nil {
 		stop()
+		_ = dirLock.Close()
 		return nil, fmt.Errorf("localcloud: state: %w", err)
 	}
 	log.WithField("hosts", len(cfg.Hosts)).Info("local cloud ready")
@@ -131,6 +142,12 @@ func (c *Cloud) Close() error {
 	c.mu.Unlock()
 	c.stopBG()
 	c.wg.Wait()
+	c.mu.Lock()
+	for c.saving {
+		c.saved.Wait()
+	}
+	c.mu.Unlock()
+	_ = c.dirLock.Close()
 	c.log.Info("local cloud closed")
 	return nil
 }

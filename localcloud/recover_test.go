@@ -267,3 +267,22 @@ func TestCorruptStateRefused(t *testing.T) {
 		t.Fatal("New over a corrupt state file succeeded")
 	}
 }
+
+// TestDataDirInUse: two clouds on one data directory would remove each
+// other's uploads in progress and overwrite each other's state, so the
+// second is refused until the first is closed.
+func TestDataDirInUse(t *testing.T) {
+	cfg := oneHost(t)
+	c1, drv := newCloud(t, cfg)
+	if _, err := localcloud.New(cfg, drv, testLogger(t)); !errors.Is(err, peers.ErrConflict) {
+		t.Fatalf("a second cloud on the same data directory: %v, want ErrConflict", err)
+	}
+	if err := c1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := localcloud.New(cfg, drv, testLogger(t))
+	if err != nil {
+		t.Fatalf("New after the first cloud closed: %v", err)
+	}
+	_ = c2.Close()
+}

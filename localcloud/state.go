@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/cloudmux/cloudmux/peers"
@@ -331,4 +332,25 @@ func (c *Cloud) recountLocked() {
 			h.used.DiskGiB += v.alloc
 		}
 	}
+}
+
+// lockDataDir creates dir if needed and takes its lock file (DataDir/lock,
+// flock, released by closing the file or by the process's end); a
+// directory another cloud holds is peers.ErrConflict.
+func lockDataDir(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("data directory %s is in use by another local cloud: %w", dir, peers.ErrConflict)
+		}
+		return nil, fmt.Errorf("locking data directory %s: %w", dir, err)
+	}
+	return f, nil
 }
