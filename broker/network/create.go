@@ -98,6 +98,56 @@ func (s *Service) record(ctx context.Context, e index.Entry, a *Attrs, undo func
 	return nil
 }
 
+// dropHalfCreated removes what a peer may have made of a create that
+// failed for want of an answer (a timeout after the peer acted, a cut
+// connection): carrying our metadata but unindexed, it would be hidden
+// from every list and never deleted. It is found by its broker ID in the
+// metadata. Other failures are refusals and made nothing. Best effort:
+// what cannot be removed is logged.
+func (s *Service) dropHalfCreated(ctx context.Context, m *peers.Member, kind, id string, cause error) {
+	if !errors.Is(cause, peers.ErrUnavailable) && !errors.Is(cause, context.DeadlineExceeded) && !errors.Is(cause, context.Canceled) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout())
+	defer cancel()
+	opts := peers.ListOptions{Metadata: map[string]string{peers.MetaID: id, peers.MetaBrokerID: s.BrokerID}}
+	var peerIDs []string
+	var err error
+	switch kind {
+	case KindNetwork:
+		var ns []peers.Network
+		ns, err = m.Cloud.ListNetworks(ctx, opts)
+		for _, n := range ns {
+			peerIDs = append(peerIDs, n.ID)
+		}
+	case KindSubnet:
+		var sns []peers.Subnet
+		sns, err = m.Cloud.ListSubnets(ctx, opts)
+		for _, sn := range sns {
+			peerIDs = append(peerIDs, sn.ID)
+		}
+	case KindPort:
+		var ps []peers.Port
+		ps, err = m.Cloud.ListPorts(ctx, opts)
+		for _, p := range ps {
+			peerIDs = append(peerIDs, p.ID)
+		}
+	}
+	log := s.Log.WithFields(logrus.Fields{"kind": kind, "id": id, "peer": m.Peer.Name})
+	if err != nil {
+		log.WithError(err).Warn("could not check the peer for a half-made resource; it may keep an orphan")
+		return
+	}
+	del := map[string]func(context.Context, string) error{KindNetwork: m.Cloud.DeleteNetwork, KindSubnet: m.Cloud.DeleteSubnet, KindPort: m.Cloud.DeletePort}[kind]
+	for _, pid := range peerIDs {
+		if err := del(ctx, pid); err != nil && !errors.Is(err, peers.ErrNotFound) {
+			log.WithError(err).WithField("peer_resource", pid).Error("could not remove a half-made resource; the peer keeps an orphan")
+			continue
+		}
+		log.WithField("peer_resource", pid).Info("removed a resource the peer made for a create that failed")
+	}
+}
+
 // CreateNetwork places a network (policy.Placer, Kind "network"; one zone
 // hint pins the peer, several allow any of them), creates it on the best
 // allowed peer, falling back to the next when a peer is out of capacity or
@@ -140,6 +190,7 @@ func (s *Service) CreateNetwork(ctx context.Context, project string, req Network
 		}
 		n, err := m.Cloud.CreateNetwork(ctx, spec)
 		if errors.Is(err, peers.ErrCapacity) || errors.Is(err, peers.ErrUnavailable) {
+			s.dropHalfCreated(ctx, m, KindNetwork, id, err)
 			tried = append(tried, fmt.Sprintf("%s: %v", p.Name, err))
 			continue
 		}
@@ -274,6 +325,7 @@ func (s *Service) CreateSubnet(ctx context.Context, project string, req SubnetCr
 	case errors.Is(err, peers.ErrNotFound):
 		return Subnet{}, notFound(KindNetwork, req.NetworkID)
 	case err != nil:
+		s.dropHalfCreated(ctx, net.Member, KindSubnet, id, err)
 		return Subnet{}, err
 	}
 	undo := func(ctx context.Context) error { return c.DeleteSubnet(ctx, sn.ID) }
@@ -395,6 +447,7 @@ func (s *Service) CreatePort(ctx context.Context, project string, req PortCreate
 	case errors.Is(err, peers.ErrNotFound):
 		return Port{}, notFound(KindNetwork, req.NetworkID)
 	case err != nil:
+		s.dropHalfCreated(ctx, net.Member, KindPort, id, err)
 		return Port{}, err
 	}
 	now := time.Now().UTC()

@@ -149,3 +149,75 @@ func networkWithSubnet(t *testing.T, c *gophercloud.ServiceClient, opts networks
 	}
 	return net, sn
 }
+
+// lossyNetworks is a local cloud that, while lose is set, makes what it is
+// asked to and then loses the answer (a timeout after the peer acted).
+type lossyNetworks struct {
+	*localcloud.Cloud
+	lose *atomic.Bool
+}
+
+func (l lossyNetworks) lost(err error) error {
+	if err == nil && l.lose.Load() {
+		return fmt.Errorf("no answer in time: %w", peers.ErrUnavailable)
+	}
+	return err
+}
+
+func (l lossyNetworks) CreateNetwork(ctx context.Context, spec peers.NetworkSpec) (peers.Network, error) {
+	n, err := l.Cloud.CreateNetwork(ctx, spec)
+	return n, l.lost(err)
+}
+
+func (l lossyNetworks) CreateSubnet(ctx context.Context, spec peers.SubnetSpec) (peers.Subnet, error) {
+	sn, err := l.Cloud.CreateSubnet(ctx, spec)
+	return sn, l.lost(err)
+}
+
+func (l lossyNetworks) CreatePort(ctx context.Context, spec peers.PortSpec) (peers.Port, error) {
+	p, err := l.Cloud.CreatePort(ctx, spec)
+	return p, l.lost(err)
+}
+
+// A create whose answer is lost after the peer acted fails, and leaves
+// nothing on the peer: unindexed, it would be listed nowhere and never
+// deleted (a subnet would even hold its CIDR).
+func TestLostCreateAnswersLeaveNoOrphans(t *testing.T) {
+	ctx := context.Background()
+	var lose atomic.Bool
+	var lossy *localcloud.Cloud
+	e := newEnvWith(t, []brokertest.Peer{{Name: "east"}, {Name: "lossy", Wrap: func(c *localcloud.Cloud) peers.Cloud {
+		lossy = c
+		return lossyNetworks{Cloud: c, lose: &lose}
+	}}}, 0)
+	admin := client(t, e, "admin", brokertest.AdminPassword, "admin")
+	ours := peers.ListOptions{Metadata: map[string]string{peers.MetaBrokerID: "test-broker"}}
+	net, err := networks.Create(ctx, admin, networks.CreateOpts{Name: "kept", AvailabilityZoneHints: []string{"lossy"}}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lose.Store(true)
+	for _, tc := range []struct {
+		name  string
+		err   error
+		count func() (int, error)
+		want  int
+	}{
+		{"network", networks.Create(ctx, admin, networks.CreateOpts{Name: "lost", AvailabilityZoneHints: []string{"lossy"}}).Err,
+			func() (int, error) { ns, err := lossy.ListNetworks(ctx, ours); return len(ns), err }, 1},
+		{"subnet", subnets.Create(ctx, admin, subnets.CreateOpts{NetworkID: net.ID, CIDR: "10.70.0.0/24", IPVersion: 4}).Err,
+			func() (int, error) { sns, err := lossy.ListSubnets(ctx, ours); return len(sns), err }, 0},
+		{"port", ports.Create(ctx, admin, ports.CreateOpts{NetworkID: net.ID}).Err,
+			func() (int, error) { ps, err := lossy.ListPorts(ctx, ours); return len(ps), err }, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.err == nil {
+				t.Fatal("the create succeeded although its answer was lost")
+			}
+			n, err := tc.count()
+			if err != nil || n != tc.want {
+				t.Fatalf("the peer holds %d of the broker's %ss (%v), want %d", n, tc.name, err, tc.want)
+			}
+		})
+	}
+}
