@@ -5,7 +5,16 @@
 // Ensure(t) runs scripts/install-libvirt.sh once per test binary: it installs
 // Debian's libvirt and QEMU packages when they are missing, starts virtlogd,
 // virtlockd and libvirtd by hand (no systemd), makes sure no NAT or forwarding
-// network can start, and waits until the daemon answers. A libvirt that cannot
+// network can start, and waits until the daemon answers. The daemon also
+// answers on loopback TCP, unauthenticated (qemu+tcp://127.0.0.1/system), so
+// tests can reach it as a remote host.
+//
+// RestartDaemon(t, whileDown) stops that daemon (only one the scripts
+// started) and starts it again with the script, for tests of what survives a
+// libvirtd restart. Since go test runs packages in parallel and this is the
+// machine's only libvirtd, every test that uses it holds a shared lock
+// (Ensure takes it; Share for tests that do not call Ensure) and
+// RestartDaemon takes it exclusively, waiting for the others. A libvirt that cannot
 // be had fails the test instead of skipping it: CI must run these tests, and a
 // silently skipped suite is how a driver rots.
 //

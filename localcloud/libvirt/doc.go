@@ -15,7 +15,9 @@
 // drops (libvirtd restarts: go-libvirt closes Disconnected()), the next
 // call redials; while the daemon is down calls fail at once with
 // peers.ErrUnavailable, and what was checked on the old connection (the
-// pool) is checked again on the new one.
+// pool) is checked again on the new one. Both are tested for real: a test
+// stops and restarts libvirtd under a connected cloud, and another runs a
+// cloud over qemu:///system and qemu+tcp://127.0.0.1/system at once.
 //
 // # Naming and metadata
 //
