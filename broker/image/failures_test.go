@@ -109,3 +109,41 @@ func TestDeleteCutBeforeTheIndexIsRetried(t *testing.T) {
 		t.Fatalf("third delete = %v, want 404", err)
 	}
 }
+
+// lossyCloud makes the images it is asked to and, while lose is set, then
+// loses the answer (a timeout after the peer acted).
+type lossyCloud struct {
+	*localcloud.Cloud
+	lose *atomic.Bool
+}
+
+func (l lossyCloud) CreateImage(ctx context.Context, spec peers.ImageSpec) (peers.Image, error) {
+	img, err := l.Cloud.CreateImage(ctx, spec)
+	if err == nil && l.lose.Load() {
+		return peers.Image{}, fmt.Errorf("no answer in time: %w", peers.ErrUnavailable)
+	}
+	return img, err
+}
+
+// A create whose answer is lost after the peer acted fails and leaves no
+// queued image there for the caller to find later (or for a server to be
+// booted from as a copy without data).
+func TestLostCreateAnswerLeavesNoImage(t *testing.T) {
+	ctx := context.Background()
+	var lose atomic.Bool
+	lose.Store(true)
+	te := newEnv(t, envOpts{wrap: map[string]func(*localcloud.Cloud) peers.Cloud{
+		"lossy": func(c *localcloud.Cloud) peers.Cloud { return lossyCloud{Cloud: c, lose: &lose} },
+	}}, "lossy")
+	admin := te.admin(t)
+	if _, err := images.Create(ctx, admin, images.CreateOpts{Name: "lost", DiskFormat: "raw", ContainerFormat: "bare"}).Extract(); err == nil {
+		t.Fatal("the create succeeded although its answer was lost")
+	}
+	left, err := te.cloud("lossy").ListImages(ctx, peers.ListOptions{Metadata: map[string]string{peers.MetaBrokerID: "test-broker"}})
+	if err != nil || len(left) != 0 {
+		t.Fatalf("the peer keeps %d of the broker's images (%v), want none", len(left), err)
+	}
+	if names := listNames(t, admin, images.ListOpts{Name: "lost"}); len(names) != 0 {
+		t.Fatalf("the failed image is listed: %v", names)
+	}
+}

@@ -463,6 +463,7 @@ func (s *Service) Create(ctx context.Context, c Caller, spec CreateSpec) (Image,
 			}
 			img, err := m.Cloud.CreateImage(ctx, ps)
 			if errors.Is(err, peers.ErrCapacity) || errors.Is(err, peers.ErrUnavailable) {
+				s.dropHalfCreated(ctx, m, id, err)
 				tried = append(tried, fmt.Sprintf("%s: %v", p.Name, err))
 				continue
 			}
@@ -496,6 +497,37 @@ func (s *Service) Create(ctx context.Context, c Caller, spec CreateSpec) (Image,
 		reasons = append(reasons, decision.Explain())
 	}
 	return Image{}, fmt.Errorf("%s: %w", strings.Join(append(tried, reasons...), "; "), ErrNoPeer)
+}
+
+// dropHalfCreated removes the image a peer may have made of a create
+// that failed for want of an answer (a timeout after the peer acted):
+// left there, it is a queued image the caller was told does not exist,
+// and, under the ID of the image created on the next peer, a copy without
+// data that a server could be booted from. Refusals made nothing. Best
+// effort: what cannot be removed is logged.
+func (s *Service) dropHalfCreated(ctx context.Context, m *peers.Member, id string, cause error) {
+	if !errors.Is(cause, peers.ErrUnavailable) && !errors.Is(cause, context.DeadlineExceeded) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout())
+	defer cancel()
+	log := s.Log.WithFields(logrus.Fields{"image": id, "peer": m.Peer.Name})
+	img, err := m.Cloud.GetImage(ctx, id)
+	switch {
+	case errors.Is(err, peers.ErrNotFound):
+		return
+	case err != nil:
+		log.WithError(err).Warn("could not check the peer for a half-made image; it may keep an orphan")
+		return
+	}
+	if mid, ok := s.managedID(img); !ok || mid != id {
+		return // not ours: an image of that ID the peer had before
+	}
+	if err := m.Cloud.DeleteImage(ctx, id); err != nil && !errors.Is(err, peers.ErrNotFound) {
+		log.WithError(err).Error("could not remove a half-made image; the peer keeps an orphan")
+		return
+	}
+	log.Info("removed an image the peer made for a create that failed")
 }
 
 // copies runs fn on every other connected peer holding a copy of the
