@@ -74,6 +74,9 @@ func (n *Nova) Routes(r chi.Router) {
 				r.With(identity.RequireRole(identity.RoleMember)).Delete("/{name}", n.deleteKeypair)
 			})
 			if n.Servers != nil {
+				if err := n.Servers.Validate(); err != nil {
+					panic(err) // a wiring mistake: fail at start, not on the first request
+				}
 				n.serverRoutes(r)
 			}
 		})

@@ -250,6 +250,22 @@ type Server struct {
 	AdminPass string
 }
 
+// Validate reports every required field left unset: a wiring mistake,
+// caught when the API is mounted rather than by the first request.
+func (s *Servers) Validate() error {
+	var errs []error
+	for name, missing := range map[string]bool{
+		"Pool": s.Pool == nil, "Index": s.Index == nil, "Placer": s.Placer == nil, "Images": s.Images == nil,
+		"Networks": s.Networks == nil, "Keypairs": s.Keypairs == nil, "Store": s.Store == nil, "Log": s.Log == nil,
+	} {
+		if missing {
+			errs = append(errs, fmt.Errorf("compute.Servers.%s is not set", name))
+		}
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
+}
+
 // timeout is the per-peer deadline of fan-outs.
 func (s *Servers) timeout() time.Duration {
 	if s.PeerTimeout > 0 {

@@ -475,6 +475,12 @@ func TestServerBootFromNewVolume(t *testing.T) {
 func TestServersServiceErrors(t *testing.T) {
 	se := newServersEnv(t)
 	srv := se.Servers
+	if err := srv.Validate(); err != nil {
+		t.Fatalf("the test's servers: %v", err)
+	}
+	if err := (&compute.Servers{Pool: se.Pool}).Validate(); err == nil || !strings.Contains(err.Error(), "compute.Servers.Images is not set") || strings.Contains(err.Error(), "Pool") {
+		t.Fatalf("an unwired Servers: %v", err)
+	}
 	caller := compute.Caller{Project: se.Boot.Project.ID, User: se.Boot.User.ID}
 	_, err := srv.Create(se.Ctx, caller, compute.CreateSpec{Name: "x", FlavorRef: "1", ImageRef: "no-such-image"})
 	if !errors.Is(err, compute.ErrInvalid) || !errors.Is(err, peers.ErrInvalid) || compute.FieldOf(err) != "imageRef" {
