@@ -559,3 +559,48 @@ func TestServerIndexRebuild(t *testing.T) {
 		t.Fatalf("after the rebuild = %+v, %v; want it back as it was", after, err)
 	}
 }
+
+// TestServerKeypairImport: a user's keypair is imported onto the peer
+// under a name of its own, once; re-created with another key, the next
+// server boots with the new key, not the peer's old copy.
+func TestServerKeypairImport(t *testing.T) {
+	ctx := context.Background()
+	se := newServersEnv(t)
+	caller := compute.Caller{Project: se.Boot.Project.ID, User: se.Boot.User.ID}
+	kps := compute.NewKeypairStore(se.Store)
+	a := se.Pool.Members()[0]
+	boot := func(name string) peers.Server {
+		t.Helper()
+		s, err := se.Servers.Create(ctx, caller, compute.CreateSpec{Name: name, FlavorRef: "1", ImageRef: se.Seeded["local-a"].ImageID, KeyName: "k", NetworksMode: compute.NetworksNone})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, err := a.Cloud.GetServer(ctx, s.PeerServerID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ps
+	}
+	first, err := kps.Create(ctx, caller.User, peers.KeypairSpec{Name: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, two := boot("one"), boot("two")
+	if one.KeyName != two.KeyName {
+		t.Fatalf("the same keypair imported twice: %s, %s", one.KeyName, two.KeyName)
+	}
+	if kp, err := a.Cloud.GetKeypair(ctx, one.KeyName); err != nil || kp.PublicKey != first.PublicKey {
+		t.Fatalf("peer keypair = %+v, %v; want the user's public key", kp, err)
+	}
+	if err := kps.Delete(ctx, caller.User, "k"); err != nil {
+		t.Fatal(err)
+	}
+	second, err := kps.Create(ctx, caller.User, peers.KeypairSpec{Name: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	three := boot("three")
+	if kp, err := a.Cloud.GetKeypair(ctx, three.KeyName); three.KeyName == one.KeyName || err != nil || kp.PublicKey != second.PublicKey {
+		t.Fatalf("after re-creating the keypair the server got %s (%+v, %v); want the new key", three.KeyName, kp, err)
+	}
+}
