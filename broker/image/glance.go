@@ -144,6 +144,8 @@ func (g *Glance) fail(w http.ResponseWriter, r *http.Request, err error) {
 		code = http.StatusBadRequest
 	case errors.Is(err, ErrConflict), errors.Is(err, peers.ErrConflict):
 		code = http.StatusConflict
+	case errors.Is(err, ErrNoPeer) && errors.Is(err, ErrUnavailable):
+		code = http.StatusServiceUnavailable
 	case errors.Is(err, ErrTooLarge), errors.Is(err, peers.ErrCapacity), errors.Is(err, ErrNoPeer):
 		code = http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrUnavailable), errors.Is(err, peers.ErrUnavailable), errors.Is(err, registry.ErrUnavailable):

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,5 +130,17 @@ func TestInterruptedUploadKillsTheImage(t *testing.T) {
 	}
 	if code, _, _ := raw(t, admin, http.MethodGet, "images/"+img.ID+"/file", "", nil); code != http.StatusNoContent {
 		t.Fatalf("download of a killed image = %d, want 204", code)
+	}
+}
+
+// When every allowed peer is only unavailable the create is 503 (try
+// again), not the 413 of a full pool.
+func TestCreateWithEveryPeerUnavailableIs503(t *testing.T) {
+	te := newEnv(t, envOpts{wrap: map[string]func(*localcloud.Cloud) peers.Cloud{
+		"stuck": func(c *localcloud.Cloud) peers.Cloud { return stuckCloud{c} },
+	}}, "stuck")
+	code, _, b := raw(t, te.admin(t), http.MethodPost, "images", "application/json", []byte(`{"disk_format": "raw", "container_format": "bare"}`))
+	if _, _, msg := glanceError(t, b); code != http.StatusServiceUnavailable || !strings.Contains(msg, "stuck") {
+		t.Fatalf("create = %d %s, want 503 naming the peer", code, b)
 	}
 }

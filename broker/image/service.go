@@ -451,6 +451,7 @@ func (s *Service) Create(ctx context.Context, c Caller, spec CreateSpec) (Image,
 		reasons = append(reasons, name+": not connected")
 	}
 	var tried []string
+	full := false // a peer refused for capacity (not only unavailable ones)
 	if len(candidates) > 0 {
 		decision, err := s.Placer.Place(ctx, policy.Request{Kind: Kind, Project: owner}, candidates)
 		if err != nil {
@@ -465,6 +466,7 @@ func (s *Service) Create(ctx context.Context, c Caller, spec CreateSpec) (Image,
 			if errors.Is(err, peers.ErrCapacity) || errors.Is(err, peers.ErrUnavailable) {
 				s.dropHalfCreated(ctx, m, id, err)
 				tried = append(tried, fmt.Sprintf("%s: %v", p.Name, err))
+				full = full || errors.Is(err, peers.ErrCapacity)
 				continue
 			}
 			if errors.Is(err, peers.ErrConflict) {
@@ -496,7 +498,13 @@ func (s *Service) Create(ctx context.Context, c Caller, spec CreateSpec) (Image,
 		}
 		reasons = append(reasons, decision.Explain())
 	}
-	return Image{}, fmt.Errorf("%s: %w", strings.Join(append(tried, reasons...), "; "), ErrNoPeer)
+	why := strings.Join(append(tried, reasons...), "; ")
+	if len(tried) > 0 && !full {
+		// Every allowed peer was only unavailable: worth a retry, unlike
+		// a pool that is full or that policy rules out.
+		return Image{}, fmt.Errorf("%s: %w: %w", why, ErrNoPeer, ErrUnavailable)
+	}
+	return Image{}, fmt.Errorf("%s: %w", why, ErrNoPeer)
 }
 
 // dropHalfCreated removes the image a peer may have made of a create
