@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
@@ -528,6 +529,7 @@ func findFlavor(fl []peers.Flavor, f string) (peers.Flavor, bool) {
 // literal flavor and image references on the chosen peers.
 func (pl *planner) actions(ctx context.Context, plan *Plan) {
 	r := pl.r
+	missing := pl.missing(ctx)
 	replacing := map[string]bool{}
 	for _, name := range r.order {
 		for _, key := range r.byName[name] {
@@ -542,6 +544,9 @@ func (pl *planner) actions(ctx context.Context, plan *Plan) {
 			case cur.PeerID != inst.PeerID:
 				inst.Action = ActReplace
 				inst.Reasons = append(inst.Reasons, fmt.Sprintf("moves from %s to %s", cur.PeerName, inst.PeerName))
+			case missing[key]:
+				inst.Action = ActCreate
+				inst.Reasons = append(inst.Reasons, fmt.Sprintf("%s is gone from %s (deleted outside the deployment): created again", cur.ID, cur.PeerName))
 			default:
 				inst.Changes = changedProps(cur.Props, inst.Props)
 				switch {
@@ -563,8 +568,8 @@ func (pl *planner) actions(ctx context.Context, plan *Plan) {
 					}
 				}
 			}
-			if inst.Action == ActReplace {
-				replacing[key] = true
+			if inst.Action == ActReplace || missing[key] {
+				replacing[key] = true // its ID changes
 			}
 			if inst.Action == ActCreate || inst.Action == ActReplace {
 				pl.checkRefs(ctx, inst)
@@ -585,6 +590,38 @@ func (pl *planner) actions(ctx context.Context, plan *Plan) {
 			Action: ActDelete, PeerID: cur.PeerID, PeerName: cur.PeerName, Deps: cur.Deps,
 			Reasons: []string{"no longer in the template (or no longer needed on this peer)"}})
 	}
+}
+
+// missing finds the deployment's settled instances their peers no longer
+// have (deleted through the OpenStack APIs, say), asking the peers in
+// parallel. A peer that cannot answer is not taken to have lost anything.
+func (pl *planner) missing(ctx context.Context) map[string]bool {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	out := map[string]bool{}
+	for key, cur := range pl.d.Resources {
+		m, ok := pl.e.Peers.Get(cur.PeerID)
+		if cur.Status != ResReady || cur.ID == "" || !ok || m.Cloud == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var g bool
+			err := pl.e.call(ctx, cur.PeerID, func() error {
+				var err error
+				g, err = gone(ctx, m.Cloud, cur, cur.ID)
+				return err
+			})
+			if err == nil && g {
+				mu.Lock()
+				out[key] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 // checkRefs reports a literal flavor or image the chosen peer lacks.

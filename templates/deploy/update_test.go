@@ -2,11 +2,13 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/cloudmux/cloudmux/localcloud"
+	"github.com/cloudmux/cloudmux/peers"
 )
 
 const scaled = `eve_template_version: 1
@@ -173,5 +175,50 @@ func TestKeypairMadeButNotRecordedIsDeleted(t *testing.T) {
 	}
 	if _, err := local.Cloud.GetKeypair(ctx, "crash-key"); err == nil {
 		t.Fatal("the keypair is orphaned")
+	}
+}
+
+// TestDriftIsRepaired: a server deleted behind the deployment's back is
+// planned and created again by the next update, and what refers to it
+// follows.
+func TestDriftIsRepaired(t *testing.T) {
+	env := newEnv(t)
+	ctx := env.Ctx
+	e := env.engine("b1")
+	d, _, err := e.Create(ctx, "drift", "p1", Spec{Source: webV1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d = runToEnd(t, e, ctx, d.ID)
+	remote, _ := env.Pool.Lookup("remote")
+	old := d.Resources["app"].ID
+	if err := remote.Cloud.DeleteServer(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	// The fake deletes in the background: wait for the outcome.
+	if err := e.poll(ctx, "server gone", func() (bool, error) {
+		_, err := remote.Cloud.GetServer(ctx, old)
+		return errors.Is(err, peers.ErrNotFound), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d, plan, err := e.Update(ctx, d.ID, Spec{Source: webV1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Action{}
+	for _, s := range plan.Steps {
+		got[s.Key] = s.Action
+	}
+	// The attachment went with the server: it is missing too.
+	if got["app"] != ActCreate || got["attach"] != ActCreate || got["web"] != ActNoop || got["data"] != ActNoop {
+		t.Fatalf("plan %v", got)
+	}
+	d = runToEnd(t, e, ctx, d.ID)
+	if d.Status != StatusComplete || d.Resources["app"].ID == old {
+		t.Fatalf("%s %s app %s", d.Status, d.Error, d.Resources["app"].ID)
+	}
+	if s, err := remote.Cloud.GetServer(ctx, d.Resources["app"].ID); err != nil || len(s.Volumes) != 1 {
+		t.Fatalf("recreated app %+v %v", s, err)
 	}
 }
