@@ -2,6 +2,7 @@ package network
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -151,6 +152,9 @@ func parseListQuery(q url.Values, items []map[string]any) (listQuery, error) {
 	}
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
+		if errors.Is(err, strconv.ErrRange) && n > 0 {
+			n, err = 0, nil // past any int: more than there can be, so none
+		}
 		if err != nil || n < 0 {
 			errs = append(errs, badInput("limit", fmt.Sprintf("'%s' is not a non-negative integer", s)))
 		}

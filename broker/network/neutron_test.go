@@ -515,6 +515,8 @@ func TestPagingAndFields(t *testing.T) {
 		{"booleans as numbers", "?shared=0", 3},
 		{"marker outside the filter", "?sort_key=name&sort_dir=asc&name=c&marker=" + made[0], 1},
 		{"marker after the match", "?sort_key=name&sort_dir=asc&name=a&marker=" + made[2], 0},
+		{"limit 0 is none", "?limit=0", 4},
+		{"limit past any int is none", "?limit=99999999999999999999", 4},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
