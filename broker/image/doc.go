@@ -23,6 +23,12 @@
 // admin sees everything. An image a project cannot see is ErrNotFound, never
 // ErrForbidden, so its existence does not leak.
 //
+// Failures leave nothing half done that a client cannot finish: a delete
+// removes the image from its peer before its index entry, so a delete cut
+// in between is completed by deleting again; a create whose peer took the
+// image but lost the answer removes it there; another project's image on
+// a peer that does not answer is "not found" like any unknown ID.
+//
 // Deactivation (Glance's admin-only deactivate/reactivate actions) is a
 // broker-wide record in the registry Store keyed by image ID, since the
 // peers' contract has no such status: a deactivated image shows status

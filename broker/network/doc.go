@@ -17,7 +17,13 @@
 //
 // Everything else is "not found", whoever owns it. Security groups are
 // broker-level records in the registry store, per project, with Neutron's
-// "default" group made on first use; no peer enforces them yet.
+// "default" group made on first use; no peer enforces them yet. A group a
+// port names cannot be deleted (SecurityGroupInUse).
+//
+// Failures leave nothing a client cannot see or finish: index entries are
+// removed after the peer's resource (a network's after its subnets'), so a
+// delete cut short is completed by deleting again; a create whose peer
+// acted but lost the answer removes what it made, found by its broker ID.
 //
 // Another API (the compute API booting a server) uses the Service, never
 // the HTTP layer: Resolve(ctx, project, KindNetwork, uuid) for Nova's
