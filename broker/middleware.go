@@ -62,13 +62,13 @@ func (s *Server) requestLogger(next http.Handler) http.Handler {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 // Streaming reports whether a request moves a body of unbounded length or
-// duration: image data (Glance's /file) and event streams. Those run
+// duration: image data (Glance's /file, EC2's upload) and event streams. Those run
 // without the request timeout and body deadline; the client going away
 // still cancels them.
 func Streaming(r *http.Request) bool {
 	p := r.URL.Path
 	switch {
-	case strings.HasPrefix(p, "/image/") && strings.HasSuffix(p, "/file"):
+	case strings.HasPrefix(p, "/image/") && strings.HasSuffix(p, "/file"), p == "/ec2/upload":
 		return true
 	case r.Method == http.MethodGet && strings.HasSuffix(p, "/events") && strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
 		return true

@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/compute"
+	"github.com/cloudmux/cloudmux/broker/ec2"
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
@@ -54,6 +55,8 @@ type Config struct {
 	Image *image.Glance
 	// Network serves /network (Neutron); nil leaves it out.
 	Network *network.Neutron
+	// EC2 serves /ec2 (the EC2 Query API); nil leaves it out.
+	EC2 *ec2.API
 	// Policy serves /v1/policies, /v1/placement/explain and /v1/decisions;
 	// nil leaves them out.
 	Policy *policyapi.API
@@ -118,6 +121,11 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Network != nil {
 		r.Route("/network", cfg.Network.Routes)
+	}
+	if cfg.EC2 != nil {
+		// The aws CLI signs the path it is given: users pass
+		// --endpoint-url http://HOST/ec2/.
+		r.Route("/ec2", cfg.EC2.Routes)
 	}
 	r.Get("/healthz", s.healthz)
 	r.Handle("/metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))

@@ -246,9 +246,14 @@ func WithToken(ctx context.Context, t Token) context.Context {
 	return context.WithValue(ctx, tokenKey, t)
 }
 
-// ec2Creds is the credential service the OS-EC2 routes use. (To seal the
-// records, it would return one made WithSealer by whoever wires Keystone.)
-func (k *Keystone) ec2Creds() *EC2Credentials { return NewEC2Credentials(k.Dir) }
+// ec2Creds is the credential service the OS-EC2 routes use: the one the
+// broker wired (sealed), else an unsealed one over the directory.
+func (k *Keystone) ec2Creds() *EC2Credentials {
+	if k.EC2 != nil {
+		return k.EC2
+	}
+	return NewEC2Credentials(k.Dir)
+}
 
 // ec2CredentialRoutes serves /v3/users/{user}/credentials/OS-EC2 (mounted
 // behind Authenticate): a user manages their own keys, a cloud admin

@@ -27,6 +27,10 @@ type Keystone struct {
 	Catalog func(baseURL string) []Service
 	Log     logrus.FieldLogger
 	TTL     time.Duration
+	// EC2 holds the OS-EC2 credentials; nil keeps them unsealed in the
+	// store. Set it (sealed) to the same instance the EC2 API checks
+	// signatures with.
+	EC2 *EC2Credentials
 }
 
 // Service is one catalog entry.

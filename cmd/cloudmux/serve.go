@@ -25,11 +25,13 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker"
 	"github.com/cloudmux/cloudmux/broker/compute"
+	"github.com/cloudmux/cloudmux/broker/ec2"
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/broker/policyapi"
+	"github.com/cloudmux/cloudmux/broker/staging"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/peers/openstack"
@@ -227,7 +229,11 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	if err != nil {
 		return err
 	}
-	keystone := &identity.Keystone{Dir: dir, Tokens: tokens, Catalog: identity.StaticCatalog(identity.DefaultServices), Log: log.WithField("component", "identity")}
+	// EC2 secrets are sealed like peer credentials: the store alone does
+	// not give them away.
+	ec2Creds := identity.NewEC2Credentials(dir).WithSealer(sealer)
+	keystone := &identity.Keystone{Dir: dir, Tokens: tokens, Catalog: identity.StaticCatalog(identity.DefaultServices),
+		Log: log.WithField("component", "identity"), EC2: ec2Creds}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -252,10 +258,18 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		Log: log.WithField("component", "image"), BrokerID: installation}
 	networks := &network.Service{Pool: pool, Index: idx, Store: store, Placer: placer,
 		Log: log.WithField("component", "network"), BrokerID: installation}
+	keypairs := compute.NewKeypairStore(store)
+	// One servers service behind Nova and EC2: the same placement, tenancy
+	// and IDs through either API. Images a peer lacks are staged to it.
+	servers := &compute.Servers{Pool: pool, Index: idx, Placer: placer, Images: images, Networks: networks,
+		Stager:   staging.New(store, brokerID(cfg), log.WithField("component", "staging")),
+		Keypairs: keypairs, Store: store, Log: log.WithField("component", "servers"), BrokerID: installation}
 	handler := broker.New(broker.Config{
 		Peers: peerReg, Snapshot: snap, Pool: pool, Identity: keystone,
-		Compute: &compute.Nova{Pool: pool, Keypairs: compute.NewKeypairStore(store), Auth: keystone.Authenticate,
+		Compute: &compute.Nova{Pool: pool, Keypairs: keypairs, Servers: servers, Auth: keystone.Authenticate,
 			Log: log.WithField("component", "compute")},
+		EC2: &ec2.API{Pool: pool, Store: store, Creds: ec2Creds, Keypairs: keypairs, Images: images, Servers: servers,
+			Networks: networks, Index: idx, Placer: placer, Log: log.WithField("component", "ec2"), BrokerID: installation},
 		Volume: &volume.Cinder{Pool: pool, Index: idx, Placer: placer, Auth: keystone.Authenticate,
 			Log: log.WithField("component", "volume"), BrokerID: installation},
 		Image:   &image.Glance{Images: images, Auth: keystone.Authenticate, Log: log.WithField("component", "glance")},
