@@ -147,3 +147,32 @@ func TestLostCreateAnswerLeavesNoImage(t *testing.T) {
 		t.Fatalf("the failed image is listed: %v", names)
 	}
 }
+
+// busyCloud refuses to delete images, as a peer does one it is using.
+type busyCloud struct{ *localcloud.Cloud }
+
+func (busyCloud) DeleteImage(context.Context, string) error {
+	return fmt.Errorf("image is the base of a running server's disk: %w", peers.ErrConflict)
+}
+
+// A peer refusing a delete because the image is in use is Glance's 409
+// (InUseByStore), not a 403 the owner would read as a missing permission;
+// the image stays, indexed.
+func TestDeleteOfAnImageInUseIs409(t *testing.T) {
+	ctx := context.Background()
+	te := newEnv(t, envOpts{wrap: map[string]func(*localcloud.Cloud) peers.Cloud{
+		"busy": func(c *localcloud.Cloud) peers.Cloud { return busyCloud{c} },
+	}}, "busy")
+	admin := te.admin(t)
+	img, err := images.Create(ctx, admin, images.CreateOpts{Name: "base", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, b := raw(t, admin, http.MethodDelete, "images/"+img.ID, "", nil)
+	if _, _, msg := glanceError(t, b); code != http.StatusConflict || !strings.Contains(msg, "in use") {
+		t.Fatalf("delete = %d %s, want 409 saying it is in use", code, b)
+	}
+	if _, err := images.Get(ctx, admin, img.ID).Extract(); err != nil {
+		t.Fatalf("the image after a refused delete: %v", err)
+	}
+}

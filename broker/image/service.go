@@ -660,7 +660,9 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
 	}
 	err = l.member.Cloud.DeleteImage(ctx, l.img.ID)
 	if errors.Is(err, peers.ErrConflict) {
-		return fmt.Errorf("image %s cannot be deleted now: %w", id, ErrForbidden)
+		// Glance's InUseByStore: a 409 with the reason, not a 403 that
+		// reads as a permission the caller lacks.
+		return fmt.Errorf("image %s could not be deleted because it is in use (%v): %w", id, err, ErrConflict)
 	}
 	if err != nil && !errors.Is(err, peers.ErrNotFound) {
 		return fmt.Errorf("deleting image %s on peer %s: %w", id, l.member.Peer.Name, err)
