@@ -39,6 +39,12 @@ func (r *run) apply(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
+		if d.Status == StatusApplying && (errors.Is(err, ErrPlacement) || errors.Is(err, peers.ErrUnavailable)) {
+			// Resuming while peers are not back yet: not the template's
+			// fault. The deployment stays APPLYING for the next resume.
+			r.event(ctx, Event{Action: "plan", Status: "WAITING", Message: "resume postponed: " + err.Error()})
+			return fmt.Errorf("%w: %v", errRetryLater, err)
+		}
 		r.event(ctx, Event{Action: "plan", Status: "FAILED", Message: err.Error()})
 		return r.save(ctx, func(d *Deployment) { d.Status, d.Error = StatusFailed, "plan: "+err.Error() })
 	}
@@ -232,7 +238,7 @@ func (r *run) create(ctx context.Context, st *Step) error {
 			resumed = true
 		}
 		cur.Resource, cur.Index, cur.Kind, cur.PeerID, cur.PeerName = st.Resource, st.Index, st.Kind, st.PeerID, st.PeerName
-		cur.Props, cur.Deps, cur.Attempt, cur.Error = st.Props, st.Deps, d.Attempt, ""
+		cur.Props, cur.Deps, cur.Attempt, cur.Error, cur.Placement = st.Props, st.Deps, d.Attempt, "", st.Placement
 		if cur.Status != ResCreated || cur.ID == "" {
 			cur.Status = ResCreating
 		}

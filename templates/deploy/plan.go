@@ -47,6 +47,8 @@ type Step struct {
 	Changes []string `json:"changes,omitempty"`
 	Deps    []string `json:"deps,omitempty"`
 	Props   string   `json:"props,omitempty"`
+	// Placement is the placement block the peer was chosen by.
+	Placement string `json:"placement,omitempty"`
 }
 
 // Plan is every step, dependencies first. Nothing has been touched.
@@ -438,6 +440,18 @@ func (pl *planner) effectivePlacement(res *templates.Resource) templates.Placeme
 // where it is while the policy still allows that peer.
 func (pl *planner) place(ctx context.Context, inst *Step, res *templates.Resource, used map[string]int) error {
 	p := pl.effectivePlacement(res)
+	inst.Placement = templates.Canonical(p)
+	// An instance whose placement block did not change stays where it is
+	// while its peer is in the pool, usable or not: a peer that is down for
+	// a moment (or a policy edit) must not move running resources.
+	if cur := pl.d.Resources[inst.Key]; cur != nil && cur.PeerID != "" && cur.Placement == inst.Placement {
+		if m, ok := pl.e.Peers.Get(cur.PeerID); ok {
+			inst.PeerID, inst.PeerName = cur.PeerID, m.Peer.Name
+			inst.Reasons = []string{m.Peer.Name + ": already there, and its placement did not change"}
+			used[cur.PeerID]++
+			return nil
+		}
+	}
 	req := policy.Request{Kind: strings.ToLower(string(res.Kind)), Project: pl.d.Project,
 		AvailabilityZone: p.Peer, RequiredLabels: p.RequiredLabels, PreferredLabels: p.PreferredLabels}
 	var props map[string]any

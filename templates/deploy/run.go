@@ -17,6 +17,10 @@ import (
 // applying); the run stops its current work and starts over.
 var errGoalChanged = errors.New("deploy: the deployment's goal changed")
 
+// errRetryLater: the run cannot progress now (its peers are not back);
+// the deployment stays in progress for the next Resume.
+var errRetryLater = errors.New("deploy: postponed until the peers are back")
+
 // run is one engine's work on one deployment while it holds the lease.
 type run struct {
 	e     *Engine

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/registry"
 )
 
 const scaled = `eve_template_version: 1
@@ -220,5 +221,73 @@ func TestDriftIsRepaired(t *testing.T) {
 	}
 	if s, err := remote.Cloud.GetServer(ctx, d.Resources["app"].ID); err != nil || len(s.Volumes) != 1 {
 		t.Fatalf("recreated app %+v %v", s, err)
+	}
+}
+
+// setStatus reports a peer's health and waits until the pool shows it.
+func setStatus(t *testing.T, env *testEnv, e *Engine, name string, st registry.Status) {
+	t.Helper()
+	m, _ := env.Pool.Lookup(name)
+	if _, err := registry.NewPeerRegistry(env.Store).ReportHealth(env.Ctx, m.Peer.ID, registry.Health{Status: st, Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.poll(env.Ctx, "pool sees "+name+" "+string(st), func() (bool, error) {
+		env.Pool.Reconcile(env.Ctx)
+		m, _ := env.Pool.Lookup(name)
+		return m.Peer.Status == st, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAPeerDownMovesNothing: while a peer is down, an update leaves its
+// instances where they are, and a resume waits for peers instead of
+// failing the deployment.
+func TestAPeerDownMovesNothing(t *testing.T) {
+	env := newEnv(t)
+	ctx := env.Ctx
+	e := env.engine("b1")
+	src := "eve_template_version: 1\nparameters: {n: {type: number, default: 1}}\nresources:\n  vol: {type: Volume, count: {get_param: n}, properties: {size: 1}}\n"
+	d, _, err := e.Create(ctx, "v", "p1", Spec{Source: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d = runToEnd(t, e, ctx, d.ID)
+	home := d.Resources["vol[0]"].PeerName
+	setStatus(t, env, e, home, registry.StatusDown)
+	_, plan, err := e.Update(ctx, d.ID, Spec{Source: src, Parameters: map[string]any{"n": 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range plan.Steps {
+		if s.Key == "vol[0]" && (s.Action != ActNoop || s.PeerName != home) {
+			t.Fatalf("vol[0]: %s on %s (was on %s, now down)", s.Action, s.PeerName, home)
+		}
+		if s.Key == "vol[1]" && s.PeerName == home {
+			t.Fatalf("vol[1] placed on the down peer %s", home)
+		}
+	}
+	if d = runToEnd(t, e, ctx, d.ID); d.Status != StatusComplete {
+		t.Fatalf("%s %s", d.Status, d.Error)
+	}
+
+	// Every peer down, mid-apply: the resume is postponed, not failed.
+	other := d.Resources["vol[1]"].PeerName
+	setStatus(t, env, e, other, registry.StatusDown)
+	if _, _, err := e.Update(ctx, d.ID, Spec{Source: src, Parameters: map[string]any{"n": 3}}); err == nil {
+		t.Fatal("an update with no peer up was accepted")
+	}
+	if _, err := e.transition(ctx, d.ID, func(d *Deployment) error { d.Status = StatusApplying; d.Spec.Parameters = map[string]any{"n": 3}; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Run(ctx, d.ID); !errors.Is(err, errRetryLater) {
+		t.Fatalf("resume with no peer up: %v", err)
+	}
+	if d, _ = e.Get(ctx, d.ID); d.Status != StatusApplying {
+		t.Fatalf("after a postponed resume: %s %s", d.Status, d.Error)
+	}
+	setStatus(t, env, e, home, registry.StatusUp)
+	if d = runToEnd(t, e, ctx, d.ID); d.Status != StatusComplete || len(d.Resources) != 3 {
+		t.Fatalf("%s %s %d", d.Status, d.Error, len(d.Resources))
 	}
 }
