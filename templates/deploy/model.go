@@ -100,12 +100,12 @@ type Resource struct {
 	Status ResourceStatus `json:"status"`
 	// Props is the canonical JSON of the planned properties, references
 	// still symbolic: an update changes it only if the template did.
-	Props   string         `json:"props"`
+	Props string `json:"props"`
 	// Placement is the placement block the peer was chosen by: while it
 	// stays the same, the instance stays on its peer.
-	Placement string `json:"placement,omitempty"`
-	Attrs   map[string]any `json:"attrs,omitempty"`
-	Attempt int            `json:"attempt"`
+	Placement string         `json:"placement,omitempty"`
+	Attrs     map[string]any `json:"attrs,omitempty"`
+	Attempt   int            `json:"attempt"`
 	// Deps are the keys this instance depends on.
 	Deps  []string `json:"deps,omitempty"`
 	Error string   `json:"error,omitempty"`

@@ -277,7 +277,11 @@ func TestAPeerDownMovesNothing(t *testing.T) {
 	if _, _, err := e.Update(ctx, d.ID, Spec{Source: src, Parameters: map[string]any{"n": 3}}); err == nil {
 		t.Fatal("an update with no peer up was accepted")
 	}
-	if _, err := e.transition(ctx, d.ID, func(d *Deployment) error { d.Status = StatusApplying; d.Spec.Parameters = map[string]any{"n": 3}; return nil }); err != nil {
+	if _, err := e.transition(ctx, d.ID, func(d *Deployment) error {
+		d.Status = StatusApplying
+		d.Spec.Parameters = map[string]any{"n": 3}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Run(ctx, d.ID); !errors.Is(err, errRetryLater) {
