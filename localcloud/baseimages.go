@@ -16,7 +16,8 @@ import (
 // baseImage is one image's base volume on one host: uploaded once, then
 // shared read-only by the overlays of every root disk (and volume) made
 // from the image there. mu is held during the upload, so concurrent boots
-// of the same image on the same host upload it once.
+// of the same image on the same host upload it once; ready is set under
+// both mu and the cloud's c.mu (setBaseReady).
 type baseImage struct {
 	mu    sync.Mutex
 	ready bool
@@ -64,7 +65,7 @@ func (c *Cloud) ensureBase(ctx context.Context, hostName string, src baseSource)
 	id := BaseImageVolume(src.imageID)
 	err := c.driver.CreateVolume(ctx, hostName, PoolVolume{ID: id, Name: "image " + src.imageID, SizeBytes: max(src.size, 1), Format: src.format})
 	if errors.Is(err, peers.ErrConflict) {
-		b.ready = true
+		c.setBaseReady(b)
 		return nil
 	}
 	if err != nil {
@@ -76,8 +77,17 @@ func (c *Cloud) ensureBase(ctx context.Context, hostName string, src baseSource)
 		}
 		return fmt.Errorf("uploading image %s to its base volume: %w", src.imageID, err)
 	}
-	b.ready = true
+	c.setBaseReady(b)
 	return nil
+}
+
+// setBaseReady marks b uploaded. ready is written under both b.mu (held
+// by the caller) and c.mu, so ensureBase reads it under b.mu and
+// collectBasesLocked under c.mu.
+func (c *Cloud) setBaseReady(b *baseImage) {
+	c.mu.Lock()
+	b.ready = true
+	c.mu.Unlock()
 }
 
 // createOverlay makes vol a qcow2 overlay on src's base volume, which it

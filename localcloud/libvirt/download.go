@@ -17,16 +17,16 @@ import (
 )
 
 // go-libvirt's stream code can deadlock a connection at the end of a
-// download: libvirtd may send one more packet after the empty one
-// go-libvirt takes for the end of the stream, and its router then holds
-// its lock while handing that packet to a caller that has left, while the
-// caller waits for the lock to deregister (seen with a console log being
-// appended to). Both goroutines, and the connection, are stuck for good,
-// and closing the socket frees neither. So volume downloads (only the
-// console of a remote host needs one) do not use go-libvirt: rawDownload
-// speaks the few RPCs a download takes over a socket of its own, on the
-// caller's goroutine, and closes the socket when done. Nothing outlives
-// the call.
+// download: libvirtd ends the data with an empty CONTINUE packet and then
+// sends an OK, and go-libvirt, which returns at the empty packet, has its
+// router hold its lock while handing the OK to a caller that has left,
+// while the caller waits for that lock to deregister. Both goroutines,
+// and the connection, are stuck for good, and closing the socket frees
+// neither. So volume downloads (only the console of a remote host needs
+// one) do not use go-libvirt: rawDownload speaks the few RPCs a download
+// takes over a socket of its own, on the caller's goroutine, finishes the
+// stream as libvirt's own client does (data, empty CONTINUE, the client's
+// OK, libvirtd's OK), and closes the socket. Nothing outlives the call.
 
 // The libvirt RPC protocol's constants (remote_protocol.x, virnetprotocol.x).
 const (
@@ -196,8 +196,13 @@ func (r *rpcConn) download(uri golibvirt.ConnectURI, vol golibvirt.StorageVol, o
 	if err != nil {
 		return nil, mapError("download volume "+vol.Name, err)
 	}
+	// Data comes as stream packets (CONTINUE) until the end of the data:
+	// an empty CONTINUE or an OK. The client then finishes the stream
+	// (an empty OK of its own) and libvirtd confirms: a stream cut short
+	// instead leaves libvirtd to clean up after it, and the next download
+	// of the same file could then come back empty or not at all.
 	var out bytes.Buffer
-	for uint64(out.Len()) < length {
+	for done := false; !done; {
 		h, p, err := r.recv()
 		if err != nil {
 			return nil, mapError("download volume "+vol.Name, err)
@@ -205,17 +210,44 @@ func (r *rpcConn) download(uri golibvirt.ConnectURI, vol golibvirt.StorageVol, o
 		if h.Serial != serial || h.Type != msgStream {
 			continue
 		}
-		switch h.Status {
-		case statusError:
+		switch {
+		case h.Status == statusError:
 			return nil, mapError("download volume "+vol.Name, decodeRemoteError(p))
-		case statusContinue:
-			if len(p) == 0 { // end of the data
-				return out.Bytes(), nil
-			}
+		case h.Status == statusContinue && len(p) > 0:
 			out.Write(p)
-		default: // the stream is finished
-			return out.Bytes(), nil
+		default:
+			done = true
 		}
 	}
-	return out.Bytes()[:length], nil
+	if err := r.finishStream(serial); err != nil {
+		return nil, mapError("finishing the download of volume "+vol.Name, err)
+	}
+	b := out.Bytes()
+	if uint64(len(b)) > length {
+		b = b[:length]
+	}
+	return b, nil
+}
+
+// finishStream ends stream serial from the client's side and waits for
+// libvirtd's confirmation.
+func (r *rpcConn) finishStream(serial int32) error {
+	if err := r.send(rpcHeader{remoteProgram, remoteProtocolVersion, procStorageVolDownload, msgStream, serial, statusOK}, nil); err != nil {
+		return err
+	}
+	for {
+		h, p, err := r.recv()
+		if err != nil {
+			return err
+		}
+		if h.Serial != serial {
+			continue
+		}
+		switch h.Status {
+		case statusError:
+			return decodeRemoteError(p)
+		case statusOK:
+			return nil
+		}
+	}
 }
