@@ -19,6 +19,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/broker/policyapi"
+	"github.com/cloudmux/cloudmux/broker/templatesapi"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
@@ -57,6 +58,9 @@ type Config struct {
 	Network *network.Neutron
 	// EC2 serves /ec2 (the EC2 Query API); nil leaves it out.
 	EC2 *ec2.API
+	// Templates serves /v1/templates, /v1/bindings and /v1/deployments;
+	// nil leaves them out.
+	Templates *templatesapi.API
 	// Policy serves /v1/policies, /v1/placement/explain and /v1/decisions;
 	// nil leaves them out.
 	Policy *policyapi.API
@@ -140,6 +144,11 @@ func New(cfg Config) *Server {
 			r.Route("/index", s.indexRoutes)
 			if cfg.Policy != nil {
 				r.Group(cfg.Policy.Routes)
+			}
+			if cfg.Templates != nil {
+				r.Route("/templates", cfg.Templates.TemplateRoutes)
+				r.Route("/bindings", cfg.Templates.BindingRoutes)
+				r.Route("/deployments", cfg.Templates.DeploymentRoutes)
 			}
 		})
 	})

@@ -32,12 +32,15 @@ import (
 	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/broker/policyapi"
 	"github.com/cloudmux/cloudmux/broker/staging"
+	"github.com/cloudmux/cloudmux/broker/templatesapi"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/peers/openstack"
 	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
 	"github.com/cloudmux/cloudmux/registry/consul"
+	"github.com/cloudmux/cloudmux/templates/deploy"
+	"github.com/cloudmux/cloudmux/templates/focus"
 )
 
 func runServe(args []string, stdout, stderr io.Writer) int {
@@ -264,6 +267,13 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	servers := &compute.Servers{Pool: pool, Index: idx, Placer: placer, Images: images, Networks: networks,
 		Stager:   staging.New(store, brokerID(cfg), log.WithField("component", "staging")),
 		Keypairs: keypairs, Store: store, Log: log.WithField("component", "servers"), BrokerID: installation}
+	// Eve templates: the Focus catalog, and the deployment engine, which
+	// resumes deployments whose owning broker died (their lease lapsed).
+	templateCatalog := &focus.Catalog{Store: store}
+	deployments := &deploy.Engine{Store: store, Peers: pool, Placer: placer, Resolver: templateCatalog, Uses: templateCatalog,
+		Index: templatesapi.IndexAdapter{Index: idx}, Holder: brokerID(cfg), BrokerID: installation,
+		Log: log.WithField("component", "deploy")}
+	goBG("deploy", deployments.Serve)
 	handler := broker.New(broker.Config{
 		Peers: peerReg, Snapshot: snap, Pool: pool, Identity: keystone,
 		Compute: &compute.Nova{Pool: pool, Keypairs: keypairs, Servers: servers, Auth: keystone.Authenticate,
@@ -276,7 +286,8 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		Network: &network.Neutron{Service: networks, Auth: keystone.Authenticate, Log: log.WithField("component", "neutron")},
 		Policy: &policyapi.API{Versions: policyVersions, Decisions: decisions, Engine: placer,
 			Candidates: policyapi.PoolCandidates(pool), Log: log.WithField("component", "policyapi")},
-		Index: idx, BrokerID: installation,
+		Templates: &templatesapi.API{Catalog: templateCatalog, Engine: deployments, Log: log.WithField("component", "templatesapi")},
+		Index:     idx, BrokerID: installation,
 		Log: log.WithField("component", "http"), Version: version,
 	})
 	httpSrv := &http.Server{
