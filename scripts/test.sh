@@ -25,6 +25,11 @@ log=$(mktemp)
 set +e
 go test -race -count=1 -timeout 20m ./... 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+if [ "$status" = 0 ]; then
+	echo "==> fuzz (template parser, short budget)"
+	go test -run '^$' -fuzz '^FuzzParse$' -fuzztime "${FUZZTIME:-20s}" ./templates 2>&1 | tee -a "$log"
+	status=${PIPESTATUS[0]}
+fi
 set -e
 passed=$(grep -c '^ok ' "$log" || true)
 failed=$(grep -c '^FAIL' "$log" || true)
