@@ -239,6 +239,27 @@ func (s *Service) ownedRef(ctx context.Context, project, kind, id, action string
 	return ref, nil
 }
 
+// onUsableNetwork lets a project put ports (and so addresses) only on a
+// network it owns or one that is shared, as Neutron's tenancy check does.
+// A network visible only for being external is not one: its addresses are
+// the cloud's public ones, handed out by routers as floating IPs. Neutron
+// answers 404 there, hiding the network from the create.
+func (s *Service) onUsableNetwork(ctx context.Context, project string, net Ref) error {
+	if net.OwnedBy(project) {
+		return nil
+	}
+	pn, err := net.Member.Cloud.GetNetwork(ctx, net.PeerResourceID)
+	switch {
+	case errors.Is(err, peers.ErrNotFound):
+		return notFound(KindNetwork, net.ID)
+	case err != nil:
+		return err
+	case !pn.Shared:
+		return &Error{Status: 404, Type: "HTTPNotFound", Message: "The resource could not be found.", Err: ErrNotFound}
+	}
+	return nil
+}
+
 // validateSubnet checks a subnet request field by field, as Neutron does,
 // and returns the parsed prefix.
 func validateSubnet(req SubnetCreate) (netip.Prefix, error) {
@@ -396,6 +417,9 @@ func orNone(s string) string {
 func (s *Service) CreatePort(ctx context.Context, project string, req PortCreate) (Port, error) {
 	net, err := s.Resolve(ctx, project, KindNetwork, req.NetworkID)
 	if err != nil {
+		return Port{}, err
+	}
+	if err := s.onUsableNetwork(ctx, project, net); err != nil {
 		return Port{}, err
 	}
 	if err := s.checkGroups(ctx, project, req.SecurityGroups); err != nil {
