@@ -239,12 +239,14 @@ func (s *Service) ownedRef(ctx context.Context, project, kind, id, action string
 	return ref, nil
 }
 
-// onUsableNetwork lets a project put ports (and so addresses) only on a
-// network it owns or one that is shared, as Neutron's tenancy check does.
-// A network visible only for being external is not one: its addresses are
-// the cloud's public ones, handed out by routers as floating IPs. Neutron
-// answers 404 there, hiding the network from the create.
-func (s *Service) onUsableNetwork(ctx context.Context, project string, net Ref) error {
+// Attachable says whether project may put ports (and so addresses) on
+// the network net (from Resolve): one it owns or a shared one, as
+// Neutron's tenancy check does. A network visible only for being external
+// is not: its addresses are the cloud's public ones, handed out by routers
+// as floating IPs (Nova refuses to attach servers to it too:
+// ExternalNetworkAttachForbidden). The refusal is Neutron's 404, hiding
+// the network from the create.
+func (s *Service) Attachable(ctx context.Context, project string, net Ref) error {
 	if net.OwnedBy(project) {
 		return nil
 	}
@@ -419,7 +421,7 @@ func (s *Service) CreatePort(ctx context.Context, project string, req PortCreate
 	if err != nil {
 		return Port{}, err
 	}
-	if err := s.onUsableNetwork(ctx, project, net); err != nil {
+	if err := s.Attachable(ctx, project, net); err != nil {
 		return Port{}, err
 	}
 	if err := s.checkGroups(ctx, project, req.SecurityGroups); err != nil {
