@@ -39,9 +39,21 @@
 //
 //	id, name, kind ("local" | "openstack"), labels{}, region, status ("up" | "degraded" | "down" | "maintenance")
 //	capacity           {vcpus, ram_mib, disk_gib, instances}: each {total, used, free}; total 0 = not reported
+//	private            true for a private peer: its tier label is "private" (or "local"), or it has no
+//	                   tier label and is a local cloud (policy.Private)
+//	short              [dimension]: where the peer reports less free than the request takes, of
+//	                   "vcpus", "ram_mib", "disk_gib", "instances" (a server takes one slot); a
+//	                   dimension not reported (total 0) is never short; [] = room for it (policy.Short)
 //	cost               integer millionths of a currency unit per hour for this request: the peer's "cost"
 //	                   label when it is a number, else its record's rates applied to resources
 //	cost_rates         {currency, vcpu_hour, ram_gib_hour, disk_gib_month}: the record's rates
+//
+// private and short are facts the broker derives (per peer and request
+// shape, cached) so a policy's per-peer tests are lookups: OPA's evaluator
+// spends about a microsecond on each builtin call (a comparison, an
+// arithmetic step), per peer, per decision, and a lookup a fifth of that.
+// The raw fields stay, for policies that want other thresholds; a test
+// input written by hand must carry the facts it relies on.
 //
 // # Output
 //

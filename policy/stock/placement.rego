@@ -10,6 +10,13 @@
 # (image and quota checks, the cost range of public peers, the fewest
 # replicas of a spread group) is a complete rule, computed once per decision,
 # so a decision costs O(peers x rules), never O(peers^2).
+#
+# Cost model (OPA's evaluator, per peer per decision): iterating and
+# looking up a field or an object key are cheap; a builtin call (a
+# comparison, arithmetic, object.get, sprintf) costs about five times as
+# much, a negation ("not") more, building an object more still. So per-peer
+# tests read facts the broker derives in Go (p.private, p.short), and what
+# is the same for many peers is computed once and looked up.
 package cloudmux.placement
 
 # input.request and input.peers are read directly everywhere: a rule
@@ -27,39 +34,22 @@ deny[p.id] contains sprintf("status is %s", [p.status]) if {
 	p.status != "degraded"
 }
 
-# Enough free capacity on every dimension the request takes. A peer that
-# reports no total has not said; it is trusted. (One rule per dimension:
-# fixed paths are cheaper than p.capacity[dim], and this runs per peer.)
-deny[p.id] contains sprintf("needs %d vCPUs, %d free", [want, p.capacity.vcpus.free]) if {
-	want := input.request.resources.vcpus
-	want > 0
+# Enough free capacity on every dimension the request takes: p.short lists
+# the dimensions where the peer reports less free than the request needs (a
+# peer that reports no total has not said, and is trusted; a server takes an
+# instance slot). Usually empty, so this costs one iteration per peer.
+deny[p.id] contains short_reason(dim, p) if {
 	some p in input.peers
-	p.capacity.vcpus.free < want
-	p.capacity.vcpus.total > 0
+	some dim in p.short
 }
 
-deny[p.id] contains sprintf("needs %d MiB of RAM, %d free", [want, p.capacity.ram_mib.free]) if {
-	want := input.request.resources.ram_mib
-	want > 0
-	some p in input.peers
-	p.capacity.ram_mib.free < want
-	p.capacity.ram_mib.total > 0
-}
+short_reason("vcpus", p) := sprintf("needs %d vCPUs, %d free", [input.request.resources.vcpus, p.capacity.vcpus.free])
 
-deny[p.id] contains sprintf("needs %d GiB of disk, %d free", [want, p.capacity.disk_gib.free]) if {
-	want := input.request.resources.disk_gib
-	want > 0
-	some p in input.peers
-	p.capacity.disk_gib.free < want
-	p.capacity.disk_gib.total > 0
-}
+short_reason("ram_mib", p) := sprintf("needs %d MiB of RAM, %d free", [input.request.resources.ram_mib, p.capacity.ram_mib.free])
 
-deny[p.id] contains "no instance slots free" if {
-	input.request.kind == "server"
-	some p in input.peers
-	p.capacity.instances.free < 1
-	p.capacity.instances.total > 0
-}
+short_reason("disk_gib", p) := sprintf("needs %d GiB of disk, %d free", [input.request.resources.disk_gib, p.capacity.disk_gib.free])
+
+short_reason("instances", _) := "no instance slots free"
 
 # Every required label (scheduler hint) must be on the peer.
 deny[p.id] contains sprintf("lacks required label %s=%s", [k, v]) if {
@@ -139,48 +129,44 @@ deny[p.id] contains msg if {
 
 # Complete rules, evaluated once per decision: probing a partial rule with
 # a bound key (deny[p.id]) would re-run every deny rule per peer.
-denied_ids := {id: true | d := deny; some id, _ in d}
+denied := {id | some id, _ in deny}
 
-allowed := [p | d := denied_ids; some p in input.peers; object.get(d, p.id, false) == false] if count(denied_ids) > 0
+# Without a denial (the common case when there is room) nothing is
+# filtered; otherwise one negation per peer, here only.
+allowed := [p | d := denied; some p in input.peers; not d[p.id]] if count(denied) > 0
 else := input.peers
 
 score := object.union(private_scores, public_scores)
 
-# The allowed peers split by tier, once.
-allowed_private := [p | tiers := private_tiers; ps := allowed; some p in ps; object.get(tiers, object.get(p.labels, "tier", p.kind), false)]
-
-allowed_public := [p | tiers := private_tiers; ps := allowed; some p in ps; object.get(tiers, object.get(p.labels, "tier", p.kind), false) == false]
-
-# Private peers first: labelled tier=private, or local clouds without a tier
-# label (the tier defaults to the kind).
-private_tiers := {"private": true, "local": true}
+# Private peers first: p.private is true for tier=private (or local), or a
+# local cloud without a tier label.
 
 # Private: 55, plus the room left after placement on the dimension the
 # request needs most (memory for servers, disk for volumes), 0-10.
 private_scores := {p.id: {"score": total, "parts": {"private": 55, "room": room, "shared": extra, "health": health}} |
-	adj := adjust
+	sh := shared
 	base := shared_base
 	hp := health_points
-	ps := allowed_private
+	ps := allowed
 	some p in ps
+	p.private == true
 	room := room_points(p.capacity[main_dim])
-	extra := base + object.get(adj, p.id, 0)
+	extra := object.get(sh, p.id, base)
 	health := hp[p.status]
 	total := ((55 + room) + extra) + health
 }
 
 # Public: the cost, cheapest of the allowed public peers 10, dearest 0.
 public_scores := {p.id: {"score": total, "parts": {"cost": cost, "shared": extra, "health": health}} |
-	adj := adjust
+	sh := shared
 	base := shared_base
 	hp := health_points
-	lo := cost_min
-	span := cost_span
-	ps := allowed_public
+	cp := cost_points
+	ps := allowed
 	some p in ps
-	x := (p.cost - lo) * 10
-	cost := 10 - ((x - (x % span)) / span) # integer division, inline (see idiv)
-	extra := base + object.get(adj, p.id, 0)
+	p.private == false
+	cost := cp[p.cost]
+	extra := object.get(sh, p.id, base)
 	health := hp[p.status]
 	total := (cost + extra) + health
 }
@@ -200,9 +186,19 @@ room_points(c) := 5 if {
 # math/big.
 idiv(x, y) := (x - (x % y)) / y
 
-public_costs := [p.cost | ps := allowed_public; some p in ps]
+# The distinct costs of the allowed public peers (costs are integer
+# millionths of a currency unit per hour), and the points each is worth:
+# computed once per cost, not once per peer (peers on one price list share
+# a cost).
+public_costs := {p.cost | ps := allowed; some p in ps; p.private == false}
 
-# Costs are integer millionths of a currency unit per hour.
+cost_points := {c: pts |
+	lo := cost_min
+	span := cost_span
+	some c in public_costs
+	pts := 10 - idiv((c - lo) * 10, span)
+}
+
 cost_min := min(public_costs)
 
 # The span is at least 1 so equal costs all score 10.
@@ -212,7 +208,7 @@ health_points := {"up": 5, "degraded": 0}
 
 # The shared part, 0-30: spread 20, preferred labels 5, image 5. shared_base
 # is what a peer gets that holds no replica, no preferred label and not the
-# image; adjust adds what the few peers that do differ by.
+# image; shared lists the few peers that differ.
 shared_base := (20 + label_base) + image_base
 
 label_base := 5 if count(input.request.hints.preferred_labels) == 0
@@ -221,6 +217,8 @@ else := 0
 image_base := 5 if input.request.image.id == ""
 else := 0
 
+shared := {id: pts | some id, a in adjust; pts := shared_base + a}
+
 adjust := {id: sum([object.get(spread_adjust, id, 0), object.get(label_points, id, 0), object.get(image_points, id, 0)]) |
 	some id in union({object.keys(spread_adjust), object.keys(label_points), object.keys(image_points)})
 }
@@ -228,21 +226,32 @@ adjust := {id: sum([object.get(spread_adjust, id, 0), object.get(label_points, i
 # The image: 5 more where it is already held.
 image_points := {id: 5 | input.request.image.id != ""; some id in input.request.image.peers}
 
-# Preferred labels: 5 for holding all, in proportion for some.
-label_points := {p.id: pts |
+# Preferred labels: 5 for holding all, in proportion for some. Peers are
+# iterated once per preferred label (a lookup each), and only the peers
+# holding one are counted.
+label_holders := {k: {p.id | ps := allowed; some p in ps; p.labels[k] == v} | some k, v in input.request.hints.preferred_labels}
+
+label_points := {id: pts |
 	n := count(input.request.hints.preferred_labels)
 	n > 0
-	ps := allowed
-	some p in ps
-	held := count({k | some k, v in input.request.hints.preferred_labels; p.labels[k] == v})
-	held > 0
+	holders := label_holders
+	some id in union({ids | some ids in holders})
+	held := count([k | some k, ids in holders; ids[id]])
 	pts := round((5 * held) / n)
 }
 
 # Replicas of one template resource spread: the peers holding the fewest
 # replicas of the group score 20, one more 10, more 0. Only peers already
-# holding replicas are listed: the others hold the fewest (none).
-spread_min := min([object.get(input.request.spread.peers, p.id, 0) | input.request.spread.group != ""; ps := allowed; some p in ps])
+# holding replicas are listed: the others hold the fewest (none), so the
+# fewest is 0 unless every allowed peer holds one.
+spread_held := [n | ps := allowed; sp := input.request.spread.peers; some p in ps; n := sp[p.id]]
+
+spread_min := 0 if {
+	input.request.spread.group != ""
+	count(spread_held) < count(allowed)
+} else := min(spread_held) if {
+	input.request.spread.group != ""
+}
 
 spread_adjust := {id: delta |
 	input.request.spread.group != ""

@@ -28,7 +28,8 @@ test_private_first if {
 }
 
 test_private_full_bursts_to_cheapest_public if {
-	full := object.union(fixtures.peers.private, {"capacity": {"ram_mib": {"total": 32768, "used": 32768, "free": 0}}})
+	# short is what the broker derives from the capacity for this request.
+	full := object.union(fixtures.peers.private, {"capacity": {"ram_mib": {"total": 32768, "used": 32768, "free": 0}}, "short": ["ram_mib"]})
 	inp := {"request": fixtures.request, "peers": [full, fixtures.peers.cheap, fixtures.peers.dear]}
 	placement.deny["p-private"] with input as inp
 	order(inp) == ["p-cheap", "p-dear"]
