@@ -3,6 +3,7 @@ package localcloud_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -80,7 +81,14 @@ func TestRecoverEverything(t *testing.T) {
 // blockOnce makes the first op on the fake block until release, then fail;
 // entered is closed when it blocks. Later ops pass.
 func blockOnce(drv *fake.Driver, op fake.Op) (entered <-chan struct{}, release func()) {
-	in, out := make(chan struct{}), make(chan struct{})
+	entered, finish := holdOnce(drv, op)
+	return entered, func() { finish(false) }
+}
+
+// holdOnce is blockOnce whose release says whether the op then fails or
+// goes ahead (the host did it, the process that asked never learnt).
+func holdOnce(drv *fake.Driver, op fake.Op) (entered <-chan struct{}, release func(pass bool)) {
+	in, out := make(chan struct{}), make(chan bool, 1)
 	var once sync.Once
 	drv.InjectFault(func(o fake.Op, host, id string) error {
 		if o != op {
@@ -92,11 +100,13 @@ func blockOnce(drv *fake.Driver, op fake.Op) (entered <-chan struct{}, release f
 			return nil
 		}
 		close(in)
-		<-out
+		if <-out {
+			return nil
+		}
 		return errors.New("the process that asked is gone")
 	})
 	var ro sync.Once
-	return in, func() { ro.Do(func() { close(out) }) }
+	return in, func(pass bool) { ro.Do(func() { out <- pass }) }
 }
 
 // TestRecoverInterrupted crashes a cloud in the middle of an operation and
@@ -242,6 +252,107 @@ func TestRecoverInterrupted(t *testing.T) {
 			t.Errorf("left on the host: %+v", inv)
 		}
 	})
+	t.Run("AttachCutBeforeTheHost", func(t *testing.T) {
+		cfg, drv, c1, seeded := crashable(t)
+		srv, vol := serverAndVolume(t, c1, seeded)
+		entered, release := holdOnce(drv, fake.OpAttach)
+		t.Cleanup(func() { release(false) })
+		if _, err := c1.AttachVolume(t.Context(), srv, vol); err != nil {
+			t.Fatal(err)
+		}
+		<-entered
+		localcloud.Halt(c1)
+		c2, _ := reopen(t, cfg, drv)
+		v, err := c2.GetVolume(t.Context(), vol)
+		if err != nil || v.Status != peers.VolumeAvailable || len(v.Attachments) != 0 {
+			t.Fatalf("volume whose attach never reached the host = %+v, %v; want available", v, err)
+		}
+		if _, err := c2.AttachVolume(t.Context(), srv, vol); err != nil {
+			t.Fatalf("attaching again after recovery: %v", err)
+		}
+		waitVolume(t, c2, vol, peers.VolumeInUse)
+	})
+	t.Run("AttachDoneOnTheHost", func(t *testing.T) {
+		cfg, drv, c1, seeded := crashable(t)
+		srv, vol := serverAndVolume(t, c1, seeded)
+		entered, release := holdOnce(drv, fake.OpAttach)
+		if _, err := c1.AttachVolume(t.Context(), srv, vol); err != nil {
+			t.Fatal(err)
+		}
+		<-entered
+		localcloud.Halt(c1)
+		release(true) // the host attaches it; the dead process never records it
+		fastPoll.WaitFor(t, "the disk attached on the host", func() (bool, string) {
+			info, _ := drv.Volume("host-a", vol)
+			return info.AttachedTo == srv, info.AttachedTo
+		})
+		c2, _ := reopen(t, cfg, drv)
+		v, err := c2.GetVolume(t.Context(), vol)
+		s, _ := c2.GetServer(t.Context(), srv)
+		if err != nil || v.Status != peers.VolumeInUse || len(v.Attachments) != 1 || v.Attachments[0].ServerID != srv || !slices.Contains(s.Volumes, vol) {
+			t.Fatalf("volume attached on the host = %+v (server's volumes %v), %v; want in-use on %s", v, s.Volumes, err, srv)
+		}
+		if err := c2.DetachVolume(t.Context(), srv, vol); err != nil {
+			t.Fatalf("detach after recovery: %v", err)
+		}
+		waitVolume(t, c2, vol, peers.VolumeAvailable)
+	})
+	t.Run("ExtendDoneOnTheHost", func(t *testing.T) {
+		cfg, drv, c1, seeded := crashable(t)
+		_, vol := serverAndVolume(t, c1, seeded)
+		entered, release := holdOnce(drv, fake.OpResizeVolume)
+		if _, err := c1.ExtendVolume(t.Context(), vol, 3); err != nil {
+			t.Fatal(err)
+		}
+		<-entered
+		localcloud.Halt(c1)
+		release(true)
+		fastPoll.WaitFor(t, "the volume grown on the host", func() (bool, string) {
+			info, _ := drv.Volume("host-a", vol)
+			return info.Bytes() == 3<<30, fmt.Sprint(info.Bytes())
+		})
+		c2, _ := reopen(t, cfg, drv)
+		v, err := c2.GetVolume(t.Context(), vol)
+		if err != nil || v.Status != peers.VolumeAvailable || v.SizeGiB != 3 {
+			t.Fatalf("volume extended on the host = %+v, %v; want available, 3 GiB", v, err)
+		}
+		capa, err := c2.Capacity(t.Context())
+		if err != nil || capa.DiskGiB.Used != 1+3 { // the m1.nano root disk and the volume
+			t.Errorf("disk used after recovery = %d, %v; want 4 GiB", capa.DiskGiB.Used, err)
+		}
+	})
+	t.Run("NetworkCreationCut", func(t *testing.T) {
+		cfg, drv, c1, _ := crashable(t)
+		entered, release := blockOnce(drv, fake.OpCreateNetwork)
+		t.Cleanup(release)
+		go func() { _, _ = c1.CreateNetwork(context.Background(), peers.NetworkSpec{Name: "half", Project: "p"}) }()
+		<-entered
+		localcloud.Halt(c1)
+		c2, _ := reopen(t, cfg, drv)
+		fastPoll.WaitFor(t, "the half-made network forgotten", func() (bool, string) {
+			nets, err := c2.ListNetworks(t.Context(), peers.ListOptions{Project: "p"})
+			return err == nil && len(nets) == 0, fmt.Sprint(nets, err)
+		})
+	})
+	t.Run("DelayedDeleteRescheduled", func(t *testing.T) {
+		cfg := oneHost(t)
+		cfg.ImageDeleteDelay = 50 * time.Millisecond
+		c1, drv := newCloud(t, cfg)
+		img := activeImage(t, c1)
+		if err := c1.DeleteImage(t.Context(), img.ID); err != nil {
+			t.Fatal(err)
+		}
+		localcloud.Halt(c1)
+		_ = c1.Close() // its own scrub timer stops: only the new cloud's may finish the delete
+		c2, _ := reopen(t, cfg, drv)
+		fastPoll.WaitFor(t, "the delayed delete finished by the new cloud", func() (bool, string) {
+			d, err := c2.DeletedImage(t.Context(), img.ID)
+			return d.Status == peers.ImageDeleted, fmt.Sprint(d.Status, err)
+		})
+		if files := imageFiles(t, cfg.DataDir); len(files) != 0 {
+			t.Errorf("image files left: %v", files)
+		}
+	})
 	t.Run("NetworkMissingOnHost", func(t *testing.T) {
 		cfg, drv, c1, _ := crashable(t)
 		n, _ := makeNet(t, c1, "10.9.0.0/24")
@@ -285,4 +396,28 @@ func TestDataDirInUse(t *testing.T) {
 		t.Fatalf("New after the first cloud closed: %v", err)
 	}
 	_ = c2.Close()
+}
+
+// serverAndVolume makes an ACTIVE server and an available 1 GiB volume.
+func serverAndVolume(t *testing.T, c *localcloud.Cloud, seeded localcloud.Seeded) (string, string) {
+	t.Helper()
+	srv, err := bootFlavor(t, c, seeded.ImageID, "42", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vol, err := c.CreateVolume(t.Context(), peers.VolumeSpec{Name: "v", Project: "p", SizeGiB: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitServer(t, c, srv.ID, peers.ServerActive)
+	waitVolume(t, c, vol.ID, peers.VolumeAvailable)
+	return srv.ID, vol.ID
+}
+
+func waitVolume(t *testing.T, c *localcloud.Cloud, id string, want peers.VolumeStatus) {
+	t.Helper()
+	waitFor(t, "volume "+id+" "+string(want), func() (bool, string) {
+		v, err := c.GetVolume(context.Background(), id)
+		return err == nil && v.Status == want, fmt.Sprint(v.Status, err)
+	})
 }
