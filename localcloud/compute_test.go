@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -275,5 +277,34 @@ func TestBaseImages(t *testing.T) {
 			inv := drv.Contents("host-a")
 			return len(inv.BaseVolumes) == want, strings.Join(inv.BaseVolumes, ",")
 		})
+	}
+}
+
+// TestBootRidesOutAHostOutage: a host that stops answering for a moment
+// while a boot waits for its guest (libvirtd restarting; the guest runs
+// on) does not fail the boot.
+func TestBootRidesOutAHostOutage(t *testing.T) {
+	c, drv := newCloud(t, oneHost(t))
+	img := seed(t, c).ImageID
+	var mu sync.Mutex
+	silent := 3 // state reads that find the host silent
+	drv.InjectFault(func(o fake.Op, host, id string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if o == fake.OpState && silent > 0 {
+			silent--
+			return fmt.Errorf("libvirtd restarting: %w", peers.ErrUnavailable)
+		}
+		return nil
+	})
+	srv, err := bootFlavor(t, c, img, "42", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitServer(t, c, srv.ID, peers.ServerActive)
+	mu.Lock()
+	defer mu.Unlock()
+	if silent != 0 {
+		t.Fatalf("the host was asked %d times fewer than the outage lasted", silent)
 	}
 }

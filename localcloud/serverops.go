@@ -22,6 +22,9 @@ const (
 	// shutdownGrace is how long a guest gets to power off after ACPI
 	// shutdown before it is destroyed (Nova's shutdown_timeout).
 	shutdownGrace = 60 * time.Second
+	// hostOutageGrace is how long a wait for a domain's state rides out a
+	// host that does not answer: a libvirtd restart takes seconds.
+	hostOutageGrace = time.Minute
 )
 
 // runTask starts work in the background as s's one task. The caller holds
@@ -103,12 +106,27 @@ func (c *Cloud) teardown(ctx context.Context, hostName, id, rootDisk string) err
 }
 
 // waitDomain polls the driver until the domain is in state want. A crash
-// ends the wait; so does ctx.
+// ends the wait; so does ctx. A host that stops answering for less than
+// hostOutageGrace (its libvirtd restarting: the guest runs on) is waited
+// for.
 func (c *Cloud) waitDomain(ctx context.Context, hostName, id string, want DomainState) error {
 	delay := time.Millisecond
+	st := DomainState("unknown")
+	var silentSince time.Time
 	for {
-		st, err := c.driver.DomainState(ctx, hostName, id)
-		if err != nil {
+		got, err := c.driver.DomainState(ctx, hostName, id)
+		switch {
+		case err == nil:
+			st, silentSince = got, time.Time{}
+		case errors.Is(err, peers.ErrUnavailable) && ctx.Err() == nil:
+			if silentSince.IsZero() {
+				silentSince = time.Now()
+				c.log.WithError(err).WithField("server", id).Warn("host not answering; still waiting for the domain")
+			}
+			if time.Since(silentSince) > hostOutageGrace {
+				return fmt.Errorf("reading the domain's state: host silent for over %s: %w", hostOutageGrace, err)
+			}
+		default:
 			return fmt.Errorf("reading the domain's state: %w", err)
 		}
 		if st == want {
