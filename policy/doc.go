@@ -60,7 +60,9 @@
 // The policy is package cloudmux.placement and defines either or both of:
 //
 //	deny[peer_id]   a set of human-readable reasons; a peer with any reason is rejected, with all of them
-//	score[peer_id]  a number 0-100, or {"score": n, "reasons": [...], "parts": {name: points}}, for allowed peers
+//	score[peer_id]  a number 0-100, or {"score": n, "reasons": [...], "parts": {name: points}}, for allowed peers;
+//	                without "score", the score is the sum of the parts (the engine adds them: an addition
+//	                in Rego is a builtin call per part per peer, a measurable share of a decision)
 //
 // Filter, then score: the engine drops the scores of denied peers, clamps
 // scores to 0-100 and orders the allowed peers by score, then name (the

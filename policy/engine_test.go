@@ -239,3 +239,45 @@ func TestDecisionLog(t *testing.T) {
 		}
 	}
 }
+
+// TestScoreForms: a score is a number, an object with a score, or an
+// object with parts only (the engine adds them); anything else fails
+// closed.
+func TestScoreForms(t *testing.T) {
+	vs := policy.NewVersions(registry.NewMemory())
+	ctx := context.Background()
+	tests := []struct {
+		name, score string
+		want        int
+		reason      string // a reason it must give; "" = fails closed
+	}{
+		{"a number", `42`, 42, "score 42"},
+		{"an object with a score and parts", `{"score": 40, "parts": {"a": 30, "b": 12}}`, 40, "score 40 = a 30 + b 12"},
+		{"parts only: their sum", `{"parts": {"a": 30, "b": 12}}`, 42, "score 42 = a 30 + b 12"},
+		{"parts only, clamped", `{"parts": {"a": 90, "b": 30}}`, 100, "score 100 = a 90 + b 30"},
+		{"a part that is not a number", `{"parts": {"a": 30, "b": "x"}}`, 0, ""},
+		{"neither score nor parts", `{"reasons": ["r"]}`, 0, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v, _, err := vs.Upload(ctx, policy.Bundle{Modules: map[string]string{"p.rego": "package cloudmux.placement\nscore[p.id] := " + tc.score + " if some p in input.peers\n"}}, "t", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := newEngine(t, policy.EngineConfig{Versions: vs})
+			d, err := e.Explain(ctx, v.ID, policy.Request{Kind: "server"}, []registry.Peer{privateRoomy})
+			if tc.reason == "" {
+				if !errors.Is(err, policy.ErrEvaluation) {
+					t.Fatalf("err = %v, want ErrEvaluation", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := d.Verdicts[0]; got.Score != tc.want || !slices.Contains(got.Reasons, tc.reason) {
+				t.Fatalf("score %d reasons %q, want %d and %q", got.Score, got.Reasons, tc.want, tc.reason)
+			}
+		})
+	}
+}

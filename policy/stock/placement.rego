@@ -136,6 +136,8 @@ denied := {id | some id, _ in deny}
 allowed := [p | d := denied; some p in input.peers; not d[p.id]] if count(denied) > 0
 else := input.peers
 
+# A score is its parts: the engine adds them (an addition in Rego is a
+# builtin call, per part, per peer).
 score := object.union(private_scores, public_scores)
 
 # Private peers first: p.private is true for tier=private (or local), or a
@@ -143,7 +145,7 @@ score := object.union(private_scores, public_scores)
 
 # Private: 55, plus the room left after placement on the dimension the
 # request needs most (memory for servers, disk for volumes), 0-10.
-private_scores := {p.id: {"score": total, "parts": {"private": 55, "room": room, "shared": extra, "health": health}} |
+private_scores := {p.id: {"parts": {"private": 55, "room": room, "shared": extra, "health": health}} |
 	sh := shared
 	base := shared_base
 	hp := health_points
@@ -153,11 +155,10 @@ private_scores := {p.id: {"score": total, "parts": {"private": 55, "room": room,
 	room := room_points(p.capacity[main_dim])
 	extra := object.get(sh, p.id, base)
 	health := hp[p.status]
-	total := ((55 + room) + extra) + health
 }
 
 # Public: the cost, cheapest of the allowed public peers 10, dearest 0.
-public_scores := {p.id: {"score": total, "parts": {"cost": cost, "shared": extra, "health": health}} |
+public_scores := {p.id: {"parts": {"cost": cost, "shared": extra, "health": health}} |
 	sh := shared
 	base := shared_base
 	hp := health_points
@@ -168,7 +169,6 @@ public_scores := {p.id: {"score": total, "parts": {"cost": cost, "shared": extra
 	cost := cp[p.cost]
 	extra := object.get(sh, p.id, base)
 	health := hp[p.status]
-	total := (cost + extra) + health
 }
 
 # The dimension room is scored on: disk for what lives on disk, memory for
@@ -196,7 +196,8 @@ cost_points := {c: pts |
 	lo := cost_min
 	span := cost_span
 	some c in public_costs
-	pts := 10 - idiv((c - lo) * 10, span)
+	x := (c - lo) * 10
+	pts := 10 - ((x - (x % span)) / span) # idiv, inline
 }
 
 cost_min := min(public_costs)
@@ -217,10 +218,13 @@ else := 0
 image_base := 5 if input.request.image.id == ""
 else := 0
 
-shared := {id: pts | some id, a in adjust; pts := shared_base + a}
-
-adjust := {id: sum([object.get(spread_adjust, id, 0), object.get(label_points, id, 0), object.get(image_points, id, 0)]) |
-	some id in union({object.keys(spread_adjust), object.keys(label_points), object.keys(image_points)})
+shared := {id: pts |
+	base := shared_base
+	sa := spread_adjust
+	lp := label_points
+	ip := image_points
+	some id in union({object.keys(sa), object.keys(lp), object.keys(ip)})
+	pts := ((base + object.get(sa, id, 0)) + object.get(lp, id, 0)) + object.get(ip, id, 0)
 }
 
 # The image: 5 more where it is already held.
