@@ -58,6 +58,6 @@ func BenchmarkCreate100Servers(b *testing.B) {
 func requireLibvirtB(b *testing.B) {
 	b.Helper()
 	if !libvirtHere() {
-		b.Skipf("no libvirtd (%s is absent); set CLOUDMUX_REQUIRE_LIBVIRT=1 to fail instead", libvirtSocket)
+		b.Skipf("no libvirtd answers on %s; set CLOUDMUX_REQUIRE_LIBVIRT=1 to fail instead", libvirtSocket)
 	}
 }

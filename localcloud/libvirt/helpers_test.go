@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -22,23 +23,36 @@ import (
 
 const libvirtSocket = "/var/run/libvirt/libvirt-sock"
 
-// requireLibvirt skips the test when there is no libvirtd here, unless
-// CLOUDMUX_REQUIRE_LIBVIRT is set (CI sets it: there, no libvirtd fails).
-// It holds the daemon for the test (libvirttest.Share), so a restart of it
-// by another test binary waits.
+// requireLibvirt skips the test when no libvirtd answers here, unless
+// CLOUDMUX_REQUIRE_LIBVIRT is set (CI sets it): then libvirtd is installed
+// and started if need be (libvirttest.Ensure), and failing that the test
+// fails. It holds the daemon for the test (libvirttest.Share), so a
+// restart of it by another test binary waits.
 func requireLibvirt(t *testing.T) {
 	t.Helper()
+	if os.Getenv("CLOUDMUX_REQUIRE_LIBVIRT") != "" {
+		libvirttest.Ensure(t)
+		return
+	}
 	if !libvirtHere() {
-		t.Skipf("no libvirtd (%s is absent); set CLOUDMUX_REQUIRE_LIBVIRT=1 to fail instead", libvirtSocket)
+		t.Skipf("no libvirtd answers on %s; set CLOUDMUX_REQUIRE_LIBVIRT=1 to start one (or fail)", libvirtSocket)
 	}
 	libvirttest.Share(t)
 }
 
-// libvirtHere is false when there is no libvirtd socket and
-// CLOUDMUX_REQUIRE_LIBVIRT is unset.
+// libvirtHere reports whether libvirtd answers on its socket, or
+// CLOUDMUX_REQUIRE_LIBVIRT says it must. A socket file left by a daemon
+// that has stopped does not count.
 func libvirtHere() bool {
-	_, err := os.Stat(libvirtSocket)
-	return err == nil || os.Getenv("CLOUDMUX_REQUIRE_LIBVIRT") != ""
+	if os.Getenv("CLOUDMUX_REQUIRE_LIBVIRT") != "" {
+		return true
+	}
+	c, err := net.DialTimeout("unix", libvirtSocket, 2*time.Second)
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
 }
 
 func randHex(n int) string {
