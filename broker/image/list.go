@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/staging"
 	"github.com/cloudmux/cloudmux/peers"
 )
 
@@ -149,6 +150,9 @@ func (s *Service) List(ctx context.Context, c Caller, q Query) (Page, error) {
 			continue
 		}
 		for _, pi := range r.Value {
+			if pi.Properties[staging.MetaReplicaOf] != "" {
+				continue // a staged copy: the home peer speaks for the image
+			}
 			id := pi.ID
 			if mid, ok := s.managedID(pi); ok {
 				id = mid

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/staging"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
@@ -66,10 +67,21 @@ type Service struct {
 	BrokerID string
 	// PeerTimeout bounds each peer's part of a fan-out; default 10s.
 	PeerTimeout time.Duration
+	// Replicas, when set, are the copies the stager made (the same Stager
+	// the servers service uses): updates and deletes reach them too.
+	Replicas Replicas
 	// MaxImageSize caps an image's data in bytes (Glance's
 	// image_size_cap); default DefaultMaxImageSize.
 	MaxImageSize int64
 }
+
+// Replicas is the part of staging.Stager the service uses.
+type Replicas interface {
+	Replicas(ctx context.Context, imageID string) ([]staging.Replica, error)
+	Forget(ctx context.Context, imageID string) error
+}
+
+var _ Replicas = (*staging.Stager)(nil)
 
 // Caller is who asks: the project its token is scoped to, and whether it
 // is a cloud admin (who sees and may change every image, as in Glance).
@@ -218,6 +230,11 @@ func (s *Service) locate(ctx context.Context, id string) (located, error) {
 	})
 	var failed []string
 	for _, r := range res {
+		if r.Err == nil && r.Value.Properties[staging.MetaReplicaOf] != "" {
+			// A staged copy never stands for its image: with the home
+			// peer silent, the image is unavailable, not this copy.
+			continue
+		}
 		if r.Err == nil {
 			return located{img: r.Value, member: r.Member}, nil
 		}
@@ -539,26 +556,48 @@ func (s *Service) dropHalfCreated(ctx context.Context, m *peers.Member, id strin
 }
 
 // copies runs fn on every other connected peer holding a copy of the
-// image (same ID, as the stager makes them), in parallel; failures are
+// image, in parallel, with the copy's ID there: the image's own ID (the
+// stager keeps it where the peer allows), or another one the stager
+// recorded (a peer never reuses a deleted image's ID). A copy is an image
+// marked as a replica of this one, or carrying its broker ID. Failures are
 // logged, not returned: the home peer is the image's truth.
-func (s *Service) copies(ctx context.Context, l located, what string, fn func(ctx context.Context, m *peers.Member) error) {
+func (s *Service) copies(ctx context.Context, l located, what string, fn func(ctx context.Context, m *peers.Member, copyID string) error) {
 	members, _ := s.connected()
 	members = slices.DeleteFunc(members, func(m *peers.Member) bool { return m.Peer.ID == l.member.Peer.ID })
 	if len(members) == 0 {
 		return
 	}
-	res := peers.Gather(ctx, members, s.timeout(), func(ctx context.Context, m *peers.Member) (bool, error) {
-		img, err := m.Cloud.GetImage(ctx, l.img.ID)
-		if errors.Is(err, peers.ErrNotFound) {
-			return false, nil
-		}
+	elsewhere := map[string][]string{} // peer ID -> copy IDs other than the image's
+	if s.Replicas != nil {
+		reps, err := s.Replicas.Replicas(ctx, l.img.ID)
 		if err != nil {
-			return false, err
+			s.Log.WithError(err).WithField("image", l.img.ID).Warn("reading the image's staged copies")
 		}
-		if img.Properties[peers.MetaID] != l.img.Properties[peers.MetaID] {
-			return false, nil // the same ID, but not a copy of this image
+		for _, r := range reps {
+			if r.PeerImageID != l.img.ID {
+				elsewhere[r.PeerID] = append(elsewhere[r.PeerID], r.PeerImageID)
+			}
 		}
-		return true, fn(ctx, m)
+	}
+	res := peers.Gather(ctx, members, s.timeout(), func(ctx context.Context, m *peers.Member) (bool, error) {
+		var errs []error
+		for _, copyID := range append([]string{l.img.ID}, elsewhere[m.Peer.ID]...) {
+			img, err := m.Cloud.GetImage(ctx, copyID)
+			if errors.Is(err, peers.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			ours := img.Properties[staging.MetaReplicaOf] == l.img.ID ||
+				(img.Properties[peers.MetaID] != "" && img.Properties[peers.MetaID] == l.img.Properties[peers.MetaID])
+			if !ours {
+				continue // the same ID, but not a copy of this image
+			}
+			errs = append(errs, fn(ctx, m, copyID))
+		}
+		return true, errors.Join(errs...)
 	})
 	for _, r := range res {
 		if r.Err != nil {
@@ -612,8 +651,8 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, p Patch) (Ima
 	if err != nil {
 		return Image{}, fmt.Errorf("updating image %s on peer %s: %w", id, l.member.Peer.Name, err)
 	}
-	s.copies(ctx, l, "update", func(ctx context.Context, m *peers.Member) error {
-		_, err := m.Cloud.UpdateImage(ctx, l.img.ID, pp)
+	s.copies(ctx, l, "update", func(ctx context.Context, m *peers.Member, copyID string) error {
+		_, err := m.Cloud.UpdateImage(ctx, copyID, pp)
 		return err
 	})
 	l.img = img
@@ -674,9 +713,14 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
 // copies, the index entry, the deactivation record. The index goes last so
 // that a failure before it leaves the entry for a retried delete to find.
 func (s *Service) forget(ctx context.Context, c Caller, l located, id string) error {
-	s.copies(ctx, l, "delete", func(ctx context.Context, m *peers.Member) error {
-		return m.Cloud.DeleteImage(ctx, l.img.ID)
+	s.copies(ctx, l, "delete", func(ctx context.Context, m *peers.Member, copyID string) error {
+		return m.Cloud.DeleteImage(ctx, copyID)
 	})
+	if s.Replicas != nil {
+		if err := s.Replicas.Forget(ctx, l.img.ID); err != nil {
+			s.Log.WithError(err).WithField("image", id).Warn("staged-copy records of a deleted image left behind")
+		}
+	}
 	if err := s.Store.Delete(ctx, deactivatedPrefix+id); err != nil && !errors.Is(err, registry.ErrNotFound) {
 		s.Log.WithError(err).WithField("image", id).Warn("deactivation record of a deleted image left behind")
 	}

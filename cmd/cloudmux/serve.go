@@ -257,7 +257,10 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		l.Info("index rebuilt from the peers")
 		return nil
 	})
-	images := &image.Service{Pool: pool, Index: idx, Placer: placer, Store: store,
+	// Images a server's peer lacks are copied there; the image service
+	// keeps those copies in step with their image (renames, deletes).
+	stager := staging.New(store, brokerID(cfg), log.WithField("component", "staging"))
+	images := &image.Service{Pool: pool, Index: idx, Placer: placer, Store: store, Replicas: stager,
 		Log: log.WithField("component", "image"), BrokerID: installation}
 	networks := &network.Service{Pool: pool, Index: idx, Store: store, Placer: placer,
 		Log: log.WithField("component", "network"), BrokerID: installation}
