@@ -177,17 +177,7 @@ func (h *hybridBroker) createServer(t *testing.T, name, imageID, zone string, ti
 	if err != nil {
 		t.Fatalf("server create in %s through the broker: %v", zone, err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_ = servers.Delete(ctx, h.compute, s.ID).ExtractErr()
-		for ctx.Err() == nil {
-			if _, err := servers.Get(ctx, h.compute, s.ID).Extract(); gophercloud.ResponseCodeIs(err, 404) {
-				return
-			}
-			time.Sleep(200 * time.Millisecond) // poll interval
-		}
-	})
+	t.Cleanup(func() { _ = h.deleteServer(s.ID) })
 	var last *servers.Server
 	waitFor2(t, timeout, "server "+name+" ACTIVE", func() (bool, string) {
 		got, err := servers.Get(t.Context(), h.compute, s.ID).Extract()
@@ -201,6 +191,26 @@ func (h *hybridBroker) createServer(t *testing.T, name, imageID, zone string, ti
 		return got.Status == "ACTIVE", got.Status
 	})
 	return last
+}
+
+// deleteServer deletes a server through the broker and waits until it is
+// gone.
+func (h *hybridBroker) deleteServer(id string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := servers.Delete(ctx, h.compute, id).ExtractErr(); err != nil && !gophercloud.ResponseCodeIs(err, 404) {
+		return err
+	}
+	for {
+		_, err := servers.Get(ctx, h.compute, id).Extract()
+		if gophercloud.ResponseCodeIs(err, 404) {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("server %s not gone after a minute: %v", id, err)
+		}
+		time.Sleep(200 * time.Millisecond) // poll interval
+	}
 }
 
 // TestHybridBrokerOnTestcloud is issue 5's end-to-end test: one broker on
@@ -251,7 +261,13 @@ func TestHybridBrokerOnTestcloud(t *testing.T) {
 	if stagedID == "" {
 		t.Fatalf("the testcloud's server boots image %v; want the staged copy", onCloud.Image)
 	}
-	t.Cleanup(func() { oscTestcloud(t, h.clouds, "image", "delete", stagedID) }) // the replica, if the broker left it
+	// The replica, if the broker left it (see the end of the test).
+	cli := openstackCLI(t)
+	t.Cleanup(func() {
+		del := exec.Command(cli, "image", "delete", stagedID)
+		del.Env = append(os.Environ(), "OS_CLIENT_CONFIG_FILE="+h.clouds, "OS_CLOUD="+testcloudEntry)
+		_ = del.Run()
+	})
 	out, code = oscTestcloud(t, h.clouds, "image", "show", stagedID, "-f", "json")
 	var staged struct {
 		Status   string `json:"status"`
@@ -280,6 +296,23 @@ func TestHybridBrokerOnTestcloud(t *testing.T) {
 	}
 	if zones[remote.ID] != testcloudEntry || zones[local.ID] != "local" {
 		t.Errorf("server list through the broker: %v; want %s in %s and %s in local", zones, remote.ID, testcloudEntry, local.ID)
+	}
+
+	// Deleting through the broker removes the server on the testcloud, and
+	// the image's replica there with the image.
+	for _, id := range []string{remote.ID, local.ID} {
+		if err := h.deleteServer(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, code := oscTestcloud(t, h.clouds, "server", "show", onCloud.ID); code == 0 {
+		t.Errorf("the server deleted through the broker is still on the testcloud:\n%s", out)
+	}
+	if err := images.Delete(t.Context(), h.image, imgID).ExtractErr(); err != nil {
+		t.Fatalf("image delete through the broker: %v", err)
+	}
+	if out, code := oscTestcloud(t, h.clouds, "image", "show", stagedID, "-f", "value", "-c", "status"); code == 0 {
+		t.Errorf("the image deleted through the broker left its staged replica %s on the testcloud (%s)", stagedID, strings.TrimSpace(out))
 	}
 }
 
