@@ -274,6 +274,15 @@ func (s *Servers) resolveNIC(ctx context.Context, c Caller, nic NIC) (resolvedNI
 	case err != nil:
 		return resolvedNIC{}, err
 	}
+	if kind == network.KindNetwork {
+		// Visible is not usable: another's external network hands out the
+		// cloud's public addresses (Nova: ExternalNetworkAttachForbidden).
+		if err := s.Networks.Attachable(ctx, c.Project, ref); errors.Is(err, peers.ErrNotFound) {
+			return resolvedNIC{}, fmt.Errorf("it is not allowed to create an interface on external network %s: %w", id, ErrForbidden)
+		} else if err != nil {
+			return resolvedNIC{}, err
+		}
+	}
 	r := resolvedNIC{ref: id, peerID: ref.Member.Peer.ID, fixedIP: nic.FixedIP}
 	if kind == network.KindPort {
 		r.peerPort = ref.PeerResourceID

@@ -71,6 +71,9 @@ var _ Images = (*image.Service)(nil)
 // are.
 type Networks interface {
 	Resolve(ctx context.Context, project, kind, id string) (network.Ref, error)
+	// Attachable refuses a network the project sees but may not put NICs
+	// on (another's external network).
+	Attachable(ctx context.Context, project string, net network.Ref) error
 }
 
 var _ Networks = (*network.Service)(nil)

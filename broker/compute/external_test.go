@@ -1,0 +1,71 @@
+package compute_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+
+	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/internal/brokertest"
+	"github.com/cloudmux/cloudmux/localcloud"
+	"github.com/cloudmux/cloudmux/peers"
+)
+
+// providerNetworks reports the network named "public" as a provider's
+// external network (visible to all, shared with none), as a remote
+// OpenStack peer does; the local cloud makes no such networks itself.
+type providerNetworks struct{ *localcloud.Cloud }
+
+func (p providerNetworks) mark(n peers.Network) peers.Network {
+	if n.Name == "public" {
+		n.External, n.Shared = true, false
+	}
+	return n
+}
+
+func (p providerNetworks) GetNetwork(ctx context.Context, id string) (peers.Network, error) {
+	n, err := p.Cloud.GetNetwork(ctx, id)
+	return p.mark(n), err
+}
+
+func (p providerNetworks) ListNetworks(ctx context.Context, opts peers.ListOptions) ([]peers.Network, error) {
+	ns, err := p.Cloud.ListNetworks(ctx, opts)
+	for i := range ns {
+		ns[i] = p.mark(ns[i])
+	}
+	return ns, err
+}
+
+// TestServerOnExternalNetworkForbidden: a project sees a provider's
+// external network but may not put a server's NIC on it (Nova's
+// ExternalNetworkAttachForbidden, 403); the peer is left with no server.
+func TestServerOnExternalNetworkForbidden(t *testing.T) {
+	ctx := context.Background()
+	var provider *localcloud.Cloud
+	se := newServersEnv(t, brokertest.Peer{Name: "edge", Wrap: func(c *localcloud.Cloud) peers.Cloud {
+		provider = c
+		return providerNetworks{c}
+	}})
+	pub, err := provider.CreateNetwork(ctx, peers.NetworkSpec{Name: "public", Project: "provider"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := provider.CreateSubnet(ctx, peers.SubnetSpec{Name: "public-v4", Project: "provider", NetworkID: pub.ID, CIDR: "203.0.113.0/24", IPVersion: 4}); err != nil {
+		t.Fatal(err)
+	}
+	c := se.compute(t, "bob", se.Member(t, "bob", "team-b", identity.RoleMember), "team-b")
+	_, err = servers.Create(ctx, c, servers.CreateOpts{Name: "on-public", FlavorRef: "1", ImageRef: se.Seeded["edge"].ImageID,
+		Networks: []servers.Network{{UUID: pub.ID}}}, nil).Extract()
+	if !gophercloud.ResponseCodeIs(err, http.StatusForbidden) {
+		t.Fatalf("server on another's external network = %v, want 403", err)
+	}
+	if left, err := provider.ListServers(ctx, peers.ListOptions{}); err != nil || len(left) != 0 {
+		t.Fatalf("servers on the peer: %v, %v", left, err)
+	}
+	// The seeded shared network still takes the project's servers.
+	create(t, c, servers.CreateOpts{Name: "on-shared", FlavorRef: "1", ImageRef: se.Seeded["edge"].ImageID,
+		Networks: []servers.Network{{UUID: se.Seeded["edge"].NetworkID}}})
+}
