@@ -62,9 +62,19 @@ func TestOpenStackCLIFullFlowLibvirt(t *testing.T) {
 	libvirttest.Ensure(t)
 	guest := libvirttest.GuestImage(t)
 	dir := t.TempDir()
+	// The pool lives where QEMU (its own user) can read it, not in the
+	// test's private temporary directory; pool and directory are removed
+	// once the broker is gone.
+	pool := "cmxe2e-" + strconv.Itoa(os.Getpid())
+	poolPath := "/var/lib/cloudmux/test-pools/" + pool
+	t.Cleanup(func() {
+		_, _ = libvirttest.Virsh(libvirttest.SystemURI, "pool-destroy", pool)
+		_, _ = libvirttest.Virsh(libvirttest.SystemURI, "pool-undefine", pool)
+		_ = os.RemoveAll(poolPath)
+	})
 	cfg := filepath.Join(dir, "cloudmux.yaml")
 	content := "prober: {interval: 1s, timeout: 1s}\nlocal_cloud: {driver: libvirt, hosts: [{name: e2ehost, uri: \"" + libvirttest.SystemURI +
-		"\"}], pool: cmxe2e" + strconv.Itoa(os.Getpid()) + ", pool_path: " + filepath.Join(dir, "pool") + "}\n"
+		"\"}], pool: " + pool + ", pool_path: " + poolPath + "}\n"
 	if err := os.WriteFile(cfg, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +129,11 @@ func oscWait(t *testing.T, b *devBroker, timeout time.Duration, want, field stri
 // b, as admin of project admin, then checks a second project sees none of
 // it, then deletes everything.
 func runCLIFlow(t *testing.T, b *devBroker, f cliFlow) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("broker log (last lines):\n%s", lastLines(b.stderr.String(), 30))
+		}
+	})
 	// Identity and catalog.
 	if tok := oscOK(t, b, nil, "token", "issue", "-f", "value", "-c", "id"); !strings.HasPrefix(tok, "cmx_") {
 		t.Errorf("token issue printed %q", tok)
@@ -169,8 +184,11 @@ func runCLIFlow(t *testing.T, b *devBroker, f cliFlow) {
 	}
 	srvID := oscOK(t, b, nil, "server", "create", "--image", imgID, "--flavor", f.flavor, "--network", netID, "--key-name", "e2e-key",
 		"--wait", "e2e-server", "-f", "value", "-c", "id")
-	if st := oscOK(t, b, nil, "server", "show", srvID, "-f", "value", "-c", "status"); st != "ACTIVE" {
-		t.Fatalf("server create --wait ended with status %q", st)
+	// On ERROR, `server create --wait` prints "Error creating server" and
+	// still exits 0 (python-openstackclient 6.0): the ID is checked.
+	if st, code := osc(t, b, nil, "server", "show", srvID, "-f", "value", "-c", "status"); code != 0 || strings.TrimSpace(st) != "ACTIVE" {
+		fault, _ := osc(t, b, nil, "server", "show", "e2e-server", "-f", "value", "-c", "status", "-c", "fault")
+		t.Fatalf("server create --wait printed %q; the server: %s", srvID, fault)
 	}
 	if list := oscOK(t, b, nil, "server", "list", "-f", "value", "-c", "ID", "-c", "Name", "-c", "Status"); !strings.Contains(list, srvID+" e2e-server ACTIVE") {
 		t.Errorf("server list lacks the server:\n%s", list)

@@ -22,6 +22,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 
 	"github.com/cloudmux/cloudmux/internal/consultest"
+	"github.com/cloudmux/cloudmux/localcloud"
 )
 
 // The real OpenStack (scripts/openstack-testcloud.sh exports these).
@@ -165,6 +166,20 @@ func (h *hybridBroker) uploadImage(t *testing.T, name string, size int) (string,
 	}
 	sum := md5.Sum(data)
 	return img.ID, hex.EncodeToString(sum[:])
+}
+
+// seededImage is the ID of the dev local cloud's seeded public image.
+func (h *hybridBroker) seededImage(t *testing.T) string {
+	t.Helper()
+	pages, err := images.List(h.image, images.ListOpts{Name: localcloud.SeedImageName}).AllPages(t.Context())
+	if err != nil {
+		t.Fatalf("image list through the broker: %v", err)
+	}
+	all, err := images.ExtractImages(pages)
+	if err != nil || len(all) == 0 {
+		t.Fatalf("the broker lists no %s image (%v)", localcloud.SeedImageName, err)
+	}
+	return all[0].ID
 }
 
 // createServer creates a server through the broker's Nova in a zone (a
