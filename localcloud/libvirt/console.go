@@ -7,10 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
-
-	golibvirt "github.com/digitalocean/go-libvirt"
-	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/peers"
 )
@@ -62,39 +58,11 @@ func (d *Driver) ConsoleOutput(ctx context.Context, host, id string) (string, er
 	if size > consoleTail {
 		off = size - consoleTail
 	}
-	out, err := d.downloadRetrying(ctx, h, v, off, size-off)
+	out, err := rawDownload(ctx, h.uri, v, off, size-off, d.cfg.CallTimeout)
 	if err != nil {
 		return "", fmt.Errorf("console of domain %s: %w", id, err)
 	}
 	return fromLineStart(out, off > 0), nil
-}
-
-// downloadAttempts and downloadAttemptTimeout bound downloadRetrying.
-const (
-	downloadAttempts       = 3
-	downloadAttemptTimeout = 10 * time.Second
-)
-
-// downloadRetrying downloads length bytes of v, trying again on a new
-// connection when libvirtd sends nothing (about one download in a hundred
-// of a console log, measured here: the reply comes, the data never does)
-// or ends the stream with no data although the volume has some.
-func (d *Driver) downloadRetrying(ctx context.Context, h *hostConn, v golibvirt.StorageVol, off, length uint64) ([]byte, error) {
-	var err error
-	for attempt := 1; attempt <= downloadAttempts; attempt++ {
-		var out []byte
-		out, err = rawDownload(ctx, h.uri, v, off, length, min(d.cfg.CallTimeout, downloadAttemptTimeout))
-		switch {
-		case err == nil && (len(out) > 0 || length == 0):
-			return out, nil
-		case err == nil:
-			err = fmt.Errorf("libvirt: download volume %s: no data though it holds %d bytes: %w", v.Name, length, peers.ErrUnavailable)
-		case !errors.Is(err, peers.ErrUnavailable) || ctx.Err() != nil:
-			return nil, err
-		}
-		d.log.WithError(err).WithFields(logrus.Fields{"host": h.name, "volume": v.Name, "attempt": attempt}).Warn("volume download came back empty; trying again")
-	}
-	return nil, err
 }
 
 // readTail reads the last consoleTail bytes of a local file; a missing

@@ -27,6 +27,9 @@ import (
 // takes over a socket of its own, on the caller's goroutine, finishes the
 // stream as libvirt's own client does (data, empty CONTINUE, the client's
 // OK, libvirtd's OK), and closes the socket. Nothing outlives the call.
+// libvirtd may send the first data before the call's reply (2 downloads
+// in 250 here): those packets are kept, not dropped, or the download
+// would come back empty, or wait for data that already came.
 
 // The libvirt RPC protocol's constants (remote_protocol.x, virnetprotocol.x).
 const (
@@ -60,6 +63,14 @@ type rpcHeader struct {
 type rpcConn struct {
 	c      net.Conn
 	serial int32
+	// early are stream packets that came before their call's reply:
+	// libvirtd may start a download's data before it has sent the reply.
+	early []rpcPacket
+}
+
+type rpcPacket struct {
+	h rpcHeader
+	p []byte
 }
 
 func (r *rpcConn) send(h rpcHeader, payload []byte) error {
@@ -88,6 +99,16 @@ func (r *rpcConn) recv() (rpcHeader, []byte, error) {
 	return h, payload, err
 }
 
+// next is the next packet: one that came early, else one from the socket.
+func (r *rpcConn) next() (rpcHeader, []byte, error) {
+	if len(r.early) > 0 {
+		pk := r.early[0]
+		r.early = r.early[1:]
+		return pk.h, pk.p, nil
+	}
+	return r.recv()
+}
+
 // call sends a call and returns its reply's payload, or the error libvirt
 // answered with (a golibvirt.Error, which mapError maps).
 func (r *rpcConn) call(proc uint32, payload []byte) (int32, []byte, error) {
@@ -100,6 +121,10 @@ func (r *rpcConn) call(proc uint32, payload []byte) (int32, []byte, error) {
 		h, p, err := r.recv()
 		if err != nil {
 			return serial, nil, err
+		}
+		if h.Serial == serial && h.Type == msgStream {
+			r.early = append(r.early, rpcPacket{h, p})
+			continue
 		}
 		if h.Serial != serial || h.Type != msgReply {
 			continue // an event or keepalive: not ours
@@ -203,7 +228,7 @@ func (r *rpcConn) download(uri golibvirt.ConnectURI, vol golibvirt.StorageVol, o
 	// of the same file could then come back empty or not at all.
 	var out bytes.Buffer
 	for done := false; !done; {
-		h, p, err := r.recv()
+		h, p, err := r.next()
 		if err != nil {
 			return nil, mapError("download volume "+vol.Name, err)
 		}
