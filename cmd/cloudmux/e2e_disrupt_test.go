@@ -20,7 +20,10 @@ import (
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 	"github.com/hashicorp/consul/api"
+
+	"github.com/cloudmux/cloudmux/localcloud"
 )
 
 // testcloudAPIs are the testcloud's API daemons (up.sh's pidfile names):
@@ -171,4 +174,18 @@ func TestTestcloudOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitPeer(t, testcloudEntry, "up", time.Minute)
+}
+
+// seededImage is the ID of the dev local cloud's seeded public image.
+func (h *hybridBroker) seededImage(t *testing.T) string {
+	t.Helper()
+	pages, err := images.List(h.image, images.ListOpts{Name: localcloud.SeedImageName}).AllPages(t.Context())
+	if err != nil {
+		t.Fatalf("image list through the broker: %v", err)
+	}
+	all, err := images.ExtractImages(pages)
+	if err != nil || len(all) == 0 {
+		t.Fatalf("the broker lists no %s image (%v)", localcloud.SeedImageName, err)
+	}
+	return all[0].ID
 }

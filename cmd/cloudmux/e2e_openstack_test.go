@@ -22,7 +22,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 
 	"github.com/cloudmux/cloudmux/internal/consultest"
-	"github.com/cloudmux/cloudmux/localcloud"
 )
 
 // The real OpenStack (scripts/openstack-testcloud.sh exports these).
@@ -168,20 +167,6 @@ func (h *hybridBroker) uploadImage(t *testing.T, name string, size int) (string,
 	return img.ID, hex.EncodeToString(sum[:])
 }
 
-// seededImage is the ID of the dev local cloud's seeded public image.
-func (h *hybridBroker) seededImage(t *testing.T) string {
-	t.Helper()
-	pages, err := images.List(h.image, images.ListOpts{Name: localcloud.SeedImageName}).AllPages(t.Context())
-	if err != nil {
-		t.Fatalf("image list through the broker: %v", err)
-	}
-	all, err := images.ExtractImages(pages)
-	if err != nil || len(all) == 0 {
-		t.Fatalf("the broker lists no %s image (%v)", localcloud.SeedImageName, err)
-	}
-	return all[0].ID
-}
-
 // createServer creates a server through the broker's Nova in a zone (a
 // peer's name) and waits for ACTIVE. The server is deleted at cleanup.
 func (h *hybridBroker) createServer(t *testing.T, name, imageID, zone string, timeout time.Duration) *servers.Server {
@@ -239,6 +224,12 @@ func TestHybridBrokerOnTestcloud(t *testing.T) {
 		t.Skip("needs the real OpenStack testcloud and Consul")
 	}
 	h := startHybridBroker(t, 2*time.Second)
+	// Both peers are in Consul's catalog, their TTL checks passing.
+	waitFor2(t, 30*time.Second, "both peers passing in Consul's health API", func() (bool, string) {
+		l, errL := h.consulStatus("local")
+		r, errR := h.consulStatus(testcloudEntry)
+		return l == "passing" && r == "passing", fmt.Sprint("local ", l, errL, ", testcloud ", r, errR)
+	})
 	nonce := fmt.Sprintf("%d", time.Now().UnixNano())
 	imgID, imgMD5 := h.uploadImage(t, "e2e-hybrid-"+nonce, 1<<20+777)
 	t.Cleanup(func() {
@@ -320,9 +311,11 @@ func TestHybridBrokerOnTestcloud(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if out, code := oscTestcloud(t, h.clouds, "server", "show", onCloud.ID); code == 0 {
-		t.Errorf("the server deleted through the broker is still on the testcloud:\n%s", out)
-	}
+	// Nova shows a server it just deleted as DELETED for a moment.
+	waitFor2(t, time.Minute, "the server gone from the testcloud", func() (bool, string) {
+		out, code := oscTestcloud(t, h.clouds, "server", "show", onCloud.ID, "-f", "value", "-c", "status")
+		return code != 0 || strings.TrimSpace(out) == "DELETED", out
+	})
 	if err := images.Delete(t.Context(), h.image, imgID).ExtractErr(); err != nil {
 		t.Fatalf("image delete through the broker: %v", err)
 	}
