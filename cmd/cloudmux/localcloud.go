@@ -55,6 +55,15 @@ func startLocalCloud(ctx context.Context, cfg Config, reg *registry.PeerRegistry
 		return nil, nil, err
 	}
 	closeAll := func() error { return errors.Join(cloud.Close(), closeDriver()) }
+	// Reconcile what the last life of this broker recorded with what the
+	// hosts hold: interrupted builds, uploads and deletes settle, orphans
+	// are adopted or removed. A host that does not answer leaves its part
+	// for the next start; the broker serves meanwhile.
+	if rec, err := cloud.Recover(ctx); err != nil {
+		log.WithError(err).Warn("local cloud recovery incomplete")
+	} else {
+		log.WithField("recovery", rec).Info("local cloud recovered")
+	}
 	if err := registerLocalCloud(ctx, cfg, cloud, reg, log); err != nil {
 		_ = closeAll()
 		return nil, nil, err
