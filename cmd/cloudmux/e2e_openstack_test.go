@@ -171,9 +171,18 @@ func (h *hybridBroker) uploadImage(t *testing.T, name string, size int) (string,
 // peer's name) and waits for ACTIVE. The server is deleted at cleanup.
 func (h *hybridBroker) createServer(t *testing.T, name, imageID, zone string, timeout time.Duration) *servers.Server {
 	t.Helper()
-	s, err := servers.Create(t.Context(), h.compute, servers.CreateOpts{
-		Name: name, ImageRef: imageID, FlavorRef: testcloudFlavor, AvailabilityZone: zone,
-	}, nil).Extract()
+	return h.createServerWith(t, servers.CreateOpts{Name: name, ImageRef: imageID, FlavorRef: testcloudFlavor, AvailabilityZone: zone}, nil, timeout)
+}
+
+// createServerWith is createServer with any options and scheduler hints.
+func (h *hybridBroker) createServerWith(t *testing.T, opts servers.CreateOpts, hints map[string]any, timeout time.Duration) *servers.Server {
+	t.Helper()
+	var hintOpts servers.SchedulerHintOptsBuilder
+	if hints != nil {
+		hintOpts = servers.SchedulerHintOpts{AdditionalProperties: hints}
+	}
+	name, zone := opts.Name, opts.AvailabilityZone
+	s, err := servers.Create(t.Context(), h.compute, opts, hintOpts).Extract()
 	if err != nil {
 		t.Fatalf("server create in %s through the broker: %v", zone, err)
 	}
@@ -191,6 +200,32 @@ func (h *hybridBroker) createServer(t *testing.T, name, imageID, zone string, ti
 		return got.Status == "ACTIVE", got.Status
 	})
 	return last
+}
+
+// tierHintRego requires a peer's tier label to match a scheduler hint
+// "tier", when one is given.
+const tierHintRego = `package cloudmux.placement
+
+deny[p.id] contains sprintf("scheduler hint tier=%s, peer has tier=%s", [input.request.hints.other.tier, object.get(p.labels, "tier", "")]) if {
+	some p in input.peers
+	object.get(p.labels, "tier", "") != input.request.hints.other.tier
+}
+`
+
+// pushTierHintPolicy activates the stock policy plus tierHintRego, as an
+// admin would with the cloudmux CLI.
+func (h *hybridBroker) pushTierHintPolicy(t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	if out, errOut, code := h.cli(t, nil, "policy", "show", "stock", "-write", dir); code != 0 {
+		t.Fatalf("policy show stock -write: exit %d\n%s%s", code, out, errOut)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tier_hint.rego"), []byte(tierHintRego), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := h.cli(t, nil, "policy", "push", "-activate", "-comment", "tier hint", dir); code != 0 {
+		t.Fatalf("policy push: exit %d\n%s%s", code, out, errOut)
+	}
 }
 
 // deleteServer deletes a server through the broker and waits until it is
@@ -215,7 +250,8 @@ func (h *hybridBroker) deleteServer(id string) error {
 
 // TestHybridBrokerOnTestcloud is issue 5's end-to-end test: one broker on
 // a real Consul with its local cloud and the real testcloud as peers. A
-// server placed on the testcloud (its zone) becomes ACTIVE there, seen by
+// server placed on the testcloud by a label (a scheduler hint tier=public
+// the admins' policy requires on the peer) becomes ACTIVE there, seen by
 // the openstack CLI straight against the testcloud; the image it needed,
 // uploaded to the broker and living on the local cloud, was staged there
 // with the same checksum; the broker's list shows servers of both clouds.
@@ -239,8 +275,13 @@ func TestHybridBrokerOnTestcloud(t *testing.T) {
 	})
 
 	remoteName, localName := "e2e-remote-"+nonce, "e2e-local-"+nonce
-	remote := h.createServer(t, remoteName, imgID, testcloudEntry, 2*time.Minute)
-	local := h.createServer(t, localName, imgID, "local", time.Minute)
+	// The admins' policy turns a scheduler hint tier=X into a requirement
+	// of label tier=X (the stock policy leaves other hints to policies).
+	h.pushTierHintPolicy(t)
+	remote := h.createServerWith(t, servers.CreateOpts{Name: remoteName, ImageRef: imgID, FlavorRef: testcloudFlavor},
+		map[string]any{"tier": "public"}, 2*time.Minute)
+	local := h.createServerWith(t, servers.CreateOpts{Name: localName, ImageRef: imgID, FlavorRef: testcloudFlavor},
+		map[string]any{"tier": "private"}, time.Minute)
 	if remote.AvailabilityZone != testcloudEntry || local.AvailabilityZone != "local" {
 		t.Errorf("zones: remote %q, local %q; want %s and local", remote.AvailabilityZone, local.AvailabilityZone, testcloudEntry)
 	}
