@@ -189,3 +189,10 @@ func (h *hybridBroker) seededImage(t *testing.T) string {
 	}
 	return all[0].ID
 }
+
+// createServer creates a server through the broker's Nova in a zone (a
+// peer's name) and waits for ACTIVE. The server is deleted at cleanup.
+func (h *hybridBroker) createServer(t *testing.T, name, imageID, zone string, timeout time.Duration) *servers.Server {
+	t.Helper()
+	return h.createServerWith(t, servers.CreateOpts{Name: name, ImageRef: imageID, FlavorRef: testcloudFlavor, AvailabilityZone: zone}, nil, timeout)
+}

@@ -167,14 +167,9 @@ func (h *hybridBroker) uploadImage(t *testing.T, name string, size int) (string,
 	return img.ID, hex.EncodeToString(sum[:])
 }
 
-// createServer creates a server through the broker's Nova in a zone (a
-// peer's name) and waits for ACTIVE. The server is deleted at cleanup.
-func (h *hybridBroker) createServer(t *testing.T, name, imageID, zone string, timeout time.Duration) *servers.Server {
-	t.Helper()
-	return h.createServerWith(t, servers.CreateOpts{Name: name, ImageRef: imageID, FlavorRef: testcloudFlavor, AvailabilityZone: zone}, nil, timeout)
-}
-
-// createServerWith is createServer with any options and scheduler hints.
+// createServerWith creates a server through the broker's Nova with these
+// options and scheduler hints and waits for ACTIVE. The server is deleted
+// at cleanup.
 func (h *hybridBroker) createServerWith(t *testing.T, opts servers.CreateOpts, hints map[string]any, timeout time.Duration) *servers.Server {
 	t.Helper()
 	var hintOpts servers.SchedulerHintOptsBuilder
