@@ -295,7 +295,41 @@ func (k *Keystone) updateUser(w http.ResponseWriter, r *http.Request) {
 func (k *Keystone) deleteUser(w http.ResponseWriter, r *http.Request) {
 	k.deleteRevoking(w, r,
 		func(ctx context.Context, id string) error { _, err := k.Dir.GetUser(ctx, id); return err },
-		k.Tokens.RevokeUser, k.Dir.DeleteUser)
+		k.Tokens.RevokeUser, func(ctx context.Context, id string) error {
+			if err := k.Dir.DeleteUser(ctx, id); err != nil {
+				return err
+			}
+			k.forgetCredentialsOf(ctx, id)
+			return nil
+		})
+}
+
+// forgetCredentialsOf deletes a deleted user's application and EC2
+// credentials, as Keystone does. They could authorize nothing any more
+// (each use checks the user), so a failure is logged, not returned: the
+// user is gone either way.
+func (k *Keystone) forgetCredentialsOf(ctx context.Context, userID string) {
+	log := k.Log.WithField("user", userID)
+	apps := NewAppCredentials(k.Dir)
+	if acs, err := apps.List(ctx, userID); err != nil {
+		log.WithError(err).Warn("listing a deleted user's application credentials")
+	} else {
+		for _, ac := range acs {
+			if err := apps.Delete(ctx, userID, ac.ID); err != nil {
+				log.WithError(err).WithField("application_credential", ac.ID).Warn("deleting a deleted user's application credential")
+			}
+		}
+	}
+	ec2 := k.ec2Creds()
+	if ecs, err := ec2.List(ctx, userID); err != nil {
+		log.WithError(err).Warn("listing a deleted user's EC2 credentials")
+	} else {
+		for _, ec := range ecs {
+			if err := ec2.Delete(ctx, userID, ec.Access); err != nil {
+				log.WithError(err).WithField("access", ec.Access).Warn("deleting a deleted user's EC2 credential")
+			}
+		}
+	}
 }
 
 func (k *Keystone) listRoles(w http.ResponseWriter, r *http.Request) {
