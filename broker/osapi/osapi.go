@@ -101,14 +101,32 @@ func Microversion(service, legacyHeader, min, max string) func(http.Handler) htt
 				Fault(w, r, http.StatusNotAcceptable, fmt.Sprintf("Version %s is not supported by the API. Minimum is %s and maximum is %s.", asked, min, max))
 				return
 			}
-			w.Header().Set("OpenStack-API-Version", service+" "+max)
+			// No header means the minimum, as the services answer: a client
+			// that asks for nothing gets the oldest behaviour.
+			effective := asked
+			switch asked {
+			case "":
+				effective = min
+			case "latest":
+				effective = max
+			}
+			w.Header().Set("OpenStack-API-Version", service+" "+effective)
 			if legacyHeader != "" {
-				w.Header().Set(legacyHeader, max)
+				w.Header().Set(legacyHeader, effective)
 			}
 			w.Header().Set("Vary", vary)
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), versionKey{}, effective)))
 		})
 	}
+}
+
+type versionKey struct{}
+
+// VersionAtLeast reports whether the request negotiated microversion v or
+// later (through Microversion); a request that negotiated none is not.
+func VersionAtLeast(r *http.Request, v string) bool {
+	got, _ := r.Context().Value(versionKey{}).(string)
+	return got != "" && inRange(got, v, "999999.0")
 }
 
 // inRange compares "X.Y" microversions numerically.

@@ -24,8 +24,13 @@ import (
 	"github.com/cloudmux/cloudmux/registry"
 )
 
-// Version is the one Cinder microversion this API implements.
-const Version = "3.0"
+// The Cinder microversions this API implements. 3.42 is what it uses
+// beyond 3.0: extending an in-use volume. The views are 3.0's, which
+// later versions only add optional fields to.
+const (
+	MinVersion = "3.0"
+	MaxVersion = "3.42"
+)
 
 const kind = "volume"
 
@@ -52,7 +57,7 @@ type Cinder struct {
 func (c *Cinder) Routes(r chi.Router) {
 	r.Get("/", c.versions)
 	r.Route("/v3", func(r chi.Router) {
-		r.Use(osapi.Microversion("volume", "", Version, Version))
+		r.Use(osapi.Microversion("volume", "", MinVersion, MaxVersion))
 		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 			osapi.Fault(w, r, http.StatusNotFound, "The resource could not be found.")
 		})
@@ -80,7 +85,7 @@ func (c *Cinder) Routes(r chi.Router) {
 }
 
 func versionDoc(r *http.Request) map[string]any {
-	return map[string]any{"id": "v3.0", "status": "CURRENT", "version": Version, "min_version": Version,
+	return map[string]any{"id": "v3.0", "status": "CURRENT", "version": MaxVersion, "min_version": MinVersion,
 		"updated": "2016-02-08T12:20:21Z", "links": []map[string]string{{"rel": "self", "href": identity.BaseURL(r) + "/volume/v3/"}}}
 }
 
@@ -123,7 +128,9 @@ func (c *Cinder) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // view renders a peer's volume as Cinder shows it, under its broker ID.
-func view(r *http.Request, e index.Entry, peer string, v peers.Volume, detail bool) map[string]any {
+// Attachments name servers by their broker IDs (servers, from
+// serverIDs); a server the broker did not create keeps the peer's ID.
+func view(r *http.Request, e index.Entry, peer string, v peers.Volume, detail bool, servers map[string]string) map[string]any {
 	self := identity.BaseURL(r) + "/volume/v3/" + e.Project + "/volumes/" + e.ID
 	out := map[string]any{"id": e.ID, "name": v.Name, "links": []map[string]string{{"rel": "self", "href": self}}}
 	if !detail {
@@ -137,7 +144,13 @@ func view(r *http.Request, e index.Entry, peer string, v peers.Volume, detail bo
 	}
 	attachments := []map[string]any{}
 	for _, a := range v.Attachments {
-		attachments = append(attachments, map[string]any{"id": a.ID, "attachment_id": a.ID, "server_id": a.ServerID, "volume_id": e.ID, "device": a.Device})
+		server := a.ServerID
+		if id, ok := servers[e.PeerID+"/"+a.ServerID]; ok {
+			server = id
+		}
+		// Cinder's attachment "id" is the volume's; attachment_id is the
+		// attachment's own.
+		attachments = append(attachments, map[string]any{"id": e.ID, "attachment_id": a.ID, "server_id": server, "volume_id": e.ID, "device": a.Device})
 	}
 	maps.Copy(out, map[string]any{
 		"description": v.Description, "size": v.SizeGiB, "status": v.Status, "availability_zone": peer,
@@ -237,7 +250,7 @@ func (c *Cinder) create(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		c.Log.WithFields(logrus.Fields{"volume": id, "peer": p.Name, "project": t.ProjectID, "size_gib": size}).Info("volume created")
-		osapi.WriteJSON(w, http.StatusAccepted, map[string]any{"volume": view(r, e, p.Name, vol, true)})
+		osapi.WriteJSON(w, http.StatusAccepted, map[string]any{"volume": view(r, e, p.Name, vol, true, nil)})
 		return
 	}
 	why := decision.Explain()
@@ -307,7 +320,7 @@ func (c *Cinder) show(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	osapi.WriteJSON(w, http.StatusOK, map[string]any{"volume": view(r, e, m.Peer.Name, v, true)})
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"volume": view(r, e, m.Peer.Name, v, true, c.serverIDs(r, e.Project, []peers.Volume{v}))})
 }
 
 func (c *Cinder) delete(w http.ResponseWriter, r *http.Request) {
@@ -354,6 +367,10 @@ func (c *Cinder) action(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
+	if cur.Status == peers.VolumeInUse && !osapi.VersionAtLeast(r, "3.42") {
+		osapi.Fault(w, r, http.StatusBadRequest, "Invalid volume: volume status must be available to extend; extending an in-use volume takes microversion 3.42")
+		return
+	}
 	if size <= cur.SizeGiB {
 		osapi.Fault(w, r, http.StatusBadRequest, fmt.Sprintf("Invalid input: new size %d GiB must be larger than the current %d GiB", size, cur.SizeGiB))
 		return
@@ -363,6 +380,29 @@ func (c *Cinder) action(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// serverIDs maps "peerID/peer server ID" to the broker's server ID for the
+// servers vols are attached to, from the project's server index. Only
+// looked up when some volume is attached; a failure leaves peer IDs.
+func (c *Cinder) serverIDs(r *http.Request, project string, vols []peers.Volume) map[string]string {
+	attached := false
+	for _, v := range vols {
+		attached = attached || len(v.Attachments) > 0
+	}
+	if !attached {
+		return nil
+	}
+	entries, err := c.Index.List(r.Context(), "server", project)
+	if err != nil {
+		c.Log.WithError(err).Warn("listing servers for volume attachments; showing peer server IDs")
+		return nil
+	}
+	out := make(map[string]string, len(entries))
+	for _, e := range entries {
+		out[e.PeerID+"/"+e.PeerResourceID] = e.ID
+	}
+	return out
 }
 
 // list merges the project's volumes from every peer holding some: one
@@ -422,6 +462,14 @@ func (c *Cinder) list(detail bool) http.HandlerFunc {
 		}
 		sort.Strings(failed)
 		osapi.FlagPartial(w, r, c.Log, "volumes", failed, nil)
+		var servers map[string]string
+		if detail {
+			vols := make([]peers.Volume, len(items))
+			for i, it := range items {
+				vols[i] = it.v
+			}
+			servers = c.serverIDs(r, t.ProjectID, vols)
+		}
 		q := r.URL.Query()
 		sort.Slice(items, func(i, j int) bool {
 			if !items[i].v.CreatedAt.Equal(items[j].v.CreatedAt) {
@@ -457,7 +505,7 @@ func (c *Cinder) list(detail bool) http.HandlerFunc {
 				more = true // one more matches: the page is full and not the last
 				break
 			}
-			out = append(out, view(r, it.e, it.peer, it.v, detail))
+			out = append(out, view(r, it.e, it.peer, it.v, detail, servers))
 			last = it.e.ID
 		}
 		if !started {
