@@ -298,11 +298,34 @@ func (req serverCreateRequest) createSpec() (CreateSpec, error) {
 		req.Hints = map[string]any{}
 	}
 	maps.Copy(req.Hints, req.OSHints)
+	// "require:K" and "prefer:K" hints are peer labels the server needs or
+	// would like (openstack server create --hint require:tier=private);
+	// the rest reach the policy as they are.
 	for k, v := range req.Hints {
-		if spec.Hints == nil {
-			spec.Hints = map[string]string{}
+		label, required := strings.CutPrefix(k, "require:")
+		preferred := false
+		if !required {
+			label, preferred = strings.CutPrefix(k, "prefer:")
 		}
-		spec.Hints[k] = fmt.Sprint(v)
+		switch {
+		case (required || preferred) && label == "":
+			errs = append(errs, invalid("os:scheduler_hints", "Invalid input for field/attribute os:scheduler_hints: hint %q names no label", k))
+		case required:
+			if spec.RequiredLabels == nil {
+				spec.RequiredLabels = map[string]string{}
+			}
+			spec.RequiredLabels[label] = fmt.Sprint(v)
+		case preferred:
+			if spec.PreferredLabels == nil {
+				spec.PreferredLabels = map[string]string{}
+			}
+			spec.PreferredLabels[label] = fmt.Sprint(v)
+		default:
+			if spec.Hints == nil {
+				spec.Hints = map[string]string{}
+			}
+			spec.Hints[k] = fmt.Sprint(v)
+		}
 	}
 	return spec, errors.Join(errs...)
 }

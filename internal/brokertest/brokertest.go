@@ -31,6 +31,8 @@ const AdminPassword = "admin-secret-pw"
 type Peer struct {
 	Name    string
 	DiskGiB int // host disk; 0 keeps the fake's default
+	// Labels are the peer record's labels (placement reads them).
+	Labels map[string]string
 	// Wrap, when set, serves the peer through a wrapper (a stuck or
 	// failing cloud) instead of the local cloud itself.
 	Wrap func(*localcloud.Cloud) peers.Cloud
@@ -79,7 +81,7 @@ func New(t testing.TB, ps []Peer, mount func(e *Env, r chi.Router)) *Env {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec, err := reg.Create(ctx, registry.Peer{Name: p.Name, Kind: registry.KindLocal}, nil)
+		rec, err := reg.Create(ctx, registry.Peer{Name: p.Name, Kind: registry.KindLocal, Labels: p.Labels}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
