@@ -32,6 +32,7 @@ test-unit:
 lint:
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags testcloud_disrupt ./cmd/cloudmux
 	$(GO) run $(STATICCHECK) ./...
 
 ## bench: the benchmarks, printed as a table

@@ -30,6 +30,13 @@ if [ "$status" = 0 ]; then
 	go test -run '^$' -fuzz '^FuzzParse$' -fuzztime "${FUZZTIME:-20s}" ./templates 2>&1 | tee -a "$log"
 	status=${PIPESTATUS[0]}
 fi
+# Last, alone: it stops the real OpenStack's APIs (other packages' tests
+# use them) and restarts them when done.
+if [ "$status" = 0 ] && [ -n "${CLOUDMUX_OPENSTACK_CLOUDS:-}" ]; then
+	echo "==> outage of the real OpenStack peer"
+	go test -race -count=1 -tags testcloud_disrupt -run '^TestTestcloudOutage$' ./cmd/cloudmux 2>&1 | tee -a "$log"
+	status=${PIPESTATUS[0]}
+fi
 set -e
 passed=$(grep -c '^ok ' "$log" || true)
 failed=$(grep -c '^FAIL' "$log" || true)
