@@ -17,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/peers"
@@ -40,8 +41,16 @@ type Pool interface {
 	Get(id string) (*peers.Member, bool)
 }
 
+// Images resolves imageRef for volumes made from images: image.Service.
+type Images interface {
+	Resolve(ctx context.Context, c image.Caller, id string) (image.Image, error)
+}
+
 // Cinder serves /volume.
 type Cinder struct {
+	// Images, when set, lets volumes be made from images (imageRef);
+	// without it such creates are refused.
+	Images Images
 	Pool   Pool
 	Index  *index.Index
 	Placer policy.Placer
@@ -159,6 +168,11 @@ func view(r *http.Request, e index.Entry, peer string, v peers.Volume, detail bo
 		"attachments": attachments, "metadata": meta,
 		"snapshot_id": nil, "source_volid": nil, "consistencygroup_id": nil, "replication_status": nil,
 	})
+	if v.SourceImageID != "" {
+		// Volumes are made from images on the image's home peer, where
+		// its ID is the broker's.
+		out["volume_image_metadata"] = map[string]string{"image_id": v.SourceImageID}
+	}
 	// The owning project is an admin attribute in Cinder (policy
 	// volume_extension:volume_tenant_attribute).
 	if t, _ := identity.TokenFrom(r.Context()); t.CloudAdmin() {
@@ -201,14 +215,46 @@ func (c *Cinder) create(w http.ResponseWriter, r *http.Request) {
 			problems = append(problems, "metadata."+k+": the cloudmux_ prefix is reserved")
 		}
 	}
-	if req.Volume.ImageRef != "" {
-		problems = append(problems, "imageRef: volumes from images are not offered yet")
+	if req.Volume.ImageRef != "" && c.Images == nil {
+		problems = append(problems, "imageRef: volumes from images are not offered by this broker")
 	}
 	if len(problems) > 0 {
 		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input: "+strings.Join(problems, "; "))
 		return
 	}
 	t, _ := identity.TokenFrom(r.Context())
+	// A volume from an image is made where the image lives: the peer
+	// copies its own image's bytes into the volume.
+	var img *image.Image
+	if ref := req.Volume.ImageRef; ref != "" {
+		got, err := c.Images.Resolve(r.Context(), image.CallerOf(t), ref)
+		if errors.Is(err, image.ErrNotFound) {
+			osapi.Fault(w, r, http.StatusBadRequest, fmt.Sprintf("Invalid input: imageRef: image %s could not be found", ref))
+			return
+		}
+		if errors.Is(err, image.ErrUnavailable) {
+			osapi.Fault(w, r, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		if got.Status != peers.ImageActive {
+			osapi.Fault(w, r, http.StatusBadRequest, fmt.Sprintf("Invalid input: imageRef: image %s is %s, not active", ref, got.Status))
+			return
+		}
+		need := max(got.MinDiskGiB, int((got.Size+(1<<30)-1)>>30))
+		if size < need {
+			osapi.Fault(w, r, http.StatusBadRequest, fmt.Sprintf("Invalid input: size: image %s needs a volume of at least %d GiB", ref, need))
+			return
+		}
+		if az := req.Volume.AvailabilityZone; az != "" && az != got.PeerName {
+			osapi.Fault(w, r, http.StatusBadRequest, fmt.Sprintf("Invalid input: availability_zone: image %s lives in zone %s, not %s", ref, got.PeerName, az))
+			return
+		}
+		img = &got
+	}
 	id := uuid.NewString()
 	meta := maps.Clone(req.Volume.Metadata)
 	if meta == nil {
@@ -217,13 +263,18 @@ func (c *Cinder) create(w http.ResponseWriter, r *http.Request) {
 	meta[peers.MetaID], meta[peers.MetaProject], meta[peers.MetaBrokerID] = id, t.ProjectID, c.BrokerID
 	spec := peers.VolumeSpec{Name: req.Volume.Name, Description: req.Volume.Description, Project: t.ProjectID,
 		SizeGiB: size, VolumeType: req.Volume.VolumeType, Metadata: meta}
+	zone := req.Volume.AvailabilityZone
+	if img != nil {
+		spec.ImageID, zone = img.PeerImageID, img.PeerName
+	}
 
 	candidates, disconnected := c.candidates()
 	if az := req.Volume.AvailabilityZone; az != "" && !c.isZone(az) {
 		osapi.Fault(w, r, http.StatusBadRequest, fmt.Sprintf("Availability zone '%s' is invalid.", az))
 		return
 	}
-	decision, err := c.Placer.Place(r.Context(), policy.Request{Kind: kind, Project: t.ProjectID, DiskGiB: size, AvailabilityZone: req.Volume.AvailabilityZone}, candidates)
+	decision, err := c.Placer.Place(r.Context(), policy.Request{Kind: kind, Project: t.ProjectID, User: t.UserID, ResourceID: id,
+		Name: req.Volume.Name, DiskGiB: size, AvailabilityZone: zone}, candidates)
 	if err != nil {
 		c.fail(w, r, err)
 		return

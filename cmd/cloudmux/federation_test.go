@@ -64,10 +64,6 @@ func TestFederationConformance(t *testing.T) {
 	peertest.Exercise(t, c, peertest.Fixture{
 		FlavorID: "42", ImageID: federatedImage(t, c), Project: c.ProjectID(),
 		PollTimeout: time.Minute, MaxPollInterval: 500 * time.Millisecond,
-		// TODO(broker/volume): remove once Cinder creates volumes from
-		// images; until then the broker answers 400 "volumes from images
-		// are not offered yet" (broker/volume/cinder.go), by design.
-		Gaps: map[string]string{"Volumes/FromImage": "the broker's Cinder does not create volumes from images yet (400 by design)"},
 	})
 	if t.Failed() {
 		t.Logf("federated broker log (last lines):\n%s", lastLines(b.stderr.String(), 20))

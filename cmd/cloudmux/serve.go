@@ -283,7 +283,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 			Log: log.WithField("component", "compute")},
 		EC2: &ec2.API{Pool: pool, Store: store, Creds: ec2Creds, Keypairs: keypairs, Images: images, Servers: servers,
 			Networks: networks, Index: idx, Placer: placer, Log: log.WithField("component", "ec2"), BrokerID: installation},
-		Volume: &volume.Cinder{Pool: pool, Index: idx, Placer: placer, Auth: keystone.Authenticate,
+		Volume: &volume.Cinder{Pool: pool, Index: idx, Placer: placer, Images: images, Auth: keystone.Authenticate,
 			Log: log.WithField("component", "volume"), BrokerID: installation},
 		Image:   &image.Glance{Images: images, Auth: keystone.Authenticate, Log: log.WithField("component", "glance")},
 		Network: &network.Neutron{Service: networks, Auth: keystone.Authenticate, Log: log.WithField("component", "neutron")},
