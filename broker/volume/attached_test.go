@@ -41,14 +41,20 @@ func TestAttachedVolume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { s, err := cloud.GetServer(ctx, srv.ID); return err == nil && s.Status == peers.ServerActive })
+	waitFor(t, func() bool {
+		s, err := cloud.GetServer(ctx, srv.ID)
+		return err == nil && s.Status == peers.ServerActive
+	})
 	if err := index.New(e.Store).Put(ctx, index.Entry{Kind: "server", ID: "broker-server-1", Project: entry.Project, PeerID: entry.PeerID, PeerResourceID: srv.ID}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cloud.AttachVolume(ctx, srv.ID, entry.PeerResourceID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { got, err := cloud.GetVolume(ctx, entry.PeerResourceID); return err == nil && got.Status == peers.VolumeInUse })
+	waitFor(t, func() bool {
+		got, err := cloud.GetVolume(ctx, entry.PeerResourceID)
+		return err == nil && got.Status == peers.VolumeInUse
+	})
 
 	t.Run("attachments name the broker's server ID", func(t *testing.T) {
 		for _, get := range []func() (*volumes.Volume, error){
@@ -86,7 +92,10 @@ func TestAttachedVolume(t *testing.T) {
 		if err := volumes.ExtendSize(ctx, admin, v.ID, volumes.ExtendSizeOpts{NewSize: 2}).ExtractErr(); err != nil {
 			t.Fatalf("in-use extend at 3.42 = %v", err)
 		}
-		waitFor(t, func() bool { got, err := cloud.GetVolume(ctx, entry.PeerResourceID); return err == nil && got.SizeGiB == 2 && got.Status == peers.VolumeInUse })
+		waitFor(t, func() bool {
+			got, err := cloud.GetVolume(ctx, entry.PeerResourceID)
+			return err == nil && got.SizeGiB == 2 && got.Status == peers.VolumeInUse
+		})
 	})
 	t.Run("microversions", func(t *testing.T) {
 		tests := []struct {
