@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(./scripts/test-deps.sh)"
-export CONSUL_BIN
+export CONSUL_BIN CLOUDMUX_GUEST_IMAGE
+# The real OpenStack, for the broker-over-OpenStack and staging benchmarks.
+os_env=$(./scripts/openstack-testcloud.sh)
+eval "$os_env"
 
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
