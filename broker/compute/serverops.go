@@ -162,7 +162,7 @@ func (s *Servers) Get(ctx context.Context, c Caller, id string) (Server, error) 
 			return Server{}, err
 		}
 	}
-	f, _ := m.Cloud.GetFlavor(ctx, srv.FlavorID) // sizes are a nicety: a peer that dropped the flavor still shows the server
+	f, _ := s.flavors.get(ctx, m, srv.FlavorID) // sizes are a nicety: a peer that dropped the flavor still shows the server
 	return s.present(e, m, srv, a, vols, f), nil
 }
 
@@ -253,13 +253,7 @@ func (s *Servers) List(ctx context.Context, c Caller, q Query) (Page, error) {
 		if err != nil {
 			return answer{}, err
 		}
-		a := answer{servers: srvs, flavors: map[string]peers.Flavor{}}
-		if fs, err := m.Cloud.ListFlavors(ctx); err == nil {
-			for _, f := range fs {
-				a.flavors[f.ID] = f
-			}
-		}
-		return a, nil
+		return answer{servers: srvs, flavors: s.flavors.all(ctx, m)}, nil
 	})
 	prefix := attrsPrefix(project)
 	if project == "" {

@@ -155,6 +155,8 @@ type Servers struct {
 	// VolumeTimeout bounds the making of a root volume from an image;
 	// default DefaultVolumeTimeout.
 	VolumeTimeout time.Duration
+
+	flavors flavorCache
 }
 
 // Caller is who asks: the project its token is scoped to, the user, and
