@@ -89,8 +89,8 @@ func quotaView(project string, u, q policy.Usage, detail bool) map[string]any {
 	return out
 }
 
-// quotaSet answers GET /os-quota-sets/{project} (read only: quotas are
-// set through Servers.Quotas' source). A project reads its own; a cloud
+// quotaSet answers GET /os-quota-sets/{project} (PUT and DELETE, in
+// quotas.go, need Servers.Quotas to be a QuotaAdmin). A project reads its own; a cloud
 // admin any.
 func (n *Nova) quotaSet(detail bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -110,6 +110,12 @@ func (n *Nova) quotaSet(detail bool) http.HandlerFunc {
 	}
 }
 
+// quotaDefaults answers GET /os-quota-sets/{project}/defaults: the quota
+// of a project no admin set one for (unlimited without QuotaAdmin).
 func (n *Nova) quotaDefaults(w http.ResponseWriter, r *http.Request) {
-	osapi.WriteJSON(w, http.StatusOK, map[string]any{"quota_set": quotaView(chi.URLParam(r, "project"), policy.Usage{}, unlimitedQuota, false)})
+	d := unlimitedQuota
+	if qa, ok := n.Servers.Quotas.(QuotaAdmin); ok {
+		d = qa.Defaults()
+	}
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"quota_set": quotaView(chi.URLParam(r, "project"), policy.Usage{}, d, false)})
 }

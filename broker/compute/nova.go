@@ -102,6 +102,7 @@ func (n *Nova) version(w http.ResponseWriter, r *http.Request) {
 // writeError maps sentinels to Nova faults. Internal errors are logged,
 // not echoed.
 func (n *Nova) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	err = QuotaRefusal(err) // a policy's quota refusal is Nova's 403, not no valid host
 	code := http.StatusInternalServerError
 	switch {
 	case errors.Is(err, ErrNoValidHost):

@@ -276,7 +276,7 @@ func TestServerQuota(t *testing.T) {
 		create(t, c, servers.CreateOpts{Name: fmt.Sprintf("q-%d", i), FlavorRef: "1", ImageRef: se.Seeded[zone].ImageID})
 	}
 	code, msg := post(t, c, "servers", map[string]any{"server": map[string]any{"name": "one-too-many", "flavorRef": "1", "imageRef": se.Seeded["local-a"].ImageID}})
-	if code != http.StatusBadRequest || !strings.Contains(msg, "project quota for instances exceeded: 2 used + 1 requested > 2 allowed") {
+	if code != http.StatusForbidden || msg != "Quota exceeded for instances: Requested 1, but already used 2 of 2 instances" { // Nova's TooManyInstances (compute.QuotaRefusal)
 		t.Fatalf("over quota = %d %q", code, msg)
 	}
 	lim, err := limits.Get(ctx, c, nil).Extract()

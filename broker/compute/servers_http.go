@@ -33,6 +33,8 @@ func (n *Nova) serverRoutes(r chi.Router) {
 	r.Get("/os-quota-sets/{project}", n.quotaSet(false))
 	r.Get("/os-quota-sets/{project}/detail", n.quotaSet(true))
 	r.Get("/os-quota-sets/{project}/defaults", n.quotaDefaults)
+	r.Put("/os-quota-sets/{project}", n.updateQuotaSet)    // cloud admin only (quotas.go)
+	r.Delete("/os-quota-sets/{project}", n.deleteQuotaSet) // cloud admin only (quotas.go)
 	r.Route("/servers", func(r chi.Router) {
 		r.Get("/", n.listServers(false))
 		r.Get("/detail", n.listServers(true))
