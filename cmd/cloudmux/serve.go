@@ -266,9 +266,10 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		Log: log.WithField("component", "network"), BrokerID: installation}
 	keypairs := compute.NewKeypairStore(store)
 	// One servers service behind Nova and EC2: the same placement, tenancy
-	// and IDs through either API. Images a peer lacks are staged to it.
+	// and IDs through either API. Images a peer lacks are staged to it by
+	// the image service's stager, so both see the same copies.
 	servers := &compute.Servers{Pool: pool, Index: idx, Placer: placer, Images: images, Networks: networks,
-		Stager:   staging.New(store, brokerID(cfg), log.WithField("component", "staging")),
+		Stager:   stager,
 		Keypairs: keypairs, Store: store, Log: log.WithField("component", "servers"), BrokerID: installation}
 	// Eve templates: the Focus catalog, and the deployment engine, which
 	// resumes deployments whose owning broker died (their lease lapsed).
