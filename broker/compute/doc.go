@@ -14,7 +14,9 @@
 // os-keypairs, which the broker keeps itself (per user, as Nova does) and
 // hands to whichever peer a server lands on, servers (with actions,
 // metadata, ips, os-volume_attachments and a read-only os-interface),
-// limits and read-only os-quota-sets. Errors use Nova's shapes
+// limits and os-quota-sets (quotas.go: StoreQuotas keeps per-project
+// quotas in the Store, which the placement policy enforces across every
+// peer; cloud admins set them). Errors use Nova's shapes
 // ({"itemNotFound": {...}} and kin). It implements microversion 2.1 only,
 // but also takes 2.37's networks "auto" and "none".
 package compute
