@@ -209,18 +209,20 @@ func (q *StoreQuotas) ResetQuota(ctx context.Context, project string) error {
 
 // parseQuotaSet reads a PUT /os-quota-sets body's quota_set: every key a
 // settable limit (an integer, or a string of one, from -1 to maxQuota),
-// a fixed one at its value, or "force" (accepted: the broker never checks a
-// new limit against usage, as Nova with force). It returns every problem.
-func parseQuotaSet(raw map[string]json.RawMessage) (map[string]int, error) {
-	limits := map[string]int{}
+// a fixed one at its value, or "force" (set a limit below what the project
+// already uses). It returns every problem.
+func parseQuotaSet(raw map[string]json.RawMessage) (limits map[string]int, force bool, err error) {
+	limits = map[string]int{}
 	var errs []error
 	for _, k := range slices.Sorted(maps.Keys(raw)) {
 		v := raw[k]
 		if k == "force" {
-			var b bool
 			var s string
-			if json.Unmarshal(v, &b) != nil && (json.Unmarshal(v, &s) != nil || (s != "true" && s != "false" && s != "True" && s != "False")) {
-				errs = append(errs, invalid(k, "Invalid input for field/attribute force. Value: %s. It is not a boolean", v))
+			if json.Unmarshal(v, &force) != nil {
+				if json.Unmarshal(v, &s) != nil || !slices.Contains([]string{"true", "false", "True", "False"}, s) {
+					errs = append(errs, invalid(k, "Invalid input for field/attribute force. Value: %s. It is not a boolean", v))
+				}
+				force = strings.EqualFold(s, "true")
 			}
 			continue
 		}
@@ -242,7 +244,24 @@ func parseQuotaSet(raw map[string]json.RawMessage) (map[string]int, error) {
 			errs = append(errs, invalid(k, "Quota %s is fixed at %d on this cloud and cannot be changed", k, fixed))
 		}
 	}
-	return limits, errors.Join(errs...)
+	return limits, force, errors.Join(errs...)
+}
+
+// belowUsage refuses, as Nova does without force, a limit below what the
+// project already uses (counted over the peers that answered).
+func (n *Nova) belowUsage(ctx context.Context, project string, limits map[string]int) error {
+	u, _, err := n.Servers.Usage(ctx, Caller{Project: project, Admin: true})
+	if err != nil {
+		return err
+	}
+	used := map[string]int{"instances": u.Instances, "cores": u.VCPUs, "ram": u.RAMMiB, "volumes": u.Volumes, "gigabytes": u.DiskGiB}
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(limits)) {
+		if l := limits[k]; l >= 0 && l < used[k] {
+			errs = append(errs, invalid(k, "Quota limit %d for %s must be greater than or equal to already used and reserved %d.", l, k, used[k]))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // quotaInt reads a JSON integer or a string holding one (Nova takes both).
@@ -274,8 +293,9 @@ func (n *Nova) quotaAdmin(w http.ResponseWriter, r *http.Request) (QuotaAdmin, b
 }
 
 // updateQuotaSet answers PUT /os-quota-sets/{project} (cloud admin only):
-// the limits named change, the others keep their value; the answer is the
-// whole quota set, without id, as Nova's.
+// the limits named change, the others keep their value; a limit below the
+// project's usage needs "force": true, as in Nova. The answer is the whole
+// quota set, without id, as Nova's.
 func (n *Nova) updateQuotaSet(w http.ResponseWriter, r *http.Request) {
 	qa, ok := n.quotaAdmin(w, r)
 	if !ok {
@@ -291,12 +311,15 @@ func (n *Nova) updateQuotaSet(w http.ResponseWriter, r *http.Request) {
 		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input for field/attribute quota_set. 'quota_set' is a required property")
 		return
 	}
-	limits, err := parseQuotaSet(body.QuotaSet)
+	limits, force, err := parseQuotaSet(body.QuotaSet)
+	project := chi.URLParam(r, "project")
+	if err == nil && !force {
+		err = n.belowUsage(r.Context(), project, limits)
+	}
 	if err != nil {
-		osapi.Fault(w, r, http.StatusBadRequest, strings.ReplaceAll(err.Error(), "\n", "; "))
+		n.writeError(w, r, err)
 		return
 	}
-	project := chi.URLParam(r, "project")
 	q, err := qa.SetQuota(r.Context(), project, limits)
 	if err != nil {
 		n.writeError(w, r, err)

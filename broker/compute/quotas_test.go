@@ -156,6 +156,7 @@ func TestQuotaSets(t *testing.T) {
 		{name: "not a number", set: map[string]any{"ram": "lots"}, want: `ram. Value: "lots"`},
 		{name: "boolean", set: map[string]any{"instances": true}, want: "instances. Value: true"},
 		{name: "unknown key", set: map[string]any{"instances": 2, "bogus": 1}, want: `"bogus" was unexpected`},
+		{name: "force not a boolean", set: map[string]any{"instances": 2, "force": "maybe"}, want: `force. Value: "maybe"`},
 		{name: "fixed key changed", set: map[string]any{"key_pairs": 5}, want: "key_pairs is fixed at 100"},
 		{name: "every problem", set: map[string]any{"instances": -5, "cores": "x"}, want: `cores. Value: "x". It must be an integer from -1 (unlimited) to 2147483647; Invalid input for field/attribute instances. Value: -5`},
 		{name: "no quota_set", set: nil, want: "quota_set"},
@@ -198,6 +199,15 @@ func TestQuotaSets(t *testing.T) {
 	}
 	if qd, err := quotasets.GetDetail(ctx, admin, project.ID).Extract(); err != nil || qd.Instances.InUse != 2 || qd.Instances.Limit != 2 {
 		t.Fatalf("quota detail = %+v, %v", qd, err)
+	}
+
+	// Below usage only with force, as Nova.
+	code, msg = put(t, admin, "os-quota-sets/"+project.ID, map[string]any{"quota_set": map[string]any{"instances": 1}})
+	if want := "Quota limit 1 for instances must be greater than or equal to already used and reserved 2."; code != http.StatusBadRequest || msg != want {
+		t.Fatalf("PUT below usage = %d %q; want 400 %q", code, msg, want)
+	}
+	if qs, err := quotasets.Update(ctx, admin, project.ID, quotasets.UpdateOpts{Instances: intp(1), Force: true}).Extract(); err != nil || qs.Instances != 1 {
+		t.Fatalf("forced PUT below usage = %+v, %v", qs, err)
 	}
 
 	// -1 is unlimited in what the policy sees: the third server goes.
