@@ -270,7 +270,10 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	// the image service's stager, so both see the same copies.
 	servers := &compute.Servers{Pool: pool, Index: idx, Placer: placer, Images: images, Networks: networks,
 		Stager:   stager,
-		Keypairs: keypairs, Store: store, Log: log.WithField("component", "servers"), BrokerID: installation}
+		Keypairs: keypairs, Store: store, Log: log.WithField("component", "servers"), BrokerID: installation,
+		// Per-project quotas (Nova's defaults until an admin sets them with
+		// os-quota-sets), enforced across every peer by the policy.
+		Quotas: compute.NewStoreQuotas(store)}
 	// Eve templates: the Focus catalog, and the deployment engine, which
 	// resumes deployments whose owning broker died (their lease lapsed).
 	templateCatalog := &focus.Catalog{Store: store}
