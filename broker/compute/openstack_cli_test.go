@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/gophercloud/gophercloud/v2"
@@ -15,37 +13,14 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
+	"github.com/cloudmux/cloudmux/internal/oscli"
 )
-
-var (
-	cliOnce sync.Once
-	cliPath string
-	cliErr  error
-)
-
-// openstackCLI returns the real openstack CLI, installing it on first use.
-func openstackCLI(t *testing.T) string {
-	t.Helper()
-	cliOnce.Do(func() {
-		out, err := exec.Command("bash", filepath.Join("..", "..", "scripts", "install-openstack-cli.sh")).Output()
-		fields := strings.Fields(string(out))
-		if err != nil || len(fields) == 0 {
-			cliErr = err
-			return
-		}
-		cliPath = fields[len(fields)-1]
-	})
-	if cliErr != nil || cliPath == "" {
-		t.Fatalf("the openstack CLI cannot be had: %v", cliErr)
-	}
-	return cliPath
-}
 
 // osc runs the CLI as an openrc for user on project would, and returns
 // its combined output and exit code.
 func (se *serversEnv) osc(t *testing.T, user, password, project string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(openstackCLI(t), args...)
+	cmd := exec.Command(oscli.Path(t), args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
 		"OS_AUTH_URL=" + se.Server.URL + "/v3", "OS_IDENTITY_API_VERSION=3", "OS_USERNAME=" + user, "OS_PASSWORD=" + password,
 		"OS_PROJECT_NAME=" + project, "OS_USER_DOMAIN_NAME=Default", "OS_PROJECT_DOMAIN_NAME=Default",

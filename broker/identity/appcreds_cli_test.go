@@ -6,39 +6,13 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/internal/oscli"
 	"github.com/cloudmux/cloudmux/registry"
 )
-
-var (
-	openstackOnce sync.Once
-	openstackBin  string
-	openstackErr  error
-)
-
-// openstackCLI returns the real openstack CLI, installing it on first use
-// (CI machines start without it).
-func openstackCLI(t *testing.T) string {
-	t.Helper()
-	openstackOnce.Do(func() {
-		out, err := exec.Command("bash", filepath.Join("..", "..", "scripts", "install-openstack-cli.sh")).Output()
-		lines := strings.Fields(string(out))
-		if err != nil || len(lines) == 0 {
-			openstackErr = err
-			return
-		}
-		openstackBin = lines[len(lines)-1]
-	})
-	if openstackErr != nil || openstackBin == "" {
-		t.Fatalf("the openstack CLI cannot be had: %v", openstackErr)
-	}
-	return openstackBin
-}
 
 // TestApplicationCredentialsCLI drives the real openstack CLI: a member
 // makes an application credential with a password login, then the CLI
@@ -61,7 +35,7 @@ func TestApplicationCredentialsCLI(t *testing.T) {
 	if err := e.dir.Grant(ctx, identity.Assignment{UserID: carol.ID, ProjectID: proj.ID, RoleID: e.boot.Roles[identity.RoleMember].ID}); err != nil {
 		t.Fatal(err)
 	}
-	bin := openstackCLI(t)
+	bin := oscli.Path(t)
 	home := t.TempDir()
 	// osc runs the CLI; password logs in as carol on team-c, otherwise
 	// args carry the application credential and no project or user is

@@ -11,19 +11,8 @@ import (
 	"testing"
 
 	"github.com/cloudmux/cloudmux/internal/brokertest"
+	"github.com/cloudmux/cloudmux/internal/oscli"
 )
-
-// openstackCLI returns the real openstack CLI, installed by the project's
-// script when missing (as cmd/cloudmux's CLI tests do).
-func openstackCLI(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("bash", filepath.Join("..", "..", "scripts", "install-openstack-cli.sh")).Output()
-	lines := strings.Fields(string(out))
-	if err != nil || len(lines) == 0 {
-		t.Fatalf("the openstack CLI cannot be had: %v", err)
-	}
-	return lines[len(lines)-1]
-}
 
 // osc runs the openstack CLI as the admin, with the environment an openrc
 // would set.
@@ -59,7 +48,7 @@ func TestOpenStackCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("drives the real openstack CLI")
 	}
-	bin := openstackCLI(t)
+	bin := oscli.Path(t)
 	te := newEnv(t, envOpts{}, "alpha", "beta")
 	dir := t.TempDir()
 	src, out := filepath.Join(dir, "disk.qcow2"), filepath.Join(dir, "saved.qcow2")

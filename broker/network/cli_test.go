@@ -4,24 +4,13 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
+	"github.com/cloudmux/cloudmux/internal/oscli"
 )
-
-// openstackCLI returns the real openstack CLI, installing it if needed.
-func openstackCLI(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("bash", filepath.Join("..", "..", "scripts", "install-openstack-cli.sh")).Output()
-	lines := strings.Fields(string(out))
-	if err != nil || len(lines) == 0 {
-		t.Fatalf("the openstack CLI cannot be had: %v", err)
-	}
-	return lines[len(lines)-1]
-}
 
 // TestOpenStackCLI drives the real openstack CLI through the network flows
 // a user runs: networks, subnets, ports, security groups, and a second
@@ -30,7 +19,7 @@ func TestOpenStackCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the openstack CLI")
 	}
-	bin := openstackCLI(t)
+	bin := oscli.Path(t)
 	e := newEnv(t)
 	bobPassword := e.Member(t, "bob", "team-b", identity.RoleMember)
 	home := t.TempDir()

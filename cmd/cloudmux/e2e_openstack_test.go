@@ -22,6 +22,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 
 	"github.com/cloudmux/cloudmux/internal/consultest"
+	"github.com/cloudmux/cloudmux/internal/oscli"
 )
 
 // The real OpenStack (scripts/openstack-testcloud.sh exports these).
@@ -48,7 +49,7 @@ func testcloudClouds(t testing.TB) string {
 // its tenant: what the broker did there, seen without the broker.
 func oscTestcloud(t *testing.T, clouds string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(openstackCLI(t), args...)
+	cmd := exec.Command(oscli.Path(t), args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "OS_CLIENT_CONFIG_FILE=" + clouds, "OS_CLOUD=" + testcloudEntry}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -304,7 +305,7 @@ func TestHybridBrokerOnTestcloud(t *testing.T) {
 		t.Fatalf("the testcloud's server boots image %v; want the staged copy", onCloud.Image)
 	}
 	// The replica, if the broker left it (see the end of the test).
-	cli := openstackCLI(t)
+	cli := oscli.Path(t)
 	t.Cleanup(func() {
 		del := exec.Command(cli, "image", "delete", stagedID)
 		del.Env = append(os.Environ(), "OS_CLIENT_CONFIG_FILE="+h.clouds, "OS_CLOUD="+testcloudEntry)

@@ -4,42 +4,17 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-)
 
-var (
-	openstackOnce sync.Once
-	openstackBin  string
-	openstackErr  error
+	"github.com/cloudmux/cloudmux/internal/oscli"
 )
-
-// openstackCLI returns the real openstack CLI, installing it on first use
-// (CI machines start without it).
-func openstackCLI(t *testing.T) string {
-	t.Helper()
-	openstackOnce.Do(func() {
-		out, err := exec.Command("bash", filepath.Join("..", "..", "scripts", "install-openstack-cli.sh")).Output()
-		lines := strings.Fields(string(out))
-		if err != nil || len(lines) == 0 {
-			openstackErr = err
-			return
-		}
-		openstackBin = lines[len(lines)-1]
-	})
-	if openstackErr != nil || openstackBin == "" {
-		t.Fatalf("the openstack CLI cannot be had: %v", openstackErr)
-	}
-	return openstackBin
-}
 
 // osc runs the openstack CLI with the environment an openrc would set,
 // plus overrides.
 func osc(t *testing.T, b *devBroker, env map[string]string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(openstackCLI(t), args...)
+	cmd := exec.Command(oscli.Path(t), args...)
 	vars := map[string]string{
 		"OS_AUTH_URL": b.addr + "/v3", "OS_IDENTITY_API_VERSION": "3", "OS_USERNAME": "admin",
 		"OS_PASSWORD": testAdminPassword, "OS_PROJECT_NAME": "admin", "OS_USER_DOMAIN_NAME": "Default",
