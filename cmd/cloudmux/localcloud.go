@@ -59,10 +59,9 @@ func startLocalCloud(ctx context.Context, cfg Config, reg *registry.PeerRegistry
 	// hosts hold: interrupted builds, uploads and deletes settle, orphans
 	// are adopted or removed. A host that does not answer leaves its part
 	// for the next start; the broker serves meanwhile.
-	if rec, err := cloud.Recover(ctx); err != nil {
+	// Recover logs what it did itself.
+	if _, err := cloud.Recover(ctx); err != nil {
 		log.WithError(err).Warn("local cloud recovery incomplete")
-	} else {
-		log.WithField("recovery", rec).Info("local cloud recovered")
 	}
 	if err := registerLocalCloud(ctx, cfg, cloud, reg, log); err != nil {
 		_ = closeAll()
