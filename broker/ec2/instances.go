@@ -198,6 +198,9 @@ func serverErr(err error, id string) error {
 		return notFound("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
 	case errors.Is(err, compute.ErrConflict):
 		return errorf(http.StatusBadRequest, "IncorrectInstanceState", "%s", err.Error())
+	case errors.Is(compute.QuotaRefusal(err), compute.ErrQuotaExceeded):
+		// The project's quota, not the clouds' room: EC2's own code for it.
+		return errorf(http.StatusBadRequest, "InstanceLimitExceeded", "%s", compute.QuotaRefusal(err).Error())
 	case errors.Is(err, compute.ErrNoValidHost):
 		return errorf(http.StatusBadRequest, "InsufficientInstanceCapacity", "%s", err.Error())
 	}
