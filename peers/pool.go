@@ -241,3 +241,28 @@ func (p *Pool) closeCloud(c Cloud) {
 		_ = cl.Close()
 	}
 }
+
+// Candidates splits members into the connected peers, which are what
+// placement chooses among, and the names of the others, which a refusal
+// names as reasons.
+func Candidates(members []*Member) (connected []registry.Peer, disconnected []string) {
+	for _, m := range members {
+		if m.Cloud != nil {
+			connected = append(connected, m.Peer)
+		} else {
+			disconnected = append(disconnected, m.Peer.Name)
+		}
+	}
+	return connected, disconnected
+}
+
+// Named reports whether one of members is called name: each peer is an
+// availability zone, so this is the check that a zone exists.
+func Named(members []*Member, name string) bool {
+	for _, m := range members {
+		if m.Peer.Name == name {
+			return true
+		}
+	}
+	return false
+}

@@ -55,7 +55,7 @@ func (s *Servers) plan(ctx context.Context, c Caller, spec CreateSpec) (plan, er
 	for _, name := range down {
 		p.rejected = append(p.rejected, name+": not connected")
 	}
-	if az := spec.AvailabilityZone; az != "" && !slices.ContainsFunc(s.Pool.Members(), func(m *peers.Member) bool { return m.Peer.Name == az }) {
+	if az := spec.AvailabilityZone; az != "" && !peers.Named(s.Pool.Members(), az) {
 		return p, invalid("availability_zone", "Availability zone '%s' is invalid: each peer of the pool is a zone (GET /os-availability-zone)", az)
 	}
 	var errs []error

@@ -297,7 +297,7 @@ func (a *API) runInstances(ctx context.Context, c *call) (any, error) {
 		nics = []compute.NIC{{Network: netID, FixedIP: fixedIP}}
 	}
 	az := p.get("Placement.AvailabilityZone")
-	if az != "" && !a.isZone(az) {
+	if az != "" && !peers.Named(a.Pool.Members(), az) {
 		return nil, invalidParameter("Invalid availability zone: [%s]", az)
 	}
 	sum := sha256.Sum256([]byte(uuid.NewString()))

@@ -15,7 +15,6 @@ import (
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
-	"github.com/cloudmux/cloudmux/registry"
 )
 
 // Volumes, as Cinder serves them (broker/volume): placed by the same
@@ -129,7 +128,7 @@ func (a *API) createVolume(ctx context.Context, c *call) (any, error) {
 		return nil, e
 	}
 	az := c.params.get("AvailabilityZone")
-	if az != "" && !a.isZone(az) {
+	if az != "" && !peers.Named(a.Pool.Members(), az) {
 		return nil, invalidParameter("Invalid availability zone: [%s]", az)
 	}
 	id := uuid.NewString()
@@ -141,7 +140,7 @@ func (a *API) createVolume(ctx context.Context, c *call) (any, error) {
 	}
 	meta := map[string]string{peers.MetaID: id, peers.MetaProject: c.token.ProjectID, peers.MetaBrokerID: a.BrokerID}
 	spec := peers.VolumeSpec{Name: name, Project: c.token.ProjectID, SizeGiB: size, Metadata: meta}
-	candidates, disconnected := a.candidates()
+	candidates, disconnected := peers.Candidates(a.Pool.Members())
 	decision, err := a.Placer.Place(ctx, policy.Request{Kind: volumeKind, Project: c.token.ProjectID, DiskGiB: size, AvailabilityZone: az}, candidates)
 	if err != nil {
 		return nil, err
@@ -185,28 +184,6 @@ func (a *API) createVolume(ctx context.Context, c *call) (any, error) {
 		why += "; " + n + ": not connected"
 	}
 	return nil, errorf(400, "InsufficientVolumeCapacity", "no peer can hold a %d GiB volume: %s", size, why)
-}
-
-// candidates are the connected peers as placement input, and the names of
-// the others.
-func (a *API) candidates() (connected []registry.Peer, disconnected []string) {
-	for _, m := range a.Pool.Members() {
-		if m.Cloud != nil {
-			connected = append(connected, m.Peer)
-		} else {
-			disconnected = append(disconnected, m.Peer.Name)
-		}
-	}
-	return connected, disconnected
-}
-
-func (a *API) isZone(az string) bool {
-	for _, m := range a.Pool.Members() {
-		if m.Peer.Name == az {
-			return true
-		}
-	}
-	return false
 }
 
 // member returns the connected pool member holding an indexed resource.

@@ -15,7 +15,6 @@ import (
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
-	"github.com/cloudmux/cloudmux/registry"
 )
 
 // NetworkCreate is a new network.
@@ -153,19 +152,10 @@ func (s *Service) dropHalfCreated(ctx context.Context, m *peers.Member, kind, id
 // allowed peer, falling back to the next when a peer is out of capacity or
 // unavailable, and indexes it under a new broker ID.
 func (s *Service) CreateNetwork(ctx context.Context, project string, req NetworkCreate) (Network, error) {
-	var candidates []registry.Peer
-	var disconnected []string
-	zones := map[string]bool{}
-	for _, m := range s.Pool.Members() {
-		zones[m.Peer.Name] = true
-		if m.Cloud != nil {
-			candidates = append(candidates, m.Peer)
-		} else {
-			disconnected = append(disconnected, m.Peer.Name)
-		}
-	}
+	members := s.Pool.Members()
+	candidates, disconnected := peers.Candidates(members)
 	for _, z := range req.ZoneHints {
-		if !zones[z] {
+		if !peers.Named(members, z) {
 			return Network{}, &Error{Status: 404, Type: "AvailabilityZoneNotFound", Message: fmt.Sprintf("AvailabilityZone %s could not be found.", z), Err: ErrNotFound}
 		}
 	}

@@ -268,8 +268,8 @@ func (c *Cinder) create(w http.ResponseWriter, r *http.Request) {
 		spec.ImageID, zone = img.PeerImageID, img.PeerName
 	}
 
-	candidates, disconnected := c.candidates()
-	if az := req.Volume.AvailabilityZone; az != "" && !c.isZone(az) {
+	candidates, disconnected := peers.Candidates(c.Pool.Members())
+	if az := req.Volume.AvailabilityZone; az != "" && !peers.Named(c.Pool.Members(), az) {
 		osapi.Fault(w, r, http.StatusBadRequest, fmt.Sprintf("Availability zone '%s' is invalid.", az))
 		return
 	}
@@ -312,29 +312,6 @@ func (c *Cinder) create(w http.ResponseWriter, r *http.Request) {
 		why += "; " + name + ": not connected"
 	}
 	c.fail(w, r, fmt.Errorf("no peer can hold a %d GiB volume: %s: %w", size, why, peers.ErrCapacity))
-}
-
-// candidates are the peers this broker is connected to, as placement
-// input, and the names of those it is not (they are reasons too).
-func (c *Cinder) candidates() (connected []registry.Peer, disconnected []string) {
-	for _, m := range c.Pool.Members() {
-		if m.Cloud != nil {
-			connected = append(connected, m.Peer)
-		} else {
-			disconnected = append(disconnected, m.Peer.Name)
-		}
-	}
-	return connected, disconnected
-}
-
-// isZone reports whether a peer of the pool is called az.
-func (c *Cinder) isZone(az string) bool {
-	for _, m := range c.Pool.Members() {
-		if m.Peer.Name == az {
-			return true
-		}
-	}
-	return false
 }
 
 // zones lists one availability zone per connected peer, as Nova does, so
