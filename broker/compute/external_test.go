@@ -14,31 +14,6 @@ import (
 	"github.com/cloudmux/cloudmux/peers"
 )
 
-// providerNetworks reports the network named "public" as a provider's
-// external network (visible to all, shared with none), as a remote
-// OpenStack peer does; the local cloud makes no such networks itself.
-type providerNetworks struct{ *localcloud.Cloud }
-
-func (p providerNetworks) mark(n peers.Network) peers.Network {
-	if n.Name == "public" {
-		n.External, n.Shared = true, false
-	}
-	return n
-}
-
-func (p providerNetworks) GetNetwork(ctx context.Context, id string) (peers.Network, error) {
-	n, err := p.Cloud.GetNetwork(ctx, id)
-	return p.mark(n), err
-}
-
-func (p providerNetworks) ListNetworks(ctx context.Context, opts peers.ListOptions) ([]peers.Network, error) {
-	ns, err := p.Cloud.ListNetworks(ctx, opts)
-	for i := range ns {
-		ns[i] = p.mark(ns[i])
-	}
-	return ns, err
-}
-
 // TestServerOnExternalNetworkForbidden: a project sees a provider's
 // external network but may not put a server's NIC on it (Nova's
 // ExternalNetworkAttachForbidden, 403); the peer is left with no server.
@@ -47,7 +22,7 @@ func TestServerOnExternalNetworkForbidden(t *testing.T) {
 	var provider *localcloud.Cloud
 	se := newServersEnv(t, brokertest.Peer{Name: "edge", Wrap: func(c *localcloud.Cloud) peers.Cloud {
 		provider = c
-		return providerNetworks{c}
+		return brokertest.ExternalNetworks{Cloud: c}
 	}})
 	pub, err := provider.CreateNetwork(ctx, peers.NetworkSpec{Name: "public", Project: "provider"})
 	if err != nil {

@@ -14,31 +14,6 @@ import (
 	"github.com/cloudmux/cloudmux/peers"
 )
 
-// externalNetworks reports the network named "public" as a provider's
-// external network (visible to all, shared with none), as a remote
-// OpenStack peer does; the local cloud makes no such networks itself.
-type externalNetworks struct{ *localcloud.Cloud }
-
-func (x externalNetworks) mark(n peers.Network) peers.Network {
-	if n.Name == "public" {
-		n.External, n.Shared = true, false
-	}
-	return n
-}
-
-func (x externalNetworks) GetNetwork(ctx context.Context, id string) (peers.Network, error) {
-	n, err := x.Cloud.GetNetwork(ctx, id)
-	return x.mark(n), err
-}
-
-func (x externalNetworks) ListNetworks(ctx context.Context, opts peers.ListOptions) ([]peers.Network, error) {
-	ns, err := x.Cloud.ListNetworks(ctx, opts)
-	for i := range ns {
-		ns[i] = x.mark(ns[i])
-	}
-	return ns, err
-}
-
 // An external network is visible to every project but only the cloud's to
 // use: a member cannot take its addresses with a port (Neutron's tenancy
 // check answers 404), nor add subnets to it.
@@ -47,7 +22,7 @@ func TestExternalNetworkTakesNoPortsFromProjects(t *testing.T) {
 	var provider *localcloud.Cloud
 	e := newEnvWith(t, []brokertest.Peer{{Name: "east"}, {Name: "edge", Wrap: func(c *localcloud.Cloud) peers.Cloud {
 		provider = c
-		return externalNetworks{c}
+		return brokertest.ExternalNetworks{Cloud: c}
 	}}}, 0)
 	pub, err := provider.CreateNetwork(ctx, peers.NetworkSpec{Name: "public", Project: "provider"})
 	if err != nil {

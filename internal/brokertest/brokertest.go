@@ -163,3 +163,30 @@ func (e *Env) Member(t testing.TB, user, project, role string) string {
 	}
 	return password
 }
+
+// ExternalNetworks serves a local cloud whose network named "public" is a
+// provider's external network (visible to all, shared with none), as a
+// remote OpenStack peer reports one; the local cloud makes none itself.
+type ExternalNetworks struct{ *localcloud.Cloud }
+
+func (x ExternalNetworks) mark(n peers.Network) peers.Network {
+	if n.Name == "public" {
+		n.External, n.Shared = true, false
+	}
+	return n
+}
+
+// GetNetwork implements peers.Networks.
+func (x ExternalNetworks) GetNetwork(ctx context.Context, id string) (peers.Network, error) {
+	n, err := x.Cloud.GetNetwork(ctx, id)
+	return x.mark(n), err
+}
+
+// ListNetworks implements peers.Networks.
+func (x ExternalNetworks) ListNetworks(ctx context.Context, opts peers.ListOptions) ([]peers.Network, error) {
+	ns, err := x.Cloud.ListNetworks(ctx, opts)
+	for i := range ns {
+		ns[i] = x.mark(ns[i])
+	}
+	return ns, err
+}
