@@ -1,0 +1,45 @@
+// Package quota is the broker's quota ledger: per-project limits, usage and
+// reservations, kept in the registry Store and enforced in Go by every
+// service layer that creates something a project pays for (servers,
+// volumes, snapshots, networks, ports, security groups, keypairs). The
+// placement policy still receives usage and quota and may be stricter, but
+// a policy an admin replaces can never lift a limit.
+//
+// # Why reservations
+//
+// A create that only checks usage before it starts lets N concurrent
+// creates all see the same usage and all pass: ten parallel POST /servers
+// against a limit of 2 made 4 servers. Nova's answer (quota_usages and
+// reservations) is the model: a create first reserves what it will use,
+// atomically against the limit, then commits the reservation into usage
+// when the resource exists or releases it when the create fails.
+//
+// # Layout
+//
+//   - quotas/<project>: the limits a cloud admin set ({"instances": 2});
+//     a limit never set is the ledger's default, so a changed default
+//     reaches every project that did not override it (Nova's rule). -1 is
+//     unlimited.
+//   - quota-usage/<scope>: {"used": {...}, "reservations": {id: {...}}},
+//     one record per project (and one per user for key_pairs, which Nova
+//     counts per user). Every change is a compare-and-swap on that one
+//     key, so reserve, commit, release and free are atomic across any
+//     number of brokers on one Consul cluster.
+//
+// # Reservations of a broker that dies
+//
+// A reservation carries an expiry. Its holder extends it while the create
+// is in flight (Reservation keeps it alive in the background); a broker
+// that dies stops extending it, and the next write to the record (any
+// broker's) drops it once expired, freeing what it held. Expiry compares
+// wall clocks of different brokers, so TTL must dwarf their skew (NTP keeps
+// it in milliseconds; the default TTL is a minute).
+//
+// # Drift
+//
+// Usage is counted, not recomputed: a resource created by a broker that
+// died between the peer's create and its commit is not counted once the
+// reservation expires, and a resource deleted behind the broker's back
+// stays counted. Usage.Set lets an operator (or a reconciler counting the
+// resource index) correct a record.
+package quota

@@ -1,0 +1,398 @@
+package quota
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// DefaultTTL is how long a reservation outlives the last sign of its
+// holder: long against clock skew between brokers and a slow Store write,
+// short against a dead broker holding a project's last instance.
+const DefaultTTL = time.Minute
+
+// Scope says whose usage a request counts against: a project's, or for
+// key_pairs (which Nova counts per user) one user's. Limits are always the
+// project's.
+type Scope struct {
+	Project string
+	// User, when set, keeps the usage in the user's record instead of the
+	// project's.
+	User string
+}
+
+func (s Scope) key() (string, error) {
+	if s.User != "" {
+		if _, err := scopedKey("", s.Project); err != nil {
+			return "", err
+		}
+		return scopedKey("quota-usage/user:", s.User)
+	}
+	return scopedKey("quota-usage/", s.Project)
+}
+
+// record is one scope's usage and the reservations in flight against it.
+type record struct {
+	Used         Amounts                 `json:"used,omitempty"`
+	Reservations map[string]*reservation `json:"reservations,omitempty"`
+}
+
+type reservation struct {
+	Amounts  Amounts   `json:"amounts"`
+	Expires  time.Time `json:"expires"`
+	Holder   string    `json:"holder,omitempty"`
+	Resource string    `json:"resource,omitempty"`
+}
+
+// reserved sums the reservations not expired at now.
+func (r *record) reserved(now time.Time) Amounts {
+	sum := Amounts{}
+	for _, res := range r.Reservations {
+		if now.Before(res.Expires) {
+			sum.add(res.Amounts, 1)
+		}
+	}
+	return sum
+}
+
+// dropExpired removes the reservations expired at now, reporting whether
+// any was.
+func (r *record) dropExpired(now time.Time) bool {
+	n := len(r.Reservations)
+	maps.DeleteFunc(r.Reservations, func(_ string, res *reservation) bool { return !now.Before(res.Expires) })
+	return len(r.Reservations) != n
+}
+
+// LimitSource gives a project's limits (Limits does).
+type LimitSource interface {
+	Get(ctx context.Context, project string) (Amounts, error)
+}
+
+var _ LimitSource = (*Limits)(nil)
+
+// Ledger counts what projects use and reserves what creates will use,
+// against the limits of Limits. Its zero value is not usable: set Store
+// and Limits; Holder (the broker's ID) names the reservations it makes.
+type Ledger struct {
+	Store  Store
+	Limits LimitSource
+	Holder string
+	// TTL is how long a reservation lives without being extended; zero is
+	// DefaultTTL. A Reservation extends itself every TTL/3 until it is
+	// committed or released.
+	TTL time.Duration
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+	Log logrus.FieldLogger
+}
+
+func (l *Ledger) now() time.Time {
+	if l.Now != nil {
+		return l.Now()
+	}
+	return time.Now()
+}
+
+func (l *Ledger) ttl() time.Duration {
+	if l.TTL > 0 {
+		return l.TTL
+	}
+	return DefaultTTL
+}
+
+func (l *Ledger) log() logrus.FieldLogger {
+	if l.Log != nil {
+		return l.Log
+	}
+	return logrus.StandardLogger()
+}
+
+// read returns the scope's record and its index (0: none yet).
+func (l *Ledger) read(ctx context.Context, key string) (*record, uint64, error) {
+	kv, err := l.Store.Get(ctx, key)
+	if errors.Is(err, registry.ErrNotFound) {
+		return &record{Used: Amounts{}, Reservations: map[string]*reservation{}}, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading %s: %w", key, err)
+	}
+	rec := &record{}
+	if err := json.Unmarshal(kv.Value, rec); err != nil {
+		return nil, 0, fmt.Errorf("decoding %s: %w", key, err)
+	}
+	if rec.Used == nil {
+		rec.Used = Amounts{}
+	}
+	if rec.Reservations == nil {
+		rec.Reservations = map[string]*reservation{}
+	}
+	return rec, kv.ModifyIndex, nil
+}
+
+// update applies change to the scope's record atomically: read, change,
+// compare-and-swap, again on a lost race. Expired reservations are dropped
+// on the way. change returning errSkip writes nothing.
+func (l *Ledger) update(ctx context.Context, s Scope, change func(rec *record, now time.Time) error) error {
+	key, err := s.key()
+	if err != nil {
+		return err
+	}
+	for {
+		rec, index, err := l.read(ctx, key)
+		if err != nil {
+			return err
+		}
+		now := l.now()
+		dropped := rec.dropExpired(now)
+		err = change(rec, now)
+		if errors.Is(err, errSkip) && !dropped {
+			return nil
+		}
+		if err != nil && !errors.Is(err, errSkip) {
+			return err
+		}
+		b, merr := json.Marshal(rec)
+		if merr != nil {
+			return merr
+		}
+		_, werr := l.Store.CAS(ctx, key, b, index)
+		if errors.Is(werr, registry.ErrConflict) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			continue
+		}
+		if werr != nil {
+			return fmt.Errorf("writing %s: %w", key, werr)
+		}
+		return nil
+	}
+}
+
+// errSkip tells update that change found nothing to write.
+var errSkip = errors.New("nothing to change")
+
+// over returns the limits want exceeds, over usage and live reservations.
+func over(limits, used, reserved, want Amounts) []Over {
+	var out []Over
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		n := want[k]
+		lim, ok := limits[k]
+		if n <= 0 || !ok || lim < 0 {
+			continue
+		}
+		if u := used[k] + reserved[k]; u+n > lim {
+			out = append(out, Over{Resource: k, Requested: n, Used: u, Limit: lim})
+		}
+	}
+	return out
+}
+
+// positive returns want without its zero and negative amounts, or an
+// error naming an unknown dimension.
+func positive(want Amounts) (Amounts, error) {
+	out := Amounts{}
+	for k, v := range want {
+		if !Known(k) {
+			return nil, fmt.Errorf("%w: unknown quota resource %s", ErrInvalid, k)
+		}
+		if v > 0 {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+// Check says whether want fits the project's quota now, without reserving
+// it: a deployment's plan uses it to fail early, naming the resource and
+// the numbers. Only Reserve guarantees the fit.
+func (l *Ledger) Check(ctx context.Context, s Scope, want Amounts) error {
+	want, err := positive(want)
+	if err != nil {
+		return err
+	}
+	limits, err := l.Limits.Get(ctx, s.Project)
+	if err != nil {
+		return err
+	}
+	used, reserved, err := l.Usage(ctx, s)
+	if err != nil {
+		return err
+	}
+	if o := over(limits, used, reserved, want); len(o) > 0 {
+		return &OverError{Project: s.Project, Over: o}
+	}
+	return nil
+}
+
+// Usage returns what the scope uses and what live reservations hold.
+func (l *Ledger) Usage(ctx context.Context, s Scope) (used, reserved Amounts, err error) {
+	key, err := s.key()
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, _, err := l.read(ctx, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rec.Used, rec.reserved(l.now()), nil
+}
+
+// Reserve sets want aside for a create, or refuses with *OverError when
+// the project's usage, its live reservations and want together exceed a
+// limit. what names the resource being made (logs and the record). The
+// reservation keeps itself alive until Commit or Release; one of them
+// must be called.
+func (l *Ledger) Reserve(ctx context.Context, s Scope, want Amounts, what string) (*Reservation, error) {
+	want, err := positive(want)
+	if err != nil {
+		return nil, err
+	}
+	r := &Reservation{ledger: l, scope: s, id: uuid.NewString(), amounts: want, done: make(chan struct{})}
+	if len(want) == 0 {
+		r.finished = true // nothing to hold: Commit and Release do nothing
+		return r, nil
+	}
+	limits, err := l.Limits.Get(ctx, s.Project)
+	if err != nil {
+		return nil, err
+	}
+	err = l.update(ctx, s, func(rec *record, now time.Time) error {
+		if o := over(limits, rec.Used, rec.reserved(now), want); len(o) > 0 {
+			return &OverError{Project: s.Project, Over: o}
+		}
+		rec.Reservations[r.id] = &reservation{Amounts: want, Expires: now.Add(l.ttl()), Holder: l.Holder, Resource: what}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	go r.keepAlive()
+	return r, nil
+}
+
+// Free gives back what a deleted resource used. Usage never goes below 0.
+func (l *Ledger) Free(ctx context.Context, s Scope, amounts Amounts) error {
+	amounts, err := positive(amounts)
+	if err != nil || len(amounts) == 0 {
+		return err
+	}
+	return l.update(ctx, s, func(rec *record, _ time.Time) error {
+		rec.Used.add(amounts, -1)
+		return nil
+	})
+}
+
+// SetUsage replaces the named dimensions of the scope's usage: a
+// reconciler that counted the resources corrects drift with it.
+func (l *Ledger) SetUsage(ctx context.Context, s Scope, used Amounts) error {
+	if _, err := positive(used); err != nil {
+		return err
+	}
+	return l.update(ctx, s, func(rec *record, _ time.Time) error {
+		for k, v := range used {
+			if v > 0 {
+				rec.Used[k] = v
+			} else {
+				delete(rec.Used, k)
+			}
+		}
+		return nil
+	})
+}
+
+// Reservation is usage set aside for one create.
+type Reservation struct {
+	ledger  *Ledger
+	scope   Scope
+	id      string
+	amounts Amounts
+
+	mu       sync.Mutex
+	finished bool
+	done     chan struct{}
+}
+
+// Amounts returns what the reservation holds.
+func (r *Reservation) Amounts() Amounts { return r.amounts.Clone() }
+
+// finish marks the reservation done once, stopping its renewal; it
+// reports false when it already was.
+func (r *Reservation) finish() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.finished {
+		return false
+	}
+	r.finished = true
+	close(r.done)
+	return true
+}
+
+// Commit turns the reservation into usage: the resource exists. A
+// reservation that expired meanwhile (its renewals failed) is counted all
+// the same, since the resource exists; committing twice does nothing.
+func (r *Reservation) Commit(ctx context.Context) error {
+	if !r.finish() {
+		return nil
+	}
+	return r.ledger.update(ctx, r.scope, func(rec *record, _ time.Time) error {
+		delete(rec.Reservations, r.id)
+		rec.Used.add(r.amounts, 1)
+		return nil
+	})
+}
+
+// Release gives the reservation back: the create failed. Releasing twice,
+// or after Commit, does nothing.
+func (r *Reservation) Release(ctx context.Context) error {
+	if !r.finish() {
+		return nil
+	}
+	return r.ledger.update(ctx, r.scope, func(rec *record, _ time.Time) error {
+		if _, ok := rec.Reservations[r.id]; !ok {
+			return errSkip
+		}
+		delete(rec.Reservations, r.id)
+		return nil
+	})
+}
+
+// keepAlive extends the reservation every TTL/3 until it is finished.
+// A failed extension is retried at the next tick; if every one fails the
+// reservation expires, which errs towards the project (its quota frees).
+func (r *Reservation) keepAlive() {
+	l := r.ledger
+	t := time.NewTicker(l.ttl() / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.done:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), l.ttl()/3)
+		err := l.update(ctx, r.scope, func(rec *record, now time.Time) error {
+			res, ok := rec.Reservations[r.id]
+			if !ok {
+				return errSkip
+			}
+			res.Expires = now.Add(l.ttl())
+			return nil
+		})
+		cancel()
+		if err != nil {
+			l.log().WithError(err).WithField("project", r.scope.Project).Warn("quota reservation not extended")
+		}
+	}
+}

@@ -1,0 +1,204 @@
+package quota
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// Resource names a quota dimension, under the name Nova or Cinder gives it
+// (Neutron's singular names are mapped at its API).
+type Resource string
+
+// The dimensions the ledger enforces.
+const (
+	Instances          Resource = "instances"
+	Cores              Resource = "cores"
+	RAM                Resource = "ram" // MiB
+	KeyPairs           Resource = "key_pairs"
+	Volumes            Resource = "volumes"
+	Gigabytes          Resource = "gigabytes" // volumes and snapshots, never server root disks
+	Snapshots          Resource = "snapshots"
+	Networks           Resource = "networks"
+	Subnets            Resource = "subnets"
+	Ports              Resource = "ports"
+	SecurityGroups     Resource = "security_groups"
+	SecurityGroupRules Resource = "security_group_rules"
+)
+
+// Unlimited is the limit that never refuses.
+const Unlimited = -1
+
+// MaxLimit is the largest limit accepted (Nova's database MAX_INT).
+const MaxLimit = math.MaxInt32
+
+// Amounts are quantities per dimension: limits, usage or a request.
+type Amounts map[Resource]int
+
+// Clone returns a copy (nil stays nil).
+func (a Amounts) Clone() Amounts { return maps.Clone(a) }
+
+// add adds b into a, which must not be nil.
+func (a Amounts) add(b Amounts, sign int) {
+	for k, v := range b {
+		a[k] += sign * v
+		if a[k] <= 0 {
+			delete(a, k) // a free of more than was counted floors at 0
+		}
+	}
+}
+
+// Defaults are the upstream services' default quotas: Nova's (instances
+// 10, cores 20, ram 51200 MiB, key_pairs 100), Cinder's (volumes 10,
+// gigabytes 1000, snapshots 10) and Neutron's (network 100, subnet 100,
+// port 500, security_group 10, security_group_rule 100).
+var Defaults = Amounts{
+	Instances: 10, Cores: 20, RAM: 51200, KeyPairs: 100,
+	Volumes: 10, Gigabytes: 1000, Snapshots: 10,
+	Networks: 100, Subnets: 100, Ports: 500, SecurityGroups: 10, SecurityGroupRules: 100,
+}
+
+// Known reports whether r is a dimension the ledger enforces.
+func Known(r Resource) bool { _, ok := Defaults[r]; return ok }
+
+// Validate reports every unknown dimension and every limit out of range
+// (-1 to MaxLimit), naming it.
+func (a Amounts) Validate() error {
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(a)) {
+		switch v := a[k]; {
+		case !Known(k):
+			errs = append(errs, fmt.Errorf("%w: unknown quota resource %s", ErrInvalid, k))
+		case v < Unlimited || v > MaxLimit:
+			errs = append(errs, fmt.Errorf("%w: %s must be between %d (unlimited) and %d, not %d", ErrInvalid, k, Unlimited, MaxLimit, v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Store is the part of registry.Store the ledger uses.
+type Store interface {
+	Get(ctx context.Context, key string) (registry.KV, error)
+	CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error)
+	Delete(ctx context.Context, key string) error
+}
+
+var _ Store = registry.Store(nil)
+
+// Limits keeps per-project limits at quotas/<project>: only what a cloud
+// admin set, so a limit never set follows Default.
+type Limits struct {
+	Store Store
+	// Default is the limit of a dimension never set; nil is Defaults.
+	Default Amounts
+}
+
+// Defaults returns the limits of a project nobody set any for.
+func (l *Limits) Defaults() Amounts {
+	if l.Default != nil {
+		return l.Default.Clone()
+	}
+	return Defaults.Clone()
+}
+
+func limitsKey(project string) (string, error) {
+	return scopedKey("quotas/", project)
+}
+
+func scopedKey(prefix, scope string) (string, error) {
+	if scope == "" || strings.Contains(scope, "/") {
+		return "", fmt.Errorf("%w: project %q", ErrInvalid, scope)
+	}
+	key := prefix + scope
+	if err := registry.ValidateKey(key); err != nil {
+		return "", fmt.Errorf("%w: project %q", ErrInvalid, scope)
+	}
+	return key, nil
+}
+
+// read returns what is stored for project and the record's index (0 when
+// there is none).
+func (l *Limits) read(ctx context.Context, key string) (Amounts, uint64, error) {
+	kv, err := l.Store.Get(ctx, key)
+	if errors.Is(err, registry.ErrNotFound) {
+		return Amounts{}, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading %s: %w", key, err)
+	}
+	set := Amounts{}
+	if err := json.Unmarshal(kv.Value, &set); err != nil {
+		return nil, 0, fmt.Errorf("decoding %s: %w", key, err)
+	}
+	return set, kv.ModifyIndex, nil
+}
+
+// Get returns project's limits: what an admin set over the defaults.
+func (l *Limits) Get(ctx context.Context, project string) (Amounts, error) {
+	key, err := limitsKey(project)
+	if err != nil {
+		return nil, err
+	}
+	set, _, err := l.read(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	out := l.Defaults()
+	for k, v := range set {
+		if Known(k) { // a dimension a later version dropped is ignored
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+// Set changes the named limits of project (the others keep theirs) and
+// returns the whole set. Concurrent admins changing different limits both
+// land (compare-and-swap, retried).
+func (l *Limits) Set(ctx context.Context, project string, limits Amounts) (Amounts, error) {
+	key, err := limitsKey(project)
+	if err != nil {
+		return nil, err
+	}
+	if err := limits.Validate(); err != nil {
+		return nil, err
+	}
+	for {
+		set, index, err := l.read(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(set, limits)
+		b, err := json.Marshal(set)
+		if err != nil {
+			return nil, err
+		}
+		_, err = l.Store.CAS(ctx, key, b, index)
+		if errors.Is(err, registry.ErrConflict) && ctx.Err() == nil {
+			continue // another admin wrote first: merge over theirs
+		}
+		if err != nil {
+			return nil, fmt.Errorf("writing %s: %w", key, err)
+		}
+		return l.Get(ctx, project)
+	}
+}
+
+// Reset forgets project's limits: the defaults apply again.
+func (l *Limits) Reset(ctx context.Context, project string) error {
+	key, err := limitsKey(project)
+	if err != nil {
+		return err
+	}
+	if err := l.Store.Delete(ctx, key); err != nil {
+		return fmt.Errorf("deleting %s: %w", key, err)
+	}
+	return nil
+}
