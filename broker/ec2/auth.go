@@ -44,13 +44,17 @@ type authorization struct {
 }
 
 // verify authenticates r, whose body (already read) is body and whose
-// parameters are form, and returns the caller's token.
-func (v *verifier) verify(r *http.Request, body []byte, form url.Values) (identity.Token, *Error) {
+// parameters are form, and returns the caller's token and whether the
+// signature covers the body. It does not when the signature is over
+// UNSIGNED-PAYLOAD (a presigned URL as the SDKs make them, or a header
+// signature that says so): then only the query string is signed, and the
+// caller must take no parameter from the body.
+func (v *verifier) verify(r *http.Request, body []byte, form url.Values) (identity.Token, bool, *Error) {
 	switch {
 	case strings.HasPrefix(r.Header.Get("Authorization"), algorithm+" "):
 		a, e := parseAuthHeader(r)
 		if e != nil {
-			return identity.Token{}, e
+			return identity.Token{}, false, e
 		}
 		payload := r.Header.Get("X-Amz-Content-Sha256")
 		switch {
@@ -58,21 +62,25 @@ func (v *verifier) verify(r *http.Request, body []byte, form url.Values) (identi
 			payload = sha256Hex(body)
 		case payload == unsignedPayload: // signed as such
 		case !hmac.Equal([]byte(payload), []byte(sha256Hex(body))):
-			return identity.Token{}, authFailure("X-Amz-Content-Sha256 does not match the body")
+			return identity.Token{}, false, authFailure("X-Amz-Content-Sha256 does not match the body")
 		}
-		return v.check(r, a, []string{payload})
+		t, _, e := v.check(r, a, []string{payload})
+		return t, payload != unsignedPayload, e
 	case r.URL.Query().Get("X-Amz-Algorithm") != "":
 		a, e := parsePresigned(r.URL.Query())
 		if e != nil {
-			return identity.Token{}, e
+			return identity.Token{}, false, e
 		}
 		// The SDKs presign the unsigned payload; AWS's own examples the
-		// empty body's hash. Either is accepted.
-		return v.check(r, a, []string{unsignedPayload, sha256Hex(body)})
+		// empty body's hash. Either is accepted; only the second covers
+		// the body.
+		t, payload, e := v.check(r, a, []string{sha256Hex(body), unsignedPayload})
+		return t, payload != unsignedPayload, e
 	case form.Get("SignatureVersion") == "2":
-		return v.checkV2(r, form)
+		t, e := v.checkV2(r, form)
+		return t, true, e
 	}
-	return identity.Token{}, errorf(http.StatusUnauthorized, "MissingAuthenticationToken",
+	return identity.Token{}, false, errorf(http.StatusUnauthorized, "MissingAuthenticationToken",
 		"The request must be signed (AWS Signature Version 4, in the Authorization header or a presigned query)")
 }
 
@@ -100,14 +108,14 @@ func (v *verifier) verifyStream(r *http.Request) (identity.Token, string, *Error
 			}
 			want = strings.ToLower(payload)
 		}
-		t, e := v.check(r, a, []string{payload})
+		t, _, e := v.check(r, a, []string{payload})
 		return t, want, e
 	case r.URL.Query().Get("X-Amz-Algorithm") != "":
 		a, e := parsePresigned(r.URL.Query())
 		if e != nil {
 			return identity.Token{}, "", e
 		}
-		t, e := v.check(r, a, []string{unsignedPayload})
+		t, _, e := v.check(r, a, []string{unsignedPayload})
 		return t, "", e
 	}
 	return identity.Token{}, "", errorf(http.StatusUnauthorized, "MissingAuthenticationToken",
@@ -189,27 +197,28 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// check verifies the time, then the signature for any of payloads.
-func (v *verifier) check(r *http.Request, a authorization, payloads []string) (identity.Token, *Error) {
+// check verifies the time, then the signature for any of payloads, and
+// returns the payload hash the signature is over.
+func (v *verifier) check(r *http.Request, a authorization, payloads []string) (identity.Token, string, *Error) {
 	at, err := time.Parse(amzDateFormat, a.amzDate)
 	if err != nil {
-		return identity.Token{}, invalidParameter("X-Amz-Date %q is not YYYYMMDDTHHMMSSZ", a.amzDate)
+		return identity.Token{}, "", invalidParameter("X-Amz-Date %q is not YYYYMMDDTHHMMSSZ", a.amzDate)
 	}
 	if a.scope.date != a.amzDate[:8] {
-		return identity.Token{}, authFailure("Credential should be scoped to the date of X-Amz-Date, %s, not %s", a.amzDate[:8], a.scope.date)
+		return identity.Token{}, "", authFailure("Credential should be scoped to the date of X-Amz-Date, %s, not %s", a.amzDate[:8], a.scope.date)
 	}
 	now := v.now()
 	switch {
 	case at.After(now.Add(MaxSkew)):
-		return identity.Token{}, errorf(http.StatusBadRequest, "RequestExpired", "Request date %s is more than 15 minutes in the future", a.amzDate)
+		return identity.Token{}, "", errorf(http.StatusBadRequest, "RequestExpired", "Request date %s is more than 15 minutes in the future", a.amzDate)
 	case !a.presigned && at.Before(now.Add(-MaxSkew)):
-		return identity.Token{}, errorf(http.StatusBadRequest, "RequestExpired", "Request has expired: its date %s is more than 15 minutes old", a.amzDate)
+		return identity.Token{}, "", errorf(http.StatusBadRequest, "RequestExpired", "Request has expired: its date %s is more than 15 minutes old", a.amzDate)
 	case a.presigned && now.After(at.Add(a.expires)):
-		return identity.Token{}, errorf(http.StatusBadRequest, "RequestExpired", "Request has expired: presigned at %s for %s", a.amzDate, a.expires)
+		return identity.Token{}, "", errorf(http.StatusBadRequest, "RequestExpired", "Request has expired: presigned at %s for %s", a.amzDate, a.expires)
 	}
 	cred, e := v.lookup(r.Context(), a.access)
 	if e != nil {
-		return identity.Token{}, e
+		return identity.Token{}, "", e
 	}
 	skip := ""
 	if a.presigned {
@@ -217,24 +226,25 @@ func (v *verifier) check(r *http.Request, a authorization, payloads []string) (i
 	}
 	query, err := canonicalQuery(r.URL.RawQuery, skip)
 	if err != nil {
-		return identity.Token{}, invalidParameter("the query string: %v", err)
+		return identity.Token{}, "", invalidParameter("the query string: %v", err)
 	}
 	signed := append([]string(nil), a.signed...)
 	for i := range signed {
 		signed[i] = strings.ToLower(signed[i])
 	}
-	ok := false
+	matched := ""
 	for _, payload := range payloads {
 		canonical := canonicalRequest(r.Method, r.URL.EscapedPath(), query, r.Header, r.Host, signed, payload)
 		if hmac.Equal([]byte(signature(cred.Secret, a.amzDate, a.scope, canonical)), []byte(a.signature)) {
-			ok = true
+			matched = payload
 			break
 		}
 	}
-	if !ok {
-		return identity.Token{}, authFailure("AWS was not able to validate the provided access credentials: the request signature does not match (check the secret key and the signing method)")
+	if matched == "" {
+		return identity.Token{}, "", authFailure("AWS was not able to validate the provided access credentials: the request signature does not match (check the secret key and the signing method)")
 	}
-	return v.authorize(r.Context(), cred)
+	t, e := v.authorize(r.Context(), cred)
+	return t, matched, e
 }
 
 func (v *verifier) lookup(ctx context.Context, access string) (identity.EC2Credential, *Error) {
@@ -284,8 +294,13 @@ func (v *verifier) checkV2(r *http.Request, form url.Values) (identity.Token, *E
 	if e != nil {
 		return identity.Token{}, e
 	}
+	// Version 2 signs one value per name: a name given twice (in the
+	// query and the body, say) has a value the signature does not cover.
 	keys := make([]string, 0, len(form))
-	for k := range form {
+	for k, vals := range form {
+		if len(vals) > 1 {
+			return identity.Token{}, authFailure("AWS was not able to validate the provided access credentials: parameter %s is given %d times, and a version 2 signature covers one value", k, len(vals))
+		}
 		if k != "Signature" {
 			keys = append(keys, k)
 		}

@@ -199,9 +199,9 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, v *verifier, actions
 		return
 	}
 	form := r.URL.Query()
+	var bodyForm url.Values
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); r.Method == http.MethodPost && (mt == "application/x-www-form-urlencoded" || mt == "") {
-		bodyForm, err := url.ParseQuery(string(body))
-		if err != nil {
+		if bodyForm, err = url.ParseQuery(string(body)); err != nil {
 			writeError(w, r, invalidParameter("the form body does not parse: %v", err))
 			return
 		}
@@ -209,7 +209,14 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, v *verifier, actions
 			form[k] = append(form[k], vals...)
 		}
 	}
-	token, e := v.verify(r, body, form)
+	token, bodySigned, e := v.verify(r, body, form)
+	if e == nil && len(bodyForm) > 0 && !bodySigned {
+		// Every parameter an action reads must be signed: a presigned URL
+		// or an UNSIGNED-PAYLOAD signature covers the query string alone,
+		// so a parameter in the body could be anyone's.
+		e = authFailure("AWS was not able to validate the provided access credentials: the signature does not cover the request body " +
+			"(a presigned URL or X-Amz-Content-Sha256: UNSIGNED-PAYLOAD signs only the query string); put every parameter in the signed query string, or sign the body")
+	}
 	if e != nil {
 		a.Log.WithFields(logrus.Fields{"code": e.Code, "reason": e.Message, "request_id": middleware.GetReqID(r.Context())}).Info("ec2: request refused")
 		writeError(w, r, e)
