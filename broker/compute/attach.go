@@ -7,7 +7,6 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/peers"
-	"github.com/cloudmux/cloudmux/policy"
 )
 
 // Attachment is a volume attached to a server, by broker IDs. As in Nova,
@@ -120,28 +119,6 @@ func (s *Servers) Attachments(ctx context.Context, c Caller, serverID string) ([
 		out = append(out, a)
 	}
 	return out, nil
-}
-
-// Usage sums what the project's servers take (Nova's totalCoresUsed,
-// totalRAMUsed, totalInstancesUsed), over the peers that answered; the
-// others are named in failed.
-func (s *Servers) Usage(ctx context.Context, c Caller) (u policy.Usage, failed []string, err error) {
-	page, err := s.List(ctx, c, Query{})
-	if err != nil {
-		return u, nil, err
-	}
-	for _, srv := range page.Servers {
-		u.Instances++
-		u.VCPUs += srv.VCPUs
-		u.RAMMiB += srv.RAMMiB
-		u.DiskGiB += srv.DiskGiB
-	}
-	vols, err := s.Index.List(ctx, kindVolume, c.Project)
-	if err != nil {
-		return u, nil, err
-	}
-	u.Volumes = len(vols)
-	return u, page.Failed, nil
 }
 
 // Interface is a server's NIC as Nova's os-interface shows it: broker IDs

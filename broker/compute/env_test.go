@@ -19,6 +19,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/network"
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/broker/staging"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
@@ -36,6 +37,7 @@ type serversEnv struct {
 	Index    *index.Index
 	Servers  *compute.Servers
 	Networks *network.Service
+	Ledger   *quota.Ledger
 	Seeded   map[string]localcloud.Seeded // by peer name
 }
 
@@ -60,8 +62,11 @@ func newServersEnv(t testing.TB, ps ...brokertest.Peer) *serversEnv {
 		images := &image.Service{Pool: e.Pool, Index: se.Index, Placer: policy.Default{}, Store: e.Store, Log: e.Log, BrokerID: testBroker}
 		se.Networks = &network.Service{Pool: e.Pool, Index: se.Index, Store: e.Store, Placer: policy.Default{}, Log: e.Log, BrokerID: testBroker}
 		kps := compute.NewKeypairStore(e.Store)
+		se.Ledger = quota.NewLedger(e.Store, "test-broker-1", e.Log)
+		kps.Quota = se.Ledger
 		se.Servers = &compute.Servers{Pool: e.Pool, Index: se.Index, Placer: policy.Default{}, Images: images, Networks: se.Networks,
-			Stager: staging.New(e.Store, "test-broker-1", e.Log), Keypairs: kps, Store: e.Store, Log: e.Log, BrokerID: testBroker, PeerTimeout: 2 * time.Second}
+			Stager: staging.New(e.Store, "test-broker-1", e.Log), Keypairs: kps, Store: e.Store, Log: e.Log, BrokerID: testBroker, PeerTimeout: 2 * time.Second,
+			Quota: se.Ledger, QuotaAdmin: se.Ledger.Limits.(*quota.Limits)}
 		nova := &compute.Nova{Pool: e.Pool, Keypairs: kps, Servers: se.Servers, Auth: e.Keystone.Authenticate, Log: e.Log, PeerTimeout: 2 * time.Second}
 		r.Route("/compute", nova.Routes)
 		cinder := &volume.Cinder{Pool: e.Pool, Index: se.Index, Placer: policy.Default{}, Auth: e.Keystone.Authenticate, Log: e.Log, BrokerID: testBroker}

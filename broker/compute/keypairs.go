@@ -14,6 +14,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/osapi"
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
 )
@@ -23,16 +24,34 @@ type Store interface {
 	Get(ctx context.Context, key string) (registry.KV, error)
 	CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error)
 	Delete(ctx context.Context, key string) error
+	DeleteCAS(ctx context.Context, key string, index uint64) error
 	List(ctx context.Context, prefix string) ([]registry.KV, uint64, error)
 }
 
 // KeypairStore keeps users' keypairs. As in Nova they belong to a user, not
 // a project; the broker imports the public key into a peer when a server
 // is booted there with it.
+//
+// With Quota set, each keypair counts against its user's key_pairs quota
+// (Nova counts key pairs per user, under the limit of the project the
+// request is scoped to).
 type KeypairStore struct {
 	store Store
 	now   func() time.Time
+	// Quota, when set, charges key_pairs.
+	Quota KeypairQuota
 }
+
+// KeypairQuota is the part of quota.Ledger keypairs use.
+type KeypairQuota interface {
+	Reserve(ctx context.Context, s quota.Scope, want quota.Amounts, what string) (*quota.Reservation, error)
+	Free(ctx context.Context, s quota.Scope, amounts quota.Amounts) error
+}
+
+var _ KeypairQuota = (*quota.Ledger)(nil)
+
+// keypairCharge is what one keypair counts.
+var keypairCharge = quota.Amounts{quota.KeyPairs: 1}
 
 // NewKeypairStore returns a keypair store over store.
 func NewKeypairStore(store Store) *KeypairStore {
@@ -46,8 +65,9 @@ func keypairKey(userID, name string) string {
 }
 
 // Create imports a public key or, with none, generates a pair and returns
-// the private key once (never stored).
-func (s *KeypairStore) Create(ctx context.Context, userID string, spec peers.KeypairSpec) (peers.Keypair, error) {
+// the private key once (never stored). project is the one the request is
+// scoped to: its key_pairs limit applies.
+func (s *KeypairStore) Create(ctx context.Context, project, userID string, spec peers.KeypairSpec) (peers.Keypair, error) {
 	if !peers.ValidKeypairName(spec.Name) {
 		return peers.Keypair{}, fmt.Errorf("keypair name %q: want 1 to 255 letters, digits, spaces or . _ - @: %w", spec.Name, peers.ErrInvalid)
 	}
@@ -78,11 +98,26 @@ func (s *KeypairStore) Create(ctx context.Context, userID string, spec peers.Key
 	if err != nil {
 		return peers.Keypair{}, err
 	}
+	var res *quota.Reservation
+	if s.Quota != nil {
+		if res, err = s.Quota.Reserve(ctx, quota.Scope{Project: project, User: userID}, keypairCharge, "keypair "+spec.Name); err != nil {
+			return peers.Keypair{}, quotaError(err)
+		}
+	}
 	if _, err := s.store.CAS(ctx, keypairKey(userID, spec.Name), raw, 0); err != nil {
+		if res != nil {
+			_ = res.Release(context.WithoutCancel(ctx))
+		}
 		if errors.Is(err, registry.ErrConflict) {
 			return peers.Keypair{}, fmt.Errorf("key pair '%s' already exists: %w", spec.Name, peers.ErrConflict)
 		}
 		return peers.Keypair{}, err
+	}
+	if res != nil {
+		if err := res.Commit(context.WithoutCancel(ctx)); err != nil {
+			_ = s.store.Delete(context.WithoutCancel(ctx), keypairKey(userID, spec.Name))
+			return peers.Keypair{}, fmt.Errorf("counting keypair %s in its quota: %w", spec.Name, err)
+		}
 	}
 	kp.PrivateKey = private
 	return kp, nil
@@ -118,12 +153,29 @@ func (s *KeypairStore) List(ctx context.Context, userID string) ([]peers.Keypair
 	return out, nil
 }
 
-// Delete removes a user's keypair.
-func (s *KeypairStore) Delete(ctx context.Context, userID, name string) error {
-	if _, err := s.Get(ctx, userID, name); err != nil {
+// Delete removes a user's keypair, freeing its quota once (of two
+// concurrent deletes, the one that removed it).
+func (s *KeypairStore) Delete(ctx context.Context, project, userID, name string) error {
+	key := keypairKey(userID, name)
+	kv, err := s.store.Get(ctx, key)
+	if errors.Is(err, registry.ErrNotFound) {
+		return fmt.Errorf("keypair %s not found for user %s: %w", name, userID, peers.ErrNotFound)
+	}
+	if err != nil {
 		return err
 	}
-	return s.store.Delete(ctx, keypairKey(userID, name))
+	if err := s.store.DeleteCAS(ctx, key, kv.ModifyIndex); err != nil {
+		if errors.Is(err, registry.ErrConflict) || errors.Is(err, registry.ErrNotFound) {
+			return fmt.Errorf("keypair %s not found for user %s: %w", name, userID, peers.ErrNotFound)
+		}
+		return err
+	}
+	if s.Quota != nil {
+		if err := s.Quota.Free(ctx, quota.Scope{Project: project, User: userID}, keypairCharge); err != nil {
+			return fmt.Errorf("freeing the quota of keypair %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 func keypairView(kp peers.Keypair, full bool) map[string]any {
@@ -164,7 +216,7 @@ func (n *Nova) createKeypair(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, _ := identity.TokenFrom(r.Context())
-	kp, err := n.Keypairs.Create(r.Context(), t.UserID, peers.KeypairSpec{Name: req.Keypair.Name, PublicKey: req.Keypair.PublicKey, Type: req.Keypair.Type, UserID: t.UserID})
+	kp, err := n.Keypairs.Create(r.Context(), t.ProjectID, t.UserID, peers.KeypairSpec{Name: req.Keypair.Name, PublicKey: req.Keypair.PublicKey, Type: req.Keypair.Type, UserID: t.UserID})
 	if err != nil {
 		n.writeError(w, r, err)
 		return
@@ -186,7 +238,7 @@ func (n *Nova) showKeypair(w http.ResponseWriter, r *http.Request) {
 
 func (n *Nova) deleteKeypair(w http.ResponseWriter, r *http.Request) {
 	t, _ := identity.TokenFrom(r.Context())
-	if err := n.Keypairs.Delete(r.Context(), t.UserID, chi.URLParam(r, "name")); err != nil {
+	if err := n.Keypairs.Delete(r.Context(), t.ProjectID, t.UserID, chi.URLParam(r, "name")); err != nil {
 		n.writeError(w, r, err)
 		return
 	}

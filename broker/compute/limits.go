@@ -1,12 +1,13 @@
 package compute
 
 import (
+	"maps"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/cloudmux/cloudmux/broker/osapi"
-	"github.com/cloudmux/cloudmux/policy"
+	"github.com/cloudmux/cloudmux/broker/quota"
 )
 
 // Nova's fixed limits, which the broker does not vary by project.
@@ -23,65 +24,59 @@ const (
 	maxImageMetaItems = 128
 )
 
-// unlimitedQuota is what a project may use without Servers.Quotas.
-var unlimitedQuota = policy.Usage{VCPUs: unlimited, RAMMiB: unlimited, DiskGiB: unlimited, Instances: unlimited, Volumes: unlimited}
-
-// usageAndQuota is what c's project uses, summed over the peers that
-// answered (the others named in the partial header), and its quota.
-func (n *Nova) usageAndQuota(w http.ResponseWriter, r *http.Request, c Caller) (policy.Usage, policy.Usage, bool) {
-	u, failed, err := n.Servers.Usage(r.Context(), c)
+// usageAndQuota is what c's project uses and has reserved, and its
+// quota, from the quota ledger: one record each, never a count over the
+// peers. key_pairs are the caller's own (Nova counts them per user).
+func (n *Nova) usageAndQuota(w http.ResponseWriter, r *http.Request, c Caller) (used, reserved, limits quota.Amounts, ok bool) {
+	ctx := r.Context()
+	used, reserved, err := n.Servers.Quota.Usage(ctx, quota.Scope{Project: c.Project})
+	if err == nil {
+		limits, err = n.Servers.Quota.Quota(ctx, c.Project)
+	}
+	if err == nil && c.User != "" {
+		var ku, kr quota.Amounts
+		if ku, kr, err = n.Servers.Quota.Usage(ctx, quota.Scope{Project: c.Project, User: c.User}); err == nil {
+			used, reserved = used.Clone(), reserved.Clone()
+			used[quota.KeyPairs], reserved[quota.KeyPairs] = ku[quota.KeyPairs], kr[quota.KeyPairs]
+		}
+	}
 	if err != nil {
 		n.writeError(w, r, err)
-		return u, policy.Usage{}, false
+		return nil, nil, nil, false
 	}
-	q := unlimitedQuota
-	if n.Servers.Quotas != nil {
-		pq, err := n.Servers.Quotas.Quota(r.Context(), c.Project)
-		if err != nil {
-			n.writeError(w, r, err)
-			return u, q, false
-		}
-		if pq != nil {
-			q = *pq
-		}
-	}
-	osapi.FlagPartial(w, r, n.Log, "usage", failed, nil)
-	return u, q, true
+	return used, reserved, limits, true
 }
 
-// limits answers GET /limits: what the project uses and its quota from
-// Servers.Quotas; without one every maximum is -1 (unlimited), as Nova
-// shows an unlimited quota, and placement still refuses what no peer can
-// hold.
+// limits answers GET /limits: the project's quota and what it uses.
 func (n *Nova) limits(w http.ResponseWriter, r *http.Request) {
-	u, q, ok := n.usageAndQuota(w, r, caller(r))
+	u, _, q, ok := n.usageAndQuota(w, r, caller(r))
 	if !ok {
 		return
 	}
 	osapi.WriteJSON(w, http.StatusOK, map[string]any{"limits": map[string]any{"rate": []any{}, "absolute": map[string]any{
-		"maxTotalCores": q.VCPUs, "maxTotalInstances": q.Instances, "maxTotalRAMSize": q.RAMMiB,
-		"totalCoresUsed": u.VCPUs, "totalInstancesUsed": u.Instances, "totalRAMUsed": u.RAMMiB,
+		"maxTotalCores": q[quota.Cores], "maxTotalInstances": q[quota.Instances], "maxTotalRAMSize": q[quota.RAM],
+		"totalCoresUsed": u[quota.Cores], "totalInstancesUsed": u[quota.Instances], "totalRAMUsed": u[quota.RAM],
 		"maxServerMeta": maxMetadataItems, "maxImageMeta": maxImageMetaItems, "maxPersonality": maxInjectedFiles, "maxPersonalitySize": maxInjectedBytes,
-		"maxTotalKeypairs": maxKeypairs, "maxServerGroups": maxServerGroups, "maxServerGroupMembers": maxGroupMembers, "totalServerGroupsUsed": 0,
-		"maxSecurityGroups": maxSecGroups, "maxSecurityGroupRules": maxSecGroupRules, "totalSecurityGroupsUsed": 0,
+		"maxTotalKeypairs": q[quota.KeyPairs], "maxServerGroups": maxServerGroups, "maxServerGroupMembers": maxGroupMembers, "totalServerGroupsUsed": 0,
+		"maxSecurityGroups": q[quota.SecurityGroups], "maxSecurityGroupRules": q[quota.SecurityGroupRules],
+		"totalSecurityGroupsUsed": u[quota.SecurityGroups],
 		"maxTotalFloatingIps": unlimited, "totalFloatingIpsUsed": 0,
 	}}})
 }
 
 // quotaView is Nova's quota_set: limits, or with detail each as
 // {in_use, limit, reserved}.
-func quotaView(project string, u, q policy.Usage, detail bool) map[string]any {
-	used := map[string]int{"cores": u.VCPUs, "instances": u.Instances, "ram": u.RAMMiB}
-	limits := map[string]int{
-		"cores": q.VCPUs, "instances": q.Instances, "ram": q.RAMMiB, "metadata_items": maxMetadataItems,
-		"key_pairs": maxKeypairs, "server_groups": maxServerGroups, "server_group_members": maxGroupMembers,
-		"injected_files": maxInjectedFiles, "injected_file_content_bytes": maxInjectedBytes, "injected_file_path_bytes": maxInjectedPath,
-		"security_groups": maxSecGroups, "security_group_rules": maxSecGroupRules, "fixed_ips": unlimited, "floating_ips": unlimited,
+func quotaView(project string, used, reserved, q quota.Amounts, detail bool) map[string]any {
+	limits := map[string]int{}
+	for k, dim := range novaQuotas {
+		limits[k] = q[dim]
 	}
+	maps.Copy(limits, fixedQuotas)
 	out := map[string]any{"id": project}
 	for k, l := range limits {
 		if detail {
-			out[k] = map[string]int{"in_use": used[k], "limit": l, "reserved": 0}
+			dim := novaQuotas[k]
+			out[k] = map[string]int{"in_use": used[dim], "limit": l, "reserved": reserved[dim]}
 		} else {
 			out[k] = l
 		}
@@ -102,20 +97,20 @@ func (n *Nova) quotaSet(detail bool) http.HandlerFunc {
 			}
 			c = Caller{Project: project, Admin: true}
 		}
-		u, q, ok := n.usageAndQuota(w, r, c)
+		u, res, q, ok := n.usageAndQuota(w, r, c)
 		if !ok {
 			return
 		}
-		osapi.WriteJSON(w, http.StatusOK, map[string]any{"quota_set": quotaView(project, u, q, detail)})
+		osapi.WriteJSON(w, http.StatusOK, map[string]any{"quota_set": quotaView(project, u, res, q, detail)})
 	}
 }
 
 // quotaDefaults answers GET /os-quota-sets/{project}/defaults: the quota
 // of a project no admin set one for (unlimited without QuotaAdmin).
 func (n *Nova) quotaDefaults(w http.ResponseWriter, r *http.Request) {
-	d := unlimitedQuota
-	if qa, ok := n.Servers.Quotas.(QuotaAdmin); ok {
-		d = qa.Defaults()
+	d := quota.Defaults
+	if n.Servers.QuotaAdmin != nil {
+		d = n.Servers.QuotaAdmin.Defaults()
 	}
-	osapi.WriteJSON(w, http.StatusOK, map[string]any{"quota_set": quotaView(chi.URLParam(r, "project"), policy.Usage{}, d, false)})
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"quota_set": quotaView(chi.URLParam(r, "project"), nil, nil, d, false)})
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/compute"
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/broker/staging"
@@ -251,17 +252,10 @@ func (r rankFirst) Place(ctx context.Context, req policy.Request, candidates []r
 	return d, err
 }
 
-// staticQuota gives every project the same quota.
-type staticQuota policy.Usage
-
-func (q staticQuota) Quota(context.Context, string) (*policy.Usage, error) {
-	u := policy.Usage(q)
-	return &u, nil
-}
-
-// TestServerQuota: with Quotas set, the stock OPA policy sees the
-// project's usage over every peer and refuses a server over quota; GET
-// /limits shows the quota.
+// TestServerQuota: the quota ledger refuses a server over the project's
+// quota across every peer with Nova's 403 (the stock OPA policy, which
+// sees the same usage, would too); GET /limits and os-quota-sets show
+// the quota and the usage.
 func TestServerQuota(t *testing.T) {
 	ctx := context.Background()
 	se := newServersEnv(t)
@@ -270,7 +264,9 @@ func TestServerQuota(t *testing.T) {
 		t.Fatal(err)
 	}
 	se.Servers.Placer = engine // before any request: the HTTP API uses it too
-	se.Servers.Quotas = staticQuota{VCPUs: -1, RAMMiB: -1, DiskGiB: -1, Instances: 2, Volumes: -1}
+	if _, err := se.Servers.QuotaAdmin.Set(ctx, se.Boot.Project.ID, quota.Amounts{quota.Instances: 2, quota.Cores: -1, quota.RAM: -1}); err != nil {
+		t.Fatal(err)
+	}
 	c := se.admin(t)
 	for i, zone := range []string{"local-a", "local-b"} {
 		create(t, c, servers.CreateOpts{Name: fmt.Sprintf("q-%d", i), FlavorRef: "1", ImageRef: se.Seeded[zone].ImageID})

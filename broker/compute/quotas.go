@@ -17,202 +17,61 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/osapi"
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/peers"
-	"github.com/cloudmux/cloudmux/policy"
-	"github.com/cloudmux/cloudmux/registry"
 )
 
-// DefaultQuota is what a project may use until a cloud admin sets its
-// quota: Nova's defaults ([quota] instances 10, cores 20, ram 51200 MiB)
-// and Cinder's (quota_volumes 10, quota_gigabytes 1000). Every field is
-// set: the placement policy reads a 0 limit as "nothing allowed".
-var DefaultQuota = policy.Usage{Instances: 10, VCPUs: 20, RAMMiB: 51200, Volumes: 10, DiskGiB: 1000}
+// novaQuotas are the quota_set keys a cloud admin may set through Nova,
+// and the ledger's dimension each limits. security_groups and
+// security_group_rules are Neutron's, which Nova 2.1 still shows and sets
+// (later microversions drop them).
+var novaQuotas = map[string]quota.Resource{
+	"instances": quota.Instances, "cores": quota.Cores, "ram": quota.RAM, "key_pairs": quota.KeyPairs,
+	"security_groups": quota.SecurityGroups, "security_group_rules": quota.SecurityGroupRules,
+}
 
 // maxQuota is the largest limit Nova accepts (its database's MAX_INT).
-const maxQuota = math.MaxInt32
-
-// quotaKeys are the quota_set keys a cloud admin may set, and the
-// policy.Usage field each limits. volumes and gigabytes are Cinder's names:
-// the broker keeps one quota record per project for every service.
-var quotaKeys = map[string]func(*policy.Usage) *int{
-	"instances": func(u *policy.Usage) *int { return &u.Instances },
-	"cores":     func(u *policy.Usage) *int { return &u.VCPUs },
-	"ram":       func(u *policy.Usage) *int { return &u.RAMMiB },
-	"volumes":   func(u *policy.Usage) *int { return &u.Volumes },
-	"gigabytes": func(u *policy.Usage) *int { return &u.DiskGiB },
-}
+const maxQuota = quota.MaxLimit
 
 // fixedQuotas are Nova's other quota_set keys, which the broker does not
 // vary by project (see limits.go). A client that sends one back with its
 // current value (a read-modify-write of the whole set) is not refused.
 var fixedQuotas = map[string]int{
-	"metadata_items": maxMetadataItems, "key_pairs": maxKeypairs, "server_groups": maxServerGroups,
+	"metadata_items": maxMetadataItems, "server_groups": maxServerGroups,
 	"server_group_members": maxGroupMembers, "injected_files": maxInjectedFiles,
 	"injected_file_content_bytes": maxInjectedBytes, "injected_file_path_bytes": maxInjectedPath,
-	"security_groups": maxSecGroups, "security_group_rules": maxSecGroupRules,
 	"fixed_ips": unlimited, "floating_ips": unlimited,
 }
 
-// QuotaStore is the part of registry.Store StoreQuotas uses.
-type QuotaStore interface {
-	Get(ctx context.Context, key string) (registry.KV, error)
-	CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error)
-	Delete(ctx context.Context, key string) error
-}
-
-var _ QuotaStore = registry.Store(nil)
-
-// QuotaAdmin is Quotas a cloud admin can change through Nova's
-// os-quota-sets (PUT sets, DELETE resets to the defaults). Without it
-// os-quota-sets is read only.
+// QuotaAdmin changes quotas: quota.Limits. Nova's os-quota-sets PUT sets,
+// DELETE resets to the defaults.
 type QuotaAdmin interface {
-	Quotas
 	// Defaults is the quota of a project nobody set one for.
-	Defaults() policy.Usage
-	// SetQuota changes the named limits (quotaKeys' names) of project
-	// and returns its whole quota.
-	SetQuota(ctx context.Context, project string, limits map[string]int) (policy.Usage, error)
-	// ResetQuota forgets project's limits: the defaults apply again.
-	ResetQuota(ctx context.Context, project string) error
+	Defaults() quota.Amounts
+	// Set changes the named limits of project and returns its whole quota.
+	Set(ctx context.Context, project string, limits quota.Amounts) (quota.Amounts, error)
+	// Reset forgets project's limits: the defaults apply again.
+	Reset(ctx context.Context, project string) error
 }
 
-var _ QuotaAdmin = (*StoreQuotas)(nil)
+var _ QuotaAdmin = (*quota.Limits)(nil)
 
-// StoreQuotas keeps per-project quotas in the registry Store, at
-// quotas/<project>, as the limits an admin set ({"instances": 2}); a
-// limit never set is Default's, so a changed default reaches every project
-// that did not override it (Nova's rule). -1 is unlimited: the stock
-// policy checks only limits >= 0, so it is passed through as is.
-type StoreQuotas struct {
-	Store QuotaStore
-	// Default is the quota of limits never set; nil is DefaultQuota.
-	Default *policy.Usage
-}
-
-// NewStoreQuotas returns quotas over store with DefaultQuota.
-func NewStoreQuotas(store QuotaStore) *StoreQuotas { return &StoreQuotas{Store: store} }
-
-func quotaKey(project string) (string, error) {
-	key := "quotas/" + project
-	if project == "" || strings.Contains(project, "/") {
-		return "", fmt.Errorf("%w: project %q", ErrInvalid, project)
+// quotaError turns the ledger's refusal into Nova's 403 ("Quota exceeded
+// for instances: Requested 1, but already used 2 of 2 instances"); any
+// other error is returned as is.
+func quotaError(err error) error {
+	if errors.Is(err, quota.ErrOverQuota) {
+		return &Error{Message: err.Error(), Err: ErrQuotaExceeded}
 	}
-	if err := registry.ValidateKey(key); err != nil {
-		return "", fmt.Errorf("%w: project %q: %v", ErrInvalid, project, err)
-	}
-	return key, nil
-}
-
-// Defaults implements QuotaAdmin.
-func (q *StoreQuotas) Defaults() policy.Usage {
-	if q.Default != nil {
-		return *q.Default
-	}
-	return DefaultQuota
-}
-
-// read returns the limits stored for project and the record's index (0
-// when there is none).
-func (q *StoreQuotas) read(ctx context.Context, key string) (map[string]int, uint64, error) {
-	kv, err := q.Store.Get(ctx, key)
-	if errors.Is(err, registry.ErrNotFound) {
-		return map[string]int{}, 0, nil
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("reading quota %s: %w", key, err)
-	}
-	set := map[string]int{}
-	if err := json.Unmarshal(kv.Value, &set); err != nil {
-		return nil, 0, fmt.Errorf("decoding quota %s: %w", key, err)
-	}
-	return set, kv.ModifyIndex, nil
-}
-
-// apply lays set over the defaults.
-func (q *StoreQuotas) apply(set map[string]int) policy.Usage {
-	u := q.Defaults()
-	for k, v := range set {
-		if f, ok := quotaKeys[k]; ok { // a key a later version dropped is ignored
-			*f(&u) = v
-		}
-	}
-	return u
-}
-
-// Quota implements Quotas: the project's limits over the defaults.
-func (q *StoreQuotas) Quota(ctx context.Context, project string) (*policy.Usage, error) {
-	key, err := quotaKey(project)
-	if err != nil {
-		return nil, err
-	}
-	set, _, err := q.read(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	u := q.apply(set)
-	return &u, nil
-}
-
-// SetQuota implements QuotaAdmin. Concurrent admins' changes to different
-// keys both land (compare-and-swap, retried).
-func (q *StoreQuotas) SetQuota(ctx context.Context, project string, limits map[string]int) (policy.Usage, error) {
-	key, err := quotaKey(project)
-	if err != nil {
-		return policy.Usage{}, err
-	}
-	var errs []error
-	for _, k := range slices.Sorted(maps.Keys(limits)) {
-		if _, ok := quotaKeys[k]; !ok {
-			errs = append(errs, invalid(k, "Unknown quota resource %s", k))
-		} else if v := limits[k]; v < unlimited || v > maxQuota {
-			errs = append(errs, invalid(k, "Invalid input for field/attribute %s. Value: %d. It must be between -1 and %d", k, v, maxQuota))
-		}
-	}
-	if len(errs) > 0 {
-		return policy.Usage{}, errors.Join(errs...)
-	}
-	for {
-		set, index, err := q.read(ctx, key)
-		if err != nil {
-			return policy.Usage{}, err
-		}
-		maps.Copy(set, limits)
-		b, err := json.Marshal(set)
-		if err != nil {
-			return policy.Usage{}, err
-		}
-		_, err = q.Store.CAS(ctx, key, b, index)
-		if errors.Is(err, registry.ErrConflict) {
-			if ctx.Err() != nil {
-				return policy.Usage{}, ctx.Err()
-			}
-			continue // another admin wrote first: merge over theirs
-		}
-		if err != nil {
-			return policy.Usage{}, fmt.Errorf("writing quota %s: %w", key, err)
-		}
-		return q.apply(set), nil
-	}
-}
-
-// ResetQuota implements QuotaAdmin.
-func (q *StoreQuotas) ResetQuota(ctx context.Context, project string) error {
-	key, err := quotaKey(project)
-	if err != nil {
-		return err
-	}
-	if err := q.Store.Delete(ctx, key); err != nil {
-		return fmt.Errorf("deleting quota %s: %w", key, err)
-	}
-	return nil
+	return err
 }
 
 // parseQuotaSet reads a PUT /os-quota-sets body's quota_set: every key a
 // settable limit (an integer, or a string of one, from -1 to maxQuota),
 // a fixed one at its value, or "force" (set a limit below what the project
 // already uses). It returns every problem.
-func parseQuotaSet(raw map[string]json.RawMessage) (limits map[string]int, force bool, err error) {
-	limits = map[string]int{}
+func parseQuotaSet(raw map[string]json.RawMessage) (limits quota.Amounts, force bool, err error) {
+	limits = quota.Amounts{}
 	var errs []error
 	for _, k := range slices.Sorted(maps.Keys(raw)) {
 		v := raw[k]
@@ -226,7 +85,7 @@ func parseQuotaSet(raw map[string]json.RawMessage) (limits map[string]int, force
 			}
 			continue
 		}
-		_, settable := quotaKeys[k]
+		dim, settable := novaQuotas[k]
 		fixed, isFixed := fixedQuotas[k]
 		if !settable && !isFixed {
 			errs = append(errs, invalid(k, "Invalid input for field/attribute quota_set. Additional properties are not allowed (%q was unexpected)", k))
@@ -239,7 +98,7 @@ func parseQuotaSet(raw map[string]json.RawMessage) (limits map[string]int, force
 		}
 		switch {
 		case settable:
-			limits[k] = n
+			limits[dim] = n
 		case n != fixed:
 			errs = append(errs, invalid(k, "Quota %s is fixed at %d on this cloud and cannot be changed", k, fixed))
 		}
@@ -248,17 +107,18 @@ func parseQuotaSet(raw map[string]json.RawMessage) (limits map[string]int, force
 }
 
 // belowUsage refuses, as Nova does without force, a limit below what the
-// project already uses (counted over the peers that answered).
-func (n *Nova) belowUsage(ctx context.Context, project string, limits map[string]int) error {
-	u, _, err := n.Servers.Usage(ctx, Caller{Project: project, Admin: true})
+// project already uses and has reserved.
+func (n *Nova) belowUsage(ctx context.Context, project string, limits quota.Amounts) error {
+	used, reserved, err := n.Servers.Quota.Usage(ctx, quota.Scope{Project: project})
 	if err != nil {
 		return err
 	}
-	used := map[string]int{"instances": u.Instances, "cores": u.VCPUs, "ram": u.RAMMiB, "volumes": u.Volumes, "gigabytes": u.DiskGiB}
 	var errs []error
-	for _, k := range slices.Sorted(maps.Keys(limits)) {
-		if l := limits[k]; l >= 0 && l < used[k] {
-			errs = append(errs, invalid(k, "Quota limit %d for %s must be greater than or equal to already used and reserved %d.", l, k, used[k]))
+	for _, k := range slices.Sorted(maps.Keys(novaQuotas)) {
+		dim := novaQuotas[k]
+		l, set := limits[dim]
+		if u := used[dim] + reserved[dim]; set && l >= 0 && l < u && dim != quota.KeyPairs { // key_pairs are counted per user
+			errs = append(errs, invalid(k, "Quota limit %d for %s must be greater than or equal to already used and reserved %d.", l, k, u))
 		}
 	}
 	return errors.Join(errs...)
@@ -277,19 +137,19 @@ func quotaInt(v json.RawMessage) (int, bool) {
 	return int(n), true
 }
 
-// quotaAdmin returns the Servers' quotas when an admin can change them.
+// quotaAdmin returns the Servers' quota admin when the caller is a cloud
+// admin and quotas can be changed.
 func (n *Nova) quotaAdmin(w http.ResponseWriter, r *http.Request) (QuotaAdmin, bool) {
 	if !caller(r).Admin {
 		osapi.Fault(w, r, http.StatusForbidden, fmt.Sprintf("Policy doesn't allow os_compute_api:os-quota-sets:%s to be performed.",
 			map[string]string{http.MethodPut: "update", http.MethodDelete: "delete"}[r.Method]))
 		return nil, false
 	}
-	qa, ok := n.Servers.Quotas.(QuotaAdmin)
-	if !ok {
+	if n.Servers.QuotaAdmin == nil {
 		osapi.Fault(w, r, http.StatusNotImplemented, "Quotas are not configurable on this cloud.")
 		return nil, false
 	}
-	return qa, true
+	return n.Servers.QuotaAdmin, true
 }
 
 // updateQuotaSet answers PUT /os-quota-sets/{project} (cloud admin only):
@@ -320,13 +180,13 @@ func (n *Nova) updateQuotaSet(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
-	q, err := qa.SetQuota(r.Context(), project, limits)
+	q, err := qa.Set(r.Context(), project, limits)
 	if err != nil {
 		n.writeError(w, r, err)
 		return
 	}
 	n.Log.WithFields(logrus.Fields{"project": project, "limits": limits, "user": caller(r).User}).Info("quota set")
-	view := quotaView(project, policy.Usage{}, q, false)
+	view := quotaView(project, nil, nil, q, false)
 	delete(view, "id")
 	osapi.WriteJSON(w, http.StatusOK, map[string]any{"quota_set": view})
 }
@@ -339,7 +199,7 @@ func (n *Nova) deleteQuotaSet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	project := chi.URLParam(r, "project")
-	if err := qa.ResetQuota(r.Context(), project); err != nil {
+	if err := qa.Reset(r.Context(), project); err != nil {
 		n.writeError(w, r, err)
 		return
 	}

@@ -17,72 +17,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/policy"
-	"github.com/cloudmux/cloudmux/registry"
 )
-
-// TestStoreQuotas: defaults until set, a set merges over what was set
-// before, -1 stays unlimited, bad limits are refused whole, a reset
-// brings the defaults back.
-func TestStoreQuotas(t *testing.T) {
-	ctx := context.Background()
-	store := registry.NewMemory()
-	q := compute.NewStoreQuotas(store)
-	get := func(project string) policy.Usage {
-		t.Helper()
-		u, err := q.Quota(ctx, project)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return *u
-	}
-	if got := get("p1"); got != compute.DefaultQuota {
-		t.Fatalf("unset quota = %+v; want the defaults %+v", got, compute.DefaultQuota)
-	}
-	want := compute.DefaultQuota
-	want.Instances, want.VCPUs = 2, -1
-	if _, err := q.SetQuota(ctx, "p1", map[string]int{"instances": 2}); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := q.SetQuota(ctx, "p1", map[string]int{"cores": -1}); err != nil || got != want {
-		t.Fatalf("second set = %+v, %v; want %+v (the first kept)", got, err, want)
-	}
-	if got := get("p1"); got != want {
-		t.Fatalf("stored = %+v; want %+v", got, want)
-	}
-	if got := get("p2"); got != compute.DefaultQuota {
-		t.Fatalf("another project = %+v; want the defaults", got)
-	}
-	for _, tc := range []struct {
-		name, project, field string
-		limits               map[string]int
-	}{
-		{name: "below -1", project: "p1", field: "ram", limits: map[string]int{"instances": 3, "ram": -2}},
-		{name: "unknown", project: "p1", field: "bogus", limits: map[string]int{"bogus": 1}},
-		{name: "empty project", project: "", limits: map[string]int{"instances": 1}},
-		{name: "project with a slash", project: "a/b", limits: map[string]int{"instances": 1}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := q.SetQuota(ctx, tc.project, tc.limits)
-			if !errors.Is(err, compute.ErrInvalid) || (tc.field != "" && compute.FieldOf(err) != tc.field) {
-				t.Fatalf("err = %v (field %q); want ErrInvalid naming %q", err, compute.FieldOf(err), tc.field)
-			}
-		})
-	}
-	if got := get("p1"); got != want {
-		t.Fatalf("after refused sets = %+v; want %+v untouched", got, want)
-	}
-	if err := q.ResetQuota(ctx, "p1"); err != nil {
-		t.Fatal(err)
-	}
-	if got := get("p1"); got != compute.DefaultQuota {
-		t.Fatalf("after reset = %+v; want the defaults", got)
-	}
-	small := policy.Usage{Instances: 1, VCPUs: 1, RAMMiB: 512, Volumes: 1, DiskGiB: 10}
-	custom := &compute.StoreQuotas{Store: store, Default: &small}
-	if u, err := custom.Quota(ctx, "p3"); err != nil || *u != small {
-		t.Fatalf("custom defaults = %+v, %v", u, err)
-	}
-}
 
 // put sends a raw PUT body and returns the status and the fault message.
 func put(t *testing.T, c *gophercloud.ServiceClient, path string, body any) (int, string) {
@@ -103,7 +38,7 @@ func put(t *testing.T, c *gophercloud.ServiceClient, path string, body any) (int
 func intp(n int) *int { return &n }
 
 // TestQuotaSets: a cloud admin sets a project's quota through Nova's
-// os-quota-sets; the stock OPA policy then refuses the project's server
+// os-quota-sets; the quota ledger then refuses the project's server
 // over quota with Nova's 403, /limits shows the quota and the usage, a
 // member cannot change quotas, bad input is refused naming the field, and
 // DELETE brings the defaults back.
@@ -115,7 +50,6 @@ func TestQuotaSets(t *testing.T) {
 		t.Fatal(err)
 	}
 	se.Servers.Placer = engine // before any request: the HTTP API uses them
-	se.Servers.Quotas = compute.NewStoreQuotas(se.Store)
 	admin := se.admin(t)
 	pw := se.Member(t, "quinn", "quota-p", identity.RoleMember)
 	member := se.compute(t, "quinn", pw, "quota-p")
@@ -157,7 +91,7 @@ func TestQuotaSets(t *testing.T) {
 		{name: "boolean", set: map[string]any{"instances": true}, want: "instances. Value: true"},
 		{name: "unknown key", set: map[string]any{"instances": 2, "bogus": 1}, want: `"bogus" was unexpected`},
 		{name: "force not a boolean", set: map[string]any{"instances": 2, "force": "maybe"}, want: `force. Value: "maybe"`},
-		{name: "fixed key changed", set: map[string]any{"key_pairs": 5}, want: "key_pairs is fixed at 100"},
+		{name: "fixed key changed", set: map[string]any{"server_groups": 5}, want: "server_groups is fixed at 10"},
 		{name: "every problem", set: map[string]any{"instances": -5, "cores": "x"}, want: `cores. Value: "x". It must be an integer from -1 (unlimited) to 2147483647; Invalid input for field/attribute instances. Value: -5`},
 		{name: "no quota_set", set: nil, want: "quota_set"},
 	} {
@@ -178,7 +112,7 @@ func TestQuotaSets(t *testing.T) {
 
 	// The admin sets the project's instances to 2 (a fixed key sent back
 	// at its value is fine).
-	qs, err := quotasets.Update(ctx, admin, project.ID, quotasets.UpdateOpts{Instances: intp(2), KeyPairs: intp(100)}).Extract()
+	qs, err := quotasets.Update(ctx, admin, project.ID, quotasets.UpdateOpts{Instances: intp(2), ServerGroups: intp(10)}).Extract()
 	if err != nil || qs.Instances != 2 || qs.Cores != 20 || qs.RAM != 51200 {
 		t.Fatalf("admin PUT = %+v, %v", qs, err)
 	}
@@ -210,7 +144,7 @@ func TestQuotaSets(t *testing.T) {
 		t.Fatalf("forced PUT below usage = %+v, %v", qs, err)
 	}
 
-	// -1 is unlimited in what the policy sees: the third server goes.
+	// -1 is unlimited: the third server goes.
 	if _, err := quotasets.Update(ctx, admin, project.ID, quotasets.UpdateOpts{Instances: intp(-1)}).Extract(); err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +199,6 @@ func TestOpenStackCLIQuotas(t *testing.T) {
 		t.Skip("runs the openstack CLI")
 	}
 	se := newServersEnv(t)
-	se.Servers.Quotas = compute.NewStoreQuotas(se.Store)
 	pw := se.Member(t, "cora", "quota-cli", identity.RoleMember)
 	steps := []struct {
 		name     string

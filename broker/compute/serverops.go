@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
 )
@@ -426,8 +427,14 @@ func (s *Servers) Delete(ctx context.Context, c Caller, id string) error {
 	if err := m.Cloud.DeleteServer(ctx, e.PeerResourceID); err != nil && !errors.Is(err, peers.ErrNotFound) {
 		return fmt.Errorf("deleting server %s on %s: %w", id, m.Peer.Name, err)
 	}
-	if err := s.Index.Delete(ctx, e); err != nil {
+	removed, err := s.Index.Remove(ctx, e)
+	if err != nil {
 		return err
+	}
+	if removed {
+		if err := s.Quota.Free(ctx, quota.Scope{Project: e.Project}, e.Charge); err != nil {
+			s.Log.WithError(err).WithField("server", id).Error("a deleted server's quota not freed; it stays counted")
+		}
 	}
 	if err := s.Store.Delete(ctx, attrsKey(c.Project, id)); err != nil && !errors.Is(err, registry.ErrNotFound) {
 		s.Log.WithError(err).WithField("server", id).Warn("server attributes left behind")

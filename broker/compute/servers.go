@@ -17,6 +17,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/network"
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/broker/staging"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
@@ -87,13 +88,20 @@ type Stager interface {
 
 var _ Stager = (*staging.Stager)(nil)
 
-// Quotas says a project's limits (a negative field is unlimited; nil is no
-// quota). The broker keeps no quotas itself: with Quotas set, Create hands
-// the project's usage and quota to the placement policy (whose stock rules
-// refuse a server over quota on every peer) and GET /limits shows them.
-type Quotas interface {
-	Quota(ctx context.Context, project string) (*policy.Usage, error)
+// Quota is the part of quota.Ledger the servers service uses: a server
+// reserves its instances, cores and ram before it is placed, commits them
+// when its peer made it and frees them when it is deleted, so concurrent
+// creates on any number of brokers never pass a project's limits. The
+// placement policy is still handed the usage and the quota, and may be
+// stricter; it can never be more generous.
+type Quota interface {
+	Reserve(ctx context.Context, s quota.Scope, want quota.Amounts, what string) (*quota.Reservation, error)
+	Free(ctx context.Context, s quota.Scope, amounts quota.Amounts) error
+	Usage(ctx context.Context, s quota.Scope) (used, reserved quota.Amounts, err error)
+	Quota(ctx context.Context, project string) (quota.Amounts, error)
 }
+
+var _ Quota = (*quota.Ledger)(nil)
 
 // Servers is the compute service layer: servers routed across the peers
 // of the pool. The Nova API (this package's HTTP handlers) and the EC2 API
@@ -141,8 +149,11 @@ type Servers struct {
 	// server, not only those holding the image. Nil keeps servers on the
 	// peers holding their image.
 	Stager Stager
-	// Quotas, when set, gives placement the project's quota and usage.
-	Quotas   Quotas
+	// Quota counts and limits what projects use (required).
+	Quota Quota
+	// QuotaAdmin, when set, lets cloud admins change quotas through
+	// os-quota-sets; without it they are read only.
+	QuotaAdmin QuotaAdmin
 	Keypairs *KeypairStore
 	// Store keeps what peers cannot: renames and metadata changes made
 	// after the boot (peers.Compute has no update).
@@ -262,6 +273,7 @@ func (s *Servers) Validate() error {
 	for name, missing := range map[string]bool{
 		"Pool": s.Pool == nil, "Index": s.Index == nil, "Placer": s.Placer == nil, "Images": s.Images == nil,
 		"Networks": s.Networks == nil, "Keypairs": s.Keypairs == nil, "Store": s.Store == nil, "Log": s.Log == nil,
+		"Quota": s.Quota == nil,
 	} {
 		if missing {
 			errs = append(errs, fmt.Errorf("compute.Servers.%s is not set", name))
@@ -392,9 +404,19 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 		req.Image = &policy.Image{ID: p.image.ID, Properties: p.image.Properties, MinRAMMiB: p.image.MinRAMMiB,
 			MinDiskGiB: p.image.MinDiskGiB, Peers: slices.Sorted(maps.Keys(p.imageOn))}
 	}
-	if err := s.quota(ctx, c, &req); err != nil {
+	charge := serverCharge(p.flavor)
+	res, err := s.reserve(ctx, c, id, charge, &req)
+	if err != nil {
 		return Server{}, err
 	}
+	done := false // the reservation was committed (or its server's undone)
+	defer func() {
+		if !done {
+			if err := res.Release(context.WithoutCancel(ctx)); err != nil {
+				s.Log.WithError(err).WithField("server", id).Warn("quota reservation not released; it expires on its own")
+			}
+		}
+	}()
 	candidates := make([]registry.Peer, 0, len(p.candidates))
 	for _, m := range p.candidates {
 		candidates = append(candidates, m.Peer)
@@ -427,7 +449,8 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 		}
 		srv, err := s.boot(ctx, c, spec, p, m, meta)
 		if err == nil {
-			return s.record(ctx, c, id, m, srv, p.flavor)
+			done = true
+			return s.record(ctx, c, id, m, srv, p.flavor, res)
 		}
 		if errors.Is(err, peers.ErrCapacity) || errors.Is(err, peers.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 			tried = append(tried, fmt.Sprintf("%s: %v", peer.Name, err))
@@ -449,26 +472,46 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 	return Server{}, &Error{Message: "No valid host was found. " + strings.Join(why, "; "), Err: ErrNoValidHost}
 }
 
-// quota adds the project's quota and usage to a placement request when
-// Quotas gives one. Usage counts the peers that answered; the others are
-// logged (a quota check short of them errs on the generous side).
-func (s *Servers) quota(ctx context.Context, c Caller, req *policy.Request) error {
-	if s.Quotas == nil {
-		return nil
-	}
-	q, err := s.Quotas.Quota(ctx, c.Project)
-	if err != nil || q == nil {
-		return err
-	}
-	u, failed, err := s.Usage(ctx, c)
+// serverCharge is what a server of flavor f counts against its project's
+// quota. Its root disk is the flavor's, never Cinder's gigabytes.
+func serverCharge(f peers.Flavor) quota.Amounts {
+	return quota.Amounts{quota.Instances: 1, quota.Cores: f.VCPUs, quota.RAM: f.RAMMiB}
+}
+
+// reserve sets the server's charge aside in the project's quota (refusing
+// the create, naming the limit and the numbers, when it does not fit) and
+// hands the placement policy the project's usage and quota, so a policy
+// may be stricter: the usage it sees leaves out this server's own
+// reservation, which is the request.
+func (s *Servers) reserve(ctx context.Context, c Caller, id string, charge quota.Amounts, req *policy.Request) (*quota.Reservation, error) {
+	scope := quota.Scope{Project: c.Project}
+	res, err := s.Quota.Reserve(ctx, scope, charge, KindServer+" "+id)
 	if err != nil {
-		return err
+		return nil, quotaError(err)
 	}
-	if len(failed) > 0 {
-		s.Log.WithFields(logrus.Fields{"project": c.Project, "peers": failed}).Warn("quota check without the usage of peers that did not answer")
+	limits, err := s.Quota.Quota(ctx, c.Project)
+	if err == nil {
+		var used, reserved quota.Amounts
+		if used, reserved, err = s.Quota.Usage(ctx, scope); err == nil {
+			u := used.Clone()
+			for k, v := range reserved {
+				u[k] += v - charge[k]
+			}
+			pu, pq := policyUsage(u), policyUsage(limits)
+			req.Usage, req.Quota = &pu, &pq
+		}
 	}
-	req.Usage, req.Quota = &u, q
-	return nil
+	if err != nil {
+		_ = res.Release(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return res, nil
+}
+
+// policyUsage is amounts in the placement policy's dimensions.
+func policyUsage(a quota.Amounts) policy.Usage {
+	return policy.Usage{Instances: a[quota.Instances], VCPUs: a[quota.Cores], RAMMiB: a[quota.RAM],
+		Volumes: a[quota.Volumes], DiskGiB: a[quota.Gigabytes]}
 }
 
 // order returns the allowed peers in the policy's order, except that
@@ -507,13 +550,28 @@ func (s *Servers) order(d policy.Decision, p plan) []registry.Peer {
 
 // record indexes a server the peer just created, deleting it again if the
 // index write fails, so nothing is left unowned.
-func (s *Servers) record(ctx context.Context, c Caller, id string, m *peers.Member, srv peers.Server, f peers.Flavor) (Server, error) {
-	e := index.Entry{Kind: KindServer, ID: id, Project: c.Project, PeerID: m.Peer.ID, PeerResourceID: srv.ID, Name: srv.Name, CreatedAt: srv.CreatedAt}
-	if err := s.Index.Put(ctx, e); err != nil {
+//
+// The quota reservation is committed first: a broker dying between the
+// commit and the index write leaves a counted server that an index
+// rebuild adopts, never an uncounted one. Undoing the create releases it.
+func (s *Servers) record(ctx context.Context, c Caller, id string, m *peers.Member, srv peers.Server, f peers.Flavor, res *quota.Reservation) (Server, error) {
+	e := index.Entry{Kind: KindServer, ID: id, Project: c.Project, PeerID: m.Peer.ID, PeerResourceID: srv.ID, Name: srv.Name,
+		CreatedAt: srv.CreatedAt, Charge: res.Amounts()}
+	undo := func(why error) error {
 		if derr := m.Cloud.DeleteServer(context.WithoutCancel(ctx), srv.ID); derr != nil {
-			s.Log.WithError(derr).WithFields(logrus.Fields{"server": id, "peer": m.Peer.Name, "peer_server": srv.ID}).Error("server left on its peer after a failed index write; an index rebuild adopts it")
+			s.Log.WithError(derr).WithFields(logrus.Fields{"server": id, "peer": m.Peer.Name, "peer_server": srv.ID}).Error("server left on its peer after a failed create; an index rebuild adopts it")
 		}
-		return Server{}, fmt.Errorf("indexing server %s: %w", id, err)
+		return why
+	}
+	if err := res.Commit(context.WithoutCancel(ctx)); err != nil {
+		// The reservation stays until it expires: it frees itself.
+		return Server{}, undo(fmt.Errorf("counting server %s in its quota: %w", id, err))
+	}
+	if err := s.Index.Put(ctx, e); err != nil {
+		if ferr := s.Quota.Free(context.WithoutCancel(ctx), quota.Scope{Project: c.Project}, e.Charge); ferr != nil {
+			s.Log.WithError(ferr).WithField("server", id).Error("quota of an undone server not freed")
+		}
+		return Server{}, undo(fmt.Errorf("indexing server %s: %w", id, err))
 	}
 	s.Log.WithFields(logrus.Fields{"server": id, "peer": m.Peer.Name, "project": c.Project, "flavor": srv.FlavorID}).Info("server created")
 	out := s.present(e, m, srv, attrs{}, nil, f)

@@ -581,7 +581,7 @@ func TestServerKeypairImport(t *testing.T) {
 		}
 		return ps
 	}
-	first, err := kps.Create(ctx, caller.User, peers.KeypairSpec{Name: "k"})
+	first, err := kps.Create(ctx, caller.Project, caller.User, peers.KeypairSpec{Name: "k"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -592,10 +592,10 @@ func TestServerKeypairImport(t *testing.T) {
 	if kp, err := a.Cloud.GetKeypair(ctx, one.KeyName); err != nil || kp.PublicKey != first.PublicKey {
 		t.Fatalf("peer keypair = %+v, %v; want the user's public key", kp, err)
 	}
-	if err := kps.Delete(ctx, caller.User, "k"); err != nil {
+	if err := kps.Delete(ctx, caller.Project, caller.User, "k"); err != nil {
 		t.Fatal(err)
 	}
-	second, err := kps.Create(ctx, caller.User, peers.KeypairSpec{Name: "k"})
+	second, err := kps.Create(ctx, caller.Project, caller.User, peers.KeypairSpec{Name: "k"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/network"
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/policy"
 )
@@ -48,7 +49,7 @@ func newTestEnv(t testing.TB) *testEnv {
 		te.images = &image.Service{Pool: e.Pool, Index: te.index, Placer: policy.Default{}, Store: e.Store, Log: e.Log, BrokerID: "test-broker"}
 		te.networks = &network.Service{Pool: e.Pool, Index: te.index, Store: e.Store, Placer: policy.Default{}, Log: e.Log, BrokerID: "test-broker"}
 		te.servers = &compute.Servers{Pool: e.Pool, Index: te.index, Placer: policy.Default{}, Images: te.images, Keypairs: te.keys,
-			Networks: te.networks, Store: e.Store, Log: e.Log, BrokerID: "test-broker"}
+			Networks: te.networks, Store: e.Store, Log: e.Log, BrokerID: "test-broker", Quota: quota.NewLedger(e.Store, "test-broker", e.Log)}
 		te.api = &ec2.API{Pool: e.Pool, Store: e.Store, Creds: te.creds, Keypairs: te.keys, Images: te.images, Servers: te.servers,
 			Networks: te.networks, Index: te.index, Placer: policy.Default{}, Log: e.Log, BrokerID: "test-broker"}
 		r.Route("/ec2", te.api.Routes)

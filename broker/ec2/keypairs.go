@@ -184,7 +184,7 @@ func (a *API) createKeypair(ctx context.Context, c *call, public string) (peers.
 	if e != nil {
 		return peers.Keypair{}, e
 	}
-	kp, err := a.Keypairs.Create(ctx, c.token.UserID, peers.KeypairSpec{Name: name, PublicKey: public, UserID: c.token.UserID, Type: "ssh"})
+	kp, err := a.Keypairs.Create(ctx, c.token.ProjectID, c.token.UserID, peers.KeypairSpec{Name: name, PublicKey: public, UserID: c.token.UserID, Type: "ssh"})
 	switch {
 	case errors.Is(err, peers.ErrConflict):
 		return kp, notFound("InvalidKeyPair.Duplicate", "The keypair '%s' already exists.", name)
@@ -243,7 +243,7 @@ func (a *API) deleteKeyPair(ctx context.Context, c *call) (any, error) {
 	if e != nil {
 		return nil, e
 	}
-	if err := a.Keypairs.Delete(ctx, c.token.UserID, name); err != nil && !errors.Is(err, peers.ErrNotFound) {
+	if err := a.Keypairs.Delete(ctx, c.token.ProjectID, c.token.UserID, name); err != nil && !errors.Is(err, peers.ErrNotFound) {
 		return nil, err
 	}
 	return returnTrue{true}, nil

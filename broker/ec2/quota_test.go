@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cloudmux/cloudmux/broker/compute"
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/policy"
 )
@@ -18,13 +18,13 @@ func TestRunInstancesOverQuota(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	quotas := compute.NewStoreQuotas(te.Store)
-	te.servers.Placer, te.servers.Quotas = engine, quotas
+	te.servers.Placer = engine
+	limits := te.servers.Quota.(*quota.Ledger).Limits.(*quota.Limits)
 	p, err := te.Dir.FindProject(te.Ctx, identity.DefaultDomainID, "admin")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := quotas.SetQuota(te.Ctx, p.ID, map[string]int{"instances": 1}); err != nil {
+	if _, err := limits.Set(te.Ctx, p.ID, quota.Amounts{quota.Instances: 1}); err != nil {
 		t.Fatal(err)
 	}
 	admin := te.client(t, te.keysFor(t, "admin", "admin"))

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -31,6 +32,11 @@ type Entry struct {
 	// IndexedAt is when the entry was written, on the writing broker's
 	// clock; Rebuild never removes an entry younger than its scan.
 	IndexedAt time.Time `json:"indexed_at,omitzero"`
+	// Charge is what the resource counts against its project's quota,
+	// freed when the entry is removed (Remove says whether this caller
+	// removed it, so two concurrent deletes free it once). Entries a
+	// Rebuild adopted carry none: their resource was never counted.
+	Charge quota.Amounts `json:"charge,omitempty"`
 }
 
 // sameResource reports whether two entries point at one resource.
@@ -43,6 +49,7 @@ type Store interface {
 	Get(ctx context.Context, key string) (registry.KV, error)
 	CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error)
 	Delete(ctx context.Context, key string) error
+	DeleteCAS(ctx context.Context, key string, index uint64) error
 	List(ctx context.Context, prefix string) ([]registry.KV, uint64, error)
 }
 

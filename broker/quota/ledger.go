@@ -396,3 +396,14 @@ func (r *Reservation) keepAlive() {
 		}
 	}
 }
+
+// Quota returns project's limits (the ledger's LimitSource's).
+func (l *Ledger) Quota(ctx context.Context, project string) (Amounts, error) {
+	return l.Limits.Get(ctx, project)
+}
+
+// NewLedger returns a ledger over store with the default limits, its
+// reservations named by holder.
+func NewLedger(store Store, holder string, log logrus.FieldLogger) *Ledger {
+	return &Ledger{Store: store, Limits: &Limits{Store: store}, Holder: holder, Log: log}
+}

@@ -31,6 +31,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/broker/policyapi"
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/broker/staging"
 	"github.com/cloudmux/cloudmux/broker/templatesapi"
 	"github.com/cloudmux/cloudmux/broker/volume"
@@ -264,16 +265,20 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		Log: log.WithField("component", "image"), BrokerID: installation}
 	networks := &network.Service{Pool: pool, Index: idx, Store: store, Placer: placer,
 		Log: log.WithField("component", "network"), BrokerID: installation}
+	// Per-project quotas (the upstream defaults until an admin sets them
+	// through os-quota-sets or Neutron's quotas), enforced in Go by every
+	// service with reservations every broker on this Store shares.
+	quotaLimits := &quota.Limits{Store: store}
+	ledger := &quota.Ledger{Store: store, Limits: quotaLimits, Holder: brokerID(cfg), Log: log.WithField("component", "quota")}
 	keypairs := compute.NewKeypairStore(store)
+	keypairs.Quota = ledger
 	// One servers service behind Nova and EC2: the same placement, tenancy
 	// and IDs through either API. Images a peer lacks are staged to it by
 	// the image service's stager, so both see the same copies.
 	servers := &compute.Servers{Pool: pool, Index: idx, Placer: placer, Images: images, Networks: networks,
 		Stager:   stager,
 		Keypairs: keypairs, Store: store, Log: log.WithField("component", "servers"), BrokerID: installation,
-		// Per-project quotas (Nova's defaults until an admin sets them with
-		// os-quota-sets), enforced across every peer by the policy.
-		Quotas: compute.NewStoreQuotas(store)}
+		Quota: ledger, QuotaAdmin: quotaLimits}
 	// Eve templates: the Focus catalog, and the deployment engine, which
 	// resumes deployments whose owning broker died (their lease lapsed).
 	templateCatalog := &focus.Catalog{Store: store}
