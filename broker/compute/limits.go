@@ -60,7 +60,7 @@ func (n *Nova) limits(w http.ResponseWriter, r *http.Request) {
 		"maxTotalKeypairs": q[quota.KeyPairs], "maxServerGroups": maxServerGroups, "maxServerGroupMembers": maxGroupMembers, "totalServerGroupsUsed": 0,
 		"maxSecurityGroups": q[quota.SecurityGroups], "maxSecurityGroupRules": q[quota.SecurityGroupRules],
 		"totalSecurityGroupsUsed": u[quota.SecurityGroups],
-		"maxTotalFloatingIps": unlimited, "totalFloatingIpsUsed": 0,
+		"maxTotalFloatingIps":     unlimited, "totalFloatingIpsUsed": 0,
 	}}})
 }
 

@@ -154,7 +154,7 @@ type Servers struct {
 	// QuotaAdmin, when set, lets cloud admins change quotas through
 	// os-quota-sets; without it they are read only.
 	QuotaAdmin QuotaAdmin
-	Keypairs *KeypairStore
+	Keypairs   *KeypairStore
 	// Store keeps what peers cannot: renames and metadata changes made
 	// after the boot (peers.Compute has no update).
 	Store Store
