@@ -11,28 +11,33 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
 	"github.com/cloudmux/cloudmux/registry"
 )
 
-// Keys of the decision records: one record per decision under a
-// time-ordered key, and empty index keys naming it per resource and per
-// deployment.
+// Keys of the decision records. A record lives in the bucket of the hour it
+// was made in; an empty-ish marker key per hour lets the collector and
+// cloud-wide time queries find the buckets without listing records. Index
+// keys per project, resource and deployment hold the record's key, so a
+// query for one of them reads only its own keys. Entry names start with the
+// time, so every listing is in time order.
 const (
-	decisionsPrefix = "policies/decisions/"
-	byResource      = "policies/decision-index/resource/"
-	byDeployment    = "policies/decision-index/deployment/"
-	keyTime         = "20060102T150405.000000000Z"
+	recordsPrefix = "policies/decision-records/"     // <hour>/<time>-<id>: the record
+	hoursPrefix   = "policies/decision-hours/"       // <hour>: hourMarker
+	byProject     = "policies/decision-by-project/"  // <project>/<time>-<id>: record key
+	byResource    = "policies/decision-by-resource/" // <resource>/<time>-<id>: record key
+	byDeployment  = "policies/decision-by-deployment/"
+	// The layout before buckets (every record under one prefix), removed
+	// by the collector's first pass.
+	legacyRecords = "policies/decisions/"
+	legacyIndex   = "policies/decision-index/"
+	keyTime       = "20060102T150405.000000000Z"
+	hourKey       = "2006010215"
 )
 
-// Retention defaults: records beyond either bound are pruned.
+// Retention defaults: records beyond either bound are collected.
 const (
 	DefaultMaxRecords = 1000
 	DefaultMaxAge     = 7 * 24 * time.Hour
-	// pruneEvery: a replica prunes after this many of its own writes, so
-	// the store is not listed on every decision.
-	pruneEvery = 50
 	// maxRecordBytes keeps a record inside the store's value limit; a
 	// decision over more peers than fit keeps its allowed verdicts and the
 	// first denied ones.
@@ -99,22 +104,20 @@ func NewRecord(d Decision, req Request, at time.Time) Record {
 	return r
 }
 
-// Decisions stores decision records with bounded retention and answers
-// queries by resource, deployment and time.
+// Decisions stores decision records and answers queries by resource,
+// deployment, project and time through index keys, so a query's cost
+// follows what it matches, not how many decisions are stored. Retention
+// (count and age) is enforced by Collect, which a broker's garbage
+// collector runs.
 type Decisions struct {
 	store      Store
 	maxRecords int
 	maxAge     time.Duration
 	now        func() time.Time
-	writes     atomic.Int64
-	pruning    atomic.Bool
-	log        logrus.FieldLogger
-}
-
-// WithLog sets where background pruning reports its failures.
-func (ds *Decisions) WithLog(l logrus.FieldLogger) *Decisions {
-	ds.log = l
-	return ds
+	// hour is the last hour this replica made sure has its marker.
+	hour atomic.Pointer[string]
+	// legacyGone is set once the pre-bucket layout has been removed.
+	legacyGone atomic.Bool
 }
 
 // NewDecisions returns the record store over s; zero bounds take the
@@ -129,14 +132,49 @@ func NewDecisions(s Store, maxRecords int, maxAge time.Duration) *Decisions {
 	return &Decisions{store: s, maxRecords: maxRecords, maxAge: maxAge, now: time.Now}
 }
 
+// entryName is the last key segment of a record and of its index keys:
+// time first, so listings are in time order.
+func entryName(r Record) string {
+	return r.Timestamp.UTC().Format(keyTime) + "-" + r.ID
+}
+
+func hourOf(t time.Time) string { return t.UTC().Format(hourKey) }
+
 func recordKey(r Record) string {
-	return decisionsPrefix + r.Timestamp.UTC().Format(keyTime) + "-" + r.ID
+	return recordsPrefix + hourOf(r.Timestamp) + "/" + entryName(r)
+}
+
+// entryTime reads the time back out of an entry name (the key's last
+// segment); ok is false for a key that is not an entry.
+func entryTime(key string) (time.Time, bool) {
+	name := key[strings.LastIndexByte(key, '/')+1:]
+	ts, _, _ := strings.Cut(name, "-")
+	at, err := time.Parse(keyTime, ts)
+	return at, err == nil
 }
 
 // indexSegment escapes an ID for use as one key segment.
 func indexSegment(s string) string { return url.PathEscape(s) }
 
-// Record stores r and its index keys, pruning now and then.
+func indexKeys(r Record) []string {
+	name := "/" + entryName(r)
+	var out []string
+	if r.Project != "" {
+		out = append(out, byProject+indexSegment(r.Project)+name)
+	}
+	if r.Resource != "" {
+		out = append(out, byResource+indexSegment(r.Resource)+name)
+	}
+	if r.Deployment != "" {
+		out = append(out, byDeployment+indexSegment(r.Deployment)+name)
+	}
+	return out
+}
+
+// Record stores r, its hour's marker (once per hour per replica) and its
+// index keys. The marker goes first and the index keys last: a writer
+// that dies in between leaves a marker the collector finds, never a record
+// it cannot.
 func (ds *Decisions) Record(ctx context.Context, r Record) error {
 	raw, err := json.Marshal(r)
 	if err != nil {
@@ -149,6 +187,9 @@ func (ds *Decisions) Record(ctx context.Context, r Record) error {
 			return err
 		}
 	}
+	if err := ds.markHour(ctx, hourOf(r.Timestamp)); err != nil {
+		return fmt.Errorf("record decision %s: %w", r.ID, err)
+	}
 	key := recordKey(r)
 	if _, err := ds.store.Put(ctx, key, raw); err != nil {
 		return fmt.Errorf("record decision %s: %w", r.ID, err)
@@ -158,62 +199,20 @@ func (ds *Decisions) Record(ctx context.Context, r Record) error {
 			return fmt.Errorf("index decision %s: %w", r.ID, err)
 		}
 	}
-	if ds.writes.Add(1)%pruneEvery == 1 && ds.pruning.CompareAndSwap(false, true) {
-		// In the background: listing every record is no work for the
-		// placement that happened to be the fiftieth.
-		go func() {
-			defer ds.pruning.Store(false)
-			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			defer cancel()
-			if err := ds.Prune(pctx); err != nil && ds.log != nil {
-				ds.log.WithError(err).Warn("policy: pruning decision records failed")
-			}
-		}()
-	}
 	return nil
 }
 
-func indexKeys(r Record) []string {
-	suffix := "/" + strings.TrimPrefix(recordKey(r), decisionsPrefix)
-	var out []string
-	if r.Resource != "" {
-		out = append(out, byResource+indexSegment(r.Resource)+suffix)
+// markHour creates the hour's marker unless it exists: create-only, so the
+// count the collector keeps in it is never overwritten.
+func (ds *Decisions) markHour(ctx context.Context, hour string) error {
+	if last := ds.hour.Load(); last != nil && *last == hour {
+		return nil
 	}
-	if r.Deployment != "" {
-		out = append(out, byDeployment+indexSegment(r.Deployment)+suffix)
-	}
-	return out
-}
-
-// Prune removes records (and their index keys) beyond the count bound or
-// older than the age bound. Replicas may prune at once: deletes of deleted
-// keys are harmless.
-func (ds *Decisions) Prune(ctx context.Context) error {
-	kvs, _, err := ds.store.List(ctx, decisionsPrefix)
-	if err != nil {
+	if _, err := ds.store.CAS(ctx, hoursPrefix+hour, []byte("{}"), 0); err != nil && !errors.Is(err, registry.ErrConflict) {
 		return err
 	}
-	cutoff := ds.now().Add(-ds.maxAge)
-	var errs []error
-	for i, kv := range kvs { // oldest first: keys sort by time
-		if len(kvs)-i <= ds.maxRecords && !keyBefore(kv.Key, cutoff) {
-			break
-		}
-		var r Record
-		if json.Unmarshal(kv.Value, &r) == nil {
-			for _, ix := range indexKeys(r) {
-				errs = append(errs, ds.store.Delete(ctx, ix))
-			}
-		}
-		errs = append(errs, ds.store.Delete(ctx, kv.Key))
-	}
-	return errors.Join(errs...)
-}
-
-func keyBefore(key string, t time.Time) bool {
-	ts, _, _ := strings.Cut(strings.TrimPrefix(key, decisionsPrefix), "-")
-	at, err := time.Parse(keyTime, ts)
-	return err == nil && at.Before(t)
+	ds.hour.Store(&hour)
+	return nil
 }
 
 // Query selects records.
@@ -227,59 +226,108 @@ type Query struct {
 	Limit int
 }
 
-// Query returns the records matching q, newest first.
+// Query returns the records matching q, newest first. A query naming a
+// resource, deployment or project reads that index's keys and then only
+// the records it returns; a cloud-wide one reads the hour markers and then
+// the buckets of the hours in range, newest first, until it has Limit.
 func (ds *Decisions) Query(ctx context.Context, q Query) ([]Record, error) {
 	if q.Limit <= 0 {
 		q.Limit = 100
 	}
-	var kvs []registry.KV
-	var err error
+	if cutoff := ds.now().Add(-ds.maxAge); q.Since.Before(cutoff) {
+		q.Since = cutoff // not collected yet, but past retention
+	}
+	var prefix string
 	switch {
-	case q.Resource != "" || q.Deployment != "":
-		prefix := byResource + indexSegment(q.Resource) + "/"
-		if q.Resource == "" {
-			prefix = byDeployment + indexSegment(q.Deployment) + "/"
+	case q.Resource != "":
+		prefix = byResource + indexSegment(q.Resource) + "/"
+	case q.Deployment != "":
+		prefix = byDeployment + indexSegment(q.Deployment) + "/"
+	case q.Project != "":
+		prefix = byProject + indexSegment(q.Project) + "/"
+	default:
+		return ds.queryHours(ctx, q)
+	}
+	idx, _, err := ds.store.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []Record
+	for _, ix := range slices.Backward(idx) {
+		if len(out) == q.Limit {
+			break
 		}
-		idx, _, err := ds.store.List(ctx, prefix)
+		if at, ok := entryTime(ix.Key); !ok || !q.inRange(at) {
+			continue
+		}
+		kv, err := ds.store.Get(ctx, string(ix.Value))
+		if errors.Is(err, registry.ErrNotFound) {
+			continue // collected in between
+		}
 		if err != nil {
 			return nil, err
 		}
-		for _, ix := range idx {
-			kv, err := ds.store.Get(ctx, string(ix.Value))
-			if errors.Is(err, registry.ErrNotFound) {
-				continue // pruned in between
-			}
-			if err != nil {
-				return nil, err
-			}
-			kvs = append(kvs, kv)
+		if r, ok := q.match(kv.Value); ok {
+			out = append(out, r)
 		}
-	default:
-		if kvs, _, err = ds.store.List(ctx, decisionsPrefix); err != nil {
-			return nil, err
-		}
-	}
-	cutoff := ds.now().Add(-ds.maxAge)
-	var out []Record
-	for _, kv := range slices.Backward(kvs) {
-		var r Record
-		if err := json.Unmarshal(kv.Value, &r); err != nil {
-			continue
-		}
-		switch {
-		case r.Timestamp.Before(cutoff),
-			!q.Since.IsZero() && r.Timestamp.Before(q.Since),
-			!q.Until.IsZero() && r.Timestamp.After(q.Until),
-			q.Project != "" && r.Project != q.Project,
-			q.Resource != "" && r.Resource != q.Resource,
-			q.Deployment != "" && r.Deployment != q.Deployment:
-			continue
-		}
-		out = append(out, r)
-	}
-	slices.SortStableFunc(out, func(a, b Record) int { return b.Timestamp.Compare(a.Timestamp) })
-	if len(out) > q.Limit {
-		out = out[:q.Limit]
 	}
 	return out, nil
+}
+
+// queryHours answers a query without an index: the hour buckets in range,
+// newest first.
+func (ds *Decisions) queryHours(ctx context.Context, q Query) ([]Record, error) {
+	hours, _, err := ds.store.List(ctx, hoursPrefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []Record
+	for _, h := range slices.Backward(hours) {
+		hour := strings.TrimPrefix(h.Key, hoursPrefix)
+		start, err := time.Parse(hourKey, hour)
+		if err != nil {
+			continue
+		}
+		if !q.Until.IsZero() && start.After(q.Until) {
+			continue
+		}
+		if start.Add(time.Hour).Before(q.Since) {
+			break
+		}
+		kvs, _, err := ds.store.List(ctx, recordsPrefix+hour+"/")
+		if err != nil {
+			return nil, err
+		}
+		for _, kv := range slices.Backward(kvs) {
+			if at, ok := entryTime(kv.Key); !ok || !q.inRange(at) {
+				continue
+			}
+			if r, ok := q.match(kv.Value); ok {
+				out = append(out, r)
+				if len(out) == q.Limit {
+					return out, nil
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+func (q Query) inRange(at time.Time) bool {
+	return !at.Before(q.Since) && (q.Until.IsZero() || !at.After(q.Until))
+}
+
+// match decodes a record and applies the filters an index did not.
+func (q Query) match(raw []byte) (Record, bool) {
+	var r Record
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return r, false
+	}
+	switch {
+	case q.Project != "" && r.Project != q.Project,
+		q.Resource != "" && r.Resource != q.Resource,
+		q.Deployment != "" && r.Deployment != q.Deployment:
+		return r, false
+	}
+	return r, true
 }

@@ -87,7 +87,10 @@
 // immutable versions named by their content hash under policies/versions/;
 // an upload must compile and its tests must pass (CompileError lists every
 // problem as file:row:col). policies/active names the active version and
-// the rollback history. Decisions keeps decision records under
-// policies/decisions/ with index keys per resource and deployment, bounded
-// by count and age.
+// the rollback history. Decisions keeps decision records in hour buckets
+// (policies/decision-records/<hour>/, found through a marker key per hour)
+// with index keys per project, resource and deployment, so a query reads
+// only the keys it matches; Decisions.Collect (run by the broker's garbage
+// collector) bounds them by count and age, reading only the hours it
+// removes from and the open ones.
 package policy

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -378,6 +379,10 @@ func TestBurstingOverHTTP(t *testing.T) {
 	}{
 		{"the owner's project sees its decisions", h.member, "", 200, 6},
 		{"another project sees none", h.other, "", 200, 0},
+		{"the owner by resource", h.member, "?resource=" + ids[0], 200, 1},
+		{"another project by the owner's resource", h.other, "?resource=" + ids[0], 200, 0},
+		{"the last hour", h.member, "?since=" + time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), 200, 6},
+		{"newest first, limited", h.admin, "?limit=2", 200, 2},
 		{"a time range", h.admin, "?since=2000-01-01T00:00:00Z&until=2001-01-01T00:00:00Z", 200, 0},
 		{"a bad time", h.admin, "?since=yesterday", 400, 0},
 		{"a bad limit", h.admin, "?limit=0", 400, 0},

@@ -34,6 +34,8 @@ type Config struct {
 		Timeout  Duration `yaml:"timeout"`
 	} `yaml:"prober"`
 	LocalCloud LocalCloudConfig `yaml:"local_cloud"`
+	// GC sets the retention of the records that grow with use.
+	GC GCConfig `yaml:"gc"`
 	// CredentialsKeyFile holds the key (64 hex characters) peer credentials
 	// are sealed with in the store. Every replica of an installation needs
 	// the same file; a missing file is created with a new key. -dev keeps
@@ -120,6 +122,7 @@ func defaultConfig() Config {
 	// Labels stay nil here: YAML would merge a file's map into a default
 	// map, so a file could never drop tier=private. See applyDefaults.
 	c.LocalCloud = LocalCloudConfig{Enabled: false, Name: "local", Driver: "libvirt"}
+	c.GC = defaultGCConfig()
 	return c
 }
 
@@ -252,6 +255,7 @@ func (c Config) Validate() error {
 			bad(fmt.Sprintf("local_cloud.hosts[%d]", i), "needs a name and a libvirt uri")
 		}
 	}
+	c.GC.validate(bad)
 	if c.AdminPassword != "" && len(c.AdminPassword) < 8 {
 		bad("CLOUDMUX_ADMIN_PASSWORD", "must be at least 8 characters")
 	}

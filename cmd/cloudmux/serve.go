@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/term"
 	"gopkg.in/yaml.v3"
@@ -53,6 +54,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "", "directory for cloudmux's files (with -dev: a fresh temporary directory)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "", "auto, text or json")
+	applyGCFlags := gcFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -73,6 +75,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.applyDefaults()
 	cfg.applyEnv(os.Getenv)
+	applyGCFlags(&cfg.GC)
 	for dst, v := range map[*string]string{&cfg.Listen: *listen, &cfg.DataDir: *dataDir, &cfg.Log.Level: *logLevel, &cfg.Log.Format: *logFormat} {
 		if v != "" {
 			*dst = v
@@ -219,7 +222,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	// push their own), followed on every replica through the store's watch.
 	plog := log.WithField("component", "policy")
 	policyVersions := policy.NewVersions(store)
-	decisions := policy.NewDecisions(store, 0, 0).WithLog(plog)
+	decisions := policy.NewDecisions(store, cfg.GC.Decisions.MaxRecords, time.Duration(cfg.GC.Decisions.MaxAge))
 	placer, err := policy.NewEngine(startCtx, policy.EngineConfig{Versions: policyVersions, Decisions: decisions,
 		Log: plog, Labels: map[string]string{"id": brokerID(cfg), "installation": installation}})
 	if err != nil {
@@ -286,6 +289,10 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		Index: templatesapi.IndexAdapter{Index: idx}, Holder: brokerID(cfg), BrokerID: installation,
 		Log: log.WithField("component", "deploy")}
 	goBG("deploy", deployments.Serve)
+	metrics := prometheus.NewRegistry()
+	if err := startGC(cfg, store, metrics, log, goBG, decisions); err != nil {
+		return err
+	}
 	handler := broker.New(broker.Config{
 		Peers: peerReg, Snapshot: snap, Pool: pool, Identity: keystone,
 		Compute: &compute.Nova{Pool: pool, Keypairs: keypairs, Servers: servers, Auth: keystone.Authenticate,
@@ -300,7 +307,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 			Candidates: policyapi.PoolCandidates(pool), Log: log.WithField("component", "policyapi")},
 		Templates: &templatesapi.API{Catalog: templateCatalog, Engine: deployments, Log: log.WithField("component", "templatesapi")},
 		Index:     idx, BrokerID: installation,
-		Log: log.WithField("component", "http"), Version: version,
+		Log: log.WithField("component", "http"), Version: version, Metrics: metrics,
 	})
 	httpSrv := &http.Server{
 		Handler:           handler,
