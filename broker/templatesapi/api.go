@@ -31,11 +31,13 @@ const maxBody = 2 * templates.MaxSourceBytes
 
 // TemplateRoutes mounts the catalog's templates (at /v1/templates).
 func (a *API) TemplateRoutes(r chi.Router) {
+	r.Use(osapi.RequireProject)
 	r.Get("/", a.listTemplates)
 	r.Route("/{name}", func(r chi.Router) {
 		r.Get("/", a.templateVersions)
 		r.With(identity.RequireRole(identity.RoleMember)).Post("/versions", a.pushTemplate)
 		r.Get("/versions/{version}", a.showTemplate)
+		r.With(identity.RequireCloudAdmin).Post("/versions/{version}/publish", a.publishTemplate)
 		r.Get("/versions/{version}/used-by", a.usedBy)
 		r.Get("/diff", a.diffTemplate)
 	})
@@ -43,6 +45,7 @@ func (a *API) TemplateRoutes(r chi.Router) {
 
 // BindingRoutes mounts binding documents (at /v1/bindings).
 func (a *API) BindingRoutes(r chi.Router) {
+	r.Use(osapi.RequireProject)
 	r.Get("/", a.listBindings)
 	r.Route("/{name}", func(r chi.Router) {
 		r.Get("/", a.bindingVersions)
@@ -80,6 +83,12 @@ func (a *API) log() logrus.FieldLogger {
 // fail maps the packages' errors to statuses. Invalid input answers 400
 // with every problem, each at its path.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	a.failMasked(w, r, err, &masker{})
+}
+
+// failMasked is fail for errors that may quote hidden parameter values
+// (a constraint's reason names the value it refused).
+func (a *API) failMasked(w http.ResponseWriter, r *http.Request, err error, m *masker) {
 	var code int
 	switch {
 	case errors.Is(err, templates.ErrInvalid), errors.Is(err, templates.ErrSyntax), errors.Is(err, focus.ErrInvalid),
@@ -95,9 +104,14 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		osapi.Internal(w, r, a.log(), err)
 		return
 	}
-	body := map[string]any{"code": code, "message": err.Error()}
+	body := map[string]any{"code": code, "message": m.str(err.Error())}
 	if ps := templates.Problems(err); len(ps) > 0 {
-		body["problems"] = ps
+		shown := make([]templates.Problem, len(ps))
+		for i, p := range ps {
+			shown[i] = *p
+			shown[i].Reason = m.str(p.Reason)
+		}
+		body["problems"] = shown
 	}
 	name := map[int]string{400: "badRequest", 404: "itemNotFound", 409: "conflictingRequest", 503: "serviceUnavailable"}[code]
 	osapi.WriteJSON(w, code, map[string]any{name: body})

@@ -1,6 +1,7 @@
 package templatesapi
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -8,29 +9,43 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/osapi"
+	"github.com/cloudmux/cloudmux/templates/deploy"
 	"github.com/cloudmux/cloudmux/templates/focus"
 )
 
+// projectOf is the caller's project: what it owns, and the scope every
+// name it gives resolves in.
+func projectOf(r *http.Request) string {
+	t, _ := identity.TokenFrom(r.Context())
+	return t.ProjectID
+}
+
 func (a *API) listTemplates(w http.ResponseWriter, r *http.Request) {
-	list, err := a.Catalog.List(r.Context())
+	list, err := a.Catalog.List(r.Context(), projectOf(r))
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	if list == nil {
-		list = []focus.Summary{}
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"templates": nonNil(list)})
+}
+
+// templateView shows a version as project sees it: hidden parameter
+// values masked in the source, and another project's ID (a public
+// version's owner) left out.
+func (a *API) templateView(ctx context.Context, project string, v focus.Version) focus.Version {
+	if v.Project != project {
+		v.Project = ""
 	}
-	osapi.WriteJSON(w, http.StatusOK, map[string]any{"templates": list})
+	if v.Source != "" {
+		v.Source = a.maskSource(ctx, project, v.Source)
+	}
+	return v
 }
 
-// versionView is a version without its source, for lists.
-type versionView struct {
-	focus.Version
-	Source string `json:"source,omitempty"`
-}
-
+// templateVersions lists versions without their sources.
 func (a *API) templateVersions(w http.ResponseWriter, r *http.Request) {
-	vs, err := a.Catalog.Versions(r.Context(), chi.URLParam(r, "name"))
+	project := projectOf(r)
+	vs, err := a.Catalog.Versions(r.Context(), project, chi.URLParam(r, "name"))
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -39,24 +54,24 @@ func (a *API) templateVersions(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, focus.ErrNotFound)
 		return
 	}
-	out := make([]versionView, len(vs))
-	for i, v := range vs {
-		out[i] = versionView{Version: v}
-		out[i].Source = ""
+	for i := range vs {
+		vs[i].Source = ""
+		vs[i] = a.templateView(r.Context(), project, vs[i])
 	}
-	osapi.WriteJSON(w, http.StatusOK, map[string]any{"versions": out})
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"versions": vs})
 }
 
 // pushTemplate stores the body (a template, YAML or JSON) as the next
-// version: 201 when new, 200 with the existing version when the same
-// content was pushed before.
+// version of the project's template: 201 when new, 200 with the existing
+// version when the same content was pushed before.
 func (a *API) pushTemplate(w http.ResponseWriter, r *http.Request) {
 	b, err := readBody(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	v, created, err := a.Catalog.Push(r.Context(), chi.URLParam(r, "name"), b, userOf(r))
+	project := projectOf(r)
+	v, created, err := a.Catalog.Push(r.Context(), project, chi.URLParam(r, "name"), b, userOf(r))
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -65,16 +80,30 @@ func (a *API) pushTemplate(w http.ResponseWriter, r *http.Request) {
 	if created {
 		code = http.StatusCreated
 	}
-	osapi.WriteJSON(w, code, map[string]any{"template": v, "created": created})
+	osapi.WriteJSON(w, code, map[string]any{"template": a.templateView(r.Context(), project, v), "created": created})
 }
 
 func (a *API) showTemplate(w http.ResponseWriter, r *http.Request) {
-	v, err := a.Catalog.Get(r.Context(), chi.URLParam(r, "name"), chi.URLParam(r, "version"))
+	project := projectOf(r)
+	v, err := a.Catalog.Get(r.Context(), project, chi.URLParam(r, "name"), chi.URLParam(r, "version"))
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	osapi.WriteJSON(w, http.StatusOK, map[string]any{"template": v})
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"template": a.templateView(r.Context(), project, v)})
+}
+
+// publishTemplate makes a version of the caller's project's template
+// public (cloud admins only): every project may read, deploy and nest it.
+func (a *API) publishTemplate(w http.ResponseWriter, r *http.Request) {
+	project := projectOf(r)
+	v, err := a.Catalog.Publish(r.Context(), project, chi.URLParam(r, "name"), chi.URLParam(r, "version"), userOf(r))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	v.Source = ""
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"template": a.templateView(r.Context(), project, v)})
 }
 
 func (a *API) diffTemplate(w http.ResponseWriter, r *http.Request) {
@@ -84,7 +113,7 @@ func (a *API) diffTemplate(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, badRequest("give ?from=VERSION&to=VERSION"))
 		return
 	}
-	changes, err := a.Catalog.Diff(r.Context(), chi.URLParam(r, "name"), from, to)
+	changes, err := a.Catalog.Diff(r.Context(), projectOf(r), chi.URLParam(r, "name"), from, to)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -99,39 +128,54 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-// usedBy lists the version's users; deployments of other projects are
-// left out (a cloud admin sees them all).
+// usedBy lists the version's users in the caller's project (a cloud admin
+// sees every project's, each with its project).
 func (a *API) usedBy(w http.ResponseWriter, r *http.Request) {
-	uses, err := a.Catalog.UsedBy(r.Context(), chi.URLParam(r, "name"), chi.URLParam(r, "version"))
+	t, _ := identity.TokenFrom(r.Context())
+	uses, err := a.Catalog.UsedBy(r.Context(), t.ProjectID, chi.URLParam(r, "name"), chi.URLParam(r, "version"), t.CloudAdmin())
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	t, _ := identity.TokenFrom(r.Context())
-	out := []focus.Use{}
-	for _, u := range uses {
-		if u.Kind == "deployment" && !t.CloudAdmin() {
-			d, err := a.Engine.Get(r.Context(), u.Ref)
-			if err != nil || d.Project != t.ProjectID {
-				continue
-			}
-		}
-		out = append(out, u)
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"used_by": nonNil(uses)})
+}
+
+// bindingViews masks the values of the parameters the bindings' templates
+// declare hidden.
+func (a *API) bindingViews(ctx context.Context, project string, bs []focus.Binding) []focus.Binding {
+	out := make([]focus.Binding, len(bs))
+	for i, b := range bs {
+		m := a.maskerFor(ctx, project, &deploy.Spec{Source: a.bindingSource(ctx, project, b.Template), Parameters: b.Parameters})
+		b.Parameters = m.params(b.Parameters)
+		out[i] = b
 	}
-	osapi.WriteJSON(w, http.StatusOK, map[string]any{"used_by": out})
+	return out
+}
+
+// bindingSource is the source of the template a binding names ("" when
+// it does not resolve).
+func (a *API) bindingSource(ctx context.Context, project, ref string) string {
+	name, version, _ := strings.Cut(ref, "@")
+	v, err := a.Catalog.Get(ctx, project, name, version)
+	if err != nil {
+		return ""
+	}
+	return v.Source
 }
 
 func (a *API) listBindings(w http.ResponseWriter, r *http.Request) {
-	list, err := a.Catalog.Bindings(r.Context())
+	project := projectOf(r)
+	list, err := a.Catalog.Bindings(r.Context(), project)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	osapi.WriteJSON(w, http.StatusOK, map[string]any{"bindings": nonNil(list)})
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"bindings": a.bindingViews(r.Context(), project, list)})
 }
 
 func (a *API) bindingVersions(w http.ResponseWriter, r *http.Request) {
-	bs, err := a.Catalog.BindingVersions(r.Context(), chi.URLParam(r, "name"))
+	project := projectOf(r)
+	bs, err := a.Catalog.BindingVersions(r.Context(), project, chi.URLParam(r, "name"))
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -140,11 +184,12 @@ func (a *API) bindingVersions(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, focus.ErrNotFound)
 		return
 	}
-	osapi.WriteJSON(w, http.StatusOK, map[string]any{"versions": bs})
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"versions": a.bindingViews(r.Context(), project, bs)})
 }
 
 // pushBinding stores the body (a binding document, YAML or JSON) as the
-// next version of the binding, or returns the version with that content.
+// next version of the project's binding, or returns the version with that
+// content.
 func (a *API) pushBinding(w http.ResponseWriter, r *http.Request) {
 	b, err := readBody(r)
 	if err != nil {
@@ -160,23 +205,26 @@ func (a *API) pushBinding(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, badRequest("template: required (NAME or NAME@VERSION)"))
 		return
 	}
-	bd, created, err := a.Catalog.PushBinding(r.Context(), chi.URLParam(r, "name"), spec, userOf(r))
+	project := projectOf(r)
+	bd, created, err := a.Catalog.PushBinding(r.Context(), project, chi.URLParam(r, "name"), spec, userOf(r))
 	if err != nil {
-		a.fail(w, r, err)
+		a.failMasked(w, r, err, a.maskerFor(r.Context(), project,
+			&deploy.Spec{Source: a.bindingSource(r.Context(), project, spec.Template), Parameters: spec.Parameters}))
 		return
 	}
 	code := http.StatusOK
 	if created {
 		code = http.StatusCreated
 	}
-	osapi.WriteJSON(w, code, map[string]any{"binding": bd, "created": created})
+	osapi.WriteJSON(w, code, map[string]any{"binding": a.bindingViews(r.Context(), project, []focus.Binding{bd})[0], "created": created})
 }
 
 func (a *API) showBinding(w http.ResponseWriter, r *http.Request) {
-	b, err := a.Catalog.GetBinding(r.Context(), chi.URLParam(r, "name"), chi.URLParam(r, "version"))
+	project := projectOf(r)
+	b, err := a.Catalog.GetBinding(r.Context(), project, chi.URLParam(r, "name"), chi.URLParam(r, "version"))
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	osapi.WriteJSON(w, http.StatusOK, map[string]any{"binding": b})
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"binding": a.bindingViews(r.Context(), project, []focus.Binding{b})[0]})
 }

@@ -36,12 +36,15 @@ type DeployRequest struct {
 	DryRun bool `json:"dry_run,omitempty"`
 }
 
-func (a *API) specFrom(ctx context.Context, req DeployRequest) (deploy.Spec, error) {
+// specFrom builds the spec from the project's own (or public) template
+// and the project's own binding: the binding's values, hidden ones
+// included, reach the engine as they are.
+func (a *API) specFrom(ctx context.Context, project string, req DeployRequest) (deploy.Spec, error) {
 	spec := deploy.Spec{KeepOnFailure: req.KeepOnFailure, Parameters: map[string]any{}, Placement: map[string]templates.Placement{}}
 	tmpl := req.Template
 	if req.Binding != "" {
 		name, version, _ := strings.Cut(req.Binding, "@")
-		b, err := a.Catalog.GetBinding(ctx, name, version)
+		b, err := a.Catalog.GetBinding(ctx, project, name, version)
 		if err != nil {
 			return spec, err
 		}
@@ -61,7 +64,7 @@ func (a *API) specFrom(ctx context.Context, req DeployRequest) (deploy.Spec, err
 		spec.Source = req.Source
 	case tmpl != "":
 		name, version, _ := strings.Cut(tmpl, "@")
-		v, err := a.Catalog.Get(ctx, name, version)
+		v, err := a.Catalog.Get(ctx, project, name, version)
 		if err != nil {
 			return spec, err
 		}
@@ -101,29 +104,26 @@ type deploymentView struct {
 	UpdatedAt  time.Time      `json:"updated_at"`
 }
 
-func viewOf(d *deploy.Deployment) deploymentView {
+// viewOf shows d with hidden parameter values masked everywhere they
+// may have been copied.
+func viewOf(d *deploy.Deployment, m *masker) deploymentView {
 	v := deploymentView{ID: d.ID, Name: d.Name, Project: d.Project, Status: d.Status, Goal: d.Goal, Template: d.Spec.Template,
-		Binding: d.Spec.Binding, Parameters: hideParams(d.Spec), Attempt: d.Attempt, Error: d.Error, Outputs: d.Outputs,
+		Binding: d.Spec.Binding, Parameters: m.params(d.Spec.Parameters), Attempt: d.Attempt, Error: m.str(d.Error),
 		Resources: []resourceView{}, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
+	if d.Outputs != nil {
+		v.Outputs, _ = m.value(d.Outputs).(map[string]any)
+	}
 	for _, r := range d.Resources {
 		v.Resources = append(v.Resources, resourceView{Key: r.Key, Resource: r.Resource, Kind: string(r.Kind), Status: string(r.Status),
-			Peer: r.PeerName, ID: r.ID, Error: r.Error})
+			Peer: r.PeerName, ID: r.ID, Error: m.str(r.Error)})
 	}
 	sort.Slice(v.Resources, func(i, j int) bool { return v.Resources[i].Key < v.Resources[j].Key })
 	return v
 }
 
-// hideParams masks the values of parameters the template declares hidden.
-func hideParams(s deploy.Spec) map[string]any {
-	out := maps.Clone(s.Parameters)
-	if t, err := templates.Decode([]byte(s.Source)); err == nil {
-		for name, p := range t.Parameters {
-			if _, set := out[name]; set && p.Hidden {
-				out[name] = "******"
-			}
-		}
-	}
-	return out
+// maskerOf knows the hidden values of d's current and applied specs.
+func (a *API) maskerOf(ctx context.Context, d *deploy.Deployment) *masker {
+	return a.maskerFor(ctx, d.Project, &d.Spec, d.Applied)
 }
 
 // own loads a deployment of the caller's project; another project's is
@@ -148,7 +148,7 @@ func (a *API) listDeployments(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []deploymentView{}
 	for _, d := range ds {
-		v := viewOf(d)
+		v := viewOf(d, a.maskerOf(r.Context(), d))
 		v.Resources, v.Outputs = nil, nil
 		out = append(out, v)
 	}
@@ -161,29 +161,30 @@ func (a *API) createDeployment(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	spec, err := a.specFrom(r.Context(), req)
+	project := projectOf(r)
+	spec, err := a.specFrom(r.Context(), project, req)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	t, _ := identity.TokenFrom(r.Context())
+	m := a.maskerFor(r.Context(), project, &spec)
 	if req.DryRun {
-		plan, err := a.Engine.Plan(r.Context(), &deploy.Deployment{Project: t.ProjectID}, spec)
+		plan, err := a.Engine.Plan(r.Context(), &deploy.Deployment{Project: project}, spec)
 		if err != nil {
-			a.fail(w, r, err)
+			a.failMasked(w, r, err, m)
 			return
 		}
-		osapi.WriteJSON(w, http.StatusOK, map[string]any{"plan": plan})
+		osapi.WriteJSON(w, http.StatusOK, map[string]any{"plan": m.plan(plan)})
 		return
 	}
-	d, plan, err := a.Engine.Create(r.Context(), req.Name, t.ProjectID, spec)
+	d, plan, err := a.Engine.Create(r.Context(), req.Name, project, spec)
 	if err != nil {
-		a.fail(w, r, err)
+		a.failMasked(w, r, err, m)
 		return
 	}
 	a.Engine.Start(d.ID)
 	w.Header().Set("Location", identity.BaseURL(r)+"/v1/deployments/"+d.ID)
-	osapi.WriteJSON(w, http.StatusAccepted, map[string]any{"deployment": viewOf(d), "plan": plan})
+	osapi.WriteJSON(w, http.StatusAccepted, map[string]any{"deployment": viewOf(d, m), "plan": m.plan(plan)})
 }
 
 func (a *API) showDeployment(w http.ResponseWriter, r *http.Request) {
@@ -192,7 +193,7 @@ func (a *API) showDeployment(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	osapi.WriteJSON(w, http.StatusOK, map[string]any{"deployment": viewOf(d)})
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"deployment": viewOf(d, a.maskerOf(r.Context(), d))})
 }
 
 // updateDeployment moves a deployment to a new template or binding
@@ -209,27 +210,28 @@ func (a *API) updateDeployment(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	spec, err := a.specFrom(r.Context(), req)
+	spec, err := a.specFrom(r.Context(), cur.Project, req)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
+	m := a.maskerFor(r.Context(), cur.Project, &spec, &cur.Spec, cur.Applied)
 	if req.DryRun {
 		plan, err := a.Engine.Plan(r.Context(), cur, spec)
 		if err != nil {
-			a.fail(w, r, err)
+			a.failMasked(w, r, err, m)
 			return
 		}
-		osapi.WriteJSON(w, http.StatusOK, map[string]any{"plan": plan})
+		osapi.WriteJSON(w, http.StatusOK, map[string]any{"plan": m.plan(plan)})
 		return
 	}
 	d, plan, err := a.Engine.Update(r.Context(), cur.ID, spec)
 	if err != nil {
-		a.fail(w, r, err)
+		a.failMasked(w, r, err, m)
 		return
 	}
 	a.Engine.Start(d.ID)
-	osapi.WriteJSON(w, http.StatusAccepted, map[string]any{"deployment": viewOf(d), "plan": plan})
+	osapi.WriteJSON(w, http.StatusAccepted, map[string]any{"deployment": viewOf(d, m), "plan": m.plan(plan)})
 }
 
 func (a *API) deleteDeployment(w http.ResponseWriter, r *http.Request) {
@@ -252,7 +254,7 @@ func (a *API) transition(w http.ResponseWriter, r *http.Request, fn func(context
 		return
 	}
 	a.Engine.Start(d.ID)
-	osapi.WriteJSON(w, http.StatusAccepted, map[string]any{"deployment": viewOf(d)})
+	osapi.WriteJSON(w, http.StatusAccepted, map[string]any{"deployment": viewOf(d, a.maskerOf(r.Context(), d))})
 }
 
 // events answers the deployment's events after ?after= (or Last-Event-ID):
@@ -277,13 +279,14 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		after = n
 	}
 	ctx := r.Context()
+	m := a.maskerOf(ctx, d)
 	evs, index, err := a.Engine.Events(ctx, d.ID, after)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	if !strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
-		osapi.WriteJSON(w, http.StatusOK, map[string]any{"events": nonNil(evs), "status": d.Status})
+		osapi.WriteJSON(w, http.StatusOK, map[string]any{"events": m.events(evs), "status": d.Status})
 		return
 	}
 	rc := http.NewResponseController(w)
@@ -291,7 +294,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	for {
-		for _, ev := range evs {
+		for _, ev := range m.events(evs) {
 			b, _ := json.Marshal(ev)
 			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Action, b); err != nil {
 				return
@@ -303,10 +306,14 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return
 		}
+		if cur.Attempt != d.Attempt {
+			// An update brought another spec: learn its hidden values.
+			d, m = cur, a.maskerOf(ctx, cur)
+		}
 		if !cur.Status.InProgress() {
 			more, _, err := a.Engine.Events(ctx, d.ID, after)
 			if err == nil && len(more) == 0 {
-				b, _ := json.Marshal(map[string]any{"status": cur.Status, "error": cur.Error})
+				b, _ := json.Marshal(map[string]any{"status": cur.Status, "error": m.str(cur.Error)})
 				_, _ = fmt.Fprintf(w, "event: end\ndata: %s\n\n", b)
 				_ = rc.Flush()
 				return

@@ -99,7 +99,7 @@ func (r *run) apply(ctx context.Context) error {
 		return err
 	}
 	if r.e.Uses != nil && old != nil && old.Template != "" && old.Template != d.Spec.Template {
-		_ = r.e.Uses.ReleaseUse(ctx, old.Template, "deployment:"+r.id)
+		_ = r.e.Uses.ReleaseUse(ctx, d.Project, old.Template, "deployment:"+r.id)
 	}
 	r.event(ctx, Event{Action: "complete", Status: string(StatusComplete)})
 	return nil
@@ -195,7 +195,7 @@ func (r *run) deleteAll(ctx context.Context) error {
 		d := r.snapshot()
 		for _, s := range []*Spec{&d.Spec, applied} {
 			if s != nil && s.Template != "" {
-				_ = r.e.Uses.ReleaseUse(ctx, s.Template, "deployment:"+r.id)
+				_ = r.e.Uses.ReleaseUse(ctx, d.Project, s.Template, "deployment:"+r.id)
 			}
 		}
 	}

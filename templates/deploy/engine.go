@@ -24,6 +24,8 @@ type Store interface {
 	Get(ctx context.Context, key string) (registry.KV, error)
 	Put(ctx context.Context, key string, value []byte) (uint64, error)
 	CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error)
+	Delete(ctx context.Context, key string) error
+	DeleteCAS(ctx context.Context, key string, index uint64) error
 	List(ctx context.Context, prefix string) ([]registry.KV, uint64, error)
 	Watch(ctx context.Context, prefix string, index uint64) ([]registry.KV, uint64, error)
 	registry.Locker
@@ -40,10 +42,18 @@ type Peers interface {
 var _ Peers = (*peers.Pool)(nil)
 
 // Uses records which deployments use which template versions (the Focus
-// catalog implements it).
+// catalog implements it). A ref resolves as the deployment's project sees
+// the catalog.
 type Uses interface {
-	RecordUse(ctx context.Context, ref, user string) error
-	ReleaseUse(ctx context.Context, ref, user string) error
+	RecordUse(ctx context.Context, project, ref, user string) error
+	ReleaseUse(ctx context.Context, project, ref, user string) error
+}
+
+// Resolvers gives the catalog as one project sees it (its own templates,
+// then public ones): a deployment's template extends and nests only what
+// its project may use. The Focus catalog implements it.
+type Resolvers interface {
+	For(project string) templates.Resolver
 }
 
 // Indexer records the resources a deployment creates in the broker's
@@ -68,9 +78,9 @@ type Engine struct {
 	Store  Store
 	Peers  Peers
 	Placer policy.Placer
-	// Resolver resolves extends and nested templates (the Focus catalog);
-	// nil refuses templates that use them.
-	Resolver templates.Resolver
+	// Resolver resolves extends and nested templates (the Focus catalog)
+	// in the deployment's project; nil refuses templates that use them.
+	Resolver Resolvers
 	// Uses, when set, records each deployment as a user of its template version.
 	Uses Uses
 	// Index, when set, is told of every resource created and deleted.
@@ -94,6 +104,15 @@ type Engine struct {
 	// ResumeInterval is how often Serve looks for orphaned deployments
 	// (default 15s).
 	ResumeInterval time.Duration
+	// Retention is how long a DELETED deployment's record and events stay
+	// before garbage collection removes them (default DefaultRetention).
+	Retention time.Duration
+	// MaxEvents bounds each deployment's event log (default
+	// DefaultMaxEvents); garbage collection drops the oldest beyond it.
+	MaxEvents int
+	// GCInterval is how often the engine holding the GC lease sweeps
+	// (default DefaultGCInterval).
+	GCInterval time.Duration
 
 	mu      sync.Mutex
 	base    context.Context // Serve's context, for runs Start launches
@@ -105,9 +124,14 @@ const (
 	recordPrefix = "deploy/deployments/"
 	eventPrefix  = "deploy/events/"
 	lockPrefix   = "deploy/locks/"
+	// projectPrefix lists a project's deployments without reading every
+	// project's records: deploy/projects/PROJECT/ID.
+	projectPrefix = "deploy/projects/"
 )
 
 func recordKey(id string) string { return recordPrefix + id }
+
+func projectKey(project, id string) string { return projectPrefix + project + "/" + id }
 
 func (e *Engine) log() logrus.FieldLogger {
 	if e.Log == nil {
@@ -124,7 +148,7 @@ func (e *Engine) now() time.Time { return time.Now().UTC() }
 // does not plan (invalid parameters, no peer allowed) is refused and
 // nothing is recorded. The deployment is PENDING; Start or Run applies it.
 func (e *Engine) Create(ctx context.Context, name, project string, spec Spec) (*Deployment, *Plan, error) {
-	if project == "" {
+	if project == "" || strings.Contains(project, "/") {
 		return nil, nil, fmt.Errorf("%w: project is required", ErrInvalid)
 	}
 	d := &Deployment{ID: uuid.NewString(), Name: name, Project: project, Status: StatusPending, Goal: "apply",
@@ -140,7 +164,11 @@ func (e *Engine) Create(ctx context.Context, name, project string, spec Spec) (*
 	if err != nil {
 		return nil, nil, err
 	}
+	if _, err := e.Store.CAS(ctx, projectKey(project, d.ID), []byte(d.ID), 0); err != nil {
+		return nil, nil, err
+	}
 	if _, err := e.Store.CAS(ctx, recordKey(d.ID), b, 0); err != nil {
+		_ = e.Store.Delete(context.WithoutCancel(ctx), projectKey(project, d.ID))
 		return nil, nil, err
 	}
 	e.recordUse(ctx, d, spec)
@@ -149,7 +177,7 @@ func (e *Engine) Create(ctx context.Context, name, project string, spec Spec) (*
 
 func (e *Engine) recordUse(ctx context.Context, d *Deployment, spec Spec) {
 	if e.Uses != nil && spec.Template != "" {
-		if err := e.Uses.RecordUse(ctx, spec.Template, "deployment:"+d.ID); err != nil {
+		if err := e.Uses.RecordUse(ctx, d.Project, spec.Template, "deployment:"+d.ID); err != nil {
 			e.log().WithError(err).WithField("deployment", d.ID).Warn("recording the template use failed")
 		}
 	}
@@ -196,8 +224,13 @@ func normalizeAttrs(a map[string]any) map[string]any {
 	return m
 }
 
-// List returns the deployments of project ("" for all), by creation.
+// List returns the deployments of project ("" for all), by creation. A
+// project's are read through its list entries, not by reading every
+// project's records.
 func (e *Engine) List(ctx context.Context, project string) ([]*Deployment, error) {
+	if project != "" {
+		return e.listProject(ctx, project)
+	}
 	kvs, _, err := e.Store.List(ctx, recordPrefix)
 	if err != nil {
 		return nil, err
@@ -208,8 +241,31 @@ func (e *Engine) List(ctx context.Context, project string) ([]*Deployment, error
 		if err := json.Unmarshal(kv.Value, &d); err != nil {
 			return nil, err
 		}
-		if project == "" || d.Project == project {
-			out = append(out, &d)
+		out = append(out, &d)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out, nil
+}
+
+func (e *Engine) listProject(ctx context.Context, project string) ([]*Deployment, error) {
+	if strings.Contains(project, "/") {
+		return nil, nil
+	}
+	kvs, _, err := e.Store.List(ctx, projectPrefix+project+"/")
+	if err != nil {
+		return nil, err
+	}
+	var out []*Deployment
+	for _, kv := range kvs {
+		d, err := e.Get(ctx, strings.TrimPrefix(kv.Key, projectPrefix+project+"/"))
+		if errors.Is(err, ErrNotFound) {
+			continue // being created, or collected
+		}
+		if err != nil {
+			return nil, err
+		}
+		if d.Project == project {
+			out = append(out, d)
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
@@ -309,6 +365,7 @@ func (e *Engine) Serve(ctx context.Context) error {
 	if interval <= 0 {
 		interval = 15 * time.Second
 	}
+	go e.serveGC(ctx)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

@@ -78,11 +78,11 @@ func TestDeployAcrossTwoPeersUpdateAndDelete(t *testing.T) {
 	env := newEnv(t)
 	ctx := env.Ctx
 	cat := &focus.Catalog{Store: env.Store}
-	v1, _, err := cat.Push(ctx, "web", []byte(webV1), "alice")
+	v1, _, err := cat.Push(ctx, "p1", "web", []byte(webV1), "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	v2, _, err := cat.Push(ctx, "web", []byte(withWeb2(webV2)), "alice")
+	v2, _, err := cat.Push(ctx, "p1", "web", []byte(withWeb2(webV2)), "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestDeployAcrossTwoPeersUpdateAndDelete(t *testing.T) {
 			t.Fatalf("%s addresses %+v", key, s.Addresses)
 		}
 	}
-	if uses, _ := cat.UsedBy(ctx, "web", "1"); len(uses) != 1 || uses[0].Ref != d.ID {
+	if uses, _ := cat.UsedBy(ctx, "p1", "web", "1", false); len(uses) != 1 || uses[0].Ref != d.ID {
 		t.Fatalf("web@1 used by %+v", uses)
 	}
 	if idx.count("server") != 2 || idx.count("network") != 2 || idx.count("subnet") != 2 || idx.count("volume") != 1 {
@@ -166,7 +166,7 @@ func TestDeployAcrossTwoPeersUpdateAndDelete(t *testing.T) {
 		// local: net, subnet, web, web2; remote: net, subnet, app, data.
 		t.Fatalf("tagged after update %v", got)
 	}
-	if uses, _ := cat.UsedBy(ctx, "web", "1"); len(uses) != 0 {
+	if uses, _ := cat.UsedBy(ctx, "p1", "web", "1", false); len(uses) != 0 {
 		t.Fatalf("web@1 still used by %+v", uses)
 	}
 

@@ -49,10 +49,10 @@ func TestPortsKeypairsImagesAndNesting(t *testing.T) {
 	env := newEnv(t)
 	ctx := env.Ctx
 	cat := &focus.Catalog{Store: env.Store}
-	if _, _, err := cat.Push(ctx, "fabric", []byte(fabric), ""); err != nil {
+	if _, _, err := cat.Push(ctx, "p1", "fabric", []byte(fabric), ""); err != nil {
 		t.Fatal(err)
 	}
-	v, _, err := cat.Push(ctx, "app", []byte(appOnFabric), "")
+	v, _, err := cat.Push(ctx, "p1", "app", []byte(appOnFabric), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,8 +83,9 @@ func replicated(k templates.Kind) bool {
 	return k == templates.KindNetwork || k == templates.KindSubnet || k == templates.KindKeypair
 }
 
-// render parses, flattens and evaluates spec's template.
-func (e *Engine) render(ctx context.Context, spec Spec) (*rendered, error) {
+// render parses, flattens (as project sees the catalog) and evaluates
+// spec's template.
+func (e *Engine) render(ctx context.Context, project string, spec Spec) (*rendered, error) {
 	t, err := templates.Parse([]byte(spec.Source))
 	if err != nil {
 		return nil, err
@@ -93,7 +94,7 @@ func (e *Engine) render(ctx context.Context, spec Spec) (*rendered, error) {
 		if e.Resolver == nil {
 			return nil, fmt.Errorf("%w: the template extends or nests others and the engine has no catalog", ErrInvalid)
 		}
-		if t, err = templates.Flatten(ctx, t, e.Resolver); err != nil {
+		if t, err = templates.Flatten(ctx, t, e.Resolver.For(project)); err != nil {
 			return nil, err
 		}
 	}
@@ -265,7 +266,7 @@ func refNames(v any) []string {
 // touched; the peers are only asked for their flavors and images to
 // check references.
 func (e *Engine) Plan(ctx context.Context, d *Deployment, spec Spec) (*Plan, error) {
-	r, err := e.render(ctx, spec)
+	r, err := e.render(ctx, d.Project, spec)
 	if err != nil {
 		return nil, err
 	}

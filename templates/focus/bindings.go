@@ -30,6 +30,8 @@ type BindingSpec struct {
 // Binding is one immutable binding version.
 type Binding struct {
 	BindingSpec
+	// Project owns the binding; its template is the project's own or public.
+	Project         string    `json:"project"`
 	Name            string    `json:"name"`
 	Version         int       `json:"version"`
 	Hash            string    `json:"hash"`
@@ -54,16 +56,19 @@ func ParseBindingSpec(src []byte) (BindingSpec, error) {
 	return s, nil
 }
 
-// PushBinding stores spec as the next version of binding name, or returns
-// the version that already holds the same content. The template version
-// must exist, the parameters must satisfy it and the placement overrides
-// must name its resources.
-func (c *Catalog) PushBinding(ctx context.Context, name string, spec BindingSpec, by string) (Binding, bool, error) {
+// PushBinding stores spec as the next version of the project's binding
+// name, or returns the version that already holds the same content. The
+// template version must be the project's own or public, the parameters
+// must satisfy it and the placement overrides must name its resources.
+func (c *Catalog) PushBinding(ctx context.Context, project, name string, spec BindingSpec, by string) (Binding, bool, error) {
+	if err := validProject(project); err != nil {
+		return Binding{}, false, err
+	}
 	if err := ValidName(name); err != nil {
 		return Binding{}, false, err
 	}
 	tn, tv, _ := strings.Cut(spec.Template, "@")
-	v, err := c.Get(ctx, tn, tv)
+	v, err := c.Get(ctx, project, tn, tv)
 	if err != nil {
 		return Binding{}, false, fmt.Errorf("template %q: %w", spec.Template, err)
 	}
@@ -72,7 +77,7 @@ func (c *Catalog) PushBinding(ctx context.Context, name string, spec BindingSpec
 	if err != nil {
 		return Binding{}, false, err
 	}
-	flat, err := templates.Flatten(ctx, t, c)
+	flat, err := templates.Flatten(ctx, t, c.For(project))
 	if err != nil {
 		return Binding{}, false, err
 	}
@@ -94,37 +99,52 @@ func (c *Catalog) PushBinding(ctx context.Context, name string, spec BindingSpec
 	}
 	sum := sha256.Sum256(canon)
 	hash := hex.EncodeToString(sum[:])
-	if existing, err := c.byHash(ctx, "bindings", name, hash); err == nil {
-		b, err := c.GetBinding(ctx, name, existing)
+	if existing, err := c.byHash(ctx, project, "bindings", name, hash); err == nil {
+		b, err := c.GetBinding(ctx, project, name, existing)
 		return b, false, err
 	} else if !errors.Is(err, ErrNotFound) {
 		return Binding{}, false, err
 	}
-	b := Binding{BindingSpec: spec, Name: name, Hash: hash, TemplateName: v.Name, TemplateVersion: v.Version,
+	b := Binding{BindingSpec: spec, Project: project, Name: name, Hash: hash, TemplateName: v.Name, TemplateVersion: v.Version,
 		CreatedAt: c.now(), CreatedBy: by}
-	n, err := c.create(ctx, "bindings", name, hash, func(n int) any { b.Version = n; return b })
+	n, err := c.create(ctx, project, "bindings", name, hash, func(n int) any { b.Version = n; return b })
 	if err != nil {
 		var taken errHashTaken
 		if errors.As(err, &taken) {
-			b, err := c.GetBinding(ctx, name, strconv.Itoa(int(taken)))
+			b, err := c.GetBinding(ctx, project, name, strconv.Itoa(int(taken)))
 			return b, false, err
 		}
 		return Binding{}, false, err
 	}
 	b.Version = n
-	return b, true, c.RecordUse(ctx, v.Ref(), "binding:"+b.Ref())
+	return b, true, c.RecordUse(ctx, project, v.Ref(), "binding:"+b.Ref())
 }
 
-// GetBinding returns version ("3", "latest" or "") of binding name.
-func (c *Catalog) GetBinding(ctx context.Context, name, version string) (Binding, error) {
+// GetBinding returns version ("3", "latest" or "") of the project's
+// binding name; another project's is not found.
+func (c *Catalog) GetBinding(ctx context.Context, project, name, version string) (Binding, error) {
 	var b Binding
-	err := c.get(ctx, "bindings", name, version, &b)
+	if err := validProject(project); err != nil {
+		return b, err
+	}
+	if ValidName(name) != nil {
+		return b, fmt.Errorf("%w: binding %q", ErrNotFound, name)
+	}
+	err := c.get(ctx, project, "bindings", name, version, &b)
+	b.Project = project
 	return b, err
 }
 
-// BindingVersions lists every version of binding name, oldest first.
-func (c *Catalog) BindingVersions(ctx context.Context, name string) ([]Binding, error) {
-	kvs, _, err := c.Store.List(ctx, fmt.Sprintf("%sbindings/%s/versions/", prefix, name))
+// BindingVersions lists every version of the project's binding name,
+// oldest first.
+func (c *Catalog) BindingVersions(ctx context.Context, project, name string) ([]Binding, error) {
+	if err := validProject(project); err != nil {
+		return nil, err
+	}
+	if ValidName(name) != nil {
+		return nil, nil
+	}
+	kvs, _, err := c.Store.List(ctx, versionsPrefix(project, "bindings", name))
 	if err != nil {
 		return nil, err
 	}
@@ -134,14 +154,19 @@ func (c *Catalog) BindingVersions(ctx context.Context, name string) ([]Binding, 
 		if err := json.Unmarshal(kv.Value, &b); err != nil {
 			return nil, err
 		}
+		b.Project = project
 		out = append(out, b)
 	}
 	return out, nil
 }
 
-// Bindings lists the latest version of every binding, by name.
-func (c *Catalog) Bindings(ctx context.Context) ([]Binding, error) {
-	kvs, _, err := c.Store.List(ctx, prefix+"bindings/")
+// Bindings lists the latest version of each of the project's bindings, by
+// name.
+func (c *Catalog) Bindings(ctx context.Context, project string) ([]Binding, error) {
+	if err := validProject(project); err != nil {
+		return nil, err
+	}
+	kvs, _, err := c.Store.List(ctx, projectPrefix(project)+"bindings/")
 	if err != nil {
 		return nil, err
 	}
@@ -154,6 +179,7 @@ func (c *Catalog) Bindings(ctx context.Context) ([]Binding, error) {
 		if err := json.Unmarshal(kv.Value, &b); err != nil {
 			return nil, err
 		}
+		b.Project = project
 		if n := len(out); n > 0 && out[n-1].Name == b.Name {
 			out[n-1] = b
 			continue

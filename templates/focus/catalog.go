@@ -26,30 +26,35 @@ type Store interface {
 
 var _ Store = registry.Store(nil)
 
-// Catalog is the Focus catalog over a Store.
+// Catalog is the Focus catalog over a Store. Every template and binding
+// belongs to a project (names are per project); a cloud admin may publish
+// a template version, which every project then reads (never writes).
 type Catalog struct {
 	Store Store
 	// Now is the clock (tests pin it); nil is time.Now.
 	Now func() time.Time
 }
 
-var _ templates.Resolver = (*Catalog)(nil)
-
 const prefix = "focus/"
 
 // Version is one immutable template version.
 type Version struct {
+	// Project owns the version.
+	Project string `json:"project"`
 	Name    string `json:"name"`
 	Version int    `json:"version"`
 	// Hash is the SHA-256 of Source: pushing the same bytes again is a no-op.
 	Hash        string           `json:"hash"`
 	Format      templates.Format `json:"format"`
 	Description string           `json:"description,omitempty"`
-	// Uses are the versions this one extends or nests, "NAME@VERSION".
+	// Uses are the versions this one extends or nests, "NAME@VERSION", as
+	// its project resolved them when it was pushed.
 	Uses      []string  `json:"uses,omitempty"`
 	Source    string    `json:"source"`
 	CreatedAt time.Time `json:"created_at"`
 	CreatedBy string    `json:"created_by,omitempty"`
+	// Public is set on reads when a cloud admin published the version.
+	Public bool `json:"public,omitempty"`
 }
 
 // Ref is "NAME@VERSION".
@@ -68,6 +73,14 @@ func ValidName(name string) error {
 	return nil
 }
 
+// validProject keeps a project ID from shaping another key.
+func validProject(project string) error {
+	if project == "" || strings.ContainsAny(project, "/@:") || project == "." || project == ".." {
+		return fmt.Errorf("%w: project %q", ErrInvalid, project)
+	}
+	return nil
+}
+
 func (c *Catalog) now() time.Time {
 	if c.Now != nil {
 		return c.Now().UTC()
@@ -75,26 +88,37 @@ func (c *Catalog) now() time.Time {
 	return time.Now().UTC()
 }
 
-func versionKey(kind, name string, v int) string {
-	return fmt.Sprintf("%s%s/%s/versions/%08d", prefix, kind, name, v)
+// projectPrefix is where everything a project owns lives.
+func projectPrefix(project string) string { return prefix + "projects/" + project + "/" }
+
+func versionsPrefix(project, kind, name string) string {
+	return fmt.Sprintf("%s%s/%s/versions/", projectPrefix(project), kind, name)
 }
 
-func hashKey(kind, name, hash string) string {
-	return fmt.Sprintf("%s%s/%s/hashes/%s", prefix, kind, name, hash)
+func versionKey(project, kind, name string, v int) string {
+	return fmt.Sprintf("%s%08d", versionsPrefix(project, kind, name), v)
 }
 
-// Push stores source as the next version of name, or, when a version of
-// name already holds exactly these bytes, returns that version (created
-// false). The source must parse and validate; the versions it extends or
-// nests must exist, and are recorded as used by it.
-func (c *Catalog) Push(ctx context.Context, name string, source []byte, by string) (v Version, created bool, err error) {
+func hashKey(project, kind, name, hash string) string {
+	return fmt.Sprintf("%s%s/%s/hashes/%s", projectPrefix(project), kind, name, hash)
+}
+
+// Push stores source as the next version of the project's template name,
+// or, when a version of it already holds exactly these bytes, returns that
+// version (created false). The source must parse and validate; the
+// versions it extends or nests must be the project's own or public, and
+// are recorded as used by it.
+func (c *Catalog) Push(ctx context.Context, project, name string, source []byte, by string) (v Version, created bool, err error) {
+	if err := validProject(project); err != nil {
+		return Version{}, false, err
+	}
 	if err := ValidName(name); err != nil {
 		return Version{}, false, err
 	}
 	sum := sha256.Sum256(source)
 	hash := hex.EncodeToString(sum[:])
-	if existing, err := c.byHash(ctx, "templates", name, hash); err == nil {
-		v, err := c.Get(ctx, name, existing)
+	if existing, err := c.byHash(ctx, project, "templates", name, hash); err == nil {
+		v, err := c.own(ctx, project, name, existing)
 		return v, false, err
 	} else if !errors.Is(err, ErrNotFound) {
 		return Version{}, false, err
@@ -106,29 +130,29 @@ func (c *Catalog) Push(ctx context.Context, name string, source []byte, by strin
 	uses := t.Uses()
 	for i, u := range uses {
 		un, uv, _ := strings.Cut(u, "@")
-		used, err := c.Get(ctx, un, uv)
+		used, err := c.Get(ctx, project, un, uv)
 		if err != nil {
 			return Version{}, false, fmt.Errorf("%w: uses %s: %w", templates.ErrInvalid, u, err)
 		}
 		uses[i] = used.Ref()
 	}
-	v = Version{Name: name, Hash: hash, Format: t.Format, Description: t.Description, Uses: uses,
+	v = Version{Project: project, Name: name, Hash: hash, Format: t.Format, Description: t.Description, Uses: uses,
 		Source: string(source), CreatedAt: c.now(), CreatedBy: by}
-	if _, err := templates.Flatten(ctx, t, c); err != nil {
+	if _, err := templates.Flatten(ctx, t, c.For(project)); err != nil {
 		return Version{}, false, err
 	}
-	n, err := c.create(ctx, "templates", name, hash, func(n int) any { v.Version = n; return v })
+	n, err := c.create(ctx, project, "templates", name, hash, func(n int) any { v.Version = n; return v })
 	if err != nil {
 		var taken errHashTaken
 		if errors.As(err, &taken) {
-			v, err := c.Get(ctx, name, strconv.Itoa(int(taken)))
+			v, err := c.own(ctx, project, name, strconv.Itoa(int(taken)))
 			return v, false, err
 		}
 		return Version{}, false, err
 	}
 	v.Version = n
 	for _, u := range uses {
-		if err := c.RecordUse(ctx, u, "template:"+v.Ref()); err != nil {
+		if err := c.RecordUse(ctx, project, u, "template:"+v.Ref()); err != nil {
 			return v, true, err
 		}
 	}
@@ -145,9 +169,9 @@ func (e errHashTaken) Error() string {
 // (retrying when another writer took the number), then claims its hash. A
 // concurrent push of the same bytes that claimed the hash first wins: this
 // one's version is removed again and errHashTaken names the winner.
-func (c *Catalog) create(ctx context.Context, kind, name, hash string, record func(n int) any) (int, error) {
+func (c *Catalog) create(ctx context.Context, project, kind, name, hash string, record func(n int) any) (int, error) {
 	for range 20 {
-		latest, err := c.latest(ctx, kind, name)
+		latest, err := c.latest(ctx, versionsPrefix(project, kind, name))
 		if err != nil {
 			return 0, err
 		}
@@ -156,14 +180,14 @@ func (c *Catalog) create(ctx context.Context, kind, name, hash string, record fu
 		if err != nil {
 			return 0, err
 		}
-		if _, err := c.Store.CAS(ctx, versionKey(kind, name, n), b, 0); errors.Is(err, registry.ErrConflict) {
+		if _, err := c.Store.CAS(ctx, versionKey(project, kind, name, n), b, 0); errors.Is(err, registry.ErrConflict) {
 			continue
 		} else if err != nil {
 			return 0, err
 		}
-		if _, err := c.Store.CAS(ctx, hashKey(kind, name, hash), []byte(strconv.Itoa(n)), 0); errors.Is(err, registry.ErrConflict) {
-			_ = c.Store.Delete(ctx, versionKey(kind, name, n))
-			other, err := c.byHash(ctx, kind, name, hash)
+		if _, err := c.Store.CAS(ctx, hashKey(project, kind, name, hash), []byte(strconv.Itoa(n)), 0); errors.Is(err, registry.ErrConflict) {
+			_ = c.Store.Delete(ctx, versionKey(project, kind, name, n))
+			other, err := c.byHash(ctx, project, kind, name, hash)
 			if err != nil {
 				return 0, err
 			}
@@ -177,8 +201,8 @@ func (c *Catalog) create(ctx context.Context, kind, name, hash string, record fu
 	return 0, fmt.Errorf("focus: %s %s: too many concurrent pushes", kind, name)
 }
 
-func (c *Catalog) byHash(ctx context.Context, kind, name, hash string) (string, error) {
-	kv, err := c.Store.Get(ctx, hashKey(kind, name, hash))
+func (c *Catalog) byHash(ctx context.Context, project, kind, name, hash string) (string, error) {
+	kv, err := c.Store.Get(ctx, hashKey(project, kind, name, hash))
 	if errors.Is(err, registry.ErrNotFound) {
 		return "", ErrNotFound
 	}
@@ -188,8 +212,9 @@ func (c *Catalog) byHash(ctx context.Context, kind, name, hash string) (string, 
 	return string(kv.Value), nil
 }
 
-func (c *Catalog) latest(ctx context.Context, kind, name string) (int, error) {
-	kvs, _, err := c.Store.List(ctx, fmt.Sprintf("%s%s/%s/versions/", prefix, kind, name))
+// latest is the highest version number under a versions prefix (0: none).
+func (c *Catalog) latest(ctx context.Context, versions string) (int, error) {
+	kvs, _, err := c.Store.List(ctx, versions)
 	if err != nil {
 		return 0, err
 	}
@@ -200,24 +225,63 @@ func (c *Catalog) latest(ctx context.Context, kind, name string) (int, error) {
 	return strconv.Atoi(k[strings.LastIndexByte(k, '/')+1:])
 }
 
-// Get returns version ("3", "latest" or "") of template name.
-func (c *Catalog) Get(ctx context.Context, name, version string) (Version, error) {
+// versionNumber reads "3", "latest" or "" against a versions prefix.
+func (c *Catalog) versionNumber(ctx context.Context, versions, what, version string) (int, error) {
+	if version == "" || version == "latest" {
+		n, err := c.latest(ctx, versions)
+		if err == nil && n == 0 {
+			return 0, fmt.Errorf("%w: %s", ErrNotFound, what)
+		}
+		return n, err
+	}
+	n, err := strconv.Atoi(version)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%w: version %q: want a number or latest", ErrInvalid, version)
+	}
+	return n, nil
+}
+
+// Get returns version ("3", "latest" or "") of template name as project
+// sees it: its own template of that name, or, when it has none, the
+// public one. Another project's private template is not found.
+func (c *Catalog) Get(ctx context.Context, project, name, version string) (Version, error) {
+	if err := validProject(project); err != nil {
+		return Version{}, err
+	}
+	if ValidName(name) != nil {
+		return Version{}, fmt.Errorf("%w: template %q", ErrNotFound, name)
+	}
+	v, err := c.own(ctx, project, name, version)
+	if !errors.Is(err, ErrNotFound) {
+		if err == nil {
+			v.Public = c.isPublic(ctx, v)
+		}
+		return v, err
+	}
+	if mine, lerr := c.latest(ctx, versionsPrefix(project, "templates", name)); lerr != nil || mine > 0 {
+		// The project's own name shadows the public one.
+		return Version{}, errors.Join(err, lerr)
+	}
+	return c.public(ctx, name, version)
+}
+
+// own reads one of the project's own versions.
+func (c *Catalog) own(ctx context.Context, project, name, version string) (Version, error) {
 	var v Version
-	err := c.get(ctx, "templates", name, version, &v)
+	err := c.get(ctx, project, "templates", name, version, &v)
+	if err == nil && v.Project == "" {
+		v.Project = project
+	}
 	return v, err
 }
 
-func (c *Catalog) get(ctx context.Context, kind, name, version string, into any) error {
-	n, err := strconv.Atoi(version)
-	if version == "" || version == "latest" {
-		if n, err = c.latest(ctx, kind, name); err == nil && n == 0 {
-			return fmt.Errorf("%w: %s %q", ErrNotFound, strings.TrimSuffix(kind, "s"), name)
-		}
+func (c *Catalog) get(ctx context.Context, project, kind, name, version string, into any) error {
+	what := fmt.Sprintf("%s %q", strings.TrimSuffix(kind, "s"), name)
+	n, err := c.versionNumber(ctx, versionsPrefix(project, kind, name), what, version)
+	if err != nil {
+		return err
 	}
-	if err != nil || n < 1 {
-		return fmt.Errorf("%w: version %q: want a number or latest", ErrInvalid, version)
-	}
-	kv, err := c.Store.Get(ctx, versionKey(kind, name, n))
+	kv, err := c.Store.Get(ctx, versionKey(project, kind, name, n))
 	if errors.Is(err, registry.ErrNotFound) {
 		return fmt.Errorf("%w: %s %s@%d", ErrNotFound, strings.TrimSuffix(kind, "s"), name, n)
 	}
@@ -227,18 +291,40 @@ func (c *Catalog) get(ctx context.Context, kind, name, version string, into any)
 	return json.Unmarshal(kv.Value, into)
 }
 
-// Resolve implements templates.Resolver.
-func (c *Catalog) Resolve(ctx context.Context, name, version string) (*templates.Template, error) {
-	v, err := c.Get(ctx, name, version)
+// For is the catalog as project sees it, for resolving extends and nested
+// templates: its own templates, then public ones.
+func (c *Catalog) For(project string) templates.Resolver { return scope{c, project} }
+
+type scope struct {
+	c       *Catalog
+	project string
+}
+
+func (s scope) Resolve(ctx context.Context, name, version string) (*templates.Template, error) {
+	v, err := s.c.Get(ctx, s.project, name, version)
 	if err != nil {
 		return nil, err
 	}
 	return v.Template()
 }
 
-// Versions lists every version of name, oldest first.
-func (c *Catalog) Versions(ctx context.Context, name string) ([]Version, error) {
-	kvs, _, err := c.Store.List(ctx, fmt.Sprintf("%stemplates/%s/versions/", prefix, name))
+// Versions lists every version of template name as project sees it (its
+// own, or the published versions of the public one), oldest first.
+func (c *Catalog) Versions(ctx context.Context, project, name string) ([]Version, error) {
+	if err := validProject(project); err != nil {
+		return nil, err
+	}
+	if ValidName(name) != nil {
+		return nil, nil
+	}
+	kvs, _, err := c.Store.List(ctx, versionsPrefix(project, "templates", name))
+	if err != nil {
+		return nil, err
+	}
+	if len(kvs) == 0 {
+		return c.publicVersions(ctx, name)
+	}
+	published, err := c.publishedNumbers(ctx, project, name)
 	if err != nil {
 		return nil, err
 	}
@@ -248,6 +334,7 @@ func (c *Catalog) Versions(ctx context.Context, name string) ([]Version, error) 
 		if err := json.Unmarshal(kv.Value, &v); err != nil {
 			return nil, err
 		}
+		v.Project, v.Public = project, published[v.Version]
 		out = append(out, v)
 	}
 	return out, nil
@@ -259,11 +346,18 @@ type Summary struct {
 	Latest      int       `json:"latest"`
 	Description string    `json:"description,omitempty"`
 	UpdatedAt   time.Time `json:"updated_at"`
+	// Public: a template another project published (the latest published
+	// version is Latest), which this project may use but not change.
+	Public bool `json:"public,omitempty"`
 }
 
-// List returns every template with its latest version, by name.
-func (c *Catalog) List(ctx context.Context) ([]Summary, error) {
-	kvs, _, err := c.Store.List(ctx, prefix+"templates/")
+// List returns the project's templates, each with its latest version, then
+// the public templates it does not shadow with its own names, by name.
+func (c *Catalog) List(ctx context.Context, project string) ([]Summary, error) {
+	if err := validProject(project); err != nil {
+		return nil, err
+	}
+	kvs, _, err := c.Store.List(ctx, projectPrefix(project)+"templates/")
 	if err != nil {
 		return nil, err
 	}
@@ -276,23 +370,25 @@ func (c *Catalog) List(ctx context.Context) ([]Summary, error) {
 		if err := json.Unmarshal(kv.Value, &v); err != nil {
 			return nil, err
 		}
+		s := Summary{Name: v.Name, Latest: v.Version, Description: v.Description, UpdatedAt: v.CreatedAt}
 		// Keys sort by name, then version: the last seen of a name is its latest.
 		if n := len(out); n > 0 && out[n-1].Name == v.Name {
-			out[n-1] = Summary{Name: v.Name, Latest: v.Version, Description: v.Description, UpdatedAt: v.CreatedAt}
+			out[n-1] = s
 			continue
 		}
-		out = append(out, Summary{Name: v.Name, Latest: v.Version, Description: v.Description, UpdatedAt: v.CreatedAt})
+		out = append(out, s)
 	}
-	return out, nil
+	return c.addPublic(ctx, out)
 }
 
-// Diff compares two versions of name.
-func (c *Catalog) Diff(ctx context.Context, name, from, to string) ([]templates.Change, error) {
-	a, err := c.Resolve(ctx, name, from)
+// Diff compares two versions of template name as project sees it.
+func (c *Catalog) Diff(ctx context.Context, project, name, from, to string) ([]templates.Change, error) {
+	r := c.For(project)
+	a, err := r.Resolve(ctx, name, from)
 	if err != nil {
 		return nil, err
 	}
-	b, err := c.Resolve(ctx, name, to)
+	b, err := r.Resolve(ctx, name, to)
 	if err != nil {
 		return nil, err
 	}

@@ -47,7 +47,7 @@ func newCatalog() (*Catalog, context.Context) {
 
 func push(t *testing.T, c *Catalog, name, src string) Version {
 	t.Helper()
-	v, _, err := c.Push(context.Background(), name, []byte(src), "alice")
+	v, _, err := c.Push(context.Background(), "p1", name, []byte(src), "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,11 +56,11 @@ func push(t *testing.T, c *Catalog, name, src string) Version {
 
 func TestPushIsContentAddressed(t *testing.T) {
 	c, ctx := newCatalog()
-	v1, created, err := c.Push(ctx, "web", []byte(webV1), "alice")
+	v1, created, err := c.Push(ctx, "p1", "web", []byte(webV1), "alice")
 	if err != nil || !created || v1.Version != 1 {
 		t.Fatalf("first push: %+v %v %v", v1, created, err)
 	}
-	again, created, err := c.Push(ctx, "web", []byte(webV1), "bob")
+	again, created, err := c.Push(ctx, "p1", "web", []byte(webV1), "bob")
 	if err != nil || created || again.Version != 1 || again.CreatedBy != "alice" {
 		t.Fatalf("same content: %+v created=%v %v", again, created, err)
 	}
@@ -69,24 +69,24 @@ func TestPushIsContentAddressed(t *testing.T) {
 	if v2.Version != 2 || !slices.Equal(v2.Uses, []string{"net@1"}) {
 		t.Fatalf("v2 = %d uses %v", v2.Version, v2.Uses)
 	}
-	latest, err := c.Get(ctx, "web", "latest")
+	latest, err := c.Get(ctx, "p1", "web", "latest")
 	if err != nil || latest.Version != 2 {
 		t.Fatalf("latest %d %v", latest.Version, err)
 	}
-	if _, err := c.Get(ctx, "web", "9"); !errors.Is(err, ErrNotFound) {
+	if _, err := c.Get(ctx, "p1", "web", "9"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing version: %v", err)
 	}
-	list, err := c.List(ctx)
+	list, err := c.List(ctx, "p1")
 	if err != nil || len(list) != 2 || list[1].Name != "web" || list[1].Latest != 2 {
 		t.Fatalf("list %+v %v", list, err)
 	}
-	if _, _, err := c.Push(ctx, "Bad Name", []byte(webV1), ""); !errors.Is(err, ErrInvalid) {
+	if _, _, err := c.Push(ctx, "p1", "Bad Name", []byte(webV1), ""); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("bad name: %v", err)
 	}
-	if _, _, err := c.Push(ctx, "web", []byte("eve_template_version: 1\nresources: {a: {type: Nope}}\n"), ""); !errors.Is(err, templates.ErrInvalid) {
+	if _, _, err := c.Push(ctx, "p1", "web", []byte("eve_template_version: 1\nresources: {a: {type: Nope}}\n"), ""); !errors.Is(err, templates.ErrInvalid) {
 		t.Fatalf("invalid template: %v", err)
 	}
-	if _, _, err := c.Push(ctx, "x", []byte("eve_template_version: 1\nresources: {a: {type: \"template:ghost@1\"}}\n"), ""); err == nil {
+	if _, _, err := c.Push(ctx, "p1", "x", []byte("eve_template_version: 1\nresources: {a: {type: \"template:ghost@1\"}}\n"), ""); err == nil {
 		t.Fatal("nesting a missing template was accepted")
 	}
 }
@@ -103,7 +103,7 @@ func TestConcurrentPushes(t *testing.T) {
 			if i%2 == 1 {
 				src = strings.Replace(webV1, "m1.tiny", fmt.Sprintf("m1.tiny%d", i), 1)
 			}
-			v, _, err := c.Push(ctx, "web", []byte(src), "")
+			v, _, err := c.Push(ctx, "p1", "web", []byte(src), "")
 			if err != nil {
 				t.Error(err)
 			}
@@ -111,7 +111,7 @@ func TestConcurrentPushes(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	all, err := c.Versions(ctx, "web")
+	all, err := c.Versions(ctx, "p1", "web")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestDiffAndRelationships(t *testing.T) {
 	push(t, c, "net", netV1)
 	push(t, c, "web", webV1)
 	push(t, c, "web", webV2)
-	changes, err := c.Diff(ctx, "web", "1", "2")
+	changes, err := c.Diff(ctx, "p1", "web", "1", "2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,31 +153,31 @@ func TestDiffAndRelationships(t *testing.T) {
 	// A child extending web@2 and a binding on it.
 	child := "eve_template_version: 1\nextends: web@2\nresources:\n  data: {type: Volume, properties: {size: 5}}\n"
 	push(t, c, "web-big", child)
-	if _, _, err := c.PushBinding(ctx, "prod", BindingSpec{Template: "web@2", Parameters: map[string]any{"size": 3},
+	if _, _, err := c.PushBinding(ctx, "p1", "prod", BindingSpec{Template: "web@2", Parameters: map[string]any{"size": 3},
 		Placement: map[string]templates.Placement{"web": {Peer: "local"}}}, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.RecordUse(ctx, "web@2", "deployment:d-1"); err != nil {
+	if err := c.RecordUse(ctx, "p1", "web@2", "deployment:d-1"); err != nil {
 		t.Fatal(err)
 	}
-	uses, err := c.UsedBy(ctx, "web", "2")
+	uses, err := c.UsedBy(ctx, "p1", "web", "2", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantUses := []Use{{"binding", "prod@1"}, {"deployment", "d-1"}, {"template", "web-big@1"}}
+	wantUses := []Use{{Kind: "binding", Ref: "prod@1"}, {Kind: "deployment", Ref: "d-1"}, {Kind: "template", Ref: "web-big@1"}}
 	if !slices.Equal(uses, wantUses) {
 		t.Fatalf("used by %+v, want %+v", uses, wantUses)
 	}
-	if uses, _ := c.UsedBy(ctx, "net", "1"); !slices.Equal(uses, []Use{{"template", "web@2"}}) {
+	if uses, _ := c.UsedBy(ctx, "p1", "net", "1", false); !slices.Equal(uses, []Use{{Kind: "template", Ref: "web@2"}}) {
 		t.Fatalf("net@1 used by %+v", uses)
 	}
 
 	// Flattening resolves extends and nesting into concrete resources.
-	tpl, err := c.Resolve(ctx, "web-big", "1")
+	tpl, err := c.For("p1").Resolve(ctx, "web-big", "1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	flat, err := templates.Flatten(ctx, tpl, c)
+	flat, err := templates.Flatten(ctx, tpl, c.For("p1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,11 +213,11 @@ func TestBindings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, created, err := c.PushBinding(ctx, "prod", spec, "alice")
+	b, created, err := c.PushBinding(ctx, "p1", "prod", spec, "alice")
 	if err != nil || !created || b.Version != 1 || b.Template != "web@1" || b.Placement["web"].RequiredLabels["tier"] != "gold" {
 		t.Fatalf("%+v %v %v", b, created, err)
 	}
-	again, created, err := c.PushBinding(ctx, "prod", spec, "bob")
+	again, created, err := c.PushBinding(ctx, "p1", "prod", spec, "bob")
 	if err != nil || created || again.Version != 1 {
 		t.Fatalf("same binding: %+v %v %v", again, created, err)
 	}
@@ -231,12 +231,12 @@ func TestBindings(t *testing.T) {
 		{"missing template", BindingSpec{Template: "nope@1"}, "not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, _, err := c.PushBinding(ctx, "prod", tc.spec, ""); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, _, err := c.PushBinding(ctx, "p1", "prod", tc.spec, ""); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})
 	}
-	list, err := c.Bindings(ctx)
+	list, err := c.Bindings(ctx, "p1")
 	if err != nil || len(list) != 1 || list[0].Name != "prod" {
 		t.Fatalf("bindings %+v %v", list, err)
 	}

@@ -13,43 +13,82 @@ type Use struct {
 	Kind string `json:"kind"`
 	// Ref is the user: "NAME@VERSION" or a deployment ID.
 	Ref string `json:"ref"`
+	// Project owns the user (shown to cloud admins, who see every
+	// project's uses).
+	Project string `json:"project,omitempty"`
 }
 
-func useKey(ref, user string) string { return prefix + "uses/" + ref + "/" + user }
+// Uses are kept with the used version, under the user's project:
+// focus/projects/OWNER/uses/NAME@V/USER_PROJECT/KIND:REF.
+func usesPrefix(owner, ref string) string { return projectPrefix(owner) + "uses/" + ref + "/" }
+
+func useKey(owner, ref, project, user string) string {
+	return usesPrefix(owner, ref) + project + "/" + user
+}
 
 // RecordUse notes that user ("template:NAME@V", "binding:NAME@V",
-// "deployment:ID") uses the template version ref ("NAME@V").
-func (c *Catalog) RecordUse(ctx context.Context, ref, user string) error {
-	if _, _, ok := strings.Cut(user, ":"); !ok {
-		return fmt.Errorf("%w: user %q: want KIND:REF", ErrInvalid, user)
+// "deployment:ID") of project uses the template version ref ("NAME@V"),
+// as project resolves it (its own, or public).
+func (c *Catalog) RecordUse(ctx context.Context, project, ref, user string) error {
+	owner, exact, err := c.useTarget(ctx, project, ref, user)
+	if err != nil {
+		return err
 	}
-	_, err := c.Store.CAS(ctx, useKey(ref, user), []byte(user), 0)
+	_, err = c.Store.CAS(ctx, useKey(owner, exact, project, user), []byte(user), 0)
 	if err != nil && !isConflict(err) {
 		return err
 	}
 	return nil
 }
 
-// ReleaseUse forgets a use (a deployment deleted or moved to another version).
-func (c *Catalog) ReleaseUse(ctx context.Context, ref, user string) error {
-	return c.Store.Delete(ctx, useKey(ref, user))
+// ReleaseUse forgets a use (a deployment deleted or moved to another
+// version). A version that no longer resolves has nothing to release.
+func (c *Catalog) ReleaseUse(ctx context.Context, project, ref, user string) error {
+	owner, exact, err := c.useTarget(ctx, project, ref, user)
+	if err != nil {
+		return nil
+	}
+	return c.Store.Delete(ctx, useKey(owner, exact, project, user))
 }
 
-// UsedBy lists what uses template name at version: templates extending or
-// nesting it, bindings bound to it, deployments made from it.
-func (c *Catalog) UsedBy(ctx context.Context, name, version string) ([]Use, error) {
-	v, err := c.Get(ctx, name, version)
+func (c *Catalog) useTarget(ctx context.Context, project, ref, user string) (owner, exact string, err error) {
+	if _, _, ok := strings.Cut(user, ":"); !ok || strings.Contains(user, "/") {
+		return "", "", fmt.Errorf("%w: user %q: want KIND:REF", ErrInvalid, user)
+	}
+	name, version, _ := strings.Cut(ref, "@")
+	v, err := c.Get(ctx, project, name, version)
+	if err != nil {
+		return "", "", err
+	}
+	return v.Project, v.Ref(), nil
+}
+
+// UsedBy lists what uses template name at version, as project sees it:
+// templates extending or nesting it, bindings bound to it, deployments
+// made from it. Only project's own users are listed unless all (a cloud
+// admin asking).
+func (c *Catalog) UsedBy(ctx context.Context, project, name, version string, all bool) ([]Use, error) {
+	v, err := c.Get(ctx, project, name, version)
 	if err != nil {
 		return nil, err
 	}
-	kvs, _, err := c.Store.List(ctx, prefix+"uses/"+v.Ref()+"/")
+	p := usesPrefix(v.Project, v.Ref())
+	if !all {
+		p += project + "/"
+	}
+	kvs, _, err := c.Store.List(ctx, p)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Use, 0, len(kvs))
 	for _, kv := range kvs {
+		userProject, _, _ := strings.Cut(strings.TrimPrefix(kv.Key, usesPrefix(v.Project, v.Ref())), "/")
 		kind, ref, _ := strings.Cut(string(kv.Value), ":")
-		out = append(out, Use{Kind: kind, Ref: ref})
+		u := Use{Kind: kind, Ref: ref}
+		if all {
+			u.Project = userProject
+		}
+		out = append(out, u)
 	}
 	return out, nil
 }
