@@ -16,19 +16,65 @@ import (
 // Mask replaces a hidden parameter's value in every view.
 const Mask = "******"
 
-// hiddenNames are the parameters t (flattened as project sees the catalog)
-// declares hidden; ok is false when the template cannot be analysed.
-func (a *API) hiddenParams(ctx context.Context, project, source string) (*templates.Template, bool) {
+// hiddenParams parses source and flattens it as project sees the catalog;
+// ok is false when the template cannot be analysed. nested are the hidden
+// values of the templates it extends or nests: their defaults, and the
+// values its resources give them, which flattening inlines.
+func (a *API) hiddenParams(ctx context.Context, project, source string) (t *templates.Template, nested []any, ok bool) {
 	t, err := templates.Parse([]byte(source))
 	if err != nil {
-		return nil, false
+		return nil, nil, false
 	}
-	if len(t.Uses()) > 0 {
-		if t, err = templates.Flatten(ctx, t, a.Catalog.For(project)); err != nil {
-			return nil, false
+	if len(t.Uses()) == 0 {
+		return t, nil, true
+	}
+	rec := &recordingResolver{r: a.Catalog.For(project), seen: map[string]*templates.Template{}}
+	flat, err := templates.Flatten(ctx, t, rec)
+	if err != nil {
+		return nil, nil, false
+	}
+	for _, u := range append([]*templates.Template{t}, rec.list...) {
+		if u != t {
+			for _, p := range u.Parameters {
+				if p.Hidden && p.HasDefault {
+					nested = append(nested, p.Default)
+				}
+			}
+		}
+		for _, res := range u.Resources {
+			nn, nv, isNested := res.Nested()
+			if !isNested || rec.seen[nn+"@"+nv] == nil {
+				continue
+			}
+			for pn, v := range res.Properties {
+				// A literal: an expression's own value is masked where it comes from.
+				switch v.(type) {
+				case map[string]any, []any:
+					continue
+				}
+				if p := rec.seen[nn+"@"+nv].Parameters[pn]; p != nil && p.Hidden {
+					nested = append(nested, v)
+				}
+			}
 		}
 	}
-	return t, true
+	return flat, nested, true
+}
+
+// recordingResolver remembers every template a flatten resolved.
+type recordingResolver struct {
+	r    templates.Resolver
+	seen map[string]*templates.Template
+	list []*templates.Template
+}
+
+func (rr *recordingResolver) Resolve(ctx context.Context, name, version string) (*templates.Template, error) {
+	t, err := rr.r.Resolve(ctx, name, version)
+	if err == nil {
+		rr.seen[name+"@"+version] = t
+		rr.list = append(rr.list, t)
+	}
+	return t, err
 }
 
 // masker scrubs hidden parameter values out of what a view shows: the
@@ -49,13 +95,16 @@ func (a *API) maskerFor(ctx context.Context, project string, specs ...*deploy.Sp
 		if s == nil {
 			continue
 		}
-		t, ok := a.hiddenParams(ctx, project, s.Source)
+		t, nested, ok := a.hiddenParams(ctx, project, s.Source)
 		if !ok {
 			for name, v := range s.Parameters {
 				m.names[name] = true
 				m.add(v)
 			}
 			continue
+		}
+		for _, v := range nested {
+			m.add(v)
 		}
 		resolved, _ := t.ResolveParameters(s.Parameters)
 		for name, p := range t.Parameters {
