@@ -177,19 +177,18 @@ func (e *Engine) serveGC(ctx context.Context) {
 	if interval <= 0 {
 		interval = DefaultGCInterval
 	}
-	ttl := e.LeaseTTL
-	if ttl <= 0 {
-		ttl = registry.MinLockTTL
-	}
+	c := &collector{e: e}
+	defer c.release(context.WithoutCancel(ctx))
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		lease, err := e.Store.TryLock(ctx, gcLockKey, []byte(e.Holder), ttl)
-		if err == nil {
-			e.collectWhileHeld(ctx, lease, t.C)
-			_ = lease.Release(context.WithoutCancel(ctx))
-		} else if !errors.Is(err, registry.ErrLockHeld) && ctx.Err() == nil {
-			e.log().WithError(err).Warn("taking the deployment GC lease failed")
+		swept, rep, err := c.tick(ctx)
+		l := e.log().WithFields(logrus.Fields{"deployments": rep.Deployments, "events": rep.Events, "indexed": rep.Indexed})
+		switch {
+		case err != nil && ctx.Err() == nil:
+			l.WithError(err).Warn("deployment garbage collection incomplete")
+		case swept && rep != (GCReport{}):
+			l.Info("deployment garbage collected")
 		}
 		select {
 		case <-ctx.Done():
@@ -199,35 +198,60 @@ func (e *Engine) serveGC(ctx context.Context) {
 	}
 }
 
-func (e *Engine) collectWhileHeld(ctx context.Context, lease registry.Lease, tick <-chan time.Time) {
+// collector is one engine's side of the GC lease.
+type collector struct {
+	e     *Engine
+	lease registry.Lease
+	// since: logs unchanged since the last complete sweep are not counted.
+	since time.Time
+}
+
+// tick sweeps if this engine holds the GC lease or can take it, and
+// reports whether it swept. A sweep stops when the lease is lost.
+func (c *collector) tick(ctx context.Context) (bool, GCReport, error) {
+	if c.lease != nil {
+		select {
+		case <-c.lease.Lost():
+			c.lease, c.since = nil, time.Time{}
+		default:
+		}
+	}
+	if c.lease == nil {
+		ttl := c.e.LeaseTTL
+		if ttl <= 0 {
+			ttl = registry.MinLockTTL
+		}
+		lease, err := c.e.Store.TryLock(ctx, gcLockKey, []byte(c.e.Holder), ttl)
+		if errors.Is(err, registry.ErrLockHeld) {
+			return false, GCReport{}, nil
+		}
+		if err != nil {
+			return false, GCReport{}, err
+		}
+		c.lease = lease
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	lost := c.lease.Lost()
 	go func() {
 		select {
-		case <-lease.Lost():
+		case <-lost:
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
-	var since time.Time
-	for {
-		// Logs changed during the previous sweep are counted again.
-		start := e.now().Add(-time.Minute)
-		rep, err := e.Collect(ctx, since)
-		l := e.log().WithFields(logrus.Fields{"deployments": rep.Deployments, "events": rep.Events, "indexed": rep.Indexed})
-		switch {
-		case err != nil && ctx.Err() == nil:
-			l.WithError(err).Warn("deployment garbage collection incomplete")
-		case err == nil:
-			since = start
-			if rep != (GCReport{}) {
-				l.Info("deployment garbage collected")
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick:
-		}
+	// Logs changed while this sweep runs are counted again next time.
+	start := c.e.now().Add(-time.Minute)
+	rep, err := c.e.Collect(ctx, c.since)
+	if err == nil {
+		c.since = start
+	}
+	return true, rep, err
+}
+
+func (c *collector) release(ctx context.Context) {
+	if c.lease != nil {
+		_ = c.lease.Release(ctx)
+		c.lease = nil
 	}
 }
