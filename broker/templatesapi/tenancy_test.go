@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
-	"github.com/cloudmux/cloudmux/localcloud"
 )
 
 // Values that must never appear in a response body.
@@ -19,27 +18,12 @@ const (
 	secretPublic  = "HIDDEN-PUBLIC-DEFAULT-55e1"
 )
 
-// shopTemplate copies its hidden parameter into a server's metadata and
-// an output, so the value travels through plan, record and outputs.
-const shopTemplate = `eve_template_version: 1
-parameters:
-  flavor: {type: string, default: m1.nano}
-  secret: {type: string, default: ` + secretDefault + `, hidden: true}
-resources:
-  net: {type: Network}
-  subnet: {type: Subnet, properties: {network: {get_resource: net}, cidr: 10.60.0.0/24}}
-  web:
-    type: Server
-    depends_on: [subnet]
-    properties:
-      flavor: {get_param: flavor}
-      image: ` + localcloud.SeedImageName + `
-      networks: [{network: {get_resource: net}}]
-      metadata: {role: web, token: {get_param: secret}}
-outputs:
-  echo: {value: {get_param: secret}}
-  ip: {value: {get_attr: [web, first_address]}}
-`
+// shopTemplate is webTemplate copying its hidden parameter into a
+// server's metadata and an output, so the value travels through plan,
+// record and outputs.
+var shopTemplate = strings.NewReplacer("default: s3cret", "default: "+secretDefault,
+	"metadata: {role: web}", "metadata: {role: web, token: {get_param: secret}}").Replace(webTemplate) +
+	"  echo: {value: {get_param: secret}}\n"
 
 // baseTemplate is what the cloud admin publishes.
 const baseTemplate = `eve_template_version: 1

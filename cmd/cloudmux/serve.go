@@ -285,6 +285,9 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	// Eve templates: the Focus catalog, and the deployment engine, which
 	// resumes deployments whose owning broker died (their lease lapsed).
 	templateCatalog := &focus.Catalog{Store: store}
+	if err := migrateCatalog(startCtx, templateCatalog, dir, log); err != nil {
+		return err
+	}
 	deployments := &deploy.Engine{Store: store, Peers: pool, Placer: placer, Resolver: templateCatalog, Uses: templateCatalog,
 		Index: templatesapi.IndexAdapter{Index: idx}, Holder: brokerID(cfg), BrokerID: installation,
 		Log: log.WithField("component", "deploy")}
@@ -410,6 +413,25 @@ func credentialsSealer(ctx context.Context, cfg Config, store registry.Store) (r
 		return nil, fmt.Errorf("credentials key %s: %w", path, err)
 	}
 	return registry.NewAESGCM(key)
+}
+
+// migrateCatalog gives the admin project the templates and bindings of
+// the catalog's first layout, which had no owner: they stay private until
+// an admin publishes them, instead of becoming everyone's.
+func migrateCatalog(ctx context.Context, c *focus.Catalog, dir *identity.Directory, log logrus.FieldLogger) error {
+	admin, err := dir.FindProject(ctx, identity.DefaultDomainID, identity.AdminProjectName)
+	if err != nil {
+		return fmt.Errorf("the admin project for the template catalog: %w", err)
+	}
+	rep, err := c.MigrateLegacy(ctx, admin.ID)
+	if err != nil {
+		return fmt.Errorf("migrating the template catalog: %w", err)
+	}
+	if rep.Moved+rep.Kept > 0 {
+		log.WithFields(logrus.Fields{"component": "focus", "moved": rep.Moved, "kept": rep.Kept}).
+			Warn("unowned templates and bindings now belong to the admin project")
+	}
+	return nil
 }
 
 // bootstrapAdmin gives the directory what devstack has (domain Default,

@@ -27,6 +27,12 @@ const templateUsage = `Usage:
   cloudmux template show NAME[@VERSION] [-o table|json|source]
   cloudmux template diff NAME FROM TO       what changed between two versions
   cloudmux template used-by NAME@VERSION    templates, bindings and deployments using it
+  cloudmux template publish NAME@VERSION    make a version public: every project may read,
+                                            deploy and nest it (cloud admins only)
+
+Templates and bindings belong to your project. A name resolves to your
+project's template of that name, else to a public one. Values of hidden
+parameters are shown as ******.
 `
 
 const bindingUsage = `Usage:
@@ -144,9 +150,9 @@ func runTemplate(args []string, stdout, stderr io.Writer) int {
 				return printJSON(stdout, out.Templates)
 			}
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tLATEST\tUPDATED\tDESCRIPTION")
+			fmt.Fprintln(tw, "NAME\tLATEST\tPUBLIC\tUPDATED\tDESCRIPTION")
 			for _, s := range out.Templates {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", s.Name, s.Latest, s.UpdatedAt.Format(time.RFC3339), firstLine(s.Description))
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", s.Name, s.Latest, yesNo(s.Public), s.UpdatedAt.Format(time.RFC3339), firstLine(s.Description))
 			}
 			return tw.Flush()
 		})
@@ -171,6 +177,9 @@ func runTemplate(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "%s\nformat:  %s\nhash:    %s\ncreated: %s by %s\n", v.Ref(), v.Format, v.Hash, v.CreatedAt.Format(time.RFC3339), v.CreatedBy)
 			if len(v.Uses) > 0 {
 				fmt.Fprintf(stdout, "uses:    %s\n", strings.Join(v.Uses, ", "))
+			}
+			if v.Public {
+				fmt.Fprintln(stdout, "public:  yes (every project may use it)")
 			}
 			fmt.Fprintf(stdout, "\n%s", v.Source)
 			return nil
@@ -222,6 +231,23 @@ func runTemplate(args []string, stdout, stderr io.Writer) int {
 			for _, u := range out.UsedBy {
 				fmt.Fprintf(stdout, "%s %s\n", u.Kind, u.Ref)
 			}
+			return nil
+		})
+	case "publish":
+		if err := parseFlags(fs, rest, 1); err != nil {
+			return usageExit(err)
+		}
+		name, version, ok := strings.Cut(fs.Arg(0), "@")
+		if !ok || version == "" {
+			fmt.Fprintf(stderr, "template publish: give NAME@VERSION: a version is published, not a name\n")
+			return 2
+		}
+		return withAPI(ctx, stderr, func(c *client) error {
+			var out struct{ Template focus.Version }
+			if err := c.do(ctx, http.MethodPost, "/v1/templates/"+url.PathEscape(name)+"/versions/"+url.PathEscape(version)+"/publish", nil, &out); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s is public\n", out.Template.Ref())
 			return nil
 		})
 	case "help", "-h", "--help":
@@ -304,6 +330,13 @@ func runBinding(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "binding: unknown command %q\n\n%s", cmd, bindingUsage)
 	return 2
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 func firstLine(s string) string {

@@ -25,6 +25,7 @@ const cliTemplate = `eve_template_version: 1
 description: one server on a new network
 parameters:
   flavor: {type: string, default: m1.nano}
+  secret: {type: string, default: cli-s3cret-value, hidden: true}
 resources:
   net: {type: Network}
   subnet: {type: Subnet, properties: {network: {get_resource: net}, cidr: 10.60.0.0/24}}
@@ -35,6 +36,7 @@ resources:
     properties: {flavor: {get_param: flavor}, image: ` + localcloud.SeedImageName + `, networks: [{network: {get_resource: net}}]}
 outputs:
   ip: {value: {get_attr: [web, first_address]}}
+  secret: {value: {get_param: secret}}
 `
 
 // TestTemplateAndDeployCLI drives the built binary against the template
@@ -65,6 +67,9 @@ func TestTemplateAndDeployCLI(t *testing.T) {
 	go func() { _ = api.Engine.Serve(env.Ctx) }()
 	pw := env.Member(t, "carol", "web", identity.RoleMember)
 	token := env.Provider(t, "carol", pw, "web").Token()
+	pw = env.Member(t, "root", identity.AdminProjectName, identity.RoleAdmin)
+	adminToken := env.Provider(t, "root", pw, identity.AdminProjectName).Token()
+	asAdmin := false
 
 	dir := t.TempDir()
 	write := func(name, body string) string {
@@ -77,7 +82,11 @@ func TestTemplateAndDeployCLI(t *testing.T) {
 	tfile := write("web.yaml", cliTemplate)
 	cli := func(args ...string) (string, string, int) {
 		cmd := exec.CommandContext(env.Ctx, cloudmuxBin, args...)
-		cmd.Env = append(os.Environ(), "CLOUDMUX_ADDR="+env.Server.URL, "CLOUDMUX_TOKEN="+token)
+		tok := token
+		if asAdmin {
+			tok = adminToken
+		}
+		cmd.Env = append(os.Environ(), "CLOUDMUX_ADDR="+env.Server.URL, "CLOUDMUX_TOKEN="+tok)
 		var out, errb strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		err := cmd.Run()
@@ -90,25 +99,37 @@ func TestTemplateAndDeployCLI(t *testing.T) {
 		return out.String(), errb.String(), code
 	}
 	for _, tc := range []struct {
-		name string
-		args []string
-		want []string // substrings of stdout
-		code int
+		name  string
+		args  []string
+		want  []string // substrings of stdout
+		code  int
+		admin bool
 	}{
-		{"push", []string{"template", "push", "web", tfile}, []string{"web@1 (new version)"}, 0},
-		{"push again", []string{"template", "push", "web", tfile}, []string{"web@1 (unchanged"}, 0},
-		{"push v2", []string{"template", "push", "web", write("v2.yaml", strings.Replace(cliTemplate, "m1.nano", "m1.tiny", 1))}, []string{"web@2"}, 0},
-		{"list", []string{"template", "list"}, []string{"web", "2", "one server on a new network"}, 0},
-		{"show", []string{"template", "show", "web@1"}, []string{"web@1", "format:  eve", "eve_template_version"}, 0},
-		{"diff", []string{"template", "diff", "web", "1", "2"}, []string{"~ parameters.flavor (default)"}, 0},
-		{"binding", []string{"binding", "push", "prod", write("prod.yaml", "template: web@1\nparameters: {flavor: m1.tiny}\n")}, []string{"prod@1 -> web@1"}, 0},
-		{"plan", []string{"deploy", "plan", "-binding", "prod"}, []string{"web", "create", "remote", "plan: 3 to create"}, 0},
-		{"apply", []string{"deploy", "apply", "-binding", "prod", "-name", "shop"}, []string{"complete", "COMPLETE", "ip = \"10.60.0."}, 0},
-		{"list deployments", []string{"deploy", "list"}, []string{"shop", "COMPLETE", "web@1"}, 0},
-		{"used-by", []string{"template", "used-by", "web@1"}, []string{"binding prod@1", "deployment "}, 0},
+		{"push", []string{"template", "push", "web", tfile}, []string{"web@1 (new version)"}, 0, false},
+		{"push again", []string{"template", "push", "web", tfile}, []string{"web@1 (unchanged"}, 0, false},
+		{"push v2", []string{"template", "push", "web", write("v2.yaml", strings.Replace(cliTemplate, "m1.nano", "m1.tiny", 1))}, []string{"web@2"}, 0, false},
+		{"list", []string{"template", "list"}, []string{"web", "2", "one server on a new network"}, 0, false},
+		{"show", []string{"template", "show", "web@1"}, []string{"web@1", "format:  eve", "eve_template_version", "******"}, 0, false},
+		{"publish, not an admin", []string{"template", "publish", "web@1"}, nil, 1, false},
+		{"publish a name", []string{"template", "publish", "web"}, nil, 2, false},
+		{"admin pushes", []string{"template", "push", "base", write("base.yaml", "eve_template_version: 1\nresources: {n: {type: Network}}\n")}, []string{"base@1"}, 0, true},
+		{"admin publishes", []string{"template", "publish", "base@1"}, []string{"base@1 is public"}, 0, true},
+		{"others list it", []string{"template", "list"}, []string{"base", "yes"}, 0, false},
+		{"others show it", []string{"template", "show", "base"}, []string{"public:  yes"}, 0, false},
+		{"diff", []string{"template", "diff", "web", "1", "2"}, []string{"~ parameters.flavor (default)"}, 0, false},
+		{"binding", []string{"binding", "push", "prod", write("prod.yaml", "template: web@1\nparameters: {flavor: m1.tiny, secret: cli-s3cret-value}\n")}, []string{"prod@1 -> web@1"}, 0, false},
+		{"binding show", []string{"binding", "show", "prod"}, []string{`"secret": "******"`}, 0, false},
+		{"plan", []string{"deploy", "plan", "-binding", "prod"}, []string{"web", "create", "remote", "plan: 3 to create"}, 0, false},
+		{"apply", []string{"deploy", "apply", "-binding", "prod", "-name", "shop"}, []string{"complete", "COMPLETE", "ip = \"10.60.0.", `secret = "******"`}, 0, false},
+		{"list deployments", []string{"deploy", "list"}, []string{"shop", "COMPLETE", "web@1"}, 0, false},
+		{"used-by", []string{"template", "used-by", "web@1"}, []string{"binding prod@1", "deployment "}, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			asAdmin = tc.admin
 			out, errOut, code := cli(tc.args...)
+			if strings.Contains(out+errOut, "cli-s3cret-value") {
+				t.Fatalf("the hidden value is shown:\n%s\n%s", out, errOut)
+			}
 			if code != tc.code {
 				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, out, errOut)
 			}

@@ -2,6 +2,7 @@ package focus
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -239,5 +240,141 @@ func TestBindings(t *testing.T) {
 	list, err := c.Bindings(ctx, "p1")
 	if err != nil || len(list) != 1 || list[0].Name != "prod" {
 		t.Fatalf("bindings %+v %v", list, err)
+	}
+}
+
+func TestProjectsAndPublic(t *testing.T) {
+	c, ctx := newCatalog()
+	admin, a, b := "admin-p", "proj-a", "proj-b"
+	if _, _, err := c.Push(ctx, admin, "net", []byte(netV1), "root"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Push(ctx, a, "net", []byte(netV1), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	// a's web nests a's own net@1.
+	if _, _, err := c.Push(ctx, a, "web", []byte(webV2), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		project string
+		fn      func(project string) error
+		want    error
+	}{
+		{"b reads a's version", b, func(p string) error { _, err := c.Get(ctx, p, "web", "1"); return err }, ErrNotFound},
+		{"b reads a's latest", b, func(p string) error { _, err := c.Get(ctx, p, "web", "latest"); return err }, ErrNotFound},
+		{"b lists a's versions", b, func(p string) error {
+			vs, err := c.Versions(ctx, p, "web")
+			if err == nil && len(vs) != 0 {
+				return errors.New("listed")
+			}
+			return ErrNotFound
+		}, ErrNotFound},
+		{"b binds a's template", b, func(p string) error {
+			_, _, err := c.PushBinding(ctx, p, "prod", BindingSpec{Template: "web@1"}, "")
+			return err
+		}, ErrNotFound},
+		{"b nests a's template", b, func(p string) error {
+			_, _, err := c.Push(ctx, p, "x", []byte("eve_template_version: 1\nresources: {a: {type: \"template:web@1\"}}\n"), "")
+			return err
+		}, ErrNotFound},
+		{"b asks who uses a's version", b, func(p string) error { _, err := c.UsedBy(ctx, p, "web", "1", true); return err }, ErrNotFound},
+		{"admin publishes what nests a private version", admin, func(p string) error {
+			if _, _, err := c.Push(ctx, p, "web", []byte(webV2), "root"); err != nil {
+				return err
+			}
+			_, err := c.Publish(ctx, p, "web", "1", "root")
+			return err
+		}, ErrInvalid},
+		{"a publishes a's own under the admin's public name", a, func(p string) error {
+			if _, err := c.Publish(ctx, admin, "net", "1", "root"); err != nil {
+				return err
+			}
+			_, err := c.Publish(ctx, p, "net", "1", "alice")
+			return err
+		}, ErrInUse},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.fn(tc.project); !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	// net@1 of the admin is public: b sees it, a keeps its own.
+	got, err := c.Get(ctx, b, "net", "latest")
+	if err != nil || !got.Public || got.Project != admin {
+		t.Fatalf("b's net: %+v %v", got, err)
+	}
+	if got, _ := c.Get(ctx, a, "net", "1"); got.Project != a || got.Public {
+		t.Fatalf("a's own net shadows the public one: %+v", got)
+	}
+	if _, err := c.Publish(ctx, admin, "web", "1", "root"); err != nil {
+		t.Fatalf("publishing once net@1 is public: %v", err)
+	}
+	list, err := c.List(ctx, b)
+	if err != nil || len(list) != 2 || !list[0].Public || list[1].Name != "web" || !list[1].Public {
+		t.Fatalf("b's list: %+v %v", list, err)
+	}
+	bd, _, err := c.PushBinding(ctx, b, "prod", BindingSpec{Template: "web"}, "bob")
+	if err != nil || bd.Template != "web@1" || bd.Project != b {
+		t.Fatalf("binding on a public template: %+v %v", bd, err)
+	}
+	uses, err := c.UsedBy(ctx, admin, "web", "1", true)
+	if err != nil || len(uses) != 1 || uses[0].Project != b {
+		t.Fatalf("uses of the public version, as the admin sees them: %+v %v", uses, err)
+	}
+	if uses, _ := c.UsedBy(ctx, a, "web", "1", false); len(uses) != 0 {
+		t.Fatalf("a sees its own web's users only: %+v", uses)
+	}
+}
+
+func TestMigrateLegacy(t *testing.T) {
+	c, ctx := newCatalog()
+	put := func(key string, v any) {
+		b, _ := json.Marshal(v)
+		if _, err := c.Store.CAS(ctx, key, b, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("focus/templates/web/versions/00000001", Version{Name: "web", Version: 1, Source: webV1})
+	put("focus/templates/web/hashes/abc", 1)
+	put("focus/bindings/prod/versions/00000001", Binding{Name: "prod", Version: 1, BindingSpec: BindingSpec{Template: "web@1"}})
+	if _, err := c.Store.CAS(ctx, "focus/uses/web@1/binding:prod@1", []byte("binding:prod@1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	// Before the migration nobody sees the unowned records.
+	if _, err := c.Get(ctx, "admin-p", "web", "1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("before: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		want MigrationReport
+	}{
+		{"moves everything to the admin project", MigrationReport{Moved: 4}},
+		{"a second run finds nothing", MigrationReport{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep, err := c.MigrateLegacy(ctx, "admin-p")
+			if err != nil || rep != tc.want {
+				t.Fatalf("%+v %v, want %+v", rep, err, tc.want)
+			}
+		})
+	}
+	v, err := c.Get(ctx, "admin-p", "web", "1")
+	if err != nil || v.Project != "admin-p" || v.Public {
+		t.Fatalf("migrated template: %+v %v", v, err)
+	}
+	if _, err := c.Get(ctx, "other", "web", "1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("another project sees the migrated template: %v", err)
+	}
+	if b, err := c.GetBinding(ctx, "admin-p", "prod", "latest"); err != nil || b.Template != "web@1" {
+		t.Fatalf("migrated binding: %+v %v", b, err)
+	}
+	if uses, err := c.UsedBy(ctx, "admin-p", "web", "1", false); err != nil || len(uses) != 1 || uses[0].Ref != "prod@1" {
+		t.Fatalf("migrated uses: %+v %v", uses, err)
+	}
+	if kvs, _, _ := c.Store.List(ctx, "focus/templates/"); len(kvs) != 0 {
+		t.Fatalf("legacy keys left: %d", len(kvs))
 	}
 }
