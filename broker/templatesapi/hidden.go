@@ -272,11 +272,13 @@ func (a *API) maskSource(ctx context.Context, project, source string) string {
 			maskEntry(props, pn)
 		}
 	}
-	out, err := yaml.Marshal(&doc)
-	if err != nil {
+	var out strings.Builder
+	enc := yaml.NewEncoder(&out)
+	enc.SetIndent(2)
+	if enc.Encode(&doc) != nil || enc.Close() != nil {
 		return ""
 	}
-	return string(out)
+	return out.String()
 }
 
 // lookupNode returns the value of key in mapping node n, or nil.

@@ -346,8 +346,9 @@ type Summary struct {
 	Latest      int       `json:"latest"`
 	Description string    `json:"description,omitempty"`
 	UpdatedAt   time.Time `json:"updated_at"`
-	// Public: a template another project published (the latest published
-	// version is Latest), which this project may use but not change.
+	// Public: version Latest is published. For another project's template
+	// (listed with its latest published version) this project may use it
+	// but not change it.
 	Public bool `json:"public,omitempty"`
 }
 
@@ -378,7 +379,7 @@ func (c *Catalog) List(ctx context.Context, project string) ([]Summary, error) {
 		}
 		out = append(out, s)
 	}
-	return c.addPublic(ctx, out)
+	return c.addPublic(ctx, project, out)
 }
 
 // Diff compares two versions of template name as project sees it.

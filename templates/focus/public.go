@@ -167,8 +167,9 @@ func (c *Catalog) publicVersions(ctx context.Context, name string) ([]Version, e
 	return out, nil
 }
 
-// addPublic appends the public templates whose names are not in own.
-func (c *Catalog) addPublic(ctx context.Context, own []Summary) ([]Summary, error) {
+// addPublic marks the project's own summaries whose latest version is
+// published and appends the public templates whose names are not in own.
+func (c *Catalog) addPublic(ctx context.Context, project string, own []Summary) ([]Summary, error) {
 	kvs, _, err := c.Store.List(ctx, prefix+"public/templates/")
 	if err != nil {
 		return nil, err
@@ -188,6 +189,13 @@ func (c *Catalog) addPublic(ctx context.Context, own []Summary) ([]Summary, erro
 		}
 		if !taken[p.Name] && p.Version > latest[p.Name].Version {
 			latest[p.Name] = p
+		}
+		if p.Project == project {
+			for i := range own {
+				if own[i].Name == p.Name && own[i].Latest == p.Version {
+					own[i].Public = true
+				}
+			}
 		}
 	}
 	out := own
