@@ -31,6 +31,10 @@ func TestGCConfig(t *testing.T) {
 		{name: "interval too short", flags: []string{"-gc-interval", "1s"}, want: gcConfig(time.Second, 48*time.Hour, 50), bad: "gc.interval"},
 		{name: "no decisions kept", flags: []string{"-retain-decisions-max", "0"}, want: gcConfig(5*time.Minute, 48*time.Hour, 0),
 			bad: "gc.decisions.max_records"},
+		{name: "deployments", flags: []string{"-retain-deployments", "2h", "-retain-deployment-events", "10"},
+			want: withDeployments(gcConfig(5*time.Minute, 48*time.Hour, 50), 2*time.Hour, 10)},
+		{name: "deleted deployments kept too briefly", flags: []string{"-retain-deployments", "1s", "-retain-deployment-events", "0"},
+			want: withDeployments(gcConfig(5*time.Minute, 48*time.Hour, 50), time.Second, 0), bad: "gc.deployments.max_age,gc.deployments.max_events"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,5 +67,10 @@ func TestGCConfig(t *testing.T) {
 func gcConfig(interval, age time.Duration, records int) GCConfig {
 	c := defaultGCConfig()
 	c.Interval, c.Decisions.MaxAge, c.Decisions.MaxRecords = Duration(interval), Duration(age), records
+	return c
+}
+
+func withDeployments(c GCConfig, age time.Duration, events int) GCConfig {
+	c.Deployments.MaxAge, c.Deployments.MaxEvents = Duration(age), events
 	return c
 }

@@ -293,7 +293,8 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		Log: log.WithField("component", "deploy")}
 	goBG("deploy", deployments.Serve)
 	metrics := prometheus.NewRegistry()
-	if err := startGC(cfg, store, metrics, log, goBG, decisions); err != nil {
+	if err := startGC(cfg, store, metrics, log, goBG, decisions,
+		deployments.Collector(time.Duration(cfg.GC.Deployments.MaxAge), cfg.GC.Deployments.MaxEvents)); err != nil {
 		return err
 	}
 	handler := broker.New(broker.Config{

@@ -104,20 +104,13 @@ type Engine struct {
 	// ResumeInterval is how often Serve looks for orphaned deployments
 	// (default 15s).
 	ResumeInterval time.Duration
-	// Retention is how long a DELETED deployment's record and events stay
-	// before garbage collection removes them (default DefaultRetention).
-	Retention time.Duration
-	// MaxEvents bounds each deployment's event log (default
-	// DefaultMaxEvents); garbage collection drops the oldest beyond it.
-	MaxEvents int
-	// GCInterval is how often the engine holding the GC lease sweeps
-	// (default DefaultGCInterval).
-	GCInterval time.Duration
 
 	mu      sync.Mutex
 	base    context.Context // Serve's context, for runs Start launches
 	running map[string]bool
 	sems    map[string]chan struct{}
+	// listed: Resume gave every record its project list entry once.
+	listed bool
 }
 
 const (
@@ -365,7 +358,6 @@ func (e *Engine) Serve(ctx context.Context) error {
 	if interval <= 0 {
 		interval = 15 * time.Second
 	}
-	go e.serveGC(ctx)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -379,11 +371,29 @@ func (e *Engine) Serve(ctx context.Context) error {
 }
 
 // Resume starts a run for every in-progress deployment no engine holds.
+// Its first pass also lists every deployment in its project (records from
+// before the project lists existed).
 func (e *Engine) Resume(ctx context.Context) {
 	ds, err := e.List(ctx, "")
 	if err != nil {
 		e.log().WithError(err).Warn("listing deployments to resume failed")
 		return
+	}
+	e.mu.Lock()
+	backfill := !e.listed
+	e.mu.Unlock()
+	for _, d := range ds {
+		if backfill {
+			if err := e.ensureListed(ctx, d); err != nil {
+				e.log().WithError(err).WithField("deployment", d.ID).Warn("listing the deployment in its project failed")
+				backfill = false
+			}
+		}
+	}
+	if backfill {
+		e.mu.Lock()
+		e.listed = true
+		e.mu.Unlock()
 	}
 	for _, d := range ds {
 		if d.Status.InProgress() {

@@ -48,49 +48,40 @@ func TestGarbageCollection(t *testing.T) {
 	if _, err := e.Delete(ctx, gone.ID); err != nil {
 		t.Fatal(err)
 	}
-	if d := runToEnd(t, e, ctx, gone.ID); d.Status != StatusDeleted {
-		t.Fatalf("delete: %s %s", d.Status, d.Error)
+	gone = runToEnd(t, e, ctx, gone.ID)
+	if gone.Status != StatusDeleted {
+		t.Fatalf("delete: %s %s", gone.Status, gone.Error)
 	}
-	// A deployment written before the per-project list existed.
-	legacy := &Deployment{ID: "legacy-1", Name: "legacy", Project: "p1", Status: StatusComplete, Goal: "apply",
-		Resources: map[string]*Resource{}, CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC()}
-	b, _ := json.Marshal(legacy)
-	if _, err := env.Store.Put(ctx, recordKey(legacy.ID), b); err != nil {
-		t.Fatal(err)
+	goneEvents, liveEvents := keysUnder(t, env, eventPrefix+gone.ID+"/"), keysUnder(t, env, eventPrefix+live.ID+"/")
+	if liveEvents < 3 || goneEvents < 3 {
+		t.Fatalf("events: gone %d, live %d", goneEvents, liveEvents)
 	}
-	if ds, _ := e.List(ctx, "p1"); len(ds) != 2 {
-		t.Fatalf("p1 lists %d deployments before the sweep, want the 2 it made", len(ds))
-	}
-	liveEvents := keysUnder(t, env, eventPrefix+live.ID+"/")
-	if liveEvents < 3 {
-		t.Fatalf("live has %d events", liveEvents)
-	}
-
+	deleted := gone.UpdatedAt
 	for _, tc := range []struct {
 		name      string
 		retention time.Duration
 		maxEvents int
-		want      GCReport
+		now       time.Time
+		removed   int
 		goneKept  bool
 	}{
-		{"within retention", time.Hour, 0, GCReport{Indexed: 1}, true},
-		{"past retention, logs bounded", time.Nanosecond, 2, GCReport{Deployments: 1, Events: keysUnder(t, env, eventPrefix+gone.ID+"/") + liveEvents - 2}, false},
-		{"nothing left to do", time.Nanosecond, 2, GCReport{}, false},
+		{"within retention", time.Hour, 0, deleted.Add(59 * time.Minute), 0, true},
+		{"past retention, logs bounded", time.Hour, 2, deleted.Add(time.Hour), goneEvents + 1 + liveEvents - 2, false},
+		{"nothing left to do", time.Hour, 2, deleted.Add(2 * time.Hour), 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e.Retention, e.MaxEvents = tc.retention, tc.maxEvents
-			rep, err := e.Collect(ctx, time.Time{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rep != tc.want {
-				t.Fatalf("report %+v, want %+v", rep, tc.want)
+			n, err := e.Collector(tc.retention, tc.maxEvents).Collect(ctx, tc.now)
+			if err != nil || n != tc.removed {
+				t.Fatalf("removed %d (%v), want %d", n, err, tc.removed)
 			}
 			_, err = e.Get(ctx, gone.ID)
 			if kept := err == nil; kept != tc.goneKept {
 				t.Fatalf("the deleted deployment kept: %v (%v)", kept, err)
 			}
-			if !tc.goneKept {
+			listed := 1
+			if tc.goneKept {
+				listed = 2
+			} else {
 				if !errors.Is(err, ErrNotFound) {
 					t.Fatal(err)
 				}
@@ -107,59 +98,48 @@ func TestGarbageCollection(t *testing.T) {
 					t.Fatalf("net@1 used by %+v %v", uses, err)
 				}
 			}
-			ds, err := e.List(ctx, "p1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantListed := 2 // live and legacy
-			if tc.goneKept {
-				wantListed = 3
-			}
-			if len(ds) != wantListed {
-				t.Fatalf("p1 lists %d deployments, want %d", len(ds), wantListed)
+			if ds, err := e.List(ctx, "p1"); err != nil || len(ds) != listed {
+				t.Fatalf("p1 lists %d deployments (%v), want %d", len(ds), err, listed)
 			}
 		})
 	}
-	// The newest event survives trimming, so a later run numbers on.
+	// The newest events survive trimming, so a later run numbers on.
 	evs, _, err := e.Events(ctx, live.ID, 0)
 	if err != nil || len(evs) != 2 || evs[1].Action != "complete" {
 		t.Fatalf("live's events after trimming: %+v %v", evs, err)
 	}
 }
 
-func TestGarbageCollectorLease(t *testing.T) {
+// TestProjectListBackfill: a deployment recorded before the per-project
+// lists existed is listed in its project once an engine resumes.
+func TestProjectListBackfill(t *testing.T) {
 	env := newEnv(t)
-	ctx := env.Ctx
-	e1, e2 := env.engine("broker-1"), env.engine("broker-2")
-	e1.Retention, e2.Retention = time.Nanosecond, time.Nanosecond
-	gone := &Deployment{ID: "gone-1", Project: "p1", Status: StatusDeleted, UpdatedAt: time.Now().UTC()}
-	b, _ := json.Marshal(gone)
-	if _, err := env.Store.Put(ctx, recordKey(gone.ID), b); err != nil {
+	e := env.engine("broker-1")
+	old := &Deployment{ID: "legacy-1", Name: "legacy", Project: "p1", Status: StatusComplete, Goal: "apply",
+		Resources: map[string]*Resource{}, CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC()}
+	b, _ := json.Marshal(old)
+	if _, err := env.Store.Put(env.Ctx, recordKey(old.ID), b); err != nil {
 		t.Fatal(err)
 	}
-	c1, c2 := &collector{e: e1}, &collector{e: e2}
-	defer c1.release(ctx)
-	defer c2.release(ctx)
 	for _, tc := range []struct {
-		name  string
-		c     *collector
-		swept bool
-		want  GCReport
+		name   string
+		resume bool
+		want   int
 	}{
-		{"broker-1 takes the lease and sweeps", c1, true, GCReport{Deployments: 1}},
-		{"broker-2 stays out while broker-1 holds it", c2, false, GCReport{}},
-		{"broker-1 keeps it", c1, true, GCReport{}},
+		{"before", false, 0},
+		{"after the first resume", true, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			swept, rep, err := tc.c.tick(ctx)
-			if err != nil || swept != tc.swept || rep != tc.want {
-				t.Fatalf("swept %v, %+v, %v; want %v, %+v", swept, rep, err, tc.swept, tc.want)
+			if tc.resume {
+				e.Resume(env.Ctx)
+			}
+			ds, err := e.List(env.Ctx, "p1")
+			if err != nil || len(ds) != tc.want {
+				t.Fatalf("p1 lists %d (%v), want %d", len(ds), err, tc.want)
+			}
+			if others, _ := e.List(env.Ctx, "p2"); len(others) != 0 {
+				t.Fatalf("p2 lists %d", len(others))
 			}
 		})
-	}
-	// broker-1 goes away: broker-2 becomes the collector.
-	c1.release(ctx)
-	if swept, _, err := c2.tick(ctx); !swept || err != nil {
-		t.Fatalf("broker-2 after broker-1 left: swept %v, %v", swept, err)
 	}
 }
