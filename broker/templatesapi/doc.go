@@ -4,9 +4,13 @@
 // progress). It translates HTTP to templates/focus and templates/deploy
 // and their errors to statuses; the work happens there.
 //
-// The routes expect an authenticated request (the token in the context,
-// as the /v1 group's authentication leaves it). Templates and bindings
-// are shared by every project: any token reads them, members write them.
-// Deployments belong to the token's project; another project's ID is not
-// found.
+// The routes expect an authenticated, project-scoped request (the token in
+// the context, as the /v1 group's authentication leaves it). Templates,
+// bindings and deployments belong to the token's project: readers read
+// them, members write them, and another project's are not found by any
+// reference, nor usable from a template, binding or deployment. Cloud
+// admins publish template versions (POST
+// /v1/templates/NAME/versions/V/publish), which every project then reads
+// and uses but cannot change. Hidden parameter values are masked (Mask)
+// in every body, errors included; the engine gets them unmasked.
 package templatesapi
