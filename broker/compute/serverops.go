@@ -427,12 +427,12 @@ func (s *Servers) Delete(ctx context.Context, c Caller, id string) error {
 	if err := m.Cloud.DeleteServer(ctx, e.PeerResourceID); err != nil && !errors.Is(err, peers.ErrNotFound) {
 		return fmt.Errorf("deleting server %s on %s: %w", id, m.Peer.Name, err)
 	}
-	removed, err := s.Index.Remove(ctx, e)
+	gone, removed, err := s.Index.Remove(ctx, e)
 	if err != nil {
 		return err
 	}
 	if removed {
-		if err := s.Quota.Free(ctx, quota.Scope{Project: e.Project}, e.Charge); err != nil {
+		if err := s.Quota.Free(ctx, quota.Scope{Project: gone.Project}, gone.Charge); err != nil {
 			s.Log.WithError(err).WithField("server", id).Error("a deleted server's quota not freed; it stays counted")
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
 )
@@ -77,11 +78,26 @@ func (s *Service) meta(project, id string) map[string]string {
 // index entry cannot be taken back, the resource stays too: an entry
 // without its resource is listed nowhere and never cleaned, while a
 // resource with its entry is only one the caller was not told of.
-func (s *Service) record(ctx context.Context, e index.Entry, a *Attrs, undo func(context.Context) error) error {
-	err := s.Index.Put(ctx, e)
+//
+// The quota reservation res is committed before the index write (and the
+// charge freed again if the create is undone): a broker dying in between
+// leaves a counted resource an index rebuild adopts, never an uncounted one.
+func (s *Service) record(ctx context.Context, e index.Entry, a *Attrs, undo func(context.Context) error, res *quota.Reservation) error {
+	charge, err := commit(ctx, res)
+	e.Charge = charge
+	if err == nil {
+		err = s.Index.Put(ctx, e)
+		if err != nil {
+			s.free(ctx, e.Project, charge)
+		}
+	}
 	if err == nil && a != nil {
 		if _, err = s.changeAttrs(ctx, e.Kind, e.ID, func(x *Attrs) { *x = *a }); err != nil {
-			if derr := s.Index.Delete(context.WithoutCancel(ctx), e); derr != nil {
+			gone, removed, derr := s.Index.Remove(context.WithoutCancel(ctx), e)
+			if removed {
+				s.free(ctx, gone.Project, gone.Charge)
+			}
+			if derr != nil {
 				s.Log.WithError(derr).WithFields(logrus.Fields{"kind": e.Kind, "id": e.ID, "project": e.Project}).
 					Error("create failed after indexing and the entry could not be removed; the resource is kept with it")
 				return err
@@ -168,6 +184,11 @@ func (s *Service) CreateNetwork(ctx context.Context, project string, req Network
 		return Network{}, err
 	}
 	id := uuid.NewString()
+	res, err := s.reserve(ctx, project, KindNetwork, id)
+	if err != nil {
+		return Network{}, err
+	}
+	defer s.release(ctx, res)
 	spec := peers.NetworkSpec{Name: req.Name, Project: project, Shared: req.Shared, MTU: req.MTU, Metadata: s.meta(project, id)}
 	var tried []string
 	for _, p := range decision.Allowed() {
@@ -196,7 +217,7 @@ func (s *Service) CreateNetwork(ctx context.Context, project string, req Network
 		if req.Description != "" || (req.AdminStateUp != nil && !*req.AdminStateUp) || len(req.ZoneHints) > 0 {
 			a = &Attrs{Description: req.Description, AdminStateUp: req.AdminStateUp, ZoneHints: slices.Clone(req.ZoneHints)}
 		}
-		if err := s.record(ctx, e, a, func(ctx context.Context) error { return m.Cloud.DeleteNetwork(ctx, n.ID) }); err != nil {
+		if err := s.record(ctx, e, a, func(ctx context.Context) error { return m.Cloud.DeleteNetwork(ctx, n.ID) }, res); err != nil {
 			return Network{}, err
 		}
 		s.Log.WithFields(logrus.Fields{"network": id, "peer": p.Name, "project": project}).Info("network created")
@@ -327,6 +348,11 @@ func (s *Service) CreateSubnet(ctx context.Context, project string, req SubnetCr
 		}
 	}
 	id := uuid.NewString()
+	res, err := s.reserve(ctx, project, KindSubnet, id)
+	if err != nil {
+		return Subnet{}, err
+	}
+	defer s.release(ctx, res)
 	sn, err := c.CreateSubnet(ctx, peers.SubnetSpec{
 		Name: req.Name, Project: project, NetworkID: net.PeerResourceID, CIDR: prefix.String(), IPVersion: req.IPVersion,
 		GatewayIP: req.GatewayIP, NoGateway: req.NoGateway, EnableDHCP: req.EnableDHCP,
@@ -358,7 +384,7 @@ func (s *Service) CreateSubnet(ctx context.Context, project string, req SubnetCr
 	if req.Description != "" {
 		a = &Attrs{Description: req.Description}
 	}
-	if err := s.record(ctx, e, a, undo); err != nil {
+	if err := s.record(ctx, e, a, undo, res); err != nil {
 		return Subnet{}, err
 	}
 	s.Log.WithFields(logrus.Fields{"subnet": id, "network": net.ID, "cidr": sn.CIDR, "project": project}).Info("subnet created")
@@ -446,6 +472,11 @@ func (s *Service) CreatePort(ctx context.Context, project string, req PortCreate
 		fixed = nil
 	}
 	id := uuid.NewString()
+	res, err := s.reserve(ctx, project, KindPort, id)
+	if err != nil {
+		return Port{}, err
+	}
+	defer s.release(ctx, res)
 	p, err := c.CreatePort(ctx, peers.PortSpec{Name: req.Name, Project: project, NetworkID: net.PeerResourceID, FixedIPs: fixed, Metadata: s.meta(project, id)})
 	switch {
 	case errors.Is(err, peers.ErrCapacity):
@@ -475,7 +506,7 @@ func (s *Service) CreatePort(ctx context.Context, project string, req PortCreate
 			a.SecurityGroups = []string{} // explicitly none
 		}
 	}
-	if err := s.record(ctx, e, a, func(ctx context.Context) error { return c.DeletePort(ctx, p.ID) }); err != nil {
+	if err := s.record(ctx, e, a, func(ctx context.Context) error { return c.DeletePort(ctx, p.ID) }, res); err != nil {
 		return Port{}, err
 	}
 	s.Log.WithFields(logrus.Fields{"port": id, "network": net.ID, "project": project}).Info("port created")
@@ -579,11 +610,6 @@ func (s *Service) goneSubnets(ctx context.Context, project string, member *peers
 		}
 	}
 	return gone, nil
-}
-
-// forget removes a deleted resource's index entry and attributes.
-func (s *Service) forget(ctx context.Context, e index.Entry) error {
-	return errors.Join(s.Index.Delete(ctx, e), s.Store.Delete(context.WithoutCancel(ctx), attrsKey(e.Kind, e.ID)))
 }
 
 // DeleteSubnet deletes a subnet of project; one a port has an address on

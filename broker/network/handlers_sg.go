@@ -7,7 +7,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/osapi"
 )
 
@@ -168,70 +167,6 @@ func (h *Neutron) deleteRule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// quotaResources are Neutron's quota names. The broker enforces no network
-// quotas, so every limit is -1 (unlimited), which is what Neutron says for
-// an unlimited resource.
-var quotaResources = []string{"network", "subnet", "port", "router", "floatingip", "security_group", "security_group_rule", "rbac_policy", "subnetpool"}
-
-// showQuota answers for the token's project (any project for a cloud
-// admin); with details, usage counts the project's own resources.
-func (h *Neutron) showQuota(details bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		t, _ := identity.TokenFrom(r.Context())
-		p := chi.URLParam(r, "project")
-		if p != t.ProjectID && !t.CloudAdmin() {
-			h.fail(w, r, forbidden("get_quota"))
-			return
-		}
-		if !details {
-			q := map[string]int{}
-			for _, k := range quotaResources {
-				q[k] = -1
-			}
-			osapi.WriteJSON(w, http.StatusOK, map[string]any{"quota": q})
-			return
-		}
-		used := map[string]int{}
-		if p == t.ProjectID {
-			v, err := h.Service.List(r.Context(), p, true)
-			if err != nil {
-				h.fail(w, r, err)
-				return
-			}
-			for _, n := range v.Networks {
-				if n.Ref.OwnedBy(p) {
-					used["network"]++
-				}
-			}
-			for _, sn := range v.Subnets {
-				if sn.Ref.OwnedBy(p) {
-					used["subnet"]++
-				}
-			}
-			used["port"] = len(v.Ports)
-			groups, err := h.Service.SecurityGroups(r.Context(), p)
-			if err != nil {
-				h.fail(w, r, err)
-				return
-			}
-			used["security_group"] = len(groups)
-			for _, g := range groups {
-				used["security_group_rule"] += len(g.Rules)
-			}
-		}
-		q := map[string]any{}
-		for _, k := range quotaResources {
-			q[k] = map[string]int{"limit": -1, "used": used[k], "reserved": 0}
-		}
-		osapi.WriteJSON(w, http.StatusOK, map[string]any{"quota": q})
-	}
-}
-
-func (h *Neutron) listQuotas(w http.ResponseWriter, r *http.Request) {
-	// Only projects with non-default quotas are listed; there are none.
-	osapi.WriteJSON(w, http.StatusOK, map[string]any{"quotas": []any{}})
 }
 
 // zones lists each peer as a network availability zone.

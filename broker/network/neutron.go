@@ -20,8 +20,11 @@ import (
 // Neutron serves the Neutron v2.0 API at /network over a Service.
 type Neutron struct {
 	Service *Service
-	Auth    func(http.Handler) http.Handler // Keystone token validation
-	Log     logrus.FieldLogger
+	// QuotaAdmin, when set, lets cloud admins change quotas (PUT and
+	// DELETE /quotas/{project}); without it they are read only.
+	QuotaAdmin QuotaAdmin
+	Auth       func(http.Handler) http.Handler // Keystone token validation
+	Log        logrus.FieldLogger
 }
 
 // Routes mounts the API on r (at /network).
@@ -67,7 +70,9 @@ func (h *Neutron) Routes(r chi.Router) {
 			w.Delete("/security-group-rules/{id}", h.deleteRule)
 			r.Get("/quotas", h.listQuotas)
 			r.Get("/quotas/{project}", h.showQuota(false))
-			r.Get("/quotas/{project}/default", h.showQuota(false))
+			r.Put("/quotas/{project}", h.updateQuota)
+			r.Delete("/quotas/{project}", h.resetQuota)
+			r.Get("/quotas/{project}/default", h.defaultQuota)
 			r.Get("/quotas/{project}/details", h.showQuota(true))
 			r.Get("/quotas/{project}/details.json", h.showQuota(true))
 			r.Get("/availability_zones", h.zones)
@@ -179,7 +184,7 @@ var extensionList = []struct{ alias, name, description string }{
 	{"pagination", "Pagination support", "limit and marker on lists."},
 	{"sorting", "Sorting support", "sort_key and sort_dir on lists."},
 	{"project-id", "project_id field enabled", "project_id alongside tenant_id."},
-	{"quotas", "Quota management support", "Quotas (unlimited: the broker enforces none)."},
+	{"quotas", "Quota management support", "Per-project quotas of networks, subnets, ports, security groups and rules, enforced across every peer."},
 	{"quota_details", "Quota details management support", "Quota usage per resource."},
 	{"security-group", "security-group", "Security groups and rules, kept by the broker per project."},
 	{"standard-attr-description", "standard-attr-description", "description on every resource."},

@@ -22,6 +22,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/network"
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/peers"
@@ -36,6 +37,7 @@ var services = append(slices.Clone(identity.DefaultServices), identity.ServiceEn
 type testEnv struct {
 	*brokertest.Env
 	svc    *network.Service
+	limits *quota.Limits
 	seeded localcloud.Seeded
 }
 
@@ -49,9 +51,11 @@ func newEnvWith(t *testing.T, ps []brokertest.Peer, peerTimeout time.Duration) *
 	t.Helper()
 	te := &testEnv{}
 	te.Env = brokertest.New(t, ps, func(e *brokertest.Env, r chi.Router) {
+		te.limits = &quota.Limits{Store: e.Store}
 		te.svc = &network.Service{Pool: e.Pool, Index: index.New(e.Store), Store: e.Store, Placer: policy.Default{}, Log: e.Log,
-			BrokerID: "test-broker", PeerTimeout: peerTimeout}
-		n := &network.Neutron{Service: te.svc, Auth: e.Keystone.Authenticate, Log: e.Log}
+			BrokerID: "test-broker", PeerTimeout: peerTimeout,
+			Quota: &quota.Ledger{Store: e.Store, Limits: te.limits, Holder: "test-broker", Log: e.Log}}
+		n := &network.Neutron{Service: te.svc, QuotaAdmin: te.limits, Auth: e.Keystone.Authenticate, Log: e.Log}
 		r.Route("/network", n.Routes)
 		e.Keystone.Catalog = identity.StaticCatalog(services)
 	})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
 )
@@ -123,6 +124,14 @@ func (s *Service) ensureDefault(ctx context.Context, def SecurityGroup) (Securit
 	} else if err != nil {
 		return SecurityGroup{}, err
 	}
+	// The default group counts, as in Neutron, but exists whatever the
+	// quota: it is counted without a limit check, by the replica that
+	// wrote it.
+	if s.Quota != nil {
+		if err := s.Quota.Add(ctx, quota.Scope{Project: def.Project}, groupCharge(def)); err != nil {
+			s.Log.WithError(err).WithField("project", def.Project).Warn("the default security group is not counted in the project's quota")
+		}
+	}
 	return def, nil
 }
 
@@ -205,10 +214,25 @@ func (s *Service) CreateSecurityGroup(ctx context.Context, project, name, descri
 	if err != nil {
 		return SecurityGroup{}, err
 	}
+	res, err := s.reserveAmounts(ctx, project, groupCharge(g), kindSecurityGroup+" "+g.ID)
+	if err != nil {
+		return SecurityGroup{}, err
+	}
+	defer s.release(ctx, res)
 	if _, err := s.Store.CAS(ctx, sgKey(project, g.ID), raw, 0); err != nil {
 		return SecurityGroup{}, err
 	}
+	if _, err := commit(ctx, res); err != nil {
+		_ = s.Store.Delete(context.WithoutCancel(ctx), sgKey(project, g.ID))
+		return SecurityGroup{}, err
+	}
 	return g, nil
+}
+
+// groupCharge is what a group counts: itself and its rules (Neutron counts
+// the egress rules a new group comes with).
+func groupCharge(g SecurityGroup) quota.Amounts {
+	return quota.Amounts{quota.SecurityGroups: 1, quota.SecurityGroupRules: len(g.Rules)}
 }
 
 // changeGroup applies change to a group with compare-and-swap, retrying a
@@ -273,18 +297,23 @@ func (s *Service) DeleteSecurityGroup(ctx context.Context, project, id string) e
 		}
 		return err
 	}
+	s.free(ctx, project, groupCharge(g))
 	groups, err := s.SecurityGroups(ctx, project)
 	if err != nil {
 		return err
 	}
 	for _, other := range groups {
 		if slices.ContainsFunc(other.Rules, func(r SecurityGroupRule) bool { return r.RemoteGroupID == id }) {
+			dropped := 0
 			if _, err := s.changeGroup(ctx, project, other.ID, func(o *SecurityGroup) error {
+				before := len(o.Rules)
 				o.Rules = slices.DeleteFunc(o.Rules, func(r SecurityGroupRule) bool { return r.RemoteGroupID == id })
+				dropped = before - len(o.Rules)
 				return nil
 			}); err != nil && !errors.Is(err, ErrNotFound) {
 				return err
 			}
+			s.free(ctx, project, quota.Amounts{quota.SecurityGroupRules: dropped})
 		}
 	}
 	return nil
@@ -434,7 +463,12 @@ func (s *Service) CreateSecurityGroupRule(ctx context.Context, project string, r
 		}
 	}
 	r.ID, r.CreatedAt = uuid.NewString(), time.Now().UTC()
-	_, err := s.changeGroup(ctx, project, r.SecurityGroupID, func(g *SecurityGroup) error {
+	res, err := s.reserve(ctx, project, kindSecurityGroupRule, r.ID)
+	if err != nil {
+		return SecurityGroupRule{}, err
+	}
+	defer s.release(ctx, res)
+	_, err = s.changeGroup(ctx, project, r.SecurityGroupID, func(g *SecurityGroup) error {
 		for _, o := range g.Rules {
 			if sameRule(o, r) {
 				return &Error{Status: 409, Type: "SecurityGroupRuleExists", Message: fmt.Sprintf("Security group rule already exists. Rule id is %s.", o.ID), Err: ErrInUse}
@@ -443,7 +477,13 @@ func (s *Service) CreateSecurityGroupRule(ctx context.Context, project string, r
 		g.Rules = append(g.Rules, r)
 		return nil
 	})
-	return r, err
+	if err != nil {
+		return SecurityGroupRule{}, err
+	}
+	if _, err := commit(ctx, res); err != nil {
+		return SecurityGroupRule{}, errors.Join(err, s.removeRule(context.WithoutCancel(ctx), project, r))
+	}
+	return r, nil
 }
 
 // SecurityGroupRules returns every rule of the project's groups.
@@ -480,7 +520,17 @@ func (s *Service) DeleteSecurityGroupRule(ctx context.Context, project, id strin
 	if err != nil {
 		return err
 	}
-	_, err = s.changeGroup(ctx, project, r.SecurityGroupID, func(g *SecurityGroup) error {
+	if err := s.removeRule(ctx, project, r); err != nil {
+		return err
+	}
+	s.free(ctx, project, quota.Amounts{quota.SecurityGroupRules: 1})
+	return nil
+}
+
+// removeRule takes rule r out of its group.
+func (s *Service) removeRule(ctx context.Context, project string, r SecurityGroupRule) error {
+	id := r.ID
+	_, err := s.changeGroup(ctx, project, r.SecurityGroupID, func(g *SecurityGroup) error {
 		before := len(g.Rules)
 		g.Rules = slices.DeleteFunc(g.Rules, func(x SecurityGroupRule) bool { return x.ID == id })
 		if len(g.Rules) == before {

@@ -56,7 +56,10 @@ type Service struct {
 	Index  *index.Index
 	Store  Store
 	Placer policy.Placer
-	Log    logrus.FieldLogger
+	// Quota, when set, counts what projects create against their quotas;
+	// without it nothing is limited.
+	Quota Quota
+	Log   logrus.FieldLogger
 	// BrokerID marks every resource this installation creates on a peer.
 	BrokerID string
 	// PeerTimeout bounds each peer's part of a fan-out; default 10s.

@@ -407,3 +407,17 @@ func (l *Ledger) Quota(ctx context.Context, project string) (Amounts, error) {
 func NewLedger(store Store, holder string, log logrus.FieldLogger) *Ledger {
 	return &Ledger{Store: store, Limits: &Limits{Store: store}, Holder: holder, Log: log}
 }
+
+// Add counts amounts as used without checking any limit: for what exists
+// whether or not the project asked (Neutron's default security group, made
+// on a project's first look at its groups).
+func (l *Ledger) Add(ctx context.Context, s Scope, amounts Amounts) error {
+	amounts, err := positive(amounts)
+	if err != nil || len(amounts) == 0 {
+		return err
+	}
+	return l.update(ctx, s, func(rec *record, _ time.Time) error {
+		rec.Used.add(amounts, 1)
+		return nil
+	})
+}

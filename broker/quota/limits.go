@@ -202,3 +202,24 @@ func (l *Limits) Reset(ctx context.Context, project string) error {
 	}
 	return nil
 }
+
+// Overridden lists the projects an admin set limits for (Neutron's GET
+// /quotas): an admin's occasional read of the quotas/ prefix, never on a
+// project's request path.
+func (l *Limits) Overridden(ctx context.Context) ([]string, error) {
+	lister, ok := l.Store.(interface {
+		List(ctx context.Context, prefix string) ([]registry.KV, uint64, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("%w: this store cannot list", ErrInvalid)
+	}
+	kvs, _, err := lister.List(ctx, "quotas/")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(kvs))
+	for _, kv := range kvs {
+		out = append(out, strings.TrimPrefix(kv.Key, "quotas/"))
+	}
+	return out, nil
+}

@@ -261,18 +261,18 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		l.Info("index rebuilt from the peers")
 		return nil
 	})
-	// Images a server's peer lacks are copied there; the image service
-	// keeps those copies in step with their image (renames, deletes).
-	stager := staging.New(store, brokerID(cfg), log.WithField("component", "staging"))
-	images := &image.Service{Pool: pool, Index: idx, Placer: placer, Store: store, Replicas: stager,
-		Log: log.WithField("component", "image"), BrokerID: installation}
-	networks := &network.Service{Pool: pool, Index: idx, Store: store, Placer: placer,
-		Log: log.WithField("component", "network"), BrokerID: installation}
 	// Per-project quotas (the upstream defaults until an admin sets them
 	// through os-quota-sets or Neutron's quotas), enforced in Go by every
 	// service with reservations every broker on this Store shares.
 	quotaLimits := &quota.Limits{Store: store}
 	ledger := &quota.Ledger{Store: store, Limits: quotaLimits, Holder: brokerID(cfg), Log: log.WithField("component", "quota")}
+	// Images a server's peer lacks are copied there; the image service
+	// keeps those copies in step with their image (renames, deletes).
+	stager := staging.New(store, brokerID(cfg), log.WithField("component", "staging"))
+	images := &image.Service{Pool: pool, Index: idx, Placer: placer, Store: store, Replicas: stager,
+		Log: log.WithField("component", "image"), BrokerID: installation}
+	networks := &network.Service{Pool: pool, Index: idx, Store: store, Placer: placer, Quota: ledger,
+		Log: log.WithField("component", "network"), BrokerID: installation}
 	keypairs := compute.NewKeypairStore(store)
 	keypairs.Quota = ledger
 	// One servers service behind Nova and EC2: the same placement, tenancy
@@ -306,7 +306,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		Volume: &volume.Cinder{Pool: pool, Index: idx, Placer: placer, Images: images, Auth: keystone.Authenticate,
 			Log: log.WithField("component", "volume"), BrokerID: installation},
 		Image:   &image.Glance{Images: images, Auth: keystone.Authenticate, Log: log.WithField("component", "glance")},
-		Network: &network.Neutron{Service: networks, Auth: keystone.Authenticate, Log: log.WithField("component", "neutron")},
+		Network: &network.Neutron{Service: networks, QuotaAdmin: quotaLimits, Auth: keystone.Authenticate, Log: log.WithField("component", "neutron")},
 		Policy: &policyapi.API{Versions: policyVersions, Decisions: decisions, Engine: placer,
 			Candidates: policyapi.PoolCandidates(pool), Log: log.WithField("component", "policyapi")},
 		Templates: &templatesapi.API{Catalog: templateCatalog, Engine: deployments, Log: log.WithField("component", "templatesapi")},
