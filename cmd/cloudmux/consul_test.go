@@ -27,26 +27,7 @@ func TestTwoBrokersOnConsul(t *testing.T) {
 	agent := consultest.Start(t)
 	prefix := fmt.Sprintf("e2e-%d/", time.Now().UnixNano())
 	keyFile := filepath.Join(t.TempDir(), "credentials.key") // shared by both replicas; the first creates it
-	start := func(name string) *devBroker {
-		dir := t.TempDir()
-		cfg := filepath.Join(dir, "cloudmux.yaml")
-		content := fmt.Sprintf(`listen: 127.0.0.1:0
-data_dir: %s
-log: {format: json}
-store:
-  backend: consul
-  consul: {key_prefix: %s}
-prober: {interval: 1s, timeout: 1s}
-local_cloud: {enabled: true, name: %s, driver: fake, labels: {tier: private}}
-credentials_key_file: %s
-`, dir, prefix, name, keyFile)
-		if err := os.WriteFile(cfg, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return startBroker(t, []string{"serve", "-config", cfg},
-			[]string{"CONSUL_HTTP_ADDR=" + agent.Addr, "CLOUDMUX_ADMIN_PASSWORD=" + testAdminPassword})
-	}
-	a, b := start("local-a"), start("local-b")
+	a, b := startConsulBroker(t, agent, prefix, keyFile, "local-a"), startConsulBroker(t, agent, prefix, keyFile, "local-b")
 	// A third broker given an already hosted local cloud name refuses to
 	// start rather than fight over the peer.
 	clash := filepath.Join(t.TempDir(), "clash.yaml")
@@ -156,6 +137,30 @@ credentials_key_file: %s
 		}
 		br.exited <- nil
 	}
+}
+
+// startConsulBroker starts `cloudmux serve -config` on the agent's Consul
+// under prefix, hosting a fake local cloud called name: one replica of an
+// installation whose replicas share keyFile.
+func startConsulBroker(t *testing.T, agent *consultest.Agent, prefix, keyFile, name string) *devBroker {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "cloudmux.yaml")
+	content := fmt.Sprintf(`listen: 127.0.0.1:0
+data_dir: %s
+log: {format: json}
+store:
+  backend: consul
+  consul: {key_prefix: %s}
+prober: {interval: 1s, timeout: 1s}
+local_cloud: {enabled: true, name: %s, driver: fake, labels: {tier: private}}
+credentials_key_file: %s
+`, dir, prefix, name, keyFile)
+	if err := os.WriteFile(cfg, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startBroker(t, []string{"serve", "-config", cfg},
+		[]string{"CONSUL_HTTP_ADDR=" + agent.Addr, "CLOUDMUX_ADMIN_PASSWORD=" + testAdminPassword})
 }
 
 // waitFor polls cond until it holds or 30 s pass; the poll interval is not
