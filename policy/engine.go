@@ -188,6 +188,7 @@ func (e *Engine) Place(ctx context.Context, req Request, candidates []registry.P
 		e.cfg.Log.WithError(err).WithFields(logrus.Fields{"policy": c.version, "resource": req.ResourceID}).Error("policy: placement failed closed")
 		return Decision{}, err
 	}
+	d = gate(d)
 	d.ID = uuid.NewString()
 	e.logDecision(d, input, result, elapsed, start)
 	if e.cfg.Decisions != nil {
@@ -214,7 +215,7 @@ func (e *Engine) Explain(ctx context.Context, version string, req Request, candi
 		}
 	}
 	d, _, err := e.eval(ctx, c, e.peers.input(req, candidates), candidates)
-	return d, err
+	return gate(d), err
 }
 
 // Evaluate runs one decision on the active policy without recording or
