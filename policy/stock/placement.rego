@@ -87,16 +87,24 @@ deny[p.id] contains sprintf("image architecture %s, peer offers %s", [arch, p.la
 	p.labels.arch != arch
 }
 
-# The project's quota spans every peer: usage is the project's total.
+# The project's quota spans every peer: usage is the project's total. The
+# broker enforces these limits itself before it asks (with reservations, so
+# concurrent requests cannot pass them); this rule lets a policy see why a
+# request is refused, and a stricter policy may tighten it.
 need := {
 	"vcpus": input.request.resources.vcpus,
 	"ram_mib": input.request.resources.ram_mib,
-	"disk_gib": input.request.resources.disk_gib,
+	"disk_gib": volume_gib,
 	"instances": count_of("server"),
 	"volumes": count_of("volume"),
 }
 
 count_of(kind) := 1 if input.request.kind == kind
+else := 0
+
+# disk_gib is Cinder's gigabytes: volumes only. A server's root disk is its
+# flavor's, never counted against it.
+volume_gib := input.request.resources.disk_gib if input.request.kind == "volume"
 else := 0
 
 request_problems contains sprintf("project quota for %s exceeded: %d used + %d requested > %d allowed", [dim, used, want, limit]) if {

@@ -60,6 +60,19 @@ test_quota_spans_peers if {
 	contains(reason, "project quota for vcpus exceeded")
 }
 
+# gigabytes are Cinder's: a server's root disk never counts against them,
+# a volume's size does.
+test_server_root_disk_not_gigabytes if {
+	inp := input_with({"usage": {"disk_gib": 1000}, "quota": {"disk_gib": 1000}})
+	order(inp) == ["p-private", "p-cheap", "p-dear"]
+}
+
+test_volume_counts_gigabytes if {
+	inp := input_with({"kind": "volume", "usage": {"disk_gib": 1000}, "quota": {"disk_gib": 1000}})
+	some reason in placement.deny["p-cheap"] with input as inp
+	contains(reason, "project quota for disk_gib exceeded")
+}
+
 test_spread_prefers_peer_without_replica if {
 	second := object.union(fixtures.peers.private, {"id": "p-private2", "name": "private2"})
 	inp := {
