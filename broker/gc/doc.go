@@ -28,7 +28,10 @@
 // one broker of the installation at a time: a broker collects only while it
 // holds the Store lease at Key (registry.Locker.TryLock), keeps it across
 // passes, and lets it go on shutdown so another replica takes over at its
-// next tick. The context a collector gets ends when the lease is lost. Each
+// next tick. The context a collector gets ends when the lease is lost.
+// Local collectors are the exception: what a broker keeps for itself (its
+// in-process local cloud's image tombstones) it collects on every pass,
+// lease or not. Each
 // pass is logged per collector (what it removed, how long it took, its
 // error) and counted in the cloudmux_gc_* metrics.
 package gc

@@ -37,9 +37,13 @@ type Config struct {
 	// broker in it.
 	Key, Holder string
 	// Interval is the time between passes (default DefaultInterval).
-	Interval   time.Duration
+	Interval time.Duration
+	// Collectors are the installation's: run by the lease holder only.
 	Collectors []Collector
-	Log        logrus.FieldLogger
+	// Local are this broker's own (what its in-process local cloud
+	// keeps): run on every pass, lease or not.
+	Local []Collector
+	Log   logrus.FieldLogger
 	// Metrics, when set, gets the cloudmux_gc_* collectors.
 	Metrics prometheus.Registerer
 	// Now is the clock passes read (default time.Now).
@@ -114,34 +118,41 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
-// Pass runs every collector once if this broker holds (or now takes) the
-// lease, and reports whether it did. A collector's error does not stop
-// the others; the errors come back joined.
+// Pass runs the Local collectors, then, if this broker holds (or now
+// takes) the lease, the installation's, and reports whether it held the
+// lease. A collector's error does not stop the others; the errors come
+// back joined.
 func (r *Runner) Pass(ctx context.Context) (bool, error) {
+	now := r.cfg.Now()
+	errs := []error{r.run(ctx, now, r.cfg.Local)}
 	lease, err := r.lead(ctx)
 	if lease == nil {
-		return false, err
+		return false, errors.Join(append(errs, err)...)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
 		select {
 		case <-lease.Lost():
-			cancel()
+			cancel() // another broker may collect now
 		case <-ctx.Done():
 		}
 	}()
-	now := r.cfg.Now()
+	return true, errors.Join(append(errs, r.run(ctx, now, r.cfg.Collectors))...)
+}
+
+// run runs collectors one after the other, logging and counting each.
+func (r *Runner) run(ctx context.Context, now time.Time, collectors []Collector) error {
 	var errs []error
-	for _, c := range r.cfg.Collectors {
+	for _, c := range collectors {
+		name := c.Name()
 		if ctx.Err() != nil {
-			errs = append(errs, fmt.Errorf("gc: %s not run: %w", c.Name(), context.Cause(ctx)))
+			errs = append(errs, fmt.Errorf("gc: %s not run: %w", name, ctx.Err()))
 			continue
 		}
 		start := time.Now()
 		n, err := c.Collect(ctx, now)
 		took := time.Since(start)
-		name := c.Name()
 		r.removed.WithLabelValues(name).Add(float64(n))
 		r.seconds.WithLabelValues(name).Observe(took.Seconds())
 		l := r.cfg.Log.WithFields(logrus.Fields{"collector": name, "removed": n, "took": took.Round(time.Millisecond)})
@@ -156,7 +167,7 @@ func (r *Runner) Pass(ctx context.Context) (bool, error) {
 			l.Debug("gc: nothing to collect")
 		}
 	}
-	return true, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // lead returns the lease this broker holds, taking it if it is free; nil

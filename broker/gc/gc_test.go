@@ -237,3 +237,31 @@ func TestLostLease(t *testing.T) {
 		t.Fatalf("a ran %d times, b %d; want once each", len(a.at), len(b.at))
 	}
 }
+
+// TestLocalCollectors: a broker's own collectors run on every pass, the
+// installation's only under the lease.
+func TestLocalCollectors(t *testing.T) {
+	ctx := context.Background()
+	m := registry.NewMemory()
+	holder, err := m.TryLock(ctx, gc.DefaultKey, []byte("other broker"), registry.MinLockTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, shared := &fake{name: "local"}, &fake{name: "shared"}
+	r, err := gc.New(gc.Config{Locker: m, Holder: "b1", Collectors: []gc.Collector{shared}, Local: []gc.Collector{local}, Log: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ran, err := r.Pass(ctx); ran || err != nil {
+		t.Fatalf("Pass with another broker holding the lease = %t, %v", ran, err)
+	}
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ran, err := r.Pass(ctx); !ran || err != nil {
+		t.Fatalf("Pass with the lease free = %t, %v", ran, err)
+	}
+	if len(local.at) != 2 || len(shared.at) != 1 {
+		t.Fatalf("local ran %d times, shared %d; want 2 and 1", len(local.at), len(shared.at))
+	}
+}

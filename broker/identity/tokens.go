@@ -302,9 +302,13 @@ func (s *Tokens) Revoke(ctx context.Context, token string) error {
 }
 
 // Run follows revocations from every replica until ctx ends, and sweeps
-// expired tokens and revocations from the store every sweep interval.
+// expired tokens and revocations from the store every sweep interval; a
+// zero sweep leaves that to the broker's garbage collector (Collect), which
+// one replica runs for all.
 func (s *Tokens) Run(ctx context.Context, sweep time.Duration) error {
-	go s.sweepLoop(ctx, sweep)
+	if sweep > 0 {
+		go s.sweepLoop(ctx, sweep)
+	}
 	var index uint64
 	for {
 		var kvs []registry.KV
@@ -401,8 +405,9 @@ func (s *Tokens) sweepLoop(ctx context.Context, every time.Duration) {
 
 // Sweep deletes expired tokens and revocations of expired tokens. Every
 // replica may sweep; deletes are idempotent.
-func (s *Tokens) Sweep(ctx context.Context) (int, error) {
-	now := s.now()
+func (s *Tokens) Sweep(ctx context.Context) (int, error) { return s.sweep(ctx, s.now()) }
+
+func (s *Tokens) sweep(ctx context.Context, now time.Time) (int, error) {
 	removed := 0
 	for _, prefix := range []string{tokensPrefix, revokedPrefix, revokedUsersPrefix, revokedProjectsPrefix, revokedAppCredsPrefix} {
 		kvs, _, err := s.store.List(ctx, prefix)

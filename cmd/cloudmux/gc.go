@@ -10,6 +10,12 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/gc"
+	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/image"
+	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/quota"
+	"github.com/cloudmux/cloudmux/broker/staging"
+	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
 	"github.com/cloudmux/cloudmux/templates/deploy"
@@ -31,6 +37,19 @@ type GCConfig struct {
 		// MaxEvents bounds each deployment's event log (the newest stay).
 		MaxEvents int `yaml:"max_events"`
 	} `yaml:"deployments"`
+	// ImageTombstones: the local cloud keeps a deleted image's record
+	// this long.
+	ImageTombstones Duration `yaml:"image_tombstones"`
+	// ExpiredAppCredentials: an application credential stays this long
+	// after it expired.
+	ExpiredAppCredentials Duration `yaml:"expired_app_credentials"`
+	// OrphanGrace: a record whose owner is gone (a removed peer's health,
+	// a deleted image's deactivation or staged copies, a deleted
+	// project's quota) goes once it has been seen so this long.
+	OrphanGrace Duration `yaml:"orphan_grace"`
+	// RemovedPeerEntries: index entries of resources on a peer that was
+	// removed stay this long, in case the peer comes back.
+	RemovedPeerEntries Duration `yaml:"removed_peer_entries"`
 }
 
 func defaultGCConfig() GCConfig {
@@ -40,29 +59,47 @@ func defaultGCConfig() GCConfig {
 	c.Decisions.MaxRecords = policy.DefaultMaxRecords
 	c.Deployments.MaxAge = Duration(deploy.DefaultRetention)
 	c.Deployments.MaxEvents = deploy.DefaultMaxEvents
+	c.ImageTombstones = Duration(localcloud.DefaultImageTombstoneRetention)
+	c.ExpiredAppCredentials = Duration(identity.DefaultExpiredAppCredentialRetention)
+	c.OrphanGrace = Duration(time.Hour)
+	c.RemovedPeerEntries = Duration(7 * 24 * time.Hour)
 	return c
 }
 
 // gcFlags registers serve's retention flags; the returned function
 // applies the ones given (flags beat the file and the environment).
 func gcFlags(fs *flag.FlagSet) func(*GCConfig) {
-	interval := fs.Duration("gc-interval", 0, "time between garbage collection passes (default 10m)")
-	decisionsAge := fs.Duration("retain-decisions", 0, "keep placement decision records this long (default 168h)")
+	durations := map[string]func(*GCConfig) *Duration{
+		"gc-interval":                    func(c *GCConfig) *Duration { return &c.Interval },
+		"retain-decisions":               func(c *GCConfig) *Duration { return &c.Decisions.MaxAge },
+		"retain-deployments":             func(c *GCConfig) *Duration { return &c.Deployments.MaxAge },
+		"retain-image-tombstones":        func(c *GCConfig) *Duration { return &c.ImageTombstones },
+		"retain-expired-app-credentials": func(c *GCConfig) *Duration { return &c.ExpiredAppCredentials },
+		"gc-orphan-grace":                func(c *GCConfig) *Duration { return &c.OrphanGrace },
+		"retain-removed-peer-entries":    func(c *GCConfig) *Duration { return &c.RemovedPeerEntries },
+	}
+	usage := map[string]string{
+		"gc-interval":                    "time between garbage collection passes (default 10m)",
+		"retain-decisions":               "keep placement decision records this long (default 168h)",
+		"retain-deployments":             "keep deleted deployments and their events this long (default 168h)",
+		"retain-image-tombstones":        "the local cloud keeps deleted images' records this long (default 168h)",
+		"retain-expired-app-credentials": "keep expired application credentials this long (default 720h)",
+		"gc-orphan-grace":                "remove records whose owner is gone once they were seen so this long (default 1h)",
+		"retain-removed-peer-entries":    "keep the index entries of a removed peer's resources this long (default 168h)",
+	}
+	given := map[string]*time.Duration{}
+	for name := range durations {
+		given[name] = fs.Duration(name, 0, usage[name])
+	}
 	decisionsMax := fs.Int("retain-decisions-max", 0, "keep at most this many placement decision records (default 1000)")
-	deployments := fs.Duration("retain-deployments", 0, "keep deleted deployments and their events this long (default 168h)")
 	events := fs.Int("retain-deployment-events", 0, "keep at most this many events of each deployment (default 1000)")
 	return func(c *GCConfig) {
 		fs.Visit(func(f *flag.Flag) {
-			switch f.Name {
-			case "gc-interval":
-				c.Interval = Duration(*interval)
-			case "retain-decisions":
-				c.Decisions.MaxAge = Duration(*decisionsAge)
-			case "retain-decisions-max":
+			if field, ok := durations[f.Name]; ok {
+				*field(c) = Duration(*given[f.Name])
+			} else if f.Name == "retain-decisions-max" {
 				c.Decisions.MaxRecords = *decisionsMax
-			case "retain-deployments":
-				c.Deployments.MaxAge = Duration(*deployments)
-			case "retain-deployment-events":
+			} else if f.Name == "retain-deployment-events" {
 				c.Deployments.MaxEvents = *events
 			}
 		})
@@ -86,17 +123,100 @@ func (c GCConfig) validate(bad func(field, format string, args ...any)) {
 	if c.Deployments.MaxEvents < 1 {
 		bad("gc.deployments.max_events", "must be at least 1")
 	}
+	for field, d := range map[string]Duration{"gc.image_tombstones": c.ImageTombstones,
+		"gc.expired_app_credentials": c.ExpiredAppCredentials, "gc.orphan_grace": c.OrphanGrace,
+		"gc.removed_peer_entries": c.RemovedPeerEntries} {
+		if d < 0 {
+			bad(field, "must not be negative")
+		}
+	}
 }
 
-// startGC runs the garbage collectors on whichever broker holds the
-// installation's gc lease.
-func startGC(cfg Config, store registry.Store, reg prometheus.Registerer, log logrus.FieldLogger,
-	goBG func(string, func(context.Context) error), collectors ...gc.Collector) error {
-	runner, err := gc.New(gc.Config{Locker: store, Holder: brokerID(cfg), Interval: time.Duration(cfg.GC.Interval),
-		Collectors: collectors, Log: log.WithField("component", "gc"), Metrics: reg})
+// gcDeps are the services whose records the collectors judge.
+type gcDeps struct {
+	store     registry.Store
+	peers     *registry.PeerRegistry
+	dir       *identity.Directory
+	tokens    *identity.Tokens
+	decisions *policy.Decisions
+	images    *image.Service
+	index     *index.Index
+	local     *localcloud.Cloud // nil without a local cloud
+	metrics   prometheus.Registerer
+	// more are collectors their owners built (the deployments').
+	more []gc.Collector
+}
+
+// startGC runs the installation's garbage collectors on whichever broker
+// holds the gc lease, and this broker's own (its local cloud's, if it
+// hosts one) here.
+func startGC(cfg Config, d gcDeps, log logrus.FieldLogger, goBG func(string, func(context.Context) error)) error {
+	g := cfg.GC
+	orphans := func(kind string, grace Duration, prefixes []string, judge func(context.Context, []registry.KV) ([]registry.KV, error)) gc.Collector {
+		return &gc.Orphans{Kind: kind, Store: d.store, Prefixes: prefixes, Orphaned: judge, Grace: time.Duration(grace)}
+	}
+	shared := []gc.Collector{
+		d.decisions,
+		d.tokens,
+		identity.ExpiredAppCredentials{Creds: identity.NewAppCredentials(d.dir), Retention: time.Duration(g.ExpiredAppCredentials)},
+		orphans("peer-leftovers", g.OrphanGrace, registry.PeerLeftoverPrefixes, d.peers.Leftovers),
+		orphans("image-deactivations", g.OrphanGrace, []string{image.DeactivationPrefix}, d.images.DeactivationLeftovers),
+		orphans("staging-leftovers", g.OrphanGrace, staging.LeftoverPrefixes, staging.Leftovers(func(ctx context.Context) (map[string]bool, map[string]bool, error) {
+			images, err := d.index.List(ctx, image.Kind, "")
+			if err != nil {
+				return nil, nil, err
+			}
+			homes := make(map[string]bool, len(images))
+			for _, e := range images {
+				homes[e.PeerResourceID] = true
+			}
+			peers, err := registeredPeers(ctx, d.peers)
+			return homes, peers, err
+		})),
+		orphans("quota-leftovers", g.OrphanGrace, quota.LeftoverPrefixes, quota.Leftovers(func(ctx context.Context) (map[string]bool, map[string]bool, error) {
+			projects, err := d.dir.ListProjects(ctx)
+			if err != nil {
+				return nil, nil, err
+			}
+			users, err := d.dir.ListUsers(ctx)
+			if err != nil {
+				return nil, nil, err
+			}
+			ps, us := make(map[string]bool, len(projects)), make(map[string]bool, len(users))
+			for _, p := range projects {
+				ps[p.ID] = true
+			}
+			for _, u := range users {
+				us[u.ID] = true
+			}
+			return ps, us, nil
+		})),
+		orphans("index-removed-peers", g.RemovedPeerEntries, index.LeftoverPrefixes, index.OnRemovedPeers(func(ctx context.Context) (map[string]bool, error) {
+			return registeredPeers(ctx, d.peers)
+		})),
+	}
+	shared = append(shared, d.more...)
+	var own []gc.Collector
+	if d.local != nil {
+		own = append(own, localcloud.ImageTombstones{Cloud: d.local, Retention: time.Duration(g.ImageTombstones)})
+	}
+	runner, err := gc.New(gc.Config{Locker: d.store, Holder: brokerID(cfg), Interval: time.Duration(g.Interval),
+		Collectors: shared, Local: own, Log: log.WithField("component", "gc"), Metrics: d.metrics})
 	if err != nil {
 		return fmt.Errorf("gc: %w", err)
 	}
 	goBG("gc", runner.Run)
 	return nil
+}
+
+func registeredPeers(ctx context.Context, reg *registry.PeerRegistry) (map[string]bool, error) {
+	ps, err := reg.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(ps))
+	for _, p := range ps {
+		out[p.ID] = true
+	}
+	return out, nil
 }

@@ -29,6 +29,12 @@ func TestGCConfig(t *testing.T) {
 		{name: "flags beat the file", flags: []string{"-retain-decisions", "2h", "-retain-decisions-max", "7"},
 			want: gcConfig(5*time.Minute, 2*time.Hour, 7)},
 		{name: "interval too short", flags: []string{"-gc-interval", "1s"}, want: gcConfig(time.Second, 48*time.Hour, 50), bad: "gc.interval"},
+		{name: "image tombstones", flags: []string{"-retain-image-tombstones", "1h"},
+			want: func() GCConfig {
+				c := gcConfig(5*time.Minute, 48*time.Hour, 50)
+				c.ImageTombstones = Duration(time.Hour)
+				return c
+			}()},
 		{name: "no decisions kept", flags: []string{"-retain-decisions-max", "0"}, want: gcConfig(5*time.Minute, 48*time.Hour, 0),
 			bad: "gc.decisions.max_records"},
 		{name: "deployments", flags: []string{"-retain-deployments", "2h", "-retain-deployment-events", "10"},

@@ -27,6 +27,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker"
 	"github.com/cloudmux/cloudmux/broker/compute"
 	"github.com/cloudmux/cloudmux/broker/ec2"
+	"github.com/cloudmux/cloudmux/broker/gc"
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
@@ -231,7 +232,8 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	goBG("policy", placer.Run)
 	dir := identity.NewDirectory(store)
 	tokens := identity.NewTokens(store, log.WithField("component", "tokens"))
-	goBG("tokens", func(ctx context.Context) error { return tokens.Run(ctx, 10*time.Minute) })
+	// Expired tokens are swept by the garbage collector (startGC).
+	goBG("tokens", func(ctx context.Context) error { return tokens.Run(ctx, 0) })
 	adminPassword, adminToken, err := bootstrapAdmin(startCtx, cfg, dir, tokens, log)
 	if err != nil {
 		return err
@@ -293,8 +295,10 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		Log: log.WithField("component", "deploy")}
 	goBG("deploy", deployments.Serve)
 	metrics := prometheus.NewRegistry()
-	if err := startGC(cfg, store, metrics, log, goBG, decisions,
-		deployments.Collector(time.Duration(cfg.GC.Deployments.MaxAge), cfg.GC.Deployments.MaxEvents)); err != nil {
+	if err := startGC(cfg, gcDeps{store: store, peers: peerReg, dir: dir, tokens: tokens, decisions: decisions, images: images,
+		index: idx, local: local, metrics: metrics,
+		more: []gc.Collector{deployments.Collector(time.Duration(cfg.GC.Deployments.MaxAge), cfg.GC.Deployments.MaxEvents)}},
+		log, goBG); err != nil {
 		return err
 	}
 	handler := broker.New(broker.Config{

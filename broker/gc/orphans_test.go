@@ -1,0 +1,91 @@
+package gc_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudmux/cloudmux/broker/gc"
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// TestOrphans: a record goes only once it has been an orphan, unchanged,
+// for the grace period; a rewritten one, or one whose owner came back, is
+// judged afresh.
+func TestOrphans(t *testing.T) {
+	const grace = time.Hour
+	t0 := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	type step struct {
+		at          time.Duration // after t0
+		do          func(ctx context.Context, s *registry.Memory)
+		wantRemoved int
+		wantLeft    string
+	}
+	put := func(key string) func(context.Context, *registry.Memory) {
+		return func(ctx context.Context, s *registry.Memory) { _, _ = s.Put(ctx, key, []byte(key+time.Now().String())) }
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"an orphan goes after the grace", []step{
+			{at: 0, wantLeft: "rec/a,rec/b,rec/live"},
+			{at: grace / 2, wantLeft: "rec/a,rec/b,rec/live"},
+			{at: grace, wantRemoved: 2, wantLeft: "rec/live"},
+		}},
+		{"a first sighting after the grace keeps it", []step{
+			{at: 2 * grace, wantLeft: "rec/a,rec/b,rec/live"},
+			{at: 3 * grace, wantRemoved: 2, wantLeft: "rec/live"},
+		}},
+		{"a rewritten record starts again", []step{
+			{at: 0, wantLeft: "rec/a,rec/b,rec/live"},
+			{at: grace, do: put("rec/a"), wantRemoved: 1, wantLeft: "rec/a,rec/live"},
+			{at: 2 * grace, wantRemoved: 1, wantLeft: "rec/live"},
+		}},
+		{"an owner that came back", []step{
+			{at: 0, wantLeft: "rec/a,rec/b,rec/live"},
+			{at: grace / 2, do: put("owner/a"), wantLeft: "rec/a,rec/b,rec/live"},
+			{at: grace, do: func(ctx context.Context, s *registry.Memory) { _ = s.Delete(ctx, "owner/a") }, wantRemoved: 1, wantLeft: "rec/a,rec/live"},
+			{at: 2 * grace, wantRemoved: 1, wantLeft: "rec/live"},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := registry.NewMemory()
+			for _, k := range []string{"rec/a", "rec/b", "rec/live", "owner/live"} {
+				put(k)(ctx, s)
+			}
+			o := &gc.Orphans{Kind: "test", Store: s, Prefixes: []string{"rec/"}, Grace: grace,
+				Orphaned: func(ctx context.Context, kvs []registry.KV) ([]registry.KV, error) {
+					var out []registry.KV
+					for _, kv := range kvs {
+						if _, err := s.Get(ctx, "owner/"+strings.TrimPrefix(kv.Key, "rec/")); err != nil {
+							out = append(out, kv)
+						}
+					}
+					return out, nil
+				}}
+			for i, st := range tc.steps {
+				if st.do != nil {
+					st.do(ctx, s)
+				}
+				n, err := o.Collect(ctx, t0.Add(st.at))
+				if err != nil {
+					t.Fatal(err)
+				}
+				kvs, _, _ := s.List(ctx, "rec/")
+				var left []string
+				for _, kv := range kvs {
+					left = append(left, kv.Key)
+				}
+				slices.Sort(left)
+				if n != st.wantRemoved || strings.Join(left, ",") != st.wantLeft {
+					t.Fatalf("step %d: removed %d, left %v; want %d, %s", i, n, left, st.wantRemoved, st.wantLeft)
+				}
+			}
+		})
+	}
+}
