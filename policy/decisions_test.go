@@ -3,13 +3,21 @@ package policy_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/internal/consultest"
 	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
+	"github.com/cloudmux/cloudmux/registry/consul"
 )
 
 func record(id, resource, deployment string, at time.Time) policy.Record {
@@ -212,69 +220,116 @@ func TestDecisionLegacyLayout(t *testing.T) {
 // countingStore counts the keys a query reads.
 type countingStore struct {
 	policy.Store
-	read int
+	read atomic.Int64
 }
 
 func (s *countingStore) Get(ctx context.Context, key string) (registry.KV, error) {
-	s.read++
+	s.read.Add(1)
 	return s.Store.Get(ctx, key)
 }
 
 func (s *countingStore) List(ctx context.Context, prefix string) ([]registry.KV, uint64, error) {
 	kvs, idx, err := s.Store.List(ctx, prefix)
-	s.read += len(kvs)
+	s.read.Add(int64(len(kvs)))
 	return kvs, idx, err
 }
 
 // BenchmarkDecisionQuery stores 10 and then 10,000 decisions (spread over
 // two days, 50 projects and 1,000 resources) beside the ten of one
 // project, one resource of which has three, all in the last ten minutes,
-// and reports the store keys each query reads: the same whatever else is
-// stored. (ns/op on the memory store grows with its size, because the
-// memory backend scans every key to list a prefix; Consul does not.)
+// and reports the store keys each query reads: the same for a resource
+// or a project whatever else is stored; a cloud-wide time range reads
+// the hour markers too (one per hour holding decisions, at most the
+// retention's hours). On Consul ns/op follows; on the memory store it
+// grows with the store's size, because the memory backend scans every
+// key to list a prefix.
 func BenchmarkDecisionQuery(b *testing.B) {
+	var agent *consultest.Agent
+	backends := []struct {
+		name string
+		open func(b *testing.B, run string) policy.Store
+	}{
+		{"memory", func(*testing.B, string) policy.Store { return registry.NewMemory() }},
+		{"consul", func(b *testing.B, run string) policy.Store {
+			if testing.Short() {
+				b.Skip("starts a Consul agent")
+			}
+			if agent == nil {
+				agent = consultest.Start(b)
+			}
+			log := logrus.New()
+			log.SetOutput(io.Discard)
+			s, err := consul.New(consul.Config{Address: agent.Addr, KeyPrefix: "bench-" + run + "/"}, log)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return s
+		}},
+	}
 	now := time.Now().UTC()
-	for _, stored := range []int{10, 10000} {
-		ctx := context.Background()
-		store := &countingStore{Store: registry.NewMemory()}
-		ds := policy.NewDecisions(store, 2*stored, 0)
-		for i := range stored {
-			r := record(fmt.Sprintf("o%d", i), fmt.Sprintf("x-%d", i%1000), "", now.Add(-time.Hour-time.Duration(i)*48*time.Hour/time.Duration(stored)))
-			r.Project = fmt.Sprintf("other-%d", i%50)
-			if err := ds.Record(ctx, r); err != nil {
-				b.Fatal(err)
-			}
-		}
-		for i := range 10 {
-			res := fmt.Sprintf("t-%d", i)
-			if i < 3 {
-				res = "t-mine"
-			}
-			r := record(fmt.Sprintf("t%d", i), res, "", now.Add(-time.Duration(i)*time.Minute))
-			r.Project = "target"
-			if err := ds.Record(ctx, r); err != nil {
-				b.Fatal(err)
-			}
-		}
-		for _, q := range []struct {
-			name string
-			q    policy.Query
-			want int
-		}{
-			{"resource", policy.Query{Resource: "t-mine"}, 3},
-			{"project", policy.Query{Project: "target"}, 10},
-			{"last-15m", policy.Query{Since: now.Add(-15 * time.Minute)}, 10},
-		} {
-			b.Run(fmt.Sprintf("stored=%d/%s", stored, q.name), func(b *testing.B) {
-				store.read = 0
-				for b.Loop() {
-					recs, err := ds.Query(ctx, q.q)
-					if err != nil || len(recs) != q.want {
-						b.Fatalf("%d records (%v), want %d", len(recs), err, q.want)
-					}
+	for _, be := range backends {
+		for _, stored := range []int{10, 10000} {
+			b.Run(fmt.Sprintf("%s/stored=%d", be.name, stored), func(b *testing.B) {
+				store := &countingStore{Store: be.open(b, strconv.Itoa(stored))}
+				ds := policy.NewDecisions(store, 2*stored, 0)
+				loadDecisions(b, ds, stored, now)
+				for _, q := range []struct {
+					name string
+					q    policy.Query
+					want int
+				}{
+					{"resource", policy.Query{Resource: "t-mine"}, 3},
+					{"project", policy.Query{Project: "target"}, 10},
+					{"last-15m", policy.Query{Since: now.Add(-15 * time.Minute)}, 10},
+				} {
+					b.Run(q.name, func(b *testing.B) {
+						store.read.Store(0)
+						for b.Loop() {
+							recs, err := ds.Query(context.Background(), q.q)
+							if err != nil || len(recs) != q.want {
+								b.Fatalf("%d records (%v), want %d", len(recs), err, q.want)
+							}
+						}
+						b.ReportMetric(float64(store.read.Load())/float64(b.N), "keys-read/op")
+					})
 				}
-				b.ReportMetric(float64(store.read)/float64(b.N), "keys-read/op")
 			})
+		}
+	}
+}
+
+// loadDecisions records stored decisions of other projects, in parallel,
+// and the target project's ten.
+func loadDecisions(b *testing.B, ds *policy.Decisions, stored int, now time.Time) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < stored; i += 8 {
+				r := record(fmt.Sprintf("o%d", i), fmt.Sprintf("x-%d", i%1000), "", now.Add(-time.Hour-time.Duration(i)*48*time.Hour/time.Duration(stored)))
+				r.Project = fmt.Sprintf("other-%d", i%50)
+				if err := ds.Record(ctx, r); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	for i := range 10 {
+		res := fmt.Sprintf("t-%d", i)
+		if i < 3 {
+			res = "t-mine"
+		}
+		r := record(fmt.Sprintf("t%d", i), res, "", now.Add(-time.Duration(i)*time.Minute))
+		r.Project = "target"
+		if err := ds.Record(ctx, r); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
