@@ -480,31 +480,24 @@ func serverCharge(f peers.Flavor) quota.Amounts {
 
 // reserve sets the server's charge aside in the project's quota (refusing
 // the create, naming the limit and the numbers, when it does not fit) and
-// hands the placement policy the project's usage and quota, so a policy
-// may be stricter: the usage it sees leaves out this server's own
-// reservation, which is the request.
+// hands the placement policy the project's usage and quota as the
+// reservation found them, so a policy may be stricter: the usage it sees
+// leaves out this server's own reservation, which is the request.
 func (s *Servers) reserve(ctx context.Context, c Caller, id string, charge quota.Amounts, req *policy.Request) (*quota.Reservation, error) {
-	scope := quota.Scope{Project: c.Project}
-	res, err := s.Quota.Reserve(ctx, scope, charge, KindServer+" "+id)
+	res, err := s.Quota.Reserve(ctx, quota.Scope{Project: c.Project}, charge, KindServer+" "+id)
 	if err != nil {
 		return nil, quotaError(err)
 	}
-	limits, err := s.Quota.Quota(ctx, c.Project)
-	if err == nil {
-		var used, reserved quota.Amounts
-		if used, reserved, err = s.Quota.Usage(ctx, scope); err == nil {
-			u := used.Clone()
-			for k, v := range reserved {
-				u[k] += v - charge[k]
-			}
-			pu, pq := policyUsage(u), policyUsage(limits)
-			req.Usage, req.Quota = &pu, &pq
-		}
+	seen := res.Seen()
+	u := seen.Used.Clone()
+	if u == nil {
+		u = quota.Amounts{}
 	}
-	if err != nil {
-		_ = res.Release(context.WithoutCancel(ctx))
-		return nil, err
+	for k, v := range seen.Reserved {
+		u[k] += v
 	}
+	pu, pq := policyUsage(u), policyUsage(seen.Limits)
+	req.Usage, req.Quota = &pu, &pq
 	return res, nil
 }
 

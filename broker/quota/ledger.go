@@ -268,10 +268,12 @@ func (l *Ledger) Reserve(ctx context.Context, s Scope, want Amounts, what string
 		return nil, err
 	}
 	err = l.update(ctx, s, func(rec *record, now time.Time) error {
-		if o := over(limits, rec.Used, rec.reserved(now), want); len(o) > 0 {
+		reserved := rec.reserved(now)
+		if o := over(limits, rec.Used, reserved, want); len(o) > 0 {
 			return &OverError{Project: s.Project, Over: o}
 		}
 		rec.Reservations[r.id] = &reservation{Amounts: want, Expires: now.Add(l.ttl()), Holder: l.Holder, Resource: what}
+		r.seen = Snapshot{Limits: limits, Used: rec.Used.Clone(), Reserved: reserved}
 		return nil
 	})
 	if err != nil {
@@ -318,10 +320,23 @@ type Reservation struct {
 	id      string
 	amounts Amounts
 
+	seen     Snapshot
 	mu       sync.Mutex
 	finished bool
 	done     chan struct{}
 }
+
+// Snapshot is a scope's limits and usage as a reservation found them.
+type Snapshot struct {
+	Limits Amounts
+	// Used and Reserved leave out the reservation that took the snapshot.
+	Used, Reserved Amounts
+}
+
+// Seen returns the limits and the usage the reservation was checked
+// against (without itself): what a placement policy is told, with no
+// second read of the store.
+func (r *Reservation) Seen() Snapshot { return r.seen }
 
 // Amounts returns what the reservation holds.
 func (r *Reservation) Amounts() Amounts { return r.amounts.Clone() }

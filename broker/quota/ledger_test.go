@@ -209,6 +209,13 @@ func TestLedger(t *testing.T) {
 			case err != nil || checkErr != nil:
 				t.Fatalf("Reserve %v, Check %v", err, checkErr)
 			}
+			wantLimits := quota.Defaults.Clone()
+			for k, v := range tt.limits {
+				wantLimits[k] = v
+			}
+			if seen := r.Seen(); !sameAmounts(seen.Limits, wantLimits) || len(seen.Reserved) != 0 || !sameAmounts(seen.Used, tt.used) {
+				t.Fatalf("Seen = %+v; want the limits and %v used, nothing else reserved", seen, tt.used)
+			}
 			if err := r.Commit(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -232,6 +239,21 @@ func TestLedger(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sameAmounts compares amounts, a missing dimension being 0.
+func sameAmounts(a, b quota.Amounts) bool {
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	for k, v := range b {
+		if a[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 func equalOvers(a, b []quota.Over) bool {
