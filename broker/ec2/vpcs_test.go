@@ -3,6 +3,7 @@ package ec2_test
 import (
 	"context"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -222,4 +223,42 @@ func TestVpcWrites(t *testing.T) {
 	bob.must("DeleteSubnet", url.Values{"SubnetId": {sub.ID}}, nil)
 	bob.must("DeleteVpc", url.Values{"VpcId": {vpc.ID}}, nil)
 	wantCode(t, bob.do("DescribeVpcs", url.Values{"VpcId.1": {vpc.ID}}, nil), "InvalidVpcID.NotFound")
+}
+
+// TestVpcWritesOfAnotherProject: another project's VPC and subnet get the
+// very answer an ID naming nothing gets, so a write by ID cannot tell
+// which IDs exist.
+func TestVpcWritesOfAnotherProject(t *testing.T) {
+	te := newTestEnv(t)
+	te.Member(t, "bob", "team-b", identity.RoleMember)
+	te.Member(t, "carol", "team-c", identity.RoleMember)
+	bob := te.client(t, te.keysFor(t, "bob", "team-b"))
+	carol := te.client(t, te.keysFor(t, "carol", "team-c"))
+	var vpc struct {
+		ID string `xml:"vpc>vpcId"`
+	}
+	bob.must("CreateVpc", url.Values{"CidrBlock": {"10.20.0.0/16"}}, &vpc)
+	var sub struct {
+		ID string `xml:"subnet>subnetId"`
+	}
+	bob.must("CreateSubnet", url.Values{"VpcId": {vpc.ID}, "CidrBlock": {"10.20.1.0/24"}}, &sub)
+	for _, tc := range []struct {
+		name, action, param, bobs, none string
+	}{
+		{"delete vpc", "DeleteVpc", "VpcId", vpc.ID, "vpc-0123456789abcdef0"},
+		{"subnet in vpc", "CreateSubnet", "VpcId", vpc.ID, "vpc-0123456789abcdef0"},
+		{"delete subnet", "DeleteSubnet", "SubnetId", sub.ID, "subnet-0123456789abcdef0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			carol.t = t
+			params := func(id string) url.Values {
+				return url.Values{tc.param: {id}, "CidrBlock": {"10.20.2.0/24"}}
+			}
+			got, none := carol.do(tc.action, params(tc.bobs), nil), carol.do(tc.action, params(tc.none), nil)
+			if got == nil || none == nil || got.Code != none.Code ||
+				strings.ReplaceAll(got.Message, tc.bobs, "X") != strings.ReplaceAll(none.Message, tc.none, "X") {
+				t.Fatalf("bob's %s answers %+v; an unknown ID %+v", tc.param, got, none)
+			}
+		})
+	}
 }
