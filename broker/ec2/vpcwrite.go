@@ -30,11 +30,23 @@ func (a *API) vpcCIDR(ctx context.Context, networkID string) string {
 	return string(kv.Value)
 }
 
+// notFoundWords are the not-found messages of VPC and subnet IDs: one
+// wording whether the ID maps to nothing or to another project's network,
+// so an answer never tells the two apart.
+var notFoundWords = map[string]string{
+	"InvalidVpcID.NotFound":    "The vpc ID '%s' does not exist",
+	"InvalidSubnetID.NotFound": "The subnet ID '%s' does not exist",
+}
+
 // netErr translates the network service's errors for a VPC or subnet.
 func netErr(err error, code, id string) error {
 	switch {
 	case errors.Is(err, network.ErrNotFound):
-		return notFound(code, "The ID '%s' does not exist", id)
+		words, ok := notFoundWords[code]
+		if !ok {
+			words = "The ID '%s' does not exist"
+		}
+		return notFound(code, words, id)
 	case errors.Is(err, network.ErrInUse):
 		return errorf(http.StatusBadRequest, "DependencyViolation", "%s", err.Error())
 	case errors.Is(err, network.ErrForbidden):
