@@ -55,7 +55,9 @@ type Store interface {
 
 // Index keeps entries under index/<kind>/<id>, and a copy under
 // index-by-project/<kind>/<project>/<id> so a project's list reads only its
-// own entries. Entries never change once written, so the copies agree.
+// own entries. Entries never change once written (but for the quota
+// charge a creator adds to an entry a Rebuild adopted first), so the
+// copies agree.
 type Index struct{ store Store }
 
 // New returns an index over store.
@@ -82,7 +84,7 @@ func (x *Index) Put(ctx context.Context, e Entry) error {
 	if _, err := x.store.CAS(ctx, primaryKey(e.Kind, e.ID), raw, 0); err != nil {
 		if errors.Is(err, registry.ErrConflict) {
 			if cur, gerr := x.Get(ctx, e.Kind, e.ID, ""); gerr == nil && cur.sameResource(e) {
-				return nil
+				return x.addCharge(ctx, cur, e.Charge)
 			}
 		}
 		return fmt.Errorf("index %s %s: %w", e.Kind, e.ID, err)
@@ -90,6 +92,43 @@ func (x *Index) Put(ctx context.Context, e Entry) error {
 	if _, err := x.store.CAS(ctx, projectKey(e.Kind, e.Project, e.ID), raw, 0); err != nil {
 		_ = x.store.Delete(context.WithoutCancel(ctx), primaryKey(e.Kind, e.ID))
 		return fmt.Errorf("index %s %s: %w", e.Kind, e.ID, err)
+	}
+	return nil
+}
+
+// addCharge gives an entry a Rebuild adopted (which carries no charge:
+// nothing was counted for it) the charge its creator committed, in both
+// copies, so deleting the resource frees it. An entry with a charge
+// already keeps it.
+func (x *Index) addCharge(ctx context.Context, cur Entry, charge quota.Amounts) error {
+	if len(cur.Charge) > 0 || len(charge) == 0 {
+		return nil
+	}
+	cur.Charge = charge
+	raw, err := json.Marshal(cur)
+	if err != nil {
+		return err
+	}
+	for _, key := range []string{primaryKey(cur.Kind, cur.ID), projectKey(cur.Kind, cur.Project, cur.ID)} {
+		for {
+			kv, err := x.store.Get(ctx, key)
+			if errors.Is(err, registry.ErrNotFound) {
+				break // removed meanwhile: its remover freed nothing, and nothing is left to carry it
+			}
+			if err != nil {
+				return fmt.Errorf("index %s %s: %w", cur.Kind, cur.ID, err)
+			}
+			var got Entry
+			if err := json.Unmarshal(kv.Value, &got); err != nil || !got.sameResource(cur) || len(got.Charge) > 0 {
+				break
+			}
+			if _, err = x.store.CAS(ctx, key, raw, kv.ModifyIndex); errors.Is(err, registry.ErrConflict) {
+				continue
+			} else if err != nil {
+				return fmt.Errorf("index %s %s: %w", cur.Kind, cur.ID, err)
+			}
+			break
+		}
 	}
 	return nil
 }
