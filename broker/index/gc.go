@@ -3,7 +3,10 @@ package index
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -36,5 +39,30 @@ func OnRemovedPeers(peers func(ctx context.Context) (map[string]bool, error)) fu
 			}
 		}
 		return out, nil
+	}
+}
+
+// FreeCharges returns what a gc.Orphans over LeftoverPrefixes calls for
+// each record it removed: the charge of a primary entry is freed in its
+// project (the project's copy carries the same charge and frees nothing),
+// so the servers and volumes of a removed peer stop counting against
+// their projects' quotas. Orphans removes a record by compare-and-delete,
+// so each is freed once. Without a Freer it is nil: nothing is freed.
+func FreeCharges(f Freer) func(ctx context.Context, kv registry.KV) error {
+	if f == nil {
+		return nil
+	}
+	return func(ctx context.Context, kv registry.KV) error {
+		if !strings.HasPrefix(kv.Key, "index/") {
+			return nil
+		}
+		var e Entry
+		if err := json.Unmarshal(kv.Value, &e); err != nil || len(e.Charge) == 0 {
+			return nil
+		}
+		if err := f.Free(ctx, quota.Scope{Project: e.Project}, e.Charge); err != nil {
+			return fmt.Errorf("freeing the quota of %s %s: %w", e.Kind, e.ID, err)
+		}
+		return nil
 	}
 }

@@ -58,10 +58,25 @@ type Store interface {
 // own entries. Entries never change once written (but for the quota
 // charge a creator adds to an entry a Rebuild adopted first), so the
 // copies agree.
-type Index struct{ store Store }
+type Index struct {
+	store Store
+	freer Freer
+}
 
 // New returns an index over store.
 func New(store Store) *Index { return &Index{store: store} }
+
+// Freer gives back what a removed resource counted against its
+// project's quota: quota.Ledger.
+type Freer interface {
+	Free(ctx context.Context, s quota.Scope, amounts quota.Amounts) error
+}
+
+// WithFreer returns the index over the same store whose Rebuild frees the
+// charge of every entry it removes (a resource deleted behind the
+// broker's back stops counting against its project's quota). Without
+// one, Rebuild removes entries and frees nothing.
+func (x *Index) WithFreer(f Freer) *Index { return &Index{store: x.store, freer: f} }
 
 func primaryKey(kind, id string) string { return "index/" + kind + "/" + id }
 func projectKey(kind, project, id string) string {

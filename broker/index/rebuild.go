@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
 )
@@ -205,8 +206,9 @@ func (x *Index) Rebuild(ctx context.Context, members []*peers.Member, brokerID s
 }
 
 // removeIfUnchanged deletes an entry unless it was replaced meanwhile.
-// Entries never change once written, so an entry with the same peer
-// resource is the one the rebuild judged.
+// An entry with the same peer resource is the one the rebuild judged. Of
+// a rebuild and a delete (or two rebuilds) removing one entry at once,
+// only the one whose Remove took it frees its charge.
 func (x *Index) removeIfUnchanged(ctx context.Context, e Entry) error {
 	cur, err := x.Get(ctx, e.Kind, e.ID, "")
 	if errors.Is(err, ErrNotFound) {
@@ -218,5 +220,11 @@ func (x *Index) removeIfUnchanged(ctx context.Context, e Entry) error {
 	if cur.PeerID != e.PeerID || cur.PeerResourceID != e.PeerResourceID {
 		return nil
 	}
-	return x.Delete(ctx, cur)
+	gone, removed, err := x.Remove(ctx, cur)
+	if removed && x.freer != nil && len(gone.Charge) > 0 {
+		if ferr := x.freer.Free(context.WithoutCancel(ctx), quota.Scope{Project: gone.Project}, gone.Charge); ferr != nil {
+			err = errors.Join(err, fmt.Errorf("freeing the quota of %s %s: %w", gone.Kind, gone.ID, ferr))
+		}
+	}
+	return err
 }
