@@ -36,6 +36,10 @@ type Orphans struct {
 	Orphaned func(ctx context.Context, kvs []registry.KV) ([]registry.KV, error)
 	// Grace is how long a record must stay an orphan before it goes.
 	Grace time.Duration
+	// Removed, when set, is told of each record this collector removed,
+	// once (the compare-and-delete succeeded): what the record held that
+	// counts elsewhere (an index entry's quota charge) is given back.
+	Removed func(ctx context.Context, kv registry.KV) error
 
 	mu   sync.Mutex
 	seen map[string]sighting
@@ -80,6 +84,11 @@ func (o *Orphans) Collect(ctx context.Context, now time.Time) (int, error) {
 			switch {
 			case err == nil:
 				removed++
+				if o.Removed != nil {
+					if rerr := o.Removed(ctx, kv); rerr != nil {
+						errs = append(errs, fmt.Errorf("after removing %s: %w", kv.Key, rerr))
+					}
+				}
 			case errors.Is(err, registry.ErrConflict):
 				// Rewritten or removed meanwhile: judged afresh next pass.
 			default:

@@ -13,7 +13,7 @@ import (
 
 // TestOrphans: a record goes only once it has been an orphan, unchanged,
 // for the grace period; a rewritten one, or one whose owner came back, is
-// judged afresh.
+// judged afresh. Removed hears of each record removed, once.
 func TestOrphans(t *testing.T) {
 	const grace = time.Hour
 	t0 := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
@@ -58,7 +58,12 @@ func TestOrphans(t *testing.T) {
 			for _, k := range []string{"rec/a", "rec/b", "rec/live", "owner/live"} {
 				put(k)(ctx, s)
 			}
+			var heard []string
 			o := &gc.Orphans{Kind: "test", Store: s, Prefixes: []string{"rec/"}, Grace: grace,
+				Removed: func(_ context.Context, kv registry.KV) error {
+					heard = append(heard, kv.Key)
+					return nil
+				},
 				Orphaned: func(ctx context.Context, kvs []registry.KV) ([]registry.KV, error) {
 					var out []registry.KV
 					for _, kv := range kvs {
@@ -85,6 +90,10 @@ func TestOrphans(t *testing.T) {
 				if n != st.wantRemoved || strings.Join(left, ",") != st.wantLeft {
 					t.Fatalf("step %d: removed %d, left %v; want %d, %s", i, n, left, st.wantRemoved, st.wantLeft)
 				}
+			}
+			slices.Sort(heard)
+			if strings.Join(heard, ",") != "rec/a,rec/b" {
+				t.Fatalf("Removed heard of %v; want rec/a and rec/b once each", heard)
 			}
 		})
 	}
