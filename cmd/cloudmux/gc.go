@@ -141,6 +141,7 @@ type gcDeps struct {
 	decisions *policy.Decisions
 	images    *image.Service
 	index     *index.Index
+	quota     index.Freer       // frees the charges of index entries removed
 	local     *localcloud.Cloud // nil without a local cloud
 	metrics   prometheus.Registerer
 	// more are collectors their owners built (the deployments').
@@ -191,9 +192,13 @@ func startGC(cfg Config, d gcDeps, log logrus.FieldLogger, goBG func(string, fun
 			}
 			return ps, us, nil
 		})),
-		orphans("index-removed-peers", g.RemovedPeerEntries, index.LeftoverPrefixes, index.OnRemovedPeers(func(ctx context.Context) (map[string]bool, error) {
-			return registeredPeers(ctx, d.peers)
-		})),
+		&gc.Orphans{Kind: "index-removed-peers", Store: d.store, Prefixes: index.LeftoverPrefixes, Grace: time.Duration(g.RemovedPeerEntries),
+			Orphaned: index.OnRemovedPeers(func(ctx context.Context) (map[string]bool, error) {
+				return registeredPeers(ctx, d.peers)
+			}),
+			// The servers and volumes of a removed peer stop counting
+			// against their projects' quotas.
+			Removed: index.FreeCharges(d.quota)},
 	}
 	shared = append(shared, d.more...)
 	var own []gc.Collector

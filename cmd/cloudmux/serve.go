@@ -249,7 +249,14 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		return err
 	}
 	addr := "http://" + ln.Addr().String()
-	idx := index.New(store)
+	// Per-project quotas (the upstream defaults until an admin sets them
+	// through os-quota-sets or Neutron's quotas), enforced in Go by every
+	// service with reservations every broker on this Store shares.
+	quotaLimits := &quota.Limits{Store: store}
+	ledger := &quota.Ledger{Store: store, Limits: quotaLimits, Holder: brokerID(cfg), Log: log.WithField("component", "quota")}
+	// The index frees the quota of the entries a rebuild removes (their
+	// resources are gone from their peers).
+	idx := index.New(store).WithFreer(ledger)
 	// A broker that crashed between a peer's create and its index write
 	// left a marked resource unindexed; adopt such resources now.
 	goBG("index-rebuild", func(ctx context.Context) error {
@@ -263,11 +270,6 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		l.Info("index rebuilt from the peers")
 		return nil
 	})
-	// Per-project quotas (the upstream defaults until an admin sets them
-	// through os-quota-sets or Neutron's quotas), enforced in Go by every
-	// service with reservations every broker on this Store shares.
-	quotaLimits := &quota.Limits{Store: store}
-	ledger := &quota.Ledger{Store: store, Limits: quotaLimits, Holder: brokerID(cfg), Log: log.WithField("component", "quota")}
 	// Images a server's peer lacks are copied there; the image service
 	// keeps those copies in step with their image (renames, deletes).
 	stager := staging.New(store, brokerID(cfg), log.WithField("component", "staging"))
@@ -296,7 +298,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	goBG("deploy", deployments.Serve)
 	metrics := prometheus.NewRegistry()
 	if err := startGC(cfg, gcDeps{store: store, peers: peerReg, dir: dir, tokens: tokens, decisions: decisions, images: images,
-		index: idx, local: local, metrics: metrics,
+		index: idx, quota: ledger, local: local, metrics: metrics,
 		more: []gc.Collector{deployments.Collector(time.Duration(cfg.GC.Deployments.MaxAge), cfg.GC.Deployments.MaxEvents)}},
 		log, goBG); err != nil {
 		return err
