@@ -39,7 +39,9 @@
 //
 // Usage is counted, not recomputed: a resource created by a broker that
 // died between the peer's create and its commit is not counted once the
-// reservation expires, and a resource deleted behind the broker's back
-// stays counted. Usage.Set lets an operator (or a reconciler counting the
-// resource index) correct a record.
+// reservation expires. A resource deleted behind the broker's back is
+// freed when an index rebuild finds it gone, and those of a removed peer
+// when the gc removes their index entries (each entry carries what its
+// resource counts). SetUsage lets an operator (or a reconciler counting
+// the resource index) correct a record.
 package quota
