@@ -427,14 +427,17 @@ func (s *Servers) Delete(ctx context.Context, c Caller, id string) error {
 	if err := m.Cloud.DeleteServer(ctx, e.PeerResourceID); err != nil && !errors.Is(err, peers.ErrNotFound) {
 		return fmt.Errorf("deleting server %s on %s: %w", id, m.Peer.Name, err)
 	}
+	// The call that removed the entry frees the charge, even when the
+	// project's copy of the entry could not go too (the error asks for a
+	// retry, which frees nothing again).
 	gone, removed, err := s.Index.Remove(ctx, e)
+	if removed {
+		if ferr := s.Quota.Free(context.WithoutCancel(ctx), quota.Scope{Project: gone.Project}, gone.Charge); ferr != nil {
+			s.Log.WithError(ferr).WithField("server", id).Error("a deleted server's quota not freed; it stays counted")
+		}
+	}
 	if err != nil {
 		return err
-	}
-	if removed {
-		if err := s.Quota.Free(ctx, quota.Scope{Project: gone.Project}, gone.Charge); err != nil {
-			s.Log.WithError(err).WithField("server", id).Error("a deleted server's quota not freed; it stays counted")
-		}
 	}
 	if err := s.Store.Delete(ctx, attrsKey(c.Project, id)); err != nil && !errors.Is(err, registry.ErrNotFound) {
 		s.Log.WithError(err).WithField("server", id).Warn("server attributes left behind")
