@@ -560,6 +560,9 @@ func TestCrossTenantMatrix(t *testing.T) {
 			t.Run(p.name, func(t *testing.T) { te.checkEC2Probe(t, p) })
 		}
 	})
+	t.Run("lists", func(t *testing.T) {
+		te.checkLists(t, a)
+	})
 	t.Run("v1", func(t *testing.T) {
 		te.checkV1(t, a)
 	})
@@ -734,6 +737,48 @@ func (te *tenancyEnv) checkEC2Probe(t *testing.T, p ec2Probe) {
 			if status != aStatus || ec2Normal(body, x) != ec2Normal(aBody, absent) {
 				t.Errorf("%s tells A's resource from none:\nA's:  %d %s\nnone: %d %s", p.action, status, body, aStatus, aBody)
 			}
+		})
+	}
+}
+
+// checkLists: none of B's lists, through any API, names any of A's
+// resources by any of their IDs or names.
+func (te *tenancyEnv) checkLists(t *testing.T, a aResources) {
+	var secrets []string
+	for _, r := range []owned{a.server, a.image, a.network, a.subnet, a.port, a.group, a.rule, a.volume, {id: a.keypair}} {
+		for _, v := range r.forms() {
+			secrets = append(secrets, v)
+		}
+	}
+	leaks := func(t *testing.T, what, body string) {
+		for _, sec := range secrets {
+			if strings.Contains(body, sec) {
+				t.Errorf("B's %s names A's %q: %s", what, sec, body)
+			}
+		}
+	}
+	for _, path := range []string{
+		"/compute/v2.1/servers/detail", "/compute/v2.1/servers/detail?all_tenants=1", "/compute/v2.1/os-keypairs",
+		"/image/v2/images", "/network/v2.0/networks", "/network/v2.0/subnets", "/network/v2.0/ports",
+		"/network/v2.0/security-groups", "/network/v2.0/security-group-rules", "/volume/v3/volumes/detail",
+		"/v1/decisions",
+	} {
+		t.Run(path, func(t *testing.T) {
+			status, body := te.send(t, http.MethodGet, path, te.bToken, "")
+			if status != http.StatusOK && status != http.StatusForbidden {
+				t.Errorf("B's GET %s = %d %s", path, status, body)
+			}
+			leaks(t, path, body)
+		})
+	}
+	for _, action := range []string{"DescribeInstances", "DescribeInstanceStatus", "DescribeImages", "DescribeVolumes", "DescribeVpcs",
+		"DescribeSubnets", "DescribeSecurityGroups", "DescribeKeyPairs", "DescribeTags"} {
+		t.Run(action, func(t *testing.T) {
+			status, body := te.ec2(t, te.bKeys, action, nil)
+			if status != http.StatusOK {
+				t.Errorf("B's %s = %d %s", action, status, body)
+			}
+			leaks(t, action, body)
 		})
 	}
 }
