@@ -9,6 +9,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/registry"
 )
 
 // Images are Glance's (broker/image.Service): every image a project may
@@ -75,15 +76,23 @@ func imageErr(err error, id string) error {
 	case errors.Is(err, image.ErrNotFound):
 		return notFound("InvalidAMIID.NotFound", "The image id '[%s]' does not exist", id)
 	case errors.Is(err, image.ErrForbidden):
-		return unauthorizedOperation("%s", strings.TrimPrefix(err.Error(), "image: "))
-	case errors.Is(err, image.ErrInvalid), errors.Is(err, image.ErrTooLarge):
-		return invalidParameter("%s", err.Error())
+		return unauthorizedOperation("You are not authorized to perform this operation on image '%s'", id).hiding(err)
+	case errors.Is(err, image.ErrTooLarge):
+		return invalidParameter("The image is larger than the cloud accepts").hiding(err)
+	case errors.Is(err, image.ErrInvalid):
+		if fields := registry.FieldErrors(err); len(fields) > 0 {
+			return invalidParameter("%s", fields[0].Error())
+		}
+		if text := ownText(err, image.ErrInvalid); text != "" {
+			return invalidParameter("%s", text)
+		}
+		return invalidParameter("A value given for image '%s' is not valid", id).hiding(err)
 	case errors.Is(err, image.ErrConflict):
-		return errorf(http.StatusBadRequest, "IncorrectState", "%s", err.Error())
+		return errorf(http.StatusBadRequest, "IncorrectState", "The image '%s' is not in a state that allows this action", id).hiding(err)
 	case errors.Is(err, image.ErrNoPeer):
-		return errorf(http.StatusBadRequest, "InsufficientCapacity", "%s", err.Error())
+		return errorf(http.StatusBadRequest, "InsufficientCapacity", "No availability zone can hold the image").hiding(err)
 	case errors.Is(err, image.ErrUnavailable):
-		return errorf(http.StatusServiceUnavailable, "Unavailable", "%s", err.Error())
+		return errorf(http.StatusServiceUnavailable, "Unavailable", "The availability zone holding the image is unavailable; retry").hiding(err)
 	}
 	return err
 }

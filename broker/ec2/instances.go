@@ -197,27 +197,52 @@ func serverErr(err error, id string) error {
 	case errors.Is(err, compute.ErrNotFound) && compute.FieldOf(err) == "":
 		return notFound("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
 	case errors.Is(err, compute.ErrConflict):
-		return errorf(http.StatusBadRequest, "IncorrectInstanceState", "%s", err.Error())
+		return errorf(http.StatusBadRequest, "IncorrectInstanceState", "The instance '%s' is not in a state that allows this action", id).hiding(err)
 	case errors.Is(compute.QuotaRefusal(err), compute.ErrQuotaExceeded):
 		// The project's quota, not the clouds' room: EC2's own code for it.
+		// The refusal is the quota's own wording (resource and numbers).
 		return errorf(http.StatusBadRequest, "InstanceLimitExceeded", "%s", compute.QuotaRefusal(err).Error())
 	case errors.Is(err, compute.ErrNoValidHost):
-		return errorf(http.StatusBadRequest, "InsufficientInstanceCapacity", "%s", err.Error())
+		return errorf(http.StatusBadRequest, "InsufficientInstanceCapacity", "There is not enough capacity for the instance in any allowed availability zone").hiding(err)
 	}
-	switch compute.FieldOf(err) {
+	// The services' messages can quote a peer's answer: the tenant reads
+	// which parameter is at fault, the log the rest.
+	switch field := compute.FieldOf(err); field {
 	case "imageRef":
-		return notFound("InvalidAMIID.NotFound", "%s", err.Error())
+		return notFound("InvalidAMIID.NotFound", "The image named by ImageId does not exist or is not available to the project").hiding(err)
 	case "key_name":
-		return notFound("InvalidKeyPair.NotFound", "%s", err.Error())
+		return notFound("InvalidKeyPair.NotFound", "The key pair named by KeyName does not exist").hiding(err)
 	case "volumeId":
 		if errors.Is(err, compute.ErrNotFound) {
-			return notFound("InvalidVolume.NotFound", "%s", err.Error())
+			return notFound("InvalidVolume.NotFound", "The volume does not exist").hiding(err)
 		}
-		return errorf(http.StatusBadRequest, "InvalidVolume.ZoneMismatch", "%s", err.Error())
+		return errorf(http.StatusBadRequest, "InvalidVolume.ZoneMismatch", "The volume is not in the instance's availability zone").hiding(err)
 	case "":
 		return err
+	default:
+		return invalidParameter("Invalid value for %s", ec2Param(field)).hiding(err)
 	}
-	return invalidParameter("%s", err.Error())
+}
+
+// ec2Param names the EC2 parameter a servers-service field comes from.
+func ec2Param(field string) string {
+	switch field {
+	case "flavorRef":
+		return "InstanceType"
+	case "user_data":
+		return "UserData"
+	case "availability_zone":
+		return "Placement.AvailabilityZone"
+	case "min_count":
+		return "MinCount"
+	case "networks":
+		return "SubnetId"
+	case "name", "metadata":
+		return "TagSpecification"
+	case "block_device_mapping_v2":
+		return "BlockDeviceMapping"
+	}
+	return field
 }
 
 // runInstances boots MaxCount servers (at least MinCount, or none: those
@@ -321,7 +346,7 @@ func (a *API) runInstances(ctx context.Context, c *call) (any, error) {
 			}
 		}
 		if compute.FieldOf(lastErr) == "flavorRef" {
-			return nil, invalidParameter("Invalid value '%s' for InstanceType: %v", typ, lastErr)
+			return nil, invalidParameter("Invalid value '%s' for InstanceType", typ).hiding(lastErr)
 		}
 		return nil, serverErr(lastErr, imageID)
 	}
@@ -585,7 +610,7 @@ func (a *API) power(ctx context.Context, c *call, action peers.ServerAction, nex
 			cur = prev
 		default:
 			if err := a.Servers.Action(ctx, compute.CallerOf(c.token), srv.ID, action); errors.Is(err, compute.ErrConflict) {
-				return nil, errorf(http.StatusBadRequest, "IncorrectInstanceState", "The instance '%s' is not in a state from which it can be %sed: %v", ids[i], action, err)
+				return nil, errorf(http.StatusBadRequest, "IncorrectInstanceState", "The instance '%s' is not in a state from which it can be %sed", ids[i], action).hiding(err)
 			} else if err != nil {
 				return nil, serverErr(err, ids[i])
 			}

@@ -189,7 +189,7 @@ func (a *API) createKeypair(ctx context.Context, c *call, public string) (peers.
 	case errors.Is(err, peers.ErrConflict):
 		return kp, notFound("InvalidKeyPair.Duplicate", "The keypair '%s' already exists.", name)
 	case errors.Is(err, peers.ErrInvalid) && public != "":
-		return kp, errorf(http.StatusBadRequest, "InvalidKeyPair.Format", "%s", err.Error())
+		return kp, errorf(http.StatusBadRequest, "InvalidKeyPair.Format", "Key is not in valid OpenSSH public key format").hiding(err)
 	}
 	return kp, err
 }

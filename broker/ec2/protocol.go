@@ -3,6 +3,7 @@ package ec2
 import (
 	"bytes"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/cloudmux/cloudmux/peers"
 )
 
 // APIVersion is the EC2 API version whose namespace the answers use.
@@ -19,11 +22,34 @@ const APIVersion = "2016-11-15"
 // Namespace is the XML namespace of EC2 answers.
 const Namespace = "http://ec2.amazonaws.com/doc/" + APIVersion + "/"
 
-// Error is an EC2 error: the HTTP status and the code clients switch on.
+// Error is an EC2 error: the HTTP status and the code clients switch on,
+// and a message written for the tenant. What went wrong below (a peer's
+// answer, a service's wording around it, which can carry peer addresses
+// and raw IDs) is the cause: logged with the request ID, never sent.
 type Error struct {
 	Status  int
 	Code    string
 	Message string
+	cause   error
+}
+
+// ownText is err's text when a broker service wrote it for the tenant (it
+// wraps sentinel and nothing a peer answered), less the sentinel's own
+// words; "" when it may quote a peer.
+func ownText(err, sentinel error) string {
+	for _, p := range []error{peers.ErrNotFound, peers.ErrConflict, peers.ErrCapacity, peers.ErrUnavailable,
+		peers.ErrInvalid, peers.ErrNotSupported, peers.ErrUnauthorized} {
+		if errors.Is(err, p) {
+			return ""
+		}
+	}
+	return strings.TrimSuffix(err.Error(), ": "+sentinel.Error())
+}
+
+// hiding returns e with err as its cause, for the log.
+func (e *Error) hiding(err error) *Error {
+	e.cause = err
+	return e
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }

@@ -30,9 +30,9 @@ func sgErr(err error, group string) error {
 	case errors.As(err, &ne) && strings.Contains(ne.Type, "Default"):
 		return errorf(http.StatusBadRequest, "CannotDelete", "%s", ne.Message)
 	case errors.Is(err, network.ErrInUse):
-		return errorf(http.StatusBadRequest, "DependencyViolation", "%s", err.Error())
+		return errorf(http.StatusBadRequest, "DependencyViolation", "The security group '%s' is in use", group).hiding(err)
 	case errors.Is(err, network.ErrInvalid):
-		return invalidParameter("%s", err.Error())
+		return invalidParameter("A value given for security group '%s' is not valid", group).hiding(err)
 	}
 	return err
 }

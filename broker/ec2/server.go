@@ -191,7 +191,7 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, v *verifier, actions
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
-		writeError(w, r, invalidParameter("reading the body: %v", err))
+		writeError(w, r, invalidParameter("The request body could not be read"))
 		return
 	}
 	if len(body) > maxBody {
@@ -257,22 +257,32 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, v *verifier, actions
 // error that is logged, not echoed.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, action string, err error) {
 	var e *Error
+	id := middleware.GetReqID(r.Context())
 	switch {
 	case errors.As(err, &e):
 	case errors.Is(err, peers.ErrCapacity):
-		e = errorf(http.StatusBadRequest, "InsufficientInstanceCapacity", "%s", err.Error())
-	case errors.Is(err, peers.ErrInvalid), errors.Is(err, registry.ErrInvalid):
-		e = invalidParameter("%s", err.Error())
+		e = errorf(http.StatusBadRequest, "InsufficientInstanceCapacity", "There is not enough capacity to fulfil the request").hiding(err)
+	case errors.Is(err, peers.ErrInvalid):
+		e = invalidParameter("A cloud refused a value of the request").hiding(err)
+	case errors.Is(err, registry.ErrInvalid):
+		// Field errors are the broker's own wording for the tenant.
+		if fields := registry.FieldErrors(err); len(fields) > 0 {
+			e = invalidParameter("%s", fields[0].Error())
+		} else {
+			e = invalidParameter("A value of the request is not valid").hiding(err)
+		}
 	case errors.Is(err, peers.ErrConflict):
-		e = errorf(http.StatusBadRequest, "IncorrectState", "%s", err.Error())
+		e = errorf(http.StatusBadRequest, "IncorrectState", "The resource is not in a state that allows this action").hiding(err)
 	case errors.Is(err, peers.ErrNotSupported):
-		e = errorf(http.StatusBadRequest, "UnsupportedOperation", "%s", err.Error())
+		e = errorf(http.StatusBadRequest, "UnsupportedOperation", "The cloud holding the resource does not support this action").hiding(err)
 	case errors.Is(err, peers.ErrUnavailable), errors.Is(err, registry.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		e = errorf(http.StatusServiceUnavailable, "Unavailable", "%s", err.Error())
+		e = errorf(http.StatusServiceUnavailable, "Unavailable", "The service is unavailable; retry").hiding(err)
 	default:
-		id := middleware.GetReqID(r.Context())
 		a.Log.WithError(err).WithFields(logrus.Fields{"action": action, "request_id": id}).Error("ec2: internal error")
-		e = errorf(http.StatusInternalServerError, "InternalError", "An internal error has occurred; see the broker log for request %s", id)
+		e = errorf(http.StatusInternalServerError, "InternalError", "An internal error has occurred")
+	}
+	if e.cause != nil {
+		a.Log.WithError(e.cause).WithFields(logrus.Fields{"action": action, "code": e.Code, "request_id": id}).Info("ec2: action refused")
 	}
 	writeError(w, r, e)
 }

@@ -7,12 +7,39 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cloudmux/cloudmux/broker/ec2"
+	"github.com/cloudmux/cloudmux/broker/image"
 )
+
+// launch registers an uploaded image of the client's project as name and
+// runs n instances of it in its zone, running when it returns.
+func (te *testEnv) launch(ctx context.Context, t *testing.T, c *client, name string, n int) (image.Image, []string) {
+	t.Helper()
+	img := te.uploadImage(t, "admin", name+".qcow2")
+	var reg struct {
+		ImageID string `xml:"imageId"`
+	}
+	c.must("RegisterImage", url.Values{"ImageLocation": {"cloudmux/" + img.ID}, "Name": {name}}, &reg)
+	var run struct {
+		Instances []instance `xml:"instancesSet>item"`
+	}
+	count := strconv.Itoa(n)
+	c.must("RunInstances", url.Values{"ImageId": {reg.ImageID}, "MinCount": {count}, "MaxCount": {count}, "Placement.AvailabilityZone": {img.PeerName}}, &run)
+	ids := make([]string, len(run.Instances))
+	for i, it := range run.Instances {
+		ids[i] = it.ID
+	}
+	if len(ids) != n {
+		t.Fatalf("run = %+v", run)
+	}
+	c.waitState(ctx, "running", ids...)
+	return img, ids
+}
 
 // send posts body (form-encoded) to a prepared request and returns the
 // answer's status and body.
@@ -39,20 +66,8 @@ func TestSignatureCoversEveryParameter(t *testing.T) {
 	defer cancel()
 	keys := te.keysFor(t, "admin", "admin")
 	admin := te.client(t, keys)
-	img := te.uploadImage(t, "admin", "sigscope.qcow2")
-	var reg struct {
-		ImageID string `xml:"imageId"`
-	}
-	admin.must("RegisterImage", url.Values{"ImageLocation": {"cloudmux/" + img.ID}, "Name": {"sigscope"}}, &reg)
-	var run struct {
-		Instances []instance `xml:"instancesSet>item"`
-	}
-	admin.must("RunInstances", url.Values{"ImageId": {reg.ImageID}, "MinCount": {"2"}, "MaxCount": {"2"}}, &run)
-	if len(run.Instances) != 2 {
-		t.Fatalf("run = %+v", run)
-	}
-	signedFor, victim := run.Instances[0].ID, run.Instances[1].ID
-	admin.waitState(ctx, "running", signedFor, victim)
+	_, launched := te.launch(ctx, t, admin, "sigscope", 2)
+	signedFor, victim := launched[0], launched[1]
 
 	stopQuery := "Action=StopInstances&Version=" + ec2.APIVersion + "&InstanceId.1=" + signedFor
 	smuggled := "InstanceId.2=" + victim

@@ -153,7 +153,8 @@ func (a *API) createVolume(ctx context.Context, c *call) (any, error) {
 		}
 		vol, err := m.Cloud.CreateVolume(ctx, spec)
 		if errors.Is(err, peers.ErrCapacity) || errors.Is(err, peers.ErrUnavailable) {
-			tried = append(tried, fmt.Sprintf("%s: %v", p.Name, err))
+			a.Log.WithError(err).WithField("peer", p.Name).Info("ec2: peer refused a volume")
+			tried = append(tried, p.Name+": no room or not reachable")
 			continue
 		}
 		if err != nil {
@@ -331,7 +332,7 @@ func (a *API) deleteVolume(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	if err := m.Cloud.DeleteVolume(ctx, e.PeerResourceID); errors.Is(err, peers.ErrConflict) {
-		return nil, errorf(400, "VolumeInUse", "Volume %s is attached or busy: %v", id, err)
+		return nil, errorf(400, "VolumeInUse", "Volume %s is attached or busy", id).hiding(err)
 	} else if err != nil && !errors.Is(err, peers.ErrNotFound) {
 		return nil, err
 	}
@@ -362,7 +363,7 @@ func (a *API) attachVolume(ctx context.Context, c *call) (any, error) {
 	}
 	att, err := a.Servers.Attach(ctx, compute.CallerOf(c.token), inst.ID, vol.ID)
 	if errors.Is(err, compute.ErrConflict) {
-		return nil, errorf(400, "VolumeInUse", "%s is already attached or busy: %v", volID, err)
+		return nil, errorf(400, "VolumeInUse", "%s is already attached or busy", volID).hiding(err)
 	}
 	if err != nil {
 		return nil, serverErr(err, instID)

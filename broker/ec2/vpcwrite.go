@@ -48,13 +48,13 @@ func netErr(err error, code, id string) error {
 		}
 		return notFound(code, words, id)
 	case errors.Is(err, network.ErrInUse):
-		return errorf(http.StatusBadRequest, "DependencyViolation", "%s", err.Error())
+		return errorf(http.StatusBadRequest, "DependencyViolation", "The resource '%s' has dependencies and cannot be deleted", id).hiding(err)
 	case errors.Is(err, network.ErrForbidden):
-		return unauthorizedOperation("%s", err.Error())
+		return unauthorizedOperation("You are not authorized to perform this operation").hiding(err)
 	case errors.Is(err, network.ErrInvalid):
-		return invalidParameter("%s", err.Error())
+		return invalidParameter("A value of the request is not valid").hiding(err)
 	case errors.Is(err, network.ErrNoPeer):
-		return errorf(http.StatusBadRequest, "InsufficientCapacity", "%s", err.Error())
+		return errorf(http.StatusBadRequest, "InsufficientCapacity", "No availability zone can hold the network").hiding(err)
 	}
 	return err
 }
@@ -175,7 +175,7 @@ func (a *API) createSubnet(ctx context.Context, c *call) (any, error) {
 	s, err := a.Networks.CreateSubnet(ctx, c.token.ProjectID, network.SubnetCreate{Name: name, NetworkID: n.Ref.ID, CIDR: block.String(), IPVersion: 4, EnableDHCP: true})
 	if err != nil {
 		if errors.Is(err, network.ErrInvalid) {
-			return nil, errorf(http.StatusBadRequest, "InvalidSubnet.Conflict", "%s", err.Error())
+			return nil, errorf(http.StatusBadRequest, "InvalidSubnet.Conflict", "The CIDR '%s' conflicts with another subnet or is not valid in the VPC", block).hiding(err)
 		}
 		return nil, netErr(err, "InvalidVpcID.NotFound", vpcID)
 	}
