@@ -47,6 +47,10 @@ var _ Store = (*Memory)(nil)
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory {
 	return &Memory{
+		// Index 1 is the empty store, as a fresh Consul answers 1 for an
+		// empty prefix: an answer at index i then holds every write up to
+		// i, which watchers (Mirror) rely on. The first write is 2.
+		index:      1,
 		data:       map[string]*KV{},
 		tombstones: map[string]uint64{},
 		changed:    make(chan struct{}),
@@ -241,7 +245,7 @@ func (m *Memory) listLocked(prefix string) ([]KV, uint64) {
 		}
 	}
 	if idx == 0 {
-		idx = max(m.index, 1)
+		idx = m.index
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, idx

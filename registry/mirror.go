@@ -1,0 +1,322 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Sink receives a Mirror's records as they change. The Mirror calls it
+// with its own lock held, one call at a time, so a sink only guards its
+// maps against its readers.
+type Sink[T any] interface {
+	Set(key string, v T)
+	Unset(key string)
+}
+
+// MirrorStore is the part of Store a Mirror reads.
+type MirrorStore interface {
+	Get(ctx context.Context, key string) (KV, error)
+	List(ctx context.Context, prefix string) ([]KV, uint64, error)
+	Watch(ctx context.Context, prefix string, index uint64) ([]KV, uint64, error)
+}
+
+// Mirror keeps every record under a prefix in memory, fed by one Store
+// watch, so requests read maps instead of the Store.
+//
+// A watch answer is the whole prefix (Consul's blocking queries answer that
+// way), so the Mirror decodes only the keys whose modify index moved, and
+// waits between answers in proportion to the prefix's size (coalescing:
+// writes landing meanwhile arrive together in the next answer): with
+// 10,000 records it asks at most ten times a second.
+//
+// The broker that writes a record tells the Mirror (Wrote, Deleted), which
+// applies it at once: a writer reads its own write. A watch answer older
+// than such a write does not undo it (Store indexes order every write
+// across keys). Another replica's write is seen when the watch delivers
+// it; until then Fetch reads one key from the Store, for callers that must
+// not mistake a fresh record for a missing one.
+type Mirror[T any] struct {
+	store  MirrorStore
+	prefix string
+	decode func(KV) (T, error)
+	sink   Sink[T]
+	log    logrus.FieldLogger
+
+	mu      sync.Mutex
+	applied map[string]uint64  // key -> modify index of the version the sink holds
+	pending map[string]pending // local writes no answer has covered yet
+	index   uint64             // the last answer's prefix index
+	changed chan struct{}      // closed and replaced after each answer
+	ready   chan struct{}
+	once    sync.Once
+}
+
+// pending is a local write: a put at index, or the deletion of the version
+// at index.
+type pending struct {
+	index   uint64
+	deleted bool
+}
+
+// Coalescing bounds: the wait between two watch answers is
+// mirrorPerRecord per record of the last answer, within these.
+const (
+	mirrorMinWait   = 20 * time.Millisecond
+	mirrorMaxWait   = time.Second
+	mirrorPerRecord = 10 * time.Microsecond
+)
+
+// NewMirror returns a mirror of prefix feeding sink with decoded records;
+// call Run to fill it. A record decode refuses is logged and left out. A
+// nil log discards.
+func NewMirror[T any](store MirrorStore, prefix string, decode func(KV) (T, error), sink Sink[T], log logrus.FieldLogger) *Mirror[T] {
+	if log == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		log = l
+	}
+	return &Mirror[T]{store: store, prefix: prefix, decode: decode, sink: sink, log: log,
+		applied: map[string]uint64{}, pending: map[string]pending{}, changed: make(chan struct{}), ready: make(chan struct{})}
+}
+
+// Loaded reports whether the first full load has landed: until then the
+// sink holds only local writes, and readers must ask the Store.
+func (m *Mirror[T]) Loaded() bool {
+	select {
+	case <-m.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// WaitReady blocks until the first load or ctx's end.
+func (m *Mirror[T]) WaitReady(ctx context.Context) error {
+	select {
+	case <-m.ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("mirror of %s not loaded yet: %w", m.prefix, ctx.Err())
+	}
+}
+
+// WaitIndex blocks until a watch answer at store index idx or later has
+// been applied: every write up to idx, by any replica, is then in the sink.
+func (m *Mirror[T]) WaitIndex(ctx context.Context, idx uint64) error {
+	for {
+		m.mu.Lock()
+		at, ch := m.index, m.changed
+		m.mu.Unlock()
+		if at >= idx {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Version returns the modify index of the version of key the sink holds.
+func (m *Mirror[T]) Version(key string) (uint64, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.applied[key]
+	return v, ok
+}
+
+// Wrote applies a write this process made: v stored at key, at modify
+// index idx (what Put or CAS returned, or a Get's ModifyIndex).
+func (m *Mirror[T]) Wrote(key string, v T, idx uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur, ok := m.applied[key]; ok && cur >= idx {
+		return // the watch already delivered this version or a later one
+	}
+	if p, ok := m.pending[key]; ok && p.deleted && p.index >= idx {
+		return // a read from before our own delete
+	}
+	if idx <= m.index {
+		return // an answer at or after idx lacked the key: deleted since
+	}
+	m.sink.Set(key, v)
+	m.applied[key] = idx
+	m.pending[key] = pending{index: idx}
+}
+
+// Deleted applies a delete this process made of the version of key at
+// modify index idx (0: the version the sink holds, if any).
+func (m *Mirror[T]) Deleted(key string, idx uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if idx == 0 {
+		idx = m.applied[key]
+	}
+	if _, ok := m.applied[key]; ok {
+		m.sink.Unset(key)
+		delete(m.applied, key)
+	}
+	m.pending[key] = pending{index: idx, deleted: true}
+}
+
+// Fetch reads one key from the Store, for a reader that found nothing in
+// the sink and must not take a write the watch has not delivered yet for
+// a missing record. What it finds is applied as if written here. A missing
+// key is ErrNotFound.
+func (m *Mirror[T]) Fetch(ctx context.Context, key string) (T, error) {
+	var zero T
+	kv, err := m.store.Get(ctx, key)
+	if err != nil {
+		return zero, err
+	}
+	v, err := m.decode(kv)
+	if err != nil {
+		return zero, fmt.Errorf("decode %s: %w", kv.Key, err)
+	}
+	m.Wrote(key, v, kv.ModifyIndex)
+	return v, nil
+}
+
+// Run loads the prefix and follows the watch until ctx ends. Store errors
+// are logged and retried with capped backoff, keeping what the sink holds.
+func (m *Mirror[T]) Run(ctx context.Context) error {
+	var index uint64
+	seen := map[string]uint64{} // the last answer's versions
+	backoff := 100 * time.Millisecond
+	for {
+		var kvs []KV
+		var next uint64
+		var err error
+		if index == 0 {
+			kvs, next, err = m.store.List(ctx, m.prefix)
+		} else {
+			kvs, next, err = m.store.Watch(ctx, m.prefix, index)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			m.log.WithError(err).WithFields(logrus.Fields{"prefix": m.prefix, "retry_in": backoff}).Warn("mirror: store watch failed")
+			if !sleep(ctx, backoff) {
+				return ctx.Err()
+			}
+			backoff = min(backoff*2, 10*time.Second)
+			index = 0 // start over with a full list
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		if next == index {
+			continue
+		}
+		seen = m.apply(kvs, next, next < index, seen)
+		index = next
+		if !sleep(ctx, min(max(mirrorMinWait, time.Duration(len(kvs))*mirrorPerRecord), mirrorMaxWait)) {
+			return ctx.Err()
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// change is one key an answer changed.
+type change[T any] struct {
+	key     string
+	version uint64
+	value   T
+}
+
+// apply brings the sink to a watch answer at idx and returns the answer's
+// versions. Only keys whose version moved since seen are decoded. reset
+// says the store's index went backwards (its state was rebuilt): the
+// answer then overrides every local write.
+func (m *Mirror[T]) apply(kvs []KV, idx uint64, reset bool, seen map[string]uint64) map[string]uint64 {
+	if reset {
+		seen = nil // versions of another history: decode everything
+	}
+	now := make(map[string]uint64, len(kvs))
+	var changes []change[T]
+	var bad []error
+	for _, kv := range kvs {
+		now[kv.Key] = kv.ModifyIndex
+		if seen[kv.Key] == kv.ModifyIndex {
+			continue
+		}
+		v, err := m.decode(kv)
+		if err != nil {
+			bad = append(bad, fmt.Errorf("%s: %w", kv.Key, err))
+			continue
+		}
+		changes = append(changes, change[T]{key: kv.Key, version: kv.ModifyIndex, value: v})
+	}
+	if len(bad) > 0 {
+		// A corrupt record is left out, not fatal: the rest keeps working.
+		m.log.WithError(errors.Join(bad...)).WithField("prefix", m.prefix).Error("mirror: skipping undecodable records")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if reset {
+		clear(m.pending)
+		for key := range m.applied {
+			if _, ok := now[key]; !ok {
+				m.sink.Unset(key)
+				delete(m.applied, key)
+			}
+		}
+	}
+	for _, c := range changes {
+		if p, ok := m.pending[c.key]; ok {
+			if !p.deleted && p.index > idx || p.deleted && c.version <= p.index {
+				continue // our own later write, or the version we deleted
+			}
+			delete(m.pending, c.key)
+		}
+		m.sink.Set(c.key, c.value)
+		m.applied[c.key] = c.version
+	}
+	for key := range seen {
+		if _, ok := now[key]; !ok {
+			m.unsetAnswered(key, idx)
+		}
+	}
+	for key, p := range m.pending {
+		if _, ok := now[key]; !ok && (p.deleted || p.index <= idx) {
+			m.unsetAnswered(key, idx) // written here, deleted elsewhere before idx
+		} else if !p.deleted && p.index <= idx {
+			delete(m.pending, key)
+		}
+	}
+	m.index = idx
+	close(m.changed)
+	m.changed = make(chan struct{})
+	m.once.Do(func() { close(m.ready) })
+	return now
+}
+
+// unsetAnswered removes a key an answer at idx lacks, unless this process
+// wrote it after idx.
+func (m *Mirror[T]) unsetAnswered(key string, idx uint64) {
+	if p, ok := m.pending[key]; ok && !p.deleted && p.index > idx {
+		return
+	}
+	delete(m.pending, key)
+	if _, ok := m.applied[key]; ok {
+		m.sink.Unset(key)
+		delete(m.applied, key)
+	}
+}
