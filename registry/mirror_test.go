@@ -43,10 +43,6 @@ func kv(key, value string, index uint64) KV {
 // that matters: an answer older than a local write must not undo it, and
 // one newer must win.
 func TestMirrorApply(t *testing.T) {
-	type answer struct {
-		kvs []KV
-		idx uint64
-	}
 	tests := []struct {
 		name  string
 		steps func(m *Mirror[string], answer func(kvs []KV, idx uint64))

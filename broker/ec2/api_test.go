@@ -23,11 +23,14 @@ import (
 	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/policy"
+	"github.com/cloudmux/cloudmux/registry"
+	"github.com/cloudmux/cloudmux/registry/registrytest"
 )
 
 // testEnv is Keystone and the EC2 API over HTTP with two local-cloud peers,
 // "alpha" and "beta", plus the services the EC2 API shares with the
-// OpenStack APIs, for the tests to look through.
+// OpenStack APIs, for the tests to look through. The directory reads
+// through a running identity.Cache, as the broker's does.
 type testEnv struct {
 	*brokertest.Env
 	api      *ec2.API
@@ -37,20 +40,41 @@ type testEnv struct {
 	index    *index.Index
 	keys     *compute.KeypairStore
 	creds    *identity.EC2Credentials
+	idCache  *identity.Cache
+	// counted counts every Store call the EC2 API and the services under
+	// it make (newCountedEnv).
+	counted *registrytest.CountingStore
 }
 
-func newTestEnv(t testing.TB) *testEnv {
+func newTestEnv(t testing.TB) *testEnv { return buildTestEnv(t, false) }
+
+// newCountedEnv is newTestEnv with every Store call below the EC2 API
+// counted, Keystone's own excepted.
+func newCountedEnv(t testing.TB) *testEnv { return buildTestEnv(t, true) }
+
+func buildTestEnv(t testing.TB, count bool) *testEnv {
 	t.Helper()
 	te := &testEnv{}
 	te.Env = brokertest.New(t, []brokertest.Peer{{Name: "alpha"}, {Name: "beta"}}, func(e *brokertest.Env, r chi.Router) {
-		te.index = index.New(e.Store)
-		te.keys = compute.NewKeypairStore(e.Store)
+		store := registry.Store(e.Store)
+		if count {
+			te.counted = registrytest.NewCountingStore(e.Store)
+			store = te.counted
+		}
+		te.idCache = identity.NewCache(store, e.Log)
+		e.Dir.UseCache(te.idCache)
+		go func() { _ = te.idCache.Run(e.Ctx) }()
+		if err := te.idCache.WaitReady(e.Ctx); err != nil {
+			t.Fatal(err)
+		}
+		te.index = index.New(store)
+		te.keys = compute.NewKeypairStore(store)
 		te.creds = identity.NewEC2Credentials(e.Dir)
-		te.images = &image.Service{Pool: e.Pool, Index: te.index, Placer: policy.Default{}, Store: e.Store, Log: e.Log, BrokerID: "test-broker"}
-		te.networks = &network.Service{Pool: e.Pool, Index: te.index, Store: e.Store, Placer: policy.Default{}, Log: e.Log, BrokerID: "test-broker"}
+		te.images = &image.Service{Pool: e.Pool, Index: te.index, Placer: policy.Default{}, Store: store, Log: e.Log, BrokerID: "test-broker"}
+		te.networks = &network.Service{Pool: e.Pool, Index: te.index, Store: store, Placer: policy.Default{}, Log: e.Log, BrokerID: "test-broker"}
 		te.servers = &compute.Servers{Pool: e.Pool, Index: te.index, Placer: policy.Default{}, Images: te.images, Keypairs: te.keys,
-			Networks: te.networks, Store: e.Store, Log: e.Log, BrokerID: "test-broker", Quota: quota.NewLedger(e.Store, "test-broker", e.Log)}
-		te.api = &ec2.API{Pool: e.Pool, Store: e.Store, Creds: te.creds, Keypairs: te.keys, Images: te.images, Servers: te.servers,
+			Networks: te.networks, Store: store, Log: e.Log, BrokerID: "test-broker", Quota: quota.NewLedger(store, "test-broker", e.Log)}
+		te.api = &ec2.API{Pool: e.Pool, Store: store, Creds: te.creds, Keypairs: te.keys, Images: te.images, Servers: te.servers,
 			Networks: te.networks, Index: te.index, Placer: policy.Default{}, Log: e.Log, BrokerID: "test-broker"}
 		r.Route("/ec2", te.api.Routes)
 	})

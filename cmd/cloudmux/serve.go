@@ -230,7 +230,14 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		return err
 	}
 	goBG("policy", placer.Run)
-	dir := identity.NewDirectory(store)
+	// The records a signed request reads (EC2 keys, users, projects,
+	// roles) are served from memory, followed through store watches.
+	idCache := identity.NewCache(store, log.WithField("component", "identity-cache"))
+	goBG("identity-cache", idCache.Run)
+	if err := idCache.WaitReady(startCtx); err != nil {
+		return fmt.Errorf("load the identity records from the store: %w", err)
+	}
+	dir := identity.NewDirectory(idCache)
 	tokens := identity.NewTokens(store, log.WithField("component", "tokens"))
 	// Expired tokens are swept by the garbage collector (startGC).
 	goBG("tokens", func(ctx context.Context) error { return tokens.Run(ctx, 0) })

@@ -13,6 +13,7 @@ import (
 type CountingStore struct {
 	registry.Store
 	calls atomic.Int64
+	reads atomic.Int64
 }
 
 var _ registry.Store = (*CountingStore)(nil)
@@ -23,11 +24,19 @@ func NewCountingStore(s registry.Store) *CountingStore { return &CountingStore{S
 // Calls is the number of calls so far.
 func (c *CountingStore) Calls() int64 { return c.calls.Load() }
 
-// Reset zeroes the count.
-func (c *CountingStore) Reset() { c.calls.Store(0) }
+// Reads is the number of Get and List calls so far: what a request reads,
+// without the blocking Watch calls of the Store's watchers.
+func (c *CountingStore) Reads() int64 { return c.reads.Load() }
+
+// Reset zeroes the counts.
+func (c *CountingStore) Reset() {
+	c.calls.Store(0)
+	c.reads.Store(0)
+}
 
 func (c *CountingStore) Get(ctx context.Context, key string) (registry.KV, error) {
 	c.calls.Add(1)
+	c.reads.Add(1)
 	return c.Store.Get(ctx, key)
 }
 
@@ -53,6 +62,7 @@ func (c *CountingStore) DeleteCAS(ctx context.Context, key string, index uint64)
 
 func (c *CountingStore) List(ctx context.Context, prefix string) ([]registry.KV, uint64, error) {
 	c.calls.Add(1)
+	c.reads.Add(1)
 	return c.Store.List(ctx, prefix)
 }
 

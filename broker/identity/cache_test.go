@@ -1,0 +1,143 @@
+package identity_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/registry"
+	"github.com/cloudmux/cloudmux/registry/registrytest"
+)
+
+// replica is one broker's identity over a shared Store: its directory and
+// EC2 credentials read through its own running Cache.
+type replica struct {
+	cache *identity.Cache
+	dir   *identity.Directory
+	creds *identity.EC2Credentials
+	store *registrytest.CountingStore
+}
+
+func newReplica(ctx context.Context, t *testing.T, store registry.Store) *replica {
+	t.Helper()
+	counted := registrytest.NewCountingStore(store)
+	cache := identity.NewCache(counted, logrus.New())
+	go func() { _ = cache.Run(ctx) }()
+	if err := cache.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dir := identity.NewDirectory(cache)
+	return &replica{cache: cache, dir: dir, creds: identity.NewEC2Credentials(dir), store: counted}
+}
+
+// authorize is what the EC2 API does per request: look the access key up
+// and resolve it to a token.
+func (r *replica) authorize(ctx context.Context, access string) error {
+	cred, err := r.creds.Lookup(ctx, access)
+	if err != nil {
+		return err
+	}
+	_, err = r.creds.Authorize(ctx, cred)
+	return err
+}
+
+// caughtUp waits until r's cache holds every write made so far.
+func (r *replica) caughtUp(ctx context.Context, t *testing.T) {
+	t.Helper()
+	if err := r.cache.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCacheAcrossReplicas: two brokers over one Store. Each serves a
+// signed request's lookups from memory (no Store read once warm); a change
+// made on one applies there at once (read-your-writes) and on the other
+// as soon as its watch delivers it, whichever change revokes the keys.
+func TestCacheAcrossReplicas(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	store := registry.NewMemory()
+	a := newReplica(ctx, t, store)
+	boot, err := a.dir.Bootstrap(ctx, "admin-password", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newReplica(ctx, t, store)
+
+	revocations := []struct {
+		name   string
+		revoke func(t *testing.T, u identity.User, p identity.Project, cred identity.EC2Credential)
+		want   error
+	}{
+		{"credential deleted", func(t *testing.T, u identity.User, _ identity.Project, cred identity.EC2Credential) {
+			if err := a.creds.Delete(ctx, u.ID, cred.Access); err != nil {
+				t.Fatal(err)
+			}
+		}, identity.ErrNotFound},
+		{"user disabled", func(t *testing.T, u identity.User, _ identity.Project, _ identity.EC2Credential) {
+			if _, err := a.dir.UpdateUser(ctx, u.ID, func(u *identity.User) { u.Enabled = false }); err != nil {
+				t.Fatal(err)
+			}
+		}, identity.ErrUnauthorized},
+		{"project disabled", func(t *testing.T, _ identity.User, p identity.Project, _ identity.EC2Credential) {
+			if _, err := a.dir.UpdateProject(ctx, p.ID, func(p *identity.Project) { p.Enabled = false }); err != nil {
+				t.Fatal(err)
+			}
+		}, identity.ErrUnauthorized},
+		{"role removed", func(t *testing.T, u identity.User, p identity.Project, _ identity.EC2Credential) {
+			if err := a.dir.Ungrant(ctx, identity.Assignment{UserID: u.ID, ProjectID: p.ID, RoleID: boot.Roles[identity.RoleMember].ID}); err != nil {
+				t.Fatal(err)
+			}
+		}, identity.ErrUnauthorized},
+	}
+	for i, tc := range revocations {
+		t.Run(tc.name, func(t *testing.T) {
+			name := "user-" + string(rune('a'+i))
+			p, err := a.dir.CreateProject(ctx, identity.Project{Name: name, DomainID: identity.DefaultDomainID, Enabled: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, err := a.dir.CreateUser(ctx, identity.User{Name: name, DomainID: identity.DefaultDomainID, Enabled: true}, "password-"+name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.dir.Grant(ctx, identity.Assignment{UserID: u.ID, ProjectID: p.ID, RoleID: boot.Roles[identity.RoleMember].ID}); err != nil {
+				t.Fatal(err)
+			}
+			cred, err := a.creds.Create(ctx, u.ID, p.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The writer uses the keys at once; the other replica may not
+			// have them from its watch yet, and reads the Store for them.
+			for _, r := range []*replica{a, b} {
+				if err := r.authorize(ctx, cred.Access); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b.caughtUp(ctx, t)
+			for _, r := range []*replica{a, b} {
+				r.store.Reset()
+				if err := r.authorize(ctx, cred.Access); err != nil {
+					t.Fatal(err)
+				}
+				if n := r.store.Reads(); n != 0 {
+					t.Fatalf("a warm request read the Store %d times", n)
+				}
+			}
+
+			tc.revoke(t, u, p, cred)
+			if err := a.authorize(ctx, cred.Access); !errors.Is(err, tc.want) {
+				t.Fatalf("the writing replica: %v; want %v", err, tc.want)
+			}
+			b.caughtUp(ctx, t)
+			if err := b.authorize(ctx, cred.Access); !errors.Is(err, tc.want) {
+				t.Fatalf("the other replica, caught up: %v; want %v", err, tc.want)
+			}
+		})
+	}
+}
