@@ -77,6 +77,10 @@ func buildTestEnv(t testing.TB, count bool) *testEnv {
 		te.api = &ec2.API{Pool: e.Pool, Store: store, Creds: te.creds, Keypairs: te.keys, Images: te.images, Servers: te.servers,
 			Networks: te.networks, Index: te.index, Placer: policy.Default{}, Log: e.Log, BrokerID: "test-broker"}
 		r.Route("/ec2", te.api.Routes)
+		go func() { _ = te.api.Run(e.Ctx) }()
+		if err := te.api.WaitReady(e.Ctx); err != nil {
+			t.Fatal(err)
+		}
 	})
 	return te
 }

@@ -10,16 +10,21 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/cloudmux/cloudmux/registry"
 )
 
 // Store is the part of registry.Store the EC2 API keeps its records in
-// (ID mappings, tags, terminated instances).
+// (ID mappings, tags, terminated instances) and follows (the ID mappings,
+// through a watch).
 type Store interface {
 	Get(ctx context.Context, key string) (registry.KV, error)
 	CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error)
 	Delete(ctx context.Context, key string) error
+	DeleteCAS(ctx context.Context, key string, index uint64) error
 	List(ctx context.Context, prefix string) ([]registry.KV, uint64, error)
+	Watch(ctx context.Context, prefix string, index uint64) ([]registry.KV, uint64, error)
 }
 
 // EC2 ID prefixes.
@@ -46,17 +51,66 @@ func parseID(id string) (prefix string, ok bool) {
 // the same one; the pair is recorded (ec2/ids/<ec2 id> -> uuid, and
 // ec2/uuids/<prefix>/<uuid> -> ec2 id) with create-only writes, so a
 // collision is seen, not silently shared: the later UUID takes the next
-// candidate, SHA-256(prefix:uuid:1), and so on. Mappings never change once
-// written, so they are cached with no invalidation.
+// candidate, SHA-256(prefix:uuid:1), and so on.
+//
+// Only a call that changes something records a pair (assign): the action
+// that creates the resource, or the first one that acts on a resource
+// made elsewhere (Nova, Glance) by its EC2 ID. Describe calls only read
+// (shown): a resource with no pair yet shows the candidate no other
+// resource holds, which is the ID assign will record. The pairs are held
+// in memory, fed by a watch of ec2/ids/ (Run), so neither reads the
+// Store; resolving an ID memory lacks reads one key (another replica's
+// fresh pair). The collector (IDCollector) removes the pairs of resources
+// gone for longer than its retention.
 type ids struct {
-	store Store
-	mu    sync.RWMutex
-	toEC2 map[string]string // prefix/uuid -> ec2 id
-	toID  map[string]string // ec2 id -> uuid
+	store  Store
+	mirror *registry.Mirror[string]
+	mu     sync.RWMutex
+	toEC2  map[string]string // prefix/uuid -> ec2 id
+	toID   map[string]string // ec2 id -> uuid
 }
 
-func newIDs(store Store) *ids {
-	return &ids{store: store, toEC2: map[string]string{}, toID: map[string]string{}}
+const (
+	idsPrefix   = "ec2/ids/"
+	uuidsPrefix = "ec2/uuids/"
+)
+
+func newIDs(store Store, log logrus.FieldLogger) *ids {
+	m := &ids{store: store, toEC2: map[string]string{}, toID: map[string]string{}}
+	m.mirror = registry.NewMirror(store, idsPrefix, func(kv registry.KV) (string, error) {
+		if _, ok := parseID(strings.TrimPrefix(kv.Key, idsPrefix)); !ok || len(kv.Value) == 0 {
+			return "", fmt.Errorf("not an EC2 ID mapping")
+		}
+		return string(kv.Value), nil
+	}, registry.Sink[string](m), log)
+	return m
+}
+
+// Set and Unset feed the mirror's pairs into the maps.
+func (m *ids) Set(key, uuid string) {
+	id := strings.TrimPrefix(key, idsPrefix)
+	prefix, _ := parseID(id)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.toID[id] = uuid
+	// A UUID mapped twice (two replicas raced past a collision) keeps the
+	// pair its reverse record names; until that is known, the first seen.
+	if _, ok := m.toEC2[prefix+"/"+uuid]; !ok {
+		m.toEC2[prefix+"/"+uuid] = id
+	}
+}
+
+func (m *ids) Unset(key string) {
+	id := strings.TrimPrefix(key, idsPrefix)
+	prefix, _ := parseID(id)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if uuid, ok := m.toID[id]; ok {
+		if m.toEC2[prefix+"/"+uuid] == id {
+			delete(m.toEC2, prefix+"/"+uuid)
+		}
+		delete(m.toID, id)
+	}
 }
 
 const maxIDCandidates = 16
@@ -70,49 +124,92 @@ func candidate(prefix, uuid string, n int) string {
 	return prefix + "-" + hex.EncodeToString(sum[:])[:17]
 }
 
-// maxCachedIDs bounds the cache; past it the cache starts over (crude, but
-// entries reload from the store on demand).
-const maxCachedIDs = 200_000
+func (m *ids) cached(prefix, uuid string) (string, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	got, ok := m.toEC2[prefix+"/"+uuid]
+	return got, ok
+}
 
-func (m *ids) remember(prefix, uuid, ec2ID string) {
+func (m *ids) holder(id string) (string, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	got, ok := m.toID[id]
+	return got, ok
+}
+
+func (m *ids) remember(prefix, uuid, ec2ID string, idx uint64) {
+	m.mirror.Wrote(idsPrefix+ec2ID, uuid, idx)
 	m.mu.Lock()
-	if len(m.toID) >= maxCachedIDs {
-		clear(m.toEC2)
-		clear(m.toID)
-	}
-	m.toEC2[prefix+"/"+uuid], m.toID[ec2ID] = ec2ID, uuid
+	m.toEC2[prefix+"/"+uuid] = ec2ID // the reverse record's word is final
 	m.mu.Unlock()
 }
 
-// ec2ID returns (creating when needed) the EC2 ID of a broker UUID.
-func (m *ids) ec2ID(ctx context.Context, prefix, uuid string) (string, error) {
-	m.mu.RLock()
-	got, ok := m.toEC2[prefix+"/"+uuid]
-	m.mu.RUnlock()
-	if ok {
+// shown returns the EC2 ID a resource shows, writing nothing: its pair,
+// or, for a resource with none yet, the first candidate no other resource
+// holds. Before the mirror has loaded it reads the Store instead.
+func (m *ids) shown(ctx context.Context, prefix, uuid string) (string, error) {
+	if got, ok := m.cached(prefix, uuid); ok {
 		return got, nil
 	}
 	if strings.Contains(uuid, "/") || uuid == "" {
 		return "", fmt.Errorf("ec2: cannot map ID %q", uuid)
 	}
-	reverse := "ec2/uuids/" + prefix + "/" + uuid
+	loaded := m.mirror.Loaded()
+	if !loaded {
+		if kv, err := m.store.Get(ctx, uuidsPrefix+prefix+"/"+uuid); err == nil {
+			return string(kv.Value), nil
+		} else if !errors.Is(err, registry.ErrNotFound) {
+			return "", err
+		}
+	}
+	for n := range maxIDCandidates {
+		id := candidate(prefix, uuid, n)
+		holder, taken := m.holder(id)
+		if !loaded {
+			kv, err := m.store.Get(ctx, idsPrefix+id)
+			if err != nil && !errors.Is(err, registry.ErrNotFound) {
+				return "", err
+			}
+			holder, taken = string(kv.Value), err == nil
+		}
+		if !taken || holder == uuid {
+			return id, nil
+		}
+	}
+	return "", fmt.Errorf("ec2: no free EC2 ID for %s %s after %d candidates", prefix, uuid, maxIDCandidates)
+}
+
+// assign returns the EC2 ID of a broker UUID, recording the pair when it
+// is not yet: for calls that create or change the resource.
+func (m *ids) assign(ctx context.Context, prefix, uuid string) (string, error) {
+	if got, ok := m.cached(prefix, uuid); ok {
+		return got, nil
+	}
+	if strings.Contains(uuid, "/") || uuid == "" {
+		return "", fmt.Errorf("ec2: cannot map ID %q", uuid)
+	}
+	reverse := uuidsPrefix + prefix + "/" + uuid
 	if kv, err := m.store.Get(ctx, reverse); err == nil {
-		m.remember(prefix, uuid, string(kv.Value))
+		if fwd, err := m.store.Get(ctx, idsPrefix+string(kv.Value)); err == nil {
+			m.remember(prefix, uuid, string(kv.Value), fwd.ModifyIndex)
+		}
 		return string(kv.Value), nil
 	} else if !errors.Is(err, registry.ErrNotFound) {
 		return "", err
 	}
 	for n := range maxIDCandidates {
 		id := candidate(prefix, uuid, n)
-		_, err := m.store.CAS(ctx, "ec2/ids/"+id, []byte(uuid), 0)
+		idx, err := m.store.CAS(ctx, idsPrefix+id, []byte(uuid), 0)
 		if errors.Is(err, registry.ErrConflict) {
-			kv, gerr := m.store.Get(ctx, "ec2/ids/"+id)
+			kv, gerr := m.store.Get(ctx, idsPrefix+id)
 			if gerr != nil {
 				return "", gerr
 			}
 			if string(kv.Value) != uuid {
 				continue // taken by another resource: the next candidate
 			}
+			idx = kv.ModifyIndex
 		} else if err != nil {
 			return "", err
 		}
@@ -127,17 +224,19 @@ func (m *ids) ec2ID(ctx context.Context, prefix, uuid string) (string, error) {
 		} else if err != nil {
 			return "", err
 		}
-		m.remember(prefix, uuid, id)
+		m.remember(prefix, uuid, id, idx)
 		return id, nil
 	}
 	return "", fmt.Errorf("ec2: no free EC2 ID for %s %s after %d candidates", prefix, uuid, maxIDCandidates)
 }
 
-// errUnknownID: no resource was ever mapped to an EC2 ID.
+// errUnknownID: no resource is mapped to an EC2 ID.
 var errUnknownID = errors.New("ec2: unknown EC2 ID")
 
-// resolve returns the broker UUID an EC2 ID was mapped to. A broker UUID
-// (as the OpenStack APIs show it) is accepted too and returned as is.
+// resolve returns the broker UUID an EC2 ID is mapped to. A broker UUID
+// (as the OpenStack APIs show it) is accepted too and returned as is. An
+// ID with no pair is errUnknownID: the caller may still find it among the
+// project's resources (API.resolveID).
 func (m *ids) resolve(ctx context.Context, prefix, id string) (string, error) {
 	if p, ok := parseID(id); !ok || p != prefix {
 		if looksLikeUUID(id) {
@@ -145,21 +244,14 @@ func (m *ids) resolve(ctx context.Context, prefix, id string) (string, error) {
 		}
 		return "", errUnknownID
 	}
-	m.mu.RLock()
-	got, ok := m.toID[id]
-	m.mu.RUnlock()
-	if ok {
+	if got, ok := m.holder(id); ok {
 		return got, nil
 	}
-	kv, err := m.store.Get(ctx, "ec2/ids/"+id)
+	got, err := m.mirror.Fetch(ctx, idsPrefix+id)
 	if errors.Is(err, registry.ErrNotFound) {
 		return "", errUnknownID
 	}
-	if err != nil {
-		return "", err
-	}
-	m.remember(prefix, string(kv.Value), id)
-	return string(kv.Value), nil
+	return got, err
 }
 
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$`)

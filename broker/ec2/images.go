@@ -55,7 +55,7 @@ func imageState(s peers.ImageStatus) string {
 }
 
 func (a *API) imageView(ctx context.Context, img image.Image, tags []tagRecord) (imageItem, error) {
-	id, err := a.ids.ec2ID(ctx, prefixImage, img.ID)
+	id, err := a.ids.shown(ctx, prefixImage, img.ID)
 	if err != nil {
 		return imageItem{}, err
 	}
@@ -99,11 +99,11 @@ func imageErr(err error, id string) error {
 
 // imageUUID resolves an AMI ID (or a broker UUID, or an image location
 // this broker handed out) to the image's broker ID.
-func (a *API) imageUUID(ctx context.Context, id string) (string, error) {
+func (a *API) imageUUID(ctx context.Context, c *call, id string) (string, error) {
 	if rest, ok := strings.CutPrefix(id, imageLocationPrefix); ok {
 		id = rest
 	}
-	u, err := a.ids.resolve(ctx, prefixImage, id)
+	u, err := a.resolveID(ctx, c, prefixImage, id)
 	if errors.Is(err, errUnknownID) {
 		if _, ok := parseID(id); !ok {
 			return "", invalidParameter("Invalid id: %q (expecting \"ami-...\")", id)
@@ -115,7 +115,7 @@ func (a *API) imageUUID(ctx context.Context, id string) (string, error) {
 
 // resolveImage returns an image the caller may see.
 func (a *API) resolveImage(ctx context.Context, c *call, id string) (image.Image, error) {
-	u, err := a.imageUUID(ctx, id)
+	u, err := a.imageUUID(ctx, c, id)
 	if err != nil {
 		return image.Image{}, err
 	}
@@ -161,7 +161,7 @@ func (a *API) describeImages(ctx context.Context, c *call) (any, error) {
 		if len(owners) > 0 && !contains(owners, img.Project) && !(contains(owners, "self") && img.Project == c.token.ProjectID) {
 			continue
 		}
-		id, err := a.ids.ec2ID(ctx, prefixImage, img.ID)
+		id, err := a.ids.shown(ctx, prefixImage, img.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -239,7 +239,7 @@ func (a *API) registerImage(ctx context.Context, c *call) (any, error) {
 	if _, err := a.Images.Update(ctx, image.CallerOf(c.token), img.ID, p); err != nil {
 		return nil, imageErr(err, loc)
 	}
-	id, err := a.ids.ec2ID(ctx, prefixImage, img.ID)
+	id, err := a.ids.assign(ctx, prefixImage, img.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +261,7 @@ func (a *API) deregisterImage(ctx context.Context, c *call) (any, error) {
 	if err := a.Images.Delete(ctx, image.CallerOf(c.token), img.ID); err != nil {
 		return nil, imageErr(err, id)
 	}
-	if ec2ID, err := a.ids.ec2ID(ctx, prefixImage, img.ID); err == nil {
+	if ec2ID, err := a.ids.shown(ctx, prefixImage, img.ID); err == nil {
 		a.dropTags(ctx, c.token.ProjectID, ec2ID)
 	}
 	return returnTrue{true}, nil

@@ -151,7 +151,7 @@ func reservationOf(srv compute.Server) string {
 }
 
 func (a *API) instanceView(ctx context.Context, srv compute.Server, tags map[string][]tagRecord) (instanceItem, error) {
-	id, err := a.ids.ec2ID(ctx, prefixInstance, srv.ID)
+	id, err := a.ids.shown(ctx, prefixInstance, srv.ID)
 	if err != nil {
 		return instanceItem{}, err
 	}
@@ -160,7 +160,7 @@ func (a *API) instanceView(ctx context.Context, srv compute.Server, tags map[str
 		GroupSet: list[groupItem](nil), Architecture: "x86_64", RootDeviceType: "instance-store", RootDeviceName: "/dev/vda",
 		VirtualizationType: "hvm", Hypervisor: "xen", TagSet: tagSet(tags[id]), reservation: reservationOf(srv), owner: srv.Project}
 	if srv.ImageID != "" {
-		if it.ImageID, err = a.ids.ec2ID(ctx, prefixImage, srv.ImageID); err != nil {
+		if it.ImageID, err = a.ids.shown(ctx, prefixImage, srv.ImageID); err != nil {
 			return instanceItem{}, err
 		}
 	}
@@ -180,7 +180,7 @@ func (a *API) instanceView(ctx context.Context, srv compute.Server, tags map[str
 	for i, v := range srv.Volumes {
 		vid := v
 		if looksLikeUUID(v) {
-			if vid, err = a.ids.ec2ID(ctx, prefixVolume, v); err != nil {
+			if vid, err = a.ids.shown(ctx, prefixVolume, v); err != nil {
 				return instanceItem{}, err
 			}
 		}
@@ -352,6 +352,9 @@ func (a *API) runInstances(ctx context.Context, c *call) (any, error) {
 	}
 	r := reservationItem{ReservationID: reservation, OwnerID: c.token.ProjectID, GroupSet: list[groupItem](nil)}
 	for _, srv := range made {
+		if _, err := a.ids.assign(ctx, prefixInstance, srv.ID); err != nil {
+			return nil, err
+		}
 		it, err := a.instanceView(ctx, srv, nil)
 		if err != nil {
 			return nil, err
@@ -407,7 +410,7 @@ func (a *API) selectInstances(ctx context.Context, c *call) ([]instanceItem, err
 	q := compute.Query{}
 	for _, id := range c.params.list("InstanceId") {
 		if looksLikeUUID(id) {
-			ec2ID, err := a.ids.ec2ID(ctx, prefixInstance, id)
+			ec2ID, err := a.ids.shown(ctx, prefixInstance, id)
 			if err != nil {
 				return nil, err
 			}
@@ -415,7 +418,7 @@ func (a *API) selectInstances(ctx context.Context, c *call) ([]instanceItem, err
 			continue
 		}
 		wanted = append(wanted, id)
-		u, err := a.ids.resolve(ctx, prefixInstance, id)
+		u, err := a.resolveID(ctx, c, prefixInstance, id)
 		if errors.Is(err, errUnknownID) {
 			if _, ok := parseID(id); !ok {
 				return nil, invalidParameter("Invalid id: %q (expecting \"i-...\")", id)
@@ -577,7 +580,7 @@ func (a *API) instancesOf(ctx context.Context, c *call) ([]string, []compute.Ser
 	}
 	servers := make([]compute.Server, len(ids))
 	for i, id := range ids {
-		u, err := a.ids.resolve(ctx, prefixInstance, id)
+		u, err := a.resolveID(ctx, c, prefixInstance, id)
 		if errors.Is(err, errUnknownID) {
 			if _, ok := parseID(id); !ok {
 				return nil, nil, invalidParameter("Invalid id: %q (expecting \"i-...\")", id)

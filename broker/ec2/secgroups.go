@@ -49,12 +49,15 @@ func (a *API) findGroup(ctx context.Context, c *call) (network.SecurityGroup, st
 		return network.SecurityGroup{}, "", err
 	}
 	for _, g := range groups {
-		ec2ID, err := a.ids.ec2ID(ctx, prefixSG, g.ID)
+		ec2ID, err := a.ids.shown(ctx, prefixSG, g.ID)
 		if err != nil {
 			return network.SecurityGroup{}, "", err
 		}
 		if (id != "" && (id == ec2ID || id == g.ID)) || (id == "" && name == g.Name) {
-			return g, ec2ID, nil
+			if c.write { // acting on the group: its ID is recorded
+				ec2ID, err = a.ids.assign(ctx, prefixSG, g.ID)
+			}
+			return g, ec2ID, err
 		}
 	}
 	return network.SecurityGroup{}, "", notFound("InvalidGroup.NotFound", "The security group '%s' does not exist", cmpOr(id, name))
@@ -82,7 +85,7 @@ func (a *API) createSecurityGroup(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, sgErr(err, name)
 	}
-	id, err := a.ids.ec2ID(ctx, prefixSG, g.ID)
+	id, err := a.ids.assign(ctx, prefixSG, g.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +126,7 @@ func (a *API) permissions(ctx context.Context, c *call, direction string) ([]net
 	groupsByID := map[string]string{}
 	if all, err := a.Networks.SecurityGroups(ctx, c.token.ProjectID); err == nil {
 		for _, g := range all {
-			id, err := a.ids.ec2ID(ctx, prefixSG, g.ID)
+			id, err := a.ids.shown(ctx, prefixSG, g.ID)
 			if err != nil {
 				return nil, err
 			}

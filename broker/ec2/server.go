@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -58,7 +59,19 @@ type API struct {
 	// Now is the clock signatures are checked against; default time.Now.
 	Now func() time.Time
 
-	ids *ids
+	// Locker, when set, has Run collect the EC2 ID pairs of gone
+	// resources (IDCollector) on one broker at a time, under the lease at
+	// GCKey (default DefaultGCKey) held as Holder (this broker's name),
+	// every GCInterval (default DefaultGCInterval); a pair goes once its
+	// resource has been gone for IDRetention (default DefaultIDRetention).
+	Locker      registry.Locker
+	Holder      string
+	GCKey       string
+	GCInterval  time.Duration
+	IDRetention time.Duration
+
+	idsOnce sync.Once
+	ids     *ids
 }
 
 // maxBody bounds a Query request's form body.
@@ -69,6 +82,9 @@ type call struct {
 	r      *http.Request
 	token  identity.Token
 	params params
+	// write is set for actions that change something (they may record
+	// EC2 ID pairs; describes only read).
+	write bool
 	// partial names the peers a merged list is missing (they did not
 	// answer in time), for osapi.PartialHeader.
 	partial []string
@@ -151,9 +167,7 @@ func (a *API) actions() map[string]actionDef {
 // Routes mounts the API on r (at /ec2): every action is a GET or a
 // form-encoded POST to the root; image bytes go to /upload.
 func (a *API) Routes(r chi.Router) {
-	if a.ids == nil {
-		a.ids = newIDs(a.Store)
-	}
+	a.idMaps()
 	actions := a.actions()
 	v := &verifier{creds: a.Creds, now: a.now}
 	r.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, v, actions) })
@@ -238,7 +252,7 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, v *verifier, actions
 		writeError(w, r, unauthorizedOperation("You are not authorized to perform this operation: %s needs the member role on the project", name))
 		return
 	}
-	c := &call{r: r, token: token, params: params(form)}
+	c := &call{r: r, token: token, params: params(form), write: def.write}
 	out, err := def.fn(ctx, c)
 	if err != nil {
 		a.fail(w, r, name, err)

@@ -47,15 +47,15 @@ var notFoundCodes = map[string]string{prefixInstance: "InvalidInstanceID.NotFoun
 // owned resolves an EC2 ID to the index entry of a resource the project
 // owns; anything else (another project's, unknown, malformed) is the
 // resource type's NotFound error.
-func (a *API) owned(ctx context.Context, project, id string) (string, index.Entry, error) {
+func (a *API) owned(ctx context.Context, c *call, id string) (string, index.Entry, error) {
 	prefix, ok := parseID(id)
 	if _, taggable := indexKinds[prefix]; !ok || !taggable {
 		return "", index.Entry{}, invalidParameter("Invalid id: %q (expected i-, ami- or vol- and 8 or 17 hex digits)", id)
 	}
-	uuid, err := a.ids.resolve(ctx, prefix, id)
+	uuid, err := a.resolveID(ctx, c, prefix, id)
 	if err == nil {
 		var e index.Entry
-		if e, err = a.Index.Get(ctx, indexKinds[prefix], uuid, project); err == nil {
+		if e, err = a.Index.Get(ctx, indexKinds[prefix], uuid, c.token.ProjectID); err == nil {
 			return prefix, e, nil
 		}
 	}
@@ -163,7 +163,7 @@ func (a *API) createTags(ctx context.Context, c *call) (any, error) {
 	types := make([]string, len(resources))
 	entries := make([]index.Entry, len(resources))
 	for i, id := range resources {
-		prefix, e, err := a.owned(ctx, c.token.ProjectID, id)
+		prefix, e, err := a.owned(ctx, c, id)
 		if err != nil {
 			return nil, err
 		}
@@ -208,7 +208,7 @@ func (a *API) deleteTags(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	for _, id := range resources {
-		if _, _, err := a.owned(ctx, c.token.ProjectID, id); err != nil {
+		if _, _, err := a.owned(ctx, c, id); err != nil {
 			return nil, err
 		}
 		for _, t := range all[id] {

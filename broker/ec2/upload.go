@@ -76,7 +76,7 @@ func (a *API) upload(v *verifier) http.HandlerFunc {
 			a.fail(w, r, "Upload", imageErr(err, ""))
 			return
 		}
-		id, err := a.ids.ec2ID(ctx, prefixImage, img.ID)
+		id, err := a.ids.assign(ctx, prefixImage, img.ID)
 		if err != nil {
 			a.fail(w, r, "Upload", err)
 			return

@@ -77,7 +77,7 @@ func (a *API) serverIDs(ctx context.Context, project string) (map[string]string,
 }
 
 func (a *API) volumeView(ctx context.Context, e index.Entry, peer string, v peers.Volume, servers map[string]string, tags []tagRecord) (volumeItem, error) {
-	id, err := a.ids.ec2ID(ctx, prefixVolume, e.ID)
+	id, err := a.ids.shown(ctx, prefixVolume, e.ID)
 	if err != nil {
 		return volumeItem{}, err
 	}
@@ -90,7 +90,7 @@ func (a *API) volumeView(ctx context.Context, e index.Entry, peer string, v peer
 	for _, att := range v.Attachments {
 		inst := att.ServerID
 		if brokerID, ok := servers[e.PeerID+"/"+att.ServerID]; ok {
-			if inst, err = a.ids.ec2ID(ctx, prefixInstance, brokerID); err != nil {
+			if inst, err = a.ids.shown(ctx, prefixInstance, brokerID); err != nil {
 				return volumeItem{}, err
 			}
 		}
@@ -163,6 +163,9 @@ func (a *API) createVolume(ctx context.Context, c *call) (any, error) {
 		entry := index.Entry{Kind: volumeKind, ID: id, Project: c.token.ProjectID, PeerID: p.ID, PeerResourceID: vol.ID, Name: vol.Name, CreatedAt: vol.CreatedAt}
 		if err := a.Index.Put(ctx, entry); err != nil {
 			_ = m.Cloud.DeleteVolume(context.WithoutCancel(ctx), vol.ID)
+			return nil, err
+		}
+		if _, err := a.ids.assign(ctx, prefixVolume, id); err != nil {
 			return nil, err
 		}
 		view, err := a.volumeView(ctx, entry, p.Name, vol, nil, nil)
@@ -248,7 +251,7 @@ func (a *API) describeVolumes(ctx context.Context, c *call) (any, error) {
 			if !ok {
 				continue
 			}
-			id, err := a.ids.ec2ID(ctx, prefixVolume, e.ID)
+			id, err := a.ids.shown(ctx, prefixVolume, e.ID)
 			if err != nil {
 				return nil, err
 			}
@@ -315,7 +318,7 @@ func (a *API) volumeAndMember(ctx context.Context, c *call) (string, index.Entry
 	if e != nil {
 		return "", index.Entry{}, nil, e
 	}
-	prefix, entry, err := a.owned(ctx, c.token.ProjectID, id)
+	prefix, entry, err := a.owned(ctx, c, id)
 	if err == nil && prefix != prefixVolume {
 		err = notFound("InvalidVolume.NotFound", "The volume '%s' does not exist.", id)
 	}
@@ -354,7 +357,7 @@ func (a *API) attachVolume(ctx context.Context, c *call) (any, error) {
 	if e != nil {
 		return nil, e
 	}
-	prefix, inst, err := a.owned(ctx, c.token.ProjectID, instID)
+	prefix, inst, err := a.owned(ctx, c, instID)
 	if err == nil && prefix != prefixInstance {
 		err = notFound("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", instID)
 	}
@@ -397,7 +400,7 @@ func (a *API) detachVolume(ctx context.Context, c *call) (any, error) {
 	if !ok {
 		return nil, errorf(400, "IncorrectState", "Volume '%s' is attached to a server this broker does not manage", volID)
 	}
-	instID, err := a.ids.ec2ID(ctx, prefixInstance, brokerID)
+	instID, err := a.ids.shown(ctx, prefixInstance, brokerID)
 	if err != nil {
 		return nil, err
 	}

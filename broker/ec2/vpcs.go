@@ -111,7 +111,7 @@ func (a *API) describeVpcs(ctx context.Context, c *call) (any, error) {
 	var out []vpcItem
 	seen := map[string]bool{}
 	for _, n := range v.Networks {
-		id, err := a.ids.ec2ID(ctx, prefixVPC, n.Ref.ID)
+		id, err := a.ids.shown(ctx, prefixVPC, n.Ref.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -182,11 +182,11 @@ func (a *API) describeSubnets(ctx context.Context, c *call) (any, error) {
 	var out []subnetItem
 	seen := map[string]bool{}
 	for _, s := range v.Subnets {
-		id, err := a.ids.ec2ID(ctx, prefixSubnet, s.Ref.ID)
+		id, err := a.ids.shown(ctx, prefixSubnet, s.Ref.ID)
 		if err != nil {
 			return nil, err
 		}
-		vpc, err := a.ids.ec2ID(ctx, prefixVPC, s.NetworkID)
+		vpc, err := a.ids.shown(ctx, prefixVPC, s.NetworkID)
 		if err != nil {
 			return nil, err
 		}
@@ -281,7 +281,7 @@ func (a *API) permission(ctx context.Context, project string, r network.Security
 	}
 	switch {
 	case r.RemoteGroupID != "":
-		g, err := a.ids.ec2ID(ctx, prefixSG, r.RemoteGroupID)
+		g, err := a.ids.shown(ctx, prefixSG, r.RemoteGroupID)
 		if err != nil {
 			return p, err
 		}
@@ -310,7 +310,7 @@ func (a *API) describeSecurityGroups(ctx context.Context, c *call) (any, error) 
 	seen := map[string]bool{}
 	var out []securityGroupItem
 	for _, g := range groups {
-		id, err := a.ids.ec2ID(ctx, prefixSG, g.ID)
+		id, err := a.ids.shown(ctx, prefixSG, g.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -386,7 +386,7 @@ func (a *API) launchNetwork(ctx context.Context, c *call) (netID string, fixedIP
 		}
 		have := map[string]bool{}
 		for _, g := range all {
-			id, err := a.ids.ec2ID(ctx, prefixSG, g.ID)
+			id, err := a.ids.shown(ctx, prefixSG, g.ID)
 			if err != nil {
 				return "", "", err
 			}
@@ -412,7 +412,7 @@ func (a *API) launchNetwork(ctx context.Context, c *call) (netID string, fixedIP
 	if a.Networks == nil {
 		return "", "", errorf(400, "UnsupportedOperation", "subnets are not offered by this broker")
 	}
-	u, err := a.ids.resolve(ctx, prefixSubnet, subnetID)
+	u, err := a.resolveID(ctx, c, prefixSubnet, subnetID)
 	if errors.Is(err, errUnknownID) {
 		return "", "", notFound("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", subnetID)
 	}

@@ -95,7 +95,7 @@ func (a *API) createVpc(ctx context.Context, c *call) (any, error) {
 		_ = a.Networks.DeleteNetwork(context.WithoutCancel(ctx), c.token.ProjectID, n.Ref.ID)
 		return nil, err
 	}
-	id, err := a.ids.ec2ID(ctx, prefixVPC, n.Ref.ID)
+	id, err := a.ids.assign(ctx, prefixVPC, n.Ref.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func (a *API) vpcNetwork(ctx context.Context, c *call) (string, network.Network,
 	if e != nil {
 		return "", network.Network{}, e
 	}
-	u, err := a.ids.resolve(ctx, prefixVPC, id)
+	u, err := a.resolveID(ctx, c, prefixVPC, id)
 	if errors.Is(err, errUnknownID) {
 		return "", network.Network{}, notFound("InvalidVpcID.NotFound", "The vpc ID '%s' does not exist", id)
 	}
@@ -179,7 +179,7 @@ func (a *API) createSubnet(ctx context.Context, c *call) (any, error) {
 		}
 		return nil, netErr(err, "InvalidVpcID.NotFound", vpcID)
 	}
-	id, err := a.ids.ec2ID(ctx, prefixSubnet, s.Ref.ID)
+	id, err := a.ids.assign(ctx, prefixSubnet, s.Ref.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +194,7 @@ func (a *API) deleteSubnet(ctx context.Context, c *call) (any, error) {
 	if e != nil {
 		return nil, e
 	}
-	u, err := a.ids.resolve(ctx, prefixSubnet, id)
+	u, err := a.resolveID(ctx, c, prefixSubnet, id)
 	if errors.Is(err, errUnknownID) {
 		return nil, notFound("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", id)
 	}

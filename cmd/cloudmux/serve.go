@@ -303,10 +303,16 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		Index: templatesapi.IndexAdapter{Index: idx}, Holder: brokerID(cfg), BrokerID: installation,
 		Log: log.WithField("component", "deploy")}
 	goBG("deploy", deployments.Serve)
+	// The EC2 API follows its ID pairs through a watch; the gc runner
+	// collects the pairs of gone resources.
+	ec2API := &ec2.API{Pool: pool, Store: store, Creds: ec2Creds, Keypairs: keypairs, Images: images, Servers: servers,
+		Networks: networks, Index: idx, Placer: placer, Log: log.WithField("component", "ec2"), BrokerID: installation}
+	goBG("ec2", ec2API.Run)
 	metrics := prometheus.NewRegistry()
 	if err := startGC(cfg, gcDeps{store: store, peers: peerReg, dir: dir, tokens: tokens, decisions: decisions, images: images,
 		index: idx, quota: ledger, local: local, metrics: metrics,
-		more: []gc.Collector{deployments.Collector(time.Duration(cfg.GC.Deployments.MaxAge), cfg.GC.Deployments.MaxEvents)}},
+		more: []gc.Collector{deployments.Collector(time.Duration(cfg.GC.Deployments.MaxAge), cfg.GC.Deployments.MaxEvents),
+			ec2API.IDCollector()}},
 		log, goBG); err != nil {
 		return err
 	}
@@ -314,8 +320,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		Peers: peerReg, Snapshot: snap, Pool: pool, Identity: keystone,
 		Compute: &compute.Nova{Pool: pool, Keypairs: keypairs, Servers: servers, Auth: keystone.Authenticate,
 			Log: log.WithField("component", "compute")},
-		EC2: &ec2.API{Pool: pool, Store: store, Creds: ec2Creds, Keypairs: keypairs, Images: images, Servers: servers,
-			Networks: networks, Index: idx, Placer: placer, Log: log.WithField("component", "ec2"), BrokerID: installation},
+		EC2: ec2API,
 		Volume: &volume.Cinder{Pool: pool, Index: idx, Placer: placer, Images: images, Auth: keystone.Authenticate,
 			Log: log.WithField("component", "volume"), BrokerID: installation},
 		Image:   &image.Glance{Images: images, Auth: keystone.Authenticate, Log: log.WithField("component", "glance")},
