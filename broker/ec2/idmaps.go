@@ -15,30 +15,63 @@ import (
 	"github.com/cloudmux/cloudmux/registry"
 )
 
-// idMaps returns the API's ID pairs, made on first use.
-func (a *API) idMaps() *ids {
+// memory makes the API's in-memory records on first use: the ID pairs,
+// the tags, the terminated instances.
+func (a *API) memory() {
 	a.idsOnce.Do(func() {
-		if a.ids == nil {
-			a.ids = newIDs(a.Store, a.Log)
-		}
+		a.ids = newIDs(a.Store, a.Log)
+		a.tags = newProjectRecords(a.Store, tagsRoot, a.Log)
+		a.gone = newProjectRecords(a.Store, terminatedRoot, a.Log)
 	})
+}
+
+func (a *API) idMaps() *ids {
+	a.memory()
 	return a.ids
 }
 
-// Run follows the ID pairs through the Store until ctx ends, and, when
-// Locker is set, collects the pairs of gone resources (IDCollector) every
-// GCInterval on whichever broker holds the lease at GCKey.
+func (a *API) tagRecords() *projectRecords {
+	a.memory()
+	return a.tags
+}
+
+func (a *API) terminatedRecords() *projectRecords {
+	a.memory()
+	return a.gone
+}
+
+// Run follows the ID pairs, tags and terminated instances through Store
+// watches until ctx ends, and, when Locker is set, collects the pairs of
+// gone resources (IDCollector) every GCInterval on whichever broker holds
+// the lease at GCKey.
 func (a *API) Run(ctx context.Context) error {
-	m := a.idMaps()
-	if a.Locker == nil {
-		return m.mirror.Run(ctx)
+	a.memory()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, run := range []func(context.Context) error{a.ids.mirror.Run, a.tags.mirror.Run, a.gone.mirror.Run} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = run(ctx)
+		}()
 	}
-	go func() { _ = m.mirror.Run(ctx) }()
+	if a.Locker == nil {
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	return a.runGC(ctx, a.IDCollector())
 }
 
-// WaitReady blocks until the ID pairs are in memory.
-func (a *API) WaitReady(ctx context.Context) error { return a.idMaps().mirror.WaitReady(ctx) }
+// WaitReady blocks until the records are in memory.
+func (a *API) WaitReady(ctx context.Context) error {
+	a.memory()
+	for _, m := range []interface{ WaitReady(context.Context) error }{a.ids.mirror, a.tags.mirror, a.gone.mirror} {
+		if err := m.WaitReady(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // resolveID returns the broker UUID of an EC2 ID (or a broker UUID) a
 // request names. An ID with no pair yet is one a Describe showed for a

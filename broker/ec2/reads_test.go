@@ -8,22 +8,33 @@ import (
 )
 
 // TestStoreReadsPerRequest counts the Store reads (Get, List) of signed
-// requests once the caches are warm: verifying the signature and resolving
-// the caller (credential, user, project, domain, roles) and the EC2 IDs of
-// what a Describe shows read memory only.
+// requests once the caches are warm. Verifying the signature, resolving
+// the caller (credential, user, project, domain, roles: 6 reads before the
+// identity cache), the EC2 IDs, tags and terminated instances a Describe
+// shows read memory only. What is left is the services' own (the broker
+// index the servers, volumes and images services list, the key pair
+// store): at most max per request, until they read memory too.
 func TestStoreReadsPerRequest(t *testing.T) {
 	te := newCountedEnv(t)
 	ctx, cancel := context.WithTimeout(te.Ctx, time.Minute)
 	defer cancel()
 	admin := te.client(t, te.keysFor(t, "admin", "admin"))
 	_, ids := te.launch(ctx, t, admin, "reads", 1)
+	admin.must("CreateTags", url.Values{"ResourceId.1": {ids[0]}, "Tag.1.Key": {"env"}, "Tag.1.Value": {"test"}}, nil)
+	admin.must("CreateVolume", url.Values{"Size": {"1"}}, nil)
 	cases := []struct {
 		name, action string
 		params       url.Values
-		want         int64
+		max          int64
 	}{
 		{"signature and caller only", "DescribeAvailabilityZones", nil, 0},
 		{"regions", "DescribeRegions", nil, 0},
+		{"instances", "DescribeInstances", nil, 2},
+		{"instance by ID", "DescribeInstances", url.Values{"InstanceId.1": {ids[0]}}, 2},
+		{"tags", "DescribeTags", nil, 0},
+		{"volumes", "DescribeVolumes", nil, 2},
+		{"images", "DescribeImages", nil, 2},
+		{"key pairs", "DescribeKeyPairs", nil, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -34,10 +45,11 @@ func TestStoreReadsPerRequest(t *testing.T) {
 			for range n {
 				admin.must(tc.action, tc.params, nil)
 			}
-			if got := te.counted.Reads(); got != tc.want*n {
-				t.Fatalf("%s: %d Store reads in %d requests; want %d each", tc.action, got, n, tc.want)
+			got := te.counted.Reads()
+			t.Logf("%s: %.1f Store reads per request", tc.action, float64(got)/n)
+			if got > tc.max*n {
+				t.Fatalf("%s: %d Store reads in %d requests; want at most %d each", tc.action, got, n, tc.max)
 			}
 		})
 	}
-	_ = ids
 }

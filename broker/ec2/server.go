@@ -72,6 +72,8 @@ type API struct {
 
 	idsOnce sync.Once
 	ids     *ids
+	tags    *projectRecords // ec2/tags/
+	gone    *projectRecords // ec2/terminated/
 }
 
 // maxBody bounds a Query request's form body.

@@ -29,7 +29,9 @@ type tagRecord struct {
 	Value        string `json:"value"`
 }
 
-func tagsPrefix(project string) string { return "ec2/tags/" + project + "/" }
+const tagsRoot = "ec2/tags/"
+
+func tagsPrefix(project string) string { return tagsRoot + project + "/" }
 
 func tagKey(project, resource, key string) string {
 	return tagsPrefix(project) + resource + "/" + base64.RawURLEncoding.EncodeToString([]byte(key))
@@ -67,7 +69,7 @@ func (a *API) owned(ctx context.Context, c *call, id string) (string, index.Entr
 
 // loadTags reads a project's tags, by resource.
 func (a *API) loadTags(ctx context.Context, project string) (map[string][]tagRecord, error) {
-	kvs, _, err := a.Store.List(ctx, tagsPrefix(project))
+	kvs, err := a.tagRecords().list(ctx, tagsPrefix(project))
 	if err != nil {
 		return nil, err
 	}
@@ -122,16 +124,16 @@ func (a *API) putTags(ctx context.Context, project, resource, resourceType strin
 		key := tagKey(project, resource, t.Key)
 		// Last writer wins for a key's value, as in EC2; CAS on the index
 		// read keeps a concurrent writer's new key from being lost to ours.
-		if _, err := a.Store.CAS(ctx, key, raw, have[key]); errors.Is(err, registry.ErrConflict) {
+		idx, err := a.Store.CAS(ctx, key, raw, have[key])
+		if errors.Is(err, registry.ErrConflict) {
 			if kv, gerr := a.Store.Get(ctx, key); gerr == nil {
-				_, err = a.Store.CAS(ctx, key, raw, kv.ModifyIndex)
+				idx, err = a.Store.CAS(ctx, key, raw, kv.ModifyIndex)
 			}
-			if err != nil {
-				return err
-			}
-		} else if err != nil {
+		}
+		if err != nil {
 			return err
 		}
+		a.tagRecords().wrote(key, raw, idx)
 	}
 	return nil
 }
@@ -144,7 +146,7 @@ func (a *API) dropTags(ctx context.Context, project, resource string) {
 		return
 	}
 	for _, kv := range kvs {
-		_ = a.Store.Delete(ctx, kv.Key)
+		_ = a.tagRecords().delete(ctx, kv.Key)
 	}
 }
 
@@ -219,7 +221,7 @@ func (a *API) deleteTags(ctx context.Context, c *call) (any, error) {
 				}
 			}
 			if drop {
-				if err := a.Store.Delete(ctx, tagKey(c.token.ProjectID, id, t.Key)); err != nil {
+				if err := a.tagRecords().delete(ctx, tagKey(c.token.ProjectID, id, t.Key)); err != nil {
 					return nil, err
 				}
 			}

@@ -22,7 +22,9 @@ type terminatedRecord struct {
 	Expires     time.Time    `json:"expires"`
 }
 
-func terminatedPrefix(project string) string { return "ec2/terminated/" + project + "/" }
+const terminatedRoot = "ec2/terminated/"
+
+func terminatedPrefix(project string) string { return terminatedRoot + project + "/" }
 
 // remember records a terminated instance (best effort: a failure only
 // shortens how long it is shown).
@@ -31,8 +33,12 @@ func (a *API) remember(ctx context.Context, project string, it instanceItem) {
 	it.PrivateIPAddress, it.IPAddress, it.BlockDeviceMapping = "", "", list[blockDeviceItem](nil)
 	it.StateReasonCode, it.StateReasonMessage = "Client.UserInitiatedShutdown", "Client.UserInitiatedShutdown: User initiated shutdown"
 	raw, err := json.Marshal(terminatedRecord{Item: it, Reservation: it.reservation, Owner: it.owner, Expires: a.now().Add(TerminatedTTL)})
+	key := terminatedPrefix(project) + it.InstanceID
 	if err == nil {
-		_, err = a.Store.CAS(context.WithoutCancel(ctx), terminatedPrefix(project)+it.InstanceID, raw, 0)
+		var idx uint64
+		if idx, err = a.Store.CAS(context.WithoutCancel(ctx), key, raw, 0); err == nil {
+			a.terminatedRecords().wrote(key, raw, idx)
+		}
 	}
 	if err != nil {
 		a.Log.WithError(err).WithField("instance", it.InstanceID).Warn("ec2: terminated instance not remembered")
@@ -42,7 +48,7 @@ func (a *API) remember(ctx context.Context, project string, it instanceItem) {
 // terminated lists a project's remembered terminated instances, deleting
 // the expired ones.
 func (a *API) terminated(ctx context.Context, project string) ([]instanceItem, error) {
-	kvs, _, err := a.Store.List(ctx, terminatedPrefix(project))
+	kvs, err := a.terminatedRecords().list(ctx, terminatedPrefix(project))
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +57,7 @@ func (a *API) terminated(ctx context.Context, project string) ([]instanceItem, e
 	for _, kv := range kvs {
 		var rec terminatedRecord
 		if json.Unmarshal(kv.Value, &rec) != nil || now.After(rec.Expires) {
-			_ = a.Store.Delete(ctx, kv.Key)
+			_ = a.terminatedRecords().delete(ctx, kv.Key)
 			continue
 		}
 		rec.Item.reservation, rec.Item.owner = rec.Reservation, rec.Owner
