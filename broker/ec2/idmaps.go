@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/network"
@@ -41,13 +39,11 @@ func (a *API) terminatedRecords() *projectRecords {
 }
 
 // Run follows the ID pairs, tags and terminated instances through Store
-// watches until ctx ends, and, when Locker is set, collects the pairs of
-// gone resources (IDCollector) every GCInterval on whichever broker holds
-// the lease at GCKey.
+// watches until ctx ends. (The pairs of gone resources are collected by
+// IDCollector, which the broker's gc runner runs.)
 func (a *API) Run(ctx context.Context) error {
 	a.memory()
 	var wg sync.WaitGroup
-	defer wg.Wait()
 	for _, run := range []func(context.Context) error{a.ids.mirror.Run, a.tags.mirror.Run, a.gone.mirror.Run} {
 		wg.Add(1)
 		go func() {
@@ -55,11 +51,8 @@ func (a *API) Run(ctx context.Context) error {
 			_ = run(ctx)
 		}()
 	}
-	if a.Locker == nil {
-		<-ctx.Done()
-		return ctx.Err()
-	}
-	return a.runGC(ctx, a.IDCollector())
+	wg.Wait()
+	return ctx.Err()
 }
 
 // WaitReady blocks until the records are in memory.
@@ -157,12 +150,8 @@ func (a *API) unmapped(ctx context.Context, c *call, prefix, id string) (string,
 
 // Garbage collection of the ID pairs.
 
-// Defaults of the ID collector's settings.
-const (
-	DefaultIDRetention = 24 * time.Hour
-	DefaultGCInterval  = 10 * time.Minute
-	DefaultGCKey       = "leader/ec2-ids-gc"
-)
+// DefaultIDRetention is how long a gone resource's pair is kept.
+const DefaultIDRetention = 24 * time.Hour
 
 // gcKinds is the index kind whose entry proves a pair's resource exists.
 // Security groups are not indexed (they live in the network service's own
@@ -174,9 +163,9 @@ var gcKinds = map[string]string{prefixInstance: "server", prefixImage: image.Kin
 // retention, so the pairs grow with what exists, not with what ever did.
 // A pair's resource is gone when the broker index no longer holds it; the
 // collector notes when it first saw each one gone, in memory, so a broker
-// that takes the lease over starts the clock again (a pair can outlive its
-// retention, never fall short of it). It satisfies the broker's GC
-// Collector contract (Name, Collect).
+// that takes the gc lease over starts the clock again (a pair can outlive
+// its retention, never fall short of it). It is a gc.Collector: the
+// broker's gc runner runs it on one broker at a time.
 type IDCollector struct {
 	api       *API
 	retention time.Duration
@@ -254,67 +243,4 @@ func (g *IDCollector) Collect(ctx context.Context, now time.Time) (int, error) {
 		}
 	}
 	return removed, nil
-}
-
-// runGC collects every GCInterval while this broker holds the lease, so
-// one broker of an installation collects at a time; another takes over
-// within the lease's TTL of this one's death.
-func (a *API) runGC(ctx context.Context, g *IDCollector) error {
-	every, key := a.GCInterval, a.GCKey
-	if every <= 0 {
-		every = DefaultGCInterval
-	}
-	if key == "" {
-		key = DefaultGCKey
-	}
-	log := a.Log.WithField("collector", g.Name())
-	var lease registry.Lease
-	defer func() {
-		if lease != nil {
-			_ = lease.Release(context.WithoutCancel(ctx))
-		}
-	}()
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-		if lease != nil {
-			select {
-			case <-lease.Lost():
-				lease = nil
-			default:
-			}
-		}
-		if lease == nil {
-			l, err := a.Locker.TryLock(ctx, key, []byte(a.Holder), 3*registry.MinLockTTL)
-			if err != nil {
-				if !errors.Is(err, registry.ErrLockHeld) {
-					log.WithError(err).Warn("ec2: the ID collection lease could not be taken")
-				}
-				continue
-			}
-			lease = l
-		}
-		passCtx, cancel := context.WithCancel(ctx)
-		lost := lease.Lost()
-		go func() {
-			select {
-			case <-lost:
-			case <-passCtx.Done():
-			}
-			cancel()
-		}()
-		n, err := g.Collect(passCtx, a.now())
-		cancel()
-		fields := logrus.Fields{"removed": n}
-		if err != nil {
-			log.WithError(err).WithFields(fields).Warn("ec2: ID collection pass failed")
-		} else {
-			log.WithFields(fields).Debug("ec2: ID collection pass")
-		}
-	}
 }

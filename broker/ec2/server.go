@@ -59,15 +59,8 @@ type API struct {
 	// Now is the clock signatures are checked against; default time.Now.
 	Now func() time.Time
 
-	// Locker, when set, has Run collect the EC2 ID pairs of gone
-	// resources (IDCollector) on one broker at a time, under the lease at
-	// GCKey (default DefaultGCKey) held as Holder (this broker's name),
-	// every GCInterval (default DefaultGCInterval); a pair goes once its
-	// resource has been gone for IDRetention (default DefaultIDRetention).
-	Locker      registry.Locker
-	Holder      string
-	GCKey       string
-	GCInterval  time.Duration
+	// IDRetention is how long IDCollector keeps the EC2 ID pair of a
+	// resource that is gone (default DefaultIDRetention).
 	IDRetention time.Duration
 
 	idsOnce sync.Once

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
+	"github.com/cloudmux/cloudmux/broker/ec2"
 	"github.com/cloudmux/cloudmux/broker/gc"
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
@@ -50,6 +51,9 @@ type GCConfig struct {
 	// RemovedPeerEntries: index entries of resources on a peer that was
 	// removed stay this long, in case the peer comes back.
 	RemovedPeerEntries Duration `yaml:"removed_peer_entries"`
+	// EC2IDs: the EC2 ID pair of a resource that is gone stays this long
+	// (an ID a client still holds resolves meanwhile).
+	EC2IDs Duration `yaml:"ec2_ids"`
 }
 
 func defaultGCConfig() GCConfig {
@@ -63,6 +67,7 @@ func defaultGCConfig() GCConfig {
 	c.ExpiredAppCredentials = Duration(identity.DefaultExpiredAppCredentialRetention)
 	c.OrphanGrace = Duration(time.Hour)
 	c.RemovedPeerEntries = Duration(7 * 24 * time.Hour)
+	c.EC2IDs = Duration(ec2.DefaultIDRetention)
 	return c
 }
 
@@ -77,6 +82,7 @@ func gcFlags(fs *flag.FlagSet) func(*GCConfig) {
 		"retain-expired-app-credentials": func(c *GCConfig) *Duration { return &c.ExpiredAppCredentials },
 		"gc-orphan-grace":                func(c *GCConfig) *Duration { return &c.OrphanGrace },
 		"retain-removed-peer-entries":    func(c *GCConfig) *Duration { return &c.RemovedPeerEntries },
+		"retain-ec2-ids":                 func(c *GCConfig) *Duration { return &c.EC2IDs },
 	}
 	usage := map[string]string{
 		"gc-interval":                    "time between garbage collection passes (default 10m)",
@@ -86,6 +92,7 @@ func gcFlags(fs *flag.FlagSet) func(*GCConfig) {
 		"retain-expired-app-credentials": "keep expired application credentials this long (default 720h)",
 		"gc-orphan-grace":                "remove records whose owner is gone once they were seen so this long (default 1h)",
 		"retain-removed-peer-entries":    "keep the index entries of a removed peer's resources this long (default 168h)",
+		"retain-ec2-ids":                 "keep the EC2 ID of a deleted resource this long (default 24h)",
 	}
 	given := map[string]*time.Duration{}
 	for name := range durations {
@@ -125,7 +132,7 @@ func (c GCConfig) validate(bad func(field, format string, args ...any)) {
 	}
 	for field, d := range map[string]Duration{"gc.image_tombstones": c.ImageTombstones,
 		"gc.expired_app_credentials": c.ExpiredAppCredentials, "gc.orphan_grace": c.OrphanGrace,
-		"gc.removed_peer_entries": c.RemovedPeerEntries} {
+		"gc.removed_peer_entries": c.RemovedPeerEntries, "gc.ec2_ids": c.EC2IDs} {
 		if d < 0 {
 			bad(field, "must not be negative")
 		}

@@ -41,6 +41,9 @@ func TestGCConfig(t *testing.T) {
 			want: withDeployments(gcConfig(5*time.Minute, 48*time.Hour, 50), 2*time.Hour, 10)},
 		{name: "deleted deployments kept too briefly", flags: []string{"-retain-deployments", "1s", "-retain-deployment-events", "0"},
 			want: withDeployments(gcConfig(5*time.Minute, 48*time.Hour, 50), time.Second, 0), bad: "gc.deployments.max_age,gc.deployments.max_events"},
+		{name: "EC2 IDs", flags: []string{"-retain-ec2-ids", "2h"}, want: withEC2IDs(gcConfig(5*time.Minute, 48*time.Hour, 50), 2*time.Hour)},
+		{name: "EC2 IDs kept a negative time", flags: []string{"-retain-ec2-ids", "-1h"},
+			want: withEC2IDs(gcConfig(5*time.Minute, 48*time.Hour, 50), -time.Hour), bad: "gc.ec2_ids"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -73,6 +76,11 @@ func TestGCConfig(t *testing.T) {
 func gcConfig(interval, age time.Duration, records int) GCConfig {
 	c := defaultGCConfig()
 	c.Interval, c.Decisions.MaxAge, c.Decisions.MaxRecords = Duration(interval), Duration(age), records
+	return c
+}
+
+func withEC2IDs(c GCConfig, age time.Duration) GCConfig {
+	c.EC2IDs = Duration(age)
 	return c
 }
 
