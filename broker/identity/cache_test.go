@@ -9,7 +9,9 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/internal/consultest"
 	"github.com/cloudmux/cloudmux/registry"
+	"github.com/cloudmux/cloudmux/registry/consul"
 	"github.com/cloudmux/cloudmux/registry/registrytest"
 )
 
@@ -58,9 +60,31 @@ func (r *replica) caughtUp(ctx context.Context, t *testing.T) {
 // made on one applies there at once (read-your-writes) and on the other
 // as soon as its watch delivers it, whichever change revokes the keys.
 func TestCacheAcrossReplicas(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	stores := []struct {
+		name string
+		open func(t *testing.T) registry.Store
+	}{
+		{"memory", func(*testing.T) registry.Store { return registry.NewMemory() }},
+		{"consul", func(t *testing.T) registry.Store {
+			if _, err := consultest.Binary(); err != nil {
+				t.Skip("no Consul agent: ", err)
+			}
+			agent := consultest.Start(t)
+			s, err := consul.New(consul.Config{Address: agent.Addr, KeyPrefix: "replicas/"}, logrus.New())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}},
+	}
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) { testCacheAcrossReplicas(t, st.open(t)) })
+	}
+}
+
+func testCacheAcrossReplicas(t *testing.T, store registry.Store) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	store := registry.NewMemory()
 	a := newReplica(ctx, t, store)
 	boot, err := a.dir.Bootstrap(ctx, "admin-password", true)
 	if err != nil {
