@@ -20,6 +20,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/compute"
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/peers"
@@ -310,6 +311,8 @@ func TestServerCreateRefusals(t *testing.T) {
 		{"reserved metadata", good(func(m map[string]any) { m["metadata"] = map[string]string{"cloudmux_id": "x"} }), "metadata"},
 		{"no name", good(func(m map[string]any) { m["name"] = "" }), "name"},
 		{"min_ram", good(func(m map[string]any) { m["imageRef"] = imgB }), "min_ram"},
+		{"another group", good(func(m map[string]any) { m["security_groups"] = []map[string]string{{"name": "web"}} }), "security_groups"},
+		{"bad security_groups", good(func(m map[string]any) { m["security_groups"] = "default" }), "security_groups"},
 		{"bfv from image", good(func(m map[string]any) {
 			m["block_device_mapping_v2"] = []map[string]any{{"boot_index": 0, "uuid": imgA, "source_type": "image", "destination_type": "volume"}}
 		}), "block_device_mapping_v2"},
@@ -325,6 +328,13 @@ func TestServerCreateRefusals(t *testing.T) {
 		t.Fatalf("refused creates left servers: %v", names(ss))
 	}
 
+	// The default group, by name or ID, is what every server gets.
+	for _, g := range []string{"default", network.DefaultSecurityGroupID(se.Boot.Project.ID)} {
+		code, msg := post(t, c, "servers", good(func(m map[string]any) { m["security_groups"] = []map[string]string{{"name": g}} }))
+		if code != http.StatusAccepted {
+			t.Fatalf("security group %s: %d %q; want 202", g, code, msg)
+		}
+	}
 	s := create(t, c, servers.CreateOpts{Name: "act", FlavorRef: "1", ImageRef: imgA})
 	waitStatus(t, c, s.ID, "ACTIVE")
 	for _, tc := range []struct {
