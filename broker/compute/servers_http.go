@@ -16,6 +16,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/peers"
 )
@@ -185,9 +186,10 @@ func serverView(r *http.Request, s Server, detail bool) map[string]any {
 	return v
 }
 
-// serverCreateRequest is Nova's POST /servers body. Fields Nova accepts
-// that mean nothing here (security_groups, config_drive, min_count of 1)
-// are read and ignored rather than refused, so the usual clients work.
+// serverCreateRequest is Nova's POST /servers body. min_count and
+// max_count of 1 are accepted; security_groups may name the project's
+// default group only (by name or ID), which every server's ports get: the
+// usual clients send it, and a server is never given less than asked.
 type serverCreateRequest struct {
 	Server *struct {
 		Name             string            `json:"name"`
@@ -200,6 +202,7 @@ type serverCreateRequest struct {
 		AvailabilityZone string            `json:"availability_zone"`
 		MinCount         *int              `json:"min_count"`
 		MaxCount         *int              `json:"max_count"`
+		SecurityGroups   json.RawMessage   `json:"security_groups"`
 		BlockDevices     []struct {
 			BootIndex       json.RawMessage `json:"boot_index"`
 			UUID            string          `json:"uuid"`
@@ -212,6 +215,29 @@ type serverCreateRequest struct {
 	Hints map[string]any `json:"OS-SCH-HNT:scheduler_hints"`
 	// Nova takes the hints under either name; gophercloud sends this one.
 	OSHints map[string]any `json:"os:scheduler_hints"`
+}
+
+// defaultGroupOnly refuses a security_groups other than the project's
+// default group: the broker gives a server's ports that group and no
+// other at boot (other groups are set on the ports through Neutron), so
+// accepting another would drop it silently. A group is named the same
+// way whether it is another project's or none at all.
+func defaultGroupOnly(raw json.RawMessage, project string) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	var groups []struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(raw, &groups); err != nil {
+		return invalid("security_groups", `Invalid input for field/attribute security_groups: want a list of {"name": GROUP}`)
+	}
+	for _, g := range groups {
+		if g.Name != network.DefaultSecurityGroup && g.Name != network.DefaultSecurityGroupID(project) {
+			return invalid("security_groups", "Invalid input for field/attribute security_groups: security group %s: a server boots in its project's default group only; add other groups to its ports through the network API", g.Name)
+		}
+	}
+	return nil
 }
 
 // refString reads a reference Nova takes as a string or a number
@@ -342,6 +368,9 @@ func (n *Nova) createServer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	spec, err := req.createSpec()
+	if err == nil {
+		err = defaultGroupOnly(req.Server.SecurityGroups, caller(r).Project)
+	}
 	if err != nil {
 		n.writeError(w, r, err)
 		return
