@@ -482,6 +482,7 @@ func openstackProbes(te *tenancyEnv, a aResources) []probe {
 		{"boot on A's network", net, "POST", nova + "/servers", `{"server": {"name": "b", "flavorRef": "1", "imageRef": "` + te.seeded.ImageID + `", "networks": [{"uuid": "{X}"}]}}`, 400},
 		{"boot with A's port", port, "POST", nova + "/servers", `{"server": {"name": "b", "flavorRef": "1", "imageRef": "` + te.seeded.ImageID + `", "networks": [{"port": "{X}"}]}}`, 400},
 		{"boot from A's volume", vol, "POST", nova + "/servers", `{"server": {"name": "b", "flavorRef": "1", "networks": "none", "block_device_mapping_v2": [{"boot_index": 0, "uuid": "{X}", "source_type": "volume", "destination_type": "volume"}]}}`, 400},
+		{"boot in A's group", sg, "POST", nova + "/servers", `{"server": {"name": "b", "flavorRef": "1", "imageRef": "` + te.seeded.ImageID + `", "networks": "none", "security_groups": [{"name": "{X}"}]}}`, 400},
 		{"boot with A's keypair", kp, "POST", nova + "/servers", `{"server": {"name": "b", "flavorRef": "1", "imageRef": "` + te.seeded.ImageID + `", "networks": "none", "key_name": "{X}"}}`, 400},
 		{"show keypair", kp, "GET", nova + "/os-keypairs/{X}", "", 404},
 		{"delete keypair", kp, "DELETE", nova + "/os-keypairs/{X}", "", 404},
