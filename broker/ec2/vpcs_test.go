@@ -86,6 +86,17 @@ func TestVPCsAreNeutronNetworks(t *testing.T) {
 	wantCode(t, admin.do("RunInstances", url.Values{"ImageId": {imgs.IDs[0]}, "SubnetId": {subnetID}}, nil), "InvalidSubnetID.NotFound")
 	wantCode(t, bob.do("RunInstances", url.Values{"ImageId": {imgs.IDs[0]}, "SubnetId": {subnetID}, "SecurityGroupId.1": {"sg-0123456789abcdef0"}}, nil), "InvalidGroup.NotFound")
 	wantCode(t, bob.do("RunInstances", url.Values{"ImageId": {imgs.IDs[0]}, "PrivateIpAddress": {"10.1.0.50"}}, nil), "InvalidParameterValue")
+	// An instance launches in its project's default group only: another
+	// group of the project is refused, not dropped.
+	var web struct {
+		ID string `xml:"groupId"`
+	}
+	bob.must("CreateSecurityGroup", url.Values{"GroupName": {"web"}, "GroupDescription": {"web servers"}}, &web)
+	for _, p := range []url.Values{{"SecurityGroupId.1": {web.ID}}, {"SecurityGroup.1": {"web"}}, {"NetworkInterface.1.SecurityGroupId.1": {web.ID}}} {
+		p.Set("ImageId", imgs.IDs[0])
+		p.Set("SubnetId", subnetID)
+		wantCode(t, bob.do("RunInstances", p, nil), "InvalidParameterValue")
+	}
 
 	var run struct {
 		Instances []instance `xml:"instancesSet>item"`
