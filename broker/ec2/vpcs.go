@@ -384,17 +384,25 @@ func (a *API) launchNetwork(ctx context.Context, c *call) (netID string, fixedIP
 		if err != nil {
 			return "", "", err
 		}
+		// have says whether each name of the project's groups is the
+		// default group: an instance's ports get that group and no other
+		// at launch, so another is refused rather than dropped.
 		have := map[string]bool{}
 		for _, g := range all {
 			id, err := a.ids.shown(ctx, prefixSG, g.ID)
 			if err != nil {
 				return "", "", err
 			}
-			have[id], have[g.ID], have[g.Name] = true, true, true
+			def := g.Name == network.DefaultSecurityGroup
+			have[id], have[g.ID], have[g.Name] = def, def, def
 		}
 		for _, g := range append(groups, names...) {
-			if !have[g] {
+			def, ok := have[g]
+			if !ok {
 				return "", "", notFound("InvalidGroup.NotFound", "The security group '%s' does not exist", g)
+			}
+			if !def {
+				return "", "", invalidParameter("security group %s: an instance launches in its project's default group only; add other groups to its ports through the network API", g)
 			}
 		}
 	}
