@@ -269,6 +269,8 @@ func ec2ID(prefix, id string) string {
 type aResources struct {
 	server, image, network, subnet, port, group, rule, volume, bServer, bNetwork, bGroup, bVolume owned
 	keypair                                                                                       string
+	// publicAMI is the seeded public image's EC2 ID, which B may run.
+	publicAMI string
 }
 
 func (te *tenancyEnv) peerID(t *testing.T, kind, id string) string {
@@ -388,6 +390,12 @@ func (te *tenancyEnv) makeResources(t *testing.T) aResources {
 			t.Fatalf("A's %s = %d %s; want %s in it", action, status, body, want)
 		}
 	}
+	status, body := te.ec2(t, te.bKeys, "DescribeImages", url.Values{"Owner.1": {"admin"}})
+	m := regexp.MustCompile(`<imageId>(ami-[0-9a-f]+)</imageId>`).FindStringSubmatch(body)
+	if status != http.StatusOK || m == nil {
+		t.Fatalf("B's public images = %d %s", status, body)
+	}
+	out.publicAMI = m[1]
 	for action, want := range map[string]string{"DescribeInstances": out.bServer.ec2ID, "DescribeVolumes": out.bVolume.ec2ID} {
 		if status, body := te.ec2(t, te.bKeys, action, nil); status != http.StatusOK || !strings.Contains(body, want) {
 			t.Fatalf("B's %s = %d %s; want %s in it", action, status, body, want)
@@ -686,6 +694,7 @@ func ec2Probes(a aResources) []ec2Probe {
 		{"untag instance", srv, "DeleteTags", x("ResourceId.1", "{X}", "Tag.1.Key", "k"), 400},
 		{"describe images", img, "DescribeImages", x("ImageId.1", "{X}"), 400},
 		{"deregister image", img, "DeregisterImage", x("ImageId", "{X}"), 400},
+		{"run in A's group", sg, "RunInstances", x("ImageId", a.publicAMI, "MinCount", "1", "MaxCount", "1", "SecurityGroupId.1", "{X}"), 400},
 		{"run A's image", img, "RunInstances", x("ImageId", "{X}", "MinCount", "1", "MaxCount", "1", "InstanceType", "m1.tiny"), 400},
 		{"describe volumes", vol, "DescribeVolumes", x("VolumeId.1", "{X}"), 400},
 		{"delete volume", vol, "DeleteVolume", x("VolumeId", "{X}"), 400},
