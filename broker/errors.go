@@ -7,7 +7,9 @@ import (
 	"net/http"
 
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/sirupsen/logrus"
 
+	"github.com/cloudmux/cloudmux/broker/faults"
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
@@ -32,9 +34,24 @@ type errorBody struct {
 	} `json:"error"`
 }
 
+// refusal is a /v1 answer in the broker's own words with its status; its
+// cause is for the log.
+type refusal struct {
+	code  int
+	msg   string
+	cause error
+}
+
+func (e *refusal) Error() string       { return e.msg }
+func (e *refusal) UserMessage() string { return e.msg }
+func (e *refusal) Unwrap() error       { return e.cause }
+
 // statusOf maps sentinel errors to HTTP statuses at the boundary.
 func statusOf(err error) int {
+	var rf *refusal
 	switch {
+	case errors.As(err, &rf):
+		return rf.code
 	case errors.Is(err, peers.ErrUnauthorized), errors.Is(err, identity.ErrUnauthorized):
 		return http.StatusUnauthorized
 	case errors.Is(err, identity.ErrForbidden):
@@ -58,19 +75,32 @@ func statusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
-// writeError answers with err's status and body. Internal errors are logged
-// with their cause and answered without it.
+// writeError answers with err's status and body. What the caller reads is
+// decided by faults.Message (the broker's own words, or the status's
+// generic text, or for a 500 the request ID); whatever it does not say is
+// logged under the request ID.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := statusOf(err)
 	var body errorBody
 	body.Error.Code = code
 	body.Error.Title = http.StatusText(code)
-	body.Error.Message = err.Error()
-	body.Error.Fields = registry.FieldErrors(err)
 	body.Error.RequestID = middleware.GetReqID(r.Context())
+	msg, ok := faults.Message(err, code)
+	t, _ := identity.TokenFrom(r.Context())
+	if !ok && code < 500 && t.CloudAdmin() {
+		// The peers and index APIs are a cloud admin's tools: the admin
+		// reads the cause ("peer \"eu\" changed since revision 3"),
+		// without the sentinels' names.
+		msg = faults.Detail(err)
+	}
+	body.Error.Message = msg
+	body.Error.Fields = registry.FieldErrors(err)
+	if !ok || code >= 500 || faults.Foreign(err) {
+		faults.Log(s.log, body.Error.RequestID, code, err, logrus.Fields{"project": t.ProjectID, "user": t.UserName,
+			"method": r.Method, "path": r.URL.Path})
+	}
 	if code == http.StatusInternalServerError {
-		logFrom(r.Context(), s.log).WithError(err).Error("internal error")
-		body.Error.Message = "internal error; see the broker log for request " + body.Error.RequestID
+		body.Error.Message = faults.Internal(body.Error.RequestID)
 	}
 	if code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Keystone uri="`+s.publicURL(r)+`/v3"`)

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,8 +10,6 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/sirupsen/logrus"
-
-	"github.com/cloudmux/cloudmux/registry"
 )
 
 // ctxKey is the type of the broker's context keys, so no other package can
@@ -20,8 +17,6 @@ import (
 type ctxKey int
 
 const loggerKey ctxKey = 0
-
-var errNotFoundPath = fmt.Errorf("%w: no such API path", registry.ErrNotFound)
 
 func logFrom(ctx context.Context, fallback logrus.FieldLogger) logrus.FieldLogger {
 	if l, ok := ctx.Value(loggerKey).(logrus.FieldLogger); ok {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/cloudmux/cloudmux/broker/faults"
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/peers/openstack"
 	"github.com/cloudmux/cloudmux/registry"
@@ -314,7 +315,13 @@ func (s *Server) importPeers(w http.ResponseWriter, r *http.Request) {
 					undo = append(undo, fmt.Errorf("roll back %q: %w", done.Name, derr))
 				}
 			}
-			s.writeError(w, r, errors.Join(append([]error{fmt.Errorf("import %q: %w (nothing imported)", imp.Peer.Name, err)}, undo...)...))
+			cause := errors.Join(append([]error{fmt.Errorf("import %q: %w", imp.Peer.Name, err)}, undo...)...)
+			code := statusOf(err)
+			why := faults.Generic(code)
+			if code < 500 {
+				why = faults.Detail(err)
+			}
+			s.writeError(w, r, &refusal{code: code, msg: fmt.Sprintf("import %q: %s (nothing imported)", imp.Peer.Name, why), cause: cause})
 			return
 		}
 		last = max(last, p.Revision)

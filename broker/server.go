@@ -153,7 +153,7 @@ func New(cfg Config) *Server {
 		})
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, errNotFoundPath)
+		writeJSONError(w, r, http.StatusNotFound, "The resource could not be found.")
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, r, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed on "+r.URL.Path)

@@ -15,3 +15,23 @@ var (
 	ErrNotSupported = errors.New("peers: not supported by this cloud")
 	ErrUnauthorized = errors.New("peers: cloud refused the credentials")
 )
+
+// PeerError marks an error with the peer it came from, for the broker's
+// log; its text and errors.Is are its cause's alone.
+type PeerError struct {
+	Peer string
+	Err  error
+}
+
+func (e *PeerError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *PeerError) Unwrap() error { return e.Err }
+
+// AtPeer marks err as coming from peer (nil stays nil).
+func AtPeer(peer string, err error) error {
+	if err == nil || peer == "" {
+		return err
+	}
+	return &PeerError{Peer: peer, Err: err}
+}

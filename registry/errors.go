@@ -37,6 +37,10 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
 
+// UserMessage is what a user reads: the field and why (the broker's
+// faults.Authored).
+func (e *FieldError) UserMessage() string { return e.Error() }
+
 // Is lets errors.Is(err, ErrInvalid) match a joined list of field errors.
 func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cloudmux/cloudmux/broker/faults"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/peers"
 )
@@ -52,9 +53,9 @@ func (s *Servers) Attach(ctx context.Context, c Caller, serverID, volumeID strin
 	att, err := m.Cloud.AttachVolume(ctx, e.PeerResourceID, ve.PeerResourceID)
 	switch {
 	case errors.Is(err, peers.ErrConflict):
-		return Attachment{}, &Error{Message: fmt.Sprintf("Cannot attach volume %s to server %s: %v", volumeID, serverID, err), Err: ErrConflict}
+		return Attachment{}, &Error{Message: fmt.Sprintf("Cannot attach volume %s to server %s: the volume or the server is in a state that does not allow it.", volumeID, serverID), Err: faults.WithCause(ErrConflict, err)}
 	case errors.Is(err, peers.ErrNotFound):
-		return Attachment{}, &Error{Message: fmt.Sprintf("Volume %s or server %s is gone from its peer: %v", volumeID, serverID, err), Err: ErrNotFound}
+		return Attachment{}, &Error{Message: fmt.Sprintf("Volume %s or server %s is gone from its cloud.", volumeID, serverID), Err: faults.WithCause(ErrNotFound, err)}
 	case err != nil:
 		return Attachment{}, err
 	}
@@ -83,7 +84,7 @@ func (s *Servers) Detach(ctx context.Context, c Caller, serverID, volumeID strin
 	case errors.Is(err, peers.ErrNotFound):
 		return nf
 	case errors.Is(err, peers.ErrConflict):
-		return &Error{Message: fmt.Sprintf("Cannot detach volume %s from server %s: %v", volumeID, serverID, err), Err: ErrConflict}
+		return &Error{Message: fmt.Sprintf("Cannot detach volume %s from server %s: the volume or the server is in a state that does not allow it.", volumeID, serverID), Err: faults.WithCause(ErrConflict, err)}
 	}
 	return err
 }

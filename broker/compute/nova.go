@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -45,12 +44,14 @@ type Nova struct {
 
 // Routes mounts the API on r (at /compute).
 func (n *Nova) Routes(r chi.Router) {
+	notFound := func(w http.ResponseWriter, r *http.Request) {
+		osapi.Fault(w, r, http.StatusNotFound, "The resource could not be found.")
+	}
+	r.NotFound(notFound)
 	r.Get("/", n.versions)
 	r.Route("/v2.1", func(r chi.Router) {
 		r.Use(osapi.Microversion("compute", "X-OpenStack-Nova-API-Version", MinVersion, MaxVersion))
-		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-			osapi.Fault(w, r, http.StatusNotFound, "The resource could not be found.")
-		})
+		r.NotFound(notFound)
 		r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 			osapi.Fault(w, r, http.StatusMethodNotAllowed, "The method "+r.Method+" is not allowed for this resource.")
 		})
@@ -99,8 +100,9 @@ func (n *Nova) version(w http.ResponseWriter, r *http.Request) {
 	osapi.WriteJSON(w, http.StatusOK, map[string]any{"version": versionDoc(r)})
 }
 
-// writeError maps sentinels to Nova faults. Internal errors are logged,
-// not echoed.
+// writeError maps sentinels to Nova faults; osapi.Error decides what the
+// tenant reads (the broker's own words or the status's generic text) and
+// logs the rest.
 func (n *Nova) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	err = QuotaRefusal(err) // a policy's quota refusal is Nova's 403, not no valid host
 	code := http.StatusInternalServerError
@@ -124,11 +126,7 @@ func (n *Nova) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, peers.ErrUnavailable), errors.Is(err, registry.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		code = http.StatusServiceUnavailable
 	}
-	if code == http.StatusInternalServerError {
-		osapi.Internal(w, r, n.Log, err)
-		return
-	}
-	osapi.Fault(w, r, code, strings.ReplaceAll(err.Error(), "\n", "; "))
+	osapi.Error(w, r, n.Log, code, err)
 }
 
 // connected lists the members this broker can talk to.

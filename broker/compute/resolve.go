@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cloudmux/cloudmux/broker/faults"
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/network"
@@ -171,7 +172,7 @@ func (s *Servers) resolveImage(ctx context.Context, c Caller, ref string, p *pla
 	case errors.Is(err, image.ErrNotFound):
 		return invalid("imageRef", "Invalid imageRef provided: image %s could not be found", ref)
 	case errors.Is(err, image.ErrUnavailable):
-		return &Error{Field: "imageRef", Message: err.Error(), Err: ErrUnavailable}
+		return &Error{Field: "imageRef", Message: fmt.Sprintf("Image %s is on a cloud that is not reachable now; retry later.", ref), Err: faults.WithCause(ErrUnavailable, err)}
 	case err != nil:
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/cloudmux/cloudmux/broker/faults"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/peers"
@@ -463,7 +464,7 @@ func (s *Servers) Action(ctx context.Context, c Caller, id string, action peers.
 	err = m.Cloud.ServerAction(ctx, e.PeerResourceID, action)
 	switch {
 	case errors.Is(err, peers.ErrConflict):
-		return &Error{Message: fmt.Sprintf("Cannot '%s' instance %s while it is in its current state: %v", action, id, err), Err: ErrConflict}
+		return &Error{Message: fmt.Sprintf("Cannot '%s' instance %s while it is in its current state.", action, id), Err: faults.WithCause(ErrConflict, err)}
 	case errors.Is(err, peers.ErrNotFound):
 		return notFound(id)
 	}
@@ -486,7 +487,7 @@ func (s *Servers) Console(ctx context.Context, c Caller, id string, lines int) (
 	out, err := cr.ConsoleOutput(ctx, e.PeerResourceID, lines)
 	switch {
 	case errors.Is(err, peers.ErrConflict):
-		return "", &Error{Message: fmt.Sprintf("Instance %s has no console yet: %v", id, err), Err: ErrConflict}
+		return "", &Error{Message: fmt.Sprintf("Instance %s has no console yet.", id), Err: faults.WithCause(ErrConflict, err)}
 	case errors.Is(err, peers.ErrNotFound):
 		return "", notFound(id)
 	}

@@ -1,6 +1,10 @@
 package identity
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/cloudmux/cloudmux/broker/faults"
+)
 
 // Sentinel errors; the HTTP layer maps them to Keystone's statuses.
 var (
@@ -10,3 +14,6 @@ var (
 	ErrConflict     = errors.New("identity: conflict")
 	ErrInvalid      = errors.New("identity: invalid request")
 )
+
+// Their texts are Keystone's words without the "identity: " prefix.
+var _ = faults.RegisterWords("identity: ", ErrUnauthorized, ErrForbidden, ErrNotFound, ErrConflict, ErrInvalid)

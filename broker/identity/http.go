@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/broker/faults"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -45,17 +47,18 @@ func statusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
-// WriteError answers in Keystone's error shape. Internal errors are not
-// echoed (the broker's log has them under the request ID).
+// WriteError answers in Keystone's error shape with what faults.Message
+// lets a tenant read: the broker's own words, or the status's generic
+// text (the caller logs the rest: see fail).
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	code := statusOf(err)
 	var body keystoneError
 	body.Error.Code, body.Error.Title = code, http.StatusText(code)
-	body.Error.Message = strings.TrimPrefix(err.Error(), "identity: ")
-	body.Error.Fields = registry.FieldErrors(err)
 	body.Error.RequestID = requestID(r)
+	body.Error.Message, _ = faults.Message(err, code)
+	body.Error.Fields = registry.FieldErrors(err)
 	if code == http.StatusInternalServerError {
-		body.Error.Message = "internal error; see the broker log for request " + body.Error.RequestID
+		body.Error.Message = faults.Internal(body.Error.RequestID)
 	}
 	if code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Keystone uri="`+BaseURL(r)+`/v3"`)
@@ -66,8 +69,11 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 // fail is WriteError that also logs what a 5xx answer does not echo, under
 // the request ID the answer names.
 func (k *Keystone) fail(w http.ResponseWriter, r *http.Request, err error) {
-	if statusOf(err) >= 500 {
-		k.Log.WithError(err).WithField("request_id", requestID(r)).Error("identity: request failed")
+	code := statusOf(err)
+	if _, ok := faults.Message(err, code); !ok || code >= 500 || faults.Foreign(err) {
+		t, _ := TokenFrom(r.Context())
+		faults.Log(k.Log, requestID(r), code, err, logrus.Fields{"project": t.ProjectID, "user": t.UserName,
+			"method": r.Method, "path": r.URL.Path})
 	}
 	WriteError(w, r, err)
 }

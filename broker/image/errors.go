@@ -1,6 +1,10 @@
 package image
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/cloudmux/cloudmux/broker/faults"
+)
 
 // Sentinel errors of the image service. Errors from peers keep their
 // peers sentinels (peers.ErrNotFound, ErrConflict, ErrCapacity, ...) and
@@ -26,3 +30,7 @@ var (
 	// gives every peer's reason.
 	ErrNoPeer = errors.New("image: no peer can hold the image")
 )
+
+// The sentinels' texts are internal names: faults cuts them from what a
+// tenant reads.
+var _ = faults.Register(ErrNotFound, ErrForbidden, ErrInvalid, ErrConflict, ErrTooLarge, ErrUnavailable, ErrNoPeer)

@@ -45,14 +45,16 @@ const (
 
 // Routes mounts the API on r (at /image).
 func (g *Glance) Routes(r chi.Router) {
+	notFound := func(w http.ResponseWriter, r *http.Request) {
+		fault(w, r, http.StatusNotFound, "The resource could not be found.")
+	}
+	r.NotFound(notFound)
 	r.Get("/", g.versions(http.StatusMultipleChoices))
 	r.Get("/versions", g.versions(http.StatusOK))
 	r.Route("/v2", func(r chi.Router) {
-		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-			fault(w, http.StatusNotFound, "The resource could not be found.")
-		})
+		r.NotFound(notFound)
 		r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-			fault(w, http.StatusMethodNotAllowed, "The method "+r.Method+" is not allowed for this resource.")
+			fault(w, r, http.StatusMethodNotAllowed, "The method "+r.Method+" is not allowed for this resource.")
 		})
 		r.Get("/", g.versions(http.StatusOK))
 		r.Group(func(r chi.Router) {
@@ -95,16 +97,19 @@ func (g *Glance) versions(code int) http.HandlerFunc {
 
 // fault answers with Glance's error body: webob's JSON rendering of an
 // HTTP exception, {"message": ..., "code": "404 Not Found", "title":
-// "Not Found"}; openstacksdk reads "message" from the root object.
-func fault(w http.ResponseWriter, code int, msg string) {
-	osapi.WriteJSON(w, code, map[string]any{"message": msg, "code": fmt.Sprintf("%d %s", code, http.StatusText(code)), "title": http.StatusText(code)})
+// "Not Found"}; openstacksdk reads "message" from the root object. msg is
+// the broker's own words; the request ID (also in X-Openstack-Request-Id)
+// is what a tenant quotes to support.
+func fault(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	osapi.WriteJSON(w, code, map[string]any{"message": msg, "code": fmt.Sprintf("%d %s", code, http.StatusText(code)),
+		"title": http.StatusText(code), "request_id": middleware.GetReqID(r.Context())})
 }
 
 // requireProject refuses unscoped tokens: every image has an owner.
 func requireProject(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if t, _ := identity.TokenFrom(r.Context()); !t.Scoped() {
-			fault(w, http.StatusForbidden, "a project-scoped token is required")
+			fault(w, r, http.StatusForbidden, "a project-scoped token is required")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -118,7 +123,7 @@ func requireRole(role string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if t, _ := identity.TokenFrom(r.Context()); !t.HasRole(role) {
-				fault(w, http.StatusForbidden, "You are not authorized to complete this action: it needs the "+role+" role on the project.")
+				fault(w, r, http.StatusForbidden, "You are not authorized to complete this action: it needs the "+role+" role on the project.")
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -131,8 +136,8 @@ func caller(r *http.Request) Caller {
 	return CallerOf(t)
 }
 
-// fail maps an error to Glance's status and body; internal errors are
-// logged and hidden.
+// fail maps an error to Glance's status; osapi.Tell decides what the
+// tenant reads and logs the rest.
 func (g *Glance) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code := http.StatusInternalServerError
 	switch {
@@ -153,12 +158,7 @@ func (g *Glance) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, peers.ErrNotSupported):
 		code = http.StatusNotImplemented
 	}
-	if code == http.StatusInternalServerError {
-		g.Log.WithError(err).WithField("request_id", middleware.GetReqID(r.Context())).Error("internal error")
-		fault(w, code, "internal error; see the broker log for request "+middleware.GetReqID(r.Context()))
-		return
-	}
-	fault(w, code, err.Error())
+	fault(w, r, code, osapi.Tell(r, g.Log, code, err))
 }
 
 func glanceTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
@@ -257,7 +257,7 @@ func (g *Glance) removeTag(w http.ResponseWriter, r *http.Request) {
 func (g *Glance) upload(w http.ResponseWriter, r *http.Request) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/octet-stream" {
-			fault(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q is not supported for image data; use application/octet-stream", ct))
+			fault(w, r, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q is not supported for image data; use application/octet-stream", ct))
 			return
 		}
 	}
@@ -316,7 +316,7 @@ func (g *Glance) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if body == nil {
-		fault(w, http.StatusBadRequest, "Body expected in request: a JSON object of image attributes")
+		fault(w, r, http.StatusBadRequest, "Body expected in request: a JSON object of image attributes")
 		return
 	}
 	spec, err := createSpec(body)
@@ -349,10 +349,10 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any, want string) bool
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		fault(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than %d bytes.", maxBody))
+		fault(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than %d bytes.", maxBody))
 		return false
 	case err != nil:
-		fault(w, http.StatusBadRequest, fmt.Sprintf("Malformed request body (%v): want %s.", err, want))
+		fault(w, r, http.StatusBadRequest, fmt.Sprintf("Malformed request body (%v): want %s.", err, want))
 		return false
 	}
 	return true

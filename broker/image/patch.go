@@ -37,7 +37,7 @@ type patchOp struct {
 func (g *Glance) update(w http.ResponseWriter, r *http.Request) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || (mt != PatchMediaType && mt != PatchMediaType20) {
-		fault(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Unsupported Content-Type %q: image updates take %s", r.Header.Get("Content-Type"), PatchMediaType))
+		fault(w, r, http.StatusUnsupportedMediaType, fmt.Sprintf("Unsupported Content-Type %q: image updates take %s", r.Header.Get("Content-Type"), PatchMediaType))
 		return
 	}
 	var raw []map[string]json.RawMessage

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 
+	"github.com/cloudmux/cloudmux/broker/faults"
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/staging"
@@ -208,14 +209,16 @@ func (s *Service) locate(ctx context.Context, id string) (located, error) {
 	case err == nil:
 		m, ok := s.Pool.Get(e.PeerID)
 		if !ok || m.Cloud == nil {
-			return located{entry: &e}, fmt.Errorf("image %s: its peer %s is not connected: %w", id, e.PeerID, ErrUnavailable)
+			// The peer's ID is for the log: a tenant learns only that the
+			// image's cloud is out of reach.
+			return located{entry: &e}, faults.AtPeer(e.PeerID, fmt.Errorf("image %s is on a cloud that is not connected now; retry later: %w", id, ErrUnavailable))
 		}
 		img, err := m.Cloud.GetImage(ctx, e.PeerResourceID)
 		if errors.Is(err, peers.ErrNotFound) {
 			return located{member: m, entry: &e}, fmt.Errorf("no image found with ID %s (gone from its peer %s): %w", id, m.Peer.Name, ErrNotFound)
 		}
 		if err != nil {
-			return located{member: m, entry: &e}, fmt.Errorf("image %s on peer %s: %w", id, m.Peer.Name, err)
+			return located{member: m, entry: &e}, faults.AtPeer(m.Peer.Name, fmt.Errorf("image %s on peer %s: %w", id, m.Peer.Name, err))
 		}
 		return located{img: img, member: m, entry: &e}, nil
 	case !errors.Is(err, index.ErrNotFound):
@@ -482,7 +485,8 @@ func (s *Service) Create(ctx context.Context, c Caller, spec CreateSpec) (Image,
 			img, err := m.Cloud.CreateImage(ctx, ps)
 			if errors.Is(err, peers.ErrCapacity) || errors.Is(err, peers.ErrUnavailable) {
 				s.dropHalfCreated(ctx, m, id, err)
-				tried = append(tried, fmt.Sprintf("%s: %v", p.Name, err))
+				s.Log.WithError(err).WithFields(logrus.Fields{"image": id, "peer": p.Name}).Warn("image create: peer refused; trying the next")
+				tried = append(tried, fmt.Sprintf("%s: %s", p.Name, faults.Reason(err)))
 				full = full || errors.Is(err, peers.ErrCapacity)
 				continue
 			}
@@ -701,7 +705,7 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
 	if errors.Is(err, peers.ErrConflict) {
 		// Glance's InUseByStore: a 409 with the reason, not a 403 that
 		// reads as a permission the caller lacks.
-		return fmt.Errorf("image %s could not be deleted because it is in use (%v): %w", id, err, ErrConflict)
+		return faults.WithCause(fmt.Errorf("image %s could not be deleted because it is in use: %w", id, ErrConflict), err)
 	}
 	if err != nil && !errors.Is(err, peers.ErrNotFound) {
 		return fmt.Errorf("deleting image %s on peer %s: %w", id, l.member.Peer.Name, err)

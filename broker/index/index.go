@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cloudmux/cloudmux/broker/faults"
 	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/registry"
 )
@@ -19,6 +20,9 @@ import (
 // ErrNotFound: no such resource in this project (or at all: callers must
 // not tell the two apart, so a tenant learns nothing of others' IDs).
 var ErrNotFound = errors.New("index: resource not found")
+
+// Its text is an internal name: faults cuts it from what a tenant reads.
+var _ = faults.Register(ErrNotFound)
 
 // Entry is one indexed resource.
 type Entry struct {

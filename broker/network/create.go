@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 
+	"github.com/cloudmux/cloudmux/broker/faults"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/peers"
@@ -202,7 +203,8 @@ func (s *Service) CreateNetwork(ctx context.Context, project string, req Network
 		n, err := m.Cloud.CreateNetwork(ctx, spec)
 		if errors.Is(err, peers.ErrCapacity) || errors.Is(err, peers.ErrUnavailable) {
 			s.dropHalfCreated(ctx, m, KindNetwork, id, err)
-			tried = append(tried, fmt.Sprintf("%s: %v", p.Name, err))
+			s.Log.WithError(err).WithFields(logrus.Fields{"network": id, "peer": p.Name}).Warn("network create: peer refused; trying the next")
+			tried = append(tried, fmt.Sprintf("%s: %s", p.Name, faults.Reason(err)))
 			continue
 		}
 		if errors.Is(err, peers.ErrInvalid) {

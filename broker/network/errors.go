@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cloudmux/cloudmux/broker/faults"
 	"github.com/cloudmux/cloudmux/peers"
 )
 
@@ -35,6 +36,13 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// UserMessage is what a tenant reads (faults.Authored).
+func (e *Error) UserMessage() string { return e.Message }
+
+// The sentinels' texts are internal names: faults cuts them from what a
+// tenant reads.
+var _ = faults.Register(ErrNotFound, ErrInUse, ErrInvalid, ErrForbidden, ErrNoPeer)
 
 // Unwrap returns the sentinel.
 func (e *Error) Unwrap() error { return e.Err }

@@ -29,13 +29,15 @@ type Neutron struct {
 
 // Routes mounts the API on r (at /network).
 func (h *Neutron) Routes(r chi.Router) {
+	notFound := func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, http.StatusNotFound, "HTTPNotFound", "The resource could not be found.")
+	}
+	r.NotFound(notFound)
 	r.Get("/", h.versions)
 	r.Route("/v2.0", func(r chi.Router) {
-		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, http.StatusNotFound, "HTTPNotFound", "The resource could not be found.")
-		})
+		r.NotFound(notFound)
 		r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, http.StatusMethodNotAllowed, "HTTPMethodNotAllowed", "The method "+r.Method+" is not allowed for this resource.")
+			writeError(w, r, http.StatusMethodNotAllowed, "HTTPMethodNotAllowed", "The method "+r.Method+" is not allowed for this resource.")
 		})
 		r.Get("/", h.resources)
 		r.Group(func(r chi.Router) {
@@ -88,40 +90,40 @@ func (h *Neutron) Routes(r chi.Router) {
 	})
 }
 
-// writeError answers with Neutron's error body.
-func writeError(w http.ResponseWriter, code int, typ, msg string) {
-	osapi.WriteJSON(w, code, map[string]any{"NeutronError": map[string]any{"type": typ, "message": msg, "detail": ""}})
+// writeError answers with Neutron's error body, msg being the broker's own
+// words, with the request ID (also in X-Openstack-Request-Id) a tenant
+// quotes to support.
+func writeError(w http.ResponseWriter, r *http.Request, code int, typ, msg string) {
+	osapi.WriteJSON(w, code, map[string]any{"NeutronError": map[string]any{"type": typ, "message": msg, "detail": "",
+		"request_id": middleware.GetReqID(r.Context())}})
 }
 
-// fail maps an error to Neutron's answer; internal errors are logged and
-// hidden.
+// fail maps an error to Neutron's status and type; osapi.Tell decides
+// what the tenant reads and logs the rest.
 func (h *Neutron) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code, typ := http.StatusInternalServerError, "HTTPInternalServerError"
 	var ne *Error
 	switch {
 	case errors.As(err, &ne):
-		writeError(w, ne.Status, ne.Type, ne.Message)
+		code, typ = ne.Status, ne.Type
 	case errors.Is(err, peers.ErrNotFound):
-		writeError(w, http.StatusNotFound, "NotFound", "The resource could not be found.")
+		code, typ = http.StatusNotFound, "NotFound"
 	case errors.Is(err, peers.ErrConflict):
-		writeError(w, http.StatusConflict, "Conflict", err.Error())
+		code, typ = http.StatusConflict, "Conflict"
 	case errors.Is(err, peers.ErrInvalid), errors.Is(err, registry.ErrInvalid):
-		writeError(w, http.StatusBadRequest, "BadRequest", err.Error())
+		code, typ = http.StatusBadRequest, "BadRequest"
 	case errors.Is(err, peers.ErrCapacity):
-		writeError(w, http.StatusConflict, "OverQuota", err.Error())
+		code, typ = http.StatusConflict, "OverQuota"
 	case errors.Is(err, peers.ErrUnavailable), errors.Is(err, registry.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		h.Log.WithError(err).WithField("request_id", middleware.GetReqID(r.Context())).Warn("network: unavailable")
-		writeError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "A peer or the registry did not answer; try again.")
-	default:
-		id := middleware.GetReqID(r.Context())
-		h.Log.WithError(err).WithField("request_id", id).Error("internal error")
-		writeError(w, http.StatusInternalServerError, "HTTPInternalServerError", "internal error; see the broker log for request "+id)
+		code, typ = http.StatusServiceUnavailable, "ServiceUnavailable"
 	}
+	writeError(w, r, code, typ, osapi.Tell(r, h.Log, code, err))
 }
 
 func requireProject(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if t, _ := identity.TokenFrom(r.Context()); !t.Scoped() {
-			writeError(w, http.StatusForbidden, "PolicyNotAuthorized", "a project-scoped token is required")
+			writeError(w, r, http.StatusForbidden, "PolicyNotAuthorized", "a project-scoped token is required")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -132,7 +134,7 @@ func requireRole(role string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if t, _ := identity.TokenFrom(r.Context()); !t.HasRole(role) {
-				writeError(w, http.StatusForbidden, "PolicyNotAuthorized", fmt.Sprintf("rule:%s is disallowed by policy: the %s role is required", policyAction(r), role))
+				writeError(w, r, http.StatusForbidden, "PolicyNotAuthorized", fmt.Sprintf("rule:%s is disallowed by policy: the %s role is required", policyAction(r), role))
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -215,13 +217,13 @@ func (h *Neutron) extension(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeError(w, http.StatusNotFound, "ExtensionNotFound", "Extension with alias "+alias+" does not exist")
+	writeError(w, r, http.StatusNotFound, "ExtensionNotFound", "Extension with alias "+alias+" does not exist")
 }
 
 // noL3 answers what Neutron without the l3 extension answers for its
 // resources, with the reason.
 func noL3(w http.ResponseWriter, r *http.Request) {
-	writeError(w, http.StatusNotFound, "HTTPNotFound", "The resource could not be found: this cloud offers no routers or floating IPs.")
+	writeError(w, r, http.StatusNotFound, "HTTPNotFound", "The resource could not be found: this cloud offers no routers or floating IPs.")
 }
 
 func (h *Neutron) empty(collection string) http.HandlerFunc {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cloudmux/cloudmux/broker/faults"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/peers"
 )
@@ -243,7 +244,12 @@ func (s *Service) one(ctx context.Context, project string, ref Ref) (Visible, er
 }
 
 func errUnavailable(ref Ref) error {
-	return &Error{Status: 503, Type: "ServiceUnavailable", Message: "the peer holding " + ref.Kind + " " + ref.ID + " did not answer", Err: peers.ErrUnavailable}
+	var peer string
+	if ref.Member != nil {
+		peer = ref.Member.Peer.Name
+	}
+	// The peer's name is for the log, under the request ID.
+	return faults.AtPeer(peer, &Error{Status: 503, Type: "ServiceUnavailable", Message: "the peer holding " + ref.Kind + " " + ref.ID + " did not answer", Err: peers.ErrUnavailable})
 }
 
 // GetNetwork returns a network project may see.

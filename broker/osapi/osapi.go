@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 
+	"github.com/cloudmux/cloudmux/broker/faults"
 	"github.com/cloudmux/cloudmux/broker/identity"
 )
 
@@ -30,13 +31,41 @@ var faultNames = map[int]string{
 	501: "notImplemented", 503: "serviceUnavailable",
 }
 
-// Fault answers with a Nova-family error body.
+// Fault answers with a Nova-family error body, msg being the broker's own
+// words. The body carries the request ID (also in X-Openstack-Request-Id)
+// a tenant quotes to support.
 func Fault(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	name, ok := faultNames[code]
 	if !ok {
 		name = "computeFault"
 	}
-	WriteJSON(w, code, map[string]any{name: map[string]any{"code": code, "message": msg}})
+	WriteJSON(w, code, map[string]any{name: map[string]any{"code": code, "message": msg,
+		"request_id": middleware.GetReqID(r.Context())}})
+}
+
+// Error answers err with code in the Nova family's shape, telling the
+// tenant only what faults.Message allows; the rest goes to the log.
+func Error(w http.ResponseWriter, r *http.Request, log logrus.FieldLogger, code int, err error) {
+	Fault(w, r, code, Tell(r, log, code, err))
+}
+
+// Tell is the boundary rule for every OpenStack-shaped API: the message a
+// tenant reads for err answered with code (the broker's own words, or the
+// status's generic text, or for a 500 the request ID to quote), and a log
+// line under the request ID with the caller's project and the whole chain
+// whenever the tenant was not told all of it.
+func Tell(r *http.Request, log logrus.FieldLogger, code int, err error) string {
+	id := middleware.GetReqID(r.Context())
+	msg, ok := faults.Message(err, code)
+	if !ok || code >= 500 || faults.Foreign(err) {
+		t, _ := identity.TokenFrom(r.Context())
+		faults.Log(log, id, code, err, logrus.Fields{"project": t.ProjectID, "user": t.UserName,
+			"method": r.Method, "path": r.URL.Path})
+	}
+	if code == http.StatusInternalServerError {
+		return faults.Internal(id)
+	}
+	return msg
 }
 
 // WriteJSON answers with v as JSON.
@@ -61,9 +90,7 @@ func RequestID(next http.Handler) http.Handler {
 // Internal logs err under the request ID and answers 500 without echoing
 // it: internals stay in the broker's log.
 func Internal(w http.ResponseWriter, r *http.Request, log logrus.FieldLogger, err error) {
-	id := middleware.GetReqID(r.Context())
-	log.WithError(err).WithField("request_id", id).Error("internal error")
-	Fault(w, r, http.StatusInternalServerError, "internal error; see the broker log for request "+id)
+	Error(w, r, log, http.StatusInternalServerError, err)
 }
 
 // RequireProject refuses unscoped tokens: every resource of these APIs

@@ -9,6 +9,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/sirupsen/logrus"
 
+	"github.com/cloudmux/cloudmux/broker/faults"
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
@@ -63,9 +64,16 @@ func fail(w http.ResponseWriter, r *http.Request, log logrus.FieldLogger, err er
 	body.Error.Positions = policy.Positions(err)
 	body.Error.RequestID = middleware.GetReqID(r.Context())
 	if code >= 500 {
-		log.WithError(err).WithField("request_id", body.Error.RequestID).Error("policyapi: request failed")
-		if code == http.StatusInternalServerError && !errors.Is(err, policy.ErrEvaluation) {
-			body.Error.Message = "internal error; see the broker log for request " + body.Error.RequestID
+		t, _ := identity.TokenFrom(r.Context())
+		faults.Log(log, body.Error.RequestID, code, err, logrus.Fields{"project": t.ProjectID, "user": t.UserName,
+			"method": r.Method, "path": r.URL.Path})
+		switch {
+		case code == http.StatusInternalServerError && errors.Is(err, policy.ErrEvaluation):
+			// The admin's own policy failed: theirs to read.
+		case code == http.StatusInternalServerError:
+			body.Error.Message = faults.Internal(body.Error.RequestID)
+		default:
+			body.Error.Message, _ = faults.Message(err, code) // the Store out of reach: no keys, no addresses
 		}
 	}
 	writeJSON(w, code, body)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/cloudmux/cloudmux/broker/faults"
 )
 
 var (
@@ -16,6 +18,9 @@ var (
 	// dropped after it expired.
 	ErrReservationGone = errors.New("quota reservation is gone")
 )
+
+// Their texts are words a user reads: faults lets them through.
+var _ = faults.RegisterWords("", ErrOverQuota, ErrInvalid)
 
 // Over is one limit a request would exceed.
 type Over struct {
@@ -46,6 +51,9 @@ func (e *OverError) Error() string {
 	return fmt.Sprintf("Quota exceeded for %s: Requested %s, but already used %s of %s %s",
 		n, strings.Join(req, ", "), strings.Join(used, ", "), strings.Join(lim, ", "), n)
 }
+
+// UserMessage is what a tenant reads (faults.Authored): Nova's words.
+func (e *OverError) UserMessage() string { return e.Error() }
 
 // Unwrap makes errors.Is(err, ErrOverQuota) hold.
 func (e *OverError) Unwrap() error { return ErrOverQuota }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
@@ -81,7 +82,8 @@ func (a *API) log() logrus.FieldLogger {
 }
 
 // fail maps the packages' errors to statuses. Invalid input answers 400
-// with every problem, each at its path.
+// with every problem, each at its path; a 5xx tells only what
+// osapi.Tell allows.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	a.failMasked(w, r, err, &masker{})
 }
@@ -104,7 +106,13 @@ func (a *API) failMasked(w http.ResponseWriter, r *http.Request, err error, m *m
 		osapi.Internal(w, r, a.log(), err)
 		return
 	}
-	body := map[string]any{"code": code, "message": m.str(err.Error())}
+	msg := m.str(err.Error()) // templates' problems are about the caller's own input
+	if code >= 500 {
+		// A peer or the Store out of reach: no internal text to the
+		// caller; the log has it under the request ID.
+		msg = osapi.Tell(r, a.log(), code, err)
+	}
+	body := map[string]any{"code": code, "message": msg, "request_id": middleware.GetReqID(r.Context())}
 	if ps := templates.Problems(err); len(ps) > 0 {
 		shown := make([]templates.Problem, len(ps))
 		for i, p := range ps {

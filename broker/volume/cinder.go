@@ -64,12 +64,14 @@ type Cinder struct {
 // Routes mounts the API on r (at /volume). Volumes are reachable with and
 // without the project in the path, as Cinder's are.
 func (c *Cinder) Routes(r chi.Router) {
+	notFound := func(w http.ResponseWriter, r *http.Request) {
+		osapi.Fault(w, r, http.StatusNotFound, "The resource could not be found.")
+	}
+	r.NotFound(notFound)
 	r.Get("/", c.versions)
 	r.Route("/v3", func(r chi.Router) {
 		r.Use(osapi.Microversion("volume", "", MinVersion, MaxVersion))
-		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-			osapi.Fault(w, r, http.StatusNotFound, "The resource could not be found.")
-		})
+		r.NotFound(notFound)
 		r.Get("/", c.version)
 		volumes := func(r chi.Router) {
 			r.Get("/", c.list(false))
@@ -129,11 +131,7 @@ func (c *Cinder) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, peers.ErrUnavailable), errors.Is(err, registry.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		code = http.StatusServiceUnavailable
 	}
-	if code == http.StatusInternalServerError {
-		osapi.Internal(w, r, c.Log, err)
-		return
-	}
-	osapi.Fault(w, r, code, err.Error())
+	osapi.Error(w, r, c.Log, code, err) // the tenant reads the broker's words only
 }
 
 // view renders a peer's volume as Cinder shows it, under its broker ID.
@@ -233,7 +231,7 @@ func (c *Cinder) create(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if errors.Is(err, image.ErrUnavailable) {
-			osapi.Fault(w, r, http.StatusServiceUnavailable, err.Error())
+			osapi.Error(w, r, c.Log, http.StatusServiceUnavailable, err)
 			return
 		}
 		if err != nil {

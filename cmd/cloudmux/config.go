@@ -45,6 +45,11 @@ type Config struct {
 	// empty in -dev generates one.
 	AdminPassword string `yaml:"-"`
 	Dev           bool   `yaml:"-"`
+
+	// store, when set, is the Store serve uses instead of the configured
+	// backend: in-process tests hand it a registry.Memory whose faults
+	// they inject.
+	store registry.Store
 }
 
 // LogConfig selects level and format.

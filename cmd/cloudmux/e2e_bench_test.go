@@ -33,16 +33,26 @@ import (
 // at cleanup.
 func startInProcess(tb testing.TB) (addr, token string) {
 	tb.Helper()
+	return startInProcessWith(tb, nil, LogConfig{Level: "error", Format: "json"}, io.Discard)
+}
+
+// startInProcessWith is startInProcess with the configuration changed by
+// edit (when not nil) and the log, as configured by lc, written to logs.
+func startInProcessWith(tb testing.TB, edit func(*Config), lc LogConfig, logs io.Writer) (addr, token string) {
+	tb.Helper()
 	cfg := defaultConfig()
 	cfg.applyDev()
 	cfg.applyDefaults()
 	cfg.Listen, cfg.DataDir, cfg.AdminPassword = "127.0.0.1:0", tb.TempDir(), testAdminPassword
 	cfg.Prober.Interval, cfg.Prober.Timeout = Duration(2*time.Second), Duration(2*time.Second)
+	if edit != nil {
+		edit(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, func() {}, cfg, newLogger(LogConfig{Level: "error", Format: "json"}, io.Discard), pw)
+		done <- serve(ctx, func() {}, cfg, newLogger(lc, logs), pw)
 		pw.Close()
 	}()
 	tb.Cleanup(func() {

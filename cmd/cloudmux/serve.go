@@ -137,6 +137,9 @@ func newLogger(c LogConfig, out io.Writer) *logrus.Logger {
 
 // storeFor opens the configured Store and the catalog peers are published in.
 func storeFor(cfg Config, log logrus.FieldLogger) (registry.Store, registry.ServiceCatalog, error) {
+	if cfg.store != nil {
+		return cfg.store, registry.NopCatalog{}, nil
+	}
 	if cfg.Store.Backend == "memory" {
 		return registry.NewMemory(), registry.NopCatalog{}, nil
 	}

@@ -59,7 +59,7 @@ func (c *Cloud) Capacity(ctx context.Context) (registry.Capacity, error) {
 			return registry.Capacity{}, err
 		}
 	default:
-		return registry.Capacity{}, translate("nova: limits", err)
+		return registry.Capacity{}, c.translate("nova: limits", err)
 	}
 	if c.volume != nil {
 		vl, err := cinderlimits.Get(ctx, c.volume).Extract()
@@ -67,7 +67,7 @@ func (c *Cloud) Capacity(ctx context.Context) (registry.Capacity, error) {
 		case err == nil:
 			capa.DiskGiB = quota(vl.Absolute.MaxTotalVolumeGigabytes, vl.Absolute.TotalGigabytesUsed)
 		case ctx.Err() != nil:
-			return registry.Capacity{}, translate("cinder: limits", err)
+			return registry.Capacity{}, c.translate("cinder: limits", err)
 		default:
 			c.log.WithError(err).Debug("openstack: cinder limits unreadable; disk unbounded by quota")
 		}
@@ -80,7 +80,7 @@ func (c *Cloud) Capacity(ctx context.Context) (registry.Capacity, error) {
 			capa.RAMMiB = tighter(capa.RAMMiB, registry.Resource{Total: int64(st.MemoryMB), Used: int64(st.MemoryMBUsed)})
 			capa.DiskGiB = tighter(capa.DiskGiB, registry.Resource{Total: int64(st.LocalGB), Used: int64(st.LocalGBUsed)})
 		case ctx.Err() != nil:
-			return registry.Capacity{}, translate("nova: hypervisor statistics", err)
+			return registry.Capacity{}, c.translate("nova: hypervisor statistics", err)
 		default:
 			c.log.WithError(err).Debug("openstack: hypervisor statistics unreadable; quota only")
 		}
@@ -93,11 +93,11 @@ func (c *Cloud) Capacity(ctx context.Context) (registry.Capacity, error) {
 func (c *Cloud) usageFromServers(ctx context.Context) (registry.Capacity, error) {
 	pages, err := servers.List(c.compute, servers.ListOpts{}).AllPages(ctx)
 	if err != nil {
-		return registry.Capacity{}, translate("nova: list servers for usage", err)
+		return registry.Capacity{}, c.translate("nova: list servers for usage", err)
 	}
 	all, err := servers.ExtractServers(pages)
 	if err != nil {
-		return registry.Capacity{}, translate("nova: list servers for usage", err)
+		return registry.Capacity{}, c.translate("nova: list servers for usage", err)
 	}
 	var known map[string]peers.Flavor
 	capa := registry.Capacity{VCPUs: registry.Resource{Total: unlimited}, RAMMiB: registry.Resource{Total: unlimited},
@@ -176,11 +176,11 @@ func (c *Cloud) AvailabilityZones(ctx context.Context) ([]string, error) {
 	defer cancel()
 	pages, err := availabilityzones.List(c.compute).AllPages(ctx)
 	if err != nil {
-		return nil, translate("nova: availability zones", err)
+		return nil, c.translate("nova: availability zones", err)
 	}
 	zones, err := availabilityzones.ExtractAvailabilityZones(pages)
 	if err != nil {
-		return nil, translate("nova: availability zones", err)
+		return nil, c.translate("nova: availability zones", err)
 	}
 	var out []string
 	for _, z := range zones {
@@ -199,7 +199,7 @@ func (c *Cloud) Probe(ctx context.Context) error {
 	defer cancel()
 	_, err := c.compute.Get(ctx, c.compute.ServiceURL(""), nil, &gophercloud.RequestOpts{OkCodes: []int{200}})
 	if err != nil {
-		return translate(fmt.Sprintf("openstack peer %q: probe", c.cfg.Name), err)
+		return c.translate(fmt.Sprintf("openstack peer %q: probe", c.cfg.Name), err)
 	}
 	return nil
 }

@@ -176,7 +176,7 @@ func New(ctx context.Context, cfg Config) (c *Cloud, err error) {
 	authCtx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
 	defer cancel()
 	if err := openstack.Authenticate(authCtx, provider, authOptions(cfg.Endpoint.AuthURL, cfg.Credentials)); err != nil {
-		return nil, translate(fmt.Sprintf("openstack peer %q: authenticate", cfg.Name), err)
+		return nil, c.translate(fmt.Sprintf("openstack peer %q: authenticate", cfg.Name), err)
 	}
 	c = &Cloud{cfg: cfg, provider: provider, http: hc, log: log, flavors: map[string]string{}, expected: map[string]string{}}
 	if c.project, err = c.authProject(); err != nil {
@@ -185,7 +185,7 @@ func New(ctx context.Context, cfg Config) (c *Cloud, err error) {
 	c.admin = c.tokenIsAdmin()
 	eo := gophercloud.EndpointOpts{Region: cfg.Endpoint.Region, Availability: availability(cfg.Endpoint.Interface)}
 	if c.compute, err = openstack.NewComputeV2(provider, eo); err != nil {
-		return nil, translate(fmt.Sprintf("openstack peer %q: compute endpoint", cfg.Name), err)
+		return nil, c.translate(fmt.Sprintf("openstack peer %q: compute endpoint", cfg.Name), err)
 	}
 	// The others are optional: a cloud without Cinder still runs servers.
 	c.image = optional(openstack.NewImageV2(provider, eo))
@@ -300,7 +300,7 @@ func (c *Cloud) negotiate(ctx context.Context) error {
 	}
 	maxMinor, err := c.maxMicroversion(ctx, c.compute, 2)
 	if err != nil {
-		return translate(fmt.Sprintf("openstack peer %q: nova version document", c.cfg.Name), err)
+		return c.translate(fmt.Sprintf("openstack peer %q: nova version document", c.cfg.Name), err)
 	}
 	c.computeMinor = max(min(want, maxMinor), 1)
 	if maxMinor > 0 {
@@ -414,7 +414,7 @@ func (c *Cloud) freshToken(ctx context.Context, margin time.Duration) error {
 		return nil
 	}
 	if err := c.provider.Reauthenticate(ctx, c.provider.Token()); err != nil {
-		return translate("keystone: renew token", err)
+		return c.translate("keystone: renew token", err)
 	}
 	return nil
 }

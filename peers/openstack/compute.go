@@ -19,11 +19,11 @@ func (c *Cloud) ListFlavors(ctx context.Context) ([]peers.Flavor, error) {
 	defer cancel()
 	pages, err := flavors.ListDetail(c.compute, flavors.ListOpts{}).AllPages(ctx)
 	if err != nil {
-		return nil, translate("nova: list flavors", err)
+		return nil, c.translate("nova: list flavors", err)
 	}
 	fs, err := flavors.ExtractFlavors(pages)
 	if err != nil {
-		return nil, translate("nova: list flavors", err)
+		return nil, c.translate("nova: list flavors", err)
 	}
 	out := make([]peers.Flavor, 0, len(fs))
 	c.mu.Lock()
@@ -41,7 +41,7 @@ func (c *Cloud) GetFlavor(ctx context.Context, id string) (peers.Flavor, error) 
 	defer cancel()
 	f, err := flavors.Get(ctx, c.compute, id).Extract()
 	if err != nil {
-		return peers.Flavor{}, translate("nova: show flavor "+id, err)
+		return peers.Flavor{}, c.translate("nova: show flavor "+id, err)
 	}
 	return toFlavor(*f), nil
 }
@@ -89,7 +89,7 @@ func (c *Cloud) CreateServer(ctx context.Context, spec peers.ServerSpec) (peers.
 	}
 	srv, err := servers.Create(ctx, c.compute, create, nil).Extract()
 	if err != nil {
-		return peers.Server{}, translate(fmt.Sprintf("nova: create server %q", spec.Name), err)
+		return peers.Server{}, c.translate(fmt.Sprintf("nova: create server %q", spec.Name), err)
 	}
 	// Nova answers a create with the ID only; the rest is what was asked.
 	return peers.Server{ID: srv.ID, Name: spec.Name, Status: peers.ServerBuild, Project: c.ProjectID(),
@@ -119,7 +119,7 @@ func (c *Cloud) GetServer(ctx context.Context, id string) (peers.Server, error) 
 	defer cancel()
 	s, err := servers.Get(ctx, c.compute, id).Extract()
 	if err != nil {
-		return peers.Server{}, translate("nova: show server "+id, err)
+		return peers.Server{}, c.translate("nova: show server "+id, err)
 	}
 	out := c.toServer(ctx, *s)
 	if out.Status == peers.ServerDeleted {
@@ -144,11 +144,11 @@ func (c *Cloud) ListServers(ctx context.Context, opts peers.ListOptions) ([]peer
 	}
 	pages, err := servers.List(c.compute, lo).AllPages(ctx)
 	if err != nil {
-		return nil, translate("nova: list servers", err)
+		return nil, c.translate("nova: list servers", err)
 	}
 	all, err := servers.ExtractServers(pages)
 	if err != nil {
-		return nil, translate("nova: list servers", err)
+		return nil, c.translate("nova: list servers", err)
 	}
 	var out []peers.Server
 	for _, s := range all {
@@ -164,7 +164,7 @@ func (c *Cloud) ListServers(ctx context.Context, opts peers.ListOptions) ([]peer
 func (c *Cloud) DeleteServer(ctx context.Context, id string) error {
 	ctx, cancel := c.call(ctx)
 	defer cancel()
-	return translate("nova: delete server "+id, servers.Delete(ctx, c.compute, id).ExtractErr())
+	return c.translate("nova: delete server "+id, servers.Delete(ctx, c.compute, id).ExtractErr())
 }
 
 // ServerAction runs a power action. Nova answers an action the state does
@@ -185,7 +185,7 @@ func (c *Cloud) ServerAction(ctx context.Context, id string, action peers.Server
 	default:
 		return fmt.Errorf("nova: server %s: unknown action %q: %w", id, action, peers.ErrInvalid)
 	}
-	return translate(fmt.Sprintf("nova: %s server %s", action, id), err)
+	return c.translate(fmt.Sprintf("nova: %s server %s", action, id), err)
 }
 
 // ConsoleOutput reads the console log (os-getConsoleOutput); lines <= 0
@@ -195,7 +195,7 @@ func (c *Cloud) ConsoleOutput(ctx context.Context, serverID string, lines int) (
 	defer cancel()
 	out, err := servers.ShowConsoleOutput(ctx, c.compute, serverID, servers.ShowConsoleOutputOpts{Length: max(lines, 0)}).Extract()
 	if err != nil {
-		return "", translate("nova: console of server "+serverID, err)
+		return "", c.translate("nova: console of server "+serverID, err)
 	}
 	return out, nil
 }

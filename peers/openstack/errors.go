@@ -52,6 +52,13 @@ func translate(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
+// translate is the package's translate, its error marked with the peer's
+// name (peers.AtPeer) so the broker's log says which cloud failed while
+// the text stays the cloud's own.
+func (c *Cloud) translate(what string, err error) error {
+	return peers.AtPeer(c.cfg.Name, translate(what, err))
+}
+
 // gophercloudSentinel classifies gophercloud's own (non-HTTP) errors,
 // which it returns some by value and some by pointer.
 func gophercloudSentinel(err error) error {

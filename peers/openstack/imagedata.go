@@ -155,7 +155,7 @@ func (c *Cloud) UploadImage(ctx context.Context, id string, data io.Reader, size
 			}
 			return fmt.Errorf("glance: upload image %s: %w", id, body.err)
 		}
-		return translate("glance: upload image "+id, err)
+		return c.translate("glance: upload image "+id, err)
 	}
 	sent := hex.EncodeToString(body.h.Sum(nil))
 	img, err := c.GetImage(ctx, id)
@@ -235,7 +235,7 @@ func (c *Cloud) DownloadImage(ctx context.Context, id string) (io.ReadCloser, er
 		KeepResponseBody: true, OkCodes: []int{200, 204},
 	})
 	if err != nil {
-		return nil, translate("glance: download image "+id, err)
+		return nil, c.translate("glance: download image "+id, err)
 	}
 	if resp.StatusCode == http.StatusNoContent {
 		resp.Body.Close()

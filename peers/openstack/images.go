@@ -48,7 +48,7 @@ func (c *Cloud) CreateImage(ctx context.Context, spec peers.ImageSpec) (peers.Im
 	}
 	img, err := images.Create(ctx, c.image, imageCreate{opts}).Extract()
 	if err != nil {
-		return peers.Image{}, translate(fmt.Sprintf("glance: create image %q", spec.Name), err)
+		return peers.Image{}, c.translate(fmt.Sprintf("glance: create image %q", spec.Name), err)
 	}
 	if spec.Checksum != "" {
 		c.mu.Lock()
@@ -86,7 +86,7 @@ func (c *Cloud) GetImage(ctx context.Context, id string) (peers.Image, error) {
 	defer cancel()
 	img, err := images.Get(ctx, c.image, id).Extract()
 	if err != nil {
-		return peers.Image{}, translate("glance: show image "+id, err)
+		return peers.Image{}, c.translate("glance: show image "+id, err)
 	}
 	out := c.toImage(*img)
 	if out.Status == peers.ImageDeleted || out.Status == peers.ImagePendingDelete {
@@ -142,11 +142,11 @@ func (c *Cloud) ListImages(ctx context.Context, opts peers.ListOptions) ([]peers
 	q := imageListQuery{ListOpts: images.ListOpts{Owner: opts.Project, Limit: 200}, props: c.outMeta(opts.Metadata)}
 	pages, err := images.List(c.image, q).AllPages(ctx)
 	if err != nil {
-		return nil, translate("glance: list images", err)
+		return nil, c.translate("glance: list images", err)
 	}
 	all, err := images.ExtractImages(pages)
 	if err != nil {
-		return nil, translate("glance: list images", err)
+		return nil, c.translate("glance: list images", err)
 	}
 	var out []peers.Image
 	for _, img := range all {
@@ -223,19 +223,19 @@ func (c *Cloud) UpdateImage(ctx context.Context, id string, patch peers.ImagePat
 	}
 	if len(ops) > 0 {
 		if _, err := images.Update(ctx, c.image, id, ops).Extract(); err != nil {
-			return peers.Image{}, translate("glance: update image "+id, err)
+			return peers.Image{}, c.translate("glance: update image "+id, err)
 		}
 	}
 	for _, t := range patch.AddTags {
 		_, err := c.image.Put(ctx, c.image.ServiceURL("images", id, "tags", url.PathEscape(t)), nil, nil, &gophercloud.RequestOpts{OkCodes: []int{204}})
 		if err != nil {
-			return peers.Image{}, translate(fmt.Sprintf("glance: tag image %s with %q", id, t), err)
+			return peers.Image{}, c.translate(fmt.Sprintf("glance: tag image %s with %q", id, t), err)
 		}
 	}
 	for _, t := range patch.RemoveTags {
 		_, err := c.image.Delete(ctx, c.image.ServiceURL("images", id, "tags", url.PathEscape(t)), &gophercloud.RequestOpts{OkCodes: []int{204}})
 		if err != nil && !gophercloud.ResponseCodeIs(err, 404) {
-			return peers.Image{}, translate(fmt.Sprintf("glance: untag image %s of %q", id, t), err)
+			return peers.Image{}, c.translate(fmt.Sprintf("glance: untag image %s of %q", id, t), err)
 		}
 	}
 	return c.GetImage(ctx, id)
@@ -254,7 +254,7 @@ func (c *Cloud) DeleteImage(ctx context.Context, id string) error {
 		delete(c.expected, id)
 		c.mu.Unlock()
 	}
-	return translate("glance: delete image "+id, err)
+	return c.translate("glance: delete image "+id, err)
 }
 
 func escapeKeyIf(federated bool, k string) string {

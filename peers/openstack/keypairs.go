@@ -45,7 +45,7 @@ func (c *Cloud) CreateKeypair(ctx context.Context, spec peers.KeypairSpec) (peer
 	}
 	kp, err := keypairs.Create(ctx, c.compute, opts).Extract()
 	if err != nil {
-		return peers.Keypair{}, translate(fmt.Sprintf("nova: create keypair %q", spec.Name), err)
+		return peers.Keypair{}, c.translate(fmt.Sprintf("nova: create keypair %q", spec.Name), err)
 	}
 	out := c.toKeypair(*kp)
 	out.PrivateKey = private
@@ -58,7 +58,7 @@ func (c *Cloud) GetKeypair(ctx context.Context, name string) (peers.Keypair, err
 	defer cancel()
 	kp, err := keypairs.Get(ctx, c.compute, name, nil).Extract()
 	if err != nil {
-		return peers.Keypair{}, translate(fmt.Sprintf("nova: show keypair %q", name), err)
+		return peers.Keypair{}, c.translate(fmt.Sprintf("nova: show keypair %q", name), err)
 	}
 	return c.toKeypair(*kp), nil
 }
@@ -70,11 +70,11 @@ func (c *Cloud) ListKeypairs(ctx context.Context, opts peers.ListOptions) ([]pee
 	defer cancel()
 	pages, err := keypairs.List(c.compute, nil).AllPages(ctx)
 	if err != nil {
-		return nil, translate("nova: list keypairs", err)
+		return nil, c.translate("nova: list keypairs", err)
 	}
 	all, err := keypairs.ExtractKeyPairs(pages)
 	if err != nil {
-		return nil, translate("nova: list keypairs", err)
+		return nil, c.translate("nova: list keypairs", err)
 	}
 	var out []peers.Keypair
 	for _, kp := range all {
@@ -91,7 +91,7 @@ func (c *Cloud) DeleteKeypair(ctx context.Context, name string) error {
 	ctx, cancel := c.call(ctx)
 	defer cancel()
 	err := keypairs.Delete(ctx, c.compute, name, nil).ExtractErr()
-	return translate(fmt.Sprintf("nova: delete keypair %q", name), err)
+	return c.translate(fmt.Sprintf("nova: delete keypair %q", name), err)
 }
 
 func (c *Cloud) toKeypair(kp keypairs.KeyPair) peers.Keypair {

@@ -44,7 +44,7 @@ func (c *Cloud) CreateNetwork(ctx context.Context, spec peers.NetworkSpec) (peer
 	}
 	var n network
 	if err := networks.Create(ctx, c.network, opts).ExtractInto(&n); err != nil {
-		return peers.Network{}, translate(fmt.Sprintf("neutron: create network %q", spec.Name), err)
+		return peers.Network{}, c.translate(fmt.Sprintf("neutron: create network %q", spec.Name), err)
 	}
 	if n.Tags, err = c.tag(ctx, "networks", n.ID, tags); err != nil {
 		c.undo(func(ctx context.Context) error { return networks.Delete(ctx, c.network, n.ID).ExtractErr() })
@@ -66,7 +66,7 @@ func (c *Cloud) tag(ctx context.Context, kind, id string, tags []string) ([]stri
 		return nil, nil
 	}
 	if err != nil {
-		return nil, translate(fmt.Sprintf("neutron: tag %s %s", kind, id), err)
+		return nil, c.translate(fmt.Sprintf("neutron: tag %s %s", kind, id), err)
 	}
 	return got, nil
 }
@@ -122,7 +122,7 @@ func (c *Cloud) GetNetwork(ctx context.Context, id string) (peers.Network, error
 	defer cancel()
 	var n network
 	if err := networks.Get(ctx, c.network, id).ExtractInto(&n); err != nil {
-		return peers.Network{}, translate("neutron: show network "+id, err)
+		return peers.Network{}, c.translate("neutron: show network "+id, err)
 	}
 	return c.toNetwork(n), nil
 }
@@ -142,11 +142,11 @@ func (c *Cloud) ListNetworks(ctx context.Context, opts peers.ListOptions) ([]pee
 	defer cancel()
 	pages, err := networks.List(c.network, networks.ListOpts{ProjectID: opts.Project}).AllPages(ctx)
 	if err != nil {
-		return nil, translate("neutron: list networks", err)
+		return nil, c.translate("neutron: list networks", err)
 	}
 	var all []network
 	if err := networks.ExtractNetworksInto(pages, &all); err != nil {
-		return nil, translate("neutron: list networks", err)
+		return nil, c.translate("neutron: list networks", err)
 	}
 	var out []peers.Network
 	for _, n := range all {
@@ -166,7 +166,7 @@ func (c *Cloud) DeleteNetwork(ctx context.Context, id string) error {
 	}
 	ctx, cancel := c.call(ctx)
 	defer cancel()
-	return translate("neutron: delete network "+id, networks.Delete(ctx, c.network, id).ExtractErr())
+	return c.translate("neutron: delete network "+id, networks.Delete(ctx, c.network, id).ExtractErr())
 }
 
 func (c *Cloud) toNetwork(n network) peers.Network {
@@ -214,7 +214,7 @@ func (c *Cloud) CreateSubnet(ctx context.Context, spec peers.SubnetSpec) (peers.
 	}
 	s, err := subnets.Create(ctx, c.network, opts).Extract()
 	if err != nil {
-		return peers.Subnet{}, translate(fmt.Sprintf("neutron: create subnet %q (%s)", spec.Name, spec.CIDR), err)
+		return peers.Subnet{}, c.translate(fmt.Sprintf("neutron: create subnet %q (%s)", spec.Name, spec.CIDR), err)
 	}
 	if s.Tags, err = c.tag(ctx, "subnets", s.ID, tags); err != nil {
 		c.undo(func(ctx context.Context) error { return subnets.Delete(ctx, c.network, s.ID).ExtractErr() })
@@ -232,7 +232,7 @@ func (c *Cloud) GetSubnet(ctx context.Context, id string) (peers.Subnet, error) 
 	defer cancel()
 	s, err := subnets.Get(ctx, c.network, id).Extract()
 	if err != nil {
-		return peers.Subnet{}, translate("neutron: show subnet "+id, err)
+		return peers.Subnet{}, c.translate("neutron: show subnet "+id, err)
 	}
 	return c.toSubnet(*s), nil
 }
@@ -248,11 +248,11 @@ func (c *Cloud) ListSubnets(ctx context.Context, opts peers.ListOptions) ([]peer
 	defer cancel()
 	pages, err := subnets.List(c.network, subnets.ListOpts{ProjectID: opts.Project}).AllPages(ctx)
 	if err != nil {
-		return nil, translate("neutron: list subnets", err)
+		return nil, c.translate("neutron: list subnets", err)
 	}
 	all, err := subnets.ExtractSubnets(pages)
 	if err != nil {
-		return nil, translate("neutron: list subnets", err)
+		return nil, c.translate("neutron: list subnets", err)
 	}
 	var shared map[string]bool
 	if c.admin {
@@ -276,11 +276,11 @@ func (c *Cloud) sharedNetworks(ctx context.Context) (map[string]bool, error) {
 	for _, lo := range []networks.ListOptsBuilder{networks.ListOpts{Shared: boolPtr(true)}, external.ListOptsExt{ListOptsBuilder: networks.ListOpts{}, External: boolPtr(true)}} {
 		pages, err := networks.List(c.network, lo).AllPages(ctx)
 		if err != nil {
-			return nil, translate("neutron: list shared networks", err)
+			return nil, c.translate("neutron: list shared networks", err)
 		}
 		ns, err := networks.ExtractNetworks(pages)
 		if err != nil {
-			return nil, translate("neutron: list shared networks", err)
+			return nil, c.translate("neutron: list shared networks", err)
 		}
 		for _, n := range ns {
 			out[n.ID] = true
@@ -296,7 +296,7 @@ func (c *Cloud) DeleteSubnet(ctx context.Context, id string) error {
 	}
 	ctx, cancel := c.call(ctx)
 	defer cancel()
-	return translate("neutron: delete subnet "+id, subnets.Delete(ctx, c.network, id).ExtractErr())
+	return c.translate("neutron: delete subnet "+id, subnets.Delete(ctx, c.network, id).ExtractErr())
 }
 
 func (c *Cloud) toSubnet(s subnets.Subnet) peers.Subnet {
@@ -333,7 +333,7 @@ func (c *Cloud) CreatePort(ctx context.Context, spec peers.PortSpec) (peers.Port
 	}
 	p, err := ports.Create(ctx, c.network, opts).Extract()
 	if err != nil {
-		return peers.Port{}, translate(fmt.Sprintf("neutron: create port %q", spec.Name), err)
+		return peers.Port{}, c.translate(fmt.Sprintf("neutron: create port %q", spec.Name), err)
 	}
 	if p.Tags, err = c.tag(ctx, "ports", p.ID, tags); err != nil {
 		c.undo(func(ctx context.Context) error { return ports.Delete(ctx, c.network, p.ID).ExtractErr() })
@@ -351,7 +351,7 @@ func (c *Cloud) GetPort(ctx context.Context, id string) (peers.Port, error) {
 	defer cancel()
 	p, err := ports.Get(ctx, c.network, id).Extract()
 	if err != nil {
-		return peers.Port{}, translate("neutron: show port "+id, err)
+		return peers.Port{}, c.translate("neutron: show port "+id, err)
 	}
 	return c.toPort(*p), nil
 }
@@ -366,11 +366,11 @@ func (c *Cloud) ListPorts(ctx context.Context, opts peers.ListOptions) ([]peers.
 	defer cancel()
 	pages, err := ports.List(c.network, ports.ListOpts{ProjectID: opts.Project}).AllPages(ctx)
 	if err != nil {
-		return nil, translate("neutron: list ports", err)
+		return nil, c.translate("neutron: list ports", err)
 	}
 	all, err := ports.ExtractPorts(pages)
 	if err != nil {
-		return nil, translate("neutron: list ports", err)
+		return nil, c.translate("neutron: list ports", err)
 	}
 	var out []peers.Port
 	for _, p := range all {
@@ -389,7 +389,7 @@ func (c *Cloud) DeletePort(ctx context.Context, id string) error {
 	}
 	ctx, cancel := c.call(ctx)
 	defer cancel()
-	return translate("neutron: delete port "+id, ports.Delete(ctx, c.network, id).ExtractErr())
+	return c.translate("neutron: delete port "+id, ports.Delete(ctx, c.network, id).ExtractErr())
 }
 
 func (c *Cloud) toPort(p ports.Port) peers.Port {

@@ -28,7 +28,7 @@ func (c *Cloud) CreateVolume(ctx context.Context, spec peers.VolumeSpec) (peers.
 		AvailabilityZone: spec.AvailabilityZone, ImageID: spec.ImageID, Metadata: c.outMeta(spec.Metadata),
 	}, nil).Extract()
 	if err != nil {
-		return peers.Volume{}, translate(fmt.Sprintf("cinder: create volume %q", spec.Name), err)
+		return peers.Volume{}, c.translate(fmt.Sprintf("cinder: create volume %q", spec.Name), err)
 	}
 	return c.toVolume(*v), nil
 }
@@ -42,7 +42,7 @@ func (c *Cloud) GetVolume(ctx context.Context, id string) (peers.Volume, error) 
 	defer cancel()
 	v, err := volumes.Get(ctx, c.volume, id).Extract()
 	if err != nil {
-		return peers.Volume{}, translate("cinder: show volume "+id, err)
+		return peers.Volume{}, c.translate("cinder: show volume "+id, err)
 	}
 	return c.toVolume(*v), nil
 }
@@ -64,11 +64,11 @@ func (c *Cloud) ListVolumes(ctx context.Context, opts peers.ListOptions) ([]peer
 	}
 	pages, err := volumes.List(c.volume, lo).AllPages(ctx)
 	if err != nil {
-		return nil, translate("cinder: list volumes", err)
+		return nil, c.translate("cinder: list volumes", err)
 	}
 	all, err := volumes.ExtractVolumes(pages)
 	if err != nil {
-		return nil, translate("cinder: list volumes", err)
+		return nil, c.translate("cinder: list volumes", err)
 	}
 	var out []peers.Volume
 	for _, v := range all {
@@ -89,7 +89,7 @@ func (c *Cloud) DeleteVolume(ctx context.Context, id string) error {
 	}
 	ctx, cancel := c.call(ctx)
 	defer cancel()
-	err := translate("cinder: delete volume "+id, volumes.Delete(ctx, c.volume, id, nil).ExtractErr())
+	err := c.translate("cinder: delete volume "+id, volumes.Delete(ctx, c.volume, id, nil).ExtractErr())
 	if errors.Is(err, peers.ErrInvalid) {
 		return fmt.Errorf("%w (%w)", peers.ErrConflict, err)
 	}
@@ -103,7 +103,7 @@ func (c *Cloud) AttachVolume(ctx context.Context, serverID, volumeID string) (pe
 	defer cancel()
 	a, err := volumeattach.Create(ctx, c.compute, serverID, volumeattach.CreateOpts{VolumeID: volumeID}).Extract()
 	if err != nil {
-		return peers.VolumeAttachment{}, translate(fmt.Sprintf("nova: attach volume %s to server %s", volumeID, serverID), err)
+		return peers.VolumeAttachment{}, c.translate(fmt.Sprintf("nova: attach volume %s to server %s", volumeID, serverID), err)
 	}
 	return peers.VolumeAttachment{ID: a.ID, ServerID: a.ServerID, VolumeID: a.VolumeID, Device: a.Device}, nil
 }
@@ -113,7 +113,7 @@ func (c *Cloud) DetachVolume(ctx context.Context, serverID, volumeID string) err
 	ctx, cancel := c.call(ctx)
 	defer cancel()
 	err := volumeattach.Delete(ctx, c.compute, serverID, volumeID).ExtractErr()
-	return translate(fmt.Sprintf("nova: detach volume %s from server %s", volumeID, serverID), err)
+	return c.translate(fmt.Sprintf("nova: detach volume %s from server %s", volumeID, serverID), err)
 }
 
 // ExtendVolume grows a volume (os-extend). The contract's refusals are
@@ -138,7 +138,7 @@ func (c *Cloud) ExtendVolume(ctx context.Context, id string, newSizeGiB int) (pe
 	defer cancel()
 	err = volumes.ExtendSize(ctx, c.volume, id, volumes.ExtendSizeOpts{NewSize: newSizeGiB}).ExtractErr()
 	if err != nil {
-		err = translate(fmt.Sprintf("cinder: extend volume %s to %d GiB", id, newSizeGiB), err)
+		err = c.translate(fmt.Sprintf("cinder: extend volume %s to %d GiB", id, newSizeGiB), err)
 		if errors.Is(err, peers.ErrInvalid) && strings.Contains(strings.ToLower(err.Error()), "status") {
 			return peers.Volume{}, fmt.Errorf("%w (%w)", peers.ErrConflict, err) // raced a status change
 		}
