@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 
+	"github.com/cloudmux/cloudmux/broker/faults"
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
@@ -453,14 +454,17 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 			return s.record(ctx, c, id, m, srv, p.flavor, res)
 		}
 		if errors.Is(err, peers.ErrCapacity) || errors.Is(err, peers.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-			tried = append(tried, fmt.Sprintf("%s: %v", peer.Name, err))
+			// The tenant reads the kind of refusal; the peer's own text
+			// (addresses, its error chain) is for the log.
+			s.Log.WithError(err).WithFields(logrus.Fields{"server": id, "peer": peer.Name}).Warn("server create: peer refused; trying the next")
+			tried = append(tried, fmt.Sprintf("%s: %s", peer.Name, faults.Reason(err)))
 			continue
 		}
 		if errors.Is(err, peers.ErrInvalid) || errors.Is(err, peers.ErrNotFound) {
 			// The peer refused what the request asks (min_ram, min_disk,
 			// an image too large for the flavor, a taken fixed IP): Nova
 			// answers 400 with the reason.
-			return Server{}, &Error{Message: fmt.Sprintf("Peer %s refused the server: %v", peer.Name, err), Err: ErrInvalid}
+			return Server{}, &Error{Message: fmt.Sprintf("Peer %s refused the server: %s", peer.Name, faults.Detail(err)), Err: faults.WithCause(ErrInvalid, err)}
 		}
 		return Server{}, fmt.Errorf("creating server on %s: %w", peer.Name, err)
 	}

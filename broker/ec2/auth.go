@@ -253,9 +253,7 @@ func (v *verifier) lookup(ctx context.Context, access string) (identity.EC2Crede
 		return cred, authFailure("AWS was not able to validate the provided access credentials: unknown access key")
 	}
 	if err != nil {
-		e := errorf(http.StatusServiceUnavailable, "Unavailable", "the credential store did not answer; retry")
-		e.cause = err // for the log only
-		return cred, e
+		return cred, errorf(http.StatusServiceUnavailable, "Unavailable", "the credential store did not answer; retry").hiding(err)
 	}
 	return cred, nil
 }
@@ -266,9 +264,7 @@ func (v *verifier) authorize(ctx context.Context, cred identity.EC2Credential) (
 		return t, authFailure("AWS was not able to validate the provided access credentials: the key's user or project is disabled or holds no role")
 	}
 	if err != nil {
-		e := errorf(http.StatusServiceUnavailable, "Unavailable", "the identity store did not answer; retry")
-		e.cause = err
-		return t, e
+		return t, errorf(http.StatusServiceUnavailable, "Unavailable", "the identity store did not answer; retry").hiding(err)
 	}
 	return t, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/compute"
+	"github.com/cloudmux/cloudmux/broker/faults"
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
@@ -227,7 +228,11 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, v *verifier, actions
 			"(a presigned URL or X-Amz-Content-Sha256: UNSIGNED-PAYLOAD signs only the query string); put every parameter in the signed query string, or sign the body")
 	}
 	if e != nil {
-		a.Log.WithFields(logrus.Fields{"code": e.Code, "reason": e.Message, "request_id": middleware.GetReqID(r.Context())}).Info("ec2: request refused")
+		l := a.Log.WithFields(logrus.Fields{"code": e.Code, "reason": e.Message, "request_id": middleware.GetReqID(r.Context())})
+		if e.cause != nil {
+			l = l.WithError(e.cause) // a Store error behind "the credential store did not answer"
+		}
+		l.Info("ec2: request refused")
 		writeError(w, r, e)
 		return
 	}
@@ -291,7 +296,10 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, action string, err er
 		e = errorf(http.StatusInternalServerError, "InternalError", "An internal error has occurred")
 	}
 	if e.cause != nil {
-		a.Log.WithError(e.cause).WithFields(logrus.Fields{"action": action, "code": e.Code, "request_id": id}).Info("ec2: action refused")
+		// The cause, with the peer it came from and the caller's
+		// project, under the request ID the answer carries.
+		t, _ := identity.TokenFrom(r.Context())
+		faults.Log(a.Log, id, e.Status, e.cause, logrus.Fields{"action": action, "code": e.Code, "project": t.ProjectID, "user": t.UserName})
 	}
 	writeError(w, r, e)
 }

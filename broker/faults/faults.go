@@ -1,6 +1,8 @@
 // Package faults is the boundary rule for what an error may tell a tenant.
-// Every front end (Nova, Glance, Neutron, Cinder, Keystone, /v1, EC2)
-// answers an error through it, so one rule decides for all of them:
+// The OpenStack-shaped front ends (Nova, Glance, Neutron, Cinder through
+// osapi.Tell; Keystone; /v1) answer an error through it, so one rule
+// decides for all of them (EC2's protocol.go keeps its own codes and
+// messages, and logs its causes through Log):
 //
 // A tenant reads an error's text only when the broker wrote all of it: the
 // error's chain is made of the packages' user-facing error types (Authored),
@@ -12,6 +14,11 @@
 // request ID. Registered sentinels' own texts ("image: invalid request",
 // "compute: ... peers: ...") are internal names, not messages: they are cut
 // from what the tenant reads.
+//
+// The walk sees wrapped errors, not text formatted in: a service that
+// writes a peer's error into its own message with %v makes the peer's
+// text the broker's. Wrap causes with %w, or keep them for the log only
+// with WithCause.
 package faults
 
 import (
@@ -321,9 +328,11 @@ var internalNames = []error{
 	registry.ErrLockHeld, registry.ErrLeaseLost, registry.ErrUnavailable, registry.ErrInvalid, registry.ErrDuplicateName,
 }
 
-// Detail is err's whole text without the sentinels' package names: what a cloud
-// admin reads where an admin's tool shows the cause (the /v1 peers API's
-// "peer \"eu\" already exists"). Never for a tenant.
+// Detail is err's whole text without the sentinels' package names: what a
+// cloud admin reads where an admin's tool shows the cause (the /v1 peers
+// API's "peer \"eu\" already exists"), and a peer's stated reason for
+// refusing the request's own content (Nova's "Flavor's disk is too small").
+// Never a peer's unavailability or a Store failure for a tenant.
 func Detail(err error) string {
 	mu.RLock()
 	defer mu.RUnlock()

@@ -9,7 +9,6 @@ import (
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
@@ -112,7 +111,7 @@ func (a *API) failMasked(w http.ResponseWriter, r *http.Request, err error, m *m
 		// caller; the log has it under the request ID.
 		msg = osapi.Tell(r, a.log(), code, err)
 	}
-	body := map[string]any{"code": code, "message": msg, "request_id": middleware.GetReqID(r.Context())}
+	body := map[string]any{"code": code, "message": msg} // the request ID is in X-Openstack-Request-Id
 	if ps := templates.Problems(err); len(ps) > 0 {
 		shown := make([]templates.Problem, len(ps))
 		for i, p := range ps {

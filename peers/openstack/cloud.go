@@ -176,7 +176,7 @@ func New(ctx context.Context, cfg Config) (c *Cloud, err error) {
 	authCtx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
 	defer cancel()
 	if err := openstack.Authenticate(authCtx, provider, authOptions(cfg.Endpoint.AuthURL, cfg.Credentials)); err != nil {
-		return nil, c.translate(fmt.Sprintf("openstack peer %q: authenticate", cfg.Name), err)
+		return nil, peers.AtPeer(cfg.Name, translate(fmt.Sprintf("openstack peer %q: authenticate", cfg.Name), err))
 	}
 	c = &Cloud{cfg: cfg, provider: provider, http: hc, log: log, flavors: map[string]string{}, expected: map[string]string{}}
 	if c.project, err = c.authProject(); err != nil {
@@ -185,7 +185,7 @@ func New(ctx context.Context, cfg Config) (c *Cloud, err error) {
 	c.admin = c.tokenIsAdmin()
 	eo := gophercloud.EndpointOpts{Region: cfg.Endpoint.Region, Availability: availability(cfg.Endpoint.Interface)}
 	if c.compute, err = openstack.NewComputeV2(provider, eo); err != nil {
-		return nil, c.translate(fmt.Sprintf("openstack peer %q: compute endpoint", cfg.Name), err)
+		return nil, peers.AtPeer(cfg.Name, translate(fmt.Sprintf("openstack peer %q: compute endpoint", cfg.Name), err))
 	}
 	// The others are optional: a cloud without Cinder still runs servers.
 	c.image = optional(openstack.NewImageV2(provider, eo))
