@@ -163,8 +163,10 @@ func (d *Directory) ListDomains(ctx context.Context) ([]Domain, error) {
 // CreateProject adds a project; names are unique within a domain.
 func (d *Directory) CreateProject(ctx context.Context, p Project) (Project, error) {
 	errs := []error{validName("project.name", p.Name)}
-	if _, err := d.GetDomain(ctx, p.DomainID); err != nil {
+	if _, err := d.GetDomain(ctx, p.DomainID); errors.Is(err, ErrNotFound) {
 		errs = append(errs, &registry.FieldError{Field: "project.domain_id", Reason: fmt.Sprintf("no domain %q", p.DomainID)})
+	} else if err != nil {
+		return Project{}, err // the Store did not answer: not the caller's mistake
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Project{}, err
@@ -224,8 +226,10 @@ func (d *Directory) CreateUser(ctx context.Context, u User, password string) (Us
 	if err := checkPassword(password); err != nil {
 		errs = append(errs, err)
 	}
-	if _, err := d.GetDomain(ctx, u.DomainID); err != nil {
+	if _, err := d.GetDomain(ctx, u.DomainID); errors.Is(err, ErrNotFound) {
 		errs = append(errs, &registry.FieldError{Field: "user.domain_id", Reason: fmt.Sprintf("no domain %q", u.DomainID)})
+	} else if err != nil {
+		return User{}, err // the Store did not answer: not the caller's mistake
 	}
 	if err := errors.Join(errs...); err != nil {
 		return User{}, err
