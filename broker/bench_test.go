@@ -14,7 +14,6 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
-	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/localcloud"
@@ -41,7 +40,7 @@ func (s slowCloud) ListVolumes(ctx context.Context, opts peers.ListOptions) ([]p
 // token and project.
 func cinderEnv(b *testing.B, ps []brokertest.Peer) (*brokertest.Env, string, string) {
 	env := brokertest.New(b, ps, func(e *brokertest.Env, r chi.Router) {
-		c := &volume.Cinder{Pool: e.Pool, Index: index.New(e.Store), Placer: policy.Default{},
+		c := &volume.Cinder{Pool: e.Pool, Index: e.Index, Placer: policy.Default{},
 			Auth: e.Keystone.Authenticate, Log: e.Log, BrokerID: "bench"}
 		r.Route("/volume", c.Routes)
 	})
@@ -113,7 +112,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func BenchmarkBrokerAddedLatency(b *testing.B) {
 	env, token, project := cinderEnv(b, []brokertest.Peer{{Name: "local"}})
 	id := createVolume(b, env, token, `{"volume": {"size": 1, "name": "bench"}}`)
-	entry, err := index.New(env.Store).Get(env.Ctx, "volume", id, project)
+	entry, err := env.Index.Get(env.Ctx, "volume", id, project)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func newServersEnv(t testing.TB, ps ...brokertest.Peer) *serversEnv {
 	}
 	se := &serversEnv{Seeded: map[string]localcloud.Seeded{}}
 	se.Env = brokertest.New(t, ps, func(e *brokertest.Env, r chi.Router) {
-		se.Index = index.New(e.Store)
+		se.Index = e.Index
 		images := &image.Service{Pool: e.Pool, Index: se.Index, Placer: policy.Default{}, Store: e.Store, Log: e.Log, BrokerID: testBroker}
 		se.Networks = &network.Service{Pool: e.Pool, Index: se.Index, Store: e.Store, Placer: policy.Default{}, Log: e.Log, BrokerID: testBroker}
 		kps := compute.NewKeypairStore(e.Store)

@@ -19,7 +19,6 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
-	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/peers"
@@ -67,7 +66,7 @@ func newEnv(t testing.TB, opts envOpts, names ...string) *testEnv {
 		}})
 	}
 	te.Env = brokertest.New(t, ps, func(e *brokertest.Env, r chi.Router) {
-		te.Images = &image.Service{Pool: e.Pool, Index: index.New(e.Store), Placer: policy.Default{}, Store: e.Store,
+		te.Images = &image.Service{Pool: e.Pool, Index: e.Index, Placer: policy.Default{}, Store: e.Store,
 			Log: e.Log, BrokerID: "test-broker", MaxImageSize: opts.maxSize, PeerTimeout: opts.peerTimeout}
 		g := &image.Glance{Images: te.Images, Auth: e.Keystone.Authenticate, Log: e.Log}
 		r.Route("/image", g.Routes)

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/cloudmux/cloudmux/broker/faults"
 	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/registry"
@@ -55,20 +57,58 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 	DeleteCAS(ctx context.Context, key string, index uint64) error
 	List(ctx context.Context, prefix string) ([]registry.KV, uint64, error)
+	Watch(ctx context.Context, prefix string, index uint64) ([]registry.KV, uint64, error)
 }
 
 // Index keeps entries under index/<kind>/<id>, and a copy under
-// index-by-project/<kind>/<project>/<id> so a project's list reads only its
-// own entries. Entries never change once written (but for the quota
-// charge a creator adds to an entry a Rebuild adopted first), so the
-// copies agree.
+// index-by-project/<kind>/<project>/<id>. Entries never change once
+// written (but for the quota charge a creator adds to an entry a Rebuild
+// adopted first), so the copies agree.
+//
+// Once Run has loaded them, every replica serves reads from memory (a
+// registry.Mirror of index/ fed by one Store watch), by kind and ID and by
+// kind and project, so a lookup and a project's list read no Store,
+// whatever the cloud holds. The writer reads its writes at once; an ID
+// memory lacks is read from the Store (one key), since another replica
+// may just have written it. An index that is not running reads the Store
+// (tools and tests that need no watch).
 type Index struct {
-	store Store
-	freer Freer
+	store  Store
+	freer  Freer
+	mirror *registry.Mirror[Entry]
+	mem    *memory
 }
 
-// New returns an index over store.
-func New(store Store) *Index { return &Index{store: store} }
+const keyRoot = "index/"
+
+// New returns an index over store; Run keeps it in memory.
+func New(store Store) *Index {
+	mem := newMemory()
+	return &Index{store: store, mem: mem, mirror: registry.NewMirror(store, keyRoot, decode, registry.Sink[Entry](mem), nil)}
+}
+
+// WithLog sets where watch failures are logged; call it before Run.
+func (x *Index) WithLog(log logrus.FieldLogger) *Index {
+	x.mirror = registry.NewMirror(x.store, keyRoot, decode, registry.Sink[Entry](x.mem), log)
+	return x
+}
+
+// Run loads the index into memory and follows the Store until ctx ends.
+func (x *Index) Run(ctx context.Context) error { return x.mirror.Run(ctx) }
+
+// WaitReady blocks until Run's first load has landed.
+func (x *Index) WaitReady(ctx context.Context) error { return x.mirror.WaitReady(ctx) }
+
+func decode(kv registry.KV) (Entry, error) {
+	var e Entry
+	if err := json.Unmarshal(kv.Value, &e); err != nil {
+		return Entry{}, err
+	}
+	if kv.Key != primaryKey(e.Kind, e.ID) {
+		return Entry{}, fmt.Errorf("the entry names %s %s", e.Kind, e.ID)
+	}
+	return e, nil
+}
 
 // Freer gives back what a removed resource counted against its
 // project's quota: quota.Ledger.
@@ -80,9 +120,11 @@ type Freer interface {
 // charge of every entry it removes (a resource deleted behind the
 // broker's back stops counting against its project's quota). Without
 // one, Rebuild removes entries and frees nothing.
-func (x *Index) WithFreer(f Freer) *Index { return &Index{store: x.store, freer: f} }
+func (x *Index) WithFreer(f Freer) *Index {
+	return &Index{store: x.store, freer: f, mirror: x.mirror, mem: x.mem}
+}
 
-func primaryKey(kind, id string) string { return "index/" + kind + "/" + id }
+func primaryKey(kind, id string) string { return keyRoot + kind + "/" + id }
 func projectKey(kind, project, id string) string {
 	return "index-by-project/" + kind + "/" + project + "/" + id
 }
@@ -100,7 +142,8 @@ func (x *Index) Put(ctx context.Context, e Entry) error {
 	if err != nil {
 		return err
 	}
-	if _, err := x.store.CAS(ctx, primaryKey(e.Kind, e.ID), raw, 0); err != nil {
+	at, err := x.store.CAS(ctx, primaryKey(e.Kind, e.ID), raw, 0)
+	if err != nil {
 		if errors.Is(err, registry.ErrConflict) {
 			if cur, gerr := x.Get(ctx, e.Kind, e.ID, ""); gerr == nil && cur.sameResource(e) {
 				return x.addCharge(ctx, cur, e.Charge)
@@ -108,8 +151,11 @@ func (x *Index) Put(ctx context.Context, e Entry) error {
 		}
 		return fmt.Errorf("index %s %s: %w", e.Kind, e.ID, err)
 	}
+	x.mirror.Wrote(primaryKey(e.Kind, e.ID), e, at)
 	if _, err := x.store.CAS(ctx, projectKey(e.Kind, e.Project, e.ID), raw, 0); err != nil {
-		_ = x.store.Delete(context.WithoutCancel(ctx), primaryKey(e.Kind, e.ID))
+		if x.store.Delete(context.WithoutCancel(ctx), primaryKey(e.Kind, e.ID)) == nil {
+			x.mirror.Deleted(primaryKey(e.Kind, e.ID), at)
+		}
 		return fmt.Errorf("index %s %s: %w", e.Kind, e.ID, err)
 	}
 	return nil
@@ -141,10 +187,14 @@ func (x *Index) addCharge(ctx context.Context, cur Entry, charge quota.Amounts) 
 			if err := json.Unmarshal(kv.Value, &got); err != nil || !got.sameResource(cur) || len(got.Charge) > 0 {
 				break
 			}
-			if _, err = x.store.CAS(ctx, key, raw, kv.ModifyIndex); errors.Is(err, registry.ErrConflict) {
+			at, err := x.store.CAS(ctx, key, raw, kv.ModifyIndex)
+			if errors.Is(err, registry.ErrConflict) {
 				continue
 			} else if err != nil {
 				return fmt.Errorf("index %s %s: %w", cur.Kind, cur.ID, err)
+			}
+			if key == primaryKey(cur.Kind, cur.ID) {
+				x.mirror.Wrote(key, cur, at)
 			}
 			break
 		}
@@ -153,21 +203,23 @@ func (x *Index) addCharge(ctx context.Context, cur Entry, charge quota.Amounts) 
 }
 
 // Get returns the entry for id if it belongs to project (any project when
-// project is ""); otherwise ErrNotFound.
+// project is ""); otherwise ErrNotFound. An ID memory lacks is read from
+// the Store (one key): another replica may have just written it.
 func (x *Index) Get(ctx context.Context, kind, id, project string) (Entry, error) {
-	if registry.ValidateKey(primaryKey(kind, id)) != nil {
+	key := primaryKey(kind, id)
+	if registry.ValidateKey(key) != nil {
 		return Entry{}, fmt.Errorf("%s %s: %w", kind, id, ErrNotFound)
 	}
-	kv, err := x.store.Get(ctx, primaryKey(kind, id))
-	if errors.Is(err, registry.ErrNotFound) {
-		return Entry{}, fmt.Errorf("%s %s: %w", kind, id, ErrNotFound)
-	}
-	if err != nil {
-		return Entry{}, err
-	}
-	var e Entry
-	if err := json.Unmarshal(kv.Value, &e); err != nil {
-		return Entry{}, fmt.Errorf("decode %s: %w", kv.Key, err)
+	e, ok := x.mem.get(kind, id)
+	if !ok || !x.mirror.Loaded() {
+		var err error
+		e, err = x.mirror.Fetch(ctx, key)
+		if errors.Is(err, registry.ErrNotFound) {
+			return Entry{}, fmt.Errorf("%s %s: %w", kind, id, ErrNotFound)
+		}
+		if err != nil {
+			return Entry{}, err
+		}
 	}
 	if project != "" && e.Project != project {
 		return Entry{}, fmt.Errorf("%s %s: %w", kind, id, ErrNotFound)
@@ -178,7 +230,10 @@ func (x *Index) Get(ctx context.Context, kind, id, project string) (Entry, error
 // List returns a project's entries of a kind (every project's when
 // project is ""), by ID.
 func (x *Index) List(ctx context.Context, kind, project string) ([]Entry, error) {
-	prefix := "index/" + kind + "/"
+	if x.mirror.Loaded() {
+		return x.mem.list(kind, project), nil
+	}
+	prefix := keyRoot + kind + "/"
 	if project != "" {
 		prefix = "index-by-project/" + kind + "/" + project + "/"
 	}
@@ -199,6 +254,11 @@ func (x *Index) List(ctx context.Context, kind, project string) ([]Entry, error)
 
 // Delete removes an entry.
 func (x *Index) Delete(ctx context.Context, e Entry) error {
-	return errors.Join(x.store.Delete(ctx, primaryKey(e.Kind, e.ID)),
-		x.store.Delete(context.WithoutCancel(ctx), projectKey(e.Kind, e.Project, e.ID)))
+	key := primaryKey(e.Kind, e.ID)
+	version, _ := x.mirror.Version(key)
+	err := x.store.Delete(ctx, key)
+	if err == nil {
+		x.mirror.Deleted(key, version)
+	}
+	return errors.Join(err, x.store.Delete(context.WithoutCancel(ctx), projectKey(e.Kind, e.Project, e.ID)))
 }

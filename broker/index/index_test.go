@@ -9,9 +9,30 @@ import (
 	"github.com/cloudmux/cloudmux/registry"
 )
 
+// TestIndex holds the index to its contract both served from memory (as
+// brokers run it) and read from the Store (not running).
 func TestIndex(t *testing.T) {
+	for _, mode := range []struct {
+		name    string
+		running bool
+	}{{"in memory", true}, {"from the store", false}} {
+		t.Run(mode.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			x := index.New(registry.NewMemory())
+			if mode.running {
+				go func() { _ = x.Run(ctx) }()
+				if err := x.WaitReady(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			exerciseIndex(t, x)
+		})
+	}
+}
+
+func exerciseIndex(t *testing.T, x *index.Index) {
 	ctx := context.Background()
-	x := index.New(registry.NewMemory())
 	a := index.Entry{Kind: "volume", ID: "v1", Project: "pa", PeerID: "peer1", PeerResourceID: "p-v1"}
 	b := index.Entry{Kind: "volume", ID: "v2", Project: "pb", PeerID: "peer2", PeerResourceID: "p-v2"}
 	for _, e := range []index.Entry{a, b} {

@@ -35,6 +35,7 @@ func (x *Index) Remove(ctx context.Context, e Entry) (Entry, bool, error) {
 	if err != nil {
 		return cur, false, fmt.Errorf("index %s %s: %w", e.Kind, e.ID, err)
 	}
+	x.mirror.Deleted(key, kv.ModifyIndex)
 	if err := x.store.Delete(context.WithoutCancel(ctx), projectKey(cur.Kind, cur.Project, cur.ID)); err != nil {
 		return cur, true, fmt.Errorf("index %s %s: %w", e.Kind, e.ID, err)
 	}

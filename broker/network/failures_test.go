@@ -89,7 +89,7 @@ func TestNetworkDeleteCutBeforeTheIndexIsRetried(t *testing.T) {
 	}
 	for _, kind := range []string{network.KindNetwork, network.KindSubnet} {
 		id := map[string]string{network.KindNetwork: net.ID, network.KindSubnet: sn.ID}[kind]
-		if _, err := index.New(e.Store).Get(ctx, kind, id, ""); !errors.Is(err, index.ErrNotFound) {
+		if _, err := e.Index.Get(ctx, kind, id, ""); !errors.Is(err, index.ErrNotFound) {
 			t.Fatalf("%s entry after the retried delete: %v", kind, err)
 		}
 	}
@@ -109,7 +109,7 @@ func TestCreateFailingAfterTheIndexLeavesNoDanglingEntry(t *testing.T) {
 		t.Fatal("create succeeded although its attributes could not be stored")
 	}
 	e.Store.InjectFault(nil)
-	entries, err := index.New(e.Store).List(ctx, network.KindNetwork, "")
+	entries, err := e.Index.List(ctx, network.KindNetwork, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/pagination"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
-	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
@@ -52,7 +51,7 @@ func newEnvWith(t *testing.T, ps []brokertest.Peer, peerTimeout time.Duration) *
 	te := &testEnv{}
 	te.Env = brokertest.New(t, ps, func(e *brokertest.Env, r chi.Router) {
 		te.limits = &quota.Limits{Store: e.Store}
-		te.svc = &network.Service{Pool: e.Pool, Index: index.New(e.Store), Store: e.Store, Placer: policy.Default{}, Log: e.Log,
+		te.svc = &network.Service{Pool: e.Pool, Index: e.Index, Store: e.Store, Placer: policy.Default{}, Log: e.Log,
 			BrokerID: "test-broker", PeerTimeout: peerTimeout,
 			Quota: &quota.Ledger{Store: e.Store, Limits: te.limits, Holder: "test-broker", Log: e.Log}}
 		n := &network.Neutron{Service: te.svc, QuotaAdmin: te.limits, Auth: e.Keystone.Authenticate, Log: e.Log}
@@ -137,7 +136,7 @@ func TestNetworksSubnetsPorts(t *testing.T) {
 			t.Errorf("network lacks %q: %v", k, body)
 		}
 	}
-	entry, err := index.New(e.Store).Get(ctx, network.KindNetwork, net.ID, net.ProjectID)
+	entry, err := e.Index.Get(ctx, network.KindNetwork, net.ID, net.ProjectID)
 	if err != nil || entry.PeerResourceID == net.ID {
 		t.Fatalf("index entry = %+v, %v; want the peer's own ID recorded", entry, err)
 	}
@@ -258,7 +257,7 @@ func TestNetworksSubnetsPorts(t *testing.T) {
 	}
 	wantFault(t, "get a deleted network", networks.Get(ctx, admin, net.ID).Err, http.StatusNotFound, "NetworkNotFound")
 	wantFault(t, "get a subnet of a deleted network", subnets.Get(ctx, admin, sub.ID).Err, http.StatusNotFound, "SubnetNotFound")
-	if left, _ := index.New(e.Store).List(ctx, network.KindSubnet, ""); len(left) != 0 {
+	if left, _ := e.Index.List(ctx, network.KindSubnet, ""); len(left) != 0 {
 		t.Fatalf("index keeps %d subnets of a deleted network", len(left))
 	}
 }

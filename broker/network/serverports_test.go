@@ -43,7 +43,7 @@ func TestServerPorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	serverID := uuid.NewString()
-	if err := index.New(e.Store).Put(ctx, index.Entry{Kind: "server", ID: serverID, Project: adminProject, PeerID: east.Peer.ID,
+	if err := e.Index.Put(ctx, index.Entry{Kind: "server", ID: serverID, Project: adminProject, PeerID: east.Peer.ID,
 		PeerResourceID: srv.ID, CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
-	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/peers"
@@ -71,7 +70,7 @@ func TestCinderWithEngine(t *testing.T) {
 				t.Fatal(err)
 			}
 			h.engine = eng
-			cinder := &volume.Cinder{Pool: recordPool{e.Pool, registry.NewPeerRegistry(e.Store), t}, Index: index.New(e.Store), Placer: eng,
+			cinder := &volume.Cinder{Pool: recordPool{e.Pool, registry.NewPeerRegistry(e.Store), t}, Index: e.Index, Placer: eng,
 				Auth: e.Keystone.Authenticate, Log: e.Log, BrokerID: "test-broker"}
 			r.Route("/volume", cinder.Routes)
 		})

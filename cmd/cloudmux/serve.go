@@ -264,9 +264,14 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	// service with reservations every broker on this Store shares.
 	quotaLimits := &quota.Limits{Store: store}
 	ledger := &quota.Ledger{Store: store, Limits: quotaLimits, Holder: brokerID(cfg), Log: log.WithField("component", "quota")}
-	// The index frees the quota of the entries a rebuild removes (their
-	// resources are gone from their peers).
-	idx := index.New(store).WithFreer(ledger)
+	// The resource index is served from memory on every replica, kept
+	// current by a store watch. It frees the quota of the entries a
+	// rebuild removes (their resources are gone from their peers).
+	idx := index.New(store).WithLog(log.WithField("component", "index")).WithFreer(ledger)
+	goBG("index", idx.Run)
+	if err := idx.WaitReady(startCtx); err != nil {
+		return fmt.Errorf("load the resource index from the store: %w", err)
+	}
 	// A broker that crashed between a peer's create and its index write
 	// left a marked resource unindexed; adopt such resources now.
 	goBG("index-rebuild", func(ctx context.Context) error {

@@ -17,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/localcloud/fake"
@@ -40,9 +41,11 @@ type Peer struct {
 
 // Env is a running environment.
 type Env struct {
-	Ctx      context.Context
-	Log      *logrus.Logger
-	Store    *registry.Memory
+	Ctx   context.Context
+	Log   *logrus.Logger
+	Store *registry.Memory
+	// Index is the resource index, served from memory as brokers run it.
+	Index    *index.Index
 	Pool     *peers.Pool
 	Dir      *identity.Directory
 	Boot     identity.Bootstrapped
@@ -103,6 +106,11 @@ func New(t testing.TB, ps []Peer, mount func(e *Env, r chi.Router)) *Env {
 	e.Pool = peers.NewPool(peers.PoolConfig{Source: snap, Credentials: reg, InProcess: inProcess, Log: e.Log})
 	e.Pool.Reconcile(ctx)
 
+	e.Index = index.New(e.Store).WithLog(e.Log)
+	go func() { _ = e.Index.Run(ctx) }()
+	if err := e.Index.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
 	e.Dir = identity.NewDirectory(e.Store)
 	boot, err := e.Dir.Bootstrap(ctx, AdminPassword, true)
 	if err != nil {
