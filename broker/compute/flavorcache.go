@@ -3,6 +3,7 @@ package compute
 import (
 	"context"
 	"maps"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +31,7 @@ type flavorMap map[string]flavorSet
 type flavorSet struct {
 	at      time.Time
 	flavors map[string]peers.Flavor
+	list    []peers.Flavor // as the peer listed them (its order), for merging
 }
 
 func (c *flavorCache) load() flavorMap {
@@ -68,16 +70,37 @@ func (c *flavorCache) all(ctx context.Context, m *peers.Member) map[string]peers
 	if ok && time.Since(set.at) < flavorTTL {
 		return set.flavors
 	}
-	fs, err := m.Cloud.ListFlavors(ctx)
+	fresh, err := c.refresh(ctx, m)
 	if err != nil {
 		return set.flavors
 	}
-	fresh := flavorSet{at: time.Now(), flavors: make(map[string]peers.Flavor, len(fs))}
+	return fresh.flavors
+}
+
+// refresh lists m's flavors and caches them.
+func (c *flavorCache) refresh(ctx context.Context, m *peers.Member) (flavorSet, error) {
+	fs, err := m.Cloud.ListFlavors(ctx)
+	if err != nil {
+		return flavorSet{}, err
+	}
+	fresh := flavorSet{at: time.Now(), flavors: make(map[string]peers.Flavor, len(fs)), list: fs}
 	for _, f := range fs {
 		fresh.flavors[f.ID] = f
 	}
 	c.put(m.Peer.ID, fresh)
-	return fresh.flavors
+	return fresh, nil
+}
+
+// list returns m's flavor list, cached while fresh (unless fresh is
+// asked), else listed anew: server create reads it, so a create costs no
+// flavor call per peer. A failed list is the peer's error: create names
+// the peer as not answering rather than guess at its flavors.
+func (c *flavorCache) list(ctx context.Context, m *peers.Member, fresh bool) ([]peers.Flavor, error) {
+	if set, ok := c.load()[m.Peer.ID]; ok && !fresh && set.list != nil && time.Since(set.at) < flavorTTL {
+		return set.list, nil
+	}
+	set, err := c.refresh(ctx, m)
+	return set.list, err
 }
 
 // get returns one of m's flavors. One the list lacks (a private flavor,
@@ -95,6 +118,25 @@ func (c *flavorCache) get(ctx context.Context, m *peers.Member, id string) (peer
 	next := make(map[string]peers.Flavor, len(set.flavors)+1)
 	maps.Copy(next, set.flavors)
 	next[id] = f
-	c.put(m.Peer.ID, flavorSet{at: set.at, flavors: next})
+	c.put(m.Peer.ID, flavorSet{at: set.at, flavors: next, list: set.list})
 	return f, true
+}
+
+// cachedFlavors is gatherFlavors through the cache: each member's list
+// as cached while fresh (fresh: listed anew), in parallel.
+func (s *Servers) cachedFlavors(ctx context.Context, members []*peers.Member, fresh bool) []peers.Result[[]peers.Flavor] {
+	return peers.Gather(ctx, members, s.timeout(), func(ctx context.Context, m *peers.Member) ([]peers.Flavor, error) {
+		return s.flavors.list(ctx, m, fresh)
+	})
+}
+
+// findFlavor merges the peers' lists and finds ref in it, by ID and then
+// by name; the index is -1 when no flavor matches.
+func findFlavor(res []peers.Result[[]peers.Flavor], ref string) ([]peers.Flavor, int) {
+	merged, _, _ := mergeFlavors(res)
+	i := slices.IndexFunc(merged, func(f peers.Flavor) bool { return f.ID == ref })
+	if i < 0 {
+		i = slices.IndexFunc(merged, func(f peers.Flavor) bool { return f.Name == ref })
+	}
+	return merged, i
 }

@@ -62,12 +62,14 @@ func (s *Servers) plan(ctx context.Context, c Caller, spec CreateSpec) (plan, er
 	var errs []error
 
 	// Flavor: the merged list's ID or name; each peer's own ID by name.
-	res := gatherFlavors(ctx, members, s.timeout())
-	merged, _, _ := mergeFlavors(res)
+	// The peers' lists come from the flavor cache; a flavor it lacks may
+	// be new, so a miss asks the peers again.
 	ref := lastSegment(spec.FlavorRef)
-	i := slices.IndexFunc(merged, func(f peers.Flavor) bool { return f.ID == ref })
+	res := s.cachedFlavors(ctx, members, false)
+	merged, i := findFlavor(res, ref)
 	if i < 0 {
-		i = slices.IndexFunc(merged, func(f peers.Flavor) bool { return f.Name == ref })
+		res = s.cachedFlavors(ctx, members, true)
+		merged, i = findFlavor(res, ref)
 	}
 	if i < 0 {
 		errs = append(errs, invalid("flavorRef", "Invalid flavorRef provided: flavor %s could not be found", ref))
