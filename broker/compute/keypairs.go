@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 	DeleteCAS(ctx context.Context, key string, index uint64) error
 	List(ctx context.Context, prefix string) ([]registry.KV, uint64, error)
+	Watch(ctx context.Context, prefix string, index uint64) ([]registry.KV, uint64, error)
 }
 
 // KeypairStore keeps users' keypairs. As in Nova they belong to a user, not
@@ -35,9 +37,13 @@ type Store interface {
 // With Quota set, each keypair counts against its user's key_pairs quota
 // (Nova counts key pairs per user, under the limit of the project the
 // request is scoped to).
+//
+// Run keeps the keypairs in memory (fed by a Store watch), so reads cost
+// no Store call; without Run they read the Store.
 type KeypairStore struct {
-	store Store
-	now   func() time.Time
+	store   Store
+	records *registry.Records[peers.Keypair]
+	now     func() time.Time
 	// Quota, when set, charges key_pairs.
 	Quota KeypairQuota
 }
@@ -55,7 +61,20 @@ var keypairCharge = quota.Amounts{quota.KeyPairs: 1}
 
 // NewKeypairStore returns a keypair store over store.
 func NewKeypairStore(store Store) *KeypairStore {
-	return &KeypairStore{store: store, now: func() time.Time { return time.Now().UTC() }}
+	return &KeypairStore{store: store, now: func() time.Time { return time.Now().UTC() },
+		records: registry.NewRecords(store, keypairsPrefix, decodeKeypair, nil)}
+}
+
+// Run loads the keypairs and follows the Store until ctx ends.
+func (s *KeypairStore) Run(ctx context.Context) error { return s.records.Run(ctx) }
+
+// WaitReady blocks until Run's first load has landed.
+func (s *KeypairStore) WaitReady(ctx context.Context) error { return s.records.WaitReady(ctx) }
+
+func decodeKeypair(kv registry.KV) (peers.Keypair, error) {
+	var kp peers.Keypair
+	err := json.Unmarshal(kv.Value, &kp)
+	return kp, err
 }
 
 const keypairsPrefix = "compute/keypairs/"
@@ -104,7 +123,8 @@ func (s *KeypairStore) Create(ctx context.Context, project, userID string, spec 
 			return peers.Keypair{}, quotaError(err)
 		}
 	}
-	if _, err := s.store.CAS(ctx, keypairKey(userID, spec.Name), raw, 0); err != nil {
+	at, err := s.store.CAS(ctx, keypairKey(userID, spec.Name), raw, 0)
+	if err != nil {
 		if res != nil {
 			_ = res.Release(context.WithoutCancel(ctx))
 		}
@@ -119,38 +139,29 @@ func (s *KeypairStore) Create(ctx context.Context, project, userID string, spec 
 			return peers.Keypair{}, fmt.Errorf("counting keypair %s in its quota: %w", spec.Name, err)
 		}
 	}
+	s.records.Wrote(keypairKey(userID, spec.Name), kp, at)
 	kp.PrivateKey = private
 	return kp, nil
 }
 
-// Get returns a user's keypair.
+// Get returns a user's keypair. One memory lacks is looked for in the
+// Store: it may have just been made on another replica.
 func (s *KeypairStore) Get(ctx context.Context, userID, name string) (peers.Keypair, error) {
-	kv, err := s.store.Get(ctx, keypairKey(userID, name))
+	kp, err := s.records.Get(ctx, keypairKey(userID, name), true)
 	if errors.Is(err, registry.ErrNotFound) {
 		return peers.Keypair{}, fmt.Errorf("keypair %s not found for user %s: %w", name, userID, peers.ErrNotFound)
 	}
-	if err != nil {
-		return peers.Keypair{}, err
-	}
-	var kp peers.Keypair
-	return kp, json.Unmarshal(kv.Value, &kp)
+	return kp, err
 }
 
 // List returns a user's keypairs, by name.
 func (s *KeypairStore) List(ctx context.Context, userID string) ([]peers.Keypair, error) {
-	kvs, _, err := s.store.List(ctx, keypairsPrefix+userID+"/")
+	kps, err := s.records.List(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]peers.Keypair, 0, len(kvs))
-	for _, kv := range kvs {
-		var kp peers.Keypair
-		if err := json.Unmarshal(kv.Value, &kp); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
-		}
-		out = append(out, kp)
-	}
-	return out, nil
+	slices.SortFunc(kps, func(a, b peers.Keypair) int { return strings.Compare(a.Name, b.Name) })
+	return kps, nil
 }
 
 // Delete removes a user's keypair, freeing its quota once (of two
@@ -170,6 +181,7 @@ func (s *KeypairStore) Delete(ctx context.Context, project, userID, name string)
 		}
 		return err
 	}
+	s.records.Deleted(key)
 	if s.Quota != nil {
 		if err := s.Quota.Free(ctx, quota.Scope{Project: project, User: userID}, keypairCharge); err != nil {
 			return fmt.Errorf("freeing the quota of keypair %s: %w", name, err)

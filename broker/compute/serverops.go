@@ -154,7 +154,7 @@ func (s *Servers) Get(ctx context.Context, c Caller, id string) (Server, error) 
 	if err != nil {
 		return Server{}, err
 	}
-	a, _, err := s.loadAttrs(ctx, c.Project, id)
+	a, err := s.viewAttrs(ctx, c.Project, id)
 	if err != nil {
 		return Server{}, err
 	}
@@ -257,20 +257,9 @@ func (s *Servers) List(ctx context.Context, c Caller, q Query) (Page, error) {
 		}
 		return answer{servers: srvs, flavors: s.flavors.all(ctx, m)}, nil
 	})
-	prefix := attrsPrefix(project)
-	if project == "" {
-		prefix = attrsRoot
-	}
-	kvs, _, err := s.Store.List(ctx, prefix)
+	all, err := s.projectAttrs(ctx, project) // by server ID
 	if err != nil {
 		return Page{}, err
-	}
-	all := map[string]attrs{} // by server ID, the key's last part
-	for _, kv := range kvs {
-		var a attrs
-		if err := json.Unmarshal(kv.Value, &a); err == nil {
-			all[kv.Key[strings.LastIndex(kv.Key, "/")+1:]] = a
-		}
 	}
 	var vols map[string]string
 	for _, r := range res {
@@ -405,13 +394,14 @@ func (s *Servers) Update(ctx context.Context, c Caller, id string, u Update) (Se
 		if err != nil {
 			return Server{}, err
 		}
-		_, err = s.Store.CAS(ctx, attrsKey(c.Project, id), raw, at)
+		written, err := s.Store.CAS(ctx, attrsKey(c.Project, id), raw, at)
 		if errors.Is(err, registry.ErrConflict) && attempt < 5 {
 			continue // a concurrent update: read again and reapply
 		}
 		if err != nil {
 			return Server{}, err
 		}
+		s.attrRecords().Wrote(attrsKey(c.Project, id), attrsRecord{id: id, a: a}, written)
 		return s.Get(ctx, c, id)
 	}
 }
@@ -442,6 +432,8 @@ func (s *Servers) Delete(ctx context.Context, c Caller, id string) error {
 	}
 	if err := s.Store.Delete(ctx, attrsKey(c.Project, id)); err != nil && !errors.Is(err, registry.ErrNotFound) {
 		s.Log.WithError(err).WithField("server", id).Warn("server attributes left behind")
+	} else {
+		s.attrRecords().Deleted(attrsKey(c.Project, id))
 	}
 	s.Log.WithFields(logrus.Fields{"server": id, "peer": m.Peer.Name, "project": c.Project}).Info("server deleted")
 	return nil

@@ -159,6 +159,9 @@ type Servers struct {
 	// Store keeps what peers cannot: renames and metadata changes made
 	// after the boot (peers.Compute has no update).
 	Store Store
+	// Attrs, when set (and running), serves those from memory; without
+	// it views read the Store.
+	Attrs *ServerAttrs
 	Log   logrus.FieldLogger
 	// BrokerID is written on every server the broker creates.
 	BrokerID string

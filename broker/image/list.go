@@ -130,13 +130,9 @@ func (s *Service) List(ctx context.Context, c Caller, q Query) (Page, error) {
 	for _, e := range entries {
 		byID[e.ID] = e
 	}
-	kvs, _, err := s.Store.List(ctx, deactivatedPrefix)
+	deactivated, err := s.deactivatedSet(ctx)
 	if err != nil {
 		return Page{}, err
-	}
-	deactivated := map[string]bool{}
-	for _, kv := range kvs {
-		deactivated[strings.TrimPrefix(kv.Key, deactivatedPrefix)] = true
 	}
 	members, failed := s.connected()
 	res := peers.Gather(ctx, members, s.timeout(), func(ctx context.Context, m *peers.Member) ([]peers.Image, error) {

@@ -52,6 +52,7 @@ type Store interface {
 	Put(ctx context.Context, key string, value []byte) (uint64, error)
 	Delete(ctx context.Context, key string) error
 	List(ctx context.Context, prefix string) ([]registry.KV, uint64, error)
+	Watch(ctx context.Context, prefix string, index uint64) ([]registry.KV, uint64, error)
 }
 
 // Service is the image service across the pool. Its zero value is not
@@ -62,7 +63,10 @@ type Service struct {
 	Index  *index.Index
 	Placer policy.Placer
 	Store  Store
-	Log    logrus.FieldLogger
+	// Deactivations, when set (and running), serves deactivation records
+	// from memory; without it they are read from the Store.
+	Deactivations *Deactivations
+	Log           logrus.FieldLogger
 	// BrokerID is written on every image the broker creates
 	// (peers.MetaBrokerID), so its copies on any peer are recognised.
 	BrokerID string
@@ -285,14 +289,6 @@ func visible(c Caller, img Image) bool {
 	return c.Admin || img.Visibility == "public" || img.Visibility == "community" || (c.Project != "" && img.Project == c.Project)
 }
 
-func (s *Service) isDeactivated(ctx context.Context, id string) (bool, error) {
-	_, err := s.Store.Get(ctx, deactivatedPrefix+id)
-	if errors.Is(err, registry.ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
 // find locates an image the caller may see.
 func (s *Service) find(ctx context.Context, c Caller, id string) (located, Image, error) {
 	l, err := s.locate(ctx, id)
@@ -512,6 +508,8 @@ func (s *Service) Create(ctx context.Context, c Caller, spec CreateSpec) (Image,
 				// this one; the ID is this image's now that it is indexed.
 				if err := s.Store.Delete(ctx, deactivatedPrefix+id); err != nil && !errors.Is(err, registry.ErrNotFound) {
 					s.Log.WithError(err).WithField("image", id).Warn("could not clear a stale deactivation record")
+				} else {
+					s.deactivations().Deleted(deactivatedPrefix + id)
 				}
 			}
 			s.Log.WithFields(logrus.Fields{"image": id, "peer": p.Name, "project": owner}).Info("image created")
@@ -727,6 +725,8 @@ func (s *Service) forget(ctx context.Context, c Caller, l located, id string) er
 	}
 	if err := s.Store.Delete(ctx, deactivatedPrefix+id); err != nil && !errors.Is(err, registry.ErrNotFound) {
 		s.Log.WithError(err).WithField("image", id).Warn("deactivation record of a deleted image left behind")
+	} else {
+		s.deactivations().Deleted(deactivatedPrefix + id)
 	}
 	if l.entry != nil {
 		if err := s.Index.Delete(ctx, *l.entry); err != nil {
@@ -763,12 +763,18 @@ func (s *Service) setDeactivated(ctx context.Context, c Caller, id string, on bo
 		return fmt.Errorf("not allowed to %s image in status '%s': %w", verb, img.Status, ErrForbidden)
 	}
 	if !on {
-		return s.Store.Delete(ctx, deactivatedPrefix+img.ID)
+		if err := s.Store.Delete(ctx, deactivatedPrefix+img.ID); err != nil {
+			return err
+		}
+		s.deactivations().Deleted(deactivatedPrefix + img.ID)
+		return nil
 	}
 	rec, _ := json.Marshal(map[string]any{"id": img.ID, "by_project": c.Project, "at": time.Now().UTC()})
-	if _, err := s.Store.Put(ctx, deactivatedPrefix+img.ID, rec); err != nil {
+	at, err := s.Store.Put(ctx, deactivatedPrefix+img.ID, rec)
+	if err != nil {
 		return fmt.Errorf("deactivating image %s: %w", id, err)
 	}
+	s.deactivations().Wrote(deactivatedPrefix+img.ID, img.ID, at)
 	s.Log.WithField("image", id).Info("image deactivated")
 	return nil
 }

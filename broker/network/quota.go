@@ -104,5 +104,9 @@ func (s *Service) forget(ctx context.Context, e index.Entry) error {
 	if removed {
 		s.free(ctx, gone.Project, gone.Charge)
 	}
-	return errors.Join(err, s.Store.Delete(context.WithoutCancel(ctx), attrsKey(e.Kind, e.ID)))
+	aerr := s.Store.Delete(context.WithoutCancel(ctx), attrsKey(e.Kind, e.ID))
+	if aerr == nil {
+		s.attrRecords().Deleted(attrsKey(e.Kind, e.ID))
+	}
+	return errors.Join(err, aerr)
 }

@@ -44,6 +44,7 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 	DeleteCAS(ctx context.Context, key string, index uint64) error
 	List(ctx context.Context, prefix string) ([]registry.KV, uint64, error)
+	Watch(ctx context.Context, prefix string, index uint64) ([]registry.KV, uint64, error)
 }
 
 var _ Store = registry.Store(nil)
@@ -52,10 +53,13 @@ var _ Store = registry.Store(nil)
 // the broker's security groups. It is safe for concurrent use; all state is
 // in the peers, the index and the Store.
 type Service struct {
-	Pool   Pool
-	Index  *index.Index
-	Store  Store
-	Placer policy.Placer
+	Pool  Pool
+	Index *index.Index
+	Store Store
+	// AttrsMemory, when set (and running), serves the broker-kept
+	// attributes from memory; without it lists read the Store.
+	AttrsMemory *AttrsMemory
+	Placer      policy.Placer
 	// Quota, when set, counts what projects create against their quotas;
 	// without it nothing is limited.
 	Quota Quota
@@ -295,22 +299,17 @@ type Attrs struct {
 	UpdatedAt      time.Time `json:"updated_at"`
 }
 
-func attrsKey(kind, id string) string { return "neutron/attrs/" + kind + "/" + id }
+func attrsKey(kind, id string) string { return attrsRoot + kind + "/" + id }
 
 // loadAttrs returns every stored Attrs of a kind, by broker ID.
 func (s *Service) loadAttrs(ctx context.Context, kind string) (map[string]Attrs, error) {
-	kvs, _, err := s.Store.List(ctx, "neutron/attrs/"+kind+"/")
+	rs, err := s.attrRecords().List(ctx, kind)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]Attrs, len(kvs))
-	prefix := len("neutron/attrs/" + kind + "/")
-	for _, kv := range kvs {
-		var a Attrs
-		if err := json.Unmarshal(kv.Value, &a); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
-		}
-		out[kv.Key[prefix:]] = a
+	out := make(map[string]Attrs, len(rs))
+	for _, r := range rs {
+		out[r.id] = r.a
 	}
 	return out, nil
 }
@@ -340,9 +339,12 @@ func (s *Service) changeAttrs(ctx context.Context, kind, id string, change func(
 		if err != nil {
 			return Attrs{}, err
 		}
-		_, err = s.Store.CAS(ctx, attrsKey(kind, id), raw, at)
+		written, err := s.Store.CAS(ctx, attrsKey(kind, id), raw, at)
 		if errors.Is(err, registry.ErrConflict) {
 			continue
+		}
+		if err == nil {
+			s.attrRecords().Wrote(attrsKey(kind, id), attrsRecord{id: id, a: a}, written)
 		}
 		return a, err
 	}

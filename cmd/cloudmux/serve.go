@@ -288,18 +288,27 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	// Images a server's peer lacks are copied there; the image service
 	// keeps those copies in step with their image (renames, deletes).
 	stager := staging.New(store, brokerID(cfg), log.WithField("component", "staging"))
-	images := &image.Service{Pool: pool, Index: idx, Placer: placer, Store: store, Replicas: stager,
+	deactivations := image.NewDeactivations(store, log.WithField("component", "image-deactivations"))
+	goBG("image-deactivations", deactivations.Run)
+	netAttrs := network.NewAttrsMemory(store, log.WithField("component", "network-attrs"))
+	goBG("network-attrs", netAttrs.Run)
+	images := &image.Service{Pool: pool, Index: idx, Placer: placer, Store: store, Replicas: stager, Deactivations: deactivations,
 		Log: log.WithField("component", "image"), BrokerID: installation}
-	networks := &network.Service{Pool: pool, Index: idx, Store: store, Placer: placer, Quota: ledger,
+	networks := &network.Service{Pool: pool, Index: idx, Store: store, AttrsMemory: netAttrs, Placer: placer, Quota: ledger,
 		Log: log.WithField("component", "network"), BrokerID: installation}
+	// Keypairs and the servers' broker-kept attributes are served from
+	// memory too, each fed by its own store watch.
 	keypairs := compute.NewKeypairStore(store)
 	keypairs.Quota = ledger
+	goBG("keypairs", keypairs.Run)
+	serverAttrs := compute.NewServerAttrs(store, log.WithField("component", "server-attrs"))
+	goBG("server-attrs", serverAttrs.Run)
 	// One servers service behind Nova and EC2: the same placement, tenancy
 	// and IDs through either API. Images a peer lacks are staged to it by
 	// the image service's stager, so both see the same copies.
 	servers := &compute.Servers{Pool: pool, Index: idx, Placer: placer, Images: images, Networks: networks,
 		Stager:   stager,
-		Keypairs: keypairs, Store: store, Log: log.WithField("component", "servers"), BrokerID: installation,
+		Keypairs: keypairs, Store: store, Attrs: serverAttrs, Log: log.WithField("component", "servers"), BrokerID: installation,
 		Quota: ledger, QuotaAdmin: quotaLimits}
 	// Eve templates: the Focus catalog, and the deployment engine, which
 	// resumes deployments whose owning broker died (their lease lapsed).

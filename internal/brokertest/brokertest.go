@@ -32,6 +32,9 @@ const AdminPassword = "admin-secret-pw"
 type Peer struct {
 	Name    string
 	DiskGiB int // host disk; 0 keeps the fake's default
+	// VCPUs and RAMMiB size the host as DiskGiB does (benchmarks hold
+	// thousands of servers).
+	VCPUs, RAMMiB int
 	// Labels are the peer record's labels (placement reads them).
 	Labels map[string]string
 	// Wrap, when set, serves the peer through a wrapper (a stuck or
@@ -71,6 +74,7 @@ func New(t testing.TB, ps []Peer, mount func(e *Env, r chi.Router)) *Env {
 		if p.DiskGiB > 0 {
 			cfg.Hosts[0].DiskGiB = p.DiskGiB
 		}
+		cfg.Hosts[0].VCPUs, cfg.Hosts[0].RAMMiB = p.VCPUs, p.RAMMiB
 		c, err := localcloud.New(cfg, fake.New(cfg.Hosts...), e.Log)
 		if err != nil {
 			t.Fatal(err)
@@ -107,10 +111,7 @@ func New(t testing.TB, ps []Peer, mount func(e *Env, r chi.Router)) *Env {
 	e.Pool.Reconcile(ctx)
 
 	e.Index = index.New(e.Store).WithLog(e.Log)
-	go func() { _ = e.Index.Run(ctx) }()
-	if err := e.Index.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
+	e.Start(t, e.Index)
 	e.Dir = identity.NewDirectory(e.Store)
 	boot, err := e.Dir.Bootstrap(ctx, AdminPassword, true)
 	if err != nil {
@@ -197,4 +198,23 @@ func (x ExternalNetworks) ListNetworks(ctx context.Context, opts peers.ListOptio
 		ns[i] = x.mark(ns[i])
 	}
 	return ns, err
+}
+
+// Runner is state a broker keeps in memory from a store watch (the
+// index, keypairs, attributes).
+type Runner interface {
+	Run(ctx context.Context) error
+	WaitReady(ctx context.Context) error
+}
+
+// Start runs each r for the environment's life and waits for its first
+// load, as serve does.
+func (e *Env) Start(t testing.TB, rs ...Runner) {
+	t.Helper()
+	for _, r := range rs {
+		go func() { _ = r.Run(e.Ctx) }()
+		if err := r.WaitReady(e.Ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
