@@ -38,6 +38,11 @@ type Memory struct {
 	data       map[string]*KV
 	tombstones map[string]uint64 // deleted key -> index of its deletion
 	changed    chan struct{}     // closed and replaced on every write
+	// recent are the keys of the latest writes, by index (recent[i] was
+	// written at index recentFrom+i), so a woken watcher checks what
+	// changed instead of scanning the whole store for its prefix.
+	recent     []string
+	recentFrom uint64
 	fault      FaultFunc
 	leases     map[string]*memLease // session id -> lease
 }
@@ -93,11 +98,39 @@ func (m *Memory) check(ctx context.Context, op Op, key string, prefix bool) erro
 	return ValidateKey(key)
 }
 
-func (m *Memory) bumpLocked() uint64 {
+// recentWrites bounds Memory.recent; a watcher that slept through more
+// writes scans the store.
+const recentWrites = 1024
+
+func (m *Memory) bumpLocked(key string) uint64 {
 	m.index++
+	if len(m.recent) == recentWrites {
+		n := copy(m.recent, m.recent[recentWrites/2:])
+		m.recent = m.recent[:n]
+		m.recentFrom += recentWrites / 2
+	}
+	if len(m.recent) == 0 {
+		m.recentFrom = m.index
+	}
+	m.recent = append(m.recent, key)
 	close(m.changed)
 	m.changed = make(chan struct{})
 	return m.index
+}
+
+// touchedSinceLocked reports whether a write after index since may have
+// changed prefix: false only when the recent writes cover them all and
+// none is under prefix.
+func (m *Memory) touchedSinceLocked(prefix string, since uint64) bool {
+	if len(m.recent) == 0 || since+1 < m.recentFrom {
+		return true
+	}
+	for _, k := range m.recent[since+1-m.recentFrom:] {
+		if strings.HasPrefix(k, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 func copyKV(kv *KV) KV {
@@ -137,7 +170,7 @@ func (m *Memory) writeLocked(key string, value []byte) uint64 {
 	if kv, ok := m.data[key]; ok && bytes.Equal(kv.Value, value) {
 		return kv.ModifyIndex // unchanged: no new index, no wake-up (as Consul)
 	}
-	idx := m.bumpLocked()
+	idx := m.bumpLocked(key)
 	if kv, ok := m.data[key]; ok {
 		kv.Value = bytes.Clone(value)
 		kv.ModifyIndex = idx
@@ -187,7 +220,7 @@ func (m *Memory) deleteLocked(key string) {
 		return
 	}
 	delete(m.data, key)
-	m.tombstones[key] = m.bumpLocked()
+	m.tombstones[key] = m.bumpLocked(key)
 	// Deleting a locked key ends its lease, as with Consul: otherwise the
 	// next TryLock would succeed while the old holder still believes it
 	// holds the lock.
@@ -253,19 +286,23 @@ func (m *Memory) listLocked(prefix string) ([]KV, uint64) {
 
 // Watch implements Store.
 func (m *Memory) Watch(ctx context.Context, prefix string, index uint64) ([]KV, uint64, error) {
+	var checked uint64 // the store index up to which prefix is known unchanged
 	for {
 		m.mu.Lock()
 		if err := m.check(ctx, OpWatch, prefix, true); err != nil {
 			m.mu.Unlock()
 			return nil, 0, err
 		}
-		kvs, idx := m.listLocked(prefix)
-		// idx < index means the caller holds an index from another store
-		// (a restart): like Consul's reset rule, answer at once.
-		if idx != index {
-			m.mu.Unlock()
-			return kvs, idx, nil
+		if checked == 0 || m.touchedSinceLocked(prefix, checked) {
+			kvs, idx := m.listLocked(prefix)
+			// idx < index means the caller holds an index from another
+			// store (a restart): like Consul's reset rule, answer at once.
+			if idx != index {
+				m.mu.Unlock()
+				return kvs, idx, nil
+			}
 		}
+		checked = m.index
 		changed := m.changed
 		m.mu.Unlock()
 		select {
@@ -302,7 +339,7 @@ func (m *Memory) TryLock(ctx context.Context, key string, holder []byte, ttl tim
 	m.writeLocked(key, holder)
 	kv := m.data[key]
 	kv.Session = l.id
-	kv.ModifyIndex = m.bumpLocked() // taking the lock is a change even when the value is not
+	kv.ModifyIndex = m.bumpLocked(key) // taking the lock is a change even when the value is not
 	m.leases[l.id] = l
 	return l, nil
 }
@@ -317,7 +354,7 @@ func (m *Memory) endLeaseLocked(l *memLease) {
 	delete(m.leases, l.id)
 	if kv, ok := m.data[l.key]; ok && kv.Session == l.id {
 		kv.Session = ""
-		kv.ModifyIndex = m.bumpLocked()
+		kv.ModifyIndex = m.bumpLocked(l.key)
 	}
 	close(l.lost)
 }
