@@ -26,3 +26,17 @@ awk '/^pkg: / { pkg=$2; sub(/^github.com\/cloudmux\/cloudmux\//, "", pkg) }
 	}
 	printf "| %-58s | %14s | %s\n", name, ns, other
 }' "$raw"
+
+# The servers-at-scale figures side by side: what 10,000 other projects'
+# servers on ten fake-driver peers cost one project (issue 12 asks for
+# ratios of at most 1.2).
+awk '/^BenchmarkServersAtScale/ {
+	for (i = 3; i < NF; i += 2) m[$(i+1)] = $i
+	print ""
+	print "servers at scale: one project, 10 fake-driver peers, with 0 and with 10,000 servers of other projects"
+	printf "| %-34s | %12s | %12s | %6s |\n", "measure", "empty cloud", "10k others", "slower"
+	printf "|%s|%s|%s|%s|\n", "------------------------------------", "--------------", "--------------", "--------"
+	printf "| %-34s | %12.1f | %12.1f | %6.2f |\n", "server create rate (creates/s)", m["creates/s-empty"], m["creates/s-10k"], m["create-slowdown"]
+	printf "| %-34s | %12.2f | %12.2f | %6.2f |\n", "  broker part of a create (ms)", m["broker-ms/create-empty"], m["broker-ms/create-10k"], m["broker-create-slowdown"]
+	printf "| %-34s | %12.2f | %12.2f | %6.2f |\n", "GET /servers/detail p50 (ms)", m["detail-p50-ms-empty"], m["detail-p50-ms-10k"], m["detail-slowdown"]
+}' "$raw"
