@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -155,4 +156,20 @@ func (s recordsSink[T]) Unset(key string) {
 			delete(r.byGroup, g)
 		}
 	}
+}
+
+// Keyed is a JSON record with the last segment of its key: the ID of what
+// it describes, for records kept under <prefix>/<group>/<id>.
+type Keyed[T any] struct {
+	ID    string
+	Value T
+}
+
+// DecodeKeyed decodes a JSON record and names it by its key's last segment.
+func DecodeKeyed[T any](kv KV) (Keyed[T], error) {
+	var v T
+	if err := json.Unmarshal(kv.Value, &v); err != nil {
+		return Keyed[T]{}, err
+	}
+	return Keyed[T]{ID: kv.Key[strings.LastIndex(kv.Key, "/")+1:], Value: v}, nil
 }

@@ -401,7 +401,7 @@ func (s *Servers) Update(ctx context.Context, c Caller, id string, u Update) (Se
 		if err != nil {
 			return Server{}, err
 		}
-		s.attrRecords().Wrote(attrsKey(c.Project, id), attrsRecord{id: id, a: a}, written)
+		s.attrRecords().Wrote(attrsKey(c.Project, id), registry.Keyed[attrs]{ID: id, Value: a}, written)
 		return s.Get(ctx, c, id)
 	}
 }

@@ -19,29 +19,21 @@ func deactivatedID(kv registry.KV) (string, error) {
 // replica, fed by a Store watch, so resolving and listing images reads no
 // Store: Run it beside the Service it is set on. A deactivation made on
 // another replica takes effect here once the watch delivers it.
-type Deactivations struct {
-	records *registry.Records[string]
-}
+type Deactivations = registry.Records[string]
 
 // NewDeactivations returns the records kept in store; Run keeps them in
 // memory.
 func NewDeactivations(store registry.MirrorStore, log logrus.FieldLogger) *Deactivations {
-	return &Deactivations{records: registry.NewRecords(store, deactivatedPrefix, deactivatedID, log)}
+	return registry.NewRecords(store, deactivatedPrefix, deactivatedID, log)
 }
-
-// Run loads the records and follows the Store until ctx ends.
-func (d *Deactivations) Run(ctx context.Context) error { return d.records.Run(ctx) }
-
-// WaitReady blocks until Run's first load has landed.
-func (d *Deactivations) WaitReady(ctx context.Context) error { return d.records.WaitReady(ctx) }
 
 // deactivations returns the memory-held records, or (without
 // Deactivations) records that read the Store.
-func (s *Service) deactivations() *registry.Records[string] {
+func (s *Service) deactivations() *Deactivations {
 	if s.Deactivations != nil {
-		return s.Deactivations.records
+		return s.Deactivations
 	}
-	return registry.NewRecords(s.Store, deactivatedPrefix, deactivatedID, s.Log)
+	return NewDeactivations(s.Store, s.Log)
 }
 
 func (s *Service) isDeactivated(ctx context.Context, id string) (bool, error) {

@@ -309,7 +309,7 @@ func (s *Service) loadAttrs(ctx context.Context, kind string) (map[string]Attrs,
 	}
 	out := make(map[string]Attrs, len(rs))
 	for _, r := range rs {
-		out[r.id] = r.a
+		out[r.ID] = r.Value
 	}
 	return out, nil
 }
@@ -344,7 +344,7 @@ func (s *Service) changeAttrs(ctx context.Context, kind, id string, change func(
 			continue
 		}
 		if err == nil {
-			s.attrRecords().Wrote(attrsKey(kind, id), attrsRecord{id: id, a: a}, written)
+			s.attrRecords().Wrote(attrsKey(kind, id), registry.Keyed[Attrs]{ID: id, Value: a}, written)
 		}
 		return a, err
 	}
