@@ -13,6 +13,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/compute"
 	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/peers"
@@ -94,6 +95,11 @@ func measureAtScale(b *testing.B, others int) scaleFigures {
 	}
 	se := newServersEnv(b, ps...)
 	populate(b, se, others)
+	// The measured project may hold every server it creates here; quotas
+	// are still checked (and reserved, and committed) on each create.
+	if _, err := se.Servers.QuotaAdmin.Set(se.Ctx, se.Boot.Project.ID, quota.Amounts{quota.Instances: quota.Unlimited, quota.Cores: quota.Unlimited, quota.RAM: quota.Unlimited}); err != nil {
+		b.Fatal(err)
+	}
 	c := se.admin(b)
 	image := se.Seeded["peer-00"].ImageID
 	b.ResetTimer()
