@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -65,4 +66,28 @@ func FreeCharges(f Freer) func(ctx context.Context, kv registry.KV) error {
 		}
 		return nil
 	}
+}
+
+// Unindexed returns those of kvs (records kept beside a resource, keyed by
+// its broker ID) whose resource has no entry: ref reads the resource's
+// kind and ID from a record's key, and a key it does not recognise is
+// kept. It is the body of the judges of the gc.Orphans over such records
+// (deactivations, attributes): a resource deleted some way that skipped
+// their cleanup leaves them behind.
+func (x *Index) Unindexed(ctx context.Context, kvs []registry.KV, ref func(key string) (kind, id string, ok bool)) ([]registry.KV, error) {
+	var out []registry.KV
+	for _, kv := range kvs {
+		kind, id, ok := ref(kv.Key)
+		if !ok {
+			continue
+		}
+		_, err := x.Get(ctx, kind, id, "")
+		switch {
+		case errors.Is(err, ErrNotFound):
+			out = append(out, kv)
+		case err != nil:
+			return nil, err
+		}
+	}
+	return out, nil
 }
