@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -194,10 +195,17 @@ func (ds *Decisions) Record(ctx context.Context, r Record) error {
 	if _, err := ds.store.Put(ctx, key, raw); err != nil {
 		return fmt.Errorf("record decision %s: %w", r.ID, err)
 	}
-	for _, ix := range indexKeys(r) {
-		if _, err := ds.store.Put(ctx, ix, []byte(key)); err != nil {
-			return fmt.Errorf("index decision %s: %w", r.ID, err)
-		}
+	// The index keys at once: a placement waits for its record, and each
+	// write is a round trip to Consul.
+	ixs := indexKeys(r)
+	errs := make([]error, len(ixs))
+	var wg sync.WaitGroup
+	for i, ix := range ixs {
+		wg.Go(func() { _, errs[i] = ds.store.Put(ctx, ix, []byte(key)) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("index decision %s: %w", r.ID, err)
 	}
 	return nil
 }
