@@ -206,8 +206,8 @@ func startGC(cfg Config, d gcDeps, log logrus.FieldLogger, goBG func(string, fun
 			}
 			return ps, us, nil
 		})),
-		&gc.Orphans{Kind: "index-removed-peers", Store: d.store, Prefixes: index.LeftoverPrefixes, Grace: time.Duration(g.RemovedPeerEntries),
-			Orphaned: index.OnRemovedPeers(func(ctx context.Context) (map[string]bool, error) {
+		&gc.Orphans{Kind: "index-dangling", Store: d.store, Prefixes: index.LeftoverPrefixes, Grace: time.Duration(g.RemovedPeerEntries),
+			Orphaned: index.Dangling(func(ctx context.Context) (map[string]bool, error) {
 				return registeredPeers(ctx, d.peers)
 			}),
 			// The servers and volumes of a removed peer stop counting
