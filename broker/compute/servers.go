@@ -236,6 +236,10 @@ type CreateSpec struct {
 	RequiredLabels  map[string]string
 	PreferredLabels map[string]string
 	Tags            []string
+	// Marks are cloudmux_ metadata an internal caller writes on the peer's
+	// server to find it again (the deployment engine's tags; see Marked).
+	// Never taken from a user: no API sets them.
+	Marks map[string]string
 }
 
 // Server is a server as the broker shows it: broker IDs throughout.
@@ -348,6 +352,9 @@ func (spec CreateSpec) Validate() error {
 	if err := checkMetadata(spec.Metadata); err != nil {
 		errs = append(errs, err)
 	}
+	if err := checkMarks(spec.Marks); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -443,6 +450,9 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 	}
 	if spec.BootVolume != "" {
 		meta[metaBootVolume] = spec.BootVolume
+	}
+	for k, v := range spec.Marks {
+		meta[k] = v
 	}
 	var tried []string
 	for _, peer := range s.order(decision, p) {

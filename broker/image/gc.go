@@ -2,8 +2,10 @@ package image
 
 import (
 	"context"
+	"errors"
 	"strings"
 
+	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -16,8 +18,15 @@ const DeactivationPrefix = deactivatedPrefix
 // that went from its peer some other way (the index rebuild dropped it),
 // leaves its record behind. It is the judge of a gc.Orphans.
 func (s *Service) DeactivationLeftovers(ctx context.Context, kvs []registry.KV) ([]registry.KV, error) {
-	return s.Index.Unindexed(ctx, kvs, func(key string) (string, string, bool) {
-		id, ok := strings.CutPrefix(key, deactivatedPrefix)
-		return Kind, id, ok
-	})
+	var out []registry.KV
+	for _, kv := range kvs {
+		_, err := s.Index.Get(ctx, Kind, strings.TrimPrefix(kv.Key, deactivatedPrefix), "")
+		switch {
+		case errors.Is(err, index.ErrNotFound):
+			out = append(out, kv)
+		case err != nil:
+			return nil, err
+		}
+	}
+	return out, nil
 }

@@ -137,6 +137,12 @@ type CreateSpec struct {
 	Hidden     bool
 	Tags       []string
 	Properties map[string]string
+	// Zone, when set, pins the peer by name (each peer is a zone); Glance
+	// has no such field: only internal callers (the deployment engine)
+	// set it, as they set Marks, cloudmux_ properties written on the
+	// peer's image to find it again (see Marked).
+	Zone  string
+	Marks map[string]string
 }
 
 // Patch changes an image's metadata; nil fields and empty lists change
@@ -443,6 +449,11 @@ func (s *Service) Create(ctx context.Context, c Caller, spec CreateSpec) (Image,
 	if props == nil {
 		props = map[string]string{}
 	}
+	for k, v := range spec.Marks {
+		if strings.HasPrefix(k, "cloudmux_") {
+			props[k] = v
+		}
+	}
 	props[peers.MetaID], props[peers.MetaProject], props[peers.MetaBrokerID] = id, owner, s.BrokerID
 	if spec.Hidden {
 		props[hiddenProperty] = "true"
@@ -461,6 +472,10 @@ func (s *Service) Create(ctx context.Context, c Caller, spec CreateSpec) (Image,
 			reasons = append(reasons, m.Peer.Name+": cannot store image data")
 			continue
 		}
+		if spec.Zone != "" && m.Peer.Name != spec.Zone {
+			reasons = append(reasons, m.Peer.Name+": not zone "+spec.Zone)
+			continue
+		}
 		candidates = append(candidates, m.Peer)
 	}
 	for _, name := range down {
@@ -469,7 +484,7 @@ func (s *Service) Create(ctx context.Context, c Caller, spec CreateSpec) (Image,
 	var tried []string
 	full := false // a peer refused for capacity (not only unavailable ones)
 	if len(candidates) > 0 {
-		decision, err := s.Placer.Place(ctx, policy.Request{Kind: Kind, Project: owner}, candidates)
+		decision, err := s.Placer.Place(ctx, policy.Request{Kind: Kind, Project: owner, AvailabilityZone: spec.Zone}, candidates)
 		if err != nil {
 			return Image{}, err
 		}

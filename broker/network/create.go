@@ -31,6 +31,9 @@ type NetworkCreate struct {
 	// ZoneHints are peer names (each peer is an availability zone): the
 	// network goes to one of them.
 	ZoneHints []string
+	// Marks are cloudmux_ metadata an internal caller writes on the peer's
+	// resource to find it again (see Marked); no API takes them.
+	Marks map[string]string
 }
 
 // SubnetCreate is a new subnet on a network the project owns.
@@ -47,6 +50,8 @@ type SubnetCreate struct {
 	EnableDHCP      bool
 	AllocationPools []peers.IPRange
 	DNSNameservers  []string
+	// Marks: as NetworkCreate's.
+	Marks map[string]string
 }
 
 // PortCreate is a new port on a network the project may see.
@@ -59,6 +64,8 @@ type PortCreate struct {
 	// SecurityGroups are group IDs of the project; nil is its default
 	// group, as in Neutron.
 	SecurityGroups []string
+	// Marks: as NetworkCreate's.
+	Marks map[string]string
 }
 
 // Update changes broker-kept attributes; nil fields stay.
@@ -70,8 +77,17 @@ type Update struct {
 	SecurityGroups *[]string
 }
 
-func (s *Service) meta(project, id string) map[string]string {
-	return map[string]string{peers.MetaID: id, peers.MetaProject: project, peers.MetaBrokerID: s.BrokerID}
+// meta is what the broker writes on a peer's resource: its broker ID,
+// project and installation, over the caller's marks.
+func (s *Service) meta(project, id string, marks map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range marks {
+		if strings.HasPrefix(k, "cloudmux_") {
+			out[k] = v
+		}
+	}
+	out[peers.MetaID], out[peers.MetaProject], out[peers.MetaBrokerID] = id, project, s.BrokerID
+	return out
 }
 
 // record indexes a new resource and stores its attributes; on failure it
@@ -190,7 +206,7 @@ func (s *Service) CreateNetwork(ctx context.Context, project string, req Network
 		return Network{}, err
 	}
 	defer s.release(ctx, res)
-	spec := peers.NetworkSpec{Name: req.Name, Project: project, Shared: req.Shared, MTU: req.MTU, Metadata: s.meta(project, id)}
+	spec := peers.NetworkSpec{Name: req.Name, Project: project, Shared: req.Shared, MTU: req.MTU, Metadata: s.meta(project, id, req.Marks)}
 	var tried []string
 	for _, p := range decision.Allowed() {
 		if len(req.ZoneHints) > 1 && !slices.Contains(req.ZoneHints, p.Name) {
@@ -358,7 +374,7 @@ func (s *Service) CreateSubnet(ctx context.Context, project string, req SubnetCr
 	sn, err := c.CreateSubnet(ctx, peers.SubnetSpec{
 		Name: req.Name, Project: project, NetworkID: net.PeerResourceID, CIDR: prefix.String(), IPVersion: req.IPVersion,
 		GatewayIP: req.GatewayIP, NoGateway: req.NoGateway, EnableDHCP: req.EnableDHCP,
-		DNSNameservers: slices.Clone(req.DNSNameservers), Metadata: s.meta(project, id),
+		DNSNameservers: slices.Clone(req.DNSNameservers), Metadata: s.meta(project, id, req.Marks),
 	})
 	switch {
 	case errors.Is(err, peers.ErrInvalid):
@@ -479,7 +495,7 @@ func (s *Service) CreatePort(ctx context.Context, project string, req PortCreate
 		return Port{}, err
 	}
 	defer s.release(ctx, res)
-	p, err := c.CreatePort(ctx, peers.PortSpec{Name: req.Name, Project: project, NetworkID: net.PeerResourceID, FixedIPs: fixed, Metadata: s.meta(project, id)})
+	p, err := c.CreatePort(ctx, peers.PortSpec{Name: req.Name, Project: project, NetworkID: net.PeerResourceID, FixedIPs: fixed, Metadata: s.meta(project, id, req.Marks)})
 	switch {
 	case errors.Is(err, peers.ErrCapacity):
 		return Port{}, inUse("IpAddressGenerationFailure", "No more IP addresses available on network %s.", req.NetworkID)
