@@ -69,7 +69,7 @@ func TestOpenStackCLI(t *testing.T) {
 		{"port set", nil, []string{"port", "set", "--name", "port-cli2", "port-cli"}, 0, nil},
 		{"subnet show", nil, []string{"subnet", "show", "sub-cli", "-f", "value", "-c", "allocation_pools"}, 0, []string{"'start': '10.9.0.2'", "'end': '10.9.0.254'"}},
 		{"network list --long", nil, []string{"network", "list", "--long", "-f", "value", "-c", "Name", "-c", "Availability Zones"}, 0, []string{"net-west ['west']"}},
-		{"quota list", nil, []string{"quota", "list", "--network", "--detail", "-f", "value"}, 0, []string{"networks 2 0 -1", "ports 1 0 -1", "security_groups 1 0 -1"}},
+		{"quota list", nil, []string{"quota", "list", "--network", "--detail", "-f", "value"}, 0, []string{"networks 2 0 100", "ports 1 0 500", "security_groups 1 0 10", "security_group_rules 4 0 100"}},
 		{"network in use", nil, []string{"network", "delete", "net-cli"}, 1, []string{"ports still in use"}},
 		{"network set", nil, []string{"network", "set", "--name", "net-renamed", "net-cli"}, 0, nil},
 		{"renamed", nil, []string{"network", "show", "net-renamed", "-f", "value", "-c", "name"}, 0, []string{"net-renamed"}},

@@ -79,6 +79,11 @@ func (h *Neutron) showQuota(details bool) http.HandlerFunc {
 		}
 		limits, err := h.limitsOf(r.Context(), p)
 		var used, reserved quota.Amounts
+		if t, _ := identity.TokenFrom(r.Context()); err == nil && details && p == t.ProjectID {
+			// A project's first look at its networking makes its default
+			// security group, as in Neutron, so its usage counts it.
+			_, err = h.Service.SecurityGroups(r.Context(), p)
+		}
 		if err == nil && details && h.Service.Quota != nil {
 			used, reserved, err = h.Service.Quota.Usage(r.Context(), quota.Scope{Project: p})
 		}
