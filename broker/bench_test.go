@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/localcloud"
@@ -40,8 +41,9 @@ func (s slowCloud) ListVolumes(ctx context.Context, opts peers.ListOptions) ([]p
 // token and project.
 func cinderEnv(b *testing.B, ps []brokertest.Peer) (*brokertest.Env, string, string) {
 	env := brokertest.New(b, ps, func(e *brokertest.Env, r chi.Router) {
-		c := &volume.Cinder{Pool: e.Pool, Index: e.Index, Placer: policy.Default{},
-			Auth: e.Keystone.Authenticate, Log: e.Log, BrokerID: "bench"}
+		svc := &volume.Service{Pool: e.Pool, Index: e.Index, Placer: policy.Default{}, Store: e.Store, Log: e.Log, BrokerID: "bench",
+			Quota: quota.NewLedger(e.Store, "bench", e.Log)}
+		c := &volume.Cinder{Volumes: svc, Auth: e.Keystone.Authenticate, Log: e.Log}
 		r.Route("/volume", c.Routes)
 	})
 	password := env.Member(b, "bench-user", "bench", identity.RoleMember)

@@ -81,16 +81,16 @@ func newTenancyEnv(t *testing.T) *tenancyEnv {
 		nets := &network.Service{Pool: e.Pool, Index: te.idx, Store: e.Store, Placer: engine, Quota: ledger, Log: e.Log, BrokerID: tenancyBroker}
 		keys := compute.NewKeypairStore(e.Store)
 		keys.Quota = ledger
-		srvs := &compute.Servers{Pool: e.Pool, Index: te.idx, Placer: engine, Images: images, Networks: nets,
+		vols := &volume.Service{Pool: e.Pool, Index: te.idx, Placer: engine, Images: images, Store: e.Store, Quota: ledger, Log: e.Log, BrokerID: tenancyBroker}
+		srvs := &compute.Servers{Pool: e.Pool, Index: te.idx, Placer: engine, Images: images, Networks: nets, Volumes: vols,
 			Stager: staging.New(e.Store, tenancyBroker, e.Log), Keypairs: keys, Store: e.Store, Log: e.Log, BrokerID: tenancyBroker,
 			Quota: ledger, QuotaAdmin: ledger.Limits.(*quota.Limits)}
 		r.Route("/compute", (&compute.Nova{Pool: e.Pool, Keypairs: keys, Servers: srvs, Auth: e.Keystone.Authenticate, Log: e.Log}).Routes)
 		r.Route("/image", (&image.Glance{Images: images, Auth: e.Keystone.Authenticate, Log: e.Log}).Routes)
 		r.Route("/network", (&network.Neutron{Service: nets, QuotaAdmin: ledger.Limits.(*quota.Limits), Auth: e.Keystone.Authenticate, Log: e.Log}).Routes)
-		r.Route("/volume", (&volume.Cinder{Pool: e.Pool, Index: te.idx, Placer: engine, Images: images, Auth: e.Keystone.Authenticate,
-			Log: e.Log, BrokerID: tenancyBroker}).Routes)
+		r.Route("/volume", (&volume.Cinder{Volumes: vols, QuotaAdmin: ledger.Limits.(*quota.Limits), Auth: e.Keystone.Authenticate, Log: e.Log}).Routes)
 		r.Route("/ec2", (&ec2.API{Pool: e.Pool, Store: e.Store, Creds: te.creds, Keypairs: keys, Images: images, Servers: srvs,
-			Networks: nets, Index: te.idx, Placer: engine, Log: e.Log, BrokerID: tenancyBroker}).Routes)
+			Networks: nets, Volumes: vols, Index: te.idx, Placer: engine, Log: e.Log, BrokerID: tenancyBroker}).Routes)
 		r.Route("/v1", (&policyapi.API{Versions: policy.NewVersions(e.Store), Decisions: decisions, Engine: engine,
 			Auth: e.Keystone.Authenticate, Log: e.Log, Candidates: policyapi.PoolCandidates(e.Pool)}).Routes)
 	})

@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/cloudmux/cloudmux/broker/faults"
-	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/peers"
 )
 
@@ -19,13 +19,17 @@ type Attachment struct {
 	Device   string
 }
 
-// volumeOf finds a volume of the caller's project.
-func (s *Servers) volumeOf(ctx context.Context, c Caller, id string) (index.Entry, error) {
-	e, err := s.Index.Get(ctx, kindVolume, id, c.Project)
-	if errors.Is(err, index.ErrNotFound) {
-		return e, &Error{Field: "volumeId", Message: fmt.Sprintf("Volume %s could not be found.", id), Err: ErrNotFound}
+// volumeOf finds a volume of the caller's project through the volume
+// service, which owns volumes' tenancy and IDs.
+func (s *Servers) volumeOf(ctx context.Context, c Caller, id string) (volume.Ref, error) {
+	if s.Volumes == nil {
+		return volume.Ref{}, &Error{Field: "volumeId", Message: "Volumes are not offered by this broker.", Err: ErrInvalid}
 	}
-	return e, err
+	ref, err := s.Volumes.Resolve(ctx, c.volume(), id)
+	if errors.Is(err, volume.ErrNotFound) {
+		return ref, &Error{Field: "volumeId", Message: fmt.Sprintf("Volume %s could not be found.", id), Err: ErrNotFound}
+	}
+	return ref, err
 }
 
 // Attach attaches a volume of the caller's project to one of its servers.
@@ -43,10 +47,7 @@ func (s *Servers) Attach(ctx context.Context, c Caller, serverID, volumeID strin
 		return Attachment{}, err
 	}
 	if ve.PeerID != e.PeerID {
-		where := ve.PeerID
-		if vm, ok := s.Pool.Get(ve.PeerID); ok {
-			where = vm.Peer.Name
-		}
+		where := ve.PeerName
 		return Attachment{}, &Error{Field: "volumeId", Err: ErrInvalid, Message: fmt.Sprintf(
 			"Volume %s is in availability zone %s and server %s in %s: a volume attaches only to a server on its own peer", volumeID, where, serverID, m.Peer.Name)}
 	}

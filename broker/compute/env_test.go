@@ -68,12 +68,14 @@ func newServersEnv(t testing.TB, ps ...brokertest.Peer) *serversEnv {
 		deactivations, netAttrs := image.NewDeactivations(e.Store, e.Log), network.NewAttrsMemory(e.Store, e.Log)
 		e.Start(t, kps, attrs, deactivations, netAttrs)
 		images.Deactivations, se.Networks.AttrsMemory = deactivations, netAttrs
-		se.Servers = &compute.Servers{Pool: e.Pool, Index: se.Index, Placer: policy.Default{}, Images: images, Networks: se.Networks,
+		vols := &volume.Service{Pool: e.Pool, Index: se.Index, Placer: policy.Default{}, Images: images, Store: e.Store, Log: e.Log, BrokerID: testBroker,
+			PeerTimeout: 2 * time.Second, Quota: se.Ledger}
+		se.Servers = &compute.Servers{Pool: e.Pool, Index: se.Index, Placer: policy.Default{}, Images: images, Networks: se.Networks, Volumes: vols,
 			Stager: staging.New(e.Store, "test-broker-1", e.Log), Keypairs: kps, Store: e.Store, Attrs: attrs, Log: e.Log, BrokerID: testBroker, PeerTimeout: 2 * time.Second,
 			Quota: se.Ledger, QuotaAdmin: se.Ledger.Limits.(*quota.Limits)}
 		nova := &compute.Nova{Pool: e.Pool, Keypairs: kps, Servers: se.Servers, Auth: e.Keystone.Authenticate, Log: e.Log, PeerTimeout: 2 * time.Second}
 		r.Route("/compute", nova.Routes)
-		cinder := &volume.Cinder{Pool: e.Pool, Index: se.Index, Placer: policy.Default{}, Auth: e.Keystone.Authenticate, Log: e.Log, BrokerID: testBroker}
+		cinder := &volume.Cinder{Volumes: vols, QuotaAdmin: se.Ledger.Limits.(*quota.Limits), Auth: e.Keystone.Authenticate, Log: e.Log}
 		r.Route("/volume", cinder.Routes)
 		glance := &image.Glance{Images: images, Auth: e.Keystone.Authenticate, Log: e.Log}
 		r.Route("/image", glance.Routes)

@@ -6,12 +6,28 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 
-	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/peers"
 )
+
+// Volumes is the part of volume.Service servers use: the project's
+// volumes to attach, and the root volume of a server booting from a new
+// volume, which is a volume of the project like any other (listed,
+// counted against its volume quota, deleted through Cinder or EC2).
+type Volumes interface {
+	Resolve(ctx context.Context, c volume.Caller, id string) (volume.Ref, error)
+	CreateBoot(ctx context.Context, c volume.Caller, spec volume.BootSpec) (volume.Volume, error)
+	Get(ctx context.Context, c volume.Caller, id string) (volume.Volume, error)
+	Delete(ctx context.Context, c volume.Caller, id string) error
+}
+
+var _ Volumes = (*volume.Service)(nil)
+
+func (c Caller) volume() volume.Caller {
+	return volume.Caller{Project: c.Project, User: c.User, Admin: c.Admin}
+}
 
 // DefaultVolumeTimeout bounds the wait for a root volume made from an
 // image to become available.
@@ -27,42 +43,44 @@ func (s *Servers) volumeTimeout() time.Duration {
 	return DefaultVolumeTimeout
 }
 
-// rootVolume makes the root volume of a server booting from a new volume:
-// from the image (its ID on m, peerImage) on m, indexed under a broker ID
-// as the volume API would, and waits until it is available. undo removes
-// it again (the server's create failed).
-func (s *Servers) rootVolume(ctx context.Context, c Caller, spec CreateSpec, m *peers.Member, peerImage string) (index.Entry, func(), error) {
-	id := uuid.NewString()
-	cctx, cancel := context.WithTimeout(ctx, s.timeout())
-	v, err := m.Cloud.CreateVolume(cctx, peers.VolumeSpec{Name: spec.Name + "-root", Project: c.Project, SizeGiB: spec.RootVolumeGiB, ImageID: peerImage,
-		Metadata: map[string]string{peers.MetaID: id, peers.MetaProject: c.Project, peers.MetaBrokerID: s.BrokerID}})
-	cancel()
-	if err != nil {
-		return index.Entry{}, nil, fmt.Errorf("root volume on %s: %w", m.Peer.Name, err)
+// rootVolume makes the root volume of a server booting from a new volume,
+// through the volume service: from the image (its ID on m, peerImage) on
+// m, and waits until it is available. undo deletes it again (the
+// server's create failed), which gives its quota back.
+func (s *Servers) rootVolume(ctx context.Context, c Caller, spec CreateSpec, m *peers.Member, peerImage string) (volume.Ref, func(), error) {
+	if s.Volumes == nil {
+		return volume.Ref{}, nil, &Error{Field: "block_device_mapping_v2", Message: "Volumes are not offered by this broker.", Err: ErrInvalid}
 	}
-	e := index.Entry{Kind: kindVolume, ID: id, Project: c.Project, PeerID: m.Peer.ID, PeerResourceID: v.ID, Name: v.Name, CreatedAt: v.CreatedAt}
+	v, err := s.Volumes.CreateBoot(ctx, c.volume(), volume.BootSpec{Name: spec.Name + "-root", SizeGiB: spec.RootVolumeGiB, PeerID: m.Peer.ID, PeerImageID: peerImage})
+	if errors.Is(err, volume.ErrOverQuota) {
+		// Nova's answer when the boot volume is over the volume quota.
+		return volume.Ref{}, nil, &Error{Field: "block_device_mapping_v2", Message: "Volume resource quota exceeded: " + err.Error(), Err: ErrQuotaExceeded}
+	}
+	if err != nil {
+		return volume.Ref{}, nil, err
+	}
 	undo := func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout())
 		defer cancel()
-		err := errors.Join(m.Cloud.DeleteVolume(dctx, v.ID), s.Index.Delete(dctx, e))
-		if err != nil && !errors.Is(err, peers.ErrNotFound) {
-			s.Log.WithError(err).WithFields(logrus.Fields{"volume": id, "peer": m.Peer.Name}).Warn("root volume of a failed boot left behind")
+		if err := s.Volumes.Delete(dctx, c.volume(), v.ID); err != nil && !errors.Is(err, volume.ErrNotFound) {
+			s.Log.WithError(err).WithFields(logrus.Fields{"volume": v.ID, "peer": m.Peer.Name}).Warn("root volume of a failed boot left behind")
 		}
 	}
-	if err := s.Index.Put(ctx, e); err != nil {
-		_ = m.Cloud.DeleteVolume(context.WithoutCancel(ctx), v.ID)
-		return index.Entry{}, nil, err
-	}
-	if err := s.waitAvailable(ctx, m, v); err != nil {
+	if err := s.waitAvailable(ctx, c, m, v); err != nil {
 		undo()
-		return index.Entry{}, nil, err
+		return volume.Ref{}, nil, err
 	}
-	return e, undo, nil
+	ref, err := s.Volumes.Resolve(ctx, c.volume(), v.ID)
+	if err != nil {
+		undo()
+		return volume.Ref{}, nil, err
+	}
+	return ref, undo, nil
 }
 
 // waitAvailable polls a volume being made until it is available: the
 // peers' contract has no events, and Nova waits the same way.
-func (s *Servers) waitAvailable(ctx context.Context, m *peers.Member, v peers.Volume) error {
+func (s *Servers) waitAvailable(ctx context.Context, c Caller, m *peers.Member, v volume.Volume) error {
 	ctx, cancel := context.WithTimeout(ctx, s.volumeTimeout())
 	defer cancel()
 	tick := time.NewTicker(volumePoll)
@@ -80,7 +98,7 @@ func (s *Servers) waitAvailable(ctx context.Context, m *peers.Member, v peers.Vo
 			return fmt.Errorf("the root volume on %s is still %s: %w", m.Peer.Name, v.Status, ctx.Err())
 		}
 		var err error
-		if v, err = m.Cloud.GetVolume(ctx, v.ID); err != nil {
+		if v, err = s.Volumes.Get(ctx, c.volume(), v.ID); err != nil {
 			return err
 		}
 	}

@@ -170,6 +170,9 @@ type Servers struct {
 	// VolumeTimeout bounds the making of a root volume from an image;
 	// default DefaultVolumeTimeout.
 	VolumeTimeout time.Duration
+	// Volumes, when set, lets servers attach the project's volumes and
+	// boot from new volumes (volume.Service, behind Cinder and EC2 too).
+	Volumes Volumes
 
 	flavors flavorCache
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/broker/quota"
+	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
@@ -37,6 +38,8 @@ type testEnv struct {
 	images   *image.Service
 	servers  *compute.Servers
 	networks *network.Service
+	volumes  *volume.Service
+	ledger   *quota.Ledger
 	index    *index.Index
 	keys     *compute.KeypairStore
 	creds    *identity.EC2Credentials
@@ -72,15 +75,20 @@ func buildTestEnv(t testing.TB, count bool) *testEnv {
 		te.creds = identity.NewEC2Credentials(e.Dir)
 		te.images = &image.Service{Pool: e.Pool, Index: te.index, Placer: policy.Default{}, Store: store, Log: e.Log, BrokerID: "test-broker"}
 		te.networks = &network.Service{Pool: e.Pool, Index: te.index, Store: store, Placer: policy.Default{}, Log: e.Log, BrokerID: "test-broker"}
+		te.ledger = quota.NewLedger(store, "test-broker", e.Log)
+		te.volumes = &volume.Service{Pool: e.Pool, Index: te.index, Placer: policy.Default{}, Images: te.images, Store: store, Log: e.Log, BrokerID: "test-broker",
+			Quota: te.ledger}
 		te.servers = &compute.Servers{Pool: e.Pool, Index: te.index, Placer: policy.Default{}, Images: te.images, Keypairs: te.keys,
-			Networks: te.networks, Store: store, Log: e.Log, BrokerID: "test-broker", Quota: quota.NewLedger(store, "test-broker", e.Log)}
+			Networks: te.networks, Volumes: te.volumes, Store: store, Log: e.Log, BrokerID: "test-broker", Quota: te.ledger}
 		te.api = &ec2.API{Pool: e.Pool, Store: store, Creds: te.creds, Keypairs: te.keys, Images: te.images, Servers: te.servers,
-			Networks: te.networks, Index: te.index, Placer: policy.Default{}, Log: e.Log, BrokerID: "test-broker"}
+			Networks: te.networks, Volumes: te.volumes, Index: te.index, Placer: policy.Default{}, Log: e.Log, BrokerID: "test-broker"}
 		r.Route("/ec2", te.api.Routes)
 		go func() { _ = te.api.Run(e.Ctx) }()
 		if err := te.api.WaitReady(e.Ctx); err != nil {
 			t.Fatal(err)
 		}
+		cinder := &volume.Cinder{Volumes: te.volumes, Auth: e.Keystone.Authenticate, Log: e.Log}
+		r.Route("/volume", cinder.Routes)
 	})
 	return te
 }

@@ -60,6 +60,10 @@ type API struct {
 	// Now is the clock signatures are checked against; default time.Now.
 	Now func() time.Time
 
+	// Volumes adds the volume actions (Create/Describe/Delete/Attach/
+	// DetachVolume): the volume service Cinder uses too.
+	Volumes VolumeService
+
 	// IDRetention is how long IDCollector keeps the EC2 ID pair of a
 	// resource that is gone (default DefaultIDRetention).
 	IDRetention time.Duration
@@ -119,16 +123,18 @@ func (a *API) actions() map[string]actionDef {
 		"CreateTags":                {a.createTags, true},
 		"DeleteTags":                {a.deleteTags, true},
 		"DescribeTags":              {a.describeTags, false},
-		"CreateVolume":              {a.createVolume, true},
-		"DescribeVolumes":           {a.describeVolumes, false},
-		"DeleteVolume":              {a.deleteVolume, true},
+	}
+	if a.Volumes != nil {
+		out["CreateVolume"] = actionDef{a.createVolume, true}
+		out["DescribeVolumes"] = actionDef{a.describeVolumes, false}
+		out["DeleteVolume"] = actionDef{a.deleteVolume, true}
 	}
 	if a.Images != nil {
 		out["DescribeImages"] = actionDef{a.describeImages, false}
 		out["RegisterImage"] = actionDef{a.registerImage, true}
 		out["DeregisterImage"] = actionDef{a.deregisterImage, true}
 	}
-	if a.Servers != nil {
+	if a.Servers != nil && a.Volumes != nil {
 		out["AttachVolume"] = actionDef{a.attachVolume, true}
 		out["DetachVolume"] = actionDef{a.detachVolume, true}
 	}

@@ -3,25 +3,31 @@ package ec2
 import (
 	"context"
 	"errors"
-	"fmt"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 
-	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/compute"
-	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/peers"
-	"github.com/cloudmux/cloudmux/policy"
 )
 
-// Volumes, as Cinder serves them (broker/volume): placed by the same
-// policy, recorded in the same index with the same markers on the peer, so
-// a volume made here is a Cinder volume and the other way round.
+// Volumes are the volume service's (broker/volume), the one behind
+// Cinder: the same placement, index, tenancy and quota, so a volume made
+// here is a Cinder volume and the other way round.
 
-const volumeKind = "volume"
+// VolumeService is the part of volume.Service the EC2 API uses.
+type VolumeService interface {
+	Create(ctx context.Context, c volume.Caller, spec volume.CreateSpec) (volume.Volume, error)
+	Get(ctx context.Context, c volume.Caller, id string) (volume.Volume, error)
+	List(ctx context.Context, c volume.Caller) (volume.Page, error)
+	Delete(ctx context.Context, c volume.Caller, id string) error
+}
+
+var _ VolumeService = (*volume.Service)(nil)
 
 type attachmentItem struct {
 	VolumeID            string `xml:"volumeId"`
@@ -47,7 +53,7 @@ type volumeItem struct {
 }
 
 // volumeState maps Cinder's statuses to EC2's volume states.
-func volumeState(v peers.Volume) string {
+func volumeState(v volume.Volume) string {
 	switch v.Status {
 	case peers.VolumeAttaching, peers.VolumeInUse, peers.VolumeDetaching:
 		return "in-use"
@@ -62,26 +68,12 @@ func volumeState(v peers.Volume) string {
 	return strings.ToLower(string(v.Status))
 }
 
-// serverIDs maps a project's servers on the peers (peer ID + the peer's
-// server ID) to their broker IDs, to name attachments' instances.
-func (a *API) serverIDs(ctx context.Context, project string) (map[string]string, error) {
-	entries, err := a.Index.List(ctx, "server", project)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]string, len(entries))
-	for _, e := range entries {
-		out[e.PeerID+"/"+e.PeerResourceID] = e.ID
-	}
-	return out, nil
-}
-
-func (a *API) volumeView(ctx context.Context, e index.Entry, peer string, v peers.Volume, servers map[string]string, tags []tagRecord) (volumeItem, error) {
-	id, err := a.ids.shown(ctx, prefixVolume, e.ID)
+func (a *API) volumeView(ctx context.Context, v volume.Volume, tags []tagRecord) (volumeItem, error) {
+	id, err := a.ids.shown(ctx, prefixVolume, v.ID)
 	if err != nil {
 		return volumeItem{}, err
 	}
-	out := volumeItem{VolumeID: id, Size: v.SizeGiB, AvailabilityZone: peer, Status: volumeState(v),
+	out := volumeItem{VolumeID: id, Size: v.SizeGiB, AvailabilityZone: v.Zone, Status: volumeState(v),
 		CreateTime: v.CreatedAt.UTC().Format(timeFormat), VolumeType: v.VolumeType, TagSet: tagSet(tags)}
 	if out.VolumeType == "" {
 		out.VolumeType = "standard"
@@ -89,8 +81,8 @@ func (a *API) volumeView(ctx context.Context, e index.Entry, peer string, v peer
 	var atts []attachmentItem
 	for _, att := range v.Attachments {
 		inst := att.ServerID
-		if brokerID, ok := servers[e.PeerID+"/"+att.ServerID]; ok {
-			if inst, err = a.ids.shown(ctx, prefixInstance, brokerID); err != nil {
+		if att.Managed {
+			if inst, err = a.ids.shown(ctx, prefixInstance, att.ServerID); err != nil {
 				return volumeItem{}, err
 			}
 		}
@@ -108,9 +100,25 @@ func (a *API) volumeView(ctx context.Context, e index.Entry, peer string, v peer
 	return out, nil
 }
 
-// createVolume places an empty volume like Cinder's create: the policy's
-// allowed peers best first, a full peer handing over to the next, the
-// index written (or the peer's volume removed again).
+// volumeErr maps the volume service's refusals to EC2's error codes.
+func volumeErr(err error, id string) error {
+	switch {
+	case errors.Is(err, volume.ErrNotFound):
+		return notFound("InvalidVolume.NotFound", "The volume '%s' does not exist.", id)
+	case errors.Is(err, volume.ErrOverQuota):
+		return errorf(http.StatusBadRequest, "VolumeLimitExceeded", "%s", err.Error())
+	case errors.Is(err, volume.ErrNoCapacity):
+		return errorf(http.StatusBadRequest, "InsufficientVolumeCapacity", "%s", err.Error())
+	case errors.Is(err, volume.ErrConflict):
+		return errorf(http.StatusBadRequest, "VolumeInUse", "Volume %s is attached or busy", id).hiding(err)
+	case errors.Is(err, volume.ErrInvalid):
+		return invalidParameter("%s", err.Error())
+	}
+	return err
+}
+
+// createVolume makes an empty volume through the volume service, as
+// Cinder's create does.
 func (a *API) createVolume(ctx context.Context, c *call) (any, error) {
 	if c.params.get("SnapshotId") != "" {
 		return nil, errorf(400, "UnsupportedOperation", "volumes from snapshots are not offered")
@@ -120,8 +128,8 @@ func (a *API) createVolume(ctx context.Context, c *call) (any, error) {
 		return nil, e
 	}
 	size, err := strconv.Atoi(sizeStr)
-	if err != nil || size < 1 || size > 16384 {
-		return nil, invalidParameter("Size %q: must be a whole number of GiB from 1 to 16384", sizeStr)
+	if err != nil || size < 1 || size > volume.MaxSizeGiB {
+		return nil, invalidParameter("Size %q: must be a whole number of GiB from 1 to %d", sizeStr, volume.MaxSizeGiB)
 	}
 	specs, e := c.params.tagSpecs()
 	if e != nil {
@@ -131,106 +139,38 @@ func (a *API) createVolume(ctx context.Context, c *call) (any, error) {
 	if az != "" && !peers.Named(a.Pool.Members(), az) {
 		return nil, invalidParameter("Invalid availability zone: [%s]", az)
 	}
-	id := uuid.NewString()
 	name := ""
 	for _, t := range specs["volume"] {
 		if t.Key == "Name" {
 			name = t.Value
 		}
 	}
-	meta := map[string]string{peers.MetaID: id, peers.MetaProject: c.token.ProjectID, peers.MetaBrokerID: a.BrokerID}
-	spec := peers.VolumeSpec{Name: name, Project: c.token.ProjectID, SizeGiB: size, Metadata: meta}
-	candidates, disconnected := peers.Candidates(a.Pool.Members())
-	decision, err := a.Placer.Place(ctx, policy.Request{Kind: volumeKind, Project: c.token.ProjectID, DiskGiB: size, AvailabilityZone: az}, candidates)
+	v, err := a.Volumes.Create(ctx, volume.CallerOf(c.token), volume.CreateSpec{Name: name, SizeGiB: size, AvailabilityZone: az, VolumeType: c.params.get("VolumeType")})
+	if err != nil {
+		return nil, volumeErr(err, "")
+	}
+	if _, err := a.ids.assign(ctx, prefixVolume, v.ID); err != nil {
+		return nil, err
+	}
+	view, err := a.volumeView(ctx, v, nil)
 	if err != nil {
 		return nil, err
 	}
-	var tried []string
-	for _, p := range decision.Allowed() {
-		m, ok := a.Pool.Get(p.ID)
-		if !ok || m.Cloud == nil {
-			continue
-		}
-		vol, err := m.Cloud.CreateVolume(ctx, spec)
-		if errors.Is(err, peers.ErrCapacity) || errors.Is(err, peers.ErrUnavailable) {
-			a.Log.WithError(err).WithField("peer", p.Name).Info("ec2: peer refused a volume")
-			tried = append(tried, p.Name+": no room or not reachable")
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		entry := index.Entry{Kind: volumeKind, ID: id, Project: c.token.ProjectID, PeerID: p.ID, PeerResourceID: vol.ID, Name: vol.Name, CreatedAt: vol.CreatedAt}
-		if err := a.Index.Put(ctx, entry); err != nil {
-			_ = m.Cloud.DeleteVolume(context.WithoutCancel(ctx), vol.ID)
-			return nil, err
-		}
-		if _, err := a.ids.assign(ctx, prefixVolume, id); err != nil {
-			return nil, err
-		}
-		view, err := a.volumeView(ctx, entry, p.Name, vol, nil, nil)
-		if err != nil {
-			return nil, err
-		}
-		if err := a.putTags(ctx, c.token.ProjectID, view.VolumeID, "volume", specs["volume"]); err != nil {
-			return nil, err
-		}
-		a.Log.WithFields(logrus.Fields{"volume": id, "ec2_id": view.VolumeID, "peer": p.Name, "project": c.token.ProjectID, "size_gib": size}).Info("ec2: volume created")
-		view.TagSet = list(specs["volume"])
-		view.AttachmentSet = list[attachmentItem](nil)
-		return view, nil
+	if err := a.putTags(ctx, c.token.ProjectID, view.VolumeID, "volume", specs["volume"]); err != nil {
+		return nil, err
 	}
-	why := decision.Explain()
-	if len(tried) > 0 {
-		why = strings.Join(tried, "; ") + "; " + why
-	}
-	for _, n := range disconnected {
-		why += "; " + n + ": not connected"
-	}
-	return nil, errorf(400, "InsufficientVolumeCapacity", "no peer can hold a %d GiB volume: %s", size, why)
+	a.Log.WithFields(logrus.Fields{"volume": v.ID, "ec2_id": view.VolumeID, "zone": v.Zone, "project": c.token.ProjectID, "size_gib": size}).Info("ec2: volume created")
+	view.TagSet = list(specs["volume"])
+	view.AttachmentSet = list[attachmentItem](nil)
+	return view, nil
 }
 
-// member returns the connected pool member holding an indexed resource.
-func (a *API) member(e index.Entry) (*peers.Member, error) {
-	m, ok := a.Pool.Get(e.PeerID)
-	if !ok || m.Cloud == nil {
-		return nil, fmt.Errorf("the peer holding %s %s is not connected: %w", e.Kind, e.ID, peers.ErrUnavailable)
-	}
-	return m, nil
-}
-
-// describeVolumes merges the project's volumes from the peers holding
-// them, one list call per peer in parallel under a deadline.
+// describeVolumes shows the project's volumes, merged by the volume
+// service from the peers holding them.
 func (a *API) describeVolumes(ctx context.Context, c *call) (any, error) {
 	project := c.token.ProjectID
 	wanted := c.params.list("VolumeId")
-	entries, err := a.Index.List(ctx, volumeKind, project)
-	if err != nil {
-		return nil, err
-	}
-	byPeer := map[string]map[string]index.Entry{}
-	for _, e := range entries {
-		if byPeer[e.PeerID] == nil {
-			byPeer[e.PeerID] = map[string]index.Entry{}
-		}
-		byPeer[e.PeerID][e.PeerResourceID] = e
-	}
-	var members []*peers.Member
-	var failed []string
-	for peerID := range byPeer {
-		switch m, ok := a.Pool.Get(peerID); {
-		case ok && m.Cloud != nil:
-			members = append(members, m)
-		case ok:
-			failed = append(failed, m.Peer.Name)
-		default:
-			failed = append(failed, peerID) // the peer left the pool: only its ID is known
-		}
-	}
-	res := peers.Gather(ctx, members, a.peerTimeout(), func(ctx context.Context, m *peers.Member) ([]peers.Volume, error) {
-		return m.Cloud.ListVolumes(ctx, peers.ListOptions{Metadata: map[string]string{peers.MetaProject: project}})
-	})
-	servers, err := a.serverIDs(ctx, project)
+	page, err := a.Volumes.List(ctx, volume.CallerOf(c.token))
 	if err != nil {
 		return nil, err
 	}
@@ -241,34 +181,24 @@ func (a *API) describeVolumes(ctx context.Context, c *call) (any, error) {
 	filters := c.params.filters()
 	var out []volumeItem
 	seen := map[string]bool{}
-	for _, rr := range res {
-		if rr.Err != nil {
-			failed = append(failed, rr.Member.Peer.Name)
+	for _, v := range page.Volumes {
+		id, err := a.ids.shown(ctx, prefixVolume, v.ID)
+		if err != nil {
+			return nil, err
+		}
+		view, err := a.volumeView(ctx, v, tags[id])
+		if err != nil {
+			return nil, err
+		}
+		seen[id], seen[v.ID] = true, true
+		if len(wanted) > 0 && !contains(wanted, id) && !contains(wanted, v.ID) {
 			continue
 		}
-		for _, v := range rr.Value {
-			e, ok := byPeer[rr.Member.Peer.ID][v.ID]
-			if !ok {
-				continue
-			}
-			id, err := a.ids.shown(ctx, prefixVolume, e.ID)
-			if err != nil {
-				return nil, err
-			}
-			view, err := a.volumeView(ctx, e, rr.Member.Peer.Name, v, servers, tags[id])
-			if err != nil {
-				return nil, err
-			}
-			seen[id], seen[e.ID] = true, true
-			if len(wanted) > 0 && !contains(wanted, id) && !contains(wanted, e.ID) {
-				continue
-			}
-			if volumeMatches(view, filters) && tagFilters(tags[id], filters) {
-				out = append(out, view)
-			}
+		if volumeMatches(view, filters) && tagFilters(tags[id], filters) {
+			out = append(out, view)
 		}
 	}
-	c.flagPartial(a.Log, "volumes", failed)
+	c.flagPartial(a.Log, "volumes", page.Failed)
 	for _, w := range wanted {
 		if !seen[w] {
 			return nil, notFound("InvalidVolume.NotFound", "The volume '%s' does not exist.", w)
@@ -312,35 +242,30 @@ func volumeMatches(v volumeItem, filters []filter) bool {
 	return true
 }
 
-// volumeAndMember resolves a VolumeId parameter.
-func (a *API) volumeAndMember(ctx context.Context, c *call) (string, index.Entry, *peers.Member, error) {
+// volumeRef resolves the VolumeId parameter (a vol- ID) to the volume's
+// broker ID; whether the project has it is the volume service's to say.
+func (a *API) volumeRef(ctx context.Context, c *call) (ec2ID, brokerID string, err error) {
 	id, e := c.params.require("VolumeId")
 	if e != nil {
-		return "", index.Entry{}, nil, e
+		return "", "", e
 	}
-	prefix, entry, err := a.owned(ctx, c, id)
-	if err == nil && prefix != prefixVolume {
-		err = notFound("InvalidVolume.NotFound", "The volume '%s' does not exist.", id)
+	if prefix, ok := parseID(id); !ok || prefix != prefixVolume {
+		return "", "", invalidParameter("Invalid id: %q (expected vol- and 8 or 17 hex digits)", id)
 	}
-	if err != nil {
-		return "", index.Entry{}, nil, err
+	brokerID, err = a.resolveID(ctx, c, prefixVolume, id)
+	if errors.Is(err, errUnknownID) {
+		return "", "", notFound("InvalidVolume.NotFound", "The volume '%s' does not exist.", id)
 	}
-	m, err := a.member(entry)
-	return id, entry, m, err
+	return id, brokerID, err
 }
 
 func (a *API) deleteVolume(ctx context.Context, c *call) (any, error) {
-	id, e, m, err := a.volumeAndMember(ctx, c)
+	id, brokerID, err := a.volumeRef(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.Cloud.DeleteVolume(ctx, e.PeerResourceID); errors.Is(err, peers.ErrConflict) {
-		return nil, errorf(400, "VolumeInUse", "Volume %s is attached or busy", id).hiding(err)
-	} else if err != nil && !errors.Is(err, peers.ErrNotFound) {
-		return nil, err
-	}
-	if err := a.Index.Delete(ctx, e); err != nil {
-		return nil, err
+	if err := a.Volumes.Delete(ctx, volume.CallerOf(c.token), brokerID); err != nil {
+		return nil, volumeErr(err, id)
 	}
 	a.dropTags(ctx, c.token.ProjectID, id)
 	return returnTrue{true}, nil
@@ -349,7 +274,7 @@ func (a *API) deleteVolume(ctx context.Context, c *call) (any, error) {
 // attachVolume attaches through the servers service, as Nova's
 // os-volume_attachments does (volume and instance on the same peer).
 func (a *API) attachVolume(ctx context.Context, c *call) (any, error) {
-	volID, vol, _, err := a.volumeAndMember(ctx, c)
+	volID, brokerID, err := a.volumeRef(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -364,9 +289,13 @@ func (a *API) attachVolume(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	att, err := a.Servers.Attach(ctx, compute.CallerOf(c.token), inst.ID, vol.ID)
+	att, err := a.Servers.Attach(ctx, compute.CallerOf(c.token), inst.ID, brokerID)
 	if errors.Is(err, compute.ErrConflict) {
 		return nil, errorf(400, "VolumeInUse", "%s is already attached or busy", volID).hiding(err)
+	}
+	if errors.Is(err, volume.ErrNotFound) || compute.FieldOf(err) == "volumeId" && errors.Is(err, compute.ErrNotFound) {
+		// Another project's volume reads as one that never was.
+		return nil, notFound("InvalidVolume.NotFound", "The volume '%s' does not exist.", volID)
 	}
 	if err != nil {
 		return nil, serverErr(err, instID)
@@ -380,34 +309,29 @@ func (a *API) attachVolume(ctx context.Context, c *call) (any, error) {
 
 // detachVolume detaches a volume from the instance it is attached to.
 func (a *API) detachVolume(ctx context.Context, c *call) (any, error) {
-	volID, vol, m, err := a.volumeAndMember(ctx, c)
+	volID, brokerID, err := a.volumeRef(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	v, err := m.Cloud.GetVolume(ctx, vol.PeerResourceID)
+	v, err := a.Volumes.Get(ctx, volume.CallerOf(c.token), brokerID)
 	if err != nil {
-		return nil, err
+		return nil, volumeErr(err, volID)
 	}
 	if len(v.Attachments) == 0 {
 		return nil, errorf(400, "IncorrectState", "Volume '%s' is in the 'available' state.", volID)
 	}
-	servers, err := a.serverIDs(ctx, c.token.ProjectID)
-	if err != nil {
-		return nil, err
-	}
 	att := v.Attachments[0]
-	brokerID, ok := servers[vol.PeerID+"/"+att.ServerID]
-	if !ok {
+	if !att.Managed {
 		return nil, errorf(400, "IncorrectState", "Volume '%s' is attached to a server this broker does not manage", volID)
 	}
-	instID, err := a.ids.shown(ctx, prefixInstance, brokerID)
+	instID, err := a.ids.shown(ctx, prefixInstance, att.ServerID)
 	if err != nil {
 		return nil, err
 	}
-	if want := c.params.get("InstanceId"); want != "" && want != instID && want != brokerID {
+	if want := c.params.get("InstanceId"); want != "" && want != instID && want != att.ServerID {
 		return nil, errorf(400, "IncorrectState", "Volume '%s' is not attached to instance '%s'", volID, want)
 	}
-	if err := a.Servers.Detach(ctx, compute.CallerOf(c.token), brokerID, vol.ID); err != nil {
+	if err := a.Servers.Detach(ctx, compute.CallerOf(c.token), att.ServerID, brokerID); err != nil {
 		return nil, serverErr(err, instID)
 	}
 	return attachmentItem{VolumeID: volID, InstanceID: instID, Device: att.Device, Status: "detaching", AttachTime: v.CreatedAt.UTC().Format(timeFormat)}, nil

@@ -12,6 +12,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/peers"
@@ -70,8 +71,11 @@ func TestCinderWithEngine(t *testing.T) {
 				t.Fatal(err)
 			}
 			h.engine = eng
-			cinder := &volume.Cinder{Pool: recordPool{e.Pool, registry.NewPeerRegistry(e.Store), t}, Index: e.Index, Placer: eng,
-				Auth: e.Keystone.Authenticate, Log: e.Log, BrokerID: "test-broker"}
+			// Placement, not the quota, refuses here: no volume limits.
+			unlimited := &quota.Ledger{Store: e.Store, Limits: &quota.Limits{Store: e.Store, Default: quota.Amounts{quota.Volumes: -1, quota.Gigabytes: -1}}, Log: e.Log}
+			svc := &volume.Service{Pool: recordPool{e.Pool, registry.NewPeerRegistry(e.Store), t}, Index: e.Index, Placer: eng,
+				Store: e.Store, Log: e.Log, BrokerID: "test-broker", Quota: unlimited}
+			cinder := &volume.Cinder{Volumes: svc, Auth: e.Keystone.Authenticate, Log: e.Log}
 			r.Route("/volume", cinder.Routes)
 		})
 	reg := registry.NewPeerRegistry(h.env.Store)

@@ -7,21 +7,15 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"sort"
 	"strconv"
-	"strings"
-	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/google/uuid"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
-	"github.com/cloudmux/cloudmux/broker/image"
-	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/peers"
-	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -33,32 +27,14 @@ const (
 	MaxVersion = "3.42"
 )
 
-const kind = "volume"
-
-// Pool is the part of peers.Pool the API uses.
-type Pool interface {
-	Members() []*peers.Member
-	Get(id string) (*peers.Member, bool)
-}
-
-// Images resolves imageRef for volumes made from images: image.Service.
-type Images interface {
-	Resolve(ctx context.Context, c image.Caller, id string) (image.Image, error)
-}
-
-// Cinder serves /volume.
+// Cinder serves /volume: a front end over the volume service.
 type Cinder struct {
-	// Images, when set, lets volumes be made from images (imageRef);
-	// without it such creates are refused.
-	Images Images
-	Pool   Pool
-	Index  *index.Index
-	Placer policy.Placer
-	Auth   func(http.Handler) http.Handler
-	Log    logrus.FieldLogger
-	// BrokerID marks every volume this installation creates.
-	BrokerID    string
-	PeerTimeout time.Duration
+	Volumes *Service
+	// QuotaAdmin lets cloud admins set and reset projects' volume quotas
+	// (os-quota-sets PUT and DELETE); without it they are 501.
+	QuotaAdmin QuotaAdmin
+	Auth       func(http.Handler) http.Handler
+	Log        logrus.FieldLogger
 }
 
 // Routes mounts the API on r (at /volume). Volumes are reachable with and
@@ -79,17 +55,27 @@ func (c *Cinder) Routes(r chi.Router) {
 			// Readers read; writing takes member (admin implies it).
 			r.With(identity.RequireRole(identity.RoleMember)).Post("/", c.create)
 			r.Get("/{id}", c.show)
-			r.With(identity.RequireRole(identity.RoleMember)).Delete("/{id}", c.delete)
-			r.With(identity.RequireRole(identity.RoleMember)).Post("/{id}/action", c.action)
+			r.Get("/{id}/metadata", c.metadata)
+			r.Group(func(r chi.Router) {
+				r.Use(identity.RequireRole(identity.RoleMember))
+				r.Put("/{id}", c.update)
+				r.Delete("/{id}", c.delete)
+				r.Post("/{id}/action", c.action)
+				r.Post("/{id}/metadata", c.metadata)
+				r.Put("/{id}/metadata", c.metadata)
+				r.Delete("/{id}/metadata/{key}", c.deleteMetadata)
+			})
 		}
 		r.Group(func(r chi.Router) {
 			r.Use(c.Auth, osapi.RequireProject)
 			r.Get("/os-availability-zone", c.zones)
-			r.Get("/{project}/os-availability-zone", c.zones)
 			r.Route("/volumes", volumes)
-			r.Route("/{project}/volumes", func(r chi.Router) {
+			c.quotaRoutes(r)
+			r.Route("/{project}", func(r chi.Router) {
 				r.Use(pathProject)
-				volumes(r)
+				r.Get("/os-availability-zone", c.zones)
+				r.Route("/volumes", volumes)
+				c.quotaRoutes(r)
 			})
 		})
 	})
@@ -122,61 +108,83 @@ func pathProject(next http.Handler) http.Handler {
 func (c *Cinder) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code := http.StatusInternalServerError
 	switch {
-	case errors.Is(err, index.ErrNotFound), errors.Is(err, peers.ErrNotFound):
+	case errors.Is(err, peers.ErrNotFound):
 		code = http.StatusNotFound
-	case errors.Is(err, peers.ErrInvalid), errors.Is(err, registry.ErrInvalid), errors.Is(err, peers.ErrConflict):
+	case errors.Is(err, peers.ErrInvalid), errors.Is(err, peers.ErrConflict):
 		code = http.StatusBadRequest // Cinder answers an invalid state with 400
 	case errors.Is(err, peers.ErrCapacity):
 		code = http.StatusRequestEntityTooLarge
 	case errors.Is(err, peers.ErrUnavailable), errors.Is(err, registry.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		code = http.StatusServiceUnavailable
 	}
+	var e *Error
+	if errors.Is(err, ErrOverQuota) && errors.As(err, &e) {
+		// Cinder's QuotaError: 413 overLimit, the exception's name first.
+		w.Header().Set("Retry-After", "0")
+		osapi.WriteJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"overLimit": map[string]any{
+			"code": http.StatusRequestEntityTooLarge, "message": QuotaCode(err) + ": " + e.Message, "retryAfter": "0",
+			"request_id": middleware.GetReqID(r.Context())}})
+		return
+	}
 	osapi.Error(w, r, c.Log, code, err) // the tenant reads the broker's words only
 }
 
-// view renders a peer's volume as Cinder shows it, under its broker ID.
-// Attachments name servers by their broker IDs (servers, from
-// serverIDs); a server the broker did not create keeps the peer's ID.
-func view(r *http.Request, e index.Entry, peer string, v peers.Volume, detail bool, servers map[string]string) map[string]any {
-	self := identity.BaseURL(r) + "/volume/v3/" + e.Project + "/volumes/" + e.ID
-	out := map[string]any{"id": e.ID, "name": v.Name, "links": []map[string]string{{"rel": "self", "href": self}}}
+// view renders a volume as Cinder shows it.
+func view(r *http.Request, v Volume, detail bool) map[string]any {
+	self := identity.BaseURL(r) + "/volume/v3/" + v.Project + "/volumes/" + v.ID
+	out := map[string]any{"id": v.ID, "name": v.Name, "links": []map[string]string{{"rel": "self", "href": self}}}
 	if !detail {
 		return out
 	}
-	meta := map[string]string{}
-	for k, val := range v.Metadata {
-		if !strings.HasPrefix(k, "cloudmux_") {
-			meta[k] = val
-		}
-	}
 	attachments := []map[string]any{}
 	for _, a := range v.Attachments {
-		server := a.ServerID
-		if id, ok := servers[e.PeerID+"/"+a.ServerID]; ok {
-			server = id
-		}
 		// Cinder's attachment "id" is the volume's; attachment_id is the
 		// attachment's own.
-		attachments = append(attachments, map[string]any{"id": e.ID, "attachment_id": a.ID, "server_id": server, "volume_id": e.ID, "device": a.Device})
+		attachments = append(attachments, map[string]any{"id": v.ID, "attachment_id": a.ID, "server_id": a.ServerID, "volume_id": v.ID, "device": a.Device})
+	}
+	var updated any
+	if !v.UpdatedAt.IsZero() {
+		updated = v.UpdatedAt.UTC().Format(timeFormat)
 	}
 	maps.Copy(out, map[string]any{
-		"description": v.Description, "size": v.SizeGiB, "status": v.Status, "availability_zone": peer,
-		"created_at": v.CreatedAt.UTC().Format("2006-01-02T15:04:05.000000"), "updated_at": nil,
+		"description": v.Description, "size": v.SizeGiB, "status": v.Status, "availability_zone": v.Zone,
+		"created_at": v.CreatedAt.UTC().Format(timeFormat), "updated_at": updated,
 		"volume_type": v.VolumeType, "bootable": strconv.FormatBool(v.Bootable), "encrypted": false, "multiattach": false,
-		"attachments": attachments, "metadata": meta,
+		"attachments": attachments, "metadata": v.Metadata, "user_id": nil,
 		"snapshot_id": nil, "source_volid": nil, "consistencygroup_id": nil, "replication_status": nil,
 	})
-	if v.SourceImageID != "" {
-		// Volumes are made from images on the image's home peer, where
-		// its ID is the broker's.
-		out["volume_image_metadata"] = map[string]string{"image_id": v.SourceImageID}
+	if v.ImageID != "" {
+		out["volume_image_metadata"] = map[string]string{"image_id": v.ImageID}
 	}
 	// The owning project is an admin attribute in Cinder (policy
 	// volume_extension:volume_tenant_attribute).
 	if t, _ := identity.TokenFrom(r.Context()); t.CloudAdmin() {
-		out["os-vol-tenant-attr:tenant_id"] = e.Project
+		out["os-vol-tenant-attr:tenant_id"] = v.Project
 	}
 	return out
+}
+
+const timeFormat = "2006-01-02T15:04:05.000000"
+
+func caller(r *http.Request) Caller {
+	t, _ := identity.TokenFrom(r.Context())
+	return CallerOf(t)
+}
+
+// decode reads a JSON body into v, or answers 400 saying what was
+// expected.
+func decode(w http.ResponseWriter, r *http.Request, v any, want string) bool {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(v); err != nil {
+		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input received: expected "+want)
+		return false
+	}
+	return true
+}
+
+// wholeGiB parses a size: a whole number of GiB (JSON number or string).
+func wholeGiB(n json.Number) (int, bool) {
+	v, err := strconv.Atoi(n.String())
+	return v, err == nil
 }
 
 type createRequest struct {
@@ -188,178 +196,132 @@ type createRequest struct {
 		VolumeType       string            `json:"volume_type"`
 		Metadata         map[string]string `json:"metadata"`
 		ImageRef         string            `json:"imageRef"`
+		SnapshotID       string            `json:"snapshot_id"`
+		SourceVolID      string            `json:"source_volid"`
 	} `json:"volume"`
 }
 
-// create places the volume, tries allowed peers best first (a peer out of
-// capacity hands over to the next), and indexes it; if the index write
-// fails the peer's volume is removed again, so nothing is left unowned.
 func (c *Cinder) create(w http.ResponseWriter, r *http.Request) {
 	var req createRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil || req.Volume == nil {
-		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input: expected {\"volume\": {\"size\": ...}}")
+	if !decode(w, r, &req, `{"volume": {"size": ...}}`) {
 		return
 	}
-	var problems []string
-	size, err := strconv.Atoi(req.Volume.Size.String())
-	if err != nil || size < 1 || size > 16384 {
-		problems = append(problems, "size: must be a whole number of GiB from 1 to 16384")
-	}
-	if len(req.Volume.Name) > 255 {
-		problems = append(problems, "name: at most 255 characters")
-	}
-	for k := range req.Volume.Metadata {
-		if strings.HasPrefix(k, "cloudmux_") {
-			problems = append(problems, "metadata."+k+": the cloudmux_ prefix is reserved")
-		}
-	}
-	if req.Volume.ImageRef != "" && c.Images == nil {
-		problems = append(problems, "imageRef: volumes from images are not offered by this broker")
-	}
-	if len(problems) > 0 {
-		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input: "+strings.Join(problems, "; "))
+	if req.Volume == nil {
+		osapi.Fault(w, r, http.StatusBadRequest, `Invalid input received: expected {"volume": {"size": ...}}`)
 		return
 	}
-	t, _ := identity.TokenFrom(r.Context())
-	// A volume from an image is made where the image lives: the peer
-	// copies its own image's bytes into the volume.
-	var img *image.Image
-	if ref := req.Volume.ImageRef; ref != "" {
-		got, err := c.Images.Resolve(r.Context(), image.CallerOf(t), ref)
-		if errors.Is(err, image.ErrNotFound) {
-			osapi.Fault(w, r, http.StatusBadRequest, fmt.Sprintf("Invalid input: imageRef: image %s could not be found", ref))
-			return
-		}
-		if errors.Is(err, image.ErrUnavailable) {
-			osapi.Error(w, r, c.Log, http.StatusServiceUnavailable, err)
-			return
-		}
-		if err != nil {
-			c.fail(w, r, err)
-			return
-		}
-		if got.Status != peers.ImageActive {
-			osapi.Fault(w, r, http.StatusBadRequest, fmt.Sprintf("Invalid input: imageRef: image %s is %s, not active", ref, got.Status))
-			return
-		}
-		need := max(got.MinDiskGiB, int((got.Size+(1<<30)-1)>>30))
-		if size < need {
-			osapi.Fault(w, r, http.StatusBadRequest, fmt.Sprintf("Invalid input: size: image %s needs a volume of at least %d GiB", ref, need))
-			return
-		}
-		if az := req.Volume.AvailabilityZone; az != "" && az != got.PeerName {
-			osapi.Fault(w, r, http.StatusBadRequest, fmt.Sprintf("Invalid input: availability_zone: image %s lives in zone %s, not %s", ref, got.PeerName, az))
-			return
-		}
-		img = &got
-	}
-	id := uuid.NewString()
-	meta := maps.Clone(req.Volume.Metadata)
-	if meta == nil {
-		meta = map[string]string{}
-	}
-	meta[peers.MetaID], meta[peers.MetaProject], meta[peers.MetaBrokerID] = id, t.ProjectID, c.BrokerID
-	spec := peers.VolumeSpec{Name: req.Volume.Name, Description: req.Volume.Description, Project: t.ProjectID,
-		SizeGiB: size, VolumeType: req.Volume.VolumeType, Metadata: meta}
-	zone := req.Volume.AvailabilityZone
-	if img != nil {
-		spec.ImageID, zone = img.PeerImageID, img.PeerName
-	}
-
-	candidates, disconnected := peers.Candidates(c.Pool.Members())
-	if az := req.Volume.AvailabilityZone; az != "" && !peers.Named(c.Pool.Members(), az) {
-		osapi.Fault(w, r, http.StatusBadRequest, fmt.Sprintf("Availability zone '%s' is invalid.", az))
+	if req.Volume.SnapshotID != "" || req.Volume.SourceVolID != "" {
+		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input received: snapshot_id, source_volid: volumes from snapshots or other volumes are not offered by this broker")
 		return
 	}
-	decision, err := c.Placer.Place(r.Context(), policy.Request{Kind: kind, Project: t.ProjectID, User: t.UserID, ResourceID: id,
-		Name: req.Volume.Name, DiskGiB: size, AvailabilityZone: zone}, candidates)
+	size, ok := wholeGiB(req.Volume.Size)
+	if !ok {
+		size = 0 // validation names the field
+	}
+	v, err := c.Volumes.Create(r.Context(), caller(r), CreateSpec{Name: req.Volume.Name, Description: req.Volume.Description, SizeGiB: size,
+		AvailabilityZone: req.Volume.AvailabilityZone, VolumeType: req.Volume.VolumeType, Metadata: req.Volume.Metadata, ImageRef: req.Volume.ImageRef})
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
-	var tried []string
-	for _, p := range decision.Allowed() {
-		m, ok := c.Pool.Get(p.ID)
-		if !ok || m.Cloud == nil {
-			continue
-		}
-		vol, err := m.Cloud.CreateVolume(r.Context(), spec)
-		if errors.Is(err, peers.ErrCapacity) || errors.Is(err, peers.ErrUnavailable) {
-			tried = append(tried, fmt.Sprintf("%s: %v", p.Name, err))
-			continue
-		}
-		if err != nil {
-			c.fail(w, r, err)
-			return
-		}
-		e := index.Entry{Kind: kind, ID: id, Project: t.ProjectID, PeerID: p.ID, PeerResourceID: vol.ID, Name: vol.Name, CreatedAt: vol.CreatedAt}
-		if err := c.Index.Put(r.Context(), e); err != nil {
-			_ = m.Cloud.DeleteVolume(context.WithoutCancel(r.Context()), vol.ID)
-			c.fail(w, r, err)
-			return
-		}
-		c.Log.WithFields(logrus.Fields{"volume": id, "peer": p.Name, "project": t.ProjectID, "size_gib": size}).Info("volume created")
-		osapi.WriteJSON(w, http.StatusAccepted, map[string]any{"volume": view(r, e, p.Name, vol, true, nil)})
-		return
-	}
-	why := decision.Explain()
-	if len(tried) > 0 {
-		why = strings.Join(tried, "; ") + "; " + why
-	}
-	for _, name := range disconnected {
-		why += "; " + name + ": not connected"
-	}
-	c.fail(w, r, fmt.Errorf("no peer can hold a %d GiB volume: %s: %w", size, why, peers.ErrCapacity))
+	osapi.WriteJSON(w, http.StatusAccepted, map[string]any{"volume": view(r, v, true)})
 }
 
-// zones lists one availability zone per connected peer, as Nova does, so
+// zones lists one availability zone per peer, as Nova does, so
 // --availability-zone pins a volume to a peer.
 func (c *Cinder) zones(w http.ResponseWriter, r *http.Request) {
 	out := []map[string]any{}
-	for _, m := range c.Pool.Members() {
+	for _, m := range c.Volumes.Pool.Members() {
 		out = append(out, map[string]any{"zoneName": m.Peer.Name, "zoneState": map[string]bool{"available": m.Usable()}})
 	}
 	osapi.WriteJSON(w, http.StatusOK, map[string]any{"availabilityZoneInfo": out})
 }
 
-func (c *Cinder) lookup(r *http.Request) (index.Entry, *peers.Member, error) {
-	t, _ := identity.TokenFrom(r.Context())
-	e, err := c.Index.Get(r.Context(), kind, chi.URLParam(r, "id"), t.ProjectID)
+func (c *Cinder) show(w http.ResponseWriter, r *http.Request) {
+	v, err := c.Volumes.Get(r.Context(), caller(r), chi.URLParam(r, "id"))
 	if err != nil {
-		return index.Entry{}, nil, fmt.Errorf("volume %s could not be found: %w", chi.URLParam(r, "id"), err)
+		c.fail(w, r, err)
+		return
 	}
-	m, ok := c.Pool.Get(e.PeerID)
-	if !ok || m.Cloud == nil {
-		return e, nil, fmt.Errorf("the peer holding volume %s is not connected: %w", e.ID, peers.ErrUnavailable)
-	}
-	return e, m, nil
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"volume": view(r, v, true)})
 }
 
-func (c *Cinder) show(w http.ResponseWriter, r *http.Request) {
-	e, m, err := c.lookup(r)
+// update is PUT /volumes/{id}: name, description and metadata (which it
+// replaces whole, as Cinder does).
+func (c *Cinder) update(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Volume *struct {
+			Name        *string           `json:"name"`
+			Description *string           `json:"description"`
+			Metadata    map[string]string `json:"metadata"`
+		} `json:"volume"`
+	}
+	if !decode(w, r, &req, `{"volume": {"name": ..., "description": ..., "metadata": {...}}}`) {
+		return
+	}
+	if req.Volume == nil || req.Volume.Name == nil && req.Volume.Description == nil && req.Volume.Metadata == nil {
+		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input received: the volume update needs a name, description or metadata")
+		return
+	}
+	v, err := c.Volumes.Update(r.Context(), caller(r), chi.URLParam(r, "id"),
+		UpdateSpec{Name: req.Volume.Name, Description: req.Volume.Description, Metadata: req.Volume.Metadata})
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
-	v, err := m.Cloud.GetVolume(r.Context(), e.PeerResourceID)
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"volume": view(r, v, true)})
+}
+
+// metadata serves GET (show), POST (merge) and PUT (replace) of
+// /volumes/{id}/metadata, as openstack volume set --property uses.
+func (c *Cinder) metadata(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	var v Volume
+	var err error
+	if r.Method == http.MethodGet {
+		v, err = c.Volumes.Get(r.Context(), caller(r), id)
+	} else {
+		var req struct {
+			Metadata map[string]string `json:"metadata"`
+		}
+		if !decode(w, r, &req, `{"metadata": {"key": "value"}}`) {
+			return
+		}
+		if req.Metadata == nil {
+			osapi.Fault(w, r, http.StatusBadRequest, `Invalid input received: expected {"metadata": {"key": "value"}}`)
+			return
+		}
+		v, err = c.Volumes.Update(r.Context(), caller(r), id, UpdateSpec{Metadata: req.Metadata, MergeMetadata: r.Method == http.MethodPost})
+	}
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
-	osapi.WriteJSON(w, http.StatusOK, map[string]any{"volume": view(r, e, m.Peer.Name, v, true, c.serverIDs(r, e.Project, []peers.Volume{v}))})
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"metadata": v.Metadata})
+}
+
+// deleteMetadata is DELETE /volumes/{id}/metadata/{key}; a key the volume
+// does not have is 404, as in Cinder.
+func (c *Cinder) deleteMetadata(w http.ResponseWriter, r *http.Request) {
+	id, key := chi.URLParam(r, "id"), chi.URLParam(r, "key")
+	v, err := c.Volumes.Get(r.Context(), caller(r), id)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if _, ok := v.Metadata[key]; !ok {
+		osapi.Fault(w, r, http.StatusNotFound, fmt.Sprintf("Volume %s has no metadata with key %s.", id, key))
+		return
+	}
+	if _, err := c.Volumes.Update(r.Context(), caller(r), id, UpdateSpec{DeleteKeys: []string{key}}); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
 }
 
 func (c *Cinder) delete(w http.ResponseWriter, r *http.Request) {
-	e, m, err := c.lookup(r)
-	if err != nil {
-		c.fail(w, r, err)
-		return
-	}
-	if err := m.Cloud.DeleteVolume(r.Context(), e.PeerResourceID); err != nil && !errors.Is(err, peers.ErrNotFound) {
-		c.fail(w, r, err)
-		return
-	}
-	if err := c.Index.Delete(r.Context(), e); err != nil {
+	if err := c.Volumes.Delete(r.Context(), caller(r), chi.URLParam(r, "id")); err != nil {
 		c.fail(w, r, err)
 		return
 	}
@@ -374,139 +336,32 @@ func (c *Cinder) action(w http.ResponseWriter, r *http.Request) {
 			NewSize json.Number `json:"new_size"`
 		} `json:"os-extend"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil || req.Extend == nil {
-		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input: the supported action is {\"os-extend\": {\"new_size\": N}}")
+	const want = `the supported action is {"os-extend": {"new_size": N}}`
+	if !decode(w, r, &req, want) {
 		return
 	}
-	size, err := strconv.Atoi(req.Extend.NewSize.String())
-	if err != nil || size < 1 || size > 16384 {
-		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input: new_size must be a whole number of GiB from 1 to 16384")
+	if req.Extend == nil {
+		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input received: "+want)
 		return
 	}
-	e, m, err := c.lookup(r)
+	size, ok := wholeGiB(req.Extend.NewSize)
+	if !ok {
+		size = 0 // the service names the field
+	}
+	err := c.Volumes.Extend(r.Context(), caller(r), chi.URLParam(r, "id"), size, ExtendOptions{InUse: osapi.VersionAtLeast(r, "3.42")})
 	if err != nil {
-		c.fail(w, r, err)
-		return
-	}
-	cur, err := m.Cloud.GetVolume(r.Context(), e.PeerResourceID)
-	if err != nil {
-		c.fail(w, r, err)
-		return
-	}
-	if cur.Status == peers.VolumeInUse && !osapi.VersionAtLeast(r, "3.42") {
-		osapi.Fault(w, r, http.StatusBadRequest, "Invalid volume: volume status must be available to extend; extending an in-use volume takes microversion 3.42")
-		return
-	}
-	if size <= cur.SizeGiB {
-		osapi.Fault(w, r, http.StatusBadRequest, fmt.Sprintf("Invalid input: new size %d GiB must be larger than the current %d GiB", size, cur.SizeGiB))
-		return
-	}
-	if _, err := m.Cloud.ExtendVolume(r.Context(), e.PeerResourceID, size); err != nil {
 		c.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// serverIDs maps "peerID/peer server ID" to the broker's server ID for the
-// servers vols are attached to, from the project's server index. Only
-// looked up when some volume is attached; a failure leaves peer IDs.
-func (c *Cinder) serverIDs(r *http.Request, project string, vols []peers.Volume) map[string]string {
-	attached := false
-	for _, v := range vols {
-		attached = attached || len(v.Attachments) > 0
-	}
-	if !attached {
-		return nil
-	}
-	entries, err := c.Index.List(r.Context(), "server", project)
-	if err != nil {
-		c.Log.WithError(err).Warn("listing servers for volume attachments; showing peer server IDs")
-		return nil
-	}
-	out := make(map[string]string, len(entries))
-	for _, e := range entries {
-		out[e.PeerID+"/"+e.PeerResourceID] = e.ID
-	}
-	return out
-}
-
-// list merges the project's volumes from every peer holding some: one
-// list call per peer, in parallel, each under a deadline. Peers that do
-// not answer are named in PartialHeader and their volumes left out.
-// Filters: name, status; paging: limit, marker; newest first, as Cinder.
+// list shows the project's volumes merged from the peers holding them;
+// peers that do not answer are named in osapi.PartialHeader. Filters:
+// name, status; paging: limit, marker; newest first, as Cinder.
 func (c *Cinder) list(detail bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		t, _ := identity.TokenFrom(r.Context())
-		entries, err := c.Index.List(r.Context(), kind, t.ProjectID)
-		if err != nil {
-			c.fail(w, r, err)
-			return
-		}
-		byPeer := map[string]map[string]index.Entry{} // peer ID -> peer volume ID -> entry
-		for _, e := range entries {
-			if byPeer[e.PeerID] == nil {
-				byPeer[e.PeerID] = map[string]index.Entry{}
-			}
-			byPeer[e.PeerID][e.PeerResourceID] = e
-		}
-		var members []*peers.Member
-		var failed []string
-		for peerID := range byPeer {
-			switch m, ok := c.Pool.Get(peerID); {
-			case ok && m.Cloud != nil:
-				members = append(members, m)
-			case ok:
-				failed = append(failed, m.Peer.Name)
-			default:
-				failed = append(failed, peerID) // the peer left the pool: only its ID is known
-			}
-		}
-		timeout := c.PeerTimeout
-		if timeout <= 0 {
-			timeout = 10 * time.Second
-		}
-		res := peers.Gather(r.Context(), members, timeout, func(ctx context.Context, m *peers.Member) ([]peers.Volume, error) {
-			return m.Cloud.ListVolumes(ctx, peers.ListOptions{Metadata: map[string]string{peers.MetaProject: t.ProjectID}})
-		})
-		type item struct {
-			e    index.Entry
-			peer string
-			v    peers.Volume
-		}
-		var items []item
-		for _, rr := range res {
-			if rr.Err != nil {
-				failed = append(failed, rr.Member.Peer.Name)
-				continue
-			}
-			for _, v := range rr.Value {
-				if e, ok := byPeer[rr.Member.Peer.ID][v.ID]; ok {
-					items = append(items, item{e, rr.Member.Peer.Name, v})
-				}
-			}
-		}
-		sort.Strings(failed)
-		osapi.FlagPartial(w, r, c.Log, "volumes", failed, nil)
-		var servers map[string]string
-		if detail {
-			vols := make([]peers.Volume, len(items))
-			for i, it := range items {
-				vols[i] = it.v
-			}
-			servers = c.serverIDs(r, t.ProjectID, vols)
-		}
 		q := r.URL.Query()
-		sort.Slice(items, func(i, j int) bool {
-			if !items[i].v.CreatedAt.Equal(items[j].v.CreatedAt) {
-				return items[i].v.CreatedAt.After(items[j].v.CreatedAt)
-			}
-			return items[i].e.ID < items[j].e.ID
-		})
-		out := []map[string]any{}
-		var last string
-		more := false
-		started := q.Get("marker") == ""
 		limit := 0
 		if s := q.Get("limit"); s != "" {
 			n, err := strconv.Atoi(s)
@@ -516,26 +371,36 @@ func (c *Cinder) list(detail bool) http.HandlerFunc {
 			}
 			limit = n
 		}
-		for _, it := range items {
+		page, err := c.Volumes.List(r.Context(), caller(r))
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		osapi.FlagPartial(w, r, c.Log, "volumes", page.Failed, nil)
+		out := []map[string]any{}
+		var last string
+		more := false
+		started := q.Get("marker") == ""
+		for _, v := range page.Volumes {
 			if !started {
-				started = it.e.ID == q.Get("marker")
+				started = v.ID == q.Get("marker")
 				continue
 			}
-			if name := q.Get("name"); name != "" && it.v.Name != name {
+			if name := q.Get("name"); name != "" && v.Name != name {
 				continue
 			}
-			if st := q.Get("status"); st != "" && string(it.v.Status) != st {
+			if st := q.Get("status"); st != "" && string(v.Status) != st {
 				continue
 			}
 			if limit > 0 && len(out) == limit {
 				more = true // one more matches: the page is full and not the last
 				break
 			}
-			out = append(out, view(r, it.e, it.peer, it.v, detail, servers))
-			last = it.e.ID
+			out = append(out, view(r, v, detail))
+			last = v.ID
 		}
 		if !started {
-			osapi.Fault(w, r, http.StatusBadRequest, "marker "+q.Get("marker")+" not found")
+			osapi.Fault(w, r, http.StatusBadRequest, "Invalid input received: marker "+q.Get("marker")+" not found")
 			return
 		}
 		body := map[string]any{"volumes": out}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/peers"
@@ -24,7 +25,9 @@ import (
 func newEnv(t *testing.T) *brokertest.Env {
 	t.Helper()
 	return brokertest.New(t, []brokertest.Peer{{Name: "small", DiskGiB: 2}, {Name: "big", DiskGiB: 500}}, func(e *brokertest.Env, r chi.Router) {
-		cinder := &volume.Cinder{Pool: e.Pool, Index: index.New(e.Store), Placer: policy.Default{}, Auth: e.Keystone.Authenticate, Log: e.Log, BrokerID: "test-broker"}
+		svc := &volume.Service{Pool: e.Pool, Index: index.New(e.Store), Placer: policy.Default{}, Store: e.Store, Log: e.Log, BrokerID: "test-broker",
+			Quota: quota.NewLedger(e.Store, "test-broker", e.Log)}
+		cinder := &volume.Cinder{Volumes: svc, Auth: e.Keystone.Authenticate, Log: e.Log}
 		r.Route("/volume", cinder.Routes)
 	})
 }

@@ -1,5 +1,21 @@
-// Package volume is the broker's Cinder v3 API: volumes created on the peer
-// placement chooses (falling back to the next allowed peer when one is out
-// of capacity), recorded in the resource index, listed across peers with a
-// deadline-bounded fan-out, and visible only to their project.
+// Package volume is the broker's volume service and the Cinder v3 API in
+// front of it.
+//
+// Service (service.go, ops.go) is the one layer that calls peers' volume
+// APIs: Cinder, the EC2 volume actions and the servers service's boot
+// volumes all go through it, so they share placement (policy.Placer, the
+// next allowed peer on capacity), the resource index, tenancy (another
+// project's volume is not found, by every ID form) and IDs (broker IDs
+// only; a peer's raw ID is never accepted). Volumes are listed across
+// peers with a deadline-bounded fan-out to the peers holding the
+// project's volumes.
+//
+// Quotas (quota.go): every volume counts {volumes: 1, gigabytes: size}
+// in the project's quota.Ledger, reserved before any peer is asked,
+// committed once the peer made it, freed once on delete; extends reserve
+// the added gigabytes.
+//
+// Cinder (cinder.go) maps the service to Cinder's paths, bodies,
+// microversions and error shapes; cinderquota.go serves os-quota-sets and
+// limits over the ledger and quota.Limits.
 package volume

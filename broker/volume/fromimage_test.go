@@ -11,6 +11,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/localcloud"
@@ -26,7 +27,9 @@ func TestVolumeFromImage(t *testing.T) {
 	e := brokertest.New(t, []brokertest.Peer{{Name: "east"}, {Name: "west"}}, func(e *brokertest.Env, r chi.Router) {
 		idx := index.New(e.Store)
 		images := &image.Service{Pool: e.Pool, Index: idx, Placer: policy.Default{}, Store: e.Store, Log: e.Log, BrokerID: "test-broker"}
-		cinder := &volume.Cinder{Pool: e.Pool, Index: idx, Placer: policy.Default{}, Images: images, Auth: e.Keystone.Authenticate, Log: e.Log, BrokerID: "test-broker"}
+		svc := &volume.Service{Pool: e.Pool, Index: idx, Placer: policy.Default{}, Images: images, Store: e.Store, Log: e.Log, BrokerID: "test-broker",
+			Quota: quota.NewLedger(e.Store, "test-broker", e.Log)}
+		cinder := &volume.Cinder{Volumes: svc, Auth: e.Keystone.Authenticate, Log: e.Log}
 		r.Route("/volume", cinder.Routes)
 	})
 	west, _ := e.Pool.Lookup("west")

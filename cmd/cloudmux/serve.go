@@ -303,11 +303,14 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	goBG("keypairs", keypairs.Run)
 	serverAttrs := compute.NewServerAttrs(store, log.WithField("component", "server-attrs"))
 	goBG("server-attrs", serverAttrs.Run)
+	// One volume service behind Cinder, EC2 and the servers' boot volumes.
+	volumes := &volume.Service{Pool: pool, Index: idx, Placer: placer, Images: images, Store: store, Quota: ledger,
+		Log: log.WithField("component", "volume"), BrokerID: installation}
 	// One servers service behind Nova and EC2: the same placement, tenancy
 	// and IDs through either API. Images a peer lacks are staged to it by
 	// the image service's stager, so both see the same copies.
 	servers := &compute.Servers{Pool: pool, Index: idx, Placer: placer, Images: images, Networks: networks,
-		Stager:   stager,
+		Stager: stager, Volumes: volumes,
 		Keypairs: keypairs, Store: store, Attrs: serverAttrs, Log: log.WithField("component", "servers"), BrokerID: installation,
 		Quota: ledger, QuotaAdmin: quotaLimits}
 	// Eve templates: the Focus catalog, and the deployment engine, which
@@ -323,7 +326,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	// The EC2 API follows its ID pairs through a watch; the gc runner
 	// collects the pairs of gone resources.
 	ec2API := &ec2.API{Pool: pool, Store: store, Creds: ec2Creds, Keypairs: keypairs, Images: images, Servers: servers,
-		Networks: networks, Index: idx, Placer: placer, Log: log.WithField("component", "ec2"), BrokerID: installation,
+		Networks: networks, Volumes: volumes, Index: idx, Placer: placer, Log: log.WithField("component", "ec2"), BrokerID: installation,
 		IDRetention: time.Duration(cfg.GC.EC2IDs)}
 	goBG("ec2", ec2API.Run)
 	metrics := prometheus.NewRegistry()
@@ -338,9 +341,8 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		Peers: peerReg, Snapshot: snap, Pool: pool, Identity: keystone,
 		Compute: &compute.Nova{Pool: pool, Keypairs: keypairs, Servers: servers, Auth: keystone.Authenticate,
 			Log: log.WithField("component", "compute")},
-		EC2: ec2API,
-		Volume: &volume.Cinder{Pool: pool, Index: idx, Placer: placer, Images: images, Auth: keystone.Authenticate,
-			Log: log.WithField("component", "volume"), BrokerID: installation},
+		EC2:     ec2API,
+		Volume:  &volume.Cinder{Volumes: volumes, QuotaAdmin: quotaLimits, Auth: keystone.Authenticate, Log: log.WithField("component", "cinder")},
 		Image:   &image.Glance{Images: images, Auth: keystone.Authenticate, Log: log.WithField("component", "glance")},
 		Network: &network.Neutron{Service: networks, QuotaAdmin: quotaLimits, Auth: keystone.Authenticate, Log: log.WithField("component", "neutron")},
 		Policy: &policyapi.API{Versions: policyVersions, Decisions: decisions, Engine: placer,

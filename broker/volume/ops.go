@@ -1,0 +1,429 @@
+package volume
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cloudmux/cloudmux/broker/faults"
+	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/quota"
+	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// attrs are what the broker keeps of a volume because peers cannot change
+// it after the create: a new name, description or metadata.
+type attrs struct {
+	Name        *string `json:"name,omitempty"`
+	Description *string `json:"description,omitempty"`
+	// Metadata replaces the peer's user metadata when MetadataSet.
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	MetadataSet bool              `json:"metadata_set,omitempty"`
+	UpdatedAt   time.Time         `json:"updated_at,omitzero"`
+	// ExtendedGiB is what extends through the broker added to the
+	// gigabytes the index entry charged: a delete frees both.
+	ExtendedGiB int `json:"extended_gib,omitempty"`
+}
+
+const attrsRoot = "volume/attrs/"
+
+func attrsPrefix(project string) string  { return attrsRoot + project + "/" }
+func attrsKey(project, id string) string { return attrsPrefix(project) + id }
+
+// loadAttrs reads a volume's attrs and the index to CAS them at (0 when
+// there are none).
+func (s *Service) loadAttrs(ctx context.Context, project, id string) (attrs, uint64, error) {
+	kv, err := s.Store.Get(ctx, attrsKey(project, id))
+	if errors.Is(err, registry.ErrNotFound) {
+		return attrs{}, 0, nil
+	}
+	if err != nil {
+		return attrs{}, 0, err
+	}
+	var a attrs
+	if err := json.Unmarshal(kv.Value, &a); err != nil {
+		return attrs{}, 0, fmt.Errorf("decode %s: %w", kv.Key, err)
+	}
+	return a, kv.ModifyIndex, nil
+}
+
+// present shows a peer's volume under its broker ID, with the broker's
+// attrs over the peer's fields. servers maps "peer ID/peer server ID" to
+// broker server IDs.
+func present(e index.Entry, m *peers.Member, v peers.Volume, a attrs, servers map[string]string) Volume {
+	out := Volume{ID: e.ID, Project: e.Project, Name: v.Name, Description: v.Description, SizeGiB: v.SizeGiB, Status: v.Status,
+		VolumeType: v.VolumeType, Bootable: v.Bootable, ImageID: v.SourceImageID, Zone: m.Peer.Name, CreatedAt: v.CreatedAt,
+		Metadata: map[string]string{}, UpdatedAt: a.UpdatedAt}
+	for k, val := range v.Metadata {
+		if !strings.HasPrefix(k, metaPrefix) {
+			out.Metadata[k] = val
+		}
+	}
+	if a.Name != nil {
+		out.Name = *a.Name
+	}
+	if a.Description != nil {
+		out.Description = *a.Description
+	}
+	if a.MetadataSet {
+		out.Metadata = maps.Clone(a.Metadata)
+		if out.Metadata == nil {
+			out.Metadata = map[string]string{}
+		}
+	}
+	for _, att := range v.Attachments {
+		server, managed := servers[e.PeerID+"/"+att.ServerID]
+		if !managed {
+			server = att.ServerID
+		}
+		out.Attachments = append(out.Attachments, Attachment{ID: att.ID, ServerID: server, Managed: managed, Device: att.Device})
+	}
+	return out
+}
+
+// lookup finds a volume of the caller's project and the connected peer
+// holding it.
+func (s *Service) lookup(ctx context.Context, c Caller, id string) (index.Entry, *peers.Member, error) {
+	e, err := s.Index.Get(ctx, Kind, id, c.Project)
+	if errors.Is(err, index.ErrNotFound) {
+		return e, nil, notFound(id)
+	}
+	if err != nil {
+		return e, nil, err
+	}
+	m, ok := s.Pool.Get(e.PeerID)
+	if !ok || m.Cloud == nil {
+		return e, nil, &Error{Message: fmt.Sprintf("The peer holding volume %s is not connected", id), Err: ErrUnavailable}
+	}
+	return e, m, nil
+}
+
+// Resolve finds a volume of the caller's project by its broker ID, for
+// the servers service to attach it or boot from it.
+func (s *Service) Resolve(ctx context.Context, c Caller, id string) (Ref, error) {
+	e, err := s.Index.Get(ctx, Kind, id, c.Project)
+	if errors.Is(err, index.ErrNotFound) {
+		return Ref{}, notFound(id)
+	}
+	if err != nil {
+		return Ref{}, err
+	}
+	ref := Ref{ID: e.ID, PeerID: e.PeerID, PeerName: e.PeerID, PeerResourceID: e.PeerResourceID}
+	if m, ok := s.Pool.Get(e.PeerID); ok {
+		ref.PeerName = m.Peer.Name
+	}
+	return ref, nil
+}
+
+// Get returns a volume of the caller's project.
+func (s *Service) Get(ctx context.Context, c Caller, id string) (Volume, error) {
+	e, m, err := s.lookup(ctx, c, id)
+	if err != nil {
+		return Volume{}, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.timeout())
+	defer cancel()
+	v, err := m.Cloud.GetVolume(pctx, e.PeerResourceID)
+	if err != nil {
+		return Volume{}, peerErr(err, "reading volume "+id)
+	}
+	a, _, err := s.loadAttrs(ctx, c.Project, id)
+	if err != nil {
+		return Volume{}, err
+	}
+	return present(e, m, v, a, s.serverIDs(ctx, c.Project, v)), nil
+}
+
+// serverIDs maps "peerID/peer server ID" to the broker's server ID for
+// the servers vols are attached to, from the project's server index.
+// Only looked up when some volume is attached; a failure leaves peer IDs.
+func (s *Service) serverIDs(ctx context.Context, project string, vols ...peers.Volume) map[string]string {
+	if !slices.ContainsFunc(vols, func(v peers.Volume) bool { return len(v.Attachments) > 0 }) {
+		return nil
+	}
+	entries, err := s.Index.List(ctx, kindServer, project)
+	if err != nil {
+		s.Log.WithError(err).Warn("listing servers for volume attachments; showing peer server IDs")
+		return nil
+	}
+	out := make(map[string]string, len(entries))
+	for _, e := range entries {
+		out[e.PeerID+"/"+e.PeerResourceID] = e.ID
+	}
+	return out
+}
+
+// Page is a project's volumes, newest first, and the peers that did not
+// answer in time (their volumes are left out).
+type Page struct {
+	Volumes []Volume
+	Failed  []string
+}
+
+// List merges the caller's project's volumes from the peers holding some:
+// one list call per such peer, in parallel, each under PeerTimeout.
+func (s *Service) List(ctx context.Context, c Caller) (Page, error) {
+	entries, err := s.Index.List(ctx, Kind, c.Project)
+	if err != nil {
+		return Page{}, err
+	}
+	byPeer := map[string]map[string]index.Entry{} // peer ID -> peer volume ID -> entry
+	for _, e := range entries {
+		if byPeer[e.PeerID] == nil {
+			byPeer[e.PeerID] = map[string]index.Entry{}
+		}
+		byPeer[e.PeerID][e.PeerResourceID] = e
+	}
+	var members []*peers.Member
+	var page Page
+	for peerID := range byPeer {
+		switch m, ok := s.Pool.Get(peerID); {
+		case ok && m.Cloud != nil:
+			members = append(members, m)
+		case ok:
+			page.Failed = append(page.Failed, m.Peer.Name)
+		default:
+			page.Failed = append(page.Failed, peerID) // the peer left the pool: only its ID is known
+		}
+	}
+	all := map[string]attrs{}
+	if len(entries) > 0 {
+		if all, err = s.projectAttrs(ctx, c.Project); err != nil {
+			return Page{}, err
+		}
+	}
+	res := peers.Gather(ctx, members, s.timeout(), func(ctx context.Context, m *peers.Member) ([]peers.Volume, error) {
+		return m.Cloud.ListVolumes(ctx, peers.ListOptions{Metadata: map[string]string{peers.MetaProject: c.Project}})
+	})
+	var vols []peers.Volume
+	for _, rr := range res {
+		if rr.Err == nil {
+			vols = append(vols, rr.Value...)
+		}
+	}
+	servers := s.serverIDs(ctx, c.Project, vols...)
+	for _, rr := range res {
+		if rr.Err != nil {
+			page.Failed = append(page.Failed, rr.Member.Peer.Name)
+			continue
+		}
+		for _, v := range rr.Value {
+			if e, ok := byPeer[rr.Member.Peer.ID][v.ID]; ok {
+				page.Volumes = append(page.Volumes, present(e, rr.Member, v, all[e.ID], servers))
+			}
+		}
+	}
+	slices.Sort(page.Failed)
+	slices.SortFunc(page.Volumes, func(a, b Volume) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return page, nil
+}
+
+// projectAttrs reads the attrs of a project's volumes, by volume ID: one
+// read of the project's own prefix.
+func (s *Service) projectAttrs(ctx context.Context, project string) (map[string]attrs, error) {
+	kvs, _, err := s.Store.List(ctx, attrsPrefix(project))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]attrs, len(kvs))
+	for _, kv := range kvs {
+		var a attrs
+		if err := json.Unmarshal(kv.Value, &a); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		out[strings.TrimPrefix(kv.Key, attrsPrefix(project))] = a
+	}
+	return out, nil
+}
+
+// UpdateSpec changes a volume's name, description or metadata; nil
+// leaves the field as it is. Metadata replaces the user's metadata whole
+// (MergeMetadata adds to it instead).
+type UpdateSpec struct {
+	Name        *string
+	Description *string
+	Metadata    map[string]string
+	// MergeMetadata keeps the keys Metadata does not name; DeleteKeys are
+	// removed.
+	MergeMetadata bool
+	DeleteKeys    []string
+}
+
+// Update changes what UpdateSpec names and returns the volume. The
+// broker keeps the change (peers cannot rename a volume), so every front
+// end shows it.
+func (s *Service) Update(ctx context.Context, c Caller, id string, spec UpdateSpec) (Volume, error) {
+	switch {
+	case spec.Name != nil && len(*spec.Name) > 255:
+		return Volume{}, invalid("name", "Invalid input received: name: at most 255 characters")
+	case spec.Description != nil && len(*spec.Description) > 255:
+		return Volume{}, invalid("description", "Invalid input received: description: at most 255 characters")
+	}
+	if err := checkMetadata(spec.Metadata); err != nil {
+		return Volume{}, invalid("metadata", "Invalid input received: metadata: %v", err)
+	}
+	cur, err := s.Get(ctx, c, id)
+	if err != nil {
+		return Volume{}, err
+	}
+	for {
+		a, at, err := s.loadAttrs(ctx, c.Project, id)
+		if err != nil {
+			return Volume{}, err
+		}
+		if spec.Name != nil {
+			a.Name = spec.Name
+		}
+		if spec.Description != nil {
+			a.Description = spec.Description
+		}
+		if spec.Metadata != nil || len(spec.DeleteKeys) > 0 {
+			meta := map[string]string{}
+			if spec.MergeMetadata || spec.Metadata == nil {
+				meta = maps.Clone(cur.Metadata) // as shown: the peer's, or the broker's earlier change
+				if a.MetadataSet {
+					meta = maps.Clone(a.Metadata)
+				}
+				if meta == nil {
+					meta = map[string]string{}
+				}
+			}
+			maps.Copy(meta, spec.Metadata)
+			for _, k := range spec.DeleteKeys {
+				delete(meta, k)
+			}
+			a.Metadata, a.MetadataSet = meta, true
+		}
+		a.UpdatedAt = time.Now().UTC()
+		err = s.casAttrs(ctx, c.Project, id, a, at)
+		if errors.Is(err, registry.ErrConflict) && ctx.Err() == nil {
+			continue // another update landed first: apply this one over it
+		}
+		if err != nil {
+			return Volume{}, err
+		}
+		break
+	}
+	return s.Get(ctx, c, id)
+}
+
+// casAttrs writes a volume's attrs if they are still at index at.
+func (s *Service) casAttrs(ctx context.Context, project, id string, a attrs, at uint64) error {
+	raw, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	_, err = s.Store.CAS(ctx, attrsKey(project, id), raw, at)
+	return err
+}
+
+// Delete deletes a volume of the caller's project: on its peer (an
+// attached volume is ErrConflict), then its index entry and attrs.
+func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
+	e, m, err := s.lookup(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.timeout())
+	defer cancel()
+	if err := m.Cloud.DeleteVolume(pctx, e.PeerResourceID); err != nil && !errors.Is(err, peers.ErrNotFound) {
+		if errors.Is(err, peers.ErrConflict) {
+			return faults.WithCause(&Error{Message: fmt.Sprintf("Invalid volume: Volume %s is attached or busy", id), Err: ErrConflict}, err)
+		}
+		return peerErr(err, "deleting volume "+id)
+	}
+	// What the volume was charged: its entry's, and what extends added
+	// (read before the entry goes, while its attrs are surely there).
+	a, _, err := s.loadAttrs(ctx, c.Project, id)
+	if err != nil {
+		return err
+	}
+	// Of two deletes at once, only the one whose removal wins frees the
+	// quota and the attrs.
+	cur, removed, err := s.Index.Remove(ctx, e)
+	if err != nil || !removed {
+		return err
+	}
+	charge := cur.Charge.Clone() // none for a volume an index rebuild adopted: it was never counted
+	if a.ExtendedGiB > 0 {
+		charge = quota.Amounts{quota.Volumes: charge[quota.Volumes], quota.Gigabytes: charge[quota.Gigabytes] + a.ExtendedGiB}
+	}
+	if err := s.Quota.Free(ctx, quota.Scope{Project: e.Project}, charge); err != nil {
+		s.Log.WithError(err).WithField("volume", id).Error("a deleted volume's quota not freed; it stays counted")
+	}
+	if err := s.Store.Delete(ctx, attrsKey(c.Project, id)); err != nil && !errors.Is(err, registry.ErrNotFound) {
+		s.Log.WithError(err).WithField("volume", id).Warn("attrs of a deleted volume left behind")
+	}
+	s.Log.WithFields(map[string]any{"volume": id, "peer": m.Peer.Name, "project": c.Project}).Info("volume deleted")
+	return nil
+}
+
+// ExtendOptions qualify an extend.
+type ExtendOptions struct {
+	// InUse allows extending an attached volume (Cinder's 3.42).
+	InUse bool
+}
+
+// Extend grows a volume to newSizeGiB; shrinking is refused, as in
+// Cinder.
+func (s *Service) Extend(ctx context.Context, c Caller, id string, newSizeGiB int, opts ExtendOptions) error {
+	if newSizeGiB < 1 || newSizeGiB > MaxSizeGiB {
+		return invalid("new_size", "Invalid input received: new_size must be a whole number of GiB from 1 to %d", MaxSizeGiB)
+	}
+	e, m, err := s.lookup(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.timeout())
+	defer cancel()
+	cur, err := m.Cloud.GetVolume(pctx, e.PeerResourceID)
+	if err != nil {
+		return peerErr(err, "reading volume "+id)
+	}
+	if cur.Status == peers.VolumeInUse && !opts.InUse {
+		return &Error{Message: "Invalid volume: volume status must be available to extend; extending an in-use volume takes microversion 3.42", Err: ErrConflict}
+	}
+	if newSizeGiB <= cur.SizeGiB {
+		return invalid("new_size", "Invalid input received: new size %d GiB must be larger than the current %d GiB", newSizeGiB, cur.SizeGiB)
+	}
+	added := newSizeGiB - cur.SizeGiB
+	res, err := s.reserve(ctx, c, quota.Amounts{quota.Gigabytes: added}, Kind+" "+id+" extend", nil)
+	if err != nil {
+		return err
+	}
+	done := false
+	defer s.release(ctx, res, &done, id)
+	if _, err := m.Cloud.ExtendVolume(pctx, e.PeerResourceID, newSizeGiB); err != nil {
+		return peerErr(err, "extending volume "+id)
+	}
+	done = true
+	if err := res.Commit(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("counting the extend of volume %s in its quota: %w", id, err)
+	}
+	for {
+		a, at, err := s.loadAttrs(ctx, c.Project, id)
+		if err == nil {
+			a.ExtendedGiB += added
+			err = s.casAttrs(ctx, c.Project, id, a, at)
+		}
+		if errors.Is(err, registry.ErrConflict) && ctx.Err() == nil {
+			continue
+		}
+		if err != nil {
+			s.Log.WithError(err).WithField("volume", id).Error("an extend's gigabytes not recorded; its delete frees only the original size")
+		}
+		return nil
+	}
+}
