@@ -182,6 +182,10 @@ type CreateSpec struct {
 	// ImageRef is an image's broker ID: the volume is made from it, on the
 	// peer holding it.
 	ImageRef string
+	// Marks are cloudmux_ metadata an internal caller writes on the peer's
+	// volume to find it again (the deployment engine's tags; see Marked).
+	// No API takes them from a user.
+	Marks map[string]string
 }
 
 // validate reports every problem with the spec, naming the first field.
@@ -248,6 +252,11 @@ func (s *Service) Create(ctx context.Context, c Caller, spec CreateSpec) (Volume
 	meta := maps.Clone(spec.Metadata)
 	if meta == nil {
 		meta = map[string]string{}
+	}
+	for k, v := range spec.Marks {
+		if strings.HasPrefix(k, "cloudmux_") {
+			meta[k] = v
+		}
 	}
 	meta[peers.MetaID], meta[peers.MetaProject], meta[peers.MetaBrokerID] = id, c.Project, s.BrokerID
 	ps := peers.VolumeSpec{Name: spec.Name, Description: spec.Description, Project: c.Project,
