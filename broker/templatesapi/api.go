@@ -95,6 +95,8 @@ func (a *API) failMasked(w http.ResponseWriter, r *http.Request, err error, m *m
 	case errors.Is(err, templates.ErrInvalid), errors.Is(err, templates.ErrSyntax), errors.Is(err, focus.ErrInvalid),
 		errors.Is(err, deploy.ErrInvalid), errors.Is(err, errBadRequest):
 		code = http.StatusBadRequest
+	case errors.Is(err, deploy.ErrQuota):
+		code = http.StatusForbidden // Nova's answer to a create over quota
 	case errors.Is(err, focus.ErrNotFound), errors.Is(err, deploy.ErrNotFound):
 		code = http.StatusNotFound
 	case errors.Is(err, deploy.ErrBusy), errors.Is(err, deploy.ErrState), errors.Is(err, deploy.ErrPlacement), errors.Is(err, focus.ErrInUse):
@@ -120,7 +122,7 @@ func (a *API) failMasked(w http.ResponseWriter, r *http.Request, err error, m *m
 		}
 		body["problems"] = shown
 	}
-	name := map[int]string{400: "badRequest", 404: "itemNotFound", 409: "conflictingRequest", 503: "serviceUnavailable"}[code]
+	name := map[int]string{400: "badRequest", 403: "forbidden", 404: "itemNotFound", 409: "conflictingRequest", 503: "serviceUnavailable"}[code]
 	osapi.WriteJSON(w, code, map[string]any{name: body})
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
+	"github.com/cloudmux/cloudmux/internal/deploytest"
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
@@ -43,6 +44,7 @@ outputs:
 type apiEnv struct {
 	*brokertest.Env
 	api *API
+	svc *deploytest.Services
 }
 
 func newAPIEnv(t *testing.T) *apiEnv {
@@ -58,7 +60,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	ae := &apiEnv{}
 	ae.Env = brokertest.New(t, ps, func(e *brokertest.Env, r chi.Router) {
 		cat := &focus.Catalog{Store: e.Store}
-		eng := &deploy.Engine{Store: e.Store, Peers: nil, Placer: policy.Default{}, Resolver: cat, Uses: cat,
+		eng := &deploy.Engine{Store: e.Store, Placer: policy.Default{}, Resolver: cat, Uses: cat,
 			Holder: "broker-test", PollInterval: 20 * time.Millisecond}
 		ae.api = &API{Catalog: cat, Engine: eng}
 		r.Route("/v1", func(r chi.Router) {
@@ -68,7 +70,8 @@ func newAPIEnv(t *testing.T) *apiEnv {
 			r.Route("/deployments", ae.api.DeploymentRoutes)
 		})
 	})
-	ae.api.Engine.Peers = ae.Pool
+	ae.svc = deploytest.New(ae.Store, ae.Pool, policy.Default{}, "test-broker", ae.Log)
+	ae.api.Engine.Resources, ae.api.Engine.Peers = ae.svc.Adapter, ae.svc.Adapter
 	go func() { _ = ae.api.Engine.Serve(ae.Ctx) }()
 	return ae
 }

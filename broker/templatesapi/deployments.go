@@ -18,6 +18,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/templates"
 	"github.com/cloudmux/cloudmux/templates/deploy"
+	"github.com/cloudmux/cloudmux/templates/deploy/resource"
 )
 
 // DeployRequest creates, updates or plans a deployment. Give a catalog
@@ -161,7 +162,8 @@ func (a *API) createDeployment(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	project := projectOf(r)
+	t, _ := identity.TokenFrom(r.Context())
+	project, owner := t.ProjectID, resource.Caller{Project: t.ProjectID, User: t.UserID}
 	spec, err := a.specFrom(r.Context(), project, req)
 	if err != nil {
 		a.fail(w, r, err)
@@ -169,7 +171,7 @@ func (a *API) createDeployment(w http.ResponseWriter, r *http.Request) {
 	}
 	m := a.maskerFor(r.Context(), project, &spec)
 	if req.DryRun {
-		plan, err := a.Engine.Plan(r.Context(), &deploy.Deployment{Project: project}, spec)
+		plan, err := a.Engine.Plan(r.Context(), &deploy.Deployment{Project: project, User: owner.User}, spec)
 		if err != nil {
 			a.failMasked(w, r, err, m)
 			return
@@ -177,7 +179,7 @@ func (a *API) createDeployment(w http.ResponseWriter, r *http.Request) {
 		osapi.WriteJSON(w, http.StatusOK, map[string]any{"plan": m.plan(plan)})
 		return
 	}
-	d, plan, err := a.Engine.Create(r.Context(), req.Name, project, spec)
+	d, plan, err := a.Engine.Create(r.Context(), req.Name, owner, spec)
 	if err != nil {
 		a.failMasked(w, r, err, m)
 		return

@@ -132,7 +132,11 @@ func TestCrossTenantMatrix(t *testing.T) {
 	}
 	web := d.Resources["web"]
 	m, _ := ae.Pool.Get(web.PeerID)
-	srv, err := m.Cloud.GetServer(ae.Ctx, web.ID)
+	entry, err := ae.svc.Index.Get(ae.Ctx, "server", web.ID, "")
+	if err != nil {
+		t.Fatalf("the deployment's server is not in the index by its broker ID %s: %v", web.ID, err)
+	}
+	srv, err := m.Cloud.GetServer(ae.Ctx, entry.PeerResourceID)
 	if err != nil || srv.Metadata["token"] != secretBinding {
 		t.Fatalf("the server's token is %q (%v), want the binding's hidden value", srv.Metadata["token"], err)
 	}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker"
 	"github.com/cloudmux/cloudmux/broker/compute"
+	"github.com/cloudmux/cloudmux/broker/deployres"
 	"github.com/cloudmux/cloudmux/broker/ec2"
 	"github.com/cloudmux/cloudmux/broker/gc"
 	"github.com/cloudmux/cloudmux/broker/identity"
@@ -319,9 +320,15 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	if err := migrateCatalog(startCtx, templateCatalog, dir, log); err != nil {
 		return err
 	}
-	deployments := &deploy.Engine{Store: store, Peers: pool, Placer: placer, Resolver: templateCatalog, Uses: templateCatalog,
-		Index: templatesapi.IndexAdapter{Index: idx}, Holder: brokerID(cfg), BrokerID: installation,
-		Log: log.WithField("component", "deploy")}
+	// The engine is a front end over the services, like Nova and EC2: it
+	// makes everything through them with each deployment's identity.
+	resources := &deployres.Adapter{Servers: servers, Keypairs: keypairs, Networks: networks, Images: images, Volumes: volumes,
+		Quota: ledger, Pool: pool}
+	if err := resources.Validate(); err != nil {
+		return err
+	}
+	deployments := &deploy.Engine{Store: store, Resources: resources, Peers: resources, Placer: placer, Resolver: templateCatalog,
+		Uses: templateCatalog, Holder: brokerID(cfg), Log: log.WithField("component", "deploy")}
 	goBG("deploy", deployments.Serve)
 	// The EC2 API follows its ID pairs through a watch; the gc runner
 	// collects the pairs of gone resources.

@@ -14,6 +14,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/templatesapi"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
+	"github.com/cloudmux/cloudmux/internal/deploytest"
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
@@ -63,7 +64,8 @@ func TestTemplateAndDeployCLI(t *testing.T) {
 			r.Route("/deployments", api.DeploymentRoutes)
 		})
 	})
-	api.Engine.Peers = env.Pool
+	svc := deploytest.New(env.Store, env.Pool, policy.Default{}, "test-broker", env.Log)
+	api.Engine.Resources, api.Engine.Peers = svc.Adapter, svc.Adapter
 	go func() { _ = api.Engine.Serve(env.Ctx) }()
 	pw := env.Member(t, "carol", "web", identity.RoleMember)
 	token := env.Provider(t, "carol", pw, "web").Token()

@@ -222,3 +222,18 @@ func (e *Env) Start(t testing.TB, rs ...Runner) {
 		}
 	}
 }
+
+// Seeded describes local-cloud peers named names, each seeded (the
+// image, flavors and network a fresh cloud offers) before it joins.
+func Seeded(t testing.TB, names ...string) []Peer {
+	var ps []Peer
+	for _, name := range names {
+		ps = append(ps, Peer{Name: name, Wrap: func(c *localcloud.Cloud) peers.Cloud {
+			if _, err := c.Seed(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}})
+	}
+	return ps
+}

@@ -10,13 +10,11 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/uuid"
-
-	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/templates"
+	"github.com/cloudmux/cloudmux/templates/deploy/resource"
 )
 
-// MetaAttempt tags a peer resource with the attempt that created it, so a
+// MetaAttempt marks a resource with the attempt that created it, so a
 // rollback sweep finds what the attempt made even when no step recorded it.
 const MetaAttempt = "cloudmux_attempt"
 
@@ -34,12 +32,12 @@ func (r *run) snapshot() *Deployment {
 // plan out; a failure rolls back (or is kept, when asked).
 func (r *run) apply(ctx context.Context) error {
 	d := r.snapshot()
-	plan, err := r.e.Plan(ctx, d, d.Spec)
+	plan, err := r.e.plan(ctx, d, d.Spec, false)
 	if err != nil {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		if d.Status == StatusApplying && (errors.Is(err, ErrPlacement) || errors.Is(err, peers.ErrUnavailable)) {
+		if d.Status == StatusApplying && (errors.Is(err, ErrPlacement) || errors.Is(err, resource.ErrUnavailable)) {
 			// Resuming while peers are not back yet: not the template's
 			// fault. The deployment stays APPLYING for the next resume.
 			r.event(ctx, Event{Action: "plan", Status: "WAITING", Message: "resume postponed: " + err.Error()})
@@ -212,12 +210,11 @@ func (r *run) step(ctx context.Context, key string) error {
 	return r.create(ctx, st)
 }
 
-func (r *run) member(peerID, peerName string) (peers.Cloud, error) {
-	m, ok := r.e.Peers.Get(peerID)
-	if !ok || m.Cloud == nil {
-		return nil, fmt.Errorf("%w: peer %s is not connected", peers.ErrUnavailable, peerName)
-	}
-	return m.Cloud, nil
+// caller is the identity the deployment acts with (see resource.Caller).
+func (r *run) caller() resource.Caller {
+	var c resource.Caller
+	r.view(func(d *Deployment) { c = resource.Caller{Project: d.Project, User: d.User} })
+	return c
 }
 
 func (r *run) create(ctx context.Context, st *Step) error {
@@ -229,10 +226,10 @@ func (r *run) create(ctx context.Context, st *Step) error {
 			cur = nil
 		}
 		if cur != nil && cur.Status == ResReady && cur.Attempt != d.Attempt {
-			cur = nil // a leftover record; the peer is asked below
+			cur = nil // a leftover record; the services are asked below
 		}
 		if cur == nil {
-			cur = &Resource{Key: st.Key, BrokerID: uuid.NewString()}
+			cur = &Resource{Key: st.Key}
 			d.Resources[st.Key] = cur
 		} else {
 			resumed = true
@@ -263,22 +260,14 @@ func (r *run) create(ctx context.Context, st *Step) error {
 		}
 		return err
 	}
-	c, err := r.member(st.PeerID, st.PeerName)
-	if err != nil {
-		return failed(err)
-	}
-	p, err := r.scope(st).Eval(r.render.tpl.Resources[st.Resource].Properties)
+	pv, err := r.scope(st).Eval(r.render.tpl.Resources[st.Resource].Properties)
 	if err != nil {
 		return failed(fmt.Errorf("properties: %w", err))
 	}
-	var project string
-	r.view(func(d *Deployment) { project = d.Project })
-	tags := map[string]string{MetaDeployment: r.id, MetaResource: st.Key, MetaAttempt: strconv.Itoa(res.Attempt),
-		peers.MetaProject: project, peers.MetaID: res.BrokerID}
-	if r.e.BrokerID != "" {
-		tags[peers.MetaBrokerID] = r.e.BrokerID
-	}
-	id, _, err := r.adopt(ctx, c, res, retiredID, resumed, props(asMap(p)))
+	p := props(asMap(pv))
+	c := r.caller()
+	marks := map[string]string{MetaDeployment: r.id, MetaResource: st.Key, MetaAttempt: strconv.Itoa(res.Attempt)}
+	id, _, err := r.adopt(ctx, c, res, retiredID, resumed, p)
 	if err != nil {
 		return failed(err)
 	}
@@ -287,19 +276,20 @@ func (r *run) create(ctx context.Context, st *Step) error {
 		var defName string
 		r.view(func(d *Deployment) { defName = sanitize(d.Name + "-" + st.Key) })
 		err = r.e.call(ctx, st.PeerID, func() error {
-			var err error
-			id, extra, err = r.createOnPeer(ctx, c, res, props(asMap(p)), tags, project, defName)
+			made, err := r.createVia(ctx, c, res, p, marks, defName)
+			id, extra = made.ID, made.Attrs
 			return err
 		})
 		if err != nil {
 			return failed(err)
 		}
 	} else {
-		r.event(ctx, Event{Resource: st.Key, Peer: st.PeerName, Action: "adopt", Status: "IN_PROGRESS", Message: "found " + id + " on the peer"})
+		r.event(ctx, Event{Resource: st.Key, Peer: st.PeerName, Action: "adopt", Status: "IN_PROGRESS", Message: "found " + id})
 		action = "adopt"
-		if res.Kind == templates.KindVolumeAttachment {
-			extra = map[string]any{"server_id": props(asMap(p)).str("server"), "volume_id": props(asMap(p)).str("volume")}
-		}
+	}
+	if res.Kind == templates.KindVolumeAttachment {
+		// The service's answer names the volume by broker ID.
+		extra = merge2(map[string]any{"server_id": p.str("server"), "volume_id": p.str("volume")}, extra)
 	}
 	if err := r.save(ctx, func(d *Deployment) {
 		cur := d.Resources[st.Key]
@@ -316,7 +306,7 @@ func (r *run) create(ctx context.Context, st *Step) error {
 		var done bool
 		err := r.e.call(ctx, st.PeerID, func() error {
 			var err error
-			done, attrs, err = settled(ctx, c, res)
+			done, attrs, err = r.settled(ctx, c, res)
 			return err
 		})
 		return done, err
@@ -330,37 +320,9 @@ func (r *run) create(ctx context.Context, st *Step) error {
 	}); err != nil {
 		return err
 	}
-	r.tellIndex(ctx, st.Key, true)
 	r.event(ctx, Event{Resource: st.Key, Peer: st.PeerName, Action: action, Status: "COMPLETE", Message: id})
 	return nil
 }
-
-// tellIndex tells the Indexer about an instance created (or about to go).
-func (r *run) tellIndex(ctx context.Context, key string, created bool) {
-	res := r.resource(key)
-	if r.e.Index == nil || res == nil || indexKinds[res.Kind] == "" || res.ID == "" {
-		return
-	}
-	kind := indexKinds[res.Kind]
-	var project, name string
-	r.view(func(d *Deployment) { project = d.Project })
-	if n, ok := res.Attrs["name"].(string); ok {
-		name = n
-	}
-	ir := IndexedResource{Kind: kind, BrokerID: res.BrokerID, Project: project, PeerID: res.PeerID, PeerResourceID: res.ID, Name: name}
-	var err error
-	if created {
-		err = r.e.Index.Indexed(ctx, ir)
-	} else {
-		err = r.e.Index.Unindexed(ctx, ir)
-	}
-	if err != nil {
-		r.e.log().WithError(err).WithField("deployment", r.id).WithField("resource", key).Warn("index update failed; the rebuild will reconcile")
-	}
-}
-
-var indexKinds = map[templates.Kind]string{templates.KindServer: "server", templates.KindVolume: "volume",
-	templates.KindNetwork: "network", templates.KindSubnet: "subnet", templates.KindPort: "port", templates.KindImage: "image"}
 
 func merge2(a, b map[string]any) map[string]any {
 	out := maps.Clone(a)
@@ -372,17 +334,18 @@ func merge2(a, b map[string]any) map[string]any {
 }
 
 // adopt finds a resource an interrupted step made: by its recorded ID,
-// else by its tags (excluding the instance a replace retires). Twins a
-// retried create left are deleted. A keypair has no tags: it is adopted
-// by name only when this step is a resumed one.
-func (r *run) adopt(ctx context.Context, c peers.Cloud, res *Resource, retiredID string, resumed bool, p props) (string, bool, error) {
+// else by its marks (excluding the instance a replace retires). Twins a
+// retried create left are deleted. A keypair has no marks: it is adopted
+// by name (the user's keypairs are the user's own); an attachment by its
+// server and volume.
+func (r *run) adopt(ctx context.Context, c resource.Caller, res *Resource, retiredID string, resumed bool, p props) (string, bool, error) {
 	if !resumed {
-		// The CREATING record was written just now, before any peer call
-		// for it: nothing can be on the peer yet.
+		// The CREATING record was written just now, before any call for
+		// it: nothing can exist yet.
 		return "", false, nil
 	}
 	if res.ID != "" {
-		g, err := gone(ctx, c, res, res.ID)
+		g, err := r.gone(ctx, c, res, res.ID)
 		if err != nil {
 			return "", false, err
 		}
@@ -390,27 +353,25 @@ func (r *run) adopt(ctx context.Context, c peers.Cloud, res *Resource, retiredID
 			return res.ID, true, nil
 		}
 	}
-	if res.Kind == templates.KindKeypair {
-		if !resumed {
-			return "", false, nil
-		}
-		var project string
-		r.view(func(d *Deployment) { project = d.Project })
-		if k, err := c.GetKeypair(ctx, p.str("name")); err == nil && k.Project == project {
-			return k.Name, true, nil
+	switch res.Kind {
+	case templates.KindKeypair:
+		if _, err := r.e.Resources.Get(ctx, c, templates.KindKeypair, p.str("name")); err == nil {
+			return p.str("name"), true, nil
 		}
 		return "", false, nil
-	}
-	if res.Kind == templates.KindVolumeAttachment {
-		if v, err := c.GetVolume(ctx, p.str("volume")); err == nil && attachedTo(v, p.str("server")) {
-			return v.ID, true, nil
+	case templates.KindVolumeAttachment:
+		if st, err := r.e.Resources.Attached(ctx, c, p.str("server"), p.str("volume")); err == nil {
+			if id, ok := st.Attrs["volume_id"].(string); ok {
+				return id, true, nil
+			}
+			return p.str("volume"), true, nil
 		}
 		return "", false, nil
 	}
 	var ids []string
 	err := r.e.call(ctx, res.PeerID, func() error {
 		var err error
-		ids, err = tagged(ctx, c, res.Kind, map[string]string{MetaDeployment: r.id, MetaResource: res.Key})
+		ids, err = r.tagged(ctx, c, res.Kind, map[string]string{MetaDeployment: r.id, MetaResource: res.Key})
 		return err
 	})
 	if err != nil {
@@ -436,27 +397,23 @@ func (r *run) update(ctx context.Context, st *Step) error {
 	}
 	res := r.resource(st.Key)
 	r.event(ctx, Event{Resource: st.Key, Peer: st.PeerName, Action: "update", Status: "IN_PROGRESS", Message: strings.Join(st.Changes, ", ")})
-	c, err := r.member(st.PeerID, st.PeerName)
-	if err != nil {
-		return err
-	}
 	pv, err := r.scope(st).Eval(r.render.tpl.Resources[st.Resource].Properties)
 	if err != nil {
 		return err
 	}
 	size := props(asMap(pv)).num("size")
+	c := r.caller()
 	var attrs map[string]any
 	err = r.e.call(ctx, st.PeerID, func() error {
-		v, err := c.GetVolume(ctx, res.ID)
-		if err != nil || v.SizeGiB >= size {
+		_, a, err := r.settled(ctx, c, res)
+		if err != nil || a["size"] == int64(size) {
 			return err
 		}
-		_, err = c.ExtendVolume(ctx, res.ID, size)
-		return err
+		return r.e.Resources.GrowVolume(ctx, c, res.ID, size)
 	})
 	if err == nil {
 		err = r.e.poll(ctx, st.Key, func() (bool, error) {
-			done, a, err := settled(ctx, c, res)
+			done, a, err := r.settled(ctx, c, res)
 			attrs = a
 			return done && a["size"] == int64(size), err
 		})
@@ -521,29 +478,23 @@ func (r *run) removeOne(ctx context.Context, key string) error {
 		return err
 	}
 	r.event(ctx, Event{Resource: key, Peer: res.PeerName, Action: "delete", Status: "IN_PROGRESS"})
-	c, err := r.member(res.PeerID, res.PeerName)
-	if err != nil {
-		r.event(ctx, Event{Resource: key, Peer: res.PeerName, Action: "delete", Status: "FAILED", Message: err.Error()})
-		return err
-	}
+	c := r.caller()
 	ids := []string{res.ID}
-	if res.ID == "" || res.Kind == templates.KindVolumeAttachment {
-		found, err := tagged(ctx, c, res.Kind, map[string]string{MetaDeployment: r.id, MetaResource: res.Key})
+	if res.ID == "" {
+		found, err := r.tagged(ctx, c, res.Kind, map[string]string{MetaDeployment: r.id, MetaResource: res.Key})
 		if err != nil {
 			return err
 		}
-		ids = append(slices.DeleteFunc(ids, func(s string) bool { return s == "" }), found...)
-		if res.Kind == templates.KindKeypair && res.ID == "" {
-			// Keypairs carry no tags: one the interrupted step may have
-			// made is found by its name, in the deployment's project.
+		ids = found
+		if res.Kind == templates.KindKeypair {
+			// Keypairs carry no marks: one the interrupted step may have
+			// made is found by its name, among the user's.
 			var p struct {
 				Name string `json:"name"`
 			}
-			var project string
-			r.view(func(d *Deployment) { project = d.Project })
 			if json.Unmarshal([]byte(res.Props), &p) == nil && p.Name != "" && !isSymbol(p.Name) {
-				if k, err := c.GetKeypair(ctx, p.Name); err == nil && k.Project == project {
-					ids = append(ids, k.Name)
+				if _, err := r.e.Resources.Get(ctx, c, templates.KindKeypair, p.Name); err == nil {
+					ids = append(ids, p.Name)
 				}
 			}
 		}
@@ -554,7 +505,6 @@ func (r *run) removeOne(ctx context.Context, key string) error {
 			return err
 		}
 	}
-	r.tellIndex(ctx, key, false)
 	if err := r.save(ctx, func(d *Deployment) {
 		if k, ok := cutPrefix(key, retiredPrefix); ok {
 			delete(d.Retired, k)
@@ -568,17 +518,17 @@ func (r *run) removeOne(ctx context.Context, key string) error {
 	return nil
 }
 
-// destroy deletes one resource and waits until the peer no longer has it.
-// A conflict (a network whose ports a deleting server still holds) is
-// retried until the peer lets go.
-func (r *run) destroy(ctx context.Context, c peers.Cloud, res *Resource, id string) error {
+// destroy deletes one resource and waits until the service no longer
+// has it. A conflict (a network whose ports a deleting server still
+// holds) is retried until the peer lets go.
+func (r *run) destroy(ctx context.Context, c resource.Caller, res *Resource, id string) error {
 	started := false
 	return r.e.poll(ctx, "delete "+res.Key, func() (bool, error) {
 		var done bool
 		err := r.e.call(ctx, res.PeerID, func() error {
 			if !started {
-				err := startDelete(ctx, c, res, id)
-				if errors.Is(err, peers.ErrConflict) {
+				err := r.startDelete(ctx, c, res, id)
+				if errors.Is(err, resource.ErrConflict) {
 					return nil // retry on the next poll
 				}
 				if err != nil {
@@ -586,7 +536,7 @@ func (r *run) destroy(ctx context.Context, c peers.Cloud, res *Resource, id stri
 				}
 				started = true
 			}
-			g, err := gone(ctx, c, res, id)
+			g, err := r.gone(ctx, c, res, id)
 			done = g
 			return err
 		})
@@ -594,25 +544,22 @@ func (r *run) destroy(ctx context.Context, c peers.Cloud, res *Resource, id stri
 	})
 }
 
-// sweep deletes whatever the usable peers still hold with these tags.
+// sweep deletes whatever the deployment's project still holds with these
+// marks, on every peer (the services look on all of them).
 func (r *run) sweep(ctx context.Context, tags map[string]string) error {
 	var errs []error
-	for _, m := range r.e.Peers.Members() {
-		if !m.Usable() {
+	c := r.caller()
+	for _, kind := range sweepOrder {
+		ids, err := r.tagged(ctx, c, kind, tags)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list %s: %w", kind, err))
 			continue
 		}
-		for _, kind := range sweepOrder {
-			ids, err := tagged(ctx, m.Cloud, kind, tags)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: list %s: %w", m.Peer.Name, kind, err))
-				continue
-			}
-			for _, id := range ids {
-				res := &Resource{Key: "sweep", Kind: kind, PeerID: m.Peer.ID, PeerName: m.Peer.Name}
-				r.event(ctx, Event{Resource: string(kind) + " " + id, Peer: m.Peer.Name, Action: "delete", Status: "IN_PROGRESS", Message: "untracked, tagged with this deployment"})
-				if err := r.destroy(ctx, m.Cloud, res, id); err != nil {
-					errs = append(errs, fmt.Errorf("%s: delete %s %s: %w", m.Peer.Name, kind, id, err))
-				}
+		for _, id := range ids {
+			res := &Resource{Key: "sweep", Kind: kind}
+			r.event(ctx, Event{Resource: string(kind) + " " + id, Action: "delete", Status: "IN_PROGRESS", Message: "untracked, marked with this deployment"})
+			if err := r.destroy(ctx, c, res, id); err != nil {
+				errs = append(errs, fmt.Errorf("delete %s %s: %w", kind, id, err))
 			}
 		}
 	}

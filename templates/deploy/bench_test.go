@@ -9,6 +9,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/cloudmux/cloudmux/internal/deploytest"
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/localcloud/fake"
 	"github.com/cloudmux/cloudmux/peers"
@@ -112,12 +113,15 @@ func BenchmarkApply50(b *testing.B) {
 			}
 		}, nil)
 	}
-	e := &Engine{Store: registry.NewMemory(), Peers: pool, Placer: policy.Default{}, Holder: "bench", PerPeer: 16,
+	store := registry.NewMemory()
+	svc := deploytest.New(store, pool, policy.Default{}, "bench", log)
+	svc.Unlimited()
+	e := &Engine{Store: store, Resources: svc.Adapter, Peers: svc.Adapter, Placer: policy.Default{}, Holder: "bench", PerPeer: 16,
 		PollInterval: 10 * time.Millisecond, Log: log}
 	var ratio, naive float64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		d, plan, err := e.Create(ctx, fmt.Sprintf("bench-%d", i), "p1", Spec{Source: bench50})
+		d, plan, err := e.Create(ctx, fmt.Sprintf("bench-%d", i), owner("p1"), Spec{Source: bench50})
 		if err != nil {
 			b.Fatal(err)
 		}

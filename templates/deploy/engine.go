@@ -13,10 +13,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 
-	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
 	"github.com/cloudmux/cloudmux/templates"
+	"github.com/cloudmux/cloudmux/templates/deploy/resource"
 )
 
 // Store is the part of registry.Store the engine uses.
@@ -33,14 +33,6 @@ type Store interface {
 
 var _ Store = registry.Store(nil)
 
-// Peers is the part of peers.Pool the engine uses.
-type Peers interface {
-	Members() []*peers.Member
-	Get(id string) (*peers.Member, bool)
-}
-
-var _ Peers = (*peers.Pool)(nil)
-
 // Uses records which deployments use which template versions (the Focus
 // catalog implements it). A ref resolves as the deployment's project sees
 // the catalog.
@@ -56,26 +48,16 @@ type Resolvers interface {
 	For(project string) templates.Resolver
 }
 
-// Indexer records the resources a deployment creates in the broker's
-// resource index, so the OpenStack APIs show them (kinds "server",
-// "volume", "network", "subnet", "port", "image"; keypairs and
-// attachments are not indexed). Failures are logged, not fatal: the
-// index rebuild finds the resources by their metadata.
-type Indexer interface {
-	Indexed(ctx context.Context, r IndexedResource) error
-	Unindexed(ctx context.Context, r IndexedResource) error
-}
-
-// IndexedResource is what an Indexer records.
-type IndexedResource struct {
-	Kind, BrokerID, Project, PeerID, PeerResourceID, Name string
-}
-
 // Engine plans and applies deployments. One engine per broker; several
 // engines may share a Store, the lease on each deployment deciding which
 // one works on it.
 type Engine struct {
-	Store  Store
+	Store Store
+	// Resources is the broker's service layer: every resource is made,
+	// read, found and deleted through it, with the deployment's identity.
+	Resources Resources
+	// Peers and Placer preview placement at plan time; the services
+	// place for real (on the planned peer while the policy allows it).
 	Peers  Peers
 	Placer policy.Placer
 	// Resolver resolves extends and nested templates (the Focus catalog)
@@ -83,14 +65,9 @@ type Engine struct {
 	Resolver Resolvers
 	// Uses, when set, records each deployment as a user of its template version.
 	Uses Uses
-	// Index, when set, is told of every resource created and deleted.
-	Index Indexer
 	// Holder names this engine in lease records (the broker's ID).
 	Holder string
-	// BrokerID is the installation's ID written on every peer resource
-	// (peers.MetaBrokerID), so the broker's index rebuild finds them.
-	BrokerID string
-	Log      logrus.FieldLogger
+	Log    logrus.FieldLogger
 	// PerPeer bounds concurrent calls to one peer (default 8).
 	PerPeer int
 	// PollInterval caps the wait between polls of a settling resource
@@ -140,11 +117,12 @@ func (e *Engine) now() time.Time { return time.Now().UTC() }
 // Create records a new deployment of spec, after planning it: a spec that
 // does not plan (invalid parameters, no peer allowed) is refused and
 // nothing is recorded. The deployment is PENDING; Start or Run applies it.
-func (e *Engine) Create(ctx context.Context, name, project string, spec Spec) (*Deployment, *Plan, error) {
+func (e *Engine) Create(ctx context.Context, name string, owner resource.Caller, spec Spec) (*Deployment, *Plan, error) {
+	project := owner.Project
 	if project == "" || strings.Contains(project, "/") {
 		return nil, nil, fmt.Errorf("%w: project is required", ErrInvalid)
 	}
-	d := &Deployment{ID: uuid.NewString(), Name: name, Project: project, Status: StatusPending, Goal: "apply",
+	d := &Deployment{ID: uuid.NewString(), Name: name, Project: project, User: owner.User, Status: StatusPending, Goal: "apply",
 		Spec: spec, Attempt: 1, Resources: map[string]*Resource{}, CreatedAt: e.now(), UpdatedAt: e.now()}
 	if d.Name == "" {
 		d.Name = "deployment-" + d.ID[:8]
@@ -206,7 +184,40 @@ func (e *Engine) load(ctx context.Context, id string) (*Deployment, uint64, erro
 	for _, r := range d.Resources {
 		r.Attrs = normalizeAttrs(r.Attrs)
 	}
+	upgradeIDs(&d)
 	return &d, kv.ModifyIndex, nil
+}
+
+// upgradeIDs moves a record written when the engine called the peers
+// itself onto broker IDs: those instances recorded the peer's ID, and the
+// broker ID they were indexed under beside it. Attachments named their
+// server and volume by peer IDs too.
+func upgradeIDs(d *Deployment) {
+	byPeerID := map[string]string{}
+	for _, m := range []map[string]*Resource{d.Resources, d.Retired} {
+		for _, r := range m {
+			if r.LegacyBrokerID != "" && r.ID != "" && r.Kind != templates.KindKeypair && r.Kind != templates.KindVolumeAttachment {
+				byPeerID[r.PeerID+"/"+r.ID] = r.LegacyBrokerID
+				r.ID = r.LegacyBrokerID
+			}
+			r.LegacyBrokerID = ""
+		}
+	}
+	for _, m := range []map[string]*Resource{d.Resources, d.Retired} {
+		for _, r := range m {
+			if r.Kind != templates.KindVolumeAttachment {
+				continue
+			}
+			for _, attr := range []string{"server_id", "volume_id"} {
+				if old, ok := r.Attrs[attr].(string); ok && byPeerID[r.PeerID+"/"+old] != "" {
+					r.Attrs[attr] = byPeerID[r.PeerID+"/"+old]
+				}
+			}
+			if v, ok := r.Attrs["volume_id"].(string); ok && r.ID != "" {
+				r.ID = v
+			}
+		}
+	}
 }
 
 func normalizeAttrs(a map[string]any) map[string]any {

@@ -87,10 +87,9 @@ func TestDeployAcrossTwoPeersUpdateAndDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := env.engine("broker-1")
-	idx := &recIndex{}
-	e.Resolver, e.Uses, e.Index = cat, cat, idx
+	e.Resolver, e.Uses = cat, cat
 
-	d, plan, err := e.Create(ctx, "web", "p1", Spec{Template: v1.Ref(), Source: v1.Source})
+	d, plan, err := e.Create(ctx, "web", owner("p1"), Spec{Template: v1.Ref(), Source: v1.Source})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +120,7 @@ func TestDeployAcrossTwoPeersUpdateAndDelete(t *testing.T) {
 	for key, peer := range map[string]string{"web": "local", "app": "remote"} {
 		res := d.Resources[key]
 		m, _ := env.Pool.Get(res.PeerID)
-		s, err := m.Cloud.GetServer(ctx, res.ID)
+		s, err := m.Cloud.GetServer(ctx, env.peerID(t, "server", res.ID))
 		if err != nil || m.Peer.Name != peer || s.Status != peers.ServerActive {
 			t.Fatalf("%s: peer %s, %+v, %v", key, m.Peer.Name, s, err)
 		}
@@ -132,8 +131,17 @@ func TestDeployAcrossTwoPeersUpdateAndDelete(t *testing.T) {
 	if uses, _ := cat.UsedBy(ctx, "p1", "web", "1", false); len(uses) != 1 || uses[0].Ref != d.ID {
 		t.Fatalf("web@1 used by %+v", uses)
 	}
-	if idx.count("server") != 2 || idx.count("network") != 2 || idx.count("subnet") != 2 || idx.count("volume") != 1 {
-		t.Fatalf("indexed %v", idx.m)
+	// The services made and indexed everything: the OpenStack APIs show
+	// it under the broker IDs the deployment records.
+	for kind, n := range map[string]int{"server": 2, "network": 2, "subnet": 2, "volume": 1} {
+		if got := env.indexed(t, kind, "p1"); got != n {
+			t.Fatalf("%d %ss indexed, want %d", got, kind, n)
+		}
+	}
+	for key, r := range d.Resources {
+		if e, err := env.svc.Index.Get(ctx, strings.ToLower(string(r.Kind)), r.ID, "p1"); r.Kind != "VolumeAttachment" && (err != nil || e.PeerID != r.PeerID) {
+			t.Fatalf("%s: %s is not a broker ID on %s: %+v %v", key, r.ID, r.PeerName, e, err)
+		}
 	}
 	oldWeb, oldApp := d.Resources["web"].ID, d.Resources["app"].ID
 
@@ -156,11 +164,11 @@ func TestDeployAcrossTwoPeersUpdateAndDelete(t *testing.T) {
 		t.Fatalf("after update: %s %s, web %s (was %s), app %s (was %s)", d.Status, d.Error, d.Resources["web"].ID, oldWeb, d.Resources["app"].ID, oldApp)
 	}
 	local, _ := env.Pool.Lookup("local")
-	if s, err := local.Cloud.GetServer(ctx, d.Resources["web"].ID); err != nil || s.FlavorID != "1" {
+	if s, err := local.Cloud.GetServer(ctx, env.peerID(t, "server", d.Resources["web"].ID)); err != nil || s.FlavorID != "1" {
 		t.Fatalf("resized web: %+v %v", s, err)
 	}
-	if _, err := local.Cloud.GetServer(ctx, oldWeb); !errors.Is(err, peers.ErrNotFound) {
-		t.Fatalf("the replaced server is still there: %v", err)
+	if _, err := env.svc.Index.Get(ctx, "server", oldWeb, "p1"); err == nil {
+		t.Fatalf("the replaced server is still indexed")
 	}
 	if got := env.tagged(t, d.ID); got["local"] != 4 || got["remote"] != 4 {
 		// local: net, subnet, web, web2; remote: net, subnet, app, data.
@@ -181,8 +189,10 @@ func TestDeployAcrossTwoPeersUpdateAndDelete(t *testing.T) {
 	if got := env.projectResources(t, "p1"); got["local"]+got["remote"] != 0 {
 		t.Fatalf("left behind: %v", got)
 	}
-	if len(idx.m) != 0 {
-		t.Fatalf("still indexed: %v", idx.m)
+	for _, kind := range []string{"server", "network", "subnet", "volume", "port"} {
+		if n := env.indexed(t, kind, "p1"); n != 0 {
+			t.Fatalf("%d %ss still indexed", n, kind)
+		}
 	}
 	evs, _, err := e.Events(ctx, d.ID, 0)
 	if err != nil || len(evs) < 20 || evs[len(evs)-1].Action != "deleted" {
@@ -203,7 +213,7 @@ func TestFailureRollsBackEverywhereOrKeeps(t *testing.T) {
 	}
 	env.hooks["remote"].set(failVolumes, nil)
 
-	d, _, err := e.Create(ctx, "web", "p1", Spec{Source: webV1})
+	d, _, err := e.Create(ctx, "web", owner("p1"), Spec{Source: webV1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +229,7 @@ func TestFailureRollsBackEverywhereOrKeeps(t *testing.T) {
 	}
 
 	// Kept on failure, then retried once the peer recovers.
-	d, _, err = e.Create(ctx, "kept", "p2", Spec{Source: webV1, KeepOnFailure: true})
+	d, _, err = e.Create(ctx, "kept", owner("p2"), Spec{Source: webV1, KeepOnFailure: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +259,7 @@ func TestFailureRollsBackEverywhereOrKeeps(t *testing.T) {
 func TestLeaseExcludesASecondEngine(t *testing.T) {
 	env := newEnv(t)
 	ctx := env.Ctx
-	d, _, err := env.engine("b1").Create(ctx, "web", "p1", Spec{Source: webV1})
+	d, _, err := env.engine("b1").Create(ctx, "web", owner("p1"), Spec{Source: webV1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +302,7 @@ resources:
       networks: [{network: {get_resource: net}}]
 `
 	a := env.engine("broker-a")
-	d, plan, err := a.Create(ctx, "crash", "p1", Spec{Source: src})
+	d, plan, err := a.Create(ctx, "crash", owner("p1"), Spec{Source: src})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,14 +2,18 @@ package deploy
 
 import (
 	"context"
+	"io"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cloudmux/cloudmux/internal/brokertest"
+	"github.com/cloudmux/cloudmux/internal/deploytest"
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
+	"github.com/cloudmux/cloudmux/templates"
+	"github.com/cloudmux/cloudmux/templates/deploy/resource"
 )
 
 // hookCloud lets a test act around a peer's calls: fail creates, add
@@ -73,10 +77,12 @@ func (h *hookCloud) CreatePort(ctx context.Context, s peers.PortSpec) (peers.Por
 type testEnv struct {
 	*brokertest.Env
 	hooks map[string]*hookCloud // by peer name
+	svc   *deploytest.Services
 }
 
 // newEnv builds two seeded fake-driver local clouds, "local" and
-// "remote", pooled over a memory store.
+// "remote", pooled over a memory store, and the broker's services over
+// them.
 func newEnv(t *testing.T) *testEnv {
 	hooks := map[string]*hookCloud{}
 	var ps []brokertest.Peer
@@ -91,12 +97,66 @@ func newEnv(t *testing.T) *testEnv {
 		}})
 	}
 	env := brokertest.New(t, ps, nil)
-	return &testEnv{Env: env, hooks: hooks}
+	svc := deploytest.New(env.Store, env.Pool, policy.Default{}, "test-broker", env.Log)
+	svc.Unlimited()
+	return &testEnv{Env: env, hooks: hooks, svc: svc}
 }
 
 func (te *testEnv) engine(holder string) *Engine {
-	return &Engine{Store: te.Store, Peers: te.Pool, Placer: policy.Default{}, Holder: holder, BrokerID: "test-broker",
+	return &Engine{Store: te.Store, Resources: te.svc.Adapter, Peers: te.svc.Adapter, Placer: policy.Default{}, Holder: holder,
 		PollInterval: 20 * time.Millisecond, SettleTimeout: time.Minute}
+}
+
+// owner is a deployment's creator in project p.
+func owner(p string) resource.Caller { return resource.Caller{Project: p, User: "user-of-" + p} }
+
+// onPeer lists the IDs of the peer's resources of kind carrying every
+// tag (a test may look at the peers directly; the engine may not).
+func onPeer(ctx context.Context, c peers.Cloud, kind templates.Kind, tags map[string]string) ([]string, error) {
+	opts := peers.ListOptions{Metadata: tags}
+	var ids []string
+	var err error
+	switch kind {
+	case templates.KindServer:
+		var l []peers.Server
+		l, err = c.ListServers(ctx, opts)
+		for _, x := range l {
+			if x.Status != peers.ServerDeleted {
+				ids = append(ids, x.ID)
+			}
+		}
+	case templates.KindVolume:
+		var l []peers.Volume
+		l, err = c.ListVolumes(ctx, opts)
+		for _, x := range l {
+			ids = append(ids, x.ID)
+		}
+	case templates.KindNetwork:
+		var l []peers.Network
+		l, err = c.ListNetworks(ctx, opts)
+		for _, x := range l {
+			ids = append(ids, x.ID)
+		}
+	case templates.KindSubnet:
+		var l []peers.Subnet
+		l, err = c.ListSubnets(ctx, opts)
+		for _, x := range l {
+			ids = append(ids, x.ID)
+		}
+	case templates.KindPort:
+		var l []peers.Port
+		l, err = c.ListPorts(ctx, opts)
+		for _, x := range l {
+			ids = append(ids, x.ID)
+		}
+	case templates.KindImage:
+		var l []peers.Image
+		l, err = c.ListImages(ctx, opts)
+		for _, x := range l {
+			ids = append(ids, x.ID)
+		}
+	}
+	return ids, err
 }
 
 // tagged counts, per peer, the resources carrying the deployment's tag.
@@ -105,7 +165,7 @@ func (te *testEnv) tagged(t testing.TB, id string) map[string]int {
 	out := map[string]int{}
 	for _, m := range te.Pool.Members() {
 		for _, kind := range sweepOrder {
-			ids, err := tagged(te.Ctx, m.Cloud, kind, map[string]string{MetaDeployment: id})
+			ids, err := onPeer(te.Ctx, m.Cloud, kind, map[string]string{MetaDeployment: id})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,7 +175,8 @@ func (te *testEnv) tagged(t testing.TB, id string) map[string]int {
 	return out
 }
 
-// projectResources counts what the project owns on each peer, tagged or not.
+// projectResources counts what the project owns on each peer, tagged or
+// not (keypairs are the broker's, per user, not the peers').
 func (te *testEnv) projectResources(t testing.TB, project string) map[string]int {
 	t.Helper()
 	out := map[string]int{}
@@ -127,15 +188,24 @@ func (te *testEnv) projectResources(t testing.TB, project string) map[string]int
 		n, err3 := c.ListNetworks(te.Ctx, opts)
 		sn, err4 := c.ListSubnets(te.Ctx, opts)
 		p, err5 := c.ListPorts(te.Ctx, opts)
-		k, err6 := c.ListKeypairs(te.Ctx, opts)
-		for _, err := range []error{err1, err2, err3, err4, err5, err6} {
+		for _, err := range []error{err1, err2, err3, err4, err5} {
 			if err != nil {
 				t.Fatal(err)
 			}
 		}
-		out[m.Peer.Name] = len(s) + len(v) + len(n) + len(sn) + len(p) + len(k)
+		out[m.Peer.Name] = len(s) + len(v) + len(n) + len(sn) + len(p)
 	}
 	return out
+}
+
+// indexed counts the project's resources of kind in the broker's index.
+func (te *testEnv) indexed(t testing.TB, kind, project string) int {
+	t.Helper()
+	es, err := te.svc.Index.List(te.Ctx, kind, project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(es)
 }
 
 func (h *hookCloud) AttachVolume(ctx context.Context, serverID, volumeID string) (peers.VolumeAttachment, error) {
@@ -144,41 +214,26 @@ func (h *hookCloud) AttachVolume(ctx context.Context, serverID, volumeID string)
 	})
 }
 
-// recIndex is an Indexer keeping what is indexed now.
-type recIndex struct {
-	mu sync.Mutex
-	m  map[string]IndexedResource
-}
-
-func (x *recIndex) Indexed(_ context.Context, r IndexedResource) error {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.m == nil {
-		x.m = map[string]IndexedResource{}
-	}
-	x.m[r.BrokerID] = r
-	return nil
-}
-
-func (x *recIndex) Unindexed(_ context.Context, r IndexedResource) error {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	delete(x.m, r.BrokerID)
-	return nil
-}
-
-func (x *recIndex) count(kind string) int {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	n := 0
-	for _, r := range x.m {
-		if r.Kind == kind {
-			n++
-		}
-	}
-	return n
-}
-
 func (h *hookCloud) CreateKeypair(ctx context.Context, s peers.KeypairSpec) (peers.Keypair, error) {
 	return hookCreate(ctx, h, "keypair", func() (peers.Keypair, error) { return h.Cloud.CreateKeypair(ctx, s) })
+}
+
+// peerID is the peer's own ID of a resource the index knows by brokerID.
+func (te *testEnv) peerID(t testing.TB, kind, brokerID string) string {
+	t.Helper()
+	e, err := te.svc.Index.Get(te.Ctx, kind, brokerID, "")
+	if err != nil {
+		t.Fatalf("%s %s: %v", kind, brokerID, err)
+	}
+	return e.PeerResourceID
+}
+
+// UploadImage and DownloadImage pass image data through, so the image
+// service takes a hooked local cloud for a peer that stores images.
+func (h *hookCloud) UploadImage(ctx context.Context, id string, data io.Reader, size int64) error {
+	return h.Cloud.(peers.ImageData).UploadImage(ctx, id, data, size)
+}
+
+func (h *hookCloud) DownloadImage(ctx context.Context, id string) (io.ReadCloser, error) {
+	return h.Cloud.(peers.ImageData).DownloadImage(ctx, id)
 }

@@ -15,6 +15,9 @@ var (
 	ErrLeaseLost = errors.New("deploy: lease lost")
 	// ErrInvalid: the template, parameters or plan are wrong.
 	ErrInvalid = errors.New("deploy: invalid deployment")
+	// ErrQuota: the plan's resources do not fit the project's quota; the
+	// message names the resource and the numbers.
+	ErrQuota = errors.New("deploy: over quota")
 	// ErrPlacement: no peer may take a resource.
 	ErrPlacement = errors.New("deploy: no peer may take the resource")
 )

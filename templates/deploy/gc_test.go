@@ -35,7 +35,7 @@ func TestGarbageCollection(t *testing.T) {
 	e := env.engine("broker-1")
 	e.Resolver, e.Uses = cat, cat
 	deploy := func(name string) *Deployment {
-		d, _, err := e.Create(ctx, name, "p1", Spec{Template: v.Ref(), Source: v.Source})
+		d, _, err := e.Create(ctx, name, owner("p1"), Spec{Template: v.Ref(), Source: v.Source})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cloudmux/cloudmux/broker/compute"
 	"github.com/cloudmux/cloudmux/localcloud"
 )
 
@@ -20,7 +21,7 @@ func TestHOTFromHeatDocsDeploysUnchanged(t *testing.T) {
 	ctx := env.Ctx
 	e := env.engine("broker-1")
 	spec := Spec{Source: string(src), Parameters: map[string]any{"image_id": localcloud.SeedImageName}}
-	d, plan, err := e.Create(ctx, "hot", "p1", spec)
+	d, plan, err := e.Create(ctx, "hot", owner("p1"), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +45,7 @@ func TestHOTFromHeatDocsDeploysUnchanged(t *testing.T) {
 	if !strings.HasPrefix(ip, "10.8.1.") || !strings.Contains(key, "PRIVATE KEY") {
 		t.Fatalf("outputs %v", d.Outputs)
 	}
-	m, _ := env.Pool.Get(d.Resources["my_instance"].PeerID)
-	s, err := m.Cloud.GetServer(ctx, d.Resources["my_instance"].ID)
+	s, err := env.svc.Servers.Get(ctx, compute.Caller{Project: "p1"}, d.Resources["my_instance"].ID)
 	if err != nil || s.KeyName != "my_key" || len(s.Volumes) != 1 || s.Volumes[0] != d.Resources["new_volume"].ID {
 		t.Fatalf("server %+v %v", s, err)
 	}

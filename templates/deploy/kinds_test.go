@@ -1,9 +1,11 @@
 package deploy
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
+	"github.com/cloudmux/cloudmux/broker/compute"
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/templates/focus"
@@ -58,7 +60,7 @@ func TestPortsKeypairsImagesAndNesting(t *testing.T) {
 	}
 	e := env.engine("b1")
 	e.Resolver = cat
-	d, plan, err := e.Create(ctx, "app", "p1", Spec{Template: v.Ref(), Source: v.Source})
+	d, plan, err := e.Create(ctx, "app", owner("p1"), Spec{Template: v.Ref(), Source: v.Source})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +69,7 @@ func TestPortsKeypairsImagesAndNesting(t *testing.T) {
 		where[s.Key] = s.PeerName
 	}
 	for key, peer := range map[string]string{"fabric.net@remote": "remote", "fabric.subnet@remote": "remote", "port": "remote",
-		"key@remote": "remote", "app": "remote", "img": "local"} {
+		"key": "", "app": "remote", "img": "local"} {
 		if where[key] != peer {
 			t.Fatalf("placement %v: %s not on %s", where, key, peer)
 		}
@@ -76,9 +78,13 @@ func TestPortsKeypairsImagesAndNesting(t *testing.T) {
 	if d.Status != StatusComplete || d.Outputs["ip"] != "10.81.0.50" || !strings.Contains(d.Outputs["key"].(string), "PRIVATE KEY") {
 		t.Fatalf("%s %s %v", d.Status, d.Error, d.Outputs)
 	}
-	remote, _ := env.Pool.Lookup("remote")
-	s, err := remote.Cloud.GetServer(ctx, d.Resources["app"].ID)
-	if err != nil || s.KeyName != "app-key" || len(s.Addresses) != 1 || s.Addresses[0].Addr != "10.81.0.50" {
+	// The keypair is the user's, as os-keypairs shows it; the server
+	// boots with it and on the port, as the compute API shows them.
+	if k, err := env.svc.Keypairs.Get(ctx, owner("p1").User, "app-key"); err != nil || d.Resources["key"].ID != "app-key" {
+		t.Fatalf("keypair %+v %v", k, err)
+	}
+	s, err := env.svc.Servers.Get(ctx, compute.Caller{Project: "p1"}, d.Resources["app"].ID)
+	if err != nil || s.KeyName != "app-key" || s.Zone != "remote" || len(s.Addresses) != 1 || s.Addresses[0].Addr != "10.81.0.50" {
 		t.Fatalf("server %+v %v", s, err)
 	}
 	local, _ := env.Pool.Lookup("local")
@@ -97,5 +103,8 @@ func TestPortsKeypairsImagesAndNesting(t *testing.T) {
 	}
 	if _, err := local.Cloud.GetImage(ctx, imgID); err == nil {
 		t.Fatal("the image is still there")
+	}
+	if _, err := env.svc.Keypairs.Get(ctx, owner("p1").User, "app-key"); !errors.Is(err, peers.ErrNotFound) {
+		t.Fatalf("the keypair is still there: %v", err)
 	}
 }

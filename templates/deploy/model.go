@@ -47,7 +47,10 @@ type Deployment struct {
 	ID      string `json:"id"`
 	Name    string `json:"name"`
 	Project string `json:"project"`
-	Status  Status `json:"status"`
+	// User created the deployment: its resources are made with the
+	// project's and this user's identity (keypairs are the user's).
+	User   string `json:"user,omitempty"`
+	Status Status `json:"status"`
 	// Goal is what the in-progress work is for: "apply" or "delete".
 	Goal string `json:"goal"`
 	Spec Spec   `json:"spec"`
@@ -84,7 +87,8 @@ const (
 	ResFailed   ResourceStatus = "FAILED"
 )
 
-// Resource is one instance on one peer.
+// Resource is one instance on one peer (keypairs, which the broker keeps
+// per user, have none).
 type Resource struct {
 	Key      string         `json:"key"`
 	Resource string         `json:"resource"`
@@ -92,12 +96,13 @@ type Resource struct {
 	Kind     templates.Kind `json:"kind"`
 	PeerID   string         `json:"peer_id"`
 	PeerName string         `json:"peer_name"`
-	// BrokerID is the broker-wide ID written on the peer resource
-	// (peers.MetaID) before it is created.
-	BrokerID string `json:"broker_id"`
-	// ID is the peer's ID of the resource (a keypair's name).
-	ID     string         `json:"id,omitempty"`
-	Status ResourceStatus `json:"status"`
+	// ID is the resource's broker ID (a keypair's name), as the
+	// OpenStack APIs show it; a peer's own ID is never recorded.
+	ID string `json:"id,omitempty"`
+	// LegacyBrokerID is read from records of the engine that called the
+	// peers itself (ID was the peer's then): loading moves it into ID.
+	LegacyBrokerID string         `json:"broker_id,omitempty"`
+	Status         ResourceStatus `json:"status"`
 	// Props is the canonical JSON of the planned properties, references
 	// still symbolic: an update changes it only if the template did.
 	Props string `json:"props"`
@@ -124,7 +129,9 @@ type Event struct {
 	Message string `json:"message,omitempty"`
 }
 
-// Metadata keys on every peer resource a deployment creates.
+// Marks on every resource a deployment creates (written on the peer's
+// resource by the service that makes it), so an interrupted create is
+// found again rather than made twice.
 const (
 	MetaDeployment = "cloudmux_deployment"
 	MetaResource   = "cloudmux_resource"

@@ -18,7 +18,7 @@ func TestDeployWithTheOPAPlacer(t *testing.T) {
 	}
 	e := env.engine("b1")
 	e.Placer = opa
-	d, plan, err := e.Create(ctx, "web", "p1", Spec{Source: webV1})
+	d, plan, err := e.Create(ctx, "web", owner("p1"), Spec{Source: webV1})
 	if err != nil {
 		t.Fatal(err)
 	}

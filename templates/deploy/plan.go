@@ -10,10 +10,10 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
 	"github.com/cloudmux/cloudmux/templates"
+	"github.com/cloudmux/cloudmux/templates/deploy/resource"
 )
 
 // Action is what a plan does to one instance.
@@ -80,8 +80,12 @@ type rendered struct {
 
 // replicated kinds get one copy on every peer that needs them.
 func replicated(k templates.Kind) bool {
-	return k == templates.KindNetwork || k == templates.KindSubnet || k == templates.KindKeypair
+	return k == templates.KindNetwork || k == templates.KindSubnet
 }
+
+// unplaced kinds live in the broker, not on a peer: a keypair is the
+// user's (as in Nova), imported onto the peer of each server using it.
+func unplaced(k templates.Kind) bool { return k == templates.KindKeypair }
 
 // render parses, flattens (as project sees the catalog) and evaluates
 // spec's template.
@@ -263,14 +267,26 @@ func refNames(v any) []string {
 }
 
 // Plan computes what applying spec to deployment d would do. Nothing is
-// touched; the peers are only asked for their flavors and images to
-// check references.
+// touched: flavors and images are looked up (images as d's project sees
+// them), placement is previewed, and what the plan creates is checked
+// against the project's quota.
 func (e *Engine) Plan(ctx context.Context, d *Deployment, spec Spec) (*Plan, error) {
+	return e.plan(ctx, d, spec, true)
+}
+
+// plan is Plan; a run re-planning its own deployment skips the quota
+// preview (what an interrupted attempt made is counted already, and the
+// services reserve each create anyway).
+func (e *Engine) plan(ctx context.Context, d *Deployment, spec Spec, quota bool) (*Plan, error) {
+	if e.Resources == nil || e.Peers == nil || e.Placer == nil {
+		return nil, errors.New("deploy: the engine has no Resources, Peers or Placer")
+	}
 	r, err := e.render(ctx, d.Project, spec)
 	if err != nil {
 		return nil, err
 	}
-	pl := &planner{e: e, d: d, spec: spec, r: r, flavors: map[string][]peers.Flavor{}, images: map[string][]peers.Image{}}
+	pl := &planner{e: e, d: d, spec: spec, r: r, caller: resource.Caller{Project: d.Project, User: d.User}, quota: quota,
+		flavors: map[string]*resource.Flavor{}, images: map[string]bool{}}
 	return pl.run(ctx)
 }
 
@@ -279,9 +295,11 @@ type planner struct {
 	d       *Deployment
 	spec    Spec
 	r       *rendered
-	members []*peers.Member
-	flavors map[string][]peers.Flavor // by peer ID, fetched on demand
-	images  map[string][]peers.Image
+	caller  resource.Caller
+	quota   bool // check the plan against the project's quota
+	members []registry.Peer
+	flavors map[string]*resource.Flavor // by reference; nil when unknown
+	images  map[string]bool             // by reference: whether the caller may use it
 	errs    []error
 }
 
@@ -291,11 +309,7 @@ func (pl *planner) bad(path, format string, args ...any) {
 
 func (pl *planner) run(ctx context.Context) (*Plan, error) {
 	t, r := pl.r.tpl, pl.r
-	for _, m := range pl.e.Peers.Members() {
-		if m.Usable() {
-			pl.members = append(pl.members, m)
-		}
-	}
+	pl.members = pl.e.Peers.Usable()
 	lead := leaders(t)
 	deps := t.Dependencies()
 	// Anchors first, in dependency order: servers and free-standing
@@ -303,6 +317,12 @@ func (pl *planner) run(ctx context.Context) (*Plan, error) {
 	for _, name := range r.order {
 		res := t.Resources[name]
 		if _, follows := lead[name]; follows || replicated(res.Kind) {
+			continue
+		}
+		if unplaced(res.Kind) {
+			for _, key := range r.byName[name] {
+				r.instances[key].Reasons = []string{"kept by the broker for the deployment's user, not on a peer"}
+			}
 			continue
 		}
 		used := map[string]int{}
@@ -413,6 +433,11 @@ func (pl *planner) run(ctx context.Context) (*Plan, error) {
 	if err := errors.Join(pl.errs...); err != nil {
 		return nil, err
 	}
+	if pl.quota {
+		if err := pl.checkQuota(ctx, plan); err != nil {
+			return nil, err
+		}
+	}
 	return plan, nil
 }
 
@@ -446,9 +471,9 @@ func (pl *planner) place(ctx context.Context, inst *Step, res *templates.Resourc
 	// while its peer is in the pool, usable or not: a peer that is down for
 	// a moment (or a policy edit) must not move running resources.
 	if cur := pl.d.Resources[inst.Key]; cur != nil && cur.PeerID != "" && cur.Placement == inst.Placement {
-		if m, ok := pl.e.Peers.Get(cur.PeerID); ok {
-			inst.PeerID, inst.PeerName = cur.PeerID, m.Peer.Name
-			inst.Reasons = []string{m.Peer.Name + ": already there, and its placement did not change"}
+		if p, ok := pl.e.Peers.Peer(cur.PeerID); ok {
+			inst.PeerID, inst.PeerName = cur.PeerID, p.Name
+			inst.Reasons = []string{p.Name + ": already there, and its placement did not change"}
 			used[cur.PeerID]++
 			return nil
 		}
@@ -465,10 +490,7 @@ func (pl *planner) place(ctx context.Context, inst *Step, res *templates.Resourc
 			req.VCPUs, req.RAMMiB, req.DiskGiB = fl.VCPUs, fl.RAMMiB, fl.DiskGiB
 		}
 	}
-	candidates := make([]registry.Peer, 0, len(pl.members))
-	for _, m := range pl.members {
-		candidates = append(candidates, m.Peer)
-	}
+	candidates := pl.members
 	dec, err := pl.e.Placer.Place(ctx, req, candidates)
 	if err != nil {
 		return fmt.Errorf("resources.%s: placement: %w", res.Name, err)
@@ -506,38 +528,20 @@ func (pl *planner) place(ctx context.Context, inst *Step, res *templates.Resourc
 	return nil
 }
 
-// anyFlavor finds a flavor by name or ID on the first peer that has it,
-// to size a placement request.
-func (pl *planner) anyFlavor(ctx context.Context, f string) (peers.Flavor, bool) {
-	for _, m := range pl.members {
-		if fl, ok := findFlavor(pl.peerFlavors(ctx, m), f); ok {
-			return fl, true
+// anyFlavor finds a flavor by broker ID or name, to size a placement
+// request and the quota check.
+func (pl *planner) anyFlavor(ctx context.Context, f string) (resource.Flavor, bool) {
+	fl, seen := pl.flavors[f]
+	if !seen {
+		if got, err := pl.e.Resources.Flavor(ctx, f); err == nil {
+			fl = &got
 		}
+		pl.flavors[f] = fl
 	}
-	return peers.Flavor{}, false
-}
-
-func (pl *planner) peerFlavors(ctx context.Context, m *peers.Member) []peers.Flavor {
-	if fl, ok := pl.flavors[m.Peer.ID]; ok {
-		return fl
+	if fl == nil {
+		return resource.Flavor{}, false
 	}
-	fl, _ := m.Cloud.ListFlavors(ctx)
-	pl.flavors[m.Peer.ID] = fl
-	return fl
-}
-
-func findFlavor(fl []peers.Flavor, f string) (peers.Flavor, bool) {
-	for _, x := range fl {
-		if x.ID == f {
-			return x, true
-		}
-	}
-	for _, x := range fl {
-		if x.Name == f {
-			return x, true
-		}
-	}
-	return peers.Flavor{}, false
+	return *fl, true
 }
 
 // actions compares the placed instances with the deployment's and checks
@@ -607,16 +611,17 @@ func (pl *planner) actions(ctx context.Context, plan *Plan) {
 	}
 }
 
-// missing finds the deployment's settled instances their peers no longer
-// have (deleted through the OpenStack APIs, say), asking the peers in
-// parallel. A peer that cannot answer is not taken to have lost anything.
+// missing finds the deployment's settled instances the services no
+// longer have (deleted through the OpenStack APIs, say), asking in
+// parallel. A service that cannot answer is not taken to have lost
+// anything.
 func (pl *planner) missing(ctx context.Context) map[string]bool {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	out := map[string]bool{}
+	r := &run{e: pl.e, id: pl.d.ID, d: pl.d}
 	for key, cur := range pl.d.Resources {
-		m, ok := pl.e.Peers.Get(cur.PeerID)
-		if cur.Status != ResReady || cur.ID == "" || !ok || m.Cloud == nil {
+		if cur.Status != ResReady || cur.ID == "" {
 			continue
 		}
 		wg.Add(1)
@@ -625,7 +630,7 @@ func (pl *planner) missing(ctx context.Context) map[string]bool {
 			var g bool
 			err := pl.e.call(ctx, cur.PeerID, func() error {
 				var err error
-				g, err = gone(ctx, m.Cloud, cur, cur.ID)
+				g, err = r.gone(ctx, pl.caller, cur, cur.ID)
 				return err
 			})
 			if err == nil && g {
@@ -639,28 +644,30 @@ func (pl *planner) missing(ctx context.Context) map[string]bool {
 	return out
 }
 
-// checkRefs reports a literal flavor or image the chosen peer lacks.
+// checkRefs reports a literal flavor the pool lacks, or an image the
+// deployment's project may not use (another project's private image is
+// unknown, by any ID form, exactly as through Glance and Nova).
 func (pl *planner) checkRefs(ctx context.Context, inst *Step) {
 	var props map[string]any
 	_ = json.Unmarshal([]byte(inst.Props), &props)
-	m, ok := pl.e.Peers.Get(inst.PeerID)
-	if !ok || m.Cloud == nil {
-		return
-	}
 	path := "resources." + inst.Resource + ".properties."
+	if sh := props["shared"]; inst.Kind == templates.KindNetwork && (sh == true || sh == "true") {
+		pl.bad(path+"shared", "only a cloud admin may create a shared network, and a deployment acts as its project")
+	}
 	if f, ok := props["flavor"].(string); ok && inst.Kind == templates.KindServer && !isSymbol(f) {
-		if _, found := findFlavor(pl.peerFlavors(ctx, m), f); !found {
-			pl.bad(path+"flavor", "unknown flavor %q on peer %s", f, inst.PeerName)
+		if _, found := pl.anyFlavor(ctx, f); !found {
+			pl.bad(path+"flavor", "unknown flavor %q", f)
 		}
 	}
 	if img, ok := props["image"].(string); ok && !isSymbol(img) && (inst.Kind == templates.KindServer || inst.Kind == templates.KindVolume) {
-		imgs, cached := pl.images[m.Peer.ID]
-		if !cached {
-			imgs, _ = m.Cloud.ListImages(ctx, peers.ListOptions{})
-			pl.images[m.Peer.ID] = imgs
+		usable, seen := pl.images[img]
+		if !seen {
+			_, err := pl.e.Resources.Image(ctx, pl.caller, img)
+			usable = err == nil
+			pl.images[img] = usable
 		}
-		if _, found := findImage(imgs, img, pl.d.Project); !found {
-			pl.bad(path+"image", "unknown image %q on peer %s", img, inst.PeerName)
+		if !usable {
+			pl.bad(path+"image", "unknown image %q", img)
 		}
 	}
 }
@@ -670,20 +677,6 @@ func (pl *planner) checkRefs(ctx context.Context, inst *Step) {
 func isSymbol(s string) bool {
 	return strings.HasPrefix(s, "get_resource:") || strings.HasPrefix(s, "get_attr:") ||
 		strings.HasPrefix(s, "join:") || strings.HasPrefix(s, "str_replace:")
-}
-
-func findImage(imgs []peers.Image, ref, project string) (peers.Image, bool) {
-	for _, i := range imgs {
-		if i.ID == ref {
-			return i, true
-		}
-	}
-	for _, i := range imgs {
-		if i.Name == ref && (i.Visibility == "public" || i.Visibility == "shared" || i.Visibility == "community" || i.Project == project) {
-			return i, true
-		}
-	}
-	return peers.Image{}, false
 }
 
 // changedProps names the top-level properties that differ.

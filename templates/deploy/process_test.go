@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/internal/consultest"
+	"github.com/cloudmux/cloudmux/internal/deploytest"
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
@@ -72,7 +73,9 @@ func TestBrokerProcess(t *testing.T) {
 		pool = append(pool, &peers.Member{Cloud: c, Peer: registry.Peer{ID: "id-" + name, Name: name, Kind: registry.KindLocal,
 			Status: registry.StatusUp, Capacity: capacity}})
 	}
-	e := &Engine{Store: store, Peers: pool, Placer: policy.Default{}, Holder: os.Getenv(childHolder), BrokerID: "crash-test",
+	svc := deploytest.New(store, pool, policy.Default{}, "crash-test", log)
+	svc.Unlimited()
+	e := &Engine{Store: store, Resources: svc.Adapter, Peers: svc.Adapter, Placer: policy.Default{}, Holder: os.Getenv(childHolder),
 		PollInterval: 20 * time.Millisecond, Log: log}
 	// A restarted broker waits for the dead one's lease to expire.
 	deadline := time.Now().Add(90 * time.Second)
@@ -115,8 +118,11 @@ func TestSIGKILLMidDeploymentResumes(t *testing.T) {
 	srv := httptest.NewServer(rpcHandler(clouds))
 	defer srv.Close()
 
-	e := &Engine{Store: store, Peers: pool, Placer: policy.Default{}, Holder: "parent", PollInterval: 20 * time.Millisecond, Log: log}
-	d, plan, err := e.Create(ctx, "crash", "p1", Spec{Source: crashTemplate30})
+	svc := deploytest.New(store, pool, policy.Default{}, "crash-test", log)
+	svc.Unlimited()
+	e := &Engine{Store: store, Resources: svc.Adapter, Peers: svc.Adapter, Placer: policy.Default{}, Holder: "parent",
+		PollInterval: 20 * time.Millisecond, Log: log}
+	d, plan, err := e.Create(ctx, "crash", owner("p1"), Spec{Source: crashTemplate30})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +195,7 @@ func TestSIGKILLMidDeploymentResumes(t *testing.T) {
 	count := func() (servers, total int) {
 		for _, m := range pool {
 			for _, kind := range sweepOrder {
-				ids, err := tagged(ctx, m.Cloud, kind, map[string]string{MetaDeployment: d.ID})
+				ids, err := onPeer(ctx, m.Cloud, kind, map[string]string{MetaDeployment: d.ID})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -10,6 +10,7 @@ import (
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
+	"github.com/cloudmux/cloudmux/templates/deploy/resource"
 )
 
 const scaled = `eve_template_version: 1
@@ -34,7 +35,7 @@ func TestUpdateScalesDownAndGrowsInPlace(t *testing.T) {
 	env := newEnv(t)
 	ctx := env.Ctx
 	e := env.engine("b1")
-	d, _, err := e.Create(ctx, "scaled", "p1", Spec{Source: scaled})
+	d, _, err := e.Create(ctx, "scaled", owner("p1"), Spec{Source: scaled})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func TestUpdateScalesDownAndGrowsInPlace(t *testing.T) {
 		t.Fatalf("%s %s data %s (was %s) %v", d.Status, d.Error, d.Resources["data"].ID, volID, d.Outputs)
 	}
 	local, _ := env.Pool.Lookup("local")
-	if v, err := local.Cloud.GetVolume(ctx, volID); err != nil || v.SizeGiB != 3 {
+	if v, err := local.Cloud.GetVolume(ctx, env.peerID(t, "volume", volID)); err != nil || v.SizeGiB != 3 {
 		t.Fatalf("volume %+v %v", v, err)
 	}
 	if n := env.tagged(t, d.ID)["local"]; n != 3 { // net, web[0], data
@@ -74,7 +75,7 @@ func TestDeleteWhileApplying(t *testing.T) {
 	env := newEnv(t)
 	ctx := env.Ctx
 	e := env.engine("b1")
-	d, _, err := e.Create(ctx, "doomed", "p1", Spec{Source: scaled})
+	d, _, err := e.Create(ctx, "doomed", owner("p1"), Spec{Source: scaled})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func TestDeleteWhileApplying(t *testing.T) {
 
 func TestTooManyInstancesAreRefusedAtPlan(t *testing.T) {
 	env := newEnv(t)
-	_, _, err := env.engine("b1").Create(env.Ctx, "big", "p1", Spec{Source: scaled, Parameters: map[string]any{"n": 400}})
+	_, _, err := env.engine("b1").Create(env.Ctx, "big", owner("p1"), Spec{Source: scaled, Parameters: map[string]any{"n": 400}})
 	if err == nil || !strings.Contains(err.Error(), "a deployment holds at most 300") {
 		t.Fatalf("err = %v", err)
 	}
@@ -135,37 +136,32 @@ func TestTooManyInstancesAreRefusedAtPlan(t *testing.T) {
 func TestAFollowerPinnedElsewhereIsRefused(t *testing.T) {
 	env := newEnv(t)
 	src := strings.Replace(webV1, "  data: {type: Volume, properties: {size: 1}}", "  data: {type: Volume, placement: {peer: local}, properties: {size: 1}}", 1)
-	_, _, err := env.engine("b1").Create(env.Ctx, "x", "p1", Spec{Source: src})
+	_, _, err := env.engine("b1").Create(env.Ctx, "x", owner("p1"), Spec{Source: src})
 	if err == nil || !strings.Contains(err.Error(), "resources.data.placement.peer: pinned to local, but it must sit with app, which is on remote") {
 		t.Fatalf("err = %v", err)
 	}
 }
 
 // TestKeypairMadeButNotRecordedIsDeleted: keypairs carry no tags, so a
-// crash right after the peer made one is covered by its name.
+// crash right after the broker made one is covered by its name.
 func TestKeypairMadeButNotRecordedIsDeleted(t *testing.T) {
 	env := newEnv(t)
 	ctx := env.Ctx
-	src := "eve_template_version: 1\nresources:\n  key: {type: Keypair, placement: {peer: local}, properties: {name: crash-key}}\n"
+	src := "eve_template_version: 1\nresources:\n  key: {type: Keypair, properties: {name: crash-key}}\n"
 	a := env.engine("a")
-	d, _, err := a.Create(ctx, "k", "p1", Spec{Source: src})
+	d, _, err := a.Create(ctx, "k", owner("p1"), Spec{Source: src})
 	if err != nil {
 		t.Fatal(err)
 	}
 	runCtx, crash := context.WithCancel(ctx)
 	defer crash()
-	env.hooks["local"].set(nil, func(kind string) {
-		if kind == "keypair" {
-			crash()
-		}
-	})
+	a.Resources = &crashAfterKeypair{Resources: a.Resources, crash: crash}
 	if err := a.Run(runCtx, d.ID); err == nil {
 		t.Fatal("the run survived its crash")
 	}
-	env.hooks["local"].set(nil, nil)
-	local, _ := env.Pool.Lookup("local")
-	if _, err := local.Cloud.GetKeypair(ctx, "crash-key"); err != nil {
-		t.Fatalf("the peer did not make the keypair: %v", err)
+	user := owner("p1").User
+	if _, err := env.svc.Keypairs.Get(ctx, user, "crash-key"); err != nil {
+		t.Fatalf("the broker did not make the keypair: %v", err)
 	}
 	b := env.engine("b")
 	if _, err := b.Delete(ctx, d.ID); err != nil {
@@ -174,9 +170,22 @@ func TestKeypairMadeButNotRecordedIsDeleted(t *testing.T) {
 	if d = runToEnd(t, b, ctx, d.ID); d.Status != StatusDeleted {
 		t.Fatalf("%s %s", d.Status, d.Error)
 	}
-	if _, err := local.Cloud.GetKeypair(ctx, "crash-key"); err == nil {
+	if _, err := env.svc.Keypairs.Get(ctx, user, "crash-key"); err == nil {
 		t.Fatal("the keypair is orphaned")
 	}
+}
+
+// crashAfterKeypair ends the run (crash) right after the service made a
+// keypair, before the engine hears of it.
+type crashAfterKeypair struct {
+	Resources
+	crash func()
+}
+
+func (c *crashAfterKeypair) CreateKeypair(ctx context.Context, who resource.Caller, spec resource.KeypairSpec) (resource.Created, error) {
+	k, err := c.Resources.CreateKeypair(ctx, who, spec)
+	c.crash()
+	return k, err
 }
 
 // TestDriftIsRepaired: a server deleted behind the deployment's back is
@@ -186,13 +195,14 @@ func TestDriftIsRepaired(t *testing.T) {
 	env := newEnv(t)
 	ctx := env.Ctx
 	e := env.engine("b1")
-	d, _, err := e.Create(ctx, "drift", "p1", Spec{Source: webV1})
+	d, _, err := e.Create(ctx, "drift", owner("p1"), Spec{Source: webV1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d = runToEnd(t, e, ctx, d.ID)
 	remote, _ := env.Pool.Lookup("remote")
-	old := d.Resources["app"].ID
+	oldApp := d.Resources["app"].ID
+	old := env.peerID(t, "server", oldApp)
 	if err := remote.Cloud.DeleteServer(ctx, old); err != nil {
 		t.Fatal(err)
 	}
@@ -216,10 +226,10 @@ func TestDriftIsRepaired(t *testing.T) {
 		t.Fatalf("plan %v", got)
 	}
 	d = runToEnd(t, e, ctx, d.ID)
-	if d.Status != StatusComplete || d.Resources["app"].ID == old {
+	if d.Status != StatusComplete || d.Resources["app"].ID == oldApp {
 		t.Fatalf("%s %s app %s", d.Status, d.Error, d.Resources["app"].ID)
 	}
-	if s, err := remote.Cloud.GetServer(ctx, d.Resources["app"].ID); err != nil || len(s.Volumes) != 1 {
+	if s, err := remote.Cloud.GetServer(ctx, env.peerID(t, "server", d.Resources["app"].ID)); err != nil || len(s.Volumes) != 1 {
 		t.Fatalf("recreated app %+v %v", s, err)
 	}
 }
@@ -248,7 +258,7 @@ func TestAPeerDownMovesNothing(t *testing.T) {
 	ctx := env.Ctx
 	e := env.engine("b1")
 	src := "eve_template_version: 1\nparameters: {n: {type: number, default: 1}}\nresources:\n  vol: {type: Volume, count: {get_param: n}, properties: {size: 1}}\n"
-	d, _, err := e.Create(ctx, "v", "p1", Spec{Source: src})
+	d, _, err := e.Create(ctx, "v", owner("p1"), Spec{Source: src})
 	if err != nil {
 		t.Fatal(err)
 	}
