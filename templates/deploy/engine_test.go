@@ -218,7 +218,7 @@ func TestFailureRollsBackEverywhereOrKeeps(t *testing.T) {
 		t.Fatal(err)
 	}
 	d = runToEnd(t, e, ctx, d.ID)
-	if d.Status != StatusFailed || !strings.Contains(d.Error, "rolled back") || !strings.Contains(d.Error, "injected") {
+	if d.Status != StatusFailed || !strings.Contains(d.Error, "rolled back") || !strings.Contains(d.Error, "not reachable") {
 		t.Fatalf("status %s: %s", d.Status, d.Error)
 	}
 	if len(d.Resources) != 0 {
