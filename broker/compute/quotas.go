@@ -60,8 +60,9 @@ var _ QuotaAdmin = (*quota.Limits)(nil)
 // for instances: Requested 1, but already used 2 of 2 instances"); any
 // other error is returned as is.
 func quotaError(err error) error {
-	if errors.Is(err, quota.ErrOverQuota) {
-		return &Error{Message: err.Error(), Err: ErrQuotaExceeded}
+	var oe *quota.OverError
+	if errors.As(err, &oe) {
+		return &Error{Message: oe.Error(), Err: ErrQuotaExceeded}
 	}
 	return err
 }

@@ -469,6 +469,11 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 			done = true
 			return s.record(ctx, c, id, m, srv, p.flavor, res)
 		}
+		if errors.Is(err, quota.ErrOverQuota) || errors.Is(err, ErrQuotaExceeded) {
+			// A boot volume over the project's volume quota: no other peer
+			// can change that (Nova's 403, naming the limit).
+			return Server{}, quotaError(err)
+		}
 		if errors.Is(err, peers.ErrCapacity) || errors.Is(err, peers.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 			// The tenant reads the kind of refusal; the peer's own text
 			// (addresses, its error chain) is for the log.

@@ -50,7 +50,7 @@ func TestOpenStackCLIVolumeQuotas(t *testing.T) {
 			[]string{"VolumeLimitExceeded: Maximum number of volumes allowed (2) exceeded for quota 'volumes'.", "(HTTP 413)"}},
 		{"so is a third as a boot volume", func() (string, int) {
 			return vera("server", "create", "--flavor", "m1.tiny", "--image", img, "--boot-from-volume", "1", "--network", net, "bfv-2")
-		}, 1, []string{"local-a: not enough capacity or quota", "(HTTP 400)"}},
+		}, 1, []string{"Volume resource quota exceeded: Maximum number of volumes allowed (2) exceeded for quota 'volumes'.", "(HTTP 403)"}},
 		{"limits show", func() (string, int) { return vera("limits", "show", "--absolute", "-f", "value") }, 0,
 			[]string{"maxTotalVolumes 2", "maxTotalVolumeGigabytes 5", "totalVolumesUsed 2", "totalGigabytesUsed 2"}},
 		{"quota list of the projects set apart", func() (string, int) { return admin("quota", "list", "--volume", "-f", "value") }, 0,
