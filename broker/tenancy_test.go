@@ -541,6 +541,11 @@ func openstackProbes(te *tenancyEnv, a aResources) []probe {
 		{"show volume in B's path", vol, "GET", cinder + "/" + te.bProject + "/volumes/{X}", "", 404},
 		{"delete volume", vol, "DELETE", cinder + "/volumes/{X}", "", 404},
 		{"extend volume", vol, "POST", cinder + "/volumes/{X}/action", `{"os-extend": {"new_size": 2}}`, 404},
+		{"update volume", vol, "PUT", cinder + "/volumes/{X}", `{"volume": {"name": "b-was-here"}}`, 404},
+		{"volume metadata", vol, "GET", cinder + "/volumes/{X}/metadata", "", 404},
+		{"add volume metadata", vol, "POST", cinder + "/volumes/{X}/metadata", `{"metadata": {"b": "b"}}`, 404},
+		{"replace volume metadata", vol, "PUT", cinder + "/volumes/{X}/metadata", `{"metadata": {"b": "b"}}`, 404},
+		{"delete volume metadata", vol, "DELETE", cinder + "/volumes/{X}/metadata/owner", "", 404},
 		{"list volumes by name", vol, "GET", cinder + "/volumes/detail?name={X}", "", 200},
 		{"volume from A's image", img, "POST", cinder + "/volumes", `{"volume": {"size": 1, "imageRef": "{X}"}}`, 400},
 	}
@@ -837,10 +842,16 @@ func (te *tenancyEnv) checkQuotas(t *testing.T) {
 		{"neutron quota update", "PUT", "/network/v2.0/quotas/{X}", `{"quota": {"network": 1000}}`},
 		{"neutron quota reset", "DELETE", "/network/v2.0/quotas/{X}", ""},
 		{"cinder path project", "GET", "/volume/v3/{X}/volumes", ""},
+		{"cinder quota set", "GET", "/volume/v3/os-quota-sets/{X}", ""},
+		{"cinder quota usage", "GET", "/volume/v3/os-quota-sets/{X}?usage=true", ""},
+		{"cinder quota update", "PUT", "/volume/v3/os-quota-sets/{X}", `{"quota_set": {"volumes": 1000}}`},
+		{"cinder quota reset", "DELETE", "/volume/v3/os-quota-sets/{X}", ""},
+		{"cinder quota in B's path", "GET", "/volume/v3/{B}/os-quota-sets/{X}", ""},
 	} {
 		t.Run(p.name, func(t *testing.T) {
-			status, body := te.send(t, p.method, strings.ReplaceAll(p.path, "{X}", te.aProject), te.bToken, p.body)
-			aStatus, aBody := te.send(t, p.method, strings.ReplaceAll(p.path, "{X}", absent), te.bToken, p.body)
+			path := strings.ReplaceAll(p.path, "{B}", te.bProject)
+			status, body := te.send(t, p.method, strings.ReplaceAll(path, "{X}", te.aProject), te.bToken, p.body)
+			aStatus, aBody := te.send(t, p.method, strings.ReplaceAll(path, "{X}", absent), te.bToken, p.body)
 			if status != http.StatusForbidden || status != aStatus || normal(body, te.aProject) != normal(aBody, absent) {
 				t.Errorf("%s %s for A's project: %d %s; for none: %d %s", p.method, p.path, status, body, aStatus, aBody)
 			}
@@ -850,6 +861,10 @@ func (te *tenancyEnv) checkQuotas(t *testing.T) {
 		status, body := te.send(t, http.MethodGet, "/compute/v2.1/limits", te.bToken, "")
 		if status != http.StatusOK || !strings.Contains(body, `"totalInstancesUsed":1`) {
 			t.Errorf("B's limits = %d %s; want its own one server", status, body)
+		}
+		status, body = te.send(t, http.MethodGet, "/volume/v3/limits", te.bToken, "")
+		if status != http.StatusOK || !strings.Contains(body, `"totalVolumesUsed":1`) || !strings.Contains(body, `"totalGigabytesUsed":1`) {
+			t.Errorf("B's volume limits = %d %s; want its own one 1 GiB volume", status, body)
 		}
 		status, body = te.send(t, http.MethodGet, "/network/v2.0/quotas/"+te.bProject+"/details", te.bToken, "")
 		if status != http.StatusOK || !strings.Contains(body, `"network":{"limit":100,"reserved":0,"used":1}`) {
