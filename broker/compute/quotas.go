@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"net/http"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -92,7 +90,7 @@ func parseQuotaSet(raw map[string]json.RawMessage) (limits quota.Amounts, force 
 			errs = append(errs, invalid(k, "Invalid input for field/attribute quota_set. Additional properties are not allowed (%q was unexpected)", k))
 			continue
 		}
-		n, ok := quotaInt(v)
+		n, ok := quota.ParseLimit(v)
 		if !ok || n < unlimited || n > maxQuota {
 			errs = append(errs, invalid(k, "Invalid input for field/attribute %s. Value: %s. It must be an integer from -1 (unlimited) to %d", k, v, maxQuota))
 			continue
@@ -123,19 +121,6 @@ func (n *Nova) belowUsage(ctx context.Context, project string, limits quota.Amou
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// quotaInt reads a JSON integer or a string holding one (Nova takes both).
-func quotaInt(v json.RawMessage) (int, bool) {
-	var s string
-	if json.Unmarshal(v, &s) != nil {
-		s = string(v)
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-	if err != nil || n < math.MinInt32 || n > math.MaxInt32 {
-		return 0, false
-	}
-	return int(n), true
 }
 
 // quotaAdmin returns the Servers' quota admin when the caller is a cloud
