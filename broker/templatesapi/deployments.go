@@ -295,15 +295,22 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
+	// sentFinal: the last event sent ends a run (deploy.Event.Final).
+	// quiet: the deployment was settled through a whole watch with no
+	// event, so a final event is not coming (a run whose last write
+	// failed, or one recorded before events were marked final).
+	sentFinal, quiet := false, false
 	for {
 		for _, ev := range m.events(evs) {
 			b, _ := json.Marshal(ev)
 			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Action, b); err != nil {
 				return
 			}
-			after = ev.Seq
+			after, sentFinal = ev.Seq, ev.Final
 		}
-		// Settled and every event sent: say so and end the stream.
+		// Settled and every event sent: say so and end the stream. The
+		// engine saves the settled status before the final event, so a
+		// settled status without it means the event is on its way.
 		cur, err := a.Engine.Get(ctx, d.ID)
 		if err != nil {
 			return
@@ -312,7 +319,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 			// An update brought another spec: learn its hidden values.
 			d, m = cur, a.maskerOf(ctx, cur)
 		}
-		if !cur.Status.InProgress() {
+		if !cur.Status.InProgress() && (sentFinal || quiet) {
 			more, _, err := a.Engine.Events(ctx, d.ID, after)
 			if err == nil && len(more) == 0 {
 				b, _ := json.Marshal(map[string]any{"status": cur.Status, "error": m.str(cur.Error)})
@@ -328,6 +335,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		evs, index, err = a.Engine.WatchEvents(wctx, d.ID, after, index)
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			quiet = !cur.Status.InProgress()
 			// A comment line keeps proxies from closing an idle stream.
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
 				return

@@ -43,8 +43,8 @@ func (r *run) apply(ctx context.Context) error {
 			r.event(ctx, Event{Action: "plan", Status: "WAITING", Message: "resume postponed: " + err.Error()})
 			return fmt.Errorf("%w: %v", errRetryLater, err)
 		}
-		r.event(ctx, Event{Action: "plan", Status: "FAILED", Message: err.Error()})
-		return r.save(ctx, func(d *Deployment) { d.Status, d.Error = StatusFailed, "plan: "+err.Error() })
+		return r.settle(ctx, func(d *Deployment) { d.Status, d.Error = StatusFailed, "plan: "+err.Error() },
+			Event{Action: "plan", Status: "FAILED", Message: err.Error()})
 	}
 	r.render = plan.render
 	if err := r.save(ctx, func(d *Deployment) { d.Status = StatusApplying }); err != nil {
@@ -84,22 +84,21 @@ func (r *run) apply(ctx context.Context) error {
 		if c := context.Cause(ctx); c != nil {
 			return c
 		}
-		r.event(ctx, Event{Action: "apply", Status: "FAILED", Message: "cleanup: " + err.Error()})
-		return r.save(ctx, func(d *Deployment) { d.Status, d.Error = StatusFailed, "cleanup: "+err.Error() })
+		return r.settle(ctx, func(d *Deployment) { d.Status, d.Error = StatusFailed, "cleanup: "+err.Error() },
+			Event{Action: "apply", Status: "FAILED", Message: "cleanup: " + err.Error()})
 	}
 	outputs := r.outputs(ctx)
 	var old *Spec
-	if err := r.save(ctx, func(d *Deployment) {
+	if err := r.settle(ctx, func(d *Deployment) {
 		old = d.Applied
 		spec := d.Spec
 		d.Status, d.Error, d.Outputs, d.Applied = StatusComplete, "", outputs, &spec
-	}); err != nil {
+	}, Event{Action: "complete", Status: string(StatusComplete)}); err != nil {
 		return err
 	}
 	if r.e.Uses != nil && old != nil && old.Template != "" && old.Template != d.Spec.Template {
 		_ = r.e.Uses.ReleaseUse(ctx, d.Project, old.Template, "deployment:"+r.id)
 	}
-	r.event(ctx, Event{Action: "complete", Status: string(StatusComplete)})
 	return nil
 }
 
@@ -110,8 +109,8 @@ func (r *run) fail(ctx context.Context, cause error) error {
 	keep := false
 	r.view(func(d *Deployment) { keep = d.Spec.KeepOnFailure })
 	if keep {
-		r.event(ctx, Event{Action: "failed", Status: string(StatusFailed), Message: msg + " (kept, as asked)"})
-		return r.save(ctx, func(d *Deployment) { d.Status, d.Error = StatusFailed, msg })
+		return r.settle(ctx, func(d *Deployment) { d.Status, d.Error = StatusFailed, msg },
+			Event{Action: "failed", Status: string(StatusFailed), Message: msg + " (kept, as asked)"})
 	}
 	r.event(ctx, Event{Action: "rollback", Status: "IN_PROGRESS", Message: msg})
 	if err := r.save(ctx, func(d *Deployment) { d.Status, d.Error = StatusRollingBack, msg }); err != nil {
@@ -142,19 +141,17 @@ func (r *run) rollback(ctx context.Context, cause string) error {
 		return c
 	}
 	if err != nil {
-		r.event(ctx, Event{Action: "rollback", Status: "FAILED", Message: err.Error()})
-		return r.save(ctx, func(d *Deployment) {
+		return r.settle(ctx, func(d *Deployment) {
 			d.Status, d.Error = StatusFailed, fmt.Sprintf("%s; rollback incomplete: %v", cause, err)
-		})
+		}, Event{Action: "rollback", Status: "FAILED", Message: err.Error()})
 	}
-	r.event(ctx, Event{Action: "rollback", Status: "COMPLETE", Message: cause})
-	return r.save(ctx, func(d *Deployment) {
+	return r.settle(ctx, func(d *Deployment) {
 		for k, old := range d.Retired {
 			d.Resources[k] = old
 		}
 		d.Retired = map[string]*Resource{}
 		d.Status, d.Error = StatusFailed, "rolled back: "+cause
-	})
+	}, Event{Action: "rollback", Status: "COMPLETE", Message: cause})
 }
 
 // deleteAll removes every resource of the deployment, then sweeps the
@@ -179,14 +176,14 @@ func (r *run) deleteAll(ctx context.Context) error {
 		return err
 	}
 	if err != nil {
-		r.event(ctx, Event{Action: "delete", Status: "FAILED", Message: err.Error()})
-		return r.save(ctx, func(d *Deployment) { d.Status, d.Error = StatusFailed, "delete: "+err.Error() })
+		return r.settle(ctx, func(d *Deployment) { d.Status, d.Error = StatusFailed, "delete: "+err.Error() },
+			Event{Action: "delete", Status: "FAILED", Message: err.Error()})
 	}
 	var applied *Spec
-	if err := r.save(ctx, func(d *Deployment) {
+	if err := r.settle(ctx, func(d *Deployment) {
 		applied = d.Applied
 		d.Status, d.Outputs, d.Error = StatusDeleted, nil, ""
-	}); err != nil {
+	}, Event{Action: "deleted", Status: string(StatusDeleted)}); err != nil {
 		return err
 	}
 	if r.e.Uses != nil {
@@ -197,7 +194,6 @@ func (r *run) deleteAll(ctx context.Context) error {
 			}
 		}
 	}
-	r.event(ctx, Event{Action: "deleted", Status: string(StatusDeleted)})
 	return nil
 }
 

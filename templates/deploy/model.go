@@ -127,6 +127,10 @@ type Event struct {
 	Action  string `json:"action"`
 	Status  string `json:"status"`
 	Message string `json:"message,omitempty"`
+	// Final marks the last event of a run: the deployment's settled
+	// status is saved before it is written, so a follower that has read
+	// it and finds the status settled has seen everything.
+	Final bool `json:"final,omitempty"`
 }
 
 // Marks on every resource a deployment creates (written on the peer's

@@ -140,6 +140,20 @@ func (r *run) event(ctx context.Context, ev Event) {
 	}
 }
 
+// settle saves the run's outcome, then writes its last event, marked
+// Final: in that order, a follower that has read the final event and
+// reads a settled status knows no event of this run is still to come,
+// and one that reads a settled status before the final event waits for
+// it rather than ending the stream without it.
+func (r *run) settle(ctx context.Context, fn func(d *Deployment), ev Event) error {
+	if err := r.save(ctx, fn); err != nil {
+		return err
+	}
+	ev.Final = true
+	r.event(ctx, ev)
+	return nil
+}
+
 // Events returns the deployment's events after seq, and the index to
 // watch for more.
 func (e *Engine) Events(ctx context.Context, id string, after int64) ([]Event, uint64, error) {
