@@ -39,7 +39,7 @@ if [ "$status" = 0 ] && [ -n "${CLOUDMUX_OPENSTACK_CLOUDS:-}" ]; then
 fi
 set -e
 passed=$(grep -c '^ok ' "$log" || true)
-failed=$(grep -c '^FAIL' "$log" || true)
+failed=$(grep -c $'^FAIL\t' "$log" || true) # package lines, not the summary FAIL
 rm -f "$log"
 echo "packages: $passed passed, $failed failed"
 exit "$status"

@@ -72,7 +72,7 @@ func (c *Cinder) Routes(r chi.Router) {
 			r.Route("/volumes", volumes)
 			c.quotaRoutes(r)
 			r.Route("/{project}", func(r chi.Router) {
-				r.Use(pathProject)
+				r.Use(pathProject(r))
 				r.Get("/os-availability-zone", c.zones)
 				r.Route("/volumes", volumes)
 				c.quotaRoutes(r)
@@ -94,15 +94,35 @@ func (c *Cinder) version(w http.ResponseWriter, r *http.Request) {
 	osapi.WriteJSON(w, http.StatusOK, map[string]any{"versions": []any{versionDoc(r)}})
 }
 
-// pathProject refuses a project in the path other than the token's.
-func pathProject(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if t, _ := identity.TokenFrom(r.Context()); chi.URLParam(r, "project") != t.ProjectID {
+// pathProject refuses a project in the path other than the token's, on
+// the paths routes serves: under /volume/v3 any first segment is a
+// project, and a path no route serves is 404 whatever that segment says.
+func pathProject(routes chi.Routes) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			t, _ := identity.TokenFrom(r.Context())
+			if chi.URLParam(r, "project") == t.ProjectID || !serves(routes, r) {
+				next.ServeHTTP(w, r) // the project's own path, or chi's 404 or 405
+				return
+			}
 			osapi.Fault(w, r, http.StatusForbidden, "the project in the path is not the token's project")
-			return
+		})
+	}
+}
+
+// serves reports whether routes has a route for r's remaining path, by
+// any method (a wrong method is 405, which names no project's data).
+func serves(routes chi.Routes, r *http.Request) bool {
+	path := r.URL.Path
+	if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePath != "" {
+		path = rctx.RoutePath
+	}
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		if routes.Match(chi.NewRouteContext(), m, path) {
+			return true
 		}
-		next.ServeHTTP(w, r)
-	})
+	}
+	return false
 }
 
 func (c *Cinder) fail(w http.ResponseWriter, r *http.Request, err error) {

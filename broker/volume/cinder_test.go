@@ -205,3 +205,35 @@ func TestVolumesAcrossPeers(t *testing.T) {
 		t.Fatalf("get after delete = %v, want 404", err)
 	}
 }
+
+// TestPathProject: another project's ID in a served path is refused; a
+// path nothing serves is Cinder's 404 whatever its first segment is.
+func TestPathProject(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	admin := client(t, e, "admin", brokertest.AdminPassword, "admin")
+	p, err := e.Dir.FindProject(e.Ctx, identity.DefaultDomainID, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := p.ID
+	tests := []struct {
+		name, path string
+		want       int
+	}{
+		{"own project", "/volume/v3/" + own + "/volumes", http.StatusOK},
+		{"another project", "/volume/v3/someone-else/volumes", http.StatusForbidden},
+		{"another project, deeper", "/volume/v3/someone-else/volumes/detail", http.StatusForbidden},
+		{"unknown path", "/volume/v3/no/such/thing", http.StatusNotFound},
+		{"unknown path in own project", "/volume/v3/" + own + "/no-such-thing", http.StatusNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := admin.Request(ctx, "GET", e.Server.URL+tc.path, &gophercloud.RequestOpts{OkCodes: []int{tc.want}, KeepResponseBody: true})
+			if err != nil {
+				t.Fatalf("GET %s: %v", tc.path, err)
+			}
+			resp.Body.Close()
+		})
+	}
+}

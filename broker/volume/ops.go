@@ -132,7 +132,7 @@ func (s *Service) Get(ctx context.Context, c Caller, id string) (Volume, error) 
 	defer cancel()
 	v, err := m.Cloud.GetVolume(pctx, e.PeerResourceID)
 	if err != nil {
-		return Volume{}, peerErr(err, "reading volume "+id)
+		return Volume{}, peerErr(err, m.Peer.Name, "reading volume "+id)
 	}
 	a, _, err := s.loadAttrs(ctx, c.Project, id)
 	if err != nil {
@@ -340,9 +340,9 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
 	defer cancel()
 	if err := m.Cloud.DeleteVolume(pctx, e.PeerResourceID); err != nil && !errors.Is(err, peers.ErrNotFound) {
 		if errors.Is(err, peers.ErrConflict) {
-			return faults.WithCause(&Error{Message: fmt.Sprintf("Invalid volume: Volume %s is attached or busy", id), Err: ErrConflict}, err)
+			return faults.AtPeer(m.Peer.Name, faults.WithCause(&Error{Message: fmt.Sprintf("Invalid volume: Volume %s is attached or busy", id), Err: ErrConflict}, err))
 		}
-		return peerErr(err, "deleting volume "+id)
+		return peerErr(err, m.Peer.Name, "deleting volume "+id)
 	}
 	// What the volume was charged: its entry's, and what extends added
 	// (read before the entry goes, while its attrs are surely there).
@@ -390,7 +390,7 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, newSizeGiB in
 	defer cancel()
 	cur, err := m.Cloud.GetVolume(pctx, e.PeerResourceID)
 	if err != nil {
-		return peerErr(err, "reading volume "+id)
+		return peerErr(err, m.Peer.Name, "reading volume "+id)
 	}
 	if cur.Status == peers.VolumeInUse && !opts.InUse {
 		return &Error{Message: "Invalid volume: volume status must be available to extend; extending an in-use volume takes microversion 3.42", Err: ErrConflict}
@@ -406,7 +406,7 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, newSizeGiB in
 	done := false
 	defer s.release(ctx, res, &done, id)
 	if _, err := m.Cloud.ExtendVolume(pctx, e.PeerResourceID, newSizeGiB); err != nil {
-		return peerErr(err, "extending volume "+id)
+		return peerErr(err, m.Peer.Name, "extending volume "+id)
 	}
 	done = true
 	if err := res.Commit(context.WithoutCancel(ctx)); err != nil {

@@ -289,7 +289,7 @@ func (s *Service) Create(ctx context.Context, c Caller, spec CreateSpec) (Volume
 			continue
 		}
 		if err != nil {
-			return Volume{}, peerErr(err, "creating the volume on "+p.Name)
+			return Volume{}, peerErr(err, p.Name, "creating the volume on "+p.Name)
 		}
 		done = true
 		return s.record(ctx, c, id, m, v, res)
@@ -405,8 +405,9 @@ func (s *Service) record(ctx context.Context, c Caller, id string, m *peers.Memb
 
 // peerErr turns a peer's refusal into the service's sentinels, with a
 // message fit for the user: the kind of refusal, never the peer's own
-// text, which stays in the log (faults.WithCause).
-func peerErr(err error, doing string) error {
+// text, which stays in the log (faults.WithCause) under the peer's name
+// (faults.AtPeer), so whoever holds the request ID knows which cloud.
+func peerErr(err error, peer, doing string) error {
 	var e *Error
 	switch {
 	case errors.Is(err, peers.ErrNotFound):
@@ -420,7 +421,7 @@ func peerErr(err error, doing string) error {
 	case errors.Is(err, peers.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		e = &Error{Message: doing + ": the cloud holding it did not answer", Err: ErrUnavailable}
 	default:
-		return fmt.Errorf("%s: %w", doing, err)
+		return faults.AtPeer(peer, fmt.Errorf("%s: %w", doing, err))
 	}
-	return faults.WithCause(e, err)
+	return faults.AtPeer(peer, faults.WithCause(e, err))
 }
