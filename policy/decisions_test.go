@@ -240,10 +240,9 @@ func (s *countingStore) List(ctx context.Context, prefix string) ([]registry.KV,
 // and reports the store keys each query reads: the same for a resource
 // or a project whatever else is stored; a cloud-wide time range reads
 // the hour markers too (one per hour holding decisions, at most the
-// retention's hours). On Consul ns/op follows; on the memory store it
-// grows with the store's size, because the memory backend scans every
-// key to list a prefix.
+// retention's hours). ns/op follows on both backends.
 func BenchmarkDecisionQuery(b *testing.B) {
+	parent := b // the agent outlives each backend's sub-benchmarks
 	var agent *consultest.Agent
 	backends := []struct {
 		name string
@@ -255,7 +254,7 @@ func BenchmarkDecisionQuery(b *testing.B) {
 				b.Skip("starts a Consul agent")
 			}
 			if agent == nil {
-				agent = consultest.Start(b)
+				agent = consultest.Start(parent)
 			}
 			log := logrus.New()
 			log.SetOutput(io.Discard)

@@ -6,7 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,13 +31,23 @@ type FaultFunc func(op Op, key string) error
 
 // Memory is the in-memory Store: first-class, used by `serve -dev` and by
 // unit tests, with Consul's semantics (one index counter, CAS by modify index,
-// tombstones so a delete moves a prefix's index, blocking watches).
+// tombstones so a delete moves a prefix's index, reaped beyond
+// maxTombstones as Consul reaps its own, blocking watches). Keys are kept
+// sorted, so a List costs what its prefix holds, not what the store holds.
 type Memory struct {
-	mu         sync.Mutex
-	index      uint64
-	data       map[string]*KV
+	mu    sync.Mutex
+	index uint64
+	data  map[string]*KV
+	// keys are data's keys, sorted, so a List reads only its prefix's
+	// range rather than every key in the store.
+	keys       []string
 	tombstones map[string]uint64 // deleted key -> index of its deletion
-	changed    chan struct{}     // closed and replaced on every write
+	tombKeys   []string          // tombstones' keys, sorted
+	// reaped is the highest index of a tombstone reaped: no prefix
+	// reports an index below it, so dropping tombstones never moves a
+	// prefix's index backwards (Consul's rule after its tombstone GC).
+	reaped  uint64
+	changed chan struct{} // closed and replaced on every write
 	// recent are the keys of the latest writes, by index (recent[i] was
 	// written at index recentFrom+i), so a woken watcher checks what
 	// changed instead of scanning the whole store for its prefix.
@@ -120,9 +130,10 @@ func (m *Memory) bumpLocked(key string) uint64 {
 
 // touchedSinceLocked reports whether a write after index since may have
 // changed prefix: false only when the recent writes cover them all and
-// none is under prefix.
+// none is under prefix. A tombstone reap after since counts as touching
+// every prefix, since it may raise any prefix's index to m.reaped.
 func (m *Memory) touchedSinceLocked(prefix string, since uint64) bool {
-	if len(m.recent) == 0 || since+1 < m.recentFrom {
+	if len(m.recent) == 0 || since+1 < m.recentFrom || m.reaped > since {
 		return true
 	}
 	for _, k := range m.recent[since+1-m.recentFrom:] {
@@ -176,7 +187,11 @@ func (m *Memory) writeLocked(key string, value []byte) uint64 {
 		kv.ModifyIndex = idx
 		return idx
 	}
-	delete(m.tombstones, key)
+	if _, ok := m.tombstones[key]; ok {
+		delete(m.tombstones, key)
+		m.tombKeys = removeSorted(m.tombKeys, key)
+	}
+	m.keys = insertSorted(m.keys, key)
 	m.data[key] = &KV{Key: key, Value: bytes.Clone(value), CreateIndex: idx, ModifyIndex: idx}
 	return idx
 }
@@ -220,7 +235,16 @@ func (m *Memory) deleteLocked(key string) {
 		return
 	}
 	delete(m.data, key)
+	m.keys = removeSorted(m.keys, key)
+	if _, ok := m.tombstones[key]; !ok {
+		m.tombKeys = insertSorted(m.tombKeys, key)
+	}
 	m.tombstones[key] = m.bumpLocked(key)
+	if len(m.tombstones) > maxTombstones {
+		// Like Consul's tombstone GC: deletes are remembered only so long.
+		m.reaped = m.index
+		m.tombstones, m.tombKeys = map[string]uint64{}, nil
+	}
 	// Deleting a locked key ends its lease, as with Consul: otherwise the
 	// next TryLock would succeed while the old holder still believes it
 	// holds the lock.
@@ -260,28 +284,55 @@ func (m *Memory) List(ctx context.Context, prefix string) ([]KV, uint64, error) 
 	return kvs, idx, nil
 }
 
+// maxTombstones bounds the deletions the memory store remembers for
+// prefix indexes; beyond it they are reaped at once.
+const maxTombstones = 4096
+
 // listLocked returns the keys under prefix and the prefix index: the highest
-// modify or deletion index under it. Like Consul, an untouched prefix reports
-// the store's current index so a watcher does not spin on 0.
+// modify or deletion index under it, and at least the last reaped
+// tombstone's. Like Consul, an untouched prefix reports the store's current
+// index so a watcher does not spin on 0.
 func (m *Memory) listLocked(prefix string) ([]KV, uint64) {
 	var out []KV
 	var idx uint64
-	for k, kv := range m.data {
-		if strings.HasPrefix(k, prefix) {
-			out = append(out, copyKV(kv))
-			idx = max(idx, kv.ModifyIndex)
-		}
+	for _, k := range keysUnder(m.keys, prefix) {
+		kv := m.data[k]
+		out = append(out, copyKV(kv))
+		idx = max(idx, kv.ModifyIndex)
 	}
-	for k, ti := range m.tombstones {
-		if strings.HasPrefix(k, prefix) {
-			idx = max(idx, ti)
-		}
+	for _, k := range keysUnder(m.tombKeys, prefix) {
+		idx = max(idx, m.tombstones[k])
 	}
 	if idx == 0 {
-		idx = m.index
+		return out, m.index
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-	return out, idx
+	return out, max(idx, m.reaped)
+}
+
+// keysUnder returns the run of sorted keys that start with prefix.
+func keysUnder(keys []string, prefix string) []string {
+	i, _ := slices.BinarySearch(keys, prefix)
+	j := i
+	for j < len(keys) && strings.HasPrefix(keys[j], prefix) {
+		j++
+	}
+	return keys[i:j]
+}
+
+func insertSorted(keys []string, k string) []string {
+	i, found := slices.BinarySearch(keys, k)
+	if found {
+		return keys
+	}
+	return slices.Insert(keys, i, k)
+}
+
+func removeSorted(keys []string, k string) []string {
+	i, found := slices.BinarySearch(keys, k)
+	if !found {
+		return keys
+	}
+	return slices.Delete(keys, i, i+1)
 }
 
 // Watch implements Store.
