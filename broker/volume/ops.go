@@ -134,7 +134,7 @@ func (s *Service) Get(ctx context.Context, c Caller, id string) (Volume, error) 
 	if err != nil {
 		return Volume{}, peerErr(err, m.Peer.Name, "reading volume "+id)
 	}
-	a, _, err := s.loadAttrs(ctx, c.Project, id)
+	a, err := s.viewAttrs(ctx, c.Project, id)
 	if err != nil {
 		return Volume{}, err
 	}
@@ -230,24 +230,6 @@ func (s *Service) List(ctx context.Context, c Caller) (Page, error) {
 	return page, nil
 }
 
-// projectAttrs reads the attrs of a project's volumes, by volume ID: one
-// read of the project's own prefix.
-func (s *Service) projectAttrs(ctx context.Context, project string) (map[string]attrs, error) {
-	kvs, _, err := s.Store.List(ctx, attrsPrefix(project))
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]attrs, len(kvs))
-	for _, kv := range kvs {
-		var a attrs
-		if err := json.Unmarshal(kv.Value, &a); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
-		}
-		out[strings.TrimPrefix(kv.Key, attrsPrefix(project))] = a
-	}
-	return out, nil
-}
-
 // UpdateSpec changes a volume's name, description or metadata; nil
 // leaves the field as it is. Metadata replaces the user's metadata whole
 // (MergeMetadata adds to it instead).
@@ -325,7 +307,10 @@ func (s *Service) casAttrs(ctx context.Context, project, id string, a attrs, at 
 	if err != nil {
 		return err
 	}
-	_, err = s.Store.CAS(ctx, attrsKey(project, id), raw, at)
+	written, err := s.Store.CAS(ctx, attrsKey(project, id), raw, at)
+	if err == nil {
+		s.attrRecords().Wrote(attrsKey(project, id), registry.Keyed[attrs]{ID: id, Value: a}, written)
+	}
 	return err
 }
 
@@ -365,6 +350,8 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
 	}
 	if err := s.Store.Delete(ctx, attrsKey(c.Project, id)); err != nil && !errors.Is(err, registry.ErrNotFound) {
 		s.Log.WithError(err).WithField("volume", id).Warn("attrs of a deleted volume left behind")
+	} else {
+		s.attrRecords().Deleted(attrsKey(c.Project, id))
 	}
 	s.Log.WithFields(map[string]any{"volume": id, "peer": m.Peer.Name, "project": c.Project}).Info("volume deleted")
 	return nil

@@ -55,6 +55,7 @@ type Store interface {
 	CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error)
 	Delete(ctx context.Context, key string) error
 	List(ctx context.Context, prefix string) ([]registry.KV, uint64, error)
+	Watch(ctx context.Context, prefix string, index uint64) ([]registry.KV, uint64, error)
 }
 
 // Service is the volume service layer, behind Cinder, the EC2 volume
@@ -99,6 +100,9 @@ type Service struct {
 	// Quota counts the project's volumes and gigabytes (quota.Ledger).
 	Quota Ledger
 	Store Store
+	// Attrs, when set (and Run), serves the volumes' attrs from memory;
+	// without it they are read from the Store.
+	Attrs *AttrsMemory
 	Log   logrus.FieldLogger
 	// BrokerID marks every volume this installation creates.
 	BrokerID string
