@@ -70,16 +70,24 @@ func buildTestEnv(t testing.TB, count bool) *testEnv {
 		if err := te.idCache.WaitReady(e.Ctx); err != nil {
 			t.Fatal(err)
 		}
+		// The services' records are held in memory, as the broker runs them.
 		te.index = index.New(store)
 		te.keys = compute.NewKeypairStore(store)
+		deactivations := image.NewDeactivations(store, e.Log)
+		netAttrs := network.NewAttrsMemory(store, e.Log)
+		serverAttrs := compute.NewServerAttrs(store, e.Log)
+		volumeAttrs := volume.NewAttrsMemory(store, e.Log)
+		e.Start(t, te.index, te.keys, deactivations, netAttrs, serverAttrs, volumeAttrs)
 		te.creds = identity.NewEC2Credentials(e.Dir)
-		te.images = &image.Service{Pool: e.Pool, Index: te.index, Placer: policy.Default{}, Store: store, Log: e.Log, BrokerID: "test-broker"}
-		te.networks = &network.Service{Pool: e.Pool, Index: te.index, Store: store, Placer: policy.Default{}, Log: e.Log, BrokerID: "test-broker"}
+		te.images = &image.Service{Pool: e.Pool, Index: te.index, Placer: policy.Default{}, Store: store, Deactivations: deactivations,
+			Log: e.Log, BrokerID: "test-broker"}
+		te.networks = &network.Service{Pool: e.Pool, Index: te.index, Store: store, AttrsMemory: netAttrs, Placer: policy.Default{}, Log: e.Log,
+			BrokerID: "test-broker"}
 		te.ledger = quota.NewLedger(store, "test-broker", e.Log)
-		te.volumes = &volume.Service{Pool: e.Pool, Index: te.index, Placer: policy.Default{}, Images: te.images, Store: store, Log: e.Log, BrokerID: "test-broker",
-			Quota: te.ledger}
+		te.volumes = &volume.Service{Pool: e.Pool, Index: te.index, Placer: policy.Default{}, Images: te.images, Store: store, Attrs: volumeAttrs,
+			Log: e.Log, BrokerID: "test-broker", Quota: te.ledger}
 		te.servers = &compute.Servers{Pool: e.Pool, Index: te.index, Placer: policy.Default{}, Images: te.images, Keypairs: te.keys,
-			Networks: te.networks, Volumes: te.volumes, Store: store, Log: e.Log, BrokerID: "test-broker", Quota: te.ledger}
+			Networks: te.networks, Volumes: te.volumes, Store: store, Attrs: serverAttrs, Log: e.Log, BrokerID: "test-broker", Quota: te.ledger}
 		te.api = &ec2.API{Pool: e.Pool, Store: store, Creds: te.creds, Keypairs: te.keys, Images: te.images, Servers: te.servers,
 			Networks: te.networks, Volumes: te.volumes, Index: te.index, Placer: policy.Default{}, Log: e.Log, BrokerID: "test-broker"}
 		r.Route("/ec2", te.api.Routes)

@@ -14,12 +14,13 @@ import (
 )
 
 // memory makes the API's in-memory records on first use: the ID pairs,
-// the tags, the terminated instances.
+// the tags, the terminated instances, the VPCs' CIDR blocks.
 func (a *API) memory() {
 	a.idsOnce.Do(func() {
 		a.ids = newIDs(a.Store, a.Log)
 		a.tags = newProjectRecords(a.Store, tagsRoot, a.Log)
 		a.gone = newProjectRecords(a.Store, terminatedRoot, a.Log)
+		a.cidrs = registry.NewRecords(a.Store, vpcCIDRRoot, func(kv registry.KV) (string, error) { return string(kv.Value), nil }, a.Log)
 	})
 }
 
@@ -38,13 +39,13 @@ func (a *API) terminatedRecords() *projectRecords {
 	return a.gone
 }
 
-// Run follows the ID pairs, tags and terminated instances through Store
-// watches until ctx ends. (The pairs of gone resources are collected by
+// Run follows the ID pairs, tags, terminated instances and VPC blocks
+// through Store watches until ctx ends. (The pairs of gone resources are collected by
 // IDCollector, which the broker's gc runner runs.)
 func (a *API) Run(ctx context.Context) error {
 	a.memory()
 	var wg sync.WaitGroup
-	for _, run := range []func(context.Context) error{a.ids.mirror.Run, a.tags.mirror.Run, a.gone.mirror.Run} {
+	for _, run := range []func(context.Context) error{a.ids.mirror.Run, a.tags.mirror.Run, a.gone.mirror.Run, a.cidrs.Run} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -58,7 +59,7 @@ func (a *API) Run(ctx context.Context) error {
 // WaitReady blocks until the records are in memory.
 func (a *API) WaitReady(ctx context.Context) error {
 	a.memory()
-	for _, m := range []interface{ WaitReady(context.Context) error }{a.ids.mirror, a.tags.mirror, a.gone.mirror} {
+	for _, m := range []interface{ WaitReady(context.Context) error }{a.ids.mirror, a.tags.mirror, a.gone.mirror, a.cidrs} {
 		if err := m.WaitReady(ctx); err != nil {
 			return err
 		}

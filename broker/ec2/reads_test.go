@@ -8,12 +8,14 @@ import (
 )
 
 // TestStoreReadsPerRequest counts the Store reads (Get, List) of signed
-// requests once the caches are warm. Verifying the signature, resolving
+// requests once the caches are warm, with the services' records held in
+// memory as the broker runs them (the index, key pairs, server, volume and
+// network attrs, image deactivations). Verifying the signature, resolving
 // the caller (credential, user, project, domain, roles: 6 reads before the
-// identity cache), the EC2 IDs, tags and terminated instances a Describe
-// shows read memory only. What is left is the services' own (the broker
-// index the servers, volumes and images services list, the key pair
-// store): at most max per request, until they read memory too.
+// identity cache), the EC2 IDs, tags, terminated instances and VPC blocks
+// a Describe shows read memory only. What is left is at most max per
+// request: the network service's security groups (one list of the
+// project's groups).
 func TestStoreReadsPerRequest(t *testing.T) {
 	te := newCountedEnv(t)
 	ctx, cancel := context.WithTimeout(te.Ctx, time.Minute)
@@ -22,6 +24,11 @@ func TestStoreReadsPerRequest(t *testing.T) {
 	_, ids := te.launch(ctx, t, admin, "reads", 1)
 	admin.must("CreateTags", url.Values{"ResourceId.1": {ids[0]}, "Tag.1.Key": {"env"}, "Tag.1.Value": {"test"}}, nil)
 	admin.must("CreateVolume", url.Values{"Size": {"1"}}, nil)
+	var vpc struct {
+		ID string `xml:"vpc>vpcId"`
+	}
+	admin.must("CreateVpc", url.Values{"CidrBlock": {"10.30.0.0/16"}}, &vpc)
+	admin.must("CreateSubnet", url.Values{"VpcId": {vpc.ID}, "CidrBlock": {"10.30.1.0/24"}}, nil)
 	cases := []struct {
 		name, action string
 		params       url.Values
@@ -29,12 +36,15 @@ func TestStoreReadsPerRequest(t *testing.T) {
 	}{
 		{"signature and caller only", "DescribeAvailabilityZones", nil, 0},
 		{"regions", "DescribeRegions", nil, 0},
-		{"instances", "DescribeInstances", nil, 2},
-		{"instance by ID", "DescribeInstances", url.Values{"InstanceId.1": {ids[0]}}, 2},
+		{"instances", "DescribeInstances", nil, 0},
+		{"instance by ID", "DescribeInstances", url.Values{"InstanceId.1": {ids[0]}}, 0},
 		{"tags", "DescribeTags", nil, 0},
-		{"volumes", "DescribeVolumes", nil, 2},
-		{"images", "DescribeImages", nil, 2},
-		{"key pairs", "DescribeKeyPairs", nil, 1},
+		{"volumes", "DescribeVolumes", nil, 0},
+		{"images", "DescribeImages", nil, 0},
+		{"key pairs", "DescribeKeyPairs", nil, 0},
+		{"vpcs", "DescribeVpcs", nil, 0},
+		{"subnets", "DescribeSubnets", nil, 0},
+		{"security groups", "DescribeSecurityGroups", nil, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -70,8 +70,9 @@ type API struct {
 
 	idsOnce sync.Once
 	ids     *ids
-	tags    *projectRecords // ec2/tags/
-	gone    *projectRecords // ec2/terminated/
+	tags    *projectRecords           // ec2/tags/
+	gone    *projectRecords           // ec2/terminated/
+	cidrs   *registry.Records[string] // ec2/vpc-cidrs/
 }
 
 // maxBody bounds a Query request's form body.

@@ -19,15 +19,27 @@ import (
 // that block. Deletes follow EC2: a VPC with subnets is a
 // DependencyViolation.
 
-func vpcCIDRKey(networkID string) string { return "ec2/vpc-cidrs/" + networkID }
+const vpcCIDRRoot = "ec2/vpc-cidrs/"
 
-// vpcCIDR is the block recorded for a VPC made through EC2, or "".
-func (a *API) vpcCIDR(ctx context.Context, networkID string) string {
-	kv, err := a.Store.Get(ctx, vpcCIDRKey(networkID))
+func vpcCIDRKey(networkID string) string { return vpcCIDRRoot + networkID }
+
+// vpcCIDR is the block recorded for a VPC made through EC2, or "", read
+// from memory (a watch of ec2/vpc-cidrs/), so DescribeVpcs reads no Store
+// key per VPC. A block is written once, before the VPC's ID is returned,
+// and never changes, so memory is never wrong, only late for the watch's
+// delay with a VPC just made on another replica. fetch asks the Store
+// when memory has none: for CreateSubnet, which checks the subnet against
+// the block and must not skip the check for so young a VPC. A Describe
+// does not fetch (most networks, made through Neutron, have no block: it
+// would read the Store for each of them) and shows the first subnet's
+// block meanwhile.
+func (a *API) vpcCIDR(ctx context.Context, networkID string, fetch bool) string {
+	a.memory()
+	cidr, err := a.cidrs.Get(ctx, vpcCIDRKey(networkID), fetch)
 	if err != nil {
 		return ""
 	}
-	return string(kv.Value)
+	return cidr
 }
 
 // notFoundWords are the not-found messages of VPC and subnet IDs: one
@@ -91,7 +103,10 @@ func (a *API) createVpc(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, netErr(err, "InvalidVpcID.NotFound", "")
 	}
-	if _, err := a.Store.CAS(ctx, vpcCIDRKey(n.Ref.ID), []byte(block.String()), 0); err != nil && !errors.Is(err, registry.ErrConflict) {
+	a.memory()
+	if idx, err := a.Store.CAS(ctx, vpcCIDRKey(n.Ref.ID), []byte(block.String()), 0); err == nil {
+		a.cidrs.Wrote(vpcCIDRKey(n.Ref.ID), block.String(), idx)
+	} else if !errors.Is(err, registry.ErrConflict) {
 		_ = a.Networks.DeleteNetwork(context.WithoutCancel(ctx), c.token.ProjectID, n.Ref.ID)
 		return nil, err
 	}
@@ -136,7 +151,10 @@ func (a *API) deleteVpc(ctx context.Context, c *call) (any, error) {
 	if err := a.Networks.DeleteNetwork(ctx, c.token.ProjectID, n.Ref.ID); err != nil {
 		return nil, netErr(err, "InvalidVpcID.NotFound", id)
 	}
-	_ = a.Store.Delete(ctx, vpcCIDRKey(n.Ref.ID))
+	if a.Store.Delete(ctx, vpcCIDRKey(n.Ref.ID)) == nil {
+		a.memory()
+		a.cidrs.Deleted(vpcCIDRKey(n.Ref.ID))
+	}
 	return returnTrue{true}, nil
 }
 
@@ -153,7 +171,7 @@ func (a *API) createSubnet(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if vpcBlock := a.vpcCIDR(ctx, n.Ref.ID); vpcBlock != "" {
+	if vpcBlock := a.vpcCIDR(ctx, n.Ref.ID, true); vpcBlock != "" {
 		if vb, err := netip.ParsePrefix(vpcBlock); err == nil && (!vb.Contains(block.Addr()) || block.Bits() < vb.Bits()) {
 			return nil, errorf(http.StatusBadRequest, "InvalidSubnet.Range", "The CIDR '%s' is invalid: it is outside the VPC's %s", cidr, vpcBlock)
 		}
