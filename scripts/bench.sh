@@ -40,3 +40,20 @@ awk '/^BenchmarkServersAtScale/ {
 	printf "| %-34s | %12.2f | %12.2f | %6.2f |\n", "  broker part of a create (ms)", m["broker-ms/create-empty"], m["broker-ms/create-10k"], m["broker-create-slowdown"]
 	printf "| %-34s | %12.2f | %12.2f | %6.2f |\n", "GET /servers/detail p50 (ms)", m["detail-p50-ms-empty"], m["detail-p50-ms-10k"], m["detail-slowdown"]
 }' "$raw"
+
+# Placement under churn (issue 21 asks, at 100 peers, p99 <= 200 us and
+# >= 5,000 decisions/s per core): every decision follows a capacity change
+# of one peer and a change of the project's usage, with three flavors mixed.
+awk '/^BenchmarkPlacementChurn\// {
+	split($1, part, "/"); peers = part[2]; sub(/^peers=/, "", peers)
+	engine = part[3]; sub(/-[0-9]+$/, "", engine)
+	delete m
+	for (i = 3; i < NF; i += 2) m[$(i+1)] = $i
+	if (!hdr++) {
+		print ""
+		print "placement under churn: before every decision one peer capacity report and the project usage change; three flavors mixed"
+		printf "| %6s | %-10s | %10s | %10s | %18s |\n", "peers", "engine", "p50 (us)", "p99 (us)", "decisions/s/core"
+		printf "|%s|%s|%s|%s|%s|\n", "--------", "------------", "------------", "------------", "--------------------"
+	}
+	printf "| %6s | %-10s | %10.1f | %10.1f | %18.0f |\n", peers, engine, m["p50_us"], m["p99_us"], m["decisions/s/core"]
+}' "$raw"

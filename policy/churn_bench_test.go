@@ -1,0 +1,107 @@
+package policy_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cloudmux/cloudmux/policy"
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// churnFlavors are the three flavors the churn benchmark mixes: a
+// placement engine that keeps only the last request's shape per peer
+// rebuilds every peer on every decision when flavors alternate.
+var churnFlavors = []struct{ vcpus, ram, disk int }{{1, 2048, 20}, {2, 4096, 40}, {8, 16384, 80}}
+
+// churnRequest is the i-th request of the churn benchmark: benchRequest
+// (every stock rule that scores) in one of three flavors, with the
+// project's usage changing every time, as it does when servers land.
+func churnRequest(i int) policy.Request {
+	r := benchRequest
+	f := churnFlavors[i%len(churnFlavors)]
+	r.VCPUs, r.RAMMiB, r.DiskGiB = f.vcpus, f.ram, f.disk
+	r.Usage = &policy.Usage{VCPUs: 10 + i%50, RAMMiB: 4096 * (i % 50), Instances: i % 50}
+	return r
+}
+
+// churn changes one peer's reported capacity (a server landed or left),
+// with a new revision, as the pool does when capacity reports come in.
+func churn(ps []registry.Peer, i int) {
+	if len(ps) == 0 {
+		return
+	}
+	p := &ps[(i*7919)%len(ps)]
+	c := &p.Capacity
+	c.VCPUs.Used = (c.VCPUs.Used + 1 + int64(i%3)) % c.VCPUs.Total
+	c.RAMMiB.Used = (c.RAMMiB.Used + 2048*int64(1+i%3)) % c.RAMMiB.Total
+	c.DiskGiB.Used = (c.DiskGiB.Used + 20*int64(1+i%3)) % c.DiskGiB.Total
+	p.Revision += uint64(len(ps))
+}
+
+// BenchmarkPlacementChurn measures stock-policy decisions the way a busy
+// broker makes them: before every decision one peer's capacity changes
+// and the project's usage changes, and requests mix three flavors. It
+// reports p50/p99 latency and decisions per CPU-second (per core: this
+// process's user+system time, background work included), at 10, 100 and
+// 1,000 peers.
+func BenchmarkPlacementChurn(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		for _, m := range churnEngines(b) {
+			b.Run(fmt.Sprintf("peers=%d/%s", n, m.name), func(b *testing.B) {
+				benchChurn(b, n, m.decide)
+			})
+		}
+	}
+}
+
+type churnEngine struct {
+	name   string
+	decide func(context.Context, policy.Request, []registry.Peer) (policy.Decision, error)
+}
+
+// churnEngines are the engines the churn benchmark compares.
+func churnEngines(b *testing.B) []churnEngine {
+	// A generous deadline: a benchmark on a loaded machine measures, it
+	// does not fail closed.
+	e, err := policy.NewEngine(context.Background(), policy.EngineConfig{Timeout: 10 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return []churnEngine{{"stock", e.Evaluate}}
+}
+
+func benchChurn(b *testing.B, n int, decide func(context.Context, policy.Request, []registry.Peer) (policy.Decision, error)) {
+	ps := pool(n)
+	ctx := context.Background()
+	// Warm up: every flavor once, as a running broker would have.
+	for i := range churnFlavors {
+		if _, err := decide(ctx, churnRequest(i), ps); err != nil {
+			b.Fatal(err)
+		}
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		i++
+		churn(ps, i)
+		req := churnRequest(i)
+		t0 := time.Now()
+		d, err := decide(ctx, req, ps)
+		lat = append(lat, time.Since(t0))
+		if err != nil || len(d.Verdicts) != n {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	cpu := cpuTime() - cpu0
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50_us")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99_us")
+	b.ReportMetric(float64(len(lat))/cpu.Seconds(), "decisions/s/core")
+}
