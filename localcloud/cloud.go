@@ -54,6 +54,15 @@ type Cloud struct {
 	stateGen, savedGen uint64
 	saving             bool
 	saved              *sync.Cond
+	// The journal (journal.go): the records changed since the last
+	// write, a snapshot asked for, the open journal (nil: none yet, the
+	// next write is a snapshot), its sequence number and size, and the
+	// size of the snapshot it follows.
+	dirty                     map[recordKey]struct{}
+	compactNext               bool
+	journal                   *os.File
+	journalSeq                uint64
+	journalSize, snapshotSize int64
 	// dirLock holds DataDir for this cloud until Close.
 	dirLock *os.File
 }
@@ -103,7 +112,7 @@ func New(cfg Config, driver Driver, log logrus.FieldLogger) (*Cloud, error) {
 		servers: map[string]*server{}, keypairs: map[string]*peers.Keypair{}, images: map[string]*image{},
 		networks: map[string]*network{}, subnets: map[string]*subnet{}, ports: map[string]*peers.Port{},
 		volumes: map[string]*volume{}, macs: map[string]bool{}, bases: map[string]*baseImage{},
-		loaded: newLoadedSet(), dirLock: dirLock,
+		loaded: newLoadedSet(), dirLock: dirLock, dirty: map[recordKey]struct{}{},
 	}
 	c.saved = sync.NewCond(&c.mu)
 	for _, h := range cfg.Hosts {
@@ -111,6 +120,9 @@ func New(cfg Config, driver Driver, log logrus.FieldLogger) (*Cloud, error) {
 	}
 	if err := c.loadState(); err != nil {
 		stop()
+		if c.journal != nil {
+			_ = c.journal.Close()
+		}
 		_ = dirLock.Close()
 		return nil, fmt.Errorf("localcloud: state: %w", err)
 	}
@@ -145,6 +157,10 @@ func (c *Cloud) Close() error {
 	c.mu.Lock()
 	for c.saving {
 		c.saved.Wait()
+	}
+	if c.journal != nil {
+		_ = c.journal.Close()
+		c.journal = nil
 	}
 	c.mu.Unlock()
 	_ = c.dirLock.Close()

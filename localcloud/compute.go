@@ -168,6 +168,7 @@ func (c *Cloud) CreateServer(ctx context.Context, spec peers.ServerSpec) (peers.
 		log.Info("server active")
 	})
 	view := c.serverView(s) // as it is now: the save lets others in
+	c.markServerLocked(s)
 	c.saveLocked()
 	return view, nil
 }
@@ -287,6 +288,7 @@ func (c *Cloud) attachPortsLocked(s *server, spec peers.ServerSpec) error {
 			p := c.ports[a.PortID]
 			p.DeviceID, p.DeviceOwner = s.ID, "compute:nova"
 			s.ports = append(s.ports, p.ID)
+			c.markLocked(recPort, p.ID)
 			continue
 		}
 		ps := peers.PortSpec{Name: "", Project: s.Project, NetworkID: a.NetworkID}
@@ -301,6 +303,7 @@ func (c *Cloud) attachPortsLocked(s *server, spec peers.ServerSpec) error {
 		p.DeviceID, p.DeviceOwner = s.ID, "compute:nova"
 		s.ports = append(s.ports, p.ID)
 		s.ownPorts[p.ID] = true
+		c.markLocked(recPort, p.ID)
 	}
 	return nil
 }
@@ -308,6 +311,7 @@ func (c *Cloud) attachPortsLocked(s *server, spec peers.ServerSpec) error {
 // releasePortsLocked deletes the ports created for s and unbinds the ones
 // it was given (Nova's preserve_on_delete).
 func (c *Cloud) releasePortsLocked(s *server) {
+	c.markServerLocked(s)
 	for _, id := range s.ports {
 		p := c.ports[id]
 		if p == nil {
@@ -326,6 +330,7 @@ func (c *Cloud) setPortStatusLocked(s *server, status string) {
 	for _, id := range s.ports {
 		if p := c.ports[id]; p != nil {
 			p.Status = status
+			c.markLocked(recPort, id)
 		}
 	}
 }
@@ -340,6 +345,7 @@ func (c *Cloud) releaseAllocLocked(s *server) {
 		h.instances--
 	}
 	s.alloc = HostResources{}
+	c.markLocked(recServer, s.ID)
 }
 
 // domainSpecLocked describes s's domain for the driver, with metadata
@@ -433,6 +439,7 @@ func (c *Cloud) DeleteServer(ctx context.Context, id string) error {
 	default:
 		s.deleteWait = true
 	}
+	c.markServerLocked(s)
 	c.saveLocked()
 	return nil
 }

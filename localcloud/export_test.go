@@ -14,3 +14,16 @@ func Halt(c *Cloud) {
 	c.saved.Broadcast()
 	_ = c.dirLock.Close() // a dead process's lock goes with it
 }
+
+// Every write of this package's tests reads the state back and checks it
+// against the records: a change that did not name what it changed for the
+// journal fails the test that made it.
+func init() { verifyState = true }
+
+// SetJournalMinCompact lowers the journal size below which no snapshot is
+// written, for the test's duration.
+func SetJournalMinCompact(t interface{ Cleanup(func()) }, n int64) {
+	old := journalMinCompact
+	journalMinCompact = n
+	t.Cleanup(func() { journalMinCompact = old })
+}

@@ -29,6 +29,7 @@ func (c *Cloud) PurgeImageTombstones(ctx context.Context, cutoff time.Time) (int
 	for id, img := range c.images {
 		if img.Status == peers.ImageDeleted && img.UpdatedAt.Before(cutoff) {
 			delete(c.images, id)
+			c.markLocked(recImage, id)
 			purged = append(purged, id)
 		}
 	}

@@ -163,6 +163,7 @@ func (c *Cloud) CreateImage(ctx context.Context, spec peers.ImageSpec) (peers.Im
 	}
 	c.images[id] = img
 	view := img.view()
+	c.markLocked(recImage, id)
 	c.saveLocked()
 	c.log.WithFields(logrus.Fields{"image": id, "name": img.Name, "project": img.Project}).Info("image registered")
 	return view, nil
@@ -277,6 +278,7 @@ func (c *Cloud) UpdateImage(ctx context.Context, id string, patch peers.ImagePat
 	}
 	img.UpdatedAt = now()
 	view := img.view()
+	c.markLocked(recImage, img.ID)
 	c.saveLocked()
 	c.log.WithField("image", id).Info("image updated")
 	return view, nil
@@ -304,6 +306,7 @@ func (c *Cloud) DeleteImage(ctx context.Context, id string) error {
 	if d := c.cfg.ImageDeleteDelay; d > 0 {
 		img.Status = peers.ImagePendingDelete
 		img.scrub = time.AfterFunc(d, func() { c.scrubImage(id) })
+		c.markLocked(recImage, id)
 		c.saveLocked()
 		log.WithField("delay", d).Info("image pending delete")
 		return nil
@@ -335,6 +338,7 @@ func (c *Cloud) purgeImageLocked(img *image) {
 	img.Status = peers.ImageDeleted
 	img.scrub = nil
 	img.UpdatedAt = now()
+	c.markLocked(recImage, img.ID)
 	c.saveLocked()
 	// Its base volumes that nothing is based on go now, not at the next
 	// server or volume delete on their host.

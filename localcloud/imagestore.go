@@ -239,6 +239,7 @@ func (c *Cloud) UploadImage(ctx context.Context, id string, data io.Reader, size
 	}
 	img.Status, img.UpdatedAt = peers.ImageSaving, now()
 	want := uploadCheck{diskFormat: img.DiskFormat, md5: img.wantMD5}
+	c.markLocked(recImage, id)
 	c.saveLocked()
 	c.mu.Unlock()
 
@@ -250,6 +251,7 @@ func (c *Cloud) UploadImage(ctx context.Context, id string, data io.Reader, size
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer c.saveLocked()
+	c.markLocked(recImage, id)
 	if img.Status != peers.ImageSaving {
 		// Deleted meanwhile: its bytes must not outlive it.
 		if err == nil {

@@ -56,6 +56,7 @@ func (c *Cloud) CreateKeypair(ctx context.Context, spec peers.KeypairSpec) (peer
 		return peers.Keypair{}, errf(peers.ErrConflict, "keypair %s already exists", kp.Name)
 	}
 	c.keypairs[kp.Name] = &kp
+	c.markLocked(recKeypair, kp.Name)
 	c.saveLocked()
 	how := "keypair imported"
 	if private != "" {
@@ -105,6 +106,7 @@ func (c *Cloud) DeleteKeypair(ctx context.Context, name string) error {
 		return notFound("keypair", name)
 	}
 	delete(c.keypairs, name)
+	c.markLocked(recKeypair, name)
 	c.saveLocked()
 	c.log.WithField("keypair", name).Info("keypair deleted")
 	return nil

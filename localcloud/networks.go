@@ -85,6 +85,7 @@ func (c *Cloud) CreateNetwork(ctx context.Context, spec peers.NetworkSpec) (peer
 		return peers.Network{}, err
 	}
 	c.networks[n.ID] = n
+	c.markLocked(recNetwork, n.ID)
 	c.saveLocked()
 	c.mu.Unlock()
 
@@ -96,6 +97,7 @@ func (c *Cloud) CreateNetwork(ctx context.Context, spec peers.NetworkSpec) (peer
 			c.removeNetworkFromHosts(c.bg, n.ID, created, log)
 			c.mu.Lock()
 			delete(c.networks, n.ID)
+			c.markLocked(recNetwork, n.ID)
 			c.saveLocked()
 			c.mu.Unlock()
 			return peers.Network{}, fmt.Errorf("network %s on host %s: %w", n.ID, h.Name, err)
@@ -106,6 +108,7 @@ func (c *Cloud) CreateNetwork(ctx context.Context, spec peers.NetworkSpec) (peer
 	defer c.mu.Unlock()
 	n.Status = "ACTIVE"
 	view := n.view()
+	c.markLocked(recNetwork, n.ID)
 	c.saveLocked()
 	log.Info("network created")
 	return view, nil
@@ -154,6 +157,7 @@ func (c *Cloud) DeleteNetwork(ctx context.Context, id string) error {
 		return errf(peers.ErrConflict, "network %s is in use by ports %s", id, strings.Join(inUse, ", "))
 	}
 	n.deleting = true
+	c.markLocked(recNetwork, n.ID)
 	c.saveLocked()
 	c.mu.Unlock()
 	return c.finishNetworkDelete(ctx, n)
@@ -171,12 +175,14 @@ func (c *Cloud) finishNetworkDelete(ctx context.Context, n *network) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer c.saveLocked()
+	c.markLocked(recNetwork, n.ID)
 	if err != nil {
 		n.deleting = false
 		return err
 	}
 	for _, sid := range n.Subnets {
 		delete(c.subnets, sid)
+		c.markLocked(recSubnet, sid)
 	}
 	delete(c.networks, n.ID)
 	log.Info("network deleted")
@@ -251,6 +257,8 @@ func (c *Cloud) CreateSubnet(ctx context.Context, spec peers.SubnetSpec) (peers.
 	c.subnets[sn.ID] = sn
 	n.Subnets = append(n.Subnets, sn.ID)
 	view := sn.view()
+	c.markLocked(recSubnet, sn.ID)
+	c.markLocked(recNetwork, n.ID)
 	c.saveLocked()
 	c.log.WithFields(logrus.Fields{"subnet": sn.ID, "network": n.ID, "cidr": sn.CIDR}).Info("subnet created")
 	return view, nil
@@ -281,8 +289,10 @@ func (c *Cloud) DeleteSubnet(ctx context.Context, id string) error {
 	}
 	if n := c.networks[sn.NetworkID]; n != nil {
 		n.Subnets = slices.DeleteFunc(n.Subnets, func(s string) bool { return s == id })
+		c.markLocked(recNetwork, n.ID)
 	}
 	delete(c.subnets, id)
+	c.markLocked(recSubnet, id)
 	c.saveLocked()
 	c.log.WithField("subnet", id).Info("subnet deleted")
 	return nil
@@ -336,6 +346,7 @@ func (c *Cloud) createPortLocked(spec peers.PortSpec) (*peers.Port, error) {
 		return nil, fmt.Errorf("port on network %s: %w", n.ID, err)
 	}
 	c.ports[p.ID] = p
+	c.markLocked(recPort, p.ID)
 	if len(spec.FixedIPs) == 0 {
 		for _, sid := range n.Subnets {
 			if a, ok := c.subnets[sid].allocate(p.ID); ok {
@@ -400,6 +411,7 @@ func (c *Cloud) releasePortLocked(p *peers.Port) {
 	}
 	delete(c.macs, p.MACAddress)
 	delete(c.ports, p.ID)
+	c.markLocked(recPort, p.ID)
 }
 
 // newMAC returns an unused MAC under OpenStack's base_mac prefix fa:16:3e.

@@ -93,6 +93,7 @@ func (c *Cloud) Recover(ctx context.Context) (Recovery, error) {
 		c.loaded = newLoadedSet()
 	}
 	c.recountLocked()
+	c.markAllLocked()
 	c.saveLocked()
 	c.mu.Unlock()
 

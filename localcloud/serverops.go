@@ -33,6 +33,7 @@ const (
 // work's error; a DeleteServer that came meanwhile starts after it.
 func (c *Cloud) runTask(s *server, task string, work func(ctx context.Context) error, done func(err error)) {
 	s.task = task
+	c.markLocked(recServer, s.ID)
 	c.background(func(ctx context.Context) {
 		err := work(ctx)
 		c.mu.Lock()
@@ -43,6 +44,7 @@ func (c *Cloud) runTask(s *server, task string, work func(ctx context.Context) e
 		if s.deleteWait && !c.closed {
 			c.startDeleteLocked(s)
 		}
+		c.markServerLocked(s) // gone from c.servers when done deleted it
 		c.saveLocked()
 	})
 }

@@ -2,7 +2,6 @@ package localcloud
 
 import (
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,12 +18,12 @@ import (
 )
 
 // The cloud's records (servers, images, keypairs, networks, subnets,
-// ports with their addresses, volumes with their attachments) are saved
-// whole, as JSON, to DataDir/state.json after every change, before the
-// call that made it returns: what a caller was told exists survives a
-// crash of this process. The hosts hold the rest (domains, pool volumes,
-// networks, with cloudmux metadata on domains), and Recover reconciles the
-// two. The file is small (about a kilobyte a server); what costs is the
+// ports with their addresses, volumes with their attachments) are saved as
+// JSON in DataDir: a snapshot (state.json) and a journal of the changes
+// since (journal.go), synced before the call that made a change returns:
+// what a caller was told exists survives a crash of this process. The
+// hosts hold the rest (domains, pool volumes, networks, with cloudmux
+// metadata on domains), and Recover reconciles the two. What costs is the
 // fsync, so concurrent changes share writes (saveLocked): 100 servers
 // created at once over the fake driver go ACTIVE at about 5000/s with
 // saving, 10000/s without, and 130/s when every change wrote on its own.
@@ -36,8 +36,11 @@ const stateFileName = "state.json"
 const stateVersion = 1
 
 type savedState struct {
-	Version  int             `json:"version"`
-	SavedAt  time.Time       `json:"saved_at"`
+	Version int       `json:"version"`
+	SavedAt time.Time `json:"saved_at"`
+	// Journal names the journal file of the changes made after this
+	// snapshot ("" in files written before journals: none).
+	Journal  string          `json:"journal,omitempty"`
 	Servers  []savedServer   `json:"servers"`
 	Images   []savedImage    `json:"images"`
 	Keypairs []peers.Keypair `json:"keypairs"`
@@ -81,12 +84,7 @@ func (c *Cloud) statePath() string { return filepath.Join(c.cfg.DataDir, stateFi
 func (c *Cloud) snapshotLocked() savedState {
 	st := savedState{Version: stateVersion, SavedAt: now()}
 	for _, s := range c.servers {
-		ss := savedServer{
-			Server: c.serverView(s), Alloc: s.alloc, RootDisk: s.rootDisk, Ports: slices.Clone(s.ports),
-			OwnPorts: slices.Sorted(maps.Keys(s.ownPorts)), Defined: s.defined, Task: s.task, DeleteWait: s.deleteWait,
-		}
-		ss.Server.Addresses = nil // derived from the ports
-		st.Servers = append(st.Servers, ss)
+		st.Servers = append(st.Servers, c.savedServerLocked(s))
 	}
 	for _, img := range c.images {
 		st.Images = append(st.Images, savedImage{Image: img.view(), WantMD5: img.wantMD5})
@@ -116,10 +114,21 @@ func (c *Cloud) snapshotLocked() savedState {
 	return st
 }
 
+// savedServerLocked is s's saved form.
+func (c *Cloud) savedServerLocked(s *server) savedServer {
+	ss := savedServer{
+		Server: c.serverView(s), Alloc: s.alloc, RootDisk: s.rootDisk, Ports: slices.Clone(s.ports),
+		OwnPorts: slices.Sorted(maps.Keys(s.ownPorts)), Defined: s.defined, Task: s.task, DeleteWait: s.deleteWait,
+	}
+	ss.Server.Addresses = nil // derived from the ports
+	return ss
+}
+
 // saveLocked makes the records durable before the caller goes on: it
 // counts a change and waits until a state file holding it is written
-// (synced, renamed over the old one), so what a caller is told has
-// happened survives a crash. Saves are grouped: one writer goroutine
+// (appended to the journal and synced, or a new snapshot), so what a
+// caller is told has happened survives a crash. The change must have
+// named what it changed (markLocked) first. Saves are grouped: one writer goroutine
 // writes the latest state while the changes made meanwhile wait for the
 // next write, so a burst of calls costs a few writes, not one each. The
 // wait releases c.mu (it is a sync.Cond on it): callers call it at the end
@@ -141,20 +150,53 @@ func (c *Cloud) saveLocked() {
 	}
 }
 
-// stateWriter writes the state until the file holds every counted change.
+// stateWriter writes the state until the disk holds every counted change:
+// the changed records appended to the journal, or, when the journal has
+// outgrown the snapshot (or there is none yet), a new snapshot.
 func (c *Cloud) stateWriter() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for c.savedGen < c.stateGen && !c.halted {
 		gen := c.stateGen
-		b, err := json.Marshal(c.snapshotLocked())
-		c.mu.Unlock()
-		if err == nil {
-			err = c.writeState(b)
+		snapshot := c.journal == nil || c.compactNext ||
+			c.journalSize > max(journalMinCompact, c.snapshotSize)
+		var err error
+		if snapshot {
+			st := c.snapshotLocked()
+			clear(c.dirty)
+			c.compactNext = false
+			seq := c.journalSeq + 1
+			old := c.journal
+			c.mu.Unlock()
+			f, size, cerr := c.compact(st, seq)
+			c.mu.Lock()
+			if err = cerr; err == nil {
+				if old != nil {
+					_ = old.Close()
+				}
+				c.journal, c.journalSeq, c.journalSize, c.snapshotSize = f, seq, 0, size
+			}
+		} else {
+			var b []byte
+			b, err = c.journalLinesLocked()
+			f := c.journal
+			if err == nil {
+				c.mu.Unlock()
+				err = c.appendJournal(f, b)
+				c.mu.Lock()
+			}
+			if err == nil {
+				c.journalSize += int64(len(b))
+			}
 		}
-		c.mu.Lock()
 		if err != nil {
+			// The changes are in memory; a snapshot, next, carries them
+			// (and whatever a failed append left half written is
+			// superseded with its journal).
+			c.compactNext = true
 			c.log.WithError(err).Error("saving the cloud's state failed; a crash now would lose the latest changes")
+		} else if verifyState {
+			c.verifyStateLocked()
 		}
 		c.savedGen = gen
 		c.saved.Broadcast()
@@ -199,19 +241,34 @@ func (c *Cloud) writeState(b []byte) error {
 // Recover, which asks the hosts. It records what it loaded in c.loaded for
 // Recover. Called from New, before the Cloud is shared.
 func (c *Cloud) loadState() error {
-	b, err := os.ReadFile(c.statePath())
+	st, good, err := readState(c.cfg.DataDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	var st savedState
-	if err := json.Unmarshal(b, &st); err != nil {
-		return fmt.Errorf("%s is not a state file: %w", c.statePath(), err)
-	}
-	if st.Version != stateVersion {
-		return fmt.Errorf("%s has version %d; this cloudmux reads version %d", c.statePath(), st.Version, stateVersion)
+	if st.Journal != "" {
+		// Appends continue where the last whole line ends: a torn line a
+		// crash left is cut off first.
+		f, err := os.OpenFile(c.journalPath(st.Journal), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return err
+		}
+		if err := f.Truncate(good); err != nil {
+			_ = f.Close()
+			return err
+		}
+		var seq uint64
+		if _, err := fmt.Sscanf(strings.TrimPrefix(st.Journal, journalFileName+"."), "%d", &seq); err != nil {
+			_ = f.Close()
+			return fmt.Errorf("%s names journal %q: %w", c.statePath(), st.Journal, err)
+		}
+		c.journal, c.journalSeq, c.journalSize = f, seq, good
+		if fi, err := os.Stat(c.statePath()); err == nil {
+			c.snapshotSize = fi.Size()
+		}
+		c.removeStaleJournals(st.Journal)
 	}
 	for _, kp := range st.Keypairs {
 		c.keypairs[kp.Name] = &kp
@@ -268,6 +325,9 @@ func (c *Cloud) loadState() error {
 		c.loaded.servers[s.ID] = true
 	}
 	c.recountLocked()
+	// What the load settled (an interrupted upload killed, a volume
+	// being created in error) is written whole with the next save.
+	c.compactNext = true
 	c.log.WithField("saved_at", st.SavedAt).WithField("servers", len(st.Servers)).WithField("images", len(st.Images)).
 		WithField("networks", len(st.Networks)).WithField("volumes", len(st.Volumes)).Info("state loaded")
 	return nil

@@ -124,6 +124,7 @@ func (c *Cloud) CreateVolume(ctx context.Context, spec peers.VolumeSpec) (peers.
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		defer c.saveLocked()
+		c.markLocked(recVolume, v.ID)
 		if err != nil {
 			log.WithError(err).Warn("volume creation failed")
 			v.Status = peers.VolumeError
@@ -135,6 +136,7 @@ func (c *Cloud) CreateVolume(ctx context.Context, spec peers.VolumeSpec) (peers.
 	})
 	log.Info("volume creating")
 	view := v.view()
+	c.markLocked(recVolume, v.ID)
 	c.saveLocked()
 	return view, nil
 }
@@ -170,6 +172,7 @@ func (c *Cloud) DeleteVolume(ctx context.Context, id string) error {
 		return errf(peers.ErrConflict, "volume %s is %s; only an available or error volume can be deleted", id, v.Status)
 	}
 	c.startVolumeDeleteLocked(v)
+	c.markLocked(recVolume, v.ID)
 	c.saveLocked()
 	return nil
 }
@@ -187,6 +190,7 @@ func (c *Cloud) startVolumeDeleteLocked(v *volume) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		defer c.saveLocked()
+		c.markLocked(recVolume, id)
 		if err != nil {
 			log.WithError(err).Warn("volume delete failed")
 			v.Status = peers.VolumeError
@@ -235,6 +239,7 @@ func (c *Cloud) AttachVolume(ctx context.Context, serverID, volumeID string) (pe
 		defer cancel()
 		return c.driver.AttachDisk(ctx, hostName, serverID, Disk{VolumeID: volumeID, Device: strings.TrimPrefix(dev, "/dev/")})
 	}, func(err error) {
+		c.markLocked(recVolume, volumeID)
 		if err != nil {
 			log.WithError(err).Warn("volume attach failed")
 			v.Status = peers.VolumeAvailable
@@ -243,6 +248,7 @@ func (c *Cloud) AttachVolume(ctx context.Context, serverID, volumeID string) (pe
 		c.markAttachedLocked(v, s, att)
 		log.Info("volume attached")
 	})
+	c.markLocked(recVolume, volumeID)
 	c.saveLocked()
 	return att, nil
 }
@@ -268,6 +274,8 @@ func (c *Cloud) nextDeviceLocked(s *server) (string, error) {
 
 // markAttachedLocked records v as attached to s.
 func (c *Cloud) markAttachedLocked(v *volume, s *server, att peers.VolumeAttachment) {
+	c.markLocked(recVolume, v.ID)
+	c.markLocked(recServer, s.ID)
 	v.Status = peers.VolumeInUse
 	v.Attachments = []peers.VolumeAttachment{att}
 	s.Volumes = append(s.Volumes, v.ID)
@@ -275,6 +283,8 @@ func (c *Cloud) markAttachedLocked(v *volume, s *server, att peers.VolumeAttachm
 
 // unmarkAttachedLocked makes v available again and drops it from s.
 func (c *Cloud) unmarkAttachedLocked(v *volume, s *server) {
+	c.markLocked(recVolume, v.ID)
+	c.markLocked(recServer, s.ID)
 	v.Status, v.Attachments = peers.VolumeAvailable, nil
 	s.Volumes = slices.DeleteFunc(s.Volumes, func(id string) bool { return id == v.ID })
 }
@@ -322,6 +332,7 @@ func (c *Cloud) DetachVolume(ctx context.Context, serverID, volumeID string) err
 		defer cancel()
 		return ignoreNotFound(c.driver.DetachDisk(ctx, hostName, serverID, volumeID))
 	}, func(err error) {
+		c.markLocked(recVolume, volumeID)
 		if err != nil {
 			log.WithError(err).Warn("volume detach failed")
 			v.Status = peers.VolumeInUse
@@ -330,6 +341,7 @@ func (c *Cloud) DetachVolume(ctx context.Context, serverID, volumeID string) err
 		c.unmarkAttachedLocked(v, s)
 		log.Info("volume detached")
 	})
+	c.markLocked(recVolume, volumeID)
 	c.saveLocked()
 	return nil
 }
@@ -386,6 +398,7 @@ func (c *Cloud) ExtendVolume(ctx context.Context, id string, newSizeGiB int) (pe
 		return c.driver.ResizeVolume(ctx, hostName, id, newSizeGiB, domainID)
 	}
 	done := func(err error) {
+		c.markLocked(recVolume, v.ID)
 		v.Status = was
 		if err != nil {
 			log.WithError(err).Warn("volume extend failed")
@@ -406,11 +419,13 @@ func (c *Cloud) ExtendVolume(ctx context.Context, id string, newSizeGiB int) (pe
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			done(err)
+			c.markLocked(recVolume, v.ID)
 			c.saveLocked()
 		})
 	}
 	log.Info("volume extending")
 	view := v.view()
+	c.markLocked(recVolume, v.ID)
 	c.saveLocked()
 	return view, nil
 }
