@@ -360,3 +360,31 @@ func (a *Adapter) CreateImage(ctx context.Context, c resource.Caller, spec resou
 	}
 	return resource.Created{ID: img.ID}, nil
 }
+
+// Reference implements deploy.Resources: whether the caller may use the
+// existing resource ref names, resolved exactly as the create that uses
+// it will resolve it (broker ID or name, the service layer's visibility
+// rules), so a template naming a network, port, volume, server or key pair
+// the project cannot use fails at plan, not halfway through an apply.
+func (a *Adapter) Reference(ctx context.Context, c resource.Caller, kind templates.Kind, ref string) error {
+	var err error
+	switch kind {
+	case templates.KindNetwork:
+		_, err = a.networkID(ctx, c, ref, "")
+	case templates.KindPort:
+		_, err = a.portID(ctx, c, ref)
+	case templates.KindVolume:
+		_, err = a.volumeID(ctx, c, ref)
+	case templates.KindServer:
+		if _, err = a.Servers.Get(ctx, computeCaller(c), ref); err != nil {
+			err = wrap(err)
+		}
+	case templates.KindKeypair:
+		if _, err = a.Keypairs.Get(ctx, c.User, ref); err != nil {
+			err = wrap(err)
+		}
+	default:
+		return fmt.Errorf("%s resources are not referenced by ID", kind)
+	}
+	return err
+}

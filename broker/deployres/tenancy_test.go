@@ -86,9 +86,10 @@ func (e *env) onPeers(t *testing.T, project string) int {
 
 // TestAnotherProjectsResourcesAreNotFound: project B names project A's
 // private image, port, volume and network in its templates, by broker
-// ID, by name and by the peer's own ID. Every deployment fails with
-// not found (the image at plan, the others when the service is asked),
-// is rolled back, and A's resources are exactly as they were.
+// ID, by name and by the peer's own ID. Every plan fails with not found
+// (the references are resolved by the services at plan, as the creates
+// will), nothing is recorded or made, and A's resources are exactly as
+// they were.
 func TestAnotherProjectsResourcesAreNotFound(t *testing.T) {
 	e := newEnv(t)
 	ctx := e.Ctx
@@ -149,27 +150,19 @@ func TestAnotherProjectsResourcesAreNotFound(t *testing.T) {
 		for i, form := range []string{"broker ID", "name", "peer ID"} {
 			t.Run(kind+" by "+form, func(t *testing.T) {
 				ref := ids[i]
-				d, _, err := e.engine.Create(ctx, "steal", b, deploy.Spec{Source: templates[kind](ref)})
-				if kind == "image" {
-					if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("unknown image %q", ref)) {
-						t.Fatalf("planning with A's image: %v", err)
-					}
-					return
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				d = e.run(t, d.ID)
-				if d.Status != deploy.StatusFailed || !strings.Contains(d.Error, "could not be found") {
-					t.Fatalf("%s: %s", d.Status, d.Error)
+				// Refused at plan, by every ID form, like a missing one:
+				// nothing is recorded, nothing reaches a peer.
+				_, _, err := e.engine.Create(ctx, "steal", b, deploy.Spec{Source: templates[kind](ref)})
+				if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("unknown %s %q", kind, ref)) {
+					t.Fatalf("planning with A's %s: %v", kind, err)
 				}
 				for _, id := range []string{ids[0], ids[2]} {
-					if id != ref && strings.Contains(d.Error, id) {
-						t.Fatalf("the error names A's %s %s: %s", kind, id, d.Error)
+					if id != ref && strings.Contains(err.Error(), id) {
+						t.Fatalf("the error names A's %s %s: %v", kind, id, err)
 					}
 				}
-				if n := e.onPeers(t, b.Project); n != 0 || len(d.Resources) != 0 {
-					t.Fatalf("rollback left %d resources on the peers, %d recorded", n, len(d.Resources))
+				if n := e.onPeers(t, b.Project); n != 0 {
+					t.Fatalf("%d resources on the peers", n)
 				}
 			})
 		}
@@ -344,5 +337,74 @@ outputs:
 	}
 	if _, err := e.svc.Networks.GetPort(ctx, a.Project, port.Ref.ID); err != nil {
 		t.Fatalf("the project's port went with the deployment: %v", err)
+	}
+}
+
+// TestLiteralReferencesCheckedAtPlan: a literal that names nothing the
+// project may use fails the plan with every such problem at its path; a
+// literal naming one of the template's own resources is left to the
+// apply, which makes that resource first.
+func TestLiteralReferencesCheckedAtPlan(t *testing.T) {
+	e := newEnv(t)
+	a := resource.Caller{Project: "project-a", User: "alice"}
+	tests := []struct {
+		name  string
+		src   string
+		wants []string // problems, "" for a plan that passes
+	}{
+		{"missing everything", `eve_template_version: 1
+resources:
+  web:
+    type: Server
+    properties:
+      flavor: m1.nano
+      image: ` + localcloud.SeedImageName + `
+      key_name: no-key
+      networks: [{network: no-net}, {port: no-port}]
+  db: {type: Server, properties: {flavor: m1.nano, boot_volume: no-volume}}
+  sub: {type: Subnet, properties: {network: no-net-2, cidr: 10.1.0.0/24}}
+  attach: {type: VolumeAttachment, properties: {server: no-server, volume: {get_resource: vol}}}
+  vol: {type: Volume, properties: {size: 1}}
+`, []string{
+			`resources.web.properties.key_name: unknown keypair "no-key"`,
+			`resources.db.properties.boot_volume: unknown volume "no-volume"`,
+			`resources.web.properties.networks[0].network: unknown network "no-net"`,
+			`resources.web.properties.networks[1].port: unknown port "no-port"`,
+			`resources.sub.properties.network: unknown network "no-net-2"`,
+			`resources.attach.properties.server: unknown server "no-server"`,
+		}},
+		{"the template's own names", `eve_template_version: 1
+resources:
+  key: {type: Keypair, properties: {name: own-key}}
+  net: {type: Network, properties: {name: own-net}}
+  sub: {type: Subnet, properties: {network: own-net, cidr: 10.2.0.0/24}}
+  web:
+    type: Server
+    depends_on: [key, sub]
+    properties:
+      flavor: m1.nano
+      image: ` + localcloud.SeedImageName + `
+      key_name: own-key
+      networks: [{network: own-net}]
+`, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.engine.Plan(e.Ctx, &deploy.Deployment{Project: a.Project, User: a.User}, deploy.Spec{Source: tc.src})
+			if len(tc.wants) == 0 {
+				if err != nil {
+					t.Fatalf("plan: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("the plan passed")
+			}
+			for _, w := range tc.wants {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("the plan's error lacks %q:\n%v", w, err)
+				}
+			}
+		})
 	}
 }

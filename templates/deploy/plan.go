@@ -286,7 +286,7 @@ func (e *Engine) plan(ctx context.Context, d *Deployment, spec Spec, quota bool)
 		return nil, err
 	}
 	pl := &planner{e: e, d: d, spec: spec, r: r, caller: resource.Caller{Project: d.Project, User: d.User}, quota: quota,
-		flavors: map[string]*resource.Flavor{}, images: map[string]bool{}}
+		flavors: map[string]*resource.Flavor{}, images: map[string]bool{}, refs: map[refKey]error{}}
 	return pl.run(ctx)
 }
 
@@ -300,7 +300,19 @@ type planner struct {
 	members []registry.Peer
 	flavors map[string]*resource.Flavor // by reference; nil when unknown
 	images  map[string]bool             // by reference: whether the caller may use it
-	errs    []error
+	// refs: whether the caller may use the existing resource of a kind a
+	// literal reference names (nil: it may), by kind and reference.
+	refs map[refKey]error
+	// declared: the names the template's own resources of a kind bear,
+	// which a literal may name before they exist.
+	declared map[refKey]bool
+	errs     []error
+}
+
+// refKey is a kind and a reference (or name) of that kind.
+type refKey struct {
+	kind templates.Kind
+	ref  string
 }
 
 func (pl *planner) bad(path, format string, args ...any) {
@@ -669,6 +681,81 @@ func (pl *planner) checkRefs(ctx context.Context, inst *Step) {
 		if !usable {
 			pl.bad(path+"image", "unknown image %q", img)
 		}
+	}
+	for _, r := range literalRefs(inst.Kind, props) {
+		pl.checkRef(ctx, path+r.path, r.kind, r.ref)
+	}
+}
+
+// literalRef is a reference to an existing resource a property holds as
+// a literal (not get_resource): what the create will resolve.
+type literalRef struct {
+	path string // under the resource's properties
+	kind templates.Kind
+	ref  string
+}
+
+// literalRefs lists the literal references of one resource's properties:
+// a server's networks (network or port), boot volume and key pair, a
+// subnet's or port's network, an attachment's server and volume.
+func literalRefs(k templates.Kind, props map[string]any) []literalRef {
+	var out []literalRef
+	add := func(path string, kind templates.Kind, v any) {
+		if s, ok := v.(string); ok && s != "" && !isSymbol(s) {
+			out = append(out, literalRef{path: path, kind: kind, ref: s})
+		}
+	}
+	switch k {
+	case templates.KindServer:
+		nets, _ := props["networks"].([]any)
+		for i, n := range nets {
+			if m, ok := n.(map[string]any); ok {
+				add(fmt.Sprintf("networks[%d].network", i), templates.KindNetwork, m["network"])
+				add(fmt.Sprintf("networks[%d].port", i), templates.KindPort, m["port"])
+			}
+		}
+		add("boot_volume", templates.KindVolume, props["boot_volume"])
+		add("key_name", templates.KindKeypair, props["key_name"])
+	case templates.KindSubnet, templates.KindPort:
+		add("network", templates.KindNetwork, props["network"])
+	case templates.KindVolumeAttachment:
+		add("server", templates.KindServer, props["server"])
+		add("volume", templates.KindVolume, props["volume"])
+	}
+	return out
+}
+
+// checkRef reports a literal reference the caller cannot use, unless it
+// names one of the template's own resources of that kind (made by this
+// apply, before what refers to it). Each reference is asked once.
+func (pl *planner) checkRef(ctx context.Context, path string, kind templates.Kind, ref string) {
+	if pl.declared == nil {
+		pl.declared = map[refKey]bool{}
+		for _, inst := range pl.r.instances {
+			var props map[string]any
+			_ = json.Unmarshal([]byte(inst.Props), &props)
+			if name, ok := props["name"].(string); ok && name != "" {
+				pl.declared[refKey{inst.Kind, name}] = true
+			}
+		}
+	}
+	k := refKey{kind, ref}
+	if pl.declared[k] {
+		return
+	}
+	err, seen := pl.refs[k]
+	if !seen {
+		err = pl.e.Resources.Reference(ctx, pl.caller, kind, ref)
+		pl.refs[k] = err
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, resource.ErrNotFound):
+		pl.bad(path, "unknown %s %q", strings.ToLower(string(kind)), ref)
+	default:
+		// Not the template's fault (a peer did not answer): the apply
+		// resolves it again, and fails then if it must.
+		pl.e.log().WithError(err).WithFields(map[string]any{"kind": kind, "ref": ref}).Warn("plan: could not check a reference")
 	}
 }
 

@@ -44,6 +44,11 @@ type Resources interface {
 	Flavor(ctx context.Context, ref string) (resource.Flavor, error)
 	// Image finds an image the caller may use by broker ID or name.
 	Image(ctx context.Context, c resource.Caller, ref string) (resource.Image, error)
+	// Reference says whether the caller may use the existing resource of
+	// kind (network, port, volume, server, keypair) ref names, resolved as
+	// the create using it will: resource.ErrNotFound when it may not (or
+	// it does not exist), another error when that cannot be told now.
+	Reference(ctx context.Context, c resource.Caller, kind templates.Kind, ref string) error
 	// CheckQuota says whether want fits the caller's quota now: a
 	// *quota error naming the resource and the numbers when it does not
 	// (wrapping resource.ErrOverQuota). The creates reserve for real.
