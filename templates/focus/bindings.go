@@ -166,6 +166,15 @@ func (c *Catalog) Bindings(ctx context.Context, project string) ([]Binding, erro
 	if err := validProject(project); err != nil {
 		return nil, err
 	}
+	if c.Memory.loaded() {
+		var out []Binding
+		for _, s := range c.Memory.latestIn(projectPrefix(project) + "bindings/") {
+			b := *s.Binding
+			b.Project = project
+			out = append(out, b)
+		}
+		return out, nil
+	}
 	kvs, _, err := c.Store.List(ctx, projectPrefix(project)+"bindings/")
 	if err != nil {
 		return nil, err

@@ -31,6 +31,9 @@ var _ Store = registry.Store(nil)
 // a template version, which every project then reads (never writes).
 type Catalog struct {
 	Store Store
+	// Memory, when set (and Run), serves lists and latest versions from
+	// memory; without it they are read from the Store.
+	Memory *Memory
 	// Now is the clock (tests pin it); nil is time.Now.
 	Now func() time.Time
 }
@@ -96,8 +99,11 @@ func versionsPrefix(project, kind, name string) string {
 }
 
 func versionKey(project, kind, name string, v int) string {
-	return fmt.Sprintf("%s%08d", versionsPrefix(project, kind, name), v)
+	return versionIn(versionsPrefix(project, kind, name), v)
 }
+
+// versionIn is the key of version v under a versions prefix.
+func versionIn(versions string, v int) string { return fmt.Sprintf("%s%08d", versions, v) }
 
 func hashKey(project, kind, name, hash string) string {
 	return fmt.Sprintf("%s%s/%s/hashes/%s", projectPrefix(project), kind, name, hash)
@@ -180,13 +186,17 @@ func (c *Catalog) create(ctx context.Context, project, kind, name, hash string, 
 		if err != nil {
 			return 0, err
 		}
-		if _, err := c.Store.CAS(ctx, versionKey(project, kind, name, n), b, 0); errors.Is(err, registry.ErrConflict) {
+		idx, err := c.Store.CAS(ctx, versionKey(project, kind, name, n), b, 0)
+		if errors.Is(err, registry.ErrConflict) {
 			continue
 		} else if err != nil {
 			return 0, err
 		}
+		c.Memory.wrote(versionKey(project, kind, name, n), b, idx)
 		if _, err := c.Store.CAS(ctx, hashKey(project, kind, name, hash), []byte(strconv.Itoa(n)), 0); errors.Is(err, registry.ErrConflict) {
-			_ = c.Store.Delete(ctx, versionKey(project, kind, name, n))
+			if c.Store.Delete(ctx, versionKey(project, kind, name, n)) == nil {
+				c.Memory.deleted(versionKey(project, kind, name, n))
+			}
 			other, err := c.byHash(ctx, project, kind, name, hash)
 			if err != nil {
 				return 0, err
@@ -210,19 +220,6 @@ func (c *Catalog) byHash(ctx context.Context, project, kind, name, hash string) 
 		return "", err
 	}
 	return string(kv.Value), nil
-}
-
-// latest is the highest version number under a versions prefix (0: none).
-func (c *Catalog) latest(ctx context.Context, versions string) (int, error) {
-	kvs, _, err := c.Store.List(ctx, versions)
-	if err != nil {
-		return 0, err
-	}
-	if len(kvs) == 0 {
-		return 0, nil
-	}
-	k := kvs[len(kvs)-1].Key
-	return strconv.Atoi(k[strings.LastIndexByte(k, '/')+1:])
 }
 
 // versionNumber reads "3", "latest" or "" against a versions prefix.
@@ -358,11 +355,33 @@ func (c *Catalog) List(ctx context.Context, project string) ([]Summary, error) {
 	if err := validProject(project); err != nil {
 		return nil, err
 	}
+	latest, err := c.latestVersions(ctx, project)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Summary, 0, len(latest))
+	for _, v := range latest {
+		out = append(out, Summary{Name: v.Name, Latest: v.Version, Description: v.Description, UpdatedAt: v.CreatedAt})
+	}
+	return c.addPublic(ctx, project, out)
+}
+
+// latestVersions returns the latest version of each of the project's
+// templates, by name (from memory when it runs; the sources may be left
+// out).
+func (c *Catalog) latestVersions(ctx context.Context, project string) ([]Version, error) {
+	if c.Memory.loaded() {
+		var out []Version
+		for _, s := range c.Memory.latestIn(projectPrefix(project) + "templates/") {
+			out = append(out, *s.Version)
+		}
+		return out, nil
+	}
 	kvs, _, err := c.Store.List(ctx, projectPrefix(project)+"templates/")
 	if err != nil {
 		return nil, err
 	}
-	var out []Summary
+	var out []Version
 	for _, kv := range kvs {
 		if !strings.Contains(kv.Key, "/versions/") {
 			continue
@@ -371,15 +390,14 @@ func (c *Catalog) List(ctx context.Context, project string) ([]Summary, error) {
 		if err := json.Unmarshal(kv.Value, &v); err != nil {
 			return nil, err
 		}
-		s := Summary{Name: v.Name, Latest: v.Version, Description: v.Description, UpdatedAt: v.CreatedAt}
 		// Keys sort by name, then version: the last seen of a name is its latest.
 		if n := len(out); n > 0 && out[n-1].Name == v.Name {
-			out[n-1] = s
+			out[n-1] = v
 			continue
 		}
-		out = append(out, s)
+		out = append(out, v)
 	}
-	return c.addPublic(ctx, project, out)
+	return out, nil
 }
 
 // Diff compares two versions of template name as project sees it.

@@ -42,8 +42,30 @@ resources:
   data: {type: Volume, properties: {size: {get_param: size}}}
 `
 
-func newCatalog() (*Catalog, context.Context) {
-	return &Catalog{Store: registry.NewMemory()}, context.Background()
+// inMemory makes newCatalog's catalogs run their Memory
+// (TestCatalogInMemory sets it).
+var inMemory bool
+
+func newCatalog(t *testing.T) (*Catalog, context.Context) {
+	t.Helper()
+	c := &Catalog{Store: registry.NewMemory()}
+	if inMemory {
+		c.Memory = runMemory(t, c.Store.(registry.MirrorStore))
+	}
+	return c, context.Background()
+}
+
+// runMemory runs a catalog memory over store until the test ends.
+func runMemory(t *testing.T, store registry.MirrorStore) *Memory {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	m := NewMemory(store, nil)
+	go func() { _ = m.Run(ctx) }()
+	if err := m.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func push(t *testing.T, c *Catalog, name, src string) Version {
@@ -56,7 +78,7 @@ func push(t *testing.T, c *Catalog, name, src string) Version {
 }
 
 func TestPushIsContentAddressed(t *testing.T) {
-	c, ctx := newCatalog()
+	c, ctx := newCatalog(t)
 	v1, created, err := c.Push(ctx, "p1", "web", []byte(webV1), "alice")
 	if err != nil || !created || v1.Version != 1 {
 		t.Fatalf("first push: %+v %v %v", v1, created, err)
@@ -93,7 +115,7 @@ func TestPushIsContentAddressed(t *testing.T) {
 }
 
 func TestConcurrentPushes(t *testing.T) {
-	c, ctx := newCatalog()
+	c, ctx := newCatalog(t)
 	var wg sync.WaitGroup
 	versions := make([]int, 8)
 	for i := range versions {
@@ -128,7 +150,7 @@ func TestConcurrentPushes(t *testing.T) {
 }
 
 func TestDiffAndRelationships(t *testing.T) {
-	c, ctx := newCatalog()
+	c, ctx := newCatalog(t)
 	push(t, c, "net", netV1)
 	push(t, c, "web", webV1)
 	push(t, c, "web", webV2)
@@ -208,7 +230,7 @@ func TestDiffAndRelationships(t *testing.T) {
 }
 
 func TestBindings(t *testing.T) {
-	c, ctx := newCatalog()
+	c, ctx := newCatalog(t)
 	push(t, c, "web", webV1)
 	spec, err := ParseBindingSpec([]byte("template: web\nparameters: {flavor: m1.nano}\nplacement: {web: {required_labels: {tier: gold}}}\n"))
 	if err != nil {
@@ -244,7 +266,7 @@ func TestBindings(t *testing.T) {
 }
 
 func TestProjectsAndPublic(t *testing.T) {
-	c, ctx := newCatalog()
+	c, ctx := newCatalog(t)
 	admin, a, b := "admin-p", "proj-a", "proj-b"
 	if _, _, err := c.Push(ctx, admin, "net", []byte(netV1), "root"); err != nil {
 		t.Fatal(err)
@@ -330,7 +352,7 @@ func TestProjectsAndPublic(t *testing.T) {
 }
 
 func TestMigrateLegacy(t *testing.T) {
-	c, ctx := newCatalog()
+	c, ctx := newCatalog(t)
 	put := func(key string, v any) {
 		b, _ := json.Marshal(v)
 		if _, err := c.Store.CAS(ctx, key, b, 0); err != nil {

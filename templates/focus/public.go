@@ -32,7 +32,7 @@ type Publication struct {
 func publicPrefix(name string) string { return prefix + "public/templates/" + name + "/" }
 
 func publicVersionKey(name string, v int) string {
-	return fmt.Sprintf("%sversions/%08d", publicPrefix(name), v)
+	return versionIn(publicPrefix(name)+"versions/", v)
 }
 
 // Publish makes version of the project's own template name public:
@@ -78,7 +78,9 @@ func (c *Catalog) Publish(ctx context.Context, project, name, version, by string
 	if err != nil {
 		return Version{}, err
 	}
-	if _, err := c.Store.CAS(ctx, publicVersionKey(name, v.Version), b, 0); err != nil && !isConflict(err) {
+	if idx, err := c.Store.CAS(ctx, publicVersionKey(name, v.Version), b, 0); err == nil {
+		c.Memory.wrote(publicVersionKey(name, v.Version), b, idx)
+	} else if !isConflict(err) {
 		return Version{}, err
 	}
 	v.Public = true
@@ -131,16 +133,47 @@ func (c *Catalog) isPublic(ctx context.Context, v Version) bool {
 // publishedNumbers are the published version numbers of the project's
 // template name.
 func (c *Catalog) publishedNumbers(ctx context.Context, project, name string) (map[int]bool, error) {
-	kvs, _, err := c.Store.List(ctx, publicPrefix(name)+"versions/")
+	pubs, err := c.publications(ctx, publicPrefix(name)+"versions/")
 	if err != nil {
 		return nil, err
 	}
 	out := map[int]bool{}
-	for _, kv := range kvs {
-		var p Publication
-		if json.Unmarshal(kv.Value, &p) == nil && p.Project == project {
+	for _, p := range pubs {
+		if p.Project == project {
 			out[p.Version] = true
 		}
+	}
+	return out, nil
+}
+
+// publications returns the Publications under prefix (one template's
+// versions, or every public template's), by name then version: from
+// memory when it runs.
+func (c *Catalog) publications(ctx context.Context, under string) ([]Publication, error) {
+	var out []Publication
+	if c.Memory.loaded() {
+		ss := c.Memory.versions(under)
+		if under == prefix+"public/templates/" {
+			ss = c.Memory.all(under)
+		}
+		for _, s := range ss {
+			out = append(out, *s.Publication)
+		}
+		return out, nil
+	}
+	kvs, _, err := c.Store.List(ctx, under)
+	if err != nil {
+		return nil, err
+	}
+	for _, kv := range kvs {
+		if !strings.Contains(kv.Key, "/versions/") {
+			continue
+		}
+		var p Publication
+		if err := json.Unmarshal(kv.Value, &p); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
 	}
 	return out, nil
 }
@@ -170,7 +203,7 @@ func (c *Catalog) publicVersions(ctx context.Context, name string) ([]Version, e
 // addPublic marks the project's own summaries whose latest version is
 // published and appends the public templates whose names are not in own.
 func (c *Catalog) addPublic(ctx context.Context, project string, own []Summary) ([]Summary, error) {
-	kvs, _, err := c.Store.List(ctx, prefix+"public/templates/")
+	pubs, err := c.publications(ctx, prefix+"public/templates/")
 	if err != nil {
 		return nil, err
 	}
@@ -179,14 +212,7 @@ func (c *Catalog) addPublic(ctx context.Context, project string, own []Summary) 
 		taken[s.Name] = true
 	}
 	latest := map[string]Publication{}
-	for _, kv := range kvs {
-		if !strings.Contains(kv.Key, "/versions/") {
-			continue
-		}
-		var p Publication
-		if err := json.Unmarshal(kv.Value, &p); err != nil {
-			return nil, err
-		}
+	for _, p := range pubs {
 		if !taken[p.Name] && p.Version > latest[p.Name].Version {
 			latest[p.Name] = p
 		}
@@ -200,7 +226,7 @@ func (c *Catalog) addPublic(ctx context.Context, project string, own []Summary) 
 	}
 	out := own
 	for _, p := range latest {
-		v, err := c.own(ctx, p.Project, p.Name, strconv.Itoa(p.Version))
+		v, err := c.summary(ctx, p.Project, p.Name, p.Version)
 		if err != nil {
 			return nil, err
 		}
@@ -208,4 +234,19 @@ func (c *Catalog) addPublic(ctx context.Context, project string, own []Summary) 
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// summary returns a template version for a list: from memory when it
+// runs (without its source), else from the Store.
+func (c *Catalog) summary(ctx context.Context, project, name string, version int) (Version, error) {
+	if c.Memory.loaded() {
+		if s, ok := c.Memory.get(versionKey(project, "templates", name, version)); ok && s.Version != nil {
+			v := *s.Version
+			if v.Project == "" {
+				v.Project = project
+			}
+			return v, nil
+		}
+	}
+	return c.own(ctx, project, name, strconv.Itoa(version))
 }
