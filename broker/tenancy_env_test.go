@@ -426,7 +426,7 @@ func ptr[T any](v T) *T { return &v }
 // waitFor polls cond, as clients poll a resource's status.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithCancel(context.Background()) // no deadline: go test -timeout stops a hang
 	defer cancel()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()

@@ -14,7 +14,7 @@ import (
 func TestStart(t *testing.T) {
 	t.Parallel()
 	a := consultest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithCancel(context.Background()) // no deadline: go test -timeout stops a hang
 	defer cancel()
 
 	host, _, err := net.SplitHostPort(a.Addr)
@@ -64,7 +64,7 @@ func TestTwoAgentsRunSideBySide(t *testing.T) {
 	if a.Addr == b.Addr || a.NodeName == b.NodeName {
 		t.Fatalf("agents share an address or node name: %s/%s vs %s/%s", a.Addr, a.NodeName, b.Addr, b.NodeName)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithCancel(context.Background()) // no deadline: go test -timeout stops a hang
 	defer cancel()
 	if _, err := a.Client().KV().Put(&api.KVPair{Key: "only-in-a", Value: []byte("x")}, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
 		t.Fatal(err)
