@@ -49,6 +49,9 @@ func NewCache(store Store, log logrus.FieldLogger) *Cache {
 	c := &Cache{Store: store}
 	for _, p := range cachedPrefixes {
 		sink := &kvSink{byKey: map[string]registry.KV{}, byDir: map[string]map[string]struct{}{}}
+		if p == assignmentsPrefix {
+			sink.second, sink.bySecond = assignmentUser, map[string]map[string]struct{}{}
+		}
 		m := registry.NewMirror(store, p, func(kv registry.KV) (registry.KV, error) { return kv, nil }, registry.Sink[registry.KV](sink), log)
 		c.mirrors = append(c.mirrors, cachedPrefix{prefix: p, mirror: m, sink: sink})
 	}
@@ -87,9 +90,15 @@ func (c *Cache) WaitReady(ctx context.Context) error {
 // for requests).
 func (c *Cache) Sync(ctx context.Context) error {
 	for _, p := range c.mirrors {
-		_, idx, err := c.Store.List(ctx, p.prefix)
+		kvs, idx, err := c.Store.List(ctx, p.prefix)
 		if err != nil {
 			return err
+		}
+		if len(kvs) == 0 && p.sink.empty() {
+			// Nothing to wait for; and an untouched prefix answers the
+			// Store's current index, which no answer of its watch reaches
+			// until something under it changes.
+			continue
 		}
 		if err := p.mirror.WaitIndex(ctx, idx); err != nil {
 			return err
@@ -176,12 +185,39 @@ func (c *Cache) Delete(ctx context.Context, key string) error {
 	return err
 }
 
+// assignmentUser is the user an assignment key names
+// (identity/assignments/PROJECT/USER/ROLE), or "".
+func assignmentUser(key string) string {
+	parts := strings.Split(strings.TrimPrefix(key, assignmentsPrefix), "/")
+	if len(parts) != 3 {
+		return ""
+	}
+	return parts[1]
+}
+
+// assignmentsOf returns a user's role assignments on every project from
+// memory, sorted by key, so a user's project list walks that user's
+// records rather than every project's. found is false when memory is not
+// loaded or holds none: the Store decides then (a grant another replica
+// has just made may not have arrived).
+func (c *Cache) assignmentsOf(userID string) (kvs []registry.KV, found bool) {
+	p, ok := c.of(assignmentsPrefix)
+	if !ok || userID == "" {
+		return nil, false
+	}
+	kvs = p.sink.bySecondKey(userID)
+	return kvs, len(kvs) > 0
+}
+
 // kvSink holds a prefix's records by key, and their keys by parent
-// ("a/b/" for "a/b/c") for one-level listings.
+// ("a/b/" for "a/b/c") for one-level listings, and, when second is set,
+// by what second names of a key (a role assignment's user).
 type kvSink struct {
-	mu    sync.RWMutex
-	byKey map[string]registry.KV
-	byDir map[string]map[string]struct{}
+	mu       sync.RWMutex
+	byKey    map[string]registry.KV
+	byDir    map[string]map[string]struct{}
+	second   func(key string) string
+	bySecond map[string]map[string]struct{}
 }
 
 func parent(key string) string { return key[:strings.LastIndex(key, "/")+1] }
@@ -196,6 +232,14 @@ func (s *kvSink) Set(key string, kv registry.KV) {
 		s.byDir[parent(key)] = dir
 	}
 	dir[key] = struct{}{}
+	if s.second != nil {
+		if k := s.second(key); k != "" {
+			if s.bySecond[k] == nil {
+				s.bySecond[k] = map[string]struct{}{}
+			}
+			s.bySecond[k][key] = struct{}{}
+		}
+	}
 }
 
 func (s *kvSink) Unset(key string) {
@@ -208,6 +252,19 @@ func (s *kvSink) Unset(key string) {
 			delete(s.byDir, parent(key))
 		}
 	}
+	if s.second != nil {
+		k := s.second(key)
+		delete(s.bySecond[k], key)
+		if len(s.bySecond[k]) == 0 {
+			delete(s.bySecond, k)
+		}
+	}
+}
+
+func (s *kvSink) empty() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.byKey) == 0
 }
 
 func (s *kvSink) get(key string) (registry.KV, bool) {
@@ -228,10 +285,26 @@ func (s *kvSink) list(dir string, all bool) []registry.KV {
 			out = append(out, kv)
 		}
 	} else {
-		for key := range s.byDir[dir] {
-			out = append(out, s.byKey[key])
-		}
+		out = s.records(s.byDir[dir])
 	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// records returns the records of keys; the caller holds the lock.
+func (s *kvSink) records(keys map[string]struct{}) []registry.KV {
+	out := make([]registry.KV, 0, len(keys))
+	for key := range keys {
+		out = append(out, s.byKey[key])
+	}
+	return out
+}
+
+// bySecondKey returns the records second names k, sorted by key.
+func (s *kvSink) bySecondKey(k string) []registry.KV {
+	s.mu.RLock()
+	out := s.records(s.bySecond[k])
 	s.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out

@@ -110,6 +110,11 @@ func listJSON[T any](ctx context.Context, s Store, prefix string) ([]T, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeAll[T](kvs)
+}
+
+// decodeAll decodes JSON records.
+func decodeAll[T any](kvs []registry.KV) ([]T, error) {
 	out := make([]T, 0, len(kvs))
 	for _, kv := range kvs {
 		var v T
@@ -476,6 +481,13 @@ func (d *Directory) Assignments(ctx context.Context, projectID, userID string) (
 		prefix += projectID + "/"
 		if userID != "" {
 			prefix += userID + "/"
+		}
+	}
+	// One user's assignments on every project come from the cache's
+	// records by user, not a walk of every project's.
+	if c, ok := d.store.(*Cache); ok && projectID == "" {
+		if kvs, found := c.assignmentsOf(userID); found {
+			return decodeAll[Assignment](kvs)
 		}
 	}
 	all, err := listJSON[Assignment](ctx, d.store, prefix)
