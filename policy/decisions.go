@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -194,10 +195,17 @@ func (ds *Decisions) Record(ctx context.Context, r Record) error {
 	if _, err := ds.store.Put(ctx, key, raw); err != nil {
 		return fmt.Errorf("record decision %s: %w", r.ID, err)
 	}
-	for _, ix := range indexKeys(r) {
-		if _, err := ds.store.Put(ctx, ix, []byte(key)); err != nil {
-			return fmt.Errorf("index decision %s: %w", r.ID, err)
-		}
+	// The index keys at once: a placement waits for its record, and each
+	// write is a round trip to Consul.
+	ixs := indexKeys(r)
+	errs := make([]error, len(ixs))
+	var wg sync.WaitGroup
+	for i, ix := range ixs {
+		wg.Go(func() { _, errs[i] = ds.store.Put(ctx, ix, []byte(key)) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("index decision %s: %w", r.ID, err)
 	}
 	return nil
 }
@@ -252,26 +260,54 @@ func (ds *Decisions) Query(ctx context.Context, q Query) ([]Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []Record
+	var keys []string // the records in range, newest first
 	for _, ix := range slices.Backward(idx) {
-		if len(out) == q.Limit {
-			break
+		if at, ok := entryTime(ix.Key); ok && q.inRange(at) {
+			keys = append(keys, string(ix.Value))
 		}
-		if at, ok := entryTime(ix.Key); !ok || !q.inRange(at) {
-			continue
-		}
-		kv, err := ds.store.Get(ctx, string(ix.Value))
-		if errors.Is(err, registry.ErrNotFound) {
-			continue // collected in between
-		}
+	}
+	var out []Record
+	for len(keys) > 0 && len(out) < q.Limit {
+		// A batch at once (a round trip each on Consul), sized to what is
+		// still missing: the index usually matches every record it names.
+		batch := keys[:min(len(keys), q.Limit-len(out), getBatch)]
+		keys = keys[len(batch):]
+		recs, err := ds.getAll(ctx, batch)
 		if err != nil {
 			return nil, err
 		}
-		if r, ok := q.match(kv.Value); ok {
-			out = append(out, r)
+		for _, raw := range recs {
+			if r, ok := q.match(raw); ok && len(out) < q.Limit {
+				out = append(out, r)
+			}
 		}
 	}
 	return out, nil
+}
+
+// getBatch bounds the records a query reads at once.
+const getBatch = 16
+
+// getAll reads the records at keys concurrently, in their order; a record
+// collected in between is left out.
+func (ds *Decisions) getAll(ctx context.Context, keys []string) ([][]byte, error) {
+	vals := make([][]byte, len(keys))
+	errs := make([]error, len(keys))
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		wg.Go(func() {
+			kv, err := ds.store.Get(ctx, k)
+			if errors.Is(err, registry.ErrNotFound) {
+				return
+			}
+			vals[i], errs[i] = kv.Value, err
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(vals, func(v []byte) bool { return v == nil }), nil
 }
 
 // queryHours answers a query without an index: the hour buckets in range,

@@ -112,28 +112,33 @@ func decisionKeys(t *testing.T, store registry.Store) (records, index []string, 
 	return records, index, hours
 }
 
+// batch is records written before a collector pass: their IDs and how
+// long before the pass each was made.
+type batch struct {
+	ids []string
+	ago []time.Duration
+}
+
+type retentionCase struct {
+	name       string
+	maxRecords int
+	maxAge     time.Duration
+	// passes are collected one after the other at now, each after its
+	// records were written.
+	passes      []batch
+	wantRemoved []int
+	wantKept    string // sorted IDs
+	wantHours   int
+}
+
 // TestDecisionRetention: Collect removes the records beyond the count
 // bound and older than the age bound, with their index keys and the
-// markers of hours it emptied, and nothing else.
+// markers of hours it emptied, and nothing else; on the memory store and
+// on Consul.
 func TestDecisionRetention(t *testing.T) {
 	// now is mid-hour, so the current hour is open and earlier ones closed.
 	now := time.Now().UTC().Truncate(time.Hour).Add(30 * time.Minute)
-	at := func(ago time.Duration) time.Time { return now.Add(-ago) }
-	type batch struct {
-		ids []string
-		ago []time.Duration
-	}
-	tests := []struct {
-		name       string
-		maxRecords int
-		maxAge     time.Duration
-		// passes are collected one after the other at now, each after
-		// its records were written.
-		passes      []batch
-		wantRemoved []int
-		wantKept    string // sorted IDs
-		wantHours   int
-	}{
+	tests := []retentionCase{
 		{name: "age", maxRecords: 100, maxAge: time.Hour,
 			passes: []batch{{ids: []string{"h3", "h2", "h90m", "m30", "m1"},
 				ago: []time.Duration{3 * time.Hour, 2 * time.Hour, 90 * time.Minute, 30 * time.Minute, time.Minute}}},
@@ -157,40 +162,68 @@ func TestDecisionRetention(t *testing.T) {
 				{ids: []string{"c"}, ago: []time.Duration{time.Minute}}},
 			wantRemoved: []int{0, 0}, wantKept: "a,b,c", wantHours: 3},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
-			store := registry.NewMemory()
-			ds := policy.NewDecisions(store, tc.maxRecords, tc.maxAge)
-			for i, b := range tc.passes {
-				for j, id := range b.ids {
-					if err := ds.Record(ctx, record(id, "a-"+id, "dep", at(b.ago[j]))); err != nil {
-						t.Fatal(err)
-					}
-				}
-				n, err := ds.Collect(ctx, now)
+	for _, be := range []struct {
+		name string
+		open func(t *testing.T) func(run int) registry.Store
+	}{
+		{"memory", func(*testing.T) func(int) registry.Store {
+			return func(int) registry.Store { return registry.NewMemory() }
+		}},
+		{"consul", func(t *testing.T) func(int) registry.Store {
+			if testing.Short() {
+				t.Skip("starts a Consul agent")
+			}
+			agent := consultest.Start(t)
+			log := logrus.New()
+			log.SetOutput(io.Discard)
+			return func(run int) registry.Store {
+				s, err := consul.New(consul.Config{Address: agent.Addr, KeyPrefix: fmt.Sprintf("retention-%d/", run)}, log)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if n != tc.wantRemoved[i] {
-					t.Errorf("pass %d removed %d, want %d", i+1, n, tc.wantRemoved[i])
-				}
+				return s
 			}
-			records, index, hours := decisionKeys(t, store)
-			if got := strings.Join(records, ","); got != tc.wantKept {
-				t.Errorf("kept %s, want %s", got, tc.wantKept)
-			}
-			var wantIndex []string
-			for _, id := range records { // project, resource, deployment
-				wantIndex = append(wantIndex, id, id, id)
-			}
-			if !slices.Equal(index, wantIndex) {
-				t.Errorf("index keys of %v, want three for each kept record", index)
-			}
-			if hours != tc.wantHours {
-				t.Errorf("%d hour markers, want %d", hours, tc.wantHours)
+		}},
+	} {
+		t.Run(be.name, func(t *testing.T) {
+			open := be.open(t)
+			for run, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) { testRetention(t, open(run), now, tc) })
 			}
 		})
+	}
+}
+
+func testRetention(t *testing.T, store registry.Store, now time.Time, tc retentionCase) {
+	ctx := context.Background()
+	ds := policy.NewDecisions(store, tc.maxRecords, tc.maxAge)
+	for i, b := range tc.passes {
+		for j, id := range b.ids {
+			if err := ds.Record(ctx, record(id, "a-"+id, "dep", now.Add(-b.ago[j]))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := ds.Collect(ctx, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != tc.wantRemoved[i] {
+			t.Errorf("pass %d removed %d, want %d", i+1, n, tc.wantRemoved[i])
+		}
+	}
+	records, index, hours := decisionKeys(t, store)
+	if got := strings.Join(records, ","); got != tc.wantKept {
+		t.Errorf("kept %s, want %s", got, tc.wantKept)
+	}
+	var wantIndex []string
+	for _, id := range records { // project, resource, deployment
+		wantIndex = append(wantIndex, id, id, id)
+	}
+	if !slices.Equal(index, wantIndex) {
+		t.Errorf("index keys of %v, want three for each kept record", index)
+	}
+	if hours != tc.wantHours {
+		t.Errorf("%d hour markers, want %d", hours, tc.wantHours)
 	}
 }
 
