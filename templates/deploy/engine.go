@@ -81,6 +81,10 @@ type Engine struct {
 	// ResumeInterval is how often Serve looks for orphaned deployments
 	// (default 15s).
 	ResumeInterval time.Duration
+	// Records, when set (and Run), serves the lists of deployments (a
+	// project's, and Resume's of all) from memory; without it they are
+	// read from the Store.
+	Records *Records
 
 	mu      sync.Mutex
 	base    context.Context // Serve's context, for runs Start launches
@@ -138,10 +142,12 @@ func (e *Engine) Create(ctx context.Context, name string, owner resource.Caller,
 	if _, err := e.Store.CAS(ctx, projectKey(project, d.ID), []byte(d.ID), 0); err != nil {
 		return nil, nil, err
 	}
-	if _, err := e.Store.CAS(ctx, recordKey(d.ID), b, 0); err != nil {
+	idx, err := e.Store.CAS(ctx, recordKey(d.ID), b, 0)
+	if err != nil {
 		_ = e.Store.Delete(context.WithoutCancel(ctx), projectKey(project, d.ID))
 		return nil, nil, err
 	}
+	e.Records.wrote(d.ID, b, idx)
 	e.recordUse(ctx, d, spec)
 	return d, plan, nil
 }
@@ -228,10 +234,16 @@ func normalizeAttrs(a map[string]any) map[string]any {
 	return m
 }
 
-// List returns the deployments of project ("" for all), by creation. A
-// project's are read through its list entries, not by reading every
-// project's records.
+// List returns the deployments of project ("" for all), by creation:
+// from Records when it runs; else a project's are read through its list
+// entries, not by reading every project's records.
 func (e *Engine) List(ctx context.Context, project string) ([]*Deployment, error) {
+	if e.Records.loaded() {
+		if strings.Contains(project, "/") {
+			return nil, nil
+		}
+		return e.Records.list(project)
+	}
 	if project != "" {
 		return e.listProject(ctx, project)
 	}
@@ -292,11 +304,13 @@ func (e *Engine) transition(ctx context.Context, id string, fn func(d *Deploymen
 		if err != nil {
 			return nil, err
 		}
-		if _, err := e.Store.CAS(ctx, recordKey(id), b, index); errors.Is(err, registry.ErrConflict) {
+		written, err := e.Store.CAS(ctx, recordKey(id), b, index)
+		if errors.Is(err, registry.ErrConflict) {
 			continue
 		} else if err != nil {
 			return nil, err
 		}
+		e.Records.wrote(id, b, written)
 		return d, nil
 	}
 	return nil, fmt.Errorf("%w: %s changes too often", ErrBusy, id)

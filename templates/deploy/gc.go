@@ -114,6 +114,7 @@ func (c *Collector) purge(ctx context.Context, d *Deployment, index uint64) (int
 	if err := c.e.Store.DeleteCAS(ctx, recordKey(d.ID), index); err != nil {
 		return n, err
 	}
+	c.e.Records.deleted(d.ID)
 	n++
 	if err := c.e.Store.Delete(ctx, lockPrefix+d.ID); err != nil {
 		return n, err

@@ -81,6 +81,7 @@ func (r *run) save(ctx context.Context, fn func(d *Deployment)) error {
 		if err != nil {
 			return err
 		}
+		r.e.Records.wrote(r.id, b, idx)
 		r.index = idx
 		if r.d.Goal != r.goal {
 			return errGoalChanged
