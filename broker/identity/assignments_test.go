@@ -1,10 +1,8 @@
 package identity_test
 
 import (
-	"context"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/registry"
@@ -15,8 +13,7 @@ import (
 // read, only that user's records, whatever other users hold; a grant or
 // an ungrant made on another replica shows once its watch delivers it.
 func TestUserAssignmentsFromMemory(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	ctx := t.Context()
 	store := registry.NewMemory()
 	a := newReplica(ctx, t, store)
 	boot, err := a.dir.Bootstrap(ctx, "admin-password", true)
