@@ -19,6 +19,10 @@ var (
 	ErrLockHeld = errors.New("registry: lock held by another holder")
 	// ErrLeaseLost: the lease behind a lock expired or was invalidated.
 	ErrLeaseLost = errors.New("registry: lease lost")
+	// ErrChangesGone: a ChangeWatcher cannot say what changed after the
+	// index asked (it no longer remembers that far back, or the index is
+	// ahead of the store); the caller lists the prefix instead.
+	ErrChangesGone = errors.New("registry: changes no longer known")
 	// ErrUnavailable: the backend cannot be reached; the caller may retry.
 	ErrUnavailable = errors.New("registry: backend unavailable")
 	// ErrInvalid: a record failed validation; the wrapped error lists every

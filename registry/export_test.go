@@ -9,3 +9,6 @@ func Tombstones(m *Memory) int {
 	defer m.mu.Unlock()
 	return len(m.tombstones)
 }
+
+// RecentWrites is recentWrites, for tests.
+const RecentWrites = recentWrites

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -34,6 +35,8 @@ type FaultFunc func(op Op, key string) error
 // tombstones so a delete moves a prefix's index, reaped beyond
 // maxTombstones as Consul reaps its own, blocking watches). Keys are kept
 // sorted, so a List costs what its prefix holds, not what the store holds.
+// Beyond Consul, it is a ChangeWatcher: a Mirror following a prefix of
+// 10,000 keys reads the few that changed, not all of them per answer.
 type Memory struct {
 	mu    sync.Mutex
 	index uint64
@@ -49,15 +52,19 @@ type Memory struct {
 	reaped  uint64
 	changed chan struct{} // closed and replaced on every write
 	// recent are the keys of the latest writes, by index (recent[i] was
-	// written at index recentFrom+i), so a woken watcher checks what
-	// changed instead of scanning the whole store for its prefix.
+	// written at index recentFrom+i, and the last at index), so a woken
+	// watcher checks what changed instead of scanning the whole store for
+	// its prefix, and WatchChanges answers from it.
 	recent     []string
 	recentFrom uint64
 	fault      FaultFunc
 	leases     map[string]*memLease // session id -> lease
 }
 
-var _ Store = (*Memory)(nil)
+var (
+	_ Store         = (*Memory)(nil)
+	_ ChangeWatcher = (*Memory)(nil)
+)
 
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory {
@@ -354,14 +361,99 @@ func (m *Memory) Watch(ctx context.Context, prefix string, index uint64) ([]KV, 
 			}
 		}
 		checked = m.index
-		changed := m.changed
-		m.mu.Unlock()
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return nil, 0, ctx.Err()
+		if err := m.waitUnlock(ctx); err != nil {
+			return nil, 0, err
 		}
 	}
+}
+
+// waitUnlock releases m.mu, which the caller holds, and waits for the
+// next write or ctx's end.
+func (m *Memory) waitUnlock(ctx context.Context) error {
+	changed := m.changed
+	m.mu.Unlock()
+	select {
+	case <-changed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// WatchChanges implements ChangeWatcher from the log of recent writes.
+func (m *Memory) WatchChanges(ctx context.Context, prefix string, index uint64) ([]Change, uint64, error) {
+	for {
+		m.mu.Lock()
+		if err := m.check(ctx, OpWatch, prefix, true); err != nil {
+			m.mu.Unlock()
+			return nil, 0, err
+		}
+		changes, err := m.changesLocked(prefix, index)
+		if err != nil || len(changes) > 0 {
+			next := m.index
+			m.mu.Unlock()
+			return changes, next, err
+		}
+		index = m.index // nothing under prefix changed up to here
+		if err := m.waitUnlock(ctx); err != nil {
+			return nil, 0, err
+		}
+	}
+}
+
+// changesLocked returns the keys under prefix written after index, as
+// they now are, sorted by key. When the log no longer reaches index+1 it
+// answers from the keys' own indexes whether anything under prefix
+// changed: ErrChangesGone if so (what, the log has forgotten), none if
+// not, so a quiet prefix in a busy store is not listed again and again.
+func (m *Memory) changesLocked(prefix string, index uint64) ([]Change, error) {
+	switch {
+	case index > m.index:
+		return nil, fmt.Errorf("changes under %q after %d: the store is at %d: %w", prefix, index, m.index, ErrChangesGone)
+	case index == m.index:
+		return nil, nil
+	case len(m.recent) == 0 || index+1 < m.recentFrom:
+		if m.changedSinceLocked(prefix, index) {
+			return nil, fmt.Errorf("changes under %q after %d: the log starts at %d: %w", prefix, index, m.recentFrom, ErrChangesGone)
+		}
+		return nil, nil
+	}
+	last := map[string]uint64{} // key -> index of its last write
+	for i, k := range m.recent[index+1-m.recentFrom:] {
+		if strings.HasPrefix(k, prefix) {
+			last[k] = index + 1 + uint64(i)
+		}
+	}
+	keys := slices.Sorted(maps.Keys(last))
+	changes := make([]Change, 0, len(keys))
+	for _, k := range keys {
+		if kv, ok := m.data[k]; ok {
+			changes = append(changes, Change{KV: copyKV(kv)})
+		} else {
+			changes = append(changes, Change{KV: KV{Key: k, ModifyIndex: last[k]}, Deleted: true})
+		}
+	}
+	return changes, nil
+}
+
+// changedSinceLocked reports whether a key under prefix was written or
+// deleted after index, from the keys and tombstones (a reap after index
+// may have dropped one under prefix, so it counts as a change).
+func (m *Memory) changedSinceLocked(prefix string, index uint64) bool {
+	if m.reaped > index {
+		return true
+	}
+	for _, k := range keysUnder(m.keys, prefix) {
+		if m.data[k].ModifyIndex > index {
+			return true
+		}
+	}
+	for _, k := range keysUnder(m.tombKeys, prefix) {
+		if m.tombstones[k] > index {
+			return true
+		}
+	}
+	return false
 }
 
 // memLease is a lease on the memory store. Memory leases never expire on

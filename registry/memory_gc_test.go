@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func TestMemoryTombstonesReaped(t *testing.T) {
 // index; a watcher blocked on that prefix answers with the new index, as
 // a fresh Watch or List would, rather than sleeping through it.
 func TestMemoryReapWakesWatchers(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	m, idx := keepOne(ctx, t)
 	type answer struct {
@@ -90,4 +91,65 @@ func keepOne(ctx context.Context, t *testing.T) (*registry.Memory, uint64) {
 		t.Fatal(err)
 	}
 	return m, idx
+}
+
+// TestMemoryChangesBeyondLog: WatchChanges from an index its log of
+// recent writes no longer reaches answers ErrChangesGone only when the
+// prefix did change since; a quiet prefix in a busy store blocks as usual.
+func TestMemoryChangesBeyondLog(t *testing.T) {
+	tests := []struct {
+		name string
+		// before and after run before and after the writes that push the
+		// index out of the log.
+		before, after func(ctx context.Context, t *testing.T, m *registry.Memory)
+		gone          bool
+	}{
+		{"a change the log forgot", func(ctx context.Context, t *testing.T, m *registry.Memory) {
+			mustPut(ctx, t, m, "keep/b")
+		}, nil, true},
+		{"a change after the log's start", nil, func(ctx context.Context, t *testing.T, m *registry.Memory) {
+			mustPut(ctx, t, m, "keep/b")
+		}, true},
+		{"a delete the log forgot", func(ctx context.Context, t *testing.T, m *registry.Memory) {
+			if err := m.Delete(ctx, "keep/a"); err != nil {
+				t.Fatal(err)
+			}
+		}, nil, true},
+		{"no change", nil, nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			m, idx := keepOne(ctx, t)
+			if tc.before != nil {
+				tc.before(ctx, t, m)
+			}
+			for i := range 2 * registry.RecentWrites {
+				mustPut(ctx, t, m, fmt.Sprintf("busy/%d", i))
+			}
+			if tc.after != nil {
+				tc.after(ctx, t, m)
+			}
+			// A blocked call ends with its context: a short one shows it
+			// blocked rather than answered, whatever the machine's speed.
+			wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			defer cancel()
+			changes, _, err := m.WatchChanges(wctx, "keep/", idx)
+			switch {
+			case tc.gone && !errors.Is(err, registry.ErrChangesGone):
+				t.Fatalf("WatchChanges = %d changes, %v; want ErrChangesGone", len(changes), err)
+			case !tc.gone && !errors.Is(err, context.DeadlineExceeded):
+				t.Fatalf("WatchChanges on a quiet prefix = %d changes, %v; want it to block", len(changes), err)
+			}
+		})
+	}
+}
+
+func mustPut(ctx context.Context, t *testing.T, m *registry.Memory, key string) uint64 {
+	t.Helper()
+	idx, err := m.Put(ctx, key, []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return idx
 }

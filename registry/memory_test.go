@@ -56,3 +56,7 @@ func TestMemoryExpireLeases(t *testing.T) {
 		t.Fatalf("lock not free after its lease expired: %v", err)
 	}
 }
+
+func TestMemoryChangesConformance(t *testing.T) {
+	registrytest.ExerciseChanges(t, registry.NewMemory())
+}

@@ -19,21 +19,53 @@ type Sink[T any] interface {
 	Unset(key string)
 }
 
-// MirrorStore is the part of Store a Mirror reads.
+// MirrorStore is the part of Store a Mirror reads. One that is also a
+// ChangeWatcher is followed by its changes.
 type MirrorStore interface {
 	Get(ctx context.Context, key string) (KV, error)
 	List(ctx context.Context, prefix string) ([]KV, uint64, error)
 	Watch(ctx context.Context, prefix string, index uint64) ([]KV, uint64, error)
 }
 
+// ChangeWatcher is what a Store may offer beyond Watch: a watch answered
+// with the keys that changed instead of the whole prefix. The memory Store
+// offers it, from a bounded log of its latest writes; Consul does not (a
+// blocking query answers the whole prefix), and a Mirror over a Store
+// without it reads whole prefixes.
+type ChangeWatcher interface {
+	// WatchChanges blocks until a key under prefix changes after index (a
+	// List's index of prefix, or a previous answer's next), then returns
+	// every key under prefix changed after index, sorted by key, as it now
+	// is, and next: the store's index at the answer, which covers every
+	// write up to it under any prefix (unlike a List's or Watch's index,
+	// which is the prefix's). Pass next to the following call.
+	//
+	// When it cannot say what changed after index (its log no longer
+	// reaches back that far, or index is ahead of the store, which was
+	// rebuilt), it returns at once an error wrapping ErrChangesGone: the
+	// caller lists the prefix and goes on from List's index. It returns
+	// ctx.Err() when ctx ends first.
+	WatchChanges(ctx context.Context, prefix string, index uint64) (changes []Change, next uint64, err error)
+}
+
+// Change is one key in a ChangeWatcher's answer: the key as it now is or,
+// when Deleted, its Key and the index of its deletion (ModifyIndex).
+type Change struct {
+	KV
+	Deleted bool
+}
+
 // Mirror keeps every record under a prefix in memory, fed by one Store
 // watch, so requests read maps instead of the Store.
 //
-// A watch answer is the whole prefix (Consul's blocking queries answer that
-// way), so the Mirror decodes only the keys whose modify index moved, and
-// waits between answers in proportion to what a full list costs
+// A Store's watch answer is the whole prefix (Consul's blocking queries
+// answer that way), so the Mirror decodes only the keys whose modify index
+// moved, and waits between answers in proportion to what a full list costs
 // (coalescing: writes landing meanwhile arrive together in the next
-// answer), so a busy prefix is not fetched whole once per write.
+// answer), so a busy prefix is not fetched whole once per write. A Store
+// that is a ChangeWatcher (the memory Store) is asked for the changed keys
+// instead, and listed whole only when it no longer knows them; both kinds
+// of answer are applied by the same rules.
 //
 // The broker that writes a record tells the Mirror (Wrote, Deleted), which
 // applies it at once: a writer reads its own write. A watch answer older
@@ -189,27 +221,43 @@ func (m *Mirror[T]) Fetch(ctx context.Context, key string) (T, error) {
 	return v, nil
 }
 
+// follow is Run's place in the Store: what the next watch passes and
+// what the last answer left.
+type follow struct {
+	// index is passed to the next watch: the last answer's index.
+	index uint64
+	// floor is the highest prefix index or version answered so far: a
+	// whole answer below it means the Store's index went backwards (its
+	// state was rebuilt). A ChangeWatcher's index is the store's, which a
+	// later List's prefix index may be below without any reset.
+	floor uint64
+	// seen are the prefix's keys and versions as of the last answer.
+	seen map[string]uint64
+	// perRecord is a full list's cost per record, measured again every
+	// mirrorRemeasure (a watch answer's time includes its blocking).
+	perRecord time.Duration
+	measured  time.Time
+}
+
+// answer is one reply of the Store: the whole prefix (List, Watch) or the
+// keys changed since the previous answer (WatchChanges).
+type answer struct {
+	whole   bool
+	kvs     []KV
+	changes []Change
+	index   uint64
+}
+
+// size is how many records the answer carries.
+func (a answer) size() int { return len(a.kvs) + len(a.changes) }
+
 // Run loads the prefix and follows the watch until ctx ends. Store errors
 // are logged and retried with capped backoff, keeping what the sink holds.
 func (m *Mirror[T]) Run(ctx context.Context) error {
-	var index uint64
-	seen := map[string]uint64{} // the last answer's versions
+	f := &follow{seen: map[string]uint64{}}
 	backoff := 100 * time.Millisecond
-	// perRecord is a full list's cost per record, measured again every
-	// mirrorRemeasure (a watch answer's time includes its blocking).
-	var perRecord time.Duration
-	var measured time.Time
 	for {
-		var kvs []KV
-		var next uint64
-		var err error
-		if index == 0 || time.Since(measured) > mirrorRemeasure {
-			start := time.Now()
-			kvs, next, err = m.store.List(ctx, m.prefix)
-			perRecord, measured = time.Since(start)/time.Duration(max(len(kvs), 1)), time.Now()
-		} else {
-			kvs, next, err = m.store.Watch(ctx, m.prefix, index)
-		}
+		a, err := m.fetch(ctx, f)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -219,19 +267,39 @@ func (m *Mirror[T]) Run(ctx context.Context) error {
 				return ctx.Err()
 			}
 			backoff = min(backoff*2, 10*time.Second)
-			index = 0 // start over with a full list
+			f.index = 0 // start over with a full list
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		if next == index {
+		if !m.applyAnswer(f, a) {
 			continue
 		}
-		seen = m.apply(kvs, next, next < index, seen)
-		index = next
-		if !sleep(ctx, min(max(mirrorMinWait, 2*perRecord*time.Duration(len(kvs))), mirrorMaxWait)) {
+		if !sleep(ctx, min(max(mirrorMinWait, 2*f.perRecord*time.Duration(a.size())), mirrorMaxWait)) {
 			return ctx.Err()
 		}
 	}
+}
+
+// fetch asks the Store for the next answer: a full list to start, after
+// an error or every mirrorRemeasure, else the changes from a
+// ChangeWatcher (a full list when it no longer knows them) or the whole
+// prefix from Watch.
+func (m *Mirror[T]) fetch(ctx context.Context, f *follow) (answer, error) {
+	if f.index != 0 && time.Since(f.measured) <= mirrorRemeasure {
+		cw, ok := m.store.(ChangeWatcher)
+		if !ok {
+			kvs, next, err := m.store.Watch(ctx, m.prefix, f.index)
+			return answer{whole: true, kvs: kvs, index: next}, err
+		}
+		changes, next, err := cw.WatchChanges(ctx, m.prefix, f.index)
+		if !errors.Is(err, ErrChangesGone) {
+			return answer{changes: changes, index: next}, err
+		}
+	}
+	start := time.Now()
+	kvs, next, err := m.store.List(ctx, m.prefix)
+	f.perRecord, f.measured = time.Since(start)/time.Duration(max(len(kvs), 1)), time.Now()
+	return answer{whole: true, kvs: kvs, index: next}, err
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -252,45 +320,119 @@ type change[T any] struct {
 	value   T
 }
 
-// apply brings the sink to a watch answer at idx and returns the answer's
-// versions. Only keys whose version moved since seen are decoded. reset
-// says the store's index went backwards (its state was rebuilt): the
-// answer then overrides every local write.
-func (m *Mirror[T]) apply(kvs []KV, idx uint64, reset bool, seen map[string]uint64) map[string]uint64 {
-	if reset {
-		seen = nil // versions of another history: decode everything
+// update is an answer made ready to apply: the records it sets (decoded),
+// the keys it deletes, and the prefix's versions as of the answer.
+type update[T any] struct {
+	set   []change[T]
+	gone  []string
+	now   map[string]uint64
+	reset bool
+}
+
+// applyAnswer brings the sink to answer a and moves f past it, and
+// reports whether a was news: an answer at the index f holds changes
+// nothing. Only keys whose version moved since the previous answer are
+// decoded.
+func (m *Mirror[T]) applyAnswer(f *follow, a answer) bool {
+	if a.index == f.index {
+		return false
 	}
-	now := make(map[string]uint64, len(kvs))
-	var changes []change[T]
+	var u update[T]
 	var bad []error
-	for _, kv := range kvs {
-		now[kv.Key] = kv.ModifyIndex
-		if seen[kv.Key] == kv.ModifyIndex {
-			continue
+	if a.whole {
+		u, bad = m.wholeUpdate(a.kvs, f.seen, a.index < f.floor)
+		f.floor = a.index
+	} else {
+		u, bad = m.changesUpdate(a.changes, f.seen)
+		for _, c := range a.changes {
+			f.floor = max(f.floor, c.ModifyIndex)
 		}
-		v, err := m.decode(kv)
-		if err != nil {
-			bad = append(bad, fmt.Errorf("%s: %w", kv.Key, err))
-			continue
-		}
-		changes = append(changes, change[T]{key: kv.Key, version: kv.ModifyIndex, value: v})
 	}
 	if len(bad) > 0 {
 		// A corrupt record is left out, not fatal: the rest keeps working.
 		m.log.WithError(errors.Join(bad...)).WithField("prefix", m.prefix).Error("mirror: skipping undecodable records")
 	}
+	m.apply(u, a.index)
+	f.seen, f.index = u.now, a.index
+	return true
+}
+
+// wholeUpdate reads a whole-prefix answer against seen, the previous
+// answer's versions. reset says the Store's index went backwards: seen is
+// of another history, so everything is decoded.
+func (m *Mirror[T]) wholeUpdate(kvs []KV, seen map[string]uint64, reset bool) (update[T], []error) {
+	if reset {
+		seen = nil
+	}
+	u := update[T]{now: make(map[string]uint64, len(kvs)), reset: reset}
+	var bad []error
+	for _, kv := range kvs {
+		u.now[kv.Key] = kv.ModifyIndex
+		if seen[kv.Key] == kv.ModifyIndex {
+			continue
+		}
+		if c, err := m.decodeChange(kv); err != nil {
+			bad = append(bad, err)
+		} else {
+			u.set = append(u.set, c)
+		}
+	}
+	for key := range seen {
+		if _, ok := u.now[key]; !ok {
+			u.gone = append(u.gone, key)
+		}
+	}
+	return u, bad
+}
+
+// changesUpdate reads a ChangeWatcher's answer, bringing seen (which it
+// updates in place) to the answer's versions.
+func (m *Mirror[T]) changesUpdate(changes []Change, seen map[string]uint64) (update[T], []error) {
+	u := update[T]{now: seen}
+	var bad []error
+	for _, c := range changes {
+		if c.Deleted {
+			delete(seen, c.Key)
+			u.gone = append(u.gone, c.Key)
+			continue
+		}
+		if seen[c.Key] == c.ModifyIndex {
+			continue
+		}
+		seen[c.Key] = c.ModifyIndex
+		if ch, err := m.decodeChange(c.KV); err != nil {
+			bad = append(bad, err)
+		} else {
+			u.set = append(u.set, ch)
+		}
+	}
+	return u, bad
+}
+
+func (m *Mirror[T]) decodeChange(kv KV) (change[T], error) {
+	v, err := m.decode(kv)
+	if err != nil {
+		return change[T]{}, fmt.Errorf("%s: %w", kv.Key, err)
+	}
+	return change[T]{key: kv.Key, version: kv.ModifyIndex, value: v}, nil
+}
+
+// apply brings the sink to an answer at idx. A reset answer (the store's
+// index went backwards: its state was rebuilt) overrides every local
+// write.
+func (m *Mirror[T]) apply(u update[T], idx uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if reset {
+	if u.reset {
 		clear(m.pending)
 		for key := range m.applied {
-			if _, ok := now[key]; !ok {
+			if _, ok := u.now[key]; !ok {
 				m.sink.Unset(key)
 				delete(m.applied, key)
 			}
 		}
 	}
-	for _, c := range changes {
+	for _, c := range u.set {
 		if p, ok := m.pending[c.key]; ok {
 			if !p.deleted && p.index > idx || p.deleted && c.version <= p.index {
 				continue // our own later write, or the version we deleted
@@ -300,13 +442,11 @@ func (m *Mirror[T]) apply(kvs []KV, idx uint64, reset bool, seen map[string]uint
 		m.sink.Set(c.key, c.value)
 		m.applied[c.key] = c.version
 	}
-	for key := range seen {
-		if _, ok := now[key]; !ok {
-			m.unsetAnswered(key, idx)
-		}
+	for _, key := range u.gone {
+		m.unsetAnswered(key, idx)
 	}
 	for key, p := range m.pending {
-		if _, ok := now[key]; !ok && (p.deleted || p.index <= idx) {
+		if _, ok := u.now[key]; !ok && (p.deleted || p.index <= idx) {
 			m.unsetAnswered(key, idx) // written here, deleted elsewhere before idx
 		} else if !p.deleted && p.index <= idx {
 			delete(m.pending, key)
@@ -316,7 +456,6 @@ func (m *Mirror[T]) apply(kvs []KV, idx uint64, reset bool, seen map[string]uint
 	close(m.changed)
 	m.changed = make(chan struct{})
 	m.once.Do(func() { close(m.ready) })
-	return now
 }
 
 // unsetAnswered removes a key an answer at idx lacks, unless this process

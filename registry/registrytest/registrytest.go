@@ -19,11 +19,7 @@ import (
 // fresh prefix so a shared backend (one Consul agent) can host several runs.
 func Exercise(t *testing.T, store registry.Store) {
 	t.Helper()
-	base := fmt.Sprintf("exercise/%d/", time.Now().UnixNano())
-	tests := []struct {
-		name string
-		run  func(t *testing.T, s registry.Store, p string)
-	}{
+	runSuite(t, store, "exercise", []suiteCase[registry.Store]{
 		{"GetMissing", testGetMissing},
 		{"PutGet", testPutGet},
 		{"PutKeepsCreateIndex", testPutKeepsCreateIndex},
@@ -44,7 +40,21 @@ func Exercise(t *testing.T, store registry.Store) {
 		{"BinaryValues", testBinaryValues},
 		{"UnchangedWriteKeepsIndex", testUnchangedWrite},
 		{"ValueSizeLimit", testValueSizeLimit},
-	}
+	})
+}
+
+// suiteCase is one test of a suite over stores of type S, run under its
+// own prefix p.
+type suiteCase[S any] struct {
+	name string
+	run  func(t *testing.T, s S, p string)
+}
+
+// runSuite runs each case under its own prefix below a fresh one named
+// for the suite.
+func runSuite[S any](t *testing.T, store S, suite string, tests []suiteCase[S]) {
+	t.Helper()
+	base := fmt.Sprintf("%s/%d/", suite, time.Now().UnixNano())
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.run(t, store, base+strconv.Itoa(i)+"/")
