@@ -25,26 +25,13 @@ type instanceTypeItem struct {
 }
 
 func (a *API) describeInstanceTypes(ctx context.Context, c *call) (any, error) {
-	var members []*peers.Member
-	for _, m := range a.Pool.Members() {
-		if m.Cloud != nil {
-			members = append(members, m)
-		}
-	}
-	res := peers.Gather(ctx, members, a.peerTimeout(), func(ctx context.Context, m *peers.Member) ([]peers.Flavor, error) {
-		return m.Cloud.ListFlavors(ctx)
-	})
+	// The servers service merges the peers' flavors, one per name, as
+	// Nova's list does; it is the one caller of the peers' flavor APIs.
+	flavors, failed := a.Servers.Flavors(ctx)
 	byName := map[string]peers.Flavor{}
-	var failed []string
-	for _, r := range res {
-		if r.Err != nil {
-			failed = append(failed, r.Member.Peer.Name)
-			continue
-		}
-		for _, f := range r.Value {
-			if _, ok := byName[f.Name]; !ok && f.IsPublic {
-				byName[f.Name] = f
-			}
+	for _, f := range flavors {
+		if f.IsPublic {
+			byName[f.Name] = f
 		}
 	}
 	c.flagPartial(a.Log, "instance types", failed)

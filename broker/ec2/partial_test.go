@@ -36,8 +36,10 @@ func TestPartialListsAreFlagged(t *testing.T) {
 	var api *ec2.API
 	e := brokertest.New(t, []brokertest.Peer{{Name: "alpha"}, {Name: "beta", Wrap: func(c *localcloud.Cloud) peers.Cloud { return failingFlavors{c} }}},
 		func(e *brokertest.Env, r chi.Router) {
+			idx := index.New(e.Store)
+			servers := &compute.Servers{Pool: e.Pool, Index: idx, Placer: policy.Default{}, Store: e.Store, Log: e.Log, BrokerID: "test-broker"}
 			api = &ec2.API{Pool: e.Pool, Store: e.Store, Creds: identity.NewEC2Credentials(e.Dir), Keypairs: compute.NewKeypairStore(e.Store),
-				Index: index.New(e.Store), Placer: policy.Default{}, Log: e.Log, BrokerID: "test-broker"}
+				Servers: servers, Index: idx, Placer: policy.Default{}, Log: e.Log, BrokerID: "test-broker"}
 			r.Route("/ec2", api.Routes)
 		})
 	cred, err := identity.NewEC2Credentials(e.Dir).Create(e.Ctx, e.Boot.User.ID, e.Boot.Project.ID)

@@ -55,8 +55,6 @@ type API struct {
 	// Region is the region DescribeRegions names; default identity.Region.
 	// Requests signed for any region are accepted.
 	Region string
-	// PeerTimeout bounds each peer's part of a fan-out; default 10s.
-	PeerTimeout time.Duration
 	// Now is the clock signatures are checked against; default time.Now.
 	Now func() time.Time
 
@@ -115,7 +113,6 @@ func (a *API) actions() map[string]actionDef {
 	out := map[string]actionDef{
 		"DescribeRegions":           {a.describeRegions, false},
 		"DescribeAvailabilityZones": {a.describeZones, false},
-		"DescribeInstanceTypes":     {a.describeInstanceTypes, false},
 		"DescribeAccountAttributes": {a.describeAccountAttributes, false},
 		"DescribeKeyPairs":          {a.describeKeyPairs, false},
 		"CreateKeyPair":             {a.createKeyPair, true},
@@ -134,6 +131,9 @@ func (a *API) actions() map[string]actionDef {
 		out["DescribeImages"] = actionDef{a.describeImages, false}
 		out["RegisterImage"] = actionDef{a.registerImage, true}
 		out["DeregisterImage"] = actionDef{a.deregisterImage, true}
+	}
+	if a.Servers != nil {
+		out["DescribeInstanceTypes"] = actionDef{a.describeInstanceTypes, false}
 	}
 	if a.Servers != nil && a.Volumes != nil {
 		out["AttachVolume"] = actionDef{a.attachVolume, true}
@@ -192,13 +192,6 @@ func (a *API) region() string {
 		return a.Region
 	}
 	return identity.Region
-}
-
-func (a *API) peerTimeout() time.Duration {
-	if a.PeerTimeout > 0 {
-		return a.PeerTimeout
-	}
-	return 10 * time.Second
 }
 
 func (a *API) serve(w http.ResponseWriter, r *http.Request, v *verifier, actions map[string]actionDef) {
