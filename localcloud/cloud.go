@@ -32,18 +32,21 @@ type Cloud struct {
 	stopBG context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	closed   bool
-	hosts    []*host // in config order
-	servers  map[string]*server
-	keypairs map[string]*peers.Keypair
-	images   map[string]*image // includes deleted ones (tombstones)
-	networks map[string]*network
-	subnets  map[string]*subnet
-	ports    map[string]*peers.Port
-	volumes  map[string]*volume
-	macs     map[string]bool
-	bases    map[string]*baseImage // by host and image ID
+	mu      sync.Mutex
+	closed  bool
+	hosts   []*host // in config order
+	servers map[string]*server
+	// serversByMark: the servers by their broker project mark
+	// (peers.MetaProject), for a broker's per-project lists.
+	serversByMark map[string]map[string]*server
+	keypairs      map[string]*peers.Keypair
+	images        map[string]*image // includes deleted ones (tombstones)
+	networks      map[string]*network
+	subnets       map[string]*subnet
+	ports         map[string]*peers.Port
+	volumes       map[string]*volume
+	macs          map[string]bool
+	bases         map[string]*baseImage // by host and image ID
 	// loaded are the records read from the state file that Recover has
 	// not reconciled with their hosts yet.
 	loaded loadedSet
@@ -109,7 +112,7 @@ func New(cfg Config, driver Driver, log logrus.FieldLogger) (*Cloud, error) {
 	c := &Cloud{
 		cfg: cfg, driver: driver, log: log, store: store, flavors: cloneFlavors(cfg.Flavors),
 		bg: bg, stopBG: stop,
-		servers: map[string]*server{}, keypairs: map[string]*peers.Keypair{}, images: map[string]*image{},
+		servers: map[string]*server{}, serversByMark: map[string]map[string]*server{}, keypairs: map[string]*peers.Keypair{}, images: map[string]*image{},
 		networks: map[string]*network{}, subnets: map[string]*subnet{}, ports: map[string]*peers.Port{},
 		volumes: map[string]*volume{}, macs: map[string]bool{}, bases: map[string]*baseImage{},
 		loaded: newLoadedSet(), dirLock: dirLock, dirty: map[recordKey]struct{}{},

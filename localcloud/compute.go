@@ -148,7 +148,7 @@ func (c *Cloud) CreateServer(ctx context.Context, spec peers.ServerSpec) (peers.
 	s.alloc = b.need
 	h.used = h.used.add(b.need)
 	h.instances++
-	c.servers[s.ID] = s
+	c.addServerLocked(s)
 
 	dom, hostName := c.domainSpecLocked(s, b, spec.UserData), h.cfg.Name
 	log := c.log.WithFields(logrus.Fields{"server": s.ID, "name": s.Name, "project": s.Project, "host": h.cfg.Name, "flavor": b.flavor.ID})
@@ -417,10 +417,52 @@ func (c *Cloud) GetServer(ctx context.Context, id string) (peers.Server, error) 
 	return getView(c, ctx, "server", c.servers, id, c.serverView)
 }
 
-// ListServers returns the servers passing opts, oldest first.
+// ListServers returns the servers passing opts, oldest first. A broker
+// asks for one project's servers by its project mark: only that
+// project's servers are read, however many others the peer holds.
 func (c *Cloud) ListServers(ctx context.Context, opts peers.ListOptions) ([]peers.Server, error) {
-	return listViews(c, ctx, c.servers, func(s *server) bool { return opts.Matches(s.Project, s.Metadata) }, c.serverView,
-		func(a, b peers.Server) int { return byAgeThenID(a.CreatedAt, a.ID, b.CreatedAt, b.ID) })
+	if err := c.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer c.mu.Unlock()
+	from := c.servers
+	if mark, ok := opts.Metadata[peers.MetaProject]; ok {
+		from = c.serversByMark[mark]
+	}
+	var out []peers.Server
+	for _, s := range from {
+		if opts.Matches(s.Project, s.Metadata) {
+			out = append(out, c.serverView(s))
+		}
+	}
+	slices.SortFunc(out, func(a, b peers.Server) int { return byAgeThenID(a.CreatedAt, a.ID, b.CreatedAt, b.ID) })
+	return out, nil
+}
+
+// addServerLocked records s, and under its project mark (a server's
+// metadata does not change after it is made).
+func (c *Cloud) addServerLocked(s *server) {
+	c.servers[s.ID] = s
+	mark, ok := s.Metadata[peers.MetaProject]
+	if !ok {
+		return
+	}
+	if c.serversByMark[mark] == nil {
+		c.serversByMark[mark] = map[string]*server{}
+	}
+	c.serversByMark[mark][s.ID] = s
+}
+
+// removeServerLocked forgets s.
+func (c *Cloud) removeServerLocked(s *server) {
+	delete(c.servers, s.ID)
+	mark := s.Metadata[peers.MetaProject]
+	if byID := c.serversByMark[mark]; byID != nil {
+		delete(byID, s.ID)
+		if len(byID) == 0 {
+			delete(c.serversByMark, mark)
+		}
+	}
 }
 
 // DeleteServer starts deleting a server, in any status. When a boot or a
@@ -462,7 +504,7 @@ func (c *Cloud) startDeleteLocked(s *server) {
 		c.releaseAllocLocked(s)
 		c.releasePortsLocked(s)
 		c.detachAllLocked(s)
-		delete(c.servers, id)
+		c.removeServerLocked(s)
 		log.Info("server deleted")
 		c.collectBasesLocked(hostName)
 	})

@@ -308,3 +308,68 @@ func TestBootRidesOutAHostOutage(t *testing.T) {
 		t.Fatalf("the host was asked %d times fewer than the outage lasted", silent)
 	}
 }
+
+// TestListServersByProjectMark: a list by the broker's project mark reads
+// that project's servers (an index kept as servers come and go, rebuilt
+// when the state is loaded); other filters still apply.
+func TestListServersByProjectMark(t *testing.T) {
+	cfg, drv, c, seeded := crashable(t)
+	mk := func(name, mark string) peers.Server {
+		t.Helper()
+		spec := peers.ServerSpec{Name: name, Project: "p", FlavorID: "1", ImageID: seeded.ImageID}
+		if mark != "" {
+			spec.Metadata = map[string]string{peers.MetaProject: mark, "role": name}
+		}
+		srv, err := c.CreateServer(t.Context(), spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitServer(t, c, srv.ID, peers.ServerActive)
+		return srv
+	}
+	a1, _, _, _ := mk("a1", "a"), mk("a2", "a"), mk("b1", "b"), mk("none", "")
+	names := func(c *localcloud.Cloud, opts peers.ListOptions) string {
+		t.Helper()
+		srvs, err := c.ListServers(t.Context(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, s := range srvs {
+			out = append(out, s.Name)
+		}
+		return strings.Join(out, ",")
+	}
+	tests := []struct {
+		name string
+		opts peers.ListOptions
+		want string
+	}{
+		{"every server", peers.ListOptions{}, "a1,a2,b1,none"},
+		{"project a's", peers.ListOptions{Metadata: map[string]string{peers.MetaProject: "a"}}, "a1,a2"},
+		{"project b's", peers.ListOptions{Metadata: map[string]string{peers.MetaProject: "b"}}, "b1"},
+		{"a mark nobody has", peers.ListOptions{Metadata: map[string]string{peers.MetaProject: "z"}}, ""},
+		{"a's, another filter too", peers.ListOptions{Metadata: map[string]string{peers.MetaProject: "a", "role": "a2"}}, "a2"},
+		{"a's, another project", peers.ListOptions{Project: "q", Metadata: map[string]string{peers.MetaProject: "a"}}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := names(c, tc.opts); got != tc.want {
+				t.Fatalf("servers %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if err := c.DeleteServer(t.Context(), a1.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitServerGone(t, c, a1.ID)
+	byA := peers.ListOptions{Metadata: map[string]string{peers.MetaProject: "a"}}
+	if got := names(c, byA); got != "a2" {
+		t.Fatalf("project a's after a delete: %q", got)
+	}
+	localcloud.Halt(c)
+	c2, _ := reopen(t, cfg, drv)
+	if got := names(c2, byA); got != "a2" {
+		t.Fatalf("project a's after a restart: %q", got)
+	}
+}

@@ -240,7 +240,7 @@ func (c *Cloud) adoptLocked(hostName string, dom InventoryDomain) {
 	} else {
 		s.alloc = HostResources{VCPUs: int64(dom.VCPUs), RAMMiB: int64(dom.RAMMiB)}
 	}
-	c.servers[s.ID] = s
+	c.addServerLocked(s)
 	c.log.WithFields(logrus.Fields{"server": s.ID, "host": hostName, "project": s.Project}).Warn("adopted a domain with no record as an ERROR server")
 }
 

@@ -321,7 +321,7 @@ func (c *Cloud) loadState() error {
 		if ss.Task != "" && ss.Task != "deleting" {
 			s.interrupted = ss.Task
 		}
-		c.servers[s.ID] = s
+		c.addServerLocked(s)
 		c.loaded.servers[s.ID] = true
 	}
 	c.recountLocked()
