@@ -13,6 +13,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -117,7 +118,18 @@ func positions(err error, file string) []Position {
 // compiled is a policy version ready to evaluate.
 type compiled struct {
 	version string
-	query   rego.PreparedEvalQuery
+	plan    plan
+	// query is the pool form's decision query.
+	query rego.PreparedEvalQuery
+	// The per-peer form's queries: request_deny once per decision, deny
+	// and score over a batch of peers (input.batch).
+	requestQuery, denyQuery, scoreQuery rego.PreparedEvalQuery
+	// verdicts caches the per-peer form's verdicts by what they read.
+	verdicts verdictCache
+	recent   recentShapes
+	// evaluated counts the per-peer evaluations (passes times peers, in
+	// decisions and in the background): what the cache did not answer.
+	evaluated atomic.Int64
 }
 
 // compile parses and compiles b's modules (tests included, so a test that
@@ -145,32 +157,54 @@ func compile(ctx context.Context, version string, b Bundle) (*compiled, error) {
 	if c.Compile(mods); c.Failed() {
 		return nil, &CompileError{Kind: ErrCompile, Positions: positions(c.Errors, "")}
 	}
-	var query []string
-	if len(c.GetRulesForVirtualDocument(denyRef)) > 0 || len(c.GetRulesWithPrefix(denyRef)) > 0 {
-		query = append(query, "deny = "+denyRef.String())
-	}
-	if len(c.GetRulesForVirtualDocument(scoreRef)) > 0 || len(c.GetRulesWithPrefix(scoreRef)) > 0 {
-		query = append(query, "score = "+scoreRef.String())
-	}
-	if len(query) == 0 {
+	p := analyze(c)
+	if !p.deny && !p.score {
 		return nil, &CompileError{Kind: ErrCompile, Positions: []Position{{Message: "no module defines " + denyRef.String() + " or " + scoreRef.String() + " (package " + Package + ")"}}}
 	}
 	data := b.Data
 	if data == nil {
 		data = map[string]any{}
 	}
-	pq, err := rego.New(
-		rego.Compiler(c),
-		rego.Store(inmem.NewFromObject(data)),
-		rego.Query(strings.Join(query, "; ")),
-		// Results stay OPA terms: the engine reads them directly instead of
-		// paying for a conversion to Go maps on every decision.
-		rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
-	).PrepareForEval(ctx)
-	if err != nil {
-		return nil, &CompileError{Kind: ErrCompile, Positions: positions(err, "")}
+	store := inmem.NewFromObject(data)
+	prepare := func(query string) (rego.PreparedEvalQuery, error) {
+		return rego.New(
+			rego.Compiler(c),
+			rego.Store(store),
+			rego.Query(query),
+			// Results stay OPA terms: the engine reads them directly instead of
+			// paying for a conversion to Go maps on every decision.
+			rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
+		).PrepareForEval(ctx)
 	}
-	return &compiled{version: version, query: pq}, nil
+	out := &compiled{version: version, plan: p}
+	var queries []*rego.PreparedEvalQuery
+	var texts []string
+	add := func(q *rego.PreparedEvalQuery, text string) { queries, texts = append(queries, q), append(texts, text) }
+	if p.perPeer {
+		// An undefined request_deny (a complete rule whose body fails) is
+		// no reason: the array holds it when defined.
+		add(&out.requestQuery, "request_deny = [x | x := "+requestDenyRef.String()+"]")
+		// Each peer's evaluation replaces the whole input: "with
+		// input.peer as p" would copy the input, batch and all, per peer.
+		add(&out.denyQuery, "deny = {i: x | r := input.request; some i, p in input.batch; x := "+denyRef.String()+` with input as {"request": r, "peer": p}}`)
+		add(&out.scoreQuery, "score = {i: x | r := input.request; pl := input.pool; some i, p in input.batch; x := "+scoreRef.String()+` with input as {"request": r, "peer": p, "pool": pl}}`)
+	} else {
+		var query []string
+		if p.deny {
+			query = append(query, "deny = "+denyRef.String())
+		}
+		if p.score {
+			query = append(query, "score = "+scoreRef.String())
+		}
+		add(&out.query, strings.Join(query, "; "))
+	}
+	for i, q := range queries {
+		var err error
+		if *q, err = prepare(texts[i]); err != nil {
+			return nil, &CompileError{Kind: ErrCompile, Positions: positions(err, "")}
+		}
+	}
+	return out, nil
 }
 
 // TestResult is one Rego test's outcome.

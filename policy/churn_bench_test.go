@@ -62,15 +62,35 @@ type churnEngine struct {
 	decide func(context.Context, policy.Request, []registry.Peer) (policy.Decision, error)
 }
 
-// churnEngines are the engines the churn benchmark compares.
+// churnEngines are the engines the churn benchmark compares: the stock
+// policy with per-peer verdicts cached, the same evaluated for every peer
+// on every decision, and the stock policy in the pool form it had before
+// (testdata/pool), evaluated over the whole pool at once.
 func churnEngines(b *testing.B) []churnEngine {
+	ctx := context.Background()
+	vs := policy.NewVersions(registry.NewMemory())
+	v := uploadPoolForm(b, vs)
 	// A generous deadline: a benchmark on a loaded machine measures, it
 	// does not fail closed.
-	e, err := policy.NewEngine(context.Background(), policy.EngineConfig{Timeout: 10 * time.Second})
+	cached, err := policy.NewEngine(ctx, policy.EngineConfig{Timeout: 10 * time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return []churnEngine{{"stock", e.Evaluate}}
+	uncached, err := policy.NewEngine(ctx, policy.EngineConfig{Timeout: 10 * time.Second, NoVerdictCache: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pooled, err := policy.NewEngine(ctx, policy.EngineConfig{Versions: vs, Timeout: 10 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return []churnEngine{
+		{"cached", cached.Evaluate},
+		{"uncached", uncached.Evaluate},
+		{"pool-form", func(ctx context.Context, req policy.Request, ps []registry.Peer) (policy.Decision, error) {
+			return pooled.Explain(ctx, v.ID, req, ps)
+		}},
+	}
 }
 
 func benchChurn(b *testing.B, n int, decide func(context.Context, policy.Request, []registry.Peer) (policy.Decision, error)) {

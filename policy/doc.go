@@ -35,7 +35,8 @@
 //	usage              {vcpus, ram_mib, disk_gib, instances, volumes}: the project's total over every peer
 //	quota              same keys; a negative limit is unlimited; {} = no quota
 //
-// input.peers are the candidates, in the broker's order:
+// input.peers are the candidates, in the broker's order (a per-peer
+// policy sees one of them at a time as input.peer):
 //
 //	id, name, kind ("local" | "openstack"), labels{}, region, status ("up" | "degraded" | "down" | "maintenance")
 //	capacity           {vcpus, ram_mib, disk_gib, instances}: each {total, used, free}; total 0 = not reported
@@ -44,35 +45,72 @@
 //	short              [dimension]: where the peer reports less free than the request takes, of
 //	                   "vcpus", "ram_mib", "disk_gib", "instances" (a server takes one slot); a
 //	                   dimension not reported (total 0) is never short; [] = room for it (policy.Short)
+//	shortfall          {dimension: {want, free}}: the short dimensions, with what the request takes
+//	                   and what is free; {} = room for it
+//	room               {vcpus, ram_mib, disk_gib}: the share of the total left free once the request
+//	                   is placed, in tenths rounded down (0-10), -1 when no total is reported (policy.Room)
 //	cost               integer millionths of a currency unit per hour for this request: the peer's "cost"
 //	                   label when it is a number, else its record's rates applied to resources
 //	cost_rates         {currency, vcpu_hour, ram_gib_hour, disk_gib_month}: the record's rates
 //
-// private and short are facts the broker derives (per peer and request
-// shape, cached) so a policy's per-peer tests are lookups: OPA's evaluator
-// spends about a microsecond on each builtin call (a comparison, an
-// arithmetic step), per peer, per decision, and a lookup a fifth of that.
-// The raw fields stay, for policies that want other thresholds; a test
-// input written by hand must carry the facts it relies on.
+// private, short, shortfall and room are facts the broker derives (per
+// peer and request shape, cached) so a policy's per-peer tests are
+// lookups: OPA's evaluator spends about a microsecond on each builtin call
+// (a comparison, an arithmetic step), per peer, per decision, and a lookup
+// a fifth of that. shortfall and room are coarse: most capacity reports
+// change neither, so cached verdicts that read only them stay valid. The
+// raw fields stay, for policies that want other thresholds; a test input
+// written by hand must carry the facts it relies on.
 //
-// # Output
+// # Output, and the two forms of a policy
 //
-// The policy is package cloudmux.placement and defines either or both of:
+// The policy is package cloudmux.placement. The engine tells its form
+// from the compiled modules (which input paths any rule reads).
+//
+// The per-peer form (the stock policy's) reads input.peer, input.request
+// and input.pool, never input.peers or the whole input, and defines:
+//
+//	request_deny    a set of reasons that rejects every peer, evaluated once per decision with
+//	                input.request alone (the image does not fit the flavor, a quota)
+//	deny            the set of reasons to reject input.peer, evaluated per peer (input.request and
+//	                input.peer)
+//	score           input.peer's score, a number 0-100 or {"score": n, "reasons": [...], "parts":
+//	                {name: points}}, evaluated per allowed peer, with input.pool too
+//
+// input.pool holds facts over the peers the deny pass allowed (and that
+// are healthy), computed by the engine in Go: allowed, private and public
+// (counts), cost, private_cost and public_cost ({min, max}, {} when
+// none), spread_min (the fewest replicas of request.spread's group on an
+// allowed peer; 0 when one holds none or there is no group). A peer's
+// verdict is cached under the policy version, the peer's ID and the
+// values at every input path its rules read (with the rules and functions
+// they depend on), so it is evaluated again only when one of those
+// changes; the peers that miss are evaluated as one batch, and evaluated
+// again in the background for the last few request shapes. A policy that
+// calls a nondeterministic built-in (time.now_ns, rand.intn, http.send,
+// ...) is never cached. EngineConfig.NoVerdictCache turns the cache off
+// (the reference the cached engine is tested against).
+//
+// The pool form reads input.peers and answers for the whole pool in one
+// evaluation (request_deny is not read):
 //
 //	deny[peer_id]   a set of human-readable reasons; a peer with any reason is rejected, with all of them
-//	score[peer_id]  a number 0-100, or {"score": n, "reasons": [...], "parts": {name: points}}, for allowed peers;
-//	                without "score", the score is the sum of the parts (the engine adds them: an addition
-//	                in Rego is a builtin call per part per peer, a measurable share of a decision)
+//	score[peer_id]  a number 0-100, or {"score": n, "reasons": [...], "parts": {name: points}}, for allowed peers
 //
-// Filter, then score: the engine drops the scores of denied peers, clamps
-// scores to 0-100 and orders the allowed peers by score, then name (the
-// chosen order; the broker tries them in turn). An allowed peer without a
-// score scores 0.
+// In either form, without "score" an object score is the sum of its parts
+// (the engine adds them: an addition in Rego is a builtin call per part
+// per peer, a measurable share of a decision). Filter, then score: a
+// rejected peer carries every reason (request_deny's and its own, sorted),
+// the engine clamps scores to 0-100 and orders the allowed peers by score,
+// then name (the chosen order; the broker tries them in turn). An allowed
+// peer without a score scores 0.
 //
 // # Stock policy
 //
-// policy/stock/placement.rego (with placement_test.rego and fixtures under
-// data.cloudmux.fixtures): healthy peers with room on every requested
+// policy/stock/placement.rego, in the per-peer form (with
+// placement_test.rego and fixtures under data.cloudmux.fixtures; the
+// pool form it had before is kept in testdata/pool, and decides every
+// randomized case identically): healthy peers with room on every requested
 // dimension, required labels, availability zone, image min_ram/min_disk and
 // architecture, project quota over all peers; private peers (tier=private,
 // or local without a tier label) score 55-100 and public ones 0-45, so

@@ -45,6 +45,10 @@ type EngineConfig struct {
 	Labels map[string]string
 	// Timeout bounds each evaluation; DefaultTimeout when zero.
 	Timeout time.Duration
+	// NoVerdictCache evaluates every peer on every decision, for a policy
+	// in the per-peer form too: the reference the cached engine is
+	// compared with (tests, benchmarks).
+	NoVerdictCache bool
 }
 
 // Engine places with admin-written Rego: the active policy version,
@@ -59,6 +63,7 @@ type Engine struct {
 	changed chan struct{}        // closed and replaced on every switch
 	cache   map[string]*compiled // recently used versions, for explain
 	peers   peerCache
+	bg      refresher
 }
 
 var _ Placer = (*Engine)(nil)
@@ -180,17 +185,16 @@ func (e *Engine) Run(ctx context.Context) error {
 // fail closed: an error, no decision.
 func (e *Engine) Place(ctx context.Context, req Request, candidates []registry.Peer) (Decision, error) {
 	c := e.cur.Load()
-	input := e.peers.input(req, candidates)
 	start := time.Now()
-	d, result, err := e.eval(ctx, c, input, candidates)
+	r, err := e.decide(ctx, c, req, candidates)
 	elapsed := time.Since(start)
 	if err != nil {
 		e.cfg.Log.WithError(err).WithFields(logrus.Fields{"policy": c.version, "resource": req.ResourceID}).Error("policy: placement failed closed")
 		return Decision{}, err
 	}
-	d = gate(d)
+	d := gate(r.d)
 	d.ID = uuid.NewString()
-	e.logDecision(d, input, result, elapsed, start)
+	e.logDecision(d, r, elapsed, start)
 	if e.cfg.Decisions != nil {
 		// Bounded: a slow store delays a placement by at most this much.
 		rctx, cancel := context.WithTimeout(ctx, recordTimeout)
@@ -214,15 +218,44 @@ func (e *Engine) Explain(ctx context.Context, version string, req Request, candi
 			return Decision{}, err
 		}
 	}
-	d, _, err := e.eval(ctx, c, e.peers.input(req, candidates), candidates)
-	return gate(d), err
+	r, err := e.decide(ctx, c, req, candidates)
+	return gate(r.d), err
 }
 
 // Evaluate runs one decision on the active policy without recording or
 // logging it: the hot path alone, for benchmarks.
 func (e *Engine) Evaluate(ctx context.Context, req Request, candidates []registry.Peer) (Decision, error) {
-	d, _, err := e.eval(ctx, e.cur.Load(), e.peers.input(req, candidates), candidates)
-	return d, err
+	r, err := e.decide(ctx, e.cur.Load(), req, candidates)
+	return r.d, err
+}
+
+// run is one evaluation: the decision (before the health gate) and what
+// the decision log shows of it.
+type run struct {
+	d     Decision
+	input ast.Value // pool form: the input evaluated
+	res   result    // pool form: the policy's answer
+	peer  *peerRun  // per-peer form: what the log is built from
+}
+
+// decide evaluates c in its form under the engine's deadline.
+func (e *Engine) decide(ctx context.Context, c *compiled, req Request, candidates []registry.Peer) (run, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+	defer cancel()
+	if c.plan.perPeer {
+		return e.evalPerPeer(ctx, c, req, candidates)
+	}
+	input := e.peers.input(req, candidates)
+	d, res, err := e.eval(ctx, c, input, candidates)
+	return run{d: d, input: input, res: res}, err
+}
+
+// evalError wraps an evaluation failure, naming a deadline as such.
+func (e *Engine) evalError(ctx context.Context, c *compiled, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: policy %s did not decide within %s: %w", ErrEvaluation, c.version, e.cfg.Timeout, ctx.Err())
+	}
+	return fmt.Errorf("%w: policy %s: %v", ErrEvaluation, c.version, err)
 }
 
 // result is what the policy answered, for the decision log.
@@ -244,15 +277,11 @@ func (r result) MarshalJSON() ([]byte, error) {
 	return json.Marshal(out)
 }
 
+// eval evaluates a pool-form policy: the whole pool at once.
 func (e *Engine) eval(ctx context.Context, c *compiled, input ast.Value, candidates []registry.Peer) (Decision, result, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
-	defer cancel()
 	rs, err := c.query.Eval(ctx, rego.EvalParsedInput(input))
 	if err != nil {
-		if ctx.Err() != nil {
-			return Decision{}, result{}, fmt.Errorf("%w: policy %s did not decide within %s: %w", ErrEvaluation, c.version, e.cfg.Timeout, ctx.Err())
-		}
-		return Decision{}, result{}, fmt.Errorf("%w: policy %s: %v", ErrEvaluation, c.version, err)
+		return Decision{}, result{}, e.evalError(ctx, c, err)
 	}
 	if len(rs) != 1 {
 		return Decision{}, result{}, fmt.Errorf("%w: policy %s: deny or score is undefined for this input", ErrEvaluation, c.version)
@@ -273,15 +302,6 @@ func (e *Engine) eval(ctx context.Context, c *compiled, input ast.Value, candida
 			return fail("score is %s, not an object of peer ID to score", ast.ValueName(t.Value))
 		}
 		res.Score = t
-	}
-	// Verdicts are worked out without their peers, ordered by index, and
-	// each registry.Peer (half a kilobyte) copied once, into its place:
-	// sorting and appending whole Verdicts was a tenth of a decision's Go
-	// time.
-	type verdict struct {
-		allowed bool
-		score   int
-		reasons []string
 	}
 	vs := make([]verdict, len(candidates))
 	for i, p := range candidates {
@@ -306,11 +326,32 @@ func (e *Engine) eval(ctx context.Context, c *compiled, input ast.Value, candida
 			s = score.Get(key)
 		}
 		if s == nil {
-			v.reasons = []string{"the policy gave no score"}
+			v.reasons = []string{noScore}
 		} else if v.score, v.reasons, err = scoreOf(s.Value); err != nil {
 			return fail("score[%q]: %v", p.ID, err)
 		}
 	}
+	d := rank(c.version, candidates, vs)
+	res.Order = order(d)
+	return d, res, nil
+}
+
+// noScore is the reason of an allowed peer the policy gave no score.
+const noScore = "the policy gave no score"
+
+// verdict is a peer's verdict worked out without its peer.
+type verdict struct {
+	allowed bool
+	score   int
+	reasons []string
+}
+
+// rank orders the verdicts, allowed first, best first, then by name.
+// Verdicts are worked out without their peers, ordered by index, and
+// each registry.Peer (half a kilobyte) copied once, into its place:
+// sorting and appending whole Verdicts was a tenth of a decision's Go
+// time.
+func rank(version string, candidates []registry.Peer, vs []verdict) Decision {
 	idx := make([]int, len(candidates))
 	for i := range idx {
 		idx[i] = i
@@ -328,15 +369,23 @@ func (e *Engine) eval(ctx context.Context, c *compiled, input ast.Value, candida
 		}
 		return strings.Compare(candidates[i].Name, candidates[j].Name)
 	})
-	d := Decision{Policy: c.version, Verdicts: make([]Verdict, len(idx))}
+	d := Decision{Policy: version, Verdicts: make([]Verdict, len(idx))}
 	for k, i := range idx {
 		v := &vs[i]
 		d.Verdicts[k] = Verdict{Peer: candidates[i], Allowed: v.allowed, Score: v.score, Reasons: v.reasons}
-		if v.allowed {
-			res.Order = append(res.Order, candidates[i].ID)
+	}
+	return d
+}
+
+// order is the allowed peers' IDs, best first, as the decision log shows.
+func order(d Decision) []string {
+	var out []string
+	for _, v := range d.Verdicts {
+		if v.Allowed {
+			out = append(out, v.Peer.ID)
 		}
 	}
-	return d, res, nil
+	return out
 }
 
 // stringsOf reads a set (or array) of reasons, sorted.
@@ -458,7 +507,11 @@ func scoreOf(v ast.Value) (int, []string, error) {
 func clamp(f float64) int { return int(min(max(f, 0), 100) + 0.5) }
 
 // logDecision writes one decision log entry in OPA's shape.
-func (e *Engine) logDecision(d Decision, input ast.Value, res result, elapsed time.Duration, at time.Time) {
+func (e *Engine) logDecision(d Decision, r run, elapsed time.Duration, at time.Time) {
+	input, res := r.input, r.res
+	if r.peer != nil {
+		input, res = r.peer.log()
+	}
 	in := mustJSON(input)
 	labels := map[string]string{"app": "cloudmux"}
 	maps.Copy(labels, e.cfg.Labels)

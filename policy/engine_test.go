@@ -179,6 +179,10 @@ func TestFailClosed(t *testing.T) {
 		{"conflicting outputs", "package cloudmux.placement\nscore[p.id] := 1 if some p in input.peers\nscore[p.id] := 2 if some p in input.peers\n", "policy: evaluation failed"},
 		{"deadline", "package cloudmux.placement\ndeny[p.id] contains \"slow\" if {\n\tsome p in input.peers\n\tsome i in numbers.range(1, 100000000)\n\ti < 0\n}\n", "did not decide within"},
 		{"wrong output shape", "package cloudmux.placement\nscore := 7\n", "score is"},
+		{"per peer: deny not a set", "package cloudmux.placement\ndeny := {\"a\": 1} if input.peer.id\n", "deny for peer"},
+		{"per peer: conflicting scores", "package cloudmux.placement\nscore := 1 if input.peer.id\nscore := 2 if input.peer.name\n", "policy: evaluation failed"},
+		{"per peer: request_deny not a set", "package cloudmux.placement\nrequest_deny := 3\nscore := 1 if input.peer.id\n", "request_deny"},
+		{"per peer: deadline", "package cloudmux.placement\ndeny contains \"slow\" if {\n\tinput.peer.id\n\tsome i in numbers.range(1, 100000000)\n\ti < 0\n}\n", "did not decide within"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
@@ -95,22 +96,47 @@ type peerKey struct {
 	nlabels  int
 }
 
-// peerCache keeps each peer's input term between decisions: building
+// peerCache keeps each peer's input terms between decisions: building
 // them is a large part of a decision's cost, and peers change far less
-// often than decisions are made. The term depends on the peer (its key)
-// and, through cost, on the request's sizes; the last term built for each
-// peer is kept. Peers without a revision (not from a store) are built
-// every time.
+// often than decisions are made. A term depends on the peer (its key)
+// and, through cost, short, shortfall and room, on the request's shape;
+// the terms of the last maxShapes shapes are kept per peer, so requests
+// mixing a few flavors do not rebuild every peer on every decision. Peers
+// without a revision (not from a store) are built every time.
 type peerCache struct {
 	mu sync.Mutex
-	m  map[string]cachedPeer
+	m  map[string]*peerEntry
+}
+
+// maxShapes is how many request shapes a peer's terms are kept for.
+const maxShapes = 8
+
+type peerEntry struct {
+	key    peerKey
+	static *peerStatic
+	terms  []*peerTerm // most recently built first
+}
+
+// peerTerm is one peer's input term for one request shape, with the keys
+// the verdict cache reads from it (worked out once per compiled policy).
+type peerTerm struct {
+	shape shape
+	term  *ast.Term
+	keys  atomic.Pointer[peerKeys]
+	// What the pool facts read of the term, kept in Go.
+	cost    int64
+	private bool
 }
 
 // shape is what of a request a peer's term depends on: its sizes (cost,
-// short) and its kind (a server takes an instance slot).
+// short, shortfall, room) and its kind (a server takes an instance slot).
 type shape struct {
 	vcpus, ram, disk int
 	server           bool
+}
+
+func shapeOf(req Request) shape {
+	return shape{req.VCPUs, req.RAMMiB, req.DiskGiB, req.Kind == "server"}
 }
 
 // Private says whether p is a private peer: its tier label is "private"
@@ -123,73 +149,168 @@ func Private(p registry.Peer) bool {
 	return tier == "private" || tier == "local"
 }
 
-// Short lists the dimensions on which p reports less free than req takes,
-// in the order vcpus, ram_mib, disk_gib, instances. A server takes one
-// instance slot; a dimension p does not report (total 0) is never short.
-func Short(req Request, p registry.Peer) []string {
-	var out []string
+// dimension is one capacity dimension the request takes from a peer.
+type dimension struct {
+	name string
+	want int64
+	r    registry.Resource
+}
+
+func dimensions(req Request, p registry.Peer) [4]dimension {
 	c := p.Capacity
 	var slot int64
 	if req.Kind == "server" {
 		slot = 1
 	}
-	for _, d := range []struct {
-		name string
-		want int64
-		r    registry.Resource
-	}{
+	return [4]dimension{
 		{"vcpus", int64(req.VCPUs), c.VCPUs},
 		{"ram_mib", int64(req.RAMMiB), c.RAMMiB},
 		{"disk_gib", int64(req.DiskGiB), c.DiskGiB},
 		{"instances", slot, c.Instances},
-	} {
-		if d.want > 0 && d.r.Total > 0 && d.r.Free() < d.want {
+	}
+}
+
+// short says whether d is short: the peer reports less free than the
+// request takes. A dimension not reported (total 0) is never short.
+func (d dimension) short() bool { return d.want > 0 && d.r.Total > 0 && d.r.Free() < d.want }
+
+// Short lists the dimensions on which p reports less free than req takes,
+// in the order vcpus, ram_mib, disk_gib, instances. A server takes one
+// instance slot; a dimension p does not report (total 0) is never short.
+func Short(req Request, p registry.Peer) []string {
+	var out []string
+	for _, d := range dimensions(req, p) {
+		if d.short() {
 			out = append(out, d.name)
 		}
 	}
 	return out
 }
 
-type cachedPeer struct {
-	key   peerKey
-	shape shape
-	term  *ast.Term
+// Room is the share of p's total on dim ("vcpus", "ram_mib" or
+// "disk_gib") left free once req is placed there, in tenths, rounded
+// down: 0-10, or -1 when p does not report a total. A coarse fact: most
+// capacity changes leave it as it was, so verdicts that read it stay
+// cached.
+func Room(req Request, p registry.Peer, dim string) int {
+	dims := dimensions(req, p)
+	for _, d := range dims[:3] {
+		if d.name == dim {
+			return room(d)
+		}
+	}
+	return -1
 }
 
-func (pc *peerCache) peerTerm(req Request, p registry.Peer) *ast.Term {
+func room(d dimension) int {
+	if d.r.Total <= 0 {
+		return -1
+	}
+	return int(min(10, 10*max(d.r.Free()-d.want, 0)/d.r.Total))
+}
+
+// terms puts the term of each candidate for req's shape in out, under
+// one lock.
+func (pc *peerCache) terms(req Request, candidates []registry.Peer, out []*peerTerm) {
+	sh := shapeOf(req)
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	for i := range candidates {
+		out[i] = pc.termLocked(req, &candidates[i], sh)
+	}
+}
+
+func (pc *peerCache) termLocked(req Request, p *registry.Peer, sh shape) *peerTerm {
+	if p.Revision == 0 {
+		return buildPeerTerm(req, p, sh, buildStatic(p))
+	}
 	k := peerKey{p.ID, p.Name, p.Revision, p.Status, p.Capacity, p.Cost, len(p.Labels)}
-	sh := shape{req.VCPUs, req.RAMMiB, req.DiskGiB, req.Kind == "server"}
-	if p.Revision != 0 {
-		pc.mu.Lock()
-		c, ok := pc.m[p.ID]
-		pc.mu.Unlock()
-		if ok && c.key == k && c.shape == sh {
-			return c.term
+	e := pc.m[p.ID]
+	if e != nil && e.key == k {
+		for i, t := range e.terms {
+			if t.shape == sh {
+				if i > 0 { // keep the most recent first
+					copy(e.terms[1:i+1], e.terms[:i])
+					e.terms[0] = t
+				}
+				return t
+			}
 		}
-	}
-	c := p.Capacity
-	// Cost in whole millionths: Rego does integer arithmetic on a fast
-	// path and floats through math/big, ten times slower. private and
-	// short are facts derived here once per peer and request shape: in
-	// Rego each test costs about a microsecond per peer per decision (a
-	// builtin call), a lookup of a precomputed fact a fifth of that.
-	t := obj("id", str(p.ID), "name", str(p.Name), "kind", str(string(p.Kind)),
-		"labels", strMap(p.Labels), "region", str(Region(p)), "status", str(string(p.Status)),
-		"private", ast.InternedTerm(Private(p)), "short", strArray(Short(req, p)),
-		"capacity", obj("vcpus", resourceTerm(c.VCPUs), "ram_mib", resourceTerm(c.RAMMiB),
-			"disk_gib", resourceTerm(c.DiskGiB), "instances", resourceTerm(c.Instances)),
-		"cost", num(int64(math.Round(PeerCost(req, p)*1e6))),
-		"cost_rates", obj("currency", str(p.Cost.Currency), "vcpu_hour", ast.FloatNumberTerm(p.Cost.VCPUHour),
-			"ram_gib_hour", ast.FloatNumberTerm(p.Cost.RAMGiBHour), "disk_gib_month", ast.FloatNumberTerm(p.Cost.DiskGiBMonth)))
-	if p.Revision != 0 {
-		pc.mu.Lock()
+	} else {
 		if pc.m == nil || len(pc.m) > 4096 { // peers that left the pool go with the next reset
-			pc.m = map[string]cachedPeer{}
+			pc.m = map[string]*peerEntry{}
 		}
-		pc.m[p.ID] = cachedPeer{key: k, shape: sh, term: t}
-		pc.mu.Unlock()
+		e = &peerEntry{key: k, static: buildStatic(p)}
+		pc.m[p.ID] = e
 	}
+	t := buildPeerTerm(req, p, sh, e.static)
+	if len(e.terms) < maxShapes {
+		e.terms = append(e.terms, nil)
+	}
+	copy(e.terms[1:], e.terms)
+	e.terms[0] = t
 	return t
+}
+
+// peerStatic is what of a peer's term no request changes, built once per
+// peer key and shared by its terms for every shape.
+type peerStatic struct {
+	id, name, kind, labels, region, status, capacity, costRates *ast.Term
+	private                                                     bool
+}
+
+func buildStatic(p *registry.Peer) *peerStatic {
+	c := p.Capacity
+	return &peerStatic{id: str(p.ID), name: str(p.Name), kind: str(string(p.Kind)), labels: strMap(p.Labels),
+		region: str(Region(*p)), status: str(string(p.Status)), private: Private(*p),
+		capacity: obj("vcpus", resourceTerm(c.VCPUs), "ram_mib", resourceTerm(c.RAMMiB),
+			"disk_gib", resourceTerm(c.DiskGiB), "instances", resourceTerm(c.Instances)),
+		costRates: obj("currency", str(p.Cost.Currency), "vcpu_hour", ast.FloatNumberTerm(p.Cost.VCPUHour),
+			"ram_gib_hour", ast.FloatNumberTerm(p.Cost.RAMGiBHour), "disk_gib_month", ast.FloatNumberTerm(p.Cost.DiskGiBMonth)),
+	}
+}
+
+// Keys of a peer's term, made once.
+var (
+	dimTerms     = map[string]*ast.Term{"vcpus": str("vcpus"), "ram_mib": str("ram_mib"), "disk_gib": str("disk_gib"), "instances": str("instances")}
+	peerTermKeys = func() (ks [13]*ast.Term) {
+		for i, k := range []string{"id", "name", "kind", "labels", "region", "status", "private", "short", "shortfall", "room", "capacity", "cost", "cost_rates"} {
+			ks[i] = str(k)
+		}
+		return ks
+	}()
+	wantTerm, freeTerm = str("want"), str("free")
+)
+
+func buildPeerTerm(req Request, p *registry.Peer, sh shape, st *peerStatic) *peerTerm {
+	dims := dimensions(req, *p)
+	var short []*ast.Term
+	var shortfall [][2]*ast.Term
+	var rooms [3][2]*ast.Term
+	for i, d := range dims {
+		if d.short() {
+			short = append(short, dimTerms[d.name])
+			shortfall = append(shortfall, [2]*ast.Term{dimTerms[d.name], ast.ObjectTerm([2]*ast.Term{wantTerm, num(d.want)}, [2]*ast.Term{freeTerm, num(d.r.Free())})})
+		}
+		if i < 3 {
+			rooms[i] = [2]*ast.Term{dimTerms[d.name], num(int64(room(d)))}
+		}
+	}
+	// Cost in whole millionths: Rego does integer arithmetic on a fast
+	// path and floats through math/big, ten times slower. private, short,
+	// shortfall and room are facts derived here once per peer and request
+	// shape: in Rego each test costs about a microsecond per peer per
+	// decision (a builtin call), a lookup of a precomputed fact a fifth of
+	// that.
+	cost := int64(math.Round(PeerCost(req, *p) * 1e6))
+	k := &peerTermKeys
+	t := ast.ObjectTerm(
+		[2]*ast.Term{k[0], st.id}, [2]*ast.Term{k[1], st.name}, [2]*ast.Term{k[2], st.kind},
+		[2]*ast.Term{k[3], st.labels}, [2]*ast.Term{k[4], st.region}, [2]*ast.Term{k[5], st.status},
+		[2]*ast.Term{k[6], ast.InternedTerm(st.private)}, [2]*ast.Term{k[7], ast.ArrayTerm(short...)},
+		[2]*ast.Term{k[8], ast.ObjectTerm(shortfall...)}, [2]*ast.Term{k[9], ast.ObjectTerm(rooms[:]...)},
+		[2]*ast.Term{k[10], st.capacity}, [2]*ast.Term{k[11], num(cost)}, [2]*ast.Term{k[12], st.costRates})
+	return &peerTerm{shape: sh, term: t, cost: cost, private: st.private}
 }
 
 // requestTerm is input.request. Every documented field is present (zero
@@ -201,13 +322,10 @@ func requestTerm(req Request) *ast.Term {
 			"min_disk_gib", num(int64(i.MinDiskGiB)), "peers", strArray(i.Peers))
 	}
 	dep := obj("id", str(""), "template", str(""), "resource", str(""), "replica", num(0))
-	group := ""
 	if d := req.Deployment; d != nil {
 		dep = obj("id", str(d.ID), "template", str(d.Template), "resource", str(d.Resource), "replica", num(int64(d.Replica)))
-		if group = d.SpreadGroup; group == "" && d.Resource != "" {
-			group = d.ID + "/" + d.Resource
-		}
 	}
+	group := spreadGroup(req)
 	spreadPeers := make([][2]*ast.Term, 0, len(req.SpreadPeers))
 	for _, id := range slices.Sorted(maps.Keys(req.SpreadPeers)) {
 		spreadPeers = append(spreadPeers, [2]*ast.Term{str(id), num(int64(req.SpreadPeers[id]))})
@@ -239,9 +357,11 @@ func Input(req Request, candidates []registry.Peer) ast.Value {
 }
 
 func (pc *peerCache) input(req Request, candidates []registry.Peer) ast.Value {
+	ts := make([]*peerTerm, len(candidates))
+	pc.terms(req, candidates, ts)
 	ps := make([]*ast.Term, len(candidates))
-	for i, p := range candidates {
-		ps[i] = pc.peerTerm(req, p)
+	for i, t := range ts {
+		ps[i] = t.term
 	}
 	return obj("request", requestTerm(req), "peers", ast.ArrayTerm(ps...)).Value
 }

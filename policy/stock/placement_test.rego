@@ -9,84 +9,126 @@ import data.cloudmux.placement
 
 peers := [fixtures.peers.private, fixtures.peers.cheap, fixtures.peers.dear, fixtures.peers.down]
 
-input_with(patch) := {"request": object.union(fixtures.request, patch), "peers": peers}
+request_with(patch) := object.union(fixtures.request, patch)
+
+# What the engine does with a per-peer policy, in Rego: a peer's reasons
+# are request_deny's (evaluated with the request alone) and its own deny's;
+# input.pool is computed over the healthy peers allowed; score is evaluated
+# per peer allowed.
+reasons(req, p) := r if {
+	rd := placement.request_deny with input as {"request": req}
+	d := placement.deny with input as {"request": req, "peer": p}
+	r := rd | d
+}
+
+allowed(req, ps) := [p | some p in ps; count(reasons(req, p)) == 0; p.status in {"up", "degraded"}]
+
+span(costs) := {"min": min(costs), "max": max(costs)} if count(costs) > 0
+else := {}
+
+spread_min(req, al) := 0 if {
+	req.spread.group == ""
+} else := 0 if {
+	count([n | some p in al; n := req.spread.peers[p.id]]) < count(al)
+} else := min([n | some p in al; n := req.spread.peers[p.id]])
+
+pool(req, ps) := {
+	"allowed": count(al),
+	"private": count([p | some p in al; p.private]),
+	"public": count([p | some p in al; not p.private]),
+	"cost": span([p.cost | some p in al]),
+	"private_cost": span([p.cost | some p in al; p.private]),
+	"public_cost": span([p.cost | some p in al; not p.private]),
+	"spread_min": spread_min(req, al),
+} if {
+	al := allowed(req, ps)
+}
+
+scores(req, ps) := {p.id: s |
+	pl := pool(req, ps)
+	some p in allowed(req, ps)
+	s := placement.score with input as {"request": req, "peer": p, "pool": pl}
+}
 
 # A stock score is its parts; the engine adds them.
 total(s) := sum([n | some n in s.parts])
 
-order(inp) := [id |
-	scores := placement.score with input as inp
-	ranked := sort([[0 - total(s), id] | some id, s in scores])
+order(req, ps) := [id |
+	ranked := sort([[0 - total(s), id] | some id, s in scores(req, ps)])
 	some pair in ranked
 	id := pair[1]
 ]
 
 test_down_peer_denied if {
-	reasons := placement.deny["p-down"] with input as input_with({})
-	reasons == {"status is down"}
+	reasons(fixtures.request, fixtures.peers.down) == {"status is down"}
 }
 
 test_private_first if {
-	order(input_with({})) == ["p-private", "p-cheap", "p-dear"]
+	order(fixtures.request, peers) == ["p-private", "p-cheap", "p-dear"]
 }
 
 test_private_full_bursts_to_cheapest_public if {
-	# short is what the broker derives from the capacity for this request.
-	full := object.union(fixtures.peers.private, {"capacity": {"ram_mib": {"total": 32768, "used": 32768, "free": 0}}, "short": ["ram_mib"]})
-	inp := {"request": fixtures.request, "peers": [full, fixtures.peers.cheap, fixtures.peers.dear]}
-	placement.deny["p-private"] with input as inp
-	order(inp) == ["p-cheap", "p-dear"]
+	# shortfall and room are what the broker derives from the capacity for
+	# this request.
+	full := object.union(fixtures.peers.private, {
+		"capacity": {"ram_mib": {"total": 32768, "used": 32768, "free": 0}},
+		"short": ["ram_mib"], "shortfall": {"ram_mib": {"want": 2048, "free": 0}}, "room": {"ram_mib": 0},
+	})
+	reasons(fixtures.request, full) == {"needs 2048 MiB of RAM, 0 free"}
+	order(fixtures.request, [full, fixtures.peers.cheap, fixtures.peers.dear]) == ["p-cheap", "p-dear"]
 }
 
 test_required_label if {
-	inp := input_with({"hints": {"required_labels": {"gpu": "a100"}}})
-	order(inp) == ["p-dear"]
-	"lacks required label gpu=a100" in placement.deny["p-private"] with input as inp
+	req := request_with({"hints": {"required_labels": {"gpu": "a100"}}})
+	order(req, peers) == ["p-dear"]
+	"lacks required label gpu=a100" in reasons(req, fixtures.peers.private)
 }
 
 test_availability_zone if {
-	order(input_with({"availability_zone": "cheap"})) == ["p-cheap"]
+	order(request_with({"availability_zone": "cheap"}), peers) == ["p-cheap"]
 }
 
 test_image_min_ram_denies_everywhere if {
-	inp := input_with({"image": {"id": "img", "min_ram_mib": 4096}})
-	order(inp) == []
-	count(placement.deny) == 4 with input as inp
+	req := request_with({"image": {"id": "img", "min_ram_mib": 4096}})
+	order(req, peers) == []
+	count([p | some p in peers; count(reasons(req, p)) > 0]) == 4
+}
+
+# A request's own problems are found once, from the request alone.
+test_image_min_ram_is_request_level if {
+	placement.request_deny == {"image img needs 4096 MiB of RAM, the flavor has 2048"} with input as {"request": request_with({"image": {"id": "img", "min_ram_mib": 4096}})}
 }
 
 test_quota_spans_peers if {
-	inp := input_with({"usage": {"vcpus": 9}, "quota": {"vcpus": 10}})
-	some reason in placement.deny["p-cheap"] with input as inp
+	req := request_with({"usage": {"vcpus": 9}, "quota": {"vcpus": 10}})
+	some reason in reasons(req, fixtures.peers.cheap)
 	contains(reason, "project quota for vcpus exceeded")
 }
 
 # gigabytes are Cinder's: a server's root disk never counts against them,
 # a volume's size does.
 test_server_root_disk_not_gigabytes if {
-	inp := input_with({"usage": {"disk_gib": 1000}, "quota": {"disk_gib": 1000}})
-	order(inp) == ["p-private", "p-cheap", "p-dear"]
+	req := request_with({"usage": {"disk_gib": 1000}, "quota": {"disk_gib": 1000}})
+	order(req, peers) == ["p-private", "p-cheap", "p-dear"]
 }
 
 test_volume_counts_gigabytes if {
-	inp := input_with({"kind": "volume", "usage": {"disk_gib": 1000}, "quota": {"disk_gib": 1000}})
-	some reason in placement.deny["p-cheap"] with input as inp
+	req := request_with({"kind": "volume", "usage": {"disk_gib": 1000}, "quota": {"disk_gib": 1000}})
+	some reason in reasons(req, fixtures.peers.cheap)
 	contains(reason, "project quota for disk_gib exceeded")
 }
 
 test_spread_prefers_peer_without_replica if {
 	second := object.union(fixtures.peers.private, {"id": "p-private2", "name": "private2"})
-	inp := {
-		"request": object.union(fixtures.request, {"spread": {"group": "d1/web", "peers": {"p-private": 1}}}),
-		"peers": [fixtures.peers.private, second],
-	}
-	order(inp) == ["p-private2", "p-private"]
+	req := request_with({"spread": {"group": "d1/web", "peers": {"p-private": 1}}})
+	order(req, [fixtures.peers.private, second]) == ["p-private2", "p-private"]
 }
 
 test_scores_in_range if {
-	scores := placement.score with input as input_with({})
-	count(scores) == 3
-	every _, s in scores {
-		total(s) >= 0
-		total(s) <= 100
+	s := scores(fixtures.request, peers)
+	count(s) == 3
+	every _, x in s {
+		total(x) >= 0
+		total(x) <= 100
 	}
 }

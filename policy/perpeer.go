@@ -1,0 +1,297 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// peerRun is one per-peer-form evaluation, kept for the decision log.
+type peerRun struct {
+	reqTerm *ast.Term
+	terms   []*peerTerm
+	pool    *ast.Term
+	// reasons is each peer's merged deny reasons (request_deny's and its
+	// own); score its score verdict, nil for a denied peer.
+	reasons [][]string
+	score   []*cachedVerdict
+	order   []string
+}
+
+// log renders the run as the pool form's decision log shows a decision:
+// the input (with the pool facts) and deny and score by peer ID.
+func (pr *peerRun) log() (ast.Value, result) {
+	peers := make([]*ast.Term, len(pr.terms))
+	var deny, score [][2]*ast.Term
+	for i, t := range pr.terms {
+		peers[i] = t.term
+		id := ast.StringTerm("")
+		if o, ok := t.term.Value.(ast.Object); ok {
+			if v := o.Get(idKeyTerm); v != nil {
+				id = v
+			}
+		}
+		if len(pr.reasons[i]) > 0 {
+			rs := make([]*ast.Term, len(pr.reasons[i]))
+			for j, r := range pr.reasons[i] {
+				rs[j] = ast.StringTerm(r)
+			}
+			deny = append(deny, [2]*ast.Term{id, ast.SetTerm(rs...)})
+		} else if s := pr.score[i]; s != nil && s.raw != nil {
+			score = append(score, [2]*ast.Term{id, s.raw})
+		}
+	}
+	in := obj("request", pr.reqTerm, "peers", ast.ArrayTerm(peers...), "pool", pr.pool).Value
+	return in, result{Deny: ast.ObjectTerm(deny...), Score: ast.ObjectTerm(score...), Order: pr.order}
+}
+
+// pass is one per-peer evaluation over a batch of peers: deny, or score.
+type pass struct {
+	name  string
+	pass  int // denyPass or scorePass, for peerKeys.last
+	query *rego.PreparedEvalQuery
+	// req is the key's request part; peerKey picks the peer's part.
+	req     string
+	peerKey func(*peerKeys) string
+	// input is the evaluation's input around the batch of peer terms.
+	input func(batch *ast.Term) ast.Value
+	// read turns the policy's answer for one peer into a verdict;
+	// undefined is the verdict of a peer it gave no answer for.
+	read      func(*ast.Term) (*cachedVerdict, error)
+	undefined *cachedVerdict
+}
+
+var (
+	noReasons      = &cachedVerdict{}
+	noScoreVerdict = &cachedVerdict{reasons: []string{noScore}}
+	batchKeyTerm   = ast.StringTerm("batch")
+)
+
+// denyPass is the deny pass of c for the request term.
+func denyPass(c *compiled, reqTerm *ast.Term) pass {
+	return pass{name: "deny", pass: 0, query: &c.denyQuery,
+		req:     "d" + string(appendReads(nil, reqTerm, c.plan.denyReads.request)),
+		peerKey: func(k *peerKeys) string { return k.deny },
+		input: func(batch *ast.Term) ast.Value {
+			return ast.NewObject([2]*ast.Term{requestKeyTerm, reqTerm}, [2]*ast.Term{batchKeyTerm, batch})
+		},
+		read: func(t *ast.Term) (*cachedVerdict, error) {
+			rs, err := stringsOf(t.Value)
+			if err != nil {
+				return nil, err
+			}
+			if len(rs) == 0 {
+				return noReasons, nil
+			}
+			return &cachedVerdict{reasons: slices.Clip(rs), raw: t}, nil
+		},
+		undefined: noReasons,
+	}
+}
+
+// scorePass is the score pass of c for the request term and pool.
+func scorePass(c *compiled, reqTerm, pool *ast.Term) pass {
+	key := appendReads([]byte("s"), reqTerm, c.plan.scoreReads.request)
+	key = appendReads(append(key, '|'), pool, c.plan.scoreReads.pool)
+	return pass{name: "score", pass: 1, query: &c.scoreQuery,
+		req:     string(key),
+		peerKey: func(k *peerKeys) string { return k.score },
+		input: func(batch *ast.Term) ast.Value {
+			return ast.NewObject([2]*ast.Term{requestKeyTerm, reqTerm}, [2]*ast.Term{poolKeyTerm, pool}, [2]*ast.Term{batchKeyTerm, batch})
+		},
+		read: func(t *ast.Term) (*cachedVerdict, error) {
+			n, rs, err := scoreOf(t.Value)
+			if err != nil {
+				return nil, err
+			}
+			return &cachedVerdict{score: n, reasons: slices.Clip(rs), scored: true, raw: t}, nil
+		},
+		undefined: noScoreVerdict,
+	}
+}
+
+// run evaluates the pass for the peers at which (indexes into terms),
+// from the cache where it can, writing each verdict into out. It returns
+// the indexes it evaluated.
+func (ps pass) run(ctx context.Context, c *compiled, cached bool, terms []*peerTerm, which []int, out []*cachedVerdict) ([]int, error) {
+	misses := which
+	if cached {
+		misses = nil
+		var unknown []int
+		for _, i := range which {
+			if v := c.keysOf(terms[i]).recall(ps.pass, ps.req); v != nil {
+				out[i] = v
+			} else {
+				unknown = append(unknown, i)
+			}
+		}
+		if len(unknown) > 0 {
+			vc := &c.verdicts
+			vc.mu.Lock()
+			cur, old := vc.tables(ps.req)
+			for _, i := range unknown {
+				k := c.keysOf(terms[i])
+				if v := vc.getLocked(cur, old, ps.req, ps.peerKey(k)); v != nil {
+					out[i] = v
+					k.remember(ps.pass, ps.req, v)
+				} else {
+					misses = append(misses, i)
+				}
+			}
+			vc.mu.Unlock()
+		}
+	}
+	if len(misses) == 0 {
+		return nil, nil
+	}
+	c.evaluated.Add(int64(len(misses)))
+	batch := make([]*ast.Term, len(misses))
+	for j, i := range misses {
+		batch[j] = terms[i].term
+	}
+	rs, err := ps.query.Eval(ctx, rego.EvalParsedInput(ps.input(ast.ArrayTerm(batch...))))
+	if err != nil {
+		return nil, err
+	}
+	var answers ast.Object
+	if len(rs) == 1 {
+		if t, ok := rs[0].Bindings[ps.name].(*ast.Term); ok {
+			answers, _ = t.Value.(ast.Object)
+		}
+	}
+	if answers == nil {
+		return nil, fmt.Errorf("%s is undefined for this input", ps.name)
+	}
+	for j, i := range misses {
+		t := answers.Get(ast.InternedTerm(j))
+		if t == nil {
+			out[i] = ps.undefined
+			continue
+		}
+		if out[i], err = ps.read(t); err != nil {
+			return nil, fmt.Errorf("%s for peer %s: %w", ps.name, terms[i].term.Value.(ast.Object).Get(idKeyTerm), err)
+		}
+	}
+	if cached {
+		c.verdicts.mu.Lock()
+		for _, i := range misses {
+			k := c.keysOf(terms[i])
+			c.verdicts.putLocked(ps.req, ps.peerKey(k), out[i])
+			k.remember(ps.pass, ps.req, out[i])
+		}
+		c.verdicts.mu.Unlock()
+	}
+	return misses, nil
+}
+
+// evalPerPeer evaluates a per-peer-form policy: request_deny once, deny
+// per peer, the pool facts from the peers allowed, score per allowed peer;
+// each peer's verdicts from the cache unless what they read changed.
+func (e *Engine) evalPerPeer(ctx context.Context, c *compiled, req Request, candidates []registry.Peer) (run, error) {
+	fail := func(err error) (run, error) {
+		if ctx.Err() != nil {
+			return run{}, e.evalError(ctx, c, err)
+		}
+		return run{}, fmt.Errorf("%w: policy %s: %v", ErrEvaluation, c.version, err)
+	}
+	n := len(candidates)
+	pr := &peerRun{reqTerm: requestTerm(req), terms: make([]*peerTerm, n), reasons: make([][]string, n), score: make([]*cachedVerdict, n)}
+	e.peers.terms(req, candidates, pr.terms)
+	cached := c.plan.cacheable && !e.cfg.NoVerdictCache
+	var requestReasons []string
+	if c.plan.requestDeny {
+		rs, err := c.requestQuery.Eval(ctx, rego.EvalParsedInput(ast.NewObject([2]*ast.Term{requestKeyTerm, pr.reqTerm})))
+		if err != nil {
+			return fail(err)
+		}
+		if len(rs) == 1 {
+			if t, ok := rs[0].Bindings["request_deny"].(*ast.Term); ok {
+				if a, ok := t.Value.(*ast.Array); ok && a.Len() == 1 {
+					if requestReasons, err = stringsOf(a.Elem(0).Value); err != nil {
+						return fail(fmt.Errorf("request_deny: %w", err))
+					}
+				}
+			}
+		}
+	}
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	deny := make([]*cachedVerdict, n)
+	dp := denyPass(c, pr.reqTerm)
+	var changed []int
+	if c.plan.deny {
+		var err error
+		if changed, err = dp.run(ctx, c, cached, pr.terms, all, deny); err != nil {
+			return fail(err)
+		}
+	} else {
+		for i := range deny {
+			deny[i] = noReasons
+		}
+	}
+	var allowed []int
+	for i := range candidates {
+		pr.reasons[i] = mergeReasons(requestReasons, deny[i].reasons)
+		if len(pr.reasons[i]) == 0 {
+			allowed = append(allowed, i)
+		}
+	}
+	pr.pool = poolTerm(req, candidates, pr.terms, allowed)
+	sp := scorePass(c, pr.reqTerm, pr.pool)
+	if c.plan.score {
+		scored, err := sp.run(ctx, c, cached, pr.terms, allowed, pr.score)
+		if err != nil {
+			return fail(err)
+		}
+		changed = append(changed, scored...)
+	} else {
+		for _, i := range allowed {
+			pr.score[i] = noScoreVerdict
+		}
+	}
+	vs := make([]verdict, n)
+	for i := range vs {
+		if s := pr.score[i]; s != nil {
+			vs[i] = verdict{allowed: true, score: s.score, reasons: s.reasons}
+		} else {
+			vs[i] = verdict{reasons: pr.reasons[i]}
+		}
+	}
+	d := rank(c.version, candidates, vs)
+	pr.order = order(d)
+	if cached {
+		s := &recentShape{req: req, reqTerm: pr.reqTerm, denyReq: dp.req, pool: pr.pool, scoreReq: sp.req}
+		if others := c.recent.note(s); len(others) > 0 && len(changed) > 0 {
+			slices.Sort(changed)
+			changed = slices.Compact(changed)
+			peers := make([]registry.Peer, len(changed))
+			for j, i := range changed {
+				peers[j] = candidates[i]
+			}
+			e.bg.schedule(e, refresh{c: c, peers: peers, shapes: others})
+		}
+	}
+	return run{d: d, peer: pr}, nil
+}
+
+// mergeReasons is the sorted union of the request's reasons and a
+// peer's (each sorted already); either alone is returned as it is.
+func mergeReasons(a, b []string) []string {
+	switch {
+	case len(a) == 0:
+		return b
+	case len(b) == 0:
+		return a
+	}
+	out := make([]string, 0, len(a)+len(b))
+	out = append(append(out, a...), b...)
+	slices.Sort(out)
+	return slices.Clip(slices.Compact(out))
+}

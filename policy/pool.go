@@ -1,0 +1,176 @@
+package policy
+
+import (
+	"context"
+	"sync"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// poolTerm is input.pool: the facts that span peers, computed in Go after
+// the deny pass over the peers allowed (by the policy, and healthy), for
+// the score rules:
+//
+//	allowed, private, public    how many peers are allowed, and of them private and public
+//	cost                        {min, max}: the allowed peers' costs; {} when none is allowed
+//	private_cost, public_cost   the same over the allowed private or public peers
+//	spread_min                  the fewest replicas of request.spread's group on an allowed peer
+//	                            (0 when one holds none, or when there is no group)
+func poolTerm(req Request, candidates []registry.Peer, terms []*peerTerm, allowed []int) *ast.Term {
+	type span struct {
+		min, max int64
+		n        int
+	}
+	add := func(s *span, c int64) {
+		if s.n == 0 || c < s.min {
+			s.min = c
+		}
+		if s.n == 0 || c > s.max {
+			s.max = c
+		}
+		s.n++
+	}
+	var all, private, public span
+	group := spreadGroup(req)
+	healthy, held, fewest := 0, 0, int64(0)
+	for _, i := range allowed {
+		p := &candidates[i]
+		if !Healthy(p.Status) {
+			continue
+		}
+		healthy++
+		c := terms[i].cost
+		add(&all, c)
+		if terms[i].private {
+			add(&private, c)
+		} else {
+			add(&public, c)
+		}
+		if n, ok := req.SpreadPeers[p.ID]; ok && group != "" {
+			if held == 0 || int64(n) < fewest {
+				fewest = int64(n)
+			}
+			held++
+		}
+	}
+	if held < healthy {
+		fewest = 0
+	}
+	minMax := func(s span) *ast.Term {
+		if s.n == 0 {
+			return ast.ObjectTerm()
+		}
+		return obj("min", num(s.min), "max", num(s.max))
+	}
+	return obj("allowed", num(int64(healthy)), "private", num(int64(private.n)), "public", num(int64(public.n)),
+		"cost", minMax(all), "private_cost", minMax(private), "public_cost", minMax(public), "spread_min", num(fewest))
+}
+
+// spreadGroup is the request's spread group: its deployment's, or the
+// deployment and resource; "" when none.
+func spreadGroup(req Request) string {
+	d := req.Deployment
+	if d == nil {
+		return ""
+	}
+	if d.SpreadGroup == "" && d.Resource != "" {
+		return d.ID + "/" + d.Resource
+	}
+	return d.SpreadGroup
+}
+
+// refresher evaluates changed peers for the recent request shapes in the
+// background, one piece of work at a time, on a goroutine that runs while
+// there is work and exits when there is none.
+type refresher struct {
+	mu      sync.Mutex
+	queue   []refresh
+	running bool
+	idle    sync.WaitGroup // the goroutine running, for tests to wait on
+}
+
+// maxRefreshQueue bounds the background work waiting; more is dropped
+// (a decision evaluates what it misses itself).
+const maxRefreshQueue = 64
+
+// refresh is the peers that changed in a decision under c, and the other
+// request shapes decided recently.
+type refresh struct {
+	c      *compiled
+	peers  []registry.Peer
+	shapes []*recentShape
+}
+
+func (r *refresher) schedule(e *Engine, w refresh) {
+	r.mu.Lock()
+	if len(r.queue) < maxRefreshQueue {
+		r.queue = append(r.queue, w)
+	}
+	start := !r.running
+	r.running = true
+	r.mu.Unlock()
+	if start {
+		r.idle.Add(1)
+		go r.drain(e)
+	}
+}
+
+func (r *refresher) drain(e *Engine) {
+	for {
+		r.mu.Lock()
+		if len(r.queue) == 0 {
+			r.running = false
+			r.mu.Unlock()
+			r.idle.Done()
+			return
+		}
+		w := r.queue[0]
+		r.queue = r.queue[1:]
+		r.mu.Unlock()
+		e.refresh(w)
+	}
+}
+
+// refresh evaluates w's peers for each of w's shapes into the cache: deny,
+// then score against the pool that shape's last decision saw (a verdict
+// is keyed by the pool facts it read, so a changed pool only misses). A
+// failure is left for the next decision to meet, and report.
+func (e *Engine) refresh(w refresh) {
+	c := w.c
+	if e.cur.Load() != c {
+		return // another version decides now
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Timeout)
+	defer cancel()
+	n := len(w.peers)
+	which := make([]int, n)
+	for i := range which {
+		which[i] = i
+	}
+	for _, s := range w.shapes {
+		terms := make([]*peerTerm, n)
+		e.peers.terms(s.req, w.peers, terms)
+		deny := make([]*cachedVerdict, n)
+		allowed := which
+		if c.plan.deny {
+			dp := denyPass(c, s.reqTerm)
+			if _, err := dp.run(ctx, c, true, terms, which, deny); err != nil {
+				return
+			}
+			allowed = nil
+			for i, v := range deny {
+				if len(v.reasons) == 0 {
+					allowed = append(allowed, i)
+				}
+			}
+		}
+		if c.plan.score {
+			sp := scorePass(c, s.reqTerm, s.pool)
+			if _, err := sp.run(ctx, c, true, terms, allowed, make([]*cachedVerdict, n)); err != nil {
+				return
+			}
+		}
+	}
+}

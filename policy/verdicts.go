@@ -1,0 +1,167 @@
+package policy
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// The verdict cache. A per-peer verdict is a function of what its rules
+// read (analyze finds the paths from the compiled modules), so it is
+// cached under the policy version (each compiled version has its own
+// cache), the peer's ID and the values at those paths: the peer's fields,
+// the request's and, for scores, the pool's. Capacity reaches the stock
+// policy only as coarse facts (shortfall, room in tenths), so most
+// capacity reports leave a peer's keys, and its verdicts, as they were.
+// A policy calling a nondeterministic built-in is never cached.
+
+// verdictCacheSize bounds one generation of the cache: when the current
+// generation fills, it becomes the old one and the old one is dropped, so
+// entries no decision asks for any more go within two generations.
+const verdictCacheSize = 1 << 15
+
+// cachedVerdict is one pass's verdict for one peer: deny's reasons, or a
+// score and its reasons. Reasons are shared by every decision that hits
+// the entry: their capacity is clipped, so an append copies.
+type cachedVerdict struct {
+	reasons []string
+	score   int
+	scored  bool      // score pass: the policy gave a score
+	raw     *ast.Term // what the policy answered, for the decision log
+}
+
+// verdictCache maps a key's request part (a pass mark, the values read
+// of the request and, for scores, of the pool), then its peer part (the
+// peer's ID and the values read of it), to a verdict: a decision hashes
+// its request part once per pass, not once per peer.
+type verdictCache struct {
+	mu       sync.Mutex
+	cur, old map[string]map[string]*cachedVerdict
+	n        int // entries in cur
+}
+
+// tables returns the current and old tables of a request part; the
+// caller holds mu.
+func (vc *verdictCache) tables(req string) (cur, old map[string]*cachedVerdict) {
+	return vc.cur[req], vc.old[req]
+}
+
+// getLocked looks a peer part up in a request part's tables, moving an
+// old entry to the current generation; the caller holds mu.
+func (vc *verdictCache) getLocked(cur, old map[string]*cachedVerdict, req, peer string) *cachedVerdict {
+	if v := cur[peer]; v != nil {
+		return v
+	}
+	if v := old[peer]; v != nil {
+		vc.putLocked(req, peer, v)
+		return v
+	}
+	return nil
+}
+
+func (vc *verdictCache) putLocked(req, peer string, v *cachedVerdict) {
+	if vc.n >= verdictCacheSize {
+		vc.old, vc.cur, vc.n = vc.cur, nil, 0
+	}
+	if vc.cur == nil {
+		vc.cur = map[string]map[string]*cachedVerdict{}
+	}
+	m := vc.cur[req]
+	if m == nil {
+		m = map[string]*cachedVerdict{}
+		vc.cur[req] = m
+	}
+	if _, ok := m[peer]; !ok {
+		vc.n++
+	}
+	m[peer] = v
+}
+
+// peerKeys are a peer term's parts of the cache keys under one compiled
+// policy, worked out once per term.
+type peerKeys struct {
+	c           *compiled
+	deny, score string
+	// last remembers, per pass, the verdict of the last request part
+	// asked: a decision like the one before finds its verdicts here
+	// without hashing keys.
+	last [2]atomic.Pointer[lastVerdict]
+}
+
+// lastVerdict is a verdict and the request part it answers.
+type lastVerdict struct {
+	req string
+	v   *cachedVerdict
+}
+
+// recall returns the verdict remembered for req in pass, nil if none.
+func (k *peerKeys) recall(pass int, req string) *cachedVerdict {
+	if l := k.last[pass].Load(); l != nil && l.req == req {
+		return l.v
+	}
+	return nil
+}
+
+func (k *peerKeys) remember(pass int, req string, v *cachedVerdict) {
+	k.last[pass].Store(&lastVerdict{req, v})
+}
+
+var idKeyTerm = ast.StringTerm("id")
+
+// keysOf returns t's key parts under c.
+func (c *compiled) keysOf(t *peerTerm) *peerKeys {
+	if k := t.keys.Load(); k != nil && k.c == c {
+		return k
+	}
+	var id ast.Value = ast.String("")
+	if o, ok := t.term.Value.(ast.Object); ok {
+		if v := o.Get(idKeyTerm); v != nil {
+			id = v.Value
+		}
+	}
+	head := appendValue(nil, id)
+	k := &peerKeys{c: c,
+		deny:  string(appendReads(head, t.term, c.plan.denyReads.peer)),
+		score: string(appendReads(head, t.term, c.plan.scoreReads.peer)),
+	}
+	t.keys.Store(k)
+	return k
+}
+
+// recentShapes are the last few request shapes decided under a compiled
+// policy: a peer that changes is evaluated again for each of them in the
+// background, so the next decision of another flavor finds its verdicts.
+type recentShapes struct {
+	mu     sync.Mutex
+	shapes []*recentShape // most recent first
+}
+
+// maxRecentShapes is how many request shapes a change is evaluated for.
+const maxRecentShapes = 4
+
+// recentShape is what evaluating a peer for a request shape needs.
+type recentShape struct {
+	req      Request
+	reqTerm  *ast.Term
+	denyReq  string
+	pool     *ast.Term
+	scoreReq string
+}
+
+// note records s as the most recent shape and returns the others.
+func (r *recentShapes) note(s *recentShape) []*recentShape {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sameShape := func(o *recentShape) bool {
+		return shapeOf(o.req) == shapeOf(s.req) && o.denyReq == s.denyReq && o.scoreReq == s.scoreReq
+	}
+	r.shapes = slices.DeleteFunc(r.shapes, sameShape)
+	others := slices.Clone(r.shapes)
+	r.shapes = append([]*recentShape{s}, r.shapes...)
+	if len(r.shapes) > maxRecentShapes {
+		r.shapes = r.shapes[:maxRecentShapes]
+	}
+	return others
+}
