@@ -88,15 +88,13 @@ test_availability_zone if {
 	order(request_with({"availability_zone": "cheap"}), peers) == ["p-cheap"]
 }
 
+# A request's own problems are found once, from the request alone, and
+# reject every peer.
 test_image_min_ram_denies_everywhere if {
 	req := request_with({"image": {"id": "img", "min_ram_mib": 4096}})
+	placement.request_deny == {"image img needs 4096 MiB of RAM, the flavor has 2048"} with input as {"request": req}
 	order(req, peers) == []
 	count([p | some p in peers; count(reasons(req, p)) > 0]) == 4
-}
-
-# A request's own problems are found once, from the request alone.
-test_image_min_ram_is_request_level if {
-	placement.request_deny == {"image img needs 4096 MiB of RAM, the flavor has 2048"} with input as {"request": request_with({"image": {"id": "img", "min_ram_mib": 4096}})}
 }
 
 test_quota_spans_peers if {
