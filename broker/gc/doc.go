@@ -10,7 +10,7 @@
 // (the interface is structural: nothing here needs importing):
 //
 //	type Collector interface {
-//		Name() string                                            // a metric label: "policy-decisions", "image-tombstones"
+//		Name() string                                            // a metric label: "policy-decisions", "identity-tokens"
 //		Collect(ctx context.Context, now time.Time) (int, error) // remove what is past retention at now; how many records went
 //	}
 //
@@ -31,7 +31,19 @@
 // next tick. The context a collector gets ends when the lease is lost.
 // Local collectors are the exception: what a broker keeps for itself (its
 // in-process local cloud's image tombstones) it collects on every pass,
-// lease or not. Each
-// pass is logged per collector (what it removed, how long it took, its
-// error) and counted in the cloudmux_gc_* metrics.
+// lease or not. Each pass is logged per collector (what it removed, how
+// long it took, its error) and counted in the cloudmux_gc_* metrics.
+//
+// # Orphans
+//
+// Records with no time of their own that outlive what they belong to (a
+// removed peer's health, a deleted image's deactivation, the attributes of
+// a server that vanished from its peer) are collected by an Orphans: the
+// owner's package supplies the judge (which of the listed records have no
+// owner), Orphans supplies the safety (a record goes only once it has been
+// seen orphaned and unchanged for Grace, by compare-and-delete) and, with
+// Removed, gives back what a removed record counted elsewhere.
+//
+// cmd/cloudmux (gc.go) assembles the collectors and their retention
+// settings (the gc section of the configuration, -retain-* flags).
 package gc

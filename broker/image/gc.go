@@ -2,10 +2,8 @@ package image
 
 import (
 	"context"
-	"errors"
 	"strings"
 
-	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -18,15 +16,8 @@ const DeactivationPrefix = deactivatedPrefix
 // that went from its peer some other way (the index rebuild dropped it),
 // leaves its record behind. It is the judge of a gc.Orphans.
 func (s *Service) DeactivationLeftovers(ctx context.Context, kvs []registry.KV) ([]registry.KV, error) {
-	var out []registry.KV
-	for _, kv := range kvs {
-		_, err := s.Index.Get(ctx, Kind, strings.TrimPrefix(kv.Key, deactivatedPrefix), "")
-		switch {
-		case errors.Is(err, index.ErrNotFound):
-			out = append(out, kv)
-		case err != nil:
-			return nil, err
-		}
-	}
-	return out, nil
+	return s.Index.Unindexed(ctx, kvs, func(key string) (string, string, bool) {
+		id, ok := strings.CutPrefix(key, deactivatedPrefix)
+		return Kind, id, ok
+	})
 }

@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -13,13 +14,14 @@ import (
 // LeftoverPrefixes hold every entry, in both its copies.
 var LeftoverPrefixes = []string{"index/", "index-by-project/"}
 
-// OnRemovedPeers returns the judge of a gc.Orphans over the entries under
+// Dangling returns the judge of a gc.Orphans over the entries under
 // LeftoverPrefixes: entries on a peer that is no longer registered
-// (peers returns the registered peers' IDs). Rebuild drops the entries of
-// resources a connected peer no longer holds; a removed peer is never
-// listed again, so without this its entries would stay for good, 404 to
-// every request that follows them.
-func OnRemovedPeers(peers func(ctx context.Context) (map[string]bool, error)) func(ctx context.Context, kvs []registry.KV) ([]registry.KV, error) {
+// (peers returns the registered peers' IDs), and project copies whose
+// primary entry is gone (a Delete cut between the two). Rebuild drops the
+// entries of resources a connected peer no longer holds; a removed peer is
+// never listed again, so without this its entries would stay for good,
+// 404 to every request that follows them.
+func Dangling(peers func(ctx context.Context) (map[string]bool, error)) func(ctx context.Context, kvs []registry.KV) ([]registry.KV, error) {
 	return func(ctx context.Context, kvs []registry.KV) ([]registry.KV, error) {
 		if len(kvs) == 0 {
 			return nil, nil
@@ -28,13 +30,18 @@ func OnRemovedPeers(peers func(ctx context.Context) (map[string]bool, error)) fu
 		if err != nil {
 			return nil, err
 		}
+		primaries := map[string]bool{}
+		for _, kv := range kvs {
+			primaries[kv.Key] = true
+		}
 		var out []registry.KV
 		for _, kv := range kvs {
 			var e Entry
 			if json.Unmarshal(kv.Value, &e) != nil || e.PeerID == "" {
 				continue // not an entry this judges
 			}
-			if !live[e.PeerID] {
+			copyWithout := kv.Key == projectKey(e.Kind, e.Project, e.ID) && !primaries[primaryKey(e.Kind, e.ID)]
+			if !live[e.PeerID] || copyWithout {
 				out = append(out, kv)
 			}
 		}
@@ -65,4 +72,28 @@ func FreeCharges(f Freer) func(ctx context.Context, kv registry.KV) error {
 		}
 		return nil
 	}
+}
+
+// Unindexed returns those of kvs (records kept beside a resource, keyed by
+// its broker ID) whose resource has no entry: ref reads the resource's
+// kind and ID from a record's key, and a key it does not recognise is
+// kept. It is the body of the judges of the gc.Orphans over such records
+// (deactivations, attributes): a resource deleted some way that skipped
+// their cleanup leaves them behind.
+func (x *Index) Unindexed(ctx context.Context, kvs []registry.KV, ref func(key string) (kind, id string, ok bool)) ([]registry.KV, error) {
+	var out []registry.KV
+	for _, kv := range kvs {
+		kind, id, ok := ref(kv.Key)
+		if !ok {
+			continue
+		}
+		_, err := x.Get(ctx, kind, id, "")
+		switch {
+		case errors.Is(err, ErrNotFound):
+			out = append(out, kv)
+		case err != nil:
+			return nil, err
+		}
+	}
+	return out, nil
 }

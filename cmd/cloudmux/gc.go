@@ -9,11 +9,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
+	"github.com/cloudmux/cloudmux/broker/compute"
 	"github.com/cloudmux/cloudmux/broker/ec2"
 	"github.com/cloudmux/cloudmux/broker/gc"
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/broker/staging"
 	"github.com/cloudmux/cloudmux/localcloud"
@@ -45,8 +47,9 @@ type GCConfig struct {
 	// after it expired.
 	ExpiredAppCredentials Duration `yaml:"expired_app_credentials"`
 	// OrphanGrace: a record whose owner is gone (a removed peer's health,
-	// a deleted image's deactivation or staged copies, a deleted
-	// project's quota) goes once it has been seen so this long.
+	// a deleted image's deactivation or staged copies, a vanished server's
+	// or network's attributes, a deleted project's quota) goes once it has
+	// been seen so this long.
 	OrphanGrace Duration `yaml:"orphan_grace"`
 	// RemovedPeerEntries: index entries of resources on a peer that was
 	// removed stay this long, in case the peer comes back.
@@ -147,6 +150,8 @@ type gcDeps struct {
 	tokens    *identity.Tokens
 	decisions *policy.Decisions
 	images    *image.Service
+	networks  *network.Service
+	servers   *compute.Servers
 	index     *index.Index
 	quota     index.Freer       // frees the charges of index entries removed
 	local     *localcloud.Cloud // nil without a local cloud
@@ -169,6 +174,8 @@ func startGC(cfg Config, d gcDeps, log logrus.FieldLogger, goBG func(string, fun
 		identity.ExpiredAppCredentials{Creds: identity.NewAppCredentials(d.dir), Retention: time.Duration(g.ExpiredAppCredentials)},
 		orphans("peer-leftovers", g.OrphanGrace, registry.PeerLeftoverPrefixes, d.peers.Leftovers),
 		orphans("image-deactivations", g.OrphanGrace, []string{image.DeactivationPrefix}, d.images.DeactivationLeftovers),
+		orphans("server-attrs", g.OrphanGrace, []string{compute.AttrsPrefix}, d.servers.AttrsLeftovers),
+		orphans("network-attrs", g.OrphanGrace, network.AttrsPrefixes, d.networks.AttrsLeftovers),
 		orphans("staging-leftovers", g.OrphanGrace, staging.LeftoverPrefixes, staging.Leftovers(func(ctx context.Context) (map[string]bool, map[string]bool, error) {
 			images, err := d.index.List(ctx, image.Kind, "")
 			if err != nil {
@@ -199,8 +206,8 @@ func startGC(cfg Config, d gcDeps, log logrus.FieldLogger, goBG func(string, fun
 			}
 			return ps, us, nil
 		})),
-		&gc.Orphans{Kind: "index-removed-peers", Store: d.store, Prefixes: index.LeftoverPrefixes, Grace: time.Duration(g.RemovedPeerEntries),
-			Orphaned: index.OnRemovedPeers(func(ctx context.Context) (map[string]bool, error) {
+		&gc.Orphans{Kind: "index-dangling", Store: d.store, Prefixes: index.LeftoverPrefixes, Grace: time.Duration(g.RemovedPeerEntries),
+			Orphaned: index.Dangling(func(ctx context.Context) (map[string]bool, error) {
 				return registeredPeers(ctx, d.peers)
 			}),
 			// The servers and volumes of a removed peer stop counting

@@ -304,8 +304,10 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	goBG("keypairs", keypairs.Run)
 	serverAttrs := compute.NewServerAttrs(store, log.WithField("component", "server-attrs"))
 	goBG("server-attrs", serverAttrs.Run)
+	volumeAttrs := volume.NewAttrsMemory(store, log.WithField("component", "volume-attrs"))
+	goBG("volume-attrs", volumeAttrs.Run)
 	// One volume service behind Cinder, EC2 and the servers' boot volumes.
-	volumes := &volume.Service{Pool: pool, Index: idx, Placer: placer, Images: images, Store: store, Quota: ledger,
+	volumes := &volume.Service{Pool: pool, Index: idx, Placer: placer, Images: images, Store: store, Attrs: volumeAttrs, Quota: ledger,
 		Log: log.WithField("component", "volume"), BrokerID: installation}
 	// One servers service behind Nova and EC2: the same placement, tenancy
 	// and IDs through either API. Images a peer lacks are staged to it by
@@ -316,7 +318,10 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		Quota: ledger, QuotaAdmin: quotaLimits}
 	// Eve templates: the Focus catalog, and the deployment engine, which
 	// resumes deployments whose owning broker died (their lease lapsed).
-	templateCatalog := &focus.Catalog{Store: store}
+	// The catalog's lists and the deployments' records are served from
+	// memory too, each fed by its own store watch.
+	templateCatalog := &focus.Catalog{Store: store, Memory: focus.NewMemory(store, log.WithField("component", "catalog"))}
+	goBG("catalog", templateCatalog.Memory.Run)
 	if err := migrateCatalog(startCtx, templateCatalog, dir, log); err != nil {
 		return err
 	}
@@ -327,8 +332,10 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	if err := resources.Validate(); err != nil {
 		return err
 	}
-	deployments := &deploy.Engine{Store: store, Resources: resources, Peers: resources, Placer: placer, Resolver: templateCatalog,
-		Uses: templateCatalog, Holder: brokerID(cfg), Log: log.WithField("component", "deploy")}
+	deployments := &deploy.Engine{Store: store, Records: deploy.NewRecords(store, log.WithField("component", "deploy-records")),
+		Resources: resources, Peers: resources, Placer: placer, Resolver: templateCatalog, Uses: templateCatalog,
+		Holder: brokerID(cfg), Log: log.WithField("component", "deploy")}
+	goBG("deploy-records", deployments.Records.Run)
 	goBG("deploy", deployments.Serve)
 	// The EC2 API follows its ID pairs through a watch; the gc runner
 	// collects the pairs of gone resources.
@@ -338,7 +345,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	goBG("ec2", ec2API.Run)
 	metrics := prometheus.NewRegistry()
 	if err := startGC(cfg, gcDeps{store: store, peers: peerReg, dir: dir, tokens: tokens, decisions: decisions, images: images,
-		index: idx, quota: ledger, local: local, metrics: metrics,
+		networks: networks, servers: servers, index: idx, quota: ledger, local: local, metrics: metrics,
 		more: []gc.Collector{deployments.Collector(time.Duration(cfg.GC.Deployments.MaxAge), cfg.GC.Deployments.MaxEvents),
 			ec2API.IDCollector()}},
 		log, goBG); err != nil {
