@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/flavors"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
@@ -29,9 +30,9 @@ func (f flavorCounter) GetFlavor(ctx context.Context, id string) (peers.Flavor, 
 	return f.Cloud.GetFlavor(ctx, id)
 }
 
-// TestServerViewsCacheFlavors: showing and listing servers does not ask
-// the peer for its flavors every time (a second round trip to a remote
-// cloud); the sizes still show.
+// TestServerViewsCacheFlavors: showing and listing servers, and listing
+// flavors, does not ask the peer for its flavors every time (a second
+// round trip to a remote cloud); the sizes still show.
 func TestServerViewsCacheFlavors(t *testing.T) {
 	ctx := context.Background()
 	var calls atomic.Int32
@@ -51,8 +52,15 @@ func TestServerViewsCacheFlavors(t *testing.T) {
 			t.Fatalf("flavor missing from the view: %v", got.Flavor)
 		}
 		listAll(t, c, servers.ListOpts{})
+		pages, err := flavors.ListDetail(c, nil).AllPages(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fs, err := flavors.ExtractFlavors(pages); err != nil || len(fs) == 0 || fs[0].VCPUs == 0 {
+			t.Fatalf("flavors %+v, %v", fs, err)
+		}
 	}
 	if n := calls.Load() - before; n > 1 {
-		t.Fatalf("%d flavor calls for 5 shows and 5 lists; want at most 1", n)
+		t.Fatalf("%d flavor calls for 5 shows, 5 server lists and 5 flavor lists; want at most 1", n)
 	}
 }

@@ -18,8 +18,13 @@ import (
 // mergedFlavors lists the flavors the pool offers, one per name: peers
 // that share a size share its name (m1.small is m1.small everywhere), and
 // the broker shows it with the ID of the first peer (by name) offering it.
-// Peers that did not answer are returned in failed.
+// Peers that did not answer are returned in failed. Each peer's list
+// comes from the servers service's flavor cache while it is fresh (a
+// minute), so listing flavors does not ask every peer every time.
 func (n *Nova) mergedFlavors(ctx context.Context) (flavors []peers.Flavor, failed []string, errs []error) {
+	if n.Servers != nil {
+		return mergeFlavors(n.Servers.cachedFlavors(ctx, n.connected(), false))
+	}
 	return mergeFlavors(gatherFlavors(ctx, n.connected(), n.peerTimeout()))
 }
 

@@ -685,8 +685,9 @@ func (s *Servers) create(ctx context.Context, m *peers.Member, ps peers.ServerSp
 // Flavors lists the flavors the pool offers, one per name, with the IDs
 // the Nova API shows (what CreateSpec.FlavorRef takes); peers that did not
 // answer are named in failed. EC2's instance types are these names.
+// Each peer's list is the flavor cache's while fresh.
 func (s *Servers) Flavors(ctx context.Context) (flavors []peers.Flavor, failed []string) {
 	members, _ := s.connected()
-	flavors, failed, _ = mergeFlavors(gatherFlavors(ctx, members, s.timeout()))
+	flavors, failed, _ = mergeFlavors(s.cachedFlavors(ctx, members, false))
 	return flavors, failed
 }
