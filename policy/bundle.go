@@ -13,6 +13,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -127,6 +128,8 @@ type compiled struct {
 	// verdicts caches the per-peer form's verdicts by what they read.
 	verdicts verdictCache
 	recent   recentShapes
+	reqsMu   sync.Mutex
+	reqs     map[string]string // request parts of keys, interned
 	// evaluated counts the per-peer evaluations (passes times peers, in
 	// decisions and in the background): what the cache did not answer.
 	evaluated atomic.Int64

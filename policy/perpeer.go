@@ -75,7 +75,7 @@ var (
 // denyPass is the deny pass of c for the request term.
 func denyPass(c *compiled, reqTerm *ast.Term) pass {
 	return pass{name: "deny", pass: 0, query: &c.denyQuery,
-		req:     "d" + string(appendReads(nil, reqTerm, c.plan.denyReads.request)),
+		req:     c.internReq(appendReads([]byte("d"), reqTerm, c.plan.denyReads.request)),
 		peerKey: func(k *peerKeys) string { return k.deny },
 		input: func(batch *ast.Term) ast.Value {
 			return ast.NewObject([2]*ast.Term{requestKeyTerm, reqTerm}, [2]*ast.Term{batchKeyTerm, batch})
@@ -99,7 +99,7 @@ func scorePass(c *compiled, reqTerm, pool *ast.Term) pass {
 	key := appendReads([]byte("s"), reqTerm, c.plan.scoreReads.request)
 	key = appendReads(append(key, '|'), pool, c.plan.scoreReads.pool)
 	return pass{name: "score", pass: 1, query: &c.scoreQuery,
-		req:     string(key),
+		req:     c.internReq(key),
 		peerKey: func(k *peerKeys) string { return k.score },
 		input: func(batch *ast.Term) ast.Value {
 			return ast.NewObject([2]*ast.Term{requestKeyTerm, reqTerm}, [2]*ast.Term{poolKeyTerm, pool}, [2]*ast.Term{batchKeyTerm, batch})

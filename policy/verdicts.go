@@ -96,6 +96,22 @@ type lastVerdict struct {
 	v   *cachedVerdict
 }
 
+// internReq returns the one copy of a request part kept for c: every
+// peer's remembered verdict then compares it by pointer, not by bytes.
+func (c *compiled) internReq(req []byte) string {
+	c.reqsMu.Lock()
+	defer c.reqsMu.Unlock()
+	if s, ok := c.reqs[string(req)]; ok {
+		return s
+	}
+	if c.reqs == nil || len(c.reqs) >= 1024 { // request shapes seen long ago go with the next reset
+		c.reqs = map[string]string{}
+	}
+	s := string(req)
+	c.reqs[s] = s
+	return s
+}
+
 // recall returns the verdict remembered for req in pass, nil if none.
 func (k *peerKeys) recall(pass int, req string) *cachedVerdict {
 	if l := k.last[pass].Load(); l != nil && l.req == req {
