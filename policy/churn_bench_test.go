@@ -3,6 +3,7 @@ package policy_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -44,9 +45,10 @@ func churn(ps []registry.Peer, i int) {
 // BenchmarkPlacementChurn measures stock-policy decisions the way a busy
 // broker makes them: before every decision one peer's capacity changes
 // and the project's usage changes, and requests mix three flavors. It
-// reports p50/p99 latency and decisions per CPU-second (per core: this
-// process's user+system time, background work included), at 10, 100 and
-// 1,000 peers.
+// reports p50/p99 latency (wall clock, and the deciding thread's CPU
+// time, which waiting for a core on a shared machine does not inflate) and
+// decisions per CPU-second (per core: this process's user+system time,
+// background work included), at 10, 100 and 1,000 peers.
 func BenchmarkPlacementChurn(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		for _, m := range churnEngines(b) {
@@ -102,7 +104,12 @@ func benchChurn(b *testing.B, n int, decide func(context.Context, policy.Request
 			b.Fatal(err)
 		}
 	}
+	// One thread, so its CPU clock times each decision: on a shared
+	// machine wall-clock latency includes waiting for a core.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	lat := make([]time.Duration, 0, b.N)
+	cpus := make([]time.Duration, 0, b.N)
 	b.ReportAllocs()
 	cpu0 := cpuTime()
 	b.ResetTimer()
@@ -111,8 +118,9 @@ func benchChurn(b *testing.B, n int, decide func(context.Context, policy.Request
 		i++
 		churn(ps, i)
 		req := churnRequest(i)
-		t0 := time.Now()
+		t0, c0 := time.Now(), threadCPU()
 		d, err := decide(ctx, req, ps)
+		cpus = append(cpus, threadCPU()-c0)
 		lat = append(lat, time.Since(t0))
 		if err != nil || len(d.Verdicts) != n {
 			b.Fatal(err)
@@ -120,8 +128,14 @@ func benchChurn(b *testing.B, n int, decide func(context.Context, policy.Request
 	}
 	b.StopTimer()
 	cpu := cpuTime() - cpu0
+	us := func(ds []time.Duration, q int) float64 { return float64(ds[len(ds)*q/100].Nanoseconds()) / 1e3 }
 	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50_us")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99_us")
+	slices.Sort(cpus)
+	b.ReportMetric(us(lat, 50), "p50_us")
+	b.ReportMetric(us(lat, 99), "p99_us")
+	b.ReportMetric(us(cpus, 50), "cpu_p50_us")
+	b.ReportMetric(us(cpus, 99), "cpu_p99_us")
+	// Per core: decisions per second of this process's CPU time, the
+	// background work and the garbage collector included.
 	b.ReportMetric(float64(len(lat))/cpu.Seconds(), "decisions/s/core")
 }
