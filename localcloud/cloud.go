@@ -50,7 +50,8 @@ type Cloud struct {
 	// loaded are the records read from the state file that Recover has
 	// not reconciled with their hosts yet.
 	loaded loadedSet
-	// halted stops saving: a test's stand-in for the process dying.
+	// halted stops saving: after Close, or in a test as the stand-in for
+	// the process dying.
 	halted bool
 	// Saving the state (state.go): changes counted, changes on disk, a
 	// writer running, and the signal a write is done.
@@ -161,6 +162,10 @@ func (c *Cloud) Close() error {
 	for c.saving {
 		c.saved.Wait()
 	}
+	// Nothing is written after Close: the data directory's lock goes
+	// next, and another cloud may take it (work still finishing, an
+	// upload's last step, changes memory only).
+	c.halted = true
 	if c.journal != nil {
 		_ = c.journal.Close()
 		c.journal = nil

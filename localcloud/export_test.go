@@ -27,3 +27,12 @@ func SetJournalMinCompact(t interface{ Cleanup(func()) }, n int64) {
 	journalMinCompact = n
 	t.Cleanup(func() { journalMinCompact = old })
 }
+
+// SaveAfterClose makes a change and saves it as work finishing after
+// Close would (an upload's last step).
+func SaveAfterClose(c *Cloud) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.markAllLocked()
+	c.saveLocked()
+}

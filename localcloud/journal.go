@@ -1,7 +1,6 @@
 package localcloud
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -55,7 +54,14 @@ const (
 // recordKey names one record: its kind and ID (a keypair's name).
 type recordKey struct{ kind, id string }
 
-// journalEntry is one line of the journal: a record's saved form, or its
+// journalLine is one line of the journal: one save, applied whole or not
+// at all (a server's delete changes its ports and volumes too; a torn
+// line drops the whole save, never part of it).
+type journalLine struct {
+	Records []journalEntry `json:"records"`
+}
+
+// journalEntry is one record in a journal line: its saved form, or its
 // deletion.
 type journalEntry struct {
 	Kind    string          `json:"kind"`
@@ -123,7 +129,8 @@ func (c *Cloud) savedRecordLocked(k recordKey) any {
 	return nil
 }
 
-// journalLinesLocked encodes the named records and forgets the names.
+// journalLinesLocked encodes the named records as one journal line and
+// forgets the names.
 func (c *Cloud) journalLinesLocked() ([]byte, error) {
 	keys := make([]recordKey, 0, len(c.dirty))
 	for k := range c.dirty {
@@ -131,7 +138,7 @@ func (c *Cloud) journalLinesLocked() ([]byte, error) {
 	}
 	clear(c.dirty)
 	slices.SortFunc(keys, func(a, b recordKey) int { return strings.Compare(a.kind+"/"+a.id, b.kind+"/"+b.id) })
-	var buf bytes.Buffer
+	line := journalLine{Records: make([]journalEntry, 0, len(keys))}
 	for _, k := range keys {
 		e := journalEntry{Kind: k.kind, ID: k.id, Deleted: true}
 		if rec := c.savedRecordLocked(k); rec != nil {
@@ -141,14 +148,13 @@ func (c *Cloud) journalLinesLocked() ([]byte, error) {
 			}
 			e.Deleted, e.Record = false, b
 		}
-		line, err := json.Marshal(e)
-		if err != nil {
-			return nil, err
-		}
-		buf.Write(line)
-		buf.WriteByte('\n')
+		line.Records = append(line.Records, e)
 	}
-	return buf.Bytes(), nil
+	b, err := json.Marshal(line)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
 }
 
 // journalPath is the path of the journal file named name.
@@ -167,16 +173,20 @@ func (c *Cloud) appendJournal(f *os.File, b []byte) error {
 // (and its directory entry is synced) before a snapshot names it; the old
 // journal goes only after the new snapshot's rename is synced, so a crash
 // at any point leaves a snapshot and the journal it names.
-func (c *Cloud) compact(st savedState, seq uint64) (*os.File, int64, error) {
+//
+// synced is false when the renamed snapshot's directory entry could not
+// be synced: it and the new journal are in use, but a machine crash may
+// bring back the old pair, so the caller writes a snapshot again next.
+func (c *Cloud) compact(st savedState, seq uint64) (f *os.File, size int64, synced bool, err error) {
 	name := fmt.Sprintf("%s.%d", journalFileName, seq)
-	f, err := os.OpenFile(c.journalPath(name), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	f, err = os.OpenFile(c.journalPath(name), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, false, err
 	}
-	fail := func(err error) (*os.File, int64, error) {
+	fail := func(err error) (*os.File, int64, bool, error) {
 		_ = f.Close()
 		_ = os.Remove(c.journalPath(name))
-		return nil, 0, err
+		return nil, 0, false, err
 	}
 	if err := syncDir(c.cfg.DataDir); err != nil {
 		return fail(err)
@@ -191,11 +201,12 @@ func (c *Cloud) compact(st savedState, seq uint64) (*os.File, int64, error) {
 	}
 	if err := syncDir(c.cfg.DataDir); err != nil {
 		// The snapshot may not survive a machine crash yet: keep the
-		// journals, which the next load sorts out by the name it reads.
-		return f, int64(len(b)), nil
+		// old journals, which a load sorts out by the name it reads.
+		c.log.WithError(err).Error("syncing the data directory after a new state snapshot failed; writing another")
+		return f, int64(len(b)), false, nil
 	}
 	c.removeStaleJournals(name)
-	return f, int64(len(b)), nil
+	return f, int64(len(b)), true, nil
 }
 
 // removeStaleJournals deletes the journal files other than keep.
@@ -238,43 +249,43 @@ func readState(dir string) (st savedState, good int64, err error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return savedState{}, 0, fmt.Errorf("%s is not a state file: %w", filepath.Join(dir, stateFileName), err)
 	}
-	if st.Version != stateVersion {
-		return savedState{}, 0, fmt.Errorf("%s has version %d; this cloudmux reads version %d", filepath.Join(dir, stateFileName), st.Version, stateVersion)
-	}
-	if st.Journal == "" {
-		return st, 0, nil
+	switch {
+	case st.Version == 1 && st.Journal == "":
+		return st, 0, nil // written before journals: the whole state
+	case st.Version != stateVersion:
+		return savedState{}, 0, fmt.Errorf("%s has version %d; this cloudmux reads versions 1 and %d", filepath.Join(dir, stateFileName), st.Version, stateVersion)
+	case st.Journal == "":
+		return savedState{}, 0, fmt.Errorf("%s names no journal", filepath.Join(dir, stateFileName))
 	}
 	path := filepath.Join(dir, st.Journal)
 	jb, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return st, 0, nil // made, then lost with its directory entry before any append synced it
-	}
 	if err != nil {
-		return savedState{}, 0, err
+		// compact syncs a new journal's directory entry before any
+		// snapshot names it: a missing one is damage from outside (a
+		// backup taken live, a file removed), and starting without it
+		// would drop the changes it held.
+		return savedState{}, 0, fmt.Errorf("%s names journal %s, which cannot be read (restore it with the snapshot): %v", filepath.Join(dir, stateFileName), st.Journal, err) // %v: not fs.ErrNotExist, which means "no state"
 	}
 	sm := mapsOf(st)
-	sc := bufio.NewScanner(bytes.NewReader(jb))
-	sc.Buffer(make([]byte, 64<<10), 64<<20)
-	for sc.Scan() {
-		line := sc.Bytes()
-		end := good + int64(len(line)) + 1
-		if end > int64(len(jb)) {
-			break // no newline: torn
+	for rest := jb; len(rest) > 0; {
+		nl := bytes.IndexByte(rest, '\n')
+		if nl < 0 {
+			break // no newline: a torn last line, whose save never returned
 		}
-		var e journalEntry
-		if err := json.Unmarshal(line, &e); err != nil {
-			if end == int64(len(jb)) {
+		var line journalLine
+		if err := json.Unmarshal(rest[:nl], &line); err != nil {
+			if nl == len(rest)-1 {
 				break // a torn last line
 			}
 			return savedState{}, 0, fmt.Errorf("%s: line at byte %d: %w", path, good, err)
 		}
-		if err := sm.apply(e); err != nil {
-			return savedState{}, 0, fmt.Errorf("%s: line at byte %d: %w", path, good, err)
+		for _, e := range line.Records {
+			if err := sm.apply(e); err != nil {
+				return savedState{}, 0, fmt.Errorf("%s: line at byte %d: %w", path, good, err)
+			}
 		}
-		good = end
-	}
-	if err := sc.Err(); err != nil {
-		return savedState{}, 0, fmt.Errorf("%s: %w", path, err)
+		good += int64(nl) + 1
+		rest = rest[nl+1:]
 	}
 	return sm.state(st), good, nil
 }

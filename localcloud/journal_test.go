@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cloudmux/cloudmux/localcloud"
@@ -148,5 +149,61 @@ func TestStateWithoutJournal(t *testing.T) {
 	c2, _ := reopen(t, cfg, drv)
 	if got := keypairNames(t, c2); !got["old"] || !got["new"] {
 		t.Fatalf("keypairs after reopen %v", got)
+	}
+}
+
+// TestJournalTornSaveDropsWhole: one save is one journal line, so a tear
+// inside it drops the whole save: a deleted server's volume is not left
+// in-use by a server that is gone.
+func TestJournalTornSaveDropsWhole(t *testing.T) {
+	cfg, drv, c1, _ := crashable(t)
+	if _, err := c1.CreateKeypair(t.Context(), peers.KeypairSpec{Name: "one", Project: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	localcloud.Halt(c1)
+	path := filepath.Join(cfg.DataDir, journalOf(t, cfg.DataDir))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A save of two records, torn halfway: neither record may load.
+	save := `{"records":[{"kind":"keypair","id":"torn-a","record":{"name":"torn-a","project":"p","type":"ssh","public_key":"k","fingerprint":"f"}},` +
+		`{"kind":"keypair","id":"torn-b","record":{"name":"torn-b","project":"p","type":"ssh","public_key":"k","fingerprint":"f"}}]}`
+	if err := os.WriteFile(path, append(b, save[:len(save)/2+40]...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c2, _ := reopen(t, cfg, drv)
+	got := keypairNames(t, c2)
+	if !got["one"] || got["torn-a"] || got["torn-b"] {
+		t.Fatalf("keypairs %v: want one, and neither half of the torn save", got)
+	}
+}
+
+// TestJournalMissingRefused: a snapshot naming a journal that is gone
+// (a live backup that missed it) stops New rather than start without the
+// changes it held.
+func TestJournalMissingRefused(t *testing.T) {
+	cfg, _, c1, _ := crashable(t)
+	localcloud.Halt(c1)
+	if err := os.Remove(filepath.Join(cfg.DataDir, journalOf(t, cfg.DataDir))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := localcloud.New(cfg, fake.New(cfg.Hosts...), testLogger(t)); err == nil {
+		t.Fatal("New without the journal the snapshot names succeeded")
+	}
+}
+
+// TestNoWriteAfterClose: work finishing after Close changes memory only;
+// the data directory, which another cloud may own by then, is untouched.
+func TestNoWriteAfterClose(t *testing.T) {
+	cfg, _, c1, _ := crashable(t)
+	if err := c1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := filepath.Glob(filepath.Join(cfg.DataDir, "state*"))
+	localcloud.SaveAfterClose(c1)
+	after, _ := filepath.Glob(filepath.Join(cfg.DataDir, "state*"))
+	if strings.Join(before, " ") != strings.Join(after, " ") {
+		t.Fatalf("files %v after a save past Close, were %v", after, before)
 	}
 }

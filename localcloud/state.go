@@ -33,7 +33,7 @@ const stateFileName = "state.json"
 
 // stateVersion is the layout of the state file; a newer one is refused
 // rather than half read.
-const stateVersion = 1
+const stateVersion = 2 // 1: the whole state, no journal
 
 type savedState struct {
 	Version int       `json:"version"`
@@ -168,13 +168,14 @@ func (c *Cloud) stateWriter() {
 			seq := c.journalSeq + 1
 			old := c.journal
 			c.mu.Unlock()
-			f, size, cerr := c.compact(st, seq)
+			f, size, synced, cerr := c.compact(st, seq)
 			c.mu.Lock()
 			if err = cerr; err == nil {
 				if old != nil {
 					_ = old.Close()
 				}
 				c.journal, c.journalSeq, c.journalSize, c.snapshotSize = f, seq, 0, size
+				c.compactNext = c.compactNext || !synced
 			}
 		} else {
 			var b []byte
