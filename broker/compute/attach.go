@@ -123,10 +123,8 @@ func (s *Servers) Attachments(ctx context.Context, c Caller, serverID string) ([
 	return out, nil
 }
 
-// Interface is a server's NIC as Nova's os-interface shows it: broker IDs
-// for what the broker created, the peer's IDs for the rest (a peer's own
-// shared network, the ports the peer made at boot), as the network API
-// shows them.
+// Interface is a server's NIC as Nova's os-interface shows it, by
+// broker IDs only, as the network API shows the same port.
 type Interface struct {
 	PortID    string
 	NetworkID string
@@ -135,51 +133,22 @@ type Interface struct {
 	FixedIPs  []peers.FixedIP
 }
 
-// Interfaces lists a server's NICs, from the ports bound to it on its peer.
+// Interfaces lists a server's NICs: the ports bound to it on its peer,
+// through the network service.
 func (s *Servers) Interfaces(ctx context.Context, c Caller, serverID string) ([]Interface, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout()) // one peer's call: bounded like a fan-out's part
 	defer cancel()
-	e, m, err := s.lookup(ctx, c, serverID)
+	e, _, err := s.lookup(ctx, c, serverID)
 	if err != nil {
 		return nil, err
 	}
-	ports, err := m.Cloud.ListPorts(ctx, peers.ListOptions{})
+	ports, err := s.Networks.ServerPorts(ctx, c.Project, e)
 	if err != nil {
 		return nil, err
-	}
-	// A resource the broker created carries its broker ID (peers.MetaID);
-	// asking the peer beats scanning the index.
-	brokerID := func(meta map[string]string, peerID string) string {
-		if meta[peers.MetaBrokerID] == s.BrokerID && meta[peers.MetaID] != "" {
-			return meta[peers.MetaID]
-		}
-		return peerID
-	}
-	nets, subnets := map[string]string{}, map[string]string{}
-	netID := func(id string) string {
-		if _, ok := nets[id]; !ok {
-			n, _ := m.Cloud.GetNetwork(ctx, id)
-			nets[id] = brokerID(n.Metadata, id)
-		}
-		return nets[id]
-	}
-	subnetID := func(id string) string {
-		if _, ok := subnets[id]; !ok {
-			sn, _ := m.Cloud.GetSubnet(ctx, id)
-			subnets[id] = brokerID(sn.Metadata, id)
-		}
-		return subnets[id]
 	}
 	out := []Interface{}
 	for _, p := range ports {
-		if p.DeviceID != e.PeerResourceID {
-			continue
-		}
-		nic := Interface{PortID: brokerID(p.Metadata, p.ID), NetworkID: netID(p.NetworkID), MAC: p.MACAddress, State: p.Status}
-		for _, f := range p.FixedIPs {
-			nic.FixedIPs = append(nic.FixedIPs, peers.FixedIP{SubnetID: subnetID(f.SubnetID), IPAddress: f.IPAddress})
-		}
-		out = append(out, nic)
+		out = append(out, Interface{PortID: p.Ref.ID, NetworkID: p.NetworkID, MAC: p.Peer.MACAddress, State: p.Peer.Status, FixedIPs: p.FixedIPs})
 	}
 	return out, nil
 }

@@ -13,7 +13,9 @@
 // flavors merged across the pool, one availability zone per peer,
 // os-keypairs, which the broker keeps itself (per user, as Nova does) and
 // hands to whichever peer a server lands on, servers (with actions,
-// metadata, ips, os-volume_attachments and a read-only os-interface),
+// metadata, ips, os-volume_attachments and a read-only os-interface, by
+// broker IDs: the ports a peer makes for a server's NICs on networks are
+// the network API's, counted in the project's port quota with the server),
 // limits and os-quota-sets (quotas.go: StoreQuotas keeps per-project
 // quotas in the Store, which the placement policy enforces across every
 // peer; cloud admins set them). Errors use Nova's shapes

@@ -38,7 +38,10 @@ type serversEnv struct {
 	Servers  *compute.Servers
 	Networks *network.Service
 	Ledger   *quota.Ledger
-	Seeded   map[string]localcloud.Seeded // by peer name
+	Seeded   map[string]localcloud.Seeded // by peer name, the peers' own IDs
+	// Nets are the seeded networks' broker IDs (what the APIs take), by
+	// peer name.
+	Nets map[string]string
 }
 
 // services are the broker's, with Glance and Neutron, which the CLI needs.
@@ -56,7 +59,7 @@ func newServersEnv(t testing.TB, ps ...brokertest.Peer) *serversEnv {
 	if len(ps) == 0 {
 		ps = []brokertest.Peer{{Name: "local-a"}, {Name: "local-b"}}
 	}
-	se := &serversEnv{Seeded: map[string]localcloud.Seeded{}}
+	se := &serversEnv{Seeded: map[string]localcloud.Seeded{}, Nets: map[string]string{}}
 	se.Env = brokertest.New(t, ps, func(e *brokertest.Env, r chi.Router) {
 		se.Index = e.Index
 		images := &image.Service{Pool: e.Pool, Index: se.Index, Placer: policy.Default{}, Store: e.Store, Log: e.Log, BrokerID: testBroker}
@@ -89,6 +92,7 @@ func newServersEnv(t testing.TB, ps ...brokertest.Peer) *serversEnv {
 			t.Fatal(err)
 		}
 		se.Seeded[m.Peer.Name] = s
+		se.Nets[m.Peer.Name] = network.NativeID(m.Peer.ID, network.KindNetwork, s.NetworkID)
 	}
 	return se
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/peers"
@@ -32,15 +33,26 @@ func TestServerOnExternalNetworkForbidden(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := se.compute(t, "bob", se.Member(t, "bob", "team-b", identity.RoleMember), "team-b")
-	_, err = servers.Create(ctx, c, servers.CreateOpts{Name: "on-public", FlavorRef: "1", ImageRef: se.Seeded["edge"].ImageID,
-		Networks: []servers.Network{{UUID: pub.ID}}}, nil).Extract()
-	if !gophercloud.ResponseCodeIs(err, http.StatusForbidden) {
-		t.Fatalf("server on another's external network = %v, want 403", err)
+	for _, tc := range []struct {
+		name string
+		id   string
+		code int
+	}{
+		{"by its broker ID", network.NativeID(se.Pool.Members()[0].Peer.ID, network.KindNetwork, pub.ID), http.StatusForbidden},
+		{"by the peer's ID", pub.ID, http.StatusBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := servers.Create(ctx, c, servers.CreateOpts{Name: "on-public", FlavorRef: "1", ImageRef: se.Seeded["edge"].ImageID,
+				Networks: []servers.Network{{UUID: tc.id}}}, nil).Extract()
+			if !gophercloud.ResponseCodeIs(err, tc.code) {
+				t.Fatalf("server on another's external network = %v, want %d", err, tc.code)
+			}
+		})
 	}
 	if left, err := provider.ListServers(ctx, peers.ListOptions{}); err != nil || len(left) != 0 {
 		t.Fatalf("servers on the peer: %v, %v", left, err)
 	}
 	// The seeded shared network still takes the project's servers.
 	create(t, c, servers.CreateOpts{Name: "on-shared", FlavorRef: "1", ImageRef: se.Seeded["edge"].ImageID,
-		Networks: []servers.Network{{UUID: se.Seeded["edge"].NetworkID}}})
+		Networks: []servers.Network{{UUID: se.Nets["edge"]}}})
 }

@@ -45,7 +45,7 @@ func TestOpenStackCLIServers(t *testing.T) {
 	}
 	se := newServersEnv(t)
 	root := se.bootableVolume(t, se.Pool.Members()[0])
-	img, net := se.Seeded["local-a"].ImageID, se.Seeded["local-a"].NetworkID
+	img, net := se.Seeded["local-a"].ImageID, se.Nets["local-a"]
 	pw := se.Member(t, "carol", "gamma", identity.RoleMember)
 	gc, err := openstack.NewComputeV2(se.Provider(t, "admin", brokertest.AdminPassword, "admin"), gophercloud.EndpointOpts{Region: identity.Region})
 	if err != nil {

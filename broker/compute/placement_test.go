@@ -117,8 +117,8 @@ func TestServerNetworks(t *testing.T) {
 		wantNet  string
 		wantAddr string
 	}{
-		{"shared network by the peer's ID", "local-a", []servers.Network{{UUID: se.Seeded["local-a"].NetworkID}}, localcloud.SeedNetworkName, ""},
-		{"fixed IP", "local-a", []servers.Network{{UUID: se.Seeded["local-a"].NetworkID, FixedIP: "10.0.0.77"}}, localcloud.SeedNetworkName, "10.0.0.77"},
+		{"shared network by its broker ID", "local-a", []servers.Network{{UUID: se.Nets["local-a"]}}, localcloud.SeedNetworkName, ""},
+		{"fixed IP", "local-a", []servers.Network{{UUID: se.Nets["local-a"], FixedIP: "10.0.0.77"}}, localcloud.SeedNetworkName, "10.0.0.77"},
 		{"project network by broker ID", "local-b", []servers.Network{{UUID: netID}}, "team-net", ""},
 		{"port by broker ID", "local-a", []servers.Network{{Port: portID}}, localcloud.SeedNetworkName, pp.FixedIPs[0].IPAddress},
 		{"auto prefers the project's network", "local-b", "auto", "team-net", ""},
@@ -141,7 +141,7 @@ func TestServerNetworks(t *testing.T) {
 				t.Fatal(err)
 			}
 			nics, err := attachinterfaces.ExtractInterfaces(pages)
-			wantNet := se.Seeded[tc.image].NetworkID
+			wantNet := se.Nets[tc.image]
 			if tc.wantNet == "team-net" {
 				wantNet = netID
 			}

@@ -263,7 +263,7 @@ func (s *Servers) bootImage(ctx context.Context, p plan, m *peers.Member) (strin
 // resolveNIC finds a NIC's network or port through the network service,
 // so servers follow the network API's visibility rules: the project's own
 // networks and ports, others' shared networks, a peer's own shared
-// networks by its ID. One the project may not use is ErrInvalid ("could
+// networks, all by broker ID (never a peer's). One the project may not use is ErrInvalid ("could
 // not be found"); an unreachable peer is ErrUnavailable.
 func (s *Servers) resolveNIC(ctx context.Context, c Caller, nic NIC) (resolvedNIC, error) {
 	kind, id := network.KindNetwork, nic.Network

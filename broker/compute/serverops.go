@@ -430,6 +430,10 @@ func (s *Servers) Delete(ctx context.Context, c Caller, id string) error {
 	if err != nil {
 		return err
 	}
+	// Its ports went with it (their quota with its charge).
+	if err := s.Networks.ForgetServerPorts(ctx, c.Project, id); err != nil {
+		s.Log.WithError(err).WithField("server", id).Warn("the entries of a deleted server's ports stay until the network discovery drops them")
+	}
 	if err := s.Store.Delete(ctx, attrsKey(c.Project, id)); err != nil && !errors.Is(err, registry.ErrNotFound) {
 		s.Log.WithError(err).WithField("server", id).Warn("server attributes left behind")
 	} else {

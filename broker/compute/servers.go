@@ -76,6 +76,12 @@ type Networks interface {
 	// Attachable refuses a network the project sees but may not put NICs
 	// on (another's external network).
 	Attachable(ctx context.Context, project string, net network.Ref) error
+	// ServerPorts lists the ports bound to a server (its index entry),
+	// by broker IDs; the ports its peer made for it are indexed on sight.
+	ServerPorts(ctx context.Context, project string, server index.Entry) ([]network.Port, error)
+	// ForgetServerPorts drops the index entries of the ports a peer made
+	// for a server once it is deleted.
+	ForgetServerPorts(ctx context.Context, project, serverID string) error
 }
 
 var _ Networks = (*network.Service)(nil)
@@ -192,9 +198,9 @@ func CallerOf(t identity.Token) Caller {
 
 func (c Caller) image() image.Caller { return image.Caller{Project: c.Project, Admin: c.Admin} }
 
-// NIC asks for one network interface: on a network (broker ID, or a
-// peer's own shared network by its ID), optionally with a fixed IP, or on
-// an existing port of the project.
+// NIC asks for one network interface: on a network (by broker ID; a
+// peer's own shared network has one too), optionally with a fixed IP, or
+// on an existing port of the project (by broker ID).
 type NIC struct {
 	Network string
 	Port    string
@@ -431,6 +437,11 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 			}
 		}
 	}()
+	ports, err := s.reservePorts(ctx, c, id, spec)
+	if err != nil {
+		return Server{}, err
+	}
+	defer s.releasePorts(ctx, id, ports) // nothing once committed
 	candidates := make([]registry.Peer, 0, len(p.candidates))
 	for _, m := range p.candidates {
 		candidates = append(candidates, m.Peer)
@@ -464,10 +475,14 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 			tried = append(tried, peer.Name+": not connected")
 			continue
 		}
-		srv, err := s.boot(ctx, c, spec, p, m, meta)
+		srv, made, err := s.boot(ctx, c, spec, p, m, meta)
 		if err == nil {
 			done = true
-			return s.record(ctx, c, id, m, srv, p.flavor, res)
+			if made == 0 {
+				s.releasePorts(ctx, id, ports) // "auto" found no network there
+				ports = nil
+			}
+			return s.record(ctx, c, id, m, srv, p.flavor, res, ports)
 		}
 		if errors.Is(err, quota.ErrOverQuota) || errors.Is(err, ErrQuotaExceeded) {
 			// A boot volume over the project's volume quota: no other peer
@@ -526,6 +541,40 @@ func (s *Servers) reserve(ctx context.Context, c Caller, id string, charge quota
 	return res, nil
 }
 
+// reservePorts sets aside, in the project's port quota, the ports the
+// server's peer will make for it: one per NIC on a network (a NIC on a
+// port of the project is counted already), one for "auto". Over quota is
+// Nova's 403, before anything is booted. Nil when there are none.
+func (s *Servers) reservePorts(ctx context.Context, c Caller, id string, spec CreateSpec) (*quota.Reservation, error) {
+	n := 0
+	for _, nic := range spec.NICs {
+		if nic.Network != "" {
+			n++
+		}
+	}
+	if len(spec.NICs) == 0 && spec.NetworksMode != NetworksNone {
+		n = 1
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	res, err := s.Quota.Reserve(ctx, quota.Scope{Project: c.Project}, quota.Amounts{quota.Ports: n}, "ports of "+KindServer+" "+id)
+	if err != nil {
+		return nil, quotaError(err)
+	}
+	return res, nil
+}
+
+// releasePorts gives back a port reservation not committed.
+func (s *Servers) releasePorts(ctx context.Context, id string, res *quota.Reservation) {
+	if res == nil {
+		return
+	}
+	if err := res.Release(context.WithoutCancel(ctx)); err != nil {
+		s.Log.WithError(err).WithField("server", id).Warn("port quota reservation not released; it expires on its own")
+	}
+}
+
 // policyUsage is amounts in the placement policy's dimensions.
 func policyUsage(a quota.Amounts) policy.Usage {
 	return policy.Usage{Instances: a[quota.Instances], VCPUs: a[quota.Cores], RAMMiB: a[quota.RAM],
@@ -569,12 +618,20 @@ func (s *Servers) order(d policy.Decision, p plan) []registry.Peer {
 // record indexes a server the peer just created, deleting it again if the
 // index write fails, so nothing is left unowned.
 //
-// The quota reservation is committed first: a broker dying between the
-// commit and the index write leaves a counted server that an index
-// rebuild adopts, never an uncounted one. Undoing the create releases it.
-func (s *Servers) record(ctx context.Context, c Caller, id string, m *peers.Member, srv peers.Server, f peers.Flavor, res *quota.Reservation) (Server, error) {
+// The quota reservations (the server's, and ports, those its peer made
+// for it, or nil) are committed first: a broker dying between the commit
+// and the index write leaves a counted server that an index rebuild
+// adopts, never an uncounted one. Undoing the create releases them. The
+// entry's charge is both: the ports are freed with the server.
+func (s *Servers) record(ctx context.Context, c Caller, id string, m *peers.Member, srv peers.Server, f peers.Flavor, res, ports *quota.Reservation) (Server, error) {
+	charge := res.Amounts()
+	if ports != nil {
+		for k, v := range ports.Amounts() {
+			charge[k] += v
+		}
+	}
 	e := index.Entry{Kind: KindServer, ID: id, Project: c.Project, PeerID: m.Peer.ID, PeerResourceID: srv.ID, Name: srv.Name,
-		CreatedAt: srv.CreatedAt, Charge: res.Amounts()}
+		CreatedAt: srv.CreatedAt, Charge: charge}
 	undo := func(why error) error {
 		if derr := m.Cloud.DeleteServer(context.WithoutCancel(ctx), srv.ID); derr != nil {
 			s.Log.WithError(derr).WithFields(logrus.Fields{"server": id, "peer": m.Peer.Name, "peer_server": srv.ID}).Error("server left on its peer after a failed create; an index rebuild adopts it")
@@ -584,6 +641,14 @@ func (s *Servers) record(ctx context.Context, c Caller, id string, m *peers.Memb
 	if err := res.Commit(context.WithoutCancel(ctx)); err != nil {
 		// The reservation stays until it expires: it frees itself.
 		return Server{}, undo(fmt.Errorf("counting server %s in its quota: %w", id, err))
+	}
+	if ports != nil {
+		if err := ports.Commit(context.WithoutCancel(ctx)); err != nil {
+			if ferr := s.Quota.Free(context.WithoutCancel(ctx), quota.Scope{Project: c.Project}, res.Amounts()); ferr != nil {
+				s.Log.WithError(ferr).WithField("server", id).Error("quota of an undone server not freed")
+			}
+			return Server{}, undo(fmt.Errorf("counting the ports of server %s in its quota: %w", id, err))
+		}
 	}
 	if err := s.Index.Put(ctx, e); err != nil {
 		if ferr := s.Quota.Free(context.WithoutCancel(ctx), quota.Scope{Project: c.Project}, e.Charge); ferr != nil {
@@ -636,18 +701,25 @@ func (s *Servers) peerSpec(ctx context.Context, c Caller, spec CreateSpec, p pla
 	return ps, nil
 }
 
-// boot creates the server on m. A create the peer does not answer in
-// time may still have happened there: the broker looks for it by its mark
-// and deletes it, so trying the next peer never leaves two servers.
-func (s *Servers) boot(ctx context.Context, c Caller, spec CreateSpec, p plan, m *peers.Member, meta map[string]string) (peers.Server, error) {
+// boot creates the server on m, and says how many ports m makes for it
+// (its NICs on networks). A create the peer does not answer in time may
+// still have happened there: the broker looks for it by its mark and
+// deletes it, so trying the next peer never leaves two servers.
+func (s *Servers) boot(ctx context.Context, c Caller, spec CreateSpec, p plan, m *peers.Member, meta map[string]string) (peers.Server, int, error) {
 	ps, err := s.peerSpec(ctx, c, spec, p, m, meta)
 	if err != nil {
-		return peers.Server{}, err
+		return peers.Server{}, 0, err
+	}
+	made := 0
+	for _, n := range ps.Networks {
+		if n.NetworkID != "" {
+			made++
+		}
 	}
 	if spec.RootVolumeGiB > 0 {
 		root, undo, err := s.rootVolume(ctx, c, spec, m, ps.ImageID)
 		if err != nil {
-			return peers.Server{}, err
+			return peers.Server{}, 0, err
 		}
 		ps.ImageID, ps.BootVolumeID = "", root.PeerResourceID
 		ps.Metadata = maps.Clone(ps.Metadata)
@@ -656,9 +728,10 @@ func (s *Servers) boot(ctx context.Context, c Caller, spec CreateSpec, p plan, m
 		if err != nil {
 			undo()
 		}
-		return srv, err
+		return srv, made, err
 	}
-	return s.create(ctx, m, ps)
+	srv, err := s.create(ctx, m, ps)
+	return srv, made, err
 }
 
 // create asks m for the server; see boot.

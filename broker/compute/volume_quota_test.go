@@ -18,7 +18,7 @@ func TestOpenStackCLIVolumeQuotas(t *testing.T) {
 		t.Skip("runs the openstack CLI")
 	}
 	se := newServersEnv(t)
-	img, net := se.Seeded["local-a"].ImageID, se.Seeded["local-a"].NetworkID
+	img, net := se.Seeded["local-a"].ImageID, se.Nets["local-a"]
 	pw := se.Member(t, "vera", "quota-p", identity.RoleMember)
 	project, err := se.Dir.FindProject(se.Ctx, identity.DefaultDomainID, "quota-p")
 	if err != nil {

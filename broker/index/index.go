@@ -43,6 +43,10 @@ type Entry struct {
 	// removed it, so two concurrent deletes free it once). Entries a
 	// Rebuild adopted carry none: their resource was never counted.
 	Charge quota.Amounts `json:"charge,omitempty"`
+	// Parent is the broker ID of the resource this one exists for, if
+	// any (a port a peer made for a server names the server), so it is
+	// forgotten with it.
+	Parent string `json:"parent,omitempty"`
 }
 
 // sameResource reports whether two entries point at one resource.

@@ -598,8 +598,7 @@ func (s *Service) DeleteNetwork(ctx context.Context, project, id string) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("network %s is deleted but its subnets are still indexed (delete it again): %w", id, err)
 	}
-	e := index.Entry{Kind: KindNetwork, ID: ref.ID, Project: ref.Project, PeerID: ref.Member.Peer.ID, PeerResourceID: ref.PeerResourceID}
-	if err := s.forget(ctx, e); err != nil {
+	if err := s.forget(ctx, ref.entry()); err != nil {
 		return err
 	}
 	s.Log.WithFields(logrus.Fields{"network": id, "project": project}).Info("network deleted")
@@ -662,7 +661,7 @@ func (s *Service) deleteOwned(ctx context.Context, project, kind, id, inUseType,
 	case err != nil && !errors.Is(err, peers.ErrNotFound):
 		return err
 	}
-	return s.forget(ctx, index.Entry{Kind: kind, ID: ref.ID, Project: ref.Project, PeerID: ref.Member.Peer.ID, PeerResourceID: ref.PeerResourceID})
+	return s.forget(ctx, ref.entry())
 }
 
 // update changes the broker-kept attributes of a resource project owns.

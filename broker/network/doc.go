@@ -5,7 +5,8 @@
 // resolves a network, subnet or port ID as a project sees it (Resolve),
 // creates networks on the peer placement picks (availability_zone_hints
 // pins one), creates subnets and ports on their network's peer, and lists
-// and shows them under broker-wide IDs. Two kinds of resources are visible:
+// and shows them under broker-wide IDs. Three kinds of resources are
+// visible:
 //
 //   - resources the broker created: a broker UUID in the index (kinds
 //     "network", "subnet", "port"), peers.MetaBrokerID/MetaProject/MetaID on
@@ -13,12 +14,27 @@
 //     (with its subnets) to every project;
 //   - a peer's own shared or external networks (a devstack-like "private"
 //     network, a remote cloud's public network) and their subnets, under
-//     the peer's own ID, visible to every project and never indexed.
+//     a broker ID derived from the peer and its ID (NativeID: a name-based
+//     UUID, the same on every replica, with no record); visible to every
+//     project, read-only, and never indexed. Every replica keeps them in
+//     memory, learnt by reading each peer's networks: at first need, in
+//     Run's background discovery (every DiscoveryInterval) and in every
+//     full list, so resolving one never asks the peers;
+//   - ports a peer made for a server booted on a network (Nova's
+//     networks: [{"uuid": ...}]), under NativeID too, indexed (kind
+//     "server_port", the server's project, the server as Parent) when the
+//     broker first shows them; the project's alone. They count against
+//     the project's port quota through their server's charge (the compute
+//     API reserves them before the boot) and are forgotten with the
+//     server (ForgetServerPorts), or by discovery once gone from the peer.
 //
-// Everything else is "not found", whoever owns it. Security groups are
-// broker-level records in the registry store, per project, with Neutron's
-// "default" group made on first use; no peer enforces them yet. A group a
-// port names cannot be deleted (SecurityGroupInUse).
+// A peer's own ID is never shown and never accepted: like any unknown ID,
+// it is "not found". Everything else is "not found", whoever owns it.
+//
+// Security groups are broker-level records in the registry store, per
+// project, with Neutron's "default" group made on first use; no peer
+// enforces them yet. A group a port names cannot be deleted
+// (SecurityGroupInUse).
 //
 // Failures leave nothing a client cannot see or finish: index entries are
 // removed after the peer's resource (a network's after its subnets'), so a
@@ -30,9 +46,10 @@
 // networks: [{"uuid": ...}] and Resolve(ctx, project, KindPort, id) for
 // [{"port": ...}] give the peer (Ref.Member) and the peer's ID
 // (Ref.PeerResourceID) to put in peers.NetworkAttachment; the server must
-// go to that peer. List(ctx, project, false) gives the networks a project
-// may use (for "auto"), FindSecurityGroup the groups Nova's
-// security_groups name. Errors are *Error values wrapping ErrNotFound,
+// go to that peer. ServerPorts gives a server's ports (os-interface),
+// ForgetServerPorts drops them once the server is deleted. List(ctx,
+// project, false) gives the networks a project may use (for "auto"),
+// FindSecurityGroup the groups Nova's security_groups name. Errors are *Error values wrapping ErrNotFound,
 // ErrInUse, ErrInvalid or ErrForbidden (which wrap the peers sentinels).
 //
 // Neutron (HTTP) is the API itself, with Neutron's error bodies

@@ -32,15 +32,25 @@ func TestExternalNetworkTakesNoPortsFromProjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob := client(t, e, "bob", e.Member(t, "bob", "team-b", identity.RoleMember), "team-b")
-	got, err := networks.Get(ctx, bob, pub.ID).Extract()
+	// A client finds it by name, as `openstack network show public` does.
+	pages, err := networks.List(bob, networks.ListOpts{Name: "public"}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, _ := networks.ExtractNetworks(pages)
+	if len(found) != 1 || found[0].ID == pub.ID {
+		t.Fatalf("bob's list of public = %+v; want it once, by its broker ID", found)
+	}
+	got, err := networks.Get(ctx, bob, found[0].ID).Extract()
 	if err != nil {
 		t.Fatalf("the external network is not visible: %v", err)
 	}
 	if got.Shared {
 		t.Fatalf("external network shown as shared: %+v", got)
 	}
-	wantFault(t, "port on the external network", ports.Create(ctx, bob, ports.CreateOpts{NetworkID: pub.ID}).Err, 404, "HTTPNotFound")
-	wantFault(t, "subnet on the external network", subnets.Create(ctx, bob, subnets.CreateOpts{NetworkID: pub.ID, CIDR: "198.51.100.0/24", IPVersion: 4}).Err, 403, "PolicyNotAuthorized")
+	wantFault(t, "the external network by the peer's ID", networks.Get(ctx, bob, pub.ID).Err, 404, "NetworkNotFound")
+	wantFault(t, "port on the external network", ports.Create(ctx, bob, ports.CreateOpts{NetworkID: got.ID}).Err, 404, "HTTPNotFound")
+	wantFault(t, "subnet on the external network", subnets.Create(ctx, bob, subnets.CreateOpts{NetworkID: got.ID, CIDR: "198.51.100.0/24", IPVersion: 4}).Err, 403, "PolicyNotAuthorized")
 	left, err := provider.ListPorts(ctx, peers.ListOptions{})
 	if err != nil || len(left) != 0 {
 		t.Fatalf("the provider's peer has ports %+v (%v)", left, err)

@@ -37,7 +37,9 @@ type testEnv struct {
 	*brokertest.Env
 	svc    *network.Service
 	limits *quota.Limits
-	seeded localcloud.Seeded
+	// seeded names east's seeded network and subnet by their broker IDs,
+	// peerSeeded by east's own IDs (which no API takes).
+	seeded, peerSeeded localcloud.Seeded
 }
 
 func newEnv(t *testing.T) *testEnv {
@@ -66,7 +68,9 @@ func newEnvWith(t *testing.T, ps []brokertest.Peer, peerTimeout time.Duration) *
 			if err != nil {
 				t.Fatal(err)
 			}
-			te.seeded = seeded
+			te.peerSeeded, te.seeded = seeded, seeded
+			te.seeded.NetworkID = network.NativeID(m.Peer.ID, network.KindNetwork, seeded.NetworkID)
+			te.seeded.SubnetID = network.NativeID(m.Peer.ID, network.KindSubnet, seeded.SubnetID)
 		}
 	}
 	if te.seeded.NetworkID == "" {
@@ -417,8 +421,9 @@ func TestProjectIsolation(t *testing.T) {
 	wantFault(t, "bob adds a subnet to admin's network", subnets.Create(ctx, bob, subnets.CreateOpts{NetworkID: mine.ID, CIDR: "10.21.0.0/24", IPVersion: 4}).Err, 404, "NetworkNotFound")
 	wantFault(t, "bob adds a port to admin's network", ports.Create(ctx, bob, ports.CreateOpts{NetworkID: mine.ID}).Err, 404, "NetworkNotFound")
 
-	// The shared network: everyone sees it and its subnet, by the peer's
-	// IDs, and may put ports on it; nobody but its peer changes it.
+	// The shared network: everyone sees it and its subnet, by broker IDs
+	// (never east's own, which are as unknown as any), and may put ports
+	// on it; nobody but its peer changes it.
 	shared, err := networks.Get(ctx, bob, e.seeded.NetworkID).Extract()
 	if err != nil || !shared.Shared || shared.Name != localcloud.SeedNetworkName || !slices.Contains(shared.Subnets, e.seeded.SubnetID) {
 		t.Fatalf("shared network as bob = %+v, %v", shared, err)
@@ -437,6 +442,13 @@ func TestProjectIsolation(t *testing.T) {
 	if ps, _ := ports.ExtractPorts(pages); len(ps) != 1 || ps[0].ID != myPort.ID {
 		t.Fatalf("admin's ports = %+v; bob's port on the shared network must not show", ps)
 	}
+	wantFault(t, "the shared network by east's ID", networks.Get(ctx, bob, e.peerSeeded.NetworkID).Err, 404, "NetworkNotFound")
+	wantFault(t, "the shared subnet by east's ID", subnets.Get(ctx, bob, e.peerSeeded.SubnetID).Err, 404, "SubnetNotFound")
+	wantFault(t, "a port on the shared network by east's ID", ports.Create(ctx, bob, ports.CreateOpts{NetworkID: e.peerSeeded.NetworkID}).Err, 404, "NetworkNotFound")
+	wantFault(t, "a port on the shared subnet by east's ID", ports.Create(ctx, bob, ports.CreateOpts{NetworkID: e.seeded.NetworkID,
+		FixedIPs: []ports.IP{{SubnetID: e.peerSeeded.SubnetID}}}).Err, 400, "InvalidInput")
+	wantFault(t, "bob renames the shared network", networks.Update(ctx, bob, e.seeded.NetworkID, networks.UpdateOpts{Name: ptr("mine")}).Err, 403, "PolicyNotAuthorized")
+	wantFault(t, "admin deletes the shared subnet", subnets.Delete(ctx, admin, e.seeded.SubnetID).ExtractErr(), 403, "PolicyNotAuthorized")
 	wantFault(t, "bob deletes the shared network", networks.Delete(ctx, bob, e.seeded.NetworkID).ExtractErr(), 403, "PolicyNotAuthorized")
 	wantFault(t, "bob adds a subnet to the shared network", subnets.Create(ctx, bob, subnets.CreateOpts{NetworkID: e.seeded.NetworkID, CIDR: "10.30.0.0/24", IPVersion: 4}).Err, 403, "PolicyNotAuthorized")
 	wantFault(t, "bob creates a shared network", networks.Create(ctx, bob, networks.CreateOpts{Shared: ptr(true)}).Err, 403, "PolicyNotAuthorized")

@@ -104,9 +104,13 @@ func (s *Service) forget(ctx context.Context, e index.Entry) error {
 	if removed {
 		s.free(ctx, gone.Project, gone.Charge)
 	}
-	aerr := s.Store.Delete(context.WithoutCancel(ctx), attrsKey(e.Kind, e.ID))
+	kind := e.Kind
+	if kind == kindServerPort {
+		kind = KindPort // its attributes are a port's
+	}
+	aerr := s.Store.Delete(context.WithoutCancel(ctx), attrsKey(kind, e.ID))
 	if aerr == nil {
-		s.attrRecords().Deleted(attrsKey(e.Kind, e.ID))
+		s.attrRecords().Deleted(attrsKey(kind, e.ID))
 	}
 	return errors.Join(err, aerr)
 }

@@ -52,6 +52,10 @@ func TestResolve(t *testing.T) {
 		{"another project's network", bobProject, network.KindNetwork, net.ID, "", false},
 		{"another project's port", bobProject, network.KindPort, port.ID, "", false},
 		{"a name", adminProject, network.KindNetwork, "n", "", false},
+		{"the shared network by its peer's ID", bobProject, network.KindNetwork, e.peerSeeded.NetworkID, "", false},
+		{"the shared subnet by its peer's ID", bobProject, network.KindSubnet, e.peerSeeded.SubnetID, "", false},
+		{"the shared network's ID as a subnet", bobProject, network.KindSubnet, e.seeded.NetworkID, "", false},
+		{"own port by its peer's ID", adminProject, network.KindPort, portPeerID(t, e, port.ID), "", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,4 +122,14 @@ func TestPlacementAndRoles(t *testing.T) {
 			t.Fatalf("refusal %s does not name the rule", body)
 		}
 	})
+}
+
+// portPeerID is the peer's own ID of an indexed port.
+func portPeerID(t *testing.T, e *testEnv, id string) string {
+	t.Helper()
+	entry, err := e.Index.Get(context.Background(), network.KindPort, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entry.PeerResourceID
 }

@@ -69,7 +69,8 @@ type Visible struct {
 }
 
 // readPeers lists networks and subnets (and ports when asked) on members
-// in parallel, each under the per-peer deadline.
+// in parallel, each under the per-peer deadline, and keeps what it learns
+// of the peers' own networks (natives).
 func (s *Service) readPeers(ctx context.Context, members []*peers.Member, withPorts bool) ([]peerState, []string) {
 	res := peers.Gather(ctx, members, s.timeout(), func(ctx context.Context, m *peers.Member) (peerState, error) {
 		st := peerState{m: m}
@@ -90,9 +91,12 @@ func (s *Service) readPeers(ctx context.Context, members []*peers.Member, withPo
 	for _, r := range res {
 		if r.Err != nil {
 			failed = append(failed, r.Member.Peer.Name)
+			s.natives.failed(r.Member.Peer.ID, time.Now())
 			s.Log.WithError(r.Err).WithField("peer", r.Member.Peer.Name).Warn("network list: peer did not answer")
 			continue
 		}
+		// A full read: what the peer's own networks are now.
+		s.natives.observe(r.Member.Peer.ID, s.BrokerID, r.Value.nets, r.Value.subnets)
 		out = append(out, r.Value)
 	}
 	slices.Sort(failed)
@@ -107,7 +111,7 @@ func (s *Service) visible(ctx context.Context, project string, states []peerStat
 	own := map[string]map[string]index.Entry{} // kind -> peer ID/peer resource ID -> entry
 	kinds := []string{KindNetwork, KindSubnet}
 	if withPorts {
-		kinds = append(kinds, KindPort, kindServer)
+		kinds = append(kinds, KindPort, kindServer, kindServerPort)
 	}
 	for _, kind := range kinds {
 		entries, err := s.Index.List(ctx, kind, project)
@@ -128,6 +132,7 @@ func (s *Service) visible(ctx context.Context, project string, states []peerStat
 		attrs[kind] = a
 	}
 	var v Visible
+	var adopt []index.Entry // server ports shown before they were indexed
 	for _, st := range states {
 		peerID := st.m.Peer.ID
 		// ref decides whether a resource is visible and under which ID.
@@ -142,7 +147,7 @@ func (s *Service) visible(ctx context.Context, project string, states []peerStat
 			case ours:
 				return Ref{Kind: kind, ID: meta[peers.MetaID], Project: meta[peers.MetaProject], Member: st.m, PeerResourceID: peerResID}, true
 			default:
-				return Ref{Kind: kind, ID: peerResID, Project: peerProject, Member: st.m, PeerResourceID: peerResID, Native: true}, true
+				return Ref{Kind: kind, ID: NativeID(peerID, kind, peerResID), Project: peerProject, Member: st.m, PeerResourceID: peerResID, Native: true}, true
 			}
 		}
 		// Broker IDs of everything on the peer, visible or not: a visible
@@ -155,7 +160,7 @@ func (s *Service) visible(ctx context.Context, project string, states []peerStat
 			if meta[peers.MetaBrokerID] == s.BrokerID && meta[peers.MetaID] != "" {
 				return meta[peers.MetaID]
 			}
-			return peerResID
+			return NativeID(peerID, kind, peerResID)
 		}
 		netShared := map[string]bool{}
 		for _, n := range st.nets {
@@ -185,11 +190,17 @@ func (s *Service) visible(ctx context.Context, project string, states []peerStat
 		}
 		for _, p := range st.ports {
 			r, ok := ref(KindPort, p.ID, p.Project, p.Metadata, false)
-			if se, bound := own[kindServer][peerID+"/"+p.DeviceID]; !ok && bound && p.DeviceID != "" {
+			ours := p.Metadata[peers.MetaBrokerID] == s.BrokerID
+			if se, bound := own[kindServer][peerID+"/"+p.DeviceID]; !ok && !ours && bound && p.DeviceID != "" {
 				// A port the peer made for one of the project's servers
-				// (Nova's networks: [{uuid}]): the project's, under the
-				// peer's ID, as Neutron lists a server's ports.
-				r, ok = Ref{Kind: KindPort, ID: p.ID, Project: project, Member: st.m, PeerResourceID: p.ID, CreatedAt: se.CreatedAt}, true
+				// (Nova's networks: [{uuid}]): the project's, under its
+				// broker ID, as Neutron lists a server's ports.
+				e, indexed := own[kindServerPort][peerID+"/"+p.ID]
+				if !indexed {
+					e = serverPortEntry(peerID, p, se)
+					adopt = append(adopt, e)
+				}
+				r, ok = Ref{Kind: KindPort, ID: e.ID, Project: project, Member: st.m, PeerResourceID: p.ID, CreatedAt: e.CreatedAt}, true
 			}
 			if !ok {
 				continue
@@ -204,6 +215,7 @@ func (s *Service) visible(ctx context.Context, project string, states []peerStat
 			v.Ports = append(v.Ports, out)
 		}
 	}
+	s.adopt(ctx, adopt)
 	slices.SortFunc(v.Networks, func(a, b Network) int { return cmp.Compare(a.Ref.ID, b.Ref.ID) })
 	slices.SortFunc(v.Subnets, func(a, b Subnet) int { return cmp.Compare(a.Ref.ID, b.Ref.ID) })
 	slices.SortFunc(v.Ports, func(a, b Port) int { return cmp.Compare(a.Ref.ID, b.Ref.ID) })

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/index"
@@ -51,7 +50,8 @@ var _ Store = registry.Store(nil)
 
 // Service routes networks, subnets and ports across the peers and keeps
 // the broker's security groups. It is safe for concurrent use; all state is
-// in the peers, the index and the Store.
+// in the peers, the index and the Store, but for what it learns of the
+// peers' own networks (Run keeps that fresh in the background).
 type Service struct {
 	Pool  Pool
 	Index *index.Index
@@ -68,13 +68,19 @@ type Service struct {
 	BrokerID string
 	// PeerTimeout bounds each peer's part of a fan-out; default 10s.
 	PeerTimeout time.Duration
+	// DiscoveryInterval is how often Run reads the peers' own networks;
+	// default DefaultDiscoveryInterval.
+	DiscoveryInterval time.Duration
+
+	natives natives
 }
 
 // Ref says where a network resource lives and who owns it, as the broker
 // sees it.
 type Ref struct {
 	Kind string
-	// ID is the broker-wide ID, or the peer's own ID for a native resource.
+	// ID is the broker-wide ID: the index's, or NativeID's for a native
+	// resource or a port a peer made for a server.
 	ID string
 	// Project owns the resource: the broker project that created it, or
 	// for a native resource whatever project the peer names.
@@ -88,6 +94,18 @@ type Ref struct {
 	Native bool
 	// CreatedAt is when the broker created it (zero for native ones).
 	CreatedAt time.Time
+	// serverPort: a port a peer made for a server, indexed as
+	// kindServerPort.
+	serverPort bool
+}
+
+// entry is the index entry Ref stands for.
+func (r Ref) entry() index.Entry {
+	kind := r.Kind
+	if r.serverPort {
+		kind = kindServerPort
+	}
+	return index.Entry{Kind: kind, ID: r.ID, Project: r.Project, PeerID: r.Member.Peer.ID, PeerResourceID: r.PeerResourceID}
 }
 
 // OwnedBy reports whether project may change the resource (not only see
@@ -107,11 +125,13 @@ func (s *Service) timeout() time.Duration {
 //   - an indexed resource of the project;
 //   - an indexed network of another project that is shared (or external),
 //     and subnets of such a network;
-//   - a peer's own shared or external network, by the peer's ID, found by
-//     asking the connected peers in parallel, and subnets of such networks;
+//   - a peer's own shared or external network, and subnets of such
+//     networks, by their broker ID (NativeID), found in memory (see Run);
 //   - a port a peer made for a server of the project (Nova's
-//     networks: [{uuid}]), by the peer's ID: it is the project's.
+//     networks: [{uuid}]), by its broker ID (NativeID), in the index: it
+//     is the project's.
 //
+// A peer's own ID is never accepted: it is unknown like any other ID.
 // Anything else, ports of other projects included, is ErrNotFound (a
 // *Error with Neutron's NetworkNotFound/SubnetNotFound/PortNotFound), so
 // nobody learns of others' IDs. A peer that is not connected is
@@ -172,99 +192,6 @@ func sharedOnPeer(ctx context.Context, c peers.Networks, kind, peerID string) (b
 		return false, err
 	}
 	return n.Shared || n.External, nil
-}
-
-// resolveNative asks every connected peer for a network or subnet of its
-// own by the peer's ID; only shared and external ones (and their subnets)
-// count, and only those no broker of this installation created (those are
-// known by their broker IDs).
-func (s *Service) resolveNative(ctx context.Context, kind, id string) (Ref, error) {
-	if _, err := uuid.Parse(id); err != nil {
-		// Not an ID at all (clients look names up by ID first): no peer
-		// needs asking, and a slow peer must not turn a name into a 503.
-		return Ref{}, notFound(kind, id)
-	}
-	type found struct {
-		project string
-		ok      bool
-	}
-	res := peers.Gather(ctx, s.connected(), s.timeout(), func(ctx context.Context, m *peers.Member) (found, error) {
-		meta, project, netID := map[string]string(nil), "", id
-		if kind == KindSubnet {
-			sn, err := m.Cloud.GetSubnet(ctx, id)
-			if err != nil {
-				return found{}, err
-			}
-			meta, project, netID = sn.Metadata, sn.Project, sn.NetworkID
-		}
-		n, err := m.Cloud.GetNetwork(ctx, netID)
-		if err != nil {
-			return found{}, err
-		}
-		if kind == KindNetwork {
-			meta, project = n.Metadata, n.Project
-		}
-		if meta[peers.MetaBrokerID] == s.BrokerID || !(n.Shared || n.External) {
-			return found{}, nil
-		}
-		return found{project: project, ok: true}, nil
-	})
-	var failed error
-	for _, r := range res {
-		if r.Err == nil && r.Value.ok {
-			return Ref{Kind: kind, ID: id, Project: r.Value.project, Member: r.Member, PeerResourceID: id, Native: true}, nil
-		}
-		if r.Err != nil && !errors.Is(r.Err, peers.ErrNotFound) && failed == nil {
-			// The peer's error is text only: callers (this API, compute)
-			// map sentinels, and this must read as unavailable, not as
-			// whatever else the peer's error wraps.
-			failed = fmt.Errorf("peer %s did not answer: %v: %w", r.Member.Peer.Name, r.Err, peers.ErrUnavailable)
-		}
-	}
-	if failed != nil {
-		// The resource may be on the peer that did not answer: saying
-		// "not found" would be a lie a client acts on.
-		return Ref{}, failed
-	}
-	return Ref{}, notFound(kind, id)
-}
-
-// resolveServerPort finds a port a peer made for one of project's servers
-// (not indexed: the peer made it, not the broker), by the peer's ID, on the
-// peers holding the project's servers.
-func (s *Service) resolveServerPort(ctx context.Context, project, id string) (Ref, error) {
-	if _, err := uuid.Parse(id); err != nil {
-		return Ref{}, notFound(KindPort, id)
-	}
-	servers, err := s.Index.List(ctx, kindServer, project)
-	if err != nil {
-		return Ref{}, err
-	}
-	byPeer := map[string]map[string]index.Entry{}
-	var members []*peers.Member
-	for _, e := range servers {
-		if byPeer[e.PeerID] == nil {
-			m, ok := s.member(e.PeerID)
-			if !ok {
-				continue
-			}
-			byPeer[e.PeerID] = map[string]index.Entry{}
-			members = append(members, m)
-		}
-		byPeer[e.PeerID][e.PeerResourceID] = e
-	}
-	res := peers.Gather(ctx, members, s.timeout(), func(ctx context.Context, m *peers.Member) (peers.Port, error) {
-		return m.Cloud.GetPort(ctx, id)
-	})
-	for _, r := range res {
-		if r.Err != nil || r.Value.DeviceID == "" {
-			continue
-		}
-		if se, ok := byPeer[r.Member.Peer.ID][r.Value.DeviceID]; ok {
-			return Ref{Kind: KindPort, ID: id, Project: project, Member: r.Member, PeerResourceID: id, CreatedAt: se.CreatedAt}, nil
-		}
-	}
-	return Ref{}, notFound(KindPort, id)
 }
 
 // connected returns the pool members with a live cloud.

@@ -297,6 +297,9 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		Log: log.WithField("component", "image"), BrokerID: installation}
 	networks := &network.Service{Pool: pool, Index: idx, Store: store, AttrsMemory: netAttrs, Placer: placer, Quota: ledger,
 		Log: log.WithField("component", "network"), BrokerID: installation}
+	// The peers' own networks, known by broker ID from memory, and the
+	// servers' ports' entries dropped once gone.
+	goBG("network-discovery", networks.Run)
 	// Keypairs and the servers' broker-kept attributes are served from
 	// memory too, each fed by its own store watch.
 	keypairs := compute.NewKeypairStore(store)

@@ -1,0 +1,121 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/peers"
+)
+
+// kindServerPort is the index kind of the ports a peer made for a server
+// (Nova's networks: [{"uuid": ...}]): the peer made them, not the broker,
+// so they carry no marks an index rebuild would find, and a rebuild never
+// touches them. Each entry has the port's broker ID (NativeID), the
+// server's project, and the server's broker ID as its Parent. The ports
+// count against the project's quota through their server's charge (the
+// compute API reserves them with it), so these entries carry none.
+const kindServerPort = "server_port"
+
+// resolveServerPort finds a port a peer made for one of project's servers
+// by its broker ID, in the index (memory).
+func (s *Service) resolveServerPort(ctx context.Context, project, id string) (Ref, error) {
+	e, err := s.Index.Get(ctx, kindServerPort, id, project)
+	if errors.Is(err, index.ErrNotFound) {
+		return Ref{}, notFound(KindPort, id)
+	}
+	if err != nil {
+		return Ref{}, err
+	}
+	m, ok := s.member(e.PeerID)
+	if !ok {
+		return Ref{}, fmt.Errorf("the peer holding port %s is not connected: %w", id, peers.ErrUnavailable)
+	}
+	return Ref{Kind: KindPort, ID: e.ID, Project: e.Project, Member: m, PeerResourceID: e.PeerResourceID, CreatedAt: e.CreatedAt, serverPort: true}, nil
+}
+
+// serverPortEntry is the index entry of a port peer made for server.
+func serverPortEntry(peerID string, p peers.Port, server index.Entry) index.Entry {
+	return index.Entry{Kind: kindServerPort, ID: NativeID(peerID, KindPort, p.ID), Project: server.Project, PeerID: peerID,
+		PeerResourceID: p.ID, Name: p.Name, CreatedAt: server.CreatedAt, Parent: server.ID}
+}
+
+// adopt indexes the server ports a read found without an entry, so the
+// IDs it shows resolve on every replica. Writing an entry that exists is
+// no change (index.Put), so concurrent readers agree.
+func (s *Service) adopt(ctx context.Context, entries []index.Entry) {
+	for _, e := range entries {
+		if err := s.Index.Put(ctx, e); err != nil {
+			s.Log.WithError(err).WithFields(logrus.Fields{"port": e.ID, "server": e.Parent}).Warn("a server's port could not be indexed; it is shown but not yet usable by its ID")
+		}
+	}
+}
+
+// ServerPorts returns the ports on server's peer bound to it (server is
+// the compute API's index entry of a server of project), by broker IDs:
+// Nova's os-interface.
+func (s *Service) ServerPorts(ctx context.Context, project string, server index.Entry) ([]Port, error) {
+	m, ok := s.member(server.PeerID)
+	if !ok {
+		return nil, fmt.Errorf("the peer holding server %s is not connected: %w", server.ID, peers.ErrUnavailable)
+	}
+	states, failed := s.readPeers(ctx, []*peers.Member{m}, true)
+	if len(failed) > 0 {
+		return nil, errUnavailable(Ref{Kind: kindServer, ID: server.ID, Member: m})
+	}
+	v, err := s.visible(ctx, project, states, true)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(v.Ports, func(p Port) bool { return p.Peer.DeviceID != server.PeerResourceID }), nil
+}
+
+// ForgetServerPorts drops the index entries (and broker-kept attributes)
+// of the ports a peer made for server serverID of project: the compute
+// API calls it once the server is deleted. Run's discovery drops any it
+// misses, once their port or server is gone.
+func (s *Service) ForgetServerPorts(ctx context.Context, project, serverID string) error {
+	entries, err := s.Index.List(ctx, kindServerPort, project)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if e.Parent == serverID {
+			errs = append(errs, s.forget(ctx, e))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// serverExists reports whether the server with broker ID id is indexed;
+// when the index cannot tell, it assumes so.
+func (s *Service) serverExists(ctx context.Context, id string) bool {
+	_, err := s.Index.Get(ctx, kindServer, id, "")
+	return !errors.Is(err, index.ErrNotFound)
+}
+
+// sweepServerPorts drops the entries of server ports whose peer answered
+// a full list (states) without the port, or whose server is no longer
+// indexed (deleted behind the broker's back). entries were read before
+// the peers were listed.
+func (s *Service) sweepServerPorts(ctx context.Context, entries []index.Entry, states []peerState) {
+	for _, st := range states {
+		held := map[string]bool{}
+		for _, p := range st.ports {
+			held[p.ID] = true
+		}
+		for _, e := range entries {
+			if e.PeerID != st.m.Peer.ID || held[e.PeerResourceID] && s.serverExists(ctx, e.Parent) {
+				continue
+			}
+			if err := s.forget(ctx, e); err != nil {
+				s.Log.WithError(err).WithField("port", e.ID).Warn("network discovery: a gone server port's entry stays; the next pass retries")
+			}
+		}
+	}
+}
