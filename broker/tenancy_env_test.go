@@ -267,7 +267,10 @@ func ec2ID(prefix, id string) string {
 // aResources are A's resources of every kind, made with gophercloud.
 type aResources struct {
 	server, image, network, subnet, port, group, rule, volume, bServer, bNetwork, bGroup, bVolume owned
-	keypair                                                                                       string
+	// serverPort is the port A's server's peer made for its NIC on A's
+	// network.
+	serverPort owned
+	keypair    string
 	// publicAMI is the seeded public image's EC2 ID, which B may run.
 	publicAMI string
 }
@@ -341,12 +344,25 @@ func (te *tenancyEnv) makeResources(t *testing.T) aResources {
 	out.keypair = kp.Name
 
 	srv, err := servers.Create(ctx, nova, keypairs.CreateOptsExt{CreateOptsBuilder: servers.CreateOpts{Name: "a-server", FlavorRef: "1",
-		ImageRef: te.seeded.ImageID, Networks: []servers.Network{{Port: port.ID}}, Metadata: map[string]string{"owner": "a"}}, KeyName: kp.Name}, nil).Extract()
+		ImageRef: te.seeded.ImageID, Networks: []servers.Network{{Port: port.ID}, {UUID: net.ID}}, Metadata: map[string]string{"owner": "a"}}, KeyName: kp.Name}, nil).Extract()
 	if err != nil {
 		t.Fatal(err)
 	}
 	out.server = owned{kind: "server", id: srv.ID, name: "a-server", peerID: te.peerID(t, "server", srv.ID), ec2ID: ec2ID("i", srv.ID)}
 	waitServer(t, nova, srv.ID)
+	pages, err := ports.List(neutron, ports.ListOpts{DeviceID: srv.ID}).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nics, _ := ports.ExtractPorts(pages)
+	for _, p := range nics {
+		if p.ID != port.ID {
+			out.serverPort = owned{kind: "server_port", id: p.ID, peerID: te.peerID(t, "server_port", p.ID)}
+		}
+	}
+	if len(nics) != 2 || out.serverPort.id == "" {
+		t.Fatalf("A's server's ports = %+v; want a-port and the one its peer made", nics)
+	}
 	if _, err := volumeattach.Create(ctx, nova, srv.ID, volumeattach.CreateOpts{VolumeID: vol.ID}).Extract(); err != nil {
 		t.Fatal(err)
 	}

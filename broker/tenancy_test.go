@@ -78,6 +78,11 @@ func openstackProbes(te *tenancyEnv, a aResources) []probe {
 		{"show port", port, "GET", neutron + "/ports/{X}", "", 404},
 		{"update port", port, "PUT", neutron + "/ports/{X}", `{"port": {"name": "b-was-here"}}`, 404},
 		{"delete port", port, "DELETE", neutron + "/ports/{X}", "", 404},
+		{"show server's port", a.serverPort, "GET", neutron + "/ports/{X}", "", 404},
+		{"update server's port", a.serverPort, "PUT", neutron + "/ports/{X}", `{"port": {"name": "b-was-here"}}`, 404},
+		{"delete server's port", a.serverPort, "DELETE", neutron + "/ports/{X}", "", 404},
+		{"boot with A's server's port", a.serverPort, "POST", nova + "/servers", `{"server": {"name": "b", "flavorRef": "1", "imageRef": "` + te.seeded.ImageID + `", "networks": [{"port": "{X}"}]}}`, 400},
+		{"A's server's port as B's server's interface", a.serverPort, "GET", nova + "/servers/" + bSrv + "/os-interface/{X}", "", 404},
 		{"list ports of A's network", net, "GET", neutron + "/ports?network_id={X}", "", 200},
 		{"list ports of A's server", srv, "GET", neutron + "/ports?device_id={X}", "", 200},
 		{"show group", sg, "GET", neutron + "/security-groups/{X}", "", 404},
@@ -203,6 +208,7 @@ func (te *tenancyEnv) aView(t *testing.T, a aResources) map[string]string {
 		"/network/v2.0/networks/" + a.network.id,
 		"/network/v2.0/subnets/" + a.subnet.id,
 		"/network/v2.0/ports/" + a.port.id,
+		"/network/v2.0/ports/" + a.serverPort.id,
 		"/network/v2.0/security-groups/" + a.group.id,
 		"/volume/v3/volumes/" + a.volume.id,
 	} {
@@ -314,7 +320,7 @@ func (te *tenancyEnv) checkEC2Probe(t *testing.T, p ec2Probe) {
 // resources by any of their IDs or names.
 func (te *tenancyEnv) checkLists(t *testing.T, a aResources) {
 	var secrets []string
-	for _, r := range []owned{a.server, a.image, a.network, a.subnet, a.port, a.group, a.rule, a.volume, {id: a.keypair}} {
+	for _, r := range []owned{a.server, a.image, a.network, a.subnet, a.port, a.serverPort, a.group, a.rule, a.volume, {id: a.keypair}} {
 		for _, v := range r.forms() {
 			secrets = append(secrets, v)
 		}
