@@ -70,6 +70,7 @@ type hybridBroker struct {
 	clouds  string
 	compute *gophercloud.ServiceClient
 	image   *gophercloud.ServiceClient
+	network *gophercloud.ServiceClient
 }
 
 // startHybridBroker starts `cloudmux serve -dev` with its store on a real
@@ -105,6 +106,9 @@ local_cloud: {labels: {tier: private}}
 		t.Fatal(err)
 	}
 	if h.image, err = gcos.NewImageV2(provider, eo); err != nil {
+		t.Fatal(err)
+	}
+	if h.network, err = gcos.NewNetworkV2(provider, eo); err != nil {
 		t.Fatal(err)
 	}
 	if out, errOut, code := b.cli(t, nil, "peer", "import", "-cloud", testcloudEntry, "-label", "tier=public", clouds); code != 0 {
@@ -263,6 +267,7 @@ func TestHybridBrokerOnTestcloud(t *testing.T) {
 		return l == "passing" && r == "passing", fmt.Sprint("local ", l, errL, ", testcloud ", r, errR)
 	})
 	nonce := fmt.Sprintf("%d", time.Now().UnixNano())
+	t.Run("the testcloud's own shared network", func(t *testing.T) { h.checkNativeNetwork(t, "e2e-shared-"+nonce) })
 	imgID, imgMD5 := h.uploadImage(t, "e2e-hybrid-"+nonce, 1<<20+777)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
