@@ -143,10 +143,16 @@ func imageCaller(c resource.Caller) image.Caller {
 // the resource sentinel the engine acts on.
 type failure struct {
 	err, kind error
+	also      error // another sentinel, or nil
 }
 
-func (f *failure) Error() string   { return f.err.Error() }
-func (f *failure) Unwrap() []error { return []error{f.err, f.kind} }
+func (f *failure) Error() string { return f.err.Error() }
+func (f *failure) Unwrap() []error {
+	if f.also != nil {
+		return []error{f.err, f.kind, f.also}
+	}
+	return []error{f.err, f.kind}
+}
 
 // wrap classifies a service error for the engine.
 func wrap(err error) error {
@@ -228,7 +234,7 @@ func (a *Adapter) image(ctx context.Context, c resource.Caller, ref, peer string
 		// Only other peers hold it: the servers service copies it over.
 		return page.Images[0], nil
 	}
-	return image.Image{}, &failure{err: fmt.Errorf("more than one image is named %s: name it by ID", ref), kind: resource.ErrNotFound}
+	return image.Image{}, &failure{err: fmt.Errorf("more than one image is named %s: name it by ID", ref), kind: resource.ErrNotFound, also: resource.ErrAmbiguous}
 }
 
 // CheckQuota implements deploy.Resources: keypairs count per user, the
@@ -364,13 +370,14 @@ func (a *Adapter) CreateImage(ctx context.Context, c resource.Caller, spec resou
 // Reference implements deploy.Resources: whether the caller may use the
 // existing resource ref names, resolved exactly as the create that uses
 // it will resolve it (broker ID or name, the service layer's visibility
-// rules), so a template naming a network, port, volume, server or key pair
-// the project cannot use fails at plan, not halfway through an apply.
-func (a *Adapter) Reference(ctx context.Context, c resource.Caller, kind templates.Kind, ref string) error {
+// rules, a network name by the referring resource's peer), so a template
+// naming a network, port, volume, server or key pair the project cannot
+// use fails at plan, not halfway through an apply.
+func (a *Adapter) Reference(ctx context.Context, c resource.Caller, kind templates.Kind, ref, peer string) error {
 	var err error
 	switch kind {
 	case templates.KindNetwork:
-		_, err = a.networkID(ctx, c, ref, "")
+		_, err = a.networkID(ctx, c, ref, peer)
 	case templates.KindPort:
 		_, err = a.portID(ctx, c, ref)
 	case templates.KindVolume:

@@ -97,7 +97,7 @@ func (a *Adapter) networkID(ctx context.Context, c resource.Caller, ref, peer st
 	case 1:
 		return named[0].Ref.ID, nil
 	}
-	return "", &failure{err: fmt.Errorf("more than one network is named %s: name it by ID", ref), kind: resource.ErrNotFound}
+	return "", &failure{err: fmt.Errorf("more than one network is named %s: name it by ID", ref), kind: resource.ErrNotFound, also: resource.ErrAmbiguous}
 }
 
 // networkState reads a network, subnet or port: broker IDs throughout.
@@ -167,5 +167,5 @@ func (a *Adapter) portID(ctx context.Context, c resource.Caller, ref string) (st
 	case 1:
 		return named[0], nil
 	}
-	return "", &failure{err: fmt.Errorf("more than one port is named %s: name it by ID", ref), kind: resource.ErrNotFound}
+	return "", &failure{err: fmt.Errorf("more than one port is named %s: name it by ID", ref), kind: resource.ErrNotFound, also: resource.ErrAmbiguous}
 }

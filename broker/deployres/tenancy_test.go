@@ -388,6 +388,29 @@ resources:
       networks: [{network: own-net}]
 `, nil},
 	}
+	// A name on both peers (each seeded cloud's shared "private", and the
+	// project's own "dup" on each) is the referring server's peer's; two
+	// of the project's networks named "twin" on one peer are ambiguous.
+	for _, n := range []struct{ name, peer string }{{"dup", "local"}, {"dup", "remote"}, {"twin", "local"}, {"twin", "local"}} {
+		if _, err := e.svc.Networks.CreateNetwork(e.Ctx, a.Project, network.NetworkCreate{Name: n.name, ZoneHints: []string{n.peer}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	onPeer := func(peer, net string) string {
+		return "eve_template_version: 1\nresources:\n  web:\n    type: Server\n    placement: {peer: " + peer + "}\n    properties:\n" +
+			"      flavor: m1.nano\n      image: " + localcloud.SeedImageName + "\n      networks: [{network: " + net + "}]\n"
+	}
+	tests = append(tests, []struct {
+		name  string
+		src   string
+		wants []string
+	}{
+		{"a name on every peer, on local", onPeer("local", "private"), nil},
+		{"a name on every peer, on remote", onPeer("remote", "private"), nil},
+		{"the project's name on both peers", onPeer("remote", "dup"), nil},
+		{"two of the project's networks named alike", onPeer("local", "twin"),
+			[]string{"resources.web.properties.networks[0].network: more than one network is named twin: name it by ID"}},
+	}...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := e.engine.Plan(e.Ctx, &deploy.Deployment{Project: a.Project, User: a.User}, deploy.Spec{Source: tc.src})

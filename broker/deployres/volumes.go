@@ -98,5 +98,5 @@ func (a *Adapter) volumeID(ctx context.Context, c resource.Caller, ref string) (
 	case 1:
 		return named[0], nil
 	}
-	return "", &failure{err: errors.New("more than one volume is named " + ref + ": name it by ID"), kind: resource.ErrNotFound}
+	return "", &failure{err: errors.New("more than one volume is named " + ref + ": name it by ID"), kind: resource.ErrNotFound, also: resource.ErrAmbiguous}
 }

@@ -295,18 +295,25 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	// sentFinal: the last event sent ends a run (deploy.Event.Final).
+	// final: when the last event sent was written, if it ended a run
+	// (deploy.Event.Final; zero otherwise). A run writes it after saving
+	// its settled status, so it is the current run's only if it is not
+	// older than that save (an earlier run's final precedes it).
 	// quiet: the deployment was settled through a whole watch with no
 	// event, so a final event is not coming (a run whose last write
 	// failed, or one recorded before events were marked final).
-	sentFinal, quiet := false, false
+	var final time.Time
+	quiet := false
 	for {
 		for _, ev := range m.events(evs) {
 			b, _ := json.Marshal(ev)
 			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Action, b); err != nil {
 				return
 			}
-			after, sentFinal = ev.Seq, ev.Final
+			after, final = ev.Seq, time.Time{}
+			if ev.Final {
+				final = ev.Time
+			}
 		}
 		// Settled and every event sent: say so and end the stream. The
 		// engine saves the settled status before the final event, so a
@@ -319,7 +326,10 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 			// An update brought another spec: learn its hidden values.
 			d, m = cur, a.maskerOf(ctx, cur)
 		}
-		if !cur.Status.InProgress() && (sentFinal || quiet) {
+		if cur.Status.InProgress() {
+			quiet = false
+		}
+		if !cur.Status.InProgress() && (!final.IsZero() && !final.Before(cur.UpdatedAt) || quiet) {
 			more, _, err := a.Engine.Events(ctx, d.ID, after)
 			if err == nil && len(more) == 0 {
 				b, _ := json.Marshal(map[string]any{"status": cur.Status, "error": m.str(cur.Error)})

@@ -309,10 +309,12 @@ type planner struct {
 	errs     []error
 }
 
-// refKey is a kind and a reference (or name) of that kind.
+// refKey is a kind and a reference (or name) of that kind, as seen from
+// a peer ("" for declared names, which any copy bears).
 type refKey struct {
 	kind templates.Kind
 	ref  string
+	peer string
 }
 
 func (pl *planner) bad(path, format string, args ...any) {
@@ -683,7 +685,7 @@ func (pl *planner) checkRefs(ctx context.Context, inst *Step) {
 		}
 	}
 	for _, r := range literalRefs(inst.Kind, props) {
-		pl.checkRef(ctx, path+r.path, r.kind, r.ref)
+		pl.checkRef(ctx, path+r.path, r.kind, r.ref, inst.PeerName)
 	}
 }
 
@@ -727,29 +729,32 @@ func literalRefs(k templates.Kind, props map[string]any) []literalRef {
 
 // checkRef reports a literal reference the caller cannot use, unless it
 // names one of the template's own resources of that kind (made by this
-// apply, before what refers to it). Each reference is asked once.
-func (pl *planner) checkRef(ctx context.Context, path string, kind templates.Kind, ref string) {
+// apply, before what refers to it). Each reference is asked once per peer
+// of the resources naming it.
+func (pl *planner) checkRef(ctx context.Context, path string, kind templates.Kind, ref, peer string) {
 	if pl.declared == nil {
 		pl.declared = map[refKey]bool{}
 		for _, inst := range pl.r.instances {
 			var props map[string]any
 			_ = json.Unmarshal([]byte(inst.Props), &props)
 			if name, ok := props["name"].(string); ok && name != "" {
-				pl.declared[refKey{inst.Kind, name}] = true
+				pl.declared[refKey{inst.Kind, name, ""}] = true
 			}
 		}
 	}
-	k := refKey{kind, ref}
-	if pl.declared[k] {
+	if pl.declared[refKey{kind, ref, ""}] {
 		return
 	}
+	k := refKey{kind, ref, peer}
 	err, seen := pl.refs[k]
 	if !seen {
-		err = pl.e.Resources.Reference(ctx, pl.caller, kind, ref)
+		err = pl.e.Resources.Reference(ctx, pl.caller, kind, ref, peer)
 		pl.refs[k] = err
 	}
 	switch {
 	case err == nil:
+	case errors.Is(err, resource.ErrAmbiguous):
+		pl.bad(path, "%s", err.Error())
 	case errors.Is(err, resource.ErrNotFound):
 		pl.bad(path, "unknown %s %q", strings.ToLower(string(kind)), ref)
 	default:

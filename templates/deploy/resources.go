@@ -46,9 +46,10 @@ type Resources interface {
 	Image(ctx context.Context, c resource.Caller, ref string) (resource.Image, error)
 	// Reference says whether the caller may use the existing resource of
 	// kind (network, port, volume, server, keypair) ref names, resolved as
-	// the create using it will: resource.ErrNotFound when it may not (or
-	// it does not exist), another error when that cannot be told now.
-	Reference(ctx context.Context, c resource.Caller, kind templates.Kind, ref string) error
+	// the create using it on peer (a name) will: resource.ErrNotFound when
+	// it may not (or it does not exist; with resource.ErrAmbiguous when
+	// several bear the name), another error when that cannot be told now.
+	Reference(ctx context.Context, c resource.Caller, kind templates.Kind, ref, peer string) error
 	// CheckQuota says whether want fits the caller's quota now: a
 	// *quota error naming the resource and the numbers when it does not
 	// (wrapping resource.ErrOverQuota). The creates reserve for real.

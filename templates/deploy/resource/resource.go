@@ -164,4 +164,7 @@ var (
 	ErrUnavailable = errors.New("peer unavailable")
 	// ErrOverQuota: the project's quota does not allow it.
 	ErrOverQuota = errors.New("quota exceeded")
+	// ErrAmbiguous: a name several of the caller's resources bear (beside
+	// ErrNotFound: nothing is found by it); the error's text says so.
+	ErrAmbiguous = errors.New("ambiguous name")
 )
