@@ -13,10 +13,12 @@ var AttrsPrefixes = []string{"neutron/attrs/" + KindNetwork + "/", "neutron/attr
 
 // AttrsLeftovers returns those of kvs (listed under AttrsPrefixes) whose
 // resource is no longer indexed: one that vanished from its peer (the
-// index rebuild dropped it) leaves its attributes behind. It is the judge
-// of a gc.Orphans.
+// index rebuild dropped it) leaves its attributes behind. A port's are
+// kept while it is indexed as either kind of port: one the broker made,
+// or one a peer made for a server (whose name or security groups a user
+// may have set). It is the judge of a gc.Orphans.
 func (s *Service) AttrsLeftovers(ctx context.Context, kvs []registry.KV) ([]registry.KV, error) {
-	return s.Index.Unindexed(ctx, kvs, func(key string) (string, string, bool) {
+	gone, err := s.Index.Unindexed(ctx, kvs, func(key string) (string, string, bool) {
 		for _, kind := range []string{KindNetwork, KindSubnet, KindPort} {
 			if id, ok := strings.CutPrefix(key, "neutron/attrs/"+kind+"/"); ok && id != "" {
 				return kind, id, true
@@ -24,4 +26,22 @@ func (s *Service) AttrsLeftovers(ctx context.Context, kvs []registry.KV) ([]regi
 		}
 		return "", "", false
 	})
+	if err != nil {
+		return nil, err
+	}
+	var ports, out []registry.KV
+	for _, kv := range gone {
+		if strings.HasPrefix(kv.Key, "neutron/attrs/"+KindPort+"/") {
+			ports = append(ports, kv)
+		} else {
+			out = append(out, kv)
+		}
+	}
+	ports, err = s.Index.Unindexed(ctx, ports, func(key string) (string, string, bool) {
+		return kindServerPort, strings.TrimPrefix(key, "neutron/attrs/"+KindPort+"/"), true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return append(out, ports...), nil
 }

@@ -26,6 +26,14 @@ func TestAttrsLeftovers(t *testing.T) {
 			}
 		}
 	}
+	// A port a peer made for a server is indexed as such; its attributes
+	// (a name, security groups a user set) are not leftovers.
+	if err := idx.Put(ctx, index.Entry{Kind: "server_port", ID: "server-made", Project: "p", PeerID: "peer", PeerResourceID: "sp"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Put(ctx, "neutron/attrs/port/server-made", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
 	s := &network.Service{Index: idx, Store: store}
 	want := "neutron/attrs/network/gone neutron/attrs/port/gone neutron/attrs/subnet/gone"
 	if got := gctest.Leftovers(t, store, network.AttrsPrefixes, s.AttrsLeftovers); got != want {
