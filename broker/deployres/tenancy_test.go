@@ -196,7 +196,7 @@ func TestCountOverQuotaFailsAtPlan(t *testing.T) {
 	e := newEnv(t)
 	ctx := e.Ctx
 	p := resource.Caller{Project: "project-q", User: "quinn"}
-	if _, err := e.svc.Limits.Set(ctx, p.Project, quota.Amounts{quota.Instances: 2}); err != nil {
+	if _, err := e.svc.Limits.Set(ctx, p.Project, quota.Amounts{quota.Instances: 2, quota.Ports: 3}); err != nil {
 		t.Fatal(err)
 	}
 	src := func(n int) string {
@@ -210,6 +210,10 @@ func TestCountOverQuotaFailsAtPlan(t *testing.T) {
 	}{
 		{"five servers", src(5), "Quota exceeded for instances: Requested 5, but already used 0 of 2 instances"},
 		{"four servers, 8 keypairs", src(4) + keypairs(8), "Quota exceeded for instances: Requested 4, but already used 0 of 2 instances"},
+		{"a server with four NICs on networks", "eve_template_version: 1\nresources:\n  web:\n    type: Server\n    placement: {peer: local}\n" +
+			"    properties:\n      flavor: m1.nano\n      image: " + localcloud.SeedImageName + "\n" +
+			"      networks: [{network: private}, {network: private}, {network: private}, {network: private}]\n",
+			"Requested 4, but already used 0 of 3 ports"},
 		{"six 180 GiB volumes", "eve_template_version: 1\nresources:\n  data: {type: Volume, count: 6, properties: {size: 180}}\n",
 			"Quota exceeded for gigabytes: Requested 1080, but already used 0 of 1000 gigabytes"},
 	}

@@ -11,8 +11,9 @@ import (
 
 // need sums what the plan's creates and replaces take from the project's
 // quota: every server (a counted resource's every replica) with its
-// flavor's cores and ram, every volume and its gigabytes, every network,
-// subnet and port, and the user's keypairs. A replace counts in full: the
+// flavor's cores and ram and the ports its peer makes for its NICs on
+// networks, every volume and its gigabytes, every network, subnet and
+// port, and the user's keypairs. A replace counts in full: the
 // old instance stays until the new one is made.
 func (pl *planner) need(ctx context.Context, plan *Plan) resource.Usage {
 	out := resource.Usage{}
@@ -28,6 +29,14 @@ func (pl *planner) need(ctx context.Context, plan *Plan) resource.Usage {
 			if f, ok := pl.anyFlavor(ctx, p.str("flavor")); ok {
 				out["cores"] += f.VCPUs
 				out["ram"] += f.RAMMiB
+			}
+			// The port its peer makes for each NIC on a network (a NIC
+			// on a port is that port, counted as such).
+			nets, _ := p["networks"].([]any)
+			for _, n := range nets {
+				if m, ok := n.(map[string]any); ok && m["network"] != nil && m["port"] == nil {
+					out["ports"]++
+				}
 			}
 		case templates.KindVolume:
 			out["volumes"]++
