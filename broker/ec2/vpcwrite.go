@@ -151,7 +151,9 @@ func (a *API) deleteVpc(ctx context.Context, c *call) (any, error) {
 	if err := a.Networks.DeleteNetwork(ctx, c.token.ProjectID, n.Ref.ID); err != nil {
 		return nil, netErr(err, "InvalidVpcID.NotFound", id)
 	}
-	if a.Store.Delete(ctx, vpcCIDRKey(n.Ref.ID)) == nil {
+	// The network is gone: its block goes even if the client leaves now
+	// (what a failure leaves, the ec2-vpc-cidrs collector removes).
+	if a.Store.Delete(context.WithoutCancel(ctx), vpcCIDRKey(n.Ref.ID)) == nil {
 		a.memory()
 		a.cidrs.Deleted(vpcCIDRKey(n.Ref.ID))
 	}
