@@ -34,6 +34,8 @@
 //	spread             {group, peers{peer_id: replicas}}: replicas of the group already placed, by peer; group "" = none
 //	usage              {vcpus, ram_mib, disk_gib, instances, volumes}: the project's total over every peer
 //	quota              same keys; a negative limit is unlimited; {} = no quota
+//	takes              same keys: what the request counts against the quota (a server 1 instance, a
+//	                   volume 1 volume and its size in disk_gib; a server's root disk never counts)
 //
 // input.peers are the candidates, in the broker's order (a per-peer
 // policy sees one of them at a time as input.peer):

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -48,10 +49,29 @@ func Region(p registry.Peer) string {
 func str(s string) *ast.Term { return ast.StringTerm(s) }
 func num(n int64) *ast.Term  { return ast.InternedTerm(int(n)) }
 
+// keyTerms are the input document's keys, made once: the input is built
+// per decision, and a key made each time is an allocation each time.
+var keyTerms = func() map[string]*ast.Term {
+	m := map[string]*ast.Term{}
+	for _, k := range strings.Fields(`kind project user resource_id name flavor resources image tags hints
+		availability_zone deployment spread usage quota takes vcpus ram_mib disk_gib instances volumes id
+		properties min_ram_mib min_disk_gib peers required_labels preferred_labels other template resource
+		replica group total used free request peer pool allowed private public cost private_cost public_cost
+		spread_min min max currency vcpu_hour ram_gib_hour disk_gib_month want`) {
+		m[k] = ast.StringTerm(k)
+	}
+	return m
+}()
+
 func obj(kv ...any) *ast.Term {
 	items := make([][2]*ast.Term, 0, len(kv)/2)
 	for i := 0; i < len(kv); i += 2 {
-		items = append(items, [2]*ast.Term{str(kv[i].(string)), kv[i+1].(*ast.Term)})
+		k := kv[i].(string)
+		kt := keyTerms[k]
+		if kt == nil {
+			kt = str(k)
+		}
+		items = append(items, [2]*ast.Term{kt, kv[i+1].(*ast.Term)})
 	}
 	return ast.ObjectTerm(items...)
 }
@@ -313,6 +333,20 @@ func buildPeerTerm(req Request, p *registry.Peer, sh shape, st *peerStatic) *pee
 	return &peerTerm{shape: sh, term: t, cost: cost, private: st.private}
 }
 
+// takes is what req counts against the project's quota: a server one
+// instance, a volume one volume and its size in gigabytes (a server's root
+// disk never counts against them, as in Cinder).
+func takes(req Request) *Usage {
+	u := &Usage{VCPUs: req.VCPUs, RAMMiB: req.RAMMiB}
+	switch req.Kind {
+	case "server":
+		u.Instances = 1
+	case "volume":
+		u.Volumes, u.DiskGiB = 1, req.DiskGiB
+	}
+	return u
+}
+
 // requestTerm is input.request. Every documented field is present (zero
 // values included) so a policy never trips over an undefined field.
 func requestTerm(req Request) *ast.Term {
@@ -347,7 +381,7 @@ func requestTerm(req Request) *ast.Term {
 		"availability_zone", str(req.AvailabilityZone),
 		"deployment", dep,
 		"spread", obj("group", str(group), "peers", ast.ObjectTerm(spreadPeers...)),
-		"usage", usageTerm(req.Usage), "quota", quota,
+		"usage", usageTerm(req.Usage), "quota", quota, "takes", usageTerm(takes(req)),
 	)
 }
 

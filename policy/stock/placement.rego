@@ -34,34 +34,21 @@ request_deny contains sprintf("image %s needs %d GiB of disk, the flavor has %d"
 	input.request.image.min_disk_gib > input.request.resources.disk_gib
 }
 
-# The project's quota spans every peer: usage is the project's total. The
-# broker enforces these limits itself before it asks (with reservations, so
-# concurrent requests cannot pass them); this rule lets a policy see why a
-# request is refused, and a stricter policy may tighten it.
+# The project's quota spans every peer: usage is the project's total, and
+# takes what the request counts against it (derived by the broker: a server
+# is an instance, a volume a volume and its gigabytes; a server's root disk
+# never counts against gigabytes, as in Cinder). The broker enforces these
+# limits itself before it asks (with reservations, so concurrent requests
+# cannot pass them); this rule lets a policy see why a request is refused,
+# and a stricter policy may tighten it.
 request_deny contains sprintf("project quota for %s exceeded: %d used + %d requested > %d allowed", [dim, used, want, limit]) if {
 	some dim, limit in input.request.quota
 	limit >= 0
-	want := need[dim]
+	want := input.request.takes[dim]
 	want > 0
 	used := object.get(input.request.usage, dim, 0)
 	used + want > limit
 }
-
-need := {
-	"vcpus": input.request.resources.vcpus,
-	"ram_mib": input.request.resources.ram_mib,
-	"disk_gib": volume_gib,
-	"instances": count_of("server"),
-	"volumes": count_of("volume"),
-}
-
-count_of(kind) := 1 if input.request.kind == kind
-else := 0
-
-# disk_gib is Cinder's gigabytes: volumes only. A server's root disk is its
-# flavor's, never counted against it.
-volume_gib := input.request.resources.disk_gib if input.request.kind == "volume"
-else := 0
 
 # ---- filter: per peer -----------------------------------------------------
 

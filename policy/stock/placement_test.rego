@@ -111,7 +111,9 @@ test_server_root_disk_not_gigabytes if {
 }
 
 test_volume_counts_gigabytes if {
-	req := request_with({"kind": "volume", "usage": {"disk_gib": 1000}, "quota": {"disk_gib": 1000}})
+	# takes is what the broker derives from the request: a volume counts
+	# its size.
+	req := request_with({"kind": "volume", "takes": {"disk_gib": 20, "instances": 0, "volumes": 1}, "usage": {"disk_gib": 1000}, "quota": {"disk_gib": 1000}})
 	some reason in reasons(req, fixtures.peers.cheap)
 	contains(reason, "project quota for disk_gib exceeded")
 }
