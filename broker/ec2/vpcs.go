@@ -120,7 +120,7 @@ func (a *API) describeVpcs(ctx context.Context, c *call) (any, error) {
 		if n.Peer.Status == "BUILD" {
 			state = "pending"
 		}
-		cidr := a.vpcCIDR(ctx, n.Ref.ID, false) // made through CreateVpc, or the first subnet's
+		cidr, _ := a.vpcCIDR(ctx, n.Ref.ID, false) // made through CreateVpc (from memory: no error to have), or the first subnet's
 		if cidr == "" {
 			cidr = cidrs[n.Ref.ID]
 		}

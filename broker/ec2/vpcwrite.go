@@ -32,14 +32,15 @@ func vpcCIDRKey(networkID string) string { return vpcCIDRRoot + networkID }
 // the block and must not skip the check for so young a VPC. A Describe
 // does not fetch (most networks, made through Neutron, have no block: it
 // would read the Store for each of them) and shows the first subnet's
-// block meanwhile.
-func (a *API) vpcCIDR(ctx context.Context, networkID string, fetch bool) string {
+// block meanwhile. A VPC with no block is "", nil; an error is the
+// Store's (a fetch it could not answer).
+func (a *API) vpcCIDR(ctx context.Context, networkID string, fetch bool) (string, error) {
 	a.memory()
 	cidr, err := a.cidrs.Get(ctx, vpcCIDRKey(networkID), fetch)
-	if err != nil {
-		return ""
+	if errors.Is(err, registry.ErrNotFound) {
+		return "", nil
 	}
-	return cidr
+	return cidr, err
 }
 
 // notFoundWords are the not-found messages of VPC and subnet IDs: one
@@ -173,7 +174,12 @@ func (a *API) createSubnet(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if vpcBlock := a.vpcCIDR(ctx, n.Ref.ID, true); vpcBlock != "" {
+	vpcBlock, err := a.vpcCIDR(ctx, n.Ref.ID, true)
+	if err != nil {
+		// Not knowing the block must not skip the range check.
+		return nil, errorf(http.StatusServiceUnavailable, "Unavailable", "the VPC's record could not be read; retry").hiding(err)
+	}
+	if vpcBlock != "" {
 		if vb, err := netip.ParsePrefix(vpcBlock); err == nil && (!vb.Contains(block.Addr()) || block.Bits() < vb.Bits()) {
 			return nil, errorf(http.StatusBadRequest, "InvalidSubnet.Range", "The CIDR '%s' is invalid: it is outside the VPC's %s", cidr, vpcBlock)
 		}
