@@ -117,6 +117,11 @@ func (a *Adapter) Attached(ctx context.Context, c resource.Caller, server, volum
 			return resource.State{Ready: true, Attrs: map[string]any{"device": at.Device, "volume_id": id}}, nil
 		}
 	}
+	// The server lists a volume once the attach is done; until then the
+	// volume is attaching, and the attachment on its way, not gone.
+	if v, err := a.Volumes.Get(ctx, volumeCaller(c), id); err == nil && v.Status == peers.VolumeAttaching {
+		return resource.State{Ready: false}, nil
+	}
 	return resource.State{}, notFound("attachment of volume", volume)
 }
 
