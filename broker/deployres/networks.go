@@ -29,9 +29,10 @@ func (a *Adapter) CreateNetwork(ctx context.Context, c resource.Caller, spec res
 	return resource.Created{ID: n.Ref.ID}, nil
 }
 
-// CreateSubnet implements deploy.Resources: on a network the project owns.
+// CreateSubnet implements deploy.Resources: on a network the project owns
+// (a name is the network there on the plan's peer).
 func (a *Adapter) CreateSubnet(ctx context.Context, c resource.Caller, spec resource.SubnetSpec) (resource.Created, error) {
-	netID, err := a.networkID(ctx, c, spec.Network, "")
+	netID, err := a.networkID(ctx, c, spec.Network, spec.Peer)
 	if err != nil {
 		return resource.Created{}, err
 	}
@@ -45,9 +46,10 @@ func (a *Adapter) CreateSubnet(ctx context.Context, c resource.Caller, spec reso
 }
 
 // CreatePort implements deploy.Resources: on a network the project may
-// attach to (its own or a shared one), subnets by broker ID.
+// attach to (its own or a shared one; a name is the network there on the
+// plan's peer), subnets by broker ID.
 func (a *Adapter) CreatePort(ctx context.Context, c resource.Caller, spec resource.PortSpec) (resource.Created, error) {
-	netID, err := a.networkID(ctx, c, spec.Network, "")
+	netID, err := a.networkID(ctx, c, spec.Network, spec.Peer)
 	if err != nil {
 		return resource.Created{}, err
 	}

@@ -435,3 +435,36 @@ resources:
 		})
 	}
 }
+
+// TestNamedNetworkOnThePlansPeer: a Port and a Subnet naming a network
+// every peer has (each seeded cloud's "private") by name are made on the
+// one on their planned peer, as the plan checked it: plan and apply agree.
+func TestNamedNetworkOnThePlansPeer(t *testing.T) {
+	e := newEnv(t)
+	a := resource.Caller{Project: "project-a", User: "alice"}
+	if _, err := e.svc.Networks.CreateNetwork(e.Ctx, a.Project, network.NetworkCreate{Name: "mine", ZoneHints: []string{"remote"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Networks.CreateNetwork(e.Ctx, a.Project, network.NetworkCreate{Name: "mine", ZoneHints: []string{"local"}}); err != nil {
+		t.Fatal(err)
+	}
+	src := "eve_template_version: 1\nresources:\n" +
+		"  p: {type: Port, placement: {peer: local}, properties: {network: private}}\n" +
+		"  s: {type: Subnet, placement: {peer: remote}, properties: {network: mine, cidr: 10.77.0.0/24}}\n"
+	d, _, err := e.engine.Create(e.Ctx, "named", a, deploy.Spec{Source: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d = e.run(t, d.ID); d.Status != deploy.StatusComplete {
+		t.Fatalf("planned, then apply: %s: %s", d.Status, d.Error)
+	}
+	want := map[string]string{"p": "local", "s": "remote"}
+	for key, r := range d.Resources {
+		if r.PeerName != want[r.Resource] {
+			t.Errorf("%s made on %q, want %q", key, r.PeerName, want[r.Resource])
+		}
+	}
+	if len(d.Resources) != 2 {
+		t.Errorf("resources %v, want p and s", d.Resources)
+	}
+}

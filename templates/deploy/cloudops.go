@@ -92,7 +92,7 @@ func (r *run) createVia(ctx context.Context, c resource.Caller, res *Resource, p
 			Placement: where, Marks: marks})
 	case templates.KindSubnet:
 		spec := resource.SubnetSpec{Name: name, Network: p.str("network"), CIDR: p.str("cidr"), IPVersion: p.num("ip_version"),
-			EnableDHCP: p.boolean("enable_dhcp", true), DNSNameservers: p.strings("dns_nameservers"), Marks: marks}
+			EnableDHCP: p.boolean("enable_dhcp", true), DNSNameservers: p.strings("dns_nameservers"), Marks: marks, Peer: where.Peer}
 		if spec.IPVersion == 0 {
 			spec.IPVersion = 4
 		}
@@ -105,7 +105,7 @@ func (r *run) createVia(ctx context.Context, c resource.Caller, res *Resource, p
 		}
 		return rs.CreateSubnet(ctx, c, spec)
 	case templates.KindPort:
-		spec := resource.PortSpec{Name: name, Network: p.str("network"), Marks: marks}
+		spec := resource.PortSpec{Name: name, Network: p.str("network"), Marks: marks, Peer: where.Peer}
 		ips, _ := p["fixed_ips"].([]any)
 		for _, e := range ips {
 			m := props(asMap(e))

@@ -87,6 +87,9 @@ type SubnetSpec struct {
 	EnableDHCP     bool
 	DNSNameservers []string
 	Marks          map[string]string
+	// Peer is the peer the plan put it on (by name): a network named
+	// rather than given by ID is the one there.
+	Peer string
 }
 
 // FixedIP asks for an address on a subnet (broker ID) of the port's network.
@@ -99,6 +102,9 @@ type PortSpec struct {
 	Name, Network string
 	FixedIPs      []FixedIP
 	Marks         map[string]string
+	// Peer is the peer the plan put it on (by name): a network named
+	// rather than given by ID is the one there.
+	Peer string
 }
 
 // KeypairSpec is a new keypair of the caller's user (Nova's keypairs are
