@@ -164,6 +164,15 @@ func compile(ctx context.Context, version string, b Bundle) (*compiled, error) {
 	if !p.deny && !p.score {
 		return nil, &CompileError{Kind: ErrCompile, Positions: []Position{{Message: "no module defines " + denyRef.String() + " or " + scoreRef.String() + " (package " + Package + ")"}}}
 	}
+	if msgs := p.misreads(); len(msgs) > 0 {
+		// Evaluated, such a rule would be undefined for every peer: a
+		// deny that never denies, silently.
+		var pos []Position
+		for _, m := range msgs {
+			pos = append(pos, Position{Message: m})
+		}
+		return nil, &CompileError{Kind: ErrCompile, Positions: pos}
+	}
 	data := b.Data
 	if data == nil {
 		data = map[string]any{}

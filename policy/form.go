@@ -36,7 +36,7 @@ type plan struct {
 	cacheable bool
 	// What the per-peer deny and score rules read (with every rule and
 	// function they depend on).
-	denyReads, scoreReads reads
+	denyReads, scoreReads, requestDenyReads reads
 }
 
 // reads are the input paths a set of rules reads, relative to
@@ -85,8 +85,27 @@ func analyze(c *ast.Compiler) plan {
 	if p.perPeer {
 		p.denyReads = readsOf(c, denyRules)
 		p.scoreReads = readsOf(c, scoreRules)
+		p.requestDenyReads = readsOf(c, reqRules)
 	}
 	return p
+}
+
+// misreads names what a per-peer policy's rules read that their
+// evaluation does not give them: deny runs before input.pool exists (it is
+// computed from deny's verdicts), and request_deny runs once per decision,
+// with no input.peer or input.pool.
+func (p plan) misreads() []string {
+	if !p.perPeer {
+		return nil
+	}
+	var out []string
+	if len(p.denyReads.pool) > 0 {
+		out = append(out, denyRef.String()+" reads input.pool, which is computed after the deny pass from its verdicts; read it in score, or deny by input.peer and input.request")
+	}
+	if len(p.requestDenyReads.peer) > 0 || len(p.requestDenyReads.pool) > 0 {
+		out = append(out, requestDenyRef.String()+" reads input.peer or input.pool; it is evaluated once per decision, with input.request only")
+	}
+	return out
 }
 
 // inputPath is the ground prefix of r when r reads input.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -80,4 +81,31 @@ func toRefStrings(paths []string) []string {
 		out[i] = fmt.Sprint(ast.MustParseRef("x." + p)[1:])
 	}
 	return out
+}
+
+// TestPerPeerMisreadsRefused: a per-peer rule reading what its evaluation
+// does not give it (deny reading input.pool, request_deny reading
+// input.peer) would be undefined for every peer, a deny that silently never
+// denies: the policy is refused at compile, naming the rule.
+func TestPerPeerMisreadsRefused(t *testing.T) {
+	tests := []struct {
+		name, rego, want string // want "" compiles
+	}{
+		{"deny reads input.pool", "deny contains \"x\" if input.pool.allowed > 3", "data.cloudmux.placement.deny reads input.pool"},
+		{"a helper of deny reads input.pool", "deny contains \"x\" if input.peer.a > n\nn := input.pool.allowed", "data.cloudmux.placement.deny reads input.pool"},
+		{"request_deny reads input.peer", "score := 1 if input.peer.a\nrequest_deny contains \"x\" if input.peer.b", "data.cloudmux.placement.request_deny reads input.peer"},
+		{"score reads input.pool", "deny contains \"x\" if input.peer.a\nscore := input.pool.allowed", ""},
+		{"the pool form may read anything", "deny[p.id] contains \"x\" if { some p in input.peers; input.pool }", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := compile(context.Background(), "t", Bundle{Modules: map[string]string{"p.rego": "package cloudmux.placement\n" + tc.rego + "\n"}})
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("err = %v, want one naming %q", err, tc.want)
+			}
+		})
+	}
 }
