@@ -99,18 +99,31 @@ func (s *Service) serverExists(ctx context.Context, id string) bool {
 	return !errors.Is(err, index.ErrNotFound)
 }
 
-// sweepServerPorts drops the entries of server ports whose peer answered
-// a full list (states) without the port, or whose server is no longer
-// indexed (deleted behind the broker's back). entries were read before
-// the peers were listed.
+// sweepServerPorts drops the entries of server ports whose server is no
+// longer indexed, or whose peer answered two full lists in a row
+// (states, at consecutive discoveries) without the port: one list that
+// misses a port (a peer paging, a listing cut short) must not take a
+// user's name and security groups on it. entries were read before the
+// peers were listed.
 func (s *Service) sweepServerPorts(ctx context.Context, entries []index.Entry, states []peerState) {
+	s.missedMu.Lock()
+	defer s.missedMu.Unlock()
+	missed := map[string]bool{}
 	for _, st := range states {
 		held := map[string]bool{}
 		for _, p := range st.ports {
 			held[p.ID] = true
 		}
 		for _, e := range entries {
-			if e.PeerID != st.m.Peer.ID || held[e.PeerResourceID] && s.serverExists(ctx, e.Parent) {
+			if e.PeerID != st.m.Peer.ID {
+				continue
+			}
+			serverGone := !s.serverExists(ctx, e.Parent)
+			if !serverGone && held[e.PeerResourceID] {
+				continue
+			}
+			if !serverGone && !s.missedPorts[e.ID] {
+				missed[e.ID] = true // the first miss: the next discovery decides
 				continue
 			}
 			if err := s.forget(ctx, e); err != nil {
@@ -118,4 +131,5 @@ func (s *Service) sweepServerPorts(ctx context.Context, entries []index.Entry, s
 			}
 		}
 	}
+	s.missedPorts = missed
 }

@@ -3,6 +3,7 @@ package network_test
 import (
 	"context"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -119,9 +120,35 @@ func TestDiscoveryDropsGoneServerPorts(t *testing.T) {
 	if err := east.Cloud.DeleteServer(ctx, peerServer); err != nil {
 		t.Fatal(err)
 	}
+	waitPeerPortsGone(t, east, peerServer)
+	// One full list without the port is not enough (a listing may miss
+	// one); a second in a row is.
+	e.svc.Discover(ctx)
+	if kept, err := e.Index.List(ctx, "server_port", ""); err != nil || len(kept) != 1 {
+		t.Fatalf("after one miss: %+v, %v; want the entry kept", kept, err)
+	}
 	e.svc.Discover(ctx)
 	if left, err := e.Index.List(ctx, "server_port", ""); err != nil || len(left) != 0 {
 		t.Fatalf("server port entries left: %+v, %v", left, err)
+	}
+}
+
+// waitPeerPortsGone waits until the peer has no port of its server.
+func waitPeerPortsGone(t *testing.T, m *peers.Member, server string) {
+	t.Helper()
+	for {
+		ps, err := m.Cloud.ListPorts(t.Context(), peers.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(ps, func(p peers.Port) bool { return p.DeviceID == server }) {
+			return
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatal("the test ended first")
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
 

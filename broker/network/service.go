@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -73,6 +74,10 @@ type Service struct {
 	DiscoveryInterval time.Duration
 
 	natives natives
+	// missedPorts are the server ports (entry IDs) the last discovery's
+	// full list of their peer lacked: a second miss in a row forgets one.
+	missedMu    sync.Mutex
+	missedPorts map[string]bool
 }
 
 // Ref says where a network resource lives and who owns it, as the broker
