@@ -64,3 +64,41 @@ func TestServerViewsCacheFlavors(t *testing.T) {
 		t.Fatalf("%d flavor calls for 5 shows, 5 server lists and 5 flavor lists; want at most 1", n)
 	}
 }
+
+// privateTiny is a peer whose m1.tiny is private.
+type privateTiny struct{ *localcloud.Cloud }
+
+func (p privateTiny) ListFlavors(ctx context.Context) ([]peers.Flavor, error) {
+	fs, err := p.Cloud.ListFlavors(ctx)
+	for i := range fs {
+		if fs[i].Name == "m1.tiny" {
+			fs[i].IsPublic = false
+		}
+	}
+	return fs, err
+}
+
+// TestPublicFlavors: a name private on one peer and public on another is
+// the public one among the public flavors (EC2's instance types), and no
+// private flavor is among them.
+func TestPublicFlavors(t *testing.T) {
+	se := newServersEnv(t, brokertest.Peer{Name: "a-private", Wrap: func(c *localcloud.Cloud) peers.Cloud { return privateTiny{c} }},
+		brokertest.Peer{Name: "b-public"})
+	find := func(fs []peers.Flavor) (peers.Flavor, bool) {
+		for _, f := range fs {
+			if f.Name == "m1.tiny" {
+				return f, true
+			}
+		}
+		return peers.Flavor{}, false
+	}
+	pub, failed := se.Servers.PublicFlavors(se.Ctx)
+	if f, ok := find(pub); !ok || !f.IsPublic || len(failed) > 0 {
+		t.Fatalf("public flavors: m1.tiny %+v (%v), failed %v", f, ok, failed)
+	}
+	for _, f := range pub {
+		if !f.IsPublic {
+			t.Fatalf("a private flavor among the public ones: %+v", f)
+		}
+	}
+}

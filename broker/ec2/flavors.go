@@ -25,14 +25,12 @@ type instanceTypeItem struct {
 }
 
 func (a *API) describeInstanceTypes(ctx context.Context, c *call) (any, error) {
-	// The servers service merges the peers' flavors, one per name, as
-	// Nova's list does; it is the one caller of the peers' flavor APIs.
-	flavors, failed := a.Servers.Flavors(ctx)
+	// The servers service merges the peers' public flavors, one per name,
+	// as Nova's list does; it is the one caller of the peers' flavor APIs.
+	flavors, failed := a.Servers.PublicFlavors(ctx)
 	byName := map[string]peers.Flavor{}
 	for _, f := range flavors {
-		if f.IsPublic {
-			byName[f.Name] = f
-		}
+		byName[f.Name] = f
 	}
 	c.flagPartial(a.Log, "instance types", failed)
 	view := func(name string, f peers.Flavor) instanceTypeItem {

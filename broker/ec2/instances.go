@@ -34,8 +34,8 @@ type ServerService interface {
 	Attach(ctx context.Context, c compute.Caller, serverID, volumeID string) (compute.Attachment, error)
 	Detach(ctx context.Context, c compute.Caller, serverID, volumeID string) error
 	Console(ctx context.Context, c compute.Caller, id string, lines int) (string, error)
-	// Flavors are the instance types.
-	Flavors(ctx context.Context) (flavors []peers.Flavor, failed []string)
+	// PublicFlavors are the instance types.
+	PublicFlavors(ctx context.Context) (flavors []peers.Flavor, failed []string)
 }
 
 var _ ServerService = (*compute.Servers)(nil)
