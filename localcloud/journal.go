@@ -255,7 +255,7 @@ func readState(dir string) (st savedState, good int64, err error) {
 	case st.Version == 1:
 		// Development builds of 2026-12-07 wrote journals of one record a
 		// line under version 1: not a release's format.
-		return savedState{}, 0, fmt.Errorf("%s is a version 1 state with a journal, written by a development build this cloudmux does not read; run Recover from the hosts with an empty data directory", filepath.Join(dir, stateFileName))
+		return savedState{}, 0, fmt.Errorf("%s is a version 1 state with a journal, written by a development build this cloudmux does not read; restore a backup taken before that build ran", filepath.Join(dir, stateFileName))
 	case st.Version != stateVersion:
 		return savedState{}, 0, fmt.Errorf("%s has version %d; this cloudmux reads versions 1 and %d", filepath.Join(dir, stateFileName), st.Version, stateVersion)
 	case st.Journal == "":
