@@ -92,6 +92,23 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 // Active is the version deciding now.
 func (e *Engine) Active() string { return e.cur.Load().version }
 
+// WaitActive blocks until version decides on this engine (Run has loaded
+// it) or ctx ends: the broker that activates a version answers once its
+// own placements use it.
+func (e *Engine) WaitActive(ctx context.Context, version string) error {
+	for {
+		changed := e.Changed()
+		if e.Active() == version {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // Changed is closed at the next switch of version. Take it before reading
 // Active, or a switch in between is missed.
 func (e *Engine) Changed() <-chan struct{} {

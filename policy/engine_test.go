@@ -285,3 +285,28 @@ func TestScoreForms(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitActive: WaitActive returns once Run has loaded the version just
+// activated, and not before: an activating broker answers when its own
+// placements use the new version.
+func TestWaitActive(t *testing.T) {
+	ctx := t.Context()
+	vs := policy.NewVersions(registry.NewMemory())
+	e := newEngine(t, policy.EngineConfig{Versions: vs})
+	v, _, err := vs.Upload(ctx, policy.Bundle{Modules: map[string]string{"p.rego": "package cloudmux.placement\nscore[p.id] := 7 if some p in input.peers\n"}}, "t", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vs.Activate(ctx, v.ID, "t"); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = e.Run(ctx) }()
+	if err := e.WaitActive(ctx, v.ID); err != nil || e.Active() != v.ID {
+		t.Fatalf("WaitActive = %v; deciding %s, want %s", err, e.Active(), v.ID)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := e.WaitActive(cancelled, "no-such-version"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("WaitActive for a version never active = %v, want the context's error", err)
+	}
+}

@@ -31,6 +31,25 @@ const maxBody = 1 << 20
 type Explainer interface {
 	Explain(ctx context.Context, version string, req policy.Request, candidates []registry.Peer) (policy.Decision, error)
 	Active() string
+	WaitActive(ctx context.Context, version string) error
+}
+
+// activationWait bounds how long an activation's answer waits for this
+// broker's engine to load the version (it compiled at upload: a load is
+// a watch round trip away).
+const activationWait = 10 * time.Second
+
+// awaitDeciding waits until this broker decides with version, so a
+// client that activates and then creates is placed by what it activated.
+// A version still not loaded by then is logged; the answer says which
+// version decides.
+func (a *API) awaitDeciding(r *http.Request, version string) string {
+	ctx, cancel := context.WithTimeout(r.Context(), activationWait)
+	defer cancel()
+	if err := a.Engine.WaitActive(ctx, version); err != nil {
+		a.Log.WithError(err).WithField("version", version).Warn("policy: activated, but this broker does not decide with it yet")
+	}
+	return a.Engine.Active()
 }
 
 var _ Explainer = (*policy.Engine)(nil)
@@ -118,6 +137,7 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		out["active"] = act
+		out["deciding"] = a.awaitDeciding(r, act.Version)
 	}
 	a.Log.WithFields(logrus.Fields{"version": v.ID, "created": created, "by": who(r), "activate": req.Activate}).Info("policy uploaded")
 	code := http.StatusOK
@@ -225,7 +245,7 @@ func (a *API) activate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.Log.WithFields(logrus.Fields{"version": act.Version, "by": who(r)}).Info("policy activated")
-	writeJSON(w, http.StatusOK, map[string]any{"active": act})
+	writeJSON(w, http.StatusOK, map[string]any{"active": act, "deciding": a.awaitDeciding(r, act.Version)})
 }
 
 func (a *API) rollback(w http.ResponseWriter, r *http.Request) {
@@ -235,7 +255,7 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.Log.WithFields(logrus.Fields{"version": act.Version, "by": who(r)}).Info("policy rolled back")
-	writeJSON(w, http.StatusOK, map[string]any{"active": act})
+	writeJSON(w, http.StatusOK, map[string]any{"active": act, "deciding": a.awaitDeciding(r, act.Version)})
 }
 
 // decisionOut is a decision as explain answers it.

@@ -203,12 +203,12 @@ func (h *hybridBroker) createServerWith(t *testing.T, opts servers.CreateOpts, h
 }
 
 // tierHintRego requires a peer's tier label to match a scheduler hint
-// "tier", when one is given.
+// "tier", when one is given: a rule in the stock policy's per-peer form
+// (deny is the set of reasons to reject input.peer), as an admin extends it.
 const tierHintRego = `package cloudmux.placement
 
-deny[p.id] contains sprintf("scheduler hint tier=%s, peer has tier=%s", [input.request.hints.other.tier, object.get(p.labels, "tier", "")]) if {
-	some p in input.peers
-	object.get(p.labels, "tier", "") != input.request.hints.other.tier
+deny contains sprintf("scheduler hint tier=%s, peer has tier=%s", [input.request.hints.other.tier, object.get(input.peer.labels, "tier", "")]) if {
+	object.get(input.peer.labels, "tier", "") != input.request.hints.other.tier
 }
 `
 
