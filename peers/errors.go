@@ -14,6 +14,8 @@ var (
 	ErrInvalid      = errors.New("peers: invalid request")
 	ErrNotSupported = errors.New("peers: not supported by this cloud")
 	ErrUnauthorized = errors.New("peers: cloud refused the credentials")
+	// ErrRangeNotSatisfiable is a byte range past an object's end (416).
+	ErrRangeNotSatisfiable = errors.New("peers: range not satisfiable")
 )
 
 // PeerError marks an error with the peer it came from, for the broker's
