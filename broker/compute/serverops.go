@@ -2,7 +2,6 @@ package compute
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -31,26 +30,6 @@ type attrs struct {
 }
 
 const attrsRoot = "compute/server-attrs/"
-
-func attrsPrefix(project string) string  { return attrsRoot + project + "/" }
-func attrsKey(project, id string) string { return attrsPrefix(project) + id }
-
-// loadAttrs reads a server's attrs and the index to CAS them at (0 when
-// there are none).
-func (s *Servers) loadAttrs(ctx context.Context, project, id string) (attrs, uint64, error) {
-	kv, err := s.Store.Get(ctx, attrsKey(project, id))
-	if errors.Is(err, registry.ErrNotFound) {
-		return attrs{}, 0, nil
-	}
-	if err != nil {
-		return attrs{}, 0, err
-	}
-	var a attrs
-	if err := json.Unmarshal(kv.Value, &a); err != nil {
-		return attrs{}, 0, fmt.Errorf("decode %s: %w", kv.Key, err)
-	}
-	return a, kv.ModifyIndex, nil
-}
 
 // volumeIDs maps a project's indexed volumes from peer ID + "/" + the
 // peer's volume ID to their broker IDs.
@@ -154,7 +133,7 @@ func (s *Servers) Get(ctx context.Context, c Caller, id string) (Server, error) 
 	if err != nil {
 		return Server{}, err
 	}
-	a, err := s.viewAttrs(ctx, c.Project, id)
+	a, err := s.attrStore().View(ctx, c.Project, id)
 	if err != nil {
 		return Server{}, err
 	}
@@ -257,7 +236,7 @@ func (s *Servers) List(ctx context.Context, c Caller, q Query) (Page, error) {
 		}
 		return answer{servers: srvs, flavors: s.flavors.all(ctx, m)}, nil
 	})
-	all, err := s.projectAttrs(ctx, project) // by server ID
+	all, err := s.attrStore().Project(ctx, project) // by server ID
 	if err != nil {
 		return Page{}, err
 	}
@@ -365,7 +344,7 @@ func (s *Servers) Update(ctx context.Context, c Caller, id string, u Update) (Se
 		if err != nil {
 			return Server{}, err
 		}
-		a, at, err := s.loadAttrs(ctx, c.Project, id)
+		a, at, err := s.attrStore().Load(ctx, c.Project, id)
 		if err != nil {
 			return Server{}, err
 		}
@@ -390,18 +369,13 @@ func (s *Servers) Update(ctx context.Context, c Caller, id string, u Update) (Se
 			a.Metadata, a.MetadataSet = meta, true
 		}
 		a.UpdatedAt = time.Now().UTC()
-		raw, err := json.Marshal(a)
-		if err != nil {
-			return Server{}, err
-		}
-		written, err := s.Store.CAS(ctx, attrsKey(c.Project, id), raw, at)
+		err = s.attrStore().CAS(ctx, c.Project, id, a, at)
 		if errors.Is(err, registry.ErrConflict) && attempt < 5 {
 			continue // a concurrent update: read again and reapply
 		}
 		if err != nil {
 			return Server{}, err
 		}
-		s.attrRecords().Wrote(attrsKey(c.Project, id), registry.Keyed[attrs]{ID: id, Value: a}, written)
 		return s.Get(ctx, c, id)
 	}
 }
@@ -434,10 +408,8 @@ func (s *Servers) Delete(ctx context.Context, c Caller, id string) error {
 	if err := s.Networks.ForgetServerPorts(ctx, c.Project, id); err != nil {
 		s.Log.WithError(err).WithField("server", id).Warn("the entries of a deleted server's ports stay until the network discovery drops them")
 	}
-	if err := s.Store.Delete(ctx, attrsKey(c.Project, id)); err != nil && !errors.Is(err, registry.ErrNotFound) {
+	if err := s.attrStore().Delete(ctx, c.Project, id); err != nil {
 		s.Log.WithError(err).WithField("server", id).Warn("server attributes left behind")
-	} else {
-		s.attrRecords().Deleted(attrsKey(c.Project, id))
 	}
 	s.Log.WithFields(logrus.Fields{"server": id, "peer": m.Peer.Name, "project": c.Project}).Info("server deleted")
 	return nil

@@ -1,11 +1,9 @@
 package volume
 
 import (
-	"context"
-	"errors"
-
 	"github.com/sirupsen/logrus"
 
+	"github.com/cloudmux/cloudmux/broker/kept"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -16,43 +14,16 @@ import (
 // delivers it, as server and network attrs do. Update, Extend and Delete
 // still read the Store, since they CAS on (or free by) the current
 // version.
-type AttrsMemory = registry.Records[registry.Keyed[attrs]]
+type AttrsMemory = kept.Memory[attrs]
 
 // NewAttrsMemory returns the attrs kept in store; Run keeps them in
 // memory.
 func NewAttrsMemory(store registry.MirrorStore, log logrus.FieldLogger) *AttrsMemory {
-	return registry.NewRecords(store, attrsRoot, registry.DecodeKeyed[attrs], log)
+	return kept.NewMemory[attrs](store, attrsRoot, log)
 }
 
-// attrRecords returns the memory-held attrs, or (without Attrs) records
-// that read the Store.
-func (s *Service) attrRecords() *AttrsMemory {
-	if s.Attrs != nil {
-		return s.Attrs
-	}
-	return NewAttrsMemory(s.Store, s.Log)
-}
-
-// viewAttrs returns a volume's attrs for showing it (none: zero attrs).
-// A stale answer only shows an older name or metadata for the watch's
-// delay; nothing is decided on it.
-func (s *Service) viewAttrs(ctx context.Context, project, id string) (attrs, error) {
-	r, err := s.attrRecords().Get(ctx, attrsKey(project, id), false)
-	if errors.Is(err, registry.ErrNotFound) {
-		return attrs{}, nil
-	}
-	return r.Value, err
-}
-
-// projectAttrs returns the attrs of a project's volumes, by volume ID.
-func (s *Service) projectAttrs(ctx context.Context, project string) (map[string]attrs, error) {
-	rs, err := s.attrRecords().List(ctx, project)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]attrs, len(rs))
-	for _, r := range rs {
-		out[r.ID] = r.Value
-	}
-	return out, nil
+// attrStore returns the volumes' attrs, read from memory with Attrs (from
+// the Store without).
+func (s *Service) attrStore() kept.Attrs[attrs] {
+	return kept.Attrs[attrs]{Store: s.Store, Root: attrsRoot, Memory: s.Attrs, Log: s.Log}
 }

@@ -3,7 +3,6 @@ package volume
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -33,26 +32,6 @@ type attrs struct {
 }
 
 const attrsRoot = "volume/attrs/"
-
-func attrsPrefix(project string) string  { return attrsRoot + project + "/" }
-func attrsKey(project, id string) string { return attrsPrefix(project) + id }
-
-// loadAttrs reads a volume's attrs and the index to CAS them at (0 when
-// there are none).
-func (s *Service) loadAttrs(ctx context.Context, project, id string) (attrs, uint64, error) {
-	kv, err := s.Store.Get(ctx, attrsKey(project, id))
-	if errors.Is(err, registry.ErrNotFound) {
-		return attrs{}, 0, nil
-	}
-	if err != nil {
-		return attrs{}, 0, err
-	}
-	var a attrs
-	if err := json.Unmarshal(kv.Value, &a); err != nil {
-		return attrs{}, 0, fmt.Errorf("decode %s: %w", kv.Key, err)
-	}
-	return a, kv.ModifyIndex, nil
-}
 
 // present shows a peer's volume under its broker ID, with the broker's
 // attrs over the peer's fields. servers maps "peer ID/peer server ID" to
@@ -134,7 +113,7 @@ func (s *Service) Get(ctx context.Context, c Caller, id string) (Volume, error) 
 	if err != nil {
 		return Volume{}, peerErr(err, m.Peer.Name, "reading volume "+id)
 	}
-	a, err := s.viewAttrs(ctx, c.Project, id)
+	a, err := s.attrStore().View(ctx, c.Project, id)
 	if err != nil {
 		return Volume{}, err
 	}
@@ -195,7 +174,7 @@ func (s *Service) List(ctx context.Context, c Caller) (Page, error) {
 	}
 	all := map[string]attrs{}
 	if len(entries) > 0 {
-		if all, err = s.projectAttrs(ctx, c.Project); err != nil {
+		if all, err = s.attrStore().Project(ctx, c.Project); err != nil {
 			return Page{}, err
 		}
 	}
@@ -261,7 +240,7 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, spec UpdateSp
 		return Volume{}, err
 	}
 	for {
-		a, at, err := s.loadAttrs(ctx, c.Project, id)
+		a, at, err := s.attrStore().Load(ctx, c.Project, id)
 		if err != nil {
 			return Volume{}, err
 		}
@@ -289,7 +268,7 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, spec UpdateSp
 			a.Metadata, a.MetadataSet = meta, true
 		}
 		a.UpdatedAt = time.Now().UTC()
-		err = s.casAttrs(ctx, c.Project, id, a, at)
+		err = s.attrStore().CAS(ctx, c.Project, id, a, at)
 		if errors.Is(err, registry.ErrConflict) && ctx.Err() == nil {
 			continue // another update landed first: apply this one over it
 		}
@@ -299,19 +278,6 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, spec UpdateSp
 		break
 	}
 	return s.Get(ctx, c, id)
-}
-
-// casAttrs writes a volume's attrs if they are still at index at.
-func (s *Service) casAttrs(ctx context.Context, project, id string, a attrs, at uint64) error {
-	raw, err := json.Marshal(a)
-	if err != nil {
-		return err
-	}
-	written, err := s.Store.CAS(ctx, attrsKey(project, id), raw, at)
-	if err == nil {
-		s.attrRecords().Wrote(attrsKey(project, id), registry.Keyed[attrs]{ID: id, Value: a}, written)
-	}
-	return err
 }
 
 // Delete deletes a volume of the caller's project: on its peer (an
@@ -331,7 +297,7 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
 	}
 	// What the volume was charged: its entry's, and what extends added
 	// (read before the entry goes, while its attrs are surely there).
-	a, _, err := s.loadAttrs(ctx, c.Project, id)
+	a, _, err := s.attrStore().Load(ctx, c.Project, id)
 	if err != nil {
 		return err
 	}
@@ -348,10 +314,8 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
 	if err := s.Quota.Free(ctx, quota.Scope{Project: e.Project}, charge); err != nil {
 		s.Log.WithError(err).WithField("volume", id).Error("a deleted volume's quota not freed; it stays counted")
 	}
-	if err := s.Store.Delete(ctx, attrsKey(c.Project, id)); err != nil && !errors.Is(err, registry.ErrNotFound) {
+	if err := s.attrStore().Delete(ctx, c.Project, id); err != nil {
 		s.Log.WithError(err).WithField("volume", id).Warn("attrs of a deleted volume left behind")
-	} else {
-		s.attrRecords().Deleted(attrsKey(c.Project, id))
 	}
 	s.Log.WithFields(map[string]any{"volume": id, "peer": m.Peer.Name, "project": c.Project}).Info("volume deleted")
 	return nil
@@ -400,10 +364,10 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, newSizeGiB in
 		return fmt.Errorf("counting the extend of volume %s in its quota: %w", id, err)
 	}
 	for {
-		a, at, err := s.loadAttrs(ctx, c.Project, id)
+		a, at, err := s.attrStore().Load(ctx, c.Project, id)
 		if err == nil {
 			a.ExtendedGiB += added
-			err = s.casAttrs(ctx, c.Project, id, a, at)
+			err = s.attrStore().CAS(ctx, c.Project, id, a, at)
 		}
 		if errors.Is(err, registry.ErrConflict) && ctx.Err() == nil {
 			continue
