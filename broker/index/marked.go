@@ -57,11 +57,9 @@ func (x *Index) Marked(ctx context.Context, members []*peers.Member, brokerID, k
 			case err == nil && e.PeerID == f.member.Peer.ID && e.PeerResourceID == f.peerResourceID:
 				out = append(out, f.id)
 			case err == nil || errors.Is(err, ErrNotFound):
-				if kind != "image" {
-					if derr := deleteOrphan(ctx, f.member, kind, f.peerResourceID); derr != nil {
-						failed = append(failed, fmt.Sprintf("%s: removing a half-made %s: %s", r.Member.Peer.Name, kind, faults.Reason(derr)))
-						causes = append(causes, derr)
-					}
+				if derr := deleteOrphan(ctx, f.member, kind, f.peerResourceID); derr != nil {
+					failed = append(failed, fmt.Sprintf("%s: removing a half-made %s: %s", r.Member.Peer.Name, kind, faults.Reason(derr)))
+					causes = append(causes, derr)
 				}
 			default:
 				return nil, err
@@ -76,75 +74,32 @@ func (x *Index) Marked(ctx context.Context, members []*peers.Member, brokerID, k
 	return out, nil
 }
 
-// listMarked lists one kind on one peer.
+// listMarked lists one kind on one peer: the resources carrying a
+// broker ID (a server its peer is deleting is gone already).
 func listMarked(ctx context.Context, m *peers.Member, kind string, opts peers.ListOptions) ([]marked, error) {
+	k, ok := peerKinds[kind]
+	if !ok {
+		return nil, fmt.Errorf("index: no marked %ss to look for", kind)
+	}
+	l, err := k.list(ctx, m.Cloud, opts)
 	var out []marked
-	add := func(peerID string, meta map[string]string) {
-		if id := meta[peers.MetaID]; id != "" {
-			out = append(out, marked{member: m, id: id, peerResourceID: peerID})
+	for _, h := range l {
+		if id := h.meta[peers.MetaID]; id != "" && !h.deleted {
+			out = append(out, marked{member: m, id: id, peerResourceID: h.peerID})
 		}
 	}
-	c := m.Cloud
-	switch kind {
-	case "server":
-		l, err := c.ListServers(ctx, opts)
-		for _, x := range l {
-			if x.Status != peers.ServerDeleted {
-				add(x.ID, x.Metadata)
-			}
-		}
-		return out, err
-	case "volume":
-		l, err := c.ListVolumes(ctx, opts)
-		for _, x := range l {
-			add(x.ID, x.Metadata)
-		}
-		return out, err
-	case "network":
-		l, err := c.ListNetworks(ctx, opts)
-		for _, x := range l {
-			add(x.ID, x.Metadata)
-		}
-		return out, err
-	case "subnet":
-		l, err := c.ListSubnets(ctx, opts)
-		for _, x := range l {
-			add(x.ID, x.Metadata)
-		}
-		return out, err
-	case "port":
-		l, err := c.ListPorts(ctx, opts)
-		for _, x := range l {
-			add(x.ID, x.Metadata)
-		}
-		return out, err
-	case "image":
-		l, err := c.ListImages(ctx, opts)
-		for _, x := range l {
-			add(x.ID, x.Properties)
-		}
-		return out, err
-	}
-	return nil, fmt.Errorf("index: no marked %ss to look for", kind)
+	return out, err
 }
 
-// deleteOrphan removes a half-made resource from its peer.
+// deleteOrphan removes a half-made resource from its peer (an image is
+// left to the index rebuild).
 func deleteOrphan(ctx context.Context, m *peers.Member, kind, peerID string) error {
-	var err error
-	switch kind {
-	case "server":
-		err = m.Cloud.DeleteServer(ctx, peerID)
-	case "volume":
-		err = m.Cloud.DeleteVolume(ctx, peerID)
-	case "network":
-		err = m.Cloud.DeleteNetwork(ctx, peerID)
-	case "subnet":
-		err = m.Cloud.DeleteSubnet(ctx, peerID)
-	case "port":
-		err = m.Cloud.DeletePort(ctx, peerID)
-	}
-	if errors.Is(err, peers.ErrNotFound) {
+	k := peerKinds[kind]
+	if k.remove == nil {
 		return nil
 	}
-	return err
+	if err := k.remove(m.Cloud, ctx, peerID); err != nil && !errors.Is(err, peers.ErrNotFound) {
+		return err
+	}
+	return nil
 }

@@ -44,54 +44,18 @@ type RebuildReport struct {
 func Scan(ctx context.Context, cloud peers.Cloud, brokerID string) ([]Found, error) {
 	opts := peers.ListOptions{Metadata: map[string]string{peers.MetaBrokerID: brokerID}}
 	var out []Found
-	add := func(kind, peerID, name string, meta map[string]string, created time.Time) {
-		if meta[peers.MetaID] == "" || meta[peers.MetaProject] == "" {
-			return // marked by an older broker that did not record IDs
+	for _, kind := range RebuiltKinds {
+		l, err := peerKinds[kind].list(ctx, cloud, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list %ss: %w", kind, err)
 		}
-		out = append(out, Found{Kind: kind, ID: meta[peers.MetaID], Project: meta[peers.MetaProject],
-			PeerResourceID: peerID, Name: name, CreatedAt: created})
-	}
-	servers, err := cloud.ListServers(ctx, opts)
-	if err != nil {
-		return nil, fmt.Errorf("list servers: %w", err)
-	}
-	for _, s := range servers {
-		add("server", s.ID, s.Name, s.Metadata, s.CreatedAt)
-	}
-	volumes, err := cloud.ListVolumes(ctx, opts)
-	if err != nil {
-		return nil, fmt.Errorf("list volumes: %w", err)
-	}
-	for _, v := range volumes {
-		add("volume", v.ID, v.Name, v.Metadata, v.CreatedAt)
-	}
-	images, err := cloud.ListImages(ctx, opts)
-	if err != nil {
-		return nil, fmt.Errorf("list images: %w", err)
-	}
-	for _, i := range images {
-		add("image", i.ID, i.Name, i.Properties, i.CreatedAt)
-	}
-	networks, err := cloud.ListNetworks(ctx, opts)
-	if err != nil {
-		return nil, fmt.Errorf("list networks: %w", err)
-	}
-	for _, n := range networks {
-		add("network", n.ID, n.Name, n.Metadata, time.Time{})
-	}
-	subnets, err := cloud.ListSubnets(ctx, opts)
-	if err != nil {
-		return nil, fmt.Errorf("list subnets: %w", err)
-	}
-	for _, s := range subnets {
-		add("subnet", s.ID, s.Name, s.Metadata, time.Time{})
-	}
-	ports, err := cloud.ListPorts(ctx, opts)
-	if err != nil {
-		return nil, fmt.Errorf("list ports: %w", err)
-	}
-	for _, p := range ports {
-		add("port", p.ID, p.Name, p.Metadata, time.Time{})
+		for _, h := range l {
+			if h.meta[peers.MetaID] == "" || h.meta[peers.MetaProject] == "" {
+				continue // marked by an older broker that did not record IDs
+			}
+			out = append(out, Found{Kind: kind, ID: h.meta[peers.MetaID], Project: h.meta[peers.MetaProject],
+				PeerResourceID: h.peerID, Name: h.name, CreatedAt: h.createdAt})
+		}
 	}
 	return out, nil
 }
