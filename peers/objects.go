@@ -19,6 +19,12 @@ import (
 // live on other peers.
 //
 // Object data streams: a driver never buffers a whole object in memory.
+//
+// Names are Swift's: a container name is 1 to 256 bytes of UTF-8 without
+// '/' or NUL, an object name 1 to 1024 bytes of UTF-8 without NUL; user
+// metadata keeps Swift's limits (at most 90 pairs, keys 1 to 128 bytes,
+// values at most 256, 4096 bytes in all). A call outside them is
+// ErrInvalid. Every call naming a missing container is ErrNotFound.
 type Objects interface {
 	// CreateContainer makes an empty container; one that exists already is
 	// not an error (Swift's PUT is idempotent).
@@ -26,7 +32,8 @@ type Objects interface {
 	// DeleteContainer removes an empty container: one holding objects is
 	// ErrConflict, a missing one ErrNotFound.
 	DeleteContainer(ctx context.Context, name string) error
-	// ContainerStats counts a container's live objects and their bytes.
+	// ContainerStats counts a container's live objects (expired ones not)
+	// and their bytes.
 	ContainerStats(ctx context.Context, name string) (ContainerStats, error)
 
 	// ListObjects lists a container's live objects in name order (bytewise
@@ -40,9 +47,14 @@ type Objects interface {
 	// a torn one. A missing container is ErrNotFound.
 	PutObject(ctx context.Context, container, name string, data io.Reader, spec ObjectSpec) (ObjectInfo, error)
 	// GetObject opens an object's bytes: all of them when rng is nil, else
-	// the range. The info describes the whole object. A range that starts
-	// past the end returns the info and ErrRangeNotSatisfiable. An expired
-	// object (DeleteAt passed) is ErrNotFound, as Swift answers.
+	// the range (a Last past the end reads to the end, a Suffix longer than
+	// the object reads all of it). The info describes the whole object. A
+	// range that starts at or past the end (any range of an empty object)
+	// returns the info and ErrRangeNotSatisfiable; a malformed one (Last
+	// before First) is ErrInvalid. ByteRange.Span does that arithmetic. An expired object (DeleteAt
+	// passed) is ErrNotFound, as Swift answers. A full read checks the
+	// bytes against the ETag: stored bytes that no longer match fail the
+	// reader's last Read with an error, never a silent io.EOF.
 	GetObject(ctx context.Context, container, name string, rng *ByteRange) (ObjectInfo, io.ReadCloser, error)
 	// HeadObject returns an object's info.
 	HeadObject(ctx context.Context, container, name string) (ObjectInfo, error)
@@ -63,9 +75,12 @@ type ContainerStats struct {
 // ObjectListOptions narrows and pages a container listing, with Swift's
 // meanings: names after Marker and before EndMarker (exclusive both),
 // starting with Prefix; with a Delimiter, names holding it after the prefix
-// roll up into one Subdir entry each; at most Limit entries (0: the
-// driver's page size, at most 10,000); Reverse lists in descending order
-// (then Marker bounds from above and EndMarker from below).
+// roll up into one Subdir entry each (the prefix through the delimiter),
+// except one equal to Marker, so the next page starts after the last
+// entry's name or subdir; at most Limit entries (0: the driver's page size,
+// at most 10,000; negative or above 10,000: ErrInvalid); Reverse lists in
+// descending order (then Marker bounds from above and EndMarker from
+// below).
 type ObjectListOptions struct {
 	Prefix    string
 	Delimiter string
@@ -87,8 +102,10 @@ type ObjectInfo struct {
 	Name string `json:"name"`
 	Size int64  `json:"bytes"`
 	// ETag is the lowercase hex MD5 of the object's bytes.
-	ETag         string    `json:"hash"`
-	ContentType  string    `json:"content_type"`
+	ETag        string `json:"hash"`
+	ContentType string `json:"content_type"`
+	// LastModified is when the object was last put or updated (Swift's
+	// POST moves it too).
 	LastModified time.Time `json:"last_modified"`
 	// Metadata is the user metadata (Swift's X-Object-Meta-*), keys in
 	// lower case without the prefix.

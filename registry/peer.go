@@ -55,6 +55,10 @@ type Capacity struct {
 	RAMMiB    Resource `json:"ram_mib"`
 	DiskGiB   Resource `json:"disk_gib"`
 	Instances Resource `json:"instances"`
+	// ObjectBytes is object storage (peers.Objects): bytes the peer can
+	// hold and holds. Zero for a peer without object storage or one that
+	// cannot say.
+	ObjectBytes Resource `json:"object_bytes"`
 }
 
 // Cost is what running on a peer costs, for placement to compare peers.

@@ -79,6 +79,7 @@ func (p Peer) Validate() error {
 	for name, r := range map[string]Resource{
 		"capacity.vcpus": p.Capacity.VCPUs, "capacity.ram_mib": p.Capacity.RAMMiB,
 		"capacity.disk_gib": p.Capacity.DiskGiB, "capacity.instances": p.Capacity.Instances,
+		"capacity.object_bytes": p.Capacity.ObjectBytes,
 	} {
 		if r.Total < 0 || r.Used < 0 {
 			bad(name, "totals and usage cannot be negative")

@@ -37,6 +37,8 @@ func (s *suite) testCapacity(t *testing.T) {
 		{"DiskGiB", c.DiskGiB, true},
 		// Some clouds cannot say how many instances they could hold.
 		{"Instances", c.Instances, false},
+		// Object storage, for clouds with peers.Objects that can say.
+		{"ObjectBytes", c.ObjectBytes, false},
 	}
 	for _, d := range dims {
 		t.Run(d.name, func(t *testing.T) {
