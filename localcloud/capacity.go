@@ -73,6 +73,7 @@ func cmpOr(v, fallback int64) int64 {
 // Capacity reports totals after overcommit (what the scheduler may hand
 // out, so Free is what is left to place) and what servers and volumes use.
 // Instances.Total is how many servers of the smallest flavor would fit.
+// ObjectBytes is the object store's (objectStore.capacity).
 func (c *Cloud) Capacity(ctx context.Context) (registry.Capacity, error) {
 	if err := ctx.Err(); err != nil {
 		return registry.Capacity{}, err
@@ -101,6 +102,11 @@ func (c *Cloud) Capacity(ctx context.Context) (registry.Capacity, error) {
 		}
 		out.Instances.Total += slots
 	}
+	objects, err := c.objects.capacity()
+	if err != nil {
+		return registry.Capacity{}, err
+	}
+	out.ObjectBytes = objects
 	return out, nil
 }
 

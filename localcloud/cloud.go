@@ -24,6 +24,7 @@ type Cloud struct {
 	driver  Driver
 	log     logrus.FieldLogger
 	store   *imageStore
+	objects *objectStore
 	flavors []peers.Flavor // immutable after New
 
 	// bg outlives requests: background work (boots, deletes) runs under it,
@@ -75,10 +76,12 @@ var (
 	_ peers.Cloud         = (*Cloud)(nil)
 	_ peers.ImageData     = (*Cloud)(nil)
 	_ peers.ConsoleReader = (*Cloud)(nil)
+	_ peers.Objects       = (*Cloud)(nil)
 )
 
 // New validates cfg and returns a Cloud over driver. It creates
-// DataDir/images, removes partial uploads a previous process left there,
+// DataDir/images and DataDir/objects, removes partial uploads a previous
+// process left there, loads the object store's indexes,
 // and loads the records a previous process saved in DataDir/state.json
 // (none the first time: see Seed). Call Recover next to reconcile those
 // records with the hosts. A state file that cannot be read fails New: a
@@ -109,9 +112,14 @@ func New(cfg Config, driver Driver, log logrus.FieldLogger) (*Cloud, error) {
 		_ = dirLock.Close()
 		return nil, fmt.Errorf("localcloud: image store: %w", err)
 	}
+	objects, err := openObjectStore(filepath.Join(cfg.DataDir, "objects"), cfg.ObjectQuotaBytes, log)
+	if err != nil {
+		_ = dirLock.Close()
+		return nil, fmt.Errorf("localcloud: object store: %w", err)
+	}
 	bg, stop := context.WithCancel(context.Background())
 	c := &Cloud{
-		cfg: cfg, driver: driver, log: log, store: store, flavors: cloneFlavors(cfg.Flavors),
+		cfg: cfg, driver: driver, log: log, store: store, objects: objects, flavors: cloneFlavors(cfg.Flavors),
 		bg: bg, stopBG: stop,
 		servers: map[string]*server{}, serversByMark: map[string]map[string]*server{}, keypairs: map[string]*peers.Keypair{}, images: map[string]*image{},
 		networks: map[string]*network{}, subnets: map[string]*subnet{}, ports: map[string]*peers.Port{},
@@ -130,6 +138,11 @@ func New(cfg Config, driver Driver, log logrus.FieldLogger) (*Cloud, error) {
 		_ = dirLock.Close()
 		return nil, fmt.Errorf("localcloud: state: %w", err)
 	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.reapObjects(bg)
+	}()
 	log.WithField("hosts", len(cfg.Hosts)).Info("local cloud ready")
 	return c, nil
 }

@@ -14,8 +14,8 @@ import (
 type Config struct {
 	// Name names the cloud in logs.
 	Name string `json:"name"`
-	// DataDir holds the image store (DataDir/images). It is created if
-	// missing.
+	// DataDir holds the image store (DataDir/images) and the object store
+	// (DataDir/objects). It is created if missing.
 	DataDir string `json:"data_dir"`
 	// Region is reported by Info; empty is fine.
 	Region string `json:"region,omitempty"`
@@ -31,6 +31,11 @@ type Config struct {
 	// pending_delete) before they are removed, like Glance's delayed_delete.
 	// Zero removes them at once.
 	ImageDeleteDelay time.Duration `json:"image_delete_delay,omitempty"`
+	// ObjectQuotaBytes caps the bytes of object storage: uploads past it
+	// fail with ErrCapacity, and Capacity reports it as the total. Zero:
+	// the filesystem under DataDir is the limit, and its size and use are
+	// reported.
+	ObjectQuotaBytes int64 `json:"object_quota_bytes,omitempty"`
 }
 
 // HostConfig is one hypervisor host.
@@ -155,6 +160,9 @@ func (c Config) Validate() error {
 	}
 	if c.ImageDeleteDelay < 0 {
 		bad("image_delete_delay", "is %v; want >= 0", c.ImageDeleteDelay)
+	}
+	if c.ObjectQuotaBytes < 0 {
+		bad("object_quota_bytes", "is %d; want > 0, or 0 for the filesystem's size", c.ObjectQuotaBytes)
 	}
 	return errors.Join(errs...)
 }

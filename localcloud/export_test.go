@@ -36,3 +36,13 @@ func SaveAfterClose(c *Cloud) {
 	c.markAllLocked()
 	c.saveLocked()
 }
+
+// ReapObjects runs one pass of the expired-object reaper now.
+func ReapObjects(c *Cloud) { c.reapOnce() }
+
+// SetObjectCrashHook runs hook at each named step of an object commit
+// ("data-synced", "record-renamed"), for the test's duration.
+func SetObjectCrashHook(t interface{ Cleanup(func()) }, hook func(step string)) {
+	objectCrashHook = hook
+	t.Cleanup(func() { objectCrashHook = nil })
+}

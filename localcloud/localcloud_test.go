@@ -127,9 +127,11 @@ func TestConfigValidate(t *testing.T) {
 			c.Overcommit.CPU = -2
 			c.Flavors = append(c.Flavors, peers.Flavor{ID: "1", Name: "m1.tiny", VCPUs: 0, RAMMiB: 0})
 			c.ImageDeleteDelay = -time.Second
+			c.ObjectQuotaBytes = -1
 		}, []string{
 			"hosts[0].vcpus", "hosts[1].name", "hosts[1].uri", "overcommit.cpu",
 			"flavors[4].id", "flavors[4].name", "flavors[4].vcpus", "flavors[4].ram_mib", "image_delete_delay",
+			"object_quota_bytes",
 		}},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,590 @@
+package localcloud
+
+import (
+	"container/heap"
+	"context"
+	"crypto/md5"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// objectStore keeps object storage on disk, under DataDir/objects:
+//
+//	objects/<cid>/container.json    the container's name (cid: a hash of it)
+//	objects/<cid>/<hh>/<h>.meta     an object's record (h: SHA-256 of its name)
+//	objects/<cid>/<hh>/<h>.<r>.data its bytes (r: random, one per upload)
+//
+// Names are hashed because object names are arbitrary UTF-8 up to 1024
+// bytes; <hh> (h's first byte) spreads a container over 256 directories.
+//
+// An upload streams into a data file of its own, hashing as it goes, and
+// is synced with its directory; nothing refers to it yet. Its record is
+// then written to a temporary file, synced, and renamed over <h>.meta,
+// and the directory synced: that rename is the commit. Data and metadata
+// therefore change together, and a crash at any point leaves the previous
+// record (with its previous data file) or the new one, never a torn
+// object. Start-up removes what a crash can leave: temporary records,
+// data files no record names, half-made or half-deleted containers.
+//
+// Every container's index lives in memory, rebuilt from the records at
+// start (container.go's list serves listings from it).
+type objectStore struct {
+	dir   string
+	log   logrus.FieldLogger
+	quota int64 // bytes; 0: the filesystem's size
+
+	mu         sync.RWMutex
+	containers map[string]*container
+	used       atomic.Int64 // bytes of the objects in every index
+
+	// stripes serialise the commits of one object name (an upload's, an
+	// update's, a delete's, the reaper's): a commit reads the current
+	// entry, replaces the record, then removes the data the record no
+	// longer names.
+	stripes [64]sync.Mutex
+	// kick wakes the reaper when expired objects await removal.
+	kick chan struct{}
+}
+
+const (
+	containerFile = "container.json"
+	objTmpPrefix  = ".tmp-"
+	trashPrefix   = ".trash-"
+	metaSuffix    = ".meta"
+	dataSuffix    = ".data"
+)
+
+// objectCrashHook, when set (by tests), runs at the named steps of a
+// commit, so a test process can die exactly there.
+var objectCrashHook func(step string)
+
+func crashPoint(step string) {
+	if objectCrashHook != nil {
+		objectCrashHook(step)
+	}
+}
+
+// objRecord is an object's record on disk.
+type objRecord struct {
+	Name        string            `json:"name"`
+	Data        string            `json:"data"`
+	Size        int64             `json:"size"`
+	ETag        string            `json:"etag"`
+	ContentType string            `json:"content_type"`
+	Modified    time.Time         `json:"modified"`
+	DeleteAt    time.Time         `json:"delete_at,omitzero"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+}
+
+func (r objRecord) entry() *objEntry {
+	return &objEntry{name: r.Name, data: r.Data, size: r.Size, etag: r.ETag, ctype: r.ContentType,
+		modified: r.Modified, deleteAt: r.DeleteAt, meta: r.Metadata, hidx: -1}
+}
+
+func (e *objEntry) record() objRecord {
+	return objRecord{Name: e.name, Data: e.data, Size: e.size, ETag: e.etag, ContentType: e.ctype,
+		Modified: e.modified, DeleteAt: e.deleteAt, Metadata: e.meta}
+}
+
+func hashHex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func randSuffix() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// openObjectStore opens (creating) the store in dir and loads every
+// container's index, removing what an interrupted run left behind.
+func openObjectStore(dir string, quota int64, log logrus.FieldLogger) (*objectStore, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	s := &objectStore{dir: dir, log: log, quota: quota, containers: map[string]*container{}, kick: make(chan struct{}, 1)}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var objects, removed int
+	for _, de := range entries {
+		p := filepath.Join(dir, de.Name())
+		if strings.HasPrefix(de.Name(), objTmpPrefix) || strings.HasPrefix(de.Name(), trashPrefix) {
+			// A container half made or half deleted.
+			if err := os.RemoveAll(p); err != nil {
+				return nil, err
+			}
+			removed++
+			continue
+		}
+		if !de.IsDir() {
+			continue
+		}
+		c, n, err := s.loadContainer(p)
+		if err != nil {
+			return nil, fmt.Errorf("container directory %s: %w", p, err)
+		}
+		s.containers[c.name] = c
+		s.used.Add(c.bytes)
+		objects += len(c.idx)
+		removed += n
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, err
+	}
+	log.WithFields(logrus.Fields{"containers": len(s.containers), "objects": objects, "leftovers_removed": removed}).Info("object store ready")
+	return s, nil
+}
+
+// loadContainer reads one container's records into its index. It returns
+// how many leftovers of interrupted work it removed.
+func (s *objectStore) loadContainer(dir string) (*container, int, error) {
+	b, err := os.ReadFile(filepath.Join(dir, containerFile))
+	if err != nil {
+		return nil, 0, err
+	}
+	var hdr struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(b, &hdr); err != nil || hdr.Name == "" || filepath.Base(dir) != containerID(hdr.Name) {
+		return nil, 0, fmt.Errorf("%s does not name this container (%v)", containerFile, err)
+	}
+	c := &container{name: hdr.Name, dir: dir}
+	subs, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	removed := 0
+	for _, sub := range subs {
+		if !sub.IsDir() {
+			continue
+		}
+		n, err := s.loadShard(c, filepath.Join(dir, sub.Name()))
+		removed += n
+		if err != nil {
+			return nil, removed, err
+		}
+	}
+	slices.SortFunc(c.idx, func(a, b *objEntry) int { return strings.Compare(a.name, b.name) })
+	for _, e := range c.idx {
+		c.objects++
+		c.bytes += e.size
+		if !e.deleteAt.IsZero() {
+			heap.Push(&c.expiring, e)
+		}
+	}
+	return c, removed, nil
+}
+
+// loadShard reads the records of one <hh> directory.
+func (s *objectStore) loadShard(c *container, dir string) (int, error) {
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	data := map[string]bool{}
+	var recs []objRecord
+	removed := 0
+	for _, f := range files {
+		name, p := f.Name(), filepath.Join(dir, f.Name())
+		switch {
+		case strings.HasPrefix(name, objTmpPrefix):
+			if err := os.Remove(p); err != nil {
+				return removed, err
+			}
+			removed++
+		case strings.HasSuffix(name, dataSuffix):
+			data[name] = false
+		case strings.HasSuffix(name, metaSuffix):
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return removed, err
+			}
+			var r objRecord
+			if err := json.Unmarshal(b, &r); err != nil || hashHex(r.Name)+metaSuffix != name {
+				// Never a torn write (records are renamed into place
+				// whole): damage from outside. Kept for an operator.
+				s.log.WithFields(logrus.Fields{"file": p, "error": fmt.Sprint(err)}).Error("unreadable object record; object skipped")
+				continue
+			}
+			recs = append(recs, r)
+		}
+	}
+	for _, r := range recs {
+		if _, ok := data[r.Data]; !ok {
+			s.log.WithFields(logrus.Fields{"container": c.name, "object": r.Name, "file": r.Data}).Error("object record names a missing data file; object skipped")
+			continue
+		}
+		data[r.Data] = true
+		c.idx = append(c.idx, r.entry())
+	}
+	for name, used := range data {
+		if !used {
+			// An upload that never committed, or the data a commit
+			// replaced just before a crash.
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				return removed, err
+			}
+			removed++
+		}
+	}
+	return removed, nil
+}
+
+// containerID is the directory name of a container.
+func containerID(name string) string { return hashHex(name)[:32] }
+
+// shard returns the directory of an object's files and its name hash.
+func (c *container) shard(name string) (dir, h string) {
+	h = hashHex(name)
+	return filepath.Join(c.dir, h[:2]), h
+}
+
+func (s *objectStore) stripe(c *container, name string) *sync.Mutex {
+	h := hashHex(c.name + "\x00" + name)
+	return &s.stripes[int(h[0])%len(s.stripes)]
+}
+
+// createContainer makes a container's directory: built under a temporary
+// name with its container.json, then renamed into place.
+func (s *objectStore) createContainer(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.containers[name]; ok {
+		return nil
+	}
+	tmp, err := os.MkdirTemp(s.dir, objTmpPrefix)
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = os.RemoveAll(tmp)
+		}
+	}()
+	hdr, _ := json.Marshal(map[string]string{"name": name})
+	if err := writeFileSynced(filepath.Join(tmp, containerFile), hdr); err != nil {
+		return err
+	}
+	if err := syncDir(tmp); err != nil {
+		return err
+	}
+	dir := filepath.Join(s.dir, containerID(name))
+	if err := os.Rename(tmp, dir); err != nil {
+		return err
+	}
+	ok = true
+	if err := syncDir(s.dir); err != nil {
+		return err
+	}
+	s.containers[name] = &container{name: name, dir: dir}
+	return nil
+}
+
+// deleteContainer removes an empty container: its directory is renamed
+// away at once (start-up finishes a removal a crash interrupts).
+func (s *objectStore) deleteContainer(name string) error {
+	s.mu.Lock()
+	c, ok := s.containers[name]
+	if !ok {
+		s.mu.Unlock()
+		return notFound("container", name)
+	}
+	c.alive.Lock()
+	c.mu.Lock()
+	_, freed := c.sweepLocked(now())
+	s.used.Add(-freed)
+	n := len(c.idx)
+	c.mu.Unlock()
+	if n > 0 {
+		c.alive.Unlock()
+		s.mu.Unlock()
+		return errf(peers.ErrConflict, "container %s holds %d objects; only an empty container can be deleted", name, n)
+	}
+	trash := filepath.Join(s.dir, trashPrefix+randSuffix())
+	err := os.Rename(c.dir, trash)
+	if err == nil {
+		c.deleted = true
+		delete(s.containers, name)
+		err = syncDir(s.dir)
+	}
+	c.alive.Unlock()
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("container %s: %w", name, err)
+	}
+	if err := os.RemoveAll(trash); err != nil {
+		s.log.WithFields(logrus.Fields{"container": name, "error": err.Error()}).Warn("removing a deleted container's files; the next start retries")
+	}
+	return nil
+}
+
+// container returns the container named name.
+func (s *objectStore) container(name string) (*container, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if c, ok := s.containers[name]; ok {
+		return c, nil
+	}
+	return nil, notFound("container", name)
+}
+
+// writeData streams r into a new data file for an object of c, hashing it
+// on the way, and syncs the file and its directory. It reads until EOF, or
+// exactly size bytes when size >= 0; room >= 0 caps the bytes (a quota).
+// On any error the file is removed.
+func (s *objectStore) writeData(ctx context.Context, c *container, name string, r io.Reader, size, room int64) (e *objEntry, err error) {
+	dir, h := c.shard(name)
+	switch err := os.Mkdir(dir, 0o750); {
+	case err == nil:
+		if err := syncDir(c.dir); err != nil {
+			return nil, err
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, notFound("container", c.name) // deleted meanwhile
+	case !errors.Is(err, fs.ErrExist):
+		return nil, err
+	}
+	dataName := h + "." + randSuffix() + dataSuffix
+	path := filepath.Join(dir, dataName)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	if err != nil {
+		return nil, diskErr(err)
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(path)
+		}
+	}()
+	var src io.Reader = &ctxReader{ctx: ctx, r: r}
+	if size >= 0 {
+		// One byte past size tells "too long" from "exactly right".
+		src = io.LimitReader(src, size+1)
+	}
+	var dst io.Writer = f
+	if room >= 0 {
+		dst = &roomWriter{w: f, room: room}
+	}
+	sum := md5.New()
+	n, err := io.CopyBuffer(fanOut{dst, sum}, src, make([]byte, copyBufferSize))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("upload interrupted after %d bytes: %w", n, diskErr(err))
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("upload interrupted after %d bytes: %w", n, ctx.Err())
+	case size >= 0 && n > size:
+		return nil, errf(peers.ErrInvalid, "upload is longer than the %d bytes announced", size)
+	case size >= 0 && n < size:
+		return nil, errf(peers.ErrInvalid, "upload ended after %d of the %d bytes announced", n, size)
+	}
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("syncing upload: %w", diskErr(err))
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("closing upload: %w", diskErr(err))
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, err
+	}
+	return &objEntry{name: name, data: dataName, size: n, etag: hex.EncodeToString(sum.Sum(nil)), hidx: -1}, nil
+}
+
+// removeData removes a data file no record names any more.
+func (s *objectStore) removeData(c *container, e *objEntry) {
+	dir, _ := c.shard(e.name)
+	if err := os.Remove(filepath.Join(dir, e.data)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.WithFields(logrus.Fields{"container": c.name, "object": e.name, "error": err.Error()}).Warn("removing replaced object data; the next start retries")
+	}
+}
+
+// commit makes e the object of its name: its record is renamed into place
+// (the commit point), the index updated, and the data of the object it
+// replaces removed. A commit into a deleted container fails with
+// ErrNotFound. Callers hold the name's stripe.
+func (s *objectStore) commit(c *container, e *objEntry) error {
+	c.alive.RLock()
+	defer c.alive.RUnlock()
+	if c.deleted {
+		return notFound("container", c.name)
+	}
+	crashPoint("data-synced")
+	if err := s.writeRecord(c, e); err != nil {
+		return err
+	}
+	crashPoint("record-renamed")
+	c.mu.Lock()
+	prev, delta := c.putLocked(e)
+	c.mu.Unlock()
+	s.used.Add(delta)
+	if prev != nil && prev.data != e.data {
+		s.removeData(c, prev)
+	}
+	return nil
+}
+
+// writeRecord writes e's record through a synced temporary file renamed
+// over the old one, then syncs the directory.
+func (s *objectStore) writeRecord(c *container, e *objEntry) error {
+	dir, h := c.shard(e.name)
+	b, err := json.Marshal(e.record())
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, objTmpPrefix)
+	if err != nil {
+		return diskErr(err)
+	}
+	tmp := f.Name()
+	_ = f.Close()
+	if err := writeFileSynced(tmp, b); err != nil {
+		_ = os.Remove(tmp)
+		return diskErr(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, h+metaSuffix)); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return syncDir(dir)
+}
+
+// removeRecord removes the record of the object called name, and syncs.
+func (s *objectStore) removeRecord(c *container, name string) error {
+	dir, h := c.shard(name)
+	if err := os.Remove(filepath.Join(dir, h+metaSuffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// open opens e's data, checking its length against the record.
+func (s *objectStore) open(c *container, e *objEntry) (*os.File, error) {
+	dir, _ := c.shard(e.name)
+	f, err := os.Open(filepath.Join(dir, e.data))
+	if err != nil {
+		return nil, fmt.Errorf("object %s/%s: opening its data: %w", c.name, e.name, err)
+	}
+	st, err := f.Stat()
+	if err == nil && st.Size() != e.size {
+		err = fmt.Errorf("object %s/%s is corrupt: its data file holds %d bytes, its record says %d", c.name, e.name, st.Size(), e.size)
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// capacity reports the object bytes: a configured quota and what the
+// objects take, else the filesystem's size and use.
+func (s *objectStore) capacity() (registry.Resource, error) {
+	if s.quota > 0 {
+		return registry.Resource{Total: s.quota, Used: s.used.Load()}, nil
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.dir, &st); err != nil {
+		return registry.Resource{}, fmt.Errorf("object store: %w", err)
+	}
+	bsize := int64(st.Bsize)
+	return registry.Resource{Total: int64(st.Blocks) * bsize, Used: int64(st.Blocks-st.Bavail) * bsize}, nil
+}
+
+// room is what a new upload may write: the quota left, or -1 (no quota:
+// the filesystem's ENOSPC is the limit).
+func (s *objectStore) room() int64 {
+	if s.quota <= 0 {
+		return -1
+	}
+	return max(s.quota-s.used.Load(), 0)
+}
+
+// roomWriter fails a write past room bytes with ErrCapacity.
+type roomWriter struct {
+	w    io.Writer
+	room int64
+}
+
+func (r *roomWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > r.room {
+		return 0, errf(peers.ErrCapacity, "the object store's quota is full")
+	}
+	r.room -= int64(len(p))
+	return r.w.Write(p)
+}
+
+// diskErr makes a full disk ErrCapacity.
+func diskErr(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return errf(peers.ErrCapacity, "object store: %v", err)
+	}
+	return err
+}
+
+// verifier reads an object's whole data and checks it against its MD5 at
+// the end: bytes that no longer match fail the last Read, so corruption
+// never passes as a clean EOF.
+type verifier struct {
+	r          io.Reader
+	sum        hash.Hash
+	want, what string
+	left       int64
+}
+
+func newVerifier(f io.Reader, e *objEntry, what string) *verifier {
+	return &verifier{r: io.LimitReader(f, e.size), sum: md5.New(), want: e.etag, what: what, left: e.size}
+}
+
+func (v *verifier) Read(p []byte) (int, error) {
+	n, err := v.r.Read(p)
+	v.sum.Write(p[:n])
+	v.left -= int64(n)
+	if err == io.EOF {
+		if v.left != 0 {
+			return n, fmt.Errorf("object %s is corrupt: its data ended %d bytes short: %w", v.what, v.left, io.ErrUnexpectedEOF)
+		}
+		if got := hex.EncodeToString(v.sum.Sum(nil)); got != v.want {
+			return n, fmt.Errorf("object %s is corrupt: its data's MD5 is %s, its ETag %s", v.what, got, v.want)
+		}
+	}
+	return n, err
+}
+
+// writeFileSynced writes b to path (created or truncated) and syncs it.
+func writeFileSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
