@@ -130,7 +130,12 @@ func New(cfg Config, driver Driver, log logrus.FieldLogger) (*Cloud, error) {
 	for _, h := range cfg.Hosts {
 		c.hosts = append(c.hosts, &host{cfg: h})
 	}
-	if err := c.loadState(); err != nil {
+	// Under c.mu like every other *Locked call: a delayed image delete
+	// the state resumes may fire its timer while loading goes on.
+	c.mu.Lock()
+	err = c.loadState()
+	c.mu.Unlock()
+	if err != nil {
 		stop()
 		if c.journal != nil {
 			_ = c.journal.Close()

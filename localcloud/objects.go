@@ -305,6 +305,10 @@ func (c *Cloud) reapObjects(ctx context.Context) {
 // data, unless that newer record still names it.
 func (c *Cloud) reapOnce() {
 	s := c.objects
+	// One pass at a time: a pass holds the graveyard it took until its
+	// files are gone.
+	s.reaping.Lock()
+	defer s.reaping.Unlock()
 	s.mu.RLock()
 	cts := make([]*container, 0, len(s.containers))
 	for _, ct := range s.containers {

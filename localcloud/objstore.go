@@ -63,7 +63,8 @@ type objectStore struct {
 	// longer names.
 	stripes [64]sync.Mutex
 	// kick wakes the reaper when expired objects await removal.
-	kick chan struct{}
+	kick    chan struct{}
+	reaping sync.Mutex // held by a reaper pass
 }
 
 const (
