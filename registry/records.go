@@ -45,6 +45,11 @@ func (r *Records[T]) Run(ctx context.Context) error { return r.mirror.Run(ctx) }
 // WaitReady blocks until Run's first load has landed.
 func (r *Records[T]) WaitReady(ctx context.Context) error { return r.mirror.WaitReady(ctx) }
 
+// Loaded reports whether the records are held in memory (Run's first
+// load has landed): a caller about to look many keys up can tell whether
+// each costs a Store read.
+func (r *Records[T]) Loaded() bool { return r.mirror.Loaded() }
+
 // WaitIndex blocks until every write up to store index idx is held.
 func (r *Records[T]) WaitIndex(ctx context.Context, idx uint64) error {
 	return r.mirror.WaitIndex(ctx, idx)

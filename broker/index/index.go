@@ -47,6 +47,10 @@ type Entry struct {
 	// any (a port a peer made for a server names the server), so it is
 	// forgotten with it.
 	Parent string `json:"parent,omitempty"`
+	// Shared marks a resource every project may see (a network created
+	// shared), so every replica knows from its watch which peers hold
+	// such resources: another project's list must read those peers too.
+	Shared bool `json:"shared,omitempty"`
 }
 
 // sameResource reports whether two entries point at one resource.
@@ -102,6 +106,10 @@ func (x *Index) Run(ctx context.Context) error { return x.mirror.Run(ctx) }
 
 // WaitReady blocks until Run's first load has landed.
 func (x *Index) WaitReady(ctx context.Context) error { return x.mirror.WaitReady(ctx) }
+
+// WaitIndex blocks until memory holds every write up to store index idx
+// (another replica's write this one must see).
+func (x *Index) WaitIndex(ctx context.Context, idx uint64) error { return x.mirror.WaitIndex(ctx, idx) }
 
 func decode(kv registry.KV) (Entry, error) {
 	var e Entry
@@ -241,6 +249,11 @@ func (x *Index) List(ctx context.Context, kind, project string) ([]Entry, error)
 	if project != "" {
 		prefix = "index-by-project/" + kind + "/" + project + "/"
 	}
+	return x.read(ctx, prefix)
+}
+
+// read decodes the entries under prefix from the Store, in key order.
+func (x *Index) read(ctx context.Context, prefix string) ([]Entry, error) {
 	kvs, _, err := x.store.List(ctx, prefix)
 	if err != nil {
 		return nil, err

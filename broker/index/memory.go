@@ -13,10 +13,11 @@ type memory struct {
 	mu        sync.RWMutex
 	byID      map[string]map[string]Entry            // kind -> id -> entry
 	byProject map[string]map[string]map[string]Entry // kind -> project -> id -> entry
+	flagged   map[string]map[string]Entry            // kind -> id -> entry marked Shared
 }
 
 func newMemory() *memory {
-	return &memory{byID: map[string]map[string]Entry{}, byProject: map[string]map[string]map[string]Entry{}}
+	return &memory{byID: map[string]map[string]Entry{}, byProject: map[string]map[string]map[string]Entry{}, flagged: map[string]map[string]Entry{}}
 }
 
 // Set implements registry.Sink.
@@ -33,6 +34,12 @@ func (m *memory) Set(_ string, e Entry) {
 		m.byProject[e.Kind][e.Project] = map[string]Entry{}
 	}
 	m.byProject[e.Kind][e.Project][e.ID] = e
+	if e.Shared {
+		if m.flagged[e.Kind] == nil {
+			m.flagged[e.Kind] = map[string]Entry{}
+		}
+		m.flagged[e.Kind][e.ID] = e
+	}
 }
 
 // Unset implements registry.Sink; key is index/<kind>/<id>.
@@ -56,6 +63,7 @@ func (m *memory) removeLocked(kind, id string) {
 	if len(m.byProject[kind][old.Project]) == 0 {
 		delete(m.byProject[kind], old.Project)
 	}
+	delete(m.flagged[kind], id)
 }
 
 func (m *memory) get(kind, id string) (Entry, bool) {
@@ -72,11 +80,30 @@ func (m *memory) list(kind, project string) []Entry {
 	if project != "" {
 		from = m.byProject[kind][project]
 	}
+	out := values(from)
+	m.mu.RUnlock()
+	return byID(out)
+}
+
+// shared returns the entries of kind marked Shared, by ID.
+func (m *memory) shared(kind string) []Entry {
+	m.mu.RLock()
+	out := values(m.flagged[kind])
+	m.mu.RUnlock()
+	return byID(out)
+}
+
+// values copies a map's entries.
+func values(from map[string]Entry) []Entry {
 	out := make([]Entry, 0, len(from))
 	for _, e := range from {
 		out = append(out, e)
 	}
-	m.mu.RUnlock()
-	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.ID, b.ID) })
 	return out
+}
+
+// byID sorts entries by ID.
+func byID(es []Entry) []Entry {
+	slices.SortFunc(es, func(a, b Entry) int { return strings.Compare(a.ID, b.ID) })
+	return es
 }
