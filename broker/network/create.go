@@ -230,7 +230,9 @@ func (s *Service) CreateNetwork(ctx context.Context, project string, req Network
 			return Network{}, err
 		}
 		now := time.Now().UTC()
-		e := index.Entry{Kind: KindNetwork, ID: id, Project: project, PeerID: p.ID, PeerResourceID: n.ID, Name: n.Name, CreatedAt: now}
+		// A shared network marks its entry: every replica's watch then
+		// knows its peer holds one, which other projects' lists must read.
+		e := index.Entry{Kind: KindNetwork, ID: id, Project: project, PeerID: p.ID, PeerResourceID: n.ID, Name: n.Name, CreatedAt: now, Shared: req.Shared}
 		var a *Attrs
 		if req.Description != "" || (req.AdminStateUp != nil && !*req.AdminStateUp) || len(req.ZoneHints) > 0 {
 			a = &Attrs{Description: req.Description, AdminStateUp: req.AdminStateUp, ZoneHints: slices.Clone(req.ZoneHints)}
@@ -606,19 +608,16 @@ func (s *Service) DeleteNetwork(ctx context.Context, project, id string) error {
 }
 
 // goneSubnets returns the index entries of project's subnets on member
-// that the peer no longer has. It reads the primary entries, not the
-// project's copies: an earlier cut delete may have removed the copy only
-// (index.Delete removes the two one after the other).
+// that the peer no longer has: the project's entries on that peer, from
+// the index's primary entries (an earlier cut delete may have removed the
+// project's copy only; index.Delete removes the two one after the other).
 func (s *Service) goneSubnets(ctx context.Context, project string, member *peers.Member) ([]index.Entry, error) {
-	entries, err := s.Index.List(ctx, KindSubnet, "")
+	entries, err := s.Index.OnPeer(ctx, KindSubnet, project, member.Peer.ID)
 	if err != nil {
 		return nil, err
 	}
 	var gone []index.Entry
 	for _, e := range entries {
-		if e.PeerID != member.Peer.ID || e.Project != project {
-			continue
-		}
 		switch _, err := member.Cloud.GetSubnet(ctx, e.PeerResourceID); {
 		case errors.Is(err, peers.ErrNotFound):
 			gone = append(gone, e)

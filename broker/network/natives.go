@@ -43,6 +43,9 @@ type native struct {
 type nativePeer struct {
 	ids    []string // broker IDs of its native resources
 	loaded bool
+	// shared: its last full read had shared or external networks, its
+	// own or a broker's, which every project's list must show.
+	shared bool
 	tried  time.Time // the last failed read while never loaded
 }
 
@@ -59,12 +62,18 @@ type natives struct {
 
 // observe replaces what is known of a peer with a full read of its
 // networks and subnets: its shared or external networks that no broker of
-// this installation (brokerID) made, and their subnets.
+// this installation (brokerID) made, and their subnets, and whether it
+// holds any shared or external network at all.
 func (n *natives) observe(peerID, brokerID string, nets []peers.Network, subnets []peers.Subnet) {
 	found := map[string]native{}
 	nativeNet := map[string]bool{}
+	shared := false
 	for _, net := range nets {
-		if net.Metadata[peers.MetaBrokerID] == brokerID || !(net.Shared || net.External) {
+		if !(net.Shared || net.External) {
+			continue
+		}
+		shared = true
+		if net.Metadata[peers.MetaBrokerID] == brokerID {
 			continue
 		}
 		nativeNet[net.ID] = true
@@ -88,7 +97,7 @@ func (n *natives) observe(peerID, brokerID string, nets []peers.Network, subnets
 	for _, id := range p.ids {
 		delete(n.byID, id)
 	}
-	p.ids, p.loaded = p.ids[:0], true
+	p.ids, p.loaded, p.shared = p.ids[:0], true, shared
 	for id, r := range found {
 		n.byID[id] = r
 		p.ids = append(p.ids, id)
@@ -129,6 +138,20 @@ func (n *natives) unread(members []*peers.Member, now time.Time) []*peers.Member
 		case p != nil && !now.IsZero() && now.Sub(p.tried) < relearnAfter:
 		default:
 			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// sharedPeers returns the IDs of the peers whose last full read had
+// shared or external networks.
+func (n *natives) sharedPeers() []string {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	var out []string
+	for id, p := range n.peers {
+		if p.shared {
+			out = append(out, id)
 		}
 	}
 	return out

@@ -14,20 +14,31 @@ import (
 	"github.com/cloudmux/cloudmux/peers"
 )
 
-// countedNetworks counts the network reads a peer is asked for.
+// countedNetworks counts the network reads a peer is asked for; while
+// down (when set) is true its network lists fail as a peer that does not
+// answer.
 type countedNetworks struct {
 	*localcloud.Cloud
 	calls *atomic.Int64
+	down  *atomic.Bool
 }
 
 func (c countedNetworks) ListNetworks(ctx context.Context, o peers.ListOptions) ([]peers.Network, error) {
 	c.calls.Add(1)
+	if c.down != nil && c.down.Load() {
+		return nil, peers.ErrUnavailable
+	}
 	return c.Cloud.ListNetworks(ctx, o)
 }
 
 func (c countedNetworks) ListSubnets(ctx context.Context, o peers.ListOptions) ([]peers.Subnet, error) {
 	c.calls.Add(1)
 	return c.Cloud.ListSubnets(ctx, o)
+}
+
+func (c countedNetworks) ListPorts(ctx context.Context, o peers.ListOptions) ([]peers.Port, error) {
+	c.calls.Add(1)
+	return c.Cloud.ListPorts(ctx, o)
 }
 
 func (c countedNetworks) GetNetwork(ctx context.Context, id string) (peers.Network, error) {

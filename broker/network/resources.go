@@ -103,12 +103,16 @@ func (s *Service) readPeers(ctx context.Context, members []*peers.Member, withPo
 	return out, failed
 }
 
-// visible applies the visibility rules (see Resolve) to what the peers
-// hold and translates peer IDs to broker IDs. Own resources must be in the
-// index (a peer resource carrying our metadata but not indexed is an
-// unfinished create or an orphan, and stays hidden).
-func (s *Service) visible(ctx context.Context, project string, states []peerState, withPorts bool) (Visible, error) {
-	own := map[string]map[string]index.Entry{} // kind -> peer ID/peer resource ID -> entry
+// ownEntries are a project's index entries of the kinds a read shows, by
+// kind and then by peer ID "/" peer resource ID.
+type ownEntries map[string]map[string]index.Entry
+
+// ownedBy reads project's entries (every project's for "") of the kinds
+// a read shows from the index (memory): networks and subnets, and with
+// ports the ports, the servers (whose ports their peer made) and those
+// ports' entries.
+func (s *Service) ownedBy(ctx context.Context, project string, withPorts bool) (ownEntries, error) {
+	own := ownEntries{}
 	kinds := []string{KindNetwork, KindSubnet}
 	if withPorts {
 		kinds = append(kinds, KindPort, kindServer, kindServerPort)
@@ -116,20 +120,57 @@ func (s *Service) visible(ctx context.Context, project string, states []peerStat
 	for _, kind := range kinds {
 		entries, err := s.Index.List(ctx, kind, project)
 		if err != nil {
-			return Visible{}, err
+			return nil, err
 		}
 		own[kind] = map[string]index.Entry{}
 		for _, e := range entries {
 			own[kind][e.PeerID+"/"+e.PeerResourceID] = e
 		}
 	}
-	attrs := map[string]map[string]Attrs{}
+	return own, nil
+}
+
+// visible applies the visibility rules (see Resolve) to what the peers
+// hold and translates peer IDs to broker IDs. Own resources must be in the
+// index (a peer resource carrying our metadata but not indexed is an
+// unfinished create or an orphan, and stays hidden).
+func (s *Service) visible(ctx context.Context, project string, states []peerState, withPorts bool) (Visible, error) {
+	own, err := s.ownedBy(ctx, project, withPorts)
+	if err != nil {
+		return Visible{}, err
+	}
+	return s.visibleOwn(ctx, project, own, states)
+}
+
+// attrsLookup returns the Attrs of a resource by kind and broker ID: from
+// memory when AttrsMemory runs, each ID costing itself; without it, every
+// Attrs of the three kinds is read from the Store once, up front.
+func (s *Service) attrsLookup(ctx context.Context) (func(kind, id string) Attrs, error) {
+	if mem := s.AttrsMemory; mem != nil && mem.Loaded() {
+		return func(kind, id string) Attrs {
+			r, err := mem.Get(ctx, attrsKey(kind, id), false) // in memory: no error but a miss
+			if err != nil {
+				return Attrs{}
+			}
+			return r.Value
+		}, nil
+	}
+	all := map[string]map[string]Attrs{}
 	for _, kind := range []string{KindNetwork, KindSubnet, KindPort} {
 		a, err := s.loadAttrs(ctx, kind)
 		if err != nil {
-			return Visible{}, err
+			return nil, err
 		}
-		attrs[kind] = a
+		all[kind] = a
+	}
+	return func(kind, id string) Attrs { return all[kind][id] }, nil
+}
+
+// visibleOwn is visible with project's entries already read.
+func (s *Service) visibleOwn(ctx context.Context, project string, own ownEntries, states []peerState) (Visible, error) {
+	attrsOf, err := s.attrsLookup(ctx)
+	if err != nil {
+		return Visible{}, err
 	}
 	var v Visible
 	var adopt []index.Entry // server ports shown before they were indexed
@@ -175,7 +216,7 @@ func (s *Service) visible(ctx context.Context, project string, states []peerStat
 			if !ok {
 				continue
 			}
-			out := Network{Ref: r, Peer: n, Attrs: attrs[KindNetwork][r.ID]}
+			out := Network{Ref: r, Peer: n, Attrs: attrsOf(KindNetwork, r.ID)}
 			for _, sid := range n.Subnets {
 				out.SubnetIDs = append(out.SubnetIDs, ids[sid])
 			}
@@ -186,7 +227,7 @@ func (s *Service) visible(ctx context.Context, project string, states []peerStat
 			if !ok {
 				continue
 			}
-			v.Subnets = append(v.Subnets, Subnet{Ref: r, Peer: sn, NetworkID: ids[sn.NetworkID], Attrs: attrs[KindSubnet][r.ID]})
+			v.Subnets = append(v.Subnets, Subnet{Ref: r, Peer: sn, NetworkID: ids[sn.NetworkID], Attrs: attrsOf(KindSubnet, r.ID)})
 		}
 		for _, p := range st.ports {
 			r, ok := ref(KindPort, p.ID, p.Project, p.Metadata, false)
@@ -205,7 +246,7 @@ func (s *Service) visible(ctx context.Context, project string, states []peerStat
 			if !ok {
 				continue
 			}
-			out := Port{Ref: r, Peer: p, NetworkID: ids[p.NetworkID], DeviceID: p.DeviceID, Attrs: attrs[KindPort][r.ID]}
+			out := Port{Ref: r, Peer: p, NetworkID: ids[p.NetworkID], DeviceID: p.DeviceID, Attrs: attrsOf(KindPort, r.ID)}
 			for _, f := range p.FixedIPs {
 				out.FixedIPs = append(out.FixedIPs, peers.FixedIP{SubnetID: ids[f.SubnetID], IPAddress: f.IPAddress})
 			}
@@ -222,28 +263,72 @@ func (s *Service) visible(ctx context.Context, project string, states []peerStat
 	return v, nil
 }
 
-// List returns everything project may see on every connected peer, by
-// broker ID; ports only when withPorts (they cost another call per peer).
-// Peers that do not answer within the per-peer deadline are named in
-// Visible.Failed and their resources left out; disconnected peers too.
+// List returns everything project may see, by broker ID; ports only when
+// withPorts (they cost another call per peer). It reads only the peers
+// that may hold any of it (see listPeers); an admin's list of every
+// project (project "") reads every peer. Peers that do not answer within
+// the per-peer deadline are named in Visible.Failed and their resources
+// left out; so are the disconnected ones among them.
 func (s *Service) List(ctx context.Context, project string, withPorts bool) (Visible, error) {
+	own, err := s.ownedBy(ctx, project, withPorts)
+	if err != nil {
+		return Visible{}, err
+	}
+	wanted, err := s.listPeers(ctx, project, own)
+	if err != nil {
+		return Visible{}, err
+	}
 	var members []*peers.Member
 	var disconnected []string
 	for _, m := range s.Pool.Members() {
-		if m.Cloud != nil {
+		switch {
+		case wanted != nil && !wanted[m.Peer.ID]:
+		case m.Cloud != nil:
 			members = append(members, m)
-		} else {
+		default:
 			disconnected = append(disconnected, m.Peer.Name)
 		}
 	}
 	states, failed := s.readPeers(ctx, members, withPorts)
-	v, err := s.visible(ctx, project, states, withPorts)
+	v, err := s.visibleOwn(ctx, project, own, states)
 	if err != nil {
 		return Visible{}, err
 	}
 	v.Failed = append(failed, disconnected...)
 	slices.Sort(v.Failed)
 	return v, nil
+}
+
+// listPeers returns the IDs of the peers a list for project must read,
+// from memory; nil (every peer) for project "". They are the peers of
+// project's own entries (own), the peers holding shared or external
+// networks (their own, as the last discovery found them, and those a
+// broker made shared, from the index, so a new one counts on every
+// replica at once), and the peers never read yet, which may hold either.
+func (s *Service) listPeers(ctx context.Context, project string, own ownEntries) (map[string]bool, error) {
+	if project == "" {
+		return nil, nil
+	}
+	wanted := map[string]bool{}
+	for _, entries := range own {
+		for _, e := range entries {
+			wanted[e.PeerID] = true
+		}
+	}
+	for _, id := range s.natives.sharedPeers() {
+		wanted[id] = true
+	}
+	shared, err := s.Index.Shared(ctx, KindNetwork)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range shared {
+		wanted[e.PeerID] = true
+	}
+	for _, m := range s.natives.unread(s.Pool.Members(), time.Time{}) {
+		wanted[m.Peer.ID] = true
+	}
+	return wanted, nil
 }
 
 // one reads the peer of ref and returns what project sees there.
