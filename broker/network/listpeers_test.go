@@ -50,21 +50,21 @@ type replica struct {
 func newReplica(t *testing.T, e *brokertest.Env, store registry.Store) replica {
 	t.Helper()
 	idx := index.New(store).WithLog(e.Log)
-	attrs := network.NewAttrsMemory(store, e.Log)
-	e.Start(t, idx, attrs)
-	return replica{Service: &network.Service{Pool: e.Pool, Index: idx, Store: store, AttrsMemory: attrs, Placer: policy.Default{},
-		Log: e.Log, BrokerID: "test-broker"}, index: idx}
+	attrs, groups := network.NewAttrsMemory(store, e.Log), network.NewGroupsMemory(store, e.Log)
+	e.Start(t, idx, attrs, groups)
+	return replica{Service: &network.Service{Pool: e.Pool, Index: idx, Store: store, AttrsMemory: attrs, GroupsMemory: groups,
+		Placer: policy.Default{}, Log: e.Log, BrokerID: "test-broker"}, index: idx}
 }
 
-// sees waits until r's memory holds the Store's key as it is now (another
-// replica's write), as its watch delivers it.
-func (r replica) sees(t *testing.T, store registry.Store, key string) {
+// caughtUp waits until a memory (its WaitIndex) holds the Store's key as
+// it is now, another replica's write, as its watch delivers it.
+func caughtUp(t *testing.T, store registry.Store, key string, waitIndex func(context.Context, uint64) error) {
 	t.Helper()
 	kv, err := store.Get(context.Background(), key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.index.WaitIndex(context.Background(), kv.ModifyIndex); err != nil {
+	if err := waitIndex(context.Background(), kv.ModifyIndex); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -136,7 +136,7 @@ func TestListReadsOnlyThePeersItNeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.sees(t, store, "index/port/"+port.Ref.ID)
+	caughtUp(t, store, "index/port/"+port.Ref.ID, b.index.WaitIndex)
 
 	for _, tc := range []struct {
 		name      string
@@ -171,7 +171,7 @@ func TestListReadsOnlyThePeersItNeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.sees(t, store, "index/network/"+shared.Ref.ID)
+	caughtUp(t, store, "index/network/"+shared.Ref.ID, b.index.WaitIndex)
 	fresh := newReplica(t, e, store) // never discovered anything
 	for _, tc := range []struct {
 		name    string

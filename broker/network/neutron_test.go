@@ -52,10 +52,10 @@ func newEnvWith(t *testing.T, ps []brokertest.Peer, peerTimeout time.Duration) *
 	t.Helper()
 	te := &testEnv{}
 	te.Env = brokertest.New(t, ps, func(e *brokertest.Env, r chi.Router) {
-		attrs := network.NewAttrsMemory(e.Store, e.Log)
-		e.Start(t, attrs)
+		attrs, groups := network.NewAttrsMemory(e.Store, e.Log), network.NewGroupsMemory(e.Store, e.Log)
+		e.Start(t, attrs, groups)
 		te.limits = &quota.Limits{Store: e.Store}
-		te.svc = &network.Service{Pool: e.Pool, Index: e.Index, Store: e.Store, AttrsMemory: attrs, Placer: policy.Default{}, Log: e.Log,
+		te.svc = &network.Service{Pool: e.Pool, Index: e.Index, Store: e.Store, AttrsMemory: attrs, GroupsMemory: groups, Placer: policy.Default{}, Log: e.Log,
 			BrokerID: "test-broker", PeerTimeout: peerTimeout,
 			Quota: &quota.Ledger{Store: e.Store, Limits: te.limits, Holder: "test-broker", Log: e.Log}}
 		n := &network.Neutron{Service: te.svc, QuotaAdmin: te.limits, Auth: e.Keystone.Authenticate, Log: e.Log}

@@ -58,8 +58,6 @@ const DefaultSecurityGroup = "default"
 // replicas creating it at once agree on one group.
 var sgNamespace = uuid.MustParse("6f1d0c33-3c5e-4f57-9b0e-1c7c2a8f4e21")
 
-func sgKey(project, id string) string { return "neutron/security-groups/" + project + "/" + id }
-
 // DefaultSecurityGroupID is the ID of project's default group (made on
 // first use; the ID is derived from the project, so it is known before).
 func DefaultSecurityGroupID(project string) string {
@@ -86,21 +84,12 @@ func defaultGroup(project string, now time.Time) SecurityGroup {
 // SecurityGroups returns the project's groups by name then ID, creating
 // the default group on first use.
 func (s *Service) SecurityGroups(ctx context.Context, project string) ([]SecurityGroup, error) {
-	kvs, _, err := s.Store.List(ctx, "neutron/security-groups/"+project+"/")
+	out, err := s.projectGroups(ctx, project)
 	if err != nil {
 		return nil, err
 	}
-	var out []SecurityGroup
 	def := defaultGroup(project, time.Now().UTC())
-	hasDefault := false
-	for _, kv := range kvs {
-		var g SecurityGroup
-		if err := json.Unmarshal(kv.Value, &g); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
-		}
-		hasDefault = hasDefault || g.ID == def.ID
-		out = append(out, g)
-	}
+	hasDefault := slices.ContainsFunc(out, func(g SecurityGroup) bool { return g.ID == def.ID })
 	if !hasDefault {
 		g, err := s.ensureDefault(ctx, def)
 		if err != nil {
@@ -118,12 +107,14 @@ func (s *Service) ensureDefault(ctx context.Context, def SecurityGroup) (Securit
 	if err != nil {
 		return SecurityGroup{}, err
 	}
-	if _, err := s.Store.CAS(ctx, sgKey(def.Project, def.ID), raw, 0); errors.Is(err, registry.ErrConflict) {
+	idx, err := s.Store.CAS(ctx, sgKey(def.Project, def.ID), raw, 0)
+	if errors.Is(err, registry.ErrConflict) {
 		g, _, err := s.loadGroup(ctx, def.Project, def.ID)
 		return g, err
 	} else if err != nil {
 		return SecurityGroup{}, err
 	}
+	s.wroteGroup(def, idx)
 	// The default group counts, as in Neutron, but exists whatever the
 	// quota: it is counted without a limit check, by the replica that
 	// wrote it.
@@ -157,12 +148,24 @@ func (s *Service) loadGroup(ctx context.Context, project, id string) (SecurityGr
 	if err := json.Unmarshal(kv.Value, &g); err != nil {
 		return SecurityGroup{}, 0, fmt.Errorf("decode %s: %w", kv.Key, err)
 	}
+	s.wroteGroup(g, kv.ModifyIndex) // what another replica wrote, before its watch delivers it
 	return g, kv.ModifyIndex, nil
 }
 
-// SecurityGroup returns a group of the project by ID.
+// SecurityGroup returns a group of the project by ID, from memory; an ID
+// memory lacks is read from the Store (one key: another replica may just
+// have made it), and the project's default group is made on first use.
 func (s *Service) SecurityGroup(ctx context.Context, project, id string) (SecurityGroup, error) {
-	g, _, err := s.loadGroup(ctx, project, id)
+	if registry.ValidateKey(sgKey(project, id)) != nil {
+		return SecurityGroup{}, notFound(kindSecurityGroup, id)
+	}
+	g, err := s.groupRecords().Get(ctx, sgKey(project, id), true)
+	if errors.Is(err, registry.ErrNotFound) {
+		if def := defaultGroup(project, time.Now().UTC()); def.ID == id {
+			return s.ensureDefault(ctx, def)
+		}
+		return SecurityGroup{}, notFound(kindSecurityGroup, id)
+	}
 	return g, err
 }
 
@@ -219,13 +222,17 @@ func (s *Service) CreateSecurityGroup(ctx context.Context, project, name, descri
 		return SecurityGroup{}, err
 	}
 	defer s.release(ctx, res)
-	if _, err := s.Store.CAS(ctx, sgKey(project, g.ID), raw, 0); err != nil {
+	idx, err := s.Store.CAS(ctx, sgKey(project, g.ID), raw, 0)
+	if err != nil {
 		return SecurityGroup{}, err
 	}
 	if _, err := commit(ctx, res); err != nil {
-		_ = s.Store.Delete(context.WithoutCancel(ctx), sgKey(project, g.ID))
+		if s.Store.Delete(context.WithoutCancel(ctx), sgKey(project, g.ID)) == nil {
+			s.groupRecords().Deleted(sgKey(project, g.ID))
+		}
 		return SecurityGroup{}, err
 	}
+	s.wroteGroup(g, idx)
 	return g, nil
 }
 
@@ -252,11 +259,13 @@ func (s *Service) changeGroup(ctx context.Context, project, id string, change fu
 		if err != nil {
 			return SecurityGroup{}, err
 		}
-		if _, err := s.Store.CAS(ctx, sgKey(project, id), raw, at); errors.Is(err, registry.ErrConflict) {
+		written, err := s.Store.CAS(ctx, sgKey(project, id), raw, at)
+		if errors.Is(err, registry.ErrConflict) {
 			continue
 		} else if err != nil {
 			return SecurityGroup{}, err
 		}
+		s.wroteGroup(g, written)
 		return g, nil
 	}
 }
@@ -297,6 +306,7 @@ func (s *Service) DeleteSecurityGroup(ctx context.Context, project, id string) e
 		}
 		return err
 	}
+	s.groupRecords().Deleted(sgKey(project, id))
 	s.free(ctx, project, groupCharge(g))
 	groups, err := s.SecurityGroups(ctx, project)
 	if err != nil {
@@ -322,19 +332,26 @@ func (s *Service) DeleteSecurityGroup(ctx context.Context, project, id string) e
 // groupUnused refuses to let a group go while a port of the project names
 // it (Neutron's SecurityGroupInUse): the port would keep an ID that
 // resolves to nothing. Ports name groups in their broker-kept attributes;
-// group IDs are random and only the project's own may be named, so any
-// port naming this one is the project's. The attributes of a server's
-// port outlive it (the compute API deletes it with the server), so a
-// naming port counts only if it still exists.
+// group IDs are random and only the project's own may be named, so the
+// ports to look at are the project's (both kinds of its indexed ports),
+// their attributes looked up by ID in memory. The attributes of a
+// server's port outlive it (the compute API deletes it with the server),
+// so a naming port counts only if its peer still lists it.
 func (s *Service) groupUnused(ctx context.Context, project, id string) error {
-	attrs, err := s.loadAttrs(ctx, KindPort)
+	attrsOf, err := s.attrsLookup(ctx)
 	if err != nil {
 		return err
 	}
 	var naming []string
-	for portID, a := range attrs {
-		if slices.Contains(a.SecurityGroups, id) {
-			naming = append(naming, portID)
+	for _, kind := range []string{KindPort, kindServerPort} {
+		entries, err := s.Index.List(ctx, kind, project)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if slices.Contains(attrsOf(KindPort, e.ID).SecurityGroups, id) {
+				naming = append(naming, e.ID)
+			}
 		}
 	}
 	if len(naming) == 0 {
@@ -458,7 +475,7 @@ func (s *Service) CreateSecurityGroupRule(ctx context.Context, project string, r
 		return SecurityGroupRule{}, badInput("security_group_id", "'None' is not a valid UUID")
 	}
 	if r.RemoteGroupID != "" && r.RemoteGroupID != r.SecurityGroupID {
-		if _, _, err := s.loadGroup(ctx, project, r.RemoteGroupID); err != nil {
+		if _, err := s.SecurityGroup(ctx, project, r.RemoteGroupID); err != nil {
 			return SecurityGroupRule{}, err
 		}
 	}

@@ -60,7 +60,10 @@ type Service struct {
 	// AttrsMemory, when set (and running), serves the broker-kept
 	// attributes from memory; without it lists read the Store.
 	AttrsMemory *AttrsMemory
-	Placer      policy.Placer
+	// GroupsMemory, when set (and running), serves the security groups
+	// from memory; without it their lists read the Store.
+	GroupsMemory *GroupsMemory
+	Placer       policy.Placer
 	// Quota, when set, counts what projects create against their quotas;
 	// without it nothing is limited.
 	Quota Quota
