@@ -31,10 +31,17 @@
 // A peer's own ID is never shown and never accepted: like any unknown ID,
 // it is "not found". Everything else is "not found", whoever owns it.
 //
+// A project's list reads only the peers that may hold what it sees: those
+// of its index entries, those with shared or external networks (the
+// discovery's per-peer flag, and the networks a broker created shared,
+// whose index entries say so, so every replica knows at once), and those
+// never read yet; an admin's list of every project reads every peer.
+//
 // Security groups are broker-level records in the registry store, per
 // project, with Neutron's "default" group made on first use; no peer
-// enforces them yet. A group a port names cannot be deleted
-// (SecurityGroupInUse).
+// enforces them yet. Every replica serves them from memory (GroupsMemory,
+// fed by a Store watch); changes CAS in the Store. A group a port names
+// cannot be deleted (SecurityGroupInUse).
 //
 // Failures leave nothing a client cannot see or finish: index entries are
 // removed after the peer's resource (a network's after its subnets'), so a

@@ -24,7 +24,7 @@ import (
 
 // replicaStore is the Store the broker replicas of a test share: a
 // Consul agent's when CONSUL_BIN names one, a memory store otherwise.
-func replicaStore(t *testing.T) registry.Store {
+func replicaStore(t testing.TB) registry.Store {
 	t.Helper()
 	if os.Getenv("CONSUL_BIN") == "" {
 		t.Log("CONSUL_BIN unset: the replicas share a memory store")
@@ -47,7 +47,7 @@ type replica struct {
 	index *index.Index
 }
 
-func newReplica(t *testing.T, e *brokertest.Env, store registry.Store) replica {
+func newReplica(t testing.TB, e *brokertest.Env, store registry.Store) replica {
 	t.Helper()
 	idx := index.New(store).WithLog(e.Log)
 	attrs, groups := network.NewAttrsMemory(store, e.Log), network.NewGroupsMemory(store, e.Log)
