@@ -63,6 +63,32 @@ func TestPutAfterAdoptionKeepsCharge(t *testing.T) {
 	}
 }
 
+// TestPutAfterAdoptionKeepsShared: a network created shared that a
+// Rebuild adopted first (its entry unmarked) is marked by its creator's
+// Put, in both copies, and listed as shared.
+func TestPutAfterAdoptionKeepsShared(t *testing.T) {
+	ctx := context.Background()
+	x := index.New(registry.NewMemory())
+	adopted := index.Entry{Kind: "network", ID: "n1", Project: "p", PeerID: "peer", PeerResourceID: "r1"}
+	if err := x.Put(ctx, adopted); err != nil {
+		t.Fatal(err)
+	}
+	created := adopted
+	created.Shared = true
+	if err := x.Put(ctx, created); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := x.Get(ctx, "network", "n1", ""); err != nil || !got.Shared {
+		t.Fatalf("entry = %+v, %v; want it shared", got, err)
+	}
+	if list, err := x.List(ctx, "network", "p"); err != nil || len(list) != 1 || !list[0].Shared {
+		t.Fatalf("project's copy = %+v, %v; want it shared", list, err)
+	}
+	if shared, err := x.Shared(ctx, "network"); err != nil || len(shared) != 1 || shared[0].ID != "n1" {
+		t.Fatalf("Shared = %+v, %v; want n1", shared, err)
+	}
+}
+
 // TestRebuildFreesWhatItRemoves: an entry whose resource its peer no
 // longer holds is removed by Rebuild, and what it counted is freed once
 // in its project.

@@ -158,7 +158,7 @@ func (x *Index) Put(ctx context.Context, e Entry) error {
 	if err != nil {
 		if errors.Is(err, registry.ErrConflict) {
 			if cur, gerr := x.Get(ctx, e.Kind, e.ID, ""); gerr == nil && cur.sameResource(e) {
-				return x.addCharge(ctx, cur, e.Charge)
+				return x.complete(ctx, cur, e)
 			}
 		}
 		return fmt.Errorf("index %s %s: %w", e.Kind, e.ID, err)
@@ -173,18 +173,24 @@ func (x *Index) Put(ctx context.Context, e Entry) error {
 	return nil
 }
 
-// addCharge gives an entry a Rebuild adopted (which carries no charge:
-// nothing was counted for it) the charge its creator committed, in both
-// copies, so deleting the resource frees it. An entry with a charge
-// already keeps it.
-func (x *Index) addCharge(ctx context.Context, cur Entry, charge quota.Amounts) error {
-	if len(cur.Charge) > 0 || len(charge) == 0 {
-		return nil
+// complete gives an entry a Rebuild adopted what its creator's entry e
+// adds, in both copies: the charge the creator committed (an adopted entry
+// carries none: nothing was counted for it), so deleting the resource
+// frees it, and the Shared mark (a rebuild cannot tell), so other
+// projects' lists find it. What an entry carries already stays.
+func (x *Index) complete(ctx context.Context, cur, e Entry) error {
+	add := func(got Entry) (Entry, bool) {
+		changed := false
+		if len(got.Charge) == 0 && len(e.Charge) > 0 {
+			got.Charge, changed = e.Charge, true
+		}
+		if e.Shared && !got.Shared {
+			got.Shared, changed = true, true
+		}
+		return got, changed
 	}
-	cur.Charge = charge
-	raw, err := json.Marshal(cur)
-	if err != nil {
-		return err
+	if _, changed := add(cur); !changed {
+		return nil
 	}
 	for _, key := range []string{primaryKey(cur.Kind, cur.ID), projectKey(cur.Kind, cur.Project, cur.ID)} {
 		for {
@@ -196,8 +202,16 @@ func (x *Index) addCharge(ctx context.Context, cur Entry, charge quota.Amounts) 
 				return fmt.Errorf("index %s %s: %w", cur.Kind, cur.ID, err)
 			}
 			var got Entry
-			if err := json.Unmarshal(kv.Value, &got); err != nil || !got.sameResource(cur) || len(got.Charge) > 0 {
+			if err := json.Unmarshal(kv.Value, &got); err != nil || !got.sameResource(cur) {
 				break
+			}
+			want, changed := add(got)
+			if !changed {
+				break
+			}
+			raw, err := json.Marshal(want)
+			if err != nil {
+				return err
 			}
 			at, err := x.store.CAS(ctx, key, raw, kv.ModifyIndex)
 			if errors.Is(err, registry.ErrConflict) {
@@ -206,7 +220,7 @@ func (x *Index) addCharge(ctx context.Context, cur Entry, charge quota.Amounts) 
 				return fmt.Errorf("index %s %s: %w", cur.Kind, cur.ID, err)
 			}
 			if key == primaryKey(cur.Kind, cur.ID) {
-				x.mirror.Wrote(key, cur, at)
+				x.mirror.Wrote(key, want, at)
 			}
 			break
 		}
