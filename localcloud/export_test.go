@@ -46,3 +46,10 @@ func SetObjectCrashHook(t interface{ Cleanup(func()) }, hook func(step string)) 
 	objectCrashHook = hook
 	t.Cleanup(func() { objectCrashHook = nil })
 }
+
+// SetObjectSync turns the object store's fsyncs off (false) or back on,
+// for the test's or benchmark's duration.
+func SetObjectSync(t interface{ Cleanup(func()) }, on bool) {
+	objectNoSync = !on
+	t.Cleanup(func() { objectNoSync = false })
+}

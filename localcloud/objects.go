@@ -153,8 +153,8 @@ func (c *Cloud) PutObject(ctx context.Context, container, name string, data io.R
 	return e.info(), nil
 }
 
-// GetObject opens an object's bytes, checked against its MD5 on a full
-// read. A concurrent replace or delete does not cut a read short.
+// GetObject opens an object's bytes, checked against the CRC-32C taken
+// when they were stored on a full read (verifier). A concurrent replace or delete does not cut a read short.
 func (c *Cloud) GetObject(ctx context.Context, container, name string, rng *peers.ByteRange) (peers.ObjectInfo, io.ReadCloser, error) {
 	ct, e, err := c.liveObject(ctx, container, name)
 	if err != nil {

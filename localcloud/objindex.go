@@ -34,6 +34,8 @@ type container struct {
 	// graveyard are expired entries taken out of idx whose files the
 	// reaper has yet to remove.
 	graveyard []*objEntry
+	// made are the <hh> directories known to exist.
+	made map[string]bool
 }
 
 // objEntry is one stored object. Its fields but hidx never change once it
@@ -44,6 +46,7 @@ type objEntry struct {
 	data     string // the data file's base name
 	size     int64
 	etag     string
+	crc      uint32 // CRC-32C of the data, checked on full reads
 	ctype    string
 	modified time.Time
 	deleteAt time.Time

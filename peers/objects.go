@@ -53,8 +53,9 @@ type Objects interface {
 	// returns the info and ErrRangeNotSatisfiable; a malformed one (Last
 	// before First) is ErrInvalid. ByteRange.Span does that arithmetic. An expired object (DeleteAt
 	// passed) is ErrNotFound, as Swift answers. A full read checks the
-	// bytes against the ETag: stored bytes that no longer match fail the
-	// reader's last Read with an error, never a silent io.EOF.
+	// bytes against what was stored (the ETag, or a checksum the driver
+	// took beside it): stored bytes that no longer match fail the reader's
+	// last Read with an error, never a silent io.EOF.
 	GetObject(ctx context.Context, container, name string, rng *ByteRange) (ObjectInfo, io.ReadCloser, error)
 	// HeadObject returns an object's info.
 	HeadObject(ctx context.Context, container, name string) (ObjectInfo, error)

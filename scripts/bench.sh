@@ -41,6 +41,33 @@ awk '/^BenchmarkServersAtScale/ {
 	printf "| %-34s | %12.2f | %12.2f | %6.2f |\n", "GET /servers/detail p50 (ms)", m["detail-p50-ms-empty"], m["detail-p50-ms-10k"], m["detail-slowdown"]
 }' "$raw"
 
+# The local cloud's object store (issue 17): a listing page (limit 1000)
+# of a 100,000-object container, and a 256 MiB object's PUT and GET beside
+# the same bytes written (with fsync) and read in a plain file on the same
+# filesystem.
+awk '/^BenchmarkObjectList100k\// {
+	split($1, part, "/"); kind = part[2]; sub(/-[0-9]+$/, "", kind)
+	delete m
+	for (i = 3; i < NF; i += 2) m[$(i+1)] = $i
+	if (!hdr++) {
+		print ""
+		print "object store: a 100,000-object container (index rebuilt at start in " m["load-ms"] " ms)"
+		printf "| %-40s | %10s | %10s |\n", "listing page", "p50 (us)", "p99 (us)"
+		printf "|%s|%s|%s|\n", "------------------------------------------", "------------", "------------"
+	}
+	printf "| %-40s | %10.0f | %10.0f |\n", kind, m["p50_us"], m["p99_us"]
+}
+/^BenchmarkObjectPutGet/ {
+	delete m
+	for (i = 3; i < NF; i += 2) m[$(i+1)] = $i
+	print ""
+	print "object store: one 256 MiB object against a plain file of the same bytes"
+	printf "| %-22s | %12s | %12s | %6s |\n", "", "object MB/s", "file MB/s", "ratio"
+	printf "|%s|%s|%s|%s|\n", "------------------------", "--------------", "--------------", "--------"
+	printf "| %-22s | %12.0f | %12.0f | %6.2f |\n", "PUT / write+fsync", m["put-MB/s"], m["direct-write-MB/s"], m["put/direct"]
+	printf "| %-22s | %12.0f | %12.0f | %6.2f |\n", "GET / read", m["get-MB/s"], m["direct-read-MB/s"], m["get/direct"]
+}' "$raw"
+
 # Placement under churn (issue 21 asks, at 100 peers, p99 <= 200 us and
 # >= 5,000 decisions/s per core): every decision follows a capacity change
 # of one peer and a change of the project's usage, with three flavors mixed.
