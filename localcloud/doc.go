@@ -1,13 +1,14 @@
 // Package localcloud is cloudmux's own cloud: virtual machines on one or
 // more hypervisor hosts, with the compute, image, volume and network
 // services an OpenStack user expects, behind the peers.Cloud contract (plus
-// peers.ImageData and peers.ConsoleReader).
+// peers.ImageData, peers.ConsoleReader and peers.Objects).
 //
 // The split of work follows OpenStack's: Cloud is the control plane (Nova's
 // API and scheduler, Glance, Cinder's API, Neutron's IPAM). It validates
 // requests, hands out UUIDs, runs the status state machines, accounts
 // capacity per host with overcommit ratios, picks hosts, allocates fixed IPs
-// and stores image bytes in files under Config.DataDir. What touches a
+// and stores image bytes in files under Config.DataDir, and object storage
+// (peers.Objects) beside them (objstore.go). What touches a
 // hypervisor goes through the small Driver interface (domains, pool volumes,
 // isolated networks, console), implemented for real by localcloud/libvirt
 // and in memory by localcloud/fake.

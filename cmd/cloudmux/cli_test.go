@@ -324,7 +324,7 @@ func TestDevBrokerGracefulShutdown(t *testing.T) {
 
 func TestServeConfigErrors(t *testing.T) {
 	cfgPath := filepath.Join(t.TempDir(), "cloudmux.yaml")
-	if err := os.WriteFile(cfgPath, []byte("listen: 0.0.0.0:80\nlog: {level: chatty}\nstore: {backend: etcd}\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte("listen: 0.0.0.0:80\nlog: {level: chatty}\nstore: {backend: etcd}\nlocal_cloud: {object_quota_bytes: -1}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	typo := filepath.Join(t.TempDir(), "typo.yaml")
@@ -336,7 +336,7 @@ func TestServeConfigErrors(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"every problem at once", []string{"serve", "-config", cfgPath}, []string{"listen:", "log.level:", "store.backend:", "data_dir:", "credentials_key_file:"}},
+		{"every problem at once", []string{"serve", "-config", cfgPath}, []string{"listen:", "log.level:", "store.backend:", "local_cloud.object_quota_bytes:", "data_dir:", "credentials_key_file:"}},
 		{"unknown key", []string{"serve", "-config", typo}, []string{"lisen"}},
 		{"bad consul address", []string{"serve", "-config", "/dev/null", "-data-dir", t.TempDir()}, []string{"store.consul.address"}},
 	}
@@ -377,7 +377,8 @@ func TestDevLocalPeerComesUp(t *testing.T) {
 			Driver    string `json:"driver"`
 			Kind      string `json:"kind"`
 			Capacity  struct {
-				VCPUs struct{ Total int } `json:"vcpus"`
+				VCPUs       struct{ Total int }   `json:"vcpus"`
+				ObjectBytes struct{ Total int64 } `json:"object_bytes"`
 			} `json:"capacity"`
 			LastHeartbeat string `json:"last_heartbeat"`
 		}
@@ -385,8 +386,8 @@ func TestDevLocalPeerComesUp(t *testing.T) {
 			t.Fatalf("peer show -o json: %v\n%s", err, stdout)
 		}
 		if p.Status == "up" {
-			if !p.Connected || p.Driver != "fake" || p.Kind != "local" || p.Capacity.VCPUs.Total == 0 || p.LastHeartbeat == "" {
-				t.Fatalf("local peer up but %+v; want connected, driver fake, capacity and a heartbeat", p)
+			if !p.Connected || p.Driver != "fake" || p.Kind != "local" || p.Capacity.VCPUs.Total == 0 || p.Capacity.ObjectBytes.Total == 0 || p.LastHeartbeat == "" {
+				t.Fatalf("local peer up but %+v; want connected, driver fake, capacity (object storage's too) and a heartbeat", p)
 			}
 			return
 		}

@@ -91,6 +91,9 @@ type LocalCloudConfig struct {
 	// "cloudmux" at /var/lib/cloudmux/pool).
 	Pool     string `yaml:"pool"`
 	PoolPath string `yaml:"pool_path"`
+	// ObjectQuotaBytes caps the local cloud's object storage (kept under
+	// data_dir); 0: the filesystem's size is the limit.
+	ObjectQuotaBytes int64 `yaml:"object_quota_bytes"`
 }
 
 // LocalHost is one hypervisor of the local cloud. Zero resources are
@@ -254,6 +257,9 @@ func (c Config) Validate() error {
 		default:
 			bad("local_cloud.driver", "must be fake or libvirt; got %q", c.LocalCloud.Driver)
 		}
+	}
+	if c.LocalCloud.ObjectQuotaBytes < 0 {
+		bad("local_cloud.object_quota_bytes", "must be positive, or 0 for the filesystem's size")
 	}
 	for i, h := range c.LocalCloud.Hosts {
 		if h.Name == "" || h.URI == "" {

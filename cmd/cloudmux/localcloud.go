@@ -29,6 +29,7 @@ func startLocalCloud(ctx context.Context, cfg Config, reg *registry.PeerRegistry
 	}
 	lcfg := localcloud.DevDefaults(filepath.Join(cfg.DataDir, "localcloud"))
 	lcfg.Name = lc.Name
+	lcfg.ObjectQuotaBytes = lc.ObjectQuotaBytes
 	if len(lc.Hosts) > 0 {
 		lcfg.Hosts = nil
 		for _, h := range lc.Hosts {
