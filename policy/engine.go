@@ -16,7 +16,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/registry"
@@ -259,11 +258,13 @@ type run struct {
 func (e *Engine) decide(ctx context.Context, c *compiled, req Request, candidates []registry.Peer) (run, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
+	sc, release := newScope(ctx)
+	defer release()
 	if c.plan.perPeer {
-		return e.evalPerPeer(ctx, c, req, candidates)
+		return e.evalPerPeer(sc, c, req, candidates)
 	}
 	input := e.peers.input(req, candidates)
-	d, res, err := e.eval(ctx, c, input, candidates)
+	d, res, err := e.eval(sc, c, input, candidates)
 	return run{d: d, input: input, res: res}, err
 }
 
@@ -295,10 +296,10 @@ func (r result) MarshalJSON() ([]byte, error) {
 }
 
 // eval evaluates a pool-form policy: the whole pool at once.
-func (e *Engine) eval(ctx context.Context, c *compiled, input ast.Value, candidates []registry.Peer) (Decision, result, error) {
-	rs, err := c.query.Eval(ctx, rego.EvalParsedInput(input))
+func (e *Engine) eval(sc scope, c *compiled, input ast.Value, candidates []registry.Peer) (Decision, result, error) {
+	rs, err := sc.eval(&c.query, input)
 	if err != nil {
-		return Decision{}, result{}, e.evalError(ctx, c, err)
+		return Decision{}, result{}, e.evalError(sc.ctx, c, err)
 	}
 	if len(rs) != 1 {
 		return Decision{}, result{}, fmt.Errorf("%w: policy %s: deny or score is undefined for this input", ErrEvaluation, c.version)
@@ -364,10 +365,8 @@ type verdict struct {
 }
 
 // rank orders the verdicts, allowed first, best first, then by name.
-// Verdicts are worked out without their peers, ordered by index, and
-// each registry.Peer (half a kilobyte) copied once, into its place:
-// sorting and appending whole Verdicts was a tenth of a decision's Go
-// time.
+// Verdicts are worked out without their peers and ordered by index;
+// each Verdict points at its candidate.
 func rank(version string, candidates []registry.Peer, vs []verdict) Decision {
 	idx := make([]int, len(candidates))
 	for i := range idx {
@@ -389,7 +388,7 @@ func rank(version string, candidates []registry.Peer, vs []verdict) Decision {
 	d := Decision{Policy: version, Verdicts: make([]Verdict, len(idx))}
 	for k, i := range idx {
 		v := &vs[i]
-		d.Verdicts[k] = Verdict{Peer: candidates[i], Allowed: v.allowed, Score: v.score, Reasons: v.reasons}
+		d.Verdicts[k] = Verdict{Peer: &candidates[i], Allowed: v.allowed, Score: v.score, Reasons: v.reasons}
 	}
 	return d
 }

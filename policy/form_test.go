@@ -31,14 +31,15 @@ func TestAnalyze(t *testing.T) {
 	}
 	// What the stock per-peer rules read: never usage or quota (read once
 	// per decision by request_deny), never raw capacity (only its coarse
-	// facts).
+	// facts), never the vCPUs' room (the score reads the room of the
+	// dimension the request needs most, by name).
 	for _, c := range []struct {
 		name      string
 		got, want []string
 	}{
 		{"deny of the peer", refs(p.denyReads.peer), []string{`labels`, `name`, `shortfall.disk_gib`, `shortfall.instances`, `shortfall.ram_mib`, `shortfall.vcpus`, `status`}},
 		{"deny of the request", refs(p.denyReads.request), []string{`availability_zone`, `hints.required_labels`, `image.properties.architecture`}},
-		{"score of the peer", refs(p.scoreReads.peer), []string{`cost`, `id`, `labels`, `private`, `room`, `status`}},
+		{"score of the peer", refs(p.scoreReads.peer), []string{`cost`, `id`, `labels`, `private`, `room.disk_gib`, `room.ram_mib`, `status`}},
 		{"score of the request", refs(p.scoreReads.request), []string{`kind`, `hints.preferred_labels`, `image.id`, `image.peers`, `spread.group`, `spread.peers`}},
 		{"score of the pool", refs(p.scoreReads.pool), []string{`spread_min`, `public_cost.max`, `public_cost.min`}},
 	} {

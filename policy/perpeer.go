@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"context"
 	"fmt"
 	"slices"
 
@@ -55,11 +54,14 @@ type pass struct {
 	name  string
 	pass  int // denyPass or scorePass, for peerKeys.last
 	query *rego.PreparedEvalQuery
+	// one evaluates the pass for a single peer, with input oneInput.
+	one *rego.PreparedEvalQuery
 	// req is the key's request part; peerKey picks the peer's part.
 	req     string
 	peerKey func(*peerKeys) string
 	// input is the evaluation's input around the batch of peer terms.
-	input func(batch *ast.Term) ast.Value
+	input    func(batch *ast.Term) ast.Value
+	oneInput func(peer *ast.Term) ast.Value
 	// read turns the policy's answer for one peer into a verdict;
 	// undefined is the verdict of a peer it gave no answer for.
 	read      func(*ast.Term) (*cachedVerdict, error)
@@ -74,11 +76,14 @@ var (
 
 // denyPass is the deny pass of c for the request term.
 func denyPass(c *compiled, reqTerm *ast.Term) pass {
-	return pass{name: "deny", pass: 0, query: &c.denyQuery,
+	return pass{name: "deny", pass: 0, query: &c.denyQuery, one: &c.denyOne,
 		req:     c.internReq(appendReads([]byte("d"), reqTerm, c.plan.denyReads.request)),
 		peerKey: func(k *peerKeys) string { return k.deny },
 		input: func(batch *ast.Term) ast.Value {
 			return ast.NewObject([2]*ast.Term{requestKeyTerm, reqTerm}, [2]*ast.Term{batchKeyTerm, batch})
+		},
+		oneInput: func(peer *ast.Term) ast.Value {
+			return ast.NewObject([2]*ast.Term{requestKeyTerm, reqTerm}, [2]*ast.Term{peerKeyTerm, peer})
 		},
 		read: func(t *ast.Term) (*cachedVerdict, error) {
 			rs, err := stringsOf(t.Value)
@@ -98,11 +103,14 @@ func denyPass(c *compiled, reqTerm *ast.Term) pass {
 func scorePass(c *compiled, reqTerm, pool *ast.Term) pass {
 	key := appendReads([]byte("s"), reqTerm, c.plan.scoreReads.request)
 	key = appendReads(append(key, '|'), pool, c.plan.scoreReads.pool)
-	return pass{name: "score", pass: 1, query: &c.scoreQuery,
+	return pass{name: "score", pass: 1, query: &c.scoreQuery, one: &c.scoreOne,
 		req:     c.internReq(key),
 		peerKey: func(k *peerKeys) string { return k.score },
 		input: func(batch *ast.Term) ast.Value {
 			return ast.NewObject([2]*ast.Term{requestKeyTerm, reqTerm}, [2]*ast.Term{poolKeyTerm, pool}, [2]*ast.Term{batchKeyTerm, batch})
+		},
+		oneInput: func(peer *ast.Term) ast.Value {
+			return ast.NewObject([2]*ast.Term{requestKeyTerm, reqTerm}, [2]*ast.Term{poolKeyTerm, pool}, [2]*ast.Term{peerKeyTerm, peer})
 		},
 		read: func(t *ast.Term) (*cachedVerdict, error) {
 			n, rs, err := scoreOf(t.Value)
@@ -118,7 +126,7 @@ func scorePass(c *compiled, reqTerm, pool *ast.Term) pass {
 // run evaluates the pass for the peers at which (indexes into terms),
 // from the cache where it can, writing each verdict into out. It returns
 // the indexes it evaluated.
-func (ps pass) run(ctx context.Context, c *compiled, cached bool, terms []*peerTerm, which []int, out []*cachedVerdict) ([]int, error) {
+func (ps pass) run(sc scope, c *compiled, cached bool, terms []*peerTerm, which []int, out []*cachedVerdict) ([]int, error) {
 	misses := which
 	if cached {
 		misses = nil
@@ -150,32 +158,8 @@ func (ps pass) run(ctx context.Context, c *compiled, cached bool, terms []*peerT
 		return nil, nil
 	}
 	c.evaluated.Add(int64(len(misses)))
-	batch := make([]*ast.Term, len(misses))
-	for j, i := range misses {
-		batch[j] = terms[i].term
-	}
-	rs, err := ps.query.Eval(ctx, rego.EvalParsedInput(ps.input(ast.ArrayTerm(batch...))))
-	if err != nil {
+	if err := ps.eval(sc, terms, misses, out); err != nil {
 		return nil, err
-	}
-	var answers ast.Object
-	if len(rs) == 1 {
-		if t, ok := rs[0].Bindings[ps.name].(*ast.Term); ok {
-			answers, _ = t.Value.(ast.Object)
-		}
-	}
-	if answers == nil {
-		return nil, fmt.Errorf("%s is undefined for this input", ps.name)
-	}
-	for j, i := range misses {
-		t := answers.Get(ast.InternedTerm(j))
-		if t == nil {
-			out[i] = ps.undefined
-			continue
-		}
-		if out[i], err = ps.read(t); err != nil {
-			return nil, fmt.Errorf("%s for peer %s: %w", ps.name, terms[i].term.Value.(ast.Object).Get(idKeyTerm), err)
-		}
 	}
 	if cached {
 		c.verdicts.mu.Lock()
@@ -189,13 +173,67 @@ func (ps pass) run(ctx context.Context, c *compiled, cached bool, terms []*peerT
 	return misses, nil
 }
 
+// eval evaluates the pass for the peers at misses (indexes into terms),
+// writing each verdict into out: one peer alone, more as a batch.
+func (ps pass) eval(sc scope, terms []*peerTerm, misses []int, out []*cachedVerdict) error {
+	if len(misses) == 1 {
+		i := misses[0]
+		rs, err := sc.eval(ps.one, ps.oneInput(terms[i].term))
+		if err != nil {
+			return err
+		}
+		out[i] = ps.undefined
+		if len(rs) == 1 {
+			if t, ok := rs[0].Bindings[ps.name].(*ast.Term); ok {
+				return ps.readInto(t, terms[i], &out[i])
+			}
+		}
+		return nil
+	}
+	batch := make([]*ast.Term, len(misses))
+	for j, i := range misses {
+		batch[j] = terms[i].term
+	}
+	rs, err := sc.eval(ps.query, ps.input(ast.ArrayTerm(batch...)))
+	if err != nil {
+		return err
+	}
+	var answers ast.Object
+	if len(rs) == 1 {
+		if t, ok := rs[0].Bindings[ps.name].(*ast.Term); ok {
+			answers, _ = t.Value.(ast.Object)
+		}
+	}
+	if answers == nil {
+		return fmt.Errorf("%s is undefined for this input", ps.name)
+	}
+	for j, i := range misses {
+		out[i] = ps.undefined
+		if t := answers.Get(ast.InternedTerm(j)); t != nil {
+			if err := ps.readInto(t, terms[i], &out[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// readInto reads the policy's answer t for the peer of term into v.
+func (ps pass) readInto(t *ast.Term, term *peerTerm, v **cachedVerdict) error {
+	var err error
+	if *v, err = ps.read(t); err != nil {
+		return fmt.Errorf("%s for peer %s: %w", ps.name, term.term.Value.(ast.Object).Get(idKeyTerm), err)
+	}
+	return nil
+}
+
 // evalPerPeer evaluates a per-peer-form policy: request_deny once, deny
 // per peer, the pool facts from the peers allowed, score per allowed peer;
 // each peer's verdicts from the cache unless what they read changed.
-func (e *Engine) evalPerPeer(ctx context.Context, c *compiled, req Request, candidates []registry.Peer) (run, error) {
+func (e *Engine) evalPerPeer(sc scope, c *compiled, req Request, candidates []registry.Peer) (run, error) {
 	fail := func(err error) (run, error) {
-		if ctx.Err() != nil {
-			return run{}, e.evalError(ctx, c, err)
+		if sc.ctx.Err() != nil {
+			return run{}, e.evalError(sc.ctx, c, err)
 		}
 		return run{}, fmt.Errorf("%w: policy %s: %v", ErrEvaluation, c.version, err)
 	}
@@ -203,21 +241,9 @@ func (e *Engine) evalPerPeer(ctx context.Context, c *compiled, req Request, cand
 	pr := &peerRun{reqTerm: requestTerm(req), terms: make([]*peerTerm, n), reasons: make([][]string, n), score: make([]*cachedVerdict, n)}
 	e.peers.terms(req, candidates, pr.terms)
 	cached := c.plan.cacheable && !e.cfg.NoVerdictCache
-	var requestReasons []string
-	if c.plan.requestDeny {
-		rs, err := c.requestQuery.Eval(ctx, rego.EvalParsedInput(ast.NewObject([2]*ast.Term{requestKeyTerm, pr.reqTerm})))
-		if err != nil {
-			return fail(err)
-		}
-		if len(rs) == 1 {
-			if t, ok := rs[0].Bindings["request_deny"].(*ast.Term); ok {
-				if a, ok := t.Value.(*ast.Array); ok && a.Len() == 1 {
-					if requestReasons, err = stringsOf(a.Elem(0).Value); err != nil {
-						return fail(fmt.Errorf("request_deny: %w", err))
-					}
-				}
-			}
-		}
+	requestReasons, err := c.requestDeny(sc, cached, pr.reqTerm)
+	if err != nil {
+		return fail(err)
 	}
 	all := make([]int, n)
 	for i := range all {
@@ -227,8 +253,7 @@ func (e *Engine) evalPerPeer(ctx context.Context, c *compiled, req Request, cand
 	dp := denyPass(c, pr.reqTerm)
 	var changed []int
 	if c.plan.deny {
-		var err error
-		if changed, err = dp.run(ctx, c, cached, pr.terms, all, deny); err != nil {
+		if changed, err = dp.run(sc, c, cached, pr.terms, all, deny); err != nil {
 			return fail(err)
 		}
 	} else {
@@ -246,7 +271,7 @@ func (e *Engine) evalPerPeer(ctx context.Context, c *compiled, req Request, cand
 	pr.pool = poolTerm(req, candidates, pr.terms, allowed)
 	sp := scorePass(c, pr.reqTerm, pr.pool)
 	if c.plan.score {
-		scored, err := sp.run(ctx, c, cached, pr.terms, allowed, pr.score)
+		scored, err := sp.run(sc, c, cached, pr.terms, allowed, pr.score)
 		if err != nil {
 			return fail(err)
 		}
@@ -279,6 +304,42 @@ func (e *Engine) evalPerPeer(ctx context.Context, c *compiled, req Request, cand
 		}
 	}
 	return run{d: d, peer: pr}, nil
+}
+
+// requestDeny is request_deny's reasons for the request term, sorted:
+// from the cache when verdicts may be cached (a function of the values
+// at the request paths its rules read), else evaluated.
+func (c *compiled) requestDeny(sc scope, cached bool, reqTerm *ast.Term) ([]string, error) {
+	if !c.plan.requestDeny {
+		return nil, nil
+	}
+	var key string
+	if cached {
+		key = string(appendReads(make([]byte, 0, 128), reqTerm, c.plan.requestDenyReads.request))
+		if rs, ok := c.denials.get(key); ok {
+			return rs, nil
+		}
+	}
+	rs, err := sc.eval(&c.requestQuery, ast.NewObject([2]*ast.Term{requestKeyTerm, reqTerm}))
+	if err != nil {
+		return nil, err
+	}
+	var reasons []string
+	if len(rs) == 1 {
+		if t, ok := rs[0].Bindings["request_deny"].(*ast.Term); ok {
+			if a, ok := t.Value.(*ast.Array); ok && a.Len() == 1 {
+				if reasons, err = stringsOf(a.Elem(0).Value); err != nil {
+					return nil, fmt.Errorf("request_deny: %w", err)
+				}
+			}
+		}
+	}
+	// Shared by every decision that hits the entry: an append copies.
+	reasons = slices.Clip(reasons)
+	if cached {
+		c.denials.put(key, reasons)
+	}
+	return reasons, nil
 }
 
 // mergeReasons is the sorted union of the request's reasons and a

@@ -144,6 +144,8 @@ func (e *Engine) refresh(w refresh) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Timeout)
 	defer cancel()
+	sc, release := newScope(ctx)
+	defer release()
 	n := len(w.peers)
 	which := make([]int, n)
 	for i := range which {
@@ -156,7 +158,7 @@ func (e *Engine) refresh(w refresh) {
 		allowed := which
 		if c.plan.deny {
 			dp := denyPass(c, s.reqTerm)
-			if _, err := dp.run(ctx, c, true, terms, which, deny); err != nil {
+			if _, err := dp.run(sc, c, true, terms, which, deny); err != nil {
 				return
 			}
 			allowed = nil
@@ -168,7 +170,7 @@ func (e *Engine) refresh(w refresh) {
 		}
 		if c.plan.score {
 			sp := scorePass(c, s.reqTerm, s.pool)
-			if _, err := sp.run(ctx, c, true, terms, allowed, make([]*cachedVerdict, n)); err != nil {
+			if _, err := sp.run(sc, c, true, terms, allowed, make([]*cachedVerdict, n)); err != nil {
 				return
 			}
 		}

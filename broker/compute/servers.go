@@ -610,7 +610,7 @@ func (s *Servers) order(d policy.Decision, p plan) []registry.Peer {
 	}
 	out := make([]registry.Peer, len(allowed))
 	for i, v := range allowed {
-		out[i] = v.Peer
+		out[i] = *v.Peer
 	}
 	return out
 }

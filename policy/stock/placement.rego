@@ -115,8 +115,15 @@ main_dim := object.get({"volume": "disk_gib", "image": "disk_gib"}, input.reques
 # room is in tenths (0-10), or -1 where the peer reports no total: unknown
 # capacity is neither best nor worst.
 room := 5 if {
-	input.peer.room[main_dim] < 0
-} else := input.peer.room[main_dim]
+	main_room < 0
+} else := main_room
+
+# Each dimension is read by name, not as input.peer.room[main_dim]: a
+# score is cached under the values its rules read, and a variable key
+# reads every dimension's room, vCPUs' too, which changes most often.
+main_room := input.peer.room.disk_gib if main_dim == "disk_gib"
+
+main_room := input.peer.room.ram_mib if main_dim == "ram_mib"
 
 # Costs are integer millionths of a currency unit per hour; the span is at
 # least 1 so equal costs all score 10.
