@@ -211,6 +211,7 @@ func (e *Engine) Place(ctx context.Context, req Request, candidates []registry.P
 	d := gate(r.d)
 	d.ID = uuid.NewString()
 	e.logDecision(d, r, elapsed, start)
+	r.release()
 	if e.cfg.Decisions != nil {
 		// Bounded: a slow store delays a placement by at most this much.
 		rctx, cancel := context.WithTimeout(ctx, recordTimeout)
@@ -235,6 +236,7 @@ func (e *Engine) Explain(ctx context.Context, version string, req Request, candi
 		}
 	}
 	r, err := e.decide(ctx, c, req, candidates)
+	r.release()
 	return gate(r.d), err
 }
 
@@ -242,6 +244,7 @@ func (e *Engine) Explain(ctx context.Context, version string, req Request, candi
 // logging it: the hot path alone, for benchmarks.
 func (e *Engine) Evaluate(ctx context.Context, req Request, candidates []registry.Peer) (Decision, error) {
 	r, err := e.decide(ctx, e.cur.Load(), req, candidates)
+	r.release()
 	return r.d, err
 }
 
@@ -252,6 +255,13 @@ type run struct {
 	input ast.Value // pool form: the input evaluated
 	res   result    // pool form: the policy's answer
 	peer  *peerRun  // per-peer form: what the log is built from
+}
+
+// release returns what the run pooled; the decision stays.
+func (r run) release() {
+	if r.peer != nil {
+		r.peer.release()
+	}
 }
 
 // decide evaluates c in its form under the engine's deadline.
@@ -349,8 +359,8 @@ func (e *Engine) eval(sc scope, c *compiled, input ast.Value, candidates []regis
 			return fail("score[%q]: %v", p.ID, err)
 		}
 	}
-	d := rank(c.version, candidates, vs)
-	res.Order = order(d)
+	d := rank(c.version, candidates, vs, nil)
+	res.Order = order(d, len(d.Verdicts))
 	return d, res, nil
 }
 
@@ -367,8 +377,11 @@ type verdict struct {
 // rank orders the verdicts, allowed first, best first, then by name.
 // Verdicts are worked out without their peers and ordered by index;
 // each Verdict points at its candidate.
-func rank(version string, candidates []registry.Peer, vs []verdict) Decision {
-	idx := make([]int, len(candidates))
+// idx is scratch of len(candidates) ints, nil to allocate it.
+func rank(version string, candidates []registry.Peer, vs []verdict, idx []int) Decision {
+	if len(idx) != len(candidates) {
+		idx = make([]int, len(candidates))
+	}
 	for i := range idx {
 		idx[i] = i
 	}
@@ -393,9 +406,10 @@ func rank(version string, candidates []registry.Peer, vs []verdict) Decision {
 	return d
 }
 
-// order is the allowed peers' IDs, best first, as the decision log shows.
-func order(d Decision) []string {
-	var out []string
+// order is the allowed peers' IDs, best first, as the decision log
+// shows; n is at most how many there are.
+func order(d Decision, n int) []string {
+	out := make([]string, 0, n)
 	for _, v := range d.Verdicts {
 		if v.Allowed {
 			out = append(out, v.Peer.ID)

@@ -46,8 +46,16 @@ func Region(p registry.Peer) string {
 // ast.InterfaceToValue (reflection, JSON round trips) would cost more than
 // evaluating the stock policy.
 
-func str(s string) *ast.Term { return ast.StringTerm(s) }
-func num(n int64) *ast.Term  { return ast.InternedTerm(int(n)) }
+// Empty values are OPA's interned terms (input terms are never changed
+// once built, so sharing them is safe): a request without an image or a
+// deployment then costs no allocation for them.
+func str(s string) *ast.Term {
+	if s == "" {
+		return ast.InternedEmptyString
+	}
+	return ast.StringTerm(s)
+}
+func num(n int64) *ast.Term { return ast.InternedTerm(int(n)) }
 
 // keyTerms are the input document's keys, made once: the input is built
 // per decision, and a key made each time is an allocation each time.
@@ -77,6 +85,9 @@ func obj(kv ...any) *ast.Term {
 }
 
 func strMap(m map[string]string) *ast.Term {
+	if len(m) == 0 {
+		return ast.InternedEmptyObject
+	}
 	items := make([][2]*ast.Term, 0, len(m))
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		items = append(items, [2]*ast.Term{str(k), str(m[k])})
@@ -85,6 +96,9 @@ func strMap(m map[string]string) *ast.Term {
 }
 
 func strArray(ss []string) *ast.Term {
+	if len(ss) == 0 {
+		return ast.InternedEmptyArray
+	}
 	ts := make([]*ast.Term, len(ss))
 	for i, s := range ss {
 		ts[i] = str(s)
@@ -94,7 +108,7 @@ func strArray(ss []string) *ast.Term {
 
 func usageTerm(u *Usage) *ast.Term {
 	if u == nil {
-		return ast.ObjectTerm()
+		return ast.InternedEmptyObject
 	}
 	return obj("vcpus", num(int64(u.VCPUs)), "ram_mib", num(int64(u.RAMMiB)), "disk_gib", num(int64(u.DiskGiB)),
 		"instances", num(int64(u.Instances)), "volumes", num(int64(u.Volumes)))
@@ -134,7 +148,11 @@ const maxShapes = 8
 type peerEntry struct {
 	key    peerKey
 	static *peerStatic
-	terms  []*peerTerm // most recently built first
+	// The terms of the last shapes built, most recent first, with their
+	// shapes beside them: finding a peer's term touches its entry only.
+	n      int
+	shapes [maxShapes]shape
+	terms  [maxShapes]*peerTerm
 }
 
 // peerTerm is one peer's input term for one request shape, with the keys
@@ -242,16 +260,18 @@ func (pc *peerCache) terms(req Request, candidates []registry.Peer, out []*peerT
 
 func (pc *peerCache) termLocked(req Request, p *registry.Peer, sh shape) *peerTerm {
 	if p.Revision == 0 {
-		return buildPeerTerm(req, p, sh, buildStatic(p))
+		return buildPeerTerm(req, p, sh, buildStatic(p, nil))
 	}
 	k := peerKey{p.ID, p.Name, p.Revision, p.Status, p.Capacity, p.Cost, len(p.Labels)}
 	e := pc.m[p.ID]
 	if e != nil && e.key == k {
-		for i, t := range e.terms {
-			if t.shape == sh {
+		for i := range e.n {
+			if e.shapes[i] == sh {
+				t := e.terms[i]
 				if i > 0 { // keep the most recent first
+					copy(e.shapes[1:i+1], e.shapes[:i])
 					copy(e.terms[1:i+1], e.terms[:i])
-					e.terms[0] = t
+					e.shapes[0], e.terms[0] = sh, t
 				}
 				return t
 			}
@@ -260,15 +280,18 @@ func (pc *peerCache) termLocked(req Request, p *registry.Peer, sh shape) *peerTe
 		if pc.m == nil || len(pc.m) > 4096 { // peers that left the pool go with the next reset
 			pc.m = map[string]*peerEntry{}
 		}
-		e = &peerEntry{key: k, static: buildStatic(p)}
+		var old *peerStatic
+		if e != nil {
+			old = e.static
+		}
+		e = &peerEntry{key: k, static: buildStatic(p, old)}
 		pc.m[p.ID] = e
 	}
 	t := buildPeerTerm(req, p, sh, e.static)
-	if len(e.terms) < maxShapes {
-		e.terms = append(e.terms, nil)
-	}
-	copy(e.terms[1:], e.terms)
-	e.terms[0] = t
+	e.n = min(e.n+1, maxShapes)
+	copy(e.shapes[1:e.n], e.shapes[:e.n-1])
+	copy(e.terms[1:e.n], e.terms[:e.n-1])
+	e.shapes[0], e.terms[0] = sh, t
 	return t
 }
 
@@ -277,17 +300,44 @@ func (pc *peerCache) termLocked(req Request, p *registry.Peer, sh shape) *peerTe
 type peerStatic struct {
 	id, name, kind, labels, region, status, capacity, costRates *ast.Term
 	private                                                     bool
+	// What the terms above that outlive a capacity report were built
+	// from: a peer's new revision that changes none of it (most often
+	// only its capacity changed) reuses them.
+	from peerIdentity
 }
 
-func buildStatic(p *registry.Peer) *peerStatic {
+// peerIdentity is what of a peer its slowly changing terms are built
+// from; labels is a copy.
+type peerIdentity struct {
+	id, name, kind, region string
+	labels                 map[string]string
+	cost                   registry.Cost
+}
+
+func (a peerIdentity) same(p *registry.Peer) bool {
+	return a.id == p.ID && a.name == p.Name && a.kind == string(p.Kind) && a.region == p.Endpoint.Region &&
+		a.cost == p.Cost && maps.Equal(a.labels, p.Labels)
+}
+
+// buildStatic builds p's static terms, reusing old's (the peer's
+// previous ones, or nil) where p is the same peer with the same labels,
+// rates and region.
+func buildStatic(p *registry.Peer, old *peerStatic) *peerStatic {
 	c := p.Capacity
-	return &peerStatic{id: str(p.ID), name: str(p.Name), kind: str(string(p.Kind)), labels: strMap(p.Labels),
-		region: str(Region(*p)), status: str(string(p.Status)), private: Private(*p),
+	st := &peerStatic{status: str(string(p.Status)),
 		capacity: obj("vcpus", resourceTerm(c.VCPUs), "ram_mib", resourceTerm(c.RAMMiB),
-			"disk_gib", resourceTerm(c.DiskGiB), "instances", resourceTerm(c.Instances)),
-		costRates: obj("currency", str(p.Cost.Currency), "vcpu_hour", ast.FloatNumberTerm(p.Cost.VCPUHour),
-			"ram_gib_hour", ast.FloatNumberTerm(p.Cost.RAMGiBHour), "disk_gib_month", ast.FloatNumberTerm(p.Cost.DiskGiBMonth)),
+			"disk_gib", resourceTerm(c.DiskGiB), "instances", resourceTerm(c.Instances))}
+	if old != nil && old.from.same(p) {
+		st.id, st.name, st.kind, st.labels, st.region, st.costRates, st.private, st.from =
+			old.id, old.name, old.kind, old.labels, old.region, old.costRates, old.private, old.from
+		return st
 	}
+	st.id, st.name, st.kind, st.labels = str(p.ID), str(p.Name), str(string(p.Kind)), strMap(p.Labels)
+	st.region, st.private = str(Region(*p)), Private(*p)
+	st.costRates = obj("currency", str(p.Cost.Currency), "vcpu_hour", ast.FloatNumberTerm(p.Cost.VCPUHour),
+		"ram_gib_hour", ast.FloatNumberTerm(p.Cost.RAMGiBHour), "disk_gib_month", ast.FloatNumberTerm(p.Cost.DiskGiBMonth))
+	st.from = peerIdentity{id: p.ID, name: p.Name, kind: string(p.Kind), region: p.Endpoint.Region, labels: maps.Clone(p.Labels), cost: p.Cost}
+	return st
 }
 
 // Keys of a peer's term, made once.
@@ -347,31 +397,35 @@ func takes(req Request) *Usage {
 	return u
 }
 
+// The image and deployment of a request without them: every field, zero.
+var (
+	noImageTerm      = obj("id", str(""), "properties", ast.InternedEmptyObject, "min_ram_mib", num(0), "min_disk_gib", num(0), "peers", ast.InternedEmptyArray)
+	noDeploymentTerm = obj("id", str(""), "template", str(""), "resource", str(""), "replica", num(0))
+)
+
 // requestTerm is input.request. Every documented field is present (zero
 // values included) so a policy never trips over an undefined field.
 func requestTerm(req Request) *ast.Term {
-	img := obj("id", str(""), "properties", ast.ObjectTerm(), "min_ram_mib", num(0), "min_disk_gib", num(0), "peers", ast.ArrayTerm())
+	img := noImageTerm
 	if i := req.Image; i != nil {
 		img = obj("id", str(i.ID), "properties", strMap(i.Properties), "min_ram_mib", num(int64(i.MinRAMMiB)),
 			"min_disk_gib", num(int64(i.MinDiskGiB)), "peers", strArray(i.Peers))
 	}
-	dep := obj("id", str(""), "template", str(""), "resource", str(""), "replica", num(0))
+	dep := noDeploymentTerm
 	if d := req.Deployment; d != nil {
 		dep = obj("id", str(d.ID), "template", str(d.Template), "resource", str(d.Resource), "replica", num(int64(d.Replica)))
 	}
 	group := spreadGroup(req)
-	spreadPeers := make([][2]*ast.Term, 0, len(req.SpreadPeers))
-	for _, id := range slices.Sorted(maps.Keys(req.SpreadPeers)) {
-		spreadPeers = append(spreadPeers, [2]*ast.Term{str(id), num(int64(req.SpreadPeers[id]))})
+	spreadPeers := ast.InternedEmptyObject
+	if len(req.SpreadPeers) > 0 {
+		items := make([][2]*ast.Term, 0, len(req.SpreadPeers))
+		for _, id := range slices.Sorted(maps.Keys(req.SpreadPeers)) {
+			items = append(items, [2]*ast.Term{str(id), num(int64(req.SpreadPeers[id]))})
+		}
+		spreadPeers = ast.ObjectTerm(items...)
 	}
-	quota := ast.ObjectTerm()
-	if req.Quota != nil {
-		quota = usageTerm(req.Quota)
-	}
+	quota := usageTerm(req.Quota)
 	tags := req.Tags
-	if tags == nil {
-		tags = []string{}
-	}
 	return obj(
 		"kind", str(req.Kind), "project", str(req.Project), "user", str(req.User),
 		"resource_id", str(req.ResourceID), "name", str(req.Name), "flavor", str(req.Flavor),
@@ -380,7 +434,7 @@ func requestTerm(req Request) *ast.Term {
 		"hints", obj("required_labels", strMap(req.RequiredLabels), "preferred_labels", strMap(req.PreferredLabels), "other", strMap(req.Hints)),
 		"availability_zone", str(req.AvailabilityZone),
 		"deployment", dep,
-		"spread", obj("group", str(group), "peers", ast.ObjectTerm(spreadPeers...)),
+		"spread", obj("group", str(group), "peers", spreadPeers),
 		"usage", usageTerm(req.Usage), "quota", quota, "takes", usageTerm(takes(req)),
 	)
 }

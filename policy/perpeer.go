@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -10,7 +11,9 @@ import (
 	"github.com/cloudmux/cloudmux/registry"
 )
 
-// peerRun is one per-peer-form evaluation, kept for the decision log.
+// peerRun is one per-peer-form evaluation, kept for the decision log,
+// with the evaluation's scratch: runs are pooled, so a decision over n
+// peers does not allocate (and collect) a dozen slices of n.
 type peerRun struct {
 	reqTerm *ast.Term
 	terms   []*peerTerm
@@ -20,6 +23,50 @@ type peerRun struct {
 	reasons [][]string
 	score   []*cachedVerdict
 	order   []string
+	// Scratch: deny verdicts, indexes of every peer and of the allowed,
+	// the verdicts ranked and their order.
+	deny         []*cachedVerdict
+	all, allowed []int
+	vs           []verdict
+	idx          []int
+}
+
+var peerRuns = sync.Pool{New: func() any { return new(peerRun) }}
+
+// newPeerRun returns a run for n peers, from the pool.
+func newPeerRun(n int) *peerRun {
+	pr := peerRuns.Get().(*peerRun)
+	pr.terms, pr.reasons, pr.score = sized(pr.terms, n), sized(pr.reasons, n), sized(pr.score, n)
+	pr.deny, pr.vs, pr.idx, pr.allowed = sized(pr.deny, n), sized(pr.vs, n), sized(pr.idx, n), pr.allowed[:0]
+	if len(pr.all) < n {
+		pr.all = make([]int, n)
+		for i := range pr.all {
+			pr.all[i] = i
+		}
+	}
+	return pr
+}
+
+// release returns the run to the pool once nothing reads it any more
+// (a decision's verdicts hold their own slices of reasons, not the run's).
+func (pr *peerRun) release() {
+	clear(pr.terms)
+	clear(pr.reasons)
+	clear(pr.score)
+	clear(pr.deny)
+	clear(pr.vs)
+	pr.reqTerm, pr.pool, pr.order = nil, nil, nil
+	peerRuns.Put(pr)
+}
+
+// sized is s with length n, zeroed, reallocated only when too small.
+func sized[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
 }
 
 // log renders the run as the pool form's decision log shows a decision:
@@ -238,22 +285,22 @@ func (e *Engine) evalPerPeer(sc scope, c *compiled, req Request, candidates []re
 		return run{}, fmt.Errorf("%w: policy %s: %v", ErrEvaluation, c.version, err)
 	}
 	n := len(candidates)
-	pr := &peerRun{reqTerm: requestTerm(req), terms: make([]*peerTerm, n), reasons: make([][]string, n), score: make([]*cachedVerdict, n)}
+	pr := newPeerRun(n)
+	pr.reqTerm = requestTerm(req)
 	e.peers.terms(req, candidates, pr.terms)
 	cached := c.plan.cacheable && !e.cfg.NoVerdictCache
 	requestReasons, err := c.requestDeny(sc, cached, pr.reqTerm)
 	if err != nil {
 		return fail(err)
 	}
-	all := make([]int, n)
-	for i := range all {
-		all[i] = i
-	}
-	deny := make([]*cachedVerdict, n)
+	deny := pr.deny
 	dp := denyPass(c, pr.reqTerm)
+	// changed is the peers evaluated, for the background refresh: only
+	// read when cached (uncached, it is pr.all, capped so that an append
+	// copies).
 	var changed []int
 	if c.plan.deny {
-		if changed, err = dp.run(sc, c, cached, pr.terms, all, deny); err != nil {
+		if changed, err = dp.run(sc, c, cached, pr.terms, pr.all[:n:n], deny); err != nil {
 			return fail(err)
 		}
 	} else {
@@ -261,13 +308,14 @@ func (e *Engine) evalPerPeer(sc scope, c *compiled, req Request, candidates []re
 			deny[i] = noReasons
 		}
 	}
-	var allowed []int
+	allowed := pr.allowed
 	for i := range candidates {
 		pr.reasons[i] = mergeReasons(requestReasons, deny[i].reasons)
 		if len(pr.reasons[i]) == 0 {
 			allowed = append(allowed, i)
 		}
 	}
+	pr.allowed = allowed
 	pr.pool = poolTerm(req, candidates, pr.terms, allowed)
 	sp := scorePass(c, pr.reqTerm, pr.pool)
 	if c.plan.score {
@@ -281,7 +329,7 @@ func (e *Engine) evalPerPeer(sc scope, c *compiled, req Request, candidates []re
 			pr.score[i] = noScoreVerdict
 		}
 	}
-	vs := make([]verdict, n)
+	vs := pr.vs
 	for i := range vs {
 		if s := pr.score[i]; s != nil {
 			vs[i] = verdict{allowed: true, score: s.score, reasons: s.reasons}
@@ -289,8 +337,8 @@ func (e *Engine) evalPerPeer(sc scope, c *compiled, req Request, candidates []re
 			vs[i] = verdict{reasons: pr.reasons[i]}
 		}
 	}
-	d := rank(c.version, candidates, vs)
-	pr.order = order(d)
+	d := rank(c.version, candidates, vs, pr.idx)
+	pr.order = order(d, len(allowed))
 	if cached {
 		s := &recentShape{req: req, reqTerm: pr.reqTerm, denyReq: dp.req, pool: pr.pool, scoreReq: sp.req}
 		if others := c.recent.note(s); len(others) > 0 && len(changed) > 0 {
