@@ -133,7 +133,7 @@ type compiled struct {
 	denials  requestDenials
 	recent   recentShapes
 	reqsMu   sync.Mutex
-	reqs     map[string]string // request parts of keys, interned
+	reqs     map[string]*reqPart // request parts of keys, interned
 	// evaluated counts the per-peer evaluations (passes times peers, in
 	// decisions and in the background): what the cache did not answer.
 	evaluated atomic.Int64

@@ -55,6 +55,7 @@ func str(s string) *ast.Term {
 	}
 	return ast.StringTerm(s)
 }
+
 func num(n int64) *ast.Term { return ast.InternedTerm(int(n)) }
 
 // keyTerms are the input document's keys, made once: the input is built

@@ -103,8 +103,10 @@ type pass struct {
 	query *rego.PreparedEvalQuery
 	// one evaluates the pass for a single peer, with input oneInput.
 	one *rego.PreparedEvalQuery
-	// req is the key's request part; peerKey picks the peer's part.
+	// req is the key's request part, part its interned copy; peerKey
+	// picks the peer's part.
 	req     string
+	part    *reqPart
 	peerKey func(*peerKeys) string
 	// input is the evaluation's input around the batch of peer terms.
 	input    func(batch *ast.Term) ast.Value
@@ -113,6 +115,11 @@ type pass struct {
 	// undefined is the verdict of a peer it gave no answer for.
 	read      func(*ast.Term) (*cachedVerdict, error)
 	undefined *cachedVerdict
+	// refresh marks a background refresh's pass, over a few peers.
+	refresh bool
+	// terms is the decision's copy of its peer terms for the last run,
+	// made by the first pass that needs it and shared by the next.
+	terms *[]*peerTerm
 }
 
 var (
@@ -123,8 +130,8 @@ var (
 
 // denyPass is the deny pass of c for the request term.
 func denyPass(c *compiled, reqTerm *ast.Term) pass {
-	return pass{name: "deny", pass: 0, query: &c.denyQuery, one: &c.denyOne,
-		req:     c.internReq(appendReads([]byte("d"), reqTerm, c.plan.denyReads.request)),
+	part := c.internReq(appendReads(append(make([]byte, 0, 256), 'd'), reqTerm, c.plan.denyReads.request))
+	return pass{name: "deny", pass: 0, query: &c.denyQuery, one: &c.denyOne, req: part.key, part: part,
 		peerKey: func(k *peerKeys) string { return k.deny },
 		input: func(batch *ast.Term) ast.Value {
 			return ast.NewObject([2]*ast.Term{requestKeyTerm, reqTerm}, [2]*ast.Term{batchKeyTerm, batch})
@@ -148,10 +155,9 @@ func denyPass(c *compiled, reqTerm *ast.Term) pass {
 
 // scorePass is the score pass of c for the request term and pool.
 func scorePass(c *compiled, reqTerm, pool *ast.Term) pass {
-	key := appendReads([]byte("s"), reqTerm, c.plan.scoreReads.request)
-	key = appendReads(append(key, '|'), pool, c.plan.scoreReads.pool)
-	return pass{name: "score", pass: 1, query: &c.scoreQuery, one: &c.scoreOne,
-		req:     c.internReq(key),
+	key := appendReads(append(make([]byte, 0, 256), 's'), reqTerm, c.plan.scoreReads.request)
+	part := c.internReq(appendReads(append(key, '|'), pool, c.plan.scoreReads.pool))
+	return pass{name: "score", pass: 1, query: &c.scoreQuery, one: &c.scoreOne, req: part.key, part: part,
 		peerKey: func(k *peerKeys) string { return k.score },
 		input: func(batch *ast.Term) ast.Value {
 			return ast.NewObject([2]*ast.Term{requestKeyTerm, reqTerm}, [2]*ast.Term{poolKeyTerm, pool}, [2]*ast.Term{batchKeyTerm, batch})
@@ -172,43 +178,57 @@ func scorePass(c *compiled, reqTerm, pool *ast.Term) pass {
 
 // run evaluates the pass for the peers at which (indexes into terms),
 // from the cache where it can, writing each verdict into out. It returns
-// the indexes it evaluated.
+// the indexes it evaluated. A decision (not a background refresh, whose
+// terms are a few peers) leaves its terms and verdicts for the next
+// decision of the same request part.
 func (ps pass) run(sc scope, c *compiled, cached bool, terms []*peerTerm, which []int, out []*cachedVerdict) ([]int, error) {
-	misses := which
-	if cached {
-		misses = nil
-		var unknown []int
-		for _, i := range which {
-			if v := c.keysOf(terms[i]).recall(ps.pass, ps.req); v != nil {
+	if !cached {
+		c.evaluated.Add(int64(len(which)))
+		return which, ps.eval(sc, terms, which, out)
+	}
+	var lt []*peerTerm
+	var lv []*cachedVerdict
+	if last := ps.part.last.Load(); last != nil && len(last.terms) == len(terms) {
+		lt, lv = last.terms, last.verdicts
+	}
+	var unknown []int
+	same := lt != nil
+	for _, i := range which {
+		if lt != nil && lt[i] == terms[i] && lv[i] != nil {
+			out[i] = lv[i]
+			continue
+		}
+		same = false
+		if v := c.keysOf(terms[i]).recall(ps.pass, ps.req); v != nil {
+			out[i] = v
+		} else {
+			unknown = append(unknown, i)
+		}
+	}
+	if same {
+		return nil, nil // the last decision's verdicts, every one
+	}
+	var misses []int
+	if len(unknown) > 0 {
+		vc := &c.verdicts
+		vc.mu.Lock()
+		cur, old := vc.tables(ps.req)
+		for _, i := range unknown {
+			k := c.keysOf(terms[i])
+			if v := vc.getLocked(cur, old, ps.req, ps.peerKey(k)); v != nil {
 				out[i] = v
+				k.remember(ps.pass, ps.req, v)
 			} else {
-				unknown = append(unknown, i)
+				misses = append(misses, i)
 			}
 		}
-		if len(unknown) > 0 {
-			vc := &c.verdicts
-			vc.mu.Lock()
-			cur, old := vc.tables(ps.req)
-			for _, i := range unknown {
-				k := c.keysOf(terms[i])
-				if v := vc.getLocked(cur, old, ps.req, ps.peerKey(k)); v != nil {
-					out[i] = v
-					k.remember(ps.pass, ps.req, v)
-				} else {
-					misses = append(misses, i)
-				}
-			}
-			vc.mu.Unlock()
+		vc.mu.Unlock()
+	}
+	if len(misses) > 0 {
+		c.evaluated.Add(int64(len(misses)))
+		if err := ps.eval(sc, terms, misses, out); err != nil {
+			return nil, err
 		}
-	}
-	if len(misses) == 0 {
-		return nil, nil
-	}
-	c.evaluated.Add(int64(len(misses)))
-	if err := ps.eval(sc, terms, misses, out); err != nil {
-		return nil, err
-	}
-	if cached {
 		c.verdicts.mu.Lock()
 		for _, i := range misses {
 			k := c.keysOf(terms[i])
@@ -216,6 +236,12 @@ func (ps pass) run(sc scope, c *compiled, cached bool, terms []*peerTerm, which 
 			k.remember(ps.pass, ps.req, out[i])
 		}
 		c.verdicts.mu.Unlock()
+	}
+	if !ps.refresh {
+		if *ps.terms == nil {
+			*ps.terms = slices.Clone(terms)
+		}
+		ps.part.last.Store(&lastRun{terms: *ps.terms, verdicts: slices.Clone(out)})
 	}
 	return misses, nil
 }
@@ -294,7 +320,9 @@ func (e *Engine) evalPerPeer(sc scope, c *compiled, req Request, candidates []re
 		return fail(err)
 	}
 	deny := pr.deny
+	var termsCopy []*peerTerm
 	dp := denyPass(c, pr.reqTerm)
+	dp.terms = &termsCopy
 	// changed is the peers evaluated, for the background refresh: only
 	// read when cached (uncached, it is pr.all, capped so that an append
 	// copies).
@@ -318,6 +346,7 @@ func (e *Engine) evalPerPeer(sc scope, c *compiled, req Request, candidates []re
 	pr.allowed = allowed
 	pr.pool = poolTerm(req, candidates, pr.terms, allowed)
 	sp := scorePass(c, pr.reqTerm, pr.pool)
+	sp.terms = &termsCopy
 	if c.plan.score {
 		scored, err := sp.run(sc, c, cached, pr.terms, allowed, pr.score)
 		if err != nil {
@@ -363,7 +392,7 @@ func (c *compiled) requestDeny(sc scope, cached bool, reqTerm *ast.Term) ([]stri
 	}
 	var key string
 	if cached {
-		key = string(appendReads(make([]byte, 0, 128), reqTerm, c.plan.requestDenyReads.request))
+		key = string(appendReads(make([]byte, 0, 256), reqTerm, c.plan.requestDenyReads.request))
 		if rs, ok := c.denials.get(key); ok {
 			return rs, nil
 		}

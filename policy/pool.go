@@ -158,6 +158,7 @@ func (e *Engine) refresh(w refresh) {
 		allowed := which
 		if c.plan.deny {
 			dp := denyPass(c, s.reqTerm)
+			dp.refresh = true
 			if _, err := dp.run(sc, c, true, terms, which, deny); err != nil {
 				return
 			}
@@ -170,6 +171,7 @@ func (e *Engine) refresh(w refresh) {
 		}
 		if c.plan.score {
 			sp := scorePass(c, s.reqTerm, s.pool)
+			sp.refresh = true
 			if _, err := sp.run(sc, c, true, terms, allowed, make([]*cachedVerdict, n)); err != nil {
 				return
 			}

@@ -96,20 +96,38 @@ type lastVerdict struct {
 	v   *cachedVerdict
 }
 
-// internReq returns the one copy of a request part kept for c: every
-// peer's remembered verdict then compares it by pointer, not by bytes.
-func (c *compiled) internReq(req []byte) string {
+// reqPart is the one copy of a request part of keys kept for a compiled
+// policy (every peer's remembered verdict then compares it by pointer,
+// not by bytes), with the last decision's verdicts for it.
+type reqPart struct {
+	key  string
+	last atomic.Pointer[lastRun]
+}
+
+// lastRun is a pass's peer terms and verdicts in a decision, by index
+// (nil where the pass did not ask). A verdict is a function of the
+// request part and the peer term, so the next decision of the same part
+// finds the verdict of every peer whose term is the one at the same index
+// by comparing two pointers: at 100 peers, a tenth of what looking each
+// peer up costs.
+type lastRun struct {
+	terms    []*peerTerm
+	verdicts []*cachedVerdict
+}
+
+// internReq returns the request part req under c.
+func (c *compiled) internReq(req []byte) *reqPart {
 	c.reqsMu.Lock()
 	defer c.reqsMu.Unlock()
-	if s, ok := c.reqs[string(req)]; ok {
-		return s
+	if p, ok := c.reqs[string(req)]; ok {
+		return p
 	}
 	if c.reqs == nil || len(c.reqs) >= 1024 { // request shapes seen long ago go with the next reset
-		c.reqs = map[string]string{}
+		c.reqs = map[string]*reqPart{}
 	}
-	s := string(req)
-	c.reqs[s] = s
-	return s
+	p := &reqPart{key: string(req)}
+	c.reqs[p.key] = p
+	return p
 }
 
 // recall returns the verdict remembered for req in pass, nil if none.
@@ -137,11 +155,13 @@ func (c *compiled) keysOf(t *peerTerm) *peerKeys {
 			id = v.Value
 		}
 	}
-	head := appendValue(nil, id)
-	k := &peerKeys{c: c,
-		deny:  string(appendReads(head, t.term, c.plan.denyReads.peer)),
-		score: string(appendReads(head, t.term, c.plan.scoreReads.peer)),
-	}
+	// Both keys are built on head, one after the other: each is made a
+	// string (a copy) in its own statement, since Go does not order a
+	// conversion in a composite literal before the next element's call.
+	head := appendValue(make([]byte, 0, 256), id)
+	deny := string(appendReads(head, t.term, c.plan.denyReads.peer))
+	score := string(appendReads(head, t.term, c.plan.scoreReads.peer))
+	k := &peerKeys{c: c, deny: deny, score: score}
 	t.keys.Store(k)
 	return k
 }
