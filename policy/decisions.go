@@ -94,7 +94,7 @@ func NewRecord(d Decision, req Request, at time.Time) Record {
 	if dep := req.Deployment; dep != nil {
 		r.Deployment, r.Template, r.TemplateRe = dep.ID, dep.Template, dep.Resource
 	}
-	if in, err := json.Marshal(mustJSON(requestTerm(req).Value)); err == nil {
+	if in, err := json.Marshal(mustJSON(requestTerm(req, nil).Value)); err == nil {
 		r.Request = in
 	}
 	for _, v := range d.Verdicts {

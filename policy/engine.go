@@ -62,6 +62,7 @@ type Engine struct {
 	changed chan struct{}        // closed and replaced on every switch
 	cache   map[string]*compiled // recently used versions, for explain
 	peers   peerCache
+	reqs    requestMemo
 	bg      refresher
 }
 

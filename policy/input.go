@@ -398,48 +398,6 @@ func takes(req Request) *Usage {
 	return u
 }
 
-// The image and deployment of a request without them: every field, zero.
-var (
-	noImageTerm      = obj("id", str(""), "properties", ast.InternedEmptyObject, "min_ram_mib", num(0), "min_disk_gib", num(0), "peers", ast.InternedEmptyArray)
-	noDeploymentTerm = obj("id", str(""), "template", str(""), "resource", str(""), "replica", num(0))
-)
-
-// requestTerm is input.request. Every documented field is present (zero
-// values included) so a policy never trips over an undefined field.
-func requestTerm(req Request) *ast.Term {
-	img := noImageTerm
-	if i := req.Image; i != nil {
-		img = obj("id", str(i.ID), "properties", strMap(i.Properties), "min_ram_mib", num(int64(i.MinRAMMiB)),
-			"min_disk_gib", num(int64(i.MinDiskGiB)), "peers", strArray(i.Peers))
-	}
-	dep := noDeploymentTerm
-	if d := req.Deployment; d != nil {
-		dep = obj("id", str(d.ID), "template", str(d.Template), "resource", str(d.Resource), "replica", num(int64(d.Replica)))
-	}
-	group := spreadGroup(req)
-	spreadPeers := ast.InternedEmptyObject
-	if len(req.SpreadPeers) > 0 {
-		items := make([][2]*ast.Term, 0, len(req.SpreadPeers))
-		for _, id := range slices.Sorted(maps.Keys(req.SpreadPeers)) {
-			items = append(items, [2]*ast.Term{str(id), num(int64(req.SpreadPeers[id]))})
-		}
-		spreadPeers = ast.ObjectTerm(items...)
-	}
-	quota := usageTerm(req.Quota)
-	tags := req.Tags
-	return obj(
-		"kind", str(req.Kind), "project", str(req.Project), "user", str(req.User),
-		"resource_id", str(req.ResourceID), "name", str(req.Name), "flavor", str(req.Flavor),
-		"resources", obj("vcpus", num(int64(req.VCPUs)), "ram_mib", num(int64(req.RAMMiB)), "disk_gib", num(int64(req.DiskGiB))),
-		"image", img, "tags", strArray(tags),
-		"hints", obj("required_labels", strMap(req.RequiredLabels), "preferred_labels", strMap(req.PreferredLabels), "other", strMap(req.Hints)),
-		"availability_zone", str(req.AvailabilityZone),
-		"deployment", dep,
-		"spread", obj("group", str(group), "peers", spreadPeers),
-		"usage", usageTerm(req.Usage), "quota", quota, "takes", usageTerm(takes(req)),
-	)
-}
-
 // Input builds the policy's input document for req and candidates.
 func Input(req Request, candidates []registry.Peer) ast.Value {
 	return (&peerCache{}).input(req, candidates)
@@ -452,7 +410,7 @@ func (pc *peerCache) input(req Request, candidates []registry.Peer) ast.Value {
 	for i, t := range ts {
 		ps[i] = t.term
 	}
-	return obj("request", requestTerm(req), "peers", ast.ArrayTerm(ps...)).Value
+	return obj("request", requestTerm(req, nil), "peers", ast.ArrayTerm(ps...)).Value
 }
 
 // mustJSON converts a value built here back to Go (for records and logs);

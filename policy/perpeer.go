@@ -312,7 +312,7 @@ func (e *Engine) evalPerPeer(sc scope, c *compiled, req Request, candidates []re
 	}
 	n := len(candidates)
 	pr := newPeerRun(n)
-	pr.reqTerm = requestTerm(req)
+	pr.reqTerm = requestTerm(req, &e.reqs)
 	e.peers.terms(req, candidates, pr.terms)
 	cached := c.plan.cacheable && !e.cfg.NoVerdictCache
 	requestReasons, err := c.requestDeny(sc, cached, pr.reqTerm)
