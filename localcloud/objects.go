@@ -126,13 +126,19 @@ func (c *Cloud) PutObject(ctx context.Context, container, name string, data io.R
 	if err != nil {
 		return peers.ObjectInfo{}, err
 	}
-	room := c.objects.room()
-	if room >= 0 && spec.Size > room {
-		return peers.ObjectInfo{}, errf(peers.ErrCapacity, "object %s/%s: %d bytes; the object store's quota has %d left", container, name, spec.Size, room)
+	if !c.objects.fits(spec.Size) {
+		return peers.ObjectInfo{}, errf(peers.ErrCapacity, "object %s/%s: %d bytes do not fit in the object store's quota of %d", container, name, spec.Size, c.objects.quota)
 	}
-	e, err := c.objects.writeData(ctx, ct, name, data, spec.Size, room)
+	e, err := c.objects.writeData(ctx, ct, name, data, spec.Size)
 	if err != nil {
 		return peers.ObjectInfo{}, fmt.Errorf("object %s/%s: %w", container, name, err)
+	}
+	defer c.objects.release(e.size)
+	// Nothing commits after Close: the data directory may have a new
+	// owner.
+	if err := c.objectsBegin(context.WithoutCancel(ctx)); err != nil {
+		c.objects.removeData(ct, e)
+		return peers.ObjectInfo{}, err
 	}
 	if want := strings.ToLower(spec.ETag); want != "" && want != e.etag {
 		c.objects.removeData(ct, e)
@@ -153,8 +159,9 @@ func (c *Cloud) PutObject(ctx context.Context, container, name string, data io.R
 	return e.info(), nil
 }
 
-// GetObject opens an object's bytes, checked against the CRC-32C taken
-// when they were stored on a full read (verifier). A concurrent replace or delete does not cut a read short.
+// GetObject opens an object's bytes; a full read is checked against the
+// CRC-32C taken when they were stored (verifier). A concurrent replace or
+// delete does not cut a read short.
 func (c *Cloud) GetObject(ctx context.Context, container, name string, rng *peers.ByteRange) (peers.ObjectInfo, io.ReadCloser, error) {
 	ct, e, err := c.liveObject(ctx, container, name)
 	if err != nil {

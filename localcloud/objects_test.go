@@ -297,6 +297,35 @@ func TestObjectQuota(t *testing.T) {
 	if u := used(); u != 0 {
 		t.Fatalf("ObjectBytes.Used after deleting everything = %d, want 0", u)
 	}
+	t.Run("ConcurrentUploads", func(t *testing.T) {
+		// An upload in progress holds what it has written: a second one
+		// that would overshoot the quota with it is refused.
+		reached, proceed := make(chan struct{}), make(chan struct{})
+		slow := io.MultiReader(strings.NewReader(body), readerFunc(func([]byte) (int, error) {
+			close(reached)
+			<-proceed
+			return 0, io.EOF
+		}))
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.PutObject(ctx, "ctr", "slow", slow, peers.ObjectSpec{Size: -1})
+			done <- err
+		}()
+		<-reached // its 600 bytes are written
+		for _, size := range []int64{600, -1} {
+			_, err := c.PutObject(ctx, "ctr", "fast", strings.NewReader(body), peers.ObjectSpec{Size: size})
+			if !errors.Is(err, peers.ErrCapacity) {
+				t.Errorf("PutObject of %d bytes (size %d) beside an upload holding 600 of 1000 = %v, want ErrCapacity", len(body), size, err)
+			}
+		}
+		close(proceed)
+		if err := <-done; err != nil {
+			t.Fatalf("the slow upload: %v", err)
+		}
+		if u := used(); u != 600 {
+			t.Fatalf("ObjectBytes.Used = %d, want 600", u)
+		}
+	})
 }
 
 func TestObjectCapacityWithoutQuota(t *testing.T) {

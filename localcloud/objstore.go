@@ -57,6 +57,7 @@ type objectStore struct {
 	mu         sync.RWMutex
 	containers map[string]*container
 	used       atomic.Int64 // bytes of the objects in every index
+	reserved   atomic.Int64 // bytes of uploads in progress, under a quota
 
 	// stripes serialise the commits of one object name (an upload's, an
 	// update's, a delete's, the reaper's): a commit reads the current
@@ -410,9 +411,11 @@ func (s *objectStore) container(name string) (*container, error) {
 
 // writeData streams r into a new data file for an object of c, hashing it
 // on the way, and syncs the file and its directory. It reads until EOF, or
-// exactly size bytes when size >= 0; room >= 0 caps the bytes (a quota).
-// On any error the file is removed.
-func (s *objectStore) writeData(ctx context.Context, c *container, name string, r io.Reader, size, room int64) (e *objEntry, err error) {
+// exactly size bytes when size >= 0. Under a quota, the bytes written stay
+// reserved (s.reserve) on success: the caller releases e.size once it has
+// committed or given up. On any error the file is removed and the
+// reservation released.
+func (s *objectStore) writeData(ctx context.Context, c *container, name string, r io.Reader, size int64) (e *objEntry, err error) {
 	dir, h := c.shard(name)
 	if err := c.makeShard(dir); err != nil {
 		return nil, err
@@ -437,10 +440,13 @@ func (s *objectStore) writeData(ctx context.Context, c *container, name string, 
 		// One byte past size tells "too long" from "exactly right".
 		src = io.LimitReader(src, size+1)
 	}
-	var dst io.Writer = &writeBehind{f: f}
-	if room >= 0 {
-		dst = &roomWriter{w: dst, room: room}
-	}
+	quota := &quotaWriter{w: &writeBehind{f: f}, s: s}
+	defer func() {
+		if err != nil {
+			s.release(quota.held)
+		}
+	}()
+	var dst io.Writer = quota
 	sum, crc := md5.New(), crc32.New(castagnoli)
 	n, err := io.CopyBuffer(fanOut{dst, sum, crc}, src, make([]byte, copyBufferSize))
 	switch {
@@ -597,27 +603,47 @@ func (s *objectStore) capacity() (registry.Resource, error) {
 	return registry.Resource{Total: int64(st.Blocks) * bsize, Used: int64(st.Blocks-st.Bavail) * bsize}, nil
 }
 
-// room is what a new upload may write: the quota left, or -1 (no quota:
-// the filesystem's ENOSPC is the limit).
-func (s *objectStore) room() int64 {
+// fits reports whether n more bytes fit in the quota (always, without
+// one: the filesystem's ENOSPC is the limit).
+func (s *objectStore) fits(n int64) bool {
+	return s.quota <= 0 || s.used.Load()+s.reserved.Load()+n <= s.quota
+}
+
+// reserve holds n bytes of the quota for an upload in progress, so
+// concurrent uploads cannot together overshoot it; false when they do not
+// fit. release gives them back once the upload is committed (its bytes
+// are then in used) or has failed.
+func (s *objectStore) reserve(n int64) bool {
 	if s.quota <= 0 {
-		return -1
+		return true
 	}
-	return max(s.quota-s.used.Load(), 0)
+	if r := s.reserved.Add(n); s.used.Load()+r > s.quota {
+		s.reserved.Add(-n)
+		return false
+	}
+	return true
 }
 
-// roomWriter fails a write past room bytes with ErrCapacity.
-type roomWriter struct {
+func (s *objectStore) release(n int64) {
+	if s.quota > 0 {
+		s.reserved.Add(-n)
+	}
+}
+
+// quotaWriter reserves quota for every chunk before writing it, failing
+// with ErrCapacity once the quota is full; held is what it reserved.
+type quotaWriter struct {
 	w    io.Writer
-	room int64
+	s    *objectStore
+	held int64
 }
 
-func (r *roomWriter) Write(p []byte) (int, error) {
-	if int64(len(p)) > r.room {
-		return 0, errf(peers.ErrCapacity, "the object store's quota is full")
+func (q *quotaWriter) Write(p []byte) (int, error) {
+	if !q.s.reserve(int64(len(p))) {
+		return 0, errf(peers.ErrCapacity, "the object store's quota of %d bytes is full", q.s.quota)
 	}
-	r.room -= int64(len(p))
-	return r.w.Write(p)
+	q.held += int64(len(p))
+	return q.w.Write(p)
 }
 
 // diskErr makes a full disk ErrCapacity.
