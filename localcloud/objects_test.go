@@ -365,3 +365,36 @@ func TestDeleteContainerThenRecreate(t *testing.T) {
 		t.Fatalf("recreated container after restart: %+v, %v", st, err)
 	}
 }
+
+// TestObjectDamagedRecordKept: a record damaged from outside (never by a
+// crash: records are renamed into place whole) hides its object, and
+// start-up keeps the record and its data for an operator.
+func TestObjectDamagedRecordKept(t *testing.T) {
+	cfg := oneHost(t)
+	c, _ := newCloud(t, cfg)
+	if err := c.CreateContainer(t.Context(), "ctr"); err != nil {
+		t.Fatal(err)
+	}
+	putString(t, c, "ctr", "damaged", "its bytes", peers.ObjectSpec{})
+	var record string
+	for _, f := range objectFiles(t, cfg) {
+		if strings.HasSuffix(f, ".meta") {
+			record = filepath.Join(cfg.DataDir, "objects", f)
+		}
+	}
+	putString(t, c, "ctr", "fine", "fine", peers.ObjectSpec{})
+	before := objectFiles(t, cfg)
+	if err := os.WriteFile(record, []byte("{not json"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	c2 := restart(t, c, cfg)
+	if _, err := c2.HeadObject(t.Context(), "ctr", "damaged"); !errors.Is(err, peers.ErrNotFound) {
+		t.Fatalf("HeadObject of an object whose record is damaged = %v, want ErrNotFound", err)
+	}
+	if got, err := readObject(c2, "ctr", "fine", nil); err != nil || string(got) != "fine" {
+		t.Fatalf("the other object = %q, %v", got, err)
+	}
+	if after := objectFiles(t, cfg); !slices.Equal(after, before) {
+		t.Fatalf("files after restart:\n%q\nwant all kept:\n%q", after, before)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash"
 	"hash/crc32"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"os"
@@ -261,6 +262,7 @@ func (s *objectStore) loadShard(ctr, dir string) ([]*objEntry, int, error) {
 		return nil, 0, err
 	}
 	data := map[string]bool{}
+	damaged := map[string]bool{} // name hashes of unreadable records
 	var recs []objRecord
 	var out []*objEntry
 	removed := 0
@@ -282,8 +284,10 @@ func (s *objectStore) loadShard(ctr, dir string) ([]*objEntry, int, error) {
 			var r objRecord
 			if err := json.Unmarshal(b, &r); err != nil || hashHex(r.Name)+metaSuffix != name {
 				// Never a torn write (records are renamed into place
-				// whole): damage from outside. Kept for an operator.
+				// whole): damage from outside. Kept, with the data files
+				// of its name, for an operator.
 				s.log.WithFields(logrus.Fields{"file": p, "error": fmt.Sprint(err)}).Error("unreadable object record; object skipped")
+				damaged[strings.TrimSuffix(name, metaSuffix)] = true
 				continue
 			}
 			recs = append(recs, r)
@@ -298,7 +302,7 @@ func (s *objectStore) loadShard(ctr, dir string) ([]*objEntry, int, error) {
 		out = append(out, r.entry())
 	}
 	for name, used := range data {
-		if !used {
+		if h, _, _ := strings.Cut(name, "."); !used && !damaged[h] {
 			// An upload that never committed, or the data a commit
 			// replaced just before a crash.
 			if err := os.Remove(filepath.Join(dir, name)); err != nil {
@@ -320,8 +324,11 @@ func (c *container) shard(name string) (dir, h string) {
 }
 
 func (s *objectStore) stripe(c *container, name string) *sync.Mutex {
-	h := hashHex(c.name + "\x00" + name)
-	return &s.stripes[int(h[0])%len(s.stripes)]
+	h := fnv.New32a()
+	_, _ = io.WriteString(h, c.name)
+	_, _ = h.Write([]byte{0})
+	_, _ = io.WriteString(h, name)
+	return &s.stripes[h.Sum32()%uint32(len(s.stripes))]
 }
 
 // createContainer makes a container's directory: built under a temporary
