@@ -1,12 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
+
+	"github.com/cloudmux/cloudmux/broker/network"
 )
 
 // checkNativeNetwork has the testcloud's admin make a shared network
@@ -20,13 +23,20 @@ func (h *hybridBroker) checkNativeNetwork(t *testing.T, name string) {
 	}
 	peerID := strings.TrimSpace(out)
 	t.Cleanup(func() { oscTestcloudAs(t, h.clouds, testcloudEntry+"-admin", "network", "delete", peerID) })
-	pages, err := networks.List(h.network, networks.ListOpts{Name: name}).AllPages(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	found, err := networks.ExtractNetworks(pages)
-	if err != nil || len(found) != 1 || found[0].ID == peerID || !found[0].Shared {
-		t.Fatalf("the broker's list of %s = %+v, %v; want it once, shared, by a broker ID (not %s)", name, found, err, peerID)
+	// A project's list reads the peers known to hold shared networks: a
+	// peer that had none when last read shows its new one once the
+	// broker's background discovery (every 30s) reads it again.
+	var found []networks.Network
+	waitFor2(t, 2*network.DefaultDiscoveryInterval, "the broker to list "+name, func() (bool, string) {
+		pages, err := networks.List(h.network, networks.ListOpts{Name: name}).AllPages(t.Context())
+		if err != nil {
+			return false, err.Error()
+		}
+		found, err = networks.ExtractNetworks(pages)
+		return err == nil && len(found) > 0, fmt.Sprintf("%+v, %v", found, err)
+	})
+	if len(found) != 1 || found[0].ID == peerID || !found[0].Shared {
+		t.Fatalf("the broker's list of %s = %+v; want it once, shared, by a broker ID (not %s)", name, found, peerID)
 	}
 	if n, err := networks.Get(t.Context(), h.network, found[0].ID).Extract(); err != nil || n.Name != name {
 		t.Fatalf("show by the broker's ID = %+v, %v", n, err)
