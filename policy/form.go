@@ -194,13 +194,22 @@ func minimal(paths []ast.Ref) []ast.Ref {
 // appendReads appends, for each path, the value doc holds there (or a
 // mark for none) to key: equal keys mean every path holds equal values.
 func appendReads(key []byte, doc *ast.Term, paths []ast.Ref) []byte {
+	var w *keyWriter
 	for _, p := range paths {
 		v, err := doc.Value.Find(p)
-		if err != nil {
+		switch {
+		case err != nil:
 			key = append(key, 'u')
-			continue
+		case isComposite(v):
+			if w == nil {
+				w = newKeyWriter()
+			}
+			w.b = key
+			w.value(v)
+			key = w.b
+		default:
+			key = appendScalar(key, v)
 		}
-		key = appendValue(key, v)
 	}
 	return key
 }
@@ -208,6 +217,65 @@ func appendReads(key []byte, doc *ast.Term, paths []ast.Ref) []byte {
 // appendValue encodes v without ambiguity: a type mark, and a length
 // before anything of variable length.
 func appendValue(b []byte, v ast.Value) []byte {
+	if !isComposite(v) {
+		return appendScalar(b, v)
+	}
+	w := newKeyWriter()
+	w.b = b
+	w.value(v)
+	return w.b
+}
+
+func isComposite(v ast.Value) bool {
+	switch v.(type) {
+	case ast.Object, *ast.Array, ast.Set:
+		return true
+	}
+	return false
+}
+
+// keyWriter encodes composite values into b. The iteration callbacks are
+// made once per writer: a closure over the buffer in each call made every
+// call allocate, scalars included, and keys were a tenth of a decision.
+type keyWriter struct {
+	b    []byte
+	elem func(*ast.Term)
+	pair func(k, v *ast.Term)
+}
+
+func newKeyWriter() *keyWriter {
+	w := &keyWriter{}
+	w.elem = func(t *ast.Term) { w.value(t.Value) }
+	w.pair = func(k, v *ast.Term) { w.value(k.Value); w.value(v.Value) }
+	return w
+}
+
+func (w *keyWriter) value(v ast.Value) {
+	switch x := v.(type) {
+	case *ast.Array:
+		w.b = appendHeader(w.b, 'a', x.Len())
+		for i := range x.Len() {
+			w.value(x.Elem(i).Value)
+		}
+	case ast.Object:
+		w.b = appendHeader(w.b, 'o', x.Len())
+		x.Foreach(w.pair) // keys iterate sorted
+	case ast.Set:
+		w.b = appendHeader(w.b, 'e', x.Len())
+		x.Foreach(w.elem)
+	default:
+		w.b = appendScalar(w.b, v)
+	}
+}
+
+func appendHeader(b []byte, mark byte, n int) []byte {
+	b = append(b, mark)
+	b = strconv.AppendInt(b, int64(n), 10)
+	return append(b, ':')
+}
+
+// appendScalar encodes a value that is not an object, array or set.
+func appendScalar(b []byte, v ast.Value) []byte {
 	switch x := v.(type) {
 	case ast.Null:
 		return append(b, 'n')
@@ -217,39 +285,11 @@ func appendValue(b []byte, v ast.Value) []byte {
 		}
 		return append(b, 'f')
 	case ast.Number:
-		b = append(b, 'd')
-		b = strconv.AppendInt(b, int64(len(x)), 10)
-		b = append(b, ':')
-		return append(b, x...)
+		return append(appendHeader(b, 'd', len(x)), x...)
 	case ast.String:
-		b = append(b, 's')
-		b = strconv.AppendInt(b, int64(len(x)), 10)
-		b = append(b, ':')
-		return append(b, x...)
-	case *ast.Array:
-		b = append(b, 'a')
-		b = strconv.AppendInt(b, int64(x.Len()), 10)
-		b = append(b, ':')
-		x.Foreach(func(t *ast.Term) { b = appendValue(b, t.Value) })
-		return b
-	case ast.Object:
-		b = append(b, 'o')
-		b = strconv.AppendInt(b, int64(x.Len()), 10)
-		b = append(b, ':')
-		// Keys iterate sorted.
-		x.Foreach(func(k, v *ast.Term) { b = appendValue(appendValue(b, k.Value), v.Value) })
-		return b
-	case ast.Set:
-		b = append(b, 'e')
-		b = strconv.AppendInt(b, int64(x.Len()), 10)
-		b = append(b, ':')
-		x.Foreach(func(t *ast.Term) { b = appendValue(b, t.Value) })
-		return b
+		return append(appendHeader(b, 's', len(x)), x...)
 	default:
 		s := v.String()
-		b = append(b, 'x')
-		b = strconv.AppendInt(b, int64(len(s)), 10)
-		b = append(b, ':')
-		return append(b, s...)
+		return append(appendHeader(b, 'x', len(s)), s...)
 	}
 }
