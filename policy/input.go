@@ -357,15 +357,20 @@ func buildPeerTerm(req Request, p *registry.Peer, sh shape, st *peerStatic) *pee
 	dims := dimensions(req, *p)
 	var short []*ast.Term
 	var shortfall [][2]*ast.Term
-	var rooms [3][2]*ast.Term
+	var rooms [3]int
 	for i, d := range dims {
 		if d.short() {
 			short = append(short, dimTerms[d.name])
 			shortfall = append(shortfall, [2]*ast.Term{dimTerms[d.name], ast.ObjectTerm([2]*ast.Term{wantTerm, num(d.want)}, [2]*ast.Term{freeTerm, num(d.r.Free())})})
 		}
 		if i < 3 {
-			rooms[i] = [2]*ast.Term{dimTerms[d.name], num(int64(room(d)))}
+			rooms[i] = room(d)
 		}
+	}
+	// A peer with room on every dimension (most) shares the empty terms.
+	shortTerm, shortfallTerm := ast.InternedEmptyArray, ast.InternedEmptyObject
+	if len(short) > 0 {
+		shortTerm, shortfallTerm = ast.ArrayTerm(short...), ast.ObjectTerm(shortfall...)
 	}
 	// Cost in whole millionths: Rego does integer arithmetic on a fast
 	// path and floats through math/big, ten times slower. private, short,
@@ -378,10 +383,25 @@ func buildPeerTerm(req Request, p *registry.Peer, sh shape, st *peerStatic) *pee
 	t := ast.ObjectTerm(
 		[2]*ast.Term{k[0], st.id}, [2]*ast.Term{k[1], st.name}, [2]*ast.Term{k[2], st.kind},
 		[2]*ast.Term{k[3], st.labels}, [2]*ast.Term{k[4], st.region}, [2]*ast.Term{k[5], st.status},
-		[2]*ast.Term{k[6], ast.InternedTerm(st.private)}, [2]*ast.Term{k[7], ast.ArrayTerm(short...)},
-		[2]*ast.Term{k[8], ast.ObjectTerm(shortfall...)}, [2]*ast.Term{k[9], ast.ObjectTerm(rooms[:]...)},
+		[2]*ast.Term{k[6], ast.InternedTerm(st.private)}, [2]*ast.Term{k[7], shortTerm},
+		[2]*ast.Term{k[8], shortfallTerm}, [2]*ast.Term{k[9], roomTerm(rooms)},
 		[2]*ast.Term{k[10], st.capacity}, [2]*ast.Term{k[11], num(cost)}, [2]*ast.Term{k[12], st.costRates})
 	return &peerTerm{shape: sh, term: t, cost: cost, private: st.private}
+}
+
+// roomTerms are the room objects built, by value: a room is a tenth from
+// -1 to 10 on each of three dimensions, so there are few, and a peer term
+// built after a capacity report most often has one built already.
+var roomTerms sync.Map // [3]int -> *ast.Term
+
+func roomTerm(r [3]int) *ast.Term {
+	if t, ok := roomTerms.Load(r); ok {
+		return t.(*ast.Term)
+	}
+	t := ast.ObjectTerm([2]*ast.Term{dimTerms["vcpus"], num(int64(r[0]))}, [2]*ast.Term{dimTerms["ram_mib"], num(int64(r[1]))},
+		[2]*ast.Term{dimTerms["disk_gib"], num(int64(r[2]))})
+	roomTerms.Store(r, t)
+	return t
 }
 
 // takes is what req counts against the project's quota: a server one
