@@ -87,10 +87,13 @@
 // verdict is cached under the policy version, the peer's ID and the
 // values at every input path its rules read (with the rules and functions
 // they depend on), so it is evaluated again only when one of those
-// changes; the peers that miss are evaluated as one batch, and evaluated
-// again in the background for the last few request shapes. A policy that
-// calls a nondeterministic built-in (time.now_ns, rand.intn, http.send,
-// ...) is never cached. EngineConfig.NoVerdictCache turns the cache off
+// changes; the peers that miss are evaluated as one batch (one alone
+// without the batch), and evaluated again in the background for the last
+// few request shapes. A decision over the same peers as the last one of
+// its request shape finds their verdicts by comparing term pointers;
+// request_deny is cached the same way, by the request values it reads.
+// A policy that calls a nondeterministic built-in (time.now_ns,
+// rand.intn, http.send, ...) is never cached. EngineConfig.NoVerdictCache turns the cache off
 // (the reference the cached engine is tested against).
 //
 // The pool form reads input.peers and answers for the whole pool in one
