@@ -28,7 +28,7 @@ type peerRun struct {
 	deny         []*cachedVerdict
 	all, allowed []int
 	vs           []verdict
-	idx          []int
+	keys         []rankKey
 }
 
 var peerRuns = sync.Pool{New: func() any { return new(peerRun) }}
@@ -37,7 +37,7 @@ var peerRuns = sync.Pool{New: func() any { return new(peerRun) }}
 func newPeerRun(n int) *peerRun {
 	pr := peerRuns.Get().(*peerRun)
 	pr.terms, pr.reasons, pr.score = sized(pr.terms, n), sized(pr.reasons, n), sized(pr.score, n)
-	pr.deny, pr.vs, pr.idx, pr.allowed = sized(pr.deny, n), sized(pr.vs, n), sized(pr.idx, n), pr.allowed[:0]
+	pr.deny, pr.vs, pr.keys, pr.allowed = sized(pr.deny, n), sized(pr.vs, n), sized(pr.keys, n), pr.allowed[:0]
 	if len(pr.all) < n {
 		pr.all = make([]int, n)
 		for i := range pr.all {
@@ -55,6 +55,7 @@ func (pr *peerRun) release() {
 	clear(pr.score)
 	clear(pr.deny)
 	clear(pr.vs)
+	clear(pr.keys)
 	pr.reqTerm, pr.pool, pr.order = nil, nil, nil
 	peerRuns.Put(pr)
 }
@@ -117,8 +118,9 @@ type pass struct {
 	undefined *cachedVerdict
 	// refresh marks a background refresh's pass, over a few peers.
 	refresh bool
-	// terms is the decision's copy of its peer terms for the last run,
-	// made by the first pass that needs it and shared by the next.
+	// terms, when set, is the decision's copy of its peer terms for the
+	// last run, made by the first pass that needs it and shared by the
+	// next.
 	terms *[]*peerTerm
 }
 
@@ -182,6 +184,9 @@ func scorePass(c *compiled, reqTerm, pool *ast.Term) pass {
 // terms are a few peers) leaves its terms and verdicts for the next
 // decision of the same request part.
 func (ps pass) run(sc scope, c *compiled, cached bool, terms []*peerTerm, which []int, out []*cachedVerdict) ([]int, error) {
+	if len(which) == 0 {
+		return nil, nil
+	}
 	if !cached {
 		c.evaluated.Add(int64(len(which)))
 		return which, ps.eval(sc, terms, which, out)
@@ -238,10 +243,17 @@ func (ps pass) run(sc scope, c *compiled, cached bool, terms []*peerTerm, which 
 		c.verdicts.mu.Unlock()
 	}
 	if !ps.refresh {
-		if *ps.terms == nil {
-			*ps.terms = slices.Clone(terms)
+		var ts []*peerTerm
+		if ps.terms != nil {
+			ts = *ps.terms
 		}
-		ps.part.last.Store(&lastRun{terms: *ps.terms, verdicts: slices.Clone(out)})
+		if ts == nil {
+			ts = slices.Clone(terms)
+			if ps.terms != nil {
+				*ps.terms = ts
+			}
+		}
+		ps.part.last.Store(&lastRun{terms: ts, verdicts: slices.Clone(out)})
 	}
 	return misses, nil
 }
@@ -366,7 +378,7 @@ func (e *Engine) evalPerPeer(sc scope, c *compiled, req Request, candidates []re
 			vs[i] = verdict{reasons: pr.reasons[i]}
 		}
 	}
-	d := rank(c.version, candidates, vs, pr.idx)
+	d := rank(c.version, candidates, vs, pr.keys)
 	pr.order = order(d, len(allowed))
 	if cached {
 		s := &recentShape{req: req, reqTerm: pr.reqTerm, denyReq: dp.req, pool: pr.pool, scoreReq: sp.req}
