@@ -690,10 +690,12 @@ func (s *Service) update(ctx context.Context, project, kind, id string, u Update
 	return err
 }
 
-// checkGroups makes sure every group ID names a group of the project.
+// checkGroups makes sure every group ID names a group of the project, in
+// the Store (one key each): memory may still hold a group another replica
+// just deleted, which a port must not name.
 func (s *Service) checkGroups(ctx context.Context, project string, ids []string) error {
 	for _, id := range ids {
-		if _, err := s.SecurityGroup(ctx, project, id); err != nil {
+		if _, _, err := s.loadGroup(ctx, project, id); err != nil {
 			return err
 		}
 	}

@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 
 	"github.com/sirupsen/logrus"
 
@@ -56,4 +57,28 @@ func (s *Service) projectGroups(ctx context.Context, project string) ([]Security
 		return nil, nil // every project's is no project's
 	}
 	return s.groupRecords().List(ctx, project)
+}
+
+// storedGroups reads the project's groups from the Store (its prefix, one
+// project's) and tells memory of them: for the rare paths that must not
+// miss a group or rule another replica just wrote (a lookup memory
+// missed, a delete dropping the rules that name a group).
+func (s *Service) storedGroups(ctx context.Context, project string) ([]SecurityGroup, error) {
+	if project == "" {
+		return nil, nil
+	}
+	kvs, _, err := s.Store.List(ctx, groupsRoot+project+"/")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SecurityGroup, 0, len(kvs))
+	for _, kv := range kvs {
+		g, err := decodeGroup(kv)
+		if err != nil {
+			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		s.wroteGroup(g, kv.ModifyIndex)
+		out = append(out, g)
+	}
+	return out, nil
 }

@@ -81,6 +81,11 @@ func (s *Service) readPeers(ctx context.Context, members []*peers.Member, withPo
 		if st.subnets, err = m.Cloud.ListSubnets(ctx, peers.ListOptions{}); err != nil {
 			return st, err
 		}
+		// A full read of its networks: what the peer's own are now, even
+		// if its ports do not answer (a peer whose port list always times
+		// out would otherwise keep a stale shared flag forever, and lists
+		// skip the peers not flagged).
+		s.natives.observe(m.Peer.ID, s.BrokerID, st.nets, st.subnets)
 		if withPorts {
 			st.ports, err = m.Cloud.ListPorts(ctx, peers.ListOptions{})
 		}
@@ -95,8 +100,6 @@ func (s *Service) readPeers(ctx context.Context, members []*peers.Member, withPo
 			s.Log.WithError(r.Err).WithField("peer", r.Member.Peer.Name).Warn("network list: peer did not answer")
 			continue
 		}
-		// A full read: what the peer's own networks are now.
-		s.natives.observe(r.Member.Peer.ID, s.BrokerID, r.Value.nets, r.Value.subnets)
 		out = append(out, r.Value)
 	}
 	slices.Sort(failed)

@@ -177,6 +177,23 @@ func (s *Service) FindSecurityGroup(ctx context.Context, project, nameOrID strin
 	if err != nil {
 		return SecurityGroup{}, err
 	}
+	g, err := findGroup(groups, nameOrID)
+	if !errors.Is(err, ErrNotFound) {
+		return g, err
+	}
+	// Memory may lack a group another replica just made: its ID is one
+	// key; a name takes the project's groups from the Store.
+	if g, err := s.SecurityGroup(ctx, project, nameOrID); !errors.Is(err, ErrNotFound) {
+		return g, err
+	}
+	if groups, err = s.storedGroups(ctx, project); err != nil {
+		return SecurityGroup{}, err
+	}
+	return findGroup(groups, nameOrID)
+}
+
+// findGroup picks the group with ID or name nameOrID from groups.
+func findGroup(groups []SecurityGroup, nameOrID string) (SecurityGroup, error) {
 	var match []SecurityGroup
 	for _, g := range groups {
 		if g.ID == nameOrID {
@@ -308,7 +325,9 @@ func (s *Service) DeleteSecurityGroup(ctx context.Context, project, id string) e
 	}
 	s.groupRecords().Deleted(sgKey(project, id))
 	s.free(ctx, project, groupCharge(g))
-	groups, err := s.SecurityGroups(ctx, project)
+	// From the Store, not memory: a rule naming the group that another
+	// replica just added must go too, or it outlives its remote group.
+	groups, err := s.storedGroups(ctx, project)
 	if err != nil {
 		return err
 	}
@@ -475,7 +494,9 @@ func (s *Service) CreateSecurityGroupRule(ctx context.Context, project string, r
 		return SecurityGroupRule{}, badInput("security_group_id", "'None' is not a valid UUID")
 	}
 	if r.RemoteGroupID != "" && r.RemoteGroupID != r.SecurityGroupID {
-		if _, err := s.SecurityGroup(ctx, project, r.RemoteGroupID); err != nil {
+		// The Store, not memory: a group another replica just deleted
+		// must not be named by a new rule.
+		if _, _, err := s.loadGroup(ctx, project, r.RemoteGroupID); err != nil {
 			return SecurityGroupRule{}, err
 		}
 	}
@@ -517,18 +538,35 @@ func (s *Service) SecurityGroupRules(ctx context.Context, project string) ([]Sec
 	return out, nil
 }
 
-// SecurityGroupRule returns a rule of one of the project's groups.
+// SecurityGroupRule returns a rule of one of the project's groups, from
+// memory; a rule memory lacks (another replica may just have made it) is
+// looked for in the project's groups in the Store.
 func (s *Service) SecurityGroupRule(ctx context.Context, project, id string) (SecurityGroupRule, error) {
-	rules, err := s.SecurityGroupRules(ctx, project)
+	groups, err := s.SecurityGroups(ctx, project)
 	if err != nil {
 		return SecurityGroupRule{}, err
 	}
-	for _, r := range rules {
-		if r.ID == id {
-			return r, nil
-		}
+	if r, ok := ruleIn(groups, id); ok {
+		return r, nil
+	}
+	if groups, err = s.storedGroups(ctx, project); err != nil {
+		return SecurityGroupRule{}, err
+	}
+	if r, ok := ruleIn(groups, id); ok {
+		return r, nil
 	}
 	return SecurityGroupRule{}, notFound(kindSecurityGroupRule, id)
+}
+
+func ruleIn(groups []SecurityGroup, id string) (SecurityGroupRule, bool) {
+	for _, g := range groups {
+		for _, r := range g.Rules {
+			if r.ID == id {
+				return r, true
+			}
+		}
+	}
+	return SecurityGroupRule{}, false
 }
 
 // DeleteSecurityGroupRule removes a rule from its group.
