@@ -118,6 +118,8 @@ type pass struct {
 	undefined *cachedVerdict
 	// refresh marks a background refresh's pass, over a few peers.
 	refresh bool
+	// shape is the request's shape, which the peer terms are built for.
+	shape shape
 	// terms, when set, is the decision's copy of its peer terms for the
 	// last run, made by the first pass that needs it and shared by the
 	// next.
@@ -193,7 +195,7 @@ func (ps pass) run(sc scope, c *compiled, cached bool, terms []*peerTerm, which 
 	}
 	var lt []*peerTerm
 	var lv []*cachedVerdict
-	if last := ps.part.last.Load(); last != nil && len(last.terms) == len(terms) {
+	if last := ps.part.lastRun(ps.shape); last != nil && len(last.terms) == len(terms) {
 		lt, lv = last.terms, last.verdicts
 	}
 	var unknown []int
@@ -253,7 +255,7 @@ func (ps pass) run(sc scope, c *compiled, cached bool, terms []*peerTerm, which 
 				*ps.terms = ts
 			}
 		}
-		ps.part.last.Store(&lastRun{terms: ts, verdicts: slices.Clone(out)})
+		ps.part.remember(&lastRun{shape: ps.shape, terms: ts, verdicts: slices.Clone(out)})
 	}
 	return misses, nil
 }
@@ -334,7 +336,7 @@ func (e *Engine) evalPerPeer(sc scope, c *compiled, req Request, candidates []re
 	deny := pr.deny
 	var termsCopy []*peerTerm
 	dp := denyPass(c, pr.reqTerm)
-	dp.terms = &termsCopy
+	dp.terms, dp.shape = &termsCopy, shapeOf(req)
 	// changed is the peers evaluated, for the background refresh: only
 	// read when cached (uncached, it is pr.all, capped so that an append
 	// copies).
@@ -358,7 +360,7 @@ func (e *Engine) evalPerPeer(sc scope, c *compiled, req Request, candidates []re
 	pr.allowed = allowed
 	pr.pool = poolTerm(req, candidates, pr.terms, allowed)
 	sp := scorePass(c, pr.reqTerm, pr.pool)
-	sp.terms = &termsCopy
+	sp.terms, sp.shape = &termsCopy, dp.shape
 	if c.plan.score {
 		scored, err := sp.run(sc, c, cached, pr.terms, allowed, pr.score)
 		if err != nil {

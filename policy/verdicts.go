@@ -98,21 +98,60 @@ type lastVerdict struct {
 
 // reqPart is the one copy of a request part of keys kept for a compiled
 // policy (every peer's remembered verdict then compares it by pointer,
-// not by bytes), with the last decision's verdicts for it.
+// not by bytes), with the last decisions' verdicts for it.
 type reqPart struct {
-	key  string
-	last atomic.Pointer[lastRun]
+	key string
+	// last is the last run of each of the last few request shapes, most
+	// recent first: requests of several flavors often share a request
+	// part (deny reads no sizes: they reach it through the peer terms,
+	// one per shape), and each shape has its own terms.
+	last atomic.Pointer[[]*lastRun]
 }
+
+// maxLastRuns is how many shapes' last runs a request part keeps.
+const maxLastRuns = 4
 
 // lastRun is a pass's peer terms and verdicts in a decision, by index
 // (nil where the pass did not ask). A verdict is a function of the
 // request part and the peer term, so the next decision of the same part
-// finds the verdict of every peer whose term is the one at the same index
-// by comparing two pointers: at 100 peers, a tenth of what looking each
-// peer up costs.
+// and shape finds the verdict of every peer whose term is the one at the
+// same index by comparing two pointers: at 100 peers, a tenth of what
+// looking each peer up costs.
 type lastRun struct {
+	shape    shape
 	terms    []*peerTerm
 	verdicts []*cachedVerdict
+}
+
+// lastRun returns the part's last run for sh, nil if none.
+func (p *reqPart) lastRun(sh shape) *lastRun {
+	if runs := p.last.Load(); runs != nil {
+		for _, r := range *runs {
+			if r.shape == sh {
+				return r
+			}
+		}
+	}
+	return nil
+}
+
+// remember makes r the part's last run of its shape.
+func (p *reqPart) remember(r *lastRun) {
+	for {
+		old := p.last.Load()
+		runs := make([]*lastRun, 1, maxLastRuns)
+		runs[0] = r
+		if old != nil {
+			for _, o := range *old {
+				if o.shape != r.shape && len(runs) < maxLastRuns {
+					runs = append(runs, o)
+				}
+			}
+		}
+		if p.last.CompareAndSwap(old, &runs) {
+			return
+		}
+	}
 }
 
 // internReq returns the request part req under c.
