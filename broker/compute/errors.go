@@ -38,34 +38,20 @@ var (
 // Nova name: "flavorRef", "imageRef", "networks", "key_name", "user_data",
 // "block_device_mapping_v2", "availability_zone", "metadata", "name",
 // "min_count", "volumeId", "action", "limit", "marker"), empty when no one
-// field is. It wraps a sentinel above, so errors.Is
-// works; the EC2 API maps Field to its own error codes.
-type Error struct {
-	Field   string
-	Message string
-	Err     error
-}
+// field is. It wraps a sentinel above, so errors.Is works; the EC2 API
+// maps Field to its own error codes.
+type Error = faults.Refusal[computeRefusal]
 
-func (e *Error) Error() string { return e.Message }
-
-// UserMessage is what a tenant reads (faults.Authored).
-func (e *Error) UserMessage() string { return e.Message }
+// computeRefusal tells the servers service's refusals from those of the
+// services it calls (a volume's, passed through, is not an Error).
+type computeRefusal struct{}
 
 // The sentinels' texts are internal names: faults cuts them from what a
 // tenant reads.
 var _ = faults.Register(ErrNotFound, ErrInvalid, ErrConflict, ErrNoValidHost, ErrForbidden, ErrUnavailable, ErrQuotaExceeded)
 
-// Unwrap returns the sentinel.
-func (e *Error) Unwrap() error { return e.Err }
-
-// FieldOf returns the field an error names, or "".
-func FieldOf(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Field
-	}
-	return ""
-}
+// FieldOf returns the field an Error names, or "".
+func FieldOf(err error) string { return faults.FieldOf[computeRefusal](err) }
 
 // invalid is an ErrInvalid naming field.
 func invalid(field, format string, args ...any) error {

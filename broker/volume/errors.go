@@ -1,7 +1,6 @@
 package volume
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/cloudmux/cloudmux/broker/faults"
@@ -37,41 +36,20 @@ var (
 // Error is a refusal a user can act on: Message is what to show, Field
 // the request attribute at fault (Cinder's names: "size", "name",
 // "metadata", "imageRef", "availability_zone", "new_size"), empty when no
-// one field is. It wraps a sentinel above, so errors.Is works.
-type Error struct {
-	Field   string
-	Message string
-	Err     error
-	// over is the ledger's refusal, for a quota error.
-	over error
-}
+// one field is. It wraps a sentinel above, so errors.Is works; a quota
+// refusal wraps the ledger's *quota.OverError too (Also), so quota.Overs
+// finds the limits.
+type Error = faults.Refusal[volumeRefusal]
 
-func (e *Error) Error() string { return e.Message }
-
-// UserMessage is what a tenant reads (faults.Authored).
-func (e *Error) UserMessage() string { return e.Message }
+// volumeRefusal tells the volume service's refusals from other services'.
+type volumeRefusal struct{}
 
 // The sentinels' texts are internal names: faults cuts them from what a
 // tenant reads.
 var _ = faults.Register(ErrNotFound, ErrInvalid, ErrConflict, ErrNoCapacity, ErrUnavailable, ErrOverQuota)
 
-// Unwrap returns the sentinel (and, for a quota refusal, the ledger's
-// *quota.OverError, so quota.Overs finds the limits).
-func (e *Error) Unwrap() []error {
-	if e.over != nil {
-		return []error{e.Err, e.over}
-	}
-	return []error{e.Err}
-}
-
-// FieldOf returns the field an error names, or "".
-func FieldOf(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Field
-	}
-	return ""
-}
+// FieldOf returns the field an Error names, or "".
+func FieldOf(err error) string { return faults.FieldOf[volumeRefusal](err) }
 
 func invalid(field, format string, args ...any) error {
 	return &Error{Field: field, Message: fmt.Sprintf(format, args...), Err: ErrInvalid}

@@ -86,7 +86,7 @@ func quotaError(err error) error {
 		msg = fmt.Sprintf("Requested volume or snapshot exceeds allowed gigabytes quota. Requested %dG, quota is %dG and %dG has been consumed.",
 			o.Requested, o.Limit, o.Used)
 	}
-	return &Error{Message: msg, Err: ErrOverQuota, over: err}
+	return &Error{Message: msg, Err: ErrOverQuota, Also: err}
 }
 
 // QuotaCode is Cinder's name for a quota refusal (the exception class its
