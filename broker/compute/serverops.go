@@ -31,18 +31,14 @@ type attrs struct {
 
 const attrsRoot = "compute/server-attrs/"
 
-// volumeIDs maps a project's indexed volumes from peer ID + "/" + the
-// peer's volume ID to their broker IDs.
+// volumeIDs maps a project's indexed volumes by index.PeerKey to their
+// broker IDs.
 func (s *Servers) volumeIDs(ctx context.Context, project string) (map[string]string, error) {
 	entries, err := s.Index.List(ctx, kindVolume, project)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]string, len(entries))
-	for _, e := range entries {
-		out[e.PeerID+"/"+e.PeerResourceID] = e.ID
-	}
-	return out, nil
+	return index.BrokerIDs(entries), nil
 }
 
 // present shows a peer's server as the broker does: under its broker ID,
@@ -67,7 +63,7 @@ func (s *Servers) present(e index.Entry, m *peers.Member, srv peers.Server, a at
 		out.FlavorName = cmpOr(out.FlavorName, f.Name)
 	}
 	for _, v := range srv.Volumes {
-		out.Volumes = append(out.Volumes, cmpOr(vols[m.Peer.ID+"/"+v], v))
+		out.Volumes = append(out.Volumes, cmpOr(vols[index.PeerKey(m.Peer.ID, v)], v))
 	}
 	for k, v := range meta {
 		if !strings.HasPrefix(k, reservedMetaPre) {
@@ -98,18 +94,14 @@ func cmpOr(a, b string) string {
 
 // lookup finds a server of the caller's project and its connected peer.
 func (s *Servers) lookup(ctx context.Context, c Caller, id string) (index.Entry, *peers.Member, error) {
-	e, err := s.Index.Get(ctx, KindServer, id, c.Project)
-	if errors.Is(err, index.ErrNotFound) {
+	e, m, err := s.Index.Locate(ctx, s.Pool, KindServer, id, c.Project)
+	switch {
+	case errors.Is(err, index.ErrNotFound):
 		return e, nil, notFound(id)
-	}
-	if err != nil {
-		return e, nil, err
-	}
-	m, ok := s.Pool.Get(e.PeerID)
-	if !ok || m.Cloud == nil {
+	case errors.Is(err, index.ErrNotConnected):
 		return e, nil, &Error{Message: fmt.Sprintf("The peer holding server %s is not connected; try again later.", id), Err: ErrUnavailable}
 	}
-	return e, m, nil
+	return e, m, err
 }
 
 // peerServer reads the peer's server; one gone from its peer is not found.
@@ -203,33 +195,16 @@ func (s *Servers) List(ctx context.Context, c Caller, q Query) (Page, error) {
 	if err != nil {
 		return Page{}, err
 	}
-	byPeer := map[string]map[string]index.Entry{} // peer ID -> peer server ID -> entry
-	for _, e := range entries {
-		if len(q.IDs) > 0 && !slices.Contains(q.IDs, e.ID) {
-			continue
-		}
-		if byPeer[e.PeerID] == nil {
-			byPeer[e.PeerID] = map[string]index.Entry{}
-		}
-		byPeer[e.PeerID][e.PeerResourceID] = e
+	if len(q.IDs) > 0 {
+		entries = slices.DeleteFunc(entries, func(e index.Entry) bool { return !slices.Contains(q.IDs, e.ID) })
 	}
-	var members []*peers.Member
-	var failed []string
-	for peerID := range byPeer {
-		switch m, ok := s.Pool.Get(peerID); {
-		case ok && m.Cloud != nil:
-			members = append(members, m)
-		case ok:
-			failed = append(failed, m.Peer.Name)
-		default:
-			failed = append(failed, peerID) // the peer left the pool: only its ID is known
-		}
-	}
+	spread := index.SpreadOver(entries, s.Pool)
+	failed := spread.Failed
 	type answer struct {
 		servers []peers.Server
 		flavors map[string]peers.Flavor
 	}
-	res := peers.Gather(ctx, members, s.timeout(), func(ctx context.Context, m *peers.Member) (answer, error) {
+	res := peers.Gather(ctx, spread.Members, s.timeout(), func(ctx context.Context, m *peers.Member) (answer, error) {
 		srvs, err := m.Cloud.ListServers(ctx, peers.ListOptions{Metadata: filter})
 		if err != nil {
 			return answer{}, err
@@ -258,7 +233,7 @@ func (s *Servers) List(ctx context.Context, c Caller, q Query) (Page, error) {
 			continue
 		}
 		for _, srv := range r.Value.servers {
-			if e, ok := byPeer[r.Member.Peer.ID][srv.ID]; ok {
+			if e, ok := spread.Entry(r.Member, srv.ID); ok {
 				items = append(items, s.present(e, r.Member, srv, all[e.ID], vols, r.Value.flavors[srv.FlavorID]))
 			}
 		}

@@ -34,8 +34,8 @@ type attrs struct {
 const attrsRoot = "volume/attrs/"
 
 // present shows a peer's volume under its broker ID, with the broker's
-// attrs over the peer's fields. servers maps "peer ID/peer server ID" to
-// broker server IDs.
+// attrs over the peer's fields. servers maps the index.PeerKey of a peer's
+// server to its broker ID.
 func present(e index.Entry, m *peers.Member, v peers.Volume, a attrs, servers map[string]string) Volume {
 	out := Volume{ID: e.ID, Project: e.Project, Name: v.Name, Description: v.Description, SizeGiB: v.SizeGiB, Status: v.Status,
 		VolumeType: v.VolumeType, Bootable: v.Bootable, ImageID: v.SourceImageID, Zone: m.Peer.Name, CreatedAt: v.CreatedAt,
@@ -58,7 +58,7 @@ func present(e index.Entry, m *peers.Member, v peers.Volume, a attrs, servers ma
 		}
 	}
 	for _, att := range v.Attachments {
-		server, managed := servers[e.PeerID+"/"+att.ServerID]
+		server, managed := servers[index.PeerKey(e.PeerID, att.ServerID)]
 		if !managed {
 			server = att.ServerID
 		}
@@ -70,18 +70,14 @@ func present(e index.Entry, m *peers.Member, v peers.Volume, a attrs, servers ma
 // lookup finds a volume of the caller's project and the connected peer
 // holding it.
 func (s *Service) lookup(ctx context.Context, c Caller, id string) (index.Entry, *peers.Member, error) {
-	e, err := s.Index.Get(ctx, Kind, id, c.Project)
-	if errors.Is(err, index.ErrNotFound) {
+	e, m, err := s.Index.Locate(ctx, s.Pool, Kind, id, c.Project)
+	switch {
+	case errors.Is(err, index.ErrNotFound):
 		return e, nil, notFound(id)
-	}
-	if err != nil {
-		return e, nil, err
-	}
-	m, ok := s.Pool.Get(e.PeerID)
-	if !ok || m.Cloud == nil {
+	case errors.Is(err, index.ErrNotConnected):
 		return e, nil, &Error{Message: fmt.Sprintf("The peer holding volume %s is not connected", id), Err: ErrUnavailable}
 	}
-	return e, m, nil
+	return e, m, err
 }
 
 // Resolve finds a volume of the caller's project by its broker ID, for
@@ -120,7 +116,7 @@ func (s *Service) Get(ctx context.Context, c Caller, id string) (Volume, error) 
 	return present(e, m, v, a, s.serverIDs(ctx, c.Project, v)), nil
 }
 
-// serverIDs maps "peerID/peer server ID" to the broker's server ID for
+// serverIDs maps index.PeerKey(peer, peer server ID) to the broker ID for
 // the servers vols are attached to, from the project's server index.
 // Only looked up when some volume is attached; a failure leaves peer IDs.
 func (s *Service) serverIDs(ctx context.Context, project string, vols ...peers.Volume) map[string]string {
@@ -132,11 +128,7 @@ func (s *Service) serverIDs(ctx context.Context, project string, vols ...peers.V
 		s.Log.WithError(err).Warn("listing servers for volume attachments; showing peer server IDs")
 		return nil
 	}
-	out := make(map[string]string, len(entries))
-	for _, e := range entries {
-		out[e.PeerID+"/"+e.PeerResourceID] = e.ID
-	}
-	return out
+	return index.BrokerIDs(entries)
 }
 
 // Page is a project's volumes, newest first, and the peers that did not
@@ -153,32 +145,15 @@ func (s *Service) List(ctx context.Context, c Caller) (Page, error) {
 	if err != nil {
 		return Page{}, err
 	}
-	byPeer := map[string]map[string]index.Entry{} // peer ID -> peer volume ID -> entry
-	for _, e := range entries {
-		if byPeer[e.PeerID] == nil {
-			byPeer[e.PeerID] = map[string]index.Entry{}
-		}
-		byPeer[e.PeerID][e.PeerResourceID] = e
-	}
-	var members []*peers.Member
-	var page Page
-	for peerID := range byPeer {
-		switch m, ok := s.Pool.Get(peerID); {
-		case ok && m.Cloud != nil:
-			members = append(members, m)
-		case ok:
-			page.Failed = append(page.Failed, m.Peer.Name)
-		default:
-			page.Failed = append(page.Failed, peerID) // the peer left the pool: only its ID is known
-		}
-	}
+	spread := index.SpreadOver(entries, s.Pool)
+	page := Page{Failed: spread.Failed}
 	all := map[string]attrs{}
 	if len(entries) > 0 {
 		if all, err = s.attrStore().Project(ctx, c.Project); err != nil {
 			return Page{}, err
 		}
 	}
-	res := peers.Gather(ctx, members, s.timeout(), func(ctx context.Context, m *peers.Member) ([]peers.Volume, error) {
+	res := peers.Gather(ctx, spread.Members, s.timeout(), func(ctx context.Context, m *peers.Member) ([]peers.Volume, error) {
 		return m.Cloud.ListVolumes(ctx, peers.ListOptions{Metadata: map[string]string{peers.MetaProject: c.Project}})
 	})
 	var vols []peers.Volume
@@ -194,7 +169,7 @@ func (s *Service) List(ctx context.Context, c Caller) (Page, error) {
 			continue
 		}
 		for _, v := range rr.Value {
-			if e, ok := byPeer[rr.Member.Peer.ID][v.ID]; ok {
+			if e, ok := spread.Entry(rr.Member, v.ID); ok {
 				page.Volumes = append(page.Volumes, present(e, rr.Member, v, all[e.ID], servers))
 			}
 		}
