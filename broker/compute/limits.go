@@ -90,11 +90,10 @@ func quotaView(project string, used, reserved, q quota.Amounts, detail bool) map
 func (n *Nova) quotaSet(detail bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c, project := caller(r), chi.URLParam(r, "project")
+		if !novaQuotaSets.MayRead(w, r, project, c.Project, c.Admin) {
+			return
+		}
 		if project != c.Project {
-			if !c.Admin {
-				osapi.Fault(w, r, http.StatusForbidden, "Policy doesn't allow os_compute_api:os-quota-sets:show to be performed.")
-				return
-			}
 			c = Caller{Project: project, Admin: true}
 		}
 		u, res, q, ok := n.usageAndQuota(w, r, c)

@@ -113,29 +113,21 @@ func (n *Nova) belowUsage(ctx context.Context, project string, limits quota.Amou
 		return err
 	}
 	var errs []error
-	for _, k := range slices.Sorted(maps.Keys(novaQuotas)) {
-		dim := novaQuotas[k]
-		l, set := limits[dim]
-		if u := used[dim] + reserved[dim]; set && l >= 0 && l < u && dim != quota.KeyPairs { // key_pairs are counted per user
-			errs = append(errs, invalid(k, "Quota limit %d for %s must be greater than or equal to already used and reserved %d.", l, k, u))
+	for _, o := range quota.Below(limits, used, reserved) {
+		if k := string(o.Resource); o.Resource != quota.KeyPairs { // key_pairs are counted per user
+			errs = append(errs, invalid(k, "Quota limit %d for %s must be greater than or equal to already used and reserved %d.", o.Limit, k, o.Used))
 		}
 	}
 	return errors.Join(errs...)
 }
 
+// novaQuotaSets is who may read and change Nova's quota sets.
+var novaQuotaSets = osapi.QuotaSets{Rule: "os_compute_api:os-quota-sets"}
+
 // quotaAdmin returns the Servers' quota admin when the caller is a cloud
 // admin and quotas can be changed.
 func (n *Nova) quotaAdmin(w http.ResponseWriter, r *http.Request) (QuotaAdmin, bool) {
-	if !caller(r).Admin {
-		osapi.Fault(w, r, http.StatusForbidden, fmt.Sprintf("Policy doesn't allow os_compute_api:os-quota-sets:%s to be performed.",
-			map[string]string{http.MethodPut: "update", http.MethodDelete: "delete"}[r.Method]))
-		return nil, false
-	}
-	if n.Servers.QuotaAdmin == nil {
-		osapi.Fault(w, r, http.StatusNotImplemented, "Quotas are not configurable on this cloud.")
-		return nil, false
-	}
-	return n.Servers.QuotaAdmin, true
+	return n.Servers.QuotaAdmin, novaQuotaSets.MayChange(w, r, caller(r).Admin, n.Servers.QuotaAdmin != nil)
 }
 
 // updateQuotaSet answers PUT /os-quota-sets/{project} (cloud admin only):

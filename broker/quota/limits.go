@@ -223,3 +223,17 @@ func (l *Limits) Overridden(ctx context.Context) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Below returns the limits set in limits (unlimited ones aside) under
+// what the project already uses and has reserved, by resource: what
+// os-quota-sets refuses to set without force. Each Over's Limit is the
+// limit asked for, its Used the usage and reservations.
+func Below(limits, used, reserved Amounts) []Over {
+	var out []Over
+	for _, dim := range slices.Sorted(maps.Keys(limits)) {
+		if l, u := limits[dim], used[dim]+reserved[dim]; l >= 0 && l < u {
+			out = append(out, Over{Resource: dim, Used: u, Limit: l})
+		}
+	}
+	return out
+}

@@ -55,16 +55,15 @@ func (c *Cinder) quotaRoutes(r chi.Router) {
 	})
 }
 
-// quotaTarget returns the project a quota request is about, refusing
+// cinderQuotaSets is who may read and change Cinder's quota sets.
+var cinderQuotaSets = osapi.QuotaSets{Rule: "volume_extension:quotas"}
+
+// quotaTarget returns the project a quota set request is about, refusing
 // (403, as Cinder's policy) a project other than the caller's unless the
 // caller is a cloud admin.
-func (c *Cinder) quotaTarget(w http.ResponseWriter, r *http.Request, action string) (string, bool) {
+func (c *Cinder) quotaTarget(w http.ResponseWriter, r *http.Request) (string, bool) {
 	target, cl := chi.URLParam(r, "target"), caller(r)
-	if target != cl.Project && !cl.Admin {
-		osapi.Fault(w, r, http.StatusForbidden, fmt.Sprintf("Policy doesn't allow volume_extension:quotas:%s to be performed.", action))
-		return "", false
-	}
-	return target, true
+	return target, cinderQuotaSets.MayRead(w, r, target, cl.Project, cl.Admin)
 }
 
 // quotaView is a quota_set: the limits, or with usage {limit, in_use,
@@ -83,7 +82,7 @@ func quotaView(target string, limits, used, reserved quota.Amounts, usage bool) 
 
 // quotaSet answers GET os-quota-sets/{target}[?usage=true].
 func (c *Cinder) quotaSet(w http.ResponseWriter, r *http.Request) {
-	target, ok := c.quotaTarget(w, r, "show")
+	target, ok := c.quotaTarget(w, r)
 	if !ok {
 		return
 	}
@@ -119,16 +118,7 @@ func (c *Cinder) quotaDefaults(w http.ResponseWriter, r *http.Request) {
 // quotaAdmin returns the quota admin when the caller is a cloud admin and
 // quotas can be changed.
 func (c *Cinder) quotaAdmin(w http.ResponseWriter, r *http.Request) (QuotaAdmin, bool) {
-	if !caller(r).Admin {
-		osapi.Fault(w, r, http.StatusForbidden, fmt.Sprintf("Policy doesn't allow volume_extension:quotas:%s to be performed.",
-			map[string]string{http.MethodPut: "update", http.MethodDelete: "delete"}[r.Method]))
-		return nil, false
-	}
-	if c.QuotaAdmin == nil {
-		osapi.Fault(w, r, http.StatusNotImplemented, "Quotas are not configurable on this cloud.")
-		return nil, false
-	}
-	return c.QuotaAdmin, true
+	return c.QuotaAdmin, cinderQuotaSets.MayChange(w, r, caller(r).Admin, c.QuotaAdmin != nil)
 }
 
 // updateQuotaSet answers PUT os-quota-sets/{target} (cloud admin only):
@@ -216,10 +206,8 @@ func (c *Cinder) belowUsage(r *http.Request, project string, limits quota.Amount
 		return err
 	}
 	var errs []error
-	for _, dim := range cinderDims {
-		if l, set := limits[dim]; set && l >= 0 && l < used[dim]+reserved[dim] {
-			errs = append(errs, fmt.Errorf("quota_set.%s: quota limit %d must be equal or greater than existing resources (%d used and reserved)", dim, l, used[dim]+reserved[dim]))
-		}
+	for _, o := range quota.Below(limits, used, reserved) {
+		errs = append(errs, fmt.Errorf("quota_set.%s: quota limit %d must be equal or greater than existing resources (%d used and reserved)", o.Resource, o.Limit, o.Used))
 	}
 	return errors.Join(errs...)
 }
