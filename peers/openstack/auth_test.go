@@ -138,7 +138,14 @@ func TestConnector(t *testing.T) {
 	if info := cloud.Info(); info.Kind != registry.KindOpenStack || info.Driver != openstack.Driver || info.Region != "RegionOne" {
 		t.Fatalf("Info() = %+v", info)
 	}
-	zones, err := cloud.(*openstack.Cloud).AvailabilityZones(t.Context())
+	// The pool's cloud has peers.Objects exactly when the catalog lists an
+	// object store (the testcloud's Swift, unless ENABLE_SWIFT=0).
+	if _, ok := cloud.(peers.Objects); ok != connect(t, "testcloud").HasObjectStore() {
+		t.Fatalf("Connect returned %T: peers.Objects %v, but the catalog's object store says otherwise", cloud, ok)
+	}
+	zones, err := cloud.(interface {
+		AvailabilityZones(context.Context) ([]string, error)
+	}).AvailabilityZones(t.Context())
 	if err != nil || len(zones) == 0 {
 		t.Fatalf("AvailabilityZones = %v, %v; want at least Nova's default zone", zones, err)
 	}

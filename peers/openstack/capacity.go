@@ -12,6 +12,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/hypervisors"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/limits"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+	"github.com/gophercloud/gophercloud/v2/openstack/objectstorage/v1/accounts"
 
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
@@ -85,7 +86,42 @@ func (c *Cloud) Capacity(ctx context.Context) (registry.Capacity, error) {
 			c.log.WithError(err).Debug("openstack: hypervisor statistics unreadable; quota only")
 		}
 	}
+	if c.object != nil {
+		ob, err := c.objectBytes(ctx)
+		switch {
+		case err == nil:
+			capa.ObjectBytes = ob
+		case ctx.Err() != nil:
+			return registry.Capacity{}, err
+		default:
+			c.log.WithError(err).Warn("openstack: swift account unreadable; object bytes unknown")
+		}
+	}
 	return capa, nil
+}
+
+// objectBytes is the Swift account's usage (X-Account-Bytes-Used) and,
+// when an account quota is set (X-Account-Meta-Quota-Bytes, the
+// account_quotas middleware's), its total. Without a quota the total is
+// unknown, which registry.Capacity says with zero. Swift updates the
+// account's counters asynchronously, so Used trails recent writes (by
+// seconds).
+func (c *Cloud) objectBytes(ctx context.Context) (registry.Resource, error) {
+	r := accounts.Get(ctx, c.object, nil)
+	if r.Err != nil {
+		return registry.Resource{}, c.translate("swift: head account", r.Err)
+	}
+	used, err := headerInt(r.Header, "X-Account-Bytes-Used")
+	if err != nil {
+		return registry.Resource{}, fmt.Errorf("swift: head account: %w: %w", peers.ErrUnavailable, err)
+	}
+	res := registry.Resource{Used: used}
+	if q := r.Header.Get("X-Account-Meta-Quota-Bytes"); q != "" {
+		if res.Total, err = headerInt(r.Header, "X-Account-Meta-Quota-Bytes"); err != nil {
+			return registry.Resource{}, fmt.Errorf("swift: head account: %w: %w", peers.ErrUnavailable, err)
+		}
+	}
+	return res, nil
 }
 
 // usageFromServers sums the project's servers' flavors (embedded since

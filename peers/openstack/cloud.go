@@ -71,6 +71,7 @@ type Cloud struct {
 	image    *gophercloud.ServiceClient // nil: no Glance in the catalog
 	network  *gophercloud.ServiceClient // nil: no Neutron
 	volume   *gophercloud.ServiceClient // nil: no Cinder
+	object   *gophercloud.ServiceClient // nil: no Swift (see Peer)
 	log      logrus.FieldLogger
 
 	project string // the scoped project's ID
@@ -103,14 +104,15 @@ func Connect(ctx context.Context, p registry.Peer, creds registry.Credentials) (
 	return connect(ctx, Config{Name: p.Name, Endpoint: p.Endpoint, Credentials: creds})
 }
 
-// connect is New returning an untyped nil on failure: a nil *Cloud in a
-// peers.Cloud would not compare equal to nil.
+// connect is New returning an untyped nil on failure (a nil *Cloud in a
+// peers.Cloud would not compare equal to nil), and the cloud as Peer
+// makes it: with peers.Objects when it has Swift.
 func connect(ctx context.Context, cfg Config) (peers.Cloud, error) {
 	c, err := New(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return c, nil
+	return c.Peer(), nil
 }
 
 // ConnectorWithLog is Connect with a logger for the clouds it connects.
@@ -132,7 +134,9 @@ func FromCloudsYAML(data []byte, cloud string, readFile func(string) ([]byte, er
 }
 
 // New authenticates and finds the services. Compute is required; a missing
-// image, network or volume service makes those calls ErrNotSupported.
+// image, network or volume service makes those calls ErrNotSupported. The
+// object store is the optional peers.Objects ability, which the *Cloud
+// itself lacks: Peer returns the cloud with it when Swift is there.
 func New(ctx context.Context, cfg Config) (c *Cloud, err error) {
 	if cfg.Endpoint.AuthURL == "" {
 		return nil, fmt.Errorf("openstack peer %q: no auth URL: %w", cfg.Name, peers.ErrInvalid)
@@ -191,6 +195,7 @@ func New(ctx context.Context, cfg Config) (c *Cloud, err error) {
 	c.image = optional(openstack.NewImageV2(provider, eo))
 	c.network = optional(openstack.NewNetworkV2(provider, eo))
 	c.volume = optional(openstack.NewBlockStorageV3(provider, eo))
+	c.object = optional(openstack.NewObjectStorageV1(provider, eo))
 	_, err = provider.EndpointLocator(gophercloud.EndpointOpts{Type: "cloudmux", Region: eo.Region, Availability: eo.Availability})
 	c.federated = err == nil
 	if c.network != nil {

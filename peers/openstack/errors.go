@@ -24,7 +24,7 @@ import (
 //
 //	404, 410                   ErrNotFound
 //	409                        ErrConflict (Neutron's OverQuota: ErrCapacity)
-//	413, 403 naming a quota    ErrCapacity
+//	413, 507, 403 naming quota ErrCapacity
 //	400, 422                   ErrInvalid
 //	401, other 403             ErrUnauthorized (the peer's credentials may not do this)
 //	501                        ErrNotSupported
@@ -110,8 +110,8 @@ func statusSentinel(code int, msg string) error {
 		return peers.ErrCapacity // Neutron: 409 OverQuota
 	case code == http.StatusConflict:
 		return peers.ErrConflict
-	case code == http.StatusRequestEntityTooLarge:
-		return peers.ErrCapacity
+	case code == http.StatusRequestEntityTooLarge, code == http.StatusInsufficientStorage:
+		return peers.ErrCapacity // 413: Swift's quotas too; 507: a full disk
 	case code == http.StatusForbidden && quota:
 		return peers.ErrCapacity // Nova since 2.1: 403 "Quota exceeded for cores"
 	case code == http.StatusUnauthorized, code == http.StatusForbidden:

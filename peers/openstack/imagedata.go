@@ -21,14 +21,16 @@ import (
 // errReplay stops gophercloud (or anyone) from sending an upload body a
 // second time: a stream cannot be rewound, and a replay after a 401 would
 // store only the bytes left over.
-var errReplay = errors.New("the image data stream was already sent once and cannot be replayed")
+var errReplay = errors.New("the data stream was already sent once and cannot be replayed")
 
-// uploadBody streams image data to Glance while checking it. It hashes
-// what passes, and refuses to hand over the final bytes when the total is
-// not size or the MD5 is not the expected one: the request then fails
-// before Glance has everything, and Glance leaves the image queued instead
-// of making bad bytes active.
+// uploadBody streams data (an image's to Glance, an object's to Swift)
+// while checking it. It hashes what passes, and refuses to hand over the
+// final bytes when the total is not size or the MD5 is not the expected
+// one: the request then fails before the service has everything, so
+// Glance leaves the image queued instead of making bad bytes active and
+// Swift stores nothing.
 type uploadBody struct {
+	what     string // "the image data", in messages
 	r        io.Reader
 	size     int64 // -1: unknown
 	n        int64
@@ -61,9 +63,9 @@ func (b *uploadBody) Read(p []byte) (int, error) {
 	b.n += int64(k)
 	switch {
 	case err != nil && !errors.Is(err, io.EOF):
-		return b.fail(fmt.Errorf("reading the image data after %d bytes: %w", b.n, err))
+		return b.fail(fmt.Errorf("reading %s after %d bytes: %w", b.what, b.n, err))
 	case errors.Is(err, io.EOF) && b.size >= 0 && b.n < b.size:
-		return b.fail(fmt.Errorf("the image data ended after %d of %d bytes: %w", b.n, b.size, peers.ErrInvalid))
+		return b.fail(fmt.Errorf("%s ended after %d of %d bytes: %w", b.what, b.n, b.size, peers.ErrInvalid))
 	}
 	last := errors.Is(err, io.EOF) || (b.size >= 0 && b.n == b.size)
 	if !last {
@@ -72,29 +74,29 @@ func (b *uploadBody) Read(p []byte) (int, error) {
 	if b.size >= 0 && err == nil {
 		// Declared size reached: the source must be at its end too, or the
 		// image would silently be a prefix of what was sent.
-		if extra := probeMore(b.r); extra != nil {
+		if extra := probeMore(b.what, b.r); extra != nil {
 			return b.fail(extra)
 		}
 	}
 	if got := hex.EncodeToString(b.h.Sum(nil)); b.expected != "" && got != b.expected {
-		return b.fail(fmt.Errorf("the image data's MD5 is %s, expected %s: %w", got, b.expected, peers.ErrInvalid))
+		return b.fail(fmt.Errorf("%s's MD5 is %s, expected %s: %w", b.what, got, b.expected, peers.ErrInvalid))
 	}
 	return k, err
 }
 
 // probeMore reads until it sees data (an error) or the end (nil).
-func probeMore(r io.Reader) error {
+func probeMore(what string, r io.Reader) error {
 	var one [1]byte
 	for {
 		k, err := r.Read(one[:])
 		if k > 0 {
-			return fmt.Errorf("the image data is longer than its declared size: %w", peers.ErrInvalid)
+			return fmt.Errorf("%s is longer than its declared size: %w", what, peers.ErrInvalid)
 		}
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("reading the image data: %w", err)
+			return fmt.Errorf("reading %s: %w", what, err)
 		}
 	}
 }
@@ -128,7 +130,7 @@ func (c *Cloud) UploadImage(ctx context.Context, id string, data io.Reader, size
 	if size < 0 {
 		size = -1
 	}
-	body := &uploadBody{r: data, size: size, h: md5.New(), expected: expected} //nolint:gosec // see import
+	body := &uploadBody{what: "the image data", r: data, size: size, h: md5.New(), expected: expected} //nolint:gosec // see import
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.image.ServiceURL("images", id, "file"), body)
 	if err != nil {
 		return fmt.Errorf("glance: upload image %s: %w", id, err)
@@ -247,26 +249,36 @@ func (c *Cloud) DownloadImage(ctx context.Context, id string) (io.ReadCloser, er
 	} else if h := resp.Header.Get("Content-MD5"); len(h) == 32 {
 		want = strings.ToLower(h) // older Glance sent it hex
 	}
-	return &downloadBody{rc: resp.Body, h: md5.New(), want: want, id: id}, nil //nolint:gosec // see import
+	return &downloadBody{rc: resp.Body, h: md5.New(), want: want, what: "glance: download image " + id}, nil //nolint:gosec // see import
 }
 
+// downloadBody hashes a download as it is read and fails its last read
+// when the bytes do not have the MD5 the service announced (want; empty:
+// no check; h nil: no hashing, for a part of an object). what names the
+// call in errors.
 type downloadBody struct {
 	rc   io.ReadCloser
 	h    hash.Hash
 	want string
-	id   string
+	what string
 }
 
 func (d *downloadBody) Read(p []byte) (int, error) {
 	k, err := d.rc.Read(p)
+	if d.h == nil {
+		if err != nil && !errors.Is(err, io.EOF) {
+			return k, translate(d.what, err)
+		}
+		return k, err
+	}
 	d.h.Write(p[:k])
 	if errors.Is(err, io.EOF) && d.want != "" {
 		if got := hex.EncodeToString(d.h.Sum(nil)); got != d.want {
-			return k, fmt.Errorf("glance: image %s downloaded with MD5 %s, Glance said %s: %w", d.id, got, d.want, peers.ErrUnavailable)
+			return k, fmt.Errorf("%s: read bytes with MD5 %s, the service said %s: %w", d.what, got, d.want, peers.ErrUnavailable)
 		}
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
-		return k, translate("glance: download image "+d.id, err)
+		return k, translate(d.what, err)
 	}
 	return k, err
 }

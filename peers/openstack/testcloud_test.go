@@ -136,7 +136,7 @@ func cloudEntry() string { return envOr(envCloud, "testcloud") }
 // remote public cloud is reached.
 func TestConformance(t *testing.T) {
 	c := connect(t, "")
-	peertest.Exercise(t, c, fixture(t, c, cloudEntry()))
+	peertest.Exercise(t, c.Peer(), fixture(t, c, cloudEntry()))
 }
 
 // TestConformanceAdmin runs the suite again with an admin token, which
@@ -147,5 +147,5 @@ func TestConformanceAdmin(t *testing.T) {
 		t.Skip("the tenant run covers the suite; -short skips the admin run")
 	}
 	c := connect(t, adminName)
-	peertest.Exercise(t, c, fixture(t, c, adminName))
+	peertest.Exercise(t, c.Peer(), fixture(t, c, adminName))
 }
