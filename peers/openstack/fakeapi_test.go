@@ -39,6 +39,20 @@ type apiServer struct {
 	headers  []string
 	// tokenTTL is the lifetime of issued tokens; default an hour.
 	tokenTTL time.Duration
+	// objectStore lists Swift (swiftPath) in the catalog.
+	objectStore bool
+	// requests holds the last request's headers by "METHOD /path".
+	requests map[string]http.Header
+}
+
+// swiftPath is the fake catalog's object-store endpoint path.
+const swiftPath = "/swift/v1/AUTH_p-test"
+
+// lastHeader is a header of the last request to method and path.
+func (s *apiServer) lastHeader(method, path, key string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests[method+" "+path].Get(key)
 }
 
 type reply struct {
@@ -97,6 +111,14 @@ func (s *apiServer) serve(w http.ResponseWriter, r *http.Request) {
 	s.hits[key]++
 	n := s.hits[key]
 	s.headers = append(s.headers, r.Header.Get("X-OpenStack-Nova-API-Version"))
+	if s.requests == nil {
+		s.requests = map[string]http.Header{}
+	}
+	h := r.Header.Clone()
+	if len(r.TransferEncoding) > 0 { // net/http moves it out of Header
+		h.Set("Transfer-Encoding", strings.Join(r.TransferEncoding, ","))
+	}
+	s.requests[key] = h
 	expired := s.expired != "" && r.Header.Get("X-Auth-Token") == s.expired
 	replies := s.scripts[key]
 	s.mu.Unlock()
@@ -122,6 +144,9 @@ func (s *apiServer) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 404, map[string]any{"itemNotFound": map[string]any{"code": 404, "message": "no script for " + key}})
 		return
 	}
+	// Read what the client sends, as a real service does before it
+	// answers (an upload with Expect: 100-continue waits for that).
+	_, _ = io.Copy(io.Discard, r.Body)
 	rp := replies[min(n, len(replies))-1]
 	if rp.hangup {
 		conn, _, err := w.(http.Hijacker).Hijack()
@@ -130,10 +155,10 @@ func (s *apiServer) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	w.Header().Set("Content-Type", "application/json")
 	for k, v := range rp.header {
 		w.Header().Set(k, v)
 	}
-	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(rp.status)
 	_, _ = w.Write([]byte(rp.body))
 }
@@ -143,9 +168,23 @@ func (s *apiServer) issueToken(w http.ResponseWriter) {
 	s.tokens++
 	id := fmt.Sprintf("token-%d", s.tokens)
 	ttl := s.tokenTTL
+	objectStore := s.objectStore
 	s.mu.Unlock()
 	if ttl == 0 {
 		ttl = time.Hour
+	}
+	catalog := []any{
+		map[string]any{"type": "compute", "name": "nova", "id": "c1", "endpoints": []any{
+			map[string]any{"id": "e1", "interface": "public", "region": "RegionOne", "region_id": "RegionOne", "url": s.URL + "/compute/v2.1"},
+		}},
+		map[string]any{"type": "image", "name": "glance", "id": "c2", "endpoints": []any{
+			map[string]any{"id": "e2", "interface": "public", "region": "RegionOne", "region_id": "RegionOne", "url": s.URL + "/image"},
+		}},
+	}
+	if objectStore {
+		catalog = append(catalog, map[string]any{"type": "object-store", "name": "swift", "id": "c3", "endpoints": []any{
+			map[string]any{"id": "e3", "interface": "public", "region": "RegionOne", "region_id": "RegionOne", "url": s.URL + swiftPath},
+		}})
 	}
 	w.Header().Set("X-Subject-Token", id)
 	writeJSON(w, 201, map[string]any{"token": map[string]any{
@@ -153,14 +192,7 @@ func (s *apiServer) issueToken(w http.ResponseWriter) {
 		"project":    map[string]any{"id": "p-test", "name": "test", "domain": map[string]any{"id": "default", "name": "Default"}},
 		"user":       map[string]any{"id": "u-test", "name": "test", "domain": map[string]any{"id": "default", "name": "Default"}},
 		"roles":      []any{map[string]any{"id": "r1", "name": "member"}},
-		"catalog": []any{
-			map[string]any{"type": "compute", "name": "nova", "id": "c1", "endpoints": []any{
-				map[string]any{"id": "e1", "interface": "public", "region": "RegionOne", "region_id": "RegionOne", "url": s.URL + "/compute/v2.1"},
-			}},
-			map[string]any{"type": "image", "name": "glance", "id": "c2", "endpoints": []any{
-				map[string]any{"id": "e2", "interface": "public", "region": "RegionOne", "region_id": "RegionOne", "url": s.URL + "/image"},
-			}},
-		},
+		"catalog":    catalog,
 	}})
 }
 

@@ -216,7 +216,7 @@ func (o *objectCloud) PutObject(ctx context.Context, ctr, name string, data io.R
 	default:
 		req.Header.Set("Expect", "100-continue")
 	}
-	for k, v := range objectHeaders(spec.ContentType, spec.Metadata, spec.DeleteAt) {
+	for k, v := range objectHeaders(contentType(spec.ContentType), spec.Metadata, spec.DeleteAt) {
 		req.Header.Set(k, v)
 	}
 	if body.expected != "" {
