@@ -28,6 +28,17 @@
 //   - Image data moves as streams both ways and is checked: size and the
 //     expected MD5 on upload (bad bytes never reach active), Glance's
 //     Content-MD5 on download.
+//   - Object storage (peers.Objects, objects.go) when the catalog lists an
+//     object store: the pool's cloud is then Cloud.Peer's, which has the
+//     ability, so the broker's type assertion finds it only where Swift
+//     is. Uploads stream in one PUT (Content-Length or chunked), counted
+//     and hashed as they go, with the ETag sent for Swift to verify; a bad
+//     upload is cut before its last bytes, so Swift keeps the previous
+//     object. Whole reads are checked against the ETag. An expiry already
+//     past (which Swift refuses) deletes; one that passes later is
+//     Swift's: 404 at once, gone from listings and counts when the
+//     cluster's object expirer runs. Capacity's ObjectBytes is the
+//     account's usage, with its quota as total when one is set.
 //
 // Tests run the peers/peertest conformance suite against a real OpenStack
 // (the shared testcloud, scripts/openstack-testcloud.sh) and test error

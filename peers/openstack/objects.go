@@ -134,14 +134,19 @@ func (o *objectCloud) ListObjects(ctx context.Context, ctr string, opts peers.Ob
 	}
 	ctx, cancel := o.call(ctx)
 	defer cancel()
-	var rows []objects.Object
-	err := objects.List(o.object, ctr, listQuery(opts)).EachPage(ctx, func(_ context.Context, p pagination.Page) (bool, error) {
-		var err error
-		rows, err = objects.ExtractInfo(p)
-		return false, err // one page: the caller pages by marker
-	})
+	rows, err := o.listPage(ctx, ctr, opts)
+	if opts.Limit > 0 && gophercloud.ResponseCodeIs(err, http.StatusPreconditionFailed) {
+		// A cluster whose container_listing_limit is below the contract's
+		// 10,000 refuses a larger limit (412); its own page size is then
+		// the most it gives, and the caller pages on by marker.
+		opts.Limit = 0
+		rows, err = o.listPage(ctx, ctr, opts)
+	}
 	if err != nil {
 		return nil, o.translate("swift: list container "+ctr, err)
+	}
+	if opts.Limit == 0 && len(rows) > peers.MaxListLimit {
+		rows = rows[:peers.MaxListLimit] // a cluster configured for larger pages
 	}
 	out := make([]peers.ObjectEntry, len(rows))
 	for i, r := range rows {
@@ -153,6 +158,17 @@ func (o *objectCloud) ListObjects(ctx context.Context, ctr string, opts peers.Ob
 			ContentType: r.ContentType, LastModified: ceilSecond(r.LastModified)}}
 	}
 	return out, nil
+}
+
+// listPage is one container GET: the caller pages by marker.
+func (o *objectCloud) listPage(ctx context.Context, ctr string, opts peers.ObjectListOptions) ([]objects.Object, error) {
+	var rows []objects.Object
+	err := objects.List(o.object, ctr, listQuery(opts)).EachPage(ctx, func(_ context.Context, p pagination.Page) (bool, error) {
+		var err error
+		rows, err = objects.ExtractInfo(p)
+		return false, err
+	})
+	return rows, err
 }
 
 // ceilSecond is Swift's Last-Modified of a timestamp (it rounds up), so a

@@ -279,3 +279,24 @@ func TestObjectMetadataKeysTestcloud(t *testing.T) {
 		t.Fatalf("content type %q of an object put without one; want application/octet-stream, as the local cloud", info.ContentType)
 	}
 }
+
+// TestObjectListLimitAboveCluster: a cluster whose listing limit is below
+// the contract's refuses a larger limit (412); the driver then lists a
+// page of the cluster's own size.
+func TestObjectListLimitAboveCluster(t *testing.T) {
+	s, o := swiftAPI(t)
+	s.script("GET", swiftPath+"/ctr",
+		reply{status: 412, body: "Maximum limit is 1000"},
+		reply{status: 200, body: `[{"name": "a", "bytes": 1, "hash": "0cc175b9c0f1b6a831c399e269772661", "content_type": "text/plain", "last_modified": "2026-12-07T06:15:03.029380"}, {"subdir": "b/"}]`})
+	got, err := o.ListObjects(t.Context(), "ctr", peers.ObjectListOptions{Limit: 5000, Delimiter: "/"})
+	if err != nil {
+		t.Fatalf("ListObjects: %v", err)
+	}
+	want := time.Date(2026, 12, 7, 6, 15, 4, 0, time.UTC) // Swift's Last-Modified rounds up
+	if len(got) != 2 || got[0].Name != "a" || got[0].Size != 1 || !got[0].LastModified.Equal(want) || got[1].Subdir != "b/" || got[1].Name != "" {
+		t.Fatalf("ListObjects = %+v; want a (last modified %v) and subdir b/", got, want)
+	}
+	if n := s.count("GET", swiftPath+"/ctr"); n != 2 {
+		t.Fatalf("%d listing requests, want 2 (refused, then without the limit)", n)
+	}
+}
