@@ -30,7 +30,11 @@ var errReplay = errors.New("the data stream was already sent once and cannot be 
 // Glance leaves the image queued instead of making bad bytes active and
 // Swift stores nothing.
 type uploadBody struct {
-	what     string // "the image data", in messages
+	what string // "the image data", in messages
+	// ctx is the upload's: once it is done no more bytes are handed over,
+	// so a cancelled upload never completes, even when the transport has
+	// not yet noticed the cancellation and would send the rest.
+	ctx      context.Context
 	r        io.Reader
 	size     int64 // -1: unknown
 	n        int64
@@ -59,6 +63,9 @@ func (b *uploadBody) Read(p []byte) (int, error) {
 		p = p[:b.size-b.n]
 	}
 	k, err := b.r.Read(p)
+	if cerr := b.ctx.Err(); cerr != nil {
+		return b.fail(fmt.Errorf("%s after %d bytes: %w", b.what, b.n, cerr))
+	}
 	b.h.Write(p[:k])
 	b.n += int64(k)
 	switch {
@@ -130,7 +137,7 @@ func (c *Cloud) UploadImage(ctx context.Context, id string, data io.Reader, size
 	if size < 0 {
 		size = -1
 	}
-	body := &uploadBody{what: "the image data", r: data, size: size, h: md5.New(), expected: expected} //nolint:gosec // see import
+	body := &uploadBody{what: "the image data", ctx: ctx, r: data, size: size, h: md5.New(), expected: expected} //nolint:gosec // see import
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.image.ServiceURL("images", id, "file"), body)
 	if err != nil {
 		return fmt.Errorf("glance: upload image %s: %w", id, err)

@@ -210,7 +210,7 @@ func (o *objectCloud) PutObject(ctx context.Context, ctr, name string, data io.R
 	}
 	what := fmt.Sprintf("swift: put object %s/%s", ctr, name)
 	size := max(spec.Size, -1)
-	body := &uploadBody{what: "the object data", r: data, size: size, h: md5.New(), expected: strings.ToLower(spec.ETag)} //nolint:gosec // see import
+	body := &uploadBody{what: "the object data", ctx: ctx, r: data, size: size, h: md5.New(), expected: strings.ToLower(spec.ETag)} //nolint:gosec // see import
 	if !spec.DeleteAt.IsZero() && !spec.DeleteAt.After(time.Now()) {
 		return o.putExpired(ctx, ctr, name, body, spec)
 	}

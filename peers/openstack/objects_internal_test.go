@@ -1,6 +1,12 @@
 package openstack
 
 import (
+	"bytes"
+	"context"
+	"crypto/md5" //nolint:gosec // as the driver's
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -30,6 +36,42 @@ func TestMetaKeyEncoding(t *testing.T) {
 				if got := decodeMetaKey(back); got != tc.key {
 					t.Fatalf("decodeMetaKey(%q) = %q, want %q", back, got, tc.key)
 				}
+			}
+		})
+	}
+}
+
+// cancelMidway cancels a context once n bytes have been read, and goes on
+// giving bytes, as a source does that knows nothing of the context.
+type cancelMidway struct {
+	r      io.Reader
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelMidway) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	if c.n -= k; c.n <= 0 {
+		c.cancel()
+	}
+	return k, err
+}
+
+// TestUploadBodyStopsAtCancel: once the upload's context is done, the body
+// hands over no more bytes (those of the read that saw it end included),
+// so the transport cannot finish sending a cancelled upload before it
+// notices, and the service never gets a whole body to commit.
+func TestUploadBodyStopsAtCancel(t *testing.T) {
+	const size, cut = 4 << 20, 1 << 20
+	for _, known := range []int64{size, -1} {
+		t.Run(fmt.Sprintf("size %d", known), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			body := &uploadBody{what: "the object data", ctx: ctx, r: &cancelMidway{r: bytes.NewReader(make([]byte, size)), n: cut, cancel: cancel},
+				size: known, h: md5.New()} //nolint:gosec // as the driver's
+			n, err := io.Copy(io.Discard, body)
+			if !errors.Is(err, context.Canceled) || n >= cut {
+				t.Fatalf("copying a body whose context ends after %d bytes: %d bytes, %v; want fewer and context.Canceled", cut, n, err)
 			}
 		})
 	}
