@@ -104,3 +104,45 @@ func TestScoring(t *testing.T) {
 		t.Fatalf("a misreporting peer scored %d, outside 0-100", s)
 	}
 }
+
+// TestVerdictsPointAtCandidates checks every placer's verdicts point at
+// the candidates they were decided over, one each, not at copies: the
+// callers rely on it (a decision over many peers no longer copies them).
+func TestVerdictsPointAtCandidates(t *testing.T) {
+	ctx := context.Background()
+	e, err := policy.NewEngine(ctx, policy.EngineConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	candidates := []registry.Peer{
+		peer("big", registry.StatusUp, 8000, 10000, map[string]string{"tier": "private"}),
+		peer("small", registry.StatusUp, 1000, 10000, map[string]string{"tier": "public"}),
+		peer("sick", registry.StatusDown, 10000, 10000, nil),
+	}
+	for i := range candidates {
+		candidates[i].ID = "id-" + candidates[i].Name
+	}
+	for _, c := range []struct {
+		name   string
+		placer policy.Placer
+	}{{"default", policy.Default{}}, {"engine", e}} {
+		t.Run(c.name, func(t *testing.T) {
+			d, err := c.placer.Place(ctx, policy.Request{Kind: "server", RAMMiB: 512}, candidates)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[*registry.Peer]bool{}
+			for _, v := range d.Verdicts {
+				if seen[v.Peer] {
+					t.Fatalf("%s has two verdicts", v.Peer.Name)
+				}
+				seen[v.Peer] = true
+			}
+			for i := range candidates {
+				if !seen[&candidates[i]] {
+					t.Errorf("no verdict points at candidate %s", candidates[i].Name)
+				}
+			}
+		})
+	}
+}
