@@ -65,6 +65,9 @@ func Streaming(r *http.Request) bool {
 	switch {
 	case strings.HasPrefix(p, "/image/") && strings.HasSuffix(p, "/file"), p == "/ec2/upload":
 		return true
+	case strings.HasPrefix(p, "/swift/v1/") && strings.Count(p, "/") >= 5 && r.Method != http.MethodHead:
+		// An object's data (PUT, GET, COPY) streams as long as it takes.
+		return true
 	case r.Method == http.MethodGet && strings.HasSuffix(p, "/events") && strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
 		return true
 	}

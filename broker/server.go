@@ -19,6 +19,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/broker/policyapi"
+	"github.com/cloudmux/cloudmux/broker/swift"
 	"github.com/cloudmux/cloudmux/broker/templatesapi"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/peers"
@@ -56,6 +57,9 @@ type Config struct {
 	Image *image.Glance
 	// Network serves /network (Neutron); nil leaves it out.
 	Network *network.Neutron
+	// Swift serves /swift (Swift v1, object storage) and its /info; nil
+	// leaves them out.
+	Swift *swift.API
 	// EC2 serves /ec2 (the EC2 Query API); nil leaves it out.
 	EC2 *ec2.API
 	// Templates serves /v1/templates, /v1/bindings and /v1/deployments;
@@ -125,6 +129,11 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Network != nil {
 		r.Route("/network", cfg.Network.Routes)
+	}
+	if cfg.Swift != nil {
+		r.Route("/swift", cfg.Swift.Routes)
+		// swiftclient asks for capabilities at the host's /info.
+		r.Get("/info", cfg.Swift.Info)
 	}
 	if cfg.EC2 != nil {
 		// The aws CLI signs the path it is given: users pass

@@ -1,5 +1,7 @@
 package identity
 
+import "strings"
+
 // Region is the one region cloudmux advertises.
 const Region = "RegionOne"
 
@@ -18,6 +20,9 @@ var DefaultServices = []ServiceEntry{
 	{Type: "image", Name: "glance", Path: "/image"},
 	// Unversioned, as Neutron's: clients add v2.0/ themselves.
 	{Type: "network", Name: "neutron", Path: "/network"},
+	// Per project, as Keystone substitutes %(project_id)s in a token's
+	// catalog: the Swift account of the token's project.
+	{Type: "object-store", Name: "swift", Path: "/swift/v1/AUTH_" + ProjectIDVar},
 	{Type: "cloudmux", Name: "cloudmux", Path: "/v1"},
 }
 
@@ -38,4 +43,31 @@ func StaticCatalog(services []ServiceEntry) func(base string) []Service {
 		}
 		return out
 	}
+}
+
+// ProjectIDVar in an endpoint URL stands for the token's project ID, as
+// in Keystone's endpoint templates.
+const ProjectIDVar = "%(project_id)s"
+
+// ForProject returns cat with ProjectIDVar in its URLs replaced by
+// project; without a project, the endpoints that need one are left out.
+func ForProject(cat []Service, project string) []Service {
+	out := make([]Service, 0, len(cat))
+	for _, svc := range cat {
+		eps := make([]Endpoint, 0, len(svc.Endpoints))
+		for _, ep := range svc.Endpoints {
+			if strings.Contains(ep.URL, ProjectIDVar) {
+				if project == "" {
+					continue
+				}
+				ep.URL = strings.ReplaceAll(ep.URL, ProjectIDVar, project)
+			}
+			eps = append(eps, ep)
+		}
+		if len(eps) > 0 {
+			svc.Endpoints = eps
+			out = append(out, svc)
+		}
+	}
+	return out
 }

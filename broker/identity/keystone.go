@@ -389,7 +389,7 @@ func (k *Keystone) tokenBody(r *http.Request, t Token, noCatalog bool) map[strin
 		body["roles"] = t.Roles
 		body["is_admin_project"] = t.AdminProject
 		if !noCatalog && k.Catalog != nil {
-			body["catalog"] = k.Catalog(BaseURL(r))
+			body["catalog"] = ForProject(k.Catalog(BaseURL(r)), t.ProjectID)
 		}
 	}
 	return body
@@ -437,7 +437,8 @@ func (k *Keystone) revoke(w http.ResponseWriter, r *http.Request) {
 func (k *Keystone) catalog(w http.ResponseWriter, r *http.Request) {
 	var cat []Service
 	if k.Catalog != nil {
-		cat = k.Catalog(BaseURL(r))
+		t, _ := TokenFrom(r.Context())
+		cat = ForProject(k.Catalog(BaseURL(r)), t.ProjectID)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"catalog": cat})
 }

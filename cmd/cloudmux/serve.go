@@ -33,9 +33,11 @@ import (
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/network"
+	"github.com/cloudmux/cloudmux/broker/object"
 	"github.com/cloudmux/cloudmux/broker/policyapi"
 	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/broker/staging"
+	"github.com/cloudmux/cloudmux/broker/swift"
 	"github.com/cloudmux/cloudmux/broker/templatesapi"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/peers"
@@ -314,6 +316,14 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	// One volume service behind Cinder, EC2 and the servers' boot volumes.
 	volumes := &volume.Service{Pool: pool, Index: idx, Placer: placer, Images: images, Store: store, Attrs: volumeAttrs, Quota: ledger,
 		Log: log.WithField("component", "volume"), BrokerID: installation}
+	// Object storage: containers are broker records served from memory,
+	// their objects on the peers with object storage.
+	objContainers := object.NewContainersMemory(store, log.WithField("component", "object-containers"))
+	goBG("object-containers", objContainers.Run)
+	objAccounts := object.NewAccountsMemory(store, log.WithField("component", "object-accounts"))
+	goBG("object-accounts", objAccounts.Run)
+	objects := &object.Service{Pool: pool, Placer: placer, Store: store, Containers: objContainers, Accounts: objAccounts,
+		Log: log.WithField("component", "object")}
 	// One servers service behind Nova and EC2: the same placement, tenancy
 	// and IDs through either API. Images a peer lacks are staged to it by
 	// the image service's stager, so both see the same copies.
@@ -362,6 +372,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 			Log: log.WithField("component", "compute")},
 		EC2:     ec2API,
 		Volume:  &volume.Cinder{Volumes: volumes, QuotaAdmin: quotaLimits, Auth: keystone.Authenticate, Log: log.WithField("component", "cinder")},
+		Swift:   &swift.API{Objects: objects, Tokens: tokens, Log: log.WithField("component", "swift")},
 		Image:   &image.Glance{Images: images, Auth: keystone.Authenticate, Log: log.WithField("component", "glance")},
 		Network: &network.Neutron{Service: networks, QuotaAdmin: quotaLimits, Auth: keystone.Authenticate, Log: log.WithField("component", "neutron")},
 		Policy: &policyapi.API{Versions: policyVersions, Decisions: decisions, Engine: placer,

@@ -1,0 +1,328 @@
+package object
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"strconv"
+	"time"
+
+	"github.com/cloudmux/cloudmux/peers"
+)
+
+// Info describes an object (peers.ObjectInfo).
+type Info = peers.ObjectInfo
+
+// PutSpec is a new object beside its bytes.
+type PutSpec struct {
+	// Size is the exact length, or -1 when the body is chunked.
+	Size int64
+	// ETag, when set, is the MD5 the bytes must have (else ErrETagMismatch
+	// and nothing stored).
+	ETag        string
+	ContentType string
+	Metadata    map[string]string
+	DeleteAt    time.Time
+}
+
+// target resolves account/container for an object call: the container's
+// record and its peer.
+func (s *Service) target(ctx context.Context, c Caller, account, container string, write bool) (Container, peers.Objects, error) {
+	if err := allow(c, account, write); err != nil {
+		return Container{}, nil, err
+	}
+	ct, err := s.container(ctx, account, container)
+	if err != nil {
+		return Container{}, nil, err
+	}
+	o, err := s.objects(ct)
+	return ct, o, err
+}
+
+func checkObject(name string, meta map[string]string) error {
+	if err := peers.CheckObjectName(name); err != nil {
+		return invalid("Object name must be 1 to %d bytes of UTF-8 without NUL", peers.MaxObjectNameBytes)
+	}
+	return checkMeta("object", meta)
+}
+
+// PutObject streams data into account/container/name. Known sizes are
+// checked against MaxObjectSize and the quotas before a byte is read;
+// a chunked body is cut off where it would pass them.
+func (s *Service) PutObject(ctx context.Context, c Caller, account, container, name string, data io.Reader, spec PutSpec) (Info, error) {
+	ct, objects, err := s.target(ctx, c, account, container, true)
+	if err != nil {
+		return Info{}, err
+	}
+	if err := checkObject(name, spec.Metadata); err != nil {
+		return Info{}, err
+	}
+	if spec.Size > MaxObjectSize {
+		return Info{}, &Error{Message: "Your request is too large.", Err: ErrTooLarge}
+	}
+	room, err := s.room(ctx, ct)
+	if err != nil {
+		return Info{}, err
+	}
+	if spec.Size >= 0 && spec.Size > room {
+		return Info{}, &Error{Message: "Upload exceeds quota.", Err: ErrOverQuota}
+	}
+	body := &countingReader{r: data, max: min(room, MaxObjectSize)}
+	info, err := objects.PutObject(ctx, ct.PeerContainer, name, body,
+		peers.ObjectSpec{Size: spec.Size, ETag: spec.ETag, ContentType: spec.ContentType, Metadata: spec.Metadata, DeleteAt: spec.DeleteAt})
+	s.usage.forget(ct.PeerContainer)
+	if err != nil {
+		return Info{}, body.explain(err, spec, "storing "+container+"/"+name)
+	}
+	return info, nil
+}
+
+// room is how many bytes the container may still take under its own and
+// its account's byte quotas, and whether one more object fits its count
+// quota (room 0 when not). Without quotas it is MaxObjectSize.
+func (s *Service) room(ctx context.Context, ct Container) (int64, error) {
+	room := int64(MaxObjectSize)
+	qb, hasBytes := quotaOf(ct.Meta, metaQuotaBytes)
+	qc, hasCount := quotaOf(ct.Meta, metaQuotaCount)
+	if hasBytes || hasCount {
+		st, err := s.stats(ctx, ct, 0)
+		if err != nil {
+			return 0, err
+		}
+		if hasCount && st.Objects+1 > qc {
+			return 0, &Error{Message: "Upload exceeds quota.", Err: ErrOverQuota}
+		}
+		if hasBytes {
+			room = min(room, max(qb-st.Bytes, 0))
+		}
+	}
+	a, err := s.account(ctx, ct.Project)
+	if err != nil {
+		return 0, err
+	}
+	if qa, ok := quotaOf(a.Meta, metaQuotaBytes); ok {
+		cts, err := s.projectContainers(ctx, ct.Project)
+		if err != nil {
+			return 0, err
+		}
+		var used int64
+		for _, st := range s.usages(ctx, cts) {
+			used += st.Bytes
+		}
+		room = min(room, max(qa-used, 0))
+	}
+	return room, nil
+}
+
+func quotaOf(meta map[string]string, key string) (int64, bool) {
+	v, ok := meta[key]
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err == nil && n >= 0
+}
+
+// countingReader counts what a peer read of a request body, cuts the body
+// off past max (a quota or the size limit), and remembers the body's own
+// failure, so a peer's refusal can be told apart: the client's body
+// failed, passed a limit, or (read whole) did not match its ETag.
+type countingReader struct {
+	r      io.Reader
+	n, max int64
+	over   bool
+	err    error // the body's own error, not io.EOF
+	eof    bool
+}
+
+var errOverLimit = errors.New("object: body over the limit")
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if c.n >= c.max && len(p) > 0 {
+		// One byte past the limit says whether the body goes on.
+		var one [1]byte
+		k, err := c.r.Read(one[:])
+		if k > 0 {
+			c.over = true
+			return 0, errOverLimit
+		}
+		if err == io.EOF {
+			c.eof = true
+		} else if err != nil {
+			c.err = err
+		}
+		return 0, err
+	}
+	if rest := c.max - c.n; int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	k, err := c.r.Read(p)
+	c.n += int64(k)
+	if err == io.EOF {
+		c.eof = true
+	} else if err != nil {
+		c.err = err
+	}
+	return k, err
+}
+
+// explain maps a failed PutObject to the service's error.
+func (c *countingReader) explain(err error, spec PutSpec, what string) error {
+	switch {
+	case c.over && c.max < MaxObjectSize:
+		return &Error{Message: "Upload exceeds quota.", Err: ErrOverQuota}
+	case c.over:
+		return &Error{Message: "Your request is too large.", Err: ErrTooLarge}
+	case c.err != nil, spec.Size >= 0 && c.n < spec.Size && !errors.Is(err, peers.ErrNotFound):
+		return fmt.Errorf("%s: %w (%w)", what, ErrIncomplete, err)
+	case errors.Is(err, peers.ErrInvalid) && spec.ETag != "" && (c.eof || (spec.Size >= 0 && c.n == spec.Size)):
+		return &Error{Message: "Unprocessable Entity", Err: ErrETagMismatch}
+	}
+	return peerErr(err, what)
+}
+
+// GetObject opens an object's bytes (the range, when rng is set). The
+// caller closes the reader. A range past the end returns the info and
+// ErrRange.
+func (s *Service) GetObject(ctx context.Context, c Caller, account, container, name string, rng *peers.ByteRange) (Info, io.ReadCloser, error) {
+	ct, objects, err := s.readTarget(ctx, c, account, container, name)
+	if err != nil {
+		return Info{}, nil, err
+	}
+	info, rc, err := objects.GetObject(ctx, ct.PeerContainer, name, rng)
+	if err != nil {
+		return info, nil, peerErr(err, "reading "+container+"/"+name)
+	}
+	return info, rc, nil
+}
+
+// readTarget is target for reading one object: a name no object can have
+// is not found.
+func (s *Service) readTarget(ctx context.Context, c Caller, account, container, name string) (Container, peers.Objects, error) {
+	ct, objects, err := s.target(ctx, c, account, container, false)
+	if err != nil {
+		return Container{}, nil, err
+	}
+	if err := peers.CheckObjectName(name); err != nil {
+		return Container{}, nil, fmt.Errorf("object %q: %w", name, ErrNotFound)
+	}
+	return ct, objects, nil
+}
+
+// HeadObject returns an object's info.
+func (s *Service) HeadObject(ctx context.Context, c Caller, account, container, name string) (Info, error) {
+	ct, objects, err := s.readTarget(ctx, c, account, container, name)
+	if err != nil {
+		return Info{}, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.timeout())
+	defer cancel()
+	info, err := objects.HeadObject(pctx, ct.PeerContainer, name)
+	return info, peerErr(err, "object "+container+"/"+name)
+}
+
+// UpdateObject replaces an object's metadata, content type (when set) and
+// expiry, as Swift's POST does.
+func (s *Service) UpdateObject(ctx context.Context, c Caller, account, container, name string, update peers.ObjectUpdate) (Info, error) {
+	ct, objects, err := s.target(ctx, c, account, container, true)
+	if err != nil {
+		return Info{}, err
+	}
+	if err := checkObject(name, update.Metadata); err != nil {
+		return Info{}, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.timeout())
+	defer cancel()
+	info, err := objects.UpdateObject(pctx, ct.PeerContainer, name, update)
+	return info, peerErr(err, "updating "+container+"/"+name)
+}
+
+// DeleteObject removes an object.
+func (s *Service) DeleteObject(ctx context.Context, c Caller, account, container, name string) error {
+	ct, objects, err := s.target(ctx, c, account, container, true)
+	if err != nil {
+		return err
+	}
+	if err := peers.CheckObjectName(name); err != nil {
+		return fmt.Errorf("object %q: %w", name, ErrNotFound)
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.timeout())
+	defer cancel()
+	err = objects.DeleteObject(pctx, ct.PeerContainer, name)
+	s.usage.forget(ct.PeerContainer)
+	return peerErr(err, "deleting "+container+"/"+name)
+}
+
+// CopySpec is a server-side copy's source and what the copy changes.
+type CopySpec struct {
+	// Account, Container and Name are the source (Account empty: the
+	// destination's account).
+	Account, Container, Name string
+	// ContentType, when set, replaces the source's.
+	ContentType string
+	// Metadata is laid over the source's user metadata, or replaces it
+	// all with FreshMetadata (Swift's X-Fresh-Metadata).
+	Metadata      map[string]string
+	FreshMetadata bool
+	// DeleteAt is the copy's expiry; a copy never keeps its source's.
+	DeleteAt time.Time
+}
+
+// CopyObject copies an object into account/container/name, streaming
+// its bytes from the source's peer to the destination's (they may
+// differ) through the broker, the source's ETag checked on arrival. It
+// returns the new object and the source's info.
+func (s *Service) CopyObject(ctx context.Context, c Caller, account, container, name string, src CopySpec) (Info, Info, error) {
+	if src.Account == "" {
+		src.Account = account
+	}
+	if err := allow(c, account, true); err != nil {
+		return Info{}, Info{}, err
+	}
+	srcInfo, rc, err := s.GetObject(ctx, c, src.Account, src.Container, src.Name, nil)
+	if err != nil {
+		return Info{}, Info{}, err
+	}
+	defer rc.Close()
+	meta := src.Metadata
+	if !src.FreshMetadata {
+		meta = maps.Clone(srcInfo.Metadata)
+		if meta == nil {
+			meta = map[string]string{}
+		}
+		maps.Copy(meta, src.Metadata)
+	}
+	ctype := src.ContentType
+	if ctype == "" {
+		ctype = srcInfo.ContentType
+	}
+	info, err := s.PutObject(ctx, c, account, container, name, rc,
+		PutSpec{Size: srcInfo.Size, ETag: srcInfo.ETag, ContentType: ctype, Metadata: meta, DeleteAt: src.DeleteAt})
+	return info, srcInfo, err
+}
+
+// ListObjects lists a container's objects with Swift's paging and
+// roll-up (the peer applies them), with the container's usage for the
+// listing's headers.
+func (s *Service) ListObjects(ctx context.Context, c Caller, account, container string, opts ListOptions) (ContainerInfo, []peers.ObjectEntry, error) {
+	ct, objects, err := s.target(ctx, c, account, container, false)
+	if err != nil {
+		return ContainerInfo{}, nil, err
+	}
+	if err := peers.CheckListOptions(opts); err != nil {
+		return ContainerInfo{}, nil, invalid("Maximum limit is %d", peers.MaxListLimit)
+	}
+	st, err := s.stats(ctx, ct, 0)
+	if err != nil {
+		return ContainerInfo{}, nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.timeout())
+	defer cancel()
+	rows, err := objects.ListObjects(pctx, ct.PeerContainer, opts)
+	if err != nil {
+		return ContainerInfo{}, nil, peerErr(err, "listing "+container)
+	}
+	return ContainerInfo{Container: ct, ContainerStats: st}, rows, nil
+}

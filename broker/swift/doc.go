@@ -1,0 +1,27 @@
+// Package swift is the OpenStack Object Storage (Swift v1) API over the
+// broker's object service (broker/object): a thin front end that reads
+// Swift's paths, headers and query strings, passes the caller's identity
+// (X-Auth-Token, a Keystone token of this broker) and writes Swift's
+// statuses, headers and bodies. It never calls a peer.
+//
+// Paths: /swift/v1/AUTH_<project ID>[/<container>[/<object>]], the
+// object-store URL the catalog gives each project; /swift/info and /info
+// list the capabilities that are honoured. A token of another project
+// gets 403 on every path under the account, existing or not.
+//
+// Implemented: account GET (json, xml, plain listings with prefix,
+// delimiter, marker, end_marker, limit, reverse), HEAD, POST; container
+// PUT (201, 202 when it exists), GET listing, HEAD, POST (X-Remove-*
+// too), DELETE (409 when not empty); object PUT (streamed, chunked or
+// sized, ETag checked: 422; X-Object-Meta-*, Content-Type or a guess from
+// the name, X-Delete-At / X-Delete-After, If-None-Match: *), GET and HEAD
+// (one range, or several as multipart/byteranges; If-Match,
+// If-None-Match, If-Modified-Since, If-Unmodified-Since), POST, COPY and
+// PUT with X-Copy-From (streamed through the broker, across peers),
+// DELETE; account and container quotas. Error bodies are Swift's own
+// texts, never a peer's words.
+//
+// Not yet (and so not in /info): static and dynamic large objects, bulk
+// delete, temp URLs, container ACLs (X-Container-Read/-Write are not
+// honoured: another project is refused), versioning.
+package swift

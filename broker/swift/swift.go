@@ -1,0 +1,253 @@
+package swift
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/sirupsen/logrus"
+
+	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/object"
+)
+
+// COPY is Swift's copy method; chi routes only registered methods.
+func init() { chi.RegisterMethod("COPY") }
+
+// AccountPrefix starts every account's path segment: AUTH_<project ID>,
+// the form the catalog's object-store URL and Keystone-backed Swift use.
+const AccountPrefix = "AUTH_"
+
+// Tokens validates X-Auth-Token (identity.Tokens).
+type Tokens interface {
+	Validate(ctx context.Context, token string) (identity.Token, error)
+}
+
+// API serves Swift's v1 API over the object service. Mount Routes at
+// /swift; the storage URL of a project is /swift/v1/AUTH_<project ID>.
+type API struct {
+	Objects *object.Service
+	Tokens  Tokens
+	Log     logrus.FieldLogger
+}
+
+// Routes mounts /info and /v1/... on r.
+func (a *API) Routes(r chi.Router) {
+	r.Get("/info", a.Info)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeStatus(w, r, http.StatusNotFound) })
+	r.Handle("/v1/*", http.HandlerFunc(a.serve))
+}
+
+// target is what a request's path names.
+type target struct {
+	account, container, object string
+	level                      int // 1 account, 2 container, 3 object
+}
+
+// parsePath splits the path after /v1/ as Swift does: account, then
+// container, then the object name (which may hold '/').
+func parsePath(path string) (target, bool) {
+	i := strings.Index(path, "/v1/")
+	if i < 0 {
+		return target{}, false
+	}
+	parts := strings.SplitN(path[i+len("/v1/"):], "/", 3)
+	t := target{account: parts[0], level: 1}
+	if !strings.HasPrefix(t.account, AccountPrefix) || len(t.account) == len(AccountPrefix) {
+		return target{}, false
+	}
+	t.account = t.account[len(AccountPrefix):]
+	if len(parts) > 1 && parts[1] != "" {
+		t.container, t.level = parts[1], 2
+	}
+	if len(parts) > 2 && parts[2] != "" {
+		if t.level != 2 {
+			return target{}, false
+		}
+		t.object, t.level = parts[2], 3
+	}
+	return t, true
+}
+
+func (a *API) serve(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Trans-Id", middleware.GetReqID(r.Context()))
+	t, ok := parsePath(r.URL.Path)
+	if !ok {
+		writeStatus(w, r, http.StatusNotFound)
+		return
+	}
+	tok, err := a.Tokens.Validate(r.Context(), identity.AuthToken(r))
+	if err != nil || identity.AuthToken(r) == "" {
+		w.Header().Set("Www-Authenticate", `Keystone uri="`+identity.BaseURL(r)+`/v3"`)
+		writeStatus(w, r, http.StatusUnauthorized)
+		return
+	}
+	if !tok.Scoped() {
+		writeStatus(w, r, http.StatusForbidden)
+		return
+	}
+	c := object.CallerOf(tok)
+	var h func(http.ResponseWriter, *http.Request, object.Caller, target)
+	var allowed string
+	switch t.level {
+	case 1:
+		allowed = "GET, HEAD, POST"
+		h = map[string]func(http.ResponseWriter, *http.Request, object.Caller, target){
+			http.MethodGet: a.accountGet, http.MethodHead: a.accountGet, http.MethodPost: a.accountPost,
+		}[r.Method]
+	case 2:
+		allowed = "DELETE, GET, HEAD, POST, PUT"
+		h = map[string]func(http.ResponseWriter, *http.Request, object.Caller, target){
+			http.MethodGet: a.containerGet, http.MethodHead: a.containerGet, http.MethodPost: a.containerPost,
+			http.MethodPut: a.containerPut, http.MethodDelete: a.containerDelete,
+		}[r.Method]
+	default:
+		allowed = "COPY, DELETE, GET, HEAD, POST, PUT"
+		h = map[string]func(http.ResponseWriter, *http.Request, object.Caller, target){
+			http.MethodGet: a.objectGet, http.MethodHead: a.objectGet, http.MethodPost: a.objectPost,
+			http.MethodPut: a.objectPut, http.MethodDelete: a.objectDelete, "COPY": a.objectCopy,
+		}[r.Method]
+	}
+	if h == nil {
+		w.Header().Set("Allow", allowed)
+		writeStatus(w, r, http.StatusMethodNotAllowed)
+		return
+	}
+	h(w, r, c, t)
+}
+
+// statusBodies are Swift's own error bodies (swob's RESPONSE_REASONS).
+var statusBodies = map[int]string{
+	http.StatusBadRequest:                   "The server could not comply with the request since it is either malformed or otherwise incorrect.",
+	http.StatusUnauthorized:                 "This server could not verify that you are authorized to access the document you requested.",
+	http.StatusForbidden:                    "Access was denied to this resource.",
+	http.StatusNotFound:                     "The resource could not be found.",
+	http.StatusMethodNotAllowed:             "The method is not allowed for this resource.",
+	http.StatusConflict:                     "There was a conflict when trying to complete your request.",
+	http.StatusLengthRequired:               "Content-Length header required.",
+	http.StatusPreconditionFailed:           "A precondition for this request was not met.",
+	http.StatusRequestEntityTooLarge:        "The body of your request was too large for this server.",
+	http.StatusRequestedRangeNotSatisfiable: "The Range requested is not available.",
+	http.StatusUnprocessableEntity:          "Unable to process the contained instructions",
+	499:                                     "The client was disconnected during request.",
+	http.StatusInternalServerError:          "The server has either erred or is incapable of performing the requested operation.",
+	http.StatusServiceUnavailable:           "The server is currently unavailable. Please try again at a later time.",
+	http.StatusInsufficientStorage:          "There was not enough space to save the resource.",
+	http.StatusAccepted:                     "The request is accepted for processing.",
+}
+
+func statusText(code int) string {
+	if code == 499 {
+		return "Client Disconnect"
+	}
+	return http.StatusText(code)
+}
+
+// writeStatus answers code with Swift's HTML body for it.
+func writeStatus(w http.ResponseWriter, r *http.Request, code int) {
+	body := "<html><h1>" + statusText(code) + "</h1><p>" + statusBodies[code] + "</p></html>"
+	w.Header().Set("Content-Type", "text/html; charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(code)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte(body))
+	}
+}
+
+// writeText answers code with a plain-text message of the broker's own
+// words, as Swift answers refusals it explains.
+func writeText(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(msg)))
+	w.WriteHeader(code)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte(msg))
+	}
+}
+
+// fail answers err: the service's sentinels as Swift's statuses, its
+// authored messages (never a peer's words) for refusals a user can fix;
+// everything else is logged under the request ID.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var authored *object.Error
+	msg := ""
+	if errors.As(err, &authored) {
+		msg = authored.Message
+	}
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, object.ErrForbidden):
+		code = http.StatusForbidden
+	case errors.Is(err, object.ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, object.ErrETagMismatch):
+		code = http.StatusUnprocessableEntity
+	case errors.Is(err, object.ErrOverQuota):
+		writeText(w, r, http.StatusRequestEntityTooLarge, "Upload exceeds quota.")
+		return
+	case errors.Is(err, object.ErrTooLarge):
+		code = http.StatusRequestEntityTooLarge
+	case errors.Is(err, object.ErrNotEmpty):
+		code = http.StatusConflict
+	case errors.Is(err, object.ErrRange):
+		code = http.StatusRequestedRangeNotSatisfiable
+	case errors.Is(err, object.ErrIncomplete):
+		code = 499
+	case errors.Is(err, object.ErrInvalid):
+		if msg != "" {
+			writeText(w, r, http.StatusBadRequest, msg)
+			return
+		}
+		code = http.StatusBadRequest
+	case errors.Is(err, object.ErrNoCapacity):
+		code = http.StatusInsufficientStorage
+	case errors.Is(err, object.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		code = http.StatusServiceUnavailable
+	}
+	if code >= 500 || code == 499 || (code == http.StatusBadRequest && msg == "") {
+		a.Log.WithError(err).WithFields(logrus.Fields{"request_id": middleware.GetReqID(r.Context()), "path": r.URL.Path,
+			"method": r.Method}).Warn("swift request failed")
+	}
+	writeStatus(w, r, code)
+}
+
+// timestamp is Swift's X-Timestamp form.
+func timestamp(t time.Time) string {
+	if t.IsZero() {
+		t = time.Now()
+	}
+	return fmt.Sprintf("%d.%05d", t.Unix(), t.Nanosecond()/10000)
+}
+
+// listTime is the last_modified form of Swift's listings.
+func listTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000") }
+
+// metaChange reads a request's metadata headers of one kind ("Container",
+// "Account", "Object"): X-<Kind>-Meta-* set (an empty value removes),
+// X-Remove-<Kind>-Meta-* remove.
+func metaChange(h http.Header, kind string) object.MetaChange {
+	set, remove := map[string]string{}, []string(nil)
+	prefix, removePrefix := "X-"+kind+"-Meta-", "X-Remove-"+kind+"-Meta-"
+	for k := range h {
+		switch {
+		case strings.HasPrefix(k, prefix) && len(k) > len(prefix):
+			set[strings.ToLower(k[len(prefix):])] = h.Get(k)
+		case strings.HasPrefix(k, removePrefix) && len(k) > len(removePrefix):
+			remove = append(remove, strings.ToLower(k[len(removePrefix):]))
+		}
+	}
+	return object.MetaChange{Set: set, Remove: remove}
+}
+
+// setMeta writes metadata as X-<Kind>-Meta-* headers.
+func setMeta(h http.Header, kind string, meta map[string]string) {
+	for k, v := range meta {
+		h.Set("X-"+kind+"-Meta-"+k, v)
+	}
+}
