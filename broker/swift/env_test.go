@@ -49,6 +49,7 @@ func newEnv(t *testing.T) *env {
 			Containers: object.NewContainersMemory(be.Store, be.Log), Accounts: object.NewAccountsMemory(be.Store, be.Log)}
 		api := &swift.API{Objects: e.svc, Tokens: be.Keystone.Tokens, Log: be.Log}
 		r.Route("/swift", api.Routes)
+		r.Get("/info", api.Info)
 	})
 	e.Start(t, e.svc.Containers, e.svc.Accounts)
 	return e
@@ -119,4 +120,18 @@ func hdr(kv ...string) http.Header {
 		h.Set(kv[i], kv[i+1])
 	}
 	return h
+}
+
+// peerOf names the peer holding a container, from the service's record.
+func (e *env) peerOf(t *testing.T, u user, container string) string {
+	t.Helper()
+	id, err := e.svc.PeerOf(e.Ctx, u.project, container)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := e.Pool.Get(id)
+	if !ok {
+		t.Fatalf("peer %s of %s not in the pool", id, container)
+	}
+	return m.Peer.Name
 }

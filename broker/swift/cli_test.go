@@ -1,0 +1,161 @@
+package swift_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cloudmux/cloudmux/internal/oscli"
+)
+
+// cli runs a client command as alice of project alpha, with the
+// environment an openrc would set, in dir.
+func cli(t *testing.T, e *env, dir, password, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+		"OS_AUTH_URL=" + e.Server.URL + "/v3", "OS_IDENTITY_API_VERSION=3", "OS_AUTH_VERSION=3", "OS_USERNAME=alice",
+		"OS_PASSWORD=" + password, "OS_PROJECT_NAME=alpha", "OS_USER_DOMAIN_NAME=Default",
+		"OS_PROJECT_DOMAIN_NAME=Default", "OS_REGION_NAME=RegionOne", "OS_INTERFACE=public"}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out.String())
+	}
+	return out.String()
+}
+
+// TestSwiftCLI drives Debian's swift client (python3-swiftclient):
+// upload and download with byte comparison, list, stat, post, delete.
+func TestSwiftCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives the real swift CLI")
+	}
+	bin, err := exec.LookPath("swift")
+	if err != nil {
+		t.Skip("the swift CLI (python3-swiftclient) is not installed")
+	}
+	e := newEnv(t)
+	password := e.Member(t, "alice", "alpha", "member")
+	dir := t.TempDir()
+	data := noise(4<<20+3, 3)
+	if err := os.WriteFile(filepath.Join(dir, "big.bin"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) string { return cli(t, e, dir, password, bin, args...) }
+
+	run("post", "-m", "team:blue", "backups")
+	run("upload", "backups", "big.bin", "-H", "X-Object-Meta-Kind: test")
+	if got := run("list", "backups"); got != "big.bin\n" {
+		t.Fatalf("swift list = %q", got)
+	}
+	stat := run("stat", "backups", "big.bin")
+	for _, want := range []string{"Content Length: 4194307", "ETag: " + md5hex(data), "Meta Kind: test"} {
+		if !strings.Contains(stat, want) {
+			t.Fatalf("swift stat object lacks %q:\n%s", want, stat)
+		}
+	}
+	run("download", "backups", "big.bin", "-o", "got.bin")
+	got, err := os.ReadFile(filepath.Join(dir, "got.bin"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("downloaded %d bytes (%v); want the %d uploaded", len(got), err, len(data))
+	}
+	run("post", "-m", "color:red", "backups", "big.bin")
+	if stat := run("stat", "backups", "big.bin"); !strings.Contains(stat, "Meta Color: red") || strings.Contains(stat, "Meta Kind") {
+		t.Fatalf("swift stat after post:\n%s", stat)
+	}
+	if stat := run("stat", "backups"); !strings.Contains(stat, "Objects: 1") || !strings.Contains(stat, "Bytes: 4194307") ||
+		!strings.Contains(stat, "Meta Team: blue") {
+		t.Fatalf("swift stat container:\n%s", stat)
+	}
+	if stat := run("stat"); !strings.Contains(stat, "Containers: 1") || !strings.Contains(stat, "Objects: 1") {
+		t.Fatalf("swift stat account:\n%s", stat)
+	}
+	if caps := run("capabilities"); !strings.Contains(caps, "container_quotas") || strings.Contains(caps, "slo") || strings.Contains(caps, "tempurl") {
+		t.Fatalf("swift capabilities:\n%s", caps)
+	}
+	run("copy", "-d", "/backups/copy.bin", "backups", "big.bin")
+	run("delete", "backups", "big.bin")
+	if got := run("list", "backups"); got != "copy.bin\n" {
+		t.Fatalf("swift list after delete = %q", got)
+	}
+	run("delete", "backups")
+	if got := run("list"); got != "" {
+		t.Fatalf("swift list after deleting the container = %q", got)
+	}
+}
+
+// TestOpenStackCLI drives `openstack container` and `openstack object`.
+func TestOpenStackCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives the real openstack CLI")
+	}
+	bin := oscli.Path(t)
+	e := newEnv(t)
+	password := e.Member(t, "alice", "alpha", "member")
+	dir := t.TempDir()
+	data := noise(3<<20, 4)
+	if err := os.WriteFile(filepath.Join(dir, "report.bin"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) string { return cli(t, e, dir, password, bin, args...) }
+	js := func(v any, args ...string) {
+		t.Helper()
+		out := run(append(args, "-f", "json")...)
+		if err := json.Unmarshal([]byte(out), v); err != nil {
+			t.Fatalf("openstack %s: %q: %v", strings.Join(args, " "), out, err)
+		}
+	}
+
+	var created []map[string]any
+	js(&created, "container", "create", "docs")
+	if len(created) != 1 || created[0]["container"] != "docs" {
+		t.Fatalf("container create = %v", created)
+	}
+	var containers []map[string]any
+	js(&containers, "container", "list")
+	if len(containers) != 1 || containers[0]["Name"] != "docs" {
+		t.Fatalf("container list = %v", containers)
+	}
+	var obj []map[string]any
+	js(&obj, "object", "create", "docs", "report.bin")
+	if len(obj) != 1 || obj[0]["object"] != "report.bin" || obj[0]["etag"] != md5hex(data) {
+		t.Fatalf("object create = %v", obj)
+	}
+	var objects []map[string]any
+	js(&objects, "object", "list", "docs")
+	if len(objects) != 1 || objects[0]["Name"] != "report.bin" {
+		t.Fatalf("object list = %v", objects)
+	}
+	var shown map[string]any
+	js(&shown, "object", "show", "docs", "report.bin")
+	if shown["etag"] != md5hex(data) || shown["content-length"] != "3145728" {
+		t.Fatalf("object show = %v", shown)
+	}
+	run("object", "set", "--property", "stage=final", "docs", "report.bin")
+	js(&shown, "object", "show", "docs", "report.bin")
+	if props, _ := shown["properties"].(map[string]any); props["Stage"] != "final" && props["stage"] != "final" {
+		t.Fatalf("object show after set = %v", shown)
+	}
+	var cshown map[string]any
+	js(&cshown, "container", "show", "docs")
+	if cshown["object_count"] != "1" || cshown["bytes_used"] != "3145728" {
+		t.Fatalf("container show = %v", cshown)
+	}
+	run("object", "save", "--file", "saved.bin", "docs", "report.bin")
+	got, err := os.ReadFile(filepath.Join(dir, "saved.bin"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("saved %d bytes (%v); want the %d uploaded", len(got), err, len(data))
+	}
+	run("object", "delete", "docs", "report.bin")
+	run("container", "delete", "docs")
+	js(&containers, "container", "list")
+	if len(containers) != 0 {
+		t.Fatalf("container list after delete = %v", containers)
+	}
+}
