@@ -36,9 +36,11 @@ import (
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/network"
+	"github.com/cloudmux/cloudmux/broker/object"
 	"github.com/cloudmux/cloudmux/broker/policyapi"
 	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/broker/staging"
+	"github.com/cloudmux/cloudmux/broker/swift"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/localcloud"
@@ -51,6 +53,7 @@ import (
 type tenancyEnv struct {
 	*brokertest.Env
 	idx    *index.Index
+	objs   *object.Service
 	creds  *identity.EC2Credentials
 	seeded localcloud.Seeded
 
@@ -90,6 +93,8 @@ func newTenancyEnv(t *testing.T) *tenancyEnv {
 		r.Route("/volume", (&volume.Cinder{Volumes: vols, QuotaAdmin: ledger.Limits.(*quota.Limits), Auth: e.Keystone.Authenticate, Log: e.Log}).Routes)
 		r.Route("/ec2", (&ec2.API{Pool: e.Pool, Store: e.Store, Creds: te.creds, Keypairs: keys, Images: images, Servers: srvs,
 			Networks: nets, Volumes: vols, Index: te.idx, Placer: engine, Log: e.Log, BrokerID: tenancyBroker}).Routes)
+		te.objs = &object.Service{Pool: e.Pool, Placer: engine, Store: e.Store, Log: e.Log}
+		r.Route("/swift", (&swift.API{Objects: te.objs, Tokens: e.Keystone.Tokens, Log: e.Log}).Routes)
 		r.Route("/v1", (&policyapi.API{Versions: policy.NewVersions(e.Store), Decisions: decisions, Engine: engine,
 			Auth: e.Keystone.Authenticate, Log: e.Log, Candidates: policyapi.PoolCandidates(e.Pool)}).Routes)
 	})

@@ -142,6 +142,9 @@ func TestCrossTenantMatrix(t *testing.T) {
 	t.Run("quotas", func(t *testing.T) {
 		te.checkQuotas(t)
 	})
+	t.Run("swift", func(t *testing.T) {
+		te.checkSwift(t)
+	})
 	t.Run("A's resources untouched", func(t *testing.T) {
 		after := te.aView(t, a)
 		for path, b := range before {

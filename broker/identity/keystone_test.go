@@ -83,9 +83,20 @@ func TestGophercloudFlows(t *testing.T) {
 		if err != nil || !strings.HasSuffix(strings.TrimSuffix(compute.Endpoint, "/"), "/compute/v2.1") {
 			t.Fatalf("compute endpoint = %v, %v", compute, err)
 		}
-		cat, err := tokens.Get(ctx, idc, provider.Token()).ExtractServiceCatalog()
+		res := tokens.Get(ctx, idc, provider.Token())
+		cat, err := res.ExtractServiceCatalog()
 		if err != nil || len(cat.Entries) != len(identity.DefaultServices) {
 			t.Fatalf("catalog = %+v, %v", cat, err)
+		}
+		// The object store's URL is the token's project's account.
+		p, err := res.ExtractProject()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, svc := range cat.Entries {
+			if svc.Type == "object-store" && !strings.HasSuffix(svc.Endpoints[0].URL, "/swift/v1/AUTH_"+p.ID) {
+				t.Fatalf("object-store endpoint = %s; want the account AUTH_%s", svc.Endpoints[0].URL, p.ID)
+			}
 		}
 	})
 	t.Run("token validates, shows project and roles", func(t *testing.T) {

@@ -345,9 +345,10 @@ func (s *Service) objects(ct Container) (peers.Objects, error) {
 	return o, nil
 }
 
-// PeerOf returns the ID of the peer holding a container: for operators
-// and tests, never shown to a tenant.
-func (s *Service) PeerOf(ctx context.Context, project, name string) (string, error) {
+// PeerOf returns the ID of the peer holding a container and the
+// container's name there: for operators and tests, never shown to a
+// tenant.
+func (s *Service) PeerOf(ctx context.Context, project, name string) (peerID, peerContainer string, err error) {
 	ct, err := s.container(ctx, project, name)
-	return ct.PeerID, err
+	return ct.PeerID, ct.PeerContainer, err
 }

@@ -125,7 +125,7 @@ func hdr(kv ...string) http.Header {
 // peerOf names the peer holding a container, from the service's record.
 func (e *env) peerOf(t *testing.T, u user, container string) string {
 	t.Helper()
-	id, err := e.svc.PeerOf(e.Ctx, u.project, container)
+	id, _, err := e.svc.PeerOf(e.Ctx, u.project, container)
 	if err != nil {
 		t.Fatal(err)
 	}

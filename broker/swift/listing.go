@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -98,86 +99,83 @@ func xmlAttr(v string) string {
 	return strings.ReplaceAll(b.String(), `"`, "&#34;")
 }
 
-// accountBody renders an account listing.
-func accountBody(f, account string, rows []object.ContainerEntry) []byte {
+// row is one listing entry as every format renders it: a Subdir, or an
+// element (tag) whose fields are shown in order.
+type row struct {
+	subdir, tag string
+	fields      []field
+}
+
+type field struct {
+	name string
+	val  any // string or int64
+}
+
+// listBody renders rows in format f under the root element <root
+// name="...">.
+func listBody(f, root, name string, rows []row) []byte {
 	var b bytes.Buffer
 	switch f {
 	case "json":
 		out := make([]any, 0, len(rows))
-		for _, e := range rows {
-			if e.Subdir != "" {
-				out = append(out, map[string]string{"subdir": e.Subdir})
+		for _, r := range rows {
+			if r.subdir != "" {
+				out = append(out, map[string]string{"subdir": r.subdir})
 				continue
 			}
-			out = append(out, map[string]any{"name": e.Name, "count": e.Count, "bytes": e.Bytes, "last_modified": listTime(e.LastModified)})
+			m := make(map[string]any, len(r.fields))
+			for _, fl := range r.fields {
+				m[fl.name] = fl.val
+			}
+			out = append(out, m)
 		}
 		raw, _ := json.Marshal(out)
 		return raw
 	case "xml":
 		b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
-		b.WriteString(`<account name="` + xmlAttr(AccountPrefix+account) + `">`)
-		for _, e := range rows {
-			if e.Subdir != "" {
-				b.WriteString(`<subdir name="` + xmlAttr(e.Subdir) + `">`)
-				xmlText(&b, "name", e.Subdir)
+		b.WriteString("<" + root + ` name="` + xmlAttr(name) + `">`)
+		for _, r := range rows {
+			if r.subdir != "" {
+				b.WriteString(`<subdir name="` + xmlAttr(r.subdir) + `">`)
+				xmlText(&b, "name", r.subdir)
 				b.WriteString("</subdir>")
 				continue
 			}
-			b.WriteString("<container>")
-			xmlText(&b, "name", e.Name)
-			xmlText(&b, "count", strconv.FormatInt(e.Count, 10))
-			xmlText(&b, "bytes", strconv.FormatInt(e.Bytes, 10))
-			xmlText(&b, "last_modified", listTime(e.LastModified))
-			b.WriteString("</container>")
+			b.WriteString("<" + r.tag + ">")
+			for _, fl := range r.fields {
+				xmlText(&b, fl.name, fmt.Sprint(fl.val))
+			}
+			b.WriteString("</" + r.tag + ">")
 		}
-		b.WriteString("</account>\n")
+		b.WriteString("</" + root + ">\n")
 	default:
-		for _, e := range rows {
-			b.WriteString(e.Name + e.Subdir + "\n")
+		for _, r := range rows {
+			if r.subdir != "" {
+				b.WriteString(r.subdir + "\n")
+				continue
+			}
+			b.WriteString(fmt.Sprint(r.fields[0].val) + "\n")
 		}
 	}
 	return b.Bytes()
 }
 
-// containerBody renders a container listing.
-func containerBody(f, container string, rows []peers.ObjectEntry) []byte {
-	var b bytes.Buffer
-	switch f {
-	case "json":
-		out := make([]any, 0, len(rows))
-		for _, e := range rows {
-			if e.Subdir != "" {
-				out = append(out, map[string]string{"subdir": e.Subdir})
-				continue
-			}
-			out = append(out, map[string]any{"name": e.Name, "hash": e.ETag, "bytes": e.Size,
-				"content_type": e.ContentType, "last_modified": listTime(e.LastModified)})
-		}
-		raw, _ := json.Marshal(out)
-		return raw
-	case "xml":
-		b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
-		b.WriteString(`<container name="` + xmlAttr(container) + `">`)
-		for _, e := range rows {
-			if e.Subdir != "" {
-				b.WriteString(`<subdir name="` + xmlAttr(e.Subdir) + `">`)
-				xmlText(&b, "name", e.Subdir)
-				b.WriteString("</subdir>")
-				continue
-			}
-			b.WriteString("<object>")
-			xmlText(&b, "name", e.Name)
-			xmlText(&b, "hash", e.ETag)
-			xmlText(&b, "bytes", strconv.FormatInt(e.Size, 10))
-			xmlText(&b, "content_type", e.ContentType)
-			xmlText(&b, "last_modified", listTime(e.LastModified))
-			b.WriteString("</object>")
-		}
-		b.WriteString("</container>\n")
-	default:
-		for _, e := range rows {
-			b.WriteString(e.Name + e.Subdir + "\n")
-		}
+// accountBody renders an account listing.
+func accountBody(f, account string, entries []object.ContainerEntry) []byte {
+	rows := make([]row, len(entries))
+	for i, e := range entries {
+		rows[i] = row{subdir: e.Subdir, tag: "container", fields: []field{{"name", e.Name}, {"count", e.Count},
+			{"bytes", e.Bytes}, {"last_modified", listTime(e.LastModified)}}}
 	}
-	return b.Bytes()
+	return listBody(f, "account", AccountPrefix+account, rows)
+}
+
+// containerBody renders a container listing.
+func containerBody(f, container string, entries []peers.ObjectEntry) []byte {
+	rows := make([]row, len(entries))
+	for i, e := range entries {
+		rows[i] = row{subdir: e.Subdir, tag: "object", fields: []field{{"name", e.Name}, {"hash", e.ETag},
+			{"bytes", e.Size}, {"content_type", e.ContentType}, {"last_modified", listTime(e.LastModified)}}}
+	}
+	return listBody(f, "container", container, rows)
 }

@@ -151,8 +151,17 @@ func statusText(code int) string {
 
 // writeStatus answers code with Swift's HTML body for it.
 func writeStatus(w http.ResponseWriter, r *http.Request, code int) {
-	body := "<html><h1>" + statusText(code) + "</h1><p>" + statusBodies[code] + "</p></html>"
-	w.Header().Set("Content-Type", "text/html; charset=UTF-8")
+	writeBody(w, r, code, "text/html; charset=UTF-8", "<html><h1>"+statusText(code)+"</h1><p>"+statusBodies[code]+"</p></html>")
+}
+
+// writeText answers code with a plain-text message of the broker's own
+// words, as Swift answers refusals it explains.
+func writeText(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	writeBody(w, r, code, "text/plain; charset=UTF-8", msg)
+}
+
+func writeBody(w http.ResponseWriter, r *http.Request, code int, ctype, body string) {
+	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
 	if r.Method != http.MethodHead {
@@ -160,15 +169,22 @@ func writeStatus(w http.ResponseWriter, r *http.Request, code int) {
 	}
 }
 
-// writeText answers code with a plain-text message of the broker's own
-// words, as Swift answers refusals it explains.
-func writeText(w http.ResponseWriter, r *http.Request, code int, msg string) {
-	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(msg)))
-	w.WriteHeader(code)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write([]byte(msg))
-	}
+// statuses are the service's sentinels' statuses, first match wins.
+var statuses = []struct {
+	err  error
+	code int
+}{
+	{object.ErrForbidden, http.StatusForbidden},
+	{object.ErrNotFound, http.StatusNotFound},
+	{object.ErrETagMismatch, http.StatusUnprocessableEntity},
+	{object.ErrTooLarge, http.StatusRequestEntityTooLarge},
+	{object.ErrNotEmpty, http.StatusConflict},
+	{object.ErrRange, http.StatusRequestedRangeNotSatisfiable},
+	{object.ErrIncomplete, 499},
+	{object.ErrInvalid, http.StatusBadRequest},
+	{object.ErrNoCapacity, http.StatusInsufficientStorage},
+	{object.ErrUnavailable, http.StatusServiceUnavailable},
+	{context.DeadlineExceeded, http.StatusServiceUnavailable},
 }
 
 // fail answers err: the service's sentinels as Swift's statuses, its
@@ -180,35 +196,20 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &authored) {
 		msg = authored.Message
 	}
-	code := http.StatusInternalServerError
-	switch {
-	case errors.Is(err, object.ErrForbidden):
-		code = http.StatusForbidden
-	case errors.Is(err, object.ErrNotFound):
-		code = http.StatusNotFound
-	case errors.Is(err, object.ErrETagMismatch):
-		code = http.StatusUnprocessableEntity
-	case errors.Is(err, object.ErrOverQuota):
+	if errors.Is(err, object.ErrOverQuota) {
 		writeText(w, r, http.StatusRequestEntityTooLarge, "Upload exceeds quota.")
 		return
-	case errors.Is(err, object.ErrTooLarge):
-		code = http.StatusRequestEntityTooLarge
-	case errors.Is(err, object.ErrNotEmpty):
-		code = http.StatusConflict
-	case errors.Is(err, object.ErrRange):
-		code = http.StatusRequestedRangeNotSatisfiable
-	case errors.Is(err, object.ErrIncomplete):
-		code = 499
-	case errors.Is(err, object.ErrInvalid):
-		if msg != "" {
-			writeText(w, r, http.StatusBadRequest, msg)
-			return
+	}
+	if errors.Is(err, object.ErrInvalid) && msg != "" {
+		writeText(w, r, http.StatusBadRequest, msg)
+		return
+	}
+	code := http.StatusInternalServerError
+	for _, s := range statuses {
+		if errors.Is(err, s.err) {
+			code = s.code
+			break
 		}
-		code = http.StatusBadRequest
-	case errors.Is(err, object.ErrNoCapacity):
-		code = http.StatusInsufficientStorage
-	case errors.Is(err, object.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		code = http.StatusServiceUnavailable
 	}
 	if code >= 500 || code == 499 || (code == http.StatusBadRequest && msg == "") {
 		a.Log.WithError(err).WithFields(logrus.Fields{"request_id": middleware.GetReqID(r.Context()), "path": r.URL.Path,
