@@ -211,7 +211,7 @@ func (o *objectCloud) PutObject(ctx context.Context, ctr, name string, data io.R
 	what := fmt.Sprintf("swift: put object %s/%s", ctr, name)
 	size := max(spec.Size, -1)
 	body := &uploadBody{what: "the object data", ctx: ctx, r: data, size: size, h: md5.New(), expected: strings.ToLower(spec.ETag)} //nolint:gosec // see import
-	if !spec.DeleteAt.IsZero() && !spec.DeleteAt.After(time.Now()) {
+	if expired(spec.DeleteAt) {
 		return o.putExpired(ctx, ctr, name, body, spec)
 	}
 	// The upload cannot be replayed after a 401: make sure the token
@@ -321,6 +321,13 @@ func cloneMeta(m map[string]string) map[string]string {
 		return nil
 	}
 	return maps.Clone(m)
+}
+
+// expired reports an expiry Swift would refuse as past: it keeps whole
+// seconds (X-Delete-At) and refuses one before the current time, so an
+// expiry within the current second is past too.
+func expired(at time.Time) bool {
+	return !at.IsZero() && at.Unix() <= time.Now().Unix()
 }
 
 // deleteAt is t as Swift keeps it: whole seconds.
@@ -433,7 +440,7 @@ func (o *objectCloud) UpdateObject(ctx context.Context, ctr, name string, update
 	if err := peers.CheckObjectMetadata(update.Metadata); err != nil {
 		return peers.ObjectInfo{}, err
 	}
-	if !update.DeleteAt.IsZero() && !update.DeleteAt.After(time.Now()) {
+	if expired(update.DeleteAt) {
 		info, err := o.HeadObject(ctx, ctr, name)
 		if err != nil {
 			return peers.ObjectInfo{}, err

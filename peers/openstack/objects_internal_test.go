@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMetaKeyEncoding: a key survives what Swift's WSGI stack does to a
@@ -72,6 +73,27 @@ func TestUploadBodyStopsAtCancel(t *testing.T) {
 			n, err := io.Copy(io.Discard, body)
 			if !errors.Is(err, context.Canceled) || n >= cut {
 				t.Fatalf("copying a body whose context ends after %d bytes: %d bytes, %v; want fewer and context.Canceled", cut, n, err)
+			}
+		})
+	}
+}
+
+func TestExpired(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name string
+		at   time.Time
+		want bool
+	}{
+		{"none", time.Time{}, false},
+		{"an hour ago", now.Add(-time.Hour), true},
+		{"this second", time.Unix(now.Unix(), 999_999_999), true},
+		{"in an hour", now.Add(time.Hour), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := expired(tc.at); got != tc.want {
+				t.Fatalf("expired(%v) = %v, want %v", tc.at, got, tc.want)
 			}
 		})
 	}
