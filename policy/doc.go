@@ -41,7 +41,7 @@
 // policy sees one of them at a time as input.peer):
 //
 //	id, name, kind ("local" | "openstack"), labels{}, region, status ("up" | "degraded" | "down" | "maintenance")
-//	capacity           {vcpus, ram_mib, disk_gib, instances}: each {total, used, free}; total 0 = not reported
+//	capacity           {vcpus, ram_mib, disk_gib, instances, object_bytes}: each {total, used, free}; total 0 = not reported
 //	private            true for a private peer: its tier label is "private" (or "local"), or it has no
 //	                   tier label and is a local cloud (policy.Private)
 //	short              [dimension]: where the peer reports less free than the request takes, of

@@ -310,3 +310,34 @@ func TestWaitActive(t *testing.T) {
 		t.Fatalf("WaitActive for a version never active = %v, want the context's error", err)
 	}
 }
+
+// TestObjectBytesInInput: a rule reads a peer's object-storage capacity
+// (input.peer.capacity.object_bytes), as an admin placing containers
+// would, with its total, used and free.
+func TestObjectBytesInInput(t *testing.T) {
+	vs := policy.NewVersions(registry.NewMemory())
+	ctx := context.Background()
+	rule := `package cloudmux.placement
+deny contains sprintf("object storage %d of %d bytes free", [c.free, c.total]) if {
+	c := input.peer.capacity.object_bytes
+	c.free < 1000
+}
+`
+	v, _, err := vs.Upload(ctx, policy.Bundle{Modules: map[string]string{"p.rego": rule}}, "t", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, policy.EngineConfig{Versions: vs})
+	roomy, full := privateRoomy, privateFull
+	roomy.Capacity.ObjectBytes, full.Capacity.ObjectBytes = res(1<<30, 1<<20), res(4096, 3500)
+	d, err := e.Explain(ctx, v.ID, policy.Request{Kind: "server"}, []registry.Peer{roomy, full})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, vd := range d.Verdicts {
+		denied := slices.Contains(vd.Reasons, "object storage 596 of 4096 bytes free")
+		if want := vd.Peer.ID == full.ID; denied != want || vd.Allowed == want {
+			t.Errorf("peer %s: allowed %v, reasons %q; want denied %v", vd.Peer.Name, vd.Allowed, vd.Reasons, want)
+		}
+	}
+}

@@ -66,7 +66,7 @@ var keyTerms = func() map[string]*ast.Term {
 		availability_zone deployment spread usage quota takes vcpus ram_mib disk_gib instances volumes id
 		properties min_ram_mib min_disk_gib peers required_labels preferred_labels other template resource
 		replica group total used free request peer pool allowed private public cost private_cost public_cost
-		spread_min min max currency vcpu_hour ram_gib_hour disk_gib_month want`) {
+		spread_min min max currency vcpu_hour ram_gib_hour disk_gib_month want object_bytes`) {
 		m[k] = ast.StringTerm(k)
 	}
 	return m
@@ -327,7 +327,8 @@ func buildStatic(p *registry.Peer, old *peerStatic) *peerStatic {
 	c := p.Capacity
 	st := &peerStatic{status: str(string(p.Status)),
 		capacity: obj("vcpus", resourceTerm(c.VCPUs), "ram_mib", resourceTerm(c.RAMMiB),
-			"disk_gib", resourceTerm(c.DiskGiB), "instances", resourceTerm(c.Instances))}
+			"disk_gib", resourceTerm(c.DiskGiB), "instances", resourceTerm(c.Instances),
+			"object_bytes", resourceTerm(c.ObjectBytes))}
 	if old != nil && old.from.same(p) {
 		st.id, st.name, st.kind, st.labels, st.region, st.costRates, st.private, st.from =
 			old.id, old.name, old.kind, old.labels, old.region, old.costRates, old.private, old.from
