@@ -61,7 +61,7 @@ func TestFederationConformance(t *testing.T) {
 	}
 	b := startDev(t)
 	c := connectFederated(t, b)
-	peertest.Exercise(t, c, peertest.Fixture{
+	peertest.Exercise(t, c.Peer(), peertest.Fixture{
 		FlavorID: "42", ImageID: federatedImage(t, c), Project: c.ProjectID(),
 		PollTimeout: time.Minute, MaxPollInterval: 500 * time.Millisecond,
 	})
