@@ -15,9 +15,12 @@
 //   - Tenancy: an account is AUTH_<project ID>; a token reads its own
 //     project's account (any role) and writes it with the member role.
 //     Another project's account is ErrForbidden for every path under it,
-//     whether the container or object exists or not, so nothing leaks. A
-//     cloud admin (Swift's reseller admin) may use every account. ACLs
-//     granting other projects are a later step.
+//     whether the container or object exists or not, so nothing leaks,
+//     except what a container's ACLs (acl.go: X-Container-Read and
+//     -Write, keystoneauth's forms, referrers and .rlistings) grant on
+//     that container's objects and listing. A request without a token is
+//     anonymous: referrer grants only, else ErrUnauthorized. A cloud
+//     admin (Swift's reseller admin) may use every account.
 //
 //   - Placement: a new container goes to a connected, usable peer with
 //     object storage that does not report its object bytes full; the

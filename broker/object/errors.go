@@ -46,7 +46,7 @@ var (
 // The sentinels' texts are internal names: faults cuts them from what a
 // tenant reads.
 var _ = faults.Register(ErrNotFound, ErrForbidden, ErrInvalid, ErrNotEmpty, ErrETagMismatch, ErrOverQuota,
-	ErrTooLarge, ErrRange, ErrNoCapacity, ErrUnavailable, ErrIncomplete)
+	ErrTooLarge, ErrRange, ErrNoCapacity, ErrUnavailable, ErrIncomplete, ErrUnauthorized)
 
 // Error is a refusal a user can act on: Message is what to show. It
 // wraps a sentinel above, so errors.Is works.

@@ -29,11 +29,8 @@ type PutSpec struct {
 
 // target resolves account/container for an object call: the container's
 // record and its peer.
-func (s *Service) target(ctx context.Context, c Caller, account, container string, write bool) (Container, peers.Objects, error) {
-	if err := allow(c, account, write); err != nil {
-		return Container{}, nil, err
-	}
-	ct, err := s.container(ctx, account, container)
+func (s *Service) target(ctx context.Context, c Caller, account, container string, op Op) (Container, peers.Objects, error) {
+	ct, err := s.authorize(ctx, c, account, container, op)
 	if err != nil {
 		return Container{}, nil, err
 	}
@@ -52,7 +49,7 @@ func checkObject(name string, meta map[string]string) error {
 // checked against MaxObjectSize and the quotas before a byte is read;
 // a chunked body is cut off where it would pass them.
 func (s *Service) PutObject(ctx context.Context, c Caller, account, container, name string, data io.Reader, spec PutSpec) (Info, error) {
-	ct, objects, err := s.target(ctx, c, account, container, true)
+	ct, objects, err := s.target(ctx, c, account, container, OpWrite)
 	if err != nil {
 		return Info{}, err
 	}
@@ -201,7 +198,7 @@ func (s *Service) GetObject(ctx context.Context, c Caller, account, container, n
 // readTarget is target for reading one object: a name no object can have
 // is not found.
 func (s *Service) readTarget(ctx context.Context, c Caller, account, container, name string) (Container, peers.Objects, error) {
-	ct, objects, err := s.target(ctx, c, account, container, false)
+	ct, objects, err := s.target(ctx, c, account, container, OpRead)
 	if err != nil {
 		return Container{}, nil, err
 	}
@@ -226,7 +223,7 @@ func (s *Service) HeadObject(ctx context.Context, c Caller, account, container, 
 // UpdateObject replaces an object's metadata, content type (when set) and
 // expiry, as Swift's POST does.
 func (s *Service) UpdateObject(ctx context.Context, c Caller, account, container, name string, update peers.ObjectUpdate) (Info, error) {
-	ct, objects, err := s.target(ctx, c, account, container, true)
+	ct, objects, err := s.target(ctx, c, account, container, OpWrite)
 	if err != nil {
 		return Info{}, err
 	}
@@ -241,7 +238,7 @@ func (s *Service) UpdateObject(ctx context.Context, c Caller, account, container
 
 // DeleteObject removes an object.
 func (s *Service) DeleteObject(ctx context.Context, c Caller, account, container, name string) error {
-	ct, objects, err := s.target(ctx, c, account, container, true)
+	ct, objects, err := s.target(ctx, c, account, container, OpWrite)
 	if err != nil {
 		return err
 	}
@@ -278,7 +275,7 @@ func (s *Service) CopyObject(ctx context.Context, c Caller, account, container, 
 	if src.Account == "" {
 		src.Account = account
 	}
-	if err := allow(c, account, true); err != nil {
+	if _, err := s.authorize(ctx, c, account, container, OpWrite); err != nil {
 		return Info{}, Info{}, err
 	}
 	srcInfo, rc, err := s.GetObject(ctx, c, src.Account, src.Container, src.Name, nil)
@@ -307,7 +304,7 @@ func (s *Service) CopyObject(ctx context.Context, c Caller, account, container, 
 // roll-up (the peer applies them), with the container's usage for the
 // listing's headers.
 func (s *Service) ListObjects(ctx context.Context, c Caller, account, container string, opts ListOptions) (ContainerInfo, []peers.ObjectEntry, error) {
-	ct, objects, err := s.target(ctx, c, account, container, false)
+	ct, objects, err := s.target(ctx, c, account, container, OpList)
 	if err != nil {
 		return ContainerInfo{}, nil, err
 	}
@@ -324,5 +321,5 @@ func (s *Service) ListObjects(ctx context.Context, c Caller, account, container 
 	if err != nil {
 		return ContainerInfo{}, nil, peerErr(err, "listing "+container)
 	}
-	return ContainerInfo{Container: ct, ContainerStats: st}, rows, nil
+	return ContainerInfo{Container: ct, ContainerStats: st, Owner: owns(c, account)}, rows, nil
 }

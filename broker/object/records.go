@@ -43,9 +43,8 @@ type Container struct {
 	// without the prefix; the container quotas (quota-bytes,
 	// quota-count) are metadata, as in Swift.
 	Meta map[string]string `json:"meta,omitempty"`
-	// ReadACL and WriteACL are X-Container-Read and X-Container-Write.
-	// Reserved: ACLs are not honoured yet, so the API does not take them
-	// (see doc.go); the record has room for them.
+	// ReadACL and WriteACL are X-Container-Read and X-Container-Write
+	// (acl.go).
 	ReadACL  string `json:"read_acl,omitempty"`
 	WriteACL string `json:"write_acl,omitempty"`
 	// HistoryLocation is X-History-Location, reserved for versioning in

@@ -85,18 +85,34 @@ type Caller struct {
 	User    string
 	Write   bool
 	Admin   bool
+	// ProjectName, UserName and Roles (names), and whether the project
+	// and the user are in the default domain, are what container ACLs
+	// may name.
+	ProjectName, UserName string
+	Roles                 []string
+	DefaultDomain         bool
+	// Anonymous is a request without a token: only ACLs with referrer
+	// grants let it in, by its Referrer (the Referer header).
+	Anonymous bool
+	Referrer  string
 }
 
 // CallerOf returns the caller a Keystone token stands for.
 func CallerOf(t identity.Token) Caller {
-	return Caller{Project: t.ProjectID, User: t.UserID, Write: t.HasRole(identity.RoleMember), Admin: t.CloudAdmin()}
+	return Caller{Project: t.ProjectID, User: t.UserID, Write: t.HasRole(identity.RoleMember), Admin: t.CloudAdmin(),
+		ProjectName: t.ProjectName, UserName: t.UserName, Roles: t.RoleNames(),
+		DefaultDomain: t.ProjectDomain == identity.DefaultDomainID && t.UserDomainID == identity.DefaultDomainID}
 }
 
-// allow says whether c may read (or write) account: its own project's,
-// or any for a cloud admin. Another project's account is ErrForbidden for
-// every path under it, existing or not.
+// allow says whether c may read (or write) account itself (its listing,
+// its metadata, its containers' creation and metadata): its own
+// project's, or any for a cloud admin. Another project's account is
+// ErrForbidden for every path under it, existing or not; ACLs grant
+// only objects and listings (authorize).
 func allow(c Caller, account string, write bool) error {
 	switch {
+	case c.Anonymous:
+		return ErrUnauthorized
 	case c.Admin:
 		return nil
 	case c.Project == "" || c.Project != account:
@@ -155,7 +171,7 @@ func checkQuotaMeta(set map[string]string, keys ...string) error {
 
 // CreateContainer makes the container, or (it exists) applies change to
 // its metadata as Swift's PUT does: created says which.
-func (s *Service) CreateContainer(ctx context.Context, c Caller, account, name string, change MetaChange) (created bool, err error) {
+func (s *Service) CreateContainer(ctx context.Context, c Caller, account, name string, change MetaChange, acl ACLChange) (created bool, err error) {
 	if err := allow(c, account, true); err != nil {
 		return false, err
 	}
@@ -165,12 +181,15 @@ func (s *Service) CreateContainer(ctx context.Context, c Caller, account, name s
 	if err := checkQuotaMeta(change.Set, metaQuotaBytes, metaQuotaCount); err != nil {
 		return false, err
 	}
+	if err := acl.check(); err != nil {
+		return false, err
+	}
 	meta := change.apply(nil)
 	if err := checkMeta("container", meta); err != nil {
 		return false, err
 	}
 	if _, err := s.container(ctx, account, name); err == nil {
-		_, err := s.UpdateContainer(ctx, c, account, name, change)
+		_, err := s.UpdateContainer(ctx, c, account, name, change, acl)
 		return false, err
 	} else if !errors.Is(err, ErrNotFound) {
 		return false, err
@@ -181,6 +200,7 @@ func (s *Service) CreateContainer(ctx context.Context, c Caller, account, name s
 	}
 	now := time.Now().UTC()
 	ct := Container{Project: account, Name: name, PeerID: m.Peer.ID, PeerContainer: peerName, Meta: meta, CreatedAt: now, UpdatedAt: now}
+	acl.apply(&ct)
 	err = s.putContainer(ctx, ct, 0)
 	if err == nil {
 		return true, nil
@@ -193,7 +213,7 @@ func (s *Service) CreateContainer(ctx context.Context, c Caller, account, name s
 	}
 	if errors.Is(err, registry.ErrConflict) {
 		// Another request made it first: this PUT is an update.
-		_, err := s.UpdateContainer(ctx, c, account, name, change)
+		_, err := s.UpdateContainer(ctx, c, account, name, change, acl)
 		return false, err
 	}
 	return false, fmt.Errorf("recording container %q: %w", name, err)
@@ -255,13 +275,16 @@ func (s *Service) placeContainer(ctx context.Context, c Caller, account, name st
 	return nil, "", &Error{Message: "No storage can hold a new container now", Err: ErrNoCapacity}
 }
 
-// UpdateContainer applies change to a container's metadata (Swift's
-// POST).
-func (s *Service) UpdateContainer(ctx context.Context, c Caller, account, name string, change MetaChange) (Container, error) {
+// UpdateContainer applies change to a container's metadata and acl to
+// its ACLs (Swift's POST).
+func (s *Service) UpdateContainer(ctx context.Context, c Caller, account, name string, change MetaChange, acl ACLChange) (Container, error) {
 	if err := allow(c, account, true); err != nil {
 		return Container{}, err
 	}
 	if err := checkQuotaMeta(change.Set, metaQuotaBytes, metaQuotaCount); err != nil {
+		return Container{}, err
+	}
+	if err := acl.check(); err != nil {
 		return Container{}, err
 	}
 	for {
@@ -270,6 +293,7 @@ func (s *Service) UpdateContainer(ctx context.Context, c Caller, account, name s
 			return Container{}, err
 		}
 		ct.Meta = change.apply(ct.Meta)
+		acl.apply(&ct)
 		if err := checkMeta("container", ct.Meta); err != nil {
 			return Container{}, err
 		}
@@ -309,19 +333,18 @@ func (s *Service) DeleteContainer(ctx context.Context, c Caller, account, name s
 	return s.deleteContainerRecord(ctx, account, name)
 }
 
-// ContainerInfo is a container with its usage.
+// ContainerInfo is a container with its usage. Owner says whether the
+// caller owns it: only an owner is shown its ACLs.
 type ContainerInfo struct {
 	Container
 	peers.ContainerStats
+	Owner bool
 }
 
 // GetContainer returns a container with its count and bytes, read from
 // its peer.
 func (s *Service) GetContainer(ctx context.Context, c Caller, account, name string) (ContainerInfo, error) {
-	if err := allow(c, account, false); err != nil {
-		return ContainerInfo{}, err
-	}
-	ct, err := s.container(ctx, account, name)
+	ct, err := s.authorize(ctx, c, account, name, OpList)
 	if err != nil {
 		return ContainerInfo{}, err
 	}
@@ -329,7 +352,7 @@ func (s *Service) GetContainer(ctx context.Context, c Caller, account, name stri
 	if err != nil {
 		return ContainerInfo{}, err
 	}
-	return ContainerInfo{Container: ct, ContainerStats: st}, nil
+	return ContainerInfo{Container: ct, ContainerStats: st, Owner: owns(c, account)}, nil
 }
 
 // objects returns the peers.Objects holding ct.

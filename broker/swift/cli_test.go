@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/internal/oscli"
 )
 
@@ -16,18 +17,30 @@ import (
 // environment an openrc would set, in dir.
 func cli(t *testing.T, e *env, dir, password, bin string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
-		"OS_AUTH_URL=" + e.Server.URL + "/v3", "OS_IDENTITY_API_VERSION=3", "OS_AUTH_VERSION=3", "OS_USERNAME=alice",
-		"OS_PASSWORD=" + password, "OS_PROJECT_NAME=alpha", "OS_USER_DOMAIN_NAME=Default",
-		"OS_PROJECT_DOMAIN_NAME=Default", "OS_REGION_NAME=RegionOne", "OS_INTERFACE=public"}
+	return cliAs(t, e, dir, "alice", "alpha", password, bin, args...)
+}
+
+// cliAs is cli as name of project.
+func cliAs(t *testing.T, e *env, dir, name, project, password, bin string, args ...string) string {
+	t.Helper()
+	cmd := cliCmd(t, e, dir, name, project, password, bin, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out.String())
 	}
 	return out.String()
+}
+
+// cliCmd is the command cliAs runs.
+func cliCmd(t *testing.T, e *env, dir, name, project, password, bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+		"OS_AUTH_URL=" + e.Server.URL + "/v3", "OS_IDENTITY_API_VERSION=3", "OS_AUTH_VERSION=3", "OS_USERNAME=" + name,
+		"OS_PASSWORD=" + password, "OS_PROJECT_NAME=" + project, "OS_USER_DOMAIN_NAME=Default",
+		"OS_PROJECT_DOMAIN_NAME=Default", "OS_REGION_NAME=RegionOne", "OS_INTERFACE=public"}
+	return cmd
 }
 
 // TestSwiftCLI drives Debian's swift client (python3-swiftclient):
@@ -79,6 +92,32 @@ func TestSwiftCLI(t *testing.T) {
 	if caps := run("capabilities"); !strings.Contains(caps, "container_quotas") || strings.Contains(caps, "slo") || strings.Contains(caps, "tempurl") {
 		t.Fatalf("swift capabilities:\n%s", caps)
 	}
+	// An ACL lets beta read this container, and nothing else of alpha's.
+	bobPassword := e.Member(t, "bob", "beta", "member")
+	beta, err := e.Dir.FindProject(e.Ctx, identity.DefaultDomainID, "beta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("post", "backups-private")
+	run("post", "-r", beta.ID+":*", "backups")
+	alphaURL := e.Server.URL + "/swift/v1/AUTH_" + alphaID(t, e)
+	asBob := func(args ...string) string {
+		return cliAs(t, e, dir, "bob", "beta", bobPassword, bin, append([]string{"--os-storage-url", alphaURL}, args...)...)
+	}
+	asBob("download", "backups", "big.bin", "-o", "bob.bin")
+	if got, err := os.ReadFile(filepath.Join(dir, "bob.bin")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("beta downloaded %d bytes (%v); want the %d uploaded", len(got), err, len(data))
+	}
+	if got := asBob("list", "backups"); got != "big.bin\n" {
+		t.Fatalf("beta's listing of the shared container = %q", got)
+	}
+	for _, args := range [][]string{{"list", "backups-private"}, {"list"}, {"upload", "backups", "got.bin"}, {"delete", "backups", "big.bin"}} {
+		cmd := cliCmd(t, e, dir, "bob", "beta", bobPassword, bin, append([]string{"--os-storage-url", alphaURL}, args...)...)
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "403") {
+			t.Fatalf("beta's swift %s = %v %s; want a 403 failure", strings.Join(args, " "), err, out)
+		}
+	}
+	run("delete", "backups-private")
 	run("copy", "-d", "/backups/copy.bin", "backups", "big.bin")
 	run("delete", "backups", "big.bin")
 	if got := run("list", "backups"); got != "copy.bin\n" {
@@ -88,6 +127,15 @@ func TestSwiftCLI(t *testing.T) {
 	if got := run("list"); got != "" {
 		t.Fatalf("swift list after deleting the container = %q", got)
 	}
+}
+
+func alphaID(t *testing.T, e *env) string {
+	t.Helper()
+	p, err := e.Dir.FindProject(e.Ctx, identity.DefaultDomainID, "alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.ID
 }
 
 // TestOpenStackCLI drives `openstack container` and `openstack object`.

@@ -69,7 +69,7 @@ func (a *API) containerPut(w http.ResponseWriter, r *http.Request, c object.Call
 	if !checkPolicy(w, r) {
 		return
 	}
-	created, err := a.Objects.CreateContainer(r.Context(), c, t.account, t.container, metaChange(r.Header, "Container"))
+	created, err := a.Objects.CreateContainer(r.Context(), c, t.account, t.container, metaChange(r.Header, "Container"), aclChange(r.Header))
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -84,7 +84,7 @@ func (a *API) containerPut(w http.ResponseWriter, r *http.Request, c object.Call
 }
 
 func (a *API) containerPost(w http.ResponseWriter, r *http.Request, c object.Caller, t target) {
-	if _, err := a.Objects.UpdateContainer(r.Context(), c, t.account, t.container, metaChange(r.Header, "Container")); err != nil {
+	if _, err := a.Objects.UpdateContainer(r.Context(), c, t.account, t.container, metaChange(r.Header, "Container"), aclChange(r.Header)); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -107,6 +107,33 @@ func containerHeaders(h http.Header, info object.ContainerInfo) {
 	h.Set("Last-Modified", info.UpdatedAt.UTC().Format(http.TimeFormat))
 	h.Set("X-Storage-Policy", storagePolicy)
 	setMeta(h, "Container", info.Meta)
+	// ACLs are the owner's business, as Swift hides them from others.
+	if info.Owner && info.ReadACL != "" {
+		h.Set("X-Container-Read", info.ReadACL)
+	}
+	if info.Owner && info.WriteACL != "" {
+		h.Set("X-Container-Write", info.WriteACL)
+	}
+}
+
+// aclChange reads X-Container-Read and -Write (an empty value removes)
+// and X-Remove-Container-Read and -Write.
+func aclChange(h http.Header) object.ACLChange {
+	var out object.ACLChange
+	for _, f := range []struct {
+		name string
+		to   **string
+	}{{"Read", &out.Read}, {"Write", &out.Write}} {
+		if vs, ok := h["X-Container-"+f.name]; ok && len(vs) > 0 {
+			v := vs[0]
+			*f.to = &v
+		}
+		if _, ok := h["X-Remove-Container-"+f.name]; ok {
+			empty := ""
+			*f.to = &empty
+		}
+	}
+	return out
 }
 
 func (a *API) containerGet(w http.ResponseWriter, r *http.Request, c object.Caller, t target) {

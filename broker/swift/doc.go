@@ -7,7 +7,8 @@
 // Paths: /swift/v1/AUTH_<project ID>[/<container>[/<object>]], the
 // object-store URL the catalog gives each project; /swift/info and /info
 // list the capabilities that are honoured. A token of another project
-// gets 403 on every path under the account, existing or not.
+// gets 403 on every path under the account, existing or not, unless a
+// container's ACL grants it that container.
 //
 // Implemented: account GET (json, xml, plain listings with prefix,
 // delimiter, marker, end_marker, limit, reverse), HEAD, POST; container
@@ -18,10 +19,11 @@
 // (one range, or several as multipart/byteranges; If-Match,
 // If-None-Match, If-Modified-Since, If-Unmodified-Since), POST, COPY and
 // PUT with X-Copy-From (streamed through the broker, across peers),
-// DELETE; account and container quotas. Error bodies are Swift's own
-// texts, never a peer's words.
+// DELETE; account and container quotas; container ACLs
+// (X-Container-Read, X-Container-Write: projects, users, roles,
+// referrers, .rlistings; anonymous reads where a referrer grant allows).
+// Error bodies are Swift's own texts, never a peer's words.
 //
 // Not yet (and so not in /info): static and dynamic large objects, bulk
-// delete, temp URLs, container ACLs (X-Container-Read/-Write are not
-// honoured: another project is refused), versioning.
+// delete, temp URLs, versioning.
 package swift

@@ -82,17 +82,21 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, r, http.StatusNotFound)
 		return
 	}
-	tok, err := a.Tokens.Validate(r.Context(), identity.AuthToken(r))
-	if err != nil || identity.AuthToken(r) == "" {
-		w.Header().Set("Www-Authenticate", `Keystone uri="`+identity.BaseURL(r)+`/v3"`)
-		writeStatus(w, r, http.StatusUnauthorized)
-		return
+	// Without a token the caller is anonymous: only a container's
+	// referrer ACL lets it read, else 401.
+	c := object.Caller{Anonymous: true, Referrer: r.Referer()}
+	if token := identity.AuthToken(r); token != "" {
+		tok, err := a.Tokens.Validate(r.Context(), token)
+		if err != nil {
+			unauthorized(w, r)
+			return
+		}
+		if !tok.Scoped() {
+			writeStatus(w, r, http.StatusForbidden)
+			return
+		}
+		c = object.CallerOf(tok)
 	}
-	if !tok.Scoped() {
-		writeStatus(w, r, http.StatusForbidden)
-		return
-	}
-	c := object.CallerOf(tok)
 	var h func(http.ResponseWriter, *http.Request, object.Caller, target)
 	var allowed string
 	switch t.level {
@@ -120,6 +124,12 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h(w, r, c, t)
+}
+
+// unauthorized answers 401 with where to get a token.
+func unauthorized(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Www-Authenticate", `Keystone uri="`+identity.BaseURL(r)+`/v3"`)
+	writeStatus(w, r, http.StatusUnauthorized)
 }
 
 // statusBodies are Swift's own error bodies (swob's RESPONSE_REASONS).
@@ -195,6 +205,10 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	msg := ""
 	if errors.As(err, &authored) {
 		msg = authored.Message
+	}
+	if errors.Is(err, object.ErrUnauthorized) {
+		unauthorized(w, r)
+		return
 	}
 	if errors.Is(err, object.ErrOverQuota) {
 		writeText(w, r, http.StatusRequestEntityTooLarge, "Upload exceeds quota.")
