@@ -47,6 +47,14 @@
 //     is stored. The project quota ledger (broker/quota) does not count
 //     object bytes yet.
 //
+//   - Garbage collection (gc.go, Reaper): a project gone for the orphan
+//     grace has its containers emptied on their peers and its records
+//     removed, as Swift's account reaper does; a container whose peer was
+//     removed from the registry is forgotten. A container is made on its
+//     peer before its record is written, so a broker that dies in between
+//     leaves an empty peer-side container no record names; the contract
+//     has no container listing to find those by, so they stay (empty).
+//
 //   - Data streams: objects pass through as readers, never whole in
 //     memory; a copy streams from its source's peer to its destination's,
 //     the source's ETag checked on arrival.

@@ -16,6 +16,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/broker/network"
+	"github.com/cloudmux/cloudmux/broker/object"
 	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/broker/staging"
 	"github.com/cloudmux/cloudmux/localcloud"
@@ -153,7 +154,8 @@ type gcDeps struct {
 	networks  *network.Service
 	servers   *compute.Servers
 	index     *index.Index
-	quota     index.Freer       // frees the charges of index entries removed
+	quota     index.Freer // frees the charges of index entries removed
+	objects   *object.Service
 	local     *localcloud.Cloud // nil without a local cloud
 	metrics   prometheus.Registerer
 	// more are collectors their owners built (the deployments').
@@ -190,7 +192,7 @@ func startGC(cfg Config, d gcDeps, log logrus.FieldLogger, goBG func(string, fun
 			return homes, peers, err
 		})),
 		orphans("quota-leftovers", g.OrphanGrace, quota.LeftoverPrefixes, quota.Leftovers(func(ctx context.Context) (map[string]bool, map[string]bool, error) {
-			projects, err := d.dir.ListProjects(ctx)
+			ps, err := projectIDs(ctx, d.dir)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -198,10 +200,7 @@ func startGC(cfg Config, d gcDeps, log logrus.FieldLogger, goBG func(string, fun
 			if err != nil {
 				return nil, nil, err
 			}
-			ps, us := make(map[string]bool, len(projects)), make(map[string]bool, len(users))
-			for _, p := range projects {
-				ps[p.ID] = true
-			}
+			us := make(map[string]bool, len(users))
 			for _, u := range users {
 				us[u.ID] = true
 			}
@@ -215,6 +214,19 @@ func startGC(cfg Config, d gcDeps, log logrus.FieldLogger, goBG func(string, fun
 			// against their projects' quotas.
 			Removed: index.FreeCharges(d.quota)},
 	}
+	if d.objects != nil {
+		// A gone project's containers are emptied on their peers, then
+		// forgotten, as Swift's account reaper does.
+		shared = append(shared, &object.Reaper{Service: d.objects, Grace: time.Duration(g.OrphanGrace),
+			Owners: func(ctx context.Context) (map[string]bool, map[string]bool, error) {
+				ps, err := projectIDs(ctx, d.dir)
+				if err != nil {
+					return nil, nil, err
+				}
+				peers, err := registeredPeers(ctx, d.peers)
+				return ps, peers, err
+			}})
+	}
 	shared = append(shared, d.more...)
 	var own []gc.Collector
 	if d.local != nil {
@@ -227,6 +239,19 @@ func startGC(cfg Config, d gcDeps, log logrus.FieldLogger, goBG func(string, fun
 	}
 	goBG("gc", runner.Run)
 	return nil
+}
+
+// projectIDs are the IDs of the projects that exist.
+func projectIDs(ctx context.Context, dir *identity.Directory) (map[string]bool, error) {
+	projects, err := dir.ListProjects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(projects))
+	for _, p := range projects {
+		out[p.ID] = true
+	}
+	return out, nil
 }
 
 func registeredPeers(ctx context.Context, reg *registry.PeerRegistry) (map[string]bool, error) {

@@ -360,7 +360,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	goBG("ec2", ec2API.Run)
 	metrics := prometheus.NewRegistry()
 	if err := startGC(cfg, gcDeps{store: store, peers: peerReg, dir: dir, tokens: tokens, decisions: decisions, images: images,
-		networks: networks, servers: servers, index: idx, quota: ledger, local: local, metrics: metrics,
+		networks: networks, servers: servers, index: idx, quota: ledger, objects: objects, local: local, metrics: metrics,
 		more: []gc.Collector{deployments.Collector(time.Duration(cfg.GC.Deployments.MaxAge), cfg.GC.Deployments.MaxEvents),
 			ec2API.IDCollector()}},
 		log, goBG); err != nil {

@@ -1,0 +1,82 @@
+package object_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudmux/cloudmux/broker/object"
+	"github.com/cloudmux/cloudmux/internal/brokertest"
+	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/policy"
+)
+
+// TestReaper: a gone project's containers are emptied on their peer and
+// forgotten once the grace has passed, its account record too; a live
+// project's are untouched; a container whose peer was removed is
+// forgotten.
+func TestReaper(t *testing.T) {
+	e := brokertest.New(t, []brokertest.Peer{{Name: "p1"}}, nil)
+	svc := &object.Service{Pool: e.Pool, Placer: policy.Default{}, Store: e.Store, Log: e.Log}
+	ctx := e.Ctx
+	gone, alive := object.Caller{Project: "gone", Write: true}, object.Caller{Project: "alive", Write: true}
+	for _, c := range []object.Caller{gone, alive} {
+		if _, err := svc.CreateContainer(ctx, c, c.Project, "box", object.MetaChange{}, object.ACLChange{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"a", "b/c"} {
+			if _, err := svc.PutObject(ctx, c, c.Project, "box", name, strings.NewReader("data"), object.PutSpec{Size: 4}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := svc.UpdateAccount(ctx, c, c.Project, object.MetaChange{Set: map[string]string{"k": "v"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	peerID, peerContainer, err := svc.PeerOf(ctx, "gone", "box")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerIDs := map[string]bool{peerID: true}
+	r := &object.Reaper{Service: svc, Grace: time.Hour, Owners: func(context.Context) (map[string]bool, map[string]bool, error) {
+		return map[string]bool{"alive": true}, peerIDs, nil
+	}}
+	now := time.Now()
+	if n, err := r.Collect(ctx, now); err != nil || n != 0 {
+		t.Fatalf("first pass removed %d (%v); want none within the grace", n, err)
+	}
+	if n, err := r.Collect(ctx, now.Add(time.Hour)); err != nil || n != 2 {
+		t.Fatalf("second pass removed %d (%v); want the container and the account", n, err)
+	}
+	m, _ := e.Pool.Get(peerID)
+	if _, err := m.Cloud.(peers.Objects).ContainerStats(ctx, peerContainer); err == nil {
+		t.Fatal("the gone project's container is still on its peer")
+	}
+	admin := object.Caller{Admin: true}
+	if _, err := svc.GetContainer(ctx, admin, "gone", "box"); err == nil {
+		t.Fatal("the gone project's container record is still there")
+	}
+	if info, err := svc.GetAccount(ctx, admin, "gone"); err != nil || len(info.Meta) != 0 {
+		t.Fatalf("the gone project's account = %+v, %v", info, err)
+	}
+	if info, err := svc.GetContainer(ctx, alive, "alive", "box"); err != nil || info.Objects != 2 {
+		t.Fatalf("the live project's container = %+v, %v", info, err)
+	}
+
+	// The peer is removed from the registry: its containers are
+	// forgotten (their data went with it).
+	delete(peerIDs, peerID)
+	r.Owners = func(context.Context) (map[string]bool, map[string]bool, error) {
+		return map[string]bool{"alive": true}, peerIDs, nil
+	}
+	if n, err := r.Collect(ctx, now.Add(2*time.Hour)); err != nil || n != 0 {
+		t.Fatalf("pass after the peer went removed %d (%v); want none within the grace", n, err)
+	}
+	if n, err := r.Collect(ctx, now.Add(3*time.Hour)); err != nil || n != 1 {
+		t.Fatalf("pass after the grace removed %d (%v); want the container record", n, err)
+	}
+	if _, err := svc.GetContainer(ctx, alive, "alive", "box"); err == nil {
+		t.Fatal("a removed peer's container record is still there")
+	}
+}
