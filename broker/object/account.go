@@ -2,6 +2,7 @@ package object
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -263,4 +264,31 @@ func Page(names []string, opts ListOptions) []Row {
 		out = append(out, Row{Name: name})
 	}
 	return out
+}
+
+// TempURLKeys returns the temp URL keys that sign for a container's
+// objects: the account's (X-Account-Meta-Temp-URL-Key and -Key-2) and
+// the container's. They are for checking a signature, never shown: the
+// caller has no identity yet.
+func (s *Service) TempURLKeys(ctx context.Context, account, container string) ([]string, error) {
+	a, err := s.account(ctx, account)
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for _, k := range []string{"temp-url-key", "temp-url-key-2"} {
+		if v := a.Meta[k]; v != "" {
+			keys = append(keys, v)
+		}
+	}
+	ct, err := s.container(ctx, account, container)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	for _, k := range []string{"temp-url-key", "temp-url-key-2"} {
+		if v := ct.Meta[k]; v != "" {
+			keys = append(keys, v)
+		}
+	}
+	return keys, nil
 }

@@ -89,9 +89,22 @@ func TestSwiftCLI(t *testing.T) {
 	if stat := run("stat"); !strings.Contains(stat, "Containers: 1") || !strings.Contains(stat, "Objects: 1") {
 		t.Fatalf("swift stat account:\n%s", stat)
 	}
-	if caps := run("capabilities"); !strings.Contains(caps, "container_quotas") || strings.Contains(caps, "slo") || strings.Contains(caps, "tempurl") {
+	if caps := run("capabilities"); !strings.Contains(caps, "container_quotas") || !strings.Contains(caps, "tempurl") || strings.Contains(caps, "slo") || strings.Contains(caps, "bulk_delete") {
 		t.Fatalf("swift capabilities:\n%s", caps)
 	}
+	// A temp URL the CLI signs, fetched by curl without a token.
+	run("post", "-m", "Temp-URL-Key:cli-secret")
+	signed := strings.TrimSpace(run("tempurl", "--digest", "sha256", "GET", "3600", "/swift/v1/AUTH_"+alphaID(t, e)+"/backups/big.bin", "cli-secret"))
+	if curl, err := exec.LookPath("curl"); err == nil {
+		out, err := exec.Command(curl, "-sf", "-o", filepath.Join(dir, "curl.bin"), e.Server.URL+signed).CombinedOutput()
+		if err != nil {
+			t.Fatalf("curl %s: %v %s", signed, err, out)
+		}
+		if got, err := os.ReadFile(filepath.Join(dir, "curl.bin")); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("curl fetched %d bytes (%v); want the %d uploaded", len(got), err, len(data))
+		}
+	}
+
 	// An ACL lets beta read this container, and nothing else of alpha's.
 	bobPassword := e.Member(t, "bob", "beta", "member")
 	beta, err := e.Dir.FindProject(e.Ctx, identity.DefaultDomainID, "beta")

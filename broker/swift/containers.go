@@ -107,6 +107,11 @@ func containerHeaders(h http.Header, info object.ContainerInfo) {
 	h.Set("Last-Modified", info.UpdatedAt.UTC().Format(http.TimeFormat))
 	h.Set("X-Storage-Policy", storagePolicy)
 	setMeta(h, "Container", info.Meta)
+	if !info.Owner {
+		// Temp URL keys sign for the owner: a grantee does not see them.
+		h.Del("X-Container-Meta-Temp-Url-Key")
+		h.Del("X-Container-Meta-Temp-Url-Key-2")
+	}
 	// ACLs are the owner's business, as Swift hides them from others.
 	if info.Owner && info.ReadACL != "" {
 		h.Set("X-Container-Read", info.ReadACL)

@@ -21,9 +21,11 @@
 // PUT with X-Copy-From (streamed through the broker, across peers),
 // DELETE; account and container quotas; container ACLs
 // (X-Container-Read, X-Container-Write: projects, users, roles,
-// referrers, .rlistings; anonymous reads where a referrer grant allows).
-// Error bodies are Swift's own texts, never a peer's words.
+// referrers, .rlistings; anonymous reads where a referrer grant allows);
+// temp URLs (tempurl.go: account and container keys, SHA-1, SHA-256 and
+// SHA-512, prefix URLs, filename and inline). Error bodies are Swift's own
+// texts, never a peer's words.
 //
 // Not yet (and so not in /info): static and dynamic large objects, bulk
-// delete, temp URLs, versioning.
+// delete, versioning.
 package swift

@@ -33,6 +33,14 @@ func (a *API) Info(w http.ResponseWriter, r *http.Request) {
 		},
 		"account_quotas":   map[string]any{},
 		"container_quotas": map[string]any{},
+		"tempurl": map[string]any{
+			"methods":                 tempURLMethods,
+			"allowed_digests":         []string{"sha1", "sha256", "sha512"},
+			"incoming_remove_headers": []string{},
+			"incoming_allow_headers":  []string{},
+			"outgoing_remove_headers": []string{"x-object-meta-*"},
+			"outgoing_allow_headers":  []string{"x-object-meta-public-*"},
+		},
 	}
 	raw, _ := json.Marshal(body)
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -85,7 +86,14 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 	// Without a token the caller is anonymous: only a container's
 	// referrer ACL lets it read, else 401.
 	c := object.Caller{Anonymous: true, Referrer: r.Referer()}
-	if token := identity.AuthToken(r); token != "" {
+	if _, signed := r.URL.Query()["temp_url_sig"]; signed && identity.AuthToken(r) == "" {
+		tc, ok := a.tempURL(r, t)
+		if !ok || !slices.Contains(tempURLMethods, r.Method) {
+			writeBody(w, r, http.StatusUnauthorized, "text/plain; charset=UTF-8", "Temp URL invalid")
+			return
+		}
+		c, w = tc, &tempURLWriter{ResponseWriter: w, r: r, object: t.object}
+	} else if token := identity.AuthToken(r); token != "" {
 		tok, err := a.Tokens.Validate(r.Context(), token)
 		if err != nil {
 			unauthorized(w, r)
