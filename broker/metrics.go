@@ -1,10 +1,15 @@
 package broker
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 type metrics struct {
@@ -50,4 +55,27 @@ func newMetrics(reg *prometheus.Registry, snap PeerView) *metrics {
 func (m *metrics) observe(method, route string, status int, d time.Duration) {
 	m.requests.WithLabelValues(method, route, itoa(status)).Inc()
 	m.duration.WithLabelValues(method, route).Observe(d.Seconds())
+}
+
+// MetricsHandler serves reg's metrics in the Prometheus text format. With
+// a token, only to requests with "Authorization: Bearer TOKEN" (what
+// Prometheus' authorization/bearer_token_file settings send); others get
+// 401. The comparison is of SHA-256 digests in constant time, so neither
+// the token's bytes nor its length leak through timing.
+func MetricsHandler(reg *prometheus.Registry, token string) http.Handler {
+	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	if token == "" {
+		return h
+	}
+	want := sha256.Sum256([]byte(token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="cloudmux metrics"`)
+			http.Error(w, "401 Unauthorized: /metrics needs the metrics bearer token (Authorization: Bearer TOKEN)", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

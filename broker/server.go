@@ -8,7 +8,6 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/compute"
@@ -82,6 +81,11 @@ type Config struct {
 	// Metrics is where the broker registers its collectors; nil makes a
 	// private registry (tests run several servers in one process).
 	Metrics *prometheus.Registry
+	// MetricsToken, when set, is the bearer token /metrics requires.
+	MetricsToken string
+	// MetricsElsewhere leaves /metrics off this router: cmd serves it on
+	// its own admin listener (MetricsHandler).
+	MetricsElsewhere bool
 }
 
 // Server is the broker's HTTP side.
@@ -141,7 +145,9 @@ func New(cfg Config) *Server {
 		r.Route("/ec2", cfg.EC2.Routes)
 	}
 	r.Get("/healthz", s.healthz)
-	r.Handle("/metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
+	if !cfg.MetricsElsewhere {
+		r.Handle("/metrics", MetricsHandler(cfg.Metrics, cfg.MetricsToken))
+	}
 	r.Route("/v1", func(r chi.Router) {
 		r.Get("/", s.v1Discovery)
 		r.Post("/auth/tokens", s.login)

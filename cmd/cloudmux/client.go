@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -55,8 +57,12 @@ func newClient(ctx context.Context, getenv func(string) string) (*client, error)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("CLOUDMUX_ADDR=%q is not an http(s) URL", addr)
 	}
+	transport, err := brokerTransport(getenv)
+	if err != nil {
+		return nil, err
+	}
 	c := &client{addr: strings.TrimRight(addr, "/"), token: getenv("CLOUDMUX_TOKEN"), http: &http.Client{
-		Timeout: 60 * time.Second,
+		Timeout: 60 * time.Second, Transport: transport,
 		// Go strips Authorization on a cross-host redirect but not
 		// X-Auth-Token: refuse redirects rather than send a token elsewhere.
 		CheckRedirect: func(req *http.Request, _ []*http.Request) error {
@@ -74,6 +80,30 @@ func newClient(ctx context.Context, getenv func(string) string) (*client, error)
 		c.token = out.Token
 	}
 	return c, nil
+}
+
+// brokerTransport is http.DefaultTransport, trusting besides the system's
+// CAs those in CLOUDMUX_CACERT (a -dev-tls broker's CA, or an
+// installation's private one).
+func brokerTransport(getenv func(string) string) (http.RoundTripper, error) {
+	file := getenv("CLOUDMUX_CACERT")
+	if file == "" {
+		return http.DefaultTransport, nil
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("CLOUDMUX_CACERT: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(raw) {
+		return nil, fmt.Errorf("CLOUDMUX_CACERT: %s holds no PEM certificate", file)
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return t, nil
 }
 
 // do sends a JSON body (or raw bytes when body is []byte) and decodes a JSON

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strings"
 	"time"
@@ -41,10 +40,17 @@ type Config struct {
 	// the same file; a missing file is created with a new key. -dev keeps
 	// one in its data dir.
 	CredentialsKeyFile string `yaml:"credentials_key_file"`
+	// TLS serves the API over HTTPS; Metrics protects /metrics.
+	TLS     TLSConfig     `yaml:"tls"`
+	Metrics MetricsConfig `yaml:"metrics"`
 	// AdminPassword comes from CLOUDMUX_ADMIN_PASSWORD, never the file;
 	// empty in -dev generates one.
 	AdminPassword string `yaml:"-"`
 	Dev           bool   `yaml:"-"`
+	// DevTLS (-dev-tls) generates a CA and a server pair under the data
+	// dir; DevCAFile is that CA, written into the client files.
+	DevTLS    bool   `yaml:"-"`
+	DevCAFile string `yaml:"-"`
 
 	// store, when set, is the Store serve uses instead of the configured
 	// backend: in-process tests hand it a registry.Memory whose faults
@@ -181,6 +187,9 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	set(&c.Log.Format, "CLOUDMUX_LOG_FORMAT")
 	set(&c.AdminPassword, "CLOUDMUX_ADMIN_PASSWORD")
 	set(&c.CredentialsKeyFile, "CLOUDMUX_CREDENTIALS_KEY_FILE")
+	set(&c.TLS.CertFile, "CLOUDMUX_TLS_CERT_FILE")
+	set(&c.TLS.KeyFile, "CLOUDMUX_TLS_KEY_FILE")
+	set(&c.Metrics.TokenFile, "CLOUDMUX_METRICS_TOKEN_FILE")
 	cc := &c.Store.Consul
 	set(&cc.Address, "CONSUL_HTTP_ADDR")
 	set(&cc.Token, "CONSUL_HTTP_TOKEN")
@@ -212,11 +221,12 @@ func (c Config) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, &registry.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
 	}
-	if host, _, err := net.SplitHostPort(c.Listen); err != nil {
-		bad("listen", "must be host:port: %v", err)
-	} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) && !c.allowPublicListen() {
-		bad("listen", "%q is not a loopback address; cloudmux listens on loopback unless CLOUDMUX_ALLOW_PUBLIC_LISTEN=1", host)
+	checkListen("listen", c.Listen, c.allowPublicListen(), bad)
+	if c.DevTLS && !c.Dev {
+		bad("-dev-tls", "needs -dev; give a real broker tls.cert_file and tls.key_file")
 	}
+	c.TLS.validate(c.DevTLS, bad)
+	c.Metrics.validate(c.allowPublicListen(), bad)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "warning", "error":
 	default:
@@ -286,7 +296,7 @@ func (c Config) allowPublicListen() bool {
 // String lists the settings without secrets, for the startup log.
 func (c Config) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "listen=%s data_dir=%s store=%s", c.Listen, c.DataDir, c.Store.Backend)
+	fmt.Fprintf(&b, "listen=%s tls=%t data_dir=%s store=%s", c.Listen, c.TLS.enabled(), c.DataDir, c.Store.Backend)
 	if c.Store.Backend == "consul" {
 		fmt.Fprintf(&b, " consul=%s prefix=%s", c.Store.Consul.Address, c.Store.Consul.KeyPrefix)
 	}

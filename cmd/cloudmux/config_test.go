@@ -62,7 +62,7 @@ func TestConfigLayers(t *testing.T) {
 func TestClientFilesQuoting(t *testing.T) {
 	dir := t.TempDir()
 	password := `it's $HOME; $(touch ` + filepath.Join(dir, "pwned") + `) "quoted" \ ` + "`x`"
-	if err := writeClientFiles(dir, "http://127.0.0.1:8080", password); err != nil {
+	if err := writeClientFiles(dir, "http://127.0.0.1:8080", password, ""); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command("bash", "-c", `source "$1/openrc" && printf %s "$OS_PASSWORD"`, "bash", dir).Output()

@@ -229,6 +229,10 @@ func runEC2Upload(args []string, stdout, stderr io.Writer) int {
 	if addr == "" {
 		addr = "http://127.0.0.1:8080"
 	}
+	transport, err := brokerTransport(getenv)
+	if err != nil {
+		return exitCode(stderr, err)
+	}
 	return exitCode(stderr, func() error {
 		f, err := os.Open(path)
 		if err != nil {
@@ -253,7 +257,7 @@ func runEC2Upload(args []string, stdout, stderr io.Writer) int {
 		if err := ec2.Sign(req, nil, keys, identity.Region, "ec2", time.Now()); err != nil {
 			return err
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := (&http.Client{Transport: transport}).Do(req)
 		if err != nil {
 			return fmt.Errorf("cannot reach the broker at %s: %w", addr, err)
 		}

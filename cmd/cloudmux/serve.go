@@ -53,6 +53,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dev := fs.Bool("dev", false, "everything embedded: memory store, fake local cloud, printed admin credentials")
+	devTLS := fs.Bool("dev-tls", false, "with -dev: serve HTTPS with a generated CA and certificate (DATA_DIR/tls), trusted by the client files it writes")
 	configPath := fs.String("config", "", "YAML config file")
 	listen := fs.String("listen", "", "address to listen on (default 127.0.0.1:8080)")
 	dataDir := fs.String("data-dir", "", "directory for cloudmux's files (with -dev: a fresh temporary directory)")
@@ -85,6 +86,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			*dst = v
 		}
 	}
+	cfg.DevTLS = *devTLS
 	removeDataDir := false
 	if cfg.Dev && cfg.DataDir == "" {
 		d, err := os.MkdirTemp("", "cloudmux-dev-")
@@ -106,6 +108,15 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	if removeDataDir {
 		defer os.RemoveAll(cfg.DataDir)
+	}
+	if cfg.DevTLS {
+		host, _, _ := net.SplitHostPort(cfg.Listen)
+		ca, t, err := ensureDevTLS(cfg.DataDir, host, time.Now())
+		if err != nil {
+			fmt.Fprintf(stderr, "serve: -dev-tls: %v\n", err)
+			return 1
+		}
+		cfg.DevCAFile, cfg.TLS.CertFile, cfg.TLS.KeyFile = ca, t.CertFile, t.KeyFile
 	}
 
 	log := newLogger(cfg.Log, stderr)
@@ -257,11 +268,15 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	keystone := &identity.Keystone{Dir: dir, Tokens: tokens, Catalog: identity.StaticCatalog(identity.DefaultServices),
 		Log: log.WithField("component", "identity"), EC2: ec2Creds}
 
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, scheme, reloader, err := listenAPI(cfg)
 	if err != nil {
 		return err
 	}
-	addr := "http://" + ln.Addr().String()
+	defer ln.Close() // when a later step fails; Shutdown closes it otherwise
+	addr := scheme + "://" + ln.Addr().String()
+	if reloader != nil {
+		goBG("tls-reload", reloadOnHUP(reloader, log.WithField("component", "tls")))
+	}
 	// Per-project quotas (the upstream defaults until an admin sets them
 	// through os-quota-sets or Neutron's quotas), enforced in Go by every
 	// service with reservations every broker on this Store shares.
@@ -366,7 +381,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		log, goBG); err != nil {
 		return err
 	}
-	handler := broker.New(broker.Config{
+	brokerCfg := broker.Config{
 		Peers: peerReg, Snapshot: snap, Pool: pool, Identity: keystone,
 		Compute: &compute.Nova{Pool: pool, Keypairs: keypairs, Servers: servers, Auth: keystone.Authenticate,
 			Log: log.WithField("component", "compute")},
@@ -380,7 +395,15 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		Templates: &templatesapi.API{Catalog: templateCatalog, Engine: deployments, Log: log.WithField("component", "templatesapi")},
 		Index:     idx, BrokerID: installation,
 		Log: log.WithField("component", "http"), Version: version, Metrics: metrics,
-	})
+	}
+	metricsSrv, err := startMetrics(cfg.Metrics, metrics, &brokerCfg, log.WithField("component", "metrics"))
+	if err != nil {
+		return err
+	}
+	if metricsSrv != nil {
+		defer metricsSrv.Close()
+	}
+	handler := broker.New(brokerCfg)
 	httpSrv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -391,11 +414,11 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 
-	if err := writeEnvFile(cfg.DataDir, addr, adminToken); err != nil {
+	if err := writeEnvFile(cfg.DataDir, addr, adminToken, cfg.DevCAFile); err != nil {
 		log.WithError(err).Warn("cannot write cloudmux.env")
 	}
 	if adminPassword != "" {
-		if err := writeClientFiles(cfg.DataDir, addr, adminPassword); err != nil {
+		if err := writeClientFiles(cfg.DataDir, addr, adminPassword, cfg.DevCAFile); err != nil {
 			log.WithError(err).Warn("cannot write openrc and clouds.yaml")
 		}
 	}
@@ -553,7 +576,9 @@ func bootstrapAdmin(ctx context.Context, cfg Config, dir *identity.Directory, to
 // writeClientFiles writes what OpenStack clients need to reach this broker
 // as admin: an openrc to source and a clouds.yaml with cloud "cloudmux".
 // Values are quoted for their format, so any password is safe in both.
-func writeClientFiles(dir, addr, password string) error {
+// With a CA file (-dev-tls) both name it (OS_CACERT, cacert), so clients
+// verify the broker's certificate unchanged.
+func writeClientFiles(dir, addr, password, caFile string) error {
 	sh := func(v string) string { return "'" + strings.ReplaceAll(v, "'", `'"'"'`) + "'" }
 	openrc := fmt.Sprintf(`export OS_AUTH_URL=%s
 export OS_IDENTITY_API_VERSION=3
@@ -565,13 +590,18 @@ export OS_PROJECT_DOMAIN_NAME=Default
 export OS_REGION_NAME=%s
 export OS_INTERFACE=public
 `, sh(addr+"/v3"), sh(password), sh(identity.Region))
-	clouds, err := yaml.Marshal(map[string]any{"clouds": map[string]any{"cloudmux": map[string]any{
+	cloud := map[string]any{
 		"auth": map[string]string{
 			"auth_url": addr + "/v3", "username": "admin", "password": password, "project_name": "admin",
 			"user_domain_name": "Default", "project_domain_name": "Default",
 		},
 		"region_name": identity.Region, "interface": "public", "identity_api_version": 3,
-	}}})
+	}
+	if caFile != "" {
+		openrc += "export OS_CACERT=" + sh(caFile) + "\n"
+		cloud["cacert"] = caFile
+	}
+	clouds, err := yaml.Marshal(map[string]any{"clouds": map[string]any{"cloudmux": cloud}})
 	if err != nil {
 		return err
 	}
@@ -581,10 +611,15 @@ export OS_INTERFACE=public
 	)
 }
 
-func writeEnvFile(dir, addr, token string) error {
+// writeEnvFile writes cloudmux.env for the cloudmux CLI; with a CA file
+// (-dev-tls) it trusts it, and so does the aws CLI (AWS_CA_BUNDLE).
+func writeEnvFile(dir, addr, token, caFile string) error {
 	content := fmt.Sprintf("export CLOUDMUX_ADDR=%s\n", addr)
 	if token != "" {
 		content += fmt.Sprintf("export CLOUDMUX_TOKEN=%s\n", token)
+	}
+	if caFile != "" {
+		content += fmt.Sprintf("export CLOUDMUX_CACERT=%s\nexport AWS_CA_BUNDLE=%s\n", caFile, caFile)
 	}
 	return os.WriteFile(filepath.Join(dir, "cloudmux.env"), []byte(content), 0o600)
 }
@@ -593,6 +628,10 @@ func printBanner(w io.Writer, cfg Config, addr, password, token string) {
 	if !cfg.Dev {
 		fmt.Fprintf(w, "cloudmux %s serving on %s\n", version, addr)
 		return
+	}
+	caLine := ""
+	if cfg.DevCAFile != "" {
+		caLine = "    export CLOUDMUX_CACERT=" + cfg.DevCAFile + "\n"
 	}
 	fmt.Fprintf(w, `==> cloudmux dev broker started: everything is in memory and is lost on exit.
 
@@ -608,7 +647,7 @@ func printBanner(w io.Writer, cfg Config, addr, password, token string) {
 
     export CLOUDMUX_ADDR=%s
     export CLOUDMUX_TOKEN=%s
-
+%s
   (also in %s)
 
   Or any OpenStack client:
@@ -616,6 +655,6 @@ func printBanner(w io.Writer, cfg Config, addr, password, token string) {
     source %s
     OS_CLIENT_CONFIG_FILE=%s OS_CLOUD=cloudmux openstack token issue
 
-`, addr, cfg.DataDir, cfg.LocalCloud.Name, cfg.LocalCloud.Driver, password, token, addr, token, filepath.Join(cfg.DataDir, "cloudmux.env"),
+`, addr, cfg.DataDir, cfg.LocalCloud.Name, cfg.LocalCloud.Driver, password, token, addr, token, caLine, filepath.Join(cfg.DataDir, "cloudmux.env"),
 		filepath.Join(cfg.DataDir, "openrc"), filepath.Join(cfg.DataDir, "clouds.yaml"))
 }

@@ -607,7 +607,7 @@ func streamEvents(ctx context.Context, c *client, id string, fn func(deploy.Even
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("X-Auth-Token", c.token)
 	// No overall timeout: the stream lasts as long as the deployment.
-	hc := &http.Client{CheckRedirect: c.http.CheckRedirect}
+	hc := &http.Client{CheckRedirect: c.http.CheckRedirect, Transport: c.http.Transport}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("cannot reach the broker at %s: %w", c.addr, err)
