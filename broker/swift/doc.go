@@ -23,9 +23,9 @@
 // (X-Container-Read, X-Container-Write: projects, users, roles,
 // referrers, .rlistings; anonymous reads where a referrer grant allows);
 // temp URLs (tempurl.go: account and container keys, SHA-1, SHA-256 and
-// SHA-512, prefix URLs, filename and inline). Error bodies are Swift's own
-// texts, never a peer's words.
+// SHA-512, prefix URLs, filename and inline); bulk delete (bulk.go). Error
+// bodies are Swift's own texts, never a peer's words.
 //
-// Not yet (and so not in /info): static and dynamic large objects, bulk
-// delete, versioning.
+// Not yet (and so not in /info): static and dynamic large objects,
+// versioning.
 package swift

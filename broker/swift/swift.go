@@ -113,6 +113,9 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 		h = map[string]func(http.ResponseWriter, *http.Request, object.Caller, target){
 			http.MethodGet: a.accountGet, http.MethodHead: a.accountGet, http.MethodPost: a.accountPost,
 		}[r.Method]
+		if _, bulk := r.URL.Query()["bulk-delete"]; bulk && (r.Method == http.MethodPost || r.Method == http.MethodDelete) {
+			h = a.bulkDelete
+		}
 	case 2:
 		allowed = "DELETE, GET, HEAD, POST, PUT"
 		h = map[string]func(http.ResponseWriter, *http.Request, object.Caller, target){
