@@ -12,8 +12,13 @@ import (
 	"github.com/cloudmux/cloudmux/peers"
 )
 
-// Info describes an object (peers.ObjectInfo).
-type Info = peers.ObjectInfo
+// Info describes an object as a tenant sees it: a static large object's
+// manifest (SLO) shows the whole object's size and ETag.
+type Info struct {
+	peers.ObjectInfo
+	// SLO marks a static large object's manifest (largeobj.go).
+	SLO bool
+}
 
 // PutSpec is a new object beside its bytes.
 type PutSpec struct {
@@ -49,13 +54,29 @@ func checkObject(name string, meta map[string]string) error {
 // checked against MaxObjectSize and the quotas before a byte is read;
 // a chunked body is cut off where it would pass them.
 func (s *Service) PutObject(ctx context.Context, c Caller, account, container, name string, data io.Reader, spec PutSpec) (Info, error) {
-	ct, objects, err := s.target(ctx, c, account, container, OpWrite)
+	ct, objects, err := s.putTarget(ctx, c, account, container, name, spec)
 	if err != nil {
 		return Info{}, err
 	}
-	if err := checkObject(name, spec.Metadata); err != nil {
-		return Info{}, err
+	return s.putObject(ctx, ct, objects, name, data, spec)
+}
+
+// putTarget resolves and checks a new object's container, name,
+// metadata and content type.
+func (s *Service) putTarget(ctx context.Context, c Caller, account, container, name string, spec PutSpec) (Container, peers.Objects, error) {
+	ct, objects, err := s.target(ctx, c, account, container, OpWrite)
+	if err != nil {
+		return Container{}, nil, err
 	}
+	if err := checkObject(name, spec.Metadata); err != nil {
+		return Container{}, nil, err
+	}
+	return ct, objects, checkType(spec.ContentType)
+}
+
+// putObject stores an object in a container the caller may write to.
+func (s *Service) putObject(ctx context.Context, ct Container, objects peers.Objects, name string, data io.Reader, spec PutSpec) (Info, error) {
+	container := ct.Name
 	if spec.Size > MaxObjectSize {
 		return Info{}, &Error{Message: "Your request is too large.", Err: ErrTooLarge}
 	}
@@ -73,7 +94,7 @@ func (s *Service) PutObject(ctx context.Context, c Caller, account, container, n
 	if err != nil {
 		return Info{}, body.explain(err, spec, "storing "+container+"/"+name)
 	}
-	return info, nil
+	return view(info), nil
 }
 
 // room is how many bytes the container may still take under its own and
@@ -188,11 +209,26 @@ func (s *Service) GetObject(ctx context.Context, c Caller, account, container, n
 	if err != nil {
 		return Info{}, nil, err
 	}
-	info, rc, err := objects.GetObject(ctx, ct.PeerContainer, name, rng)
-	if err != nil {
-		return info, nil, peerErr(err, "reading "+container+"/"+name)
+	if rng != nil {
+		// A large object's range is its segments': the manifest's info
+		// says whether this is one.
+		info, err := s.headObject(ctx, objects, ct, name)
+		if err != nil {
+			return Info{}, nil, err
+		}
+		if info.SLO {
+			return s.openSLO(ctx, c, objects, ct, name, rng)
+		}
 	}
-	return info, rc, nil
+	pinfo, rc, err := objects.GetObject(ctx, ct.PeerContainer, name, rng)
+	if err != nil {
+		return view(pinfo), nil, peerErr(err, "reading "+container+"/"+name)
+	}
+	if info := view(pinfo); info.SLO {
+		rc.Close()
+		return s.openSLO(ctx, c, objects, ct, name, nil)
+	}
+	return view(pinfo), rc, nil
 }
 
 // readTarget is target for reading one object: a name no object can have
@@ -214,10 +250,14 @@ func (s *Service) HeadObject(ctx context.Context, c Caller, account, container, 
 	if err != nil {
 		return Info{}, err
 	}
+	return s.headObject(ctx, objects, ct, name)
+}
+
+func (s *Service) headObject(ctx context.Context, objects peers.Objects, ct Container, name string) (Info, error) {
 	pctx, cancel := context.WithTimeout(ctx, s.timeout())
 	defer cancel()
 	info, err := objects.HeadObject(pctx, ct.PeerContainer, name)
-	return info, peerErr(err, "object "+container+"/"+name)
+	return view(info), peerErr(err, "object "+ct.Name+"/"+name)
 }
 
 // UpdateObject replaces an object's metadata, content type (when set) and
@@ -230,10 +270,23 @@ func (s *Service) UpdateObject(ctx context.Context, c Caller, account, container
 	if err := checkObject(name, update.Metadata); err != nil {
 		return Info{}, err
 	}
+	if err := checkType(update.ContentType); err != nil {
+		return Info{}, err
+	}
+	if update.ContentType != "" {
+		// A manifest stays one: its new type keeps the SLO mark.
+		cur, err := s.headObject(ctx, objects, ct, name)
+		if err != nil {
+			return Info{}, err
+		}
+		if cur.SLO {
+			update.ContentType = sloType(update.ContentType, cur.Size, cur.ETag)
+		}
+	}
 	pctx, cancel := context.WithTimeout(ctx, s.timeout())
 	defer cancel()
 	info, err := objects.UpdateObject(pctx, ct.PeerContainer, name, update)
-	return info, peerErr(err, "updating "+container+"/"+name)
+	return view(info), peerErr(err, "updating "+container+"/"+name)
 }
 
 // DeleteObject removes an object.
@@ -295,8 +348,12 @@ func (s *Service) CopyObject(ctx context.Context, c Caller, account, container, 
 	if ctype == "" {
 		ctype = srcInfo.ContentType
 	}
+	etag := srcInfo.ETag
+	if srcInfo.SLO {
+		etag = "" // a large object's ETag is its segments', not its bytes' MD5
+	}
 	info, err := s.PutObject(ctx, c, account, container, name, rc,
-		PutSpec{Size: srcInfo.Size, ETag: srcInfo.ETag, ContentType: ctype, Metadata: meta, DeleteAt: src.DeleteAt})
+		PutSpec{Size: srcInfo.Size, ETag: etag, ContentType: ctype, Metadata: meta, DeleteAt: src.DeleteAt})
 	return info, srcInfo, err
 }
 
@@ -320,6 +377,11 @@ func (s *Service) ListObjects(ctx context.Context, c Caller, account, container 
 	rows, err := objects.ListObjects(pctx, ct.PeerContainer, opts)
 	if err != nil {
 		return ContainerInfo{}, nil, peerErr(err, "listing "+container)
+	}
+	for i := range rows {
+		if rows[i].Subdir == "" {
+			rows[i].ObjectInfo = view(rows[i].ObjectInfo).ObjectInfo
+		}
 	}
 	return ContainerInfo{Container: ct, ContainerStats: st, Owner: owns(c, account)}, rows, nil
 }

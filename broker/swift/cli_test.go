@@ -89,9 +89,25 @@ func TestSwiftCLI(t *testing.T) {
 	if stat := run("stat"); !strings.Contains(stat, "Containers: 1") || !strings.Contains(stat, "Objects: 1") {
 		t.Fatalf("swift stat account:\n%s", stat)
 	}
-	if caps := run("capabilities"); !strings.Contains(caps, "container_quotas") || !strings.Contains(caps, "tempurl") || !strings.Contains(caps, "bulk_delete") || strings.Contains(caps, "slo") {
+	if caps := run("capabilities"); !strings.Contains(caps, "container_quotas") || !strings.Contains(caps, "tempurl") || !strings.Contains(caps, "bulk_delete") || !strings.Contains(caps, "slo") || strings.Contains(caps, "versioned") {
 		t.Fatalf("swift capabilities:\n%s", caps)
 	}
+	// A static large object of 1 MiB segments, in a segments container
+	// the CLI makes.
+	run("upload", "--use-slo", "-S", "1048576", "--object-name", "slo.bin", "backups", "big.bin")
+	if stat := run("stat", "backups", "slo.bin"); !strings.Contains(stat, "Content Length: 4194307") {
+		t.Fatalf("swift stat of the SLO:\n%s", stat)
+	}
+	run("download", "backups", "slo.bin", "-o", "slo-got.bin")
+	if got, err := os.ReadFile(filepath.Join(dir, "slo-got.bin")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("downloaded SLO of %d bytes (%v); want the %d uploaded", len(got), err, len(data))
+	}
+	run("delete", "backups", "slo.bin")
+	if got := run("list", "backups_segments"); got != "" {
+		t.Fatalf("segments left after deleting the SLO: %q", got)
+	}
+	run("delete", "backups_segments")
+
 	// A temp URL the CLI signs, fetched by curl without a token.
 	run("post", "-m", "Temp-URL-Key:cli-secret")
 	signed := strings.TrimSpace(run("tempurl", "--digest", "sha256", "GET", "3600", "/swift/v1/AUTH_"+alphaID(t, e)+"/backups/big.bin", "cli-secret"))

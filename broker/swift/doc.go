@@ -23,9 +23,12 @@
 // (X-Container-Read, X-Container-Write: projects, users, roles,
 // referrers, .rlistings; anonymous reads where a referrer grant allows);
 // temp URLs (tempurl.go: account and container keys, SHA-1, SHA-256 and
-// SHA-512, prefix URLs, filename and inline); bulk delete (bulk.go). Error
-// bodies are Swift's own texts, never a peer's words.
+// SHA-512, prefix URLs, filename and inline); bulk delete (bulk.go);
+// static large objects (?multipart-manifest=put|get|delete; segments in
+// any container of the account, on any peer). Error bodies are Swift's
+// own texts, never a peer's words.
 //
-// Not yet (and so not in /info): static and dynamic large objects,
-// versioning.
+// Not yet (and so not in /info): dynamic large objects (X-Object-Manifest
+// is stored as nothing: such a PUT makes a plain object), versioning
+// (X-History-Location, X-Versions-Location are not acted on).
 package swift

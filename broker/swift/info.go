@@ -33,7 +33,9 @@ func (a *API) Info(w http.ResponseWriter, r *http.Request) {
 		},
 		"account_quotas":   map[string]any{},
 		"container_quotas": map[string]any{},
-		"bulk_delete":      map[string]any{"max_deletes_per_request": maxBulkDeletes, "max_failed_deletes": maxBulkFailed},
+		"slo": map[string]any{"max_manifest_segments": object.MaxManifestSegments, "max_manifest_size": object.MaxManifestSize,
+			"min_segment_size": 1},
+		"bulk_delete": map[string]any{"max_deletes_per_request": maxBulkDeletes, "max_failed_deletes": maxBulkFailed},
 		"tempurl": map[string]any{
 			"methods":                 tempURLMethods,
 			"allowed_digests":         []string{"sha1", "sha256", "sha512"},

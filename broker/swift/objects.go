@@ -18,7 +18,10 @@ import (
 
 // objectHeaders describes an object in a response.
 func objectHeaders(h http.Header, info object.Info) {
-	h.Set("Etag", info.ETag)
+	h.Set("Etag", etagOf(info))
+	if info.SLO {
+		h.Set("X-Static-Large-Object", "True")
+	}
 	h.Set("Last-Modified", info.LastModified.UTC().Format(http.TimeFormat))
 	h.Set("X-Timestamp", timestamp(info.LastModified))
 	h.Set("Accept-Ranges", "bytes")
@@ -27,6 +30,15 @@ func objectHeaders(h http.Header, info object.Info) {
 		h.Set("X-Delete-At", strconv.FormatInt(info.DeleteAt.Unix(), 10))
 	}
 	setMeta(h, "Object", info.Metadata)
+}
+
+// etagOf is an object's Etag header: a large object's is quoted, as
+// Swift's (it is no MD5 of the bytes).
+func etagOf(info object.Info) string {
+	if info.SLO {
+		return `"` + info.ETag + `"`
+	}
+	return info.ETag
 }
 
 // deleteAt reads X-Delete-At and X-Delete-After (zero: none); a bad or
@@ -134,7 +146,11 @@ func (a *API) objectPut(w http.ResponseWriter, r *http.Request, c object.Caller,
 	}
 	spec := object.PutSpec{Size: r.ContentLength, ETag: strings.ToLower(strings.Trim(r.Header.Get("Etag"), `"`)),
 		ContentType: requestType(r, t.object), Metadata: metaChange(r.Header, "Object").Set, DeleteAt: at}
-	info, err := a.Objects.PutObject(r.Context(), c, t.account, t.container, t.object, r.Body, spec)
+	put := a.Objects.PutObject
+	if r.URL.Query().Get("multipart-manifest") == "put" {
+		put = a.Objects.PutManifest
+	}
+	info, err := put(r.Context(), c, t.account, t.container, t.object, r.Body, spec)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -153,7 +169,7 @@ func isChunked(r *http.Request) bool {
 
 func created(w http.ResponseWriter, info object.Info) {
 	h := w.Header()
-	h.Set("Etag", info.ETag)
+	h.Set("Etag", etagOf(info))
 	h.Set("Last-Modified", info.LastModified.UTC().Format(http.TimeFormat))
 	h.Set("Content-Type", "text/html; charset=UTF-8")
 	h.Set("Content-Length", "0")
@@ -219,6 +235,15 @@ func (a *API) objectPost(w http.ResponseWriter, r *http.Request, c object.Caller
 }
 
 func (a *API) objectDelete(w http.ResponseWriter, r *http.Request, c object.Caller, t target) {
+	if r.URL.Query().Get("multipart-manifest") == "delete" {
+		deleted, notFound, err := a.Objects.DeleteLarge(r.Context(), c, t.account, t.container, t.object)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		writeBulk(w, r, bulkResult{Deleted: deleted, NotFound: notFound, Status: "200 OK", Errors: [][]string{}})
+		return
+	}
 	if err := a.Objects.DeleteObject(r.Context(), c, t.account, t.container, t.object); err != nil {
 		a.fail(w, r, err)
 		return
@@ -230,6 +255,10 @@ func (a *API) objectDelete(w http.ResponseWriter, r *http.Request, c object.Call
 // then the range (206, multipart/byteranges for several, 416 when none
 // lies within the object), else the whole object.
 func (a *API) objectGet(w http.ResponseWriter, r *http.Request, c object.Caller, t target) {
+	if r.URL.Query().Get("multipart-manifest") == "get" {
+		a.manifestGet(w, r, c, t)
+		return
+	}
 	ranges, _ := parseRange(r.Header.Get("Range"))
 	if r.Method == http.MethodHead || len(ranges) > 1 {
 		info, err := a.Objects.HeadObject(r.Context(), c, t.account, t.container, t.object)
@@ -281,6 +310,30 @@ func (a *API) objectGet(w http.ResponseWriter, r *http.Request, c object.Caller,
 		// The status is sent: the only way left to say the body is bad
 		// (a checksum that failed, a peer gone) is to cut the connection.
 		a.Log.WithError(err).WithField("path", r.URL.Path).Warn("object read failed mid-stream")
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// manifestGet answers an SLO's manifest as stored (another object as it
+// is), as Swift's GET ?multipart-manifest=get.
+func (a *API) manifestGet(w http.ResponseWriter, r *http.Request, c object.Caller, t target) {
+	info, rc, err := a.Objects.GetManifest(r.Context(), c, t.account, t.container, t.object)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	defer rc.Close()
+	objectHeaders(w.Header(), object.Info{ObjectInfo: info.ObjectInfo})
+	if info.SLO {
+		w.Header().Set("X-Static-Large-Object", "True")
+	}
+	w.Header().Set("Content-Length", strconv.FormatInt(info.Size, 10))
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	if _, err := io.Copy(w, rc); err != nil {
+		a.Log.WithError(err).WithField("path", r.URL.Path).Warn("manifest read failed mid-stream")
 		panic(http.ErrAbortHandler)
 	}
 }
