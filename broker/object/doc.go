@@ -55,10 +55,12 @@
 //     leaves an empty peer-side container no record names; the contract
 //     has no container listing to find those by, so they stay (empty).
 //
-//   - Static large objects (largeobj.go): a manifest is an object listing
+//   - Large objects (largeobj.go): an SLO manifest is an object listing
 //     its segments, marked in its content type so listings and HEADs
-//     show the whole object without reading it; a GET streams the
-//     segments from their own peers with the caller's identity.
+//     show the whole object without reading it; a DLO manifest carries
+//     its container/prefix there, its segments listed on each read. A GET
+//     streams the segments from their own peers with the caller's
+//     identity.
 //
 //   - Data streams: objects pass through as readers, never whole in
 //     memory; a copy streams from its source's peer to its destination's,

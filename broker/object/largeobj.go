@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -28,6 +29,9 @@ import (
 // recorded; ranges cut across them.
 const (
 	sloParam = "cloudmux_slo"
+	// dloParam marks a dynamic large object's manifest the same way, with
+	// its X-Object-Manifest (query-escaped).
+	dloParam = "cloudmux_dlo"
 	// MaxManifestSegments and MaxManifestSize are Swift's defaults.
 	MaxManifestSegments = 1000
 	MaxManifestSize     = 8 << 20
@@ -36,6 +40,14 @@ const (
 // view is a peer's object info as a tenant sees it.
 func view(info peers.ObjectInfo) Info {
 	mt, params, err := mime.ParseMediaType(info.ContentType)
+	if err == nil && params[dloParam] != "" {
+		manifest, err := url.QueryUnescape(params[dloParam])
+		if err == nil {
+			delete(params, dloParam)
+			info.ContentType = mime.FormatMediaType(mt, params)
+			return Info{ObjectInfo: info, DLO: manifest}
+		}
+	}
 	if err != nil || params[sloParam] == "" {
 		return Info{ObjectInfo: info}
 	}
@@ -60,12 +72,80 @@ func sloType(ctype string, size int64, etag string) string {
 	return mime.FormatMediaType(mt, params)
 }
 
-// checkType refuses a content type that carries the broker's mark.
+// dloType marks a content type as a dynamic large object's manifest
+// over manifest ("container/prefix").
+func dloType(ctype, manifest string) string {
+	mt, params, err := mime.ParseMediaType(ctype)
+	if err != nil {
+		mt, params = "application/octet-stream", map[string]string{}
+	}
+	params[dloParam] = url.QueryEscape(manifest)
+	return mime.FormatMediaType(mt, params)
+}
+
+// checkType refuses a content type that carries the broker's marks.
 func checkType(ctype string) error {
-	if strings.Contains(strings.ToLower(ctype), sloParam) {
-		return invalid("Invalid Content-Type: the parameter %s is reserved", sloParam)
+	for _, p := range []string{sloParam, dloParam} {
+		if strings.Contains(strings.ToLower(ctype), p) {
+			return invalid("Invalid Content-Type: the parameter %s is reserved", p)
+		}
 	}
 	return nil
+}
+
+// dloSegments lists a dynamic large object's segments (the objects under
+// its prefix, in name order, with the caller's identity) and returns its
+// info with their total size and ETag (the MD5 of their ETags, as Swift).
+func (s *Service) dloSegments(ctx context.Context, c Caller, account string, info Info) (Info, []storedSegment, error) {
+	container, prefix, _ := strings.Cut(info.DLO, "/")
+	var segs []storedSegment
+	sum := md5.New()
+	info.Size = 0
+	opts := ListOptions{Prefix: prefix, Limit: peers.MaxListLimit}
+	for {
+		_, rows, err := s.ListObjects(ctx, c, account, container, opts)
+		if errors.Is(err, ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return Info{}, nil, err
+		}
+		for _, r := range rows {
+			sum.Write([]byte(r.ETag))
+			if r.Size == 0 {
+				// No bytes to add; and a manifest listed under its own
+				// prefix is not read into itself.
+				continue
+			}
+			segs = append(segs, storedSegment{Name: "/" + container + "/" + r.Name, Hash: r.ETag, Bytes: r.Size})
+			info.Size += r.Size
+		}
+		if len(rows) < opts.Limit {
+			break
+		}
+		opts.Marker = rows[len(rows)-1].Name
+		if len(segs) > 10*MaxManifestSegments {
+			return Info{}, nil, invalid("A dynamic large object may have at most %d segments", 10*MaxManifestSegments)
+		}
+	}
+	info.ETag = hex.EncodeToString(sum.Sum(nil))
+	return info, segs, nil
+}
+
+// openDLO streams a dynamic large object's segments (the range, when rng
+// is set).
+func (s *Service) openDLO(ctx context.Context, c Caller, account string, manifest Info, rng *peers.ByteRange) (Info, io.ReadCloser, error) {
+	info, segs, err := s.dloSegments(ctx, c, account, manifest)
+	if err != nil {
+		return Info{}, nil, err
+	}
+	off, n := int64(0), info.Size
+	if rng != nil {
+		if off, n, err = rng.Span(info.Size); err != nil {
+			return info, nil, peerErr(err, "range of a large object")
+		}
+	}
+	return info, &sloReader{s: s, ctx: ctx, c: c, account: account, segs: segs, skip: off, left: n}, nil
 }
 
 // Segment is one segment of an SLO manifest as a client sends it
@@ -191,11 +271,14 @@ func (s *Service) GetManifest(ctx context.Context, c Caller, account, container,
 	if err != nil {
 		return Info{}, nil, peerErr(err, "reading "+container+"/"+name)
 	}
+	// The manifest's own bytes: its stored size and MD5, the mark cut
+	// from its type.
 	info := view(pinfo)
+	info.Size, info.ETag = pinfo.Size, pinfo.ETag
 	if info.SLO {
-		pinfo.ContentType = "application/json; charset=utf-8"
+		info.ContentType = "application/json; charset=utf-8"
 	}
-	return Info{ObjectInfo: pinfo, SLO: info.SLO}, rc, nil
+	return info, rc, nil
 }
 
 // openSLO streams an SLO's bytes (the range, when rng is set).

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cloudmux/cloudmux/peers"
@@ -18,6 +19,9 @@ type Info struct {
 	peers.ObjectInfo
 	// SLO marks a static large object's manifest (largeobj.go).
 	SLO bool
+	// DLO is a dynamic large object's manifest's "container/prefix"
+	// (X-Object-Manifest); empty for other objects.
+	DLO string
 }
 
 // PutSpec is a new object beside its bytes.
@@ -30,6 +34,9 @@ type PutSpec struct {
 	ContentType string
 	Metadata    map[string]string
 	DeleteAt    time.Time
+	// DLO, when set, makes the object a dynamic large object's manifest
+	// over the segments "container/prefix" names (X-Object-Manifest).
+	DLO string
 }
 
 // target resolves account/container for an object call: the container's
@@ -71,12 +78,21 @@ func (s *Service) putTarget(ctx context.Context, c Caller, account, container, n
 	if err := checkObject(name, spec.Metadata); err != nil {
 		return Container{}, nil, err
 	}
-	return ct, objects, checkType(spec.ContentType)
+	if err := checkType(spec.ContentType); err != nil {
+		return Container{}, nil, err
+	}
+	if c, _, ok := strings.Cut(spec.DLO, "/"); spec.DLO != "" && (!ok || c == "") {
+		return Container{}, nil, invalid("X-Object-Manifest must be in the format container/prefix")
+	}
+	return ct, objects, nil
 }
 
 // putObject stores an object in a container the caller may write to.
 func (s *Service) putObject(ctx context.Context, ct Container, objects peers.Objects, name string, data io.Reader, spec PutSpec) (Info, error) {
 	container := ct.Name
+	if spec.DLO != "" {
+		spec.ContentType = dloType(spec.ContentType, spec.DLO)
+	}
 	if spec.Size > MaxObjectSize {
 		return Info{}, &Error{Message: "Your request is too large.", Err: ErrTooLarge}
 	}
@@ -216,17 +232,24 @@ func (s *Service) GetObject(ctx context.Context, c Caller, account, container, n
 		if err != nil {
 			return Info{}, nil, err
 		}
-		if info.SLO {
+		switch {
+		case info.SLO:
 			return s.openSLO(ctx, c, objects, ct, name, rng)
+		case info.DLO != "":
+			return s.openDLO(ctx, c, account, info, rng)
 		}
 	}
 	pinfo, rc, err := objects.GetObject(ctx, ct.PeerContainer, name, rng)
 	if err != nil {
 		return view(pinfo), nil, peerErr(err, "reading "+container+"/"+name)
 	}
-	if info := view(pinfo); info.SLO {
+	switch info := view(pinfo); {
+	case info.SLO:
 		rc.Close()
 		return s.openSLO(ctx, c, objects, ct, name, nil)
+	case info.DLO != "":
+		rc.Close()
+		return s.openDLO(ctx, c, account, info, nil)
 	}
 	return view(pinfo), rc, nil
 }
@@ -244,13 +267,19 @@ func (s *Service) readTarget(ctx context.Context, c Caller, account, container, 
 	return ct, objects, nil
 }
 
-// HeadObject returns an object's info.
+// HeadObject returns an object's info (a dynamic large object's size
+// and ETag are its segments', listed now).
 func (s *Service) HeadObject(ctx context.Context, c Caller, account, container, name string) (Info, error) {
 	ct, objects, err := s.readTarget(ctx, c, account, container, name)
 	if err != nil {
 		return Info{}, err
 	}
-	return s.headObject(ctx, objects, ct, name)
+	info, err := s.headObject(ctx, objects, ct, name)
+	if err != nil || info.DLO == "" {
+		return info, err
+	}
+	info, _, err = s.dloSegments(ctx, c, account, info)
+	return info, err
 }
 
 func (s *Service) headObject(ctx context.Context, objects peers.Objects, ct Container, name string) (Info, error) {
@@ -279,8 +308,11 @@ func (s *Service) UpdateObject(ctx context.Context, c Caller, account, container
 		if err != nil {
 			return Info{}, err
 		}
-		if cur.SLO {
+		switch {
+		case cur.SLO:
 			update.ContentType = sloType(update.ContentType, cur.Size, cur.ETag)
+		case cur.DLO != "":
+			update.ContentType = dloType(update.ContentType, cur.DLO)
 		}
 	}
 	pctx, cancel := context.WithTimeout(ctx, s.timeout())
@@ -349,7 +381,7 @@ func (s *Service) CopyObject(ctx context.Context, c Caller, account, container, 
 		ctype = srcInfo.ContentType
 	}
 	etag := srcInfo.ETag
-	if srcInfo.SLO {
+	if srcInfo.SLO || srcInfo.DLO != "" {
 		etag = "" // a large object's ETag is its segments', not its bytes' MD5
 	}
 	info, err := s.PutObject(ctx, c, account, container, name, rc,

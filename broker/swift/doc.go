@@ -25,10 +25,11 @@
 // temp URLs (tempurl.go: account and container keys, SHA-1, SHA-256 and
 // SHA-512, prefix URLs, filename and inline); bulk delete (bulk.go);
 // static large objects (?multipart-manifest=put|get|delete; segments in
-// any container of the account, on any peer). Error bodies are Swift's
-// own texts, never a peer's words.
+// any container of the account, on any peer) and dynamic ones
+// (X-Object-Manifest on PUT). Error bodies are Swift's own texts, never a
+// peer's words.
 //
-// Not yet (and so not in /info): dynamic large objects (X-Object-Manifest
-// is stored as nothing: such a PUT makes a plain object), versioning
-// (X-History-Location, X-Versions-Location are not acted on).
+// Not yet (and so not in /info): versioning (X-History-Location and
+// X-Versions-Location are not acted on); a POST does not change a DLO's
+// X-Object-Manifest.
 package swift

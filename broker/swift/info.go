@@ -35,6 +35,7 @@ func (a *API) Info(w http.ResponseWriter, r *http.Request) {
 		"container_quotas": map[string]any{},
 		"slo": map[string]any{"max_manifest_segments": object.MaxManifestSegments, "max_manifest_size": object.MaxManifestSize,
 			"min_segment_size": 1},
+		"dlo":         map[string]any{"max_get_time": 86400},
 		"bulk_delete": map[string]any{"max_deletes_per_request": maxBulkDeletes, "max_failed_deletes": maxBulkFailed},
 		"tempurl": map[string]any{
 			"methods":                 tempURLMethods,

@@ -22,6 +22,9 @@ func objectHeaders(h http.Header, info object.Info) {
 	if info.SLO {
 		h.Set("X-Static-Large-Object", "True")
 	}
+	if info.DLO != "" {
+		h.Set("X-Object-Manifest", info.DLO)
+	}
 	h.Set("Last-Modified", info.LastModified.UTC().Format(http.TimeFormat))
 	h.Set("X-Timestamp", timestamp(info.LastModified))
 	h.Set("Accept-Ranges", "bytes")
@@ -35,7 +38,7 @@ func objectHeaders(h http.Header, info object.Info) {
 // etagOf is an object's Etag header: a large object's is quoted, as
 // Swift's (it is no MD5 of the bytes).
 func etagOf(info object.Info) string {
-	if info.SLO {
+	if info.SLO || info.DLO != "" {
 		return `"` + info.ETag + `"`
 	}
 	return info.ETag
@@ -146,6 +149,12 @@ func (a *API) objectPut(w http.ResponseWriter, r *http.Request, c object.Caller,
 	}
 	spec := object.PutSpec{Size: r.ContentLength, ETag: strings.ToLower(strings.Trim(r.Header.Get("Etag"), `"`)),
 		ContentType: requestType(r, t.object), Metadata: metaChange(r.Header, "Object").Set, DeleteAt: at}
+	if m := r.Header.Get("X-Object-Manifest"); m != "" {
+		if u, err := url.PathUnescape(m); err == nil {
+			m = u
+		}
+		spec.DLO = m
+	}
 	put := a.Objects.PutObject
 	if r.URL.Query().Get("multipart-manifest") == "put" {
 		put = a.Objects.PutManifest
@@ -169,7 +178,8 @@ func isChunked(r *http.Request) bool {
 
 func created(w http.ResponseWriter, info object.Info) {
 	h := w.Header()
-	h.Set("Etag", etagOf(info))
+	// A DLO manifest's own bytes were stored: their MD5.
+	h.Set("Etag", etagOf(object.Info{ObjectInfo: info.ObjectInfo, SLO: info.SLO}))
 	h.Set("Last-Modified", info.LastModified.UTC().Format(http.TimeFormat))
 	h.Set("Content-Type", "text/html; charset=UTF-8")
 	h.Set("Content-Length", "0")
@@ -324,6 +334,9 @@ func (a *API) manifestGet(w http.ResponseWriter, r *http.Request, c object.Calle
 	}
 	defer rc.Close()
 	objectHeaders(w.Header(), object.Info{ObjectInfo: info.ObjectInfo})
+	if info.DLO != "" {
+		w.Header().Set("X-Object-Manifest", info.DLO)
+	}
 	if info.SLO {
 		w.Header().Set("X-Static-Large-Object", "True")
 	}

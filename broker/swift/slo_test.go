@@ -122,3 +122,48 @@ func TestStaticLargeObjects(t *testing.T) {
 		e.must(t, alice, http.StatusNotFound, "HEAD", a+p, nil, "")
 	}
 }
+
+func TestDynamicLargeObjects(t *testing.T) {
+	e := newEnv(t)
+	alice := e.login(t, "alice", "alpha", "member")
+	a := alice.account
+	e.must(t, alice, http.StatusCreated, "PUT", a+"/p2-segs", nil, "")
+	e.must(t, alice, http.StatusCreated, "PUT", a+"/p1-big", nil, "")
+	parts := []string{string(noise(40000, 7)), string(noise(30000, 8)), "end"}
+	sum := md5.New()
+	for i, p := range parts {
+		e.must(t, alice, http.StatusCreated, "PUT", a+"/p2-segs/movie/"+strconv.Itoa(i), nil, p)
+		sum.Write([]byte(md5hex([]byte(p))))
+	}
+	e.must(t, alice, http.StatusCreated, "PUT", a+"/p2-segs/other", nil, "not a segment")
+	whole := strings.Join(parts, "")
+	e.must(t, alice, http.StatusCreated, "PUT", a+"/p1-big/movie", hdr("X-Object-Manifest", "p2-segs/movie/", "Content-Type", "video/mp4"), "")
+	resp, body := e.must(t, alice, http.StatusOK, "GET", a+"/p1-big/movie", nil, "")
+	if body != whole || resp.Header.Get("X-Object-Manifest") != "p2-segs/movie/" || resp.Header.Get("Content-Type") != "video/mp4" ||
+		resp.Header.Get("Etag") != `"`+hex.EncodeToString(sum.Sum(nil))+`"` {
+		t.Fatalf("DLO GET = %d bytes, %v", len(body), resp.Header)
+	}
+	resp, _ = e.must(t, alice, http.StatusOK, "HEAD", a+"/p1-big/movie", nil, "")
+	if resp.Header.Get("Content-Length") != strconv.Itoa(len(whole)) {
+		t.Fatalf("DLO HEAD = %v", resp.Header)
+	}
+	_, body = e.must(t, alice, http.StatusPartialContent, "GET", a+"/p1-big/movie", hdr("Range", "bytes=39998-40001"), "")
+	if body != whole[39998:40002] {
+		t.Fatalf("DLO range = %q", body)
+	}
+	// A new segment under the prefix is part of the object at once.
+	e.must(t, alice, http.StatusCreated, "PUT", a+"/p2-segs/movie/3", nil, "!")
+	_, body = e.must(t, alice, http.StatusOK, "GET", a+"/p1-big/movie", nil, "")
+	if body != whole+"!" {
+		t.Fatalf("DLO after a new segment = %d bytes", len(body))
+	}
+	resp, body = e.must(t, alice, http.StatusOK, "GET", a+"/p1-big/movie?multipart-manifest=get", nil, "")
+	if body != "" || resp.Header.Get("X-Object-Manifest") != "p2-segs/movie/" {
+		t.Fatalf("DLO manifest = %q %v", body, resp.Header)
+	}
+	e.must(t, alice, http.StatusBadRequest, "PUT", a+"/p1-big/bad", hdr("X-Object-Manifest", "noslash"), "")
+	e.must(t, alice, http.StatusBadRequest, "PUT", a+"/p1-big/bad", hdr("Content-Type", "a/b; cloudmux_dlo=x"), "")
+	// Deleting the manifest leaves the segments.
+	e.must(t, alice, http.StatusNoContent, "DELETE", a+"/p1-big/movie", nil, "")
+	e.must(t, alice, http.StatusOK, "HEAD", a+"/p2-segs/movie/0", nil, "")
+}
