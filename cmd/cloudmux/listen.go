@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"os"
@@ -146,4 +147,11 @@ func startMetrics(cfg MetricsConfig, reg *prometheus.Registry, bc *broker.Config
 	}()
 	log.WithField("metrics_addr", "http://"+ln.Addr().String()+"/metrics").Info("metrics on their own listener")
 	return srv, nil
+}
+
+// serverErrorLog is an http.Server's ErrorLog writing to log at info
+// level; the returned func ends its pipe once the server is shut down.
+func serverErrorLog(log *logrus.Entry) (*stdlog.Logger, func()) {
+	w := log.WriterLevel(logrus.InfoLevel)
+	return stdlog.New(w, "", 0), func() { w.Close() }
 }

@@ -404,12 +404,17 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		defer metricsSrv.Close()
 	}
 	handler := broker.New(brokerCfg)
+	errorLog, closeErrorLog := serverErrorLog(log.WithField("component", "http"))
+	defer closeErrorLog()
 	httpSrv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		// No ReadTimeout: the broker sets each request's body deadline
 		// itself, since image uploads stream for as long as they take.
 		IdleTimeout: 2 * time.Minute,
+		// Failed TLS handshakes (no or a refused client certificate, an
+		// old protocol) are logged as the broker's other lines are.
+		ErrorLog: errorLog,
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()

@@ -206,9 +206,10 @@ func TestTLSClientCertificates(t *testing.T) {
 	otherDir := t.TempDir()
 	badCert, badKey := otherCA.issue(t, otherDir, 22, true, time.Now().Add(time.Hour))
 	for _, mode := range []string{"require", "verify_if_given"} {
+		var logs lockedBuffer
 		addr, _ := startInProcessWith(t, func(c *Config) {
 			c.TLS = TLSConfig{CertFile: certFile, KeyFile: keyFile, ClientCAFile: clientCA.pemFile, ClientAuth: mode}
-		}, LogConfig{Level: "error", Format: "json"}, io.Discard)
+		}, LogConfig{Level: "info", Format: "json"}, &logs)
 		tests := []struct {
 			name              string
 			certFile, keyFile string
@@ -229,6 +230,10 @@ func TestTLSClientCertificates(t *testing.T) {
 				}
 			})
 		}
+		// The refusals are in the broker's own (JSON) log, not on bare stderr.
+		waitFor(t, "the refused handshake in the log", func() (bool, string) {
+			return regexp.MustCompile(`"component":"http".*TLS handshake error`).MatchString(logs.String()), ""
+		})
 	}
 }
 
