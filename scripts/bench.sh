@@ -68,6 +68,31 @@ awk '/^BenchmarkObjectList100k\// {
 	printf "| %-22s | %12.0f | %12.0f | %6.2f |\n", "GET / read", m["get-MB/s"], m["direct-read-MB/s"], m["get/direct"]
 }' "$raw"
 
+# The broker's Swift API (issue 17): a 1 GiB object PUT and GET over
+# loopback HTTP through the broker (one fake-driver local cloud, in the
+# benchmark's process) beside the same bytes written (with fsync) and read
+# in a plain file on the same filesystem (asked: >= 0.8), the process's
+# peak RSS growth over them (asked: < 64 MiB), and a listing page (limit
+# 1000) of a 100,000-object container.
+avg=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || true)
+awk -v avg="$avg" '/^BenchmarkSwiftPutGet1GiB/ {
+	delete m
+	for (i = 3; i < NF; i += 2) m[$(i+1)] = $i
+	print ""
+	print "Swift API: one 1 GiB object through the broker over HTTP against a plain file of the same bytes (load average after the run: " avg ")"
+	printf "| %-22s | %12s | %12s | %6s |\n", "", "Swift MB/s", "file MB/s", "ratio"
+	printf "|%s|%s|%s|%s|\n", "------------------------", "--------------", "--------------", "--------"
+	printf "| %-22s | %12.0f | %12.0f | %6.2f |\n", "PUT / write+fsync", m["put-MB/s"], m["direct-write-MB/s"], m["put/direct"]
+	printf "| %-22s | %12.0f | %12.0f | %6.2f |\n", "GET / read", m["get-MB/s"], m["direct-read-MB/s"], m["get/direct"]
+	printf "peak RSS growth over the PUT and GET (client and broker in one process): %.1f MiB; Go heap in use: %+.1f MiB\n", m["rss-growth-MiB"], m["heap-growth-MiB"]
+}
+/^BenchmarkSwiftList100k/ {
+	delete m
+	for (i = 3; i < NF; i += 2) m[$(i+1)] = $i
+	print ""
+	printf "Swift API: a 100,000-object container (filled through its peer in %.0f s), GET ?format=json&limit=1000 from a random marker: p50 %.1f ms, p99 %.1f ms\n", m["fill-ms"] / 1000, m["p50_us"] / 1000, m["p99_us"] / 1000
+}' "$raw"
+
 # Placement under churn (issue 21 asks, at 100 peers, p99 <= 200 us and
 # >= 5,000 decisions/s per core): every decision follows a capacity change
 # of one peer and a change of the project's usage, with three flavors mixed.
