@@ -41,12 +41,16 @@ var (
 	// ErrIncomplete: the client's body ended early or failed; nothing was
 	// stored.
 	ErrIncomplete = errors.New("object: the request body ended before its length")
+	// ErrPrecondition: a container's setting the request depends on
+	// cannot be honoured (a versions container that is missing or takes
+	// no copy): Swift's 412.
+	ErrPrecondition = errors.New("object: precondition failed")
 )
 
 // The sentinels' texts are internal names: faults cuts them from what a
 // tenant reads.
 var _ = faults.Register(ErrNotFound, ErrForbidden, ErrInvalid, ErrNotEmpty, ErrETagMismatch, ErrOverQuota,
-	ErrTooLarge, ErrRange, ErrNoCapacity, ErrUnavailable, ErrIncomplete, ErrUnauthorized)
+	ErrTooLarge, ErrRange, ErrNoCapacity, ErrUnavailable, ErrIncomplete, ErrUnauthorized, ErrPrecondition)
 
 // Error is a refusal a user can act on: Message is what to show. It
 // wraps a sentinel above, so errors.Is works.

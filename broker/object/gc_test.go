@@ -22,7 +22,7 @@ func TestReaper(t *testing.T) {
 	ctx := e.Ctx
 	gone, alive := object.Caller{Project: "gone", Write: true}, object.Caller{Project: "alive", Write: true}
 	for _, c := range []object.Caller{gone, alive} {
-		if _, err := svc.CreateContainer(ctx, c, c.Project, "box", object.MetaChange{}, object.ACLChange{}); err != nil {
+		if _, err := svc.CreateContainer(ctx, c, c.Project, "box", object.MetaChange{}, object.ACLChange{}, nil); err != nil {
 			t.Fatal(err)
 		}
 		for _, name := range []string{"a", "b/c"} {

@@ -239,6 +239,9 @@ func (s *Service) PutManifest(ctx context.Context, c Caller, account, container,
 	}
 	spec.ETag, spec.Size = "", int64(len(manifest))
 	spec.ContentType = sloType(spec.ContentType, total, etag)
+	if err := s.archive(ctx, c, ct, objects, name); err != nil {
+		return Info{}, err
+	}
 	return s.putObject(ctx, ct, objects, name, strings.NewReader(string(manifest)), spec)
 }
 

@@ -59,10 +59,14 @@ func checkObject(name string, meta map[string]string) error {
 
 // PutObject streams data into account/container/name. Known sizes are
 // checked against MaxObjectSize and the quotas before a byte is read;
-// a chunked body is cut off where it would pass them.
+// a chunked body is cut off where it would pass them. In a versioned
+// container the object it replaces is archived first.
 func (s *Service) PutObject(ctx context.Context, c Caller, account, container, name string, data io.Reader, spec PutSpec) (Info, error) {
 	ct, objects, err := s.putTarget(ctx, c, account, container, name, spec)
 	if err != nil {
+		return Info{}, err
+	}
+	if err := s.archive(ctx, c, ct, objects, name); err != nil {
 		return Info{}, err
 	}
 	return s.putObject(ctx, ct, objects, name, data, spec)
@@ -321,7 +325,9 @@ func (s *Service) UpdateObject(ctx context.Context, c Caller, account, container
 	return view(info), peerErr(err, "updating "+container+"/"+name)
 }
 
-// DeleteObject removes an object.
+// DeleteObject removes an object. In a versioned container, history
+// mode archives it first; stack mode puts its newest archived version
+// back in its place instead, when there is one.
 func (s *Service) DeleteObject(ctx context.Context, c Caller, account, container, name string) error {
 	ct, objects, err := s.target(ctx, c, account, container, OpWrite)
 	if err != nil {
@@ -329,6 +335,16 @@ func (s *Service) DeleteObject(ctx context.Context, c Caller, account, container
 	}
 	if err := peers.CheckObjectName(name); err != nil {
 		return fmt.Errorf("object %q: %w", name, ErrNotFound)
+	}
+	switch _, mode := ct.versions(); mode {
+	case ModeHistory:
+		if err := s.archive(ctx, c, ct, objects, name); err != nil {
+			return err
+		}
+	case ModeStack:
+		if restored, err := s.restore(ctx, c, ct, objects, name); restored || err != nil {
+			return err
+		}
 	}
 	pctx, cancel := context.WithTimeout(ctx, s.timeout())
 	defer cancel()

@@ -47,10 +47,13 @@ type Container struct {
 	// (acl.go).
 	ReadACL  string `json:"read_acl,omitempty"`
 	WriteACL string `json:"write_acl,omitempty"`
-	// HistoryLocation is X-History-Location, reserved for versioning in
-	// the same way.
-	HistoryLocation string    `json:"history_location,omitempty"`
-	CreatedAt       time.Time `json:"created_at"`
+	// VersionsLocation (X-Versions-Location, stack mode) or
+	// HistoryLocation (X-History-Location, history mode), at most one
+	// set, names the container of the same account that keeps replaced
+	// objects (versioning.go).
+	VersionsLocation string    `json:"versions_location,omitempty"`
+	HistoryLocation  string    `json:"history_location,omitempty"`
+	CreatedAt        time.Time `json:"created_at"`
 	// UpdatedAt is the last PUT or POST on the container itself.
 	UpdatedAt time.Time `json:"updated_at"`
 }

@@ -170,8 +170,9 @@ func checkQuotaMeta(set map[string]string, keys ...string) error {
 }
 
 // CreateContainer makes the container, or (it exists) applies change to
-// its metadata as Swift's PUT does: created says which.
-func (s *Service) CreateContainer(ctx context.Context, c Caller, account, name string, change MetaChange, acl ACLChange) (created bool, err error) {
+// its metadata, acl to its ACLs and vers to its versioning as Swift's
+// PUT does: created says which.
+func (s *Service) CreateContainer(ctx context.Context, c Caller, account, name string, change MetaChange, acl ACLChange, vers *VersionsChange) (created bool, err error) {
 	if err := allow(c, account, true); err != nil {
 		return false, err
 	}
@@ -184,12 +185,15 @@ func (s *Service) CreateContainer(ctx context.Context, c Caller, account, name s
 	if err := acl.check(); err != nil {
 		return false, err
 	}
+	if err := vers.check(); err != nil {
+		return false, err
+	}
 	meta := change.apply(nil)
 	if err := checkMeta("container", meta); err != nil {
 		return false, err
 	}
 	if _, err := s.container(ctx, account, name); err == nil {
-		_, err := s.UpdateContainer(ctx, c, account, name, change, acl)
+		_, err := s.UpdateContainer(ctx, c, account, name, change, acl, vers)
 		return false, err
 	} else if !errors.Is(err, ErrNotFound) {
 		return false, err
@@ -201,6 +205,7 @@ func (s *Service) CreateContainer(ctx context.Context, c Caller, account, name s
 	now := time.Now().UTC()
 	ct := Container{Project: account, Name: name, PeerID: m.Peer.ID, PeerContainer: peerName, Meta: meta, CreatedAt: now, UpdatedAt: now}
 	acl.apply(&ct)
+	vers.apply(&ct)
 	err = s.putContainer(ctx, ct, 0)
 	if err == nil {
 		return true, nil
@@ -213,7 +218,7 @@ func (s *Service) CreateContainer(ctx context.Context, c Caller, account, name s
 	}
 	if errors.Is(err, registry.ErrConflict) {
 		// Another request made it first: this PUT is an update.
-		_, err := s.UpdateContainer(ctx, c, account, name, change, acl)
+		_, err := s.UpdateContainer(ctx, c, account, name, change, acl, vers)
 		return false, err
 	}
 	return false, fmt.Errorf("recording container %q: %w", name, err)
@@ -275,9 +280,9 @@ func (s *Service) placeContainer(ctx context.Context, c Caller, account, name st
 	return nil, "", &Error{Message: "No storage can hold a new container now", Err: ErrNoCapacity}
 }
 
-// UpdateContainer applies change to a container's metadata and acl to
-// its ACLs (Swift's POST).
-func (s *Service) UpdateContainer(ctx context.Context, c Caller, account, name string, change MetaChange, acl ACLChange) (Container, error) {
+// UpdateContainer applies change to a container's metadata, acl to its
+// ACLs and vers (nil: none) to its versioning (Swift's POST).
+func (s *Service) UpdateContainer(ctx context.Context, c Caller, account, name string, change MetaChange, acl ACLChange, vers *VersionsChange) (Container, error) {
 	if err := allow(c, account, true); err != nil {
 		return Container{}, err
 	}
@@ -287,6 +292,9 @@ func (s *Service) UpdateContainer(ctx context.Context, c Caller, account, name s
 	if err := acl.check(); err != nil {
 		return Container{}, err
 	}
+	if err := vers.check(); err != nil {
+		return Container{}, err
+	}
 	for {
 		ct, at, err := s.loadContainer(ctx, account, name)
 		if err != nil {
@@ -294,6 +302,7 @@ func (s *Service) UpdateContainer(ctx context.Context, c Caller, account, name s
 		}
 		ct.Meta = change.apply(ct.Meta)
 		acl.apply(&ct)
+		vers.apply(&ct)
 		if err := checkMeta("container", ct.Meta); err != nil {
 			return Container{}, err
 		}

@@ -89,7 +89,7 @@ func TestSwiftCLI(t *testing.T) {
 	if stat := run("stat"); !strings.Contains(stat, "Containers: 1") || !strings.Contains(stat, "Objects: 1") {
 		t.Fatalf("swift stat account:\n%s", stat)
 	}
-	if caps := run("capabilities"); !strings.Contains(caps, "container_quotas") || !strings.Contains(caps, "tempurl") || !strings.Contains(caps, "bulk_delete") || !strings.Contains(caps, "slo") || strings.Contains(caps, "versioned") {
+	if caps := run("capabilities"); !strings.Contains(caps, "container_quotas") || !strings.Contains(caps, "tempurl") || !strings.Contains(caps, "bulk_delete") || !strings.Contains(caps, "slo") || !strings.Contains(caps, "versioned_writes") {
 		t.Fatalf("swift capabilities:\n%s", caps)
 	}
 	// A static large object of 1 MiB segments, in a segments container

@@ -2,6 +2,7 @@ package swift
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/cloudmux/cloudmux/broker/object"
@@ -69,7 +70,12 @@ func (a *API) containerPut(w http.ResponseWriter, r *http.Request, c object.Call
 	if !checkPolicy(w, r) {
 		return
 	}
-	created, err := a.Objects.CreateContainer(r.Context(), c, t.account, t.container, metaChange(r.Header, "Container"), aclChange(r.Header))
+	vers, bad := versionsChange(r.Header)
+	if bad != "" {
+		writeText(w, r, http.StatusBadRequest, bad)
+		return
+	}
+	created, err := a.Objects.CreateContainer(r.Context(), c, t.account, t.container, metaChange(r.Header, "Container"), aclChange(r.Header), vers)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -84,7 +90,12 @@ func (a *API) containerPut(w http.ResponseWriter, r *http.Request, c object.Call
 }
 
 func (a *API) containerPost(w http.ResponseWriter, r *http.Request, c object.Caller, t target) {
-	if _, err := a.Objects.UpdateContainer(r.Context(), c, t.account, t.container, metaChange(r.Header, "Container"), aclChange(r.Header)); err != nil {
+	vers, bad := versionsChange(r.Header)
+	if bad != "" {
+		writeText(w, r, http.StatusBadRequest, bad)
+		return
+	}
+	if _, err := a.Objects.UpdateContainer(r.Context(), c, t.account, t.container, metaChange(r.Header, "Container"), aclChange(r.Header), vers); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -119,6 +130,41 @@ func containerHeaders(h http.Header, info object.ContainerInfo) {
 	if info.Owner && info.WriteACL != "" {
 		h.Set("X-Container-Write", info.WriteACL)
 	}
+	if info.VersionsLocation != "" {
+		h.Set("X-Versions-Location", info.VersionsLocation)
+	}
+	if info.HistoryLocation != "" {
+		h.Set("X-History-Location", info.HistoryLocation)
+	}
+}
+
+// versionsChange reads X-Versions-Location and X-History-Location (an
+// empty value, or X-Remove-Versions-Location or
+// X-Remove-History-Location, turns versioning off) as Swift's
+// versioned_writes does: nil is no change; bad is a 400's text.
+func versionsChange(h http.Header) (vers *object.VersionsChange, bad string) {
+	stack, hasStack := h["X-Versions-Location"]
+	history, hasHistory := h["X-History-Location"]
+	first := func(vs []string) string {
+		if len(vs) == 0 {
+			return ""
+		}
+		if u, err := url.PathUnescape(vs[0]); err == nil {
+			return u
+		}
+		return vs[0]
+	}
+	switch {
+	case hasStack && hasHistory && first(history) != "" && first(stack) != "":
+		return nil, "Only one of X-Versions-Location or X-History-Location may be specified"
+	case hasHistory && first(history) != "":
+		return &object.VersionsChange{Mode: object.ModeHistory, Location: first(history)}, ""
+	case hasStack && first(stack) != "":
+		return &object.VersionsChange{Mode: object.ModeStack, Location: first(stack)}, ""
+	case hasStack || hasHistory, h.Get("X-Remove-Versions-Location") != "", h.Get("X-Remove-History-Location") != "":
+		return &object.VersionsChange{}, ""
+	}
+	return nil, ""
 }
 
 // aclChange reads X-Container-Read and -Write (an empty value removes)

@@ -9,8 +9,7 @@ import (
 )
 
 // Info serves /info: the capabilities the broker honours, and nothing it
-// does not (no SLO, DLO, bulk delete, temp URLs or versioning yet:
-// clients read their absence and do without).
+// does not (clients read an absence and do without).
 func (a *API) Info(w http.ResponseWriter, r *http.Request) {
 	body := map[string]any{
 		"swift": map[string]any{
@@ -35,8 +34,9 @@ func (a *API) Info(w http.ResponseWriter, r *http.Request) {
 		"container_quotas": map[string]any{},
 		"slo": map[string]any{"max_manifest_segments": object.MaxManifestSegments, "max_manifest_size": object.MaxManifestSize,
 			"min_segment_size": 1},
-		"dlo":         map[string]any{"max_get_time": 86400},
-		"bulk_delete": map[string]any{"max_deletes_per_request": maxBulkDeletes, "max_failed_deletes": maxBulkFailed},
+		"dlo":              map[string]any{"max_get_time": 86400},
+		"versioned_writes": map[string]any{"allowed_flags": []string{"x-versions-location", "x-history-location"}},
+		"bulk_delete":      map[string]any{"max_deletes_per_request": maxBulkDeletes, "max_failed_deletes": maxBulkFailed},
 		"tempurl": map[string]any{
 			"methods":                 tempURLMethods,
 			"allowed_digests":         []string{"sha1", "sha256", "sha512"},

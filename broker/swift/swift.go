@@ -195,6 +195,7 @@ var statuses = []struct {
 	err  error
 	code int
 }{
+	{object.ErrPrecondition, http.StatusPreconditionFailed},
 	{object.ErrForbidden, http.StatusForbidden},
 	{object.ErrNotFound, http.StatusNotFound},
 	{object.ErrETagMismatch, http.StatusUnprocessableEntity},
@@ -223,6 +224,10 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if errors.Is(err, object.ErrOverQuota) {
 		writeText(w, r, http.StatusRequestEntityTooLarge, "Upload exceeds quota.")
+		return
+	}
+	if errors.Is(err, object.ErrPrecondition) && msg != "" {
+		writeText(w, r, http.StatusPreconditionFailed, msg)
 		return
 	}
 	if errors.Is(err, object.ErrInvalid) && msg != "" {
