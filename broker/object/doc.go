@@ -7,7 +7,7 @@
 //     its project, its name, the peer holding it and the peer-side
 //     container the broker named ("cmx-" + a UUID, never the tenant's
 //     name), its metadata (X-Container-Meta-*, the quota metadata among
-//     them), room for ACLs and versioning, its times. An account's own
+//     them), its ACLs and versions container, its times. An account's own
 //     metadata (X-Account-Meta-*) is one record per project. Both are
 //     served from watch-fed memory on every replica (registry.Records,
 //     grouped by project), so listing an account reads no Store prefix.

@@ -159,6 +159,26 @@ func TestSwiftCLI(t *testing.T) {
 		}
 	}
 	run("delete", "backups-private")
+
+	// Versioning set by the CLI: an overwrite keeps the old bytes.
+	run("post", "backups_versions")
+	run("post", "-H", "X-History-Location: backups_versions", "backups")
+	if stat := run("stat", "backups"); !strings.Contains(stat, "X-History-Location: backups_versions") {
+		t.Fatalf("swift stat of the versioned container:\n%s", stat)
+	}
+	run("upload", "--object-name", "v.txt", "backups", "got.bin")
+	run("upload", "--object-name", "v.txt", "backups", "bob.bin")
+	archived := strings.TrimSpace(run("list", "backups_versions"))
+	if !strings.HasPrefix(archived, "005v.txt/") || strings.Contains(archived, "\n") {
+		t.Fatalf("swift list of the versions = %q; want one 005v.txt/<timestamp>", archived)
+	}
+	run("download", "backups_versions", archived, "-o", "v-got.bin")
+	if got, err := os.ReadFile(filepath.Join(dir, "v-got.bin")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("archived version of %d bytes (%v); want the %d first uploaded", len(got), err, len(data))
+	}
+	run("post", "-H", "X-Remove-History-Location: x", "backups")
+	run("delete", "backups", "v.txt")
+	run("delete", "backups_versions")
 	run("copy", "-d", "/backups/copy.bin", "backups", "big.bin")
 	run("delete", "backups", "big.bin")
 	if got := run("list", "backups"); got != "copy.bin\n" {

@@ -26,10 +26,10 @@
 // SHA-512, prefix URLs, filename and inline); bulk delete (bulk.go);
 // static large objects (?multipart-manifest=put|get|delete; segments in
 // any container of the account, on any peer) and dynamic ones
-// (X-Object-Manifest on PUT). Error bodies are Swift's own texts, never a
-// peer's words.
+// (X-Object-Manifest on PUT); object versioning (X-Versions-Location,
+// X-History-Location: broker/object's versioning.go). Error bodies are
+// Swift's own texts, never a peer's words.
 //
-// Not yet (and so not in /info): versioning (X-History-Location and
-// X-Versions-Location are not acted on); a POST does not change a DLO's
-// X-Object-Manifest.
+// Not yet: a POST does not change a DLO's X-Object-Manifest; history
+// mode writes no delete markers.
 package swift
