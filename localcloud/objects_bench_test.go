@@ -3,7 +3,6 @@ package localcloud_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudmux/cloudmux/internal/benchio"
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/localcloud/fake"
 	"github.com/cloudmux/cloudmux/peers"
@@ -123,23 +123,6 @@ func BenchmarkObjectList100k(b *testing.B) {
 	}
 }
 
-// drain reads r to its end through a buffer of the copy size the object
-// store uses, returning the bytes read.
-func drain(b *testing.B, r io.Reader) int64 {
-	buf := make([]byte, 256<<10)
-	var n int64
-	for {
-		k, err := r.Read(buf)
-		n += int64(k)
-		if err == io.EOF {
-			return n
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // BenchmarkObjectPutGet stores and reads back a 256 MiB object, and
 // writes (with fsync) and reads the same bytes in a plain file on the same
 // filesystem, reporting each rate in MB/s and the object store's as a
@@ -152,41 +135,18 @@ func BenchmarkObjectPutGet(b *testing.B) {
 	if err := c.CreateContainer(ctx, "bench"); err != nil {
 		b.Fatal(err)
 	}
-	block := make([]byte, 1<<20+7) // not aligned, so chunks differ
-	r := rand.New(rand.NewPCG(3, 4))
-	for i := range block {
-		block[i] = byte(r.Uint32())
-	}
+	block := benchio.Block(1<<20+7, 3) // not aligned, so chunks differ
 	direct := filepath.Join(cfg.DataDir, "direct.bin")
 	var put, get, write, read time.Duration
 	for b.Loop() {
+		w, r, err := benchio.Direct(direct, block, size)
+		if err != nil {
+			b.Fatal(err)
+		}
+		write, read = write+w, read+r
+
 		start := time.Now()
-		f, err := os.Create(direct)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.CopyBuffer(struct{ io.Writer }{f}, &patternReader{block: block, n: size}, make([]byte, 256<<10)); err != nil {
-			b.Fatal(err)
-		}
-		if err := f.Sync(); err != nil {
-			b.Fatal(err)
-		}
-		_ = f.Close()
-		write += time.Since(start)
-
-		start = time.Now()
-		f, err = os.Open(direct)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if got := drain(b, f); got != size {
-			b.Fatalf("read %d bytes of the plain file", got)
-		}
-		_ = f.Close()
-		read += time.Since(start)
-
-		start = time.Now()
-		info, err := c.PutObject(ctx, "bench", "big", &patternReader{block: block, n: size}, peers.ObjectSpec{Size: size})
+		info, err := c.PutObject(ctx, "bench", "big", benchio.NewPattern(block, size), peers.ObjectSpec{Size: size})
 		if err != nil || info.Size != size {
 			b.Fatalf("PutObject: %+v, %v", info, err)
 		}
@@ -197,8 +157,8 @@ func BenchmarkObjectPutGet(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if got := drain(b, rc); got != size {
-			b.Fatalf("GetObject read %d bytes", got)
+		if got, err := benchio.Drain(rc); err != nil || got != size {
+			b.Fatalf("GetObject read %d bytes: %v", got, err)
 		}
 		_ = rc.Close()
 		get += time.Since(start)
@@ -210,11 +170,5 @@ func BenchmarkObjectPutGet(b *testing.B) {
 		}
 		b.StartTimer()
 	}
-	mbps := func(d time.Duration) float64 { return float64(size*b.N) / 1e6 / d.Seconds() }
-	b.ReportMetric(mbps(put), "put-MB/s")
-	b.ReportMetric(mbps(get), "get-MB/s")
-	b.ReportMetric(mbps(write), "direct-write-MB/s")
-	b.ReportMetric(mbps(read), "direct-read-MB/s")
-	b.ReportMetric(write.Seconds()/put.Seconds(), "put/direct")
-	b.ReportMetric(read.Seconds()/get.Seconds(), "get/direct")
+	benchio.ReportRates(b, size, put, get, write, read)
 }

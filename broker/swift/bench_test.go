@@ -128,13 +128,7 @@ func BenchmarkSwiftPutGet1GiB(b *testing.B) {
 		bb.send(b, http.StatusNoContent, http.MethodDelete, bb.account+"/bench/big", nil, 0).Body.Close()
 		b.StartTimer()
 	}
-	mbps := func(d time.Duration) float64 { return float64(size*b.N) / 1e6 / d.Seconds() }
-	b.ReportMetric(mbps(put), "put-MB/s")
-	b.ReportMetric(mbps(get), "get-MB/s")
-	b.ReportMetric(mbps(write), "direct-write-MB/s")
-	b.ReportMetric(mbps(read), "direct-read-MB/s")
-	b.ReportMetric(write.Seconds()/put.Seconds(), "put/direct")
-	b.ReportMetric(read.Seconds()/get.Seconds(), "get/direct")
+	benchio.ReportRates(b, size, put, get, write, read)
 	b.ReportMetric(float64(rssGrowth)/1024, "rss-growth-MiB")
 	b.ReportMetric(float64(heapGrowth)/(1<<20), "heap-growth-MiB")
 }

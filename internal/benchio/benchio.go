@@ -2,8 +2,8 @@
 // images of any size that never exist whole in memory, the same bytes
 // written (with fsync) and read in a plain file as the yardstick a
 // store's rate is compared with, and the process's peak RSS over a
-// transfer. The benchmarks of localcloud and broker/image still carry
-// their own copies of some of this; new ones use it.
+// transfer. The image benchmarks (localcloud, broker/image) still carry their
+// own pattern readers; new ones use this.
 package benchio
 
 import (
@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -163,4 +164,17 @@ func Parallel(n, workers int, f func(i int) error) error {
 	}
 	wg.Wait()
 	return first
+}
+
+// ReportRates reports a store's PUT and GET of size bytes per iteration
+// against Direct's write and read of the same bytes: each in MB/s, and
+// the store's as a fraction of the plain file's (issue 17 asks >= 0.8).
+func ReportRates(b *testing.B, size int64, put, get, write, read time.Duration) {
+	mbps := func(d time.Duration) float64 { return float64(size*int64(b.N)) / 1e6 / d.Seconds() }
+	b.ReportMetric(mbps(put), "put-MB/s")
+	b.ReportMetric(mbps(get), "get-MB/s")
+	b.ReportMetric(mbps(write), "direct-write-MB/s")
+	b.ReportMetric(mbps(read), "direct-read-MB/s")
+	b.ReportMetric(write.Seconds()/put.Seconds(), "put/direct")
+	b.ReportMetric(read.Seconds()/get.Seconds(), "get/direct")
 }
