@@ -44,7 +44,7 @@ func (n *Nova) serverRoutes(r chi.Router) {
 			r.Get("/", n.showServer)
 			r.With(member).Put("/", n.updateServer)
 			r.With(member).Delete("/", n.deleteServer)
-			r.With(member).Post("/action", n.serverAction)
+			n.actionRoutes(r, member)
 			r.Get("/ips", n.serverIPs)
 			r.Get("/os-interface", n.listInterfaces)
 			r.Get("/os-interface/{port}", n.showInterface)
@@ -480,76 +480,6 @@ func (n *Nova) deleteServer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// serverAction runs os-start, os-stop, reboot {type} and
-// os-getConsoleOutput {length}.
-func (n *Nova) serverAction(w http.ResponseWriter, r *http.Request) {
-	var req map[string]json.RawMessage
-	if !decode(w, r, &req, `{"ACTION": {...}}`) {
-		return
-	}
-	if len(req) != 1 {
-		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input: give exactly one action")
-		return
-	}
-	id, c := chi.URLParam(r, "id"), caller(r)
-	for name, body := range req {
-		var err error
-		switch name {
-		case "os-start":
-			err = n.Servers.Action(r.Context(), c, id, peers.ActionStart)
-		case "os-stop":
-			err = n.Servers.Action(r.Context(), c, id, peers.ActionStop)
-		case "reboot":
-			var b struct {
-				Type string `json:"type"`
-			}
-			if json.Unmarshal(body, &b) != nil {
-				osapi.Fault(w, r, http.StatusBadRequest, `Invalid input for field/attribute reboot: expected {"type": "SOFT"|"HARD"}`)
-				return
-			}
-			switch strings.ToUpper(b.Type) {
-			case "SOFT":
-				err = n.Servers.Action(r.Context(), c, id, peers.ActionReboot)
-			case "HARD":
-				err = n.Servers.Action(r.Context(), c, id, peers.ActionHardReboot)
-			default:
-				osapi.Fault(w, r, http.StatusBadRequest, fmt.Sprintf("Invalid input for field/attribute type. Value: %s. 'type' must be one of SOFT, HARD", b.Type))
-				return
-			}
-		case "os-getConsoleOutput":
-			var b struct {
-				Length json.RawMessage `json:"length"`
-			}
-			if json.Unmarshal(body, &b) != nil {
-				osapi.Fault(w, r, http.StatusBadRequest, `Invalid input for field/attribute os-getConsoleOutput: expected {"length": N}`)
-				return
-			}
-			lines := 0
-			if l := strings.Trim(string(b.Length), `"`); l != "" && l != "null" {
-				if lines, err = strconv.Atoi(l); err != nil || lines < -1 {
-					osapi.Fault(w, r, http.StatusBadRequest, "Invalid input for field/attribute length: want an integer of -1 or more")
-					return
-				}
-			}
-			out, err := n.Servers.Console(r.Context(), c, id, lines)
-			if err != nil {
-				n.writeError(w, r, err)
-				return
-			}
-			osapi.WriteJSON(w, http.StatusOK, map[string]any{"output": out})
-			return
-		default:
-			osapi.Fault(w, r, http.StatusBadRequest, fmt.Sprintf("There is no such action: %s", name))
-			return
-		}
-		if err != nil {
-			n.writeError(w, r, err)
-			return
-		}
-	}
-	w.WriteHeader(http.StatusAccepted)
 }
 
 func (n *Nova) serverIPs(w http.ResponseWriter, r *http.Request) {
