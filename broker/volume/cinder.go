@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -218,6 +219,11 @@ type createRequest struct {
 		ImageRef         string            `json:"imageRef"`
 		SnapshotID       string            `json:"snapshot_id"`
 		SourceVolID      string            `json:"source_volid"`
+		// What the broker does not make: refused when set, never dropped.
+		BackupID           string `json:"backup_id"`
+		ConsistencyGroupID string `json:"consistencygroup_id"`
+		GroupID            string `json:"group_id"`
+		Multiattach        bool   `json:"multiattach"`
 	} `json:"volume"`
 }
 
@@ -228,6 +234,10 @@ func (c *Cinder) create(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Volume == nil {
 		osapi.Fault(w, r, http.StatusBadRequest, `Invalid input received: expected {"volume": {"size": ...}}`)
+		return
+	}
+	if msg := unoffered(req.Volume.BackupID, req.Volume.ConsistencyGroupID, req.Volume.GroupID, req.Volume.Multiattach); msg != "" {
+		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input received: "+msg)
 		return
 	}
 	if req.Volume.SnapshotID != "" || req.Volume.SourceVolID != "" {
@@ -245,6 +255,26 @@ func (c *Cinder) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	osapi.WriteJSON(w, http.StatusAccepted, map[string]any{"volume": view(r, v, true)})
+}
+
+// unoffered names the create's fields asking for what the broker does
+// not make (a volume restored from a backup, in a consistency group or
+// group, attachable to many servers), or "": a create must not quietly
+// make a plain volume instead.
+func unoffered(backupID, consistencyGroupID, groupID string, multiattach bool) string {
+	var fields []string
+	for _, f := range []struct {
+		set  bool
+		name string
+	}{{backupID != "", "backup_id"}, {consistencyGroupID != "", "consistencygroup_id"}, {groupID != "", "group_id"}, {multiattach, "multiattach"}} {
+		if f.set {
+			fields = append(fields, f.name)
+		}
+	}
+	if len(fields) == 0 {
+		return ""
+	}
+	return strings.Join(fields, ", ") + ": volumes restored from backups, in groups or attachable to many servers are not offered by this broker"
 }
 
 // zones lists one availability zone per peer, as Nova does, so
@@ -348,32 +378,76 @@ func (c *Cinder) delete(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// action runs a volume action; os-extend grows a volume (Cinder refuses to
-// shrink, and so does this: the new size must be larger).
+// action runs a volume action: os-extend grows a volume (Cinder refuses
+// to shrink, and so does this: the new size must be larger);
+// os-set_bootable sets the flag Cinder shows as bootable. Any other
+// action is 400 naming the ones served.
 func (c *Cinder) action(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Extend *struct {
-			NewSize json.Number `json:"new_size"`
-		} `json:"os-extend"`
-	}
-	const want = `the supported action is {"os-extend": {"new_size": N}}`
+	var req map[string]json.RawMessage
+	const want = `one of the actions os-extend, os-set_bootable`
 	if !decode(w, r, &req, want) {
 		return
 	}
-	if req.Extend == nil {
-		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input received: "+want)
+	if len(req) != 1 {
+		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input received: expected "+want)
 		return
 	}
-	size, ok := wholeGiB(req.Extend.NewSize)
-	if !ok {
-		size = 0 // the service names the field
+	id := chi.URLParam(r, "id")
+	for name, body := range req {
+		switch name {
+		case "os-extend":
+			var a struct {
+				NewSize json.Number `json:"new_size"`
+			}
+			_ = json.Unmarshal(body, &a)
+			size, ok := wholeGiB(a.NewSize)
+			if !ok {
+				size = 0 // the service names the field
+			}
+			if err := c.Volumes.Extend(r.Context(), caller(r), id, size, ExtendOptions{InUse: osapi.VersionAtLeast(r, "3.42")}); err != nil {
+				c.fail(w, r, err)
+				return
+			}
+			w.WriteHeader(http.StatusAccepted)
+		case "os-set_bootable":
+			var a struct {
+				Bootable json.RawMessage `json:"bootable"`
+			}
+			_ = json.Unmarshal(body, &a)
+			b, ok := boolOf(a.Bootable)
+			if !ok {
+				osapi.Fault(w, r, http.StatusBadRequest, "Invalid input received: os-set_bootable: bootable must be a boolean")
+				return
+			}
+			if _, err := c.Volumes.Update(r.Context(), caller(r), id, UpdateSpec{Bootable: &b}); err != nil {
+				c.fail(w, r, err)
+				return
+			}
+			w.WriteHeader(http.StatusOK)
+		default:
+			osapi.Fault(w, r, http.StatusBadRequest, "Invalid input received: action "+name+" is not offered by this broker; expected "+want)
+		}
 	}
-	err := c.Volumes.Extend(r.Context(), caller(r), chi.URLParam(r, "id"), size, ExtendOptions{InUse: osapi.VersionAtLeast(r, "3.42")})
-	if err != nil {
-		c.fail(w, r, err)
-		return
+}
+
+// boolOf reads a boolean as Cinder's strict bool_from_string does: a JSON
+// boolean, or one of the strings true/false, yes/no, on/off, 1/0.
+func boolOf(raw json.RawMessage) (bool, bool) {
+	var b bool
+	if json.Unmarshal(raw, &b) == nil {
+		return b, true
 	}
-	w.WriteHeader(http.StatusAccepted)
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return false, false
+	}
+	switch strings.ToLower(s) {
+	case "true", "yes", "on", "1", "t", "y":
+		return true, true
+	case "false", "no", "off", "0", "f", "n":
+		return false, true
+	}
+	return false, false
 }
 
 // list shows the project's volumes merged from the peers holding them;

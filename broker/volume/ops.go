@@ -29,6 +29,9 @@ type attrs struct {
 	// ExtendedGiB is what extends through the broker added to the
 	// gigabytes the index entry charged: a delete frees both.
 	ExtendedGiB int `json:"extended_gib,omitempty"`
+	// Bootable, when set, is what os-set_bootable said, over the peer's
+	// flag (set when it made the volume from an image).
+	Bootable *bool `json:"bootable,omitempty"`
 }
 
 const attrsRoot = "volume/attrs/"
@@ -50,6 +53,9 @@ func present(e index.Entry, m *peers.Member, v peers.Volume, a attrs, servers ma
 	}
 	if a.Description != nil {
 		out.Description = *a.Description
+	}
+	if a.Bootable != nil {
+		out.Bootable = *a.Bootable
 	}
 	if a.MetadataSet {
 		out.Metadata = maps.Clone(a.Metadata)
@@ -195,6 +201,8 @@ type UpdateSpec struct {
 	// removed.
 	MergeMetadata bool
 	DeleteKeys    []string
+	// Bootable sets the bootable flag (Cinder's os-set_bootable).
+	Bootable *bool
 }
 
 // Update changes what UpdateSpec names and returns the volume. The
@@ -224,6 +232,9 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, spec UpdateSp
 		}
 		if spec.Description != nil {
 			a.Description = spec.Description
+		}
+		if spec.Bootable != nil {
+			a.Bootable = spec.Bootable
 		}
 		if spec.Metadata != nil || len(spec.DeleteKeys) > 0 {
 			meta := map[string]string{}
