@@ -28,7 +28,7 @@ mkdir -p "$cache_root"
 # its version (one apt-cache call: this runs on every warm call too).
 kernel_package() {
 	apt-cache show --no-all-versions "$meta" 2>/dev/null |
-		sed -n 's/^Depends:.*\(linux-image-[^ ,]*-cloud-amd64\) *(= *\([^ )]*\)).*/\1 \2/p' | head -n 1
+		sed -n 's/^Depends:.*\(linux-image-[^ ,]*-cloud-amd64\) *(= *\([^ )]*\)).*/\1 \2/p' | sed -n 1p
 }
 kdep=$(kernel_package)
 if [ -z "$kdep" ]; then

@@ -43,6 +43,8 @@ wait "$consul_pid" || consul_status=$?
 	exit 1
 }
 consul_bin=$(tail -n 1 "$consul_out")
-"$consul_bin" version | head -n 1 >&2
+# sed reads all of it: head would close the pipe early and, under pipefail,
+# consul's SIGPIPE (exit 141) would fail the whole setup now and then.
+"$consul_bin" version | sed -n 1p >&2
 echo "export CONSUL_BIN=$consul_bin"
 echo "export CLOUDMUX_GUEST_IMAGE=$guest_image"
