@@ -21,6 +21,7 @@ Usage:
   cloudmux template push|list|show|diff|used-by ...   Eve/HOT templates in the Focus catalog
   cloudmux binding push|list|show ...                 binding documents (parameters, placement)
   cloudmux deploy plan|apply|update|list|show|events|delete|retry ...
+  cloudmux state backup|restore|verify ...          the broker's Consul state to and from a file
   cloudmux version
 
 The client commands read CLOUDMUX_ADDR (default http://127.0.0.1:8080) and
@@ -56,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDeploy(args[1:], stdout, stderr)
 	case "ec2":
 		return runEC2(args[1:], stdout, stderr)
+	case "state":
+		return runState(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		if len(args) > 1 {
 			fmt.Fprintf(stderr, "version: unexpected arguments %v\n", args[1:])
