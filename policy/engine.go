@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/registry"
@@ -49,6 +50,9 @@ type EngineConfig struct {
 	// in the per-peer form too: the reference the cached engine is
 	// compared with (tests, benchmarks).
 	NoVerdictCache bool
+	// Metrics, when set, receives the placement metrics
+	// (cloudmux_placement_*).
+	Metrics prometheus.Registerer
 }
 
 // Engine places with admin-written Rego: the active policy version,
@@ -65,6 +69,7 @@ type Engine struct {
 	peers   peerCache
 	reqs    requestMemo
 	bg      refresher
+	metrics *engineMetrics
 }
 
 var _ Placer = (*Engine)(nil)
@@ -81,6 +86,9 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		cfg.Timeout = DefaultTimeout
 	}
 	e := &Engine{cfg: cfg, changed: make(chan struct{}), cache: map[string]*compiled{}}
+	if cfg.Metrics != nil {
+		e.metrics = newEngineMetrics(cfg.Metrics)
+	}
 	c, err := compile(ctx, StockVersion, Stock())
 	if err != nil {
 		return nil, fmt.Errorf("the stock policy: %w", err)
@@ -207,11 +215,13 @@ func (e *Engine) Place(ctx context.Context, req Request, candidates []registry.P
 	r, err := e.decide(ctx, c, req, candidates)
 	elapsed := time.Since(start)
 	if err != nil {
+		e.metrics.observe(req.Kind, Decision{}, err, elapsed)
 		e.cfg.Log.WithError(err).WithFields(logrus.Fields{"policy": c.version, "resource": req.ResourceID}).Error("policy: placement failed closed")
 		return Decision{}, err
 	}
 	d := gate(r.d)
 	d.ID = uuid.NewString()
+	e.metrics.observe(req.Kind, d, nil, elapsed)
 	e.logDecision(d, r, elapsed, start)
 	r.release()
 	if e.cfg.Decisions != nil {

@@ -167,6 +167,8 @@ func storeFor(cfg Config, log logrus.FieldLogger) (registry.Store, registry.Serv
 // serve runs a broker until ctx ends, then shuts down in order: stop
 // accepting requests, let in-flight ones finish, stop background loops.
 func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logger, stdout io.Writer) error {
+	// One registry for every component's metrics, served at /metrics.
+	metrics := prometheus.NewRegistry()
 	store, catalog, err := storeFor(cfg, log)
 	if err != nil {
 		return err
@@ -242,7 +244,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	policyVersions := policy.NewVersions(store)
 	decisions := policy.NewDecisions(store, cfg.GC.Decisions.MaxRecords, time.Duration(cfg.GC.Decisions.MaxAge))
 	placer, err := policy.NewEngine(startCtx, policy.EngineConfig{Versions: policyVersions, Decisions: decisions,
-		Log: plog, Labels: map[string]string{"id": brokerID(cfg), "installation": installation}})
+		Log: plog, Labels: map[string]string{"id": brokerID(cfg), "installation": installation}, Metrics: metrics})
 	if err != nil {
 		return err
 	}
@@ -373,7 +375,6 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		Networks: networks, Volumes: volumes, Index: idx, Placer: placer, Log: log.WithField("component", "ec2"), BrokerID: installation,
 		IDRetention: time.Duration(cfg.GC.EC2IDs)}
 	goBG("ec2", ec2API.Run)
-	metrics := prometheus.NewRegistry()
 	if err := startGC(cfg, gcDeps{store: store, peers: peerReg, dir: dir, tokens: tokens, decisions: decisions, images: images,
 		networks: networks, servers: servers, index: idx, quota: ledger, objects: objects, local: local, metrics: metrics,
 		more: []gc.Collector{deployments.Collector(time.Duration(cfg.GC.Deployments.MaxAge), cfg.GC.Deployments.MaxEvents),

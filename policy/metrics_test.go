@@ -1,0 +1,73 @@
+package policy_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cloudmux/cloudmux/policy"
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+// TestPlacementMetrics: every Place counts once under its outcome and
+// observes its latency; each rejected peer counts under its reason, with
+// numbers folded so reasons do not multiply series.
+func TestPlacementMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := newEngine(t, policy.EngineConfig{Metrics: reg})
+	ctx := context.Background()
+	place := func(req policy.Request, peers ...registry.Peer) {
+		t.Helper()
+		if _, err := e.Place(ctx, req, peers); err != nil {
+			t.Fatal(err)
+		}
+	}
+	place(policy.Request{Kind: "server", VCPUs: 4, RAMMiB: 512}, privateRoomy, privateFull, down)
+	place(policy.Request{Kind: "server", VCPUs: 4, RAMMiB: 512}, privateFull, down)
+	place(policy.Request{Kind: "volume", DiskGiB: 1}, privateRoomy)
+
+	text := gather(t, reg)
+	for _, want := range []string{
+		`cloudmux_placement_rejections_total{reason="status is down"} 2`,
+		`cloudmux_placement_rejections_total{reason="needs N vCPUs, N free"} 2`,
+		`cloudmux_placement_decisions_total{kind="server",outcome="placed"} 1`,
+		`cloudmux_placement_decisions_total{kind="server",outcome="no_peer"} 1`,
+		`cloudmux_placement_decisions_total{kind="volume",outcome="placed"} 1`,
+		`cloudmux_placement_decision_seconds_count{kind="server",outcome="placed"} 1`,
+		`cloudmux_placement_decision_seconds_count{kind="server",outcome="no_peer"} 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s:\n%s", want, text)
+		}
+	}
+}
+
+func gather(t *testing.T, reg *prometheus.Registry) string {
+	t.Helper()
+	var b strings.Builder
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+`="`+l.GetValue()+`"`)
+			}
+			name := f.GetName()
+			switch {
+			case m.GetCounter() != nil:
+				b.WriteString(name + "{" + strings.Join(labels, ",") + "} " + trimFloat(m.GetCounter().GetValue()) + "\n")
+			case m.GetHistogram() != nil:
+				b.WriteString(name + "_count{" + strings.Join(labels, ",") + "} " + trimFloat(float64(m.GetHistogram().GetSampleCount())) + "\n")
+			}
+		}
+	}
+	return b.String()
+}
+
+func trimFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
