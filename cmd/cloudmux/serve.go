@@ -364,7 +364,8 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	if err := resources.Validate(); err != nil {
 		return err
 	}
-	deployments := &deploy.Engine{Store: store, Records: deploy.NewRecords(store, log.WithField("component", "deploy-records")),
+	deployRecords := deploy.NewRecords(store, log.WithField("component", "deploy-records"))
+	deployments := &deploy.Engine{Store: store, Records: deployRecords, Metrics: deploy.NewMetrics(metrics, deployRecords),
 		Resources: resources, Peers: resources, Placer: placer, Resolver: templateCatalog, Uses: templateCatalog,
 		Holder: brokerID(cfg), Log: log.WithField("component", "deploy")}
 	goBG("deploy-records", deployments.Records.Run)

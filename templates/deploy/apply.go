@@ -1,6 +1,8 @@
 package deploy
 
 import (
+	"time"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -198,8 +200,10 @@ func (r *run) deleteAll(ctx context.Context) error {
 }
 
 // step carries out one create, replace or update.
-func (r *run) step(ctx context.Context, key string) error {
+func (r *run) step(ctx context.Context, key string) (err error) {
 	st := r.render.instances[key]
+	start := time.Now()
+	defer func() { r.e.Metrics.observeStep(string(st.Kind), string(st.Action), err, time.Since(start)) }()
 	if st.Action == ActUpdate {
 		return r.update(ctx, st)
 	}
@@ -461,11 +465,13 @@ func (r *run) remove(ctx context.Context, keys []string) error {
 	return dag(ctx, keys, rev, r.removeOne, true)
 }
 
-func (r *run) removeOne(ctx context.Context, key string) error {
+func (r *run) removeOne(ctx context.Context, key string) (err error) {
 	res := r.resource(key)
 	if res == nil {
 		return nil
 	}
+	start := time.Now()
+	defer func() { r.e.Metrics.observeStep(string(res.Kind), "delete", err, time.Since(start)) }()
 	if err := r.save(ctx, func(d *Deployment) {
 		if cur := lookup(d, key); cur != nil {
 			cur.Status = ResDeleting

@@ -85,6 +85,8 @@ type Engine struct {
 	// project's, and Resume's of all) from memory; without it they are
 	// read from the Store.
 	Records *Records
+	// Metrics, when set, times every step (NewMetrics).
+	Metrics *Metrics
 
 	mu      sync.Mutex
 	base    context.Context // Serve's context, for runs Start launches

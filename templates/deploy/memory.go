@@ -37,6 +37,7 @@ type Records struct {
 // held is one record as stored, with its project.
 type held struct {
 	project string
+	status  Status
 	raw     []byte
 }
 
@@ -51,11 +52,12 @@ func NewRecords(store registry.MirrorStore, log logrus.FieldLogger) *Records {
 func decodeHeld(kv registry.KV) (held, error) {
 	var d struct {
 		Project string `json:"project"`
+		Status  Status `json:"status"`
 	}
 	if err := json.Unmarshal(kv.Value, &d); err != nil {
 		return held{}, err
 	}
-	return held{project: d.Project, raw: kv.Value}, nil
+	return held{project: d.Project, status: d.Status, raw: kv.Value}, nil
 }
 
 // Run loads the records and follows the Store until ctx ends.
@@ -152,4 +154,15 @@ func byCreation(ds []*Deployment) {
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
+}
+
+// countByStatus counts the held deployments by status, for the metrics.
+func (r *Records) countByStatus() map[Status]int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	n := map[Status]int{}
+	for _, h := range r.byID {
+		n[h.status]++
+	}
+	return n
 }
