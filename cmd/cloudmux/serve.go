@@ -173,6 +173,9 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	if err != nil {
 		return err
 	}
+	if cs, ok := store.(*consul.Store); ok {
+		cs.Instrument(metrics)
+	}
 	sealer, err := credentialsSealer(ctx, cfg, store)
 	if err != nil {
 		return err

@@ -40,7 +40,8 @@ const retryPause = time.Second
 // TryLock implements registry.Locker with a Consul session: a TTL session
 // with the release behaviour, then an acquire of the key holding holder.
 // The lease renews the session in the background and watches the key.
-func (s *Store) TryLock(ctx context.Context, key string, holder []byte, ttl time.Duration) (registry.Lease, error) {
+func (s *Store) TryLock(ctx context.Context, key string, holder []byte, ttl time.Duration) (_ registry.Lease, err error) {
+	defer s.metrics.done("lock", time.Now(), &err)
 	full, err := s.fullKey(key)
 	if err != nil {
 		return nil, err

@@ -29,6 +29,8 @@ type Store struct {
 	kv     *api.KV
 	prefix string
 	log    logrus.FieldLogger
+	// metrics is nil until Instrument.
+	metrics *storeMetrics
 }
 
 var (
@@ -138,7 +140,8 @@ func (s *Store) toKVs(pairs api.KVPairs) []registry.KV {
 }
 
 // Get implements registry.Store.
-func (s *Store) Get(ctx context.Context, key string) (registry.KV, error) {
+func (s *Store) Get(ctx context.Context, key string) (_ registry.KV, err error) {
+	defer s.metrics.done("get", time.Now(), &err)
 	full, err := s.fullKey(key)
 	if err != nil {
 		return registry.KV{}, err
@@ -162,7 +165,8 @@ func (s *Store) Get(ctx context.Context, key string) (registry.KV, error) {
 //
 // The transaction API carries values base64-encoded in JSON under a
 // txn_max_req_len cap (512 KiB by default), hence registry.MaxValueSize.
-func (s *Store) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+func (s *Store) Put(ctx context.Context, key string, value []byte) (_ uint64, err error) {
+	defer s.metrics.done("put", time.Now(), &err)
 	full, err := s.fullKey(key)
 	if err != nil {
 		return 0, err
@@ -176,7 +180,8 @@ func (s *Store) Put(ctx context.Context, key string, value []byte) (uint64, erro
 // CAS implements registry.Store with a transactional check-and-set, which
 // Consul applies inside the Raft write: index 0 means create-only, any
 // other index must equal the key's current modify index.
-func (s *Store) CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error) {
+func (s *Store) CAS(ctx context.Context, key string, value []byte, index uint64) (_ uint64, err error) {
+	defer s.metrics.done("cas", time.Now(), &err)
 	full, err := s.fullKey(key)
 	if err != nil {
 		return 0, err
@@ -207,7 +212,8 @@ func (s *Store) setTxn(ctx context.Context, op, key string, kvOp *api.KVTxnOp) (
 }
 
 // Delete implements registry.Store.
-func (s *Store) Delete(ctx context.Context, key string) error {
+func (s *Store) Delete(ctx context.Context, key string) (err error) {
+	defer s.metrics.done("delete", time.Now(), &err)
 	full, err := s.fullKey(key)
 	if err != nil {
 		return err
@@ -226,7 +232,8 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // conflict, since the caller's view is stale. So the delete runs in a
 // transaction behind a check-index operation, which fails for a missing key
 // as well as for a moved index.
-func (s *Store) DeleteCAS(ctx context.Context, key string, index uint64) error {
+func (s *Store) DeleteCAS(ctx context.Context, key string, index uint64) (err error) {
+	defer s.metrics.done("delete_cas", time.Now(), &err)
 	full, err := s.fullKey(key)
 	if err != nil {
 		return err
@@ -251,7 +258,8 @@ func (s *Store) DeleteCAS(ctx context.Context, key string, index uint64) error {
 // the prefix, which (like the memory backend's) covers deletes through
 // Consul's tombstones and falls back to the whole KV table's index for an
 // empty prefix.
-func (s *Store) List(ctx context.Context, prefix string) ([]registry.KV, uint64, error) {
+func (s *Store) List(ctx context.Context, prefix string) (_ []registry.KV, _ uint64, err error) {
+	defer s.metrics.done("list", time.Now(), &err)
 	full, err := s.fullPrefix(prefix)
 	if err != nil {
 		return nil, 0, err
@@ -273,7 +281,8 @@ func (s *Store) List(ctx context.Context, prefix string) ([]registry.KV, uint64,
 // Consul itself holds a query whose index is ahead of the cluster's until
 // the wait time ends (snapshot restores excepted, which Consul answers at
 // once), so after a rebuild Watch may take up to watchWaitTime to answer.
-func (s *Store) Watch(ctx context.Context, prefix string, index uint64) ([]registry.KV, uint64, error) {
+func (s *Store) Watch(ctx context.Context, prefix string, index uint64) (_ []registry.KV, _ uint64, err error) {
+	defer s.metrics.watched(&err)
 	full, err := s.fullPrefix(prefix)
 	if err != nil {
 		return nil, 0, err

@@ -3,6 +3,7 @@ package consul_test
 import (
 	"context"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus"
 	"strings"
 	"testing"
 	"time"
@@ -41,7 +42,7 @@ func TestConformance(t *testing.T) {
 }
 
 // TestConformanceDefaultPrefix runs the suite through a Store built the
-// way the broker builds one, with the default prefix.
+// way the broker builds one: the default prefix, instrumented.
 func TestConformanceDefaultPrefix(t *testing.T) {
 	t.Parallel()
 	a := consultest.Start(t)
@@ -49,6 +50,7 @@ func TestConformanceDefaultPrefix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.Instrument(prometheus.NewRegistry())
 	registrytest.Exercise(t, s)
 	pairs, _, err := a.Client().KV().List("", nil)
 	if err != nil {
