@@ -3,11 +3,11 @@ package consul_test
 import (
 	"context"
 	"errors"
-	"github.com/prometheus/client_golang/prometheus"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/cloudmux/cloudmux/internal/consultest"
