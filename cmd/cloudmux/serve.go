@@ -291,6 +291,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	// current by a store watch. It frees the quota of the entries a
 	// rebuild removes (their resources are gone from their peers).
 	idx := index.New(store).WithLog(log.WithField("component", "index")).WithFreer(ledger)
+	metrics.MustRegister(idx.Collector())
 	goBG("index", idx.Run)
 	if err := idx.WaitReady(startCtx); err != nil {
 		return fmt.Errorf("load the resource index from the store: %w", err)
