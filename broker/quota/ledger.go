@@ -94,6 +94,8 @@ type Ledger struct {
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 	Log logrus.FieldLogger
+	// Metrics, when set, counts reservations (NewMetrics).
+	Metrics *Metrics
 }
 
 func (l *Ledger) now() time.Time {
@@ -253,8 +255,11 @@ func (l *Ledger) Usage(ctx context.Context, s Scope) (used, reserved Amounts, er
 // limit. what names the resource being made (logs and the record). The
 // reservation keeps itself alive until Commit or Release; one of them
 // must be called.
-func (l *Ledger) Reserve(ctx context.Context, s Scope, want Amounts, what string) (*Reservation, error) {
-	want, err := positive(want)
+func (l *Ledger) Reserve(ctx context.Context, s Scope, want Amounts, what string) (_ *Reservation, err error) {
+	want, err = positive(want)
+	if err == nil && len(want) > 0 {
+		defer func() { l.Metrics.reserved(err) }()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -361,6 +366,7 @@ func (r *Reservation) Commit(ctx context.Context) error {
 	if !r.finish() {
 		return nil
 	}
+	r.ledger.Metrics.ended("commit")
 	return r.ledger.update(ctx, r.scope, func(rec *record, _ time.Time) error {
 		delete(rec.Reservations, r.id)
 		rec.Used.add(r.amounts, 1)
@@ -374,6 +380,7 @@ func (r *Reservation) Release(ctx context.Context) error {
 	if !r.finish() {
 		return nil
 	}
+	r.ledger.Metrics.ended("release")
 	return r.ledger.update(ctx, r.scope, func(rec *record, _ time.Time) error {
 		if _, ok := rec.Reservations[r.id]; !ok {
 			return errSkip

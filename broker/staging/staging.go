@@ -69,6 +69,8 @@ type Stager struct {
 	// it, so others waiting for the same copy are not failed by that one
 	// caller going away.
 	CopyTimeout time.Duration
+	// Metrics, when set, counts copies and bytes (NewMetrics).
+	Metrics *Metrics
 
 	mu       sync.Mutex
 	inflight map[string]*copyCall
@@ -273,6 +275,7 @@ func (s *Stager) adoptOrCopy(ctx context.Context, img peers.Image, src, dst *pee
 	for _, f := range found {
 		if f.Status == peers.ImageActive && f.Checksum == img.Checksum && f.Size == img.Size {
 			rep.PeerImageID = f.ID
+			s.Metrics.adopted()
 			return rep, nil
 		}
 	}
@@ -300,6 +303,8 @@ func (s *Stager) adoptOrCopy(ctx context.Context, img peers.Image, src, dst *pee
 // record, so corruption on either side is caught, and a failed copy is
 // deleted from the target.
 func (s *Stager) copy(ctx context.Context, img peers.Image, src, dst *peers.Member) (id string, err error) {
+	var moved int64 // bytes read from the source
+	defer func(start time.Time) { s.Metrics.copied(moved, time.Since(start), err) }(time.Now())
 	from, ok := src.Cloud.(peers.ImageData)
 	if !ok {
 		return "", fmt.Errorf("%w: %s", ErrNoData, src.Peer.Name)
@@ -343,7 +348,9 @@ func (s *Stager) copy(ctx context.Context, img peers.Image, src, dst *peers.Memb
 	}
 	defer body.Close()
 	h := &hashingReader{r: body, h: md5.New()}
-	if err := to.UploadImage(ctx, copyID, h, img.Size); err != nil {
+	err = to.UploadImage(ctx, copyID, h, img.Size)
+	moved = h.n
+	if err != nil {
 		return "", fmt.Errorf("write to %s: %w", dst.Peer.Name, err)
 	}
 	if h.n != img.Size || hex.EncodeToString(h.h.Sum(nil)) != img.Checksum {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/staging"
@@ -112,6 +113,8 @@ func TestEnsure(t *testing.T) {
 	data := randomBytes(t, 3<<20)
 	img := uploadImage(t, srcCloud, data)
 	s := staging.New(registry.NewMemory(), "broker-1", quiet())
+	reg := prometheus.NewRegistry()
+	s.Metrics = staging.NewMetrics(reg)
 
 	t.Run("copies under the same ID, verified", func(t *testing.T) {
 		rep, err := s.Ensure(ctx, img, srcM, dstM)
@@ -170,6 +173,49 @@ func TestEnsure(t *testing.T) {
 			t.Fatalf("%d downloads: the copy on the peer was not adopted", n)
 		}
 	})
+	t.Run("metrics count the two copies and their bytes", func(t *testing.T) {
+		want := map[string]float64{
+			`cloudmux_staging_copies_total{result="copied"}`:       2,
+			`cloudmux_staging_bytes_total`:                         float64(2 * len(data)),
+			`cloudmux_staging_copy_seconds_count{outcome="ok"}`:    2,
+			`cloudmux_staging_copies_total{result="error"}`:        0,
+			`cloudmux_staging_copy_seconds_count{outcome="error"}`: 0,
+		}
+		got := scrape(t, reg)
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s = %v, want %v", k, got[k], v)
+			}
+		}
+	})
+}
+
+// scrape gathers reg into name{label="value"} -> value (histograms as
+// their _count).
+func scrape(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			name := f.GetName()
+			var v float64
+			switch {
+			case m.GetCounter() != nil:
+				v = m.GetCounter().GetValue()
+			case m.GetHistogram() != nil:
+				name, v = name+"_count", float64(m.GetHistogram().GetSampleCount())
+			}
+			for _, l := range m.GetLabel() {
+				name += "{" + l.GetName() + `="` + l.GetValue() + `"}`
+			}
+			out[name] = v
+		}
+	}
+	return out
 }
 
 // TestEnsureCorruptSourceLeavesNothing: bytes that do not match the
@@ -181,6 +227,8 @@ func TestEnsureCorruptSourceLeavesNothing(t *testing.T) {
 	src.corrupt.Store(true)
 	img := uploadImage(t, srcCloud, randomBytes(t, 1<<20))
 	s := staging.New(registry.NewMemory(), "b", quiet())
+	reg := prometheus.NewRegistry()
+	s.Metrics = staging.NewMetrics(reg)
 	srcM := &peers.Member{Peer: registry.Peer{ID: "s", Name: "src"}, Cloud: src}
 	dstM := &peers.Member{Peer: registry.Peer{ID: "d", Name: "dst"}, Cloud: dstCloud}
 	if _, err := s.Ensure(ctx, img, srcM, dstM); err == nil {
@@ -196,6 +244,9 @@ func TestEnsureCorruptSourceLeavesNothing(t *testing.T) {
 	src.corrupt.Store(false)
 	if _, err := s.Ensure(ctx, img, srcM, dstM); err != nil {
 		t.Fatalf("staging after the source healed: %v", err)
+	}
+	if got := scrape(t, reg); got[`cloudmux_staging_copies_total{result="error"}`] != 1 || got[`cloudmux_staging_copies_total{result="copied"}`] != 1 {
+		t.Fatalf("the failed copy and the healed one: %v", got)
 	}
 }
 

@@ -286,7 +286,8 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	// through os-quota-sets or Neutron's quotas), enforced in Go by every
 	// service with reservations every broker on this Store shares.
 	quotaLimits := &quota.Limits{Store: store}
-	ledger := &quota.Ledger{Store: store, Limits: quotaLimits, Holder: brokerID(cfg), Log: log.WithField("component", "quota")}
+	ledger := &quota.Ledger{Store: store, Limits: quotaLimits, Holder: brokerID(cfg), Log: log.WithField("component", "quota"),
+		Metrics: quota.NewMetrics(metrics)}
 	// The resource index is served from memory on every replica, kept
 	// current by a store watch. It frees the quota of the entries a
 	// rebuild removes (their resources are gone from their peers).
@@ -312,6 +313,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	// Images a server's peer lacks are copied there; the image service
 	// keeps those copies in step with their image (renames, deletes).
 	stager := staging.New(store, brokerID(cfg), log.WithField("component", "staging"))
+	stager.Metrics = staging.NewMetrics(metrics)
 	deactivations := image.NewDeactivations(store, log.WithField("component", "image-deactivations"))
 	goBG("image-deactivations", deactivations.Run)
 	netAttrs := network.NewAttrsMemory(store, log.WithField("component", "network-attrs"))
