@@ -225,7 +225,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	}
 	pool := peers.NewPool(peers.PoolConfig{
 		Source: snap, Credentials: peerReg, InProcess: inProcess,
-		Connectors: map[registry.Kind]peers.Connector{registry.KindOpenStack: openstack.ConnectorWithLog(log.WithField("component", "openstack"))},
+		Connectors: map[registry.Kind]peers.Connector{registry.KindOpenStack: openstack.ConnectorWith(log.WithField("component", "openstack"), openstack.NewMetrics(metrics))},
 		Log:        log.WithField("component", "pool"),
 	})
 	pool.Reconcile(startCtx)

@@ -57,6 +57,8 @@ type Config struct {
 	// settings then win over Endpoint's CA bundle and insecure flag.
 	HTTPClient *http.Client
 	Log        logrus.FieldLogger
+	// Metrics, when set, times every call to the peer (NewMetrics).
+	Metrics *Metrics
 }
 
 // Cloud is a peers.Cloud over one remote OpenStack project, through
@@ -117,8 +119,14 @@ func connect(ctx context.Context, cfg Config) (peers.Cloud, error) {
 
 // ConnectorWithLog is Connect with a logger for the clouds it connects.
 func ConnectorWithLog(log logrus.FieldLogger) peers.Connector {
+	return ConnectorWith(log, nil)
+}
+
+// ConnectorWith is Connect with a logger and metrics (nil: none) for the
+// clouds it connects.
+func ConnectorWith(log logrus.FieldLogger, metrics *Metrics) peers.Connector {
 	return func(ctx context.Context, p registry.Peer, creds registry.Credentials) (peers.Cloud, error) {
-		return connect(ctx, Config{Name: p.Name, Endpoint: p.Endpoint, Credentials: creds, Log: log.WithField("peer", p.Name)})
+		return connect(ctx, Config{Name: p.Name, Endpoint: p.Endpoint, Credentials: creds, Log: log.WithField("peer", p.Name), Metrics: metrics})
 	}
 }
 
@@ -163,6 +171,17 @@ func New(ctx context.Context, cfg Config) (c *Cloud, err error) {
 			return nil, fmt.Errorf("openstack peer %q: %w", cfg.Name, err)
 		}
 	}
+	var metered *meteredTransport
+	if cfg.Metrics != nil {
+		next := hc.Transport
+		if next == nil {
+			next = http.DefaultTransport
+		}
+		metered = &meteredTransport{next: next, m: cfg.Metrics, peer: cfg.Name, authURL: strings.TrimSuffix(cfg.Endpoint.AuthURL, "/")}
+		wrapped := *hc // the caller's client stays as it was
+		wrapped.Transport = metered
+		hc = &wrapped
+	}
 	defer func() {
 		if err != nil {
 			hc.CloseIdleConnections()
@@ -188,6 +207,9 @@ func New(ctx context.Context, cfg Config) (c *Cloud, err error) {
 	}
 	c.admin = c.tokenIsAdmin()
 	eo := gophercloud.EndpointOpts{Region: cfg.Endpoint.Region, Availability: availability(cfg.Endpoint.Interface)}
+	if metered != nil {
+		metered.setBases(catalogBases(provider, eo))
+	}
 	if c.compute, err = openstack.NewComputeV2(provider, eo); err != nil {
 		return nil, peers.AtPeer(cfg.Name, translate(fmt.Sprintf("openstack peer %q: compute endpoint", cfg.Name), err))
 	}
@@ -200,6 +222,10 @@ func New(ctx context.Context, cfg Config) (c *Cloud, err error) {
 	c.federated = err == nil
 	if c.network != nil {
 		c.neutronTags = c.hasNeutronTags(authCtx)
+	}
+	if metered != nil {
+		metered.setBases(clientBases(map[string]*gophercloud.ServiceClient{"compute": c.compute, "image": c.image,
+			"network": c.network, "volume": c.volume, "object-store": c.object}))
 	}
 	if err := c.negotiate(authCtx); err != nil {
 		return nil, err
