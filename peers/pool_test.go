@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/peers"
@@ -211,8 +212,10 @@ func TestProberHysteresis(t *testing.T) {
 	}
 	h.sync(t, ctx, p.Revision)
 	catalog := &recordingCatalog{registered: map[string]bool{}, health: map[string]registry.Status{}}
+	reg := prometheus.NewRegistry()
 	prober := peers.NewProber(peers.ProberConfig{
 		Pool: h.pool, Registry: h.reg, Catalog: catalog, Log: logrus.New(), FallAfter: 3, RiseAfter: 2,
+		Metrics: peers.NewProbeMetrics(reg),
 	})
 	c, _ := h.clouds.Load("flappy")
 	cloud := c.(*capacityCloud)
@@ -255,6 +258,30 @@ func TestProberHysteresis(t *testing.T) {
 	got, _ := h.reg.Get(ctx, p.ID)
 	if got.Capacity.VCPUs.Total != 8 {
 		t.Fatalf("capacity not recorded: %+v", got.Capacity)
+	}
+	// Every probe counted once, under its result and the status concluded.
+	counts := map[string]float64{}
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			switch f.GetName() {
+			case "cloudmux_peer_probes_total":
+				counts[l["peer"]+" "+l["result"]+" "+l["status"]] = m.GetCounter().GetValue()
+			case "cloudmux_peer_probe_seconds":
+				counts["timed "+l["peer"]] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	want := map[string]float64{"flappy ok up": 2, "flappy failed degraded": 2, "flappy failed down": 1, "flappy ok down": 1, "timed flappy": 6}
+	if fmt.Sprint(counts) != fmt.Sprint(want) {
+		t.Fatalf("probe metrics %v, want %v", counts, want)
 	}
 }
 

@@ -38,6 +38,8 @@ type ProberConfig struct {
 	Leader registry.Locker
 	// LeaderKey and Holder name the lock and this broker in it.
 	LeaderKey, Holder string
+	// Metrics, when set, counts probes (NewProbeMetrics).
+	Metrics *ProbeMetrics
 }
 
 // Prober probes every pool member on an interval (a cheap capacity call),
@@ -222,6 +224,7 @@ func (pr *Prober) probe(ctx context.Context, m *Member) {
 
 	var capacity *registry.Capacity
 	err := m.Err
+	start := time.Now()
 	if m.Cloud != nil {
 		res := Gather(ctx, []*Member{m}, pr.cfg.Timeout, func(ctx context.Context, m *Member) (registry.Capacity, error) {
 			return m.Cloud.Capacity(ctx) // Gather answers even for a driver that ignores ctx
@@ -235,6 +238,7 @@ func (pr *Prober) probe(ctx context.Context, m *Member) {
 		return // shutting down: a canceled probe says nothing about the peer
 	}
 	status, reason := pr.judge(m.Peer, err)
+	pr.cfg.Metrics.observe(m.Peer.Name, err, string(status), time.Since(start))
 	var seen time.Time
 	if err == nil {
 		seen = pr.cfg.Now()

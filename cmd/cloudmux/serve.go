@@ -233,7 +233,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	prober := peers.NewProber(peers.ProberConfig{
 		Pool: pool, Registry: peerReg, Catalog: catalog, Log: log.WithField("component", "prober"),
 		Interval: time.Duration(cfg.Prober.Interval), Timeout: time.Duration(cfg.Prober.Timeout),
-		Leader: store, Holder: brokerID(cfg),
+		Leader: store, Holder: brokerID(cfg), Metrics: peers.NewProbeMetrics(metrics),
 	})
 	goBG("prober", prober.Run)
 
