@@ -3,7 +3,6 @@ package identity
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 
@@ -28,6 +27,21 @@ func filterByName[T any](r *http.Request, items []T, name func(T) string) []T {
 	return out
 }
 
+// filterByDomain keeps the items of ?domain_id=, when given.
+func filterByDomain[T any](r *http.Request, items []T, domain func(T) string) []T {
+	want := r.URL.Query().Get("domain_id")
+	if want == "" {
+		return items
+	}
+	out := []T{}
+	for _, it := range items {
+		if domain(it) == want {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
 func links(r *http.Request) map[string]any {
 	return map[string]any{"self": BaseURL(r) + r.URL.Path, "next": nil, "previous": nil}
 }
@@ -39,8 +53,27 @@ func entity(r *http.Request, collection, id string, v any) map[string]any {
 	var m map[string]any
 	_ = json.Unmarshal(raw, &m)
 	m["links"] = map[string]string{"self": BaseURL(r) + "/v3/" + collection + "/" + id}
-	if collection == "projects" {
-		m["is_domain"], m["parent_id"], m["tags"] = false, m["domain_id"], []string{}
+	switch collection {
+	case "users":
+		// Keystone writes it without a zone, as gophercloud parses it.
+		if u, ok := v.(User); ok && u.PasswordExpiresAt != nil {
+			m["password_expires_at"] = u.PasswordExpiresAt.UTC().Format(appCredTime)
+		}
+	case "projects":
+		m["is_domain"] = false
+		if m["parent_id"] == nil {
+			m["parent_id"] = m["domain_id"] // a top-level project's parent, as Keystone shows it
+		}
+		if m["tags"] == nil {
+			m["tags"] = []string{}
+		}
+	case "roles":
+		if m["domain_id"] == nil {
+			m["domain_id"] = nil // a global role: Keystone shows null
+		}
+		if m["description"] == nil {
+			m["description"] = ""
+		}
 	}
 	return m
 }
@@ -53,40 +86,13 @@ func entities[T any](r *http.Request, collection string, items []T, id func(T) s
 	return out
 }
 
-func (k *Keystone) listDomains(w http.ResponseWriter, r *http.Request) {
-	ds, err := k.Dir.ListDomains(r.Context())
-	if err != nil {
-		k.fail(w, r, err)
-		return
-	}
-	ds = filterByName(r, ds, func(d Domain) string { return d.Name })
-	writeJSON(w, http.StatusOK, map[string]any{"domains": entities(r, "domains", ds, func(d Domain) string { return d.ID }), "links": links(r)})
-}
-
-func (k *Keystone) showDomain(w http.ResponseWriter, r *http.Request) {
-	d, err := k.Dir.GetDomain(r.Context(), chi.URLParam(r, "id"))
-	if err != nil {
-		k.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"domain": entity(r, "domains", d.ID, d)})
-}
-
 func (k *Keystone) listProjects(w http.ResponseWriter, r *http.Request) {
 	ps, err := k.Dir.ListProjects(r.Context())
 	if err != nil {
 		k.fail(w, r, err)
 		return
 	}
-	if d := r.URL.Query().Get("domain_id"); d != "" {
-		kept := ps[:0]
-		for _, p := range ps {
-			if p.DomainID == d {
-				kept = append(kept, p)
-			}
-		}
-		ps = kept
-	}
+	ps = filterByDomain(r, ps, func(p Project) string { return p.DomainID })
 	ps = filterByName(r, ps, func(p Project) string { return p.Name })
 	writeJSON(w, http.StatusOK, map[string]any{"projects": entities(r, "projects", ps, func(p Project) string { return p.ID }), "links": links(r)})
 }
@@ -193,6 +199,7 @@ func (k *Keystone) listUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	us = filterByName(r, us, func(u User) string { return u.Name })
+	us = filterByDomain(r, us, func(u User) string { return u.DomainID })
 	writeJSON(w, http.StatusOK, map[string]any{"users": entities(r, "users", us, func(u User) string { return u.ID }), "links": links(r)})
 }
 
@@ -330,118 +337,4 @@ func (k *Keystone) forgetCredentialsOf(ctx context.Context, userID string) {
 			}
 		}
 	}
-}
-
-func (k *Keystone) listRoles(w http.ResponseWriter, r *http.Request) {
-	rs, err := k.Dir.ListRoles(r.Context())
-	if err != nil {
-		k.fail(w, r, err)
-		return
-	}
-	rs = filterByName(r, rs, func(x Role) string { return x.Name })
-	writeJSON(w, http.StatusOK, map[string]any{"roles": entities(r, "roles", rs, func(x Role) string { return x.ID }), "links": links(r)})
-}
-
-func (k *Keystone) createRole(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Role struct {
-			Name string `json:"name"`
-		} `json:"role"`
-	}
-	if err := decode(r, &req); err != nil {
-		k.fail(w, r, err)
-		return
-	}
-	role, err := k.Dir.CreateRole(r.Context(), Role{Name: req.Role.Name})
-	if err != nil {
-		k.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, map[string]any{"role": entity(r, "roles", role.ID, role)})
-}
-
-func assignmentFrom(r *http.Request) Assignment {
-	return Assignment{ProjectID: chi.URLParam(r, "project"), UserID: chi.URLParam(r, "user"), RoleID: chi.URLParam(r, "role")}
-}
-
-func (k *Keystone) grant(w http.ResponseWriter, r *http.Request) {
-	if err := k.Dir.Grant(r.Context(), assignmentFrom(r)); err != nil {
-		k.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (k *Keystone) checkGrant(w http.ResponseWriter, r *http.Request) {
-	a := assignmentFrom(r)
-	as, err := k.Dir.Assignments(r.Context(), a.ProjectID, a.UserID)
-	if err != nil {
-		k.fail(w, r, err)
-		return
-	}
-	for _, x := range as {
-		if x.RoleID == a.RoleID {
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-	}
-	w.WriteHeader(http.StatusNotFound)
-}
-
-func (k *Keystone) ungrant(w http.ResponseWriter, r *http.Request) {
-	a := assignmentFrom(r)
-	if err := k.Dir.Ungrant(r.Context(), a); err != nil {
-		k.fail(w, r, err)
-		return
-	}
-	// The user's live tokens carry the role: void them, as Keystone does;
-	// the user logs in again with what it still holds.
-	if err := k.Tokens.RevokeUser(r.Context(), a.UserID); err != nil {
-		k.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// listAssignments answers GET /v3/role_assignments with the filters the
-// openstack CLI sends (scope.project.id, user.id) and, with include_names,
-// the names it prints for --names.
-func (k *Keystone) listAssignments(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	ctx := r.Context()
-	as, err := k.Dir.Assignments(ctx, q.Get("scope.project.id"), q.Get("user.id"))
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		k.fail(w, r, err)
-		return
-	}
-	names := q.Has("include_names") && q.Get("include_names") != "false" && q.Get("include_names") != "0"
-	domain := map[string]string{"id": DefaultDomainID, "name": DefaultDomainName}
-	out := make([]map[string]any, 0, len(as))
-	for _, a := range as {
-		role := map[string]any{"id": a.RoleID}
-		user := map[string]any{"id": a.UserID}
-		project := map[string]any{"id": a.ProjectID}
-		if names {
-			if x, err := k.Dir.GetRole(ctx, a.RoleID); err == nil {
-				role["name"] = x.Name
-			}
-			if x, err := k.Dir.GetUser(ctx, a.UserID); err == nil {
-				user["name"], user["domain"] = x.Name, domainOf(ctx, k.Dir, x.DomainID, domain)
-			}
-			if x, err := k.Dir.GetProject(ctx, a.ProjectID); err == nil {
-				project["name"], project["domain"] = x.Name, domainOf(ctx, k.Dir, x.DomainID, domain)
-			}
-		}
-		out = append(out, map[string]any{"role": role, "user": user, "scope": map[string]any{"project": project}})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"role_assignments": out, "links": links(r)})
-}
-
-// domainOf names a domain for an assignment listing, falling back to the
-// default domain's names when the lookup fails.
-func domainOf(ctx context.Context, d *Directory, id string, fallback map[string]string) map[string]string {
-	if dom, err := d.GetDomain(ctx, id); err == nil {
-		return map[string]string{"id": dom.ID, "name": dom.Name}
-	}
-	return fallback
 }

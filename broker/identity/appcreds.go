@@ -366,17 +366,22 @@ func (c *AppCredentials) Authorize(ctx context.Context, ac AppCredential) (Proje
 	if err != nil {
 		return Project{}, nil, err
 	}
-	var roles []Role
+	var ids []string
 	for _, want := range ac.Roles {
 		for _, h := range held {
 			if h.ID == want.ID {
-				roles = append(roles, h)
+				ids = append(ids, h.ID)
 				break
 			}
 		}
 	}
-	if len(roles) == 0 {
+	if len(ids) == 0 || !c.dir.domainEnabled(ctx, p.DomainID) || !c.dir.domainEnabled(ctx, u.DomainID) {
 		return Project{}, nil, denied
+	}
+	// The token carries what the credential's roles imply, as any token.
+	roles, err := c.dir.expandRoles(ctx, ids)
+	if err != nil {
+		return Project{}, nil, err
 	}
 	return p, roles, nil
 }

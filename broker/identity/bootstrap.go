@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/cloudmux/cloudmux/registry"
 )
 
 // Bootstrapped names what Bootstrap made or found.
@@ -41,6 +43,9 @@ func (d *Directory) Bootstrap(ctx context.Context, password string, reset bool) 
 			return b, fmt.Errorf("bootstrap role %s: %w", name, err)
 		}
 		b.Roles[name] = r
+	}
+	if err := d.bootstrapImpliedRoles(ctx, b.Roles); err != nil {
+		return b, err
 	}
 	if b.Project, err = ensure(func() (Project, error) { return d.FindProject(ctx, DefaultDomainID, AdminProjectName) },
 		func() (Project, error) {
@@ -88,4 +93,27 @@ func ensure[T any](get, create func() (T, error)) (T, error) {
 		return get()
 	}
 	return v, err
+}
+
+// impliedRulesMade marks that bootstrap made the default inference rules
+// once: an admin who deletes one keeps it deleted across restarts.
+const impliedRulesMade = "identity/bootstrap/implied-roles"
+
+// bootstrapImpliedRoles makes admin imply member imply reader, as
+// Keystone's bootstrap does: real rules an admin may list and change.
+func (d *Directory) bootstrapImpliedRoles(ctx context.Context, roles map[string]Role) error {
+	if _, err := d.store.Get(ctx, impliedRulesMade); err == nil {
+		return nil
+	} else if !errors.Is(err, registry.ErrNotFound) {
+		return fmt.Errorf("bootstrap implied roles: %w", err)
+	}
+	for _, rule := range [][2]string{{RoleAdmin, RoleMember}, {RoleMember, RoleReader}} {
+		if _, err := d.CreateImpliedRole(ctx, roles[rule[0]].ID, roles[rule[1]].ID); err != nil {
+			return fmt.Errorf("bootstrap implied role %s: %w", rule[0], err)
+		}
+	}
+	if _, err := d.store.Put(ctx, impliedRulesMade, []byte("{}")); err != nil {
+		return fmt.Errorf("bootstrap implied roles: %w", err)
+	}
+	return nil
 }

@@ -41,7 +41,8 @@ type cachedPrefix struct {
 var _ Store = (*Cache)(nil)
 
 // cachedPrefixes are the records the signed-request path reads.
-var cachedPrefixes = []string{ec2CredsPrefix, usersPrefix, projectsPrefix, domainsPrefix, rolesPrefix, assignmentsPrefix}
+var cachedPrefixes = []string{ec2CredsPrefix, usersPrefix, projectsPrefix, domainsPrefix, rolesPrefix, assignmentsPrefix,
+	groupsPrefix, userGroupsPrefix, groupMembersPrefix, impliedRolesPrefix, regionsPrefix, servicesPrefix, endpointsPrefix}
 
 // NewCache returns a cache over store; call Run to fill it. Until it has
 // loaded, reads go to the Store.
@@ -50,7 +51,8 @@ func NewCache(store Store, log logrus.FieldLogger) *Cache {
 	for _, p := range cachedPrefixes {
 		sink := &kvSink{byKey: map[string]registry.KV{}, byDir: map[string]map[string]struct{}{}}
 		if p == assignmentsPrefix {
-			sink.second, sink.bySecond = assignmentUser, map[string]map[string]struct{}{}
+			sink.second, sink.bySecond = assignmentActor, map[string]map[string]struct{}{}
+			sink.first, sink.byFirst = assignmentTarget, map[string]map[string]struct{}{}
 		}
 		m := registry.NewMirror(store, p, func(kv registry.KV) (registry.KV, error) { return kv, nil }, registry.Sink[registry.KV](sink), log)
 		c.mirrors = append(c.mirrors, cachedPrefix{prefix: p, mirror: m, sink: sink})
@@ -185,39 +187,77 @@ func (c *Cache) Delete(ctx context.Context, key string) error {
 	return err
 }
 
-// assignmentUser is the user an assignment key names
-// (identity/assignments/PROJECT/USER/ROLE), or "".
-func assignmentUser(key string) string {
+// assignmentActor is the actor an assignment key names
+// (identity/assignments/TARGET/ACTOR/ROLE): a user ID or "group:ID".
+func assignmentActor(key string) string { return assignmentPart(key, 1) }
+
+// assignmentTarget is the target an assignment key names.
+func assignmentTarget(key string) string { return assignmentPart(key, 0) }
+
+func assignmentPart(key string, i int) string {
 	parts := strings.Split(strings.TrimPrefix(key, assignmentsPrefix), "/")
 	if len(parts) != 3 {
 		return ""
 	}
-	return parts[1]
+	return parts[i]
 }
 
-// assignmentsOf returns a user's role assignments on every project from
-// memory, sorted by key, so a user's project list walks that user's
-// records rather than every project's. found is false when memory is not
-// loaded or holds none: the Store decides then (a grant another replica
-// has just made may not have arrived).
-func (c *Cache) assignmentsOf(userID string) (kvs []registry.KV, found bool) {
+// assignmentsBy returns the grants on a target (byTarget) or of an actor
+// from memory, sorted by key; ok is false until the cache has loaded.
+func (c *Cache) assignmentsBy(byTarget bool, k string) (kvs []registry.KV, ok bool) {
 	p, ok := c.of(assignmentsPrefix)
-	if !ok || userID == "" {
+	if !ok || k == "" {
 		return nil, false
 	}
-	kvs = p.sink.bySecondKey(userID)
-	return kvs, len(kvs) > 0
+	if byTarget {
+		return p.sink.byIndex(p.sink.byFirst, k), true
+	}
+	return p.sink.byIndex(p.sink.bySecond, k), true
+}
+
+// dir returns the records directly under dir from memory; ok is false when
+// no loaded cached prefix holds dir.
+func (c *Cache) dir(dir string) ([]registry.KV, bool) {
+	p, ok := c.of(dir)
+	if !ok {
+		return nil, false
+	}
+	return p.sink.list(dir, false), true
 }
 
 // kvSink holds a prefix's records by key, and their keys by parent
-// ("a/b/" for "a/b/c") for one-level listings, and, when second is set,
-// by what second names of a key (a role assignment's user).
+// ("a/b/" for "a/b/c") for one-level listings, and, when first or second
+// is set, by what it names of a key (a role assignment's target, actor).
 type kvSink struct {
-	mu       sync.RWMutex
-	byKey    map[string]registry.KV
-	byDir    map[string]map[string]struct{}
-	second   func(key string) string
-	bySecond map[string]map[string]struct{}
+	mu            sync.RWMutex
+	byKey         map[string]registry.KV
+	byDir         map[string]map[string]struct{}
+	first, second func(key string) string
+	byFirst       map[string]map[string]struct{}
+	bySecond      map[string]map[string]struct{}
+}
+
+func indexAdd(idx map[string]map[string]struct{}, name func(string) string, key string) {
+	if name == nil {
+		return
+	}
+	if k := name(key); k != "" {
+		if idx[k] == nil {
+			idx[k] = map[string]struct{}{}
+		}
+		idx[k][key] = struct{}{}
+	}
+}
+
+func indexRemove(idx map[string]map[string]struct{}, name func(string) string, key string) {
+	if name == nil {
+		return
+	}
+	k := name(key)
+	delete(idx[k], key)
+	if len(idx[k]) == 0 {
+		delete(idx, k)
+	}
 }
 
 func parent(key string) string { return key[:strings.LastIndex(key, "/")+1] }
@@ -232,14 +272,8 @@ func (s *kvSink) Set(key string, kv registry.KV) {
 		s.byDir[parent(key)] = dir
 	}
 	dir[key] = struct{}{}
-	if s.second != nil {
-		if k := s.second(key); k != "" {
-			if s.bySecond[k] == nil {
-				s.bySecond[k] = map[string]struct{}{}
-			}
-			s.bySecond[k][key] = struct{}{}
-		}
-	}
+	indexAdd(s.byFirst, s.first, key)
+	indexAdd(s.bySecond, s.second, key)
 }
 
 func (s *kvSink) Unset(key string) {
@@ -252,13 +286,8 @@ func (s *kvSink) Unset(key string) {
 			delete(s.byDir, parent(key))
 		}
 	}
-	if s.second != nil {
-		k := s.second(key)
-		delete(s.bySecond[k], key)
-		if len(s.bySecond[k]) == 0 {
-			delete(s.bySecond, k)
-		}
-	}
+	indexRemove(s.byFirst, s.first, key)
+	indexRemove(s.bySecond, s.second, key)
 }
 
 func (s *kvSink) empty() bool {
@@ -302,9 +331,13 @@ func (s *kvSink) records(keys map[string]struct{}) []registry.KV {
 }
 
 // bySecondKey returns the records second names k, sorted by key.
-func (s *kvSink) bySecondKey(k string) []registry.KV {
+func (s *kvSink) bySecondKey(k string) []registry.KV { return s.byIndex(s.bySecond, k) }
+
+// byIndex returns the records idx (byFirst or bySecond) holds under k,
+// sorted by key.
+func (s *kvSink) byIndex(idx map[string]map[string]struct{}, k string) []registry.KV {
 	s.mu.RLock()
-	out := s.records(s.bySecond[k])
+	out := s.records(idx[k])
 	s.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out

@@ -11,7 +11,7 @@ import (
 // user's projects are that user's records only, through sets and unsets.
 func TestSinkByUser(t *testing.T) {
 	s := &kvSink{byKey: map[string]registry.KV{}, byDir: map[string]map[string]struct{}{},
-		second: assignmentUser, bySecond: map[string]map[string]struct{}{}}
+		second: assignmentActor, bySecond: map[string]map[string]struct{}{}}
 	key := func(project, user string) string { return assignmentKey(project, user, "member") }
 	for _, k := range []string{key("p1", "ann"), key("p2", "ann"), key("p2", "bob"), assignmentsPrefix + "bad"} {
 		s.Set(k, registry.KV{Key: k})

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -36,6 +37,14 @@ const (
 	rolesPrefix       = "identity/roles/"
 	roleNamesPrefix   = "identity/role-names/"
 	assignmentsPrefix = "identity/assignments/"
+	groupsPrefix      = "identity/groups/"
+	groupNamesPrefix  = "identity/group-names/"
+	// groupMembersPrefix holds group/user and userGroupsPrefix user/group:
+	// a group's members and a user's groups are each one listing.
+	groupMembersPrefix = "identity/group-members/"
+	userGroupsPrefix   = "identity/user-groups/"
+	// impliedRolesPrefix holds prior/implied role rules.
+	impliedRolesPrefix = "identity/implied-roles/"
 )
 
 // nameKey encodes a name for use inside a key: names may hold '/', "..",
@@ -53,8 +62,10 @@ func NewID() string { return strings.ReplaceAll(uuid.NewString(), "-", "") }
 
 // Directory keeps domains, projects, users, roles and assignments.
 type Directory struct {
-	store Store
-	now   func() time.Time
+	store       Store
+	now         func() time.Time
+	policy      PasswordPolicy
+	policyRegex *regexp.Regexp
 }
 
 // NewDirectory returns a directory over store.
@@ -216,11 +227,13 @@ func (d *Directory) DeleteProject(ctx context.Context, id string) error {
 	return errors.Join(errs...)
 }
 
-// checkPassword applies the password rules; bcrypt reads at most 72 bytes,
-// and a longer password would be silently truncated, so it is refused.
+// checkPassword applies the rules every password meets (the configured
+// policy adds its own: PasswordPolicy). Keystone's default sets no
+// minimum; bcrypt reads at most 72 bytes, and a longer password would be
+// silently truncated, so it is refused.
 func checkPassword(password string) error {
-	if len(password) < 8 || len(password) > 72 {
-		return &registry.FieldError{Field: "user.password", Reason: "must be 8 to 72 bytes"}
+	if len(password) < 1 || len(password) > 72 {
+		return &registry.FieldError{Field: "user.password", Reason: "must be 1 to 72 bytes"}
 	}
 	return nil
 }
@@ -228,7 +241,7 @@ func checkPassword(password string) error {
 // CreateUser adds a user with a password (hashed with bcrypt).
 func (d *Directory) CreateUser(ctx context.Context, u User, password string) (User, error) {
 	errs := []error{validName("user.name", u.Name)}
-	if err := checkPassword(password); err != nil {
+	if err := d.checkPolicy(password); err != nil {
 		errs = append(errs, err)
 	}
 	if _, err := d.GetDomain(ctx, u.DomainID); errors.Is(err, ErrNotFound) {
@@ -247,33 +260,11 @@ func (d *Directory) CreateUser(ctx context.Context, u User, password string) (Us
 		u.ID = NewID()
 	}
 	u.PasswordHash, u.CreatedAt = string(hash), d.now()
+	u.PasswordChangedAt = u.CreatedAt
 	if err := d.createNamed(ctx, "user", u.Name, nameKey(userNamesPrefix, u.DomainID, u.Name), usersPrefix+u.ID, u.ID, u); err != nil {
 		return User{}, err
 	}
-	u.PasswordHash = ""
-	return u, nil
-}
-
-// SetPassword replaces a user's password.
-func (d *Directory) SetPassword(ctx context.Context, id, password string) error {
-	if err := checkPassword(password); err != nil {
-		return err
-	}
-	u, err := getJSON[User](ctx, d.store, usersPrefix+id, "user", id)
-	if err != nil {
-		return err
-	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
-	if err != nil {
-		return err
-	}
-	u.PasswordHash = string(hash)
-	raw, err := json.Marshal(u)
-	if err != nil {
-		return err
-	}
-	_, err = d.store.Put(ctx, usersPrefix+id, raw)
-	return err
+	return d.public(u), nil
 }
 
 // UpdateUser applies change to a user and stores it; a rename moves the
@@ -282,11 +273,12 @@ func (d *Directory) SetPassword(ctx context.Context, id, password string) error 
 func (d *Directory) UpdateUser(ctx context.Context, id string, change func(*User)) (User, error) {
 	u, err := updateNamed(ctx, d, "user", usersPrefix, id, change,
 		func(cur, next *User) {
-			next.ID, next.DomainID, next.PasswordHash, next.CreatedAt = cur.ID, cur.DomainID, cur.PasswordHash, cur.CreatedAt
+			name, project, enabled := next.Name, next.DefaultProjectID, next.Enabled
+			*next = *cur
+			next.Name, next.DefaultProjectID, next.Enabled = name, project, enabled
 		},
 		func(u *User) (string, string) { return u.Name, nameKey(userNamesPrefix, u.DomainID, u.Name) })
-	u.PasswordHash = ""
-	return u, err
+	return d.public(u), err
 }
 
 // UpdateProject applies change to a project and stores it; a rename moves
@@ -357,22 +349,20 @@ func (d *Directory) rename(ctx context.Context, what, oldIdx, newIdx, newName, i
 // GetUser finds a user by ID; the password hash is not returned.
 func (d *Directory) GetUser(ctx context.Context, id string) (User, error) {
 	u, err := getJSON[User](ctx, d.store, usersPrefix+id, "user", id)
-	u.PasswordHash = ""
-	return u, err
+	return d.public(u), err
 }
 
 // FindUser finds a user by domain and name; the hash is not returned.
 func (d *Directory) FindUser(ctx context.Context, domainID, name string) (User, error) {
 	u, err := byName[User](ctx, d.store, nameKey(userNamesPrefix, domainID, name), usersPrefix, "user", name)
-	u.PasswordHash = ""
-	return u, err
+	return d.public(u), err
 }
 
 // ListUsers lists every user, without password hashes.
 func (d *Directory) ListUsers(ctx context.Context) ([]User, error) {
 	us, err := listJSON[User](ctx, d.store, usersPrefix)
 	for i := range us {
-		us[i].PasswordHash = ""
+		us[i] = d.public(us[i])
 	}
 	return us, err
 }
@@ -391,134 +381,64 @@ func (d *Directory) DeleteUser(ctx context.Context, id string) error {
 	bg := context.WithoutCancel(ctx)
 	errs := []error{d.store.Delete(ctx, usersPrefix+id), d.store.Delete(bg, nameKey(userNamesPrefix, u.DomainID, u.Name))}
 	for _, a := range as {
-		errs = append(errs, d.store.Delete(bg, assignmentKey(a.ProjectID, a.UserID, a.RoleID)))
+		errs = append(errs, d.store.Delete(bg, a.key()))
 	}
-	return errors.Join(errs...)
+	errs = append(errs, d.forgetMemberships(bg, id))
+	return ignoreNotFound(errors.Join(errs...))
 }
 
 // dummyHash keeps a failed lookup as slow as a failed password check, so
 // timing does not tell which user names exist.
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("cloudmux-identity-dummy"), bcrypt.DefaultCost)
 
-// CheckPassword returns the user when password is right and the user and
-// its domain are enabled. Every failure is the same ErrUnauthorized.
-func (d *Directory) CheckPassword(ctx context.Context, u User, password string) (User, error) {
-	full, err := getJSON[User](ctx, d.store, usersPrefix+u.ID, "user", u.ID)
-	hash := []byte(full.PasswordHash)
-	if err != nil || len(hash) == 0 {
-		hash = dummyHash
+// createJSON stores a new record of an unnamed kind; an ID in use is
+// ErrConflict.
+func createJSON(ctx context.Context, s Store, key, what, id string, v any) error {
+	if registry.ValidateKey(key) != nil {
+		return &registry.FieldError{Field: what + ".id", Reason: "is not a valid ID"}
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || err != nil || !full.Enabled {
-		return User{}, fmt.Errorf("%w: the user or password is wrong, or the user is disabled", ErrUnauthorized)
-	}
-	full.PasswordHash = ""
-	return full, nil
-}
-
-// CreateRole adds a role.
-func (d *Directory) CreateRole(ctx context.Context, r Role) (Role, error) {
-	if err := validName("role.name", r.Name); err != nil {
-		return Role{}, err
-	}
-	if r.ID == "" {
-		r.ID = NewID()
-	}
-	return r, d.createNamed(ctx, "role", r.Name, nameKey(roleNamesPrefix, r.Name), rolesPrefix+r.ID, r.ID, r)
-}
-
-// GetRole finds a role by ID.
-func (d *Directory) GetRole(ctx context.Context, id string) (Role, error) {
-	return getJSON[Role](ctx, d.store, rolesPrefix+id, "role", id)
-}
-
-// FindRole finds a role by name.
-func (d *Directory) FindRole(ctx context.Context, name string) (Role, error) {
-	return byName[Role](ctx, d.store, nameKey(roleNamesPrefix, name), rolesPrefix, "role", name)
-}
-
-// ListRoles lists every role.
-func (d *Directory) ListRoles(ctx context.Context) ([]Role, error) {
-	return listJSON[Role](ctx, d.store, rolesPrefix)
-}
-
-func assignmentKey(projectID, userID, roleID string) string {
-	return assignmentsPrefix + projectID + "/" + userID + "/" + roleID
-}
-
-// Grant gives a user a role on a project (idempotent).
-func (d *Directory) Grant(ctx context.Context, a Assignment) error {
-	var errs []error
-	if _, err := d.GetProject(ctx, a.ProjectID); err != nil {
-		errs = append(errs, err)
-	}
-	if _, err := d.GetUser(ctx, a.UserID); err != nil {
-		errs = append(errs, err)
-	}
-	if _, err := d.GetRole(ctx, a.RoleID); err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
+	raw, err := json.Marshal(v)
+	if err != nil {
 		return err
 	}
-	raw, _ := json.Marshal(a)
-	_, err := d.store.Put(ctx, assignmentKey(a.ProjectID, a.UserID, a.RoleID), raw)
-	return err
+	if _, err := s.CAS(ctx, key, raw, 0); errors.Is(err, registry.ErrConflict) {
+		return fmt.Errorf("%w: a %s with ID %q already exists", ErrConflict, what, id)
+	} else if err != nil {
+		return fmt.Errorf("store %s %s: %w", what, id, err)
+	}
+	return nil
 }
 
-// Ungrant removes a role assignment.
-func (d *Directory) Ungrant(ctx context.Context, a Assignment) error {
-	key := assignmentKey(a.ProjectID, a.UserID, a.RoleID)
-	if _, err := d.store.Get(ctx, key); errors.Is(err, registry.ErrNotFound) {
-		return fmt.Errorf("%w role assignment", ErrNotFound)
+// updateJSON reads the record at prefix+id, applies change, lets check
+// restore what may not change and refuse what is invalid, and writes back
+// by CAS.
+func updateJSON[T any](ctx context.Context, d *Directory, prefix, what, id string, change func(*T), check func(cur, next *T) error) (T, error) {
+	var zero T
+	if registry.ValidateKey(prefix+id) != nil {
+		return zero, fmt.Errorf("%w %s %s", ErrNotFound, what, id)
 	}
-	return d.store.Delete(ctx, key)
-}
-
-// Assignments lists assignments, narrowed by project and/or user.
-func (d *Directory) Assignments(ctx context.Context, projectID, userID string) ([]Assignment, error) {
-	prefix := assignmentsPrefix
-	if projectID != "" {
-		prefix += projectID + "/"
-		if userID != "" {
-			prefix += userID + "/"
-		}
+	kv, err := d.store.Get(ctx, prefix+id)
+	if errors.Is(err, registry.ErrNotFound) {
+		return zero, fmt.Errorf("%w %s %s", ErrNotFound, what, id)
 	}
-	// One user's assignments on every project come from the cache's
-	// records by user, not a walk of every project's.
-	if c, ok := d.store.(*Cache); ok && projectID == "" {
-		if kvs, found := c.assignmentsOf(userID); found {
-			return decodeAll[Assignment](kvs)
-		}
-	}
-	all, err := listJSON[Assignment](ctx, d.store, prefix)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	out := all[:0]
-	for _, a := range all {
-		if userID == "" || a.UserID == userID {
-			out = append(out, a)
-		}
+	var cur T
+	if err := json.Unmarshal(kv.Value, &cur); err != nil {
+		return zero, err
 	}
-	return out, nil
-}
-
-// RolesOn returns the roles a user holds on a project.
-func (d *Directory) RolesOn(ctx context.Context, projectID, userID string) ([]Role, error) {
-	as, err := d.Assignments(ctx, projectID, userID)
+	next := cur
+	change(&next)
+	if err := check(&cur, &next); err != nil {
+		return zero, err
+	}
+	raw, err := json.Marshal(next)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	roles := make([]Role, 0, len(as))
-	for _, a := range as {
-		r, err := d.GetRole(ctx, a.RoleID)
-		if errors.Is(err, ErrNotFound) {
-			continue // a role deleted under an assignment grants nothing
-		}
-		if err != nil {
-			return nil, err
-		}
-		roles = append(roles, r)
+	if _, err := d.store.CAS(ctx, prefix+id, raw, kv.ModifyIndex); err != nil {
+		return zero, fmt.Errorf("update %s %s: %w", what, id, err)
 	}
-	return roles, nil
+	return next, nil
 }

@@ -1,8 +1,18 @@
 // Package identity is cloudmux's Keystone v3: domains, projects, users,
-// roles and role assignments kept in the registry Store, password checks
-// (bcrypt), and tokens that every broker replica accepts. Tokens are random;
+// groups, roles (global and domain-specific, with implied-role rules) and
+// role assignments of users and groups on projects, domains and the system
+// (and OS-INHERIT grants to a domain's projects), the catalog as data
+// (regions, services, endpoints), password checks (bcrypt) under a
+// configurable password policy, and tokens scoped to a project, a domain
+// or the system that every broker replica accepts.
+//
+// Every record lives in the registry Store; the records a request reads
+// are served from memory (Cache: one Mirror per prefix, fed by Store
+// watches, with indexes by assignment target and actor and by group
+// member), so no request reads a whole Store prefix. Tokens are random;
 // the store keeps only their SHA-256. Validation is served from memory: a
-// validated token is cached until it expires, and revocations reach every
-// replica through a watched prefix, so the request path does not call the
-// store for a token it has seen.
+// validated token is cached until it expires, and revocation events (a
+// token, or every token of a user, project, domain, role or application
+// credential issued before a time) reach every replica through a watched
+// prefix and are swept once no token they void can be alive.
 package identity

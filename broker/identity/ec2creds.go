@@ -226,7 +226,7 @@ func (c *EC2Credentials) Authorize(ctx context.Context, cred EC2Credential) (Tok
 	if err != nil {
 		return Token{}, err
 	}
-	if len(roles) == 0 {
+	if len(roles) == 0 || !c.dir.domainEnabled(ctx, p.DomainID) || !c.dir.domainEnabled(ctx, u.DomainID) {
 		return Token{}, denied
 	}
 	now := c.dir.now()

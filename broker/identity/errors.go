@@ -2,6 +2,7 @@ package identity
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/cloudmux/cloudmux/broker/faults"
 )
@@ -17,3 +18,11 @@ var (
 
 // Their texts are Keystone's words without the "identity: " prefix.
 var _ = faults.RegisterWords("identity: ", ErrUnauthorized, ErrForbidden, ErrNotFound, ErrConflict, ErrInvalid)
+
+// errDefaultDomain: the default domain holds the cloud admin; disabling
+// it would lock every admin out.
+var errDefaultDomain = fmt.Errorf("%w: the default domain may not be disabled", ErrForbidden)
+
+// errBuiltinRole: admin, member and reader are named by the broker's own
+// authorization (every service's policy); deleting one would break it.
+var errBuiltinRole = fmt.Errorf("%w: the roles admin, member and reader may not be deleted", ErrForbidden)

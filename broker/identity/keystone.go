@@ -63,6 +63,7 @@ func BaseURL(r *http.Request) string {
 // Routes mounts /v3 on r.
 func (k *Keystone) Routes(r chi.Router) {
 	r.Get("/", k.version)
+	r.Post("/users/{user}/password", k.changePassword)
 	r.Route("/auth", func(r chi.Router) {
 		r.Post("/tokens", k.issue)
 		r.Group(func(r chi.Router) {
@@ -72,19 +73,21 @@ func (k *Keystone) Routes(r chi.Router) {
 			r.Delete("/tokens", k.revoke)
 			r.Get("/catalog", k.catalog)
 			r.Get("/projects", k.myProjects)
+			r.Get("/domains", k.myDomains)
 		})
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(k.Authenticate)
 		r.Get("/users/{user}/projects", k.userProjects)
+		r.Get("/users/{user}/groups", k.userGroups)
 		// Keystone keeps tokens from application credentials away from
 		// the EC2 keys: keys act with the user's full roles.
 		r.With(refuseAppCredTokens("EC2 credentials")).Route("/users/{user}/credentials/OS-EC2", k.ec2CredentialRoutes)
 		r.Route("/users/{user}/application_credentials", k.appCredentialRoutes)
+		k.catalogRoutes(r)
 		r.Group(func(r chi.Router) {
-			r.Use(RequireCloudAdmin)
-			r.Get("/domains", k.listDomains)
-			r.Get("/domains/{id}", k.showDomain)
+			r.Use(requireIdentityAdmin)
+			r.Route("/domains", k.domainRoutes)
 			r.Get("/projects", k.listProjects)
 			r.Post("/projects", k.createProject)
 			r.Get("/projects/{id}", k.showProject)
@@ -95,12 +98,11 @@ func (k *Keystone) Routes(r chi.Router) {
 			r.Get("/users/{id}", k.showUser)
 			r.Patch("/users/{id}", k.updateUser)
 			r.Delete("/users/{id}", k.deleteUser)
-			r.Get("/roles", k.listRoles)
-			r.Post("/roles", k.createRole)
+			r.Route("/groups", k.groupRoutes)
+			r.Route("/roles", k.roleRoutes)
+			r.Get("/role_inferences", k.listRoleInferences)
 			r.Get("/role_assignments", k.listAssignments)
-			r.Put("/projects/{project}/users/{user}/roles/{role}", k.grant)
-			r.Head("/projects/{project}/users/{user}/roles/{role}", k.checkGrant)
-			r.Delete("/projects/{project}/users/{user}/roles/{role}", k.ungrant)
+			k.assignmentRoutes(r)
 		})
 	})
 }
@@ -160,9 +162,20 @@ func (k *Keystone) Authenticate(next http.Handler) http.Handler {
 // RequireCloudAdmin answers 403 unless the token is a cloud admin's (the
 // admin role on the admin project).
 func RequireCloudAdmin(next http.Handler) http.Handler {
+	return requireToken(Token.CloudAdmin, "this needs the admin role on the "+AdminProjectName+" project", next)
+}
+
+// requireIdentityAdmin answers 403 unless the token may manage the
+// identity service (Token.IdentityAdmin).
+func requireIdentityAdmin(next http.Handler) http.Handler {
+	return requireToken(Token.IdentityAdmin, "this needs the admin role on the "+AdminProjectName+" project or the system", next)
+}
+
+// requireToken answers 403 with why unless ok holds of the caller's token.
+func requireToken(ok func(Token) bool, why string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if t, _ := TokenFrom(r.Context()); !t.CloudAdmin() {
-			WriteError(w, r, fmt.Errorf("%w: this needs the admin role on the %s project", ErrForbidden, AdminProjectName))
+		if t, _ := TokenFrom(r.Context()); !ok(t) {
+			WriteError(w, r, fmt.Errorf("%w: %s", ErrForbidden, why))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -247,7 +260,7 @@ func (k *Keystone) issue(w http.ResponseWriter, r *http.Request) {
 		// A token begets tokens that die with it: rescoping never extends
 		// a lifetime, or a stolen token would live forever.
 		rescopeLimit = time.Until(prev.ExpiresAt)
-		if user, err = k.Dir.GetUser(ctx, prev.UserID); err != nil || !user.Enabled {
+		if user, err = k.Dir.GetUser(ctx, prev.UserID); err != nil || !user.Enabled || !k.domainEnabled(ctx, user.DomainID) {
 			k.fail(w, r, fmt.Errorf("%w: the token's user is gone or disabled", ErrUnauthorized))
 			return
 		}
@@ -263,7 +276,7 @@ func (k *Keystone) issue(w http.ResponseWriter, r *http.Request) {
 		k.fail(w, r, &registry.FieldError{Field: "auth.identity.methods", Reason: "supported methods are password, token and application_credential, with their sections"})
 		return
 	}
-	t := Token{UserID: user.ID, UserName: user.Name, UserDomainID: user.DomainID, Methods: methods}
+	t := Token{UserID: user.ID, UserName: user.Name, UserDomainID: user.DomainID, Methods: methods, PasswordExpiresAt: user.PasswordExpiresAt}
 	if dom, err := k.Dir.GetDomain(ctx, user.DomainID); err == nil {
 		t.UserDomainName = dom.Name
 	}
@@ -316,8 +329,9 @@ func (k *Keystone) domainID(ctx context.Context, d *nameOrID) (string, error) {
 }
 
 // scope resolves the requested scope (a project by id, or by name and
-// domain; "unscoped"; or none, which uses the user's default project when it
-// has a role there) and fills the token's project and roles.
+// domain; a domain; the system; "unscoped"; or none, which uses the user's
+// default project when it has a role there) and fills the token's scope
+// and roles.
 func (k *Keystone) scope(ctx context.Context, t *Token, raw json.RawMessage, user User) error {
 	var want *nameOrID
 	switch s := strings.TrimSpace(string(raw)); {
@@ -329,11 +343,24 @@ func (k *Keystone) scope(ctx context.Context, t *Token, raw json.RawMessage, use
 	default:
 		var sc struct {
 			Project *nameOrID `json:"project"`
+			Domain  *nameOrID `json:"domain"`
+			System  *struct {
+				All bool `json:"all"`
+			} `json:"system"`
 		}
-		if err := json.Unmarshal(raw, &sc); err != nil || sc.Project == nil {
-			return &registry.FieldError{Field: "auth.scope", Reason: "only project scope (by id, or name and domain) and \"unscoped\" are supported"}
+		if err := json.Unmarshal(raw, &sc); err != nil {
+			return &registry.FieldError{Field: "auth.scope", Reason: "must be an object naming a project, a domain or the system, or \"unscoped\""}
 		}
-		want = sc.Project
+		switch {
+		case sc.Project != nil:
+			want = sc.Project
+		case sc.Domain != nil:
+			return k.scopeDomain(ctx, t, *sc.Domain, user)
+		case sc.System != nil && sc.System.All:
+			return k.scopeSystem(ctx, t, user)
+		default:
+			return &registry.FieldError{Field: "auth.scope", Reason: "name a project (by id, or name and domain), a domain, or the system ({\"all\": true})"}
+		}
 	}
 	if want == nil {
 		return nil
@@ -355,11 +382,53 @@ func (k *Keystone) scope(ctx context.Context, t *Token, raw json.RawMessage, use
 	if err != nil {
 		return err
 	}
-	if len(roles) == 0 || !p.Enabled {
+	if len(roles) == 0 || !p.Enabled || !k.domainEnabled(ctx, p.DomainID) {
 		return fmt.Errorf("%w: user %s has no role on project %s", ErrUnauthorized, user.Name, p.Name)
 	}
 	t.ProjectID, t.ProjectName, t.ProjectDomain, t.Roles = p.ID, p.Name, p.DomainID, roles
 	t.AdminProject = IsAdminProject(p)
+	return nil
+}
+
+// domainEnabled reports whether a domain exists and is enabled.
+func (k *Keystone) domainEnabled(ctx context.Context, id string) bool {
+	return k.Dir.domainEnabled(ctx, id)
+}
+
+// scopeDomain scopes a token to a domain the user holds a role on.
+func (k *Keystone) scopeDomain(ctx context.Context, t *Token, want nameOrID, user User) error {
+	var dom Domain
+	var err error
+	if want.ID != "" {
+		dom, err = k.Dir.GetDomain(ctx, want.ID)
+	} else {
+		dom, err = k.Dir.FindDomain(ctx, want.Name)
+	}
+	if err != nil || !dom.Enabled {
+		return fmt.Errorf("%w: no access to the requested domain", ErrUnauthorized)
+	}
+	roles, err := k.Dir.RolesOnDomain(ctx, dom.ID, user.ID)
+	if err != nil {
+		return err
+	}
+	if len(roles) == 0 {
+		return fmt.Errorf("%w: user %s has no role on domain %s", ErrUnauthorized, user.Name, dom.Name)
+	}
+	t.DomainID, t.DomainName, t.Roles = dom.ID, dom.Name, roles
+	return nil
+}
+
+// scopeSystem scopes a token to the system, for a user holding a role
+// there.
+func (k *Keystone) scopeSystem(ctx context.Context, t *Token, user User) error {
+	roles, err := k.Dir.RolesOnSystem(ctx, user.ID)
+	if err != nil {
+		return err
+	}
+	if len(roles) == 0 {
+		return fmt.Errorf("%w: user %s has no role on the system", ErrUnauthorized, user.Name)
+	}
+	t.System, t.Roles = true, roles
 	return nil
 }
 
@@ -370,8 +439,9 @@ func IsAdminProject(p Project) bool {
 
 func (k *Keystone) tokenBody(r *http.Request, t Token, noCatalog bool) map[string]any {
 	body := map[string]any{
-		"methods":    t.Methods,
-		"user":       map[string]any{"id": t.UserID, "name": t.UserName, "domain": map[string]string{"id": t.UserDomainID, "name": t.UserDomainName}, "password_expires_at": nil},
+		"methods": t.Methods,
+		"user": map[string]any{"id": t.UserID, "name": t.UserName, "domain": map[string]string{"id": t.UserDomainID, "name": t.UserDomainName},
+			"password_expires_at": passwordExpiry(t.PasswordExpiresAt)},
 		"audit_ids":  []string{t.AuditID},
 		"issued_at":  t.IssuedAt.Format(keystoneTime),
 		"expires_at": t.ExpiresAt.Format(keystoneTime),
@@ -380,17 +450,28 @@ func (k *Keystone) tokenBody(r *http.Request, t Token, noCatalog bool) map[strin
 	if t.AppCred != nil {
 		body["application_credential"] = t.AppCred
 	}
-	if t.Scoped() {
+	switch {
+	case t.Scoped():
 		domName := t.ProjectDomain
 		if dom, err := k.Dir.GetDomain(r.Context(), t.ProjectDomain); err == nil {
 			domName = dom.Name
 		}
 		body["project"] = map[string]any{"id": t.ProjectID, "name": t.ProjectName, "domain": map[string]string{"id": t.ProjectDomain, "name": domName}}
-		body["roles"] = t.Roles
 		body["is_admin_project"] = t.AdminProject
-		if !noCatalog && k.Catalog != nil {
-			body["catalog"] = ForProject(k.Catalog(BaseURL(r)), t.ProjectID)
-		}
+	case t.DomainID != "":
+		body["domain"] = map[string]string{"id": t.DomainID, "name": t.DomainName}
+	case t.System:
+		body["system"] = map[string]bool{"all": true}
+	default:
+		return body
+	}
+	roles := make([]map[string]string, len(t.Roles))
+	for i, x := range t.Roles {
+		roles[i] = map[string]string{"id": x.ID, "name": x.Name}
+	}
+	body["roles"] = roles
+	if !noCatalog && k.Catalog != nil {
+		body["catalog"] = ForProject(k.Catalog(BaseURL(r)), t.ProjectID)
 	}
 	return body
 }
@@ -459,24 +540,21 @@ func (k *Keystone) userProjects(w http.ResponseWriter, r *http.Request) {
 }
 
 func (k *Keystone) writeUserProjects(w http.ResponseWriter, r *http.Request, userID string) {
-	all, err := k.Dir.Assignments(r.Context(), "", userID)
+	ps, err := k.Dir.ProjectsOf(r.Context(), userID)
 	if err != nil {
 		k.fail(w, r, err)
 		return
 	}
-	seen := map[string]bool{}
-	out := []Project{}
-	for _, a := range all {
-		if seen[a.ProjectID] {
-			continue
-		}
-		seen[a.ProjectID] = true
-		if p, err := k.Dir.GetProject(r.Context(), a.ProjectID); err == nil {
-			out = append(out, p)
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"projects": entities(r, "projects", out, func(p Project) string { return p.ID }), "links": links(r)})
+	writeJSON(w, http.StatusOK, map[string]any{"projects": entities(r, "projects", ps, func(p Project) string { return p.ID }), "links": links(r)})
 }
 
 // middleware request ID for error bodies.
 func requestID(r *http.Request) string { return middleware.GetReqID(r.Context()) }
+
+// passwordExpiry is a token's user.password_expires_at: null for never.
+func passwordExpiry(at *time.Time) any {
+	if at == nil {
+		return nil
+	}
+	return at.UTC().Format(keystoneTime)
+}

@@ -32,6 +32,10 @@ type Project struct {
 	DomainID    string `json:"domain_id"`
 	Description string `json:"description"`
 	Enabled     bool   `json:"enabled"`
+	// ParentID is the parent project; empty for a top-level project,
+	// whose parent Keystone shows as its domain.
+	ParentID string   `json:"parent_id,omitempty"`
+	Tags     []string `json:"tags,omitempty"`
 }
 
 // User is a Keystone user. PasswordHash never leaves this package.
@@ -43,17 +47,45 @@ type User struct {
 	DefaultProjectID string    `json:"default_project_id,omitempty"`
 	PasswordHash     string    `json:"password_bcrypt,omitempty"`
 	CreatedAt        time.Time `json:"created_at"`
+	// PasswordChangedAt starts the password's expiry; PasswordHistory
+	// holds earlier hashes (newest first) the policy forbids reusing;
+	// FailedLogins and LockedUntil are the lockout's. None leaves this
+	// package: see Directory.public.
+	PasswordChangedAt time.Time `json:"password_changed_at,omitzero"`
+	PasswordHistory   []string  `json:"password_history,omitempty"`
+	FailedLogins      int       `json:"failed_logins,omitempty"`
+	LockedUntil       time.Time `json:"locked_until,omitzero"`
+	// PasswordExpiresAt is shown, never stored: the policy computes it.
+	PasswordExpiresAt *time.Time `json:"password_expires_at"`
 }
 
-// Role is a Keystone role.
+// Role is a Keystone role. A role with a DomainID is domain-specific: its
+// name is unique within that domain, it is assigned only within it, and
+// tokens carry the global roles it implies, never the role itself.
 type Role struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	DomainID    string `json:"domain_id,omitempty"`
+	Description string `json:"description,omitempty"`
 }
 
-// Assignment grants a user a role on a project.
+// Assignment grants an actor (a user or a group) a role on a target (a
+// project, a domain, or the system). Inherited (with a domain) grants the
+// role on every project of the domain instead, Keystone's OS-INHERIT.
 type Assignment struct {
-	UserID    string `json:"user_id"`
-	ProjectID string `json:"project_id"`
+	UserID    string `json:"user_id,omitempty"`
+	GroupID   string `json:"group_id,omitempty"`
+	ProjectID string `json:"project_id,omitempty"`
+	DomainID  string `json:"domain_id,omitempty"`
+	System    bool   `json:"system,omitempty"`
+	Inherited bool   `json:"inherited,omitempty"`
 	RoleID    string `json:"role_id"`
+}
+
+// Group is a Keystone group: its members receive its role assignments.
+type Group struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	DomainID    string `json:"domain_id"`
+	Description string `json:"description"`
 }

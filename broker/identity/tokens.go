@@ -32,7 +32,14 @@ const (
 	// revokedAppCredsPrefix: every token issued from the application
 	// credential is refused (it was deleted).
 	revokedAppCredsPrefix = "auth/revoked-appcreds/"
-	revocationsWatch      = "auth/revoked"
+	// revokedDomainsPrefix: every token of a user of the domain, or
+	// scoped to it or one of its projects, issued before the event is
+	// refused (the domain was disabled or deleted).
+	revokedDomainsPrefix = "auth/revoked-domains/"
+	// revokedRolesPrefix: every token carrying the role issued before the
+	// event is refused (the role was deleted).
+	revokedRolesPrefix = "auth/revoked-roles/"
+	revocationsWatch   = "auth/revoked"
 	// MaxTokenTTL bounds token lifetimes, and so how long revocation
 	// events must be kept.
 	MaxTokenTTL = 7 * 24 * time.Hour
@@ -53,6 +60,12 @@ type Token struct {
 	ProjectID      string `json:"project_id,omitempty"`
 	ProjectName    string `json:"project_name,omitempty"`
 	ProjectDomain  string `json:"project_domain_id,omitempty"`
+	// DomainID and DomainName: the token is scoped to this domain.
+	DomainID   string `json:"domain_id,omitempty"`
+	DomainName string `json:"domain_name,omitempty"`
+	// System: the token is scoped to the system (Keystone's
+	// {"system": {"all": true}}).
+	System bool `json:"system,omitempty"`
 	// AdminProject: the token is scoped to the cloud's admin project, so
 	// its admin role is cloud-wide (Keystone's is_admin_project). Admin on
 	// any other project is admin of that project only.
@@ -62,6 +75,9 @@ type Token struct {
 	IssuedAt     time.Time `json:"issued_at"`
 	ExpiresAt    time.Time `json:"expires_at"`
 	AuditID      string    `json:"audit_id"`
+	// PasswordExpiresAt is when the user's password expires, shown in
+	// the token body; nil for never.
+	PasswordExpiresAt *time.Time `json:"password_expires_at,omitempty"`
 	// AppCred names the application credential the token was issued
 	// from; nil for tokens from a password or another token.
 	AppCred *TokenAppCred `json:"application_credential,omitempty"`
@@ -96,6 +112,11 @@ func (t Token) HasRole(role string) bool {
 // admin role, on the admin project.
 func (t Token) CloudAdmin() bool { return t.AdminProject && t.HasRole(RoleAdmin) }
 
+// IdentityAdmin reports whether the token may manage the identity
+// service: a cloud admin's, or one scoped to the system with the admin
+// role. (Other services need a project: a system token is not theirs.)
+func (t Token) IdentityAdmin() bool { return t.CloudAdmin() || (t.System && t.HasRole(RoleAdmin)) }
+
 // RoleNames lists the token's role names.
 func (t Token) RoleNames() []string {
 	out := make([]string, len(t.Roles))
@@ -113,21 +134,54 @@ type Tokens struct {
 	log   logrus.FieldLogger
 	now   func() time.Time
 
-	mu           sync.Mutex
-	cache        map[string]Token     // token hash -> token
-	revoked      map[string]time.Time // token hash -> its expiry (kept until then)
-	revokedUsers map[string]time.Time // user ID -> tokens issued before this are void
-	revokedProjs map[string]time.Time // project ID -> scoped tokens issued before this are void
-	revokedApps  map[string]time.Time // application credential ID -> every token from it is void
-	watchOK      time.Time            // last time the revocation watch answered
+	mu      sync.Mutex
+	cache   map[string]Token     // token hash -> token
+	revoked map[string]time.Time // token hash -> its expiry (kept until then)
+	// events holds revocation events by kind (their key prefix): ID ->
+	// time; a token issued until then that names the ID is void (every
+	// token naming an application credential's, whenever issued).
+	events  map[string]map[string]time.Time
+	watchOK time.Time // last time the revocation watch answered
 }
 
 // NewTokens returns a token service over store; call Run to follow
 // revocations made by other replicas.
 func NewTokens(store Store, log logrus.FieldLogger) *Tokens {
-	return &Tokens{store: store, log: log, now: func() time.Time { return time.Now().UTC() },
-		cache: map[string]Token{}, revoked: map[string]time.Time{}, revokedUsers: map[string]time.Time{}, revokedProjs: map[string]time.Time{},
-		revokedApps: map[string]time.Time{}}
+	s := &Tokens{store: store, log: log, now: func() time.Time { return time.Now().UTC() },
+		cache: map[string]Token{}, revoked: map[string]time.Time{}, events: map[string]map[string]time.Time{}}
+	for _, k := range eventKinds {
+		s.events[k] = map[string]time.Time{}
+	}
+	return s
+}
+
+// eventKinds are the revocation events by what they name.
+var eventKinds = []string{revokedUsersPrefix, revokedProjectsPrefix, revokedAppCredsPrefix, revokedDomainsPrefix, revokedRolesPrefix}
+
+// voidedBy reports whether a revocation event voids t; the caller holds
+// the lock.
+func (s *Tokens) voidedBy(t Token) bool {
+	before := func(kind, id string) bool {
+		at, ok := s.events[kind][id]
+		return id != "" && ok && !t.IssuedAt.After(at)
+	}
+	// A deleted application credential voids its tokens whenever they
+	// were issued: one issued while the delete ran is void too.
+	if t.AppCred != nil {
+		if _, ok := s.events[revokedAppCredsPrefix][t.AppCred.ID]; ok {
+			return true
+		}
+	}
+	if before(revokedUsersPrefix, t.UserID) || before(revokedProjectsPrefix, t.ProjectID) ||
+		before(revokedDomainsPrefix, t.UserDomainID) || before(revokedDomainsPrefix, t.ProjectDomain) || before(revokedDomainsPrefix, t.DomainID) {
+		return true
+	}
+	for _, r := range t.Roles {
+		if before(revokedRolesPrefix, r.ID) {
+			return true
+		}
+	}
+	return false
 }
 
 func hashToken(token string) string {
@@ -192,16 +246,9 @@ func (s *Tokens) Validate(ctx context.Context, token string) (Token, error) {
 		return Token{}, fmt.Errorf("%w: the token expired at %s", ErrUnauthorized, t.ExpiresAt.Format(time.RFC3339))
 	}
 	s.mu.Lock()
-	since, userRevoked := s.revokedUsers[t.UserID]
-	projSince, projRevoked := s.revokedProjs[t.ProjectID]
-	// A deleted application credential voids its tokens whenever they
-	// were issued: one issued while the delete ran is void too.
-	appRevoked := false
-	if t.AppCred != nil {
-		_, appRevoked = s.revokedApps[t.AppCred.ID]
-	}
+	void := s.voidedBy(t)
 	s.mu.Unlock()
-	if appRevoked || (userRevoked && !t.IssuedAt.After(since)) || (t.ProjectID != "" && projRevoked && !t.IssuedAt.After(projSince)) {
+	if void {
 		s.forget(h)
 		return Token{}, fmt.Errorf("%w: the token was revoked", ErrUnauthorized)
 	}
@@ -209,44 +256,45 @@ func (s *Tokens) Validate(ctx context.Context, token string) (Token, error) {
 }
 
 // RevokeProject voids every token scoped to a project issued until now,
-// on every replica (the project is being deleted).
+// on every replica (the project is being deleted or disabled).
 func (s *Tokens) RevokeProject(ctx context.Context, projectID string) error {
-	now := s.now()
-	raw, _ := json.Marshal(now)
-	if _, err := s.store.Put(ctx, revokedProjectsPrefix+projectID, raw); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.revokedProjs[projectID] = now
-	s.mu.Unlock()
-	return nil
+	return s.revokeEvent(ctx, revokedProjectsPrefix, projectID)
 }
 
 // RevokeUser voids every token of a user issued until now, on every
 // replica (a deleted or disabled user must lose access at once).
 func (s *Tokens) RevokeUser(ctx context.Context, userID string) error {
-	now := s.now()
-	raw, _ := json.Marshal(now)
-	if _, err := s.store.Put(ctx, revokedUsersPrefix+userID, raw); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.revokedUsers[userID] = now
-	s.mu.Unlock()
-	return nil
+	return s.revokeEvent(ctx, revokedUsersPrefix, userID)
 }
 
 // RevokeApplicationCredential voids every token issued from an
 // application credential, on every replica (the credential is being
 // deleted).
 func (s *Tokens) RevokeApplicationCredential(ctx context.Context, id string) error {
+	return s.revokeEvent(ctx, revokedAppCredsPrefix, id)
+}
+
+// RevokeDomain voids every token issued until now of the domain's users
+// or scoped to the domain or one of its projects (the domain is being
+// disabled or deleted).
+func (s *Tokens) RevokeDomain(ctx context.Context, domainID string) error {
+	return s.revokeEvent(ctx, revokedDomainsPrefix, domainID)
+}
+
+// RevokeRole voids every token carrying a role issued until now (the role
+// is being deleted).
+func (s *Tokens) RevokeRole(ctx context.Context, roleID string) error {
+	return s.revokeEvent(ctx, revokedRolesPrefix, roleID)
+}
+
+func (s *Tokens) revokeEvent(ctx context.Context, kind, id string) error {
 	now := s.now()
 	raw, _ := json.Marshal(now)
-	if _, err := s.store.Put(ctx, revokedAppCredsPrefix+id, raw); err != nil {
+	if _, err := s.store.Put(ctx, kind+id, raw); err != nil {
 		return err
 	}
 	s.mu.Lock()
-	s.revokedApps[id] = now
+	s.events[kind][id] = now
 	s.mu.Unlock()
 	return nil
 }
@@ -342,21 +390,21 @@ func (s *Tokens) Run(ctx context.Context, sweep time.Duration) error {
 // and drops revoked tokens from the cache.
 func (s *Tokens) applyRevocations(kvs []registry.KV) {
 	revoked := map[string]time.Time{}
-	users := map[string]time.Time{}
-	projs := map[string]time.Time{}
-	apps := map[string]time.Time{}
+	events := map[string]map[string]time.Time{}
+	for _, k := range eventKinds {
+		events[k] = map[string]time.Time{}
+	}
 	for _, kv := range kvs {
 		var at time.Time
 		_ = json.Unmarshal(kv.Value, &at)
-		switch {
-		case strings.HasPrefix(kv.Key, revokedPrefix):
-			revoked[strings.TrimPrefix(kv.Key, revokedPrefix)] = at
-		case strings.HasPrefix(kv.Key, revokedUsersPrefix):
-			users[strings.TrimPrefix(kv.Key, revokedUsersPrefix)] = at
-		case strings.HasPrefix(kv.Key, revokedProjectsPrefix):
-			projs[strings.TrimPrefix(kv.Key, revokedProjectsPrefix)] = at
-		case strings.HasPrefix(kv.Key, revokedAppCredsPrefix):
-			apps[strings.TrimPrefix(kv.Key, revokedAppCredsPrefix)] = at
+		if id, ok := strings.CutPrefix(kv.Key, revokedPrefix); ok {
+			revoked[id] = at
+			continue
+		}
+		for _, k := range eventKinds {
+			if id, ok := strings.CutPrefix(kv.Key, k); ok {
+				events[k][id] = at
+			}
 		}
 	}
 	s.mu.Lock()
@@ -377,10 +425,10 @@ func (s *Tokens) applyRevocations(kvs []registry.KV) {
 			}
 		}
 	}
-	keepNewer(users, s.revokedUsers)
-	keepNewer(projs, s.revokedProjs)
-	keepNewer(apps, s.revokedApps)
-	s.revoked, s.revokedUsers, s.revokedProjs, s.revokedApps = revoked, users, projs, apps
+	for _, k := range eventKinds {
+		keepNewer(events[k], s.events[k])
+	}
+	s.revoked, s.events = revoked, events
 	for h := range revoked {
 		delete(s.cache, h)
 	}
@@ -409,7 +457,7 @@ func (s *Tokens) Sweep(ctx context.Context) (int, error) { return s.sweep(ctx, s
 
 func (s *Tokens) sweep(ctx context.Context, now time.Time) (int, error) {
 	removed := 0
-	for _, prefix := range []string{tokensPrefix, revokedPrefix, revokedUsersPrefix, revokedProjectsPrefix, revokedAppCredsPrefix} {
+	for _, prefix := range append([]string{tokensPrefix, revokedPrefix}, eventKinds...) {
 		kvs, _, err := s.store.List(ctx, prefix)
 		if err != nil {
 			return removed, err
@@ -424,8 +472,8 @@ func (s *Tokens) sweep(ctx context.Context, now time.Time) (int, error) {
 				exp = t.ExpiresAt
 			} else if json.Unmarshal(kv.Value, &exp) != nil {
 				continue
-			} else if prefix == revokedUsersPrefix || prefix == revokedProjectsPrefix || prefix == revokedAppCredsPrefix {
-				exp = exp.Add(MaxTokenTTL) // every token it voids has expired by then
+			} else if prefix != revokedPrefix {
+				exp = exp.Add(MaxTokenTTL) // every token an event voids has expired by then
 			}
 			if now.After(exp) {
 				if err := s.store.Delete(ctx, kv.Key); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/registry"
 	"github.com/cloudmux/cloudmux/registry/consul"
 )
@@ -40,6 +41,9 @@ type Config struct {
 	// the same file; a missing file is created with a new key. -dev keeps
 	// one in its data dir.
 	CredentialsKeyFile string `yaml:"credentials_key_file"`
+	// Identity holds the password policy (Keystone's
+	// [security_compliance]); the zero value is Keystone's defaults.
+	Identity IdentityConfig `yaml:"identity"`
 	// TLS serves the API over HTTPS; Metrics protects /metrics.
 	TLS     TLSConfig     `yaml:"tls"`
 	Metrics MetricsConfig `yaml:"metrics"`
@@ -110,6 +114,29 @@ type LocalHost struct {
 	VCPUs   int    `yaml:"vcpus"`
 	RAMMiB  int    `yaml:"ram_mib"`
 	DiskGiB int    `yaml:"disk_gib"`
+}
+
+// IdentityConfig configures the identity service.
+type IdentityConfig struct {
+	Password PasswordConfig `yaml:"password"`
+}
+
+// PasswordConfig is identity.PasswordPolicy as the config file writes it.
+type PasswordConfig struct {
+	MinLength           int      `yaml:"min_length"`
+	Regex               string   `yaml:"regex"`
+	RegexDescription    string   `yaml:"regex_description"`
+	UniqueLastPasswords int      `yaml:"unique_last_passwords"`
+	LockoutFailures     int      `yaml:"lockout_failures"`
+	LockoutDuration     Duration `yaml:"lockout_duration"`
+	ExpiresDays         int      `yaml:"expires_days"`
+}
+
+// Policy is the identity package's form.
+func (p PasswordConfig) Policy() identity.PasswordPolicy {
+	return identity.PasswordPolicy{MinLength: p.MinLength, Regex: p.Regex, RegexDescription: p.RegexDescription,
+		UniqueLastPasswords: p.UniqueLastPasswords, LockoutFailures: p.LockoutFailures,
+		LockoutDuration: time.Duration(p.LockoutDuration), ExpiresDays: p.ExpiresDays}
 }
 
 // Duration reads "10s" style durations from YAML.
@@ -227,6 +254,9 @@ func (c Config) Validate() error {
 	}
 	c.TLS.validate(c.DevTLS, bad)
 	c.Metrics.validate(c.allowPublicListen(), bad)
+	if err := identity.NewDirectory(nil).SetPasswordPolicy(c.Identity.Password.Policy()); err != nil {
+		bad("identity.password", "%v", err)
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "warning", "error":
 	default:

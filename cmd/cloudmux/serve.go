@@ -260,6 +260,9 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		return fmt.Errorf("load the identity records from the store: %w", err)
 	}
 	dir := identity.NewDirectory(idCache)
+	if err := dir.SetPasswordPolicy(cfg.Identity.Password.Policy()); err != nil {
+		return err
+	}
 	tokens := identity.NewTokens(store, log.WithField("component", "tokens"))
 	// Expired tokens are swept by the garbage collector (startGC).
 	goBG("tokens", func(ctx context.Context) error { return tokens.Run(ctx, 0) })
@@ -270,7 +273,12 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	// EC2 secrets are sealed like peer credentials: the store alone does
 	// not give them away.
 	ec2Creds := identity.NewEC2Credentials(dir).WithSealer(sealer)
-	keystone := &identity.Keystone{Dir: dir, Tokens: tokens, Catalog: identity.StaticCatalog(identity.DefaultServices),
+	// The catalog is data (regions, services, endpoints an admin may
+	// change); the broker's own services are seeded rows.
+	if err := dir.SeedCatalog(startCtx, identity.DefaultServices); err != nil {
+		return fmt.Errorf("seed the identity catalog: %w", err)
+	}
+	keystone := &identity.Keystone{Dir: dir, Tokens: tokens, Catalog: dir.Catalog,
 		Log: log.WithField("component", "identity"), EC2: ec2Creds}
 
 	ln, scheme, reloader, err := listenAPI(cfg)

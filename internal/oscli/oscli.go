@@ -4,6 +4,7 @@
 package oscli
 
 import (
+	"bytes"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -38,4 +39,21 @@ func Path(t testing.TB) string {
 		t.Fatalf("the openstack CLI cannot be had: %v", err)
 	}
 	return path
+}
+
+// Run runs the CLI at path with env as its whole environment and returns
+// its combined output and exit code (a CLI that cannot start fails t).
+func Run(t testing.TB, path string, env []string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(path, args...)
+	cmd.Env = env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return out.String(), ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), 0
 }
