@@ -34,10 +34,9 @@ func (g grantPath) assignment(r *http.Request) Assignment {
 	return a
 }
 
-// assignmentRoutes mounts the grant routes of projects, the system and
-// OS-INHERIT; those of domains are in domainRoutes (under /domains).
+// assignmentRoutes mounts the grant routes of the system and OS-INHERIT;
+// those of projects and domains are in their routes.
 func (k *Keystone) assignmentRoutes(r chi.Router) {
-	k.grantRoutes(r, "/projects/{target}", "projects", false)
 	k.grantRoutes(r, "/system", "system", false)
 	k.grantRoutes(r, "/OS-INHERIT/domains/{target}", "domains", true)
 }

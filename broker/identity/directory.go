@@ -178,7 +178,10 @@ func (d *Directory) ListDomains(ctx context.Context) ([]Domain, error) {
 
 // CreateProject adds a project; names are unique within a domain.
 func (d *Directory) CreateProject(ctx context.Context, p Project) (Project, error) {
-	errs := []error{validName("project.name", p.Name)}
+	errs := []error{validName("project.name", p.Name), validTags("project.tags", p.Tags)}
+	if err := d.checkParent(ctx, &p); err != nil {
+		return Project{}, err
+	}
 	if _, err := d.GetDomain(ctx, p.DomainID); errors.Is(err, ErrNotFound) {
 		errs = append(errs, &registry.FieldError{Field: "project.domain_id", Reason: fmt.Sprintf("no domain %q", p.DomainID)})
 	} else if err != nil {
@@ -213,6 +216,11 @@ func (d *Directory) DeleteProject(ctx context.Context, id string) error {
 	p, err := d.GetProject(ctx, id)
 	if err != nil {
 		return err
+	}
+	if kids, err := d.Children(ctx, id); err != nil {
+		return err
+	} else if len(kids) > 0 {
+		return fmt.Errorf("%w: cannot delete project %s: it is not a leaf in the hierarchy (delete its %d children first)", ErrForbidden, p.Name, len(kids))
 	}
 	kvs, _, err := d.store.List(ctx, assignmentsPrefix+id+"/")
 	if err != nil {
@@ -285,7 +293,7 @@ func (d *Directory) UpdateUser(ctx context.Context, id string, change func(*User
 // the name index. ID and domain are kept.
 func (d *Directory) UpdateProject(ctx context.Context, id string, change func(*Project)) (Project, error) {
 	return updateNamed(ctx, d, "project", projectsPrefix, id, change,
-		func(cur, next *Project) { next.ID, next.DomainID = cur.ID, cur.DomainID },
+		func(cur, next *Project) { next.ID, next.DomainID, next.ParentID = cur.ID, cur.DomainID, cur.ParentID },
 		func(p *Project) (string, string) { return p.Name, nameKey(projectNamesPfx, p.DomainID, p.Name) })
 }
 

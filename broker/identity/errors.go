@@ -26,3 +26,19 @@ var errDefaultDomain = fmt.Errorf("%w: the default domain may not be disabled", 
 // errBuiltinRole: admin, member and reader are named by the broker's own
 // authorization (every service's policy); deleting one would break it.
 var errBuiltinRole = fmt.Errorf("%w: the roles admin, member and reader may not be deleted", ErrForbidden)
+
+func errForbiddenf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrForbidden, fmt.Sprintf(format, args...))
+}
+
+func errNotFoundf(format string, args ...any) error {
+	return fmt.Errorf("%w %s", ErrNotFound, fmt.Sprintf(format, args...))
+}
+
+// ignoreErr is err unless it is target.
+func ignoreErr(err, target error) error {
+	if errors.Is(err, target) {
+		return nil
+	}
+	return err
+}

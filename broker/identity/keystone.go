@@ -88,11 +88,7 @@ func (k *Keystone) Routes(r chi.Router) {
 		r.Group(func(r chi.Router) {
 			r.Use(requireIdentityAdmin)
 			r.Route("/domains", k.domainRoutes)
-			r.Get("/projects", k.listProjects)
-			r.Post("/projects", k.createProject)
-			r.Get("/projects/{id}", k.showProject)
-			r.Patch("/projects/{id}", k.updateProject)
-			r.Delete("/projects/{id}", k.deleteProject)
+			r.Route("/projects", k.projectRoutes)
 			r.Get("/users", k.listUsers)
 			r.Post("/users", k.createUser)
 			r.Get("/users/{id}", k.showUser)

@@ -48,11 +48,11 @@ func TestRBACCLI(t *testing.T) {
 	})
 }
 
-// TestCatalogAndPasswordCLI: an admin adds a region, a service the broker
-// does not serve and its endpoint with the openstack CLI; a member's
-// catalog lists it, and the member cannot change it; the member changes
-// its own password.
-func TestCatalogAndPasswordCLI(t *testing.T) {
+// TestCatalogProjectsPasswordCLI: an admin adds a region, a service the
+// broker does not serve and its endpoint with the openstack CLI; a
+// member's catalog lists it, and the member cannot change it; the admin
+// nests and tags projects; the member changes its own password.
+func TestCatalogProjectsPasswordCLI(t *testing.T) {
 	e := newEnv(t, registry.NewMemory())
 	c := newCLI(t, e)
 	admin := passwordLogin("admin", adminPassword, "admin")
@@ -74,6 +74,12 @@ func TestCatalogAndPasswordCLI(t *testing.T) {
 		{"member cannot create", dan, []string{"service", "create", "--name", "x", "x"}, 1, []string{"403"}, ""},
 		{"service delete", admin, []string{"service", "delete", "designate"}, 0, nil, ""},
 		{"endpoints go with it", admin, []string{"endpoint", "list", "-f", "value", "-c", "URL"}, 0, []string{"/compute/v2.1"}, "dns.example.test"},
+		{"project create --parent --tag", admin, []string{"project", "create", "--parent", "team-d", "--tag", "web", "--tag", "eu", "team-d-web"}, 0, []string{"team-d-web"}, ""},
+		{"project list --tags", admin, []string{"project", "list", "--tags", "web,eu", "-f", "value", "-c", "Name"}, 0, []string{"team-d-web"}, "team-d\n"},
+		{"project show --children", admin, []string{"project", "show", "--children", "team-d", "-f", "json"}, 0, []string{`"subtree": {`, `": null`}, ""},
+		{"project set --tag", admin, []string{"project", "set", "--tag", "prod", "team-d-web"}, 0, nil, ""},
+		{"project show tags", admin, []string{"project", "show", "team-d-web", "-f", "value", "-c", "tags"}, 0, []string{"prod"}, ""},
+		{"a parent is not deleted", admin, []string{"project", "delete", "team-d"}, 1, []string{"403"}, ""},
 		{"user password set, wrong original", dan, []string{"user", "password", "set", "--original-password", "nope", "--password", "dan-pw-2"}, 1, []string{"401"}, ""},
 		{"user password set", dan, []string{"user", "password", "set", "--original-password", "dan-pw", "--password", "dan-pw-2"}, 0, nil, ""},
 		{"the old password is refused", dan, []string{"token", "issue"}, 1, []string{"401"}, ""},
