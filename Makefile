@@ -2,6 +2,8 @@
 # installs what the tests need (Consul, built once and cached) and runs them all.
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# promtool checks ops/prometheus (scripts/install-promtool.sh; make test sets it).
+PROMTOOL    ?= $(lastword $(wildcard $(HOME)/.cache/cloudmux/bin/promtool-*))
 BIN         := bin/cloudmux
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
@@ -34,6 +36,9 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags testcloud_disrupt ./cmd/cloudmux
 	$(GO) run $(STATICCHECK) ./...
+	@if [ -n "$(PROMTOOL)" ]; then \
+		$(PROMTOOL) check rules ops/prometheus/*.yml && (cd ops/prometheus/tests && $(PROMTOOL) test rules *.yml); \
+	else echo "lint: promtool not found (scripts/install-promtool.sh installs it): ops/prometheus not checked"; fi
 
 ## bench: the benchmarks, printed as a table
 bench:

@@ -5,7 +5,8 @@
 #     daemons started by scripts/install-libvirt.sh, no forwarding network);
 #   - the test guest's disk image (scripts/build-guest-image.sh, cached);
 #   - the real openstack CLI (scripts/install-openstack-cli.sh) and aws CLI
-#     (scripts/install-awscli.sh).
+#     (scripts/install-awscli.sh);
+#   - promtool, unpacked from Debian's prometheus package (scripts/install-promtool.sh).
 # Progress goes to stderr; stdout carries only the export lines.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,6 +32,10 @@ fi
 	echo "test-deps: scripts/install-awscli.sh failed" >&2
 	exit 1
 }
+promtool=$("$here/install-promtool.sh") || {
+	echo "test-deps: scripts/install-promtool.sh failed" >&2
+	exit 1
+}
 
 consul_status=0
 wait "$consul_pid" || consul_status=$?
@@ -48,3 +53,4 @@ consul_bin=$(tail -n 1 "$consul_out")
 "$consul_bin" version | sed -n 1p >&2
 echo "export CONSUL_BIN=$consul_bin"
 echo "export CLOUDMUX_GUEST_IMAGE=$guest_image"
+echo "export PROMTOOL=$promtool"

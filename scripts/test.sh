@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 eval "$(./scripts/test-deps.sh)"
-export CONSUL_BIN CLOUDMUX_GUEST_IMAGE
+export CONSUL_BIN CLOUDMUX_GUEST_IMAGE PROMTOOL
 # The real OpenStack the OpenStack peer is tested against (../shared's
 # testcloud). Assigned first, so a failing up.sh fails the run.
 os_env=$(./scripts/openstack-testcloud.sh)
