@@ -10,6 +10,13 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/sirupsen/logrus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cloudmux/cloudmux/internal/tracing"
 )
 
 // ctxKey is the type of the broker's context keys, so no other package can
@@ -31,7 +38,12 @@ func (s *Server) requestLogger(next http.Handler) http.Handler {
 		start := time.Now()
 		log := s.log.WithField("request_id", middleware.GetReqID(r.Context()))
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-		next.ServeHTTP(ww, r.WithContext(context.WithValue(r.Context(), loggerKey, log)))
+		// A span per request, joined to the caller's trace when it sent a
+		// traceparent; named once routing knows the route.
+		ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := tracing.Tracer().Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("cloudmux.request_id", middleware.GetReqID(r.Context()))))
+		next.ServeHTTP(ww, r.WithContext(context.WithValue(ctx, loggerKey, log)))
 		route := chi.RouteContext(r.Context()).RoutePattern()
 		if route == "" {
 			route = "unmatched"
@@ -41,6 +53,12 @@ func (s *Server) requestLogger(next http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
+		span.SetName(r.Method + " " + route)
+		span.SetAttributes(attribute.String("http.route", route), attribute.Int("http.response.status_code", status))
+		if status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(status))
+		}
+		span.End()
 		s.metrics.observe(r.Method, route, status, elapsed)
 		entry := log.WithFields(logrus.Fields{
 			"method": r.Method, "path": r.URL.Path, "route": route, "status": status,

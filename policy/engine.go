@@ -19,7 +19,10 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cloudmux/cloudmux/internal/tracing"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -209,8 +212,11 @@ func (e *Engine) Run(ctx context.Context) error {
 // Place implements Placer: it evaluates the active policy, records the
 // decision and writes the decision log. Evaluation errors and timeouts
 // fail closed: an error, no decision.
-func (e *Engine) Place(ctx context.Context, req Request, candidates []registry.Peer) (Decision, error) {
+func (e *Engine) Place(ctx context.Context, req Request, candidates []registry.Peer) (_ Decision, err error) {
 	c := e.cur.Load()
+	ctx, span := tracing.Tracer().Start(ctx, "placement", trace.WithAttributes(attribute.String("cloudmux.kind", req.Kind),
+		attribute.Int("cloudmux.candidates", len(candidates)), attribute.String("cloudmux.policy", c.version)))
+	defer func() { tracing.End(span, err) }()
 	start := time.Now()
 	r, err := e.decide(ctx, c, req, candidates)
 	elapsed := time.Since(start)
@@ -222,6 +228,7 @@ func (e *Engine) Place(ctx context.Context, req Request, candidates []registry.P
 	d := gate(r.d)
 	d.ID = uuid.NewString()
 	e.metrics.observe(req.Kind, d, nil, elapsed)
+	span.SetAttributes(attribute.Int("cloudmux.allowed", len(d.Allowed())), attribute.String("cloudmux.decision_id", d.ID))
 	e.logDecision(d, r, elapsed, start)
 	r.release()
 	if e.cfg.Decisions != nil {

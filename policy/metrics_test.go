@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cloudmux/cloudmux/internal/tracing/tracingtest"
 	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
 )
@@ -17,6 +18,7 @@ import (
 // numbers folded so reasons do not multiply series.
 func TestPlacementMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
+	spans := tracingtest.Record(t)
 	e := newEngine(t, policy.EngineConfig{Metrics: reg})
 	ctx := context.Background()
 	place := func(req policy.Request, peers ...registry.Peer) {
@@ -29,6 +31,18 @@ func TestPlacementMetrics(t *testing.T) {
 	place(policy.Request{Kind: "server", VCPUs: 4, RAMMiB: 512}, privateFull, down)
 	place(policy.Request{Kind: "volume", DiskGiB: 1}, privateRoomy)
 
+	// One span per decision, with what it decided over and what it allowed.
+	placed := tracingtest.Named(spans, "placement")
+	if len(placed) != 3 {
+		t.Fatalf("%d placement spans, want 3", len(placed))
+	}
+	attrs := map[string]string{}
+	for _, a := range placed[1].Attributes {
+		attrs[string(a.Key)] = a.Value.String()
+	}
+	if attrs["cloudmux.kind"] != "server" || attrs["cloudmux.candidates"] != "2" || attrs["cloudmux.allowed"] != "0" || attrs["cloudmux.decision_id"] == "" {
+		t.Fatalf("the second decision's span: %v", attrs)
+	}
 	text := gather(t, reg)
 	for _, want := range []string{
 		`cloudmux_placement_rejections_total{reason="status is down"} 2`,

@@ -324,7 +324,7 @@ func TestDevBrokerGracefulShutdown(t *testing.T) {
 
 func TestServeConfigErrors(t *testing.T) {
 	cfgPath := filepath.Join(t.TempDir(), "cloudmux.yaml")
-	if err := os.WriteFile(cfgPath, []byte("listen: 0.0.0.0:80\nlog: {level: chatty}\nstore: {backend: etcd}\nlocal_cloud: {object_quota_bytes: -1}\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte("listen: 0.0.0.0:80\nlog: {level: chatty}\nstore: {backend: etcd}\nlocal_cloud: {object_quota_bytes: -1}\ntracing: {otlp_endpoint: 'collector:4318', sample_ratio: 2}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	typo := filepath.Join(t.TempDir(), "typo.yaml")
@@ -336,7 +336,7 @@ func TestServeConfigErrors(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"every problem at once", []string{"serve", "-config", cfgPath}, []string{"listen:", "log.level:", "store.backend:", "local_cloud.object_quota_bytes:", "data_dir:", "credentials_key_file:"}},
+		{"every problem at once", []string{"serve", "-config", cfgPath}, []string{"listen:", "log.level:", "store.backend:", "local_cloud.object_quota_bytes:", "data_dir:", "credentials_key_file:", "tracing.otlp_endpoint:", "tracing.sample_ratio:"}},
 		{"unknown key", []string{"serve", "-config", typo}, []string{"lisen"}},
 		{"bad consul address", []string{"serve", "-config", "/dev/null", "-data-dir", t.TempDir()}, []string{"store.consul.address"}},
 	}

@@ -4,13 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/internal/tracing"
 	"github.com/cloudmux/cloudmux/registry"
 	"github.com/cloudmux/cloudmux/registry/consul"
 )
@@ -47,6 +50,9 @@ type Config struct {
 	// TLS serves the API over HTTPS; Metrics protects /metrics.
 	TLS     TLSConfig     `yaml:"tls"`
 	Metrics MetricsConfig `yaml:"metrics"`
+	// Tracing exports OpenTelemetry spans over OTLP/HTTP; off unless
+	// tracing.otlp_endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT) is set.
+	Tracing tracing.Config `yaml:"tracing"`
 	// AdminPassword comes from CLOUDMUX_ADMIN_PASSWORD, never the file;
 	// empty in -dev generates one.
 	AdminPassword string `yaml:"-"`
@@ -217,6 +223,7 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	set(&c.TLS.CertFile, "CLOUDMUX_TLS_CERT_FILE")
 	set(&c.TLS.KeyFile, "CLOUDMUX_TLS_KEY_FILE")
 	set(&c.Metrics.TokenFile, "CLOUDMUX_METRICS_TOKEN_FILE")
+	set(&c.Tracing.OTLPEndpoint, "OTEL_EXPORTER_OTLP_ENDPOINT")
 	cc := &c.Store.Consul
 	set(&cc.Address, "CONSUL_HTTP_ADDR")
 	set(&cc.Token, "CONSUL_HTTP_TOKEN")
@@ -254,6 +261,10 @@ func (c Config) Validate() error {
 	}
 	c.TLS.validate(c.DevTLS, bad)
 	c.Metrics.validate(c.allowPublicListen(), bad)
+	problems := c.Tracing.Problems()
+	for _, field := range slices.Sorted(maps.Keys(problems)) {
+		bad(field, "%s", problems[field])
+	}
 	if err := identity.NewDirectory(nil).SetPasswordPolicy(c.Identity.Password.Policy()); err != nil {
 		bad("identity.password", "%v", err)
 	}

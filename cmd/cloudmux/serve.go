@@ -40,6 +40,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/swift"
 	"github.com/cloudmux/cloudmux/broker/templatesapi"
 	"github.com/cloudmux/cloudmux/broker/volume"
+	"github.com/cloudmux/cloudmux/internal/tracing"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/peers/openstack"
 	"github.com/cloudmux/cloudmux/policy"
@@ -169,6 +170,21 @@ func storeFor(cfg Config, log logrus.FieldLogger) (registry.Store, registry.Serv
 func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logger, stdout io.Writer) error {
 	// One registry for every component's metrics, served at /metrics.
 	metrics := prometheus.NewRegistry()
+	// Spans of requests, placement, peer and store calls, when configured.
+	stopTracing, err := tracing.Setup(ctx, cfg.Tracing, "cloudmux", brokerID(cfg), version)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(flushCtx); err != nil {
+			log.WithError(err).Warn("tracing: spans not flushed at shutdown")
+		}
+	}()
+	if cfg.Tracing.Enabled() {
+		log.WithField("otlp_endpoint", cfg.Tracing.OTLPEndpoint).Info("tracing: exporting spans over OTLP/HTTP")
+	}
 	store, catalog, err := storeFor(cfg, log)
 	if err != nil {
 		return err

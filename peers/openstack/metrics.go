@@ -11,6 +11,11 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cloudmux/cloudmux/internal/tracing"
 )
 
 // Metrics time every HTTP call the driver makes to its peers, by peer,
@@ -60,15 +65,28 @@ type serviceBase struct {
 
 func (t *meteredTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
-	resp, err := t.next.RoundTrip(req)
 	service, route := t.classify(req.URL)
 	op := req.Method + " " + route
+	// The span carries no trace headers to the peer: a foreign cloud's
+	// tracing is not ours to join.
+	_, span := tracing.Tracer().Start(req.Context(), "peer "+op, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("cloudmux.peer", t.peer), attribute.String("cloudmux.service", service)))
+	resp, err := t.next.RoundTrip(req)
 	t.m.seconds.WithLabelValues(t.peer, service, op).Observe(time.Since(start).Seconds())
 	switch {
 	case err != nil:
 		t.m.errors.WithLabelValues(t.peer, service, op, "transport").Inc()
+		tracing.End(span, err)
 	case resp.StatusCode >= 400:
 		t.m.errors.WithLabelValues(t.peer, service, op, strconv.Itoa(resp.StatusCode)).Inc()
+		span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+		if resp.StatusCode >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(resp.StatusCode))
+		}
+		span.End()
+	default:
+		span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+		span.End()
 	}
 	return resp, err
 }

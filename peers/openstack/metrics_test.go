@@ -5,7 +5,10 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cloudmux/cloudmux/internal/tracing/tracingtest"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/peers/openstack"
 )
@@ -20,6 +23,7 @@ func TestPeerRequestMetrics(t *testing.T) {
 	s.script("GET", "/compute/v2.1/servers/0c5e9a52-3b1f-4d59-9f1e-6c2b8a9d1e11", reply{status: 404, body: novaFault("itemNotFound", 404, "no such server")})
 	s.script("GET", "/compute/v2.1/servers/7d2b1c1e-0000-4000-8000-000000000001", reply{hangup: true})
 	reg := prometheus.NewRegistry()
+	spans := tracingtest.Record(t)
 	cfg := apiConfig(s, openstack.RetryPolicy{MaxRetries: -1})
 	cfg.Metrics = openstack.NewMetrics(reg)
 	c, err := openstack.New(t.Context(), cfg)
@@ -80,5 +84,19 @@ func TestPeerRequestMetrics(t *testing.T) {
 		if k[1] == "other" {
 			t.Errorf("a call no service claimed: %v", k)
 		}
+	}
+	// A client span per call; the broken connection's is failed.
+	shows := tracingtest.Named(spans, "peer GET /servers/{id}")
+	if len(shows) != 2 || shows[0].SpanKind != trace.SpanKindClient {
+		t.Fatalf("%d server show spans, want 2 client spans", len(shows))
+	}
+	failed := 0
+	for _, sp := range shows {
+		if sp.Status.Code == codes.Error {
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("%d failed show spans, want 1 (the hang-up; a 404 is an answer)", failed)
 	}
 }

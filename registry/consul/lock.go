@@ -41,7 +41,7 @@ const retryPause = time.Second
 // with the release behaviour, then an acquire of the key holding holder.
 // The lease renews the session in the background and watches the key.
 func (s *Store) TryLock(ctx context.Context, key string, holder []byte, ttl time.Duration) (_ registry.Lease, err error) {
-	defer s.metrics.done("lock", time.Now(), &err)
+	defer s.track(ctx, "lock")(&err)
 	full, err := s.fullKey(key)
 	if err != nil {
 		return nil, err

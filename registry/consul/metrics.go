@@ -6,7 +6,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cloudmux/cloudmux/internal/tracing"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -41,19 +44,34 @@ func (s *Store) Instrument(reg prometheus.Registerer) {
 	s.metrics = m
 }
 
-// done records one call; use as defer s.metrics.done("get", time.Now(), &err).
-func (m *storeMetrics) done(op string, start time.Time, err *error) {
-	if m == nil {
-		return
+// track times one call and traces it as a span ("consul get"); use as
+// defer s.track(ctx, "get")(&err). Not-found and conflict are answers,
+// not failures, so they do not mark the span failed.
+func (s *Store) track(ctx context.Context, op string) func(*error) {
+	start := time.Now()
+	_, span := tracing.Tracer().Start(ctx, "consul "+op, trace.WithSpanKind(trace.SpanKindClient))
+	return func(err *error) {
+		o := outcome(*err)
+		span.SetAttributes(attribute.String("cloudmux.outcome", o))
+		if o == "error" {
+			tracing.End(span, *err)
+		} else {
+			span.End()
+		}
+		if s.metrics != nil {
+			s.metrics.seconds.WithLabelValues(op, o).Observe(time.Since(start).Seconds())
+		}
 	}
-	m.seconds.WithLabelValues(op, outcome(*err)).Observe(time.Since(start).Seconds())
 }
 
-func (m *storeMetrics) watched(err *error) {
-	if m == nil {
-		return
+// trackWatch counts a watch's answer. A watch blocks for minutes by
+// design, so it is neither timed nor a span.
+func (s *Store) trackWatch(context.Context) func(*error) {
+	return func(err *error) {
+		if s.metrics != nil {
+			s.metrics.watches.WithLabelValues(outcome(*err)).Inc()
+		}
 	}
-	m.watches.WithLabelValues(outcome(*err)).Inc()
 }
 
 func outcome(err error) string {

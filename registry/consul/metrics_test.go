@@ -5,8 +5,10 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/codes"
 
 	"github.com/cloudmux/cloudmux/internal/consultest"
+	"github.com/cloudmux/cloudmux/internal/tracing/tracingtest"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -20,6 +22,7 @@ func TestStoreMetrics(t *testing.T) {
 	s := newStore(t, a, "metrics/")
 	reg := prometheus.NewRegistry()
 	s.Instrument(reg)
+	spans := tracingtest.Record(t)
 	ctx := ctxT(t)
 
 	if _, err := s.Get(ctx, "missing"); !errors.Is(err, registry.ErrNotFound) {
@@ -89,5 +92,32 @@ func TestStoreMetrics(t *testing.T) {
 	}
 	if answers != 1 {
 		t.Fatalf("%v watch answers counted, want 1", answers)
+	}
+	// A span per call; not-found and conflict are answers, not failures.
+	for _, tc := range []struct {
+		name, span, outcome string
+		n                   int
+	}{
+		{"get", "consul get", "not_found", 1}, {"puts", "consul put", "ok", 1}, {"cas", "consul cas", "", 2}, {"lists", "consul list", "ok", 2},
+	} {
+		t.Run("span "+tc.name, func(t *testing.T) {
+			got := tracingtest.Named(spans, tc.span)
+			if len(got) != tc.n {
+				t.Fatalf("%d %q spans, want %d", len(got), tc.span, tc.n)
+			}
+			for _, sp := range got {
+				if sp.Status.Code == codes.Error {
+					t.Fatalf("%s marked failed: %v", tc.span, sp.Status)
+				}
+				for _, a := range sp.Attributes {
+					if string(a.Key) == "cloudmux.outcome" && tc.outcome != "" && a.Value.String() != tc.outcome {
+						t.Fatalf("%s outcome %s, want %s", tc.span, a.Value.String(), tc.outcome)
+					}
+				}
+			}
+		})
+	}
+	if n := len(tracingtest.Named(spans, "consul watch")); n != 0 {
+		t.Fatalf("%d watch spans: a watch blocks by design and is no span", n)
 	}
 }

@@ -141,7 +141,7 @@ func (s *Store) toKVs(pairs api.KVPairs) []registry.KV {
 
 // Get implements registry.Store.
 func (s *Store) Get(ctx context.Context, key string) (_ registry.KV, err error) {
-	defer s.metrics.done("get", time.Now(), &err)
+	defer s.track(ctx, "get")(&err)
 	full, err := s.fullKey(key)
 	if err != nil {
 		return registry.KV{}, err
@@ -166,7 +166,7 @@ func (s *Store) Get(ctx context.Context, key string) (_ registry.KV, err error) 
 // The transaction API carries values base64-encoded in JSON under a
 // txn_max_req_len cap (512 KiB by default), hence registry.MaxValueSize.
 func (s *Store) Put(ctx context.Context, key string, value []byte) (_ uint64, err error) {
-	defer s.metrics.done("put", time.Now(), &err)
+	defer s.track(ctx, "put")(&err)
 	full, err := s.fullKey(key)
 	if err != nil {
 		return 0, err
@@ -181,7 +181,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte) (_ uint64, er
 // Consul applies inside the Raft write: index 0 means create-only, any
 // other index must equal the key's current modify index.
 func (s *Store) CAS(ctx context.Context, key string, value []byte, index uint64) (_ uint64, err error) {
-	defer s.metrics.done("cas", time.Now(), &err)
+	defer s.track(ctx, "cas")(&err)
 	full, err := s.fullKey(key)
 	if err != nil {
 		return 0, err
@@ -213,7 +213,7 @@ func (s *Store) setTxn(ctx context.Context, op, key string, kvOp *api.KVTxnOp) (
 
 // Delete implements registry.Store.
 func (s *Store) Delete(ctx context.Context, key string) (err error) {
-	defer s.metrics.done("delete", time.Now(), &err)
+	defer s.track(ctx, "delete")(&err)
 	full, err := s.fullKey(key)
 	if err != nil {
 		return err
@@ -233,7 +233,7 @@ func (s *Store) Delete(ctx context.Context, key string) (err error) {
 // transaction behind a check-index operation, which fails for a missing key
 // as well as for a moved index.
 func (s *Store) DeleteCAS(ctx context.Context, key string, index uint64) (err error) {
-	defer s.metrics.done("delete_cas", time.Now(), &err)
+	defer s.track(ctx, "delete_cas")(&err)
 	full, err := s.fullKey(key)
 	if err != nil {
 		return err
@@ -259,7 +259,7 @@ func (s *Store) DeleteCAS(ctx context.Context, key string, index uint64) (err er
 // Consul's tombstones and falls back to the whole KV table's index for an
 // empty prefix.
 func (s *Store) List(ctx context.Context, prefix string) (_ []registry.KV, _ uint64, err error) {
-	defer s.metrics.done("list", time.Now(), &err)
+	defer s.track(ctx, "list")(&err)
 	full, err := s.fullPrefix(prefix)
 	if err != nil {
 		return nil, 0, err
@@ -282,7 +282,7 @@ func (s *Store) List(ctx context.Context, prefix string) (_ []registry.KV, _ uin
 // the wait time ends (snapshot restores excepted, which Consul answers at
 // once), so after a rebuild Watch may take up to watchWaitTime to answer.
 func (s *Store) Watch(ctx context.Context, prefix string, index uint64) (_ []registry.KV, _ uint64, err error) {
-	defer s.metrics.watched(&err)
+	defer s.trackWatch(ctx)(&err)
 	full, err := s.fullPrefix(prefix)
 	if err != nil {
 		return nil, 0, err
