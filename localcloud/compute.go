@@ -210,7 +210,7 @@ func (c *Cloud) planBoot(spec peers.ServerSpec, forced string) (bootPlan, error)
 			b.rootGiB = max(b.img.MinDiskGiB, int((b.img.Size+gib-1)/gib), 1)
 		}
 	} else {
-		v, ok := c.volumes[spec.BootVolumeID]
+		v, ok := c.volumeLocked(spec.BootVolumeID)
 		switch {
 		case !ok:
 			return b, notFound("boot volume", spec.BootVolumeID)

@@ -123,7 +123,7 @@ func (c *Cloud) savedRecordLocked(k recordKey) any {
 		}
 	case recVolume:
 		if v := c.volumes[k.id]; v != nil {
-			return savedVolume{Volume: v.view(), Host: v.host, Alloc: v.alloc}
+			return v.saved()
 		}
 	}
 	return nil

@@ -75,6 +75,8 @@ type savedVolume struct {
 	Volume peers.Volume `json:"volume"`
 	Host   string       `json:"host"`
 	Alloc  int64        `json:"alloc"`
+	// SnapshotOf makes the record a snapshot of that volume.
+	SnapshotOf string `json:"snapshot_of,omitempty"`
 }
 
 func (c *Cloud) statePath() string { return filepath.Join(c.cfg.DataDir, stateFileName) }
@@ -102,7 +104,7 @@ func (c *Cloud) snapshotLocked() savedState {
 		st.Ports = append(st.Ports, portView(p))
 	}
 	for _, v := range c.volumes {
-		st.Volumes = append(st.Volumes, savedVolume{Volume: v.view(), Host: v.host, Alloc: v.alloc})
+		st.Volumes = append(st.Volumes, v.saved())
 	}
 	slices.SortFunc(st.Servers, func(a, b savedServer) int { return cmp.Compare(a.Server.ID, b.Server.ID) })
 	slices.SortFunc(st.Images, func(a, b savedImage) int { return cmp.Compare(a.Image.ID, b.Image.ID) })
@@ -303,7 +305,7 @@ func (c *Cloud) loadState() error {
 		}
 	}
 	for _, sv := range st.Volumes {
-		v := &volume{Volume: sv.Volume, host: sv.Host, alloc: sv.Alloc}
+		v := &volume{Volume: sv.Volume, host: sv.Host, alloc: sv.Alloc, snapshotOf: sv.SnapshotOf}
 		c.volumes[v.ID] = v
 		c.loaded.volumes[v.ID] = true
 		if v.Status == peers.VolumeCreating {

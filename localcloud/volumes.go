@@ -20,6 +20,9 @@ type volume struct {
 	peers.Volume
 	host  string
 	alloc int64 // GiB taken from host's disk; 0 once given back
+	// snapshotOf, when set, makes this record a snapshot of that volume
+	// (snapshots.go), not a volume.
+	snapshotOf string
 }
 
 func (v *volume) view() peers.Volume {
@@ -27,6 +30,11 @@ func (v *volume) view() peers.Volume {
 	out.Attachments = slices.Clone(v.Attachments)
 	out.Metadata = maps.Clone(v.Metadata)
 	return out
+}
+
+// saved is v's record in the state file and journal.
+func (v *volume) saved() savedVolume {
+	return savedVolume{Volume: v.view(), Host: v.host, Alloc: v.alloc, SnapshotOf: v.snapshotOf}
 }
 
 // The volume types on offer: Cinder's default type and the one backend.
@@ -54,6 +62,16 @@ func (c *Cloud) CreateVolume(ctx context.Context, spec peers.VolumeSpec) (peers.
 	if err != nil {
 		return peers.Volume{}, err
 	}
+	var vc VolumeCopier
+	copied := spec.SnapshotID != "" || spec.SourceVolumeID != ""
+	if copied {
+		if (spec.SnapshotID != "") == (spec.SourceVolumeID != "") || spec.ImageID != "" {
+			return peers.Volume{}, errf(peers.ErrInvalid, "volume %q: at most one of an image, a snapshot and a source volume", spec.Name)
+		}
+		if vc, err = c.copier(); err != nil {
+			return peers.Volume{}, err
+		}
+	}
 	if err := c.knowHosts(ctx); err != nil {
 		return peers.Volume{}, err
 	}
@@ -61,6 +79,16 @@ func (c *Cloud) CreateVolume(ctx context.Context, spec peers.VolumeSpec) (peers.
 		return peers.Volume{}, err
 	}
 	defer c.mu.Unlock()
+	var src *volume
+	if copied {
+		if src, err = c.copySourceLocked(spec); err != nil {
+			return peers.Volume{}, err
+		}
+		if forced != "" && forced != src.host {
+			return peers.Volume{}, errf(peers.ErrInvalid, "volume %q: its source lives on host %s, not %s", spec.Name, src.host, forced)
+		}
+		forced = src.host // a copy is made in the source's pool
+	}
 	var imgData *os.File
 	var imgSize int64
 	var imgFormat string
@@ -102,6 +130,14 @@ func (c *Cloud) CreateVolume(ctx context.Context, spec peers.VolumeSpec) (peers.
 	h.used.DiskGiB += v.alloc
 	c.volumes[v.ID] = v
 	log := c.log.WithFields(logrus.Fields{"volume": v.ID, "host": v.host, "size_gib": v.SizeGiB, "image": spec.ImageID})
+	if src != nil {
+		v.SnapshotID, v.SourceVolumeID, v.Bootable = spec.SnapshotID, spec.SourceVolumeID, src.Bootable
+		c.copyInBackground(vc, v, src.ID, log.WithField("source", src.ID))
+		log.Info("volume creating from a copy")
+		c.markLocked(recVolume, v.ID)
+		c.saveLocked()
+		return v.view(), nil
+	}
 	pv, hostName := PoolVolume{ID: v.ID, Name: v.Name, SizeGiB: v.SizeGiB}, v.host
 	c.background(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, spawnTimeout)
@@ -151,25 +187,37 @@ func (c *Cloud) releaseVolumeAllocLocked(v *volume) {
 
 // GetVolume returns a volume.
 func (c *Cloud) GetVolume(ctx context.Context, id string) (peers.Volume, error) {
-	return getView(c, ctx, "volume", c.volumes, id, (*volume).view)
+	if err := c.begin(ctx); err != nil {
+		return peers.Volume{}, err
+	}
+	defer c.mu.Unlock()
+	v, ok := c.volumeLocked(id)
+	if !ok {
+		return peers.Volume{}, notFound("volume", id)
+	}
+	return v.view(), nil
 }
 
 // ListVolumes returns the volumes passing opts, oldest first.
 func (c *Cloud) ListVolumes(ctx context.Context, opts peers.ListOptions) ([]peers.Volume, error) {
-	return listViews(c, ctx, c.volumes, func(v *volume) bool { return opts.Matches(v.Project, v.Metadata) }, (*volume).view,
+	return listViews(c, ctx, c.volumes, func(v *volume) bool { return v.snapshotOf == "" && opts.Matches(v.Project, v.Metadata) }, (*volume).view,
 		func(a, b peers.Volume) int { return byAgeThenID(a.CreatedAt, a.ID, b.CreatedAt, b.ID) })
 }
 
-// DeleteVolume starts deleting an available or error volume (Cinder's
-// rule); the volume is gone once the pool volume is.
+// DeleteVolume starts deleting an available or error volume that has no
+// snapshots and is no volume's source being copied (Cinder's rules); the
+// volume is gone once the pool volume is.
 func (c *Cloud) DeleteVolume(ctx context.Context, id string) error {
-	v, err := lockOne(c, ctx, "volume", c.volumes, id)
+	v, err := c.lockVolume(ctx, id)
 	if err != nil {
 		return err
 	}
 	defer c.mu.Unlock()
 	if v.Status != peers.VolumeAvailable && v.Status != peers.VolumeError {
 		return errf(peers.ErrConflict, "volume %s is %s; only an available or error volume can be deleted", id, v.Status)
+	}
+	if dep := c.dependentLocked(id); dep != "" {
+		return errf(peers.ErrConflict, "volume %s still has dependents: %s", id, dep)
 	}
 	c.startVolumeDeleteLocked(v)
 	c.markLocked(recVolume, v.ID)
@@ -212,7 +260,7 @@ func (c *Cloud) AttachVolume(ctx context.Context, serverID, volumeID string) (pe
 		return peers.VolumeAttachment{}, err
 	}
 	defer c.mu.Unlock()
-	v, ok := c.volumes[volumeID]
+	v, ok := c.volumeLocked(volumeID)
 	if !ok {
 		return peers.VolumeAttachment{}, notFound("volume", volumeID)
 	}
@@ -309,7 +357,7 @@ func (c *Cloud) DetachVolume(ctx context.Context, serverID, volumeID string) err
 		return err
 	}
 	defer c.mu.Unlock()
-	v, ok := c.volumes[volumeID]
+	v, ok := c.volumeLocked(volumeID)
 	if !ok {
 		return notFound("volume", volumeID)
 	}
@@ -354,7 +402,7 @@ func (c *Cloud) DetachVolume(ctx context.Context, serverID, volumeID string) err
 // the current one is ErrInvalid; a volume in any other status, or whose
 // server is busy, ErrConflict; a host without the room, ErrCapacity.
 func (c *Cloud) ExtendVolume(ctx context.Context, id string, newSizeGiB int) (peers.Volume, error) {
-	v, err := lockOne(c, ctx, "volume", c.volumes, id)
+	v, err := c.lockVolume(ctx, id)
 	if err != nil {
 		return peers.Volume{}, err
 	}

@@ -332,6 +332,11 @@ type Volume struct {
 	Attachments      []VolumeAttachment `json:"attachments,omitempty"`
 	Metadata         map[string]string  `json:"metadata,omitempty"`
 	CreatedAt        time.Time          `json:"created_at"`
+
+	// SnapshotID and SourceVolumeID name the snapshot or volume it was
+	// made from (Snapshots).
+	SnapshotID     string `json:"snapshot_id,omitempty"`
+	SourceVolumeID string `json:"source_volume_id,omitempty"`
 }
 
 // VolumeSpec creates a volume, empty or from an image.
@@ -344,6 +349,12 @@ type VolumeSpec struct {
 	AvailabilityZone string
 	ImageID          string
 	Metadata         map[string]string
+
+	// SnapshotID or SourceVolumeID (at most one of them and ImageID) make
+	// the volume a copy of a snapshot or of another volume of the same
+	// cloud, at least as large: only a cloud with Snapshots takes them.
+	SnapshotID     string
+	SourceVolumeID string
 }
 
 // Keypair is an SSH public key servers can be booted with. Names are unique

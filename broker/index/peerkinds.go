@@ -62,4 +62,23 @@ var peerKinds = map[string]peerKind{
 	"port": {list: lister(peers.Cloud.ListPorts, func(x peers.Port) held {
 		return held{peerID: x.ID, name: x.Name, meta: x.Metadata}
 	}), remove: peers.Cloud.DeletePort},
+	"snapshot": {list: lister(listSnapshots, func(x peers.Snapshot) held {
+		return held{peerID: x.ID, name: x.Name, meta: x.Metadata, createdAt: x.CreatedAt}
+	}), remove: deleteSnapshot},
+}
+
+// listSnapshots lists a peer's volume snapshots; a peer without them
+// (peers.Snapshots) holds none.
+func listSnapshots(c peers.Cloud, ctx context.Context, opts peers.ListOptions) ([]peers.Snapshot, error) {
+	if sn, ok := c.(peers.Snapshots); ok {
+		return sn.ListSnapshots(ctx, opts)
+	}
+	return nil, nil
+}
+
+func deleteSnapshot(c peers.Cloud, ctx context.Context, id string) error {
+	if sn, ok := c.(peers.Snapshots); ok {
+		return sn.DeleteSnapshot(ctx, id)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package volume
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -71,11 +72,13 @@ func (c *Cinder) Routes(r chi.Router) {
 			r.Use(c.Auth, osapi.RequireProject)
 			r.Get("/os-availability-zone", c.zones)
 			r.Route("/volumes", volumes)
+			r.Route("/snapshots", c.snapshotRoutes)
 			c.quotaRoutes(r)
 			r.Route("/{project}", func(r chi.Router) {
 				r.Use(pathProject(r))
 				r.Get("/os-availability-zone", c.zones)
 				r.Route("/volumes", volumes)
+				r.Route("/snapshots", c.snapshotRoutes)
 				c.quotaRoutes(r)
 			})
 		})
@@ -172,7 +175,7 @@ func view(r *http.Request, v Volume, detail bool) map[string]any {
 		"created_at": v.CreatedAt.UTC().Format(timeFormat), "updated_at": updated,
 		"volume_type": v.VolumeType, "bootable": strconv.FormatBool(v.Bootable), "encrypted": false, "multiattach": false,
 		"attachments": attachments, "metadata": v.Metadata, "user_id": nil,
-		"snapshot_id": nil, "source_volid": nil, "consistencygroup_id": nil, "replication_status": nil,
+		"snapshot_id": orNil(v.SnapshotID), "source_volid": orNil(v.SourceVolID), "consistencygroup_id": nil, "replication_status": nil,
 	})
 	if v.ImageID != "" {
 		out["volume_image_metadata"] = map[string]string{"image_id": v.ImageID}
@@ -186,6 +189,14 @@ func view(r *http.Request, v Volume, detail bool) map[string]any {
 }
 
 const timeFormat = "2006-01-02T15:04:05.000000"
+
+// orNil is s, or JSON null when s is empty, as Cinder shows unset IDs.
+func orNil(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
 
 func caller(r *http.Request) Caller {
 	t, _ := identity.TokenFrom(r.Context())
@@ -240,16 +251,16 @@ func (c *Cinder) create(w http.ResponseWriter, r *http.Request) {
 		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input received: "+msg)
 		return
 	}
-	if req.Volume.SnapshotID != "" || req.Volume.SourceVolID != "" {
-		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input received: snapshot_id, source_volid: volumes from snapshots or other volumes are not offered by this broker")
-		return
-	}
 	size, ok := wholeGiB(req.Volume.Size)
-	if !ok {
-		size = 0 // validation names the field
+	switch {
+	case req.Volume.Size == "" && (req.Volume.SnapshotID != "" || req.Volume.SourceVolID != ""):
+		size = 0 // the snapshot's or source volume's size
+	case !ok || size == 0:
+		size = -1 // validation names the field
 	}
 	v, err := c.Volumes.Create(r.Context(), caller(r), CreateSpec{Name: req.Volume.Name, Description: req.Volume.Description, SizeGiB: size,
-		AvailabilityZone: req.Volume.AvailabilityZone, VolumeType: req.Volume.VolumeType, Metadata: req.Volume.Metadata, ImageRef: req.Volume.ImageRef})
+		AvailabilityZone: req.Volume.AvailabilityZone, VolumeType: req.Volume.VolumeType, Metadata: req.Volume.Metadata, ImageRef: req.Volume.ImageRef,
+		SnapshotID: req.Volume.SnapshotID, SourceVolID: req.Volume.SourceVolID})
 	if err != nil {
 		c.fail(w, r, err)
 		return
@@ -304,10 +315,17 @@ func (c *Cinder) update(w http.ResponseWriter, r *http.Request) {
 			Name        *string           `json:"name"`
 			Description *string           `json:"description"`
 			Metadata    map[string]string `json:"metadata"`
+			// Cinder takes v1's names too (the openstack CLI sends them).
+			DisplayName        *string `json:"display_name"`
+			DisplayDescription *string `json:"display_description"`
 		} `json:"volume"`
 	}
 	if !decode(w, r, &req, `{"volume": {"name": ..., "description": ..., "metadata": {...}}}`) {
 		return
+	}
+	if req.Volume != nil {
+		req.Volume.Name = cmp.Or(req.Volume.Name, req.Volume.DisplayName)
+		req.Volume.Description = cmp.Or(req.Volume.Description, req.Volume.DisplayDescription)
 	}
 	if req.Volume == nil || req.Volume.Name == nil && req.Volume.Description == nil && req.Volume.Metadata == nil {
 		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input received: the volume update needs a name, description or metadata")
@@ -456,14 +474,9 @@ func boolOf(raw json.RawMessage) (bool, bool) {
 func (c *Cinder) list(detail bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		limit := 0
-		if s := q.Get("limit"); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 0 {
-				osapi.Fault(w, r, http.StatusBadRequest, "Invalid input received: limit must be a non-negative integer")
-				return
-			}
-			limit = n
+		limit, ok := listLimit(w, r)
+		if !ok {
+			return
 		}
 		page, err := c.Volumes.List(r.Context(), caller(r))
 		if err != nil {
@@ -471,39 +484,10 @@ func (c *Cinder) list(detail bool) http.HandlerFunc {
 			return
 		}
 		osapi.FlagPartial(w, r, c.Log, "volumes", page.Failed, nil)
-		out := []map[string]any{}
-		var last string
-		more := false
-		started := q.Get("marker") == ""
-		for _, v := range page.Volumes {
-			if !started {
-				started = v.ID == q.Get("marker")
-				continue
-			}
-			if name := q.Get("name"); name != "" && v.Name != name {
-				continue
-			}
-			if st := q.Get("status"); st != "" && string(v.Status) != st {
-				continue
-			}
-			if limit > 0 && len(out) == limit {
-				more = true // one more matches: the page is full and not the last
-				break
-			}
-			out = append(out, view(r, v, detail))
-			last = v.ID
+		keep := func(v Volume) bool {
+			return (q.Get("name") == "" || v.Name == q.Get("name")) && (q.Get("status") == "" || string(v.Status) == q.Get("status"))
 		}
-		if !started {
-			osapi.Fault(w, r, http.StatusBadRequest, "Invalid input received: marker "+q.Get("marker")+" not found")
-			return
-		}
-		body := map[string]any{"volumes": out}
-		if more {
-			// Cinder's next link: the same query from after the last ID.
-			next := r.URL.Query()
-			next.Set("marker", last)
-			body["volumes_links"] = []map[string]string{{"rel": "next", "href": identity.BaseURL(r) + r.URL.Path + "?" + next.Encode()}}
-		}
-		osapi.WriteJSON(w, http.StatusOK, body)
+		writePage(w, r, "volumes", page.Volumes, limit, func(v Volume) string { return v.ID }, keep,
+			func(v Volume) map[string]any { return view(r, v, detail) })
 	}
 }

@@ -10,12 +10,20 @@
 // peers with a deadline-bounded fan-out to the peers holding the
 // project's volumes.
 //
+// Snapshots (snapshots.go) are the service's too: taken on the volume's
+// peer (peers.Snapshots), indexed as SnapshotKind under their own broker
+// IDs with the volume's as Parent, counted {snapshots: 1, gigabytes:
+// size}; a volume made from a snapshot, or a clone of a volume, is made
+// on its source's peer whatever placement would pick, and a volume with
+// snapshots is not deleted. Their renames and metadata are kept with the
+// volumes' attrs.
+//
 // Quotas (quota.go): every volume counts {volumes: 1, gigabytes: size}
 // in the project's quota.Ledger, reserved before any peer is asked,
 // committed once the peer made it, freed once on delete; extends reserve
 // the added gigabytes.
 //
-// Cinder (cinder.go) maps the service to Cinder's paths, bodies,
-// microversions and error shapes; cinderquota.go serves os-quota-sets and
+// Cinder (cinder.go, cindersnap.go) maps the service to Cinder's paths,
+// bodies, microversions and error shapes; cinderquota.go serves os-quota-sets and
 // limits over the ledger and quota.Limits.
 package volume

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/cloudmux/cloudmux/broker/faults"
@@ -36,32 +35,33 @@ type attrs struct {
 
 const attrsRoot = "volume/attrs/"
 
+// over sets what the broker keeps (a rename, a description, metadata)
+// over a peer's fields.
+func (a attrs) over(name, description *string, metadata *map[string]string) {
+	if a.Name != nil {
+		*name = *a.Name
+	}
+	if a.Description != nil {
+		*description = *a.Description
+	}
+	if a.MetadataSet {
+		*metadata = maps.Clone(a.Metadata)
+		if *metadata == nil {
+			*metadata = map[string]string{}
+		}
+	}
+}
+
 // present shows a peer's volume under its broker ID, with the broker's
 // attrs over the peer's fields. servers maps the index.PeerKey of a peer's
 // server to its broker ID.
 func present(e index.Entry, m *peers.Member, v peers.Volume, a attrs, servers map[string]string) Volume {
 	out := Volume{ID: e.ID, Project: e.Project, Name: v.Name, Description: v.Description, SizeGiB: v.SizeGiB, Status: v.Status,
 		VolumeType: v.VolumeType, Bootable: v.Bootable, ImageID: v.SourceImageID, Zone: m.Peer.Name, CreatedAt: v.CreatedAt,
-		Metadata: map[string]string{}, UpdatedAt: a.UpdatedAt}
-	for k, val := range v.Metadata {
-		if !strings.HasPrefix(k, metaPrefix) {
-			out.Metadata[k] = val
-		}
-	}
-	if a.Name != nil {
-		out.Name = *a.Name
-	}
-	if a.Description != nil {
-		out.Description = *a.Description
-	}
+		Metadata: userMetadata(v.Metadata), UpdatedAt: a.UpdatedAt, SnapshotID: v.Metadata[metaSnapshot], SourceVolID: v.Metadata[metaSource]}
+	a.over(&out.Name, &out.Description, &out.Metadata)
 	if a.Bootable != nil {
 		out.Bootable = *a.Bootable
-	}
-	if a.MetadataSet {
-		out.Metadata = maps.Clone(a.Metadata)
-		if out.Metadata == nil {
-			out.Metadata = map[string]string{}
-		}
 	}
 	for _, att := range v.Attachments {
 		server, managed := servers[index.PeerKey(e.PeerID, att.ServerID)]
@@ -147,47 +147,67 @@ type Page struct {
 // List merges the caller's project's volumes from the peers holding some:
 // one list call per such peer, in parallel, each under PeerTimeout.
 func (s *Service) List(ctx context.Context, c Caller) (Page, error) {
-	entries, err := s.Index.List(ctx, Kind, c.Project)
+	found, failed, err := gatherProject(ctx, s, Kind, c.Project, func(ctx context.Context, m *peers.Member) ([]peers.Volume, error) {
+		return m.Cloud.ListVolumes(ctx, peers.ListOptions{Metadata: map[string]string{peers.MetaProject: c.Project}})
+	}, func(v peers.Volume) string { return v.ID })
 	if err != nil {
 		return Page{}, err
 	}
-	spread := index.SpreadOver(entries, s.Pool)
-	page := Page{Failed: spread.Failed}
-	all := map[string]attrs{}
-	if len(entries) > 0 {
-		if all, err = s.attrStore().Project(ctx, c.Project); err != nil {
-			return Page{}, err
-		}
-	}
-	res := peers.Gather(ctx, spread.Members, s.timeout(), func(ctx context.Context, m *peers.Member) ([]peers.Volume, error) {
-		return m.Cloud.ListVolumes(ctx, peers.ListOptions{Metadata: map[string]string{peers.MetaProject: c.Project}})
-	})
-	var vols []peers.Volume
-	for _, rr := range res {
-		if rr.Err == nil {
-			vols = append(vols, rr.Value...)
-		}
+	vols := make([]peers.Volume, 0, len(found))
+	for _, f := range found {
+		vols = append(vols, f.held)
 	}
 	servers := s.serverIDs(ctx, c.Project, vols...)
-	for _, rr := range res {
+	page := Page{Failed: failed}
+	for _, f := range found {
+		page.Volumes = append(page.Volumes, present(f.entry, f.member, f.held, f.attrs, servers))
+	}
+	slices.SortFunc(page.Volumes, func(a, b Volume) int {
+		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return page, nil
+}
+
+// foundOnPeer is one resource of a project's list: its index entry, its
+// peer, the peer's view of it and the broker's attrs.
+type foundOnPeer[P any] struct {
+	entry  index.Entry
+	member *peers.Member
+	held   P
+	attrs  attrs
+}
+
+// gatherProject lists a project's resources of kind from the peers
+// holding some (list on each, in parallel under PeerTimeout), keeping
+// those the index has; failed names the peers that did not answer, in
+// order.
+func gatherProject[P any](ctx context.Context, s *Service, kind, project string, list func(context.Context, *peers.Member) ([]P, error), id func(P) string) ([]foundOnPeer[P], []string, error) {
+	entries, err := s.Index.List(ctx, kind, project)
+	if err != nil {
+		return nil, nil, err
+	}
+	spread := index.SpreadOver(entries, s.Pool)
+	failed := spread.Failed
+	all := map[string]attrs{}
+	if len(entries) > 0 {
+		if all, err = s.attrStore().Project(ctx, project); err != nil {
+			return nil, nil, err
+		}
+	}
+	var out []foundOnPeer[P]
+	for _, rr := range peers.Gather(ctx, spread.Members, s.timeout(), list) {
 		if rr.Err != nil {
-			page.Failed = append(page.Failed, rr.Member.Peer.Name)
+			failed = append(failed, rr.Member.Peer.Name)
 			continue
 		}
-		for _, v := range rr.Value {
-			if e, ok := spread.Entry(rr.Member, v.ID); ok {
-				page.Volumes = append(page.Volumes, present(e, rr.Member, v, all[e.ID], servers))
+		for _, p := range rr.Value {
+			if e, ok := spread.Entry(rr.Member, id(p)); ok {
+				out = append(out, foundOnPeer[P]{entry: e, member: rr.Member, held: p, attrs: all[e.ID]})
 			}
 		}
 	}
-	slices.Sort(page.Failed)
-	slices.SortFunc(page.Volumes, func(a, b Volume) int {
-		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.ID, b.ID)
-	})
-	return page, nil
+	slices.Sort(failed)
+	return out, failed, nil
 }
 
 // UpdateSpec changes a volume's name, description or metadata; nil
@@ -209,61 +229,25 @@ type UpdateSpec struct {
 // broker keeps the change (peers cannot rename a volume), so every front
 // end shows it.
 func (s *Service) Update(ctx context.Context, c Caller, id string, spec UpdateSpec) (Volume, error) {
-	switch {
-	case spec.Name != nil && len(*spec.Name) > 255:
-		return Volume{}, invalid("name", "Invalid input received: name: at most 255 characters")
-	case spec.Description != nil && len(*spec.Description) > 255:
-		return Volume{}, invalid("description", "Invalid input received: description: at most 255 characters")
+	return updateShown(ctx, s, c, id, spec, s.Get, func(v Volume) map[string]string { return v.Metadata })
+}
+
+// updateShown checks spec, reads the resource (get: tenancy, and the
+// metadata it shows now), keeps the change in its attrs and reads it
+// again.
+func updateShown[T any](ctx context.Context, s *Service, c Caller, id string, spec UpdateSpec, get func(context.Context, Caller, string) (T, error), meta func(T) map[string]string) (T, error) {
+	var zero T
+	if err := checkUpdate(spec); err != nil {
+		return zero, err
 	}
-	if err := checkMetadata(spec.Metadata); err != nil {
-		return Volume{}, invalid("metadata", "Invalid input received: metadata: %v", err)
-	}
-	cur, err := s.Get(ctx, c, id)
+	cur, err := get(ctx, c, id)
 	if err != nil {
-		return Volume{}, err
+		return zero, err
 	}
-	for {
-		a, at, err := s.attrStore().Load(ctx, c.Project, id)
-		if err != nil {
-			return Volume{}, err
-		}
-		if spec.Name != nil {
-			a.Name = spec.Name
-		}
-		if spec.Description != nil {
-			a.Description = spec.Description
-		}
-		if spec.Bootable != nil {
-			a.Bootable = spec.Bootable
-		}
-		if spec.Metadata != nil || len(spec.DeleteKeys) > 0 {
-			meta := map[string]string{}
-			if spec.MergeMetadata || spec.Metadata == nil {
-				meta = maps.Clone(cur.Metadata) // as shown: the peer's, or the broker's earlier change
-				if a.MetadataSet {
-					meta = maps.Clone(a.Metadata)
-				}
-				if meta == nil {
-					meta = map[string]string{}
-				}
-			}
-			maps.Copy(meta, spec.Metadata)
-			for _, k := range spec.DeleteKeys {
-				delete(meta, k)
-			}
-			a.Metadata, a.MetadataSet = meta, true
-		}
-		a.UpdatedAt = time.Now().UTC()
-		err = s.attrStore().CAS(ctx, c.Project, id, a, at)
-		if errors.Is(err, registry.ErrConflict) && ctx.Err() == nil {
-			continue // another update landed first: apply this one over it
-		}
-		if err != nil {
-			return Volume{}, err
-		}
-		break
+	if err := s.updateAttrs(ctx, c, id, spec, meta(cur)); err != nil {
+		return zero, err
 	}
-	return s.Get(ctx, c, id)
+	return get(ctx, c, id)
 }
 
 // Delete deletes a volume of the caller's project: on its peer (an
@@ -271,6 +255,12 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, spec UpdateSp
 func (s *Service) Delete(ctx context.Context, c Caller, id string) error {
 	e, m, err := s.lookup(ctx, c, id)
 	if err != nil {
+		return err
+	}
+	if n, err := s.snapshotsOfVolume(ctx, c, id); err != nil || n > 0 {
+		if err == nil {
+			err = &Error{Message: fmt.Sprintf("Invalid volume: Volume %s still has %d dependent snapshots.", id, n), Err: ErrConflict}
+		}
 		return err
 	}
 	pctx, cancel := context.WithTimeout(ctx, s.timeout())

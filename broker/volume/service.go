@@ -1,6 +1,7 @@
 package volume
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,14 @@ const kindServer = "server"
 // metaPrefix marks the broker's own metadata keys: never shown, never
 // set by users.
 const metaPrefix = "cloudmux_"
+
+// metaSnapshot and metaSource are the marks on a peer's volume naming,
+// by broker ID, the snapshot or volume it was copied from: shown as
+// snapshot_id and source_volid, and kept with the volume on its peer.
+const (
+	metaSnapshot = metaPrefix + "snapshot_id"
+	metaSource   = metaPrefix + "source_volid"
+)
 
 // MaxSizeGiB is the largest volume the broker creates.
 const MaxSizeGiB = 16384
@@ -144,6 +153,9 @@ type Volume struct {
 	// ImageID is the image the volume was made from, empty for an empty
 	// volume.
 	ImageID string
+	// SnapshotID and SourceVolID are the snapshot or volume it was copied
+	// from (broker IDs), when any.
+	SnapshotID, SourceVolID string
 	// Zone is the availability zone: the name of the peer holding it.
 	Zone        string
 	Metadata    map[string]string
@@ -186,6 +198,10 @@ type CreateSpec struct {
 	// ImageRef is an image's broker ID: the volume is made from it, on the
 	// peer holding it.
 	ImageRef string
+	// SnapshotID (a snapshot's broker ID) or SourceVolID (a volume's)
+	// makes the volume a copy of it, on its peer; a zero SizeGiB takes its
+	// size.
+	SnapshotID, SourceVolID string
 	// Marks are cloudmux_ metadata an internal caller writes on the peer's
 	// volume to find it again (the deployment engine's tags; see Marked).
 	// No API takes them from a user.
@@ -242,6 +258,10 @@ func checkMetadata(meta map[string]string) error {
 // indexes it. It returns at once with the volume as the peer has it
 // (usually creating), as Cinder does.
 func (s *Service) Create(ctx context.Context, c Caller, spec CreateSpec) (Volume, error) {
+	from, err := s.copySource(ctx, c, &spec)
+	if err != nil {
+		return Volume{}, err
+	}
 	if err := spec.validate(s.Images != nil); err != nil {
 		return Volume{}, err
 	}
@@ -251,6 +271,9 @@ func (s *Service) Create(ctx context.Context, c Caller, spec CreateSpec) (Volume
 	zone, peerImage, err := s.image(ctx, c, spec)
 	if err != nil {
 		return Volume{}, err
+	}
+	if from.zone != "" {
+		zone = from.zone // a copy is made on its source's peer
 	}
 	id := uuid.NewString()
 	meta := maps.Clone(spec.Metadata)
@@ -263,8 +286,15 @@ func (s *Service) Create(ctx context.Context, c Caller, spec CreateSpec) (Volume
 		}
 	}
 	meta[peers.MetaID], meta[peers.MetaProject], meta[peers.MetaBrokerID] = id, c.Project, s.BrokerID
+	if spec.SnapshotID != "" {
+		meta[metaSnapshot] = spec.SnapshotID
+	}
+	if spec.SourceVolID != "" {
+		meta[metaSource] = spec.SourceVolID
+	}
 	ps := peers.VolumeSpec{Name: spec.Name, Description: spec.Description, Project: c.Project,
-		SizeGiB: spec.SizeGiB, VolumeType: spec.VolumeType, Metadata: meta, ImageID: peerImage}
+		SizeGiB: spec.SizeGiB, VolumeType: spec.VolumeType, Metadata: meta, ImageID: peerImage,
+		SnapshotID: from.peerSnapshot, SourceVolumeID: from.peerVolume}
 
 	req := policy.Request{Kind: Kind, Project: c.Project, User: c.User, ResourceID: id,
 		Name: spec.Name, DiskGiB: spec.SizeGiB, AvailabilityZone: zone}
@@ -296,7 +326,15 @@ func (s *Service) Create(ctx context.Context, c Caller, spec CreateSpec) (Volume
 			return Volume{}, peerErr(err, p.Name, "creating the volume on "+p.Name)
 		}
 		done = true
-		return s.record(ctx, c, id, m, v, res)
+		vol, err := s.record(ctx, c, id, m, v, res)
+		if err == nil && from.zone != "" && from.bootable != vol.Bootable {
+			if err := s.updateAttrs(ctx, c, id, UpdateSpec{Bootable: &from.bootable}, nil); err != nil {
+				s.Log.WithError(err).WithField("volume", id).Warn("a copy's bootable flag not kept; it shows the peer's")
+			} else {
+				vol.Bootable = from.bootable
+			}
+		}
+		return vol, err
 	}
 	why := decision.Explain()
 	if len(tried) > 0 {
@@ -337,6 +375,77 @@ func (s *Service) image(ctx context.Context, c Caller, spec CreateSpec) (zone, p
 		return "", "", invalid("availability_zone", "Invalid input received: availability_zone: image %s lives in zone %s, not %s", ref, img.PeerName, az)
 	}
 	return img.PeerName, img.PeerImageID, nil
+}
+
+// copyFrom is where a copy is made (its source's peer, by name) and what
+// it copies there (the peer's IDs).
+type copyFrom struct {
+	zone, peerSnapshot, peerVolume string
+	// bootable is the source volume's flag as shown (os-set_bootable may
+	// have set it in the broker only): the copy shows it too.
+	bootable bool
+}
+
+// copySource resolves a create's snapshot_id or source_volid in the
+// caller's project (another project's is not found): the copy is made on
+// the source's peer, at least as large as the source, its size when the
+// spec gives none.
+func (s *Service) copySource(ctx context.Context, c Caller, spec *CreateSpec) (copyFrom, error) {
+	var from copyFrom
+	switch {
+	case spec.SnapshotID == "" && spec.SourceVolID == "":
+		return from, nil
+	case spec.SnapshotID != "" && spec.SourceVolID != "" || spec.ImageRef != "":
+		return from, invalid("snapshot_id", "Invalid input received: give at most one of imageRef, snapshot_id and source_volid")
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.timeout())
+	defer cancel()
+	var size int
+	what := "snapshot " + spec.SnapshotID
+	if spec.SnapshotID != "" {
+		e, m, sn, err := s.lookupSnapshot(ctx, c, spec.SnapshotID)
+		if err != nil {
+			return from, err
+		}
+		p, err := sn.GetSnapshot(pctx, e.PeerResourceID)
+		if err != nil {
+			return from, snapshotPeerErr(err, m.Peer.Name, "reading "+what)
+		}
+		if p.Status != peers.SnapshotAvailable {
+			return from, invalid("snapshot_id", "Invalid snapshot: Originating snapshot status must be one of 'available' values; %s is %s", what, p.Status)
+		}
+		from, size = copyFrom{zone: m.Peer.Name, peerSnapshot: p.ID}, p.SizeGiB
+		if v, err := s.Get(ctx, c, cmp.Or(p.Metadata[metaVolume], e.Parent)); err == nil {
+			from.bootable = v.Bootable
+		}
+	} else {
+		what = "source volume " + spec.SourceVolID
+		e, m, err := s.lookup(ctx, c, spec.SourceVolID)
+		if err != nil {
+			return from, err
+		}
+		if _, err := snapshotsOf(m); err != nil {
+			return from, err
+		}
+		v, err := m.Cloud.GetVolume(pctx, e.PeerResourceID)
+		if err != nil {
+			return from, peerErr(err, m.Peer.Name, "reading "+what)
+		}
+		from, size = copyFrom{zone: m.Peer.Name, peerVolume: v.ID}, v.SizeGiB
+		if shown, err := s.Get(ctx, c, spec.SourceVolID); err == nil {
+			from.bootable = shown.Bootable
+		}
+	}
+	if spec.SizeGiB == 0 {
+		spec.SizeGiB = size
+	}
+	if spec.SizeGiB > 0 && spec.SizeGiB < size {
+		return from, invalid("size", "Invalid input received: size: %d GiB is smaller than %s (%d GiB)", spec.SizeGiB, what, size)
+	}
+	if az := spec.AvailabilityZone; az != "" && az != from.zone {
+		return from, invalid("availability_zone", "Invalid input received: availability_zone: %s lives in zone %s, not %s", what, from.zone, az)
+	}
+	return from, nil
 }
 
 // BootSpec is a server's root volume, made from an image on the peer the

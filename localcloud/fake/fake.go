@@ -34,6 +34,7 @@ const (
 	OpUploadVolume  Op = "upload_volume"
 	OpDeleteVolume  Op = "delete_volume"
 	OpResizeVolume  Op = "resize_volume"
+	OpCopyVolume    Op = "copy_volume"
 	OpInventory     Op = "inventory"
 	OpCreateNetwork Op = "create_network"
 	OpDeleteNetwork Op = "delete_network"
@@ -58,7 +59,10 @@ type Driver struct {
 	fault FaultFunc
 }
 
-var _ localcloud.Driver = (*Driver)(nil)
+var (
+	_ localcloud.Driver       = (*Driver)(nil)
+	_ localcloud.VolumeCopier = (*Driver)(nil)
+)
 
 type host struct {
 	res      localcloud.HostResources
@@ -470,6 +474,35 @@ func (d *Driver) ResizeVolume(ctx context.Context, hostName, id string, newSizeG
 		return errf(peers.ErrConflict, "volume %s is attached to %q, not %q", id, v.attachedTo, domainID)
 	}
 	v.spec.SizeGiB, v.spec.SizeBytes = newSizeGiB, 0
+	return nil
+}
+
+// CopyVolume records dst as a standalone copy of src: its capacity, and
+// the bytes src shows (its own, or those of the volume it is an overlay
+// on), by length and SHA-256, so a test sees that a copy holds its
+// source's data. domainID, when set, must be the domain src is attached
+// to.
+func (d *Driver) CopyVolume(ctx context.Context, hostName, srcID, domainID string, dst localcloud.PoolVolume) error {
+	h, err := d.lock(ctx, OpCopyVolume, hostName, dst.ID)
+	if err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	src, ok := h.volumes[srcID]
+	switch {
+	case !ok:
+		return errf(peers.ErrNotFound, "no volume %s", srcID)
+	case h.volumes[dst.ID] != nil:
+		return errf(peers.ErrConflict, "volume %s already exists", dst.ID)
+	case src.attachedTo != domainID:
+		return errf(peers.ErrConflict, "volume %s is attached to %q, not %q", srcID, src.attachedTo, domainID)
+	}
+	data := src
+	for data.written == 0 && data.spec.BackingID != "" && h.volumes[data.spec.BackingID] != nil {
+		data = h.volumes[data.spec.BackingID]
+	}
+	spec := localcloud.PoolVolume{ID: dst.ID, Name: dst.Name, SizeGiB: src.spec.SizeGiB, SizeBytes: src.spec.SizeBytes, Format: localcloud.VolumeQCOW2}
+	h.volumes[dst.ID] = &volume{spec: spec, written: data.written, sha256: data.sha256}
 	return nil
 }
 

@@ -38,6 +38,10 @@ type API interface {
 	DomainAttachDeviceFlags(Dom golibvirt.Domain, XML string, Flags uint32) error
 	DomainDetachDeviceFlags(Dom golibvirt.Domain, XML string, Flags uint32) error
 	DomainBlockResize(Dom golibvirt.Domain, Disk string, Size uint64, Flags golibvirt.DomainBlockResizeFlags) error
+	DomainBackupBegin(Dom golibvirt.Domain, BackupXML string, CheckpointXML golibvirt.OptString, Flags golibvirt.DomainBackupBeginFlags) error
+	DomainGetJobInfo(Dom golibvirt.Domain) (rType int32, rTimeElapsed uint64, rTimeRemaining uint64, rDataTotal uint64, rDataProcessed uint64, rDataRemaining uint64, rMemTotal uint64, rMemProcessed uint64, rMemRemaining uint64, rFileTotal uint64, rFileProcessed uint64, rFileRemaining uint64, err error)
+	DomainGetJobStats(Dom golibvirt.Domain, Flags golibvirt.DomainGetJobStatsFlags) (rType int32, rParams []golibvirt.TypedParam, err error)
+	DomainAbortJob(Dom golibvirt.Domain) error
 
 	StoragePoolLookupByName(Name string) (golibvirt.StoragePool, error)
 	StoragePoolDefineXML(XML string, Flags uint32) (golibvirt.StoragePool, error)
@@ -50,6 +54,7 @@ type API interface {
 	StoragePoolListAllVolumes(Pool golibvirt.StoragePool, NeedResults int32, Flags uint32) ([]golibvirt.StorageVol, uint32, error)
 
 	StorageVolCreateXML(Pool golibvirt.StoragePool, XML string, Flags golibvirt.StorageVolCreateFlags) (golibvirt.StorageVol, error)
+	StorageVolCreateXMLFrom(Pool golibvirt.StoragePool, XML string, Clonevol golibvirt.StorageVol, Flags golibvirt.StorageVolCreateFlags) (golibvirt.StorageVol, error)
 	StorageVolLookupByName(Pool golibvirt.StoragePool, Name string) (golibvirt.StorageVol, error)
 	StorageVolGetPath(Vol golibvirt.StorageVol) (string, error)
 	StorageVolGetInfo(Vol golibvirt.StorageVol) (rType int8, rCapacity uint64, rAllocation uint64, err error)

@@ -175,6 +175,51 @@ func (d *Driver) ResizeVolume(ctx context.Context, host, id string, newSizeGiB i
 	return err
 }
 
+var _ localcloud.VolumeCopier = (*Driver)(nil)
+
+// CopyVolume clones src into a new qcow2 volume of its capacity with
+// StorageVolCreateXMLFrom (qemu-img convert: an overlay's chain is read
+// through, so the copy stands alone and its base may go), or, when src is
+// attached to a running domain, with a backup job (liveCopy).
+func (d *Driver) CopyVolume(ctx context.Context, host, srcID, domainID string, dst localcloud.PoolVolume) error {
+	h, err := d.host(host)
+	if err != nil {
+		return err
+	}
+	p, src, err := d.volume(ctx, h, srcID)
+	if err != nil {
+		return err
+	}
+	capacity, err := call(ctx, h, d.cfg.CallTimeout, "volume info", func(a API) (uint64, error) {
+		_, c, _, err := a.StorageVolGetInfo(src)
+		return c, err
+	})
+	if err != nil {
+		return err
+	}
+	if domainID != "" && !h.test {
+		run, err := d.running(ctx, host, domainID)
+		if err != nil {
+			return err
+		}
+		if run {
+			return d.liveCopy(ctx, h, domainID, srcID, src, dst)
+		}
+	}
+	x, err := buildVolumeXML(d.n.volume(dst.ID), int64(capacity), localcloud.VolumeQCOW2, "", "")
+	if err != nil {
+		return err
+	}
+	// No call timeout: the copy takes as long as the bytes do; ctx bounds it.
+	_, err = call(ctx, h, 0, "copy volume "+srcID+" to "+dst.ID, func(a API) (golibvirt.StorageVol, error) {
+		return a.StorageVolCreateXMLFrom(p, x, src, 0)
+	})
+	if isCode(err, golibvirt.ErrStorageVolExist) || (err != nil && strings.Contains(err.Error(), "already exists")) {
+		return fmt.Errorf("libvirt: volume %s already exists: %w: %w", dst.ID, peers.ErrConflict, err)
+	}
+	return err
+}
+
 // DeleteVolume deletes a volume.
 func (d *Driver) DeleteVolume(ctx context.Context, host, id string) error {
 	h, v, err := d.hostVolume(ctx, host, id)

@@ -26,6 +26,7 @@ func (c *Cloud) CreateVolume(ctx context.Context, spec peers.VolumeSpec) (peers.
 	v, err := volumes.Create(ctx, c.volume, volumes.CreateOpts{
 		Size: spec.SizeGiB, Name: spec.Name, Description: spec.Description, VolumeType: spec.VolumeType,
 		AvailabilityZone: spec.AvailabilityZone, ImageID: spec.ImageID, Metadata: c.outMeta(spec.Metadata),
+		SnapshotID: spec.SnapshotID, SourceVolID: spec.SourceVolumeID,
 	}, nil).Extract()
 	if err != nil {
 		return peers.Volume{}, c.translate(fmt.Sprintf("cinder: create volume %q", spec.Name), err)
@@ -153,7 +154,7 @@ func (c *Cloud) toVolume(v volumes.Volume) peers.Volume {
 		ID: v.ID, Name: v.Name, Description: v.Description, Project: v.TenantID, SizeGiB: v.Size,
 		Status: peers.VolumeStatus(v.Status), VolumeType: v.VolumeType, AvailabilityZone: v.AvailabilityZone,
 		Bootable: v.Bootable == "true", SourceImageID: v.VolumeImageMetadata["image_id"],
-		Metadata: c.inMeta(v.Metadata), CreatedAt: v.CreatedAt,
+		Metadata: c.inMeta(v.Metadata), CreatedAt: v.CreatedAt, SnapshotID: v.SnapshotID, SourceVolumeID: v.SourceVolID,
 	}
 	if out.Project == "" {
 		// os-vol-tenant-attr is admin-only; a project token lists only

@@ -102,6 +102,7 @@ func Exercise(t *testing.T, cloud peers.Cloud, fx Fixture) {
 		{"ImageRefusals", s.testImageRefusals},
 		{"ImageData", s.testImageData},
 		{"Volumes", s.testVolumes},
+		{"Snapshots", s.testSnapshots},
 		{"Objects", s.testObjects},
 	}
 	t.Run("peertest", func(t *testing.T) {
