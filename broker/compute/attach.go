@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cloudmux/cloudmux/broker/faults"
+	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/peers"
 )
@@ -17,6 +19,11 @@ type Attachment struct {
 	ServerID string
 	VolumeID string
 	Device   string
+	// AttachmentID is the attachment's own ID, as the volume API shows it.
+	AttachmentID string
+	// Tag is the device tag the attach (or the create, for the boot
+	// volume) gave it.
+	Tag string
 }
 
 // volumeOf finds a volume of the caller's project through the volume
@@ -60,7 +67,41 @@ func (s *Servers) Attach(ctx context.Context, c Caller, serverID, volumeID strin
 	case err != nil:
 		return Attachment{}, err
 	}
-	return Attachment{ID: volumeID, ServerID: serverID, VolumeID: volumeID, Device: att.Device}, nil
+	return Attachment{ID: volumeID, ServerID: serverID, VolumeID: volumeID, Device: att.Device, AttachmentID: att.ID}, nil
+}
+
+// AttachTagged is Attach with a device tag (Nova 2.49), kept with the
+// server and shown on its attachments; "" is none.
+func (s *Servers) AttachTagged(ctx context.Context, c Caller, serverID, volumeID, tag string) (Attachment, error) {
+	if tag != "" {
+		if err := CheckTag("tag", tag); err != nil {
+			return Attachment{}, err
+		}
+	}
+	a, err := s.Attach(ctx, c, serverID, volumeID)
+	if err != nil || tag == "" {
+		return a, err
+	}
+	err = s.changeAttrs(ctx, c, serverID, func(at *attrs) error {
+		at.DeviceTags = append(slices.DeleteFunc(at.DeviceTags, func(d DeviceTag) bool { return d.Volume == volumeID && !d.Boot }),
+			DeviceTag{Volume: volumeID, Tag: tag})
+		return nil
+	})
+	if err != nil {
+		return a, fmt.Errorf("keeping the tag of volume %s on server %s: %w", volumeID, serverID, err)
+	}
+	a.Tag = tag
+	return a, nil
+}
+
+// volumeTag is the device tag of a server's volume, if it has one.
+func volumeTag(tags []DeviceTag, volumeID, bootVolume string) string {
+	for _, d := range tags {
+		if d.Volume == volumeID && volumeID != "" || d.Boot && volumeID == bootVolume && bootVolume != "" {
+			return d.Tag
+		}
+	}
+	return ""
 }
 
 // Detach detaches a volume from a server; one not attached to it is
@@ -107,14 +148,19 @@ func (s *Servers) Attachments(ctx context.Context, c Caller, serverID string) ([
 	if err != nil {
 		return nil, err
 	}
+	kept, err := s.attrStore().View(ctx, c.Project, serverID)
+	if err != nil {
+		return nil, err
+	}
+	boot := srv.Metadata[metaBootVolume]
 	out := []Attachment{}
 	for _, pv := range srv.Volumes {
 		id := cmpOr(vols[m.Peer.ID+"/"+pv], pv)
-		a := Attachment{ID: id, ServerID: serverID, VolumeID: id}
+		a := Attachment{ID: id, ServerID: serverID, VolumeID: id, Tag: volumeTag(kept.DeviceTags, id, boot)}
 		if v, err := m.Cloud.GetVolume(ctx, pv); err == nil {
 			for _, va := range v.Attachments {
 				if va.ServerID == srv.ID {
-					a.Device = va.Device
+					a.Device, a.AttachmentID = va.Device, va.ID
 				}
 			}
 		}
@@ -131,6 +177,8 @@ type Interface struct {
 	MAC       string
 	State     string
 	FixedIPs  []peers.FixedIP
+	// Tag is the device tag the create gave the NIC (Nova 2.32/2.42).
+	Tag string
 }
 
 // Interfaces lists a server's NICs: the ports bound to it on its peer,
@@ -146,9 +194,38 @@ func (s *Servers) Interfaces(ctx context.Context, c Caller, serverID string) ([]
 	if err != nil {
 		return nil, err
 	}
+	kept, err := s.attrStore().View(ctx, c.Project, serverID)
+	if err != nil {
+		return nil, err
+	}
+	tags := nicTags(kept.DeviceTags, ports)
 	out := []Interface{}
 	for _, p := range ports {
-		out = append(out, Interface{PortID: p.Ref.ID, NetworkID: p.NetworkID, MAC: p.Peer.MACAddress, State: p.Peer.Status, FixedIPs: p.FixedIPs})
+		out = append(out, Interface{PortID: p.Ref.ID, NetworkID: p.NetworkID, MAC: p.Peer.MACAddress, State: p.Peer.Status, FixedIPs: p.FixedIPs, Tag: tags[p.Ref.ID]})
 	}
 	return out, nil
+}
+
+// nicTags matches the create's NIC tags to a server's ports: a tag asked
+// for on a port is that port's; one asked for on a network goes to a
+// port on that network not tagged yet, in the order the NICs were asked.
+func nicTags(tags []DeviceTag, ports []network.Port) map[string]string {
+	out := map[string]string{}
+	for _, d := range tags {
+		if d.Port != "" {
+			out[d.Port] = d.Tag
+		}
+	}
+	for _, d := range tags {
+		if d.Port != "" || d.Network == "" {
+			continue
+		}
+		for _, p := range ports {
+			if _, taken := out[p.Ref.ID]; !taken && p.NetworkID == d.Network {
+				out[p.Ref.ID] = d.Tag
+				break
+			}
+		}
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package compute
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"sync/atomic"
@@ -139,4 +140,37 @@ func findFlavor(res []peers.Result[[]peers.Flavor], ref string) ([]peers.Flavor,
 		i = slices.IndexFunc(merged, func(f peers.Flavor) bool { return f.Name == ref })
 	}
 	return merged, i
+}
+
+// Flavors lists the flavors the pool offers, one per name, with the IDs
+// the Nova API shows (what CreateSpec.FlavorRef takes); peers that did not
+// answer are named in failed. EC2's instance types are these names.
+// Each peer's list is the flavor cache's while fresh.
+func (s *Servers) Flavors(ctx context.Context) (flavors []peers.Flavor, failed []string) {
+	members, _ := s.connected()
+	flavors, failed, errs := mergeFlavors(s.cachedFlavors(ctx, members, false))
+	s.logFailedFlavors(errs)
+	return flavors, failed
+}
+
+// PublicFlavors is Flavors over the public flavors only: a name private on
+// one peer and public on another is the public one (EC2's instance types
+// are the public sizes).
+func (s *Servers) PublicFlavors(ctx context.Context) (flavors []peers.Flavor, failed []string) {
+	members, _ := s.connected()
+	res := s.cachedFlavors(ctx, members, false)
+	for i := range res {
+		res[i].Value = slices.DeleteFunc(slices.Clone(res[i].Value), func(f peers.Flavor) bool { return !f.IsPublic })
+	}
+	flavors, failed, errs := mergeFlavors(res)
+	s.logFailedFlavors(errs)
+	return flavors, failed
+}
+
+// logFailedFlavors says why peers' flavor lists failed (callers name the
+// peers to clients, never their errors).
+func (s *Servers) logFailedFlavors(errs []error) {
+	if len(errs) > 0 && s.Log != nil {
+		s.Log.WithError(errors.Join(errs...)).Warn("flavors: peers did not answer")
+	}
 }

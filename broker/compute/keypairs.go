@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -190,10 +191,14 @@ func (s *KeypairStore) Delete(ctx context.Context, project, userID, name string)
 	return nil
 }
 
-func keypairView(kp peers.Keypair, full bool) map[string]any {
+// keypairView renders a keypair; 2.2 adds its type.
+func keypairView(r *http.Request, kp peers.Keypair, full bool) map[string]any {
 	v := map[string]any{"name": kp.Name, "public_key": kp.PublicKey, "fingerprint": kp.Fingerprint}
 	if kp.PrivateKey != "" {
 		v["private_key"] = kp.PrivateKey
+	}
+	if at(r, "2.2") {
+		v["type"] = kp.Type
 	}
 	if full {
 		v["user_id"], v["created_at"], v["deleted"], v["deleted_at"], v["updated_at"], v["id"] = kp.UserID, kp.CreatedAt.Format("2006-01-02T15:04:05.000000"), false, nil, nil, 0
@@ -201,57 +206,140 @@ func keypairView(kp peers.Keypair, full bool) map[string]any {
 	return v
 }
 
-func (n *Nova) listKeypairs(w http.ResponseWriter, r *http.Request) {
+// keypairUser is whose keypairs a request acts on: the caller's, or from
+// 2.10 another user's that a cloud admin names (user_id); false when it
+// answered a refusal.
+func (n *Nova) keypairUser(w http.ResponseWriter, r *http.Request, asked string) (string, bool) {
 	t, _ := identity.TokenFrom(r.Context())
-	kps, err := n.Keypairs.List(r.Context(), t.UserID)
+	if asked == "" || asked == t.UserID {
+		return t.UserID, true
+	}
+	if !at(r, "2.10") {
+		if r.Method == http.MethodGet || r.Method == http.MethodDelete {
+			return t.UserID, true // before 2.10 Nova ignores user_id in the query
+		}
+		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input for field/attribute keypair. Additional properties are not allowed ('user_id' was unexpected)")
+		return "", false
+	}
+	if !t.CloudAdmin() {
+		osapi.Fault(w, r, http.StatusForbidden, "Policy doesn't allow os_compute_api:os-keypairs to act on another user's keypairs.")
+		return "", false
+	}
+	return asked, true
+}
+
+func (n *Nova) listKeypairs(w http.ResponseWriter, r *http.Request) {
+	user, ok := n.keypairUser(w, r, r.URL.Query().Get("user_id"))
+	if !ok {
+		return
+	}
+	kps, err := n.Keypairs.List(r.Context(), user)
 	if err != nil {
 		n.writeError(w, r, err)
 		return
 	}
+	limit := 0
+	if at(r, "2.35") { // paging, by name
+		q := r.URL.Query()
+		if m := q.Get("marker"); m != "" {
+			i := slices.IndexFunc(kps, func(kp peers.Keypair) bool { return kp.Name == m })
+			if i < 0 {
+				osapi.Fault(w, r, http.StatusBadRequest, fmt.Sprintf("marker [%s] not found", m))
+				return
+			}
+			kps = kps[i+1:]
+		}
+		if l := q.Get("limit"); l != "" {
+			if limit, err = strconv.Atoi(l); err != nil || limit < 0 {
+				osapi.Fault(w, r, http.StatusBadRequest, "Invalid input for query parameters limit: must be a non-negative integer")
+				return
+			}
+		}
+	}
+	// As Nova, a full page links to the next (which may be empty).
+	more := limit > 0 && len(kps) >= limit
+	if more {
+		kps = kps[:limit]
+	}
 	out := make([]map[string]any, 0, len(kps))
 	for _, kp := range kps {
-		out = append(out, map[string]any{"keypair": keypairView(kp, false)})
+		out = append(out, map[string]any{"keypair": keypairView(r, kp, false)})
 	}
-	osapi.WriteJSON(w, http.StatusOK, map[string]any{"keypairs": out})
+	body := map[string]any{"keypairs": out}
+	if more {
+		next := r.URL.Query()
+		next.Set("marker", kps[len(kps)-1].Name)
+		body["keypairs_links"] = []map[string]string{{"rel": "next", "href": identity.BaseURL(r) + r.URL.Path + "?" + next.Encode()}}
+	}
+	osapi.WriteJSON(w, http.StatusOK, body)
 }
 
 func (n *Nova) createKeypair(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Keypair *struct {
-			Name      string `json:"name"`
-			PublicKey string `json:"public_key"`
-			Type      string `json:"type"`
+			Name      string  `json:"name"`
+			PublicKey *string `json:"public_key"`
+			Type      string  `json:"type"`
+			UserID    string  `json:"user_id"`
 		} `json:"keypair"`
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil || req.Keypair == nil {
 		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input for field/attribute keypair: expected {\"keypair\": {\"name\": ...}}")
 		return
 	}
+	b := req.Keypair
+	if b.PublicKey == nil && at(r, "2.92") {
+		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input for field/attribute keypair. 'public_key' is a required property")
+		return
+	}
+	user, ok := n.keypairUser(w, r, b.UserID)
+	if !ok {
+		return
+	}
+	public := ""
+	if b.PublicKey != nil {
+		public = *b.PublicKey
+	}
 	t, _ := identity.TokenFrom(r.Context())
-	kp, err := n.Keypairs.Create(r.Context(), t.ProjectID, t.UserID, peers.KeypairSpec{Name: req.Keypair.Name, PublicKey: req.Keypair.PublicKey, Type: req.Keypair.Type, UserID: t.UserID})
+	kp, err := n.Keypairs.Create(r.Context(), t.ProjectID, user, peers.KeypairSpec{Name: b.Name, PublicKey: public, Type: b.Type, UserID: user})
 	if err != nil {
 		n.writeError(w, r, err)
 		return
 	}
-	v := keypairView(kp, false)
+	v := keypairView(r, kp, false)
 	v["user_id"] = kp.UserID
-	osapi.WriteJSON(w, http.StatusOK, map[string]any{"keypair": v}) // 2.1 answers 200; 201 came with 2.2
+	code := http.StatusOK
+	if at(r, "2.2") {
+		code = http.StatusCreated
+	}
+	osapi.WriteJSON(w, code, map[string]any{"keypair": v})
 }
 
 func (n *Nova) showKeypair(w http.ResponseWriter, r *http.Request) {
-	t, _ := identity.TokenFrom(r.Context())
-	kp, err := n.Keypairs.Get(r.Context(), t.UserID, chi.URLParam(r, "name"))
+	user, ok := n.keypairUser(w, r, r.URL.Query().Get("user_id"))
+	if !ok {
+		return
+	}
+	kp, err := n.Keypairs.Get(r.Context(), user, chi.URLParam(r, "name"))
 	if err != nil {
 		n.writeError(w, r, err)
 		return
 	}
-	osapi.WriteJSON(w, http.StatusOK, map[string]any{"keypair": keypairView(kp, true)})
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"keypair": keypairView(r, kp, true)})
 }
 
 func (n *Nova) deleteKeypair(w http.ResponseWriter, r *http.Request) {
+	user, ok := n.keypairUser(w, r, r.URL.Query().Get("user_id"))
+	if !ok {
+		return
+	}
 	t, _ := identity.TokenFrom(r.Context())
-	if err := n.Keypairs.Delete(r.Context(), t.ProjectID, t.UserID, chi.URLParam(r, "name")); err != nil {
+	if err := n.Keypairs.Delete(r.Context(), t.ProjectID, user, chi.URLParam(r, "name")); err != nil {
 		n.writeError(w, r, err)
+		return
+	}
+	if at(r, "2.2") {
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)

@@ -53,20 +53,40 @@ func (n *Nova) limits(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	osapi.WriteJSON(w, http.StatusOK, map[string]any{"limits": map[string]any{"rate": []any{}, "absolute": map[string]any{
+	abs := map[string]any{
 		"maxTotalCores": q[quota.Cores], "maxTotalInstances": q[quota.Instances], "maxTotalRAMSize": q[quota.RAM],
 		"totalCoresUsed": u[quota.Cores], "totalInstancesUsed": u[quota.Instances], "totalRAMUsed": u[quota.RAM],
-		"maxServerMeta": maxMetadataItems, "maxImageMeta": maxImageMetaItems, "maxPersonality": maxInjectedFiles, "maxPersonalitySize": maxInjectedBytes,
-		"maxTotalKeypairs": q[quota.KeyPairs], "maxServerGroups": maxServerGroups, "maxServerGroupMembers": maxGroupMembers, "totalServerGroupsUsed": 0,
-		"maxSecurityGroups": q[quota.SecurityGroups], "maxSecurityGroupRules": q[quota.SecurityGroupRules],
-		"totalSecurityGroupsUsed": u[quota.SecurityGroups],
-		"maxTotalFloatingIps":     unlimited, "totalFloatingIpsUsed": 0,
-	}}})
+		"maxServerMeta": maxMetadataItems, "maxTotalKeypairs": q[quota.KeyPairs], "maxServerGroups": maxServerGroups,
+		"maxServerGroupMembers": maxGroupMembers, "totalServerGroupsUsed": 0,
+	}
+	if !at(r, "2.36") { // the network limits went with Nova's network proxies
+		abs["maxSecurityGroups"], abs["maxSecurityGroupRules"] = q[quota.SecurityGroups], q[quota.SecurityGroupRules]
+		abs["totalSecurityGroupsUsed"], abs["maxTotalFloatingIps"], abs["totalFloatingIpsUsed"] = u[quota.SecurityGroups], unlimited, 0
+	}
+	if !at(r, "2.39") {
+		abs["maxImageMeta"] = maxImageMetaItems
+	}
+	if !at(r, "2.57") { // personality went at 2.57
+		abs["maxPersonality"], abs["maxPersonalitySize"] = maxInjectedFiles, maxInjectedBytes
+	}
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"limits": map[string]any{"rate": []any{}, "absolute": abs}})
+}
+
+// quotaKeysGone are the quota_set keys a microversion removed: the
+// network ones at 2.36, the injected-file ones at 2.57.
+func quotaKeyGone(r *http.Request, k string) bool {
+	switch k {
+	case "security_groups", "security_group_rules", "floating_ips", "fixed_ips", "networks":
+		return at(r, "2.36")
+	case "injected_files", "injected_file_content_bytes", "injected_file_path_bytes":
+		return at(r, "2.57")
+	}
+	return false
 }
 
 // quotaView is Nova's quota_set: limits, or with detail each as
 // {in_use, limit, reserved}.
-func quotaView(project string, used, reserved, q quota.Amounts, detail bool) map[string]any {
+func quotaView(r *http.Request, project string, used, reserved, q quota.Amounts, detail bool) map[string]any {
 	limits := map[string]int{}
 	for k, dim := range novaQuotas {
 		limits[k] = q[dim]
@@ -74,6 +94,9 @@ func quotaView(project string, used, reserved, q quota.Amounts, detail bool) map
 	maps.Copy(limits, fixedQuotas)
 	out := map[string]any{"id": project}
 	for k, l := range limits {
+		if quotaKeyGone(r, k) {
+			continue
+		}
 		if detail {
 			dim := novaQuotas[k]
 			out[k] = map[string]int{"in_use": used[dim], "limit": l, "reserved": reserved[dim]}
@@ -100,7 +123,7 @@ func (n *Nova) quotaSet(detail bool) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		osapi.WriteJSON(w, http.StatusOK, map[string]any{"quota_set": quotaView(project, u, res, q, detail)})
+		osapi.WriteJSON(w, http.StatusOK, map[string]any{"quota_set": quotaView(r, project, u, res, q, detail)})
 	}
 }
 
@@ -111,5 +134,5 @@ func (n *Nova) quotaDefaults(w http.ResponseWriter, r *http.Request) {
 	if n.Servers.QuotaAdmin != nil {
 		d = n.Servers.QuotaAdmin.Defaults()
 	}
-	osapi.WriteJSON(w, http.StatusOK, map[string]any{"quota_set": quotaView(chi.URLParam(r, "project"), nil, nil, d, false)})
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"quota_set": quotaView(r, chi.URLParam(r, "project"), nil, nil, d, false)})
 }

@@ -15,13 +15,6 @@ import (
 	"github.com/cloudmux/cloudmux/registry"
 )
 
-// The microversion range this API really implements. Raise MaxVersion only
-// with the behaviour the new version requires.
-const (
-	MinVersion = "2.1"
-	MaxVersion = "2.1"
-)
-
 // Members is the part of peers.Pool the API reads.
 type Members interface {
 	Members() []*peers.Member
@@ -62,6 +55,9 @@ func (n *Nova) Routes(r chi.Router) {
 				r.Get("/", n.listFlavors(false))
 				r.Get("/detail", n.listFlavors(true))
 				r.Get("/{id}", n.showFlavor)
+				if n.Servers != nil {
+					r.With(since("2.55")).Put("/{id}", n.updateFlavor)
+				}
 				r.Get("/{id}/os-extra_specs", n.flavorExtraSpecs)
 			})
 			r.Route("/os-availability-zone", func(r chi.Router) {

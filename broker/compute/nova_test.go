@@ -165,7 +165,9 @@ func TestMicroversions(t *testing.T) {
 		{"none", "", "", 200},
 		{"2.1", "OpenStack-API-Version", "compute 2.1", 200},
 		{"latest", "X-OpenStack-Nova-API-Version", "latest", 200},
-		{"newer than implemented", "OpenStack-API-Version", "compute 2.60", 406},
+		{"2.60", "OpenStack-API-Version", "compute 2.60", 200},
+		{"newest implemented", "OpenStack-API-Version", "compute " + compute.MaxVersion, 200},
+		{"newer than implemented", "OpenStack-API-Version", "compute 2.93", 406},
 		{"garbage", "X-OpenStack-Nova-API-Version", "banana", 406},
 	}
 	for _, tc := range tests {
@@ -186,7 +188,8 @@ func TestMicroversions(t *testing.T) {
 			if tc.code == 406 && !strings.Contains(string(body), `"computeFault"`) {
 				t.Fatalf("406 body %s lacks Nova's fault shape", body)
 			}
-			if tc.code == 200 && resp.Header.Get("OpenStack-API-Version") != "compute 2.1" {
+			want := map[string]string{"none": "2.1", "2.1": "2.1", "latest": compute.MaxVersion, "2.60": "2.60", "newest implemented": compute.MaxVersion}[tc.name]
+			if tc.code == 200 && resp.Header.Get("OpenStack-API-Version") != "compute "+want {
 				t.Fatalf("negotiated version header = %q", resp.Header.Get("OpenStack-API-Version"))
 			}
 		})

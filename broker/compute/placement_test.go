@@ -77,6 +77,29 @@ func TestServerListPartialAndZonePin(t *testing.T) {
 	if _, err := servers.Get(ctx, c, hang.ID).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusServiceUnavailable) {
 		t.Fatalf("show on a stuck peer = %v; want 503", err)
 	}
+	// From 2.69 the stuck peer's servers are shown as Nova shows a down
+	// cell's: UNKNOWN, with what the broker keeps, unless the list is
+	// filtered or paged.
+	mv := at(c, "2.69")
+	code, list, _ := call(t, mv, http.MethodGet, "servers/detail", nil)
+	byID := map[string]map[string]any{}
+	for _, s := range list["servers"].([]any) {
+		byID[s.(map[string]any)["id"].(string)] = s.(map[string]any)
+	}
+	if st := byID[hang.ID]; code != 200 || len(byID) != 3 || st["status"] != "UNKNOWN" || st["tenant_id"] != se.Boot.Project.ID || st["name"] != nil {
+		t.Fatalf("2.69 list = %d %v; want the stuck peer's two servers as minimal UNKNOWN ones", code, list)
+	}
+	if _, list, _ = call(t, mv, http.MethodGet, "servers/detail?name=on-", nil); len(list["servers"].([]any)) != 1 {
+		t.Fatalf("a filtered 2.69 list = %v; want only what matched", list)
+	}
+	code, show, msg := call(t, mv, http.MethodGet, "servers/"+hang.ID, nil)
+	if code != 200 {
+		t.Fatalf("2.69 show on a stuck peer = %d %s", code, msg)
+	}
+	if s := show["server"].(map[string]any); s["status"] != "UNKNOWN" || s["OS-EXT-AZ:availability_zone"] != "local-slow" ||
+		s["flavor"].(map[string]any)["original_name"] != "m1.tiny" || s["user_id"] == "UNKNOWN" || s["image"] == "" {
+		t.Fatalf("2.69 show = %v", s)
+	}
 }
 
 func TestServerNetworks(t *testing.T) {

@@ -149,6 +149,12 @@ func (n *Nova) updateQuotaSet(w http.ResponseWriter, r *http.Request) {
 		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input for field/attribute quota_set. 'quota_set' is a required property")
 		return
 	}
+	for k := range body.QuotaSet {
+		if quotaKeyGone(r, k) {
+			n.writeError(w, r, invalid(k, "Invalid input for field/attribute quota_set. Additional properties are not allowed ('%s' was unexpected)", k))
+			return
+		}
+	}
 	limits, force, err := parseQuotaSet(body.QuotaSet)
 	project := chi.URLParam(r, "project")
 	if err == nil && !force {
@@ -164,7 +170,7 @@ func (n *Nova) updateQuotaSet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n.Log.WithFields(logrus.Fields{"project": project, "limits": limits, "user": caller(r).User}).Info("quota set")
-	view := quotaView(project, nil, nil, q, false)
+	view := quotaView(r, project, nil, nil, q, false)
 	delete(view, "id")
 	osapi.WriteJSON(w, http.StatusOK, map[string]any{"quota_set": view})
 }

@@ -20,13 +20,37 @@ import (
 )
 
 // attrs are what the broker keeps of a server because peers cannot: a
-// rename and the metadata set after the boot.
+// rename and the metadata set after the boot, and the Nova fields no peer
+// holds (description, hostname, tags, access IPs, device tags, the
+// multi-create reservation), written before the boot.
 type attrs struct {
 	Name *string `json:"name,omitempty"`
 	// Metadata replaces the peer's user metadata when MetadataSet.
 	Metadata    map[string]string `json:"metadata,omitempty"`
 	MetadataSet bool              `json:"metadata_set,omitempty"`
 	UpdatedAt   time.Time         `json:"updated_at,omitzero"`
+
+	Description   *string     `json:"description,omitempty"`
+	Hostname      string      `json:"hostname,omitempty"`
+	Tags          []string    `json:"tags,omitempty"`
+	AccessIPv4    string      `json:"access_ipv4,omitempty"`
+	AccessIPv6    string      `json:"access_ipv6,omitempty"`
+	DeviceTags    []DeviceTag `json:"device_tags,omitempty"`
+	ReservationID string      `json:"reservation_id,omitempty"`
+	LaunchIndex   int         `json:"launch_index,omitempty"`
+	UserData      string      `json:"user_data,omitempty"` // base64
+	// What a server whose peer does not answer is still shown with
+	// (Nova 2.69): its user, flavor and image as created.
+	User        string      `json:"user,omitempty"`
+	Flavor      string      `json:"flavor,omitempty"`
+	FlavorSizes *keptFlavor `json:"flavor_sizes,omitempty"`
+	Image       string      `json:"image,omitempty"`
+}
+
+// keptFlavor is a server's flavor as it booted (Nova embeds it, 2.47).
+type keptFlavor struct {
+	Name                             string `json:"name"`
+	VCPUs, RAMMiB, DiskGiB, EphemGiB int    `json:",omitempty"`
 }
 
 const attrsRoot = "compute/server-attrs/"
@@ -60,6 +84,7 @@ func (s *Servers) present(e index.Entry, m *peers.Member, srv peers.Server, a at
 	if len(flavor) > 0 && flavor[0].ID != "" {
 		f := flavor[0]
 		out.VCPUs, out.RAMMiB, out.DiskGiB = f.VCPUs, f.RAMMiB, f.DiskGiB
+		out.EphemeralGiB, out.FlavorExtraSpecs = f.EphemeralGiB, maps.Clone(f.ExtraSpecs)
 		out.FlavorName = cmpOr(out.FlavorName, f.Name)
 	}
 	for _, v := range srv.Volumes {
@@ -82,6 +107,8 @@ func (s *Servers) present(e index.Entry, m *peers.Member, srv peers.Server, a at
 	if a.UpdatedAt.After(out.UpdatedAt) {
 		out.UpdatedAt = a.UpdatedAt
 	}
+	a.show(&out)
+	out.HostStatus = hostStatus(m)
 	return out
 }
 
@@ -164,6 +191,24 @@ type Query struct {
 	// AllProjects lists every project's servers (Nova's all_tenants): a
 	// cloud admin's only; anyone else asking is refused (ErrForbidden).
 	AllProjects bool
+	// ChangesBefore keeps servers updated at or before it (Nova 2.66).
+	ChangesBefore time.Time
+	// Tags keeps servers with every one of these tags, TagsAny those with
+	// at least one, NotTags those lacking at least one of them and
+	// NotTagsAny those with none of them (Nova 2.26).
+	Tags, TagsAny, NotTags, NotTagsAny []string
+	// ReservationID keeps the servers of one multi-create.
+	ReservationID string
+	// Match, when set, keeps only the servers it accepts: the front end's
+	// own filters on the attributes it shows.
+	Match func(Server) bool
+	// Sort, when set, orders the servers (a negative answer puts a first)
+	// instead of newest first; ties keep that order.
+	Sort func(a, b Server) int
+	// Unreachable lists the servers of peers that did not answer as
+	// minimal servers (Unreachable set) instead of leaving them out; they
+	// are still named in Page.Failed.
+	Unreachable bool
 }
 
 // Page is one page of servers, newest first (then by ID), as Nova orders.
@@ -226,25 +271,37 @@ func (s *Servers) List(ctx context.Context, c Caller, q Query) (Page, error) {
 		}
 	}
 	var items []Server
+	answered := map[string]bool{}
 	for _, r := range res {
 		if r.Err != nil {
 			failed = append(failed, r.Member.Peer.Name)
 			s.Log.WithError(r.Err).WithField("peer", r.Member.Peer.Name).Warn("server list: peer did not answer")
 			continue
 		}
+		answered[r.Member.Peer.ID] = true
 		for _, srv := range r.Value.servers {
 			if e, ok := spread.Entry(r.Member, srv.ID); ok {
 				items = append(items, s.present(e, r.Member, srv, all[e.ID], vols, r.Value.flavors[srv.FlavorID]))
 			}
 		}
 	}
+	if q.Unreachable {
+		for _, e := range entries {
+			if !answered[e.PeerID] {
+				items = append(items, s.stub(e, all[e.ID]))
+			}
+		}
+	}
 	slices.Sort(failed)
-	slices.SortFunc(items, func(a, b Server) int {
+	slices.SortStableFunc(items, func(a, b Server) int {
 		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
 			return c
 		}
 		return strings.Compare(b.ID, a.ID)
 	})
+	if q.Sort != nil {
+		slices.SortStableFunc(items, q.Sort)
+	}
 	page := Page{Failed: failed, Servers: []Server{}}
 	started := q.Marker == ""
 	for _, it := range items {
@@ -283,7 +340,76 @@ func (q Query) matches(srv Server, nameRE, ipRE *regexp.Regexp) bool {
 	if q.IP != "" && !slices.ContainsFunc(srv.Addresses, func(a peers.Address) bool { return pattern(q.IP, ipRE, a.Addr) }) {
 		return false
 	}
+	if !q.ChangesBefore.IsZero() && srv.UpdatedAt.After(q.ChangesBefore) || q.ReservationID != "" && srv.ReservationID != q.ReservationID {
+		return false
+	}
+	if !matchTags(srv.Tags, q.Tags, q.TagsAny, q.NotTags, q.NotTagsAny) {
+		return false
+	}
+	return q.Match == nil || q.Match(srv)
+}
+
+// matchTags applies Nova's four tag filters to a server's tags.
+func matchTags(tags, all, anyOf, notAll, notAny []string) bool {
+	has := func(t string) bool { return slices.Contains(tags, t) }
+	switch {
+	case len(all) > 0 && !allOf(all, has):
+		return false
+	case len(anyOf) > 0 && !slices.ContainsFunc(anyOf, has):
+		return false
+	case len(notAll) > 0 && allOf(notAll, has):
+		return false
+	case len(notAny) > 0 && slices.ContainsFunc(notAny, has):
+		return false
+	}
 	return true
+}
+
+func allOf(ts []string, has func(string) bool) bool {
+	for _, t := range ts {
+		if !has(t) {
+			return false
+		}
+	}
+	return true
+}
+
+// stub is a server whose peer did not answer, from what the broker keeps
+// (Nova 2.69's minimal construct of a server in a down cell).
+func (s *Servers) stub(e index.Entry, a attrs) Server {
+	zone := e.PeerID
+	if m, ok := s.Pool.Get(e.PeerID); ok {
+		zone = m.Peer.Name
+	}
+	out := Server{ID: e.ID, Name: e.Name, Status: StatusUnknown, Project: e.Project, UserID: a.User, FlavorID: a.Flavor,
+		ImageID: a.Image, Zone: zone, PeerID: e.PeerID, CreatedAt: e.CreatedAt, UpdatedAt: e.CreatedAt, Metadata: map[string]string{},
+		Unreachable: true, HostStatus: "UNKNOWN"}
+	if f := a.FlavorSizes; f != nil {
+		out.FlavorName, out.VCPUs, out.RAMMiB, out.DiskGiB, out.EphemeralGiB = f.Name, f.VCPUs, f.RAMMiB, f.DiskGiB, f.EphemGiB
+	}
+	a.show(&out)
+	return out
+}
+
+// StatusUnknown is the status of a server whose peer did not answer.
+const StatusUnknown peers.ServerStatus = "UNKNOWN"
+
+// Stub returns what the broker keeps of one of the caller's servers
+// without asking its peer (for a peer that does not answer): Nova 2.69's
+// minimal server.
+func (s *Servers) Stub(ctx context.Context, c Caller, id string) (Server, error) {
+	e, err := s.Index.Get(ctx, KindServer, id, c.Project)
+	if errors.Is(err, index.ErrNotFound) {
+		return Server{}, notFound(id)
+	}
+	if err != nil {
+		return Server{}, err
+	}
+	a, err := s.attrStore().View(ctx, c.Project, id)
+	if err != nil {
+		return Server{}, err
+	}
+	return s.stub(e, a), nil
 }
 
 // pattern matches s as Nova matches name and ip filters: a regular
@@ -304,14 +430,70 @@ type Update struct {
 	ReplaceMetadata bool
 	// DeleteMetadata removes keys; a key the server lacks is ErrNotFound.
 	DeleteMetadata []string
+	// Description sets the description; ClearDescription removes it.
+	Description      *string
+	ClearDescription bool
+	// Hostname sets the hostname the server shows (checked by
+	// CheckHostname unless FQDNHostname, Nova 2.94's rule).
+	Hostname     *string
+	FQDNHostname bool
+	// AccessIPv4 and AccessIPv6 set the recorded access addresses ("" to
+	// clear).
+	AccessIPv4, AccessIPv6 *string
+}
+
+// check refuses the changes Nova would refuse.
+func (u Update) check() error {
+	var errs []error
+	if u.Name != nil && (strings.TrimSpace(*u.Name) == "" || len(*u.Name) > 255) {
+		errs = append(errs, invalid("name", "Invalid input for field/attribute name: want 1 to 255 characters, not all spaces"))
+	}
+	if u.Description != nil {
+		errs = append(errs, CheckDescription(*u.Description))
+	}
+	if u.Hostname != nil {
+		if u.FQDNHostname {
+			errs = append(errs, checkFQDN(*u.Hostname))
+		} else {
+			errs = append(errs, CheckHostname(*u.Hostname))
+		}
+	}
+	v4, v6 := "", ""
+	if u.AccessIPv4 != nil {
+		v4 = *u.AccessIPv4
+	}
+	if u.AccessIPv6 != nil {
+		v6 = *u.AccessIPv6
+	}
+	errs = append(errs, checkAccessIPs(v4, v6), checkMetadata(u.Metadata))
+	return errors.Join(errs...)
+}
+
+// apply makes the changes that need no look at the server.
+func (u Update) apply(a *attrs) {
+	if u.Name != nil {
+		a.Name = u.Name
+	}
+	switch {
+	case u.ClearDescription:
+		a.Description = nil
+	case u.Description != nil:
+		a.Description = u.Description
+	}
+	if u.Hostname != nil {
+		a.Hostname = *u.Hostname
+	}
+	if u.AccessIPv4 != nil {
+		a.AccessIPv4 = *u.AccessIPv4
+	}
+	if u.AccessIPv6 != nil {
+		a.AccessIPv6 = *u.AccessIPv6
+	}
 }
 
 // Update renames a server or changes its metadata, and returns it.
 func (s *Servers) Update(ctx context.Context, c Caller, id string, u Update) (Server, error) {
-	if u.Name != nil && (strings.TrimSpace(*u.Name) == "" || len(*u.Name) > 255) {
-		return Server{}, invalid("name", "Invalid input for field/attribute name: want 1 to 255 characters, not all spaces")
-	}
-	if err := checkMetadata(u.Metadata); err != nil {
+	if err := u.check(); err != nil {
 		return Server{}, err
 	}
 	for attempt := 0; ; attempt++ {
@@ -323,9 +505,7 @@ func (s *Servers) Update(ctx context.Context, c Caller, id string, u Update) (Se
 		if err != nil {
 			return Server{}, err
 		}
-		if u.Name != nil {
-			a.Name = u.Name
-		}
+		u.apply(&a)
 		if u.Metadata != nil || len(u.DeleteMetadata) > 0 {
 			meta := cur.Metadata
 			if u.ReplaceMetadata {

@@ -168,7 +168,10 @@ type Servers struct {
 	// Attrs, when set (and running), serves those from memory; without
 	// it views read the Store.
 	Attrs *ServerAttrs
-	Log   logrus.FieldLogger
+	// FlavorAttrs, when set (and running), serves flavor descriptions
+	// from memory; without it they are read from the Store.
+	FlavorAttrs *FlavorAttrs
+	Log         logrus.FieldLogger
 	// BrokerID is written on every server the broker creates.
 	BrokerID string
 	// PeerTimeout bounds each peer's part of a fan-out; default 10s.
@@ -198,59 +201,6 @@ func CallerOf(t identity.Token) Caller {
 
 func (c Caller) image() image.Caller { return image.Caller{Project: c.Project, Admin: c.Admin} }
 
-// NIC asks for one network interface: on a network (by broker ID; a
-// peer's own shared network has one too), optionally with a fixed IP, or
-// on an existing port of the project (by broker ID).
-type NIC struct {
-	Network string
-	Port    string
-	FixedIP string
-}
-
-// Networks modes besides an explicit list.
-const (
-	NetworksAuto = "auto" // the project's network on the chosen peer, else a shared one there, else none
-	NetworksNone = "none" // no NIC
-)
-
-// CreateSpec is a new server. FlavorRef and one of ImageRef or
-// BootVolume are required.
-type CreateSpec struct {
-	Name string
-	// FlavorRef is a flavor's broker ID (as GET /flavors shows it) or name.
-	FlavorRef string
-	// ImageRef is an image's broker ID; empty when booting from a volume.
-	ImageRef string
-	// BootVolume is the broker ID of a volume of the project to boot from.
-	BootVolume string
-	// RootVolumeGiB, with ImageRef, boots from a new volume of this size
-	// made from the image on the chosen peer (Nova's block device of
-	// source image, destination volume). The volume is the project's, in
-	// the index like any other, and stays when the server is deleted.
-	RootVolumeGiB int
-	// NICs are explicit interfaces; when empty, NetworksMode says what to
-	// do ("" is NetworksAuto, as Nova since 2.37 requires it be said).
-	NICs         []NIC
-	NetworksMode string
-	// KeyName names one of the user's keypairs (os-keypairs); the broker
-	// imports its public key onto the chosen peer.
-	KeyName string
-	// UserData is the decoded user data (at most MaxUserData bytes).
-	UserData []byte
-	Metadata map[string]string
-	// AvailabilityZone pins a peer by name (each peer is a zone).
-	AvailabilityZone string
-	// Hints and labels reach the placement policy as they are.
-	Hints           map[string]string
-	RequiredLabels  map[string]string
-	PreferredLabels map[string]string
-	Tags            []string
-	// Marks are cloudmux_ metadata an internal caller writes on the peer's
-	// server to find it again (the deployment engine's tags; see Marked).
-	// Never taken from a user: no API sets them.
-	Marks map[string]string
-}
-
 // Server is a server as the broker shows it: broker IDs throughout.
 type Server struct {
 	ID      string
@@ -278,6 +228,35 @@ type Server struct {
 	Fault     string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// Ephemeral and FlavorExtraSpecs complete the flavor's sizes when the
+	// peer still offers it (Nova 2.47 embeds the flavor in the server).
+	EphemeralGiB     int
+	FlavorExtraSpecs map[string]string
+	// What the broker keeps beside the server (see CreateSpec): nil
+	// Description is none.
+	Description            *string
+	Hostname               string
+	Tags                   []string
+	AccessIPv4, AccessIPv6 string
+	DeviceTags             []DeviceTag
+	ReservationID          string
+	LaunchIndex            int
+	// UserData is the user data the server booted with, base64 (Nova
+	// shows it to admins from 2.3).
+	UserData string
+	// Locked and LockedReason say whether the server is locked (Nova 2.9,
+	// 2.73), as the lifecycle actions record it.
+	Locked       bool
+	LockedReason string
+	// ServerGroups are the broker IDs of the server groups it belongs to
+	// (Nova 2.71).
+	ServerGroups []string
+	// HostStatus is its peer's state as Nova's host_status (2.16): UP,
+	// MAINTENANCE, DOWN or UNKNOWN.
+	HostStatus string
+	// Unreachable marks a server whose peer did not answer: only what the
+	// broker itself keeps is filled in (Nova 2.69's minimal construct).
+	Unreachable bool
 	// AdminPass is set only in Create's answer: Nova returns one, but the
 	// peers' contract cannot inject it, so no guest uses it (use key_name).
 	AdminPass string
@@ -321,71 +300,6 @@ func (s *Servers) connected() (ms []*peers.Member, down []string) {
 	return ms, down
 }
 
-// Validate returns every problem of the spec that needs no lookup.
-func (spec CreateSpec) Validate() error {
-	var errs []error
-	if strings.TrimSpace(spec.Name) == "" || len(spec.Name) > 255 {
-		errs = append(errs, invalid("name", "Invalid input for field/attribute name: want 1 to 255 characters, not all spaces"))
-	}
-	if spec.FlavorRef == "" {
-		errs = append(errs, invalid("flavorRef", "Invalid input for field/attribute flavorRef: a flavor is required"))
-	}
-	if spec.ImageRef == "" && spec.BootVolume == "" {
-		errs = append(errs, invalid("imageRef", "Invalid input for field/attribute imageRef: an image, or a boot volume in block_device_mapping_v2, is required"))
-	}
-	if spec.RootVolumeGiB < 0 || spec.RootVolumeGiB > 16384 || spec.RootVolumeGiB > 0 && spec.ImageRef == "" {
-		errs = append(errs, invalid("block_device_mapping_v2", "Invalid input for field/attribute block_device_mapping_v2: a volume from an image needs the image (uuid) and a volume_size from 1 to 16384 GiB"))
-	}
-	if spec.ImageRef != "" && spec.BootVolume != "" {
-		errs = append(errs, invalid("imageRef", "Invalid input: give an image or a boot volume, not both"))
-	}
-	switch spec.NetworksMode {
-	case "", NetworksAuto, NetworksNone:
-		if spec.NetworksMode != "" && len(spec.NICs) > 0 {
-			errs = append(errs, invalid("networks", "Invalid input for field/attribute networks: %q cannot be combined with explicit networks", spec.NetworksMode))
-		}
-	default:
-		errs = append(errs, invalid("networks", "Invalid input for field/attribute networks: want a list or \"auto\" or \"none\", not %q", spec.NetworksMode))
-	}
-	for i, n := range spec.NICs {
-		if (n.Network == "") == (n.Port == "") {
-			errs = append(errs, invalid("networks", "Invalid input for field/attribute networks[%d]: give exactly one of uuid or port", i))
-		}
-		if n.FixedIP != "" && n.Port != "" {
-			errs = append(errs, invalid("networks", "Invalid input for field/attribute networks[%d]: fixed_ip goes with uuid, not port", i))
-		}
-	}
-	if len(spec.UserData) > MaxUserData {
-		errs = append(errs, invalid("user_data", "Invalid input for field/attribute user_data: at most %d bytes", MaxUserData))
-	}
-	if err := checkMetadata(spec.Metadata); err != nil {
-		errs = append(errs, err)
-	}
-	if err := checkMarks(spec.Marks); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
-
-// checkMetadata applies Nova's limits and reserves the cloudmux_ prefix.
-func checkMetadata(m map[string]string) error {
-	var errs []error
-	if len(m) > maxMetadataItems {
-		errs = append(errs, invalid("metadata", "Quota exceeded for metadata_items: %d items, at most %d allowed", len(m), maxMetadataItems))
-	}
-	for k, v := range m {
-		switch {
-		case k == "" || len(k) > maxMetadataLen:
-			errs = append(errs, invalid("metadata", "Invalid input for field/attribute metadata: key %q must be 1 to %d characters", k, maxMetadataLen))
-		case len(v) > maxMetadataLen:
-			errs = append(errs, invalid("metadata", "Invalid input for field/attribute metadata: the value of %q is longer than %d characters", k, maxMetadataLen))
-		case strings.HasPrefix(k, reservedMetaPre):
-			errs = append(errs, invalid("metadata", "Invalid input for field/attribute metadata: the %s prefix of %q is reserved", reservedMetaPre, k))
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // adminPass is a random password as Nova generates (12 characters).
 func adminPass() string {
 	const letters = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -409,6 +323,30 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 		return Server{}, err
 	}
 	id := uuid.NewString()
+	if spec.ReservationID == "" {
+		spec.ReservationID = NewReservationID()
+	}
+	if spec.Hostname == "" {
+		spec.Hostname = defaultHostname(spec.Name, id) // as Nova: fixed at the create, a rename keeps it
+	}
+	var image string
+	if p.image != nil {
+		image = p.image.ID
+	}
+	// What no peer holds is kept first, so the server never shows without
+	// it; a failed create forgets it again (and the attrs collector a
+	// crash's leftover).
+	if err := s.attrStore().CAS(ctx, c.Project, id, keptAtCreate(c, spec, encodeUserData(spec.UserData), p.flavor, image), 0); err != nil {
+		return Server{}, fmt.Errorf("keeping server %s's attributes: %w", id, err)
+	}
+	created := false
+	defer func() {
+		if !created {
+			if err := s.attrStore().Delete(context.WithoutCancel(ctx), c.Project, id); err != nil {
+				s.Log.WithError(err).WithField("server", id).Warn("attributes of a server not created left behind; the attrs collector removes them")
+			}
+		}
+	}()
 	req := policy.Request{
 		Kind: KindServer, Project: c.Project, User: c.User, ResourceID: id, Name: spec.Name, Flavor: p.flavor.Name,
 		VCPUs: p.flavor.VCPUs, RAMMiB: p.flavor.RAMMiB, DiskGiB: p.flavor.DiskGiB, AvailabilityZone: spec.AvailabilityZone,
@@ -482,7 +420,13 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 				s.releasePorts(ctx, id, ports) // "auto" found no network there
 				ports = nil
 			}
-			return s.record(ctx, c, id, m, srv, p.flavor, res, ports)
+			out, err := s.record(ctx, c, id, m, srv, p.flavor, res, ports)
+			created = err == nil
+			if created {
+				a, _ := s.attrStore().View(ctx, c.Project, id)
+				a.show(&out)
+			}
+			return out, err
 		}
 		if errors.Is(err, quota.ErrOverQuota) || errors.Is(err, ErrQuotaExceeded) {
 			// A boot volume over the project's volume quota: no other peer
@@ -753,37 +697,4 @@ func (s *Servers) create(ctx context.Context, m *peers.Member, ps peers.ServerSp
 		s.Log.WithError(lerr).WithFields(logrus.Fields{"server": meta[peers.MetaID], "peer": m.Peer.Name}).Warn("a create the peer did not answer in time may have left a server there")
 	}
 	return srv, fmt.Errorf("peer %s did not answer the create in time: %w", m.Peer.Name, err)
-}
-
-// Flavors lists the flavors the pool offers, one per name, with the IDs
-// the Nova API shows (what CreateSpec.FlavorRef takes); peers that did not
-// answer are named in failed. EC2's instance types are these names.
-// Each peer's list is the flavor cache's while fresh.
-func (s *Servers) Flavors(ctx context.Context) (flavors []peers.Flavor, failed []string) {
-	members, _ := s.connected()
-	flavors, failed, errs := mergeFlavors(s.cachedFlavors(ctx, members, false))
-	s.logFailedFlavors(errs)
-	return flavors, failed
-}
-
-// PublicFlavors is Flavors over the public flavors only: a name private on
-// one peer and public on another is the public one (EC2's instance types
-// are the public sizes).
-func (s *Servers) PublicFlavors(ctx context.Context) (flavors []peers.Flavor, failed []string) {
-	members, _ := s.connected()
-	res := s.cachedFlavors(ctx, members, false)
-	for i := range res {
-		res[i].Value = slices.DeleteFunc(slices.Clone(res[i].Value), func(f peers.Flavor) bool { return !f.IsPublic })
-	}
-	flavors, failed, errs := mergeFlavors(res)
-	s.logFailedFlavors(errs)
-	return flavors, failed
-}
-
-// logFailedFlavors says why peers' flavor lists failed (callers name the
-// peers to clients, never their errors).
-func (s *Servers) logFailedFlavors(errs []error) {
-	if len(errs) > 0 && s.Log != nil {
-		s.Log.WithError(errors.Join(errs...)).Warn("flavors: peers did not answer")
-	}
 }
