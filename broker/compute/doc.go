@@ -19,6 +19,9 @@
 // limits and os-quota-sets (quotas.go: StoreQuotas keeps per-project
 // quotas in the Store, which the placement policy enforces across every
 // peer; cloud admins set them). Errors use Nova's shapes
-// ({"itemNotFound": {...}} and kin). It implements microversion 2.1 only,
-// but also takes 2.37's networks "auto" and "none".
+// ({"itemNotFound": {...}} and kin). It implements microversions 2.1 to
+// MaxVersion (microversions.go lists what each changes): every versioned
+// behaviour goes through one gate, at(r, "2.x"); views by version are in
+// servers_views.go, the create body in servers_create.go, list filters in
+// servers_list.go, server tags in servertags_http.go.
 package compute
