@@ -121,7 +121,7 @@ func (c *Cloud) CreateServer(ctx context.Context, spec peers.ServerSpec) (peers.
 		Server: peers.Server{
 			ID: newID(), Name: spec.Name, Status: peers.ServerBuild, Project: spec.Project, FlavorID: b.flavor.ID,
 			ImageID: spec.ImageID, KeyName: spec.KeyName, AvailabilityZone: defaultAZ, Host: h.cfg.Name,
-			Metadata: maps.Clone(spec.Metadata), CreatedAt: t, UpdatedAt: t,
+			Hostname: spec.Hostname, Metadata: maps.Clone(spec.Metadata), CreatedAt: t, UpdatedAt: t,
 		},
 		ownPorts: map[string]bool{},
 	}
@@ -361,6 +361,9 @@ func (c *Cloud) domainSpecLocked(s *server, b bootPlan, userData []byte) DomainS
 	}
 	for k, v := range s.Metadata {
 		d.Metadata["server."+k] = v
+	}
+	if s.Hostname != "" {
+		d.Metadata[MetaHostname] = s.Hostname // the config drive's hostname, kept with the domain
 	}
 	if b.keypair != nil {
 		d.PublicKey = b.keypair.PublicKey

@@ -144,6 +144,11 @@ type DomainSpec struct {
 	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
+// MetaHostname is the DomainSpec.Metadata key of the guest's host name,
+// when one was asked for (the config drive derives one from the name
+// otherwise).
+const MetaHostname = "localcloud.hostname"
+
 // Disk is a pool volume attached to a domain.
 type Disk struct {
 	VolumeID string `json:"volume_id"`

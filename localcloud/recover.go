@@ -218,7 +218,7 @@ func (c *Cloud) adoptLocked(hostName string, dom InventoryDomain) {
 		Server: peers.Server{
 			ID: dom.ID, Name: cmpOrString(m["localcloud.name"], dom.Name), Status: peers.ServerError,
 			Project: m["localcloud.project"], FlavorID: m["localcloud.flavor_id"], ImageID: m["localcloud.image_id"],
-			KeyName: dom.KeyName, AvailabilityZone: defaultAZ, Host: hostName, CreatedAt: created, UpdatedAt: now(),
+			KeyName: dom.KeyName, AvailabilityZone: defaultAZ, Host: hostName, Hostname: m[MetaHostname], CreatedAt: created, UpdatedAt: now(),
 			Fault: "found on host " + hostName + " with no record (the cloud's state was lost); delete it",
 		},
 		ownPorts: map[string]bool{}, defined: true,

@@ -95,21 +95,24 @@ type Address struct {
 
 // Server is a virtual machine.
 type Server struct {
-	ID               string            `json:"id"`
-	Name             string            `json:"name"`
-	Status           ServerStatus      `json:"status"`
-	Project          string            `json:"project"`
-	FlavorID         string            `json:"flavor_id"`
-	ImageID          string            `json:"image_id,omitempty"`
-	KeyName          string            `json:"key_name,omitempty"`
-	AvailabilityZone string            `json:"availability_zone,omitempty"`
-	Host             string            `json:"host,omitempty"`
-	Addresses        []Address         `json:"addresses,omitempty"`
-	Volumes          []string          `json:"volumes,omitempty"` // attached volume IDs
-	Metadata         map[string]string `json:"metadata,omitempty"`
-	Fault            string            `json:"fault,omitempty"`
-	CreatedAt        time.Time         `json:"created_at"`
-	UpdatedAt        time.Time         `json:"updated_at"`
+	ID               string       `json:"id"`
+	Name             string       `json:"name"`
+	Status           ServerStatus `json:"status"`
+	Project          string       `json:"project"`
+	FlavorID         string       `json:"flavor_id"`
+	ImageID          string       `json:"image_id,omitempty"`
+	KeyName          string       `json:"key_name,omitempty"`
+	AvailabilityZone string       `json:"availability_zone,omitempty"`
+	Host             string       `json:"host,omitempty"`
+	// Hostname is the guest's host name as the cloud publishes it (config
+	// drive, metadata service), when it reports one.
+	Hostname  string            `json:"hostname,omitempty"`
+	Addresses []Address         `json:"addresses,omitempty"`
+	Volumes   []string          `json:"volumes,omitempty"` // attached volume IDs
+	Metadata  map[string]string `json:"metadata,omitempty"`
+	Fault     string            `json:"fault,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
 }
 
 // NetworkAttachment asks for a NIC: on a network, or an existing port.
@@ -132,6 +135,10 @@ type ServerSpec struct {
 	UserData         []byte
 	Metadata         map[string]string
 	AvailabilityZone string
+	// Hostname is the guest's host name; empty lets the cloud derive one
+	// from Name (Nova's sanitized name). A cloud that cannot set one
+	// refuses the create (ErrCapacity: another cloud may).
+	Hostname string
 }
 
 // ImageStatus follows the Image Service lifecycle.

@@ -280,6 +280,7 @@ func TestServerCreateMicroversions(t *testing.T) {
 		{"image on the local disk", "2.42", base(map[string]any{"imageRef": "", "block_device_mapping_v2": []map[string]any{
 			{"boot_index": 0, "uuid": img, "source_type": "image", "destination_type": "local", "tag": "root"}}}), 202, ""},
 		{"reservation id", "2.1", base(map[string]any{"return_reservation_id": true, "networks": nil}), 202, ""},
+		{"hostname reaches the peer", "2.90", base(map[string]any{"hostname": "custom-host"}), 202, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -305,6 +306,16 @@ func TestServerCreateMicroversions(t *testing.T) {
 			s := waitStatus(t, c, id, "ACTIVE")
 			if tc.name == "host is a peer" && s.AvailabilityZone != "local-b" {
 				t.Fatalf("host local-b placed the server in %s", s.AvailabilityZone)
+			}
+			if tc.name == "hostname reaches the peer" {
+				e, err := se.Index.Get(context.Background(), compute.KindServer, id, se.Boot.Project.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, _ := se.Pool.Get(e.PeerID)
+				if ps, err := m.Cloud.GetServer(context.Background(), e.PeerResourceID); err != nil || ps.Hostname != "custom-host" {
+					t.Fatalf("the peer's server = %+v, %v; want hostname custom-host for its config drive", ps, err)
+				}
 			}
 		})
 	}
@@ -414,7 +425,6 @@ func TestFlavorsKeypairsLimitsMicroversions(t *testing.T) {
 	if code, _, _ := call(t, at(admin, "2.36"), http.MethodPut, "os-quota-sets/"+se.Boot.Project.ID, map[string]any{"quota_set": map[string]any{"security_groups": 5}}); code != 400 {
 		t.Fatalf("setting security_groups at 2.36 = %d, want 400", code)
 	}
-	_ = compute.MaxVersion
 }
 
 // TestDeviceTagsAndAttachmentMicroversions: tags on a NIC and the boot

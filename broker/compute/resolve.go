@@ -31,6 +31,9 @@ type plan struct {
 	rootVolumeGiB int
 	candidates    []*peers.Member // connected peers holding every reference
 	rejected      []string        // why each other peer is not a candidate
+	// hostname is the guest hostname the peer must set: one asked for
+	// that differs from what every cloud derives from the name.
+	hostname string
 }
 
 // resolvedNIC is a NIC request on its peer.

@@ -75,7 +75,7 @@ func dedupTags(tags []string) []string {
 var (
 	hostnameLabel = regexp.MustCompile(`^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$`)
 	hostnameFQDN  = regexp.MustCompile(`^[a-zA-Z0-9-._]*$`)
-	notHostname   = regexp.MustCompile(`[^a-z0-9.-]+`)
+	notHostname   = regexp.MustCompile(`[^a-z0-9-]+`)
 )
 
 // CheckHostname applies Nova 2.90's rule to a requested hostname: 2 to 63
@@ -88,16 +88,16 @@ func CheckHostname(h string) error {
 }
 
 // defaultHostname derives a hostname from a display name as Nova's
-// sanitize_hostname does: lower case, spaces and underscores to hyphens,
-// other characters dropped, at most 63 characters, no leading or trailing
-// dots or hyphens; "Server-<id>" when nothing is left.
+// sanitize_hostname does: at most 63 characters, spaces, underscores and
+// dots to hyphens, other characters than letters, digits and hyphens
+// dropped, lower case, no leading or trailing hyphens; "Server-<id>" when
+// nothing is left.
 func defaultHostname(name, id string) string {
-	h := strings.ToLower(name)
-	h = strings.NewReplacer(" ", "-", "_", "-").Replace(h)
-	h = notHostname.ReplaceAllString(h, "")
-	if len(h) > 63 {
-		h = h[:63]
+	if len(name) > 63 {
+		name = name[:63]
 	}
+	h := strings.NewReplacer(" ", "-", "_", "-", ".", "-").Replace(name)
+	h = notHostname.ReplaceAllString(strings.ToLower(h), "")
 	h = strings.Trim(h, ".-")
 	if h == "" {
 		return "Server-" + id

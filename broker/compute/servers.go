@@ -328,6 +328,8 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 	}
 	if spec.Hostname == "" {
 		spec.Hostname = defaultHostname(spec.Name, id) // as Nova: fixed at the create, a rename keeps it
+	} else if spec.Hostname != defaultHostname(spec.Name, id) {
+		p.hostname = spec.Hostname
 	}
 	var image string
 	if p.image != nil {
@@ -613,7 +615,7 @@ func (s *Servers) record(ctx context.Context, c Caller, id string, m *peers.Memb
 // calls are bounded by the per-peer deadline.
 func (s *Servers) peerSpec(ctx context.Context, c Caller, spec CreateSpec, p plan, m *peers.Member, meta map[string]string) (peers.ServerSpec, error) {
 	ps := peers.ServerSpec{Name: spec.Name, Project: c.Project, FlavorID: p.peerFlavor[m.Peer.ID],
-		BootVolumeID: p.bootVolume.PeerResourceID, UserData: spec.UserData, Metadata: meta}
+		BootVolumeID: p.bootVolume.PeerResourceID, UserData: spec.UserData, Metadata: meta, Hostname: p.hostname}
 	if p.image != nil {
 		id, err := s.bootImage(ctx, p, m)
 		if err != nil {

@@ -89,10 +89,18 @@ func hostname(name string) string {
 	return h
 }
 
+// guestHostname is the hostname asked for, else one made of the name.
+func guestHostname(spec localcloud.DomainSpec) string {
+	if h := spec.Metadata[localcloud.MetaHostname]; h != "" {
+		return h
+	}
+	return hostname(spec.Name)
+}
+
 // configDriveFiles returns the files of spec's config drive, by path.
 func configDriveFiles(spec localcloud.DomainSpec) (map[string][]byte, error) {
 	md := MetaData{
-		UUID: spec.ID, Name: spec.Name, Hostname: hostname(spec.Name), AvailabilityZone: "nova",
+		UUID: spec.ID, Name: spec.Name, Hostname: guestHostname(spec), AvailabilityZone: "nova",
 		ProjectID: spec.Metadata["localcloud.project"], Meta: map[string]string{},
 	}
 	for k, v := range spec.Metadata {

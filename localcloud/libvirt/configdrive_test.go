@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/kdomanski/iso9660"
+
+	"github.com/cloudmux/cloudmux/localcloud"
 )
 
 // TestConfigDrive reads the built ISO back: label config-2, the OpenStack
@@ -81,4 +83,31 @@ func keys(m map[string][]byte) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestConfigDriveHostname: a hostname asked for (Nova 2.90) is the
+// guest's; without one it is made of the name.
+func TestConfigDriveHostname(t *testing.T) {
+	for _, tc := range []struct{ name, asked, want string }{
+		{"derived", "", "web-1-friends-line-two"},
+		{"asked", "front-1", "front-1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := testSpec()
+			if tc.asked != "" {
+				spec.Metadata[localcloud.MetaHostname] = tc.asked
+			}
+			files, err := configDriveFiles(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var md MetaData
+			if err := json.Unmarshal(files["openstack/latest/meta_data.json"], &md); err != nil {
+				t.Fatal(err)
+			}
+			if md.Hostname != tc.want {
+				t.Fatalf("hostname = %q, want %q", md.Hostname, tc.want)
+			}
+		})
+	}
 }

@@ -85,7 +85,11 @@ type Cloud struct {
 
 	// computeMinor and volumeMinor are the negotiated microversions' minors.
 	computeMinor int
-	volumeMinor  int
+	// computeMaxMinor is the cloud's newest compute microversion's minor,
+	// for a call that needs a newer one than computeMinor (a hostname on
+	// create, 2.90).
+	computeMaxMinor int
+	volumeMinor     int
 
 	mu      sync.Mutex
 	flavors map[string]string // flavor name -> ID, for servers at >= 2.47
@@ -333,7 +337,7 @@ func (c *Cloud) negotiate(ctx context.Context) error {
 	if err != nil {
 		return c.translate(fmt.Sprintf("openstack peer %q: nova version document", c.cfg.Name), err)
 	}
-	c.computeMinor = max(min(want, maxMinor), 1)
+	c.computeMinor, c.computeMaxMinor = max(min(want, maxMinor), 1), maxMinor
 	if maxMinor > 0 {
 		c.compute.Microversion = fmt.Sprintf("2.%d", c.computeMinor)
 	}

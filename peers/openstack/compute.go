@@ -83,17 +83,27 @@ func (c *Cloud) CreateServer(ctx context.Context, spec peers.ServerSpec) (peers.
 		opts.BlockDevice = []servers.BlockDevice{{SourceType: servers.SourceVolume, DestinationType: servers.DestinationVolume,
 			UUID: spec.BootVolumeID, BootIndex: 0}}
 	}
+	client := c.compute
+	if spec.Hostname != "" {
+		// 2.90's create differs from 2.79's by hostname alone.
+		if c.computeMaxMinor < 90 {
+			return peers.Server{}, fmt.Errorf("nova: create server %q: the cloud's compute API (2.%d) cannot set a hostname (2.90): %w", spec.Name, c.computeMaxMinor, peers.ErrCapacity)
+		}
+		sc := *c.compute
+		sc.Microversion, opts.Hostname = "2.90", spec.Hostname
+		client = &sc
+	}
 	var create servers.CreateOptsBuilder = opts
 	if spec.KeyName != "" {
 		create = keyNameOpts{opts, spec.KeyName}
 	}
-	srv, err := servers.Create(ctx, c.compute, create, nil).Extract()
+	srv, err := servers.Create(ctx, client, create, nil).Extract()
 	if err != nil {
 		return peers.Server{}, c.translate(fmt.Sprintf("nova: create server %q", spec.Name), err)
 	}
 	// Nova answers a create with the ID only; the rest is what was asked.
 	return peers.Server{ID: srv.ID, Name: spec.Name, Status: peers.ServerBuild, Project: c.ProjectID(),
-		FlavorID: spec.FlavorID, ImageID: spec.ImageID, KeyName: spec.KeyName,
+		FlavorID: spec.FlavorID, ImageID: spec.ImageID, KeyName: spec.KeyName, Hostname: spec.Hostname,
 		AvailabilityZone: spec.AvailabilityZone, Metadata: spec.Metadata}, nil
 }
 
