@@ -443,3 +443,72 @@ func (l *Ledger) Add(ctx context.Context, s Scope, amounts Amounts) error {
 		return nil
 	})
 }
+
+// Split hands the reservation over to one reservation per part, in one
+// write, so what a batch (Nova's multi-create) reserved at once is
+// committed or given back resource by resource. The parts must add up to
+// what the reservation holds; whats name them. The reservation itself is
+// done. Each part's Seen counts the other parts as reserved.
+func (r *Reservation) Split(ctx context.Context, parts []Amounts, whats []string) ([]*Reservation, error) {
+	sum := Amounts{}
+	for _, p := range parts {
+		if _, err := positive(p); err != nil {
+			return nil, err
+		}
+		sum.add(p, 1)
+	}
+	if len(parts) != len(whats) || !maps.Equal(withoutZeros(sum), withoutZeros(r.amounts)) {
+		return nil, fmt.Errorf("quota: splitting a reservation of %v into parts adding to %v: %w", r.amounts, sum, ErrInvalid)
+	}
+	if !r.finish() {
+		return nil, fmt.Errorf("quota: splitting a reservation already committed or released: %w", ErrInvalid)
+	}
+	l := r.ledger
+	out := make([]*Reservation, len(parts))
+	for i, p := range parts {
+		seen := Snapshot{Limits: r.seen.Limits, Used: r.seen.Used, Reserved: r.seen.Reserved.Clone()}
+		if seen.Reserved == nil {
+			seen.Reserved = Amounts{}
+		}
+		for j, q := range parts {
+			if j != i {
+				seen.Reserved.add(q, 1)
+			}
+		}
+		out[i] = &Reservation{ledger: l, scope: r.scope, id: uuid.NewString(), amounts: p.Clone(), seen: seen, done: make(chan struct{})}
+	}
+	if len(r.amounts) > 0 {
+		err := l.update(ctx, r.scope, func(rec *record, now time.Time) error {
+			old, ok := rec.Reservations[r.id]
+			if !ok {
+				return fmt.Errorf("quota: reservation %s expired before it was split: %w", r.id, ErrInvalid)
+			}
+			delete(rec.Reservations, r.id)
+			for i, part := range out {
+				rec.Reservations[part.id] = &reservation{Amounts: part.amounts, Expires: now.Add(l.ttl()), Holder: old.Holder, Resource: whats[i]}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, part := range out {
+		if len(part.amounts) == 0 {
+			part.finished = true
+			continue
+		}
+		go part.keepAlive()
+	}
+	return out, nil
+}
+
+func withoutZeros(a Amounts) Amounts {
+	out := Amounts{}
+	for k, v := range a {
+		if v != 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
