@@ -13,7 +13,7 @@ import (
 
 // TestOpenStackCLILatest drives the real openstack CLI at
 // --os-compute-api-version 2.latest (the broker's newest): servers with
-// --nic none and auto, tags, a description and a hostname, the tag
+// --nic none and auto, a batch (--min/--max), tags, a description and a hostname, the tag
 // filters, the embedded flavor, flavor descriptions and extra specs, and
 // keypairs.
 func TestOpenStackCLILatest(t *testing.T) {
@@ -45,6 +45,8 @@ func TestOpenStackCLILatest(t *testing.T) {
 			[]string{`status="ACTIVE"`, `description="front end"`, `tags="`, `web`, `blue`}},
 		{"create --nic auto", []string{"server", "create", "--flavor", "m1.tiny", "--image", img, "--nic", "auto", "--wait", "cli-auto", "-f", "shell"}, 0,
 			[]string{`status="ACTIVE"`, `addresses="{'private'`}},
+		{"create --min 2 --max 2", []string{"server", "create", "--flavor", "m1.tiny", "--image", img, "--nic", "none", "--min", "2", "--max", "2", "cli-many"}, 0, nil},
+		{"list the batch", []string{"server", "list", "--name", "cli-many", "-f", "value", "-c", "Name"}, 0, []string{"cli-many-1", "cli-many-2"}},
 		{"list --tags", []string{"server", "list", "--tags", "web", "-f", "value", "-c", "Name"}, 0, []string{"cli-none"}},
 		{"list --not-tags", []string{"server", "list", "--not-tags", "web", "-f", "value", "-c", "Name"}, 0, []string{"cli-auto"}},
 		{"set tag and description", []string{"server", "set", "--tag", "green", "--description", "back end", "cli-none"}, 0, nil},
@@ -59,7 +61,7 @@ func TestOpenStackCLILatest(t *testing.T) {
 		{"keypair import", []string{"keypair", "create", "--public-key", pubFile, "cli-key", "-f", "shell"}, 0, []string{`type="ssh"`}},
 		{"keypair list", []string{"keypair", "list", "-f", "value", "-c", "Name", "-c", "Type"}, 0, []string{"cli-key ssh"}},
 		{"keypair delete", []string{"keypair", "delete", "cli-key", "cli-gen"}, 0, nil},
-		{"delete", []string{"server", "delete", "--wait", "cli-none", "cli-auto"}, 0, nil},
+		{"delete", []string{"server", "delete", "--wait", "cli-none", "cli-auto", "cli-many-1", "cli-many-2"}, 0, nil},
 	}
 	for _, st := range steps {
 		out, code := osc(st.args...)
@@ -71,7 +73,7 @@ func TestOpenStackCLILatest(t *testing.T) {
 				t.Fatalf("%s: output lacks %q:\n%s", st.name, w, out)
 			}
 		}
-		if st.name == "list --tags" && strings.Contains(out, "cli-auto") || st.name == "list --not-tags" && strings.Contains(out, "cli-none") {
+		if st.name == "list --tags" && (strings.Contains(out, "cli-auto") || strings.Contains(out, "cli-many")) || st.name == "list --not-tags" && strings.Contains(out, "cli-none") {
 			t.Fatalf("%s: wrong servers:\n%s", st.name, out)
 		}
 	}

@@ -323,6 +323,58 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 		return Server{}, err
 	}
 	id := uuid.NewString()
+	req := placementRequest(c, spec, p, id)
+	res, err := s.reserve(ctx, c, id, serverCharge(p.flavor), &req)
+	if err != nil {
+		return Server{}, err
+	}
+	ports, err := s.reservePorts(ctx, c, id, spec)
+	if err != nil {
+		s.release(ctx, id, res)
+		return Server{}, err
+	}
+	return s.createPlanned(ctx, c, spec, p, id, req, res, ports)
+}
+
+// placementRequest is what the placement policy is asked for server id.
+func placementRequest(c Caller, spec CreateSpec, p plan, id string) policy.Request {
+	req := policy.Request{
+		Kind: KindServer, Project: c.Project, User: c.User, ResourceID: id, Name: spec.Name, Flavor: p.flavor.Name,
+		VCPUs: p.flavor.VCPUs, RAMMiB: p.flavor.RAMMiB, DiskGiB: p.flavor.DiskGiB, AvailabilityZone: spec.AvailabilityZone,
+		RequiredLabels: spec.RequiredLabels, PreferredLabels: spec.PreferredLabels, Hints: spec.Hints, Tags: spec.Tags,
+	}
+	switch {
+	case spec.BootVolume != "":
+		req.DiskGiB = 0 // the disk is the volume's, already placed
+	case spec.RootVolumeGiB > 0:
+		req.DiskGiB = spec.RootVolumeGiB // the new root volume's, not the flavor's
+	}
+	if p.image != nil {
+		req.Image = &policy.Image{ID: p.image.ID, Properties: p.image.Properties, MinRAMMiB: p.image.MinRAMMiB,
+			MinDiskGiB: p.image.MinDiskGiB, Peers: slices.Sorted(maps.Keys(p.imageOn))}
+	}
+	return req
+}
+
+// release gives back a reservation of a server not made.
+func (s *Servers) release(ctx context.Context, id string, res *quota.Reservation) {
+	if err := res.Release(context.WithoutCancel(ctx)); err != nil {
+		s.Log.WithError(err).WithField("server", id).Warn("quota reservation not released; it expires on its own")
+	}
+}
+
+// createPlanned boots server id of a planned spec, its quota reserved
+// (res, and ports for the ports its peer makes, or nil): it keeps what
+// the broker keeps of it, places it and boots it on the best allowed
+// peer. The reservations are committed with the server or released.
+func (s *Servers) createPlanned(ctx context.Context, c Caller, spec CreateSpec, p plan, id string, req policy.Request, res, ports *quota.Reservation) (Server, error) {
+	done := false // the reservation was committed (or its server's undone)
+	defer func() {
+		if !done {
+			s.release(ctx, id, res)
+		}
+	}()
+	defer s.releasePorts(ctx, id, ports) // nothing once committed
 	if spec.ReservationID == "" {
 		spec.ReservationID = NewReservationID()
 	}
@@ -349,39 +401,6 @@ func (s *Servers) Create(ctx context.Context, c Caller, spec CreateSpec) (Server
 			}
 		}
 	}()
-	req := policy.Request{
-		Kind: KindServer, Project: c.Project, User: c.User, ResourceID: id, Name: spec.Name, Flavor: p.flavor.Name,
-		VCPUs: p.flavor.VCPUs, RAMMiB: p.flavor.RAMMiB, DiskGiB: p.flavor.DiskGiB, AvailabilityZone: spec.AvailabilityZone,
-		RequiredLabels: spec.RequiredLabels, PreferredLabels: spec.PreferredLabels, Hints: spec.Hints, Tags: spec.Tags,
-	}
-	switch {
-	case spec.BootVolume != "":
-		req.DiskGiB = 0 // the disk is the volume's, already placed
-	case spec.RootVolumeGiB > 0:
-		req.DiskGiB = spec.RootVolumeGiB // the new root volume's, not the flavor's
-	}
-	if p.image != nil {
-		req.Image = &policy.Image{ID: p.image.ID, Properties: p.image.Properties, MinRAMMiB: p.image.MinRAMMiB,
-			MinDiskGiB: p.image.MinDiskGiB, Peers: slices.Sorted(maps.Keys(p.imageOn))}
-	}
-	charge := serverCharge(p.flavor)
-	res, err := s.reserve(ctx, c, id, charge, &req)
-	if err != nil {
-		return Server{}, err
-	}
-	done := false // the reservation was committed (or its server's undone)
-	defer func() {
-		if !done {
-			if err := res.Release(context.WithoutCancel(ctx)); err != nil {
-				s.Log.WithError(err).WithField("server", id).Warn("quota reservation not released; it expires on its own")
-			}
-		}
-	}()
-	ports, err := s.reservePorts(ctx, c, id, spec)
-	if err != nil {
-		return Server{}, err
-	}
-	defer s.releasePorts(ctx, id, ports) // nothing once committed
 	candidates := make([]registry.Peer, 0, len(p.candidates))
 	for _, m := range p.candidates {
 		candidates = append(candidates, m.Peer)
@@ -474,7 +493,14 @@ func (s *Servers) reserve(ctx context.Context, c Caller, id string, charge quota
 	if err != nil {
 		return nil, quotaError(err)
 	}
-	seen := res.Seen()
+	tellPolicy(req, res.Seen())
+	return res, nil
+}
+
+// tellPolicy hands the placement policy the project's usage (what it
+// uses and has reserved, without the request's own reservation) and its
+// quota.
+func tellPolicy(req *policy.Request, seen quota.Snapshot) {
 	u := seen.Used.Clone()
 	if u == nil {
 		u = quota.Amounts{}
@@ -484,7 +510,6 @@ func (s *Servers) reserve(ctx context.Context, c Caller, id string, charge quota
 	}
 	pu, pq := policyUsage(u), policyUsage(seen.Limits)
 	req.Usage, req.Quota = &pu, &pq
-	return res, nil
 }
 
 // reservePorts sets aside, in the project's port quota, the ports the
@@ -492,6 +517,21 @@ func (s *Servers) reserve(ctx context.Context, c Caller, id string, charge quota
 // port of the project is counted already), one for "auto". Over quota is
 // Nova's 403, before anything is booted. Nil when there are none.
 func (s *Servers) reservePorts(ctx context.Context, c Caller, id string, spec CreateSpec) (*quota.Reservation, error) {
+	n := portsMade(spec)
+	if n == 0 {
+		return nil, nil
+	}
+	res, err := s.Quota.Reserve(ctx, quota.Scope{Project: c.Project}, quota.Amounts{quota.Ports: n}, "ports of "+KindServer+" "+id)
+	if err != nil {
+		return nil, quotaError(err)
+	}
+	return res, nil
+}
+
+// portsMade is how many ports a server's peer makes for it: one per NIC
+// on a network (a NIC on a port of the project is counted already), one
+// for "auto".
+func portsMade(spec CreateSpec) int {
 	n := 0
 	for _, nic := range spec.NICs {
 		if nic.Network != "" {
@@ -501,14 +541,7 @@ func (s *Servers) reservePorts(ctx context.Context, c Caller, id string, spec Cr
 	if len(spec.NICs) == 0 && spec.NetworksMode != NetworksNone {
 		n = 1
 	}
-	if n == 0 {
-		return nil, nil
-	}
-	res, err := s.Quota.Reserve(ctx, quota.Scope{Project: c.Project}, quota.Amounts{quota.Ports: n}, "ports of "+KindServer+" "+id)
-	if err != nil {
-		return nil, quotaError(err)
-	}
-	return res, nil
+	return n
 }
 
 // releasePorts gives back a port reservation not committed.

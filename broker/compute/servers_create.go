@@ -261,7 +261,7 @@ func (req serverCreateRequest) createSpec(r *http.Request) (CreateSpec, error) {
 		}
 		spec.AvailabilityZone = *b.Host // the broker's hosts are its peers
 	}
-	errs = append(errs, b.counts(&spec), b.networks(r, &spec), b.userData(&spec), b.blockDevices(r, &spec))
+	errs = append(errs, b.networks(r, &spec), b.userData(&spec), b.blockDevices(r, &spec))
 	if req.Hints == nil {
 		req.Hints = map[string]any{}
 	}
@@ -270,8 +270,9 @@ func (req serverCreateRequest) createSpec(r *http.Request) (CreateSpec, error) {
 	return spec, errors.Join(errs...)
 }
 
-// counts reads min_count and max_count.
-func (b *serverBody) counts(spec *CreateSpec) error {
+// counts reads min_count and max_count: how many servers the request
+// asks for at least and at most.
+func (b *serverBody) counts() (lo, hi int, err error) {
 	count := func(raw json.RawMessage, field string) (int, error) {
 		if raw == nil {
 			return 0, nil
@@ -285,12 +286,17 @@ func (b *serverBody) counts(spec *CreateSpec) error {
 	lo, err1 := count(b.MinCount, "min_count")
 	hi, err2 := count(b.MaxCount, "max_count")
 	if err := errors.Join(err1, err2); err != nil {
-		return err
+		return 0, 0, err
 	}
-	if lo > 1 || hi > 1 {
-		return invalid("min_count", "Invalid input for field/attribute min_count/max_count: the broker boots one server per request")
+	// As Nova: min_count defaults to 1, max_count to min_count.
+	lo = max(lo, 1)
+	if hi == 0 {
+		hi = lo
 	}
-	return nil
+	if lo > hi {
+		return 0, 0, invalid("min_count", "min_count must be <= max_count")
+	}
+	return lo, hi, nil
 }
 
 // networks reads the networks attribute: a list, or (2.37) "auto" or
@@ -467,11 +473,17 @@ func (n *Nova) createServer(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
-	s, err := n.Servers.Create(r.Context(), caller(r), spec)
+	lo, hi, err := req.Server.counts()
 	if err != nil {
 		n.writeError(w, r, err)
 		return
 	}
+	made, err := n.Servers.CreateMany(r.Context(), caller(r), spec, lo, hi)
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	s := made[0] // Nova answers with the first server of a multi-create
 	if ret, _ := jsonBool(req.Server.ReturnReservationID); ret {
 		osapi.WriteJSON(w, http.StatusAccepted, map[string]any{"reservation_id": s.ReservationID})
 		return
