@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 	"github.com/hashicorp/go-cleanhttp"
@@ -42,6 +43,10 @@ type Config struct {
 	KeyPrefix string
 	// TLS configures HTTPS. Files are PEM.
 	TLS TLSConfig
+	// RetryBudget bounds how long one call retries while Consul is
+	// unreachable or has no leader; zero is DefaultRetryBudget, negative
+	// turns retries off (the first transient error is returned).
+	RetryBudget time.Duration
 
 	// envErr records variables ConfigFromEnv could not parse, so Validate
 	// reports them instead of the client library logging and ignoring them.
@@ -283,4 +288,14 @@ func (c Config) apiConfig() (*api.Config, error) {
 		TLSConfig:  tlsCfg,
 		HttpClient: httpClient,
 	}, nil
+}
+
+func (c Config) retryBudget() time.Duration {
+	switch {
+	case c.RetryBudget < 0:
+		return 0
+	case c.RetryBudget == 0:
+		return DefaultRetryBudget
+	}
+	return c.RetryBudget
 }

@@ -31,6 +31,8 @@ type Store struct {
 	log    logrus.FieldLogger
 	// metrics is nil until Instrument.
 	metrics *storeMetrics
+	// retryBudget bounds the retries of one call (Config.RetryBudget).
+	retryBudget time.Duration
 }
 
 var (
@@ -63,6 +65,8 @@ func New(cfg Config, log logrus.FieldLogger) (*Store, error) {
 		kv:     client.KV(),
 		prefix: cfg.keyPrefix(),
 		log:    log,
+
+		retryBudget: cfg.retryBudget(),
 	}
 	log.WithFields(logrus.Fields{
 		"address":    cfg.Address,
@@ -146,7 +150,11 @@ func (s *Store) Get(ctx context.Context, key string) (_ registry.KV, err error) 
 	if err != nil {
 		return registry.KV{}, err
 	}
-	pair, _, err := s.kv.Get(full, readOpts(ctx))
+	var pair *api.KVPair
+	err = s.retry(ctx, func() (err error) {
+		pair, _, err = s.kv.Get(full, readOpts(ctx))
+		return err
+	})
 	if err != nil {
 		return registry.KV{}, s.fail(ctx, "get", key, err)
 	}
@@ -193,22 +201,43 @@ func (s *Store) CAS(ctx context.Context, key string, value []byte, index uint64)
 }
 
 // setTxn runs one set or cas operation and returns the key's new modify
-// index from the transaction's result.
+// index from the transaction's result. When Consul's answer is lost (the
+// connection broke, the leader died mid-write), the key is read back to
+// learn whether the write happened before it is tried again (settle), so a
+// retried CAS never reports a conflict with its own earlier success.
 func (s *Store) setTxn(ctx context.Context, op, key string, kvOp *api.KVTxnOp) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("consul: %s %q: %w", op, key, err)
 	}
-	results, rejected, err := s.txn(ctx, api.TxnOps{{KV: kvOp}})
-	if err != nil {
-		return 0, s.fail(ctx, op, key, err)
+	r := s.retrier()
+	for {
+		results, rejected, err := s.txn(ctx, api.TxnOps{{KV: kvOp}})
+		if err == nil && rejected != nil {
+			return 0, s.rejected(op, key, kvOp.Index, rejected)
+		}
+		if err == nil {
+			if len(results) == 0 || results[0].KV == nil {
+				return 0, fmt.Errorf("consul: %s %q: transaction returned no result", op, key)
+			}
+			return results[0].KV.ModifyIndex, nil
+		}
+		if !isTransient(err) || ctx.Err() != nil {
+			return 0, s.fail(ctx, op, key, err)
+		}
+		// The answer is lost; the write may have happened.
+		outcome, idx, serr := s.settle(ctx, kvOp)
+		switch {
+		case serr != nil:
+			return 0, s.fail(ctx, op, key, serr)
+		case outcome == applied:
+			return idx, nil
+		case outcome == overtaken:
+			return 0, s.rejected(op, key, kvOp.Index, []string{errOvertaken.Error()})
+		}
+		if !r.again(ctx, err) {
+			return 0, s.fail(ctx, op, key, err)
+		}
 	}
-	if rejected != nil {
-		return 0, s.rejected(op, key, kvOp.Index, rejected)
-	}
-	if len(results) == 0 || results[0].KV == nil {
-		return 0, fmt.Errorf("consul: %s %q: transaction returned no result", op, key)
-	}
-	return results[0].KV.ModifyIndex, nil
 }
 
 // Delete implements registry.Store.
@@ -221,7 +250,8 @@ func (s *Store) Delete(ctx context.Context, key string) (err error) {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("consul: delete %q: %w", key, err)
 	}
-	if _, err := s.kv.Delete(full, writeOpts(ctx)); err != nil {
+	// Deleting is idempotent: a retry after a lost answer is harmless.
+	if err := s.retry(ctx, func() error { _, err := s.kv.Delete(full, writeOpts(ctx)); return err }); err != nil {
 		return s.fail(ctx, "delete", key, err)
 	}
 	return nil
@@ -241,17 +271,34 @@ func (s *Store) DeleteCAS(ctx context.Context, key string, index uint64) (err er
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("consul: delete-cas %q: %w", key, err)
 	}
-	_, rejected, err := s.txn(ctx, api.TxnOps{
-		{KV: &api.KVTxnOp{Verb: api.KVCheckIndex, Key: full, Index: index}},
-		{KV: &api.KVTxnOp{Verb: api.KVDelete, Key: full}},
-	})
-	if err != nil {
-		return s.fail(ctx, "delete-cas", key, err)
+	r := s.retrier()
+	for {
+		_, rejected, err := s.txn(ctx, api.TxnOps{
+			{KV: &api.KVTxnOp{Verb: api.KVCheckIndex, Key: full, Index: index}},
+			{KV: &api.KVTxnOp{Verb: api.KVDelete, Key: full}},
+		})
+		if err == nil && rejected != nil {
+			return s.rejected("delete-cas", key, index, rejected)
+		}
+		if err == nil {
+			return nil
+		}
+		if !isTransient(err) || ctx.Err() != nil {
+			return s.fail(ctx, "delete-cas", key, err)
+		}
+		outcome, serr := s.settleDelete(ctx, full, index)
+		switch {
+		case serr != nil:
+			return s.fail(ctx, "delete-cas", key, serr)
+		case outcome == applied:
+			return nil
+		case outcome == overtaken:
+			return s.rejected("delete-cas", key, index, []string{errOvertaken.Error()})
+		}
+		if !r.again(ctx, err) {
+			return s.fail(ctx, "delete-cas", key, err)
+		}
 	}
-	if rejected != nil {
-		return s.rejected("delete-cas", key, index, rejected)
-	}
-	return nil
 }
 
 // List implements registry.Store. The index is Consul's X-Consul-Index for
@@ -264,7 +311,14 @@ func (s *Store) List(ctx context.Context, prefix string) (_ []registry.KV, _ uin
 	if err != nil {
 		return nil, 0, err
 	}
-	pairs, meta, err := s.kv.List(full, readOpts(ctx))
+	var (
+		pairs api.KVPairs
+		meta  *api.QueryMeta
+	)
+	err = s.retry(ctx, func() (err error) {
+		pairs, meta, err = s.kv.List(full, readOpts(ctx))
+		return err
+	})
 	if err != nil {
 		return nil, 0, s.fail(ctx, "list", prefix, err)
 	}
