@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/faults"
 	"github.com/cloudmux/cloudmux/broker/network"
@@ -24,6 +27,8 @@ type Attachment struct {
 	// Tag is the device tag the attach (or the create, for the boot
 	// volume) gave it.
 	Tag string
+	// DeleteOnTermination: the volume is deleted with the server.
+	DeleteOnTermination bool
 }
 
 // volumeOf finds a volume of the caller's project through the volume
@@ -70,28 +75,99 @@ func (s *Servers) Attach(ctx context.Context, c Caller, serverID, volumeID strin
 	return Attachment{ID: volumeID, ServerID: serverID, VolumeID: volumeID, Device: att.Device, AttachmentID: att.ID}, nil
 }
 
-// AttachTagged is Attach with a device tag (Nova 2.49), kept with the
-// server and shown on its attachments; "" is none.
-func (s *Servers) AttachTagged(ctx context.Context, c Caller, serverID, volumeID, tag string) (Attachment, error) {
-	if tag != "" {
-		if err := CheckTag("tag", tag); err != nil {
+// AttachOptions are what Nova's attach takes beside the volume: a device
+// tag (2.49; "" is none) and whether the volume is deleted with the
+// server (2.79).
+type AttachOptions struct {
+	Tag                 string
+	DeleteOnTermination bool
+}
+
+// AttachWith is Attach with options, kept with the server: the tag shown
+// on its attachments, the volume deleted when the server is.
+func (s *Servers) AttachWith(ctx context.Context, c Caller, serverID, volumeID string, o AttachOptions) (Attachment, error) {
+	if o.Tag != "" {
+		if err := CheckTag("tag", o.Tag); err != nil {
 			return Attachment{}, err
 		}
 	}
 	a, err := s.Attach(ctx, c, serverID, volumeID)
-	if err != nil || tag == "" {
+	if err != nil || o == (AttachOptions{}) {
 		return a, err
 	}
 	err = s.changeAttrs(ctx, c, serverID, func(at *attrs) error {
-		at.DeviceTags = append(slices.DeleteFunc(at.DeviceTags, func(d DeviceTag) bool { return d.Volume == volumeID && !d.Boot }),
-			DeviceTag{Volume: volumeID, Tag: tag})
+		forgetVolume(at, volumeID)
+		if o.Tag != "" {
+			at.DeviceTags = append(at.DeviceTags, DeviceTag{Volume: volumeID, Tag: o.Tag})
+		}
+		if o.DeleteOnTermination {
+			at.DeleteOnTermination = append(at.DeleteOnTermination, volumeID)
+		}
 		return nil
 	})
 	if err != nil {
-		return a, fmt.Errorf("keeping the tag of volume %s on server %s: %w", volumeID, serverID, err)
+		return a, fmt.Errorf("keeping the options of volume %s on server %s: %w", volumeID, serverID, err)
 	}
-	a.Tag = tag
+	a.Tag, a.DeleteOnTermination = o.Tag, o.DeleteOnTermination
 	return a, nil
+}
+
+// forgetVolume drops what a server's attrs say of a volume no longer
+// attached (or attached anew): its tag and its deletion with the server.
+// The boot volume's tag stays with the Boot mark.
+func forgetVolume(a *attrs, volumeID string) {
+	a.DeviceTags = slices.DeleteFunc(a.DeviceTags, func(d DeviceTag) bool { return d.Volume == volumeID && !d.Boot })
+	a.DeleteOnTermination = slices.DeleteFunc(a.DeleteOnTermination, func(v string) bool { return v == volumeID })
+}
+
+// SetDeleteOnTermination changes whether an attached volume is deleted
+// with its server (Nova 2.85).
+func (s *Servers) SetDeleteOnTermination(ctx context.Context, c Caller, serverID, volumeID string, del bool) error {
+	as, err := s.Attachments(ctx, c, serverID)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(as, func(a Attachment) bool { return a.VolumeID == volumeID }) {
+		return &Error{Message: fmt.Sprintf("Volume %s is not attached to server %s.", volumeID, serverID), Err: ErrNotFound}
+	}
+	return s.changeAttrs(ctx, c, serverID, func(a *attrs) error {
+		a.DeleteOnTermination = slices.DeleteFunc(a.DeleteOnTermination, func(v string) bool { return v == volumeID })
+		if del {
+			a.DeleteOnTermination = append(a.DeleteOnTermination, volumeID)
+		}
+		return nil
+	})
+}
+
+// deleteVolumesOf deletes, through the volume service, the volumes a
+// deleted server was to take with it, once its peer has let them go (a
+// volume still attached is refused as in use: tried again, backing off,
+// for as long as a root volume may take to make). A broker that stops
+// before leaves them to the project, listed and deletable like any.
+func (s *Servers) deleteVolumesOf(c Caller, serverID string, ids []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.volumeTimeout())
+	defer cancel()
+	for _, id := range ids {
+		wait := volumePoll
+		for {
+			err := s.Volumes.Delete(ctx, c.volume(), id)
+			if err == nil || errors.Is(err, volume.ErrNotFound) || errors.Is(err, peers.ErrNotFound) {
+				s.Log.WithFields(logrus.Fields{"server": serverID, "volume": id}).Info("volume deleted with its server")
+				break
+			}
+			if !errors.Is(err, peers.ErrConflict) {
+				s.Log.WithError(err).WithFields(logrus.Fields{"server": serverID, "volume": id}).Warn("volume to delete with its server not deleted; it stays the project's")
+				break
+			}
+			select {
+			case <-ctx.Done():
+				s.Log.WithError(err).WithFields(logrus.Fields{"server": serverID, "volume": id}).Warn("volume to delete with its server still in use; it stays the project's")
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 5*time.Second)
+		}
+	}
 }
 
 // volumeTag is the device tag of a server's volume, if it has one.
@@ -127,8 +203,14 @@ func (s *Servers) Detach(ctx context.Context, c Caller, serverID, volumeID strin
 		return nf
 	case errors.Is(err, peers.ErrConflict):
 		return &Error{Message: fmt.Sprintf("Cannot detach volume %s from server %s: the volume or the server is in a state that does not allow it.", volumeID, serverID), Err: faults.WithCause(ErrConflict, err)}
+	case err != nil:
+		return err
 	}
-	return err
+	// A detached volume is no longer the server's to tag or take along.
+	if err := s.changeAttrs(ctx, c, serverID, func(a *attrs) error { forgetVolume(a, volumeID); return nil }); err != nil {
+		s.Log.WithError(err).WithFields(logrus.Fields{"server": serverID, "volume": volumeID}).Warn("a detached volume's tag or deletion with the server still recorded")
+	}
+	return nil
 }
 
 // Attachments lists the volumes attached to a server (a boot volume
@@ -156,7 +238,8 @@ func (s *Servers) Attachments(ctx context.Context, c Caller, serverID string) ([
 	out := []Attachment{}
 	for _, pv := range srv.Volumes {
 		id := cmpOr(vols[m.Peer.ID+"/"+pv], pv)
-		a := Attachment{ID: id, ServerID: serverID, VolumeID: id, Tag: volumeTag(kept.DeviceTags, id, boot)}
+		a := Attachment{ID: id, ServerID: serverID, VolumeID: id, Tag: volumeTag(kept.DeviceTags, id, boot),
+			DeleteOnTermination: slices.Contains(kept.DeleteOnTermination, id) || kept.BootDeleteOnTermination && id == boot}
 		if v, err := m.Cloud.GetVolume(ctx, pv); err == nil {
 			for _, va := range v.Attachments {
 				if va.ServerID == srv.ID {

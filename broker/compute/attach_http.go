@@ -11,8 +11,7 @@ import (
 )
 
 // attachmentView renders a volume attachment at the request's
-// microversion: 2.70 adds its device tag, 2.79 delete_on_termination
-// (always false: the broker keeps a server's volumes when it goes), 2.89
+// microversion: 2.70 adds its device tag, 2.79 delete_on_termination, 2.89
 // the Cinder attachment ID and the block device mapping's UUID instead of
 // the ID that repeated the volume's.
 func attachmentView(r *http.Request, a Attachment) map[string]any {
@@ -30,7 +29,7 @@ func attachmentView(r *http.Request, a Attachment) map[string]any {
 		v["tag"] = tag
 	}
 	if at(r, "2.79") {
-		v["delete_on_termination"] = false
+		v["delete_on_termination"] = a.DeleteOnTermination
 	}
 	return v
 }
@@ -74,8 +73,7 @@ type attachmentRequest struct {
 }
 
 // read decodes the body strictly and refuses what the request's
-// microversion lacks, and delete_on_termination true, which the broker
-// does not offer (it never deletes a volume with its server).
+// microversion lacks.
 func (req *attachmentRequest) read(w http.ResponseWriter, r *http.Request) error {
 	raw, err := readBody(w, r)
 	if err == nil {
@@ -95,16 +93,20 @@ func (req *attachmentRequest) read(w http.ResponseWriter, r *http.Request) error
 			return err
 		}
 	}
-	if a.DeleteOnTerm != nil {
-		del, ok := jsonBool(a.DeleteOnTerm)
-		if !ok {
-			return invalid("delete_on_termination", "Invalid input for field/attribute delete_on_termination. Value: %s. It is not a boolean", a.DeleteOnTerm)
-		}
-		if del {
-			return invalid("delete_on_termination", "Invalid input for field/attribute delete_on_termination: deleting a volume with its server is not offered; delete the volume after the server")
-		}
+	if _, ok := jsonBool(a.DeleteOnTerm); a.DeleteOnTerm != nil && !ok {
+		return invalid("delete_on_termination", "Invalid input for field/attribute delete_on_termination. Value: %s. It is not a boolean", a.DeleteOnTerm)
 	}
 	return nil
+}
+
+// options are the attach's options.
+func (req *attachmentRequest) options() AttachOptions {
+	var o AttachOptions
+	if req.Attachment.Tag != nil {
+		o.Tag = *req.Attachment.Tag
+	}
+	o.DeleteOnTermination, _ = jsonBool(req.Attachment.DeleteOnTerm)
+	return o
 }
 
 func (n *Nova) attachVolume(w http.ResponseWriter, r *http.Request) {
@@ -113,13 +115,9 @@ func (n *Nova) attachVolume(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
-	tag := ""
-	if req.Attachment.Tag != nil {
-		tag = *req.Attachment.Tag
-	}
 	// The device name is a hint Nova itself ignores on libvirt; so does
 	// the broker: the peer picks the next free one.
-	a, err := n.Servers.AttachTagged(r.Context(), caller(r), chi.URLParam(r, "id"), req.Attachment.VolumeID, tag)
+	a, err := n.Servers.AttachWith(r.Context(), caller(r), chi.URLParam(r, "id"), req.Attachment.VolumeID, req.options())
 	if err != nil {
 		n.writeError(w, r, err)
 		return
@@ -128,9 +126,8 @@ func (n *Nova) attachVolume(w http.ResponseWriter, r *http.Request) {
 }
 
 // updateAttachment answers PUT os-volume_attachments/{volume}: from 2.85
-// it changes delete_on_termination of the attached volume (false is what
-// every attachment has; true is refused). Swapping a volume for another
-// is not offered.
+// it changes whether the attached volume is deleted with the server.
+// Swapping a volume for another is not offered.
 func (n *Nova) updateAttachment(w http.ResponseWriter, r *http.Request) {
 	var req attachmentRequest
 	if err := req.read(w, r); err != nil {
@@ -146,18 +143,13 @@ func (n *Nova) updateAttachment(w http.ResponseWriter, r *http.Request) {
 		osapi.Fault(w, r, http.StatusBadRequest, "Invalid input for field/attribute volumeAttachment: only delete_on_termination can change")
 		return
 	}
-	as, err := n.Servers.Attachments(r.Context(), caller(r), chi.URLParam(r, "id"))
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	for _, a := range as {
-		if a.ID == volume {
-			w.WriteHeader(http.StatusAccepted)
+	if req.Attachment.DeleteOnTerm != nil {
+		if err := n.Servers.SetDeleteOnTermination(r.Context(), caller(r), chi.URLParam(r, "id"), volume, req.options().DeleteOnTermination); err != nil {
+			n.writeError(w, r, err)
 			return
 		}
 	}
-	osapi.Fault(w, r, http.StatusNotFound, fmt.Sprintf("Volume %s is not attached to server %s.", volume, chi.URLParam(r, "id")))
+	w.WriteHeader(http.StatusAccepted)
 }
 
 func (n *Nova) detachVolume(w http.ResponseWriter, r *http.Request) {

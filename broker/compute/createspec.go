@@ -35,6 +35,9 @@ type CreateSpec struct {
 	// source image, destination volume). The volume is the project's, in
 	// the index like any other, and stays when the server is deleted.
 	RootVolumeGiB int
+	// DeleteBootVolume deletes the boot volume (BootVolume, or the one
+	// made from the image) with the server (Nova's delete_on_termination).
+	DeleteBootVolume bool
 	// NICs are explicit interfaces; when empty, NetworksMode says what to
 	// do ("" is NetworksAuto, as Nova since 2.37 requires it be said).
 	NICs         []NIC

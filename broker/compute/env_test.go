@@ -182,6 +182,24 @@ func post(t *testing.T, c *gophercloud.ServiceClient, path string, body any) (in
 	return resp.StatusCode, ""
 }
 
+// waitVolumeGone polls a volume until the volume API no longer has it.
+func waitVolumeGone(t *testing.T, bs *gophercloud.ServiceClient, id string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		_, err := volumes.Get(ctx, bs, id).Extract()
+		if is404(err) {
+			return
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatalf("volume %s never went: %v", id, err)
+		}
+	}
+}
+
 func waitVolume(t *testing.T, bs *gophercloud.ServiceClient, id, want string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -43,8 +43,10 @@ import (
 //	2.74  host (a peer, admins) on create; hypervisor_hostname refused
 //	2.75  unknown list filters are 400; update answers like show; a
 //	      flavor's swap is 0
-//	2.79  delete_on_termination on volume attachments
+//	2.79  delete_on_termination on volume attachments (the volume goes
+//	      with the server)
 //	2.83  more filters for everyone (key_name, user_id, vm_state, ...)
+//	2.85  PUT os-volume_attachments/{volume} changes delete_on_termination
 //	2.89  attachment_id and bdm_uuid instead of id on volume attachments
 //	2.90  hostname on create and update, shown to everyone
 //	2.91  (unshelve to a host or zone: the unshelve action's)

@@ -429,8 +429,9 @@ func TestFlavorsKeypairsLimitsMicroversions(t *testing.T) {
 
 // TestDeviceTagsAndAttachmentMicroversions: tags on a NIC and the boot
 // volume (2.42) and on an attach (2.49) show on os-interface and
-// os-volume_attachments (2.70), with delete_on_termination (2.79) and the
-// attachment's IDs (2.89); delete_on_termination true is refused.
+// os-volume_attachments (2.70), with delete_on_termination (2.79, changed
+// by PUT from 2.85: the volume goes with the server) and the attachment's
+// IDs (2.89).
 func TestDeviceTagsAndAttachmentMicroversions(t *testing.T) {
 	ctx := context.Background()
 	se := newServersEnv(t)
@@ -464,8 +465,8 @@ func TestDeviceTagsAndAttachmentMicroversions(t *testing.T) {
 	}{
 		{"tag before 2.49", "2.48", map[string]any{"volumeId": v.ID, "tag": "data"}, 400},
 		{"delete_on_termination before 2.79", "2.78", map[string]any{"volumeId": v.ID, "delete_on_termination": false}, 400},
-		{"delete_on_termination true", "2.79", map[string]any{"volumeId": v.ID, "delete_on_termination": true}, 400},
-		{"tagged", "2.79", map[string]any{"volumeId": v.ID, "tag": "data", "delete_on_termination": false}, 200},
+		{"delete_on_termination not a boolean", "2.79", map[string]any{"volumeId": v.ID, "delete_on_termination": "maybe"}, 400},
+		{"tagged", "2.79", map[string]any{"volumeId": v.ID, "tag": "data", "delete_on_termination": true}, 200},
 	} {
 		if code, _, msg := attach(tc.version, tc.body); code != tc.code {
 			t.Fatalf("%s: = %d %s, want %d", tc.name, code, msg, tc.code)
@@ -505,13 +506,29 @@ func TestDeviceTagsAndAttachmentMicroversions(t *testing.T) {
 			t.Errorf("%s: tags = %v", tc.version, tagsSeen)
 		}
 	}
-	if code, _, msg := call(t, at(c, "2.85"), http.MethodPut, "servers/"+id+"/os-volume_attachments/"+v.ID,
-		map[string]any{"volumeAttachment": map[string]any{"volumeId": v.ID, "delete_on_termination": true}}); code != 400 {
-		t.Fatalf("PUT delete_on_termination true = %d %s, want 400", code, msg)
+	dot := func() map[string]any {
+		out := map[string]any{}
+		_, body, _ := call(t, at(c, "2.79"), http.MethodGet, "servers/"+id+"/os-volume_attachments", nil)
+		for _, a := range body["volumeAttachments"].([]any) {
+			out[a.(map[string]any)["volumeId"].(string)] = a.(map[string]any)["delete_on_termination"]
+		}
+		return out
 	}
-	if code, _, msg := call(t, at(c, "2.85"), http.MethodPut, "servers/"+id+"/os-volume_attachments/"+v.ID,
-		map[string]any{"volumeAttachment": map[string]any{"volumeId": v.ID, "delete_on_termination": false}}); code != 202 {
-		t.Fatalf("PUT delete_on_termination false = %d %s, want 202", code, msg)
+	if got := dot(); got[v.ID] != true || got[root] != false {
+		t.Fatalf("delete_on_termination = %v; want the data volume's true, the root's false", got)
+	}
+	for _, del := range []bool{false, true} {
+		if code, _, msg := call(t, at(c, "2.85"), http.MethodPut, "servers/"+id+"/os-volume_attachments/"+v.ID,
+			map[string]any{"volumeAttachment": map[string]any{"volumeId": v.ID, "delete_on_termination": del}}); code != 202 {
+			t.Fatalf("PUT delete_on_termination %v = %d %s, want 202", del, code, msg)
+		}
+		if got := dot(); got[v.ID] != del {
+			t.Fatalf("after PUT %v: delete_on_termination = %v", del, got)
+		}
+	}
+	if code, _, _ := call(t, at(c, "2.84"), http.MethodPut, "servers/"+id+"/os-volume_attachments/"+v.ID,
+		map[string]any{"volumeAttachment": map[string]any{"volumeId": v.ID}}); code != 400 {
+		t.Fatalf("PUT before 2.85 (a swap) = %d, want 400", code)
 	}
 	_, body, _ = call(t, at(c, "2.70"), http.MethodGet, "servers/"+id+"/os-interface", nil)
 	nics := body["interfaceAttachments"].([]any)
@@ -522,4 +539,11 @@ func TestDeviceTagsAndAttachmentMicroversions(t *testing.T) {
 	if _, ok := body["interfaceAttachments"].([]any)[0].(map[string]any)["tag"]; ok {
 		t.Fatalf("interfaces at 2.69 show a tag: %v", body)
 	}
+	// The data volume goes with the server; the root volume (not asked
+	// to) stays.
+	if code, _, msg := call(t, c, http.MethodDelete, "servers/"+id, nil); code != 204 {
+		t.Fatalf("delete = %d %s", code, msg)
+	}
+	waitVolumeGone(t, bs, v.ID)
+	waitVolume(t, bs, root, "available")
 }

@@ -1,12 +1,18 @@
 package compute_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
+
 	"github.com/cloudmux/cloudmux/broker/compute"
+	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/peers"
 )
@@ -40,7 +46,7 @@ func TestOpenStackCLILatest(t *testing.T) {
 		want     []string
 	}{
 		{"version", []string{"versions", "show", "--service", "compute", "-f", "value", "-c", "Max Microversion"}, 0, []string{compute.MaxVersion}},
-		{"create --nic none", []string{"server", "create", "--flavor", "m1.tiny", "--image", img, "--nic", "none", "--tag", "web", "--tag", "blue",
+		{"create --nic none", []string{"server", "create", "--flavor", "m1.tiny", "--image", img, "--nic", "none", "--tag", "web", "--tag", "blue", "--availability-zone", "local-a",
 			"--description", "front end", "--hostname", "front-1", "--wait", "cli-none", "-f", "shell"}, 0,
 			[]string{`status="ACTIVE"`, `description="front end"`, `tags="`, `web`, `blue`}},
 		{"create --nic auto", []string{"server", "create", "--flavor", "m1.tiny", "--image", img, "--nic", "auto", "--wait", "cli-auto", "-f", "shell"}, 0,
@@ -53,6 +59,8 @@ func TestOpenStackCLILatest(t *testing.T) {
 		{"unset tag", []string{"server", "unset", "--tag", "blue", "cli-none"}, 0, nil},
 		{"show", []string{"server", "show", "cli-none", "-f", "shell"}, 0,
 			[]string{`description="back end"`, "green", `original_name`, `m1.tiny`, `hostname="front-1"`, `locked="False"`}},
+		{"volume create", []string{"volume", "create", "--size", "1", "--availability-zone", "local-a", "cli-dot"}, 0, nil},
+		{"add volume --enable-delete-on-termination", []string{"server", "add", "volume", "--enable-delete-on-termination", "cli-none", "cli-dot"}, 0, nil},
 		{"flavor set description", []string{"flavor", "set", "--description", "tiny one", "m1.tiny"}, 0, nil},
 		{"flavor show", []string{"flavor", "show", "m1.tiny", "-f", "shell"}, 0, []string{`description="tiny one"`, `properties=`}},
 		{"flavor list", []string{"flavor", "list", "--long", "-f", "value", "-c", "Name", "-c", "Properties"}, 0, []string{"m1.tiny"}},
@@ -63,6 +71,11 @@ func TestOpenStackCLILatest(t *testing.T) {
 		{"keypair delete", []string{"keypair", "delete", "cli-key", "cli-gen"}, 0, nil},
 		{"delete", []string{"server", "delete", "--wait", "cli-none", "cli-auto", "cli-many-1", "cli-many-2"}, 0, nil},
 	}
+	bs, err := openstack.NewBlockStorageV3(se.Provider(t, "admin", brokertest.AdminPassword, "admin"), gophercloud.EndpointOpts{Region: identity.Region})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dotVolume string
 	for _, st := range steps {
 		out, code := osc(st.args...)
 		if code != st.wantCode {
@@ -73,8 +86,32 @@ func TestOpenStackCLILatest(t *testing.T) {
 				t.Fatalf("%s: output lacks %q:\n%s", st.name, w, out)
 			}
 		}
+		if st.name == "volume create" {
+			dotVolume = volumeID(t, bs, "cli-dot")
+			waitVolume(t, bs, dotVolume, "available")
+		}
+		if st.name == "add volume --enable-delete-on-termination" {
+			waitVolume(t, bs, dotVolume, "in-use")
+		}
 		if st.name == "list --tags" && (strings.Contains(out, "cli-auto") || strings.Contains(out, "cli-many")) || st.name == "list --not-tags" && strings.Contains(out, "cli-none") {
 			t.Fatalf("%s: wrong servers:\n%s", st.name, out)
 		}
 	}
+	// The volume attached with --enable-delete-on-termination went with
+	// the server.
+	waitVolumeGone(t, bs, dotVolume)
+}
+
+// volumeID finds a volume of the admin project by name.
+func volumeID(t *testing.T, bs *gophercloud.ServiceClient, name string) string {
+	t.Helper()
+	pages, err := volumes.List(bs, volumes.ListOpts{Name: name}).AllPages(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := volumes.ExtractVolumes(pages)
+	if err != nil || len(vs) != 1 {
+		t.Fatalf("volumes named %s = %v, %v", name, vs, err)
+	}
+	return vs[0].ID
 }

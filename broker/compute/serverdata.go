@@ -131,6 +131,10 @@ func (a attrs) show(out *Server) {
 	out.Description, out.Hostname, out.Tags = a.Description, a.Hostname, slices.Clone(a.Tags)
 	out.AccessIPv4, out.AccessIPv6, out.DeviceTags = a.AccessIPv4, a.AccessIPv6, slices.Clone(a.DeviceTags)
 	out.ReservationID, out.LaunchIndex, out.UserData = a.ReservationID, a.LaunchIndex, a.UserData
+	out.DeleteOnTermination = slices.Clone(a.DeleteOnTermination)
+	if a.BootDeleteOnTermination && out.BootVolume != "" && !slices.Contains(out.DeleteOnTermination, out.BootVolume) {
+		out.DeleteOnTermination = append(out.DeleteOnTermination, out.BootVolume)
+	}
 	if out.Tags == nil {
 		out.Tags = []string{}
 	}
@@ -155,10 +159,14 @@ func hostStatus(m *peers.Member) string {
 
 // keptAtCreate is what a create leaves in the server's attrs.
 func keptAtCreate(c Caller, spec CreateSpec, userData string, flavor peers.Flavor, image string) attrs {
-	return attrs{Description: spec.Description, Hostname: spec.Hostname, Tags: dedupTags(spec.Tags),
+	var deleted []string
+	if spec.DeleteBootVolume && spec.BootVolume != "" {
+		deleted = []string{spec.BootVolume}
+	}
+	return attrs{DeleteOnTermination: deleted, Description: spec.Description, Hostname: spec.Hostname, Tags: dedupTags(spec.Tags),
 		AccessIPv4: spec.AccessIPv4, AccessIPv6: spec.AccessIPv6, DeviceTags: spec.DeviceTags,
 		ReservationID: spec.ReservationID, LaunchIndex: spec.LaunchIndex, UserData: userData,
-		User: c.User, Flavor: flavor.ID, Image: image,
+		User: c.User, Flavor: flavor.ID, Image: image, BootDeleteOnTermination: spec.DeleteBootVolume && spec.RootVolumeGiB > 0,
 		FlavorSizes: &keptFlavor{Name: flavor.Name, VCPUs: flavor.VCPUs, RAMMiB: flavor.RAMMiB, DiskGiB: flavor.DiskGiB, EphemGiB: flavor.EphemeralGiB}}
 }
 

@@ -39,6 +39,11 @@ type attrs struct {
 	ReservationID string      `json:"reservation_id,omitempty"`
 	LaunchIndex   int         `json:"launch_index,omitempty"`
 	UserData      string      `json:"user_data,omitempty"` // base64
+	// DeleteOnTermination are the volumes (broker IDs) deleted with the
+	// server; BootDeleteOnTermination asks it of a boot volume made from
+	// an image, whose ID is known only once it exists.
+	DeleteOnTermination     []string `json:"delete_on_termination,omitempty"`
+	BootDeleteOnTermination bool     `json:"boot_delete_on_termination,omitempty"`
 	// What a server whose peer does not answer is still shown with
 	// (Nova 2.69): its user, flavor and image as created.
 	User        string      `json:"user,omitempty"`
@@ -377,7 +382,7 @@ func allOf(ts []string, has func(string) bool) bool {
 // stub is a server whose peer did not answer, from what the broker keeps
 // (Nova 2.69's minimal construct of a server in a down cell).
 func (s *Servers) stub(e index.Entry, a attrs) Server {
-	zone := e.PeerID
+	zone := "UNKNOWN" // the peer left the pool: Nova's word for a zone it cannot tell
 	if m, ok := s.Pool.Get(e.PeerID); ok {
 		zone = m.Peer.Name
 	}
@@ -544,6 +549,10 @@ func (s *Servers) Delete(ctx context.Context, c Caller, id string) error {
 	if err != nil {
 		return err
 	}
+	kept, err := s.attrStore().View(ctx, c.Project, id)
+	if err != nil {
+		return err
+	}
 	if err := m.Cloud.DeleteServer(ctx, e.PeerResourceID); err != nil && !errors.Is(err, peers.ErrNotFound) {
 		return fmt.Errorf("deleting server %s on %s: %w", id, m.Peer.Name, err)
 	}
@@ -567,6 +576,9 @@ func (s *Servers) Delete(ctx context.Context, c Caller, id string) error {
 		s.Log.WithError(err).WithField("server", id).Warn("server attributes left behind")
 	}
 	s.Log.WithFields(logrus.Fields{"server": id, "peer": m.Peer.Name, "project": c.Project}).Info("server deleted")
+	if len(kept.DeleteOnTermination) > 0 && s.Volumes != nil {
+		go s.deleteVolumesOf(c, id, kept.DeleteOnTermination)
+	}
 	return nil
 }
 

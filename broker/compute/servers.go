@@ -244,6 +244,9 @@ type Server struct {
 	// UserData is the user data the server booted with, base64 (Nova
 	// shows it to admins from 2.3).
 	UserData string
+	// DeleteOnTermination are the attached volumes deleted with the
+	// server.
+	DeleteOnTermination []string
 	// Locked and LockedReason say whether the server is locked (Nova 2.9,
 	// 2.73), as the lifecycle actions record it.
 	Locked       bool
@@ -443,6 +446,16 @@ func (s *Servers) createPlanned(ctx context.Context, c Caller, spec CreateSpec, 
 			}
 			out, err := s.record(ctx, c, id, m, srv, p.flavor, res, ports)
 			created = err == nil
+			if created && spec.DeleteBootVolume && spec.RootVolumeGiB > 0 {
+				// The new boot volume has an ID now: it is deleted with the
+				// server whatever becomes of this write (the flag stays).
+				if err := s.changeAttrs(ctx, c, id, func(a *attrs) error {
+					a.DeleteOnTermination = append(a.DeleteOnTermination, out.BootVolume)
+					return nil
+				}); err != nil {
+					s.Log.WithError(err).WithField("server", id).Warn("boot volume to delete with the server not recorded by ID; the flag still says so")
+				}
+			}
 			if created {
 				a, _ := s.attrStore().View(ctx, c.Project, id)
 				a.show(&out)

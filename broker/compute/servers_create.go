@@ -386,8 +386,9 @@ func (b *serverBody) blockDevices(r *http.Request, spec *CreateSpec) error {
 		if id == "" {
 			id = cmpOr(bd.VolumeID, bd.ImageID)
 		}
-		if del, _ := jsonBool(bd.DeleteOnTerm); del {
-			bad("delete_on_termination is not offered; the boot volume stays, delete it after the server")
+		del, ok := jsonBool(bd.DeleteOnTerm)
+		if bd.DeleteOnTerm != nil && !ok {
+			bad("delete_on_termination %s is not a boolean", bd.DeleteOnTerm)
 			continue
 		}
 		switch {
@@ -412,6 +413,7 @@ func (b *serverBody) blockDevices(r *http.Request, spec *CreateSpec) error {
 		if bd.Tag != nil {
 			spec.DeviceTags = append(spec.DeviceTags, DeviceTag{Volume: spec.BootVolume, Boot: true, Tag: *bd.Tag})
 		}
+		spec.DeleteBootVolume = del && bd.DestinationType != "local"
 	}
 	return errors.Join(errs...)
 }

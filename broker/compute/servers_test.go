@@ -459,6 +459,24 @@ func TestServerBootFromNewVolume(t *testing.T) {
 	}
 	waitVolume(t, bs, root.ID, "available")
 
+	// delete_on_termination: the root volume goes with its server.
+	code, body, msg := call(t, at(c, "2.3"), http.MethodPost, "servers", map[string]any{"server": map[string]any{"name": "rooted-2", "flavorRef": "1", "networks": "none",
+		"block_device_mapping_v2": []map[string]any{{"boot_index": 0, "uuid": img, "source_type": "image", "destination_type": "volume", "volume_size": 1, "delete_on_termination": true}}}})
+	if code != http.StatusAccepted {
+		t.Fatalf("create with delete_on_termination = %d %s", code, msg)
+	}
+	id := body["server"].(map[string]any)["id"].(string)
+	waitStatus(t, c, id, "ACTIVE")
+	_, body, _ = call(t, at(c, "2.3"), http.MethodGet, "servers/"+id, nil)
+	vols := body["server"].(map[string]any)["os-extended-volumes:volumes_attached"].([]any)
+	if len(vols) != 1 || vols[0].(map[string]any)["delete_on_termination"] != true {
+		t.Fatalf("volumes_attached = %v; want the root volume, deleted with the server", vols)
+	}
+	if err := servers.Delete(ctx, c, id).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitVolumeGone(t, bs, vols[0].(map[string]any)["id"].(string))
+
 	for _, tc := range []struct {
 		name string
 		bdm  map[string]any
@@ -466,7 +484,7 @@ func TestServerBootFromNewVolume(t *testing.T) {
 	}{
 		{"no size", map[string]any{"boot_index": 0, "uuid": img, "source_type": "image", "destination_type": "volume"}, "volume_size"},
 		{"too small", map[string]any{"boot_index": 0, "uuid": img, "source_type": "image", "destination_type": "volume", "volume_size": 0}, "volume_size"},
-		{"delete on termination", map[string]any{"boot_index": 0, "uuid": img, "source_type": "image", "destination_type": "volume", "volume_size": 1, "delete_on_termination": true}, "delete_on_termination"},
+		{"delete on termination not a boolean", map[string]any{"boot_index": 0, "uuid": img, "source_type": "image", "destination_type": "volume", "volume_size": 1, "delete_on_termination": "maybe"}, "delete_on_termination"},
 		{"snapshot", map[string]any{"boot_index": 0, "uuid": img, "source_type": "snapshot", "destination_type": "volume"}, "source_type"},
 		{"unknown image", map[string]any{"boot_index": 0, "uuid": "4f1e9fa8-0000-4000-8000-000000000009", "source_type": "image", "destination_type": "volume", "volume_size": 1}, "imageRef"},
 	} {

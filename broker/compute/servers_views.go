@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -170,7 +171,7 @@ func fullView(r *http.Request, s Server, v map[string]any, kind viewKind, admin 
 	for _, id := range s.Volumes {
 		a := map[string]any{"id": id}
 		if at(r, "2.3") {
-			a["delete_on_termination"] = false // the broker keeps every volume when a server goes
+			a["delete_on_termination"] = slices.Contains(s.DeleteOnTermination, id)
 		}
 		vols = append(vols, a)
 	}
