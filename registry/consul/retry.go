@@ -1,10 +1,13 @@
 package consul
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -66,62 +69,23 @@ func (s *Store) retry(ctx context.Context, call func() error) error {
 	}
 }
 
-// writeOutcome is what a write whose answer was lost did, read back from
-// the key: applied (with the key's index), not applied (try again), or
-// overtaken by another writer.
-type writeOutcome int
-
-const (
-	notApplied writeOutcome = iota
-	applied
-	overtaken
-)
-
-// settle decides what became of a set or check-and-set whose answer was
-// lost (the connection broke after the request left, or the leader died
-// while applying it): Consul may or may not have applied it. Reading the
-// key tells: our value there, at an index other than the one we checked
-// against, is our write; the key as we expected it means nothing happened;
-// anything else is another writer's.
-func (s *Store) settle(ctx context.Context, kvOp *api.KVTxnOp) (writeOutcome, uint64, error) {
-	var pair *api.KVPair
-	err := s.retry(ctx, func() (err error) {
-		pair, _, err = s.kv.Get(kvOp.Key, readOpts(ctx))
-		return err
-	})
-	if err != nil {
-		return notApplied, 0, err
+// notApplied reports whether a failed write certainly did not happen, so
+// trying it again cannot apply it twice: the connection was refused
+// (nothing was sent), Consul had no leader to apply it ("No cluster
+// leader", after the server held it for rpc_hold_timeout), or it was rate
+// limited. Any other failure after the request left (a broken connection,
+// a timeout, another 5xx) leaves the outcome unknown: the write is not
+// retried and the caller gets ErrUnavailable, never a success or a
+// conflict it did not earn.
+func notApplied(err error) bool {
+	var se api.StatusError
+	if errors.As(err, &se) {
+		return se.Code == http.StatusTooManyRequests ||
+			(se.Code == http.StatusInternalServerError && strings.Contains(se.Body, "No cluster leader"))
 	}
-	switch {
-	case pair != nil && bytes.Equal(pair.Value, kvOp.Value) && (kvOp.Verb == api.KVSet || pair.ModifyIndex != kvOp.Index):
-		return applied, pair.ModifyIndex, nil
-	case kvOp.Verb == api.KVSet:
-		return notApplied, 0, nil // unconditional: just write it again
-	case kvOp.Index == 0 && pair == nil, pair != nil && pair.ModifyIndex == kvOp.Index:
-		return notApplied, 0, nil
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return true
 	}
-	return overtaken, 0, nil
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
-
-// settleDelete is settle for a delete-cas: the key gone means it was ours
-// to delete and is deleted; still at the checked index, nothing happened.
-func (s *Store) settleDelete(ctx context.Context, full string, index uint64) (writeOutcome, error) {
-	var pair *api.KVPair
-	err := s.retry(ctx, func() (err error) {
-		pair, _, err = s.kv.Get(full, readOpts(ctx))
-		return err
-	})
-	switch {
-	case err != nil:
-		return notApplied, err
-	case pair == nil:
-		return applied, nil
-	case pair.ModifyIndex == index:
-		return notApplied, nil
-	}
-	return overtaken, nil
-}
-
-// errOvertaken marks a write that lost its answer and then found another
-// writer's value: the caller's view is stale, as after a lost CAS.
-var errOvertaken = errors.New("another writer changed the key while the answer to this write was lost")

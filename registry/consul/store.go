@@ -201,10 +201,11 @@ func (s *Store) CAS(ctx context.Context, key string, value []byte, index uint64)
 }
 
 // setTxn runs one set or cas operation and returns the key's new modify
-// index from the transaction's result. When Consul's answer is lost (the
-// connection broke, the leader died mid-write), the key is read back to
-// learn whether the write happened before it is tried again (settle), so a
-// retried CAS never reports a conflict with its own earlier success.
+// index from the transaction's result. It is tried again only when it
+// certainly did not happen (notApplied: during a leader election, or with
+// the agent unreachable); a lost answer is ErrUnavailable, since reading
+// the key back cannot tell our write from an identical one of another
+// broker, nor see ours if another overwrote it since.
 func (s *Store) setTxn(ctx context.Context, op, key string, kvOp *api.KVTxnOp) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("consul: %s %q: %w", op, key, err)
@@ -212,29 +213,14 @@ func (s *Store) setTxn(ctx context.Context, op, key string, kvOp *api.KVTxnOp) (
 	r := s.retrier()
 	for {
 		results, rejected, err := s.txn(ctx, api.TxnOps{{KV: kvOp}})
-		if err == nil && rejected != nil {
-			return 0, s.rejected(op, key, kvOp.Index, rejected)
-		}
-		if err == nil {
-			if len(results) == 0 || results[0].KV == nil {
-				return 0, fmt.Errorf("consul: %s %q: transaction returned no result", op, key)
-			}
-			return results[0].KV.ModifyIndex, nil
-		}
-		if !isTransient(err) || ctx.Err() != nil {
-			return 0, s.fail(ctx, op, key, err)
-		}
-		// The answer is lost; the write may have happened.
-		outcome, idx, serr := s.settle(ctx, kvOp)
 		switch {
-		case serr != nil:
-			return 0, s.fail(ctx, op, key, serr)
-		case outcome == applied:
-			return idx, nil
-		case outcome == overtaken:
-			return 0, s.rejected(op, key, kvOp.Index, []string{errOvertaken.Error()})
-		}
-		if !r.again(ctx, err) {
+		case err == nil && rejected != nil:
+			return 0, s.rejected(op, key, kvOp.Index, rejected)
+		case err == nil && (len(results) == 0 || results[0].KV == nil):
+			return 0, fmt.Errorf("consul: %s %q: transaction returned no result", op, key)
+		case err == nil:
+			return results[0].KV.ModifyIndex, nil
+		case !notApplied(err) || !r.again(ctx, err):
 			return 0, s.fail(ctx, op, key, err)
 		}
 	}
@@ -277,25 +263,14 @@ func (s *Store) DeleteCAS(ctx context.Context, key string, index uint64) (err er
 			{KV: &api.KVTxnOp{Verb: api.KVCheckIndex, Key: full, Index: index}},
 			{KV: &api.KVTxnOp{Verb: api.KVDelete, Key: full}},
 		})
-		if err == nil && rejected != nil {
-			return s.rejected("delete-cas", key, index, rejected)
-		}
-		if err == nil {
-			return nil
-		}
-		if !isTransient(err) || ctx.Err() != nil {
-			return s.fail(ctx, "delete-cas", key, err)
-		}
-		outcome, serr := s.settleDelete(ctx, full, index)
 		switch {
-		case serr != nil:
-			return s.fail(ctx, "delete-cas", key, serr)
-		case outcome == applied:
+		case err == nil && rejected != nil:
+			return s.rejected("delete-cas", key, index, rejected)
+		case err == nil:
 			return nil
-		case outcome == overtaken:
-			return s.rejected("delete-cas", key, index, []string{errOvertaken.Error()})
-		}
-		if !r.again(ctx, err) {
+		case !notApplied(err) || !r.again(ctx, err):
+			// A lost answer stays unknown: the key gone may be another
+			// deleter's doing, and callers decide who frees what by it.
 			return s.fail(ctx, "delete-cas", key, err)
 		}
 	}
