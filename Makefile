@@ -8,7 +8,7 @@ BIN         := bin/cloudmux
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
 
-.PHONY: all build dev test test-unit lint bench deps clean
+.PHONY: all build dev test test-unit test-faults lint bench deps clean
 
 all: build
 
@@ -27,6 +27,10 @@ deps:
 test:
 	./scripts/test.sh
 
+## test-faults: three brokers on a three-server Consul cluster under load; a broker and the Consul leader SIGKILLed
+test-faults:
+	eval "$$(./scripts/test-deps.sh)" && $(GO) test -count=1 -timeout 20m -tags faults -run '^TestActiveActiveUnderFaults$$' -v ./cmd/cloudmux
+
 ## test-unit: the fast tests only (no Consul agent)
 test-unit:
 	$(GO) test -short ./...
@@ -35,6 +39,7 @@ lint:
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags testcloud_disrupt ./cmd/cloudmux
+	$(GO) vet -tags faults ./cmd/cloudmux
 	$(GO) run $(STATICCHECK) ./...
 	@if [ -n "$(PROMTOOL)" ]; then \
 		$(PROMTOOL) check rules ops/prometheus/*.yml && (cd ops/prometheus/tests && $(PROMTOOL) test rules *.yml); \

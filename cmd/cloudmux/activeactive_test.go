@@ -1,0 +1,633 @@
+//go:build faults
+
+// The fault test runs apart from `make test` (make test-faults): it takes
+// two minutes of six Consul agents and four brokers, and what it found is
+// not fixed yet (see the README's "Running for real").
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cloudmux/cloudmux/internal/consultest"
+)
+
+// Timeline of TestActiveActiveUnderFaults, from the start of the load.
+const (
+	aaLoad        = 60 * time.Second
+	aaKillBroker  = 20 * time.Second
+	aaKillLeader  = 40 * time.Second
+	aaRate        = 200 // requests offered per second
+	aaWorkers     = 32
+	aaNetworkCap  = 30 // the project's network quota
+	aaResumeBound = 45 * time.Second
+)
+
+// TestActiveActiveUnderFaults is issue 20's fault test: three brokers on
+// a three-server Consul cluster (each through its own client agent, as in
+// production) share one OpenStack peer (a fourth cloudmux, `serve -dev`,
+// reached through the OpenStack driver). A load generator offers ~200
+// requests/s for a minute, spread over the brokers as a load balancer
+// would (a broker that refuses connections is taken out and the request
+// sent to another): network creates and deletes under a quota, and lists.
+// After 20 s one broker is SIGKILLed just after it accepted a deployment;
+// after 40 s the Consul leader is SIGKILLed.
+//
+// It prints and asserts: no request failed but those in flight on the
+// killed broker; no network lost or duplicated (what the brokers list,
+// what the generator made and what the peer holds agree); the quota never
+// exceeded; the killed broker's deployment completed by another broker;
+// goroutines and memory of the surviving brokers flat.
+func TestActiveActiveUnderFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs six Consul agents, four brokers and a minute of load")
+	}
+	cluster := consultest.StartCluster(t, 3, 3)
+	edge := startDev(t)
+	prefix := fmt.Sprintf("aa-%d/", time.Now().UnixNano())
+	keyFile := filepath.Join(t.TempDir(), "credentials.key")
+	brokers := make([]*devBroker, 3)
+	for i := range brokers {
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "cloudmux.yaml")
+		if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
+data_dir: %s
+broker_id: b%d
+log: {format: json, level: warn}
+store: {backend: consul, consul: {key_prefix: %s}}
+prober: {interval: 1s, timeout: 1s}
+local_cloud: {enabled: false}
+credentials_key_file: %s
+`, dir, i, prefix, keyFile)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		brokers[i] = startBroker(t, []string{"serve", "-config", cfg},
+			[]string{"CONSUL_HTTP_ADDR=" + cluster.Clients[i].Addr, "CLOUDMUX_ADMIN_PASSWORD=" + testAdminPassword})
+	}
+	out, errOut, code := brokers[1].cli(t, []string{"CLOUDMUX_TOKEN=", "CLOUDMUX_PASSWORD=" + testAdminPassword}, "login", "-u", "admin")
+	if code != 0 {
+		t.Fatalf("login: %s%s", out, errOut)
+	}
+	token := strings.TrimPrefix(strings.TrimSpace(out), "export CLOUDMUX_TOKEN=")
+	for _, b := range brokers {
+		b.token = token
+	}
+	if out, errOut, code := brokers[1].cli(t, []string{"PW=" + testAdminPassword}, "peer", "add", "-name", "edge", "-auth-url", edge.addr+"/v3",
+		"-username", "admin", "-password-env", "PW", "-project", "admin"); code != 0 {
+		t.Fatalf("peer add: %s%s", out, errOut)
+	}
+	for i, b := range brokers {
+		waitFor(t, fmt.Sprintf("broker %d to see edge up", i), func() (bool, string) {
+			out, _, _ := b.cli(t, nil, "peer", "show", "edge", "-o", "json")
+			return strings.Contains(out, `"status": "up"`), out
+		})
+	}
+	lb := &balancer{t: t, token: token, brokers: brokers}
+	project := stateAPI{t: t, addr: brokers[1].addr, token: token}.project()
+	if code, raw := lb.do(http.MethodPut, "/network/v2.0/quotas/"+project, fmt.Sprintf(`{"quota": {"network": %d}}`, aaNetworkCap)); code != http.StatusOK {
+		t.Fatalf("set the network quota: %d %s", code, raw)
+	}
+
+	// The deployment runs in a project of its own, so the load's quota
+	// pressure does not refuse it.
+	deployToken := projectToken(t, brokers[1], token, "aa-deploy")
+	baseline := map[int]procStats{1: scrapeProc(t, brokers[1]), 2: scrapeProc(t, brokers[2])}
+	gen := &generator{lb: lb, project: project, made: map[string]string{}, unknownDeletes: map[string]bool{}}
+	ctx, cancel := context.WithTimeout(context.Background(), aaLoad)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { gen.run(ctx); close(done) }()
+	go gen.watchQuota(ctx)
+
+	// The broker kill, just after it accepted a deployment.
+	time.Sleep(aaKillBroker)
+	var dep struct {
+		Deployment struct{ ID string } `json:"deployment"`
+	}
+	code, raw := (&balancer{t: t, token: deployToken, brokers: brokers}).doOn(0, http.MethodPost, "/v1/deployments", `{"name": "aa", "source": "eve_template_version: 1\nresources:\n  v1: {type: Volume, properties: {name: aa-dep-1, size: 1}}\n  v2: {type: Volume, properties: {name: aa-dep-2, size: 1}}\n  v3: {type: Volume, properties: {name: aa-dep-3, size: 1}}\n"}`)
+	if code != http.StatusAccepted || json.Unmarshal(raw, &dep) != nil || dep.Deployment.ID == "" {
+		t.Fatalf("deployment on broker 0: %d %s", code, raw)
+	}
+	lb.kill(0)
+	killedAt := time.Now()
+
+	time.Sleep(aaKillLeader - aaKillBroker)
+	leader, err := cluster.Leader(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed the Consul leader %s", leader.NodeName)
+	<-done
+
+	// The deployment the killed broker owned, finished by another.
+	var resumed time.Duration
+	eventually(t, aaResumeBound, "the killed broker's deployment to complete elsewhere", func() (bool, string) {
+		code, raw := (&balancer{t: t, token: deployToken, brokers: brokers[1:]}).do(http.MethodGet, "/v1/deployments/"+dep.Deployment.ID, "")
+		var d struct {
+			Deployment struct{ Status string } `json:"deployment"`
+		}
+		_ = json.Unmarshal(raw, &d)
+		resumed = time.Since(killedAt)
+		return code == http.StatusOK && d.Deployment.Status == "COMPLETE", fmt.Sprintf("%d %s", code, raw)
+	})
+
+	// Settle: every create answered is listed, nothing else.
+	listed := gen.listNetworks(t)
+	onPeer := peerNetworks(t, edge)
+	lost, extra := []string{}, []string{}
+	for id, name := range gen.made {
+		if _, ok := listed[id]; !ok {
+			lost = append(lost, name)
+		}
+	}
+	for id, name := range listed {
+		if _, ok := gen.made[id]; !ok && !gen.unknownDeletes[id] && !strings.HasPrefix(name, "aa-dep-") {
+			extra = append(extra, name)
+		}
+	}
+	names := map[string]int{}
+	for _, name := range listed {
+		names[name]++
+	}
+	var dup []string
+	for name, n := range names {
+		if n > 1 {
+			dup = append(dup, name)
+		}
+	}
+	stats := gen.summary(time.Since(killedAt.Add(-aaKillBroker)))
+	t.Logf("load: %s", stats)
+	t.Logf("deployment on the killed broker completed %.1fs after the kill; max networks seen %d (quota %d); listed %d, on the peer %d",
+		resumed.Seconds(), gen.maxSeen.Load(), aaNetworkCap, len(listed), len(onPeer))
+	for i, base := range baseline {
+		now := scrapeProc(t, brokers[i])
+		t.Logf("broker %d: goroutines %d -> %d, RSS %d -> %d MiB", i, base.goroutines, now.goroutines, base.rss>>20, now.rss>>20)
+		if now.goroutines > base.goroutines*3/2+50 || now.rss > base.rss+96<<20 {
+			t.Errorf("broker %d grew: goroutines %d -> %d, RSS %d -> %d MiB", i, base.goroutines, now.goroutines, base.rss>>20, now.rss>>20)
+		}
+	}
+	if f := gen.failures(); len(f) > 0 {
+		t.Errorf("%d requests failed outside the killed broker's in-flight ones:\n  %s", len(f), strings.Join(f, "\n  "))
+	}
+	if len(lost) > 0 || len(dup) > 0 || len(extra) > gen.unknownCreates() {
+		t.Errorf("networks lost %v, duplicated %v, unaccounted %v (creates whose answer died with the broker: %d)", lost, dup, extra, gen.unknownCreates())
+	}
+	// Every surviving broker serves what Consul's index holds: its
+	// watch-fed memory followed the other brokers' writes through both kills.
+	kvs, _, err := cluster.Clients[1].Client().KV().List(prefix+"index/network/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < 3; i++ {
+		code, raw := lb.doOn(i, http.MethodGet, "/network/v2.0/networks", "")
+		var l struct {
+			Networks []struct{ Name string } `json:"networks"`
+		}
+		_ = json.Unmarshal(raw, &l)
+		n := 0
+		for _, x := range l.Networks {
+			if strings.HasPrefix(x.Name, "aa-") {
+				n++
+			}
+		}
+		if code != http.StatusOK || n != len(kvs) {
+			t.Errorf("broker %d lists %d networks (%d), Consul's index holds %d", i, n, code, len(kvs))
+		}
+	}
+	// A create in flight on the killed broker may have made its network on
+	// the peer without indexing it: at most that many orphans.
+	if len(onPeer) < len(listed) || len(onPeer) > len(listed)+gen.unknownCreates() {
+		t.Errorf("the peer holds %d of the project's networks, the brokers list %d (%d creates died with the broker)", len(onPeer), len(listed), gen.unknownCreates())
+	}
+	if m := gen.maxSeen.Load(); m > aaNetworkCap {
+		t.Errorf("the project had %d networks, over its quota of %d", m, aaNetworkCap)
+	}
+}
+
+// balancer spreads requests over the brokers as a load balancer with
+// health checks would: a broker that refuses connections is taken out.
+type balancer struct {
+	t       *testing.T
+	token   string
+	brokers []*devBroker
+	dead    [3]atomic.Bool
+	next    atomic.Uint64
+	killed  atomic.Int64 // UnixNano of the broker kill
+}
+
+func (lb *balancer) kill(i int) {
+	lb.killed.Store(time.Now().UnixNano())
+	lb.dead[i].Store(true)
+	_ = lb.brokers[i].cmd.Process.Signal(syscall.SIGKILL)
+	<-lb.brokers[i].exited
+	lb.brokers[i].exited <- nil
+}
+
+// outcome is one request as the generator saw it.
+type outcome struct {
+	code int
+	raw  []byte
+	// inFlightOnKilled: the broker died under it; its effect is unknown.
+	inFlightOnKilled bool
+	err              error
+}
+
+func (lb *balancer) do(method, path, body string) (int, []byte) {
+	o := lb.send(method, path, body)
+	if o.err != nil {
+		return 0, []byte(o.err.Error())
+	}
+	return o.code, o.raw
+}
+
+func (lb *balancer) doOn(i int, method, path, body string) (int, []byte) {
+	o := lb.sendTo(i, method, path, body)
+	if o.err != nil {
+		return 0, []byte(o.err.Error())
+	}
+	return o.code, o.raw
+}
+
+func (lb *balancer) send(method, path, body string) outcome {
+	for range 2 * len(lb.brokers) {
+		i := int(lb.next.Add(1) % uint64(len(lb.brokers)))
+		if lb.dead[i].Load() {
+			continue
+		}
+		o := lb.sendTo(i, method, path, body)
+		if errors.Is(o.err, syscall.ECONNREFUSED) {
+			lb.dead[i].Store(true) // the health check would take it out
+			continue
+		}
+		return o
+	}
+	return outcome{err: errors.New("no broker accepts connections")}
+}
+
+func (lb *balancer) sendTo(i int, method, path, body string) outcome {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, lb.brokers[i].addr+path, rd)
+	if err != nil {
+		return outcome{err: err}
+	}
+	req.Header.Set("X-Auth-Token", lb.token)
+	req.Header.Set("Content-Type", "application/json")
+	started := time.Now().UnixNano()
+	resp, err := aaClient.Do(req)
+	if err != nil {
+		k := lb.killed.Load()
+		return outcome{err: err, inFlightOnKilled: i == 0 && k != 0 && started <= k}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		k := lb.killed.Load()
+		return outcome{err: err, inFlightOnKilled: i == 0 && k != 0 && started <= k}
+	}
+	return outcome{code: resp.StatusCode, raw: raw}
+}
+
+var aaClient = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: aaWorkers}}
+
+// generator offers the load and keeps what it knows exists.
+type generator struct {
+	lb      *balancer
+	project string
+
+	mu             sync.Mutex
+	made           map[string]string // network ID -> name, created and not deleted
+	unknownDeletes map[string]bool   // deletes that died with the broker
+	unknownMade    int               // creates that died with the broker
+	failed         []string
+	allowed        int // requests in flight on the killed broker
+	ok, quotaFull  int
+	offered, sent  atomic.Int64
+	seq            atomic.Int64
+	maxSeen        atomic.Int64
+}
+
+func (g *generator) run(ctx context.Context) {
+	work := make(chan struct{}, aaWorkers)
+	var wg sync.WaitGroup
+	for range aaWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range work {
+				g.one()
+			}
+		}()
+	}
+	tick := time.NewTicker(time.Second / aaRate)
+	defer tick.Stop()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-tick.C:
+			g.offered.Add(1)
+			select {
+			case work <- struct{}{}:
+			default: // every worker busy: the offer is dropped, and counted
+			}
+		}
+	}
+	close(work)
+	wg.Wait()
+}
+
+func (g *generator) one() {
+	g.sent.Add(1)
+	switch r := rand.IntN(10); {
+	case r < 2:
+		g.create()
+	case r < 4:
+		g.remove()
+	case r < 7:
+		g.check("list networks", g.lb.send(http.MethodGet, "/network/v2.0/networks", ""), http.StatusOK)
+	case r < 8:
+		g.check("list servers", g.lb.send(http.MethodGet, "/compute/v2.1/servers/detail", ""), http.StatusOK)
+	case r < 9:
+		g.check("list volumes", g.lb.send(http.MethodGet, "/volume/v3/"+g.project+"/volumes", ""), http.StatusOK)
+	default:
+		g.check("list images", g.lb.send(http.MethodGet, "/image/v2/images", ""), http.StatusOK)
+	}
+}
+
+// check records o as ok, allowed (in flight on the killed broker) or a
+// failure; it reports whether o is a success.
+func (g *generator) check(what string, o outcome, want ...int) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case o.inFlightOnKilled:
+		g.allowed++
+		return false
+	case o.err != nil:
+		g.failed = append(g.failed, fmt.Sprintf("%s: %v", what, o.err))
+		return false
+	}
+	for _, w := range want {
+		if o.code == w {
+			g.ok++
+			return true
+		}
+	}
+	g.failed = append(g.failed, fmt.Sprintf("%s: %d %.200s", what, o.code, o.raw))
+	return false
+}
+
+func (g *generator) create() {
+	name := "aa-" + strconv.FormatInt(g.seq.Add(1), 10)
+	o := g.lb.send(http.MethodPost, "/network/v2.0/networks", `{"network": {"name": "`+name+`"}}`)
+	if o.inFlightOnKilled {
+		g.mu.Lock()
+		g.unknownMade++
+		g.allowed++
+		g.mu.Unlock()
+		return
+	}
+	if o.err == nil && o.code == http.StatusConflict && bytes.Contains(o.raw, []byte("uota")) {
+		g.mu.Lock()
+		g.quotaFull++
+		g.mu.Unlock()
+		return
+	}
+	if !g.check("create network", o, http.StatusCreated) {
+		return
+	}
+	var n struct {
+		Network struct{ ID string } `json:"network"`
+	}
+	if json.Unmarshal(o.raw, &n) == nil && n.Network.ID != "" {
+		g.mu.Lock()
+		g.made[n.Network.ID] = name
+		g.mu.Unlock()
+	}
+}
+
+func (g *generator) remove() {
+	g.mu.Lock()
+	var id string
+	for k := range g.made { // map order: a random one
+		id = k
+		break
+	}
+	delete(g.made, id)
+	g.mu.Unlock()
+	if id == "" {
+		return
+	}
+	o := g.lb.send(http.MethodDelete, "/network/v2.0/networks/"+id, "")
+	if o.inFlightOnKilled {
+		g.mu.Lock()
+		g.unknownDeletes[id] = true
+		g.allowed++
+		g.mu.Unlock()
+		return
+	}
+	if !g.check("delete network", o, http.StatusNoContent) {
+		g.mu.Lock()
+		g.made[id] = "?" // still there, as far as anyone knows
+		g.mu.Unlock()
+	}
+}
+
+// watchQuota samples the project's network count.
+func (g *generator) watchQuota(ctx context.Context) {
+	for ctx.Err() == nil {
+		o := g.lb.send(http.MethodGet, "/network/v2.0/networks?fields=id&fields=name", "")
+		var l struct {
+			Networks []struct{ Name string } `json:"networks"`
+		}
+		if o.err == nil && o.code == http.StatusOK && json.Unmarshal(o.raw, &l) == nil {
+			n := int64(0)
+			for _, x := range l.Networks {
+				if strings.HasPrefix(x.Name, "aa-") && !strings.HasPrefix(x.Name, "aa-dep-") {
+					n++
+				}
+			}
+			for {
+				cur := g.maxSeen.Load()
+				if n <= cur || g.maxSeen.CompareAndSwap(cur, n) {
+					break
+				}
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// listNetworks is the project's networks as the brokers list them.
+func (g *generator) listNetworks(t *testing.T) map[string]string {
+	t.Helper()
+	code, raw := g.lb.do(http.MethodGet, "/network/v2.0/networks", "")
+	var l struct {
+		Networks []struct{ ID, Name string } `json:"networks"`
+	}
+	if code != http.StatusOK || json.Unmarshal(raw, &l) != nil {
+		t.Fatalf("list networks: %d %s", code, raw)
+	}
+	out := map[string]string{}
+	for _, n := range l.Networks {
+		if strings.HasPrefix(n.Name, "aa-") {
+			out[n.ID] = n.Name
+		}
+	}
+	return out
+}
+
+func (g *generator) unknownCreates() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.unknownMade
+}
+
+func (g *generator) failures() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	sort.Strings(g.failed)
+	return g.failed
+}
+
+func (g *generator) summary(elapsed time.Duration) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return fmt.Sprintf("offered %d, sent %d (%.0f/s), ok %d, quota refusals %d, in flight on the killed broker %d, failed %d",
+		g.offered.Load(), g.sent.Load(), float64(g.sent.Load())/elapsed.Seconds(), g.ok, g.quotaFull, g.allowed, len(g.failed))
+}
+
+// peerNetworks is what the peer itself holds of the generator's networks.
+func peerNetworks(t *testing.T, edge *devBroker) []string {
+	t.Helper()
+	code, raw := stateAPI{t: t, addr: edge.addr, token: edge.token}.call(http.MethodGet, "/network/v2.0/networks", nil)
+	var l struct {
+		Networks []struct{ Name string } `json:"networks"`
+	}
+	if code != http.StatusOK || json.Unmarshal(raw, &l) != nil {
+		t.Fatalf("the peer's networks: %d %s", code, raw)
+	}
+	var out []string
+	for _, n := range l.Networks {
+		if strings.HasPrefix(n.Name, "aa-") {
+			out = append(out, n.Name)
+		}
+	}
+	return out
+}
+
+type procStats struct{ goroutines, rss int64 }
+
+func scrapeProc(t *testing.T, b *devBroker) procStats {
+	t.Helper()
+	resp, err := http.Get(b.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var s procStats
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "go_goroutines":
+			s.goroutines = int64(v)
+		case "process_resident_memory_bytes":
+			s.rss = int64(v)
+		}
+	}
+	return s
+}
+
+// eventually polls cond until it holds or bound passes, then reports the
+// failure and lets the test go on to its other checks.
+func eventually(t *testing.T, bound time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for {
+		ok, last := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("timed out after %s waiting for %s; last: %s", bound, what, last)
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// projectToken makes a project, gives the admin its admin role there and
+// returns a token scoped to it.
+func projectToken(t *testing.T, b *devBroker, adminToken, name string) string {
+	t.Helper()
+	api := stateAPI{t: t, addr: b.addr, token: adminToken}
+	var p struct {
+		Project struct{ ID string } `json:"project"`
+	}
+	if err := json.Unmarshal(api.must(http.StatusCreated, http.MethodPost, "/v3/projects", map[string]any{"project": map[string]any{"name": name}}), &p); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, b.addr+"/v3/auth/tokens", nil)
+	req.Header.Set("X-Auth-Token", adminToken)
+	req.Header.Set("X-Subject-Token", adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		Token struct {
+			User  struct{ ID string }         `json:"user"`
+			Roles []struct{ ID, Name string } `json:"roles"`
+		} `json:"token"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range tok.Token.Roles {
+		if r.Name == "admin" {
+			api.must(http.StatusNoContent, http.MethodPut, "/v3/projects/"+p.Project.ID+"/users/"+tok.Token.User.ID+"/roles/"+r.ID, nil)
+		}
+	}
+	body := fmt.Sprintf(`{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"id": "default"}, "password": %q}}},
+		"scope": {"project": {"id": %q}}}}`, testAdminPassword, p.Project.ID)
+	resp, err = http.Post(b.addr+"/v3/auth/tokens", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || resp.Header.Get("X-Subject-Token") == "" {
+		t.Fatalf("a token for %s: %s", name, resp.Status)
+	}
+	return resp.Header.Get("X-Subject-Token")
+}
