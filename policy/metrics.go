@@ -74,11 +74,13 @@ func (m *engineMetrics) observe(kind string, d Decision, err error, elapsed time
 	}
 }
 
-// reasonNames bounds the reason label. Reasons are text the policy writes
-// ("needs 4 vCPUs, 1 free", "image 3f2a… needs 512 MiB"): every word with a
-// digit in it becomes N, text after a ':' is dropped, and only the first
-// maxReasonNames distinct names get a series of their own, so a policy
-// that puts IDs or numbers in its reasons cannot blow up the series count.
+// reasonNames bounds the reason label. Reasons are text the policy writes,
+// often with values in it, some of them a tenant's ("needs 4 vCPUs, 1
+// free", "lacks required label gpu=a100", "not availability zone \"eu\""):
+// every word that is not plain letters becomes N, text after a ':' is
+// dropped, and only the first maxReasonNames distinct names get a series
+// of their own, so neither numbers, IDs nor a tenant's hints can multiply
+// the series.
 type reasonNames struct {
 	mu   sync.Mutex
 	seen map[string]bool
@@ -88,8 +90,8 @@ func (n *reasonNames) name(reason string) string {
 	head, _, _ := strings.Cut(reason, ":")
 	words := strings.Fields(head)
 	for i, w := range words {
-		if strings.ContainsAny(w, "0123456789") {
-			words[i] = "N"
+		if !plainWord(strings.TrimRight(w, ",.;")) {
+			words[i] = "N" + w[len(strings.TrimRight(w, ",.;")):]
 		}
 	}
 	head = strings.Join(words, " ")
@@ -109,4 +111,17 @@ func (n *reasonNames) name(reason string) string {
 	}
 	n.seen[head] = true
 	return head
+}
+
+// plainWord: letters only, as the words a policy writes itself are.
+func plainWord(w string) bool {
+	if w == "" {
+		return false
+	}
+	for _, r := range w {
+		if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') {
+			return false
+		}
+	}
+	return true
 }

@@ -30,11 +30,15 @@ func TestPlacementMetrics(t *testing.T) {
 	place(policy.Request{Kind: "server", VCPUs: 4, RAMMiB: 512}, privateRoomy, privateFull, down)
 	place(policy.Request{Kind: "server", VCPUs: 4, RAMMiB: 512}, privateFull, down)
 	place(policy.Request{Kind: "volume", DiskGiB: 1}, privateRoomy)
+	// A tenant's hints in a reason do not make series of their own.
+	for _, zone := range []string{"east", "west", "north"} {
+		place(policy.Request{Kind: "server", RAMMiB: 512, RequiredLabels: map[string]string{"zone": zone}}, privateRoomy)
+	}
 
 	// One span per decision, with what it decided over and what it allowed.
 	placed := tracingtest.Named(spans, "placement")
-	if len(placed) != 3 {
-		t.Fatalf("%d placement spans, want 3", len(placed))
+	if len(placed) != 6 {
+		t.Fatalf("%d placement spans, want 6", len(placed))
 	}
 	attrs := map[string]string{}
 	for _, a := range placed[1].Attributes {
@@ -48,10 +52,11 @@ func TestPlacementMetrics(t *testing.T) {
 		`cloudmux_placement_rejections_total{reason="status is down"} 2`,
 		`cloudmux_placement_rejections_total{reason="needs N vCPUs, N free"} 2`,
 		`cloudmux_placement_decisions_total{kind="server",outcome="placed"} 1`,
-		`cloudmux_placement_decisions_total{kind="server",outcome="no_peer"} 1`,
+		`cloudmux_placement_decisions_total{kind="server",outcome="no_peer"} 4`,
+		`cloudmux_placement_rejections_total{reason="lacks required label N"} 3`,
 		`cloudmux_placement_decisions_total{kind="volume",outcome="placed"} 1`,
 		`cloudmux_placement_decision_seconds_count{kind="server",outcome="placed"} 1`,
-		`cloudmux_placement_decision_seconds_count{kind="server",outcome="no_peer"} 1`,
+		`cloudmux_placement_decision_seconds_count{kind="server",outcome="no_peer"} 4`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %s:\n%s", want, text)

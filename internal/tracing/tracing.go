@@ -27,10 +27,12 @@ type Config struct {
 	// OTLPEndpoint is the collector's OTLP/HTTP base URL
 	// (http://127.0.0.1:4318); empty: tracing is off.
 	OTLPEndpoint string `yaml:"otlp_endpoint"`
-	// SampleRatio is the share of new traces kept (0 < r <= 1; default
-	// 1). A request that arrives with a sampled traceparent is always
-	// traced, whatever the ratio.
-	SampleRatio float64 `yaml:"sample_ratio"`
+	// SampleRatio is the share of traces kept, 0 to 1; unset is 1. It
+	// applies to requests that arrive with a traceparent too: a caller's
+	// "sampled" flag is not trusted (any client, even unauthenticated,
+	// could otherwise force every request of theirs into the collector),
+	// though a kept span still joins the caller's trace.
+	SampleRatio *float64 `yaml:"sample_ratio"`
 	// Headers are sent with every export (a collector's API key).
 	Headers map[string]string `yaml:"headers"`
 }
@@ -48,8 +50,8 @@ func (c Config) Problems() map[string]string {
 			out["tracing.otlp_endpoint"] = fmt.Sprintf("%q is not an http(s) URL (the collector's OTLP/HTTP base, e.g. http://127.0.0.1:4318)", c.OTLPEndpoint)
 		}
 	}
-	if c.SampleRatio < 0 || c.SampleRatio > 1 {
-		out["tracing.sample_ratio"] = fmt.Sprintf("%v is outside 0..1", c.SampleRatio)
+	if r := c.SampleRatio; r != nil && (*r < 0 || *r > 1) {
+		out["tracing.sample_ratio"] = fmt.Sprintf("%v is outside 0..1", *r)
 	}
 	return out
 }
@@ -81,16 +83,24 @@ func Setup(ctx context.Context, cfg Config, service, instance, version string) (
 	if err != nil {
 		return nop, fmt.Errorf("tracing: OTLP exporter: %w", err)
 	}
-	ratio := cfg.SampleRatio
-	if ratio == 0 {
-		ratio = 1
+	ratio := 1.0
+	if cfg.SampleRatio != nil {
+		ratio = *cfg.SampleRatio
 	}
 	res := resource.NewSchemaless(attribute.String("service.name", service),
 		attribute.String("service.instance.id", instance), attribute.String("service.version", version))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(5*time.Second)),
-		sdktrace.WithResource(res), sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))))
+		sdktrace.WithResource(res), sdktrace.WithSampler(sampler(ratio)))
 	SetProvider(tp)
 	return tp.Shutdown, nil
+}
+
+// sampler keeps ratio of traces whatever a remote caller's traceparent
+// says, and follows the local parent span inside the broker (so a trace is
+// kept or dropped whole).
+func sampler(ratio float64) sdktrace.Sampler {
+	byRatio := sdktrace.TraceIDRatioBased(ratio)
+	return sdktrace.ParentBased(byRatio, sdktrace.WithRemoteParentSampled(byRatio), sdktrace.WithRemoteParentNotSampled(byRatio))
 }
 
 // SetProvider makes tp the global provider with W3C trace-context

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/cloudmux/cloudmux/internal/tracing"
 )
@@ -66,9 +67,10 @@ func TestConfigProblems(t *testing.T) {
 		want []string
 	}{
 		{"off", tracing.Config{}, nil},
-		{"good", tracing.Config{OTLPEndpoint: "https://otel.example:4318", SampleRatio: 0.25}, nil},
-		{"no scheme, ratio too big", tracing.Config{OTLPEndpoint: "otel:4318", SampleRatio: 1.5}, []string{"tracing.otlp_endpoint", "tracing.sample_ratio"}},
-		{"negative ratio", tracing.Config{SampleRatio: -0.1}, []string{"tracing.sample_ratio"}},
+		{"good", tracing.Config{OTLPEndpoint: "https://otel.example:4318", SampleRatio: ratio(0.25)}, nil},
+		{"never", tracing.Config{OTLPEndpoint: "https://otel.example:4318", SampleRatio: ratio(0)}, nil},
+		{"no scheme, ratio too big", tracing.Config{OTLPEndpoint: "otel:4318", SampleRatio: ratio(1.5)}, []string{"tracing.otlp_endpoint", "tracing.sample_ratio"}},
+		{"negative ratio", tracing.Config{SampleRatio: ratio(-0.1)}, []string{"tracing.sample_ratio"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -85,5 +87,42 @@ func TestConfigProblems(t *testing.T) {
 				t.Fatalf("Validate() = %v with problems %v", tc.cfg.Validate(), p)
 			}
 		})
+	}
+}
+
+func ratio(r float64) *float64 { return &r }
+
+// TestRemoteSampledFlagNotTrusted: at ratio 0 nothing is exported, even
+// for a request whose traceparent says "sampled".
+func TestRemoteSampledFlagNotTrusted(t *testing.T) {
+	var mu sync.Mutex
+	exports := 0
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		exports++
+		mu.Unlock()
+	}))
+	defer collector.Close()
+	prev := otel.GetTracerProvider()
+	defer tracing.SetProvider(prev)
+	shutdown, err := tracing.Setup(context.Background(), tracing.Config{OTLPEndpoint: collector.URL, SampleRatio: ratio(0)}, "cloudmux", "b1", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	h.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	ctx := otel.GetTextMapPropagator().Extract(context.Background(), propagation.HeaderCarrier(h))
+	_, span := tracing.Tracer().Start(ctx, "forced?")
+	if span.SpanContext().IsSampled() {
+		t.Fatal("a caller's sampled flag forced the span into the trace")
+	}
+	span.End()
+	if err := shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if exports != 0 {
+		t.Fatalf("%d exports at ratio 0", exports)
 	}
 }
