@@ -21,14 +21,6 @@ import (
 	"github.com/cloudmux/cloudmux/registry"
 )
 
-// The Cinder microversions this API implements. 3.42 is what it uses
-// beyond 3.0: extending an in-use volume. The views are 3.0's, which
-// later versions only add optional fields to.
-const (
-	MinVersion = "3.0"
-	MaxVersion = "3.42"
-)
-
 // Cinder serves /volume: a front end over the volume service.
 type Cinder struct {
 	Volumes *Service
@@ -73,12 +65,14 @@ func (c *Cinder) Routes(r chi.Router) {
 			r.Get("/os-availability-zone", c.zones)
 			r.Route("/volumes", volumes)
 			r.Route("/snapshots", c.snapshotRoutes)
+			r.Route("/types", c.typeRoutes)
 			c.quotaRoutes(r)
 			r.Route("/{project}", func(r chi.Router) {
 				r.Use(pathProject(r))
 				r.Get("/os-availability-zone", c.zones)
 				r.Route("/volumes", volumes)
 				r.Route("/snapshots", c.snapshotRoutes)
+				r.Route("/types", c.typeRoutes)
 				c.quotaRoutes(r)
 			})
 		})
@@ -132,6 +126,8 @@ func serves(routes chi.Routes, r *http.Request) bool {
 func (c *Cinder) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code := http.StatusInternalServerError
 	switch {
+	case errors.Is(err, ErrExists):
+		code = http.StatusConflict
 	case errors.Is(err, peers.ErrNotFound):
 		code = http.StatusNotFound
 	case errors.Is(err, peers.ErrInvalid), errors.Is(err, peers.ErrConflict):
@@ -422,7 +418,7 @@ func (c *Cinder) action(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				size = 0 // the service names the field
 			}
-			if err := c.Volumes.Extend(r.Context(), caller(r), id, size, ExtendOptions{InUse: osapi.VersionAtLeast(r, "3.42")}); err != nil {
+			if err := c.Volumes.Extend(r.Context(), caller(r), id, size, ExtendOptions{InUse: osapi.VersionAtLeast(r, vExtendInUse)}); err != nil {
 				c.fail(w, r, err)
 				return
 			}

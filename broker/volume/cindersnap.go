@@ -41,7 +41,7 @@ func snapshotView(r *http.Request, s Snapshot, detail bool) map[string]any {
 	if !s.UpdatedAt.IsZero() {
 		out["updated_at"] = s.UpdatedAt.UTC().Format(timeFormat)
 	}
-	if osapi.VersionAtLeast(r, "3.41") {
+	if osapi.VersionAtLeast(r, vSnapshotUserID) {
 		out["user_id"] = s.UserID
 	}
 	if !detail {
@@ -241,7 +241,7 @@ func (c *Cinder) listSnapshots(detail bool) http.HandlerFunc {
 		}
 		osapi.FlagPartial(w, r, c.Log, "snapshots", page.Failed, nil)
 		var meta map[string]string
-		if raw := q.Get("metadata"); raw != "" && osapi.VersionAtLeast(r, "3.22") {
+		if raw := q.Get("metadata"); raw != "" && osapi.VersionAtLeast(r, vSnapshotMetadataFilter) {
 			// cinderclient sends a Python dict's repr: {'k': 'v'}.
 			if json.Unmarshal([]byte(strings.ReplaceAll(raw, "'", `"`)), &meta) != nil {
 				osapi.Fault(w, r, http.StatusBadRequest, `Invalid input received: metadata must be a map of strings, as {"key": "value"}`)

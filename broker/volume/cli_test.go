@@ -52,6 +52,8 @@ func newCLIEnv(t *testing.T) *quotaEnv {
 			BrokerID: "test-broker", Quota: qe.ledger}
 		cinder := &volume.Cinder{Volumes: svc, QuotaAdmin: qe.ledger.Limits.(*quota.Limits), Auth: e.Keystone.Authenticate, Log: e.Log}
 		r.Route("/volume", cinder.Routes)
+		svc.Types = volume.NewTypesMemory(e.Store, e.Log)
+		e.Start(t, svc.Types)
 		glance := &image.Glance{Images: images, Auth: e.Keystone.Authenticate, Log: e.Log}
 		r.Route("/image", glance.Routes)
 		e.Keystone.Catalog = identity.StaticCatalog([]identity.ServiceEntry{identity.DefaultServices[0],
@@ -62,8 +64,9 @@ func newCLIEnv(t *testing.T) *quotaEnv {
 
 // TestOpenStackCLIVolumes drives the real openstack CLI through a
 // volume's update, metadata and bootable flag, snapshots (create, list,
-// show, set, delete), volumes from a snapshot and clones, and the quota
-// that counts them.
+// show, set, delete), volumes from a snapshot and clones, and volume
+// types (create, list, set and unset properties, private with access, a
+// volume of a type).
 func TestOpenStackCLIVolumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the openstack CLI")
@@ -92,6 +95,16 @@ func TestOpenStackCLIVolumes(t *testing.T) {
 		wantCode int
 		want     []string
 	}{
+		{"volume type create", run("volume", "type", "create", "--description", "on the local backend", "--property", "cloudmux:peer_volume_type=local", "fast"), 0, nil},
+		{"volume type list", run("volume", "type", "list", "-f", "value", "-c", "Name"), 0, []string{"fast", "__DEFAULT__"}},
+		{"volume type set", run("volume", "type", "set", "--property", "cloudmux:label:region=any", "--description", "local disks", "fast"), 0, nil},
+		{"volume type show", run("volume", "type", "show", "fast", "-f", "shell", "-c", "properties", "-c", "description"), 0,
+			[]string{`'cloudmux:peer_volume_type': 'local'`, `'cloudmux:label:region': 'any'`, `description="local disks"`}},
+		{"a spec the broker ignores", run("volume", "type", "set", "--property", "volume_backend_name=lvm", "fast"), 1, []string{"this broker acts on"}},
+		{"unset the label", run("volume", "type", "unset", "--property", "cloudmux:label:region", "fast"), 0, nil},
+		{"private type", run("volume", "type", "create", "--private", "--project", "admin", "mine"), 0, nil},
+		{"its access", run("volume", "type", "show", "mine", "-f", "value", "-c", "access_project_ids"), 0, []string{qe.project(t, "admin")}},
+		{"volume of the type", run("volume", "create", "--type", "fast", "--size", "1", "typed", "-f", "value", "-c", "type"), 0, []string{"fast"}},
 		{"volume create", run("volume", "create", "--size", "1", "cli-vol", "-f", "value", "-c", "size"), 0, []string{"1"}},
 		{"volume available", until("available", "volume", "show", "cli-vol", "-f", "value", "-c", "status"), 0, []string{"available"}},
 		{"volume set", run("volume", "set", "--name", "cli-data", "--description", "the data", "--property", "app=db", "--bootable", "cli-vol"), 0, nil},

@@ -18,12 +18,17 @@
 // snapshots is not deleted. Their renames and metadata are kept with the
 // volumes' attrs.
 //
+// Volume types (types.go) are the broker's, kept in the Store and served
+// from a watch-fed memory: a type's extra specs become the placement
+// request's required peer labels and the peer's own volume type, so a
+// type restricted to a label only ever lands on peers carrying it.
+//
 // Quotas (quota.go): every volume counts {volumes: 1, gigabytes: size}
 // in the project's quota.Ledger, reserved before any peer is asked,
 // committed once the peer made it, freed once on delete; extends reserve
 // the added gigabytes.
 //
-// Cinder (cinder.go, cindersnap.go) maps the service to Cinder's paths,
+// Cinder (cinder.go, cindersnap.go, cindertypes.go) maps the service to Cinder's paths,
 // bodies, microversions and error shapes; cinderquota.go serves os-quota-sets and
 // limits over the ledger and quota.Limits.
 package volume

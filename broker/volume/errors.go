@@ -28,6 +28,9 @@ var (
 	// ErrUnavailable: the peer holding the volume is not connected or did
 	// not answer.
 	ErrUnavailable = fmt.Errorf("volume: peer unavailable: %w", peers.ErrUnavailable)
+	// ErrExists: a volume type of that name, or a type access, exists
+	// already; Cinder answers 409.
+	ErrExists = fmt.Errorf("volume: already exists: %w", peers.ErrConflict)
 	// ErrOverQuota: the create or extend would take the project over its
 	// volumes or gigabytes quota. quota.Overs names the limits.
 	ErrOverQuota = fmt.Errorf("volume: %w", quota.ErrOverQuota)
@@ -46,7 +49,7 @@ type volumeRefusal struct{}
 
 // The sentinels' texts are internal names: faults cuts them from what a
 // tenant reads.
-var _ = faults.Register(ErrNotFound, ErrInvalid, ErrConflict, ErrNoCapacity, ErrUnavailable, ErrOverQuota)
+var _ = faults.Register(ErrNotFound, ErrInvalid, ErrConflict, ErrNoCapacity, ErrUnavailable, ErrOverQuota, ErrExists)
 
 // FieldOf returns the field an Error names, or "".
 func FieldOf(err error) string { return faults.FieldOf[volumeRefusal](err) }

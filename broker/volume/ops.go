@@ -57,7 +57,7 @@ func (a attrs) over(name, description *string, metadata *map[string]string) {
 // server to its broker ID.
 func present(e index.Entry, m *peers.Member, v peers.Volume, a attrs, servers map[string]string) Volume {
 	out := Volume{ID: e.ID, Project: e.Project, Name: v.Name, Description: v.Description, SizeGiB: v.SizeGiB, Status: v.Status,
-		VolumeType: v.VolumeType, Bootable: v.Bootable, ImageID: v.SourceImageID, Zone: m.Peer.Name, CreatedAt: v.CreatedAt,
+		VolumeType: cmp.Or(v.Metadata[metaType], v.VolumeType), Bootable: v.Bootable, ImageID: v.SourceImageID, Zone: m.Peer.Name, CreatedAt: v.CreatedAt,
 		Metadata: userMetadata(v.Metadata), UpdatedAt: a.UpdatedAt, SnapshotID: v.Metadata[metaSnapshot], SourceVolID: v.Metadata[metaSource]}
 	a.over(&out.Name, &out.Description, &out.Metadata)
 	if a.Bootable != nil {

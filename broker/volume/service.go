@@ -39,6 +39,8 @@ const metaPrefix = "cloudmux_"
 const (
 	metaSnapshot = metaPrefix + "snapshot_id"
 	metaSource   = metaPrefix + "source_volid"
+	// metaType is the name of the volume's type when it was made.
+	metaType = metaPrefix + "volume_type"
 )
 
 // MaxSizeGiB is the largest volume the broker creates.
@@ -112,6 +114,9 @@ type Service struct {
 	// Attrs, when set (and Run), serves the volumes' attrs from memory;
 	// without it they are read from the Store.
 	Attrs *AttrsMemory
+	// Types, when set (and Run), serves the volume types from memory;
+	// without it they are read from the Store.
+	Types *TypesMemory
 	Log   logrus.FieldLogger
 	// BrokerID marks every volume this installation creates.
 	BrokerID string
@@ -275,6 +280,10 @@ func (s *Service) Create(ctx context.Context, c Caller, spec CreateSpec) (Volume
 	if from.zone != "" {
 		zone = from.zone // a copy is made on its source's peer
 	}
+	vt, err := s.GetType(ctx, c, cmp.Or(spec.VolumeType, DefaultTypeID))
+	if err != nil {
+		return Volume{}, err
+	}
 	id := uuid.NewString()
 	meta := maps.Clone(spec.Metadata)
 	if meta == nil {
@@ -292,12 +301,14 @@ func (s *Service) Create(ctx context.Context, c Caller, spec CreateSpec) (Volume
 	if spec.SourceVolID != "" {
 		meta[metaSource] = spec.SourceVolID
 	}
+	meta[metaType] = vt.Name
 	ps := peers.VolumeSpec{Name: spec.Name, Description: spec.Description, Project: c.Project,
-		SizeGiB: spec.SizeGiB, VolumeType: spec.VolumeType, Metadata: meta, ImageID: peerImage,
+		SizeGiB: spec.SizeGiB, VolumeType: vt.ExtraSpecs[SpecPeerType], Metadata: meta, ImageID: peerImage,
 		SnapshotID: from.peerSnapshot, SourceVolumeID: from.peerVolume}
 
+	// The type's labels bind placement: only peers carrying them qualify.
 	req := policy.Request{Kind: Kind, Project: c.Project, User: c.User, ResourceID: id,
-		Name: spec.Name, DiskGiB: spec.SizeGiB, AvailabilityZone: zone}
+		Name: spec.Name, DiskGiB: spec.SizeGiB, AvailabilityZone: zone, RequiredLabels: vt.Labels()}
 	res, err := s.reserve(ctx, c, volumeCharge(spec.SizeGiB), Kind+" "+id, &req)
 	if err != nil {
 		return Volume{}, err

@@ -362,8 +362,10 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	goBG("flavor-attrs", flavorAttrs.Run)
 	volumeAttrs := volume.NewAttrsMemory(store, log.WithField("component", "volume-attrs"))
 	goBG("volume-attrs", volumeAttrs.Run)
+	volumeTypes := volume.NewTypesMemory(store, log.WithField("component", "volume-types"))
+	goBG("volume-types", volumeTypes.Run)
 	// One volume service behind Cinder, EC2 and the servers' boot volumes.
-	volumes := &volume.Service{Pool: pool, Index: idx, Placer: placer, Images: images, Store: store, Attrs: volumeAttrs, Quota: ledger,
+	volumes := &volume.Service{Pool: pool, Index: idx, Placer: placer, Images: images, Store: store, Attrs: volumeAttrs, Types: volumeTypes, Quota: ledger,
 		Log: log.WithField("component", "volume"), BrokerID: installation}
 	// Object storage: containers are broker records served from memory,
 	// their objects on the peers with object storage.
