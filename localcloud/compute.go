@@ -33,6 +33,11 @@ type server struct {
 	// interrupted is the task a restart cut short, until Recover settles
 	// the status from the domain's state.
 	interrupted string
+	// resizeFrom is the flavor a resize started from, until it is
+	// confirmed or reverted (alloc holds both flavors' needs meanwhile);
+	// resizeOff says the server was SHUTOFF, not ACTIVE, before it.
+	resizeFrom string
+	resizeOff  bool
 }
 
 // ListFlavors returns the configured flavors.

@@ -45,6 +45,20 @@ type DomainDriver interface {
 	// RebootDomain restarts a running domain: through the guest when hard
 	// is false, by resetting the virtual hardware when true.
 	RebootDomain(ctx context.Context, host, id string, hard bool) error
+	// PauseDomain freezes a running domain's vCPUs; it stays in memory
+	// (DomainPaused). UnpauseDomain lets a paused one run again.
+	PauseDomain(ctx context.Context, host, id string) error
+	UnpauseDomain(ctx context.Context, host, id string) error
+	// SaveDomain writes a running (or paused) domain's memory to the host's
+	// disk and stops it (libvirt's managed save): the domain is shut off
+	// and holds no CPU or memory, and the next StartDomain restores the
+	// guest where it was instead of booting it. UndefineDomain drops the
+	// saved memory.
+	SaveDomain(ctx context.Context, host, id string) error
+	// SetDomainSize changes a shut-off domain's vCPUs and memory in its
+	// definition (an offline resize); the next StartDomain boots with them.
+	// A running domain is ErrConflict.
+	SetDomainSize(ctx context.Context, host, id string, vcpus, ramMiB int) error
 	// DestroyDomain powers a domain off at once, like pulling the plug. A
 	// domain already off is not an error.
 	DestroyDomain(ctx context.Context, host, id string) error
@@ -117,9 +131,11 @@ type DomainState string
 
 // Domain states. Transitioning covers booting, shutting down and
 // rebooting: the driver has acted and the guest has not settled yet.
+// Paused is a domain frozen by PauseDomain.
 const (
 	DomainRunning       DomainState = "running"
 	DomainShutoff       DomainState = "shutoff"
+	DomainPaused        DomainState = "paused"
 	DomainTransitioning DomainState = "transitioning"
 	DomainCrashed       DomainState = "crashed"
 )

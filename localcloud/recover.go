@@ -174,16 +174,29 @@ func (c *Cloud) reconcileServersLocked(hostName string, doms map[string]Inventor
 			s.defined = true
 			s.Status, s.Fault = peers.ServerError, "build interrupted by a restart of the cloud; delete the server"
 			rec.Errored = append(rec.Errored, "server "+id)
+		case interrupted == "resize" || interrupted == "revert_resize":
+			// Nova leaves a resize a restart cut short in ERROR too: how far
+			// the domain got is not known.
+			s.defined = true
+			s.Status, s.Fault = peers.ServerError, interrupted+" interrupted by a restart of the cloud"
+			rec.Errored = append(rec.Errored, "server "+id)
 		default:
 			s.defined = true
-			if s.Status == peers.ServerError {
-				break
+			if s.Status == peers.ServerError || s.Status == peers.ServerVerifyResize {
+				break // a VERIFY_RESIZE waits for its confirm or revert, whatever the guest does
 			}
 			switch dom.State {
 			case DomainRunning:
 				s.Status = peers.ServerActive
+			case DomainPaused:
+				s.Status = peers.ServerPaused
 			case DomainShutoff:
+				// A suspended server's domain is off, its memory saved
+				// (also when the suspend was cut short after the save).
 				s.Status = peers.ServerShutoff
+				if was == peers.ServerSuspended || interrupted == string(peers.ActionSuspend) {
+					s.Status = peers.ServerSuspended
+				}
 			case DomainCrashed:
 				s.Status, s.Fault = peers.ServerError, "its domain crashed"
 			case DomainTransitioning:

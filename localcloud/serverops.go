@@ -167,10 +167,30 @@ func (c *Cloud) powerOff(ctx context.Context, hostName, id string) error {
 	return c.waitDomain(ctx, hostName, id, DomainShutoff)
 }
 
-// ServerAction runs a power action. Like Nova: start needs SHUTOFF; stop
-// and a soft reboot need ACTIVE; a hard reboot also rescues a SHUTOFF or
-// ERROR server whose domain exists. Anything else, or any action while
-// another task runs, is ErrConflict; an unknown action is ErrInvalid.
+// actionFrom is the statuses each action may start from, as Nova's
+// check_instance_state allows them. A hard reboot of a SUSPENDED server,
+// which Nova allows, is left out: it would restore the saved memory
+// instead of booting afresh.
+var actionFrom = map[peers.ServerAction][]peers.ServerStatus{
+	peers.ActionStart:      {peers.ServerShutoff},
+	peers.ActionStop:       {peers.ServerActive},
+	peers.ActionReboot:     {peers.ServerActive},
+	peers.ActionHardReboot: {peers.ServerActive, peers.ServerShutoff, peers.ServerError, peers.ServerPaused},
+	peers.ActionPause:      {peers.ServerActive},
+	peers.ActionUnpause:    {peers.ServerPaused},
+	peers.ActionSuspend:    {peers.ServerActive},
+	peers.ActionResume:     {peers.ServerSuspended},
+	// resize.go
+	peers.ActionConfirmResize: {peers.ServerVerifyResize},
+	peers.ActionRevertResize:  {peers.ServerVerifyResize},
+}
+
+// ServerAction runs a power action. Like Nova: start needs SHUTOFF; stop,
+// a soft reboot, pause and suspend need ACTIVE; unpause PAUSED and resume
+// SUSPENDED; a hard reboot also rescues a SHUTOFF, PAUSED or ERROR server
+// whose domain exists. Anything else, or any action while another task
+// runs, is ErrConflict; an unknown action is ErrInvalid. A paused or
+// suspended server keeps its place on the host (Nova's claim stays too).
 func (c *Cloud) ServerAction(ctx context.Context, id string, action peers.ServerAction) error {
 	s, err := lockOne(c, ctx, "server", c.servers, id)
 	if err != nil {
@@ -180,30 +200,57 @@ func (c *Cloud) ServerAction(ctx context.Context, id string, action peers.Server
 	if s.task != "" || s.deleteWait {
 		return errf(peers.ErrConflict, "server %s is busy (%s); try %s later", id, cmp.Or(s.task, "deleting"), action)
 	}
-	allowed := map[peers.ServerAction][]peers.ServerStatus{
-		peers.ActionStart:      {peers.ServerShutoff},
-		peers.ActionStop:       {peers.ServerActive},
-		peers.ActionReboot:     {peers.ServerActive},
-		peers.ActionHardReboot: {peers.ServerActive, peers.ServerShutoff, peers.ServerError},
-	}
-	states, known := allowed[action]
+	states, known := actionFrom[action]
 	if !known {
 		return errf(peers.ErrInvalid, "server %s: unknown action %q", id, action)
 	}
 	if !slices.Contains(states, s.Status) || !s.defined {
 		return errf(peers.ErrConflict, "server %s is %s; %s needs %v", id, s.Status, action, states)
 	}
+	switch action {
+	case peers.ActionConfirmResize:
+		c.confirmResizeLocked(s)
+		c.saveLocked()
+		return nil
+	case peers.ActionRevertResize:
+		err := c.revertResizeLocked(s)
+		c.saveLocked()
+		return err
+	}
 	hostName, was := s.Host, s.Status
 	log := c.log.WithFields(logrus.Fields{"server": id, "host": hostName, "action": string(action)})
 	var work func(ctx context.Context) error
 	after := peers.ServerActive
 	switch action {
-	case peers.ActionStart:
+	case peers.ActionStart, peers.ActionResume: // a start restores a saved domain
 		work = func(ctx context.Context) error {
 			if err := c.driver.StartDomain(ctx, hostName, id); err != nil {
 				return err
 			}
 			return c.waitDomain(ctx, hostName, id, DomainRunning)
+		}
+	case peers.ActionPause:
+		after = peers.ServerPaused
+		work = func(ctx context.Context) error {
+			if err := c.driver.PauseDomain(ctx, hostName, id); err != nil {
+				return err
+			}
+			return c.waitDomain(ctx, hostName, id, DomainPaused)
+		}
+	case peers.ActionUnpause:
+		work = func(ctx context.Context) error {
+			if err := c.driver.UnpauseDomain(ctx, hostName, id); err != nil {
+				return err
+			}
+			return c.waitDomain(ctx, hostName, id, DomainRunning)
+		}
+	case peers.ActionSuspend:
+		after = peers.ServerSuspended
+		work = func(ctx context.Context) error {
+			if err := c.driver.SaveDomain(ctx, hostName, id); err != nil {
+				return err
+			}
+			return c.waitDomain(ctx, hostName, id, DomainShutoff)
 		}
 	case peers.ActionStop:
 		after = peers.ServerShutoff
@@ -219,7 +266,7 @@ func (c *Cloud) ServerAction(ctx context.Context, id string, action peers.Server
 			if was == peers.ServerActive {
 				err = c.driver.RebootDomain(ctx, hostName, id, hard)
 			} else {
-				// Off or broken: a hard reboot is a fresh power-on.
+				// Off, paused or broken: a hard reboot is a fresh power-on.
 				if err = c.driver.DestroyDomain(ctx, hostName, id); err == nil {
 					err = c.driver.StartDomain(ctx, hostName, id)
 				}

@@ -59,6 +59,8 @@ type savedServer struct {
 	Defined    bool          `json:"defined"`
 	Task       string        `json:"task,omitempty"`
 	DeleteWait bool          `json:"delete_wait,omitempty"`
+	ResizeFrom string        `json:"resize_from,omitempty"`
+	ResizeOff  bool          `json:"resize_off,omitempty"`
 }
 
 type savedImage struct {
@@ -121,6 +123,7 @@ func (c *Cloud) savedServerLocked(s *server) savedServer {
 	ss := savedServer{
 		Server: c.serverView(s), Alloc: s.alloc, RootDisk: s.rootDisk, Ports: slices.Clone(s.ports),
 		OwnPorts: slices.Sorted(maps.Keys(s.ownPorts)), Defined: s.defined, Task: s.task, DeleteWait: s.deleteWait,
+		ResizeFrom: s.resizeFrom, ResizeOff: s.resizeOff,
 	}
 	ss.Server.Addresses = nil // derived from the ports
 	return ss
@@ -317,6 +320,7 @@ func (c *Cloud) loadState() error {
 		s := &server{
 			Server: ss.Server, alloc: ss.Alloc, rootDisk: ss.RootDisk, ports: ss.Ports, ownPorts: map[string]bool{},
 			defined: ss.Defined, deleteWait: ss.DeleteWait || ss.Task == "deleting",
+			resizeFrom: ss.ResizeFrom, resizeOff: ss.ResizeOff,
 		}
 		for _, id := range ss.OwnPorts {
 			s.ownPorts[id] = true

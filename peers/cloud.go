@@ -44,9 +44,11 @@ type Compute interface {
 	ListServers(ctx context.Context, opts ListOptions) ([]Server, error)
 	// DeleteServer starts deletion; GetServer reports ErrNotFound once gone.
 	DeleteServer(ctx context.Context, id string) error
-	// ServerAction runs a power action; an action the current status does
-	// not allow (start an ACTIVE server) is ErrConflict, an unknown action
-	// ErrInvalid.
+	// ServerAction runs a power action (start, stop, reboot, hard_reboot,
+	// pause, unpause, suspend, resume); it returns once the cloud took the
+	// action on and the server settles in the status the action leads to.
+	// An action the current status does not allow (start an ACTIVE server,
+	// pause a SUSPENDED one) is ErrConflict, an unknown action ErrInvalid.
 	ServerAction(ctx context.Context, id string, action ServerAction) error
 }
 
@@ -116,6 +118,19 @@ type ImageData interface {
 	UploadImage(ctx context.Context, id string, data io.Reader, size int64) error
 	// DownloadImage streams an active image's bytes.
 	DownloadImage(ctx context.Context, id string) (io.ReadCloser, error)
+}
+
+// ServerResizer is the optional ability to change a server's flavor, as
+// Nova's resize does.
+type ServerResizer interface {
+	// ResizeServer starts moving an ACTIVE or SHUTOFF server to flavorID:
+	// it returns at once with the server in RESIZE, which settles in
+	// VERIFY_RESIZE with FlavorID the new flavor and the guest in the power
+	// state it had. ServerAction's confirm_resize and revert_resize end it.
+	// The same flavor, or one with a smaller root disk, is ErrInvalid; an
+	// unknown flavor ErrNotFound; another status, ErrConflict; no room for
+	// the new flavor where the server runs, ErrCapacity.
+	ResizeServer(ctx context.Context, id, flavorID string) error
 }
 
 // ConsoleReader is the optional ability to read a server's console log.

@@ -70,6 +70,16 @@ const (
 	ServerHardReboot ServerStatus = "HARD_REBOOT"
 	ServerError      ServerStatus = "ERROR"
 	ServerDeleted    ServerStatus = "DELETED"
+	// ServerPaused is a guest frozen in memory (pause); ServerSuspended one
+	// whose memory is saved to disk and that holds no CPU (suspend).
+	ServerPaused    ServerStatus = "PAUSED"
+	ServerSuspended ServerStatus = "SUSPENDED"
+	// A resize goes RESIZE (under way), VERIFY_RESIZE (done, with the new
+	// flavor, waiting for a confirm or a revert), REVERT_RESIZE (going
+	// back to the old flavor).
+	ServerResize       ServerStatus = "RESIZE"
+	ServerVerifyResize ServerStatus = "VERIFY_RESIZE"
+	ServerRevertResize ServerStatus = "REVERT_RESIZE"
 )
 
 // ServerAction is a power action.
@@ -81,6 +91,19 @@ const (
 	ActionStop       ServerAction = "stop"
 	ActionReboot     ServerAction = "reboot"
 	ActionHardReboot ServerAction = "hard_reboot"
+	// Pause freezes an ACTIVE guest in memory (PAUSED); Unpause thaws a
+	// PAUSED one. Suspend saves an ACTIVE guest's memory to disk and stops
+	// it (SUSPENDED); Resume restores a SUSPENDED one. As in Nova, each
+	// from any other status is ErrConflict.
+	ActionPause   ServerAction = "pause"
+	ActionUnpause ServerAction = "unpause"
+	ActionSuspend ServerAction = "suspend"
+	ActionResume  ServerAction = "resume"
+	// ConfirmResize ends a VERIFY_RESIZE server's resize, keeping the new
+	// flavor and freeing what the old one held; RevertResize goes back to
+	// the old flavor. Only a ServerResizer's servers reach VERIFY_RESIZE.
+	ActionConfirmResize ServerAction = "confirm_resize"
+	ActionRevertResize  ServerAction = "revert_resize"
 )
 
 // Address is one IP of a server on a network.

@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/osapi"
 	"github.com/cloudmux/cloudmux/peers"
 )
@@ -17,10 +20,22 @@ import (
 // /servers/{id}; member is the role check that changing a server takes.
 func (n *Nova) actionRoutes(r chi.Router, member func(http.Handler) http.Handler) {
 	r.With(member).Post("/action", n.serverAction)
+	r.Get("/os-instance-actions", n.listInstanceActions)
+	r.Get("/os-instance-actions/{request}", n.showInstanceAction)
 }
 
-// serverAction runs os-start, os-stop, reboot {type} and
-// os-getConsoleOutput {length}.
+// powerActions are the actions without a body that map onto a peer's
+// ServerAction.
+var powerActions = map[string]peers.ServerAction{
+	"os-start": peers.ActionStart, "os-stop": peers.ActionStop,
+	"pause": peers.ActionPause, "unpause": peers.ActionUnpause,
+	"suspend": peers.ActionSuspend, "resume": peers.ActionResume,
+	"confirmResize": peers.ActionConfirmResize, "revertResize": peers.ActionRevertResize,
+}
+
+// serverAction runs os-start, os-stop, reboot {type}, pause, unpause,
+// suspend, resume, resize {flavorRef}, confirmResize, revertResize, lock
+// {locked_reason}, unlock and os-getConsoleOutput {length}.
 func (n *Nova) serverAction(w http.ResponseWriter, r *http.Request) {
 	var req map[string]json.RawMessage
 	if !decode(w, r, &req, `{"ACTION": {...}}`) {
@@ -33,11 +48,52 @@ func (n *Nova) serverAction(w http.ResponseWriter, r *http.Request) {
 	id, c := chi.URLParam(r, "id"), caller(r)
 	for name, body := range req {
 		var err error
+		if action, ok := powerActions[name]; ok {
+			if err := n.Servers.Action(r.Context(), c, id, action); err != nil {
+				n.writeError(w, r, err)
+				return
+			}
+			if action == peers.ActionConfirmResize {
+				w.WriteHeader(http.StatusNoContent) // as Nova answers it
+				return
+			}
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
 		switch name {
-		case "os-start":
-			err = n.Servers.Action(r.Context(), c, id, peers.ActionStart)
-		case "os-stop":
-			err = n.Servers.Action(r.Context(), c, id, peers.ActionStop)
+		case "resize":
+			var b struct {
+				FlavorRef  json.RawMessage `json:"flavorRef"`
+				DiskConfig string          `json:"OS-DCF:diskConfig"`
+			}
+			if json.Unmarshal(body, &b) != nil || refString(b.FlavorRef) == "" {
+				osapi.Fault(w, r, http.StatusBadRequest, `Invalid input for field/attribute resize: expected {"flavorRef": ...}`)
+				return
+			}
+			if b.DiskConfig != "" && b.DiskConfig != "MANUAL" {
+				osapi.Fault(w, r, http.StatusBadRequest, "Invalid input for field/attribute OS-DCF:diskConfig: only MANUAL is offered (the guest grows its own partitions)")
+				return
+			}
+			err = n.Servers.Resize(r.Context(), c, id, refString(b.FlavorRef))
+		case "lock":
+			var b struct {
+				Reason *string `json:"locked_reason"`
+			}
+			if string(body) != "null" && json.Unmarshal(body, &b) != nil {
+				osapi.Fault(w, r, http.StatusBadRequest, `Invalid input for field/attribute lock: expected null or {"locked_reason": ...}`)
+				return
+			}
+			reason := ""
+			if b.Reason != nil {
+				if !at(r, "2.73") { // Nova takes a reason from 2.73 on
+					osapi.Fault(w, r, http.StatusBadRequest, "Invalid input for field/attribute lock: locked_reason needs microversion 2.73 or later")
+					return
+				}
+				reason = *b.Reason
+			}
+			err = n.Servers.Lock(r.Context(), c, id, reason)
+		case "unlock":
+			err = n.Servers.Unlock(r.Context(), c, id)
 		case "reboot":
 			var b struct {
 				Type string `json:"type"`
@@ -87,4 +143,95 @@ func (n *Nova) serverAction(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// novaMicroTime is Nova's time format in instance actions.
+const novaMicroTime = "2006-01-02T15:04:05.000000"
+
+func instanceActionView(id string, a InstanceAction, withEvents bool) map[string]any {
+	var msg any
+	if a.Message != "" {
+		msg = a.Message
+	}
+	v := map[string]any{
+		"action": a.Action, "instance_uuid": id, "message": msg, "project_id": a.ProjectID, "request_id": a.RequestID,
+		"start_time": a.StartTime.UTC().Format(novaMicroTime), "updated_at": a.UpdatedAt.UTC().Format(novaMicroTime), "user_id": a.UserID,
+	}
+	if withEvents {
+		evs := make([]map[string]any, 0, len(a.Events))
+		for _, e := range a.Events {
+			var tb any
+			if e.Traceback != "" {
+				tb = e.Traceback
+			}
+			evs = append(evs, map[string]any{"event": e.Event, "start_time": e.Start.UTC().Format(novaMicroTime),
+				"finish_time": e.Finish.UTC().Format(novaMicroTime), "result": e.Result, "traceback": tb})
+		}
+		v["events"] = evs
+	}
+	return v
+}
+
+// listInstanceActions answers GET /servers/{id}/os-instance-actions with
+// changes-since, changes-before, limit and marker (a request ID).
+func (n *Nova) listInstanceActions(w http.ResponseWriter, r *http.Request) {
+	q, id := r.URL.Query(), chi.URLParam(r, "id")
+	var since, before time.Time
+	for name, dst := range map[string]*time.Time{"changes-since": &since, "changes-before": &before} {
+		if s := q.Get(name); s != "" {
+			t, err := parseNovaTime(s)
+			if err != nil {
+				osapi.Fault(w, r, http.StatusBadRequest, "Invalid input for query parameters "+name+": "+err.Error())
+				return
+			}
+			*dst = t
+		}
+	}
+	limit := maxListLimit
+	if s := q.Get("limit"); s != "" {
+		l, err := strconv.Atoi(s)
+		if err != nil || l < 0 {
+			osapi.Fault(w, r, http.StatusBadRequest, "Invalid input for query parameters limit: must be a non-negative integer")
+			return
+		}
+		if l > 0 && l < maxListLimit {
+			limit = l
+		}
+	}
+	all, err := n.Servers.InstanceActions(r.Context(), caller(r), id, since, before)
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	if m := q.Get("marker"); m != "" {
+		i := slices.IndexFunc(all, func(a InstanceAction) bool { return a.RequestID == m })
+		if i < 0 {
+			osapi.Fault(w, r, http.StatusBadRequest, fmt.Sprintf("Marker %s could not be found.", m))
+			return
+		}
+		all = all[i+1:]
+	}
+	out := make([]map[string]any, 0, min(len(all), limit))
+	for _, a := range all[:min(len(all), limit)] {
+		out = append(out, instanceActionView(id, a, false))
+	}
+	body := map[string]any{"instanceActions": out}
+	if len(all) > limit {
+		next := r.URL.Query()
+		next.Set("marker", all[limit-1].RequestID)
+		next.Set("limit", strconv.Itoa(limit))
+		body["links"] = []map[string]string{{"rel": "next", "href": identity.BaseURL(r) + r.URL.Path + "?" + next.Encode()}}
+	}
+	osapi.WriteJSON(w, http.StatusOK, body)
+}
+
+func (n *Nova) showInstanceAction(w http.ResponseWriter, r *http.Request) {
+	id, c := chi.URLParam(r, "id"), caller(r)
+	a, err := n.Servers.InstanceAction(r.Context(), c, id, chi.URLParam(r, "request"))
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	// Nova shows the events to admins only; others get the action alone.
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"instanceAction": instanceActionView(id, a, c.Admin)})
 }

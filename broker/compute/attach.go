@@ -54,6 +54,9 @@ func (s *Servers) Attach(ctx context.Context, c Caller, serverID, volumeID strin
 	if err != nil {
 		return Attachment{}, err
 	}
+	if err := s.checkLock(ctx, c, serverID); err != nil {
+		return Attachment{}, err
+	}
 	ve, err := s.volumeOf(ctx, c, volumeID)
 	if err != nil {
 		return Attachment{}, err
@@ -187,6 +190,9 @@ func (s *Servers) Detach(ctx context.Context, c Caller, serverID, volumeID strin
 	defer cancel()
 	e, m, err := s.lookup(ctx, c, serverID)
 	if err != nil {
+		return err
+	}
+	if err := s.checkLock(ctx, c, serverID); err != nil {
 		return err
 	}
 	nf := &Error{Message: fmt.Sprintf("Volume %s is not attached to server %s.", volumeID, serverID), Err: ErrNotFound}

@@ -64,13 +64,7 @@ func TestOpenStackCLIServers(t *testing.T) {
 	waitFor := func(status string) func() {
 		return func() { waitStatus(t, gc, serverID, status) }
 	}
-	steps := []struct {
-		name     string
-		run      func() (string, int)
-		wantCode int
-		want     []string
-		then     func()
-	}{
+	steps := []cliStep{
 		{"keypair create", func() (string, int) { return admin("keypair", "create", "cli-key") }, 0, []string{"BEGIN RSA PRIVATE KEY"}, nil},
 		{"server create", func() (string, int) {
 			return admin("server", "create", "--flavor", "m1.tiny", "--image", img, "--network", net, "--key-name", "cli-key",
@@ -114,31 +108,15 @@ func TestOpenStackCLIServers(t *testing.T) {
 		{"console log", func() (string, int) { return admin("console", "log", "show", "--lines", "5", "cli-web") }, 0, nil, nil},
 		// (limits show --absolute also asks Cinder's /limits, which the
 		// volume API does not serve yet; gophercloud covers Nova's.)
-		{"another project sees nothing", func() (string, int) { return se.osc(t, "carol", pw, "gamma", "server", "list", "-f", "value") }, 0, nil, nil},
+		{"another project sees nothing", printsNothing(t, func() (string, int) { return se.osc(t, "carol", pw, "gamma", "server", "list", "-f", "value") }), 0, nil, nil},
 		{"nor by ID", func() (string, int) { return se.osc(t, "carol", pw, "gamma", "server", "show", serverID) }, 1, []string{"No server with a name or ID"}, nil},
 		{"unknown flavor", func() (string, int) {
 			return admin("server", "create", "--flavor", "m9.huge", "--volume", root, "--nic", "none", "nope")
 		}, 1, []string{"No flavor with a name or ID"}, nil},
 		{"server delete", func() (string, int) { return admin("server", "delete", "--wait", "cli-web", "cli-bfv", "cli-root") }, 0, nil, nil},
-		{"deleted", func() (string, int) { return admin("server", "list", "-f", "value") }, 0, nil, nil},
+		{"deleted", printsNothing(t, func() (string, int) { return admin("server", "list", "-f", "value") }), 0, nil, nil},
 	}
-	for _, st := range steps {
-		out, code := st.run()
-		if code != st.wantCode {
-			t.Fatalf("%s: exit %d, want %d:\n%s", st.name, code, st.wantCode, out)
-		}
-		for _, w := range st.want {
-			if !strings.Contains(out, w) {
-				t.Fatalf("%s: output lacks %q:\n%s", st.name, w, out)
-			}
-		}
-		if st.wantCode == 0 && (st.name == "another project sees nothing" || st.name == "deleted") && strings.TrimSpace(out) != "" {
-			t.Fatalf("%s: want an empty list, got:\n%s", st.name, out)
-		}
-		if st.then != nil {
-			st.then()
-		}
-	}
+	runCLI(t, steps)
 	// The test's context, not the environment's: the CLI's steps (a Python
 	// start each) may outlast the environment's two minutes on a busy host.
 	if _, err := servers.Get(t.Context(), gc, serverID).Extract(); !is404(err) {

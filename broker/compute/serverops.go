@@ -50,12 +50,32 @@ type attrs struct {
 	Flavor      string      `json:"flavor,omitempty"`
 	FlavorSizes *keptFlavor `json:"flavor_sizes,omitempty"`
 	Image       string      `json:"image,omitempty"`
+	// Locked is Nova's lock (lifecycle.go): LockedBy is "owner" or
+	// "admin" as Nova shows it, LockedByUser the user who locked.
+	Locked       bool   `json:"locked,omitempty"`
+	LockedBy     string `json:"locked_by,omitempty"`
+	LockedByUser string `json:"locked_by_user,omitempty"`
+	LockedReason string `json:"locked_reason,omitempty"`
+	// ResizeFrom and ResizeTo are what a resizing server counted before
+	// and will count after (resize.go), until the resize is settled.
+	ResizeFrom quota.Amounts `json:"resize_from,omitempty"`
+	ResizeTo   quota.Amounts `json:"resize_to,omitempty"`
+	// Flavors name the broker flavor of each peer flavor a resize gave
+	// the server (by the peer's flavor ID): the peer's server keeps the
+	// flavor it was created with in its marks.
+	Flavors map[string]flavorName `json:"flavors,omitempty"`
 }
 
 // keptFlavor is a server's flavor as it booted (Nova embeds it, 2.47).
 type keptFlavor struct {
 	Name                             string `json:"name"`
 	VCPUs, RAMMiB, DiskGiB, EphemGiB int    `json:",omitempty"`
+}
+
+// flavorName is a broker flavor's ID and name.
+type flavorName struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
 }
 
 const attrsRoot = "compute/server-attrs/"
@@ -86,6 +106,9 @@ func (s *Servers) present(e index.Entry, m *peers.Member, srv peers.Server, a at
 	if out.BootVolume != "" {
 		out.ImageID = ""
 	}
+	if f, ok := a.Flavors[srv.FlavorID]; ok { // resized: the marks name the flavor it was created with
+		out.FlavorID, out.FlavorName = f.ID, f.Name
+	}
 	if len(flavor) > 0 && flavor[0].ID != "" {
 		f := flavor[0]
 		out.VCPUs, out.RAMMiB, out.DiskGiB = f.VCPUs, f.RAMMiB, f.DiskGiB
@@ -114,6 +137,7 @@ func (s *Servers) present(e index.Entry, m *peers.Member, srv peers.Server, a at
 	}
 	a.show(&out)
 	out.HostStatus = hostStatus(m)
+	out.Locked, out.LockedBy, out.LockedReason = a.Locked, a.LockedBy, a.LockedReason
 	return out
 }
 
@@ -510,6 +534,9 @@ func (s *Servers) Update(ctx context.Context, c Caller, id string, u Update) (Se
 		if err != nil {
 			return Server{}, err
 		}
+		if a.Locked && !c.Admin && (u.Metadata != nil || len(u.DeleteMetadata) > 0) { // Nova locks metadata, not the name
+			return Server{}, &Error{Message: fmt.Sprintf("Instance %s is locked", id), Err: ErrConflict}
+		}
 		u.apply(&a)
 		if u.Metadata != nil || len(u.DeleteMetadata) > 0 {
 			meta := cur.Metadata
@@ -549,6 +576,9 @@ func (s *Servers) Delete(ctx context.Context, c Caller, id string) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkLock(ctx, c, id); err != nil {
+		return err
+	}
 	kept, err := s.attrStore().View(ctx, c.Project, id)
 	if err != nil {
 		return err
@@ -575,35 +605,12 @@ func (s *Servers) Delete(ctx context.Context, c Caller, id string) error {
 	if err := s.attrStore().Delete(ctx, c.Project, id); err != nil {
 		s.Log.WithError(err).WithField("server", id).Warn("server attributes left behind")
 	}
+	s.forgetActions(ctx, c.Project, id)
 	s.Log.WithFields(logrus.Fields{"server": id, "peer": m.Peer.Name, "project": c.Project}).Info("server deleted")
 	if len(kept.DeleteOnTermination) > 0 && s.Volumes != nil {
 		go s.deleteVolumesOf(c, id, kept.DeleteOnTermination)
 	}
 	return nil
-}
-
-// Action runs a power action (start, stop, reboot, hard_reboot). One the
-// server's state does not allow is ErrConflict.
-func (s *Servers) Action(ctx context.Context, c Caller, id string, action peers.ServerAction) error {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout()) // one peer's call: bounded like a fan-out's part
-	defer cancel()
-	switch action {
-	case peers.ActionStart, peers.ActionStop, peers.ActionReboot, peers.ActionHardReboot:
-	default:
-		return invalid("action", "Invalid action %q", action)
-	}
-	e, m, err := s.lookup(ctx, c, id)
-	if err != nil {
-		return err
-	}
-	err = m.Cloud.ServerAction(ctx, e.PeerResourceID, action)
-	switch {
-	case errors.Is(err, peers.ErrConflict):
-		return &Error{Message: fmt.Sprintf("Cannot '%s' instance %s while it is in its current state.", action, id), Err: faults.WithCause(ErrConflict, err)}
-	case errors.Is(err, peers.ErrNotFound):
-		return notFound(id)
-	}
-	return err
 }
 
 // Console returns the last lines of a server's console (all of it when

@@ -251,6 +251,8 @@ type Server struct {
 	// 2.73), as the lifecycle actions record it.
 	Locked       bool
 	LockedReason string
+	// LockedBy is "owner" or "admin", as Nova records who locked it.
+	LockedBy string
 	// ServerGroups are the broker IDs of the server groups it belongs to
 	// (Nova 2.71).
 	ServerGroups []string
@@ -651,6 +653,7 @@ func (s *Servers) record(ctx context.Context, c Caller, id string, m *peers.Memb
 	s.Log.WithFields(logrus.Fields{"server": id, "peer": m.Peer.Name, "project": c.Project, "flavor": srv.FlavorID}).Info("server created")
 	out := s.present(e, m, srv, attrs{}, nil, f)
 	out.AdminPass = adminPass()
+	s.recordAction(ctx, c, id, "create", nil)
 	return out, nil
 }
 

@@ -20,6 +20,7 @@ const novaTime = "2006-01-02T15:04:05Z"
 const (
 	powerNoState  = 0
 	powerRunning  = 1
+	powerPaused   = 3
 	powerShutdown = 4
 )
 
@@ -36,6 +37,16 @@ func states(st peers.ServerStatus) (power int, vm string, task any) {
 		return powerRunning, "active", "rebooting"
 	case peers.ServerHardReboot:
 		return powerRunning, "active", "rebooting_hard"
+	case peers.ServerPaused:
+		return powerPaused, "paused", nil
+	case peers.ServerSuspended:
+		return powerShutdown, "suspended", nil
+	case peers.ServerResize:
+		return powerRunning, "active", "resize_migrating"
+	case peers.ServerVerifyResize:
+		return powerRunning, "resized", nil
+	case peers.ServerRevertResize:
+		return powerRunning, "resized", "resize_reverting"
 	case peers.ServerError:
 		return powerNoState, "error", nil
 	case peers.ServerDeleted:

@@ -1,7 +1,6 @@
 package compute_test
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
@@ -64,15 +63,9 @@ func TestOpenStackCLIVolumeQuotas(t *testing.T) {
 		{"limits after the delete", func() (string, int) { return vera("limits", "show", "--absolute", "-f", "value") }, 0,
 			[]string{"totalVolumesUsed 1", "totalGigabytesUsed 1"}},
 	}
+	scripted := make([]cliStep, 0, len(steps))
 	for _, st := range steps {
-		out, code := st.run()
-		if code != st.wantCode {
-			t.Fatalf("%s: exit %d, want %d:\n%s", st.name, code, st.wantCode, out)
-		}
-		for _, w := range st.want {
-			if !strings.Contains(out, w) {
-				t.Fatalf("%s: output lacks %q:\n%s", st.name, w, out)
-			}
-		}
+		scripted = append(scripted, cliStep{st.name, st.run, st.wantCode, st.want, nil})
 	}
+	runCLI(t, scripted)
 }

@@ -74,14 +74,16 @@ var (
 )
 
 // instanceState maps Nova's statuses: a reboot keeps an instance running,
-// as EC2 shows it; an errored server is stopped, with the fault as reason.
+// as EC2 shows it; an errored server is stopped, with the fault as reason,
+// and so is a paused or suspended one (EC2's nearest: a hibernated
+// instance is stopped).
 func instanceState(s peers.ServerStatus) state {
 	switch s {
 	case peers.ServerBuild:
 		return statePending
 	case peers.ServerActive, peers.ServerReboot, peers.ServerHardReboot:
 		return stateRunning
-	case peers.ServerShutoff, peers.ServerError:
+	case peers.ServerShutoff, peers.ServerError, peers.ServerPaused, peers.ServerSuspended:
 		return stateStopped
 	case peers.ServerDeleted:
 		return stateTerminated

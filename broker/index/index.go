@@ -192,6 +192,22 @@ func (x *Index) complete(ctx context.Context, cur, e Entry) error {
 	if _, changed := add(cur); !changed {
 		return nil
 	}
+	return x.rewrite(ctx, cur, add)
+}
+
+// SetCharge replaces what deleting the resource of e frees, in both
+// copies of its entry: a resized server's new flavor.
+func (x *Index) SetCharge(ctx context.Context, e Entry, charge quota.Amounts) error {
+	return x.rewrite(ctx, e, func(got Entry) (Entry, bool) {
+		got.Charge = charge.Clone()
+		return got, true
+	})
+}
+
+// rewrite applies change to both copies of cur's entry, each with a CAS
+// tried again on a concurrent write; a copy removed meanwhile, or now
+// naming another resource, is left alone.
+func (x *Index) rewrite(ctx context.Context, cur Entry, change func(Entry) (Entry, bool)) error {
 	for _, key := range []string{primaryKey(cur.Kind, cur.ID), projectKey(cur.Kind, cur.Project, cur.ID)} {
 		for {
 			kv, err := x.store.Get(ctx, key)
@@ -205,7 +221,7 @@ func (x *Index) complete(ctx context.Context, cur, e Entry) error {
 			if err := json.Unmarshal(kv.Value, &got); err != nil || !got.sameResource(cur) {
 				break
 			}
-			want, changed := add(got)
+			want, changed := change(got)
 			if !changed {
 				break
 			}

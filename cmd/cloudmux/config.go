@@ -97,6 +97,10 @@ type LocalCloudConfig struct {
 	Name string `yaml:"name"`
 	// Driver is "fake" (in-memory, nothing boots) or "libvirt".
 	Driver string `yaml:"driver"`
+	// FakeTransition is how long the fake driver's guests take to boot,
+	// stop or reboot (-dev: 2s, so clients polling once a second see a
+	// server in REBOOT as on a real cloud); 0 settles them at once.
+	FakeTransition Duration `yaml:"fake_transition"`
 	// Seed creates the devstack-like starter image and network.
 	Seed   bool              `yaml:"seed"`
 	Labels map[string]string `yaml:"labels"`
@@ -187,6 +191,9 @@ func (c *Config) applyDev() {
 	c.LocalCloud.Enabled = true
 	c.LocalCloud.Driver = "fake"
 	c.LocalCloud.Seed = true
+	if c.LocalCloud.FakeTransition == 0 {
+		c.LocalCloud.FakeTransition = Duration(2 * time.Second)
+	}
 }
 
 // loadFile overlays a YAML config file; unknown keys are errors, so a typo

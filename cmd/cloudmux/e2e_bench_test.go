@@ -43,6 +43,7 @@ func startInProcessWith(tb testing.TB, edit func(*Config), lc LogConfig, logs io
 	cfg := defaultConfig()
 	cfg.applyDev()
 	cfg.applyDefaults()
+	cfg.LocalCloud.FakeTransition = 0 // guests settle at once: tests and benchmarks measure the broker
 	cfg.Listen, cfg.DataDir, cfg.AdminPassword = "127.0.0.1:0", tb.TempDir(), testAdminPassword
 	cfg.Prober.Interval, cfg.Prober.Timeout = Duration(2*time.Second), Duration(2*time.Second)
 	if edit != nil {

@@ -177,6 +177,7 @@ func startGC(cfg Config, d gcDeps, log logrus.FieldLogger, goBG func(string, fun
 		orphans("peer-leftovers", g.OrphanGrace, registry.PeerLeftoverPrefixes, d.peers.Leftovers),
 		orphans("image-deactivations", g.OrphanGrace, []string{image.DeactivationPrefix}, d.images.DeactivationLeftovers),
 		orphans("server-attrs", g.OrphanGrace, []string{compute.AttrsPrefix}, d.servers.AttrsLeftovers),
+		orphans("server-actions", g.OrphanGrace, []string{compute.ActionsPrefix}, d.servers.ActionsLeftovers),
 		orphans("network-attrs", g.OrphanGrace, network.AttrsPrefixes, d.networks.AttrsLeftovers),
 		orphans("ec2-vpc-cidrs", g.OrphanGrace, []string{ec2.VPCCIDRPrefix}, ec2.VPCCIDRLeftovers(d.index)),
 		orphans("staging-leftovers", g.OrphanGrace, staging.LeftoverPrefixes, staging.Leftovers(func(ctx context.Context) (map[string]bool, map[string]bool, error) {

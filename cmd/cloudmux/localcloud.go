@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -40,7 +41,9 @@ func startLocalCloud(ctx context.Context, cfg Config, reg *registry.PeerRegistry
 	closeDriver := func() error { return nil }
 	switch lc.Driver {
 	case "fake":
-		driver = fake.New(lcfg.Hosts...)
+		fd := fake.New(lcfg.Hosts...)
+		fd.SetTransitionTime(time.Duration(lc.FakeTransition))
+		driver = fd
 	case "libvirt":
 		d, err := libvirt.New(libvirt.Config{Hosts: lcfg.Hosts, Pool: lc.Pool, PoolPath: lc.PoolPath}, log.WithField("component", "libvirt"))
 		if err != nil {

@@ -37,6 +37,9 @@ type Peer struct {
 	VCPUs, RAMMiB int
 	// Labels are the peer record's labels (placement reads them).
 	Labels map[string]string
+	// Transition is how long the fake driver's guests take to boot, stop,
+	// reboot (fake.Driver.SetTransitionTime); 0 settles them at once.
+	Transition time.Duration
 	// Wrap, when set, serves the peer through a wrapper (a stuck or
 	// failing cloud) instead of the local cloud itself.
 	Wrap func(*localcloud.Cloud) peers.Cloud
@@ -78,7 +81,9 @@ func New(t testing.TB, ps []Peer, mount func(e *Env, r chi.Router)) *Env {
 			cfg.Hosts[0].DiskGiB = p.DiskGiB
 		}
 		cfg.Hosts[0].VCPUs, cfg.Hosts[0].RAMMiB = p.VCPUs, p.RAMMiB
-		c, err := localcloud.New(cfg, fake.New(cfg.Hosts...), e.Log)
+		fd := fake.New(cfg.Hosts...)
+		fd.SetTransitionTime(p.Transition)
+		c, err := localcloud.New(cfg, fd, e.Log)
 		if err != nil {
 			t.Fatal(err)
 		}

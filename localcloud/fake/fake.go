@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/peers"
@@ -25,6 +26,10 @@ const (
 	OpShutdown      Op = "shutdown"
 	OpReboot        Op = "reboot"
 	OpDestroy       Op = "destroy"
+	OpPause         Op = "pause"
+	OpUnpause       Op = "unpause"
+	OpSave          Op = "save"
+	OpSetSize       Op = "set_size"
 	OpUndefine      Op = "undefine"
 	OpState         Op = "state"
 	OpAttach        Op = "attach"
@@ -57,6 +62,9 @@ type Driver struct {
 	mu    sync.Mutex
 	hosts map[string]*host
 	fault FaultFunc
+	// transition is how long a power transition (boot, shutdown, reboot,
+	// save) lasts at least; see SetTransitionTime.
+	transitionTime time.Duration
 }
 
 var (
@@ -75,6 +83,8 @@ type domain struct {
 	spec    localcloud.DomainSpec
 	state   localcloud.DomainState
 	settle  localcloud.DomainState // what a transitioning domain becomes
+	until   time.Time              // a transitioning domain settles no sooner
+	saved   bool                   // SaveDomain kept its memory; StartDomain restores it
 	console []string
 }
 
@@ -114,6 +124,18 @@ func (d *Driver) InjectFault(fn FaultFunc) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.fault = fn
+}
+
+// SetTransitionTime makes every later power transition (boot, shutdown,
+// reboot, save) last at least t, as a real guest's does: a domain reads as
+// transitioning until t has passed and it has been read once. Zero (the
+// default) settles it at the first read after the call. `serve -dev` sets
+// a couple of seconds, so clients polling once a second see a server in
+// REBOOT, as they do on a real cloud.
+func (d *Driver) SetTransitionTime(t time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.transitionTime = t
 }
 
 // Name is "fake".
@@ -215,25 +237,44 @@ func (d *Driver) DefineDomain(ctx context.Context, hostName string, spec localcl
 	return nil
 }
 
-// transition moves a domain from one settled state towards another.
-func (d *Driver) transition(ctx context.Context, op Op, hostName, id string, from, to localcloud.DomainState, say string) error {
+// act runs change on a domain in one of the states from, under d.mu, and
+// logs the line it returns on the domain's console.
+func (d *Driver) act(ctx context.Context, op Op, hostName, id string, from []localcloud.DomainState, change func(*domain) string) error {
 	_, dom, err := d.lockDomain(ctx, op, hostName, id)
 	if err != nil {
 		return err
 	}
 	defer d.mu.Unlock()
-	if dom.state != from {
-		return errf(peers.ErrConflict, "%s domain %s: it is %s, not %s", op, id, dom.state, from)
+	if !slices.Contains(from, dom.state) {
+		return errf(peers.ErrConflict, "%s domain %s: it is %s, not %v", op, id, dom.state, from)
 	}
-	dom.state, dom.settle = localcloud.DomainTransitioning, to
-	dom.console = append(dom.console, "fake driver: "+say+" (there is no guest; nothing runs)")
+	dom.console = append(dom.console, "fake driver: "+change(dom))
 	return nil
+}
+
+// transition moves a domain from one settled state towards another.
+func (d *Driver) transition(ctx context.Context, op Op, hostName, id string, from, to localcloud.DomainState, say string) error {
+	return d.transitionWith(ctx, op, hostName, id, from, to, func(*domain) string { return say })
+}
+
+func (d *Driver) transitionWith(ctx context.Context, op Op, hostName, id string, from, to localcloud.DomainState, sayFn func(*domain) string) error {
+	return d.act(ctx, op, hostName, id, []localcloud.DomainState{from}, func(dom *domain) string {
+		say := sayFn(dom)
+		dom.state, dom.settle, dom.until = localcloud.DomainTransitioning, to, time.Now().Add(d.transitionTime)
+		return say + " (there is no guest; nothing runs)"
+	})
 }
 
 // StartDomain powers a shutoff domain on; it runs after the next
 // DomainState read.
 func (d *Driver) StartDomain(ctx context.Context, hostName, id string) error {
-	return d.transition(ctx, OpStart, hostName, id, localcloud.DomainShutoff, localcloud.DomainRunning, "powered on")
+	return d.transitionWith(ctx, OpStart, hostName, id, localcloud.DomainShutoff, localcloud.DomainRunning, func(dom *domain) string {
+		if dom.saved { // a saved domain is restored, not booted
+			dom.saved = false
+			return "restored from its saved memory"
+		}
+		return "powered on"
+	})
 }
 
 // ShutdownDomain asks a running domain to power off; it is off after the
@@ -250,6 +291,42 @@ func (d *Driver) RebootDomain(ctx context.Context, hostName, id string, hard boo
 		say = "reset"
 	}
 	return d.transition(ctx, OpReboot, hostName, id, localcloud.DomainRunning, localcloud.DomainRunning, say)
+}
+
+// PauseDomain freezes a running domain.
+func (d *Driver) PauseDomain(ctx context.Context, hostName, id string) error {
+	return d.flip(ctx, OpPause, hostName, id, localcloud.DomainRunning, localcloud.DomainPaused, "paused")
+}
+
+// UnpauseDomain lets a paused domain run again.
+func (d *Driver) UnpauseDomain(ctx context.Context, hostName, id string) error {
+	return d.flip(ctx, OpUnpause, hostName, id, localcloud.DomainPaused, localcloud.DomainRunning, "unpaused")
+}
+
+// flip moves a domain between two settled states at once, as libvirt's
+// suspend and resume of the vCPUs do.
+func (d *Driver) flip(ctx context.Context, op Op, hostName, id string, from, to localcloud.DomainState, say string) error {
+	return d.act(ctx, op, hostName, id, []localcloud.DomainState{from}, func(dom *domain) string {
+		dom.state = to
+		return say
+	})
+}
+
+// SaveDomain saves a running or paused domain and shuts it off; the next
+// StartDomain restores it.
+func (d *Driver) SaveDomain(ctx context.Context, hostName, id string) error {
+	return d.act(ctx, OpSave, hostName, id, []localcloud.DomainState{localcloud.DomainRunning, localcloud.DomainPaused}, func(dom *domain) string {
+		dom.state, dom.settle, dom.until, dom.saved = localcloud.DomainTransitioning, localcloud.DomainShutoff, time.Now().Add(d.transitionTime), true
+		return "memory saved, powered off"
+	})
+}
+
+// SetDomainSize changes a shut-off domain's vCPUs and memory.
+func (d *Driver) SetDomainSize(ctx context.Context, hostName, id string, vcpus, ramMiB int) error {
+	return d.act(ctx, OpSetSize, hostName, id, []localcloud.DomainState{localcloud.DomainShutoff}, func(dom *domain) string {
+		dom.spec.VCPUs, dom.spec.RAMMiB = vcpus, ramMiB
+		return fmt.Sprintf("resized to %d vCPU, %d MiB", vcpus, ramMiB)
+	})
 }
 
 // DestroyDomain powers a domain off at once, whatever its state.
@@ -294,7 +371,7 @@ func (d *Driver) DomainState(ctx context.Context, hostName, id string) (localclo
 	}
 	defer d.mu.Unlock()
 	st := dom.state
-	if st == localcloud.DomainTransitioning {
+	if st == localcloud.DomainTransitioning && !time.Now().Before(dom.until) {
 		dom.state = dom.settle
 	}
 	return st, nil

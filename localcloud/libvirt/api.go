@@ -31,6 +31,11 @@ type API interface {
 	DomainShutdownFlags(Dom golibvirt.Domain, Flags golibvirt.DomainShutdownFlagValues) error
 	DomainReboot(Dom golibvirt.Domain, Flags golibvirt.DomainRebootFlagValues) error
 	DomainReset(Dom golibvirt.Domain, Flags uint32) error
+	DomainSuspend(Dom golibvirt.Domain) error
+	DomainResume(Dom golibvirt.Domain) error
+	DomainManagedSave(Dom golibvirt.Domain, Flags uint32) error
+	DomainSetVcpusFlags(Dom golibvirt.Domain, Nvcpus uint32, Flags uint32) error
+	DomainSetMemoryFlags(Dom golibvirt.Domain, Memory uint64, Flags uint32) error
 	DomainDestroyFlags(Dom golibvirt.Domain, Flags golibvirt.DomainDestroyFlagsValues) error
 	DomainUndefineFlags(Dom golibvirt.Domain, Flags golibvirt.DomainUndefineFlagsValues) error
 	DomainGetState(Dom golibvirt.Domain, Flags uint32) (int32, int32, error)

@@ -347,6 +347,66 @@ func (d *Driver) RebootDomain(ctx context.Context, host, id string, hard bool) e
 	})
 }
 
+// PauseDomain stops the domain's vCPUs (virDomainSuspend); its memory
+// stays allocated.
+func (d *Driver) PauseDomain(ctx context.Context, host, id string) error {
+	return d.domainOp(ctx, host, id, "pause", func(a API, dom golibvirt.Domain) error { return a.DomainSuspend(dom) })
+}
+
+// UnpauseDomain lets a paused domain's vCPUs run again (virDomainResume).
+func (d *Driver) UnpauseDomain(ctx context.Context, host, id string) error {
+	return d.domainOp(ctx, host, id, "unpause", func(a API, dom golibvirt.Domain) error { return a.DomainResume(dom) })
+}
+
+// SaveDomain saves the guest's memory into libvirt's managed save file and
+// stops the domain; DomainCreate (StartDomain) restores from it, and
+// UndefineDomain (with DomainUndefineManagedSave) removes it. The call
+// returns once the memory is written: a save is synchronous in libvirt.
+func (d *Driver) SaveDomain(ctx context.Context, host, id string) error {
+	h, err := d.host(host)
+	if err != nil {
+		return err
+	}
+	dom, err := d.domain(ctx, h, id)
+	if err != nil {
+		return err
+	}
+	// Writing a guest's memory takes longer than an ordinary call.
+	return do(ctx, h, 4*d.cfg.CallTimeout, "save domain "+id, func(a API) error { return a.DomainManagedSave(dom, 0) })
+}
+
+// SetDomainSize rewrites a shut-off domain's vCPU count and memory in its
+// persistent definition. The maximum and the current value move in the
+// order libvirt accepts: the maximum first when growing, last when
+// shrinking (current may never exceed maximum).
+func (d *Driver) SetDomainSize(ctx context.Context, host, id string, vcpus, ramMiB int) error {
+	st, err := d.DomainState(ctx, host, id)
+	if err != nil {
+		return err
+	}
+	if st != localcloud.DomainShutoff {
+		return fmt.Errorf("libvirt: resize domain %s: it is %s, not shut off: %w", id, st, peers.ErrConflict)
+	}
+	cfgFlag, maxFlag := uint32(golibvirt.DomainVCPUConfig), uint32(golibvirt.DomainVCPUMaximum)
+	memCfg, memMax := uint32(golibvirt.DomainMemConfig), uint32(golibvirt.DomainMemMaximum)
+	kib := uint64(ramMiB) * 1024
+	return d.domainOp(ctx, host, id, "resize", func(a API, dom golibvirt.Domain) error {
+		// Grow: maximum, then current. Shrink: current, then maximum. Doing
+		// both orders' first step and then the second covers either case.
+		for _, step := range []func() error{
+			func() error { return a.DomainSetVcpusFlags(dom, uint32(vcpus), cfgFlag|maxFlag) },
+			func() error { return a.DomainSetVcpusFlags(dom, uint32(vcpus), cfgFlag) },
+			func() error { return a.DomainSetMemoryFlags(dom, kib, memCfg|memMax) },
+			func() error { return a.DomainSetMemoryFlags(dom, kib, memCfg) },
+		} {
+			if err := step(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // DestroyDomain powers the domain off; one already off is fine.
 func (d *Driver) DestroyDomain(ctx context.Context, host, id string) error {
 	st, err := d.DomainState(ctx, host, id)
@@ -436,7 +496,9 @@ func domainState(s golibvirt.DomainState) localcloud.DomainState {
 		return localcloud.DomainShutoff
 	case golibvirt.DomainCrashed:
 		return localcloud.DomainCrashed
-	default: // nostate, paused, shutting down
+	case golibvirt.DomainPaused:
+		return localcloud.DomainPaused
+	default: // nostate, shutting down
 		return localcloud.DomainTransitioning
 	}
 }
@@ -464,5 +526,5 @@ func (d *Driver) DomainState(ctx context.Context, host, id string) (localcloud.D
 // running reports whether the domain runs.
 func (d *Driver) running(ctx context.Context, host, id string) (bool, error) {
 	st, err := d.DomainState(ctx, host, id)
-	return st == localcloud.DomainRunning || st == localcloud.DomainTransitioning, err
+	return st == localcloud.DomainRunning || st == localcloud.DomainTransitioning || st == localcloud.DomainPaused, err
 }

@@ -260,6 +260,15 @@ func TestInventory(t *testing.T) {
 	if len(inv.Networks) != 1 || inv.Networks[0] != "n1" {
 		t.Fatalf("networks = %v", inv.Networks)
 	}
+	// An offline resize rewrites the definition: both up and down.
+	for _, size := range []struct{ vcpus, ram int }{{2, 256}, {1, 64}} {
+		must("set size", d.SetDomainSize(ctx, "h1", spec.ID, size.vcpus, size.ram))
+		inv, err := d.Inventory(ctx, "h1")
+		must("Inventory", err)
+		if got := inv.Domains[0]; got.VCPUs != size.vcpus || got.RAMMiB != size.ram {
+			t.Fatalf("after SetDomainSize(%d, %d): %d vCPU, %d MiB", size.vcpus, size.ram, got.VCPUs, got.RAMMiB)
+		}
+	}
 	// Clean up through the driver, as the cloud would.
 	must("detach", d.DetachDisk(ctx, "h1", spec.ID, "v1"))
 	must("undefine", d.UndefineDomain(ctx, "h1", spec.ID))

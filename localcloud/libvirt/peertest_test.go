@@ -82,7 +82,8 @@ func TestConformanceQEMU(t *testing.T) {
 	}
 	c, seeded := newCloud(t, "qemu:///system")
 	peertest.Exercise(t, c, peertest.Fixture{
-		FlavorID: "1", ImageID: seeded.ImageID, Project: "peertest",
+		// m1.medium: the resize grows vCPUs (1 to 2), memory and disk.
+		FlavorID: "1", ResizeFlavorID: "3", ImageID: seeded.ImageID, Project: "peertest",
 		PollTimeout: 3 * time.Minute, MaxPollInterval: 500 * time.Millisecond,
 	})
 }

@@ -49,6 +49,18 @@ func (r hostRouter) ShutdownDomain(ctx context.Context, host, id string) error {
 func (r hostRouter) RebootDomain(ctx context.Context, host, id string, hard bool) error {
 	return r.to(host).RebootDomain(ctx, host, id, hard)
 }
+func (r hostRouter) PauseDomain(ctx context.Context, host, id string) error {
+	return r.to(host).PauseDomain(ctx, host, id)
+}
+func (r hostRouter) UnpauseDomain(ctx context.Context, host, id string) error {
+	return r.to(host).UnpauseDomain(ctx, host, id)
+}
+func (r hostRouter) SaveDomain(ctx context.Context, host, id string) error {
+	return r.to(host).SaveDomain(ctx, host, id)
+}
+func (r hostRouter) SetDomainSize(ctx context.Context, host, id string, vcpus, ramMiB int) error {
+	return r.to(host).SetDomainSize(ctx, host, id, vcpus, ramMiB)
+}
 func (r hostRouter) DestroyDomain(ctx context.Context, host, id string) error {
 	return r.to(host).DestroyDomain(ctx, host, id)
 }

@@ -192,10 +192,32 @@ func (c *Cloud) ServerAction(ctx context.Context, id string, action peers.Server
 		err = servers.Reboot(ctx, c.compute, id, servers.RebootOpts{Type: servers.SoftReboot}).ExtractErr()
 	case peers.ActionHardReboot:
 		err = servers.Reboot(ctx, c.compute, id, servers.RebootOpts{Type: servers.HardReboot}).ExtractErr()
+	case peers.ActionPause:
+		err = servers.Pause(ctx, c.compute, id).ExtractErr()
+	case peers.ActionUnpause:
+		err = servers.Unpause(ctx, c.compute, id).ExtractErr()
+	case peers.ActionSuspend:
+		err = servers.Suspend(ctx, c.compute, id).ExtractErr()
+	case peers.ActionResume:
+		err = servers.Resume(ctx, c.compute, id).ExtractErr()
+	case peers.ActionConfirmResize:
+		err = servers.ConfirmResize(ctx, c.compute, id).ExtractErr()
+	case peers.ActionRevertResize:
+		err = servers.RevertResize(ctx, c.compute, id).ExtractErr()
 	default:
 		return fmt.Errorf("nova: server %s: unknown action %q: %w", id, action, peers.ErrInvalid)
 	}
 	return c.translate(fmt.Sprintf("nova: %s server %s", action, id), err)
+}
+
+// ResizeServer asks Nova to resize the server to flavorID (the cloud's
+// own scheduler picks where; a single-host cloud needs Nova's
+// allow_resize_to_same_host).
+func (c *Cloud) ResizeServer(ctx context.Context, id, flavorID string) error {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	err := servers.Resize(ctx, c.compute, id, servers.ResizeOpts{FlavorRef: flavorID}).ExtractErr()
+	return c.translate(fmt.Sprintf("nova: resize server %s to flavor %s", id, flavorID), err)
 }
 
 // ConsoleOutput reads the console log (os-getConsoleOutput); lines <= 0
@@ -213,25 +235,27 @@ func (c *Cloud) ConsoleOutput(ctx context.Context, serverID string, lines int) (
 // serverStatus maps Nova's statuses onto the peers subset. Statuses the
 // broker does not model land on the nearest one by whether the guest runs:
 //
-//	ACTIVE BUILD SHUTOFF REBOOT HARD_REBOOT ERROR DELETED  as they are
+//	ACTIVE BUILD SHUTOFF REBOOT HARD_REBOOT ERROR DELETED
+//	PAUSED SUSPENDED RESIZE VERIFY_RESIZE
+//	REVERT_RESIZE                                  as they are
 //	REBUILD                                        BUILD
-//	MIGRATING RESIZE VERIFY_RESIZE REVERT_RESIZE
-//	PASSWORD RESCUE                                ACTIVE (the guest runs)
-//	PAUSED SUSPENDED SHELVED SHELVED_OFFLOADED     SHUTOFF (it does not)
+//	MIGRATING PASSWORD RESCUE                      ACTIVE (the guest runs)
+//	SHELVED SHELVED_OFFLOADED                      SHUTOFF (it does not)
 //	SOFT_DELETED                                   DELETED
 //	UNKNOWN and anything new                       ERROR
 func serverStatus(s string) peers.ServerStatus {
 	switch st := peers.ServerStatus(s); st {
 	case peers.ServerActive, peers.ServerBuild, peers.ServerShutoff, peers.ServerReboot,
-		peers.ServerHardReboot, peers.ServerError, peers.ServerDeleted:
+		peers.ServerHardReboot, peers.ServerError, peers.ServerDeleted, peers.ServerPaused, peers.ServerSuspended,
+		peers.ServerResize, peers.ServerVerifyResize, peers.ServerRevertResize:
 		return st
 	}
 	switch s {
 	case "REBUILD":
 		return peers.ServerBuild
-	case "MIGRATING", "RESIZE", "VERIFY_RESIZE", "REVERT_RESIZE", "PASSWORD", "RESCUE":
+	case "MIGRATING", "PASSWORD", "RESCUE":
 		return peers.ServerActive
-	case "PAUSED", "SUSPENDED", "SHELVED", "SHELVED_OFFLOADED":
+	case "SHELVED", "SHELVED_OFFLOADED":
 		return peers.ServerShutoff
 	case "SOFT_DELETED":
 		return peers.ServerDeleted

@@ -255,6 +255,8 @@ func (s *suite) testServers(t *testing.T) {
 			wantErr(t, "an unknown action", err, peers.ErrInvalid, peers.ErrNotSupported)
 		}},
 		{"PowerCycle", func(t *testing.T) { s.powerCycle(t, id) }},
+		{"PauseSuspend", func(t *testing.T) { s.gap(t); s.pauseSuspend(t, id) }},
+		{"Resize", func(t *testing.T) { s.gap(t); s.resize(t, id, flavor) }},
 		{"Delete", func(t *testing.T) {
 			if err := s.c.DeleteServer(t.Context(), id); err != nil {
 				t.Fatalf("DeleteServer: %v", err)
@@ -303,6 +305,127 @@ func (s *suite) powerCycle(t *testing.T, id string) {
 			s.waitServer(t, id, st.want)
 		})
 		if !ok {
+			return
+		}
+	}
+}
+
+// pauseSuspend pauses, suspends and brings back an ACTIVE server, each
+// step waiting for the status it leads to or expecting a conflict, as
+// Nova's state checks give; the server ends ACTIVE.
+func (s *suite) pauseSuspend(t *testing.T, id string) {
+	steps := []struct {
+		action peers.ServerAction
+		want   peers.ServerStatus // "" expects ErrConflict
+		from   string
+	}{
+		{peers.ActionUnpause, "", "ACTIVE"},
+		{peers.ActionPause, peers.ServerPaused, ""},
+		{peers.ActionPause, "", "PAUSED"},
+		{peers.ActionStop, "", "PAUSED"},
+		{peers.ActionUnpause, peers.ServerActive, ""},
+		{peers.ActionSuspend, peers.ServerSuspended, ""},
+		{peers.ActionStart, "", "SUSPENDED"},
+		{peers.ActionPause, "", "SUSPENDED"},
+		{peers.ActionResume, peers.ServerActive, ""},
+		{peers.ActionResume, "", "ACTIVE"},
+	}
+	for i, st := range steps {
+		ok := t.Run(fmt.Sprintf("%d-%s", i, st.action), func(t *testing.T) {
+			err := s.c.ServerAction(t.Context(), id, st.action)
+			if st.want == "" {
+				wantErr(t, fmt.Sprintf("%s of a %s server", st.action, st.from), err, peers.ErrConflict)
+				return
+			}
+			if err != nil {
+				t.Fatalf("ServerAction(%s): %v", st.action, err)
+			}
+			s.waitServer(t, id, st.want)
+		})
+		if !ok {
+			return
+		}
+	}
+}
+
+// resizeTarget picks the flavor a server of flavor from is resized to:
+// the fixture's, else the smallest other flavor whose root disk is not
+// smaller.
+func (s *suite) resizeTarget(t *testing.T, from peers.Flavor) peers.Flavor {
+	fs, err := s.c.ListFlavors(t.Context())
+	if err != nil {
+		t.Fatalf("ListFlavors: %v", err)
+	}
+	var best *peers.Flavor
+	for i, f := range fs {
+		if s.fx.ResizeFlavorID != "" && f.ID == s.fx.ResizeFlavorID {
+			return f
+		}
+		if f.ID == from.ID || f.DiskGiB < from.DiskGiB || (best != nil && f.RAMMiB >= best.RAMMiB) {
+			continue
+		}
+		best = &fs[i]
+	}
+	if best == nil {
+		t.Fatalf("no flavor to resize flavor %s to (set Fixture.ResizeFlavorID)", from.ID)
+	}
+	return *best
+}
+
+// resize resizes an ACTIVE server, reverts, resizes again and confirms;
+// the server ends ACTIVE with the new flavor.
+func (s *suite) resize(t *testing.T, id string, from peers.Flavor) {
+	rs, ok := s.c.(peers.ServerResizer)
+	if !ok {
+		t.Skip("the cloud does not implement peers.ServerResizer")
+	}
+	to := s.resizeTarget(t, from)
+	steps := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"ConfirmWithoutResize", func(t *testing.T) {
+			wantErr(t, "confirm_resize of an ACTIVE server", s.c.ServerAction(t.Context(), id, peers.ActionConfirmResize), peers.ErrConflict)
+		}},
+		{"SameFlavor", func(t *testing.T) {
+			wantErr(t, "a resize to the server's own flavor", rs.ResizeServer(t.Context(), id, from.ID), peers.ErrInvalid, peers.ErrConflict)
+		}},
+		{"UnknownFlavor", func(t *testing.T) {
+			wantErr(t, "a resize to an unknown flavor", rs.ResizeServer(t.Context(), id, "peertest-no-such-flavor"), peers.ErrNotFound, peers.ErrInvalid)
+		}},
+		{"Resize", func(t *testing.T) {
+			if err := rs.ResizeServer(t.Context(), id, to.ID); err != nil {
+				t.Fatalf("ResizeServer(%s): %v", to.ID, err)
+			}
+			if srv := s.waitServer(t, id, peers.ServerVerifyResize); srv.FlavorID != to.ID {
+				t.Fatalf("VERIFY_RESIZE with flavor %s, want %s", srv.FlavorID, to.ID)
+			}
+		}},
+		{"Revert", func(t *testing.T) {
+			if err := s.c.ServerAction(t.Context(), id, peers.ActionRevertResize); err != nil {
+				t.Fatalf("revert_resize: %v", err)
+			}
+			if srv := s.waitServer(t, id, peers.ServerActive); srv.FlavorID != from.ID {
+				t.Fatalf("reverted to flavor %s, want %s", srv.FlavorID, from.ID)
+			}
+		}},
+		{"ResizeAgain", func(t *testing.T) {
+			if err := rs.ResizeServer(t.Context(), id, to.ID); err != nil {
+				t.Fatalf("ResizeServer(%s): %v", to.ID, err)
+			}
+			s.waitServer(t, id, peers.ServerVerifyResize)
+		}},
+		{"Confirm", func(t *testing.T) {
+			if err := s.c.ServerAction(t.Context(), id, peers.ActionConfirmResize); err != nil {
+				t.Fatalf("confirm_resize: %v", err)
+			}
+			if srv := s.waitServer(t, id, peers.ServerActive); srv.FlavorID != to.ID {
+				t.Fatalf("confirmed with flavor %s, want %s", srv.FlavorID, to.ID)
+			}
+		}},
+	}
+	for _, st := range steps {
+		if !t.Run(st.name, st.run) {
 			return
 		}
 	}

@@ -26,6 +26,9 @@ type Fixture struct {
 	// meet the image's min_ram and min_disk) and the cloud has room for a few
 	// of at once.
 	FlavorID string
+	// ResizeFlavorID is the flavor servers of FlavorID are resized to;
+	// empty picks the smallest other flavor whose root disk is not smaller.
+	ResizeFlavorID string
 	// ImageID is an active image servers boot from and volumes are created
 	// from.
 	ImageID string
