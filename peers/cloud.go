@@ -133,6 +133,14 @@ type ServerResizer interface {
 	ResizeServer(ctx context.Context, id, flavorID string) error
 }
 
+// ServerStateResetter is the optional ability to force a server's status,
+// as an admin's os-resetState does in Nova: ACTIVE or ERROR, at once,
+// whatever the guest does. Any other status is ErrInvalid; a server in
+// the middle of an action the cloud cannot forget may be ErrConflict.
+type ServerStateResetter interface {
+	ResetServerState(ctx context.Context, id string, status ServerStatus) error
+}
+
 // ConsoleReader is the optional ability to read a server's console log.
 type ConsoleReader interface {
 	// ConsoleOutput returns the last lines of the console (all when lines <= 0).

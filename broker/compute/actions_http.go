@@ -35,7 +35,8 @@ var powerActions = map[string]peers.ServerAction{
 
 // serverAction runs os-start, os-stop, reboot {type}, pause, unpause,
 // suspend, resume, resize {flavorRef}, confirmResize, revertResize, lock
-// {locked_reason}, unlock and os-getConsoleOutput {length}.
+// {locked_reason}, unlock, os-resetState {state} (admins) and
+// os-getConsoleOutput {length}.
 func (n *Nova) serverAction(w http.ResponseWriter, r *http.Request) {
 	var req map[string]json.RawMessage
 	if !decode(w, r, &req, `{"ACTION": {...}}`) {
@@ -94,6 +95,15 @@ func (n *Nova) serverAction(w http.ResponseWriter, r *http.Request) {
 			err = n.Servers.Lock(r.Context(), c, id, reason)
 		case "unlock":
 			err = n.Servers.Unlock(r.Context(), c, id)
+		case "os-resetState":
+			var b struct {
+				State string `json:"state"`
+			}
+			if json.Unmarshal(body, &b) != nil {
+				osapi.Fault(w, r, http.StatusBadRequest, `Invalid input for field/attribute os-resetState: expected {"state": "active"|"error"}`)
+				return
+			}
+			err = n.Servers.ResetState(r.Context(), c, id, b.State)
 		case "reboot":
 			var b struct {
 				Type string `json:"type"`

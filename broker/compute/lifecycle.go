@@ -147,3 +147,38 @@ func (s *Servers) setAttrs(ctx context.Context, c Caller, id string, change func
 		return err
 	}
 }
+
+// ResetState forces a server ACTIVE or ERROR (Nova's os-resetState,
+// "active" or "error"): a cloud admin's tool for a server stuck in a
+// state, passed to its peer (peers.ServerStateResetter). Anyone else is
+// ErrForbidden, as Nova's default policy has it.
+func (s *Servers) ResetState(ctx context.Context, c Caller, id, state string) error {
+	if !c.Admin {
+		return &Error{Message: "Policy doesn't allow os_compute_api:os-admin-actions:reset_state to be performed.", Err: ErrForbidden}
+	}
+	status, ok := map[string]peers.ServerStatus{"active": peers.ServerActive, "error": peers.ServerError}[state]
+	if !ok {
+		return invalid("state", "Invalid input for field/attribute state. Value: %s. %q is not one of ['active', 'error']", state, state)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout())
+	defer cancel()
+	e, m, err := s.lookup(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	rs, ok := m.Cloud.(peers.ServerStateResetter)
+	if !ok {
+		return fmt.Errorf("the cloud holding server %s cannot reset states: %w", id, peers.ErrNotSupported)
+	}
+	err = rs.ResetServerState(ctx, e.PeerResourceID, status)
+	switch {
+	case errors.Is(err, peers.ErrConflict):
+		return &Error{Message: fmt.Sprintf("Cannot reset the state of instance %s now: an action on it is still running or a resize waits for its confirm or revert.", id), Err: faults.WithCause(ErrConflict, err)}
+	case errors.Is(err, peers.ErrNotFound):
+		return notFound(id)
+	case err != nil:
+		return err
+	}
+	s.Log.WithField("server", id).WithField("state", state).Warn("server state reset by an admin")
+	return nil
+}

@@ -68,6 +68,9 @@ func TestOpenStackCLILifecycle(t *testing.T) {
 		}, 0, []string{"create", "pause", "unpause", "suspend", "resume", "resize", "revertResize", "confirmResize", "lock", "unlock", "stop"}, nil},
 		{"server event show", func() (string, int) { return admin("server", "event", "show", "life-vm", pauseReq, "-f", "shell") }, 0,
 			[]string{`action="pause"`, "compute_pause_instance", "Success"}, nil},
+		{"a member may not reset the state", func() (string, int) { return dave("server", "set", "--state", "error", "life-vm") }, 1, []string{"403"}, nil},
+		{"server set --state error", func() (string, int) { return admin("server", "set", "--state", "error", "life-vm") }, 0, nil, waitFor("ERROR")},
+		{"server set --state active", func() (string, int) { return admin("server", "set", "--state", "active", "life-vm") }, 0, nil, waitFor("ACTIVE")},
 		{"server delete", func() (string, int) { return admin("server", "delete", "--wait", "life-vm") }, 0, nil, nil},
 	}
 	runCLI(t, steps)

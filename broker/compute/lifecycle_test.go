@@ -385,3 +385,39 @@ func TestServerResize(t *testing.T) {
 		}
 	}
 }
+
+// TestServerResetState: an admin forces a server ERROR and back ACTIVE
+// (os-resetState); a member may not; a state other than active or error
+// is refused.
+func TestServerResetState(t *testing.T) {
+	ctx := context.Background()
+	se := newServersEnv(t, brokertest.Peer{Name: "local-a"})
+	c := se.admin(t)
+	s := create(t, c, servers.CreateOpts{Name: "rst", FlavorRef: "1", ImageRef: se.Seeded["local-a"].ImageID})
+	waitStatus(t, c, s.ID, "ACTIVE")
+	dpw := se.Member(t, "dave", "admin", identity.RoleMember)
+	d := se.compute(t, "dave", dpw, "admin")
+	steps := []struct {
+		name     string
+		c        *gophercloud.ServiceClient
+		state    servers.ServerState
+		wantCode int
+		status   string
+	}{
+		{"a member", d, servers.StateError, http.StatusForbidden, "ACTIVE"},
+		{"an unknown state", c, "stopped", http.StatusBadRequest, "ACTIVE"},
+		{"error", c, servers.StateError, 0, "ERROR"},
+		{"active", c, servers.StateActive, 0, "ACTIVE"},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			err := servers.ResetState(ctx, st.c, s.ID, st.state).ExtractErr()
+			if st.wantCode != 0 && !gophercloud.ResponseCodeIs(err, st.wantCode) || st.wantCode == 0 && err != nil {
+				t.Fatalf("%v; want %d", err, st.wantCode)
+			}
+			if got, err := servers.Get(ctx, c, s.ID).Extract(); err != nil || got.Status != st.status {
+				t.Fatalf("status %s, %v; want %s at once", got.Status, err, st.status)
+			}
+		})
+	}
+}

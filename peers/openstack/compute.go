@@ -220,6 +220,22 @@ func (c *Cloud) ResizeServer(ctx context.Context, id, flavorID string) error {
 	return c.translate(fmt.Sprintf("nova: resize server %s to flavor %s", id, flavorID), err)
 }
 
+// ResetServerState calls Nova's os-resetState (an admin's action: the
+// peer's credentials must allow it, else ErrUnauthorized).
+func (c *Cloud) ResetServerState(ctx context.Context, id string, status peers.ServerStatus) error {
+	state := servers.StateActive
+	switch status {
+	case peers.ServerActive:
+	case peers.ServerError:
+		state = servers.StateError
+	default:
+		return fmt.Errorf("nova: reset server %s: a reset sets ACTIVE or ERROR, not %q: %w", id, status, peers.ErrInvalid)
+	}
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	return c.translate(fmt.Sprintf("nova: reset state of server %s", id), servers.ResetState(ctx, c.compute, id, state).ExtractErr())
+}
+
 // ConsoleOutput reads the console log (os-getConsoleOutput); lines <= 0
 // asks for all of it.
 func (c *Cloud) ConsoleOutput(ctx context.Context, serverID string, lines int) (string, error) {

@@ -257,6 +257,7 @@ func (s *suite) testServers(t *testing.T) {
 		{"PowerCycle", func(t *testing.T) { s.powerCycle(t, id) }},
 		{"PauseSuspend", func(t *testing.T) { s.gap(t); s.pauseSuspend(t, id) }},
 		{"Resize", func(t *testing.T) { s.gap(t); s.resize(t, id, flavor) }},
+		{"ResetState", func(t *testing.T) { s.gap(t); s.resetState(t, id) }},
 		{"Delete", func(t *testing.T) {
 			if err := s.c.DeleteServer(t.Context(), id); err != nil {
 				t.Fatalf("DeleteServer: %v", err)
@@ -427,6 +428,25 @@ func (s *suite) resize(t *testing.T, id string, from peers.Flavor) {
 	for _, st := range steps {
 		if !t.Run(st.name, st.run) {
 			return
+		}
+	}
+}
+
+// resetState forces an ACTIVE server's status to ERROR and back, as an
+// admin's os-resetState does; the change shows at once.
+func (s *suite) resetState(t *testing.T, id string) {
+	rs, ok := s.c.(peers.ServerStateResetter)
+	if !ok {
+		t.Skip("the cloud does not implement peers.ServerStateResetter")
+	}
+	wantErr(t, "a reset to SHUTOFF", rs.ResetServerState(t.Context(), id, peers.ServerShutoff), peers.ErrInvalid)
+	for _, st := range []peers.ServerStatus{peers.ServerError, peers.ServerActive} {
+		if err := rs.ResetServerState(t.Context(), id, st); err != nil {
+			t.Fatalf("ResetServerState(%s): %v", st, err)
+		}
+		srv, err := s.c.GetServer(t.Context(), id)
+		if err != nil || srv.Status != st {
+			t.Fatalf("after ResetServerState(%s): %s, %v", st, srv.Status, err)
 		}
 	}
 }
