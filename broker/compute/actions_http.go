@@ -158,27 +158,42 @@ func (n *Nova) serverAction(w http.ResponseWriter, r *http.Request) {
 // novaMicroTime is Nova's time format in instance actions.
 const novaMicroTime = "2006-01-02T15:04:05.000000"
 
-func instanceActionView(id string, a InstanceAction, withEvents bool) map[string]any {
+// instanceActionView renders an action as Nova does at the request's
+// microversion: updated_at from 2.58; events (show only) to admins, and
+// to everyone from 2.51 without the traceback; an event's details from
+// 2.84.
+func instanceActionView(r *http.Request, id string, a InstanceAction, withEvents, admin bool) map[string]any {
 	var msg any
 	if a.Message != "" {
 		msg = a.Message
 	}
 	v := map[string]any{
 		"action": a.Action, "instance_uuid": id, "message": msg, "project_id": a.ProjectID, "request_id": a.RequestID,
-		"start_time": a.StartTime.UTC().Format(novaMicroTime), "updated_at": a.UpdatedAt.UTC().Format(novaMicroTime), "user_id": a.UserID,
+		"start_time": a.StartTime.UTC().Format(novaMicroTime), "user_id": a.UserID,
 	}
-	if withEvents {
-		evs := make([]map[string]any, 0, len(a.Events))
-		for _, e := range a.Events {
+	if at(r, "2.58") {
+		v["updated_at"] = a.UpdatedAt.UTC().Format(novaMicroTime)
+	}
+	if !withEvents || !admin && !at(r, "2.51") {
+		return v
+	}
+	evs := make([]map[string]any, 0, len(a.Events))
+	for _, e := range a.Events {
+		ev := map[string]any{"event": e.Event, "start_time": e.Start.UTC().Format(novaMicroTime),
+			"finish_time": e.Finish.UTC().Format(novaMicroTime), "result": e.Result}
+		if admin {
 			var tb any
 			if e.Traceback != "" {
 				tb = e.Traceback
 			}
-			evs = append(evs, map[string]any{"event": e.Event, "start_time": e.Start.UTC().Format(novaMicroTime),
-				"finish_time": e.Finish.UTC().Format(novaMicroTime), "result": e.Result, "traceback": tb})
+			ev["traceback"] = tb
 		}
-		v["events"] = evs
+		if at(r, "2.84") {
+			ev["details"] = nil // the broker records no fault text for an event
+		}
+		evs = append(evs, ev)
 	}
+	v["events"] = evs
 	return v
 }
 
@@ -187,8 +202,10 @@ func instanceActionView(id string, a InstanceAction, withEvents bool) map[string
 func (n *Nova) listInstanceActions(w http.ResponseWriter, r *http.Request) {
 	q, id := r.URL.Query(), chi.URLParam(r, "id")
 	var since, before time.Time
+	// The filters and paging came with 2.58 (changes-before with 2.66);
+	// before, Nova ignores them, and so does the broker.
 	for name, dst := range map[string]*time.Time{"changes-since": &since, "changes-before": &before} {
-		if s := q.Get(name); s != "" {
+		if s := q.Get(name); s != "" && at(r, map[string]string{"changes-since": "2.58", "changes-before": "2.66"}[name]) {
 			t, err := parseNovaTime(s)
 			if err != nil {
 				osapi.Fault(w, r, http.StatusBadRequest, "Invalid input for query parameters "+name+": "+err.Error())
@@ -198,7 +215,7 @@ func (n *Nova) listInstanceActions(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	limit := maxListLimit
-	if s := q.Get("limit"); s != "" {
+	if s := q.Get("limit"); s != "" && at(r, "2.58") {
 		l, err := strconv.Atoi(s)
 		if err != nil || l < 0 {
 			osapi.Fault(w, r, http.StatusBadRequest, "Invalid input for query parameters limit: must be a non-negative integer")
@@ -213,7 +230,7 @@ func (n *Nova) listInstanceActions(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
-	if m := q.Get("marker"); m != "" {
+	if m := q.Get("marker"); m != "" && at(r, "2.58") {
 		i := slices.IndexFunc(all, func(a InstanceAction) bool { return a.RequestID == m })
 		if i < 0 {
 			osapi.Fault(w, r, http.StatusBadRequest, fmt.Sprintf("Marker %s could not be found.", m))
@@ -223,7 +240,7 @@ func (n *Nova) listInstanceActions(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]map[string]any, 0, min(len(all), limit))
 	for _, a := range all[:min(len(all), limit)] {
-		out = append(out, instanceActionView(id, a, false))
+		out = append(out, instanceActionView(r, id, a, false, false))
 	}
 	body := map[string]any{"instanceActions": out}
 	if len(all) > limit {
@@ -242,6 +259,5 @@ func (n *Nova) showInstanceAction(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
-	// Nova shows the events to admins only; others get the action alone.
-	osapi.WriteJSON(w, http.StatusOK, map[string]any{"instanceAction": instanceActionView(id, a, c.Admin)})
+	osapi.WriteJSON(w, http.StatusOK, map[string]any{"instanceAction": instanceActionView(r, id, a, true, c.Admin)})
 }

@@ -101,7 +101,8 @@ func (s *Servers) recordAction(ctx context.Context, c Caller, id, action string,
 	}
 }
 
-// InstanceActions lists a server's actions, newest first, as Nova does.
+// InstanceActions lists a server's actions, newest first, as Nova does,
+// with their events (the API decides who sees them).
 // changesSince and changesBefore (zero: no bound) keep actions updated at
 // or after, and at or before, those times (2.58, 2.66).
 func (s *Servers) InstanceActions(ctx context.Context, c Caller, id string, changesSince, changesBefore time.Time) ([]InstanceAction, error) {
@@ -117,9 +118,6 @@ func (s *Servers) InstanceActions(ctx context.Context, c Caller, id string, chan
 		a := log.Actions[i]
 		if !changesSince.IsZero() && a.UpdatedAt.Before(changesSince) || !changesBefore.IsZero() && a.UpdatedAt.After(changesBefore) {
 			continue
-		}
-		if !c.Admin {
-			a.Events = nil // Nova shows events to admins only (os-instance-actions:events policy)
 		}
 		out = append(out, a)
 	}

@@ -243,7 +243,13 @@ func TestInstanceActions(t *testing.T) {
 	if err != nil || stop.Action != "stop" || stop.Events == nil || len(*stop.Events) != 1 || (*stop.Events)[0].Event != "compute_stop_instance" || (*stop.Events)[0].Result != "Success" {
 		t.Fatalf("stop action by its request ID %s = %+v, %v", stopReq, stop, err)
 	}
-	limited, err := instanceactions.List(c, s.ID, instanceactions.ListOpts{Limit: 1}).AllPages(ctx)
+	c66 := at(c, "2.66") // paging and the time filters came with 2.58 and 2.66
+	if all, _ := instanceactions.List(c, s.ID, instanceactions.ListOpts{Limit: 1}).AllPages(ctx); all != nil {
+		if l, _ := instanceactions.ExtractInstanceActions(all); len(l) != 4 {
+			t.Fatalf("limit at 2.1: %d actions; want the parameter ignored, as Nova does", len(l))
+		}
+	}
+	limited, err := instanceactions.List(c66, s.ID, instanceactions.ListOpts{Limit: 1}).AllPages(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +257,7 @@ func TestInstanceActions(t *testing.T) {
 		t.Fatalf("limit 1: %+v; want the newest action, lock", first)
 	}
 	future := time.Now().Add(time.Hour)
-	if p, err := instanceactions.List(c, s.ID, instanceactions.ListOpts{ChangesSince: &future}).AllPages(ctx); err != nil {
+	if p, err := instanceactions.List(c66, s.ID, instanceactions.ListOpts{ChangesSince: &future}).AllPages(ctx); err != nil {
 		t.Fatal(err)
 	} else if l, _ := instanceactions.ExtractInstanceActions(p); len(l) != 0 {
 		t.Fatalf("changes-since the future: %d actions", len(l))
@@ -262,6 +268,9 @@ func TestInstanceActions(t *testing.T) {
 	d := se.compute(t, "dave", dpw, "admin")
 	if a, err := instanceactions.Get(ctx, d, s.ID, stopReq).Extract(); err != nil || a.Events != nil && len(*a.Events) != 0 {
 		t.Fatalf("a member's view of the stop = %+v, %v; want no events", a, err)
+	}
+	if a, err := instanceactions.Get(ctx, at(d, "2.51"), s.ID, stopReq).Extract(); err != nil || a.Events == nil || len(*a.Events) != 1 {
+		t.Fatalf("a member's view of the stop at 2.51 = %+v, %v; want its event", a, err)
 	}
 	opw := se.Member(t, "olga", "omega", identity.RoleMember)
 	o := se.compute(t, "olga", opw, "omega")
