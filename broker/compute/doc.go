@@ -5,7 +5,14 @@
 // policy.Placer among the peers holding the image, networks and boot
 // volume the request names), get, list (fan-out with a per-peer deadline
 // and a partial-result report), update, delete, power actions, console
-// output, volume attachments and usage. The Nova HTTP handlers and the EC2
+// output, volume attachments and usage. The lifecycle (lifecycle.go,
+// resize.go, instanceactions.go) goes through it too: pause/unpause,
+// suspend/resume, resize with confirm/revert (the growth reserved in the
+// quota, the larger flavor held until settled), lock/unlock (the broker's
+// own: a locked server refuses non-admins with 409), os-resetState, and
+// every action recorded under its request ID (os-instance-actions),
+// deleted with the server and collected when orphaned. Nova's action
+// bodies are parsed in actions_http.go. The Nova HTTP handlers and the EC2
 // API call the same functions, so both apply the same placement, tenancy
 // and ID rules. See the Servers doc comment for the rules.
 //
