@@ -394,11 +394,12 @@ func (c *Cinder) delete(w http.ResponseWriter, r *http.Request) {
 
 // action runs a volume action: os-extend grows a volume (Cinder refuses
 // to shrink, and so does this: the new size must be larger);
-// os-set_bootable sets the flag Cinder shows as bootable. Any other
+// os-set_bootable sets the flag Cinder shows as bootable; os-retype
+// gives it a type its peer already satisfies (no migration). Any other
 // action is 400 naming the ones served.
 func (c *Cinder) action(w http.ResponseWriter, r *http.Request) {
 	var req map[string]json.RawMessage
-	const want = `one of the actions os-extend, os-set_bootable`
+	const want = `one of the actions os-extend, os-retype, os-set_bootable`
 	if !decode(w, r, &req, want) {
 		return
 	}
@@ -419,6 +420,16 @@ func (c *Cinder) action(w http.ResponseWriter, r *http.Request) {
 				size = 0 // the service names the field
 			}
 			if err := c.Volumes.Extend(r.Context(), caller(r), id, size, ExtendOptions{InUse: osapi.VersionAtLeast(r, vExtendInUse)}); err != nil {
+				c.fail(w, r, err)
+				return
+			}
+			w.WriteHeader(http.StatusAccepted)
+		case "os-retype":
+			var a struct {
+				NewType string `json:"new_type"`
+			}
+			_ = json.Unmarshal(body, &a)
+			if _, err := c.Volumes.Retype(r.Context(), caller(r), id, a.NewType); err != nil {
 				c.fail(w, r, err)
 				return
 			}

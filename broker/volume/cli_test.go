@@ -66,7 +66,7 @@ func newCLIEnv(t *testing.T) *quotaEnv {
 // volume's update, metadata and bootable flag, snapshots (create, list,
 // show, set, delete), volumes from a snapshot and clones, and volume
 // types (create, list, set and unset properties, private with access, a
-// volume of a type).
+// volume of a type, retyped).
 func TestOpenStackCLIVolumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the openstack CLI")
@@ -105,6 +105,8 @@ func TestOpenStackCLIVolumes(t *testing.T) {
 		{"private type", run("volume", "type", "create", "--private", "--project", "admin", "mine"), 0, nil},
 		{"its access", run("volume", "type", "show", "mine", "-f", "value", "-c", "access_project_ids"), 0, []string{qe.project(t, "admin")}},
 		{"volume of the type", run("volume", "create", "--type", "fast", "--size", "1", "typed", "-f", "value", "-c", "type"), 0, []string{"fast"}},
+		{"retype", run("volume", "set", "--type", "__DEFAULT__", "--retype-policy", "never", "typed"), 0, nil},
+		{"retyped", run("volume", "show", "typed", "-f", "value", "-c", "type"), 0, []string{"__DEFAULT__"}},
 		{"volume create", run("volume", "create", "--size", "1", "cli-vol", "-f", "value", "-c", "size"), 0, []string{"1"}},
 		{"volume available", until("available", "volume", "show", "cli-vol", "-f", "value", "-c", "status"), 0, []string{"available"}},
 		{"volume set", run("volume", "set", "--name", "cli-data", "--description", "the data", "--property", "app=db", "--bootable", "cli-vol"), 0, nil},

@@ -31,6 +31,8 @@ type attrs struct {
 	// Bootable, when set, is what os-set_bootable said, over the peer's
 	// flag (set when it made the volume from an image).
 	Bootable *bool `json:"bootable,omitempty"`
+	// VolumeType, when set, is the type a retype gave the volume.
+	VolumeType *string `json:"volume_type,omitempty"`
 }
 
 const attrsRoot = "volume/attrs/"
@@ -62,6 +64,9 @@ func present(e index.Entry, m *peers.Member, v peers.Volume, a attrs, servers ma
 	a.over(&out.Name, &out.Description, &out.Metadata)
 	if a.Bootable != nil {
 		out.Bootable = *a.Bootable
+	}
+	if a.VolumeType != nil {
+		out.VolumeType = *a.VolumeType
 	}
 	for _, att := range v.Attachments {
 		server, managed := servers[index.PeerKey(e.PeerID, att.ServerID)]
@@ -103,17 +108,27 @@ func (s *Service) Resolve(ctx context.Context, c Caller, id string) (Ref, error)
 	return ref, nil
 }
 
-// Get returns a volume of the caller's project.
-func (s *Service) Get(ctx context.Context, c Caller, id string) (Volume, error) {
+// locateVolume finds a volume of the caller's project, the connected
+// peer holding it, and the peer's view of it (read under PeerTimeout).
+func (s *Service) locateVolume(ctx context.Context, c Caller, id string) (index.Entry, *peers.Member, peers.Volume, error) {
 	e, m, err := s.lookup(ctx, c, id)
 	if err != nil {
-		return Volume{}, err
+		return e, nil, peers.Volume{}, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, s.timeout())
 	defer cancel()
 	v, err := m.Cloud.GetVolume(pctx, e.PeerResourceID)
 	if err != nil {
-		return Volume{}, peerErr(err, m.Peer.Name, "reading volume "+id)
+		return e, m, v, peerErr(err, m.Peer.Name, "reading volume "+id)
+	}
+	return e, m, v, nil
+}
+
+// Get returns a volume of the caller's project.
+func (s *Service) Get(ctx context.Context, c Caller, id string) (Volume, error) {
+	e, m, v, err := s.locateVolume(ctx, c, id)
+	if err != nil {
+		return Volume{}, err
 	}
 	a, err := s.attrStore().View(ctx, c.Project, id)
 	if err != nil {
@@ -223,6 +238,8 @@ type UpdateSpec struct {
 	DeleteKeys    []string
 	// Bootable sets the bootable flag (Cinder's os-set_bootable).
 	Bootable *bool
+	// VolumeType is the type a retype gives the volume (Retype checks).
+	VolumeType *string
 }
 
 // Update changes what UpdateSpec names and returns the volume. The
@@ -309,16 +326,12 @@ func (s *Service) Extend(ctx context.Context, c Caller, id string, newSizeGiB in
 	if newSizeGiB < 1 || newSizeGiB > MaxSizeGiB {
 		return invalid("new_size", "Invalid input received: new_size must be a whole number of GiB from 1 to %d", MaxSizeGiB)
 	}
-	e, m, err := s.lookup(ctx, c, id)
+	e, m, cur, err := s.locateVolume(ctx, c, id)
 	if err != nil {
 		return err
 	}
 	pctx, cancel := context.WithTimeout(ctx, s.timeout())
 	defer cancel()
-	cur, err := m.Cloud.GetVolume(pctx, e.PeerResourceID)
-	if err != nil {
-		return peerErr(err, m.Peer.Name, "reading volume "+id)
-	}
 	if cur.Status == peers.VolumeInUse && !opts.InUse {
 		return &Error{Message: "Invalid volume: volume status must be available to extend; extending an in-use volume takes microversion 3.42", Err: ErrConflict}
 	}

@@ -431,16 +431,12 @@ func (s *Service) copySource(ctx context.Context, c Caller, spec *CreateSpec) (c
 		}
 	} else {
 		what = "source volume " + spec.SourceVolID
-		e, m, err := s.lookup(ctx, c, spec.SourceVolID)
+		_, m, v, err := s.locateVolume(ctx, c, spec.SourceVolID)
 		if err != nil {
 			return from, err
 		}
 		if _, err := snapshotsOf(m); err != nil {
 			return from, err
-		}
-		v, err := m.Cloud.GetVolume(pctx, e.PeerResourceID)
-		if err != nil {
-			return from, peerErr(err, m.Peer.Name, "reading "+what)
 		}
 		from, size = copyFrom{zone: m.Peer.Name, peerVolume: v.ID}, v.SizeGiB
 		if shown, err := s.Get(ctx, c, spec.SourceVolID); err == nil {

@@ -124,7 +124,7 @@ func (s *Service) CreateSnapshot(ctx context.Context, c Caller, spec SnapshotSpe
 	if spec.VolumeID == "" {
 		return Snapshot{}, invalid("volume_id", "Invalid input received: volume_id is required")
 	}
-	e, m, err := s.lookup(ctx, c, spec.VolumeID)
+	e, m, v, err := s.locateVolume(ctx, c, spec.VolumeID)
 	if err != nil {
 		return Snapshot{}, err
 	}
@@ -134,10 +134,6 @@ func (s *Service) CreateSnapshot(ctx context.Context, c Caller, spec SnapshotSpe
 	}
 	pctx, cancel := context.WithTimeout(ctx, s.timeout())
 	defer cancel()
-	v, err := m.Cloud.GetVolume(pctx, e.PeerResourceID)
-	if err != nil {
-		return Snapshot{}, peerErr(err, m.Peer.Name, "reading volume "+spec.VolumeID)
-	}
 	if v.Status == peers.VolumeInUse && !spec.Force {
 		return Snapshot{}, &Error{Message: fmt.Sprintf("Invalid volume: volume %s is in-use; a snapshot of an in-use volume must be forced (force: true)", spec.VolumeID), Err: ErrConflict}
 	}
@@ -289,6 +285,9 @@ func (s *Service) updateAttrs(ctx context.Context, c Caller, id string, spec Upd
 		}
 		if spec.Bootable != nil {
 			a.Bootable = spec.Bootable
+		}
+		if spec.VolumeType != nil {
+			a.VolumeType = spec.VolumeType
 		}
 		if spec.Metadata != nil || len(spec.DeleteKeys) > 0 {
 			meta := map[string]string{}

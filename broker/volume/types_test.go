@@ -129,3 +129,59 @@ func TestVolumeTypes(t *testing.T) {
 		t.Fatalf("eve lists %v; want gold, its extra specs hidden", names)
 	}
 }
+
+// TestRetype: os-retype gives a volume a type its peer already
+// satisfies; one that would move it (a label its peer lacks, another
+// peer type) is refused as needing migration, an unknown or another
+// project's private type is not found, and another project cannot
+// retype the volume.
+func TestRetype(t *testing.T) {
+	ctx := context.Background()
+	e := newTypesEnv(t)
+	admin := client(t, e, "admin", brokertest.AdminPassword, "admin")
+	mk := func(name string, specs map[string]string) {
+		t.Helper()
+		if _, err := volumetypes.Create(ctx, admin, volumetypes.CreateOpts{Name: name, ExtraSpecs: specs}).Extract(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("gold", map[string]string{volume.SpecLabelPrefix + "tier": "gold"})
+	mk("gold-local", map[string]string{volume.SpecLabelPrefix + "tier": "gold", volume.SpecPeerType: "__DEFAULT__"})
+	mk("silver", map[string]string{volume.SpecLabelPrefix + "tier": "silver"})
+	mk("other-backend", map[string]string{volume.SpecPeerType: "local"})
+	v, err := volumes.Create(ctx, admin, volumes.CreateOpts{Size: 1, VolumeType: "gold"}, nil).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitVolumeStatus(t, admin, v.ID, "available")
+	tests := []struct {
+		name, newType string
+		code          int
+		want          string
+	}{
+		{"same peer, same backend", "gold-local", http.StatusAccepted, "gold-local"},
+		{"back", "gold", http.StatusAccepted, "gold"},
+		{"a label its peer lacks", "silver", http.StatusBadRequest, "gold"},
+		{"another backend", "other-backend", http.StatusBadRequest, "gold"},
+		{"unknown", "bronze", http.StatusNotFound, "gold"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := admin.Post(ctx, admin.ServiceURL("volumes", v.ID, "action"), map[string]any{"os-retype": map[string]string{"new_type": tc.newType, "migration_policy": "never"}},
+				nil, &gophercloud.RequestOpts{OkCodes: []int{http.StatusAccepted}})
+			if tc.code == http.StatusAccepted && err != nil || tc.code != http.StatusAccepted && !gophercloud.ResponseCodeIs(err, tc.code) {
+				t.Fatalf("retype to %s = %v, want %d", tc.newType, err, tc.code)
+			}
+			got, err := volumes.Get(ctx, admin, v.ID).Extract()
+			if err != nil || got.VolumeType != tc.want {
+				t.Fatalf("type = %q, %v; want %q", got.VolumeType, err, tc.want)
+			}
+		})
+	}
+	pw := e.Member(t, "eve", "other", identity.RoleMember)
+	eve := client(t, e, "eve", pw, "other")
+	if _, err := eve.Post(ctx, eve.ServiceURL("volumes", v.ID, "action"), map[string]any{"os-retype": map[string]string{"new_type": "gold-local"}},
+		nil, &gophercloud.RequestOpts{OkCodes: []int{http.StatusAccepted}}); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+		t.Fatalf("another project's retype = %v, want 404", err)
+	}
+}
