@@ -3,6 +3,8 @@ package identity
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -148,7 +150,13 @@ func (k *Keystone) createUser(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, map[string]any{"user": entity(r, "users", u.ID, u)})
 }
 
+// showUser answers GET /v3/users/{id}: a user reads itself, an identity
+// admin anyone.
 func (k *Keystone) showUser(w http.ResponseWriter, r *http.Request) {
+	if t, _ := TokenFrom(r.Context()); t.UserID != chi.URLParam(r, "id") && !t.IdentityAdmin() {
+		k.fail(w, r, fmt.Errorf("%w: another user", ErrForbidden))
+		return
+	}
 	u, err := k.Dir.GetUser(r.Context(), chi.URLParam(r, "id"))
 	if err != nil {
 		k.fail(w, r, err)
@@ -237,6 +245,28 @@ func (k *Keystone) forgetCredentialsOf(ctx context.Context, userID string) {
 		for _, ac := range acs {
 			if err := apps.Delete(ctx, userID, ac.ID); err != nil {
 				log.WithError(err).WithField("application_credential", ac.ID).Warn("deleting a deleted user's application credential")
+			}
+		}
+	}
+	if trusts, err := k.Dir.TrustsOf(ctx, userID); err != nil {
+		log.WithError(err).Warn("listing a deleted user's trusts")
+	} else {
+		for _, tr := range trusts {
+			if err := errors.Join(k.Tokens.RevokeTrust(ctx, tr.ID), k.Dir.DeleteTrust(ctx, tr.ID)); err != nil {
+				log.WithError(err).WithField("trust", tr.ID).Warn("deleting a deleted user's trust")
+			}
+		}
+	}
+	creds := k.credentials()
+	if cs, err := creds.List(ctx, userID); err != nil {
+		log.WithError(err).Warn("listing a deleted user's credentials")
+	} else {
+		for _, c := range cs {
+			if c.Type == credentialTypeEC2 {
+				continue // below, with the EC2 keys
+			}
+			if err := creds.Delete(ctx, userID, c.ID); err != nil {
+				log.WithError(err).WithField("credential", c.ID).Warn("deleting a deleted user's credential")
 			}
 		}
 	}

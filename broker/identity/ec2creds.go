@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -87,6 +88,15 @@ func randomHex(n int) (string, error) {
 // Create makes a credential for a user on a project where the user holds a
 // role (Keystone refuses others: keys would grant nothing).
 func (c *EC2Credentials) Create(ctx context.Context, userID, projectID string) (EC2Credential, error) {
+	return c.create(ctx, userID, projectID, "", "")
+}
+
+// create makes a credential with the given keys, or new ones where empty
+// (the generic credential API may name them).
+func (c *EC2Credentials) create(ctx context.Context, userID, projectID, access, secret string) (EC2Credential, error) {
+	if len(access) > 128 || strings.ContainsAny(access, "/") || len(secret) > 256 {
+		return EC2Credential{}, &registry.FieldError{Field: "credential.blob", Reason: "an access key is at most 128 characters without '/', a secret at most 256"}
+	}
 	if projectID == "" {
 		return EC2Credential{}, &registry.FieldError{Field: "tenant_id", Reason: "is required: the project the keys act on"}
 	}
@@ -110,13 +120,15 @@ func (c *EC2Credentials) Create(ctx context.Context, userID, projectID string) (
 	if len(existing) >= MaxEC2CredentialsPerUser {
 		return EC2Credential{}, fmt.Errorf("%w: a user may hold at most %d EC2 credentials", ErrConflict, MaxEC2CredentialsPerUser)
 	}
-	access, err := randomHex(16)
-	if err != nil {
-		return EC2Credential{}, err
+	if access == "" {
+		if access, err = randomHex(16); err != nil {
+			return EC2Credential{}, err
+		}
 	}
-	secret, err := randomHex(20)
-	if err != nil {
-		return EC2Credential{}, err
+	if secret == "" {
+		if secret, err = randomHex(20); err != nil {
+			return EC2Credential{}, err
+		}
 	}
 	cred := EC2Credential{Access: access, Secret: secret, UserID: userID, ProjectID: projectID, CreatedAt: c.dir.now()}
 	raw, err := json.Marshal(cred)
@@ -126,7 +138,9 @@ func (c *EC2Credentials) Create(ctx context.Context, userID, projectID string) (
 	if err != nil {
 		return EC2Credential{}, err
 	}
-	if _, err := c.dir.store.CAS(ctx, ec2CredsPrefix+access, raw, 0); err != nil {
+	if _, err := c.dir.store.CAS(ctx, ec2CredsPrefix+access, raw, 0); errors.Is(err, registry.ErrConflict) {
+		return EC2Credential{}, fmt.Errorf("%w: an EC2 credential with access key %q already exists", ErrConflict, access)
+	} else if err != nil {
 		return EC2Credential{}, fmt.Errorf("store EC2 credential: %w", err)
 	}
 	if _, err := c.dir.store.CAS(ctx, ec2CredsByUserPrefix+userID+"/"+access, []byte(projectID), 0); err != nil {

@@ -14,10 +14,11 @@ var (
 	ErrNotFound     = errors.New("identity: could not find")
 	ErrConflict     = errors.New("identity: conflict")
 	ErrInvalid      = errors.New("identity: invalid request")
+	ErrThrottled    = errors.New("identity: too many requests")
 )
 
 // Their texts are Keystone's words without the "identity: " prefix.
-var _ = faults.RegisterWords("identity: ", ErrUnauthorized, ErrForbidden, ErrNotFound, ErrConflict, ErrInvalid)
+var _ = faults.RegisterWords("identity: ", ErrUnauthorized, ErrForbidden, ErrNotFound, ErrConflict, ErrInvalid, ErrThrottled)
 
 // errDefaultDomain: the default domain holds the cloud admin; disabling
 // it would lock every admin out.

@@ -39,6 +39,8 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, ErrConflict):
 		return http.StatusConflict
+	case errors.Is(err, ErrThrottled):
+		return http.StatusTooManyRequests
 	case errors.Is(err, ErrInvalid), errors.Is(err, registry.ErrInvalid), errors.Is(err, registry.ErrInvalidKey):
 		return http.StatusBadRequest
 	case errors.Is(err, registry.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):

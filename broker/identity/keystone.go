@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +32,10 @@ type Keystone struct {
 	// store. Set it (sealed) to the same instance the EC2 API checks
 	// signatures with.
 	EC2 *EC2Credentials
+	// Throttle limits failed password logins per user name, per replica.
+	Throttle LoginThrottle
+
+	throttle throttle
 }
 
 // Service is one catalog entry.
@@ -80,18 +85,20 @@ func (k *Keystone) Routes(r chi.Router) {
 		r.Use(k.Authenticate)
 		r.Get("/users/{user}/projects", k.userProjects)
 		r.Get("/users/{user}/groups", k.userGroups)
+		r.Get("/users/{id}", k.showUser)
+		r.Route("/projects", k.projectRoutes)
 		// Keystone keeps tokens from application credentials away from
 		// the EC2 keys: keys act with the user's full roles.
 		r.With(refuseAppCredTokens("EC2 credentials")).Route("/users/{user}/credentials/OS-EC2", k.ec2CredentialRoutes)
 		r.Route("/users/{user}/application_credentials", k.appCredentialRoutes)
 		k.catalogRoutes(r)
+		r.Route("/OS-TRUST/trusts", k.trustRoutes)
+		r.Route("/credentials", k.credentialRoutes)
 		r.Group(func(r chi.Router) {
 			r.Use(requireIdentityAdmin)
 			r.Route("/domains", k.domainRoutes)
-			r.Route("/projects", k.projectRoutes)
 			r.Get("/users", k.listUsers)
 			r.Post("/users", k.createUser)
-			r.Get("/users/{id}", k.showUser)
 			r.Patch("/users/{id}", k.updateUser)
 			r.Delete("/users/{id}", k.deleteUser)
 			r.Route("/groups", k.groupRoutes)
@@ -236,7 +243,16 @@ func (k *Keystone) issue(w http.ResponseWriter, r *http.Request) {
 			k.fail(w, r, err)
 			return
 		}
+		key, now := loginKey(id.Password.User.nameOrID, u), time.Now()
+		if until, no := k.throttled(key, now); no {
+			w.Header().Set("Retry-After", strconv.Itoa(int(until.Sub(now).Seconds())+1))
+			k.fail(w, r, fmt.Errorf("%w: too many failed logins of this user; try again later", ErrThrottled))
+			return
+		}
 		if user, err = k.Dir.CheckPassword(ctx, u, id.Password.User.Password); err != nil {
+			if errors.Is(err, ErrUnauthorized) {
+				k.loginFailed(key, now)
+			}
 			k.fail(w, r, err)
 			return
 		}
@@ -249,7 +265,7 @@ func (k *Keystone) issue(w http.ResponseWriter, r *http.Request) {
 		}
 		// Keystone: a token from an application credential is as narrow
 		// as the credential; it does not beget tokens of other scopes.
-		if prev.AppCred != nil {
+		if prev.AppCred != nil || prev.Trust != nil {
 			k.fail(w, r, fmt.Errorf("%w: using a delegated token to create another token is not allowed", ErrForbidden))
 			return
 		}
@@ -339,8 +355,11 @@ func (k *Keystone) scope(ctx context.Context, t *Token, raw json.RawMessage, use
 	default:
 		var sc struct {
 			Project *nameOrID `json:"project"`
-			Domain  *nameOrID `json:"domain"`
-			System  *struct {
+			Trust   *struct {
+				ID string `json:"id"`
+			} `json:"OS-TRUST:trust"`
+			Domain *nameOrID `json:"domain"`
+			System *struct {
 				All bool `json:"all"`
 			} `json:"system"`
 		}
@@ -348,6 +367,8 @@ func (k *Keystone) scope(ctx context.Context, t *Token, raw json.RawMessage, use
 			return &registry.FieldError{Field: "auth.scope", Reason: "must be an object naming a project, a domain or the system, or \"unscoped\""}
 		}
 		switch {
+		case sc.Trust != nil:
+			return k.scopeTrust(ctx, t, sc.Trust.ID, user)
 		case sc.Project != nil:
 			want = sc.Project
 		case sc.Domain != nil:
@@ -445,6 +466,10 @@ func (k *Keystone) tokenBody(r *http.Request, t Token, noCatalog bool) map[strin
 	}
 	if t.AppCred != nil {
 		body["application_credential"] = t.AppCred
+	}
+	if t.Trust != nil {
+		body["OS-TRUST:trust"] = map[string]any{"id": t.Trust.ID, "impersonation": t.Trust.Impersonation,
+			"trustor_user": map[string]string{"id": t.Trust.TrustorID}, "trustee_user": map[string]string{"id": t.Trust.TrusteeID}}
 	}
 	switch {
 	case t.Scoped():

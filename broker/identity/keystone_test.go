@@ -27,6 +27,7 @@ import (
 const adminPassword = "admin-secret-pw"
 
 type env struct {
+	k      *identity.Keystone
 	srv    *httptest.Server
 	dir    *identity.Directory
 	tokens *identity.Tokens
@@ -58,7 +59,7 @@ func newEnv(t *testing.T, store registry.Store) *env {
 	r.Route("/v3", k.Routes)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
-	return &env{srv: srv, dir: dir, tokens: toks, boot: boot}
+	return &env{k: k, srv: srv, dir: dir, tokens: toks, boot: boot}
 }
 
 func (e *env) login(t *testing.T, user, password, project string) (*gophercloud.ProviderClient, error) {

@@ -1,7 +1,9 @@
 package identity_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -98,4 +100,33 @@ func identityClient(t *testing.T, p *gophercloud.ProviderClient) *gophercloud.Se
 	c, err := openstack.NewIdentityV3(p, gophercloud.EndpointOpts{})
 	mustOK(t, "identity client", err)
 	return c
+}
+
+// TestLoginThrottle: past the failures a replica allows within its
+// window, logins of that name get 429 with Retry-After, the right
+// password included, while other names log in.
+func TestLoginThrottle(t *testing.T) {
+	e := newEnv(t, registry.NewMemory())
+	e.k.Throttle = identity.LoginThrottle{Failures: 3, Window: time.Hour}
+	for i := range 3 {
+		if _, err := e.login(t, "admin", "wrong-password", "admin"); !gophercloud.ResponseCodeIs(err, http.StatusUnauthorized) {
+			t.Fatalf("failure %d = %v, want 401", i+1, err)
+		}
+	}
+	body := map[string]any{"auth": map[string]any{"identity": map[string]any{"methods": []string{"password"},
+		"password": map[string]any{"user": map[string]any{"name": "admin", "domain": map[string]string{"id": "default"}, "password": adminPassword}}}}}
+	raw, _ := json.Marshal(body)
+	resp, err := http.Post(e.srv.URL+"/v3/auth/tokens", "application/json", bytes.NewReader(raw))
+	mustOK(t, "post", err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("throttled login = %d (Retry-After %q), want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	ctx := context.Background()
+	u, err := e.dir.CreateUser(ctx, identity.User{Name: "other", DomainID: identity.DefaultDomainID, Enabled: true}, "other-pw")
+	mustOK(t, "user", err)
+	mustOK(t, "grant", e.dir.Grant(ctx, identity.Assignment{UserID: u.ID, ProjectID: e.boot.Project.ID, RoleID: e.boot.Roles[identity.RoleReader].ID}))
+	if _, err := e.login(t, "other", "other-pw", "admin"); err != nil {
+		t.Fatalf("another name = %v, want a token", err)
+	}
 }

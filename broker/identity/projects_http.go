@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -10,21 +11,25 @@ import (
 	"github.com/cloudmux/cloudmux/registry"
 )
 
-// projectRoutes serves /v3/projects (identity admins).
+// projectRoutes serves /v3/projects: identity admins manage projects; a
+// token reads the project it is scoped to (Keystone's get_project).
 func (k *Keystone) projectRoutes(r chi.Router) {
-	r.Get("/", k.listProjects)
-	r.Post("/", k.createProject)
 	r.Get("/{id}", k.showProject)
-	r.Patch("/{id}", k.updateProject)
-	r.Delete("/{id}", k.deleteProject)
-	r.Get("/{id}/tags", k.listTags)
-	r.Put("/{id}/tags", k.replaceTags)
-	r.Delete("/{id}/tags", k.clearTags)
-	r.Get("/{id}/tags/{tag}", k.checkTag)
-	r.Head("/{id}/tags/{tag}", k.checkTag)
-	r.Put("/{id}/tags/{tag}", k.addTag)
-	r.Delete("/{id}/tags/{tag}", k.removeTag)
-	k.grantRoutes(r, "/{target}", "projects", false)
+	r.Group(func(r chi.Router) {
+		r.Use(requireIdentityAdmin)
+		r.Get("/", k.listProjects)
+		r.Post("/", k.createProject)
+		r.Patch("/{id}", k.updateProject)
+		r.Delete("/{id}", k.deleteProject)
+		r.Get("/{id}/tags", k.listTags)
+		r.Put("/{id}/tags", k.replaceTags)
+		r.Delete("/{id}/tags", k.clearTags)
+		r.Get("/{id}/tags/{tag}", k.checkTag)
+		r.Head("/{id}/tags/{tag}", k.checkTag)
+		r.Put("/{id}/tags/{tag}", k.addTag)
+		r.Delete("/{id}/tags/{tag}", k.removeTag)
+		k.grantRoutes(r, "/{target}", "projects", false)
+	})
 }
 
 func splitList(v string) []string {
@@ -113,6 +118,10 @@ func (k *Keystone) createProject(w http.ResponseWriter, r *http.Request) {
 // ?parents_as_ids / ?subtree_as_ids (nested IDs), as Keystone's.
 func (k *Keystone) showProject(w http.ResponseWriter, r *http.Request) {
 	ctx, q := r.Context(), r.URL.Query()
+	if t, _ := TokenFrom(ctx); t.ProjectID != chi.URLParam(r, "id") && !t.IdentityAdmin() {
+		k.fail(w, r, fmt.Errorf("%w: a project other than the token's", ErrForbidden))
+		return
+	}
 	p, err := k.Dir.GetProject(ctx, chi.URLParam(r, "id"))
 	if err != nil {
 		k.fail(w, r, err)

@@ -39,7 +39,10 @@ const (
 	// revokedRolesPrefix: every token carrying the role issued before the
 	// event is refused (the role was deleted).
 	revokedRolesPrefix = "auth/revoked-roles/"
-	revocationsWatch   = "auth/revoked"
+	// revokedTrustsPrefix: every token from the trust is refused (it was
+	// deleted).
+	revokedTrustsPrefix = "auth/revoked-trusts/"
+	revocationsWatch    = "auth/revoked"
 	// MaxTokenTTL bounds token lifetimes, and so how long revocation
 	// events must be kept.
 	MaxTokenTTL = 7 * 24 * time.Hour
@@ -75,6 +78,8 @@ type Token struct {
 	IssuedAt     time.Time `json:"issued_at"`
 	ExpiresAt    time.Time `json:"expires_at"`
 	AuditID      string    `json:"audit_id"`
+	// Trust is the trust a trust-scoped token acts under; nil otherwise.
+	Trust *TokenTrust `json:"trust,omitempty"`
 	// PasswordExpiresAt is when the user's password expires, shown in
 	// the token body; nil for never.
 	PasswordExpiresAt *time.Time `json:"password_expires_at,omitempty"`
@@ -156,7 +161,7 @@ func NewTokens(store Store, log logrus.FieldLogger) *Tokens {
 }
 
 // eventKinds are the revocation events by what they name.
-var eventKinds = []string{revokedUsersPrefix, revokedProjectsPrefix, revokedAppCredsPrefix, revokedDomainsPrefix, revokedRolesPrefix}
+var eventKinds = []string{revokedUsersPrefix, revokedProjectsPrefix, revokedAppCredsPrefix, revokedDomainsPrefix, revokedRolesPrefix, revokedTrustsPrefix}
 
 // voidedBy reports whether a revocation event voids t; the caller holds
 // the lock.
@@ -169,6 +174,13 @@ func (s *Tokens) voidedBy(t Token) bool {
 	// were issued: one issued while the delete ran is void too.
 	if t.AppCred != nil {
 		if _, ok := s.events[revokedAppCredsPrefix][t.AppCred.ID]; ok {
+			return true
+		}
+	}
+	if t.Trust != nil {
+		// A deleted trust voids its tokens whenever issued; the trustor's
+		// revocation (deleted, disabled) voids what it delegated.
+		if _, ok := s.events[revokedTrustsPrefix][t.Trust.ID]; ok || before(revokedUsersPrefix, t.Trust.TrustorID) {
 			return true
 		}
 	}
@@ -279,6 +291,12 @@ func (s *Tokens) RevokeApplicationCredential(ctx context.Context, id string) err
 // disabled or deleted).
 func (s *Tokens) RevokeDomain(ctx context.Context, domainID string) error {
 	return s.revokeEvent(ctx, revokedDomainsPrefix, domainID)
+}
+
+// RevokeTrust voids every token issued from a trust (it is being
+// deleted).
+func (s *Tokens) RevokeTrust(ctx context.Context, id string) error {
+	return s.revokeEvent(ctx, revokedTrustsPrefix, id)
 }
 
 // RevokeRole voids every token carrying a role issued until now (the role

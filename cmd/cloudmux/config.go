@@ -129,6 +129,13 @@ type LocalHost struct {
 // IdentityConfig configures the identity service.
 type IdentityConfig struct {
 	Password PasswordConfig `yaml:"password"`
+	// LoginThrottle: past Failures failed logins of one user name within
+	// Window, a replica answers 429 until the window ends (defaults 20 a
+	// minute; failures -1 turns it off).
+	LoginThrottle struct {
+		Failures int      `yaml:"failures"`
+		Window   Duration `yaml:"window"`
+	} `yaml:"login_throttle"`
 }
 
 // PasswordConfig is identity.PasswordPolicy as the config file writes it.

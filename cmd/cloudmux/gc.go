@@ -44,8 +44,8 @@ type GCConfig struct {
 	// ImageTombstones: the local cloud keeps a deleted image's record
 	// this long.
 	ImageTombstones Duration `yaml:"image_tombstones"`
-	// ExpiredAppCredentials: an application credential stays this long
-	// after it expired.
+	// ExpiredAppCredentials: an application credential (and a trust)
+	// stays this long after it expired.
 	ExpiredAppCredentials Duration `yaml:"expired_app_credentials"`
 	// OrphanGrace: a record whose owner is gone (a removed peer's health,
 	// a deleted image's deactivation or staged copies, a vanished server's
@@ -174,6 +174,7 @@ func startGC(cfg Config, d gcDeps, log logrus.FieldLogger, goBG func(string, fun
 		d.decisions,
 		d.tokens,
 		identity.ExpiredAppCredentials{Creds: identity.NewAppCredentials(d.dir), Retention: time.Duration(g.ExpiredAppCredentials)},
+		identity.ExpiredTrusts{Dir: d.dir, Retention: time.Duration(g.ExpiredAppCredentials)},
 		orphans("peer-leftovers", g.OrphanGrace, registry.PeerLeftoverPrefixes, d.peers.Leftovers),
 		orphans("image-deactivations", g.OrphanGrace, []string{image.DeactivationPrefix}, d.images.DeactivationLeftovers),
 		orphans("server-attrs", g.OrphanGrace, []string{compute.AttrsPrefix}, d.servers.AttrsLeftovers),

@@ -295,7 +295,8 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		return fmt.Errorf("seed the identity catalog: %w", err)
 	}
 	keystone := &identity.Keystone{Dir: dir, Tokens: tokens, Catalog: dir.Catalog,
-		Log: log.WithField("component", "identity"), EC2: ec2Creds}
+		Throttle: identity.LoginThrottle{Failures: cfg.Identity.LoginThrottle.Failures, Window: time.Duration(cfg.Identity.LoginThrottle.Window)},
+		Log:      log.WithField("component", "identity"), EC2: ec2Creds}
 
 	ln, scheme, reloader, err := listenAPI(cfg)
 	if err != nil {
