@@ -613,10 +613,17 @@ func (a *API) power(ctx context.Context, c *call, action peers.ServerAction, nex
 		prev := instanceState(srv.Status)
 		cur := next
 		switch {
-		case action == peers.ActionStart && prev == stateRunning, action == peers.ActionStop && prev == stateStopped:
+		case action == peers.ActionStart && prev == stateRunning, (action == peers.ActionStop || action == peers.ActionSuspend) && prev == stateStopped:
 			cur = prev
 		default:
-			if err := a.Servers.Action(ctx, compute.CallerOf(c.token), srv.ID, action); errors.Is(err, compute.ErrConflict) {
+			act := action
+			switch { // EC2 starts a hibernated instance; Nova resumes or unpauses it
+			case action == peers.ActionStart && srv.Status == peers.ServerSuspended:
+				act = peers.ActionResume
+			case action == peers.ActionStart && srv.Status == peers.ServerPaused:
+				act = peers.ActionUnpause
+			}
+			if err := a.Servers.Action(ctx, compute.CallerOf(c.token), srv.ID, act); errors.Is(err, compute.ErrConflict) {
 				return nil, errorf(http.StatusBadRequest, "IncorrectInstanceState", "The instance '%s' is not in a state from which it can be %sed", ids[i], action).hiding(err)
 			} else if err != nil {
 				return nil, serverErr(err, ids[i])
@@ -633,8 +640,17 @@ func (a *API) startInstances(ctx context.Context, c *call) (any, error) {
 	return a.power(ctx, c, peers.ActionStart, statePending)
 }
 
+// stopInstances stops, or with Hibernate=true suspends (Nova's suspend:
+// the guest's memory saved, StartInstances restores it).
 func (a *API) stopInstances(ctx context.Context, c *call) (any, error) {
-	return a.power(ctx, c, peers.ActionStop, stateStopping)
+	switch h := c.params.get("Hibernate"); h {
+	case "", "false":
+		return a.power(ctx, c, peers.ActionStop, stateStopping)
+	case "true":
+		return a.power(ctx, c, peers.ActionSuspend, stateStopping)
+	default:
+		return nil, invalidParameter("Invalid value %q for Hibernate (expecting true or false)", h)
+	}
 }
 
 func (a *API) rebootInstances(ctx context.Context, c *call) (any, error) {

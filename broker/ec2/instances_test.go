@@ -287,6 +287,19 @@ func TestInstancesThroughEC2AndNova(t *testing.T) {
 	admin.must("StartInstances", url.Values{"InstanceId.1": {ids[0]}}, nil)
 	admin.waitState(ctx, "running", ids[0])
 	admin.must("RebootInstances", url.Values{"InstanceId.1": {ids[1]}}, nil)
+	// Hibernation is Nova's suspend; a start resumes the saved guest.
+	wantCode(t, admin.do("StopInstances", url.Values{"InstanceId.1": {ids[0]}, "Hibernate": {"maybe"}}, nil), "InvalidParameterValue")
+	changes.Items = nil
+	admin.must("StopInstances", url.Values{"InstanceId.1": {ids[0]}, "Hibernate": {"true"}}, &changes)
+	if len(changes.Items) != 1 || changes.Items[0].Current != "stopping" || changes.Items[0].Previous != "running" {
+		t.Fatalf("hibernate = %+v", changes)
+	}
+	admin.waitState(ctx, "stopped", ids[0])
+	if page, err := te.servers.List(ctx, caller, compute.Query{Status: "SUSPENDED"}); err != nil || len(page.Servers) != 1 {
+		t.Fatalf("suspended servers after a hibernate = %+v, %v; want the one", page.Servers, err)
+	}
+	admin.must("StartInstances", url.Values{"InstanceId.1": {ids[0]}}, nil)
+	admin.waitState(ctx, "running", ids[0])
 
 	changes.Items = nil
 	admin.must("TerminateInstances", url.Values{"InstanceId.1": {ids[0]}, "InstanceId.2": {ids[1]}, "InstanceId.3": {novaID}}, &changes)
