@@ -194,6 +194,26 @@ func TestServerMicroversionViews(t *testing.T) {
 			t.Fatalf("description at 2.18 = %d %s, want 400", code, msg)
 		}
 	})
+	t.Run("locked", func(t *testing.T) {
+		if code, _, msg := call(t, at(member, "2.73"), http.MethodPost, "servers/"+id+"/action", map[string]any{"lock": map[string]any{"locked_reason": "maintenance"}}); code != 202 {
+			t.Fatalf("lock = %d %s", code, msg)
+		}
+		_, body, _ := call(t, at(member, "2.73"), http.MethodGet, "servers/"+id, nil)
+		if s := body["server"].(map[string]any); s["locked"] != true || s["locked_reason"] != "maintenance" {
+			t.Fatalf("locked server shows %v, %v", s["locked"], s["locked_reason"])
+		}
+		for q, want := range map[string]int{"locked_by=owner": 1, "locked_by=admin": 0} {
+			if _, body, _ := call(t, at(admin, "2.73"), http.MethodGet, "servers?"+q, nil); len(body["servers"].([]any)) != want {
+				t.Fatalf("admin's %s = %v, want %d", q, body["servers"], want)
+			}
+		}
+		if _, body, _ := call(t, at(member, "2.73"), http.MethodGet, "servers?locked=true", nil); len(body["servers"].([]any)) != 1 {
+			t.Fatalf("locked=true = %v", body["servers"])
+		}
+		if code, _, msg := call(t, at(member, "2.73"), http.MethodPost, "servers/"+id+"/action", map[string]any{"unlock": nil}); code != 202 {
+			t.Fatalf("unlock = %d %s", code, msg)
+		}
+	})
 	t.Run("list filters", func(t *testing.T) {
 		tests := []struct {
 			name, version, query string
@@ -215,6 +235,7 @@ func TestServerMicroversionViews(t *testing.T) {
 			{"sort", "2.75", "sort_key=display_name&sort_dir=asc", 200, 1},
 			{"bad sort key", "2.75", "sort_key=vcpus", 400, 0},
 			{"internal field", "2.1", "_secret=1", 400, 0},
+			{"locked_by (an admin's filter) ignored for members", "2.1", "locked_by=admin", 200, 1},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {

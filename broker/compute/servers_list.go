@@ -79,7 +79,7 @@ var serverFields = map[string]serverField{
 	"kernel_id":        {func(Server) string { return "" }, true},
 	"ramdisk_id":       {func(Server) string { return "" }, true},
 	"root_device_name": {func(Server) string { return "" }, true},
-	"locked_by":        {func(Server) string { return "" }, true},
+	"locked_by":        {func(s Server) string { return s.LockedBy }, true},
 }
 
 // filterAliases are the names Nova takes for the same filter.
