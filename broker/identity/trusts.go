@@ -241,7 +241,8 @@ func (d *Directory) UseTrust(ctx context.Context, id, trusteeID string) (Trust, 
 }
 
 // ExpiredTrusts is the garbage collector of trusts that expired more
-// than Retention ago (they can give no token).
+// than Retention ago, and of trusts whose project is gone (they can give
+// no token either way).
 type ExpiredTrusts struct {
 	Dir       *Directory
 	Retention time.Duration
@@ -259,7 +260,8 @@ func (e ExpiredTrusts) Collect(ctx context.Context, now time.Time) (int, error) 
 	removed := 0
 	var errs []error
 	for _, tr := range trusts {
-		if !tr.Expired(now.Add(-e.Retention)) {
+		_, perr := e.Dir.GetProject(ctx, tr.ProjectID)
+		if !tr.Expired(now.Add(-e.Retention)) && !errors.Is(perr, ErrNotFound) {
 			continue
 		}
 		if err := e.Dir.DeleteTrust(ctx, tr.ID); err != nil && !errors.Is(err, ErrNotFound) {

@@ -157,3 +157,45 @@ func (e *appEnv) providerFor(t *testing.T, user, password string) *gophercloud.P
 	mustOK(t, "login "+user, err)
 	return p
 }
+
+// TestTrustCollector: the collector removes trusts long expired and those
+// whose project is gone, and keeps the rest.
+func TestTrustCollector(t *testing.T) {
+	ctx := context.Background()
+	e := newAppEnv(t, registry.NewMemory())
+	creator, err := e.tokens.Validate(ctx, e.aliceC.TokenID)
+	mustOK(t, "alice's token", err)
+	soon := time.Now().Add(time.Minute)
+	mk := func(exp *time.Time) identity.Trust {
+		tr, err := e.dir.CreateTrust(ctx, creator, identity.TrustRequest{TrusteeID: e.mallory.ID, ProjectID: e.proj.ID, Roles: []identity.Role{e.memberRole}, ExpiresAt: exp})
+		mustOK(t, "trust", err)
+		return tr
+	}
+	expiring, forever := mk(&soon), mk(nil)
+	gc := identity.ExpiredTrusts{Dir: e.dir, Retention: time.Hour}
+	cases := []struct {
+		name    string
+		at      time.Time
+		setup   func()
+		removed int
+		gone    []string
+	}{
+		{"nothing yet", time.Now(), func() {}, 0, nil},
+		{"expired past the retention", time.Now().Add(2 * time.Hour), func() {}, 1, []string{expiring.ID}},
+		{"the project is gone", time.Now(), func() { mustOK(t, "delete project", e.dir.DeleteProject(ctx, e.proj.ID)) }, 1, []string{forever.ID}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.setup()
+			n, err := gc.Collect(ctx, c.at)
+			if err != nil || n != c.removed {
+				t.Fatalf("Collect = %d, %v; want %d", n, err, c.removed)
+			}
+			for _, id := range c.gone {
+				if _, err := e.dir.GetTrust(ctx, id); !errors.Is(err, identity.ErrNotFound) {
+					t.Fatalf("trust %s = %v, want gone", id, err)
+				}
+			}
+		})
+	}
+}
