@@ -60,7 +60,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	token, t, err := s.loginUser(r.Context(), req, ttl)
+	// Read from the Store: memory may lag behind a revocation.
+	token, t, err := s.loginUser(identity.ReadStore(r.Context()), req, ttl)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -101,15 +102,9 @@ func (s *Server) loginUser(ctx context.Context, req loginRequest, ttl time.Durat
 		if err != nil {
 			return "", identity.Token{}, err
 		}
-		if !p.Enabled {
-			return "", identity.Token{}, fmt.Errorf("%w: project %q is disabled", identity.ErrUnauthorized, p.Name)
-		}
-		roles, err := dir.RolesOn(ctx, p.ID, u.ID)
+		roles, err := dir.ScopeProject(ctx, p, u)
 		if err != nil {
 			return "", identity.Token{}, err
-		}
-		if len(roles) == 0 {
-			return "", identity.Token{}, fmt.Errorf("%w: no role on project %q", identity.ErrUnauthorized, p.Name)
 		}
 		t.ProjectID, t.ProjectName, t.ProjectDomain, t.Roles = p.ID, p.Name, p.DomainID, roles
 		t.AdminProject = identity.IsAdminProject(p)

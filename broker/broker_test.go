@@ -318,3 +318,37 @@ func TestIndexRebuildAPI(t *testing.T) {
 		})
 	}
 }
+
+// TestLoginRefusesProjectOfDisabledDomain: /v3 refuses a project of a
+// disabled domain; /v1/auth/tokens must too.
+func TestLoginRefusesProjectOfDisabledDomain(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	dir := identity.NewDirectory(e.store)
+	x, err := dir.CreateDomain(ctx, identity.Domain{Name: "x", Enabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := dir.CreateProject(ctx, identity.Project{Name: "px", DomainID: x.ID, Enabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := dir.CreateUser(ctx, identity.User{Name: "ux", DomainID: identity.DefaultDomainID, Enabled: true, DefaultProjectID: p.ID}, "ux-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	member, err := dir.FindRole(ctx, identity.RoleMember)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dir.Grant(ctx, identity.Assignment{UserID: u.ID, ProjectID: p.ID, RoleID: member.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dir.UpdateDomain(ctx, x.ID, func(d *identity.Domain) { d.Enabled = false }); err != nil {
+		t.Fatal(err)
+	}
+	code, raw := e.call(t, "POST", "/v1/auth/tokens", "", `{"username":"ux","password":"ux-pw"}`)
+	if code != 401 {
+		t.Fatalf("/v1 login to a project of disabled domain x: %d %s, want 401", code, raw)
+	}
+}

@@ -232,52 +232,52 @@ func (k *Keystone) deleteUser(w http.ResponseWriter, r *http.Request) {
 		})
 }
 
-// forgetCredentialsOf deletes a deleted user's application and EC2
-// credentials, as Keystone does. They could authorize nothing any more
-// (each use checks the user), so a failure is logged, not returned: the
-// user is gone either way.
+// forgetCredentialsOf deletes a deleted user's application, EC2 and other
+// credentials and trusts, as Keystone does. They could authorize nothing
+// any more (each use checks the user), so a failure is logged, not
+// returned: the user is gone either way, and DeletedUsersCredentials
+// collects what is left.
 func (k *Keystone) forgetCredentialsOf(ctx context.Context, userID string) {
-	log := k.Log.WithField("user", userID)
-	apps := NewAppCredentials(k.Dir)
-	if acs, err := apps.List(ctx, userID); err != nil {
-		log.WithError(err).Warn("listing a deleted user's application credentials")
-	} else {
-		for _, ac := range acs {
-			if err := apps.Delete(ctx, userID, ac.ID); err != nil {
-				log.WithError(err).WithField("application_credential", ac.ID).Warn("deleting a deleted user's application credential")
-			}
+	if err := forgetCredentials(ctx, k.ec2Creds(), k.Tokens, userID); err != nil {
+		k.Log.WithField("user", userID).WithError(err).Warn("deleting a deleted user's credentials")
+	}
+}
+
+// forgetCredentials deletes what forgetCredentialsOf says, through ec2
+// (its directory is the user's), voiding trust tokens with tokens.
+func forgetCredentials(ctx context.Context, ec2 *EC2Credentials, tokens *Tokens, userID string) error {
+	var errs []error
+	apps := NewAppCredentials(ec2.dir)
+	acs, err := apps.List(ctx, userID)
+	errs = append(errs, err)
+	for _, ac := range acs {
+		errs = append(errs, alreadyGone(apps.Delete(ctx, userID, ac.ID)))
+	}
+	trusts, err := ec2.dir.TrustsOf(ctx, userID)
+	errs = append(errs, err)
+	for _, tr := range trusts {
+		errs = append(errs, tokens.RevokeTrust(ctx, tr.ID), alreadyGone(ec2.dir.DeleteTrust(ctx, tr.ID)))
+	}
+	creds := NewCredentials(ec2)
+	cs, err := creds.List(ctx, userID)
+	errs = append(errs, err)
+	for _, c := range cs {
+		if c.Type != credentialTypeEC2 { // below, with the EC2 keys
+			errs = append(errs, alreadyGone(creds.Delete(ctx, userID, c.ID)))
 		}
 	}
-	if trusts, err := k.Dir.TrustsOf(ctx, userID); err != nil {
-		log.WithError(err).Warn("listing a deleted user's trusts")
-	} else {
-		for _, tr := range trusts {
-			if err := errors.Join(k.Tokens.RevokeTrust(ctx, tr.ID), k.Dir.DeleteTrust(ctx, tr.ID)); err != nil {
-				log.WithError(err).WithField("trust", tr.ID).Warn("deleting a deleted user's trust")
-			}
-		}
+	ecs, err := ec2.List(ctx, userID)
+	errs = append(errs, err)
+	for _, ec := range ecs {
+		errs = append(errs, alreadyGone(ec2.Delete(ctx, userID, ec.Access)))
 	}
-	creds := k.credentials()
-	if cs, err := creds.List(ctx, userID); err != nil {
-		log.WithError(err).Warn("listing a deleted user's credentials")
-	} else {
-		for _, c := range cs {
-			if c.Type == credentialTypeEC2 {
-				continue // below, with the EC2 keys
-			}
-			if err := creds.Delete(ctx, userID, c.ID); err != nil {
-				log.WithError(err).WithField("credential", c.ID).Warn("deleting a deleted user's credential")
-			}
-		}
+	return errors.Join(errs...)
+}
+
+// alreadyGone drops the not-found of a delete another deleter won.
+func alreadyGone(err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return nil
 	}
-	ec2 := k.ec2Creds()
-	if ecs, err := ec2.List(ctx, userID); err != nil {
-		log.WithError(err).Warn("listing a deleted user's EC2 credentials")
-	} else {
-		for _, ec := range ecs {
-			if err := ec2.Delete(ctx, userID, ec.Access); err != nil {
-				log.WithError(err).WithField("access", ec.Access).Warn("deleting a deleted user's EC2 credential")
-			}
-		}
-	}
+	return ignoreNotFound(err)
 }

@@ -287,7 +287,7 @@ func (d *Directory) grantsAt(ctx context.Context, target, actor string) ([]regis
 // assignmentsIndexed lists the grants on a target (byTarget) or of an
 // actor, from the cache's indexes when it has loaded.
 func (d *Directory) assignmentsIndexed(ctx context.Context, byTarget bool, k string) ([]registry.KV, error) {
-	if c, ok := d.store.(*Cache); ok {
+	if c, ok := d.store.(*Cache); ok && !readsStore(ctx) {
 		if kvs, ok := c.assignmentsBy(byTarget, k); ok {
 			return kvs, nil
 		}
@@ -312,7 +312,7 @@ func (d *Directory) assignmentsIndexed(ctx context.Context, byTarget bool, k str
 // listDir lists the records directly under dir (which ends in "/"): from
 // memory when the cache holds that prefix and has loaded, else the Store.
 func (d *Directory) listDir(ctx context.Context, dir string) ([]registry.KV, error) {
-	if c, ok := d.store.(*Cache); ok {
+	if c, ok := d.store.(*Cache); ok && !readsStore(ctx) {
 		if kvs, ok := c.dir(dir); ok {
 			return kvs, nil
 		}
@@ -378,6 +378,20 @@ func (d *Directory) RolesOn(ctx context.Context, projectID, userID string) ([]Ro
 		return nil, err
 	}
 	return d.effectiveRolesAt(ctx, userID, p.ID, inheritedTarget(p.DomainID))
+}
+
+// ScopeProject returns the roles a token of user scoped to p carries, or
+// ErrUnauthorized when p or its domain is disabled or the user holds no
+// role there. Every login path scopes through it.
+func (d *Directory) ScopeProject(ctx context.Context, p Project, user User) ([]Role, error) {
+	roles, err := d.RolesOn(ctx, p.ID, user.ID)
+	if err != nil {
+		return nil, err
+	}
+	if len(roles) == 0 || !p.Enabled || !d.domainEnabled(ctx, p.DomainID) {
+		return nil, fmt.Errorf("%w: user %s has no role on project %s", ErrUnauthorized, user.Name, p.Name)
+	}
+	return roles, nil
 }
 
 // RolesOnDomain returns the roles a user holds on a domain (a

@@ -109,6 +109,21 @@ func (c *Cache) Sync(ctx context.Context) error {
 	return nil
 }
 
+// storeReads marks a context whose reads skip memory.
+type storeReads struct{}
+
+// ReadStore returns ctx marked so that a Cache answers reads under it from
+// the Store, not memory. For what must not act on another replica's
+// write memory has not received yet and is not hot: issuing a token,
+// which freezes the user's roles for the token's life (a grant removed on
+// another replica, whose revocation event came before this issue, would
+// otherwise stay in the token).
+func ReadStore(ctx context.Context) context.Context {
+	return context.WithValue(ctx, storeReads{}, true)
+}
+
+func readsStore(ctx context.Context) bool { return ctx.Value(storeReads{}) != nil }
+
 // of returns the loaded mirror holding key, if any.
 func (c *Cache) of(key string) (cachedPrefix, bool) {
 	for _, p := range c.mirrors {
@@ -122,7 +137,7 @@ func (c *Cache) of(key string) (cachedPrefix, bool) {
 // Get reads memory, then the Store for a key memory lacks.
 func (c *Cache) Get(ctx context.Context, key string) (registry.KV, error) {
 	p, ok := c.of(key)
-	if !ok {
+	if !ok || readsStore(ctx) {
 		return c.Store.Get(ctx, key)
 	}
 	if kv, found := p.sink.get(key); found {
@@ -136,7 +151,7 @@ func (c *Cache) Get(ctx context.Context, key string) (registry.KV, error) {
 // what they list; Watch goes to the Store). An empty answer is checked
 // with the Store, which may hold what another replica has just written.
 func (c *Cache) List(ctx context.Context, prefix string) ([]registry.KV, uint64, error) {
-	if p, ok := c.of(prefix); ok {
+	if p, ok := c.of(prefix); ok && !readsStore(ctx) {
 		whole := prefix == p.prefix
 		userOnProject := p.prefix == assignmentsPrefix && strings.HasSuffix(prefix, "/") && strings.Count(prefix[len(p.prefix):], "/") == 2
 		if whole || userOnProject {

@@ -164,3 +164,40 @@ func testCacheAcrossReplicas(t *testing.T, store registry.Store) {
 		})
 	}
 }
+
+// TestCacheBeforeLoadReadsStore: a Cache that has not loaded (not Run
+// yet) answers every read from the Store, including the group and
+// inherited grants and the inference rules it otherwise reads from its
+// indexes.
+func TestCacheBeforeLoadReadsStore(t *testing.T) {
+	ctx := context.Background()
+	store := registry.NewMemory()
+	admin := identity.NewDirectory(store)
+	_, err := admin.Bootstrap(ctx, "admin-password", false)
+	mustOK(t, "bootstrap", err)
+	p, err := admin.CreateProject(ctx, identity.Project{Name: "p", DomainID: identity.DefaultDomainID, Enabled: true})
+	mustOK(t, "setup", err)
+	u, err := admin.CreateUser(ctx, identity.User{Name: "u", DomainID: identity.DefaultDomainID, Enabled: true}, "u-password")
+	mustOK(t, "setup", err)
+	g, err := admin.CreateGroup(ctx, identity.Group{Name: "g", DomainID: identity.DefaultDomainID})
+	mustOK(t, "setup", err)
+	mustOK(t, "setup", admin.AddToGroup(ctx, g.ID, u.ID))
+	ops, err := admin.CreateRole(ctx, identity.Role{Name: "ops"})
+	mustOK(t, "setup", err)
+	reader, err := admin.FindRole(ctx, identity.RoleReader)
+	mustOK(t, "setup", err)
+	_, err = admin.CreateImpliedRole(ctx, ops.ID, reader.ID)
+	mustOK(t, "setup", err)
+	mustOK(t, "setup", admin.Grant(ctx, identity.Assignment{GroupID: g.ID, DomainID: identity.DefaultDomainID, Inherited: true, RoleID: ops.ID}))
+
+	cold := identity.NewDirectory(identity.NewCache(store, logrus.New()))
+	roles, err := cold.RolesOn(ctx, p.ID, u.ID)
+	mustOK(t, "setup", err)
+	var names []string
+	for _, r := range roles {
+		names = append(names, r.Name)
+	}
+	if len(names) != 2 || names[0] != "ops" || names[1] != identity.RoleReader {
+		t.Fatalf("roles through an unloaded cache: %v, want [ops reader]", names)
+	}
+}

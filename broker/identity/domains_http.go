@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -112,8 +113,20 @@ func (k *Keystone) deleteDomain(w http.ResponseWriter, r *http.Request) {
 	if err == nil && !d.Enabled && d.ID != DefaultDomainID {
 		err = k.Tokens.RevokeDomain(ctx, id)
 	}
+	// Its groups and domain-specific roles gave roles to users of other
+	// domains too; its users' credentials go with them.
+	var own, holders []string
+	if err == nil {
+		own, holders, err = k.Dir.DomainDependents(ctx, id)
+	}
 	if err == nil {
 		err = k.Dir.DeleteDomain(ctx, id)
+		err = errors.Join(err, k.revokeUsers(r, holders))
+		for _, u := range own {
+			if _, gone := k.Dir.GetUser(ctx, u); errors.Is(gone, ErrNotFound) {
+				k.forgetCredentialsOf(ctx, u)
+			}
+		}
 	}
 	if err != nil {
 		k.fail(w, r, err)

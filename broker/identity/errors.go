@@ -26,7 +26,7 @@ var errDefaultDomain = fmt.Errorf("%w: the default domain may not be disabled", 
 
 // errBuiltinRole: admin, member and reader are named by the broker's own
 // authorization (every service's policy); deleting one would break it.
-var errBuiltinRole = fmt.Errorf("%w: the roles admin, member and reader may not be deleted", ErrForbidden)
+var errBuiltinRole = fmt.Errorf("%w: the roles admin, member and reader may not be deleted or renamed", ErrForbidden)
 
 func errForbiddenf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrForbidden, fmt.Sprintf(format, args...))

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sort"
+	"strings"
 	"time"
 )
 
@@ -53,4 +55,76 @@ func (e ExpiredAppCredentials) Collect(ctx context.Context, now time.Time) (int,
 		removed++
 	}
 	return removed, errors.Join(errs...)
+}
+
+// DeletedUsersCredentials is the garbage collector of the credentials
+// (application, EC2, /v3 credentials) and trusts of users that are gone:
+// deleting a user deletes them, but a failure there, or a user deleted
+// another way, would leave them for good.
+type DeletedUsersCredentials struct {
+	EC2    *EC2Credentials // the EC2 API's (sealed) instance
+	Tokens *Tokens
+}
+
+// Name implements gc.Collector.
+func (e DeletedUsersCredentials) Name() string { return "identity-deleted-users-credentials" }
+
+// Collect implements gc.Collector: it returns how many users' leftovers
+// it removed. Users are read from the Store, not a replica's memory,
+// which may not have seen one just created.
+func (e DeletedUsersCredentials) Collect(ctx context.Context, now time.Time) (int, error) {
+	ctx = ReadStore(ctx)
+	owners, err := e.owners(ctx)
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	var errs []error
+	for _, u := range owners {
+		_, err := e.EC2.dir.GetUser(ctx, u)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			if err := forgetCredentials(ctx, e.EC2, e.Tokens, u); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			removed++
+		case err != nil:
+			errs = append(errs, err)
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// owners lists, sorted and once each, the users who own a credential or
+// a trust.
+func (e DeletedUsersCredentials) owners(ctx context.Context) ([]string, error) {
+	store := e.EC2.dir.store
+	set := map[string]bool{}
+	for _, index := range []string{ec2CredsByUserPrefix, credentialsByUserPrefix, trustsByUserPrefix} {
+		kvs, _, err := store.List(ctx, index)
+		if err != nil {
+			return nil, err
+		}
+		for _, kv := range kvs {
+			user, _, _ := strings.Cut(strings.TrimPrefix(kv.Key, index), "/")
+			set[user] = true
+		}
+	}
+	acs, _, err := store.List(ctx, appCredsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	for _, kv := range acs {
+		var ac AppCredential
+		if json.Unmarshal(kv.Value, &ac) == nil && ac.UserID != "" {
+			set[ac.UserID] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for u := range set {
+		out = append(out, u)
+	}
+	sort.Strings(out)
+	return out, nil
 }

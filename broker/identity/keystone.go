@@ -230,7 +230,9 @@ func (k *Keystone) issue(w http.ResponseWriter, r *http.Request) {
 		k.fail(w, r, err)
 		return
 	}
-	ctx := r.Context()
+	// What the token will carry is read from the Store, not this
+	// replica's memory, which may lag behind a revocation (ReadStore).
+	ctx := ReadStore(r.Context())
 	id := req.Auth.Identity
 	var user User
 	var methods []string
@@ -395,12 +397,9 @@ func (k *Keystone) scope(ctx context.Context, t *Token, raw json.RawMessage, use
 	if err != nil {
 		return fmt.Errorf("%w: no access to the requested project", ErrUnauthorized)
 	}
-	roles, err := k.Dir.RolesOn(ctx, p.ID, user.ID)
+	roles, err := k.Dir.ScopeProject(ctx, p, user)
 	if err != nil {
 		return err
-	}
-	if len(roles) == 0 || !p.Enabled || !k.domainEnabled(ctx, p.DomainID) {
-		return fmt.Errorf("%w: user %s has no role on project %s", ErrUnauthorized, user.Name, p.Name)
 	}
 	t.ProjectID, t.ProjectName, t.ProjectDomain, t.Roles = p.ID, p.Name, p.DomainID, roles
 	t.AdminProject = IsAdminProject(p)

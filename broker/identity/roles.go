@@ -64,7 +64,15 @@ func (d *Directory) ListRoles(ctx context.Context) ([]Role, error) {
 }
 
 // UpdateRole applies change to a role; ID and domain are kept.
+// The bootstrap roles keep their names (builtinRole).
 func (d *Directory) UpdateRole(ctx context.Context, id string, change func(*Role)) (Role, error) {
+	if cur, err := d.GetRole(ctx, id); err == nil && builtinRole(cur) {
+		next := cur
+		change(&next)
+		if next.Name != cur.Name {
+			return Role{}, errBuiltinRole
+		}
+	}
 	return updateNamed(ctx, d, "role", rolesPrefix, id, change,
 		func(cur, next *Role) { next.ID, next.DomainID = cur.ID, cur.DomainID },
 		func(r *Role) (string, string) { return r.Name, roleNameKey(*r) })

@@ -1,7 +1,7 @@
 package identity
 
 import (
-	"context"
+	"errors"
 	"net/http"
 	"slices"
 
@@ -82,19 +82,30 @@ func (k *Keystone) updateRole(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"role": entity(r, "roles", role.ID, role)})
 }
 
-// deleteRole voids the tokens that carry the role, then deletes it with
-// its assignments and rules. The bootstrap roles stay: the broker's own
-// authorization names them.
+// deleteRole deletes a role with its assignments and rules, then voids
+// the tokens that carry it and those of its holders: a domain-specific
+// role is never in a token, only the global roles it implies are. The
+// tokens are voided even when the delete failed half-way. The bootstrap
+// roles stay: the broker's own authorization names them.
 func (k *Keystone) deleteRole(w http.ResponseWriter, r *http.Request) {
-	k.deleteRevoking(w, r,
-		func(ctx context.Context, id string) error {
-			role, err := k.Dir.GetRole(ctx, id)
-			if err == nil && role.DomainID == "" && slices.Contains([]string{RoleAdmin, RoleMember, RoleReader}, role.Name) {
-				err = errBuiltinRole
-			}
-			return err
-		},
-		k.Tokens.RevokeRole, k.Dir.DeleteRole)
+	ctx, id := r.Context(), chi.URLParam(r, "id")
+	role, err := k.Dir.GetRole(ctx, id)
+	if err == nil && builtinRole(role) {
+		err = errBuiltinRole
+	}
+	var holders []string
+	if err == nil {
+		holders, err = k.Dir.RoleHolders(ctx, id)
+	}
+	if err == nil {
+		err = k.Dir.DeleteRole(ctx, id)
+		err = errors.Join(err, k.Tokens.RevokeRole(ctx, id), k.revokeUsers(r, holders))
+	}
+	if err != nil {
+		k.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // roleRef is a role as an inference rule shows it.
@@ -133,7 +144,16 @@ func (k *Keystone) showImplied(w http.ResponseWriter, r *http.Request) {
 }
 
 func (k *Keystone) deleteImplied(w http.ResponseWriter, r *http.Request) {
-	if err := k.Dir.DeleteImpliedRole(r.Context(), chi.URLParam(r, "prior"), chi.URLParam(r, "implied")); err != nil {
+	// The prior role's holders lose what the rule gave them.
+	ctx, prior := r.Context(), chi.URLParam(r, "prior")
+	holders, err := k.Dir.RoleHolders(ctx, prior)
+	if err == nil {
+		err = k.Dir.DeleteImpliedRole(ctx, prior, chi.URLParam(r, "implied"))
+	}
+	if err == nil {
+		err = k.revokeUsers(r, holders)
+	}
+	if err != nil {
 		k.fail(w, r, err)
 		return
 	}

@@ -414,7 +414,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	if err := startGC(cfg, gcDeps{store: store, peers: peerReg, dir: dir, tokens: tokens, decisions: decisions, images: images,
 		networks: networks, servers: servers, index: idx, quota: ledger, objects: objects, local: local, metrics: metrics,
 		more: []gc.Collector{deployments.Collector(time.Duration(cfg.GC.Deployments.MaxAge), cfg.GC.Deployments.MaxEvents),
-			ec2API.IDCollector()}},
+			ec2API.IDCollector(), identity.DeletedUsersCredentials{EC2: ec2Creds, Tokens: tokens}}},
 		log, goBG); err != nil {
 		return err
 	}
