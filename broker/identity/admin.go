@@ -121,11 +121,12 @@ func (k *Keystone) listUsers(w http.ResponseWriter, r *http.Request) {
 func (k *Keystone) createUser(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		User struct {
-			Name             string `json:"name"`
-			Password         string `json:"password"`
-			DomainID         string `json:"domain_id"`
-			DefaultProjectID string `json:"default_project_id"`
-			Enabled          *bool  `json:"enabled"`
+			Name             string           `json:"name"`
+			Password         string           `json:"password"`
+			DomainID         string           `json:"domain_id"`
+			DefaultProjectID string           `json:"default_project_id"`
+			Enabled          *bool            `json:"enabled"`
+			Options          map[string]*bool `json:"options"`
 		} `json:"user"`
 	}
 	if err := decode(r, &req); err != nil {
@@ -133,6 +134,10 @@ func (k *Keystone) createUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := User{Name: req.User.Name, DomainID: req.User.DomainID, DefaultProjectID: req.User.DefaultProjectID, Enabled: req.User.Enabled == nil || *req.User.Enabled}
+	if err := ApplyUserOptions(&u, req.User.Options); err != nil {
+		k.fail(w, r, err)
+		return
+	}
 	if u.DomainID == "" {
 		u.DomainID = DefaultDomainID
 	}
@@ -168,10 +173,11 @@ func (k *Keystone) showUser(w http.ResponseWriter, r *http.Request) {
 func (k *Keystone) updateUser(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		User struct {
-			Name             *string `json:"name"`
-			Password         *string `json:"password"`
-			DefaultProjectID *string `json:"default_project_id"`
-			Enabled          *bool   `json:"enabled"`
+			Name             *string          `json:"name"`
+			Password         *string          `json:"password"`
+			DefaultProjectID *string          `json:"default_project_id"`
+			Enabled          *bool            `json:"enabled"`
+			Options          map[string]*bool `json:"options"`
 		} `json:"user"`
 	}
 	if err := decode(r, &req); err != nil {
@@ -185,7 +191,11 @@ func (k *Keystone) updateUser(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if _, err := k.Dir.GetUser(ctx, id); err != nil {
+	cur, err := k.Dir.GetUser(ctx, id)
+	if err == nil {
+		err = ApplyUserOptions(&cur, u.Options) // checked before anything changes
+	}
+	if err != nil {
 		k.fail(w, r, err)
 		return
 	}
@@ -212,6 +222,7 @@ func (k *Keystone) updateUser(w http.ResponseWriter, r *http.Request) {
 		if u.Enabled != nil {
 			x.Enabled = *u.Enabled
 		}
+		_ = ApplyUserOptions(x, u.Options) // checked above
 	})
 	if err != nil {
 		k.fail(w, r, err)

@@ -281,9 +281,9 @@ func (d *Directory) CreateUser(ctx context.Context, u User, password string) (Us
 func (d *Directory) UpdateUser(ctx context.Context, id string, change func(*User)) (User, error) {
 	u, err := updateNamed(ctx, d, "user", usersPrefix, id, change,
 		func(cur, next *User) {
-			name, project, enabled := next.Name, next.DefaultProjectID, next.Enabled
+			name, project, enabled, options := next.Name, next.DefaultProjectID, next.Enabled, next.Options
 			*next = *cur
-			next.Name, next.DefaultProjectID, next.Enabled = name, project, enabled
+			next.Name, next.DefaultProjectID, next.Enabled, next.Options = name, project, enabled, options
 		},
 		func(u *User) (string, string) { return u.Name, nameKey(userNamesPrefix, u.DomainID, u.Name) })
 	return d.public(u), err

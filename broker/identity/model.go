@@ -55,6 +55,9 @@ type User struct {
 	PasswordHistory   []string  `json:"password_history,omitempty"`
 	FailedLogins      int       `json:"failed_logins,omitempty"`
 	LockedUntil       time.Time `json:"locked_until,omitzero"`
+	// Options are Keystone's user resource options (useroptions.go);
+	// shown as {} when none is set.
+	Options map[string]bool `json:"options"`
 	// PasswordExpiresAt is shown, never stored: the policy computes it.
 	PasswordExpiresAt *time.Time `json:"password_expires_at"`
 }

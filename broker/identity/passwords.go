@@ -81,7 +81,7 @@ func (d *Directory) checkPolicy(password string) error {
 
 // passwordExpiresAt is when the user's password expires, nil for never.
 func (d *Directory) passwordExpiresAt(u User) *time.Time {
-	if d.policy.ExpiresDays <= 0 || u.PasswordChangedAt.IsZero() {
+	if d.policy.ExpiresDays <= 0 || u.PasswordChangedAt.IsZero() || u.option(OptIgnorePasswordExpiry) {
 		return nil
 	}
 	at := u.PasswordChangedAt.Add(time.Duration(d.policy.ExpiresDays) * 24 * time.Hour)
@@ -137,9 +137,14 @@ func (d *Directory) SetPassword(ctx context.Context, id, password string) error 
 // ChangePassword is a user's own change: the original password must be
 // right (an expired one still is: changing it is the way out), and the
 // new one meets the policy and history.
+// A user with lock_password set may not.
 func (d *Directory) ChangePassword(ctx context.Context, id, original, password string) error {
-	if _, err := d.checkPassword(ctx, User{ID: id}, original, true); err != nil {
+	u, err := d.checkPassword(ctx, User{ID: id}, original, true)
+	if err != nil {
 		return err
+	}
+	if u.option(OptLockPassword) {
+		return fmt.Errorf("%w: the password of user %s is locked; an administrator may reset it", ErrForbidden, u.Name)
 	}
 	return d.SetPassword(ctx, id, password)
 }
@@ -171,7 +176,8 @@ func (d *Directory) checkPassword(ctx context.Context, u User, password string, 
 		hash = dummyHash
 	}
 	now := d.now()
-	locked := now.Before(full.LockedUntil)
+	ignoreLockout := full.option(OptIgnoreLockout)
+	locked := now.Before(full.LockedUntil) && !ignoreLockout
 	if locked {
 		hash = dummyHash // as slow as a real check; the answer is no
 	}
@@ -183,7 +189,9 @@ func (d *Directory) checkPassword(ctx context.Context, u User, password string, 
 	case err != nil || locked || !full.Enabled:
 		return User{}, errBadLogin
 	case wrong:
-		d.countFailure(ctx, full.ID, now)
+		if !ignoreLockout {
+			d.countFailure(ctx, full.ID, now)
+		}
 		return User{}, errBadLogin
 	}
 	if full.FailedLogins > 0 {
@@ -216,6 +224,9 @@ func (d *Directory) countFailure(ctx context.Context, id string, now time.Time) 
 // the password expires.
 func (d *Directory) public(u User) User {
 	u.PasswordExpiresAt = d.passwordExpiresAt(u)
+	if u.Options == nil {
+		u.Options = map[string]bool{}
+	}
 	u.PasswordHash, u.PasswordHistory, u.FailedLogins, u.LockedUntil, u.PasswordChangedAt = "", nil, 0, time.Time{}, time.Time{}
 	return u
 }
