@@ -219,7 +219,7 @@ func (k *Keystone) createAppCred(w http.ResponseWriter, r *http.Request) {
 func appCredOwner(r *http.Request) (string, bool) {
 	t, _ := TokenFrom(r.Context())
 	user := chi.URLParam(r, "user")
-	return user, user == t.UserID || t.CloudAdmin()
+	return user, user == t.UserID || t.IdentityAdmin()
 }
 
 func (k *Keystone) listAppCreds(w http.ResponseWriter, r *http.Request) {

@@ -46,21 +46,26 @@ func StaticCatalog(services []ServiceEntry) func(base string) []Service {
 }
 
 // ProjectIDVar in an endpoint URL stands for the token's project ID, as
-// in Keystone's endpoint templates.
-const ProjectIDVar = "%(project_id)s"
+// in Keystone's endpoint templates; TenantIDVar is its older spelling,
+// which endpoints registered for older clients still use.
+const (
+	ProjectIDVar = "%(project_id)s"
+	TenantIDVar  = "%(tenant_id)s"
+)
 
-// ForProject returns cat with ProjectIDVar in its URLs replaced by
-// project; without a project, the endpoints that need one are left out.
+// ForProject returns cat with ProjectIDVar and TenantIDVar in its URLs
+// replaced by project; without a project, the endpoints that need one
+// are left out.
 func ForProject(cat []Service, project string) []Service {
 	out := make([]Service, 0, len(cat))
 	for _, svc := range cat {
 		eps := make([]Endpoint, 0, len(svc.Endpoints))
 		for _, ep := range svc.Endpoints {
-			if strings.Contains(ep.URL, ProjectIDVar) {
+			if strings.Contains(ep.URL, ProjectIDVar) || strings.Contains(ep.URL, TenantIDVar) {
 				if project == "" {
 					continue
 				}
-				ep.URL = strings.ReplaceAll(ep.URL, ProjectIDVar, project)
+				ep.URL = strings.NewReplacer(ProjectIDVar, project, TenantIDVar, project).Replace(ep.URL)
 			}
 			eps = append(eps, ep)
 		}

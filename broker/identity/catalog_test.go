@@ -120,3 +120,33 @@ func TestCatalogAsData(t *testing.T) {
 		}
 	})
 }
+
+// TestForProjectTemplates: both spellings of the project in an endpoint
+// template are the token's project; without one, such endpoints go.
+func TestForProjectTemplates(t *testing.T) {
+	cat := []identity.Service{{Type: "object-store", Endpoints: []identity.Endpoint{
+		{Interface: "public", URL: "http://x/v1/AUTH_" + identity.ProjectIDVar},
+		{Interface: "internal", URL: "http://x/v1/AUTH_" + identity.TenantIDVar},
+		{Interface: "admin", URL: "http://x/v1"},
+	}}}
+	cases := []struct {
+		name, project string
+		want          []string
+	}{
+		{"scoped", "p1", []string{"http://x/v1/AUTH_p1", "http://x/v1/AUTH_p1", "http://x/v1"}},
+		{"unscoped", "", []string{"http://x/v1"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var got []string
+			for _, s := range identity.ForProject(cat, c.project) {
+				for _, ep := range s.Endpoints {
+					got = append(got, ep.URL)
+				}
+			}
+			if strings.Join(got, " ") != strings.Join(c.want, " ") {
+				t.Fatalf("URLs %v, want %v", got, c.want)
+			}
+		})
+	}
+}

@@ -276,7 +276,7 @@ func (k *Keystone) ec2CredentialRoutes(r chi.Router) {
 	r.Use(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			t, _ := TokenFrom(r.Context())
-			if chi.URLParam(r, "user") != t.UserID && !t.CloudAdmin() {
+			if chi.URLParam(r, "user") != t.UserID && !t.IdentityAdmin() {
 				k.fail(w, r, fmt.Errorf("%w: another user's EC2 credentials", ErrForbidden))
 				return
 			}

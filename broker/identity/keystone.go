@@ -504,7 +504,7 @@ func (k *Keystone) validate(w http.ResponseWriter, r *http.Request) {
 		k.fail(w, r, fmt.Errorf("%w: could not find the subject token", ErrNotFound))
 		return
 	}
-	if subject != AuthToken(r) && !caller.CloudAdmin() && caller.UserID != t.UserID {
+	if subject != AuthToken(r) && !caller.IdentityAdmin() && caller.UserID != t.UserID {
 		k.fail(w, r, fmt.Errorf("%w: only an admin may validate another user's token", ErrForbidden))
 		return
 	}
@@ -524,7 +524,7 @@ func (k *Keystone) revoke(w http.ResponseWriter, r *http.Request) {
 		k.fail(w, r, fmt.Errorf("%w: could not find the subject token", ErrNotFound))
 		return
 	}
-	if !caller.CloudAdmin() && caller.UserID != t.UserID {
+	if !caller.IdentityAdmin() && caller.UserID != t.UserID {
 		k.fail(w, r, fmt.Errorf("%w: only an admin may revoke another user's token", ErrForbidden))
 		return
 	}
@@ -552,7 +552,7 @@ func (k *Keystone) myProjects(w http.ResponseWriter, r *http.Request) {
 func (k *Keystone) userProjects(w http.ResponseWriter, r *http.Request) {
 	t, _ := TokenFrom(r.Context())
 	user := chi.URLParam(r, "user")
-	if user != t.UserID && !t.CloudAdmin() {
+	if user != t.UserID && !t.IdentityAdmin() {
 		k.fail(w, r, fmt.Errorf("%w: another user's projects", ErrForbidden))
 		return
 	}

@@ -60,6 +60,9 @@ func (d *Directory) checkParent(ctx context.Context, p *Project) error {
 	if parent.DomainID != p.DomainID {
 		return &registry.FieldError{Field: "project.parent_id", Reason: "the parent project is in another domain"}
 	}
+	if p.Enabled && !parent.Enabled { // Keystone's 403
+		return errForbiddenf("cannot create an enabled project under disabled project %s", parent.Name)
+	}
 	parents, err := d.Parents(ctx, parent)
 	if err != nil {
 		return err

@@ -218,6 +218,17 @@ func (k *Keystone) updateProject(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if in.Enabled != nil && *in.Enabled && !cur.Enabled && cur.ParentID != "" {
+		// Nor is a child enabled under a disabled parent (Keystone's 403).
+		parent, err := k.Dir.GetProject(ctx, cur.ParentID)
+		if err == nil && !parent.Enabled {
+			err = errForbiddenf("cannot enable project %s: its parent %s is disabled", cur.Name, parent.Name)
+		}
+		if err != nil {
+			k.fail(w, r, err)
+			return
+		}
+	}
 	if in.Enabled != nil && !*in.Enabled {
 		// A parent is not disabled under enabled children (Keystone);
 		// disabling cuts access at once, on every replica.

@@ -109,6 +109,11 @@ func TestProjectTreeAndTags(t *testing.T) {
 		yes := true
 		deep := mk("l4", team.ID)
 		deeper := mk("l5", deep.ID)
+		no := false
+		off, err := projects.Create(ctx, e.adminC, projects.CreateOpts{Name: "off", Enabled: &no}).Extract()
+		mustOK(t, "a disabled parent", err)
+		offKid, err := projects.Create(ctx, e.adminC, projects.CreateOpts{Name: "off-kid", ParentID: off.ID, Enabled: &no}).Extract()
+		mustOK(t, "a disabled child of a disabled parent", err)
 		cases := []struct {
 			name string
 			err  error
@@ -120,6 +125,8 @@ func TestProjectTreeAndTags(t *testing.T) {
 			{"an unknown parent", projects.Create(ctx, e.adminC, projects.CreateOpts{Name: "orphan", ParentID: "nope"}).Err, http.StatusBadRequest},
 			{"the parent changes", projects.Update(ctx, e.adminC, team.ID, projects.UpdateOpts{ParentID: org.ID}).Err, http.StatusBadRequest},
 			{"a member lists projects", projects.List(e.aliceC, nil).EachPage(ctx, nil), http.StatusForbidden},
+			{"an enabled child of a disabled parent", projects.Create(ctx, e.adminC, projects.CreateOpts{Name: "on-kid", ParentID: off.ID}).Err, http.StatusForbidden},
+			{"enabling a child of a disabled parent", projects.Update(ctx, e.adminC, offKid.ID, projects.UpdateOpts{Enabled: &yes}).Err, http.StatusForbidden},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -128,7 +135,7 @@ func TestProjectTreeAndTags(t *testing.T) {
 				}
 			})
 		}
-		for _, p := range []*projects.Project{deeper, deep, team, dept, org} {
+		for _, p := range []*projects.Project{deeper, deep, team, dept, org, offKid, off} {
 			mustOK(t, "delete leaf first", projects.Delete(ctx, e.adminC, p.ID).ExtractErr())
 		}
 	})

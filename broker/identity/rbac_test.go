@@ -418,3 +418,46 @@ func TestMembersCannotAdminister(t *testing.T) {
 		})
 	}
 }
+
+// TestSystemAdminIsIdentityAdmin: a system-scoped admin (an identity
+// admin, as Keystone's system scope is) validates and revokes another
+// user's token and lists another user's projects; a member does not.
+func TestSystemAdminIsIdentityAdmin(t *testing.T) {
+	ctx := context.Background()
+	e := newAppEnv(t, registry.NewMemory())
+	sys, err := users.Create(ctx, e.adminC, users.CreateOpts{Name: "sys", DomainID: identity.DefaultDomainID, Password: "sys-password"}).Extract()
+	mustOK(t, "user", err)
+	mustOK(t, "system admin", e.dir.Grant(ctx, identity.Assignment{UserID: sys.ID, System: true, RoleID: e.boot.Roles[identity.RoleAdmin].ID}))
+	sysTok, _, err := e.scopedToken(t, "sys", identity.DefaultDomainID, "sys-password", tokens.Scope{System: true})
+	mustOK(t, "system token", err)
+	aliceTok, _, err := e.scopedToken(t, "alice", identity.DefaultDomainID, "alice-password", tokens.Scope{ProjectID: e.proj.ID})
+	mustOK(t, "alice's token", err)
+	malTok := e.malC.Token()
+	cases := []struct {
+		name, method, path, caller, subject string
+		code                                int
+	}{
+		{"a member validates alice's token", http.MethodGet, "/v3/auth/tokens", malTok, aliceTok, http.StatusForbidden},
+		{"the system admin validates it", http.MethodGet, "/v3/auth/tokens", sysTok, aliceTok, http.StatusOK},
+		{"a member lists alice's projects", http.MethodGet, "/v3/users/" + e.alice.ID + "/projects", malTok, "", http.StatusForbidden},
+		{"the system admin lists them", http.MethodGet, "/v3/users/" + e.alice.ID + "/projects", sysTok, "", http.StatusOK},
+		{"a member revokes alice's token", http.MethodDelete, "/v3/auth/tokens", malTok, aliceTok, http.StatusForbidden},
+		{"the system admin revokes it", http.MethodDelete, "/v3/auth/tokens", sysTok, aliceTok, http.StatusNoContent},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(ctx, c.method, e.srv.URL+c.path, nil)
+			mustOK(t, "request", err)
+			req.Header.Set("X-Auth-Token", c.caller)
+			if c.subject != "" {
+				req.Header.Set("X-Subject-Token", c.subject)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			mustOK(t, "do", err)
+			resp.Body.Close()
+			if resp.StatusCode != c.code {
+				t.Fatalf("%s %s: %d, want %d", c.method, c.path, resp.StatusCode, c.code)
+			}
+		})
+	}
+}
