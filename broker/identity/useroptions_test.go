@@ -111,3 +111,20 @@ func TestUserOptions(t *testing.T) {
 		t.Run(c.name, c.run)
 	}
 }
+
+// TestUserOptionsCLI: the openstack CLI's user set flags for the options
+// reach the user, and user show reads them back.
+func TestUserOptionsCLI(t *testing.T) {
+	e := newAppEnv(t, registry.NewMemory())
+	c := newCLI(t, e.env)
+	admin := passwordLogin("admin", adminPassword, "admin")
+	c.runSteps(t, []cliStep{
+		{name: "set the options", login: admin, args: []string{"user", "set", "--ignore-lockout-failure-attempts", "--ignore-password-expiry", "--enable-lock-password", "alice"}},
+		{name: "show them", login: admin, args: []string{"user", "show", "-f", "json", "alice"},
+			want: []string{`"ignore_lockout_failure_attempts": true`, `"ignore_password_expiry": true`, `"lock_password": true`}},
+		{name: "an option the broker lacks is refused", login: admin, args: []string{"user", "set", "--ignore-change-password-upon-first-use", "alice"}, wantCode: 1,
+			want: []string{"ignore_change_password_upon_first_use"}},
+		{name: "unset one", login: admin, args: []string{"user", "set", "--disable-lock-password", "alice"}},
+		{name: "it is false", login: admin, args: []string{"user", "show", "-f", "json", "alice"}, want: []string{`"lock_password": false`}},
+	})
+}
