@@ -106,15 +106,17 @@ func seededImage(t testing.TB, c *openstack.Cloud) peers.Image {
 	return peers.Image{}
 }
 
-// testcloudGaps are what the testcloud's Cinder backend
-// (cinder.tests.fake_driver.FakeLoggingVolumeDriver) cannot do; the driver
-// calls are the ordinary Cinder ones and the failures are the backend's,
-// visible in /var/log/cinder/cinder-volume.log.
+// testcloudGaps are what the testcloud cannot do: its Cinder backend
+// (cinder.tests.fake_driver.FakeLoggingVolumeDriver), whose failures are
+// visible in /var/log/cinder/cinder-volume.log, and its single compute
+// host, which Nova will not resize onto itself by default.
 var testcloudGaps = map[string]string{
 	"Volumes/FromImage": "the testcloud's fake volume driver cannot copy an image to a volume " +
 		"(qemu-img convert to a /dev/mapper device that does not exist): the volume goes to error",
 	"Volumes/Extend": "the testcloud's fake volume driver cannot extend a volume " +
 		"(FakeBrickLVM has no extend_volume): the volume goes to error_extending",
+	"Servers/Resize": "the testcloud has one compute host and Nova's default allow_resize_to_same_host=False: " +
+		"the scheduler answers NoValidHost (nova-conductor.log) and the server returns to ACTIVE",
 }
 
 func fixture(t testing.TB, c *openstack.Cloud, entry string) peertest.Fixture {
