@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/internal/metricstest"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -36,24 +37,15 @@ func TestSizeCollector(t *testing.T) {
 	if err := x.Delete(ctx, entries[2]); err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]float64{}
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range fams {
-		for _, m := range f.GetMetric() {
-			got[f.GetName()+"/"+m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
-		}
-	}
+	got := metricstest.Values(t, reg)
 	tests := []struct {
 		name string
 		want float64
 	}{
-		{"cloudmux_index_entries/server", 2},
-		{"cloudmux_index_projects/server", 1},
-		{"cloudmux_index_entries/volume", 1},
-		{"cloudmux_index_projects/volume", 1},
+		{`cloudmux_index_entries{kind="server"}`, 2},
+		{`cloudmux_index_projects{kind="server"}`, 1},
+		{`cloudmux_index_entries{kind="volume"}`, 1},
+		{`cloudmux_index_projects{kind="volume"}`, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cloudmux/cloudmux/broker/quota"
+	"github.com/cloudmux/cloudmux/internal/metricstest"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -45,28 +46,19 @@ func TestLedgerMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	got := map[string]float64{}
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range fams {
-		for _, m := range f.GetMetric() {
-			got[f.GetName()+"/"+m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
-		}
-	}
+	got := metricstest.Values(t, reg)
 	tests := []struct {
 		name string
 		want float64
 	}{
-		{"cloudmux_quota_reservations_total/reserved", 2},
-		{"cloudmux_quota_reservations_total/refused", 1},
-		{"cloudmux_quota_refusals_total/cores", 1},
-		{"cloudmux_quota_refusals_total/ram", 1},
-		{"cloudmux_quota_reservations_ended_total/commit", 1},
-		{"cloudmux_quota_reservations_ended_total/release", 1},
+		{`cloudmux_quota_reservations_total{outcome="reserved"}`, 2},
+		{`cloudmux_quota_reservations_total{outcome="refused"}`, 1},
+		{`cloudmux_quota_refusals_total{resource="cores"}`, 1},
+		{`cloudmux_quota_refusals_total{resource="ram"}`, 1},
+		{`cloudmux_quota_reservations_ended_total{how="commit"}`, 1},
+		{`cloudmux_quota_reservations_ended_total{how="release"}`, 1},
 		// A request naming no known resource never reached the ledger.
-		{"cloudmux_quota_reservations_total/error", 0},
+		{`cloudmux_quota_reservations_total{outcome="error"}`, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

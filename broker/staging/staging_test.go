@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/broker/staging"
+	"github.com/cloudmux/cloudmux/internal/metricstest"
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/localcloud/fake"
 	"github.com/cloudmux/cloudmux/peers"
@@ -181,41 +182,13 @@ func TestEnsure(t *testing.T) {
 			`cloudmux_staging_copies_total{result="error"}`:        0,
 			`cloudmux_staging_copy_seconds_count{outcome="error"}`: 0,
 		}
-		got := scrape(t, reg)
+		got := metricstest.Values(t, reg)
 		for k, v := range want {
 			if got[k] != v {
 				t.Errorf("%s = %v, want %v", k, got[k], v)
 			}
 		}
 	})
-}
-
-// scrape gathers reg into name{label="value"} -> value (histograms as
-// their _count).
-func scrape(t *testing.T, reg *prometheus.Registry) map[string]float64 {
-	t.Helper()
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, f := range fams {
-		for _, m := range f.GetMetric() {
-			name := f.GetName()
-			var v float64
-			switch {
-			case m.GetCounter() != nil:
-				v = m.GetCounter().GetValue()
-			case m.GetHistogram() != nil:
-				name, v = name+"_count", float64(m.GetHistogram().GetSampleCount())
-			}
-			for _, l := range m.GetLabel() {
-				name += "{" + l.GetName() + `="` + l.GetValue() + `"}`
-			}
-			out[name] = v
-		}
-	}
-	return out
 }
 
 // TestEnsureCorruptSourceLeavesNothing: bytes that do not match the
@@ -245,7 +218,7 @@ func TestEnsureCorruptSourceLeavesNothing(t *testing.T) {
 	if _, err := s.Ensure(ctx, img, srcM, dstM); err != nil {
 		t.Fatalf("staging after the source healed: %v", err)
 	}
-	if got := scrape(t, reg); got[`cloudmux_staging_copies_total{result="error"}`] != 1 || got[`cloudmux_staging_copies_total{result="copied"}`] != 1 {
+	if got := metricstest.Values(t, reg); got[`cloudmux_staging_copies_total{result="error"}`] != 1 || got[`cloudmux_staging_copies_total{result="copied"}`] != 1 {
 		t.Fatalf("the failed copy and the healed one: %v", got)
 	}
 }
