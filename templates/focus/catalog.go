@@ -21,6 +21,7 @@ type Store interface {
 	Get(ctx context.Context, key string) (registry.KV, error)
 	CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error)
 	Delete(ctx context.Context, key string) error
+	DeleteCAS(ctx context.Context, key string, index uint64) error
 	List(ctx context.Context, prefix string) ([]registry.KV, uint64, error)
 }
 
@@ -171,12 +172,132 @@ func (e errHashTaken) Error() string {
 	return fmt.Sprintf("content already stored as version %d", int(e))
 }
 
-// create writes the next version of kind/name with a create-only CAS
-// (retrying when another writer took the number), then claims its hash. A
-// concurrent push of the same bytes that claimed the hash first wins: this
-// one's version is removed again and errHashTaken names the winner.
+// create claims hash for kind/name, then writes the next version with a
+// create-only CAS (retrying when another writer took the number), then
+// points the hash at it. The claim comes first so that two concurrent
+// pushes of the same bytes never both take a number: writing the version
+// first and removing the loser's afterwards leaves a hole in the
+// numbering whenever a third push landed in between. A concurrent push of
+// the same bytes waits for the claim's owner and gets errHashTaken naming
+// its version. A claim whose owner died (a crash between claim and
+// version) is taken over once it is older than staleClaim.
 func (c *Catalog) create(ctx context.Context, project, kind, name, hash string, record func(n int) any) (int, error) {
-	for range 20 {
+	hk := hashKey(project, kind, name, hash)
+	claimIdx, err := c.claimHash(ctx, hk)
+	if err != nil {
+		return 0, err
+	}
+	n, err := c.nextVersion(ctx, project, kind, name, record)
+	if err != nil {
+		// Give the claim back so the same bytes can be pushed again.
+		_ = c.Store.DeleteCAS(context.WithoutCancel(ctx), hk, claimIdx)
+		return 0, err
+	}
+	if _, err := c.Store.CAS(ctx, hk, []byte(strconv.Itoa(n)), claimIdx); err != nil {
+		// Our claim was taken over as stale while we held it: the version
+		// stands, but the content now belongs to the other push.
+		if errors.Is(err, registry.ErrConflict) {
+			if other, oerr := c.waitHash(ctx, hk); oerr == nil {
+				return 0, errHashTaken(other)
+			}
+		}
+		return 0, err
+	}
+	return n, nil
+}
+
+// staleClaim is how long a pending hash claim protects its owner. A push
+// takes milliseconds between claim and version; a claim this old belongs
+// to a broker that died in between.
+const staleClaim = 2 * time.Minute
+
+const pendingPrefix = "pending "
+
+// claimHash takes hk for this push, returning the claim's modify index, or
+// errHashTaken when another push of the same bytes already owns it.
+func (c *Catalog) claimHash(ctx context.Context, hk string) (uint64, error) {
+	claim := []byte(pendingPrefix + strconv.FormatInt(c.now().UnixNano(), 10))
+	for {
+		idx, err := c.Store.CAS(ctx, hk, claim, 0)
+		if err == nil {
+			return idx, nil
+		}
+		if !errors.Is(err, registry.ErrConflict) {
+			return 0, err
+		}
+		kv, err := c.Store.Get(ctx, hk)
+		if errors.Is(err, registry.ErrNotFound) {
+			continue // the owner gave it back: try again
+		} else if err != nil {
+			return 0, err
+		}
+		if n, ok := hashVersion(kv.Value); ok {
+			return 0, errHashTaken(n)
+		}
+		if at, ok := pendingSince(kv.Value); ok && c.now().Sub(at) > staleClaim {
+			idx, err := c.Store.CAS(ctx, hk, claim, kv.ModifyIndex)
+			if err == nil {
+				return idx, nil
+			} else if !errors.Is(err, registry.ErrConflict) {
+				return 0, err
+			}
+			continue
+		}
+		n, err := c.waitHash(ctx, hk)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		return 0, errHashTaken(n)
+	}
+}
+
+// waitHash waits for a pending claim at hk to become a version number. It
+// returns ErrNotFound when the claim was given back or went stale.
+func (c *Catalog) waitHash(ctx context.Context, hk string) (int, error) {
+	for {
+		kv, err := c.Store.Get(ctx, hk)
+		if errors.Is(err, registry.ErrNotFound) {
+			return 0, ErrNotFound
+		} else if err != nil {
+			return 0, err
+		}
+		if n, ok := hashVersion(kv.Value); ok {
+			return n, nil
+		}
+		if at, ok := pendingSince(kv.Value); !ok || c.now().Sub(at) > staleClaim {
+			return 0, ErrNotFound
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func hashVersion(v []byte) (int, bool) {
+	n, err := strconv.Atoi(string(v))
+	return n, err == nil && n > 0
+}
+
+func pendingSince(v []byte) (time.Time, bool) {
+	s, ok := strings.CutPrefix(string(v), pendingPrefix)
+	if !ok {
+		return time.Time{}, false
+	}
+	ns, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(0, ns), true
+}
+
+// nextVersion writes record(n) at the first free version number.
+func (c *Catalog) nextVersion(ctx context.Context, project, kind, name string, record func(n int) any) (int, error) {
+	for range 50 {
 		latest, err := c.latest(ctx, versionsPrefix(project, kind, name))
 		if err != nil {
 			return 0, err
@@ -193,19 +314,6 @@ func (c *Catalog) create(ctx context.Context, project, kind, name, hash string, 
 			return 0, err
 		}
 		c.Memory.wrote(versionKey(project, kind, name, n), b, idx)
-		if _, err := c.Store.CAS(ctx, hashKey(project, kind, name, hash), []byte(strconv.Itoa(n)), 0); errors.Is(err, registry.ErrConflict) {
-			if c.Store.Delete(ctx, versionKey(project, kind, name, n)) == nil {
-				c.Memory.deleted(versionKey(project, kind, name, n))
-			}
-			other, err := c.byHash(ctx, project, kind, name, hash)
-			if err != nil {
-				return 0, err
-			}
-			n, _ := strconv.Atoi(other)
-			return 0, errHashTaken(n)
-		} else if err != nil {
-			return 0, err
-		}
 		return n, nil
 	}
 	return 0, fmt.Errorf("focus: %s %s: too many concurrent pushes", kind, name)
@@ -218,6 +326,9 @@ func (c *Catalog) byHash(ctx context.Context, project, kind, name, hash string) 
 	}
 	if err != nil {
 		return "", err
+	}
+	if _, ok := hashVersion(kv.Value); !ok {
+		return "", ErrNotFound // a push of these bytes is under way: create waits for it
 	}
 	return string(kv.Value), nil
 }

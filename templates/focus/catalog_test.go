@@ -2,13 +2,17 @@ package focus
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cloudmux/cloudmux/registry"
 	"github.com/cloudmux/cloudmux/templates"
@@ -398,5 +402,49 @@ func TestMigrateLegacy(t *testing.T) {
 	}
 	if kvs, _, _ := c.Store.List(ctx, "focus/templates/"); len(kvs) != 0 {
 		t.Fatalf("legacy keys left: %d", len(kvs))
+	}
+}
+
+// A broker that died between claiming a content hash and writing its
+// version leaves a pending claim; a later push of the same bytes must wait
+// for a live claim but take over a stale one, so the content is never
+// locked out for good.
+func TestPushTakesOverStaleClaim(t *testing.T) {
+	tests := []struct {
+		name    string
+		age     time.Duration
+		wantErr bool
+	}{
+		{name: "stale claim is taken over", age: staleClaim + time.Second},
+		{name: "live claim is waited for", age: time.Second, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, ctx := newCatalog(t)
+			now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+			c.Now = func() time.Time { return now }
+			sum := sha256.Sum256([]byte(webV1))
+			hk := hashKey("p1", "templates", "web", hex.EncodeToString(sum[:]))
+			claim := pendingPrefix + strconv.FormatInt(now.Add(-tt.age).UnixNano(), 10)
+			if _, err := c.Store.CAS(ctx, hk, []byte(claim), 0); err != nil {
+				t.Fatal(err)
+			}
+			pushCtx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			defer cancel()
+			v, created, err := c.Push(pushCtx, "p1", "web", []byte(webV1), "")
+			if tt.wantErr {
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("push over a live claim: %v (want it to wait)", err)
+				}
+				return
+			}
+			if err != nil || !created || v.Version != 1 {
+				t.Fatalf("push over a stale claim: %+v %v %v", v, created, err)
+			}
+			kv, err := c.Store.Get(ctx, hk)
+			if err != nil || string(kv.Value) != "1" {
+				t.Fatalf("hash now %q %v, want 1", kv.Value, err)
+			}
+		})
 	}
 }
