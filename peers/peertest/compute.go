@@ -440,6 +440,13 @@ func (s *suite) resetState(t *testing.T, id string) {
 		t.Skip("the cloud does not implement peers.ServerStateResetter")
 	}
 	wantErr(t, "a reset to SHUTOFF", rs.ResetServerState(t.Context(), id, peers.ServerShutoff), peers.ErrInvalid)
+	if s.fx.Tenant {
+		wantErr(t, "a tenant's reset to ERROR", rs.ResetServerState(t.Context(), id, peers.ServerError), peers.ErrUnauthorized)
+		if srv, err := s.c.GetServer(t.Context(), id); err != nil || srv.Status != peers.ServerActive {
+			t.Fatalf("after a refused reset: %s, %v (want ACTIVE)", srv.Status, err)
+		}
+		return
+	}
 	for _, st := range []peers.ServerStatus{peers.ServerError, peers.ServerActive} {
 		if err := rs.ResetServerState(t.Context(), id, st); err != nil {
 			t.Fatalf("ResetServerState(%s): %v", st, err)

@@ -54,6 +54,11 @@ type Fixture struct {
 	// can neither copy an image to a volume nor extend one. Only the
 	// subtests that call s.gap honour it.
 	Gaps map[string]string
+	// Tenant says the cloud's credentials hold no admin role there (a
+	// remote public cloud's usual account). Admin-only calls, such as
+	// resetting a server's state, are then checked to be refused with
+	// peers.ErrUnauthorized instead of exercised.
+	Tenant bool
 }
 
 func (fx Fixture) withDefaults() Fixture {
