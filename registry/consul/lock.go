@@ -3,6 +3,7 @@ package consul
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,10 +23,12 @@ import (
 // through the raw endpoint with an explicit "0s". Zero also lets Release
 // free the key by destroying the session alone (see Release).
 type sessionCreate struct {
-	Name      string
-	TTL       string
-	Behavior  string
-	LockDelay string
+	Name          string
+	TTL           string
+	Behavior      string
+	LockDelay     string
+	NodeChecks    []string           `json:",omitempty"`
+	ServiceChecks []api.ServiceCheck `json:",omitempty"`
 }
 
 // cleanupTimeout bounds the calls that clean up after a failed TryLock or a
@@ -52,12 +55,21 @@ func (s *Store) TryLock(ctx context.Context, key string, holder []byte, ttl time
 	ttl = registry.ClampTTL(ttl)
 	var created struct{ ID string }
 	sessionStart := time.Now() // Consul's TTL clock starts no earlier than this
-	_, err = s.client.Raw().Write("/v1/session/create", sessionCreate{
+	create := sessionCreate{
 		Name:      "cloudmux lock " + key,
 		TTL:       ttl.String(),
 		Behavior:  api.SessionBehaviorRelease,
 		LockDelay: "0s",
-	}, &created, writeOpts(ctx))
+	}
+	create.NodeChecks, create.ServiceChecks = s.sessionChecks()
+	_, err = s.client.Raw().Write("/v1/session/create", create, &created, writeOpts(ctx))
+	if err != nil && len(create.ServiceChecks) > 0 && strings.Contains(err.Error(), "critical state") {
+		// Our liveness check is critical (this process stalled past its
+		// TTL and has not set it passing again yet): a session bound to it
+		// would be refused, so this one lives by its TTL alone.
+		create.NodeChecks, create.ServiceChecks = nil, nil
+		_, err = s.client.Raw().Write("/v1/session/create", create, &created, writeOpts(ctx))
+	}
 	if err != nil {
 		return nil, s.fail(ctx, "lock: create session", key, err)
 	}

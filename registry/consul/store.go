@@ -33,6 +33,9 @@ type Store struct {
 	metrics *storeMetrics
 	// retryBudget bounds the retries of one call (Config.RetryBudget).
 	retryBudget time.Duration
+	// live binds new sessions to this broker's liveness check once
+	// RunLiveness registered it.
+	live liveness
 }
 
 var (

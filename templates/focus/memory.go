@@ -152,13 +152,6 @@ func (m *Memory) wrote(key string, raw []byte, idx uint64) {
 	}
 }
 
-// deleted applies a delete this broker made.
-func (m *Memory) deleted(key string) {
-	if m != nil {
-		m.mirror.Deleted(key, 0)
-	}
-}
-
 // latest is the highest version number of a series (0: none).
 func (m *Memory) latest(series string) int {
 	m.mu.RLock()
