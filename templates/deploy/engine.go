@@ -375,8 +375,8 @@ func (e *Engine) Delete(ctx context.Context, id string) (*Deployment, error) {
 }
 
 // Serve resumes orphaned in-progress deployments (their owner died and
-// its lease expired) now and every ResumeInterval, and runs those Start
-// is given, until ctx ends.
+// its lease expired) as soon as their lease is freed, now and every
+// ResumeInterval, and runs those Start is given, until ctx ends.
 func (e *Engine) Serve(ctx context.Context) error {
 	e.mu.Lock()
 	e.base = ctx
@@ -387,6 +387,7 @@ func (e *Engine) Serve(ctx context.Context) error {
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	go e.watchLocks(ctx)
 	for {
 		e.Resume(ctx)
 		select {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/peers"
@@ -407,4 +408,45 @@ func watchStatus(t *testing.T, env *testEnv, id string) (<-chan struct{}, *Deplo
 		t.Fatal(err)
 	}
 	return ch, d
+}
+
+// TestFreedLeaseResumesAtOnce: a deployment whose owner died mid-run is
+// resumed as soon as its lease is freed, not at the next ResumeInterval.
+func TestFreedLeaseResumesAtOnce(t *testing.T) {
+	env := newEnv(t)
+	ctx := env.Ctx
+	d, _, err := env.engine("b1").Create(ctx, "web", owner("p1"), Spec{Source: webV1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease, err := env.Store.TryLock(ctx, lockPrefix+d.ID, []byte("b2"), registry.MinLockTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lock watch alone (Serve runs it beside the periodic Resume,
+	// which would find the deployment at its first pass).
+	e := env.engine("b1")
+	watchCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go e.watchLocks(watchCtx)
+
+	env.Store.ExpireLeases() // b2 died
+	<-lease.Lost()
+	for {
+		got, err := e.Get(ctx, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status == StatusComplete {
+			return
+		}
+		if !got.Status.InProgress() {
+			t.Fatalf("%s %s", got.Status, got.Error)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("not resumed: %s", got.Status)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

@@ -166,3 +166,14 @@ func (r *Records) countByStatus() map[Status]int {
 	}
 	return n
 }
+
+// status is the status of deployment id as last delivered, if held.
+func (r *Records) status(id string) (Status, bool) {
+	if !r.loaded() {
+		return "", false
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	h, ok := r.byID[id]
+	return h.status, ok
+}
