@@ -61,9 +61,33 @@ func TestActiveActiveUnderFaults(t *testing.T) {
 	}
 	cluster := consultest.StartCluster(t, 3, 3)
 	edge := startDev(t)
+	var brokers []*devBroker
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		// The whole logs go to CLOUDMUX_TEST_LOG_DIR when set; the test's
+		// output keeps their tails.
+		dir := os.Getenv("CLOUDMUX_TEST_LOG_DIR")
+		for i, b := range append(brokers, edge) {
+			if b == nil {
+				continue
+			}
+			all := b.stderr.String()
+			if dir != "" {
+				_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("aa-broker-%d.log", i)), []byte(all), 0o644)
+			}
+			lines := strings.Split(strings.TrimSpace(all), "\n")
+			t.Logf("broker %d log tail:\n%s", i, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+			if i < 3 && i > 0 {
+				out, _, _ := b.cli(t, nil, "peer", "show", "edge", "-o", "json")
+				t.Logf("broker %d sees the peer: %s", i, out)
+			}
+		}
+	})
 	prefix := fmt.Sprintf("aa-%d/", time.Now().UnixNano())
 	keyFile := filepath.Join(t.TempDir(), "credentials.key")
-	brokers := make([]*devBroker, 3)
+	brokers = make([]*devBroker, 3)
 	for i := range brokers {
 		dir := t.TempDir()
 		cfg := filepath.Join(dir, "cloudmux.yaml")
@@ -193,26 +217,28 @@ credentials_key_file: %s
 		t.Errorf("networks lost %v, duplicated %v, unaccounted %v (creates whose answer died with the broker: %d)", lost, dup, extra, gen.unknownCreates())
 	}
 	// Every surviving broker serves what Consul's index holds: its
-	// watch-fed memory followed the other brokers' writes through both kills.
+	// watch-fed memory followed the other brokers' writes through both
+	// kills, and it reads the peer again.
 	kvs, _, err := cluster.Clients[1].Client().KV().List(prefix+"index/network/", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i < 3; i++ {
-		code, raw := lb.doOn(i, http.MethodGet, "/network/v2.0/networks", "")
-		var l struct {
-			Networks []struct{ Name string } `json:"networks"`
-		}
-		_ = json.Unmarshal(raw, &l)
-		n := 0
-		for _, x := range l.Networks {
-			if strings.HasPrefix(x.Name, "aa-") {
-				n++
+		eventually(t, 30*time.Second, fmt.Sprintf("broker %d to list what Consul's index holds (%d)", i, len(kvs)), func() (bool, string) {
+			o := lb.sendTo(i, http.MethodGet, "/network/v2.0/networks", "")
+			var l struct {
+				Networks []struct{ Name string } `json:"networks"`
 			}
-		}
-		if code != http.StatusOK || n != len(kvs) {
-			t.Errorf("broker %d lists %d networks (%d), Consul's index holds %d", i, n, code, len(kvs))
-		}
+			_ = json.Unmarshal(o.raw, &l)
+			n := 0
+			for _, x := range l.Networks {
+				if strings.HasPrefix(x.Name, "aa-") {
+					n++
+				}
+			}
+			return o.err == nil && o.code == http.StatusOK && o.partial == "" && n == len(kvs),
+				fmt.Sprintf("%d networks, status %d, partial peers %q, error %v", n, o.code, o.partial, o.err)
+		})
 	}
 	// A create in flight on the killed broker may have made its network on
 	// the peer without indexing it: at most that many orphans.
@@ -247,6 +273,8 @@ func (lb *balancer) kill(i int) {
 type outcome struct {
 	code int
 	raw  []byte
+	// partial names the peers a list is missing (osapi.PartialHeader).
+	partial string
 	// inFlightOnKilled: the broker died under it; its effect is unknown.
 	inFlightOnKilled bool
 	err              error
@@ -307,7 +335,7 @@ func (lb *balancer) sendTo(i int, method, path, body string) outcome {
 		k := lb.killed.Load()
 		return outcome{err: err, inFlightOnKilled: i == 0 && k != 0 && started <= k}
 	}
-	return outcome{code: resp.StatusCode, raw: raw}
+	return outcome{code: resp.StatusCode, raw: raw, partial: resp.Header.Get("X-Cloudmux-Partial-Peers")}
 }
 
 var aaClient = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: aaWorkers}}
@@ -483,15 +511,20 @@ func (g *generator) watchQuota(ctx context.Context) {
 }
 
 // listNetworks is the project's networks as the brokers list them.
+// listNetworks is what the brokers list of the generator's networks, once
+// an answer is whole (every peer read): a peer that was slow while the
+// faults hit must answer again within the bound.
 func (g *generator) listNetworks(t *testing.T) map[string]string {
 	t.Helper()
-	code, raw := g.lb.do(http.MethodGet, "/network/v2.0/networks", "")
 	var l struct {
 		Networks []struct{ ID, Name string } `json:"networks"`
 	}
-	if code != http.StatusOK || json.Unmarshal(raw, &l) != nil {
-		t.Fatalf("list networks: %d %s", code, raw)
-	}
+	eventually(t, 30*time.Second, "a whole list of the networks", func() (bool, string) {
+		o := g.lb.send(http.MethodGet, "/network/v2.0/networks", "")
+		l.Networks = nil
+		ok := o.err == nil && o.code == http.StatusOK && json.Unmarshal(o.raw, &l) == nil && o.partial == ""
+		return ok, fmt.Sprintf("status %d, partial peers %q, error %v: %.200s", o.code, o.partial, o.err, o.raw)
+	})
 	out := map[string]string{}
 	for _, n := range l.Networks {
 		if strings.HasPrefix(n.Name, "aa-") {

@@ -223,6 +223,12 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		}
 	}()
 
+	if cs, ok := store.(*consul.Store); ok {
+		// Before any lease is taken: sessions bind to the broker's liveness
+		// check, so its leases end within seconds of its death.
+		live := cs.StartLiveness(bg, brokerID(cfg))
+		goBG("liveness", func(context.Context) error { <-live; return nil })
+	}
 	goBG("snapshot", snap.Run)
 	startCtx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelStart()
