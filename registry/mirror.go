@@ -107,6 +107,13 @@ const (
 	mirrorMaxWait = 5 * time.Second
 	// mirrorRemeasure is how often the cost is measured again.
 	mirrorRemeasure = time.Minute
+	// mirrorResync is how long after recovering from a Store error the
+	// prefix is listed whole once more, whatever the watch says. The
+	// first answers after a Consul leader dies may come from the new
+	// leader before it applied every committed write (Consul serves
+	// default-consistency reads before its leadership barrier), and a
+	// watch based on such an answer was seen to miss writes for minutes.
+	mirrorResync = 3 * time.Second
 )
 
 // NewMirror returns a mirror of prefix feeding sink with decoded records;
@@ -237,6 +244,9 @@ type follow struct {
 	// mirrorRemeasure (a watch answer's time includes its blocking).
 	perRecord time.Duration
 	measured  time.Time
+	// resyncAt, when set, is when to list the prefix whole once more
+	// after recovering from a Store error (see mirrorResync).
+	resyncAt time.Time
 }
 
 // answer is one reply of the Store: the whole prefix (List, Watch) or the
@@ -256,6 +266,7 @@ func (a answer) size() int { return len(a.kvs) + len(a.changes) }
 func (m *Mirror[T]) Run(ctx context.Context) error {
 	f := &follow{seen: map[string]uint64{}}
 	backoff := 100 * time.Millisecond
+	recovering := false
 	for {
 		a, err := m.fetch(ctx, f)
 		if ctx.Err() != nil {
@@ -268,7 +279,13 @@ func (m *Mirror[T]) Run(ctx context.Context) error {
 			}
 			backoff = min(backoff*2, 10*time.Second)
 			f.index = 0 // start over with a full list
+			f.resyncAt = time.Time{}
+			recovering = true
 			continue
+		}
+		if recovering {
+			recovering = false
+			f.resyncAt = time.Now().Add(mirrorResync)
 		}
 		backoff = 100 * time.Millisecond
 		if !m.applyAnswer(f, a) {
@@ -286,20 +303,36 @@ func (m *Mirror[T]) Run(ctx context.Context) error {
 // prefix from Watch.
 func (m *Mirror[T]) fetch(ctx context.Context, f *follow) (answer, error) {
 	if f.index != 0 && time.Since(f.measured) <= mirrorRemeasure {
-		cw, ok := m.store.(ChangeWatcher)
-		if !ok {
-			kvs, next, err := m.store.Watch(ctx, m.prefix, f.index)
-			return answer{whole: true, kvs: kvs, index: next}, err
+		wctx := ctx
+		if !f.resyncAt.IsZero() {
+			var cancel context.CancelFunc
+			wctx, cancel = context.WithDeadline(ctx, f.resyncAt)
+			defer cancel()
 		}
-		changes, next, err := cw.WatchChanges(ctx, m.prefix, f.index)
-		if !errors.Is(err, ErrChangesGone) {
-			return answer{changes: changes, index: next}, err
+		a, err := m.watch(wctx, f)
+		if ctx.Err() == nil && wctx.Err() != nil {
+			err = nil // the resync is due: list the prefix below
+		} else if !errors.Is(err, ErrChangesGone) {
+			return a, err
 		}
 	}
+	f.resyncAt = time.Time{}
 	start := time.Now()
 	kvs, next, err := m.store.List(ctx, m.prefix)
 	f.perRecord, f.measured = time.Since(start)/time.Duration(max(len(kvs), 1)), time.Now()
 	return answer{whole: true, kvs: kvs, index: next}, err
+}
+
+// watch waits for the next answer after f.index: the changes from a
+// ChangeWatcher, else the whole prefix from Watch.
+func (m *Mirror[T]) watch(ctx context.Context, f *follow) (answer, error) {
+	cw, ok := m.store.(ChangeWatcher)
+	if !ok {
+		kvs, next, err := m.store.Watch(ctx, m.prefix, f.index)
+		return answer{whole: true, kvs: kvs, index: next}, err
+	}
+	changes, next, err := cw.WatchChanges(ctx, m.prefix, f.index)
+	return answer{changes: changes, index: next}, err
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

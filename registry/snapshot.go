@@ -109,14 +109,29 @@ func (s *PeerSnapshot) WaitIndex(ctx context.Context, idx uint64) error {
 func (s *PeerSnapshot) Run(ctx context.Context) error {
 	var index uint64
 	backoff := 100 * time.Millisecond
+	// After a Store error, the registry is listed whole once more
+	// mirrorResync after the first answer (see mirrorResync).
+	var resyncAt time.Time
+	recovering := false
 	for {
 		var kvs []KV
 		var next uint64
 		var err error
+		if !resyncAt.IsZero() && !time.Now().Before(resyncAt) {
+			index, resyncAt = 0, time.Time{}
+		}
 		if index == 0 {
 			kvs, next, err = s.store.List(ctx, PeerPrefix)
 		} else {
-			kvs, next, err = s.store.Watch(ctx, PeerPrefix, index)
+			wctx, cancel := ctx, context.CancelFunc(func() {})
+			if !resyncAt.IsZero() {
+				wctx, cancel = context.WithDeadline(ctx, resyncAt)
+			}
+			kvs, next, err = s.store.Watch(wctx, PeerPrefix, index)
+			cancel()
+			if ctx.Err() == nil && wctx.Err() != nil {
+				continue // the resync is due
+			}
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -130,7 +145,12 @@ func (s *PeerSnapshot) Run(ctx context.Context) error {
 			}
 			backoff = min(backoff*2, 10*time.Second)
 			index = 0 // start over with a full list
+			resyncAt, recovering = time.Time{}, true
 			continue
+		}
+		if recovering {
+			recovering = false
+			resyncAt = time.Now().Add(mirrorResync)
 		}
 		backoff = 100 * time.Millisecond
 		if next == index {

@@ -60,7 +60,11 @@ func (r *retrier) again(ctx context.Context, err error) bool {
 // retry runs an idempotent call (a read, an unconditional delete) until it
 // succeeds, fails for good, or the budget ends.
 func (s *Store) retry(ctx context.Context, call func() error) error {
-	r := s.retrier()
+	return s.retryWith(ctx, s.retrier(), call)
+}
+
+// retryWith is retry within an existing retrier's budget.
+func (s *Store) retryWith(ctx context.Context, r *retrier, call func() error) error {
 	for {
 		err := call()
 		if !r.again(ctx, err) {

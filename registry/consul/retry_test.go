@@ -107,10 +107,12 @@ func hangUp(w http.ResponseWriter) {
 }
 
 // TestWritesAcrossFaults: a write that certainly did not happen (Consul
-// had no leader, or rate limited it) is tried again and succeeds once; a
-// write whose answer was lost is ErrUnavailable, never a success or a
-// conflict it cannot know it earned (reading back cannot tell our write
-// from an identical one of another broker); reads ride out both.
+// had no leader, or rate limited it, or the key read back shows no write
+// since the CAS's index) is tried again and succeeds once; a plain put is
+// settled by reading back; a CAS whose answer was lost and whose key moved
+// is ErrUnavailable, never a success or a conflict it cannot know it
+// earned (reading back cannot tell our write from an identical one of
+// another broker); reads ride out both.
 func TestWritesAcrossFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Consul agent")
@@ -139,7 +141,15 @@ func TestWritesAcrossFaults(t *testing.T) {
 		{"put during an election", "no-leader", func() (uint64, error) { return s.Put(ctx, "p1", []byte("one")) }, "p1", "one", false, false},
 		{"create-only CAS, rate limited", "rate-limited", func() (uint64, error) { return s.CAS(ctx, "c1", []byte("two"), 0) }, "c1", "two", false, false},
 		{"create-only CAS, answer lost", "lose-answer", func() (uint64, error) { return s.CAS(ctx, "c2", []byte("three"), 0) }, "c2", "three", false, true},
-		{"put, connection dropped", "drop", func() (uint64, error) { return s.Put(ctx, "p2", []byte("four")) }, "p2", "", false, true},
+		{"put, connection dropped", "drop", func() (uint64, error) { return s.Put(ctx, "p2", []byte("four")) }, "p2", "four", false, false},
+		{"put, answer lost", "lose-answer", func() (uint64, error) { return s.Put(ctx, "p3", []byte("five")) }, "p3", "five", false, false},
+		{"CAS, connection dropped before Consul saw it", "drop", func() (uint64, error) {
+			kv, err := direct.Get(ctx, "p1")
+			if err != nil {
+				return 0, err
+			}
+			return s.CAS(ctx, "p1", []byte("one"), kv.ModifyIndex)
+		}, "p1", "one", false, false},
 		{"CAS whose twin another broker wrote first", "drop", func() (uint64, error) {
 			if _, err := direct.CAS(ctx, "quota", []byte(`{"cores":3}`), base); err != nil {
 				return 0, err
@@ -197,7 +207,7 @@ func TestWritesAcrossFaults(t *testing.T) {
 			t.Fatalf("Get: %q, %v", kv.Value, err)
 		}
 		proxy.inject(http.MethodGet, "/v1/kv/", "drop", 2)
-		if kvs, _, err := s.List(ctx, ""); err != nil || len(kvs) != 4 { // quota, p1, c1, c2
+		if kvs, _, err := s.List(ctx, ""); err != nil || len(kvs) != 6 { // quota, p1, p2, p3, c1, c2
 			t.Fatalf("List: %d keys, %v", len(kvs), err)
 		}
 	})

@@ -1,6 +1,7 @@
 package consul
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -16,9 +17,11 @@ import (
 
 // watchWaitTime is how long one blocking query may be held by Consul before
 // it answers "nothing changed" and Watch asks again. Long polls are cheap
-// for Consul; the value mostly bounds how long a Watch takes to notice that
-// the cluster's index went backwards (see Watch). Consul caps it at 10 min.
-const watchWaitTime = 5 * time.Minute
+// for Consul; the value bounds how long a Watch takes to notice that the
+// cluster's index went backwards (see Watch), and how long a blocking
+// query Consul failed to wake can hold a watcher behind: after a leader's
+// death, a query was seen to sleep through later writes to its prefix.
+const watchWaitTime = time.Minute
 
 // Store is the Consul backend of registry.Store, and also its
 // registry.ServiceCatalog: both use one client, so one Config (address,
@@ -204,11 +207,12 @@ func (s *Store) CAS(ctx context.Context, key string, value []byte, index uint64)
 }
 
 // setTxn runs one set or cas operation and returns the key's new modify
-// index from the transaction's result. It is tried again only when it
+// index from the transaction's result. It is tried again when it
 // certainly did not happen (notApplied: during a leader election, or with
-// the agent unreachable); a lost answer is ErrUnavailable, since reading
-// the key back cannot tell our write from an identical one of another
-// broker, nor see ours if another overwrote it since.
+// the agent unreachable). A failure after the request left (the leader
+// died holding it, the connection broke) is settled by reading the key
+// back (settleLost); what that cannot settle is ErrUnavailable, never a
+// success or a conflict the write did not earn.
 func (s *Store) setTxn(ctx context.Context, op, key string, kvOp *api.KVTxnOp) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("consul: %s %q: %w", op, key, err)
@@ -223,10 +227,62 @@ func (s *Store) setTxn(ctx context.Context, op, key string, kvOp *api.KVTxnOp) (
 			return 0, fmt.Errorf("consul: %s %q: transaction returned no result", op, key)
 		case err == nil:
 			return results[0].KV.ModifyIndex, nil
-		case !notApplied(err) || !r.again(ctx, err):
+		case notApplied(err):
+			if !r.again(ctx, err) {
+				return 0, s.fail(ctx, op, key, err)
+			}
+		default:
+			idx, outcome := s.settleLost(ctx, kvOp, r)
+			switch outcome {
+			case lostApplied:
+				return idx, nil
+			case lostNotApplied:
+				if r.again(ctx, err) {
+					continue
+				}
+			}
 			return 0, s.fail(ctx, op, key, err)
 		}
 	}
+}
+
+// A lost answer's write, as reading the key back settles it.
+type lostOutcome int
+
+const (
+	lostUnknown lostOutcome = iota
+	lostApplied
+	lostNotApplied
+)
+
+// settleLost reads back the key of a set or cas whose answer was lost,
+// with a consistent read (which waits out a new leader's barrier):
+//   - a plain set (last writer wins) is done if the key holds our value,
+//     and else safe to send again: a late copy of a last-writer-wins
+//     write is just a later write;
+//   - a cas whose key still has the index it named (or, create-only, is
+//     still missing) did not happen, since any write would have moved it:
+//     it is sent again;
+//   - a cas whose key moved stays unknown, even to our own bytes: another
+//     writer's identical bytes are not our change (two brokers taking the
+//     same quota from 4 to 3 both write "3").
+func (s *Store) settleLost(ctx context.Context, kvOp *api.KVTxnOp, r *retrier) (uint64, lostOutcome) {
+	var pair *api.KVPair
+	err := s.retryWith(ctx, r, func() (err error) {
+		pair, _, err = s.kv.Get(kvOp.Key, (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+		return err
+	})
+	switch {
+	case err != nil:
+		return 0, lostUnknown
+	case kvOp.Verb == api.KVSet && pair != nil && bytes.Equal(pair.Value, kvOp.Value):
+		return pair.ModifyIndex, lostApplied
+	case kvOp.Verb == api.KVSet:
+		return 0, lostNotApplied
+	case kvOp.Index == 0 && pair == nil, kvOp.Index != 0 && pair != nil && pair.ModifyIndex == kvOp.Index:
+		return 0, lostNotApplied
+	}
+	return 0, lostUnknown
 }
 
 // Delete implements registry.Store.
