@@ -105,6 +105,11 @@ func Message(err error, code int) (msg string, ok bool) {
 	if err == nil || code == http.StatusInternalServerError {
 		return Generic(code), false
 	}
+	if code == http.StatusServiceUnavailable && errors.Is(err, registry.ErrUnavailable) && !errors.Is(err, peers.ErrUnavailable) {
+		// Not a cloud: the broker's own state (Consul) during an election
+		// or an outage. Its address stays out.
+		return storeUnavailable, false
+	}
 	mu.RLock()
 	defer mu.RUnlock()
 	found := map[error]bool{}
@@ -303,6 +308,9 @@ func cut(msg string, found map[error]bool) string {
 	}
 	return strings.TrimSpace(msg)
 }
+
+// storeUnavailable is the 503 text when the broker's own Store failed.
+const storeUnavailable = "Service Unavailable: the broker's state store is not reachable (for example during a Consul leader election); retry later"
 
 // generic are the statuses' texts: webob's (what OpenStack services answer)
 // where it has one, and for 503 what a tenant can do about it.

@@ -49,6 +49,8 @@ func TestMessage(t *testing.T) {
 		{"peer sentinel is foreign", fmt.Errorf("GET http://10.1.2.3:8774/servers: %w", peers.ErrUnavailable), 503,
 			faults.Generic(503), false},
 		{"store error is foreign", fmt.Errorf("get %q: %w", "cloudmux/index/x", registry.ErrNotFound), 404, faults.Generic(404), false},
+		{"the Store unreachable is not a cloud", fmt.Errorf("writing quota-usage/p: consul: cas at 127.0.0.1:8500: %w", registry.ErrUnavailable), 503,
+			"Service Unavailable: the broker's state store is not reachable (for example during a Consul leader election); retry later", false},
 		{"foreign cause under broker words", fmt.Errorf("image %s on peer %s: %w", "i", "p", peerURLErr), 503, faults.Generic(503), false},
 		{"plain errors.New is foreign", errors.New("sql: no rows"), 409, faults.Generic(409), false},
 		{"500 never shows", fmt.Errorf("x: %w", errThing), 500, faults.Generic(500), false},

@@ -2,6 +2,7 @@ package quota
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +46,29 @@ func (s Scope) key() (string, error) {
 type record struct {
 	Used         Amounts                 `json:"used,omitempty"`
 	Reservations map[string]*reservation `json:"reservations,omitempty"`
+	// Seq counts the record's writes and Ops names the last opRing of
+	// them (Ops[len-1] wrote Seq), so a writer whose answer was lost can
+	// tell, by reading the record back, whether its write landed (see
+	// update): a Consul leader dying under a write leaves that unknown.
+	Seq uint64   `json:"seq,omitempty"`
+	Ops []string `json:"ops,omitempty"`
+}
+
+// opRing is how many of its last writes a record names. A lost write is
+// settled only while fewer writes than this followed it.
+const opRing = 64
+
+// wrote reports whether the record shows op as its write number seq:
+// true, false, or (more writes followed than Ops keeps) unknown.
+func (r *record) wrote(op string, seq uint64) (landed, known bool) {
+	if r.Seq < seq {
+		return false, true
+	}
+	back := r.Seq - seq
+	if back >= uint64(len(r.Ops)) {
+		return false, false
+	}
+	return r.Ops[len(r.Ops)-1-int(back)] == op, true
 }
 
 type reservation struct {
@@ -149,10 +173,27 @@ func (l *Ledger) update(ctx context.Context, s Scope, change func(rec *record, n
 	if err != nil {
 		return err
 	}
+	op := rand.Text()[:12]
+	var lost error // a write of op whose answer was lost, at lostSeq
+	var lostSeq uint64
+	losses := 0
 	for {
 		rec, index, err := l.read(ctx, key)
 		if err != nil {
+			if lost != nil {
+				return lost
+			}
 			return err
+		}
+		if lost != nil {
+			landed, known := rec.wrote(op, lostSeq)
+			switch {
+			case !known:
+				return lost
+			case landed:
+				return nil
+			}
+			lost = nil // it did not land: apply the change to what is there now
 		}
 		now := l.now()
 		dropped := rec.dropExpired(now)
@@ -163,18 +204,29 @@ func (l *Ledger) update(ctx context.Context, s Scope, change func(rec *record, n
 		if err != nil && !errors.Is(err, errSkip) {
 			return err
 		}
+		rec.Seq++
+		rec.Ops = append(rec.Ops, op)
+		if len(rec.Ops) > opRing {
+			rec.Ops = rec.Ops[len(rec.Ops)-opRing:]
+		}
 		b, merr := json.Marshal(rec)
 		if merr != nil {
 			return merr
 		}
 		_, werr := l.Store.CAS(ctx, key, b, index)
-		if errors.Is(werr, registry.ErrConflict) {
+		switch {
+		case errors.Is(werr, registry.ErrConflict):
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			continue
-		}
-		if werr != nil {
+		case errors.Is(werr, registry.ErrUnavailable) && ctx.Err() == nil && losses < 3:
+			losses++
+			// The answer may have been lost with the write applied: the
+			// record read back says which.
+			lost, lostSeq = fmt.Errorf("writing %s: %w", key, werr), rec.Seq
+			continue
+		case werr != nil:
 			return fmt.Errorf("writing %s: %w", key, werr)
 		}
 		return nil

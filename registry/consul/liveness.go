@@ -34,7 +34,7 @@ const (
 	// update. A stall this long (a process frozen, a machine swapping) ends
 	// every lease the broker holds, which is safe (the work resumes
 	// elsewhere or here) but costly, so it is well above the update period.
-	LivenessTTL = 6 * time.Second
+	LivenessTTL = 5 * time.Second
 
 	// livenessEvery is how often the check is set passing: a local agent
 	// call, which reaches the servers only when the status changes.
