@@ -86,6 +86,9 @@ type Config struct {
 	// MetricsElsewhere leaves /metrics off this router: cmd serves it on
 	// its own admin listener (MetricsHandler).
 	MetricsElsewhere bool
+	// UI serves the dashboards at /ui (broker/ui, built over the same
+	// service layers); nil leaves them out.
+	UI http.Handler
 }
 
 // Server is the broker's HTTP side.
@@ -143,6 +146,10 @@ func New(cfg Config) *Server {
 		// The aws CLI signs the path it is given: users pass
 		// --endpoint-url http://HOST/ec2/.
 		r.Route("/ec2", cfg.EC2.Routes)
+	}
+	if cfg.UI != nil {
+		r.Handle("/ui", cfg.UI)
+		r.Handle("/ui/*", cfg.UI)
 	}
 	r.Get("/healthz", s.healthz)
 	if !cfg.MetricsElsewhere {

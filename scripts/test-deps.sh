@@ -6,7 +6,9 @@
 #   - the test guest's disk image (scripts/build-guest-image.sh, cached);
 #   - the real openstack CLI (scripts/install-openstack-cli.sh) and aws CLI
 #     (scripts/install-awscli.sh);
-#   - promtool, unpacked from Debian's prometheus package (scripts/install-promtool.sh).
+#   - promtool, unpacked from Debian's prometheus package (scripts/install-promtool.sh);
+#   - Debian's chromium, which the dashboard's browser tests drive headless
+#     (scripts/install-chromium.sh).
 # Progress goes to stderr; stdout carries only the export lines.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,6 +34,10 @@ fi
 	echo "test-deps: scripts/install-awscli.sh failed" >&2
 	exit 1
 }
+chromium=$("$here/install-chromium.sh") || {
+	echo "test-deps: scripts/install-chromium.sh failed" >&2
+	exit 1
+}
 promtool=$("$here/install-promtool.sh") || {
 	echo "test-deps: scripts/install-promtool.sh failed" >&2
 	exit 1
@@ -54,3 +60,4 @@ consul_bin=$(tail -n 1 "$consul_out")
 echo "export CONSUL_BIN=$consul_bin"
 echo "export CLOUDMUX_GUEST_IMAGE=$guest_image"
 echo "export PROMTOOL=$promtool"
+echo "export CHROMIUM_BIN=$chromium"

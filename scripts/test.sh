@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 eval "$(./scripts/test-deps.sh)"
-export CONSUL_BIN CLOUDMUX_GUEST_IMAGE PROMTOOL
+export CONSUL_BIN CLOUDMUX_GUEST_IMAGE PROMTOOL CHROMIUM_BIN
 # The real OpenStack the OpenStack peer is tested against (../shared's
 # testcloud). Assigned first, so a failing up.sh fails the run.
 os_env=$(./scripts/openstack-testcloud.sh)
@@ -15,6 +15,8 @@ eval "$os_env"
 export CLOUDMUX_REQUIRE_LIBVIRT=1
 # The aws CLI is installed above; its tests must run, not skip.
 export CLOUDMUX_REQUIRE_AWSCLI=1
+# Chromium too: the dashboard's browser tests must run, not skip.
+export CLOUDMUX_REQUIRE_CHROMIUM=1
 
 echo "==> lint"
 make --no-print-directory lint

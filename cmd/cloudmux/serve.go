@@ -39,6 +39,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/staging"
 	"github.com/cloudmux/cloudmux/broker/swift"
 	"github.com/cloudmux/cloudmux/broker/templatesapi"
+	"github.com/cloudmux/cloudmux/broker/ui"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/internal/tracing"
 	"github.com/cloudmux/cloudmux/peers"
@@ -439,6 +440,13 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		Index:     idx, BrokerID: installation,
 		Log: log.WithField("component", "http"), Version: version, Metrics: metrics,
 	}
+	// The dashboards: one more front end over the same services.
+	brokerCfg.UI, err = ui.New(ui.Config{Keystone: keystone, Servers: servers, Keypairs: keypairs, Volumes: volumes, Images: images,
+		Networks: networks, Deployments: deployments, Decisions: decisions, Policies: policyVersions, Peers: snap, PeerAdmin: peerReg,
+		Log: log.WithField("component", "ui")})
+	if err != nil {
+		return err
+	}
 	metricsSrv, err := startMetrics(cfg.Metrics, metrics, &brokerCfg, log.WithField("component", "metrics"))
 	if err != nil {
 		return err
@@ -684,6 +692,7 @@ func printBanner(w io.Writer, cfg Config, addr, password, token string) {
 	fmt.Fprintf(w, `==> cloudmux dev broker started: everything is in memory and is lost on exit.
 
     API:            %s
+    Dashboard:      %s/ui/ (log in as admin)
     Data dir:       %s
     Local peer:     %s (driver=%s)
 
@@ -703,6 +712,6 @@ func printBanner(w io.Writer, cfg Config, addr, password, token string) {
     source %s
     OS_CLIENT_CONFIG_FILE=%s OS_CLOUD=cloudmux openstack token issue
 
-`, addr, cfg.DataDir, cfg.LocalCloud.Name, cfg.LocalCloud.Driver, password, token, addr, token, caLine, filepath.Join(cfg.DataDir, "cloudmux.env"),
+`, addr, addr, cfg.DataDir, cfg.LocalCloud.Name, cfg.LocalCloud.Driver, password, token, addr, token, caLine, filepath.Join(cfg.DataDir, "cloudmux.env"),
 		filepath.Join(cfg.DataDir, "openrc"), filepath.Join(cfg.DataDir, "clouds.yaml"))
 }

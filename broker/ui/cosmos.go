@@ -1,0 +1,126 @@
+package ui
+
+import (
+	"cmp"
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/cloudmux/cloudmux/registry"
+)
+
+func (u *UI) cosmosRoutes(r chi.Router) {
+	r.Get("/", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, Prefix+"/admin/federation", http.StatusSeeOther)
+	})
+	r.Get("/federation", u.federation)
+	if u.PeerAdmin != nil {
+		r.Post("/peers/{id}/maintenance", u.maintenance)
+	}
+	if u.Policies != nil {
+		r.Get("/policy", u.policyView)
+	}
+}
+
+// peerGroup is the peers sharing one value of the grouping label.
+type peerGroup struct {
+	Label string
+	Peers []registry.Peer
+}
+
+type federationData struct {
+	By      string
+	Keys    []string
+	Groups  []peerGroup
+	Counts  map[registry.Status]int
+	Total   int
+	CanEdit bool
+}
+
+// federation is the map of the pool: peers grouped by a label's values,
+// coloured by health, with capacity bars and their last heartbeat. It
+// reads the peer snapshot (memory), never the peers.
+func (u *UI) federation(w http.ResponseWriter, r *http.Request) {
+	peers := u.Peers.View().List()
+	by := r.URL.Query().Get("by")
+	keys := map[string]bool{}
+	d := federationData{By: by, Counts: map[registry.Status]int{}, Total: len(peers), CanEdit: u.PeerAdmin != nil}
+	groups := map[string][]registry.Peer{}
+	for _, p := range peers {
+		for k := range p.Labels {
+			keys[k] = true
+		}
+		d.Counts[p.Status]++
+		g := "all peers"
+		if by != "" {
+			g = by + "=" + p.Labels[by]
+			if _, ok := p.Labels[by]; !ok {
+				g = "no " + by + " label"
+			}
+		}
+		groups[g] = append(groups[g], p)
+	}
+	for k := range keys {
+		d.Keys = append(d.Keys, k)
+	}
+	slices.Sort(d.Keys)
+	for g, ps := range groups {
+		d.Groups = append(d.Groups, peerGroup{Label: g, Peers: ps})
+	}
+	slices.SortFunc(d.Groups, func(a, b peerGroup) int { return cmp.Compare(a.Label, b.Label) })
+	u.render(w, r, http.StatusOK, "federation", view{Title: "Federation", Nav: "federation",
+		Crumbs: crumbs("Cosmos", "admin", "Federation", ""), Data: d})
+}
+
+// maintenance puts a peer into maintenance or takes it out, as
+// PATCH /v1/peers/{peer} with a status does: health states stay the
+// prober's.
+func (u *UI) maintenance(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	cur, err := u.PeerAdmin.Get(ctx, chi.URLParam(r, "id"))
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	next := cur
+	switch r.PostFormValue("on") {
+	case "1":
+		next.Status, next.StatusReason = registry.StatusMaintenance, strings.TrimSpace(r.PostFormValue("reason"))
+	case "0":
+		if cur.Status != registry.StatusMaintenance {
+			seeOther(w, r, Prefix+"/admin/federation")
+			return
+		}
+		next.Status, next.StatusReason = "", ""
+	default:
+		u.errorPage(w, r, http.StatusBadRequest, "on: 1 to enter maintenance, 0 to leave it")
+		return
+	}
+	p, err := u.PeerAdmin.Update(ctx, next)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	// The map is drawn from the snapshot: wait (briefly) until it holds
+	// the change, so the page the browser is sent to shows it.
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	_ = u.Peers.WaitIndex(wctx, p.Revision)
+	cancel()
+	u.Log.WithField("peer", cur.Name).WithField("user", callerOf(r).token.UserName).WithField("maintenance", next.Status == registry.StatusMaintenance).Info("peer maintenance set from the dashboard")
+	seeOther(w, r, Prefix+"/admin/federation")
+}
+
+func (u *UI) policyView(w http.ResponseWriter, r *http.Request) {
+	vs, err := u.Policies.List(r.Context())
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	page, pg := paginate(r, vs)
+	u.render(w, r, http.StatusOK, "policy", view{Title: "Placement policy", Nav: "policy",
+		Crumbs: crumbs("Cosmos", "admin", "Policy", ""), Data: map[string]any{"Versions": page, "Pager": pg}})
+}
