@@ -63,3 +63,9 @@ func (u *UI) requireMember(w http.ResponseWriter, r *http.Request) bool {
 	}
 	return true
 }
+
+// tellable is what a user may read of a refusal (faults' rule).
+func tellable(err error, code int) string {
+	msg, _ := faults.Message(err, code)
+	return msg
+}

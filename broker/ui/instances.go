@@ -11,7 +11,6 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/cloudmux/cloudmux/broker/compute"
-	"github.com/cloudmux/cloudmux/broker/faults"
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/peers"
@@ -133,8 +132,7 @@ func (u *UI) launch(w http.ResponseWriter, r *http.Request) {
 			u.fail(w, r, err)
 			return
 		}
-		msg, _ := faults.Message(err, code)
-		u.showLaunch(w, r, code, launchData{Problem: msg, Field: compute.FieldOf(err), Form: form})
+		u.showLaunch(w, r, code, launchData{Problem: tellable(err, code), Field: compute.FieldOf(err), Form: form})
 		return
 	}
 	seeOther(w, r, Prefix+"/instances/"+s.ID)

@@ -122,6 +122,7 @@ func (u *UI) routes() chi.Router {
 		r.Post(Prefix+"/logout", u.logout)
 		r.Post(Prefix+"/project", u.switchProject)
 		u.skylineRoutes(r)
+		u.resourceRoutes(r)
 		r.Route(Prefix+"/admin", func(r chi.Router) {
 			r.Use(u.requireAdmin)
 			u.cosmosRoutes(r)
