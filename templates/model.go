@@ -122,6 +122,9 @@ type Resource struct {
 	Count     any
 	Condition any // a condition name or an inline expression
 	Placement *Placement
+	// Metadata is a HOT resource's metadata section, as written (Heat's
+	// resource metadata; the engine deploys nothing from it).
+	Metadata map[string]any
 }
 
 // Nested returns the template a "template:NAME@VERSION" resource nests.

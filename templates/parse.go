@@ -296,6 +296,9 @@ func decodeResource(ps *problems, path, name string, v any, f Format) *Resource 
 			if f != FormatHOT {
 				ps.add(join(path, k), "unknown resource attribute")
 			}
+			if k == "metadata" && val != nil {
+				r.Metadata = mapOr(ps, join(path, k), val)
+			}
 		default:
 			ps.add(join(path, k), "unknown resource attribute")
 		}

@@ -32,10 +32,17 @@ func (r *run) snapshot() *Deployment {
 
 // apply plans the deployment's spec against what exists and carries the
 // plan out; a failure rolls back (or is kept, when asked).
-func (r *run) apply(ctx context.Context) error {
+func (r *run) apply(outer context.Context) error {
 	d := r.snapshot()
+	// The attempt's work runs under its deadline; failing and rolling
+	// back when it passes run under outer.
+	ctx, stop := withDeadline(outer, d.Deadline)
+	defer stop()
 	plan, err := r.e.plan(ctx, d, d.Spec, false)
 	if err != nil {
+		if timedOut(outer, ctx) {
+			return r.fail(outer, errTimedOut)
+		}
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
@@ -49,7 +56,11 @@ func (r *run) apply(ctx context.Context) error {
 			Event{Action: "plan", Status: "FAILED", Message: err.Error()})
 	}
 	r.render = plan.render
-	if err := r.save(ctx, func(d *Deployment) { d.Status = StatusApplying }); err != nil {
+	if err := r.save(ctx, func(d *Deployment) {
+		if d.Goal == "apply" { // not when a cancel turned it into a rollback meanwhile
+			d.Status = StatusApplying
+		}
+	}); err != nil {
 		return err
 	}
 	counts := plan.Counts()
@@ -68,14 +79,19 @@ func (r *run) apply(ctx context.Context) error {
 		}
 	}
 	if err := dag(ctx, keys, deps, r.step, false); err != nil {
+		if timedOut(outer, ctx) {
+			return r.fail(outer, errTimedOut)
+		}
 		if c := context.Cause(ctx); c != nil {
 			return c
 		}
 		if errors.Is(err, errGoalChanged) {
 			return errGoalChanged
 		}
-		return r.fail(ctx, err)
+		return r.fail(outer, err)
 	}
+	// The attempt's work is done: cleanup is not bound by its deadline.
+	ctx = outer
 	// Success: what was superseded or dropped goes now.
 	r.view(func(d *Deployment) {
 		for k := range d.Retired {

@@ -129,7 +129,7 @@ func (e *Engine) Create(ctx context.Context, name string, owner resource.Caller,
 		return nil, nil, fmt.Errorf("%w: project is required", ErrInvalid)
 	}
 	d := &Deployment{ID: uuid.NewString(), Name: name, Project: project, User: owner.User, Status: StatusPending, Goal: "apply",
-		Spec: spec, Attempt: 1, Resources: map[string]*Resource{}, CreatedAt: e.now(), UpdatedAt: e.now()}
+		Spec: spec, Attempt: 1, Resources: map[string]*Resource{}, CreatedAt: e.now(), UpdatedAt: e.now(), Deadline: e.deadline(spec)}
 	if d.Name == "" {
 		d.Name = "deployment-" + d.ID[:8]
 	}
@@ -334,7 +334,7 @@ func (e *Engine) Update(ctx context.Context, id string, spec Spec) (*Deployment,
 		if d.Status.InProgress() || d.Status == StatusDeleted {
 			return fmt.Errorf("%w: %s is %s", ErrState, id, d.Status)
 		}
-		d.Spec, d.Goal, d.Status, d.Error = spec, "apply", StatusPending, ""
+		d.Spec, d.Goal, d.Status, d.Error, d.Deadline = spec, "apply", StatusPending, "", e.deadline(spec)
 		d.Attempt++
 		return nil
 	})
@@ -356,7 +356,7 @@ func (e *Engine) Retry(ctx context.Context, id string) (*Deployment, error) {
 			d.Status = StatusDeleting
 			return nil
 		}
-		d.Status = StatusPending
+		d.Status, d.Goal, d.Deadline = StatusPending, "apply", e.deadline(d.Spec)
 		d.Attempt++
 		return nil
 	})
@@ -494,6 +494,7 @@ func (e *Engine) Run(ctx context.Context, id string) error {
 	if err := r.reload(ctx); err != nil {
 		return err
 	}
+	cancelNoted := false
 	for {
 		if err := context.Cause(ctx); err != nil {
 			return err
@@ -503,6 +504,13 @@ func (e *Engine) Run(ctx context.Context, id string) error {
 		case StatusPending, StatusApplying:
 			err = r.apply(ctx)
 		case StatusRollingBack:
+			if r.goal == "rollback" && !cancelNoted {
+				// A cancelled update (Cancel): its attempt ends failed
+				// before it is rolled back, as every failed attempt does.
+				cancelNoted = true
+				r.event(ctx, Event{Action: "failed", Status: string(StatusFailed), Message: r.d.Error})
+				r.event(ctx, Event{Action: "rollback", Status: "IN_PROGRESS", Message: r.d.Error})
+			}
 			err = r.rollback(ctx, r.d.Error)
 		case StatusDeleting:
 			err = r.deleteAll(ctx)

@@ -40,6 +40,10 @@ type Spec struct {
 	// KeepOnFailure keeps what a failed attempt created (status FAILED)
 	// instead of rolling it back.
 	KeepOnFailure bool `json:"keep_on_failure,omitempty"`
+	// TimeoutMinutes, when set, bounds each attempt at this spec: an
+	// apply still running that long after it was asked for fails (and
+	// rolls back unless KeepOnFailure), as Heat's timeout_mins does.
+	TimeoutMinutes int `json:"timeout_minutes,omitempty"`
 }
 
 // Deployment is the durable record of one deployment.
@@ -65,11 +69,15 @@ type Deployment struct {
 	Resources map[string]*Resource `json:"resources"`
 	// Retired are instances a replace superseded, deleted once the attempt
 	// succeeds, restored if it rolls back.
-	Retired   map[string]*Resource `json:"retired,omitempty"`
-	Outputs   map[string]any       `json:"outputs,omitempty"`
-	Error     string               `json:"error,omitempty"`
-	CreatedAt time.Time            `json:"created_at"`
-	UpdatedAt time.Time            `json:"updated_at"`
+	Retired map[string]*Resource `json:"retired,omitempty"`
+	Outputs map[string]any       `json:"outputs,omitempty"`
+	Error   string               `json:"error,omitempty"`
+	// Deadline ends the current attempt (Spec.TimeoutMinutes after it
+	// was asked for); zero when the spec sets no timeout. Recorded, so a
+	// resumed run keeps the same deadline.
+	Deadline  time.Time `json:"deadline,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // ResourceStatus is an instance's status.
@@ -114,6 +122,9 @@ type Resource struct {
 	// Deps are the keys this instance depends on.
 	Deps  []string `json:"deps,omitempty"`
 	Error string   `json:"error,omitempty"`
+	// Unhealthy, when set, is why a user marked the instance unhealthy
+	// (Heat's mark-unhealthy): the next apply replaces it.
+	Unhealthy string `json:"unhealthy,omitempty"`
 }
 
 // Event is one step of a deployment's history.
@@ -127,6 +138,9 @@ type Event struct {
 	Action  string `json:"action"`
 	Status  string `json:"status"`
 	Message string `json:"message,omitempty"`
+	// Attempt is the deployment's attempt when the event was written:
+	// 1 is its first apply (Heat's CREATE), later ones updates.
+	Attempt int `json:"attempt,omitempty"`
 	// Final marks the last event of a run: the deployment's settled
 	// status is saved before it is written, so a follower that has read
 	// it and finds the status settled has seen everything.

@@ -592,6 +592,10 @@ func (pl *planner) actions(ctx context.Context, plan *Plan) {
 					inst.Reasons = append(inst.Reasons, fmt.Sprintf("%s changes; peers cannot change that in place", strings.Join(inst.Changes, ", ")))
 				}
 			}
+			if cur != nil && cur.Unhealthy != "" && (inst.Action == ActNoop || inst.Action == ActUpdate) {
+				inst.Action = ActReplace
+				inst.Reasons = append(inst.Reasons, "marked unhealthy: "+cur.Unhealthy)
+			}
 			if inst.Action == ActNoop || inst.Action == ActUpdate {
 				for _, d := range inst.Deps {
 					if replacing[d] && refersTo(inst.Props, r.instances[d].Resource) {

@@ -134,6 +134,9 @@ func (r *run) event(ctx context.Context, ev Event) {
 	r.mu.Lock()
 	r.seq++
 	ev.Seq, ev.Time = r.seq, r.e.now()
+	if r.d != nil {
+		ev.Attempt = r.d.Attempt
+	}
 	r.mu.Unlock()
 	b, _ := json.Marshal(ev)
 	if _, err := r.e.Store.Put(ctx, fmt.Sprintf("%s%s/%012d", eventPrefix, r.id, ev.Seq), b); err != nil && ctx.Err() == nil {
