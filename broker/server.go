@@ -12,6 +12,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/compute"
 	"github.com/cloudmux/cloudmux/broker/ec2"
+	"github.com/cloudmux/cloudmux/broker/heat"
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
@@ -61,6 +62,9 @@ type Config struct {
 	Swift *swift.API
 	// EC2 serves /ec2 (the EC2 Query API); nil leaves it out.
 	EC2 *ec2.API
+	// Heat serves /orchestration (Heat v1 over the deployment engine);
+	// nil leaves it out.
+	Heat *heat.API
 	// Templates serves /v1/templates, /v1/bindings and /v1/deployments;
 	// nil leaves them out.
 	Templates *templatesapi.API
@@ -150,6 +154,9 @@ func New(cfg Config) *Server {
 	if cfg.UI != nil {
 		r.Handle("/ui", cfg.UI)
 		r.Handle("/ui/*", cfg.UI)
+	}
+	if cfg.Heat != nil {
+		r.Route("/orchestration", cfg.Heat.Routes)
 	}
 	r.Get("/healthz", s.healthz)
 	if !cfg.MetricsElsewhere {

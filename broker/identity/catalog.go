@@ -23,6 +23,8 @@ var DefaultServices = []ServiceEntry{
 	// Per project, as Keystone substitutes %(project_id)s in a token's
 	// catalog: the Swift account of the token's project.
 	{Type: "object-store", Name: "swift", Path: "/swift/v1/AUTH_" + ProjectIDVar},
+	// Per project, as Heat's endpoint: /orchestration/v1/PROJECT.
+	{Type: "orchestration", Name: "heat", Path: "/orchestration/v1/" + ProjectIDVar},
 	{Type: "cloudmux", Name: "cloudmux", Path: "/v1"},
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/deployres"
 	"github.com/cloudmux/cloudmux/broker/ec2"
 	"github.com/cloudmux/cloudmux/broker/gc"
+	"github.com/cloudmux/cloudmux/broker/heat"
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/index"
@@ -425,6 +426,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		log, goBG); err != nil {
 		return err
 	}
+	templatesAPI := &templatesapi.API{Catalog: templateCatalog, Engine: deployments, Log: log.WithField("component", "templatesapi")}
 	brokerCfg := broker.Config{
 		Peers: peerReg, Snapshot: snap, Pool: pool, Identity: keystone,
 		Compute: &compute.Nova{Pool: pool, Keypairs: keypairs, Servers: servers, Auth: keystone.Authenticate,
@@ -436,7 +438,8 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		Network: &network.Neutron{Service: networks, QuotaAdmin: quotaLimits, Auth: keystone.Authenticate, Log: log.WithField("component", "neutron")},
 		Policy: &policyapi.API{Versions: policyVersions, Decisions: decisions, Engine: placer,
 			Candidates: policyapi.PoolCandidates(pool), Log: log.WithField("component", "policyapi")},
-		Templates: &templatesapi.API{Catalog: templateCatalog, Engine: deployments, Log: log.WithField("component", "templatesapi")},
+		Templates: templatesAPI,
+		Heat:      &heat.API{Engine: deployments, Templates: templatesAPI, Auth: keystone.Authenticate, Log: log.WithField("component", "heat")},
 		Index:     idx, BrokerID: installation,
 		Log: log.WithField("component", "http"), Version: version, Metrics: metrics,
 	}
