@@ -87,6 +87,17 @@ func newTab(t *testing.T) *tab {
 	return tb
 }
 
+// clean fails the test if the pages logged an error (a CSP violation, a
+// script error, a failed load) that was not expected.
+func (tb *tab) clean(t *testing.T) {
+	t.Helper()
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	if len(tb.problems) > 0 {
+		t.Fatalf("the pages logged errors: %q", tb.problems)
+	}
+}
+
 // forget drops the expected problems containing s.
 func (tb *tab) forget(s string) {
 	tb.mu.Lock()
@@ -201,11 +212,7 @@ func TestBrowserInstanceLifecycle(t *testing.T) {
 	if strings.Contains(list, "browser-vm") {
 		t.Fatalf("the deleted instance is still listed: %q", list)
 	}
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	if len(tb.problems) > 0 {
-		t.Fatalf("the pages logged errors: %q", tb.problems)
-	}
+	tb.clean(t)
 }
 
 // TestBrowserCosmos: an admin sees every peer on the federation map; a
@@ -240,9 +247,37 @@ func TestBrowserCosmos(t *testing.T) {
 	if !strings.Contains(alpha, "Leave maintenance") {
 		t.Fatalf("alpha after maintenance: %q", alpha)
 	}
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	if len(tb.problems) > 0 {
-		t.Fatalf("the pages logged errors: %q", tb.problems)
+	tb.clean(t)
+}
+
+// TestBrowserDeploymentGraph: a deployment's page, opened while its
+// server boots, redraws its graph from the SSE stream until every
+// instance is READY.
+func TestBrowserDeploymentGraph(t *testing.T) {
+	tb := newTab(t)
+	e := newEnvWith(t, 3*time.Second)
+	pw := e.Member(t, "alice", "proj-a", identity.RoleMember)
+	base := e.Server.URL
+	tb.login(t, base, "alice", pw)
+	d := e.deployAs(t, "alice", "shop")
+	var settled string
+	var ok bool
+	tb.run(t, "open",
+		chromedp.Navigate(base+"/ui/deployments/"+d.ID),
+		chromedp.WaitVisible("#graph", chromedp.ByID),
+		chromedp.AttributeValue("#deployment-status", "data-settled", &settled, &ok, chromedp.ByID),
+	)
+	if settled != "false" {
+		t.Fatalf("the deployment had settled before its page opened (data-settled=%q): nothing live to watch", settled)
 	}
+	var status string
+	tb.run(t, "settled",
+		chromedp.WaitVisible(`//*[@id="graph"]//*[@data-key="web" and @data-status="READY"]`),
+		chromedp.WaitVisible(`//p[@id="deployment-status" and @data-settled="true"]`),
+		chromedp.Text("#deployment-status", &status, chromedp.ByID),
+	)
+	if !strings.Contains(status, "COMPLETE") {
+		t.Fatalf("final status: %q", status)
+	}
+	tb.clean(t)
 }

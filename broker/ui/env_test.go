@@ -8,19 +8,24 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/cloudmux/cloudmux/broker/compute"
+	"github.com/cloudmux/cloudmux/broker/deployres"
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/broker/quota"
+	"github.com/cloudmux/cloudmux/broker/templatesapi"
 	"github.com/cloudmux/cloudmux/broker/ui"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
+	"github.com/cloudmux/cloudmux/templates/deploy"
+	"github.com/cloudmux/cloudmux/templates/focus"
 )
 
 const testBroker = "ui-broker"
@@ -31,12 +36,20 @@ type env struct {
 	*brokertest.Env
 	servers *compute.Servers
 	vols    *volume.Service
+	engine  *deploy.Engine
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, 0) }
+
+// newEnvWith's peers take transition to boot, stop or reboot a guest.
+func newEnvWith(t *testing.T, transition time.Duration) *env {
 	t.Helper()
 	e := &env{}
-	e.Env = brokertest.New(t, brokertest.Seeded(t, "alpha", "beta"), func(be *brokertest.Env, r chi.Router) {
+	ps := brokertest.Seeded(t, "alpha", "beta")
+	for i := range ps {
+		ps[i].Transition = transition
+	}
+	e.Env = brokertest.New(t, ps, func(be *brokertest.Env, r chi.Router) {
 		decisions := policy.NewDecisions(be.Store, 0, 0)
 		versions := policy.NewVersions(be.Store)
 		engine, err := policy.NewEngine(be.Ctx, policy.EngineConfig{Versions: versions, Decisions: decisions, Log: be.Log})
@@ -52,13 +65,20 @@ func newEnv(t *testing.T) *env {
 		e.vols = &volume.Service{Pool: be.Pool, Index: be.Index, Placer: engine, Images: images, Store: be.Store, Quota: ledger, Log: be.Log, BrokerID: testBroker}
 		e.servers = &compute.Servers{Pool: be.Pool, Index: be.Index, Placer: engine, Images: images, Networks: nets, Volumes: e.vols,
 			Keypairs: keys, Store: be.Store, Log: be.Log, BrokerID: testBroker, Quota: ledger}
+		cat := &focus.Catalog{Store: be.Store}
+		e.engine = &deploy.Engine{Store: be.Store, Placer: engine, Resolver: cat, Uses: cat, Holder: testBroker,
+			PollInterval: 20 * time.Millisecond}
+		adapter := &deployres.Adapter{Servers: e.servers, Keypairs: keys, Networks: nets, Images: images, Volumes: e.vols,
+			Quota: ledger, Pool: be.Pool}
+		e.engine.Resources, e.engine.Peers = adapter, adapter
+		go func() { _ = e.engine.Serve(be.Ctx) }()
 		snap := registry.NewPeerSnapshot(be.Store, be.Log)
 		go func() { _ = snap.Run(be.Ctx) }()
 		if err := snap.WaitReady(be.Ctx); err != nil {
 			t.Fatal(err)
 		}
 		dash, err := ui.New(ui.Config{Keystone: be.Keystone, Servers: e.servers, Keypairs: keys, Volumes: e.vols, Images: images,
-			Networks: nets, Decisions: decisions, Policies: versions, Peers: snap, PeerAdmin: registry.NewPeerRegistry(be.Store), Log: be.Log})
+			Networks: nets, Templates: &templatesapi.API{Catalog: cat, Engine: e.engine, Log: be.Log}, Decisions: decisions, Policies: versions, Peers: snap, PeerAdmin: registry.NewPeerRegistry(be.Store), Log: be.Log})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -119,7 +119,7 @@ func (u *UI) meOf(r *http.Request, c *caller) *me {
 	m := &me{User: c.token.UserName, Project: c.token.ProjectName, ProjectID: c.token.ProjectID,
 		Admin: c.token.CloudAdmin(), CSRF: c.s.csrf, Has: map[string]bool{
 			"volumes": u.Volumes != nil, "images": u.Images != nil, "networks": u.Networks != nil,
-			"keypairs": u.Keypairs != nil,
+			"keypairs": u.Keypairs != nil, "deployments": u.Templates != nil,
 		}}
 	// The project switcher; the directory serves it from memory.
 	if ps, err := u.Keystone.Dir.ProjectsOf(r.Context(), c.token.UserID); err == nil {

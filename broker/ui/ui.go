@@ -15,10 +15,10 @@ import (
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/network"
+	"github.com/cloudmux/cloudmux/broker/templatesapi"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
-	"github.com/cloudmux/cloudmux/templates/deploy"
 )
 
 //go:embed templates/*.html
@@ -59,8 +59,9 @@ type Config struct {
 	Volumes  *volume.Service
 	Images   *image.Service
 	Networks *network.Service
-	// Deployments lists and shows the project's deployments.
-	Deployments *deploy.Engine
+	// Templates lists, shows and follows the project's deployments (its
+	// engine, and its views that mask hidden parameter values).
+	Templates *templatesapi.API
 	// Decisions answers "Why here?" (the decision that placed a server).
 	Decisions *policy.Decisions
 	// Policies lists the placement policy versions (Cosmos).
@@ -123,6 +124,7 @@ func (u *UI) routes() chi.Router {
 		r.Post(Prefix+"/project", u.switchProject)
 		u.skylineRoutes(r)
 		u.resourceRoutes(r)
+		u.deploymentRoutes(r)
 		r.Route(Prefix+"/admin", func(r chi.Router) {
 			r.Use(u.requireAdmin)
 			u.cosmosRoutes(r)
