@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -24,6 +25,32 @@ func (u *UI) cosmosRoutes(r chi.Router) {
 	if u.Policies != nil {
 		r.Get("/policy", u.policyView)
 	}
+	if u.Decisions != nil {
+		r.Get("/decisions", u.decisionLog)
+	}
+}
+
+// decisionLog is the placement decisions, newest first, filtered as
+// GET /v1/decisions filters them (the policy service's query: an index
+// per project and resource, hour buckets otherwise).
+func (u *UI) decisionLog(w http.ResponseWriter, r *http.Request) {
+	q := policy.Query{Project: strings.TrimSpace(r.URL.Query().Get("project")),
+		Resource: strings.TrimSpace(r.URL.Query().Get("resource")), Limit: 50}
+	if v := r.URL.Query().Get("since"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			u.errorPage(w, r, http.StatusBadRequest, "since: a duration such as 30m or 24h")
+			return
+		}
+		q.Since = time.Now().Add(-d)
+	}
+	recs, err := u.Decisions.Query(r.Context(), q)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	u.render(w, r, http.StatusOK, "decisions", view{Title: "Decision log", Nav: "decisions",
+		Crumbs: crumbs("Cosmos", "admin", "Decision log", ""), Data: map[string]any{"Records": recs, "Query": r.URL.Query()}})
 }
 
 // peerGroup is the peers sharing one value of the grouping label.

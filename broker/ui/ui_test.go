@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
-	"github.com/cloudmux/cloudmux/internal/brokertest"
 )
 
 func TestLogin(t *testing.T) {
@@ -311,7 +310,7 @@ func TestLogoutAndRevocation(t *testing.T) {
 func TestCosmosAdminOnly(t *testing.T) {
 	e := newEnv(t)
 	alice := e.member(t, "alice", "proj-a")
-	for _, path := range []string{"/ui/admin/federation", "/ui/admin/policy"} {
+	for _, path := range []string{"/ui/admin/federation", "/ui/admin/policy", "/ui/admin/decisions"} {
 		t.Run("member "+path, func(t *testing.T) {
 			if code, body := alice.get(path); code != http.StatusForbidden || strings.Contains(body, "peer-alpha") {
 				t.Fatalf("got %d %s", code, body)
@@ -344,5 +343,16 @@ func TestCosmosAdminOnly(t *testing.T) {
 	if code, body := admin.get("/ui/admin/policy"); code != http.StatusOK || !strings.Contains(body, "active") {
 		t.Fatalf("policy: %d %s", code, body)
 	}
-	_ = brokertest.AdminPassword
+	vm := launch(t, alice, "decided-vm")
+	for _, q := range []string{"", "?resource=" + vm, "?since=1h"} {
+		if code, body := admin.get("/ui/admin/decisions" + q); code != http.StatusOK || !strings.Contains(body, vm) {
+			t.Fatalf("decision log %q: %d %s", q, code, body)
+		}
+	}
+	if code, body := admin.get("/ui/admin/decisions?resource=nope"); code != http.StatusOK || strings.Contains(body, vm) {
+		t.Fatalf("decision log filtered on another resource: %d %s", code, body)
+	}
+	if code, _ := admin.get("/ui/admin/decisions?since=yesterday"); code != http.StatusBadRequest {
+		t.Fatalf("a bad since: %d", code)
+	}
 }
