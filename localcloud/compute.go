@@ -400,6 +400,9 @@ func (c *Cloud) serverView(s *server) peers.Server {
 	v.Metadata = maps.Clone(s.Metadata)
 	v.Volumes = slices.Clone(s.Volumes)
 	v.Addresses = nil
+	if s.task == peers.TaskImageSnapshot {
+		v.Task = s.task
+	}
 	for _, id := range s.ports {
 		p := c.ports[id]
 		if p == nil {

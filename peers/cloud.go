@@ -141,6 +141,22 @@ type ServerStateResetter interface {
 	ResetServerState(ctx context.Context, id string, status ServerStatus) error
 }
 
+// ServerImager is the optional ability to snapshot a server's root disk
+// into an image of the cloud, as Nova's createImage does.
+type ServerImager interface {
+	// ImageServer starts a snapshot of an ACTIVE or SHUTOFF server (a
+	// cloud may take PAUSED or SUSPENDED ones too) into a new image made
+	// from spec: its name, project, visibility and properties (a cloud
+	// sets the disk and container formats itself; spec.ID is honoured
+	// where the cloud lets a caller choose, and Nova does not). It
+	// returns the image at once, queued or saving; the image becomes
+	// active with the disk's bytes, or killed (or gone) when the snapshot
+	// fails. The server keeps its status. A server booted from a volume
+	// is ErrNotSupported; one in another status, or busy with another
+	// action, ErrConflict; an unknown one ErrNotFound.
+	ImageServer(ctx context.Context, serverID string, spec ImageSpec) (Image, error)
+}
+
 // ConsoleReader is the optional ability to read a server's console log.
 type ConsoleReader interface {
 	// ConsoleOutput returns the last lines of the console (all when lines <= 0).

@@ -136,7 +136,15 @@ type Server struct {
 	Fault     string            `json:"fault,omitempty"`
 	CreatedAt time.Time         `json:"created_at"`
 	UpdatedAt time.Time         `json:"updated_at"`
+	// Task is Nova's task_state for work that leaves the status as it
+	// is: TaskImageSnapshot while a snapshot (ServerImager) reads the
+	// disk. Other actions show in the status; empty when idle.
+	Task string `json:"task,omitempty"`
 }
+
+// TaskImageSnapshot is Server.Task while a snapshot is taken: the server
+// takes no other action until it ends (ErrConflict).
+const TaskImageSnapshot = "image_snapshot"
 
 // NetworkAttachment asks for a NIC: on a network, or an existing port.
 type NetworkAttachment struct {

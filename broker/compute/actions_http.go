@@ -34,7 +34,8 @@ var powerActions = map[string]peers.ServerAction{
 }
 
 // serverAction runs os-start, os-stop, reboot {type}, pause, unpause,
-// suspend, resume, resize {flavorRef}, confirmResize, revertResize, lock
+// suspend, resume, createImage {name, metadata}, resize {flavorRef},
+// confirmResize, revertResize, lock
 // {locked_reason}, unlock, os-resetState {state} (admins) and
 // os-getConsoleOutput {length}.
 func (n *Nova) serverAction(w http.ResponseWriter, r *http.Request) {
@@ -62,6 +63,9 @@ func (n *Nova) serverAction(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		switch name {
+		case "createImage":
+			n.createImage(w, r, id, body)
+			return
 		case "resize":
 			var b struct {
 				FlavorRef  json.RawMessage `json:"flavorRef"`

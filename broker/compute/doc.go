@@ -7,7 +7,9 @@
 // and a partial-result report), update, delete, power actions, console
 // output, volume attachments and usage. The lifecycle (lifecycle.go,
 // resize.go, instanceactions.go) goes through it too: pause/unpause,
-// suspend/resume, resize with confirm/revert (the growth reserved in the
+// suspend/resume, createImage (serverimage.go: the peer's snapshot,
+// registered through the image service's CreateOn as a broker image),
+// resize with confirm/revert (the growth reserved in the
 // quota, the larger flavor held until settled), lock/unlock (the broker's
 // own: a locked server refuses non-admins with 409), os-resetState, and
 // every action recorded under its request ID (os-instance-actions),

@@ -29,6 +29,7 @@ import (
 //	2.37  networks required on create: a list, "auto" or "none"
 //	2.38  an unknown status filter is 400
 //	2.39  maxImageMeta gone from /limits
+//	2.45  createImage answers {"image_id"} instead of a Location header
 //	2.47  the flavor embedded in the server
 //	2.52  tags on create
 //	2.55  flavor description (admins set it with PUT /flavors/{id})

@@ -100,7 +100,7 @@ func (s *Servers) present(e index.Entry, m *peers.Member, srv peers.Server, a at
 		FlavorID: cmpOr(meta[metaFlavor], srv.FlavorID), FlavorName: meta[metaFlavorName],
 		ImageID: cmpOr(meta[metaImage], srv.ImageID), BootVolume: meta[metaBootVolume],
 		KeyName: cmpOr(meta[metaKeyName], srv.KeyName), Zone: m.Peer.Name, PeerID: m.Peer.ID, PeerServerID: srv.ID,
-		Host: srv.Host, Addresses: slices.Clone(srv.Addresses), Fault: srv.Fault, CreatedAt: srv.CreatedAt, UpdatedAt: srv.UpdatedAt,
+		Host: srv.Host, Addresses: slices.Clone(srv.Addresses), Fault: srv.Fault, CreatedAt: srv.CreatedAt, UpdatedAt: srv.UpdatedAt, Task: srv.Task,
 		Metadata: map[string]string{},
 	}
 	if out.BootVolume != "" {

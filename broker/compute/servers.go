@@ -228,6 +228,9 @@ type Server struct {
 	Fault     string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// Task is the peer's task that leaves the status as it is
+	// (peers.Server.Task: a snapshot), Nova's task_state.
+	Task string
 	// Ephemeral and FlavorExtraSpecs complete the flavor's sizes when the
 	// peer still offers it (Nova 2.47 embeds the flavor in the server).
 	EphemeralGiB     int

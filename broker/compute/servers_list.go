@@ -56,7 +56,7 @@ var serverFields = map[string]serverField{
 	"access_ip_v6":      {func(s Server) string { return s.AccessIPv6 }, true},
 	"vm_state":          {func(s Server) string { _, vm, _ := states(s.Status); return vm }, false},
 	"task_state": {func(s Server) string {
-		_, _, task := states(s.Status)
+		_, _, task := serverStates(s)
 		if task == nil {
 			return ""
 		}

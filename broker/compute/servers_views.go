@@ -24,6 +24,16 @@ const (
 	powerShutdown = 4
 )
 
+// serverStates is states for a server, with its peer's task (a
+// snapshot) as the task_state when its status implies none.
+func serverStates(s Server) (power int, vm string, task any) {
+	power, vm, task = states(s.Status)
+	if task == nil && s.Task != "" {
+		task = s.Task
+	}
+	return power, vm, task
+}
+
 // states maps a status to Nova's power_state, vm_state and task_state.
 func states(st peers.ServerStatus) (power int, vm string, task any) {
 	switch st {
@@ -169,7 +179,7 @@ func serverView(r *http.Request, s Server, kind viewKind) map[string]any {
 
 // fullView adds what update and rebuild leave out before 2.75.
 func fullView(r *http.Request, s Server, v map[string]any, kind viewKind, admin bool) {
-	power, vm, task := states(s.Status)
+	power, vm, task := serverStates(s)
 	var key any
 	if s.KeyName != "" {
 		key = s.KeyName

@@ -420,47 +420,11 @@ func (spec CreateSpec) Validate() error {
 // its ID on the peer. If the index write fails the peer's image is removed
 // again. The data comes later, through Upload.
 func (s *Service) Create(ctx context.Context, c Caller, spec CreateSpec) (Image, error) {
-	if err := spec.Validate(); err != nil {
+	ps, err := s.prepare(ctx, c, spec)
+	if err != nil {
 		return Image{}, err
 	}
-	if spec.Visibility == "public" && !c.Admin {
-		return Image{}, fmt.Errorf("only a cloud admin may publicize an image (visibility public): %w", ErrForbidden)
-	}
-	owner := c.Project
-	if spec.Owner != "" && spec.Owner != c.Project {
-		if !c.Admin {
-			return Image{}, fmt.Errorf("owner: you may only create images owned by your project: %w", ErrForbidden)
-		}
-		owner = spec.Owner
-	}
-	id := spec.ID
-	if id == "" {
-		id = uuid.NewString()
-	} else {
-		id = strings.ToLower(id)
-		switch _, err := s.locate(ctx, id); {
-		case err == nil:
-			return Image{}, fmt.Errorf("image ID %s already exists: %w", id, ErrConflict)
-		case !errors.Is(err, ErrNotFound):
-			return Image{}, err
-		}
-	}
-	props := maps.Clone(spec.Properties)
-	if props == nil {
-		props = map[string]string{}
-	}
-	for k, v := range spec.Marks {
-		if strings.HasPrefix(k, "cloudmux_") {
-			props[k] = v
-		}
-	}
-	props[peers.MetaID], props[peers.MetaProject], props[peers.MetaBrokerID] = id, owner, s.BrokerID
-	if spec.Hidden {
-		props[hiddenProperty] = "true"
-	}
-	ps := peers.ImageSpec{ID: id, Name: spec.Name, Project: owner, DiskFormat: spec.DiskFormat, ContainerFormat: spec.ContainerFormat,
-		MinRAMMiB: spec.MinRAMMiB, MinDiskGiB: spec.MinDiskGiB, Visibility: spec.Visibility, Protected: spec.Protected,
-		Tags: slices.Clone(spec.Tags), Properties: props}
+	id, owner := ps.ID, ps.Project
 
 	// Only peers that can take image bytes are candidates; the others are
 	// reasons, like the disconnected ones.

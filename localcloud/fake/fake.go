@@ -3,6 +3,7 @@ package fake
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -40,6 +41,7 @@ const (
 	OpDeleteVolume  Op = "delete_volume"
 	OpResizeVolume  Op = "resize_volume"
 	OpCopyVolume    Op = "copy_volume"
+	OpExportVolume  Op = "export_volume"
 	OpInventory     Op = "inventory"
 	OpCreateNetwork Op = "create_network"
 	OpDeleteNetwork Op = "delete_network"
@@ -581,6 +583,47 @@ func (d *Driver) CopyVolume(ctx context.Context, hostName, srcID, domainID strin
 	spec := localcloud.PoolVolume{ID: dst.ID, Name: dst.Name, SizeGiB: src.spec.SizeGiB, SizeBytes: src.spec.SizeBytes, Format: localcloud.VolumeQCOW2}
 	h.volumes[dst.ID] = &volume{spec: spec, written: data.written, sha256: data.sha256}
 	return nil
+}
+
+var _ localcloud.VolumeExporter = (*Driver)(nil)
+
+// ExportVolume writes what stands for a standalone qcow2 volume's file: a
+// qcow2 (version 3) header of the volume's capacity, without a backing
+// file, then the length and SHA-256 of the bytes it holds (the fake keeps
+// no more of them), so an image made of it passes the image store's
+// format check and two exports of different data differ. An overlay is
+// ErrInvalid: only standalone copies are read out.
+func (d *Driver) ExportVolume(ctx context.Context, hostName, id string, w io.Writer) error {
+	h, err := d.lock(ctx, OpExportVolume, hostName, id)
+	if err != nil {
+		return err
+	}
+	v, ok := h.volumes[id]
+	var spec localcloud.PoolVolume
+	var written int64
+	var sum string
+	if ok {
+		spec, written, sum = v.spec, v.written, v.sha256
+	}
+	d.mu.Unlock()
+	switch {
+	case !ok:
+		return errf(peers.ErrNotFound, "no volume %s", id)
+	case spec.BackingID != "":
+		return errf(peers.ErrInvalid, "volume %s is an overlay on %s; copy it first", id, spec.BackingID)
+	}
+	head := make([]byte, 104)
+	copy(head, "QFI\xfb")
+	binary.BigEndian.PutUint32(head[4:], 3)   // version
+	binary.BigEndian.PutUint32(head[20:], 16) // cluster_bits
+	binary.BigEndian.PutUint64(head[24:], uint64(spec.Bytes()))
+	binary.BigEndian.PutUint32(head[96:], 4)    // refcount_order
+	binary.BigEndian.PutUint32(head[100:], 104) // header_length
+	if _, err := w.Write(head); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "fake volume data: %d bytes, sha256 %s\n", written, sum)
+	return err
 }
 
 // CreateNetwork records an isolated network.

@@ -286,6 +286,9 @@ func (c *Cloud) toServer(ctx context.Context, s servers.Server) peers.Server {
 		Metadata: c.inMeta(s.Metadata), Fault: s.Fault.Message, CreatedAt: s.Created, UpdatedAt: s.Updated,
 		FlavorID: c.flavorID(ctx, s.Flavor),
 	}
+	if strings.HasPrefix(s.TaskState, "image_") { // image_snapshot, image_pending_upload, image_uploading: Nova's snapshot
+		out.Task = peers.TaskImageSnapshot
+	}
 	if id, ok := s.Image["id"].(string); ok {
 		out.ImageID = id
 	}
@@ -364,4 +367,23 @@ func addresses(m map[string]any) []peers.Address {
 		}
 	}
 	return out
+}
+
+var _ peers.ServerImager = (*Cloud)(nil)
+
+// ImageServer asks Nova for a snapshot (createImage): Nova names the
+// image's ID and sets its formats and sizes; spec's name and properties
+// (the broker's marks among them) become its metadata. The image is read
+// back from Glance as it is right after (queued or saving).
+func (c *Cloud) ImageServer(ctx context.Context, serverID string, spec peers.ImageSpec) (peers.Image, error) {
+	if err := c.needImage(); err != nil {
+		return peers.Image{}, err
+	}
+	cctx, cancel := c.call(ctx)
+	defer cancel()
+	id, err := servers.CreateImage(cctx, c.compute, serverID, servers.CreateImageOpts{Name: spec.Name, Metadata: c.outMeta(spec.Properties)}).ExtractImageID()
+	if err != nil {
+		return peers.Image{}, c.translate(fmt.Sprintf("nova: snapshot server %s", serverID), err)
+	}
+	return c.GetImage(ctx, id)
 }

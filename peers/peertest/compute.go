@@ -204,6 +204,7 @@ func (s *suite) testServers(t *testing.T) {
 	s.cleanupServer(t, created.ID)
 	id := created.ID
 	var srv peers.Server
+	snap := s.newSnapshot(t, id, net.ID)
 
 	steps := []struct {
 		name string
@@ -248,6 +249,8 @@ func (s *suite) testServers(t *testing.T) {
 			}
 		}},
 		{"Console", func(t *testing.T) { s.checkConsole(t, id) }},
+		{"Snapshot", func(t *testing.T) { s.gap(t); snap.start(t) }},
+		{"SnapshotActive", func(t *testing.T) { s.gap(t); snap.active(t) }},
 		{"ForbiddenActions", func(t *testing.T) {
 			err := s.c.ServerAction(t.Context(), id, peers.ActionStart)
 			wantErr(t, "start of an ACTIVE server", err, peers.ErrConflict)
