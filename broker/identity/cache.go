@@ -42,7 +42,8 @@ var _ Store = (*Cache)(nil)
 
 // cachedPrefixes are the records the signed-request path reads.
 var cachedPrefixes = []string{ec2CredsPrefix, usersPrefix, projectsPrefix, domainsPrefix, rolesPrefix, assignmentsPrefix,
-	groupsPrefix, userGroupsPrefix, groupMembersPrefix, impliedRolesPrefix, regionsPrefix, servicesPrefix, endpointsPrefix}
+	groupsPrefix, userGroupsPrefix, groupMembersPrefix, impliedRolesPrefix, regionsPrefix, servicesPrefix, endpointsPrefix,
+	ec2CredsByUserPrefix, credentialsPrefix, credentialsByUserPrefix, trustsPrefix, trustsByUserPrefix}
 
 // NewCache returns a cache over store; call Run to fill it. Until it has
 // loaded, reads go to the Store.
@@ -146,15 +147,19 @@ func (c *Cache) Get(ctx context.Context, key string) (registry.KV, error) {
 	return p.mirror.Fetch(ctx, key)
 }
 
-// List answers a whole cached prefix, or the assignments of one user on
-// one project, from memory, with index 0 (identity's readers never watch
+// List answers a whole cached prefix, one level below it, or the
+// assignments of one user on one project, from memory, with index 0 (identity's readers never watch
 // what they list; Watch goes to the Store). An empty answer is checked
 // with the Store, which may hold what another replica has just written.
 func (c *Cache) List(ctx context.Context, prefix string) ([]registry.KV, uint64, error) {
 	if p, ok := c.of(prefix); ok && !readsStore(ctx) {
 		whole := prefix == p.prefix
-		userOnProject := p.prefix == assignmentsPrefix && strings.HasSuffix(prefix, "/") && strings.Count(prefix[len(p.prefix):], "/") == 2
-		if whole || userOnProject {
+		rest := prefix[len(p.prefix):]
+		userOnProject := p.prefix == assignmentsPrefix && strings.HasSuffix(prefix, "/") && strings.Count(rest, "/") == 2
+		// One level down ("credentials-by-user/<user>/"), for the
+		// per-owner index keys of credentials and trusts.
+		oneLevel := p.prefix != assignmentsPrefix && strings.HasSuffix(prefix, "/") && strings.Count(rest, "/") == 1
+		if whole || userOnProject || oneLevel {
 			if kvs := p.sink.list(prefix, whole); len(kvs) > 0 {
 				return kvs, 0, nil
 			}

@@ -201,3 +201,64 @@ func TestCacheBeforeLoadReadsStore(t *testing.T) {
 		t.Fatalf("roles through an unloaded cache: %v, want [ops reader]", names)
 	}
 }
+
+// TestCredentialListsReadMemory: a user's and an admin's credential
+// listings are answered from the Cache, not by reading the Store's
+// credential prefixes, once the replica has caught up.
+func TestCredentialListsReadMemory(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := newReplica(ctx, t, registry.NewMemory())
+	boot, err := r.dir.Bootstrap(ctx, "admin-password", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.dir.CreateProject(ctx, identity.Project{Name: "p", DomainID: identity.DefaultDomainID, Enabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := identity.NewCredentials(r.creds)
+	var users []identity.User
+	for _, name := range []string{"ann", "bob"} {
+		u, err := r.dir.CreateUser(ctx, identity.User{Name: name, DomainID: identity.DefaultDomainID, Enabled: true}, "password-"+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, u)
+		if err := r.dir.Grant(ctx, identity.Assignment{UserID: u.ID, ProjectID: p.ID, RoleID: boot.Roles[identity.RoleMember].ID}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.creds.Create(ctx, u.ID, p.ID); err != nil { // an ec2 one, listed too
+			t.Fatal(err)
+		}
+		for range 2 {
+			if _, err := creds.Create(ctx, identity.Credential{UserID: u.ID, Type: "totp", Blob: "secret-of-" + name}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r.caughtUp(ctx, t)
+	tests := []struct {
+		name string
+		user string
+		want int
+	}{
+		{name: "a user's own", user: users[0].ID, want: 3},
+		{name: "an admin's, every user's", user: "", want: 6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r.store.Reset()
+			got, err := creds.List(ctx, tt.user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != tt.want {
+				t.Fatalf("%d credentials, want %d", len(got), tt.want)
+			}
+			if n := r.store.Reads(); n != 0 {
+				t.Fatalf("the listing read the Store %d times", n)
+			}
+		})
+	}
+}

@@ -255,7 +255,9 @@ func (c *Credentials) List(ctx context.Context, userID string) ([]Credential, er
 // and EC2 keys do not change (Keystone refuses an ec2 ID that would no
 // longer match its access key; here EC2 keys are made and deleted whole).
 func (c *Credentials) Update(ctx context.Context, userID, id string, blob, projectID *string) (Credential, error) {
-	cr, idx, err := c.get(ctx, id)
+	// The version this update replaces comes from the Store: memory may
+	// lag another replica's update, and its index would then conflict.
+	cr, idx, err := c.get(ReadStore(ctx), id)
 	if errors.Is(err, ErrNotFound) {
 		if _, ecErr := c.Get(ctx, userID, id); ecErr == nil {
 			return Credential{}, &registry.FieldError{Field: "credential", Reason: "ec2 credentials are not changed: create a new one and delete this one"}

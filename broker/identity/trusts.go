@@ -147,7 +147,7 @@ func (d *Directory) GetTrust(ctx context.Context, id string) (Trust, error) {
 }
 
 // TrustsOf lists the trusts a user is trustor or trustee of; every trust
-// when userID is empty (an admin's listing, from the Store).
+// when userID is empty (an admin's listing, from memory on a broker).
 func (d *Directory) TrustsOf(ctx context.Context, userID string) ([]Trust, error) {
 	if userID == "" {
 		return listJSON[Trust](ctx, d.store, trustsPrefix)
