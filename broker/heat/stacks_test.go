@@ -37,6 +37,25 @@ func TestGophercloudStackLifecycle(t *testing.T) {
 	he := newHeatEnv(t)
 	c := he.client(t, "ann", "team-a", "member")
 	ctx := t.Context()
+	t.Run("preview places every resource and makes nothing", func(t *testing.T) {
+		p, err := stacks.Preview(ctx, c, stacks.PreviewOpts{Name: "web1", TemplateOpts: &stacks.Template{TE: stacks.TE{Bin: []byte(webHOT)}}}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, x := range p.Resources {
+			r := x.(map[string]any)
+			names = append(names, r["resource_name"].(string)+"@"+r["placement"].(map[string]any)["peer"].(string))
+		}
+		if got := strings.Join(names, " "); !strings.Contains(got, "web@local") || !strings.Contains(got, "net@local") {
+			t.Errorf("preview resources: %s", got)
+		}
+		if pages, _ := stacks.List(c, nil).AllPages(ctx); pages != nil {
+			if list, _ := stacks.ExtractStacks(pages); len(list) != 0 {
+				t.Errorf("a preview recorded a stack: %+v", list)
+			}
+		}
+	})
 	rollback := false
 	created, err := stacks.Create(ctx, c, stacks.CreateOpts{Name: "web1", TemplateOpts: &stacks.Template{TE: stacks.TE{Bin: []byte(webHOT)}},
 		Parameters: map[string]any{"flavor": "m1.tiny"}, DisableRollback: &rollback, Timeout: 30}).Extract()
@@ -138,6 +157,17 @@ func TestGophercloudStackLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("update preview", func(t *testing.T) {
+		var out struct {
+			Changes map[string][]map[string]any `json:"resource_changes"`
+		}
+		if code, _ := do(t, c, "PATCH", "/stacks/web1/"+created.ID+"/preview", `{"parameters": {"flavor": "m1.small"}}`, &out); code != 200 {
+			t.Fatalf("update preview: %d", code)
+		}
+		if len(out.Changes["replaced"]) != 1 || out.Changes["replaced"][0]["resource_name"] != "web" || len(out.Changes["unchanged"]) != 2 {
+			t.Errorf("changes: %v", out.Changes)
+		}
+	})
 	// An update with PATCH keeps the template and the other parameters.
 	if err := stacks.UpdatePatch(ctx, c, "web1", created.ID, stacks.UpdateOpts{Parameters: map[string]any{"flavor": "m1.small"}}).ExtractErr(); err != nil {
 		t.Fatal(err)
