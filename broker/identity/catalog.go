@@ -25,6 +25,9 @@ var DefaultServices = []ServiceEntry{
 	{Type: "object-store", Name: "swift", Path: "/swift/v1/AUTH_" + ProjectIDVar},
 	// Per project, as Heat's endpoint: /orchestration/v1/PROJECT.
 	{Type: "orchestration", Name: "heat", Path: "/orchestration/v1/" + ProjectIDVar},
+	// The EC2 Query API, found through the catalog as OpenStack's ec2-api
+	// is (the aws CLI signs the path it is given: with the slash).
+	{Type: "ec2", Name: "ec2", Path: "/ec2/"},
 	{Type: "cloudmux", Name: "cloudmux", Path: "/v1"},
 }
 

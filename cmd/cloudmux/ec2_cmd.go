@@ -26,6 +26,7 @@ const ec2Usage = `Usage:
   cloudmux ec2 credentials list [-o table|json]
   cloudmux ec2 credentials delete ACCESS
   cloudmux ec2 upload -name NAME [-disk-format raw] [-container-format bare] FILE
+  cloudmux ec2 endpoint [-o text|env]
 
 EC2 credentials are access/secret key pairs for the broker's EC2 API
 (/ec2/), acting as you on one project (default: your token's project).
@@ -34,9 +35,12 @@ AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (econe-upload's step) and
 prints the image location to register:
   aws ec2 register-image --image-location LOCATION --name NAME
 
+endpoint prints the EC2 URL from the Keystone catalog (service type ec2);
+-o env as AWS_ENDPOINT_URL_EC2, which aws CLI 2.13 and later read.
+
 Use them with the aws CLI:
   eval "$(cloudmux ec2 credentials create -o env)"
-  aws --endpoint-url "$CLOUDMUX_ADDR/ec2/" --region RegionOne ec2 describe-instances
+  aws --endpoint-url "$(cloudmux ec2 endpoint)" --region RegionOne ec2 describe-instances
 `
 
 // ec2Credential is Keystone's OS-EC2 credential.
@@ -50,6 +54,9 @@ type ec2Credential struct {
 func runEC2(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "upload" {
 		return runEC2Upload(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "endpoint" {
+		return runEC2Endpoint(args[1:], stdout, stderr)
 	}
 	if len(args) < 2 || args[0] != "credentials" && args[0] != "creds" {
 		fmt.Fprint(stderr, ec2Usage)
