@@ -164,6 +164,8 @@ func TestBrowserInstanceLifecycle(t *testing.T) {
 		chromedp.WaitVisible("#launch", chromedp.ByID),
 		chromedp.Click("#launch", chromedp.ByID),
 		chromedp.WaitVisible("#launch-form", chromedp.ByID),
+		// The placement preview, loaded by htmx from explain.
+		chromedp.WaitVisible("#preview-verdicts", chromedp.ByID),
 		chromedp.SendKeys("#name", "browser-vm", chromedp.ByID),
 		chromedp.Click("#launch-submit", chromedp.ByID),
 		chromedp.WaitVisible(`//dd[@id="status" and normalize-space(.)="ACTIVE"]`),

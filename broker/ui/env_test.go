@@ -17,6 +17,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/network"
+	"github.com/cloudmux/cloudmux/broker/policyapi"
 	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/broker/templatesapi"
 	"github.com/cloudmux/cloudmux/broker/ui"
@@ -78,7 +79,8 @@ func newEnvWith(t *testing.T, transition time.Duration) *env {
 			t.Fatal(err)
 		}
 		dash, err := ui.New(ui.Config{Keystone: be.Keystone, Servers: e.servers, Keypairs: keys, Volumes: e.vols, Images: images,
-			Networks: nets, Templates: &templatesapi.API{Catalog: cat, Engine: e.engine, Log: be.Log}, Decisions: decisions, Policies: versions, Peers: snap, PeerAdmin: registry.NewPeerRegistry(be.Store), Log: be.Log})
+			Networks: nets, Templates: &templatesapi.API{Catalog: cat, Engine: e.engine, Log: be.Log}, Decisions: decisions, Policies: versions,
+			Policy: &policyapi.API{Versions: versions, Decisions: decisions, Engine: engine, Candidates: policyapi.PoolCandidates(be.Pool), Log: be.Log}, Peers: snap, PeerAdmin: registry.NewPeerRegistry(be.Store), Log: be.Log})
 		if err != nil {
 			t.Fatal(err)
 		}

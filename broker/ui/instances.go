@@ -59,6 +59,8 @@ func (u *UI) instances(w http.ResponseWriter, r *http.Request) {
 }
 
 type launchData struct {
+	// Preview: the placement preview is wired.
+	Preview  bool
 	Flavors  []peers.Flavor
 	Images   []image.Image
 	Networks []choice
@@ -101,6 +103,7 @@ func (u *UI) showLaunch(w http.ResponseWriter, r *http.Request, code int, d laun
 	if d.Form == nil {
 		d.Form = map[string]string{}
 	}
+	d.Preview = u.Policy != nil && u.Policy.Engine != nil && u.Policy.Candidates != nil
 	u.render(w, r, code, "launch", view{Title: "Launch an instance", Nav: "instances",
 		Crumbs: crumbs("Instances", "instances", "Launch", ""), Data: d})
 }

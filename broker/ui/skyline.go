@@ -15,6 +15,9 @@ import (
 func (u *UI) skylineRoutes(r chi.Router) {
 	r.Get(Prefix+"/instances", u.instances)
 	r.Get(Prefix+"/instances/new", u.launchForm)
+	if u.Policy != nil && u.Policy.Engine != nil && u.Policy.Candidates != nil {
+		r.Get(Prefix+"/instances/preview", u.launchPreview)
+	}
 	r.Post(Prefix+"/instances", u.launch)
 	r.Get(Prefix+"/instances/{id}", u.instance)
 	r.Get(Prefix+"/instances/{id}/console", u.console)

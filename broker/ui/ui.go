@@ -15,6 +15,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/network"
+	"github.com/cloudmux/cloudmux/broker/policyapi"
 	"github.com/cloudmux/cloudmux/broker/templatesapi"
 	"github.com/cloudmux/cloudmux/broker/volume"
 	"github.com/cloudmux/cloudmux/policy"
@@ -62,6 +63,9 @@ type Config struct {
 	// Templates lists, shows and follows the project's deployments (its
 	// engine, and its views that mask hidden parameter values).
 	Templates *templatesapi.API
+	// Policy explains placements (the launch form's preview): its
+	// Engine and Candidates, as /v1/placement/explain uses them.
+	Policy *policyapi.API
 	// Decisions answers "Why here?" (the decision that placed a server).
 	Decisions *policy.Decisions
 	// Policies lists the placement policy versions (Cosmos).

@@ -193,6 +193,27 @@ func TestInstances(t *testing.T) {
 	if code != http.StatusOK || !regexp.MustCompile(`<td>(alpha|beta)</td><td>1</td>`).MatchString(body) {
 		t.Fatalf("overview does not place the instance: %s", body)
 	}
+	t.Run("placement preview", func(t *testing.T) {
+		_, form := alice.get("/ui/instances/new")
+		img := regexp.MustCompile(`name="image"[^>]*>\s*<option value="([^"]+)"`).FindStringSubmatch(form)[1]
+		for _, tc := range []struct {
+			name, query, want string
+		}{
+			{name: "flavor and image", query: "?flavor=m1.nano&image=" + img, want: `id="preview-verdicts"`},
+			{name: "no flavor", query: "?image=" + img, want: "Choose a flavor"},
+			{name: "another's image", query: "?flavor=m1.nano&image=00000000-0000-0000-0000-000000000000", want: "not available"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				code, body := alice.get("/ui/instances/preview" + tc.query)
+				if code != http.StatusOK || !strings.Contains(body, tc.want) {
+					t.Fatalf("got %d %s", code, body)
+				}
+			})
+		}
+		if _, body := alice.get("/ui/instances/preview?flavor=m1.nano&image=" + img); !strings.Contains(body, "allowed") {
+			t.Fatalf("no peer allowed: %s", body)
+		}
+	})
 	t.Run("bad launch keeps the form", func(t *testing.T) {
 		code, _, body := alice.post("/ui/instances", url.Values{"name": {"x"}, "flavor": {"no-such-flavor"}, "image": {"no-such-image"}})
 		if code != http.StatusBadRequest || !strings.Contains(body, `id="launch-form"`) || !strings.Contains(body, `class="error"`) {
