@@ -170,6 +170,10 @@ type ServerSpec struct {
 	// from Name (Nova's sanitized name). A cloud that cannot set one
 	// refuses the create (ErrCapacity: another cloud may).
 	Hostname string
+	// SecurityGroups, for a SecurityGroups cloud, are the groups (IDs put
+	// before) of the ports the cloud makes for the server; ports given by
+	// PortID keep theirs. Nil leaves them to the cloud's own default.
+	SecurityGroups []string
 }
 
 // ImageStatus follows the Image Service lifecycle.
@@ -321,6 +325,10 @@ type Port struct {
 	DeviceOwner string            `json:"device_owner,omitempty"`
 	Status      string            `json:"status"` // ACTIVE, DOWN, BUILD
 	Metadata    map[string]string `json:"metadata,omitempty"`
+	// SecurityGroups are the broker security groups (peers.SecurityGroups)
+	// filtering the port, nil when none of them does ([] is every packet
+	// dropped; JSON keeps the two apart).
+	SecurityGroups []string `json:"security_groups"`
 }
 
 // PortSpec creates a port.
@@ -330,6 +338,9 @@ type PortSpec struct {
 	NetworkID string
 	FixedIPs  []FixedIP // SubnetID and/or IPAddress; empty picks one
 	Metadata  map[string]string
+	// SecurityGroups, for a SecurityGroups cloud, are the port's groups
+	// (IDs put before); nil leaves it to the cloud's own default.
+	SecurityGroups []string
 }
 
 // VolumeStatus follows Cinder's volume statuses.

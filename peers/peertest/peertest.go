@@ -103,6 +103,7 @@ func Exercise(t *testing.T, cloud peers.Cloud, fx Fixture) {
 		{"Networks", s.testNetworks},
 		{"SubnetRefusals", s.testSubnetRefusals},
 		{"Ports", s.testPorts},
+		{"SecurityGroups", s.testSecurityGroups},
 		{"Servers", s.testServers},
 		{"ServerCreateRefusals", s.testServerCreateRefusals},
 		{"UnknownServer", s.testUnknownServer},
