@@ -46,8 +46,13 @@ type Cloud struct {
 	subnets       map[string]*subnet
 	ports         map[string]*peers.Port
 	volumes       map[string]*volume
-	macs          map[string]bool
-	bases         map[string]*baseImage // by host and image ID
+	groups        map[string]*peers.SecurityGroup // the broker's security groups, by ID
+	// filters are the port filters the driver last took (secgroups.go),
+	// under filterMu, which serializes handing them over.
+	filterMu sync.Mutex
+	filters  map[string]filterState
+	macs     map[string]bool
+	bases    map[string]*baseImage // by host and image ID
 	// loaded are the records read from the state file that Recover has
 	// not reconciled with their hosts yet.
 	loaded loadedSet
@@ -123,7 +128,7 @@ func New(cfg Config, driver Driver, log logrus.FieldLogger) (*Cloud, error) {
 		bg: bg, stopBG: stop,
 		servers: map[string]*server{}, serversByMark: map[string]map[string]*server{}, keypairs: map[string]*peers.Keypair{}, images: map[string]*image{},
 		networks: map[string]*network{}, subnets: map[string]*subnet{}, ports: map[string]*peers.Port{},
-		volumes: map[string]*volume{}, macs: map[string]bool{}, bases: map[string]*baseImage{},
+		volumes: map[string]*volume{}, groups: map[string]*peers.SecurityGroup{}, filters: map[string]filterState{}, macs: map[string]bool{}, bases: map[string]*baseImage{},
 		loaded: newLoadedSet(), dirLock: dirLock, dirty: map[recordKey]struct{}{},
 	}
 	c.saved = sync.NewCond(&c.mu)

@@ -116,6 +116,9 @@ func (c *Cloud) CreateServer(ctx context.Context, spec peers.ServerSpec) (peers.
 	if err != nil {
 		return peers.Server{}, fmt.Errorf("server %q: %w", spec.Name, err)
 	}
+	if err := c.checkGroupsLocked(spec.SecurityGroups); err != nil {
+		return peers.Server{}, fmt.Errorf("server %q: %w", spec.Name, err)
+	}
 	h, err := c.pickHost(b.need, b.forced, spreadByRAM)
 	if err != nil {
 		return peers.Server{}, fmt.Errorf("server %q: %w", spec.Name, err)
@@ -296,7 +299,7 @@ func (c *Cloud) attachPortsLocked(s *server, spec peers.ServerSpec) error {
 			c.markLocked(recPort, p.ID)
 			continue
 		}
-		ps := peers.PortSpec{Name: "", Project: s.Project, NetworkID: a.NetworkID}
+		ps := peers.PortSpec{Name: "", Project: s.Project, NetworkID: a.NetworkID, SecurityGroups: spec.SecurityGroups}
 		if a.FixedIP != "" {
 			ps.FixedIPs = []peers.FixedIP{{IPAddress: a.FixedIP}}
 		}
@@ -381,7 +384,7 @@ func (c *Cloud) domainSpecLocked(s *server, b bootPlan, userData []byte) DomainS
 	}
 	for _, id := range s.ports {
 		p := c.ports[id]
-		nic := NIC{PortID: p.ID, NetworkID: p.NetworkID, MAC: p.MACAddress}
+		nic := NIC{PortID: p.ID, NetworkID: p.NetworkID, MAC: p.MACAddress, Filtered: p.SecurityGroups != nil}
 		for _, f := range p.FixedIPs {
 			if sn := c.subnets[f.SubnetID]; sn != nil {
 				nic.IPs = append(nic.IPs, fmt.Sprintf("%s/%d", f.IPAddress, sn.plan.prefix.Bits()))
@@ -516,6 +519,7 @@ func (c *Cloud) startDeleteLocked(s *server) {
 		c.releasePortsLocked(s)
 		c.detachAllLocked(s)
 		c.removeServerLocked(s)
+		c.kickFiltersLocked() // its ports' filters go, its addresses leave their groups
 		log.Info("server deleted")
 		c.collectBasesLocked(hostName)
 	})

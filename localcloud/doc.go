@@ -2,11 +2,13 @@
 // more hypervisor hosts, with the compute, image, volume and network
 // services an OpenStack user expects, behind the peers.Cloud contract (plus
 // peers.ImageData, peers.ConsoleReader, peers.Objects, peers.ServerResizer,
-// peers.ServerStateResetter and peers.ServerImager). Server actions follow
-// Nova's state checks (serverops.go): pause freezes the domain, suspend is
-// libvirt's managed save, resize is offline on the same host (resize.go),
-// a snapshot copies the root disk on its host and streams the copy into
-// the image store as qcow2 (serverimage.go).
+// peers.ServerStateResetter, peers.ServerImager and peers.SecurityGroups,
+// compiled into a filter per guest NIC: secgroups.go, a libvirt nwfilter
+// on the real driver). Server actions follow Nova's state checks
+// (serverops.go): pause freezes the domain, suspend is libvirt's managed
+// save, resize is offline on the same host (resize.go), a snapshot copies
+// the root disk on its host and streams the copy into the image store as
+// qcow2 (serverimage.go).
 //
 // The split of work follows OpenStack's: Cloud is the control plane (Nova's
 // API and scheduler, Glance, Cinder's API, Neutron's IPAM). It validates

@@ -3,6 +3,7 @@ package localcloud
 import (
 	"context"
 	"io"
+	"net/netip"
 )
 
 // Driver is the hypervisor side of the local cloud: what must happen on a
@@ -180,6 +181,49 @@ type NIC struct {
 	// drive's network data; the isolated network runs no DHCP of its own.
 	IPs     []string `json:"ips,omitempty"`
 	Gateway string   `json:"gateway,omitempty"`
+	// Filtered NICs have their traffic filtered by the port's filter
+	// (FilterDriver.SetPortFilter, defined before the domain).
+	Filtered bool `json:"filtered,omitempty"`
+}
+
+// FilterDriver is the optional ability of a driver to filter a NIC's
+// traffic: what the cloud's security groups compile to (secgroups.go).
+// A cloud whose driver lacks it refuses security groups.
+type FilterDriver interface {
+	// SetPortFilter defines, or replaces, the filter of port f.PortID on
+	// host: the NIC naming it (NIC.Filtered) follows at once, in a running
+	// guest too.
+	SetPortFilter(ctx context.Context, host string, f PortFilter) error
+	// DeletePortFilter removes a port's filter once no domain uses it;
+	// one already gone wraps peers.ErrNotFound.
+	DeletePortFilter(ctx context.Context, host, portID string) error
+}
+
+// PortFilter is what a port's NIC accepts; everything else is dropped.
+// Connections are tracked: the answers to an accepted packet are accepted
+// too. IPv6 neighbour discovery and ARP always pass, as Neutron lets them.
+type PortFilter struct {
+	PortID string       `json:"port_id"`
+	Accept []FilterRule `json:"accept"`
+}
+
+// FilterRule accepts one kind of traffic.
+type FilterRule struct {
+	// In is traffic to the guest, else from it.
+	In   bool `json:"in"`
+	IPv6 bool `json:"ipv6"`
+	// Protocol is "" for any, else tcp, udp, udplite, sctp, icmp, icmpv6,
+	// esp, ah or igmp (what the cloud can filter by; others are refused).
+	Protocol string `json:"protocol,omitempty"`
+	// PortMin and PortMax bound the destination port (tcp, udp, udplite,
+	// sctp), 0 meaning unbounded; for icmp(v6) ICMPType and ICMPCode
+	// (-1 any) apply instead.
+	PortMin  int `json:"port_min,omitempty"`
+	PortMax  int `json:"port_max,omitempty"`
+	ICMPType int `json:"icmp_type"`
+	ICMPCode int `json:"icmp_code"`
+	// Remote is the other end's prefix; the zero prefix is any.
+	Remote netip.Prefix `json:"remote"`
 }
 
 // PoolVolume is a volume in a host's storage pool.

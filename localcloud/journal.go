@@ -49,6 +49,7 @@ const (
 	recSubnet  = "subnet"
 	recPort    = "port"
 	recVolume  = "volume"
+	recGroup   = "security_group"
 )
 
 // recordKey names one record: its kind and ID (a keypair's name).
@@ -124,6 +125,10 @@ func (c *Cloud) savedRecordLocked(k recordKey) any {
 	case recVolume:
 		if v := c.volumes[k.id]; v != nil {
 			return v.saved()
+		}
+	case recGroup:
+		if g := c.groups[k.id]; g != nil {
+			return groupView(g)
 		}
 	}
 	return nil
@@ -303,6 +308,7 @@ type stateMaps struct {
 	subnets  map[string]peers.Subnet
 	ports    map[string]peers.Port
 	volumes  map[string]savedVolume
+	groups   map[string]peers.SecurityGroup
 }
 
 func mapsOf(st savedState) stateMaps {
@@ -314,6 +320,7 @@ func mapsOf(st savedState) stateMaps {
 		subnets:  keyed(st.Subnets, func(s peers.Subnet) string { return s.ID }),
 		ports:    keyed(st.Ports, func(p peers.Port) string { return p.ID }),
 		volumes:  keyed(st.Volumes, func(v savedVolume) string { return v.Volume.ID }),
+		groups:   keyed(st.SecurityGroups, func(g peers.SecurityGroup) string { return g.ID }),
 	}
 }
 
@@ -342,6 +349,8 @@ func (sm stateMaps) apply(e journalEntry) error {
 		return applyTo(sm.ports, e)
 	case recVolume:
 		return applyTo(sm.volumes, e)
+	case recGroup:
+		return applyTo(sm.groups, e)
 	}
 	return fmt.Errorf("unknown record kind %q", e.Kind)
 }
@@ -369,6 +378,7 @@ func (sm stateMaps) state(base savedState) savedState {
 	st.Subnets = sortedValues(sm.subnets)
 	st.Ports = sortedValues(sm.ports)
 	st.Volumes = sortedValues(sm.volumes)
+	st.SecurityGroups = sortedValues(sm.groups)
 	return st
 }
 
@@ -435,6 +445,9 @@ func recordsOf(st savedState) map[recordKey]string {
 	}
 	for _, r := range st.Volumes {
 		add(recVolume, r.Volume.ID, r)
+	}
+	for _, r := range st.SecurityGroups {
+		add(recGroup, r.ID, r)
 	}
 	return out
 }

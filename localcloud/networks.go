@@ -49,6 +49,7 @@ func (sn *subnet) view() peers.Subnet {
 func portView(p *peers.Port) peers.Port {
 	v := *p
 	v.FixedIPs = slices.Clone(p.FixedIPs)
+	v.SecurityGroups = slices.Clone(p.SecurityGroups)
 	v.Metadata = maps.Clone(p.Metadata)
 	return v
 }
@@ -312,14 +313,25 @@ func (c *Cloud) CreatePort(ctx context.Context, spec peers.PortSpec) (peers.Port
 	if err := c.begin(ctx); err != nil {
 		return peers.Port{}, err
 	}
-	defer c.mu.Unlock()
+	if err := c.checkGroupsLocked(spec.SecurityGroups); err != nil {
+		c.mu.Unlock()
+		return peers.Port{}, fmt.Errorf("port %q: %w", spec.Name, err)
+	}
 	p, err := c.createPortLocked(spec)
 	if err != nil {
+		c.mu.Unlock()
 		return peers.Port{}, err
 	}
 	view := portView(p)
 	c.saveLocked()
+	c.mu.Unlock()
 	c.log.WithFields(logrus.Fields{"port": view.ID, "network": view.NetworkID, "fixed_ips": view.FixedIPs}).Info("port created")
+	if view.SecurityGroups != nil {
+		// Its addresses join its groups: the filters naming them follow.
+		if err := c.syncFilters(ctx); err != nil {
+			c.log.WithError(err).WithField("port", view.ID).Warn("updating the port filters failed; the next change retries")
+		}
+	}
 	return view, nil
 }
 
@@ -337,6 +349,9 @@ func (c *Cloud) createPortLocked(spec peers.PortSpec) (*peers.Port, error) {
 	p := &peers.Port{
 		ID: newID(), Name: spec.Name, Project: spec.Project, NetworkID: n.ID,
 		MACAddress: c.newMAC(), Status: "DOWN", Metadata: maps.Clone(spec.Metadata),
+	}
+	if spec.SecurityGroups != nil {
+		p.SecurityGroups = slices.Clone(spec.SecurityGroups)
 	}
 	take := func(sn *subnet, a netip.Addr) {
 		p.FixedIPs = append(p.FixedIPs, peers.FixedIP{SubnetID: sn.ID, IPAddress: a.String()})
@@ -452,6 +467,9 @@ func (c *Cloud) DeletePort(ctx context.Context, id string) error {
 	}
 	c.releasePortLocked(p)
 	c.saveLocked()
+	if p.SecurityGroups != nil {
+		c.kickFiltersLocked() // its addresses leave its groups
+	}
 	c.log.WithField("port", id).Info("port deleted")
 	return nil
 }

@@ -81,6 +81,10 @@ func (c *Cloud) spawn(ctx context.Context, hostName string, dom DomainSpec, root
 			return fmt.Errorf("creating the root disk: %w", err)
 		}
 	}
+	// The NICs' filters exist before the domain that names them.
+	if err := c.syncFilters(ctx); err != nil {
+		return fmt.Errorf("filtering the NICs: %w", err)
+	}
 	if err := c.driver.DefineDomain(ctx, hostName, dom); err != nil {
 		return fmt.Errorf("defining the domain: %w", err)
 	}

@@ -48,6 +48,8 @@ type savedState struct {
 	Subnets  []peers.Subnet  `json:"subnets"`
 	Ports    []peers.Port    `json:"ports"`
 	Volumes  []savedVolume   `json:"volumes"`
+	// SecurityGroups are the broker's groups put here (secgroups.go).
+	SecurityGroups []peers.SecurityGroup `json:"security_groups,omitempty"`
 }
 
 type savedServer struct {
@@ -108,6 +110,9 @@ func (c *Cloud) snapshotLocked() savedState {
 	for _, v := range c.volumes {
 		st.Volumes = append(st.Volumes, v.saved())
 	}
+	for _, g := range c.groups {
+		st.SecurityGroups = append(st.SecurityGroups, groupView(g))
+	}
 	slices.SortFunc(st.Servers, func(a, b savedServer) int { return cmp.Compare(a.Server.ID, b.Server.ID) })
 	slices.SortFunc(st.Images, func(a, b savedImage) int { return cmp.Compare(a.Image.ID, b.Image.ID) })
 	slices.SortFunc(st.Keypairs, func(a, b peers.Keypair) int { return cmp.Compare(a.Name, b.Name) })
@@ -115,6 +120,7 @@ func (c *Cloud) snapshotLocked() savedState {
 	slices.SortFunc(st.Subnets, func(a, b peers.Subnet) int { return cmp.Compare(a.ID, b.ID) })
 	slices.SortFunc(st.Ports, func(a, b peers.Port) int { return cmp.Compare(a.ID, b.ID) })
 	slices.SortFunc(st.Volumes, func(a, b savedVolume) int { return cmp.Compare(a.Volume.ID, b.Volume.ID) })
+	slices.SortFunc(st.SecurityGroups, func(a, b peers.SecurityGroup) int { return cmp.Compare(a.ID, b.ID) })
 	return st
 }
 
@@ -306,6 +312,9 @@ func (c *Cloud) loadState() error {
 				sn.used[a] = p.ID
 			}
 		}
+	}
+	for _, g := range st.SecurityGroups {
+		c.groups[g.ID] = &g
 	}
 	for _, sv := range st.Volumes {
 		v := &volume{Volume: sv.Volume, host: sv.Host, alloc: sv.Alloc, snapshotOf: sv.SnapshotOf}

@@ -45,6 +45,8 @@ const (
 	OpInventory     Op = "inventory"
 	OpCreateNetwork Op = "create_network"
 	OpDeleteNetwork Op = "delete_network"
+	OpSetFilter     Op = "set_filter"
+	OpDeleteFilter  Op = "delete_filter"
 )
 
 // FaultFunc decides whether an operation fails: host is the host, id the
@@ -72,6 +74,7 @@ type Driver struct {
 var (
 	_ localcloud.Driver       = (*Driver)(nil)
 	_ localcloud.VolumeCopier = (*Driver)(nil)
+	_ localcloud.FilterDriver = (*Driver)(nil)
 )
 
 type host struct {
@@ -79,6 +82,7 @@ type host struct {
 	domains  map[string]*domain
 	volumes  map[string]*volume
 	networks map[string]localcloud.IsolatedNetwork
+	filters  map[string]localcloud.PortFilter // by port ID
 }
 
 type domain struct {
@@ -108,7 +112,7 @@ func New(hosts ...localcloud.HostConfig) *Driver {
 				RAMMiB:  int64(orDefault(h.RAMMiB, DefaultRAMMiB)),
 				DiskGiB: int64(orDefault(h.DiskGiB, DefaultDiskGiB)),
 			},
-			domains: map[string]*domain{}, volumes: map[string]*volume{}, networks: map[string]localcloud.IsolatedNetwork{},
+			domains: map[string]*domain{}, volumes: map[string]*volume{}, networks: map[string]localcloud.IsolatedNetwork{}, filters: map[string]localcloud.PortFilter{},
 		}
 	}
 	return d
@@ -227,6 +231,9 @@ func (d *Driver) DefineDomain(ctx context.Context, hostName string, spec localcl
 	for _, nic := range spec.NICs {
 		if _, ok := h.networks[nic.NetworkID]; !ok {
 			return errf(peers.ErrNotFound, "domain %s: network %s does not exist", spec.ID, nic.NetworkID)
+		}
+		if _, ok := h.filters[nic.PortID]; nic.Filtered && !ok {
+			return errf(peers.ErrNotFound, "domain %s: the filter of port %s does not exist", spec.ID, nic.PortID)
 		}
 	}
 	for _, disk := range spec.Disks {
@@ -658,5 +665,39 @@ func (d *Driver) DeleteNetwork(ctx context.Context, hostName, id string) error {
 		}
 	}
 	delete(h.networks, id)
+	return nil
+}
+
+// SetPortFilter keeps a port's filter, as libvirt keeps an nwfilter.
+func (d *Driver) SetPortFilter(ctx context.Context, hostName string, pf localcloud.PortFilter) error {
+	h, err := d.lock(ctx, OpSetFilter, hostName, pf.PortID)
+	if err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	pf.Accept = slices.Clone(pf.Accept)
+	h.filters[pf.PortID] = pf
+	return nil
+}
+
+// DeletePortFilter removes a filter no domain's NIC uses (libvirt refuses
+// to undefine a filter in use).
+func (d *Driver) DeletePortFilter(ctx context.Context, hostName, portID string) error {
+	h, err := d.lock(ctx, OpDeleteFilter, hostName, portID)
+	if err != nil {
+		return err
+	}
+	defer d.mu.Unlock()
+	if _, ok := h.filters[portID]; !ok {
+		return errf(peers.ErrNotFound, "filter of port %s", portID)
+	}
+	for _, dom := range h.domains {
+		for _, nic := range dom.spec.NICs {
+			if nic.Filtered && nic.PortID == portID {
+				return errf(peers.ErrConflict, "the filter of port %s is in use by domain %s", portID, dom.spec.ID)
+			}
+		}
+	}
+	delete(h.filters, portID)
 	return nil
 }

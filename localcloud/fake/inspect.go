@@ -109,3 +109,15 @@ func (d *Driver) Inventory(ctx context.Context, hostName string) (localcloud.Hos
 	inv.Networks = slices.Sorted(maps.Keys(h.networks))
 	return inv, nil
 }
+
+// PortFilter returns the filter a host holds for a port.
+func (d *Driver) PortFilter(hostName, portID string) (localcloud.PortFilter, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h := d.hosts[hostName]
+	if h == nil {
+		return localcloud.PortFilter{}, false
+	}
+	f, ok := h.filters[portID]
+	return f, ok
+}

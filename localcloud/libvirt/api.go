@@ -78,6 +78,10 @@ type API interface {
 	NetworkGetXMLDesc(Net golibvirt.Network, Flags uint32) (string, error)
 	NetworkDestroy(Net golibvirt.Network) error
 	NetworkUndefine(Net golibvirt.Network) error
+
+	NwfilterDefineXML(XML string) (golibvirt.Nwfilter, error)
+	NwfilterLookupByName(Name string) (golibvirt.Nwfilter, error)
+	NwfilterUndefine(OptNwfilter golibvirt.Nwfilter) error
 }
 
 var _ API = (*golibvirt.Libvirt)(nil)

@@ -32,6 +32,16 @@
 // volumes or networks, so for those the name (the cloud's ID) is all there
 // is.
 //
+// # Network filters
+//
+// A port in security groups has a network filter (nwfilter) named
+// <prefix>port-<port>, compiled by the cloud (localcloud.PortFilter) and
+// referenced by the guest NIC's <filterref>; redefining it reaches a
+// running guest at once (nwfilter.go). libvirt turns it into ip(6)tables
+// chains of its own that match the guest's tap device only; the host's
+// forwarding and its own firewall rules are never changed. test:///default
+// has no nwfilter support: a filtered NIC there fails to boot.
+//
 // # Storage
 //
 // One dir pool per host (Config.Pool, default "cloudmux", at

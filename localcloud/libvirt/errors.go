@@ -63,7 +63,7 @@ func sentinel(err error) error {
 	if code, ok := libvirtCode(err); ok {
 		switch code {
 		case golibvirt.ErrNoDomain, golibvirt.ErrNoStorageVol, golibvirt.ErrNoStoragePool, golibvirt.ErrNoNetwork,
-			golibvirt.ErrNoDomainMetadata:
+			golibvirt.ErrNoDomainMetadata, golibvirt.ErrNoNwfilter:
 			return peers.ErrNotFound
 		case golibvirt.ErrDomExist, golibvirt.ErrNetworkExist, golibvirt.ErrStorageVolExist, golibvirt.ErrOperationInvalid,
 			golibvirt.ErrResourceBusy, golibvirt.ErrStoragePoolBuilt:

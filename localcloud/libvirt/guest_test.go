@@ -24,33 +24,9 @@ func TestGuestBoots(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a real guest; skipped with -short")
 	}
-	requireLibvirt(t)
-	guest := libvirttest.GuestImage(t)
-	d, cfg, _ := testDriver(t, "qemu:///system")
-	lc := localcloud.DevDefaults(t.TempDir())
-	lc.Hosts = cfg.Hosts
-	c, err := localcloud.New(lc, d, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-
-	// The image, through the image service.
-	f, err := os.Open(guest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, _ := f.Stat()
-	img, err := c.CreateImage(ctx, peers.ImageSpec{Name: "guest", Project: "p", DiskFormat: "raw", ContainerFormat: "bare"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.UploadImage(ctx, img.ID, f, st.Size()); err != nil {
-		t.Fatalf("UploadImage: %v", err)
-	}
+	c, d, cfg, img := guestCloud(t, ctx)
 	netw, err := c.CreateNetwork(ctx, peers.NetworkSpec{Name: "guestnet", Project: "p"})
 	if err != nil {
 		t.Fatal(err)
@@ -209,4 +185,35 @@ func leftovers(t *testing.T, uri, prefix string) []string {
 		}
 	}
 	return left
+}
+
+// guestCloud is a local cloud on qemu:///system (closed at cleanup) with
+// the guest image uploaded through its image service, as image "guest"
+// of project "p".
+func guestCloud(t *testing.T, ctx context.Context) (*localcloud.Cloud, *libvirt.Driver, libvirt.Config, peers.Image) {
+	t.Helper()
+	requireLibvirt(t)
+	guest := libvirttest.GuestImage(t)
+	d, cfg, _ := testDriver(t, "qemu:///system")
+	lc := localcloud.DevDefaults(t.TempDir())
+	lc.Hosts = cfg.Hosts
+	c, err := localcloud.New(lc, d, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	f, err := os.Open(guest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	img, err := c.CreateImage(ctx, peers.ImageSpec{Name: "guest", Project: "p", DiskFormat: "raw", ContainerFormat: "bare"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UploadImage(ctx, img.ID, f, st.Size()); err != nil {
+		t.Fatalf("UploadImage: %v", err)
+	}
+	return c, d, cfg, img
 }

@@ -123,7 +123,7 @@ func specFromXML(x, prefix string) (localcloud.DomainSpec, error) {
 		spec.Disks = append(spec.Disks, localcloud.Disk{VolumeID: id, Device: disk.Target.Dev})
 	}
 	for _, n := range m.NICs {
-		spec.NICs = append(spec.NICs, localcloud.NIC{PortID: n.Port, NetworkID: n.Network, MAC: n.MAC, IPs: n.IPs, Gateway: n.Gateway})
+		spec.NICs = append(spec.NICs, localcloud.NIC{PortID: n.Port, NetworkID: n.Network, MAC: n.MAC, IPs: n.IPs, Gateway: n.Gateway, Filtered: n.Filtered})
 	}
 	return spec, nil
 }

@@ -102,6 +102,11 @@ type interfaceXML struct {
 	Model struct {
 		Type string `xml:"type,attr"`
 	} `xml:"model"`
+	FilterRef *filterRefXML `xml:"filterref"`
+}
+
+type filterRefXML struct {
+	Filter string `xml:"filter,attr"`
 }
 
 type serialXML struct {
@@ -158,6 +163,8 @@ type metaNICXML struct {
 	MAC     string   `xml:"mac,attr"`
 	Gateway string   `xml:"gateway,attr,omitempty"`
 	IPs     []string `xml:"cmx:ip"`
+	// Filtered: the NIC has the port's filter (a filterref).
+	Filtered bool `xml:"filtered,attr,omitempty"`
 }
 
 // names turns the cloud's IDs into libvirt object names: everything
@@ -169,9 +176,10 @@ type names struct {
 	path   string // the pool's directory on every host
 }
 
-func (n names) domain(id string) string  { return n.prefix + id }
-func (n names) volume(id string) string  { return n.prefix + id }
-func (n names) network(id string) string { return n.prefix + id }
+func (n names) domain(id string) string     { return n.prefix + id }
+func (n names) volume(id string) string     { return n.prefix + id }
+func (n names) network(id string) string    { return n.prefix + id }
+func (n names) filter(portID string) string { return n.prefix + "port-" + portID }
 func (n names) consoleLog(domainID string) string {
 	return n.volume(domainID + "-console.log")
 }
@@ -212,9 +220,12 @@ func buildDomainXML(n names, spec localcloud.DomainSpec, o domainOptions) (strin
 			buildDiskXML(n, localcloud.Disk{VolumeID: spec.ID + "-config.iso", Device: configDriveDevice}, localcloud.VolumeRaw, true))
 	}
 	for _, nic := range spec.NICs {
-		meta.NICs = append(meta.NICs, metaNICXML{Port: nic.PortID, Network: nic.NetworkID, MAC: nic.MAC, Gateway: nic.Gateway, IPs: nic.IPs})
+		meta.NICs = append(meta.NICs, metaNICXML{Port: nic.PortID, Network: nic.NetworkID, MAC: nic.MAC, Gateway: nic.Gateway, IPs: nic.IPs, Filtered: nic.Filtered})
 		var i interfaceXML
 		i.Type, i.MAC.Address, i.Source.Network, i.Model.Type = "network", nic.MAC, n.network(nic.NetworkID), "virtio"
+		if nic.Filtered {
+			i.FilterRef = &filterRefXML{Filter: n.filter(nic.PortID)}
+		}
 		d.Devices.Interfaces = append(d.Devices.Interfaces, i)
 	}
 	d.Metadata = &metadataXML{Server: meta}
@@ -362,11 +373,12 @@ type parsedDomain struct {
 			Metadata []metaItemXML `xml:"meta"`
 			Disks    []metaDiskXML `xml:"disk"`
 			NICs     []struct {
-				Port    string   `xml:"port,attr"`
-				Network string   `xml:"network,attr"`
-				MAC     string   `xml:"mac,attr"`
-				Gateway string   `xml:"gateway,attr"`
-				IPs     []string `xml:"ip"`
+				Port     string   `xml:"port,attr"`
+				Network  string   `xml:"network,attr"`
+				MAC      string   `xml:"mac,attr"`
+				Gateway  string   `xml:"gateway,attr"`
+				IPs      []string `xml:"ip"`
+				Filtered bool     `xml:"filtered,attr"`
 			} `xml:"nic"`
 		} `xml:"https://github.com/cloudmux/cloudmux/xmlns/libvirt/server/1 server"`
 	} `xml:"metadata"`
