@@ -463,6 +463,10 @@ func (s *Service) CreatePort(ctx context.Context, project string, req PortCreate
 	if err := s.checkGroups(ctx, project, req.SecurityGroups); err != nil {
 		return Port{}, err
 	}
+	groups, err := s.PrepareGroups(ctx, project, net.Member, req.SecurityGroups)
+	if err != nil {
+		return Port{}, err
+	}
 	c := net.Member.Cloud
 	fixed := make([]peers.FixedIP, len(req.FixedIPs))
 	for i, f := range req.FixedIPs {
@@ -497,7 +501,7 @@ func (s *Service) CreatePort(ctx context.Context, project string, req PortCreate
 		return Port{}, err
 	}
 	defer s.release(ctx, res)
-	p, err := c.CreatePort(ctx, peers.PortSpec{Name: req.Name, Project: project, NetworkID: net.PeerResourceID, FixedIPs: fixed, Metadata: s.meta(project, id, req.Marks)})
+	p, err := c.CreatePort(ctx, peers.PortSpec{Name: req.Name, Project: project, NetworkID: net.PeerResourceID, FixedIPs: fixed, Metadata: s.meta(project, id, req.Marks), SecurityGroups: groups})
 	switch {
 	case errors.Is(err, peers.ErrCapacity):
 		return Port{}, inUse("IpAddressGenerationFailure", "No more IP addresses available on network %s.", req.NetworkID)
@@ -665,15 +669,20 @@ func (s *Service) deleteOwned(ctx context.Context, project, kind, id, inUseType,
 
 // update changes the broker-kept attributes of a resource project owns.
 func (s *Service) update(ctx context.Context, project, kind, id string, u Update) error {
-	if _, err := s.ownedRef(ctx, project, kind, id, "update_"+kind); err != nil {
+	ref, err := s.ownedRef(ctx, project, kind, id, "update_"+kind)
+	if err != nil {
 		return err
 	}
 	if u.SecurityGroups != nil {
 		if err := s.checkGroups(ctx, project, *u.SecurityGroups); err != nil {
 			return err
 		}
+		// The peer first: a port's groups shown are the ones it enforces.
+		if err := s.applyPort(ctx, project, ref.Member, ref.PeerResourceID, append([]string{}, *u.SecurityGroups...)); err != nil {
+			return err
+		}
 	}
-	_, err := s.changeAttrs(ctx, kind, id, func(a *Attrs) {
+	_, err = s.changeAttrs(ctx, kind, id, func(a *Attrs) {
 		if u.Name != nil {
 			a.Name = u.Name
 		}

@@ -38,10 +38,19 @@
 // never read yet; an admin's list of every project reads every peer.
 //
 // Security groups are broker-level records in the registry store, per
-// project, with Neutron's "default" group made on first use; no peer
-// enforces them yet. Every replica serves them from memory (GroupsMemory,
-// fed by a Store watch); changes CAS in the Store. A group a port names
-// cannot be deleted (SecurityGroupInUse).
+// project, with Neutron's "default" group made on first use. Every
+// replica serves them from memory (GroupsMemory, fed by a Store watch);
+// changes CAS in the Store. The peers enforce them (enforce.go,
+// peers.SecurityGroups): a group is put on a peer when a port there is
+// first put in it, the group records the peers holding a copy, and a
+// rule change goes to them (a rule a peer cannot filter is refused and
+// undone). Every port the broker makes, and every port a peer makes for
+// a server, is in groups (the default group when none are asked for), so
+// no port is left to a remote cloud's own default group; a peer that
+// cannot enforce groups takes only the default group, unenforced, and
+// refuses others. A server's groups are kept beside it (Attrs of kind
+// "server"); its ports without groups of their own are in them. A group
+// a port or a server is in cannot be deleted (SecurityGroupInUse).
 //
 // Failures leave nothing a client cannot see or finish: index entries are
 // removed after the peer's resource (a network's after its subnets'), so a
@@ -56,7 +65,11 @@
 // go to that peer. ServerPorts gives a server's ports (os-interface),
 // ForgetServerPorts drops them once the server is deleted. List(ctx,
 // project, false) gives the networks a project may use (for "auto"),
-// FindSecurityGroup the groups Nova's security_groups name. Errors are *Error values wrapping ErrNotFound,
+// FindSecurityGroup and ResolveGroups the groups Nova's security_groups
+// name, PrepareGroups puts them on the peer a server boots on (their IDs
+// go in peers.ServerSpec.SecurityGroups), RecordServerGroups and
+// ServerGroups keep and read a server's groups, ChangeServerGroups is
+// Nova's addSecurityGroup/removeSecurityGroup. Errors are *Error values wrapping ErrNotFound,
 // ErrInUse, ErrInvalid or ErrForbidden (which wrap the peers sentinels).
 //
 // Neutron (HTTP) is the API itself, with Neutron's error bodies

@@ -37,7 +37,10 @@ type Port struct {
 	FixedIPs  []peers.FixedIP // with broker subnet IDs
 	// DeviceID is the broker ID of the server bound to it, if any.
 	DeviceID string
-	Attrs    Attrs
+	// Attrs.SecurityGroups of a port a peer made for a server are its
+	// server's groups unless the port has its own (ownGroups).
+	Attrs     Attrs
+	ownGroups bool
 }
 
 // Name is the name shown: a rename kept by the broker wins over the peer's.
@@ -159,7 +162,7 @@ func (s *Service) attrsLookup(ctx context.Context) (func(kind, id string) Attrs,
 		}, nil
 	}
 	all := map[string]map[string]Attrs{}
-	for _, kind := range []string{KindNetwork, KindSubnet, KindPort} {
+	for _, kind := range []string{KindNetwork, KindSubnet, KindPort, kindServer} {
 		a, err := s.loadAttrs(ctx, kind)
 		if err != nil {
 			return nil, err
@@ -244,12 +247,16 @@ func (s *Service) visibleOwn(ctx context.Context, project string, own ownEntries
 					e = serverPortEntry(peerID, p, se)
 					adopt = append(adopt, e)
 				}
-				r, ok = Ref{Kind: KindPort, ID: e.ID, Project: project, Member: st.m, PeerResourceID: p.ID, CreatedAt: e.CreatedAt}, true
+				r, ok = Ref{Kind: KindPort, ID: e.ID, Project: project, Member: st.m, PeerResourceID: p.ID, CreatedAt: e.CreatedAt, serverPort: true}, true
 			}
 			if !ok {
 				continue
 			}
 			out := Port{Ref: r, Peer: p, NetworkID: ids[p.NetworkID], DeviceID: p.DeviceID, Attrs: attrsOf(KindPort, r.ID)}
+			out.ownGroups = out.Attrs.SecurityGroups != nil
+			if se, ok := own[kindServer][peerID+"/"+p.DeviceID]; ok && r.serverPort && !out.ownGroups {
+				out.Attrs.SecurityGroups = attrsOf(kindServer, se.ID).SecurityGroups
+			}
 			for _, f := range p.FixedIPs {
 				out.FixedIPs = append(out.FixedIPs, peers.FixedIP{SubnetID: ids[f.SubnetID], IPAddress: f.IPAddress})
 			}

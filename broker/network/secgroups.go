@@ -19,10 +19,8 @@ import (
 	"github.com/cloudmux/cloudmux/registry"
 )
 
-// SecurityGroup is a broker-level security group of a project. No peer
-// enforces it yet: it is kept so that clients that create and name groups
-// (openstack server create, Terraform) work, and so a later peer driver can
-// apply them.
+// SecurityGroup is a broker-level security group of a project, enforced
+// by the peers holding its ports (enforce.go).
 type SecurityGroup struct {
 	ID          string              `json:"id"`
 	Name        string              `json:"name"`
@@ -33,6 +31,8 @@ type SecurityGroup struct {
 	Revision    int                 `json:"revision_number"`
 	CreatedAt   time.Time           `json:"created_at"`
 	UpdatedAt   time.Time           `json:"updated_at"`
+	// Peers hold a copy of the group (enforce.go): the rules go to them.
+	Peers []string `json:"peers,omitempty"`
 }
 
 // SecurityGroupRule is one rule of a group.
@@ -290,7 +290,7 @@ func (s *Service) changeGroup(ctx context.Context, project, id string, change fu
 // UpdateSecurityGroup renames a group or changes its description; the
 // default group keeps its name.
 func (s *Service) UpdateSecurityGroup(ctx context.Context, project, id string, name, description *string) (SecurityGroup, error) {
-	return s.changeGroup(ctx, project, id, func(g *SecurityGroup) error {
+	g, err := s.changeGroup(ctx, project, id, func(g *SecurityGroup) error {
 		if name != nil && *name != g.Name {
 			if g.Name == DefaultSecurityGroup || *name == DefaultSecurityGroup {
 				return &Error{Status: 409, Type: "SecurityGroupCannotUpdateDefault", Message: "Updating default security group not allowed.", Err: ErrInUse}
@@ -302,6 +302,10 @@ func (s *Service) UpdateSecurityGroup(ctx context.Context, project, id string, n
 		}
 		return nil
 	})
+	if err == nil && name != nil {
+		_ = s.pushGroup(ctx, g) // the peers' copies show the name; no rule changed
+	}
+	return g, err
 }
 
 // DeleteSecurityGroup deletes a group other than the default one. Rules of
@@ -325,6 +329,7 @@ func (s *Service) DeleteSecurityGroup(ctx context.Context, project, id string) e
 	}
 	s.groupRecords().Deleted(sgKey(project, id))
 	s.free(ctx, project, groupCharge(g))
+	s.dropGroup(ctx, g)
 	// From the Store, not memory: a rule naming the group that another
 	// replica just added must go too, or it outlives its remote group.
 	groups, err := s.storedGroups(ctx, project)
@@ -334,13 +339,17 @@ func (s *Service) DeleteSecurityGroup(ctx context.Context, project, id string) e
 	for _, other := range groups {
 		if slices.ContainsFunc(other.Rules, func(r SecurityGroupRule) bool { return r.RemoteGroupID == id }) {
 			dropped := 0
-			if _, err := s.changeGroup(ctx, project, other.ID, func(o *SecurityGroup) error {
+			changed, err := s.changeGroup(ctx, project, other.ID, func(o *SecurityGroup) error {
 				before := len(o.Rules)
 				o.Rules = slices.DeleteFunc(o.Rules, func(r SecurityGroupRule) bool { return r.RemoteGroupID == id })
 				dropped = before - len(o.Rules)
 				return nil
-			}); err != nil && !errors.Is(err, ErrNotFound) {
+			})
+			if err != nil && !errors.Is(err, ErrNotFound) {
 				return err
+			}
+			if err == nil {
+				_ = s.pushGroup(ctx, changed) // fewer rules: nothing a peer refuses
 			}
 			s.free(ctx, project, quota.Amounts{quota.SecurityGroupRules: dropped})
 		}
@@ -360,6 +369,18 @@ func (s *Service) groupUnused(ctx context.Context, project, id string) error {
 	attrsOf, err := s.attrsLookup(ctx)
 	if err != nil {
 		return err
+	}
+	// A server booted in the group (or given it) holds it through the
+	// ports its peer made for it: it is in use while the server is indexed.
+	servers, err := s.Index.List(ctx, kindServer, project)
+	if err != nil {
+		return err
+	}
+	for _, e := range servers {
+		if slices.Contains(s.serverGroupIDs(ctx, e.ID), id) {
+			return &Error{Status: 409, Type: "SecurityGroupInUse", Err: ErrInUse,
+				Message: fmt.Sprintf("Security Group %s in use: server %s is in it.", id, e.ID)}
+		}
 	}
 	var naming []string
 	for _, kind := range []string{KindPort, kindServerPort} {
@@ -506,7 +527,7 @@ func (s *Service) CreateSecurityGroupRule(ctx context.Context, project string, r
 		return SecurityGroupRule{}, err
 	}
 	defer s.release(ctx, res)
-	_, err = s.changeGroup(ctx, project, r.SecurityGroupID, func(g *SecurityGroup) error {
+	changed, err := s.changeGroup(ctx, project, r.SecurityGroupID, func(g *SecurityGroup) error {
 		for _, o := range g.Rules {
 			if sameRule(o, r) {
 				return &Error{Status: 409, Type: "SecurityGroupRuleExists", Message: fmt.Sprintf("Security group rule already exists. Rule id is %s.", o.ID), Err: ErrInUse}
@@ -517,6 +538,10 @@ func (s *Service) CreateSecurityGroupRule(ctx context.Context, project string, r
 	})
 	if err != nil {
 		return SecurityGroupRule{}, err
+	}
+	if err := s.pushGroup(ctx, changed); err != nil {
+		// A peer holding the group cannot filter what the rule names.
+		return SecurityGroupRule{}, errors.Join(err, s.removeRule(context.WithoutCancel(ctx), project, r))
 	}
 	if _, err := commit(ctx, res); err != nil {
 		return SecurityGroupRule{}, errors.Join(err, s.removeRule(context.WithoutCancel(ctx), project, r))
@@ -582,10 +607,10 @@ func (s *Service) DeleteSecurityGroupRule(ctx context.Context, project, id strin
 	return nil
 }
 
-// removeRule takes rule r out of its group.
+// removeRule takes rule r out of its group, on the peers too.
 func (s *Service) removeRule(ctx context.Context, project string, r SecurityGroupRule) error {
 	id := r.ID
-	_, err := s.changeGroup(ctx, project, r.SecurityGroupID, func(g *SecurityGroup) error {
+	g, err := s.changeGroup(ctx, project, r.SecurityGroupID, func(g *SecurityGroup) error {
 		before := len(g.Rules)
 		g.Rules = slices.DeleteFunc(g.Rules, func(x SecurityGroupRule) bool { return x.ID == id })
 		if len(g.Rules) == before {
@@ -593,5 +618,8 @@ func (s *Service) removeRule(ctx context.Context, project string, r SecurityGrou
 		}
 		return nil
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	return s.pushGroup(ctx, g)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/registry"
 )
 
 // kindServerPort is the index kind of the ports a peer made for a server
@@ -88,6 +89,13 @@ func (s *Service) ForgetServerPorts(ctx context.Context, project, serverID strin
 		if e.Parent == serverID {
 			errs = append(errs, s.forget(ctx, e))
 		}
+	}
+	// The server's security groups go with it (the attrs collector takes
+	// them if this fails: the server is no longer indexed).
+	if err := s.Store.Delete(ctx, attrsKey(kindServer, serverID)); err == nil {
+		s.attrRecords().Deleted(attrsKey(kindServer, serverID))
+	} else if !errors.Is(err, registry.ErrNotFound) {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
