@@ -99,6 +99,9 @@ func (n *Nova) serverAction(w http.ResponseWriter, r *http.Request) {
 			err = n.Servers.Lock(r.Context(), c, id, reason)
 		case "unlock":
 			err = n.Servers.Unlock(r.Context(), c, id)
+		case "addSecurityGroup", "removeSecurityGroup":
+			n.securityGroupAction(w, r, name, body)
+			return
 		case "os-resetState":
 			var b struct {
 				State string `json:"state"`

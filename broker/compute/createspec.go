@@ -63,6 +63,9 @@ type CreateSpec struct {
 	// Hostname is the guest's host name (Nova 2.90); empty derives one
 	// from the name, as Nova does.
 	Hostname string
+	// SecurityGroups name (or give the IDs of) the project's groups the
+	// server's ports are in; none is the default group.
+	SecurityGroups []string
 	// AccessIPv4 and AccessIPv6 are addresses the user records for the
 	// server (Nova's accessIPv4/v6): shown, never configured anywhere.
 	AccessIPv4, AccessIPv6 string

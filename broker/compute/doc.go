@@ -24,8 +24,11 @@
 // hands to whichever peer a server lands on, servers (with actions,
 // metadata, ips, os-volume_attachments and a read-only os-interface, by
 // broker IDs: the ports a peer makes for a server's NICs on networks are
-// the network API's, counted in the project's port quota with the server),
-// limits and os-quota-sets (quotas.go: StoreQuotas keeps per-project
+// the network API's, counted in the project's port quota with the server;
+// security groups on create, addSecurityGroup/removeSecurityGroup and
+// /servers/{id}/os-security-groups through the network service, which has
+// the peers enforce them, and the read-only os-security-groups proxy
+// before 2.36: secgroups.go), limits and os-quota-sets (quotas.go: StoreQuotas keeps per-project
 // quotas in the Store, which the placement policy enforces across every
 // peer; cloud admins set them). Errors use Nova's shapes
 // ({"itemNotFound": {...}} and kin). It implements microversions 2.1 to

@@ -25,7 +25,8 @@ import (
 //	2.32  device tags on networks and block devices (2.32 only for block
 //	      devices and to 2.36 for networks, as in Nova; again from 2.42)
 //	2.35  keypair paging (limit, marker)
-//	2.36  network quotas and limits gone from os-quota-sets and /limits
+//	2.36  network quotas and limits gone from os-quota-sets and /limits,
+//	      and the os-security-groups proxy (read only here) gone
 //	2.37  networks required on create: a list, "auto" or "none"
 //	2.38  an unknown status filter is 400
 //	2.39  maxImageMeta gone from /limits

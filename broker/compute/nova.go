@@ -75,6 +75,10 @@ func (n *Nova) Routes(r chi.Router) {
 					panic(err) // a wiring mistake: fail at start, not on the first request
 				}
 				n.serverRoutes(r)
+				r.With(before("2.36")).Route("/os-security-groups", func(r chi.Router) {
+					r.Get("/", n.listProjectGroups)
+					r.Get("/{id}", n.showProjectGroup)
+				})
 			}
 		})
 	})

@@ -34,6 +34,9 @@ type plan struct {
 	// hostname is the guest hostname the peer must set: one asked for
 	// that differs from what every cloud derives from the name.
 	hostname string
+	// groups are the security groups' IDs (nil without a network
+	// service that has them).
+	groups []string
 }
 
 // resolvedNIC is a NIC request on its peer.
@@ -92,6 +95,10 @@ func (s *Servers) plan(ctx context.Context, c Caller, spec CreateSpec) (plan, er
 		}
 	}
 
+	var err error
+	if p.groups, err = s.resolveGroups(ctx, c, spec.SecurityGroups); err != nil {
+		errs = append(errs, err)
+	}
 	if spec.ImageRef != "" {
 		if err := s.resolveImage(ctx, c, lastSegment(spec.ImageRef), &p, i >= 0); err != nil {
 			errs = append(errs, err)

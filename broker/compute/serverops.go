@@ -106,6 +106,8 @@ func (s *Servers) present(e index.Entry, m *peers.Member, srv peers.Server, a at
 	if out.BootVolume != "" {
 		out.ImageID = ""
 	}
+	// From memory: no request waits on it (a list presents every server).
+	out.SecurityGroups = s.serverGroups(context.Background(), e.Project, e.ID)
 	if f, ok := a.Flavors[srv.FlavorID]; ok { // resized: the marks name the flavor it was created with
 		out.FlavorID, out.FlavorName = f.ID, f.Name
 	}

@@ -203,11 +203,13 @@ func (c Caller) image() image.Caller { return image.Caller{Project: c.Project, A
 
 // Server is a server as the broker shows it: broker IDs throughout.
 type Server struct {
-	ID      string
-	Name    string
-	Status  peers.ServerStatus
-	Project string
-	UserID  string
+	// SecurityGroups are the server's security groups.
+	SecurityGroups []ServerGroup
+	ID             string
+	Name           string
+	Status         peers.ServerStatus
+	Project        string
+	UserID         string
 	// FlavorID is the broker's flavor ID, FlavorName its name; VCPUs,
 	// RAMMiB and DiskGiB its sizes when the peer still offers it.
 	FlavorID, FlavorName   string
@@ -451,6 +453,10 @@ func (s *Servers) createPlanned(ctx context.Context, c Caller, spec CreateSpec, 
 			}
 			out, err := s.record(ctx, c, id, m, srv, p.flavor, res, ports)
 			created = err == nil
+			if created {
+				s.recordGroups(ctx, id, p.groups)
+				out.SecurityGroups = s.serverGroups(ctx, c.Project, id)
+			}
 			if created && spec.DeleteBootVolume && spec.RootVolumeGiB > 0 {
 				// The new boot volume has an ID now: it is deleted with the
 				// server whatever becomes of this write (the flag stays).
@@ -680,6 +686,11 @@ func (s *Servers) peerSpec(ctx context.Context, c Caller, spec CreateSpec, p pla
 	for _, n := range p.nics {
 		ps.Networks = append(ps.Networks, peers.NetworkAttachment{NetworkID: n.peerNetwork, PortID: n.peerPort, FixedIP: n.fixedIP})
 	}
+	groups, err := s.prepareGroups(ctx, c, m, p.groups)
+	if err != nil {
+		return ps, err
+	}
+	ps.SecurityGroups = groups
 	if len(spec.NICs) == 0 && spec.NetworksMode != NetworksNone {
 		net, err := s.autoNetwork(ctx, c, m)
 		if err != nil {

@@ -14,7 +14,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
-	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/broker/osapi"
 )
 
@@ -142,29 +141,6 @@ func refString(raw json.RawMessage) string {
 		return n.String()
 	}
 	return ""
-}
-
-// defaultGroupOnly refuses a security_groups other than the project's
-// default group: the broker gives a server's ports that group and no
-// other at boot (other groups are set on the ports through Neutron), so
-// accepting another would drop it silently. A group is named the same
-// way whether it is another project's or none at all.
-func defaultGroupOnly(raw json.RawMessage, project string) error {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil
-	}
-	var groups []struct {
-		Name string `json:"name"`
-	}
-	if err := json.Unmarshal(raw, &groups); err != nil {
-		return invalid("security_groups", `Invalid input for field/attribute security_groups: want a list of {"name": GROUP}`)
-	}
-	for _, g := range groups {
-		if g.Name != network.DefaultSecurityGroup && g.Name != network.DefaultSecurityGroupID(project) {
-			return invalid("security_groups", "Invalid input for field/attribute security_groups: security group %s: a server boots in its project's default group only; add other groups to its ports through the network API", g.Name)
-		}
-	}
-	return nil
 }
 
 // versioned refuses the attributes the request's microversion does not
@@ -469,7 +445,7 @@ func (n *Nova) createServer(w http.ResponseWriter, r *http.Request) {
 	}
 	spec, err := req.createSpec(r)
 	if err == nil {
-		err = defaultGroupOnly(req.Server.SecurityGroups, caller(r).Project)
+		spec.SecurityGroups, err = securityGroupNames(req.Server.SecurityGroups)
 	}
 	if err != nil {
 		n.writeError(w, r, err)
@@ -493,7 +469,7 @@ func (n *Nova) createServer(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Location", identity.BaseURL(r)+"/compute/v2.1/servers/"+s.ID)
 	osapi.WriteJSON(w, http.StatusAccepted, map[string]any{"server": map[string]any{
 		"id": s.ID, "links": links(r, "servers/"+s.ID), "adminPass": s.AdminPass,
-		"OS-DCF:diskConfig": "MANUAL", "security_groups": []map[string]string{{"name": "default"}},
+		"OS-DCF:diskConfig": "MANUAL", "security_groups": groupNames(s.SecurityGroups),
 	}})
 }
 

@@ -34,6 +34,7 @@ func (n *Nova) serverRoutes(r chi.Router) {
 			n.actionRoutes(r, member)
 			r.Get("/ips", n.serverIPs)
 			r.Get("/os-interface", n.listInterfaces)
+			r.Get("/os-security-groups", n.listServerGroups)
 			r.Get("/os-interface/{port}", n.showInterface)
 			r.Get("/metadata", n.serverMetadata)
 			r.With(member).Put("/metadata", n.setServerMetadata(true))

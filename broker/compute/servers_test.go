@@ -311,7 +311,7 @@ func TestServerCreateRefusals(t *testing.T) {
 		{"reserved metadata", good(func(m map[string]any) { m["metadata"] = map[string]string{"cloudmux_id": "x"} }), "metadata"},
 		{"no name", good(func(m map[string]any) { m["name"] = "" }), "name"},
 		{"min_ram", good(func(m map[string]any) { m["imageRef"] = imgB }), "min_ram"},
-		{"another group", good(func(m map[string]any) { m["security_groups"] = []map[string]string{{"name": "web"}} }), "security_groups"},
+		{"unknown group", good(func(m map[string]any) { m["security_groups"] = []map[string]string{{"name": "web"}} }), "Security group web not found"},
 		{"bad security_groups", good(func(m map[string]any) { m["security_groups"] = "default" }), "security_groups"},
 		{"bfv from image", good(func(m map[string]any) {
 			m["block_device_mapping_v2"] = []map[string]any{{"boot_index": 0, "uuid": imgA, "source_type": "image", "destination_type": "volume"}}

@@ -201,7 +201,7 @@ func fullView(r *http.Request, s Server, v map[string]any, kind viewKind, admin 
 		"OS-EXT-STS:power_state": power, "OS-EXT-STS:vm_state": vm, "OS-EXT-STS:task_state": task,
 		"OS-SRV-USG:launched_at": launched, "OS-SRV-USG:terminated_at": nil,
 		"os-extended-volumes:volumes_attached": vols,
-		"security_groups":                      []map[string]string{{"name": "default"}},
+		"security_groups":                      groupNames(s.SecurityGroups),
 	} {
 		v[k] = val
 	}
