@@ -295,6 +295,22 @@ func TestAWSCLI(t *testing.T) {
 	if len(sgs.SecurityGroups) != 1 || len(sgs.SecurityGroups[0].IPPermissions) != 1 || sgs.SecurityGroups[0].IPPermissions[0].FromPort != 22 {
 		t.Fatalf("describe-security-groups = %+v", sgs)
 	}
+	// An instance launched in the group: shown in it, the group kept.
+	var inSG struct {
+		Instances []struct {
+			InstanceID     string                                `json:"InstanceId"`
+			SecurityGroups []struct{ GroupID, GroupName string } `json:"SecurityGroups"`
+		}
+	}
+	cli.ok(&inSG, "run-instances", "--image-id", reg.ImageID, "--instance-type", "t2.micro", "--security-group-ids", sg.GroupID)
+	if len(inSG.Instances) != 1 || len(inSG.Instances[0].SecurityGroups) != 1 || inSG.Instances[0].SecurityGroups[0].GroupName != "cli-web" {
+		t.Fatalf("run-instances --security-group-ids = %+v", inSG)
+	}
+	sgInstance := inSG.Instances[0].InstanceID
+	cli.waitCLI(ctx, "running", sgInstance)
+	cli.fails("DependencyViolation", "delete-security-group", "--group-id", sg.GroupID)
+	cli.ok(nil, "terminate-instances", "--instance-ids", sgInstance)
+	cli.waitCLI(ctx, "terminated", sgInstance)
 	cli.ok(nil, "revoke-security-group-ingress", "--group-id", sg.GroupID, "--protocol", "tcp", "--port", "22", "--cidr", "0.0.0.0/0")
 	cli.ok(nil, "delete-security-group", "--group-id", sg.GroupID)
 	cli.ok(nil, "describe-vpcs")

@@ -168,6 +168,15 @@ func (a *API) instanceView(ctx context.Context, srv compute.Server, tags map[str
 			return instanceItem{}, err
 		}
 	}
+	if a.Networks != nil { // groups are Neutron's: without it, none is shown
+		for _, g := range srv.SecurityGroups {
+			gid, err := a.ids.shown(ctx, prefixSG, g.ID)
+			if err != nil {
+				return instanceItem{}, err
+			}
+			it.GroupSet.Items = append(it.GroupSet.Items, groupItem{GroupID: gid, GroupName: g.Name})
+		}
+	}
 	it.LaunchIndex, _ = strconv.Atoi(srv.Metadata[metaLaunchIndex])
 	if srv.Status == peers.ServerError {
 		it.StateReasonCode, it.StateReasonMessage = "Server.InternalError", "Server.InternalError: "+srv.Fault
@@ -314,7 +323,7 @@ func (a *API) runInstances(ctx context.Context, c *call) (any, error) {
 			return nil, err
 		}
 	}
-	netID, fixedIP, err := a.launchNetwork(ctx, c)
+	netID, fixedIP, groups, err := a.launchNetwork(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -336,7 +345,7 @@ func (a *API) runInstances(ctx context.Context, c *call) (any, error) {
 	var lastErr error
 	for i := range maxCount {
 		srv, err := a.Servers.Create(ctx, caller, compute.CreateSpec{Name: name, FlavorRef: flavor, ImageRef: img.ID, KeyName: keyName,
-			UserData: userData, AvailabilityZone: az, NICs: nics, Metadata: map[string]string{metaReservation: reservation, metaLaunchIndex: strconv.Itoa(i)}})
+			UserData: userData, AvailabilityZone: az, NICs: nics, SecurityGroups: groups, Metadata: map[string]string{metaReservation: reservation, metaLaunchIndex: strconv.Itoa(i)}})
 		if err != nil {
 			lastErr = err
 			break

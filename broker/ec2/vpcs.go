@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -367,10 +368,11 @@ func sgMatches(g securityGroupItem, filters []filter) bool {
 }
 
 // launchNetwork reads RunInstances' SubnetId and PrivateIpAddress (or the
-// first network interface's) as the NIC to boot with, and checks that the
-// security groups it names exist. No subnet leaves the network to Nova's
-// "auto".
-func (a *API) launchNetwork(ctx context.Context, c *call) (netID string, fixedIP string, err error) {
+// first network interface's) as the NIC to boot with, and the security
+// groups (SecurityGroupId, SecurityGroup names) as the project's group
+// IDs the instance's ports are in (nil: the default group). No subnet
+// leaves the network to Nova's "auto".
+func (a *API) launchNetwork(ctx context.Context, c *call) (netID string, fixedIP string, sgs []string, err error) {
 	p := c.params
 	subnetID := cmpOr(p.get("SubnetId"), p.get("NetworkInterface.1.SubnetId"))
 	fixedIP = cmpOr(p.get("PrivateIpAddress"), p.get("NetworkInterface.1.PrivateIpAddress"))
@@ -378,61 +380,59 @@ func (a *API) launchNetwork(ctx context.Context, c *call) (netID string, fixedIP
 	names := p.list("SecurityGroup")
 	if len(groups)+len(names) > 0 {
 		if a.Networks == nil {
-			return "", "", errorf(400, "UnsupportedOperation", "security groups are not offered by this broker")
+			return "", "", nil, errorf(400, "UnsupportedOperation", "security groups are not offered by this broker")
 		}
 		all, err := a.Networks.SecurityGroups(ctx, c.token.ProjectID)
 		if err != nil {
-			return "", "", err
+			return "", "", nil, err
 		}
-		// have says whether each name of the project's groups is the
-		// default group: an instance's ports get that group and no other
-		// at launch, so another is refused rather than dropped.
-		have := map[string]bool{}
+		// have maps the EC2 IDs and the names of the project's groups
+		// to the groups' IDs.
+		have := map[string]string{}
 		for _, g := range all {
 			id, err := a.ids.shown(ctx, prefixSG, g.ID)
 			if err != nil {
-				return "", "", err
+				return "", "", nil, err
 			}
-			def := g.Name == network.DefaultSecurityGroup
-			have[id], have[g.ID], have[g.Name] = def, def, def
+			have[id], have[g.Name] = g.ID, g.ID
 		}
 		for _, g := range append(groups, names...) {
-			def, ok := have[g]
+			id, ok := have[g]
 			if !ok {
-				return "", "", notFound("InvalidGroup.NotFound", "The security group '%s' does not exist", g)
+				return "", "", nil, notFound("InvalidGroup.NotFound", "The security group '%s' does not exist", g)
 			}
-			if !def {
-				return "", "", invalidParameter("security group %s: an instance launches in its project's default group only; add other groups to its ports through the network API", g)
+			if !slices.Contains(sgs, id) {
+				sgs = append(sgs, id)
 			}
 		}
 	}
 	if fixedIP != "" {
 		if _, perr := netip.ParseAddr(fixedIP); perr != nil {
-			return "", "", invalidParameter("PrivateIpAddress %q is not an IP address", fixedIP)
+			return "", "", nil, invalidParameter("PrivateIpAddress %q is not an IP address", fixedIP)
 		}
 	}
 	if subnetID == "" {
 		if fixedIP != "" {
-			return "", "", invalidParameter("PrivateIpAddress needs a SubnetId")
+			return "", "", nil, invalidParameter("PrivateIpAddress needs a SubnetId")
 		}
-		return "", "", nil
+		return "", "", sgs, nil
 	}
 	if a.Networks == nil {
-		return "", "", errorf(400, "UnsupportedOperation", "subnets are not offered by this broker")
+		return "", "", nil, errorf(400, "UnsupportedOperation", "subnets are not offered by this broker")
 	}
 	u, err := a.resolveID(ctx, c, prefixSubnet, subnetID)
 	if errors.Is(err, errUnknownID) {
-		return "", "", notFound("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", subnetID)
+		return "", "", nil, notFound("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", subnetID)
 	}
 	if err != nil {
-		return "", "", err
+		return "", "", nil, err
 	}
 	s, err := a.Networks.GetSubnet(ctx, c.token.ProjectID, u)
 	if errors.Is(err, network.ErrNotFound) {
-		return "", "", notFound("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", subnetID)
+		return "", "", nil, notFound("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", subnetID)
 	}
 	if err != nil {
-		return "", "", err
+		return "", "", nil, err
 	}
-	return s.NetworkID, fixedIP, nil
+	return s.NetworkID, fixedIP, sgs, nil
 }

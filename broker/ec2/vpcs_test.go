@@ -3,6 +3,7 @@ package ec2_test
 import (
 	"context"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,32 +87,32 @@ func TestVPCsAreNeutronNetworks(t *testing.T) {
 	wantCode(t, admin.do("RunInstances", url.Values{"ImageId": {imgs.IDs[0]}, "SubnetId": {subnetID}}, nil), "InvalidSubnetID.NotFound")
 	wantCode(t, bob.do("RunInstances", url.Values{"ImageId": {imgs.IDs[0]}, "SubnetId": {subnetID}, "SecurityGroupId.1": {"sg-0123456789abcdef0"}}, nil), "InvalidGroup.NotFound")
 	wantCode(t, bob.do("RunInstances", url.Values{"ImageId": {imgs.IDs[0]}, "PrivateIpAddress": {"10.1.0.50"}}, nil), "InvalidParameterValue")
-	// An instance launches in its project's default group only: another
-	// group of the project is refused, not dropped.
+	// An instance launches in the groups it names (IDs or names), its
+	// ports in them on its peer.
 	var web struct {
 		ID string `xml:"groupId"`
 	}
 	bob.must("CreateSecurityGroup", url.Values{"GroupName": {"web"}, "GroupDescription": {"web servers"}}, &web)
-	for _, p := range []url.Values{{"SecurityGroupId.1": {web.ID}}, {"SecurityGroup.1": {"web"}}, {"NetworkInterface.1.SecurityGroupId.1": {web.ID}}} {
-		p.Set("ImageId", imgs.IDs[0])
-		p.Set("SubnetId", subnetID)
-		wantCode(t, bob.do("RunInstances", p, nil), "InvalidParameterValue")
-	}
-
 	var run struct {
 		Instances []instance `xml:"instancesSet>item"`
 	}
 	bob.must("RunInstances", url.Values{"ImageId": {imgs.IDs[0]}, "InstanceType": {"m1.nano"}, "SubnetId": {subnetID},
-		"PrivateIpAddress": {"10.1.0.50"}, "SecurityGroupId.1": {groups.Items[0].ID}}, &run)
+		"PrivateIpAddress": {"10.1.0.50"}, "SecurityGroupId.1": {groups.Items[0].ID}, "SecurityGroup.1": {"web"}}, &run)
 	id := run.Instances[0].ID
 	bob.waitState(ctx, "running", id)
 	var desc struct {
-		IPs []string `xml:"reservationSet>item>instancesSet>item>privateIpAddress"`
+		IPs    []string `xml:"reservationSet>item>instancesSet>item>privateIpAddress"`
+		Groups []string `xml:"reservationSet>item>instancesSet>item>groupSet>item>groupId"`
+		Names  []string `xml:"reservationSet>item>instancesSet>item>groupSet>item>groupName"`
 	}
 	bob.must("DescribeInstances", url.Values{"InstanceId.1": {id}}, &desc)
 	if len(desc.IPs) != 1 || desc.IPs[0] != "10.1.0.50" {
 		t.Fatalf("instance addresses = %+v", desc)
 	}
+	if !slices.Equal(desc.Groups, []string{groups.Items[0].ID, web.ID}) || !slices.Equal(desc.Names, []string{"default", "web"}) {
+		t.Fatalf("instance groups = %v %v, want the default group and web", desc.Groups, desc.Names)
+	}
+	wantCode(t, bob.do("DeleteSecurityGroup", url.Values{"GroupId": {web.ID}}, nil), "DependencyViolation")
 }
 
 // TestSecurityGroupWrites: groups and permissions made through EC2 are
