@@ -58,19 +58,6 @@ type record struct {
 // settled only while fewer writes than this followed it.
 const opRing = 64
 
-// wrote reports whether the record shows op as its write number seq:
-// true, false, or (more writes followed than Ops keeps) unknown.
-func (r *record) wrote(op string, seq uint64) (landed, known bool) {
-	if r.Seq < seq {
-		return false, true
-	}
-	back := r.Seq - seq
-	if back >= uint64(len(r.Ops)) {
-		return false, false
-	}
-	return r.Ops[len(r.Ops)-1-int(back)] == op, true
-}
-
 type reservation struct {
 	Amounts  Amounts   `json:"amounts"`
 	Expires  time.Time `json:"expires"`
@@ -174,8 +161,13 @@ func (l *Ledger) update(ctx context.Context, s Scope, change func(rec *record, n
 		return err
 	}
 	op := rand.Text()[:12]
-	var lost error // a write of op whose answer was lost, at lostSeq
-	var lostSeq uint64
+	// Once an attempt's answer was lost, it may land at any later moment
+	// (still queued in Consul) until a later attempt lands instead: every
+	// attempt is a CAS on the index it read, so at most one of them ever
+	// does. From then on every read first looks for op among the record's
+	// writes; more than opRing writes past it, it can no longer tell.
+	var lost error
+	var lostFrom uint64 // the record's Seq when the first uncertain attempt was made
 	losses := 0
 	for {
 		rec, index, err := l.read(ctx, key)
@@ -186,14 +178,14 @@ func (l *Ledger) update(ctx context.Context, s Scope, change func(rec *record, n
 			return err
 		}
 		if lost != nil {
-			landed, known := rec.wrote(op, lostSeq)
 			switch {
-			case !known:
-				return lost
-			case landed:
+			case slices.Contains(rec.Ops, op):
 				return nil
+			case rec.Seq < lostFrom || rec.Seq-lostFrom >= opRing:
+				// Rewritten without the log (an older broker), or too many
+				// writes since: whether ours is among them is unknown.
+				return lost
 			}
-			lost = nil // it did not land: apply the change to what is there now
 		}
 		now := l.now()
 		dropped := rec.dropExpired(now)
@@ -223,8 +215,11 @@ func (l *Ledger) update(ctx context.Context, s Scope, change func(rec *record, n
 		case errors.Is(werr, registry.ErrUnavailable) && ctx.Err() == nil && losses < 3:
 			losses++
 			// The answer may have been lost with the write applied: the
-			// record read back says which.
-			lost, lostSeq = fmt.Errorf("writing %s: %w", key, werr), rec.Seq
+			// records read from now on say whether it landed.
+			if lost == nil {
+				lostFrom = rec.Seq - 1
+			}
+			lost = fmt.Errorf("writing %s: %w", key, werr)
 			continue
 		case werr != nil:
 			return fmt.Errorf("writing %s: %w", key, werr)

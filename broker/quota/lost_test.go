@@ -18,6 +18,22 @@ type losingStore struct {
 	*registry.Memory
 	mu      sync.Mutex
 	applied []bool // the next writes' fates, in order
+	// late holds a lost write back until just after the next read of
+	// its key: still queued in Consul when the writer read the record.
+	late    bool
+	pending func()
+}
+
+func (s *losingStore) Get(ctx context.Context, key string) (registry.KV, error) {
+	kv, err := s.Memory.Get(ctx, key)
+	s.mu.Lock()
+	land := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	if land != nil {
+		land()
+	}
+	return kv, err
 }
 
 func (s *losingStore) CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error) {
@@ -32,7 +48,14 @@ func (s *losingStore) CAS(ctx context.Context, key string, value []byte, index u
 		return s.Memory.CAS(ctx, key, value, index)
 	}
 	if fate {
-		if _, err := s.Memory.CAS(ctx, key, value, index); err != nil {
+		s.mu.Lock()
+		late := s.late
+		s.mu.Unlock()
+		if late {
+			s.mu.Lock()
+			s.pending = func() { _, _ = s.Memory.CAS(ctx, key, value, index) }
+			s.mu.Unlock()
+		} else if _, err := s.Memory.CAS(ctx, key, value, index); err != nil {
 			return 0, err
 		}
 	}
@@ -41,20 +64,23 @@ func (s *losingStore) CAS(ctx context.Context, key string, value []byte, index u
 
 // TestLostAnswersCountOnce: a usage write whose answer was lost is settled
 // by reading the record back: a write that landed is not applied again (no
-// double count), one that did not is applied (no lost count).
+// double count), one that did not is applied (no lost count), and one
+// that lands only after the writer's read back is found on its next read.
 func TestLostAnswersCountOnce(t *testing.T) {
 	tests := []struct {
 		name  string
 		fates []bool
+		late  bool
 	}{
 		{name: "landed", fates: []bool{true}},
 		{name: "did not land", fates: []bool{false}},
 		{name: "did not land, then landed", fates: []bool{false, true}},
+		{name: "landed just after the writer read the record back", fates: []bool{true}, late: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			store := &losingStore{Memory: registry.NewMemory()}
+			store := &losingStore{Memory: registry.NewMemory(), late: tt.late}
 			l := newLedger(store, "b1", nil)
 			scope := quota.Scope{Project: "p1"}
 			for _, step := range []struct {

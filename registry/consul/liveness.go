@@ -110,7 +110,9 @@ func (l *keeper) run(ctx context.Context) {
 			l.register(ctx)
 			continue
 		}
-		err := l.s.client.Agent().UpdateTTLOpts(l.check, "", api.HealthPassing, (&api.QueryOptions{}).WithContext(ctx))
+		cctx, cancel := context.WithTimeout(ctx, livenessEvery)
+		err := l.s.client.Agent().UpdateTTLOpts(l.check, "", api.HealthPassing, (&api.QueryOptions{}).WithContext(cctx))
+		cancel()
 		var status api.StatusError
 		if errors.As(err, &status) && status.Code == http.StatusNotFound {
 			// The agent restarted without our registration, or reaped it

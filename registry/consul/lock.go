@@ -63,10 +63,12 @@ func (s *Store) TryLock(ctx context.Context, key string, holder []byte, ttl time
 	}
 	create.NodeChecks, create.ServiceChecks = s.sessionChecks()
 	_, err = s.client.Raw().Write("/v1/session/create", create, &created, writeOpts(ctx))
-	if err != nil && len(create.ServiceChecks) > 0 && strings.Contains(err.Error(), "critical state") {
+	if err != nil && len(create.ServiceChecks) > 0 && (strings.Contains(err.Error(), "critical state") || strings.Contains(err.Error(), "Missing check")) {
 		// Our liveness check is critical (this process stalled past its
-		// TTL and has not set it passing again yet): a session bound to it
-		// would be refused, so this one lives by its TTL alone.
+		// TTL and has not set it passing again yet), or the servers do not
+		// know it yet (the agent's registration reaches the catalog a
+		// moment later, or this request went to another agent): a session
+		// bound to it would be refused, so this one lives by its TTL alone.
 		create.NodeChecks, create.ServiceChecks = nil, nil
 		_, err = s.client.Raw().Write("/v1/session/create", create, &created, writeOpts(ctx))
 	}

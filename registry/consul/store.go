@@ -218,9 +218,14 @@ func (s *Store) setTxn(ctx context.Context, op, key string, kvOp *api.KVTxnOp) (
 		return 0, fmt.Errorf("consul: %s %q: %w", op, key, err)
 	}
 	r := s.retrier()
+	resent := false // sent again after a lost answer said it had not landed
 	for {
 		results, rejected, err := s.txn(ctx, api.TxnOps{{KV: kvOp}})
 		switch {
+		case err == nil && rejected != nil && resent:
+			// The first copy, still queued when we read the key back, may
+			// be what moved it: a conflict we cannot know we earned.
+			return 0, fmt.Errorf("consul: %s %q: its first attempt's answer was lost: %w", op, key, registry.ErrUnavailable)
 		case err == nil && rejected != nil:
 			return 0, s.rejected(op, key, kvOp.Index, rejected)
 		case err == nil && (len(results) == 0 || results[0].KV == nil):
@@ -238,6 +243,7 @@ func (s *Store) setTxn(ctx context.Context, op, key string, kvOp *api.KVTxnOp) (
 				return idx, nil
 			case lostNotApplied:
 				if r.again(ctx, err) {
+					resent = true
 					continue
 				}
 			}

@@ -480,7 +480,15 @@ func (e *Engine) Run(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	defer func() { _ = lease.Release(context.WithoutCancel(ctx)) }()
+	r := &run{e: e, id: id}
+	outer := ctx
+	defer func() {
+		bg := context.WithoutCancel(outer)
+		if outer.Err() == nil && r.d != nil && r.d.Status.InProgress() {
+			e.stepAside(bg, id, lease)
+		}
+		_ = lease.Release(bg)
+	}()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go func() {
@@ -490,7 +498,6 @@ func (e *Engine) Run(ctx context.Context, id string) error {
 		case <-ctx.Done():
 		}
 	}()
-	r := &run{e: e, id: id}
 	if err := r.reload(ctx); err != nil {
 		return err
 	}

@@ -18,6 +18,12 @@ const lockWatchPause = time.Second
 // mid-run); every engine tries it and the lease picks one. Locks the
 // periodic Resume covers (deployments never locked) are not its concern.
 func (e *Engine) watchLocks(ctx context.Context) {
+	if e.Records != nil {
+		// Its statuses settle most freed locks without a Store read.
+		if err := e.Records.WaitReady(ctx); err != nil {
+			return
+		}
+	}
 	var index uint64
 	held := map[string]bool{} // deployment ID -> its lock had a session at the last answer
 	backoff := lockWatchPause
@@ -83,4 +89,25 @@ func pause(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// stepAside removes the lock key of a deployment this engine stops
+// running while it is still in progress (a peer down: retry later; a
+// Store error), before the lease is released: a freed lock reads as its
+// holder's death, and the lock watch of every other engine would resume
+// it at once, in turns, however often it fails. Without the key, the
+// periodic Resume takes it up after ResumeInterval. A shutdown keeps the
+// key (another engine should take over at once), and so does a lease
+// already lost, whose key may be another engine's by now.
+func (e *Engine) stepAside(ctx context.Context, id string, lease interface{ Lost() <-chan struct{} }) {
+	select {
+	case <-lease.Lost():
+		return
+	default:
+	}
+	kv, err := e.Store.Get(ctx, lockPrefix+id)
+	if err != nil || kv.Session == "" || string(kv.Value) != e.Holder {
+		return
+	}
+	_ = e.Store.DeleteCAS(ctx, lockPrefix+id, kv.ModifyIndex)
 }

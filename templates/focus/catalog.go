@@ -193,7 +193,12 @@ func (c *Catalog) create(ctx context.Context, project, kind, name, hash string, 
 		_ = c.Store.DeleteCAS(context.WithoutCancel(ctx), hk, claimIdx)
 		return 0, err
 	}
-	if _, err := c.Store.CAS(ctx, hk, []byte(strconv.Itoa(n)), claimIdx); err != nil {
+	// Version n exists now: pointing the hash at it must not be cut short
+	// by the caller going away, or the claim would block these bytes
+	// until it went stale.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if _, err := c.Store.CAS(fctx, hk, []byte(strconv.Itoa(n)), claimIdx); err != nil {
 		// Our claim was taken over as stale while we held it: the version
 		// stands, but the content now belongs to the other push.
 		if errors.Is(err, registry.ErrConflict) {
@@ -257,6 +262,7 @@ func (c *Catalog) claimHash(ctx context.Context, hk string) (uint64, error) {
 // waitHash waits for a pending claim at hk to become a version number. It
 // returns ErrNotFound when the claim was given back or went stale.
 func (c *Catalog) waitHash(ctx context.Context, hk string) (int, error) {
+	pause := 10 * time.Millisecond
 	for {
 		kv, err := c.Store.Get(ctx, hk)
 		if errors.Is(err, registry.ErrNotFound) {
@@ -273,8 +279,9 @@ func (c *Catalog) waitHash(ctx context.Context, hk string) (int, error) {
 		select {
 		case <-ctx.Done():
 			return 0, ctx.Err()
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(pause):
 		}
+		pause = min(2*pause, 500*time.Millisecond)
 	}
 }
 

@@ -239,9 +239,8 @@ func (c *Catalog) latestStored(ctx context.Context, versions string) (int, error
 // none). Memory's answer n stands once the Store holds no version n+1
 // (one key): versions are numbered in order, so a later one another
 // replica pushed, which the watch has not brought yet, shows there; then
-// the Store's list decides. (Only a push that lost its content hash to a
-// concurrent one removes its number again, and the watch brings any
-// version beyond such a gap within its delay.)
+// the Store's list decides. (Numbers have no gaps: a push claims its
+// content hash before it takes one.)
 func (c *Catalog) latest(ctx context.Context, versions string) (int, error) {
 	if !c.Memory.loaded() {
 		return c.latestStored(ctx, versions)
