@@ -22,8 +22,11 @@ func (u *UI) cosmosRoutes(r chi.Router) {
 	if u.PeerAdmin != nil {
 		r.Post("/peers/{id}/maintenance", u.maintenance)
 	}
-	if u.Policies != nil {
+	if u.Policy != nil && u.Policy.Versions != nil {
 		r.Get("/policy", u.policyView)
+		r.Post("/policy", u.pushPolicy)
+		r.Post("/policy/{version}/activate", u.activatePolicy)
+		r.Post("/policy/rollback", u.rollbackPolicy)
 	}
 	if u.Decisions != nil {
 		r.Get("/decisions", u.decisionLog)
@@ -142,12 +145,74 @@ func (u *UI) maintenance(w http.ResponseWriter, r *http.Request) {
 }
 
 func (u *UI) policyView(w http.ResponseWriter, r *http.Request) {
-	vs, err := u.Policies.List(r.Context())
+	u.showPolicy(w, r, http.StatusOK, "", "")
+}
+
+func (u *UI) showPolicy(w http.ResponseWriter, r *http.Request, code int, flash, problem string) {
+	vs, err := u.Policy.Versions.List(r.Context())
 	if err != nil {
 		u.fail(w, r, err)
 		return
 	}
 	page, pg := paginate(r, vs)
-	u.render(w, r, http.StatusOK, "policy", view{Title: "Placement policy", Nav: "policy",
-		Crumbs: crumbs("Cosmos", "admin", "Policy", ""), Data: map[string]any{"Versions": page, "Pager": pg}})
+	u.render(w, r, code, "policy", view{Title: "Placement policy", Nav: "policy", Flash: flash,
+		Crumbs: crumbs("Cosmos", "admin", "Policy", ""), Data: map[string]any{"Versions": page, "Pager": pg, "Problem": problem,
+			"Form": map[string]string{"name": r.PostFormValue("name"), "module": r.PostFormValue("module"), "comment": r.PostFormValue("comment")}}})
+}
+
+// pushPolicy uploads a one-module policy version, as POST /v1/policies
+// does: it must compile (and its tests pass); it is activated only when
+// asked.
+func (u *UI) pushPolicy(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	if name == "" {
+		name = "placement.rego"
+	}
+	by := callerOf(r).token.UserName
+	v, created, err := u.Policy.Versions.Upload(r.Context(), policy.Bundle{Modules: map[string]string{name: r.PostFormValue("module")}},
+		by, strings.TrimSpace(r.PostFormValue("comment")))
+	if err != nil {
+		code := statusOf(err)
+		if code >= 500 {
+			u.fail(w, r, err)
+			return
+		}
+		u.showPolicy(w, r, code, "", tellable(err, code))
+		return
+	}
+	msg := "Version " + v.ID + " stored."
+	if !created {
+		msg = "That policy is already stored as version " + v.ID + "."
+	}
+	if r.PostFormValue("activate") == "1" {
+		if _, err := u.Policy.Versions.Activate(r.Context(), v.ID, by); err != nil {
+			u.fail(w, r, err)
+			return
+		}
+		msg += " It is now active."
+		u.Log.WithField("version", v.ID).WithField("by", by).Info("policy activated from the dashboard")
+	}
+	u.showPolicy(w, r, http.StatusOK, msg, "")
+}
+
+func (u *UI) activatePolicy(w http.ResponseWriter, r *http.Request) {
+	by := callerOf(r).token.UserName
+	act, err := u.Policy.Versions.Activate(r.Context(), chi.URLParam(r, "version"), by)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	u.Log.WithField("version", act.Version).WithField("by", by).Info("policy activated from the dashboard")
+	seeOther(w, r, Prefix+"/admin/policy")
+}
+
+func (u *UI) rollbackPolicy(w http.ResponseWriter, r *http.Request) {
+	by := callerOf(r).token.UserName
+	act, err := u.Policy.Versions.Rollback(r.Context(), by)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	u.Log.WithField("version", act.Version).WithField("by", by).Info("policy rolled back from the dashboard")
+	seeOther(w, r, Prefix+"/admin/policy")
 }

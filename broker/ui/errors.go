@@ -13,6 +13,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/peers"
+	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
 	"github.com/cloudmux/cloudmux/templates/deploy"
 )
@@ -23,13 +24,15 @@ func statusOf(err error) int {
 	var fe *registry.FieldError
 	switch {
 	case errors.Is(err, peers.ErrNotFound), errors.Is(err, image.ErrNotFound), errors.Is(err, deploy.ErrNotFound),
-		errors.Is(err, registry.ErrNotFound):
+		errors.Is(err, registry.ErrNotFound), errors.Is(err, policy.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, compute.ErrForbidden), errors.Is(err, image.ErrForbidden), errors.Is(err, network.ErrForbidden):
 		return http.StatusForbidden
-	case errors.Is(err, peers.ErrInvalid), errors.As(err, &fe):
+	case errors.Is(err, peers.ErrInvalid), errors.As(err, &fe), errors.Is(err, policy.ErrInvalid), errors.Is(err, policy.ErrCompile),
+		errors.Is(err, policy.ErrTestsFailed):
 		return http.StatusBadRequest
-	case errors.Is(err, peers.ErrConflict), errors.Is(err, peers.ErrCapacity), errors.Is(err, registry.ErrConflict):
+	case errors.Is(err, peers.ErrConflict), errors.Is(err, peers.ErrCapacity), errors.Is(err, registry.ErrConflict),
+		errors.Is(err, policy.ErrNoRollback):
 		return http.StatusConflict
 	case errors.Is(err, peers.ErrUnavailable):
 		return http.StatusServiceUnavailable

@@ -45,11 +45,6 @@ type PeerAdmin interface {
 	Update(ctx context.Context, p registry.Peer) (registry.Peer, error)
 }
 
-// PolicyVersions is the part of policy.Versions the policy view reads.
-type PolicyVersions interface {
-	List(ctx context.Context) ([]policy.Summary, error)
-}
-
 // Config wires the dashboards to the service layers. Keystone, Servers and
 // Peers are required; a nil service leaves its pages out of the menu and
 // answers them 404.
@@ -63,13 +58,12 @@ type Config struct {
 	// Templates lists, shows and follows the project's deployments (its
 	// engine, and its views that mask hidden parameter values).
 	Templates *templatesapi.API
-	// Policy explains placements (the launch form's preview): its
-	// Engine and Candidates, as /v1/placement/explain uses them.
+	// Policy explains placements (the launch form's preview: its Engine
+	// and Candidates, as /v1/placement/explain uses them) and keeps the
+	// policy versions Cosmos lists, pushes, activates and rolls back.
 	Policy *policyapi.API
 	// Decisions answers "Why here?" (the decision that placed a server).
 	Decisions *policy.Decisions
-	// Policies lists the placement policy versions (Cosmos).
-	Policies  PolicyVersions
 	Peers     PeerView
 	PeerAdmin PeerAdmin
 	Log       logrus.FieldLogger

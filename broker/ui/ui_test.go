@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/policy"
 )
 
 func TestLogin(t *testing.T) {
@@ -375,5 +376,47 @@ func TestCosmosAdminOnly(t *testing.T) {
 	}
 	if code, _ := admin.get("/ui/admin/decisions?since=yesterday"); code != http.StatusBadRequest {
 		t.Fatalf("a bad since: %d", code)
+	}
+}
+
+func TestCosmosPolicy(t *testing.T) {
+	e := newEnv(t)
+	alice := e.member(t, "alice", "proj-a")
+	admin := e.admin(t)
+	module := "# pushed from the dashboard\n" + policy.Stock().Modules["placement.rego"]
+	alice.get("/ui/")
+	if code, _, _ := alice.post("/ui/admin/policy", url.Values{"module": {module}, "activate": {"1"}}); code != http.StatusForbidden {
+		t.Fatalf("a member pushed a policy: %d", code)
+	}
+	admin.get("/ui/admin/policy")
+	for _, tc := range []struct {
+		name   string
+		module string
+		want   int
+		text   string
+	}{
+		{name: "does not compile", module: "package cloudmux.placement\nallow if {", want: http.StatusBadRequest, text: `class="error"`},
+		{name: "stock, changed", module: module, want: http.StatusOK, text: "It is now active."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, body := admin.post("/ui/admin/policy", url.Values{"name": {"placement.rego"}, "module": {tc.module},
+				"comment": {"from the test"}, "activate": {"1"}})
+			if code != tc.want || !strings.Contains(body, tc.text) {
+				t.Fatalf("got %d %s", code, body)
+			}
+		})
+	}
+	active, err := policy.NewVersions(e.Store).Active(e.Ctx)
+	if err != nil || active.Version == policy.StockVersion {
+		t.Fatalf("active after the push: %+v %v", active, err)
+	}
+	if code, loc, body := admin.post("/ui/admin/policy/rollback", nil); code != http.StatusSeeOther || loc != "/ui/admin/policy" {
+		t.Fatalf("rollback: %d %s", code, body)
+	}
+	if active, _ := policy.NewVersions(e.Store).Active(e.Ctx); active.Version != policy.StockVersion {
+		t.Fatalf("after the rollback %s is active", active.Version)
+	}
+	if code, _, _ := admin.post("/ui/admin/policy/"+"nope"+"/activate", nil); code != http.StatusNotFound && code != http.StatusBadRequest {
+		t.Fatalf("activating an unknown version: %d", code)
 	}
 }
