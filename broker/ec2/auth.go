@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -273,6 +274,13 @@ func (v *verifier) authorize(ctx context.Context, cred identity.EC2Credential) (
 // METHOD\nhost\npath\nsorted-query), still sent by old EC2 tools such as
 // euca2ools and econe's clients.
 func (v *verifier) checkV2(r *http.Request, form url.Values) (identity.Token, *Error) {
+	return v.checkV2At(r, form, []string{r.URL.EscapedPath()})
+}
+
+// checkV2At is checkV2 with the paths the signature may have been made
+// over, and the host with or without its port: the amazon-ec2 gem
+// (econe's) signs the host name alone.
+func (v *verifier) checkV2At(r *http.Request, form url.Values, paths []string) (identity.Token, *Error) {
 	var mac func() []byte
 	method := form.Get("SignatureMethod")
 	if method != "HmacSHA256" && method != "HmacSHA1" {
@@ -310,19 +318,26 @@ func (v *verifier) checkV2(r *http.Request, form url.Values) (identity.Token, *E
 	for _, k := range keys {
 		pairs = append(pairs, uriEncode(k, false)+"="+uriEncode(form.Get(k), false))
 	}
-	path := r.URL.EscapedPath()
-	if path == "" {
-		path = "/"
+	hosts := []string{strings.ToLower(r.Host)}
+	if h, _, err := net.SplitHostPort(r.Host); err == nil {
+		hosts = append(hosts, strings.ToLower(h))
 	}
-	sts := r.Method + "\n" + strings.ToLower(r.Host) + "\n" + path + "\n" + strings.Join(pairs, "&")
-	if method == "HmacSHA256" {
-		mac = func() []byte { return hmacSHA256([]byte(cred.Secret), sts) }
-	} else {
-		mac = func() []byte { return hmacSHA1([]byte(cred.Secret), sts) }
+	for _, host := range hosts {
+		for _, path := range paths {
+			if path == "" {
+				path = "/"
+			}
+			sts := r.Method + "\n" + host + "\n" + path + "\n" + strings.Join(pairs, "&")
+			if method == "HmacSHA256" {
+				mac = func() []byte { return hmacSHA256([]byte(cred.Secret), sts) }
+			} else {
+				mac = func() []byte { return hmacSHA1([]byte(cred.Secret), sts) }
+			}
+			want := base64.StdEncoding.EncodeToString(mac())
+			if hmac.Equal([]byte(want), []byte(form.Get("Signature"))) {
+				return v.authorize(r.Context(), cred)
+			}
+		}
 	}
-	want := base64.StdEncoding.EncodeToString(mac())
-	if !hmac.Equal([]byte(want), []byte(form.Get("Signature"))) {
-		return identity.Token{}, authFailure("AWS was not able to validate the provided access credentials: the version 2 signature does not match")
-	}
-	return v.authorize(r.Context(), cred)
+	return identity.Token{}, authFailure("AWS was not able to validate the provided access credentials: the version 2 signature does not match")
 }

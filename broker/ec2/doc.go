@@ -12,8 +12,10 @@
 //
 // Resources are the OpenStack APIs' own, through their service layers:
 // instances are Nova servers (compute.Servers), images Glance images
-// (image.Service; PUT /ec2/upload streams bytes to one, econe-upload's
-// step, and RegisterImage names it), volumes Cinder volumes (the same index
+// (image.Service; PUT /ec2/upload streams bytes to one, as does
+// econe-upload's own multipart POST to /ec2/ signed with SigV2 (econe.go),
+// and RegisterImage names it, or with ImageLocation alone registers it as
+// econe-register does), volumes Cinder volumes (the same index
 // and placement), key pairs Nova's (compute.KeypairStore), VPCs, subnets and
 // security groups Neutron's (network.Service). Placement goes through the
 // same policy. EC2 IDs (i-, ami-, vol-, vpc-, subnet-, sg- and 17 hex

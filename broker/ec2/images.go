@@ -209,45 +209,6 @@ func imageMatches(v imageItem, filters []filter) bool {
 	return true
 }
 
-// registerImage registers an uploaded image (ImageLocation: the location
-// the upload answered, its AMI ID, or its Glance ID) under Name, with
-// Description and Architecture, and returns its AMI ID. Only the
-// project's own images can be registered.
-func (a *API) registerImage(ctx context.Context, c *call) (any, error) {
-	loc := c.params.get("ImageLocation")
-	if loc == "" {
-		return nil, errorf(http.StatusBadRequest, "MissingParameter",
-			"The request must contain the parameter ImageLocation: upload the image first (PUT /ec2/upload, or Glance) and register its location")
-	}
-	name := c.params.get("Name")
-	if name == "" {
-		return nil, missingParameter("Name")
-	}
-	img, err := a.resolveImage(ctx, c, loc)
-	if err != nil {
-		return nil, err
-	}
-	p := image.Patch{}
-	p.Name = &name
-	p.SetProperties = map[string]string{}
-	if d := c.params.get("Description"); d != "" {
-		p.SetProperties["description"] = d
-	}
-	if arch := c.params.get("Architecture"); arch != "" {
-		p.SetProperties["architecture"] = arch
-	}
-	if _, err := a.Images.Update(ctx, image.CallerOf(c.token), img.ID, p); err != nil {
-		return nil, imageErr(err, loc)
-	}
-	id, err := a.ids.assign(ctx, prefixImage, img.ID)
-	if err != nil {
-		return nil, err
-	}
-	return struct {
-		ImageID string `xml:"imageId"`
-	}{id}, nil
-}
-
 // deregisterImage deletes one of the project's images.
 func (a *API) deregisterImage(ctx context.Context, c *call) (any, error) {
 	id, e := c.params.require("ImageId")

@@ -173,7 +173,13 @@ func (a *API) Routes(r chi.Router) {
 	a.idMaps()
 	actions := a.actions()
 	v := &verifier{creds: a.Creds, now: a.now}
-	r.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, v, actions) })
+	r.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if a.Images != nil && isMultipart(r) {
+			a.econeUpload(w, r, v) // streamed: not read whole as a form is
+			return
+		}
+		a.serve(w, r, v, actions)
+	})
 	if a.Images != nil {
 		r.Put("/upload", a.upload(v))
 		r.Post("/upload", a.upload(v))

@@ -58,33 +58,42 @@ func (a *API) upload(v *verifier) http.HandlerFunc {
 		if spec.ContainerFormat == "" {
 			spec.ContainerFormat = "bare"
 		}
-		caller := image.CallerOf(token)
-		img, err := a.Images.Create(ctx, caller, spec)
-		if err != nil {
-			a.fail(w, r, "Upload", imageErr(err, ""))
-			return
-		}
-		body := &hashingReader{r: r.Body, h: sha256.New()}
-		err = a.Images.Upload(ctx, caller, img.ID, body, r.ContentLength)
-		if err == nil && wantSum != "" && hex.EncodeToString(body.h.Sum(nil)) != wantSum {
-			err = authFailure("the body's SHA-256 is not the X-Amz-Content-Sha256 the request was signed with")
-		}
-		if err != nil {
-			if derr := a.Images.Delete(context.WithoutCancel(ctx), caller, img.ID); derr != nil {
-				a.Log.WithError(derr).WithField("image", img.ID).Warn("ec2: image of a failed upload left behind")
-			}
-			a.fail(w, r, "Upload", imageErr(err, ""))
-			return
-		}
-		id, err := a.ids.assign(ctx, prefixImage, img.ID)
-		if err != nil {
-			a.fail(w, r, "Upload", err)
-			return
-		}
-		a.Log.WithFields(logrus.Fields{"image": img.ID, "ec2_id": id, "project": token.ProjectID, "peer": img.PeerName}).Info("ec2: image uploaded")
-		writeResponse(w, r, "UploadImage", struct {
-			ImageLocation string `xml:"imageLocation"`
-			ImageID       string `xml:"imageId"`
-		}{imageLocationPrefix + img.ID, id})
+		a.store(w, r, token, spec, r.Body, r.ContentLength, wantSum)
 	}
+}
+
+// store makes a private image of spec, streams data into it (size -1 when
+// unknown; wantSum, when set, the SHA-256 the data must have) and answers
+// UploadImage's response: the image location and AMI ID RegisterImage
+// takes. A failed upload's image is deleted.
+func (a *API) store(w http.ResponseWriter, r *http.Request, token identity.Token, spec image.CreateSpec, data io.Reader, size int64, wantSum string) {
+	ctx := r.Context()
+	caller := image.CallerOf(token)
+	img, err := a.Images.Create(ctx, caller, spec)
+	if err != nil {
+		a.fail(w, r, "Upload", imageErr(err, ""))
+		return
+	}
+	body := &hashingReader{r: data, h: sha256.New()}
+	err = a.Images.Upload(ctx, caller, img.ID, body, size)
+	if err == nil && wantSum != "" && hex.EncodeToString(body.h.Sum(nil)) != wantSum {
+		err = authFailure("the body's SHA-256 is not the X-Amz-Content-Sha256 the request was signed with")
+	}
+	if err != nil {
+		if derr := a.Images.Delete(context.WithoutCancel(ctx), caller, img.ID); derr != nil {
+			a.Log.WithError(derr).WithField("image", img.ID).Warn("ec2: image of a failed upload left behind")
+		}
+		a.fail(w, r, "Upload", imageErr(err, ""))
+		return
+	}
+	id, err := a.ids.assign(ctx, prefixImage, img.ID)
+	if err != nil {
+		a.fail(w, r, "Upload", err)
+		return
+	}
+	a.Log.WithFields(logrus.Fields{"image": img.ID, "ec2_id": id, "project": token.ProjectID, "peer": img.PeerName}).Info("ec2: image uploaded")
+	writeResponse(w, r, "UploadImage", struct {
+		ImageLocation string `xml:"imageLocation"`
+		ImageID       string `xml:"imageId"`
+	}{imageLocationPrefix + img.ID, id})
 }
