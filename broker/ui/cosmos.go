@@ -28,7 +28,7 @@ func (u *UI) cosmosRoutes(r chi.Router) {
 		r.Post("/policy/{version}/activate", u.activatePolicy)
 		r.Post("/policy/rollback", u.rollbackPolicy)
 	}
-	if u.Decisions != nil {
+	if u.Policy != nil && u.Policy.Decisions != nil {
 		r.Get("/decisions", u.decisionLog)
 	}
 }
@@ -47,7 +47,7 @@ func (u *UI) decisionLog(w http.ResponseWriter, r *http.Request) {
 		}
 		q.Since = time.Now().Add(-d)
 	}
-	recs, err := u.Decisions.Query(r.Context(), q)
+	recs, err := u.Policy.Decisions.Query(r.Context(), q)
 	if err != nil {
 		u.fail(w, r, err)
 		return

@@ -79,7 +79,7 @@ func newEnvWith(t *testing.T, transition time.Duration) *env {
 			t.Fatal(err)
 		}
 		dash, err := ui.New(ui.Config{Keystone: be.Keystone, Servers: e.servers, Keypairs: keys, Volumes: e.vols, Images: images,
-			Networks: nets, Templates: &templatesapi.API{Catalog: cat, Engine: e.engine, Log: be.Log}, Decisions: decisions,
+			Networks: nets, Templates: &templatesapi.API{Catalog: cat, Engine: e.engine, Log: be.Log},
 			Policy: &policyapi.API{Versions: versions, Decisions: decisions, Engine: engine, Candidates: policyapi.PoolCandidates(be.Pool), Log: be.Log}, Peers: snap, PeerAdmin: registry.NewPeerRegistry(be.Store), Log: be.Log})
 		if err != nil {
 			t.Fatal(err)

@@ -164,8 +164,8 @@ func (u *UI) instance(w http.ResponseWriter, r *http.Request) {
 	// error: the page shows what the broker knows.
 	d.Attachments, _ = u.Servers.Attachments(ctx, c.compute(), id)
 	d.Interfaces, _ = u.Servers.Interfaces(ctx, c.compute(), id)
-	if u.Decisions != nil {
-		recs, err := u.Decisions.Query(ctx, policy.Query{Resource: id, Project: c.token.ProjectID, Limit: 1})
+	if u.Policy != nil && u.Policy.Decisions != nil {
+		recs, err := u.Policy.Decisions.Query(ctx, policy.Query{Resource: id, Project: c.token.ProjectID, Limit: 1})
 		if err == nil && len(recs) > 0 {
 			d.Decision = &recs[0]
 		}

@@ -18,7 +18,6 @@ import (
 	"github.com/cloudmux/cloudmux/broker/policyapi"
 	"github.com/cloudmux/cloudmux/broker/templatesapi"
 	"github.com/cloudmux/cloudmux/broker/volume"
-	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -60,10 +59,9 @@ type Config struct {
 	Templates *templatesapi.API
 	// Policy explains placements (the launch form's preview: its Engine
 	// and Candidates, as /v1/placement/explain uses them) and keeps the
-	// policy versions Cosmos lists, pushes, activates and rolls back.
+	// policy versions Cosmos lists, pushes, activates and rolls back; its
+	// Decisions answer "Why here?" and the decision log.
 	Policy *policyapi.API
-	// Decisions answers "Why here?" (the decision that placed a server).
-	Decisions *policy.Decisions
 	Peers     PeerView
 	PeerAdmin PeerAdmin
 	Log       logrus.FieldLogger

@@ -445,7 +445,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	}
 	// The dashboards: one more front end over the same services.
 	brokerCfg.UI, err = ui.New(ui.Config{Keystone: keystone, Servers: servers, Keypairs: keypairs, Volumes: volumes, Images: images,
-		Networks: networks, Templates: brokerCfg.Templates, Policy: brokerCfg.Policy, Decisions: decisions, Peers: snap, PeerAdmin: peerReg,
+		Networks: networks, Templates: brokerCfg.Templates, Policy: brokerCfg.Policy, Peers: snap, PeerAdmin: peerReg,
 		Log: log.WithField("component", "ui")})
 	if err != nil {
 		return err
