@@ -54,6 +54,11 @@ type record struct {
 	Ops []string `json:"ops,omitempty"`
 }
 
+// lostSettle bounds how long an update keeps settling a write whose
+// answer was lost and trying again: a Consul leader election takes a few
+// seconds.
+const lostSettle = 15 * time.Second
+
 // opRing is how many of its last writes a record names. A lost write is
 // settled only while fewer writes than this followed it.
 const opRing = 64
@@ -167,8 +172,9 @@ func (l *Ledger) update(ctx context.Context, s Scope, change func(rec *record, n
 	// does. From then on every read first looks for op among the record's
 	// writes; more than opRing writes past it, it can no longer tell.
 	var lost error
-	var lostFrom uint64 // the record's Seq when the first uncertain attempt was made
-	losses := 0
+	var lostFrom uint64    // the record's Seq when the first uncertain attempt was made
+	var settleBy time.Time // a lost write is settled within lostSettle
+	pause := 50 * time.Millisecond
 	for {
 		rec, index, err := l.read(ctx, key)
 		if err != nil {
@@ -212,8 +218,16 @@ func (l *Ledger) update(ctx context.Context, s Scope, change func(rec *record, n
 				return ctx.Err()
 			}
 			continue
-		case errors.Is(werr, registry.ErrUnavailable) && ctx.Err() == nil && losses < 3:
-			losses++
+		case errors.Is(werr, registry.ErrUnavailable) && ctx.Err() == nil && (settleBy.IsZero() || time.Now().Before(settleBy)):
+			if settleBy.IsZero() {
+				settleBy = time.Now().Add(lostSettle)
+			}
+			// A Consul election can fail several attempts in a row.
+			select {
+			case <-ctx.Done():
+			case <-time.After(pause):
+			}
+			pause = min(2*pause, time.Second)
 			// The answer may have been lost with the write applied: the
 			// records read from now on say whether it landed.
 			if lost == nil {
