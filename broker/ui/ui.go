@@ -61,7 +61,7 @@ type Config struct {
 	// and Candidates, as /v1/placement/explain uses them) and keeps the
 	// policy versions Cosmos lists, pushes, activates and rolls back; its
 	// Decisions answer "Why here?" and the decision log.
-	Policy *policyapi.API
+	Policy    *policyapi.API
 	Peers     PeerView
 	PeerAdmin PeerAdmin
 	Log       logrus.FieldLogger
