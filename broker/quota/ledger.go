@@ -54,6 +54,18 @@ type record struct {
 	Ops []string `json:"ops,omitempty"`
 }
 
+// settlePause waits d (or until ctx ends) and returns the next, longer
+// pause.
+func settlePause(ctx context.Context, d time.Duration) time.Duration {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return min(2*d, time.Second)
+}
+
 // lostSettle bounds how long an update keeps settling a write whose
 // answer was lost and trying again: a Consul leader election takes a few
 // seconds.
@@ -178,10 +190,14 @@ func (l *Ledger) update(ctx context.Context, s Scope, change func(rec *record, n
 	for {
 		rec, index, err := l.read(ctx, key)
 		if err != nil {
-			if lost != nil {
+			if lost == nil {
+				return err
+			}
+			if ctx.Err() != nil || !time.Now().Before(settleBy) {
 				return lost
 			}
-			return err
+			pause = settlePause(ctx, pause) // the Store is still away: read again
+			continue
 		}
 		if lost != nil {
 			switch {
@@ -223,11 +239,7 @@ func (l *Ledger) update(ctx context.Context, s Scope, change func(rec *record, n
 				settleBy = time.Now().Add(lostSettle)
 			}
 			// A Consul election can fail several attempts in a row.
-			select {
-			case <-ctx.Done():
-			case <-time.After(pause):
-			}
-			pause = min(2*pause, time.Second)
+			pause = settlePause(ctx, pause)
 			// The answer may have been lost with the write applied: the
 			// records read from now on say whether it landed.
 			if lost == nil {
