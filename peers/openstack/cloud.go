@@ -95,6 +95,9 @@ type Cloud struct {
 	flavors map[string]string // flavor name -> ID, for servers at >= 2.47
 	// expected holds ImageSpec.Checksum by image ID until its upload.
 	expected map[string]string
+	// mirrors are the remote mirror groups' IDs by broker group ID
+	// (secgroups.go).
+	mirrors map[string]string
 }
 
 var (
@@ -205,7 +208,7 @@ func New(ctx context.Context, cfg Config) (c *Cloud, err error) {
 	if err := openstack.Authenticate(authCtx, provider, authOptions(cfg.Endpoint.AuthURL, cfg.Credentials)); err != nil {
 		return nil, peers.AtPeer(cfg.Name, translate(fmt.Sprintf("openstack peer %q: authenticate", cfg.Name), err))
 	}
-	c = &Cloud{cfg: cfg, provider: provider, http: hc, log: log, flavors: map[string]string{}, expected: map[string]string{}}
+	c = &Cloud{cfg: cfg, provider: provider, http: hc, log: log, flavors: map[string]string{}, expected: map[string]string{}, mirrors: map[string]string{}}
 	if c.project, err = c.authProject(); err != nil {
 		return nil, fmt.Errorf("openstack peer %q: %w: resources live in a project; scope the credentials to one", cfg.Name, peers.ErrInvalid)
 	}

@@ -68,6 +68,13 @@ func (c *Cloud) CreateServer(ctx context.Context, spec peers.ServerSpec) (peers.
 	if len(spec.UserData) > 0 {
 		opts.UserData = []byte(base64.StdEncoding.EncodeToString(spec.UserData))
 	}
+	for _, g := range spec.SecurityGroups {
+		// Nova resolves a name in the project through Neutron: the mirror.
+		if _, err := c.mirror(ctx, peers.SecurityGroup{ID: g}, false); err != nil {
+			return peers.Server{}, fmt.Errorf("nova: create server %q: %w", spec.Name, err)
+		}
+		opts.SecurityGroups = append(opts.SecurityGroups, mirrorName(g))
+	}
 	if len(spec.Networks) > 0 {
 		nets := make([]servers.Network, len(spec.Networks))
 		for i, n := range spec.Networks {

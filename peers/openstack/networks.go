@@ -324,6 +324,13 @@ func (c *Cloud) CreatePort(ctx context.Context, spec peers.PortSpec) (peers.Port
 	ctx, cancel := c.call(ctx)
 	defer cancel()
 	opts := ports.CreateOpts{NetworkID: spec.NetworkID, Name: spec.Name, Description: desc}
+	if spec.SecurityGroups != nil {
+		mids, err := c.mirrorIDs(ctx, spec.SecurityGroups)
+		if err != nil {
+			return peers.Port{}, fmt.Errorf("neutron: create port %q: %w", spec.Name, err)
+		}
+		opts.SecurityGroups = &mids
+	}
 	if len(spec.FixedIPs) > 0 {
 		ips := make([]ports.IP, len(spec.FixedIPs))
 		for i, ip := range spec.FixedIPs {
@@ -353,7 +360,14 @@ func (c *Cloud) GetPort(ctx context.Context, id string) (peers.Port, error) {
 	if err != nil {
 		return peers.Port{}, c.translate("neutron: show port "+id, err)
 	}
-	return c.toPort(*p), nil
+	out := c.toPort(*p)
+	if len(p.SecurityGroups) > 0 {
+		// A cloud without security groups lists none: the port is in no
+		// mirror.
+		index, _ := c.mirrorIndex(ctx)
+		out.SecurityGroups = brokerGroups(index, p.SecurityGroups)
+	}
+	return out, nil
 }
 
 // ListPorts lists the project's ports (an admin token: still only the
@@ -372,9 +386,11 @@ func (c *Cloud) ListPorts(ctx context.Context, opts peers.ListOptions) ([]peers.
 	if err != nil {
 		return nil, c.translate("neutron: list ports", err)
 	}
+	index, _ := c.mirrorIndex(ctx) // none on a cloud without security groups
 	var out []peers.Port
 	for _, p := range all {
 		pp := c.toPort(p)
+		pp.SecurityGroups = brokerGroups(index, p.SecurityGroups)
 		if c.visible(pp.Project, false) && opts.Matches(pp.Project, pp.Metadata) {
 			out = append(out, pp)
 		}
