@@ -39,6 +39,13 @@
 //     Swift's: 404 at once, gone from listings and counts when the
 //     cluster's object expirer runs. Capacity's ObjectBytes is the
 //     account's usage, with its quota as total when one is set.
+//   - Security groups (peers.SecurityGroups, secgroups.go): each broker
+//     group put on the peer has a mirror group cloudmux-sg-<broker group
+//     ID> in the remote project, its rules kept equal to the broker's (a
+//     remote-group rule names the other mirror); ports and servers created
+//     with groups are put in mirrors at create, so the remote project's
+//     own default group never holds them. Remote groups match members on
+//     this cloud only.
 //
 // Tests run the peers/peertest conformance suite against a real OpenStack
 // (the shared testcloud, scripts/openstack-testcloud.sh) and test error
