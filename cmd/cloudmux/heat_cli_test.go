@@ -65,8 +65,7 @@ outputs:
 `
 
 // TestOpenStackCLIStacks drives python3-heatclient's `openstack stack`
-// commands against serve -dev. (A delete's --wait ends when the stack is
-// no longer found by name, as against Heat: its last events may follow.)
+// commands against serve -dev.
 func TestOpenStackCLIStacks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("installs and runs the openstack CLI")
@@ -106,7 +105,10 @@ func TestOpenStackCLIStacks(t *testing.T) {
 		{"update with --existing", []string{"stack", "update", "--existing", "--parameter", "flavor=m1.small", "--wait", "web"}, 0, []string{"UPDATE_COMPLETE"}},
 		{"update shows the new parameter", []string{"stack", "show", "web", "-f", "value", "-c", "parameters"}, 0, []string{`"flavor": "m1.small"`}},
 		{"duplicate name", []string{"stack", "create", "-t", path("guide.yaml"), "guide"}, 1, []string{"already exists"}},
-		{"delete", []string{"stack", "delete", "--yes", "--wait", "web"}, 0, []string{"[web]: DELETE_IN_PROGRESS"}},
+		// What --wait prints depends on how soon the stack is gone (its
+		// events are read by name, not found once it is deleted); the
+		// next step checks the outcome.
+		{"delete", []string{"stack", "delete", "--yes", "--wait", "web"}, 0, nil},
 		{"deleted is gone", []string{"stack", "show", "web"}, 1, []string{"not found"}},
 		{"delete the guide's", []string{"stack", "delete", "--yes", "--wait", "guide"}, 0, nil},
 	}
