@@ -32,6 +32,11 @@
 //	availability_zone  "" or a peer name
 //	deployment         {id, template, resource, replica}: the template resource it comes from ("" ids when none)
 //	spread             {group, peers{peer_id: replicas}}: replicas of the group already placed, by peer; group "" = none
+//	group              {id, policy, peers{peer_id: members}, max_per_peer}: the server group the server joins
+//	                   (Nova's; policy affinity, anti-affinity, soft-affinity or soft-anti-affinity); id "" = none.
+//	                   The engine enforces it in Go after the policy (a peer stands for Nova's host):
+//	                   affinity keeps the peer the members run on, anti-affinity rejects a peer holding
+//	                   max_per_peer (0: 1) of them, the soft ones order the allowed peers
 //	usage              {vcpus, ram_mib, disk_gib, instances, volumes}: the project's total over every peer
 //	quota              same keys; a negative limit is unlimited; {} = no quota
 //	takes              same keys: what the request counts against the quota (a server 1 instance, a

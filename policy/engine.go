@@ -225,7 +225,7 @@ func (e *Engine) Place(ctx context.Context, req Request, candidates []registry.P
 		e.cfg.Log.WithError(err).WithFields(logrus.Fields{"policy": c.version, "resource": req.ResourceID}).Error("policy: placement failed closed")
 		return Decision{}, err
 	}
-	d := gate(r.d)
+	d := groupGate(gate(r.d), req.Group)
 	d.ID = uuid.NewString()
 	e.metrics.observe(req.Kind, d, nil, elapsed)
 	span.SetAttributes(attribute.Int("cloudmux.allowed", len(d.Allowed())), attribute.String("cloudmux.decision_id", d.ID))
@@ -256,7 +256,7 @@ func (e *Engine) Explain(ctx context.Context, version string, req Request, candi
 	}
 	r, err := e.decide(ctx, c, req, candidates)
 	r.release()
-	return gate(r.d), err
+	return groupGate(gate(r.d), req.Group), err
 }
 
 // Evaluate runs one decision on the active policy without recording or

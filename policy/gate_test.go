@@ -26,15 +26,7 @@ score[p.id] := 50 if {
 // on a down or drained one; the refusal names the status.
 func TestHealthGatedInGo(t *testing.T) {
 	ctx := context.Background()
-	e, err := NewEngine(ctx, EngineConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := compile(ctx, "permissive", Bundle{Modules: map[string]string{"placement.rego": permissive}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.use(c)
+	e := permissiveEngine(t)
 	peers := []registry.Peer{
 		{ID: "a", Name: "a", Status: registry.StatusDown},
 		{ID: "b", Name: "b", Status: registry.StatusUp},
@@ -72,4 +64,51 @@ func TestHealthGatedInGo(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGroupGatedInGo: a policy that allows every peer still keeps an
+// anti-affinity group off the peer holding its member, and the policy
+// sees the group in input.request.group.
+func TestGroupGatedInGo(t *testing.T) {
+	ctx := context.Background()
+	e := permissiveEngine(t)
+	peers := []registry.Peer{{ID: "a", Name: "a", Status: registry.StatusUp}, {ID: "b", Name: "b", Status: registry.StatusUp}}
+	req := Request{Kind: "server", Group: &Group{ID: "g1", Policy: GroupAntiAffinity, Peers: map[string]int{"a": 1}}}
+	for _, tt := range []struct {
+		name  string
+		place func() (Decision, error)
+	}{
+		{"place", func() (Decision, error) { return e.Place(ctx, req, peers) }},
+		{"explain", func() (Decision, error) { return e.Explain(ctx, "", req, peers) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := tt.place()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := d.Allowed(); len(got) != 1 || got[0].ID != "b" {
+				t.Fatalf("allowed %v, want only b: %s", got, d.Explain())
+			}
+		})
+	}
+	in := mustJSON(Input(req, peers)).(map[string]any)["request"].(map[string]any)["group"].(map[string]any)
+	if in["id"] != "g1" || in["policy"] != GroupAntiAffinity || in["peers"].(map[string]any)["a"] == nil {
+		t.Fatalf("input.request.group = %v", in)
+	}
+}
+
+// permissiveEngine is an engine running the permissive policy.
+func permissiveEngine(t *testing.T) *Engine {
+	t.Helper()
+	ctx := context.Background()
+	e, err := NewEngine(ctx, EngineConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := compile(ctx, "permissive", Bundle{Modules: map[string]string{"placement.rego": permissive}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.use(c)
+	return e
 }

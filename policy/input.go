@@ -66,7 +66,7 @@ var keyTerms = func() map[string]*ast.Term {
 		availability_zone deployment spread usage quota takes vcpus ram_mib disk_gib instances volumes id
 		properties min_ram_mib min_disk_gib peers required_labels preferred_labels other template resource
 		replica group total used free request peer pool allowed private public cost private_cost public_cost
-		spread_min min max currency vcpu_hour ram_gib_hour disk_gib_month want object_bytes`) {
+		spread_min min max currency vcpu_hour ram_gib_hour disk_gib_month want object_bytes policy max_per_peer`) {
 		m[k] = ast.StringTerm(k)
 	}
 	return m

@@ -48,6 +48,9 @@ type Request struct {
 	// Usage is the project's current usage summed over every peer, Quota
 	// its limits (a negative limit is unlimited; nil Quota is no quota).
 	Usage, Quota *Usage
+	// Group is the server group a new server joins, when any: enforced in
+	// Go whatever the policy says (see Group).
+	Group *Group
 }
 
 // Image is what placement knows about an image.
@@ -195,7 +198,7 @@ func (Default) Place(ctx context.Context, req Request, candidates []registry.Pee
 		}
 		return a.Peer.Name < b.Peer.Name
 	})
-	return d, nil
+	return groupGate(d, req.Group), nil
 }
 
 // score gives 70 points for room left after placement on the dimension

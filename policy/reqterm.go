@@ -160,7 +160,7 @@ func requestTerm(req Request, m *requestMemo) *ast.Term {
 		"hints", m.hintsTerm(req),
 		"availability_zone", str(req.AvailabilityZone),
 		"deployment", m.deploymentTerm(req.Deployment),
-		"spread", m.spreadTerm(req),
+		"spread", m.spreadTerm(req), "group", groupTerm(req.Group),
 		"usage", m.usageTerm(req.Usage), "quota", m.usageTerm(req.Quota), "takes", m.usageTerm(takes(req)),
 	)
 }

@@ -167,8 +167,8 @@ const novaMicroTime = "2006-01-02T15:04:05.000000"
 
 // instanceActionView renders an action as Nova does at the request's
 // microversion: updated_at from 2.58; events (show only) to admins, and
-// to everyone from 2.51 without the traceback; an event's details from
-// 2.84.
+// to everyone from 2.51 without the traceback; an event's hostId from
+// 2.62 (its host to admins); its details from 2.84.
 func instanceActionView(r *http.Request, id string, a InstanceAction, withEvents, admin bool) map[string]any {
 	var msg any
 	if a.Message != "" {
@@ -194,6 +194,12 @@ func instanceActionView(r *http.Request, id string, a InstanceAction, withEvents
 				tb = e.Traceback
 			}
 			ev["traceback"] = tb
+		}
+		if at(r, "2.62") { // where it ran: the peer (an admin's), and its hash for everyone
+			ev["hostId"] = hostIDOf(a.ProjectID, e.PeerID, e.Hypervisor)
+			if admin {
+				ev["host"] = e.Host
+			}
 		}
 		if at(r, "2.84") {
 			ev["details"] = nil // the broker records no fault text for an event

@@ -50,6 +50,9 @@ type CreateSpec struct {
 	Metadata map[string]string
 	// AvailabilityZone pins a peer by name (each peer is a zone).
 	AvailabilityZone string
+	// Group is the server group (broker ID) the server joins: Nova's
+	// "group" scheduler hint. Placement honours its policy.
+	Group string
 	// Hints and labels reach the placement policy as they are.
 	Hints           map[string]string
 	RequiredLabels  map[string]string

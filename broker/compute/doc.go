@@ -12,8 +12,12 @@
 // resize with confirm/revert (the growth reserved in the
 // quota, the larger flavor held until settled), lock/unlock (the broker's
 // own: a locked server refuses non-admins with 409), os-resetState, and
-// every action recorded under its request ID (os-instance-actions),
-// deleted with the server and collected when orphaned. Nova's action
+// every action recorded under its request ID (os-instance-actions, its
+// event naming the peer it ran on), deleted with the server and collected
+// when orphaned. Server groups (servergroups.go) are the broker's own
+// records; a group's policy reaches placement as policy.Request.Group,
+// which the policy package enforces in Go, and a member is recorded with
+// a re-check against the group as it is then. Nova's action
 // bodies are parsed in actions_http.go. The Nova HTTP handlers and the EC2
 // API call the same functions, so both apply the same placement, tenancy
 // and ID rules. See the Servers doc comment for the rules.

@@ -67,14 +67,14 @@ func newServersEnv(t testing.TB, ps ...brokertest.Peer) *serversEnv {
 		kps := compute.NewKeypairStore(e.Store)
 		se.Ledger = quota.NewLedger(e.Store, "test-broker-1", e.Log)
 		kps.Quota = se.Ledger
-		attrs := compute.NewServerAttrs(e.Store, e.Log)
+		attrs, groups := compute.NewServerAttrs(e.Store, e.Log), compute.NewServerGroups(e.Store, e.Log)
 		deactivations, netAttrs := image.NewDeactivations(e.Store, e.Log), network.NewAttrsMemory(e.Store, e.Log)
-		e.Start(t, kps, attrs, deactivations, netAttrs)
+		e.Start(t, kps, attrs, groups, deactivations, netAttrs)
 		images.Deactivations, se.Networks.AttrsMemory = deactivations, netAttrs
 		vols := &volume.Service{Pool: e.Pool, Index: se.Index, Placer: policy.Default{}, Images: images, Store: e.Store, Log: e.Log, BrokerID: testBroker,
 			PeerTimeout: 2 * time.Second, Quota: se.Ledger}
 		se.Servers = &compute.Servers{Pool: e.Pool, Index: se.Index, Placer: policy.Default{}, Images: images, Networks: se.Networks, Volumes: vols,
-			Stager: staging.New(e.Store, "test-broker-1", e.Log), Keypairs: kps, Store: e.Store, Attrs: attrs, Log: e.Log, BrokerID: testBroker, PeerTimeout: 2 * time.Second,
+			Stager: staging.New(e.Store, "test-broker-1", e.Log), Keypairs: kps, Store: e.Store, Attrs: attrs, GroupMemory: groups, Log: e.Log, BrokerID: testBroker, PeerTimeout: 2 * time.Second,
 			Quota: se.Ledger, QuotaAdmin: se.Ledger.Limits.(*quota.Limits)}
 		nova := &compute.Nova{Pool: e.Pool, Keypairs: kps, Servers: se.Servers, Auth: e.Keystone.Authenticate, Log: e.Log, PeerTimeout: 2 * time.Second}
 		r.Route("/compute", nova.Routes)

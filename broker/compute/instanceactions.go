@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cloudmux/cloudmux/broker/kept"
+	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -49,6 +50,19 @@ type ActionEvent struct {
 	Finish    time.Time `json:"finish_time"`
 	Result    string    `json:"result"`
 	Traceback string    `json:"traceback,omitempty"`
+	// Where the event ran (Nova 2.62's host and hostId): the server's
+	// peer, which the broker shows as the server's host, and the peer's
+	// host of the server, which its hostId hashes.
+	PeerID     string `json:"peer_id,omitempty"`
+	Host       string `json:"host,omitempty"`
+	Hypervisor string `json:"hypervisor,omitempty"`
+}
+
+// eventHost is where an action's event runs: the server's peer and the
+// peer's host of it ("" when unknown).
+type eventHost struct {
+	m    *peers.Member
+	host string
 }
 
 type actionLog struct {
@@ -71,12 +85,15 @@ func requestID(ctx context.Context) string {
 // recordAction appends an action the caller took on a server, with the
 // event the peer's answer makes (failed: nil for success). A record that
 // cannot be written is logged, never fails the action that was taken.
-func (s *Servers) recordAction(ctx context.Context, c Caller, id, action string, failed error) {
+func (s *Servers) recordAction(ctx context.Context, c Caller, id, action string, where eventHost, failed error) {
 	ctx = context.WithoutCancel(ctx)
 	t := time.Now().UTC()
 	a := InstanceAction{Action: action, RequestID: requestID(ctx), UserID: c.User, ProjectID: c.Project, StartTime: t, UpdatedAt: t}
 	if ev := novaEvent[action]; ev != "" {
-		e := ActionEvent{Event: ev, Start: t, Finish: t, Result: "Success"}
+		e := ActionEvent{Event: ev, Start: t, Finish: t, Result: "Success", Hypervisor: where.host}
+		if where.m != nil {
+			e.PeerID, e.Host = where.m.Peer.ID, where.m.Peer.Name
+		}
 		if failed != nil {
 			e.Result, a.Message = "Error", "Error"
 		}

@@ -66,7 +66,11 @@ func (s *Servers) Action(ctx context.Context, c Caller, id string, action peers.
 	if action == peers.ActionConfirmResize || action == peers.ActionRevertResize {
 		s.settleResize(ctx, c, e, action)
 	}
-	s.recordAction(ctx, c, id, name, nil)
+	where := eventHost{m: m}
+	if srv, err := m.Cloud.GetServer(ctx, e.PeerResourceID); err == nil { // for the event's hostId; best effort
+		where.host = srv.Host
+	}
+	s.recordAction(ctx, c, id, name, where, nil)
 	return nil
 }
 
@@ -105,7 +109,7 @@ func (s *Servers) Lock(ctx context.Context, c Caller, id, reason string) error {
 	}); err != nil {
 		return err
 	}
-	s.recordAction(ctx, c, id, "lock", nil)
+	s.recordAction(ctx, c, id, "lock", eventHost{}, nil)
 	return nil
 }
 
@@ -122,7 +126,7 @@ func (s *Servers) Unlock(ctx context.Context, c Caller, id string) error {
 	}); err != nil {
 		return err
 	}
-	s.recordAction(ctx, c, id, "unlock", nil)
+	s.recordAction(ctx, c, id, "unlock", eventHost{}, nil)
 	return nil
 }
 

@@ -243,6 +243,20 @@ func TestInstanceActions(t *testing.T) {
 	if err != nil || stop.Action != "stop" || stop.Events == nil || len(*stop.Events) != 1 || (*stop.Events)[0].Event != "compute_stop_instance" || (*stop.Events)[0].Result != "Success" {
 		t.Fatalf("stop action by its request ID %s = %+v, %v", stopReq, stop, err)
 	}
+	// From 2.62 an event says where it ran: the peer (the server's host,
+	// an admin's) and the hostId the server shows.
+	shown, err := servers.Get(ctx, c, s.ID).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stop62, err := instanceactions.Get(ctx, at(c, "2.62"), s.ID, stopReq).Extract(); err != nil || len(*stop62.Events) != 1 ||
+		(*stop62.Events)[0].Host == nil || *(*stop62.Events)[0].Host != shown.AvailabilityZone ||
+		(*stop62.Events)[0].HostID == nil || *(*stop62.Events)[0].HostID != shown.HostID || shown.HostID == "" {
+		t.Fatalf("the stop's event at 2.62 = %+v, %v; want host %q and hostId %q", stop62.Events, err, shown.AvailabilityZone, shown.HostID)
+	}
+	if stop61, err := instanceactions.Get(ctx, at(c, "2.61"), s.ID, stopReq).Extract(); err != nil || (*stop61.Events)[0].Host != nil || (*stop61.Events)[0].HostID != nil {
+		t.Fatalf("the stop's event at 2.61 = %+v, %v; want neither host nor hostId", stop61.Events, err)
+	}
 	c66 := at(c, "2.66") // paging and the time filters came with 2.58 and 2.66
 	if all, _ := instanceactions.List(c, s.ID, instanceactions.ListOpts{Limit: 1}).AllPages(ctx); all != nil {
 		if l, _ := instanceactions.ExtractInstanceActions(all); len(l) != 4 {
@@ -271,6 +285,9 @@ func TestInstanceActions(t *testing.T) {
 	}
 	if a, err := instanceactions.Get(ctx, at(d, "2.51"), s.ID, stopReq).Extract(); err != nil || a.Events == nil || len(*a.Events) != 1 {
 		t.Fatalf("a member's view of the stop at 2.51 = %+v, %v; want its event", a, err)
+	}
+	if a, err := instanceactions.Get(ctx, at(d, "2.62"), s.ID, stopReq).Extract(); err != nil || (*a.Events)[0].Host != nil || (*a.Events)[0].HostID == nil {
+		t.Fatalf("a member's view of the stop at 2.62 = %+v, %v; want its hostId, not its host", a.Events, err)
 	}
 	opw := se.Member(t, "olga", "omega", identity.RoleMember)
 	o := se.compute(t, "olga", opw, "omega")

@@ -13,8 +13,6 @@ import (
 // Nova's fixed limits, which the broker does not vary by project.
 const (
 	maxKeypairs       = 100
-	maxServerGroups   = 10
-	maxGroupMembers   = 10
 	maxSecGroups      = 10
 	maxSecGroupRules  = 20
 	maxInjectedFiles  = 5
@@ -56,8 +54,8 @@ func (n *Nova) limits(w http.ResponseWriter, r *http.Request) {
 	abs := map[string]any{
 		"maxTotalCores": q[quota.Cores], "maxTotalInstances": q[quota.Instances], "maxTotalRAMSize": q[quota.RAM],
 		"totalCoresUsed": u[quota.Cores], "totalInstancesUsed": u[quota.Instances], "totalRAMUsed": u[quota.RAM],
-		"maxServerMeta": maxMetadataItems, "maxTotalKeypairs": q[quota.KeyPairs], "maxServerGroups": maxServerGroups,
-		"maxServerGroupMembers": maxGroupMembers, "totalServerGroupsUsed": 0,
+		"maxServerMeta": maxMetadataItems, "maxTotalKeypairs": q[quota.KeyPairs], "maxServerGroups": q[quota.ServerGroups],
+		"maxServerGroupMembers": q[quota.ServerGroupMembers], "totalServerGroupsUsed": u[quota.ServerGroups],
 	}
 	if !at(r, "2.36") { // the network limits went with Nova's network proxies
 		abs["maxSecurityGroups"], abs["maxSecurityGroupRules"] = q[quota.SecurityGroups], q[quota.SecurityGroupRules]

@@ -8,8 +8,8 @@ import (
 
 // The microversions the Nova API implements, 2.1 to MaxVersion, and what
 // each means here. A version that changes an API the broker does not
-// serve (os-hypervisors, os-services, migrations, os-instance-actions,
-// remote consoles, server groups...) changes nothing: those paths are 404
+// serve (os-hypervisors, os-services, migrations, remote consoles...)
+// changes nothing: those paths are 404
 // at every version.
 //
 //	2.2   keypair type; create answers 201, delete 204
@@ -19,6 +19,8 @@ import (
 //	2.5   the ip6 filter
 //	2.9   locked
 //	2.10  admins manage other users' keypairs (user_id)
+//	2.13  project_id and user_id in server groups
+//	2.15  the soft-affinity and soft-anti-affinity group policies
 //	2.16  host_status (admins): the peer's state
 //	2.19  description on create, update and in views
 //	2.26  server tags (/servers/{id}/tags) and the tags filters
@@ -36,7 +38,10 @@ import (
 //	2.55  flavor description (admins set it with PUT /flavors/{id})
 //	2.57  personality gone; injected-file limits and quotas gone
 //	2.61  extra_specs in flavors
+//	2.62  instance action events show host (admins: the peer) and hostId
 //	2.63  trusted_image_certificates: shown (null), refused on create
+//	2.64  server groups take and show one policy and its rules
+//	      (max_server_per_host, anti-affinity only), not policies
 //	2.66  the changes-before filter
 //	2.69  servers of a peer that does not answer shown as UNKNOWN
 //	2.70  device tags on os-interface and os-volume_attachments

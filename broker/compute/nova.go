@@ -79,6 +79,7 @@ func (n *Nova) Routes(r chi.Router) {
 					r.Get("/", n.listProjectGroups)
 					r.Get("/{id}", n.showProjectGroup)
 				})
+				n.groupRoutes(r)
 			}
 		})
 	})

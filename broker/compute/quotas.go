@@ -26,6 +26,7 @@ import (
 var novaQuotas = map[string]quota.Resource{
 	"instances": quota.Instances, "cores": quota.Cores, "ram": quota.RAM, "key_pairs": quota.KeyPairs,
 	"security_groups": quota.SecurityGroups, "security_group_rules": quota.SecurityGroupRules,
+	"server_groups": quota.ServerGroups, "server_group_members": quota.ServerGroupMembers,
 }
 
 // maxQuota is the largest limit Nova accepts (its database's MAX_INT).
@@ -35,8 +36,7 @@ const maxQuota = quota.MaxLimit
 // vary by project (see limits.go). A client that sends one back with its
 // current value (a read-modify-write of the whole set) is not refused.
 var fixedQuotas = map[string]int{
-	"metadata_items": maxMetadataItems, "server_groups": maxServerGroups,
-	"server_group_members": maxGroupMembers, "injected_files": maxInjectedFiles,
+	"metadata_items": maxMetadataItems, "injected_files": maxInjectedFiles,
 	"injected_file_content_bytes": maxInjectedBytes, "injected_file_path_bytes": maxInjectedPath,
 	"fixed_ips": unlimited, "floating_ips": unlimited,
 }

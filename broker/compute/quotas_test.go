@@ -91,7 +91,7 @@ func TestQuotaSets(t *testing.T) {
 		{name: "boolean", set: map[string]any{"instances": true}, want: "instances. Value: true"},
 		{name: "unknown key", set: map[string]any{"instances": 2, "bogus": 1}, want: `"bogus" was unexpected`},
 		{name: "force not a boolean", set: map[string]any{"instances": 2, "force": "maybe"}, want: `force. Value: "maybe"`},
-		{name: "fixed key changed", set: map[string]any{"server_groups": 5}, want: "server_groups is fixed at 10"},
+		{name: "fixed key changed", set: map[string]any{"metadata_items": 5}, want: "metadata_items is fixed at 128"},
 		{name: "every problem", set: map[string]any{"instances": -5, "cores": "x"}, want: `cores. Value: "x". It must be an integer from -1 (unlimited) to 2147483647; Invalid input for field/attribute instances. Value: -5`},
 		{name: "no quota_set", set: nil, want: "quota_set"},
 	} {
@@ -112,7 +112,7 @@ func TestQuotaSets(t *testing.T) {
 
 	// The admin sets the project's instances to 2 (a fixed key sent back
 	// at its value is fine).
-	qs, err := quotasets.Update(ctx, admin, project.ID, quotasets.UpdateOpts{Instances: intp(2), ServerGroups: intp(10)}).Extract()
+	qs, err := quotasets.Update(ctx, admin, project.ID, quotasets.UpdateOpts{Instances: intp(2), MetadataItems: intp(128)}).Extract()
 	if err != nil || qs.Instances != 2 || qs.Cores != 20 || qs.RAM != 51200 {
 		t.Fatalf("admin PUT = %+v, %v", qs, err)
 	}

@@ -104,7 +104,7 @@ func (s *Servers) Resize(ctx context.Context, c Caller, id, flavorRef string) er
 	}); err != nil {
 		s.Log.WithError(err).WithField("server", id).Error("a resized server's old charge not kept; a revert frees nothing")
 	}
-	s.recordAction(ctx, c, id, "resize", nil)
+	s.recordAction(ctx, c, id, "resize", eventHost{m, srv.Host}, nil)
 	return nil
 }
 

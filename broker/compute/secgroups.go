@@ -137,7 +137,7 @@ func (s *Servers) ChangeSecurityGroup(ctx context.Context, c Caller, id, group s
 	if remove {
 		name = "removeSecurityGroup"
 	}
-	s.recordAction(ctx, c, id, name, nil)
+	s.recordAction(ctx, c, id, name, eventHost{}, nil) // the broker's own change: no event
 	return nil
 }
 

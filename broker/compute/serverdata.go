@@ -132,6 +132,9 @@ func (a attrs) show(out *Server) {
 	out.AccessIPv4, out.AccessIPv6, out.DeviceTags = a.AccessIPv4, a.AccessIPv6, slices.Clone(a.DeviceTags)
 	out.ReservationID, out.LaunchIndex, out.UserData = a.ReservationID, a.LaunchIndex, a.UserData
 	out.DeleteOnTermination = slices.Clone(a.DeleteOnTermination)
+	if a.ServerGroup != "" {
+		out.ServerGroups = []string{a.ServerGroup}
+	}
 	if a.BootDeleteOnTermination && out.BootVolume != "" && !slices.Contains(out.DeleteOnTermination, out.BootVolume) {
 		out.DeleteOnTermination = append(out.DeleteOnTermination, out.BootVolume)
 	}
@@ -165,7 +168,7 @@ func keptAtCreate(c Caller, spec CreateSpec, userData string, flavor peers.Flavo
 	}
 	return attrs{DeleteOnTermination: deleted, Description: spec.Description, Hostname: spec.Hostname, Tags: dedupTags(spec.Tags),
 		AccessIPv4: spec.AccessIPv4, AccessIPv6: spec.AccessIPv6, DeviceTags: spec.DeviceTags,
-		ReservationID: spec.ReservationID, LaunchIndex: spec.LaunchIndex, UserData: userData,
+		ReservationID: spec.ReservationID, LaunchIndex: spec.LaunchIndex, UserData: userData, ServerGroup: spec.Group,
 		User: c.User, Flavor: flavor.ID, Image: image, BootDeleteOnTermination: spec.DeleteBootVolume && spec.RootVolumeGiB > 0,
 		FlavorSizes: &keptFlavor{Name: flavor.Name, VCPUs: flavor.VCPUs, RAMMiB: flavor.RAMMiB, DiskGiB: flavor.DiskGiB, EphemGiB: flavor.EphemeralGiB}}
 }

@@ -102,6 +102,6 @@ func (s *Servers) CreateImage(ctx context.Context, c Caller, id, name string, me
 	case err != nil:
 		return image.Image{}, err
 	}
-	s.recordAction(ctx, c, id, "createImage", nil)
+	s.recordAction(ctx, c, id, "createImage", eventHost{m, srv.Host}, nil)
 	return img, nil
 }

@@ -60,6 +60,9 @@ type attrs struct {
 	// and will count after (resize.go), until the resize is settled.
 	ResizeFrom quota.Amounts `json:"resize_from,omitempty"`
 	ResizeTo   quota.Amounts `json:"resize_to,omitempty"`
+	// ServerGroup is the server group (broker ID) the server joined at
+	// its create (servergroups.go); empty when none or once deleted.
+	ServerGroup string `json:"server_group,omitempty"`
 	// Flavors name the broker flavor of each peer flavor a resize gave
 	// the server (by the peer's flavor ID): the peer's server keeps the
 	// flavor it was created with in its marks.
@@ -608,6 +611,9 @@ func (s *Servers) Delete(ctx context.Context, c Caller, id string) error {
 		s.Log.WithError(err).WithField("server", id).Warn("server attributes left behind")
 	}
 	s.forgetActions(ctx, c.Project, id)
+	if kept.ServerGroup != "" {
+		s.leaveGroup(ctx, c, kept.ServerGroup, id)
+	}
 	s.Log.WithFields(logrus.Fields{"server": id, "peer": m.Peer.Name, "project": c.Project}).Info("server deleted")
 	if len(kept.DeleteOnTermination) > 0 && s.Volumes != nil {
 		go s.deleteVolumesOf(c, id, kept.DeleteOnTermination)

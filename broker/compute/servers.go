@@ -168,6 +168,9 @@ type Servers struct {
 	// Attrs, when set (and running), serves those from memory; without
 	// it views read the Store.
 	Attrs *ServerAttrs
+	// GroupMemory, when set (and running), serves server groups from
+	// memory; without it they are read from the Store.
+	GroupMemory *ServerGroups
 	// FlavorAttrs, when set (and running), serves flavor descriptions
 	// from memory; without it they are read from the Store.
 	FlavorAttrs *FlavorAttrs
@@ -415,6 +418,15 @@ func (s *Servers) createPlanned(ctx context.Context, c Caller, spec CreateSpec, 
 	for _, m := range p.candidates {
 		candidates = append(candidates, m.Peer)
 	}
+	if spec.Group != "" {
+		// Read here, not when req was built: the members of a
+		// multi-create's earlier servers count.
+		g, err := s.placementGroup(ctx, c, spec.Group)
+		if err != nil {
+			return Server{}, err
+		}
+		req.Group = g
+	}
 	decision, err := s.Placer.Place(ctx, req, candidates)
 	if err != nil {
 		return Server{}, err
@@ -444,7 +456,21 @@ func (s *Servers) createPlanned(ctx context.Context, c Caller, spec CreateSpec, 
 			tried = append(tried, peer.Name+": not connected")
 			continue
 		}
+		if spec.Group != "" {
+			// The group as it is now: a create racing this one may have
+			// taken the place the decision saw free.
+			if err := s.joinGroup(ctx, c, spec.Group, id, peer.ID); err != nil {
+				if !errors.Is(err, ErrNoValidHost) {
+					return Server{}, err
+				}
+				tried = append(tried, fmt.Sprintf("%s: %s", peer.Name, faults.Detail(err)))
+				continue
+			}
+		}
 		srv, made, err := s.boot(ctx, c, spec, p, m, meta)
+		if err != nil && spec.Group != "" {
+			s.leaveGroup(ctx, c, spec.Group, id)
+		}
 		if err == nil {
 			done = true
 			if made == 0 {
@@ -662,7 +688,7 @@ func (s *Servers) record(ctx context.Context, c Caller, id string, m *peers.Memb
 	s.Log.WithFields(logrus.Fields{"server": id, "peer": m.Peer.Name, "project": c.Project, "flavor": srv.FlavorID}).Info("server created")
 	out := s.present(e, m, srv, attrs{}, nil, f)
 	out.AdminPass = adminPass()
-	s.recordAction(ctx, c, id, "create", nil)
+	s.recordAction(ctx, c, id, "create", eventHost{m, srv.Host}, nil)
 	return out, nil
 }
 

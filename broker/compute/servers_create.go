@@ -400,6 +400,14 @@ func (b *serverBody) blockDevices(r *http.Request, spec *CreateSpec) error {
 func hints(h map[string]any, spec *CreateSpec) error {
 	var errs []error
 	for k, v := range h {
+		if k == "group" { // Nova's server group hint: a group's ID
+			g, ok := v.(string)
+			if !ok || g == "" {
+				errs = append(errs, invalid("os:scheduler_hints", "Invalid input for field/attribute group: want a server group's ID"))
+			}
+			spec.Group = g
+			continue
+		}
 		label, required := strings.CutPrefix(k, "require:")
 		preferred := false
 		if !required {

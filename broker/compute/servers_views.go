@@ -107,6 +107,17 @@ const (
 var progressStatuses = map[peers.ServerStatus]bool{peers.ServerActive: true, peers.ServerBuild: true,
 	"REBUILD": true, "RESIZE": true, "VERIFY_RESIZE": true, "MIGRATING": true}
 
+// hostIDOf is Nova's hostId of a project's server on a peer's host: a
+// hash, so a tenant can tell whether two servers share a host without
+// learning the host; "" when the host is unknown.
+func hostIDOf(project, peerID, host string) string {
+	if host == "" {
+		return ""
+	}
+	sum := sha256.Sum224([]byte(project + peerID + "/" + host))
+	return hex.EncodeToString(sum[:])
+}
+
 // serverView renders a server as Nova does at the request's microversion:
 // the index view (id, name, links), or the whole server for detail, show,
 // update and rebuild, where update and rebuild show the smaller 2.1 set
@@ -122,11 +133,7 @@ func serverView(r *http.Request, s Server, kind viewKind) map[string]any {
 	}
 	full := kind == viewDetail || kind == viewShow || at(r, "2.75") // 2.75: update and rebuild answer as show
 	admin := isAdmin(r)
-	hostID := ""
-	if s.Host != "" {
-		sum := sha256.Sum224([]byte(s.Project + s.PeerID + "/" + s.Host))
-		hostID = hex.EncodeToString(sum[:])
-	}
+	hostID := hostIDOf(s.Project, s.PeerID, s.Host)
 	for k, val := range map[string]any{
 		"status": string(s.Status), "tenant_id": s.Project, "user_id": s.UserID, "metadata": s.Metadata,
 		"flavor": flavorOfServer(r, s), "image": imageOfServer(r, s),

@@ -31,6 +31,11 @@ const (
 	Ports              Resource = "ports"
 	SecurityGroups     Resource = "security_groups"
 	SecurityGroupRules Resource = "security_group_rules"
+	// ServerGroups counts a project's server groups; ServerGroupMembers
+	// is a limit only: the servers one group may hold (Nova's per-group
+	// server_group_members), checked against the group, never counted.
+	ServerGroups       Resource = "server_groups"
+	ServerGroupMembers Resource = "server_group_members"
 )
 
 // Unlimited is the limit that never refuses.
@@ -58,9 +63,10 @@ func (a Amounts) add(b Amounts, sign int) {
 // Defaults are the upstream services' default quotas: Nova's (instances
 // 10, cores 20, ram 51200 MiB, key_pairs 100), Cinder's (volumes 10,
 // gigabytes 1000, snapshots 10) and Neutron's (network 100, subnet 100,
-// port 500, security_group 10, security_group_rule 100).
+// port 500, security_group 10, security_group_rule 100), with Nova's
+// server_groups 10 and server_group_members 10.
 var Defaults = Amounts{
-	Instances: 10, Cores: 20, RAM: 51200, KeyPairs: 100,
+	Instances: 10, Cores: 20, RAM: 51200, KeyPairs: 100, ServerGroups: 10, ServerGroupMembers: 10,
 	Volumes: 10, Gigabytes: 1000, Snapshots: 10,
 	Networks: 100, Subnets: 100, Ports: 500, SecurityGroups: 10, SecurityGroupRules: 100,
 }

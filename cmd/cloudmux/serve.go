@@ -369,6 +369,8 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	goBG("server-attrs", serverAttrs.Run)
 	flavorAttrs := compute.NewFlavorAttrs(store, log.WithField("component", "flavor-attrs"))
 	goBG("flavor-attrs", flavorAttrs.Run)
+	serverGroups := compute.NewServerGroups(store, log.WithField("component", "server-groups"))
+	goBG("server-groups", serverGroups.Run)
 	volumeAttrs := volume.NewAttrsMemory(store, log.WithField("component", "volume-attrs"))
 	goBG("volume-attrs", volumeAttrs.Run)
 	volumeTypes := volume.NewTypesMemory(store, log.WithField("component", "volume-types"))
@@ -389,7 +391,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	// the image service's stager, so both see the same copies.
 	servers := &compute.Servers{Pool: pool, Index: idx, Placer: placer, Images: images, Networks: networks,
 		Stager: stager, Volumes: volumes,
-		Keypairs: keypairs, Store: store, Attrs: serverAttrs, FlavorAttrs: flavorAttrs, Log: log.WithField("component", "servers"), BrokerID: installation,
+		Keypairs: keypairs, Store: store, Attrs: serverAttrs, FlavorAttrs: flavorAttrs, GroupMemory: serverGroups, Log: log.WithField("component", "servers"), BrokerID: installation,
 		Quota: ledger, QuotaAdmin: quotaLimits}
 	// Eve templates: the Focus catalog, and the deployment engine, which
 	// resumes deployments whose owning broker died (their lease lapsed).
