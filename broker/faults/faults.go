@@ -102,13 +102,18 @@ func register(prefix *string, errs []error) bool {
 // the broker's own words, or the generic text of the status. ok says
 // whether the broker's own words were used. A 500 never shows its error.
 func Message(err error, code int) (msg string, ok bool) {
-	if err == nil || code == http.StatusInternalServerError {
-		return Generic(code), false
-	}
-	if code == http.StatusServiceUnavailable && errors.Is(err, registry.ErrUnavailable) && !errors.Is(err, peers.ErrUnavailable) {
+	msg, ok = message(err, code)
+	if !ok && code == http.StatusServiceUnavailable && errors.Is(err, registry.ErrUnavailable) && !errors.Is(err, peers.ErrUnavailable) {
 		// Not a cloud: the broker's own state (Consul) during an election
 		// or an outage. Its address stays out.
 		return storeUnavailable, false
+	}
+	return msg, ok
+}
+
+func message(err error, code int) (msg string, ok bool) {
+	if err == nil || code == http.StatusInternalServerError {
+		return Generic(code), false
 	}
 	mu.RLock()
 	defer mu.RUnlock()
