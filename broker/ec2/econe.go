@@ -42,6 +42,10 @@ func isMultipart(r *http.Request) bool {
 // maxField bounds one form field of a multipart request (a parameter).
 const maxField = 64 << 10
 
+// maxEconeFields bounds the form fields ahead of an upload's file (econe
+// sends about a dozen).
+const maxEconeFields = 64
+
 // econeUpload serves econe-upload's multipart UploadImage.
 func (a *API) econeUpload(w http.ResponseWriter, r *http.Request, v *verifier) {
 	mr, err := r.MultipartReader()
@@ -51,6 +55,10 @@ func (a *API) econeUpload(w http.ResponseWriter, r *http.Request, v *verifier) {
 	}
 	form := url.Values{}
 	var file *multipart.Part
+	// The fields ahead of the file are read before the signature can be
+	// checked: their number and total size are bounded, so an unsigned
+	// body cannot fill the broker's memory.
+	fields, total := 0, 0
 	for file == nil {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -67,6 +75,11 @@ func (a *API) econeUpload(w http.ResponseWriter, r *http.Request, v *verifier) {
 		val, err := io.ReadAll(io.LimitReader(part, maxField+1))
 		if err != nil || len(val) > maxField {
 			writeError(w, r, invalidParameter("form field %q is unreadable or larger than %d bytes", part.FormName(), maxField))
+			return
+		}
+		fields, total = fields+1, total+len(val)
+		if fields > maxEconeFields || total > maxBody {
+			writeError(w, r, invalidParameter("more than %d form fields or %d bytes of them ahead of the file", maxEconeFields, maxBody))
 			return
 		}
 		form.Add(part.FormName(), string(val))

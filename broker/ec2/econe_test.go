@@ -2,6 +2,7 @@ package ec2_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -125,5 +126,31 @@ func TestEconeUploadAndRegister(t *testing.T) {
 	c.must("DescribeImages", url.Values{"ImageId.1": {amis[0]}}, &imgs)
 	if len(imgs.Names) != 1 || imgs.Names[0] != "gentoo.img" || imgs.States[0] != "available" {
 		t.Fatalf("the registered image: %+v", imgs)
+	}
+}
+
+// TestEconeUploadBoundsUnsignedFields: the fields ahead of the file are
+// read before the signature is checked, so an unsigned body of endless
+// small fields is refused once past the bound, not held in memory.
+func TestEconeUploadBoundsUnsignedFields(t *testing.T) {
+	te := newTestEnv(t)
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for i := range 65 { // one past the bound (maxEconeFields)
+		if err := mw.WriteField(fmt.Sprintf("F%d", i), "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(te.Server.URL+"/ec2/", mw.FormDataContentType(), &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !bytes.Contains(raw, []byte("form fields")) {
+		t.Fatalf("%d %s; want 400 naming the bound", resp.StatusCode, raw)
 	}
 }
