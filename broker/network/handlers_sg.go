@@ -32,8 +32,10 @@ func (h *Neutron) createGroup(w http.ResponseWriter, r *http.Request) {
 	var errs []error
 	name, description := b.str("name", &errs), b.str("description", &errs)
 	stateful := true
-	if s := b.boolean("stateful", &errs); s != nil {
-		stateful = *s
+	if s := b.boolean("stateful", &errs); s != nil && !*s {
+		// Every peer filters statefully (conntrack, Neutron's default):
+		// a stateless group would be stored and not enforced as such.
+		errs = append(errs, badInput("stateful", "stateless security groups are not supported: every cloud filters statefully"))
 	}
 	b.ownProject(project(r), &errs)
 	b.unknown(&errs, "name", "description", "stateful", "project_id", "tenant_id")

@@ -3,8 +3,10 @@ package network_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
+	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/groups"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/rules"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
@@ -53,6 +55,11 @@ func TestSecurityGroups(t *testing.T) {
 		t.Fatalf("second list = %+v; the default group must be made once", again)
 	}
 
+	stateless := false
+	if _, err := groups.Create(ctx, admin, groups.CreateOpts{Name: "loose", Stateful: &stateless}).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusBadRequest) ||
+		!strings.Contains(err.Error(), "stateless security groups are not supported") {
+		t.Fatalf("a stateless group: %v; want 400 (it would not be enforced as such)", err)
+	}
 	web, err := groups.Create(ctx, admin, groups.CreateOpts{Name: "web", Description: "http in"}).Extract()
 	if err != nil {
 		t.Fatal(err)
