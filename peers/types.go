@@ -264,9 +264,12 @@ type Network struct {
 
 // NetworkSpec creates a network.
 type NetworkSpec struct {
-	Name     string
-	Project  string
-	Shared   bool
+	Name    string
+	Project string
+	Shared  bool
+	// External makes a network routers lead to and floating IPs are taken
+	// from (Neutron's router:external), for clouds with peers.Routers.
+	External bool
 	MTU      int
 	Metadata map[string]string
 }
