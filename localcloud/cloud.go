@@ -47,6 +47,12 @@ type Cloud struct {
 	ports         map[string]*peers.Port
 	volumes       map[string]*volume
 	groups        map[string]*peers.SecurityGroup // the broker's security groups, by ID
+	routers       map[string]*router
+	fips          map[string]*floatingIP
+	// routerPlans are the router plans the driver last took (routers.go),
+	// as JSON, under routerMu, which serializes handing them over.
+	routerMu    sync.Mutex
+	routerPlans map[string]string
 	// filters are the port filters the driver last took (secgroups.go),
 	// under filterMu, which serializes handing them over.
 	filterMu sync.Mutex
@@ -128,7 +134,7 @@ func New(cfg Config, driver Driver, log logrus.FieldLogger) (*Cloud, error) {
 		bg: bg, stopBG: stop,
 		servers: map[string]*server{}, serversByMark: map[string]map[string]*server{}, keypairs: map[string]*peers.Keypair{}, images: map[string]*image{},
 		networks: map[string]*network{}, subnets: map[string]*subnet{}, ports: map[string]*peers.Port{},
-		volumes: map[string]*volume{}, groups: map[string]*peers.SecurityGroup{}, filters: map[string]filterState{}, macs: map[string]bool{}, bases: map[string]*baseImage{},
+		volumes: map[string]*volume{}, groups: map[string]*peers.SecurityGroup{}, routers: map[string]*router{}, fips: map[string]*floatingIP{}, routerPlans: map[string]string{}, filters: map[string]filterState{}, macs: map[string]bool{}, bases: map[string]*baseImage{},
 		loaded: newLoadedSet(), dirLock: dirLock, dirty: map[recordKey]struct{}{},
 	}
 	c.saved = sync.NewCond(&c.mu)

@@ -50,6 +50,9 @@ const (
 	recPort    = "port"
 	recVolume  = "volume"
 	recGroup   = "security_group"
+	// recRouter and recFloatingIP are routers.go's and floatingips.go's.
+	recRouter     = "router"
+	recFloatingIP = "floating_ip"
 )
 
 // recordKey names one record: its kind and ID (a keypair's name).
@@ -129,6 +132,14 @@ func (c *Cloud) savedRecordLocked(k recordKey) any {
 	case recGroup:
 		if g := c.groups[k.id]; g != nil {
 			return groupView(g)
+		}
+	case recRouter:
+		if r := c.routers[k.id]; r != nil {
+			return r.saved()
+		}
+	case recFloatingIP:
+		if f := c.fips[k.id]; f != nil {
+			return f.saved()
 		}
 	}
 	return nil
@@ -309,6 +320,8 @@ type stateMaps struct {
 	ports    map[string]peers.Port
 	volumes  map[string]savedVolume
 	groups   map[string]peers.SecurityGroup
+	routers  map[string]savedRouter
+	fips     map[string]savedFloatingIP
 }
 
 func mapsOf(st savedState) stateMaps {
@@ -321,6 +334,8 @@ func mapsOf(st savedState) stateMaps {
 		ports:    keyed(st.Ports, func(p peers.Port) string { return p.ID }),
 		volumes:  keyed(st.Volumes, func(v savedVolume) string { return v.Volume.ID }),
 		groups:   keyed(st.SecurityGroups, func(g peers.SecurityGroup) string { return g.ID }),
+		routers:  keyed(st.Routers, func(r savedRouter) string { return r.Router.ID }),
+		fips:     keyed(st.FloatingIPs, func(f savedFloatingIP) string { return f.FloatingIP.ID }),
 	}
 }
 
@@ -351,6 +366,10 @@ func (sm stateMaps) apply(e journalEntry) error {
 		return applyTo(sm.volumes, e)
 	case recGroup:
 		return applyTo(sm.groups, e)
+	case recRouter:
+		return applyTo(sm.routers, e)
+	case recFloatingIP:
+		return applyTo(sm.fips, e)
 	}
 	return fmt.Errorf("unknown record kind %q", e.Kind)
 }
@@ -379,6 +398,8 @@ func (sm stateMaps) state(base savedState) savedState {
 	st.Ports = sortedValues(sm.ports)
 	st.Volumes = sortedValues(sm.volumes)
 	st.SecurityGroups = sortedValues(sm.groups)
+	st.Routers = sortedValues(sm.routers)
+	st.FloatingIPs = sortedValues(sm.fips)
 	return st
 }
 
@@ -448,6 +469,12 @@ func recordsOf(st savedState) map[recordKey]string {
 	}
 	for _, r := range st.SecurityGroups {
 		add(recGroup, r.ID, r)
+	}
+	for _, r := range st.Routers {
+		add(recRouter, r.Router.ID, r)
+	}
+	for _, r := range st.FloatingIPs {
+		add(recFloatingIP, r.FloatingIP.ID, r)
 	}
 	return out
 }

@@ -80,7 +80,7 @@ func (c *Cloud) CreateNetwork(ctx context.Context, spec peers.NetworkSpec) (peer
 	}
 	n := &network{Network: peers.Network{
 		ID: newID(), Name: spec.Name, Project: spec.Project, Status: "BUILD", AdminStateUp: true,
-		Shared: spec.Shared, MTU: mtu, Metadata: maps.Clone(spec.Metadata),
+		Shared: spec.Shared, External: spec.External, MTU: mtu, Metadata: maps.Clone(spec.Metadata),
 	}}
 	if err := c.begin(ctx); err != nil {
 		return peers.Network{}, err

@@ -62,6 +62,8 @@ type Recovery struct {
 //     are gone are removed.
 //   - deletes of servers, volumes and networks a restart interrupted run
 //     again.
+//   - routers: every router's plan is handed to the driver again (the
+//     data plane of a restarted host may have lost it).
 //
 // Call it once after New, before serving (calls made meanwhile are safe:
 // only records loaded from the file are reconciled). A host that does not
@@ -107,6 +109,9 @@ func (c *Cloud) Recover(ctx context.Context) (Recovery, error) {
 		} else {
 			rec.Removed = append(rec.Removed, a.what)
 		}
+	}
+	if err := c.syncRouters(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	c.log.WithFields(logrus.Fields{
 		"hosts": rec.Hosts, "adopted": len(rec.Adopted), "errored": len(rec.Errored), "resumed": len(rec.Resumed),

@@ -50,6 +50,9 @@ type savedState struct {
 	Volumes  []savedVolume   `json:"volumes"`
 	// SecurityGroups are the broker's groups put here (secgroups.go).
 	SecurityGroups []peers.SecurityGroup `json:"security_groups,omitempty"`
+	// Routers and FloatingIPs (routers.go, floatingips.go).
+	Routers     []savedRouter     `json:"routers,omitempty"`
+	FloatingIPs []savedFloatingIP `json:"floating_ips,omitempty"`
 }
 
 type savedServer struct {
@@ -121,6 +124,14 @@ func (c *Cloud) snapshotLocked() savedState {
 	slices.SortFunc(st.Ports, func(a, b peers.Port) int { return cmp.Compare(a.ID, b.ID) })
 	slices.SortFunc(st.Volumes, func(a, b savedVolume) int { return cmp.Compare(a.Volume.ID, b.Volume.ID) })
 	slices.SortFunc(st.SecurityGroups, func(a, b peers.SecurityGroup) int { return cmp.Compare(a.ID, b.ID) })
+	for _, r := range c.routers {
+		st.Routers = append(st.Routers, r.saved())
+	}
+	for _, f := range c.fips {
+		st.FloatingIPs = append(st.FloatingIPs, f.saved())
+	}
+	slices.SortFunc(st.Routers, func(a, b savedRouter) int { return cmp.Compare(a.Router.ID, b.Router.ID) })
+	slices.SortFunc(st.FloatingIPs, func(a, b savedFloatingIP) int { return cmp.Compare(a.FloatingIP.ID, b.FloatingIP.ID) })
 	return st
 }
 
@@ -315,6 +326,12 @@ func (c *Cloud) loadState() error {
 	}
 	for _, g := range st.SecurityGroups {
 		c.groups[g.ID] = &g
+	}
+	for _, sr := range st.Routers {
+		c.routers[sr.Router.ID] = &router{Router: sr.Router, interfaces: sr.Interfaces, gwPort: sr.GatewayPort}
+	}
+	for _, sf := range st.FloatingIPs {
+		c.fips[sf.FloatingIP.ID] = &floatingIP{FloatingIP: sf.FloatingIP, extPort: sf.ExtPort}
 	}
 	for _, sv := range st.Volumes {
 		v := &volume{Volume: sv.Volume, host: sv.Host, alloc: sv.Alloc, snapshotOf: sv.SnapshotOf}

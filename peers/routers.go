@@ -49,7 +49,7 @@ type Routers interface {
 	// its port. One a floating IP or a route relies on is ErrConflict.
 	RemoveRouterInterface(ctx context.Context, routerID string, in RouterInterface) (RouterInterface, error)
 
-	// CreateFloatingIP takes an address (spec.FloatingIP, or any free one)
+	// CreateFloatingIP takes an address (spec.Address, or any free one)
 	// on an external network, associated at once when spec names a port.
 	CreateFloatingIP(ctx context.Context, spec FloatingIPSpec) (FloatingIP, error)
 	GetFloatingIP(ctx context.Context, id string) (FloatingIP, error)
@@ -148,8 +148,8 @@ type FloatingIP struct {
 	ID      string `json:"id"`
 	Project string `json:"project"`
 	// NetworkID is the external network the address is on.
-	NetworkID  string `json:"network_id"`
-	FloatingIP string `json:"floating_ip"`
+	NetworkID string `json:"network_id"`
+	Address   string `json:"address"`
 	// PortID and FixedIP are the association, empty when none; RouterID
 	// is the router carrying it.
 	PortID   string            `json:"port_id,omitempty"`
@@ -163,8 +163,8 @@ type FloatingIP struct {
 type FloatingIPSpec struct {
 	Project   string
 	NetworkID string
-	// FloatingIP asks for this address; empty takes any free one.
-	FloatingIP string
+	// Address asks for this address; empty takes any free one.
+	Address string
 	// PortID (and FixedIP) associate it at once.
 	PortID   string
 	FixedIP  string

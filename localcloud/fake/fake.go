@@ -69,6 +69,8 @@ type Driver struct {
 	// transition is how long a power transition (boot, shutdown, reboot,
 	// save) lasts at least; see SetTransitionTime.
 	transitionTime time.Duration
+	// routers are the router plans by host and ID (routers.go).
+	routers map[string]map[string]localcloud.RouterPlan
 }
 
 var (

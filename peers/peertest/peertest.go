@@ -54,6 +54,11 @@ type Fixture struct {
 	// can neither copy an image to a volume nor extend one. Only the
 	// subtests that call s.gap honour it.
 	Gaps map[string]string
+	// ExternalNetworkID is an external network (router:external) the
+	// Routers section puts gateways and floating IPs on, one with a
+	// subnet with room; empty makes the suite create one
+	// (NetworkSpec.External), which needs the right to.
+	ExternalNetworkID string
 	// Tenant says the cloud's credentials hold no admin role there (a
 	// remote public cloud's usual account). Admin-only calls, such as
 	// resetting a server's state, are then checked to be refused with
@@ -104,6 +109,7 @@ func Exercise(t *testing.T, cloud peers.Cloud, fx Fixture) {
 		{"SubnetRefusals", s.testSubnetRefusals},
 		{"Ports", s.testPorts},
 		{"SecurityGroups", s.testSecurityGroups},
+		{"Routers", s.testRouters},
 		{"Servers", s.testServers},
 		{"ServerCreateRefusals", s.testServerCreateRefusals},
 		{"UnknownServer", s.testUnknownServer},
