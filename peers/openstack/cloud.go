@@ -98,6 +98,10 @@ type Cloud struct {
 	// mirrors are the remote mirror groups' IDs by broker group ID
 	// (secgroups.go).
 	mirrors map[string]string
+	// routersErr is RoutersAvailable's answer once Neutron gave one
+	// (routers.go); routersKnown says it did.
+	routersKnown bool
+	routersErr   error
 }
 
 var (

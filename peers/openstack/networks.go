@@ -42,6 +42,9 @@ func (c *Cloud) CreateNetwork(ctx context.Context, spec peers.NetworkSpec) (peer
 	if spec.MTU > 0 {
 		opts = mtu.CreateOptsExt{CreateOptsBuilder: opts, MTU: spec.MTU}
 	}
+	if spec.External {
+		opts = external.CreateOptsExt{CreateOptsBuilder: opts, External: &spec.External} // admin only, Neutron's policy
+	}
 	var n network
 	if err := networks.Create(ctx, c.network, opts).ExtractInto(&n); err != nil {
 		return peers.Network{}, c.translate(fmt.Sprintf("neutron: create network %q", spec.Name), err)

@@ -129,11 +129,41 @@ func fixture(t testing.TB, c *openstack.Cloud, entry string) peertest.Fixture {
 	}
 	if strings.HasPrefix(entry, "testcloud") {
 		fx.Gaps = testcloudGaps
+		fx.ExternalNetworkID = testExternalNetwork(t)
 	}
 	// The tenant entry is a member of a non-admin project: Nova's policy
 	// refuses it os-resetState, as a public cloud would.
 	fx.Tenant = entry != adminName
 	return fx
+}
+
+// testExternalNetwork is the testcloud's external network for the
+// Routers section: the testcloud has none of its own, and a tenant may
+// not make one, so the admin entry makes it once (198.51.100.0/24,
+// TEST-NET-2; it is a vxlan network like any, with no uplink) and every
+// later run finds it by name.
+func testExternalNetwork(t testing.TB) string {
+	t.Helper()
+	const name = "cloudmux-test-external"
+	admin := connect(t, adminName).Peer()
+	ctx := context.Background()
+	nets, err := admin.ListNetworks(ctx, peers.ListOptions{})
+	if err != nil {
+		t.Fatalf("listing the testcloud's networks: %v", err)
+	}
+	for _, n := range nets {
+		if n.Name == name && n.External && len(n.Subnets) > 0 {
+			return n.ID
+		}
+	}
+	n, err := admin.CreateNetwork(ctx, peers.NetworkSpec{Name: name, Project: "admin", External: true})
+	if err != nil {
+		t.Fatalf("creating the testcloud's external network: %v", err)
+	}
+	if _, err := admin.CreateSubnet(ctx, peers.SubnetSpec{Name: name, NetworkID: n.ID, CIDR: "198.51.100.0/24", IPVersion: 4}); err != nil {
+		t.Fatalf("creating the testcloud's external subnet: %v", err)
+	}
+	return n.ID
 }
 
 // cloudEntry is the clouds.yaml entry the tenant tests use.
