@@ -1,9 +1,7 @@
 package compute_test
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -20,21 +18,10 @@ import (
 // its combined output and exit code.
 func (se *serversEnv) osc(t *testing.T, user, password, project string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(oscli.Path(t), args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+	return oscli.Run(t, oscli.Path(t), []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
 		"OS_AUTH_URL=" + se.Server.URL + "/v3", "OS_IDENTITY_API_VERSION=3", "OS_USERNAME=" + user, "OS_PASSWORD=" + password,
 		"OS_PROJECT_NAME=" + project, "OS_USER_DOMAIN_NAME=Default", "OS_PROJECT_DOMAIN_NAME=Default",
-		"OS_REGION_NAME=" + identity.Region, "OS_INTERFACE=public"}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), code
+		"OS_REGION_NAME=" + identity.Region, "OS_INTERFACE=public"}, args...)
 }
 
 // TestOpenStackCLIServers drives the real openstack CLI (compute API 2.1,

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,17 +17,14 @@ import (
 // would set.
 func osc(t *testing.T, bin string, te *testEnv, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+	out, code := oscli.Run(t, bin, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
 		"OS_AUTH_URL=" + te.Server.URL + "/v3", "OS_IDENTITY_API_VERSION=3", "OS_USERNAME=admin",
 		"OS_PASSWORD=" + brokertest.AdminPassword, "OS_PROJECT_NAME=admin", "OS_USER_DOMAIN_NAME=Default",
-		"OS_PROJECT_DOMAIN_NAME=Default", "OS_REGION_NAME=RegionOne", "OS_INTERFACE=public"}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("openstack %s: %v\n%s", strings.Join(args, " "), err, out.String())
+		"OS_PROJECT_DOMAIN_NAME=Default", "OS_REGION_NAME=RegionOne", "OS_INTERFACE=public"}, args...)
+	if code != 0 {
+		t.Fatalf("openstack %s: exit %d\n%s", strings.Join(args, " "), code, out)
 	}
-	return out.String()
+	return out
 }
 
 // qcow2Bytes is a qcow2 v3 header (no backing file) followed by n bytes of

@@ -1,9 +1,7 @@
 package network_test
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -32,20 +30,11 @@ func TestOpenStackCLI(t *testing.T) {
 		for k, v := range env {
 			vars[k] = v
 		}
-		cmd := exec.Command(bin, args...)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}
+		environ := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}
 		for k, v := range vars {
-			cmd.Env = append(cmd.Env, k+"="+v)
+			environ = append(environ, k+"="+v)
 		}
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		err := cmd.Run()
-		if ee, ok := err.(*exec.ExitError); ok {
-			return out.String(), ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return out.String(), 0
+		return oscli.Run(t, bin, environ, args...)
 	}
 	bob := map[string]string{"OS_USERNAME": "bob", "OS_PASSWORD": bobPassword, "OS_PROJECT_NAME": "team-b"}
 	steps := []struct {

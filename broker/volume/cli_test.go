@@ -1,9 +1,7 @@
 package volume_test
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -23,19 +21,9 @@ import (
 // osc runs the real openstack CLI against the env as the admin.
 func osc(t *testing.T, e *brokertest.Env, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(oscli.Path(t), args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+	return oscli.Run(t, oscli.Path(t), []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
 		"OS_AUTH_URL=" + e.Server.URL + "/v3", "OS_IDENTITY_API_VERSION=3", "OS_USERNAME=admin", "OS_PASSWORD=" + brokertest.AdminPassword,
-		"OS_PROJECT_NAME=admin", "OS_USER_DOMAIN_NAME=Default", "OS_PROJECT_DOMAIN_NAME=Default", "OS_REGION_NAME=" + identity.Region, "OS_INTERFACE=public"}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return out.String(), ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), 0
+		"OS_PROJECT_NAME=admin", "OS_USER_DOMAIN_NAME=Default", "OS_PROJECT_DOMAIN_NAME=Default", "OS_REGION_NAME=" + identity.Region, "OS_INTERFACE=public"}, args...)
 }
 
 // newCLIEnv serves Keystone, Cinder (with os-quota-sets) and Glance over

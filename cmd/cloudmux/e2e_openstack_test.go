@@ -49,17 +49,8 @@ func testcloudClouds(t testing.TB) string {
 // its tenant: what the broker did there, seen without the broker.
 func oscTestcloud(t *testing.T, clouds string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(oscli.Path(t), args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "OS_CLIENT_CONFIG_FILE=" + clouds, "OS_CLOUD=" + testcloudEntry}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return out.String(), ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), 0
+	return oscli.Run(t, oscli.Path(t), []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+		"OS_CLIENT_CONFIG_FILE=" + clouds, "OS_CLOUD=" + testcloudEntry}, args...)
 }
 
 // hybridBroker is a broker on a real Consul agent whose pool holds its dev

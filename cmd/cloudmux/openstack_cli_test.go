@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -14,7 +12,6 @@ import (
 // plus overrides.
 func osc(t *testing.T, b *devBroker, env map[string]string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(oscli.Path(t), args...)
 	vars := map[string]string{
 		"OS_AUTH_URL": b.addr + "/v3", "OS_IDENTITY_API_VERSION": "3", "OS_USERNAME": "admin",
 		"OS_PASSWORD": testAdminPassword, "OS_PROJECT_NAME": "admin", "OS_USER_DOMAIN_NAME": "Default",
@@ -23,20 +20,11 @@ func osc(t *testing.T, b *devBroker, env map[string]string, args ...string) (str
 	for k, v := range env {
 		vars[k] = v
 	}
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	environ := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	for k, v := range vars {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		environ = append(environ, k+"="+v)
 	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), code
+	return oscli.Run(t, oscli.Path(t), environ, args...)
 }
 
 // TestOpenStackCLIIdentity drives the real openstack CLI against serve -dev

@@ -1,0 +1,162 @@
+"""The openstack CLI, imported once and forked per command.
+
+Each `openstack` command spends ~2 s of CPU before it sends a request:
+~1.5 s importing openstackclient and every plugin's client, ~0.8 s while
+cliff maps modules to their distributions. Tests run hundreds of
+commands on a 2-core machine, so this process pays that once: it imports
+what a command imports, then forks a child per command that runs the
+CLI's own entry point (openstackclient.shell.main, what /usr/bin/openstack
+calls) with the command's arguments, environment and directory, stdin
+from /dev/null and stdout and stderr into one file, as a fresh process
+would have them. Nothing a command does reaches the next one: each runs
+in its own child.
+
+Protocol, one command per connection on the unix socket argv[1]: the
+client sends a 4-byte big-endian length and a JSON object {"args": [...],
+"env": ["K=V", ...], "dir": "..."}; the child answers a 4-byte
+big-endian exit status, then the combined output until it closes. The
+process exits when its stdin (a pipe from the test binary) closes.
+"""
+import importlib
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import tempfile
+
+# cliff names the program after argv[0]: the CLI's own name, as run.
+sys.argv[0] = "openstack"
+
+import openstackclient.shell as shell  # noqa: E402
+
+
+def warm():
+    """Imports what a command imports (the plugins' clients), found by
+    running one in a throwaway child: running it here would leave the
+    CLI's logging handlers installed twice in every command's child."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        before = set(sys.modules)
+        try:
+            shell.main(["--os-auth-type", "none", "--os-endpoint",
+                        "http://127.0.0.1:9", "server", "list"])
+        except BaseException:
+            pass
+        os.write(w, "\n".join(sorted(set(sys.modules) - before)).encode())
+        os._exit(0)
+    os.close(w)
+    names = b""
+    while True:
+        chunk = os.read(r, 1 << 16)
+        if not chunk:
+            break
+        names += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    for name in names.decode().split():
+        try:
+            importlib.import_module(name)
+        except BaseException:
+            pass
+    # cliff's module-to-distribution map (an importlib.metadata scan) is
+    # built once per process and only read afterwards.
+    import cliff.command
+    cliff.command._get_distributions_by_modules()
+
+
+def read_exact(conn, n):
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            raise EOFError("short request")
+        data += chunk
+    return data
+
+
+def run(conn):
+    """One command, in a forked child: never returns."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    req = json.loads(read_exact(conn, struct.unpack(">I", read_exact(conn, 4))[0]))
+    os.environ.clear()
+    for kv in req["env"]:
+        key, _, value = kv.partition("=")
+        os.environ[key] = value
+    if req.get("dir"):
+        os.chdir(req["dir"])
+    # openstacksdk's config loader computes its search path (clouds.yaml
+    # under HOME, XDG_CONFIG_HOME) when imported: computed again from
+    # this command's environment, as a fresh process would.
+    loader = sys.modules.get("openstack.config.loader")
+    if loader is not None:
+        importlib.reload(loader)
+    out = tempfile.TemporaryFile()
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out.fileno(), 1)
+    os.dup2(out.fileno(), 2)
+    sys.argv = ["openstack"] + req["args"]
+    try:
+        code = shell.main(req["args"])
+    except SystemExit as e:
+        code = e.code
+    except BaseException:
+        # What Python does with an uncaught exception: the traceback, 1.
+        import traceback
+        traceback.print_exc()
+        code = 1
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        # sys.exit("message"): Python prints it and exits 1.
+        print(code, file=sys.stderr)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    out.seek(0)
+    conn.sendall(struct.pack(">i", code & 0xFF))
+    while True:
+        chunk = out.read(1 << 16)
+        if not chunk:
+            break
+        conn.sendall(chunk)
+    conn.close()
+
+
+def main():
+    path = sys.argv[1]
+    warm()
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(64)
+    # Children are reaped by the kernel: nobody waits for them here.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    try:
+        while True:
+            ready, _, _ = select.select([srv, sys.stdin], [], [])
+            if sys.stdin in ready and not os.read(0, 1 << 10):
+                return
+            if srv in ready:
+                conn, _ = srv.accept()
+                if os.fork() == 0:
+                    srv.close()
+                    try:
+                        run(conn)
+                    finally:
+                        os._exit(0)
+                conn.close()
+    finally:
+        os.unlink(path)
+
+
+main()
