@@ -113,7 +113,14 @@ func (n *Nova) createGroup(w http.ResponseWriter, r *http.Request) {
 // limit and offset.
 func (n *Nova) listGroups(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	all := q.Has("all_projects") && q.Get("all_projects") != "0" && q.Get("all_projects") != "false"
+	all := false
+	if q.Has("all_projects") {
+		var ok bool
+		if all, ok = osapi.ParseBool(q.Get("all_projects")); !ok {
+			osapi.Fault(w, r, http.StatusBadRequest, "Invalid input for query parameters all_projects: not a boolean")
+			return
+		}
+	}
 	gs, err := n.Servers.Groups(r.Context(), caller(r), all)
 	if err != nil {
 		n.writeError(w, r, err)

@@ -188,7 +188,11 @@ func listQuery(r *http.Request) (Query, bool, error) {
 		case "sort_key", "sort_dir":
 			// read below, together
 		case "all_tenants":
-			q.AllProjects = val != "0" && !strings.EqualFold(val, "false")
+			all, ok := osapi.ParseBool(val)
+			if !ok {
+				return q, false, invalid("all_tenants", "Invalid input for query parameters all_tenants: %q is not a boolean", val)
+			}
+			q.AllProjects = all
 		case "status":
 			for _, st := range vals {
 				if !slices.Contains(novaStatuses, strings.ToUpper(st)) {

@@ -269,6 +269,48 @@ func TestServerTenantIsolation(t *testing.T) {
 	if _, err := servers.List(b, servers.ListOpts{AllTenants: true}).AllPages(ctx); !gophercloud.ResponseCodeIs(err, http.StatusForbidden) {
 		t.Fatalf("member lists all projects: %v; want 403", err)
 	}
+	// all_tenants is read as Nova reads it (oslo's strict boolean): a
+	// false spelled any way is the caller's own project, and a value that
+	// is no boolean is refused.
+	for _, tc := range []struct {
+		name, value string
+		want        []string
+		status      int
+	}{
+		{name: "True", value: "True", want: []string{"bobs", "secret"}},
+		{name: "yes", value: "yes", want: []string{"bobs", "secret"}},
+		{name: "False", value: "False", want: []string{"secret"}},
+		{name: "0", value: "0", want: []string{"secret"}},
+		{name: "no", value: "NO", want: []string{"secret"}},
+		{name: "not a boolean", value: "everyone", status: http.StatusBadRequest},
+	} {
+		t.Run("all_tenants="+tc.name, func(t *testing.T) {
+			var got struct {
+				Servers []struct {
+					Name string `json:"name"`
+				} `json:"servers"`
+			}
+			resp, err := a.Get(ctx, a.ServiceURL("servers")+"?all_tenants="+tc.value, &got, &gophercloud.RequestOpts{OkCodes: []int{200}})
+			if tc.status != 0 {
+				if !gophercloud.ResponseCodeIs(err, tc.status) {
+					t.Fatalf("GET /servers?all_tenants=%s: %v; want %d", tc.value, err, tc.status)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			var names []string
+			for _, s := range got.Servers {
+				names = append(names, s.Name)
+			}
+			slices.Sort(names)
+			if !slices.Equal(names, tc.want) {
+				t.Errorf("GET /servers?all_tenants=%s lists %v; want %v", tc.value, names, tc.want)
+			}
+		})
+	}
 	if _, err := servers.Get(ctx, a, mine.ID).Extract(); !is404(err) {
 		t.Fatalf("admin gets beta's server: %v; want 404 (no all_tenants)", err)
 	}

@@ -183,3 +183,17 @@ func FlagPartial(w http.ResponseWriter, r *http.Request, log logrus.FieldLogger,
 	log.WithError(err).WithFields(logrus.Fields{"list": what, "peers": failed,
 		"request_id": middleware.GetReqID(r.Context())}).Warn("partial list; peers did not answer")
 }
+
+// ParseBool reads a boolean query parameter as OpenStack services do
+// (oslo.utils' bool_from_string, strict): 1, t, true, on, y, yes and 0,
+// f, false, off, n, no in any case; ok is false for anything else, which
+// the services refuse with a 400.
+func ParseBool(s string) (value, ok bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "1", "t", "true", "on", "y", "yes":
+		return true, true
+	case "0", "f", "false", "off", "n", "no":
+		return false, true
+	}
+	return false, false
+}

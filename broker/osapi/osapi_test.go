@@ -19,3 +19,20 @@ func TestInRange(t *testing.T) {
 		})
 	}
 }
+
+func TestParseBool(t *testing.T) {
+	for _, tc := range []struct {
+		in        string
+		value, ok bool
+	}{
+		{"true", true, true}, {"True", true, true}, {"1", true, true}, {"yes", true, true}, {"ON", true, true}, {"t", true, true},
+		{"false", false, true}, {"False", false, true}, {"0", false, true}, {"no", false, true}, {"off", false, true}, {"F", false, true},
+		{"", false, false}, {"2", false, false}, {"maybe", false, false},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			if v, ok := ParseBool(tc.in); v != tc.value || ok != tc.ok {
+				t.Errorf("ParseBool(%q) = %v, %v; want %v, %v", tc.in, v, ok, tc.value, tc.ok)
+			}
+		})
+	}
+}
