@@ -297,6 +297,11 @@ func (v *verifier) checkV2At(r *http.Request, form url.Values, paths []string) (
 		if err != nil || now.After(exp) {
 			return identity.Token{}, errorf(http.StatusBadRequest, "RequestExpired", "the request needs a Timestamp, or an Expires in the future")
 		}
+		// An Expires years ahead would make one captured request
+		// replayable for years: bounded as a SigV4 presigned URL is.
+		if exp.After(now.Add(MaxV2Expiry + MaxSkew)) {
+			return identity.Token{}, errorf(http.StatusBadRequest, "RequestExpired", "Expires %q is more than %d seconds ahead", form.Get("Expires"), int(MaxV2Expiry.Seconds()))
+		}
 	}
 	cred, e := v.lookup(r.Context(), form.Get("AWSAccessKeyId"))
 	if e != nil {

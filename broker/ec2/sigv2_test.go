@@ -48,16 +48,26 @@ func TestSignatureVersion2(t *testing.T) {
 		secret string
 		stamp  time.Time
 		code   string
+		// expires signs with Expires instead of Timestamp.
+		expires bool
 	}{
-		{"HmacSHA256", "HmacSHA256", keys.SecretKey, time.Now(), ""},
-		{"HmacSHA1", "HmacSHA1", keys.SecretKey, time.Now(), ""},
-		{"wrong secret", "HmacSHA256", "wrong", time.Now(), "AuthFailure"},
-		{"stale timestamp", "HmacSHA256", keys.SecretKey, time.Now().Add(-time.Hour), "RequestExpired"},
+		{"HmacSHA256", "HmacSHA256", keys.SecretKey, time.Now(), "", false},
+		{"HmacSHA1", "HmacSHA1", keys.SecretKey, time.Now(), "", false},
+		{"wrong secret", "HmacSHA256", "wrong", time.Now(), "AuthFailure", false},
+		{"stale timestamp", "HmacSHA256", keys.SecretKey, time.Now().Add(-time.Hour), "RequestExpired", false},
+		{"expires in an hour", "HmacSHA256", keys.SecretKey, time.Now().Add(time.Hour), "", true},
+		{"expired", "HmacSHA256", keys.SecretKey, time.Now().Add(-time.Minute), "RequestExpired", true},
+		// A request valid for years could be replayed for years.
+		{"expires in a year", "HmacSHA256", keys.SecretKey, time.Now().Add(365 * 24 * time.Hour), "RequestExpired", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			form := url.Values{"Action": {"DescribeAvailabilityZones"}, "Version": {"2016-11-15"}, "AWSAccessKeyId": {keys.AccessKey},
-				"Timestamp": {tc.stamp.UTC().Format(time.RFC3339)}}
+			form := url.Values{"Action": {"DescribeAvailabilityZones"}, "Version": {"2016-11-15"}, "AWSAccessKeyId": {keys.AccessKey}}
+			if tc.expires {
+				form.Set("Expires", tc.stamp.UTC().Format(time.RFC3339))
+			} else {
+				form.Set("Timestamp", tc.stamp.UTC().Format(time.RFC3339))
+			}
 			signV2(form, u.Host, u.Path, tc.secret, tc.method)
 			resp, err := http.Post(u.String(), "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
 			if err != nil {

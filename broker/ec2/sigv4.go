@@ -29,6 +29,9 @@ const (
 	unsignedPayload = "UNSIGNED-PAYLOAD"
 	// MaxSkew is how far a request's date may be from the broker's clock.
 	MaxSkew = 15 * time.Minute
+	// MaxV2Expiry is how far ahead a Signature Version 2 request's
+	// Expires may be: SigV4's longest presigned validity (604800 s).
+	MaxV2Expiry = 7 * 24 * time.Hour
 )
 
 // uriEncode percent-encodes everything but AWS's unreserved characters
