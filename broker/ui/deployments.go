@@ -104,14 +104,25 @@ func (u *UI) deployment(w http.ResponseWriter, r *http.Request) {
 
 // deploymentEvents streams the deployment's live part (status and graph)
 // as SSE "state" events, one after each engine event, until it settles
-// ("end"); htmx's SSE extension swaps each into the page.
+// ("end"); htmx's SSE extension swaps each into the page. The stream
+// ends with its session too: at logout, when the session's token expires,
+// and when the token is found revoked (checked at every keep-alive).
 func (u *UI) deploymentEvents(w http.ResponseWriter, r *http.Request) {
 	d, err := u.own(r)
 	if err != nil {
 		u.fail(w, r, err)
 		return
 	}
-	ctx := r.Context()
+	s := callerOf(r).s
+	ctx, cancel := context.WithDeadline(r.Context(), s.expiry())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	evs, index, err := u.Templates.Engine.Events(ctx, d.ID, 0)
 	if err != nil {
 		u.fail(w, r, err)
@@ -152,6 +163,12 @@ func (u *UI) deploymentEvents(w http.ResponseWriter, r *http.Request) {
 			more, index, err = u.Templates.Engine.WatchEvents(wctx, d.ID, after, index)
 			cancel()
 			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				// A session whose token was revoked ends here, as its
+				// next page request would end it.
+				if _, err := u.Keystone.Tokens.Validate(ctx, s.currentToken()); err != nil {
+					u.sessions.drop(cookieValue(r, sessionCookie))
+					return
+				}
 				// Quiet: a comment keeps proxies from closing the stream,
 				// and a status settled without a new event is seen.
 				if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {

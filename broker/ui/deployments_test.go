@@ -160,3 +160,50 @@ func TestDeployments(t *testing.T) {
 		t.Fatalf("after delete: %s", final)
 	}
 }
+
+// TestDeploymentStreamEndsWithSession: a deployment's event stream,
+// open on a deployment still pending, ends when its session does
+// (logout), not when the deployment settles.
+func TestDeploymentStreamEndsWithSession(t *testing.T) {
+	e := newEnv(t)
+	alice := e.member(t, "alice", "proj-a")
+	u, err := e.Dir.FindUser(e.Ctx, identity.DefaultDomainID, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := e.Dir.ProjectsOf(e.Ctx, u.ID)
+	if err != nil || len(ps) == 0 {
+		t.Fatalf("alice has no project: %v", err)
+	}
+	// Created and never started: pending, so its stream stays open.
+	d, _, err := e.engine.Create(e.Ctx, "idle", resource.Caller{Project: ps[0].ID, User: u.ID}, deploy.Spec{Source: webTemplate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(e.Ctx, http.MethodGet, e.Server.URL+"/ui/deployments/"+d.ID+"/events", nil)
+	resp, err := alice.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stream: %d", resp.StatusCode)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() && sc.Text() != "event: state" {
+	}
+	if code, _, _ := alice.post("/ui/logout", nil); code != http.StatusSeeOther {
+		t.Fatalf("logout: %d", code)
+	}
+	// The server closes the stream: the scan reaches its end (the test's
+	// own deadline bounds the wait) without an end event.
+	for sc.Scan() {
+		if sc.Text() == "event: end" {
+			t.Fatal("the stream said the pending deployment settled")
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("the stream broke instead of ending: %v", err)
+	}
+}

@@ -31,6 +31,40 @@ type session struct {
 
 	mu       sync.Mutex
 	lastSeen time.Time
+	// ended is closed when the session ends (logout, expiry, idleness,
+	// its token revoked), so a stream serving it ends too.
+	ended chan struct{}
+}
+
+// done is closed when the session has ended.
+func (s *session) done() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended == nil {
+		s.ended = make(chan struct{})
+	}
+	return s.ended
+}
+
+// end marks the session ended (once).
+func (s *session) end() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended == nil {
+		s.ended = make(chan struct{})
+	}
+	select {
+	case <-s.ended:
+	default:
+		close(s.ended)
+	}
+}
+
+// expiry is when the session's token expires.
+func (s *session) expiry() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.expiresAt
 }
 
 // sessions are kept in memory by the SHA-256 of their cookie value, so a
@@ -86,19 +120,27 @@ func (ss *sessions) get(id string, idle time.Duration) (*session, bool) {
 	}
 	now := ss.now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if now.After(s.expiresAt) || now.Sub(s.lastSeen) > idle {
+	dead := now.After(s.expiresAt) || now.Sub(s.lastSeen) > idle
+	if !dead {
+		s.lastSeen = now
+	}
+	s.mu.Unlock()
+	if dead {
 		ss.drop(id)
 		return nil, false
 	}
-	s.lastSeen = now
 	return s, true
 }
 
+// drop ends the session of a cookie value.
 func (ss *sessions) drop(id string) {
 	ss.mu.Lock()
+	s := ss.byHash[hashOf(id)]
 	delete(ss.byHash, hashOf(id))
 	ss.mu.Unlock()
+	if s != nil {
+		s.end()
+	}
 }
 
 // sweep removes every expired or idle session; it returns how many are
@@ -117,6 +159,7 @@ func (ss *sessions) sweepLocked(now time.Time, idle time.Duration) {
 		s.mu.Unlock()
 		if dead {
 			delete(ss.byHash, h)
+			s.end()
 		}
 	}
 	ss.lastSweep = now
