@@ -97,6 +97,12 @@ func TestOpenStackCLIServerGroups(t *testing.T) {
 			}
 			return erin("server", "group", "show", groups["anti"])
 		}, 1, nil, nil},
+		{"nor boots into one", func() (string, int) {
+			// The group hint names a group of the caller's project only:
+			// another project's group is not found, and nothing is made.
+			return erin("server", "create", "--flavor", "m1.tiny", "--image", img, "--nic", "none", "--hint", "group="+groups["anti"], "intruder")
+		}, 1, []string{"could not be found"}, nil},
+		{"and made no server", printsNothing(t, func() (string, int) { return erin("server", "list", "-f", "value") }), 0, nil, nil},
 		{"an admin lists all projects'", func() (string, int) {
 			return admin("server", "group", "list", "--all-projects", "-f", "value", "-c", "Name")
 		}, 0, []string{"anti2"}, nil},
