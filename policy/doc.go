@@ -93,8 +93,9 @@
 // values at every input path its rules read (with the rules and functions
 // they depend on), so it is evaluated again only when one of those
 // changes; the peers that miss are evaluated as one batch (one alone
-// without the batch), and evaluated again in the background for the last
-// few request shapes. A decision over the same peers as the last one of
+// without the batch), and a peer whose term changed (a capacity report)
+// or that missed is evaluated in the background for the other recent
+// request shapes, so the next decision of another flavor finds it. A decision over the same peers as the last one of
 // its request shape finds their verdicts by comparing term pointers;
 // request_deny is cached the same way, by the request values it reads.
 // A policy that calls a nondeterministic built-in (time.now_ns,

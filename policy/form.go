@@ -3,6 +3,7 @@ package policy
 import (
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -202,7 +203,7 @@ func appendReads(key []byte, doc *ast.Term, paths []ast.Ref) []byte {
 			key = append(key, 'u')
 		case isComposite(v):
 			if w == nil {
-				w = newKeyWriter()
+				w = keyWriters.Get().(*keyWriter)
 			}
 			w.b = key
 			w.value(v)
@@ -211,8 +212,15 @@ func appendReads(key []byte, doc *ast.Term, paths []ast.Ref) []byte {
 			key = appendScalar(key, v)
 		}
 	}
+	if w != nil {
+		w.b = nil
+		keyWriters.Put(w)
+	}
 	return key
 }
+
+// keyWriters are writers kept for reuse: each is three allocations.
+var keyWriters = sync.Pool{New: func() any { return newKeyWriter() }}
 
 // appendValue encodes v without ambiguity: a type mark, and a length
 // before anything of variable length.
@@ -220,10 +228,12 @@ func appendValue(b []byte, v ast.Value) []byte {
 	if !isComposite(v) {
 		return appendScalar(b, v)
 	}
-	w := newKeyWriter()
+	w := keyWriters.Get().(*keyWriter)
 	w.b = b
 	w.value(v)
-	return w.b
+	b, w.b = w.b, nil
+	keyWriters.Put(w)
+	return b
 }
 
 func isComposite(v ast.Value) bool {

@@ -249,19 +249,25 @@ func room(d dimension) int {
 }
 
 // terms puts the term of each candidate for req's shape in out, under
-// one lock.
-func (pc *peerCache) terms(req Request, candidates []registry.Peer, out []*peerTerm) {
+// one lock, and appends to built the indexes of the terms it had to build
+// (the peers that changed since a decision of this shape last saw them).
+func (pc *peerCache) terms(req Request, candidates []registry.Peer, out []*peerTerm, built []int) []int {
 	sh := shapeOf(req)
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	for i := range candidates {
-		out[i] = pc.termLocked(req, &candidates[i], sh)
+		var fresh bool
+		if out[i], fresh = pc.termLocked(req, &candidates[i], sh); fresh && candidates[i].Revision != 0 {
+			built = append(built, i)
+		}
 	}
+	return built
 }
 
-func (pc *peerCache) termLocked(req Request, p *registry.Peer, sh shape) *peerTerm {
+// termLocked returns p's term for sh, and whether it was built now.
+func (pc *peerCache) termLocked(req Request, p *registry.Peer, sh shape) (*peerTerm, bool) {
 	if p.Revision == 0 {
-		return buildPeerTerm(req, p, sh, buildStatic(p, nil))
+		return buildPeerTerm(req, p, sh, buildStatic(p, nil)), true
 	}
 	k := peerKey{p.ID, p.Name, p.Revision, p.Status, p.Capacity, p.Cost, len(p.Labels)}
 	e := pc.m[p.ID]
@@ -274,7 +280,7 @@ func (pc *peerCache) termLocked(req Request, p *registry.Peer, sh shape) *peerTe
 					copy(e.terms[1:i+1], e.terms[:i])
 					e.shapes[0], e.terms[0] = sh, t
 				}
-				return t
+				return t, false
 			}
 		}
 	} else {
@@ -293,7 +299,7 @@ func (pc *peerCache) termLocked(req Request, p *registry.Peer, sh shape) *peerTe
 	copy(e.shapes[1:e.n], e.shapes[:e.n-1])
 	copy(e.terms[1:e.n], e.terms[:e.n-1])
 	e.shapes[0], e.terms[0] = sh, t
-	return t
+	return t, true
 }
 
 // peerStatic is what of a peer's term no request changes, built once per
@@ -426,7 +432,7 @@ func Input(req Request, candidates []registry.Peer) ast.Value {
 
 func (pc *peerCache) input(req Request, candidates []registry.Peer) ast.Value {
 	ts := make([]*peerTerm, len(candidates))
-	pc.terms(req, candidates, ts)
+	pc.terms(req, candidates, ts, nil)
 	ps := make([]*ast.Term, len(candidates))
 	for i, t := range ts {
 		ps[i] = t.term

@@ -22,11 +22,16 @@ type peerRun struct {
 	// own); score its score verdict, nil for a denied peer.
 	reasons [][]string
 	score   []*cachedVerdict
-	order   []string
+	// allowedN is how many peers the policy allowed: the decision log's
+	// order is built from the decision when a log is written, not on the
+	// hot path.
+	allowedN int
 	// Scratch: deny verdicts, indexes of every peer and of the allowed,
 	// the verdicts ranked and their order.
 	deny         []*cachedVerdict
 	all, allowed []int
+	built        []int // peers whose terms were built in this decision
+	keyBuf       []byte
 	vs           []verdict
 	keys         []rankKey
 }
@@ -38,6 +43,7 @@ func newPeerRun(n int) *peerRun {
 	pr := peerRuns.Get().(*peerRun)
 	pr.terms, pr.reasons, pr.score = sized(pr.terms, n), sized(pr.reasons, n), sized(pr.score, n)
 	pr.deny, pr.vs, pr.keys, pr.allowed = sized(pr.deny, n), sized(pr.vs, n), sized(pr.keys, n), pr.allowed[:0]
+	pr.built = pr.built[:0]
 	if len(pr.all) < n {
 		pr.all = make([]int, n)
 		for i := range pr.all {
@@ -56,7 +62,7 @@ func (pr *peerRun) release() {
 	clear(pr.deny)
 	clear(pr.vs)
 	clear(pr.keys)
-	pr.reqTerm, pr.pool, pr.order = nil, nil, nil
+	pr.reqTerm, pr.pool = nil, nil
 	peerRuns.Put(pr)
 }
 
@@ -71,8 +77,9 @@ func sized[T any](s []T, n int) []T {
 }
 
 // log renders the run as the pool form's decision log shows a decision:
-// the input (with the pool facts) and deny and score by peer ID.
-func (pr *peerRun) log() (ast.Value, result) {
+// the input (with the pool facts), deny and score by peer ID, and ord,
+// the policy's order of the allowed peers.
+func (pr *peerRun) log(ord []string) (ast.Value, result) {
 	peers := make([]*ast.Term, len(pr.terms))
 	var deny, score [][2]*ast.Term
 	for i, t := range pr.terms {
@@ -94,28 +101,21 @@ func (pr *peerRun) log() (ast.Value, result) {
 		}
 	}
 	in := obj("request", pr.reqTerm, "peers", ast.ArrayTerm(peers...), "pool", pr.pool).Value
-	return in, result{Deny: ast.ObjectTerm(deny...), Score: ast.ObjectTerm(score...), Order: pr.order}
+	return in, result{Deny: ast.ObjectTerm(deny...), Score: ast.ObjectTerm(score...), Order: ord}
 }
 
 // pass is one per-peer evaluation over a batch of peers: deny, or score.
+// Its parts are plain fields and its behaviour methods on the pass kind:
+// closures over the request made two passes allocate a dozen objects per
+// decision, a decision that evaluates nothing included.
 type pass struct {
-	name  string
-	pass  int // denyPass or scorePass, for peerKeys.last
-	query *rego.PreparedEvalQuery
-	// one evaluates the pass for a single peer, with input oneInput.
-	one *rego.PreparedEvalQuery
-	// req is the key's request part, part its interned copy; peerKey
-	// picks the peer's part.
-	req     string
-	part    *reqPart
-	peerKey func(*peerKeys) string
-	// input is the evaluation's input around the batch of peer terms.
-	input    func(batch *ast.Term) ast.Value
-	oneInput func(peer *ast.Term) ast.Value
-	// read turns the policy's answer for one peer into a verdict;
-	// undefined is the verdict of a peer it gave no answer for.
-	read      func(*ast.Term) (*cachedVerdict, error)
-	undefined *cachedVerdict
+	pass int // denyPass or scorePass, for peerKeys.last
+	c    *compiled
+	// req is the key's request part, part its interned copy.
+	req  string
+	part *reqPart
+	// reqTerm and pool (score only) are the input around the peers.
+	reqTerm, pool *ast.Term
 	// refresh marks a background refresh's pass, over a few peers.
 	refresh bool
 	// shape is the request's shape, which the peer terms are built for.
@@ -126,58 +126,94 @@ type pass struct {
 	terms *[]*peerTerm
 }
 
+// The passes, indexes of peerKeys.last.
+const (
+	denyPassKind = iota
+	scorePassKind
+)
+
 var (
 	noReasons      = &cachedVerdict{}
 	noScoreVerdict = &cachedVerdict{reasons: []string{noScore}}
 	batchKeyTerm   = ast.StringTerm("batch")
 )
 
-// denyPass is the deny pass of c for the request term.
-func denyPass(c *compiled, reqTerm *ast.Term) pass {
-	part := c.internReq(appendReads(append(make([]byte, 0, 256), 'd'), reqTerm, c.plan.denyReads.request))
-	return pass{name: "deny", pass: 0, query: &c.denyQuery, one: &c.denyOne, req: part.key, part: part,
-		peerKey: func(k *peerKeys) string { return k.deny },
-		input: func(batch *ast.Term) ast.Value {
-			return ast.NewObject([2]*ast.Term{requestKeyTerm, reqTerm}, [2]*ast.Term{batchKeyTerm, batch})
-		},
-		oneInput: func(peer *ast.Term) ast.Value {
-			return ast.NewObject([2]*ast.Term{requestKeyTerm, reqTerm}, [2]*ast.Term{peerKeyTerm, peer})
-		},
-		read: func(t *ast.Term) (*cachedVerdict, error) {
-			rs, err := stringsOf(t.Value)
-			if err != nil {
-				return nil, err
-			}
-			if len(rs) == 0 {
-				return noReasons, nil
-			}
-			return &cachedVerdict{reasons: slices.Clip(rs), raw: t}, nil
-		},
-		undefined: noReasons,
-	}
+// denyPass is the deny pass of c for the request term; buf is scratch
+// for the key.
+func denyPass(c *compiled, reqTerm *ast.Term, buf *[]byte) pass {
+	*buf = appendReads(append((*buf)[:0], 'd'), reqTerm, c.plan.denyReads.request)
+	part := c.internReq(*buf)
+	return pass{pass: denyPassKind, c: c, req: part.key, part: part, reqTerm: reqTerm}
 }
 
-// scorePass is the score pass of c for the request term and pool.
-func scorePass(c *compiled, reqTerm, pool *ast.Term) pass {
-	key := appendReads(append(make([]byte, 0, 256), 's'), reqTerm, c.plan.scoreReads.request)
-	part := c.internReq(appendReads(append(key, '|'), pool, c.plan.scoreReads.pool))
-	return pass{name: "score", pass: 1, query: &c.scoreQuery, one: &c.scoreOne, req: part.key, part: part,
-		peerKey: func(k *peerKeys) string { return k.score },
-		input: func(batch *ast.Term) ast.Value {
-			return ast.NewObject([2]*ast.Term{requestKeyTerm, reqTerm}, [2]*ast.Term{poolKeyTerm, pool}, [2]*ast.Term{batchKeyTerm, batch})
-		},
-		oneInput: func(peer *ast.Term) ast.Value {
-			return ast.NewObject([2]*ast.Term{requestKeyTerm, reqTerm}, [2]*ast.Term{poolKeyTerm, pool}, [2]*ast.Term{peerKeyTerm, peer})
-		},
-		read: func(t *ast.Term) (*cachedVerdict, error) {
-			n, rs, err := scoreOf(t.Value)
-			if err != nil {
-				return nil, err
-			}
-			return &cachedVerdict{score: n, reasons: slices.Clip(rs), scored: true, raw: t}, nil
-		},
-		undefined: noScoreVerdict,
+// scorePass is the score pass of c for the request term and pool; buf is
+// scratch for the key.
+func scorePass(c *compiled, reqTerm, pool *ast.Term, buf *[]byte) pass {
+	key := appendReads(append((*buf)[:0], 's'), reqTerm, c.plan.scoreReads.request)
+	*buf = appendReads(append(key, '|'), pool, c.plan.scoreReads.pool)
+	part := c.internReq(*buf)
+	return pass{pass: scorePassKind, c: c, req: part.key, part: part, reqTerm: reqTerm, pool: pool}
+}
+
+// name is the rule the pass evaluates, and its binding in the queries.
+func (ps *pass) name() string {
+	if ps.pass == scorePassKind {
+		return "score"
 	}
+	return "deny"
+}
+
+// queries are the pass's prepared queries: over a batch of peers, and
+// for one peer.
+func (ps *pass) queries() (batch, one *rego.PreparedEvalQuery) {
+	if ps.pass == scorePassKind {
+		return &ps.c.scoreQuery, &ps.c.scoreOne
+	}
+	return &ps.c.denyQuery, &ps.c.denyOne
+}
+
+// peerKey picks the peer's part of the pass's key.
+func (ps *pass) peerKey(k *peerKeys) string {
+	if ps.pass == scorePassKind {
+		return k.score
+	}
+	return k.deny
+}
+
+// input is the evaluation's input around a batch of peer terms (key
+// batch) or one peer's term (key peer).
+func (ps *pass) input(key, peers *ast.Term) ast.Value {
+	if ps.pass == scorePassKind {
+		return ast.NewObject([2]*ast.Term{requestKeyTerm, ps.reqTerm}, [2]*ast.Term{poolKeyTerm, ps.pool}, [2]*ast.Term{key, peers})
+	}
+	return ast.NewObject([2]*ast.Term{requestKeyTerm, ps.reqTerm}, [2]*ast.Term{key, peers})
+}
+
+// undefined is the verdict of a peer the policy gave no answer for.
+func (ps *pass) undefined() *cachedVerdict {
+	if ps.pass == scorePassKind {
+		return noScoreVerdict
+	}
+	return noReasons
+}
+
+// read turns the policy's answer for one peer into a verdict.
+func (ps *pass) read(t *ast.Term) (*cachedVerdict, error) {
+	if ps.pass == scorePassKind {
+		n, rs, err := scoreOf(t.Value)
+		if err != nil {
+			return nil, err
+		}
+		return &cachedVerdict{score: n, reasons: slices.Clip(rs), scored: true, raw: t}, nil
+	}
+	rs, err := stringsOf(t.Value)
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) == 0 {
+		return noReasons, nil
+	}
+	return &cachedVerdict{reasons: slices.Clip(rs), raw: t}, nil
 }
 
 // run evaluates the pass for the peers at which (indexes into terms),
@@ -185,7 +221,7 @@ func scorePass(c *compiled, reqTerm, pool *ast.Term) pass {
 // the indexes it evaluated. A decision (not a background refresh, whose
 // terms are a few peers) leaves its terms and verdicts for the next
 // decision of the same request part.
-func (ps pass) run(sc scope, c *compiled, cached bool, terms []*peerTerm, which []int, out []*cachedVerdict) ([]int, error) {
+func (ps *pass) run(sc *scope, c *compiled, cached bool, terms []*peerTerm, which []int, out []*cachedVerdict) ([]int, error) {
 	if len(which) == 0 {
 		return nil, nil
 	}
@@ -262,16 +298,17 @@ func (ps pass) run(sc scope, c *compiled, cached bool, terms []*peerTerm, which 
 
 // eval evaluates the pass for the peers at misses (indexes into terms),
 // writing each verdict into out: one peer alone, more as a batch.
-func (ps pass) eval(sc scope, terms []*peerTerm, misses []int, out []*cachedVerdict) error {
+func (ps *pass) eval(sc *scope, terms []*peerTerm, misses []int, out []*cachedVerdict) error {
 	if len(misses) == 1 {
 		i := misses[0]
-		rs, err := sc.eval(ps.one, ps.oneInput(terms[i].term))
+		_, one := ps.queries()
+		rs, err := sc.eval(one, ps.input(peerKeyTerm, terms[i].term))
 		if err != nil {
 			return err
 		}
-		out[i] = ps.undefined
+		out[i] = ps.undefined()
 		if len(rs) == 1 {
-			if t, ok := rs[0].Bindings[ps.name].(*ast.Term); ok {
+			if t, ok := rs[0].Bindings[ps.name()].(*ast.Term); ok {
 				return ps.readInto(t, terms[i], &out[i])
 			}
 		}
@@ -281,21 +318,22 @@ func (ps pass) eval(sc scope, terms []*peerTerm, misses []int, out []*cachedVerd
 	for j, i := range misses {
 		batch[j] = terms[i].term
 	}
-	rs, err := sc.eval(ps.query, ps.input(ast.ArrayTerm(batch...)))
+	query, _ := ps.queries()
+	rs, err := sc.eval(query, ps.input(batchKeyTerm, ast.ArrayTerm(batch...)))
 	if err != nil {
 		return err
 	}
 	var answers ast.Object
 	if len(rs) == 1 {
-		if t, ok := rs[0].Bindings[ps.name].(*ast.Term); ok {
+		if t, ok := rs[0].Bindings[ps.name()].(*ast.Term); ok {
 			answers, _ = t.Value.(ast.Object)
 		}
 	}
 	if answers == nil {
-		return fmt.Errorf("%s is undefined for this input", ps.name)
+		return fmt.Errorf("%s is undefined for this input", ps.name())
 	}
 	for j, i := range misses {
-		out[i] = ps.undefined
+		out[i] = ps.undefined()
 		if t := answers.Get(ast.InternedTerm(j)); t != nil {
 			if err := ps.readInto(t, terms[i], &out[i]); err != nil {
 				return err
@@ -306,10 +344,10 @@ func (ps pass) eval(sc scope, terms []*peerTerm, misses []int, out []*cachedVerd
 }
 
 // readInto reads the policy's answer t for the peer of term into v.
-func (ps pass) readInto(t *ast.Term, term *peerTerm, v **cachedVerdict) error {
+func (ps *pass) readInto(t *ast.Term, term *peerTerm, v **cachedVerdict) error {
 	var err error
 	if *v, err = ps.read(t); err != nil {
-		return fmt.Errorf("%s for peer %s: %w", ps.name, term.term.Value.(ast.Object).Get(idKeyTerm), err)
+		return fmt.Errorf("%s for peer %s: %w", ps.name(), term.term.Value.(ast.Object).Get(idKeyTerm), err)
 	}
 	return nil
 }
@@ -317,33 +355,40 @@ func (ps pass) readInto(t *ast.Term, term *peerTerm, v **cachedVerdict) error {
 // evalPerPeer evaluates a per-peer-form policy: request_deny once, deny
 // per peer, the pool facts from the peers allowed, score per allowed peer;
 // each peer's verdicts from the cache unless what they read changed.
-func (e *Engine) evalPerPeer(sc scope, c *compiled, req Request, candidates []registry.Peer) (run, error) {
+func (e *Engine) evalPerPeer(sc *scope, c *compiled, req Request, candidates []registry.Peer) (run, error) {
 	fail := func(err error) (run, error) {
-		if sc.ctx.Err() != nil {
-			return run{}, e.evalError(sc.ctx, c, err)
+		if sc.context().Err() != nil {
+			return run{}, e.evalError(sc.context(), c, err)
 		}
 		return run{}, fmt.Errorf("%w: policy %s: %v", ErrEvaluation, c.version, err)
 	}
 	n := len(candidates)
 	pr := newPeerRun(n)
 	pr.reqTerm = requestTerm(req, &e.reqs)
-	e.peers.terms(req, candidates, pr.terms)
+	pr.built = e.peers.terms(req, candidates, pr.terms, pr.built)
 	cached := c.plan.cacheable && !e.cfg.NoVerdictCache
-	requestReasons, err := c.requestDeny(sc, cached, pr.reqTerm)
+	requestReasons, err := c.requestDeny(sc, cached, pr.reqTerm, &pr.keyBuf)
 	if err != nil {
 		return fail(err)
 	}
 	deny := pr.deny
 	var termsCopy []*peerTerm
-	dp := denyPass(c, pr.reqTerm)
+	dp := denyPass(c, pr.reqTerm, &pr.keyBuf)
 	dp.terms, dp.shape = &termsCopy, shapeOf(req)
-	// changed is the peers evaluated, for the background refresh: only
-	// read when cached (uncached, it is pr.all, capped so that an append
-	// copies).
-	var changed []int
+	// changed is the peers whose terms changed or that were evaluated,
+	// for the background refresh (only read when cached): a peer whose
+	// capacity report changed is evaluated for the other recent request
+	// shapes off the decision path, whether this decision found its
+	// verdicts cached or not, so the next decision of another flavor
+	// finds its term built and its verdicts cached.
+	changed := pr.built
 	if c.plan.deny {
-		if changed, err = dp.run(sc, c, cached, pr.terms, pr.all[:n:n], deny); err != nil {
+		denied, err := dp.run(sc, c, cached, pr.terms, pr.all[:n:n], deny)
+		if err != nil {
 			return fail(err)
+		}
+		if cached {
+			changed = append(changed, denied...)
 		}
 	} else {
 		for i := range deny {
@@ -359,14 +404,16 @@ func (e *Engine) evalPerPeer(sc scope, c *compiled, req Request, candidates []re
 	}
 	pr.allowed = allowed
 	pr.pool = poolTerm(req, candidates, pr.terms, allowed)
-	sp := scorePass(c, pr.reqTerm, pr.pool)
+	sp := scorePass(c, pr.reqTerm, pr.pool, &pr.keyBuf)
 	sp.terms, sp.shape = &termsCopy, dp.shape
 	if c.plan.score {
 		scored, err := sp.run(sc, c, cached, pr.terms, allowed, pr.score)
 		if err != nil {
 			return fail(err)
 		}
-		changed = append(changed, scored...)
+		if cached {
+			changed = append(changed, scored...)
+		}
 	} else {
 		for _, i := range allowed {
 			pr.score[i] = noScoreVerdict
@@ -381,7 +428,7 @@ func (e *Engine) evalPerPeer(sc scope, c *compiled, req Request, candidates []re
 		}
 	}
 	d := rank(c.version, candidates, vs, pr.keys)
-	pr.order = order(d, len(allowed))
+	pr.allowedN = len(allowed)
 	if cached {
 		s := &recentShape{req: req, reqTerm: pr.reqTerm, denyReq: dp.req, pool: pr.pool, scoreReq: sp.req}
 		if others := c.recent.note(s); len(others) > 0 && len(changed) > 0 {
@@ -400,14 +447,13 @@ func (e *Engine) evalPerPeer(sc scope, c *compiled, req Request, candidates []re
 // requestDeny is request_deny's reasons for the request term, sorted:
 // from the cache when verdicts may be cached (a function of the values
 // at the request paths its rules read), else evaluated.
-func (c *compiled) requestDeny(sc scope, cached bool, reqTerm *ast.Term) ([]string, error) {
+func (c *compiled) requestDeny(sc *scope, cached bool, reqTerm *ast.Term, buf *[]byte) ([]string, error) {
 	if !c.plan.requestDeny {
 		return nil, nil
 	}
-	var key string
 	if cached {
-		key = string(appendReads(make([]byte, 0, 256), reqTerm, c.plan.requestDenyReads.request))
-		if rs, ok := c.denials.get(key); ok {
+		*buf = appendReads((*buf)[:0], reqTerm, c.plan.requestDenyReads.request)
+		if rs, ok := c.denials.get(*buf); ok {
 			return rs, nil
 		}
 	}
@@ -428,7 +474,7 @@ func (c *compiled) requestDeny(sc scope, cached bool, reqTerm *ast.Term) ([]stri
 	// Shared by every decision that hits the entry: an append copies.
 	reasons = slices.Clip(reasons)
 	if cached {
-		c.denials.put(key, reasons)
+		c.denials.put(string(*buf), reasons)
 	}
 	return reasons, nil
 }

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
@@ -19,10 +20,6 @@ import (
 //	spread_min                  the fewest replicas of request.spread's group on an allowed peer
 //	                            (0 when one holds none, or when there is no group)
 func poolTerm(req Request, candidates []registry.Peer, terms []*peerTerm, allowed []int) *ast.Term {
-	type span struct {
-		min, max int64
-		n        int
-	}
 	add := func(s *span, c int64) {
 		if s.n == 0 || c < s.min {
 			s.min = c
@@ -58,14 +55,52 @@ func poolTerm(req Request, candidates []registry.Peer, terms []*peerTerm, allowe
 	if held < healthy {
 		fewest = 0
 	}
+	return poolTerms.term(poolFacts{healthy, all, private, public, fewest})
+}
+
+// span is the costs of a set of peers: how many, the least and the most.
+type span struct {
+	min, max int64
+	n        int
+}
+
+// poolFacts is what input.pool is built from.
+type poolFacts struct {
+	allowed              int
+	all, private, public span
+	spreadMin            int64
+}
+
+// poolTerms are the pool terms built, by their facts: most decisions see
+// the pool facts of the one before (one peer's capacity report seldom
+// changes the cheapest or dearest allowed peer), and a term built once
+// is one object less for each of them to build, and collect.
+var poolTerms = poolMemo{m: map[poolFacts]*ast.Term{}}
+
+type poolMemo struct {
+	mu sync.Mutex
+	m  map[poolFacts]*ast.Term
+}
+
+func (pm *poolMemo) term(f poolFacts) *ast.Term {
+	pm.mu.Lock()
+	defer pm.mu.Unlock()
+	if t := pm.m[f]; t != nil {
+		return t
+	}
 	minMax := func(s span) *ast.Term {
 		if s.n == 0 {
-			return ast.ObjectTerm()
+			return ast.InternedEmptyObject
 		}
 		return obj("min", num(s.min), "max", num(s.max))
 	}
-	return obj("allowed", num(int64(healthy)), "private", num(int64(private.n)), "public", num(int64(public.n)),
-		"cost", minMax(all), "private_cost", minMax(private), "public_cost", minMax(public), "spread_min", num(fewest))
+	t := obj("allowed", num(int64(f.allowed)), "private", num(int64(f.private.n)), "public", num(int64(f.public.n)),
+		"cost", minMax(f.all), "private_cost", minMax(f.private), "public_cost", minMax(f.public), "spread_min", num(f.spreadMin))
+	if len(pm.m) >= maxMemoTerms { // facts seen long ago go with the next reset
+		clear(pm.m)
+	}
+	pm.m[f] = t
+	return t
 }
 
 // spreadGroup is the request's spread group: its deployment's, or the
@@ -142,10 +177,8 @@ func (e *Engine) refresh(w refresh) {
 	if e.cur.Load() != c {
 		return // another version decides now
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Timeout)
-	defer cancel()
-	sc, release := newScope(ctx)
-	defer release()
+	sc := newScope(context.Background(), time.Now().Add(e.cfg.Timeout))
+	defer sc.release()
 	n := len(w.peers)
 	which := make([]int, n)
 	for i := range which {
@@ -153,13 +186,14 @@ func (e *Engine) refresh(w refresh) {
 	}
 	for _, s := range w.shapes {
 		terms := make([]*peerTerm, n)
-		e.peers.terms(s.req, w.peers, terms)
+		e.peers.terms(s.req, w.peers, terms, nil)
 		deny := make([]*cachedVerdict, n)
 		allowed := which
 		if c.plan.deny {
-			dp := denyPass(c, s.reqTerm)
+			var buf []byte
+			dp := denyPass(c, s.reqTerm, &buf)
 			dp.refresh = true
-			if _, err := dp.run(sc, c, true, terms, which, deny); err != nil {
+			if _, err := dp.run(&sc, c, true, terms, which, deny); err != nil {
 				return
 			}
 			allowed = nil
@@ -170,9 +204,10 @@ func (e *Engine) refresh(w refresh) {
 			}
 		}
 		if c.plan.score {
-			sp := scorePass(c, s.reqTerm, s.pool)
+			var buf []byte
+			sp := scorePass(c, s.reqTerm, s.pool, &buf)
 			sp.refresh = true
-			if _, err := sp.run(sc, c, true, terms, allowed, make([]*cachedVerdict, n)); err != nil {
+			if _, err := sp.run(&sc, c, true, terms, allowed, make([]*cachedVerdict, n)); err != nil {
 				return
 			}
 		}

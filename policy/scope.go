@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
@@ -17,23 +18,48 @@ import (
 // watching the context to cancel the query (a thread woken per
 // evaluation). Here metrics are a no-op and one cancellation, hooked to
 // the context without a goroutine, stops every evaluation of the scope.
+// The deadline's context and the hook are made at the first evaluation:
+// most decisions under a per-peer policy find every verdict cached and
+// evaluate nothing, and they cost a few allocations each.
 type scope struct {
-	ctx    context.Context
-	cancel topdown.Cancel
+	parent   context.Context
+	deadline time.Time
+	ctx      context.Context // nil until the first evaluation
+	done     context.CancelFunc
+	cancel   topdown.Cancel
+	stop     func() bool
 }
 
 var noMetrics = metrics.NoOp()
 
-// newScope returns the scope of ctx and the function that releases it.
-func newScope(ctx context.Context) (scope, func()) {
-	c := topdown.NewCancel()
-	stop := context.AfterFunc(ctx, c.Cancel)
-	return scope{ctx: ctx, cancel: c}, func() { stop() }
+// newScope returns the scope of ctx, its evaluations bounded by deadline;
+// release it once done.
+func newScope(ctx context.Context, deadline time.Time) scope {
+	return scope{parent: ctx, deadline: deadline}
+}
+
+// context is the scope's context, the deadline applied.
+func (s *scope) context() context.Context {
+	if s.ctx == nil {
+		s.ctx, s.done = context.WithDeadline(s.parent, s.deadline)
+		s.cancel = topdown.NewCancel()
+		s.stop = context.AfterFunc(s.ctx, s.cancel.Cancel)
+	}
+	return s.ctx
+}
+
+// release frees what the scope's evaluations held.
+func (s *scope) release() {
+	if s.ctx != nil {
+		s.stop()
+		s.done()
+	}
 }
 
 // eval evaluates q with input within the scope.
-func (s scope) eval(q *rego.PreparedEvalQuery, input ast.Value) (rego.ResultSet, error) {
-	return q.Eval(s.ctx, rego.EvalParsedInput(input), rego.EvalMetrics(noMetrics), rego.EvalExternalCancel(s.cancel))
+func (s *scope) eval(q *rego.PreparedEvalQuery, input ast.Value) (rego.ResultSet, error) {
+	ctx := s.context()
+	return q.Eval(ctx, rego.EvalParsedInput(input), rego.EvalMetrics(noMetrics), rego.EvalExternalCancel(s.cancel))
 }
 
 // maxRequestDenials bounds the request_deny cache; it starts over when
@@ -49,10 +75,10 @@ type requestDenials struct {
 	m  map[string][]string
 }
 
-func (r *requestDenials) get(key string) ([]string, bool) {
+func (r *requestDenials) get(key []byte) ([]string, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rs, ok := r.m[key]
+	rs, ok := r.m[string(key)]
 	return rs, ok
 }
 
