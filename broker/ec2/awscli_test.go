@@ -1,11 +1,9 @@
 package ec2_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +12,7 @@ import (
 	"github.com/cloudmux/cloudmux/broker/compute"
 	"github.com/cloudmux/cloudmux/broker/ec2"
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/internal/oscli"
 )
 
 // awsCLI is Debian's aws CLI (scripts/install-awscli.sh installs it).
@@ -32,22 +31,12 @@ type awsRunner struct {
 func (a *awsRunner) run(args ...string) (stdout, stderr string, code int) {
 	a.t.Helper()
 	full := append([]string{"--endpoint-url", a.endpoint, "--region", identity.Region, "--output", "json", "ec2"}, args...)
-	cmd := exec.Command(awsCLI, full...)
-	cmd.Env = []string{
+	return oscli.RunSplit(a.t, awsCLI, []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + a.home, "LANG=C.UTF-8",
 		"AWS_ACCESS_KEY_ID=" + a.keys.AccessKey, "AWS_SECRET_ACCESS_KEY=" + a.keys.SecretKey,
 		"AWS_CONFIG_FILE=" + filepath.Join(a.home, "config"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(a.home, "credentials"),
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=", "AWS_MAX_ATTEMPTS=1",
-	}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		a.t.Fatal(err)
-	}
-	return out.String(), errb.String(), code
+	}, full...)
 }
 
 // ok runs a command that must succeed and decodes its JSON output.

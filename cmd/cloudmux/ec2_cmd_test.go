@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloudmux/cloudmux/internal/oscli"
 )
 
 // TestEC2Credentials drives `cloudmux ec2 credentials` against serve -dev,
@@ -117,18 +119,10 @@ func awsAt(t *testing.T, b *devBroker, keys ec2Credential, args ...string) (stri
 	t.Helper()
 	home := t.TempDir()
 	full := append([]string{"--endpoint-url", b.addr + "/ec2/", "--region", "RegionOne", "--output", "json", "ec2"}, args...)
-	cmd := exec.Command("/usr/bin/aws", full...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "AWS_ACCESS_KEY_ID=" + keys.Access,
+	return oscli.Run(t, "/usr/bin/aws", []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "AWS_ACCESS_KEY_ID=" + keys.Access,
 		"AWS_SECRET_ACCESS_KEY=" + keys.Secret, "AWS_CONFIG_FILE=" + filepath.Join(home, "config"),
 		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "credentials"), "AWS_EC2_METADATA_DISABLED=true",
-		"AWS_PAGER=", "AWS_MAX_ATTEMPTS=1"}
-	raw, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return string(raw), ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return string(raw), 0
+		"AWS_PAGER=", "AWS_MAX_ATTEMPTS=1"}, full...)
 }
 
 // TestAWSCLIAgainstServe is the EC2 workflow with the real aws CLI

@@ -3,11 +3,12 @@
 // script (CI machines start without it), and runs its commands.
 //
 // Commands run through a zygote (zygote.py): one Python process per test
-// binary that imports the CLI once and forks a child per command, which
-// runs the CLI's own entry point with the command's arguments,
-// environment and directory. A command costs ~0.3 s of CPU instead of
-// ~2 s of imports, which is most of the CLI-driven packages' time on a
-// 2-core machine. CLOUDMUX_OSCLI=exec runs every command as its own
+// binary and CLI that imports the CLI once and forks a child per command,
+// which runs the CLI's own entry point with the command's arguments,
+// environment and directory. An openstack command costs ~0.3 s of CPU
+// instead of ~2 s of imports, which is most of the CLI-driven packages'
+// time on a 2-core machine; /usr/bin/aws (RunSplit) saves its ~1 s of
+// imports the same way. CLOUDMUX_OSCLI=exec runs every command as its own
 // process instead (the zygote is also left for exec when it cannot
 // start); TestZygoteMatchesExec holds the two to the same output.
 // CLOUDMUX_OSCLI_TRACE=file appends each command's duration there.
@@ -73,6 +74,38 @@ func RunIn(t testing.TB, path, dir string, env []string, args ...string) (string
 		t.Fatalf("openstack %s through the zygote: %v", strings.Join(args, " "), zerr)
 	}
 	return execRun(t, path, dir, env, args...)
+}
+
+// RunSplit runs a CLI (the openstack CLI, or /usr/bin/aws: both go through
+// a zygote) with env as its whole environment, and returns its stdout,
+// its stderr and its exit code.
+func RunSplit(t testing.TB, path string, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	defer trace(time.Now(), args)
+	if z := zygoteFor(t, path); z != nil {
+		stdout, stderr, code, zerr := z.runSplit("", env, args, true)
+		if zerr == nil {
+			return stdout, stderr, code
+		}
+		t.Fatalf("%s %s through the zygote: %v", filepath.Base(path), strings.Join(args, " "), zerr)
+	}
+	return execSplit(t, path, env, args...)
+}
+
+// execSplit runs a CLI as its own process, its stdout and stderr apart.
+func execSplit(t testing.TB, path string, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(path, args...)
+	cmd.Env = env
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	runErr := cmd.Run()
+	if ee, ok := runErr.(*exec.ExitError); ok {
+		return out.String(), errb.String(), ee.ExitCode()
+	} else if runErr != nil {
+		t.Fatal(runErr)
+	}
+	return out.String(), errb.String(), 0
 }
 
 // trace appends a command's duration and arguments to the file named by

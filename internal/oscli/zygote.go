@@ -26,38 +26,49 @@ var zygoteSource []byte
 // command, a few seconds; much more on a loaded machine).
 const zygoteReady = 3 * time.Minute
 
-// zygote is the running zygote.py of one CLI path.
+// zygote is the running zygote.py of one CLI.
 type zygote struct {
-	cli  string
 	sock string
 	// stdin is never closed: the zygote exits when the test binary does.
 	stdin io.WriteCloser
 }
 
+// started is a CLI's zygote, started once per test binary.
+type started struct {
+	once sync.Once
+	z    *zygote
+	err  error
+	note sync.Once
+}
+
 var (
-	zygoteOnce sync.Once
-	theZygote  *zygote
-	zygoteErr  error
-	zygoteNote sync.Once
+	zygotesMu sync.Mutex
+	zygotes   = map[string]*started{} // by CLI path
 )
 
-// zygoteFor returns the zygote serving the CLI at path, or nil when
-// commands must run as their own processes (CLOUDMUX_OSCLI=exec, a CLI
-// that is not a Python script, a zygote that could not start).
+// zygoteFor returns the zygote serving the CLI at path (openstack or
+// aws, by its name), or nil when commands must run as their own
+// processes (CLOUDMUX_OSCLI=exec, another CLI, a CLI that is not a
+// Python script, a zygote that could not start).
 func zygoteFor(t testing.TB, path string) *zygote {
 	t.Helper()
-	if os.Getenv("CLOUDMUX_OSCLI") == "exec" {
+	program := filepath.Base(path)
+	if os.Getenv("CLOUDMUX_OSCLI") == "exec" || (program != "openstack" && program != "aws") {
 		return nil
 	}
-	zygoteOnce.Do(func() { theZygote, zygoteErr = startZygote(path) })
-	if zygoteErr != nil {
-		zygoteNote.Do(func() { t.Logf("openstack CLI commands run as their own processes: %v", zygoteErr) })
+	zygotesMu.Lock()
+	st := zygotes[path]
+	if st == nil {
+		st = &started{}
+		zygotes[path] = st
+	}
+	zygotesMu.Unlock()
+	st.once.Do(func() { st.z, st.err = startZygote(path, program) })
+	if st.err != nil {
+		st.note.Do(func() { t.Logf("%s commands run as their own processes: %v", program, st.err) })
 		return nil
 	}
-	if theZygote.cli != path {
-		return nil
-	}
-	return theZygote
+	return st.z
 }
 
 // interpreter is the Python of the CLI script at path (its #! line).
@@ -75,7 +86,7 @@ func interpreter(path string) (string, error) {
 	return fields[0], nil
 }
 
-func startZygote(cli string) (*zygote, error) {
+func startZygote(cli, program string) (*zygote, error) {
 	python, err := interpreter(cli)
 	if err != nil {
 		return nil, err
@@ -93,8 +104,8 @@ func startZygote(cli string) (*zygote, error) {
 	if err := os.Mkdir(home, 0o700); err != nil {
 		return nil, err
 	}
-	z := &zygote{cli: cli, sock: filepath.Join(dir, "sock")}
-	cmd := exec.Command(python, script, z.sock)
+	z := &zygote{sock: filepath.Join(dir, "sock")}
+	cmd := exec.Command(python, script, z.sock, program)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -138,36 +149,48 @@ func startZygote(cli string) (*zygote, error) {
 // run runs one command in a child of the zygote: its combined output and
 // exit status.
 func (z *zygote) run(dir string, env, args []string) (string, int, error) {
+	out, _, code, err := z.runSplit(dir, env, args, false)
+	return out, code, err
+}
+
+// runSplit runs one command in a child of the zygote: its stdout and
+// stderr (with split; else both are in stdout, as one pipe would have
+// them) and exit status.
+func (z *zygote) runSplit(dir string, env, args []string, split bool) (stdout, stderr string, code int, err error) {
 	if dir == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			return "", 0, err
+		if dir, err = os.Getwd(); err != nil {
+			return "", "", 0, err
 		}
-		dir = wd
 	}
 	req, err := json.Marshal(struct {
-		Args []string `json:"args"`
-		Env  []string `json:"env"`
-		Dir  string   `json:"dir"`
-	}{args, env, dir})
+		Args  []string `json:"args"`
+		Env   []string `json:"env"`
+		Dir   string   `json:"dir"`
+		Split bool     `json:"split"`
+	}{args, env, dir, split})
 	if err != nil {
-		return "", 0, err
+		return "", "", 0, err
 	}
 	conn, err := net.Dial("unix", z.sock)
 	if err != nil {
-		return "", 0, err
+		return "", "", 0, err
 	}
 	defer conn.Close()
 	frame := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(req)), uint32(len(req)))
 	if _, err := conn.Write(append(frame, req...)); err != nil {
-		return "", 0, err
+		return "", "", 0, err
 	}
 	answer, err := io.ReadAll(conn)
 	if err != nil {
-		return "", 0, err
+		return "", "", 0, err
 	}
-	if len(answer) < 4 {
-		return "", 0, fmt.Errorf("the command's child ended without an exit status (%q)", answer)
+	if len(answer) < 8 {
+		return "", "", 0, fmt.Errorf("the command's child ended without an exit status (%q)", answer)
 	}
-	return string(answer[4:]), int(binary.BigEndian.Uint32(answer[:4])), nil
+	code = int(binary.BigEndian.Uint32(answer[:4]))
+	n := int(binary.BigEndian.Uint32(answer[4:8]))
+	if n > len(answer)-8 {
+		return "", "", 0, fmt.Errorf("the command's child sent %d of %d bytes of output", len(answer)-8, n)
+	}
+	return string(answer[8 : 8+n]), string(answer[8+n:]), code, nil
 }

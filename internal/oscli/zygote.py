@@ -1,21 +1,23 @@
-"""The openstack CLI, imported once and forked per command.
+"""A Python CLI (openstack or aws), imported once and forked per command.
 
 Each `openstack` command spends ~2 s of CPU before it sends a request:
 ~1.5 s importing openstackclient and every plugin's client, ~0.8 s while
-cliff maps modules to their distributions. Tests run hundreds of
-commands on a 2-core machine, so this process pays that once: it imports
-what a command imports, then forks a child per command that runs the
-CLI's own entry point (openstackclient.shell.main, what /usr/bin/openstack
-calls) with the command's arguments, environment and directory, stdin
-from /dev/null and stdout and stderr into one file, as a fresh process
-would have them. Nothing a command does reaches the next one: each runs
-in its own child.
+cliff maps modules to their distributions; `aws` spends ~1 s importing.
+Tests run hundreds of commands on a 2-core machine, so this process pays
+that once: it imports what a command imports, then forks a child per
+command that runs the CLI's own entry point (what /usr/bin/openstack or
+/usr/bin/aws calls) with the command's arguments, environment and
+directory, stdin from /dev/null, as a fresh process would have them.
+Nothing a command does reaches the next one: each runs in its own child.
 
-Protocol, one command per connection on the unix socket argv[1]: the
-client sends a 4-byte big-endian length and a JSON object {"args": [...],
-"env": ["K=V", ...], "dir": "..."}; the child answers a 4-byte
-big-endian exit status, then the combined output until it closes. The
-process exits when its stdin (a pipe from the test binary) closes.
+Protocol, one command per connection on the unix socket argv[1] (argv[2]
+names the CLI): the client sends a 4-byte big-endian length and a JSON
+object {"args": [...], "env": ["K=V", ...], "dir": "...", "split": bool};
+the child answers a 4-byte big-endian exit status, the 4-byte length of
+its stdout, its stdout, then its stderr until it closes (with "split"
+false, stdout and stderr are one file, as one pipe would be, and the
+stderr part is empty). The process exits when its stdin (a pipe from the
+test binary) closes.
 """
 import importlib
 import json
@@ -27,16 +29,45 @@ import struct
 import sys
 import tempfile
 
-# cliff names the program after argv[0]: the CLI's own name, as run.
-sys.argv[0] = "openstack"
+PROGRAM = sys.argv[2]
+# The CLIs name themselves after argv[0], as run.
+sys.argv[0] = PROGRAM
 
-import openstackclient.shell as shell  # noqa: E402
+if PROGRAM == "openstack":
+    import openstackclient.shell as shell
+
+    def entry(args):
+        return shell.main(args)
+
+    WARM_ARGS = ["--os-auth-type", "none", "--os-endpoint", "http://127.0.0.1:9", "server", "list"]
+    WARM_ENV = {}
+    # openstacksdk's config loader computes its search path (clouds.yaml
+    # under HOME, XDG_CONFIG_HOME) when imported.
+    FROM_ENV = ["openstack.config.loader"]
+elif PROGRAM == "aws":
+    import awscli.clidriver
+
+    def entry(args):
+        # /usr/bin/aws's own fix-up, made when it starts.
+        if os.environ.get("LC_CTYPE", "") == "UTF-8":
+            os.environ["LC_CTYPE"] = "en_US.UTF-8"
+        return awscli.clidriver.main()
+
+    WARM_ARGS = ["--endpoint-url", "http://127.0.0.1:9", "--region", "r", "ec2", "describe-regions"]
+    WARM_ENV = {"AWS_ACCESS_KEY_ID": "warm", "AWS_SECRET_ACCESS_KEY": "warm", "AWS_MAX_ATTEMPTS": "1",
+                "AWS_PAGER": "", "AWS_EC2_METADATA_DISABLED": "true"}
+    # awscli's package sets AWS_DATA_PATH (its models) from the
+    # environment when imported.
+    FROM_ENV = ["awscli"]
+else:
+    sys.exit("zygote: no CLI named %r" % PROGRAM)
 
 
 def warm():
-    """Imports what a command imports (the plugins' clients), found by
-    running one in a throwaway child: running it here would leave the
-    CLI's logging handlers installed twice in every command's child."""
+    """Imports what a command imports (for openstack, the plugins'
+    clients), found by running one in a throwaway child: running it here
+    would leave the CLI's logging handlers installed twice in every
+    command's child."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -45,9 +76,10 @@ def warm():
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         before = set(sys.modules)
+        os.environ.update(WARM_ENV)
+        sys.argv = [PROGRAM] + WARM_ARGS
         try:
-            shell.main(["--os-auth-type", "none", "--os-endpoint",
-                        "http://127.0.0.1:9", "server", "list"])
+            entry(WARM_ARGS)
         except BaseException:
             pass
         os.write(w, "\n".join(sorted(set(sys.modules) - before)).encode())
@@ -66,10 +98,11 @@ def warm():
             importlib.import_module(name)
         except BaseException:
             pass
-    # cliff's module-to-distribution map (an importlib.metadata scan) is
-    # built once per process and only read afterwards.
-    import cliff.command
-    cliff.command._get_distributions_by_modules()
+    if PROGRAM == "openstack":
+        # cliff's module-to-distribution map (an importlib.metadata scan)
+        # is built once per process and only read afterwards.
+        import cliff.command
+        cliff.command._get_distributions_by_modules()
 
 
 def read_exact(conn, n):
@@ -92,20 +125,20 @@ def run(conn):
         os.environ[key] = value
     if req.get("dir"):
         os.chdir(req["dir"])
-    # openstacksdk's config loader computes its search path (clouds.yaml
-    # under HOME, XDG_CONFIG_HOME) when imported: computed again from
-    # this command's environment, as a fresh process would.
-    loader = sys.modules.get("openstack.config.loader")
-    if loader is not None:
-        importlib.reload(loader)
+    # What the CLI computes from the environment when imported is
+    # computed again from this command's, as a fresh process would.
+    for name in FROM_ENV:
+        if name in sys.modules:
+            importlib.reload(sys.modules[name])
     out = tempfile.TemporaryFile()
+    err = tempfile.TemporaryFile() if req.get("split") else out
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(out.fileno(), 1)
-    os.dup2(out.fileno(), 2)
-    sys.argv = ["openstack"] + req["args"]
+    os.dup2(err.fileno(), 2)
+    sys.argv = [PROGRAM] + req["args"]
     try:
-        code = shell.main(req["args"])
+        code = entry(req["args"])
     except SystemExit as e:
         code = e.code
     except BaseException:
@@ -121,13 +154,15 @@ def run(conn):
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()
-    out.seek(0)
-    conn.sendall(struct.pack(">i", code & 0xFF))
-    while True:
-        chunk = out.read(1 << 16)
-        if not chunk:
-            break
-        conn.sendall(chunk)
+    size = out.seek(0, os.SEEK_END)
+    conn.sendall(struct.pack(">iI", code & 0xFF, size))
+    for f in (out, err) if err is not out else (out,):
+        f.seek(0)
+        while True:
+            chunk = f.read(1 << 16)
+            if not chunk:
+                break
+            conn.sendall(chunk)
     conn.close()
 
 

@@ -81,3 +81,60 @@ func TestZygoteMatchesExec(t *testing.T) {
 		})
 	}
 }
+
+// TestAWSZygoteMatchesExec is TestZygoteMatchesExec for /usr/bin/aws,
+// whose stdout and stderr are compared apart.
+func TestAWSZygoteMatchesExec(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the aws CLI")
+	}
+	if os.Getenv("CLOUDMUX_OSCLI") == "exec" {
+		t.Skip("CLOUDMUX_OSCLI=exec: there is no zygote to compare")
+	}
+	const aws = "/usr/bin/aws"
+	if _, err := os.Stat(aws); err != nil {
+		if os.Getenv("CLOUDMUX_REQUIRE_AWSCLI") == "1" {
+			t.Fatalf("%s is missing and CLOUDMUX_REQUIRE_AWSCLI=1: run scripts/install-awscli.sh", aws)
+		}
+		t.Skipf("%s is not installed (scripts/install-awscli.sh)", aws)
+	}
+	home := t.TempDir()
+	if err := os.WriteFile(filepath.Join(home, "config"), []byte("[default]\nregion = eu-home-1\noutput = text\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "LANG=C.UTF-8", "AWS_ACCESS_KEY_ID=AKIDEXAMPLE",
+		"AWS_SECRET_ACCESS_KEY=secret", "AWS_CONFIG_FILE=" + filepath.Join(home, "config"),
+		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "credentials"), "AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=", "AWS_MAX_ATTEMPTS=1"}
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{name: "version", args: []string{"--version"}},
+		{name: "config file read", args: []string{"configure", "list"}},
+		{name: "usage error", args: []string{"ec2", "no-such-operation"}},
+		{name: "bad parameter", args: []string{"ec2", "describe-instances", "--max-results", "many"}},
+		{name: "unreachable endpoint", args: []string{"--endpoint-url", "http://127.0.0.1:9", "ec2", "describe-regions"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			z := zygoteFor(t, aws)
+			if z == nil {
+				t.Fatalf("no zygote for %s", aws)
+			}
+			start := time.Now()
+			zout, zerr, zcode, err := z.runSplit("", env, tc.args, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			forked := time.Since(start)
+			start = time.Now()
+			out, errOut, code := execSplit(t, aws, env, tc.args...)
+			t.Logf("through the zygote %v, as its own process %v", forked.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+			zerr, errOut = addresses.ReplaceAllString(zerr, "0x…"), addresses.ReplaceAllString(errOut, "0x…")
+			if zout != out || zerr != errOut || zcode != code {
+				t.Errorf("through the zygote: exit %d\nstdout:\n%s\nstderr:\n%s\nas its own process: exit %d\nstdout:\n%s\nstderr:\n%s",
+					zcode, zout, zerr, code, out, errOut)
+			}
+		})
+	}
+}
