@@ -42,6 +42,9 @@ if [ "$status" = 0 ] && [ -n "${CLOUDMUX_OPENSTACK_CLOUDS:-}" ]; then
 	status=${PIPESTATUS[0]}
 fi
 set -e
+# The slowest packages, to see where CI's time goes.
+echo "==> slowest packages"
+grep -E $'^(ok +|FAIL)\t' "$log" | awk -F'\t' '{ sub(/s$/, "", $3); printf "%8.1f s  %s %s\n", $3, $1, $2 }' | sort -rn | head -8 || true
 passed=$(grep -c '^ok ' "$log" || true)
 failed=$(grep -c $'^FAIL\t' "$log" || true) # package lines, not the summary FAIL
 rm -f "$log"
