@@ -42,6 +42,8 @@
 // reservation expires. A resource deleted behind the broker's back is
 // freed when an index rebuild finds it gone, and those of a removed peer
 // when the gc removes their index entries (each entry carries what its
-// resource counts). SetUsage lets an operator (or a reconciler counting
-// the resource index) correct a record.
+// resource counts). SetUsage corrects a record's usage; nothing calls it
+// yet: a reconciler comparing usage with the index's charges needs to
+// know which dimensions are charged through index entries alone (server
+// groups, for one, are not), and is not built.
 package quota
