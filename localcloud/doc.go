@@ -3,8 +3,8 @@
 // services an OpenStack user expects, behind the peers.Cloud contract (plus
 // peers.ImageData, peers.ConsoleReader, peers.Objects, peers.ServerResizer,
 // peers.ServerStateResetter, peers.ServerImager and peers.SecurityGroups,
-// compiled into a filter per guest NIC: secgroups.go, a libvirt nwfilter
-// on the real driver). Server actions follow Nova's state checks
+// compiled into a filter per guest NIC: secgroups.go, enforced by the
+// real driver's user-space switch, localcloud/vswitch). Server actions follow Nova's state checks
 // (serverops.go): pause freezes the domain, suspend is libvirt's managed
 // save, resize is offline on the same host (resize.go), a snapshot copies
 // the root disk on its host and streams the copy into the image store as

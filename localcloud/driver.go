@@ -97,8 +97,9 @@ type StorageDriver interface {
 }
 
 // NetworkDriver manages isolated layer-2 networks on a host. Addressing is
-// Cloud's business: a network here is a bridge with no route out and no
-// connection to the host's own networks.
+// Cloud's business: a network here is a segment with no route out and no
+// connection to the host's own networks (on the libvirt driver, a network
+// of its user-space switch: no kernel state on the host).
 type NetworkDriver interface {
 	// CreateNetwork creates and starts an isolated network.
 	CreateNetwork(ctx context.Context, host string, net IsolatedNetwork) error
@@ -182,7 +183,9 @@ type NIC struct {
 	IPs     []string `json:"ips,omitempty"`
 	Gateway string   `json:"gateway,omitempty"`
 	// Filtered NICs have their traffic filtered by the port's filter
-	// (FilterDriver.SetPortFilter, defined before the domain).
+	// (FilterDriver.SetPortFilter, set before the domain is defined); a
+	// driver that has not got it (one just started) drops the NIC's IP
+	// traffic until it does.
 	Filtered bool `json:"filtered,omitempty"`
 }
 
@@ -194,8 +197,8 @@ type FilterDriver interface {
 	// host: the NIC naming it (NIC.Filtered) follows at once, in a running
 	// guest too.
 	SetPortFilter(ctx context.Context, host string, f PortFilter) error
-	// DeletePortFilter removes a port's filter once no domain uses it;
-	// one already gone wraps peers.ErrNotFound.
+	// DeletePortFilter removes a port's filter: its NIC's traffic is no
+	// longer filtered. One already gone wraps peers.ErrNotFound.
 	DeletePortFilter(ctx context.Context, host, portID string) error
 }
 

@@ -113,6 +113,24 @@ func (c *Cloud) Recover(ctx context.Context) (Recovery, error) {
 	if err := c.syncRouters(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	// The driver's port filters are handed over again (a restarted
+	// driver starts with none, and fails closed for filtered NICs): every
+	// filtered NIC found counts as holding an unknown filter, so the
+	// sync sets the wanted one or removes it.
+	c.filterMu.Lock()
+	for host, hi := range invs {
+		for _, d := range hi.Domains {
+			for _, nic := range d.NICs {
+				if _, ok := c.filters[nic.PortID]; nic.Filtered && !ok {
+					c.filters[nic.PortID] = filterState{host: host, key: "recovered"}
+				}
+			}
+		}
+	}
+	c.filterMu.Unlock()
+	if err := c.syncFilters(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("port filters: %w", err))
+	}
 	c.log.WithFields(logrus.Fields{
 		"hosts": rec.Hosts, "adopted": len(rec.Adopted), "errored": len(rec.Errored), "resumed": len(rec.Resumed),
 		"removed": len(rec.Removed), "restored": len(rec.Restored), "settled": len(rec.Settled), "unknown": rec.Unknown,

@@ -19,7 +19,8 @@ import (
 // (peers.Port.SecurityGroups), and every port in groups that is bound to a
 // server gets a filter on its server's host, compiled from the rules of
 // its groups with remote groups expanded to the addresses of the ports in
-// them (the FilterDriver's PortFilter: a libvirt nwfilter on the NIC).
+// them (the FilterDriver's PortFilter: on the libvirt driver, the port's
+// filter in the user-space switch, localcloud/vswitch).
 // Any change that can alter a filter (a group's rules, a port's groups, a
 // port or server coming or going) recompiles them all and hands the
 // driver those that differ from what it last took, so running guests

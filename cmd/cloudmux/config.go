@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -111,6 +112,11 @@ type LocalCloudConfig struct {
 	// "cloudmux" at /var/lib/cloudmux/pool).
 	Pool     string `yaml:"pool"`
 	PoolPath string `yaml:"pool_path"`
+	// SwitchAddr is the address the guest networks' user-space switch
+	// listens on, where every guest NIC sends its frames (libvirt driver;
+	// default 127.0.0.1, loopback unless CLOUDMUX_ALLOW_PUBLIC_LISTEN=1).
+	// Remote hosts need an address they reach, and their nic_addr.
+	SwitchAddr string `yaml:"switch_addr"`
 	// ObjectQuotaBytes caps the local cloud's object storage (kept under
 	// data_dir); 0: the filesystem's size is the limit.
 	ObjectQuotaBytes int64 `yaml:"object_quota_bytes"`
@@ -119,8 +125,11 @@ type LocalCloudConfig struct {
 // LocalHost is one hypervisor of the local cloud. Zero resources are
 // asked of the host; smaller values reserve the rest for the host itself.
 type LocalHost struct {
-	Name    string `yaml:"name"`
-	URI     string `yaml:"uri"`
+	Name string `yaml:"name"`
+	URI  string `yaml:"uri"`
+	// NICAddr is the host's address its guests' NICs bind (default
+	// switch_addr), which the switch sends their frames to.
+	NICAddr string `yaml:"nic_addr"`
 	VCPUs   int    `yaml:"vcpus"`
 	RAMMiB  int    `yaml:"ram_mib"`
 	DiskGiB int    `yaml:"disk_gib"`
@@ -330,6 +339,14 @@ func (c Config) Validate() error {
 		if h.Name == "" || h.URI == "" {
 			bad(fmt.Sprintf("local_cloud.hosts[%d]", i), "needs a name and a libvirt uri")
 		}
+		if _, err := netip.ParseAddr(h.NICAddr); h.NICAddr != "" && err != nil {
+			bad(fmt.Sprintf("local_cloud.hosts[%d].nic_addr", i), "%q is not an IP address", h.NICAddr)
+		}
+	}
+	if a, err := netip.ParseAddr(c.LocalCloud.SwitchAddr); c.LocalCloud.SwitchAddr != "" && err != nil {
+		bad("local_cloud.switch_addr", "%q is not an IP address", c.LocalCloud.SwitchAddr)
+	} else if err == nil && !a.IsLoopback() && !c.allowPublicListen() {
+		bad("local_cloud.switch_addr", "%q is not a loopback address; cloudmux listens on loopback unless CLOUDMUX_ALLOW_PUBLIC_LISTEN=1", c.LocalCloud.SwitchAddr)
 	}
 	c.GC.validate(bad)
 	if c.AdminPassword != "" && len(c.AdminPassword) < 8 {

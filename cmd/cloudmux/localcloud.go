@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"time"
 
@@ -45,7 +46,15 @@ func startLocalCloud(ctx context.Context, cfg Config, reg *registry.PeerRegistry
 		fd.SetTransitionTime(time.Duration(lc.FakeTransition))
 		driver = fd
 	case "libvirt":
-		d, err := libvirt.New(libvirt.Config{Hosts: lcfg.Hosts, Pool: lc.Pool, PoolPath: lc.PoolPath}, log.WithField("component", "libvirt"))
+		vc := libvirt.Config{Hosts: lcfg.Hosts, Pool: lc.Pool, PoolPath: lc.PoolPath, NICAddrs: map[string]netip.Addr{}}
+		// Both were checked with the configuration.
+		vc.SwitchAddr, _ = netip.ParseAddr(lc.SwitchAddr)
+		for _, h := range lc.Hosts {
+			if a, err := netip.ParseAddr(h.NICAddr); err == nil {
+				vc.NICAddrs[h.Name] = a
+			}
+		}
+		d, err := libvirt.New(vc, log.WithField("component", "libvirt"))
 		if err != nil {
 			return nil, nil, err
 		}

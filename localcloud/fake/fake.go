@@ -670,7 +670,8 @@ func (d *Driver) DeleteNetwork(ctx context.Context, hostName, id string) error {
 	return nil
 }
 
-// SetPortFilter keeps a port's filter, as libvirt keeps an nwfilter.
+// SetPortFilter keeps a port's filter, as the libvirt driver's switch
+// does.
 func (d *Driver) SetPortFilter(ctx context.Context, hostName string, pf localcloud.PortFilter) error {
 	h, err := d.lock(ctx, OpSetFilter, hostName, pf.PortID)
 	if err != nil {
@@ -682,8 +683,8 @@ func (d *Driver) SetPortFilter(ctx context.Context, hostName string, pf localclo
 	return nil
 }
 
-// DeletePortFilter removes a filter no domain's NIC uses (libvirt refuses
-// to undefine a filter in use).
+// DeletePortFilter removes a port's filter; a NIC using it then passes
+// its traffic unfiltered, as in the libvirt driver's switch.
 func (d *Driver) DeletePortFilter(ctx context.Context, hostName, portID string) error {
 	h, err := d.lock(ctx, OpDeleteFilter, hostName, portID)
 	if err != nil {
@@ -692,13 +693,6 @@ func (d *Driver) DeletePortFilter(ctx context.Context, hostName, portID string) 
 	defer d.mu.Unlock()
 	if _, ok := h.filters[portID]; !ok {
 		return errf(peers.ErrNotFound, "filter of port %s", portID)
-	}
-	for _, dom := range h.domains {
-		for _, nic := range dom.spec.NICs {
-			if nic.Filtered && nic.PortID == portID {
-				return errf(peers.ErrConflict, "the filter of port %s is in use by domain %s", portID, dom.spec.ID)
-			}
-		}
 	}
 	delete(h.filters, portID)
 	return nil

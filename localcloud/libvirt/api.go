@@ -70,17 +70,10 @@ type API interface {
 	StorageVolDelete(Vol golibvirt.StorageVol, Flags golibvirt.StorageVolDeleteFlags) error
 
 	ConnectListAllNetworks(NeedResults int32, Flags golibvirt.ConnectListAllNetworksFlags) ([]golibvirt.Network, uint32, error)
-	NetworkDefineXML(XML string) (golibvirt.Network, error)
-	NetworkCreate(Net golibvirt.Network) error
-	NetworkSetAutostart(Net golibvirt.Network, Autostart int32) error
-	NetworkLookupByName(Name string) (golibvirt.Network, error)
-	NetworkIsActive(Net golibvirt.Network) (int32, error)
-	NetworkGetXMLDesc(Net golibvirt.Network, Flags uint32) (string, error)
 	NetworkDestroy(Net golibvirt.Network) error
 	NetworkUndefine(Net golibvirt.Network) error
 
-	NwfilterDefineXML(XML string) (golibvirt.Nwfilter, error)
-	NwfilterLookupByName(Name string) (golibvirt.Nwfilter, error)
+	ConnectListAllNwfilters(NeedResults int32, Flags uint32) ([]golibvirt.Nwfilter, uint32, error)
 	NwfilterUndefine(OptNwfilter golibvirt.Nwfilter) error
 }
 

@@ -22,25 +22,42 @@
 // # Naming and metadata
 //
 // Everything the driver makes is named Config.Prefix (default "cloudmux-")
-// plus the cloud's ID: domain cloudmux-<server>, network
-// cloudmux-<network>, pool volumes cloudmux-<volume>. Domains carry a
+// plus the cloud's ID: domain cloudmux-<server>, pool volumes
+// cloudmux-<volume>. Domains carry a
 // <metadata> element in the MetadataNS namespace with the server's ID,
 // name, key name, every DomainSpec.Metadata entry (the cloud's project,
 // flavor, image, creation time; the server's own metadata, broker ID
 // included, under "server.") and the disks and NICs as the cloud sees them;
 // Inventory reads all of it back. libvirt 9.0 has no metadata on storage
-// volumes or networks, so for those the name (the cloud's ID) is all there
-// is.
+// volumes, so for those the name (the cloud's ID) is all there is.
 //
-// # Network filters
+// # Guest networks
 //
-// A port in security groups has a network filter (nwfilter) named
-// <prefix>port-<port>, compiled by the cloud (localcloud.PortFilter) and
-// referenced by the guest NIC's <filterref>; redefining it reaches a
-// running guest at once (nwfilter.go). libvirt turns it into ip(6)tables
-// chains of its own that match the guest's tap device only; the host's
-// forwarding and its own firewall rules are never changed. test:///default
-// has no nwfilter support: a filtered NIC there fails to boot.
+// Guest networking is the driver's user-space switch (localcloud/vswitch),
+// never the host's kernel: each NIC is an <interface type='udp'> (QEMU's
+// socket netdev) sending its frames to its port on the switch, which
+// listens on Config.SwitchAddr (127.0.0.1 by default; QEMU binds the NIC's
+// side on Config.NICAddrs[host], by default the same address). Networks
+// (CreateNetwork) and port filters (SetPortFilter: the security groups)
+// are switch state only: the driver makes no libvirt network, no nwfilter,
+// no bridge or tap device, and no ip(6)tables rule, so the host's firewall
+// and forwarding are never touched (TestGuestNetworking and
+// TestSecurityGroupsEnforced compare them before and after). The switch
+// is shared by all hosts: guests of one network talk across hosts too.
+//
+// A NIC's two UDP addresses are in the domain's metadata (switch= and
+// nic= on its cmx:nic), so Inventory, which the cloud's Recover calls at
+// start-up, reopens every defined domain's ports where they were: running
+// guests carry on after a broker restart, having lost the frames in
+// flight. Ports of filtered NICs drop all IP traffic until the cloud hands
+// their filters over again (Recover does).
+//
+// Domains an earlier version defined with NICs on libvirt networks
+// (type='network', with nwfilter filterrefs) are redefined by Inventory
+// with their NICs on switch ports. A running one keeps its old NICs,
+// cut off from the switch, until it is stopped and started; once none of
+// the cloud's running domains uses them, Inventory removes the libvirt
+// networks named with the prefix and those domains' nwfilters.
 //
 // # Storage
 //
@@ -58,7 +75,7 @@
 //
 // Domains are <domain type='qemu'> (TCG: no KVM needed), machine "pc",
 // virtio disks from the pool (their format read from the pool), virtio
-// NICs with the port's MAC on the network's bridge, and a config drive: an
+// NICs with the port's MAC on their switch ports, and a config drive: an
 // ISO 9660 image labelled config-2 with openstack/latest/meta_data.json
 // (uuid, name, hostname, public_keys, meta), user_data and
 // network_data.json (static addresses: the networks run no DHCP), uploaded
@@ -78,12 +95,6 @@
 // for the end of a download (seen with a log being appended to; the
 // router holds its lock while handing the packet to a caller that has
 // left). The log is removed with the domain.
-//
-// # Networks
-//
-// Networks are isolated: a bridge libvirt names (virbrN) with no <forward>
-// (no NAT, no routing) and no <ip> (no host address, no dnsmasq).
-// Addresses reach guests through the config drive's network_data.json.
 //
 // # The test driver
 //

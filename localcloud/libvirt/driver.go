@@ -6,14 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/sirupsen/logrus"
 
 	"github.com/cloudmux/cloudmux/localcloud"
+	"github.com/cloudmux/cloudmux/localcloud/vswitch"
 	"github.com/cloudmux/cloudmux/peers"
 )
 
@@ -56,6 +59,14 @@ type Config struct {
 	DialTimeout time.Duration
 	// Dial opens connections (default Dial); tests wrap it.
 	Dial DialFunc
+	// SwitchAddr is the address the guest networks' user-space switch
+	// listens on, the one every NIC sends its frames to (default
+	// 127.0.0.1: hypervisors on this machine only). NICAddrs gives, per
+	// host name, the address QEMU binds a NIC's socket to on that host
+	// (default SwitchAddr); a remote host needs both set to addresses
+	// the two machines reach each other on.
+	SwitchAddr netip.Addr
+	NICAddrs   map[string]netip.Addr
 }
 
 func (c Config) withDefaults() Config {
@@ -79,6 +90,11 @@ type Driver struct {
 	n     names
 	log   logrus.FieldLogger
 	hosts map[string]*hostConn
+	// sw is the guest networks' switch; nets the networks each host has
+	// (CreateNetwork), which is switch state only.
+	sw    *vswitch.Switch
+	netMu sync.Mutex
+	nets  map[string]map[string]bool
 }
 
 var _ localcloud.Driver = (*Driver)(nil)
@@ -93,7 +109,8 @@ func New(cfg Config, log logrus.FieldLogger) (*Driver, error) {
 		log = l
 	}
 	log = log.WithField("driver", "libvirt")
-	d := &Driver{cfg: cfg, n: names{prefix: cfg.Prefix, pool: cfg.Pool, path: cfg.PoolPath}, log: log, hosts: map[string]*hostConn{}}
+	d := &Driver{cfg: cfg, n: names{prefix: cfg.Prefix, pool: cfg.Pool, path: cfg.PoolPath}, log: log, hosts: map[string]*hostConn{},
+		nets: map[string]map[string]bool{}}
 	if len(cfg.Hosts) == 0 {
 		return nil, fmt.Errorf("libvirt: no hosts: %w", peers.ErrInvalid)
 	}
@@ -107,16 +124,21 @@ func New(cfg Config, log logrus.FieldLogger) (*Driver, error) {
 		}
 		d.hosts[h.Name] = hc
 	}
+	d.sw = vswitch.New(vswitch.Config{Addr: cfg.SwitchAddr}, log)
 	return d, nil
 }
+
+// Switch is the guest networks' switch.
+func (d *Driver) Switch() *vswitch.Switch { return d.sw }
 
 // Name is "libvirt".
 func (d *Driver) Name() string { return "libvirt" }
 
-// Close closes every host's connection. Later calls fail with
-// peers.ErrUnavailable.
+// Close closes every host's connection and the switch (running guests
+// lose their networks until a driver's Inventory reopens their ports).
+// Later calls fail with peers.ErrUnavailable.
 func (d *Driver) Close() error {
-	var errs []error
+	errs := []error{d.sw.Close()}
 	for _, h := range d.hosts {
 		errs = append(errs, h.close())
 	}
@@ -258,18 +280,30 @@ func (d *Driver) DefineDomain(ctx context.Context, host string, spec localcloud.
 	if err := d.writeConfigDrive(ctx, h, spec); err != nil {
 		return err
 	}
-	x, err := buildDomainXML(d.n, spec, o)
-	if err != nil {
-		return err
-	}
-	_, err = call(ctx, h, d.cfg.CallTimeout, "define domain "+spec.ID, func(a API) (golibvirt.Domain, error) {
-		return a.DomainDefineXMLFlags(x, 0)
-	})
-	if err != nil {
+	if err := d.defineOnSwitch(ctx, h, spec, o, "define"); err != nil {
 		_ = ignoreNotFound(d.DeleteVolume(context.WithoutCancel(ctx), host, spec.ID+"-config.iso"))
 		return err
 	}
 	return nil
+}
+
+// defineOnSwitch opens the switch ports of spec's NICs and defines (or
+// redefines) its domain with them; on failure the ports are closed.
+func (d *Driver) defineOnSwitch(ctx context.Context, h *hostConn, spec localcloud.DomainSpec, o domainOptions, what string) error {
+	eps, err := d.addPorts(h.name, spec, nil)
+	if err != nil {
+		return err
+	}
+	x, err := buildDomainXML(d.n, spec, eps, o)
+	if err == nil {
+		_, err = call(ctx, h, d.cfg.CallTimeout, what+" domain "+spec.ID, func(a API) (golibvirt.Domain, error) {
+			return a.DomainDefineXMLFlags(x, 0)
+		})
+	}
+	if err != nil {
+		d.removePorts(spec.NICs)
+	}
+	return err
 }
 
 // writeConfigDrive uploads spec's config drive as a raw pool volume.
@@ -431,12 +465,20 @@ func (d *Driver) DestroyDomain(ctx context.Context, host, id string) error {
 // console log. Those go even when the domain is already gone (an earlier
 // attempt failed half way), so repeating the call cleans up.
 func (d *Driver) UndefineDomain(ctx context.Context, host, id string) error {
+	var nics []localcloud.NIC
 	err := d.domainOp(ctx, host, id, "undefine", func(a API, dom golibvirt.Domain) error {
+		// The NICs' switch ports go with the domain.
+		if x, err := a.DomainGetXMLDesc(dom, golibvirt.DomainXMLInactive); err == nil {
+			if spec, err := specFromXML(x, d.cfg.Prefix); err == nil {
+				nics = spec.NICs
+			}
+		}
 		return a.DomainUndefineFlags(dom, golibvirt.DomainUndefineManagedSave|golibvirt.DomainUndefineSnapshotsMetadata)
 	})
 	if err != nil && !errors.Is(err, peers.ErrNotFound) {
 		return err
 	}
+	d.removePorts(nics)
 	if ferr := d.removeDomainFiles(ctx, host, id); ferr != nil {
 		return ferr
 	}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	golibvirt "github.com/digitalocean/go-libvirt"
+
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/localcloud/libvirt"
 	"github.com/cloudmux/cloudmux/peers"
@@ -216,7 +218,7 @@ func wantErr(t *testing.T, what string, err error, want error) {
 // TestInventory: what the driver made on a host reads back with the
 // metadata the cloud stored, enough to rebuild its records.
 func TestInventory(t *testing.T) {
-	d, _, _ := testDriver(t, "test:///default")
+	d, cfg, _ := testDriver(t, "test:///default")
 	ctx := t.Context()
 	must := func(what string, err error) {
 		t.Helper()
@@ -260,6 +262,24 @@ func TestInventory(t *testing.T) {
 	if len(inv.Networks) != 1 || inv.Networks[0] != "n1" {
 		t.Fatalf("networks = %v", inv.Networks)
 	}
+	// The NIC is a switch port; a driver started afresh (a broker
+	// restart) reopens it at the same UDP addresses from the domain.
+	port, ok := d.Switch().Port("p1")
+	if !ok || port.Network != "n1" || !port.Switch.IsValid() || !port.NIC.IsValid() {
+		t.Fatalf("switch port p1 = %+v, %v", port, ok)
+	}
+	must("the first driver gone", d.Switch().RemovePort("p1"))
+	d2, err := libvirt.New(cfg, testLogger(t))
+	must("second driver", err)
+	defer d2.Close()
+	_, err = d2.Inventory(ctx, "h1")
+	must("Inventory of the second driver", err)
+	if again, ok := d2.Switch().Port("p1"); !ok || again.Switch != port.Switch || again.NIC != port.NIC {
+		t.Fatalf("after a restart, port p1 = %+v, %v; want it at %s, %s", again, ok, port.Switch, port.NIC)
+	}
+	must("close the second driver", d2.Close())
+	_, err = d.Inventory(ctx, "h1")
+	must("Inventory of the first driver again", err)
 	// An offline resize rewrites the definition: both up and down.
 	for _, size := range []struct{ vcpus, ram int }{{2, 256}, {1, 64}} {
 		must("set size", d.SetDomainSize(ctx, "h1", spec.ID, size.vcpus, size.ram))
@@ -272,6 +292,9 @@ func TestInventory(t *testing.T) {
 	// Clean up through the driver, as the cloud would.
 	must("detach", d.DetachDisk(ctx, "h1", spec.ID, "v1"))
 	must("undefine", d.UndefineDomain(ctx, "h1", spec.ID))
+	if _, ok := d.Switch().Port("p1"); ok {
+		t.Fatal("the switch port outlived its domain")
+	}
 	for _, v := range []string{"s1-disk", "image-i1", "v1"} {
 		must("delete "+v, d.DeleteVolume(ctx, "h1", v))
 	}
@@ -318,6 +341,66 @@ func TestUploadRefusesBackingFile(t *testing.T) {
 		t.Fatalf("UploadVolume of a plain qcow2: %v", err)
 	}
 	if err := d.DeleteVolume(ctx, "h1", "image-ok"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLegacyDomainAdopted: a domain an earlier version defined with its
+// NIC on a libvirt network is redefined by Inventory with the NIC on a
+// switch port, and the libvirt network (it runs no guest any more) and
+// the port's nwfilter go.
+func TestLegacyDomainAdopted(t *testing.T) {
+	d, cfg, _ := testDriver(t, "test:///default")
+	ctx := t.Context()
+	api, err := libvirt.Dial(ctx, "test:///default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Disconnect()
+	l := api.(*libvirt.Conn).Libvirt
+	id := "00000000-0000-4000-8000-0000000000b1"
+	n, err := l.NetworkDefineXML("<network><name>" + cfg.Prefix + "n1</name><bridge stp='on' delay='0'/></network>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.NetworkCreate(n); err != nil {
+		t.Fatal(err)
+	}
+	legacy := `<domain type='test'><name>` + cfg.Prefix + id + `</name><uuid>` + id + `</uuid><memory unit='MiB'>128</memory><vcpu>1</vcpu>
+<metadata><cmx:server xmlns:cmx="` + libvirt.MetadataNS + `"><cmx:id>` + id + `</cmx:id><cmx:name>old</cmx:name>
+<cmx:nic port="p1" network="n1" mac="fa:16:3e:00:00:0b" filtered="true"><cmx:ip>10.0.0.8/24</cmx:ip></cmx:nic></cmx:server></metadata>
+<os><type arch='x86_64'>hvm</type></os>
+<devices><interface type='network'><mac address='fa:16:3e:00:00:0b'/><source network='` + cfg.Prefix + `n1'/><model type='virtio'/></interface></devices></domain>`
+	if _, err := l.DomainDefineXMLFlags(legacy, 0); err != nil {
+		t.Fatalf("define the legacy domain: %v", err)
+	}
+	inv, err := d.Inventory(ctx, "h1")
+	if err != nil {
+		t.Fatalf("Inventory: %v", err)
+	}
+	if len(inv.Domains) != 1 || len(inv.Domains[0].NICs) != 1 || !inv.Domains[0].NICs[0].Filtered {
+		t.Fatalf("domains = %+v", inv.Domains)
+	}
+	port, ok := d.Switch().Port("p1")
+	if !ok || port.Network != "n1" || !port.Filtered || len(port.IPs) != 1 || port.IPs[0].String() != "10.0.0.8" {
+		t.Fatalf("switch port p1 = %+v, %v", port, ok)
+	}
+	dom, err := l.DomainLookupByName(cfg.Prefix + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := l.DomainGetXMLDesc(dom, golibvirt.DomainXMLInactive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(x, "<interface type='udp'>") || strings.Contains(x, "type='network'") ||
+		!strings.Contains(x, fmt.Sprintf("port='%d'", port.Switch.Port())) {
+		t.Fatalf("redefined domain XML has no udp NIC on port %s:\n%s", port.Switch, x)
+	}
+	if _, err := l.NetworkLookupByName(cfg.Prefix + "n1"); err == nil {
+		t.Fatal("the legacy libvirt network is still there")
+	}
+	if err := d.UndefineDomain(ctx, "h1", id); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
-	"slices"
 	"strings"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
@@ -32,6 +31,7 @@ func (d *Driver) Inventory(ctx context.Context, host string) (localcloud.HostInv
 	if err != nil {
 		return inv, err
 	}
+	legacyRunning := false
 	for _, dom := range doms {
 		if !strings.HasPrefix(dom.Name, d.cfg.Prefix) {
 			continue
@@ -53,8 +53,28 @@ func (d *Driver) Inventory(ctx context.Context, host string) (localcloud.HostInv
 		if err != nil {
 			return inv, err
 		}
+		pd, _ := parseDomainXML(x)
+		if eps, ok := endpointsOf(pd); ok {
+			// The switch (new after a restart) reopens the NICs' ports
+			// where they were: running guests carry on.
+			if _, err := d.addPorts(host, spec, eps); err != nil {
+				// Its guest is cut off (its switch address taken by
+				// another process meanwhile): the rest of the host is
+				// still recovered, and a restart of the guest does not
+				// help, so say so loudly.
+				d.log.WithError(err).WithField("server", spec.ID).Error("reopening the switch ports of a domain failed: its guest has no network until the broker restarts with its addresses free")
+			}
+		} else {
+			if err := d.adoptDomain(ctx, h, spec, pd); err != nil {
+				return inv, err
+			}
+			if st != localcloud.DomainShutoff {
+				legacyRunning = true
+			}
+		}
 		inv.Domains = append(inv.Domains, localcloud.InventoryDomain{DomainSpec: spec, State: st})
 	}
+	d.removeLegacy(ctx, h, legacyRunning)
 	if err := d.refreshPool(ctx, h); err != nil {
 		return inv, err
 	}
@@ -80,20 +100,30 @@ func (d *Driver) Inventory(ctx context.Context, host string) (localcloud.HostInv
 		}
 		inv.Volumes = append(inv.Volumes, d.volumeFromXML(id, x))
 	}
-	nets, err := call(ctx, h, to, "list networks", func(a API) ([]golibvirt.Network, error) {
-		nets, _, err := a.ConnectListAllNetworks(1, 0)
-		return nets, err
-	})
-	if err != nil {
-		return inv, err
-	}
-	for _, n := range nets {
-		if id, ok := strings.CutPrefix(n.Name, d.cfg.Prefix); ok {
-			inv.Networks = append(inv.Networks, id)
-		}
-	}
-	slices.Sort(inv.Networks)
+	inv.Networks = d.networksOn(host)
 	return inv, nil
+}
+
+// adoptDomain redefines a domain an earlier version defined with its
+// NICs on libvirt networks (filtered by nwfilters): the same domain, its
+// NICs on switch ports. A running one keeps its old NICs until its next
+// power cycle (libvirt changes the persistent definition only), so it is
+// cut off meanwhile: the log says so.
+func (d *Driver) adoptDomain(ctx context.Context, h *hostConn, spec localcloud.DomainSpec, pd parsedDomain) error {
+	o := domainOptions{Arch: d.cfg.Arch, Machine: d.cfg.Machine, DiskFormats: map[string]string{}}
+	for _, disk := range pd.Devices.Disks {
+		if disk.Target.Dev == configDriveDevice {
+			o.ConfigDrive = true
+			continue
+		}
+		o.DiskFormats[strings.TrimPrefix(disk.Source.Volume, d.cfg.Prefix)] = disk.Driver.Type
+	}
+	if err := d.defineOnSwitch(ctx, h, spec, o, "redefine"); err != nil {
+		return fmt.Errorf("libvirt: domain %s of an earlier version: moving its NICs to the switch: %w", spec.ID, err)
+	}
+	d.log.WithField("server", spec.ID).Warn("domain of an earlier version redefined with its NICs on the user-space switch; " +
+		"a running guest keeps its old libvirt-network NICs, cut off, until it is stopped and started")
+	return nil
 }
 
 // specFromXML rebuilds a DomainSpec from a domain's XML and its cloudmux

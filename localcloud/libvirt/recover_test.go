@@ -2,6 +2,8 @@ package libvirt_test
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,7 +55,11 @@ func TestRecoverOnQEMU(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Recover: %v", err)
 	}
-	if len(rec.Errored)+len(rec.Adopted)+len(rec.Removed)+len(rec.Restored)+len(rec.Unknown)+len(rec.Resumed) > 0 {
+	// Networks are state of the broker's user-space switch, not of the
+	// host: a new driver starts without them and Recover makes them again
+	// (nothing on the host changes). Anything else restored is a change.
+	restored := slices.DeleteFunc(slices.Clone(rec.Restored), func(r string) bool { return strings.HasPrefix(r, "network ") })
+	if len(rec.Errored)+len(rec.Adopted)+len(rec.Removed)+len(restored)+len(rec.Unknown)+len(rec.Resumed) > 0 {
 		t.Errorf("recovery of a quiet cloud changed things: %+v", rec)
 	}
 	w.Check(t, c2)

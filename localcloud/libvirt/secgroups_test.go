@@ -2,7 +2,6 @@ package libvirt_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -12,21 +11,17 @@ import (
 )
 
 // TestSecurityGroupsEnforced is issue 14's packet check: two real TCG
-// guests on one isolated network the test creates; the server guest
-// listens on TCP 8080 in a group admitting nothing but its own members,
-// the client guest (another group) probes it every second and prints
-// what it got on its console. Its probes fail, succeed once a rule
-// admits the client's group on 8080 (the running guest's filter is
-// redefined), and fail again once the rule is gone. Nothing leaves the
-// isolated bridge; the host's forwarding and firewall settings are not
-// touched (libvirt's nwfilter chains match the guests' tap devices only).
+// guests on one network the test creates; the server guest listens on
+// TCP 8080 in a group admitting nothing but its own members, the client
+// guest (another group) probes it every second and prints what it got on
+// its console. Its probes fail, succeed once a rule admits the client's
+// group on 8080 (the running guest's port filter is
+// changed in the switch), and fail again once the rule is gone (the
+// tracked connection is cut). The filtering is the user-space switch's:
+// the host's firewall, links and forwarding are the same after the test
+// as before.
 func TestSecurityGroupsEnforced(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots two real guests; skipped with -short")
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
-	defer cancel()
-	c, _, _, img := guestCloud(t, ctx)
+	ctx, c, img := guestTest(t, "boots two real guests", 8*time.Minute)
 	netw, err := c.CreateNetwork(ctx, peers.NetworkSpec{Name: "sgnet", Project: "p"})
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +34,6 @@ func TestSecurityGroupsEnforced(t *testing.T) {
 	if _, err := c.CreateSubnet(ctx, peers.SubnetSpec{NetworkID: netw.ID, Project: "p", CIDR: "10.93.0.0/24", IPVersion: 4}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.DeleteImage(context.Background(), img.ID) })
 	port := func(n int) *int { return &n }
 	srvGroup := peers.SecurityGroup{ID: "sg-server-" + randHex(4), Project: "p", Name: "server", Rules: []peers.SecurityRule{
 		{Direction: "egress", EtherType: "IPv4"},
@@ -61,29 +55,10 @@ func TestSecurityGroupsEnforced(t *testing.T) {
 
 	boot := func(name, group, script string) peers.Server {
 		t.Helper()
-		srv, err := c.CreateServer(ctx, peers.ServerSpec{
+		return bootGuest(t, ctx, c, peers.ServerSpec{
 			Name: name, Project: "p", FlavorID: "1", ImageID: img.ID,
 			Networks: []peers.NetworkAttachment{{NetworkID: netw.ID}}, SecurityGroups: []string{group},
 			UserData: []byte("#!/bin/sh\n" + script),
-		})
-		if err != nil {
-			t.Fatalf("CreateServer(%s): %v", name, err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			defer cancel()
-			_ = c.DeleteServer(ctx, srv.ID)
-			waitFor(t, ctx, name+" gone", func() (struct{}, bool, error) {
-				_, err := c.GetServer(ctx, srv.ID)
-				return struct{}{}, errors.Is(err, peers.ErrNotFound), nil
-			})
-		})
-		return waitFor(t, ctx, name+" ACTIVE", func() (peers.Server, bool, error) {
-			s, err := c.GetServer(ctx, srv.ID)
-			if s.Status == peers.ServerError {
-				return s, false, errors.New(s.Fault)
-			}
-			return s, s.Status == peers.ServerActive && len(s.Addresses) > 0, err
 		})
 	}
 	// The listener answers "pong" to each connection (busybox nc).
@@ -93,13 +68,7 @@ func TestSecurityGroupsEnforced(t *testing.T) {
 		`if echo ping | nc -w 2 %s 8080 2>/dev/null | grep -q pong; then echo "sg-probe $n ok"; else echo "sg-probe $n fail"; fi; `+
 		`sleep 1; done) &
 `, serverIP))
-	console := func(id string) []string {
-		out, err := c.ConsoleOutput(ctx, id, 0)
-		if err != nil {
-			t.Fatalf("console: %v", err)
-		}
-		return strings.Split(strings.ReplaceAll(out, "\r\n", "\n"), "\n")
-	}
+	console := func(id string) []string { return consoleLines(t, ctx, c, id) }
 	waitFor(t, ctx, "the server guest listening", func() (string, bool, error) {
 		lines := console(server.ID)
 		return lastLines(strings.Join(lines, "\n"), 5), contains(lines, "sg-listening"), nil

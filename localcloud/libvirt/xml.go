@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -96,17 +97,19 @@ type interfaceXML struct {
 	MAC  struct {
 		Address string `xml:"address,attr"`
 	} `xml:"mac"`
+	// Source is the switch port's UDP address the NIC sends its frames
+	// to; Local the NIC's own, where QEMU receives them.
 	Source struct {
-		Network string `xml:"network,attr"`
+		Address string `xml:"address,attr"`
+		Port    uint16 `xml:"port,attr"`
+		Local   struct {
+			Address string `xml:"address,attr"`
+			Port    uint16 `xml:"port,attr"`
+		} `xml:"local"`
 	} `xml:"source"`
 	Model struct {
 		Type string `xml:"type,attr"`
 	} `xml:"model"`
-	FilterRef *filterRefXML `xml:"filterref"`
-}
-
-type filterRefXML struct {
-	Filter string `xml:"filter,attr"`
 }
 
 type serialXML struct {
@@ -163,8 +166,12 @@ type metaNICXML struct {
 	MAC     string   `xml:"mac,attr"`
 	Gateway string   `xml:"gateway,attr,omitempty"`
 	IPs     []string `xml:"cmx:ip"`
-	// Filtered: the NIC has the port's filter (a filterref).
+	// Filtered: the port's traffic is filtered by its security groups.
 	Filtered bool `xml:"filtered,attr,omitempty"`
+	// Switch and NIC are the UDP endpoints of the NIC's switch port
+	// (vswitch.Port), so a restarted broker's switch reopens them.
+	Switch string `xml:"switch,attr,omitempty"`
+	NIC    string `xml:"nic,attr,omitempty"`
 }
 
 // names turns the cloud's IDs into libvirt object names: everything
@@ -178,8 +185,7 @@ type names struct {
 
 func (n names) domain(id string) string     { return n.prefix + id }
 func (n names) volume(id string) string     { return n.prefix + id }
-func (n names) network(id string) string    { return n.prefix + id }
-func (n names) filter(portID string) string { return n.prefix + "port-" + portID }
+func (n names) filter(portID string) string { return n.prefix + "port-" + portID } // nwfilters of earlier versions
 func (n names) consoleLog(domainID string) string {
 	return n.volume(domainID + "-console.log")
 }
@@ -196,9 +202,10 @@ type domainOptions struct {
 }
 
 // buildDomainXML renders spec as a TCG (type='qemu') domain: virtio disks
-// from the pool, virtio NICs on the networks' bridges, the serial console
-// logged to a file in the pool directory, and cloudmux metadata.
-func buildDomainXML(n names, spec localcloud.DomainSpec, o domainOptions) (string, error) {
+// from the pool, virtio NICs on their switch ports (type='udp', ports[i]
+// for spec.NICs[i]), the serial console logged to a file in the pool
+// directory, and cloudmux metadata.
+func buildDomainXML(n names, spec localcloud.DomainSpec, ports []nicEndpoints, o domainOptions) (string, error) {
 	d := domainXML{
 		Type: "qemu", Name: n.domain(spec.ID), UUID: spec.ID, Title: oneLine(spec.Name),
 		Memory: unitValue{Unit: "MiB", Value: int64(spec.RAMMiB)}, VCPU: spec.VCPUs,
@@ -219,13 +226,17 @@ func buildDomainXML(n names, spec localcloud.DomainSpec, o domainOptions) (strin
 		d.Devices.Disks = append(d.Devices.Disks,
 			buildDiskXML(n, localcloud.Disk{VolumeID: spec.ID + "-config.iso", Device: configDriveDevice}, localcloud.VolumeRaw, true))
 	}
-	for _, nic := range spec.NICs {
-		meta.NICs = append(meta.NICs, metaNICXML{Port: nic.PortID, Network: nic.NetworkID, MAC: nic.MAC, Gateway: nic.Gateway, IPs: nic.IPs, Filtered: nic.Filtered})
+	if len(ports) != len(spec.NICs) {
+		return "", fmt.Errorf("domain %s: %d NICs, %d switch ports", spec.ID, len(spec.NICs), len(ports))
+	}
+	for k, nic := range spec.NICs {
+		pt := ports[k]
+		meta.NICs = append(meta.NICs, metaNICXML{Port: nic.PortID, Network: nic.NetworkID, MAC: nic.MAC, Gateway: nic.Gateway, IPs: nic.IPs,
+			Filtered: nic.Filtered, Switch: pt.Switch.String(), NIC: pt.NIC.String()})
 		var i interfaceXML
-		i.Type, i.MAC.Address, i.Source.Network, i.Model.Type = "network", nic.MAC, n.network(nic.NetworkID), "virtio"
-		if nic.Filtered {
-			i.FilterRef = &filterRefXML{Filter: n.filter(nic.PortID)}
-		}
+		i.Type, i.MAC.Address, i.Model.Type = "udp", nic.MAC, "virtio"
+		i.Source.Address, i.Source.Port = pt.Switch.Addr().String(), pt.Switch.Port()
+		i.Source.Local.Address, i.Source.Local.Port = pt.NIC.Addr().String(), pt.NIC.Port()
 		d.Devices.Interfaces = append(d.Devices.Interfaces, i)
 	}
 	d.Metadata = &metadataXML{Server: meta}
@@ -345,22 +356,6 @@ func volumeFormat(volXML string) string {
 	return v.Target.Format.Type
 }
 
-// networkXML is an isolated network: a bridge (libvirt names it virbrN)
-// with no <forward> (no NAT, no routing, nothing leaves the host) and no
-// <ip> (so no address on the host side and no dnsmasq: the cloud hands
-// addresses out through the config drive).
-func networkXML(name string, mtu int) string {
-	var b strings.Builder
-	b.WriteString("<network>\n  <name>")
-	_ = xml.EscapeText(&b, []byte(name))
-	b.WriteString("</name>\n  <bridge stp='on' delay='0'/>\n")
-	if mtu > 0 {
-		fmt.Fprintf(&b, "  <mtu size='%d'/>\n", mtu)
-	}
-	b.WriteString("</network>\n")
-	return b.String()
-}
-
 // parsedDomain is what cloudmux reads back from a domain's XML.
 type parsedDomain struct {
 	Name     string `xml:"name"`
@@ -379,6 +374,8 @@ type parsedDomain struct {
 				Gateway  string   `xml:"gateway,attr"`
 				IPs      []string `xml:"ip"`
 				Filtered bool     `xml:"filtered,attr"`
+				Switch   string   `xml:"switch,attr"`
+				NIC      string   `xml:"nic,attr"`
 			} `xml:"nic"`
 		} `xml:"https://github.com/cloudmux/cloudmux/xmlns/libvirt/server/1 server"`
 	} `xml:"metadata"`
@@ -393,4 +390,10 @@ func parseDomainXML(s string) (parsedDomain, error) {
 	var d parsedDomain
 	err := xml.Unmarshal([]byte(s), &d)
 	return d, err
+}
+
+// nicEndpoints are a NIC's switch port: the switch's UDP address and the
+// NIC's.
+type nicEndpoints struct {
+	Switch, NIC netip.AddrPort
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,7 +60,8 @@ func testSpec() localcloud.DomainSpec {
 // their formats, the read-only config drive, virtio NICs on the networks,
 // the serial console logged into the pool, escaped metadata.
 func TestDomainXML(t *testing.T) {
-	x, err := buildDomainXML(testNames, testSpec(), domainOptions{
+	eps := []nicEndpoints{{Switch: netip.MustParseAddrPort("127.0.0.1:40001"), NIC: netip.MustParseAddrPort("127.0.0.1:40002")}}
+	x, err := buildDomainXML(testNames, testSpec(), eps, domainOptions{
 		Arch: "x86_64", Machine: "pc", ConfigDrive: true,
 		DiskFormats: map[string]string{"6f1c2d4e-0000-4000-8000-000000000001-disk": "qcow2", "0a0b0c0d-0000-4000-8000-0000000000ff": "raw"},
 	})
@@ -77,21 +79,20 @@ func TestDomainXML(t *testing.T) {
 	if m == nil || m.ID != testSpec().ID || m.Name != testSpec().Name || m.KeyName != "mykey" || len(m.Metadata) != 5 || len(m.Disks) != 2 || len(m.NICs) != 1 {
 		t.Fatalf("parsed metadata = %+v", m)
 	}
+	if got, ok := endpointsOf(pd); !ok || len(got) != 1 || got[0] != eps[0] {
+		t.Fatalf("endpointsOf = %v, %v; want %v", got, ok, eps)
+	}
 	if len(pd.Devices.Disks) != 3 || pd.Devices.Disks[2].ReadOnly == nil || pd.Devices.Disks[2].Target.Dev != configDriveDevice {
 		t.Fatalf("parsed disks = %+v; want two disks and the read-only config drive", pd.Devices.Disks)
 	}
 }
 
-func TestVolumeAndNetworkXML(t *testing.T) {
+func TestVolumeXML(t *testing.T) {
 	v, err := buildVolumeXML("cloudmux-x-disk", 1<<30, "qcow2", "/var/lib/cloudmux/pool/cloudmux-image-i", "raw")
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := networkXML("cloudmux-n-1", 1450)
-	golden(t, "volume_network.xml", v+"\n"+poolXML("cloudmux", "/var/lib/cloudmux/pool")+n)
-	if strings.Contains(n, "forward") || strings.Contains(n, "<ip") {
-		t.Fatalf("network XML must be isolated (no <forward>, no <ip>):\n%s", n)
-	}
+	golden(t, "volume.xml", v+"\n"+poolXML("cloudmux", "/var/lib/cloudmux/pool"))
 	if got := volumeFormat(v); got != "qcow2" {
 		t.Fatalf("volumeFormat = %q", got)
 	}

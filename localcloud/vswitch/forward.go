@@ -1,0 +1,111 @@
+package vswitch
+
+import (
+	"net"
+	"net/netip"
+
+	"golang.org/x/net/ipv4"
+)
+
+// serve reads p's frames, a batch per system call (recvmmsg), into
+// buffers reused for the port's life, and forwards each.
+func (s *Switch) serve(p *port) {
+	defer s.wg.Done()
+	// ipv4.PacketConn's batch read is recvmmsg on Linux for either
+	// family: it only wraps the socket.
+	pc := ipv4.NewPacketConn(p.conn)
+	msgs := make([]ipv4.Message, s.cfg.Batch)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, 65536)}
+	}
+	for {
+		n, err := pc.ReadBatch(msgs, 0)
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				continue
+			}
+			return // closed
+		}
+		for i := range n {
+			m := &msgs[i]
+			from, ok := m.Addr.(*net.UDPAddr)
+			if !ok || from.AddrPort() != p.NIC && netip.AddrPortFrom(from.AddrPort().Addr().Unmap(), from.AddrPort().Port()) != p.NIC {
+				// Only the NIC may send on its port.
+				s.dropped.Add(1)
+				continue
+			}
+			s.forward(p, m.Buffers[0][:m.N])
+		}
+	}
+}
+
+// forward switches one frame from port src.
+func (s *Switch) forward(src *port, frame []byte) {
+	pk, ok := parse(frame)
+	if !ok {
+		s.dropped.Add(1)
+		return
+	}
+	if [6]byte(frame[6:12]) != src.mac || !s.sourceOK(src, &pk) {
+		s.spoofed.Add(1)
+		return
+	}
+	f := src.filter.Load()
+	if f != nil && pk.isIP() && !pk.isND() && !s.ct.check(src, f, &pk, false) {
+		s.filtered.Add(1)
+		return
+	}
+	seg := s.tab.Load().nets[src.Network]
+	if seg == nil {
+		s.dropped.Add(1)
+		return
+	}
+	if frame[0]&1 != 0 { // broadcast or multicast: every other port of the network
+		s.flooded.Add(1)
+		for _, dst := range seg.all {
+			if dst != src {
+				s.deliver(dst, &pk, frame)
+			}
+		}
+		return
+	}
+	dst := seg.byMAC[[6]byte(frame[0:6])]
+	if dst == nil || dst == src {
+		// Every port's MAC is known: a unicast frame to an unknown MAC
+		// has nowhere to go (no flooding, no learning).
+		s.dropped.Add(1)
+		return
+	}
+	s.deliver(dst, &pk, frame)
+}
+
+// sourceOK checks that an ARP or IP packet comes from the port's own
+// addresses: its fixed IPs, 0.0.0.0 in an ARP probe, for IPv6 its
+// link-local address and the unspecified address of duplicate address
+// detection. Other Ethernet types are dropped.
+func (s *Switch) sourceOK(src *port, pk *packet) bool {
+	switch pk.ether {
+	case etherARP:
+		return pk.arpMAC == src.mac && (src.ips[pk.arpIP] || pk.arpIP.IsUnspecified())
+	case etherIPv4:
+		return src.ips[pk.src]
+	case etherIPv6:
+		return src.ips[pk.src] || pk.src.IsUnspecified() && pk.isND()
+	}
+	return false
+}
+
+// deliver passes dst's filter and sends the frame to dst's NIC.
+func (s *Switch) deliver(dst *port, pk *packet, frame []byte) {
+	if f := dst.filter.Load(); f != nil && pk.isIP() && !pk.isND() && !s.ct.check(dst, f, pk, true) {
+		s.filtered.Add(1)
+		return
+	}
+	if _, err := dst.conn.WriteToUDPAddrPort(frame, dst.NIC); err != nil {
+		// The NIC's QEMU is not running (ECONNREFUSED from an earlier
+		// send) or the port closed: the frame is lost, as on a wire.
+		s.dropped.Add(1)
+		return
+	}
+	s.forwarded.Add(1)
+}
