@@ -7,19 +7,60 @@ import (
 	"golang.org/x/net/ipv4"
 )
 
+// outbox gathers the frames one read batch forwards, so frames to the
+// same port leave in one sendmmsg; they point into the read buffers,
+// which stay untouched until the next read.
+type outbox struct {
+	dst   []*port
+	frame [][]byte
+	msgs  []ipv4.Message
+}
+
+func (o *outbox) add(dst *port, frame []byte) {
+	o.dst = append(o.dst, dst)
+	o.frame = append(o.frame, frame)
+}
+
+// flush sends what the batch forwarded, a sendmmsg per run of frames to
+// one port.
+func (s *Switch) flush(o *outbox) {
+	for i := 0; i < len(o.dst); {
+		dst := o.dst[i]
+		o.msgs = o.msgs[:0]
+		j := i
+		for ; j < len(o.dst) && o.dst[j] == dst; j++ {
+			o.msgs = append(o.msgs, ipv4.Message{Buffers: o.frame[j : j+1], Addr: dst.nicAddr})
+		}
+		sent := 0
+		for sent < len(o.msgs) {
+			n, err := dst.pc.WriteBatch(o.msgs[sent:], 0)
+			if err != nil {
+				// The NIC's QEMU is not running (ECONNREFUSED from an
+				// earlier send) or the port closed: the frame is lost,
+				// as on a wire; the rest are tried.
+				s.dropped.Add(1)
+				n = max(n, 1)
+			} else {
+				s.forwarded.Add(uint64(n))
+			}
+			sent += n
+		}
+		i = j
+	}
+	o.dst, o.frame = o.dst[:0], o.frame[:0]
+}
+
 // serve reads p's frames, a batch per system call (recvmmsg), into
 // buffers reused for the port's life, and forwards each.
 func (s *Switch) serve(p *port) {
 	defer s.wg.Done()
-	// ipv4.PacketConn's batch read is recvmmsg on Linux for either
-	// family: it only wraps the socket.
-	pc := ipv4.NewPacketConn(p.conn)
 	msgs := make([]ipv4.Message, s.cfg.Batch)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, 65536)}
 	}
+	out := &outbox{}
 	for {
-		n, err := pc.ReadBatch(msgs, 0)
+		n, err := p.pc.ReadBatch(msgs, 0)
 		if err != nil {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				continue
@@ -34,13 +75,14 @@ func (s *Switch) serve(p *port) {
 				s.dropped.Add(1)
 				continue
 			}
-			s.forward(p, m.Buffers[0][:m.N])
+			s.forward(out, p, m.Buffers[0][:m.N])
 		}
+		s.flush(out)
 	}
 }
 
 // forward switches one frame from port src.
-func (s *Switch) forward(src *port, frame []byte) {
+func (s *Switch) forward(out *outbox, src *port, frame []byte) {
 	pk, ok := parse(frame)
 	if !ok {
 		s.dropped.Add(1)
@@ -64,7 +106,7 @@ func (s *Switch) forward(src *port, frame []byte) {
 		s.flooded.Add(1)
 		for _, dst := range seg.all {
 			if dst != src {
-				s.deliver(dst, &pk, frame)
+				s.deliver(out, dst, &pk, frame)
 			}
 		}
 		return
@@ -76,7 +118,7 @@ func (s *Switch) forward(src *port, frame []byte) {
 		s.dropped.Add(1)
 		return
 	}
-	s.deliver(dst, &pk, frame)
+	s.deliver(out, dst, &pk, frame)
 }
 
 // sourceOK checks that an ARP or IP packet comes from the port's own
@@ -95,17 +137,11 @@ func (s *Switch) sourceOK(src *port, pk *packet) bool {
 	return false
 }
 
-// deliver passes dst's filter and sends the frame to dst's NIC.
-func (s *Switch) deliver(dst *port, pk *packet, frame []byte) {
+// deliver passes dst's filter and queues the frame for dst's NIC.
+func (s *Switch) deliver(out *outbox, dst *port, pk *packet, frame []byte) {
 	if f := dst.filter.Load(); f != nil && pk.isIP() && !pk.isND() && !s.ct.check(dst, f, pk, true) {
 		s.filtered.Add(1)
 		return
 	}
-	if _, err := dst.conn.WriteToUDPAddrPort(frame, dst.NIC); err != nil {
-		// The NIC's QEMU is not running (ECONNREFUSED from an earlier
-		// send) or the port closed: the frame is lost, as on a wire.
-		s.dropped.Add(1)
-		return
-	}
-	s.forwarded.Add(1)
+	out.add(dst, frame)
 }

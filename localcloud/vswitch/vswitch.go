@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/net/ipv4"
 
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/peers"
@@ -78,7 +79,11 @@ type port struct {
 	mac    [6]byte
 	ips    map[netip.Addr]bool
 	conn   *net.UDPConn
-	filter atomic.Pointer[filter] // nil: unfiltered
+	// pc batches reads and writes on conn (recvmmsg, sendmmsg: the ipv4
+	// wrapper does both for either family); nicAddr is NIC, made once.
+	pc      *ipv4.PacketConn
+	nicAddr *net.UDPAddr
+	filter  atomic.Pointer[filter] // nil: unfiltered
 }
 
 // table is the forwarding state frames read without a lock, replaced
@@ -221,7 +226,7 @@ func (s *Switch) AddPort(p Port) (Port, error) {
 	}
 	p.MAC = slices.Clone(p.MAC)
 	p.IPs = slices.Clone(p.IPs)
-	lp := &port{Port: p, mac: [6]byte(p.MAC), ips: map[netip.Addr]bool{}, conn: c}
+	lp := &port{Port: p, mac: [6]byte(p.MAC), ips: map[netip.Addr]bool{}, conn: c, pc: ipv4.NewPacketConn(c), nicAddr: net.UDPAddrFromAddrPort(p.NIC)}
 	for _, a := range p.IPs {
 		lp.ips[a.Unmap()] = true
 	}
