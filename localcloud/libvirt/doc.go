@@ -42,8 +42,10 @@
 // are switch state only: the driver makes no libvirt network, no nwfilter,
 // no bridge or tap device, and no ip(6)tables rule, so the host's firewall
 // and forwarding are never touched (TestGuestNetworking and
-// TestSecurityGroupsEnforced compare them before and after). The switch
-// is shared by all hosts: guests of one network talk across hosts too.
+// TestSecurityGroupsEnforced compare them before and after). Routers
+// and floating IPs (the RouterDriver) run in the switch too, routing and
+// NAT in user space (TestRouterDataPlane). The switch is shared by all
+// hosts: guests of one network talk across hosts too.
 //
 // A NIC's two UDP addresses are in the domain's metadata (switch= and
 // nic= on its cmx:nic), so Inventory, which the cloud's Recover calls at

@@ -1,7 +1,6 @@
 package libvirt_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -23,29 +22,11 @@ func TestGuestNetworking(t *testing.T) {
 	ctx, c, img := guestTest(t, "boots three real guests", 10*time.Minute)
 	const cidr, serverIP, clientIP, otherIP, spoofIP = "10.94.0.0/24", "10.94.0.10", "10.94.0.20", "10.94.0.30", "10.94.0.99"
 	network := func(name string) peers.Network {
-		n, err := c.CreateNetwork(ctx, peers.NetworkSpec{Name: name, Project: "p"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := c.DeleteNetwork(context.Background(), n.ID); err != nil {
-				t.Errorf("cleanup: DeleteNetwork: %v", err)
-			}
-		})
-		if _, err := c.CreateSubnet(ctx, peers.SubnetSpec{NetworkID: n.ID, Project: "p", CIDR: cidr, IPVersion: 4}); err != nil {
-			t.Fatal(err)
-		}
+		n, _ := testNetwork(t, ctx, c, name, cidr, false)
 		return n
 	}
 	netA, netB := network("net-a"), network("net-b")
-	port := func(n peers.Network, ip string) peers.Port {
-		p, err := c.CreatePort(ctx, peers.PortSpec{Name: "p-" + ip, Project: "p", NetworkID: n.ID, FixedIPs: []peers.FixedIP{{IPAddress: ip}}})
-		if err != nil {
-			t.Fatalf("CreatePort(%s): %v", ip, err)
-		}
-		t.Cleanup(func() { _ = c.DeletePort(context.Background(), p.ID) })
-		return p
-	}
+	port := func(n peers.Network, ip string) peers.Port { return fixedPort(t, ctx, c, n, ip) }
 	sp, cp, op := port(netA, serverIP), port(netA, clientIP), port(netB, otherIP)
 	boot := func(name string, p peers.Port, script string) peers.Server {
 		return bootGuest(t, ctx, c, peers.ServerSpec{Name: name, Project: "p", FlavorID: "1", ImageID: img.ID,
@@ -75,22 +56,7 @@ func TestGuestNetworking(t *testing.T) {
 		lines := consoleLines(t, ctx, c, server.ID)
 		return lastLines(strings.Join(lines, "\n"), 5), contains(lines, "net-listening"), nil
 	})
-	// count tallies the console lines "<kind> N ok|fail".
-	count := func(id, kind string) (oks, fails int) {
-		for _, l := range consoleLines(t, ctx, c, id) {
-			var n int
-			var res string
-			if _, err := fmt.Sscanf(strings.TrimSpace(l), kind+" %d %s", &n, &res); err != nil {
-				continue
-			}
-			if res == "ok" {
-				oks++
-			} else {
-				fails++
-			}
-		}
-		return oks, fails
-	}
+	count := func(id, kind string) (int, int) { return probeCounts(t, ctx, c, id, kind) }
 	waitFor(t, ctx, "the client reaching the server on its network, its spoofed pings dropped", func() (string, bool, error) {
 		ok, fail := count(client.ID, "net-probe")
 		sok, sfail := count(client.ID, "spoof-probe")

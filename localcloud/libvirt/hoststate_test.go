@@ -3,6 +3,7 @@ package libvirt_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -114,4 +115,52 @@ func guestTest(t *testing.T, what string, timeout time.Duration) (context.Contex
 	c, _, _, img := guestCloud(t, ctx)
 	t.Cleanup(func() { _ = c.DeleteImage(context.Background(), img.ID) })
 	return ctx, c, img
+}
+
+// probeCounts tallies a server's console lines "<kind> N ok|fail".
+func probeCounts(t *testing.T, ctx context.Context, c *localcloud.Cloud, id, kind string) (oks, fails int) {
+	t.Helper()
+	for _, l := range consoleLines(t, ctx, c, id) {
+		var n int
+		var res string
+		if _, err := fmt.Sscanf(strings.TrimSpace(l), kind+" %d %s", &n, &res); err != nil {
+			continue
+		}
+		if res == "ok" {
+			oks++
+		} else {
+			fails++
+		}
+	}
+	return oks, fails
+}
+
+// testNetwork creates a network with one IPv4 subnet, deleted at cleanup.
+func testNetwork(t *testing.T, ctx context.Context, c *localcloud.Cloud, name, cidr string, external bool) (peers.Network, peers.Subnet) {
+	t.Helper()
+	n, err := c.CreateNetwork(ctx, peers.NetworkSpec{Name: name, Project: "p", External: external})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.DeleteNetwork(context.Background(), n.ID); err != nil {
+			t.Errorf("cleanup: DeleteNetwork(%s): %v", name, err)
+		}
+	})
+	sn, err := c.CreateSubnet(ctx, peers.SubnetSpec{NetworkID: n.ID, Project: "p", CIDR: cidr, IPVersion: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, sn
+}
+
+// fixedPort creates a port on n at ip, deleted at cleanup.
+func fixedPort(t *testing.T, ctx context.Context, c *localcloud.Cloud, n peers.Network, ip string) peers.Port {
+	t.Helper()
+	p, err := c.CreatePort(ctx, peers.PortSpec{Name: "p-" + ip, Project: "p", NetworkID: n.ID, FixedIPs: []peers.FixedIP{{IPAddress: ip}}})
+	if err != nil {
+		t.Fatalf("CreatePort(%s): %v", ip, err)
+	}
+	t.Cleanup(func() { _ = c.DeletePort(context.Background(), p.ID) })
+	return p
 }

@@ -208,3 +208,23 @@ func (d *Driver) removeLegacy(ctx context.Context, h *hostConn, legacyRunning bo
 		}
 	}
 }
+
+var _ localcloud.RouterDriver = (*Driver)(nil)
+
+// SetRouter runs the router in the switch (routing and NAT in user space:
+// nothing on the host). The switch is shared by every host; host only
+// has to be one of the driver's.
+func (d *Driver) SetRouter(ctx context.Context, host string, r localcloud.RouterPlan) error {
+	if _, err := d.host(host); err != nil {
+		return err
+	}
+	return d.sw.SetRouter(r)
+}
+
+// DeleteRouter removes the router from the switch.
+func (d *Driver) DeleteRouter(ctx context.Context, host, id string) error {
+	if _, err := d.host(host); err != nil {
+		return err
+	}
+	return d.sw.DeleteRouter(id)
+}

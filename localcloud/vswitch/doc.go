@@ -65,6 +65,26 @@
 // packet: TCP 1 h (30 s after a FIN or RST), UDP 3 min, ICMP echo 30 s,
 // other protocols 10 min.
 //
+// # Routers
+//
+// A router (SetRouter, a localcloud.RouterPlan) is ports of the switch
+// with no NIC behind them, one per interface and one on its gateway's
+// external network, which has no uplink either. The switch answers ARP
+// for the router's addresses (and, on the gateway, for its floating IPs)
+// and routes the IPv4 packets sent to its MACs itself (router.go): the
+// longest matching connected subnet, else a static route, else the
+// default route by the gateway; the next hop's MAC comes from the
+// switch's own tables, so routers send no ARP. The TTL drops by one and
+// the checksums are updated incrementally. A floating IP is 1:1 NAT: the
+// destination rewritten on the way in, the source on the way out by the
+// gateway. With SNAT, what else leaves by the gateway leaves from the
+// gateway's address and a port (an echo ID) the router picks, and only
+// answers to that come back (nat.go: a bounded table with conntrack's
+// timeouts). Security groups see routed packets as they reach the
+// destination port (after the router's rewrites). Not done: IPv6
+// routing, answers to pings of a router's own addresses, ICMP errors
+// (TTL exceeded, unreachable), fragments under SNAT.
+//
 // # Performance
 //
 // Each port has one goroutine reading its socket with recvmmsg, up to

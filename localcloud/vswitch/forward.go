@@ -105,7 +105,13 @@ func (s *Switch) forward(out *outbox, src *port, frame []byte) {
 	if frame[0]&1 != 0 { // broadcast or multicast: every other port of the network
 		s.flooded.Add(1)
 		for _, dst := range seg.all {
-			if dst != src {
+			switch {
+			case dst == src:
+			case dst.router != nil:
+				if pk.ether == etherARP {
+					s.answerARP(out, dst, src, frame)
+				}
+			default:
 				s.deliver(out, dst, &pk, frame)
 			}
 		}
@@ -116,6 +122,10 @@ func (s *Switch) forward(out *outbox, src *port, frame []byte) {
 		// Every port's MAC is known: a unicast frame to an unknown MAC
 		// has nowhere to go (no flooding, no learning).
 		s.dropped.Add(1)
+		return
+	}
+	if dst.router != nil {
+		s.route(out, dst, &pk, frame, 0)
 		return
 	}
 	s.deliver(out, dst, &pk, frame)

@@ -60,11 +60,13 @@ type Switch struct {
 	cfg Config
 	log logrus.FieldLogger
 	ct  *conntrack
+	nat *nat
 
 	mu       sync.Mutex // serializes changes; frames read tab
 	ports    map[string]*port
 	filters  map[string]*filter // by port ID, set before or after the port
 	networks map[string]bool
+	routers  map[string]*routerState
 	tab      atomic.Pointer[table]
 	closed   bool
 	done     chan struct{}
@@ -76,14 +78,18 @@ type Switch struct {
 // port is a live port.
 type port struct {
 	Port
-	mac    [6]byte
-	ips    map[netip.Addr]bool
-	conn   *net.UDPConn
+	mac  [6]byte
+	ips  map[netip.Addr]bool
+	conn *net.UDPConn
 	// pc batches reads and writes on conn (recvmmsg, sendmmsg: the ipv4
 	// wrapper does both for either family); nicAddr is NIC, made once.
 	pc      *ipv4.PacketConn
 	nicAddr *net.UDPAddr
 	filter  atomic.Pointer[filter] // nil: unfiltered
+	// router is set on a router's ports (no NIC, no socket), with the
+	// prefixes of its addresses.
+	router   *routerState
+	prefixes []netip.Prefix
 }
 
 // table is the forwarding state frames read without a lock, replaced
@@ -95,6 +101,7 @@ type table struct {
 // segment is one network's ports.
 type segment struct {
 	byMAC map[[6]byte]*port
+	byIP  map[netip.Addr]*port
 	all   []*port
 }
 
@@ -111,8 +118,8 @@ func New(cfg Config, log logrus.FieldLogger) *Switch {
 		l.SetLevel(logrus.PanicLevel)
 		log = l
 	}
-	s := &Switch{cfg: cfg, log: log.WithField("component", "vswitch"), ct: newConntrack(cfg.MaxConnections),
-		ports: map[string]*port{}, filters: map[string]*filter{}, networks: map[string]bool{}, done: make(chan struct{})}
+	s := &Switch{cfg: cfg, log: log.WithField("component", "vswitch"), ct: newConntrack(cfg.MaxConnections), nat: newNAT(cfg.MaxConnections),
+		ports: map[string]*port{}, filters: map[string]*filter{}, networks: map[string]bool{}, routers: map[string]*routerState{}, done: make(chan struct{})}
 	s.tab.Store(&table{nets: map[string]*segment{}})
 	s.wg.Add(1)
 	go s.gc()
@@ -134,6 +141,7 @@ func (s *Switch) gc() {
 			return
 		case <-t.C:
 			s.ct.sweep()
+			s.nat.sweep()
 		}
 	}
 }
@@ -338,15 +346,25 @@ func (s *Switch) Connections() int { return s.ct.len() }
 
 func (s *Switch) rebuildLocked() {
 	t := &table{nets: map[string]*segment{}}
-	for _, id := range slices.Sorted(maps.Keys(s.ports)) {
-		p := s.ports[id]
+	add := func(p *port) {
 		seg := t.nets[p.Network]
 		if seg == nil {
-			seg = &segment{byMAC: map[[6]byte]*port{}}
+			seg = &segment{byMAC: map[[6]byte]*port{}, byIP: map[netip.Addr]*port{}}
 			t.nets[p.Network] = seg
 		}
 		seg.byMAC[p.mac] = p
+		for a := range p.ips {
+			seg.byIP[a] = p
+		}
 		seg.all = append(seg.all, p)
+	}
+	for _, id := range slices.Sorted(maps.Keys(s.ports)) {
+		add(s.ports[id])
+	}
+	for _, id := range slices.Sorted(maps.Keys(s.routers)) {
+		for _, p := range s.routers[id].ports {
+			add(p)
+		}
 	}
 	s.tab.Store(t)
 }
