@@ -13,7 +13,8 @@ import (
 // TestRouterDataPlane checks routers in the user-space switch with three
 // real TCG guests: a on network A and b on network B, joined by a router
 // whose gateway is on an external network (no uplink) where x sits. a
-// reaches b's TCP listener through the router; x reaches a's listener
+// reaches b's TCP listener through the router and gets answers to pings
+// of its gateway (the router's address); x reaches a's listener
 // through a's floating IP (and a's answers leave from it). The host's
 // firewall and links are the same after the test as before.
 func TestRouterDataPlane(t *testing.T) {
@@ -61,7 +62,8 @@ func TestRouterDataPlane(t *testing.T) {
 			Networks: []peers.NetworkAttachment{{PortID: p.ID}}, UserData: []byte("#!/bin/sh\nip route add default via " + gw + "\n" + script)})
 	}
 	b := boot("rt-b", pb, "10.95.2.1", listen)
-	a := boot("rt-a", pa, "10.95.1.1", listen+probe("rt-probe", bIP))
+	gwPing := `(n=0; while true; do n=$((n+1)); if ping -c 1 -W 2 10.95.1.1 >/dev/null 2>&1; then echo "gw-probe $n ok"; else echo "gw-probe $n fail"; fi; sleep 1; done) &` + "\n"
+	a := boot("rt-a", pa, "10.95.1.1", listen+probe("rt-probe", bIP)+gwPing)
 	x := boot("rt-x", px, "198.51.100.1", probe("fip-probe", fip.Address))
 	for _, s := range []peers.Server{a, b} {
 		waitFor(t, ctx, s.Name+" listening", func() (string, bool, error) {
@@ -72,6 +74,10 @@ func TestRouterDataPlane(t *testing.T) {
 	oks := func(id, kind string) (int, int) { return probeCounts(t, ctx, c, id, kind) }
 	waitFor(t, ctx, "a reaching b through the router", func() (string, bool, error) {
 		ok, fail := oks(a.ID, "rt-probe")
+		return fmt.Sprintf("%d ok, %d failed", ok, fail), ok >= 2, nil
+	})
+	waitFor(t, ctx, "a's pings of its gateway (the router) answered", func() (string, bool, error) {
+		ok, fail := oks(a.ID, "gw-probe")
 		return fmt.Sprintf("%d ok, %d failed", ok, fail), ok >= 2, nil
 	})
 	waitFor(t, ctx, "x reaching a through its floating IP "+fip.Address, func() (string, bool, error) {

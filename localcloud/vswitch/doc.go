@@ -80,10 +80,10 @@
 // gateway. With SNAT, what else leaves by the gateway leaves from the
 // gateway's address and a port (an echo ID) the router picks, and only
 // answers to that come back (nat.go: a bounded table with conntrack's
-// timeouts). Security groups see routed packets as they reach the
+// timeouts). A router answers pings of its address on the sender's
+// network. Security groups see routed packets as they reach the
 // destination port (after the router's rewrites). Not done: IPv6
-// routing, answers to pings of a router's own addresses, ICMP errors
-// (TTL exceeded, unreachable), fragments under SNAT.
+// routing, ICMP errors (TTL exceeded, unreachable), fragments under SNAT.
 //
 // # Performance
 //

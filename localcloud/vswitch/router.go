@@ -22,8 +22,8 @@ import (
 // on the way out by the gateway); SNAT rewrites what else leaves by the
 // gateway to the gateway's address with a port of its own (nat.go). The
 // TTL is decremented; a packet whose TTL runs out is dropped (no ICMP
-// time exceeded). IPv6 is not routed, and routers do not answer pings to
-// their own addresses.
+// time exceeded). A router answers pings of the address it has on the
+// sender's network. IPv6 is not routed.
 
 // routerState is a router as the switch runs it.
 type routerState struct {
@@ -128,6 +128,10 @@ func (s *Switch) route(out *outbox, in *port, pk *packet, frame []byte, hops int
 		s.dropped.Add(1)
 		return
 	}
+	if in.ips[pk.dst] && pk.proto == protoICMP && pk.icmpType == 8 {
+		s.echoReply(out, in, frame)
+		return
+	}
 	src, dst := pk.src, pk.dst
 	viaGateway := in == r.gateway
 	if fixed, ok := r.dnat[dst]; ok {
@@ -186,6 +190,38 @@ func (s *Switch) route(out *outbox, in *port, pk *packet, frame []byte, hops int
 		return
 	}
 	s.deliver(out, to, &npk, frame)
+}
+
+// echoReply answers, as router port in, a ping of its address, rewriting
+// the request in place into the reply to its sender.
+func (s *Switch) echoReply(out *outbox, in *port, frame []byte) {
+	seg := s.tab.Load().nets[in.Network]
+	if seg == nil {
+		return
+	}
+	to := seg.byMAC[[6]byte(frame[6:12])]
+	ip := frame[14:]
+	ihl := int(ip[0]&0x0f) * 4
+	if to == nil || to.router != nil || len(ip) < ihl+8 || binary.BigEndian.Uint16(ip[6:8])&0x3fff != 0 {
+		return // no sender port, or a fragment
+	}
+	copy(frame[0:6], frame[6:12])
+	copy(frame[6:12], in.mac[:])
+	var a [4]byte
+	copy(a[:], ip[12:16])
+	copy(ip[12:16], ip[16:20])
+	copy(ip[16:20], a[:])
+	ip[8] = 64
+	fixIPv4Checksum(ip)
+	icmp := ip[ihl:]
+	old := [2]byte{icmp[0], icmp[1]}
+	icmp[0] = 0 // echo reply
+	binary.BigEndian.PutUint16(icmp[2:4], csumReplace(binary.BigEndian.Uint16(icmp[2:4]), old[:], icmp[0:2]))
+	pk, ok := parse(frame)
+	if !ok {
+		return
+	}
+	s.deliver(out, to, &pk, frame)
 }
 
 // lookup picks the egress port and next hop for dst: a connected subnet

@@ -49,6 +49,12 @@ func withChecksums(f []byte) []byte {
 	return f
 }
 
+// withIPChecksum fills a test frame's IPv4 header checksum.
+func withIPChecksum(f []byte) []byte {
+	fixIPv4Checksum(f[14:])
+	return f
+}
+
 // checkFrame verifies a routed frame's addresses, ports and checksums.
 func checkFrame(t *testing.T, what string, f []byte, dstMAC, srcMAC [6]byte, src, dst string) (sport, dport uint16) {
 	t.Helper()
@@ -116,6 +122,16 @@ func TestRouter(t *testing.T) {
 	rep := a.recv(wait)
 	if rep == nil || binary.BigEndian.Uint16(rep[20:22]) != 2 || [6]byte(rep[22:28]) != r1 || [6]byte(rep[0:6]) != mac(1) {
 		t.Fatalf("ARP reply = % x", rep)
+	}
+	// A ping of the router's address on a's network is answered.
+	ping := ipv4Frame(r1, mac(1), "10.1.0.10", "10.1.0.1", protoICMP, 77, 8, 0)
+	ping[14+20+2], ping[14+20+3] = 0, 0
+	binary.BigEndian.PutUint16(ping[14+20+2:], checksum16(0, ping[14+20:]))
+	a.send(withIPChecksum(ping))
+	pong := a.recv(wait)
+	if pong == nil || [6]byte(pong[0:6]) != mac(1) || [6]byte(pong[6:12]) != r1 || pong[14+20] != 0 ||
+		netip.AddrFrom4([4]byte(pong[14+12:14+16])).String() != "10.1.0.1" || checksum16(0, pong[14:14+20]) != 0 || checksum16(0, pong[14+20:]) != 0 {
+		t.Fatalf("echo reply = % x", pong)
 	}
 	// SNAT: b has no floating IP.
 	b.send(withChecksums(ipv4Frame(r2, mac(2), "10.2.0.10", "198.51.100.50", protoUDP, 5353, 53, 0)))
