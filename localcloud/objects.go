@@ -160,7 +160,8 @@ func (c *Cloud) PutObject(ctx context.Context, container, name string, data io.R
 }
 
 // GetObject opens an object's bytes; a full read is checked against the
-// CRC-32C taken when they were stored (verifier). A concurrent replace or
+// CRC-32C taken when they were stored (objReader, which also lets an HTTP
+// response send them by sendfile). A concurrent replace or
 // delete does not cut a read short.
 func (c *Cloud) GetObject(ctx context.Context, container, name string, rng *peers.ByteRange) (peers.ObjectInfo, io.ReadCloser, error) {
 	ct, e, err := c.liveObject(ctx, container, name)
@@ -186,13 +187,10 @@ func (c *Cloud) GetObject(ctx context.Context, container, name string, rng *peer
 	if err != nil {
 		return info, nil, err
 	}
-	var r io.Reader
 	if rng == nil {
-		r = newVerifier(f, e, container+"/"+name)
-	} else {
-		r = io.NewSectionReader(f, off, n)
+		n = e.size
 	}
-	return info, &ctxReadCloser{ctxReader{ctx: ctx, r: r}, f}, nil
+	return info, newObjReader(ctx, f, off, n, rng == nil, e.crc, container+"/"+name), nil
 }
 
 // HeadObject returns an object's info from the index.

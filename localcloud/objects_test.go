@@ -1,6 +1,7 @@
 package localcloud_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -174,6 +175,22 @@ func TestObjectLeftoversRemovedAtStart(t *testing.T) {
 	}
 }
 
+// damage overwrites one byte of the only object's data file behind the
+// store's back and returns the file's path.
+func damage(t *testing.T, cfg localcloud.Config, off int64) string {
+	t.Helper()
+	path := filepath.Join(cfg.DataDir, "objects", dataFiles(t, cfg)[0])
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte("X"), off); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // TestObjectCorruptionDetected damages stored bytes behind the store's
 // back: a full read fails at its end instead of passing them on.
 func TestObjectCorruptionDetected(t *testing.T) {
@@ -184,15 +201,7 @@ func TestObjectCorruptionDetected(t *testing.T) {
 	}
 	body := strings.Repeat("0123456789", 10000)
 	putString(t, c, "ctr", "obj", body, peers.ObjectSpec{})
-	path := filepath.Join(cfg.DataDir, "objects", dataFiles(t, cfg)[0])
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt([]byte("X"), 54321); err != nil {
-		t.Fatal(err)
-	}
-	_ = f.Close()
+	path := damage(t, cfg, 54321)
 
 	got, err := readObject(c, "ctr", "obj", nil)
 	if err == nil || !strings.Contains(err.Error(), "corrupt") {
@@ -396,5 +405,96 @@ func TestObjectDamagedRecordKept(t *testing.T) {
 	}
 	if after := objectFiles(t, cfg); !slices.Equal(after, before) {
 		t.Fatalf("files after restart:\n%q\nwant all kept:\n%q", after, before)
+	}
+}
+
+// TestObjectReadPaths reads a multi-chunk object whole and in a range
+// through each way out: Read (io.ReadAll), WriteTo into a plain writer,
+// and WriteTo into an io.ReaderFrom (a file here, which like an HTTP
+// response over TCP takes the data file as the kernel's source). Each
+// gets the bytes exactly; with one byte damaged in the first chunk, each
+// fails and none hands out the object's last bytes; so does one cut short
+// after it was opened.
+func TestObjectReadPaths(t *testing.T) {
+	cfg := oneHost(t)
+	c, _ := newCloud(t, cfg)
+	if err := c.CreateContainer(t.Context(), "ctr"); err != nil {
+		t.Fatal(err)
+	}
+	body := strings.Repeat("abcdefghijklmnopqrstuvwxyz0123456789", 300_000) // ~10.3 MiB: three chunks
+	putString(t, c, "ctr", "obj", body, peers.ObjectSpec{})
+	out := t.TempDir()
+	ways := []struct {
+		name string
+		read func(r io.Reader) ([]byte, error)
+	}{
+		{"Read", io.ReadAll},
+		{"WriteTo plain writer", func(r io.Reader) ([]byte, error) {
+			var b bytes.Buffer
+			_, err := r.(io.WriterTo).WriteTo(struct{ io.Writer }{&b})
+			return b.Bytes(), err
+		}},
+		{"WriteTo ReaderFrom", func(r io.Reader) ([]byte, error) {
+			f, err := os.CreateTemp(out, "copy")
+			if err != nil {
+				return nil, err
+			}
+			defer f.Close()
+			if _, err := r.(io.WriterTo).WriteTo(f); err != nil {
+				got, _ := os.ReadFile(f.Name())
+				return got, err
+			}
+			return os.ReadFile(f.Name())
+		}},
+	}
+	rng := &peers.ByteRange{First: 5_000_000, Last: 9_000_000}
+	read := func(t *testing.T, way func(io.Reader) ([]byte, error), rng *peers.ByteRange) ([]byte, error) {
+		_, rc, err := c.GetObject(t.Context(), "ctr", "obj", rng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		return way(rc)
+	}
+	for _, w := range ways {
+		t.Run(w.name, func(t *testing.T) {
+			if got, err := read(t, w.read, nil); err != nil || string(got) != body {
+				t.Fatalf("whole read: %d bytes, %v; want the %d stored", len(got), err, len(body))
+			}
+			if got, err := read(t, w.read, rng); err != nil || string(got) != body[rng.First:rng.Last+1] {
+				t.Fatalf("ranged read: %d bytes, %v; want %d", len(got), err, rng.Last-rng.First+1)
+			}
+		})
+	}
+	damage(t, cfg, 1000)
+	for _, w := range ways {
+		t.Run(w.name+" damaged", func(t *testing.T) {
+			got, err := read(t, w.read, nil)
+			if err == nil || !strings.Contains(err.Error(), "corrupt") {
+				t.Fatalf("whole read of a damaged object: %d bytes, %v; want an error saying it is corrupt", len(got), err)
+			}
+			if len(got) >= len(body) {
+				t.Fatalf("whole read of a damaged object handed out all %d bytes", len(got))
+			}
+		})
+	}
+	// Cut short after it was opened: the mapped check faults, which must
+	// come back as an error, not end the process.
+	for _, w := range ways {
+		t.Run(w.name+" truncated while open", func(t *testing.T) {
+			putString(t, c, "ctr", "obj", body, peers.ObjectSpec{})
+			_, rc, err := c.GetObject(t.Context(), "ctr", "obj", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			if err := os.Truncate(filepath.Join(cfg.DataDir, "objects", dataFiles(t, cfg)[0]), 6<<20); err != nil {
+				t.Fatal(err)
+			}
+			got, err := w.read(rc)
+			if err == nil || !strings.Contains(err.Error(), "corrupt") || len(got) >= len(body) {
+				t.Fatalf("read of an object truncated while open: %d bytes, %v; want an error saying it is corrupt", len(got), err)
+			}
+		})
 	}
 }

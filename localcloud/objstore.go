@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"hash/crc32"
 	"hash/fnv"
 	"io"
@@ -664,37 +663,6 @@ func diskErr(err error) error {
 // castagnoli is CRC-32C's table: hardware-computed on amd64 and arm64,
 // at memory speed, where MD5 manages a few hundred MB/s on one core.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// verifier reads an object's whole data and checks it against the CRC-32C
-// taken beside its MD5 as it was written (checking the MD5 itself would
-// cap every read at MD5's speed): bytes that no longer match fail the last
-// Read, so corruption never passes as a clean EOF.
-type verifier struct {
-	r    io.Reader
-	crc  hash.Hash32
-	want uint32
-	what string
-	left int64
-}
-
-func newVerifier(f io.Reader, e *objEntry, what string) *verifier {
-	return &verifier{r: io.LimitReader(f, e.size), crc: crc32.New(castagnoli), want: e.crc, what: what, left: e.size}
-}
-
-func (v *verifier) Read(p []byte) (int, error) {
-	n, err := v.r.Read(p)
-	v.crc.Write(p[:n])
-	v.left -= int64(n)
-	if err == io.EOF {
-		if v.left != 0 {
-			return n, fmt.Errorf("object %s is corrupt: its data ended %d bytes short: %w", v.what, v.left, io.ErrUnexpectedEOF)
-		}
-		if got := v.crc.Sum32(); got != v.want {
-			return n, fmt.Errorf("object %s is corrupt: its data's CRC-32C is %08x, %08x when it was stored", v.what, got, v.want)
-		}
-	}
-	return n, err
-}
 
 // writeBehind writes to an upload's file and starts the disk writes of
 // every writeBehindChunk written, so they run while the upload goes on.

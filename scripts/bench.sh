@@ -84,6 +84,7 @@ awk -v avg="$avg" '/^BenchmarkSwiftPutGet1GiB/ {
 	printf "|%s|%s|%s|%s|\n", "------------------------", "--------------", "--------------", "--------"
 	printf "| %-22s | %12.0f | %12.0f | %6.2f |\n", "PUT / write+fsync", m["put-MB/s"], m["direct-write-MB/s"], m["put/direct"]
 	printf "| %-22s | %12.0f | %12.0f | %6.2f |\n", "GET / read", m["get-MB/s"], m["direct-read-MB/s"], m["get/direct"]
+	printf "| %-22s | %12.0f | %12.0f | %6.2f |\n", "GET / bare loopback", m["get-MB/s"], m["loopback-MB/s"], m["get/loopback"]
 	printf "peak RSS growth over the PUT and GET (client and broker in one process): %.1f MiB; Go heap in use: %+.1f MiB\n", m["rss-growth-MiB"], m["heap-growth-MiB"]
 }
 /^BenchmarkSwiftList100k/ {

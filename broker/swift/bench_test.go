@@ -81,7 +81,10 @@ func (bb *benchBroker) send(b *testing.B, want int, method, path string, body io
 // cloud in this process, on loopback), and writes (with fsync) and reads
 // the same bytes in a plain file on the same filesystem in the same run.
 // It reports each rate in MB/s, the API's as a fraction of the plain
-// file's (issue 17 asks >= 0.8), and the process's peak VmRSS growth over
+// file's (issue 17 asks >= 0.8); the same file sent over a bare loopback
+// TCP connection by sendfile (benchio.Loopback: what any HTTP GET on
+// loopback pays, the socket's copy into the client) and the GET as a
+// fraction of that (get/loopback); and the process's peak VmRSS growth over
 // the PUT and GET (rss-growth-MiB, issue 17 asks < 64; it holds the
 // client's buffers too, so it bounds the broker's) and the growth of the
 // Go heap in use (heap-growth-MiB), both against the state before them.
@@ -91,7 +94,7 @@ func BenchmarkSwiftPutGet1GiB(b *testing.B) {
 	bb.send(b, http.StatusCreated, http.MethodPut, bb.account+"/bench", nil, 0).Body.Close()
 	block := benchio.Block(1<<20+7, 5) // not aligned, so chunks differ
 	direct := filepath.Join(b.TempDir(), "direct.bin")
-	var put, get, write, read time.Duration
+	var put, get, write, read, loop time.Duration
 	var rssGrowth, heapGrowth int64
 	for b.Loop() {
 		w, r, err := benchio.Direct(direct, block, size)
@@ -99,6 +102,11 @@ func BenchmarkSwiftPutGet1GiB(b *testing.B) {
 			b.Fatal(err)
 		}
 		write, read = write+w, read+r
+		l, err := benchio.Loopback(direct)
+		if err != nil {
+			b.Fatal(err)
+		}
+		loop += l
 
 		b.StopTimer()
 		debug.FreeOSMemory()
@@ -129,6 +137,8 @@ func BenchmarkSwiftPutGet1GiB(b *testing.B) {
 		b.StartTimer()
 	}
 	benchio.ReportRates(b, size, put, get, write, read)
+	b.ReportMetric(float64(size*int64(b.N))/1e6/loop.Seconds(), "loopback-MB/s")
+	b.ReportMetric(loop.Seconds()/get.Seconds(), "get/loopback")
 	b.ReportMetric(float64(rssGrowth)/1024, "rss-growth-MiB")
 	b.ReportMetric(float64(heapGrowth)/(1<<20), "heap-growth-MiB")
 }

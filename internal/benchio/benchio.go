@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -177,4 +178,45 @@ func ReportRates(b *testing.B, size int64, put, get, write, read time.Duration) 
 	b.ReportMetric(mbps(read), "direct-read-MB/s")
 	b.ReportMetric(write.Seconds()/put.Seconds(), "put/direct")
 	b.ReportMetric(read.Seconds()/get.Seconds(), "get/direct")
+}
+
+// Loopback sends the file at path over a plain TCP connection on
+// 127.0.0.1 (the kernel's sendfile, as any HTTP server serving a file
+// does) and reads it through a CopyBuffer-sized buffer, and returns how
+// long that took: the floor a GET over loopback HTTP cannot go below,
+// beside Direct's read, which crosses no socket.
+func Loopback(path string) (time.Duration, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	sent := make(chan error, 1)
+	go func() {
+		conn, err := l.Accept()
+		if err != nil {
+			sent <- err
+			return
+		}
+		defer conn.Close()
+		f, err := os.Open(path)
+		if err != nil {
+			sent <- err
+			return
+		}
+		defer f.Close()
+		_, err = io.Copy(conn, f)
+		sent <- err
+	}()
+	start := time.Now()
+	conn, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	if _, err := Drain(conn); err != nil {
+		return 0, err
+	}
+	took := time.Since(start)
+	return took, <-sent
 }
