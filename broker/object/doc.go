@@ -18,9 +18,11 @@
 //     whether the container or object exists or not, so nothing leaks,
 //     except what a container's ACLs (acl.go: X-Container-Read and
 //     -Write, keystoneauth's forms, referrers and .rlistings) grant on
-//     that container's objects and listing. A request without a token is
-//     anonymous: referrer grants only, else ErrUnauthorized. A cloud
-//     admin (Swift's reseller admin) may use every account.
+//     that container's objects and listing. A request without a valid
+//     token (none, or one invalid, expired or revoked: Swift's
+//     keystoneauth treats an invalid identity so) is anonymous: referrer
+//     grants only, else ErrUnauthorized. A cloud admin (Swift's reseller
+//     admin) may use every account.
 //
 //   - Placement: a new container goes to a connected, usable peer with
 //     object storage that does not report its object bytes full; the

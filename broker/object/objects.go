@@ -1,6 +1,7 @@
 package object
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -85,10 +86,18 @@ func (s *Service) putTarget(ctx context.Context, c Caller, account, container, n
 	if err := checkType(spec.ContentType); err != nil {
 		return Container{}, nil, err
 	}
-	if c, _, ok := strings.Cut(spec.DLO, "/"); spec.DLO != "" && (!ok || c == "") {
-		return Container{}, nil, invalid("X-Object-Manifest must be in the format container/prefix")
+	if err := checkManifest(spec.DLO); err != nil {
+		return Container{}, nil, err
 	}
 	return ct, objects, nil
+}
+
+// checkManifest refuses a DLO manifest that is not "container/prefix".
+func checkManifest(m string) error {
+	if c, _, ok := strings.Cut(m, "/"); m != "" && (!ok || c == "") {
+		return invalid("X-Object-Manifest must be in the format container/prefix")
+	}
+	return nil
 }
 
 // putObject stores an object in a container the caller may write to.
@@ -293,9 +302,22 @@ func (s *Service) headObject(ctx context.Context, objects peers.Objects, ct Cont
 	return view(info), peerErr(err, "object "+ct.Name+"/"+name)
 }
 
-// UpdateObject replaces an object's metadata, content type (when set) and
-// expiry, as Swift's POST does.
-func (s *Service) UpdateObject(ctx context.Context, c Caller, account, container, name string, update peers.ObjectUpdate) (Info, error) {
+// Update is an object POST: the peer's metadata replacement, and the
+// dynamic large object manifest ("container/prefix") the object is to
+// have, as X-Object-Manifest on a POST sets it.
+type Update struct {
+	peers.ObjectUpdate
+	// DLO makes the object a DLO manifest over it (a plain object too);
+	// empty makes it a plain object, as Swift's POST without
+	// X-Object-Manifest drops the one the object had (a real Swift's
+	// behaviour).
+	DLO string
+}
+
+// UpdateObject replaces an object's metadata, content type (when set),
+// expiry and DLO manifest, as Swift's POST does. An SLO manifest stays
+// one; it cannot become a DLO.
+func (s *Service) UpdateObject(ctx context.Context, c Caller, account, container, name string, update Update) (Info, error) {
 	ct, objects, err := s.target(ctx, c, account, container, OpWrite)
 	if err != nil {
 		return Info{}, err
@@ -306,22 +328,28 @@ func (s *Service) UpdateObject(ctx context.Context, c Caller, account, container
 	if err := checkType(update.ContentType); err != nil {
 		return Info{}, err
 	}
-	if update.ContentType != "" {
-		// A manifest stays one: its new type keeps the SLO mark.
-		cur, err := s.headObject(ctx, objects, ct, name)
-		if err != nil {
-			return Info{}, err
-		}
-		switch {
-		case cur.SLO:
-			update.ContentType = sloType(update.ContentType, cur.Size, cur.ETag)
-		case cur.DLO != "":
-			update.ContentType = dloType(update.ContentType, cur.DLO)
-		}
+	if err := checkManifest(update.DLO); err != nil {
+		return Info{}, err
 	}
+	// The marks live in the content type, so it is always written: the
+	// current one (without its mark) unless the POST sets one.
+	cur, err := s.headObject(ctx, objects, ct, name)
+	if err != nil {
+		return Info{}, err
+	}
+	ctype := cmp.Or(update.ContentType, cur.ContentType)
+	switch {
+	case cur.SLO && update.DLO != "":
+		return Info{}, invalid("X-Object-Manifest cannot be set on a static large object's manifest")
+	case cur.SLO:
+		ctype = sloType(ctype, cur.Size, cur.ETag)
+	case update.DLO != "":
+		ctype = dloType(ctype, update.DLO)
+	}
+	update.ContentType = ctype
 	pctx, cancel := context.WithTimeout(ctx, s.timeout())
 	defer cancel()
-	info, err := objects.UpdateObject(pctx, ct.PeerContainer, name, update)
+	info, err := objects.UpdateObject(pctx, ct.PeerContainer, name, update.ObjectUpdate)
 	return view(info), peerErr(err, "updating "+container+"/"+name)
 }
 
@@ -339,6 +367,9 @@ func (s *Service) DeleteObject(ctx context.Context, c Caller, account, container
 	switch _, mode := ct.versions(); mode {
 	case ModeHistory:
 		if err := s.archive(ctx, c, ct, objects, name); err != nil {
+			return err
+		}
+		if err := s.deleteMarker(ctx, c, ct, name); err != nil {
 			return err
 		}
 	case ModeStack:
@@ -432,4 +463,53 @@ func (s *Service) ListObjects(ctx context.Context, c Caller, account, container 
 		}
 	}
 	return ContainerInfo{Container: ct, ContainerStats: st, Owner: owns(c, account)}, rows, nil
+}
+
+// ListPath lists the objects directly in a pseudo-directory, as Swift's
+// ?path= does (checked against a real Swift): the names under path+"/"
+// (path "": the top level) that hold no "/" but maybe a last one (a
+// directory marker such as "a/e/" for path "a"), never an object named
+// path+"/" itself; opts' prefix and delimiter give way to the path. The
+// peer rolls each subdirectory up to one row: a marker object of that
+// very name is looked for (one short listing per subdirectory row), the
+// rest skipped, and a page is filled by asking again from the last row
+// until it is full or the container ends.
+func (s *Service) ListPath(ctx context.Context, c Caller, account, container, path string, opts ListOptions) (ContainerInfo, []peers.ObjectEntry, error) {
+	opts.Prefix, opts.Delimiter = "", "/"
+	if path != "" {
+		opts.Prefix = strings.TrimRight(path, "/") + "/"
+	}
+	if opts.Limit == 0 {
+		opts.Limit = peers.MaxListLimit
+	}
+	var out []peers.ObjectEntry
+	for {
+		info, rows, err := s.ListObjects(ctx, c, account, container, opts)
+		if err != nil {
+			return info, nil, err
+		}
+		for _, r := range rows {
+			if r.Subdir == "" {
+				if r.Name != opts.Prefix {
+					out = append(out, r)
+				}
+				continue
+			}
+			_, in, err := s.ListObjects(ctx, c, account, container, ListOptions{Prefix: r.Subdir, Limit: 2})
+			if err != nil {
+				return info, nil, err
+			}
+			// Swift reversed meets the subdirectory's last name first
+			// and skips the whole of it, its marker too, unless the
+			// marker is all it holds: so here.
+			if len(in) > 0 && in[0].Name == r.Subdir && (!opts.Reverse || len(in) == 1) {
+				out = append(out, in[0])
+			}
+		}
+		if len(out) >= opts.Limit || len(rows) < opts.Limit {
+			return info, out[:min(len(out), opts.Limit)], nil
+		}
+		last := rows[len(rows)-1]
+		opts.Marker = cmp.Or(last.Subdir, last.Name)
+	}
 }

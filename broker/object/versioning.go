@@ -20,8 +20,11 @@ import (
 //
 //   - stack (X-Versions-Location): the newest archived version moves
 //     back in place of the object (or, with none, the object goes);
-//   - history (X-History-Location): the object is archived too, then
-//     deleted.
+//   - history (X-History-Location): the object is archived too, then a
+//     delete marker (an empty object of DeleteMarkerType) is put after
+//     it, stamped with the DELETE's time, and the object deleted. As in
+//     Swift, every history mode DELETE leaves a marker, one of a missing
+//     object too (which is still 404).
 //
 // The caller needs write access to the versions container, which must
 // exist when an object is archived (Swift's 412 when it does not). The
@@ -33,6 +36,10 @@ const (
 	ModeStack   = "stack"
 	ModeHistory = "history"
 )
+
+// DeleteMarkerType is the content type of a history mode delete marker,
+// Swift's own, so its clients and tools read a marker as one.
+const DeleteMarkerType = "application/x-deleted;swift_versions_deleted=1"
 
 // VersionsChange is a change to a container's versioning: nil is no
 // change; an empty Location turns versioning off.
@@ -129,6 +136,19 @@ func (s *Service) archive(ctx context.Context, c Caller, ct Container, objects p
 		return verr
 	}
 	_, err = s.putObject(ctx, vct, vobjects, versionName(name, pinfo.LastModified), rc, storedSpec(pinfo))
+	return versionErr(err)
+}
+
+// deleteMarker puts a history mode DELETE's marker in ct's versions
+// container, after archive: the versions container must exist and take
+// the caller's writes (Swift's 412 and 403 otherwise).
+func (s *Service) deleteMarker(ctx context.Context, c Caller, ct Container, name string) error {
+	location, _ := ct.versions()
+	vct, vobjects, err := s.versionsTarget(ctx, c, ct.Project, location)
+	if err != nil {
+		return err
+	}
+	_, err = s.putObject(ctx, vct, vobjects, versionName(name, time.Now()), strings.NewReader(""), PutSpec{ContentType: DeleteMarkerType})
 	return versionErr(err)
 }
 

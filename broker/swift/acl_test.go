@@ -16,6 +16,10 @@ func TestContainerACLs(t *testing.T) {
 	bob := e.login(t, "bob", "beta", "member")
 	carol := e.login(t, "carol", "gamma", "member")
 	anon := user{}
+	// A token that is not one (expired, revoked, made up) is anonymous,
+	// as Swift's keystoneauth treats an invalid identity: referrer grants
+	// still let it read, nothing else does.
+	bogus := user{token: "gAAAAA-not-a-token"}
 	a := alice.account
 	e.must(t, alice, http.StatusCreated, "PUT", a+"/shared", nil, "")
 	e.must(t, alice, http.StatusCreated, "PUT", a+"/private", nil, "")
@@ -109,6 +113,12 @@ func TestContainerACLs(t *testing.T) {
 		}
 		check(t, []probe{
 			{anon, "GET", a + "/shared", nil, 401},
+			{bogus, "GET", a + "/shared/doc", nil, 200},
+			{bogus, "HEAD", a + "/shared/doc", nil, 200},
+			{bogus, "GET", a + "/shared", nil, 401},
+			{bogus, "PUT", a + "/shared/x", nil, 401},
+			{bogus, "GET", a + "/private/doc", nil, 401},
+			{bogus, "GET", a, nil, 401},
 			{carol, "GET", a + "/shared/doc", nil, 200},
 			{carol, "GET", a + "/shared", nil, 403},
 			{anon, "PUT", a + "/shared/x", nil, 401},
@@ -118,9 +128,11 @@ func TestContainerACLs(t *testing.T) {
 			{bob, "GET", a + "/shared", nil, 403},
 		})
 		e.must(t, alice, http.StatusNoContent, "POST", a+"/shared", hdr("X-Container-Read", ".r:*,.rlistings"), "")
-		_, body = e.must(t, anon, http.StatusOK, "GET", a+"/shared", nil, "")
-		if body != "doc\n" {
-			t.Fatalf("public listing = %q", body)
+		for _, u := range []user{anon, bogus} {
+			_, body = e.must(t, u, http.StatusOK, "GET", a+"/shared", nil, "")
+			if body != "doc\n" {
+				t.Fatalf("public listing = %q", body)
+			}
 		}
 		e.must(t, alice, http.StatusNoContent, "POST", a+"/shared", hdr("X-Container-Read", ".r:.example.com,.r:-bad.example.com"), "")
 		check(t, []probe{

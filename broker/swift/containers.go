@@ -210,6 +210,8 @@ func (a *API) containerGet(w http.ResponseWriter, r *http.Request, c object.Call
 	var err error
 	if none {
 		info, err = a.Objects.GetContainer(r.Context(), c, t.account, t.container)
+	} else if path, ok := r.URL.Query()["path"]; ok {
+		info, rows, err = a.Objects.ListPath(r.Context(), c, t.account, t.container, path[0], opts)
 	} else {
 		info, rows, err = a.Objects.ListObjects(r.Context(), c, t.account, t.container, opts)
 	}

@@ -138,3 +138,49 @@ func TestAccountListing(t *testing.T) {
 		t.Fatalf("account metadata not removed: %v", resp.Header)
 	}
 }
+
+// TestPathListing lists pseudo-directories with ?path=, each answer as a
+// real Swift (2025.x, the testcloud's) gave it for the same objects:
+// only the names directly inside, directory markers among them, never
+// the path's own marker nor rolled-up subdirectories; prefix and
+// delimiter ignored; marker, end_marker, limit and reverse applying.
+func TestPathListing(t *testing.T) {
+	e := newEnv(t)
+	alice := e.login(t, "alice", "alpha", "member")
+	a := alice.account
+	e.must(t, alice, http.StatusCreated, "PUT", a+"/tree", nil, "")
+	for _, name := range []string{"a/", "a/b", "a/c/d", "a/e/", "a/e/f", "a/g", "a/h/", "ab", "x"} {
+		e.must(t, alice, http.StatusCreated, "PUT", a+"/tree/"+name, nil, "x")
+	}
+	for _, tc := range []struct{ query, want string }{
+		{"path=a", "a/b\na/e/\na/g\na/h/\n"},
+		{"path=a/", "a/b\na/e/\na/g\na/h/\n"},
+		{"path=", "a/\nab\nx\n"},
+		{"path=a&delimiter=/&prefix=zz", "a/b\na/e/\na/g\na/h/\n"},
+		{"path=a&marker=a/b", "a/e/\na/g\na/h/\n"},
+		{"path=a&limit=1", "a/b\n"},
+		{"path=a&limit=1&marker=a/b", "a/e/\n"},
+		{"path=a&limit=1&marker=a/e/", "a/g\n"},
+		// Reversed, Swift skips a marker whose directory holds more.
+		{"path=a&reverse=true", "a/h/\na/g\na/b\n"},
+		{"path=a&reverse=true&limit=2", "a/h/\na/g\n"},
+		{"path=a&end_marker=a/g", "a/b\na/e/\n"},
+		{"path=a/c", "a/c/d\n"},
+		{"path=nothing", ""},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			want := http.StatusOK
+			if tc.want == "" {
+				want = http.StatusNoContent
+			}
+			if _, body := e.must(t, alice, want, "GET", a+"/tree?"+tc.query, nil, ""); body != tc.want {
+				t.Fatalf("GET ?%s = %q; want %q", tc.query, body, tc.want)
+			}
+		})
+	}
+	_, body := e.must(t, alice, http.StatusOK, "GET", a+"/tree?path=a&format=json", nil, "")
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(body), &rows); err != nil || len(rows) != 4 || rows[0]["name"] != "a/b" || rows[0]["bytes"] != 1.0 {
+		t.Fatalf("json path listing = %s (%v)", body, err)
+	}
+}

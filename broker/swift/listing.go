@@ -45,7 +45,7 @@ func contentType(f string) string {
 // with Swift's words. none is limit=0: Swift lists nothing.
 func listOptions(r *http.Request) (opts object.ListOptions, none bool, msg string) {
 	q := r.URL.Query()
-	for _, k := range []string{"prefix", "delimiter", "marker", "end_marker"} {
+	for _, k := range []string{"prefix", "delimiter", "marker", "end_marker", "path"} {
 		if v := q.Get(k); !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
 			return opts, false, "Invalid UTF8 or contains NULL"
 		}

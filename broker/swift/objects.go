@@ -149,12 +149,7 @@ func (a *API) objectPut(w http.ResponseWriter, r *http.Request, c object.Caller,
 	}
 	spec := object.PutSpec{Size: r.ContentLength, ETag: strings.ToLower(strings.Trim(r.Header.Get("Etag"), `"`)),
 		ContentType: requestType(r, t.object), Metadata: metaChange(r.Header, "Object").Set, DeleteAt: at}
-	if m := r.Header.Get("X-Object-Manifest"); m != "" {
-		if u, err := url.PathUnescape(m); err == nil {
-			m = u
-		}
-		spec.DLO = m
-	}
+	spec.DLO = manifestHeader(r.Header)
 	put := a.Objects.PutObject
 	if r.URL.Query().Get("multipart-manifest") == "put" {
 		put = a.Objects.PutManifest
@@ -165,6 +160,15 @@ func (a *API) objectPut(w http.ResponseWriter, r *http.Request, c object.Caller,
 		return
 	}
 	created(w, info)
+}
+
+// manifestHeader is X-Object-Manifest, unescaped as Swift does.
+func manifestHeader(h http.Header) string {
+	m := h.Get("X-Object-Manifest")
+	if u, err := url.PathUnescape(m); err == nil {
+		m = u
+	}
+	return m
 }
 
 func isChunked(r *http.Request) bool {
@@ -228,7 +232,8 @@ func (a *API) objectPost(w http.ResponseWriter, r *http.Request, c object.Caller
 		writeText(w, r, http.StatusBadRequest, bad)
 		return
 	}
-	update := peers.ObjectUpdate{Metadata: metaChange(r.Header, "Object").Set, DeleteAt: at}
+	update := object.Update{ObjectUpdate: peers.ObjectUpdate{Metadata: metaChange(r.Header, "Object").Set, DeleteAt: at},
+		DLO: manifestHeader(r.Header)}
 	if r.Header.Get("Content-Type") != "" {
 		update.ContentType = requestType(r, t.object)
 	}

@@ -163,6 +163,30 @@ func TestDynamicLargeObjects(t *testing.T) {
 	}
 	e.must(t, alice, http.StatusBadRequest, "PUT", a+"/p1-big/bad", hdr("X-Object-Manifest", "noslash"), "")
 	e.must(t, alice, http.StatusBadRequest, "PUT", a+"/p1-big/bad", hdr("Content-Type", "a/b; cloudmux_dlo=x"), "")
+
+	// A POST changes the manifest, and one without X-Object-Manifest
+	// makes the manifest a plain object again; a plain object becomes a
+	// DLO by POST (what a real Swift does, each).
+	e.must(t, alice, http.StatusCreated, "PUT", a+"/p2-segs/trailer/0", nil, "short")
+	e.must(t, alice, http.StatusAccepted, "POST", a+"/p1-big/movie", hdr("X-Object-Manifest", "p2-segs/trailer/", "X-Object-Meta-Cut", "1"), "")
+	resp, body = e.must(t, alice, http.StatusOK, "GET", a+"/p1-big/movie", nil, "")
+	if body != "short" || resp.Header.Get("X-Object-Manifest") != "p2-segs/trailer/" || resp.Header.Get("Content-Type") != "video/mp4" ||
+		resp.Header.Get("X-Object-Meta-Cut") != "1" {
+		t.Fatalf("DLO after POST of a new manifest = %q %v", body, resp.Header)
+	}
+	e.must(t, alice, http.StatusAccepted, "POST", a+"/p1-big/movie", hdr("X-Object-Meta-Cut", "2"), "")
+	resp, body = e.must(t, alice, http.StatusOK, "GET", a+"/p1-big/movie", nil, "")
+	if body != "" || resp.Header.Get("X-Object-Manifest") != "" || resp.Header.Get("Content-Type") != "video/mp4" {
+		t.Fatalf("DLO after POST without a manifest = %q %v", body, resp.Header)
+	}
+	e.must(t, alice, http.StatusCreated, "PUT", a+"/p1-big/plain", nil, "own bytes")
+	e.must(t, alice, http.StatusAccepted, "POST", a+"/p1-big/plain", hdr("X-Object-Manifest", "p2-segs/movie/"), "")
+	if _, body = e.must(t, alice, http.StatusOK, "GET", a+"/p1-big/plain", nil, ""); body != whole+"!" {
+		t.Fatalf("plain object after POST of a manifest = %d bytes", len(body))
+	}
+	e.must(t, alice, http.StatusBadRequest, "POST", a+"/p1-big/plain", hdr("X-Object-Manifest", "noslash"), "")
+	e.must(t, alice, http.StatusAccepted, "POST", a+"/p1-big/movie", hdr("X-Object-Manifest", "p2-segs/movie/"), "")
+
 	// Deleting the manifest leaves the segments.
 	e.must(t, alice, http.StatusNoContent, "DELETE", a+"/p1-big/movie", nil, "")
 	e.must(t, alice, http.StatusOK, "HEAD", a+"/p2-segs/movie/0", nil, "")

@@ -83,7 +83,7 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, r, http.StatusNotFound)
 		return
 	}
-	// Without a token the caller is anonymous: only a container's
+	// Without a valid token the caller is anonymous: only a container's
 	// referrer ACL lets it read, else 401.
 	c := object.Caller{Anonymous: true, Referrer: r.Referer()}
 	if _, signed := r.URL.Query()["temp_url_sig"]; signed && identity.AuthToken(r) == "" {
@@ -95,15 +95,21 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 		c, w = tc, &tempURLWriter{ResponseWriter: w, r: r, object: t.object}
 	} else if token := identity.AuthToken(r); token != "" {
 		tok, err := a.Tokens.Validate(r.Context(), token)
-		if err != nil {
+		switch {
+		case errors.Is(err, identity.ErrUnauthorized):
+			// Invalid, expired or revoked: anonymous, as keystoneauth
+			// treats an invalid identity, so a public container still
+			// reads (verified against a real Swift); anything else is
+			// refused with 401 as for no token.
+		case err != nil: // the token could not be checked (the Store away)
 			unauthorized(w, r)
 			return
-		}
-		if !tok.Scoped() {
+		case !tok.Scoped():
 			writeStatus(w, r, http.StatusForbidden)
 			return
+		default:
+			c = object.CallerOf(tok)
 		}
-		c = object.CallerOf(tok)
 	}
 	var h func(http.ResponseWriter, *http.Request, object.Caller, target)
 	var allowed string

@@ -16,6 +16,7 @@ func (e *env) versionsOf(t *testing.T, u user, container, name string) []string 
 	_, body := e.must(t, u, http.StatusOK, "GET", u.account+"/"+container+"?format=json&prefix="+prefix, nil, "")
 	var rows []struct {
 		Name string `json:"name"`
+		Type string `json:"content_type"`
 	}
 	if err := json.Unmarshal([]byte(body), &rows); err != nil {
 		t.Fatal(err)
@@ -27,6 +28,9 @@ func (e *env) versionsOf(t *testing.T, u user, container, name string) []string 
 			t.Fatalf("archived name %q is not %s<timestamp>", r.Name, prefix)
 		}
 		_, got := e.must(t, u, http.StatusOK, "GET", u.account+"/"+container+"/"+r.Name, nil, "")
+		if r.Type == "application/x-deleted;swift_versions_deleted=1" && got == "" {
+			got = "<deleted>"
+		}
 		out = append(out, got)
 	}
 	return out
@@ -111,13 +115,18 @@ func TestVersionedWrites(t *testing.T) {
 				e.must(t, alice, http.StatusNotFound, "GET", obj, nil, "")
 				e.must(t, alice, http.StatusNotFound, "DELETE", obj, nil, "")
 			case "history":
-				// DELETE archives the current object, then it is gone.
+				// DELETE archives the current object and puts a delete
+				// marker after it, then it is gone; a DELETE of a missing
+				// object leaves a marker too (as a real Swift does).
 				e.must(t, alice, http.StatusNoContent, "DELETE", obj, nil, "")
 				e.must(t, alice, http.StatusNotFound, "GET", obj, nil, "")
-				if got := e.versionsOf(t, alice, old, "report.txt"); strings.Join(got, ",") != "first,second,third" {
-					t.Fatalf("history after DELETE = %q; want first, second, third", got)
+				if got := e.versionsOf(t, alice, old, "report.txt"); strings.Join(got, ",") != "first,second,third,<deleted>" {
+					t.Fatalf("history after DELETE = %q; want first, second, third, a delete marker", got)
 				}
 				e.must(t, alice, http.StatusNotFound, "DELETE", obj, nil, "")
+				if got := e.versionsOf(t, alice, old, "report.txt"); strings.Join(got, ",") != "first,second,third,<deleted>,<deleted>" {
+					t.Fatalf("history after a DELETE of nothing = %q; want a second delete marker", got)
+				}
 			}
 
 			// Removing the location stops archiving.
@@ -176,6 +185,7 @@ func TestVersionedWrites(t *testing.T) {
 		e.must(t, alice, http.StatusCreated, "PUT", a+"/orphan/o", nil, "kept")
 		e.must(t, alice, http.StatusPreconditionFailed, "PUT", a+"/orphan/o", nil, "lost")
 		e.must(t, alice, http.StatusPreconditionFailed, "DELETE", a+"/orphan/o", nil, "")
+		e.must(t, alice, http.StatusPreconditionFailed, "DELETE", a+"/orphan/never", nil, "")
 		e.wantBody(t, alice, a+"/orphan/o", "kept")
 		// Stack mode without its container deletes as usual.
 		e.must(t, alice, http.StatusNoContent, "POST", a+"/orphan", hdr("X-Versions-Location", "nowhere"), "")
