@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -75,6 +76,31 @@ func (c *Cloud) ListObjects(ctx context.Context, name string, opts peers.ObjectL
 	ct.mu.RLock()
 	defer ct.mu.RUnlock()
 	return ct.list(opts), nil
+}
+
+// ListContainers lists the store's container names under prefix, from
+// the map of containers (sorted per call: a GC pass's cost, not a
+// request's).
+func (c *Cloud) ListContainers(ctx context.Context, prefix, marker string, limit int) ([]string, error) {
+	if err := peers.CheckListOptions(peers.ObjectListOptions{Limit: limit}); err != nil {
+		return nil, err
+	}
+	if err := c.objectsBegin(ctx); err != nil {
+		return nil, err
+	}
+	if limit == 0 {
+		limit = peers.MaxListLimit
+	}
+	c.objects.mu.RLock()
+	var names []string
+	for name := range c.objects.containers {
+		if strings.HasPrefix(name, prefix) && name > marker {
+			names = append(names, name)
+		}
+	}
+	c.objects.mu.RUnlock()
+	slices.Sort(names)
+	return names[:min(len(names), limit)], nil
 }
 
 // liveContainer returns a container with its expired objects swept from

@@ -35,6 +35,13 @@ type Objects interface {
 	// ContainerStats counts a container's live objects (expired ones not)
 	// and their bytes.
 	ContainerStats(ctx context.Context, name string) (ContainerStats, error)
+	// ListContainers lists the names of the containers whose names start
+	// with prefix, in name order (bytewise), after marker, at most limit
+	// (0: the driver's page size, at most 10,000; negative or above
+	// 10,000: ErrInvalid). The broker names every container it makes with
+	// one prefix: this is how it finds those no record of its own names
+	// (a crash between a create and its record) to collect them.
+	ListContainers(ctx context.Context, prefix, marker string, limit int) ([]string, error)
 
 	// ListObjects lists a container's live objects in name order (bytewise
 	// UTF-8), narrowed and paged by opts. A missing container is

@@ -54,8 +54,10 @@
 //     removed, as Swift's account reaper does; a container whose peer was
 //     removed from the registry is forgotten. A container is made on its
 //     peer before its record is written, so a broker that dies in between
-//     leaves an empty peer-side container no record names; the contract
-//     has no container listing to find those by, so they stay (empty).
+//     leaves an empty peer-side container no record names: the Reaper
+//     lists each peer's containers by the broker's prefix
+//     (peers.Objects.ListContainers) and removes those seen unnamed and
+//     empty for the grace (orphans.go).
 //
 //   - Large objects (largeobj.go): an SLO manifest is an object listing
 //     its segments, marked in its content type so listings and HEADs

@@ -14,6 +14,10 @@ import (
 	"github.com/cloudmux/cloudmux/registry"
 )
 
+// PeerContainerPrefix begins the name of every container the broker makes
+// on a peer ("cmx-" and a UUID), so the Reaper finds its own by it.
+const PeerContainerPrefix = "cmx-"
+
 // Reaper is the garbage collector (a gc.Collector) of the object
 // service's records, Swift's account reaper: once a project has been
 // gone for Grace, its containers' objects are deleted from their peers,
@@ -22,6 +26,8 @@ import (
 // went with it) is dropped after the same grace. A peer that does not
 // answer keeps its containers' records for the next pass, so no data is
 // left on a peer without a record naming it.
+//
+// It also removes the peer-side containers no record names (orphans.go).
 type Reaper struct {
 	Service *Service
 	// Owners returns the projects and the registered peers that exist.
@@ -47,9 +53,6 @@ func (r *Reaper) Collect(ctx context.Context, now time.Time) (int, error) {
 	accts, _, err := s.Store.List(ctx, accountsRoot)
 	if err != nil {
 		return 0, err
-	}
-	if len(cts) == 0 && len(accts) == 0 {
-		return 0, nil
 	}
 	projects, peerIDs, err := r.Owners(ctx)
 	if err != nil {
@@ -109,6 +112,9 @@ func (r *Reaper) Collect(ctx context.Context, now time.Time) (int, error) {
 		delete(seen, kv.Key)
 		removed++
 	}
+	n, err := r.collectOrphans(ctx, cts, peerIDs, due)
+	removed += n
+	errs = append(errs, err)
 	r.seen = seen
 	return removed, errors.Join(errs...)
 }

@@ -80,3 +80,62 @@ func TestReaper(t *testing.T) {
 		t.Fatal("a removed peer's container record is still there")
 	}
 }
+
+// TestReaperOrphanedContainers: a container the broker named on a peer
+// that no record names (a create cut short before its record) is removed
+// once seen orphaned for the grace; one holding objects is kept, and so
+// are recorded containers and containers the broker did not name.
+func TestReaperOrphanedContainers(t *testing.T) {
+	e := brokertest.New(t, []brokertest.Peer{{Name: "p1"}}, nil)
+	svc := &object.Service{Pool: e.Pool, Placer: policy.Default{}, Store: e.Store, Log: e.Log}
+	ctx := e.Ctx
+	alice := object.Caller{Project: "alice", Write: true}
+	if _, err := svc.CreateContainer(ctx, alice, "alice", "box", object.MetaChange{}, object.ACLChange{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	peerID, recorded, err := svc.PeerOf(ctx, "alice", "box")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := e.Pool.Get(peerID)
+	objects := m.Cloud.(peers.Objects)
+	orphan, full, foreign := object.PeerContainerPrefix+"cut-short", object.PeerContainerPrefix+"holds-data", "not-the-brokers"
+	for _, name := range []string{orphan, full, foreign} {
+		if err := objects.CreateContainer(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := objects.PutObject(ctx, full, "x", strings.NewReader("x"), peers.ObjectSpec{Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	r := &object.Reaper{Service: svc, Grace: time.Hour, Owners: func(context.Context) (map[string]bool, map[string]bool, error) {
+		return map[string]bool{"alice": true}, map[string]bool{peerID: true}, nil
+	}}
+	now := time.Now()
+	if n, err := r.Collect(ctx, now); err != nil || n != 0 {
+		t.Fatalf("first pass removed %d (%v); want none within the grace", n, err)
+	}
+	if n, err := r.Collect(ctx, now.Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("pass after the grace removed %d (%v); want the one empty orphan", n, err)
+	}
+	got, err := objects.ListContainers(ctx, "", "", 0)
+	if want := []string{recorded, full, foreign}; err != nil || !sameSet(got, want) {
+		t.Fatalf("containers on the peer after the pass = %q, %v; want %q", got, err, want)
+	}
+}
+
+func sameSet(a, b []string) bool {
+	set := map[string]int{}
+	for _, s := range a {
+		set[s]++
+	}
+	for _, s := range b {
+		set[s]--
+	}
+	for _, n := range set {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -261,7 +261,7 @@ func (s *Service) placeContainer(ctx context.Context, c Caller, account, name st
 			if !ok {
 				continue
 			}
-			peerName := "cmx-" + uuid.NewString()
+			peerName := PeerContainerPrefix + uuid.NewString()
 			pctx, cancel := context.WithTimeout(ctx, s.timeout())
 			err := objects.CreateContainer(pctx, peerName)
 			cancel()

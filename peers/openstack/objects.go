@@ -1,6 +1,7 @@
 package openstack
 
 import (
+	"cmp"
 	"context"
 	"crypto/md5" //nolint:gosec // Swift's ETag is MD5; it is compared, not trusted for security
 	"encoding/hex"
@@ -91,6 +92,35 @@ func (o *objectCloud) ContainerStats(ctx context.Context, name string) (peers.Co
 		return peers.ContainerStats{}, fmt.Errorf("swift: head container %s: %w: %w", name, peers.ErrUnavailable, err)
 	}
 	return peers.ContainerStats{Objects: objs, Bytes: bytes}, nil
+}
+
+// ListContainers is one account GET (json) narrowed by prefix and marker.
+// A cluster whose listing limit is below the asked one refuses it (412):
+// its own page size is then what it gives.
+func (o *objectCloud) ListContainers(ctx context.Context, prefix, marker string, limit int) ([]string, error) {
+	if err := peers.CheckListOptions(peers.ObjectListOptions{Limit: limit}); err != nil {
+		return nil, err
+	}
+	ctx, cancel := o.call(ctx)
+	defer cancel()
+	page := func(limit int) ([]string, error) {
+		var names []string
+		err := containers.List(o.object, containers.ListOpts{Prefix: prefix, Marker: marker, Limit: limit}).EachPage(ctx,
+			func(_ context.Context, p pagination.Page) (bool, error) {
+				var err error
+				names, err = containers.ExtractNames(p)
+				return false, err
+			})
+		return names, err
+	}
+	names, err := page(limit)
+	if limit > 0 && gophercloud.ResponseCodeIs(err, http.StatusPreconditionFailed) {
+		names, err = page(0)
+	}
+	if err != nil {
+		return nil, o.translate("swift: list containers", err)
+	}
+	return names[:min(len(names), cmp.Or(limit, peers.MaxListLimit))], nil
 }
 
 // headerInt reads a non-negative integer header.

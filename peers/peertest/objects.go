@@ -31,6 +31,7 @@ func (s *suite) testObjects(t *testing.T) {
 		run  func(t *testing.T)
 	}{
 		{"Containers", os.testContainers},
+		{"ContainerListing", os.testContainerListing},
 		{"PutGet", os.testPutGet},
 		{"PutRefusals", os.testPutRefusals},
 		{"Ranges", os.testRanges},
@@ -174,6 +175,65 @@ func (s *objSuite) testContainers(t *testing.T) {
 	t.Run("BadNames", func(t *testing.T) {
 		for _, bad := range []string{"", "a/b", strings.Repeat("c", peers.MaxContainerNameBytes+1)} {
 			wantErr(t, fmt.Sprintf("CreateContainer(%.20q)", bad), s.o.CreateContainer(ctx, bad), peers.ErrInvalid)
+		}
+	})
+}
+
+// testContainerListing lists containers by a prefix only this test's
+// containers have (the suite's other tests make theirs at the same time).
+func (s *objSuite) testContainerListing(t *testing.T) {
+	ctx := t.Context()
+	prefix := s.name("lst") + "-"
+	var names []string
+	for _, suffix := range []string{"b", "a", "c"} {
+		name := prefix + suffix
+		if err := s.o.CreateContainer(ctx, name); err != nil {
+			t.Fatalf("CreateContainer(%s): %v", name, err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := s.cleanupCtx()
+			defer cancel()
+			if err := s.o.DeleteContainer(ctx, name); err != nil && !errors.Is(err, peers.ErrNotFound) {
+				t.Errorf("cleanup: DeleteContainer(%s): %v", name, err)
+			}
+		})
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	cases := []struct {
+		name          string
+		prefix, after string
+		limit         int
+		want          []string
+	}{
+		{"All", prefix, "", 0, names},
+		{"Limit", prefix, "", 2, names[:2]},
+		{"Marker", prefix, names[0], 0, names[1:]},
+		{"MarkerAndLimit", prefix, names[0], 1, names[1:2]},
+		{"PastTheEnd", prefix, names[2], 0, nil},
+		{"OtherPrefix", prefix + "zz", "", 0, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.o.ListContainers(ctx, tc.prefix, tc.after, tc.limit)
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Fatalf("ListContainers(%q, %q, %d) = %q, %v; want %q", tc.prefix, tc.after, tc.limit, got, err, tc.want)
+			}
+		})
+	}
+	t.Run("Deleted", func(t *testing.T) {
+		if err := s.o.DeleteContainer(ctx, names[1]); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.o.ListContainers(ctx, prefix, "", 0)
+		if want := []string{names[0], names[2]}; err != nil || !slices.Equal(got, want) {
+			t.Fatalf("ListContainers after a delete = %q, %v; want %q", got, err, want)
+		}
+	})
+	t.Run("BadLimit", func(t *testing.T) {
+		for _, limit := range []int{-1, peers.MaxListLimit + 1} {
+			_, err := s.o.ListContainers(ctx, prefix, "", limit)
+			wantErr(t, fmt.Sprintf("ListContainers with limit %d", limit), err, peers.ErrInvalid)
 		}
 	})
 }
