@@ -117,6 +117,17 @@ func TestSwiftCLI(t *testing.T) {
 	if stat := run("stat", "backups", "dlo.bin"); !strings.Contains(stat, "Manifest: backups_segments/dlo.bin/") {
 		t.Fatalf("swift stat of the DLO:\n%s", stat)
 	}
+	// A POST re-pointing the manifest keeps it a DLO; one without
+	// X-Object-Manifest makes it a plain (empty) object, as Swift does.
+	run("post", "-H", "X-Object-Manifest: backups_segments/dlo.bin/", "-m", "k:v", "backups", "dlo.bin")
+	run("download", "backups", "dlo.bin", "-o", "dlo-got2.bin")
+	if got, err := os.ReadFile(filepath.Join(dir, "dlo-got2.bin")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("downloaded DLO after a POST of its manifest: %d bytes (%v); want the %d uploaded", len(got), err, len(data))
+	}
+	run("post", "-m", "k:w", "backups", "dlo.bin")
+	if stat := run("stat", "backups", "dlo.bin"); strings.Contains(stat, "Manifest:") || !strings.Contains(stat, "Content Length: 0") {
+		t.Fatalf("swift stat of the DLO after a POST without its manifest:\n%s", stat)
+	}
 	run("delete", "backups", "dlo.bin")
 	run("delete", "backups_segments")
 
@@ -160,6 +171,24 @@ func TestSwiftCLI(t *testing.T) {
 	}
 	run("delete", "backups-private")
 
+	// Public: read with a token that is no token (keystoneauth's invalid
+	// identity reads as anonymous), and still nothing else.
+	run("post", "-r", ".r:*", "backups")
+	bogus := func(args ...string) *exec.Cmd {
+		return exec.Command(bin, append([]string{"--os-auth-token", "not-a-token", "--os-storage-url", alphaURL}, args...)...)
+	}
+	cmd := bogus("download", "backups", "big.bin", "-o", filepath.Join(dir, "public.bin"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("swift download of a public object with an invalid token: %v %s", err, out)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "public.bin")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("public download of %d bytes (%v); want the %d uploaded", len(got), err, len(data))
+	}
+	if out, err := bogus("list", "backups").CombinedOutput(); err == nil || !strings.Contains(string(out), "401") {
+		t.Fatalf("swift list of a public container without .rlistings, invalid token = %v %s; want a 401 failure", err, out)
+	}
+	run("post", "-r", beta.ID+":*", "backups")
+
 	// Versioning set by the CLI: an overwrite keeps the old bytes.
 	run("post", "backups_versions")
 	run("post", "-H", "X-History-Location: backups_versions", "backups")
@@ -176,8 +205,16 @@ func TestSwiftCLI(t *testing.T) {
 	if got, err := os.ReadFile(filepath.Join(dir, "v-got.bin")); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("archived version of %d bytes (%v); want the %d first uploaded", len(got), err, len(data))
 	}
-	run("post", "-H", "X-Remove-History-Location: x", "backups")
+	// A DELETE archives the object and leaves a delete marker.
 	run("delete", "backups", "v.txt")
+	versions := strings.Fields(run("list", "backups_versions"))
+	if len(versions) != 3 {
+		t.Fatalf("swift list of the versions after a delete = %q; want two versions and a marker", versions)
+	}
+	if stat := run("stat", "backups_versions", versions[2]); !strings.Contains(stat, "Content Type: application/x-deleted;swift_versions_deleted=1") {
+		t.Fatalf("swift stat of the delete marker:\n%s", stat)
+	}
+	run("post", "-H", "X-Remove-History-Location: x", "backups")
 	run("delete", "backups_versions")
 	run("copy", "-d", "/backups/copy.bin", "backups", "big.bin")
 	run("delete", "backups", "big.bin")
