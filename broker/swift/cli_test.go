@@ -23,24 +23,21 @@ func cli(t *testing.T, e *env, dir, password, bin string, args ...string) string
 // cliAs is cli as name of project.
 func cliAs(t *testing.T, e *env, dir, name, project, password, bin string, args ...string) string {
 	t.Helper()
-	cmd := cliCmd(t, e, dir, name, project, password, bin, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out.String())
+	out, code := runAs(t, e, dir, name, project, password, bin, args...)
+	if code != 0 {
+		t.Fatalf("%s %s: exit %d\n%s", filepath.Base(bin), strings.Join(args, " "), code, out)
 	}
-	return out.String()
+	return out
 }
 
-// cliCmd is the command cliAs runs.
-func cliCmd(t *testing.T, e *env, dir, name, project, password, bin string, args ...string) *exec.Cmd {
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+// runAs runs the client (the openstack or the swift CLI) as cliAs does,
+// and returns its combined output and exit code.
+func runAs(t *testing.T, e *env, dir, name, project, password, bin string, args ...string) (string, int) {
+	t.Helper()
+	return oscli.RunIn(t, bin, dir, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
 		"OS_AUTH_URL=" + e.Server.URL + "/v3", "OS_IDENTITY_API_VERSION=3", "OS_AUTH_VERSION=3", "OS_USERNAME=" + name,
 		"OS_PASSWORD=" + password, "OS_PROJECT_NAME=" + project, "OS_USER_DOMAIN_NAME=Default",
-		"OS_PROJECT_DOMAIN_NAME=Default", "OS_REGION_NAME=RegionOne", "OS_INTERFACE=public"}
-	return cmd
+		"OS_PROJECT_DOMAIN_NAME=Default", "OS_REGION_NAME=RegionOne", "OS_INTERFACE=public"}, args...)
 }
 
 // TestSwiftCLI drives Debian's swift client (python3-swiftclient):
@@ -164,9 +161,9 @@ func TestSwiftCLI(t *testing.T) {
 		t.Fatalf("beta's listing of the shared container = %q", got)
 	}
 	for _, args := range [][]string{{"list", "backups-private"}, {"list"}, {"upload", "backups", "got.bin"}, {"delete", "backups", "big.bin"}} {
-		cmd := cliCmd(t, e, dir, "bob", "beta", bobPassword, bin, append([]string{"--os-storage-url", alphaURL}, args...)...)
-		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "403") {
-			t.Fatalf("beta's swift %s = %v %s; want a 403 failure", strings.Join(args, " "), err, out)
+		out, code := runAs(t, e, dir, "bob", "beta", bobPassword, bin, append([]string{"--os-storage-url", alphaURL}, args...)...)
+		if code == 0 || !strings.Contains(out, "403") {
+			t.Fatalf("beta's swift %s = exit %d %s; want a 403 failure", strings.Join(args, " "), code, out)
 		}
 	}
 	run("delete", "backups-private")
@@ -174,18 +171,18 @@ func TestSwiftCLI(t *testing.T) {
 	// Public: read with a token that is no token (keystoneauth's invalid
 	// identity reads as anonymous), and still nothing else.
 	run("post", "-r", ".r:*", "backups")
-	bogus := func(args ...string) *exec.Cmd {
-		return exec.Command(bin, append([]string{"--os-auth-token", "not-a-token", "--os-storage-url", alphaURL}, args...)...)
+	bogus := func(args ...string) (string, int) {
+		return oscli.RunIn(t, bin, dir, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()},
+			append([]string{"--os-auth-token", "not-a-token", "--os-storage-url", alphaURL}, args...)...)
 	}
-	cmd := bogus("download", "backups", "big.bin", "-o", filepath.Join(dir, "public.bin"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("swift download of a public object with an invalid token: %v %s", err, out)
+	if out, code := bogus("download", "backups", "big.bin", "-o", "public.bin"); code != 0 {
+		t.Fatalf("swift download of a public object with an invalid token: exit %d %s", code, out)
 	}
 	if got, err := os.ReadFile(filepath.Join(dir, "public.bin")); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("public download of %d bytes (%v); want the %d uploaded", len(got), err, len(data))
 	}
-	if out, err := bogus("list", "backups").CombinedOutput(); err == nil || !strings.Contains(string(out), "401") {
-		t.Fatalf("swift list of a public container without .rlistings, invalid token = %v %s; want a 401 failure", err, out)
+	if out, code := bogus("list", "backups"); code == 0 || !strings.Contains(out, "401") {
+		t.Fatalf("swift list of a public container without .rlistings, invalid token = exit %d %s; want a 401 failure", code, out)
 	}
 	run("post", "-r", beta.ID+":*", "backups")
 

@@ -95,8 +95,14 @@ func RunSplit(t testing.TB, path string, env []string, args ...string) (stdout, 
 // execSplit runs a CLI as its own process, its stdout and stderr apart.
 func execSplit(t testing.TB, path string, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return execSplitIn(t, path, "", env, args...)
+}
+
+// execSplitIn is execSplit in directory dir.
+func execSplitIn(t testing.TB, path, dir string, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	cmd := exec.Command(path, args...)
-	cmd.Env = env
+	cmd.Env, cmd.Dir = env, dir
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	runErr := cmd.Run()

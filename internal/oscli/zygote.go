@@ -46,14 +46,14 @@ var (
 	zygotes   = map[string]*started{} // by CLI path
 )
 
-// zygoteFor returns the zygote serving the CLI at path (openstack or
-// aws, by its name), or nil when commands must run as their own
+// zygoteFor returns the zygote serving the CLI at path (openstack, aws
+// or swift, by its name), or nil when commands must run as their own
 // processes (CLOUDMUX_OSCLI=exec, another CLI, a CLI that is not a
 // Python script, a zygote that could not start).
 func zygoteFor(t testing.TB, path string) *zygote {
 	t.Helper()
 	program := filepath.Base(path)
-	if os.Getenv("CLOUDMUX_OSCLI") == "exec" || (program != "openstack" && program != "aws") {
+	if os.Getenv("CLOUDMUX_OSCLI") == "exec" || (program != "openstack" && program != "aws" && program != "swift") {
 		return nil
 	}
 	zygotesMu.Lock()

@@ -1,4 +1,4 @@
-"""A Python CLI (openstack or aws), imported once and forked per command.
+"""A Python CLI (openstack, aws or swift), imported once and forked per command.
 
 Each `openstack` command spends ~2 s of CPU before it sends a request:
 ~1.5 s importing openstackclient and every plugin's client, ~0.8 s while
@@ -59,6 +59,15 @@ elif PROGRAM == "aws":
     # awscli's package sets AWS_DATA_PATH (its models) from the
     # environment when imported.
     FROM_ENV = ["awscli"]
+elif PROGRAM == "swift":
+    import swiftclient.shell
+
+    def entry(args):
+        return swiftclient.shell.main([PROGRAM] + args)
+
+    WARM_ARGS = ["--os-auth-token", "warm", "--os-storage-url", "http://127.0.0.1:9/v1/AUTH_warm", "list"]
+    WARM_ENV = {}
+    FROM_ENV = []
 else:
     sys.exit("zygote: no CLI named %r" % PROGRAM)
 

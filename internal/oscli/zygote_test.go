@@ -138,3 +138,51 @@ func TestAWSZygoteMatchesExec(t *testing.T) {
 		})
 	}
 }
+
+// TestSwiftZygoteMatchesExec is TestZygoteMatchesExec for Debian's swift
+// CLI (python3-swiftclient), where installed.
+func TestSwiftZygoteMatchesExec(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the swift CLI")
+	}
+	if os.Getenv("CLOUDMUX_OSCLI") == "exec" {
+		t.Skip("CLOUDMUX_OSCLI=exec: there is no zygote to compare")
+	}
+	const swift = "/usr/bin/swift"
+	if _, err := os.Stat(swift); err != nil {
+		t.Skipf("%s is not installed (python3-swiftclient)", swift)
+	}
+	work := t.TempDir()
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	storage := []string{"--os-auth-token", "tok", "--os-storage-url", "http://127.0.0.1:9/v1/AUTH_x"}
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{name: "version", args: []string{"--version"}},
+		{name: "usage error", args: []string{"no-such-command"}},
+		{name: "no credentials", args: []string{"list"}},
+		{name: "unreachable storage", args: append(storage, "list")},
+		{name: "upload of a missing file", args: append(storage, "upload", "c", "missing.bin")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			z := zygoteFor(t, swift)
+			if z == nil {
+				t.Fatalf("no zygote for %s", swift)
+			}
+			// Apart: swift prints from a thread of its own, so how its
+			// stdout and stderr interleave differs from run to run.
+			zout, zerr, zcode, err := z.runSplit(work, env, tc.args, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, errOut, code := execSplitIn(t, swift, work, env, tc.args...)
+			zerr, errOut = addresses.ReplaceAllString(zerr, "0x…"), addresses.ReplaceAllString(errOut, "0x…")
+			if zout != out || zerr != errOut || zcode != code {
+				t.Errorf("through the zygote: exit %d\nstdout:\n%s\nstderr:\n%s\nas its own process: exit %d\nstdout:\n%s\nstderr:\n%s",
+					zcode, zout, zerr, code, out, errOut)
+			}
+		})
+	}
+}
