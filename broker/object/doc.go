@@ -5,8 +5,8 @@
 //
 //   - Records: a container is a broker record in the Store (records.go):
 //     its project, its name, the peer holding it and the peer-side
-//     container the broker named ("cmx-" + a UUID, never the tenant's
-//     name), its metadata (X-Container-Meta-*, the quota metadata among
+//     container the broker named (Service.PeerPrefix, which names the
+//     installation, + a UUID; never the tenant's name), its metadata (X-Container-Meta-*, the quota metadata among
 //     them), its ACLs and versions container, its times. An account's own
 //     metadata (X-Account-Meta-*) is one record per project. Both are
 //     served from watch-fed memory on every replica (registry.Records,

@@ -2,6 +2,8 @@ package object
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -17,6 +19,18 @@ import (
 // PeerContainerPrefix begins the name of every container the broker makes
 // on a peer ("cmx-" and a UUID), so the Reaper finds its own by it.
 const PeerContainerPrefix = "cmx-"
+
+// PeerPrefix begins the name of every container this installation makes
+// on a peer: PeerContainerPrefix and, with a BrokerID, 8 hex digits of its
+// hash and a dash, so installations sharing a peer project tell their
+// containers apart.
+func (s *Service) PeerPrefix() string {
+	if s.BrokerID == "" {
+		return PeerContainerPrefix
+	}
+	sum := sha256.Sum256([]byte(s.BrokerID))
+	return PeerContainerPrefix + hex.EncodeToString(sum[:4]) + "-"
+}
 
 // Reaper is the garbage collector (a gc.Collector) of the object
 // service's records, Swift's account reaper: once a project has been

@@ -124,6 +124,40 @@ func TestReaperOrphanedContainers(t *testing.T) {
 	}
 }
 
+// TestReaperLeavesOtherInstallations: two installations sharing a peer
+// name their containers apart, and one's reaper never removes the
+// other's (here an empty container, which would look orphaned to it).
+func TestReaperLeavesOtherInstallations(t *testing.T) {
+	e := brokertest.New(t, []brokertest.Peer{{Name: "p1"}}, nil)
+	ctx := e.Ctx
+	ours := &object.Service{Pool: e.Pool, Placer: policy.Default{}, Store: e.Store, Log: e.Log, BrokerID: "installation-a"}
+	theirs := &object.Service{Pool: e.Pool, Placer: policy.Default{}, Store: e.Store, Log: e.Log, BrokerID: "installation-b"}
+	if ours.PeerPrefix() == theirs.PeerPrefix() || !strings.HasPrefix(ours.PeerPrefix(), object.PeerContainerPrefix) {
+		t.Fatalf("prefixes %q and %q; want two distinct ones under %q", ours.PeerPrefix(), theirs.PeerPrefix(), object.PeerContainerPrefix)
+	}
+	peerID := e.Pool.Members()[0].Peer.ID
+	objects := e.Pool.Members()[0].Cloud.(peers.Objects)
+	ourOrphan, theirEmpty := ours.PeerPrefix()+"cut-short", theirs.PeerPrefix()+"empty-for-now"
+	for _, name := range []string{ourOrphan, theirEmpty} {
+		if err := objects.CreateContainer(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &object.Reaper{Service: ours, Grace: time.Hour, Owners: func(context.Context) (map[string]bool, map[string]bool, error) {
+		return map[string]bool{}, map[string]bool{peerID: true}, nil
+	}}
+	now := time.Now()
+	for _, at := range []time.Time{now, now.Add(time.Hour)} {
+		if _, err := r.Collect(ctx, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := objects.ListContainers(ctx, "", "", 0)
+	if want := []string{theirEmpty}; err != nil || !sameSet(got, want) {
+		t.Fatalf("containers on the peer after our passes = %q, %v; want only theirs %q", got, err, want)
+	}
+}
+
 func sameSet(a, b []string) bool {
 	set := map[string]int{}
 	for _, s := range a {

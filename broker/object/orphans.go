@@ -14,8 +14,8 @@ import (
 // orphanPage is how many peer container names one listing call asks for.
 const orphanPage = 1000
 
-// collectOrphans removes the containers on the registered peers that the
-// broker named (PeerContainerPrefix) but no container record names: a
+// collectOrphans removes the containers on the registered peers that this
+// installation named (Service.PeerPrefix) but no container record names: a
 // broker that died between a container's create on its peer and the
 // record's write leaves one, empty (nothing is written to a container
 // without its record). cts are the records listed at the start of the
@@ -51,7 +51,7 @@ func (r *Reaper) collectOrphans(ctx context.Context, cts []registry.KV, peerIDs 
 		}
 		marker := ""
 		for {
-			page, err := objects.ListContainers(ctx, PeerContainerPrefix, marker, orphanPage)
+			page, err := objects.ListContainers(ctx, r.Service.PeerPrefix(), marker, orphanPage)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("listing the containers of peer %s: %w", m.Peer.Name, err))
 				break

@@ -66,6 +66,10 @@ type Service struct {
 	// UsageTTL is how long a container's count and bytes, once read from
 	// its peer, serve account listings and quota checks; default 2s.
 	UsageTTL time.Duration
+	// BrokerID is the installation's: the containers it makes on peers
+	// are named after it (PeerPrefix), so the Reaper never takes another
+	// installation's containers on a peer both use.
+	BrokerID string
 
 	usage usageCache
 }
@@ -261,7 +265,7 @@ func (s *Service) placeContainer(ctx context.Context, c Caller, account, name st
 			if !ok {
 				continue
 			}
-			peerName := PeerContainerPrefix + uuid.NewString()
+			peerName := s.PeerPrefix() + uuid.NewString()
 			pctx, cancel := context.WithTimeout(ctx, s.timeout())
 			err := objects.CreateContainer(pctx, peerName)
 			cancel()

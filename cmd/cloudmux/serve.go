@@ -385,7 +385,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	objAccounts := object.NewAccountsMemory(store, log.WithField("component", "object-accounts"))
 	goBG("object-accounts", objAccounts.Run)
 	objects := &object.Service{Pool: pool, Placer: placer, Store: store, Containers: objContainers, Accounts: objAccounts,
-		Log: log.WithField("component", "object")}
+		Log: log.WithField("component", "object"), BrokerID: installation}
 	// One servers service behind Nova and EC2: the same placement, tenancy
 	// and IDs through either API. Images a peer lacks are staged to it by
 	// the image service's stager, so both see the same copies.
