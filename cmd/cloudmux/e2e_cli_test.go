@@ -65,6 +65,9 @@ func TestOpenStackCLIFullFlowLibvirt(t *testing.T) {
 	// The pool lives where QEMU (its own user) can read it, not in the
 	// test's private temporary directory; pool and directory are removed
 	// once the broker is gone.
+	// A run killed before its cleanup (a CI timeout) leaves its pool and
+	// guest domains: removed here, by the next run.
+	libvirttest.SweepStalePools(t, libvirttest.SystemURI, "cmxe2e-", "/var/lib/cloudmux/test-pools")
 	pool := "cmxe2e-" + strconv.Itoa(os.Getpid())
 	poolPath := "/var/lib/cloudmux/test-pools/" + pool
 	t.Cleanup(func() {

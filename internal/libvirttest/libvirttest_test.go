@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -196,4 +198,41 @@ func randHex(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// TestSweepStalePools: a pool left by a process that is gone is removed
+// with its directory; a live process's pool is kept.
+func TestSweepStalePools(t *testing.T) {
+	needsLibvirt(t)
+	Ensure(t)
+	root := t.TempDir()
+	const prefix = "cmxsweeptest-"
+	stale, live := prefix+"2147483646", prefix+strconv.Itoa(os.Getpid())
+	for _, pool := range []string{stale, live} {
+		dir := filepath.Join(root, pool)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Virsh(SystemURI, "pool-define-as", pool, "dir", "--target", dir); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_, _ = Virsh(SystemURI, "pool-destroy", pool)
+			_, _ = Virsh(SystemURI, "pool-undefine", pool)
+		})
+		if _, err := Virsh(SystemURI, "pool-start", pool); err != nil {
+			t.Fatal(err)
+		}
+	}
+	SweepStalePools(t, SystemURI, prefix, root)
+	pools, err := Virsh(SystemURI, "pool-list", "--all", "--name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(strings.Fields(pools), stale) || !slices.Contains(strings.Fields(pools), live) {
+		t.Errorf("pools after the sweep: %q; want %s gone and %s kept", pools, stale, live)
+	}
+	if _, err := os.Stat(filepath.Join(root, stale)); !os.IsNotExist(err) {
+		t.Errorf("the stale pool's directory: %v; want it removed", err)
+	}
 }
