@@ -421,6 +421,13 @@ func (c *Cloud) serverView(s *server) peers.Server {
 				version = 6
 			}
 			v.Addresses = append(v.Addresses, peers.Address{Network: label, Addr: f.IPAddress, Version: version, MAC: p.MACAddress, Type: "fixed"})
+			// A floating IP mapped onto the address follows it, as Nova
+			// lists it (OS-EXT-IPS:type floating).
+			for _, fip := range c.fips {
+				if fip.PortID == p.ID && fip.FixedIP == f.IPAddress {
+					v.Addresses = append(v.Addresses, peers.Address{Network: label, Addr: fip.Address, Version: 4, MAC: p.MACAddress, Type: "floating"})
+				}
+			}
 		}
 	}
 	return v

@@ -184,3 +184,31 @@ func TestRoutersRefusedWithoutDataPlane(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// TestFloatingIPInServerAddresses checks a server's addresses show the
+// floating IP mapped onto its port, as Nova's floating type.
+func TestFloatingIPInServerAddresses(t *testing.T) {
+	cfg := oneHost(t)
+	c, _ := newCloud(t, cfg)
+	ctx := t.Context()
+	seeded, err := c.Seed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := setUpRouted(t, c)
+	srv, err := c.CreateServer(ctx, peers.ServerSpec{Name: "web", Project: "p", FlavorID: "1", ImageID: seeded.ImageID,
+		Networks: []peers.NetworkAttachment{{PortID: s.port.ID}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv = waitServer(t, c, srv.ID, peers.ServerActive)
+	var floating []string
+	for _, a := range srv.Addresses {
+		if a.Type == "floating" {
+			floating = append(floating, a.Addr)
+		}
+	}
+	if len(floating) != 1 || floating[0] != s.fip.Address {
+		t.Fatalf("server addresses %+v, want the floating IP %s", srv.Addresses, s.fip.Address)
+	}
+}

@@ -65,6 +65,38 @@ var peerKinds = map[string]peerKind{
 	"snapshot": {list: lister(listSnapshots, func(x peers.Snapshot) held {
 		return held{peerID: x.ID, name: x.Name, meta: x.Metadata, createdAt: x.CreatedAt}
 	}), remove: deleteSnapshot},
+	"router": {list: lister(listRouters, func(x peers.Router) held {
+		return held{peerID: x.ID, name: x.Name, meta: x.Metadata}
+	}), remove: routersDo(peers.Routers.DeleteRouter)},
+	"floatingip": {list: lister(listFloatingIPs, func(x peers.FloatingIP) held {
+		return held{peerID: x.ID, name: x.Address, meta: x.Metadata}
+	}), remove: routersDo(peers.Routers.DeleteFloatingIP)},
+}
+
+// listRouters and listFloatingIPs list a peer's routers and floating
+// IPs; a peer without them (peers.Routers) holds none.
+func listRouters(c peers.Cloud, ctx context.Context, opts peers.ListOptions) ([]peers.Router, error) {
+	if rt, ok := c.(peers.Routers); ok {
+		return rt.ListRouters(ctx, opts)
+	}
+	return nil, nil
+}
+
+func listFloatingIPs(c peers.Cloud, ctx context.Context, opts peers.ListOptions) ([]peers.FloatingIP, error) {
+	if rt, ok := c.(peers.Routers); ok {
+		return rt.ListFloatingIPs(ctx, opts)
+	}
+	return nil, nil
+}
+
+// routersDo adapts a peers.Routers delete to a peerKind's remove.
+func routersDo(del func(peers.Routers, context.Context, string) error) func(peers.Cloud, context.Context, string) error {
+	return func(c peers.Cloud, ctx context.Context, id string) error {
+		if rt, ok := c.(peers.Routers); ok {
+			return del(rt, ctx, id)
+		}
+		return nil
+	}
 }
 
 // listSnapshots lists a peer's volume snapshots; a peer without them

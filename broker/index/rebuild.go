@@ -67,7 +67,7 @@ const RebuildGrace = 2 * time.Minute
 
 // RebuiltKinds are the kinds Rebuild reconciles; entries of other kinds
 // are never touched by it.
-var RebuiltKinds = []string{"server", "volume", "image", "network", "subnet", "port", "snapshot"}
+var RebuiltKinds = []string{"server", "volume", "image", "network", "subnet", "port", "snapshot", "router", "floatingip"}
 
 // Rebuild reconciles the index with what the peers hold: a marked
 // resource the index lacks is added (a broker that crashed between the

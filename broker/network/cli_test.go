@@ -1,13 +1,10 @@
 package network_test
 
 import (
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
-	"github.com/cloudmux/cloudmux/internal/brokertest"
-	"github.com/cloudmux/cloudmux/internal/oscli"
 )
 
 // TestOpenStackCLI drives the real openstack CLI through the network flows
@@ -17,25 +14,9 @@ func TestOpenStackCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the openstack CLI")
 	}
-	bin := oscli.Path(t)
 	e := newEnv(t)
 	bobPassword := e.Member(t, "bob", "team-b", identity.RoleMember)
-	home := t.TempDir()
-	run := func(env map[string]string, args ...string) (string, int) {
-		vars := map[string]string{
-			"OS_AUTH_URL": e.Server.URL + "/v3", "OS_IDENTITY_API_VERSION": "3", "OS_USERNAME": "admin",
-			"OS_PASSWORD": brokertest.AdminPassword, "OS_PROJECT_NAME": "admin", "OS_USER_DOMAIN_NAME": "Default",
-			"OS_PROJECT_DOMAIN_NAME": "Default", "OS_REGION_NAME": identity.Region, "OS_INTERFACE": "public",
-		}
-		for k, v := range env {
-			vars[k] = v
-		}
-		environ := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}
-		for k, v := range vars {
-			environ = append(environ, k+"="+v)
-		}
-		return oscli.Run(t, bin, environ, args...)
-	}
+	run := osRunner(t, e)
 	bob := map[string]string{"OS_USERNAME": "bob", "OS_PASSWORD": bobPassword, "OS_PROJECT_NAME": "team-b"}
 	steps := []struct {
 		name     string

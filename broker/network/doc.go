@@ -52,6 +52,15 @@
 // "server"); its ports without groups of their own are in them. A group
 // a port or a server is in cannot be deleted (SecurityGroupInUse).
 //
+// Routers and floating IPs (routers.go, floatingips.go) are the peers'
+// (peers.Routers), one peer each, indexed (kinds "router" and
+// "floatingip", the project's alone) and counted against the router and
+// floatingip quotas. A router goes to its external network's peer (or,
+// without a gateway, to a peer placement picks among those that can
+// route); it joins subnets, and a floating IP maps onto ports, of its own
+// peer only. External networks are the peers' own (NativeID). EC2's
+// Elastic IPs are the same floating IPs.
+//
 // Failures leave nothing a client cannot see or finish: index entries are
 // removed after the peer's resource (a network's after its subnets'), so a
 // delete cut short is completed by deleting again; a create whose peer

@@ -51,6 +51,7 @@ func (e *Error) Unwrap() error { return e.Err }
 var kindNames = map[string]string{
 	KindNetwork: "Network", KindSubnet: "Subnet", KindPort: "Port",
 	kindSecurityGroup: "SecurityGroup", kindSecurityGroupRule: "SecurityGroupRule",
+	KindRouter: "Router", KindFloatingIP: "FloatingIP",
 }
 
 // notFound is Neutron's NetworkNotFound, SubnetNotFound, PortNotFound...
@@ -61,6 +62,10 @@ func notFound(kind, id string) error {
 		msg = fmt.Sprintf("Security group %s does not exist", id)
 	case kindSecurityGroupRule:
 		msg = fmt.Sprintf("Security group rule %s does not exist", id)
+	case KindRouter:
+		msg = fmt.Sprintf("Router %s could not be found", id)
+	case KindFloatingIP:
+		msg = fmt.Sprintf("Floating IP %s could not be found", id)
 	}
 	return &Error{Status: 404, Type: kindNames[kind] + "NotFound", Message: msg, Err: ErrNotFound}
 }

@@ -8,9 +8,9 @@ import (
 )
 
 // AttrsPrefixes hold the Neutron attributes the broker keeps beside
-// networks, subnets and ports.
+// networks, subnets, ports, routers and floating IPs.
 var AttrsPrefixes = []string{"neutron/attrs/" + KindNetwork + "/", "neutron/attrs/" + KindSubnet + "/", "neutron/attrs/" + KindPort + "/",
-	"neutron/attrs/" + kindServer + "/"}
+	"neutron/attrs/" + kindServer + "/", "neutron/attrs/" + KindRouter + "/", "neutron/attrs/" + KindFloatingIP + "/"}
 
 // AttrsLeftovers returns those of kvs (listed under AttrsPrefixes) whose
 // resource is no longer indexed: one that vanished from its peer (the
@@ -20,7 +20,7 @@ var AttrsPrefixes = []string{"neutron/attrs/" + KindNetwork + "/", "neutron/attr
 // may have set). It is the judge of a gc.Orphans.
 func (s *Service) AttrsLeftovers(ctx context.Context, kvs []registry.KV) ([]registry.KV, error) {
 	gone, err := s.Index.Unindexed(ctx, kvs, func(key string) (string, string, bool) {
-		for _, kind := range []string{KindNetwork, KindSubnet, KindPort, kindServer} {
+		for _, kind := range []string{KindNetwork, KindSubnet, KindPort, kindServer, KindRouter, KindFloatingIP} {
 			if id, ok := strings.CutPrefix(key, "neutron/attrs/"+kind+"/"); ok && id != "" {
 				return kind, id, true
 			}

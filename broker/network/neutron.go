@@ -78,14 +78,18 @@ func (h *Neutron) Routes(r chi.Router) {
 			r.Get("/quotas/{project}/details", h.showQuota(true))
 			r.Get("/quotas/{project}/details.json", h.showQuota(true))
 			r.Get("/availability_zones", h.zones)
-			// No routers or floating IPs exist here: their lists are
-			// honestly empty, and nothing can be made (the l3 extensions
-			// are not advertised, so clients do not try).
-			for _, c := range []string{"floatingips", "routers"} {
-				r.Get("/"+c, h.empty(c))
-				r.HandleFunc("/"+c+"/*", noL3)
-				r.Post("/"+c, noL3)
-			}
+			r.Get("/routers", h.listRouters)
+			w.Post("/routers", h.createRouter)
+			r.Get("/routers/{id}", h.showRouter)
+			w.Put("/routers/{id}", h.updateRouter)
+			w.Delete("/routers/{id}", h.deleteRouter)
+			w.Put("/routers/{id}/add_router_interface", h.routerInterface(true))
+			w.Put("/routers/{id}/remove_router_interface", h.routerInterface(false))
+			r.Get("/floatingips", h.listFloatingIPs)
+			w.Post("/floatingips", h.createFloatingIP)
+			r.Get("/floatingips/{id}", h.showFloatingIP)
+			w.Put("/floatingips/{id}", h.updateFloatingIP)
+			w.Delete("/floatingips/{id}", h.deleteFloatingIP)
 		})
 	})
 }
@@ -168,7 +172,7 @@ func (h *Neutron) resources(w http.ResponseWriter, r *http.Request) {
 	var out []map[string]any
 	for _, c := range [][2]string{{"network", "networks"}, {"subnet", "subnets"}, {"port", "ports"},
 		{"security_group", "security-groups"}, {"security_group_rule", "security-group-rules"},
-		{"quota", "quotas"}, {"availability_zone", "availability_zones"}} {
+		{"quota", "quotas"}, {"availability_zone", "availability_zones"}, {"router", "routers"}, {"floatingip", "floatingips"}} {
 		out = append(out, map[string]any{"name": c[0], "collection": c[1],
 			"links": []map[string]string{{"rel": "self", "href": base + c[1]}}})
 	}
@@ -182,11 +186,14 @@ var extensionList = []struct{ alias, name, description string }{
 	{"availability_zone", "Availability Zone", "Each peer of the broker is an availability zone."},
 	{"network_availability_zone", "Network Availability Zone", "availability_zone_hints on networks pin them to peers."},
 	{"external-net", "Neutron external network", "router:external attribute of networks (read-only)."},
+	{"router", "Neutron L3 Router", "Routers and floating IPs, each on one peer: a router joins subnets of its own peer to an external network there."},
+	{"ext-gw-mode", "Neutron L3 Configurable external gateway mode", "enable_snat of a router's external_gateway_info."},
+	{"extraroute", "Neutron Extra Route", "Static routes of routers (their next hops on a subnet the router joins)."},
 	{"net-mtu", "Network MTU", "The MTU of each network."},
 	{"pagination", "Pagination support", "limit and marker on lists."},
 	{"sorting", "Sorting support", "sort_key and sort_dir on lists."},
 	{"project-id", "project_id field enabled", "project_id alongside tenant_id."},
-	{"quotas", "Quota management support", "Per-project quotas of networks, subnets, ports, security groups and rules, enforced across every peer."},
+	{"quotas", "Quota management support", "Per-project quotas of networks, subnets, ports, security groups and rules, routers and floating IPs, enforced across every peer."},
 	{"quota_details", "Quota details management support", "Quota usage per resource."},
 	{"security-group", "security-group", "Security groups and rules, kept by the broker per project."},
 	{"standard-attr-description", "standard-attr-description", "description on every resource."},
@@ -218,16 +225,4 @@ func (h *Neutron) extension(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeError(w, r, http.StatusNotFound, "ExtensionNotFound", "Extension with alias "+alias+" does not exist")
-}
-
-// noL3 answers what Neutron without the l3 extension answers for its
-// resources, with the reason.
-func noL3(w http.ResponseWriter, r *http.Request) {
-	writeError(w, r, http.StatusNotFound, "HTTPNotFound", "The resource could not be found: this cloud offers no routers or floating IPs.")
-}
-
-func (h *Neutron) empty(collection string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		osapi.WriteJSON(w, http.StatusOK, map[string]any{collection: []any{}})
-	}
 }

@@ -594,7 +594,7 @@ func TestPagingAndFields(t *testing.T) {
 	})
 }
 
-func TestDiscoveryAndEmptyL3(t *testing.T) {
+func TestDiscoveryAndEmptyLists(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	admin := client(t, e, "admin", brokertest.AdminPassword, "admin")
@@ -622,9 +622,9 @@ func TestDiscoveryAndEmptyL3(t *testing.T) {
 		if got := raw(t, admin, c)[c].([]any); len(got) != 0 {
 			t.Fatalf("%s = %v, want []", c, got)
 		}
-		_, err := admin.Post(ctx, admin.ServiceURL(c), map[string]any{c[:len(c)-1]: map[string]any{}}, nil, nil)
-		wantFault(t, "create in "+c, err, http.StatusNotFound, "HTTPNotFound")
 	}
-	_, err := admin.Get(ctx, admin.ServiceURL("no-such-thing"), nil, nil)
+	_, err := admin.Post(ctx, admin.ServiceURL("floatingips"), map[string]any{"floatingip": map[string]any{}}, nil, nil)
+	wantFault(t, "a floating IP on no network", err, http.StatusBadRequest, "HTTPBadRequest")
+	_, err = admin.Get(ctx, admin.ServiceURL("no-such-thing"), nil, nil)
 	wantFault(t, "unknown resource", err, http.StatusNotFound, "HTTPNotFound")
 }

@@ -27,12 +27,14 @@ var _ Quota = (*quota.Ledger)(nil)
 var kindCharge = map[string]quota.Resource{
 	KindNetwork: quota.Networks, KindSubnet: quota.Subnets, KindPort: quota.Ports,
 	kindSecurityGroup: quota.SecurityGroups, kindSecurityGroupRule: quota.SecurityGroupRules,
+	KindRouter: quota.Routers, KindFloatingIP: quota.FloatingIPs,
 }
 
 // neutronQuotas are Neutron's quota names for the ledger's dimensions.
 var neutronQuotas = map[string]quota.Resource{
 	"network": quota.Networks, "subnet": quota.Subnets, "port": quota.Ports,
 	"security_group": quota.SecurityGroups, "security_group_rule": quota.SecurityGroupRules,
+	"router": quota.Routers, "floatingip": quota.FloatingIPs,
 }
 
 // reserve sets one resource of kind aside for project; see reserveAmounts.

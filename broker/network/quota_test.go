@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/quotas"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/groups"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
@@ -43,13 +44,22 @@ func TestNetworkQuotas(t *testing.T) {
 	}{
 		{name: "below -1", body: map[string]any{"network": -2}},
 		{name: "not a number", body: map[string]any{"port": "many"}},
-		{name: "a resource this cloud lacks", body: map[string]any{"router": 5}},
+		{name: "a resource this cloud lacks", body: map[string]any{"rbac_policy": 5}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := admin.Put(ctx, admin.ServiceURL("quotas", project.ID), map[string]any{"quota": tc.body}, nil, &gophercloud.RequestOpts{OkCodes: []int{200}})
 			wantFault(t, "PUT "+fmt.Sprint(tc.body), err, http.StatusBadRequest, "HTTPBadRequest")
 		})
 	}
+	// Routers are counted as Neutron's router quota.
+	if _, err := quotas.Update(ctx, admin, project.ID, quotas.UpdateOpts{Router: ptr(1)}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := routers.Create(ctx, member, routers.CreateOpts{Name: "r1"}).Extract(); err != nil {
+		t.Fatalf("the first router under a quota of 1: %v", err)
+	}
+	_, err = routers.Create(ctx, member, routers.CreateOpts{Name: "r2"}).Extract()
+	wantFault(t, "a second router under a quota of 1", err, http.StatusConflict, "OverQuota")
 	q, err := quotas.Update(ctx, admin, project.ID, quotas.UpdateOpts{Network: ptr(3), SecurityGroup: ptr(2)}).Extract()
 	if err != nil || q.Network != 3 || q.SecurityGroup != 2 || q.Port != 500 {
 		t.Fatalf("admin PUT = %+v, %v", q, err)

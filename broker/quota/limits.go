@@ -31,6 +31,9 @@ const (
 	Ports              Resource = "ports"
 	SecurityGroups     Resource = "security_groups"
 	SecurityGroupRules Resource = "security_group_rules"
+	// Routers and FloatingIPs are Neutron's router and floatingip.
+	Routers     Resource = "routers"
+	FloatingIPs Resource = "floatingips"
 	// ServerGroups counts a project's server groups; ServerGroupMembers
 	// is a limit only: the servers one group may hold (Nova's per-group
 	// server_group_members), checked against the group, never counted.
@@ -63,12 +66,14 @@ func (a Amounts) add(b Amounts, sign int) {
 // Defaults are the upstream services' default quotas: Nova's (instances
 // 10, cores 20, ram 51200 MiB, key_pairs 100), Cinder's (volumes 10,
 // gigabytes 1000, snapshots 10) and Neutron's (network 100, subnet 100,
-// port 500, security_group 10, security_group_rule 100), with Nova's
+// port 500, security_group 10, security_group_rule 100, router 10,
+// floatingip 50), with Nova's
 // server_groups 10 and server_group_members 10.
 var Defaults = Amounts{
 	Instances: 10, Cores: 20, RAM: 51200, KeyPairs: 100, ServerGroups: 10, ServerGroupMembers: 10,
 	Volumes: 10, Gigabytes: 1000, Snapshots: 10,
 	Networks: 100, Subnets: 100, Ports: 500, SecurityGroups: 10, SecurityGroupRules: 100,
+	Routers: 10, FloatingIPs: 50,
 }
 
 // Known reports whether r is a dimension the ledger enforces.

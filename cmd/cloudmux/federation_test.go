@@ -64,6 +64,10 @@ func TestFederationConformance(t *testing.T) {
 	peertest.Exercise(t, c.Peer(), peertest.Fixture{
 		FlavorID: "42", ImageID: federatedImage(t, c), Project: c.ProjectID(),
 		PollTimeout: time.Minute, MaxPollInterval: 500 * time.Millisecond,
+		Gaps: map[string]string{
+			"Routers": "the federated broker serves routers over its peers' external networks, but the dev broker's " +
+				"local cloud has none and the broker's Neutron makes no external networks (router:external is the peers' admins' own)",
+		},
 	})
 	if t.Failed() {
 		t.Logf("federated broker log (last lines):\n%s", lastLines(b.stderr.String(), 20))
