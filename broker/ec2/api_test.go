@@ -89,7 +89,7 @@ func buildTestEnv(t testing.TB, count bool) *testEnv {
 		te.servers = &compute.Servers{Pool: e.Pool, Index: te.index, Placer: policy.Default{}, Images: te.images, Keypairs: te.keys,
 			Networks: te.networks, Volumes: te.volumes, Store: store, Attrs: serverAttrs, Log: e.Log, BrokerID: "test-broker", Quota: te.ledger}
 		te.api = &ec2.API{Pool: e.Pool, Store: store, Creds: te.creds, Keypairs: te.keys, Images: te.images, Servers: te.servers,
-			Networks: te.networks, Volumes: te.volumes, Index: te.index, Placer: policy.Default{}, Log: e.Log, BrokerID: "test-broker"}
+			Networks: te.networks, Addresses: te.networks, Volumes: te.volumes, Index: te.index, Placer: policy.Default{}, Log: e.Log, BrokerID: "test-broker"}
 		r.Route("/ec2", te.api.Routes)
 		go func() { _ = te.api.Run(e.Ctx) }()
 		if err := te.api.WaitReady(e.Ctx); err != nil {

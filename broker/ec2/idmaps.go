@@ -158,7 +158,8 @@ const DefaultIDRetention = 24 * time.Hour
 // Security groups are not indexed (they live in the network service's own
 // records, by project), so their pairs are kept.
 var gcKinds = map[string]string{prefixInstance: "server", prefixImage: image.Kind, prefixVolume: "volume",
-	prefixVPC: network.KindNetwork, prefixSubnet: network.KindSubnet}
+	prefixVPC: network.KindNetwork, prefixSubnet: network.KindSubnet,
+	prefixEIP: network.KindFloatingIP, prefixEIPAssoc: network.KindFloatingIP}
 
 // IDCollector removes the pairs of resources gone for at least its
 // retention, so the pairs grow with what exists, not with what ever did.

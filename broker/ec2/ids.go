@@ -35,7 +35,7 @@ const (
 	prefixKeypair  = "key"
 )
 
-var ec2IDRE = regexp.MustCompile(`^(i|ami|vol|vpc|subnet|sg)-([0-9a-f]{8}|[0-9a-f]{17})$`)
+var ec2IDRE = regexp.MustCompile(`^(i|ami|vol|vpc|subnet|sg|eipalloc|eipassoc)-([0-9a-f]{8}|[0-9a-f]{17})$`)
 
 // parseID splits an EC2 ID into its prefix; ok is false for anything else.
 func parseID(id string) (prefix string, ok bool) {

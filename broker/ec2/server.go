@@ -47,9 +47,11 @@ type API struct {
 	// Networks adds VPCs, subnets and security groups (and SubnetId on
 	// RunInstances).
 	Networks NetworkService
-	Index    *index.Index
-	Placer   policy.Placer
-	Log      logrus.FieldLogger
+	// Addresses adds Elastic IPs (the network service's floating IPs).
+	Addresses AddressService
+	Index     *index.Index
+	Placer    policy.Placer
+	Log       logrus.FieldLogger
 	// BrokerID marks every resource this installation creates.
 	BrokerID string
 	// Region is the region DescribeRegions names; default identity.Region.
@@ -153,6 +155,15 @@ func (a *API) actions() map[string]actionDef {
 		out["AuthorizeSecurityGroupEgress"] = actionDef{a.authorize("egress"), true}
 		out["RevokeSecurityGroupIngress"] = actionDef{a.revoke("ingress"), true}
 		out["RevokeSecurityGroupEgress"] = actionDef{a.revoke("egress"), true}
+	}
+	if a.Addresses != nil {
+		out["AllocateAddress"] = actionDef{a.allocateAddress, true}
+		out["DescribeAddresses"] = actionDef{a.describeAddresses, false}
+		out["DisassociateAddress"] = actionDef{a.disassociateAddress, true}
+		out["ReleaseAddress"] = actionDef{a.releaseAddress, true}
+	}
+	if a.Addresses != nil && a.Servers != nil {
+		out["AssociateAddress"] = actionDef{a.associateAddress, true}
 	}
 	if a.Servers != nil && a.Images != nil {
 		out["RunInstances"] = actionDef{a.runInstances, true}

@@ -418,7 +418,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	// The EC2 API follows its ID pairs through a watch; the gc runner
 	// collects the pairs of gone resources.
 	ec2API := &ec2.API{Pool: pool, Store: store, Creds: ec2Creds, Keypairs: keypairs, Images: images, Servers: servers,
-		Networks: networks, Volumes: volumes, Index: idx, Placer: placer, Log: log.WithField("component", "ec2"), BrokerID: installation,
+		Networks: networks, Addresses: networks, Volumes: volumes, Index: idx, Placer: placer, Log: log.WithField("component", "ec2"), BrokerID: installation,
 		IDRetention: time.Duration(cfg.GC.EC2IDs)}
 	goBG("ec2", ec2API.Run)
 	if err := startGC(cfg, gcDeps{store: store, peers: peerReg, dir: dir, tokens: tokens, decisions: decisions, images: images,
