@@ -427,6 +427,20 @@ func (c *Cloud) releasePortLocked(p *peers.Port) {
 	delete(c.macs, p.MACAddress)
 	delete(c.ports, p.ID)
 	c.markLocked(recPort, p.ID)
+	// A floating IP on the port loses its association with it, and the
+	// routers' plans lose its mapping (the switch maps a floating IP for
+	// its own port's traffic alone meanwhile).
+	stale := false
+	for _, f := range c.fips {
+		if f.PortID == p.ID {
+			f.PortID, f.FixedIP, f.RouterID = "", "", ""
+			c.markLocked(recFloatingIP, f.ID)
+			stale = true
+		}
+	}
+	if stale {
+		c.kickRoutersLocked()
+	}
 }
 
 // newMAC returns an unused MAC under OpenStack's base_mac prefix fa:16:3e.

@@ -437,6 +437,20 @@ func (c *Cloud) routerHost() string { return c.cfg.Hosts[0].Name }
 // syncRouters hands the driver every router plan that differs from what
 // it last took, and deletes the routers gone. Calls are serialized, so
 // the driver sees the plans in the order the changes were made.
+// kickRoutersLocked hands the routers' plans to the driver in the
+// background, after a change that did not go through a router call (a
+// port deleted with its floating IP's association). Callers hold c.mu.
+func (c *Cloud) kickRoutersLocked() {
+	if c.closed {
+		return
+	}
+	c.background(func(ctx context.Context) {
+		if err := c.syncRouters(ctx); err != nil {
+			c.log.WithError(err).Warn("updating the routers failed; the next change retries")
+		}
+	})
+}
+
 func (c *Cloud) syncRouters(ctx context.Context) error {
 	rd, ok := c.driver.(RouterDriver)
 	if !ok {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/cloudmux/cloudmux/localcloud"
 	"github.com/cloudmux/cloudmux/localcloud/fake"
@@ -210,5 +211,31 @@ func TestFloatingIPInServerAddresses(t *testing.T) {
 	}
 	if len(floating) != 1 || floating[0] != s.fip.Address {
 		t.Fatalf("server addresses %+v, want the floating IP %s", srv.Addresses, s.fip.Address)
+	}
+}
+
+// TestPortDeleteDropsFloatingNAT: deleting a port with a floating IP
+// takes the association and the routers' NAT mapping with it, so the
+// port's fixed address, free again, is no longer the floating IP's.
+func TestPortDeleteDropsFloatingNAT(t *testing.T) {
+	c, drv := newCloud(t, oneHost(t))
+	ctx := t.Context()
+	s := setUpRouted(t, c)
+	if err := c.DeletePort(ctx, s.port.ID); err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.GetFloatingIP(ctx, s.fip.ID)
+	if err != nil || f.PortID != "" || f.FixedIP != "" {
+		t.Fatalf("floating IP after its port's delete: %+v, %v; want it unassociated", f, err)
+	}
+	// The plan goes to the driver in the background.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		plan, ok := drv.Router("host-a", s.router.ID)
+		if ok && len(plan.FloatingIPs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the driver's plan still maps the deleted port's floating IP: %+v", plan.FloatingIPs)
+		}
 	}
 }

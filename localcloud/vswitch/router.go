@@ -30,16 +30,26 @@ type routerState struct {
 	plan    localcloud.RouterPlan
 	ports   []*port // interfaces, then the gateway
 	gateway *port
-	dnat    map[netip.Addr]netip.Addr // floating → fixed
-	snat    map[netip.Addr]netip.Addr // fixed → floating
+	dnat    map[netip.Addr]natEnd // floating → the fixed address and its port
+	snat    map[netip.Addr]natEnd // fixed → the floating address and the port
 	// routes are the static routes, longest prefix first.
 	routes []localcloud.RouterRoute
+}
+
+// natEnd is one side of a floating IP's 1:1 mapping and the port it is
+// bound to: a mapping applies to that port's traffic alone, so a plan
+// not yet updated after the port's deletion (its fixed address given to
+// another port meanwhile) never hands the floating IP's traffic, or its
+// address, to whoever holds the fixed address now.
+type natEnd struct {
+	addr netip.Addr
+	port string
 }
 
 // SetRouter defines or replaces a router: frames follow the new plan at
 // once.
 func (s *Switch) SetRouter(plan localcloud.RouterPlan) error {
-	r := &routerState{plan: plan, dnat: map[netip.Addr]netip.Addr{}, snat: map[netip.Addr]netip.Addr{}}
+	r := &routerState{plan: plan, dnat: map[netip.Addr]natEnd{}, snat: map[netip.Addr]natEnd{}}
 	mk := func(rp localcloud.RouterPort) (*port, error) {
 		mac, err := net.ParseMAC(rp.MAC)
 		if err != nil || len(mac) != 6 {
@@ -68,8 +78,8 @@ func (s *Switch) SetRouter(plan localcloud.RouterPlan) error {
 		r.ports = append(r.ports, p)
 	}
 	for _, f := range plan.FloatingIPs {
-		r.dnat[f.External] = f.Internal
-		r.snat[f.Internal] = f.External
+		r.dnat[f.External] = natEnd{addr: f.Internal, port: f.PortID}
+		r.snat[f.Internal] = natEnd{addr: f.External, port: f.PortID}
 	}
 	r.routes = slices.Clone(plan.Routes)
 	slices.SortFunc(r.routes, func(a, b localcloud.RouterRoute) int { return b.Destination.Bits() - a.Destination.Bits() })
@@ -134,8 +144,9 @@ func (s *Switch) route(out *outbox, in *port, pk *packet, frame []byte, hops int
 	}
 	src, dst := pk.src, pk.dst
 	viaGateway := in == r.gateway
+	boundTo := "" // the port a floating IP's mapping may deliver to
 	if fixed, ok := r.dnat[dst]; ok {
-		dst = fixed
+		dst, boundTo = fixed.addr, fixed.port
 	} else if viaGateway && r.gateway.ips[dst] {
 		// An answer to a connection SNAT sent out.
 		var ok bool
@@ -153,8 +164,8 @@ func (s *Switch) route(out *outbox, in *port, pk *packet, frame []byte, hops int
 		return
 	}
 	if egress == r.gateway && !r.gateway.ips[src] {
-		if fip, ok := r.snat[src]; ok {
-			src = fip
+		if fip, ok := r.snat[src]; ok && s.sentBy(in, frame, fip.port) {
+			src = fip.addr
 		} else if r.plan.SNAT && !viaGateway {
 			var ok bool
 			if src, ok = s.nat.out(r, pk, frame); !ok {
@@ -169,7 +180,7 @@ func (s *Switch) route(out *outbox, in *port, pk *packet, frame []byte, hops int
 		return
 	}
 	to := seg.byIP[next]
-	if to == nil || to == egress {
+	if to == nil || to == egress || (boundTo != "" && to.router == nil && to.ID != boundTo) {
 		s.dropped.Add(1)
 		return
 	}
@@ -190,6 +201,18 @@ func (s *Switch) route(out *outbox, in *port, pk *packet, frame []byte, hops int
 		return
 	}
 	s.deliver(out, to, &npk, frame)
+}
+
+// sentBy reports whether the frame that reached router port in was sent
+// by port id: its sender is found by source MAC on in's network. A frame
+// another router forwarded cannot tell its first sender, and passes.
+func (s *Switch) sentBy(in *port, frame []byte, id string) bool {
+	seg := s.tab.Load().nets[in.Network]
+	if seg == nil {
+		return false
+	}
+	from := seg.byMAC[[6]byte(frame[6:12])]
+	return from != nil && (from.router != nil || from.ID == id)
 }
 
 // echoReply answers, as router port in, a ping of its address, rewriting

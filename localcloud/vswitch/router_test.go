@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/cloudmux/cloudmux/localcloud"
 )
@@ -164,4 +165,49 @@ func netMAC(m [6]byte) string {
 		out = append(out, hex[c>>4], hex[c&0xf])
 	}
 	return string(out)
+}
+
+// TestFloatingIPBoundToItsPort: a floating IP's mapping serves the port
+// it was made for alone. Once that port is gone and another port holds
+// its fixed address (before the plan is updated), traffic to the
+// floating IP does not reach the newcomer, and the newcomer's traffic
+// does not leave as the floating IP.
+func TestFloatingIPBoundToItsPort(t *testing.T) {
+	s := New(Config{}, nil)
+	t.Cleanup(func() { _ = s.Close() })
+	attach(t, s, "a", "na", mac(1), "10.1.0.10")
+	x := attach(t, s, "x", "ext", mac(3), "198.51.100.50")
+	r1, rg := mac(0x11), mac(0x13)
+	plan := localcloud.RouterPlan{ID: "r",
+		Interfaces:  []localcloud.RouterPort{{PortID: "ri1", NetworkID: "na", MAC: netMAC(r1), IPs: []netip.Prefix{netip.MustParsePrefix("10.1.0.1/24")}}},
+		Gateway:     &localcloud.RouterPort{PortID: "rg", NetworkID: "ext", MAC: netMAC(rg), IPs: []netip.Prefix{netip.MustParsePrefix("198.51.100.2/24")}},
+		SNAT:        true,
+		FloatingIPs: []localcloud.FloatingNAT{{External: netip.MustParseAddr("198.51.100.20"), Internal: netip.MustParseAddr("10.1.0.10"), PortID: "a"}},
+	}
+	if err := s.SetRouter(plan); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemovePort("a"); err != nil {
+		t.Fatal(err)
+	}
+	c := attach(t, s, "c", "na", mac(4), "10.1.0.10")
+	m := attach(t, s, "m", "na", mac(9), "10.1.0.9")
+	// The marker goes only once the switch has dealt with x's frame
+	// (counted as forwarded or dropped): frames from two ports have no
+	// order between them.
+	before := s.Stats()
+	x.send(withChecksums(ipv4Frame(rg, mac(3), "198.51.100.50", "198.51.100.20", protoTCP, 50000, 22, tcpSYN)))
+	for deadline := time.Now().Add(wait); ; time.Sleep(time.Millisecond) {
+		if now := s.Stats(); now.Dropped > before.Dropped || now.Forwarded > before.Forwarded {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the switch never dealt with the frame to the floating IP")
+		}
+	}
+	marker := withChecksums(ipv4Frame(mac(4), mac(9), "10.1.0.9", "10.1.0.10", protoUDP, 9, 9, 0))
+	m.send(marker)
+	expectNone(t, c, marker, "the floating IP's traffic to the fixed address's new holder")
+	c.send(withChecksums(ipv4Frame(r1, mac(4), "10.1.0.10", "198.51.100.50", protoUDP, 5353, 53, 0)))
+	checkFrame(t, "the new holder's traffic SNATed to the gateway, not the floating IP", x.recv(wait), mac(3), rg, "198.51.100.2", "198.51.100.50")
 }
