@@ -25,7 +25,14 @@ type NetworkCreate struct {
 	Description string
 	// Shared makes the network visible to every project; callers allow it
 	// to cloud admins only, as Neutron's policy does.
-	Shared       bool
+	Shared bool
+	// External makes it an external network (router:external): routers'
+	// gateways and floating IPs take their addresses from it, and every
+	// project sees it but cannot put ports on it unless it is also
+	// shared. Callers allow it to cloud admins only, as Neutron's policy
+	// does. Its peer gets no uplink from the broker: an external network
+	// is as isolated as its peer makes it.
+	External     bool
 	AdminStateUp *bool
 	MTU          int
 	// ZoneHints are peer names (each peer is an availability zone): the
@@ -206,7 +213,7 @@ func (s *Service) CreateNetwork(ctx context.Context, project string, req Network
 		return Network{}, err
 	}
 	defer s.release(ctx, res)
-	spec := peers.NetworkSpec{Name: req.Name, Project: project, Shared: req.Shared, MTU: req.MTU, Metadata: s.meta(project, id, req.Marks)}
+	spec := peers.NetworkSpec{Name: req.Name, Project: project, Shared: req.Shared, External: req.External, MTU: req.MTU, Metadata: s.meta(project, id, req.Marks)}
 	var tried []string
 	for _, p := range decision.Allowed() {
 		if len(req.ZoneHints) > 1 && !slices.Contains(req.ZoneHints, p.Name) {
@@ -230,9 +237,10 @@ func (s *Service) CreateNetwork(ctx context.Context, project string, req Network
 			return Network{}, err
 		}
 		now := time.Now().UTC()
-		// A shared network marks its entry: every replica's watch then
-		// knows its peer holds one, which other projects' lists must read.
-		e := index.Entry{Kind: KindNetwork, ID: id, Project: project, PeerID: p.ID, PeerResourceID: n.ID, Name: n.Name, CreatedAt: now, Shared: req.Shared}
+		// A shared (or external) network marks its entry: every replica's
+		// watch then knows its peer holds one, which other projects' lists
+		// must read.
+		e := index.Entry{Kind: KindNetwork, ID: id, Project: project, PeerID: p.ID, PeerResourceID: n.ID, Name: n.Name, CreatedAt: now, Shared: req.Shared || req.External}
 		var a *Attrs
 		if req.Description != "" || (req.AdminStateUp != nil && !*req.AdminStateUp) || len(req.ZoneHints) > 0 {
 			a = &Attrs{Description: req.Description, AdminStateUp: req.AdminStateUp, ZoneHints: slices.Clone(req.ZoneHints)}

@@ -67,8 +67,14 @@ func (h *Neutron) createNetwork(w http.ResponseWriter, r *http.Request) {
 		}
 		req.Shared = true
 	}
+	if external := b.boolean("router:external", &errs); external != nil && *external {
+		if t, _ := identity.TokenFrom(r.Context()); !t.CloudAdmin() {
+			h.fail(w, r, forbidden("create_network:router:external"))
+			return
+		}
+		req.External = true
+	}
 	b.ownProject(project(r), &errs)
-	b.tolerate(&errs, "router:external", "false")
 	b.tolerate(&errs, "is_default", "false")
 	b.tolerate(&errs, "port_security_enabled", "true")
 	b.tolerate(&errs, "qos_policy_id", "null")

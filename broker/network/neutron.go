@@ -185,7 +185,7 @@ func (h *Neutron) resources(w http.ResponseWriter, r *http.Request) {
 var extensionList = []struct{ alias, name, description string }{
 	{"availability_zone", "Availability Zone", "Each peer of the broker is an availability zone."},
 	{"network_availability_zone", "Network Availability Zone", "availability_zone_hints on networks pin them to peers."},
-	{"external-net", "Neutron external network", "router:external attribute of networks (read-only)."},
+	{"external-net", "Neutron external network", "router:external attribute of networks (cloud admins set it at create)."},
 	{"router", "Neutron L3 Router", "Routers and floating IPs, each on one peer: a router joins subnets of its own peer to an external network there."},
 	{"ext-gw-mode", "Neutron L3 Configurable external gateway mode", "enable_snat of a router's external_gateway_info."},
 	{"extraroute", "Neutron Extra Route", "Static routes of routers (their next hops on a subnet the router joins)."},
