@@ -282,6 +282,8 @@ func forgetCredentials(ctx context.Context, ec2 *EC2Credentials, tokens *Tokens,
 	for _, ec := range ecs {
 		errs = append(errs, alreadyGone(ec2.Delete(ctx, userID, ec.Access)))
 	}
+	// The access rules last: the credentials that used them are gone.
+	errs = append(errs, ec2.dir.deleteAccessRulesOf(ctx, userID))
 	return errors.Join(errs...)
 }
 

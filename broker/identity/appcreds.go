@@ -58,6 +58,8 @@ type AppCredential struct {
 	ExpiresAt    *time.Time `json:"expires_at,omitempty"`
 	SecretHash   string     `json:"secret_bcrypt,omitempty"`
 	CreatedAt    time.Time  `json:"created_at"`
+	// AccessRules, when any, are all its tokens may do (accessrules.go).
+	AccessRules []AccessRule `json:"access_rules,omitempty"`
 }
 
 // Expired reports whether the credential has expired at now.
@@ -74,6 +76,9 @@ type AppCredentialRequest struct {
 	ExpiresAt    *time.Time
 	Roles        []Role
 	Unrestricted bool
+	// AccessRules: existing rules of the user by ID, or new ones by
+	// service, method and path.
+	AccessRules []AccessRule
 }
 
 // AppCredentials keeps application credentials in the directory's store.
@@ -155,8 +160,12 @@ func (c *AppCredentials) Create(ctx context.Context, creator Token, req AppCrede
 	if err != nil {
 		return AppCredential{}, "", err
 	}
+	rules, err := c.resolveAccessRules(ctx, creator.UserID, req.AccessRules)
+	if err != nil {
+		return AppCredential{}, "", err
+	}
 	ac := AppCredential{ID: NewID(), Name: req.Name, Description: req.Description, UserID: creator.UserID,
-		ProjectID: creator.ProjectID, Roles: roles, Unrestricted: req.Unrestricted, SecretHash: hash, CreatedAt: now}
+		ProjectID: creator.ProjectID, Roles: roles, Unrestricted: req.Unrestricted, SecretHash: hash, CreatedAt: now, AccessRules: rules}
 	if req.ExpiresAt != nil {
 		exp := req.ExpiresAt.UTC()
 		ac.ExpiresAt = &exp
@@ -175,6 +184,9 @@ func (c *AppCredentials) Create(ctx context.Context, creator Token, req AppCrede
 	if err != nil {
 		_ = c.dir.store.Delete(context.WithoutCancel(ctx), idx)
 		return AppCredential{}, "", fmt.Errorf("store application credential %q: %w", ac.Name, err)
+	}
+	if err := c.keepAccessRules(ctx, ac.AccessRules); err != nil {
+		return AppCredential{}, "", err
 	}
 	ac.SecretHash = ""
 	return ac, secret, nil

@@ -64,3 +64,70 @@ func TestApplicationCredentialsCLI(t *testing.T) {
 		{"gone from the list", carolLogin, []string{"application", "credential", "list", "-f", "value", "-c", "Name"}, 0, nil, "ci-cred"},
 	})
 }
+
+// TestAccessRulesCLI drives access rules with the real openstack CLI: a
+// member makes a credential limited to listing her projects, the CLI
+// logged in with it can do that and nothing else; she lists, shows and
+// (once unused) deletes her rules; another member cannot list them, the
+// admin can.
+func TestAccessRulesCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("installs and runs the openstack CLI")
+	}
+	ctx := context.Background()
+	e := newEnv(t, registry.NewMemory())
+	proj, err := e.dir.CreateProject(ctx, identity.Project{Name: "team-r", DomainID: identity.DefaultDomainID, Enabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := map[string]identity.User{}
+	for _, name := range []string{"rita", "sam"} {
+		u, err := e.dir.CreateUser(ctx, identity.User{Name: name, DomainID: identity.DefaultDomainID, Enabled: true}, name+"-password")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.dir.Grant(ctx, identity.Assignment{UserID: u.ID, ProjectID: proj.ID, RoleID: e.boot.Roles[identity.RoleMember].ID}); err != nil {
+			t.Fatal(err)
+		}
+		users[name] = u
+	}
+	c := newCLI(t, e)
+	rita, sam := passwordLogin("rita", "rita-password", "team-r"), passwordLogin("sam", "sam-password", "team-r")
+	admin := passwordLogin("admin", adminPassword, "admin")
+	out, code := c.run(t, rita, "application", "credential", "create", "lister", "-f", "json",
+		"--access-rules", `[{"service": "identity", "method": "GET", "path": "/v3/users/*/projects"}]`)
+	if code != 0 {
+		t.Fatalf("application credential create --access-rules: exit %d\n%s", code, out)
+	}
+	var cred struct {
+		ID, Secret  string
+		AccessRules any `json:"access_rules"`
+	}
+	if err := json.Unmarshal([]byte(out), &cred); err != nil || cred.ID == "" || !strings.Contains(out, "/v3/users/*/projects") {
+		t.Fatalf("created %s (%v)", out, err)
+	}
+	rules, err := e.dir.AccessRulesOf(ctx, users["rita"].ID)
+	if err != nil || len(rules) != 1 {
+		t.Fatalf("rita's rules = %+v, %v", rules, err)
+	}
+	ruleID := rules[0].ID
+	withCred := func(args ...string) []string {
+		return append([]string{"--os-auth-type", "v3applicationcredential", "--os-application-credential-id", cred.ID,
+			"--os-application-credential-secret", cred.Secret}, args...)
+	}
+	c.runSteps(t, []cliStep{
+		{"the rule allows her projects", nil, withCred("project", "list", "--my-projects", "-f", "value", "-c", "Name"), 0, []string{"team-r"}, ""},
+		{"and nothing else", nil, withCred("user", "show", users["rita"].ID), 1, []string{"401"}, ""},
+		{"not even the credentials", nil, withCred("application", "credential", "list"), 1, []string{"401"}, ""},
+		{"list", rita, []string{"access", "rule", "list", "-f", "value", "-c", "ID", "-c", "Path"}, 0, []string{ruleID, "/v3/users/*/projects"}, ""},
+		{"show", rita, []string{"access", "rule", "show", ruleID, "-f", "value", "-c", "method"}, 0, []string{"GET"}, ""},
+		{"another member cannot list them", sam, []string{"access", "rule", "list", "--user", users["rita"].ID}, 1, []string{"403"}, ""},
+		{"another member does not see them as theirs", sam, []string{"access", "rule", "show", ruleID}, 1, nil, "/v3/users"},
+		{"the admin lists them", admin, []string{"access", "rule", "list", "--user", "rita", "-f", "value", "-c", "ID"}, 0, []string{ruleID}, ""},
+		{"in use, it stays", rita, []string{"access", "rule", "delete", ruleID}, 1, nil, ""},
+		{"reused by id", rita, []string{"application", "credential", "create", "second", "-f", "json", "--access-rules", `[{"id": "` + ruleID + `"}]`}, 0, []string{ruleID}, ""},
+		{"credentials deleted", rita, []string{"application", "credential", "delete", "lister", "second"}, 0, nil, ""},
+		{"unused, it goes", rita, []string{"access", "rule", "delete", ruleID}, 0, nil, ""},
+		{"gone", rita, []string{"access", "rule", "list", "-f", "value", "-c", "ID"}, 0, nil, ruleID},
+	})
+}

@@ -77,6 +77,10 @@ func (k *Keystone) appCredScope(ctx context.Context, t *Token, raw json.RawMessa
 	t.ProjectID, t.ProjectName, t.ProjectDomain, t.Roles = p.ID, p.Name, p.DomainID, roles
 	t.AdminProject = IsAdminProject(p)
 	t.AppCred = &TokenAppCred{ID: ac.ID, Name: ac.Name, Restricted: !ac.Unrestricted}
+	for _, rule := range ac.AccessRules {
+		rule.UserID = ""
+		t.AppCred.AccessRules = append(t.AppCred.AccessRules, rule)
+	}
 	if ac.ExpiresAt != nil { // its tokens never outlive it (CVE-2022-2447)
 		t.ExpiresAt = *ac.ExpiresAt
 	}
@@ -124,12 +128,16 @@ func appCredView(r *http.Request, ac AppCredential, secret string) map[string]an
 	for i, x := range ac.Roles {
 		roles[i] = map[string]any{"id": x.ID, "name": x.Name, "domain_id": nil}
 	}
+	rules := make([]map[string]any, len(ac.AccessRules))
+	for i, x := range ac.AccessRules {
+		rules[i] = map[string]any{"id": x.ID, "service": x.Service, "method": x.Method, "path": x.Path}
+	}
 	var expires any
 	if ac.ExpiresAt != nil {
 		expires = ac.ExpiresAt.UTC().Format(appCredTime)
 	}
 	v := map[string]any{"id": ac.ID, "name": ac.Name, "description": ac.Description, "project_id": ac.ProjectID,
-		"user_id": ac.UserID, "roles": roles, "unrestricted": ac.Unrestricted, "expires_at": expires, "access_rules": []any{},
+		"user_id": ac.UserID, "roles": roles, "unrestricted": ac.Unrestricted, "expires_at": expires, "access_rules": rules,
 		"links": map[string]string{"self": BaseURL(r) + "/v3/users/" + ac.UserID + "/application_credentials/" + ac.ID}}
 	if secret != "" {
 		v["secret"] = secret
@@ -152,13 +160,13 @@ func parseExpiry(s string) (*time.Time, error) {
 func (k *Keystone) createAppCred(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		AppCred *struct {
-			Name         string          `json:"name"`
-			Description  *string         `json:"description"`
-			Secret       *string         `json:"secret"`
-			ExpiresAt    *string         `json:"expires_at"`
-			Roles        []Role          `json:"roles"`
-			Unrestricted *bool           `json:"unrestricted"`
-			AccessRules  json.RawMessage `json:"access_rules"`
+			Name         string       `json:"name"`
+			Description  *string      `json:"description"`
+			Secret       *string      `json:"secret"`
+			ExpiresAt    *string      `json:"expires_at"`
+			Roles        []Role       `json:"roles"`
+			Unrestricted *bool        `json:"unrestricted"`
+			AccessRules  []AccessRule `json:"access_rules"`
 		} `json:"application_credential"`
 	}
 	if err := decode(r, &req); err != nil {
@@ -183,7 +191,10 @@ func (k *Keystone) createAppCred(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := req.AppCred
-	want := AppCredentialRequest{Name: in.Name, Roles: in.Roles, Unrestricted: in.Unrestricted != nil && *in.Unrestricted}
+	for i := range in.AccessRules {
+		in.AccessRules[i].UserID = "" // the creator's, whatever is sent
+	}
+	want := AppCredentialRequest{Name: in.Name, Roles: in.Roles, Unrestricted: in.Unrestricted != nil && *in.Unrestricted, AccessRules: in.AccessRules}
 	var errs []error
 	if in.Description != nil {
 		want.Description = *in.Description
@@ -196,11 +207,6 @@ func (k *Keystone) createAppCred(w http.ResponseWriter, r *http.Request) {
 		errs = append(errs, err)
 		want.ExpiresAt = exp
 	}
-	// Access rules would narrow what the credential reaches; ignoring
-	// them would grant more than asked, so they are refused.
-	if s := strings.TrimSpace(string(in.AccessRules)); s != "" && s != "null" && s != "[]" {
-		errs = append(errs, &registry.FieldError{Field: "application_credential.access_rules", Reason: "access rules are not supported"})
-	}
 	if err := errors.Join(errs...); err != nil {
 		k.fail(w, r, err)
 		return
@@ -210,7 +216,8 @@ func (k *Keystone) createAppCred(w http.ResponseWriter, r *http.Request) {
 		k.fail(w, r, err)
 		return
 	}
-	k.Log.WithFields(logrus.Fields{"user": ac.UserID, "project": ac.ProjectID, "application_credential": ac.ID, "unrestricted": ac.Unrestricted}).Info("application credential created")
+	k.Log.WithFields(logrus.Fields{"user": ac.UserID, "project": ac.ProjectID, "application_credential": ac.ID, "unrestricted": ac.Unrestricted,
+		"access_rules": len(ac.AccessRules)}).Info("application credential created")
 	writeJSON(w, http.StatusCreated, map[string]any{"application_credential": appCredView(r, ac, secret)})
 }
 

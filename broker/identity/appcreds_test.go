@@ -422,7 +422,7 @@ func TestApplicationCredentials(t *testing.T) {
 			{"no section", map[string]any{"name": "x"}, "application_credential"},
 			{"bad expiry", map[string]any{"application_credential": map[string]any{"name": "x", "expires_at": "tomorrow"}}, "application_credential.expires_at"},
 			{"role by id and name", map[string]any{"application_credential": map[string]any{"name": "x", "roles": []any{map[string]string{"id": e.memberRole.ID, "name": "member"}}}}, "application_credential.roles[0]"},
-			{"access rules", map[string]any{"application_credential": map[string]any{"name": "x", "access_rules": []any{map[string]string{"service": "compute", "method": "GET", "path": "/servers"}}}}, "application_credential.access_rules"},
+			{"access rule without a leading slash", map[string]any{"application_credential": map[string]any{"name": "x", "access_rules": []any{map[string]string{"service": "compute", "method": "GET", "path": "servers"}}}}, "application_credential.access_rules[0].path"},
 		}
 		p, err := e.login(t, "alice", "alice-password", "team-a")
 		if err != nil {

@@ -43,7 +43,7 @@ var _ Store = (*Cache)(nil)
 // cachedPrefixes are the records the signed-request path reads.
 var cachedPrefixes = []string{ec2CredsPrefix, usersPrefix, projectsPrefix, domainsPrefix, rolesPrefix, assignmentsPrefix,
 	groupsPrefix, userGroupsPrefix, groupMembersPrefix, impliedRolesPrefix, regionsPrefix, servicesPrefix, endpointsPrefix,
-	ec2CredsByUserPrefix, credentialsPrefix, credentialsByUserPrefix, trustsPrefix, trustsByUserPrefix}
+	ec2CredsByUserPrefix, credentialsPrefix, credentialsByUserPrefix, trustsPrefix, trustsByUserPrefix, accessRulesPrefix}
 
 // NewCache returns a cache over store; call Run to fill it. Until it has
 // loaded, reads go to the Store.
@@ -157,7 +157,8 @@ func (c *Cache) List(ctx context.Context, prefix string) ([]registry.KV, uint64,
 		rest := prefix[len(p.prefix):]
 		userOnProject := p.prefix == assignmentsPrefix && strings.HasSuffix(prefix, "/") && strings.Count(rest, "/") == 2
 		// One level down ("credentials-by-user/<user>/"), for the
-		// per-owner index keys of credentials and trusts.
+		// per-owner index keys of credentials and trusts, and a user's
+		// access rules.
 		oneLevel := p.prefix != assignmentsPrefix && strings.HasSuffix(prefix, "/") && strings.Count(rest, "/") == 1
 		if whole || userOnProject || oneLevel {
 			if kvs := p.sink.list(prefix, whole); len(kvs) > 0 {

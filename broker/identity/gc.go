@@ -58,7 +58,8 @@ func (e ExpiredAppCredentials) Collect(ctx context.Context, now time.Time) (int,
 }
 
 // DeletedUsersCredentials is the garbage collector of the credentials
-// (application, EC2, /v3 credentials) and trusts of users that are gone:
+// (application, EC2, /v3 credentials), access rules and trusts of users
+// that are gone:
 // deleting a user deletes them, but a failure there, or a user deleted
 // another way, would leave them for good.
 type DeletedUsersCredentials struct {
@@ -110,6 +111,14 @@ func (e DeletedUsersCredentials) owners(ctx context.Context) ([]string, error) {
 			user, _, _ := strings.Cut(strings.TrimPrefix(kv.Key, index), "/")
 			set[user] = true
 		}
+	}
+	rules, _, err := store.List(ctx, accessRulesPrefix)
+	if err != nil {
+		return nil, err
+	}
+	for _, kv := range rules {
+		user, _, _ := strings.Cut(strings.TrimPrefix(kv.Key, accessRulesPrefix), "/")
+		set[user] = true
 	}
 	acs, _, err := store.List(ctx, appCredsPrefix)
 	if err != nil {

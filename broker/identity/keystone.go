@@ -91,6 +91,7 @@ func (k *Keystone) Routes(r chi.Router) {
 		// the EC2 keys: keys act with the user's full roles.
 		r.With(refuseAppCredTokens("EC2 credentials")).Route("/users/{user}/credentials/OS-EC2", k.ec2CredentialRoutes)
 		r.Route("/users/{user}/application_credentials", k.appCredentialRoutes)
+		r.Route("/users/{user}/access_rules", k.accessRuleRoutes)
 		k.catalogRoutes(r)
 		r.Route("/OS-TRUST/trusts", k.trustRoutes)
 		r.Route("/credentials", k.credentialRoutes)
@@ -150,10 +151,16 @@ func AuthToken(r *http.Request) string {
 	return ""
 }
 
-// Authenticate requires a valid token and puts it in the context.
+// Authenticate requires a valid token and puts it in the context. A token
+// from an application credential with access rules passes only requests
+// one of its rules allows (every API of the broker authenticates here,
+// Swift through CheckAccessRules).
 func (k *Keystone) Authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t, err := k.Tokens.Validate(r.Context(), AuthToken(r))
+		if err == nil {
+			err = CheckAccessRules(t, r)
+		}
 		if err != nil {
 			k.fail(w, r, err)
 			return
@@ -506,6 +513,12 @@ func (k *Keystone) validate(w http.ResponseWriter, r *http.Request) {
 	}
 	if subject != AuthToken(r) && !caller.IdentityAdmin() && caller.UserID != t.UserID {
 		k.fail(w, r, fmt.Errorf("%w: only an admin may validate another user's token", ErrForbidden))
+		return
+	}
+	// Keystone shows a token with access rules only to a validator that
+	// says it enforces them; one that does not would let it do anything.
+	if t.AppCred != nil && len(t.AppCred.AccessRules) > 0 && !enforcesAccessRules(r) {
+		k.fail(w, r, fmt.Errorf("%w: Failed to validate token", ErrNotFound))
 		return
 	}
 	w.Header().Set("X-Subject-Token", subject)

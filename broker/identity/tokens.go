@@ -96,6 +96,8 @@ type TokenAppCred struct {
 	// Restricted: the credential may not manage application credentials
 	// (Keystone's "unrestricted": false).
 	Restricted bool `json:"restricted"`
+	// AccessRules, when any, are all the token may do (CheckAccessRules).
+	AccessRules []AccessRule `json:"access_rules,omitempty"`
 }
 
 // Scoped reports whether the token is scoped to a project.

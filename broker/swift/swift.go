@@ -95,6 +95,11 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 		c, w = tc, &tempURLWriter{ResponseWriter: w, r: r, object: t.object}
 	} else if token := identity.AuthToken(r); token != "" {
 		tok, err := a.Tokens.Validate(r.Context(), token)
+		if err == nil {
+			// A token's access rules refuse it as keystonemiddleware
+			// does: invalid, so anonymous here too.
+			err = identity.CheckAccessRules(tok, r)
+		}
 		switch {
 		case errors.Is(err, identity.ErrUnauthorized):
 			// Invalid, expired or revoked: anonymous, as keystoneauth
