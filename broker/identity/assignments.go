@@ -15,22 +15,28 @@ import (
 // Role assignments are stored one record per grant under
 // identity/assignments/<target>/<actor>/<role>. A target is a project ID,
 // "domain:<id>", "inherited-domain:<id>" (OS-INHERIT: the role on every
-// project of the domain) or "system:all"; an actor is a user ID or
+// project of the domain), "inherited-project:<id>" (OS-INHERIT: the role
+// on every project below it, not on it) or "system:all"; an actor is a user ID or
 // "group:<id>". User-on-project grants keep the bare IDs they have always
 // had. The cache indexes the records by target and by actor, so a user's
 // (or a group's, or a project's) grants are read from memory without a
 // walk of everyone's.
 
 const (
-	domainTargetPfx    = "domain:"
-	inheritedTargetPfx = "inherited-domain:"
-	systemTarget       = "system:all"
-	groupActorPfx      = "group:"
+	domainTargetPfx     = "domain:"
+	inheritedTargetPfx  = "inherited-domain:"
+	inheritedProjectPfx = "inherited-project:"
+	systemTarget        = "system:all"
+	groupActorPfx       = "group:"
 )
 
 func domainTarget(id string) string    { return domainTargetPfx + id }
 func inheritedTarget(id string) string { return inheritedTargetPfx + id }
-func groupActor(id string) string      { return groupActorPfx + id }
+
+// inheritedProjectTarget is the target of grants inherited down a
+// project's subtree.
+func inheritedProjectTarget(id string) string { return inheritedProjectPfx + id }
+func groupActor(id string) string             { return groupActorPfx + id }
 
 // target is the key segment of an assignment's target.
 func (a Assignment) target() string {
@@ -41,6 +47,8 @@ func (a Assignment) target() string {
 		return inheritedTarget(a.DomainID)
 	case a.DomainID != "":
 		return domainTarget(a.DomainID)
+	case a.Inherited:
+		return inheritedProjectTarget(a.ProjectID)
 	}
 	return a.ProjectID
 }
@@ -80,6 +88,8 @@ func assignmentFromKey(key string) (Assignment, bool) {
 		a.System = true
 	case strings.HasPrefix(t, inheritedTargetPfx):
 		a.DomainID, a.Inherited = strings.TrimPrefix(t, inheritedTargetPfx), true
+	case strings.HasPrefix(t, inheritedProjectPfx):
+		a.ProjectID, a.Inherited = strings.TrimPrefix(t, inheritedProjectPfx), true
 	case strings.HasPrefix(t, domainTargetPfx):
 		a.DomainID = strings.TrimPrefix(t, domainTargetPfx)
 	default:
@@ -117,8 +127,8 @@ func (d *Directory) checkAssignment(ctx context.Context, a Assignment) error {
 		return &registry.FieldError{Field: "actor", Reason: "name exactly one user or group"}
 	case targets != 1:
 		return &registry.FieldError{Field: "scope", Reason: "name exactly one project, domain or the system"}
-	case a.Inherited && a.DomainID == "":
-		return &registry.FieldError{Field: "inherited_to_projects", Reason: "inherited assignments are made on a domain"}
+	case a.Inherited && a.System:
+		return &registry.FieldError{Field: "inherited_to_projects", Reason: "inherited assignments are made on a domain or a project"}
 	}
 	for _, seg := range []string{a.UserID, a.GroupID, a.ProjectID, a.DomainID, a.RoleID} {
 		if strings.ContainsAny(seg, "/:") || seg == "." || seg == ".." {
@@ -196,8 +206,9 @@ func (d *Directory) HasGrant(ctx context.Context, a Assignment) (bool, error) {
 }
 
 // AssignmentFilter narrows a listing: by actor, target and role; empty
-// fields match all. DomainID matches direct and inherited grants on the
-// domain unless Inherited narrows it to the inherited ones.
+// fields match all. DomainID and ProjectID match direct and inherited
+// grants on the domain or project unless Inherited narrows them to the
+// inherited ones.
 type AssignmentFilter struct {
 	UserID, GroupID, ProjectID, DomainID, RoleID string
 	System, Inherited                            bool
@@ -213,8 +224,10 @@ func (d *Directory) ListAssignments(ctx context.Context, f AssignmentFilter) ([]
 		actors = []string{groupActor(f.GroupID)}
 	}
 	switch {
+	case f.ProjectID != "" && f.Inherited:
+		targets = []string{inheritedProjectTarget(f.ProjectID)}
 	case f.ProjectID != "":
-		targets = []string{f.ProjectID}
+		targets = []string{f.ProjectID, inheritedProjectTarget(f.ProjectID)}
 	case f.DomainID != "" && f.Inherited:
 		targets = []string{inheritedTarget(f.DomainID)}
 	case f.DomainID != "":
@@ -367,8 +380,8 @@ func (d *Directory) effectiveRolesAt(ctx context.Context, userID string, targets
 }
 
 // RolesOn returns the roles a user holds on a project: granted to the user
-// or a group of the user, on the project or inherited from its domain,
-// and the roles those imply.
+// or a group of the user, on the project, inherited from its domain or
+// from one of its ancestors, and the roles those imply.
 func (d *Directory) RolesOn(ctx context.Context, projectID, userID string) ([]Role, error) {
 	p, err := d.GetProject(ctx, projectID)
 	if errors.Is(err, ErrNotFound) {
@@ -377,7 +390,25 @@ func (d *Directory) RolesOn(ctx context.Context, projectID, userID string) ([]Ro
 	if err != nil {
 		return nil, err
 	}
-	return d.effectiveRolesAt(ctx, userID, p.ID, inheritedTarget(p.DomainID))
+	targets, err := d.projectTargets(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return d.effectiveRolesAt(ctx, userID, targets...)
+}
+
+// projectTargets are the grant targets whose roles reach p: p itself,
+// its domain's inherited grants and its ancestors' inherited grants.
+func (d *Directory) projectTargets(ctx context.Context, p Project) ([]string, error) {
+	parents, err := d.Parents(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	targets := []string{p.ID, inheritedTarget(p.DomainID)}
+	for _, parent := range parents {
+		targets = append(targets, inheritedProjectTarget(parent.ID))
+	}
+	return targets, nil
 }
 
 // ScopeProject returns the roles a token of user scoped to p carries, or
@@ -464,7 +495,7 @@ func (d *Directory) ProjectsOf(ctx context.Context, userID string) ([]Project, e
 	}
 	seen := map[string]bool{}
 	var projects []string
-	var inherited []string
+	var inherited, subtrees []string
 	for _, actor := range actors {
 		kvs, err := d.assignmentsIndexed(ctx, false, actor)
 		if err != nil {
@@ -472,11 +503,25 @@ func (d *Directory) ProjectsOf(ctx context.Context, userID string) ([]Project, e
 		}
 		for _, a := range assignmentsFromKeys(kvs) {
 			switch {
+			case a.ProjectID != "" && a.Inherited:
+				subtrees = append(subtrees, a.ProjectID)
 			case a.ProjectID != "" && !seen[a.ProjectID]:
 				seen[a.ProjectID] = true
 				projects = append(projects, a.ProjectID)
 			case a.Inherited:
 				inherited = append(inherited, a.DomainID)
+			}
+		}
+	}
+	for _, root := range subtrees {
+		below, err := d.Subtree(ctx, root)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range below {
+			if !seen[p.ID] {
+				seen[p.ID] = true
+				projects = append(projects, p.ID)
 			}
 		}
 	}

@@ -9,7 +9,8 @@ import (
 
 // grantPath is what a role-assignment route names: its target kind
 // ("projects", "domains", "system"), whether the actor is a group, and
-// whether the grant is inherited to a domain's projects (OS-INHERIT).
+// whether the grant is inherited to a domain's projects or a project's
+// subtree (OS-INHERIT).
 type grantPath struct {
 	target    string
 	group     bool
@@ -39,6 +40,7 @@ func (g grantPath) assignment(r *http.Request) Assignment {
 func (k *Keystone) assignmentRoutes(r chi.Router) {
 	k.grantRoutes(r, "/system", "system", false)
 	k.grantRoutes(r, "/OS-INHERIT/domains/{target}", "domains", true)
+	k.grantRoutes(r, "/OS-INHERIT/projects/{target}", "projects", true)
 }
 
 // grantRoutes mounts list, grant, check and revoke for users and groups

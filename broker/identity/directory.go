@@ -226,6 +226,12 @@ func (d *Directory) DeleteProject(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	// and what it granted to its subtree (OS-INHERIT)
+	inherited, _, err := d.store.List(ctx, assignmentsPrefix+inheritedProjectTarget(id)+"/")
+	if err != nil {
+		return err
+	}
+	kvs = append(kvs, inherited...)
 	bg := context.WithoutCancel(ctx)
 	errs := []error{d.store.Delete(ctx, projectsPrefix+id)}
 	for _, kv := range kvs {

@@ -1,13 +1,13 @@
 // Package identity is cloudmux's Keystone v3: domains, projects, users,
 // groups, roles (global and domain-specific, with implied-role rules) and
 // role assignments of users and groups on projects, domains and the system
-// (and OS-INHERIT grants to a domain's projects), the catalog as data
-// (regions, services, endpoints), generic and EC2 credentials (one set of
-// records), trusts, application credentials and their access rules
-// (CheckAccessRules, which every API's authentication applies), password
-// checks (bcrypt) under a configurable password policy with per-replica
-// login throttling, and tokens scoped to a project, a domain, the system or a
-// trust that every broker replica accepts.
+// (and OS-INHERIT grants to a domain's projects or a project's subtree),
+// the catalog as data (regions, services, endpoints), generic and EC2
+// credentials (one set of records), trusts, application credentials and
+// their access rules (CheckAccessRules, which every API's authentication
+// applies), password checks (bcrypt) under a configurable password policy
+// with per-replica login throttling, and tokens scoped to a project, a
+// domain, the system or a trust that every broker replica accepts.
 //
 // Every record lives in the registry Store; the records a request reads
 // are served from memory (Cache: one Mirror per prefix, fed by Store

@@ -73,8 +73,9 @@ type Role struct {
 }
 
 // Assignment grants an actor (a user or a group) a role on a target (a
-// project, a domain, or the system). Inherited (with a domain) grants the
-// role on every project of the domain instead, Keystone's OS-INHERIT.
+// project, a domain, or the system). Inherited grants the role instead on
+// every project of the domain, or every project below the project (not
+// the project itself), Keystone's OS-INHERIT.
 type Assignment struct {
 	UserID    string `json:"user_id,omitempty"`
 	GroupID   string `json:"group_id,omitempty"`

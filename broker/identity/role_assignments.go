@@ -20,9 +20,10 @@ type listed struct {
 
 // EffectiveAssignments expands grants as Keystone's ?effective does: a
 // group's grants become its members' (narrowed to userID when set), an
-// inherited grant on a domain becomes one on each of its projects
-// (narrowed to projectID when set), and each role brings the roles it
-// implies. Domain-specific roles are replaced by what they imply.
+// inherited grant on a domain becomes one on each of its projects, one on
+// a project one on each project below it (narrowed to projectID when
+// set), and each role brings the roles it implies. Domain-specific roles
+// are replaced by what they imply.
 func (d *Directory) effectiveAssignments(ctx context.Context, grants []Assignment, userID, projectID string) ([]listed, error) {
 	var out []listed
 	var projects []Project
@@ -36,7 +37,19 @@ func (d *Directory) effectiveAssignments(ctx context.Context, grants []Assignmen
 			users = members
 		}
 		targets := []Assignment{g}
-		if g.Inherited {
+		switch {
+		case g.Inherited && g.ProjectID != "":
+			below, err := d.Subtree(ctx, g.ProjectID)
+			if err != nil {
+				return nil, err
+			}
+			targets = nil
+			for _, p := range below {
+				if projectID == "" || p.ID == projectID {
+					targets = append(targets, Assignment{ProjectID: p.ID, RoleID: g.RoleID})
+				}
+			}
+		case g.Inherited:
 			if projects == nil {
 				var err error
 				if projects, err = d.ListProjects(ctx); err != nil {
@@ -140,7 +153,8 @@ func (k *Keystone) assignmentRows(ctx context.Context, f AssignmentFilter, effec
 		return rows, nil
 	}
 	// The grants that may reach the filtered user or project: the user's
-	// and its groups', the project's and its domain's inherited ones.
+	// and its groups', the project's, its domain's and its ancestors'
+	// inherited ones.
 	base := f
 	base.RoleID, base.Inherited = "", false
 	var grants []Assignment
@@ -150,12 +164,16 @@ func (k *Keystone) assignmentRows(ctx context.Context, f AssignmentFilter, effec
 		return err
 	}
 	var project Project
+	var parents []Project
 	if f.ProjectID != "" {
 		p, err := k.Dir.GetProject(ctx, f.ProjectID)
 		if err != nil {
 			return nil, nil // no such project: nothing is assigned on it
 		}
 		project = p
+		if parents, err = k.Dir.Parents(ctx, p); err != nil {
+			return nil, err
+		}
 	}
 	actors := []AssignmentFilter{{UserID: f.UserID}}
 	if f.UserID != "" {
@@ -177,6 +195,12 @@ func (k *Keystone) assignmentRows(ctx context.Context, f AssignmentFilter, effec
 			x.ProjectID, x.DomainID, x.Inherited = "", project.DomainID, true
 			if err := add(x); err != nil {
 				return nil, err
+			}
+			for _, parent := range parents {
+				x.ProjectID, x.DomainID = parent.ID, ""
+				if err := add(x); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
@@ -258,6 +282,9 @@ func (k *Keystone) assignmentView(r *http.Request, row listed, names bool) map[s
 			}
 		}
 		scope, targetPath = map[string]any{"project": project}, "/projects/"+row.ProjectID
+		if row.Inherited {
+			scope["OS-INHERIT:inherited_to"], targetPath = "projects", "/OS-INHERIT/projects/"+row.ProjectID
+		}
 	}
 	out["scope"] = scope
 	links := map[string]any{"assignment": base + targetPath + actorPath + "/roles/" + row.RoleID}
@@ -270,7 +297,11 @@ func (k *Keystone) assignmentView(r *http.Request, row listed, names bool) map[s
 		if g.GroupID != "" {
 			actor = "/groups/" + g.GroupID
 		}
-		links["assignment"] = base + "/OS-INHERIT/domains/" + g.DomainID + actor + "/roles/" + g.RoleID + "/inherited_to_projects"
+		target := "/OS-INHERIT/domains/" + g.DomainID
+		if g.ProjectID != "" {
+			target = "/OS-INHERIT/projects/" + g.ProjectID
+		}
+		links["assignment"] = base + target + actor + "/roles/" + g.RoleID + "/inherited_to_projects"
 	}
 	if row.viaGroup != "" {
 		links["membership"] = base + "/groups/" + row.viaGroup + "/users/" + row.UserID
