@@ -139,7 +139,7 @@ func (k *Keystone) createUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if u.DomainID == "" {
-		u.DomainID = DefaultDomainID
+		u.DomainID = defaultDomain(r)
 	}
 	if u.DefaultProjectID != "" {
 		if _, err := k.Dir.GetProject(r.Context(), u.DefaultProjectID); err != nil {
@@ -156,13 +156,14 @@ func (k *Keystone) createUser(w http.ResponseWriter, r *http.Request) {
 }
 
 // showUser answers GET /v3/users/{id}: a user reads itself, an identity
-// admin anyone.
+// admin anyone, a domain admin its domain's.
 func (k *Keystone) showUser(w http.ResponseWriter, r *http.Request) {
-	if t, _ := TokenFrom(r.Context()); t.UserID != chi.URLParam(r, "id") && !t.IdentityAdmin() {
+	t, _ := TokenFrom(r.Context())
+	u, err := k.Dir.GetUser(r.Context(), chi.URLParam(r, "id"))
+	if t.UserID != chi.URLParam(r, "id") && !t.IdentityAdmin() && !(t.DomainAdmin() && err == nil && u.DomainID == t.DomainID) {
 		k.fail(w, r, fmt.Errorf("%w: another user", ErrForbidden))
 		return
 	}
-	u, err := k.Dir.GetUser(r.Context(), chi.URLParam(r, "id"))
 	if err != nil {
 		k.fail(w, r, err)
 		return

@@ -45,7 +45,7 @@ func (k *Keystone) createGroup(w http.ResponseWriter, r *http.Request) {
 	}
 	g := Group{Name: req.Group.Name, DomainID: req.Group.DomainID, Description: req.Group.Description}
 	if g.DomainID == "" {
-		g.DomainID = DefaultDomainID
+		g.DomainID = defaultDomain(r)
 	}
 	g, err := k.Dir.CreateGroup(r.Context(), g)
 	if err != nil {

@@ -96,7 +96,7 @@ func (k *Keystone) Routes(r chi.Router) {
 		r.Route("/OS-TRUST/trusts", k.trustRoutes)
 		r.Route("/credentials", k.credentialRoutes)
 		r.Group(func(r chi.Router) {
-			r.Use(requireIdentityAdmin)
+			r.Use(k.adminGate) // identity admins, and domain admins in their domain
 			r.Route("/domains", k.domainRoutes)
 			r.Get("/users", k.listUsers)
 			r.Post("/users", k.createUser)

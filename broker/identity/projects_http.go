@@ -16,7 +16,7 @@ import (
 func (k *Keystone) projectRoutes(r chi.Router) {
 	r.Get("/{id}", k.showProject)
 	r.Group(func(r chi.Router) {
-		r.Use(requireIdentityAdmin)
+		r.Use(k.adminGate)
 		r.Get("/", k.listProjects)
 		r.Post("/", k.createProject)
 		r.Patch("/{id}", k.updateProject)
@@ -103,7 +103,7 @@ func (k *Keystone) createProject(w http.ResponseWriter, r *http.Request) {
 	setIf(&p.Enabled, in.Enabled)
 	setIf(&p.Tags, in.Tags)
 	if p.DomainID == "" && p.ParentID == "" {
-		p.DomainID = DefaultDomainID
+		p.DomainID = defaultDomain(r)
 	}
 	p, err := k.Dir.CreateProject(r.Context(), p)
 	if err != nil {
@@ -118,11 +118,12 @@ func (k *Keystone) createProject(w http.ResponseWriter, r *http.Request) {
 // ?parents_as_ids / ?subtree_as_ids (nested IDs), as Keystone's.
 func (k *Keystone) showProject(w http.ResponseWriter, r *http.Request) {
 	ctx, q := r.Context(), r.URL.Query()
-	if t, _ := TokenFrom(ctx); t.ProjectID != chi.URLParam(r, "id") && !t.IdentityAdmin() {
+	t, _ := TokenFrom(ctx)
+	p, err := k.Dir.GetProject(ctx, chi.URLParam(r, "id"))
+	if t.ProjectID != chi.URLParam(r, "id") && !t.IdentityAdmin() && !(t.DomainAdmin() && err == nil && p.DomainID == t.DomainID) {
 		k.fail(w, r, fmt.Errorf("%w: a project other than the token's", ErrForbidden))
 		return
 	}
-	p, err := k.Dir.GetProject(ctx, chi.URLParam(r, "id"))
 	if err != nil {
 		k.fail(w, r, err)
 		return

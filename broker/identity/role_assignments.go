@@ -130,6 +130,9 @@ func (k *Keystone) listAssignments(w http.ResponseWriter, r *http.Request) {
 		k.fail(w, r, err)
 		return
 	}
+	if t, _ := TokenFrom(ctx); !t.IdentityAdmin() { // a domain admin's (adminGate)
+		rows = k.inDomain(ctx, rows, t.DomainID)
+	}
 	names := flag("include_names")
 	out := make([]map[string]any, 0, len(rows))
 	for _, row := range rows {
@@ -311,4 +314,20 @@ func (k *Keystone) assignmentView(r *http.Request, row listed, names bool) map[s
 	}
 	out["links"] = links
 	return out
+}
+
+// inDomain keeps the rows on the domain and its projects.
+func (k *Keystone) inDomain(ctx context.Context, rows []listed, domain string) []listed {
+	kept := rows[:0:0]
+	for _, row := range rows {
+		in := row.DomainID == domain && domain != ""
+		if row.ProjectID != "" {
+			p, err := k.Dir.GetProject(ctx, row.ProjectID)
+			in = err == nil && p.DomainID == domain
+		}
+		if in {
+			kept = append(kept, row)
+		}
+	}
+	return kept
 }
