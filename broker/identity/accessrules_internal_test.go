@@ -76,6 +76,7 @@ func TestCheckAccessRules(t *testing.T) {
 		{"another method", "POST", "/compute/v2.1/servers", Token{AppCred: &TokenAppCred{ID: "a", AccessRules: rules}}, false},
 		{"validate itself", "GET", "/v3/auth/tokens", Token{AppCred: &TokenAppCred{ID: "a", AccessRules: rules}}, true},
 		{"not revoke itself", "DELETE", "/v3/auth/tokens", Token{AppCred: &TokenAppCred{ID: "a", AccessRules: rules}}, false},
+		{"an encoded slash", "GET", "/compute/v2.1/servers%2Fx", Token{AppCred: &TokenAppCred{ID: "a", AccessRules: []AccessRule{{Service: "compute", Method: "GET", Path: "/v2.1/**"}}}}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			err := CheckAccessRules(c.tok, httptest.NewRequest(c.method, c.path, nil))
