@@ -11,8 +11,14 @@ import (
 // more: an idle established TCP connection is forgotten after an hour (a
 // longer-lived one sends keepalives), one that has seen FIN or RST after
 // 30 s.
+//
+// A connection nothing has answered yet (a SYN, a UDP probe) is kept as
+// Linux keeps an unreplied one, 2 minutes (TCP) or 30 s: a scan of
+// thousands of addresses must not hold table entries for an hour.
 const (
-	timeoutTCP       = time.Hour
+	timeoutUnrepliedTCP   = 2 * time.Minute
+	timeoutUnrepliedOther = 30 * time.Second
+	timeoutTCP            = time.Hour
 	timeoutTCPClosed = 30 * time.Second
 	timeoutUDP       = 3 * time.Minute
 	timeoutICMP      = 30 * time.Second
@@ -21,6 +27,17 @@ const (
 
 // DefaultMaxConnections bounds the connection table of a switch.
 const DefaultMaxConnections = 1 << 16
+
+// perPortShare is the part of the table one port may hold: a guest
+// opening connections by the thousand (a scan, a flood) fills its own
+// share and then has its new connections dropped, while every other
+// port's go on.
+const perPortShare = 16
+
+// fullSweepEvery bounds how often a full table is swept when a new
+// connection finds it full: a flood of new connections must not turn
+// every packet into a walk of the whole table under the lock.
+const fullSweepEvery = time.Second
 
 // connKey names a connection in a port's zone: its endpoints in a
 // canonical order, so both directions find it.
@@ -36,23 +53,38 @@ type conn struct {
 	orig    packet
 	in      bool   // orig went to the guest
 	gen     uint64 // generation of the filter that last admitted it
+	replied bool   // a packet went the other way
 	expires time.Time
 }
 
 // conntrack is the switch's connection table: one zone per filtered port,
 // as Neutron's per-port conntrack zones.
 type conntrack struct {
-	mu    sync.Mutex
-	max   int
-	conns map[connKey]*conn
-	now   func() time.Time
+	mu        sync.Mutex
+	max       int
+	conns     map[connKey]*conn
+	perZone   map[*port]int // connections held per port
+	lastSweep time.Time     // of a full table
+	now       func() time.Time
 }
 
 func newConntrack(max int) *conntrack {
 	if max <= 0 {
 		max = DefaultMaxConnections
 	}
-	return &conntrack{max: max, conns: map[connKey]*conn{}, now: time.Now}
+	return &conntrack{max: max, conns: map[connKey]*conn{}, perZone: map[*port]int{}, now: time.Now}
+}
+
+// zoneMax is how many connections one port may hold: its share, and
+// never fewer than 64 (or the whole of a smaller table).
+func (ct *conntrack) zoneMax() int { return max(ct.max/perPortShare, min(ct.max, 64)) }
+
+// drop forgets connection k of zone. Callers hold ct.mu.
+func (ct *conntrack) dropLocked(k connKey) {
+	delete(ct.conns, k)
+	if ct.perZone[k.zone]--; ct.perZone[k.zone] <= 0 {
+		delete(ct.perZone, k.zone)
+	}
 }
 
 func keyOf(zone *port, p *packet) connKey {
@@ -63,7 +95,17 @@ func keyOf(zone *port, p *packet) connKey {
 	return connKey{zone: zone, proto: p.proto, lo: a, hi: b}
 }
 
-func timeoutOf(p *packet) time.Duration {
+func timeoutOf(p *packet, replied bool) time.Duration {
+	if !replied {
+		if p.proto == protoTCP && p.tcpFlags&0x05 == 0 {
+			return timeoutUnrepliedTCP
+		}
+		return min(timeoutUnrepliedOther, timeoutOfReplied(p))
+	}
+	return timeoutOfReplied(p)
+}
+
+func timeoutOfReplied(p *packet) time.Duration {
 	switch p.proto {
 	case protoTCP:
 		if p.tcpFlags&0x05 != 0 { // FIN or RST
@@ -105,26 +147,36 @@ func (ct *conntrack) check(zone *port, f *filter, p *packet, in bool) bool {
 			// The filter changed since: the connection stays only if
 			// its first packet would be admitted now.
 			if !f.admits(&c.orig, c.in) {
-				delete(ct.conns, k)
+				ct.dropLocked(k)
 				return false
 			}
 			c.gen = f.gen
 		}
-		c.expires = now.Add(timeoutOf(p))
+		if in != c.in {
+			c.replied = true
+		}
+		c.expires = now.Add(timeoutOf(p, c.replied))
 		return true
 	}
 	if !f.admits(p, in) {
 		return false
 	}
-	if len(ct.conns) >= ct.max {
-		ct.sweepLocked(now)
-		if len(ct.conns) >= ct.max {
-			// A full table drops new connections, as Linux's does;
-			// established ones go on.
+	if c := ct.conns[k]; c != nil {
+		ct.dropLocked(k) // expired
+	}
+	if len(ct.conns) >= ct.max || ct.perZone[zone] >= ct.zoneMax() {
+		if now.Sub(ct.lastSweep) >= fullSweepEvery {
+			ct.sweepLocked(now)
+			ct.lastSweep = now
+		}
+		if len(ct.conns) >= ct.max || ct.perZone[zone] >= ct.zoneMax() {
+			// A full table (or this port's full share) drops new
+			// connections, as Linux's does; established ones go on.
 			return false
 		}
 	}
-	ct.conns[k] = &conn{orig: *p, in: in, gen: f.gen, expires: now.Add(timeoutOf(p))}
+	ct.conns[k] = &conn{orig: *p, in: in, gen: f.gen, expires: now.Add(timeoutOf(p, false))}
+	ct.perZone[zone]++
 	return true
 }
 
@@ -138,7 +190,7 @@ func (ct *conntrack) sweep() {
 func (ct *conntrack) sweepLocked(now time.Time) {
 	for k, c := range ct.conns {
 		if !now.Before(c.expires) {
-			delete(ct.conns, k)
+			ct.dropLocked(k)
 		}
 	}
 }
@@ -149,7 +201,7 @@ func (ct *conntrack) forget(zone *port) {
 	defer ct.mu.Unlock()
 	for k := range ct.conns {
 		if k.zone == zone {
-			delete(ct.conns, k)
+			ct.dropLocked(k)
 		}
 	}
 }

@@ -112,3 +112,32 @@ func TestConntrack(t *testing.T) {
 		t.Fatalf("after every timeout, %d connections left", n)
 	}
 }
+
+// TestConntrackShares: one port opening connections by the thousand (a
+// scan) fills its own share of the table, not the table: another port's
+// new connections still pass; and its unanswered SYNs are forgotten after
+// 2 minutes, not the hour an established connection keeps.
+func TestConntrackShares(t *testing.T) {
+	now := time.Unix(1e9, 0)
+	ct := newConntrack(64 * perPortShare)
+	ct.now = func() time.Time { return now }
+	f, err := compile(localcloud.PortFilter{PortID: "p", Accept: []localcloud.FilterRule{{ICMPType: -1, ICMPCode: -1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scanner, victim := &port{}, &port{}
+	for i := range ct.max {
+		ct.check(scanner, f, pkt(t, protoTCP, "10.0.0.2", "10.0.0.9", uint16(10000+i), 80, tcpSYN), false)
+	}
+	if n := ct.len(); n != ct.zoneMax() {
+		t.Fatalf("the scanner holds %d connections; want its share, %d", n, ct.zoneMax())
+	}
+	if !ct.check(victim, f, pkt(t, protoTCP, "10.0.0.3", "10.0.0.9", 40000, 443, tcpSYN), false) {
+		t.Fatal("another port's new connection was dropped while the scanner's share was full")
+	}
+	now = now.Add(timeoutUnrepliedTCP + time.Second)
+	ct.sweep()
+	if n := ct.len(); n != 0 {
+		t.Fatalf("%d unanswered connections left after %v", n, timeoutUnrepliedTCP)
+	}
+}

@@ -14,12 +14,14 @@ import (
 // Entries expire as connections do (conntrack's timeouts) and are swept
 // with them; the table is bounded like the connection table.
 type nat struct {
-	mu   sync.Mutex
-	max  int
-	next uint16
-	out_ map[natOrig]*natEntry
-	in_  map[natReply]*natEntry
-	now  func() time.Time
+	mu        sync.Mutex
+	max       int
+	next      uint16
+	out_      map[natOrig]*natEntry
+	in_       map[natReply]*natEntry
+	perRouter map[string]int // translations held per router
+	lastSweep time.Time      // of a full table
+	now       func() time.Time
 }
 
 // natOrig is a connection as its sender sees it.
@@ -42,6 +44,7 @@ type natEntry struct {
 	orig    natOrig
 	reply   natReply
 	gw      netip.Addr
+	replied bool // an answer came back
 	expires time.Time
 }
 
@@ -49,7 +52,24 @@ func newNAT(max int) *nat {
 	if max <= 0 {
 		max = DefaultMaxConnections
 	}
-	return &nat{max: max, next: 1024, out_: map[natOrig]*natEntry{}, in_: map[natReply]*natEntry{}, now: time.Now}
+	return &nat{max: max, next: 1024, out_: map[natOrig]*natEntry{}, in_: map[natReply]*natEntry{}, perRouter: map[string]int{}, now: time.Now}
+}
+
+// routerMax is how many translations one router may hold: one project's
+// router opening connections by the thousand fills its own share only.
+func (n *nat) routerMax() int { return max(n.max/perPortShare, min(n.max, 64)) }
+
+// dropLocked forgets translation e. Callers hold n.mu.
+func (n *nat) dropLocked(e *natEntry) {
+	if n.out_[e.orig] == e {
+		delete(n.out_, e.orig)
+		if n.perRouter[e.orig.router]--; n.perRouter[e.orig.router] <= 0 {
+			delete(n.perRouter, e.orig.router)
+		}
+	}
+	if n.in_[e.reply] == e {
+		delete(n.in_, e.reply)
+	}
 }
 
 // portField is the offset of the source (or, when dest, destination)
@@ -103,11 +123,14 @@ func (n *nat) out(r *routerState, pk *packet, frame []byte) (netip.Addr, bool) {
 	e := n.out_[o]
 	if e == nil || !now.Before(e.expires) {
 		if e != nil {
-			delete(n.in_, e.reply)
+			n.dropLocked(e)
 		}
-		if len(n.out_) >= n.max {
-			n.sweepLocked(now)
-			if len(n.out_) >= n.max {
+		if len(n.out_) >= n.max || n.perRouter[o.router] >= n.routerMax() {
+			if now.Sub(n.lastSweep) >= fullSweepEvery {
+				n.sweepLocked(now)
+				n.lastSweep = now
+			}
+			if len(n.out_) >= n.max || n.perRouter[o.router] >= n.routerMax() {
 				return netip.Addr{}, false
 			}
 		}
@@ -132,8 +155,9 @@ func (n *nat) out(r *routerState, pk *packet, frame []byte) (netip.Addr, bool) {
 		}
 		e = &natEntry{orig: o, reply: rep, gw: gw}
 		n.out_[o], n.in_[rep] = e, e
+		n.perRouter[o.router]++
 	}
-	e.expires = now.Add(timeoutOf(pk))
+	e.expires = now.Add(timeoutOf(pk, e.replied))
 	setPort(ip, field, sum, e.reply.gwp)
 	return gw, true
 }
@@ -154,7 +178,8 @@ func (n *nat) in(r *routerState, pk *packet, frame []byte) (netip.Addr, bool) {
 	if e == nil || !now.Before(e.expires) {
 		return netip.Addr{}, false
 	}
-	e.expires = now.Add(timeoutOf(pk))
+	e.replied = true
+	e.expires = now.Add(timeoutOf(pk, true))
 	setPort(ip, field, sum, e.orig.sport)
 	return e.orig.src, true
 }
@@ -166,12 +191,9 @@ func (n *nat) sweep() {
 }
 
 func (n *nat) sweepLocked(now time.Time) {
-	for k, e := range n.out_ {
+	for _, e := range n.out_ {
 		if !now.Before(e.expires) {
-			delete(n.out_, k)
-			if n.in_[e.reply] == e {
-				delete(n.in_, e.reply)
-			}
+			n.dropLocked(e)
 		}
 	}
 }
@@ -182,8 +204,7 @@ func (n *nat) forget(router string) {
 	defer n.mu.Unlock()
 	for k, e := range n.out_ {
 		if k.router == router {
-			delete(n.out_, k)
-			delete(n.in_, e.reply)
+			n.dropLocked(e)
 		}
 	}
 }
