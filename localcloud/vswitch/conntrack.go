@@ -19,10 +19,10 @@ const (
 	timeoutUnrepliedTCP   = 2 * time.Minute
 	timeoutUnrepliedOther = 30 * time.Second
 	timeoutTCP            = time.Hour
-	timeoutTCPClosed = 30 * time.Second
-	timeoutUDP       = 3 * time.Minute
-	timeoutICMP      = 30 * time.Second
-	timeoutOther     = 10 * time.Minute
+	timeoutTCPClosed      = 30 * time.Second
+	timeoutUDP            = 3 * time.Minute
+	timeoutICMP           = 30 * time.Second
+	timeoutOther          = 10 * time.Minute
 )
 
 // DefaultMaxConnections bounds the connection table of a switch.
