@@ -88,7 +88,7 @@ func (s *Switch) forward(out *outbox, src *port, frame []byte) {
 		s.dropped.Add(1)
 		return
 	}
-	if [6]byte(frame[6:12]) != src.mac || !s.sourceOK(src, &pk) {
+	if [6]byte(frame[6:12]) != src.mac || !s.sourceOK(src, &pk, frame) {
 		s.spoofed.Add(1)
 		return
 	}
@@ -134,17 +134,81 @@ func (s *Switch) forward(out *outbox, src *port, frame []byte) {
 // sourceOK checks that an ARP or IP packet comes from the port's own
 // addresses: its fixed IPs, 0.0.0.0 in an ARP probe, for IPv6 its
 // link-local address and the unspecified address of duplicate address
-// detection. Other Ethernet types are dropped.
-func (s *Switch) sourceOK(src *port, pk *packet) bool {
+// detection. Neighbour discovery, which passes the filters, is held to
+// the port too (ndOK). Other Ethernet types are dropped.
+func (s *Switch) sourceOK(src *port, pk *packet, frame []byte) bool {
 	switch pk.ether {
 	case etherARP:
 		return pk.arpMAC == src.mac && (src.ips[pk.arpIP] || pk.arpIP.IsUnspecified())
 	case etherIPv4:
 		return src.ips[pk.src]
 	case etherIPv6:
-		return src.ips[pk.src] || pk.src.IsUnspecified() && pk.isND()
+		if pk.proto == protoICMPv6 && !ndOK(src, pk, frame) {
+			return false
+		}
+		if pk.src.IsUnspecified() {
+			return pk.proto == protoICMPv6 && pk.icmpType == icmp6NeighborSolicit // duplicate address detection
+		}
+		return src.ips[pk.src]
 	}
 	return false
+}
+
+// ICMPv6 neighbour discovery message types (RFC 4861).
+const (
+	icmp6RouterSolicit   = 133
+	icmp6RouterAdvert    = 134
+	icmp6NeighborSolicit = 135
+	icmp6NeighborAdvert  = 136
+	icmp6Redirect        = 137
+)
+
+// ndOK holds a guest's neighbour discovery to its own port, as Neutron's
+// anti-spoofing does: no router advertisements or redirects (a guest is
+// no router), a neighbour advertisement only for the port's own
+// addresses, and link-layer address options only with the port's MAC.
+// The message starts after the fixed IPv6 header (the switch parses no
+// extension headers: a message behind one is no neighbour discovery and
+// meets the filters).
+func ndOK(src *port, pk *packet, frame []byte) bool {
+	var body []byte
+	if len(frame) >= 14+40 {
+		body = frame[14+40:]
+	}
+	var opts []byte
+	switch pk.icmpType {
+	case icmp6RouterAdvert, icmp6Redirect:
+		return false
+	case icmp6RouterSolicit:
+		if len(body) < 8 {
+			return false
+		}
+		opts = body[8:]
+	case icmp6NeighborSolicit:
+		if len(body) < 24 {
+			return false
+		}
+		opts = body[24:]
+	case icmp6NeighborAdvert:
+		if len(body) < 24 || !src.ips[netip.AddrFrom16([16]byte(body[8:24]))] {
+			return false
+		}
+		opts = body[24:]
+	default:
+		return true
+	}
+	for len(opts) > 0 {
+		if len(opts) < 8 || opts[1] == 0 || int(opts[1])*8 > len(opts) {
+			return false
+		}
+		n := int(opts[1]) * 8
+		// Source (1) and target (2) link-layer address options.
+		if (opts[0] == 1 || opts[0] == 2) && [6]byte(opts[2:8]) != src.mac {
+			return false
+		}
+		opts = opts[n:]
+	}
+	return true
 }
 
 // deliver passes dst's filter and queues the frame for dst's NIC.

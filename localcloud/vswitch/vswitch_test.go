@@ -239,3 +239,63 @@ func TestNetworks(t *testing.T) {
 		t.Fatalf("Networks = %v", s.Networks())
 	}
 }
+
+// icmp6Frame is an Ethernet frame with an ICMPv6 message of type typ
+// from src to dst, its target address (NS, NA) and options after it.
+func icmp6Frame(dstMAC, srcMAC [6]byte, src, dst string, typ byte, target string, opts ...byte) []byte {
+	f := make([]byte, 14+40+24, 14+40+24+len(opts))
+	copy(f[0:6], dstMAC[:])
+	copy(f[6:12], srcMAC[:])
+	f[12], f[13] = 0x86, 0xdd
+	ip := f[14:]
+	ip[0] = 0x60
+	ip[5] = byte(24 + len(opts))
+	ip[6], ip[7] = protoICMPv6, 255
+	s, d := netip.MustParseAddr(src).As16(), netip.MustParseAddr(dst).As16()
+	copy(ip[8:24], s[:])
+	copy(ip[24:40], d[:])
+	ip[40] = typ
+	if target != "" {
+		tg := netip.MustParseAddr(target).As16()
+		copy(ip[48:64], tg[:])
+	}
+	return append(f, opts...)
+}
+
+// TestNeighbourDiscoveryHeldToPort: neighbour discovery passes the
+// filters (a deny-all port still learns its neighbours), so the switch
+// holds it to its sender's port: a guest's router advertisement is
+// dropped, and so is a neighbour advertisement for another port's
+// address or naming another MAC; one for the sender's own address
+// arrives.
+func TestNeighbourDiscoveryHeldToPort(t *testing.T) {
+	s := New(Config{}, nil)
+	t.Cleanup(func() { _ = s.Close() })
+	a := attach(t, s, "a", "shared", mac(1), "2001:db8::a")
+	b := attach(t, s, "b", "shared", mac(2), "2001:db8::b")
+	if err := s.SetFilter(localcloud.PortFilter{PortID: "b"}); err != nil { // b admits nothing
+		t.Fatal(err)
+	}
+	allNodes := [6]byte{0x33, 0x33, 0, 0, 0, 1}
+	other := mac(9)
+	tlla := func(m [6]byte) []byte { return append([]byte{2, 1}, m[:]...) }
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+	}{
+		{"router advertisement", icmp6Frame(allNodes, mac(1), linkLocal(mac(1)).String(), "ff02::1", icmp6RouterAdvert, "")},
+		{"redirect", icmp6Frame(mac(2), mac(1), linkLocal(mac(1)).String(), "2001:db8::b", icmp6Redirect, "2001:db8::c")},
+		{"advertisement for b's address", icmp6Frame(allNodes, mac(1), "2001:db8::a", "ff02::1", icmp6NeighborAdvert, "2001:db8::b")},
+		{"advertisement naming another MAC", icmp6Frame(allNodes, mac(1), "2001:db8::a", "ff02::1", icmp6NeighborAdvert, "2001:db8::a", tlla(other)...)},
+		{"advertisement from the unspecified address", icmp6Frame(allNodes, mac(1), "::", "ff02::1", icmp6NeighborAdvert, "2001:db8::a")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a.send(tc.frame)
+			// a's own advertisement of its address, sent after, is the
+			// marker: it must arrive, and nothing before it.
+			marker := icmp6Frame(allNodes, mac(1), "2001:db8::a", "ff02::1", icmp6NeighborAdvert, "2001:db8::a", tlla(mac(1))...)
+			a.send(marker)
+			expectNone(t, b, marker, tc.name)
+		})
+	}
+}
