@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cloudmux/cloudmux/broker/faults"
@@ -113,6 +114,26 @@ func (s *Service) readPeers(ctx context.Context, members []*peers.Member, withPo
 // kind and then by peer ID "/" peer resource ID.
 type ownEntries map[string]map[string]index.Entry
 
+// deviceID is what a port's device_id shows: the broker ID of the
+// server or router using it, a router the peer made under its name-based
+// broker ID, and nothing for a device the broker does not know (a peer's
+// DHCP agent, say): never the peer's own ID.
+func deviceID(own ownEntries, peerID string, p peers.Port) string {
+	if p.DeviceID == "" {
+		return ""
+	}
+	if e, ok := own[kindServer][peerID+"/"+p.DeviceID]; ok {
+		return e.ID
+	}
+	if e, ok := own[KindRouter][peerID+"/"+p.DeviceID]; ok {
+		return e.ID
+	}
+	if strings.HasPrefix(p.DeviceOwner, "network:router_") {
+		return NativeID(peerID, KindRouter, p.DeviceID)
+	}
+	return ""
+}
+
 // ownedBy reads project's entries (every project's for "") of the kinds
 // a read shows from the index (memory): networks and subnets, and with
 // ports the ports, the servers (whose ports their peer made) and those
@@ -121,7 +142,7 @@ func (s *Service) ownedBy(ctx context.Context, project string, withPorts bool) (
 	own := ownEntries{}
 	kinds := []string{KindNetwork, KindSubnet}
 	if withPorts {
-		kinds = append(kinds, KindPort, kindServer, kindServerPort)
+		kinds = append(kinds, KindPort, kindServer, kindServerPort, KindRouter)
 	}
 	for _, kind := range kinds {
 		entries, err := s.Index.List(ctx, kind, project)
@@ -260,9 +281,7 @@ func (s *Service) visibleOwn(ctx context.Context, project string, own ownEntries
 			for _, f := range p.FixedIPs {
 				out.FixedIPs = append(out.FixedIPs, peers.FixedIP{SubnetID: ids[f.SubnetID], IPAddress: f.IPAddress})
 			}
-			if e, ok := own[kindServer][peerID+"/"+p.DeviceID]; ok && p.DeviceID != "" {
-				out.DeviceID = e.ID
-			}
+			out.DeviceID = deviceID(own, peerID, p)
 			v.Ports = append(v.Ports, out)
 		}
 	}
