@@ -44,6 +44,8 @@ if PROGRAM == "openstack":
     # openstacksdk's config loader computes its search path (clouds.yaml
     # under HOME, XDG_CONFIG_HOME) when imported.
     FROM_ENV = ["openstack.config.loader"]
+    PACKAGES = {"openstack", "openstackclient", "osc_lib", "keystoneauth1", "cliff", "keystoneclient",
+                "novaclient", "glanceclient", "cinderclient", "heatclient", "neutronclient", "swiftclient"}
 elif PROGRAM == "aws":
     import awscli.clidriver
 
@@ -59,6 +61,7 @@ elif PROGRAM == "aws":
     # awscli's package sets AWS_DATA_PATH (its models) from the
     # environment when imported.
     FROM_ENV = ["awscli"]
+    PACKAGES = {"awscli", "botocore"}
 elif PROGRAM == "swift":
     import swiftclient.shell
 
@@ -68,6 +71,7 @@ elif PROGRAM == "swift":
     WARM_ARGS = ["--os-auth-token", "warm", "--os-storage-url", "http://127.0.0.1:9/v1/AUTH_warm", "list"]
     WARM_ENV = {}
     FROM_ENV = []
+    PACKAGES = {"swiftclient", "keystoneauth1", "keystoneclient"}
 else:
     sys.exit("zygote: no CLI named %r" % PROGRAM)
 
@@ -114,6 +118,27 @@ def warm():
         cliff.command._get_distributions_by_modules()
 
 
+def home_bound():
+    """Names the CLI's modules holding a string with this process's HOME
+    (paths computed when imported: awscli's history, caches and the
+    like): a command with another HOME has them rebased onto its own, as
+    a fresh process would compute them."""
+    home = os.environ.get("HOME", "")
+    names = []
+    if not home:
+        return names
+    for name, mod in list(sys.modules.items()):
+        if name.split(".")[0] not in PACKAGES:
+            continue  # Python's own (site, ...) and this script
+        try:
+            values = list(vars(mod).values())
+        except TypeError:
+            continue
+        if any(isinstance(v, str) and home in v for v in values):
+            names.append(name)
+    return names
+
+
 def read_exact(conn, n):
     data = b""
     while len(data) < n:
@@ -139,6 +164,17 @@ def run(conn):
     for name in FROM_ENV:
         if name in sys.modules:
             importlib.reload(sys.modules[name])
+    # Paths under HOME a module computed when imported (awscli's history
+    # database, its caches) are rebased onto this command's HOME. Not by
+    # reloading those modules: a reload redefines their classes under
+    # objects already made of the old ones.
+    home = os.environ.get("HOME", "")
+    if ZYGOTE_HOME and home != ZYGOTE_HOME:
+        for name in HOME_BOUND:
+            mod = sys.modules.get(name)
+            for key, value in list(vars(mod).items()) if mod else ():
+                if isinstance(value, str) and ZYGOTE_HOME in value:
+                    setattr(mod, key, value.replace(ZYGOTE_HOME, home))
     out = tempfile.TemporaryFile()
     err = tempfile.TemporaryFile() if req.get("split") else out
     null = os.open(os.devnull, os.O_RDONLY)
@@ -175,9 +211,15 @@ def run(conn):
     conn.close()
 
 
+ZYGOTE_HOME = os.environ.get("HOME", "")
+HOME_BOUND = []
+
+
 def main():
+    global HOME_BOUND
     path = sys.argv[1]
     warm()
+    HOME_BOUND = home_bound()
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)
     srv.listen(64)
@@ -200,7 +242,10 @@ def main():
                         os._exit(0)
                 conn.close()
     finally:
-        os.unlink(path)
+        # The directory the test binary made for this zygote (its script,
+        # socket and HOME) goes with it: the test binary exits first.
+        import shutil
+        shutil.rmtree(os.path.dirname(path), ignore_errors=True)
 
 
 main()

@@ -115,6 +115,37 @@ func TestAWSZygoteMatchesExec(t *testing.T) {
 		{name: "bad parameter", args: []string{"ec2", "describe-instances", "--max-results", "many"}},
 		{name: "unreachable endpoint", args: []string{"--endpoint-url", "http://127.0.0.1:9", "ec2", "describe-regions"}},
 	}
+	// What awscli computed from HOME when the zygote imported it (its
+	// history database, caches) is computed again from each command's:
+	// a command recorded under one HOME is not in another's history.
+	historyOn := filepath.Join(home, "history-config")
+	if err := os.WriteFile(historyOn, []byte("[default]\nregion = eu-home-1\ncli_history = enabled\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	withHome := func(h string) []string {
+		out := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + h, "LANG=C.UTF-8", "AWS_ACCESS_KEY_ID=AKIDEXAMPLE",
+			"AWS_SECRET_ACCESS_KEY=secret", "AWS_CONFIG_FILE=" + historyOn, "AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=", "AWS_MAX_ATTEMPTS=1"}
+		return out
+	}
+	t.Run("history of another HOME", func(t *testing.T) {
+		z := zygoteFor(t, aws)
+		if z == nil {
+			t.Fatalf("no zygote for %s", aws)
+		}
+		if _, _, _, err := z.runSplit("", withHome(t.TempDir()), []string{"--endpoint-url", "http://127.0.0.1:9", "ec2", "describe-regions"}, true); err != nil {
+			t.Fatal(err)
+		}
+		other := withHome(t.TempDir())
+		zout, zerr, zcode, err := z.runSplit("", other, []string{"history", "list"}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, errOut, code := execSplit(t, aws, other, "history", "list")
+		if zout != out || zerr != errOut || zcode != code {
+			t.Errorf("through the zygote: exit %d\nstdout:\n%s\nstderr:\n%s\nas its own process: exit %d\nstdout:\n%s\nstderr:\n%s",
+				zcode, zout, zerr, code, out, errOut)
+		}
+	})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			z := zygoteFor(t, aws)
