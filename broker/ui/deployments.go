@@ -106,7 +106,9 @@ func (u *UI) deployment(w http.ResponseWriter, r *http.Request) {
 // as SSE "state" events, one after each engine event, until it settles
 // ("end"); htmx's SSE extension swaps each into the page. The stream
 // ends with its session too: at logout, when the session's token expires,
-// and when the token is found revoked (checked at every keep-alive).
+// when the session moves to another token (a project switch: the stream
+// was authorized with the old one), and when the token is found revoked
+// (checked at least every 15 s, events or not).
 func (u *UI) deploymentEvents(w http.ResponseWriter, r *http.Request) {
 	d, err := u.own(r)
 	if err != nil {
@@ -114,6 +116,23 @@ func (u *UI) deploymentEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := callerOf(r).s
+	token, checked := s.currentToken(), time.Now()
+	// stillValid is false once the stream's session is no longer what
+	// authorized it.
+	stillValid := func(ctx context.Context) bool {
+		if s.currentToken() != token {
+			return false
+		}
+		if time.Since(checked) < 15*time.Second {
+			return true
+		}
+		checked = time.Now()
+		if _, err := u.Keystone.Tokens.Validate(ctx, token); err != nil {
+			u.sessions.drop(cookieValue(r, sessionCookie))
+			return false
+		}
+		return true
+	}
 	ctx, cancel := context.WithDeadline(r.Context(), s.expiry())
 	defer cancel()
 	go func() {
@@ -162,13 +181,10 @@ func (u *UI) deploymentEvents(w http.ResponseWriter, r *http.Request) {
 			var more []deploy.Event
 			more, index, err = u.Templates.Engine.WatchEvents(wctx, d.ID, after, index)
 			cancel()
+			if ctx.Err() == nil && !stillValid(ctx) {
+				return
+			}
 			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-				// A session whose token was revoked ends here, as its
-				// next page request would end it.
-				if _, err := u.Keystone.Tokens.Validate(ctx, s.currentToken()); err != nil {
-					u.sessions.drop(cookieValue(r, sessionCookie))
-					return
-				}
 				// Quiet: a comment keeps proxies from closing the stream,
 				// and a status settled without a new event is seen.
 				if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {

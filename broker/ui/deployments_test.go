@@ -207,3 +207,63 @@ func TestDeploymentStreamEndsWithSession(t *testing.T) {
 		t.Fatalf("the stream broke instead of ending: %v", err)
 	}
 }
+
+// TestDeploymentStreamEndsOnProjectSwitch: a stream authorized by the
+// session's token for one project ends when the session switches to
+// another project's token.
+func TestDeploymentStreamEndsOnProjectSwitch(t *testing.T) {
+	e := newEnv(t)
+	pw := e.Member(t, "carol", "proj-c", identity.RoleMember)
+	e.Member2(t, "carol", "proj-d")
+	b := e.browser(t)
+	b.login("carol", pw)
+	u, err := e.Dir.FindUser(e.Ctx, identity.DefaultDomainID, "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := e.Dir.ProjectsOf(e.Ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var projC, projD string
+	for _, p := range ps {
+		switch p.Name {
+		case "proj-c":
+			projC = p.ID
+		case "proj-d":
+			projD = p.ID
+		}
+	}
+	if projC == "" || projD == "" {
+		t.Fatalf("carol's projects: %+v", ps)
+	}
+	d, _, err := e.engine.Create(e.Ctx, "idle", resource.Caller{Project: projC, User: u.ID}, deploy.Spec{Source: webTemplate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(e.Ctx, http.MethodGet, e.Server.URL+"/ui/deployments/"+d.ID+"/events", nil)
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stream: %d", resp.StatusCode)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() && sc.Text() != "event: state" {
+	}
+	if code, _, body := b.post("/ui/project", url.Values{"project": {projD}}); code != http.StatusSeeOther {
+		t.Fatalf("switch: %d %s", code, body)
+	}
+	// The stream ends at its next check (within its 15 s keep-alive).
+	for sc.Scan() {
+		if sc.Text() == "event: end" {
+			t.Fatal("the stream said the pending deployment settled")
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("the stream broke instead of ending: %v", err)
+	}
+}
