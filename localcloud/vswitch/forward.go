@@ -125,6 +125,12 @@ func (s *Switch) forward(out *outbox, src *port, frame []byte) {
 		return
 	}
 	if dst.router != nil {
+		if pk.ether == etherARP {
+			// Unicast to the router's MAC: how Linux re-checks a cached
+			// neighbour before it goes stale.
+			s.answerARP(out, dst, src, frame)
+			return
+		}
 		s.route(out, dst, &pk, frame, 0)
 		return
 	}

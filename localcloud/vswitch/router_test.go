@@ -211,3 +211,25 @@ func TestFloatingIPBoundToItsPort(t *testing.T) {
 	c.send(withChecksums(ipv4Frame(r1, mac(4), "10.1.0.10", "198.51.100.50", protoUDP, 5353, 53, 0)))
 	checkFrame(t, "the new holder's traffic SNATed to the gateway, not the floating IP", x.recv(wait), mac(3), rg, "198.51.100.2", "198.51.100.50")
 }
+
+// TestRouterAnswersUnicastARP: Linux re-checks a cached neighbour with a
+// unicast ARP request to its MAC; the router answers it as it answers a
+// broadcast one (long flows through a gateway would stall otherwise).
+func TestRouterAnswersUnicastARP(t *testing.T) {
+	s := New(Config{}, nil)
+	t.Cleanup(func() { _ = s.Close() })
+	a := attach(t, s, "a", "na", mac(1), "10.1.0.10")
+	r1 := mac(0x11)
+	if err := s.SetRouter(localcloud.RouterPlan{ID: "r",
+		Interfaces: []localcloud.RouterPort{{PortID: "ri1", NetworkID: "na", MAC: netMAC(r1), IPs: []netip.Prefix{netip.MustParsePrefix("10.1.0.1/24")}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f := arpFrame(mac(1), "10.1.0.10", "10.1.0.1")
+	copy(f[0:6], r1[:])
+	a.send(f)
+	rep := a.recv(wait)
+	if rep == nil || binary.BigEndian.Uint16(rep[20:22]) != 2 || [6]byte(rep[22:28]) != r1 || [6]byte(rep[0:6]) != mac(1) {
+		t.Fatalf("reply to a unicast ARP request = % x", rep)
+	}
+}
