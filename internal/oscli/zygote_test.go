@@ -185,7 +185,8 @@ func TestSwiftZygoteMatchesExec(t *testing.T) {
 	}
 	work := t.TempDir()
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-	storage := []string{"--os-auth-token", "tok", "--os-storage-url", "http://127.0.0.1:9/v1/AUTH_x"}
+	// No retries: swift backs off for a minute against a closed port.
+	storage := []string{"--retries", "0", "--os-auth-token", "tok", "--os-storage-url", "http://127.0.0.1:9/v1/AUTH_x"}
 	tests := []struct {
 		name string
 		args []string
