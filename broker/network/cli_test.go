@@ -18,13 +18,7 @@ func TestOpenStackCLI(t *testing.T) {
 	bobPassword := e.Member(t, "bob", "team-b", identity.RoleMember)
 	run := osRunner(t, e)
 	bob := map[string]string{"OS_USERNAME": "bob", "OS_PASSWORD": bobPassword, "OS_PROJECT_NAME": "team-b"}
-	steps := []struct {
-		name     string
-		env      map[string]string
-		args     []string
-		wantCode int
-		want     []string
-	}{
+	steps := []cliStep{
 		{"network create", nil, []string{"network", "create", "net-cli", "-f", "value", "-c", "status"}, 0, []string{"ACTIVE"}},
 		{"pinned network", nil, []string{"network", "create", "--availability-zone-hint", "west", "net-west", "-f", "value", "-c", "availability_zones"}, 0, []string{"west"}},
 		{"subnet create", nil, []string{"subnet", "create", "--network", "net-cli", "--subnet-range", "10.9.0.0/24", "sub-cli", "-f", "value", "-c", "gateway_ip"}, 0, []string{"10.9.0.1"}},
@@ -64,19 +58,7 @@ func TestOpenStackCLI(t *testing.T) {
 		{"network delete", nil, []string{"network", "delete", "net-renamed", "net-west", "net-shared"}, 0, nil},
 		{"gone", nil, []string{"network", "list", "-f", "value", "-c", "Name"}, 0, []string{"private"}},
 	}
-	for _, st := range steps {
-		t.Run(st.name, func(t *testing.T) {
-			out, code := run(st.env, st.args...)
-			if code != st.wantCode {
-				t.Fatalf("openstack %v: exit %d, want %d\n%s", st.args, code, st.wantCode, out)
-			}
-			for _, w := range st.want {
-				if !strings.Contains(out, w) {
-					t.Errorf("openstack %v: output lacks %q:\n%s", st.args, w, out)
-				}
-			}
-		})
-	}
+	runCLISteps(t, run, steps)
 	if out, _ := run(bob, "network", "list", "-f", "value", "-c", "Name"); strings.Contains(out, "net-") {
 		t.Fatalf("bob sees admin's networks:\n%s", out)
 	}

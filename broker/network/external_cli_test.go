@@ -1,7 +1,6 @@
 package network_test
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
@@ -19,13 +18,7 @@ func TestExternalNetworkCLI(t *testing.T) {
 	bobPassword := e.Member(t, "bob", "team-b", identity.RoleMember)
 	run := osRunner(t, e)
 	bob := map[string]string{"OS_USERNAME": "bob", "OS_PASSWORD": bobPassword, "OS_PROJECT_NAME": "team-b"}
-	steps := []struct {
-		name     string
-		env      map[string]string
-		args     []string
-		wantCode int
-		want     []string
-	}{
+	steps := []cliStep{
 		{"a member may not", bob, []string{"network", "create", "--external", "mine"}, 1, []string{"403"}},
 		{"admin creates", nil, []string{"network", "create", "--external", "--availability-zone-hint", "east", "ext-east", "-f", "json"}, 0,
 			[]string{`"router:external": true`, `"shared": false`}},
@@ -38,17 +31,5 @@ func TestExternalNetworkCLI(t *testing.T) {
 		{"bob's floating IP from it", bob, []string{"floating", "ip", "create", "ext-east", "-f", "value", "-c", "floating_ip_address"}, 0, []string{"203.0.113."}},
 		{"bob may not delete it", bob, []string{"network", "delete", "ext-east"}, 1, nil},
 	}
-	for _, st := range steps {
-		t.Run(st.name, func(t *testing.T) {
-			out, code := run(st.env, st.args...)
-			if code != st.wantCode {
-				t.Fatalf("openstack %v: exit %d, want %d\n%s", st.args, code, st.wantCode, out)
-			}
-			for _, w := range st.want {
-				if !strings.Contains(out, w) {
-					t.Errorf("openstack %v: output lacks %q:\n%s", st.args, w, out)
-				}
-			}
-		})
-	}
+	runCLISteps(t, run, steps)
 }

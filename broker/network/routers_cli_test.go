@@ -52,13 +52,7 @@ func TestRoutersCLI(t *testing.T) {
 	run := osRunner(t, e)
 	bob := map[string]string{"OS_USERNAME": "bob", "OS_PASSWORD": bobPassword, "OS_PROJECT_NAME": "team-b"}
 	const fip = "198.51.100.50"
-	steps := []struct {
-		name     string
-		env      map[string]string
-		args     []string
-		wantCode int
-		want     []string
-	}{
+	steps := []cliStep{
 		{"extensions", nil, []string{"extension", "list", "--network", "-f", "value", "-c", "Alias"}, 0, []string{"router", "ext-gw-mode", "extraroute"}},
 		{"network", nil, []string{"network", "create", "--availability-zone-hint", "east", "net-r", "-f", "value", "-c", "status"}, 0, []string{"ACTIVE"}},
 		{"subnet", nil, []string{"subnet", "create", "--network", "net-r", "--subnet-range", "10.30.0.0/24", "sub-r", "-f", "value", "-c", "gateway_ip"}, 0, []string{"10.30.0.1"}},
@@ -86,19 +80,7 @@ func TestRoutersCLI(t *testing.T) {
 		{"unset gateway", nil, []string{"router", "unset", "--external-gateway", "r1"}, 0, nil},
 		{"router delete", nil, []string{"router", "delete", "r1", "r-west"}, 0, nil},
 	}
-	for _, st := range steps {
-		t.Run(st.name, func(t *testing.T) {
-			out, code := run(st.env, st.args...)
-			if code != st.wantCode {
-				t.Fatalf("openstack %v: exit %d, want %d\n%s", st.args, code, st.wantCode, out)
-			}
-			for _, w := range st.want {
-				if !strings.Contains(out, w) {
-					t.Errorf("openstack %v: output lacks %q:\n%s", st.args, w, out)
-				}
-			}
-		})
-	}
+	runCLISteps(t, run, steps)
 	if out, _ := run(bob, "router", "list", "-f", "value"); strings.TrimSpace(out) != "" {
 		t.Fatalf("bob sees routers:\n%s", out)
 	}
@@ -127,5 +109,33 @@ func osRunner(t *testing.T, e *testEnv) func(env map[string]string, args ...stri
 			environ = append(environ, k+"="+v)
 		}
 		return oscli.Run(t, bin, environ, args...)
+	}
+}
+
+// cliStep is one openstack CLI command (as env's user, admin when nil),
+// the exit code it must end with and what its output must hold.
+type cliStep struct {
+	name     string
+	env      map[string]string
+	args     []string
+	wantCode int
+	want     []string
+}
+
+// runCLISteps runs steps in order through run, each as a subtest.
+func runCLISteps(t *testing.T, run func(env map[string]string, args ...string) (string, int), steps []cliStep) {
+	t.Helper()
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			out, code := run(st.env, st.args...)
+			if code != st.wantCode {
+				t.Fatalf("openstack %v: exit %d, want %d\n%s", st.args, code, st.wantCode, out)
+			}
+			for _, w := range st.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("openstack %v: output lacks %q:\n%s", st.args, w, out)
+				}
+			}
+		})
 	}
 }
