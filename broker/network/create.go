@@ -596,7 +596,9 @@ func (s *Service) DeleteNetwork(ctx context.Context, project, id string) error {
 			return err
 		}
 	}
-	err = c.DeleteNetwork(ctx, ref.PeerResourceID)
+	err = s.deleteAfterLeavingServers(ctx, ref.Member, onNetwork(ref.PeerResourceID), func(ctx context.Context) error {
+		return c.DeleteNetwork(ctx, ref.PeerResourceID)
+	})
 	switch {
 	case errors.Is(err, peers.ErrConflict):
 		return inUse("NetworkInUse", "Unable to complete operation on network %s. There are one or more ports still in use on the network.", id)
@@ -664,8 +666,13 @@ func (s *Service) deleteOwned(ctx context.Context, project, kind, id, inUseType,
 		return err
 	}
 	c := ref.Member.Cloud
-	del := map[string]func(context.Context, string) error{KindSubnet: c.DeleteSubnet, KindPort: c.DeletePort}[kind]
-	err = del(ctx, ref.PeerResourceID)
+	if kind == KindSubnet {
+		err = s.deleteAfterLeavingServers(ctx, ref.Member, onSubnet(ref.PeerResourceID), func(ctx context.Context) error {
+			return c.DeleteSubnet(ctx, ref.PeerResourceID)
+		})
+	} else {
+		err = c.DeletePort(ctx, ref.PeerResourceID)
+	}
 	switch {
 	case errors.Is(err, peers.ErrConflict):
 		return inUse(inUseType, inUseMsg, id)

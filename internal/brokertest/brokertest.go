@@ -43,6 +43,9 @@ type Peer struct {
 	// Wrap, when set, serves the peer through a wrapper (a stuck or
 	// failing cloud) instead of the local cloud itself.
 	Wrap func(*localcloud.Cloud) peers.Cloud
+	// Fake, when set, is handed the peer's fake driver before the cloud
+	// starts (a test injects faults: a teardown held, a host failing).
+	Fake func(*fake.Driver)
 }
 
 // Env is a running environment.
@@ -83,6 +86,9 @@ func New(t testing.TB, ps []Peer, mount func(e *Env, r chi.Router)) *Env {
 		cfg.Hosts[0].VCPUs, cfg.Hosts[0].RAMMiB = p.VCPUs, p.RAMMiB
 		fd := fake.New(cfg.Hosts...)
 		fd.SetTransitionTime(p.Transition)
+		if p.Fake != nil {
+			p.Fake(fd)
+		}
 		c, err := localcloud.New(cfg, fd, e.Log)
 		if err != nil {
 			t.Fatal(err)
