@@ -26,6 +26,26 @@
 //     key, so reserve, commit, release and free are atomic across any
 //     number of brokers on one Consul cluster.
 //
+// # Combined writes
+//
+// Every create of a project writes the project's one record, twice. A
+// broker applies the changes waiting for a record together and writes
+// them with one compare-and-swap (combine.go), so its requests never race
+// each other on the record; only brokers race. Without it, 32 concurrent
+// creates of one project managed 7 calls/s, and some lost race after race
+// for 15 s and more; with it, 120-190 calls/s through a leader election on a
+// loaded 2-core machine (TestLedgerThroughLeaderFailover).
+//
+// # A write whose answer was lost
+//
+// A Consul leader dying under a write leaves unknown whether it landed.
+// Each record names every writer's last write (its marks); a writer
+// writes a record one batch at a time, so reading the record back says
+// exactly whether a lost attempt landed, and the batch answers with what
+// that attempt's changes said: a reservation, commit or free lands exactly
+// once (TestLostAnswersCountOnce, and against a real three-server cluster
+// TestLedgerThroughLeaderFailover).
+//
 // # Reservations of a broker that dies
 //
 // A reservation carries an expiry. Its holder extends it while the create

@@ -2,7 +2,6 @@ package quota
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,12 +45,12 @@ func (s Scope) key() (string, error) {
 type record struct {
 	Used         Amounts                 `json:"used,omitempty"`
 	Reservations map[string]*reservation `json:"reservations,omitempty"`
-	// Seq counts the record's writes and Ops names the last opRing of
-	// them (Ops[len-1] wrote Seq), so a writer whose answer was lost can
-	// tell, by reading the record back, whether its write landed (see
-	// update): a Consul leader dying under a write leaves that unknown.
-	Seq uint64   `json:"seq,omitempty"`
-	Ops []string `json:"ops,omitempty"`
+	// Marks name each writer's last write (a Ledger's, see writerID), so
+	// a writer whose answer was lost can tell, by reading the record
+	// back, whether its write landed (see writeBatch): a Consul leader
+	// dying under a write leaves that unknown. A writer writes a record
+	// serially (combine.go), so its mark is exactly its last write.
+	Marks map[string]mark `json:"marks,omitempty"`
 }
 
 // settlePause waits d (or until ctx ends) and returns the next, longer
@@ -68,12 +67,19 @@ func settlePause(ctx context.Context, d time.Duration) time.Duration {
 
 // lostSettle bounds how long an update keeps settling a write whose
 // answer was lost and trying again: a Consul leader election takes a few
-// seconds.
-const lostSettle = 15 * time.Second
+// seconds, several on a loaded machine, and the resource a commit counts
+// already exists, so failing it early costs more than waiting.
+const lostSettle = 30 * time.Second
 
-// opRing is how many of its last writes a record names. A lost write is
-// settled only while fewer writes than this followed it.
-const opRing = 64
+// markTTL is how long a writer's mark outlives its last write to the
+// record: a broker gone for that long settles nothing any more.
+const markTTL = 10 * time.Minute
+
+// mark is a writer's last write to a record.
+type mark struct {
+	Op string    `json:"op"`
+	At time.Time `json:"at"`
+}
 
 type reservation struct {
 	Amounts  Amounts   `json:"amounts"`
@@ -124,6 +130,14 @@ type Ledger struct {
 	Log logrus.FieldLogger
 	// Metrics, when set, counts reservations (NewMetrics).
 	Metrics *Metrics
+
+	// queues hold the changes waiting for their record's next write, by
+	// key (combine.go).
+	qmu    sync.Mutex
+	queues map[string]*keyQueue
+	// writer names this Ledger's writes in the records' marks.
+	writerOnce sync.Once
+	writer     string
 }
 
 func (l *Ledger) now() time.Time {
@@ -167,91 +181,6 @@ func (l *Ledger) read(ctx context.Context, key string) (*record, uint64, error) 
 		rec.Reservations = map[string]*reservation{}
 	}
 	return rec, kv.ModifyIndex, nil
-}
-
-// update applies change to the scope's record atomically: read, change,
-// compare-and-swap, again on a lost race. Expired reservations are dropped
-// on the way. change returning errSkip writes nothing.
-func (l *Ledger) update(ctx context.Context, s Scope, change func(rec *record, now time.Time) error) error {
-	key, err := s.key()
-	if err != nil {
-		return err
-	}
-	op := rand.Text()[:12]
-	// Once an attempt's answer was lost, it may land at any later moment
-	// (still queued in Consul) until a later attempt lands instead: every
-	// attempt is a CAS on the index it read, so at most one of them ever
-	// does. From then on every read first looks for op among the record's
-	// writes; more than opRing writes past it, it can no longer tell.
-	var lost error
-	var lostFrom uint64    // the record's Seq when the first uncertain attempt was made
-	var settleBy time.Time // a lost write is settled within lostSettle
-	pause := 50 * time.Millisecond
-	for {
-		rec, index, err := l.read(ctx, key)
-		if err != nil {
-			if lost == nil {
-				return err
-			}
-			if ctx.Err() != nil || !time.Now().Before(settleBy) {
-				return lost
-			}
-			pause = settlePause(ctx, pause) // the Store is still away: read again
-			continue
-		}
-		if lost != nil {
-			switch {
-			case slices.Contains(rec.Ops, op):
-				return nil
-			case rec.Seq < lostFrom || rec.Seq-lostFrom >= opRing:
-				// Rewritten without the log (an older broker), or too many
-				// writes since: whether ours is among them is unknown.
-				return lost
-			}
-		}
-		now := l.now()
-		dropped := rec.dropExpired(now)
-		err = change(rec, now)
-		if errors.Is(err, errSkip) && !dropped {
-			return nil
-		}
-		if err != nil && !errors.Is(err, errSkip) {
-			return err
-		}
-		rec.Seq++
-		rec.Ops = append(rec.Ops, op)
-		if len(rec.Ops) > opRing {
-			rec.Ops = rec.Ops[len(rec.Ops)-opRing:]
-		}
-		b, merr := json.Marshal(rec)
-		if merr != nil {
-			return merr
-		}
-		_, werr := l.Store.CAS(ctx, key, b, index)
-		switch {
-		case errors.Is(werr, registry.ErrConflict):
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			continue
-		case errors.Is(werr, registry.ErrUnavailable) && ctx.Err() == nil && (settleBy.IsZero() || time.Now().Before(settleBy)):
-			if settleBy.IsZero() {
-				settleBy = time.Now().Add(lostSettle)
-			}
-			// A Consul election can fail several attempts in a row.
-			pause = settlePause(ctx, pause)
-			// The answer may have been lost with the write applied: the
-			// records read from now on say whether it landed.
-			if lost == nil {
-				lostFrom = rec.Seq - 1
-			}
-			lost = fmt.Errorf("writing %s: %w", key, werr)
-			continue
-		case werr != nil:
-			return fmt.Errorf("writing %s: %w", key, werr)
-		}
-		return nil
-	}
 }
 
 // errSkip tells update that change found nothing to write.
