@@ -154,7 +154,7 @@ func (x *Index) Put(ctx context.Context, e Entry) error {
 	if err != nil {
 		return err
 	}
-	at, err := x.store.CAS(ctx, primaryKey(e.Kind, e.ID), raw, 0)
+	at, err := x.casOwned(ctx, primaryKey(e.Kind, e.ID), raw, 0)
 	if err != nil {
 		if errors.Is(err, registry.ErrConflict) {
 			if cur, gerr := x.Get(ctx, e.Kind, e.ID, ""); gerr == nil && cur.sameResource(e) {
@@ -164,7 +164,7 @@ func (x *Index) Put(ctx context.Context, e Entry) error {
 		return fmt.Errorf("index %s %s: %w", e.Kind, e.ID, err)
 	}
 	x.mirror.Wrote(primaryKey(e.Kind, e.ID), e, at)
-	if _, err := x.store.CAS(ctx, projectKey(e.Kind, e.Project, e.ID), raw, 0); err != nil {
+	if _, err := x.casOwned(ctx, projectKey(e.Kind, e.Project, e.ID), raw, 0); err != nil {
 		if x.store.Delete(context.WithoutCancel(ctx), primaryKey(e.Kind, e.ID)) == nil {
 			x.mirror.Deleted(primaryKey(e.Kind, e.ID), at)
 		}

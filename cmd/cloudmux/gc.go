@@ -180,6 +180,9 @@ func startGC(cfg Config, d gcDeps, log logrus.FieldLogger, goBG func(string, fun
 		orphans("server-attrs", g.OrphanGrace, []string{compute.AttrsPrefix}, d.servers.AttrsLeftovers),
 		orphans("server-actions", g.OrphanGrace, []string{compute.ActionsPrefix}, d.servers.ActionsLeftovers),
 		orphans("network-attrs", g.OrphanGrace, network.AttrsPrefixes, d.networks.AttrsLeftovers),
+		// A remover that died between deleting an index entry and dropping
+		// its claim leaves the claim.
+		orphans("index-claims", g.OrphanGrace, []string{index.ClaimPrefix}, d.index.StaleClaims),
 		orphans("ec2-vpc-cidrs", g.OrphanGrace, []string{ec2.VPCCIDRPrefix}, ec2.VPCCIDRLeftovers(d.index)),
 		orphans("staging-leftovers", g.OrphanGrace, staging.LeftoverPrefixes, staging.Leftovers(func(ctx context.Context) (map[string]bool, map[string]bool, error) {
 			images, err := d.index.List(ctx, image.Kind, "")
