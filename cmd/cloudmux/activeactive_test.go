@@ -1,8 +1,8 @@
 //go:build faults
 
-// The fault test runs apart from `make test` (make test-faults): it takes
-// two minutes of six Consul agents and four brokers, and what it found is
-// not fixed yet (see the README's "Running for real").
+// The fault test runs last in `make test` (scripts/test.sh), alone: six
+// Consul agents, four brokers and a minute of load need the machine to
+// themselves. `make test-faults` runs it by itself.
 
 package main
 
