@@ -128,6 +128,9 @@ type compiled struct {
 	// capacity report: without a comprehension and "with", a third
 	// cheaper.
 	requestQuery, denyQuery, scoreQuery, denyOne, scoreOne rego.PreparedEvalQuery
+	// denyNarrow and scoreNarrow narrow the peer part of the passes' keys
+	// by the request (narrow.go); nil when nothing can narrow them.
+	denyNarrow, scoreNarrow *narrower
 	// verdicts caches the per-peer form's verdicts by what they read.
 	verdicts verdictCache
 	denials  requestDenials
@@ -206,6 +209,10 @@ func compile(ctx context.Context, version string, b Bundle) (*compiled, error) {
 		add(&out.scoreQuery, "score = {i: x | r := input.request; pl := input.pool; some i, p in input.batch; x := "+scoreRef.String()+` with input as {"request": r, "peer": p, "pool": pl}}`)
 		add(&out.denyOne, "deny = "+denyRef.String())
 		add(&out.scoreOne, "score = "+scoreRef.String())
+		if p.cacheable {
+			out.denyNarrow = newNarrower(ctx, c, store, rulesOf(c, denyRef))
+			out.scoreNarrow = newNarrower(ctx, c, store, rulesOf(c, scoreRef))
+		}
 	} else {
 		var query []string
 		if p.deny {

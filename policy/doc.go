@@ -92,7 +92,12 @@
 // verdict is cached under the policy version, the peer's ID and the
 // values at every input path its rules read (with the rules and functions
 // they depend on), so it is evaluated again only when one of those
-// changes; the peers that miss are evaluated as one batch (one alone
+// changes. What a pass reads of the peer is narrowed by the request: a
+// rule whose body begins with tests of input.request alone (a guard:
+// input.request.kind == "volume", or a rule that reads only the
+// request) is left out of the key, with what only it reads, for the
+// requests its guard fails (the stock score then keys a server on its
+// RAM room, not its disk room). The peers that miss are evaluated as one batch (one alone
 // without the batch), and a peer whose term changed (a capacity report)
 // or that missed is evaluated in the background for the other recent
 // request shapes, so the next decision of another flavor finds it. A decision over the same peers as the last one of

@@ -3,6 +3,7 @@ package policy_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -36,6 +37,40 @@ score := {"parts": {"cost": c, "free": f, "pool": p}} if {
 }
 `
 
+// guardedPerPeer is a per-peer policy whose rules begin with tests of the
+// request alone (guards: a volume's rules, a gpu hint's, a dimension
+// chosen by kind), so the cache narrows what it keys on of the peer by
+// the request: a verdict keyed without a field it does read would show
+// here as a difference.
+const guardedPerPeer = `package cloudmux.placement
+
+deny contains sprintf("volume needs %d GiB, %d free", [input.request.resources.disk_gib, input.peer.capacity.disk_gib.free]) if {
+	input.request.kind == "volume"
+	input.peer.capacity.disk_gib.total > 0
+	input.peer.capacity.disk_gib.free < input.request.resources.disk_gib
+}
+
+deny contains "no gpu" if {
+	input.request.hints.required_labels.gpu
+	not input.peer.labels.gpu
+}
+
+dim := "disk_gib" if input.request.kind == "volume"
+
+dim := "ram_mib" if input.request.kind != "volume"
+
+free := input.peer.capacity.disk_gib.free if dim == "disk_gib"
+
+free := input.peer.capacity.ram_mib.free if dim == "ram_mib"
+
+region_points := 7 if {
+	input.request.hints.preferred_labels.region
+	input.peer.labels.region == input.request.hints.preferred_labels.region
+} else := 1
+
+score := {"parts": {"free": free % 40, "labels": count(input.peer.labels), "region": region_points}}
+`
+
 // TestVerdictCacheEquivalence drives random pools through random
 // requests with churn (peers' capacity, status and labels change, usage
 // changes, flavors mix) and checks that every decision of the cached
@@ -48,6 +83,10 @@ func TestVerdictCacheEquivalence(t *testing.T) {
 	vs := policy.NewVersions(registry.NewMemory())
 	poolV := uploadPoolForm(t, vs)
 	customV, _, err := vs.Upload(ctx, policy.Bundle{Modules: map[string]string{"custom.rego": customPerPeer}}, "t", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	guardedV, _, err := vs.Upload(ctx, policy.Bundle{Modules: map[string]string{"guarded.rego": guardedPerPeer}}, "t", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,16 +123,18 @@ func TestVerdictCacheEquivalence(t *testing.T) {
 						t.Fatalf("step %d: %s differs from the uncached stock engine: %s\nrequest %+v", step, c.name, diff, req)
 					}
 				}
-				want, err := uncached.Explain(ctx, customV.ID, req, ps)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, err := cached.Explain(ctx, customV.ID, req, ps)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if diff := diffDecisions(got, want); diff != "" {
-					t.Fatalf("step %d: the cached custom policy differs from the uncached one: %s", step, diff)
+				for _, v := range []policy.Version{customV, guardedV} {
+					want, err := uncached.Explain(ctx, v.ID, req, ps)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err := cached.Explain(ctx, v.ID, req, ps)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if diff := diffDecisions(got, want); diff != "" {
+						t.Fatalf("step %d: the cached policy %s differs from the uncached one: %s\nrequest %+v", step, slices.Sorted(maps.Keys(v.Modules)), diff, req)
+					}
 				}
 				churnRandom(rng, ps)
 			}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -139,21 +140,14 @@ func rulesOf(c *ast.Compiler, ref ast.Ref) []*ast.Rule {
 // readsOf collects the input paths read by roots and every rule and
 // function they depend on, through the compiler's dependency graph.
 func readsOf(c *ast.Compiler, roots []*ast.Rule) reads {
-	seen := map[*ast.Rule]bool{}
-	queue := slices.Clone(roots)
+	return readsOfExcept(c, roots, nil)
+}
+
+// readsOfExcept is readsOf leaving out the rules in except, and what only
+// they depend on.
+func readsOfExcept(c *ast.Compiler, roots []*ast.Rule, except map[*ast.Rule]bool) reads {
 	var rd reads
-	for len(queue) > 0 {
-		r := queue[len(queue)-1]
-		queue = queue[:len(queue)-1]
-		if seen[r] {
-			continue
-		}
-		seen[r] = true
-		for d := range c.Graph.Dependencies(r) {
-			if dr, ok := d.(*ast.Rule); ok && !seen[dr] {
-				queue = append(queue, dr)
-			}
-		}
+	for _, r := range closure(c, roots, except) {
 		ast.WalkRefs(r, func(ref ast.Ref) bool {
 			g, ok := inputPath(ref)
 			if !ok || len(g) < 2 {
@@ -172,6 +166,33 @@ func readsOf(c *ast.Compiler, roots []*ast.Rule) reads {
 	}
 	rd.peer, rd.request, rd.pool = minimal(rd.peer), minimal(rd.request), minimal(rd.pool)
 	return rd
+}
+
+// closure is roots and every rule and function they depend on, through
+// the compiler's dependency graph, leaving out the rules in except and
+// what only they depend on.
+func closure(c *ast.Compiler, roots []*ast.Rule, except map[*ast.Rule]bool) []*ast.Rule {
+	seen := maps.Clone(except)
+	if seen == nil {
+		seen = map[*ast.Rule]bool{}
+	}
+	var out []*ast.Rule
+	queue := slices.Clone(roots)
+	for len(queue) > 0 {
+		r := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		if seen[r] {
+			continue
+		}
+		seen[r] = true
+		out = append(out, r)
+		for d := range c.Graph.Dependencies(r) {
+			if dr, ok := d.(*ast.Rule); ok && !seen[dr] {
+				queue = append(queue, dr)
+			}
+		}
+	}
+	return out
 }
 
 // minimal drops the paths another path covers (a prefix of them) and

@@ -118,6 +118,8 @@ type pass struct {
 	reqTerm, pool *ast.Term
 	// refresh marks a background refresh's pass, over a few peers.
 	refresh bool
+	// set narrows the peer part of the keys (nil: the static reads).
+	set *readSet
 	// shape is the request's shape, which the peer terms are built for.
 	shape shape
 	// terms, when set, is the decision's copy of its peer terms for the
@@ -140,19 +142,21 @@ var (
 
 // denyPass is the deny pass of c for the request term; buf is scratch
 // for the key.
-func denyPass(c *compiled, reqTerm *ast.Term, buf *[]byte) pass {
+func denyPass(sc *scope, c *compiled, reqTerm *ast.Term, buf *[]byte) pass {
 	*buf = appendReads(append((*buf)[:0], 'd'), reqTerm, c.plan.denyReads.request)
+	set := c.denyNarrow.set(sc, *buf, reqTerm)
 	part := c.internReq(*buf)
-	return pass{pass: denyPassKind, c: c, req: part.key, part: part, reqTerm: reqTerm}
+	return pass{pass: denyPassKind, c: c, req: part.key, part: part, reqTerm: reqTerm, set: set}
 }
 
 // scorePass is the score pass of c for the request term and pool; buf is
 // scratch for the key.
-func scorePass(c *compiled, reqTerm, pool *ast.Term, buf *[]byte) pass {
+func scorePass(sc *scope, c *compiled, reqTerm, pool *ast.Term, buf *[]byte) pass {
 	key := appendReads(append((*buf)[:0], 's'), reqTerm, c.plan.scoreReads.request)
+	set := c.scoreNarrow.set(sc, key, reqTerm)
 	*buf = appendReads(append(key, '|'), pool, c.plan.scoreReads.pool)
 	part := c.internReq(*buf)
-	return pass{pass: scorePassKind, c: c, req: part.key, part: part, reqTerm: reqTerm, pool: pool}
+	return pass{pass: scorePassKind, c: c, req: part.key, part: part, reqTerm: reqTerm, pool: pool, set: set}
 }
 
 // name is the rule the pass evaluates, and its binding in the queries.
@@ -172,8 +176,11 @@ func (ps *pass) queries() (batch, one *rego.PreparedEvalQuery) {
 	return &ps.c.denyQuery, &ps.c.denyOne
 }
 
-// peerKey picks the peer's part of the pass's key.
-func (ps *pass) peerKey(k *peerKeys) string {
+// peerKey picks the peer's part of the pass's key for the term t.
+func (ps *pass) peerKey(k *peerKeys, t *peerTerm) string {
+	if ps.set != nil {
+		return k.narrowedKey(ps.pass, ps.set, t)
+	}
 	if ps.pass == scorePassKind {
 		return k.score
 	}
@@ -258,7 +265,7 @@ func (ps *pass) run(sc *scope, c *compiled, cached bool, terms []*peerTerm, whic
 		cur, old := vc.tables(ps.req)
 		for _, i := range unknown {
 			k := c.keysOf(terms[i])
-			if v := vc.getLocked(cur, old, ps.req, ps.peerKey(k)); v != nil {
+			if v := vc.getLocked(cur, old, ps.req, ps.peerKey(k, terms[i])); v != nil {
 				out[i] = v
 				k.remember(ps.pass, ps.req, v)
 			} else {
@@ -275,7 +282,7 @@ func (ps *pass) run(sc *scope, c *compiled, cached bool, terms []*peerTerm, whic
 		c.verdicts.mu.Lock()
 		for _, i := range misses {
 			k := c.keysOf(terms[i])
-			c.verdicts.putLocked(ps.req, ps.peerKey(k), out[i])
+			c.verdicts.putLocked(ps.req, ps.peerKey(k, terms[i]), out[i])
 			k.remember(ps.pass, ps.req, out[i])
 		}
 		c.verdicts.mu.Unlock()
@@ -373,7 +380,7 @@ func (e *Engine) evalPerPeer(sc *scope, c *compiled, req Request, candidates []r
 	}
 	deny := pr.deny
 	var termsCopy []*peerTerm
-	dp := denyPass(c, pr.reqTerm, &pr.keyBuf)
+	dp := denyPass(sc, c, pr.reqTerm, &pr.keyBuf)
 	dp.terms, dp.shape = &termsCopy, shapeOf(req)
 	// changed is the peers whose terms changed or that were evaluated,
 	// for the background refresh (only read when cached): a peer whose
@@ -404,7 +411,7 @@ func (e *Engine) evalPerPeer(sc *scope, c *compiled, req Request, candidates []r
 	}
 	pr.allowed = allowed
 	pr.pool = poolTerm(req, candidates, pr.terms, allowed)
-	sp := scorePass(c, pr.reqTerm, pr.pool, &pr.keyBuf)
+	sp := scorePass(sc, c, pr.reqTerm, pr.pool, &pr.keyBuf)
 	sp.terms, sp.shape = &termsCopy, dp.shape
 	if c.plan.score {
 		scored, err := sp.run(sc, c, cached, pr.terms, allowed, pr.score)

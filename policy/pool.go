@@ -191,7 +191,7 @@ func (e *Engine) refresh(w refresh) {
 		allowed := which
 		if c.plan.deny {
 			var buf []byte
-			dp := denyPass(c, s.reqTerm, &buf)
+			dp := denyPass(&sc, c, s.reqTerm, &buf)
 			dp.refresh = true
 			if _, err := dp.run(&sc, c, true, terms, which, deny); err != nil {
 				return
@@ -205,7 +205,7 @@ func (e *Engine) refresh(w refresh) {
 		}
 		if c.plan.score {
 			var buf []byte
-			sp := scorePass(c, s.reqTerm, s.pool, &buf)
+			sp := scorePass(&sc, c, s.reqTerm, s.pool, &buf)
 			sp.refresh = true
 			if _, err := sp.run(&sc, c, true, terms, allowed, make([]*cachedVerdict, n)); err != nil {
 				return

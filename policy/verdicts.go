@@ -88,6 +88,25 @@ type peerKeys struct {
 	// asked: a decision like the one before finds its verdicts here
 	// without hashing keys.
 	last [2]atomic.Pointer[lastVerdict]
+	// narrowed is, per pass, the peer part of the key under the last
+	// narrowed read set asked (narrow.go).
+	narrowed [2]atomic.Pointer[narrowedKey]
+}
+
+// narrowedKey is a peer key part under a read set.
+type narrowedKey struct {
+	set *readSet
+	key string
+}
+
+// narrowedKey returns the peer part of the key under s for pass.
+func (k *peerKeys) narrowedKey(pass int, s *readSet, t *peerTerm) string {
+	if nk := k.narrowed[pass].Load(); nk != nil && nk.set == s {
+		return nk.key
+	}
+	key := s.key(t)
+	k.narrowed[pass].Store(&narrowedKey{s, key})
+	return key
 }
 
 // lastVerdict is a verdict and the request part it answers.
