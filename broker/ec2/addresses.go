@@ -65,6 +65,24 @@ func eipErr(err error, id string) error {
 	return err
 }
 
+// addressErr is eipErr for AllocateAddress. A specific Address is AWS's
+// recovery of a released one or a BYOIP pool's; here there is neither,
+// and choosing the address is a cloud admin's alone (the network
+// service refuses a member, as Neutron's policy does): a refused or
+// taken one is AWS's InvalidAddress.NotFound, saying why.
+func addressErr(err error, addr string) error {
+	var ne *network.Error
+	switch {
+	case addr == "":
+	case errors.Is(err, network.ErrForbidden):
+		return errorf(http.StatusBadRequest, "InvalidAddress.NotFound",
+			"The Elastic IP address '%s' does not exist or is not available: there are no BYOIP pools or released addresses to recover here, and only a cloud administrator may choose the address.", addr).hiding(err)
+	case errors.As(err, &ne) && (ne.Status == http.StatusConflict && ne.Type != "OverQuota" || ne.Status == http.StatusBadRequest):
+		return errorf(http.StatusBadRequest, "InvalidAddress.NotFound", "The Elastic IP address '%s' does not exist or is not available: %s", addr, ne.Message).hiding(err)
+	}
+	return eipErr(err, "")
+}
+
 func (a *API) allocateAddress(ctx context.Context, c *call) (any, error) {
 	if d := c.params.get("Domain"); d != "" && d != "vpc" {
 		return nil, invalidParameter("Domain %q: only vpc addresses exist here", d)
@@ -84,9 +102,10 @@ func (a *API) allocateAddress(ctx context.Context, c *call) (any, error) {
 		return nil, errorf(http.StatusBadRequest, "InvalidParameterValue", "No external network to take an address from%s.", map[bool]string{true: " in " + zone, false: ""}[zone != ""])
 	}
 	sort.Slice(ext, func(i, j int) bool { return ext[i].Ref.Member.Peer.Name < ext[j].Ref.Member.Peer.Name })
-	f, err := a.Addresses.CreateFloatingIP(ctx, c.token.ProjectID, network.FloatingIPCreate{NetworkID: ext[0].Ref.ID, Address: c.params.get("Address")})
+	addr := c.params.get("Address")
+	f, err := a.Addresses.CreateFloatingIP(ctx, c.token.ProjectID, network.FloatingIPCreate{NetworkID: ext[0].Ref.ID, Address: addr})
 	if err != nil {
-		return nil, eipErr(err, "")
+		return nil, addressErr(err, addr)
 	}
 	id, err := a.ids.assign(ctx, prefixEIP, f.Ref.ID)
 	if err != nil {

@@ -3,6 +3,7 @@ package ec2_test
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 // allocated on the peer's external network, associated with an instance
 // on a subnet a router joins to it, shown with the instance by a filter,
 // refused to another project and while associated, disassociated and
-// released. They are the network service's floating IPs.
+// released; a chosen address refused to a member, given to an admin
+// (once). They are the network service's floating IPs.
 func TestElasticIPsCLI(t *testing.T) {
 	if _, err := os.Stat(awsCLI); err != nil {
 		t.Skipf("%s is not installed (scripts/install-awscli.sh installs it)", awsCLI)
@@ -105,4 +107,22 @@ func TestElasticIPsCLI(t *testing.T) {
 	if len(desc.Addresses) != 0 {
 		t.Fatalf("describe-addresses after the release = %+v, want none", desc)
 	}
+
+	// A chosen address (AWS's recovery, or a BYOIP pool's) is a cloud
+	// admin's alone: the network service refuses a member, as Neutron's
+	// policy does, and AWS's answer says so.
+	if _, stderr, exit := bob.run("allocate-address", "--domain", "vpc", "--address", "198.51.100.90"); exit == 0 ||
+		!strings.Contains(stderr, "(InvalidAddress.NotFound)") || !strings.Contains(stderr, "only a cloud administrator may choose the address") {
+		t.Fatalf("bob's allocate-address --address: exit %d, stderr %q; want InvalidAddress.NotFound saying why", exit, stderr)
+	}
+	bob.ok(&desc, "describe-addresses")
+	if len(desc.Addresses) != 0 {
+		t.Fatalf("bob's describe-addresses after the refusal = %+v, want none", desc)
+	}
+	cli.ok(&alloc, "allocate-address", "--domain", "vpc", "--address", "198.51.100.90")
+	if alloc.PublicIP != "198.51.100.90" {
+		t.Fatalf("admin's allocate-address --address 198.51.100.90 = %+v", alloc)
+	}
+	cli.fails("InvalidAddress.NotFound", "allocate-address", "--domain", "vpc", "--address", "198.51.100.90")
+	cli.ok(nil, "release-address", "--allocation-id", alloc.AllocationID)
 }

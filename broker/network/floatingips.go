@@ -22,7 +22,8 @@ type FloatingIP struct {
 }
 
 // FloatingIPCreate is a new floating IP: on an external network, with an
-// address or any, associated at once when PortID is set.
+// address (a cloud admin's choice alone, as Neutron's policy has it) or
+// any, associated at once when PortID is set.
 type FloatingIPCreate struct {
 	NetworkID   string
 	Address     string
@@ -46,6 +47,12 @@ func (s *Service) resolveFIPPort(ctx context.Context, project, portID string, m 
 
 // CreateFloatingIP takes an address on an external network for project.
 func (s *Service) CreateFloatingIP(ctx context.Context, project string, req FloatingIPCreate) (FloatingIP, error) {
+	if req.Address != "" {
+		// Neutron's default policy: choosing the address is an admin's.
+		if err := adminOnly(ctx, "create_floatingip:floating_ip_address"); err != nil {
+			return FloatingIP{}, err
+		}
+	}
 	net, err := s.externalNetwork(ctx, project, req.NetworkID, "floatingip")
 	if err != nil {
 		return FloatingIP{}, err

@@ -86,6 +86,9 @@ func gatewayInfo(b body, errs *[]error) (g *GatewayRequest, clear bool) {
 		*errs = append(*errs, badInput("external_gateway_info", "network_id '"+raw.NetworkID+"' is not a valid UUID"))
 	}
 	g = &GatewayRequest{NetworkID: raw.NetworkID, EnableSNAT: raw.EnableSNAT}
+	if raw.FixedIPs != nil {
+		g.FixedIPs = []peers.FixedIP{} // asked for, even empty: Neutron's policy looks at the key
+	}
 	for _, f := range raw.FixedIPs {
 		g.FixedIPs = append(g.FixedIPs, peers.FixedIP{SubnetID: f.SubnetID, IPAddress: f.IPAddress})
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 
-	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 )
 
@@ -19,14 +18,7 @@ import (
 func TestRouterInterfacePortDeviceID(t *testing.T) {
 	e := newEnv(t)
 	ctx := e.Ctx
-	extPeerID := e.externalOn(t, "east")
-	var eastID string
-	for _, m := range e.Pool.Members() {
-		if m.Peer.Name == "east" {
-			eastID = m.Peer.ID
-		}
-	}
-	ext := network.NativeID(eastID, network.KindNetwork, extPeerID)
+	ext := e.externalNet(t, "east")
 	admin := client(t, e, "admin", brokertest.AdminPassword, "admin")
 	n, err := networks.Create(ctx, admin, networks.CreateOpts{Name: "n", AvailabilityZoneHints: []string{"east"}}).Extract()
 	if err != nil {

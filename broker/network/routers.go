@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 
+	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/index"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
@@ -43,10 +44,12 @@ type Router struct {
 }
 
 // GatewayRequest is a router's external_gateway_info as asked: broker IDs.
+// EnableSNAT and FixedIPs are a cloud admin's to set (Neutron's policy):
+// a member leaves them nil (SNAT on, addresses the peer's choice).
 type GatewayRequest struct {
 	NetworkID  string
 	EnableSNAT *bool
-	FixedIPs   []peers.FixedIP // broker subnet IDs and/or addresses
+	FixedIPs   []peers.FixedIP // broker subnet IDs and/or addresses; non-nil when asked for, even empty
 }
 
 // RouterCreate is a new router.
@@ -109,6 +112,37 @@ func (s *Service) externalNetwork(ctx context.Context, project, id, what string)
 	return ref, nil
 }
 
+// adminOnly refuses what Neutron's policy keeps for admins (rule names
+// the policy, as Neutron's 403 does) unless ctx carries a cloud admin's
+// token. It is checked here, not in a front end, so every API (Neutron,
+// EC2, a future Heat) is held to it; a caller without a token (an
+// internal one) is refused too.
+func adminOnly(ctx context.Context, rule string) error {
+	if t, ok := identity.TokenFrom(ctx); ok && t.CloudAdmin() {
+		return nil
+	}
+	return forbidden(rule)
+}
+
+// gatewayPolicy holds a member to Neutron's defaults for a router's
+// gateway: choosing its addresses (external_fixed_ips) and setting SNAT
+// (enable_snat, even to its default) are admin_only; naming the network
+// is the owner's. op is "create_router" or "update_router".
+func gatewayPolicy(ctx context.Context, op string, g *GatewayRequest) error {
+	if g == nil {
+		return nil
+	}
+	if g.FixedIPs != nil {
+		if err := adminOnly(ctx, op+":external_gateway_info:external_fixed_ips"); err != nil {
+			return err
+		}
+	}
+	if g.EnableSNAT != nil {
+		return adminOnly(ctx, op+":external_gateway_info:enable_snat")
+	}
+	return nil
+}
+
 // gatewaySpec turns a gateway request into the peer's terms, on member m.
 func (s *Service) gatewaySpec(ctx context.Context, project string, g *GatewayRequest, m *peers.Member) (*peers.RouterGateway, *peers.Member, error) {
 	net, err := s.externalNetwork(ctx, project, g.NetworkID, "router")
@@ -136,6 +170,9 @@ func (s *Service) gatewaySpec(ctx context.Context, project string, g *GatewayReq
 // CreateRouter creates a router on its gateway's peer, or where a zone
 // hint or placement says.
 func (s *Service) CreateRouter(ctx context.Context, project string, req RouterCreate) (Router, error) {
+	if err := gatewayPolicy(ctx, "create_router", req.Gateway); err != nil {
+		return Router{}, err
+	}
 	var gw *peers.RouterGateway
 	var m *peers.Member
 	if req.Gateway != nil {
@@ -368,6 +405,9 @@ func (s *Service) ListRouters(ctx context.Context, project string) ([]Router, []
 func (s *Service) UpdateRouter(ctx context.Context, project, id string, u RouterUpdate) (Router, error) {
 	e, m, err := s.ownEntry(ctx, project, KindRouter, id)
 	if err != nil {
+		return Router{}, err
+	}
+	if err := gatewayPolicy(ctx, "update_router", u.Gateway); err != nil {
 		return Router{}, err
 	}
 	rt, err := routing(ctx, m)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 	"github.com/cloudmux/cloudmux/internal/oscli"
 	"github.com/cloudmux/cloudmux/localcloud"
@@ -36,6 +37,33 @@ func (te *testEnv) externalOn(t *testing.T, peer string) string {
 	return ""
 }
 
+// externalNet is externalOn giving the broker's ID of the network (a
+// peer's own, under NativeID).
+func (te *testEnv) externalNet(t *testing.T, peer string) string {
+	t.Helper()
+	peerNetID := te.externalOn(t, peer)
+	for _, m := range te.Pool.Members() {
+		if m.Peer.Name == peer {
+			return network.NativeID(m.Peer.ID, network.KindNetwork, peerNetID)
+		}
+	}
+	return ""
+}
+
+// routersCLIEnv is the openstack CLI's environment for routers: east
+// with an external network "public", and bob, a member of team-b (the
+// env of his commands); it skips in -short.
+func routersCLIEnv(t *testing.T) (*testEnv, func(env map[string]string, args ...string) (string, int), map[string]string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs the openstack CLI")
+	}
+	e := newEnv(t)
+	e.externalOn(t, "east")
+	bobPassword := e.Member(t, "bob", "team-b", identity.RoleMember)
+	return e, osRunner(t, e), map[string]string{"OS_USERNAME": "bob", "OS_PASSWORD": bobPassword, "OS_PROJECT_NAME": "team-b"}
+}
+
 // TestRoutersCLI drives the real openstack CLI through a first server's
 // walkthrough of routers and floating IPs: a router with a gateway on
 // the external network, a subnet added, a floating IP put on a port,
@@ -43,14 +71,7 @@ func (te *testEnv) externalOn(t *testing.T, peer string) string {
 // an interface a floating IP needs) in Neutron's words; another project
 // seeing none of it.
 func TestRoutersCLI(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the openstack CLI")
-	}
-	e := newEnv(t)
-	e.externalOn(t, "east")
-	bobPassword := e.Member(t, "bob", "team-b", identity.RoleMember)
-	run := osRunner(t, e)
-	bob := map[string]string{"OS_USERNAME": "bob", "OS_PASSWORD": bobPassword, "OS_PROJECT_NAME": "team-b"}
+	_, run, bob := routersCLIEnv(t)
 	const fip = "198.51.100.50"
 	steps := []cliStep{
 		{"extensions", nil, []string{"extension", "list", "--network", "-f", "value", "-c", "Alias"}, 0, []string{"router", "ext-gw-mode", "extraroute"}},

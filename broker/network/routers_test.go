@@ -11,7 +11,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
-	"github.com/cloudmux/cloudmux/broker/network"
 	"github.com/cloudmux/cloudmux/internal/brokertest"
 )
 
@@ -24,14 +23,7 @@ import (
 func TestRoutersGophercloud(t *testing.T) {
 	e := newEnv(t)
 	ctx := e.Ctx
-	extPeerID := e.externalOn(t, "east")
-	var eastID string
-	for _, m := range e.Pool.Members() {
-		if m.Peer.Name == "east" {
-			eastID = m.Peer.ID
-		}
-	}
-	ext := network.NativeID(eastID, network.KindNetwork, extPeerID)
+	ext := e.externalNet(t, "east")
 	admin := client(t, e, "admin", brokertest.AdminPassword, "admin")
 	bobPassword := e.Member(t, "bob", "team-b", identity.RoleMember)
 	bob := client(t, e, "bob", bobPassword, "team-b")
