@@ -27,6 +27,8 @@ type AddressService interface {
 	ListFloatingIPs(ctx context.Context, project string) ([]network.FloatingIP, []string, error)
 	SetFloatingIPPort(ctx context.Context, project, id, portID, fixedIP string) (network.FloatingIP, error)
 	DeleteFloatingIP(ctx context.Context, project, id string) error
+	ServerPortsOf(ctx context.Context, project, serverID string) ([]network.Port, error)
+	PortsOn(ctx context.Context, project string, peerIDs []string) ([]network.Port, []string, error)
 }
 
 var _ AddressService = (*network.Service)(nil)
@@ -194,12 +196,16 @@ func (a *API) instancePort(ctx context.Context, c *call, inst string, f network.
 	if err != nil {
 		return "", serverErr(err, inst)
 	}
-	vis, err := a.Addresses.List(ctx, c.token.ProjectID, true)
+	// The server's own peer alone is read (its ports are there).
+	ports, err := a.Addresses.ServerPortsOf(ctx, c.token.ProjectID, srv.ID)
+	if errors.Is(err, network.ErrNotFound) {
+		return "", notFound("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", inst)
+	}
 	if err != nil {
 		return "", err
 	}
-	for _, p := range vis.Ports {
-		if p.DeviceID == srv.ID && p.Ref.Member.Peer.ID == f.Ref.Member.Peer.ID {
+	for _, p := range ports {
+		if p.Ref.Member.Peer.ID == f.Ref.Member.Peer.ID {
 			return p.Ref.ID, nil
 		}
 	}
@@ -240,7 +246,10 @@ func (a *API) describeAddresses(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	c.flagPartial(a.Log, "addresses", failed)
-	var servers map[string]string // port broker ID -> server broker ID
+	servers, err := a.portServers(ctx, c, fs)
+	if err != nil {
+		return nil, err
+	}
 	out := []addressItem{}
 	wantIDs, wantIPs := c.params.list("AllocationId"), c.params.list("PublicIp")
 	for _, f := range fs {
@@ -254,11 +263,6 @@ func (a *API) describeAddresses(ctx context.Context, c *call) (any, error) {
 				return nil, err
 			}
 			it.NetworkInterfaceID = f.PortID
-			if servers == nil {
-				if servers, err = a.portServers(ctx, c); err != nil {
-					return nil, err
-				}
-			}
 			if srv := servers[f.PortID]; srv != "" {
 				if it.InstanceID, err = a.ids.shown(ctx, prefixInstance, srv); err != nil {
 					return nil, err
@@ -276,14 +280,27 @@ func (a *API) describeAddresses(ctx context.Context, c *call) (any, error) {
 	}{list(out)}, nil
 }
 
-// portServers maps the project's ports to the servers they are bound to.
-func (a *API) portServers(ctx context.Context, c *call) (map[string]string, error) {
-	vis, err := a.Addresses.List(ctx, c.token.ProjectID, true)
+// portServers maps the ports of the associated addresses among fs to the
+// servers they are bound to, reading only those addresses' peers (a port
+// a floating IP maps onto is on its peer); a peer that does not answer
+// leaves its addresses without an instance, flagged as a partial answer.
+func (a *API) portServers(ctx context.Context, c *call, fs []network.FloatingIP) (map[string]string, error) {
+	var peerIDs []string
+	for _, f := range fs {
+		if id := f.Ref.Member.Peer.ID; f.PortID != "" && !contains(peerIDs, id) {
+			peerIDs = append(peerIDs, id)
+		}
+	}
+	out := map[string]string{}
+	if len(peerIDs) == 0 {
+		return out, nil
+	}
+	ports, failed, err := a.Addresses.PortsOn(ctx, c.token.ProjectID, peerIDs)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]string{}
-	for _, p := range vis.Ports {
+	c.flagPartial(a.Log, "addresses", failed)
+	for _, p := range ports {
 		out[p.Ref.ID] = p.DeviceID
 	}
 	return out, nil

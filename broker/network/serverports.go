@@ -75,6 +75,45 @@ func (s *Service) ServerPorts(ctx context.Context, project string, server index.
 	return slices.DeleteFunc(v.Ports, func(p Port) bool { return p.Peer.DeviceID != server.PeerResourceID }), nil
 }
 
+// ServerPortsOf is ServerPorts for the server of project with broker ID
+// serverID, its entry read from the index (memory): another API that
+// knows a server by ID (EC2's AssociateAddress) reads its peer alone.
+func (s *Service) ServerPortsOf(ctx context.Context, project, serverID string) ([]Port, error) {
+	e, err := s.Index.Get(ctx, kindServer, serverID, project)
+	if errors.Is(err, index.ErrNotFound) {
+		return nil, &Error{Status: 404, Type: "DeviceNotFound", Message: fmt.Sprintf("Server %s could not be found.", serverID), Err: ErrNotFound}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.ServerPorts(ctx, project, e)
+}
+
+// PortsOn returns the ports project sees on the peers peerIDs alone,
+// reading only those (a caller that knows where its ports are, such as
+// EC2's addresses, whose ports are their floating IPs' peers'), and the
+// peers that did not answer or are not connected.
+func (s *Service) PortsOn(ctx context.Context, project string, peerIDs []string) ([]Port, []string, error) {
+	var members []*peers.Member
+	var failed []string
+	for _, id := range peerIDs {
+		if m, ok := s.member(id); ok {
+			members = append(members, m)
+		} else if m, ok := s.Pool.Get(id); ok {
+			failed = append(failed, m.Peer.Name)
+		}
+	}
+	if len(members) == 0 {
+		return nil, failed, nil
+	}
+	states, notAnswered := s.readPeers(ctx, members, true)
+	v, err := s.visible(ctx, project, states, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v.Ports, append(failed, notAnswered...), nil
+}
+
 // ForgetServerPorts drops the index entries (and broker-kept attributes)
 // of the ports a peer made for server serverID of project: the compute
 // API calls it once the server is deleted. Run's discovery drops any it
