@@ -141,6 +141,24 @@ type peerKey struct {
 type peerCache struct {
 	mu sync.Mutex
 	m  map[string]*peerEntry
+	// last is, per request shape and number of candidates, the last
+	// call's peers (their keys) and terms by index: the candidates of a
+	// decision are mostly the last one's, in the same order, so a peer
+	// whose key is the one at its index takes that term without a map
+	// lookup or a walk of its entry. (The number keeps a background
+	// refresh, over a few peers, from displacing the decisions' run.)
+	last map[lastKey]*lastTerms
+}
+
+type lastKey struct {
+	shape shape
+	n     int
+}
+
+// lastTerms is one call's peer keys and terms, by index.
+type lastTerms struct {
+	keys  []peerKey
+	terms []*peerTerm
 }
 
 // maxShapes is how many request shapes a peer's terms are kept for.
@@ -255,13 +273,42 @@ func (pc *peerCache) terms(req Request, candidates []registry.Peer, out []*peerT
 	sh := shapeOf(req)
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
+	lk := lastKey{sh, len(candidates)}
+	lt := pc.last[lk]
+	if lt == nil {
+		lt = &lastTerms{keys: make([]peerKey, len(candidates)), terms: make([]*peerTerm, len(candidates))}
+		if pc.last == nil || len(pc.last) >= maxLastShapes { // shapes seen long ago go with the next reset
+			pc.last = map[lastKey]*lastTerms{}
+		}
+		pc.last[lk] = lt
+	}
 	for i := range candidates {
+		p := &candidates[i]
+		if p.Revision != 0 {
+			k := keyOf(p)
+			if lt.terms[i] != nil && lt.keys[i] == k {
+				out[i] = lt.terms[i]
+				continue
+			}
+			lt.keys[i] = k
+		}
 		var fresh bool
-		if out[i], fresh = pc.termLocked(req, &candidates[i], sh); fresh && candidates[i].Revision != 0 {
-			built = append(built, i)
+		out[i], fresh = pc.termLocked(req, p, sh)
+		if p.Revision != 0 {
+			lt.terms[i] = out[i]
+			if fresh {
+				built = append(built, i)
+			}
 		}
 	}
 	return built
+}
+
+// maxLastShapes bounds peerCache.last.
+const maxLastShapes = 64
+
+func keyOf(p *registry.Peer) peerKey {
+	return peerKey{p.ID, p.Name, p.Revision, p.Status, p.Capacity, p.Cost, len(p.Labels)}
 }
 
 // termLocked returns p's term for sh, and whether it was built now.
@@ -269,7 +316,7 @@ func (pc *peerCache) termLocked(req Request, p *registry.Peer, sh shape) (*peerT
 	if p.Revision == 0 {
 		return buildPeerTerm(req, p, sh, buildStatic(p, nil)), true
 	}
-	k := peerKey{p.ID, p.Name, p.Revision, p.Status, p.Capacity, p.Cost, len(p.Labels)}
+	k := keyOf(p)
 	e := pc.m[p.ID]
 	if e != nil && e.key == k {
 		for i := range e.n {
