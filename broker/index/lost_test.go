@@ -175,17 +175,44 @@ func TestRemoveClaims(t *testing.T) {
 	if _, err := st.Put(ctx, claimKey, []byte(fresh)); err != nil {
 		t.Fatal(err)
 	}
-	if _, removed, err := x.Remove(ctx, e); err != nil || removed {
-		t.Fatalf("remove under another's live claim = %t, %v; want not removed", removed, err)
+	// It waits for the holder: while the entry stays, it cannot say it
+	// is removed (its caller must not answer "deleted").
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, removed, err := x.Remove(short, e)
+	cancel()
+	if err == nil || removed {
+		t.Fatalf("remove under another's live claim, the entry staying = %t, %v; want an error", removed, err)
 	}
 	if _, err := x.Get(ctx, "volume", "v1", ""); err != nil {
 		t.Fatalf("the entry under a live claim: %v", err)
 	}
+	// The holder finishing (entry, then claim gone) ends the wait: removed
+	// by the other, not by this caller.
+	waited := make(chan error, 1)
+	go func() {
+		_, removed, err := x.Remove(ctx, e)
+		if err == nil && removed {
+			err = errors.New("removed by the waiter")
+		}
+		waited <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	for _, k := range []string{"index/volume/v1", "index-by-project/volume/p1/v1", claimKey} {
+		if err := st.Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-waited; err != nil {
+		t.Fatalf("the waiting remover once the holder finished: %v", err)
+	}
+	if err := x.Put(ctx, e); err != nil {
+		t.Fatal(err)
+	}
 	if judged, err := x.StaleClaims(ctx, []registry.KV{{Key: claimKey}}); err != nil || len(judged) != 0 {
 		t.Fatalf("the gc judges a claim whose entry is there: %v, %v", judged, err)
 	}
-	// A claim left 11 minutes ago is taken over.
-	old := fmt.Sprintf(`{"op":"dead","at":%q}`, time.Now().Add(-11*time.Minute).UTC().Format(time.RFC3339Nano))
+	// A claim left 4 minutes ago is taken over.
+	old := fmt.Sprintf(`{"op":"dead","at":%q}`, time.Now().Add(-4*time.Minute).UTC().Format(time.RFC3339Nano))
 	if _, err := st.Put(ctx, claimKey, []byte(old)); err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ const ClaimPrefix = "index-removing/"
 // claimStale is how old a claim must be before another remover takes it
 // over: its holder died mid-remove (each of its steps is a Store call its
 // retries bound far below this).
-const claimStale = 10 * time.Minute
+const claimStale = 3 * time.Minute
 
 func claimKey(kind, id string) string { return ClaimPrefix + kind + "/" + id }
 
@@ -42,8 +42,10 @@ type claim struct {
 // by reading it back (our random bytes), and, holding it, a
 // compare-and-delete whose answer was lost and whose key is gone was
 // ours. Only the index gc (entries of a removed peer) deletes entries
-// without a claim; it racing a user's delete through an election is the
-// one case left undecided.
+// without a claim: its compare-and-delete racing a claimant's whose answer
+// was lost is taken as the claimant's, and the charge is freed twice (the
+// project gains it back; a removed peer's resource deleted by a user
+// through a Consul election is that narrow).
 func (x *Index) Remove(ctx context.Context, e Entry) (Entry, bool, error) {
 	key := primaryKey(e.Kind, e.ID)
 	cur, index, err := x.readEntry(ctx, key)
@@ -54,13 +56,14 @@ func (x *Index) Remove(ctx context.Context, e Entry) (Entry, bool, error) {
 	if err != nil {
 		return e, false, err
 	}
-	held, err := x.claim(ctx, e.Kind, e.ID)
-	if err != nil || !held {
-		return cur, false, err // another caller is removing it
+	held, err := x.claimOrWait(ctx, e.Kind, e.ID)
+	if err != nil {
+		return cur, false, err
 	}
-	release := func() {
-		_ = x.store.Delete(context.WithoutCancel(ctx), claimKey(e.Kind, e.ID))
+	if !held {
+		return cur, false, nil // another caller removed it
 	}
+	release := func() { x.release(ctx, e.Kind, e.ID) }
 	for {
 		err := x.store.DeleteCAS(ctx, key, index)
 		if errors.Is(err, registry.ErrUnavailable) {
@@ -106,34 +109,70 @@ func (x *Index) readEntry(ctx context.Context, key string) (Entry, uint64, error
 	return cur, kv.ModifyIndex, nil
 }
 
-// claim takes the removal claim of an entry, or one its holder left
-// (stale); it reports false when another caller holds it.
-func (x *Index) claim(ctx context.Context, kind, id string) (bool, error) {
+// claimWait bounds how long a remover waits for another caller's claim
+// on the same entry to end before it answers "try again".
+const claimWait = 45 * time.Second
+
+// claimOrWait takes the removal claim of an entry. While another caller
+// holds it, it waits for that caller to finish: it reports false once the
+// entry is gone (the other removed it), and tries again when the claim
+// goes without the entry (the other failed). A claim its holder left
+// (stale) is taken over. Waiting out claimWait is ErrUnavailable: the
+// caller cannot tell the entry removed.
+func (x *Index) claimOrWait(ctx context.Context, kind, id string) (bool, error) {
 	key := claimKey(kind, id)
 	mine, err := json.Marshal(claim{Op: rand.Text(), At: time.Now().UTC()})
 	if err != nil {
 		return false, err
 	}
-	_, err = x.casOwned(ctx, key, mine, 0)
-	if !errors.Is(err, registry.ErrConflict) {
-		return err == nil, err
+	deadline := time.Now().Add(claimWait)
+	for pause := 50 * time.Millisecond; ; pause = min(2*pause, time.Second) {
+		_, err = x.casOwned(ctx, key, mine, 0)
+		if !errors.Is(err, registry.ErrConflict) {
+			return err == nil, err
+		}
+		kv, err := x.store.Get(ctx, key)
+		switch {
+		case errors.Is(err, registry.ErrNotFound):
+			// Released since: removed, or given up.
+		case err != nil:
+			return false, err
+		default:
+			var theirs claim
+			if json.Unmarshal(kv.Value, &theirs) != nil || time.Since(theirs.At) >= claimStale {
+				switch _, err := x.casOwned(ctx, key, mine, kv.ModifyIndex); {
+				case err == nil:
+					return true, nil
+				case !errors.Is(err, registry.ErrConflict):
+					return false, err
+				}
+			}
+		}
+		switch _, err := x.store.Get(ctx, primaryKey(kind, id)); {
+		case errors.Is(err, registry.ErrNotFound):
+			return false, nil // the other caller removed it
+		case err != nil:
+			return false, err
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return false, fmt.Errorf("%s %s is being removed by another caller: %w", kind, id, registry.ErrUnavailable)
+		}
+		wait(ctx, pause)
 	}
-	kv, err := x.store.Get(ctx, key)
-	switch {
-	case errors.Is(err, registry.ErrNotFound):
-		return false, nil // its holder finished: the entry is gone
-	case err != nil:
-		return false, err
+}
+
+// release drops this remover's claim, tried again through a short Store
+// outage: a claim left behind holds off other removers until it is stale.
+func (x *Index) release(ctx context.Context, kind, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lostSettle)
+	defer cancel()
+	for pause := 50 * time.Millisecond; ; pause = min(2*pause, time.Second) {
+		err := x.store.Delete(ctx, claimKey(kind, id))
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		wait(ctx, pause)
 	}
-	var theirs claim
-	if json.Unmarshal(kv.Value, &theirs) == nil && time.Since(theirs.At) < claimStale {
-		return false, nil
-	}
-	_, err = x.casOwned(ctx, key, mine, kv.ModifyIndex)
-	if errors.Is(err, registry.ErrConflict) {
-		return false, nil // another caller took it over first
-	}
-	return err == nil, err
 }
 
 // settleDelete settles a compare-and-delete of key at *index whose answer
@@ -152,8 +191,13 @@ func (x *Index) settleDelete(ctx context.Context, key string, index *uint64) err
 			return fmt.Errorf("%s rewritten: %w", key, registry.ErrConflict)
 		case err == nil:
 			// Not landed (or a read from before the election): again.
-			derr := x.store.DeleteCAS(ctx, key, *index)
-			if derr == nil || !errors.Is(derr, registry.ErrUnavailable) {
+			switch derr := x.store.DeleteCAS(ctx, key, *index); {
+			case derr == nil:
+				return nil
+			case errors.Is(derr, registry.ErrConflict), errors.Is(derr, registry.ErrNotFound), errors.Is(derr, registry.ErrUnavailable):
+				// The first copy may have landed meanwhile (still queued
+				// when the key was read): read again.
+			default:
 				return derr
 			}
 		}

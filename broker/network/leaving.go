@@ -57,8 +57,8 @@ func (s *Service) onlyLeavingServers(ctx context.Context, m *peers.Member, inWay
 		return false, err
 	}
 	for _, p := range ports {
-		if !inWay(p) {
-			continue
+		if !inWay(p) || p.DeviceOwner == "network:dhcp" {
+			continue // Neutron deletes its DHCP ports with the network
 		}
 		if !strings.HasPrefix(p.DeviceOwner, "compute:") || p.DeviceID == "" {
 			return false, nil
@@ -69,6 +69,9 @@ func (s *Service) onlyLeavingServers(ctx context.Context, m *peers.Member, inWay
 			continue // gone already; its port goes next
 		case err != nil:
 			return false, err
+		}
+		if srv.Status == peers.ServerError {
+			return false, nil // its teardown failed: nothing will free the port
 		}
 		if srv.Metadata[peers.MetaBrokerID] != s.BrokerID {
 			return false, nil // another broker's or the cloud's own server

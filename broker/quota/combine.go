@@ -90,7 +90,7 @@ func (l *Ledger) drain(key string, q *keyQueue) {
 	q.waiting = q.waiting[n:]
 	l.qmu.Unlock()
 
-	l.writeBatch(key, batch)
+	l.writeBatchSafely(key, batch)
 
 	l.qmu.Lock()
 	if len(q.waiting) == 0 {
@@ -101,6 +101,25 @@ func (l *Ledger) drain(key string, q *keyQueue) {
 	}
 	l.qmu.Unlock()
 	go l.drain(key, q)
+}
+
+// writeBatchSafely is writeBatch, with a panic (a record that decodes to
+// something a change cannot handle) answered to every caller not yet
+// answered as an error, so the record's queue goes on and no caller waits
+// for good; it is logged with the key.
+func (l *Ledger) writeBatchSafely(key string, batch []*pendingChange) {
+	defer func() {
+		if p := recover(); p != nil {
+			l.log().WithField("key", key).Errorf("quota: a change of the record panicked: %v", p)
+			for _, c := range batch {
+				select {
+				case c.done <- fmt.Errorf("quota: updating %s failed: %w", key, ErrInvalid):
+				default: // answered already
+				}
+			}
+		}
+	}()
+	l.writeBatch(key, batch)
 }
 
 // attempt is one write of a batch: its op name and what each change said.
@@ -144,6 +163,7 @@ func (l *Ledger) writeBatch(key string, batch []*pendingChange) {
 	}
 
 	writer := l.writerID()
+	var base string // this writer's mark when the first uncertain attempt was made
 	var lost error
 	var lostAttempts []attempt
 	var settleBy time.Time // a lost write is settled within lostSettle
@@ -162,10 +182,18 @@ func (l *Ledger) writeBatch(key string, batch []*pendingChange) {
 			pause = settlePause(ctx, pause) // the Store is still away: read again
 			continue
 		}
+		last := rec.Marks[writer].Op
 		if lost != nil {
-			last := rec.Marks[writer].Op
 			if i := slices.IndexFunc(lostAttempts, func(a attempt) bool { return a.op == last }); i >= 0 {
 				answer(lostAttempts[i].results, nil)
+				return
+			}
+			if last != base || (index != 0 && len(rec.Marks) == 0) {
+				// Only this writer moves its mark, and every write leaves
+				// its writer's: a writer that does not keep marks (an older
+				// broker) rewrote the record, so whether ours landed is
+				// unknown.
+				answer(nil, lost)
 				return
 			}
 			// Not landed, or not yet (a read from before the election:
@@ -211,6 +239,9 @@ func (l *Ledger) writeBatch(key string, batch []*pendingChange) {
 			}
 			// The answer may have been lost with the write applied: the
 			// records read from now on say whether it landed.
+			if lost == nil {
+				base = last
+			}
 			lost = fmt.Errorf("writing %s: %w", key, werr)
 			lostAttempts = append(lostAttempts, attempt{op: op, results: results})
 			// A Consul election can fail several attempts in a row.

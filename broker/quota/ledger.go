@@ -180,6 +180,8 @@ func (l *Ledger) read(ctx context.Context, key string) (*record, uint64, error) 
 	if rec.Reservations == nil {
 		rec.Reservations = map[string]*reservation{}
 	}
+	// A null reservation (a hand-edited record) holds nothing.
+	maps.DeleteFunc(rec.Reservations, func(_ string, r *reservation) bool { return r == nil })
 	return rec, kv.ModifyIndex, nil
 }
 

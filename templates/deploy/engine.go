@@ -501,6 +501,9 @@ func (e *Engine) Run(ctx context.Context, id string) error {
 	if err := r.reload(ctx); err != nil {
 		return err
 	}
+	// Which broker runs a deployment, and from when: after a broker's
+	// death, where its runs went on.
+	e.log().WithFields(logrus.Fields{"deployment": id, "status": r.d.Status}).Info("deploy: run started")
 	cancelNoted := false
 	for {
 		if err := context.Cause(ctx); err != nil {

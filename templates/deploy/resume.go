@@ -54,7 +54,10 @@ func (e *Engine) watchLocks(ctx context.Context) {
 			// Our own run that ended in progress is left to the periodic
 			// Resume: resuming it at once would spin on a run that keeps
 			// failing.
-			if kv.Session == "" && (first || held[id]) && string(kv.Value) != e.Holder {
+			// A lock new since the last answer and free already was taken
+			// and freed in between (its holder died at once): news too.
+			_, known := held[id]
+			if kv.Session == "" && (first || held[id] || !known) && string(kv.Value) != e.Holder {
 				e.resumeFreed(ctx, id)
 			}
 		}
