@@ -109,8 +109,8 @@ func (c *Cloud) createFloatingIPLocked(spec peers.FloatingIPSpec) (*floatingIP, 
 // joining that address's subnet to f's network.
 func (c *Cloud) associateLocked(f *floatingIP, portID, fixedIP string) error {
 	p := c.ports[portID]
-	if p == nil {
-		return notFound("port", portID)
+	if p == nil || p.Project != f.Project {
+		return notFound("port", portID) // another project's is not there for f's
 	}
 	if p.DeviceOwner == peers.OwnerRouterInterface || p.DeviceOwner == peers.OwnerRouterGateway || p.DeviceOwner == peers.OwnerFloatingIP {
 		return errf(peers.ErrInvalid, "port %s is a %s port, not an instance's", p.ID, p.DeviceOwner)

@@ -313,7 +313,9 @@ func (c *Cloud) addInterfaceLocked(routerID string, in peers.RouterInterface) (p
 	}
 	var p *peers.Port
 	if in.PortID != "" {
-		if p = c.ports[in.PortID]; p == nil {
+		// Another project's port is not there for this router's
+		// project, as Neutron hides it from a member: not found.
+		if p = c.ports[in.PortID]; p == nil || p.Project != r.Project {
 			return peers.RouterInterface{}, notFound("port", in.PortID)
 		}
 		if p.DeviceID != "" {
@@ -324,7 +326,7 @@ func (c *Cloud) addInterfaceLocked(routerID string, in peers.RouterInterface) (p
 		}
 	} else {
 		sn := c.subnets[in.SubnetID]
-		if sn == nil {
+		if sn == nil || sn.Project != r.Project && !c.sharedLocked(sn.NetworkID) {
 			return peers.RouterInterface{}, notFound("subnet", in.SubnetID)
 		}
 		if sn.GatewayIP == "" {
@@ -363,6 +365,13 @@ func (c *Cloud) addInterfaceLocked(routerID string, in peers.RouterInterface) (p
 
 // checkJoinLocked refuses a subnet r cannot join: on an external network,
 // or overlapping one r is on already (the same one included).
+// sharedLocked reports whether network id is shared (its subnets are
+// every project's to route).
+func (c *Cloud) sharedLocked(id string) bool {
+	n := c.networks[id]
+	return n != nil && n.Shared
+}
+
 func (c *Cloud) checkJoinLocked(r *router, n *network, sn *subnet) error {
 	if n == nil || sn == nil {
 		return errf(peers.ErrInvalid, "the port's subnet is gone")

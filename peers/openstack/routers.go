@@ -11,6 +11,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/floatingips"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 
 	"github.com/cloudmux/cloudmux/peers"
 )
@@ -210,6 +211,9 @@ func (c *Cloud) routerInterface(ctx context.Context, routerID string, info route
 }
 
 // RemoveRouterInterface undoes an interface; Neutron deletes its port.
+// Neutron's answer names the subnet and port but not the network (and
+// callers name a subnet or a port, never the network): the network is
+// the subnet's, which outlives the interface.
 func (c *Cloud) RemoveRouterInterface(ctx context.Context, routerID string, in peers.RouterInterface) (peers.RouterInterface, error) {
 	if err := c.needNetwork(); err != nil {
 		return peers.RouterInterface{}, err
@@ -220,7 +224,17 @@ func (c *Cloud) RemoveRouterInterface(ctx context.Context, routerID string, in p
 	if err != nil {
 		return peers.RouterInterface{}, c.translate("neutron: remove router interface from "+routerID, err)
 	}
-	return peers.RouterInterface{RouterID: routerID, SubnetID: info.SubnetID, PortID: info.PortID, NetworkID: in.NetworkID}, nil
+	out := peers.RouterInterface{RouterID: routerID, SubnetID: info.SubnetID, PortID: info.PortID, NetworkID: in.NetworkID}
+	if out.NetworkID == "" && out.SubnetID != "" {
+		sn, err := subnets.Get(ctx, c.network, out.SubnetID).Extract()
+		if err != nil {
+			// The interface is gone all the same: say so, without its network.
+			c.log.WithError(err).WithField("subnet", out.SubnetID).Warn("neutron: the removed router interface's network could not be read")
+			return out, nil
+		}
+		out.NetworkID = sn.NetworkID
+	}
+	return out, nil
 }
 
 // CreateFloatingIP takes an address on an external network.

@@ -17,14 +17,20 @@ import (
 // networks are allowed.
 func (s *suite) makeNetwork(t *testing.T, cidr string) (peers.Network, peers.Subnet) {
 	t.Helper()
+	return s.makeNetworkIn(t, s.fx.Project, cidr)
+}
+
+// makeNetworkIn is makeNetwork in project.
+func (s *suite) makeNetworkIn(t *testing.T, project, cidr string) (peers.Network, peers.Subnet) {
+	t.Helper()
 	ctx := t.Context()
-	net, err := s.c.CreateNetwork(ctx, peers.NetworkSpec{Name: s.name("net"), Project: s.fx.Project, Metadata: s.meta()})
+	net, err := s.c.CreateNetwork(ctx, peers.NetworkSpec{Name: s.name("net"), Project: project, Metadata: s.meta()})
 	if err != nil {
 		t.Fatalf("CreateNetwork: %v", err)
 	}
 	s.cleanupNetwork(t, net.ID)
 	sub, err := s.c.CreateSubnet(ctx, peers.SubnetSpec{
-		Name: s.name("subnet"), Project: s.fx.Project, NetworkID: net.ID, CIDR: cidr, IPVersion: 4, EnableDHCP: true, Metadata: s.meta(),
+		Name: s.name("subnet"), Project: project, NetworkID: net.ID, CIDR: cidr, IPVersion: 4, EnableDHCP: true, Metadata: s.meta(),
 	})
 	if err != nil {
 		t.Fatalf("CreateSubnet(%s on %s): %v", cidr, net.ID, err)

@@ -146,6 +146,7 @@ func (s *suite) testRouters(t *testing.T) {
 		fs, err := rt.ListFloatingIPs(ctx, o)
 		return ids(fs, func(f peers.FloatingIP) string { return f.ID }), err
 	})
+	t.Run("OtherProjects", func(t *testing.T) { s.testRoutersOtherProject(t, rt, r, fip, vm) })
 	_, err = rt.RemoveRouterInterface(ctx, r.ID, peers.RouterInterface{SubnetID: subA.ID})
 	wantErr(t, "RemoveRouterInterface of an interface a floating IP needs", err, peers.ErrConflict)
 	_, err = rt.UpdateRouter(ctx, r.ID, peers.RouterPatch{ClearGateway: true})
@@ -176,9 +177,18 @@ func (s *suite) testRouters(t *testing.T) {
 	wantErr(t, "GetFloatingIP after DeleteFloatingIP", err, peers.ErrNotFound)
 
 	// Taken apart: interfaces, the gateway, the router.
-	for _, in := range []peers.RouterInterface{{SubnetID: subA.ID}, {PortID: pB.ID}} {
-		if _, err := rt.RemoveRouterInterface(ctx, r.ID, in); err != nil {
-			t.Fatalf("RemoveRouterInterface(%+v): %v", in, err)
+	// Each answer names the interface's subnet, port and network, whether
+	// the caller named the subnet or the port.
+	for _, tc := range []struct {
+		in                    peers.RouterInterface
+		subnet, port, network string
+	}{{peers.RouterInterface{SubnetID: subA.ID}, subA.ID, ifA.PortID, netA.ID}, {peers.RouterInterface{PortID: pB.ID}, subB.ID, pB.ID, netB.ID}} {
+		got, err := rt.RemoveRouterInterface(ctx, r.ID, tc.in)
+		if err != nil {
+			t.Fatalf("RemoveRouterInterface(%+v): %v", tc.in, err)
+		}
+		if got.SubnetID != tc.subnet || got.PortID != tc.port || got.NetworkID != tc.network {
+			t.Fatalf("RemoveRouterInterface(%+v) = %+v, want subnet %s, port %s, network %s", tc.in, got, tc.subnet, tc.port, tc.network)
 		}
 	}
 	_, err = s.c.GetPort(ctx, ifA.PortID)
@@ -191,6 +201,59 @@ func (s *suite) testRouters(t *testing.T) {
 	}
 	_, err = rt.GetRouter(ctx, r.ID)
 	wantErr(t, "GetRouter after DeleteRouter", err, peers.ErrNotFound)
+}
+
+// testRoutersOtherProject: a router or a floating IP of the fixture's
+// project never takes another project's port or subnet: a floating IP
+// created or moved onto that port, an interface by that port or subnet,
+// are refused (not found, as Neutron hides them from a member, or
+// invalid) and change nothing. fip is associated with vm. A cloud that
+// holds one project (a remote cloud's credentials are scoped to one: the
+// port comes back in the fixture's project) skips, saying so.
+func (s *suite) testRoutersOtherProject(t *testing.T, rt peers.Routers, r peers.Router, fip peers.FloatingIP, vm peers.Port) {
+	ctx := t.Context()
+	other := "peertest-other-" + s.run
+	net, sub := s.makeNetworkIn(t, other, "10.89.0.0/24")
+	if net.Project != other {
+		t.Skipf("the cloud holds one project: a network asked for in %s came back in %s", other, net.Project)
+	}
+	p, err := s.c.CreatePort(ctx, peers.PortSpec{Name: s.name("port"), Project: other, NetworkID: net.ID, Metadata: s.meta()})
+	if err != nil {
+		t.Fatalf("CreatePort in %s: %v", other, err)
+	}
+	s.cleanupPort(t, p.ID)
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"CreateFloatingIP onto it", func() error {
+			f, err := rt.CreateFloatingIP(ctx, peers.FloatingIPSpec{Project: s.fx.Project, NetworkID: fip.NetworkID, PortID: p.ID, Metadata: s.meta()})
+			if err == nil {
+				_ = rt.DeleteFloatingIP(ctx, f.ID)
+			}
+			return err
+		}},
+		{"SetFloatingIPPort onto it", func() error { _, err := rt.SetFloatingIPPort(ctx, fip.ID, p.ID, ""); return err }},
+		{"AddRouterInterface by its port", func() error {
+			_, err := rt.AddRouterInterface(ctx, r.ID, peers.RouterInterface{PortID: p.ID})
+			return err
+		}},
+		{"AddRouterInterface by its subnet", func() error {
+			_, err := rt.AddRouterInterface(ctx, r.ID, peers.RouterInterface{SubnetID: sub.ID})
+			return err
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			wantErr(t, tc.name+" of another project", tc.call(), peers.ErrNotFound, peers.ErrInvalid)
+		})
+	}
+	if got, err := rt.GetFloatingIP(ctx, fip.ID); err != nil || got.PortID != vm.ID {
+		t.Fatalf("the floating IP after the refusals = %+v, %v; want it still on %s", got, err, vm.ID)
+	}
+	if got, err := s.c.GetPort(ctx, p.ID); err != nil || got.DeviceID != "" {
+		t.Fatalf("the other project's port after the refusals = %+v, %v; want it unused", got, err)
+	}
 }
 
 // externalNetwork is the fixture's external network, or one the suite
