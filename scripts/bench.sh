@@ -72,8 +72,9 @@ awk '/^BenchmarkObjectList100k\// {
 # loopback HTTP through the broker (one fake-driver local cloud, in the
 # benchmark's process) beside the same bytes written (with fsync) and read
 # in a plain file on the same filesystem (asked: >= 0.8), the process's
-# peak RSS growth over them (asked: < 64 MiB), and a listing page (limit
-# 1000) of a 100,000-object container.
+# peak RSS growth over them (asked: < 64 MiB) and its CPU time per
+# transfer (which a loaded machine changes less than the rates), and a
+# listing page (limit 1000) of a 100,000-object container.
 avg=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || true)
 awk -v avg="$avg" '/^BenchmarkSwiftPutGet1GiB/ {
 	delete m
@@ -86,6 +87,7 @@ awk -v avg="$avg" '/^BenchmarkSwiftPutGet1GiB/ {
 	printf "| %-22s | %12.0f | %12.0f | %6.2f |\n", "GET / read", m["get-MB/s"], m["direct-read-MB/s"], m["get/direct"]
 	printf "| %-22s | %12.0f | %12.0f | %6.2f |\n", "GET / bare loopback", m["get-MB/s"], m["loopback-MB/s"], m["get/loopback"]
 	printf "peak RSS growth over the PUT and GET (client and broker in one process): %.1f MiB; Go heap in use: %+.1f MiB\n", m["rss-growth-MiB"], m["heap-growth-MiB"]
+	printf "CPU seconds of the process (client and broker) per 1 GiB: PUT %.2f, GET %.2f; plain write+fsync and read together %.2f\n", m["put-cpu-s"], m["get-cpu-s"], m["direct-cpu-s"]
 }
 /^BenchmarkSwiftList100k/ {
 	delete m

@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -96,6 +97,17 @@ func Direct(path string, block []byte, size int64) (write, read time.Duration, e
 		err = fmt.Errorf("read %d bytes of %d", n, size)
 	}
 	return write, time.Since(start), err
+}
+
+// CPU returns the process's CPU time so far, user and system, every
+// thread's: what a transfer costs the machine, which, unlike its rate,
+// other work on the machine does not change much.
+func CPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // VmRSSKiB reads VmRSS of /proc/self/status, in KiB (0 where there is no
