@@ -3,6 +3,7 @@ package localcloud
 import (
 	"container/heap"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -416,9 +417,8 @@ func (s *objectStore) container(name string) (*container, error) {
 
 // writeData streams r into a new data file for an object of c, hashing it
 // on the way, and syncs the file and its directory. It reads until EOF, or
-// exactly size bytes when size >= 0, reading, hashing and writing at once
-// (pipeCopy). Under a quota, the bytes read stay reserved (s.reserve) on
-// success: the caller releases e.size once it has
+// exactly size bytes when size >= 0. Under a quota, the bytes written stay
+// reserved (s.reserve) on success: the caller releases e.size once it has
 // committed or given up. On any error the file is removed and the
 // reservation released.
 func (s *objectStore) writeData(ctx context.Context, c *container, name string, r io.Reader, size int64) (e *objEntry, err error) {
@@ -446,13 +446,15 @@ func (s *objectStore) writeData(ctx context.Context, c *container, name string, 
 		// One byte past size tells "too long" from "exactly right".
 		src = io.LimitReader(src, size+1)
 	}
-	quota := &quotaReader{r: src, s: s}
+	quota := &quotaWriter{w: &writeBehind{f: f}, s: s}
 	defer func() {
 		if err != nil {
 			s.release(quota.held)
 		}
 	}()
-	n, sums, err := pipeCopy(&writeBehind{f: f}, quota)
+	var dst io.Writer = quota
+	sum, crc := md5.New(), crc32.New(castagnoli)
+	n, err := io.CopyBuffer(fanOut{dst, sum, crc}, src, make([]byte, copyBufferSize))
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("upload interrupted after %d bytes: %w", n, diskErr(err))
@@ -472,7 +474,7 @@ func (s *objectStore) writeData(ctx context.Context, c *container, name string, 
 	if err := objSyncDir(dir); err != nil {
 		return nil, err
 	}
-	return &objEntry{name: name, data: dataName, size: n, etag: hex.EncodeToString(sums.md5), crc: sums.crc, hidx: -1}, nil
+	return &objEntry{name: name, data: dataName, size: n, etag: hex.EncodeToString(sum.Sum(nil)), crc: crc.Sum32(), hidx: -1}, nil
 }
 
 // makeShard makes an object's <hh> directory unless it is known to exist.
@@ -634,26 +636,20 @@ func (s *objectStore) release(n int64) {
 	}
 }
 
-// quotaReader reserves quota for every chunk it reads, before the chunk
-// goes on to the disk, failing with ErrCapacity once the quota is full;
-// held is what it reserved. Reserving as the bytes come in (not as the
-// disk takes them) counts what an upload has in flight too, so
-// concurrent uploads can never together overshoot the quota.
-type quotaReader struct {
-	r    io.Reader
+// quotaWriter reserves quota for every chunk before writing it, failing
+// with ErrCapacity once the quota is full; held is what it reserved.
+type quotaWriter struct {
+	w    io.Writer
 	s    *objectStore
 	held int64
 }
 
-func (q *quotaReader) Read(p []byte) (int, error) {
-	n, err := q.r.Read(p)
-	if n > 0 {
-		if !q.s.reserve(int64(n)) {
-			return 0, errf(peers.ErrCapacity, "the object store's quota of %d bytes is full", q.s.quota)
-		}
-		q.held += int64(n)
+func (q *quotaWriter) Write(p []byte) (int, error) {
+	if !q.s.reserve(int64(len(p))) {
+		return 0, errf(peers.ErrCapacity, "the object store's quota of %d bytes is full", q.s.quota)
 	}
-	return n, err
+	q.held += int64(len(p))
+	return q.w.Write(p)
 }
 
 // diskErr makes a full disk ErrCapacity.
