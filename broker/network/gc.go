@@ -15,9 +15,9 @@ var AttrsPrefixes = []string{"neutron/attrs/" + KindNetwork + "/", "neutron/attr
 // AttrsLeftovers returns those of kvs (listed under AttrsPrefixes) whose
 // resource is no longer indexed: one that vanished from its peer (the
 // index rebuild dropped it) leaves its attributes behind. A port's are
-// kept while it is indexed as either kind of port: one the broker made,
-// or one a peer made for a server (whose name or security groups a user
-// may have set). It is the judge of a gc.Orphans.
+// kept while it is indexed as any kind of port: one the broker made, one
+// a peer made for a server (whose name or security groups a user may
+// have set), or one a peer made for a router's interface. It is the judge of a gc.Orphans.
 func (s *Service) AttrsLeftovers(ctx context.Context, kvs []registry.KV) ([]registry.KV, error) {
 	gone, err := s.Index.Unindexed(ctx, kvs, func(key string) (string, string, bool) {
 		for _, kind := range []string{KindNetwork, KindSubnet, KindPort, kindServer, KindRouter, KindFloatingIP} {
@@ -38,11 +38,13 @@ func (s *Service) AttrsLeftovers(ctx context.Context, kvs []registry.KV) ([]regi
 			out = append(out, kv)
 		}
 	}
-	ports, err = s.Index.Unindexed(ctx, ports, func(key string) (string, string, bool) {
-		return kindServerPort, strings.TrimPrefix(key, "neutron/attrs/"+KindPort+"/"), true
-	})
-	if err != nil {
-		return nil, err
+	for _, kind := range []string{kindServerPort, kindRouterPort} {
+		ports, err = s.Index.Unindexed(ctx, ports, func(key string) (string, string, bool) {
+			return kind, strings.TrimPrefix(key, "neutron/attrs/"+KindPort+"/"), true
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	return append(out, ports...), nil
 }

@@ -1,6 +1,7 @@
 package network_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/layer3/routers"
@@ -54,5 +55,56 @@ func TestRouterInterfacePortDeviceID(t *testing.T) {
 	t.Logf("ports with device_id=%s: %d", r.ID, len(all))
 	if len(all) == 0 {
 		t.Errorf("listing the router's ports by device_id finds none")
+	}
+}
+
+// TestRouterPortsCLI: the port a router's interface by subnet takes is
+// the router's project's, as Neutron makes it there: openstack port list
+// --router and --device-owner network:router_interface find it under a
+// broker ID with the router's ID as device_id, port show shows it, it is
+// removed by that ID (router remove port) and leaves the list with its
+// interface; another project lists none of it. The gateway's port is
+// not listed: Neutron makes it in no project, hidden from its users.
+func TestRouterPortsCLI(t *testing.T) {
+	_, run, bob := routersCLIEnv(t)
+	out, code := run(nil, "network", "create", "--availability-zone-hint", "east", "net-rp", "-f", "value", "-c", "id")
+	if code != 0 {
+		t.Fatalf("network create: %s", out)
+	}
+	for _, args := range [][]string{
+		{"subnet", "create", "--network", "net-rp", "--subnet-range", "10.31.0.0/24", "sub-rp"},
+		{"router", "create", "--availability-zone-hint", "east", "--external-gateway", "public", "r-rp"},
+		{"router", "add", "subnet", "r-rp", "sub-rp"},
+	} {
+		if out, code := run(nil, args...); code != 0 {
+			t.Fatalf("openstack %v: %s", args, out)
+		}
+	}
+	routerID, _ := run(nil, "router", "show", "r-rp", "-f", "value", "-c", "id")
+	routerID = strings.TrimSpace(routerID)
+	portID, code := run(nil, "port", "list", "--router", "r-rp", "-f", "value", "-c", "ID")
+	portID = strings.TrimSpace(portID)
+	if code != 0 || len(strings.Fields(portID)) != 1 {
+		t.Fatalf("port list --router r-rp = %q (exit %d), want the one interface port", portID, code)
+	}
+	steps := []cliStep{
+		{"by device owner", nil, []string{"port", "list", "--device-owner", "network:router_interface", "-f", "value", "-c", "ID", "-c", "Fixed IP Addresses"}, 0, []string{portID, "10.31.0.1"}},
+		{"show", nil, []string{"port", "show", portID, "-f", "json"}, 0, []string{`"device_id": "` + routerID + `"`, `"device_owner": "network:router_interface"`, `"security_group_ids": []`}},
+		{"bob lists none", bob, []string{"port", "list", "--device-owner", "network:router_interface", "-f", "value", "-c", "ID"}, 0, nil},
+		{"bob cannot show it", bob, []string{"port", "show", portID}, 1, nil},
+		{"removed by the port", nil, []string{"router", "remove", "port", "r-rp", portID}, 0, nil},
+	}
+	runCLISteps(t, run, steps)
+	if out, _ := run(bob, "port", "list", "-f", "value", "-c", "ID"); strings.Contains(out, portID) {
+		t.Fatalf("bob lists the admin's router port:\n%s", out)
+	}
+	if out, code := run(nil, "port", "list", "--router", "r-rp", "-f", "value"); code != 0 || strings.TrimSpace(out) != "" {
+		t.Fatalf("ports left on the router after its interface's removal (exit %d):\n%s", code, out)
+	}
+	if out, code := run(nil, "port", "show", portID); code == 0 {
+		t.Fatalf("the removed interface's port still shows:\n%s", out)
+	}
+	if out, code := run(nil, "router", "delete", "r-rp"); code != 0 {
+		t.Fatalf("router delete: %s", out)
 	}
 }

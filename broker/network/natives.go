@@ -256,6 +256,12 @@ func (s *Service) discover(ctx context.Context) {
 		s.Log.WithError(err).Warn("network discovery: could not read the servers' ports")
 		return
 	}
+	routerPorts, err := s.Index.List(ctx, kindRouterPort, "")
+	if err != nil {
+		s.Log.WithError(err).Warn("network discovery: could not read the routers' ports")
+		return
+	}
+	entries = append(entries, routerPorts...)
 	states, _ := s.readPeers(ctx, s.connected(), true)
 	s.sweepServerPorts(ctx, entries, states)
 }

@@ -142,7 +142,7 @@ func (s *Service) ownedBy(ctx context.Context, project string, withPorts bool) (
 	own := ownEntries{}
 	kinds := []string{KindNetwork, KindSubnet}
 	if withPorts {
-		kinds = append(kinds, KindPort, kindServer, kindServerPort, KindRouter)
+		kinds = append(kinds, KindPort, kindServer, kindServerPort, KindRouter, kindRouterPort)
 	}
 	for _, kind := range kinds {
 		entries, err := s.Index.List(ctx, kind, project)
@@ -270,10 +270,24 @@ func (s *Service) visibleOwn(ctx context.Context, project string, own ownEntries
 				}
 				r, ok = Ref{Kind: KindPort, ID: e.ID, Project: project, Member: st.m, PeerResourceID: p.ID, CreatedAt: e.CreatedAt, serverPort: true}, true
 			}
+			if re, bound := own[KindRouter][peerID+"/"+p.DeviceID]; !ok && !ours && bound && p.DeviceOwner == peers.OwnerRouterInterface {
+				// A port the peer made for an interface of one of the
+				// project's routers (by subnet): the project's, as
+				// Neutron makes it in the router's project.
+				e, indexed := own[kindRouterPort][peerID+"/"+p.ID]
+				if !indexed {
+					e = routerPortEntry(peerID, p.ID, re)
+					adopt = append(adopt, e)
+				}
+				r, ok = Ref{Kind: KindPort, ID: e.ID, Project: e.Project, Member: st.m, PeerResourceID: p.ID, CreatedAt: e.CreatedAt, routerPort: true}, true
+			}
 			if !ok {
 				continue
 			}
 			out := Port{Ref: r, Peer: p, NetworkID: ids[p.NetworkID], DeviceID: p.DeviceID, Attrs: attrsOf(KindPort, r.ID)}
+			if r.routerPort && out.Attrs.SecurityGroups == nil {
+				out.Attrs.SecurityGroups = []string{} // a router's port is in no group, as in Neutron
+			}
 			out.ownGroups = out.Attrs.SecurityGroups != nil
 			if se, ok := own[kindServer][peerID+"/"+p.DeviceID]; ok && r.serverPort && !out.ownGroups {
 				out.Attrs.SecurityGroups = attrsOf(kindServer, se.ID).SecurityGroups

@@ -489,6 +489,9 @@ func (s *Service) AddRouterInterface(ctx context.Context, project, id, subnetID,
 	if err != nil {
 		return RouterInterface{}, s.peerRefusal(err)
 	}
+	if portID == "" && got.PortID != "" {
+		s.recordRouterPort(ctx, e, got.PortID) // the port the peer made: the project's to list
+	}
 	return s.interfaceView(ctx, project, e, m, got, subnetID, portID), nil
 }
 
@@ -600,6 +603,7 @@ func (s *Service) RemoveRouterInterface(ctx context.Context, project, id, subnet
 		return RouterInterface{}, s.peerRefusal(err)
 	}
 	out := s.interfaceView(ctx, project, e, m, got, subnetID, portID)
+	s.forgetRouterPort(ctx, project, m.Peer.ID, got.PortID)
 	if es, err := s.Index.OnPeer(ctx, KindPort, project, m.Peer.ID); err == nil {
 		for _, pe := range es {
 			if pe.PeerResourceID == got.PortID {
@@ -617,6 +621,9 @@ func (s *Service) RemoveRouterInterface(ctx context.Context, project, id, subnet
 // under NativeID).
 func (s *Service) interfacePort(ctx context.Context, project string, m *peers.Member, portID string) (string, error) {
 	if e, err := s.Index.Get(ctx, KindPort, portID, ""); err == nil && e.Project == project && e.PeerID == m.Peer.ID {
+		return e.PeerResourceID, nil
+	}
+	if e, err := s.Index.Get(ctx, kindRouterPort, portID, project); err == nil && e.PeerID == m.Peer.ID {
 		return e.PeerResourceID, nil
 	}
 	ps, err := m.Cloud.ListPorts(ctx, peers.ListOptions{})

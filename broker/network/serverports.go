@@ -22,21 +22,26 @@ import (
 // compute API reserves them with it), so these entries carry none.
 const kindServerPort = "server_port"
 
-// resolveServerPort finds a port a peer made for one of project's servers
-// by its broker ID, in the index (memory).
+// resolveServerPort finds a port a peer made for one of project's
+// servers, or for an interface of one of its routers, by its broker ID,
+// in the index (memory).
 func (s *Service) resolveServerPort(ctx context.Context, project, id string) (Ref, error) {
-	e, err := s.Index.Get(ctx, kindServerPort, id, project)
-	if errors.Is(err, index.ErrNotFound) {
-		return Ref{}, notFound(KindPort, id)
+	for _, kind := range []string{kindServerPort, kindRouterPort} {
+		e, err := s.Index.Get(ctx, kind, id, project)
+		if errors.Is(err, index.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return Ref{}, err
+		}
+		m, ok := s.member(e.PeerID)
+		if !ok {
+			return Ref{}, fmt.Errorf("the peer holding port %s is not connected: %w", id, peers.ErrUnavailable)
+		}
+		return Ref{Kind: KindPort, ID: e.ID, Project: e.Project, Member: m, PeerResourceID: e.PeerResourceID, CreatedAt: e.CreatedAt,
+			serverPort: kind == kindServerPort, routerPort: kind == kindRouterPort}, nil
 	}
-	if err != nil {
-		return Ref{}, err
-	}
-	m, ok := s.member(e.PeerID)
-	if !ok {
-		return Ref{}, fmt.Errorf("the peer holding port %s is not connected: %w", id, peers.ErrUnavailable)
-	}
-	return Ref{Kind: KindPort, ID: e.ID, Project: e.Project, Member: m, PeerResourceID: e.PeerResourceID, CreatedAt: e.CreatedAt, serverPort: true}, nil
+	return Ref{}, notFound(KindPort, id)
 }
 
 // serverPortEntry is the index entry of a port peer made for server.
@@ -146,8 +151,19 @@ func (s *Service) serverExists(ctx context.Context, id string) bool {
 	return !errors.Is(err, index.ErrNotFound)
 }
 
-// sweepServerPorts drops the entries of server ports whose server is no
-// longer indexed, or whose peer answered two full lists in a row
+// parentExists reports whether the server (or, for a router's port, the
+// router) a port's entry e names as its Parent is indexed; when the index
+// cannot tell, it assumes so.
+func (s *Service) parentExists(ctx context.Context, e index.Entry) bool {
+	if e.Kind != kindRouterPort {
+		return s.serverExists(ctx, e.Parent)
+	}
+	_, err := s.Index.Get(ctx, KindRouter, e.Parent, "")
+	return !errors.Is(err, index.ErrNotFound)
+}
+
+// sweepServerPorts drops the entries of server ports (and routers' ports)
+// whose server (router) is no longer indexed, or whose peer answered two full lists in a row
 // (states, at consecutive discoveries) without the port: one list that
 // misses a port (a peer paging, a listing cut short) must not take a
 // user's name and security groups on it. entries were read before the
@@ -165,7 +181,7 @@ func (s *Service) sweepServerPorts(ctx context.Context, entries []index.Entry, s
 			if e.PeerID != st.m.Peer.ID {
 				continue
 			}
-			serverGone := !s.serverExists(ctx, e.Parent)
+			serverGone := !s.parentExists(ctx, e)
 			if !serverGone && held[e.PeerResourceID] {
 				continue
 			}

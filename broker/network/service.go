@@ -105,13 +105,19 @@ type Ref struct {
 	// serverPort: a port a peer made for a server, indexed as
 	// kindServerPort.
 	serverPort bool
+	// routerPort: a port a peer made for a router's interface on a
+	// subnet, indexed as kindRouterPort.
+	routerPort bool
 }
 
 // entry is the index entry Ref stands for.
 func (r Ref) entry() index.Entry {
 	kind := r.Kind
-	if r.serverPort {
+	switch {
+	case r.serverPort:
 		kind = kindServerPort
+	case r.routerPort:
+		kind = kindRouterPort
 	}
 	return index.Entry{Kind: kind, ID: r.ID, Project: r.Project, PeerID: r.Member.Peer.ID, PeerResourceID: r.PeerResourceID}
 }
@@ -136,8 +142,9 @@ func (s *Service) timeout() time.Duration {
 //   - a peer's own shared or external network, and subnets of such
 //     networks, by their broker ID (NativeID), found in memory (see Run);
 //   - a port a peer made for a server of the project (Nova's
-//     networks: [{uuid}]), by its broker ID (NativeID), in the index: it
-//     is the project's.
+//     networks: [{uuid}]), or for an interface of a router of the
+//     project, by its broker ID (NativeID), in the index: it is the
+//     project's.
 //
 // A peer's own ID is never accepted: it is unknown like any other ID.
 // Anything else, ports of other projects included, is ErrNotFound (a
