@@ -12,6 +12,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/groups"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/osinherit"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/projects"
+	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/roles"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/users"
 
@@ -44,6 +45,10 @@ func TestProjectInheritance(t *testing.T) {
 	mustOK(t, "join", users.AddToGroup(ctx, e.adminC, devs.ID, ivy.ID).ExtractErr())
 	mustOK(t, "inherit member from org", osinherit.Assign(ctx, e.adminC, e.memberRole.ID, osinherit.AssignOpts{UserID: ivy.ID, ProjectID: org.ID}).ExtractErr())
 	mustOK(t, "inherit reader from org-dev to devs", osinherit.Assign(ctx, e.adminC, e.readerRole.ID, osinherit.AssignOpts{GroupID: devs.ID, ProjectID: dev.ID}).ExtractErr())
+	// Direct grants of another user below org and outside it, for
+	// include_subtree.
+	mustOK(t, "mallory reader on org-dev-ci", roles.Assign(ctx, e.adminC, e.readerRole.ID, roles.AssignOpts{UserID: e.mallory.ID, ProjectID: ci.ID}).ExtractErr())
+	mustOK(t, "mallory member on other", roles.Assign(ctx, e.adminC, e.memberRole.ID, roles.AssignOpts{UserID: e.mallory.ID, ProjectID: other.ID}).ExtractErr())
 
 	t.Run("check", func(t *testing.T) {
 		for _, c := range []struct {
@@ -120,6 +125,15 @@ func TestProjectInheritance(t *testing.T) {
 			{"effective on the grandchild", "effective&scope.project.id=" + ci.ID,
 				[]string{"member@org-dev-ci", "reader@org-dev-ci"}},
 			{"effective on the root", "effective&scope.project.id=" + org.ID, nil},
+			{"the root's subtree, as made", "include_subtree&scope.project.id=" + org.ID,
+				[]string{"member@org~inherited", "reader@org-dev-ci", "reader@org-dev~inherited"}},
+			{"a child's subtree, as made", "include_subtree=true&scope.project.id=" + dev.ID,
+				[]string{"reader@org-dev-ci", "reader@org-dev~inherited"}},
+			{"the root's subtree, effective", "effective&include_subtree&scope.project.id=" + org.ID,
+				[]string{"member@org-dev", "member@org-dev-ci", "reader@org-dev", "reader@org-dev-ci"}},
+			{"the root's subtree, effective for ivy", "effective&include_subtree&user.id=" + ivy.ID + "&scope.project.id=" + org.ID,
+				[]string{"member@org-dev", "member@org-dev-ci", "reader@org-dev", "reader@org-dev-ci"}},
+			{"a leaf's subtree is the leaf", "include_subtree&scope.project.id=" + ci.ID, []string{"reader@org-dev-ci"}},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				code, body := e.call(t, http.MethodGet, base+c.query, e.adminC.Token(), nil)
@@ -137,7 +151,7 @@ func TestProjectInheritance(t *testing.T) {
 						s += "~inherited"
 					}
 					link := row["links"].(map[string]any)["assignment"].(string)
-					if strings.Contains(c.query, "effective") && !strings.Contains(link, "/OS-INHERIT/projects/") {
+					if strings.Contains(c.query, "effective") && !strings.Contains(link, "/OS-INHERIT/projects/") && row["user"].(map[string]any)["id"] != e.mallory.ID {
 						t.Errorf("effective row's assignment link %s names no inherited grant", link)
 					}
 					if !slices.Contains(got, s) {
@@ -149,6 +163,22 @@ func TestProjectInheritance(t *testing.T) {
 					t.Fatalf("assignments = %v, want %v", got, c.want)
 				}
 			})
+		}
+	})
+
+	t.Run("include_subtree with gophercloud", func(t *testing.T) {
+		yes := true
+		got := listAssignmentNames(t, e.adminC, roles.ListAssignmentsOpts{ScopeProjectID: org.ID, IncludeSubtree: &yes, IncludeNames: &yes}, nil)
+		if want := []string{"member@org", "reader@org-dev", "reader@org-dev-ci"}; !slices.Equal(got, want) {
+			t.Errorf("assignments = %v, want %v", got, want)
+		}
+		_, err := roles.ListAssignments(e.adminC, roles.ListAssignmentsOpts{IncludeSubtree: &yes}).AllPages(ctx)
+		if !gophercloud.ResponseCodeIs(err, http.StatusBadRequest) {
+			t.Errorf("include_subtree without scope.project.id = %v, want 400", err)
+		}
+		_, err = roles.ListAssignments(e.malC, roles.ListAssignmentsOpts{ScopeProjectID: org.ID, IncludeSubtree: &yes}).AllPages(ctx)
+		if !gophercloud.ResponseCodeIs(err, http.StatusForbidden) {
+			t.Errorf("a member's include_subtree = %v, want 403", err)
 		}
 	})
 

@@ -329,18 +329,11 @@ func TestRolesGroupsInheritance(t *testing.T) {
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				pages, err := roles.ListAssignments(e.adminC, c.opts).AllPages(ctx)
-				mustOK(t, "list", err)
-				as, err := roles.ExtractRoleAssignments(pages)
-				mustOK(t, "extract", err)
-				var got []string
-				for _, a := range as {
-					got = append(got, a.Role.Name+"@"+a.Scope.Project.Name)
+				got := listAssignmentNames(t, e.adminC, c.opts, func(a roles.RoleAssignment) {
 					if c.opts.Effective != nil && a.User.Name != "gus" {
 						t.Errorf("effective row of %+v, want gus", a.User)
 					}
-				}
-				slices.Sort(got)
+				})
 				if !slices.Equal(got, c.want) {
 					t.Fatalf("assignments = %v, want %v", got, c.want)
 				}
@@ -460,4 +453,23 @@ func TestSystemAdminIsIdentityAdmin(t *testing.T) {
 			}
 		})
 	}
+}
+
+// listAssignmentNames lists role assignments with gophercloud as
+// role@project names, sorted, handing each row to check.
+func listAssignmentNames(t *testing.T, c *gophercloud.ServiceClient, opts roles.ListAssignmentsOpts, check func(roles.RoleAssignment)) []string {
+	t.Helper()
+	pages, err := roles.ListAssignments(c, opts).AllPages(context.Background())
+	mustOK(t, "list", err)
+	as, err := roles.ExtractRoleAssignments(pages)
+	mustOK(t, "extract", err)
+	var got []string
+	for _, a := range as {
+		got = append(got, a.Role.Name+"@"+a.Scope.Project.Name)
+		if check != nil {
+			check(a)
+		}
+	}
+	slices.Sort(got)
+	return got
 }

@@ -111,7 +111,8 @@ func (d *Directory) withImplied(ctx context.Context, rows []listed) ([]listed, e
 }
 
 // listAssignments answers GET /v3/role_assignments with Keystone's
-// filters (user.id, group.id, role.id, scope.project.id, scope.domain.id,
+// filters (user.id, group.id, role.id, scope.project.id (and
+// include_subtree), scope.domain.id,
 // scope.system, scope.OS-INHERIT:inherited_to), ?effective and
 // ?include_names.
 func (k *Keystone) listAssignments(w http.ResponseWriter, r *http.Request) {
@@ -125,7 +126,15 @@ func (k *Keystone) listAssignments(w http.ResponseWriter, r *http.Request) {
 		k.fail(w, r, &registry.FieldError{Field: "group.id", Reason: "effective listings are of users: filter by user.id"})
 		return
 	}
+	subtree := flag("include_subtree")
+	if subtree && f.ProjectID == "" {
+		k.fail(w, r, &registry.FieldError{Field: "include_subtree", Reason: "scope.project.id needs to be specified if include_subtree is also specified"})
+		return
+	}
 	rows, err := k.assignmentRows(ctx, f, effective)
+	if err == nil && subtree {
+		rows, err = k.subtreeRows(ctx, f, effective, rows)
+	}
 	if err != nil {
 		k.fail(w, r, err)
 		return
@@ -218,6 +227,36 @@ func (k *Keystone) assignmentRows(ctx context.Context, f AssignmentFilter, effec
 		}
 	}
 	return kept, nil
+}
+
+// subtreeRows adds to rows, the listing on f's project, the listings on
+// every project below it, as Keystone's include_subtree: each project's
+// own listing (effective or as made), so an inherited grant on the top
+// project shows on it as made and on its subprojects when effective.
+func (k *Keystone) subtreeRows(ctx context.Context, f AssignmentFilter, effective bool, rows []listed) ([]listed, error) {
+	below, err := k.Dir.Subtree(ctx, f.ProjectID)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, row := range rows {
+		seen[row.key()] = true
+	}
+	for _, p := range below {
+		x := f
+		x.ProjectID = p.ID
+		more, err := k.assignmentRows(ctx, x, effective)
+		if err != nil {
+			return nil, err
+		}
+		for _, row := range more {
+			if key := row.key(); !seen[key] {
+				seen[key] = true
+				rows = append(rows, row)
+			}
+		}
+	}
+	return rows, nil
 }
 
 func dedupe(as []Assignment) []Assignment {
