@@ -5,7 +5,9 @@
 // the catalog as data (regions, services, endpoints), generic and EC2
 // credentials (one set of records), trusts, application credentials and
 // their access rules (CheckAccessRules, which every API's authentication
-// applies), password checks (bcrypt) under a configurable password policy
+// applies), unified limits (registered limits and project limits, which
+// are the quota ledger's own defaults and per-project limits: see
+// QuotaLimits), password checks (bcrypt) under a configurable password policy
 // with per-replica login throttling, and tokens scoped to a project, a
 // domain, the system or a trust that every broker replica accepts.
 //

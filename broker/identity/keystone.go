@@ -34,6 +34,9 @@ type Keystone struct {
 	EC2 *EC2Credentials
 	// Throttle limits failed password logins per user name, per replica.
 	Throttle LoginThrottle
+	// Limits, when set, serves unified limits (/v3/registered_limits,
+	// /v3/limits) over the quota ledger's limits.
+	Limits QuotaLimits
 
 	throttle throttle
 }
@@ -95,6 +98,9 @@ func (k *Keystone) Routes(r chi.Router) {
 		k.catalogRoutes(r)
 		r.Route("/OS-TRUST/trusts", k.trustRoutes)
 		r.Route("/credentials", k.credentialRoutes)
+		if k.Limits != nil {
+			k.limitRoutes(r)
+		}
 		r.Group(func(r chi.Router) {
 			r.Use(k.adminGate) // identity admins, and domain admins in their domain
 			r.Route("/domains", k.domainRoutes)

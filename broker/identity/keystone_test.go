@@ -21,6 +21,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/osapi"
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -32,6 +33,8 @@ type env struct {
 	dir    *identity.Directory
 	tokens *identity.Tokens
 	boot   identity.Bootstrapped
+	// limits are the quota ledger's limits unified limits serve.
+	limits *quota.Limits
 }
 
 // newEnv serves Keystone over real HTTP on a memory store; replicas > 1
@@ -52,14 +55,19 @@ func newEnv(t *testing.T, store registry.Store) *env {
 	}
 	toks := identity.NewTokens(store, log)
 	go func() { _ = toks.Run(ctx, time.Hour) }()
-	k := &identity.Keystone{Dir: dir, Tokens: toks, Catalog: dir.Catalog, Log: log}
+	limits := quota.NewLimits(store, log)
+	go func() { _ = limits.Run(ctx) }()
+	if err := limits.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k := &identity.Keystone{Dir: dir, Tokens: toks, Catalog: dir.Catalog, Log: log, Limits: limits}
 	r := chi.NewRouter()
 	r.Use(osapi.RequestID)
 	r.Get("/", k.Versions)
 	r.Route("/v3", k.Routes)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
-	return &env{k: k, srv: srv, dir: dir, tokens: toks, boot: boot}
+	return &env{k: k, srv: srv, dir: dir, tokens: toks, boot: boot, limits: limits}
 }
 
 func (e *env) login(t *testing.T, user, password, project string) (*gophercloud.ProviderClient, error) {

@@ -16,10 +16,20 @@
 //
 // # Layout
 //
-//   - quotas/<project>: the limits a cloud admin set ({"instances": 2});
-//     a limit never set is the ledger's default, so a changed default
-//     reaches every project that did not override it (Nova's rule). -1 is
-//     unlimited.
+//   - quotas/<project>: the limits a cloud admin set
+//     ({"limits": {"instances": 2}, "descriptions": {...}}; older brokers
+//     wrote the bare limits object, still read); a limit never set is the
+//     dimension's default, so a changed default reaches every project
+//     that did not override it (Nova's rule). -1 is unlimited.
+//   - quota-defaults/<resource>: a default a cloud admin changed
+//     ({"limit": 5}); the others are the built-in Defaults.
+//
+// These are Keystone's unified limits too (broker/identity serves them):
+// a registered limit is a dimension's default, a limit a project's own.
+// Nova's and Cinder's os-quota-sets, Neutron's quotas and /v3/limits read
+// and write the same records, so there is one truth. NewLimits serves
+// both prefixes from memory, fed by watches: the ledger reads a project's
+// limits on every reservation without touching the Store.
 //   - quota-usage/<scope>: {"used": {...}, "reservations": {id: {...}}},
 //     one record per project (and one per user for key_pairs, which Nova
 //     counts per user). Every change is a compare-and-swap on that one

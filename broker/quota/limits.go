@@ -104,19 +104,73 @@ type Store interface {
 var _ Store = registry.Store(nil)
 
 // Limits keeps per-project limits at quotas/<project>: only what a cloud
-// admin set, so a limit never set follows Default.
+// admin set, so a limit never set follows the project default, and the
+// defaults an admin changed at quota-defaults/<resource> (Keystone's
+// registered limits; a default never changed is the built-in one). Nova's
+// and Cinder's os-quota-sets, Neutron's quotas and Keystone's unified
+// limits all read and write these same records.
+//
+// Made by NewLimits and Run, it serves reads from memory fed by watches
+// of both prefixes (the ledger reads limits on every reservation); its
+// own writes are seen at once, another replica's when the watch delivers
+// them. A bare Limits{Store} reads the Store each time and knows only the
+// built-in defaults.
 type Limits struct {
 	Store Store
-	// Default is the limit of a dimension never set; nil is Defaults.
+	// Default is the built-in limit of a dimension whose default no admin
+	// changed; nil is Defaults.
 	Default Amounts
+
+	mem *limitsMemory
 }
 
-// Defaults returns the limits of a project nobody set any for.
-func (l *Limits) Defaults() Amounts {
+// projectLimits is a quotas/<project> record: the limits set and the
+// descriptions given to some of them (Keystone's limit description).
+// Records written before descriptions existed are a bare Amounts object.
+type projectLimits struct {
+	Limits       Amounts             `json:"limits"`
+	Descriptions map[Resource]string `json:"descriptions,omitempty"`
+}
+
+func decodeProjectLimits(raw []byte) (projectLimits, error) {
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return projectLimits{}, err
+	}
+	var rec projectLimits
+	if _, ok := probe["limits"]; ok {
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return projectLimits{}, err
+		}
+	} else if err := json.Unmarshal(raw, &rec.Limits); err != nil { // the bare Amounts of older brokers
+		return projectLimits{}, err
+	}
+	if rec.Limits == nil {
+		rec.Limits = Amounts{}
+	}
+	return rec, nil
+}
+
+// builtin returns the built-in defaults.
+func (l *Limits) builtin() Amounts {
 	if l.Default != nil {
 		return l.Default.Clone()
 	}
 	return Defaults.Clone()
+}
+
+// Defaults returns the limits of a project nobody set any for: the
+// built-in defaults overlaid with those an admin changed.
+func (l *Limits) Defaults() Amounts {
+	out := l.builtin()
+	if l.mem != nil {
+		for r, d := range l.mem.defaults() {
+			if _, ok := out[r]; ok {
+				out[r] = d.Limit
+			}
+		}
+	}
+	return out
 }
 
 func limitsKey(project string) (string, error) {
@@ -134,35 +188,45 @@ func scopedKey(prefix, scope string) (string, error) {
 	return key, nil
 }
 
-// read returns what is stored for project and the record's index (0 when
-// there is none).
-func (l *Limits) read(ctx context.Context, key string) (Amounts, uint64, error) {
+// read returns what is stored for a project and the record's index (0
+// when there is none), from the Store: writers compare-and-swap on it.
+func (l *Limits) read(ctx context.Context, key string) (projectLimits, uint64, error) {
 	kv, err := l.Store.Get(ctx, key)
 	if errors.Is(err, registry.ErrNotFound) {
-		return Amounts{}, 0, nil
+		return projectLimits{Limits: Amounts{}}, 0, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("reading %s: %w", key, err)
+		return projectLimits{}, 0, fmt.Errorf("reading %s: %w", key, err)
 	}
-	set := Amounts{}
-	if err := json.Unmarshal(kv.Value, &set); err != nil {
-		return nil, 0, fmt.Errorf("decoding %s: %w", key, err)
+	rec, err := decodeProjectLimits(kv.Value)
+	if err != nil {
+		return projectLimits{}, 0, fmt.Errorf("decoding %s: %w", key, err)
 	}
-	return set, kv.ModifyIndex, nil
+	return rec, kv.ModifyIndex, nil
+}
+
+// set returns what an admin set for project: from memory when it is
+// loaded, else from the Store.
+func (l *Limits) set(ctx context.Context, project string) (projectLimits, error) {
+	key, err := limitsKey(project)
+	if err != nil {
+		return projectLimits{}, err
+	}
+	if l.mem != nil && l.mem.projects.Loaded() {
+		return l.mem.project(key), nil
+	}
+	rec, _, err := l.read(ctx, key)
+	return rec, err
 }
 
 // Get returns project's limits: what an admin set over the defaults.
 func (l *Limits) Get(ctx context.Context, project string) (Amounts, error) {
-	key, err := limitsKey(project)
-	if err != nil {
-		return nil, err
-	}
-	set, _, err := l.read(ctx, key)
+	rec, err := l.set(ctx, project)
 	if err != nil {
 		return nil, err
 	}
 	out := l.Defaults()
-	for k, v := range set {
+	for k, v := range rec.Limits {
 		if Known(k) { // a dimension a later version dropped is ignored
 			out[k] = v
 		}
@@ -170,36 +234,62 @@ func (l *Limits) Get(ctx context.Context, project string) (Amounts, error) {
 	return out, nil
 }
 
+// change applies edit to project's record with a compare-and-swap,
+// retried over another admin's concurrent write, and tells the memory.
+// edit returning errSkip writes nothing.
+func (l *Limits) change(ctx context.Context, project string, edit func(rec *projectLimits) error) error {
+	key, err := limitsKey(project)
+	if err != nil {
+		return err
+	}
+	for {
+		rec, index, err := l.read(ctx, key)
+		if err != nil {
+			return err
+		}
+		if err := edit(&rec); errors.Is(err, errSkip) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if len(rec.Descriptions) == 0 {
+			rec.Descriptions = nil
+		}
+		// Written, even when empty, never deleted: a compare-and-swap
+		// keeps another admin's concurrent write.
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		idx, err := l.Store.CAS(ctx, key, b, index)
+		if errors.Is(err, registry.ErrConflict) && ctx.Err() == nil {
+			continue // another admin wrote first: edit theirs
+		}
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", key, err)
+		}
+		if l.mem != nil {
+			l.mem.projects.Wrote(key, rec, idx)
+		}
+		return nil
+	}
+}
+
 // Set changes the named limits of project (the others keep theirs) and
 // returns the whole set. Concurrent admins changing different limits both
 // land (compare-and-swap, retried).
 func (l *Limits) Set(ctx context.Context, project string, limits Amounts) (Amounts, error) {
-	key, err := limitsKey(project)
-	if err != nil {
-		return nil, err
-	}
 	if err := limits.Validate(); err != nil {
 		return nil, err
 	}
-	for {
-		set, index, err := l.read(ctx, key)
-		if err != nil {
-			return nil, err
-		}
-		maps.Copy(set, limits)
-		b, err := json.Marshal(set)
-		if err != nil {
-			return nil, err
-		}
-		_, err = l.Store.CAS(ctx, key, b, index)
-		if errors.Is(err, registry.ErrConflict) && ctx.Err() == nil {
-			continue // another admin wrote first: merge over theirs
-		}
-		if err != nil {
-			return nil, fmt.Errorf("writing %s: %w", key, err)
-		}
-		return l.Get(ctx, project)
+	err := l.change(ctx, project, func(rec *projectLimits) error {
+		maps.Copy(rec.Limits, limits)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return l.Get(ctx, project)
 }
 
 // Reset forgets project's limits: the defaults apply again.
@@ -211,13 +301,19 @@ func (l *Limits) Reset(ctx context.Context, project string) error {
 	if err := l.Store.Delete(ctx, key); err != nil {
 		return fmt.Errorf("deleting %s: %w", key, err)
 	}
+	if l.mem != nil {
+		l.mem.projects.Deleted(key, 0)
+	}
 	return nil
 }
 
 // Overridden lists the projects an admin set limits for (Neutron's GET
-// /quotas): an admin's occasional read of the quotas/ prefix, never on a
-// project's request path.
+// /quotas): from memory, or an admin's occasional read of the quotas/
+// prefix, never on a project's request path.
 func (l *Limits) Overridden(ctx context.Context) ([]string, error) {
+	if l.mem != nil && l.mem.projects.Loaded() {
+		return l.mem.projectIDs(), nil
+	}
 	lister, ok := l.Store.(interface {
 		List(ctx context.Context, prefix string) ([]registry.KV, uint64, error)
 	})

@@ -318,7 +318,15 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	// Per-project quotas (the upstream defaults until an admin sets them
 	// through os-quota-sets or Neutron's quotas), enforced in Go by every
 	// service with reservations every broker on this Store shares.
-	quotaLimits := &quota.Limits{Store: store}
+	// Limits and defaults are served from memory (the ledger reads them on
+	// every create), followed through store watches; Keystone's unified
+	// limits are the same records.
+	quotaLimits := quota.NewLimits(store, log.WithField("component", "quota-limits"))
+	goBG("quota-limits", quotaLimits.Run)
+	if err := quotaLimits.WaitReady(startCtx); err != nil {
+		return fmt.Errorf("load the quota limits from the store: %w", err)
+	}
+	keystone.Limits = quotaLimits
 	ledger := &quota.Ledger{Store: store, Limits: quotaLimits, Holder: brokerID(cfg), Log: log.WithField("component", "quota"),
 		Metrics: quota.NewMetrics(metrics)}
 	// The resource index is served from memory on every replica, kept
