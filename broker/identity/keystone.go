@@ -249,7 +249,7 @@ func (k *Keystone) issue(w http.ResponseWriter, r *http.Request) {
 	id := req.Auth.Identity
 	var user User
 	var methods []string
-	var rescopeLimit time.Duration
+	var rescopeUntil time.Time
 	var appCred *AppCredential
 	switch {
 	case slices.Contains(id.Methods, "password") && id.Password != nil:
@@ -286,7 +286,8 @@ func (k *Keystone) issue(w http.ResponseWriter, r *http.Request) {
 		}
 		// A token begets tokens that die with it: rescoping never extends
 		// a lifetime, or a stolen token would live forever.
-		rescopeLimit = time.Until(prev.ExpiresAt)
+		// An instant, not a duration: the new token's clock starts later.
+		rescopeUntil = prev.ExpiresAt
 		if user, err = k.Dir.GetUser(ctx, prev.UserID); err != nil || !user.Enabled || !k.domainEnabled(ctx, user.DomainID) {
 			k.fail(w, r, fmt.Errorf("%w: the token's user is gone or disabled", ErrUnauthorized))
 			return
@@ -319,8 +320,8 @@ func (k *Keystone) issue(w http.ResponseWriter, r *http.Request) {
 	if ttl <= 0 {
 		ttl = DefaultTokenTTL
 	}
-	if rescopeLimit > 0 {
-		ttl = min(ttl, rescopeLimit)
+	if !rescopeUntil.IsZero() && (t.ExpiresAt.IsZero() || rescopeUntil.Before(t.ExpiresAt)) {
+		t.ExpiresAt = rescopeUntil // Issue keeps the earlier of this and now+ttl
 	}
 	token, t, err := k.Tokens.Issue(ctx, t, ttl)
 	if err != nil {
