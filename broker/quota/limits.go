@@ -225,13 +225,42 @@ func (l *Limits) Get(ctx context.Context, project string) (Amounts, error) {
 	if err != nil {
 		return nil, err
 	}
+	return l.over(rec), nil
+}
+
+// over is the defaults with rec's limits over them.
+func (l *Limits) over(rec projectLimits) Amounts {
 	out := l.Defaults()
 	for k, v := range rec.Limits {
 		if Known(k) { // a dimension a later version dropped is ignored
 			out[k] = v
 		}
 	}
-	return out, nil
+	return out
+}
+
+// Enforcing returns the limits as a ledger must enforce them: a project's
+// own limits read from the Store at each reservation (one key), never
+// from memory. Another broker's memory learns a limit an admin just set
+// only when its watch delivers it, and a create in between would be
+// checked against the old limit: a quota set on one broker and exceeded
+// at once through another (TestQuotaAcrossTwoBrokersOnConsul, 8 servers
+// under a quota of 3). The defaults still come from memory: a changed
+// registered limit reaches a broker with its watch.
+func (l *Limits) Enforcing() LimitSource { return enforcing{l} }
+
+type enforcing struct{ l *Limits }
+
+func (e enforcing) Get(ctx context.Context, project string) (Amounts, error) {
+	key, err := limitsKey(project)
+	if err != nil {
+		return nil, err
+	}
+	rec, _, err := e.l.read(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return e.l.over(rec), nil
 }
 
 // change applies edit to project's record with a compare-and-swap,

@@ -327,7 +327,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 		return fmt.Errorf("load the quota limits from the store: %w", err)
 	}
 	keystone.Limits = quotaLimits
-	ledger := &quota.Ledger{Store: store, Limits: quotaLimits, Holder: brokerID(cfg), Log: log.WithField("component", "quota"),
+	ledger := &quota.Ledger{Store: store, Limits: quotaLimits.Enforcing(), Holder: brokerID(cfg), Log: log.WithField("component", "quota"),
 		Metrics: quota.NewMetrics(metrics)}
 	// The resource index is served from memory on every replica, kept
 	// current by a store watch. It frees the quota of the entries a
