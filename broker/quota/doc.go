@@ -28,8 +28,12 @@
 // a registered limit is a dimension's default, a limit a project's own.
 // Nova's and Cinder's os-quota-sets, Neutron's quotas and /v3/limits read
 // and write the same records, so there is one truth. NewLimits serves
-// both prefixes from memory, fed by watches: the ledger reads a project's
-// limits on every reservation without touching the Store.
+// both prefixes from memory, fed by watches, to every view; the ledger
+// (Enforcing) reads a project's own limits from the Store at each
+// reservation (one key), since another broker's memory learns a limit
+// just set only when its watch delivers it, and a create in between must
+// not pass the new limit. A changed default reaches a broker with its
+// watch.
 //   - quota-usage/<scope>: {"used": {...}, "reservations": {id: {...}}},
 //     one record per project (and one per user for key_pairs, which Nova
 //     counts per user). Every change is a compare-and-swap on that one
