@@ -58,6 +58,10 @@ user=cloudmux-test
 	osc user show --domain Default "$user" -f value -c id >/dev/null 2>&1 ||
 		osc user create --domain Default --password "$TESTCLOUD_PASSWORD" "$user" >/dev/null
 	osc role add --project "$project" --user "$user" member >/dev/null
+	# Every broker project with a server on the testcloud has its security
+	# groups mirrored into this one project, and the suites run in parallel:
+	# Neutron's default quota (10 groups, 100 rules) is a single tenant's.
+	osc quota set --secgroups 200 --secgroup-rules 2000 "$project" >/dev/null
 ) >&2
 
 clouds="$TESTCLOUD_DIR/cloudmux-clouds.yaml"

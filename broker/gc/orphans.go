@@ -40,6 +40,11 @@ type Orphans struct {
 	// once (the compare-and-delete succeeded): what the record held that
 	// counts elsewhere (an index entry's quota charge) is given back.
 	Removed func(ctx context.Context, kv registry.KV) error
+	// Release, when set, is called on each record that is due, before it
+	// is removed: what the record stands for outside the Store (a security
+	// group's copies on peers) goes first, so that a failure keeps the
+	// record, and with it what to release, for the next pass.
+	Release func(ctx context.Context, kv registry.KV) error
 
 	mu   sync.Mutex
 	seen map[string]sighting
@@ -80,6 +85,13 @@ func (o *Orphans) Collect(ctx context.Context, now time.Time) (int, error) {
 		case now.Sub(s.at) < o.Grace:
 			seen[kv.Key] = s
 		default:
+			if o.Release != nil {
+				if err := o.Release(ctx, kv); err != nil {
+					seen[kv.Key] = s
+					errs = append(errs, fmt.Errorf("release %s: %w", kv.Key, err))
+					continue
+				}
+			}
 			err := o.Store.DeleteCAS(ctx, kv.Key, kv.ModifyIndex)
 			switch {
 			case err == nil:

@@ -2,6 +2,7 @@ package gc_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -96,5 +97,63 @@ func TestOrphans(t *testing.T) {
 				t.Fatalf("Removed heard of %v; want rec/a and rec/b once each", heard)
 			}
 		})
+	}
+}
+
+// TestOrphansRelease: a due record is released before it goes, and one
+// whose release failed stays, to be released again on the next pass.
+func TestOrphansRelease(t *testing.T) {
+	const grace = time.Hour
+	t0 := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	s := registry.NewMemory()
+	for _, k := range []string{"rec/a", "rec/b"} {
+		_, _ = s.Put(ctx, k, []byte(k))
+	}
+	failing := map[string]bool{"rec/b": true}
+	var released []string
+	o := &gc.Orphans{Kind: "test", Store: s, Prefixes: []string{"rec/"}, Grace: grace,
+		Orphaned: func(_ context.Context, kvs []registry.KV) ([]registry.KV, error) { return kvs, nil },
+		Release: func(ctx context.Context, kv registry.KV) error {
+			if _, err := s.Get(ctx, kv.Key); err != nil {
+				t.Errorf("Release(%s) after the record went", kv.Key)
+			}
+			released = append(released, kv.Key)
+			if failing[kv.Key] {
+				return errors.New("peer unreachable")
+			}
+			return nil
+		}}
+	left := func() string {
+		kvs, _, _ := s.List(ctx, "rec/")
+		var keys []string
+		for _, kv := range kvs {
+			keys = append(keys, kv.Key)
+		}
+		slices.Sort(keys)
+		return strings.Join(keys, ",")
+	}
+	for i, st := range []struct {
+		at      time.Duration
+		fixed   bool
+		removed int
+		wantErr bool
+		left    string
+	}{
+		{at: 0, removed: 0, left: "rec/a,rec/b"},
+		{at: grace, removed: 1, wantErr: true, left: "rec/b"},
+		{at: grace + time.Minute, fixed: true, removed: 1, left: ""},
+	} {
+		if st.fixed {
+			failing["rec/b"] = false
+		}
+		n, err := o.Collect(ctx, t0.Add(st.at))
+		if (err != nil) != st.wantErr || n != st.removed || left() != st.left {
+			t.Fatalf("pass %d: removed %d, err %v, left %q; want %d, error %v, %q", i, n, err, left(), st.removed, st.wantErr, st.left)
+		}
+	}
+	slices.Sort(released)
+	if strings.Join(released, ",") != "rec/a,rec/b,rec/b" {
+		t.Fatalf("released %v; want rec/a once and rec/b twice (its first release failed)", released)
 	}
 }

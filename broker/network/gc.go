@@ -2,8 +2,11 @@ package network
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 
+	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -47,4 +50,65 @@ func (s *Service) AttrsLeftovers(ctx context.Context, kvs []registry.KV) ([]regi
 		}
 	}
 	return append(out, ports...), nil
+}
+
+// GroupsPrefix holds every project's security groups (the gc lists it).
+const GroupsPrefix = groupsRoot
+
+// GroupsOfGoneProjects returns the judge of a gc.Orphans over
+// GroupsPrefix: the groups whose project no longer exists. Keystone
+// deletes a project without asking the services; its groups, the default
+// one included (which no user may delete), and their copies on peers
+// would otherwise stay forever, each copy using one security group of the
+// remote project's quota. projects lists the projects that exist; it is
+// read after the groups, so a group made for a project created meanwhile
+// is never judged gone.
+func GroupsOfGoneProjects(projects func(context.Context) (map[string]bool, error)) func(context.Context, []registry.KV) ([]registry.KV, error) {
+	return func(ctx context.Context, kvs []registry.KV) ([]registry.KV, error) {
+		live, err := projects(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var out []registry.KV
+		for _, kv := range kvs {
+			project, _, ok := strings.Cut(strings.TrimPrefix(kv.Key, groupsRoot), "/")
+			if ok && !live[project] {
+				out = append(out, kv)
+			}
+		}
+		return out, nil
+	}
+}
+
+// ReleaseGroupCopies deletes the copies of a group (its record kv) from
+// the peers holding one, before the gc forgets the group: the release
+// hook of the gc.Orphans GroupsOfGoneProjects judges. A peer that was
+// removed from the registry is skipped (its copies went with it as far
+// as the broker is concerned); one that is registered but not connected,
+// or refuses (a port of a deleted project's server is still in the
+// group), fails the release, and the record stays for the next pass.
+func (s *Service) ReleaseGroupCopies(ctx context.Context, kv registry.KV) error {
+	g, err := decodeGroup(kv)
+	if err != nil {
+		return nil // an undecodable record has no copies the broker could name
+	}
+	var errs []error
+	for _, pid := range g.Peers {
+		m, ok := s.Pool.Get(pid)
+		if !ok {
+			continue
+		}
+		if m.Cloud == nil {
+			errs = append(errs, fmt.Errorf("peer %s is not connected", m.Peer.Name))
+			continue
+		}
+		sg, err := enforcer(m)
+		if err != nil {
+			continue
+		}
+		if err := sg.DeleteSecurityGroup(ctx, g.ID); err != nil && !errors.Is(err, peers.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("deleting the copy on peer %s: %w", m.Peer.Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -124,6 +124,7 @@ func BenchmarkBrokerOverTestcloud(b *testing.B) {
 	// Through the broker: the testcloud imported as a peer.
 	addr, token := startInProcess(b)
 	cloudmuxCLI(b, addr, token, "peer", "import", "-cloud", testcloudEntry, "-label", "tier=public", path)
+	dropTestcloudMirrors(b, path, addr, token)
 	deadline := time.Now().Add(time.Minute)
 	for {
 		var p struct{ Status string }

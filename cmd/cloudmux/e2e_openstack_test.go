@@ -105,6 +105,7 @@ local_cloud: {labels: {tier: private}}
 	if out, errOut, code := b.cli(t, nil, "peer", "import", "-cloud", testcloudEntry, "-label", "tier=public", clouds); code != 0 {
 		t.Fatalf("peer import: exit %d\n%s%s", code, out, errOut)
 	}
+	dropTestcloudMirrors(t, clouds, b.addr, b.token)
 	for _, name := range []string{"local", testcloudEntry} {
 		h.waitPeer(t, name, "up", time.Minute)
 	}

@@ -49,7 +49,7 @@ type GCConfig struct {
 	ExpiredAppCredentials Duration `yaml:"expired_app_credentials"`
 	// OrphanGrace: a record whose owner is gone (a removed peer's health,
 	// a deleted image's deactivation or staged copies, a vanished server's
-	// or network's attributes, a deleted project's quota) goes once it has
+	// or network's attributes, a deleted project's quota or security groups) goes once it has
 	// been seen so this long.
 	OrphanGrace Duration `yaml:"orphan_grace"`
 	// RemovedPeerEntries: index entries of resources on a peer that was
@@ -180,6 +180,11 @@ func startGC(cfg Config, d gcDeps, log logrus.FieldLogger, goBG func(string, fun
 		orphans("server-attrs", g.OrphanGrace, []string{compute.AttrsPrefix}, d.servers.AttrsLeftovers),
 		orphans("server-actions", g.OrphanGrace, []string{compute.ActionsPrefix}, d.servers.ActionsLeftovers),
 		orphans("network-attrs", g.OrphanGrace, network.AttrsPrefixes, d.networks.AttrsLeftovers),
+		// A deleted project's security groups, the default one included,
+		// leave the peers holding copies, then the Store.
+		&gc.Orphans{Kind: "security-groups", Store: d.store, Prefixes: []string{network.GroupsPrefix}, Grace: time.Duration(g.OrphanGrace),
+			Orphaned: network.GroupsOfGoneProjects(func(ctx context.Context) (map[string]bool, error) { return projectIDs(ctx, d.dir) }),
+			Release:  d.networks.ReleaseGroupCopies},
 		// A remover that died between deleting an index entry and dropping
 		// its claim leaves the claim.
 		orphans("index-claims", g.OrphanGrace, []string{index.ClaimPrefix}, d.index.StaleClaims),
