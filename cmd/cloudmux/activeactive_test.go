@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -150,7 +151,7 @@ credentials_key_file: %s
 	// pressure does not refuse it.
 	deployToken := projectToken(t, brokers[1], token, "aa-deploy")
 	baseline := map[int]procStats{1: scrapeProc(t, brokers[1]), 2: scrapeProc(t, brokers[2])}
-	gen := &generator{lb: lb, project: project, made: map[string]string{}, unknownDeletes: map[string]bool{}}
+	gen := &generator{lb: lb, project: project, made: map[string]string{}, unknownDeletes: map[string]bool{}, took: map[string][]time.Duration{}}
 	ctx, cancel := context.WithTimeout(context.Background(), aaLoad)
 	defer cancel()
 	done := make(chan struct{})
@@ -311,7 +312,7 @@ credentials_key_file: %s
 		}
 	}
 	stats := gen.summary(time.Since(killedAt.Add(-aaKillBroker)))
-	t.Logf("load: %s", stats)
+	t.Logf("load: %s; latency by kind:%s", stats, gen.latencies())
 	t.Logf("deployment on the killed broker resumed %.1fs and completed %.1fs after the kill; max networks seen %d (quota %d); listed %d, on the peer %d",
 		resumedBy.Seconds(), resumed.Seconds(), gen.maxSeen.Load(), aaNetworkCap, len(listed), len(onPeer))
 	// The load's keep-alive connections each hold two goroutines in a
@@ -327,8 +328,8 @@ credentials_key_file: %s
 			}
 			http.DefaultClient.CloseIdleConnections() // the scrape's own
 		}
-		t.Logf("broker %d: goroutines %d before the load, %d warm, %d after; RSS %d, %d, %d MiB", i,
-			base.goroutines, w.goroutines, now.goroutines, base.rss>>20, w.rss>>20, now.rss>>20)
+		t.Logf("broker %d: goroutines %d before the load, %d warm, %d after; RSS %d, %d, %d MiB; its store and peer calls since warm:%s", i,
+			base.goroutines, w.goroutines, now.goroutines, base.rss>>20, w.rss>>20, now.rss>>20, callsBetween(w, now))
 		if now.goroutines > w.goroutines+aaGoroutineSlack || now.rss > w.rss+64<<20 {
 			t.Errorf("broker %d grew after the warm-up: goroutines %d -> %d, RSS %d -> %d MiB", i, w.goroutines, now.goroutines, w.rss>>20, now.rss>>20)
 		}
@@ -449,7 +450,8 @@ type generator struct {
 	unknownDeletes map[string]bool   // deletes that died with the broker
 	unknownMade    int               // creates that died with the broker
 	failed         []string
-	allowed        int // requests in flight on the killed broker
+	took           map[string][]time.Duration // by kind of request
+	allowed        int                        // requests in flight on the killed broker
 	ok, quotaFull  int
 	offered, sent  atomic.Int64
 	seq            atomic.Int64
@@ -489,20 +491,52 @@ loop:
 
 func (g *generator) one() {
 	g.sent.Add(1)
+	started := time.Now()
+	var kind string
 	switch r := rand.IntN(10); {
 	case r < 2:
+		kind = "create network"
 		g.create()
 	case r < 4:
+		kind = "delete network"
 		g.remove()
 	case r < 7:
-		g.check("list networks", g.lb.send(http.MethodGet, "/network/v2.0/networks", ""), http.StatusOK)
+		kind = "list networks"
+		g.check(kind, g.lb.send(http.MethodGet, "/network/v2.0/networks", ""), http.StatusOK)
 	case r < 8:
-		g.check("list servers", g.lb.send(http.MethodGet, "/compute/v2.1/servers/detail", ""), http.StatusOK)
+		kind = "list servers"
+		g.check(kind, g.lb.send(http.MethodGet, "/compute/v2.1/servers/detail", ""), http.StatusOK)
 	case r < 9:
-		g.check("list volumes", g.lb.send(http.MethodGet, "/volume/v3/"+g.project+"/volumes", ""), http.StatusOK)
+		kind = "list volumes"
+		g.check(kind, g.lb.send(http.MethodGet, "/volume/v3/"+g.project+"/volumes", ""), http.StatusOK)
 	default:
-		g.check("list images", g.lb.send(http.MethodGet, "/image/v2/images", ""), http.StatusOK)
+		kind = "list images"
+		g.check(kind, g.lb.send(http.MethodGet, "/image/v2/images", ""), http.StatusOK)
 	}
+	took := time.Since(started)
+	g.mu.Lock()
+	g.took[kind] = append(g.took[kind], took)
+	g.mu.Unlock()
+}
+
+// latencies is each kind of request's count, p50 and p99, to see where
+// the load's time goes.
+func (g *generator) latencies() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	kinds := make([]string, 0, len(g.took))
+	for k := range g.took {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	var b strings.Builder
+	for _, k := range kinds {
+		ds := slices.Clone(g.took[k])
+		slices.Sort(ds)
+		fmt.Fprintf(&b, "\n  %-15s %5d  p50 %7.1f ms  p99 %7.1f ms", k, len(ds),
+			ms(ds[len(ds)/2]), ms(ds[min(len(ds)-1, len(ds)*99/100)]))
+	}
+	return b.String()
 }
 
 // check records o as ok, allowed (in flight on the killed broker) or a
@@ -675,7 +709,40 @@ func peerNetworks(t *testing.T, edge *devBroker) []string {
 	return out
 }
 
-type procStats struct{ goroutines, rss int64 }
+type procStats struct {
+	goroutines, rss int64
+	// hist holds the _sum and _count series of the store's and the peers'
+	// call latency histograms, by their whole name with labels.
+	hist map[string]float64
+}
+
+// callsBetween is, for each store operation and peer call, how many a
+// broker made between two scrapes and their mean latency: where a
+// request's time goes.
+func callsBetween(from, to procStats) string {
+	var names []string
+	for k := range to.hist {
+		if base, ok := strings.CutSuffix(k, "_count"); ok {
+			names = append(names, base)
+		} else if i := strings.Index(k, "_count{"); i > 0 {
+			names = append(names, k[:i]+k[i+len("_count"):])
+		}
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		count, sum := n+"_count", n+"_sum"
+		if i := strings.Index(n, "{"); i > 0 {
+			count, sum = n[:i]+"_count"+n[i:], n[:i]+"_sum"+n[i:]
+		}
+		c := to.hist[count] - from.hist[count]
+		if c <= 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "\n  %-90s %7.0f calls  mean %6.1f ms", strings.TrimPrefix(n, "cloudmux_"), c, 1000*(to.hist[sum]-from.hist[sum])/c)
+	}
+	return b.String()
+}
 
 func scrapeProc(t *testing.T, b *devBroker) procStats {
 	t.Helper()
@@ -685,13 +752,19 @@ func scrapeProc(t *testing.T, b *devBroker) procStats {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	var s procStats
+	s := procStats{hist: map[string]float64{}}
 	for _, line := range strings.Split(string(raw), "\n") {
 		f := strings.Fields(line)
 		if len(f) != 2 {
 			continue
 		}
 		v, _ := strconv.ParseFloat(f[1], 64)
+		if strings.HasPrefix(f[0], "cloudmux_store_operation_seconds_") || strings.HasPrefix(f[0], "cloudmux_peer_request_seconds_") {
+			if !strings.Contains(f[0], "_bucket{") {
+				s.hist[f[0]] = v
+			}
+			continue
+		}
 		switch f[0] {
 		case "go_goroutines":
 			s.goroutines = int64(v)
