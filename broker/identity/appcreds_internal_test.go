@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -17,7 +19,7 @@ import (
 func TestAppCredentialSecretsAndExpiry(t *testing.T) {
 	ctx := context.Background()
 	store := registry.NewMemory()
-	d := NewDirectory(store)
+	d := NewDirectory(store, WithHashCost(bcrypt.MinCost))
 	clock := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 	d.now = func() time.Time { return clock }
 	boot, err := d.Bootstrap(ctx, "admin-secret-pw", false)

@@ -31,7 +31,7 @@ func newReplica(ctx context.Context, t *testing.T, store registry.Store) *replic
 	if err := cache.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	dir := identity.NewDirectory(cache)
+	dir := identity.NewDirectory(cache, cheapHashes)
 	return &replica{cache: cache, dir: dir, creds: identity.NewEC2Credentials(dir), store: counted}
 }
 
@@ -172,7 +172,7 @@ func testCacheAcrossReplicas(t *testing.T, store registry.Store) {
 func TestCacheBeforeLoadReadsStore(t *testing.T) {
 	ctx := context.Background()
 	store := registry.NewMemory()
-	admin := identity.NewDirectory(store)
+	admin := identity.NewDirectory(store, cheapHashes)
 	_, err := admin.Bootstrap(ctx, "admin-password", false)
 	mustOK(t, "bootstrap", err)
 	p, err := admin.CreateProject(ctx, identity.Project{Name: "p", DomainID: identity.DefaultDomainID, Enabled: true})
@@ -190,7 +190,7 @@ func TestCacheBeforeLoadReadsStore(t *testing.T) {
 	mustOK(t, "setup", err)
 	mustOK(t, "setup", admin.Grant(ctx, identity.Assignment{GroupID: g.ID, DomainID: identity.DefaultDomainID, Inherited: true, RoleID: ops.ID}))
 
-	cold := identity.NewDirectory(identity.NewCache(store, logrus.New()))
+	cold := identity.NewDirectory(identity.NewCache(store, logrus.New()), cheapHashes)
 	roles, err := cold.RolesOn(ctx, p.ID, u.ID)
 	mustOK(t, "setup", err)
 	var names []string

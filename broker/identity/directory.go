@@ -12,7 +12,6 @@ import (
 	"unicode"
 
 	"github.com/google/uuid"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/cloudmux/cloudmux/registry"
 )
@@ -66,11 +65,17 @@ type Directory struct {
 	now         func() time.Time
 	policy      PasswordPolicy
 	policyRegex *regexp.Regexp
+	passwordHasher
 }
 
-// NewDirectory returns a directory over store.
-func NewDirectory(store Store) *Directory {
-	return &Directory{store: store, now: func() time.Time { return time.Now().UTC() }}
+// NewDirectory returns a directory over store (opts are for tests: see
+// WithHashCost).
+func NewDirectory(store Store, opts ...Option) *Directory {
+	d := &Directory{store: store, now: func() time.Time { return time.Now().UTC() }}
+	for _, o := range opts {
+		o(d)
+	}
+	return d
 }
 
 func validName(field, name string) error {
@@ -266,7 +271,7 @@ func (d *Directory) CreateUser(ctx context.Context, u User, password string) (Us
 	if err := errors.Join(errs...); err != nil {
 		return User{}, err
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	hash, err := d.hash([]byte(password))
 	if err != nil {
 		return User{}, err
 	}
@@ -400,10 +405,6 @@ func (d *Directory) DeleteUser(ctx context.Context, id string) error {
 	errs = append(errs, d.forgetMemberships(bg, id))
 	return ignoreNotFound(errors.Join(errs...))
 }
-
-// dummyHash keeps a failed lookup as slow as a failed password check, so
-// timing does not tell which user names exist.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("cloudmux-identity-dummy"), bcrypt.DefaultCost)
 
 // createJSON stores a new record of an unnamed kind; an ID in use is
 // ErrConflict.

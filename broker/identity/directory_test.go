@@ -15,7 +15,7 @@ import (
 func TestFailedRenameKeepsTheName(t *testing.T) {
 	ctx := context.Background()
 	store := registry.NewMemory()
-	dir := identity.NewDirectory(store)
+	dir := identity.NewDirectory(store, cheapHashes)
 	if _, err := dir.Bootstrap(ctx, "admin-password", true); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/users"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/osapi"
@@ -26,6 +27,11 @@ import (
 )
 
 const adminPassword = "admin-secret-pw"
+
+// cheapHashes makes a test directory hash at bcrypt's least cost: under
+// the race detector a default-cost hash is seconds of CPU, and the tests
+// log in hundreds of times. TestDefaultHashCost runs the production cost.
+var cheapHashes = identity.WithHashCost(bcrypt.MinCost)
 
 type env struct {
 	k      *identity.Keystone
@@ -45,7 +51,7 @@ func newEnv(t *testing.T, store registry.Store) *env {
 	t.Cleanup(cancel)
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	dir := identity.NewDirectory(store)
+	dir := identity.NewDirectory(store, cheapHashes)
 	boot, err := dir.Bootstrap(ctx, adminPassword, false)
 	if err != nil {
 		t.Fatal(err)

@@ -107,7 +107,7 @@ func (d *Directory) newPasswordHash(u User, password string) (User, error) {
 			}
 		}
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	hash, err := d.hash([]byte(password))
 	if err != nil {
 		return User{}, err
 	}
@@ -173,13 +173,13 @@ func (d *Directory) checkPassword(ctx context.Context, u User, password string, 
 	full, err := getJSON[User](ctx, d.store, usersPrefix+u.ID, "user", u.ID)
 	hash := []byte(full.PasswordHash)
 	if err != nil || len(hash) == 0 {
-		hash = dummyHash
+		hash = d.dummyHash()
 	}
 	now := d.now()
 	ignoreLockout := full.option(OptIgnoreLockout)
 	locked := now.Before(full.LockedUntil) && !ignoreLockout
 	if locked {
-		hash = dummyHash // as slow as a real check; the answer is no
+		hash = d.dummyHash() // as slow as a real check; the answer is no
 	}
 	wrong := bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil
 	if err == nil && !d.domainEnabled(ctx, full.DomainID) {

@@ -134,7 +134,7 @@ func replicaKeystone(t *testing.T, store registry.Store) (string, context.Cancel
 	if err := cache.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	dir := identity.NewDirectory(cache)
+	dir := identity.NewDirectory(cache, cheapHashes)
 	toks := identity.NewTokens(store, log)
 	go func() { _ = toks.Run(ctx, 0) }()
 	k := &identity.Keystone{Dir: dir, Tokens: toks, Catalog: dir.Catalog, Log: log}
