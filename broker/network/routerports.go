@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/quota"
+	"github.com/cloudmux/cloudmux/peers"
 )
 
 // kindRouterPort is the index kind of the ports a peer made for a
@@ -17,9 +19,11 @@ import (
 // interface made from a port the project made keeps that port's own
 // entry. The entries are written with the interface, adopted by a read
 // that finds one without, removed with the interface, and swept by
-// discovery once their port or router is gone (sweepServerPorts). They
-// carry no quota charge: the port quota is not charged for them (Neutron
-// counts them in the project's port usage; see the README).
+// discovery once their port or router is gone (sweepServerPorts).
+// Neutron counts them in the project's port usage, so the interface
+// reserves a port before the peer makes it and its entry carries the
+// charge, freed with the entry (forget). An entry adopted by a read
+// (its interface's own write lost) carries none: nothing was counted.
 const kindRouterPort = "router_port"
 
 // routerPortEntry is the index entry of the port peerPortID a peer made
@@ -30,13 +34,16 @@ func routerPortEntry(peerID, peerPortID string, router index.Entry) index.Entry 
 }
 
 // recordRouterPort indexes the port a peer made for router's new
-// interface; a failure is logged, the next read of the project's ports
-// adopts it.
-func (s *Service) recordRouterPort(ctx context.Context, router index.Entry, peerPortID string) {
+// interface on the subnet peerSubnetID, committing res (the port's quota
+// reservation) into its entry. When that fails the interface is removed
+// again, as any create whose record fails is undone: kept, it would hold
+// a port nothing counts.
+func (s *Service) recordRouterPort(ctx context.Context, rt peers.Routers, router index.Entry, peerPortID, peerSubnetID string, res *quota.Reservation) error {
 	e := routerPortEntry(router.PeerID, peerPortID, router)
-	if err := s.Index.Put(ctx, e); err != nil {
-		s.Log.WithError(err).WithField("port", e.ID).Warn("a router interface's port could not be indexed; the next port list adopts it")
-	}
+	return s.record(ctx, e, nil, func(ctx context.Context) error {
+		_, err := rt.RemoveRouterInterface(ctx, router.PeerResourceID, peers.RouterInterface{SubnetID: peerSubnetID})
+		return err
+	}, res)
 }
 
 // forgetRouterPort drops the entry of a router's port once its interface

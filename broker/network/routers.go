@@ -13,6 +13,7 @@ import (
 
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/index"
+	"github.com/cloudmux/cloudmux/broker/quota"
 	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/policy"
 	"github.com/cloudmux/cloudmux/registry"
@@ -485,12 +486,24 @@ func (s *Service) AddRouterInterface(ctx context.Context, project, id, subnetID,
 	if err != nil {
 		return RouterInterface{}, err
 	}
+	var res *quota.Reservation
+	if portID == "" {
+		// By subnet the peer makes a port, the project's (Neutron counts
+		// it); by port the project's port is counted already.
+		if res, err = s.reserveAmounts(ctx, project, quota.Amounts{quota.Ports: 1}, "port of router "+id+"'s interface"); err != nil {
+			return RouterInterface{}, err
+		}
+		defer s.release(ctx, res)
+	}
 	got, err := rt.AddRouterInterface(ctx, e.PeerResourceID, in)
 	if err != nil {
 		return RouterInterface{}, s.peerRefusal(err)
 	}
 	if portID == "" && got.PortID != "" {
-		s.recordRouterPort(ctx, e, got.PortID) // the port the peer made: the project's to list
+		// The port the peer made: the project's to list, and to count.
+		if err := s.recordRouterPort(ctx, rt, e, got.PortID, in.SubnetID, res); err != nil {
+			return RouterInterface{}, err
+		}
 	}
 	return s.interfaceView(ctx, project, e, m, got, subnetID, portID), nil
 }
