@@ -15,6 +15,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
 	"github.com/cloudmux/cloudmux/broker/index"
@@ -126,7 +127,10 @@ func New(t testing.TB, ps []Peer, mount func(e *Env, r chi.Router)) *Env {
 
 	e.Index = index.New(e.Store).WithLog(e.Log)
 	e.Start(t, e.Index)
-	e.Dir = identity.NewDirectory(e.Store)
+	// bcrypt's least cost: a default-cost login is seconds of CPU under
+	// the race detector (identity.WithHashCost; identity's own tests run
+	// the production cost).
+	e.Dir = identity.NewDirectory(e.Store, identity.WithHashCost(bcrypt.MinCost))
 	boot, err := e.Dir.Bootstrap(ctx, AdminPassword, true)
 	if err != nil {
 		t.Fatal(err)
