@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -72,6 +71,7 @@ type Engine struct {
 	peers   peerCache
 	reqs    requestMemo
 	bg      refresher
+	names   nameOrders
 	metrics *engineMetrics
 }
 
@@ -395,51 +395,6 @@ type verdict struct {
 	allowed bool
 	score   int
 	reasons []string
-}
-
-// rank orders the verdicts, allowed first, best first, then by name.
-// Verdicts are worked out without their peers and ordered by index;
-// each Verdict points at its candidate.
-// keys is scratch of len(candidates), nil to allocate it. Each sort key
-// carries its verdict's order and its peer's name, so comparing two reads
-// neither the verdicts nor the candidates (half a kilobyte apart each).
-func rank(version string, candidates []registry.Peer, vs []verdict, keys []rankKey) Decision {
-	if len(keys) != len(candidates) {
-		keys = make([]rankKey, len(candidates))
-	}
-	for i := range keys {
-		v := &vs[i]
-		k := -v.score // best first
-		if !v.allowed {
-			k += 1 << 40 // after every allowed peer
-		}
-		keys[i] = rankKey{key: k, name: candidates[i].Name, i: i}
-	}
-	// The index breaks the last ties, so an unstable sort (pdqsort, about
-	// half the comparisons of a stable one) orders as a stable one would.
-	slices.SortFunc(keys, func(a, b rankKey) int {
-		if a.key != b.key {
-			return cmp.Compare(a.key, b.key)
-		}
-		if c := strings.Compare(a.name, b.name); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.i, b.i)
-	})
-	d := Decision{Policy: version, Verdicts: make([]Verdict, len(keys))}
-	for k, r := range keys {
-		v := &vs[r.i]
-		d.Verdicts[k] = Verdict{Peer: &candidates[r.i], Allowed: v.allowed, Score: v.score, Reasons: v.reasons}
-	}
-	return d
-}
-
-// rankKey is a verdict's place in the ranking: its order (allowed first,
-// best score first), then its peer's name.
-type rankKey struct {
-	key  int
-	name string
-	i    int
 }
 
 // order is the allowed peers' IDs, best first, as the decision log

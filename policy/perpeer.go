@@ -34,6 +34,7 @@ type peerRun struct {
 	keyBuf       []byte
 	vs           []verdict
 	keys         []rankKey
+	ukeys        []uint64
 }
 
 var peerRuns = sync.Pool{New: func() any { return new(peerRun) }}
@@ -43,6 +44,7 @@ func newPeerRun(n int) *peerRun {
 	pr := peerRuns.Get().(*peerRun)
 	pr.terms, pr.reasons, pr.score = sized(pr.terms, n), sized(pr.reasons, n), sized(pr.score, n)
 	pr.deny, pr.vs, pr.keys, pr.allowed = sized(pr.deny, n), sized(pr.vs, n), sized(pr.keys, n), pr.allowed[:0]
+	pr.ukeys = sized(pr.ukeys, n)
 	pr.built = pr.built[:0]
 	if len(pr.all) < n {
 		pr.all = make([]int, n)
@@ -434,7 +436,7 @@ func (e *Engine) evalPerPeer(sc *scope, c *compiled, req Request, candidates []r
 			vs[i] = verdict{reasons: pr.reasons[i]}
 		}
 	}
-	d := rank(c.version, candidates, vs, pr.keys)
+	d := rankByName(c.version, candidates, vs, e.names.of(candidates), pr.ukeys, pr.keys)
 	pr.allowedN = len(allowed)
 	if cached {
 		s := &recentShape{req: req, reqTerm: pr.reqTerm, denyReq: dp.req, pool: pr.pool, scoreReq: sp.req}
