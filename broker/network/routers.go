@@ -508,15 +508,27 @@ func (s *Service) AddRouterInterface(ctx context.Context, project, id, subnetID,
 	return s.interfaceView(ctx, project, e, m, got, subnetID, portID), nil
 }
 
-// peerInterface resolves a subnet or port the project owns, on m.
+// peerInterface resolves a subnet or port the project owns, on m. As in
+// Neutron, a subnet of another project's shared network (or a peer's
+// own) is a cloud admin's to join to a router, a member's 400 naming
+// it; a port on one is the project's own, as any port it made.
 func (s *Service) peerInterface(ctx context.Context, project string, m *peers.Member, subnetID, portID string) (peers.RouterInterface, error) {
 	kind, id := KindSubnet, subnetID
 	if portID != "" {
 		kind, id = KindPort, portID
 	}
-	ref, err := s.ownedRef(ctx, project, kind, id, "add_router_interface")
+	ref, err := s.Resolve(ctx, project, kind, id)
 	if err != nil {
 		return peers.RouterInterface{}, err
+	}
+	if !ref.OwnedBy(project) {
+		if kind == KindPort {
+			return peers.RouterInterface{}, forbidden("add_router_interface")
+		}
+		if adminOnly(ctx, "add_router_interface") != nil {
+			return peers.RouterInterface{}, &Error{Status: 400, Type: "BadRequest", Err: ErrInvalid, Message: fmt.Sprintf(
+				"Bad router request: Cannot add interface to router because subnet %s is not owned by project making the request.", id)}
+		}
 	}
 	if ref.Member.Peer.ID != m.Peer.ID {
 		return peers.RouterInterface{}, otherPeer(strings.ToUpper(kind[:1])+kind[1:]+" "+id, ref.Member, m)
@@ -544,12 +556,22 @@ func (s *Service) interfaceView(ctx context.Context, project string, e index.Ent
 }
 
 // brokerID is the broker ID of a peer's network or subnet as project
-// sees it: an indexed one's (its own or a shared one), else NativeID.
+// sees it: an indexed one's (its own, or one of a shared network's
+// project: the projects of the shared networks on the peer, from
+// memory), else NativeID.
 func (s *Service) brokerID(ctx context.Context, project, kind, peerID, peerResID string) string {
 	if peerResID == "" {
 		return ""
 	}
-	for _, p := range []string{project, ""} {
+	projects := []string{project}
+	if shared, err := s.Index.Shared(ctx, KindNetwork); err == nil {
+		for _, e := range shared {
+			if e.PeerID == peerID && !slices.Contains(projects, e.Project) {
+				projects = append(projects, e.Project)
+			}
+		}
+	}
+	for _, p := range projects {
 		if es, err := s.Index.OnPeer(ctx, kind, p, peerID); err == nil {
 			for _, e := range es {
 				if e.PeerResourceID == peerResID {
