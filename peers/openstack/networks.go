@@ -136,6 +136,16 @@ func (c *Cloud) visible(project string, shared bool) bool {
 	return !c.admin || project == c.project || shared
 }
 
+// listed is visible for a list: a list naming a project
+// (ListOptions.Project) is Neutron's project filter, honoured as the
+// local cloud honours it, so an admin token lists that project's
+// resources (as ListServers does with all_tenants) and a member's token
+// what Neutron shows it there; a list naming none is the scoped
+// project's view.
+func (c *Cloud) listed(opts peers.ListOptions, project string, shared bool) bool {
+	return opts.Project != "" || c.visible(project, shared)
+}
+
 // ListNetworks lists the networks the project sees.
 func (c *Cloud) ListNetworks(ctx context.Context, opts peers.ListOptions) ([]peers.Network, error) {
 	if err := c.needNetwork(); err != nil {
@@ -154,7 +164,7 @@ func (c *Cloud) ListNetworks(ctx context.Context, opts peers.ListOptions) ([]pee
 	var out []peers.Network
 	for _, n := range all {
 		pn := c.toNetwork(n)
-		if c.visible(pn.Project, pn.Shared || pn.External) && opts.Matches(pn.Project, pn.Metadata) {
+		if c.listed(opts, pn.Project, pn.Shared || pn.External) && opts.Matches(pn.Project, pn.Metadata) {
 			out = append(out, pn)
 		}
 	}
@@ -266,7 +276,7 @@ func (c *Cloud) ListSubnets(ctx context.Context, opts peers.ListOptions) ([]peer
 	var out []peers.Subnet
 	for _, s := range all {
 		ps := c.toSubnet(s)
-		if c.visible(ps.Project, shared[ps.NetworkID]) && opts.Matches(ps.Project, ps.Metadata) {
+		if c.listed(opts, ps.Project, shared[ps.NetworkID]) && opts.Matches(ps.Project, ps.Metadata) {
 			out = append(out, ps)
 		}
 	}
@@ -374,7 +384,8 @@ func (c *Cloud) GetPort(ctx context.Context, id string) (peers.Port, error) {
 }
 
 // ListPorts lists the project's ports (an admin token: still only the
-// scoped project's, as ports are never shared).
+// scoped project's, as ports are never shared, unless the list names
+// another project).
 func (c *Cloud) ListPorts(ctx context.Context, opts peers.ListOptions) ([]peers.Port, error) {
 	if err := c.needNetwork(); err != nil {
 		return nil, err
@@ -394,7 +405,7 @@ func (c *Cloud) ListPorts(ctx context.Context, opts peers.ListOptions) ([]peers.
 	for _, p := range all {
 		pp := c.toPort(p)
 		pp.SecurityGroups = brokerGroups(index, p.SecurityGroups)
-		if c.visible(pp.Project, false) && opts.Matches(pp.Project, pp.Metadata) {
+		if c.listed(opts, pp.Project, false) && opts.Matches(pp.Project, pp.Metadata) {
 			out = append(out, pp)
 		}
 	}

@@ -120,7 +120,8 @@ func (c *Cloud) GetRouter(ctx context.Context, id string) (peers.Router, error) 
 	return c.toRouter(*r), nil
 }
 
-// ListRouters lists the scoped project's routers.
+// ListRouters lists the scoped project's routers (or those of the
+// project the list names: see listed).
 func (c *Cloud) ListRouters(ctx context.Context, opts peers.ListOptions) ([]peers.Router, error) {
 	if err := c.needNetwork(); err != nil {
 		return nil, err
@@ -138,7 +139,7 @@ func (c *Cloud) ListRouters(ctx context.Context, opts peers.ListOptions) ([]peer
 	var out []peers.Router
 	for _, r := range all {
 		pr := c.toRouter(r)
-		if c.visible(pr.Project, false) && opts.Matches(pr.Project, pr.Metadata) {
+		if c.listed(opts, pr.Project, false) && opts.Matches(pr.Project, pr.Metadata) {
 			out = append(out, pr)
 		}
 	}
@@ -293,7 +294,8 @@ func (c *Cloud) GetFloatingIP(ctx context.Context, id string) (peers.FloatingIP,
 	return c.toFloatingIP(*f), nil
 }
 
-// ListFloatingIPs lists the scoped project's floating IPs.
+// ListFloatingIPs lists the scoped project's floating IPs (or those of
+// the project the list names: see listed).
 func (c *Cloud) ListFloatingIPs(ctx context.Context, opts peers.ListOptions) ([]peers.FloatingIP, error) {
 	if err := c.needNetwork(); err != nil {
 		return nil, err
@@ -311,7 +313,7 @@ func (c *Cloud) ListFloatingIPs(ctx context.Context, opts peers.ListOptions) ([]
 	var out []peers.FloatingIP
 	for _, f := range all {
 		pf := c.toFloatingIP(f)
-		if c.visible(pf.Project, false) && opts.Matches(pf.Project, pf.Metadata) {
+		if c.listed(opts, pf.Project, false) && opts.Matches(pf.Project, pf.Metadata) {
 			out = append(out, pf)
 		}
 	}
