@@ -197,8 +197,8 @@ func (c *Cloud) reconcileServersLocked(hostName string, doms map[string]Inventor
 			s.defined = true
 			s.Status, s.Fault = peers.ServerError, "build interrupted by a restart of the cloud; delete the server"
 			rec.Errored = append(rec.Errored, "server "+id)
-		case interrupted == "resize" || interrupted == "revert_resize":
-			// Nova leaves a resize a restart cut short in ERROR too: how far
+		case interrupted == "resize" || interrupted == "revert_resize" || interrupted == "rebuilding":
+			// Nova leaves a resize or rebuild a restart cut short in ERROR too: how far
 			// the domain got is not known.
 			s.defined = true
 			s.Status, s.Fault = peers.ServerError, interrupted+" interrupted by a restart of the cloud"

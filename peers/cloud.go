@@ -162,3 +162,40 @@ type ConsoleReader interface {
 	// ConsoleOutput returns the last lines of the console (all when lines <= 0).
 	ConsoleOutput(ctx context.Context, serverID string, lines int) (string, error)
 }
+
+// ServerRebuilder is the optional ability to reprovision a server from an
+// image, as Nova's rebuild does.
+type ServerRebuilder interface {
+	// RebuildServer starts rebuilding an ACTIVE, SHUTOFF or ERROR server
+	// from spec: it returns at once with the server in REBUILD, which
+	// settles with ImageID spec.ImageID, a fresh root disk, spec's key,
+	// user data and metadata, and the same ID, flavor, ports and volumes;
+	// a server that was SHUTOFF is SHUTOFF again (as Nova leaves a stopped
+	// one), any other ACTIVE. A server booted from a volume keeps its
+	// disk: only its image may be given again (Nova refuses another before
+	// 2.93). An unknown image is ErrNotFound, one the server's flavor does
+	// not fit or the cloud cannot boot ErrInvalid; another status, or a
+	// server busy with another action, ErrConflict.
+	RebuildServer(ctx context.Context, id string, spec RebuildSpec) error
+}
+
+// RebuildSpec is what a rebuilt server gets. Everything is given whole:
+// the broker keeps the server's user data and passes the current key and
+// metadata when the caller changes neither.
+type RebuildSpec struct {
+	// ImageID is the image to boot, as the cloud names it.
+	ImageID string
+	// KeyName is the keypair whose key the guest gets; "" none.
+	KeyName string
+	// UserData is the guest's user data; nil none.
+	UserData []byte
+	// Metadata replaces the server's metadata.
+	Metadata map[string]string
+	// Hostname, when set, is the guest's new host name (Nova 2.90); empty
+	// keeps the one it has.
+	Hostname string
+	// PreserveEphemeral keeps the server's ephemeral disk, where it has
+	// one, instead of making it empty again (a cloud without ephemeral
+	// disks has nothing to keep).
+	PreserveEphemeral bool
+}

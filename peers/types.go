@@ -80,6 +80,19 @@ const (
 	ServerResize       ServerStatus = "RESIZE"
 	ServerVerifyResize ServerStatus = "VERIFY_RESIZE"
 	ServerRevertResize ServerStatus = "REVERT_RESIZE"
+	// ServerRebuild is a rebuild under way (ServerRebuilder): the server
+	// gets a fresh root disk from an image, then goes back to the power
+	// state it had.
+	ServerRebuild ServerStatus = "REBUILD"
+	// A shelved server (ServerShelver) is stopped with its disk kept:
+	// SHELVED while it still holds its place on a host,
+	// SHELVED_OFFLOADED once its disk is kept as an image and the host
+	// freed.
+	ServerShelved          ServerStatus = "SHELVED"
+	ServerShelvedOffloaded ServerStatus = "SHELVED_OFFLOADED"
+	// ServerRescue is a server booted from a rescue image with its own
+	// root disk attached second (ServerRescuer).
+	ServerRescue ServerStatus = "RESCUE"
 )
 
 // ServerAction is a power action.

@@ -35,7 +35,7 @@ var powerActions = map[string]peers.ServerAction{
 
 // serverAction runs os-start, os-stop, reboot {type}, pause, unpause,
 // suspend, resume, createImage {name, metadata}, resize {flavorRef},
-// confirmResize, revertResize, lock
+// confirmResize, revertResize, rebuild (lifecycle_http.go), lock
 // {locked_reason}, unlock, os-resetState {state} (admins) and
 // os-getConsoleOutput {length}.
 func (n *Nova) serverAction(w http.ResponseWriter, r *http.Request) {
@@ -65,6 +65,9 @@ func (n *Nova) serverAction(w http.ResponseWriter, r *http.Request) {
 		switch name {
 		case "createImage":
 			n.createImage(w, r, id, body)
+			return
+		case "rebuild":
+			n.rebuild(w, r, id, body)
 			return
 		case "resize":
 			var b struct {

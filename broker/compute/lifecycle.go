@@ -30,8 +30,10 @@ var novaEvent = map[string]string{
 	"pause":  "compute_pause_instance", "unpause": "compute_unpause_instance",
 	"suspend": "compute_suspend_instance", "resume": "compute_resume_instance",
 	"resize": "compute_resize_instance", "confirmResize": "compute_confirm_resize", "revertResize": "compute_revert_resize",
-	"createImage": "compute_snapshot_instance",
-	"lock":        "", "unlock": "", // broker-side: nothing happens on a cloud
+	"createImage": "compute_snapshot_instance", "rebuild": "compute_rebuild_instance",
+	"shelve": "compute_shelve_instance", "shelveOffload": "compute_shelve_offload_instance", "unshelve": "compute_unshelve_instance",
+	"rescue": "compute_rescue_instance", "unrescue": "compute_unrescue_instance",
+	"lock": "", "unlock": "", // broker-side: nothing happens on a cloud
 }
 
 // Action runs a power action (start, stop, reboot, hard_reboot, pause,

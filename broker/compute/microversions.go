@@ -22,7 +22,7 @@ import (
 //	2.13  project_id and user_id in server groups
 //	2.15  the soft-affinity and soft-anti-affinity group policies
 //	2.16  host_status (admins): the peer's state
-//	2.19  description on create, update and in views
+//	2.19  description on create, update, rebuild and in views
 //	2.26  server tags (/servers/{id}/tags) and the tags filters
 //	2.32  device tags on networks and block devices (2.32 only for block
 //	      devices and to 2.36 for networks, as in Nova; again from 2.42)
@@ -35,8 +35,10 @@ import (
 //	2.45  createImage answers {"image_id"} instead of a Location header
 //	2.47  the flavor embedded in the server
 //	2.52  tags on create
+//	2.54  key_name on rebuild (null takes the key away)
 //	2.55  flavor description (admins set it with PUT /flavors/{id})
-//	2.57  personality gone; injected-file limits and quotas gone
+//	2.57  personality gone; injected-file limits and quotas gone;
+//	      user_data on rebuild
 //	2.61  extra_specs in flavors
 //	2.62  instance action events show host (admins: the peer) and hostId
 //	2.63  trusted_image_certificates: shown (null), refused on create
@@ -48,14 +50,14 @@ import (
 //	2.71  server_groups in show and update
 //	2.73  locked_reason; the locked filter
 //	2.74  host (a peer, admins) on create; hypervisor_hostname refused
-//	2.75  unknown list filters are 400; update answers like show; a
-//	      flavor's swap is 0
+//	2.75  unknown list filters are 400; update and rebuild answer like
+//	      show; a flavor's swap is 0
 //	2.79  delete_on_termination on volume attachments (the volume goes
 //	      with the server)
 //	2.83  more filters for everyone (key_name, user_id, vm_state, ...)
 //	2.85  PUT os-volume_attachments/{volume} changes delete_on_termination
 //	2.89  attachment_id and bdm_uuid instead of id on volume attachments
-//	2.90  hostname on create and update, shown to everyone
+//	2.90  hostname on create, update and rebuild, shown to everyone
 //	2.91  (unshelve to a host or zone: the unshelve action's)
 //	2.92  keypairs are imported only (public_key required)
 //

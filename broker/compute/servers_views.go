@@ -57,6 +57,14 @@ func states(st peers.ServerStatus) (power int, vm string, task any) {
 		return powerRunning, "resized", nil
 	case peers.ServerRevertResize:
 		return powerRunning, "resized", "resize_reverting"
+	case peers.ServerRebuild:
+		return powerNoState, "active", "rebuilding"
+	case peers.ServerShelved:
+		return powerShutdown, "shelved", nil
+	case peers.ServerShelvedOffloaded:
+		return powerNoState, "shelved_offloaded", nil
+	case peers.ServerRescue:
+		return powerRunning, "rescued", nil
 	case peers.ServerError:
 		return powerNoState, "error", nil
 	case peers.ServerDeleted:

@@ -260,26 +260,22 @@ func (c *Cloud) ConsoleOutput(ctx context.Context, serverID string, lines int) (
 //
 //	ACTIVE BUILD SHUTOFF REBOOT HARD_REBOOT ERROR DELETED
 //	PAUSED SUSPENDED RESIZE VERIFY_RESIZE
-//	REVERT_RESIZE                                  as they are
-//	REBUILD                                        BUILD
-//	MIGRATING PASSWORD RESCUE                      ACTIVE (the guest runs)
-//	SHELVED SHELVED_OFFLOADED                      SHUTOFF (it does not)
+//	REVERT_RESIZE REBUILD SHELVED
+//	SHELVED_OFFLOADED RESCUE                       as they are
+//	MIGRATING PASSWORD                             ACTIVE (the guest runs)
 //	SOFT_DELETED                                   DELETED
 //	UNKNOWN and anything new                       ERROR
 func serverStatus(s string) peers.ServerStatus {
 	switch st := peers.ServerStatus(s); st {
 	case peers.ServerActive, peers.ServerBuild, peers.ServerShutoff, peers.ServerReboot,
 		peers.ServerHardReboot, peers.ServerError, peers.ServerDeleted, peers.ServerPaused, peers.ServerSuspended,
-		peers.ServerResize, peers.ServerVerifyResize, peers.ServerRevertResize:
+		peers.ServerResize, peers.ServerVerifyResize, peers.ServerRevertResize,
+		peers.ServerRebuild, peers.ServerShelved, peers.ServerShelvedOffloaded, peers.ServerRescue:
 		return st
 	}
 	switch s {
-	case "REBUILD":
-		return peers.ServerBuild
-	case "MIGRATING", "PASSWORD", "RESCUE":
+	case "MIGRATING", "PASSWORD":
 		return peers.ServerActive
-	case "SHELVED", "SHELVED_OFFLOADED":
-		return peers.ServerShutoff
 	case "SOFT_DELETED":
 		return peers.ServerDeleted
 	}

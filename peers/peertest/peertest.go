@@ -111,6 +111,7 @@ func Exercise(t *testing.T, cloud peers.Cloud, fx Fixture) {
 		{"SecurityGroups", s.testSecurityGroups},
 		{"Routers", s.testRouters},
 		{"Servers", s.testServers},
+		{"Lifecycle", s.testLifecycle},
 		{"ServerCreateRefusals", s.testServerCreateRefusals},
 		{"UnknownServer", s.testUnknownServer},
 		{"Images", s.testImages},
