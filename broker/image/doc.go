@@ -18,8 +18,9 @@
 // connected peers in parallel.
 //
 // Visibility follows Glance: public and community images are visible to
-// every project, private and shared ones to their owner only (image members
-// are not offered, so a shared image is as private as private); a cloud
+// every project, private ones to their owner only, shared ones to their
+// owner and their members (members.go: records in the Store, served from
+// memory, listed by a member once it accepts); a cloud
 // admin sees everything. An image a project cannot see is ErrNotFound, never
 // ErrForbidden, so its existence does not leak.
 //

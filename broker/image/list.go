@@ -23,7 +23,11 @@ type Query struct {
 	// caller's own; everything for a cloud admin), "all" adds community
 	// images, any other value lists only images of that visibility.
 	Visibility string
-	Owner      string
+	// MemberStatus narrows the shared images the caller sees as a member
+	// to those of its memberships in this status: "" is Glance's
+	// default, accepted; "all" is any.
+	MemberStatus string
+	Owner        string
 	// Tags must all be on an image.
 	Tags             []string
 	SizeMin, SizeMax *int64
@@ -106,6 +110,11 @@ func (q Query) Validate() error {
 			errs = append(errs, fmt.Errorf("invalid time comparison operator '%s': want eq, neq, gt, gte, lt or lte: %w", f.Op, ErrInvalid))
 		}
 	}
+	if q.MemberStatus != "" && q.MemberStatus != "all" {
+		if err := checkOneOf("member_status", q.MemberStatus, MemberStatuses); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if q.Visibility != "" && q.Visibility != "all" {
 		if err := checkOneOf("visibility", q.Visibility, Visibilities); err != nil {
 			errs = append(errs, err)
@@ -134,6 +143,11 @@ func (s *Service) List(ctx context.Context, c Caller, q Query) (Page, error) {
 	if err != nil {
 		return Page{}, err
 	}
+	mine, err := s.memberships(ctx, c.Project)
+	if err != nil {
+		return Page{}, err
+	}
+
 	members, failed := s.connected()
 	res := peers.Gather(ctx, members, s.timeout(), func(ctx context.Context, m *peers.Member) ([]peers.Image, error) {
 		return m.Cloud.ListImages(ctx, peers.ListOptions{})
@@ -164,7 +178,7 @@ func (s *Service) List(ctx context.Context, c Caller, q Query) (Page, error) {
 				continue
 			}
 			seen[id] = true
-			if img := s.present(l, deactivated[id]); visible(c, img) {
+			if img := s.present(l, deactivated[id]); visible(c, img) || sharedStatus(c, img, mine) != "" {
 				all = append(all, img)
 			}
 		}
@@ -199,7 +213,7 @@ func (s *Service) List(ctx context.Context, c Caller, q Query) (Page, error) {
 		}
 		all = all[i+1:]
 	}
-	all = slices.DeleteFunc(all, func(img Image) bool { return !q.matches(c, img) })
+	all = slices.DeleteFunc(all, func(img Image) bool { return !q.matches(c, img, sharedStatus(c, img, mine)) })
 	page := Page{Images: all, Partial: failed}
 	if q.Limit > 0 && len(all) > q.Limit {
 		page.Images, page.More = all[:q.Limit], true
@@ -208,11 +222,15 @@ func (s *Service) List(ctx context.Context, c Caller, q Query) (Page, error) {
 }
 
 // matches applies the query's filters (visibility rules are applied
-// before).
-func (q Query) matches(c Caller, img Image) bool {
+// before); member is the caller's membership status when the image
+// reaches it only as a member of it.
+func (q Query) matches(c Caller, img Image, member string) bool {
+	if member != "" && q.MemberStatus != "all" && member != cmp.Or(q.MemberStatus, MemberAccepted) {
+		return false
+	}
 	switch q.Visibility {
 	case "":
-		if !c.Admin && img.Visibility != "public" && img.Project != c.Project {
+		if !c.Admin && img.Visibility != "public" && img.Project != c.Project && member == "" {
 			return false // community images of others show only when asked for
 		}
 	case "all":

@@ -63,7 +63,7 @@ func withQuery(path string, q url.Values) string {
 
 // parseQuery reads a list's query string, naming every bad parameter.
 func parseQuery(v url.Values) (Query, error) {
-	q := Query{Limit: defaultLimit, Marker: v.Get("marker"), Visibility: v.Get("visibility"), Owner: v.Get("owner"), Tags: v["tag"]}
+	q := Query{Limit: defaultLimit, Marker: v.Get("marker"), Visibility: v.Get("visibility"), MemberStatus: v.Get("member_status"), Owner: v.Get("owner"), Tags: v["tag"]}
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	if s := v.Get("limit"); s != "" {

@@ -66,7 +66,10 @@ type Service struct {
 	// Deactivations, when set (and running), serves deactivation records
 	// from memory; without it they are read from the Store.
 	Deactivations *Deactivations
-	Log           logrus.FieldLogger
+	// Members, when set (and running), serves image members from memory;
+	// without it they are read from the Store.
+	Members *Members
+	Log     logrus.FieldLogger
 	// BrokerID is written on every image the broker creates
 	// (peers.MetaBrokerID), so its copies on any peer are recognised.
 	BrokerID string
@@ -290,7 +293,9 @@ func (s *Service) present(l located, deactivated bool) Image {
 	return out
 }
 
-// visible applies Glance's visibility rules.
+// visible applies Glance's visibility rules but for membership: a
+// shared image is also visible to its members (whatever their status, as
+// in Glance), which find and List check from the member records.
 func visible(c Caller, img Image) bool {
 	return c.Admin || img.Visibility == "public" || img.Visibility == "community" || (c.Project != "" && img.Project == c.Project)
 }
@@ -308,7 +313,15 @@ func (s *Service) find(ctx context.Context, c Caller, id string) (located, Image
 	}
 	img := s.present(l, false)
 	if !visible(c, img) {
-		return located{}, Image{}, fmt.Errorf("no image found with ID %s: %w", id, ErrNotFound)
+		member := false
+		if img.Visibility == "shared" && img.Indexed {
+			if _, member, err = s.membership(ctx, c.Project, img.ID); err != nil {
+				return located{}, Image{}, err
+			}
+		}
+		if !member {
+			return located{}, Image{}, fmt.Errorf("no image found with ID %s: %w", id, ErrNotFound)
+		}
 	}
 	deact, err := s.isDeactivated(ctx, img.ID)
 	if err != nil {
@@ -707,6 +720,7 @@ func (s *Service) forget(ctx context.Context, c Caller, l located, id string) er
 	} else {
 		s.deactivations().Deleted(deactivatedPrefix + id)
 	}
+	s.forgetMembers(ctx, id)
 	if l.entry != nil {
 		if err := s.Index.Delete(ctx, *l.entry); err != nil {
 			return fmt.Errorf("forgetting image %s: %w", id, err)

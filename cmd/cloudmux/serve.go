@@ -357,12 +357,14 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	stager.Metrics = staging.NewMetrics(metrics)
 	deactivations := image.NewDeactivations(store, log.WithField("component", "image-deactivations"))
 	goBG("image-deactivations", deactivations.Run)
+	imageMembers := image.NewMembers(store, log.WithField("component", "image-members"))
+	goBG("image-members", imageMembers.Run)
 	netAttrs := network.NewAttrsMemory(store, log.WithField("component", "network-attrs"))
 	goBG("network-attrs", netAttrs.Run)
 	netGroups := network.NewGroupsMemory(store, log.WithField("component", "network-security-groups"))
 	goBG("network-security-groups", netGroups.Run)
 	images := &image.Service{Pool: pool, Index: idx, Placer: placer, Store: store, Replicas: stager, Deactivations: deactivations,
-		Log: log.WithField("component", "image"), BrokerID: installation}
+		Members: imageMembers, Log: log.WithField("component", "image"), BrokerID: installation}
 	networks := &network.Service{Pool: pool, Index: idx, Store: store, AttrsMemory: netAttrs, GroupsMemory: netGroups, Placer: placer, Quota: ledger,
 		Log: log.WithField("component", "network"), BrokerID: installation}
 	// The peers' own networks, known by broker ID from memory, and the
