@@ -652,6 +652,9 @@ func (s *Service) DeleteSubnet(ctx context.Context, project, id string) error {
 // DeletePort deletes a port of project; one a server uses is 409
 // PortInUse (delete the server, or detach it, first).
 func (s *Service) DeletePort(ctx context.Context, project, id string) error {
+	if ref, err := s.Resolve(ctx, project, KindPort, id); err == nil && ref.gatewayPort {
+		return gatewayPortInUse(id)
+	}
 	return s.deleteOwned(ctx, project, KindPort, id, "PortInUse",
 		"Unable to complete operation on port %s. The port has an attached device; delete the server first.")
 }

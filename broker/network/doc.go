@@ -59,7 +59,11 @@
 // without a gateway, to a peer placement picks among those that can
 // route); it joins subnets, and a floating IP maps onto ports, of its own
 // peer only. External networks are the peers' own (NativeID). EC2's
-// Elastic IPs are the same floating IPs.
+// Elastic IPs are the same floating IPs. The port an interface by
+// subnet takes is the router's project's (kind "router_port"), counted
+// in its port quota; the gateway's port is in no project, shown to cloud
+// admins alone and never deleted directly, as Neutron has both
+// (routerports.go).
 //
 // Failures leave nothing a client cannot see or finish: index entries are
 // removed after the peer's resource (a network's after its subnets'), so a

@@ -63,8 +63,11 @@ func TestRouterInterfacePortDeviceID(t *testing.T) {
 // --router and --device-owner network:router_interface find it under a
 // broker ID with the router's ID as device_id, port show shows it, it is
 // removed by that ID (router remove port) and leaves the list with its
-// interface; another project lists none of it. The gateway's port is
-// not listed: Neutron makes it in no project, hidden from its users.
+// interface; another project lists none of it. The gateway's port, as
+// in Neutron (checked against the testcloud's), is in no project: a cloud
+// admin lists and shows it (project_id "", device_owner
+// network:router_gateway) and cannot delete it (409 ServicePortInUse);
+// a member lists none of its own router's.
 func TestRouterPortsCLI(t *testing.T) {
 	_, run, bob := routersCLIEnv(t)
 	out, code := run(nil, "network", "create", "--availability-zone-hint", "east", "net-rp", "-f", "value", "-c", "id")
@@ -82,12 +85,26 @@ func TestRouterPortsCLI(t *testing.T) {
 	}
 	routerID, _ := run(nil, "router", "show", "r-rp", "-f", "value", "-c", "id")
 	routerID = strings.TrimSpace(routerID)
-	portID, code := run(nil, "port", "list", "--router", "r-rp", "-f", "value", "-c", "ID")
+	portID, code := run(nil, "port", "list", "--router", "r-rp", "--device-owner", "network:router_interface", "-f", "value", "-c", "ID")
 	portID = strings.TrimSpace(portID)
 	if code != 0 || len(strings.Fields(portID)) != 1 {
 		t.Fatalf("port list --router r-rp = %q (exit %d), want the one interface port", portID, code)
 	}
+	gwID, code := run(nil, "port", "list", "--router", "r-rp", "--device-owner", "network:router_gateway", "-f", "value", "-c", "ID")
+	gwID = strings.TrimSpace(gwID)
+	if code != 0 || len(strings.Fields(gwID)) != 1 {
+		t.Fatalf("port list --router r-rp --device-owner network:router_gateway = %q (exit %d), want the gateway's port", gwID, code)
+	}
+	if out, code := run(bob, "router", "create", "--availability-zone-hint", "east", "--external-gateway", "public", "r-bob"); code != 0 {
+		t.Fatalf("bob's router create: %s", out)
+	}
 	steps := []cliStep{
+		{"both ports by router", nil, []string{"port", "list", "--router", "r-rp", "-f", "value", "-c", "ID"}, 0, []string{portID, gwID}},
+		{"gateway port show", nil, []string{"port", "show", gwID, "-f", "json"}, 0, []string{`"device_id": "` + routerID + `"`, `"device_owner": "network:router_gateway"`, `"project_id": ""`, "198.51.100."}},
+		{"gateway port delete", nil, []string{"port", "delete", gwID}, 1, []string{"cannot be deleted directly via the port API"}},
+		{"bob lists no gateway port", bob, []string{"port", "list", "--device-owner", "network:router_gateway", "-f", "value", "-c", "ID"}, 0, nil},
+		{"bob's router lists no port", bob, []string{"port", "list", "--router", "r-bob", "-f", "value", "-c", "ID"}, 0, nil},
+		{"bob cannot show the gateway port", bob, []string{"port", "show", gwID}, 1, nil},
 		{"by device owner", nil, []string{"port", "list", "--device-owner", "network:router_interface", "-f", "value", "-c", "ID", "-c", "Fixed IP Addresses"}, 0, []string{portID, "10.31.0.1"}},
 		{"show", nil, []string{"port", "show", portID, "-f", "json"}, 0, []string{`"device_id": "` + routerID + `"`, `"device_owner": "network:router_interface"`, `"security_group_ids": []`}},
 		{"bob lists none", bob, []string{"port", "list", "--device-owner", "network:router_interface", "-f", "value", "-c", "ID"}, 0, nil},
@@ -98,8 +115,11 @@ func TestRouterPortsCLI(t *testing.T) {
 	if out, _ := run(bob, "port", "list", "-f", "value", "-c", "ID"); strings.Contains(out, portID) {
 		t.Fatalf("bob lists the admin's router port:\n%s", out)
 	}
-	if out, code := run(nil, "port", "list", "--router", "r-rp", "-f", "value"); code != 0 || strings.TrimSpace(out) != "" {
-		t.Fatalf("ports left on the router after its interface's removal (exit %d):\n%s", code, out)
+	if out, code := run(nil, "port", "list", "--router", "r-rp", "-f", "value", "-c", "ID"); code != 0 || strings.TrimSpace(out) != gwID {
+		t.Fatalf("ports on the router after its interface's removal (exit %d):\n%s\nwant its gateway's alone", code, out)
+	}
+	if out, code := run(nil, "port", "show", gwID, "-f", "value", "-c", "device_owner"); code != 0 || strings.TrimSpace(out) != "network:router_gateway" {
+		t.Fatalf("the gateway port after a refused delete (exit %d): %s", code, out)
 	}
 	if out, code := run(nil, "port", "show", portID); code == 0 {
 		t.Fatalf("the removed interface's port still shows:\n%s", out)

@@ -201,6 +201,7 @@ func (s *Service) visibleOwn(ctx context.Context, project string, own ownEntries
 	}
 	var v Visible
 	var adopt []index.Entry // server ports shown before they were indexed
+	admin := cloudAdmin(ctx)
 	for _, st := range states {
 		peerID := st.m.Peer.ID
 		// ref decides whether a resource is visible and under which ID.
@@ -281,11 +282,14 @@ func (s *Service) visibleOwn(ctx context.Context, project string, own ownEntries
 				}
 				r, ok = Ref{Kind: KindPort, ID: e.ID, Project: e.Project, Member: st.m, PeerResourceID: p.ID, CreatedAt: e.CreatedAt, routerPort: true}, true
 			}
+			if re, bound := own[KindRouter][peerID+"/"+p.DeviceID]; !ok && !ours && bound && p.DeviceOwner == peers.OwnerRouterGateway && admin {
+				r, ok = gatewayPortRef(st.m, p, re), true // in no project, as Neutron makes it
+			}
 			if !ok {
 				continue
 			}
 			out := Port{Ref: r, Peer: p, NetworkID: ids[p.NetworkID], DeviceID: p.DeviceID, Attrs: attrsOf(KindPort, r.ID)}
-			if r.routerPort && out.Attrs.SecurityGroups == nil {
+			if (r.routerPort || r.gatewayPort) && out.Attrs.SecurityGroups == nil {
 				out.Attrs.SecurityGroups = []string{} // a router's port is in no group, as in Neutron
 			}
 			out.ownGroups = out.Attrs.SecurityGroups != nil

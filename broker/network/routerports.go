@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/cloudmux/cloudmux/broker/index"
@@ -56,4 +57,63 @@ func (s *Service) forgetRouterPort(ctx context.Context, project, peerID, peerPor
 	if err := s.forget(ctx, e); err != nil {
 		s.Log.WithError(err).WithField("port", e.ID).Warn("the router interface's port is gone; its entry stays until discovery sweeps it")
 	}
+}
+
+// A router's gateway port is Neutron's network:router_gateway port on the
+// external network: Neutron makes it in no project (project_id ""), so
+// the router's members neither list nor show it, and shows it to cloud
+// admins, who may not delete it either (409 ServicePortInUse: it goes
+// with the gateway). The broker shows it the same way to a cloud admin
+// reading its project's ports: the gateway ports of the project's
+// routers, as their peers list them, under NativeID and with no project.
+// They are not indexed (no quota counts them, as in Neutron); an admin's
+// show of one not otherwise found reads the peers of the project's
+// routers (resolveGatewayPort).
+
+// cloudAdmin reports whether ctx carries a cloud admin's token.
+func cloudAdmin(ctx context.Context) bool { return adminOnly(ctx, "") == nil }
+
+// gatewayPortRef is the Ref of p, the gateway port of router (one of the
+// project's), on member m.
+func gatewayPortRef(m *peers.Member, p peers.Port, router index.Entry) Ref {
+	return Ref{Kind: KindPort, ID: NativeID(m.Peer.ID, KindPort, p.ID), Member: m, PeerResourceID: p.ID,
+		CreatedAt: router.CreatedAt, gatewayPort: true}
+}
+
+// resolveGatewayPort finds, for a cloud admin, the gateway port with
+// broker ID id of one of project's routers: it reads the ports of the
+// peers holding the project's routers (none when it has none).
+func (s *Service) resolveGatewayPort(ctx context.Context, project, id string) (Ref, error) {
+	routers, err := s.Index.List(ctx, KindRouter, project)
+	if err != nil || len(routers) == 0 {
+		return Ref{}, errors.Join(err, notFound(KindPort, id))
+	}
+	byPeer := map[string]map[string]index.Entry{}
+	for _, r := range routers {
+		if byPeer[r.PeerID] == nil {
+			byPeer[r.PeerID] = map[string]index.Entry{}
+		}
+		byPeer[r.PeerID][r.PeerResourceID] = r
+	}
+	for peerID, rs := range byPeer {
+		m, ok := s.member(peerID)
+		if !ok {
+			continue
+		}
+		ps, err := m.Cloud.ListPorts(ctx, peers.ListOptions{})
+		if err != nil {
+			return Ref{}, err
+		}
+		for _, p := range ps {
+			if r, ok := rs[p.DeviceID]; ok && p.DeviceOwner == peers.OwnerRouterGateway && NativeID(peerID, KindPort, p.ID) == id {
+				return gatewayPortRef(m, p, r), nil
+			}
+		}
+	}
+	return Ref{}, notFound(KindPort, id)
+}
+
+// gatewayPortInUse is Neutron's refusal to delete a gateway port.
+func gatewayPortInUse(id string) error {
+	return inUse("ServicePortInUse", "Port %s cannot be deleted directly via the port API: has device owner %s.", id, peers.OwnerRouterGateway)
 }

@@ -41,6 +41,9 @@ func (s *Service) resolveServerPort(ctx context.Context, project, id string) (Re
 		return Ref{Kind: KindPort, ID: e.ID, Project: e.Project, Member: m, PeerResourceID: e.PeerResourceID, CreatedAt: e.CreatedAt,
 			serverPort: kind == kindServerPort, routerPort: kind == kindRouterPort}, nil
 	}
+	if cloudAdmin(ctx) {
+		return s.resolveGatewayPort(ctx, project, id)
+	}
 	return Ref{}, notFound(KindPort, id)
 }
 

@@ -108,6 +108,9 @@ type Ref struct {
 	// routerPort: a port a peer made for a router's interface on a
 	// subnet, indexed as kindRouterPort.
 	routerPort bool
+	// gatewayPort: a router's gateway port, shown to cloud admins alone
+	// (routerports.go).
+	gatewayPort bool
 }
 
 // entry is the index entry Ref stands for.
