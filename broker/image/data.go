@@ -19,9 +19,15 @@ func (s *Service) Upload(ctx context.Context, c Caller, id string, data io.Reade
 	if err != nil {
 		return err
 	}
-	if img.Status != peers.ImageQueued {
+	if img.Status != peers.ImageQueued { // staged or importing images too
 		return fmt.Errorf("image status transition from %s to saving is not allowed: %w", img.Status, ErrConflict)
 	}
+	return s.uploadTo(ctx, l, id, data, size)
+}
+
+// uploadTo streams data to the located image's peer (Upload's and an
+// import's last step).
+func (s *Service) uploadTo(ctx context.Context, l located, id string, data io.Reader, size int64) error {
 	limit := s.maxSize()
 	if size > limit {
 		return fmt.Errorf("image data of %d bytes exceeds the %d byte image size cap: %w", size, limit, ErrTooLarge)
@@ -31,7 +37,7 @@ func (s *Service) Upload(ctx context.Context, c Caller, id string, data io.Reade
 		return fmt.Errorf("peer %s cannot store image data: %w", l.member.Peer.Name, peers.ErrNotSupported)
 	}
 	capped := &capReader{r: data, left: limit}
-	err = dst.UploadImage(ctx, l.img.ID, capped, size)
+	err := dst.UploadImage(ctx, l.img.ID, capped, size)
 	if capped.over {
 		return fmt.Errorf("image data exceeds the %d byte image size cap: %w", limit, ErrTooLarge)
 	}

@@ -30,6 +30,14 @@
 // image but lost the answer removes it there; another project's image on
 // a peer that does not answer is "not found" like any unknown ID.
 //
+// Import (Image API 2.6, import.go) offers glance-direct only: staged data
+// waits in a file in the broker host's staging directory (streamed, never
+// held in memory) until the import streams it to the image's peer in the
+// background; an import record in the Store, served from memory, gives the
+// queued image Glance's "uploading" and "importing" statuses meanwhile.
+// Multi-store (stores, copy-image, API 2.8+) is not offered, so the API
+// advertises 2.0 to 2.7.
+//
 // Deactivation (Glance's admin-only deactivate/reactivate actions) is a
 // broker-wide record in the registry Store keyed by image ID, since the
 // peers' contract has no such status: a deactivated image shows status

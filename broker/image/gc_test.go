@@ -10,42 +10,39 @@ import (
 	"github.com/cloudmux/cloudmux/registry"
 )
 
-// TestDeactivationLeftovers: the deactivation record of an image no
-// longer indexed is a leftover; a live image's is not.
-func TestDeactivationLeftovers(t *testing.T) {
-	ctx := context.Background()
-	store := registry.NewMemory()
-	idx := index.New(store)
-	if err := idx.Put(ctx, index.Entry{Kind: image.Kind, ID: "live", Project: "p", PeerID: "peer", PeerResourceID: "live"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []string{"live", "gone"} {
-		if _, err := store.Put(ctx, image.DeactivationPrefix+id, []byte("{}")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s := &image.Service{Index: idx, Store: store}
-	if got := gctest.Leftovers(t, store, []string{image.DeactivationPrefix}, s.DeactivationLeftovers); got != image.DeactivationPrefix+"gone" {
-		t.Fatalf("leftovers %q, want only the unindexed image's", got)
-	}
-}
-
-// TestMemberLeftovers: the member records of an image no longer indexed
-// are leftovers; a live image's are not.
-func TestMemberLeftovers(t *testing.T) {
-	ctx := context.Background()
-	store := registry.NewMemory()
-	idx := index.New(store)
-	if err := idx.Put(ctx, index.Entry{Kind: image.Kind, ID: "live", Project: "p", PeerID: "peer", PeerResourceID: "live"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []string{"live", "gone"} {
-		if _, err := store.Put(ctx, image.MembersPrefix+"proj-b/"+id, []byte("{}")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s := &image.Service{Index: idx, Store: store}
-	if got := gctest.Leftovers(t, store, []string{image.MembersPrefix}, s.MemberLeftovers); got != image.MembersPrefix+"proj-b/gone" {
-		t.Fatalf("leftovers %q, want only the unindexed image's", got)
+// TestLeftovers: an image's deactivation, member and import records are
+// leftovers once the image is no longer indexed; a live image's are not.
+func TestLeftovers(t *testing.T) {
+	for _, tc := range []struct {
+		name, prefix, group string
+		judge               func(*image.Service) func(context.Context, []registry.KV) ([]registry.KV, error)
+	}{
+		{"deactivations", image.DeactivationPrefix, "", func(s *image.Service) func(context.Context, []registry.KV) ([]registry.KV, error) {
+			return s.DeactivationLeftovers
+		}},
+		{"members", image.MembersPrefix, "proj-b/", func(s *image.Service) func(context.Context, []registry.KV) ([]registry.KV, error) {
+			return s.MemberLeftovers
+		}},
+		{"imports", image.ImportPrefix, "", func(s *image.Service) func(context.Context, []registry.KV) ([]registry.KV, error) {
+			return s.ImportLeftovers
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			store := registry.NewMemory()
+			idx := index.New(store)
+			if err := idx.Put(ctx, index.Entry{Kind: image.Kind, ID: "live", Project: "p", PeerID: "peer", PeerResourceID: "live"}); err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range []string{"live", "gone"} {
+				if _, err := store.Put(ctx, tc.prefix+tc.group+id, []byte("{}")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s := &image.Service{Index: idx, Store: store}
+			if got := gctest.Leftovers(t, store, []string{tc.prefix}, tc.judge(s)); got != tc.prefix+tc.group+"gone" {
+				t.Fatalf("leftovers %q, want only the unindexed image's", got)
+			}
+		})
 	}
 }

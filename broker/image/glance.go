@@ -32,10 +32,11 @@ type Glance struct {
 	Log    logrus.FieldLogger
 }
 
-// The Image API versions advertised: 2.0 to 2.9 (os_hidden is 2.7), with
-// 2.9 current. Image import (2.6) is not offered, and no client uses it
-// unless told to.
-var apiVersions = []string{"2.9", "2.8", "2.7", "2.6", "2.5", "2.4", "2.3", "2.2", "2.1", "2.0"}
+// The Image API versions advertised: 2.0 to 2.7, with 2.7 current, as a
+// Glance without multi-store does: members (2.1), import with
+// glance-direct (2.6), os_hidden and multihash (2.7). 2.8 and later add
+// multi-store, copy-image and the cache API, which are not offered.
+var apiVersions = []string{"2.7", "2.6", "2.5", "2.4", "2.3", "2.2", "2.1", "2.0"}
 
 // Pagination defaults, as Glance's limit_param_default and api_limit_max.
 const (
@@ -64,6 +65,7 @@ func (g *Glance) Routes(r chi.Router) {
 			r.Get("/schemas/images", g.schema(imagesSchema))
 			r.Get("/schemas/member", g.schema(memberSchema))
 			r.Get("/schemas/members", g.schema(membersSchema))
+			r.Get("/info/import", g.importInfo)
 			r.Get("/images", g.list)
 			r.With(member).Post("/images", g.create)
 			r.Route("/images/{id}", func(r chi.Router) {
@@ -71,6 +73,8 @@ func (g *Glance) Routes(r chi.Router) {
 				r.With(member).Patch("/", g.update)
 				r.With(member).Delete("/", g.delete)
 				r.With(member).Put("/file", g.upload)
+				r.With(member).Put("/stage", g.stage)
+				r.With(member).Post("/import", g.importImage)
 				r.Get("/file", g.download)
 				r.Head("/file", g.download)
 				r.With(member).Put("/tags/{tag}", g.addTag)
@@ -262,13 +266,19 @@ func (g *Glance) removeTag(w http.ResponseWriter, r *http.Request) {
 // nothing is buffered, and the announced length goes along so the peer
 // can check it.
 func (g *Glance) upload(w http.ResponseWriter, r *http.Request) {
+	g.putData(w, r, g.Images.Upload)
+}
+
+// putData hands image data (an upload's or a stage's) to put as it
+// arrives, refusing any type but application/octet-stream (or none).
+func (g *Glance) putData(w http.ResponseWriter, r *http.Request, put func(ctx context.Context, c Caller, id string, data io.Reader, size int64) error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/octet-stream" {
 			fault(w, r, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q is not supported for image data; use application/octet-stream", ct))
 			return
 		}
 	}
-	if err := g.Images.Upload(r.Context(), caller(r), chi.URLParam(r, "id"), r.Body, r.ContentLength); err != nil {
+	if err := put(r.Context(), caller(r), chi.URLParam(r, "id"), r.Body, r.ContentLength); err != nil {
 		g.fail(w, r, err)
 		return
 	}
@@ -337,6 +347,7 @@ func (g *Glance) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", identity.BaseURL(r)+"/image/v2/images/"+img.ID)
+	w.Header().Set(importMethodsHeader, importMethods())
 	osapi.WriteJSON(w, http.StatusCreated, view(img))
 }
 

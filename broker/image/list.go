@@ -147,7 +147,10 @@ func (s *Service) List(ctx context.Context, c Caller, q Query) (Page, error) {
 	if err != nil {
 		return Page{}, err
 	}
-
+	importing, err := s.importStatuses(ctx)
+	if err != nil {
+		return Page{}, err
+	}
 	members, failed := s.connected()
 	res := peers.Gather(ctx, members, s.timeout(), func(ctx context.Context, m *peers.Member) ([]peers.Image, error) {
 		return m.Cloud.ListImages(ctx, peers.ListOptions{})
@@ -178,7 +181,11 @@ func (s *Service) List(ctx context.Context, c Caller, q Query) (Page, error) {
 				continue
 			}
 			seen[id] = true
-			if img := s.present(l, deactivated[id]); visible(c, img) || sharedStatus(c, img, mine) != "" {
+			img := s.present(l, deactivated[id])
+			if st := importing[id]; st != "" && img.Status == peers.ImageQueued {
+				img.Status = st
+			}
+			if visible(c, img) || sharedStatus(c, img, mine) != "" {
 				all = append(all, img)
 			}
 		}

@@ -69,7 +69,12 @@ type Service struct {
 	// Members, when set (and running), serves image members from memory;
 	// without it they are read from the Store.
 	Members *Members
-	Log     logrus.FieldLogger
+	// Imports, when set (and running), serves import records from
+	// memory; StagingDir is where staged image data waits for its import
+	// (default: a directory under the system's temporary one).
+	Imports    *Imports
+	StagingDir string
+	Log        logrus.FieldLogger
 	// BrokerID is written on every image the broker creates
 	// (peers.MetaBrokerID), so its copies on any peer are recognised.
 	BrokerID string
@@ -330,6 +335,15 @@ func (s *Service) find(ctx context.Context, c Caller, id string) (located, Image
 	if deact && img.Status == peers.ImageActive {
 		img.Status = StatusDeactivated
 	}
+	if img.Status == peers.ImageQueued {
+		st, ok, err := s.importState(ctx, img.ID)
+		if err != nil {
+			return located{}, Image{}, err
+		}
+		if ok {
+			img.Status = st.Status
+		}
+	}
 	return l, img, nil
 }
 
@@ -375,6 +389,8 @@ func checkProperties(props map[string]string) error {
 		switch {
 		case strings.HasPrefix(k, "cloudmux_"):
 			errs = append(errs, fmt.Errorf("attribute '%s' is reserved (the cloudmux_ prefix is the broker's): %w", k, ErrForbidden))
+		case strings.HasPrefix(k, "os_glance"):
+			errs = append(errs, fmt.Errorf("attribute '%s' is reserved (the os_glance prefix is Glance's): %w", k, ErrForbidden))
 		case slices.Contains(CoreAttributes, k):
 			errs = append(errs, fmt.Errorf("attribute '%s' is reserved: %w", k, ErrForbidden))
 		case len(k) > 255:
@@ -721,6 +737,9 @@ func (s *Service) forget(ctx context.Context, c Caller, l located, id string) er
 		s.deactivations().Deleted(deactivatedPrefix + id)
 	}
 	s.forgetMembers(ctx, id)
+	if _, ok, _ := s.importState(ctx, id); ok {
+		s.dropImport(ctx, id)
+	}
 	if l.entry != nil {
 		if err := s.Index.Delete(ctx, *l.entry); err != nil {
 			return fmt.Errorf("forgetting image %s: %w", id, err)

@@ -178,6 +178,7 @@ func startGC(cfg Config, d gcDeps, log logrus.FieldLogger, goBG func(string, fun
 		orphans("peer-leftovers", g.OrphanGrace, registry.PeerLeftoverPrefixes, d.peers.Leftovers),
 		orphans("image-deactivations", g.OrphanGrace, []string{image.DeactivationPrefix}, d.images.DeactivationLeftovers),
 		orphans("image-members", g.OrphanGrace, []string{image.MembersPrefix}, d.images.MemberLeftovers),
+		orphans("image-imports", g.OrphanGrace, []string{image.ImportPrefix}, d.images.ImportLeftovers),
 		orphans("server-attrs", g.OrphanGrace, []string{compute.AttrsPrefix}, d.servers.AttrsLeftovers),
 		orphans("server-actions", g.OrphanGrace, []string{compute.ActionsPrefix}, d.servers.ActionsLeftovers),
 		orphans("network-attrs", g.OrphanGrace, network.AttrsPrefixes, d.networks.AttrsLeftovers),

@@ -1,0 +1,159 @@
+package image_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"testing"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
+	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imageimport"
+	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
+
+	"github.com/cloudmux/cloudmux/broker/identity"
+)
+
+// waitImage polls an image until it has status want (an import ends in
+// the background, as Glance's task).
+func waitImage(t *testing.T, c *gophercloud.ServiceClient, id string, want images.ImageStatus) {
+	t.Helper()
+	err := gophercloud.WaitFor(context.Background(), func(ctx context.Context) (bool, error) {
+		img, err := images.Get(ctx, c, id).Extract()
+		if err != nil {
+			return false, err
+		}
+		return img.Status == want, nil
+	})
+	if err != nil {
+		t.Fatalf("image %s never %s: %v", id, want, err)
+	}
+}
+
+// TestImageImport drives interoperable import (glance-direct) through
+// gophercloud's imagedata.Stage and imageimport: the staged image is
+// "uploading", the import makes it active on its peer with the bytes
+// staged, and every out-of-order call is Glance's 409 or 400.
+func TestImageImport(t *testing.T) {
+	ctx := context.Background()
+	te := newEnv(t, envOpts{}, "alpha")
+	alice := te.client(t, "alice", te.Member(t, "alice", "team-a", identity.RoleMember), "team-a")
+
+	info, err := imageimport.Get(ctx, alice).Extract()
+	if err != nil || !slices.Equal(info.ImportMethods.Value, []string{"glance-direct"}) {
+		t.Fatalf("import info %+v, %v", info, err)
+	}
+	code, _, body := raw(t, alice, http.MethodGet, "info/stores", "", nil)
+	if code != http.StatusNotFound {
+		t.Fatalf("info/stores: %d %s, want 404 (no multi-store)", code, body)
+	}
+
+	img, err := images.Create(ctx, alice, images.CreateOpts{Name: "imported", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(1<<20, 3)
+
+	t.Run("import before stage", func(t *testing.T) {
+		err := imageimport.Create(ctx, alice, img.ID, imageimport.CreateOpts{Name: imageimport.GlanceDirectMethod}).ExtractErr()
+		wantStatus(t, "import before stage", err, http.StatusConflict)
+	})
+	if err := imagedata.Stage(ctx, alice, img.ID, bytes.NewReader(data)).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := images.Get(ctx, alice, img.ID).Extract(); err != nil || got.Status != "uploading" {
+		t.Fatalf("staged image %+v, %v; want uploading", got, err)
+	}
+
+	t.Run("refusals", func(t *testing.T) {
+		for _, tc := range []struct {
+			name, method, path, body string
+			code                     int
+		}{
+			{"stage twice", http.MethodPut, "images/" + img.ID + "/stage", "more", http.StatusConflict},
+			{"upload once staged", http.MethodPut, "images/" + img.ID + "/file", "more", http.StatusConflict},
+			{"web-download not offered", http.MethodPost, "images/" + img.ID + "/import", `{"method": {"name": "web-download", "uri": "http://127.0.0.1:1/x"}}`, http.StatusBadRequest},
+			{"copy-image not offered", http.MethodPost, "images/" + img.ID + "/import", `{"method": {"name": "copy-image"}}`, http.StatusBadRequest},
+			{"stores not offered", http.MethodPost, "images/" + img.ID + "/import", `{"method": {"name": "glance-direct"}, "stores": ["alpha"]}`, http.StatusBadRequest},
+			{"no method", http.MethodPost, "images/" + img.ID + "/import", `{}`, http.StatusBadRequest},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				ct := "application/json"
+				if tc.method == http.MethodPut {
+					ct = "application/octet-stream"
+				}
+				code, _, body := raw(t, alice, tc.method, tc.path, ct, []byte(tc.body))
+				if code != tc.code {
+					t.Fatalf("%d %s, want %d", code, body, tc.code)
+				}
+				glanceError(t, body)
+			})
+		}
+	})
+
+	if err := imageimport.Create(ctx, alice, img.ID, imageimport.CreateOpts{Name: imageimport.GlanceDirectMethod}).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitImage(t, alice, img.ID, images.ImageStatusActive)
+	got, err := images.Get(ctx, alice, img.ID).Extract()
+	if err != nil || got.SizeBytes != int64(len(data)) || got.Checksum != md5hex(data) {
+		t.Fatalf("imported image %+v, %v", got, err)
+	}
+	rc, err := imagedata.Download(ctx, alice, img.ID).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(back, data) {
+		t.Fatalf("downloaded %d bytes (%v), want the %d staged", len(back), err, len(data))
+	}
+	kvs, _, err := te.Store.List(ctx, "image-import/")
+	if err != nil || len(kvs) != 0 {
+		t.Fatalf("import records once imported: %v %v", kvs, err)
+	}
+
+	t.Run("deleting a staged image drops its data", func(t *testing.T) {
+		img, err := images.Create(ctx, alice, images.CreateOpts{Name: "staged-only", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := imagedata.Stage(ctx, alice, img.ID, bytes.NewReader(data[:1000])).ExtractErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := images.Delete(ctx, alice, img.ID).ExtractErr(); err != nil {
+			t.Fatal(err)
+		}
+		if kvs, _, err := te.Store.List(ctx, "image-import/"); err != nil || len(kvs) != 0 {
+			t.Fatalf("import records after the delete: %v %v", kvs, err)
+		}
+	})
+
+	t.Run("os_glance properties are reserved", func(t *testing.T) {
+		code, _, body := raw(t, alice, http.MethodPost, "images", "application/json",
+			[]byte(`{"name": "x", "disk_format": "raw", "container_format": "bare", "os_glance_importing_to_stores": "a"}`))
+		if code != http.StatusForbidden {
+			t.Fatalf("%d %s, want 403", code, body)
+		}
+	})
+
+	t.Run("versions", func(t *testing.T) {
+		resp, err := http.Get(te.Server.URL + "/image/versions")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		code := resp.StatusCode
+		var v struct{ Versions []struct{ ID, Status string } }
+		if err := json.Unmarshal(body, &v); err != nil || code != http.StatusOK || len(v.Versions) == 0 {
+			t.Fatalf("versions: %d %s", code, body)
+		}
+		if v.Versions[0].ID != "v2.7" || v.Versions[0].Status != "CURRENT" {
+			t.Fatalf("current version %+v, want v2.7: 2.8 and later (multi-store, copy-image) are not offered", v.Versions[0])
+		}
+	})
+}
