@@ -38,6 +38,10 @@ type server struct {
 	// resizeOff says the server was SHUTOFF, not ACTIVE, before it.
 	resizeFrom string
 	resizeOff  bool
+	// userData and publicKey are what the guest's config drive holds, kept
+	// so a domain can be defined again (unshelve) as it was.
+	userData  []byte
+	publicKey string
 }
 
 // ListFlavors returns the configured flavors.
@@ -131,7 +135,10 @@ func (c *Cloud) CreateServer(ctx context.Context, spec peers.ServerSpec) (peers.
 			ImageID: spec.ImageID, KeyName: spec.KeyName, AvailabilityZone: defaultAZ, Host: h.cfg.Name,
 			Hostname: spec.Hostname, Metadata: maps.Clone(spec.Metadata), CreatedAt: t, UpdatedAt: t,
 		},
-		ownPorts: map[string]bool{},
+		ownPorts: map[string]bool{}, userData: append([]byte(nil), spec.UserData...),
+	}
+	if b.keypair != nil {
+		s.publicKey = b.keypair.PublicKey
 	}
 	if err := c.attachPortsLocked(s, spec); err != nil {
 		return peers.Server{}, fmt.Errorf("server %q: %w", spec.Name, err)

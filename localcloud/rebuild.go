@@ -87,7 +87,10 @@ func (c *Cloud) RebuildServer(ctx context.Context, id string, spec peers.Rebuild
 	s.alloc = need
 	wasOff, oldImage := s.Status == peers.ServerShutoff, s.ImageID
 	s.Status, s.Fault, s.ImageID, s.KeyName = peers.ServerRebuild, "", b.img.ID, spec.KeyName
-	s.Metadata = maps.Clone(spec.Metadata)
+	s.Metadata, s.userData, s.publicKey = maps.Clone(spec.Metadata), append([]byte(nil), spec.UserData...), ""
+	if b.keypair != nil {
+		s.publicKey = b.keypair.PublicKey
+	}
 	if spec.Hostname != "" {
 		s.Hostname = spec.Hostname
 	}

@@ -184,6 +184,8 @@ func (c *Cloud) reconcileServersLocked(hostName string, doms map[string]Inventor
 		was, interrupted := s.Status, s.interrupted
 		s.interrupted = ""
 		switch {
+		case !exists && s.Status == peers.ServerShelvedOffloaded:
+			s.defined = false // its domain is undefined on purpose (shelve.go)
 		case !exists:
 			s.defined = false
 			if s.Status != peers.ServerError {

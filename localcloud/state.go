@@ -66,6 +66,8 @@ type savedServer struct {
 	DeleteWait bool          `json:"delete_wait,omitempty"`
 	ResizeFrom string        `json:"resize_from,omitempty"`
 	ResizeOff  bool          `json:"resize_off,omitempty"`
+	UserData   []byte        `json:"user_data,omitempty"`
+	PublicKey  string        `json:"public_key,omitempty"`
 }
 
 type savedImage struct {
@@ -140,7 +142,7 @@ func (c *Cloud) savedServerLocked(s *server) savedServer {
 	ss := savedServer{
 		Server: c.serverView(s), Alloc: s.alloc, RootDisk: s.rootDisk, Ports: slices.Clone(s.ports),
 		OwnPorts: slices.Sorted(maps.Keys(s.ownPorts)), Defined: s.defined, Task: s.task, DeleteWait: s.deleteWait,
-		ResizeFrom: s.resizeFrom, ResizeOff: s.resizeOff,
+		ResizeFrom: s.resizeFrom, ResizeOff: s.resizeOff, UserData: s.userData, PublicKey: s.publicKey,
 	}
 	ss.Server.Addresses = nil // derived from the ports
 	return ss
@@ -346,7 +348,7 @@ func (c *Cloud) loadState() error {
 		s := &server{
 			Server: ss.Server, alloc: ss.Alloc, rootDisk: ss.RootDisk, ports: ss.Ports, ownPorts: map[string]bool{},
 			defined: ss.Defined, deleteWait: ss.DeleteWait || ss.Task == "deleting",
-			resizeFrom: ss.ResizeFrom, resizeOff: ss.ResizeOff,
+			resizeFrom: ss.ResizeFrom, resizeOff: ss.ResizeOff, userData: ss.UserData, publicKey: ss.PublicKey,
 		}
 		for _, id := range ss.OwnPorts {
 			s.ownPorts[id] = true

@@ -199,3 +199,25 @@ type RebuildSpec struct {
 	// disks has nothing to keep).
 	PreserveEphemeral bool
 }
+
+// ServerShelver is the optional ability to shelve servers, as Nova's
+// shelve, shelveOffload and unshelve do.
+type ServerShelver interface {
+	// ShelveServer starts shelving an ACTIVE, SHUTOFF, PAUSED or
+	// SUSPENDED server: the guest is stopped (SHELVED) and, as Nova does
+	// with its default shelved_offload_time of 0, offloaded at once
+	// (SHELVED_OFFLOADED): its host's vCPUs and memory are freed, its
+	// disk, ports and volumes kept. Another status, or a server busy with
+	// another action, is ErrConflict.
+	ShelveServer(ctx context.Context, id string) error
+	// OffloadServer offloads a SHELVED server (one whose offload has not
+	// happened): SHELVED_OFFLOADED. Another status is ErrConflict; a
+	// cloud whose policy keeps it to admins (Nova's default) refuses
+	// other credentials with ErrUnauthorized.
+	OffloadServer(ctx context.Context, id string) error
+	// UnshelveServer boots a SHELVED or SHELVED_OFFLOADED server again:
+	// it returns at once and the server settles ACTIVE, with the same ID,
+	// disk, ports and volumes. No room for it is ErrCapacity; another
+	// status ErrConflict.
+	UnshelveServer(ctx context.Context, id string) error
+}

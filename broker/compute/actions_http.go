@@ -35,7 +35,8 @@ var powerActions = map[string]peers.ServerAction{
 
 // serverAction runs os-start, os-stop, reboot {type}, pause, unpause,
 // suspend, resume, createImage {name, metadata}, resize {flavorRef},
-// confirmResize, revertResize, rebuild (lifecycle_http.go), lock
+// confirmResize, revertResize, rebuild, shelve, shelveOffload, unshelve
+// (lifecycle_http.go), lock
 // {locked_reason}, unlock, os-resetState {state} (admins) and
 // os-getConsoleOutput {length}.
 func (n *Nova) serverAction(w http.ResponseWriter, r *http.Request) {
@@ -68,6 +69,9 @@ func (n *Nova) serverAction(w http.ResponseWriter, r *http.Request) {
 			return
 		case "rebuild":
 			n.rebuild(w, r, id, body)
+			return
+		case "shelve", "shelveOffload", "unshelve":
+			n.shelveActions(w, r, id, name, body)
 			return
 		case "resize":
 			var b struct {

@@ -101,3 +101,46 @@ func cmpErr(err error, def string) string {
 	}
 	return def
 }
+
+// shelveActions answers shelve, shelveOffload and unshelve (null, or
+// {"availability_zone": ...} from 2.77; 2.91's null zone unpins, which
+// changes nothing here, and its host is refused: the broker picks no
+// host).
+func (n *Nova) shelveActions(w http.ResponseWriter, r *http.Request, id, name string, raw json.RawMessage) {
+	c := caller(r)
+	var err error
+	switch name {
+	case "shelve":
+		err = n.Servers.Shelve(r.Context(), c, id)
+	case "shelveOffload":
+		err = n.Servers.ShelveOffload(r.Context(), c, id)
+	default:
+		var b map[string]json.RawMessage
+		if string(raw) != "null" && (json.Unmarshal(raw, &b) != nil || b == nil) {
+			osapi.Fault(w, r, http.StatusBadRequest, `Invalid input for field/attribute unshelve: expected null or {"availability_zone": ...}`)
+			return
+		}
+		zone := ""
+		for k, v := range b {
+			switch {
+			case k == "availability_zone" && at(r, "2.77") && (string(v) != "null" || at(r, "2.91")):
+				if string(v) != "null" && (json.Unmarshal(v, &zone) != nil || zone == "") {
+					osapi.Fault(w, r, http.StatusBadRequest, "Invalid input for field/attribute availability_zone: want a zone name")
+					return
+				}
+			case k == "host" && at(r, "2.91"):
+				osapi.Fault(w, r, http.StatusBadRequest, "Invalid input for field/attribute host: unshelving to a chosen host is not offered; the server goes back to its own cloud")
+				return
+			default:
+				n.writeError(w, r, unexpected(k))
+				return
+			}
+		}
+		err = n.Servers.Unshelve(r.Context(), c, id, zone)
+	}
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}

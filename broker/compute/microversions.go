@@ -52,13 +52,17 @@ import (
 //	2.74  host (a peer, admins) on create; hypervisor_hostname refused
 //	2.75  unknown list filters are 400; update and rebuild answer like
 //	      show; a flavor's swap is 0
+//	2.77  unshelve takes availability_zone: only the server's own zone
+//	      (peer), as the broker does not move shelved servers; another is
+//	      400, as Nova answers a zone that is not available
 //	2.79  delete_on_termination on volume attachments (the volume goes
 //	      with the server)
 //	2.83  more filters for everyone (key_name, user_id, vm_state, ...)
 //	2.85  PUT os-volume_attachments/{volume} changes delete_on_termination
 //	2.89  attachment_id and bdm_uuid instead of id on volume attachments
 //	2.90  hostname on create, update and rebuild, shown to everyone
-//	2.91  (unshelve to a host or zone: the unshelve action's)
+//	2.91  unshelve's availability_zone may be null (nothing to unpin
+//	      here); its host is refused (400): the broker picks no host
 //	2.92  keypairs are imported only (public_key required)
 //
 // 2.92 is also what the openstack CLI (novaclient's newest) sends for

@@ -54,11 +54,8 @@ func (s *Servers) Rebuild(ctx context.Context, c Caller, id string, spec Rebuild
 		}
 		userData = cs.UserData
 	}
-	e, m, err := s.lookup(ctx, c, id)
+	e, m, err := s.unlocked(ctx, c, id)
 	if err != nil {
-		return Server{}, err
-	}
-	if err := s.checkLock(ctx, c, id); err != nil {
 		return Server{}, err
 	}
 	rb, ok := m.Cloud.(peers.ServerRebuilder)

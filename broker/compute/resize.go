@@ -25,11 +25,8 @@ import (
 func (s *Servers) Resize(ctx context.Context, c Caller, id, flavorRef string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout())
 	defer cancel()
-	e, m, err := s.lookup(ctx, c, id)
+	e, m, err := s.unlocked(ctx, c, id)
 	if err != nil {
-		return err
-	}
-	if err := s.checkLock(ctx, c, id); err != nil {
 		return err
 	}
 	rs, ok := m.Cloud.(peers.ServerResizer)

@@ -10,7 +10,10 @@ import (
 	"github.com/cloudmux/cloudmux/peers"
 )
 
-var _ peers.ServerRebuilder = (*Cloud)(nil)
+var (
+	_ peers.ServerRebuilder = (*Cloud)(nil)
+	_ peers.ServerShelver   = (*Cloud)(nil)
+)
 
 // RebuildServer calls Nova's rebuild with the image and metadata, and,
 // where the cloud's compute API takes them (2.54 key_name, 2.57
@@ -63,4 +66,27 @@ func (o rebuildOpts) ToServerRebuildMap() (map[string]any, error) {
 		body[k] = v
 	}
 	return m, nil
+}
+
+// ShelveServer calls Nova's shelve; the cloud's shelved_offload_time
+// decides when it offloads (0, Nova's default: at once).
+func (c *Cloud) ShelveServer(ctx context.Context, id string) error {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	return c.translate("nova: shelve server "+id, servers.Shelve(ctx, c.compute, id).ExtractErr())
+}
+
+// OffloadServer calls Nova's shelveOffload.
+func (c *Cloud) OffloadServer(ctx context.Context, id string) error {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	return c.translate("nova: offload server "+id, servers.ShelveOffload(ctx, c.compute, id).ExtractErr())
+}
+
+// UnshelveServer calls Nova's unshelve without a zone: the cloud's
+// scheduler picks the host, as the contract leaves it to the cloud.
+func (c *Cloud) UnshelveServer(ctx context.Context, id string) error {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	return c.translate("nova: unshelve server "+id, servers.Unshelve(ctx, c.compute, id, servers.UnshelveOpts{}).ExtractErr())
 }

@@ -7,7 +7,7 @@ import (
 )
 
 // testLifecycle walks a server of its own through the optional lifecycle
-// abilities (ServerRebuilder, ...); a cloud lacking one skips its steps
+// abilities (ServerRebuilder, ServerShelver); a cloud lacking one skips its steps
 // saying so. Each step builds on the one before.
 func (s *suite) testLifecycle(t *testing.T) {
 	net, _ := s.makeNetwork(t, "10.90.0.0/24")
@@ -18,6 +18,7 @@ func (s *suite) testLifecycle(t *testing.T) {
 		run  func(t *testing.T)
 	}{
 		{"Rebuild", func(t *testing.T) { s.gap(t); s.rebuild(t, id, kp.Name) }},
+		{"Shelve", func(t *testing.T) { s.gap(t); s.shelve(t, id) }},
 	}
 	for _, st := range steps {
 		if !t.Run(st.name, st.run) {
@@ -73,6 +74,60 @@ func (s *suite) rebuild(t *testing.T, id, keyName string) {
 				t.Fatalf("start: %v", err)
 			}
 			s.waitServer(t, id, peers.ServerActive)
+		}},
+	}
+	for _, st := range steps {
+		if !t.Run(st.name, st.run) {
+			return
+		}
+	}
+}
+
+// shelve shelves an ACTIVE server until it is offloaded, checks what a
+// shelved server refuses, and unshelves it.
+func (s *suite) shelve(t *testing.T, id string) {
+	sh, ok := s.c.(peers.ServerShelver)
+	if !ok {
+		t.Skip("the cloud does not implement peers.ServerShelver")
+	}
+	before, err := s.c.GetServer(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"OffloadActive", func(t *testing.T) {
+			if s.fx.Tenant { // Nova's default policy keeps shelveOffload to admins
+				wantErr(t, "an offload by a tenant", sh.OffloadServer(t.Context(), id), peers.ErrUnauthorized)
+				return
+			}
+			wantErr(t, "an offload of an ACTIVE server", sh.OffloadServer(t.Context(), id), peers.ErrConflict)
+		}},
+		{"UnshelveActive", func(t *testing.T) {
+			wantErr(t, "an unshelve of an ACTIVE server", sh.UnshelveServer(t.Context(), id), peers.ErrConflict)
+		}},
+		{"Shelve", func(t *testing.T) {
+			if err := sh.ShelveServer(t.Context(), id); err != nil {
+				t.Fatalf("ShelveServer: %v", err)
+			}
+			// SHELVED first, then offloaded (the clouds' default).
+			s.waitServer(t, id, peers.ServerShelvedOffloaded)
+		}},
+		{"ShelvedRefusals", func(t *testing.T) {
+			wantErr(t, "a start of a shelved server", s.c.ServerAction(t.Context(), id, peers.ActionStart), peers.ErrConflict)
+			wantErr(t, "a second shelve", sh.ShelveServer(t.Context(), id), peers.ErrConflict)
+		}},
+		{"Unshelve", func(t *testing.T) {
+			if err := sh.UnshelveServer(t.Context(), id); err != nil {
+				t.Fatalf("UnshelveServer: %v", err)
+			}
+			srv := s.waitServer(t, id, peers.ServerActive)
+			if srv.ImageID != before.ImageID || srv.FlavorID != before.FlavorID || len(srv.Addresses) != len(before.Addresses) ||
+				len(srv.Addresses) > 0 && srv.Addresses[0].Addr != before.Addresses[0].Addr {
+				t.Fatalf("unshelved server = %+v\nwant the image, flavor and addresses it had: %+v", srv, before)
+			}
 		}},
 	}
 	for _, st := range steps {
