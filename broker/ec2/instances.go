@@ -75,15 +75,16 @@ var (
 
 // instanceState maps Nova's statuses: a reboot keeps an instance running,
 // as EC2 shows it; an errored server is stopped, with the fault as reason,
-// and so is a paused or suspended one (EC2's nearest: a hibernated
-// instance is stopped).
+// and so is a paused, suspended or shelved one (EC2's nearest: a
+// hibernated instance is stopped); a rescued one runs.
 func instanceState(s peers.ServerStatus) state {
 	switch s {
 	case peers.ServerBuild:
 		return statePending
-	case peers.ServerActive, peers.ServerReboot, peers.ServerHardReboot:
+	case peers.ServerActive, peers.ServerReboot, peers.ServerHardReboot, peers.ServerRescue:
 		return stateRunning
-	case peers.ServerShutoff, peers.ServerError, peers.ServerPaused, peers.ServerSuspended:
+	case peers.ServerShutoff, peers.ServerError, peers.ServerPaused, peers.ServerSuspended,
+		peers.ServerShelved, peers.ServerShelvedOffloaded:
 		return stateStopped
 	case peers.ServerDeleted:
 		return stateTerminated
