@@ -170,20 +170,27 @@ func (s *Service) AddMember(ctx context.Context, c Caller, id, member string) (M
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	m := Member{ImageID: img.ID, MemberID: member, Status: MemberPending, CreatedAt: now, UpdatedAt: now}
-	if err := s.writeMember(ctx, m); err != nil {
+	// Created only if absent: of two owners adding the same member at
+	// once (through two brokers), one gets Glance's 409.
+	if err := s.writeMember(ctx, m, 0); errors.Is(err, registry.ErrConflict) {
+		return Member{}, fmt.Errorf("member %s already has access to image %s: %w", member, id, ErrConflict)
+	} else if err != nil {
 		return Member{}, err
 	}
 	s.Log.WithFields(logrus.Fields{"image": img.ID, "member": member, "project": c.Project}).Info("image shared")
 	return m, nil
 }
 
-func (s *Service) writeMember(ctx context.Context, m Member) error {
+// writeMember writes m by compare-and-swap at index (0: only if absent),
+// so neither a concurrent add nor a status change made after the owner
+// removed the member brings a membership back.
+func (s *Service) writeMember(ctx context.Context, m Member, index uint64) error {
 	rec, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
 	key := memberKey(m.MemberID, m.ImageID)
-	at, err := s.Store.Put(ctx, key, rec)
+	at, err := s.Store.CAS(ctx, key, rec, index)
 	if err != nil {
 		return fmt.Errorf("recording member %s of image %s: %w", m.MemberID, m.ImageID, err)
 	}
@@ -241,11 +248,31 @@ func (s *Service) UpdateMember(ctx context.Context, c Caller, id, member, status
 	if m.Status == status {
 		return m, nil
 	}
-	m.Status, m.UpdatedAt = status, time.Now().UTC().Truncate(time.Second)
-	if err := s.writeMember(ctx, m); err != nil {
-		return Member{}, err
+	// The stored record, not memory's copy: the CAS must be at its current
+	// index. Another change of this one membership meanwhile is retried; a
+	// removal meanwhile is the owner's last word.
+	key := memberKey(member, m.ImageID)
+	for {
+		kv, err := s.Store.Get(ctx, key)
+		if errors.Is(err, registry.ErrNotFound) {
+			return Member{}, fmt.Errorf("%s is not a member of image %s: %w", member, id, ErrNotFound)
+		}
+		if err != nil {
+			return Member{}, err
+		}
+		if err := json.Unmarshal(kv.Value, &m); err != nil {
+			return Member{}, fmt.Errorf("decode %s: %w", key, err)
+		}
+		m.Status, m.UpdatedAt = status, time.Now().UTC().Truncate(time.Second)
+		err = s.writeMember(ctx, m, kv.ModifyIndex)
+		if errors.Is(err, registry.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return Member{}, err
+		}
+		return m, nil
 	}
-	return m, nil
 }
 
 // DeleteMember stops sharing an image with a project: the owner's (or a

@@ -3,6 +3,7 @@ package image_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/members"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/image"
 	"github.com/cloudmux/cloudmux/localcloud"
 )
 
@@ -106,6 +108,42 @@ func TestImageMembers(t *testing.T) {
 			}, http.StatusForbidden},
 		} {
 			t.Run(tc.name, func(t *testing.T) { wantStatus(t, tc.name, tc.do(), tc.code) })
+		}
+	})
+
+	// Two owners' adds of one member at once (two brokers, whose memory
+	// has not seen the other's): exactly one is made, the rest are 409.
+	t.Run("concurrent adds of one member", func(t *testing.T) {
+		race, err := images.Create(ctx, alice, images.CreateOpts{Name: "a-race", DiskFormat: "raw", ContainerFormat: "bare", Visibility: &shared}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		owner := image.Caller{Project: te.projectID(t, "team-a")}
+		const n = 8
+		errs := make(chan error, n)
+		start := make(chan struct{})
+		for range n {
+			go func() {
+				<-start
+				_, err := te.Images.AddMember(ctx, owner, race.ID, teamC)
+				errs <- err
+			}()
+		}
+		close(start)
+		made := 0
+		for range n {
+			switch err := <-errs; {
+			case err == nil:
+				made++
+			case !errors.Is(err, image.ErrConflict):
+				t.Errorf("a losing add: %v; want ErrConflict", err)
+			}
+		}
+		if made != 1 {
+			t.Fatalf("%d of %d concurrent adds of one member succeeded; want exactly 1", made, n)
+		}
+		if err := images.Delete(ctx, alice, race.ID).ExtractErr(); err != nil {
+			t.Fatal(err)
 		}
 	})
 

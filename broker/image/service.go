@@ -50,6 +50,7 @@ type Pool interface {
 type Store interface {
 	Get(ctx context.Context, key string) (registry.KV, error)
 	Put(ctx context.Context, key string, value []byte) (uint64, error)
+	CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error)
 	Delete(ctx context.Context, key string) error
 	List(ctx context.Context, prefix string) ([]registry.KV, uint64, error)
 	Watch(ctx context.Context, prefix string, index uint64) ([]registry.KV, uint64, error)
