@@ -19,7 +19,7 @@ func (s *Service) Upload(ctx context.Context, c Caller, id string, data io.Reade
 	if err != nil {
 		return err
 	}
-	if img.Status != peers.ImageQueued { // staged or importing images too
+	if img.Status != peers.ImageQueued { // a staged image too ("uploading")
 		return fmt.Errorf("image status transition from %s to saving is not allowed: %w", img.Status, ErrConflict)
 	}
 	return s.uploadTo(ctx, l, id, data, size)

@@ -30,11 +30,11 @@
 // image but lost the answer removes it there; another project's image on
 // a peer that does not answer is "not found" like any unknown ID.
 //
-// Import (Image API 2.6, import.go) offers glance-direct only: staged data
-// waits in a file in the broker host's staging directory (streamed, never
-// held in memory) until the import streams it to the image's peer in the
-// background; an import record in the Store, served from memory, gives the
-// queued image Glance's "uploading" and "importing" statuses meanwhile.
+// Import (Image API 2.6, import.go) offers glance-direct only: the stage
+// streams the data to the image's peer, as an upload does, and an import
+// record in the Store, served from memory, shows the image "uploading"
+// (its data neither read nor booted) until the import removes the record.
+// Nothing stays on one broker, so any broker takes the import.
 // Multi-store (stores, copy-image, API 2.8+) is not offered, so the API
 // advertises 2.0 to 2.7.
 //

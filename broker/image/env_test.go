@@ -70,7 +70,7 @@ func newEnv(t testing.TB, opts envOpts, names ...string) *testEnv {
 		members := image.NewMembers(e.Store, e.Log)
 		imports := image.NewImports(e.Store, e.Log)
 		e.Start(t, deactivations, members, imports)
-		te.Images = &image.Service{Pool: e.Pool, Index: e.Index, Placer: policy.Default{}, Store: e.Store, Deactivations: deactivations, Members: members, Imports: imports, StagingDir: t.TempDir(),
+		te.Images = &image.Service{Pool: e.Pool, Index: e.Index, Placer: policy.Default{}, Store: e.Store, Deactivations: deactivations, Members: members, Imports: imports,
 			Log: e.Log, BrokerID: "test-broker", MaxImageSize: opts.maxSize, PeerTimeout: opts.peerTimeout}
 		g := &image.Glance{Images: te.Images, Auth: e.Keystone.Authenticate, Log: e.Log}
 		r.Route("/image", g.Routes)

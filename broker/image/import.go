@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -17,13 +15,18 @@ import (
 	"github.com/cloudmux/cloudmux/registry"
 )
 
-// Interoperable image import (Image API 2.6), glance-direct only: the
-// client stages the data (PUT /stage, streamed to a file in the broker's
-// staging directory, the image "uploading"), then asks for the import
-// (POST /import), which streams the file to the image's peer in the
-// background ("importing", then the peer's "active"). The peers have no
-// such statuses: an import record in the Store, served from memory like
-// the deactivation records, carries them.
+// Interoperable image import (Image API 2.6), glance-direct only. The
+// stage (PUT /stage) streams the data straight to the image's peer, as an
+// upload does, and then records the image as staged: an import record in
+// the Store, served from memory like the deactivation records, which
+// shows the image "uploading" (whatever its peer says) and keeps its data
+// from being read or booted. The import (POST /import) removes the record
+// by compare-and-delete, and the image is active. Nothing is kept on a
+// broker's own disk and no work outlives a request, so any broker of an
+// installation may take the import of an image another one staged, and a
+// broker that dies leaves nothing half done: a stage cut short is a failed
+// upload (the image stays queued), one that died between its upload and
+// its record leaves the image active, as if imported at once.
 
 // importPrefix is where import records live: image-import/<image ID>.
 const importPrefix = "image-import/"
@@ -32,26 +35,21 @@ const importPrefix = "image-import/"
 // it for ImportLeftovers.
 const ImportPrefix = importPrefix
 
-// The statuses an import record gives its queued image.
-const (
-	StatusUploading peers.ImageStatus = "uploading"
-	StatusImporting peers.ImageStatus = "importing"
-)
+// StatusUploading is what an import record makes of its staged image.
+// Glance's "importing" is never shown: an import is done when answered.
+const StatusUploading peers.ImageStatus = "uploading"
 
 // ImportMethods are the import methods offered. web-download (which
 // fetches any URL the caller names) and copy-image (which needs stores)
 // are not.
 var ImportMethods = []string{"glance-direct"}
 
-// ImportState is an image's staged data awaiting or under import.
+// ImportState is an image whose data is staged, awaiting its import.
 type ImportState struct {
 	ImageID string            `json:"image_id"`
 	Status  peers.ImageStatus `json:"status"`
-	// Host is the broker host whose staging directory holds the data: an
-	// import must be asked of it (the file is not shared between hosts).
-	Host string    `json:"host"`
-	Size int64     `json:"size"`
-	At   time.Time `json:"at"`
+	Size    int64             `json:"size"`
+	At      time.Time         `json:"at"`
 }
 
 // Imports holds import records in memory, fed by a Store watch.
@@ -96,42 +94,8 @@ func (s *Service) importStatuses(ctx context.Context) (map[string]peers.ImageSta
 	return out, nil
 }
 
-func (s *Service) stagingDir() string {
-	if s.StagingDir != "" {
-		return s.StagingDir
-	}
-	return filepath.Join(os.TempDir(), "cloudmux-image-staging")
-}
-
-func (s *Service) stagedPath(id string) string { return filepath.Join(s.stagingDir(), id) }
-
-// host names this broker host in import records.
-func host() string {
-	h, err := os.Hostname()
-	if err != nil {
-		return "unknown"
-	}
-	return h
-}
-
-func (s *Service) putImport(ctx context.Context, st ImportState) error {
-	rec, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	at, err := s.Store.Put(ctx, importPrefix+st.ImageID, rec)
-	if err != nil {
-		return fmt.Errorf("recording the import of image %s: %w", st.ImageID, err)
-	}
-	s.imports().Wrote(importPrefix+st.ImageID, st, at)
-	return nil
-}
-
-// dropImport forgets an image's import record and its staged data here.
+// dropImport forgets an image's import record (the image is deleted).
 func (s *Service) dropImport(ctx context.Context, id string) {
-	if err := os.Remove(s.stagedPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		s.Log.WithError(err).WithField("image", id).Warn("staged image data left behind")
-	}
 	if err := s.Store.Delete(ctx, importPrefix+id); err != nil && !errors.Is(err, registry.ErrNotFound) {
 		s.Log.WithError(err).WithField("image", id).Warn("import record left behind")
 		return
@@ -139,104 +103,67 @@ func (s *Service) dropImport(ctx context.Context, id string) {
 	s.imports().Deleted(importPrefix + id)
 }
 
-// Stage streams data into the broker's staging area for a later import
+// Stage streams data to the image's peer for a later import
 // (glance-direct), never holding it whole in memory; the image must be
 // queued, and shows "uploading" once staged. size is the announced
 // length, or -1; data past MaxImageSize is ErrTooLarge.
 func (s *Service) Stage(ctx context.Context, c Caller, id string, data io.Reader, size int64) error {
-	_, img, err := s.findWritable(ctx, c, id)
+	l, img, err := s.findWritable(ctx, c, id)
 	if err != nil {
 		return err
 	}
 	if img.Status != peers.ImageQueued {
 		return fmt.Errorf("image status transition from %s to uploading is not allowed: %w", img.Status, ErrConflict)
 	}
-	limit := s.maxSize()
-	if size > limit {
-		return fmt.Errorf("image data of %d bytes exceeds the %d byte image size cap: %w", size, limit, ErrTooLarge)
+	if err := s.uploadTo(ctx, l, img.ID, data, size); err != nil {
+		return err
 	}
-	if err := os.MkdirAll(s.stagingDir(), 0o700); err != nil {
-		return fmt.Errorf("staging area: %w", err)
-	}
-	f, err := os.CreateTemp(s.stagingDir(), img.ID+".part-*")
+	st := ImportState{ImageID: img.ID, Status: StatusUploading, Size: size, At: time.Now().UTC()}
+	rec, err := json.Marshal(st)
 	if err != nil {
-		return fmt.Errorf("staging area: %w", err)
-	}
-	defer func() { _ = os.Remove(f.Name()) }() // a no-op once renamed
-	capped := &capReader{r: data, left: limit}
-	n, err := io.Copy(f, capped)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	switch {
-	case capped.over:
-		return fmt.Errorf("image data exceeds the %d byte image size cap: %w", limit, ErrTooLarge)
-	case err != nil:
-		return fmt.Errorf("staging data of image %s: %w", id, err)
-	case size >= 0 && n != size:
-		return fmt.Errorf("staged %d bytes, %d announced: %w", n, size, ErrInvalid)
-	}
-	// Another stage may have raced this one: the image takes one.
-	if _, staged, err := s.importState(ctx, img.ID); err != nil {
-		return err
-	} else if staged {
-		return fmt.Errorf("image %s is already staged: %w", id, ErrConflict)
-	}
-	if err := os.Rename(f.Name(), s.stagedPath(img.ID)); err != nil {
-		return fmt.Errorf("staging data of image %s: %w", id, err)
-	}
-	if err := s.putImport(ctx, ImportState{ImageID: img.ID, Status: StatusUploading, Host: host(), Size: n, At: time.Now().UTC()}); err != nil {
-		_ = os.Remove(s.stagedPath(img.ID))
 		return err
 	}
-	s.Log.WithFields(logrus.Fields{"image": img.ID, "bytes": n}).Info("image data staged")
+	// Created only if absent; the peer takes one upload of an image, so a
+	// second stage has already failed there.
+	at, err := s.Store.CAS(ctx, importPrefix+img.ID, rec, 0)
+	if err != nil && !errors.Is(err, registry.ErrConflict) {
+		return fmt.Errorf("recording the stage of image %s: %w", id, err)
+	}
+	if err == nil {
+		s.imports().Wrote(importPrefix+img.ID, st, at)
+	}
+	s.Log.WithFields(logrus.Fields{"image": img.ID}).Info("image data staged")
 	return nil
 }
 
-// Import starts importing an image's staged data (method glance-direct)
-// to its peer and returns; the image shows "importing" until the peer has
-// it ("active"), or, if that fails, "queued" again (its staged data gone,
-// the failure logged), ready for another upload or stage.
+// Import imports an image's staged data (method glance-direct): the image
+// is active once the call returns. Glance answers the import at once and
+// finishes it in a task; here the data is already on the peer.
 func (s *Service) Import(ctx context.Context, c Caller, id, method string) error {
 	if err := checkOneOf("import method", method, ImportMethods); err != nil {
 		return err
 	}
-	l, img, err := s.findWritable(ctx, c, id)
+	_, img, err := s.findWritable(ctx, c, id)
 	if err != nil {
 		return err
 	}
-	st, staged, err := s.importState(ctx, img.ID)
+	notStaged := fmt.Errorf("image %s needs to be staged before the glance-direct method can be used (it is %s): %w", id, img.Status, ErrConflict)
+	// The stored record, not memory's copy: another broker may have staged
+	// it or imported it a moment ago.
+	kv, err := s.Store.Get(ctx, importPrefix+img.ID)
+	if errors.Is(err, registry.ErrNotFound) {
+		return notStaged
+	}
 	if err != nil {
 		return err
 	}
-	if !staged || st.Status != StatusUploading {
-		return fmt.Errorf("image %s needs to be staged before the glance-direct method can be used (it is %s): %w", id, img.Status, ErrConflict)
+	if err := s.Store.DeleteCAS(ctx, kv.Key, kv.ModifyIndex); errors.Is(err, registry.ErrConflict) || errors.Is(err, registry.ErrNotFound) {
+		return notStaged // imported meanwhile, through another call
+	} else if err != nil {
+		return fmt.Errorf("importing image %s: %w", id, err)
 	}
-	if st.Host != host() {
-		return fmt.Errorf("the data of image %s is staged on another broker host; ask that host for the import: %w", id, ErrConflict)
-	}
-	f, err := os.Open(s.stagedPath(img.ID))
-	if err != nil {
-		return fmt.Errorf("staged data of image %s is gone; stage it again: %w", id, ErrConflict)
-	}
-	st.Status, st.At = StatusImporting, time.Now().UTC()
-	if err := s.putImport(ctx, st); err != nil {
-		f.Close()
-		return err
-	}
-	// The import outlives the request, as Glance's task does.
-	bg := context.WithoutCancel(ctx)
-	go func() {
-		defer f.Close()
-		log := s.Log.WithFields(logrus.Fields{"image": img.ID, "peer": l.member.Peer.Name})
-		err := s.uploadTo(bg, l, img.ID, f, st.Size)
-		s.dropImport(bg, img.ID)
-		if err != nil {
-			log.WithError(err).Warn("image import failed; the image is queued again")
-			return
-		}
-		log.Info("image imported")
-	}()
+	s.imports().Deleted(kv.Key)
+	s.Log.WithField("image", img.ID).Info("image imported")
 	return nil
 }
 

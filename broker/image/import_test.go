@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
@@ -15,13 +17,17 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 
 	"github.com/cloudmux/cloudmux/broker/identity"
+	"github.com/cloudmux/cloudmux/broker/image"
+	"github.com/cloudmux/cloudmux/policy"
 )
 
 // waitImage polls an image until it has status want (an import ends in
 // the background, as Glance's task).
 func waitImage(t *testing.T, c *gophercloud.ServiceClient, id string, want images.ImageStatus) {
 	t.Helper()
-	err := gophercloud.WaitFor(context.Background(), func(ctx context.Context) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := gophercloud.WaitFor(ctx, func(ctx context.Context) (bool, error) {
 		img, err := images.Get(ctx, c, id).Extract()
 		if err != nil {
 			return false, err
@@ -129,6 +135,42 @@ func TestImageImport(t *testing.T) {
 		}
 		if kvs, _, err := te.Store.List(ctx, "image-import/"); err != nil || len(kvs) != 0 {
 			t.Fatalf("import records after the delete: %v %v", kvs, err)
+		}
+	})
+
+	// Behind a load balancer the stage and the import are two requests,
+	// which two brokers may take: nothing of the stage stays on the first.
+	t.Run("staged through one broker, imported through another", func(t *testing.T) {
+		img, err := images.Create(ctx, alice, images.CreateOpts{Name: "two-brokers", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := imagedata.Stage(ctx, alice, img.ID, bytes.NewReader(data)).ExtractErr(); err != nil {
+			t.Fatal(err)
+		}
+		// Downloading staged data is refused, as Glance refuses a
+		// non-active image's.
+		code, _, body := raw(t, alice, http.MethodGet, "images/"+img.ID+"/file", "", nil)
+		if code == http.StatusOK {
+			t.Fatalf("download of a staged image: %d %s; want a refusal", code, body)
+		}
+		other := &image.Service{Pool: te.Pool, Index: te.Index, Placer: policy.Default{}, Store: te.Store, Log: te.Log, BrokerID: "test-broker"}
+		owner := image.Caller{Project: te.projectID(t, "team-a")}
+		if err := other.Import(ctx, owner, img.ID, "glance-direct"); err != nil {
+			t.Fatalf("import through the other broker: %v", err)
+		}
+		if err := other.Import(ctx, owner, img.ID, "glance-direct"); !errors.Is(err, image.ErrConflict) {
+			t.Fatalf("a second import: %v; want ErrConflict (not staged any more)", err)
+		}
+		waitImage(t, alice, img.ID, images.ImageStatusActive)
+		rc, err := imagedata.Download(ctx, alice, img.ID).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(back, data) {
+			t.Fatalf("downloaded %d bytes (%v), want the %d staged", len(back), err, len(data))
 		}
 	})
 

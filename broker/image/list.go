@@ -182,7 +182,7 @@ func (s *Service) List(ctx context.Context, c Caller, q Query) (Page, error) {
 			}
 			seen[id] = true
 			img := s.present(l, deactivated[id])
-			if st := importing[id]; st != "" && img.Status == peers.ImageQueued {
+			if st := importing[id]; st != "" && (img.Status == peers.ImageQueued || img.Status == peers.ImageActive) {
 				img.Status = st
 			}
 			if visible(c, img) || sharedStatus(c, img, mine) != "" {

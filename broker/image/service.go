@@ -51,6 +51,7 @@ type Store interface {
 	Get(ctx context.Context, key string) (registry.KV, error)
 	Put(ctx context.Context, key string, value []byte) (uint64, error)
 	CAS(ctx context.Context, key string, value []byte, index uint64) (uint64, error)
+	DeleteCAS(ctx context.Context, key string, index uint64) error
 	Delete(ctx context.Context, key string) error
 	List(ctx context.Context, prefix string) ([]registry.KV, uint64, error)
 	Watch(ctx context.Context, prefix string, index uint64) ([]registry.KV, uint64, error)
@@ -70,12 +71,10 @@ type Service struct {
 	// Members, when set (and running), serves image members from memory;
 	// without it they are read from the Store.
 	Members *Members
-	// Imports, when set (and running), serves import records from
-	// memory; StagingDir is where staged image data waits for its import
-	// (default: a directory under the system's temporary one).
-	Imports    *Imports
-	StagingDir string
-	Log        logrus.FieldLogger
+	// Imports, when set (and running), serves import records (staged
+	// images) from memory.
+	Imports *Imports
+	Log     logrus.FieldLogger
 	// BrokerID is written on every image the broker creates
 	// (peers.MetaBrokerID), so its copies on any peer are recognised.
 	BrokerID string
@@ -336,14 +335,12 @@ func (s *Service) find(ctx context.Context, c Caller, id string) (located, Image
 	if deact && img.Status == peers.ImageActive {
 		img.Status = StatusDeactivated
 	}
-	if img.Status == peers.ImageQueued {
-		st, ok, err := s.importState(ctx, img.ID)
-		if err != nil {
-			return located{}, Image{}, err
-		}
-		if ok {
-			img.Status = st.Status
-		}
+	// A staged image's data is on its peer, which calls it active: it is
+	// "uploading" until imported.
+	if st, ok, err := s.importState(ctx, img.ID); err != nil {
+		return located{}, Image{}, err
+	} else if ok && (img.Status == peers.ImageQueued || img.Status == peers.ImageActive) {
+		img.Status = st.Status
 	}
 	return l, img, nil
 }

@@ -366,7 +366,7 @@ func serve(ctx context.Context, stopSignals func(), cfg Config, log *logrus.Logg
 	netGroups := network.NewGroupsMemory(store, log.WithField("component", "network-security-groups"))
 	goBG("network-security-groups", netGroups.Run)
 	images := &image.Service{Pool: pool, Index: idx, Placer: placer, Store: store, Replicas: stager, Deactivations: deactivations,
-		Members: imageMembers, Imports: imageImports, StagingDir: imageStagingDir(cfg), Log: log.WithField("component", "image"), BrokerID: installation}
+		Members: imageMembers, Imports: imageImports, Log: log.WithField("component", "image"), BrokerID: installation}
 	networks := &network.Service{Pool: pool, Index: idx, Store: store, AttrsMemory: netAttrs, GroupsMemory: netGroups, Placer: placer, Quota: ledger,
 		Log: log.WithField("component", "network"), BrokerID: installation}
 	// The peers' own networks, known by broker ID from memory, and the
@@ -731,13 +731,4 @@ func printBanner(w io.Writer, cfg Config, addr, password, token string) {
 
 `, addr, addr, cfg.DataDir, cfg.LocalCloud.Name, cfg.LocalCloud.Driver, password, token, addr, token, caLine, filepath.Join(cfg.DataDir, "cloudmux.env"),
 		filepath.Join(cfg.DataDir, "openrc"), filepath.Join(cfg.DataDir, "clouds.yaml"))
-}
-
-// imageStagingDir is where image data staged for an import waits: under
-// the data directory, or (without one) the image service's default.
-func imageStagingDir(cfg Config) string {
-	if cfg.DataDir == "" {
-		return ""
-	}
-	return filepath.Join(cfg.DataDir, "image-staging")
 }
