@@ -39,6 +39,20 @@ func waitImage(t *testing.T, c *gophercloud.ServiceClient, id string, want image
 	}
 }
 
+// wantData downloads an image and compares its bytes with the staged ones.
+func wantData(t *testing.T, c *gophercloud.ServiceClient, id string, data []byte) {
+	t.Helper()
+	rc, err := imagedata.Download(context.Background(), c, id).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(back, data) {
+		t.Fatalf("downloaded %d bytes (%v), want the %d staged", len(back), err, len(data))
+	}
+}
+
 // TestImageImport drives interoperable import (glance-direct) through
 // gophercloud's imagedata.Stage and imageimport: the staged image is
 // "uploading", the import makes it active on its peer with the bytes
@@ -108,15 +122,7 @@ func TestImageImport(t *testing.T) {
 	if err != nil || got.SizeBytes != int64(len(data)) || got.Checksum != md5hex(data) {
 		t.Fatalf("imported image %+v, %v", got, err)
 	}
-	rc, err := imagedata.Download(ctx, alice, img.ID).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	back, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil || !bytes.Equal(back, data) {
-		t.Fatalf("downloaded %d bytes (%v), want the %d staged", len(back), err, len(data))
-	}
+	wantData(t, alice, img.ID, data)
 	kvs, _, err := te.Store.List(ctx, "image-import/")
 	if err != nil || len(kvs) != 0 {
 		t.Fatalf("import records once imported: %v %v", kvs, err)
@@ -163,15 +169,7 @@ func TestImageImport(t *testing.T) {
 			t.Fatalf("a second import: %v; want ErrConflict (not staged any more)", err)
 		}
 		waitImage(t, alice, img.ID, images.ImageStatusActive)
-		rc, err := imagedata.Download(ctx, alice, img.ID).Extract()
-		if err != nil {
-			t.Fatal(err)
-		}
-		back, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil || !bytes.Equal(back, data) {
-			t.Fatalf("downloaded %d bytes (%v), want the %d staged", len(back), err, len(data))
-		}
+		wantData(t, alice, img.ID, data)
 	})
 
 	t.Run("os_glance properties are reserved", func(t *testing.T) {
