@@ -43,6 +43,8 @@ type apiServer struct {
 	objectStore bool
 	// requests holds the last request's headers by "METHOD /path".
 	requests map[string]http.Header
+	// bodies holds the last request body by "METHOD path".
+	bodies map[string][]byte
 }
 
 // swiftPath is the fake catalog's object-store endpoint path.
@@ -146,7 +148,13 @@ func (s *apiServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	// Read what the client sends, as a real service does before it
 	// answers (an upload with Expect: 100-continue waits for that).
-	_, _ = io.Copy(io.Discard, r.Body)
+	body, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	if s.bodies == nil {
+		s.bodies = map[string][]byte{}
+	}
+	s.bodies[key] = body
+	s.mu.Unlock()
 	rp := replies[min(n, len(replies))-1]
 	if rp.hangup {
 		conn, _, err := w.(http.Hijacker).Hijack()
@@ -437,5 +445,38 @@ func TestUploadRenewsTokenFirst(t *testing.T) {
 	}
 	if n := s.count("PUT", "/image/v2/images/"+id+"/file"); n != 1 {
 		t.Fatalf("the upload was sent %d times, want once", n)
+	}
+}
+
+// TestRebuildKeyAndUserDataWhenPinnedLow: a peer whose calls are pinned
+// below 2.57 (its compute_microversion) still sends a rebuild's key and
+// user data, at 2.57 for that call, when the cloud takes them: the broker
+// records them as the server's.
+func TestRebuildKeyAndUserDataWhenPinnedLow(t *testing.T) {
+	s := newAPIServer(t, 93)
+	const action = "POST /compute/v2.1/servers/s1/action"
+	s.script("POST", "/compute/v2.1/servers/s1/action", reply{status: 202, body: `{"server": {"id": "s1"}}`})
+	cfg := apiConfig(s, fastRetry)
+	cfg.ComputeMicroversion = "2.53"
+	c, err := openstack.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.RebuildServer(t.Context(), "s1", peers.RebuildSpec{ImageID: "img", KeyName: "k", UserData: []byte("#!/bin/sh\n")}); err != nil {
+		t.Fatalf("RebuildServer: %v", err)
+	}
+	s.mu.Lock()
+	version := s.requests[action].Get("X-OpenStack-Nova-API-Version")
+	body := s.bodies[action]
+	s.mu.Unlock()
+	var sent struct {
+		Rebuild map[string]any `json:"rebuild"`
+	}
+	if err := json.Unmarshal(body, &sent); err != nil {
+		t.Fatalf("rebuild body %s: %v", body, err)
+	}
+	if version != "2.57" || sent.Rebuild["key_name"] != "k" || sent.Rebuild["user_data"] == nil {
+		t.Fatalf("rebuild sent at %q: %s; want 2.57 with key_name and user_data", version, body)
 	}
 }

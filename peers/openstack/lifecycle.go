@@ -25,7 +25,15 @@ func (c *Cloud) RebuildServer(ctx context.Context, id string, spec peers.Rebuild
 	opts := rebuildOpts{RebuildOpts: servers.RebuildOpts{ImageRef: spec.ImageID, Metadata: c.outMeta(spec.Metadata)}}
 	client := c.compute
 	opts.extra = map[string]any{"preserve_ephemeral": spec.PreserveEphemeral}
-	if c.computeMinor >= 57 {
+	// The cloud's maximum, not the microversion calls are pinned to (an
+	// admin may pin the peer lower): below 2.57 the key and user data
+	// would be dropped while the broker records them.
+	if c.computeMinor < 57 && c.computeMaxMinor >= 57 {
+		sc := *c.compute
+		sc.Microversion = "2.57"
+		client = &sc
+	}
+	if c.computeMaxMinor >= 57 {
 		opts.extra["key_name"], opts.extra["user_data"] = nil, nil
 		if spec.KeyName != "" {
 			opts.extra["key_name"] = spec.KeyName
