@@ -74,13 +74,14 @@ func buildTestEnv(t testing.TB, count bool) *testEnv {
 		te.index = index.New(store)
 		te.keys = compute.NewKeypairStore(store)
 		deactivations := image.NewDeactivations(store, e.Log)
+		imageMembers, imageImports := image.NewMembers(store, e.Log), image.NewImports(store, e.Log)
 		netAttrs, netGroups := network.NewAttrsMemory(store, e.Log), network.NewGroupsMemory(store, e.Log)
 		serverAttrs := compute.NewServerAttrs(store, e.Log)
 		volumeAttrs := volume.NewAttrsMemory(store, e.Log)
-		e.Start(t, te.index, te.keys, deactivations, netAttrs, netGroups, serverAttrs, volumeAttrs)
+		e.Start(t, te.index, te.keys, deactivations, imageMembers, imageImports, netAttrs, netGroups, serverAttrs, volumeAttrs)
 		te.creds = identity.NewEC2Credentials(e.Dir)
 		te.images = &image.Service{Pool: e.Pool, Index: te.index, Placer: policy.Default{}, Store: store, Deactivations: deactivations,
-			Log: e.Log, BrokerID: "test-broker"}
+			Members: imageMembers, Imports: imageImports, Log: e.Log, BrokerID: "test-broker"}
 		te.networks = &network.Service{Pool: e.Pool, Index: te.index, Store: store, AttrsMemory: netAttrs, GroupsMemory: netGroups, Placer: policy.Default{}, Log: e.Log,
 			BrokerID: "test-broker"}
 		te.ledger = quota.NewLedger(store, "test-broker", e.Log)
