@@ -170,6 +170,14 @@ type Keyed[T any] struct {
 	Value T
 }
 
+// DecodeJSON decodes a JSON record: the decoder of Records whose values
+// are stored as JSON.
+func DecodeJSON[T any](kv KV) (T, error) {
+	var v T
+	err := json.Unmarshal(kv.Value, &v)
+	return v, err
+}
+
 // DecodeKeyed decodes a JSON record and names it by its key's last segment.
 func DecodeKeyed[T any](kv KV) (Keyed[T], error) {
 	var v T

@@ -58,11 +58,7 @@ type Imports = registry.Records[ImportState]
 // NewImports returns the import records kept in store; Run keeps them in
 // memory.
 func NewImports(store registry.MirrorStore, log logrus.FieldLogger) *Imports {
-	return registry.NewRecords(store, importPrefix, func(kv registry.KV) (ImportState, error) {
-		var st ImportState
-		err := json.Unmarshal(kv.Value, &st)
-		return st, err
-	}, log)
+	return registry.NewRecords(store, importPrefix, registry.DecodeJSON[ImportState], log)
 }
 
 func (s *Service) imports() *Imports {

@@ -56,11 +56,7 @@ type Members = registry.Records[Member]
 // NewMembers returns the member records kept in store; Run keeps them in
 // memory.
 func NewMembers(store registry.MirrorStore, log logrus.FieldLogger) *Members {
-	return registry.NewRecords(store, membersPrefix, func(kv registry.KV) (Member, error) {
-		var m Member
-		err := json.Unmarshal(kv.Value, &m)
-		return m, err
-	}, log)
+	return registry.NewRecords(store, membersPrefix, registry.DecodeJSON[Member], log)
 }
 
 func memberKey(member, imageID string) string { return membersPrefix + member + "/" + imageID }

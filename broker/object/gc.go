@@ -85,7 +85,7 @@ func (r *Reaper) Collect(ctx context.Context, now time.Time) (int, error) {
 	var errs []error
 	live := map[string]bool{} // projects that still have container records
 	for _, kv := range cts {
-		ct, err := decodeJSON[Container](kv)
+		ct, err := registry.DecodeJSON[Container](kv)
 		if err != nil {
 			continue
 		}

@@ -29,7 +29,7 @@ const orphanPage = 1000
 func (r *Reaper) collectOrphans(ctx context.Context, cts []registry.KV, peerIDs map[string]bool, due func(string) bool) (int, error) {
 	named := map[string]map[string]bool{} // peer ID -> peer container names with a record
 	for _, kv := range cts {
-		ct, err := decodeJSON[Container](kv)
+		ct, err := registry.DecodeJSON[Container](kv)
 		if err != nil {
 			continue
 		}

@@ -80,19 +80,13 @@ type AccountsMemory = registry.Records[Account]
 // NewContainersMemory returns the containers kept in store; Run keeps
 // them in memory.
 func NewContainersMemory(store registry.MirrorStore, log logrus.FieldLogger) *ContainersMemory {
-	return registry.NewRecords(store, containersRoot, decodeJSON[Container], log)
+	return registry.NewRecords(store, containersRoot, registry.DecodeJSON[Container], log)
 }
 
 // NewAccountsMemory returns the accounts kept in store; Run keeps them in
 // memory.
 func NewAccountsMemory(store registry.MirrorStore, log logrus.FieldLogger) *AccountsMemory {
-	return registry.NewRecords(store, accountsRoot, decodeJSON[Account], log)
-}
-
-func decodeJSON[T any](kv registry.KV) (T, error) {
-	var v T
-	err := json.Unmarshal(kv.Value, &v)
-	return v, err
+	return registry.NewRecords(store, accountsRoot, registry.DecodeJSON[Account], log)
 }
 
 func (s *Service) containerRecords() *ContainersMemory {
@@ -140,7 +134,7 @@ func (s *Service) loadContainer(ctx context.Context, project, name string) (Cont
 	if err != nil {
 		return Container{}, 0, err
 	}
-	ct, err := decodeJSON[Container](kv)
+	ct, err := registry.DecodeJSON[Container](kv)
 	return ct, kv.ModifyIndex, err
 }
 
@@ -186,7 +180,7 @@ func (s *Service) changeAccount(ctx context.Context, project string, change func
 		kv, err := s.Store.Get(ctx, accountKey(project))
 		switch {
 		case err == nil:
-			if a, err = decodeJSON[Account](kv); err != nil {
+			if a, err = registry.DecodeJSON[Account](kv); err != nil {
 				return Account{}, err
 			}
 			at = kv.ModifyIndex
