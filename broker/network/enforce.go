@@ -137,19 +137,38 @@ func (s *Service) pushGroup(ctx context.Context, g SecurityGroup) error {
 	return errors.Join(errs...)
 }
 
-// dropGroup removes a deleted group's copies from its peers.
+// dropGroup removes a deleted group's copies from its peers; a copy left
+// behind is logged.
 func (s *Service) dropGroup(ctx context.Context, g SecurityGroup) {
+	if err := s.deleteCopies(ctx, g); err != nil {
+		s.Log.WithError(err).WithField("security_group", g.ID).Warn("the copy of a deleted security group stays on a peer")
+	}
+}
+
+// deleteCopies deletes a group's copies from the peers holding one. A
+// peer removed from the registry is skipped (its copies went with it as
+// far as the broker is concerned); one registered but not connected, or
+// refusing (a port is still in the group), is an error.
+func (s *Service) deleteCopies(ctx context.Context, g SecurityGroup) error {
+	var errs []error
 	for _, pid := range g.Peers {
-		m, ok := s.member(pid)
+		m, ok := s.Pool.Get(pid)
 		if !ok {
 			continue
 		}
-		if sg, err := enforcer(m); err == nil {
-			if err := sg.DeleteSecurityGroup(ctx, g.ID); err != nil && !errors.Is(err, peers.ErrNotFound) {
-				s.Log.WithError(err).WithFields(logrus.Fields{"security_group": g.ID, "peer": m.Peer.Name}).Warn("the copy of a deleted security group stays on a peer")
-			}
+		if m.Cloud == nil {
+			errs = append(errs, fmt.Errorf("peer %s is not connected", m.Peer.Name))
+			continue
+		}
+		sg, err := enforcer(m)
+		if err != nil {
+			continue
+		}
+		if err := sg.DeleteSecurityGroup(ctx, g.ID); err != nil && !errors.Is(err, peers.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("deleting the copy on peer %s: %w", m.Peer.Name, err))
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // ResolveGroups turns the names or IDs Nova's security_groups (and EC2's

@@ -2,11 +2,8 @@ package network
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strings"
 
-	"github.com/cloudmux/cloudmux/peers"
 	"github.com/cloudmux/cloudmux/registry"
 )
 
@@ -81,34 +78,13 @@ func GroupsOfGoneProjects(projects func(context.Context) (map[string]bool, error
 }
 
 // ReleaseGroupCopies deletes the copies of a group (its record kv) from
-// the peers holding one, before the gc forgets the group: the release
-// hook of the gc.Orphans GroupsOfGoneProjects judges. A peer that was
-// removed from the registry is skipped (its copies went with it as far
-// as the broker is concerned); one that is registered but not connected,
-// or refuses (a port of a deleted project's server is still in the
-// group), fails the release, and the record stays for the next pass.
+// the peers holding one (deleteCopies), before the gc forgets the group:
+// the release hook of the gc.Orphans GroupsOfGoneProjects judges. A copy
+// that could not be deleted keeps the record for the next pass.
 func (s *Service) ReleaseGroupCopies(ctx context.Context, kv registry.KV) error {
 	g, err := decodeGroup(kv)
 	if err != nil {
 		return nil // an undecodable record has no copies the broker could name
 	}
-	var errs []error
-	for _, pid := range g.Peers {
-		m, ok := s.Pool.Get(pid)
-		if !ok {
-			continue
-		}
-		if m.Cloud == nil {
-			errs = append(errs, fmt.Errorf("peer %s is not connected", m.Peer.Name))
-			continue
-		}
-		sg, err := enforcer(m)
-		if err != nil {
-			continue
-		}
-		if err := sg.DeleteSecurityGroup(ctx, g.ID); err != nil && !errors.Is(err, peers.ErrNotFound) {
-			errs = append(errs, fmt.Errorf("deleting the copy on peer %s: %w", m.Peer.Name, err))
-		}
-	}
-	return errors.Join(errs...)
+	return s.deleteCopies(ctx, g)
 }
