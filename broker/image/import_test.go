@@ -77,6 +77,13 @@ func TestImageImport(t *testing.T) {
 	}
 	data := randomBytes(1<<20, 3)
 
+	t.Run("another project", func(t *testing.T) {
+		bob := te.client(t, "bob", te.Member(t, "bob", "team-b", identity.RoleMember), "team-b")
+		err := imagedata.Stage(ctx, bob, img.ID, bytes.NewReader(data)).ExtractErr()
+		wantStatus(t, "another project stages", err, http.StatusNotFound)
+		err = imageimport.Create(ctx, bob, img.ID, imageimport.CreateOpts{Name: imageimport.GlanceDirectMethod}).ExtractErr()
+		wantStatus(t, "another project imports", err, http.StatusNotFound)
+	})
 	t.Run("import before stage", func(t *testing.T) {
 		err := imageimport.Create(ctx, alice, img.ID, imageimport.CreateOpts{Name: imageimport.GlanceDirectMethod}).ExtractErr()
 		wantStatus(t, "import before stage", err, http.StatusConflict)
